@@ -1,0 +1,130 @@
+# SPDX-License-Identifier: MIT
+# mkmachine — build, test, install.
+#
+#   make                 build ./mkmachine
+#   make deps            install build/test dependencies and oracles (Debian package names)
+#   make check           build and run every test (unit + integration)
+#   make check SANITIZE=1  the same under ASan+UBSan (objects in build/asan)
+#   make demo            build the default recipe of this README
+#   make bench           benchmarks side by side with the peer tools
+#   make install         PREFIX=/usr/local DESTDIR=
+
+VERSION   := 0.1.0
+PREFIX    ?= /usr/local
+BINDIR    ?= $(PREFIX)/bin
+MANDIR    ?= $(PREFIX)/share/man
+DATADIR   ?= $(PREFIX)/share/mkmachine
+DESTDIR   ?=
+
+CC        ?= gcc
+O         ?= build
+ifeq ($(SANITIZE),1)
+O         := build/asan
+SANFLAGS  := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+endif
+
+PKGS      := libcurl libarchive gpgme libzstd libcrypto
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+CFLAGS    ?= -O2 -g
+CFLAGS    += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
+             -Wformat=2 -Wno-format-truncation -Wmissing-prototypes -fno-strict-aliasing $(SANFLAGS) $(PKG_CFLAGS) \
+             -DMKM_VERSION='"$(VERSION)"' -DMKM_DATADIR='"$(DATADIR)"' -MMD -MP
+LDFLAGS   += $(SANFLAGS)
+LDLIBS    := $(PKG_LIBS) -lpthread
+
+# Stages and util form libmkm.a; main.c and cli*.c form the binary.
+ALL_SRCS  := $(sort $(wildcard builder/*.c builder/*/*.c))
+CLI_SRCS  := builder/main.c $(wildcard builder/cli*.c)
+LIB_SRCS  := $(filter-out $(CLI_SRCS),$(ALL_SRCS))
+LIB_OBJS  := $(LIB_SRCS:%.c=$(O)/%.o)
+CLI_OBJS  := $(CLI_SRCS:%.c=$(O)/%.o)
+LIB       := $(O)/libmkm.a
+BIN       := $(O)/mkmachine
+
+UNIT_SRCS := $(sort $(wildcard tests/unit/test-*.c))
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(O)/tests/%)
+UNIT_HELPERS := $(filter-out $(UNIT_SRCS),$(wildcard tests/unit/*.c))
+
+.PHONY: all check unit integration deps keys demo bench install uninstall clean fuzz man
+
+all: mkmachine
+
+ifeq ($(O),build)
+mkmachine: $(BIN)
+	@cp $(BIN) mkmachine
+else
+mkmachine: $(BIN)
+endif
+
+$(BIN): $(CLI_OBJS) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJS) $(LIB) $(LDLIBS)
+
+$(LIB): $(LIB_OBJS)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(O)/%.o: %.c
+	@mkdir -p $(dir $@)
+	@echo "  CC  $<"; $(CC) $(CFLAGS) -c -o $@ $<
+
+$(O)/tests/%: tests/unit/%.c $(UNIT_HELPERS) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Ibuilder -o $@ $< $(UNIT_HELPERS) $(LIB) $(LDFLAGS) $(LDLIBS) -lcmocka
+
+# The one test command (README and .ci/run use it).
+check: mkmachine $(UNIT_BINS) keys
+	@MKMACHINE=$(abspath $(BIN)) BUILD=$(abspath $(O)) tests/run.sh $(UNIT_BINS) $(sort $(wildcard tests/integration/*.sh))
+
+unit: $(UNIT_BINS)
+	@MKMACHINE=$(abspath $(BIN)) BUILD=$(abspath $(O)) tests/run.sh $(UNIT_BINS)
+
+integration: mkmachine keys
+	@MKMACHINE=$(abspath $(BIN)) BUILD=$(abspath $(O)) tests/run.sh $(sort $(wildcard tests/integration/*.sh))
+
+# Debian packages: build (headers), tests (cmocka, gnupg, python3 for the loopback server),
+# and the oracles tests compare against (pacman, vercmp, repo-add, busybox, mmdebstrap, nspawn).
+DEPS := build-essential pkg-config libcurl4-openssl-dev libarchive-dev libgpgme-dev libzstd-dev \
+        libssl-dev libcmocka-dev gnupg python3 libarchive-tools zstd xz-utils \
+        pacman-package-manager makepkg archlinux-keyring arch-install-scripts busybox-static \
+        debian-archive-keyring systemd-container pandoc
+
+deps:
+	@missing=$$(for p in $(DEPS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed$$' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing:" $$missing; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+	@$(MAKE) --no-print-directory keys
+
+keys:
+	@keys/refresh.sh
+
+demo: mkmachine keys
+	./mkmachine check recipes/mastodon.recipe
+
+bench: mkmachine
+	@bench/run.sh
+
+man: docs/mkmachine.1 docs/mkmachine.recipe.5
+
+docs/%: docs/%.md
+	pandoc -s -t man -o $@ $<
+
+install: mkmachine
+	install -Dm755 mkmachine $(DESTDIR)$(BINDIR)/mkmachine
+	install -Dm644 docs/mkmachine.1 $(DESTDIR)$(MANDIR)/man1/mkmachine.1
+	install -Dm644 docs/mkmachine.recipe.5 $(DESTDIR)$(MANDIR)/man5/mkmachine.recipe.5
+	@for d in keys/archlinux keys/debian; do \
+		[ -d $$d ] && for f in $$d/*; do install -Dm644 $$f $(DESTDIR)$(DATADIR)/$$f; done; done; true
+	@for f in recipes/*.recipe; do install -Dm644 $$f $(DESTDIR)$(DATADIR)/$$f; done
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/mkmachine $(DESTDIR)$(MANDIR)/man1/mkmachine.1 $(DESTDIR)$(MANDIR)/man5/mkmachine.recipe.5
+	rm -rf $(DESTDIR)$(DATADIR)
+
+clean:
+	rm -rf build mkmachine
+
+-include $(shell find $(O) -name '*.d' 2>/dev/null)

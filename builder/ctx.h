@@ -1,0 +1,21 @@
+/* SPDX-License-Identifier: MIT */
+/* The context main() builds and passes to every stage. No other global state exists. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "util/log.h"
+
+struct mkm_ctx {
+        const char *host_root;          /* "/" unless --host-root; every host path is under it */
+        const char *cache_dir;          /* content-addressed download cache */
+        const char *keys_dir;           /* trusted keyrings (keys/ in a checkout) */
+        unsigned jobs;                  /* parallel transfers, >= 1 */
+        int verbosity;                  /* -1 quiet, 0 normal, 1 verbose */
+        bool json;                      /* machine-readable output requested */
+        bool locked;                    /* --locked: the lock must cover the recipe */
+        int64_t source_date_epoch;      /* clamps every time stamp the build writes */
+        unsigned systemd_version;       /* host systemd version, 0 = detect */
+        struct mkm_events events;
+};

@@ -1,0 +1,24 @@
+/* SPDX-License-Identifier: MIT */
+/* Entry point: initialise library globals once, then hand over to the CLI. */
+#include <curl/curl.h>
+#include <gpgme.h>
+#include <locale.h>
+#include <stdio.h>
+
+#include "cli.h"
+
+int main(int argc, char **argv) {
+        (void)setlocale(LC_ALL, "");
+        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+                fprintf(stderr, "mkmachine: cannot initialise libcurl\n");
+                return EXIT_BUILD_FAILED;
+        }
+        /* gpgme requires this call before any other; it also sets up its locale handling. */
+        if (!gpgme_check_version(NULL)) {
+                fprintf(stderr, "mkmachine: cannot initialise gpgme\n");
+                return EXIT_BUILD_FAILED;
+        }
+        int r = cli_main(argc, argv);
+        curl_global_cleanup();
+        return r;
+}

@@ -1,0 +1,221 @@
+/* SPDX-License-Identifier: MIT */
+/* File system helpers. */
+#include "fs.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+
+int fs_open_in_root(int rootfd, const char *path, int flags, mode_t mode, uint64_t extra_resolve) {
+        struct open_how how = {
+                .flags = (uint64_t)(flags | O_CLOEXEC),
+                .mode = (flags & (O_CREAT | O_TMPFILE)) ? mode : 0,
+                .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS | extra_resolve,
+        };
+        long fd = syscall(SYS_openat2, rootfd, path, &how, sizeof how);
+        if (fd < 0)
+                return negative_errno();
+        return (int)fd;
+}
+
+int fs_read_file_at(int dirfd, const char *path, size_t max, char **ret, size_t *ret_len) {
+        _cleanup_close_ int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0)
+                return negative_errno();
+        size_t cap = 4096, len = 0;
+        _cleanup_free_ char *buf = malloc(cap + 1);
+        if (!buf)
+                return -ENOMEM;
+        for (;;) {
+                if (len == cap) {
+                        if (cap > max)
+                                return -EFBIG;
+                        cap *= 2;
+                        char *nb = realloc(buf, cap + 1);
+                        if (!nb)
+                                return -ENOMEM;
+                        buf = nb;
+                }
+                ssize_t n = read(fd, buf + len, cap - len);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return negative_errno();
+                }
+                if (n == 0)
+                        break;
+                len += (size_t)n;
+                if (len > max)
+                        return -EFBIG;
+        }
+        buf[len] = 0;
+        if (ret_len)
+                *ret_len = len;
+        *ret = TAKE_PTR(buf);
+        return 0;
+}
+
+static int write_all(int fd, const void *data, size_t len) {
+        const char *p = data;
+        while (len > 0) {
+                ssize_t n = write(fd, p, len);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return negative_errno();
+                }
+                p += n;
+                len -= (size_t)n;
+        }
+        return 0;
+}
+
+int fs_write_atomic_at(int dirfd, const char *name, const void *data, size_t len, mode_t mode) {
+        char tmp[4096];
+        const char *slash = strrchr(name, '/');
+        int r;
+
+        /* The temporary name sits in the same directory, so rename() is atomic. */
+        if (slash)
+                r = snprintf(tmp, sizeof tmp, "%.*s/.#%s.%d.XXXXXX", (int)(slash - name), name, slash + 1, (int)getpid());
+        else
+                r = snprintf(tmp, sizeof tmp, ".#%s.%d.XXXXXX", name, (int)getpid());
+        if (r < 0 || (size_t)r >= sizeof tmp)
+                return -ENAMETOOLONG;
+
+        /* mkostemp has no *at variant: fill the XXXXXX ourselves and retry on EEXIST. */
+        _cleanup_close_ int fd = -EBADF;
+        char *x = tmp + strlen(tmp) - 6;
+        for (int attempt = 0; attempt < 100; attempt++) {
+                static const char al[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+                unsigned long seed = (unsigned long)random() ^ ((unsigned long)attempt << 16);
+                for (int i = 0; i < 6; i++) {
+                        x[i] = al[seed % 36];
+                        seed /= 36;
+                }
+                fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
+                if (fd >= 0 || errno != EEXIST)
+                        break;
+        }
+        if (fd < 0)
+                return negative_errno();
+        r = write_all(fd, data, len);
+        if (r >= 0 && fchmod(fd, mode) < 0)
+                r = negative_errno();
+        if (r >= 0 && fsync(fd) < 0)
+                r = negative_errno();
+        if (r >= 0 && renameat(dirfd, tmp, dirfd, name) < 0)
+                r = negative_errno();
+        if (r < 0) {
+                (void)unlinkat(dirfd, tmp, 0);
+                return r;
+        }
+        /* Make the rename itself durable. */
+        char dir[4096];
+        if (slash)
+                (void)snprintf(dir, sizeof dir, "%.*s", (int)(slash - name), name);
+        else
+                (void)snprintf(dir, sizeof dir, ".");
+        _cleanup_close_ int dfd = openat(dirfd, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd >= 0)
+                (void)fsync(dfd);
+        return 0;
+}
+
+int fs_mkdir_p_at(int dirfd, const char *path, mode_t mode) {
+        _cleanup_free_ char *p = strdup(path);
+        if (!p)
+                return -ENOMEM;
+        for (char *s = p + 1; ; s++) {
+                if (*s == '/' || *s == 0) {
+                        char c = *s;
+                        *s = 0;
+                        if (mkdirat(dirfd, p, mode) < 0 && errno != EEXIST)
+                                return negative_errno();
+                        *s = c;
+                        if (!c)
+                                break;
+                }
+        }
+        struct stat st;
+        if (fstatat(dirfd, path, &st, 0) < 0)
+                return negative_errno();
+        return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
+}
+
+static int rm_rf_children(int fd, dev_t dev) {
+        DIR *d = fdopendir(fd);
+        if (!d) {
+                (void)close(fd);
+                return negative_errno();
+        }
+        int r = 0;
+        struct dirent *de;
+        while ((de = readdir(d))) {
+                if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+                        continue;
+                struct stat st;
+                if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+                        if (errno != ENOENT && r == 0)
+                                r = negative_errno();
+                        continue;
+                }
+                if (S_ISDIR(st.st_mode)) {
+                        if (st.st_dev != dev) {
+                                if (r == 0)
+                                        r = -EXDEV;
+                                continue;
+                        }
+                        int cfd = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                        if (cfd < 0) {
+                                if (r == 0)
+                                        r = negative_errno();
+                                continue;
+                        }
+                        int q = rm_rf_children(cfd, dev);
+                        if (q < 0 && r == 0)
+                                r = q;
+                        if (unlinkat(dirfd(d), de->d_name, AT_REMOVEDIR) < 0 && errno != ENOENT && r == 0)
+                                r = negative_errno();
+                } else if (unlinkat(dirfd(d), de->d_name, 0) < 0 && errno != ENOENT && r == 0)
+                        r = negative_errno();
+        }
+        (void)closedir(d);
+        return r;
+}
+
+int fs_rm_rf_at(int dirfd, const char *name) {
+        struct stat st;
+        if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                return errno == ENOENT ? 0 : negative_errno();
+        if (!S_ISDIR(st.st_mode))
+                return unlinkat(dirfd, name, 0) < 0 ? negative_errno() : 0;
+        int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+                return negative_errno();
+        int r = rm_rf_children(fd, st.st_dev);
+        if (unlinkat(dirfd, name, AT_REMOVEDIR) < 0 && r == 0)
+                r = negative_errno();
+        return r;
+}
+
+char *fs_path_join(const char *a, const char *b) {
+        size_t la = strlen(a);
+        while (la > 1 && a[la - 1] == '/')
+                la--;
+        while (*b == '/')
+                b++;
+        char *r = NULL;
+        if (asprintf(&r, "%.*s%s%s", (int)la, a, (la > 0 && a[la - 1] == '/') ? "" : "/", b) < 0)
+                return NULL;
+        return r;
+}

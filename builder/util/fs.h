@@ -1,0 +1,30 @@
+/* SPDX-License-Identifier: MIT */
+/* File system helpers. Everything under an untrusted root goes through fs_open_in_root(). */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* openat2(rootfd, path, flags|O_CLOEXEC, RESOLVE_IN_ROOT|RESOLVE_NO_MAGICLINKS): path is resolved
+ * as if rootfd were "/", so "..", absolute names and symlinks can never leave it.
+ * extra_resolve adds RESOLVE_* flags (e.g. RESOLVE_NO_SYMLINKS). Returns an fd or -errno;
+ * -ENOSYS when the kernel lacks openat2 (we then refuse rather than walk unsafely). */
+int fs_open_in_root(int rootfd, const char *path, int flags, mode_t mode, uint64_t extra_resolve);
+
+/* Read a whole file into a NUL-terminated buffer; fails with -EFBIG above max bytes.
+ * Caller owns *ret. dirfd may be AT_FDCWD. */
+int fs_read_file_at(int dirfd, const char *path, size_t max, char **ret, size_t *ret_len);
+
+/* Write data to dirfd/name atomically: a temporary file beside it, fsync, rename, fsync dir.
+ * Readers see the old content or the new one, never a part. */
+int fs_write_atomic_at(int dirfd, const char *name, const void *data, size_t len, mode_t mode);
+
+/* mkdir -p relative to dirfd (AT_FDCWD allowed); existing directories are fine. */
+int fs_mkdir_p_at(int dirfd, const char *path, mode_t mode);
+
+/* rm -rf of dirfd/name without following symlinks and without leaving the file system. */
+int fs_rm_rf_at(int dirfd, const char *name);
+
+/* Join two path parts with exactly one '/'. Caller owns the result; NULL on ENOMEM. */
+char *fs_path_join(const char *a, const char *b);
