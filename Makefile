@@ -28,7 +28,7 @@ PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 CFLAGS    ?= -O2 -g
-CFLAGS    += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
+CFLAGS    += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Wno-missing-field-initializers \
              -Wformat=2 -Wno-format-truncation -Wmissing-prototypes -fno-strict-aliasing $(SANFLAGS) $(PKG_CFLAGS) \
              -DMKM_VERSION='"$(VERSION)"' -DMKM_DATADIR='"$(DATADIR)"' -MMD -MP
 LDFLAGS   += $(SANFLAGS)

@@ -1,0 +1,590 @@
+/* SPDX-License-Identifier: MIT */
+/* Safe package extraction through the staging root's dirfd (see extract.h for the threat). */
+#include "extract.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "ctx.h"
+#include "util/cleanup.h"
+#include "util/err.h"
+#include "util/fs.h"
+#include "util/hashmap.h"
+#include "util/strv.h"
+
+#define META_MAX (16u << 20)            /* .PKGINFO/.MTREE/.INSTALL: 16 MiB each */
+#define DEFAULT_MAX_BYTES (16ULL << 30) /* when the metadata promises nothing */
+#define MAX_ENTRIES 1000000u
+#define MAX_PATH_LEN 4000u
+
+struct owner {
+        const char *pkg;        /* borrowed from extract_owners.labels */
+        bool dir;
+};
+
+struct extract_owners {
+        struct hashmap *paths;  /* path -> struct owner* */
+        struct owner **all;     /* for freeing */
+        size_t n_all, cap_all;
+        char **labels;
+};
+
+struct extract_owners *extract_owners_new(void) {
+        struct extract_owners *o = calloc(1, sizeof *o);
+        if (!o)
+                return NULL;
+        o->paths = hashmap_new();
+        if (!o->paths)
+                return extract_owners_free(o);
+        return o;
+}
+
+struct extract_owners *extract_owners_free(struct extract_owners *o) {
+        if (!o)
+                return NULL;
+        for (size_t i = 0; i < o->n_all; i++)
+                free(o->all[i]);
+        free(o->all);
+        strv_free(o->labels);
+        hashmap_free(o->paths);
+        free(o);
+        return NULL;
+}
+
+static const char *owners_intern(struct extract_owners *o, const char *label) {
+        if (o->labels)
+                for (char **l = o->labels; *l; l++)
+                        if (strcmp(*l, label) == 0)
+                                return *l;
+        if (strv_push(&o->labels, label) < 0)
+                return NULL;
+        return o->labels[strv_length(o->labels) - 1];
+}
+
+/* Record that pkg owns path; fail on a second owner of a non-directory, as pacman does. */
+static int owners_claim(struct extract_owners *o, const char *pkg, const char *path, bool dir,
+                        struct mkm_err *reterr) {
+        if (!o)
+                return 0;
+        struct owner *prev = hashmap_get(o->paths, path);
+        if (prev) {
+                if (prev->dir && dir)
+                        return 0;
+                if (strcmp(prev->pkg, pkg) == 0)
+                        return 0;
+                return mkm_err_set(reterr, -MKM_E_CONFLICT, "%s: /%s exists in both '%s' and '%s'", pkg, path,
+                                   prev->pkg, pkg);
+        }
+        const char *interned = owners_intern(o, pkg);
+        if (!interned)
+                return -ENOMEM;
+        if (o->n_all == o->cap_all) {
+                size_t nc = o->cap_all ? o->cap_all * 2 : 1024;
+                struct owner **na = mkm_reallocarray(o->all, nc, sizeof *na);
+                if (!na)
+                        return -ENOMEM;
+                o->all = na;
+                o->cap_all = nc;
+        }
+        struct owner *e = malloc(sizeof *e);
+        if (!e)
+                return -ENOMEM;
+        *e = (struct owner){ .pkg = interned, .dir = dir };
+        o->all[o->n_all++] = e;
+        return hashmap_put(o->paths, path, e);
+}
+
+int extract_normalize_path(const char *in, char **ret) {
+        if (!in || !*in)
+                return -EINVAL;
+        if (in[0] == '/')
+                return -EPERM;
+        if (strlen(in) > MAX_PATH_LEN)
+                return -ENAMETOOLONG;
+        _cleanup_free_ char *out = malloc(strlen(in) + 1);
+        if (!out)
+                return -ENOMEM;
+        size_t o = 0;
+        const char *p = in;
+        while (*p) {
+                size_t n = strcspn(p, "/");
+                if (n == 0 || (n == 1 && p[0] == '.')) {
+                        /* empty or "." component: skip */
+                } else if (n == 2 && p[0] == '.' && p[1] == '.') {
+                        return -EPERM;
+                } else {
+                        for (size_t i = 0; i < n; i++)
+                                if ((unsigned char)p[i] < 0x20 || p[i] == 0x7f)
+                                        return -EINVAL;
+                        if (o > 0)
+                                out[o++] = '/';
+                        memcpy(out + o, p, n);
+                        o += n;
+                }
+                p += n;
+                if (*p == '/')
+                        p++;
+        }
+        out[o] = 0;
+        if (o == 0)
+                return -ENOENT; /* the archive's root itself */
+        *ret = TAKE_PTR(out);
+        return 0;
+}
+
+struct xstate {
+        struct mkm_ctx *ctx;
+        int rootfd;
+        const struct extract_opts *opts;
+        struct mkm_err *reterr;
+        const char *label;
+        struct hashmap *own_symlinks;   /* symlinks this package created: never written through */
+        struct hashmap *own_files;      /* regular files of this package: valid hard-link targets */
+        char **files;
+        uint64_t bytes;
+        /* the last parent directory opened, reused for consecutive entries */
+        char *cached_parent;
+        int cached_fd;
+};
+
+static int unsafe(struct xstate *s, const char *entry, const char *why) {
+        return mkm_err_set(s->reterr, -MKM_E_UNSAFE_PATH, "%s: refusing entry '%s': %s", s->label, entry, why);
+}
+
+/* Open the directory "path" (relative, normalised) under the root, creating missing components
+ * (0755). Each component is opened with O_NOFOLLOW; a symlinked component is followed only if this
+ * package did not create it, and only with RESOLVE_IN_ROOT. Returns an O_PATH dirfd. */
+static int open_dir_in_root(struct xstate *s, const char *entry, const char *path) {
+        _cleanup_close_ int cur = fcntl(s->rootfd, F_DUPFD_CLOEXEC, 3);
+        if (cur < 0)
+                return negative_errno();
+        if (!*path)
+                return TAKE_FD(cur);
+        _cleanup_free_ char *buf = strdup(path);
+        if (!buf)
+                return -ENOMEM;
+        char *comp = buf;
+        for (;;) {
+                char *slash = strchr(comp, '/');
+                if (slash)
+                        *slash = 0;
+                int fd = openat(cur, comp, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                if (fd < 0 && errno == ENOENT) {
+                        if (mkdirat(cur, comp, 0755) < 0 && errno != EEXIST)
+                                return mkm_err_set(s->reterr, negative_errno(), "%s: cannot create /%s: %s", s->label,
+                                                   buf, strerror(errno));
+                        fd = openat(cur, comp, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                }
+                if (fd < 0 && (errno == ELOOP || errno == ENOTDIR)) {
+                        struct stat st;
+                        if (fstatat(cur, comp, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                                return negative_errno();
+                        if (!S_ISLNK(st.st_mode))
+                                return mkm_err_set(s->reterr, -MKM_E_CONFLICT,
+                                                   "%s: cannot install '%s': /%s is not a directory", s->label, entry,
+                                                   buf);
+                        if (hashmap_contains(s->own_symlinks, buf))
+                                return unsafe(s, entry, "it writes through a symlink the same package creates");
+                        /* A directory symlink from an earlier package (bin -> usr/bin): resolve it
+                         * as the machine would, confined to the root. */
+                        fd = fs_open_in_root(s->rootfd, buf, O_PATH | O_DIRECTORY, 0, 0);
+                        if (fd < 0)
+                                return mkm_err_set(s->reterr, fd, "%s: cannot install '%s': /%s: %s", s->label, entry,
+                                                   buf, strerror(-fd));
+                } else if (fd < 0)
+                        return mkm_err_set(s->reterr, negative_errno(), "%s: cannot open /%s: %s", s->label, buf,
+                                           strerror(errno));
+                closep(&cur);
+                cur = fd;
+                if (!slash)
+                        break;
+                *slash = '/';
+                comp = slash + 1;
+        }
+        return TAKE_FD(cur);
+}
+
+/* The parent dirfd of path (borrowed from the cache; do not close) and its last component. */
+static int parent_of(struct xstate *s, const char *entry, const char *path, int *ret_fd, const char **ret_leaf) {
+        const char *slash = strrchr(path, '/');
+        size_t plen = slash ? (size_t)(slash - path) : 0;
+        *ret_leaf = slash ? slash + 1 : path;
+        if (s->cached_parent && strlen(s->cached_parent) == plen && strncmp(s->cached_parent, path, plen) == 0) {
+                *ret_fd = s->cached_fd;
+                return 0;
+        }
+        _cleanup_free_ char *parent = strndup(path, plen);
+        if (!parent)
+                return -ENOMEM;
+        int fd = open_dir_in_root(s, entry, parent);
+        if (fd < 0)
+                return fd;
+        closep(&s->cached_fd);
+        free(s->cached_parent);
+        s->cached_parent = TAKE_PTR(parent);
+        s->cached_fd = fd;
+        *ret_fd = fd;
+        return 0;
+}
+
+static void forget_parent_cache(struct xstate *s) {
+        closep(&s->cached_fd);
+        s->cached_fd = -EBADF;
+        free(s->cached_parent);
+        s->cached_parent = NULL;
+}
+
+/* Remove what sits at leaf unless it is a directory (a file entry replaces a file). */
+static int clear_leaf(struct xstate *s, int pfd, const char *leaf, const char *entry) {
+        struct stat st;
+        if (fstatat(pfd, leaf, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                return errno == ENOENT ? 0 : negative_errno();
+        if (S_ISDIR(st.st_mode))
+                return mkm_err_set(s->reterr, -MKM_E_CONFLICT, "%s: cannot install '%s': a directory is in the way",
+                                   s->label, entry);
+        if (unlinkat(pfd, leaf, 0) < 0)
+                return negative_errno();
+        return 0;
+}
+
+static int apply_xattrs(struct xstate *s, int fd, struct archive_entry *e, const char *entry) {
+        const char *name;
+        const void *value;
+        size_t size;
+        archive_entry_xattr_reset(e);
+        while (archive_entry_xattr_next(e, &name, &value, &size) == ARCHIVE_OK) {
+                /* Only what a package legitimately carries: user.*, file capabilities, ACLs. */
+                if (strncmp(name, "user.", 5) != 0 && strcmp(name, "security.capability") != 0 &&
+                    strcmp(name, "system.posix_acl_access") != 0 && strcmp(name, "system.posix_acl_default") != 0) {
+                        mkm_debug(s->ctx, "%s: skipping extended attribute '%s' on %s", s->label, name, entry);
+                        continue;
+                }
+                if (fsetxattr(fd, name, value, size, 0) < 0)
+                        return mkm_err_set(s->reterr, negative_errno(), "%s: cannot set %s on /%s: %s", s->label, name,
+                                           entry, strerror(errno));
+        }
+        return 0;
+}
+
+static int read_meta(struct xstate *s, struct archive *a, struct archive_entry *e, const char *name, char **ret,
+                     size_t *ret_len) {
+        la_int64_t size = archive_entry_size(e);
+        if (size < 0 || (uint64_t)size > META_MAX)
+                return mkm_err_set(s->reterr, -MKM_E_ARCHIVE, "%s: %s is larger than %u bytes", s->label, name,
+                                   META_MAX);
+        _cleanup_free_ char *buf = malloc((size_t)size + 1);
+        if (!buf)
+                return -ENOMEM;
+        size_t got = 0;
+        while (got < (size_t)size) {
+                la_ssize_t n = archive_read_data(a, buf + got, (size_t)size - got);
+                if (n < 0)
+                        return mkm_err_set(s->reterr, -MKM_E_ARCHIVE, "%s: %s: %s", s->label, name,
+                                           archive_error_string(a));
+                if (n == 0)
+                        break;
+                got += (size_t)n;
+        }
+        buf[got] = 0;
+        free(*ret);
+        *ret = TAKE_PTR(buf);
+        *ret_len = got;
+        return 0;
+}
+
+static int write_regular(struct xstate *s, struct archive *a, struct archive_entry *e, const char *path) {
+        int pfd;
+        const char *leaf;
+        int r = parent_of(s, path, path, &pfd, &leaf);
+        if (r < 0)
+                return r;
+        r = clear_leaf(s, pfd, leaf, path);
+        if (r < 0)
+                return r;
+        mode_t mode = archive_entry_perm(e) & 07777;
+        _cleanup_close_ int fd = openat(pfd, leaf, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd < 0)
+                return mkm_err_set(s->reterr, negative_errno(), "%s: cannot create /%s: %s", s->label, path,
+                                   strerror(errno));
+        uint64_t max = s->opts->max_bytes ? s->opts->max_bytes : DEFAULT_MAX_BYTES;
+        for (;;) {
+                const void *buf;
+                size_t len;
+                la_int64_t off;
+                int ar = archive_read_data_block(a, &buf, &len, &off);
+                if (ar == ARCHIVE_EOF)
+                        break;
+                if (ar < ARCHIVE_WARN)
+                        return mkm_err_set(s->reterr, -MKM_E_ARCHIVE, "%s: reading /%s: %s", s->label, path,
+                                           archive_error_string(a));
+                s->bytes += len;
+                if (s->bytes > max)
+                        return mkm_err_set(s->reterr, -MKM_E_TOO_BIG,
+                                           "%s: contents exceed the %llu bytes its metadata promised", s->label,
+                                           (unsigned long long)max);
+                const char *p = buf;
+                if (off >= 0 && lseek(fd, off, SEEK_SET) < 0)   /* sparse files */
+                        return negative_errno();
+                while (len > 0) {
+                        ssize_t n = write(fd, p, len);
+                        if (n < 0) {
+                                if (errno == EINTR)
+                                        continue;
+                                return mkm_err_set(s->reterr, negative_errno(), "%s: writing /%s: %s", s->label, path,
+                                                   strerror(errno));
+                        }
+                        p += n;
+                        len -= (size_t)n;
+                }
+        }
+        la_int64_t size = archive_entry_size(e);
+        if (size >= 0 && ftruncate(fd, size) < 0)
+                return negative_errno();
+        if (fchown(fd, (uid_t)archive_entry_uid(e), (gid_t)archive_entry_gid(e)) < 0)
+                return mkm_err_set(s->reterr, negative_errno(), "%s: chown /%s: %s", s->label, path, strerror(errno));
+        /* chmod after chown: chown clears set-id bits. */
+        if (fchmod(fd, mode) < 0)
+                return negative_errno();
+        r = apply_xattrs(s, fd, e, path);
+        if (r < 0)
+                return r;
+        struct timespec ts[2] = { { .tv_sec = archive_entry_mtime(e), .tv_nsec = 0 },
+                                  { .tv_sec = archive_entry_mtime(e), .tv_nsec = 0 } };
+        (void)futimens(fd, ts);
+        return hashmap_put(s->own_files, path, (void *)1);
+}
+
+static int write_dir(struct xstate *s, struct archive_entry *e, const char *path) {
+        int pfd;
+        const char *leaf;
+        int r = parent_of(s, path, path, &pfd, &leaf);
+        if (r < 0)
+                return r;
+        struct stat st;
+        if (fstatat(pfd, leaf, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+                if (S_ISDIR(st.st_mode))
+                        return 0;       /* shared directory: the first package's metadata wins, as in pacman */
+                if (S_ISLNK(st.st_mode) && !hashmap_contains(s->own_symlinks, path)) {
+                        /* pacman keeps a symlink to a directory where a package has a directory. */
+                        _cleanup_close_ int t = fs_open_in_root(s->rootfd, path, O_PATH | O_DIRECTORY, 0, 0);
+                        if (t >= 0)
+                                return 0;
+                }
+                return mkm_err_set(s->reterr, -MKM_E_CONFLICT, "%s: cannot create directory /%s: a file is in the way",
+                                   s->label, path);
+        }
+        if (mkdirat(pfd, leaf, 0700) < 0)
+                return mkm_err_set(s->reterr, negative_errno(), "%s: mkdir /%s: %s", s->label, path, strerror(errno));
+        _cleanup_close_ int fd = openat(pfd, leaf, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+                return negative_errno();
+        if (fchown(fd, (uid_t)archive_entry_uid(e), (gid_t)archive_entry_gid(e)) < 0)
+                return negative_errno();
+        if (fchmod(fd, archive_entry_perm(e) & 07777) < 0)
+                return negative_errno();
+        r = apply_xattrs(s, fd, e, path);
+        if (r < 0)
+                return r;
+        struct timespec ts[2] = { { .tv_sec = archive_entry_mtime(e) }, { .tv_sec = archive_entry_mtime(e) } };
+        (void)futimens(fd, ts);
+        return 0;
+}
+
+static int write_symlink(struct xstate *s, struct archive_entry *e, const char *path) {
+        const char *target = archive_entry_symlink(e);
+        if (!target || !*target || strlen(target) > MAX_PATH_LEN)
+                return unsafe(s, path, "symlink without a valid target");
+        int pfd;
+        const char *leaf;
+        int r = parent_of(s, path, path, &pfd, &leaf);
+        if (r < 0)
+                return r;
+        r = clear_leaf(s, pfd, leaf, path);
+        if (r < 0)
+                return r;
+        if (symlinkat(target, pfd, leaf) < 0)
+                return mkm_err_set(s->reterr, negative_errno(), "%s: symlink /%s: %s", s->label, path, strerror(errno));
+        if (fchownat(pfd, leaf, (uid_t)archive_entry_uid(e), (gid_t)archive_entry_gid(e), AT_SYMLINK_NOFOLLOW) < 0)
+                return negative_errno();
+        struct timespec ts[2] = { { .tv_sec = archive_entry_mtime(e) }, { .tv_sec = archive_entry_mtime(e) } };
+        (void)utimensat(pfd, leaf, ts, AT_SYMLINK_NOFOLLOW);
+        /* Any later entry below this path must not be written through it. */
+        forget_parent_cache(s);
+        return hashmap_put(s->own_symlinks, path, (void *)1);
+}
+
+static int write_hardlink(struct xstate *s, struct archive_entry *e, const char *path) {
+        _cleanup_free_ char *target = NULL;
+        int r = extract_normalize_path(archive_entry_hardlink(e), &target);
+        if (r < 0)
+                return unsafe(s, path, "hard link target outside the package");
+        /* Only to a regular file this same package wrote: never to a host or another package's path. */
+        if (!hashmap_contains(s->own_files, target))
+                return unsafe(s, path, "hard link to a file the package does not contain");
+        _cleanup_close_ int tfd = -EBADF;
+        const char *tleaf;
+        {
+                int pfd;
+                r = parent_of(s, target, target, &pfd, &tleaf);
+                if (r < 0)
+                        return r;
+                tfd = fcntl(pfd, F_DUPFD_CLOEXEC, 3);
+                if (tfd < 0)
+                        return negative_errno();
+        }
+        _cleanup_free_ char *tleaf_copy = strdup(tleaf);
+        if (!tleaf_copy)
+                return -ENOMEM;
+        int pfd;
+        const char *leaf;
+        r = parent_of(s, path, path, &pfd, &leaf);
+        if (r < 0)
+                return r;
+        r = clear_leaf(s, pfd, leaf, path);
+        if (r < 0)
+                return r;
+        if (linkat(tfd, tleaf_copy, pfd, leaf, 0) < 0)
+                return mkm_err_set(s->reterr, negative_errno(), "%s: link /%s: %s", s->label, path, strerror(errno));
+        return hashmap_put(s->own_files, path, (void *)1);
+}
+
+static int add_file(struct xstate *s, const char *path, bool dir) {
+        if (!dir)
+                return strv_push(&s->files, path);
+        char *p = NULL;
+        if (asprintf(&p, "%s/", path) < 0)
+                return -ENOMEM;
+        int r = strv_consume(&s->files, p);
+        if (r < 0)
+                free(p);
+        return r;
+}
+
+static int handle_entry(struct xstate *s, struct archive *a, struct archive_entry *e, struct extract_meta *meta) {
+        const char *raw = archive_entry_pathname(e);
+        if (!raw)
+                return unsafe(s, "(unnamed)", "entry without a name");
+        _cleanup_free_ char *path = NULL;
+        int r = extract_normalize_path(raw, &path);
+        if (r == -ENOENT)
+                return 0;       /* "./": the root itself */
+        if (r == -EPERM)
+                return unsafe(s, raw, raw[0] == '/' ? "absolute path" : "path contains '..'");
+        if (r < 0)
+                return unsafe(s, raw, "invalid path");
+
+        if (s->opts->pacman_meta && path[0] == '.' && !strchr(path, '/')) {
+                /* alpm: top-level dot files are metadata, never part of the tree. */
+                if (strcmp(path, ".PKGINFO") == 0)
+                        return read_meta(s, a, e, path, &meta->pkginfo, &meta->pkginfo_len);
+                if (strcmp(path, ".MTREE") == 0)
+                        return read_meta(s, a, e, path, &meta->mtree, &meta->mtree_len);
+                if (strcmp(path, ".INSTALL") == 0)
+                        return read_meta(s, a, e, path, &meta->install, &meta->install_len);
+                return 0;
+        }
+
+        mode_t type = archive_entry_filetype(e);
+        bool dir = type == AE_IFDIR;
+        const char *hardlink = archive_entry_hardlink(e);
+        if (!hardlink && type != AE_IFREG && type != AE_IFDIR && type != AE_IFLNK)
+                return unsafe(s, raw, type == AE_IFCHR || type == AE_IFBLK ? "device nodes are not allowed in packages"
+                                      : "special files (fifo, socket) are not allowed in packages");
+        r = owners_claim(s->opts->owners, s->label, path, dir, s->reterr);
+        if (r < 0)
+                return r;
+        if (hardlink)
+                r = write_hardlink(s, e, path);
+        else if (type == AE_IFREG)
+                r = write_regular(s, a, e, path);
+        else if (type == AE_IFDIR)
+                r = write_dir(s, e, path);
+        else
+                r = write_symlink(s, e, path);
+        if (r < 0)
+                return r;
+        return add_file(s, path, dir);
+}
+
+int extract_archive_fd(struct mkm_ctx *ctx, int rootfd, int fd, const struct extract_opts *opts,
+                       struct extract_result *ret, struct mkm_err *reterr) {
+        struct xstate s = {
+                .ctx = ctx,
+                .rootfd = rootfd,
+                .opts = opts,
+                .reterr = reterr,
+                .label = opts->label ? opts->label : "package",
+                .cached_fd = -EBADF,
+        };
+        struct extract_meta meta = {};
+        struct archive *a = archive_read_new();
+        int r = 0;
+        if (!a)
+                return -ENOMEM;
+        s.own_symlinks = hashmap_new();
+        s.own_files = hashmap_new();
+        s.files = calloc(1, sizeof(char *));
+        if (!s.own_symlinks || !s.own_files || !s.files) {
+                r = -ENOMEM;
+                goto out;
+        }
+        (void)archive_read_support_filter_all(a);
+        (void)archive_read_support_format_tar(a);
+        (void)archive_read_support_format_gnutar(a);
+        if (archive_read_open_fd(a, fd, 65536) != ARCHIVE_OK) {
+                r = mkm_err_set(reterr, -MKM_E_ARCHIVE, "%s: not a readable archive: %s", s.label,
+                                archive_error_string(a));
+                goto out;
+        }
+        struct archive_entry *e;
+        unsigned entries = 0;
+        for (;;) {
+                int ar = archive_read_next_header(a, &e);
+                if (ar == ARCHIVE_EOF)
+                        break;
+                if (ar < ARCHIVE_WARN) {
+                        r = mkm_err_set(reterr, -MKM_E_ARCHIVE, "%s: malformed archive: %s", s.label,
+                                        archive_error_string(a));
+                        goto out;
+                }
+                if (++entries > MAX_ENTRIES) {
+                        r = mkm_err_set(reterr, -MKM_E_ARCHIVE, "%s: more than %u entries", s.label, MAX_ENTRIES);
+                        goto out;
+                }
+                r = handle_entry(&s, a, e, &meta);
+                if (r < 0)
+                        goto out;
+        }
+        strv_sort(s.files);
+        *ret = (struct extract_result){ .files = TAKE_PTR(s.files), .bytes = s.bytes, .meta = meta };
+        meta = (struct extract_meta){};
+out:
+        free(meta.pkginfo);
+        free(meta.mtree);
+        free(meta.install);
+        forget_parent_cache(&s);
+        strv_free(s.files);
+        hashmap_free(s.own_symlinks);
+        hashmap_free(s.own_files);
+        archive_read_free(a);
+        return r;
+}
+
+void extract_result_done(struct extract_result *r) {
+        if (!r)
+                return;
+        strv_free(r->files);
+        free(r->meta.pkginfo);
+        free(r->meta.mtree);
+        free(r->meta.install);
+        *r = (struct extract_result){};
+}

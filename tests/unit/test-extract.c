@@ -1,0 +1,358 @@
+/* SPDX-License-Identifier: MIT */
+/* Unit tests for builder/extract: normal packages and hostile archives that try to leave the root. */
+#include <archive.h>
+#include <archive_entry.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <dirent.h>
+
+#include <cmocka.h>
+
+#include "extract.h"
+#include "util/cleanup.h"
+#include "util/err.h"
+#include "util/fs.h"
+#include "util/strv.h"
+
+/* One archive entry to write: type 'f' file, 'd' dir, 'l' symlink, 'h' hardlink, 'c' char dev. */
+struct ent {
+        char type;
+        const char *path;
+        const char *data;       /* file content, or link target */
+        mode_t perm;
+        const char *xattr;      /* "name=value" or NULL */
+};
+
+struct fixture {
+        char top[64];           /* a temp dir holding root/ and outside/ */
+        int rootfd;
+        char root[128], outside[128];
+};
+
+static int setup(void **state) {
+        struct fixture *f = calloc(1, sizeof *f);
+        strcpy(f->top, "/tmp/mkm-test-extract.XXXXXX");
+        assert_non_null(mkdtemp(f->top));
+        snprintf(f->root, sizeof f->root, "%s/root", f->top);
+        snprintf(f->outside, sizeof f->outside, "%s/outside", f->top);
+        assert_int_equal(mkdir(f->root, 0755), 0);
+        assert_int_equal(mkdir(f->outside, 0755), 0);
+        f->rootfd = open(f->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        assert_true(f->rootfd >= 0);
+        *state = f;
+        return 0;
+}
+
+static int teardown(void **state) {
+        struct fixture *f = *state;
+        close(f->rootfd);
+        assert_int_equal(fs_rm_rf_at(AT_FDCWD, f->top), 0);
+        free(f);
+        return 0;
+}
+
+/* Write the entries as a zstd tar into a temp file; return an fd positioned at 0. */
+static int make_archive(const struct ent *ents, size_t n, bool truncate_half) {
+        char path[] = "/tmp/mkm-test-archive.XXXXXX";
+        int fd = mkstemp(path);
+        assert_true(fd >= 0);
+        unlink(path);
+        struct archive *a = archive_write_new();
+        archive_write_add_filter_zstd(a);
+        archive_write_set_format_pax_restricted(a);
+        assert_int_equal(archive_write_open_fd(a, fd), ARCHIVE_OK);
+        for (size_t i = 0; i < n; i++) {
+                struct archive_entry *e = archive_entry_new();
+                archive_entry_set_pathname(e, ents[i].path);
+                archive_entry_set_mtime(e, 1700000000, 0);
+                archive_entry_set_uid(e, 0);
+                archive_entry_set_gid(e, 0);
+                archive_entry_set_perm(e, ents[i].perm ? ents[i].perm : (ents[i].type == 'd' ? 0755 : 0644));
+                size_t len = 0;
+                switch (ents[i].type) {
+                case 'f':
+                        len = strlen(ents[i].data);
+                        archive_entry_set_filetype(e, AE_IFREG);
+                        archive_entry_set_size(e, (la_int64_t)len);
+                        break;
+                case 'd':
+                        archive_entry_set_filetype(e, AE_IFDIR);
+                        break;
+                case 'l':
+                        archive_entry_set_filetype(e, AE_IFLNK);
+                        archive_entry_set_symlink(e, ents[i].data);
+                        break;
+                case 'h':
+                        archive_entry_set_filetype(e, AE_IFREG);
+                        archive_entry_set_hardlink(e, ents[i].data);
+                        archive_entry_set_size(e, 0);
+                        break;
+                case 'c':
+                        archive_entry_set_filetype(e, AE_IFCHR);
+                        archive_entry_set_rdev(e, makedev(1, 3));
+                        break;
+                }
+                if (ents[i].xattr) {
+                        const char *eq = strchr(ents[i].xattr, '=');
+                        char name[64];
+                        snprintf(name, sizeof name, "%.*s", (int)(eq - ents[i].xattr), ents[i].xattr);
+                        archive_entry_xattr_add_entry(e, name, eq + 1, strlen(eq + 1));
+                }
+                assert_int_equal(archive_write_header(a, e), ARCHIVE_OK);
+                if (len)
+                        assert_int_equal(archive_write_data(a, ents[i].data, len), (la_ssize_t)len);
+                archive_entry_free(e);
+        }
+        archive_write_close(a);
+        archive_write_free(a);
+        if (truncate_half) {
+                off_t size = lseek(fd, 0, SEEK_END);
+                assert_int_equal(ftruncate(fd, size / 2), 0);
+        }
+        lseek(fd, 0, SEEK_SET);
+        return fd;
+}
+
+static int run(struct fixture *f, const struct ent *ents, size_t n, uint64_t max, struct extract_owners *owners,
+               const char *label, struct extract_result *res, struct mkm_err *err) {
+        _cleanup_close_ int fd = make_archive(ents, n, false);
+        struct extract_opts o = { .label = label, .max_bytes = max, .pacman_meta = true, .owners = owners };
+        return extract_archive_fd(NULL, f->rootfd, fd, &o, res, err);
+}
+
+/* Nothing may appear outside the root: the sibling dir stays empty, /tmp gets no escape files. */
+static void assert_nothing_outside(struct fixture *f) {
+        int n = 0;
+        _cleanup_close_ int fd = open(f->outside, O_RDONLY | O_DIRECTORY);
+        DIR *d = fdopendir(dup(fd));
+        struct dirent *de;
+        while ((de = readdir(d)))
+                if (de->d_name[0] != '.')
+                        n++;
+        closedir(d);
+        assert_int_equal(n, 0);
+        char p[256];
+        snprintf(p, sizeof p, "%s/escape", f->top);
+        assert_int_equal(access(p, F_OK), -1);
+        assert_int_equal(access("/tmp/mkm-escape", F_OK), -1);
+}
+
+static void test_normal_package(void **state) {
+        struct fixture *f = *state;
+        const struct ent ents[] = {
+                { 'f', ".PKGINFO", "pkgname = demo\npkgver = 1.0-1\n" },
+                { 'f', ".MTREE", "not really gzip" },
+                { 'f', ".INSTALL", "post_install() { :; }\n" },
+                { 'f', ".BUILDINFO", "format = 2\n" },
+                { 'd', "usr/" },
+                { 'd', "usr/bin/" },
+                { 'f', "usr/bin/tool", "#!/bin/sh\necho hi\n", 04755 },
+                { 'h', "usr/bin/tool-alias", "usr/bin/tool" },
+                { 'l', "usr/bin/t", "tool" },
+                { 'f', "./etc/demo.conf", "key=value\n", 0600, "user.test=yes" },
+        };
+        struct extract_result res = {};
+        struct mkm_err err = {};
+        assert_int_equal(run(f, ents, ELEMENTSOF(ents), 1000, NULL, "demo", &res, &err), 0);
+
+        /* Metadata is captured, not written to the tree. */
+        assert_string_equal(res.meta.pkginfo, "pkgname = demo\npkgver = 1.0-1\n");
+        assert_int_equal(res.meta.mtree_len, strlen("not really gzip"));
+        assert_non_null(res.meta.install);
+        assert_int_equal(faccessat(f->rootfd, ".PKGINFO", F_OK, AT_SYMLINK_NOFOLLOW), -1);
+        assert_int_equal(faccessat(f->rootfd, ".BUILDINFO", F_OK, AT_SYMLINK_NOFOLLOW), -1);
+
+        /* pacman's %FILES% order: sorted, directories with a trailing slash; parents created. */
+        const char *want[] = { "etc/demo.conf", "usr/", "usr/bin/", "usr/bin/t", "usr/bin/tool", "usr/bin/tool-alias" };
+        assert_int_equal(strv_length(res.files), ELEMENTSOF(want));
+        for (size_t i = 0; i < ELEMENTSOF(want); i++)
+                assert_string_equal(res.files[i], want[i]);
+
+        struct stat st, st2;
+        assert_int_equal(fstatat(f->rootfd, "usr/bin/tool", &st, AT_SYMLINK_NOFOLLOW), 0);
+        assert_int_equal(st.st_mode & 07777, 04755);
+        assert_int_equal(st.st_mtime, 1700000000);
+        assert_int_equal(st.st_size, 18);
+        assert_int_equal(fstatat(f->rootfd, "usr/bin/tool-alias", &st2, AT_SYMLINK_NOFOLLOW), 0);
+        assert_int_equal(st.st_ino, st2.st_ino);
+        assert_int_equal(st2.st_nlink, 2);
+        char target[64] = {};
+        assert_int_equal(readlinkat(f->rootfd, "usr/bin/t", target, sizeof target - 1), 4);
+        assert_string_equal(target, "tool");
+        assert_int_equal(fstatat(f->rootfd, "etc/demo.conf", &st, 0), 0);
+        assert_int_equal(st.st_mode & 07777, 0600);
+        char path[256], val[16] = {};
+        snprintf(path, sizeof path, "%s/etc/demo.conf", f->root);
+        assert_int_equal(getxattr(path, "user.test", val, sizeof val), 3);
+        assert_string_equal(val, "yes");
+        /* Hard links count once towards the size. */
+        assert_int_equal(res.bytes, 18 + 10);
+        extract_result_done(&res);
+}
+
+struct hostile {
+        const char *name;
+        struct ent ents[4];
+        size_t n;
+        int code;
+        const char *msg;
+};
+
+static void test_hostile(void **state) {
+        struct fixture *f = *state;
+        char abs_outside[256], rel_outside[256];
+        snprintf(abs_outside, sizeof abs_outside, "%s", f->outside);
+        snprintf(rel_outside, sizeof rel_outside, "../../../../../../../../..%s", f->outside);
+        const struct hostile cases[] = {
+                { "dotdot", { { 'f', "usr/../../escape", "x" } }, 1, -MKM_E_UNSAFE_PATH,
+                  "evil: refusing entry 'usr/../../escape': path contains '..'" },
+                { "dotdot-leading", { { 'f', "../escape", "x" } }, 1, -MKM_E_UNSAFE_PATH,
+                  "evil: refusing entry '../escape': path contains '..'" },
+                { "absolute", { { 'f', "/tmp/mkm-escape", "x" } }, 1, -MKM_E_UNSAFE_PATH,
+                  "evil: refusing entry '/tmp/mkm-escape': absolute path" },
+                { "symlink-then-write-abs", { { 'l', "usr/evil", abs_outside }, { 'f', "usr/evil/escape", "x" } }, 2,
+                  -MKM_E_UNSAFE_PATH,
+                  "evil: refusing entry 'usr/evil/escape': it writes through a symlink the same package creates" },
+                { "symlink-then-write-rel", { { 'l', "evil", rel_outside }, { 'f', "evil/escape", "x" } }, 2,
+                  -MKM_E_UNSAFE_PATH,
+                  "evil: refusing entry 'evil/escape': it writes through a symlink the same package creates" },
+                { "symlink-then-dir", { { 'l', "evil", rel_outside }, { 'd', "evil/sub/" } }, 2, -MKM_E_UNSAFE_PATH,
+                  "evil: refusing entry 'evil/sub': it writes through a symlink the same package creates" },
+                { "hardlink-abs", { { 'h', "usr/passwd", "/etc/passwd" } }, 1, -MKM_E_UNSAFE_PATH,
+                  "evil: refusing entry 'usr/passwd': hard link target outside the package" },
+                { "hardlink-dotdot", { { 'h', "usr/passwd", "../../../../etc/passwd" } }, 1, -MKM_E_UNSAFE_PATH,
+                  "evil: refusing entry 'usr/passwd': hard link target outside the package" },
+                { "hardlink-foreign", { { 'h', "usr/passwd", "etc/passwd" } }, 1, -MKM_E_UNSAFE_PATH,
+                  "evil: refusing entry 'usr/passwd': hard link to a file the package does not contain" },
+                { "device", { { 'c', "dev/evil" } }, 1, -MKM_E_UNSAFE_PATH,
+                  "evil: refusing entry 'dev/evil': device nodes are not allowed in packages" },
+                { "too-big", { { 'f', "usr/big", "0123456789abcdef" } }, 1, -MKM_E_TOO_BIG,
+                  "evil: contents exceed the 8 bytes its metadata promised" },
+                { "file-over-dir", { { 'd', "usr/x/" }, { 'f', "usr/x", "y" } }, 2, -MKM_E_CONFLICT,
+                  "evil: cannot install 'usr/x': a directory is in the way" },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                struct extract_result res = {};
+                struct mkm_err err = {};
+                _cleanup_close_ int fd = make_archive(cases[i].ents, cases[i].n, false);
+                struct extract_opts o = { .label = "evil", .max_bytes = 8, .pacman_meta = true };
+                int r = extract_archive_fd(NULL, f->rootfd, fd, &o, &res, &err);
+                print_message("case %s: %d %s\n", cases[i].name, r, err.msg);
+                assert_int_equal(r, cases[i].code);
+                assert_string_equal(err.msg, cases[i].msg);
+                assert_null(res.files);
+                assert_nothing_outside(f);
+        }
+}
+
+/* A directory symlink from an earlier package (filesystem's bin -> usr/bin) is followed, inside. */
+static void test_symlink_from_earlier_package(void **state) {
+        struct fixture *f = *state;
+        const struct ent fs[] = { { 'd', "usr/" }, { 'd', "usr/bin/" }, { 'l', "bin", "usr/bin" }, { 'l', "up", "/../../.." } };
+        struct extract_result res = {};
+        struct mkm_err err = {};
+        assert_int_equal(run(f, fs, ELEMENTSOF(fs), 0, NULL, "filesystem", &res, &err), 0);
+        extract_result_done(&res);
+        const struct ent pkg[] = { { 'f', "bin/tool", "x" }, { 'f', "up/escape", "y" } };
+        assert_int_equal(run(f, pkg, ELEMENTSOF(pkg), 0, NULL, "tool", &res, &err), 0);
+        extract_result_done(&res);
+        struct stat st;
+        assert_int_equal(fstatat(f->rootfd, "usr/bin/tool", &st, AT_SYMLINK_NOFOLLOW), 0);
+        assert_true(S_ISREG(st.st_mode));
+        /* "up" points far above the root, yet the write stays inside: it lands in the root itself. */
+        assert_int_equal(fstatat(f->rootfd, "escape", &st, AT_SYMLINK_NOFOLLOW), 0);
+        assert_nothing_outside(f);
+}
+
+static void test_file_conflict(void **state) {
+        struct fixture *f = *state;
+        _cleanup_(extract_owners_freep) struct extract_owners *o = extract_owners_new();
+        const struct ent a[] = { { 'd', "usr/" }, { 'f', "usr/shared", "a" } };
+        const struct ent b[] = { { 'd', "usr/" }, { 'f', "usr/shared", "b" } };
+        struct extract_result res = {};
+        struct mkm_err err = {};
+        assert_int_equal(run(f, a, 2, 0, o, "pkg-a", &res, &err), 0);
+        extract_result_done(&res);
+        assert_int_equal(run(f, b, 2, 0, o, "pkg-b", &res, &err), -MKM_E_CONFLICT);
+        assert_string_equal(err.msg, "pkg-b: /usr/shared exists in both 'pkg-a' and 'pkg-b'");
+        /* The first package's file is intact. */
+        _cleanup_free_ char *buf = NULL;
+        assert_int_equal(fs_read_file_at(f->rootfd, "usr/shared", 10, &buf, NULL), 0);
+        assert_string_equal(buf, "a");
+}
+
+static void test_truncated_archive(void **state) {
+        struct fixture *f = *state;
+        char big[70000];
+        for (size_t i = 0; i < sizeof big - 1; i++)
+                big[i] = (char)('a' + (i * 7919) % 26);
+        big[sizeof big - 1] = 0;
+        const struct ent ents[] = { { 'f', "usr/a", big }, { 'f', "usr/b", big } };
+        _cleanup_close_ int fd = make_archive(ents, 2, true);
+        struct extract_opts o = { .label = "cut", .pacman_meta = true };
+        struct extract_result res = {};
+        struct mkm_err err = {};
+        int r = extract_archive_fd(NULL, f->rootfd, fd, &o, &res, &err);
+        assert_int_equal(r, -MKM_E_ARCHIVE);
+        assert_non_null(strstr(err.msg, "cut: "));
+}
+
+static void test_not_an_archive(void **state) {
+        struct fixture *f = *state;
+        char path[] = "/tmp/mkm-test-junk.XXXXXX";
+        _cleanup_close_ int fd = mkstemp(path);
+        unlink(path);
+        assert_int_equal(write(fd, "this is not a tar archive at all, just text\n", 44), 44);
+        lseek(fd, 0, SEEK_SET);
+        struct extract_opts o = { .label = "junk" };
+        struct extract_result res = {};
+        struct mkm_err err = {};
+        assert_int_equal(extract_archive_fd(NULL, f->rootfd, fd, &o, &res, &err), -MKM_E_ARCHIVE);
+        assert_non_null(strstr(err.msg, "junk: "));
+}
+
+static void test_normalize_table(void **state) {
+        (void)state;
+        static const struct { const char *in, *out; int r; } t[] = {
+                { "usr/bin/x", "usr/bin/x", 0 },
+                { "./usr//bin/./x/", "usr/bin/x", 0 },
+                { "./", NULL, -ENOENT },
+                { "/etc/passwd", NULL, -EPERM },
+                { "a/../b", NULL, -EPERM },
+                { "..", NULL, -EPERM },
+                { "a/..b", "a/..b", 0 },
+                { "a/b\n", NULL, -EINVAL },
+                { "", NULL, -EINVAL },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(t); i++) {
+                _cleanup_free_ char *o = NULL;
+                assert_int_equal(extract_normalize_path(t[i].in, &o), t[i].r);
+                if (t[i].out)
+                        assert_string_equal(o, t[i].out);
+        }
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_normalize_table),
+                cmocka_unit_test_setup_teardown(test_normal_package, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_hostile, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_symlink_from_earlier_package, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_file_conflict, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_truncated_archive, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_not_an_archive, setup, teardown),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
