@@ -79,6 +79,18 @@ static int write_all(int fd, const void *data, size_t len) {
         return 0;
 }
 
+int fs_write_file_at(int dirfd, const char *name, const void *data, size_t len, mode_t mode) {
+        _cleanup_close_ int fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, mode);
+        if (fd < 0)
+                return negative_errno();
+        int r = write_all(fd, data, len);
+        if (r < 0)
+                return r;
+        if (fchmod(fd, mode) < 0)
+                return negative_errno();
+        return 0;
+}
+
 int fs_write_atomic_at(int dirfd, const char *name, const void *data, size_t len, mode_t mode) {
         char tmp[4096];
         const char *slash = strrchr(name, '/');

@@ -20,6 +20,10 @@ int fs_read_file_at(int dirfd, const char *path, size_t max, char **ret, size_t 
  * Readers see the old content or the new one, never a part. */
 int fs_write_atomic_at(int dirfd, const char *name, const void *data, size_t len, mode_t mode);
 
+/* Create or replace dirfd/name (never following a symlink at name) without fsync: for trees that
+ * are staged and synced once as a whole (syncfs before the deploy swap). */
+int fs_write_file_at(int dirfd, const char *name, const void *data, size_t len, mode_t mode);
+
 /* mkdir -p relative to dirfd (AT_FDCWD allowed); existing directories are fine. */
 int fs_mkdir_p_at(int dirfd, const char *path, mode_t mode);
 

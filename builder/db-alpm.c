@@ -1,0 +1,319 @@
+/* SPDX-License-Identifier: MIT */
+/* pacman local database writer and .PKGINFO parser. */
+#include "db-alpm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <linux/openat2.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "ctx.h"
+#include "extract.h"
+#include "util/cleanup.h"
+#include "util/err.h"
+#include "util/fs.h"
+#include "util/hash.h"
+#include "util/strv.h"
+
+#define LOCAL_DB "var/lib/pacman/local"
+
+void pkginfo_done(struct pkginfo *p) {
+        if (!p)
+                return;
+        free(p->name);
+        free(p->base);
+        free(p->version);
+        free(p->desc);
+        free(p->url);
+        free(p->arch);
+        free(p->packager);
+        strv_free(p->licenses);
+        strv_free(p->groups);
+        strv_free(p->depends);
+        strv_free(p->optdepends);
+        strv_free(p->conflicts);
+        strv_free(p->provides);
+        strv_free(p->replaces);
+        strv_free(p->backup);
+        *p = (struct pkginfo){};
+}
+
+static int set_scalar(char **field, const char *v) {
+        char *c = strdup(v);
+        if (!c)
+                return -ENOMEM;
+        free(*field);
+        *field = c;
+        return 0;
+}
+
+static int parse_num(const char *v, bool allow_negative, int64_t *ret) {
+        char *end;
+        errno = 0;
+        long long n = strtoll(v, &end, 10);
+        if (errno || end == v || *end || (!allow_negative && n < 0))
+                return -EINVAL;
+        *ret = n;
+        return 0;
+}
+
+int pkginfo_parse(const char *text, size_t len, const char *label, struct pkginfo *ret, struct mkm_err *reterr) {
+        struct pkginfo p = {};
+        unsigned lineno = 0;
+        const char *s = text, *end = text + len;
+        int r = 0;
+
+        while (s < end) {
+                const char *nl = memchr(s, '\n', (size_t)(end - s));
+                size_t n = nl ? (size_t)(nl - s) : (size_t)(end - s);
+                _cleanup_free_ char *line = strndup(s, n);
+                s += n + (nl ? 1 : 0);
+                lineno++;
+                if (!line) {
+                        r = -ENOMEM;
+                        goto fail;
+                }
+                if (memchr(line, 0, n)) {
+                        r = mkm_err_set(reterr, -MKM_E_PARSE, "%s: .PKGINFO:%u: NUL byte", label, lineno);
+                        goto fail;
+                }
+                if (line[0] == '#' || line[strspn(line, " \t")] == 0)
+                        continue;
+                char *eq = strstr(line, " = ");
+                if (!eq) {
+                        r = mkm_err_set(reterr, -MKM_E_PARSE, "%s: .PKGINFO:%u: expected 'key = value'", label, lineno);
+                        goto fail;
+                }
+                *eq = 0;
+                const char *k = line, *v = eq + 3;
+                int64_t num;
+                if (strcmp(k, "pkgname") == 0)
+                        r = set_scalar(&p.name, v);
+                else if (strcmp(k, "pkgbase") == 0)
+                        r = set_scalar(&p.base, v);
+                else if (strcmp(k, "pkgver") == 0)
+                        r = set_scalar(&p.version, v);
+                else if (strcmp(k, "pkgdesc") == 0)
+                        r = set_scalar(&p.desc, v);
+                else if (strcmp(k, "url") == 0)
+                        r = set_scalar(&p.url, v);
+                else if (strcmp(k, "arch") == 0)
+                        r = set_scalar(&p.arch, v);
+                else if (strcmp(k, "packager") == 0)
+                        r = set_scalar(&p.packager, v);
+                else if (strcmp(k, "builddate") == 0 || strcmp(k, "size") == 0) {
+                        if (parse_num(v, false, &num) < 0) {
+                                r = mkm_err_set(reterr, -MKM_E_PARSE, "%s: .PKGINFO:%u: %s: expected a number, got '%s'",
+                                                label, lineno, k, v);
+                                goto fail;
+                        }
+                        if (k[0] == 'b')
+                                p.builddate = num;
+                        else
+                                p.size = (uint64_t)num;
+                } else if (strcmp(k, "license") == 0)
+                        r = strv_push(&p.licenses, v);
+                else if (strcmp(k, "group") == 0)
+                        r = strv_push(&p.groups, v);
+                else if (strcmp(k, "depend") == 0)
+                        r = strv_push(&p.depends, v);
+                else if (strcmp(k, "optdepend") == 0)
+                        r = strv_push(&p.optdepends, v);
+                else if (strcmp(k, "conflict") == 0)
+                        r = strv_push(&p.conflicts, v);
+                else if (strcmp(k, "provides") == 0)
+                        r = strv_push(&p.provides, v);
+                else if (strcmp(k, "replaces") == 0)
+                        r = strv_push(&p.replaces, v);
+                else if (strcmp(k, "backup") == 0)
+                        r = strv_push(&p.backup, v);
+                /* makedepend, checkdepend, xdata, ...: not part of the local db in pacman 6.0 */
+                if (r < 0)
+                        goto fail;
+        }
+        if (!p.name || !p.version) {
+                r = mkm_err_set(reterr, -MKM_E_PARSE, "%s: .PKGINFO lacks %s", label, !p.name ? "pkgname" : "pkgver");
+                goto fail;
+        }
+        *ret = p;
+        return 0;
+fail:
+        pkginfo_done(&p);
+        return r;
+}
+
+int db_alpm_init(int rootfd, struct mkm_err *reterr) {
+        int r = fs_mkdir_p_at(rootfd, LOCAL_DB, 0755);
+        if (r < 0)
+                return mkm_err_set(reterr, r, "cannot create /%s: %s", LOCAL_DB, strerror(-r));
+        _cleanup_close_ int dfd = fs_open_in_root(rootfd, LOCAL_DB, O_PATH | O_DIRECTORY, 0, RESOLVE_NO_SYMLINKS);
+        if (dfd < 0)
+                return mkm_err_set(reterr, dfd, "cannot open /%s: %s", LOCAL_DB, strerror(-dfd));
+        r = fs_write_file_at(dfd, "ALPM_DB_VERSION", "9\n", 2, 0644);
+        if (r < 0)
+                return mkm_err_set(reterr, r, "cannot write /%s/ALPM_DB_VERSION: %s", LOCAL_DB, strerror(-r));
+        return 0;
+}
+
+/* A growing text buffer; errors are sticky and reported once at the end. */
+struct buf {
+        char *p;
+        size_t len, cap;
+        bool oom;
+};
+
+static void buf_add(struct buf *b, const char *s) {
+        size_t n = strlen(s);
+        if (b->oom)
+                return;
+        if (b->len + n + 1 > b->cap) {
+                size_t nc = (b->cap ? b->cap * 2 : 4096);
+                while (nc < b->len + n + 1)
+                        nc *= 2;
+                char *np = realloc(b->p, nc);
+                if (!np) {
+                        b->oom = true;
+                        return;
+                }
+                b->p = np;
+                b->cap = nc;
+        }
+        memcpy(b->p + b->len, s, n + 1);
+        b->len += n;
+}
+
+static void field(struct buf *b, const char *name, const char *value) {
+        if (!value)
+                return;
+        buf_add(b, name);
+        buf_add(b, "\n");
+        buf_add(b, value);
+        buf_add(b, "\n\n");
+}
+
+static void field_num(struct buf *b, const char *name, int64_t v) {
+        char num[32];
+        if (!v)
+                return;
+        (void)snprintf(num, sizeof num, "%" PRId64, v);
+        field(b, name, num);
+}
+
+static void field_list(struct buf *b, const char *name, char **l) {
+        if (!l || !*l)
+                return;
+        buf_add(b, name);
+        buf_add(b, "\n");
+        for (; *l; l++) {
+                buf_add(b, *l);
+                buf_add(b, "\n");
+        }
+        buf_add(b, "\n");
+}
+
+static int write_file(int dfd, const char *name, const void *data, size_t len, const char *what,
+                      struct mkm_err *reterr) {
+        int r = fs_write_file_at(dfd, name, data, len, 0644);
+        if (r < 0)
+                return mkm_err_set(reterr, r, "cannot write the local db entry %s/%s: %s", what, name, strerror(-r));
+        return 0;
+}
+
+int db_alpm_write_pkg(struct mkm_ctx *ctx, int rootfd, const struct pkginfo *pi, const struct extract_result *x,
+                      bool explicit, int64_t installdate, unsigned validation, struct mkm_err *reterr) {
+        _cleanup_free_ char *dir = NULL;
+        if (asprintf(&dir, LOCAL_DB "/%s-%s", pi->name, pi->version) < 0)
+                return -ENOMEM;
+        if (strchr(pi->name, '/') || strchr(pi->version, '/'))
+                return mkm_err_set(reterr, -MKM_E_PARSE, "%s: invalid name or version for the local db", pi->name);
+        int r = fs_mkdir_p_at(rootfd, dir, 0755);
+        if (r < 0)
+                return mkm_err_set(reterr, r, "cannot create /%s: %s", dir, strerror(-r));
+        _cleanup_close_ int dfd = fs_open_in_root(rootfd, dir, O_PATH | O_DIRECTORY, 0, RESOLVE_NO_SYMLINKS);
+        if (dfd < 0)
+                return mkm_err_set(reterr, dfd, "cannot open /%s: %s", dir, strerror(-dfd));
+
+        /* desc, in the order pacman 6.0.2's _alpm_local_db_write uses. */
+        struct buf d = {};
+        field(&d, "%NAME%", pi->name);
+        field(&d, "%VERSION%", pi->version);
+        field(&d, "%BASE%", pi->base);
+        field(&d, "%DESC%", pi->desc);
+        field(&d, "%URL%", pi->url);
+        field(&d, "%ARCH%", pi->arch);
+        field_num(&d, "%BUILDDATE%", pi->builddate);
+        field_num(&d, "%INSTALLDATE%", installdate);
+        field(&d, "%PACKAGER%", pi->packager);
+        field_num(&d, "%SIZE%", (int64_t)pi->size);
+        if (!explicit)
+                field(&d, "%REASON%", "1");
+        field_list(&d, "%GROUPS%", pi->groups);
+        field_list(&d, "%LICENSE%", pi->licenses);
+        if (validation) {
+                buf_add(&d, "%VALIDATION%\n");
+                if (validation & DB_ALPM_VALIDATION_SHA256)
+                        buf_add(&d, "sha256\n");
+                if (validation & DB_ALPM_VALIDATION_PGP)
+                        buf_add(&d, "pgp\n");
+                buf_add(&d, "\n");
+        }
+        field_list(&d, "%REPLACES%", pi->replaces);
+        field_list(&d, "%DEPENDS%", pi->depends);
+        field_list(&d, "%OPTDEPENDS%", pi->optdepends);
+        field_list(&d, "%CONFLICTS%", pi->conflicts);
+        field_list(&d, "%PROVIDES%", pi->provides);
+        _cleanup_free_ char *desc = d.p;
+        if (d.oom)
+                return -ENOMEM;
+        r = write_file(dfd, "desc", desc, d.len, dir, reterr);
+        if (r < 0)
+                return r;
+
+        /* files: %FILES% then %BACKUP% with the md5 of each backup file as installed. */
+        struct buf f = {};
+        field_list(&f, "%FILES%", x->files);
+        if (pi->backup && *pi->backup) {
+                buf_add(&f, "%BACKUP%\n");
+                for (char **b = pi->backup; *b; b++) {
+                        char md5[HASH_MD5_HEX];
+                        _cleanup_close_ int fd = fs_open_in_root(rootfd, *b, O_RDONLY | O_NOFOLLOW, 0, 0);
+                        if (fd < 0) {
+                                /* pacman warns and skips backup entries the package does not contain. */
+                                mkm_debug(ctx, "%s: backup file /%s is not in the package, skipping", pi->name, *b);
+                                continue;
+                        }
+                        r = hash_fd_hex(HASH_MD5, fd, md5, NULL);
+                        if (r < 0) {
+                                free(f.p);
+                                return r;
+                        }
+                        buf_add(&f, *b);
+                        buf_add(&f, "\t");
+                        buf_add(&f, md5);
+                        buf_add(&f, "\n");
+                }
+                buf_add(&f, "\n");
+        }
+        _cleanup_free_ char *files = f.p;
+        if (f.oom)
+                return -ENOMEM;
+        r = write_file(dfd, "files", files ? files : "", f.len, dir, reterr);
+        if (r < 0)
+                return r;
+        if (x->meta.mtree) {
+                r = write_file(dfd, "mtree", x->meta.mtree, x->meta.mtree_len, dir, reterr);
+                if (r < 0)
+                        return r;
+        }
+        if (x->meta.install) {
+                r = write_file(dfd, "install", x->meta.install, x->meta.install_len, dir, reterr);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
