@@ -1,15 +1,103 @@
 /* SPDX-License-Identifier: MIT */
-/* mkmachine build — placeholder until its module lands. */
-#include "cli.h"
+/* mkmachine build RECIPE: build in a worker process while this one stands guard.
+ *
+ * Nothing may be lost when a build is interrupted: the worker builds into a staging root and
+ * only swaps it in at the end. If the worker dies (a signal, a crash, an OOM kill) or we are
+ * asked to stop (SIGINT/SIGTERM/SIGHUP, forwarded to the worker), this process takes the
+ * machine's build lock once the worker has gone and removes the staging root, so the host is
+ * left as it was. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include "build.h"
+#include "cli.h"
 #include "ctx.h"
+#include "deploy.h"
+#include "recipe.h"
+#include "util/cleanup.h"
 #include "util/err.h"
 
-#include <errno.h>
+static volatile sig_atomic_t arg_worker_pid;    /* for the forwarding handler */
+
+static void forward(int sig) {
+        if (arg_worker_pid > 0)
+                (void)kill((pid_t)arg_worker_pid, sig);
+}
+
+static void print_result(const struct mkm_ctx *ctx, const struct build_result *res) {
+        if (ctx->json) {
+                printf("{\"name\":\"%s\",\"path\":\"%s\",\"packages\":%zu,\"lock\":\"%s\",\"lock_written\":%s,"
+                       "\"source_date_epoch\":%lld}\n",
+                       res->name, res->target, res->packages, res->lock_path, res->lock_written ? "true" : "false",
+                       (long long)res->source_date_epoch);
+                return;
+        }
+        if (ctx->verbosity >= 0) {
+                fprintf(stderr, "machine '%s' deployed to %s (%zu packages)\n", res->name, res->target, res->packages);
+                if (res->lock_written)
+                        fprintf(stderr, "wrote %s: commit it next to the recipe to pin this set\n", res->lock_path);
+        }
+}
+
+static int worker(struct mkm_ctx *ctx, const char *path) {
+        struct mkm_err err = {};
+        struct build_result res = {};
+        int r = build_machine(ctx, path, &res, &err);
+        if (r < 0)
+                return cli_fail(r, &err, "build failed");
+        print_result(ctx, &res);
+        build_result_done(&res);
+        return EXIT_OK;
+}
+
+/* After an abnormal end of the worker: take the lock and remove its staging root. */
+static void clean_after(struct mkm_ctx *ctx, const char *path) {
+        struct mkm_err err = {};
+        _cleanup_(recipe_freep) struct recipe *r = NULL;
+        if (recipe_load(NULL, path, &r, &err) < 0)
+                return;
+        _cleanup_(deploy_freep) struct deploy *d = NULL;
+        if (deploy_begin(ctx, r->name, &d, &err) < 0)
+                fprintf(stderr, "mkmachine: cannot clean up after the interrupted build: %s\n", err.msg);
+}
 
 int cli_cmd_build(struct mkm_ctx *ctx, int argc, char **argv) {
-        (void)ctx;
-        (void)argc;
-        (void)argv;
-        return cli_fail(-ENOSYS, NULL, "build: not implemented yet");
+        if (argc != 2)
+                return cli_usage_error("build: expected exactly one RECIPE");
+        const char *path = argv[1];
+        if (geteuid() != 0)
+                return cli_usage_error("build: must run as root (it creates files owned by other users)");
+
+        (void)fflush(NULL);
+        pid_t pid = fork();
+        if (pid < 0)
+                return cli_fail(-errno, NULL, "fork");
+        if (pid == 0) {
+                /* The worker dies with default signal actions; the guard decides what remains. */
+                int rc = worker(ctx, path);
+                (void)fflush(NULL);
+                _exit(rc);
+        }
+        arg_worker_pid = pid;
+        struct sigaction sa = { .sa_handler = forward };
+        sigemptyset(&sa.sa_mask);
+        (void)sigaction(SIGINT, &sa, NULL);
+        (void)sigaction(SIGTERM, &sa, NULL);
+        (void)sigaction(SIGHUP, &sa, NULL);
+        int status;
+        while (waitpid(pid, &status, 0) < 0)
+                if (errno != EINTR)
+                        return cli_fail(-errno, NULL, "waitpid");
+        arg_worker_pid = 0;
+        if (WIFEXITED(status))
+                return WEXITSTATUS(status);
+        int sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+        fprintf(stderr, "mkmachine: build of %s interrupted (%s); removing its staging tree\n", path, strsignal(sig));
+        clean_after(ctx, path);
+        return EXIT_BUILD_FAILED;
 }

@@ -314,6 +314,8 @@ int db_alpm_write_pkg(struct mkm_ctx *ctx, int rootfd, const struct pkginfo *pi,
                 r = write_file(dfd, "install", x->meta.install, x->meta.install_len, dir, reterr);
                 if (r < 0)
                         return r;
+                struct timespec ts[2] = { { .tv_sec = x->meta.install_mtime }, { .tv_sec = x->meta.install_mtime } };
+                (void)utimensat(dfd, "install", ts, AT_SYMLINK_NOFOLLOW);
         }
         return 0;
 }

@@ -488,8 +488,10 @@ static int handle_entry(struct xstate *s, struct archive *a, struct archive_entr
                         return read_meta(s, a, e, path, &meta->pkginfo, &meta->pkginfo_len);
                 if (strcmp(path, ".MTREE") == 0)
                         return read_meta(s, a, e, path, &meta->mtree, &meta->mtree_len);
-                if (strcmp(path, ".INSTALL") == 0)
+                if (strcmp(path, ".INSTALL") == 0) {
+                        meta->install_mtime = archive_entry_mtime(e);
                         return read_meta(s, a, e, path, &meta->install, &meta->install_len);
+                }
                 return 0;
         }
 

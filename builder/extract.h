@@ -25,6 +25,7 @@ struct extract_meta {
         size_t mtree_len;
         char *install;          /* .INSTALL scriptlet, NUL-terminated */
         size_t install_len;
+        int64_t install_mtime;  /* kept on the db's copy: pacman -Qkk compares it with .MTREE */
 };
 
 struct extract_result {

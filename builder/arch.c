@@ -1,0 +1,668 @@
+/* SPDX-License-Identifier: MIT */
+/* Distribution=arch: pacstrap without pacman on the host.
+ *
+ * Mirrors: Mirror= (pacman's "Server" form with $repo and $arch, repeatable for failover), else
+ * Snapshot= on the Arch Linux Archive (its base URL from MKMACHINE_ARCH_ARCHIVE), else the
+ * host's /etc/pacman.d/mirrorlist as pacstrap uses it. Package signatures are required: the
+ * db's %PGPSIG% or the mirror's FILE.sig, checked against keys/archlinux or Keyring=. A db
+ * signature (REPO.db.sig) is verified when the mirror has one. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include "build.h"
+#include "cache.h"
+#include "ctx.h"
+#include "db-alpm.h"
+#include "deploy.h"
+#include "extract.h"
+#include "fetch.h"
+#include "lock.h"
+#include "recipe.h"
+#include "repo-alpm.h"
+#include "resolve.h"
+#include "util/base64.h"
+#include "util/cleanup.h"
+#include "util/err.h"
+#include "util/fs.h"
+#include "util/hash.h"
+#include "util/strv.h"
+#include "verify.h"
+
+#define MIRRORLIST_MAX (1u << 20)
+
+struct arch {
+        struct build *b;
+        char **mirrors;                 /* templates with $repo/$arch */
+        char **sources;                 /* for the lock header */
+        const char *arch;
+        struct verify_keyring *keyring;
+        struct repo_alpm_db **dbs;
+        size_t ndbs;
+        char **keys_used;               /* signer fingerprints */
+};
+
+static void arch_done(struct arch *a) {
+        for (size_t i = 0; i < a->ndbs; i++)
+                repo_alpm_db_free(a->dbs[i]);
+        free(a->dbs);
+        strv_free(a->mirrors);
+        strv_free(a->sources);
+        strv_free(a->keys_used);
+        verify_keyring_free(a->keyring);
+}
+
+/* Replace $repo and $arch in a mirror template. */
+static char *expand(const char *tmpl, const char *repo, const char *arch) {
+        char *out = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&out, &len);
+        if (!f)
+                return NULL;
+        for (const char *p = tmpl; *p;) {
+                if (strncmp(p, "$repo", 5) == 0) {
+                        fputs(repo, f);
+                        p += 5;
+                } else if (strncmp(p, "$arch", 5) == 0) {
+                        fputs(arch, f);
+                        p += 5;
+                } else
+                        fputc(*p++, f);
+        }
+        if (fclose(f) != 0) {
+                free(out);
+                return NULL;
+        }
+        return out;
+}
+
+/* URLs of file in repo across all mirrors, in failover order. */
+static int urls_for(struct arch *a, const char *repo, const char *file, char ***ret) {
+        _cleanup_strv_free_ char **l = calloc(1, sizeof(char *));
+        if (!l)
+                return -ENOMEM;
+        for (char **m = a->mirrors; *m; m++) {
+                _cleanup_free_ char *base = expand(*m, repo, a->arch);
+                char *u = NULL;
+                if (!base || asprintf(&u, "%s/%s", base, file) < 0)
+                        return -ENOMEM;
+                int r = strv_consume(&l, u);
+                if (r < 0) {
+                        free(u);
+                        return r;
+                }
+        }
+        *ret = TAKE_PTR(l);
+        return 0;
+}
+
+/* Mirrors from the recipe, the snapshot, or the host's mirrorlist (pacstrap's behaviour). */
+static int find_mirrors(struct arch *a, struct mkm_err *reterr) {
+        const struct recipe *r = a->b->recipe;
+        struct mkm_ctx *ctx = a->b->ctx;
+        int q;
+        if (r->mirrors && *r->mirrors) {
+                a->mirrors = strv_copy(r->mirrors);
+                if (!a->mirrors)
+                        return -ENOMEM;
+                for (char **m = r->mirrors; *m; m++) {
+                        char *s = NULL;
+                        if (asprintf(&s, "mirror %s", *m) < 0 || strv_consume(&a->sources, s) < 0) {
+                                free(s);
+                                return -ENOMEM;
+                        }
+                }
+                return 0;
+        }
+        if (r->snapshot) {
+                const char *archive = getenv("MKMACHINE_ARCH_ARCHIVE");
+                if (!archive || !*archive)
+                        return mkm_err_set(reterr, -MKM_E_RECIPE,
+                                           "%s: Snapshot=%s needs the address of the Arch Linux Archive: set "
+                                           "MKMACHINE_ARCH_ARCHIVE to its base URL, or give Mirror=",
+                                           r->path ? r->path : "recipe", r->snapshot);
+                char y[5], m[3], d[3];
+                if (sscanf(r->snapshot, "%4[0-9]%*[-/]%2[0-9]%*[-/]%2[0-9]", y, m, d) != 3)
+                        return mkm_err_set(reterr, -MKM_E_RECIPE, "Snapshot=%s: expected YYYY-MM-DD", r->snapshot);
+                char *t = NULL;
+                if (asprintf(&t, "%s/%s/%s/%s/$repo/os/$arch", archive, y, m, d) < 0)
+                        return -ENOMEM;
+                q = strv_consume(&a->mirrors, t);
+                if (q < 0) {
+                        free(t);
+                        return q;
+                }
+                char *s = NULL;
+                if (asprintf(&s, "snapshot %s", r->snapshot) < 0 || strv_consume(&a->sources, s) < 0) {
+                        free(s);
+                        return -ENOMEM;
+                }
+                return 0;
+        }
+        _cleanup_free_ char *ml = fs_path_join(ctx->host_root, "etc/pacman.d/mirrorlist");
+        _cleanup_free_ char *text = NULL;
+        if (!ml)
+                return -ENOMEM;
+        q = fs_read_file_at(AT_FDCWD, ml, MIRRORLIST_MAX, &text, NULL);
+        if (q == -ENOENT)
+                return mkm_err_set(reterr, -MKM_E_RECIPE,
+                                   "%s: no mirror: give Mirror= or Snapshot= in [Bootstrap], or provide %s as pacstrap "
+                                   "would use it",
+                                   r->path ? r->path : "recipe", ml);
+        if (q < 0)
+                return mkm_err_set(reterr, q, "cannot read %s: %s", ml, strerror(-q));
+        for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+                line += strspn(line, " \t");
+                if (strncmp(line, "Server", 6) != 0)
+                        continue;
+                char *eq = strchr(line, '=');
+                if (!eq)
+                        continue;
+                eq++;
+                eq += strspn(eq, " \t");
+                eq[strcspn(eq, " \t\r")] = 0;
+                if (!*eq)
+                        continue;
+                q = strv_push(&a->mirrors, eq);
+                if (q < 0)
+                        return q;
+                char *s = NULL;
+                if (asprintf(&s, "mirror %s", eq) < 0 || strv_consume(&a->sources, s) < 0) {
+                        free(s);
+                        return -ENOMEM;
+                }
+        }
+        if (!a->mirrors || !*a->mirrors)
+                return mkm_err_set(reterr, -MKM_E_RECIPE, "%s has no 'Server =' line", ml);
+        return 0;
+}
+
+static int open_keyring(struct arch *a, struct mkm_err *reterr) {
+        const struct recipe *r = a->b->recipe;
+        _cleanup_free_ char *dflt = fs_path_join(a->b->ctx->keys_dir, "archlinux");
+        if (!dflt)
+                return -ENOMEM;
+        const char *path = r->keyring ? r->keyring : dflt;
+        int q = verify_keyring_new(a->b->ctx, path, &a->keyring, reterr);
+        if (q < 0)
+                return mkm_err_prefix(reterr, q, "keyring %s", path);
+        mkm_debug(a->b->ctx, "keyring %s: %u keys", path, verify_keyring_count(a->keyring));
+        return 0;
+}
+
+static int note_key(struct arch *a, const char *fpr) {
+        if (strv_contains(a->keys_used, fpr))
+                return 0;
+        return strv_push(&a->keys_used, fpr);
+}
+
+/* Download a set of files into the cache by expected digest (NULL = unknown, for dbs).
+ * On success ret_paths[i] is the cache path (or, for unknown digests, the committed digest in
+ * ret_digests[i]). */
+struct want {
+        char **urls;            /* owned */
+        const char *label;
+        const char *sha256;     /* expected, or NULL */
+        uint64_t size;          /* expected, or 0 */
+        bool optional;          /* a 404 everywhere is not an error (db signatures) */
+        char digest[HASH_SHA256_HEX];   /* out */
+        bool present;           /* out */
+};
+
+static int fetch_into_cache(struct arch *a, struct want *w, size_t n, struct mkm_err *reterr) {
+        struct build *b = a->b;
+        _cleanup_free_ struct fetch_item *items = calloc(n ? n : 1, sizeof *items);
+        _cleanup_free_ size_t *idx = calloc(n ? n : 1, sizeof *idx);
+        char **tmps = calloc(n + 1, sizeof(char *));
+        size_t m = 0;
+        int r = 0;
+        if (!items || !idx || !tmps) {
+                free(tmps);
+                return -ENOMEM;
+        }
+        for (size_t i = 0; i < n; i++) {
+                if (w[i].sha256 && cache_check(b->cache, w[i].sha256, w[i].size, 0, NULL, NULL) == 0) {
+                        memcpy(w[i].digest, w[i].sha256, HASH_SHA256_HEX);
+                        w[i].present = true;
+                        continue;
+                }
+                r = cache_tmp_path(b->cache, w[i].label, &tmps[m]);
+                if (r < 0) {
+                        mkm_err_set(reterr, r, "cannot reserve a download file for %s: %s", w[i].label, strerror(-r));
+                        goto out;
+                }
+                items[m] = (struct fetch_item){ .urls = w[i].urls, .dest = tmps[m], .expected_size = w[i].size,
+                                                .label = w[i].label };
+                idx[m++] = i;
+        }
+        if (m > 0) {
+                mkm_emit(b->ctx, &(struct mkm_event){ .type = MKM_EV_STAGE, .text = "downloading" });
+                struct mkm_err ferr = {};
+                (void)fetch_all(b->ctx, items, m, NULL, &ferr);
+        }
+        for (size_t k = 0; k < m; k++) {
+                struct want *x = &w[idx[k]];
+                if (items[k].result < 0) {
+                        (void)unlink(tmps[k]);
+                        if (x->optional && items[k].result == -MKM_E_HTTP)
+                                continue;
+                        if (x->optional && strstr(items[k].error, "404"))
+                                continue;
+                        if (x->optional && items[k].result == -ENOENT)
+                                continue;
+                        if (r == 0)
+                                r = mkm_err_set(reterr, items[k].result, "cannot download %s: %s", x->label,
+                                                items[k].error);
+                        continue;
+                }
+                struct mkm_err cerr = {};
+                int q = cache_commit(b->cache, tmps[k], x->sha256, x->size, x->digest, &cerr);
+                if (q < 0) {
+                        if (r == 0)
+                                r = mkm_err_set(reterr, q, "%s from %s: %s", x->label, items[k].used_url, cerr.msg);
+                        continue;
+                }
+                x->present = true;
+        }
+out:
+        for (size_t k = 0; k < m; k++) {
+                if (tmps[k])
+                        (void)unlink(tmps[k]);
+        }
+        strv_free(tmps);
+        return r;
+}
+
+static void want_done(struct want *w, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                strv_free(w[i].urls);
+}
+
+static int read_cached(struct arch *a, const char *digest, size_t max, char **ret, size_t *ret_len) {
+        _cleanup_free_ char *path = NULL;
+        int r = cache_lookup(a->b->cache, digest, &path);
+        if (r < 0)
+                return r;
+        return fs_read_file_at(AT_FDCWD, path, max, ret, ret_len);
+}
+
+/* Fetch, verify (when a signature exists) and parse every REPO.db. */
+static int load_dbs(struct arch *a, struct mkm_err *reterr) {
+        struct build *b = a->b;
+        char **repos = b->recipe->repositories;
+        size_t n = strv_length(repos);
+        if (n == 0)
+                return mkm_err_set(reterr, -MKM_E_RECIPE, "[Bootstrap] Repositories=: no repository given");
+        _cleanup_free_ struct want *w = calloc(2 * n, sizeof *w);
+        _cleanup_strv_free_ char **labels = calloc(1, sizeof(char *));
+        if (!w || !labels)
+                return -ENOMEM;
+        int r = 0;
+        for (size_t i = 0; i < n && r >= 0; i++) {
+                char *l1 = NULL, *l2 = NULL;
+                if (asprintf(&l1, "%s.db", repos[i]) < 0 || asprintf(&l2, "%s.db.sig", repos[i]) < 0 ||
+                    strv_consume(&labels, l1) < 0 || strv_consume(&labels, l2) < 0) {
+                        free(l1);
+                        free(l2);
+                        r = -ENOMEM;
+                        break;
+                }
+                w[2 * i] = (struct want){ .label = l1 };
+                w[2 * i + 1] = (struct want){ .label = l2, .optional = true };
+                r = urls_for(a, repos[i], l1, &w[2 * i].urls);
+                if (r >= 0)
+                        r = urls_for(a, repos[i], l2, &w[2 * i + 1].urls);
+        }
+        if (r >= 0) {
+                mkm_emit(b->ctx, &(struct mkm_event){ .type = MKM_EV_STAGE, .text = "synchronizing package databases" });
+                r = fetch_into_cache(a, w, 2 * n, reterr);
+        }
+        if (r < 0) {
+                want_done(w, 2 * n);
+                return r;
+        }
+        a->dbs = calloc(n, sizeof *a->dbs);
+        if (!a->dbs) {
+                want_done(w, 2 * n);
+                return -ENOMEM;
+        }
+        for (size_t i = 0; i < n && r >= 0; i++) {
+                _cleanup_free_ char *data = NULL, *sig = NULL;
+                size_t len = 0, siglen = 0;
+                r = read_cached(a, w[2 * i].digest, REPO_ALPM_MAX_TOTAL, &data, &len);
+                if (r < 0) {
+                        mkm_err_set(reterr, r, "%s: cannot read from the cache: %s", w[2 * i].label, strerror(-r));
+                        break;
+                }
+                /* A db signature that exists is checked before the db is parsed (as pacman does). */
+                if (w[2 * i + 1].present) {
+                        r = read_cached(a, w[2 * i + 1].digest, VERIFY_MAX_SIG, &sig, &siglen);
+                        if (r >= 0) {
+                                struct verify_result vr;
+                                r = verify_detached(a->keyring, data, len, sig, siglen, &vr, reterr);
+                                if (r < 0)
+                                        mkm_err_prefix(reterr, r, "%s", w[2 * i].label);
+                        }
+                        if (r < 0)
+                                break;
+                } else
+                        mkm_debug(b->ctx, "%s has no signature (Arch mirrors do not sign their dbs)", w[2 * i].label);
+                r = repo_alpm_parse(b->ctx, repos[i], data, len, &a->dbs[i], reterr);
+                if (r >= 0)
+                        a->ndbs++;
+        }
+        want_done(w, 2 * n);
+        return r;
+}
+
+/* A stored signature: its bytes go to the cache, addressed by digest, so a lock can pin it. */
+static int store_blob(struct arch *a, const char *label, const void *data, size_t len, char *ret_digest,
+                      struct mkm_err *reterr) {
+        _cleanup_free_ char *tmp = NULL;
+        int r = cache_tmp_path(a->b->cache, label, &tmp);
+        if (r < 0)
+                return r;
+        r = fs_write_file_at(AT_FDCWD, tmp, data, len, 0600);
+        if (r < 0) {
+                (void)unlink(tmp);
+                return mkm_err_set(reterr, r, "cannot write %s: %s", tmp, strerror(-r));
+        }
+        return cache_commit(a->b->cache, tmp, NULL, 0, ret_digest, reterr);
+}
+
+/* Resolve the recipe against the dbs and describe the result as a lock. */
+static int plan_from_repos(struct arch *a, struct mkm_err *reterr) {
+        struct build *b = a->b;
+        int r = load_dbs(a, reterr);
+        if (r < 0)
+                return r;
+        mkm_emit(b->ctx, &(struct mkm_event){ .type = MKM_EV_STAGE, .text = "resolving dependencies" });
+        _cleanup_(resolve_plan_freep) struct resolve_plan *plan = NULL;
+        r = resolve_arch(b->ctx, a->dbs, a->ndbs, b->recipe->packages, b->recipe->providers, &plan, reterr);
+        if (r < 0)
+                return r;
+        _cleanup_(lock_freep) struct lock *l = calloc(1, sizeof *l);
+        if (!l)
+                return -ENOMEM;
+        l->inputs = strdup(b->inputs);
+        l->distribution = strdup("arch");
+        l->sources = strv_copy(a->sources);
+        if (!l->inputs || !l->distribution || !l->sources)
+                return -ENOMEM;
+
+        /* Signatures missing from the db come from the mirror (FILE.sig). */
+        _cleanup_free_ struct want *w = calloc(plan->n ? plan->n : 1, sizeof *w);
+        if (!w)
+                return -ENOMEM;
+        size_t nw = 0;
+        for (size_t i = 0; i < plan->n; i++) {
+                const struct repo_alpm_pkg *p = plan->items[i].pkg;
+                if (!p->sha256)
+                        return mkm_err_set(reterr, -MKM_E_PARSE, "%s.db: %s has no %%SHA256SUM%%", p->repo, p->name);
+                struct lock_pkg lp = { .name = p->name, .version = p->version, .repo = (char *)p->repo,
+                                       .filename = p->filename, .size = p->csize, .isize = p->isize,
+                                       .order = (unsigned)i, .explicit = plan->items[i].explicit };
+                memcpy(lp.sha256, p->sha256, HASH_SHA256_HEX);
+                if (p->pgpsig) {
+                        _cleanup_free_ uint8_t *sig = NULL;
+                        size_t siglen;
+                        if (base64_decode(p->pgpsig, &sig, &siglen) < 0)
+                                return mkm_err_set(reterr, -MKM_E_PARSE, "%s.db: %s: %%PGPSIG%% is not base64",
+                                                   p->repo, p->name);
+                        char label[160];
+                        snprintf(label, sizeof label, "%.120s.sig", p->filename);
+                        r = store_blob(a, label, sig, siglen, lp.sig_sha256, reterr);
+                        if (r < 0)
+                                return r;
+                } else {
+                        char *label = NULL;
+                        if (asprintf(&label, "%s.sig", p->filename) < 0)
+                                return -ENOMEM;
+                        w[nw] = (struct want){ .label = label, .optional = true, .size = 0 };
+                        r = urls_for(a, p->repo, label, &w[nw].urls);
+                        if (r < 0) {
+                                free(label);
+                                return r;
+                        }
+                        nw++;
+                }
+                r = lock_add(l, &lp);
+                if (r < 0)
+                        return r;
+        }
+        if (nw > 0) {
+                r = fetch_into_cache(a, w, nw, reterr);
+                for (size_t k = 0; k < nw && r >= 0; k++) {
+                        /* Find the package whose signature this is. */
+                        for (size_t i = 0; i < l->n; i++) {
+                                size_t fl = strlen(l->pkgs[i].filename);
+                                if (strncmp(w[k].label, l->pkgs[i].filename, fl) == 0 && strcmp(w[k].label + fl, ".sig") == 0 &&
+                                    w[k].present)
+                                        memcpy(l->pkgs[i].sig_sha256, w[k].digest, HASH_SHA256_HEX);
+                        }
+                }
+                for (size_t k = 0; k < nw; k++)
+                        free((char *)w[k].label);
+                want_done(w, nw);
+                if (r < 0)
+                        return r;
+        }
+        b->lock_out = TAKE_PTR(l);
+        return 0;
+}
+
+/* Download what the plan lists and verify every package's signature. */
+static int fetch_and_verify(struct arch *a, struct mkm_err *reterr) {
+        struct build *b = a->b;
+        struct lock *l = b->lock_out;
+        _cleanup_free_ struct want *w = calloc(2 * l->n + 1, sizeof *w);
+        _cleanup_strv_free_ char **labels = calloc(1, sizeof(char *));
+        if (!w || !labels)
+                return -ENOMEM;
+        size_t nw = 0;
+        int r = 0;
+        for (size_t i = 0; i < l->n && r >= 0; i++) {
+                struct lock_pkg *p = &l->pkgs[i];
+                w[nw] = (struct want){ .label = p->filename, .sha256 = p->sha256, .size = p->size };
+                r = urls_for(a, p->repo, p->filename, &w[nw++].urls);
+                if (r < 0 || !p->sig_sha256[0])
+                        continue;
+                char *label = NULL;
+                if (asprintf(&label, "%s.sig", p->filename) < 0 || strv_consume(&labels, label) < 0) {
+                        free(label);
+                        r = -ENOMEM;
+                        break;
+                }
+                w[nw] = (struct want){ .label = label, .sha256 = p->sig_sha256 };
+                r = urls_for(a, p->repo, label, &w[nw++].urls);
+        }
+        if (r >= 0)
+                r = fetch_into_cache(a, w, nw, reterr);
+        want_done(w, nw);
+        if (r < 0)
+                return r;
+
+        mkm_emit(b->ctx, &(struct mkm_event){ .type = MKM_EV_STAGE, .text = "checking package integrity" });
+        for (size_t i = 0; i < l->n; i++) {
+                struct lock_pkg *p = &l->pkgs[i];
+                if (!p->sig_sha256[0])
+                        return mkm_err_set(reterr, -MKM_E_SIG_MISSING,
+                                           "%s: no signature (neither %%PGPSIG%% in %s.db nor %s.sig on the mirror); "
+                                           "package signatures are required",
+                                           p->name, p->repo, p->filename);
+                _cleanup_free_ char *sig = NULL;
+                size_t siglen = 0;
+                r = read_cached(a, p->sig_sha256, VERIFY_MAX_SIG, &sig, &siglen);
+                if (r < 0)
+                        return mkm_err_set(reterr, r, "%s: signature not in the cache: %s", p->name, strerror(-r));
+                _cleanup_close_ int fd = -EBADF;
+                r = cache_open_fd(b->cache, p->sha256, &fd);
+                if (r < 0)
+                        return mkm_err_set(reterr, r, "%s: package not in the cache: %s", p->name, strerror(-r));
+                struct verify_result vr;
+                r = verify_detached_fd(a->keyring, fd, sig, siglen, &vr, reterr);
+                if (r < 0)
+                        return mkm_err_prefix(reterr, r, "%s-%s (%s)", p->name, p->version, p->filename);
+                r = note_key(a, vr.fingerprint);
+                if (r < 0)
+                        return r;
+                mkm_emit(b->ctx, &(struct mkm_event){ .type = MKM_EV_PROGRESS, .text = "verifying", .n = (unsigned)i + 1,
+                                                      .count = (unsigned)l->n });
+        }
+        strv_free(l->keys);
+        l->keys = strv_copy(a->keys_used);
+        return l->keys ? 0 : -ENOMEM;
+}
+
+static int64_t default_epoch(struct build *b, struct lock *l, const int64_t *builddates) {
+        if (b->ctx->source_date_epoch >= 0)
+                return b->ctx->source_date_epoch;
+        if (b->recipe->snapshot_epoch >= 0)
+                return b->recipe->snapshot_epoch;
+        int64_t max = 0;
+        for (size_t i = 0; i < l->n; i++)
+                if (builddates[i] > max)
+                        max = builddates[i];
+        return max;
+}
+
+static int write_mirrorlist(struct arch *a, int rootfd, struct mkm_err *reterr) {
+        _cleanup_free_ char *text = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&text, &len);
+        if (!f)
+                return -ENOMEM;
+        fprintf(f, "# Written by mkmachine from the mirrors this machine was built from.\n");
+        for (char **m = a->mirrors; *m; m++)
+                fprintf(f, "Server = %s\n", *m);
+        if (fclose(f) != 0)
+                return -ENOMEM;
+        int r = fs_mkdir_p_at(a->b->deploy->root_fd, "etc/pacman.d", 0755);
+        if (r < 0)
+                return mkm_err_set(reterr, r, "cannot create /etc/pacman.d: %s", strerror(-r));
+        _cleanup_close_ int dfd = fs_open_in_root(rootfd, "etc/pacman.d", O_PATH | O_DIRECTORY, 0, 0);
+        if (dfd < 0)
+                return mkm_err_set(reterr, dfd, "cannot open /etc/pacman.d: %s", strerror(-dfd));
+        r = fs_write_file_at(dfd, "mirrorlist", text, len, 0644);
+        if (r < 0)
+                return mkm_err_set(reterr, r, "cannot write /etc/pacman.d/mirrorlist: %s", strerror(-r));
+        return 0;
+}
+
+/* Extract every package in order and record it in the local db. */
+static int install(struct arch *a, struct mkm_err *reterr) {
+        struct build *b = a->b;
+        struct lock *l = b->lock_out;
+        int rootfd = b->deploy->root_fd;
+        _cleanup_(extract_owners_freep) struct extract_owners *owners = extract_owners_new();
+        struct extract_result *results = calloc(l->n ? l->n : 1, sizeof *results);
+        struct pkginfo *infos = calloc(l->n ? l->n : 1, sizeof *infos);
+        int64_t *dates = calloc(l->n ? l->n : 1, sizeof *dates);
+        int r = 0;
+        if (!owners || !results || !infos || !dates) {
+                r = -ENOMEM;
+                goto out;
+        }
+        r = db_alpm_init(rootfd, reterr);
+        if (r < 0)
+                goto out;
+        mkm_emit(b->ctx, &(struct mkm_event){ .type = MKM_EV_STAGE, .text = "installing packages" });
+        for (size_t i = 0; i < l->n; i++) {
+                struct lock_pkg *p = &l->pkgs[i];
+                _cleanup_close_ int fd = -EBADF;
+                r = cache_open_fd(b->cache, p->sha256, &fd);
+                if (r < 0) {
+                        mkm_err_set(reterr, r, "%s: package not in the cache: %s", p->name, strerror(-r));
+                        goto out;
+                }
+                struct extract_opts o = { .label = p->name, .max_bytes = p->isize, .pacman_meta = true, .owners = owners };
+                r = extract_archive_fd(b->ctx, rootfd, fd, &o, &results[i], reterr);
+                if (r < 0)
+                        goto out;
+                if (!results[i].meta.pkginfo) {
+                        r = mkm_err_set(reterr, -MKM_E_ARCHIVE, "%s (%s): no .PKGINFO: not a pacman package", p->name,
+                                        p->filename);
+                        goto out;
+                }
+                r = pkginfo_parse(results[i].meta.pkginfo, results[i].meta.pkginfo_len, p->name, &infos[i], reterr);
+                if (r < 0)
+                        goto out;
+                /* The file must be the package the db promised, not another one served in its place. */
+                if (strcmp(infos[i].name, p->name) != 0 || strcmp(infos[i].version, p->version) != 0) {
+                        r = mkm_err_set(reterr, -MKM_E_DIGEST_MISMATCH, "%s: %s contains %s-%s, not %s-%s", p->repo,
+                                        p->filename, infos[i].name, infos[i].version, p->name, p->version);
+                        goto out;
+                }
+                dates[i] = infos[i].builddate;
+                mkm_emit(b->ctx, &(struct mkm_event){ .type = MKM_EV_PROGRESS, .text = "installing", .n = (unsigned)i + 1,
+                                                      .count = (unsigned)l->n });
+        }
+        b->source_date_epoch = default_epoch(b, l, dates);
+        for (size_t i = 0; i < l->n; i++) {
+                r = db_alpm_write_pkg(b->ctx, rootfd, &infos[i], &results[i], l->pkgs[i].explicit, b->source_date_epoch,
+                                      DB_ALPM_VALIDATION_PGP, reterr);
+                if (r < 0)
+                        goto out;
+        }
+        r = write_mirrorlist(a, rootfd, reterr);
+out:
+        for (size_t i = 0; l && i < l->n && results; i++) {
+                extract_result_done(&results[i]);
+                if (infos)
+                        pkginfo_done(&infos[i]);
+        }
+        free(results);
+        free(infos);
+        free(dates);
+        return r;
+}
+
+static int arch_run(struct build *b, struct mkm_err *reterr) {
+        struct arch a = { .b = b };
+        struct utsname u;
+        int r;
+
+        a.arch = b->recipe->architecture;
+        if (!a.arch || !*a.arch)
+                a.arch = uname(&u) == 0 ? u.machine : "x86_64";
+        r = find_mirrors(&a, reterr);
+        if (r < 0)
+                goto out;
+        r = open_keyring(&a, reterr);
+        if (r < 0)
+                goto out;
+        if (b->lock_in) {
+                mkm_debug(b->ctx, "installing the set pinned by %s", b->lock_path);
+                b->lock_out = b->lock_in;
+                b->lock_in = NULL;
+                strv_free(b->lock_out->sources);
+                b->lock_out->sources = strv_copy(a.sources);
+                if (!b->lock_out->sources) {
+                        r = -ENOMEM;
+                        goto out;
+                }
+        } else {
+                r = plan_from_repos(&a, reterr);
+                if (r < 0)
+                        goto out;
+        }
+        /* Even `mkmachine lock` verifies: the lock names the keys that signed. */
+        r = fetch_and_verify(&a, reterr);
+        if (r < 0 || b->plan_only)
+                goto out;
+        r = install(&a, reterr);
+out:
+        arch_done(&a);
+        return r;
+}
+
+const struct build_ops build_ops_arch = {
+        .distribution = "arch",
+        .run = arch_run,
+};

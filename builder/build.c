@@ -1,0 +1,241 @@
+/* SPDX-License-Identifier: MIT */
+/* The build pipeline and the lock policy around it. */
+#include "build.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cache.h"
+#include "ctx.h"
+#include "deploy.h"
+#include "lock.h"
+#include "recipe.h"
+#include "util/cleanup.h"
+#include "util/err.h"
+#include "util/fs.h"
+#include "util/hash.h"
+#include "util/strv.h"
+
+#define LOCK_MAX (16u << 20)
+
+void build_result_done(struct build_result *r) {
+        if (!r)
+                return;
+        free(r->name);
+        free(r->target);
+        free(r->lock_path);
+        *r = (struct build_result){};
+}
+
+static void list(FILE *f, const char *key, char **l) {
+        fprintf(f, "%s", key);
+        for (; l && *l; l++)
+                fprintf(f, " %s", *l);
+        fputc('\n', f);
+}
+
+int build_inputs_digest(const struct recipe *r, char **ret) {
+        char *text = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&text, &len);
+        if (!f)
+                return -ENOMEM;
+        fprintf(f, "distribution %s\n", recipe_distribution_to_string(r->distribution));
+        fprintf(f, "architecture %s\n", r->architecture ? r->architecture : "");
+        fprintf(f, "snapshot %s\n", r->snapshot ? r->snapshot : "");
+        if (r->distribution == RECIPE_DISTRO_ARCH)
+                list(f, "repositories", r->repositories);
+        else {
+                fprintf(f, "suite %s\nvariant %s\n", r->suite ? r->suite : "", r->variant ? r->variant : "");
+                list(f, "components", r->components);
+        }
+        list(f, "packages", r->packages);
+        list(f, "providers", r->providers);
+        if (fclose(f) != 0) {
+                free(text);
+                return -ENOMEM;
+        }
+        char hex[HASH_SHA256_HEX];
+        int q = hash_buf_hex(HASH_SHA256, text, len, hex);
+        free(text);
+        if (q < 0)
+                return q;
+        if (asprintf(ret, "sha256:%s", hex) < 0)
+                return -ENOMEM;
+        return 0;
+}
+
+static const struct build_ops *ops_for(const struct recipe *r) {
+        switch (r->distribution) {
+        case RECIPE_DISTRO_ARCH:
+                return &build_ops_arch;
+        default:
+                return NULL;
+        }
+}
+
+static void build_done(struct build *b) {
+        lock_free(b->lock_in);
+        lock_free(b->lock_out);
+        free(b->inputs);
+        free(b->lock_path);
+        cache_free(b->cache);
+        deploy_free(b->deploy);
+}
+
+/* Load the recipe, its lock (if it still matches the recipe), open the cache. */
+static int prepare(struct mkm_ctx *ctx, const char *path, bool relock, struct recipe **ret_recipe, struct build *b,
+                   struct mkm_err *reterr) {
+        _cleanup_(recipe_freep) struct recipe *r = NULL;
+        int q = recipe_load(ctx, path, &r, reterr);
+        if (q < 0)
+                return q;
+        q = recipe_validate_for_build(r, reterr);
+        if (q < 0)
+                return q;
+        if (!ops_for(r))
+                return mkm_err_set(reterr, -MKM_E_RECIPE, "%s: Distribution=%s is not supported yet (arch is)", path,
+                                   recipe_distribution_to_string(r->distribution));
+        b->ctx = ctx;
+        q = build_inputs_digest(r, &b->inputs);
+        if (q < 0)
+                return q;
+        if (asprintf(&b->lock_path, "%s.lock", r->path) < 0)
+                return -ENOMEM;
+
+        _cleanup_free_ char *text = NULL;
+        size_t len = 0;
+        q = fs_read_file_at(AT_FDCWD, b->lock_path, LOCK_MAX, &text, &len);
+        if (q < 0 && q != -ENOENT)
+                return mkm_err_set(reterr, q, "cannot read %s: %s", b->lock_path, strerror(-q));
+        if (q >= 0 && !relock) {
+                q = lock_parse(text, len, b->lock_path, &b->lock_in, reterr);
+                if (q < 0)
+                        return q;
+                if (strcmp(b->lock_in->inputs, b->inputs) != 0 ||
+                    strcmp(b->lock_in->distribution, recipe_distribution_to_string(r->distribution)) != 0) {
+                        if (ctx->locked)
+                                return mkm_err_set(reterr, -MKM_E_LOCK,
+                                                   "%s does not cover %s any more ([Bootstrap] changed); run 'mkmachine "
+                                                   "lock %s' and commit the new lock",
+                                                   b->lock_path, path, path);
+                        mkm_info(ctx, "%s: [Bootstrap] changed since the lock was written; resolving again", path);
+                        b->lock_in = lock_free(b->lock_in);
+                }
+        } else if (q == -ENOENT && ctx->locked)
+                return mkm_err_set(reterr, -MKM_E_LOCK, "--locked: %s does not exist; run 'mkmachine lock %s'",
+                                   b->lock_path, path);
+        q = cache_open(ctx, ctx->cache_dir, &b->cache, reterr);
+        if (q < 0)
+                return q;
+        *ret_recipe = TAKE_PTR(r);
+        return 0;
+}
+
+/* Write the lock beside the recipe when it changed. */
+static int write_lock(struct build *b, bool *ret_written, struct mkm_err *reterr) {
+        _cleanup_free_ char *text = NULL, *old = NULL;
+        int q = lock_format(b->lock_out, &text);
+        if (q < 0)
+                return q;
+        *ret_written = false;
+        if (fs_read_file_at(AT_FDCWD, b->lock_path, LOCK_MAX, &old, NULL) >= 0 && strcmp(old, text) == 0)
+                return 0;
+        q = fs_write_atomic_at(AT_FDCWD, b->lock_path, text, strlen(text), 0644);
+        if (q < 0)
+                return mkm_err_set(reterr, q, "cannot write %s: %s", b->lock_path, strerror(-q));
+        *ret_written = true;
+        return 0;
+}
+
+/* The state folder keeps what this generation was built from. */
+static int write_state(struct build *b, const struct recipe *r, struct mkm_err *reterr) {
+        _cleanup_free_ char *canon = NULL, *lock = NULL;
+        int q = recipe_format(r, &canon);
+        if (q < 0)
+                return q;
+        q = lock_format(b->lock_out, &lock);
+        if (q < 0)
+                return q;
+        _cleanup_close_ int dfd = open(b->deploy->state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd < 0)
+                return mkm_err_set(reterr, negative_errno(), "cannot open %s: %s", b->deploy->state_dir, strerror(errno));
+        q = fs_write_atomic_at(dfd, "recipe", canon, strlen(canon), 0644);
+        if (q >= 0)
+                q = fs_write_atomic_at(dfd, "lock", lock, strlen(lock), 0644);
+        if (q < 0)
+                return mkm_err_set(reterr, q, "cannot write the state in %s: %s", b->deploy->state_dir, strerror(-q));
+        return 0;
+}
+
+int build_machine(struct mkm_ctx *ctx, const char *recipe_path, struct build_result *ret, struct mkm_err *reterr) {
+        struct build b = { .source_date_epoch = -1 };
+        _cleanup_(recipe_freep) struct recipe *r = NULL;
+        int q = prepare(ctx, recipe_path, false, &r, &b, reterr);
+        if (q < 0)
+                goto out;
+        b.recipe = r;
+        q = deploy_begin(ctx, r->name, &b.deploy, reterr);
+        if (q < 0)
+                goto out;
+        q = deploy_stage(b.deploy, reterr);
+        if (q < 0)
+                goto out;
+        q = ops_for(r)->run(&b, reterr);
+        if (q < 0)
+                goto out;
+        mkm_emit(ctx, &(struct mkm_event){ .type = MKM_EV_STAGE, .text = "deploying" });
+        q = deploy_swap(ctx, b.deploy, reterr);
+        if (q < 0)
+                goto out;
+        bool written = false;
+        q = write_lock(&b, &written, reterr);
+        if (q >= 0)
+                q = write_state(&b, r, reterr);
+        if (q < 0)
+                goto out;
+        *ret = (struct build_result){
+                .name = strdup(r->name),
+                .target = strdup(b.deploy->target),
+                .lock_path = strdup(b.lock_path),
+                .lock_written = written,
+                .packages = b.lock_out->n,
+                .source_date_epoch = b.source_date_epoch,
+        };
+        if (!ret->name || !ret->target || !ret->lock_path) {
+                build_result_done(ret);
+                q = -ENOMEM;
+        }
+out:
+        build_done(&b);
+        return q;
+}
+
+int build_lock(struct mkm_ctx *ctx, const char *recipe_path, struct build_result *ret, struct mkm_err *reterr) {
+        struct build b = { .source_date_epoch = -1, .plan_only = true };
+        _cleanup_(recipe_freep) struct recipe *r = NULL;
+        int q = prepare(ctx, recipe_path, true, &r, &b, reterr);
+        if (q < 0)
+                goto out;
+        b.recipe = r;
+        q = ops_for(r)->run(&b, reterr);
+        if (q < 0)
+                goto out;
+        bool written = false;
+        q = write_lock(&b, &written, reterr);
+        if (q < 0)
+                goto out;
+        *ret = (struct build_result){ .name = strdup(r->name), .lock_path = strdup(b.lock_path),
+                                      .lock_written = written, .packages = b.lock_out->n };
+        if (!ret->name || !ret->lock_path) {
+                build_result_done(ret);
+                q = -ENOMEM;
+        }
+out:
+        build_done(&b);
+        return q;
+}

@@ -1,0 +1,60 @@
+/* SPDX-License-Identifier: MIT */
+/* The build pipeline: recipe -> plan (resolve or lock) -> fetch -> verify -> stage -> package db
+ * -> (scripts, hooks: later stages) -> deploy. Distribution specifics sit behind build_ops. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct mkm_ctx;
+struct mkm_err;
+struct recipe;
+struct cache;
+struct deploy;
+struct lock;
+
+struct build {
+        struct mkm_ctx *ctx;
+        const struct recipe *recipe;
+        struct cache *cache;
+        struct deploy *deploy;          /* NULL for plan-only runs (mkmachine lock) */
+        struct lock *lock_in;           /* the recipe's existing lock, NULL if none or ignored */
+        struct lock *lock_out;          /* set by the backend: what was (or would be) installed */
+        char *inputs;                   /* digest of the recipe's [Bootstrap] inputs: "sha256:..." */
+        char *lock_path;                /* RECIPE.lock */
+        bool plan_only;
+        int64_t source_date_epoch;      /* resolved: ctx's, else the snapshot's, else from the packages */
+};
+
+struct build_ops {
+        const char *distribution;
+        /* Plan (from b->lock_in when set, else by resolving), and unless plan_only fetch, verify and
+         * install into b->deploy's staging root. Sets b->lock_out. */
+        int (*run)(struct build *b, struct mkm_err *reterr);
+};
+
+extern const struct build_ops build_ops_arch;
+
+/* What a build did, for the CLI to report. */
+struct build_result {
+        char *name;
+        char *target;           /* the deployed tree */
+        char *lock_path;
+        bool lock_written;      /* the lock was created or rewritten */
+        size_t packages;
+        int64_t source_date_epoch;
+};
+void build_result_done(struct build_result *r);
+
+
+/* Build the recipe at path and deploy it. */
+int build_machine(struct mkm_ctx *ctx, const char *recipe_path, struct build_result *ret, struct mkm_err *reterr);
+
+/* Re-resolve the recipe and rewrite RECIPE.lock without building. */
+int build_lock(struct mkm_ctx *ctx, const char *recipe_path, struct build_result *ret, struct mkm_err *reterr);
+
+/* The digest of what determines the package set: distribution, architecture, repositories or
+ * suite/components, packages, providers, snapshot. Caller owns *ret ("sha256:<hex>"). */
+int build_inputs_digest(const struct recipe *r, char **ret);
+

@@ -1,0 +1,212 @@
+/* SPDX-License-Identifier: MIT */
+/* Lock file reading and writing. */
+#include "lock.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/cleanup.h"
+#include "util/err.h"
+#include "util/hash.h"
+#include "util/strv.h"
+
+static void pkg_done(struct lock_pkg *p) {
+        free(p->name);
+        free(p->version);
+        free(p->repo);
+        free(p->filename);
+}
+
+struct lock *lock_free(struct lock *l) {
+        if (!l)
+                return NULL;
+        for (size_t i = 0; i < l->n; i++)
+                pkg_done(&l->pkgs[i]);
+        free(l->pkgs);
+        free(l->inputs);
+        free(l->distribution);
+        strv_free(l->sources);
+        strv_free(l->keys);
+        free(l);
+        return NULL;
+}
+
+int lock_add(struct lock *l, const struct lock_pkg *p) {
+        struct lock_pkg *np = mkm_reallocarray(l->pkgs, l->n + 1, sizeof *np);
+        if (!np)
+                return -ENOMEM;
+        l->pkgs = np;
+        struct lock_pkg c = *p;
+        c.name = strdup(p->name);
+        c.version = strdup(p->version);
+        c.repo = strdup(p->repo);
+        c.filename = strdup(p->filename);
+        if (!c.name || !c.version || !c.repo || !c.filename) {
+                pkg_done(&c);
+                return -ENOMEM;
+        }
+        l->pkgs[l->n++] = c;
+        return 0;
+}
+
+/* A field of a lock line: no whitespace, no control characters. */
+static bool token_ok(const char *s) {
+        if (!*s)
+                return false;
+        for (; *s; s++)
+                if ((unsigned char)*s <= 0x20 || *s == 0x7f)
+                        return false;
+        return true;
+}
+
+static int parse_u64(const char *s, uint64_t *ret) {
+        char *end;
+        if (!*s || *s == '-')
+                return -EINVAL;
+        errno = 0;
+        unsigned long long v = strtoull(s, &end, 10);
+        if (errno || *end)
+                return -EINVAL;
+        *ret = v;
+        return 0;
+}
+
+int lock_parse(const char *text, size_t len, const char *filename, struct lock **ret, struct mkm_err *reterr) {
+        _cleanup_(lock_freep) struct lock *l = calloc(1, sizeof *l);
+        if (!l)
+                return -ENOMEM;
+        unsigned lineno = 0;
+        const char *s = text, *end = text + len;
+        while (s < end) {
+                const char *nl = memchr(s, '\n', (size_t)(end - s));
+                size_t n = nl ? (size_t)(nl - s) : (size_t)(end - s);
+                _cleanup_free_ char *line = strndup(s, n);
+                s += n + (nl ? 1 : 0);
+                lineno++;
+                if (!line)
+                        return -ENOMEM;
+                if (!line[0] || line[0] == '#')
+                        continue;
+                _cleanup_strv_free_ char **w = NULL;
+                if (strv_split(line, " ", &w) < 0)
+                        return -ENOMEM;
+                size_t nw = strv_length(w);
+                for (size_t i = 0; i < nw; i++)
+                        if (!token_ok(w[i]))
+                                return mkm_err_set(reterr, -MKM_E_LOCK, "%s:%u: invalid character in '%s'", filename,
+                                                   lineno, w[i]);
+                int r = 0;
+                if (strcmp(w[0], "inputs") == 0 && nw == 2) {
+                        free(l->inputs);
+                        l->inputs = strdup(w[1]);
+                        r = l->inputs ? 0 : -ENOMEM;
+                } else if (strcmp(w[0], "distribution") == 0 && nw == 2) {
+                        free(l->distribution);
+                        l->distribution = strdup(w[1]);
+                        r = l->distribution ? 0 : -ENOMEM;
+                } else if (strcmp(w[0], "source") == 0 && nw >= 2) {
+                        _cleanup_free_ char *joined = NULL;
+                        if (asprintf(&joined, "%s%s%s", w[1], nw > 2 ? " " : "", nw > 2 ? w[2] : "") < 0)
+                                return -ENOMEM;
+                        r = strv_consume(&l->sources, TAKE_PTR(joined));
+                } else if (strcmp(w[0], "key") == 0 && nw == 2)
+                        r = strv_push(&l->keys, w[1]);
+                else if (strcmp(w[0], "package") == 0 && nw == 11) {
+                        struct lock_pkg p = { .name = w[1], .version = w[2], .repo = w[3], .filename = w[4] };
+                        uint64_t order;
+                        if (!hash_is_sha256_hex(w[5]) || (strcmp(w[8], "-") != 0 && !hash_is_sha256_hex(w[8])))
+                                return mkm_err_set(reterr, -MKM_E_LOCK, "%s:%u: expected sha256 digests (64 hex digits)",
+                                                   filename, lineno);
+                        if (parse_u64(w[6], &p.size) < 0 || parse_u64(w[7], &p.isize) < 0 ||
+                            parse_u64(w[9], &order) < 0 || order > 1000000)
+                                return mkm_err_set(reterr, -MKM_E_LOCK, "%s:%u: expected sizes and an order as numbers",
+                                                   filename, lineno);
+                        if (strcmp(w[10], "explicit") != 0 && strcmp(w[10], "dependency") != 0)
+                                return mkm_err_set(reterr, -MKM_E_LOCK, "%s:%u: expected 'explicit' or 'dependency', got '%s'",
+                                                   filename, lineno, w[10]);
+                        if (strchr(w[4], '/') || w[4][0] == '.')
+                                return mkm_err_set(reterr, -MKM_E_LOCK, "%s:%u: file name '%s' must be a plain name",
+                                                   filename, lineno, w[4]);
+                        memcpy(p.sha256, w[5], 65);
+                        if (strcmp(w[8], "-") != 0)
+                                memcpy(p.sig_sha256, w[8], 65);
+                        p.order = (unsigned)order;
+                        p.explicit = strcmp(w[10], "explicit") == 0;
+                        r = lock_add(l, &p);
+                } else
+                        return mkm_err_set(reterr, -MKM_E_LOCK, "%s:%u: unexpected line '%s'", filename, lineno, line);
+                if (r < 0)
+                        return r;
+        }
+        if (!l->inputs || !l->distribution)
+                return mkm_err_set(reterr, -MKM_E_LOCK, "%s: missing the '%s' line", filename,
+                                   !l->inputs ? "inputs" : "distribution");
+        /* Install order: each position exactly once. */
+        struct lock_pkg *sorted = calloc(l->n ? l->n : 1, sizeof *sorted);
+        if (!sorted)
+                return -ENOMEM;
+        for (size_t i = 0; i < l->n; i++) {
+                unsigned o = l->pkgs[i].order;
+                if (o >= l->n || sorted[o].name) {
+                        free(sorted);
+                        return mkm_err_set(reterr, -MKM_E_LOCK, "%s: package '%s' has an invalid or repeated order %u",
+                                           filename, l->pkgs[i].name, o);
+                }
+                sorted[o] = l->pkgs[i];
+        }
+        free(l->pkgs);
+        l->pkgs = sorted;
+        *ret = TAKE_PTR(l);
+        return 0;
+}
+
+static int cmp_name(const void *a, const void *b) {
+        return strcmp((*(struct lock_pkg *const *)a)->name, (*(struct lock_pkg *const *)b)->name);
+}
+
+int lock_format(const struct lock *l, char **ret) {
+        char *buf = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&buf, &len);
+        if (!f)
+                return -ENOMEM;
+        fprintf(f, "# mkmachine lock file: generated by `mkmachine lock`, do not edit\n");
+        fprintf(f, "inputs %s\n", l->inputs);
+        fprintf(f, "distribution %s\n", l->distribution);
+        for (char **s = l->sources; s && *s; s++)
+                fprintf(f, "source %s\n", *s);
+        _cleanup_strv_free_ char **keys = strv_copy(l->keys);
+        if (!keys) {
+                fclose(f);
+                free(buf);
+                return -ENOMEM;
+        }
+        strv_sort(keys);
+        for (size_t i = 0; keys[i]; i++)
+                if (i == 0 || strcmp(keys[i], keys[i - 1]) != 0)
+                        fprintf(f, "key %s\n", keys[i]);
+        _cleanup_free_ struct lock_pkg **byname = calloc(l->n ? l->n : 1, sizeof *byname);
+        if (!byname) {
+                fclose(f);
+                free(buf);
+                return -ENOMEM;
+        }
+        for (size_t i = 0; i < l->n; i++)
+                byname[i] = &l->pkgs[i];
+        qsort(byname, l->n, sizeof *byname, cmp_name);
+        for (size_t i = 0; i < l->n; i++) {
+                const struct lock_pkg *p = byname[i];
+                fprintf(f, "package %s %s %s %s %s %" PRIu64 " %" PRIu64 " %s %u %s\n", p->name, p->version, p->repo,
+                        p->filename, p->sha256, p->size, p->isize, p->sig_sha256[0] ? p->sig_sha256 : "-", p->order,
+                        p->explicit ? "explicit" : "dependency");
+        }
+        if (fclose(f) != 0) {
+                free(buf);
+                return -ENOMEM;
+        }
+        *ret = buf;
+        return 0;
+}
