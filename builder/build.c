@@ -13,6 +13,7 @@
 #include "ctx.h"
 #include "deploy.h"
 #include "lock.h"
+#include "normalize.h"
 #include "recipe.h"
 #include "util/cleanup.h"
 #include "util/err.h"
@@ -186,6 +187,9 @@ int build_machine(struct mkm_ctx *ctx, const char *recipe_path, struct build_res
         if (q < 0)
                 goto out;
         q = ops_for(r)->run(&b, reterr);
+        if (q < 0)
+                goto out;
+        q = normalize_clamp_mtimes(ctx, b.deploy->root_fd, b.source_date_epoch, reterr);
         if (q < 0)
                 goto out;
         mkm_emit(ctx, &(struct mkm_event){ .type = MKM_EV_STAGE, .text = "deploying" });

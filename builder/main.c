@@ -4,11 +4,15 @@
 #include <gpgme.h>
 #include <locale.h>
 #include <stdio.h>
+#include <sys/stat.h>
 
 #include "cli.h"
 
 int main(int argc, char **argv) {
         (void)setlocale(LC_ALL, "");
+        /* Everything we create gets the same modes whatever the caller's umask: builds are
+         * reproducible across hosts and users. */
+        (void)umask(022);
         if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
                 fprintf(stderr, "mkmachine: cannot initialise libcurl\n");
                 return EXIT_BUILD_FAILED;

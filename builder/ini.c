@@ -1,0 +1,250 @@
+/* SPDX-License-Identifier: MIT */
+/* systemd-style INI parser: a pure function from bytes to entries (see ini.h).
+ * The threat is a hostile or broken recipe: every allocation is bounded by INI_LINE_MAX and
+ * INI_ENTRIES_MAX, NUL and control bytes are refused, and nothing is read beyond len. */
+#include "ini.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/cleanup.h"
+#include "util/err.h"
+
+struct parser {
+        const char *filename;
+        struct ini_entry *entries;
+        size_t n, cap;
+        char *section;          /* current section, owned; NULL before the first header */
+        struct mkm_err *reterr;
+};
+
+static bool is_blank(char c) {
+        return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+static bool is_name_char(char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+               c == '_' || c == '.';
+}
+
+static bool valid_name(const char *s, size_t n) {
+        if (n == 0)
+                return false;
+        for (size_t i = 0; i < n; i++)
+                if (!is_name_char(s[i]))
+                        return false;
+        return true;
+}
+
+/* Trim [*s, *s + *n) in place. */
+static void trim(const char **s, size_t *n) {
+        while (*n > 0 && is_blank((*s)[0])) {
+                (*s)++;
+                (*n)--;
+        }
+        while (*n > 0 && is_blank((*s)[*n - 1]))
+                (*n)--;
+}
+
+static int add_entry(struct parser *p, unsigned line, const char *key, size_t keylen, const char *value,
+                     size_t valuelen) {
+        if (p->n >= INI_ENTRIES_MAX)
+                return mkm_err_set(p->reterr, -MKM_E_PARSE, "%s:%u: too many entries (more than %u)", p->filename,
+                                   line, INI_ENTRIES_MAX);
+        if (p->n == p->cap) {
+                size_t ncap = p->cap ? p->cap * 2 : 16;
+                struct ini_entry *ne = mkm_reallocarray(p->entries, ncap, sizeof *ne);
+                if (!ne)
+                        return -ENOMEM;
+                p->entries = ne;
+                p->cap = ncap;
+        }
+        struct ini_entry e = { .line = line };
+        e.section = strdup(p->section);
+        if (!e.section)
+                return -ENOMEM;
+        if (key) {
+                e.key = strndup(key, keylen);
+                e.value = strndup(value, valuelen);
+                if (!e.key || !e.value) {
+                        free(e.section);
+                        free(e.key);
+                        free(e.value);
+                        return -ENOMEM;
+                }
+        }
+        p->entries[p->n++] = e;
+        return 0;
+}
+
+/* One logical line (continuations already joined). */
+static int parse_line(struct parser *p, const char *l, size_t n, unsigned line) {
+        trim(&l, &n);
+        if (n == 0)
+                return 0;
+
+        if (l[0] == '[') {
+                if (n < 2 || l[n - 1] != ']')
+                        return mkm_err_set(p->reterr, -MKM_E_PARSE,
+                                           "%s:%u: unterminated section header '%.*s': expected ']' at the end",
+                                           p->filename, line, (int)(n > 80 ? 80 : n), l);
+                const char *name = l + 1;
+                size_t namelen = n - 2;
+                if (!valid_name(name, namelen))
+                        return mkm_err_set(p->reterr, -MKM_E_PARSE,
+                                           "%s:%u: invalid section name '%.*s': expected letters, digits, '-', '_' or '.'",
+                                           p->filename, line, (int)(namelen > 80 ? 80 : namelen), name);
+                char *s = strndup(name, namelen);
+                if (!s)
+                        return -ENOMEM;
+                free(p->section);
+                p->section = s;
+                return add_entry(p, line, NULL, 0, NULL, 0);
+        }
+
+        const char *eq = memchr(l, '=', n);
+        if (!eq)
+                return mkm_err_set(p->reterr, -MKM_E_PARSE, "%s:%u: expected 'Key=Value', got '%.*s'", p->filename,
+                                   line, (int)(n > 80 ? 80 : n), l);
+        if (!p->section)
+                return mkm_err_set(p->reterr, -MKM_E_PARSE,
+                                   "%s:%u: assignment outside any section: put a [Section] line above it",
+                                   p->filename, line);
+        const char *key = l, *value = eq + 1;
+        size_t keylen = (size_t)(eq - l), valuelen = n - keylen - 1;
+        trim(&key, &keylen);
+        trim(&value, &valuelen);
+        if (keylen == 0)
+                return mkm_err_set(p->reterr, -MKM_E_PARSE, "%s:%u: [%s] missing key name before '='",
+                                   p->filename, line, p->section);
+        if (!valid_name(key, keylen))
+                return mkm_err_set(p->reterr, -MKM_E_PARSE,
+                                   "%s:%u: [%s] invalid key name '%.*s': expected letters, digits, '-', '_' or '.'",
+                                   p->filename, line, p->section, (int)(keylen > 80 ? 80 : keylen), key);
+        return add_entry(p, line, key, keylen, value, valuelen);
+}
+
+static int append(char **acc, size_t *acclen, const char *s, size_t n, bool space) {
+        char *na = realloc(*acc, *acclen + n + 2);
+        if (!na)
+                return -ENOMEM;
+        memcpy(na + *acclen, s, n);
+        *acclen += n;
+        if (space)
+                na[(*acclen)++] = ' ';
+        na[*acclen] = 0;
+        *acc = na;
+        return 0;
+}
+
+int ini_parse(const char *buf, size_t len, const char *filename,
+              struct ini_entry **ret, size_t *ret_n, struct mkm_err *reterr) {
+        struct parser p = { .filename = filename ? filename : "(buffer)", .reterr = reterr };
+        _cleanup_free_ char *acc = NULL;        /* a logical line being continued */
+        size_t acclen = 0, pos = 0;
+        unsigned lineno = 0, start = 0;
+        bool continuing = false;
+        int r = 0;
+
+        if (!buf && len > 0)
+                return mkm_err_set(reterr, -EINVAL, "%s: no buffer", p.filename);
+
+        while (pos < len) {
+                const char *l = buf + pos;
+                const char *nl = memchr(l, '\n', len - pos);
+                size_t n = nl ? (size_t)(nl - l) : len - pos;
+                pos += n + (nl ? 1 : 0);
+                lineno++;
+
+                if (n > INI_LINE_MAX) {
+                        r = mkm_err_set(reterr, -MKM_E_PARSE, "%s:%u: line too long (more than %u bytes)",
+                                        p.filename, lineno, INI_LINE_MAX);
+                        goto fail;
+                }
+                if (n > 0 && l[n - 1] == '\r')
+                        n--;    /* CRLF */
+                for (size_t i = 0; i < n; i++) {
+                        unsigned char c = (unsigned char)l[i];
+                        if (c == 0) {
+                                r = mkm_err_set(reterr, -MKM_E_PARSE, "%s:%u: NUL byte in line", p.filename,
+                                                lineno);
+                                goto fail;
+                        }
+                        if ((c < 0x20 && c != '\t') || c == 0x7f) {
+                                r = mkm_err_set(reterr, -MKM_E_PARSE, "%s:%u: control character 0x%02x in line",
+                                                p.filename, lineno, c);
+                                goto fail;
+                        }
+                }
+
+                /* Comment lines are skipped wherever they are, also inside a continuation. */
+                size_t lead = 0;
+                while (lead < n && is_blank(l[lead]))
+                        lead++;
+                if (lead < n && (l[lead] == '#' || l[lead] == ';'))
+                        continue;
+
+                /* An odd run of trailing backslashes continues the line ("\\" is a literal). */
+                size_t bs = 0;
+                while (bs < n && l[n - 1 - bs] == '\\')
+                        bs++;
+                bool cont = bs % 2 == 1;
+
+                if (!continuing)
+                        start = lineno;
+                if (acclen + n + 1 > INI_LINE_MAX) {
+                        r = mkm_err_set(reterr, -MKM_E_PARSE, "%s:%u: continued line too long (more than %u bytes)",
+                                        p.filename, start, INI_LINE_MAX);
+                        goto fail;
+                }
+                if (cont) {
+                        r = append(&acc, &acclen, l, n - 1, true);
+                        if (r < 0)
+                                goto fail;
+                        continuing = true;
+                        continue;
+                }
+                if (continuing) {
+                        r = append(&acc, &acclen, l, n, false);
+                        if (r < 0)
+                                goto fail;
+                        r = parse_line(&p, acc, acclen, start);
+                        acclen = 0;
+                        continuing = false;
+                } else
+                        r = parse_line(&p, l, n, start);
+                if (r < 0)
+                        goto fail;
+        }
+        if (continuing) {       /* a backslash on the last line: parse what we have, as systemd does */
+                r = parse_line(&p, acc, acclen, start);
+                if (r < 0)
+                        goto fail;
+        }
+
+        free(p.section);
+        *ret = p.entries;
+        *ret_n = p.n;
+        return 0;
+
+fail:
+        if (r == -ENOMEM)
+                (void)mkm_err_set(reterr, r, "%s: out of memory", p.filename);
+        free(p.section);
+        ini_entries_free(p.entries, p.n);
+        return r;
+}
+
+struct ini_entry *ini_entries_free(struct ini_entry *e, size_t n) {
+        if (!e)
+                return NULL;
+        for (size_t i = 0; i < n; i++) {
+                free(e[i].section);
+                free(e[i].key);
+                free(e[i].value);
+        }
+        free(e);
+        return NULL;
+}

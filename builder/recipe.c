@@ -1,0 +1,1360 @@
+/* SPDX-License-Identifier: MIT */
+/* The recipe model: key table, typed value parsers, Include= handling, defaults, canonical text.
+ *
+ * Recipes come from co-tenants, so they are untrusted input: the INI layer bounds sizes, this
+ * layer bounds include depth, refuses include cycles, and checks every value against a narrow
+ * grammar before any later stage turns it into a path, a URL or a command. */
+#include "recipe.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include "ctx.h"
+#include "ini.h"
+#include "util/cleanup.h"
+#include "util/err.h"
+#include "util/fs.h"
+#include "util/log.h"
+#include "util/strv.h"
+
+/* ---- the key table ------------------------------------------------------------------------ */
+
+enum key_id {
+        K_NAME,
+        K_INCLUDE,
+        K_DISTRIBUTION,
+        K_MIRROR,
+        K_SNAPSHOT,
+        K_SUITE,
+        K_COMPONENTS,
+        K_REPOSITORIES,
+        K_PACKAGES,
+        K_VARIANT,
+        K_KEYRING,
+        K_ARCHITECTURE,
+        K_PROVIDER,
+        K_ENABLE_SERVICES,
+        K_FUSE,
+        K_DOCKER_STORAGE_DRIVER,
+        K_ROOT_AUTHORIZED_KEYS,
+        K_COPY,
+        K_RUN,
+        K_RUN_NETWORK,
+        K_ADDRESS,
+        K_GATEWAY,
+        _K_MKM_MAX,
+        K_NSPAWN = _K_MKM_MAX,  /* every table entry from here on */
+};
+
+/* Entries [0, _K_MKM_MAX) are in enum key_id order; the rest are systemd.nspawn(5)'s keys
+ * (systemd's src/nspawn/nspawn-gperf.gperf, v257). */
+static const struct recipe_key keys[] = {
+        { "Machine", "Name", false },
+        { "Machine", "Include", false },
+        { "Bootstrap", "Distribution", false },
+        { "Bootstrap", "Mirror", false },
+        { "Bootstrap", "Snapshot", false },
+        { "Bootstrap", "Suite", false },
+        { "Bootstrap", "Components", false },
+        { "Bootstrap", "Repositories", false },
+        { "Bootstrap", "Packages", false },
+        { "Bootstrap", "Variant", false },
+        { "Bootstrap", "Keyring", false },
+        { "Bootstrap", "Architecture", false },
+        { "Bootstrap", "Provider", false },
+        { "Hooks", "EnableServices", false },
+        { "Hooks", "Fuse", false },
+        { "Hooks", "DockerStorageDriver", false },
+        { "Hooks", "RootAuthorizedKeys", false },
+        { "Hooks", "Copy", false },
+        { "Hooks", "Run", false },
+        { "Hooks", "RunNetwork", false },
+        { "Network", "Address", false },
+        { "Network", "Gateway", false },
+
+        { "Exec", "Boot", true },
+        { "Exec", "Ephemeral", true },
+        { "Exec", "ProcessTwo", true },
+        { "Exec", "Parameters", true },
+        { "Exec", "Environment", true },
+        { "Exec", "User", true },
+        { "Exec", "WorkingDirectory", true },
+        { "Exec", "PivotRoot", true },
+        { "Exec", "Capability", true },
+        { "Exec", "DropCapability", true },
+        { "Exec", "AmbientCapability", true },
+        { "Exec", "NoNewPrivileges", true },
+        { "Exec", "KillSignal", true },
+        { "Exec", "Personality", true },
+        { "Exec", "MachineID", true },
+        { "Exec", "PrivateUsers", true },
+        { "Exec", "NotifyReady", true },
+        { "Exec", "SystemCallFilter", true },
+        { "Exec", "LimitCPU", true },
+        { "Exec", "LimitFSIZE", true },
+        { "Exec", "LimitDATA", true },
+        { "Exec", "LimitSTACK", true },
+        { "Exec", "LimitCORE", true },
+        { "Exec", "LimitRSS", true },
+        { "Exec", "LimitNOFILE", true },
+        { "Exec", "LimitAS", true },
+        { "Exec", "LimitNPROC", true },
+        { "Exec", "LimitMEMLOCK", true },
+        { "Exec", "LimitLOCKS", true },
+        { "Exec", "LimitSIGPENDING", true },
+        { "Exec", "LimitMSGQUEUE", true },
+        { "Exec", "LimitNICE", true },
+        { "Exec", "LimitRTPRIO", true },
+        { "Exec", "LimitRTTIME", true },
+        { "Exec", "OOMScoreAdjust", true },
+        { "Exec", "CPUAffinity", true },
+        { "Exec", "Hostname", true },
+        { "Exec", "ResolvConf", true },
+        { "Exec", "Timezone", true },
+        { "Exec", "LinkJournal", true },
+        { "Exec", "SuppressSync", true },
+        { "Files", "ReadOnly", true },
+        { "Files", "Volatile", true },
+        { "Files", "Bind", true },
+        { "Files", "BindReadOnly", true },
+        { "Files", "BindUser", true },
+        { "Files", "TemporaryFileSystem", true },
+        { "Files", "Inaccessible", true },
+        { "Files", "Overlay", true },
+        { "Files", "OverlayReadOnly", true },
+        { "Files", "PrivateUsersOwnership", true },
+        { "Files", "PrivateUsersChown", true },
+        { "Network", "Private", true },
+        { "Network", "VirtualEthernet", true },
+        { "Network", "VirtualEthernetExtra", true },
+        { "Network", "Interface", true },
+        { "Network", "MACVLAN", true },
+        { "Network", "IPVLAN", true },
+        { "Network", "Bridge", true },
+        { "Network", "Zone", true },
+        { "Network", "Port", true },
+};
+
+static const char *const sections[] = { "Machine", "Bootstrap", "Hooks", "Exec", "Files", "Network" };
+
+/* Unit settings people put into .nspawn files by mistake: they belong to the service that runs
+ * systemd-nspawn, i.e. a drop-in for systemd-nspawn@NAME.service. */
+static const char *const service_keys[] = {
+        "DeviceAllow", "DevicePolicy", "MemoryMax", "MemoryHigh", "MemoryLow", "MemoryMin", "MemoryLimit",
+        "MemorySwapMax", "CPUQuota", "CPUWeight", "CPUShares", "StartupCPUWeight", "AllowedCPUs",
+        "TasksMax", "IOWeight", "BlockIOWeight", "IODeviceWeight", "IOReadBandwidthMax",
+        "IOWriteBandwidthMax", "Delegate", "Slice", "Restart", "KillMode", "TimeoutStartSec",
+        "TimeoutStopSec", "WatchdogSec", "ExecStart", "ExecStartPre", "ExecStartPost", "ExecStop",
+};
+
+const struct recipe_key *recipe_known_keys(size_t *ret_n) {
+        if (ret_n)
+                *ret_n = ELEMENTSOF(keys);
+        return keys;
+}
+
+const char *recipe_distribution_to_string(enum recipe_distribution d) {
+        switch (d) {
+        case RECIPE_DISTRO_ARCH:
+                return "arch";
+        case RECIPE_DISTRO_DEBIAN:
+                return "debian";
+        default:
+                return NULL;
+        }
+}
+
+/* ---- did you mean ------------------------------------------------------------------------- */
+
+unsigned recipe_edit_distance(const char *a, const char *b) {
+        /* Optimal string alignment distance over three rolling rows; names are short, but cap
+         * the work anyway since the input is untrusted. */
+        size_t la = strlen(a), lb = strlen(b);
+        if (la > 64 || lb > 64)
+                return UINT_MAX;
+        unsigned rows[3][65];
+        unsigned *prev2 = rows[0], *prev = rows[1], *cur = rows[2];
+        for (size_t j = 0; j <= lb; j++)
+                prev[j] = (unsigned)j;
+        for (size_t i = 1; i <= la; i++) {
+                cur[0] = (unsigned)i;
+                for (size_t j = 1; j <= lb; j++) {
+                        int ca = tolower((unsigned char)a[i - 1]), cb = tolower((unsigned char)b[j - 1]);
+                        unsigned cost = ca == cb ? 0 : 1;
+                        unsigned v = prev[j] + 1;
+                        if (cur[j - 1] + 1 < v)
+                                v = cur[j - 1] + 1;
+                        if (prev[j - 1] + cost < v)
+                                v = prev[j - 1] + cost;
+                        if (i > 1 && j > 1 && ca == tolower((unsigned char)b[j - 2]) &&
+                            tolower((unsigned char)a[i - 2]) == cb && prev2[j - 2] + 1 < v)
+                                v = prev2[j - 2] + 1;
+                        cur[j] = v;
+                }
+                unsigned *t = prev2;
+                prev2 = prev;
+                prev = cur;
+                cur = t;
+        }
+        return prev[lb];
+}
+
+static unsigned suggest_threshold(const char *s) {
+        size_t n = strlen(s);
+        return n <= 4 ? 1 : n <= 8 ? 2 : 3;
+}
+
+/* The closest key of section (any section if NULL) within the threshold, or NULL. */
+static const struct recipe_key *closest_key(const char *section, const char *key) {
+        const struct recipe_key *best = NULL;
+        unsigned bestd = suggest_threshold(key) + 1;
+        for (size_t i = 0; i < ELEMENTSOF(keys); i++) {
+                if (section && strcmp(keys[i].section, section) != 0)
+                        continue;
+                unsigned d = recipe_edit_distance(key, keys[i].key);
+                if (d < bestd) {
+                        bestd = d;
+                        best = &keys[i];
+                }
+        }
+        return best;
+}
+
+static const struct recipe_key *find_key(const char *section, const char *key) {
+        for (size_t i = 0; i < ELEMENTSOF(keys); i++)
+                if (strcmp(keys[i].section, section) == 0 && strcmp(keys[i].key, key) == 0)
+                        return &keys[i];
+        return NULL;
+}
+
+static bool is_nspawn_section(const char *s) {
+        return strcmp(s, "Exec") == 0 || strcmp(s, "Files") == 0 || strcmp(s, "Network") == 0;
+}
+
+/* ---- small validators --------------------------------------------------------------------- */
+
+static bool chars_in(const char *s, const char *extra) {
+        for (; *s; s++)
+                if (!isalnum((unsigned char)*s) && !strchr(extra, *s))
+                        return false;
+        return true;
+}
+
+static bool valid_machine_name(const char *s) {
+        size_t n = strlen(s);
+        return n >= 1 && n <= 64 && s[0] != '.' && s[0] != '-' && chars_in(s, "-_.");
+}
+
+static bool valid_package_name(const char *s) {
+        size_t n = strlen(s);
+        return n >= 1 && n <= 256 && (isalnum((unsigned char)s[0]) || strchr("@_+", s[0])) &&
+               chars_in(s, "@._+-");
+}
+
+static bool valid_unit_name(const char *s) {
+        static const char *const suffixes[] = { ".service", ".socket", ".timer",     ".target", ".path",
+                                                ".mount",   ".swap",   ".automount", ".slice" };
+        size_t n = strlen(s);
+        if (n < 2 || n > 255 || !chars_in(s, ":-_.\\@") || s[0] == '.' || s[0] == '-')
+                return false;
+        for (size_t i = 0; i < ELEMENTSOF(suffixes); i++) {
+                size_t m = strlen(suffixes[i]);
+                if (n > m && strcmp(s + n - m, suffixes[i]) == 0)
+                        return true;
+        }
+        return false;
+}
+
+static bool valid_word(const char *s, const char *extra) {
+        return s[0] && isalnum((unsigned char)s[0]) && strlen(s) <= 128 && chars_in(s, extra);
+}
+
+static bool valid_user_or_group(const char *s, size_t n) {
+        if (n == 0 || n > 32)
+                return false;
+        bool digits = true;
+        for (size_t i = 0; i < n; i++)
+                if (!isdigit((unsigned char)s[i]))
+                        digits = false;
+        if (digits) {
+                if (n > 10)
+                        return false;
+                unsigned long long v = strtoull(s, NULL, 10);
+                return v < 4294967295ULL;       /* (uid_t)-1 is "no id" */
+        }
+        if (!(islower((unsigned char)s[0]) || s[0] == '_'))
+                return false;
+        for (size_t i = 1; i < n; i++)
+                if (!(islower((unsigned char)s[i]) || isdigit((unsigned char)s[i]) || s[i] == '_' || s[i] == '-' ||
+                      (s[i] == '$' && i == n - 1)))
+                        return false;
+        return true;
+}
+
+static int parse_boolean(const char *s) {
+        static const char *const yes[] = { "yes", "true", "1", "on", "y", "t" };
+        static const char *const no[] = { "no", "false", "0", "off", "n", "f" };
+        for (size_t i = 0; i < ELEMENTSOF(yes); i++)
+                if (strcasecmp(s, yes[i]) == 0)
+                        return 1;
+        for (size_t i = 0; i < ELEMENTSOF(no); i++)
+                if (strcasecmp(s, no[i]) == 0)
+                        return 0;
+        return -EINVAL;
+}
+
+static int64_t days_from_civil(int y, unsigned m, unsigned d) {
+        /* Howard Hinnant's algorithm: days since 1970-01-01 in the proleptic Gregorian calendar. */
+        y -= m <= 2;
+        int era = (y >= 0 ? y : y - 399) / 400;
+        unsigned yoe = (unsigned)(y - era * 400);
+        unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+        unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        return (int64_t)era * 146097 + (int64_t)doe - 719468;
+}
+
+static bool all_digits(const char *s, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                if (!isdigit((unsigned char)s[i]))
+                        return false;
+        return true;
+}
+
+static unsigned num(const char *s, size_t n) {
+        unsigned v = 0;
+        for (size_t i = 0; i < n; i++)
+                v = v * 10 + (unsigned)(s[i] - '0');
+        return v;
+}
+
+static bool valid_date(unsigned y, unsigned m, unsigned d) {
+        static const unsigned mdays[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+        if (y < 1970 || m < 1 || m > 12 || d < 1)
+                return false;
+        bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+        return d <= mdays[m - 1] + (m == 2 && leap ? 1 : 0);
+}
+
+/* YYYY-MM-DD, YYYY/MM/DD or YYYYMMDDTHHMMSSZ; *ret_text is the canonical spelling. */
+static int parse_snapshot(const char *s, char **ret_text, int64_t *ret_epoch) {
+        size_t n = strlen(s);
+        unsigned y, m, d, hh = 0, mm = 0, ss = 0;
+        bool stamp = false;
+        if (n == 10 && (s[4] == '-' || s[4] == '/') && s[7] == s[4] && all_digits(s, 4) && all_digits(s + 5, 2) &&
+            all_digits(s + 8, 2)) {
+                y = num(s, 4);
+                m = num(s + 5, 2);
+                d = num(s + 8, 2);
+        } else if (n == 16 && all_digits(s, 8) && s[8] == 'T' && all_digits(s + 9, 6) && s[15] == 'Z') {
+                y = num(s, 4);
+                m = num(s + 4, 2);
+                d = num(s + 6, 2);
+                hh = num(s + 9, 2);
+                mm = num(s + 11, 2);
+                ss = num(s + 13, 2);
+                stamp = true;
+        } else
+                return -EINVAL;
+        if (!valid_date(y, m, d) || hh > 23 || mm > 59 || ss > 59)
+                return -EINVAL;
+        char buf[32];
+        if (stamp)
+                (void)snprintf(buf, sizeof buf, "%04u%02u%02uT%02u%02u%02uZ", y, m, d, hh, mm, ss);
+        else
+                (void)snprintf(buf, sizeof buf, "%04u-%02u-%02u", y, m, d);
+        char *t = strdup(buf);
+        if (!t)
+                return -ENOMEM;
+        *ret_text = t;
+        *ret_epoch = days_from_civil((int)y, m, d) * 86400 + hh * 3600 + mm * 60 + ss;
+        return 0;
+}
+
+/* Architectures: the Arch spelling, the Debian spelling (NULL where the distro lacks it). */
+static const struct {
+        const char *arch, *debian, *alias;
+} architectures[] = {
+        { "x86_64", "amd64", NULL },    { "aarch64", "arm64", NULL },  { "i686", "i386", NULL },
+        { "armv7h", "armhf", "armv7l" }, { "riscv64", "riscv64", NULL }, { NULL, "ppc64el", "ppc64le" },
+        { NULL, "s390x", NULL },        { NULL, "armel", NULL },       { NULL, "mips64el", NULL },
+        { "loong64", "loong64", "loongarch64" },
+};
+
+static int find_architecture(const char *s) {
+        for (size_t i = 0; i < ELEMENTSOF(architectures); i++)
+                if ((architectures[i].arch && strcmp(s, architectures[i].arch) == 0) ||
+                    (architectures[i].debian && strcmp(s, architectures[i].debian) == 0) ||
+                    (architectures[i].alias && strcmp(s, architectures[i].alias) == 0))
+                        return (int)i;
+        return -ENOENT;
+}
+
+static const char *const docker_drivers[] = { "overlay2", "vfs", "btrfs", "fuse-overlayfs" };
+static const char *const debian_variants[] = { "extract", "custom", "essential", "apt", "required",
+                                               "minbase", "buildd", "important", "debootstrap", "standard" };
+
+static bool in_list(const char *s, const char *const *l, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                if (strcmp(s, l[i]) == 0)
+                        return true;
+        return false;
+}
+
+static bool valid_address(const char *s, bool with_prefix) {
+        char buf[INET6_ADDRSTRLEN + 8];
+        if (strlen(s) >= sizeof buf)
+                return false;
+        strcpy(buf, s);
+        char *slash = strchr(buf, '/');
+        unsigned max = 0;
+        if (with_prefix) {
+                if (!slash || !slash[1] || strlen(slash + 1) > 3 || !all_digits(slash + 1, strlen(slash + 1)))
+                        return false;
+                *slash = 0;
+        } else if (slash)
+                return false;
+        unsigned char bin[16];
+        if (inet_pton(AF_INET, buf, bin) == 1)
+                max = 32;
+        else if (inet_pton(AF_INET6, buf, bin) == 1)
+                max = 128;
+        else
+                return false;
+        return !with_prefix || num(slash + 1, strlen(slash + 1)) <= max;
+}
+
+/* Lexically normalise an absolute or relative path: collapse "//", drop ".", resolve "..".
+ * ".." above the start of a relative path is kept; above "/" it stays at "/". */
+static char *path_normalize(const char *p) {
+        bool abs = p[0] == '/';
+        size_t n = strlen(p);
+        char *out = malloc(n + 2);
+        if (!out)
+                return NULL;
+        size_t o = 0, floor = 0;
+        if (abs)
+                out[o++] = '/';
+        floor = o;
+        const char *s = p;
+        while (*s) {
+                while (*s == '/')
+                        s++;
+                if (!*s)
+                        break;
+                size_t len = strcspn(s, "/");
+                if (len == 1 && s[0] == '.') {
+                        /* skip */
+                } else if (len == 2 && s[0] == '.' && s[1] == '.') {
+                        if (o > floor) {
+                                /* drop the last component unless it is itself ".." */
+                                size_t start = o;
+                                while (start > floor && out[start - 1] != '/')
+                                        start--;
+                                if (o - start == 2 && out[start] == '.' && out[start + 1] == '.') {
+                                        out[o++] = '/';
+                                        memcpy(out + o, "..", 2);
+                                        o += 2;
+                                } else
+                                        o = start > floor ? start - 1 : floor;
+                        } else if (!abs) {
+                                memcpy(out + o, "..", 2);
+                                o += 2;
+                        }
+                } else {
+                        if (o > floor)
+                                out[o++] = '/';
+                        memcpy(out + o, s, len);
+                        o += len;
+                }
+                s += len;
+        }
+        if (o == 0)
+                out[o++] = '.';
+        out[o] = 0;
+        return out;
+}
+
+static char *path_dirname(const char *p) {
+        const char *slash = strrchr(p, '/');
+        if (!slash)
+                return strdup(".");
+        if (slash == p)
+                return strdup("/");
+        return strndup(p, (size_t)(slash - p));
+}
+
+static char *resolve_path(const char *dir, const char *value) {
+        if (value[0] == '/')
+                return path_normalize(value);
+        _cleanup_free_ char *j = fs_path_join(dir, value);
+        return j ? path_normalize(j) : NULL;
+}
+
+/* ---- the loader --------------------------------------------------------------------------- */
+
+struct frame {
+        char *abs;              /* realpath of the file */
+        char *shown;            /* as named in messages */
+};
+
+struct loader {
+        struct mkm_ctx *ctx;
+        struct recipe *r;
+        bool allow_includes;
+        struct frame stack[RECIPE_INCLUDE_DEPTH_MAX + 1];
+        size_t depth;
+        struct mkm_err *reterr;
+};
+
+/* Location of one assignment, for messages. */
+struct where {
+        const char *file;       /* shown name, owned by recipe->shown_files */
+        const char *dir;        /* directory for relative paths */
+        unsigned line;
+        const char *section, *key, *value;
+};
+
+#define FAIL(w, fmt, ...)                                                                                   \
+        mkm_err_set(l->reterr, -MKM_E_RECIPE, "%s:%u: [%s] %s=: " fmt, (w)->file, (w)->line, (w)->section,  \
+                    (w)->key, ##__VA_ARGS__)
+
+static int set_string(char **field, const char *value) {
+        char *c = NULL;
+        if (value[0]) {
+                c = strdup(value);
+                if (!c)
+                        return -ENOMEM;
+        }
+        free(*field);
+        *field = c;
+        return 0;
+}
+
+static int load_file(struct loader *l, const char *abs, const char *shown, const struct where *from);
+
+static int do_include(struct loader *l, const struct where *w, const char *item) {
+        if (!l->allow_includes)
+                return FAIL(w, "includes are not followed when parsing a single buffer");
+        _cleanup_free_ char *path = resolve_path(w->dir, item);
+        _cleanup_free_ char *shown_dir = path_dirname(w->file);
+        _cleanup_free_ char *shown = shown_dir ? (item[0] == '/' ? strdup(item) : resolve_path(shown_dir, item)) : NULL;
+        if (!path || !shown)
+                return -ENOMEM;
+        _cleanup_free_ char *abs = realpath(path, NULL);
+        if (!abs)
+                return FAIL(w, "cannot read '%s': %s", shown, strerror(errno));
+        for (size_t i = 0; i < l->depth; i++)
+                if (strcmp(l->stack[i].abs, abs) == 0) {
+                        char chain[1024] = "";
+                        size_t o = 0;
+                        for (size_t j = i; j < l->depth && o < sizeof chain; j++)
+                                o += (size_t)snprintf(chain + o, sizeof chain - o, "%s -> ", l->stack[j].shown);
+                        if (o < sizeof chain)
+                                (void)snprintf(chain + o, sizeof chain - o, "%s", shown);
+                        return FAIL(w, "include cycle: %s", chain);
+                }
+        if (l->depth >= RECIPE_INCLUDE_DEPTH_MAX)
+                return FAIL(w, "includes nested more than %d deep", RECIPE_INCLUDE_DEPTH_MAX);
+        return load_file(l, abs, shown, w);
+}
+
+static int push_nspawn(struct recipe *r, const struct where *w) {
+        struct recipe_nspawn_setting *n = mkm_reallocarray(r->nspawn, r->n_nspawn + 1, sizeof *n);
+        if (!n)
+                return -ENOMEM;
+        r->nspawn = n;
+        struct recipe_nspawn_setting s = {
+                .section = strdup(w->section),
+                .key = strdup(w->key),
+                .value = strdup(w->value),
+                .file = strdup(w->file),
+                .line = w->line,
+        };
+        if (!s.section || !s.key || !s.value || !s.file) {
+                free(s.section);
+                free(s.key);
+                free(s.value);
+                free(s.file);
+                return -ENOMEM;
+        }
+        r->nspawn[r->n_nspawn++] = s;
+        return 0;
+}
+
+static void copy_done(struct recipe_copy *c) {
+        free(c->src);
+        free(c->dest);
+        free(c->owner);
+}
+
+static int parse_copy(struct loader *l, const struct where *w, const char *item, struct recipe_copy *ret) {
+        _cleanup_strv_free_ char **parts = NULL;
+        /* Split by hand: strv_split skips empty fields, and "a::b" must be an error. */
+        const char *p = item;
+        for (;;) {
+                size_t n = strcspn(p, ":");
+                char *f = strndup(p, n);
+                if (!f || strv_consume(&parts, f) < 0) {
+                        free(f);
+                        return -ENOMEM;
+                }
+                if (!p[n])
+                        break;
+                p += n + 1;
+        }
+        size_t n = strv_length(parts);
+        if (n < 2 || n > 5 || !parts[0][0])
+                return FAIL(w, "expected SRC:DEST[:MODE[:OWNER]], got '%s'", item);
+        if (parts[1][0] != '/')
+                return FAIL(w, "destination must be an absolute path, got '%s'", parts[1]);
+        for (const char *s = parts[1]; *s;) {
+                size_t len = strcspn(s, "/");
+                if ((len == 1 && s[0] == '.') || (len == 2 && s[0] == '.' && s[1] == '.'))
+                        return FAIL(w, "destination must not contain '.' or '..' components, got '%s'", parts[1]);
+                s += len;
+                s += strspn(s, "/");
+        }
+        struct recipe_copy c = {};
+        if (n >= 3) {
+                const char *m = parts[2];
+                size_t ml = strlen(m);
+                if (ml < 1 || ml > 4 || strspn(m, "01234567") != ml)
+                        return FAIL(w, "expected an octal mode such as 0644, got '%s'", m);
+                c.mode = (mode_t)strtoul(m, NULL, 8);
+                c.has_mode = true;
+        }
+        if (n >= 4) {
+                const char *user = parts[3], *group = n == 5 ? parts[4] : NULL;
+                if (!valid_user_or_group(user, strlen(user)) || (group && !valid_user_or_group(group, strlen(group))))
+                        return FAIL(w, "expected OWNER as user[:group] or uid[:gid], got '%s%s%s'", user,
+                                    group ? ":" : "", group ? group : "");
+                if (group)
+                        (void)asprintf(&c.owner, "%s:%s", user, group);
+                else
+                        c.owner = strdup(user);
+                if (!c.owner)
+                        return -ENOMEM;
+        }
+        c.src = resolve_path(w->dir, parts[0]);
+        c.dest = path_normalize(parts[1]);
+        if (!c.src || !c.dest) {
+                copy_done(&c);
+                return -ENOMEM;
+        }
+        *ret = c;
+        return 0;
+}
+
+/* Validate one list item; returns 0 or a FAIL(). */
+static int check_item(struct loader *l, const struct where *w, enum key_id id, const char *item) {
+        switch (id) {
+        case K_MIRROR:
+                if (strncmp(item, "http://", 7) != 0 && strncmp(item, "https://", 8) != 0 &&
+                    strncmp(item, "file://", 7) != 0)
+                        return FAIL(w, "expected an http://, https:// or file:// URL, got '%s'", item);
+                if (strlen(item) > 1024 || strchr(item, '\'') || strchr(item, '"'))
+                        return FAIL(w, "expected a URL without quotes, got '%s'", item);
+                return 0;
+        case K_COMPONENTS:
+                return valid_word(item, "-_./") ? 0 : FAIL(w, "expected an archive component such as 'main', got '%s'", item);
+        case K_REPOSITORIES:
+                return valid_word(item, "-_.") ? 0 : FAIL(w, "expected a repository name such as 'core', got '%s'", item);
+        case K_PACKAGES:
+                return valid_package_name(item) ? 0 : FAIL(w, "expected a package name, got '%s'", item);
+        case K_PROVIDER: {
+                const char *colon = strchr(item, ':');
+                if (!colon || colon == item)
+                        return FAIL(w, "expected VIRTUAL:PACKAGE, got '%s'", item);
+                _cleanup_free_ char *virt = strndup(item, (size_t)(colon - item));
+                if (!virt)
+                        return -ENOMEM;
+                if (!valid_package_name(virt) || !valid_package_name(colon + 1))
+                        return FAIL(w, "expected VIRTUAL:PACKAGE, got '%s'", item);
+                return 0;
+        }
+        case K_ENABLE_SERVICES:
+                return valid_unit_name(item) ? 0 : FAIL(w, "expected a unit name such as 'sshd.service', got '%s'", item);
+        case K_ADDRESS:
+                return valid_address(item, true) ? 0
+                                                 : FAIL(w, "expected an IP address with a prefix length such as 192.168.1.2/24, got '%s'", item);
+        case K_GATEWAY:
+                return valid_address(item, false) ? 0 : FAIL(w, "expected an IP address, got '%s'", item);
+        default:
+                return 0;
+        }
+}
+
+static char ***list_field(struct recipe *r, enum key_id id) {
+        switch (id) {
+        case K_MIRROR:
+                return &r->mirrors;
+        case K_COMPONENTS:
+                return &r->components;
+        case K_REPOSITORIES:
+                return &r->repositories;
+        case K_PACKAGES:
+                return &r->packages;
+        case K_PROVIDER:
+                return &r->providers;
+        case K_ENABLE_SERVICES:
+                return &r->enable_services;
+        case K_ROOT_AUTHORIZED_KEYS:
+                return &r->root_authorized_keys;
+        case K_RUN:
+                return &r->runs;
+        case K_ADDRESS:
+                return &r->network_addresses;
+        case K_GATEWAY:
+                return &r->network_gateways;
+        default:
+                return NULL;
+        }
+}
+
+static int apply_list(struct loader *l, const struct where *w, enum key_id id) {
+        struct recipe *r = l->r;
+        char ***field = list_field(r, id);
+        int ret;
+
+        if (!w->value[0]) {     /* "Key=" resets the list, as in systemd */
+                if (id == K_COPY) {
+                        for (size_t i = 0; i < r->n_copies; i++)
+                                copy_done(&r->copies[i]);
+                        free(r->copies);
+                        r->copies = NULL;
+                        r->n_copies = 0;
+                } else
+                        *field = strv_free(*field);
+                return 0;
+        }
+        if (id == K_RUN)        /* one command per assignment, spaces and all */
+                return strv_push(field, w->value);
+
+        _cleanup_strv_free_ char **items = NULL;
+        ret = strv_split(w->value, " \t", &items);
+        if (ret < 0)
+                return ret;
+        for (char **it = items; *it; it++) {
+                if (id == K_COPY) {
+                        struct recipe_copy c;
+                        ret = parse_copy(l, w, *it, &c);
+                        if (ret < 0)
+                                return ret;
+                        struct recipe_copy *nc = mkm_reallocarray(r->copies, r->n_copies + 1, sizeof *nc);
+                        if (!nc) {
+                                copy_done(&c);
+                                return -ENOMEM;
+                        }
+                        r->copies = nc;
+                        r->copies[r->n_copies++] = c;
+                        continue;
+                }
+                ret = check_item(l, w, id, *it);
+                if (ret < 0)
+                        return ret;
+                if (id == K_ROOT_AUTHORIZED_KEYS) {
+                        char *p = resolve_path(w->dir, *it);
+                        if (!p || strv_consume(field, p) < 0) {
+                                free(p);
+                                return -ENOMEM;
+                        }
+                } else {
+                        ret = strv_push(field, *it);
+                        if (ret < 0)
+                                return ret;
+                }
+        }
+        return 0;
+}
+
+static int apply_scalar(struct loader *l, const struct where *w, enum key_id id) {
+        struct recipe *r = l->r;
+        const char *v = w->value;
+        int b;
+
+        switch (id) {
+        case K_NAME:
+                if (v[0] && !valid_machine_name(v))
+                        return FAIL(w, "expected a machine name (1 to 64 letters, digits, '-', '_' or '.', not starting with '-' or '.'), got '%s'", v);
+                return set_string(&r->name, v);
+        case K_DISTRIBUTION:
+                if (!v[0])
+                        r->distribution = _RECIPE_DISTRO_INVALID;
+                else if (strcmp(v, "arch") == 0)
+                        r->distribution = RECIPE_DISTRO_ARCH;
+                else if (strcmp(v, "debian") == 0)
+                        r->distribution = RECIPE_DISTRO_DEBIAN;
+                else
+                        return FAIL(w, "expected 'arch' or 'debian', got '%s'", v);
+                return 0;
+        case K_SNAPSHOT:
+                if (!v[0]) {
+                        free(r->snapshot);
+                        r->snapshot = NULL;
+                        r->snapshot_epoch = -1;
+                        return 0;
+                } else {
+                        char *t = NULL;
+                        int64_t e;
+                        int ret = parse_snapshot(v, &t, &e);
+                        if (ret == -ENOMEM)
+                                return ret;
+                        if (ret < 0)
+                                return FAIL(w, "expected a date YYYY-MM-DD (or YYYY/MM/DD) or a time stamp YYYYMMDDTHHMMSSZ, got '%s'", v);
+                        free(r->snapshot);
+                        r->snapshot = t;
+                        r->snapshot_epoch = e;
+                        return 0;
+                }
+        case K_SUITE:
+                if (v[0] && !valid_word(v, "-_.+"))
+                        return FAIL(w, "expected a suite name such as 'bookworm', got '%s'", v);
+                return set_string(&r->suite, v);
+        case K_VARIANT:
+                if (v[0] && !in_list(v, debian_variants, ELEMENTSOF(debian_variants)))
+                        return FAIL(w, "expected one of extract, custom, essential, apt, required, minbase, buildd, important, debootstrap, standard, got '%s'", v);
+                return set_string(&r->variant, v);
+        case K_KEYRING:
+                if (!v[0])
+                        return set_string(&r->keyring, v);
+                else {
+                        char *p = resolve_path(w->dir, v);
+                        if (!p)
+                                return -ENOMEM;
+                        free(r->keyring);
+                        r->keyring = p;
+                        return 0;
+                }
+        case K_ARCHITECTURE:
+                if (v[0] && find_architecture(v) < 0)
+                        return FAIL(w, "expected an architecture such as x86_64, aarch64, amd64 or arm64, got '%s'", v);
+                return set_string(&r->architecture, v);
+        case K_FUSE:
+                if (!v[0]) {
+                        r->fuse = RECIPE_UNSET;
+                        return 0;
+                }
+                b = parse_boolean(v);
+                if (b < 0)
+                        return FAIL(w, "expected a boolean (yes/no), got '%s'", v);
+                r->fuse = b ? RECIPE_YES : RECIPE_NO;
+                return 0;
+        case K_RUN_NETWORK:
+                if (!v[0]) {
+                        r->run_network = false;
+                        return 0;
+                }
+                b = parse_boolean(v);
+                if (b < 0)
+                        return FAIL(w, "expected a boolean (yes/no), got '%s'", v);
+                r->run_network = b;
+                return 0;
+        case K_DOCKER_STORAGE_DRIVER:
+                if (v[0] && !in_list(v, docker_drivers, ELEMENTSOF(docker_drivers)))
+                        return FAIL(w, "expected one of overlay2, vfs, btrfs, fuse-overlayfs, got '%s'", v);
+                return set_string(&r->docker_storage_driver, v);
+        default:
+                return apply_list(l, w, id);
+        }
+}
+
+static int unknown_section(struct loader *l, const char *file, unsigned line, const char *section) {
+        const char *best = NULL;
+        unsigned bestd = suggest_threshold(section) + 1;
+        for (size_t i = 0; i < ELEMENTSOF(sections); i++) {
+                unsigned d = recipe_edit_distance(section, sections[i]);
+                if (d < bestd) {
+                        bestd = d;
+                        best = sections[i];
+                }
+        }
+        if (best)
+                return mkm_err_set(l->reterr, -MKM_E_RECIPE, "%s:%u: [%s]: unknown section; did you mean '[%s]'?",
+                                   file, line, section, best);
+        return mkm_err_set(l->reterr, -MKM_E_RECIPE,
+                           "%s:%u: [%s]: unknown section; expected [Machine], [Bootstrap], [Hooks], [Exec], [Files] or [Network]",
+                           file, line, section);
+}
+
+static int unknown_key(struct loader *l, const struct where *w) {
+        /* Known elsewhere? Say where it goes. */
+        for (size_t i = 0; i < ELEMENTSOF(keys); i++)
+                if (strcmp(keys[i].key, w->key) == 0)
+                        return FAIL(w, "unknown key in [%s]; %s= belongs in [%s]", w->section, w->key, keys[i].section);
+        if (is_nspawn_section(w->section))
+                for (size_t i = 0; i < ELEMENTSOF(service_keys); i++)
+                        if (strcmp(service_keys[i], w->key) == 0)
+                                return FAIL(w,
+                                            "%s= is not a .nspawn setting: it belongs in a systemd-nspawn@NAME.service.d/ drop-in%s",
+                                            w->key, strcmp(w->key, "DeviceAllow") == 0 ? " (the Fuse= hook writes it for you)" : "");
+        const struct recipe_key *k = closest_key(w->section, w->key);
+        if (k)
+                return FAIL(w, "unknown key; did you mean '%s='?", k->key);
+        k = closest_key(NULL, w->key);
+        if (k)
+                return FAIL(w, "unknown key; did you mean '[%s] %s='?", k->section, k->key);
+        if (is_nspawn_section(w->section))
+                return FAIL(w, "unknown key: not a setting of systemd.nspawn(5) nor of mkmachine");
+        return FAIL(w, "unknown key");
+}
+
+static int apply_entries(struct loader *l, const struct ini_entry *e, size_t n, const char *shown, const char *dir) {
+        struct recipe *r = l->r;
+        int ret;
+
+        for (size_t i = 0; i < n; i++) {
+                if (!e[i].key) {
+                        bool known = false;
+                        for (size_t s = 0; s < ELEMENTSOF(sections); s++)
+                                if (strcmp(sections[s], e[i].section) == 0)
+                                        known = true;
+                        if (!known)
+                                return unknown_section(l, shown, e[i].line, e[i].section);
+                        continue;
+                }
+                struct where w = { .file = shown, .dir = dir, .line = e[i].line, .section = e[i].section,
+                                   .key = e[i].key, .value = e[i].value };
+                const struct recipe_key *k = find_key(e[i].section, e[i].key);
+                if (!k) {
+                        /* A case-only difference deserves the same suggestion as a typo. */
+                        return unknown_key(l, &w);
+                }
+                size_t id = (size_t)(k - keys);
+                if (id >= _K_MKM_MAX) {
+                        ret = push_nspawn(r, &w);
+                        if (ret < 0)
+                                return ret;
+                        continue;
+                }
+                r->origins[id] = (struct recipe_origin){ .file = shown, .line = e[i].line };
+                if (id == K_INCLUDE) {
+                        if (!e[i].value[0])
+                                return FAIL(&w, "expected one or more recipe files, got ''");
+                        _cleanup_strv_free_ char **items = NULL;
+                        ret = strv_split(e[i].value, " \t", &items);
+                        if (ret < 0)
+                                return ret;
+                        for (char **it = items; *it; it++) {
+                                ret = do_include(l, &w, *it);
+                                if (ret < 0)
+                                        return ret;
+                        }
+                        continue;
+                }
+                ret = apply_scalar(l, &w, (enum key_id)id);
+                if (ret < 0)
+                        return ret;
+        }
+        return 0;
+}
+
+/* Remember a file name (shown) in the recipe so origins can borrow it; returns the stored copy. */
+static const char *intern_shown(struct recipe *r, const char *shown) {
+        for (char **s = r->shown_files; s && *s; s++)
+                if (strcmp(*s, shown) == 0)
+                        return *s;
+        if (strv_push(&r->shown_files, shown) < 0)
+                return NULL;
+        return r->shown_files[strv_length(r->shown_files) - 1];
+}
+
+static int parse_buffer(struct loader *l, const char *buf, size_t len, const char *shown, const char *dir) {
+        struct ini_entry *e = NULL;
+        size_t n = 0;
+        int ret = ini_parse(buf, len, shown, &e, &n, l->reterr);
+        if (ret < 0)
+                return ret;
+        ret = apply_entries(l, e, n, shown, dir);
+        ini_entries_free(e, n);
+        return ret;
+}
+
+static int load_file(struct loader *l, const char *abs, const char *shown_in, const struct where *from) {
+        struct recipe *r = l->r;
+        _cleanup_free_ char *buf = NULL;
+        size_t len = 0;
+        int ret;
+
+        const char *shown = intern_shown(r, shown_in);
+        if (!shown)
+                return -ENOMEM;
+        mkm_debug(l->ctx, "reading recipe %s", shown);
+        ret = fs_read_file_at(AT_FDCWD, abs, RECIPE_FILE_MAX, &buf, &len);
+        if (ret < 0) {
+                const char *why = ret == -EFBIG ? "file too large" : strerror(-ret);
+                if (from)
+                        return FAIL(from, "cannot read '%s': %s", shown, why);
+                return mkm_err_set(l->reterr, -MKM_E_RECIPE, "cannot read recipe '%s': %s", shown, why);
+        }
+        if (!strv_contains(r->files, abs)) {
+                ret = strv_push(&r->files, abs);
+                if (ret < 0)
+                        return ret;
+        }
+        _cleanup_free_ char *dir = path_dirname(abs);
+        if (!dir)
+                return -ENOMEM;
+        l->stack[l->depth++] = (struct frame){ .abs = (char *)abs, .shown = (char *)shown };
+        ret = parse_buffer(l, buf, len, shown, dir);
+        l->depth--;
+        return ret;
+}
+
+/* ---- defaults and cross-key checks -------------------------------------------------------- */
+
+static int finalize(struct loader *l, const char *top) {
+        struct recipe *r = l->r;
+        const struct recipe_origin *o = r->origins;
+        int ret;
+
+#define FAIL_AT(id, fmt, ...)                                                                              \
+        mkm_err_set(l->reterr, -MKM_E_RECIPE, "%s:%u: [%s] %s=: " fmt, o[id].file, o[id].line, keys[id].section, \
+                    keys[id].key, ##__VA_ARGS__)
+
+        if (!r->name)
+                return mkm_err_set(l->reterr, -MKM_E_RECIPE,
+                                   "%s: [Machine] Name=: missing; every recipe needs a machine name", top);
+        if (r->distribution == _RECIPE_DISTRO_INVALID)
+                return mkm_err_set(l->reterr, -MKM_E_RECIPE,
+                                   "%s: [Bootstrap] Distribution=: missing; expected 'arch' or 'debian'", top);
+
+        bool arch = r->distribution == RECIPE_DISTRO_ARCH;
+        if (arch) {
+                if (r->suite)
+                        return FAIL_AT(K_SUITE, "only for Distribution=debian");
+                if (r->components)
+                        return FAIL_AT(K_COMPONENTS, "only for Distribution=debian");
+                if (r->variant)
+                        return FAIL_AT(K_VARIANT, "only for Distribution=debian");
+                if (!r->repositories) {
+                        ret = strv_split("core extra", " ", &r->repositories);
+                        if (ret < 0)
+                                return ret;
+                }
+        } else {
+                if (r->repositories)
+                        return FAIL_AT(K_REPOSITORIES, "only for Distribution=arch (use Components= for Debian)");
+                if (!r->suite && !(r->suite = strdup("bookworm")))
+                        return -ENOMEM;
+                if (!r->components && (ret = strv_split("main", " ", &r->components)) < 0)
+                        return ret;
+                if (!r->variant && !(r->variant = strdup("minbase")))
+                        return -ENOMEM;
+        }
+
+        /* Architecture in the distro's own spelling; the host's by default. */
+        int a;
+        if (r->architecture)
+                a = find_architecture(r->architecture);
+        else {
+                struct utsname u;
+                if (uname(&u) < 0)
+                        return negative_errno();
+                a = find_architecture(u.machine);
+                if (a < 0)
+                        return mkm_err_set(l->reterr, -MKM_E_RECIPE,
+                                           "%s: [Bootstrap] Architecture=: cannot derive it from the host's '%s'; set it",
+                                           top, u.machine);
+        }
+        const char *spelled = arch ? architectures[a].arch : architectures[a].debian;
+        if (!spelled) {
+                if (r->architecture)
+                        return FAIL_AT(K_ARCHITECTURE, "'%s' is not available for Distribution=%s", r->architecture,
+                                       recipe_distribution_to_string(r->distribution));
+                return mkm_err_set(l->reterr, -MKM_E_RECIPE,
+                                   "%s: [Bootstrap] Architecture=: the host's architecture is not available for Distribution=%s; set it",
+                                   top, recipe_distribution_to_string(r->distribution));
+        }
+        ret = set_string(&r->architecture, spelled);
+        if (ret < 0)
+                return ret;
+        if (r->network_gateways && !r->network_addresses)
+                return FAIL_AT(K_GATEWAY, "needs Address= too (a gateway without an address is unreachable)");
+        return 0;
+#undef FAIL_AT
+}
+
+static struct recipe *recipe_new(void) {
+        struct recipe *r = calloc(1, sizeof *r);
+        if (!r)
+                return NULL;
+        r->origins = calloc(_K_MKM_MAX, sizeof *r->origins);
+        r->files = calloc(1, sizeof(char *));
+        if (!r->origins || !r->files)
+                return recipe_free(r);
+        r->distribution = _RECIPE_DISTRO_INVALID;
+        r->snapshot_epoch = -1;
+        r->fuse = RECIPE_UNSET;
+        return r;
+}
+
+int recipe_load(struct mkm_ctx *ctx, const char *path, struct recipe **ret, struct mkm_err *reterr) {
+        _cleanup_(recipe_freep) struct recipe *r = recipe_new();
+        if (!r)
+                return -ENOMEM;
+        _cleanup_free_ char *abs = realpath(path, NULL);
+        if (!abs)
+                return mkm_err_set(reterr, -MKM_E_RECIPE, "cannot read recipe '%s': %s", path, strerror(errno));
+        struct loader l = { .ctx = ctx, .r = r, .allow_includes = true, .reterr = reterr };
+        int k = load_file(&l, abs, path, NULL);
+        if (k < 0)
+                return k == -ENOMEM ? mkm_err_set(reterr, k, "%s: out of memory", path) : k;
+        k = finalize(&l, path);
+        if (k < 0)
+                return k;
+        r->path = TAKE_PTR(abs);
+        *ret = TAKE_PTR(r);
+        return 0;
+}
+
+int recipe_load_buffer(const char *buf, size_t len, const char *filename, struct recipe **ret,
+                       struct mkm_err *reterr) {
+        const char *fn = filename ? filename : "(buffer)";
+        _cleanup_(recipe_freep) struct recipe *r = recipe_new();
+        if (!r)
+                return -ENOMEM;
+        _cleanup_free_ char *dir = path_dirname(fn);
+        const char *shown = intern_shown(r, fn);
+        if (!dir || !shown)
+                return -ENOMEM;
+        struct loader l = { .r = r, .allow_includes = false, .reterr = reterr };
+        int k = parse_buffer(&l, buf, len, shown, dir);
+        if (k < 0)
+                return k;
+        k = finalize(&l, fn);
+        if (k < 0)
+                return k;
+        *ret = TAKE_PTR(r);
+        return 0;
+}
+
+struct recipe *recipe_free(struct recipe *r) {
+        if (!r)
+                return NULL;
+        free(r->path);
+        strv_free(r->files);
+        strv_free(r->shown_files);
+        free(r->name);
+        strv_free(r->mirrors);
+        free(r->snapshot);
+        free(r->suite);
+        strv_free(r->components);
+        strv_free(r->repositories);
+        strv_free(r->packages);
+        free(r->variant);
+        free(r->keyring);
+        free(r->architecture);
+        strv_free(r->providers);
+        strv_free(r->enable_services);
+        free(r->docker_storage_driver);
+        strv_free(r->root_authorized_keys);
+        for (size_t i = 0; i < r->n_copies; i++)
+                copy_done(&r->copies[i]);
+        free(r->copies);
+        strv_free(r->runs);
+        for (size_t i = 0; i < r->n_nspawn; i++) {
+                free(r->nspawn[i].section);
+                free(r->nspawn[i].key);
+                free(r->nspawn[i].value);
+                free(r->nspawn[i].file);
+        }
+        free(r->nspawn);
+        strv_free(r->network_addresses);
+        strv_free(r->network_gateways);
+        free(r->origins);
+        free(r);
+        return NULL;
+}
+
+/* ---- validation for a build --------------------------------------------------------------- */
+
+static int check_readable(const struct recipe *r, enum key_id id, const char *path, struct mkm_err *reterr) {
+        struct stat st;
+        const struct recipe_origin *o = &r->origins[id];
+        if (stat(path, &st) < 0)
+                return mkm_err_set(reterr, -MKM_E_RECIPE, "%s:%u: [%s] %s=: cannot read '%s': %s",
+                                   o->file ? o->file : "?", o->line, keys[id].section, keys[id].key, path,
+                                   strerror(errno));
+        if (S_ISDIR(st.st_mode) && id != K_COPY && id != K_KEYRING)
+                return mkm_err_set(reterr, -MKM_E_RECIPE, "%s:%u: [%s] %s=: expected a file, '%s' is a directory",
+                                   o->file ? o->file : "?", o->line, keys[id].section, keys[id].key, path);
+        return 0;
+}
+
+int recipe_validate_for_build(const struct recipe *r, struct mkm_err *reterr) {
+        int k;
+        if (!r->packages || !r->packages[0]) {
+                const char *f = r->shown_files && r->shown_files[0] ? r->shown_files[0] : "(recipe)";
+                return mkm_err_set(reterr, -MKM_E_RECIPE,
+                                   "%s: [Bootstrap] Packages=: empty; a build needs at least one package (e.g. Packages=base)", f);
+        }
+        if (r->keyring && (k = check_readable(r, K_KEYRING, r->keyring, reterr)) < 0)
+                return k;
+        for (char **p = r->root_authorized_keys; p && *p; p++)
+                if ((k = check_readable(r, K_ROOT_AUTHORIZED_KEYS, *p, reterr)) < 0)
+                        return k;
+        for (size_t i = 0; i < r->n_copies; i++)
+                if ((k = check_readable(r, K_COPY, r->copies[i].src, reterr)) < 0)
+                        return k;
+        return 0;
+}
+
+/* ---- canonical text ----------------------------------------------------------------------- */
+
+struct buf {
+        char *p;
+        size_t len, cap;
+        bool oom;
+};
+
+static void bputs(struct buf *b, const char *s) {
+        size_t n = strlen(s);
+        if (b->oom)
+                return;
+        if (b->len + n + 1 > b->cap) {
+                size_t nc = (b->len + n + 1) * 2;
+                char *np = realloc(b->p, nc);
+                if (!np) {
+                        b->oom = true;
+                        return;
+                }
+                b->p = np;
+                b->cap = nc;
+        }
+        memcpy(b->p + b->len, s, n + 1);
+        b->len += n;
+}
+
+static void bkey(struct buf *b, const char *key, const char *value) {
+        bputs(b, key);
+        bputs(b, "=");
+        bputs(b, value);
+        bputs(b, "\n");
+}
+
+static void blist(struct buf *b, const char *key, char *const *l) {
+        if (!l || !l[0])
+                return;
+        bputs(b, key);
+        bputs(b, "=");
+        for (size_t i = 0; l[i]; i++) {
+                if (i)
+                        bputs(b, " ");
+                bputs(b, l[i]);
+        }
+        bputs(b, "\n");
+}
+
+static void bsection(struct buf *b, const char *name) {
+        if (b->len)
+                bputs(b, "\n");
+        bputs(b, "[");
+        bputs(b, name);
+        bputs(b, "]\n");
+}
+
+static void bnspawn(struct buf *b, const struct recipe *r, const char *section, bool *opened) {
+        for (size_t i = 0; i < r->n_nspawn; i++) {
+                if (strcmp(r->nspawn[i].section, section) != 0)
+                        continue;
+                if (!*opened) {
+                        bsection(b, section);
+                        *opened = true;
+                }
+                bkey(b, r->nspawn[i].key, r->nspawn[i].value);
+        }
+}
+
+int recipe_format(const struct recipe *r, char **ret_text) {
+        struct buf b = {};
+
+        bsection(&b, "Machine");
+        if (r->name)
+                bkey(&b, "Name", r->name);
+
+        bsection(&b, "Bootstrap");
+        if (recipe_distribution_to_string(r->distribution))
+                bkey(&b, "Distribution", recipe_distribution_to_string(r->distribution));
+        blist(&b, "Mirror", r->mirrors);
+        if (r->snapshot)
+                bkey(&b, "Snapshot", r->snapshot);
+        if (r->suite)
+                bkey(&b, "Suite", r->suite);
+        blist(&b, "Components", r->components);
+        blist(&b, "Repositories", r->repositories);
+        blist(&b, "Packages", r->packages);
+        if (r->variant)
+                bkey(&b, "Variant", r->variant);
+        if (r->keyring)
+                bkey(&b, "Keyring", r->keyring);
+        if (r->architecture)
+                bkey(&b, "Architecture", r->architecture);
+        blist(&b, "Provider", r->providers);
+
+        bool hooks = r->enable_services || r->fuse != RECIPE_UNSET || r->docker_storage_driver ||
+                     r->root_authorized_keys || r->n_copies || r->runs || r->run_network;
+        if (hooks) {
+                bsection(&b, "Hooks");
+                blist(&b, "EnableServices", r->enable_services);
+                if (r->fuse != RECIPE_UNSET)
+                        bkey(&b, "Fuse", r->fuse == RECIPE_YES ? "yes" : "no");
+                if (r->docker_storage_driver)
+                        bkey(&b, "DockerStorageDriver", r->docker_storage_driver);
+                blist(&b, "RootAuthorizedKeys", r->root_authorized_keys);
+                if (r->n_copies) {
+                        bputs(&b, "Copy=");
+                        for (size_t i = 0; i < r->n_copies; i++) {
+                                const struct recipe_copy *c = &r->copies[i];
+                                char mode[16] = "";
+                                if (i)
+                                        bputs(&b, " ");
+                                bputs(&b, c->src);
+                                bputs(&b, ":");
+                                bputs(&b, c->dest);
+                                if (c->has_mode) {
+                                        (void)snprintf(mode, sizeof mode, ":%04o", (unsigned)c->mode);
+                                        bputs(&b, mode);
+                                }
+                                if (c->owner) {
+                                        bputs(&b, ":");
+                                        bputs(&b, c->owner);
+                                }
+                        }
+                        bputs(&b, "\n");
+                }
+                for (char **c = r->runs; c && *c; c++)
+                        bkey(&b, "Run", *c);
+                if (r->run_network)
+                        bkey(&b, "RunNetwork", "yes");
+        }
+
+        bool opened = false;
+        bnspawn(&b, r, "Exec", &opened);
+        opened = false;
+        bnspawn(&b, r, "Files", &opened);
+        opened = false;
+        if (r->network_addresses || r->network_gateways) {
+                bsection(&b, "Network");
+                opened = true;
+                blist(&b, "Address", r->network_addresses);
+                blist(&b, "Gateway", r->network_gateways);
+        }
+        bnspawn(&b, r, "Network", &opened);
+
+        if (b.oom || !b.p) {
+                free(b.p);
+                return -ENOMEM;
+        }
+        *ret_text = b.p;
+        return 0;
+}

@@ -1,0 +1,141 @@
+/* SPDX-License-Identifier: MIT */
+/* The recipe: load (with includes), validate, and print in canonical form.
+ * The syntax is systemd's INI (ini.h); the reference is docs/mkmachine.recipe.5.md.
+ *
+ * Every error is "FILE:LINE: [Section] Key=: what was expected, got 'value'" in reterr, with
+ * -MKM_E_PARSE for syntax errors and -MKM_E_RECIPE for everything else (unknown keys, bad
+ * values, missing files, include cycles). */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct mkm_ctx;
+struct mkm_err;
+
+#define RECIPE_INCLUDE_DEPTH_MAX 16
+#define RECIPE_FILE_MAX (4u * 1024u * 1024u)    /* bytes in one recipe file */
+
+enum recipe_distribution {
+        RECIPE_DISTRO_ARCH,
+        RECIPE_DISTRO_DEBIAN,
+        _RECIPE_DISTRO_MAX,
+        _RECIPE_DISTRO_INVALID = -1,
+};
+
+/* "arch", "debian"; NULL for out-of-range values. */
+const char *recipe_distribution_to_string(enum recipe_distribution d);
+
+enum recipe_tristate {
+        RECIPE_UNSET = -1,
+        RECIPE_NO = 0,
+        RECIPE_YES = 1,
+};
+
+/* Copy=SRC:DEST[:MODE[:OWNER]] */
+struct recipe_copy {
+        char *src;              /* absolute, resolved against the directory of the recipe that set it */
+        char *dest;             /* absolute path inside the machine, no "." or ".." components */
+        mode_t mode;            /* valid only if has_mode */
+        bool has_mode;
+        char *owner;            /* "user", "user:group", "uid" or "uid:gid"; NULL if not given */
+};
+
+/* One [Exec]/[Files]/[Network] assignment passed verbatim to NAME.nspawn, in recipe order. */
+struct recipe_nspawn_setting {
+        char *section;          /* "Exec", "Files" or "Network" */
+        char *key;
+        char *value;            /* verbatim; "" resets the setting as systemd does */
+        char *file;             /* the recipe file (as shown in messages) and line that set it */
+        unsigned line;
+};
+
+/* Where the last assignment of a key came from (internal bookkeeping; also used in messages). */
+struct recipe_origin {
+        const char *file;       /* borrowed from recipe->shown_files */
+        unsigned line;
+};
+
+struct recipe {
+        char *path;             /* absolute path of the top recipe; NULL for recipe_load_buffer() */
+        char **files;           /* absolute paths of every file read, top first, each once */
+        char **shown_files;     /* the same files as named in messages (internal) */
+
+        /* [Machine] */
+        char *name;
+
+        /* [Bootstrap] */
+        enum recipe_distribution distribution;
+        char **mirrors;         /* empty: use the host's configuration */
+        char *snapshot;         /* "YYYY-MM-DD" or "YYYYMMDDTHHMMSSZ", NULL if none */
+        int64_t snapshot_epoch; /* the snapshot as seconds since 1970 (UTC), -1 if none */
+        char *suite;            /* debian only; default "bookworm" */
+        char **components;      /* debian only; default "main" */
+        char **repositories;    /* arch only; default "core extra" */
+        char **packages;
+        char *variant;          /* debian only (mmdebstrap variants); default "minbase" */
+        char *keyring;          /* absolute path or NULL (use the distro keyring in keys/) */
+        char *architecture;     /* in the distro's own spelling (x86_64 for arch, amd64 for debian) */
+        char **providers;       /* "virtual:package" items */
+
+        /* [Hooks] */
+        char **enable_services;
+        enum recipe_tristate fuse;
+        char *docker_storage_driver;    /* NULL if unset */
+        char **root_authorized_keys;    /* absolute paths */
+        struct recipe_copy *copies;
+        size_t n_copies;
+        char **runs;                    /* one shell command line per item */
+        bool run_network;
+
+        /* [Exec] [Files] [Network] pass-through, in order */
+        struct recipe_nspawn_setting *nspawn;
+        size_t n_nspawn;
+
+        /* [Network] Address= Gateway=: mkmachine keys (a networkd .network file for host0) */
+        char **network_addresses;
+        char **network_gateways;
+
+        struct recipe_origin *origins;  /* internal: indexed by key id */
+};
+
+/* A key the parser knows. */
+struct recipe_key {
+        const char *section;
+        const char *key;
+        bool nspawn;            /* passed through to NAME.nspawn */
+};
+
+/* Every (section, key) the parser accepts, mkmachine's first, then the .nspawn ones.
+ * Borrowed static table; *ret_n receives its length. */
+const struct recipe_key *recipe_known_keys(size_t *ret_n);
+
+/* Read the recipe at path, following Include= (relative to the including file's directory,
+ * cycles and depth beyond RECIPE_INCLUDE_DEPTH_MAX refused), apply defaults and validate the
+ * values. A missing or unreadable file is -MKM_E_RECIPE naming the file. ctx may be NULL.
+ * On success the caller owns *ret (recipe_free). */
+int recipe_load(struct mkm_ctx *ctx, const char *path, struct recipe **ret, struct mkm_err *reterr);
+
+/* The same for one buffer, without I/O: Include= is refused. Relative paths are resolved
+ * against the directory part of filename. For tests and the fuzzer. */
+int recipe_load_buffer(const char *buf, size_t len, const char *filename, struct recipe **ret,
+                       struct mkm_err *reterr);
+
+struct recipe *recipe_free(struct recipe *r);
+static inline void recipe_freep(struct recipe **r) {
+        (void)recipe_free(*r);
+}
+
+/* The canonical text: fixed section and key order, lists space-joined, includes merged,
+ * defaults filled in, no comments. Deterministic for equal recipes. Caller owns *ret_text. */
+int recipe_format(const struct recipe *r, char **ret_text);
+
+/* What a build needs beyond a valid recipe: Packages= non-empty, Keyring= and
+ * RootAuthorizedKeys= and Copy= sources readable. -MKM_E_RECIPE with file:line on failure. */
+int recipe_validate_for_build(const struct recipe *r, struct mkm_err *reterr);
+
+/* Exposed for tests: the Damerau-Levenshtein (optimal string alignment) distance, ASCII
+ * case-insensitive. */
+unsigned recipe_edit_distance(const char *a, const char *b);

@@ -1,0 +1,578 @@
+/* SPDX-License-Identifier: MIT */
+/* Unit tests for builder/recipe: typed values, defaults, list and scalar merging, includes
+ * (relative paths, later-wins, cycles, depth), the canonical text, validation for a build, every
+ * refusal with its exact message, and that the reference documents every key the parser knows. */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "recipe.h"
+#include "util/cleanup.h"
+#include "util/err.h"
+#include "util/fs.h"
+#include "util/strv.h"
+
+static struct recipe *load_ok(const char *text) {
+        struct mkm_err err = {};
+        struct recipe *r = NULL;
+        int k = recipe_load_buffer(text, strlen(text), "/srv/recipes/t.recipe", &r, &err);
+        if (k < 0)
+                fail_msg("unexpected failure %d: %s", k, err.msg);
+        return r;
+}
+
+static void assert_strv(char *const *l, const char *joined) {
+        _cleanup_free_ char *s = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&s, &len);
+        assert_non_null(f);
+        for (size_t i = 0; l && l[i]; i++)
+                fprintf(f, "%s%s", i ? " " : "", l[i]);
+        fclose(f);
+        assert_string_equal(s, joined);
+}
+
+static void test_full(void **state) {
+        (void)state;
+        _cleanup_(recipe_freep) struct recipe *r = load_ok(
+                "[Machine]\n"
+                "Name=web.example_1\n"
+                "[Bootstrap]\n"
+                "Distribution=arch\n"
+                "Mirror=https://mirror.invalid/$repo/os/$arch file:///srv/mirror\n"
+                "Snapshot=2024/06/01\n"
+                "Repositories=core\n"
+                "Repositories=extra multilib\n"
+                "Packages=base \\\n"
+                "  # comment lines inside a continuation are skipped\n"
+                "  openssh\n"
+                "Keyring=../keys/arch.gpg\n"
+                "Architecture=arm64\n"
+                "Provider=sh:bash initramfs:mkinitcpio\n"
+                "[Hooks]\n"
+                "EnableServices=sshd.service getty@tty1.service\n"
+                "Fuse=on\n"
+                "DockerStorageDriver=fuse-overlayfs\n"
+                "RootAuthorizedKeys=admin.pub /etc/keys/other.pub\n"
+                "Copy=files/motd:/etc/motd:644:root:root conf/x:/etc/x\n"
+                "Copy=a:/opt/a:0600:1000\n"
+                "Run=echo hello   world\n"
+                "Run=/usr/bin/true\n"
+                "RunNetwork=TRUE\n"
+                "[Exec]\n"
+                "Boot=yes\n"
+                "[Network]\n"
+                "Address=10.0.0.2/24 fd00::2/64\n"
+                "Gateway=10.0.0.1\n"
+                "VirtualEthernet=yes\n"
+                "[Files]\n"
+                "Bind=/srv/data:/data\n"
+                "[Exec]\n"
+                "Capability=all\n"
+                "Environment=\n");
+        assert_string_equal(r->name, "web.example_1");
+        assert_int_equal(r->distribution, RECIPE_DISTRO_ARCH);
+        assert_strv(r->mirrors, "https://mirror.invalid/$repo/os/$arch file:///srv/mirror");
+        assert_string_equal(r->snapshot, "2024-06-01");
+        assert_int_equal(r->snapshot_epoch, 1717200000);
+        assert_null(r->suite);
+        assert_null(r->components);
+        assert_null(r->variant);
+        assert_strv(r->repositories, "core extra multilib");
+        assert_strv(r->packages, "base openssh");
+        assert_string_equal(r->keyring, "/srv/keys/arch.gpg");
+        assert_string_equal(r->architecture, "aarch64");       /* the Arch spelling */
+        assert_strv(r->providers, "sh:bash initramfs:mkinitcpio");
+        assert_strv(r->enable_services, "sshd.service getty@tty1.service");
+        assert_int_equal(r->fuse, RECIPE_YES);
+        assert_string_equal(r->docker_storage_driver, "fuse-overlayfs");
+        assert_strv(r->root_authorized_keys, "/srv/recipes/admin.pub /etc/keys/other.pub");
+        assert_int_equal(r->n_copies, 3);
+        assert_string_equal(r->copies[0].src, "/srv/recipes/files/motd");
+        assert_string_equal(r->copies[0].dest, "/etc/motd");
+        assert_true(r->copies[0].has_mode);
+        assert_int_equal(r->copies[0].mode, 0644);
+        assert_string_equal(r->copies[0].owner, "root:root");
+        assert_false(r->copies[1].has_mode);
+        assert_null(r->copies[1].owner);
+        assert_int_equal(r->copies[2].mode, 0600);
+        assert_string_equal(r->copies[2].owner, "1000");
+        assert_int_equal(strv_length(r->runs), 2);
+        assert_string_equal(r->runs[0], "echo hello   world");
+        assert_true(r->run_network);
+        assert_strv(r->network_addresses, "10.0.0.2/24 fd00::2/64");
+        assert_strv(r->network_gateways, "10.0.0.1");
+        assert_int_equal(r->n_nspawn, 5);
+        assert_string_equal(r->nspawn[0].key, "Boot");
+        assert_int_equal(r->nspawn[0].line, 26);
+        assert_string_equal(r->nspawn[1].section, "Network");
+        assert_string_equal(r->nspawn[1].key, "VirtualEthernet");
+        assert_string_equal(r->nspawn[2].value, "/srv/data:/data");
+        assert_string_equal(r->nspawn[4].key, "Environment");
+        assert_string_equal(r->nspawn[4].value, "");
+        assert_string_equal(r->nspawn[4].file, "/srv/recipes/t.recipe");
+        assert_null(r->path);
+
+        _cleanup_free_ char *text = NULL;
+        assert_int_equal(recipe_format(r, &text), 0);
+        assert_string_equal(text,
+                            "[Machine]\n"
+                            "Name=web.example_1\n"
+                            "\n"
+                            "[Bootstrap]\n"
+                            "Distribution=arch\n"
+                            "Mirror=https://mirror.invalid/$repo/os/$arch file:///srv/mirror\n"
+                            "Snapshot=2024-06-01\n"
+                            "Repositories=core extra multilib\n"
+                            "Packages=base openssh\n"
+                            "Keyring=/srv/keys/arch.gpg\n"
+                            "Architecture=aarch64\n"
+                            "Provider=sh:bash initramfs:mkinitcpio\n"
+                            "\n"
+                            "[Hooks]\n"
+                            "EnableServices=sshd.service getty@tty1.service\n"
+                            "Fuse=yes\n"
+                            "DockerStorageDriver=fuse-overlayfs\n"
+                            "RootAuthorizedKeys=/srv/recipes/admin.pub /etc/keys/other.pub\n"
+                            "Copy=/srv/recipes/files/motd:/etc/motd:0644:root:root /srv/recipes/conf/x:/etc/x "
+                            "/srv/recipes/a:/opt/a:0600:1000\n"
+                            "Run=echo hello   world\n"
+                            "Run=/usr/bin/true\n"
+                            "RunNetwork=yes\n"
+                            "\n"
+                            "[Exec]\n"
+                            "Boot=yes\n"
+                            "Capability=all\n"
+                            "Environment=\n"
+                            "\n"
+                            "[Files]\n"
+                            "Bind=/srv/data:/data\n"
+                            "\n"
+                            "[Network]\n"
+                            "Address=10.0.0.2/24 fd00::2/64\n"
+                            "Gateway=10.0.0.1\n"
+                            "VirtualEthernet=yes\n");
+
+        /* The canonical text is a fixed point: parsing it again gives the same text. */
+        struct mkm_err err = {};
+        _cleanup_(recipe_freep) struct recipe *again = NULL;
+        assert_int_equal(recipe_load_buffer(text, strlen(text), "/x/canon.recipe", &again, &err), 0);
+        _cleanup_free_ char *text2 = NULL;
+        assert_int_equal(recipe_format(again, &text2), 0);
+        assert_string_equal(text, text2);
+}
+
+static void test_merge_rules(void **state) {
+        (void)state;
+        _cleanup_(recipe_freep) struct recipe *r = load_ok(
+                "[Machine]\nName=first\n"
+                "[Bootstrap]\nDistribution=arch\nPackages=a b\nPackages=\nPackages=c\n"
+                "Snapshot=2024-01-01\nSnapshot=\n"
+                "[Machine]\nName=second\n"                    /* a repeated section continues */
+                "[Hooks]\nFuse=yes\nFuse=no\nRun=x\nRun=\nRun=y\nDockerStorageDriver=vfs\nDockerStorageDriver=\n"
+                "Copy=a:/a\nCopy=\nCopy=b:/b\n"
+                "[Bootstrap]\nDistribution=debian\nArchitecture=x86_64\n");
+        assert_string_equal(r->name, "second");
+        assert_strv(r->packages, "c");
+        assert_null(r->snapshot);
+        assert_int_equal(r->snapshot_epoch, -1);
+        assert_int_equal(r->fuse, RECIPE_NO);
+        assert_strv(r->runs, "y");
+        assert_null(r->docker_storage_driver);
+        assert_int_equal(r->n_copies, 1);
+        assert_string_equal(r->copies[0].dest, "/b");
+        /* Later Distribution= wins and Debian defaults fill in. */
+        assert_int_equal(r->distribution, RECIPE_DISTRO_DEBIAN);
+        assert_string_equal(r->suite, "bookworm");
+        assert_strv(r->components, "main");
+        assert_string_equal(r->variant, "minbase");
+        assert_null(r->repositories);
+        assert_string_equal(r->architecture, "amd64");
+}
+
+static void test_defaults(void **state) {
+        (void)state;
+        _cleanup_(recipe_freep) struct recipe *a = load_ok("[Machine]\nName=a\n[Bootstrap]\nDistribution=arch\n");
+        assert_strv(a->repositories, "core extra");
+        assert_int_equal(a->fuse, RECIPE_UNSET);
+        assert_false(a->run_network);
+        assert_non_null(a->architecture);       /* the host's, in Arch spelling */
+        _cleanup_free_ char *text = NULL;
+        assert_int_equal(recipe_format(a, &text), 0);
+        assert_non_null(strstr(text, "Repositories=core extra\n"));
+        assert_null(strstr(text, "[Hooks]"));
+
+        _cleanup_(recipe_freep) struct recipe *d = load_ok(
+                "[Machine]\nName=d\n[Bootstrap]\nDistribution=debian\nArchitecture=aarch64\n"
+                "Snapshot=20240601T123456Z\nSuite=trixie\nComponents=main contrib\nVariant=apt\n");
+        assert_string_equal(d->architecture, "arm64");
+        assert_string_equal(d->snapshot, "20240601T123456Z");
+        assert_int_equal(d->snapshot_epoch, 1717200000 + 12 * 3600 + 34 * 60 + 56);
+        assert_string_equal(d->suite, "trixie");
+        assert_strv(d->components, "main contrib");
+        assert_string_equal(d->variant, "apt");
+
+        /* Leap days and the boolean spellings. */
+        _cleanup_(recipe_freep) struct recipe *l = load_ok(
+                "[Machine]\nName=l\n[Bootstrap]\nDistribution=arch\nSnapshot=2024-02-29\n[Hooks]\nFuse=0\nRunNetwork=on\n");
+        assert_string_equal(l->snapshot, "2024-02-29");
+        assert_int_equal(l->fuse, RECIPE_NO);
+        assert_true(l->run_network);
+}
+
+#define P "[Machine]\nName=t\n[Bootstrap]\nDistribution=arch\n"     /* lines 1-4 */
+#define NM "expected a machine name (1 to 64 letters, digits, '-', '_' or '.', not starting with '-' or '.')"
+#define SNAP "expected a date YYYY-MM-DD (or YYYY/MM/DD) or a time stamp YYYYMMDDTHHMMSSZ"
+
+static const struct {
+        const char *text;
+        int code;
+        const char *msg;
+} bad[] = {
+        { P "Pakages=base\n", -MKM_E_RECIPE, "t.recipe:5: [Bootstrap] Pakages=: unknown key; did you mean 'Packages='?" },
+        { P "packages=base\n", -MKM_E_RECIPE, "t.recipe:5: [Bootstrap] packages=: unknown key; did you mean 'Packages='?" },
+        { P "Distribtuion=arch\n", -MKM_E_RECIPE, "t.recipe:5: [Bootstrap] Distribtuion=: unknown key; did you mean 'Distribution='?" },
+        { P "[Hooks]\nFuse=maybe\n", -MKM_E_RECIPE, "t.recipe:6: [Hooks] Fuse=: expected a boolean (yes/no), got 'maybe'" },
+        { P "[Hooks]\nRunNetwork=2\n", -MKM_E_RECIPE, "t.recipe:6: [Hooks] RunNetwork=: expected a boolean (yes/no), got '2'" },
+        { P "[Exec]\nDeviceAllow=/dev/fuse rwm\n", -MKM_E_RECIPE,
+          "t.recipe:6: [Exec] DeviceAllow=: DeviceAllow= is not a .nspawn setting: it belongs in a "
+          "systemd-nspawn@NAME.service.d/ drop-in (the Fuse= hook writes it for you)" },
+        { P "[Files]\nMemoryMax=1G\n", -MKM_E_RECIPE,
+          "t.recipe:6: [Files] MemoryMax=: MemoryMax= is not a .nspawn setting: it belongs in a "
+          "systemd-nspawn@NAME.service.d/ drop-in" },
+        { P "[Bootsrap]\n", -MKM_E_RECIPE, "t.recipe:5: [Bootsrap]: unknown section; did you mean '[Bootstrap]'?" },
+        { P "[hooks]\n", -MKM_E_RECIPE, "t.recipe:5: [hooks]: unknown section; did you mean '[Hooks]'?" },
+        { P "[Service]\n", -MKM_E_RECIPE,
+          "t.recipe:5: [Service]: unknown section; expected [Machine], [Bootstrap], [Hooks], [Exec], [Files] or [Network]" },
+        { P "[Exec]\nBind=/a:/b\n", -MKM_E_RECIPE, "t.recipe:6: [Exec] Bind=: unknown key in [Exec]; Bind= belongs in [Files]" },
+        { P "[Hooks]\nPackages=vim\n", -MKM_E_RECIPE, "t.recipe:6: [Hooks] Packages=: unknown key in [Hooks]; Packages= belongs in [Bootstrap]" },
+        { P "[Exec]\nBot=yes\n", -MKM_E_RECIPE, "t.recipe:6: [Exec] Bot=: unknown key; did you mean 'Boot='?" },
+        { P "[Hooks]\nEnableService=a.service\n", -MKM_E_RECIPE, "t.recipe:6: [Hooks] EnableService=: unknown key; did you mean 'EnableServices='?" },
+        { P "[Hooks]\nPackage=vim\n", -MKM_E_RECIPE, "t.recipe:6: [Hooks] Package=: unknown key; did you mean '[Bootstrap] Packages='?" },
+        { P "[Hooks]\nFrobnicate=1\n", -MKM_E_RECIPE, "t.recipe:6: [Hooks] Frobnicate=: unknown key" },
+        { P "[Exec]\nQuuxishThing=1\n", -MKM_E_RECIPE,
+          "t.recipe:6: [Exec] QuuxishThing=: unknown key: not a setting of systemd.nspawn(5) nor of mkmachine" },
+        { "[Machine]\nName=-bad\n", -MKM_E_RECIPE, "t.recipe:2: [Machine] Name=: " NM ", got '-bad'" },
+        { "[Machine]\nName=.hidden\n", -MKM_E_RECIPE, "t.recipe:2: [Machine] Name=: " NM ", got '.hidden'" },
+        { "[Machine]\nName=a/b\n", -MKM_E_RECIPE, "t.recipe:2: [Machine] Name=: " NM ", got 'a/b'" },
+        { "[Machine]\nName=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n", -MKM_E_RECIPE,
+          "t.recipe:2: [Machine] Name=: " NM ", got 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa'" },
+        { "[Machine]\nName=t\n[Bootstrap]\nDistribution=gentoo\n", -MKM_E_RECIPE,
+          "t.recipe:4: [Bootstrap] Distribution=: expected 'arch' or 'debian', got 'gentoo'" },
+        { P "Snapshot=2024-02-30\n", -MKM_E_RECIPE, "t.recipe:5: [Bootstrap] Snapshot=: " SNAP ", got '2024-02-30'" },
+        { P "Snapshot=2023-02-29\n", -MKM_E_RECIPE, "t.recipe:5: [Bootstrap] Snapshot=: " SNAP ", got '2023-02-29'" },
+        { P "Snapshot=2024-13-01\n", -MKM_E_RECIPE, "t.recipe:5: [Bootstrap] Snapshot=: " SNAP ", got '2024-13-01'" },
+        { P "Snapshot=2024-06/01\n", -MKM_E_RECIPE, "t.recipe:5: [Bootstrap] Snapshot=: " SNAP ", got '2024-06/01'" },
+        { P "Snapshot=20240601T250000Z\n", -MKM_E_RECIPE, "t.recipe:5: [Bootstrap] Snapshot=: " SNAP ", got '20240601T250000Z'" },
+        { P "Snapshot=yesterday\n", -MKM_E_RECIPE, "t.recipe:5: [Bootstrap] Snapshot=: " SNAP ", got 'yesterday'" },
+        { P "Mirror=ftp://example.invalid/arch\n", -MKM_E_RECIPE,
+          "t.recipe:5: [Bootstrap] Mirror=: expected an http://, https:// or file:// URL, got 'ftp://example.invalid/arch'" },
+        { P "Packages=base -rf\n", -MKM_E_RECIPE, "t.recipe:5: [Bootstrap] Packages=: expected a package name, got '-rf'" },
+        { P "Packages=base;reboot\n", -MKM_E_RECIPE, "t.recipe:5: [Bootstrap] Packages=: expected a package name, got 'base;reboot'" },
+        { P "Provider=sh\n", -MKM_E_RECIPE, "t.recipe:5: [Bootstrap] Provider=: expected VIRTUAL:PACKAGE, got 'sh'" },
+        { P "Provider=sh:\n", -MKM_E_RECIPE, "t.recipe:5: [Bootstrap] Provider=: expected VIRTUAL:PACKAGE, got 'sh:'" },
+        { P "Architecture=sparc\n", -MKM_E_RECIPE,
+          "t.recipe:5: [Bootstrap] Architecture=: expected an architecture such as x86_64, aarch64, amd64 or arm64, got 'sparc'" },
+        { P "Architecture=ppc64el\n", -MKM_E_RECIPE,
+          "t.recipe:5: [Bootstrap] Architecture=: 'ppc64el' is not available for Distribution=arch" },
+        { P "Suite=bookworm\n", -MKM_E_RECIPE, "t.recipe:5: [Bootstrap] Suite=: only for Distribution=debian" },
+        { P "Variant=minbase\n", -MKM_E_RECIPE, "t.recipe:5: [Bootstrap] Variant=: only for Distribution=debian" },
+        { "[Machine]\nName=t\n[Bootstrap]\nDistribution=debian\nRepositories=core\n", -MKM_E_RECIPE,
+          "t.recipe:5: [Bootstrap] Repositories=: only for Distribution=arch (use Components= for Debian)" },
+        { "[Machine]\nName=t\n[Bootstrap]\nDistribution=debian\nVariant=tiny\n", -MKM_E_RECIPE,
+          "t.recipe:5: [Bootstrap] Variant=: expected one of extract, custom, essential, apt, required, minbase, buildd, "
+          "important, debootstrap, standard, got 'tiny'" },
+        { "[Bootstrap]\nDistribution=arch\n", -MKM_E_RECIPE, "t.recipe: [Machine] Name=: missing; every recipe needs a machine name" },
+        { "[Machine]\nName=t\n", -MKM_E_RECIPE, "t.recipe: [Bootstrap] Distribution=: missing; expected 'arch' or 'debian'" },
+        { P "[Hooks]\nDockerStorageDriver=aufs\n", -MKM_E_RECIPE,
+          "t.recipe:6: [Hooks] DockerStorageDriver=: expected one of overlay2, vfs, btrfs, fuse-overlayfs, got 'aufs'" },
+        { P "[Hooks]\nEnableServices=sshd\n", -MKM_E_RECIPE,
+          "t.recipe:6: [Hooks] EnableServices=: expected a unit name such as 'sshd.service', got 'sshd'" },
+        { P "[Hooks]\nCopy=motd\n", -MKM_E_RECIPE, "t.recipe:6: [Hooks] Copy=: expected SRC:DEST[:MODE[:OWNER]], got 'motd'" },
+        { P "[Hooks]\nCopy=:/etc/motd\n", -MKM_E_RECIPE, "t.recipe:6: [Hooks] Copy=: expected SRC:DEST[:MODE[:OWNER]], got ':/etc/motd'" },
+        { P "[Hooks]\nCopy=motd:etc/motd\n", -MKM_E_RECIPE,
+          "t.recipe:6: [Hooks] Copy=: destination must be an absolute path, got 'etc/motd'" },
+        { P "[Hooks]\nCopy=motd:/etc/../../motd\n", -MKM_E_RECIPE,
+          "t.recipe:6: [Hooks] Copy=: destination must not contain '.' or '..' components, got '/etc/../../motd'" },
+        { P "[Hooks]\nCopy=motd:/etc/motd:0999\n", -MKM_E_RECIPE,
+          "t.recipe:6: [Hooks] Copy=: expected an octal mode such as 0644, got '0999'" },
+        { P "[Hooks]\nCopy=motd:/etc/motd:107777\n", -MKM_E_RECIPE,
+          "t.recipe:6: [Hooks] Copy=: expected an octal mode such as 0644, got '107777'" },
+        { P "[Hooks]\nCopy=motd:/etc/motd:0644:Root\n", -MKM_E_RECIPE,
+          "t.recipe:6: [Hooks] Copy=: expected OWNER as user[:group] or uid[:gid], got 'Root'" },
+        { P "[Hooks]\nCopy=motd:/etc/motd:0644:root:4294967295\n", -MKM_E_RECIPE,
+          "t.recipe:6: [Hooks] Copy=: expected OWNER as user[:group] or uid[:gid], got 'root:4294967295'" },
+        { P "[Hooks]\nCopy=a:/b:0644:root:root:x\n", -MKM_E_RECIPE,
+          "t.recipe:6: [Hooks] Copy=: expected SRC:DEST[:MODE[:OWNER]], got 'a:/b:0644:root:root:x'" },
+        { P "[Network]\nAddress=10.0.0.2\n", -MKM_E_RECIPE,
+          "t.recipe:6: [Network] Address=: expected an IP address with a prefix length such as 192.168.1.2/24, got '10.0.0.2'" },
+        { P "[Network]\nAddress=10.0.0.2/33\n", -MKM_E_RECIPE,
+          "t.recipe:6: [Network] Address=: expected an IP address with a prefix length such as 192.168.1.2/24, got '10.0.0.2/33'" },
+        { P "[Network]\nAddress=10.0.0.2/24\nGateway=fe80::1/64\n", -MKM_E_RECIPE,
+          "t.recipe:7: [Network] Gateway=: expected an IP address, got 'fe80::1/64'" },
+        { P "[Network]\nGateway=10.0.0.1\n", -MKM_E_RECIPE,
+          "t.recipe:6: [Network] Gateway=: needs Address= too (a gateway without an address is unreachable)" },
+        { "[Machine]\nName=t\nInclude=base.recipe\n", -MKM_E_RECIPE,
+          "t.recipe:3: [Machine] Include=: includes are not followed when parsing a single buffer" },
+        { P "Packages\n", -MKM_E_PARSE, "t.recipe:5: expected 'Key=Value', got 'Packages'" },
+        { "Name=t\n", -MKM_E_PARSE, "t.recipe:1: assignment outside any section: put a [Section] line above it" },
+        { P "[Hooks\n", -MKM_E_PARSE, "t.recipe:5: unterminated section header '[Hooks': expected ']' at the end" },
+};
+
+static void test_bad(void **state) {
+        (void)state;
+        assert_true(ELEMENTSOF(bad) >= 25);
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                struct mkm_err err = {};
+                struct recipe *r = NULL;
+                int k = recipe_load_buffer(bad[i].text, strlen(bad[i].text), "t.recipe", &r, &err);
+                if (k != bad[i].code || strcmp(err.msg, bad[i].msg) != 0)
+                        fail_msg("case %zu: code %d msg '%s'\n  expected %d '%s'", i, k, err.msg, bad[i].code, bad[i].msg);
+                assert_null(r);
+        }
+}
+
+static void test_validate_for_build(void **state) {
+        (void)state;
+        struct mkm_err err = {};
+        _cleanup_(recipe_freep) struct recipe *r = load_ok(P);
+        assert_int_equal(recipe_validate_for_build(r, &err), -MKM_E_RECIPE);
+        assert_string_equal(err.msg, "/srv/recipes/t.recipe: [Bootstrap] Packages=: empty; a build needs at least one "
+                                     "package (e.g. Packages=base)");
+
+        _cleanup_(recipe_freep) struct recipe *k = load_ok(P "Packages=base\nKeyring=/nonexistent/k.gpg\n");
+        assert_int_equal(recipe_validate_for_build(k, &err), -MKM_E_RECIPE);
+        assert_string_equal(err.msg, "/srv/recipes/t.recipe:6: [Bootstrap] Keyring=: cannot read '/nonexistent/k.gpg': "
+                                     "No such file or directory");
+
+        _cleanup_(recipe_freep) struct recipe *d = load_ok(P "Packages=base\n[Hooks]\nRootAuthorizedKeys=/\n");
+        assert_int_equal(recipe_validate_for_build(d, &err), -MKM_E_RECIPE);
+        assert_string_equal(err.msg, "/srv/recipes/t.recipe:7: [Hooks] RootAuthorizedKeys=: expected a file, '/' is a directory");
+
+        _cleanup_(recipe_freep) struct recipe *ok = load_ok(P "Packages=base\n[Hooks]\nCopy=/etc/hostname:/etc/x\n");
+        assert_int_equal(recipe_validate_for_build(ok, &err), 0);
+}
+
+/* ---- includes, with real files ----------------------------------------------------------- */
+
+static char *tmpdir;
+
+static int setup_tmp(void **state) {
+        (void)state;
+        char t[] = "/tmp/mkm-test-recipe.XXXXXX";
+        if (!mkdtemp(t))
+                return -1;
+        tmpdir = strdup(t);
+        return tmpdir ? 0 : -1;
+}
+
+static int teardown_tmp(void **state) {
+        (void)state;
+        (void)fs_rm_rf_at(AT_FDCWD, tmpdir);
+        free(tmpdir);
+        tmpdir = NULL;
+        return 0;
+}
+
+static void write_file(const char *rel, const char *text) {
+        _cleanup_free_ char *p = fs_path_join(tmpdir, rel);
+        _cleanup_free_ char *dir = strdup(p);
+        *strrchr(dir, '/') = 0;
+        assert_int_equal(fs_mkdir_p_at(AT_FDCWD, dir, 0755), 0);
+        FILE *f = fopen(p, "we");
+        assert_non_null(f);
+        fputs(text, f);
+        assert_int_equal(fclose(f), 0);
+}
+
+static char *tpath(const char *rel) {
+        char *p = fs_path_join(tmpdir, rel);
+        assert_non_null(p);
+        return p;
+}
+
+static void test_include(void **state) {
+        (void)state;
+        write_file("common/base.recipe",
+                   "# a shared base\n"
+                   "[Machine]\nName=from-base\n"
+                   "[Bootstrap]\nDistribution=arch\nPackages=base\nKeyring=keys/arch.gpg\n"
+                   "[Hooks]\nFuse=yes\nEnableServices=sshd.service\n"
+                   "[Machine]\nInclude=net.recipe\n");
+        write_file("common/net.recipe", "[Network]\nVirtualEthernet=yes\n");
+        write_file("web/top.recipe",
+                   "[Hooks]\nDockerStorageDriver=vfs\n"
+                   "[Machine]\nName=web\nInclude=../common/base.recipe\n"
+                   "[Bootstrap]\nPackages=nginx\n"
+                   "[Hooks]\nFuse=no\nEnableServices=nginx.service\n"
+                   "[Files]\nBind=/srv/web\n");
+        _cleanup_free_ char *top = tpath("web/top.recipe");
+        struct mkm_err err = {};
+        _cleanup_(recipe_freep) struct recipe *r = NULL;
+        int k = recipe_load(NULL, top, &r, &err);
+        if (k < 0)
+                fail_msg("%s", err.msg);
+        /* Name=web came before the include; the include's Name= is later and wins. */
+        assert_string_equal(r->name, "from-base");
+        assert_strv(r->packages, "base nginx");
+        assert_int_equal(r->fuse, RECIPE_NO);
+        assert_strv(r->enable_services, "sshd.service nginx.service");
+        assert_string_equal(r->docker_storage_driver, "vfs");
+        _cleanup_free_ char *kr = tpath("common/keys/arch.gpg");
+        assert_string_equal(r->keyring, kr);    /* relative to the file that set it */
+        assert_int_equal(r->n_nspawn, 2);
+        assert_string_equal(r->nspawn[0].key, "VirtualEthernet");
+        assert_string_equal(r->nspawn[1].key, "Bind");
+        _cleanup_free_ char *shown_net = NULL;
+        assert_true(asprintf(&shown_net, "%s/common/net.recipe", tmpdir) > 0);
+        assert_string_equal(r->nspawn[0].file, shown_net);
+        assert_int_equal(r->nspawn[0].line, 2);
+
+        _cleanup_free_ char *real_top = realpath(top, NULL);
+        assert_string_equal(r->path, real_top);
+        assert_int_equal(strv_length(r->files), 3);
+        assert_string_equal(r->files[0], real_top);
+        assert_non_null(strstr(r->files[1], "/common/base.recipe"));
+        assert_non_null(strstr(r->files[2], "/common/net.recipe"));
+
+        /* Including the same file twice (not a cycle) is fine and lists it once. */
+        write_file("web/twice.recipe", "[Machine]\nInclude=../common/net.recipe ../common/net.recipe\nName=x\n"
+                                       "[Bootstrap]\nDistribution=arch\n");
+        _cleanup_free_ char *twice = tpath("web/twice.recipe");
+        _cleanup_(recipe_freep) struct recipe *t = NULL;
+        assert_int_equal(recipe_load(NULL, twice, &t, &err), 0);
+        assert_int_equal(strv_length(t->files), 2);
+        assert_int_equal(t->n_nspawn, 2);
+}
+
+static void test_include_errors(void **state) {
+        (void)state;
+        struct mkm_err err = {};
+        struct recipe *r = NULL;
+        _cleanup_free_ char *expect = NULL;
+
+        /* a -> b -> a */
+        write_file("cyc/a.recipe", "[Machine]\nName=a\nInclude=b.recipe\n");
+        write_file("cyc/b.recipe", "# b\n[Machine]\nInclude=a.recipe\n");
+        _cleanup_free_ char *a = tpath("cyc/a.recipe");
+        assert_int_equal(recipe_load(NULL, a, &r, &err), -MKM_E_RECIPE);
+        assert_true(asprintf(&expect, "%1$s/cyc/b.recipe:3: [Machine] Include=: include cycle: %1$s/cyc/a.recipe -> "
+                                      "%1$s/cyc/b.recipe -> %1$s/cyc/a.recipe", tmpdir) > 0);
+        assert_string_equal(err.msg, expect);
+        assert_null(r);
+        free(TAKE_PTR(expect));
+
+        /* A file including itself, named through a different path. */
+        write_file("cyc/self.recipe", "[Machine]\nInclude=../cyc/./self.recipe\n");
+        _cleanup_free_ char *self = tpath("cyc/self.recipe");
+        assert_int_equal(recipe_load(NULL, self, &r, &err), -MKM_E_RECIPE);
+        assert_true(asprintf(&expect, "%1$s/cyc/self.recipe:2: [Machine] Include=: include cycle: %1$s/cyc/self.recipe -> "
+                                      "%1$s/cyc/self.recipe", tmpdir) > 0);
+        assert_string_equal(err.msg, expect);
+        free(TAKE_PTR(expect));
+
+        /* A missing include. */
+        write_file("miss/top.recipe", "[Machine]\nName=m\n\nInclude=nope.recipe\n");
+        _cleanup_free_ char *miss = tpath("miss/top.recipe");
+        assert_int_equal(recipe_load(NULL, miss, &r, &err), -MKM_E_RECIPE);
+        assert_true(asprintf(&expect, "%1$s/miss/top.recipe:4: [Machine] Include=: cannot read '%1$s/miss/nope.recipe': "
+                                      "No such file or directory", tmpdir) > 0);
+        assert_string_equal(err.msg, expect);
+        free(TAKE_PTR(expect));
+
+        /* An error inside an included file names that file. */
+        write_file("inner/top.recipe", "[Machine]\nName=m\nInclude=sub/bad.recipe\n");
+        write_file("inner/sub/bad.recipe", "[Hooks]\nFuse=perhaps\n");
+        _cleanup_free_ char *inner = tpath("inner/top.recipe");
+        assert_int_equal(recipe_load(NULL, inner, &r, &err), -MKM_E_RECIPE);
+        assert_true(asprintf(&expect, "%s/inner/sub/bad.recipe:2: [Hooks] Fuse=: expected a boolean (yes/no), got 'perhaps'",
+                             tmpdir) > 0);
+        assert_string_equal(err.msg, expect);
+        free(TAKE_PTR(expect));
+
+        /* Depth: d0 -> d1 -> ... -> d17 is one too deep. */
+        for (int i = 0; i <= RECIPE_INCLUDE_DEPTH_MAX + 1; i++) {
+                char name[64], text[128];
+                (void)snprintf(name, sizeof name, "deep/d%d.recipe", i);
+                (void)snprintf(text, sizeof text, "[Machine]\nInclude=d%d.recipe\n", i + 1);
+                write_file(name, i == RECIPE_INCLUDE_DEPTH_MAX + 1 ? "[Machine]\nName=deep\n" : text);
+        }
+        _cleanup_free_ char *d0 = tpath("deep/d0.recipe");
+        assert_int_equal(recipe_load(NULL, d0, &r, &err), -MKM_E_RECIPE);
+        assert_true(asprintf(&expect, "%s/deep/d15.recipe:2: [Machine] Include=: includes nested more than 16 deep", tmpdir) > 0);
+        assert_string_equal(err.msg, expect);
+        free(TAKE_PTR(expect));
+
+        /* The top file missing. */
+        _cleanup_free_ char *none = tpath("none.recipe");
+        assert_int_equal(recipe_load(NULL, none, &r, &err), -MKM_E_RECIPE);
+        assert_true(asprintf(&expect, "cannot read recipe '%s/none.recipe': No such file or directory", tmpdir) > 0);
+        assert_string_equal(err.msg, expect);
+        free(TAKE_PTR(expect));
+
+        /* A directory given as the recipe. */
+        assert_int_equal(recipe_load(NULL, tmpdir, &r, &err), -MKM_E_RECIPE);
+        assert_true(asprintf(&expect, "cannot read recipe '%s': Is a directory", tmpdir) > 0);
+        assert_string_equal(err.msg, expect);
+}
+
+/* ---- the reference documents every key ---------------------------------------------------- */
+
+static void test_doc_coverage(void **state) {
+        (void)state;
+        const char *top = getenv("TOP");
+        _cleanup_free_ char *doc = NULL;
+        _cleanup_free_ char *path = fs_path_join(top ? top : ".", "docs/mkmachine.recipe.5.md");
+        size_t len = 0;
+        if (fs_read_file_at(AT_FDCWD, path, 1 << 20, &doc, &len) < 0)
+                fail_msg("cannot read %s (run from the repository top)", path);
+        size_t n = 0;
+        const struct recipe_key *k = recipe_known_keys(&n);
+        assert_true(n > 60);
+        unsigned missing = 0;
+        for (size_t i = 0; i < n; i++) {
+                char needle[128];
+                (void)snprintf(needle, sizeof needle, "\n`%s=`", k[i].key);
+                if (!strstr(doc, needle)) {
+                        print_error("[%s] %s= is not documented in %s (a line starting with `%s=`)\n", k[i].section,
+                                    k[i].key, path, k[i].key);
+                        missing++;
+                }
+        }
+        assert_int_equal(missing, 0);
+}
+
+static void test_edit_distance(void **state) {
+        (void)state;
+        assert_int_equal(recipe_edit_distance("Packages", "Packages"), 0);
+        assert_int_equal(recipe_edit_distance("packages", "Packages"), 0);
+        assert_int_equal(recipe_edit_distance("Pakages", "Packages"), 1);
+        assert_int_equal(recipe_edit_distance("Pcakages", "Packages"), 1);      /* transposition */
+        assert_int_equal(recipe_edit_distance("", "abc"), 3);
+        assert_int_equal(recipe_edit_distance("kitten", "sitting"), 3);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_full),
+                cmocka_unit_test(test_merge_rules),
+                cmocka_unit_test(test_defaults),
+                cmocka_unit_test(test_bad),
+                cmocka_unit_test(test_validate_for_build),
+                cmocka_unit_test_setup_teardown(test_include, setup_tmp, teardown_tmp),
+                cmocka_unit_test_setup_teardown(test_include_errors, setup_tmp, teardown_tmp),
+                cmocka_unit_test(test_doc_coverage),
+                cmocka_unit_test(test_edit_distance),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
