@@ -28,8 +28,10 @@ PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 CFLAGS    ?= -O2 -g
+# A warning flag only when the compiler knows it (gcc vs clang).
+cc-option = $(shell $(CC) -Werror $(1) -E -x c /dev/null >/dev/null 2>&1 && echo $(1))
 CFLAGS    += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Wno-missing-field-initializers \
-             -Wformat=2 -Wno-format-truncation -Wmissing-prototypes -fno-strict-aliasing $(SANFLAGS) $(PKG_CFLAGS) \
+             -Wformat=2 $(call cc-option,-Wno-format-truncation) -Wmissing-prototypes -fno-strict-aliasing $(SANFLAGS) $(PKG_CFLAGS) \
              -DMKM_VERSION='"$(VERSION)"' -DMKM_DATADIR='"$(DATADIR)"' -MMD -MP
 LDFLAGS   += $(SANFLAGS)
 LDLIBS    := $(PKG_LIBS) -lpthread
@@ -88,7 +90,7 @@ integration: mkmachine keys
 DEPS := build-essential pkg-config libcurl4-openssl-dev libarchive-dev libgpgme-dev libzstd-dev \
         libssl-dev libcmocka-dev gnupg python3 libarchive-tools zstd xz-utils \
         pacman-package-manager makepkg archlinux-keyring arch-install-scripts busybox-static \
-        debian-archive-keyring systemd-container pandoc
+        debian-archive-keyring systemd-container pandoc libcap2-bin gpgv clang
 
 deps:
 	@missing=$$(for p in $(DEPS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed$$' || echo $$p; done); \
@@ -106,6 +108,16 @@ demo: mkmachine keys
 
 bench: mkmachine
 	@bench/run.sh
+
+# libFuzzer targets, one per parser (needs clang): build/fuzz/fuzz-NAME; run with a corpus dir.
+FUZZ_SRCS := $(wildcard tests/fuzz/fuzz-*.c)
+FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=build/fuzz/%)
+FUZZ_LIB_SRCS := $(filter-out $(CLI_SRCS),$(ALL_SRCS))
+fuzz: $(FUZZ_BINS)
+build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRCS)
+	@mkdir -p $(dir $@)
+	clang -g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -Ibuilder $(PKG_CFLAGS) \
+		-DMKM_VERSION='"$(VERSION)"' -DMKM_DATADIR='"$(DATADIR)"' -o $@ $< $(FUZZ_LIB_SRCS) $(PKG_LIBS)
 
 man: docs/mkmachine.1 docs/mkmachine.recipe.5
 

@@ -40,7 +40,7 @@ struct mkm_err {
  *     return mkm_err_set(err, -EINVAL, "%s:%u: ...", file, line);
  * err may be NULL. A later call overwrites an earlier one. */
 int mkm_err_set(struct mkm_err *err, int r, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-int mkm_err_setv(struct mkm_err *err, int r, const char *fmt, va_list ap);
+int mkm_err_setv(struct mkm_err *err, int r, const char *fmt, va_list ap) __attribute__((format(printf, 3, 0)));
 
 /* Prefix the recorded message with "prefix: " (e.g. a file name or a package); returns r. */
 int mkm_err_prefix(struct mkm_err *err, int r, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

@@ -1,0 +1,431 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# mkarchrepo.sh OUTDIR: builds a local, signed Arch package repository for the tests.
+#
+# Layout of OUTDIR (see the end of this file for the summary it prints):
+#   gnupg/               throwaway GNUPGHOME holding the ed25519 signing key (no passphrase)
+#   keyring/test.gpg     the public key (binary) -- a mkmachine keyring dir, every key a trust anchor
+#   keyring/test-trusted "FPR:4:" (pacman-key --populate style)
+#   pacman-gpg/          a ready pacman --gpgdir trusting the test key (ownertrust ultimate)
+#   untrusted/gnupg/     a second key that is NOT in the keyring (for negative tests)
+#   repo/core/os/x86_64/     signed db (core.db + core.db.sig), the main package set
+#   repo/extra/os/x86_64/    unsigned db, newer libfoo etc. ("first repository wins")
+#   repo/hostile/os/x86_64/  signed db, packages whose *content* is hostile (see below)
+#   FINGERPRINT          the signing key's fingerprint
+#   packages.txt         "REPO NAME VERSION ARCH FILENAME" per package
+#
+# Packages are made like makepkg's create_package: .BUILDINFO, .MTREE, .PKGINFO (and .INSTALL)
+# sorted first, then the files, bsdtar + zstd, root:root, every mtime = SOURCE_DATE_EPOCH, so
+# the .pkg.tar.zst bytes are identical between runs. Signatures and dbs are not (fresh key).
+set -euo pipefail
+umask 022
+export LC_ALL=C TZ=UTC
+
+OUT=${1:?usage: mkarchrepo.sh OUTDIR}
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+FIX=$HERE/arch-fixtures
+export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-1700000000}
+PACKAGER='mkmachine tests <test@mkmachine.invalid>'
+ARCH=x86_64
+UID_NAME='mkmachine test repo <test@mkmachine.invalid>'
+
+for t in bsdtar zstd gpg repo-add python3 gzip; do
+  command -v "$t" >/dev/null || { echo "mkarchrepo.sh: missing tool: $t" >&2; exit 1; }
+done
+[ -x /bin/busybox ] || { echo "mkarchrepo.sh: /bin/busybox (busybox-static) missing" >&2; exit 1; }
+
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+rm -rf "$OUT/gnupg" "$OUT/keyring" "$OUT/untrusted" "$OUT/pacman-gpg" "$OUT/repo" "$OUT/stage" \
+  "$OUT/FINGERPRINT" "$OUT/packages.txt"
+mkdir -p "$OUT/gnupg" "$OUT/keyring" "$OUT/untrusted/gnupg" "$OUT/pacman-gpg" "$OUT/stage"
+chmod 700 "$OUT/gnupg" "$OUT/untrusted/gnupg" "$OUT/pacman-gpg"
+
+# ---------------------------------------------------------------- keys
+export GNUPGHOME=$OUT/gnupg
+stop_agents() {
+  local g
+  for g in "$OUT/gnupg" "$OUT/untrusted/gnupg" "$OUT/pacman-gpg"; do
+    gpgconf --homedir "$g" --kill all >/dev/null 2>&1 || true
+  done
+}
+trap stop_agents EXIT
+
+genkey() { # GNUPGHOME UID -> prints fingerprint
+  GNUPGHOME=$1 gpg --batch --quiet --passphrase '' --quick-gen-key "$2" ed25519 sign never 2>/dev/null
+  GNUPGHOME=$1 gpg --batch --with-colons --list-secret-keys 2>/dev/null | awk -F: '/^fpr:/ {print $10; exit}'
+}
+FPR=$(genkey "$OUT/gnupg" "$UID_NAME")
+BADFPR=$(genkey "$OUT/untrusted/gnupg" 'untrusted test key <untrusted@mkmachine.invalid>')
+gpg --batch --export "$FPR" >"$OUT/keyring/test.gpg"
+echo "$FPR:4:" >"$OUT/keyring/test-trusted"
+: >"$OUT/keyring/test-revoked"
+echo "$FPR" >"$OUT/FINGERPRINT"
+# pacman's gpgdir: the key imported with ultimate ownertrust, so its validity is "ultimate"
+# (what pacman-key --populate + --lsign-key achieve, without generating a master key).
+GNUPGHOME=$OUT/pacman-gpg gpg --batch --quiet --import "$OUT/keyring/test.gpg" 2>/dev/null
+echo "$FPR:6:" | GNUPGHOME=$OUT/pacman-gpg gpg --batch --quiet --import-ownertrust 2>/dev/null
+GNUPGHOME=$OUT/pacman-gpg gpg --batch --quiet --check-trustdb 2>/dev/null || true
+printf 'no-greeting\nno-permission-warning\nlock-never\n' >"$OUT/pacman-gpg/gpg.conf"
+touch "$OUT/pacman-gpg/pubring.gpg" # as pacman-key --init does (pacman warns without it)
+
+sign() { # FILE [GNUPGHOME]
+  GNUPGHOME=${2:-$OUT/gnupg} gpg --batch --yes --quiet --detach-sign --no-armor -o "$1.sig" "$1"
+}
+
+# ---------------------------------------------------------------- package builder
+# newpkg NAME VERSION [ARCH]  -- resets the staging dir $S and the metadata
+# meta 'key = value'...       -- extra .PKGINFO lines (depend, provides, conflict, ...)
+# install_file FILE           -- ship FILE as .INSTALL
+# buildpkg REPO [MODE]        -- MODE: normal | unsigned | wrongkey | badsig | tampered |
+#                                evil-KIND (see arch-fixtures/append-evil.py); size override: $LIE_SIZE
+S='' NAME='' VER='' PARCH='' META=() INSTALLFILE='' LIE_SIZE='' DESC=''
+declare -A REPO_COUNT=()
+newpkg() {
+  NAME=$1 VER=$2 PARCH=${3:-$ARCH} META=() INSTALLFILE='' LIE_SIZE='' DESC="$1 test package"
+  S=$OUT/stage/$NAME
+  rm -rf "$S"
+  mkdir -p "$S"
+}
+meta() { META+=("$@"); }
+
+list_package_files() { # verbatim from makepkg
+  (
+    export LC_COLLATE=C
+    shopt -s dotglob globstar
+    printf '%s\0' **/*
+  )
+}
+
+dirsize() { # regular files, hard links counted once (makepkg's dirsize)
+  find . -type f -printf '%i %s\n' | sort -u -k1,1 | awk '{s += $2} END {print s + 0}'
+}
+
+write_pkginfo() {
+  local size=$1 l
+  printf '# Generated by makepkg 6.0.2\n# using fakeroot version 1.31\n'
+  printf 'pkgname = %s\npkgbase = %s\npkgver = %s\npkgdesc = %s\n' "$NAME" "$NAME" "$VER" "$DESC"
+  printf 'url = https://mkmachine.invalid/%s\nbuilddate = %s\npackager = %s\n' \
+    "$NAME" "$SOURCE_DATE_EPOCH" "$PACKAGER"
+  printf 'size = %s\narch = %s\nlicense = MIT\n' "$size" "$PARCH"
+  # makepkg's order: replaces group conflict provides backup depend optdepend
+  for k in replaces group conflict provides backup depend optdepend; do
+    for l in ${META[@]+"${META[@]}"}; do
+      [[ $l == "$k = "* ]] && printf '%s\n' "$l"
+    done
+  done
+  return 0
+}
+
+write_buildinfo() {
+  printf 'format = 2\npkgname = %s\npkgbase = %s\npkgver = %s\npkgarch = %s\n' \
+    "$NAME" "$NAME" "$VER" "$PARCH"
+  printf 'pkgbuild_sha256sum = %s\n' "$(printf '%s %s\n' "$NAME" "$VER" | sha256sum | cut -d' ' -f1)"
+  printf 'packager = %s\nbuilddate = %s\nbuilddir = /build\nstartdir = /startdir\n' \
+    "$PACKAGER" "$SOURCE_DATE_EPOCH"
+  printf 'buildtool = mkarchrepo.sh\nbuildtoolver = 1\nbuildenv = !distcc\nbuildenv = !ccache\n'
+  printf 'buildenv = check\nbuildenv = !sign\noptions = strip\noptions = !debug\n'
+}
+
+# pack [EVILKIND]: writes $PKGFILE from $S
+pack() {
+  local size
+  (
+    cd "$S"
+    size=$(dirsize)
+    [ -n "$LIE_SIZE" ] && size=$LIE_SIZE
+    write_pkginfo "$size" >.PKGINFO
+    write_buildinfo >.BUILDINFO
+    if [ -n "$INSTALLFILE" ]; then cp "$INSTALLFILE" .INSTALL; chmod 644 .INSTALL; fi
+    find . -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
+    list_package_files | bsdtar -cnf - --format=mtree \
+      --options='!all,use-set,type,uid,gid,mode,time,size,md5,sha256,link' \
+      --null --files-from - --exclude .MTREE | gzip -c -f -n >.MTREE
+    if [ -n "${1:-}" ]; then
+      python3 "$FIX/append-evil.py" --mtree .MTREE "$1" "$SOURCE_DATE_EPOCH"
+    fi
+    touch -d "@$SOURCE_DATE_EPOCH" .MTREE
+    list_package_files | bsdtar --no-fflags --no-read-sparse --uid 0 --gid 0 --uname root \
+      --gname root -cnf "$OUT/stage/$NAME.tar" --null --files-from -
+  )
+  [ -n "${1:-}" ] && python3 "$FIX/append-evil.py" --tar "$OUT/stage/$NAME.tar" "$1" "$SOURCE_DATE_EPOCH"
+  zstd -c -q -T1 "$OUT/stage/$NAME.tar" >"$PKGFILE"
+  rm -f "$OUT/stage/$NAME.tar"
+}
+
+buildpkg() {
+  local repo=$1 mode=${2:-normal} dir
+  dir=$OUT/repo/$repo/os/$ARCH
+  mkdir -p "$dir"
+  PKGFILE=$dir/$NAME-$VER-$PARCH.pkg.tar.zst
+  case $mode in
+    normal)   pack; sign "$PKGFILE" ;;
+    unsigned) pack ;;
+    wrongkey) pack; sign "$PKGFILE" "$OUT/untrusted/gnupg" ;;
+    badsig|tampered)
+      # the signature is made over the original bytes; the content is changed afterwards
+      # (badsig: before repo-add, so the db's checksums match the new bytes;
+      #  tampered: after repo-add, see the end of this file)
+      pack; sign "$PKGFILE" ;;
+    evil-*)   pack "${mode#evil-}"; sign "$PKGFILE" ;;
+    *) echo "buildpkg: bad mode $mode" >&2; exit 1 ;;
+  esac
+  if [ "$mode" = badsig ]; then
+    echo "changed after signing" >"$S/usr/share/$NAME/payload"
+    pack
+  fi
+  REPO_COUNT[$repo]=$(( ${REPO_COUNT[$repo]:-0} + 1 ))
+  echo "$repo $NAME $VER $PARCH ${PKGFILE##*/}" >>"$OUT/packages.txt"
+}
+
+payload() { # a package whose only content is usr/share/NAME/payload
+  mkdir -p "$S/usr/share/$NAME"
+  echo "${2:-$NAME $VER}" >"$S/usr/share/$NAME/payload"
+}
+
+# ---------------------------------------------------------------- databases (real repo-add)
+mkdb() { # REPO signed|unsigned
+  local dir=$OUT/repo/$1/os/$ARCH args=()
+  [ "$2" = signed ] && args=(--sign --key "$FPR")
+  repo-add -q "${args[@]}" "$dir/$1.db.tar.gz" "$dir"/*.pkg.tar.zst >"$OUT/stage/repo-add.$1.log" 2>&1 || {
+    cat "$OUT/stage/repo-add.$1.log" >&2
+    exit 1
+  }
+}
+# ================================================================ core
+newpkg filesystem 2024.01-1 any
+DESC='Base directory layout (test)'
+meta 'group = base-test' 'backup = etc/hostname'
+(
+  cd "$S"
+  mkdir -p etc usr/bin usr/lib usr/share var/lib var/cache var/log root tmp proc sys dev run
+  chmod 0750 root
+  chmod 1777 tmp
+  chmod 0555 proc sys
+  ln -s usr/bin bin
+  ln -s usr/lib lib
+  ln -s usr/bin sbin
+  ln -s bin usr/sbin
+  echo testhost >etc/hostname
+  printf 'root:x:0:0:root:/root:/bin/sh\n' >etc/passwd
+  printf 'root:x:0:root\n' >etc/group
+)
+buildpkg core
+
+newpkg busybox-sh 1.35.0-1
+DESC='Static busybox as /bin/sh (test)'
+meta 'group = base-test' 'provides = sh' 'depend = filesystem'
+(
+  cd "$S"
+  mkdir -p usr/bin
+  cp /bin/busybox usr/bin/busybox
+  chmod 0755 usr/bin/busybox
+  for a in sh cat ls id echo mkdir touch test true false cp rm ln chmod grep sed; do
+    ln -s busybox "usr/bin/$a"
+  done
+)
+buildpkg core
+
+newpkg libc-fake 2.38-1
+meta 'provides = libc.so=6-64' 'depend = filesystem'
+( mkdir -p "$S/usr/lib" && echo 'not really a libc' >"$S/usr/lib/libc-fake.so.6" )
+buildpkg core
+
+newpkg libfoo 1.4-1
+meta 'provides = libfoo.so=1-64' 'depend = libc.so'
+( mkdir -p "$S/usr/lib" && echo 'libfoo 1.4' >"$S/usr/lib/libfoo.so.1" )
+buildpkg core
+
+newpkg app 1.0-1
+meta 'group = base-test' 'depend = libfoo.so=1-64' 'depend = libc.so' 'depend = sh' \
+  'optdepend = cron: run app periodically'
+(
+  cd "$S"
+  mkdir -p usr/bin
+  printf '#!/bin/sh\necho app 1.0\n' >usr/bin/app
+  chmod 0755 usr/bin/app
+)
+buildpkg core
+
+newpkg cronie 1.7.0-1
+meta 'provides = cron' 'depend = sh'
+payload
+buildpkg core
+
+newpkg fcron 3.2.1-1
+meta 'provides = cron' 'depend = sh'
+payload
+buildpkg core
+
+newpkg cron-user 1.0-1
+meta 'depend = cron'
+payload
+buildpkg core
+
+newpkg openssl 3.1.4-1
+meta 'provides = libssl.so=3-64' 'depend = libc.so'
+payload
+buildpkg core
+
+newpkg needs-new-openssl 1.0-1
+meta 'depend = openssl>=3'
+payload
+buildpkg core
+
+newpkg old-tool 1.0-1
+payload
+buildpkg core
+
+newpkg new-tool 2.0-1
+meta 'conflict = old-tool' 'provides = old-tool=2.0' 'replaces = old-tool'
+payload
+buildpkg core
+
+newpkg uses-old-tool 1.0-1
+meta 'depend = old-tool'
+payload
+buildpkg core
+
+newpkg confpkg 1.0-1
+meta 'backup = etc/conf.d/confpkg.conf' 'depend = filesystem'
+(
+  mkdir -p "$S/etc/conf.d"
+  printf '# confpkg configuration\nverbose=no\n' >"$S/etc/conf.d/confpkg.conf"
+)
+buildpkg core
+
+newpkg scripted 1.0-1
+meta 'depend = sh'
+INSTALLFILE=$FIX/scripted.install
+payload
+buildpkg core
+
+newpkg hardlinks 1.0-1
+(
+  mkdir -p "$S/usr/share/hardlinks"
+  echo 'the same inode twice' >"$S/usr/share/hardlinks/a"
+  ln "$S/usr/share/hardlinks/a" "$S/usr/share/hardlinks/b"
+)
+buildpkg core
+
+newpkg caps 1.0-1
+(
+  mkdir -p "$S/usr/bin"
+  printf '#!/bin/sh\necho pinging\n' >"$S/usr/bin/pinger"
+  chmod 0755 "$S/usr/bin/pinger"
+  if command -v setcap >/dev/null; then
+    setcap cap_net_raw+ep "$S/usr/bin/pinger"
+  fi
+)
+buildpkg core
+
+newpkg hookpkg 1.0-1
+meta 'depend = sh'
+( mkdir -p "$S/usr/share/libalpm/hooks" && cp "$FIX/50-test.hook" "$S/usr/share/libalpm/hooks/" )
+buildpkg core
+
+newpkg hooktarget 1.0-1
+meta 'depend = hookpkg'
+(
+  mkdir -p "$S/usr/share/test-hook/sub"
+  echo one >"$S/usr/share/test-hook/one"
+  echo two >"$S/usr/share/test-hook/sub/two"
+)
+buildpkg core
+
+newpkg depcycle-a 1.0-1
+meta 'depend = depcycle-b'
+payload
+buildpkg core
+
+newpkg depcycle-b 1.0-1
+meta 'depend = depcycle-a'
+payload
+buildpkg core
+
+newpkg unsat 1.0-1
+meta 'depend = libfoo>=3'
+payload
+buildpkg core
+
+newpkg epochpkg 1:0.9-1
+payload
+buildpkg core
+
+newpkg needs-epoch 1.0-1
+meta 'depend = epochpkg>=1.0'
+payload
+buildpkg core
+
+# repo-add forks ~40 times per package: run it while the other repos are being built
+mkdb core signed &
+CORE_DB_PID=$!
+
+# ================================================================ extra (unsigned db)
+newpkg libfoo 2.0-1
+meta 'provides = libfoo.so=2-64' 'depend = libc.so'
+( mkdir -p "$S/usr/lib" && echo 'libfoo 2.0' >"$S/usr/lib/libfoo.so.2" )
+buildpkg extra
+
+newpkg needs-libfoo2 1.0-1
+meta 'depend = libfoo>=2'
+payload
+buildpkg extra
+
+newpkg epochpkg 1.5-1
+payload
+buildpkg extra
+
+newpkg extra-app 1.0-1
+meta 'depend = app' 'depend = cron'
+payload
+buildpkg extra
+
+mkdb extra unsigned &
+EXTRA_DB_PID=$!
+
+# ================================================================ hostile (signed db)
+newpkg evil-dotdot 1.0-1;      payload; buildpkg hostile evil-dotdot
+newpkg evil-abs 1.0-1;         payload; buildpkg hostile evil-abs
+newpkg evil-symlink 1.0-1;     payload; buildpkg hostile evil-symlink
+newpkg evil-hardlink 1.0-1;    payload; buildpkg hostile evil-hardlink
+newpkg evil-hardlink-rel 1.0-1; payload; buildpkg hostile evil-hardlink-rel
+newpkg evil-device 1.0-1;      payload; buildpkg hostile evil-device
+newpkg evil-size 1.0-1
+LIE_SIZE=1
+( mkdir -p "$S/usr/share/evil-size" && head -c 8388608 /dev/zero >"$S/usr/share/evil-size/big" )
+buildpkg hostile
+newpkg evil-unsigned 1.0-1;    payload; buildpkg hostile unsigned
+newpkg evil-wrongkey 1.0-1;    payload; buildpkg hostile wrongkey
+newpkg evil-badsig 1.0-1;      payload; buildpkg hostile badsig
+newpkg evil-tampered 1.0-1
+payload x "$(seq 1000 1100 | sha256sum) $(seq 2000 2100 | sha256sum) original content"
+buildpkg hostile tampered
+TAMPER_S=$S TAMPER_FILE=$PKGFILE
+
+mkdb hostile signed
+wait "$CORE_DB_PID"
+wait "$EXTRA_DB_PID"
+
+# evil-tampered: changed after signing and after repo-add -> db checksums and signature mismatch
+NAME=evil-tampered VER=1.0-1 PARCH=$ARCH S=$TAMPER_S PKGFILE=$TAMPER_FILE INSTALLFILE='' LIE_SIZE=''
+META=()
+# smaller than the original (so pacman gets past its download size check, CSIZE, and reaches
+# the checksum/signature checks)
+orig_size=$(stat -c %s "$PKGFILE")
+echo "tampered" >"$S/usr/share/$NAME/payload"
+pack
+[ "$(stat -c %s "$PKGFILE")" -lt "$orig_size" ] || { echo "mkarchrepo.sh: tampered package not smaller" >&2; exit 1; }
+
+rm -rf "$OUT/stage"
+stop_agents
+trap - EXIT
+
+# ---------------------------------------------------------------- summary
+for r in core extra hostile; do
+  d=$OUT/repo/$r/os/$ARCH
+  s=no
+  [ -f "$d/$r.db.sig" ] && s=yes
+  printf '%-8s %3d packages  db signed: %s  (%s)\n' "$r" "${REPO_COUNT[$r]}" "$s" "$d"
+done
+echo "fingerprint $FPR (untrusted key $BADFPR)"
