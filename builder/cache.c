@@ -1,0 +1,307 @@
+/* SPDX-License-Identifier: MIT */
+/* The content-addressed download cache (see cache.h). Threats handled here: a half-written or
+ * corrupt download becoming visible to another build (commit = fsync + verify + atomic rename),
+ * a repository-supplied digest or label naming a path outside the cache (strict validation),
+ * and temporaries piling up after killed builds (stale cleanup). */
+#include "cache.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ctx.h"
+#include "util/cleanup.h"
+#include "util/err.h"
+#include "util/fs.h"
+#include "util/hash.h"
+#include "util/log.h"
+
+#define LABEL_MAX 128
+
+struct cache {
+        struct mkm_ctx *ctx;
+        char *dir;              /* absolute */
+        int dirfd;
+        int tmpfd;
+        struct stat tmp_st;     /* identity of DIR/tmp, to check commit paths */
+};
+
+struct cache *cache_free(struct cache *c) {
+        if (!c)
+                return NULL;
+        if (c->dirfd >= 0)
+                (void)close(c->dirfd);
+        if (c->tmpfd >= 0)
+                (void)close(c->tmpfd);
+        free(c->dir);
+        free(c);
+        return NULL;
+}
+
+const char *cache_dir(const struct cache *c) {
+        return c->dir;
+}
+
+/* "sha256/ab/abcdef…" relative to the cache dir; hex must be validated. */
+static void rel_path(const char *hex, char out[static 80]) {
+        (void)snprintf(out, 80, "sha256/%.2s/%s", hex, hex);
+}
+
+static int mkdir_at(int dfd, const char *name) {
+        if (mkdirat(dfd, name, 0755) < 0 && errno != EEXIST)
+                return negative_errno();
+        return 0;
+}
+
+static void clean_stale(struct cache *c) {
+        int fd = dup(c->tmpfd);
+        if (fd < 0)
+                return;
+        DIR *d = fdopendir(fd);
+        if (!d) {
+                (void)close(fd);
+                return;
+        }
+        /* fdopendir shares the offset of the dup'ed fd; start from the top. */
+        rewinddir(d);
+        time_t now = time(NULL);
+        struct dirent *de;
+        unsigned n = 0;
+        while ((de = readdir(d))) {
+                if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+                        continue;
+                struct stat st;
+                if (fstatat(c->tmpfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                        continue;
+                if (st.st_mtime > now - CACHE_STALE_SECONDS)
+                        continue;
+                int r = S_ISDIR(st.st_mode) ? fs_rm_rf_at(c->tmpfd, de->d_name)
+                                            : (unlinkat(c->tmpfd, de->d_name, 0) < 0 ? negative_errno() : 0);
+                if (r < 0)
+                        mkm_debug(c->ctx, "cannot remove stale %s/tmp/%s: %s; ignoring", c->dir, de->d_name, mkm_strerror(r));
+                else
+                        n++;
+        }
+        (void)closedir(d);
+        if (n)
+                mkm_debug(c->ctx, "cache %s: removed %u stale temporary files", c->dir, n);
+}
+
+int cache_open(struct mkm_ctx *ctx, const char *dir, struct cache **ret, struct mkm_err *reterr) {
+        _cleanup_(cache_freep) struct cache *c = mkm_new0(struct cache, 1);
+        int r;
+
+        if (!c)
+                return -ENOMEM;
+        c->ctx = ctx;
+        c->dirfd = c->tmpfd = -EBADF;
+        r = fs_mkdir_p_at(AT_FDCWD, dir, 0755);
+        if (r < 0)
+                return mkm_err_set(reterr, r, "cannot create cache directory %s: %s", dir, mkm_strerror(r));
+        c->dir = realpath(dir, NULL);
+        if (!c->dir)
+                return mkm_err_set(reterr, negative_errno(), "cannot resolve cache directory %s: %m", dir);
+        c->dirfd = open(c->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (c->dirfd < 0)
+                return mkm_err_set(reterr, negative_errno(), "cannot open cache directory %s: %m", c->dir);
+        if ((r = mkdir_at(c->dirfd, "sha256")) < 0 || (r = mkdir_at(c->dirfd, "tmp")) < 0)
+                return mkm_err_set(reterr, r, "cannot create %s/sha256 or %s/tmp: %s", c->dir, c->dir, mkm_strerror(r));
+        c->tmpfd = openat(c->dirfd, "tmp", O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+        if (c->tmpfd < 0 || fstat(c->tmpfd, &c->tmp_st) < 0)
+                return mkm_err_set(reterr, negative_errno(), "cannot open %s/tmp: %m", c->dir);
+        clean_stale(c);
+        *ret = TAKE_PTR(c);
+        return 0;
+}
+
+int cache_lookup(struct cache *c, const char *sha256hex, char **ret_path) {
+        char rel[80];
+        struct stat st;
+
+        if (!sha256hex || !hash_is_sha256_hex(sha256hex))
+                return -EINVAL;
+        rel_path(sha256hex, rel);
+        if (fstatat(c->dirfd, rel, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                return errno == ENOENT || errno == ENOTDIR ? -ENOENT : negative_errno();
+        if (!S_ISREG(st.st_mode))
+                return -ENOENT;
+        if (ret_path) {
+                char *p = fs_path_join(c->dir, rel);
+                if (!p)
+                        return -ENOMEM;
+                *ret_path = p;
+        }
+        return 0;
+}
+
+static bool same_file(const struct stat *a, const struct stat *b) {
+        return a->st_dev == b->st_dev && a->st_ino == b->st_ino;
+}
+
+int cache_check(struct cache *c, const char *sha256hex, uint64_t expected_size, unsigned flags, char **ret_path,
+                struct mkm_err *reterr) {
+        char rel[80], got[HASH_SHA256_HEX];
+        struct stat st, now;
+        int r;
+
+        if (!sha256hex || !hash_is_sha256_hex(sha256hex))
+                return mkm_err_set(reterr, -EINVAL, "invalid sha256 digest '%.80s'", sha256hex ? sha256hex : "(null)");
+        rel_path(sha256hex, rel);
+        _cleanup_close_ int fd = openat(c->dirfd, rel, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
+        if (fd < 0)
+                return errno == ENOENT || errno == ELOOP || errno == ENOTDIR ? -ENOENT : negative_errno();
+        if (fstat(fd, &st) < 0)
+                return negative_errno();
+        if (!S_ISREG(st.st_mode))
+                return -ENOENT;
+        if (expected_size && (uint64_t)st.st_size != expected_size) {
+                r = mkm_err_set(reterr, -MKM_E_DIGEST_MISMATCH,
+                                "%s/%s: size mismatch: expected %" PRIu64 " bytes, the cached file has %" PRIu64,
+                                c->dir, rel, expected_size, (uint64_t)st.st_size);
+                goto drop;
+        }
+        if (flags & CACHE_CHECK_REHASH) {
+                r = hash_fd_hex(HASH_SHA256, fd, got, NULL);
+                if (r < 0)
+                        return mkm_err_set(reterr, r, "cannot read %s/%s: %s", c->dir, rel, mkm_strerror(r));
+                if (strcmp(got, sha256hex) != 0) {
+                        r = mkm_err_set(reterr, -MKM_E_DIGEST_MISMATCH,
+                                        "%s/%s: corrupt cache file: sha256 expected %s, got %s", c->dir, rel, sha256hex, got);
+                        goto drop;
+                }
+        }
+        if (ret_path) {
+                char *p = fs_path_join(c->dir, rel);
+                if (!p)
+                        return -ENOMEM;
+                *ret_path = p;
+        }
+        return 0;
+drop:
+        /* Remove the bad file, unless another build already replaced it with a fresh copy. */
+        if (fstatat(c->dirfd, rel, &now, AT_SYMLINK_NOFOLLOW) == 0 && same_file(&now, &st))
+                (void)unlinkat(c->dirfd, rel, 0);
+        mkm_debug(c->ctx, "%s", reterr ? reterr->msg : "removed a corrupt cache file");
+        return r;
+}
+
+static bool label_ok(const char *label) {
+        size_t n = strlen(label);
+        if (n == 0 || n > LABEL_MAX || label[0] == '.')
+                return false;
+        for (const char *p = label; *p; p++)
+                if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+                      strchr("._+~-", *p)))
+                        return false;
+        return true;
+}
+
+int cache_tmp_path(struct cache *c, const char *label, char **ret_path) {
+        if (!label || !label_ok(label))
+                return -EINVAL;
+        char *p = NULL;
+        if (asprintf(&p, "%s/tmp/%s.XXXXXX", c->dir, label) < 0)
+                return -ENOMEM;
+        int fd = mkostemp(p, O_CLOEXEC);
+        if (fd < 0) {
+                int r = negative_errno();
+                free(p);
+                return r;
+        }
+        (void)close(fd);
+        *ret_path = p;
+        return 0;
+}
+
+int cache_commit(struct cache *c, const char *tmp_path, const char *expected_sha256, uint64_t expected_size,
+                 char *ret_sha256, struct mkm_err *reterr) {
+        char got[HASH_SHA256_HEX], rel[80], sub[16];
+        struct stat st, pst, again;
+        uint64_t size = 0;
+        int r;
+
+        if (expected_sha256 && !hash_is_sha256_hex(expected_sha256))
+                return mkm_err_set(reterr, -EINVAL, "invalid expected sha256 digest '%.80s'", expected_sha256);
+        const char *slash = tmp_path ? strrchr(tmp_path, '/') : NULL;
+        const char *base = slash ? slash + 1 : tmp_path;
+        if (!tmp_path || !*base || strcmp(base, ".") == 0 || strcmp(base, "..") == 0)
+                return mkm_err_set(reterr, -EINVAL, "'%s' is not a file name", tmp_path ? tmp_path : "(null)");
+
+        /* The file must sit directly in DIR/tmp: same file system, and nothing else gets renamed. */
+        _cleanup_free_ char *parent = slash ? strndup(tmp_path, (size_t)(slash - tmp_path) + (slash == tmp_path)) : strdup(".");
+        if (!parent)
+                return -ENOMEM;
+        _cleanup_close_ int pfd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (pfd < 0 || fstat(pfd, &pst) < 0)
+                return mkm_err_set(reterr, negative_errno(), "cannot open %s: %m", parent);
+        if (!same_file(&pst, &c->tmp_st))
+                return mkm_err_set(reterr, -EINVAL, "%s is not inside the cache's temporary directory %s/tmp", tmp_path, c->dir);
+        _cleanup_close_ int fd = openat(pfd, base, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
+        if (fd < 0)
+                return mkm_err_set(reterr, negative_errno(), "cannot open %s: %m", tmp_path);
+        if (fstat(fd, &st) < 0)
+                return mkm_err_set(reterr, negative_errno(), "cannot stat %s: %m", tmp_path);
+        if (!S_ISREG(st.st_mode))
+                return mkm_err_set(reterr, -EINVAL, "%s is not a regular file", tmp_path);
+
+        r = hash_fd_hex(HASH_SHA256, fd, got, &size);
+        if (r < 0)
+                return mkm_err_set(reterr, r, "cannot read %s: %s", tmp_path, mkm_strerror(r));
+        if (expected_size && size != expected_size) {
+                (void)unlinkat(pfd, base, 0);
+                return mkm_err_set(reterr, -MKM_E_DIGEST_MISMATCH, "%s: size mismatch: expected %" PRIu64 " bytes, got %" PRIu64,
+                                   base, expected_size, size);
+        }
+        if (expected_sha256 && strcmp(got, expected_sha256) != 0) {
+                (void)unlinkat(pfd, base, 0);
+                return mkm_err_set(reterr, -MKM_E_DIGEST_MISMATCH, "%s: sha256 mismatch: expected %s, got %s",
+                                   base, expected_sha256, got);
+        }
+
+        /* Read-only and durable before it becomes visible. */
+        if (fchmod(fd, 0444) < 0 || fsync(fd) < 0)
+                return mkm_err_set(reterr, negative_errno(), "cannot finish %s: %m", tmp_path);
+        (void)snprintf(sub, sizeof sub, "sha256/%.2s", got);
+        r = mkdir_at(c->dirfd, sub);
+        if (r < 0)
+                return mkm_err_set(reterr, r, "cannot create %s/%s: %s", c->dir, sub, mkm_strerror(r));
+        /* The name must still be the inode we hashed. */
+        if (fstatat(pfd, base, &again, AT_SYMLINK_NOFOLLOW) < 0 || !same_file(&again, &st))
+                return mkm_err_set(reterr, -ESTALE, "%s was replaced while it was being committed", tmp_path);
+        rel_path(got, rel);
+        /* rename() replaces an existing copy atomically; both are verified and identical. */
+        if (renameat(pfd, base, c->dirfd, rel) < 0)
+                return mkm_err_set(reterr, negative_errno(), "cannot move %s to %s/%s: %m", tmp_path, c->dir, rel);
+        _cleanup_close_ int sfd = openat(c->dirfd, sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (sfd >= 0)
+                (void)fsync(sfd);
+        mkm_debug(c->ctx, "cache: added %s (%" PRIu64 " bytes)", got, size);
+        if (ret_sha256)
+                memcpy(ret_sha256, got, HASH_SHA256_HEX);
+        return 0;
+}
+
+int cache_open_fd(struct cache *c, const char *sha256hex, int *ret_fd) {
+        char rel[80];
+        if (!sha256hex || !hash_is_sha256_hex(sha256hex))
+                return -EINVAL;
+        rel_path(sha256hex, rel);
+        int fd = openat(c->dirfd, rel, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
+        if (fd < 0)
+                return errno == ELOOP ? -ENOENT : negative_errno();
+        struct stat st;
+        if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+                (void)close(fd);
+                return -ENOENT;
+        }
+        *ret_fd = fd;
+        return 0;
+}

@@ -1,0 +1,772 @@
+/* SPDX-License-Identifier: MIT */
+/* OpenPGP signature verification through gpgme in a private, temporary GNUPGHOME.
+ * The trust model and the decision table are documented in verify.h. Threats handled here: a
+ * mirror serving altered data or signatures, signatures by keys outside the keyring or by keys the
+ * distribution revoked, and unsigned text smuggled around a clearsigned InRelease. */
+#include "verify.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <gpgme.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ctx.h"
+#include "util/cleanup.h"
+#include "util/err.h"
+#include "util/fs.h"
+#include "util/log.h"
+#include "util/strv.h"
+
+#define TRUST_FILE_MAX ((size_t)1024 * 1024)
+
+struct verify_keyring {
+        struct mkm_ctx *ctx;
+        char *home;                     /* the temporary GNUPGHOME, removed by _free */
+        gpgme_ctx_t gctx;
+        char *gpg;                      /* engine binary, from gpgme */
+        char *gpgconf;
+        char **revoked;                 /* upper-case fingerprints from *-revoked files */
+        bool agent_started;
+        unsigned n_keys;
+};
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(gpgme_data_t, gpgme_data_release)
+DEFINE_TRIVIAL_CLEANUP_FUNC(gpgme_key_t, gpgme_key_unref)
+
+/* Translate a gpgme error at the module edge, keeping gpgme's message. */
+static int gpg_to_errno(gpgme_error_t e) {
+        int r = gpgme_err_code_to_errno(gpgme_err_code(e));
+        return r > 0 ? -r : -EIO;
+}
+
+static bool is_fpr(const char *s, size_t len) {
+        if (len != 40 && len != 64)
+                return false;
+        for (size_t i = 0; i < len; i++)
+                if (!isxdigit((unsigned char)s[i]))
+                        return false;
+        return true;
+}
+
+static void upcase(char *s) {
+        for (; *s; s++)
+                *s = (char)toupper((unsigned char)*s);
+}
+
+/* Run a GnuPG tool with argv (argv[0] is the absolute path) and a minimal environment; stdin
+ * and stdout are /dev/null and stderr goes to HOME/tool.log, whose tail ends up in the error. */
+static int run_tool(struct verify_keyring *k, const char *what, char *const argv[], struct mkm_err *reterr) {
+        static char *const envp[] = { "LC_ALL=C", "PATH=/usr/local/bin:/usr/bin:/bin", NULL };
+        _cleanup_free_ char *log = fs_path_join(k->home, "tool.log");
+        if (!log)
+                return -ENOMEM;
+        _cleanup_close_ int logfd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (logfd < 0)
+                return mkm_err_set(reterr, negative_errno(), "cannot create %s: %m", log);
+        _cleanup_close_ int nullfd = open("/dev/null", O_RDWR | O_CLOEXEC);
+        if (nullfd < 0)
+                return mkm_err_set(reterr, negative_errno(), "cannot open /dev/null: %m");
+
+        pid_t pid = fork();
+        if (pid < 0)
+                return mkm_err_set(reterr, negative_errno(), "cannot fork for %s: %m", argv[0]);
+        if (pid == 0) {
+                /* Only async-signal-safe calls from here on. dup2 clears O_CLOEXEC on the copies. */
+                if (dup2(nullfd, 0) < 0 || dup2(nullfd, 1) < 0 || dup2(logfd, 2) < 0)
+                        _exit(127);
+                execve(argv[0], argv, envp);
+                _exit(127);
+        }
+        int status;
+        while (waitpid(pid, &status, 0) < 0)
+                if (errno != EINTR)
+                        return mkm_err_set(reterr, negative_errno(), "waitpid: %m");
+        if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+                return 0;
+
+        char tail[512] = "";
+        _cleanup_free_ char *text = NULL;
+        size_t len = 0;
+        if (fs_read_file_at(AT_FDCWD, log, 1024 * 1024, &text, &len) >= 0) {
+                while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == ' '))
+                        text[--len] = 0;
+                (void)snprintf(tail, sizeof tail, ": %s", len > 400 ? text + len - 400 : text);
+        }
+        return mkm_err_set(reterr, -EIO, "%s %s failed (%s %d)%s", argv[0], what,
+                           WIFEXITED(status) ? "exit status" : "signal",
+                           WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status), tail);
+}
+
+static int run_gpg(struct verify_keyring *k, struct mkm_err *reterr, const char *a1, const char *a2,
+                   const char *a3, const char *a4, const char *a5) {
+        /* --no-auto-check-trustdb: each step would otherwise recompute the whole trustdb (a third
+         * of a second per step for Arch's keyring); verify_keyring_new() checks it once at the end. */
+        char *argv[] = { k->gpg, "--homedir", k->home, "--batch", "--no-tty", "--quiet", "--yes", "--no-auto-check-trustdb",
+                         "--pinentry-mode", "loopback", "--passphrase", "",
+                         (char *)a1, (char *)a2, (char *)a3, (char *)a4, (char *)a5, NULL };
+        return run_tool(k, a1, argv, reterr);
+}
+
+static int run_gpgconf(struct verify_keyring *k, const char *verb, const char *what, struct mkm_err *reterr) {
+        char *argv[] = { k->gpgconf, "--homedir", k->home, (char *)verb, (char *)what, NULL };
+        return run_tool(k, verb, argv, reterr);
+}
+
+static bool home_has_daemon(struct verify_keyring *k) {
+        static const char *const sockets[] = { "S.gpg-agent", "S.dirmngr", "S.keyboxd" };
+        _cleanup_close_ int dfd = open(k->home, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd < 0)
+                return false;
+        for (size_t i = 0; i < ELEMENTSOF(sockets); i++)
+                if (faccessat(dfd, sockets[i], F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+                        return true;
+        return false;
+}
+
+struct verify_keyring *verify_keyring_free(struct verify_keyring *k) {
+        if (!k)
+                return NULL;
+        if (k->gctx)
+                gpgme_release(k->gctx);
+        if (k->home) {
+                /* An agent may still run if setup failed half-way; never leave one behind. */
+                if (k->gpgconf && (k->agent_started || home_has_daemon(k))) {
+                        (void)run_gpgconf(k, "--kill", "all", NULL);
+                        (void)run_gpgconf(k, "--remove-socketdir", NULL, NULL);
+                }
+                (void)fs_rm_rf_at(AT_FDCWD, k->home);
+                free(k->home);
+        }
+        free(k->gpg);
+        free(k->gpgconf);
+        strv_free(k->revoked);
+        free(k);
+        return NULL;
+}
+
+unsigned verify_keyring_count(const struct verify_keyring *k) {
+        return k ? k->n_keys : 0;
+}
+
+static bool has_suffix(const char *s, const char *suffix) {
+        size_t a = strlen(s), b = strlen(suffix);
+        return a > b && strcmp(s + a - b, suffix) == 0;
+}
+
+static int import_file(struct verify_keyring *k, const char *path, struct mkm_err *reterr) {
+        _cleanup_free_ char *buf = NULL;
+        size_t len = 0;
+        int r = fs_read_file_at(AT_FDCWD, path, VERIFY_MAX_KEYRING, &buf, &len);
+        if (r == -EFBIG)
+                return mkm_err_set(reterr, r, "%s: keyring file larger than %zu bytes", path, VERIFY_MAX_KEYRING);
+        if (r < 0)
+                return mkm_err_set(reterr, r, "cannot read keyring %s: %s", path, mkm_strerror(r));
+
+        _cleanup_(gpgme_data_releasep) gpgme_data_t d = NULL;
+        gpgme_error_t e = gpgme_data_new_from_mem(&d, buf, len, 0);
+        if (e)
+                return mkm_err_set(reterr, gpg_to_errno(e), "%s: %s", path, gpgme_strerror(e));
+        e = gpgme_op_import(k->gctx, d);
+        gpgme_import_result_t res = gpgme_op_import_result(k->gctx);
+        if (e && gpgme_err_code(e) != GPG_ERR_NO_DATA)
+                return mkm_err_set(reterr, gpg_to_errno(e), "cannot import keyring %s: %s", path, gpgme_strerror(e));
+        if (!res || res->considered == 0)
+                return mkm_err_set(reterr, -MKM_E_PARSE, "%s: no OpenPGP public keys found in the keyring file", path);
+        mkm_debug(k->ctx, "keyring %s: %d keys considered, %d imported, %d unchanged, %d not imported",
+                  path, res->considered, res->imported, res->unchanged, res->not_imported);
+        return 0;
+}
+
+/* Parse a pacman-style -trusted ("FPR:LEVEL:") or -revoked ("FPR") file. For -trusted, *ownertrust
+ * gets the validated lines appended. */
+static int read_trust_file(const char *path, bool trusted, char ***fprs, char ***levels, struct mkm_err *reterr) {
+        _cleanup_free_ char *text = NULL;
+        int r = fs_read_file_at(AT_FDCWD, path, TRUST_FILE_MAX, &text, NULL);
+        if (r < 0)
+                return mkm_err_set(reterr, r, "cannot read %s: %s", path, mkm_strerror(r));
+        unsigned lineno = 0;
+        for (char *line = text, *next; line && *line; line = next) {
+                next = strchr(line, '\n');
+                if (next)
+                        *next++ = 0;
+                lineno++;
+                size_t n = strlen(line);
+                while (n > 0 && isspace((unsigned char)line[n - 1]))
+                        line[--n] = 0;
+                while (*line == ' ' || *line == '\t')
+                        line++;
+                if (!*line || *line == '#')
+                        continue;
+                size_t flen = strcspn(line, ":");
+                if (!is_fpr(line, flen))
+                        return mkm_err_set(reterr, -MKM_E_PARSE, "%s:%u: expected a key fingerprint (40 hex digits), got '%.80s'",
+                                           path, lineno, line);
+                const char *rest = line + flen;
+                char level[2] = "";
+                if (trusted) {
+                        if (!(rest[0] == ':' && rest[1] >= '1' && rest[1] <= '6' && rest[2] == ':' && rest[3] == 0))
+                                return mkm_err_set(reterr, -MKM_E_PARSE, "%s:%u: expected FINGERPRINT:LEVEL: (LEVEL 1-6), got '%.80s'",
+                                                   path, lineno, line);
+                        level[0] = rest[1];
+                } else if (*rest)
+                        return mkm_err_set(reterr, -MKM_E_PARSE, "%s:%u: expected one fingerprint a line, got '%.80s'",
+                                           path, lineno, line);
+                line[flen] = 0;
+                upcase(line);
+                if (strv_push(fprs, line) < 0 || (trusted && strv_push(levels, level) < 0))
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
+static int write_file(const char *dir, const char *name, const char *text, struct mkm_err *reterr) {
+        _cleanup_free_ char *p = fs_path_join(dir, name);
+        if (!p)
+                return -ENOMEM;
+        int r = fs_write_atomic_at(AT_FDCWD, p, text, strlen(text), 0600);
+        if (r < 0)
+                return mkm_err_set(reterr, r, "cannot write %s: %s", p, mkm_strerror(r));
+        return 0;
+}
+
+/* Append "FPR:LEVEL:\n" to a growing string. */
+static int append_line(char **s, size_t *len, const char *fpr, const char *level) {
+        size_t add = strlen(fpr) + strlen(level) + 3;
+        char *n = realloc(*s, *len + add + 1);
+        if (!n)
+                return -ENOMEM;
+        *s = n;
+        *len += (size_t)sprintf(n + *len, "%s:%s:\n", fpr, level);
+        return 0;
+}
+
+static int count_keys(struct verify_keyring *k, char **all_ot, size_t *all_len, struct mkm_err *reterr) {
+        gpgme_error_t e = gpgme_op_keylist_start(k->gctx, NULL, 0);
+        if (e)
+                return mkm_err_set(reterr, gpg_to_errno(e), "cannot list keys: %s", gpgme_strerror(e));
+        k->n_keys = 0;
+        for (;;) {
+                _cleanup_(gpgme_key_unrefp) gpgme_key_t key = NULL;
+                e = gpgme_op_keylist_next(k->gctx, &key);
+                if (gpgme_err_code(e) == GPG_ERR_EOF)
+                        break;
+                if (e) {
+                        (void)gpgme_op_keylist_end(k->gctx);
+                        return mkm_err_set(reterr, gpg_to_errno(e), "cannot list keys: %s", gpgme_strerror(e));
+                }
+                k->n_keys++;
+                if (all_ot && key->subkeys && key->subkeys->fpr && !strv_contains(k->revoked, key->subkeys->fpr))
+                        if (append_line(all_ot, all_len, key->subkeys->fpr, "6") < 0) {
+                                (void)gpgme_op_keylist_end(k->gctx);
+                                return -ENOMEM;
+                        }
+        }
+        return 0;
+}
+
+static bool key_present(struct verify_keyring *k, const char *fpr) {
+        _cleanup_(gpgme_key_unrefp) gpgme_key_t key = NULL;
+        return gpgme_get_key(k->gctx, fpr, &key, 0) == 0 && key;
+}
+
+/* pacman-key --populate: ownertrust from -trusted, local signatures by a throwaway ultimately
+ * trusted key, so that the listed keys are valid and gpg derives the packagers' validity. */
+static int populate_trusted(struct verify_keyring *k, char **fprs, char **levels, struct mkm_err *reterr) {
+        _cleanup_free_ char *ot = NULL;
+        size_t otlen = 0;
+        int r;
+
+        for (size_t i = 0; fprs && fprs[i]; i++) {
+                if (strv_contains(k->revoked, fprs[i])) {
+                        mkm_debug(k->ctx, "key %s is both trusted and revoked; treating it as revoked", fprs[i]);
+                        continue;
+                }
+                if (!key_present(k, fprs[i])) {
+                        mkm_debug(k->ctx, "trusted key %s is not in the keyring; skipping it", fprs[i]);
+                        continue;
+                }
+                if (append_line(&ot, &otlen, fprs[i], levels[i]) < 0)
+                        return -ENOMEM;
+        }
+        if (!ot)
+                return 0;       /* nothing to anchor: every signature will be untrusted */
+        r = write_file(k->home, "ownertrust.txt", ot, reterr);
+        if (r < 0)
+                return r;
+        _cleanup_free_ char *otpath = fs_path_join(k->home, "ownertrust.txt");
+        if (!otpath)
+                return -ENOMEM;
+        r = run_gpg(k, reterr, "--import-ownertrust", otpath, NULL, NULL, NULL);
+        if (r < 0)
+                return r;
+
+        /* gpg.conf says no-autostart; the local key's creation and the lsigns need an agent. */
+        k->agent_started = true;
+        r = run_gpgconf(k, "--launch", "gpg-agent", reterr);
+        if (r < 0)
+                return r;
+        r = run_gpg(k, reterr, "--quick-gen-key", "mkmachine local trust root (throwaway) <root@mkmachine.invalid>",
+                    "ed25519", "cert", "never");
+        if (r < 0)
+                return r;
+        for (char *line = ot, *next; line && *line; line = next) {
+                next = strchr(line, '\n');
+                if (next)
+                        *next++ = 0;
+                line[strcspn(line, ":")] = 0;
+                r = run_gpg(k, reterr, "--quick-lsign-key", line, NULL, NULL, NULL);
+                if (r < 0)
+                        return r;
+        }
+        r = run_gpgconf(k, "--kill", "all", reterr);
+        if (r < 0)
+                return r;
+        k->agent_started = false;
+        return 0;
+}
+
+static int collect_dir(const char *dir, char ***keyfiles, char ***trusted, char ***revoked, struct mkm_err *reterr) {
+        _cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd < 0)
+                return mkm_err_set(reterr, negative_errno(), "cannot open keyring directory %s: %m", dir);
+        DIR *d = fdopendir(dfd);
+        if (!d)
+                return mkm_err_set(reterr, negative_errno(), "cannot read keyring directory %s: %m", dir);
+        TAKE_FD(dfd);
+        int r = 0;
+        struct dirent *de;
+        while ((de = readdir(d))) {
+                if (de->d_name[0] == '.')
+                        continue;
+                char ***list = has_suffix(de->d_name, ".gpg") || has_suffix(de->d_name, ".asc") ? keyfiles
+                        : has_suffix(de->d_name, "-trusted") ? trusted
+                        : has_suffix(de->d_name, "-revoked") ? revoked : NULL;
+                if (!list)
+                        continue;
+                struct stat st;
+                if (fstatat(dirfd(d), de->d_name, &st, 0) < 0 || !S_ISREG(st.st_mode))
+                        continue;
+                _cleanup_free_ char *p = fs_path_join(dir, de->d_name);
+                if (!p || strv_push(list, p) < 0) {
+                        r = -ENOMEM;
+                        break;
+                }
+        }
+        (void)closedir(d);
+        if (r < 0)
+                return r;
+        if (strv_length(*keyfiles) == 0)
+                return mkm_err_set(reterr, -ENOENT, "%s: no *.gpg or *.asc keyring files in the directory", dir);
+        /* strv_sort(NULL) hands NULL to qsort (UB); sort only vectors that exist. */
+        char **const *lists[] = { keyfiles, trusted, revoked };
+        for (size_t i = 0; i < ELEMENTSOF(lists); i++)
+                if (*lists[i])
+                        strv_sort(*lists[i]);
+        return 0;
+}
+
+static int find_engines(struct verify_keyring *k, struct mkm_err *reterr) {
+        gpgme_engine_info_t info;
+        gpgme_error_t e = gpgme_get_engine_info(&info);
+        if (e)
+                return mkm_err_set(reterr, gpg_to_errno(e), "gpgme: %s", gpgme_strerror(e));
+        for (; info; info = info->next)
+                if (info->protocol == GPGME_PROTOCOL_OpenPGP && info->file_name) {
+                        k->gpg = strdup(info->file_name);
+                        break;
+                }
+        const char *gc = gpgme_get_dirinfo("gpgconf-name");
+        k->gpgconf = gc ? strdup(gc) : NULL;
+        if (!k->gpg || !k->gpgconf)
+                return mkm_err_set(reterr, -ENOENT, "gpgme knows no gpg or gpgconf binary (is gnupg installed?)");
+        return 0;
+}
+
+static int make_home(struct verify_keyring *k, struct mkm_err *reterr) {
+        /* A short path: gpg-agent's socket name must fit in sun_path. */
+        const char *tmp = getenv("TMPDIR");
+        if (!tmp || tmp[0] != '/' || strlen(tmp) > 64)
+                tmp = "/tmp";
+        _cleanup_free_ char *tmpl = fs_path_join(tmp, "mkm-gnupg.XXXXXX");
+        if (!tmpl)
+                return -ENOMEM;
+        if (!mkdtemp(tmpl))
+                return mkm_err_set(reterr, negative_errno(), "cannot create a temporary GnuPG home in %s: %m", tmp);
+        k->home = TAKE_PTR(tmpl);
+        if (chmod(k->home, 0700) < 0)
+                return mkm_err_set(reterr, negative_errno(), "chmod %s: %m", k->home);
+        return write_file(k->home, "gpg.conf",
+                          "# mkmachine's private verification home; removed after the build.\n"
+                          "no-autostart\n"
+                          "no-auto-key-retrieve\n"
+                          "trust-model pgp\n"
+                          "no-greeting\n",
+                          reterr);
+}
+
+int verify_keyring_new(struct mkm_ctx *ctx, const char *path, struct verify_keyring **ret, struct mkm_err *reterr) {
+        _cleanup_(verify_keyring_freep) struct verify_keyring *k = mkm_new0(struct verify_keyring, 1);
+        _cleanup_strv_free_ char **keyfiles = NULL, **trustfiles = NULL, **revfiles = NULL;
+        _cleanup_strv_free_ char **tfprs = NULL, **tlevels = NULL;
+        gpgme_error_t e;
+        struct stat st;
+        int r;
+
+        if (!k)
+                return -ENOMEM;
+        k->ctx = ctx;
+        if (stat(path, &st) < 0)
+                return mkm_err_set(reterr, negative_errno(), "cannot access keyring %s: %m", path);
+        if (S_ISDIR(st.st_mode))
+                r = collect_dir(path, &keyfiles, &trustfiles, &revfiles, reterr);
+        else if (S_ISREG(st.st_mode))
+                r = strv_push(&keyfiles, path);
+        else
+                r = mkm_err_set(reterr, -EINVAL, "keyring %s is neither a file nor a directory", path);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; trustfiles && trustfiles[i]; i++) {
+                r = read_trust_file(trustfiles[i], true, &tfprs, &tlevels, reterr);
+                if (r < 0)
+                        return r;
+        }
+        for (size_t i = 0; revfiles && revfiles[i]; i++) {
+                r = read_trust_file(revfiles[i], false, &k->revoked, NULL, reterr);
+                if (r < 0)
+                        return r;
+        }
+
+        r = find_engines(k, reterr);
+        if (r < 0)
+                return r;
+        r = make_home(k, reterr);
+        if (r < 0)
+                return r;
+        e = gpgme_new(&k->gctx);
+        if (!e)
+                e = gpgme_set_protocol(k->gctx, GPGME_PROTOCOL_OpenPGP);
+        if (!e)
+                e = gpgme_ctx_set_engine_info(k->gctx, GPGME_PROTOCOL_OpenPGP, NULL, k->home);
+        if (!e)
+                e = gpgme_set_keylist_mode(k->gctx, GPGME_KEYLIST_MODE_LOCAL);
+        if (e)
+                return mkm_err_set(reterr, gpg_to_errno(e), "gpgme: %s", gpgme_strerror(e));
+        gpgme_set_offline(k->gctx, 1);
+        gpgme_set_armor(k->gctx, 0);
+
+        for (size_t i = 0; keyfiles[i]; i++) {
+                r = import_file(k, keyfiles[i], reterr);
+                if (r < 0)
+                        return r;
+        }
+
+        _cleanup_free_ char *all_ot = NULL;
+        size_t all_len = 0;
+        bool pacman_style = strv_length(trustfiles) > 0;
+        r = count_keys(k, pacman_style ? NULL : &all_ot, &all_len, reterr);
+        if (r < 0)
+                return r;
+        if (pacman_style)
+                r = populate_trusted(k, tfprs, tlevels, reterr);
+        else if (all_ot) {
+                r = write_file(k->home, "ownertrust.txt", all_ot, reterr);
+                _cleanup_free_ char *otpath = fs_path_join(k->home, "ownertrust.txt");
+                if (r >= 0 && !otpath)
+                        r = -ENOMEM;
+                if (r >= 0)
+                        r = run_gpg(k, reterr, "--import-ownertrust", otpath, NULL, NULL, NULL);
+        }
+        if (r < 0)
+                return mkm_err_prefix(reterr, r, "cannot set up trust for keyring %s", path);
+        /* Compute validity now, once, rather than inside the first verification. */
+        r = run_gpg(k, reterr, "--check-trustdb", NULL, NULL, NULL, NULL);
+        if (r < 0)
+                return r;
+        mkm_debug(ctx, "keyring %s: %u keys, %s trust, %zu revoked, home %s", path, k->n_keys,
+                  pacman_style ? "pacman-style" : "every-key", strv_length(k->revoked), k->home);
+        *ret = TAKE_PTR(k);
+        return 0;
+}
+
+/* ---- verification ---- */
+
+enum { SEV_NONE, SEV_MISSING, SEV_UNTRUSTED, SEV_EXPIRED, SEV_REVOKED, SEV_BAD };
+
+struct sig_verdict {
+        int r;
+        int severity;
+        char msg[600];
+};
+
+static int sev_of(int r) {
+        switch (-r) {
+        case MKM_E_SIG_BAD: return SEV_BAD;
+        case MKM_E_SIG_REVOKED: return SEV_REVOKED;
+        case MKM_E_SIG_EXPIRED: return SEV_EXPIRED;
+        case MKM_E_SIG_UNTRUSTED: return SEV_UNTRUSTED;
+        default: return SEV_MISSING;
+        }
+}
+
+static void verdict(struct sig_verdict *v, int r, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void verdict(struct sig_verdict *v, int r, const char *fmt, ...) {
+        va_list ap;
+        v->r = r;
+        v->severity = sev_of(r);
+        va_start(ap, fmt);
+        (void)vsnprintf(v->msg, sizeof v->msg, fmt, ap);
+        va_end(ap);
+}
+
+static const char *fmt_time(int64_t t, char buf[static 32]) {
+        struct tm tm;
+        time_t tt = (time_t)t;
+        if (!gmtime_r(&tt, &tm) || strftime(buf, 32, "%Y-%m-%d %H:%M:%S UTC", &tm) == 0)
+                (void)snprintf(buf, 32, "@%" PRId64, t);
+        return buf;
+}
+
+static const char *validity_name(gpgme_validity_t v) {
+        switch (v) {
+        case GPGME_VALIDITY_NEVER: return "never";
+        case GPGME_VALIDITY_MARGINAL: return "marginal";
+        case GPGME_VALIDITY_FULL: return "full";
+        case GPGME_VALIDITY_ULTIMATE: return "ultimate";
+        case GPGME_VALIDITY_UNDEFINED: return "undefined";
+        default: return "unknown";
+        }
+}
+
+/* Judge one signature. Returns true (and fills *res) when it is good and trusted. */
+static bool judge(struct verify_keyring *k, gpgme_signature_t s, struct verify_result *res, struct sig_verdict *v) {
+        const char *id = s->fpr ? s->fpr : "(no key id)";
+        gpgme_err_code_t code = gpgme_err_code(s->status);
+        char tbuf[32];
+
+        if (code == GPG_ERR_BAD_SIGNATURE || (s->summary & GPGME_SIGSUM_RED && code != GPG_ERR_CERT_REVOKED &&
+                                               code != GPG_ERR_KEY_EXPIRED && code != GPG_ERR_SIG_EXPIRED &&
+                                               !(s->summary & (GPGME_SIGSUM_KEY_REVOKED | GPGME_SIGSUM_KEY_EXPIRED |
+                                                               GPGME_SIGSUM_SIG_EXPIRED)))) {
+                /* gpg names only the key id for a bad signature; name the key as elsewhere. */
+                _cleanup_(gpgme_key_unrefp) gpgme_key_t bk = NULL;
+                if (s->fpr && gpgme_get_key(k->gctx, s->fpr, &bk, 0) == 0 && bk && bk->subkeys && bk->subkeys->fpr)
+                        id = bk->subkeys->fpr;
+                verdict(v, -MKM_E_SIG_BAD, "bad signature by key %s: the data or the signature was altered", id);
+                return false;
+        }
+        if (code == GPG_ERR_NO_PUBKEY || (s->summary & GPGME_SIGSUM_KEY_MISSING)) {
+                verdict(v, -MKM_E_SIG_UNTRUSTED, "signed by unknown key %s (not in the keyring)", id);
+                return false;
+        }
+        if (code != GPG_ERR_NO_ERROR && code != GPG_ERR_KEY_EXPIRED && code != GPG_ERR_SIG_EXPIRED &&
+            code != GPG_ERR_CERT_REVOKED) {
+                verdict(v, -MKM_E_SIG_BAD, "bad signature by key %s: %s", id, gpgme_strerror(s->status));
+                return false;
+        }
+
+        /* The signature is cryptographically sound; now the key. */
+        _cleanup_(gpgme_key_unrefp) gpgme_key_t key = NULL;
+        gpgme_error_t e = s->fpr ? gpgme_get_key(k->gctx, s->fpr, &key, 0) : gpg_error(GPG_ERR_NO_PUBKEY);
+        if (e || !key || !key->subkeys || !key->subkeys->fpr) {
+                verdict(v, -MKM_E_SIG_UNTRUSTED, "signed by unknown key %s (not in the keyring)", id);
+                return false;
+        }
+        const char *primary = key->subkeys->fpr;
+        const char *uid = key->uids && key->uids->uid ? key->uids->uid : "";
+        gpgme_subkey_t sub = key->subkeys;
+        for (gpgme_subkey_t sk = key->subkeys; sk; sk = sk->next)
+                if (sk->fpr && strcasecmp(sk->fpr, s->fpr) == 0)
+                        sub = sk;
+
+        if (strv_contains(k->revoked, primary) || strv_contains(k->revoked, sub->fpr)) {
+                verdict(v, -MKM_E_SIG_REVOKED, "signed by key %s '%s', which the keyring lists as revoked", primary, uid);
+                return false;
+        }
+        if (code == GPG_ERR_CERT_REVOKED || (s->summary & GPGME_SIGSUM_KEY_REVOKED) || key->revoked || sub->revoked) {
+                verdict(v, -MKM_E_SIG_REVOKED, "signed by revoked key %s '%s'", primary, uid);
+                return false;
+        }
+        if (code == GPG_ERR_SIG_EXPIRED || (s->summary & GPGME_SIGSUM_SIG_EXPIRED)) {
+                verdict(v, -MKM_E_SIG_EXPIRED, "signature by key %s '%s' expired on %s", primary, uid,
+                        fmt_time((int64_t)s->exp_timestamp, tbuf));
+                return false;
+        }
+        if (code == GPG_ERR_KEY_EXPIRED || (s->summary & GPGME_SIGSUM_KEY_EXPIRED) || key->expired || sub->expired) {
+                verdict(v, -MKM_E_SIG_EXPIRED, "signed by expired key %s '%s' (expired on %s)", primary, uid,
+                        fmt_time((int64_t)(sub->expires ? sub->expires : key->subkeys->expires), tbuf));
+                return false;
+        }
+        if (key->disabled || key->invalid || sub->invalid || s->wrong_key_usage || !sub->can_sign) {
+                verdict(v, -MKM_E_SIG_UNTRUSTED, "signed by key %s '%s', which is not trusted: %s", primary, uid,
+                        s->wrong_key_usage || !sub->can_sign ? "the key may not make signatures"
+                                                             : "the key is disabled or invalid");
+                return false;
+        }
+        if (s->validity != GPGME_VALIDITY_FULL && s->validity != GPGME_VALIDITY_ULTIMATE) {
+                verdict(v, -MKM_E_SIG_UNTRUSTED,
+                        "signed by key %s '%s', which is not trusted (validity %s: not certified by enough trusted keys)",
+                        primary, uid, validity_name(s->validity));
+                return false;
+        }
+        if (res) {
+                (void)snprintf(res->fingerprint, sizeof res->fingerprint, "%s", primary);
+                upcase(res->fingerprint);
+                (void)snprintf(res->uid, sizeof res->uid, "%s", uid);
+                res->created = (int64_t)s->timestamp;
+        }
+        return true;
+}
+
+static int verify_run(struct verify_keyring *k, gpgme_data_t sig, gpgme_data_t signed_text, gpgme_data_t plain,
+                      const char *what, struct verify_result *ret, struct mkm_err *reterr) {
+        gpgme_error_t e = gpgme_op_verify(k->gctx, sig, signed_text, plain);
+        gpgme_verify_result_t res = gpgme_op_verify_result(k->gctx);
+
+        if (e) {
+                if (gpgme_err_code(e) == GPG_ERR_NO_DATA)
+                        return mkm_err_set(reterr, -MKM_E_SIG_BAD,
+                                           "bad signature: the %s is not an OpenPGP signature (no signature packets found)", what);
+                return mkm_err_set(reterr, -MKM_E_SIG_BAD, "bad signature: cannot check the %s: %s", what, gpgme_strerror(e));
+        }
+        if (!res || !res->signatures)
+                return mkm_err_set(reterr, -MKM_E_SIG_BAD,
+                                   "bad signature: the %s is not an OpenPGP signature (no signature packets found)", what);
+
+        struct verify_result good = {};
+        struct sig_verdict worst = { .r = 0, .severity = SEV_NONE };
+        bool have_good = false;
+        unsigned n = 0;
+        for (gpgme_signature_t s = res->signatures; s; s = s->next, n++) {
+                struct sig_verdict v = {};
+                struct verify_result one = {};
+                if (judge(k, s, &one, &v)) {
+                        if (!have_good)
+                                good = one;
+                        have_good = true;
+                        continue;
+                }
+                mkm_debug(k->ctx, "signature %u: %s", n, v.msg);
+                if (v.severity > worst.severity)
+                        worst = v;
+        }
+        if (worst.severity == SEV_BAD || !have_good)
+                return mkm_err_set(reterr, worst.r ? worst.r : -MKM_E_SIG_MISSING, "%s",
+                                   worst.r ? worst.msg : "no usable signature");
+        mkm_debug(k->ctx, "good signature by %s '%s'", good.fingerprint, good.uid);
+        if (ret)
+                *ret = good;
+        return 0;
+}
+
+static int check_sig_size(size_t siglen, struct mkm_err *reterr) {
+        if (siglen == 0)
+                return mkm_err_set(reterr, -MKM_E_SIG_MISSING, "signature missing: the signature is empty");
+        if (siglen > VERIFY_MAX_SIG)
+                return mkm_err_set(reterr, -MKM_E_SIG_BAD, "bad signature: %zu bytes, more than the %zu a signature may have",
+                                   siglen, VERIFY_MAX_SIG);
+        return 0;
+}
+
+int verify_detached(struct verify_keyring *k, const void *data, size_t len, const void *sig, size_t siglen,
+                    struct verify_result *ret, struct mkm_err *reterr) {
+        int r = check_sig_size(siglen, reterr);
+        if (r < 0)
+                return r;
+        if (len > VERIFY_MAX_DATA)
+                return mkm_err_set(reterr, -EFBIG, "signed data of %zu bytes exceeds the %zu byte limit", len, VERIFY_MAX_DATA);
+        _cleanup_(gpgme_data_releasep) gpgme_data_t s = NULL, d = NULL;
+        gpgme_error_t e = gpgme_data_new_from_mem(&s, sig, siglen, 0);
+        if (!e)
+                e = gpgme_data_new_from_mem(&d, len ? data : "", len, 0);
+        if (e)
+                return mkm_err_set(reterr, gpg_to_errno(e), "gpgme: %s", gpgme_strerror(e));
+        return verify_run(k, s, d, NULL, "detached signature", ret, reterr);
+}
+
+int verify_detached_fd(struct verify_keyring *k, int fd, const void *sig, size_t siglen,
+                       struct verify_result *ret, struct mkm_err *reterr) {
+        int r = check_sig_size(siglen, reterr);
+        if (r < 0)
+                return r;
+        _cleanup_(gpgme_data_releasep) gpgme_data_t s = NULL, d = NULL;
+        gpgme_error_t e = gpgme_data_new_from_mem(&s, sig, siglen, 0);
+        if (!e)
+                e = gpgme_data_new_from_fd(&d, fd);
+        if (e)
+                return mkm_err_set(reterr, gpg_to_errno(e), "gpgme: %s", gpgme_strerror(e));
+        return verify_run(k, s, d, NULL, "detached signature", ret, reterr);
+}
+
+/* Count lines that open a clearsigned message (gpg accepts trailing whitespace on armor lines). */
+static unsigned count_clearsign_headers(const char *p, size_t len) {
+        static const char hdr[] = "-----BEGIN PGP SIGNED MESSAGE-----";
+        const size_t hl = sizeof hdr - 1;
+        unsigned n = 0;
+        for (size_t i = 0; i < len;) {
+                const char *nl = memchr(p + i, '\n', len - i);
+                size_t end = nl ? (size_t)(nl - p) : len;
+                if (end - i >= hl && memcmp(p + i, hdr, hl) == 0) {
+                        size_t j = i + hl;
+                        while (j < end && (p[j] == ' ' || p[j] == '\t' || p[j] == '\r'))
+                                j++;
+                        if (j == end)
+                                n++;
+                }
+                i = end + 1;
+        }
+        return n;
+}
+
+int verify_clearsigned(struct verify_keyring *k, const void *data, size_t len, char **ret_text, size_t *ret_len,
+                       struct verify_result *ret, struct mkm_err *reterr) {
+        if (len > VERIFY_MAX_DATA)
+                return mkm_err_set(reterr, -EFBIG, "clearsigned file of %zu bytes exceeds the %zu byte limit", len, VERIFY_MAX_DATA);
+        unsigned n = count_clearsign_headers(data, len);
+        if (n == 0)
+                return mkm_err_set(reterr, -MKM_E_SIG_MISSING,
+                                   "signature missing: no clearsigned message (-----BEGIN PGP SIGNED MESSAGE-----) in the input");
+        if (n > 1)
+                return mkm_err_set(reterr, -MKM_E_SIG_BAD,
+                                   "bad signature: %u clearsigned messages in one file; refusing (only one is allowed)", n);
+
+        _cleanup_(gpgme_data_releasep) gpgme_data_t s = NULL, plain = NULL;
+        gpgme_error_t e = gpgme_data_new_from_mem(&s, data, len, 0);
+        if (!e)
+                e = gpgme_data_new(&plain);
+        if (e)
+                return mkm_err_set(reterr, gpg_to_errno(e), "gpgme: %s", gpgme_strerror(e));
+        struct verify_result res;
+        int r = verify_run(k, s, NULL, plain, "clearsigned message", &res, reterr);
+        if (r < 0)
+                return r;
+
+        size_t plen = 0;
+        char *p = gpgme_data_release_and_get_mem(TAKE_PTR(plain), &plen);
+        if (!p && plen > 0)
+                return -ENOMEM;
+        char *text = malloc(plen + 1);
+        if (!text) {
+                gpgme_free(p);
+                return -ENOMEM;
+        }
+        if (plen)
+                memcpy(text, p, plen);
+        text[plen] = 0;
+        gpgme_free(p);
+        *ret_text = text;
+        if (ret_len)
+                *ret_len = plen;
+        if (ret)
+                *ret = res;
+        return 0;
+}

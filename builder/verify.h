@@ -1,0 +1,95 @@
+/* SPDX-License-Identifier: MIT */
+/* OpenPGP signature verification through gpgme, against a private keyring.
+ *
+ * Where the keys live. verify_keyring_new() creates a private temporary GNUPGHOME (mkdtemp, 0700;
+ * never the user's ~/.gnupg and never $GNUPGHOME) and imports the keyring into it. The home is
+ * passed to gpgme with gpgme_ctx_set_engine_info(), not through the environment. Its gpg.conf
+ * says no-autostart (no gpg-agent or dirmngr during verification), no-auto-key-retrieve (no
+ * network) and trust-model pgp. verify_keyring_free() removes the home again.
+ *
+ * The trust model. The keyring is a single .gpg (binary) or .asc (armored) file, or a directory:
+ * every `*.gpg` and `*.asc` in it is imported, and pacman-style trust files are read:
+ *   NAME-trusted  lines `FINGERPRINT:LEVEL:` (gpg's ownertrust format; Arch ships level 4)
+ *   NAME-revoked  one fingerprint a line
+ * - With a -trusted file (Arch): as `pacman-key --populate` does, the listed keys get their
+ *   ownertrust and are locally signed by a throwaway key that exists only in the temporary home
+ *   (and is ultimately trusted). gpg then computes every other key's validity through the web of
+ *   trust: a packager key is valid when the master keys certified it (with Arch's level 4 =
+ *   marginal, three master certifications are needed; one gives only marginal validity, which
+ *   is not enough). A signature is accepted only when its key's validity is full or ultimate.
+ * - Without a -trusted file (Debian's archive keyring, a recipe's Keyring=, test keyrings): every
+ *   primary key in the keyring is a trust anchor (ultimate ownertrust), so a signature by any
+ *   key in it, or by one of its subkeys, is accepted.
+ * - Keys in a -revoked file are never accepted (their signatures fail with -MKM_E_SIG_REVOKED),
+ *   even when they are certified or also listed in -trusted; they are never made trust anchors.
+ *   A key whose revocation certificate is in the keyring fails the same way.
+ *
+ * Decisions, per signature; the first listed code wins when several apply:
+ *   good signature by a valid (full/ultimate) key   accepted, result filled in
+ *   data or signature altered                        -MKM_E_SIG_BAD      "bad signature ..."
+ *   revoked key (certificate or -revoked list)       -MKM_E_SIG_REVOKED  "... revoked ..."
+ *   expired key or expired signature                 -MKM_E_SIG_EXPIRED  "... expired ..."
+ *   key not in the keyring                           -MKM_E_SIG_UNTRUSTED "signed by unknown key X"
+ *   key in the keyring but not valid                 -MKM_E_SIG_UNTRUSTED "... is not trusted ..."
+ *   empty signature / no clearsigned block           -MKM_E_SIG_MISSING
+ *   garbage instead of an OpenPGP signature          -MKM_E_SIG_BAD      "... not an OpenPGP signature ..."
+ * Several signatures (e.g. Debian's InRelease): accepted when at least one is good and trusted and
+ * none is bad (an additional signature by an unknown, expired or revoked key is ignored); the
+ * result describes the first good one. Otherwise the most severe failure above is returned.
+ *
+ * Signatures are checked on the raw bytes, before any parser sees them. The functions here take
+ * raw bytes or fds; parsing is the caller's business, and only after 0 was returned.
+ * A verify_keyring is not thread-safe: use one per thread. gpgme_check_version() must have been
+ * called before (main() does; tests must too). */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct mkm_ctx;
+struct mkm_err;
+struct verify_keyring;
+
+#define VERIFY_FPR_MAX 65                               /* 40 hex digits (v4), 64 (v5) + NUL */
+#define VERIFY_MAX_DATA ((size_t)64 * 1024 * 1024)      /* in-memory data and clearsigned input */
+#define VERIFY_MAX_SIG ((size_t)1024 * 1024)            /* a detached signature */
+#define VERIFY_MAX_KEYRING ((size_t)64 * 1024 * 1024)   /* one keyring file */
+
+struct verify_result {
+        char fingerprint[VERIFY_FPR_MAX];       /* primary key fingerprint of the signer, upper-case hex */
+        char uid[256];                          /* the key's first user id, truncated */
+        int64_t created;                        /* signature creation time (seconds since the epoch) */
+};
+
+/* Build a private GNUPGHOME from path: a directory (see above) or a single .gpg/.asc file.
+ * Fails with -MKM_E_PARSE for a file holding no key or a malformed -trusted/-revoked line,
+ * -ENOENT when a directory holds no *.gpg or *.asc file, or the errno of the failed step. The keyring
+ * borrows ctx (for debug events), which must outlive it. Caller owns *ret. */
+int verify_keyring_new(struct mkm_ctx *ctx, const char *path, struct verify_keyring **ret,
+                       struct mkm_err *reterr);
+
+/* Stop any gpg-agent started for the home, remove the home, free k. Accepts NULL; returns NULL. */
+struct verify_keyring *verify_keyring_free(struct verify_keyring *k);
+static inline void verify_keyring_freep(struct verify_keyring **k) { (void)verify_keyring_free(*k); }
+
+/* Number of primary keys imported (for diagnostics and tests). */
+unsigned verify_keyring_count(const struct verify_keyring *k);
+
+/* Check a detached signature (binary or armored, up to VERIFY_MAX_SIG bytes) over data (up to
+ * VERIFY_MAX_DATA bytes). Returns 0 and fills *ret (may be NULL) when accepted. */
+int verify_detached(struct verify_keyring *k, const void *data, size_t len, const void *sig, size_t siglen,
+                    struct verify_result *ret, struct mkm_err *reterr);
+
+/* The same for data read from fd (from its current offset to EOF; any size, e.g. a package file).
+ * The fd is borrowed and left open. */
+int verify_detached_fd(struct verify_keyring *k, int fd, const void *sig, size_t siglen,
+                       struct verify_result *ret, struct mkm_err *reterr);
+
+/* Check a clearsigned message (Debian's InRelease), up to VERIFY_MAX_DATA bytes. On success
+ * *ret_text is a NUL-terminated malloc'd copy of the verified plaintext as gpg output it (dash
+ * escaping removed) and *ret_len its length; caller frees. Text before the
+ * "-----BEGIN PGP SIGNED MESSAGE-----" line or after the signature is ignored by gpg and never
+ * returned, so a caller that parses only *ret_text cannot be fooled by unsigned additions.
+ * Input with more than one signed message is refused (-MKM_E_SIG_BAD), none is -MKM_E_SIG_MISSING. */
+int verify_clearsigned(struct verify_keyring *k, const void *data, size_t len, char **ret_text, size_t *ret_len,
+                       struct verify_result *ret, struct mkm_err *reterr);

@@ -1,0 +1,434 @@
+/* SPDX-License-Identifier: MIT */
+/* Unit tests for builder/cache: commit and lookup, digest and size mismatches, hostile digests
+ * and labels, corruption detection, stale temporaries, and concurrent builds sharing a cache
+ * (a reader must never see a partial or wrong file). */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "cache.h"
+#include "util/cleanup.h"
+#include "util/err.h"
+#include "util/fs.h"
+#include "util/hash.h"
+
+/* sha256("abc") and sha256("") */
+#define ABC "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+#define EMPTY "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
+static int setup(void **state) {
+        char *dir = strdup("/tmp/mkm-test-cache.XXXXXX");
+        if (!dir || !mkdtemp(dir))
+                return -1;
+        *state = dir;
+        return 0;
+}
+
+static int teardown(void **state) {
+        char *dir = *state;
+        (void)fs_rm_rf_at(AT_FDCWD, dir);
+        free(dir);
+        return 0;
+}
+
+static char *write_tmp(struct cache *c, const char *label, const void *data, size_t len) {
+        char *p = NULL;
+        assert_int_equal(cache_tmp_path(c, label, &p), 0);
+        assert_int_equal(fs_write_atomic_at(AT_FDCWD, p, data, len, 0600), 0);
+        return p;
+}
+
+static size_t count_entries(const char *dir) {
+        DIR *d = opendir(dir);
+        if (!d)
+                return 0;
+        size_t n = 0;
+        struct dirent *de;
+        while ((de = readdir(d)))
+                if (de->d_name[0] != '.')
+                        n++;
+        closedir(d);
+        return n;
+}
+
+static void test_commit_good(void **state) {
+        const char *dir = *state;
+        _cleanup_(cache_freep) struct cache *c = NULL;
+        struct mkm_err err = {};
+        assert_int_equal(cache_open(NULL, dir, &c, &err), 0);
+
+        _cleanup_free_ char *tmp = write_tmp(c, "abc.pkg.tar.zst", "abc", 3);
+        assert_non_null(strstr(tmp, "/tmp/abc.pkg.tar.zst."));
+        char got[HASH_SHA256_HEX] = "";
+        assert_int_equal(cache_commit(c, tmp, ABC, 3, got, &err), 0);
+        assert_string_equal(got, ABC);
+        assert_int_equal(access(tmp, F_OK), -1);        /* moved, not copied */
+
+        _cleanup_free_ char *path = NULL, *want = NULL, *content = NULL;
+        assert_int_equal(cache_lookup(c, ABC, &path), 0);
+        assert_int_equal(asprintf(&want, "%s/sha256/ba/%s", cache_dir(c), ABC) > 0, 1);
+        assert_string_equal(path, want);
+        struct stat st;
+        assert_int_equal(stat(path, &st), 0);
+        assert_int_equal(st.st_mode & 07777, 0444);
+        size_t len;
+        assert_int_equal(fs_read_file_at(AT_FDCWD, path, 100, &content, &len), 0);
+        assert_int_equal(len, 3);
+        assert_memory_equal(content, "abc", 3);
+
+        /* open_fd reads the same bytes. */
+        _cleanup_close_ int fd = -EBADF;
+        assert_int_equal(cache_open_fd(c, ABC, &fd), 0);
+        char buf[8];
+        assert_int_equal(read(fd, buf, sizeof buf), 3);
+        assert_memory_equal(buf, "abc", 3);
+
+        /* NULL expected digest: computed and returned. Size 0 means any. Empty files are fine. */
+        _cleanup_free_ char *t2 = write_tmp(c, "empty", "", 0);
+        assert_int_equal(cache_commit(c, t2, NULL, 0, got, &err), 0);
+        assert_string_equal(got, EMPTY);
+        assert_int_equal(cache_lookup(c, EMPTY, NULL), 0);
+
+        /* Committing the same content again replaces it with an identical copy. */
+        _cleanup_free_ char *t3 = write_tmp(c, "abc-again", "abc", 3);
+        assert_int_equal(cache_commit(c, t3, ABC, 0, NULL, &err), 0);
+        assert_int_equal(cache_check(c, ABC, 3, CACHE_CHECK_REHASH, NULL, &err), 0);
+        _cleanup_free_ char *tmpdir = NULL;
+        assert_int_equal(asprintf(&tmpdir, "%s/tmp", dir) > 0, 1);
+        assert_int_equal(count_entries(tmpdir), 0);
+}
+
+static void test_commit_mismatch(void **state) {
+        const char *dir = *state;
+        _cleanup_(cache_freep) struct cache *c = NULL;
+        struct mkm_err err = {};
+        assert_int_equal(cache_open(NULL, dir, &c, &err), 0);
+
+        _cleanup_free_ char *tmp = write_tmp(c, "evil", "abd", 3);
+        char got[HASH_SHA256_HEX] = "untouched";
+        assert_int_equal(cache_commit(c, tmp, ABC, 3, got, &err), -MKM_E_DIGEST_MISMATCH);
+        assert_int_equal(err.code, -MKM_E_DIGEST_MISMATCH);
+        char want[512];
+        char abd[HASH_SHA256_HEX];
+        assert_int_equal(hash_buf_hex(HASH_SHA256, "abd", 3, abd), 0);
+        const char *base = strrchr(tmp, '/') + 1;
+        (void)snprintf(want, sizeof want, "%s: sha256 mismatch: expected %s, got %s", base, ABC, abd);
+        assert_string_equal(err.msg, want);
+        assert_string_equal(got, "untouched");
+        assert_int_equal(access(tmp, F_OK), -1);        /* the bad download is gone */
+        assert_int_equal(cache_lookup(c, ABC, NULL), -ENOENT);
+        assert_int_equal(cache_lookup(c, abd, NULL), -ENOENT);
+        _cleanup_free_ char *sha = NULL, *tmpdir = NULL;
+        assert_int_equal(asprintf(&sha, "%s/sha256", dir) > 0, 1);
+        assert_int_equal(asprintf(&tmpdir, "%s/tmp", dir) > 0, 1);
+        assert_int_equal(count_entries(sha), 0);
+        assert_int_equal(count_entries(tmpdir), 0);
+
+        /* Right digest, wrong size (as promised by the index). */
+        _cleanup_free_ char *t2 = write_tmp(c, "short", "abc", 3);
+        assert_int_equal(cache_commit(c, t2, ABC, 4, NULL, &err), -MKM_E_DIGEST_MISMATCH);
+        base = strrchr(t2, '/') + 1;
+        (void)snprintf(want, sizeof want, "%s: size mismatch: expected 4 bytes, got 3", base);
+        assert_string_equal(err.msg, want);
+        assert_int_equal(access(t2, F_OK), -1);
+        assert_int_equal(count_entries(sha), 0);
+        assert_int_equal(count_entries(tmpdir), 0);
+}
+
+static void test_hostile_names(void **state) {
+        const char *dir = *state;
+        _cleanup_(cache_freep) struct cache *c = NULL;
+        struct mkm_err err = {};
+        assert_int_equal(cache_open(NULL, dir, &c, &err), 0);
+        char *p = NULL;
+        int fd = -1;
+        static const char *const bad_digests[] = {
+                "BA7816BF8F01CFEA414140DE5DAE2223B00361A396177A9CB410FF61F20015AD",     /* upper case */
+                "ba7816bf",                                                              /* short */
+                ABC "00",                                                                /* long */
+                "../../../../../../../../etc/passwd",
+                "ba/../../7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f2001",
+                "",
+                "g a7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015a",
+        };
+        for (size_t i = 0; i < ELEMENTSOF(bad_digests); i++) {
+                assert_int_equal(cache_lookup(c, bad_digests[i], &p), -EINVAL);
+                assert_int_equal(cache_open_fd(c, bad_digests[i], &fd), -EINVAL);
+                assert_int_equal(cache_check(c, bad_digests[i], 0, 0, NULL, &err), -EINVAL);
+                assert_non_null(strstr(err.msg, "invalid sha256 digest"));
+        }
+        assert_null(p);
+        assert_int_equal(cache_lookup(c, NULL, NULL), -EINVAL);
+        assert_int_equal(cache_lookup(c, ABC, &p), -ENOENT);
+        assert_int_equal(cache_open_fd(c, ABC, &fd), -ENOENT);
+        assert_int_equal(cache_check(c, ABC, 0, CACHE_CHECK_REHASH, NULL, &err), -ENOENT);
+
+        static const char *const bad_labels[] = { "", "../x", "a/b", ".hidden", "sp ace", "x\n", NULL };
+        for (size_t i = 0; bad_labels[i]; i++)
+                assert_int_equal(cache_tmp_path(c, bad_labels[i], &p), -EINVAL);
+        char longlabel[200];
+        memset(longlabel, 'a', sizeof longlabel - 1);
+        longlabel[sizeof longlabel - 1] = 0;
+        assert_int_equal(cache_tmp_path(c, longlabel, &p), -EINVAL);
+        assert_null(p);
+
+        _cleanup_free_ char *t = write_tmp(c, "x", "abc", 3);
+        assert_int_equal(cache_commit(c, t, "ABC", 0, NULL, &err), -EINVAL);
+        assert_string_equal(err.msg, "invalid expected sha256 digest 'ABC'");
+        assert_int_equal(access(t, F_OK), 0);           /* a caller error deletes nothing */
+
+        /* Only files directly in DIR/tmp are committed (never e.g. a file of the user's). */
+        _cleanup_free_ char *outside = NULL;
+        assert_int_equal(asprintf(&outside, "%s/outside", dir) > 0, 1);
+        assert_int_equal(fs_write_atomic_at(AT_FDCWD, outside, "abc", 3, 0644), 0);
+        assert_int_equal(cache_commit(c, outside, ABC, 3, NULL, &err), -EINVAL);
+        assert_non_null(strstr(err.msg, "is not inside the cache's temporary directory"));
+        assert_int_equal(access(outside, F_OK), 0);
+        _cleanup_free_ char *sub = NULL;
+        assert_int_equal(asprintf(&sub, "%s/tmp/..", dir) > 0, 1);
+        assert_int_equal(cache_commit(c, sub, NULL, 0, NULL, &err), -EINVAL);
+
+        /* A symlink in tmp/ is not followed. */
+        _cleanup_free_ char *link = NULL;
+        assert_int_equal(asprintf(&link, "%s/tmp/link", dir) > 0, 1);
+        assert_int_equal(symlink(outside, link), 0);
+        assert_int_equal(cache_commit(c, link, NULL, 0, NULL, &err), -ELOOP);
+        assert_int_equal(cache_lookup(c, ABC, NULL), -ENOENT);
+}
+
+static void test_corruption(void **state) {
+        const char *dir = *state;
+        _cleanup_(cache_freep) struct cache *c = NULL;
+        struct mkm_err err = {};
+        assert_int_equal(cache_open(NULL, dir, &c, &err), 0);
+        _cleanup_free_ char *t = write_tmp(c, "x", "abc", 3), *path = NULL;
+        assert_int_equal(cache_commit(c, t, ABC, 3, NULL, &err), 0);
+        assert_int_equal(cache_lookup(c, ABC, &path), 0);
+        /* Someone (root ignores 0444) flips content without changing the size. */
+        assert_int_equal(chmod(path, 0644), 0);
+        assert_int_equal(fs_write_atomic_at(AT_FDCWD, path, "abd", 3, 0444), 0);
+        assert_int_equal(cache_check(c, ABC, 3, 0, NULL, &err), 0);  /* the cheap check cannot tell */
+        assert_int_equal(cache_check(c, ABC, 4, 0, NULL, &err), -MKM_E_DIGEST_MISMATCH);
+        assert_non_null(strstr(err.msg, "size mismatch: expected 4 bytes, the cached file has 3"));
+        assert_int_equal(cache_lookup(c, ABC, NULL), -ENOENT);     /* removed */
+
+        _cleanup_free_ char *t2 = write_tmp(c, "x", "abc", 3);
+        assert_int_equal(cache_commit(c, t2, ABC, 3, NULL, &err), 0);
+        assert_int_equal(chmod(path, 0644), 0);
+        assert_int_equal(fs_write_atomic_at(AT_FDCWD, path, "abd", 3, 0444), 0);
+        assert_int_equal(cache_check(c, ABC, 3, CACHE_CHECK_REHASH, NULL, &err), -MKM_E_DIGEST_MISMATCH);
+        char abd[HASH_SHA256_HEX];
+        assert_int_equal(hash_buf_hex(HASH_SHA256, "abd", 3, abd), 0);
+        char want[512];
+        (void)snprintf(want, sizeof want, "%s/sha256/ba/%s: corrupt cache file: sha256 expected %s, got %s",
+                       cache_dir(c), ABC, ABC, abd);
+        assert_string_equal(err.msg, want);
+        assert_int_equal(cache_lookup(c, ABC, NULL), -ENOENT);
+}
+
+static void test_stale_cleanup(void **state) {
+        const char *dir = *state;
+        struct mkm_err err = {};
+        _cleanup_(cache_freep) struct cache *c = NULL;
+        assert_int_equal(cache_open(NULL, dir, &c, &err), 0);
+        _cleanup_free_ char *old = write_tmp(c, "old", "x", 1), *fresh = write_tmp(c, "fresh", "y", 1);
+        _cleanup_free_ char *olddir = NULL, *oldpart = NULL;
+        assert_int_equal(asprintf(&olddir, "%s/tmp/olddir", dir) > 0, 1);
+        assert_int_equal(asprintf(&oldpart, "%s/tmp/olddir/f.part", dir) > 0, 1);
+        assert_int_equal(mkdir(olddir, 0755), 0);
+        assert_int_equal(fs_write_atomic_at(AT_FDCWD, oldpart, "z", 1, 0644), 0);
+        struct timespec ts[2] = { { .tv_sec = time(NULL) - 2 * 86400 }, { .tv_sec = time(NULL) - 2 * 86400 } };
+        assert_int_equal(utimensat(AT_FDCWD, old, ts, 0), 0);
+        assert_int_equal(utimensat(AT_FDCWD, olddir, ts, 0), 0);
+        /* Younger than a day: a build may still be writing it. */
+        struct timespec young[2] = { { .tv_sec = time(NULL) - 3600 }, { .tv_sec = time(NULL) - 3600 } };
+        assert_int_equal(utimensat(AT_FDCWD, fresh, young, 0), 0);
+
+        c = cache_free(c);
+        assert_int_equal(cache_open(NULL, dir, &c, &err), 0);
+        assert_int_equal(access(old, F_OK), -1);
+        assert_int_equal(access(olddir, F_OK), -1);
+        assert_int_equal(access(fresh, F_OK), 0);
+}
+
+/* ---- concurrency ---- */
+
+#define WRITERS 3
+#define SHARED 4
+#define RUN_MS 1000
+
+static uint64_t now_ms(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void fill(char *buf, size_t len, unsigned seed) {
+        for (size_t i = 0; i < len; i++)
+                buf[i] = (char)((i * 31 + seed * 7919) >> 3);
+}
+
+/* A writer: commits the SHARED contents every writer commits, plus its own unique ones,
+ * writing each in several chunks so a non-atomic commit would be visible. Exit 0 on success. */
+static int writer(const char *dir, unsigned id) {
+        struct cache *c = NULL;
+        struct mkm_err err = {};
+        if (cache_open(NULL, dir, &c, &err) < 0)
+                return 10;
+        static char buf[256 * 1024];
+        uint64_t end = now_ms() + RUN_MS;
+        int rc = 0;
+        for (unsigned it = 0; now_ms() < end && rc == 0; it++) {
+                unsigned seed = it % 2 == 0 ? it / 2 % SHARED : 1000 + id * 100000 + it;
+                size_t len = 65536 + (size_t)seed % 4 * 50000;
+                fill(buf, len, seed);
+                char want[HASH_SHA256_HEX], got[HASH_SHA256_HEX];
+                (void)hash_buf_hex(HASH_SHA256, buf, len, want);
+                char *p = NULL;
+                if (cache_tmp_path(c, "blob", &p) < 0) {
+                        rc = 11;
+                        break;
+                }
+                int fd = open(p, O_WRONLY | O_TRUNC | O_CLOEXEC);
+                for (size_t off = 0; fd >= 0 && off < len; off += 16384)
+                        if (write(fd, buf + off, len - off < 16384 ? len - off : 16384) < 0)
+                                rc = 12;
+                if (fd < 0 || close(fd) < 0)
+                        rc = 13;
+                if (rc == 0 && (cache_commit(c, p, want, len, got, &err) < 0 || strcmp(got, want) != 0))
+                        rc = 14;
+                free(p);
+        }
+        cache_free(c);
+        return rc;
+}
+
+/* A reader: every file under sha256/ it can open must be complete and hash to its name. */
+static int reader(const char *dir, unsigned *seen) {
+        struct cache *c = NULL;
+        struct mkm_err err = {};
+        if (cache_open(NULL, dir, &c, &err) < 0)
+                return 20;
+        char shadir[4096];
+        (void)snprintf(shadir, sizeof shadir, "%s/sha256", dir);
+        uint64_t end = now_ms() + RUN_MS + 200;
+        *seen = 0;
+        while (now_ms() < end) {
+                DIR *d = opendir(shadir);
+                if (!d)
+                        return 21;
+                struct dirent *de;
+                while ((de = readdir(d))) {
+                        if (de->d_name[0] == '.')
+                                continue;
+                        char sub[4200];
+                        (void)snprintf(sub, sizeof sub, "%s/%s", shadir, de->d_name);
+                        DIR *s = opendir(sub);
+                        if (!s)
+                                continue;
+                        struct dirent *fe;
+                        while ((fe = readdir(s))) {
+                                if (fe->d_name[0] == '.')
+                                        continue;
+                                if (!hash_is_sha256_hex(fe->d_name) || strncmp(fe->d_name, de->d_name, 2) != 0)
+                                        return 22;      /* a temporary name leaked into sha256/ */
+                                int fd = -1;
+                                int r = cache_open_fd(c, fe->d_name, &fd);
+                                if (r == -ENOENT)
+                                        continue;
+                                if (r < 0)
+                                        return 23;
+                                struct stat st;
+                                char got[HASH_SHA256_HEX];
+                                if (fstat(fd, &st) < 0 || (st.st_mode & 07777) != 0444 ||
+                                    hash_fd_hex(HASH_SHA256, fd, got, NULL) < 0 || strcmp(got, fe->d_name) != 0) {
+                                        close(fd);
+                                        return 24;      /* partial or wrong content */
+                                }
+                                close(fd);
+                                (*seen)++;
+                        }
+                        closedir(s);
+                }
+                closedir(d);
+        }
+        cache_free(c);
+        return 0;
+}
+
+static void test_concurrent(void **state) {
+        const char *dir = *state;
+        pid_t pids[WRITERS + 1];
+        int fds[2];
+        assert_int_equal(pipe(fds), 0);
+        for (unsigned i = 0; i <= WRITERS; i++) {
+                pids[i] = fork();
+                assert_true(pids[i] >= 0);
+                if (pids[i] == 0) {
+                        int rc;
+                        if (i == WRITERS) {
+                                unsigned seen = 0;
+                                rc = reader(dir, &seen);
+                                (void)!write(fds[1], &seen, sizeof seen);
+                        } else
+                                rc = writer(dir, i);
+                        _exit(rc);
+                }
+        }
+        close(fds[1]);
+        for (unsigned i = 0; i <= WRITERS; i++) {
+                int status;
+                assert_int_equal(waitpid(pids[i], &status, 0), pids[i]);
+                assert_true(WIFEXITED(status));
+                if (WEXITSTATUS(status))
+                        print_message("%s %u exited with %d\n", i == WRITERS ? "reader" : "writer", i, WEXITSTATUS(status));
+                assert_int_equal(WEXITSTATUS(status), 0);
+        }
+        unsigned seen = 0;
+        assert_int_equal(read(fds[0], &seen, sizeof seen), (ssize_t)sizeof seen);
+        close(fds[0]);
+        print_message("reader checked %u files\n", seen);
+        assert_true(seen > 0);
+
+        /* Afterwards: nothing left in tmp/, every shared content present once, every file good. */
+        _cleanup_free_ char *tmpdir = NULL;
+        assert_int_equal(asprintf(&tmpdir, "%s/tmp", dir) > 0, 1);
+        assert_int_equal(count_entries(tmpdir), 0);
+        _cleanup_(cache_freep) struct cache *c = NULL;
+        struct mkm_err err = {};
+        assert_int_equal(cache_open(NULL, dir, &c, &err), 0);
+        static char buf[256 * 1024];
+        for (unsigned s = 0; s < SHARED; s++) {
+                size_t len = 65536 + (size_t)s % 4 * 50000;
+                char want[HASH_SHA256_HEX];
+                fill(buf, len, s);
+                assert_int_equal(hash_buf_hex(HASH_SHA256, buf, len, want), 0);
+                assert_int_equal(cache_check(c, want, len, CACHE_CHECK_REHASH, NULL, &err), 0);
+        }
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test_setup_teardown(test_commit_good, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_commit_mismatch, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_hostile_names, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_corruption, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_stale_cleanup, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_concurrent, setup, teardown),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}

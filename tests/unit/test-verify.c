@@ -1,0 +1,538 @@
+/* SPDX-License-Identifier: MIT */
+/* Unit tests for builder/verify: every decision of the trust model against throwaway keys made by
+ * tests/tools/mkkeys.sh (trusted, unknown, expired, revoked keys; a pacman-style keyring with
+ * master keys, certified and uncertified packagers and a -revoked list), hostile signatures, and
+ * the real Arch keyring when `make keys` provided it. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <gpgme.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "util/cleanup.h"
+#include "util/err.h"
+#include "util/fs.h"
+#include "verify.h"
+
+static struct {
+        char dir[64];                   /* the test's temp dir (also TMPDIR for the gpg homes) */
+        struct verify_keyring *simple;  /* no -trusted file: every key is an anchor */
+        struct verify_keyring *pacman;  /* -trusted / -revoked */
+} S;
+
+static char *path_of(const char *name) {
+        char *p = fs_path_join(S.dir, name);
+        assert_non_null(p);
+        return p;
+}
+
+static char *slurp(const char *name, size_t *len) {
+        _cleanup_free_ char *p = path_of(name);
+        char *buf = NULL;
+        size_t l = 0;
+        assert_int_equal(fs_read_file_at(AT_FDCWD, p, 1 << 20, &buf, &l), 0);
+        if (len)
+                *len = l;
+        return buf;
+}
+
+static char *fpr(const char *key) {
+        char name[32];
+        (void)snprintf(name, sizeof name, "fpr.%s", key);
+        char *f = slurp(name, NULL);
+        f[strcspn(f, "\n")] = 0;
+        assert_int_equal(strlen(f), 40);
+        return f;
+}
+
+/* Verify data with data.<sig> against keyring k; check the code and a message substring. */
+static void expect_detached(struct verify_keyring *k, const char *sigfile, int code, const char *needle,
+                            const char *needle2) {
+        size_t dlen, slen;
+        _cleanup_free_ char *data = slurp("data", &dlen);
+        _cleanup_free_ char *sig = slurp(sigfile, &slen);
+        struct mkm_err err = {};
+        struct verify_result res = {};
+        int r = verify_detached(k, data, dlen, sig, slen, &res, &err);
+        print_message("%s: %d %s\n", sigfile, r, err.msg);
+        assert_int_equal(r, code);
+        if (code < 0) {
+                assert_int_equal(err.code, code);
+                assert_non_null(strstr(err.msg, needle));
+                if (needle2)
+                        assert_non_null(strstr(err.msg, needle2));
+        } else {
+                assert_string_equal(res.fingerprint, needle);
+                assert_non_null(strstr(res.uid, needle2));
+                assert_true(res.created > 1500000000);
+        }
+}
+
+static int run_script(const char *script, const char *arg) {
+        pid_t pid = fork();
+        if (pid == 0) {
+                execl("/bin/bash", "bash", script, arg, (char *)NULL);
+                _exit(127);
+        }
+        int status;
+        if (pid < 0 || waitpid(pid, &status, 0) < 0)
+                return -1;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+static int setup_keys(void);
+
+static int group_setup(void **state) {
+        (void)state;
+        if (!gpgme_check_version(NULL))
+                return -1;
+        (void)snprintf(S.dir, sizeof S.dir, "/tmp/mkm-test-verify.XXXXXX");
+        if (!mkdtemp(S.dir))
+                return -1;
+        /* cmocka skips the group teardown when the setup fails: clean up here then. */
+        int r = setup_keys();
+        if (r < 0) {
+                S.simple = verify_keyring_free(S.simple);
+                S.pacman = verify_keyring_free(S.pacman);
+                (void)fs_rm_rf_at(AT_FDCWD, S.dir);
+        }
+        return r;
+}
+
+static int setup_keys(void) {
+        /* The gpg homes go below our dir, so the tests can check that none is left behind. */
+        if (setenv("TMPDIR", S.dir, 1) < 0)
+                return -1;
+        const char *top = getenv("TOP");
+        char script[4096];
+        (void)snprintf(script, sizeof script, "%s/tests/tools/mkkeys.sh", top ? top : ".");
+        struct timespec a, b;
+        clock_gettime(CLOCK_MONOTONIC, &a);
+        if (run_script(script, S.dir) != 0) {
+                fprintf(stderr, "%s %s failed\n", script, S.dir);
+                return -1;
+        }
+        clock_gettime(CLOCK_MONOTONIC, &b);
+        print_message("mkkeys.sh: %.2f s\n", (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) / 1e9);
+
+        struct mkm_err err = {};
+        _cleanup_free_ char *simple = path_of("simple"), *pacman = path_of("pacman");
+        if (verify_keyring_new(NULL, simple, &S.simple, &err) < 0 ||
+            verify_keyring_new(NULL, pacman, &S.pacman, &err) < 0) {
+                fprintf(stderr, "keyring: %s\n", err.msg);
+                return -1;
+        }
+        return 0;
+}
+
+static int group_teardown(void **state) {
+        (void)state;
+        S.simple = verify_keyring_free(S.simple);
+        S.pacman = verify_keyring_free(S.pacman);
+        (void)fs_rm_rf_at(AT_FDCWD, S.dir);
+        return 0;
+}
+
+static void test_good_binary(void **state) {
+        (void)state;
+        _cleanup_free_ char *t = fpr("T");
+        expect_detached(S.simple, "data.T.sig", 0, t, "T test key");
+        assert_int_equal(verify_keyring_count(S.simple), 5);
+}
+
+static void test_good_armored(void **state) {
+        (void)state;
+        _cleanup_free_ char *t = fpr("T"), *s = fpr("S");
+        expect_detached(S.simple, "data.T.asc", 0, t, "T test key");
+        /* S comes from the armored keyring file more.asc. */
+        expect_detached(S.simple, "data.S.sig", 0, s, "S test key");
+}
+
+static void test_subkey(void **state) {
+        (void)state;
+        /* Made by K's signing subkey: accepted, and the result names the primary key. */
+        _cleanup_free_ char *k = fpr("K"), *sub = fpr("Ksub");
+        assert_string_not_equal(k, sub);
+        expect_detached(S.simple, "data.K.sig", 0, k, "K test key");
+}
+
+static void test_multiple_signatures(void **state) {
+        (void)state;
+        /* Signed by T (trusted) and U (unknown): one good trusted signature and none bad suffices. */
+        _cleanup_free_ char *t = fpr("T");
+        expect_detached(S.simple, "data.TU.sig", 0, t, "T test key");
+        /* A good signature by T next to a bad one by S: one bad signature fails the whole. */
+        size_t dlen, tlen, slen;
+        _cleanup_free_ char *data = slurp("data", &dlen), *ts = slurp("data.T.sig", &tlen), *ss = slurp("data.S.sig", &slen);
+        _cleanup_free_ char *both = malloc(tlen + slen), *s = fpr("S");
+        assert_non_null(both);
+        memcpy(both, ts, tlen);
+        memcpy(both + tlen, ss, slen);
+        struct mkm_err err = {};
+        assert_int_equal(verify_detached(S.simple, data, dlen, both, tlen + slen, NULL, &err), 0);
+        both[tlen + slen - 1] ^= 1;
+        assert_int_equal(verify_detached(S.simple, data, dlen, both, tlen + slen, NULL, &err), -MKM_E_SIG_BAD);
+        print_message("%s\n", err.msg);
+        assert_non_null(strstr(err.msg, "bad signature by key"));
+        assert_non_null(strstr(err.msg, s));
+}
+
+static void test_tampered_data(void **state) {
+        (void)state;
+        size_t dlen, slen;
+        _cleanup_free_ char *data = slurp("data", &dlen), *sig = slurp("data.T.sig", &slen);
+        _cleanup_free_ char *t = fpr("T");
+        data[3] ^= 1;
+        struct mkm_err err = {};
+        assert_int_equal(verify_detached(S.simple, data, dlen, sig, slen, NULL, &err), -MKM_E_SIG_BAD);
+        print_message("%s\n", err.msg);
+        assert_non_null(strstr(err.msg, "bad signature by key"));
+        assert_non_null(strstr(err.msg, "altered"));
+        assert_non_null(strstr(err.msg, t));
+        /* One byte more is also a change. */
+        data[3] ^= 1;
+        assert_int_equal(verify_detached(S.simple, data, dlen - 1, sig, slen, NULL, &err), -MKM_E_SIG_BAD);
+        assert_non_null(strstr(err.msg, "bad signature by key"));
+}
+
+static void test_tampered_signature(void **state) {
+        (void)state;
+        size_t dlen, slen;
+        _cleanup_free_ char *data = slurp("data", &dlen), *sig = slurp("data.T.sig", &slen);
+        sig[slen - 1] ^= 0x01;  /* inside the EdDSA 's' value */
+        struct mkm_err err = {};
+        assert_int_equal(verify_detached(S.simple, data, dlen, sig, slen, NULL, &err), -MKM_E_SIG_BAD);
+        print_message("%s\n", err.msg);
+        assert_string_equal(mkm_strerror(err.code), "bad signature");
+        assert_non_null(strstr(err.msg, "bad signature"));
+}
+
+static void test_unknown_key(void **state) {
+        (void)state;
+        _cleanup_free_ char *u = fpr("U"), *t = fpr("T");
+        /* The key id (last 16 digits) is in the message whether gpg reports the id or the fingerprint. */
+        expect_detached(S.simple, "data.U.sig", -MKM_E_SIG_UNTRUSTED, "signed by unknown key", u + 24);
+        /* T is not in the pacman-style keyring. */
+        expect_detached(S.pacman, "data.T.sig", -MKM_E_SIG_UNTRUSTED, "signed by unknown key", t + 24);
+}
+
+static void test_expired(void **state) {
+        (void)state;
+        _cleanup_free_ char *e = fpr("E"), *t = fpr("T");
+        expect_detached(S.simple, "data.E.sig", -MKM_E_SIG_EXPIRED, "signed by expired key", e);
+        expect_detached(S.simple, "data.TS.sig", -MKM_E_SIG_EXPIRED, "signature by key", "expired on 2019-01-02");
+        expect_detached(S.simple, "data.TS.sig", -MKM_E_SIG_EXPIRED, t, NULL);
+}
+
+static void test_revoked(void **state) {
+        (void)state;
+        _cleanup_free_ char *r = fpr("R");
+        expect_detached(S.simple, "data.R.sig", -MKM_E_SIG_REVOKED, "signed by revoked key", r);
+}
+
+static void test_pacman_trust(void **state) {
+        (void)state;
+        _cleanup_free_ char *pg = fpr("PG"), *pw = fpr("PW"), *pn = fpr("PN"), *x = fpr("X");
+        /* Certified by all three level-4 (marginal) masters: valid. */
+        expect_detached(S.pacman, "data.PG.sig", 0, pg, "PG test key");
+        /* Certified by one master only: marginal validity, not enough. */
+        expect_detached(S.pacman, "data.PW.sig", -MKM_E_SIG_UNTRUSTED, "is not trusted (validity marginal", pw);
+        /* Not certified at all. */
+        expect_detached(S.pacman, "data.PN.sig", -MKM_E_SIG_UNTRUSTED, "is not trusted (validity", pn);
+        /* Fully certified but on the -revoked list. */
+        expect_detached(S.pacman, "data.X.sig", -MKM_E_SIG_REVOKED, "which the keyring lists as revoked", x);
+        assert_int_equal(verify_keyring_count(S.pacman), 7);   /* the local trust root is not counted */
+}
+
+static void test_garbage_and_empty(void **state) {
+        (void)state;
+        size_t dlen;
+        _cleanup_free_ char *data = slurp("data", &dlen);
+        struct mkm_err err = {};
+        static const char garbage[] = "this is not a signature at all\n\x01\x02\x03";
+        assert_int_equal(verify_detached(S.simple, data, dlen, garbage, sizeof garbage, NULL, &err), -MKM_E_SIG_BAD);
+        assert_string_equal(err.msg, "bad signature: the detached signature is not an OpenPGP signature (no signature packets found)");
+        assert_int_equal(verify_detached(S.simple, data, dlen, "", 0, NULL, &err), -MKM_E_SIG_MISSING);
+        assert_string_equal(err.msg, "signature missing: the signature is empty");
+        /* A clearsigned message is not a detached signature (gpg: "not a detached signature"). */
+        size_t clen;
+        _cleanup_free_ char *clear = slurp("inrelease.T", &clen);
+        assert_int_equal(verify_detached(S.simple, data, dlen, clear, clen, NULL, &err), -MKM_E_SIG_BAD);
+        print_message("clearsigned as detached: %s\n", err.msg);
+        assert_non_null(strstr(err.msg, "bad signature"));
+        /* Oversized signature. */
+        _cleanup_free_ char *big = calloc(1, VERIFY_MAX_SIG + 1);
+        assert_non_null(big);
+        assert_int_equal(verify_detached(S.simple, data, dlen, big, VERIFY_MAX_SIG + 1, NULL, &err), -MKM_E_SIG_BAD);
+        assert_string_equal(err.msg, "bad signature: 1048577 bytes, more than the 1048576 a signature may have");
+}
+
+static void test_fd(void **state) {
+        (void)state;
+        size_t slen;
+        _cleanup_free_ char *sig = slurp("data.T.sig", &slen), *p = path_of("data"), *t = fpr("T");
+        _cleanup_close_ int fd = open(p, O_RDONLY | O_CLOEXEC);
+        assert_true(fd >= 0);
+        struct verify_result res = {};
+        struct mkm_err err = {};
+        assert_int_equal(verify_detached_fd(S.simple, fd, sig, slen, &res, &err), 0);
+        assert_string_equal(res.fingerprint, t);
+        /* The fd from a later offset: the data differs, so the signature is bad. */
+        assert_int_equal(lseek(fd, 1, SEEK_SET), 1);
+        assert_int_equal(verify_detached_fd(S.simple, fd, sig, slen, &res, &err), -MKM_E_SIG_BAD);
+        assert_non_null(strstr(err.msg, "bad signature by key"));
+}
+
+static void test_clearsigned(void **state) {
+        (void)state;
+        size_t len, rlen;
+        _cleanup_free_ char *in = slurp("inrelease.T", &len), *release = slurp("release", &rlen), *t = fpr("T");
+        _cleanup_free_ char *text = NULL;
+        size_t tlen = 0;
+        struct verify_result res = {};
+        struct mkm_err err = {};
+        /* The input carries unsigned lines before and after the signed part. */
+        assert_non_null(strstr(in, "INJECTED-BEFORE"));
+        assert_non_null(strstr(in, "INJECTED-AFTER"));
+        assert_int_equal(verify_clearsigned(S.simple, in, len, &text, &tlen, &res, &err), 0);
+        assert_string_equal(res.fingerprint, t);
+        /* Only the verified plaintext, dash escaping undone, and nothing around it. */
+        assert_int_equal(tlen, rlen);
+        assert_string_equal(text, release);
+        assert_null(strstr(text, "INJECTED"));
+        assert_null(strstr(text, "BEGIN PGP"));
+}
+
+static void test_clearsigned_bad(void **state) {
+        (void)state;
+        struct mkm_err err = {};
+        char *text = NULL;
+        size_t len;
+        _cleanup_free_ char *u = slurp("inrelease.U", &len), *uf = fpr("U");
+        assert_int_equal(verify_clearsigned(S.simple, u, len, &text, NULL, NULL, &err), -MKM_E_SIG_UNTRUSTED);
+        assert_non_null(strstr(err.msg, "signed by unknown key"));
+        assert_non_null(strstr(err.msg, uf + 24));
+        assert_null(text);
+
+        _cleanup_free_ char *dbl = slurp("inrelease.double", &len);
+        assert_int_equal(verify_clearsigned(S.simple, dbl, len, &text, NULL, NULL, &err), -MKM_E_SIG_BAD);
+        assert_string_equal(err.msg, "bad signature: 2 clearsigned messages in one file; refusing (only one is allowed)");
+
+        _cleanup_free_ char *t = slurp("inrelease.T", &len);
+        char *p = strstr(t, "Suite: stable");
+        assert_non_null(p);
+        p[7] = 'X';     /* one byte of the signed text */
+        assert_int_equal(verify_clearsigned(S.simple, t, len, &text, NULL, NULL, &err), -MKM_E_SIG_BAD);
+        assert_non_null(strstr(err.msg, "bad signature by key"));
+        assert_null(text);
+
+        _cleanup_free_ char *plain = slurp("release", &len);
+        assert_int_equal(verify_clearsigned(S.simple, plain, len, &text, NULL, NULL, &err), -MKM_E_SIG_MISSING);
+        assert_string_equal(err.msg, "signature missing: no clearsigned message (-----BEGIN PGP SIGNED MESSAGE-----) in the input");
+        assert_int_equal(verify_clearsigned(S.simple, "", 0, &text, NULL, NULL, &err), -MKM_E_SIG_MISSING);
+}
+
+static void test_single_file_keyring(void **state) {
+        (void)state;
+        _cleanup_(verify_keyring_freep) struct verify_keyring *k = NULL;
+        _cleanup_free_ char *p = path_of("simple/trusted.gpg"), *t = fpr("T"), *e = fpr("E");
+        struct mkm_err err = {};
+        assert_int_equal(verify_keyring_new(NULL, p, &k, &err), 0);
+        assert_int_equal(verify_keyring_count(k), 1);
+        expect_detached(k, "data.T.sig", 0, t, "T test key");
+        expect_detached(k, "data.E.sig", -MKM_E_SIG_UNTRUSTED, "signed by unknown key", e + 24);
+}
+
+static void test_keyring_errors(void **state) {
+        (void)state;
+        struct verify_keyring *k = NULL;
+        struct mkm_err err = {};
+        _cleanup_free_ char *missing = path_of("nope");
+        assert_int_equal(verify_keyring_new(NULL, missing, &k, &err), -ENOENT);
+        assert_non_null(strstr(err.msg, "cannot access keyring"));
+
+        _cleanup_free_ char *empty = path_of("emptydir");
+        assert_int_equal(mkdir(empty, 0755), 0);
+        assert_int_equal(verify_keyring_new(NULL, empty, &k, &err), -ENOENT);
+        assert_non_null(strstr(err.msg, "no *.gpg or *.asc keyring files in the directory"));
+
+        _cleanup_free_ char *bad = path_of("emptydir/bad.gpg");
+        assert_int_equal(fs_write_atomic_at(AT_FDCWD, bad, "garbage\n", 8, 0644), 0);
+        assert_int_equal(verify_keyring_new(NULL, bad, &k, &err), -MKM_E_PARSE);
+        assert_non_null(strstr(err.msg, "no OpenPGP public keys found in the keyring file"));
+
+        /* A malformed -trusted file names the file and the line. */
+        _cleanup_free_ char *kr = path_of("badtrust"), *kg = path_of("badtrust/k.gpg"), *src = path_of("simple/trusted.gpg");
+        _cleanup_free_ char *tr = path_of("badtrust/k-trusted"), *keys = NULL;
+        size_t klen;
+        assert_int_equal(mkdir(kr, 0755), 0);
+        assert_int_equal(fs_read_file_at(AT_FDCWD, src, 1 << 20, &keys, &klen), 0);
+        assert_int_equal(fs_write_atomic_at(AT_FDCWD, kg, keys, klen, 0644), 0);
+        static const char badline[] = "# comment\n\n0123456789ABCDEF0123456789ABCDEF01234567:9:\n";
+        assert_int_equal(fs_write_atomic_at(AT_FDCWD, tr, badline, strlen(badline), 0644), 0);
+        assert_int_equal(verify_keyring_new(NULL, kr, &k, &err), -MKM_E_PARSE);
+        assert_non_null(strstr(err.msg, "k-trusted:3: expected FINGERPRINT:LEVEL: (LEVEL 1-6)"));
+        static const char badfpr[] = "XYZ:4:\n";
+        assert_int_equal(fs_write_atomic_at(AT_FDCWD, tr, badfpr, strlen(badfpr), 0644), 0);
+        assert_int_equal(verify_keyring_new(NULL, kr, &k, &err), -MKM_E_PARSE);
+        assert_non_null(strstr(err.msg, "k-trusted:1: expected a key fingerprint (40 hex digits), got 'XYZ:4:'"));
+        assert_null(k);
+
+        /* An empty -trusted file: the keyring loads, but no key is a trust anchor. */
+        assert_int_equal(fs_write_atomic_at(AT_FDCWD, tr, "", 0, 0644), 0);
+        assert_int_equal(verify_keyring_new(NULL, kr, &k, &err), 0);
+        _cleanup_free_ char *t = fpr("T");
+        expect_detached(k, "data.T.sig", -MKM_E_SIG_UNTRUSTED, "is not trusted", t);
+        k = verify_keyring_free(k);
+}
+
+static void test_arch_keyring(void **state) {
+        (void)state;
+        const char *top = getenv("TOP");
+        char dir[4096];
+        (void)snprintf(dir, sizeof dir, "%s/keys/archlinux", top ? top : ".");
+        char gpg[4200];
+        (void)snprintf(gpg, sizeof gpg, "%s/archlinux.gpg", dir);
+        if (access(gpg, R_OK) < 0) {
+                print_message("skipping the real Arch keyring: %s is absent (run `make keys`)\n", gpg);
+                skip();
+        }
+        _cleanup_(verify_keyring_freep) struct verify_keyring *k = NULL;
+        struct mkm_err err = {};
+        struct timespec a, b;
+        clock_gettime(CLOCK_MONOTONIC, &a);
+        int r = verify_keyring_new(NULL, dir, &k, &err);
+        clock_gettime(CLOCK_MONOTONIC, &b);
+        double secs = (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) / 1e9;
+        print_message("Arch keyring: r=%d %s; %u keys in %.2f s\n", r, err.msg, verify_keyring_count(k), secs);
+        assert_int_equal(r, 0);
+        assert_true(verify_keyring_count(k) > 50);
+        /* A signature by one of our throwaway keys is not trusted by Arch's keyring. */
+        _cleanup_free_ char *t = fpr("T");
+        expect_detached(k, "data.T.sig", -MKM_E_SIG_UNTRUSTED, "signed by unknown key", t + 24);
+}
+
+/* A real Debian InRelease from the host's apt lists (no network), against keys/debian. */
+static void test_debian_inrelease(void **state) {
+        (void)state;
+        const char *top = getenv("TOP");
+        char kr[4096], in[4400] = "";
+        (void)snprintf(kr, sizeof kr, "%s/keys/debian/debian-archive-keyring.gpg", top ? top : ".");
+        DIR *d = opendir("/var/lib/apt/lists");
+        struct dirent *de;
+        while (d && (de = readdir(d))) {
+                size_t n = strlen(de->d_name);
+                if (n > 10 && strcmp(de->d_name + n - 10, "_InRelease") == 0) {
+                        (void)snprintf(in, sizeof in, "/var/lib/apt/lists/%s", de->d_name);
+                        break;
+                }
+        }
+        if (d)
+                closedir(d);
+        if (access(kr, R_OK) < 0 || !in[0]) {
+                print_message("skipping the real Debian InRelease: %s\n",
+                              access(kr, R_OK) < 0 ? "keys/debian is empty (run `make keys`)" : "no InRelease in /var/lib/apt/lists");
+                skip();
+        }
+        _cleanup_(verify_keyring_freep) struct verify_keyring *k = NULL;
+        struct mkm_err err = {};
+        assert_int_equal(verify_keyring_new(NULL, kr, &k, &err), 0);
+        assert_true(verify_keyring_count(k) >= 3);
+        _cleanup_free_ char *data = NULL, *text = NULL;
+        size_t len, tlen;
+        assert_int_equal(fs_read_file_at(AT_FDCWD, in, VERIFY_MAX_DATA, &data, &len), 0);
+        struct verify_result res = {};
+        int r = verify_clearsigned(k, data, len, &text, &tlen, &res, &err);
+        print_message("%s: r=%d %s; signer %s '%s'\n", in, r, err.msg, res.fingerprint, res.uid);
+        assert_int_equal(r, 0);
+        assert_int_equal(strlen(res.fingerprint), 40);
+        assert_true(tlen > 0 && tlen < len);
+        assert_null(strstr(text, "-----BEGIN PGP"));
+        assert_non_null(strstr(text, "SHA256:"));
+        /* One changed byte in the signed text is caught. */
+        char *p = strstr(data, "SHA256:");
+        assert_non_null(p);
+        p[0] = 'T';
+        _cleanup_free_ char *text2 = NULL;
+        assert_int_equal(verify_clearsigned(k, data, len, &text2, NULL, NULL, &err), -MKM_E_SIG_BAD);
+        assert_non_null(strstr(err.msg, "bad signature by key"));
+}
+
+/* Runs last: after freeing, no temporary home and no gpg-agent for one may remain. */
+static void test_no_leftovers(void **state) {
+        (void)state;
+        S.simple = verify_keyring_free(S.simple);
+        S.pacman = verify_keyring_free(S.pacman);
+        DIR *d = opendir(S.dir);
+        assert_non_null(d);
+        struct dirent *de;
+        while ((de = readdir(d)))
+                assert_null(strstr(de->d_name, "mkm-gnupg."));
+        closedir(d);
+
+        bool found = false;
+        for (int tries = 0; tries < 20; tries++) {
+                found = false;
+                DIR *p = opendir("/proc");
+                assert_non_null(p);
+                while ((de = readdir(p))) {
+                        char f[300], buf[4096] = "";
+                        (void)snprintf(f, sizeof f, "/proc/%s/cmdline", de->d_name);
+                        int fd = open(f, O_RDONLY | O_CLOEXEC);
+                        if (fd < 0)
+                                continue;
+                        ssize_t n = read(fd, buf, sizeof buf - 1);
+                        close(fd);
+                        for (ssize_t i = 0; i < n; i++)
+                                if (buf[i] == 0)
+                                        buf[i] = ' ';
+                        if (n > 0 && strstr(buf, "gpg-agent") && strstr(buf, S.dir)) {
+                                print_message("left running: %s\n", buf);
+                                found = true;
+                        }
+                }
+                closedir(p);
+                if (!found)
+                        break;
+                usleep(100 * 1000);
+        }
+        assert_false(found);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_good_binary),
+                cmocka_unit_test(test_good_armored),
+                cmocka_unit_test(test_subkey),
+                cmocka_unit_test(test_multiple_signatures),
+                cmocka_unit_test(test_tampered_data),
+                cmocka_unit_test(test_tampered_signature),
+                cmocka_unit_test(test_unknown_key),
+                cmocka_unit_test(test_expired),
+                cmocka_unit_test(test_revoked),
+                cmocka_unit_test(test_pacman_trust),
+                cmocka_unit_test(test_garbage_and_empty),
+                cmocka_unit_test(test_fd),
+                cmocka_unit_test(test_clearsigned),
+                cmocka_unit_test(test_clearsigned_bad),
+                cmocka_unit_test(test_single_file_keyring),
+                cmocka_unit_test(test_keyring_errors),
+                cmocka_unit_test(test_arch_keyring),
+                cmocka_unit_test(test_debian_inrelease),
+                cmocka_unit_test(test_no_leftovers),
+        };
+        return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
