@@ -215,6 +215,18 @@ struct want {
         bool present;           /* out */
 };
 
+/* Cache temporaries take plain labels; repository file names may hold ':' (epochs). */
+static void safe_label(const char *in, char *out, size_t len) {
+        size_t i = 0;
+        for (; in[i] && i + 1 < len && i < 120; i++) {
+                char c = in[i];
+                bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+                          c == '_' || c == '+' || c == '-';
+                out[i] = ok && !(i == 0 && c == '.') ? c : '_';
+        }
+        out[i] = 0;
+}
+
 static int fetch_into_cache(struct arch *a, struct want *w, size_t n, struct mkm_err *reterr) {
         struct build *b = a->b;
         _cleanup_free_ struct fetch_item *items = calloc(n ? n : 1, sizeof *items);
@@ -232,7 +244,9 @@ static int fetch_into_cache(struct arch *a, struct want *w, size_t n, struct mkm
                         w[i].present = true;
                         continue;
                 }
-                r = cache_tmp_path(b->cache, w[i].label, &tmps[m]);
+                char label[128];
+                safe_label(w[i].label, label, sizeof label);
+                r = cache_tmp_path(b->cache, label, &tmps[m]);
                 if (r < 0) {
                         mkm_err_set(reterr, r, "cannot reserve a download file for %s: %s", w[i].label, strerror(-r));
                         goto out;
@@ -365,7 +379,9 @@ static int load_dbs(struct arch *a, struct mkm_err *reterr) {
 static int store_blob(struct arch *a, const char *label, const void *data, size_t len, char *ret_digest,
                       struct mkm_err *reterr) {
         _cleanup_free_ char *tmp = NULL;
-        int r = cache_tmp_path(a->b->cache, label, &tmp);
+        char safe[128];
+        safe_label(label, safe, sizeof safe);
+        int r = cache_tmp_path(a->b->cache, safe, &tmp);
         if (r < 0)
                 return r;
         r = fs_write_file_at(AT_FDCWD, tmp, data, len, 0600);

@@ -91,7 +91,8 @@ static int cmp(const void *a, const void *b) {
 }
 
 void strv_sort(char **l) {
-        qsort(l, strv_length(l), sizeof(char *), cmp);
+        if (l)
+                qsort(l, strv_length(l), sizeof(char *), cmp);
 }
 
 char **strv_copy(char *const *l) {

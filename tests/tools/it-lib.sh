@@ -1,0 +1,44 @@
+# SPDX-License-Identifier: MIT
+# Shared helpers for integration tests (sourced). Each check prints "ok - WHAT" or
+# "not ok - WHAT" with details; finish() exits 1 if any check failed.
+set -u
+: "${MKMACHINE:?}" "${TOP:?}"
+FAILS=0
+CHECKS=0
+WORK=$(mktemp -d /tmp/mkm-it.XXXXXX)
+CLEANUP=()
+cleanup() {
+  local c
+  for c in "${CLEANUP[@]}"; do eval "$c" || true; done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+ok() { CHECKS=$((CHECKS + 1)); echo "ok - $*"; }
+bad() { CHECKS=$((CHECKS + 1)); FAILS=$((FAILS + 1)); echo "not ok - $*"; }
+check() {  # check "what" command...
+  local what=$1; shift
+  if "$@"; then ok "$what"; else bad "$what"; fi
+}
+contains() {  # contains FILE TEXT
+  grep -qF -- "$2" "$1" || { echo "  expected to find: $2"; echo "  in:"; sed 's/^/    | /' "$1" | tail -20; return 1; }
+}
+skip() { echo "$*"; exit 77; }
+finish() {
+  echo "$((CHECKS - FAILS)) passed, $FAILS failed"
+  [ "$FAILS" -eq 0 ]
+}
+need_root() { [ "$(id -u)" -eq 0 ] || skip "skipped: needs root (creates files owned by other users)"; }
+
+# Start tests/tools/httpd.py on DIR; sets HTTPD_PORT. Stopped at exit.
+start_httpd() {
+  local dir=$1 pf="$WORK/httpd.port.$RANDOM"
+  python3 "$TOP/tests/tools/httpd.py" --root "$dir" --port-file "$pf" --log "$WORK/httpd.log" &
+  local pid=$!
+  CLEANUP+=("kill $pid 2>/dev/null; wait $pid 2>/dev/null")
+  for _ in $(seq 100); do [ -s "$pf" ] && break; sleep 0.05; done
+  HTTPD_PORT=$(cat "$pf")
+}
+
+# A listing of a tree that changes when anything in it changes (for "unchanged" checks).
+snapshot() { python3 "$TOP/tests/tools/treelist.py" --mtime "$1"; }
