@@ -104,7 +104,7 @@ keys:
 	@keys/refresh.sh
 
 demo: mkmachine keys
-	./mkmachine check recipes/mastodon.recipe
+	@tests/tools/demo.sh
 
 bench: mkmachine
 	@bench/run.sh
@@ -124,7 +124,7 @@ man: docs/mkmachine.1 docs/mkmachine.recipe.5
 docs/%: docs/%.md
 	pandoc -s -t man -o $@ $<
 
-install: mkmachine
+install: mkmachine man
 	install -Dm755 mkmachine $(DESTDIR)$(BINDIR)/mkmachine
 	install -Dm644 docs/mkmachine.1 $(DESTDIR)$(MANDIR)/man1/mkmachine.1
 	install -Dm644 docs/mkmachine.recipe.5 $(DESTDIR)$(MANDIR)/man5/mkmachine.recipe.5
@@ -139,4 +139,4 @@ uninstall:
 clean:
 	rm -rf build mkmachine
 
--include $(shell find $(O) -name '*.d' 2>/dev/null)
+-include $(shell find $(O)/builder $(O)/tests -name '*.d' -type f 2>/dev/null)
