@@ -365,6 +365,11 @@ static int load_dbs(struct arch *a, struct mkm_err *reterr) {
                         }
                         if (r < 0)
                                 break;
+                } else if (b->recipe->require_db_signature) {
+                        r = mkm_err_set(reterr, -MKM_E_SIG_MISSING,
+                                        "%s: no signature (%s.sig) on any mirror, and RequireDatabaseSignature=yes",
+                                        w[2 * i].label, w[2 * i].label);
+                        break;
                 } else
                         mkm_debug(b->ctx, "%s has no signature (Arch mirrors do not sign their dbs)", w[2 * i].label);
                 r = repo_alpm_parse(b->ctx, repos[i], data, len, &a->dbs[i], reterr);

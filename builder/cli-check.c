@@ -99,6 +99,8 @@ static void print_json(FILE *f, const struct recipe *r) {
         json_string(f, r->architecture);
         json_key(f, in, "providers", false);
         json_strv(f, r->providers);
+        json_key(f, in, "require_database_signature", false);
+        fputs(r->require_db_signature ? "true" : "false", f);
         fputs("\n  }", f);
 
         json_key(f, "  ", "hooks", false);

@@ -43,6 +43,7 @@ enum key_id {
         K_KEYRING,
         K_ARCHITECTURE,
         K_PROVIDER,
+        K_REQUIRE_DB_SIGNATURE,
         K_ENABLE_SERVICES,
         K_FUSE,
         K_DOCKER_STORAGE_DRIVER,
@@ -72,6 +73,7 @@ static const struct recipe_key keys[] = {
         { "Bootstrap", "Keyring", false },
         { "Bootstrap", "Architecture", false },
         { "Bootstrap", "Provider", false },
+        { "Bootstrap", "RequireDatabaseSignature", false },
         { "Hooks", "EnableServices", false },
         { "Hooks", "Fuse", false },
         { "Hooks", "DockerStorageDriver", false },
@@ -849,6 +851,16 @@ static int apply_scalar(struct loader *l, const struct where *w, enum key_id id)
                         return FAIL(w, "expected a boolean (yes/no), got '%s'", v);
                 r->fuse = b ? RECIPE_YES : RECIPE_NO;
                 return 0;
+        case K_REQUIRE_DB_SIGNATURE:
+                if (!v[0]) {
+                        r->require_db_signature = false;
+                        return 0;
+                }
+                b = parse_boolean(v);
+                if (b < 0)
+                        return FAIL(w, "expected a boolean (yes/no), got '%s'", v);
+                r->require_db_signature = b;
+                return 0;
         case K_RUN_NETWORK:
                 if (!v[0]) {
                         r->run_network = false;
@@ -1300,6 +1312,8 @@ int recipe_format(const struct recipe *r, char **ret_text) {
         if (r->architecture)
                 bkey(&b, "Architecture", r->architecture);
         blist(&b, "Provider", r->providers);
+        if (r->require_db_signature)
+                bkey(&b, "RequireDatabaseSignature", "yes");
 
         bool hooks = r->enable_services || r->fuse != RECIPE_UNSET || r->docker_storage_driver ||
                      r->root_authorized_keys || r->n_copies || r->runs || r->run_network;

@@ -79,6 +79,7 @@ struct recipe {
         char *keyring;          /* absolute path or NULL (use the distro keyring in keys/) */
         char *architecture;     /* in the distro's own spelling (x86_64 for arch, amd64 for debian) */
         char **providers;       /* "virtual:package" items */
+        bool require_db_signature;      /* refuse a repository db without a valid signature */
 
         /* [Hooks] */
         char **enable_services;
