@@ -31,10 +31,14 @@ static void forward(int sig) {
 
 static void print_result(const struct mkm_ctx *ctx, const struct build_result *res) {
         if (ctx->json) {
-                printf("{\"name\":\"%s\",\"path\":\"%s\",\"packages\":%zu,\"lock\":\"%s\",\"lock_written\":%s,"
-                       "\"source_date_epoch\":%lld}\n",
-                       res->name, res->target, res->packages, res->lock_path, res->lock_written ? "true" : "false",
-                       (long long)res->source_date_epoch);
+                fputs("{\"name\":", stdout);
+                cli_json_string(stdout, res->name);
+                fputs(",\"path\":", stdout);
+                cli_json_string(stdout, res->target);
+                fputs(",\"lock\":", stdout);
+                cli_json_string(stdout, res->lock_path);
+                printf(",\"packages\":%zu,\"lock_written\":%s,\"source_date_epoch\":%lld}\n", res->packages,
+                       res->lock_written ? "true" : "false", (long long)res->source_date_epoch);
                 return;
         }
         if (ctx->verbosity >= 0) {

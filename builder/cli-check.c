@@ -12,42 +12,12 @@
 #include "util/cleanup.h"
 #include "util/err.h"
 
-static void json_string(FILE *f, const char *s) {
-        if (!s) {
-                fputs("null", f);
-                return;
-        }
-        fputc('"', f);
-        for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-                switch (*p) {
-                case '"':
-                        fputs("\\\"", f);
-                        break;
-                case '\\':
-                        fputs("\\\\", f);
-                        break;
-                case '\n':
-                        fputs("\\n", f);
-                        break;
-                case '\t':
-                        fputs("\\t", f);
-                        break;
-                default:
-                        if (*p < 0x20)
-                                fprintf(f, "\\u%04x", *p);
-                        else
-                                fputc(*p, f);
-                }
-        }
-        fputc('"', f);
-}
-
 static void json_strv(FILE *f, char *const *l) {
         fputc('[', f);
         for (size_t i = 0; l && l[i]; i++) {
                 if (i)
                         fputs(", ", f);
-                json_string(f, l[i]);
+                cli_json_string(f, l[i]);
         }
         fputc(']', f);
 }
@@ -60,31 +30,31 @@ static void print_json(FILE *f, const struct recipe *r) {
         const char *in = "    ";
         fputs("{", f);
         json_key(f, "  ", "path", true);
-        json_string(f, r->path);
+        cli_json_string(f, r->path);
         json_key(f, "  ", "files", false);
         json_strv(f, r->files);
 
         json_key(f, "  ", "machine", false);
         fputs("{", f);
         json_key(f, in, "name", true);
-        json_string(f, r->name);
+        cli_json_string(f, r->name);
         fputs("\n  }", f);
 
         json_key(f, "  ", "bootstrap", false);
         fputs("{", f);
         json_key(f, in, "distribution", true);
-        json_string(f, recipe_distribution_to_string(r->distribution));
+        cli_json_string(f, recipe_distribution_to_string(r->distribution));
         json_key(f, in, "mirrors", false);
         json_strv(f, r->mirrors);
         json_key(f, in, "snapshot", false);
-        json_string(f, r->snapshot);
+        cli_json_string(f, r->snapshot);
         json_key(f, in, "snapshot_epoch", false);
         if (r->snapshot_epoch >= 0)
                 fprintf(f, "%lld", (long long)r->snapshot_epoch);
         else
                 fputs("null", f);
         json_key(f, in, "suite", false);
-        json_string(f, r->suite);
+        cli_json_string(f, r->suite);
         json_key(f, in, "components", false);
         json_strv(f, r->components);
         json_key(f, in, "repositories", false);
@@ -92,11 +62,11 @@ static void print_json(FILE *f, const struct recipe *r) {
         json_key(f, in, "packages", false);
         json_strv(f, r->packages);
         json_key(f, in, "variant", false);
-        json_string(f, r->variant);
+        cli_json_string(f, r->variant);
         json_key(f, in, "keyring", false);
-        json_string(f, r->keyring);
+        cli_json_string(f, r->keyring);
         json_key(f, in, "architecture", false);
-        json_string(f, r->architecture);
+        cli_json_string(f, r->architecture);
         json_key(f, in, "providers", false);
         json_strv(f, r->providers);
         json_key(f, in, "require_database_signature", false);
@@ -110,7 +80,7 @@ static void print_json(FILE *f, const struct recipe *r) {
         json_key(f, in, "fuse", false);
         fputs(r->fuse == RECIPE_UNSET ? "null" : r->fuse == RECIPE_YES ? "true" : "false", f);
         json_key(f, in, "docker_storage_driver", false);
-        json_string(f, r->docker_storage_driver);
+        cli_json_string(f, r->docker_storage_driver);
         json_key(f, in, "root_authorized_keys", false);
         json_strv(f, r->root_authorized_keys);
         json_key(f, in, "copies", false);
@@ -119,16 +89,16 @@ static void print_json(FILE *f, const struct recipe *r) {
                 const struct recipe_copy *c = &r->copies[i];
                 fputs(i ? ", {" : "{", f);
                 fputs("\"src\": ", f);
-                json_string(f, c->src);
+                cli_json_string(f, c->src);
                 fputs(", \"dest\": ", f);
-                json_string(f, c->dest);
+                cli_json_string(f, c->dest);
                 fputs(", \"mode\": ", f);
                 if (c->has_mode)
                         fprintf(f, "\"%04o\"", (unsigned)c->mode);
                 else
                         fputs("null", f);
                 fputs(", \"owner\": ", f);
-                json_string(f, c->owner);
+                cli_json_string(f, c->owner);
                 fputc('}', f);
         }
         fputc(']', f);
@@ -152,13 +122,13 @@ static void print_json(FILE *f, const struct recipe *r) {
                 const struct recipe_nspawn_setting *s = &r->nspawn[i];
                 fputs(i ? ",\n    {" : "\n    {", f);
                 fputs("\"section\": ", f);
-                json_string(f, s->section);
+                cli_json_string(f, s->section);
                 fputs(", \"key\": ", f);
-                json_string(f, s->key);
+                cli_json_string(f, s->key);
                 fputs(", \"value\": ", f);
-                json_string(f, s->value);
+                cli_json_string(f, s->value);
                 fputs(", \"file\": ", f);
-                json_string(f, s->file);
+                cli_json_string(f, s->file);
                 fprintf(f, ", \"line\": %u}", s->line);
         }
         fputs(r->n_nspawn ? "\n  ]" : "]", f);

@@ -17,8 +17,11 @@ int cli_cmd_lock(struct mkm_ctx *ctx, int argc, char **argv) {
         if (r < 0)
                 return cli_fail(r, &err, "lock failed");
         if (ctx->json)
-                printf("{\"lock\":\"%s\",\"packages\":%zu,\"changed\":%s}\n", res.lock_path, res.packages,
-                       res.lock_written ? "true" : "false");
+        {
+                fputs("{\"lock\":", stdout);
+                cli_json_string(stdout, res.lock_path);
+                printf(",\"packages\":%zu,\"changed\":%s}\n", res.packages, res.lock_written ? "true" : "false");
+        }
         else if (ctx->verbosity >= 0)
                 fprintf(stderr, "%s %s (%zu packages)\n", res.lock_written ? "wrote" : "unchanged:", res.lock_path,
                         res.packages);

@@ -102,6 +102,36 @@ int cli_fail(int r, const struct mkm_err *err, const char *what) {
         return is_usage_code(r) ? EXIT_USAGE : EXIT_BUILD_FAILED;
 }
 
+void cli_json_string(FILE *f, const char *s) {
+        if (!s) {
+                fputs("null", f);
+                return;
+        }
+        fputc('"', f);
+        for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+                switch (*p) {
+                case '"':
+                        fputs("\\\"", f);
+                        break;
+                case '\\':
+                        fputs("\\\\", f);
+                        break;
+                case '\n':
+                        fputs("\\n", f);
+                        break;
+                case '\t':
+                        fputs("\\t", f);
+                        break;
+                default:
+                        if (*p < 0x20)
+                                fprintf(f, "\\u%04x", *p);
+                        else
+                                fputc(*p, f);
+                }
+        }
+        fputc('"', f);
+}
+
 int cli_usage_error(const char *fmt, ...) {
         va_list ap;
         fputs("mkmachine: ", stderr);

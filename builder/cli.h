@@ -21,6 +21,9 @@ int cli_fail(int r, const struct mkm_err *err, const char *what);
 /* Print a usage error and return EXIT_USAGE. */
 int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* Write s as a JSON string (quoted, escaped); NULL as null. */
+void cli_json_string(FILE *f, const char *s);
+
 /* Subcommands: argv[0] is the subcommand name; they return an exit code. */
 int cli_cmd_build(struct mkm_ctx *ctx, int argc, char **argv);
 int cli_cmd_check(struct mkm_ctx *ctx, int argc, char **argv);

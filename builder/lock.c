@@ -91,9 +91,11 @@ int lock_parse(const char *text, size_t len, const char *filename, struct lock *
                 if (!line[0] || line[0] == '#')
                         continue;
                 _cleanup_strv_free_ char **w = NULL;
-                if (strv_split(line, " ", &w) < 0)
+                if (strv_split(line, " \t", &w) < 0)
                         return -ENOMEM;
                 size_t nw = strv_length(w);
+                if (nw == 0)
+                        continue;       /* a line of blanks */
                 for (size_t i = 0; i < nw; i++)
                         if (!token_ok(w[i]))
                                 return mkm_err_set(reterr, -MKM_E_LOCK, "%s:%u: invalid character in '%s'", filename,
