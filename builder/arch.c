@@ -16,6 +16,8 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include "alpm-hook.h"
+#include "alpm-script.h"
 #include "build.h"
 #include "cache.h"
 #include "ctx.h"
@@ -27,6 +29,7 @@
 #include "recipe.h"
 #include "repo-alpm.h"
 #include "resolve.h"
+#include "sandbox.h"
 #include "util/base64.h"
 #include "util/cleanup.h"
 #include "util/err.h"
@@ -121,12 +124,28 @@ static int find_mirrors(struct arch *a, struct mkm_err *reterr) {
                 return 0;
         }
         if (r->snapshot) {
+                /* The archive's address is configuration, not code: the environment, else
+                 * HOST/etc/mkmachine/arch-archive (one line, the base URL). */
                 const char *archive = getenv("MKMACHINE_ARCH_ARCHIVE");
+                _cleanup_free_ char *conf = NULL, *conf_text = NULL;
+                if (!archive || !*archive) {
+                        conf = fs_path_join(ctx->host_root, "etc/mkmachine/arch-archive");
+                        if (!conf)
+                                return -ENOMEM;
+                        if (fs_read_file_at(AT_FDCWD, conf, 4096, &conf_text, NULL) >= 0) {
+                                conf_text[strcspn(conf_text, " \t\r\n")] = 0;
+                                archive = conf_text;
+                        }
+                }
                 if (!archive || !*archive)
                         return mkm_err_set(reterr, -MKM_E_RECIPE,
                                            "%s: Snapshot=%s needs the address of the Arch Linux Archive: set "
-                                           "MKMACHINE_ARCH_ARCHIVE to its base URL, or give Mirror=",
-                                           r->path ? r->path : "recipe", r->snapshot);
+                                           "MKMACHINE_ARCH_ARCHIVE or write it to %s, or give Mirror=",
+                                           r->path ? r->path : "recipe", r->snapshot, conf ? conf : "etc/mkmachine/arch-archive");
+                if (strncmp(archive, "http://", 7) != 0 && strncmp(archive, "https://", 8) != 0 &&
+                    strncmp(archive, "file://", 7) != 0)
+                        return mkm_err_set(reterr, -MKM_E_RECIPE, "the Arch Linux Archive address '%s' is not an http(s):// or file:// URL",
+                                           archive);
                 char y[5], m[3], d[3];
                 if (sscanf(r->snapshot, "%4[0-9]%*[-/]%2[0-9]%*[-/]%2[0-9]", y, m, d) != 3)
                         return mkm_err_set(reterr, -MKM_E_RECIPE, "Snapshot=%s: expected YYYY-MM-DD", r->snapshot);
@@ -576,26 +595,79 @@ static int write_mirrorlist(struct arch *a, int rootfd, struct mkm_err *reterr) 
         return 0;
 }
 
-/* Extract every package in order and record it in the local db. */
+/* Read each package's metadata (before anything is extracted): the .INSTALL for pre_install and
+ * the build date for SOURCE_DATE_EPOCH, which the scriptlets already need. */
+static int read_metas(struct arch *a, char **installs, size_t *install_lens, int64_t *dates, struct mkm_err *reterr) {
+        struct lock *l = a->b->lock_out;
+        for (size_t i = 0; i < l->n; i++) {
+                struct lock_pkg *p = &l->pkgs[i];
+                _cleanup_close_ int fd = -EBADF;
+                _cleanup_free_ char *pkginfo = NULL;
+                size_t pkginfo_len = 0;
+                int r = cache_open_fd(a->b->cache, p->sha256, &fd);
+                if (r < 0)
+                        return mkm_err_set(reterr, r, "%s: package not in the cache: %s", p->name, strerror(-r));
+                r = alpm_script_read_meta(fd, &installs[i], &install_lens[i], &pkginfo, &pkginfo_len, reterr);
+                if (r < 0)
+                        return mkm_err_prefix(reterr, r, "%s (%s)", p->name, p->filename);
+                if (!pkginfo)
+                        return mkm_err_set(reterr, -MKM_E_ARCHIVE, "%s (%s): no .PKGINFO: not a pacman package", p->name,
+                                           p->filename);
+                struct pkginfo pi = {};
+                r = pkginfo_parse(pkginfo, pkginfo_len, p->name, &pi, reterr);
+                if (r < 0)
+                        return r;
+                dates[i] = pi.builddate;
+                pkginfo_done(&pi);
+        }
+        return 0;
+}
+
+/* Extract every package in order and record it in the local db, running .INSTALL scriptlets
+ * (pre_install before a package's files, post_install after its db entry, as pacman) and the
+ * libalpm hooks (PreTransaction before the first package, PostTransaction after the last, then
+ * ldconfig) in the sandbox. */
 static int install(struct arch *a, struct mkm_err *reterr) {
         struct build *b = a->b;
         struct lock *l = b->lock_out;
         int rootfd = b->deploy->root_fd;
+        const char *root = b->deploy->staging;
+        size_t n1 = l->n ? l->n : 1;
         _cleanup_(extract_owners_freep) struct extract_owners *owners = extract_owners_new();
-        struct extract_result *results = calloc(l->n ? l->n : 1, sizeof *results);
-        struct pkginfo *infos = calloc(l->n ? l->n : 1, sizeof *infos);
-        int64_t *dates = calloc(l->n ? l->n : 1, sizeof *dates);
+        struct extract_result *results = calloc(n1, sizeof *results);
+        struct pkginfo *infos = calloc(n1, sizeof *infos);
+        int64_t *dates = calloc(n1, sizeof *dates);
+        char **installs = calloc(n1, sizeof *installs);
+        size_t *install_lens = calloc(n1, sizeof *install_lens);
+        struct alpm_hook_pkg *hpkgs = calloc(n1, sizeof *hpkgs);
         int r = 0;
-        if (!owners || !results || !infos || !dates) {
+        if (!owners || !results || !infos || !dates || !installs || !install_lens || !hpkgs) {
                 r = -ENOMEM;
                 goto out;
         }
+        r = read_metas(a, installs, install_lens, dates, reterr);
+        if (r < 0)
+                goto out;
+        b->source_date_epoch = default_epoch(b, l, dates);
+        struct sandbox_opts sbx = { .hostname = b->deploy->name, .source_date_epoch = b->source_date_epoch };
+
         r = db_alpm_init(rootfd, reterr);
+        if (r < 0)
+                goto out;
+        /* PreTransaction hooks see the tree as it was (a fresh tree has none) and, since nothing
+         * is extracted yet, only the package names. */
+        for (size_t i = 0; i < l->n; i++)
+                hpkgs[i] = (struct alpm_hook_pkg){ .name = l->pkgs[i].name, .version = l->pkgs[i].version };
+        r = alpm_hooks_run(b->ctx, root, rootfd, ALPM_HOOK_PRE_TRANSACTION, hpkgs, l->n, NULL, 0, &sbx, reterr);
         if (r < 0)
                 goto out;
         mkm_emit(b->ctx, &(struct mkm_event){ .type = MKM_EV_STAGE, .text = "installing packages" });
         for (size_t i = 0; i < l->n; i++) {
                 struct lock_pkg *p = &l->pkgs[i];
+                r = alpm_script_run(b->ctx, root, rootfd, p->name, installs[i], install_lens[i], "pre_install", p->version,
+                                    NULL, &sbx, 0, reterr);
+                if (r < 0)
+                        goto out;
                 _cleanup_close_ int fd = -EBADF;
                 r = cache_open_fd(b->cache, p->sha256, &fd);
                 if (r < 0) {
@@ -620,27 +692,44 @@ static int install(struct arch *a, struct mkm_err *reterr) {
                                         p->filename, infos[i].name, infos[i].version, p->name, p->version);
                         goto out;
                 }
-                dates[i] = infos[i].builddate;
-                mkm_emit(b->ctx, &(struct mkm_event){ .type = MKM_EV_PROGRESS, .text = "installing", .n = (unsigned)i + 1,
-                                                      .count = (unsigned)l->n });
-        }
-        b->source_date_epoch = default_epoch(b, l, dates);
-        for (size_t i = 0; i < l->n; i++) {
-                r = db_alpm_write_pkg(b->ctx, rootfd, &infos[i], &results[i], l->pkgs[i].explicit, b->source_date_epoch,
+                r = db_alpm_write_pkg(b->ctx, rootfd, &infos[i], &results[i], p->explicit, b->source_date_epoch,
                                       DB_ALPM_VALIDATION_PGP, reterr);
                 if (r < 0)
                         goto out;
+                if (results[i].meta.install && !installs[i])
+                        mkm_warn(b->ctx, "%s: its .INSTALL comes after its files in the archive: pre_install was skipped",
+                                 p->name);
+                r = alpm_script_run(b->ctx, root, rootfd, p->name, results[i].meta.install, results[i].meta.install_len,
+                                    "post_install", p->version, NULL, &sbx, 0, reterr);
+                if (r < 0)
+                        goto out;
+                mkm_emit(b->ctx, &(struct mkm_event){ .type = MKM_EV_PROGRESS, .text = "installing", .n = (unsigned)i + 1,
+                                                      .count = (unsigned)l->n });
         }
         r = write_mirrorlist(a, rootfd, reterr);
+        if (r < 0)
+                goto out;
+        for (size_t i = 0; i < l->n; i++)
+                hpkgs[i] = (struct alpm_hook_pkg){ .name = infos[i].name, .version = infos[i].version,
+                                                   .provides = infos[i].provides, .files = results[i].files };
+        r = alpm_hooks_run(b->ctx, root, rootfd, ALPM_HOOK_POST_TRANSACTION, hpkgs, l->n, hpkgs, l->n, &sbx, reterr);
+        if (r < 0)
+                goto out;
+        r = alpm_run_ldconfig(b->ctx, root, rootfd, &sbx, reterr);
 out:
         for (size_t i = 0; l && i < l->n && results; i++) {
                 extract_result_done(&results[i]);
                 if (infos)
                         pkginfo_done(&infos[i]);
+                if (installs)
+                        free(installs[i]);
         }
         free(results);
         free(infos);
         free(dates);
+        free(installs);
+        free(install_lens);
+        free(hpkgs);
         return r;
 }
 

@@ -44,6 +44,10 @@ MKMACHINE_ARCH_ARCHIVE=file://$WORK/archive mkm "$WORK/snap.recipe" >"$WORK/snap
 check "Snapshot=2024/06/01 builds from the archive's day" test $? -eq 0
 check "the lock names the snapshot" grep -q '^source snapshot 2024-06-01$' "$WORK/snap.recipe.lock"
 check "the snapshot's date is the time stamp of the tree" test "$(stat -c %Y "$M/src/etc")" = "$(date -u -d 2024-06-01 +%s)"
+mkdir -p "$HOST/etc/mkmachine"; echo "file://$WORK/archive" >"$HOST/etc/mkmachine/arch-archive"
+mkm "$WORK/snap.recipe" >"$WORK/snap2.log" 2>&1
+check "the archive's address may come from the host's etc/mkmachine/arch-archive" test $? -eq 0
+rm -f "$HOST/etc/mkmachine/arch-archive"
 
 # Database signatures: verified when present; required only when the recipe says so.
 recipe "$WORK/db.recipe" "Mirror=file://$FX/repo/\$repo/os/\$arch"

@@ -385,6 +385,15 @@ mkdb extra unsigned &
 EXTRA_DB_PID=$!
 
 # ================================================================ hostile (signed db)
+# clash-a and clash-b own the same file: installing both is a file conflict (not hostile, just
+# wrong), which must fail like pacman's "exists in both" and leave everything as it was.
+newpkg clash-a 1.0-1
+( mkdir -p "$S/usr/share/clash" && echo 'from clash-a' >"$S/usr/share/clash/file" )
+buildpkg hostile
+newpkg clash-b 1.0-1
+( mkdir -p "$S/usr/share/clash" && echo 'from clash-b' >"$S/usr/share/clash/file" )
+buildpkg hostile
+
 newpkg evil-dotdot 1.0-1;      payload; buildpkg hostile evil-dotdot
 newpkg evil-abs 1.0-1;         payload; buildpkg hostile evil-abs
 newpkg evil-symlink 1.0-1;     payload; buildpkg hostile evil-symlink
