@@ -1,0 +1,705 @@
+/* SPDX-License-Identifier: MIT */
+/* The build sandbox: namespaces, pivot_root into the staged tree, minimal /dev, fixed env.
+ *
+ * Threat: install scripts and hooks come from packages that co-tenants choose. They must not
+ * see or change the host (its mounts, processes, hostname, network, environment, open fds), and
+ * nothing they start may outlive them. The child is created with a raw clone(2) of new
+ * namespaces, so it is PID 1 of its own pid namespace: killing it kills everything inside.
+ * Everything the child needs (paths, argv, envp, file contents) is prepared before the clone;
+ * after it the child only makes system calls (no malloc, no stdio) and reports a failing step
+ * through a CLOEXEC pipe, which execve closes on success. Only fork+execve with argv arrays. */
+#include "sandbox.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/sched.h>
+#include <net/if.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ctx.h"
+#include "util/cleanup.h"
+#include "util/err.h"
+#include "util/fs.h"
+#include "util/log.h"
+
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+
+#define TAIL_LINES 12
+#define TAIL_BYTES 1200
+
+enum step {
+        ST_PDEATHSIG,
+        ST_SETSID,
+        ST_PRIVATE,
+        ST_BIND,
+        ST_CHDIR_ROOT,
+        ST_PIVOT,
+        ST_UMOUNT_OLD,
+        ST_PROC,
+        ST_DEV,
+        ST_MKNOD,
+        ST_PTS,
+        ST_SHM,
+        ST_DEVLINKS,
+        ST_TMP,
+        ST_RUN,
+        ST_FILES,
+        ST_HOSTNAME,
+        ST_CWD,
+        ST_STDIO,
+        ST_EXEC,
+        _ST_MAX,
+};
+
+static const char *const step_names[_ST_MAX] = {
+        [ST_PDEATHSIG] = "prctl(PR_SET_PDEATHSIG)",
+        [ST_SETSID] = "setsid",
+        [ST_PRIVATE] = "making mounts private",
+        [ST_BIND] = "bind-mounting the tree",
+        [ST_CHDIR_ROOT] = "entering the tree",
+        [ST_PIVOT] = "pivot_root",
+        [ST_UMOUNT_OLD] = "detaching the host's root",
+        [ST_PROC] = "mounting /proc",
+        [ST_DEV] = "mounting /dev",
+        [ST_MKNOD] = "creating device nodes",
+        [ST_PTS] = "mounting /dev/pts",
+        [ST_SHM] = "mounting /dev/shm",
+        [ST_DEVLINKS] = "creating /dev links",
+        [ST_TMP] = "mounting /tmp",
+        [ST_RUN] = "mounting /run",
+        [ST_FILES] = "writing files into the sandbox",
+        [ST_HOSTNAME] = "sethostname",
+        [ST_CWD] = "changing to the working directory",
+        [ST_STDIO] = "setting up stdin/stdout/stderr",
+        [ST_EXEC] = "execve",
+};
+
+struct child_report {
+        int step;
+        int err;
+};
+
+/* Everything the child needs, prepared before the clone. */
+struct child_args {
+        const char *root;
+        const char *exe;                /* the resolved path inside the tree */
+        char *const *argv;
+        char *const *envp;
+        const char *hostname;
+        const char *cwd;
+        const struct sandbox_opts *opts;
+        int in_fd;                      /* read end of the stdin pipe, or -1 for /dev/null */
+        int out_fd;                     /* write end of the output pipe */
+        int err_fd;                     /* CLOEXEC report pipe */
+};
+
+static _Noreturn void child_fail(const struct child_args *a, enum step step, int err) {
+        struct child_report rep = { .step = step, .err = err ? err : EIO };
+        ssize_t n = write(a->err_fd, &rep, sizeof rep);
+        (void)n;
+        _exit(127);
+}
+
+#define CHECK(a, step, expr)                                    \
+        do {                                                    \
+                if ((expr) < 0)                                 \
+                        child_fail((a), (step), errno);         \
+        } while (0)
+
+static int make_node(const char *path, unsigned maj, unsigned min) {
+        if (mknod(path, S_IFCHR | 0666, makedev(maj, min)) < 0)
+                return -1;
+        return chmod(path, 0666);      /* mknod honours the umask */
+}
+
+/* mkdir -p of the parents of path (absolute, in the sandbox's tmpfs), no allocation. */
+static int make_parents(const char *path) {
+        char buf[PATH_MAX];
+        size_t len = strlen(path);
+        if (len >= sizeof buf) {
+                errno = ENAMETOOLONG;
+                return -1;
+        }
+        memcpy(buf, path, len + 1);
+        for (char *p = buf + 1; *p; p++) {
+                if (*p != '/')
+                        continue;
+                *p = 0;
+                if (mkdir(buf, 0700) < 0 && errno != EEXIST)
+                        return -1;
+                *p = '/';
+        }
+        return 0;
+}
+
+static int write_all(int fd, const void *data, size_t len) {
+        const char *p = data;
+        while (len > 0) {
+                ssize_t n = write(fd, p, len);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -1;
+                }
+                p += n;
+                len -= (size_t)n;
+        }
+        return 0;
+}
+
+static void loopback_up(void) {
+        int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        if (s < 0)
+                return;
+        struct ifreq ifr = {};
+        memcpy(ifr.ifr_name, "lo", 3);
+        if (ioctl(s, SIOCGIFFLAGS, &ifr) == 0) {
+                ifr.ifr_flags |= IFF_UP;
+                (void)ioctl(s, SIOCSIFFLAGS, &ifr);
+        }
+        (void)close(s);
+}
+
+static _Noreturn void child_main(const struct child_args *a) {
+        const struct sandbox_opts *o = a->opts;
+
+        /* Die with the caller; no controlling terminal of the host's. */
+        CHECK(a, ST_PDEATHSIG, prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0));
+        CHECK(a, ST_SETSID, setsid());
+
+        /* Nothing we mount propagates back to the host. */
+        CHECK(a, ST_PRIVATE, mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL));
+        CHECK(a, ST_BIND, mount(a->root, a->root, NULL, MS_BIND | MS_REC, NULL));
+        CHECK(a, ST_CHDIR_ROOT, chdir(a->root));
+        /* pivot_root(".", "."): the old root ends up stacked on "/", then is detached. Unlike
+         * chroot, nothing of the host stays reachable (no fd, no "..", no /proc/1/root). */
+        CHECK(a, ST_PIVOT, (int)syscall(SYS_pivot_root, ".", "."));
+        CHECK(a, ST_UMOUNT_OLD, umount2(".", MNT_DETACH));
+        CHECK(a, ST_CHDIR_ROOT, chdir("/"));
+
+        /* From here on every path resolves inside the tree (its symlinks cannot leave it). */
+        CHECK(a, ST_PROC, mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL));
+        CHECK(a, ST_DEV, mount("tmpfs", "/dev", "tmpfs", MS_NOSUID | MS_STRICTATIME, "mode=0755,size=4m"));
+        umask(0);
+        CHECK(a, ST_MKNOD, make_node("/dev/null", 1, 3));
+        CHECK(a, ST_MKNOD, make_node("/dev/zero", 1, 5));
+        CHECK(a, ST_MKNOD, make_node("/dev/full", 1, 7));
+        CHECK(a, ST_MKNOD, make_node("/dev/random", 1, 8));
+        CHECK(a, ST_MKNOD, make_node("/dev/urandom", 1, 9));
+        CHECK(a, ST_MKNOD, make_node("/dev/tty", 5, 0));
+        CHECK(a, ST_PTS, mkdir("/dev/pts", 0755));
+        CHECK(a, ST_PTS, mount("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
+                               "newinstance,ptmxmode=0666,mode=0620,gid=5"));
+        CHECK(a, ST_DEVLINKS, symlink("pts/ptmx", "/dev/ptmx"));
+        CHECK(a, ST_SHM, mkdir("/dev/shm", 01777));
+        CHECK(a, ST_SHM, mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_STRICTATIME, "mode=1777"));
+        CHECK(a, ST_DEVLINKS, symlink("/proc/self/fd", "/dev/fd"));
+        CHECK(a, ST_DEVLINKS, symlink("/proc/self/fd/0", "/dev/stdin"));
+        CHECK(a, ST_DEVLINKS, symlink("/proc/self/fd/1", "/dev/stdout"));
+        CHECK(a, ST_DEVLINKS, symlink("/proc/self/fd/2", "/dev/stderr"));
+        CHECK(a, ST_TMP, mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV | MS_STRICTATIME, "mode=1777"));
+        CHECK(a, ST_RUN, mount("tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV | MS_STRICTATIME, "mode=0755"));
+
+        umask(022);
+        for (size_t i = 0; i < o->n_files; i++) {
+                const struct sandbox_file *f = &o->files[i];
+                CHECK(a, ST_FILES, make_parents(f->path));
+                int fd = open(f->path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, f->mode ? f->mode : 0644);
+                CHECK(a, ST_FILES, fd);
+                CHECK(a, ST_FILES, write_all(fd, f->data, f->len));
+                CHECK(a, ST_FILES, fchmod(fd, f->mode ? f->mode : 0644));
+                (void)close(fd);
+        }
+
+        CHECK(a, ST_HOSTNAME, sethostname(a->hostname, strlen(a->hostname)));
+        if (!o->network)
+                loopback_up();
+        CHECK(a, ST_CWD, chdir(a->cwd));
+
+        /* stdin, stdout, stderr; everything else closes on exec (the report pipe included). */
+        int in = a->in_fd >= 0 ? a->in_fd : open("/dev/null", O_RDONLY | O_CLOEXEC);
+        CHECK(a, ST_STDIO, in);
+        int hin = fcntl(in, F_DUPFD_CLOEXEC, 10);
+        CHECK(a, ST_STDIO, hin);
+        int hout = fcntl(a->out_fd, F_DUPFD_CLOEXEC, 10);
+        CHECK(a, ST_STDIO, hout);
+        CHECK(a, ST_STDIO, dup2(hin, 0));
+        CHECK(a, ST_STDIO, dup2(hout, 1));
+        CHECK(a, ST_STDIO, dup2(hout, 2));
+        if (syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {
+                for (int fd = 3; fd < 65536; fd++)
+                        (void)fcntl(fd, F_SETFD, FD_CLOEXEC);
+        }
+
+        /* Signals as a fresh process has them. */
+        struct sigaction sa = { .sa_handler = SIG_DFL };
+        for (int sig = 1; sig < _NSIG; sig++)
+                (void)sigaction(sig, &sa, NULL);
+        sigset_t none;
+        sigemptyset(&none);
+        (void)sigprocmask(SIG_SETMASK, &none, NULL);
+
+        execve(a->exe, a->argv, a->envp);
+        child_fail(a, ST_EXEC, errno);
+}
+
+/* ------------------------------------------------------------------ parent side */
+
+static const char *env_value(char *const *envp, const char *key) {
+        size_t kl = strlen(key);
+        for (char *const *e = envp; e && *e; e++)
+                if (strncmp(*e, key, kl) == 0 && (*e)[kl] == '=')
+                        return *e + kl + 1;
+        return NULL;
+}
+
+static bool env_has_key(char *const *env, const char *entry) {
+        const char *eq = strchr(entry, '=');
+        size_t kl = eq ? (size_t)(eq - entry) : strlen(entry);
+        for (char *const *e = env; e && *e; e++)
+                if (strncmp(*e, entry, kl) == 0 && (*e)[kl] == '=')
+                        return true;
+        return false;
+}
+
+/* The fixed environment plus the extras (an extra replaces a fixed entry of the same key). */
+static int build_envp(const struct sandbox_opts *o, char ***ret) {
+        char sde[64];
+        const char *fixed[6];
+        size_t nf = 0;
+        fixed[nf++] = "PATH=" SANDBOX_PATH;
+        fixed[nf++] = "LANG=C.UTF-8";
+        fixed[nf++] = "TZ=UTC";
+        fixed[nf++] = "HOME=/root";
+        if (o->source_date_epoch >= 0) {
+                (void)snprintf(sde, sizeof sde, "SOURCE_DATE_EPOCH=%lld", (long long)o->source_date_epoch);
+                fixed[nf++] = sde;
+        }
+        size_t ne = 0;
+        for (char *const *e = o->env; e && *e; e++) {
+                if (!strchr(*e, '=') || **e == '=')
+                        return -EINVAL;
+                ne++;
+        }
+        char **l = calloc(nf + ne + 1, sizeof(char *));
+        if (!l)
+                return -ENOMEM;
+        size_t k = 0;
+        for (size_t i = 0; i < nf; i++) {
+                if (env_has_key(o->env, fixed[i]))
+                        continue;
+                if (!(l[k++] = strdup(fixed[i])))
+                        goto oom;
+        }
+        for (size_t i = 0; i < ne; i++)
+                if (!(l[k++] = strdup(o->env[i])))
+                        goto oom;
+        *ret = l;
+        return 0;
+oom:
+        for (size_t i = 0; i < k; i++)
+                free(l[i]);
+        free(l);
+        return -ENOMEM;
+}
+
+static void strv_free_local(char **l) {
+        for (char **p = l; p && *p; p++)
+                free(*p);
+        free(l);
+}
+
+static bool is_executable_in_root(int rootfd, const char *path) {
+        _cleanup_close_ int fd = fs_open_in_root(rootfd, path, O_PATH, 0, 0);
+        struct stat st;
+        if (fd < 0 || fstat(fd, &st) < 0)
+                return false;
+        return S_ISREG(st.st_mode) && (st.st_mode & 0111);
+}
+
+/* Resolve argv[0] inside the tree as execvp would after the pivot. Caller owns *ret. */
+static int resolve_exe(int rootfd, const char *cmd, const char *path, char **ret, struct mkm_err *reterr) {
+        if (!*cmd)
+                return mkm_err_set(reterr, -EINVAL, "sandbox: empty command");
+        if (strchr(cmd, '/')) {
+                _cleanup_close_ int fd = fs_open_in_root(rootfd, cmd, O_PATH, 0, 0);
+                if (fd < 0 && cmd[0] == '/')
+                        return mkm_err_set(reterr, fd == -ENOENT ? -ENOENT : fd, "'%s': %s in the tree", cmd,
+                                           fd == -ENOENT ? "no such file" : strerror(-fd));
+                *ret = strdup(cmd);
+                return *ret ? 0 : -ENOMEM;
+        }
+        for (const char *p = path; p && *p;) {
+                const char *end = strchrnul(p, ':');
+                size_t dl = (size_t)(end - p);
+                char *cand = NULL;
+                if (dl > 0 && asprintf(&cand, "%.*s/%s", (int)dl, p, cmd) < 0)
+                        return -ENOMEM;
+                if (cand && is_executable_in_root(rootfd, cand)) {
+                        *ret = cand;
+                        return 0;
+                }
+                free(cand);
+                p = *end ? end + 1 : end;
+        }
+        return mkm_err_set(reterr, -ENOENT, "'%s': command not found in the tree (PATH=%s)", cmd, path ? path : "");
+}
+
+/* Mount points the sandbox needs; created when missing, with Arch's filesystem modes. */
+static int ensure_mount_points(int rootfd, const char *root, struct mkm_err *reterr) {
+        static const struct {
+                const char *name;
+                mode_t mode;
+        } mps[] = { { "proc", 0555 }, { "dev", 0755 }, { "tmp", 01777 }, { "run", 0755 } };
+        for (size_t i = 0; i < ELEMENTSOF(mps); i++) {
+                if (mkdirat(rootfd, mps[i].name, 0700) < 0) {
+                        if (errno == EEXIST)
+                                continue;
+                        return mkm_err_set(reterr, negative_errno(), "sandbox: cannot create %s/%s: %m", root,
+                                           mps[i].name);
+                }
+                if (fchownat(rootfd, mps[i].name, 0, 0, AT_SYMLINK_NOFOLLOW) < 0 ||
+                    fchmodat(rootfd, mps[i].name, mps[i].mode, 0) < 0)
+                        return mkm_err_set(reterr, negative_errno(), "sandbox: cannot set up %s/%s: %m", root,
+                                           mps[i].name);
+        }
+        return 0;
+}
+
+static char *join_argv(char *const argv[]) {
+        char *out = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&out, &len);
+        if (!f)
+                return NULL;
+        for (size_t i = 0; argv[i]; i++)
+                fprintf(f, "%s%s", i ? " " : "", argv[i]);
+        if (fclose(f) != 0) {
+                free(out);
+                return NULL;
+        }
+        if (len > 200)
+                memcpy(out + 197, "...", 4);
+        return out;
+}
+
+/* The last lines of output (at most TAIL_LINES lines and TAIL_BYTES bytes), without the
+ * trailing newlines: *ret_len bytes from the returned pointer. */
+static const char *output_tail(const char *buf, size_t len, int *ret_len) {
+        while (len > 0 && buf[len - 1] == '\n')
+                len--;
+        size_t start = len, lines = 0;
+        while (start > 0 && len - start < TAIL_BYTES) {
+                if (buf[start - 1] == '\n' && ++lines == TAIL_LINES)
+                        break;
+                start--;
+        }
+        *ret_len = (int)(len - start);
+        return buf + start;
+}
+
+static int64_t now_ms(void) {
+        struct timespec ts;
+        (void)clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+struct outbuf {
+        char *data;
+        size_t len, cap;
+        size_t dropped;
+};
+
+static int outbuf_add(struct outbuf *b, const char *p, size_t n) {
+        if (b->len + n > SANDBOX_OUTPUT_MAX) {
+                size_t keep = SANDBOX_OUTPUT_MAX - b->len;
+                b->dropped += n - keep;
+                n = keep;
+        }
+        if (n == 0)
+                return 0;
+        if (b->len + n + 1 > b->cap) {
+                size_t nc = b->cap ? b->cap : 4096;
+                while (nc < b->len + n + 1)
+                        nc *= 2;
+                char *nd = realloc(b->data, nc);
+                if (!nd)
+                        return -ENOMEM;
+                b->data = nd;
+                b->cap = nc;
+        }
+        memcpy(b->data + b->len, p, n);
+        b->len += n;
+        b->data[b->len] = 0;
+        return 0;
+}
+
+static void log_lines(struct mkm_ctx *ctx, const char *label, const char *buf, size_t len) {
+        const char *p = buf, *end = buf + len;
+        while (p < end) {
+                const char *nl = memchr(p, '\n', (size_t)(end - p));
+                size_t l = nl ? (size_t)(nl - p) : (size_t)(end - p);
+                mkm_debug(ctx, "%s: %.*s", label, (int)l, p);
+                p += l + 1;
+        }
+}
+
+static void close_pair(int p[2]) {
+        for (int i = 0; i < 2; i++)
+                if (p[i] >= 0) {
+                        (void)close(p[i]);
+                        p[i] = -1;
+                }
+}
+
+int sandbox_run(struct mkm_ctx *ctx, const char *root, char *const argv[], const struct sandbox_opts *opts,
+                char **ret_output, struct mkm_err *reterr) {
+        static const struct sandbox_opts dflt = { .source_date_epoch = -1 };
+        const struct sandbox_opts *o = opts ? opts : &dflt;
+        int in_pipe[2] = { -1, -1 }, out_pipe[2] = { -1, -1 }, err_pipe[2] = { -1, -1 };
+        struct outbuf out = {};
+        char **envp = NULL;
+        char *exe = NULL, *cmdline = NULL;
+        bool sigpipe_blocked = false;
+        sigset_t pipeset, oldset;
+        int r;
+
+        if (ret_output)
+                *ret_output = NULL;
+        if (!root || root[0] != '/' || !argv || !argv[0])
+                return mkm_err_set(reterr, -EINVAL, "sandbox: needs an absolute root and a command");
+        for (size_t i = 0; i < o->n_files; i++) {
+                const char *p = o->files[i].path;
+                if (!p || (strncmp(p, "/tmp/", 5) != 0 && strncmp(p, "/run/", 5) != 0) || strstr(p, "/../") ||
+                    strlen(p) >= PATH_MAX || p[strlen(p) - 1] == '/')
+                        return mkm_err_set(reterr, -EINVAL, "sandbox: file '%s' must be under /tmp/ or /run/",
+                                           p ? p : "(null)");
+        }
+        cmdline = join_argv(argv);
+        if (!cmdline)
+                return -ENOMEM;
+
+        _cleanup_close_ int rootfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (rootfd < 0) {
+                r = mkm_err_set(reterr, negative_errno(), "sandbox: cannot open %s: %m", root);
+                goto out;
+        }
+        r = build_envp(o, &envp);
+        if (r < 0) {
+                mkm_err_set(reterr, r, "sandbox: bad environment entry");
+                goto out;
+        }
+        r = resolve_exe(rootfd, argv[0], env_value(envp, "PATH"), &exe, reterr);
+        if (r < 0)
+                goto out;
+        r = ensure_mount_points(rootfd, root, reterr);
+        if (r < 0)
+                goto out;
+
+        if ((o->stdin_data && pipe2(in_pipe, O_CLOEXEC) < 0) || pipe2(out_pipe, O_CLOEXEC) < 0 ||
+            pipe2(err_pipe, O_CLOEXEC) < 0) {
+                r = mkm_err_set(reterr, negative_errno(), "sandbox: pipe: %m");
+                goto out;
+        }
+
+        struct child_args ca = {
+                .root = root,
+                .exe = exe,
+                .argv = argv,
+                .envp = envp,
+                .hostname = o->hostname && *o->hostname ? o->hostname : "mkmachine",
+                .cwd = o->cwd && *o->cwd ? o->cwd : "/",
+                .opts = o,
+                .in_fd = in_pipe[0],
+                .out_fd = out_pipe[1],
+                .err_fd = err_pipe[1],
+        };
+        unsigned long flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | (o->network ? 0 : CLONE_NEWNET);
+
+        /* Writing stdin to a command that stopped reading must give EPIPE, not kill us. */
+        sigemptyset(&pipeset);
+        sigaddset(&pipeset, SIGPIPE);
+        if (pthread_sigmask(SIG_BLOCK, &pipeset, &oldset) == 0)
+                sigpipe_blocked = true;
+
+        /* A raw clone without a new stack behaves like fork(), with the namespaces made at once:
+         * the child is PID 1 of the new pid namespace. */
+        pid_t pid = (pid_t)syscall(SYS_clone, flags | SIGCHLD, NULL, NULL, NULL, NULL);
+        if (pid < 0) {
+                r = negative_errno();
+                mkm_err_set(reterr, r, "sandbox: cannot create namespaces: %s%s", strerror(-r),
+                            r == -EPERM ? " (running the sandbox needs root)" : "");
+                goto out;
+        }
+        if (pid == 0)
+                child_main(&ca);
+
+        if (in_pipe[0] >= 0) {
+                (void)close(in_pipe[0]);
+                in_pipe[0] = -1;
+        }
+        (void)close(out_pipe[1]);
+        out_pipe[1] = -1;
+        (void)close(err_pipe[1]);
+        err_pipe[1] = -1;
+        if (in_pipe[1] >= 0)
+                (void)fcntl(in_pipe[1], F_SETFL, O_NONBLOCK);
+        (void)fcntl(out_pipe[0], F_SETFL, O_NONBLOCK);
+
+        unsigned timeout_s = o->timeout_s ? o->timeout_s : SANDBOX_DEFAULT_TIMEOUT_S;
+        int64_t deadline = now_ms() + (int64_t)timeout_s * 1000, kill_deadline = 0;
+        bool timed_out = false;
+        size_t fed = 0;
+        int loop_err = 0;
+        if (in_pipe[1] >= 0 && o->stdin_len == 0) {
+                (void)close(in_pipe[1]);
+                in_pipe[1] = -1;
+        }
+        while (out_pipe[0] >= 0) {
+                struct pollfd pfd[2] = { { .fd = out_pipe[0], .events = POLLIN }, { .fd = in_pipe[1], .events = POLLOUT } };
+                int64_t left = (timed_out ? kill_deadline : deadline) - now_ms();
+                if (left <= 0) {
+                        if (timed_out)
+                                break;  /* killed, yet the pipe stays open: give up on it */
+                        timed_out = true;
+                        (void)kill(pid, SIGKILL);
+                        kill_deadline = now_ms() + 5000;
+                        continue;
+                }
+                int n = poll(pfd, in_pipe[1] >= 0 ? 2 : 1, (int)(left > 1000 ? 1000 : left));
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        loop_err = negative_errno();
+                        (void)kill(pid, SIGKILL);
+                        break;
+                }
+                if (in_pipe[1] >= 0 && pfd[1].revents) {
+                        ssize_t w = write(in_pipe[1], (const char *)o->stdin_data + fed, o->stdin_len - fed);
+                        if (w > 0)
+                                fed += (size_t)w;
+                        if ((w < 0 && errno != EAGAIN && errno != EINTR) || fed == o->stdin_len) {
+                                (void)close(in_pipe[1]);
+                                in_pipe[1] = -1;
+                        }
+                }
+                if (pfd[0].revents) {
+                        char buf[65536];
+                        ssize_t rd = read(out_pipe[0], buf, sizeof buf);
+                        if (rd > 0) {
+                                if (outbuf_add(&out, buf, (size_t)rd) < 0) {
+                                        loop_err = -ENOMEM;
+                                        (void)kill(pid, SIGKILL);
+                                }
+                        } else if (rd == 0 || (errno != EAGAIN && errno != EINTR)) {
+                                (void)close(out_pipe[0]);
+                                out_pipe[0] = -1;
+                        }
+                }
+        }
+        if (in_pipe[1] >= 0) {
+                (void)close(in_pipe[1]);
+                in_pipe[1] = -1;
+        }
+        /* The output may end long before the command does (it can close its stdout): the
+         * timeout still applies while we wait for it. */
+        int status = 0;
+        for (;;) {
+                pid_t w = waitpid(pid, &status, timed_out || loop_err < 0 ? 0 : WNOHANG);
+                if (w == pid)
+                        break;
+                if (w < 0 && errno != EINTR) {
+                        loop_err = loop_err ? loop_err : negative_errno();
+                        break;
+                }
+                if (w == 0) {
+                        if (now_ms() >= deadline) {
+                                timed_out = true;
+                                (void)kill(pid, SIGKILL);
+                                continue;
+                        }
+                        (void)nanosleep(&(struct timespec){ .tv_nsec = 10 * 1000 * 1000 }, NULL);
+                }
+        }
+        if (sigpipe_blocked) {
+                /* Swallow a SIGPIPE our writes raised before unblocking it. */
+                struct timespec zero = {};
+                while (sigtimedwait(&pipeset, NULL, &zero) == SIGPIPE)
+                        ;
+                (void)pthread_sigmask(SIG_SETMASK, &oldset, NULL);
+                sigpipe_blocked = false;
+        }
+
+        struct child_report rep = {};
+        ssize_t got = read(err_pipe[0], &rep, sizeof rep);
+        if (out.dropped > 0) {
+                char note[96];
+                int nl = snprintf(note, sizeof note, "\n[mkmachine: %zu more bytes of output dropped]\n", out.dropped);
+                out.len = out.len > (size_t)nl ? out.len - (size_t)nl : 0;     /* make room */
+                out.dropped = 0;
+                (void)outbuf_add(&out, note, (size_t)nl);
+        }
+        if (out.len > 0)
+                log_lines(ctx, argv[0], out.data, out.len);
+
+        r = 0;
+        if (loop_err < 0) {
+                r = mkm_err_set(reterr, loop_err, "sandbox: '%s': %s", cmdline, strerror(-loop_err));
+        } else if (got == (ssize_t)sizeof rep && rep.step >= 0 && rep.step < _ST_MAX) {
+                if (rep.step == ST_EXEC)
+                        r = mkm_err_set(reterr, -rep.err, "sandbox: cannot execute '%s': %s", exe, strerror(rep.err));
+                else
+                        r = mkm_err_set(reterr, -rep.err, "sandbox: %s: %s", step_names[rep.step], strerror(rep.err));
+        }
+        int tl = 0;
+        const char *tail = out.len ? output_tail(out.data, out.len, &tl) : "";
+        if (r < 0) {
+                /* set above */
+        } else if (timed_out) {
+                r = mkm_err_set(reterr, -MKM_E_SCRIPT, "'%s' timed out after %u s%s%.*s", cmdline, timeout_s,
+                                tl ? ":\n" : "", tl, tail);
+        } else if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+                r = 0;
+        } else if (WIFEXITED(status)) {
+                r = mkm_err_set(reterr, -MKM_E_SCRIPT, "'%s' exited with status %d%s%.*s", cmdline, WEXITSTATUS(status),
+                                tl ? ":\n" : "", tl, tail);
+        } else {
+                int sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+                r = mkm_err_set(reterr, -MKM_E_SCRIPT, "'%s' was killed by signal %d (%s)%s%.*s", cmdline, sig,
+                                sigabbrev_np(sig) ? sigabbrev_np(sig) : "?", tl ? ":\n" : "", tl, tail);
+        }
+        if (ret_output) {
+                if (!out.data)
+                        out.data = strdup("");
+                *ret_output = out.data;
+                out.data = NULL;
+        }
+out:
+        if (sigpipe_blocked)
+                (void)pthread_sigmask(SIG_SETMASK, &oldset, NULL);
+        close_pair(in_pipe);
+        close_pair(out_pipe);
+        close_pair(err_pipe);
+        free(out.data);
+        strv_free_local(envp);
+        free(exe);
+        free(cmdline);
+        return r;
+}

@@ -1,0 +1,64 @@
+/* SPDX-License-Identifier: MIT */
+/* Run a command inside a staged machine tree, isolated from the host.
+ *
+ * The command runs with the tree as "/" (pivot_root) in new mount, pid, uts, ipc and (unless
+ * network is asked for) network namespaces, where only "lo" exists (brought up): /proc mounted,
+ * a minimal /dev on tmpfs (null zero full random urandom tty made with mknod, a private devpts
+ * with /dev/ptmx, /dev/shm, /dev/fd and /dev/std* links), tmpfs /tmp (1777) and /run (0755),
+ * hostname = machine name, the environment reset to PATH, LANG=C.UTF-8, TZ=UTC, HOME=/root,
+ * SOURCE_DATE_EPOCH (+ extras), umask 022, signals reset, stdin from a buffer or /dev/null,
+ * stdout and stderr captured, a timeout, and every process it started gone when it ends: the
+ * command is PID 1 of its pid namespace, so when it exits or is killed the kernel kills the rest.
+ * It also dies with the caller (PR_SET_PDEATHSIG).
+ *
+ * The mounts live only in the sandbox's mount namespace. The only trace the sandbox can leave on
+ * disk is a missing mount point created in the tree, with the mode Arch's filesystem package
+ * gives it: proc 0555, dev 0755, tmp 1777, run 0755 (root-owned). Whatever the command writes to
+ * /tmp, /run or /dev is gone when it ends. Needs root (CAP_SYS_ADMIN in the initial user ns). */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct mkm_ctx;
+struct mkm_err;
+
+/* A file placed into the sandbox's own tmpfs before the command starts (e.g. pacman's
+ * /tmp/alpm_XXXXXX/.INSTALL): it never touches the tree on disk. Missing parent directories
+ * are created with mode 0700 (as mkdtemp would). */
+struct sandbox_file {
+        const char *path;               /* absolute, under /tmp/ or /run/, no ".." */
+        const void *data;
+        size_t len;
+        unsigned mode;                  /* 0 = 0644 */
+};
+
+struct sandbox_opts {
+        const char *hostname;           /* the machine name; NULL = "mkmachine" */
+        bool network;                   /* keep the host's network namespace (Run= with RunNetwork=yes) */
+        int64_t source_date_epoch;      /* exported as SOURCE_DATE_EPOCH when >= 0 */
+        unsigned timeout_s;             /* 0 = SANDBOX_DEFAULT_TIMEOUT_S */
+        char *const *env;               /* extra "KEY=VALUE" entries, NULL-terminated, may be NULL;
+                                         * an entry replaces a fixed one of the same KEY */
+        const void *stdin_data;         /* fed on stdin (e.g. a hook's NeedsTargets); NULL = /dev/null */
+        size_t stdin_len;
+        const char *cwd;                /* inside the tree; NULL = "/" */
+        const struct sandbox_file *files; /* n_files entries, may be NULL */
+        size_t n_files;
+};
+
+#define SANDBOX_DEFAULT_TIMEOUT_S 600
+#define SANDBOX_OUTPUT_MAX (1u << 20)   /* captured output beyond this is dropped (noted in it) */
+#define SANDBOX_PATH "/usr/local/sbin:/usr/local/bin:/usr/bin:/usr/sbin:/bin:/sbin"
+
+/* Run argv (argv[0] is resolved inside the tree, via its PATH if it has no '/') in the tree at
+ * root (an absolute host path). Output (stdout and stderr interleaved) goes to *ret_output when
+ * non-NULL (caller frees; set on success and failure) and each line is logged at debug level.
+ * Returns 0 when the command exited 0; otherwise -MKM_E_SCRIPT with reterr saying
+ * "'CMD' exited with status N", "... was killed by signal S (NAME)" or "... timed out after N s"
+ * followed by ":\n" and the last lines of output. Setup failures return their errno with
+ * "sandbox: STEP: why" (e.g. -EPERM without root), a command missing from the tree -ENOENT with
+ * "'CMD': command not found in the tree (PATH=...)" or "'/x/y': no such file in the tree". */
+int sandbox_run(struct mkm_ctx *ctx, const char *root, char *const argv[], const struct sandbox_opts *opts,
+                char **ret_output, struct mkm_err *reterr);

@@ -1,0 +1,471 @@
+/* SPDX-License-Identifier: MIT */
+/* Unit tests for builder/sandbox: a tiny busybox tree run in namespaces. Needs root (skips
+ * visibly otherwise) and Debian's static busybox at /bin/busybox (busybox-static). */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "sandbox.h"
+#include "util/cleanup.h"
+#include "util/err.h"
+#include "util/fs.h"
+
+struct fixture {
+        char top[64];
+        char root[128];
+};
+
+static const char *const applets[] = { "sh", "cat", "id", "ls", "hostname", "sleep", "env", "mount", "ps", "echo",
+                                       "touch", "head", "wc", "test", "readlink", "umask", "stat", "grep", "sort",
+                                       "mkdir", "true", "false", NULL };
+
+static bool can_run(void) {
+        if (geteuid() != 0) {
+                print_message("skipped: the sandbox needs root\n");
+                return false;
+        }
+        if (access("/bin/busybox", X_OK) != 0) {
+                print_message("skipped: /bin/busybox (busybox-static) missing\n");
+                return false;
+        }
+        return true;
+}
+
+static void copy_file(const char *from, const char *to, mode_t mode) {
+        char *data = NULL;
+        size_t len = 0;
+        assert_int_equal(fs_read_file_at(AT_FDCWD, from, 64u << 20, &data, &len), 0);
+        int fd = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+        assert_true(fd >= 0);
+        assert_int_equal(write(fd, data, len), (ssize_t)len);
+        assert_int_equal(fchmod(fd, mode), 0);
+        close(fd);
+        free(data);
+}
+
+static int setup(void **state) {
+        struct fixture *f = calloc(1, sizeof *f);
+        strcpy(f->top, "/tmp/mkm-test-sandbox.XXXXXX");
+        assert_non_null(mkdtemp(f->top));
+        snprintf(f->root, sizeof f->root, "%s/root", f->top);
+        assert_int_equal(mkdir(f->root, 0755), 0);
+        char p[256];
+        snprintf(p, sizeof p, "%s/bin", f->root);
+        assert_int_equal(mkdir(p, 0755), 0);
+        if (access("/bin/busybox", R_OK) == 0) {
+                snprintf(p, sizeof p, "%s/bin/busybox", f->root);
+                copy_file("/bin/busybox", p, 0755);
+                for (size_t i = 0; applets[i]; i++) {
+                        snprintf(p, sizeof p, "%s/bin/%s", f->root, applets[i]);
+                        assert_int_equal(symlink("busybox", p), 0);
+                }
+        }
+        *state = f;
+        return 0;
+}
+
+static int teardown(void **state) {
+        struct fixture *f = *state;
+        assert_int_equal(fs_rm_rf_at(AT_FDCWD, f->top), 0);
+        free(f);
+        return 0;
+}
+
+static struct sandbox_opts base_opts(void) {
+        return (struct sandbox_opts){ .hostname = "testbox", .source_date_epoch = 1700000000, .timeout_s = 20 };
+}
+
+/* Run argv; returns r, output in *out (caller frees). */
+static int run(struct fixture *f, const struct sandbox_opts *o, char **out, struct mkm_err *err,
+               const char *a0, ...) {
+        char *argv[16];
+        size_t n = 0;
+        va_list ap;
+        argv[n++] = (char *)a0;
+        va_start(ap, a0);
+        for (char *s; (s = va_arg(ap, char *));)
+                argv[n++] = s;
+        va_end(ap);
+        argv[n] = NULL;
+        return sandbox_run(NULL, f->root, argv, o, out, err);
+}
+
+static void test_echo(void **state) {
+        struct fixture *f = *state;
+        if (!can_run())
+                skip();
+        struct sandbox_opts o = base_opts();
+        struct mkm_err err = {};
+        _cleanup_free_ char *out = NULL;
+        assert_int_equal(run(f, &o, &out, &err, "sh", "-c", "echo hi; echo err >&2", NULL), 0);
+        assert_string_equal(out, "hi\nerr\n");
+}
+
+static void test_exit_status(void **state) {
+        struct fixture *f = *state;
+        if (!can_run())
+                skip();
+        struct sandbox_opts o = base_opts();
+        struct mkm_err err = {};
+        _cleanup_free_ char *out = NULL;
+        int r = run(f, &o, &out, &err, "sh", "-c", "for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14; do echo line$i; done; exit 3",
+                    NULL);
+        assert_int_equal(r, -MKM_E_SCRIPT);
+        assert_int_equal(err.code, -MKM_E_SCRIPT);
+        /* the last 12 lines follow the status */
+        assert_string_equal(err.msg, "'sh -c for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14; do echo line$i; done; exit 3' "
+                                     "exited with status 3:\nline3\nline4\nline5\nline6\nline7\nline8\nline9\nline10\n"
+                                     "line11\nline12\nline13\nline14");
+        assert_non_null(strstr(out, "line1\n"));
+
+        /* silent failure: no colon, no tail */
+        assert_int_equal(run(f, &o, NULL, &err, "false", NULL), -MKM_E_SCRIPT);
+        assert_string_equal(err.msg, "'false' exited with status 1");
+}
+
+static void test_hostname_env_umask(void **state) {
+        struct fixture *f = *state;
+        if (!can_run())
+                skip();
+        char host_before[256] = "", host_after[256] = "";
+        gethostname(host_before, sizeof host_before);
+        struct sandbox_opts o = base_opts();
+        char *extra[] = { "FOO=bar", "TZ=Europe/Paris", NULL };
+        struct mkm_err err = {};
+        _cleanup_free_ char *h = NULL, *e = NULL, *e2 = NULL, *u = NULL, *h2 = NULL;
+        assert_int_equal(run(f, &o, &h, &err, "hostname", NULL), 0);
+        assert_string_equal(h, "testbox\n");
+        o.hostname = NULL;
+        assert_int_equal(run(f, &o, &h2, &err, "hostname", NULL), 0);
+        assert_string_equal(h2, "mkmachine\n");
+        gethostname(host_after, sizeof host_after);
+        assert_string_equal(host_before, host_after);
+
+        o = base_opts();
+        assert_int_equal(run(f, &o, &e, &err, "env", NULL), 0);
+        assert_string_equal(e, "PATH=/usr/local/sbin:/usr/local/bin:/usr/bin:/usr/sbin:/bin:/sbin\nLANG=C.UTF-8\n"
+                               "TZ=UTC\nHOME=/root\nSOURCE_DATE_EPOCH=1700000000\n");
+        o.env = extra;
+        o.source_date_epoch = -1;
+        assert_int_equal(run(f, &o, &e2, &err, "env", NULL), 0);
+        assert_string_equal(e2, "PATH=/usr/local/sbin:/usr/local/bin:/usr/bin:/usr/sbin:/bin:/sbin\nLANG=C.UTF-8\n"
+                                "HOME=/root\nFOO=bar\nTZ=Europe/Paris\n");
+
+        o = base_opts();
+        assert_int_equal(run(f, &o, &u, &err, "sh", "-c", "umask; touch /tmp/x; stat -c %a /tmp/x", NULL), 0);
+        assert_string_equal(u, "0022\n644\n");
+
+        char *bad[] = { "NOEQUALS", NULL };
+        o.env = bad;
+        assert_int_equal(run(f, &o, NULL, &err, "true", NULL), -EINVAL);
+}
+
+static void test_pid_proc(void **state) {
+        struct fixture *f = *state;
+        if (!can_run())
+                skip();
+        struct sandbox_opts o = base_opts();
+        struct mkm_err err = {};
+        _cleanup_free_ char *out = NULL, *c = NULL;
+        assert_int_equal(run(f, &o, &out, &err, "sh", "-c", "echo $$; ls /proc | grep -c '^[0-9]'", NULL), 0);
+        /* PID 1 is the shell; the only other process is the pipeline's (ls, grep) */
+        int pid1 = 0, nprocs = 0;
+        assert_int_equal(sscanf(out, "%d\n%d", &pid1, &nprocs), 2);
+        assert_int_equal(pid1, 1);
+        assert_true(nprocs <= 3);
+        assert_int_equal(run(f, &o, &c, &err, "cat", "/proc/1/cmdline", NULL), 0);
+        assert_memory_equal(c, "cat\0/proc/1/cmdline\0", 20);
+}
+
+static void test_dev(void **state) {
+        struct fixture *f = *state;
+        if (!can_run())
+                skip();
+        struct sandbox_opts o = base_opts();
+        struct mkm_err err = {};
+        _cleanup_free_ char *out = NULL;
+        assert_int_equal(run(f, &o, &out, &err, "sh", "-c",
+                             "head -c 4 /dev/zero | wc -c; head -c 8 /dev/urandom | wc -c; echo x >/dev/null && echo null-ok; "
+                             "test -e /dev/fuse || echo no-fuse; test -c /dev/pts/ptmx && echo pts; "
+                             "readlink /dev/ptmx; readlink /dev/fd; ls /dev",
+                             NULL),
+                         0);
+        assert_string_equal(out, "4\n8\nnull-ok\nno-fuse\npts\npts/ptmx\n/proc/self/fd\n"
+                                 "fd\nfull\nnull\nptmx\npts\nrandom\nshm\nstderr\nstdin\nstdout\ntty\nurandom\nzero\n");
+}
+
+static char *host_netns(void) {
+        char buf[128];
+        ssize_t n = readlink("/proc/self/ns/net", buf, sizeof buf - 1);
+        assert_true(n > 0);
+        buf[n] = 0;
+        return strdup(buf);
+}
+
+static void test_network(void **state) {
+        struct fixture *f = *state;
+        if (!can_run())
+                skip();
+        struct sandbox_opts o = base_opts();
+        struct mkm_err err = {};
+        _cleanup_free_ char *out = NULL, *ns1 = NULL, *ns2 = NULL, *hostns = host_netns();
+        assert_int_equal(run(f, &o, &out, &err, "grep", "-c", ":", "/proc/net/dev", NULL), 0);
+        assert_string_equal(out, "1\n");
+        free(out);
+        out = NULL;
+        assert_int_equal(run(f, &o, &out, &err, "grep", "-q", "^ *lo:", "/proc/net/dev", NULL), 0);
+        assert_int_equal(run(f, &o, &ns1, &err, "readlink", "/proc/self/ns/net", NULL), 0);
+        assert_string_not_equal(ns1, "");
+        ns1[strcspn(ns1, "\n")] = 0;
+        assert_string_not_equal(ns1, hostns);
+
+        o.network = true;
+        assert_int_equal(run(f, &o, &ns2, &err, "readlink", "/proc/self/ns/net", NULL), 0);
+        ns2[strcspn(ns2, "\n")] = 0;
+        assert_string_equal(ns2, hostns);
+}
+
+static void test_stdin(void **state) {
+        struct fixture *f = *state;
+        if (!can_run())
+                skip();
+        struct sandbox_opts o = base_opts();
+        struct mkm_err err = {};
+        _cleanup_free_ char *out = NULL, *big_out = NULL, *none = NULL;
+        o.stdin_data = "hello\nworld\n";
+        o.stdin_len = 12;
+        assert_int_equal(run(f, &o, &out, &err, "cat", NULL), 0);
+        assert_string_equal(out, "hello\nworld\n");
+
+        /* more than a pipe holds, to a reader that stops early: no SIGPIPE for us */
+        size_t len = 4u << 20;
+        _cleanup_free_ char *big = malloc(len);
+        memset(big, 'a', len);
+        o.stdin_data = big;
+        o.stdin_len = len;
+        assert_int_equal(run(f, &o, &big_out, &err, "head", "-c", "3", NULL), 0);
+        assert_string_equal(big_out, "aaa");
+
+        o.stdin_data = NULL;
+        o.stdin_len = 0;
+        assert_int_equal(run(f, &o, &none, &err, "cat", NULL), 0);
+        assert_string_equal(none, "");
+}
+
+/* Processes on the host whose command line is exactly argv (NUL-separated). */
+static int count_procs(const char *cmdline, size_t len) {
+        DIR *d = opendir("/proc");
+        assert_non_null(d);
+        int n = 0;
+        for (struct dirent *de; (de = readdir(d));) {
+                if (de->d_name[0] < '0' || de->d_name[0] > '9')
+                        continue;
+                char p[64], buf[256];
+                snprintf(p, sizeof p, "/proc/%s/cmdline", de->d_name);
+                int fd = open(p, O_RDONLY | O_CLOEXEC);
+                if (fd < 0)
+                        continue;
+                ssize_t r = read(fd, buf, sizeof buf);
+                close(fd);
+                if (r == (ssize_t)len && memcmp(buf, cmdline, len) == 0)
+                        n++;
+        }
+        closedir(d);
+        return n;
+}
+
+static void test_timeout_and_leftovers(void **state) {
+        struct fixture *f = *state;
+        if (!can_run())
+                skip();
+        struct sandbox_opts o = base_opts();
+        o.timeout_s = 1;
+        struct mkm_err err = {};
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        assert_int_equal(run(f, &o, NULL, &err, "sleep", "98761", NULL), -MKM_E_SCRIPT);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        assert_string_equal(err.msg, "'sleep 98761' timed out after 1 s");
+        assert_true(t1.tv_sec - t0.tv_sec < 5);
+        assert_int_equal(count_procs("sleep\00098761", 12), 0);
+
+        /* a background child of a killed shell dies with it */
+        assert_int_equal(run(f, &o, NULL, &err, "sh", "-c", "sleep 98762 & sleep 98763", NULL), -MKM_E_SCRIPT);
+        assert_int_equal(count_procs("sleep\00098762", 12), 0);
+        assert_int_equal(count_procs("sleep\00098763", 12), 0);
+
+        /* a command that closes its output still times out */
+        assert_int_equal(run(f, &o, NULL, &err, "sh", "-c", "exec >/dev/null 2>&1; sleep 98765", NULL), -MKM_E_SCRIPT);
+        assert_string_equal(err.msg, "'sh -c exec >/dev/null 2>&1; sleep 98765' timed out after 1 s");
+        assert_int_equal(count_procs("sleep\00098765", 12), 0);
+
+        /* ... and one of a shell that exits normally, even holding the output pipe */
+        o.timeout_s = 20;
+        _cleanup_free_ char *out = NULL;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        assert_int_equal(run(f, &o, &out, &err, "sh", "-c", "sleep 98764 & echo started", NULL), 0);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        assert_string_equal(out, "started\n");
+        assert_true(t1.tv_sec - t0.tv_sec < 5);
+        assert_int_equal(count_procs("sleep\00098764", 12), 0);
+}
+
+static char *read_mountinfo(void) {
+        char *s = NULL;
+        assert_int_equal(fs_read_file_at(AT_FDCWD, "/proc/self/mountinfo", 16u << 20, &s, NULL), 0);
+        return s;
+}
+
+static void test_no_traces(void **state) {
+        struct fixture *f = *state;
+        if (!can_run())
+                skip();
+        struct sandbox_opts o = base_opts();
+        struct mkm_err err = {};
+        _cleanup_free_ char *before = read_mountinfo(), *out = NULL;
+        assert_null(strstr(before, f->root));
+        assert_int_equal(run(f, &o, &out, &err, "sh", "-c",
+                             "echo x >/tmp/inside && echo y >/run/inside && mkdir /dev/shm/d && cat /tmp/inside /run/inside", NULL),
+                         0);
+        assert_string_equal(out, "x\ny\n");
+        _cleanup_free_ char *after = read_mountinfo();
+        assert_null(strstr(after, f->root));
+        assert_string_equal(before, after);
+        char p[256];
+        struct stat st;
+        snprintf(p, sizeof p, "%s/tmp/inside", f->root);
+        assert_int_equal(lstat(p, &st), -1);
+        snprintf(p, sizeof p, "%s/run/inside", f->root);
+        assert_int_equal(lstat(p, &st), -1);
+        snprintf(p, sizeof p, "%s/dev/shm", f->root);
+        assert_int_equal(lstat(p, &st), -1);
+        /* the mount points were created with Arch's modes, owned by root, and are empty */
+        static const struct {
+                const char *name;
+                mode_t mode;
+        } mps[] = { { "proc", 0555 }, { "dev", 0755 }, { "tmp", 01777 }, { "run", 0755 } };
+        for (size_t i = 0; i < 4; i++) {
+                snprintf(p, sizeof p, "%s/%s", f->root, mps[i].name);
+                assert_int_equal(lstat(p, &st), 0);
+                assert_true(S_ISDIR(st.st_mode));
+                assert_int_equal(st.st_mode & 07777, mps[i].mode);
+                assert_int_equal(st.st_uid, 0);
+                assert_int_equal(rmdir(p), 0); /* empty */
+        }
+}
+
+static void test_files(void **state) {
+        struct fixture *f = *state;
+        if (!can_run())
+                skip();
+        struct sandbox_opts o = base_opts();
+        struct sandbox_file files[] = { { .path = "/tmp/alpm_Ab12Cd/.INSTALL", .data = "post_install() { echo $1; }\n",
+                                          .len = 28 } };
+        o.files = files;
+        o.n_files = 1;
+        struct mkm_err err = {};
+        _cleanup_free_ char *out = NULL;
+        assert_int_equal(run(f, &o, &out, &err, "sh", "-c",
+                             ". /tmp/alpm_Ab12Cd/.INSTALL; post_install 1.0-1; stat -c '%a %n' /tmp/alpm_Ab12Cd "
+                             "/tmp/alpm_Ab12Cd/.INSTALL",
+                             NULL),
+                         0);
+        assert_string_equal(out, "1.0-1\n700 /tmp/alpm_Ab12Cd\n644 /tmp/alpm_Ab12Cd/.INSTALL\n");
+        char p[256];
+        snprintf(p, sizeof p, "%s/tmp/alpm_Ab12Cd", f->root);
+        assert_int_equal(access(p, F_OK), -1);
+
+        struct sandbox_file bad[] = { { .path = "/etc/passwd", .data = "x", .len = 1 } };
+        o.files = bad;
+        assert_int_equal(run(f, &o, NULL, &err, "true", NULL), -EINVAL);
+        assert_string_equal(err.msg, "sandbox: file '/etc/passwd' must be under /tmp/ or /run/");
+        struct sandbox_file dots[] = { { .path = "/tmp/../etc/passwd", .data = "x", .len = 1 } };
+        o.files = dots;
+        assert_int_equal(run(f, &o, NULL, &err, "true", NULL), -EINVAL);
+}
+
+static void test_missing_command(void **state) {
+        struct fixture *f = *state;
+        if (!can_run())
+                skip();
+        struct sandbox_opts o = base_opts();
+        struct mkm_err err = {};
+        assert_int_equal(run(f, &o, NULL, &err, "nosuchcmd", "arg", NULL), -ENOENT);
+        assert_string_equal(err.msg, "'nosuchcmd': command not found in the tree "
+                                     "(PATH=/usr/local/sbin:/usr/local/bin:/usr/bin:/usr/sbin:/bin:/sbin)");
+        assert_int_equal(run(f, &o, NULL, &err, "/usr/bin/nope", NULL), -ENOENT);
+        assert_string_equal(err.msg, "'/usr/bin/nope': no such file in the tree");
+        /* a host binary is not reachable through an absolute path */
+        assert_int_equal(run(f, &o, NULL, &err, "/usr/bin/env", NULL), -ENOENT);
+        /* not executable */
+        char p[256];
+        snprintf(p, sizeof p, "%s/bin/notexec", f->root);
+        int fd = open(p, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+        assert_true(fd >= 0);
+        close(fd);
+        assert_int_equal(run(f, &o, NULL, &err, "/bin/notexec", NULL), -EACCES);
+        assert_string_equal(err.msg, "sandbox: cannot execute '/bin/notexec': Permission denied");
+}
+
+static void test_hostile_mount_point(void **state) {
+        struct fixture *f = *state;
+        if (!can_run())
+                skip();
+        /* The tree's /run points "outside": it resolves inside the new root, never on the host. */
+        char host_dir[192], p[256];
+        snprintf(host_dir, sizeof host_dir, "%s/hostdir", f->top);
+        assert_int_equal(mkdir(host_dir, 0755), 0);
+        snprintf(p, sizeof p, "%s/run", f->root);
+        char target[256];
+        snprintf(target, sizeof target, "../../../../../..%s", host_dir);
+        assert_int_equal(symlink(target, p), 0);
+        struct sandbox_opts o = base_opts();
+        struct mkm_err err = {};
+        assert_int_equal(run(f, &o, NULL, &err, "true", NULL), -ENOENT);
+        assert_string_equal(err.msg, "sandbox: mounting /run: No such file or directory");
+        _cleanup_free_ char *mi = read_mountinfo();
+        assert_null(strstr(mi, host_dir));
+        assert_int_equal(rmdir(host_dir), 0);   /* still empty */
+}
+
+static void test_bad_args(void **state) {
+        struct fixture *f = *state;
+        struct mkm_err err = {};
+        char *argv[] = { "true", NULL };
+        assert_int_equal(sandbox_run(NULL, "relative", argv, NULL, NULL, &err), -EINVAL);
+        assert_string_equal(err.msg, "sandbox: needs an absolute root and a command");
+        char *empty[] = { NULL };
+        assert_int_equal(sandbox_run(NULL, f->root, empty, NULL, NULL, &err), -EINVAL);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test_setup_teardown(test_echo, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_exit_status, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_hostname_env_umask, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_pid_proc, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_dev, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_network, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_stdin, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_timeout_and_leftovers, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_no_traces, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_files, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_missing_command, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_hostile_mount_point, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_bad_args, setup, teardown),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
