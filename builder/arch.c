@@ -25,6 +25,7 @@
 #include "deploy.h"
 #include "extract.h"
 #include "fetch.h"
+#include "hooks.h"
 #include "lock.h"
 #include "recipe.h"
 #include "repo-alpm.h"
@@ -761,6 +762,18 @@ static int arch_run(struct build *b, struct mkm_err *reterr) {
                 r = plan_from_repos(&a, reterr);
                 if (r < 0)
                         goto out;
+        }
+        if (!b->plan_only) {
+                /* Warn now, not after the download, about what the hooks cannot make work. */
+                _cleanup_strv_free_ char **names = calloc(1, sizeof(char *));
+                if (!names) {
+                        r = -ENOMEM;
+                        goto out;
+                }
+                for (size_t i = 0; i < b->lock_out->n; i++)
+                        if ((r = strv_push(&names, b->lock_out->pkgs[i].name)) < 0)
+                                goto out;
+                (void)hooks_precheck(b->ctx, b->recipe, names);
         }
         /* Even `mkmachine lock` verifies: the lock names the keys that signed. */
         r = fetch_and_verify(&a, reterr);

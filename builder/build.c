@@ -12,6 +12,8 @@
 #include "cache.h"
 #include "ctx.h"
 #include "deploy.h"
+#include "hooks.h"
+#include "hostinfo.h"
 #include "lock.h"
 #include "normalize.h"
 #include "recipe.h"
@@ -175,6 +177,7 @@ static int write_state(struct build *b, const struct recipe *r, struct mkm_err *
 
 int build_machine(struct mkm_ctx *ctx, const char *recipe_path, struct build_result *ret, struct mkm_err *reterr) {
         struct build b = { .source_date_epoch = -1 };
+        struct host_files hf = {};
         _cleanup_(recipe_freep) struct recipe *r = NULL;
         int q = prepare(ctx, recipe_path, false, &r, &b, reterr);
         if (q < 0)
@@ -189,11 +192,20 @@ int build_machine(struct mkm_ctx *ctx, const char *recipe_path, struct build_res
         q = ops_for(r)->run(&b, reterr);
         if (q < 0)
                 goto out;
+        unsigned sdver = 0;
+        (void)hostinfo_systemd_version(ctx, &sdver);
+        q = hooks_apply(ctx, r, b.deploy->staging, b.deploy->root_fd, sdver, b.source_date_epoch, &hf, reterr);
+        if (q < 0)
+                goto out;
         q = normalize_clamp_mtimes(ctx, b.deploy->root_fd, b.source_date_epoch, reterr);
         if (q < 0)
                 goto out;
         mkm_emit(ctx, &(struct mkm_event){ .type = MKM_EV_STAGE, .text = "deploying" });
         q = deploy_swap(ctx, b.deploy, reterr);
+        if (q < 0)
+                goto out;
+        /* The host is told about the machine only once the tree is in place. */
+        q = hooks_write_host_files(ctx, r->name, &hf, reterr);
         if (q < 0)
                 goto out;
         bool written = false;
@@ -215,6 +227,7 @@ int build_machine(struct mkm_ctx *ctx, const char *recipe_path, struct build_res
                 q = -ENOMEM;
         }
 out:
+        host_files_done(&hf);
         build_done(&b);
         return q;
 }

@@ -1,0 +1,112 @@
+/* SPDX-License-Identifier: MIT */
+/* The built-in hooks of [Hooks] and [Network], and the host-side files they imply.
+ *
+ * In the tree (hooks_apply, after the distro scripts and before normalize), in this order:
+ *   1. Copy=                 files from beside the recipe, owners from the TREE's passwd/group
+ *   2. RootAuthorizedKeys=   appended to /root/.ssh/authorized_keys (0600, dirs 0700, root)
+ *   3. SSH host keys         etc/ssh/ssh_host_*key* deleted; generated at first boot by the
+ *                            distro's unit (Arch: sshdgenkeys.service, which sshd.service Wants=)
+ *                            or by mkmachine-ssh-keygen.service (Debian has none)
+ *   4. Fuse=yes              on systemd < 257: etc/tmpfiles.d/mkmachine-fuse.conf (char 10:229)
+ *   5. DockerStorageDriver=  etc/docker/daemon.json "storage-driver" (merged), docker.service
+ *   6. [Network] Address=    etc/systemd/network/50-mkmachine-IFACE.network, networkd enabled
+ *   7. EnableServices=       with the units above, one units_enable() call (Copy= may add units)
+ *   8. Run=                  each command in the sandbox (/bin/sh -c), in order
+ *   9. [Exec] PrivateUsers=BASE|pick: every uid/gid of the tree shifted by BASE (last, so that
+ *                            what Run= created is shifted too)
+ * On the host (hooks_write_host_files, after deploy_swap): NAME.nspawn, the
+ * systemd-nspawn@NAME.service.d/mkmachine.conf drop-in, modules-load.d/mkmachine-NAME.conf. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "hostinfo.h"
+
+struct mkm_ctx;
+struct mkm_err;
+struct recipe;
+
+/* Host-side file contents; NULL means "no such file" (a stale one is removed). */
+struct host_files {
+        char *nspawn;           /* HOST/etc/systemd/nspawn/NAME.nspawn */
+        char *dropin;           /* HOST/etc/systemd/system/systemd-nspawn@NAME.service.d/mkmachine.conf */
+        char *modules_load;     /* HOST/etc/modules-load.d/mkmachine-NAME.conf */
+};
+void host_files_done(struct host_files *hf);
+
+/* What the host-side output depends on besides the recipe. */
+struct hooks_host {
+        unsigned systemd_version;       /* 0 = unknown: emit what every version accepts */
+        enum hostinfo_cgroup cgroup;
+};
+
+/* The user namespace mapping the recipe asks for. */
+struct hooks_userns {
+        bool shift;             /* PrivateUsers=BASE[:RANGE] or pick: the tree is shifted at build time */
+        bool picked;            /* the base was chosen from the machine name (pick) */
+        uint32_t base;
+        uint32_t range;
+};
+
+#define HOOKS_USERNS_PICK_MIN 0x00080000u       /* systemd's UID_SHIFT_PICK_MIN */
+#define HOOKS_USERNS_PICK_MAX 0x6FFF0000u       /* systemd's UID_SHIFT_PICK_MAX */
+#define HOOKS_USERNS_RANGE 0x10000u
+
+/* The base PrivateUsers=pick resolves to: sha256 of the name, first 4 bytes big-endian, modulo the
+ * number of 64K slots in [PICK_MIN, PICK_MAX], as a slot start. Deterministic per name. */
+uint32_t hooks_userns_pick(const char *name);
+
+/* Read [Exec] PrivateUsers= (the effective value). yes/no/identity/managed/booleans: no shift.
+ * A bad value is -MKM_E_RECIPE "[Exec] PrivateUsers=: expected yes, no, pick, identity or
+ * UID[:RANGE] (UID + RANGE within 32 bits), got 'x'". */
+int hooks_userns(const struct recipe *r, struct hooks_userns *ret, struct mkm_err *reterr);
+
+/* Warnings before the build: `machinectl login` will fail (no D-Bus, no agetty, no systemd in
+ * package_names, the resolved package set; NULL skips these), a host kernel module the hooks
+ * need is not loaded, overlay2 over an overlayfs machines dir, Docker or OpenSSH hooks without
+ * the package. Emits mkm_warn() and returns how many warnings it emitted. */
+int hooks_precheck(struct mkm_ctx *ctx, const struct recipe *r, char *const *package_names);
+
+/* The host files for this recipe on this host (pure apart from warnings via ctx). */
+int hooks_host_files(struct mkm_ctx *ctx, const struct recipe *r, const struct hooks_host *host,
+                     struct host_files *ret, struct mkm_err *reterr);
+
+/* Run every hook on the staged tree (root: its absolute path, for the sandbox; rootfd: the same
+ * directory) and compute the host files. systemd_version as hostinfo_systemd_version() gives it.
+ * Files the hooks write get mtime source_date_epoch when >= 0. On failure the tree is left as
+ * it is (the caller throws the staging root away). */
+int hooks_apply(struct mkm_ctx *ctx, const struct recipe *r, const char *root, int rootfd, unsigned systemd_version,
+                int64_t source_date_epoch, struct host_files *ret, struct mkm_err *reterr);
+
+/* Write (atomically) or remove the host files of machine name under ctx->host_root. */
+int hooks_write_host_files(struct mkm_ctx *ctx, const char *name, const struct host_files *hf,
+                           struct mkm_err *reterr);
+
+/* ---- the single steps, exposed for tests; each works through rootfd (fs_open_in_root) ---- */
+
+int hooks_copy(struct mkm_ctx *ctx, const struct recipe *r, int rootfd, int64_t epoch, struct mkm_err *reterr);
+int hooks_authorized_keys(struct mkm_ctx *ctx, const struct recipe *r, int rootfd, int64_t epoch,
+                          struct mkm_err *reterr);
+/* Deletes host keys; *ret_unit is the unit to enable (NULL when the distro's unit does the job or
+ * the tree has no ssh-keygen). */
+int hooks_ssh_host_keys(struct mkm_ctx *ctx, int rootfd, int64_t epoch, const char **ret_unit, struct mkm_err *reterr);
+int hooks_fuse_tree(struct mkm_ctx *ctx, const struct recipe *r, int rootfd, unsigned systemd_version, int64_t epoch,
+                    struct mkm_err *reterr);
+int hooks_docker_tree(struct mkm_ctx *ctx, const struct recipe *r, int rootfd, int64_t epoch, struct mkm_err *reterr);
+/* *ret_iface: the interface the .network file matches (NULL when no Address=). */
+int hooks_network_tree(struct mkm_ctx *ctx, const struct recipe *r, int rootfd, int64_t epoch, char **ret_iface,
+                       struct mkm_err *reterr);
+/* Add base to every uid and gid under rootfd (the root included), keeping setuid/setgid bits and
+ * file capabilities (v2 and v3 caps come out as v3 with rootid base, as setcap inside the
+ * machine would store them). Hard links are shifted once. An id >= range is an error. */
+int hooks_shift_ownership(struct mkm_ctx *ctx, int rootfd, uint32_t base, uint32_t range, struct mkm_err *reterr);
+
+/* Set the top-level string member key of the JSON object text (NULL/empty text: a new object)
+ * and print the object canonically: members in their order (key replaced in place or appended),
+ * two-space indent, one member a line, nested values compact. -MKM_E_PARSE "not a JSON object
+ * (at byte N: why)" for anything else. Caller owns *ret. */
+int hooks_json_set_string(const char *text, size_t len, const char *key, const char *value, char **ret,
+                          struct mkm_err *reterr);

@@ -1,0 +1,216 @@
+/* SPDX-License-Identifier: MIT */
+/* Rendering NAME.nspawn from the recipe's pass-through settings and the hooks' additions. */
+#include "nspawn.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "recipe.h"
+#include "util/cleanup.h"
+#include "util/strv.h"
+
+static const char *const sections[] = { "Exec", "Files", "Network" };
+
+/* Keys whose assignments accumulate in systemd.nspawn(5) (config_parse_strv and friends in
+ * nspawn-gperf.gperf). Parameters= is a list too, but its words are a command line: repeated
+ * words are meaningful there, so it is never de-duplicated. */
+static const char *const list_keys[] = {
+        "Parameters", "Environment", "Capability", "DropCapability", "AmbientCapability", "SystemCallFilter",
+        "Bind", "BindReadOnly", "BindUser", "TemporaryFileSystem", "Inaccessible", "Overlay", "OverlayReadOnly",
+        "Interface", "MACVLAN", "IPVLAN", "VirtualEthernetExtra", "Port",
+};
+
+bool nspawn_key_is_list(const char *key) {
+        for (size_t i = 0; i < ELEMENTSOF(list_keys); i++)
+                if (strcmp(list_keys[i], key) == 0)
+                        return true;
+        return false;
+}
+
+int nspawn_additions_add(struct hook_nspawn_additions *a, enum nspawn_add_kind kind, const char *section,
+                         const char *key, const char *value, const char *alias, const char *why) {
+        struct nspawn_addition *n = mkm_reallocarray(a->items, a->n + 1, sizeof *n);
+        if (!n)
+                return -ENOMEM;
+        a->items = n;
+        struct nspawn_addition it = {
+                .kind = kind,
+                .section = strdup(section),
+                .key = strdup(key),
+                .value = strdup(value),
+                .alias = alias ? strdup(alias) : NULL,
+                .why = strdup(why ? why : "a hook"),
+        };
+        if (!it.section || !it.key || !it.value || (alias && !it.alias) || !it.why) {
+                free(it.section);
+                free(it.key);
+                free(it.value);
+                free(it.alias);
+                free(it.why);
+                return -ENOMEM;
+        }
+        a->items[a->n++] = it;
+        return 0;
+}
+
+void nspawn_additions_done(struct hook_nspawn_additions *a) {
+        if (!a)
+                return;
+        for (size_t i = 0; i < a->n; i++) {
+                free(a->items[i].section);
+                free(a->items[i].key);
+                free(a->items[i].value);
+                free(a->items[i].alias);
+                free(a->items[i].why);
+        }
+        free(a->items);
+        *a = (struct hook_nspawn_additions){};
+}
+
+const char *nspawn_recipe_value(const struct recipe *r, const char *section, const char *key) {
+        const char *v = NULL;
+        for (size_t i = 0; i < r->n_nspawn; i++) {
+                const struct recipe_nspawn_setting *s = &r->nspawn[i];
+                if (strcmp(s->section, section) == 0 && strcmp(s->key, key) == 0)
+                        v = s->value[0] ? s->value : NULL;
+        }
+        return v;
+}
+
+static int push_unique(char ***l, const char *v, bool dedupe) {
+        if (dedupe && strv_contains(*l, v))
+                return 0;
+        return strv_push(l, v);
+}
+
+/* Booleans compare by meaning (PrivateUsers=false is PrivateUsers=no; PrivateUsersOwnership=off
+ * is PrivateUsersChown=no), everything else as text. */
+static const char *bool_class(const char *v) {
+        static const char *const no[] = { "no", "false", "0", "off", "n" };
+        static const char *const yes[] = { "yes", "true", "1", "on", "y" };
+        for (size_t i = 0; i < ELEMENTSOF(no); i++)
+                if (strcasecmp(v, no[i]) == 0)
+                        return "no";
+        for (size_t i = 0; i < ELEMENTSOF(yes); i++)
+                if (strcasecmp(v, yes[i]) == 0)
+                        return "yes";
+        return v;
+}
+
+static bool same_value(const char *a, const char *b) {
+        return strcmp(bool_class(a), bool_class(b)) == 0;
+}
+
+static int warn(char ***warnings, const char *section, const char *key, const char *value,
+                const struct nspawn_addition *a) {
+        char *w = NULL;
+        if (asprintf(&w, "[%s] %s=%s from the recipe wins, but %s needs %s=%s", section, key, value, a->why, a->key,
+                     a->value) < 0)
+                return -ENOMEM;
+        if (strv_consume(warnings, w) < 0) {
+                free(w);
+                return -ENOMEM;
+        }
+        return 0;
+}
+
+/* The lines of one key, in output order. */
+static int key_values(const struct recipe *r, const struct hook_nspawn_additions *add, const char *section,
+                      const char *key, char ***ret, char ***warnings) {
+        _cleanup_strv_free_ char **vals = NULL;
+        int q;
+        if (nspawn_key_is_list(key)) {
+                bool dedupe = strcmp(key, "Parameters") != 0;
+                for (size_t i = 0; i < r->n_nspawn; i++) {
+                        const struct recipe_nspawn_setting *s = &r->nspawn[i];
+                        if (strcmp(s->section, section) != 0 || strcmp(s->key, key) != 0)
+                                continue;
+                        if (!s->value[0]) {
+                                vals = strv_free(vals);
+                                continue;
+                        }
+                        if ((q = push_unique(&vals, s->value, dedupe)) < 0)
+                                return q;
+                }
+                for (size_t i = 0; add && i < add->n; i++) {
+                        const struct nspawn_addition *a = &add->items[i];
+                        if (strcmp(a->section, section) == 0 && strcmp(a->key, key) == 0 &&
+                            (q = push_unique(&vals, a->value, dedupe)) < 0)
+                                return q;
+                }
+                *ret = TAKE_PTR(vals);
+                return 0;
+        }
+
+        const char *v = nspawn_recipe_value(r, section, key);
+        bool from_recipe = v;
+        for (size_t i = 0; add && i < add->n; i++) {
+                const struct nspawn_addition *a = &add->items[i];
+                if (strcmp(a->section, section) != 0 || strcmp(a->key, key) != 0)
+                        continue;
+                if (a->kind == NSPAWN_ADD_FORCE) {
+                        v = a->value;
+                        from_recipe = false;
+                        continue;
+                }
+                const char *alias_v = a->alias ? nspawn_recipe_value(r, section, a->alias) : NULL;
+                if (alias_v) {
+                        /* The recipe spelled the setting with its other name: that wins, and this
+                         * key is not added (the file would say the same thing twice). */
+                        if (!same_value(alias_v, a->value) && (q = warn(warnings, section, a->alias, alias_v, a)) < 0)
+                                return q;
+                        continue;
+                }
+                if (!v)
+                        v = a->value;   /* the first hook's default; later ones agree or lose */
+                else if (from_recipe && !same_value(v, a->value) && (q = warn(warnings, section, key, v, a)) < 0)
+                        return q;
+        }
+        if (v && (q = strv_push(&vals, v)) < 0)
+                return q;
+        *ret = TAKE_PTR(vals);
+        return 0;
+}
+
+int nspawn_render(const char *name, const struct recipe *r, const struct hook_nspawn_additions *add, char **ret,
+                  char ***ret_warnings) {
+        size_t nkeys;
+        const struct recipe_key *keys = recipe_known_keys(&nkeys);
+        _cleanup_strv_free_ char **warnings = NULL;
+        _cleanup_free_ char *text = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&text, &len);
+        if (!f)
+                return -ENOMEM;
+        int q = 0;
+        bool any = false;
+        fprintf(f, "# Generated by mkmachine for the machine '%s'. Edit its recipe and rebuild instead.\n", name);
+        for (size_t s = 0; s < ELEMENTSOF(sections) && q >= 0; s++) {
+                bool opened = false;
+                for (size_t k = 0; k < nkeys && q >= 0; k++) {
+                        if (!keys[k].nspawn || strcmp(keys[k].section, sections[s]) != 0)
+                                continue;
+                        _cleanup_strv_free_ char **vals = NULL;
+                        q = key_values(r, add, sections[s], keys[k].key, &vals, &warnings);
+                        for (char **v = vals; q >= 0 && v && *v; v++) {
+                                if (!opened) {
+                                        fprintf(f, "\n[%s]\n", sections[s]);
+                                        opened = true;
+                                }
+                                fprintf(f, "%s=%s\n", keys[k].key, *v);
+                                any = true;
+                        }
+                }
+        }
+        if (fclose(f) != 0 && q >= 0)
+                q = -ENOMEM;
+        if (q < 0)
+                return q;
+        *ret = any ? TAKE_PTR(text) : NULL;
+        if (ret_warnings)
+                *ret_warnings = TAKE_PTR(warnings);
+        return 0;
+}

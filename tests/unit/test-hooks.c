@@ -1,0 +1,845 @@
+/* SPDX-License-Identifier: MIT */
+/* Unit tests for builder/hooks and builder/hostinfo on temporary trees and a temporary host root:
+ * authorized keys (content, modes, owners, private keys refused), SSH host keys removed and made
+ * at first boot, the FUSE tmpfiles rule per systemd version, daemon.json merging (exact text and
+ * every refusal), Copy= (modes, owners from the tree's passwd/group, directories, symlinks, hostile
+ * destinations), the networkd file, the ownership shift (setuid bits, file capabilities, hard
+ * links, ranges), the host files (content, atomic replacement, stale removal), the precheck
+ * warnings and the whole hooks_apply() with units and Run= commands. */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/capability.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <dirent.h>
+
+#include <cmocka.h>
+
+#include "ctx.h"
+#include "hooks.h"
+#include "hostinfo.h"
+#include "recipe.h"
+#include "util/cleanup.h"
+#include "util/err.h"
+#include "util/fs.h"
+#include "util/strv.h"
+
+struct fixture {
+        char top[64];           /* holds root/ (the tree), host/ (the host root), src/ (beside the recipe) */
+        char root[128], host[128], src[128];
+        int rootfd;
+        char **warnings, **infos;
+        struct mkm_ctx ctx;
+};
+
+static void on_event(void *userdata, const struct mkm_event *ev) {
+        struct fixture *f = userdata;
+        if (ev->type != MKM_EV_LOG)
+                return;
+        if (ev->level == MKM_LOG_WARNING)
+                assert_int_equal(strv_push(&f->warnings, ev->text), 0);
+        else if (ev->level == MKM_LOG_INFO)
+                assert_int_equal(strv_push(&f->infos, ev->text), 0);
+}
+
+static int setup(void **state) {
+        struct fixture *f = calloc(1, sizeof *f);
+        strcpy(f->top, "/tmp/mkm-test-hooks.XXXXXX");
+        assert_non_null(mkdtemp(f->top));
+        snprintf(f->root, sizeof f->root, "%s/root", f->top);
+        snprintf(f->host, sizeof f->host, "%s/host", f->top);
+        snprintf(f->src, sizeof f->src, "%s/src", f->top);
+        assert_int_equal(mkdir(f->root, 0755), 0);
+        assert_int_equal(mkdir(f->host, 0755), 0);
+        assert_int_equal(mkdir(f->src, 0755), 0);
+        f->rootfd = open(f->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        assert_true(f->rootfd >= 0);
+        f->ctx = (struct mkm_ctx){ .host_root = f->host, .source_date_epoch = -1,
+                                   .events = { .fn = on_event, .userdata = f } };
+        *state = f;
+        return 0;
+}
+
+static int teardown(void **state) {
+        struct fixture *f = *state;
+        close(f->rootfd);
+        assert_int_equal(fs_rm_rf_at(AT_FDCWD, f->top), 0);
+        strv_free(f->warnings);
+        strv_free(f->infos);
+        free(f);
+        return 0;
+}
+
+/* Create dir/path (parents 0755) with content and mode. */
+static void mkfile(const char *dir, const char *path, const char *content, mode_t mode) {
+        _cleanup_free_ char *full = fs_path_join(dir, path);
+        _cleanup_free_ char *parent = strdup(full);
+        *strrchr(parent, '/') = 0;
+        assert_int_equal(fs_mkdir_p_at(AT_FDCWD, parent, 0755), 0);
+        assert_int_equal(fs_write_file_at(AT_FDCWD, full, content, strlen(content), mode), 0);
+}
+
+static char *slurp(const char *dir, const char *path) {
+        _cleanup_free_ char *full = fs_path_join(dir, path);
+        char *text = NULL;
+        int q = fs_read_file_at(AT_FDCWD, full, 1 << 20, &text, NULL);
+        if (q < 0)
+                return NULL;
+        return text;
+}
+
+static struct stat lstat_in(const char *dir, const char *path) {
+        _cleanup_free_ char *full = fs_path_join(dir, path);
+        struct stat st;
+        if (lstat(full, &st) < 0)
+                fail_msg("lstat %s: %m", full);
+        return st;
+}
+
+static bool exists_in(const char *dir, const char *path) {
+        _cleanup_free_ char *full = fs_path_join(dir, path);
+        struct stat st;
+        return lstat(full, &st) == 0;
+}
+
+static struct recipe *load(struct fixture *f, const char *body) {
+        _cleanup_free_ char *text = NULL, *name = NULL;
+        assert_true(asprintf(&text, "[Machine]\nName=web\n[Bootstrap]\nDistribution=arch\nArchitecture=x86_64\n%s", body) > 0);
+        assert_true(asprintf(&name, "%s/web.recipe", f->src) > 0);
+        struct mkm_err err = {};
+        struct recipe *r = NULL;
+        int q = recipe_load_buffer(text, strlen(text), name, &r, &err);
+        if (q < 0)
+                fail_msg("recipe: %s", err.msg);
+        return r;
+}
+
+static int count_entries(const char *dir) {
+        DIR *d = opendir(dir);
+        if (!d)
+                return -1;
+        int n = 0;
+        struct dirent *de;
+        while ((de = readdir(d)))
+                if (de->d_name[0] != '.' || (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")))
+                        n++;
+        closedir(d);
+        return n;
+}
+
+/* ---- RootAuthorizedKeys= ---------------------------------------------------------------- */
+
+static void test_authorized_keys(void **state) {
+        struct fixture *f = *state;
+        mkfile(f->src, "keys/admin.pub", "ssh-ed25519 AAAA admin@example\n", 0644);
+        mkfile(f->src, "keys/ops.pub", "ssh-rsa BBBB ops@example", 0644);       /* no final newline */
+        mkfile(f->root, "root/.ssh/authorized_keys", "ssh-ed25519 CCCC existing", 0644);
+        assert_int_equal(chmod(f->root, 0755), 0);
+        _cleanup_free_ char *root_ssh = fs_path_join(f->root, "root/.ssh");
+        assert_int_equal(chmod(root_ssh, 0755), 0);
+        _cleanup_(recipe_freep) struct recipe *r = load(f, "[Hooks]\nRootAuthorizedKeys=keys/admin.pub keys/ops.pub\n");
+        struct mkm_err err = {};
+        assert_int_equal(hooks_authorized_keys(&f->ctx, r, f->rootfd, 1700000000, &err), 0);
+        _cleanup_free_ char *ak = slurp(f->root, "root/.ssh/authorized_keys");
+        assert_string_equal(ak, "ssh-ed25519 CCCC existing\nssh-ed25519 AAAA admin@example\nssh-rsa BBBB ops@example\n");
+        struct stat st = lstat_in(f->root, "root/.ssh/authorized_keys");
+        assert_int_equal(st.st_mode & 07777, 0600);
+        assert_int_equal(st.st_uid, 0);
+        assert_int_equal(st.st_gid, 0);
+        assert_int_equal(st.st_mtime, 1700000000);
+        st = lstat_in(f->root, "root/.ssh");
+        assert_int_equal(st.st_mode & 07777, 0700);
+        assert_true(S_ISDIR(st.st_mode));
+}
+
+static void test_authorized_keys_fresh_and_private(void **state) {
+        struct fixture *f = *state;
+        mkfile(f->src, "keys/admin.pub", "ssh-ed25519 AAAA admin@example\n", 0644);
+        mkfile(f->src, "keys/id_ed25519", "-----BEGIN OPENSSH PRIVATE KEY-----\nxyz\n-----END OPENSSH PRIVATE KEY-----\n", 0600);
+        _cleanup_(recipe_freep) struct recipe *r = load(f, "[Hooks]\nRootAuthorizedKeys=keys/admin.pub\n");
+        struct mkm_err err = {};
+        assert_int_equal(hooks_authorized_keys(&f->ctx, r, f->rootfd, -1, &err), 0);
+        _cleanup_free_ char *ak = slurp(f->root, "root/.ssh/authorized_keys");
+        assert_string_equal(ak, "ssh-ed25519 AAAA admin@example\n");
+        assert_int_equal(lstat_in(f->root, "root").st_mode & 07777, 0700);
+
+        _cleanup_(recipe_freep) struct recipe *bad = load(f, "[Hooks]\nRootAuthorizedKeys=keys/id_ed25519\n");
+        assert_int_equal(hooks_authorized_keys(&f->ctx, bad, f->rootfd, -1, &err), -MKM_E_RECIPE);
+        _cleanup_free_ char *msg = NULL;
+        assert_true(asprintf(&msg, "[Hooks] RootAuthorizedKeys=%s/keys/id_ed25519: this is a private key; refusing to "
+                                   "copy it into the machine (name the .pub file)", f->src) > 0);
+        assert_string_equal(err.msg, msg);
+        /* Nothing was appended. */
+        _cleanup_free_ char *ak2 = slurp(f->root, "root/.ssh/authorized_keys");
+        assert_string_equal(ak2, "ssh-ed25519 AAAA admin@example\n");
+}
+
+static void test_authorized_keys_symlinked_ssh_dir(void **state) {
+        struct fixture *f = *state;
+        /* A hostile tree points /root/.ssh out of the root: the write stays inside. */
+        mkfile(f->src, "keys/admin.pub", "ssh-ed25519 AAAA admin@example\n", 0644);
+        _cleanup_free_ char *outside = fs_path_join(f->top, "outside");
+        assert_int_equal(mkdir(outside, 0755), 0);
+        _cleanup_free_ char *rootdir = fs_path_join(f->root, "root");
+        assert_int_equal(mkdir(rootdir, 0700), 0);
+        _cleanup_free_ char *link = fs_path_join(f->root, "root/.ssh");
+        assert_int_equal(symlink("../../../outside", link), 0);
+        _cleanup_(recipe_freep) struct recipe *r = load(f, "[Hooks]\nRootAuthorizedKeys=keys/admin.pub\n");
+        struct mkm_err err = {};
+        /* Inside the machine the link dangles (/outside does not exist there): refused. */
+        assert_int_equal(hooks_authorized_keys(&f->ctx, r, f->rootfd, -1, &err), -EEXIST);
+        assert_string_equal(err.msg, "[Hooks] RootAuthorizedKeys=: cannot create /root/.ssh: File exists");
+        assert_int_equal(count_entries(outside), 0);
+        /* Once /outside exists in the machine, the link leads there, never to the host's. */
+        _cleanup_free_ char *inside = fs_path_join(f->root, "outside");
+        assert_int_equal(mkdir(inside, 0755), 0);
+        assert_int_equal(hooks_authorized_keys(&f->ctx, r, f->rootfd, -1, &err), 0);
+        assert_int_equal(count_entries(outside), 0);
+        _cleanup_free_ char *ak = slurp(f->root, "outside/authorized_keys");
+        assert_string_equal(ak, "ssh-ed25519 AAAA admin@example\n");
+        assert_int_equal(lstat_in(f->root, "outside").st_mode & 07777, 0700);
+}
+
+/* ---- SSH host keys ------------------------------------------------------------------------ */
+
+static void test_ssh_host_keys(void **state) {
+        struct fixture *f = *state;
+        mkfile(f->root, "etc/ssh/ssh_host_ed25519_key", "secret", 0600);
+        mkfile(f->root, "etc/ssh/ssh_host_ed25519_key.pub", "pub", 0644);
+        mkfile(f->root, "etc/ssh/ssh_host_rsa_key", "secret", 0600);
+        mkfile(f->root, "etc/ssh/sshd_config", "PermitRootLogin prohibit-password\n", 0644);
+        mkfile(f->root, "usr/bin/ssh-keygen", "#!/bin/sh\n", 0755);
+        const char *unit = NULL;
+        struct mkm_err err = {};
+        assert_int_equal(hooks_ssh_host_keys(&f->ctx, f->rootfd, 1700000000, &unit, &err), 0);
+        assert_false(exists_in(f->root, "etc/ssh/ssh_host_ed25519_key"));
+        assert_false(exists_in(f->root, "etc/ssh/ssh_host_ed25519_key.pub"));
+        assert_false(exists_in(f->root, "etc/ssh/ssh_host_rsa_key"));
+        assert_true(exists_in(f->root, "etc/ssh/sshd_config"));
+        assert_non_null(unit);
+        assert_string_equal(unit, "mkmachine-ssh-keygen.service");
+        _cleanup_free_ char *text = slurp(f->root, "etc/systemd/system/mkmachine-ssh-keygen.service");
+        assert_non_null(text);
+        assert_non_null(strstr(text, "\nConditionPathExists=!/etc/ssh/ssh_host_ed25519_key\n"));
+        assert_non_null(strstr(text, "\nExecStart=/usr/bin/ssh-keygen -A\n"));
+        assert_non_null(strstr(text, "\nBefore=ssh.service sshd.service ssh.socket sshd.socket\n"));
+        assert_non_null(strstr(text, "\n[Install]\nWantedBy=multi-user.target\n"));
+
+        /* Arch: the distribution's own unit does it. */
+        mkfile(f->root, "usr/lib/systemd/system/sshdgenkeys.service", "[Unit]\nDescription=SSH Key Generation\n", 0644);
+        unit = "x";
+        assert_int_equal(hooks_ssh_host_keys(&f->ctx, f->rootfd, 1700000000, &unit, &err), 0);
+        assert_null(unit);
+}
+
+static void test_ssh_no_openssh(void **state) {
+        struct fixture *f = *state;
+        const char *unit = "x";
+        struct mkm_err err = {};
+        assert_int_equal(hooks_ssh_host_keys(&f->ctx, f->rootfd, -1, &unit, &err), 0);
+        assert_null(unit);
+        assert_false(exists_in(f->root, "etc/systemd/system/mkmachine-ssh-keygen.service"));
+}
+
+/* ---- Fuse= -------------------------------------------------------------------------------- */
+
+static void test_fuse_tree(void **state) {
+        struct fixture *f = *state;
+        _cleanup_(recipe_freep) struct recipe *r = load(f, "[Hooks]\nFuse=yes\n");
+        struct mkm_err err = {};
+        assert_int_equal(hooks_fuse_tree(&f->ctx, r, f->rootfd, 257, -1, &err), 0);
+        assert_false(exists_in(f->root, "etc/tmpfiles.d/mkmachine-fuse.conf"));
+        assert_int_equal(hooks_fuse_tree(&f->ctx, r, f->rootfd, 252, -1, &err), 0);
+        _cleanup_free_ char *t = slurp(f->root, "etc/tmpfiles.d/mkmachine-fuse.conf");
+        assert_string_equal(t, "# Generated by mkmachine (Fuse=yes): systemd-nspawn before v257 does not create /dev/fuse.\n"
+                               "c /dev/fuse 0666 root root - 10:229\n");
+        assert_int_equal(lstat_in(f->root, "etc/tmpfiles.d/mkmachine-fuse.conf").st_mode & 07777, 0644);
+}
+
+/* ---- daemon.json -------------------------------------------------------------------------- */
+
+static void json_ok(const char *in, const char *expect) {
+        _cleanup_free_ char *out = NULL;
+        struct mkm_err err = {};
+        int q = hooks_json_set_string(in, in ? strlen(in) : 0, "storage-driver", "overlay2", &out, &err);
+        if (q < 0)
+                fail_msg("'%s': %s", in, err.msg);
+        assert_string_equal(out, expect);
+}
+
+static void json_bad(const char *in, const char *msg) {
+        _cleanup_free_ char *out = NULL;
+        struct mkm_err err = {};
+        assert_int_equal(hooks_json_set_string(in, strlen(in), "storage-driver", "overlay2", &out, &err), -MKM_E_PARSE);
+        assert_string_equal(err.msg, msg);
+        assert_null(out);
+}
+
+static void test_json(void **state) {
+        (void)state;
+        json_ok(NULL, "{\n  \"storage-driver\": \"overlay2\"\n}\n");
+        json_ok(" \n", "{\n  \"storage-driver\": \"overlay2\"\n}\n");
+        json_ok("{}", "{\n  \"storage-driver\": \"overlay2\"\n}\n");
+        json_ok("{\"log-driver\":\"journald\",\"storage-driver\":\"vfs\",\"debug\":true}",
+                "{\n  \"log-driver\": \"journald\",\n  \"storage-driver\": \"overlay2\",\n  \"debug\": true\n}\n");
+        json_ok("{\n\t\"registry-mirrors\" : [ \"http://127.0.0.1:5000\" ,\"x\\\"y\\u00e9\" ],\n"
+                " \"log-opts\": {\"max-size\": \"10m\", \"n\": [-1.5e3, 0, null, false, {}, []]}\n}\n",
+                "{\n  \"registry-mirrors\": [\"http://127.0.0.1:5000\", \"x\\\"y\\u00e9\"],\n"
+                "  \"log-opts\": {\"max-size\": \"10m\", \"n\": [-1.5e3, 0, null, false, {}, []]},\n"
+                "  \"storage-driver\": \"overlay2\"\n}\n");
+        /* A repeated member: the last value, at the first one's place. */
+        json_ok("{\"a\": 1, \"b\": 2, \"a\": 3}", "{\n  \"a\": 3,\n  \"b\": 2,\n  \"storage-driver\": \"overlay2\"\n}\n");
+
+        json_bad("[]", "not a JSON object (at byte 0: expected '{')");
+        json_bad("{\"a\" 1}", "not a JSON object (at byte 5: expected ':')");
+        json_bad("{\"a\": 1,}", "not a JSON object (at byte 8: expected a string key)");
+        json_bad("{\"a\": 01}", "not a JSON object (at byte 6: expected a value)");
+        json_bad("{\"a\": tru}", "not a JSON object (at byte 6: expected a value)");
+        json_bad("{\"a\": \"x\\q\"}", "not a JSON object (at byte 9: bad escape)");
+        json_bad("{\"a\": \"x", "not a JSON object (at byte 8: unterminated string)");
+        json_bad("{\"a\": 1} x", "not a JSON object (at byte 9: trailing data after the object)");
+        json_bad("{\"a\": [1 2]}", "not a JSON object (at byte 9: expected ',' or ']')");
+        /* Nesting is capped. */
+        char deep[300];
+        memset(deep, '[', sizeof deep);
+        memcpy(deep, "{\"a\": ", 6);
+        deep[sizeof deep - 1] = 0;
+        json_bad(deep, "not a JSON object (at byte 70: nested too deeply)");
+}
+
+static void test_docker_tree(void **state) {
+        struct fixture *f = *state;
+        mkfile(f->root, "etc/docker/daemon.json", "{\"log-driver\": \"journald\"}", 0600);
+        _cleanup_(recipe_freep) struct recipe *r = load(f, "[Hooks]\nDockerStorageDriver=overlay2\n");
+        struct mkm_err err = {};
+        assert_int_equal(hooks_docker_tree(&f->ctx, r, f->rootfd, -1, &err), 0);
+        _cleanup_free_ char *t = slurp(f->root, "etc/docker/daemon.json");
+        assert_string_equal(t, "{\n  \"log-driver\": \"journald\",\n  \"storage-driver\": \"overlay2\"\n}\n");
+        assert_int_equal(lstat_in(f->root, "etc/docker/daemon.json").st_mode & 07777, 0644);
+
+        mkfile(f->root, "etc/docker/daemon.json", "{oops", 0644);
+        assert_int_equal(hooks_docker_tree(&f->ctx, r, f->rootfd, -1, &err), -MKM_E_PARSE);
+        assert_string_equal(err.msg, "[Hooks] DockerStorageDriver=: /etc/docker/daemon.json in the machine: not a JSON "
+                                     "object (at byte 1: expected a string key)");
+}
+
+/* ---- Copy= -------------------------------------------------------------------------------- */
+
+static void tree_users(struct fixture *f) {
+        mkfile(f->root, "etc/passwd",
+               "root:x:0:0::/root:/bin/bash\n"
+               "mastodon:x:991:990::/var/lib/mastodon:/usr/bin/nologin\n"
+               "broken line\n", 0644);
+        mkfile(f->root, "etc/group", "root:x:0:\nmastodon:x:990:\nwww:x:33:mastodon\n", 0644);
+}
+
+static void test_copy(void **state) {
+        struct fixture *f = *state;
+        tree_users(f);
+        mkfile(f->src, "files/motd", "hello\n", 0640);
+        mkfile(f->src, "files/app.conf", "x=1\n", 0644);
+        mkfile(f->src, "files/site/index.html", "<p>hi</p>\n", 0644);
+        mkfile(f->src, "files/site/bin/run", "#!/bin/sh\n", 04755);
+        _cleanup_free_ char *ln = fs_path_join(f->src, "files/site/current");
+        assert_int_equal(symlink("index.html", ln), 0);
+        /* usr/lib exists, lib is an absolute symlink to it (Arch): a legitimate destination. */
+        _cleanup_free_ char *usrlib = fs_path_join(f->root, "usr/lib");
+        assert_int_equal(fs_mkdir_p_at(AT_FDCWD, usrlib, 0755), 0);
+        _cleanup_free_ char *lib = fs_path_join(f->root, "lib");
+        assert_int_equal(symlink("/usr/lib", lib), 0);
+        /* A package's symlink the copy replaces rather than writes through. */
+        mkfile(f->root, "etc/target", "keep\n", 0644);
+        _cleanup_free_ char *motdlink = fs_path_join(f->root, "etc/motd");
+        assert_int_equal(symlink("target", motdlink), 0);
+
+        _cleanup_(recipe_freep) struct recipe *r = load(f,
+                "[Hooks]\n"
+                "Copy=files/motd:/etc/motd\n"
+                "Copy=files/app.conf:/etc/app/app.conf:0600:mastodon\n"
+                "Copy=files/app.conf:/etc/app/www.conf:0640:mastodon:www\n"
+                "Copy=files/app.conf:/etc/app/num.conf:0644:1234:55\n"
+                "Copy=files/site:/srv/site:0750:mastodon\n"
+                "Copy=files/app.conf:/lib/mkm/app.conf\n");
+        struct mkm_err err = {};
+        int q = hooks_copy(&f->ctx, r, f->rootfd, 1700000000, &err);
+        if (q < 0)
+                fail_msg("%s", err.msg);
+        struct stat st = lstat_in(f->root, "etc/motd");
+        assert_true(S_ISREG(st.st_mode));
+        assert_int_equal(st.st_mode & 07777, 0640);    /* the source's mode */
+        assert_int_equal(st.st_uid, 0);
+        assert_int_equal(st.st_mtime, 1700000000);
+        _cleanup_free_ char *motd = slurp(f->root, "etc/motd"), *target = slurp(f->root, "etc/target");
+        assert_string_equal(motd, "hello\n");
+        assert_string_equal(target, "keep\n");
+
+        st = lstat_in(f->root, "etc/app/app.conf");
+        assert_int_equal(st.st_mode & 07777, 0600);
+        assert_int_equal(st.st_uid, 991);
+        assert_int_equal(st.st_gid, 990);              /* the user's primary group in the tree */
+        st = lstat_in(f->root, "etc/app/www.conf");
+        assert_int_equal(st.st_uid, 991);
+        assert_int_equal(st.st_gid, 33);
+        st = lstat_in(f->root, "etc/app/num.conf");
+        assert_int_equal(st.st_uid, 1234);
+        assert_int_equal(st.st_gid, 55);
+        st = lstat_in(f->root, "etc/app");
+        assert_int_equal(st.st_mode & 07777, 0755);
+        assert_int_equal(st.st_uid, 0);
+
+        st = lstat_in(f->root, "srv/site");
+        assert_true(S_ISDIR(st.st_mode));
+        assert_int_equal(st.st_mode & 07777, 0750);
+        assert_int_equal(st.st_uid, 991);
+        st = lstat_in(f->root, "srv/site/bin/run");
+        assert_int_equal(st.st_mode & 07777, 04755);   /* kept, setuid included */
+        assert_int_equal(st.st_uid, 991);
+        assert_int_equal(st.st_gid, 990);
+        st = lstat_in(f->root, "srv/site/current");
+        assert_true(S_ISLNK(st.st_mode));
+        assert_int_equal(st.st_uid, 991);
+        char buf[64] = {};
+        _cleanup_free_ char *cur = fs_path_join(f->root, "srv/site/current");
+        assert_int_equal(readlink(cur, buf, sizeof buf - 1), 10);
+        assert_string_equal(buf, "index.html");
+        _cleanup_free_ char *html = slurp(f->root, "srv/site/index.html");
+        assert_string_equal(html, "<p>hi</p>\n");
+        /* Through the absolute symlink, inside the tree. */
+        _cleanup_free_ char *viaLib = slurp(f->root, "usr/lib/mkm/app.conf");
+        assert_string_equal(viaLib, "x=1\n");
+}
+
+static void copy_fails(struct fixture *f, const char *line, int code, const char *fmt) {
+        _cleanup_free_ char *body = NULL, *msg = NULL;
+        assert_true(asprintf(&body, "[Hooks]\nCopy=%s\n", line) > 0);
+        _cleanup_(recipe_freep) struct recipe *r = load(f, body);
+        struct mkm_err err = {};
+        assert_int_equal(hooks_copy(&f->ctx, r, f->rootfd, -1, &err), code);
+        /* fmt holds one "%s" for the source directory. */
+        const char *at = strstr(fmt, "%s");
+        assert_non_null(at);
+        assert_true(asprintf(&msg, "%.*s%s%s", (int)(at - fmt), fmt, f->src, at + 2) > 0);
+        assert_string_equal(err.msg, msg);
+}
+
+static void test_copy_refusals(void **state) {
+        struct fixture *f = *state;
+        tree_users(f);
+        mkfile(f->src, "files/a", "a\n", 0644);
+        _cleanup_free_ char *fifo = fs_path_join(f->src, "files/dir/fifo");
+        mkfile(f->src, "files/dir/ok", "ok\n", 0644);
+        assert_int_equal(mkfifo(fifo, 0644), 0);
+        /* etc/evil -> ../../../../outside: leads out of the root through "..". */
+        _cleanup_free_ char *etc = fs_path_join(f->root, "etc");
+        _cleanup_free_ char *evil = fs_path_join(f->root, "etc/evil");
+        assert_int_equal(symlink("../../../../outside", evil), 0);
+        mkfile(f->root, "var/dir/x", "", 0644);
+
+        copy_fails(f, "files/a:/etc/a:0644:nobody", -MKM_E_RECIPE,
+                   "[Hooks] Copy=%s/files/a:/etc/a: user 'nobody' does not exist in the machine's /etc/passwd");
+        copy_fails(f, "files/a:/etc/a:0644:mastodon:staff", -MKM_E_RECIPE,
+                   "[Hooks] Copy=%s/files/a:/etc/a: group 'staff' does not exist in the machine's /etc/group");
+        copy_fails(f, "files/a:/etc/evil/a", -MKM_E_UNSAFE_PATH,
+                   "[Hooks] Copy=%s/files/a:/etc/evil/a: the destination leads out of the machine through a symlink "
+                   "with '..'; refusing");
+        copy_fails(f, "files/missing:/etc/m", -MKM_E_RECIPE,
+                   "[Hooks] Copy=%s/files/missing:/etc/m: cannot open the source: No such file or directory");
+        copy_fails(f, "files/dir:/srv/dir", -MKM_E_RECIPE,
+                   "[Hooks] Copy=%s/files/dir:/srv/dir: 'fifo' is a device, FIFO or socket; only files, directories "
+                   "and symlinks are copied");
+        copy_fails(f, "files/a:/var/dir", -MKM_E_RECIPE, "[Hooks] Copy=%s/files/a:/var/dir: 'dir' is a directory in the machine");
+        copy_fails(f, "files/dir:/etc/passwd", -MKM_E_RECIPE,
+                   "[Hooks] Copy=%s/files/dir:/etc/passwd: 'passwd' exists in the machine and is not a directory");
+        copy_fails(f, "files/a:/", -MKM_E_RECIPE, "[Hooks] Copy=%s/files/a:/: only a directory can be copied onto /");
+        /* Nothing left the root. */
+        _cleanup_free_ char *outside = fs_path_join(f->top, "outside");
+        struct stat st;
+        assert_int_equal(lstat(outside, &st), -1);
+        (void)etc;
+}
+
+/* ---- [Network] ---------------------------------------------------------------------------- */
+
+static void test_network(void **state) {
+        struct fixture *f = *state;
+        _cleanup_(recipe_freep) struct recipe *r = load(f, "[Network]\nAddress=192.168.100.2/24 fd00::2/64\n"
+                                                          "Gateway=192.168.100.1 fd00::1\n");
+        _cleanup_free_ char *iface = NULL;
+        struct mkm_err err = {};
+        assert_int_equal(hooks_network_tree(&f->ctx, r, f->rootfd, 1700000000, &iface, &err), 0);
+        assert_string_equal(iface, "host0");
+        _cleanup_free_ char *t = slurp(f->root, "etc/systemd/network/50-mkmachine-host0.network");
+        assert_string_equal(t, "# Generated by mkmachine for the machine 'web'. Edit its recipe and rebuild instead.\n"
+                               "\n[Match]\nName=host0\n\n[Network]\n"
+                               "Address=192.168.100.2/24\nAddress=fd00::2/64\nGateway=192.168.100.1\nGateway=fd00::1\n");
+
+        _cleanup_(recipe_freep) struct recipe *extra = load(f, "[Network]\nVirtualEthernet=no\nVirtualEthernetExtra=vb-web:eth1\n"
+                                                              "Address=10.0.0.2/8\n");
+        _cleanup_free_ char *iface2 = NULL;
+        assert_int_equal(hooks_network_tree(&f->ctx, extra, f->rootfd, -1, &iface2, &err), 0);
+        assert_string_equal(iface2, "eth1");
+        _cleanup_free_ char *t2 = slurp(f->root, "etc/systemd/network/50-mkmachine-eth1.network");
+        assert_non_null(strstr(t2, "[Match]\nName=eth1\n\n[Network]\nAddress=10.0.0.2/8\n"));
+
+        _cleanup_(recipe_freep) struct recipe *none = load(f, "[Exec]\nBoot=yes\n");
+        _cleanup_free_ char *iface3 = NULL;
+        assert_int_equal(hooks_network_tree(&f->ctx, none, f->rootfd, -1, &iface3, &err), 0);
+        assert_null(iface3);
+}
+
+/* ---- ownership shift ---------------------------------------------------------------------- */
+
+#define BASE 524288u
+
+static void set_caps_v2(const char *path, uint32_t permitted) {
+        struct vfs_cap_data c = {};
+        c.magic_etc = htole32(VFS_CAP_REVISION_2 | VFS_CAP_FLAGS_EFFECTIVE);
+        c.data[0].permitted = htole32(permitted);
+        assert_int_equal(lsetxattr(path, "security.capability", &c, XATTR_CAPS_SZ_2, 0), 0);
+}
+
+static void test_shift(void **state) {
+        struct fixture *f = *state;
+        mkfile(f->root, "usr/bin/sudo", "x", 04755);
+        mkfile(f->root, "usr/bin/wall", "x", 02755);
+        mkfile(f->root, "usr/bin/ping", "x", 0755);
+        mkfile(f->root, "home/alice/notes", "x", 0600);
+        mkfile(f->root, "var/spool/mail", "x", 0660);
+        _cleanup_free_ char *notes = fs_path_join(f->root, "home/alice/notes"), *home = fs_path_join(f->root, "home/alice");
+        assert_int_equal(chown(notes, 1000, 1000), 0);
+        assert_int_equal(chown(home, 1000, 100), 0);
+        _cleanup_free_ char *wall = fs_path_join(f->root, "usr/bin/wall");
+        assert_int_equal(chown(wall, 0, 5), 0);
+        assert_int_equal(chmod(wall, 02755), 0);
+        _cleanup_free_ char *ping = fs_path_join(f->root, "usr/bin/ping");
+        set_caps_v2(ping, 1u << CAP_NET_RAW);
+        _cleanup_free_ char *hl = fs_path_join(f->root, "usr/bin/sudo-link");
+        _cleanup_free_ char *sudo = fs_path_join(f->root, "usr/bin/sudo");
+        assert_int_equal(link(sudo, hl), 0);
+        _cleanup_free_ char *sl = fs_path_join(f->root, "usr/bin/sh");
+        assert_int_equal(symlink("busybox", sl), 0);
+        assert_int_equal(lchown(sl, 0, 0), 0);
+
+        struct mkm_err err = {};
+        int q = hooks_shift_ownership(&f->ctx, f->rootfd, BASE, 65536, &err);
+        if (q < 0)
+                fail_msg("%s", err.msg);
+        struct stat st = lstat_in(f->root, "usr/bin/sudo");
+        assert_int_equal(st.st_uid, BASE);
+        assert_int_equal(st.st_gid, BASE);
+        assert_int_equal(st.st_mode & 07777, 04755);   /* setuid kept */
+        assert_int_equal(st.st_nlink, 2);              /* shifted once, through either name */
+        st = lstat_in(f->root, "usr/bin/wall");
+        assert_int_equal(st.st_gid, BASE + 5);
+        assert_int_equal(st.st_mode & 07777, 02755);   /* setgid kept */
+        st = lstat_in(f->root, "home/alice/notes");
+        assert_int_equal(st.st_uid, BASE + 1000);
+        assert_int_equal(st.st_gid, BASE + 1000);
+        assert_int_equal(st.st_mode & 07777, 0600);
+        st = lstat_in(f->root, "home/alice");
+        assert_int_equal(st.st_uid, BASE + 1000);
+        assert_int_equal(st.st_gid, BASE + 100);
+        st = lstat_in(f->root, "usr/bin/sh");
+        assert_true(S_ISLNK(st.st_mode));
+        assert_int_equal(st.st_uid, BASE);
+        st = lstat_in(f->root, "usr");
+        assert_int_equal(st.st_uid, BASE);
+        struct stat rst;
+        assert_int_equal(fstat(f->rootfd, &rst), 0);
+        assert_int_equal(rst.st_uid, BASE);
+        assert_int_equal(rst.st_gid, BASE);
+        assert_int_equal(rst.st_mode & 07777, 0755);
+
+        /* The capability survived, now a v3 one owned by the machine's root. */
+        struct vfs_ns_cap_data c = {};
+        ssize_t n = lgetxattr(ping, "security.capability", &c, sizeof c);
+        assert_int_equal(n, XATTR_CAPS_SZ_3);
+        assert_int_equal(le32toh(c.magic_etc) & VFS_CAP_REVISION_MASK, VFS_CAP_REVISION_3);
+        assert_int_equal(le32toh(c.magic_etc) & VFS_CAP_FLAGS_EFFECTIVE, VFS_CAP_FLAGS_EFFECTIVE);
+        assert_int_equal(le32toh(c.rootid), BASE);
+        assert_int_equal(le32toh(c.data[0].permitted), 1u << CAP_NET_RAW);
+}
+
+static void test_shift_out_of_range(void **state) {
+        struct fixture *f = *state;
+        mkfile(f->root, "srv/big", "x", 0644);
+        _cleanup_free_ char *big = fs_path_join(f->root, "srv/big");
+        assert_int_equal(chown(big, 70000, 0), 0);
+        struct mkm_err err = {};
+        assert_int_equal(hooks_shift_ownership(&f->ctx, f->rootfd, BASE, 65536, &err), -ERANGE);
+        assert_string_equal(err.msg, "cannot shift the ownership of 'big': 70000:0 is outside the 65536 IDs mapped into "
+                                     "the machine");
+}
+
+/* ---- host files --------------------------------------------------------------------------- */
+
+static void test_write_host_files(void **state) {
+        struct fixture *f = *state;
+        struct host_files hf = { .nspawn = (char *)"[Exec]\nBoot=yes\n", .dropin = (char *)"[Service]\nX=1\n",
+                                 .modules_load = (char *)"fuse\n" };
+        struct mkm_err err = {};
+        assert_int_equal(hooks_write_host_files(&f->ctx, "web", &hf, &err), 0);
+        _cleanup_free_ char *n = slurp(f->host, "etc/systemd/nspawn/web.nspawn");
+        _cleanup_free_ char *d = slurp(f->host, "etc/systemd/system/systemd-nspawn@web.service.d/mkmachine.conf");
+        _cleanup_free_ char *m = slurp(f->host, "etc/modules-load.d/mkmachine-web.conf");
+        assert_string_equal(n, "[Exec]\nBoot=yes\n");
+        assert_string_equal(d, "[Service]\nX=1\n");
+        assert_string_equal(m, "fuse\n");
+        assert_int_equal(lstat_in(f->host, "etc/systemd/nspawn/web.nspawn").st_mode & 07777, 0644);
+        assert_int_equal(strv_length(f->infos), 1);
+        assert_string_equal(f->infos[0], "the drop-in for systemd-nspawn@web.service changed: run 'systemctl "
+                                         "daemon-reload' before starting the machine");
+        /* No temporary files left beside them. */
+        _cleanup_free_ char *nd = fs_path_join(f->host, "etc/systemd/nspawn");
+        assert_int_equal(count_entries(nd), 1);
+
+        /* A rebuild with the same content changes nothing (the inode stays). */
+        ino_t ino = lstat_in(f->host, "etc/systemd/nspawn/web.nspawn").st_ino;
+        assert_int_equal(hooks_write_host_files(&f->ctx, "web", &hf, &err), 0);
+        assert_int_equal(lstat_in(f->host, "etc/systemd/nspawn/web.nspawn").st_ino, ino);
+        assert_int_equal(strv_length(f->infos), 1);
+
+        /* A new content replaces the file (a new inode: renamed over); stale files go away. */
+        struct hook_nspawn_out {
+                int dummy;
+        };
+        struct host_files hf2 = { .nspawn = (char *)"[Exec]\nBoot=no\n" };
+        mkfile(f->host, "etc/systemd/system/systemd-nspawn@other.service.d/mkmachine.conf", "keep", 0644);
+        assert_int_equal(hooks_write_host_files(&f->ctx, "web", &hf2, &err), 0);
+        _cleanup_free_ char *n2 = slurp(f->host, "etc/systemd/nspawn/web.nspawn");
+        assert_string_equal(n2, "[Exec]\nBoot=no\n");
+        assert_int_not_equal(lstat_in(f->host, "etc/systemd/nspawn/web.nspawn").st_ino, ino);
+        assert_false(exists_in(f->host, "etc/systemd/system/systemd-nspawn@web.service.d"));
+        assert_false(exists_in(f->host, "etc/modules-load.d/mkmachine-web.conf"));
+        assert_true(exists_in(f->host, "etc/systemd/system/systemd-nspawn@other.service.d/mkmachine.conf"));
+        assert_int_equal(strv_length(f->infos), 2);
+
+        /* Nothing at all: the .nspawn goes too. */
+        struct host_files empty = {};
+        assert_int_equal(hooks_write_host_files(&f->ctx, "web", &empty, &err), 0);
+        assert_false(exists_in(f->host, "etc/systemd/nspawn/web.nspawn"));
+
+        assert_int_equal(hooks_write_host_files(&f->ctx, "../x", &empty, &err), -EINVAL);
+        assert_string_equal(err.msg, "invalid machine name '../x'");
+}
+
+/* ---- hostinfo ----------------------------------------------------------------------------- */
+
+static void test_hostinfo(void **state) {
+        struct fixture *f = *state;
+        unsigned v = 1;
+        assert_int_equal(hostinfo_systemd_version(&f->ctx, &v), 0);
+        assert_int_equal(v, 0);
+        mkfile(f->host, "usr/lib/systemd/libsystemd-shared-247.so", "", 0644);
+        mkfile(f->host, "usr/lib/x86_64-linux-gnu/systemd/libsystemd-shared-252.so", "", 0644);
+        mkfile(f->host, "usr/lib/x86_64-linux-gnu/systemd/libsystemd-core-260.so", "", 0644);
+        assert_int_equal(hostinfo_systemd_version(&f->ctx, &v), 0);
+        assert_int_equal(v, 252);
+        f->ctx.systemd_version = 256;
+        assert_int_equal(hostinfo_systemd_version(&f->ctx, &v), 0);
+        assert_int_equal(v, 256);
+
+        /* Modules: cannot tell without /sys/module and /proc/modules. */
+        assert_int_equal(hostinfo_module_loaded(&f->ctx, "fuse"), -ENOENT);
+        _cleanup_free_ char *fuse = fs_path_join(f->host, "sys/module/fuse");
+        assert_int_equal(fs_mkdir_p_at(AT_FDCWD, fuse, 0755), 0);
+        assert_int_equal(hostinfo_module_loaded(&f->ctx, "fuse"), 1);
+        assert_int_equal(hostinfo_module_loaded(&f->ctx, "overlay"), 0);
+        mkfile(f->host, "proc/modules", "overlayfs_x 1 0 - Live 0x0\noverlay 151552 0 - Live 0x0\n", 0644);
+        assert_int_equal(hostinfo_module_loaded(&f->ctx, "overlay"), 1);
+        assert_int_equal(hostinfo_module_loaded(&f->ctx, "overlayfs"), 0);
+
+        assert_int_equal(hostinfo_cgroup_mode(&f->ctx), HOSTINFO_CGROUP_UNKNOWN);
+        long t = 0;
+        assert_int_equal(hostinfo_fs_type(&f->ctx, "var/lib/machines", &t), 0);
+        assert_int_not_equal(t, 0);
+}
+
+static void test_precheck(void **state) {
+        struct fixture *f = *state;
+        _cleanup_free_ char *fuse = fs_path_join(f->host, "sys/module/fuse");
+        assert_int_equal(fs_mkdir_p_at(AT_FDCWD, fuse, 0755), 0);
+        _cleanup_(recipe_freep) struct recipe *r = load(f, "[Hooks]\nFuse=yes\nDockerStorageDriver=overlay2\n"
+                                                          "RootAuthorizedKeys=keys/a.pub\n");
+        char *full[] = { (char *)"systemd", (char *)"dbus-broker-units", (char *)"util-linux", (char *)"docker",
+                         (char *)"openssh", NULL };
+        assert_int_equal(hooks_precheck(&f->ctx, r, full), 1);
+        assert_string_equal(f->warnings[0], "the host's kernel module 'overlay' is not loaded (DockerStorageDriver=overlay2 "
+                                            "needs it): it is listed in /etc/modules-load.d/mkmachine-web.conf for the "
+                                            "next boot; run 'modprobe overlay' to use the machine before");
+        f->warnings = strv_free(f->warnings);
+
+        char *bare[] = { (char *)"systemd", (char *)"bash", NULL };
+        assert_int_equal(hooks_precheck(&f->ctx, r, bare), 5);
+        assert_string_equal(f->warnings[0], "machinectl login will not work: the package set has no D-Bus, which machinectl "
+                                            "talks to inside the machine (add 'dbus' or 'dbus-broker' to Packages=)");
+        assert_string_equal(f->warnings[1], "machinectl login will not work: the package set has no agetty, which "
+                                            "container-getty@.service runs (add 'util-linux' to Packages=)");
+        assert_string_equal(f->warnings[2], "DockerStorageDriver=overlay2 is set but the package set has no Docker");
+        assert_string_equal(f->warnings[3], "RootAuthorizedKeys= is set but the package set has no OpenSSH server");
+        f->warnings = strv_free(f->warnings);
+
+        /* A shifted machine cannot open a 0600 /dev/fuse of the host. */
+        mkfile(f->host, "dev/fuse", "", 0600);
+        _cleanup_(recipe_freep) struct recipe *shifted = load(f, "[Hooks]\nFuse=yes\n[Exec]\nPrivateUsers=1048576\n");
+        assert_int_equal(hooks_precheck(&f->ctx, shifted, NULL), 1);
+        assert_string_equal(f->warnings[0], "Fuse=yes with PrivateUsers=1048576: the host's /dev/fuse is mode 0600, so the "
+                                            "machine's root (not the host's) cannot open it; make it 0666 on the host (as "
+                                            "udev does)");
+        f->warnings = strv_free(f->warnings);
+        _cleanup_free_ char *devfuse = fs_path_join(f->host, "dev/fuse");
+        assert_int_equal(chmod(devfuse, 0666), 0);
+        assert_int_equal(hooks_precheck(&f->ctx, shifted, NULL), 0);
+
+        char *nosystemd[] = { (char *)"busybox", NULL };
+        _cleanup_(recipe_freep) struct recipe *plain = load(f, "");
+        assert_int_equal(hooks_precheck(&f->ctx, plain, nosystemd), 1);
+        assert_string_equal(f->warnings[0], "machinectl login will not work: the package set has no systemd, so the "
+                                            "machine cannot boot (add 'systemd' to Packages=)");
+}
+
+/* ---- everything together ------------------------------------------------------------------ */
+
+static bool have_busybox(void) {
+        return access("/bin/busybox", X_OK) == 0;
+}
+
+static void copy_busybox(struct fixture *f) {
+        _cleanup_free_ char *bin = fs_path_join(f->root, "bin");
+        assert_int_equal(fs_mkdir_p_at(AT_FDCWD, bin, 0755), 0);
+        _cleanup_free_ char *sh = fs_path_join(f->root, "bin/sh");
+        int in = open("/bin/busybox", O_RDONLY | O_CLOEXEC);
+        assert_true(in >= 0);
+        int out = open(sh, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0755);
+        assert_true(out >= 0);
+        char buf[65536];
+        ssize_t n;
+        while ((n = read(in, buf, sizeof buf)) > 0)
+                assert_int_equal(write(out, buf, (size_t)n), n);
+        close(in);
+        close(out);
+}
+
+static void test_apply(void **state) {
+        struct fixture *f = *state;
+        if (!have_busybox())
+                skip();
+        copy_busybox(f);
+        tree_users(f);
+        mkfile(f->src, "keys/admin.pub", "ssh-ed25519 AAAA admin@example\n", 0644);
+        mkfile(f->src, "files/app.service", "[Service]\nExecStart=/bin/sh -c true\n[Install]\nWantedBy=multi-user.target\n", 0644);
+        mkfile(f->root, "usr/lib/systemd/system/docker.service", "[Service]\nExecStart=/usr/bin/dockerd\n"
+                                                                  "[Install]\nWantedBy=multi-user.target\n", 0644);
+        mkfile(f->root, "usr/lib/systemd/system/systemd-networkd.service", "[Service]\nExecStart=/x\n"
+                                                                            "[Install]\nWantedBy=multi-user.target\n", 0644);
+        mkfile(f->root, "usr/lib/systemd/system/multi-user.target", "[Unit]\n", 0644);
+        mkfile(f->root, "usr/bin/ssh-keygen", "#!/bin/sh\n", 0755);
+        mkfile(f->root, "etc/ssh/ssh_host_ed25519_key", "secret", 0600);
+        _cleanup_(recipe_freep) struct recipe *r = load(f,
+                "[Hooks]\n"
+                "EnableServices=app.service\n"
+                "Fuse=yes\n"
+                "DockerStorageDriver=overlay2\n"
+                "RootAuthorizedKeys=keys/admin.pub\n"
+                "Copy=files/app.service:/etc/systemd/system/app.service\n"
+                "Run=echo \"ran as $(id -u) on $(hostname)\" > /ran; ls /etc/systemd/system/multi-user.target.wants > /wants\n"
+                "[Exec]\n"
+                "PrivateUsers=pick\n"
+                "[Network]\n"
+                "Address=192.168.100.2/24\n");
+        _cleanup_(host_files_done) struct host_files hf = {};
+        struct mkm_err err = {};
+        int q = hooks_apply(&f->ctx, r, f->root, f->rootfd, 252, 1700000000, &hf, &err);
+        if (q == -EPERM || q == -ENOSYS) {
+                print_message("sandbox unavailable here: %s\n", err.msg);
+                skip();
+        }
+        if (q < 0)
+                fail_msg("hooks_apply: %d %s", q, err.msg);
+        uint32_t base = hooks_userns_pick("web");
+        _cleanup_free_ char *ran = slurp(f->root, "ran"), *wants = slurp(f->root, "wants");
+        assert_string_equal(ran, "ran as 0 on web\n");
+        assert_string_equal(wants, "app.service\ndocker.service\nmkmachine-ssh-keygen.service\nsystemd-networkd.service\n");
+        assert_false(exists_in(f->root, "etc/ssh/ssh_host_ed25519_key"));
+        assert_true(exists_in(f->root, "etc/tmpfiles.d/mkmachine-fuse.conf"));
+        assert_true(exists_in(f->root, "etc/docker/daemon.json"));
+        assert_true(exists_in(f->root, "etc/systemd/network/50-mkmachine-host0.network"));
+        /* Shifted last: what Run= wrote belongs to the machine's root too. */
+        assert_int_equal(lstat_in(f->root, "ran").st_uid, base);
+        assert_int_equal(lstat_in(f->root, "root/.ssh/authorized_keys").st_uid, base);
+        assert_int_equal(lstat_in(f->root, "root/.ssh/authorized_keys").st_mode & 07777, 0600);
+
+        _cleanup_free_ char *expect = NULL;
+        assert_true(asprintf(&expect,
+                             "# Generated by mkmachine for the machine 'web'. Edit its recipe and rebuild instead.\n"
+                             "\n[Exec]\nCapability=all\nPrivateUsers=%u\nSystemCallFilter=@keyring bpf\n"
+                             "\n[Files]\nBind=/dev/fuse\nPrivateUsersOwnership=off\n",
+                             (unsigned)base) > 0);
+        assert_string_equal(hf.nspawn, expect);
+        assert_string_equal(hf.dropin, "# Generated by mkmachine for the machine 'web'. Edit its recipe and rebuild instead.\n"
+                                       "\n[Service]\nDeviceAllow=/dev/fuse rwm\n");
+        assert_string_equal(hf.modules_load, "# Generated by mkmachine for the machine 'web'. Edit its recipe and rebuild "
+                                             "instead.\nfuse\noverlay\n");
+}
+
+static void test_apply_run_fails(void **state) {
+        struct fixture *f = *state;
+        if (!have_busybox())
+                skip();
+        copy_busybox(f);
+        _cleanup_(recipe_freep) struct recipe *r = load(f, "[Hooks]\nRun=true\nRun=echo boom; exit 3\nRun=touch /never\n");
+        _cleanup_(host_files_done) struct host_files hf = {};
+        struct mkm_err err = {};
+        int q = hooks_apply(&f->ctx, r, f->root, f->rootfd, 257, -1, &hf, &err);
+        if (q == -EPERM || q == -ENOSYS)
+                skip();
+        assert_int_equal(q, -MKM_E_SCRIPT);
+        assert_non_null(strstr(err.msg, "[Hooks] Run= (command 2 of 3): "));
+        assert_non_null(strstr(err.msg, "exited with status 3"));
+        assert_non_null(strstr(err.msg, "boom"));
+        assert_false(exists_in(f->root, "never"));
+        assert_null(hf.nspawn);
+}
+
+static void test_apply_unknown_unit(void **state) {
+        struct fixture *f = *state;
+        _cleanup_(recipe_freep) struct recipe *r = load(f, "[Hooks]\nDockerStorageDriver=overlay2\n");
+        _cleanup_(host_files_done) struct host_files hf = {};
+        struct mkm_err err = {};
+        assert_int_equal(hooks_apply(&f->ctx, r, f->root, f->rootfd, 257, -1, &hf, &err), -MKM_E_RECIPE);
+        assert_non_null(strstr(err.msg, "docker.service"));
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test_setup_teardown(test_authorized_keys, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_authorized_keys_fresh_and_private, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_authorized_keys_symlinked_ssh_dir, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_ssh_host_keys, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_ssh_no_openssh, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_fuse_tree, setup, teardown),
+                cmocka_unit_test(test_json),
+                cmocka_unit_test_setup_teardown(test_docker_tree, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_copy, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_copy_refusals, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_network, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_shift, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_shift_out_of_range, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_write_host_files, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_hostinfo, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_precheck, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_apply, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_apply_run_fails, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_apply_unknown_unit, setup, teardown),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
