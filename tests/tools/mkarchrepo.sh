@@ -308,6 +308,27 @@ newpkg hardlinks 1.0-1
 )
 buildpkg core
 
+# testsvc: a systemd unit with an [Install] section, for EnableServices=.
+newpkg testsvc 1.0-1
+(
+  mkdir -p "$S/usr/lib/systemd/system" "$S/usr/bin"
+  printf '#!/bin/sh\necho testsvc\n' >"$S/usr/bin/testsvc"
+  chmod 0755 "$S/usr/bin/testsvc"
+  printf '[Unit]\nDescription=mkmachine test service\n\n[Service]\nExecStart=/usr/bin/testsvc\n\n[Install]\nWantedBy=multi-user.target\nAlias=tsvc.service\n' \
+    >"$S/usr/lib/systemd/system/testsvc.service"
+)
+buildpkg core
+
+# docker: a stand-in with docker.service and a daemon.json the DockerStorageDriver= hook merges.
+newpkg docker 1:99.0-1
+(
+  mkdir -p "$S/usr/lib/systemd/system" "$S/etc/docker"
+  printf '[Unit]\nDescription=stand-in docker\n\n[Service]\nExecStart=/usr/bin/true\n\n[Install]\nWantedBy=multi-user.target\n' \
+    >"$S/usr/lib/systemd/system/docker.service"
+  printf '{\n  "log-driver": "journald"\n}\n' >"$S/etc/docker/daemon.json"
+)
+buildpkg core
+
 newpkg caps 1.0-1
 (
   mkdir -p "$S/usr/bin"
