@@ -405,39 +405,6 @@ static int hook_cmp(const void *a, const void *b) {
         return r;
 }
 
-static int read_fd(int fd, size_t max, char **ret, size_t *ret_len) {
-        size_t cap = 4096, len = 0;
-        _cleanup_free_ char *buf = malloc(cap + 1);
-        if (!buf)
-                return -ENOMEM;
-        for (;;) {
-                if (len == cap) {
-                        if (cap > max)
-                                return -EFBIG;
-                        cap *= 2;
-                        char *nb = realloc(buf, cap + 1);
-                        if (!nb)
-                                return -ENOMEM;
-                        buf = nb;
-                }
-                ssize_t n = read(fd, buf + len, cap - len);
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return negative_errno();
-                }
-                if (n == 0)
-                        break;
-                len += (size_t)n;
-                if (len > max)
-                        return -EFBIG;
-        }
-        buf[len] = 0;
-        *ret = TAKE_PTR(buf);
-        *ret_len = len;
-        return 0;
-}
-
 static bool have_hook(struct alpm_hook **l, size_t n, const char *name) {
         for (size_t i = 0; i < n; i++)
                 if (strcmp(l[i]->name, name) == 0)
@@ -483,7 +450,7 @@ static int read_hook_file(struct mkm_ctx *ctx, int rootfd, int dfd, const char *
         }
         if (!S_ISREG(st.st_mode))
                 return mkm_err_set(reterr, -EINVAL, "hook /%s: not a regular file", path);
-        int r = read_fd(fd, HOOK_FILE_MAX, ret_text, ret_len);
+        int r = fs_read_fd(fd, HOOK_FILE_MAX, ret_text, ret_len);
         if (r < 0)
                 return mkm_err_set(reterr, r, "error while reading hook /%s: %s", path,
                                    r == -EFBIG ? "larger than 1 MiB" : strerror(-r));

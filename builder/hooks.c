@@ -51,55 +51,6 @@ void host_files_done(struct host_files *hf) {
 
 /* ---- small helpers on the tree ---------------------------------------------------------- */
 
-static int read_fd_all(int fd, size_t max, char **ret, size_t *ret_len) {
-        size_t cap = 4096, len = 0;
-        _cleanup_free_ char *buf = malloc(cap + 1);
-        if (!buf)
-                return -ENOMEM;
-        for (;;) {
-                if (len == cap) {
-                        if (cap > max)
-                                return -EFBIG;
-                        cap *= 2;
-                        char *nb = realloc(buf, cap + 1);
-                        if (!nb)
-                                return -ENOMEM;
-                        buf = nb;
-                }
-                ssize_t n = read(fd, buf + len, cap - len);
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return negative_errno();
-                }
-                if (n == 0)
-                        break;
-                len += (size_t)n;
-                if (len > max)
-                        return -EFBIG;
-        }
-        buf[len] = 0;
-        if (ret_len)
-                *ret_len = len;
-        *ret = TAKE_PTR(buf);
-        return 0;
-}
-
-static int write_all(int fd, const void *data, size_t len) {
-        const char *p = data;
-        while (len > 0) {
-                ssize_t n = write(fd, p, len);
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return negative_errno();
-                }
-                p += n;
-                len -= (size_t)n;
-        }
-        return 0;
-}
-
 /* Read a regular file of the tree; -ENOENT if absent, -EINVAL if not a regular file. */
 static int read_in_root(int rootfd, const char *path, char **ret, size_t *ret_len) {
         _cleanup_close_ int fd = fs_open_in_root(rootfd, path, O_RDONLY | O_NOCTTY | O_NONBLOCK, 0, 0);
@@ -110,7 +61,7 @@ static int read_in_root(int rootfd, const char *path, char **ret, size_t *ret_le
                 return negative_errno();
         if (!S_ISREG(st.st_mode))
                 return -EINVAL;
-        return read_fd_all(fd, SMALL_FILE_MAX, ret, ret_len);
+        return fs_read_fd(fd, SMALL_FILE_MAX, ret, ret_len);
 }
 
 static void set_time(int fd, int64_t epoch) {
@@ -207,7 +158,7 @@ static int write_in_root(int rootfd, const char *path, const void *data, size_t 
         _cleanup_close_ int fd = openat(dfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
         if (fd < 0)
                 return negative_errno();
-        q = write_all(fd, data, len);
+        q = fs_write_all(fd, data, len);
         if (q < 0)
                 return q;
         if (fchown(fd, uid, gid) < 0 || fchmod(fd, mode) < 0)
@@ -709,7 +660,7 @@ static int copy_file(const struct copy_op *op, int srcfd, int dfd, const char *n
                 }
                 if (n == 0)
                         break;
-                q = write_all(fd, buf, (size_t)n);
+                q = fs_write_all(fd, buf, (size_t)n);
                 if (q < 0)
                         return copy_fail(op, q, "cannot write", name);
         }

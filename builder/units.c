@@ -630,40 +630,6 @@ static char *mfree_str(char *p) {
 }
 
 /* Read all of fd, at most max bytes (-EFBIG above), NUL-terminated. */
-static int read_fd(int fd, size_t max, char **ret, size_t *ret_len) {
-        size_t cap = 4096, len = 0;
-        _cleanup_free_ char *buf = malloc(cap + 1);
-        if (!buf)
-                return -ENOMEM;
-        for (;;) {
-                if (len == cap) {
-                        if (cap >= max)
-                                return -EFBIG;
-                        cap *= 2;
-                        char *nb = realloc(buf, cap + 1);
-                        if (!nb)
-                                return -ENOMEM;
-                        buf = nb;
-                }
-                ssize_t n = read(fd, buf + len, cap - len);
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return negative_errno();
-                }
-                if (n == 0)
-                        break;
-                len += (size_t)n;
-        }
-        if (len > max)
-                return -EFBIG;
-        buf[len] = 0;
-        if (ret_len)
-                *ret_len = len;
-        *ret = TAKE_PTR(buf);
-        return 0;
-}
-
 static int read_os_release(struct uctx *u, const char *key, char **ret) {
         static const char *const files[] = { "/etc/os-release", "/usr/lib/os-release" };
         for (size_t f = 0; f < ELEMENTSOF(files); f++) {
@@ -674,7 +640,7 @@ static int read_os_release(struct uctx *u, const char *key, char **ret) {
                         return fd;
                 }
                 _cleanup_free_ char *buf = NULL;
-                int r = read_fd(fd, 1u << 20, &buf, NULL);
+                int r = fs_read_fd(fd, 1u << 20, &buf, NULL);
                 if (r < 0)
                         return r;
                 size_t kl = strlen(key);
@@ -1130,7 +1096,7 @@ static int parse_unit_buffer(struct uctx *u, struct unit_info *info, const char 
 static int parse_unit_fd(struct uctx *u, struct unit_info *info, const char *file, int fd) {
         _cleanup_free_ char *buf = NULL;
         size_t len = 0;
-        int r = read_fd(fd, UNIT_FILE_MAX, &buf, &len);
+        int r = fs_read_fd(fd, UNIT_FILE_MAX, &buf, &len);
         if (r == -EFBIG)
                 return note(u, -MKM_E_PARSE, "%s: larger than %u bytes", file, UNIT_FILE_MAX);
         if (r < 0)

@@ -27,10 +27,7 @@ int fs_open_in_root(int rootfd, const char *path, int flags, mode_t mode, uint64
         return (int)fd;
 }
 
-int fs_read_file_at(int dirfd, const char *path, size_t max, char **ret, size_t *ret_len) {
-        _cleanup_close_ int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-        if (fd < 0)
-                return negative_errno();
+int fs_read_fd(int fd, size_t max, char **ret, size_t *ret_len) {
         size_t cap = 4096, len = 0;
         _cleanup_free_ char *buf = malloc(cap + 1);
         if (!buf)
@@ -64,7 +61,14 @@ int fs_read_file_at(int dirfd, const char *path, size_t max, char **ret, size_t 
         return 0;
 }
 
-static int write_all(int fd, const void *data, size_t len) {
+int fs_read_file_at(int dirfd, const char *path, size_t max, char **ret, size_t *ret_len) {
+        _cleanup_close_ int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0)
+                return negative_errno();
+        return fs_read_fd(fd, max, ret, ret_len);
+}
+
+int fs_write_all(int fd, const void *data, size_t len) {
         const char *p = data;
         while (len > 0) {
                 ssize_t n = write(fd, p, len);
@@ -83,7 +87,7 @@ int fs_write_file_at(int dirfd, const char *name, const void *data, size_t len, 
         _cleanup_close_ int fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, mode);
         if (fd < 0)
                 return negative_errno();
-        int r = write_all(fd, data, len);
+        int r = fs_write_all(fd, data, len);
         if (r < 0)
                 return r;
         if (fchmod(fd, mode) < 0)
@@ -120,7 +124,7 @@ int fs_write_atomic_at(int dirfd, const char *name, const void *data, size_t len
         }
         if (fd < 0)
                 return negative_errno();
-        r = write_all(fd, data, len);
+        r = fs_write_all(fd, data, len);
         if (r >= 0 && fchmod(fd, mode) < 0)
                 r = negative_errno();
         if (r >= 0 && fsync(fd) < 0)

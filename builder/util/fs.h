@@ -16,6 +16,12 @@ int fs_open_in_root(int rootfd, const char *path, int flags, mode_t mode, uint64
  * Caller owns *ret. dirfd may be AT_FDCWD. */
 int fs_read_file_at(int dirfd, const char *path, size_t max, char **ret, size_t *ret_len);
 
+/* Read fd to EOF into a NUL-terminated buffer; -EFBIG as soon as it exceeds max bytes. */
+int fs_read_fd(int fd, size_t max, char **ret, size_t *ret_len);
+
+/* write() all of data, retrying on EINTR and short writes. */
+int fs_write_all(int fd, const void *data, size_t len);
+
 /* Write data to dirfd/name atomically: a temporary file beside it, fsync, rename, fsync dir.
  * Readers see the old content or the new one, never a part. */
 int fs_write_atomic_at(int dirfd, const char *name, const void *data, size_t len, mode_t mode);
