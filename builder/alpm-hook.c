@@ -630,7 +630,11 @@ int alpm_hooks_run(struct mkm_ctx *ctx, const char *root, int rootfd, enum alpm_
                 }
                 _cleanup_free_ char *in = NULL;
                 struct sandbox_opts o = base ? *base : (struct sandbox_opts){ .source_date_epoch = -1 };
-                o.network = h->allow_net;
+                /* Never from the tree: a hook is package content, and the host's network namespace
+                 * is not the package's to ask for. NetworkAccess= is parsed and ignored. */
+                o.network = false;
+                if (h->allow_net)
+                        mkm_debug(ctx, "hook %s asks for network access; ignoring (hooks run without network)", h->name ? h->name : "?");
                 o.stdin_data = NULL;
                 o.stdin_len = 0;
                 if (h->needs_targets) {

@@ -32,6 +32,14 @@ bool deploy_name_is_valid(const char *name) {
         return true;
 }
 
+static bool is_mkdtemp_suffix(const char *s) {
+        size_t n = 0;
+        for (; s[n]; n++)
+                if (!((s[n] >= 'a' && s[n] <= 'z') || (s[n] >= 'A' && s[n] <= 'Z') || (s[n] >= '0' && s[n] <= '9')))
+                        return false;
+        return n == 6;
+}
+
 static int remove_stale(struct mkm_ctx *ctx, struct deploy *d) {
         _cleanup_free_ char *prefix = NULL;
         if (asprintf(&prefix, ".#%s.", d->name) < 0)
@@ -47,7 +55,9 @@ static int remove_stale(struct mkm_ctx *ctx, struct deploy *d) {
         struct dirent *de;
         size_t pl = strlen(prefix);
         while ((de = readdir(dir))) {
-                if (strncmp(de->d_name, prefix, pl) != 0 || strcmp(de->d_name + pl, "prev") == 0)
+                /* Exactly ".#NAME." + mkdtemp's six characters: "foo" must never match the trees
+                 * of "foo.bar" (".#foo.bar.prev", ".#foo.bar.Ab12Cd"). */
+                if (strncmp(de->d_name, prefix, pl) != 0 || !is_mkdtemp_suffix(de->d_name + pl))
                         continue;
                 /* We hold the build lock of NAME: nobody else is writing there. */
                 mkm_debug(ctx, "removing stale staging tree %s/%s", d->machines_dir, de->d_name);

@@ -42,9 +42,14 @@ static void test_lifecycle(void **state) {
         char p[512];
 
         /* A stale staging tree from a killed build is removed once we hold the lock. */
-        snprintf(p, sizeof p, "%s/var/lib/machines/.#m.stale1/usr", host);
+        snprintf(p, sizeof p, "%s/var/lib/machines/.#m.stale1/usr", host);   /* mkdtemp-like: 6 chars */
         assert_int_equal(fs_mkdir_p_at(AT_FDCWD, p, 0755), 0);
         snprintf(p, sizeof p, "%s/var/lib/machines/.#other.stale", host);
+        assert_int_equal(fs_mkdir_p_at(AT_FDCWD, p, 0755), 0);
+        /* "m.bar" is another machine: its rollback and its build in progress are not ours. */
+        snprintf(p, sizeof p, "%s/var/lib/machines/.#m.bar.prev", host);
+        assert_int_equal(fs_mkdir_p_at(AT_FDCWD, p, 0755), 0);
+        snprintf(p, sizeof p, "%s/var/lib/machines/.#m.bar.Ab12Cd", host);
         assert_int_equal(fs_mkdir_p_at(AT_FDCWD, p, 0755), 0);
 
         struct deploy *d = NULL;
@@ -53,6 +58,10 @@ static void test_lifecycle(void **state) {
         assert_int_equal(access(p, F_OK), -1);
         snprintf(p, sizeof p, "%s/var/lib/machines/.#other.stale", host);
         assert_int_equal(access(p, F_OK), 0);   /* another machine's: not ours to touch */
+        snprintf(p, sizeof p, "%s/var/lib/machines/.#m.bar.prev", host);
+        assert_int_equal(access(p, F_OK), 0);
+        snprintf(p, sizeof p, "%s/var/lib/machines/.#m.bar.Ab12Cd", host);
+        assert_int_equal(access(p, F_OK), 0);
 
         /* A second build of the same machine is refused while the first holds the lock. */
         pid_t pid = fork();
