@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/capability.h>
 #include <linux/sched.h>
 #include <net/if.h>
 #include <poll.h>
@@ -63,6 +64,7 @@ enum step {
         ST_FILES,
         ST_HOSTNAME,
         ST_CWD,
+        ST_HARDEN,
         ST_STDIO,
         ST_EXEC,
         _ST_MAX,
@@ -87,6 +89,7 @@ static const char *const step_names[_ST_MAX] = {
         [ST_FILES] = "writing files into the sandbox",
         [ST_HOSTNAME] = "sethostname",
         [ST_CWD] = "changing to the working directory",
+        [ST_HARDEN] = "dropping privileges",
         [ST_STDIO] = "setting up stdin/stdout/stderr",
         [ST_EXEC] = "execve",
 };
@@ -177,6 +180,59 @@ static void loopback_up(void) {
         (void)close(s);
 }
 
+/* What a package's scripts may do as root in the tree, and nothing more. Package code is not the
+ * host's: without CAP_SYS_ADMIN it cannot mount or write host-wide /proc/sys knobs (the mounts
+ * below are read-only anyway), without CAP_MKNOD it cannot reach host disks through a device
+ * node, without CAP_SYS_MODULE/SYS_RAWIO/SYS_TIME/SYS_BOOT/NET_ADMIN/DAC_READ_SEARCH
+ * (open_by_handle_at) it cannot load modules, poke memory, set the clock, reboot, reconfigure
+ * the host's network or escape the root by file handle. The kept set is what installing needs
+ * (ownership, modes, set-id bits, file capabilities, chroot). */
+static const int kept_caps[] = {
+        CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_FOWNER, CAP_FSETID, CAP_KILL, CAP_SETGID, CAP_SETUID,
+        CAP_SETPCAP, CAP_NET_BIND_SERVICE, CAP_NET_BROADCAST, CAP_IPC_LOCK, CAP_IPC_OWNER,
+        CAP_SYS_CHROOT, CAP_SYS_NICE, CAP_SYS_RESOURCE, CAP_LEASE, CAP_AUDIT_WRITE, CAP_SETFCAP,
+};
+
+static int make_readonly(const char *path) {
+        if (mount(path, path, NULL, MS_BIND | MS_REC, NULL) < 0)
+                return errno == ENOENT ? 0 : -1;
+        return mount(NULL, path, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+}
+
+static int drop_privileges(void) {
+        /* Kernel knobs are host-wide: read-only, as systemd-nspawn mounts them. */
+        static const char *const ro[] = { "/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus", "/proc/fs" };
+        for (size_t i = 0; i < sizeof ro / sizeof ro[0]; i++)
+                if (make_readonly(ro[i]) < 0)
+                        return -1;
+        uint64_t keep = 0;
+        for (size_t i = 0; i < sizeof kept_caps / sizeof kept_caps[0]; i++)
+                keep |= UINT64_C(1) << kept_caps[i];
+        for (int cap = 0; cap <= 63; cap++) {
+                if (keep & (UINT64_C(1) << cap))
+                        continue;
+                if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL)
+                        return -1;
+        }
+        /* Also from the current sets, so nothing before execve keeps them either (never more
+         * than we hold: a container may already lack some of the kept ones). */
+        struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
+        struct __user_cap_data_struct d[2] = {};
+        if (syscall(SYS_capget, &h, d) < 0)
+                return -1;
+        for (int i = 0; i < 2; i++) {
+                uint32_t k = (uint32_t)(keep >> (32 * i));
+                d[i].permitted &= k;
+                d[i].effective &= k;
+                d[i].inheritable = 0;
+        }
+        if (syscall(SYS_capset, &h, d) < 0)
+                return -1;
+        (void)prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+        /* No set-id or file-capability binary can hand back what was dropped. */
+        return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+}
+
 static _Noreturn void child_main(const struct child_args *a) {
         const struct sandbox_opts *o = a->opts;
 
@@ -247,6 +303,8 @@ static _Noreturn void child_main(const struct child_args *a) {
                 for (int fd = 3; fd < 65536; fd++)
                         (void)fcntl(fd, F_SETFD, FD_CLOEXEC);
         }
+
+        CHECK(a, ST_HARDEN, drop_privileges());
 
         /* Signals as a fresh process has them. */
         struct sigaction sa = { .sa_handler = SIG_DFL };

@@ -441,6 +441,49 @@ static void test_hostile_mount_point(void **state) {
         assert_int_equal(rmdir(host_dir), 0);   /* still empty */
 }
 
+/* Package code runs as root in the tree, not as root of the host. */
+static void test_privileges_dropped(void **state) {
+        struct fixture *f = *state;
+        if (!can_run())
+                skip();
+        struct sandbox_opts o = base_opts();
+        struct mkm_err err = {};
+        _cleanup_free_ char *out = NULL;
+        assert_int_equal(run(f, &o, &out, &err, "sh", "-c",
+                             "grep -E '^Cap(Eff|Bnd)|^NoNewPrivs' /proc/self/status;"
+                             "echo x > /proc/sys/kernel/core_pattern 2>/dev/null && echo core_pattern-written;"
+                             "echo x > /proc/sysrq-trigger 2>/dev/null && echo sysrq-written;"
+                             "mknod /blk b 7 0 2>/dev/null && echo mknod-ok;"
+                             "mount -t tmpfs none /tmp 2>/dev/null && echo mount-ok;"
+                             "hostname evil 2>/dev/null && echo hostname-ok;"
+                             "touch /owned && chown 12:34 /owned && chmod 4755 /owned && stat -c '%u:%g %a' /owned",
+                             NULL),
+                         0);
+        print_message("%s", out);
+        /* CHOWN DAC_OVERRIDE FOWNER FSETID KILL SETGID SETUID SETPCAP NET_BIND_SERVICE NET_BROADCAST
+         * IPC_LOCK IPC_OWNER SYS_CHROOT SYS_NICE SYS_RESOURCE LEASE AUDIT_WRITE SETFCAP, as far as
+         * this (possibly containerised) host grants them at all. */
+        unsigned long long host_bnd = 0;
+        _cleanup_free_ char *status = NULL;
+        assert_int_equal(fs_read_file_at(AT_FDCWD, "/proc/self/status", 1u << 20, &status, NULL), 0);
+        const char *b = strstr(status, "CapBnd:\t");
+        assert_non_null(b);
+        host_bnd = strtoull(b + 8, NULL, 16);
+        char want[64];
+        snprintf(want, sizeof want, "CapEff:\t%016llx\n", host_bnd & 0xb184cdfbULL);
+        assert_non_null(strstr(out, want));
+        snprintf(want, sizeof want, "CapBnd:\t%016llx\n", host_bnd & 0xb184cdfbULL);
+        assert_non_null(strstr(out, want));
+        assert_non_null(strstr(out, "NoNewPrivs:\t1\n"));
+        assert_null(strstr(out, "core_pattern-written"));
+        assert_null(strstr(out, "sysrq-written"));
+        assert_null(strstr(out, "mknod-ok"));
+        assert_null(strstr(out, "mount-ok"));
+        assert_null(strstr(out, "hostname-ok"));
+        /* What installing needs still works. */
+        assert_non_null(strstr(out, "12:34 4755\n"));
+}
+
 static void test_bad_args(void **state) {
         struct fixture *f = *state;
         struct mkm_err err = {};
@@ -465,6 +508,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_files, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_missing_command, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_hostile_mount_point, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_privileges_dropped, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_bad_args, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
