@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -498,6 +499,116 @@ static int plan_from_repos(struct arch *a, struct mkm_err *reterr) {
         return 0;
 }
 
+/* Signature checks, each a gpg run over the whole package, run on a few threads, each with its
+ * own handle on the one prepared keyring. Results are reported in install order. */
+struct verify_job {
+        struct arch *a;
+        pthread_mutex_t lock;
+        size_t next;
+        int *results;
+        struct mkm_err *errs;
+        char (*fprs)[VERIFY_FPR_MAX];
+        unsigned done;
+};
+
+static int verify_one(struct arch *a, struct verify_keyring *k, size_t i, char *ret_fpr, struct mkm_err *reterr) {
+        struct lock_pkg *p = &a->b->lock_out->pkgs[i];
+        _cleanup_free_ char *sig = NULL;
+        size_t siglen = 0;
+        int r = read_cached(a, p->sig_sha256, VERIFY_MAX_SIG, &sig, &siglen);
+        if (r < 0)
+                return mkm_err_set(reterr, r, "%s: signature not in the cache: %s", p->name, strerror(-r));
+        _cleanup_close_ int fd = -EBADF;
+        r = cache_open_fd(a->b->cache, p->sha256, &fd);
+        if (r < 0)
+                return mkm_err_set(reterr, r, "%s: package not in the cache: %s", p->name, strerror(-r));
+        struct verify_result vr;
+        r = verify_detached_fd(k, fd, sig, siglen, &vr, reterr);
+        if (r < 0)
+                return mkm_err_prefix(reterr, r, "%s-%s (%s)", p->name, p->version, p->filename);
+        memcpy(ret_fpr, vr.fingerprint, VERIFY_FPR_MAX);
+        return 0;
+}
+
+static void *verify_worker(void *userdata) {
+        struct verify_job *j = userdata;
+        struct verify_keyring *k = NULL;
+        int cr = verify_keyring_clone(j->a->keyring, &k);
+        for (;;) {
+                pthread_mutex_lock(&j->lock);
+                size_t i = j->next++;
+                pthread_mutex_unlock(&j->lock);
+                if (i >= j->a->b->lock_out->n)
+                        break;
+                j->results[i] = cr < 0 ? cr : verify_one(j->a, k, i, j->fprs[i], &j->errs[i]);
+                pthread_mutex_lock(&j->lock);
+                j->done++;
+                pthread_mutex_unlock(&j->lock);
+        }
+        verify_keyring_free(k);
+        return NULL;
+}
+
+static int verify_all(struct arch *a, struct mkm_err *reterr) {
+        size_t n = a->b->lock_out->n;
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        size_t nthreads = cpus > 0 ? (size_t)cpus + 1 : 2;
+        if (nthreads > n)
+                nthreads = n;
+        if (nthreads > 16)
+                nthreads = 16;
+        struct verify_job j = { .a = a };
+        j.results = calloc(n ? n : 1, sizeof *j.results);
+        j.errs = calloc(n ? n : 1, sizeof *j.errs);
+        j.fprs = calloc(n ? n : 1, sizeof *j.fprs);
+        pthread_t *th = calloc(nthreads ? nthreads : 1, sizeof *th);
+        int r = 0;
+        if (!j.results || !j.errs || !j.fprs || !th || pthread_mutex_init(&j.lock, NULL) != 0) {
+                r = -ENOMEM;
+                goto out;
+        }
+        size_t started = 0;
+        for (; started < nthreads; started++)
+                if (pthread_create(&th[started], NULL, verify_worker, &j) != 0)
+                        break;
+        if (started == 0 && n > 0)
+                verify_worker(&j);      /* no thread could start: do it here */
+        for (;;) {
+                pthread_mutex_lock(&j.lock);
+                unsigned done = j.done;
+                pthread_mutex_unlock(&j.lock);
+                mkm_emit(a->b->ctx, &(struct mkm_event){ .type = MKM_EV_PROGRESS, .text = "verifying", .n = done,
+                                                         .count = (unsigned)n });
+                if (done >= n)
+                        break;
+                struct timespec ts = { .tv_nsec = 50 * 1000 * 1000 };
+                (void)nanosleep(&ts, NULL);
+        }
+        for (size_t t = 0; t < started; t++)
+                pthread_join(th[t], NULL);
+        pthread_mutex_destroy(&j.lock);
+        for (size_t i = 0; i < n; i++) {
+                if (j.results[i] < 0) {
+                        r = j.results[i];
+                        if (reterr)
+                                *reterr = j.errs[i];
+                        if (!j.errs[i].msg[0])
+                                mkm_err_set(reterr, r, "%s: cannot verify: %s", a->b->lock_out->pkgs[i].name,
+                                            mkm_strerror(r));
+                        break;
+                }
+                r = note_key(a, j.fprs[i]);
+                if (r < 0)
+                        break;
+        }
+out:
+        free(j.results);
+        free(j.errs);
+        free(j.fprs);
+        free(th);
+        return r;
+}
+
 /* Download what the plan lists and verify every package's signature. */
 static int fetch_and_verify(struct arch *a, struct mkm_err *reterr) {
         struct build *b = a->b;
@@ -530,32 +641,15 @@ static int fetch_and_verify(struct arch *a, struct mkm_err *reterr) {
                 return r;
 
         mkm_emit(b->ctx, &(struct mkm_event){ .type = MKM_EV_STAGE, .text = "checking package integrity" });
-        for (size_t i = 0; i < l->n; i++) {
-                struct lock_pkg *p = &l->pkgs[i];
-                if (!p->sig_sha256[0])
+        for (size_t i = 0; i < l->n; i++)
+                if (!l->pkgs[i].sig_sha256[0])
                         return mkm_err_set(reterr, -MKM_E_SIG_MISSING,
                                            "%s: no signature (neither %%PGPSIG%% in %s.db nor %s.sig on the mirror); "
                                            "package signatures are required",
-                                           p->name, p->repo, p->filename);
-                _cleanup_free_ char *sig = NULL;
-                size_t siglen = 0;
-                r = read_cached(a, p->sig_sha256, VERIFY_MAX_SIG, &sig, &siglen);
-                if (r < 0)
-                        return mkm_err_set(reterr, r, "%s: signature not in the cache: %s", p->name, strerror(-r));
-                _cleanup_close_ int fd = -EBADF;
-                r = cache_open_fd(b->cache, p->sha256, &fd);
-                if (r < 0)
-                        return mkm_err_set(reterr, r, "%s: package not in the cache: %s", p->name, strerror(-r));
-                struct verify_result vr;
-                r = verify_detached_fd(a->keyring, fd, sig, siglen, &vr, reterr);
-                if (r < 0)
-                        return mkm_err_prefix(reterr, r, "%s-%s (%s)", p->name, p->version, p->filename);
-                r = note_key(a, vr.fingerprint);
-                if (r < 0)
-                        return r;
-                mkm_emit(b->ctx, &(struct mkm_event){ .type = MKM_EV_PROGRESS, .text = "verifying", .n = (unsigned)i + 1,
-                                                      .count = (unsigned)l->n });
-        }
+                                           l->pkgs[i].name, l->pkgs[i].repo, l->pkgs[i].filename);
+        r = verify_all(a, reterr);
+        if (r < 0)
+                return r;
         strv_free(l->keys);
         l->keys = strv_copy(a->keys_used);
         return l->keys ? 0 : -ENOMEM;
@@ -584,13 +678,10 @@ static int write_mirrorlist(struct arch *a, int rootfd, struct mkm_err *reterr) 
                 fprintf(f, "Server = %s\n", *m);
         if (fclose(f) != 0)
                 return -ENOMEM;
-        int r = fs_mkdir_p_at(a->b->deploy->root_fd, "etc/pacman.d", 0755);
-        if (r < 0)
-                return mkm_err_set(reterr, r, "cannot create /etc/pacman.d: %s", strerror(-r));
-        _cleanup_close_ int dfd = fs_open_in_root(rootfd, "etc/pacman.d", O_PATH | O_DIRECTORY, 0, 0);
+        _cleanup_close_ int dfd = fs_mkdir_p_in_root(rootfd, "etc/pacman.d", 0755);
         if (dfd < 0)
-                return mkm_err_set(reterr, dfd, "cannot open /etc/pacman.d: %s", strerror(-dfd));
-        r = fs_write_file_at(dfd, "mirrorlist", text, len, 0644);
+                return mkm_err_set(reterr, dfd, "cannot create /etc/pacman.d: %s", strerror(-dfd));
+        int r = fs_write_file_at(dfd, "mirrorlist", text, len, 0644);
         if (r < 0)
                 return mkm_err_set(reterr, r, "cannot write /etc/pacman.d/mirrorlist: %s", strerror(-r));
         return 0;
@@ -749,6 +840,14 @@ static int arch_run(struct build *b, struct mkm_err *reterr) {
         if (r < 0)
                 goto out;
         if (b->lock_in) {
+                /* A lock comes with a shared recipe: its repo names end up in mirror URLs. */
+                for (size_t i = 0; i < b->lock_in->n; i++)
+                        if (!strv_contains(b->recipe->repositories, b->lock_in->pkgs[i].repo)) {
+                                r = mkm_err_set(reterr, -MKM_E_LOCK,
+                                                "%s: package '%s' comes from repository '%s', which is not in Repositories=",
+                                                b->lock_path, b->lock_in->pkgs[i].name, b->lock_in->pkgs[i].repo);
+                                goto out;
+                        }
                 mkm_debug(b->ctx, "installing the set pinned by %s", b->lock_path);
                 b->lock_out = b->lock_in;
                 b->lock_in = NULL;

@@ -148,13 +148,10 @@ fail:
 }
 
 int db_alpm_init(int rootfd, struct mkm_err *reterr) {
-        int r = fs_mkdir_p_at(rootfd, LOCAL_DB, 0755);
-        if (r < 0)
-                return mkm_err_set(reterr, r, "cannot create /%s: %s", LOCAL_DB, strerror(-r));
-        _cleanup_close_ int dfd = fs_open_in_root(rootfd, LOCAL_DB, O_PATH | O_DIRECTORY, 0, RESOLVE_NO_SYMLINKS);
+        _cleanup_close_ int dfd = fs_mkdir_p_in_root(rootfd, LOCAL_DB, 0755);
         if (dfd < 0)
-                return mkm_err_set(reterr, dfd, "cannot open /%s: %s", LOCAL_DB, strerror(-dfd));
-        r = fs_write_file_at(dfd, "ALPM_DB_VERSION", "9\n", 2, 0644);
+                return mkm_err_set(reterr, dfd, "cannot create /%s: %s", LOCAL_DB, strerror(-dfd));
+        int r = fs_write_file_at(dfd, "ALPM_DB_VERSION", "9\n", 2, 0644);
         if (r < 0)
                 return mkm_err_set(reterr, r, "cannot write /%s/ALPM_DB_VERSION: %s", LOCAL_DB, strerror(-r));
         return 0;
@@ -231,12 +228,10 @@ int db_alpm_write_pkg(struct mkm_ctx *ctx, int rootfd, const struct pkginfo *pi,
                 return -ENOMEM;
         if (strchr(pi->name, '/') || strchr(pi->version, '/'))
                 return mkm_err_set(reterr, -MKM_E_PARSE, "%s: invalid name or version for the local db", pi->name);
-        int r = fs_mkdir_p_at(rootfd, dir, 0755);
-        if (r < 0)
-                return mkm_err_set(reterr, r, "cannot create /%s: %s", dir, strerror(-r));
-        _cleanup_close_ int dfd = fs_open_in_root(rootfd, dir, O_PATH | O_DIRECTORY, 0, RESOLVE_NO_SYMLINKS);
+        _cleanup_close_ int dfd = fs_mkdir_p_in_root(rootfd, dir, 0755);
         if (dfd < 0)
-                return mkm_err_set(reterr, dfd, "cannot open /%s: %s", dir, strerror(-dfd));
+                return mkm_err_set(reterr, dfd, "cannot create /%s: %s", dir, strerror(-dfd));
+        int r;
 
         /* desc, in the order pacman 6.0.2's _alpm_local_db_write uses. */
         struct buf d = {};
@@ -281,10 +276,15 @@ int db_alpm_write_pkg(struct mkm_ctx *ctx, int rootfd, const struct pkginfo *pi,
                 buf_add(&f, "%BACKUP%\n");
                 for (char **b = pi->backup; *b; b++) {
                         char md5[HASH_MD5_HEX];
-                        _cleanup_close_ int fd = fs_open_in_root(rootfd, *b, O_RDONLY | O_NOFOLLOW, 0, 0);
-                        if (fd < 0) {
-                                /* pacman warns and skips backup entries the package does not contain. */
-                                mkm_debug(ctx, "%s: backup file /%s is not in the package, skipping", pi->name, *b);
+                        /* Only files the package itself installed (pacman skips the others), and
+                         * only a regular file: an earlier scriptlet may have planted a FIFO or a
+                         * device node at that path to hang or feed this read forever. */
+                        struct stat st;
+                        _cleanup_close_ int fd = -EBADF;
+                        if (strv_contains(x->files, *b))
+                                fd = fs_open_in_root(rootfd, *b, O_RDONLY | O_NOFOLLOW | O_NONBLOCK, 0, 0);
+                        if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+                                mkm_debug(ctx, "%s: backup file /%s is not a file of the package, skipping", pi->name, *b);
                                 continue;
                         }
                         r = hash_fd_hex(HASH_MD5, fd, md5, NULL);

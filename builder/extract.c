@@ -316,6 +316,13 @@ static int write_regular(struct xstate *s, struct archive *a, struct archive_ent
                 return mkm_err_set(s->reterr, negative_errno(), "%s: cannot create /%s: %s", s->label, path,
                                    strerror(errno));
         uint64_t max = s->opts->max_bytes ? s->opts->max_bytes : DEFAULT_MAX_BYTES;
+        /* The declared size counts, not only the data stored: a sparse entry could otherwise
+         * create terabytes of holes for whatever reads the tree later. */
+        la_int64_t declared = archive_entry_size(e);
+        uint64_t bytes_before = s->bytes;
+        if (declared > 0 && (uint64_t)declared > max - (s->bytes < max ? s->bytes : max))
+                return mkm_err_set(s->reterr, -MKM_E_TOO_BIG, "%s: contents exceed the %llu bytes its metadata promised",
+                                   s->label, (unsigned long long)max);
         for (;;) {
                 const void *buf;
                 size_t len;
@@ -349,6 +356,14 @@ static int write_regular(struct xstate *s, struct archive *a, struct archive_ent
         la_int64_t size = archive_entry_size(e);
         if (size >= 0 && ftruncate(fd, size) < 0)
                 return negative_errno();
+        /* Holes count like data (see above): charge what the file's size adds beyond its data. */
+        if (size > 0 && (uint64_t)size > s->bytes - bytes_before) {
+                s->bytes += (uint64_t)size - (s->bytes - bytes_before);
+                if (s->bytes > max)
+                        return mkm_err_set(s->reterr, -MKM_E_TOO_BIG,
+                                           "%s: contents exceed the %llu bytes its metadata promised", s->label,
+                                           (unsigned long long)max);
+        }
         if (fchown(fd, (uid_t)archive_entry_uid(e), (gid_t)archive_entry_gid(e)) < 0)
                 return mkm_err_set(s->reterr, negative_errno(), "%s: chown /%s: %s", s->label, path, strerror(errno));
         /* chmod after chown: chown clears set-id bits. */

@@ -38,6 +38,7 @@ struct verify_keyring {
         char **revoked;                 /* upper-case fingerprints from *-revoked files */
         bool agent_started;
         unsigned n_keys;
+        bool borrowed;                  /* a clone: home, revoked and engines belong to the original */
 };
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(gpgme_data_t, gpgme_data_release)
@@ -138,6 +139,10 @@ struct verify_keyring *verify_keyring_free(struct verify_keyring *k) {
                 return NULL;
         if (k->gctx)
                 gpgme_release(k->gctx);
+        if (k->borrowed) {
+                free(k);
+                return NULL;
+        }
         if (k->home) {
                 /* An agent may still run if setup failed half-way; never leave one behind. */
                 if (k->gpgconf && (k->agent_started || home_has_daemon(k))) {
@@ -152,6 +157,30 @@ struct verify_keyring *verify_keyring_free(struct verify_keyring *k) {
         strv_free(k->revoked);
         free(k);
         return NULL;
+}
+
+int verify_keyring_clone(const struct verify_keyring *k, struct verify_keyring **ret) {
+        struct verify_keyring *c = calloc(1, sizeof *c);
+        if (!c)
+                return -ENOMEM;
+        *c = (struct verify_keyring){ .ctx = NULL, .home = k->home, .gpg = k->gpg, .gpgconf = k->gpgconf,
+                                      .revoked = k->revoked, .n_keys = k->n_keys, .borrowed = true };
+        gpgme_error_t e = gpgme_new(&c->gctx);
+        if (!e)
+                e = gpgme_set_protocol(c->gctx, GPGME_PROTOCOL_OpenPGP);
+        if (!e)
+                e = gpgme_ctx_set_engine_info(c->gctx, GPGME_PROTOCOL_OpenPGP, NULL, k->home);
+        if (!e)
+                e = gpgme_set_keylist_mode(c->gctx, GPGME_KEYLIST_MODE_LOCAL);
+        if (e) {
+                int r = gpg_to_errno(e);
+                verify_keyring_free(c);
+                return r;
+        }
+        gpgme_set_offline(c->gctx, 1);
+        gpgme_set_armor(c->gctx, 0);
+        *ret = c;
+        return 0;
 }
 
 unsigned verify_keyring_count(const struct verify_keyring *k) {

@@ -72,6 +72,11 @@ int verify_keyring_new(struct mkm_ctx *ctx, const char *path, struct verify_keyr
 struct verify_keyring *verify_keyring_free(struct verify_keyring *k);
 static inline void verify_keyring_freep(struct verify_keyring **k) { (void)verify_keyring_free(*k); }
 
+/* A second handle on the same prepared GNUPGHOME, for verifying from another thread (a keyring
+ * is not thread-safe, and preparing a home from the real Arch keyring takes seconds). The clone
+ * emits no events and must be freed before the original. */
+int verify_keyring_clone(const struct verify_keyring *k, struct verify_keyring **ret);
+
 /* Number of primary keys imported (for diagnostics and tests). */
 unsigned verify_keyring_count(const struct verify_keyring *k);
 

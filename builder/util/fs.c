@@ -168,6 +168,45 @@ int fs_mkdir_p_at(int dirfd, const char *path, mode_t mode) {
         return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
 }
 
+int fs_mkdir_p_in_root(int rootfd, const char *path, mode_t mode) {
+        _cleanup_close_ int cur = openat(rootfd, ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (cur < 0)
+                return negative_errno();
+        _cleanup_free_ char *buf = strdup(path);
+        if (!buf)
+                return -ENOMEM;
+        char *comp = buf;
+        while (*comp) {
+                char *slash = strchr(comp, '/');
+                if (slash)
+                        *slash = 0;
+                if (!*comp || strcmp(comp, ".") == 0) {
+                        /* empty or "." component */
+                } else if (strcmp(comp, "..") == 0)
+                        return -EPERM;
+                else {
+                        if (mkdirat(cur, comp, mode) < 0 && errno != EEXIST)
+                                return negative_errno();
+                        int fd = openat(cur, comp, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                        if (fd < 0 && (errno == ELOOP || errno == ENOTDIR)) {
+                                /* A symlink (or not a directory): resolve the prefix as the machine
+                                 * would, confined to the tree. */
+                                fd = fs_open_in_root(rootfd, buf, O_PATH | O_DIRECTORY, 0, 0);
+                                if (fd < 0)
+                                        return fd;
+                        } else if (fd < 0)
+                                return negative_errno();
+                        closep(&cur);
+                        cur = fd;
+                }
+                if (!slash)
+                        break;
+                *slash = '/';
+                comp = slash + 1;
+        }
+        return TAKE_FD(cur);
+}
+
 static int rm_rf_children(int fd, dev_t dev) {
         DIR *d = fdopendir(fd);
         if (!d) {

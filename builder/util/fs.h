@@ -33,6 +33,12 @@ int fs_write_file_at(int dirfd, const char *name, const void *data, size_t len, 
 /* mkdir -p relative to dirfd (AT_FDCWD allowed); existing directories are fine. */
 int fs_mkdir_p_at(int dirfd, const char *path, mode_t mode);
 
+/* mkdir -p of path inside the tree at rootfd (mode for created directories), and return an
+ * O_PATH|O_DIRECTORY fd of it. Each component is opened with O_NOFOLLOW; a symlinked
+ * component is resolved with RESOLVE_IN_ROOT, so the tree's symlinks never lead outside it.
+ * Use this, never fs_mkdir_p_at, on an untrusted tree. */
+int fs_mkdir_p_in_root(int rootfd, const char *path, mode_t mode);
+
 /* rm -rf of dirfd/name without following symlinks and without leaving the file system. */
 int fs_rm_rf_at(int dirfd, const char *name);
 

@@ -166,6 +166,14 @@ check "--locked with a changed recipe: message says run mkmachine lock" contains
 check "--locked leaves the lock untouched" cmp -s "$WORK/t1.recipe.lock" "$WORK/l.recipe.lock"
 unchanged "--locked refusal"
 
+# A lock naming a repository the recipe does not list is refused (its names end up in URLs).
+recipe "$WORK/r.recipe" t1 "$HTTP" "core extra" $TARGETS
+sed 's/^\(package [^ ]* [^ ]* \)core /\1..\/..\/hostile /' "$WORK/t1.recipe.lock" >"$WORK/r.recipe.lock"
+( cd "$WORK" && mkm r.recipe ) >"$WORK/r.log" 2>&1
+check "a lock with a foreign repository: exit status 1" test $? -eq 1
+check "a lock with a foreign repository: says which" contains "$WORK/r.log" "comes from repository '../../hostile', which is not in Repositories="
+unchanged "a lock with a foreign repository"
+
 # --- 5. an interrupted build leaves everything as it was --------------------------------------
 interrupt() {  # interrupt WHAT SIGNAL WHO(parent|worker)
   local what=$1 sig=$2 who=$3

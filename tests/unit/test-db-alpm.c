@@ -131,6 +131,19 @@ static void test_write_entry(void **state) {
         assert_int_equal(fs_read_file_at(root, "var/lib/pacman/local/demo-1:1.0-2/desc", 4096, &desc, NULL), 0);
         assert_null(strstr(desc, "%REASON%"));
         assert_non_null(strstr(desc, "%VALIDATION%\nsha256\n\n"));
+
+        /* A FIFO planted at a backup path (by an earlier scriptlet) is skipped, not read forever;
+         * so is a backup path the package does not contain. */
+        assert_int_equal(mkfifoat(root, "etc/fifo.conf", 0644), 0);
+        free(p.backup[1]);
+        p.backup[1] = strdup("etc/fifo.conf");
+        char *files2[] = { (char *)"etc/", (char *)"etc/demo.conf", (char *)"etc/fifo.conf", NULL };
+        x.files = files2;
+        assert_int_equal(db_alpm_write_pkg(NULL, root, &p, &x, true, 1, DB_ALPM_VALIDATION_PGP, &err), 0);
+        free(fl);
+        fl = NULL;
+        assert_int_equal(fs_read_file_at(root, "var/lib/pacman/local/demo-1:1.0-2/files", 4096, &fl, NULL), 0);
+        assert_null(strstr(fl, "fifo.conf\t"));
         pkginfo_done(&p);
         assert_int_equal(fs_rm_rf_at(AT_FDCWD, tmpl), 0);
 }

@@ -122,6 +122,37 @@ static void test_atomic_write_and_read(void **state) {
         (void)n;
 }
 
+/* mkdir -p inside an untrusted tree: its symlinks resolve inside it, never on the host. */
+static void test_mkdir_p_in_root(void **state) {
+        (void)state;
+        char top[] = "/tmp/mkm-test-mkdirp.XXXXXX";
+        assert_non_null(mkdtemp(top));
+        char root[128], escape[160];
+        snprintf(root, sizeof root, "%s/root", top);
+        snprintf(escape, sizeof escape, "%s/escape", top);
+        assert_int_equal(mkdir(root, 0755), 0);
+        _cleanup_close_ int rfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        /* var -> ../escape (relative, climbing out) and etc -> /absolute/elsewhere */
+        assert_int_equal(symlinkat("../escape", rfd, "var"), 0);
+        assert_int_equal(symlinkat(escape, rfd, "etc"), 0);
+        int fd = fs_mkdir_p_in_root(rfd, "var/lib/pacman/local", 0755);
+        /* var resolves inside the tree: "../escape" from / is /escape, i.e. ROOT/escape. */
+        if (fd >= 0)
+                close(fd);
+        fd = fs_mkdir_p_in_root(rfd, "etc/pacman.d", 0755);
+        if (fd >= 0)
+                close(fd);
+        assert_int_equal(access(escape, F_OK), -1);      /* nothing on the host */
+        fd = fs_mkdir_p_in_root(rfd, "usr/share/x", 0750);
+        assert_true(fd >= 0);
+        close(fd);
+        struct stat st;
+        assert_int_equal(fstatat(rfd, "usr/share/x", &st, 0), 0);
+        assert_int_equal(st.st_mode & 07777, 0750);
+        assert_int_equal(fs_mkdir_p_in_root(rfd, "a/../b", 0755), -EPERM);
+        assert_int_equal(fs_rm_rf_at(AT_FDCWD, top), 0);
+}
+
 static void test_path_join(void **state) {
         (void)state;
         static const struct { const char *a, *b, *want; } t[] = {
@@ -143,6 +174,7 @@ int main(void) {
                 cmocka_unit_test(test_hash),
                 cmocka_unit_test(test_open_in_root),
                 cmocka_unit_test(test_atomic_write_and_read),
+                cmocka_unit_test(test_mkdir_p_in_root),
                 cmocka_unit_test(test_path_join),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
