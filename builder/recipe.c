@@ -1203,6 +1203,35 @@ static int check_readable(const struct recipe *r, enum key_id id, const char *pa
         return 0;
 }
 
+/* A recipe shared by a co-tenant must not copy the builder's files into the machine it gets
+ * (/etc/shadow, ~/.ssh/id_ed25519): Copy= and RootAuthorizedKeys= sources must resolve, symlinks
+ * followed, to a path inside the directory of one of the recipe files that were read. */
+static int check_beside(const struct recipe *r, enum key_id id, const char *path, struct mkm_err *reterr) {
+        const struct recipe_origin *o = &r->origins[id];
+        _cleanup_free_ char *real = realpath(path, NULL);
+        if (!real)
+                return mkm_err_set(reterr, -MKM_E_RECIPE, "%s:%u: [%s] %s=: cannot read '%s': %s", o->file ? o->file : "?",
+                                   o->line, keys[id].section, keys[id].key, path, strerror(errno));
+        for (char **f = r->files; f && *f; f++) {
+                _cleanup_free_ char *dir = strdup(*f);
+                if (!dir)
+                        return -ENOMEM;
+                char *slash = strrchr(dir, '/');
+                if (slash)
+                        *slash = 0;
+                _cleanup_free_ char *rdir = realpath(*dir ? dir : "/", NULL);
+                if (!rdir)
+                        continue;
+                size_t n = strlen(rdir);
+                if (strncmp(real, rdir, n) == 0 && (real[n] == '/' || (n == 1 && rdir[0] == '/')))
+                        return 0;
+        }
+        return mkm_err_set(reterr, -MKM_E_RECIPE,
+                           "%s:%u: [%s] %s=: '%s' is not beside the recipe; sources must be in the recipe's directory "
+                           "(or one of an included recipe's)",
+                           o->file ? o->file : "?", o->line, keys[id].section, keys[id].key, path);
+}
+
 int recipe_validate_for_build(const struct recipe *r, struct mkm_err *reterr) {
         int k;
         if (!r->packages || !r->packages[0]) {
@@ -1213,10 +1242,12 @@ int recipe_validate_for_build(const struct recipe *r, struct mkm_err *reterr) {
         if (r->keyring && (k = check_readable(r, K_KEYRING, r->keyring, reterr)) < 0)
                 return k;
         for (char **p = r->root_authorized_keys; p && *p; p++)
-                if ((k = check_readable(r, K_ROOT_AUTHORIZED_KEYS, *p, reterr)) < 0)
+                if ((k = check_readable(r, K_ROOT_AUTHORIZED_KEYS, *p, reterr)) < 0 ||
+                    (r->path && (k = check_beside(r, K_ROOT_AUTHORIZED_KEYS, *p, reterr)) < 0))
                         return k;
         for (size_t i = 0; i < r->n_copies; i++)
-                if ((k = check_readable(r, K_COPY, r->copies[i].src, reterr)) < 0)
+                if ((k = check_readable(r, K_COPY, r->copies[i].src, reterr)) < 0 ||
+                    (r->path && (k = check_beside(r, K_COPY, r->copies[i].src, reterr)) < 0))
                         return k;
         return 0;
 }

@@ -27,6 +27,18 @@ usage "build with two recipes" "expected exactly one RECIPE" build a.recipe b.re
 SOURCE_DATE_EPOCH=yesterday "$MKMACHINE" check recipes/minimal.recipe >"$WORK/u" 2>&1
 check "a bad SOURCE_DATE_EPOCH exits 2" test $? -eq 2
 
+# A shared recipe cannot copy the builder's files into the machine it gets.
+mkdir -p "$WORK/r"
+printf '[Machine]\nName=x\n[Bootstrap]\nDistribution=arch\nPackages=base\n[Hooks]\nCopy=/etc/shadow:/etc/stolen\n' >"$WORK/r/a.recipe"
+"$MKMACHINE" check "$WORK/r/a.recipe" >"$WORK/u" 2>&1
+check "Copy= of a host file outside the recipe's directory exits 2" test $? -eq 2
+check "... and says the source must be beside the recipe" contains "$WORK/u" "a.recipe:7: [Hooks] Copy=: '/etc/shadow' is not beside the recipe"
+ln -s /etc/passwd "$WORK/r/link"
+printf '[Machine]\nName=x\n[Bootstrap]\nDistribution=arch\nPackages=base\n[Hooks]\nRootAuthorizedKeys=link\n' >"$WORK/r/b.recipe"
+"$MKMACHINE" check "$WORK/r/b.recipe" >"$WORK/u" 2>&1
+check "RootAuthorizedKeys= through a symlink leading out of the recipe's directory exits 2" test $? -eq 2
+check "... naming the key" contains "$WORK/u" "[Hooks] RootAuthorizedKeys=: '$WORK/r/link' is not beside the recipe"
+
 # Every long option in the CLI and every exit code is documented in mkmachine(1).
 grep -o '{ "[a-z-]*", [a-z_]*_argument' "$TOP/builder/cli.c" | sed 's/{ "\([a-z-]*\)".*/\1/' >"$WORK/opts"
 check "the option table was found" test -s "$WORK/opts"
