@@ -51,9 +51,13 @@ struct arch {
         struct repo_alpm_db **dbs;
         size_t ndbs;
         char **keys_used;               /* signer fingerprints */
+        struct verify_job *vj;          /* signature checks running alongside the install */
 };
 
+static void verify_stop(struct arch *a);
+
 static void arch_done(struct arch *a) {
+        verify_stop(a);
         for (size_t i = 0; i < a->ndbs; i++)
                 repo_alpm_db_free(a->dbs[i]);
         free(a->dbs);
@@ -278,8 +282,13 @@ static int fetch_into_cache(struct arch *a, struct want *w, size_t n, struct mkm
         }
         if (m > 0) {
                 mkm_emit(b->ctx, &(struct mkm_event){ .type = MKM_EV_STAGE, .text = "downloading" });
+                /* One syncfs at the end instead of four fsyncs per file (see cache.h). */
+                struct fetch_options fo;
+                fetch_options_default(&fo);
+                fo.no_fsync = true;
+                cache_set_deferred_sync(b->cache, true);
                 struct mkm_err ferr = {};
-                (void)fetch_all(b->ctx, items, m, NULL, &ferr);
+                (void)fetch_all(b->ctx, items, m, &fo, &ferr);
         }
         for (size_t k = 0; k < m; k++) {
                 struct want *x = &w[idx[k]];
@@ -306,6 +315,12 @@ static int fetch_into_cache(struct arch *a, struct want *w, size_t n, struct mkm
                 x->present = true;
         }
 out:
+        if (m > 0) {
+                int q = cache_sync(b->cache);
+                cache_set_deferred_sync(b->cache, false);
+                if (q < 0 && r == 0)
+                        r = mkm_err_set(reterr, q, "cannot sync the cache %s: %s", cache_dir(b->cache), strerror(-q));
+        }
         for (size_t k = 0; k < m; k++) {
                 if (tmps[k])
                         (void)unlink(tmps[k]);
@@ -449,7 +464,8 @@ static int plan_from_repos(struct arch *a, struct mkm_err *reterr) {
                         return mkm_err_set(reterr, -MKM_E_PARSE, "%s.db: %s has no %%SHA256SUM%%", p->repo, p->name);
                 struct lock_pkg lp = { .name = p->name, .version = p->version, .repo = (char *)p->repo,
                                        .filename = p->filename, .size = p->csize, .isize = p->isize,
-                                       .order = (unsigned)i, .explicit = plan->items[i].explicit };
+                                       .order = (unsigned)i, .explicit = plan->items[i].explicit,
+                                       .builddate = p->builddate };
                 memcpy(lp.sha256, p->sha256, HASH_SHA256_HEX);
                 if (p->pgpsig) {
                         _cleanup_free_ uint8_t *sig = NULL;
@@ -499,16 +515,21 @@ static int plan_from_repos(struct arch *a, struct mkm_err *reterr) {
         return 0;
 }
 
-/* Signature checks, each a gpg run over the whole package, run on a few threads, each with its
- * own handle on the one prepared keyring. Results are reported in install order. */
+/* Signature checks, each a gpg run over the whole package, run on a few threads with their own
+ * handle on the one prepared keyring, in install order, while the install proceeds: package i
+ * is opened (by any parser) only after verify_wait(i) said its signature is good. */
 struct verify_job {
         struct arch *a;
         pthread_mutex_t lock;
-        size_t next;
+        pthread_cond_t cond;
+        size_t next, n;
+        bool stop;
+        bool *ready;
         int *results;
         struct mkm_err *errs;
         char (*fprs)[VERIFY_FPR_MAX];
-        unsigned done;
+        pthread_t *threads;
+        size_t nthreads;
 };
 
 static int verify_one(struct arch *a, struct verify_keyring *k, size_t i, char *ret_fpr, struct mkm_err *reterr) {
@@ -536,80 +557,121 @@ static void *verify_worker(void *userdata) {
         int cr = verify_keyring_clone(j->a->keyring, &k);
         for (;;) {
                 pthread_mutex_lock(&j->lock);
-                size_t i = j->next++;
+                size_t i = j->stop ? j->n : j->next++;
                 pthread_mutex_unlock(&j->lock);
-                if (i >= j->a->b->lock_out->n)
+                if (i >= j->n)
                         break;
-                j->results[i] = cr < 0 ? cr : verify_one(j->a, k, i, j->fprs[i], &j->errs[i]);
+                int r = cr < 0 ? cr : verify_one(j->a, k, i, j->fprs[i], &j->errs[i]);
                 pthread_mutex_lock(&j->lock);
-                j->done++;
+                j->results[i] = r;
+                j->ready[i] = true;
+                pthread_cond_broadcast(&j->cond);
                 pthread_mutex_unlock(&j->lock);
         }
         verify_keyring_free(k);
         return NULL;
 }
 
-static int verify_all(struct arch *a, struct mkm_err *reterr) {
-        size_t n = a->b->lock_out->n;
-        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-        size_t nthreads = cpus > 0 ? (size_t)cpus + 1 : 2;
-        if (nthreads > n)
-                nthreads = n;
-        if (nthreads > 16)
-                nthreads = 16;
-        struct verify_job j = { .a = a };
-        j.results = calloc(n ? n : 1, sizeof *j.results);
-        j.errs = calloc(n ? n : 1, sizeof *j.errs);
-        j.fprs = calloc(n ? n : 1, sizeof *j.fprs);
-        pthread_t *th = calloc(nthreads ? nthreads : 1, sizeof *th);
-        int r = 0;
-        if (!j.results || !j.errs || !j.fprs || !th || pthread_mutex_init(&j.lock, NULL) != 0) {
-                r = -ENOMEM;
-                goto out;
-        }
-        size_t started = 0;
-        for (; started < nthreads; started++)
-                if (pthread_create(&th[started], NULL, verify_worker, &j) != 0)
-                        break;
-        if (started == 0 && n > 0)
-                verify_worker(&j);      /* no thread could start: do it here */
-        for (;;) {
-                pthread_mutex_lock(&j.lock);
-                unsigned done = j.done;
-                pthread_mutex_unlock(&j.lock);
-                mkm_emit(a->b->ctx, &(struct mkm_event){ .type = MKM_EV_PROGRESS, .text = "verifying", .n = done,
-                                                         .count = (unsigned)n });
-                if (done >= n)
-                        break;
-                struct timespec ts = { .tv_nsec = 50 * 1000 * 1000 };
-                (void)nanosleep(&ts, NULL);
-        }
-        for (size_t t = 0; t < started; t++)
-                pthread_join(th[t], NULL);
-        pthread_mutex_destroy(&j.lock);
-        for (size_t i = 0; i < n; i++) {
-                if (j.results[i] < 0) {
-                        r = j.results[i];
-                        if (reterr)
-                                *reterr = j.errs[i];
-                        if (!j.errs[i].msg[0])
-                                mkm_err_set(reterr, r, "%s: cannot verify: %s", a->b->lock_out->pkgs[i].name,
-                                            mkm_strerror(r));
-                        break;
-                }
-                r = note_key(a, j.fprs[i]);
-                if (r < 0)
-                        break;
-        }
-out:
-        free(j.results);
-        free(j.errs);
-        free(j.fprs);
-        free(th);
-        return r;
+static void verify_job_free(struct verify_job *j) {
+        if (!j)
+                return;
+        free(j->ready);
+        free(j->results);
+        free(j->errs);
+        free(j->fprs);
+        free(j->threads);
+        free(j);
 }
 
-/* Download what the plan lists and verify every package's signature. */
+/* Start checking every package of the plan. */
+static int verify_start(struct arch *a) {
+        size_t n = a->b->lock_out->n;
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        struct verify_job *j = calloc(1, sizeof *j);
+        if (!j)
+                return -ENOMEM;
+        j->a = a;
+        j->n = n;
+        j->nthreads = cpus > 0 ? (size_t)cpus : 1;
+        if (j->nthreads > n)
+                j->nthreads = n;
+        if (j->nthreads > 16)
+                j->nthreads = 16;
+        size_t n1 = n ? n : 1;
+        j->ready = calloc(n1, sizeof *j->ready);
+        j->results = calloc(n1, sizeof *j->results);
+        j->errs = calloc(n1, sizeof *j->errs);
+        j->fprs = calloc(n1, sizeof *j->fprs);
+        j->threads = calloc(j->nthreads ? j->nthreads : 1, sizeof *j->threads);
+        if (!j->ready || !j->results || !j->errs || !j->fprs || !j->threads) {
+                verify_job_free(j);
+                return -ENOMEM;
+        }
+        if (pthread_mutex_init(&j->lock, NULL) != 0 || pthread_cond_init(&j->cond, NULL) != 0) {
+                verify_job_free(j);
+                return -ENOMEM;
+        }
+        size_t started = 0;
+        for (; started < j->nthreads; started++)
+                if (pthread_create(&j->threads[started], NULL, verify_worker, j) != 0)
+                        break;
+        j->nthreads = started;
+        a->vj = j;
+        if (started == 0 && n > 0)
+                verify_worker(j);       /* no thread could start: check everything here */
+        return 0;
+}
+
+/* Wait until package i is checked; its failure, if any, in reterr. */
+static int verify_wait(struct arch *a, size_t i, struct mkm_err *reterr) {
+        struct verify_job *j = a->vj;
+        pthread_mutex_lock(&j->lock);
+        while (!j->ready[i])
+                pthread_cond_wait(&j->cond, &j->lock);
+        int r = j->results[i];
+        pthread_mutex_unlock(&j->lock);
+        if (r < 0) {
+                if (reterr)
+                        *reterr = j->errs[i];
+                if (!j->errs[i].msg[0])
+                        mkm_err_set(reterr, r, "%s: cannot verify: %s", a->b->lock_out->pkgs[i].name, mkm_strerror(r));
+                return r;
+        }
+        return note_key(a, j->fprs[i]);
+}
+
+/* Ask the workers to stop after their current package, and join them. */
+static void verify_stop(struct arch *a) {
+        struct verify_job *j = a->vj;
+        if (!j)
+                return;
+        pthread_mutex_lock(&j->lock);
+        j->stop = true;
+        pthread_mutex_unlock(&j->lock);
+        for (size_t t = 0; t < j->nthreads; t++)
+                pthread_join(j->threads[t], NULL);
+        pthread_cond_destroy(&j->cond);
+        pthread_mutex_destroy(&j->lock);
+        verify_job_free(j);
+        a->vj = NULL;
+}
+
+/* Wait for every package (mkmachine lock), then record the signers in the lock. */
+static int verify_all(struct arch *a, struct mkm_err *reterr) {
+        struct lock *l = a->b->lock_out;
+        for (size_t i = 0; i < l->n; i++) {
+                int r = verify_wait(a, i, reterr);
+                if (r < 0)
+                        return r;
+                mkm_emit(a->b->ctx, &(struct mkm_event){ .type = MKM_EV_PROGRESS, .text = "verifying",
+                                                         .n = (unsigned)i + 1, .count = (unsigned)l->n });
+        }
+        strv_free(l->keys);
+        l->keys = strv_copy(a->keys_used);
+        return l->keys ? 0 : -ENOMEM;
+}
+
+/* Download what the plan lists and start checking every package's signature. */
 static int fetch_and_verify(struct arch *a, struct mkm_err *reterr) {
         struct build *b = a->b;
         struct lock *l = b->lock_out;
@@ -640,30 +702,25 @@ static int fetch_and_verify(struct arch *a, struct mkm_err *reterr) {
         if (r < 0)
                 return r;
 
-        mkm_emit(b->ctx, &(struct mkm_event){ .type = MKM_EV_STAGE, .text = "checking package integrity" });
         for (size_t i = 0; i < l->n; i++)
                 if (!l->pkgs[i].sig_sha256[0])
                         return mkm_err_set(reterr, -MKM_E_SIG_MISSING,
                                            "%s: no signature (neither %%PGPSIG%% in %s.db nor %s.sig on the mirror); "
                                            "package signatures are required",
                                            l->pkgs[i].name, l->pkgs[i].repo, l->pkgs[i].filename);
-        r = verify_all(a, reterr);
-        if (r < 0)
-                return r;
-        strv_free(l->keys);
-        l->keys = strv_copy(a->keys_used);
-        return l->keys ? 0 : -ENOMEM;
+        mkm_emit(b->ctx, &(struct mkm_event){ .type = MKM_EV_STAGE, .text = "checking package integrity" });
+        return verify_start(a);
 }
 
-static int64_t default_epoch(struct build *b, struct lock *l, const int64_t *builddates) {
+static int64_t default_epoch(struct build *b, struct lock *l) {
         if (b->ctx->source_date_epoch >= 0)
                 return b->ctx->source_date_epoch;
         if (b->recipe->snapshot_epoch >= 0)
                 return b->recipe->snapshot_epoch;
         int64_t max = 0;
         for (size_t i = 0; i < l->n; i++)
-                if (builddates[i] > max)
-                        max = builddates[i];
+                if (l->pkgs[i].builddate > max)
+                        max = l->pkgs[i].builddate;
         return max;
 }
 
@@ -687,34 +744,6 @@ static int write_mirrorlist(struct arch *a, int rootfd, struct mkm_err *reterr) 
         return 0;
 }
 
-/* Read each package's metadata (before anything is extracted): the .INSTALL for pre_install and
- * the build date for SOURCE_DATE_EPOCH, which the scriptlets already need. */
-static int read_metas(struct arch *a, char **installs, size_t *install_lens, int64_t *dates, struct mkm_err *reterr) {
-        struct lock *l = a->b->lock_out;
-        for (size_t i = 0; i < l->n; i++) {
-                struct lock_pkg *p = &l->pkgs[i];
-                _cleanup_close_ int fd = -EBADF;
-                _cleanup_free_ char *pkginfo = NULL;
-                size_t pkginfo_len = 0;
-                int r = cache_open_fd(a->b->cache, p->sha256, &fd);
-                if (r < 0)
-                        return mkm_err_set(reterr, r, "%s: package not in the cache: %s", p->name, strerror(-r));
-                r = alpm_script_read_meta(fd, &installs[i], &install_lens[i], &pkginfo, &pkginfo_len, reterr);
-                if (r < 0)
-                        return mkm_err_prefix(reterr, r, "%s (%s)", p->name, p->filename);
-                if (!pkginfo)
-                        return mkm_err_set(reterr, -MKM_E_ARCHIVE, "%s (%s): no .PKGINFO: not a pacman package", p->name,
-                                           p->filename);
-                struct pkginfo pi = {};
-                r = pkginfo_parse(pkginfo, pkginfo_len, p->name, &pi, reterr);
-                if (r < 0)
-                        return r;
-                dates[i] = pi.builddate;
-                pkginfo_done(&pi);
-        }
-        return 0;
-}
-
 /* Extract every package in order and record it in the local db, running .INSTALL scriptlets
  * (pre_install before a package's files, post_install after its db entry, as pacman) and the
  * libalpm hooks (PreTransaction before the first package, PostTransaction after the last, then
@@ -728,19 +757,15 @@ static int install(struct arch *a, struct mkm_err *reterr) {
         _cleanup_(extract_owners_freep) struct extract_owners *owners = extract_owners_new();
         struct extract_result *results = calloc(n1, sizeof *results);
         struct pkginfo *infos = calloc(n1, sizeof *infos);
-        int64_t *dates = calloc(n1, sizeof *dates);
         char **installs = calloc(n1, sizeof *installs);
         size_t *install_lens = calloc(n1, sizeof *install_lens);
         struct alpm_hook_pkg *hpkgs = calloc(n1, sizeof *hpkgs);
         int r = 0;
-        if (!owners || !results || !infos || !dates || !installs || !install_lens || !hpkgs) {
+        if (!owners || !results || !infos || !installs || !install_lens || !hpkgs) {
                 r = -ENOMEM;
                 goto out;
         }
-        r = read_metas(a, installs, install_lens, dates, reterr);
-        if (r < 0)
-                goto out;
-        b->source_date_epoch = default_epoch(b, l, dates);
+        b->source_date_epoch = default_epoch(b, l);
         struct sandbox_opts sbx = { .hostname = b->deploy->name, .source_date_epoch = b->source_date_epoch };
 
         r = db_alpm_init(rootfd, reterr);
@@ -756,14 +781,30 @@ static int install(struct arch *a, struct mkm_err *reterr) {
         mkm_emit(b->ctx, &(struct mkm_event){ .type = MKM_EV_STAGE, .text = "installing packages" });
         for (size_t i = 0; i < l->n; i++) {
                 struct lock_pkg *p = &l->pkgs[i];
-                r = alpm_script_run(b->ctx, root, rootfd, p->name, installs[i], install_lens[i], "pre_install", p->version,
-                                    NULL, &sbx, 0, reterr);
+                /* Nothing parses a package before its signature is known to be good. */
+                r = verify_wait(a, i, reterr);
                 if (r < 0)
                         goto out;
                 _cleanup_close_ int fd = -EBADF;
                 r = cache_open_fd(b->cache, p->sha256, &fd);
                 if (r < 0) {
                         mkm_err_set(reterr, r, "%s: package not in the cache: %s", p->name, strerror(-r));
+                        goto out;
+                }
+                /* pre_install runs before the package's files exist, as in pacman. */
+                _cleanup_free_ char *pkginfo_head = NULL;
+                size_t pkginfo_head_len = 0;
+                r = alpm_script_read_meta(fd, &installs[i], &install_lens[i], &pkginfo_head, &pkginfo_head_len, reterr);
+                if (r < 0) {
+                        mkm_err_prefix(reterr, r, "%s (%s)", p->name, p->filename);
+                        goto out;
+                }
+                r = alpm_script_run(b->ctx, root, rootfd, p->name, installs[i], install_lens[i], "pre_install", p->version,
+                                    NULL, &sbx, 0, reterr);
+                if (r < 0)
+                        goto out;
+                if (lseek(fd, 0, SEEK_SET) < 0) {
+                        r = negative_errno();
                         goto out;
                 }
                 struct extract_opts o = { .label = p->name, .max_bytes = p->isize, .pacman_meta = true, .owners = owners };
@@ -808,6 +849,12 @@ static int install(struct arch *a, struct mkm_err *reterr) {
         if (r < 0)
                 goto out;
         r = alpm_run_ldconfig(b->ctx, root, rootfd, &sbx, reterr);
+        if (r < 0)
+                goto out;
+        strv_free(l->keys);
+        l->keys = strv_copy(a->keys_used);
+        if (!l->keys)
+                r = -ENOMEM;
 out:
         for (size_t i = 0; l && i < l->n && results; i++) {
                 extract_result_done(&results[i]);
@@ -818,7 +865,6 @@ out:
         }
         free(results);
         free(infos);
-        free(dates);
         free(installs);
         free(install_lens);
         free(hpkgs);
@@ -876,8 +922,12 @@ static int arch_run(struct build *b, struct mkm_err *reterr) {
         }
         /* Even `mkmachine lock` verifies: the lock names the keys that signed. */
         r = fetch_and_verify(&a, reterr);
-        if (r < 0 || b->plan_only)
+        if (r < 0)
                 goto out;
+        if (b->plan_only) {
+                r = verify_all(&a, reterr);
+                goto out;
+        }
         r = install(&a, reterr);
 out:
         arch_done(&a);

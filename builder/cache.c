@@ -32,6 +32,7 @@ struct cache {
         int dirfd;
         int tmpfd;
         struct stat tmp_st;     /* identity of DIR/tmp, to check commit paths */
+        bool deferred_sync;     /* commits skip fsync; cache_sync() makes them durable at once */
 };
 
 struct cache *cache_free(struct cache *c) {
@@ -267,7 +268,7 @@ int cache_commit(struct cache *c, const char *tmp_path, const char *expected_sha
         }
 
         /* Read-only and durable before it becomes visible. */
-        if (fchmod(fd, 0444) < 0 || fsync(fd) < 0)
+        if (fchmod(fd, 0444) < 0 || (!c->deferred_sync && fsync(fd) < 0))
                 return mkm_err_set(reterr, negative_errno(), "cannot finish %s: %m", tmp_path);
         (void)snprintf(sub, sizeof sub, "sha256/%.2s", got);
         r = mkdir_at(c->dirfd, sub);
@@ -280,13 +281,23 @@ int cache_commit(struct cache *c, const char *tmp_path, const char *expected_sha
         /* rename() replaces an existing copy atomically; both are verified and identical. */
         if (renameat(pfd, base, c->dirfd, rel) < 0)
                 return mkm_err_set(reterr, negative_errno(), "cannot move %s to %s/%s: %m", tmp_path, c->dir, rel);
-        _cleanup_close_ int sfd = openat(c->dirfd, sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (sfd >= 0)
-                (void)fsync(sfd);
+        if (!c->deferred_sync) {
+                _cleanup_close_ int sfd = openat(c->dirfd, sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                if (sfd >= 0)
+                        (void)fsync(sfd);
+        }
         mkm_debug(c->ctx, "cache: added %s (%" PRIu64 " bytes)", got, size);
         if (ret_sha256)
                 memcpy(ret_sha256, got, HASH_SHA256_HEX);
         return 0;
+}
+
+void cache_set_deferred_sync(struct cache *c, bool deferred) {
+        c->deferred_sync = deferred;
+}
+
+int cache_sync(struct cache *c) {
+        return syncfs(c->dirfd) < 0 ? negative_errno() : 0;
 }
 
 int cache_open_fd(struct cache *c, const char *sha256hex, int *ret_fd) {

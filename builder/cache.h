@@ -14,6 +14,7 @@
  * repository index can never name a path outside the cache. */
 #pragma once
 
+#include <stdbool.h>
 #include <stdint.h>
 
 struct mkm_ctx;
@@ -60,6 +61,14 @@ int cache_tmp_path(struct cache *c, const char *label, char **ret_path);
  * (HASH_SHA256_HEX bytes). */
 int cache_commit(struct cache *c, const char *tmp_path, const char *expected_sha256, uint64_t expected_size,
                  char *ret_sha256, struct mkm_err *reterr);
+
+/* Batch durability: with deferred sync, cache_commit() skips its two fsyncs, and one
+ * cache_sync() (syncfs of the cache's file system) makes every commit durable at once. A crash in
+ * between can leave a visible entry whose content did not reach the disk; lookups check the size
+ * and every package is signature-checked before use, so such an entry is caught, never trusted.
+ * Concurrent readers are unaffected: a name still appears only after the whole file is written. */
+void cache_set_deferred_sync(struct cache *c, bool deferred);
+int cache_sync(struct cache *c);
 
 /* Open the cached file read-only (O_CLOEXEC); -ENOENT if absent, -EINVAL for a bad digest. */
 int cache_open_fd(struct cache *c, const char *sha256hex, int *ret_fd);

@@ -19,6 +19,7 @@
 
 struct renderer {
         int verbosity;
+        struct timespec start;  /* for elapsed times on stage lines with -v */
         bool tty;               /* stderr is a terminal: one rewritten progress line */
         bool line_open;         /* a progress line is on screen and must be cleared first */
 };
@@ -44,6 +45,12 @@ static void human_size(uint64_t n, char *buf, size_t len) {
                 (void)snprintf(buf, len, "%.1f %s", v, units[u]);
 }
 
+static double elapsed(const struct renderer *rd) {
+        struct timespec now;
+        (void)clock_gettime(CLOCK_MONOTONIC, &now);
+        return (double)(now.tv_sec - rd->start.tv_sec) + (double)(now.tv_nsec - rd->start.tv_nsec) / 1e9;
+}
+
 static void render(void *userdata, const struct mkm_event *ev) {
         struct renderer *rd = userdata;
         char a[32], b[32];
@@ -55,10 +62,13 @@ static void render(void *userdata, const struct mkm_event *ev) {
                 if (ev->level == MKM_LOG_INFO && rd->verbosity < 0)
                         return;
                 clear_line(rd);
+                if (ev->level == MKM_LOG_DEBUG) {
+                        fprintf(stderr, "debug: [%.2f] %s\n", elapsed(rd), ev->text);
+                        break;
+                }
                 fprintf(stderr, "%s%s\n",
                         ev->level == MKM_LOG_ERROR     ? "error: "
                         : ev->level == MKM_LOG_WARNING ? "warning: "
-                        : ev->level == MKM_LOG_DEBUG   ? "debug: "
                                                        : "",
                         ev->text);
                 break;
@@ -66,7 +76,10 @@ static void render(void *userdata, const struct mkm_event *ev) {
                 if (rd->verbosity < 0)
                         return;
                 clear_line(rd);
-                fprintf(stderr, ":: %s\n", ev->text);
+                if (rd->verbosity >= 1)
+                        fprintf(stderr, ":: %s (%.2f s)\n", ev->text, elapsed(rd));
+                else
+                        fprintf(stderr, ":: %s\n", ev->text);
                 break;
         case MKM_EV_PROGRESS:
                 /* Only a terminal gets the rewritten line; logs get the per-file lines. */
@@ -279,6 +292,7 @@ int cli_main(int argc, char **argv) {
                 return cli_fail(-ENOMEM, NULL, "startup");
 
         struct renderer rd = { .verbosity = arg_verbosity, .tty = isatty(STDERR_FILENO) == 1 };
+        (void)clock_gettime(CLOCK_MONOTONIC, &rd.start);
         struct mkm_ctx ctx = {
                 .host_root = arg_host_root,
                 .cache_dir = arg_cache_dir ? arg_cache_dir : cache_default,

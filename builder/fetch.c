@@ -514,10 +514,10 @@ static int fsync_parent_dir(const char *path) {
 }
 
 /* The body is complete: make it durable, then give it its name. */
-static int xfer_commit(struct xfer *x) {
+static int xfer_commit(struct xfer *x, bool sync) {
         int r;
 
-        if (fsync(x->fd) < 0) {
+        if (sync && fsync(x->fd) < 0) {
                 r = negative_errno();
                 (void)snprintf(x->abort_msg, sizeof x->abort_msg, "cannot sync '%s': %s", x->part, strerror(-r));
                 return r;
@@ -530,7 +530,7 @@ static int xfer_commit(struct xfer *x) {
                                x->item->dest, strerror(-r));
                 return r;
         }
-        r = fsync_parent_dir(x->item->dest);
+        r = sync ? fsync_parent_dir(x->item->dest) : 0;
         if (r < 0) {
                 (void)snprintf(x->abort_msg, sizeof x->abort_msg, "cannot sync the directory of '%s': %s",
                                x->item->dest, strerror(-r));
@@ -604,7 +604,7 @@ static void xfer_done(struct fetch_state *st, struct xfer *x, CURLcode c) {
         enum outcome o = classify(x, c, &code, reason, sizeof reason);
 
         if (o == OUT_OK) {
-                int r = xfer_commit(x);
+                int r = xfer_commit(x, !st->opts->no_fsync);
                 xfer_close(x);
                 if (r < 0) {
                         add_reason(x, NULL, x->abort_msg);

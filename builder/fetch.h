@@ -6,6 +6,7 @@
  * have called curl_global_init() once (main() does) before fetch_all(). */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -35,6 +36,7 @@ struct fetch_options {
         long low_speed_limit;   /* bytes per second; 0 disables the stall check */
         unsigned backoff_ms;    /* delay before the first retry; doubles on each further retry */
         uint64_t max_size;      /* cap for items whose expected_size is 0; 0 = FETCH_DEFAULT_MAX_SIZE */
+        bool no_fsync;          /* skip the per-file fsync: the caller syncs in one go (the cache does) */
 };
 
 #define FETCH_DEFAULT_JOBS 5

@@ -116,16 +116,20 @@ int lock_parse(const char *text, size_t len, const char *filename, struct lock *
                         r = strv_consume(&l->sources, TAKE_PTR(joined));
                 } else if (strcmp(w[0], "key") == 0 && nw == 2)
                         r = strv_push(&l->keys, w[1]);
-                else if (strcmp(w[0], "package") == 0 && nw == 11) {
+                else if (strcmp(w[0], "package") == 0 && nw == 12) {
                         struct lock_pkg p = { .name = w[1], .version = w[2], .repo = w[3], .filename = w[4] };
                         uint64_t order;
                         if (!hash_is_sha256_hex(w[5]) || (strcmp(w[8], "-") != 0 && !hash_is_sha256_hex(w[8])))
                                 return mkm_err_set(reterr, -MKM_E_LOCK, "%s:%u: expected sha256 digests (64 hex digits)",
                                                    filename, lineno);
+                        uint64_t bd;
                         if (parse_u64(w[6], &p.size) < 0 || parse_u64(w[7], &p.isize) < 0 ||
-                            parse_u64(w[9], &order) < 0 || order > 1000000)
-                                return mkm_err_set(reterr, -MKM_E_LOCK, "%s:%u: expected sizes and an order as numbers",
+                            parse_u64(w[9], &order) < 0 || order > 1000000 || parse_u64(w[11], &bd) < 0 ||
+                            bd > INT64_MAX)
+                                return mkm_err_set(reterr, -MKM_E_LOCK,
+                                                   "%s:%u: expected sizes, an order and a build date as numbers",
                                                    filename, lineno);
+                        p.builddate = (int64_t)bd;
                         if (strcmp(w[10], "explicit") != 0 && strcmp(w[10], "dependency") != 0)
                                 return mkm_err_set(reterr, -MKM_E_LOCK, "%s:%u: expected 'explicit' or 'dependency', got '%s'",
                                                    filename, lineno, w[10]);
@@ -201,9 +205,9 @@ int lock_format(const struct lock *l, char **ret) {
         qsort(byname, l->n, sizeof *byname, cmp_name);
         for (size_t i = 0; i < l->n; i++) {
                 const struct lock_pkg *p = byname[i];
-                fprintf(f, "package %s %s %s %s %s %" PRIu64 " %" PRIu64 " %s %u %s\n", p->name, p->version, p->repo,
-                        p->filename, p->sha256, p->size, p->isize, p->sig_sha256[0] ? p->sig_sha256 : "-", p->order,
-                        p->explicit ? "explicit" : "dependency");
+                fprintf(f, "package %s %s %s %s %s %" PRIu64 " %" PRIu64 " %s %u %s %" PRId64 "\n", p->name, p->version,
+                        p->repo, p->filename, p->sha256, p->size, p->isize, p->sig_sha256[0] ? p->sig_sha256 : "-",
+                        p->order, p->explicit ? "explicit" : "dependency", p->builddate);
         }
         if (fclose(f) != 0) {
                 free(buf);

@@ -6,10 +6,10 @@
  *   distribution arch
  *   source <snapshot YYYY-MM-DD | mirror URL>          (one line per mirror)
  *   key <signer fingerprint>                           (sorted, unique)
- *   package NAME VERSION REPO FILE SHA256 SIZE ISIZE SIG ORDER REASON
+ *   package NAME VERSION REPO FILE SHA256 SIZE ISIZE SIG ORDER REASON BUILDDATE
  *
  * Package lines are sorted by name; ORDER is the install position (0-based), REASON "explicit" or
- * "dependency", SIG the sha256 of the package's detached signature ("-" if none). Two locks of the
+ * "dependency", BUILDDATE the db's %BUILDDATE% (the default SOURCE_DATE_EPOCH is the newest), SIG the sha256 of the package's detached signature ("-" if none). Two locks of the
  * same recipe and snapshot are byte-identical. */
 #pragma once
 
@@ -26,6 +26,7 @@ struct lock_pkg {
         uint64_t size, isize;
         unsigned order;
         bool explicit;
+        int64_t builddate;              /* from the repository db; 0 if unknown */
 };
 
 struct lock {

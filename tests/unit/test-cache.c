@@ -110,6 +110,16 @@ static void test_commit_good(void **state) {
         _cleanup_free_ char *tmpdir = NULL;
         assert_int_equal(asprintf(&tmpdir, "%s/tmp", dir) > 0, 1);
         assert_int_equal(count_entries(tmpdir), 0);
+
+        /* Deferred sync: the commit is visible and verified at once, durable after cache_sync. */
+        cache_set_deferred_sync(c, true);
+        _cleanup_free_ char *t4 = write_tmp(c, "deferred", "abc", 3);
+        assert_int_equal(cache_commit(c, t4, ABC, 3, NULL, &err), 0);
+        assert_int_equal(cache_check(c, ABC, 3, CACHE_CHECK_REHASH, NULL, &err), 0);
+        _cleanup_free_ char *t5 = write_tmp(c, "deferred-bad", "abd", 3);
+        assert_int_equal(cache_commit(c, t5, ABC, 3, NULL, &err), -MKM_E_DIGEST_MISMATCH);
+        assert_int_equal(cache_sync(c), 0);
+        cache_set_deferred_sync(c, false);
 }
 
 static void test_commit_mismatch(void **state) {

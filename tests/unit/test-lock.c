@@ -26,8 +26,8 @@ static const char canonical[] =
         "source mirror file:///r/$repo/os/$arch\n"
         "key AAAA\n"
         "key BBBB\n"
-        "package app 1.0-1 core app-1.0-1-x86_64.pkg.tar.zst " SHA_A " 100 200 " SHA_S " 1 explicit\n"
-        "package libfoo 1:2.0-1 extra libfoo-1:2.0-1-x86_64.pkg.tar.zst " SHA_B " 10 20 - 0 dependency\n";
+        "package app 1.0-1 core app-1.0-1-x86_64.pkg.tar.zst " SHA_A " 100 200 " SHA_S " 1 explicit 1700000000\n"
+        "package libfoo 1:2.0-1 extra libfoo-1:2.0-1-x86_64.pkg.tar.zst " SHA_B " 10 20 - 0 dependency 0\n";
 
 static void test_roundtrip(void **state) {
         (void)state;
@@ -41,6 +41,7 @@ static void test_roundtrip(void **state) {
         assert_string_equal(l->pkgs[0].sig_sha256, "");
         assert_string_equal(l->pkgs[1].name, "app");
         assert_int_equal(l->pkgs[1].isize, 200);
+        assert_int_equal(l->pkgs[1].builddate, 1700000000);
         assert_string_equal(l->pkgs[1].sig_sha256, SHA_S);
         _cleanup_free_ char *text = NULL;
         assert_int_equal(lock_format(l, &text), 0);
@@ -70,22 +71,22 @@ static void test_bad_locks(void **state) {
                 { "distribution arch\n", "x.lock: missing the 'inputs' line" },
                 { "inputs sha256:a\n", "x.lock: missing the 'distribution' line" },
                 { "inputs sha256:a\ndistribution arch\nbogus line\n", "x.lock:3: unexpected line 'bogus line'" },
-                { "inputs sha256:a\ndistribution arch\npackage a 1-1 core a.pkg nothex 1 1 - 0 explicit\n",
+                { "inputs sha256:a\ndistribution arch\npackage a 1-1 core a.pkg nothex 1 1 - 0 explicit 0\n",
                   "x.lock:3: expected sha256 digests (64 hex digits)" },
-                { "inputs sha256:a\ndistribution arch\npackage a 1-1 core a.pkg " SHA_A " -1 1 - 0 explicit\n",
-                  "x.lock:3: expected sizes and an order as numbers" },
-                { "inputs sha256:a\ndistribution arch\npackage a 1-1 core a.pkg " SHA_A " 1 1 - 0 maybe\n",
+                { "inputs sha256:a\ndistribution arch\npackage a 1-1 core a.pkg " SHA_A " -1 1 - 0 explicit 0\n",
+                  "x.lock:3: expected sizes, an order and a build date as numbers" },
+                { "inputs sha256:a\ndistribution arch\npackage a 1-1 core a.pkg " SHA_A " 1 1 - 0 maybe 0\n",
                   "x.lock:3: expected 'explicit' or 'dependency', got 'maybe'" },
-                { "inputs sha256:a\ndistribution arch\npackage a 1-1 core ../evil " SHA_A " 1 1 - 0 explicit\n",
+                { "inputs sha256:a\ndistribution arch\npackage a 1-1 core ../evil " SHA_A " 1 1 - 0 explicit 0\n",
                   "x.lock:3: file name '../evil' must be a plain name" },
-                { "inputs sha256:a\ndistribution arch\npackage a 1-1 core .hidden " SHA_A " 1 1 - 0 explicit\n",
+                { "inputs sha256:a\ndistribution arch\npackage a 1-1 core .hidden " SHA_A " 1 1 - 0 explicit 0\n",
                   "x.lock:3: file name '.hidden' must be a plain name" },
-                { "inputs sha256:a\ndistribution arch\npackage a 1-1 core a.pkg " SHA_A " 1 1 - 1 explicit\n",
+                { "inputs sha256:a\ndistribution arch\npackage a 1-1 core a.pkg " SHA_A " 1 1 - 1 explicit 0\n",
                   "x.lock: package 'a' has an invalid or repeated order 1" },
-                { "inputs sha256:a\ndistribution arch\npackage a 1-1 core a.pkg " SHA_A " 1 1 - 0 explicit\n"
-                  "package b 1-1 core b.pkg " SHA_A " 1 1 - 0 explicit\n",
+                { "inputs sha256:a\ndistribution arch\npackage a 1-1 core a.pkg " SHA_A " 1 1 - 0 explicit 0\n"
+                  "package b 1-1 core b.pkg " SHA_A " 1 1 - 0 explicit 0\n",
                   "x.lock: package 'b' has an invalid or repeated order 0" },
-                { "inputs sha256:a\ndistribution arch\npackage a 1-1\x01 core a.pkg " SHA_A " 1 1 - 0 explicit\n",
+                { "inputs sha256:a\ndistribution arch\npackage a 1-1\x01 core a.pkg " SHA_A " 1 1 - 0 explicit 0\n",
                   "x.lock:3: invalid character in '1-1\x01'" },
         };
         for (size_t i = 0; i < ELEMENTSOF(t); i++) {
