@@ -77,13 +77,13 @@ $(O)/tests/%: tests/unit/%.c $(UNIT_HELPERS) $(LIB)
 
 # The one test command (README and .ci/run use it).
 check: mkmachine $(UNIT_BINS) keys
-	@MKMACHINE=$(abspath $(BIN)) BUILD=$(abspath $(O)) tests/run.sh $(UNIT_BINS) $(sort $(wildcard tests/integration/*.sh))
+	@MKMACHINE=$(abspath $(BIN)) BUILD=$(abspath $(O)) SANFLAGS="$(SANFLAGS)" tests/run.sh $(UNIT_BINS) $(sort $(wildcard tests/integration/*.sh))
 
 unit: $(UNIT_BINS)
-	@MKMACHINE=$(abspath $(BIN)) BUILD=$(abspath $(O)) tests/run.sh $(UNIT_BINS)
+	@MKMACHINE=$(abspath $(BIN)) BUILD=$(abspath $(O)) SANFLAGS="$(SANFLAGS)" tests/run.sh $(UNIT_BINS)
 
 integration: mkmachine keys
-	@MKMACHINE=$(abspath $(BIN)) BUILD=$(abspath $(O)) tests/run.sh $(sort $(wildcard tests/integration/*.sh))
+	@MKMACHINE=$(abspath $(BIN)) BUILD=$(abspath $(O)) SANFLAGS="$(SANFLAGS)" tests/run.sh $(sort $(wildcard tests/integration/*.sh))
 
 # Debian packages: build (headers), tests (cmocka, gnupg, python3 for the loopback server),
 # and the oracles tests compare against (pacman, vercmp, repo-add, busybox, mmdebstrap, nspawn).

@@ -60,7 +60,7 @@ int main(int argc, char **argv) {
 }
 EOF
 # shellcheck disable=SC2046
-cc -std=c11 -D_GNU_SOURCE -I"$TOP/builder" -o "$WORK/driver" "$WORK/driver.c" "$BUILD/libmkm.a" \
+cc ${SANFLAGS:-} -std=c11 -D_GNU_SOURCE -I"$TOP/builder" -o "$WORK/driver" "$WORK/driver.c" "$BUILD/libmkm.a" \
   $(pkg-config --libs libcurl libarchive gpgme libzstd libcrypto) -lpthread \
   || { bad "the hooks driver builds against libmkm.a"; finish; exit 1; }
 
