@@ -23,7 +23,7 @@ O         := build/asan
 SANFLAGS  := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 endif
 
-PKGS      := libcurl libarchive gpgme libzstd libcrypto
+PKGS      := libcurl libarchive gpgme libzstd libcrypto libseccomp
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -88,7 +88,7 @@ integration: mkmachine keys
 # Debian packages: build (headers), tests (cmocka, gnupg, python3 for the loopback server),
 # and the oracles tests compare against (pacman, vercmp, repo-add, busybox, mmdebstrap, nspawn).
 DEPS := build-essential pkg-config libcurl4-openssl-dev libarchive-dev libgpgme-dev libzstd-dev \
-        libssl-dev libcmocka-dev gnupg python3 libarchive-tools zstd xz-utils \
+        libssl-dev libseccomp-dev libcmocka-dev gnupg python3 libarchive-tools zstd xz-utils \
         pacman-package-manager makepkg archlinux-keyring arch-install-scripts busybox-static \
         debian-archive-keyring systemd-container pandoc libcap2-bin gpgv gpg-agent clang
 

@@ -28,7 +28,7 @@ struct fixture {
         char root[128];
 };
 
-static const char *const applets[] = { "sh", "cat", "id", "ls", "hostname", "sleep", "env", "mount", "ps", "echo",
+static const char *const applets[] = { "sh", "unshare", "cat", "id", "ls", "hostname", "sleep", "env", "mount", "ps", "echo",
                                        "touch", "head", "wc", "test", "readlink", "umask", "stat", "grep", "sort",
                                        "mkdir", "true", "false", NULL };
 
@@ -456,6 +456,8 @@ static void test_privileges_dropped(void **state) {
                              "mknod /blk b 7 0 2>/dev/null && echo mknod-ok;"
                              "mount -t tmpfs none /tmp 2>/dev/null && echo mount-ok;"
                              "hostname evil 2>/dev/null && echo hostname-ok;"
+                             "unshare -U true 2>/dev/null && echo userns-ok;"
+                             "grep '^Seccomp:' /proc/self/status;"
                              "touch /owned && chown 12:34 /owned && chmod 4755 /owned && stat -c '%u:%g %a' /owned",
                              NULL),
                          0);
@@ -480,8 +482,52 @@ static void test_privileges_dropped(void **state) {
         assert_null(strstr(out, "mknod-ok"));
         assert_null(strstr(out, "mount-ok"));
         assert_null(strstr(out, "hostname-ok"));
+        /* seccomp: no new user namespace (it would hand back every capability). */
+        assert_null(strstr(out, "userns-ok"));
+        assert_non_null(strstr(out, "Seccomp:\t2\n"));
         /* What installing needs still works. */
         assert_non_null(strstr(out, "12:34 4755\n"));
+}
+
+/* The kernel keyring is not namespaced: package code must not reach root's keys. A tiny static
+ * program calls keyctl, add_key, bpf, clone3 and unshare(CLONE_NEWUSER) directly. */
+static void test_seccomp_syscalls(void **state) {
+        struct fixture *f = *state;
+        if (!can_run())
+                skip();
+        char src[256], bin[256], cmd[1024];
+        snprintf(src, sizeof src, "%s/probe.c", f->top);
+        snprintf(bin, sizeof bin, "%s/bin/probe", f->root);
+        FILE *fp = fopen(src, "w");
+        assert_non_null(fp);
+        fputs("#define _GNU_SOURCE\n#include <errno.h>\n#include <sched.h>\n#include <stdio.h>\n#include <string.h>\n"
+              "#include <sys/syscall.h>\n#include <unistd.h>\n"
+              "static void t(const char *n, long r) { printf(\"%s %s\\n\", n, r < 0 ? strerrorname_np(errno) : \"ok\"); }\n"
+              "int main(void) {\n"
+              "  t(\"keyctl\", syscall(SYS_keyctl, 0 /* KEYCTL_GET_KEYRING_ID */, -3 /* session */, 0));\n"
+              "  t(\"add_key\", syscall(SYS_add_key, \"user\", \"k\", \"v\", 1, -3));\n"
+              "  t(\"bpf\", syscall(SYS_bpf, 0, 0, 0));\n"
+              "  t(\"clone3\", syscall(SYS_clone3, 0, 0));\n"
+              "  t(\"unshare-user\", unshare(CLONE_NEWUSER));\n"
+              "  t(\"getpid\", syscall(SYS_getpid));\n"
+              "  return 0;\n}\n", fp);
+        fclose(fp);
+        snprintf(cmd, sizeof cmd, "cc -static -O0 -o '%s' '%s' 2>/dev/null", bin, src);
+        if (system(cmd) != 0) {
+                print_message("skipped: cannot build a static probe (no static libc)\n");
+                skip();
+        }
+        struct sandbox_opts o = base_opts();
+        struct mkm_err err = {};
+        _cleanup_free_ char *out = NULL;
+        assert_int_equal(run(f, &o, &out, &err, "/bin/probe", NULL), 0);
+        print_message("%s", out);
+        assert_non_null(strstr(out, "keyctl EPERM\n"));
+        assert_non_null(strstr(out, "add_key EPERM\n"));
+        assert_non_null(strstr(out, "bpf EPERM\n"));
+        assert_non_null(strstr(out, "clone3 ENOSYS\n"));
+        assert_non_null(strstr(out, "unshare-user EPERM\n"));
+        assert_non_null(strstr(out, "getpid ok\n"));
 }
 
 static void test_bad_args(void **state) {
@@ -509,6 +555,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_missing_command, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_hostile_mount_point, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_privileges_dropped, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_seccomp_syscalls, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_bad_args, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
