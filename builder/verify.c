@@ -24,6 +24,7 @@
 #include "util/cleanup.h"
 #include "util/err.h"
 #include "util/fs.h"
+#include "util/hash.h"
 #include "util/log.h"
 #include "util/strv.h"
 
@@ -192,15 +193,8 @@ static bool has_suffix(const char *s, const char *suffix) {
         return a > b && strcmp(s + a - b, suffix) == 0;
 }
 
-static int import_file(struct verify_keyring *k, const char *path, struct mkm_err *reterr) {
-        _cleanup_free_ char *buf = NULL;
-        size_t len = 0;
-        int r = fs_read_file_at(AT_FDCWD, path, VERIFY_MAX_KEYRING, &buf, &len);
-        if (r == -EFBIG)
-                return mkm_err_set(reterr, r, "%s: keyring file larger than %zu bytes", path, VERIFY_MAX_KEYRING);
-        if (r < 0)
-                return mkm_err_set(reterr, r, "cannot read keyring %s: %s", path, mkm_strerror(r));
-
+/* Import one keyring file, already read into memory (the same bytes the cache key covers). */
+static int import_buf(struct verify_keyring *k, const char *path, const char *buf, size_t len, struct mkm_err *reterr) {
         _cleanup_(gpgme_data_releasep) gpgme_data_t d = NULL;
         gpgme_error_t e = gpgme_data_new_from_mem(&d, buf, len, 0);
         if (e)
@@ -216,13 +210,10 @@ static int import_file(struct verify_keyring *k, const char *path, struct mkm_er
         return 0;
 }
 
-/* Parse a pacman-style -trusted ("FPR:LEVEL:") or -revoked ("FPR") file. For -trusted, *ownertrust
- * gets the validated lines appended. */
-static int read_trust_file(const char *path, bool trusted, char ***fprs, char ***levels, struct mkm_err *reterr) {
-        _cleanup_free_ char *text = NULL;
-        int r = fs_read_file_at(AT_FDCWD, path, TRUST_FILE_MAX, &text, NULL);
-        if (r < 0)
-                return mkm_err_set(reterr, r, "cannot read %s: %s", path, mkm_strerror(r));
+/* Parse a pacman-style -trusted ("FPR:LEVEL:") or -revoked ("FPR") file's text (modified in place).
+ * The fingerprints are appended to *fprs and, for -trusted, the levels to *levels. */
+static int parse_trust_file(const char *path, char *text, bool trusted, char ***fprs, char ***levels,
+                            struct mkm_err *reterr) {
         unsigned lineno = 0;
         for (char *line = text, *next; line && *line; line = next) {
                 next = strchr(line, '\n');
@@ -279,11 +270,13 @@ static int append_line(char **s, size_t *len, const char *fpr, const char *level
         return 0;
 }
 
-static int count_keys(struct verify_keyring *k, char **all_ot, size_t *all_len, struct mkm_err *reterr) {
+/* Count the primary keys gpg lists in the home; with all_ot, collect "FPR:6:" lines for every
+ * primary key not on the -revoked list. */
+static int count_keys(struct verify_keyring *k, unsigned *ret_n, char **all_ot, size_t *all_len, struct mkm_err *reterr) {
         gpgme_error_t e = gpgme_op_keylist_start(k->gctx, NULL, 0);
         if (e)
                 return mkm_err_set(reterr, gpg_to_errno(e), "cannot list keys: %s", gpgme_strerror(e));
-        k->n_keys = 0;
+        unsigned n = 0;
         for (;;) {
                 _cleanup_(gpgme_key_unrefp) gpgme_key_t key = NULL;
                 e = gpgme_op_keylist_next(k->gctx, &key);
@@ -293,13 +286,14 @@ static int count_keys(struct verify_keyring *k, char **all_ot, size_t *all_len, 
                         (void)gpgme_op_keylist_end(k->gctx);
                         return mkm_err_set(reterr, gpg_to_errno(e), "cannot list keys: %s", gpgme_strerror(e));
                 }
-                k->n_keys++;
+                n++;
                 if (all_ot && key->subkeys && key->subkeys->fpr && !strv_contains(k->revoked, key->subkeys->fpr))
                         if (append_line(all_ot, all_len, key->subkeys->fpr, "6") < 0) {
                                 (void)gpgme_op_keylist_end(k->gctx);
                                 return -ENOMEM;
                         }
         }
+        *ret_n = n;
         return 0;
 }
 
@@ -404,7 +398,7 @@ static int collect_dir(const char *dir, char ***keyfiles, char ***trusted, char 
         return 0;
 }
 
-static int find_engines(struct verify_keyring *k, struct mkm_err *reterr) {
+static int find_engines(struct verify_keyring *k, const char **ret_version, struct mkm_err *reterr) {
         gpgme_engine_info_t info;
         gpgme_error_t e = gpgme_get_engine_info(&info);
         if (e)
@@ -412,6 +406,7 @@ static int find_engines(struct verify_keyring *k, struct mkm_err *reterr) {
         for (; info; info = info->next)
                 if (info->protocol == GPGME_PROTOCOL_OpenPGP && info->file_name) {
                         k->gpg = strdup(info->file_name);
+                        *ret_version = info->version ? info->version : "";
                         break;
                 }
         const char *gc = gpgme_get_dirinfo("gpgconf-name");
@@ -420,6 +415,13 @@ static int find_engines(struct verify_keyring *k, struct mkm_err *reterr) {
                 return mkm_err_set(reterr, -ENOENT, "gpgme knows no gpg or gpgconf binary (is gnupg installed?)");
         return 0;
 }
+
+static const char gpg_conf[] =
+        "# mkmachine's private verification home; removed after the build.\n"
+        "no-autostart\n"
+        "no-auto-key-retrieve\n"
+        "trust-model pgp\n"
+        "no-greeting\n";
 
 static int make_home(struct verify_keyring *k, struct mkm_err *reterr) {
         /* A short path: gpg-agent's socket name must fit in sun_path. */
@@ -434,54 +436,11 @@ static int make_home(struct verify_keyring *k, struct mkm_err *reterr) {
         k->home = TAKE_PTR(tmpl);
         if (chmod(k->home, 0700) < 0)
                 return mkm_err_set(reterr, negative_errno(), "chmod %s: %m", k->home);
-        return write_file(k->home, "gpg.conf",
-                          "# mkmachine's private verification home; removed after the build.\n"
-                          "no-autostart\n"
-                          "no-auto-key-retrieve\n"
-                          "trust-model pgp\n"
-                          "no-greeting\n",
-                          reterr);
+        return write_file(k->home, "gpg.conf", gpg_conf, reterr);
 }
 
-int verify_keyring_new(struct mkm_ctx *ctx, const char *path, struct verify_keyring **ret, struct mkm_err *reterr) {
-        _cleanup_(verify_keyring_freep) struct verify_keyring *k = mkm_new0(struct verify_keyring, 1);
-        _cleanup_strv_free_ char **keyfiles = NULL, **trustfiles = NULL, **revfiles = NULL;
-        _cleanup_strv_free_ char **tfprs = NULL, **tlevels = NULL;
-        gpgme_error_t e;
-        struct stat st;
-        int r;
-
-        if (!k)
-                return -ENOMEM;
-        k->ctx = ctx;
-        if (stat(path, &st) < 0)
-                return mkm_err_set(reterr, negative_errno(), "cannot access keyring %s: %m", path);
-        if (S_ISDIR(st.st_mode))
-                r = collect_dir(path, &keyfiles, &trustfiles, &revfiles, reterr);
-        else if (S_ISREG(st.st_mode))
-                r = strv_push(&keyfiles, path);
-        else
-                r = mkm_err_set(reterr, -EINVAL, "keyring %s is neither a file nor a directory", path);
-        if (r < 0)
-                return r;
-        for (size_t i = 0; trustfiles && trustfiles[i]; i++) {
-                r = read_trust_file(trustfiles[i], true, &tfprs, &tlevels, reterr);
-                if (r < 0)
-                        return r;
-        }
-        for (size_t i = 0; revfiles && revfiles[i]; i++) {
-                r = read_trust_file(revfiles[i], false, &k->revoked, NULL, reterr);
-                if (r < 0)
-                        return r;
-        }
-
-        r = find_engines(k, reterr);
-        if (r < 0)
-                return r;
-        r = make_home(k, reterr);
-        if (r < 0)
-                return r;
-        e = gpgme_new(&k->gctx);
+static int open_gctx(struct verify_keyring *k, struct mkm_err *reterr) {
+        gpgme_error_t e = gpgme_new(&k->gctx);
         if (!e)
                 e = gpgme_set_protocol(k->gctx, GPGME_PROTOCOL_OpenPGP);
         if (!e)
@@ -492,17 +451,384 @@ int verify_keyring_new(struct mkm_ctx *ctx, const char *path, struct verify_keyr
                 return mkm_err_set(reterr, gpg_to_errno(e), "gpgme: %s", gpgme_strerror(e));
         gpgme_set_offline(k->gctx, 1);
         gpgme_set_armor(k->gctx, 0);
+        return 0;
+}
 
-        for (size_t i = 0; keyfiles[i]; i++) {
-                r = import_file(k, keyfiles[i], reterr);
+/* Forget a half-prepared home (no agent runs in one: only populate_trusted starts it). */
+static void drop_home(struct verify_keyring *k) {
+        if (k->gctx)
+                gpgme_release(k->gctx);
+        k->gctx = NULL;
+        if (k->home)
+                (void)fs_rm_rf_at(AT_FDCWD, k->home);
+        free(k->home);
+        k->home = NULL;
+}
+
+/* ---- the keyring's inputs ---- */
+
+enum input_kind { INPUT_KEYS, INPUT_TRUSTED, INPUT_REVOKED, _INPUT_KIND_MAX };
+
+struct input {
+        enum input_kind kind;
+        char *path;
+        char *data;             /* the file's bytes, read once: hashed, parsed and imported from here */
+        size_t len;
+};
+
+struct inputs {
+        struct input *v;
+        size_t n;
+};
+
+static void inputs_done(struct inputs *in) {
+        for (size_t i = 0; i < in->n; i++) {
+                free(in->v[i].path);
+                free(in->v[i].data);
+        }
+        free(in->v);
+        in->v = NULL;
+        in->n = 0;
+}
+
+static bool inputs_have(const struct inputs *in, enum input_kind kind) {
+        for (size_t i = 0; i < in->n; i++)
+                if (in->v[i].kind == kind)
+                        return true;
+        return false;
+}
+
+static int inputs_add(struct inputs *in, enum input_kind kind, char **paths, struct mkm_err *reterr) {
+        for (size_t i = 0; paths && paths[i]; i++) {
+                struct input *v = mkm_reallocarray(in->v, in->n + 1, sizeof *v);
+                if (!v)
+                        return -ENOMEM;
+                in->v = v;
+                struct input *x = &in->v[in->n];
+                *x = (struct input){ .kind = kind, .path = strdup(paths[i]) };
+                if (!x->path)
+                        return -ENOMEM;
+                in->n++;
+                int r;
+                if (kind == INPUT_KEYS) {
+                        r = fs_read_file_at(AT_FDCWD, x->path, VERIFY_MAX_KEYRING, &x->data, &x->len);
+                        if (r == -EFBIG)
+                                return mkm_err_set(reterr, r, "%s: keyring file larger than %zu bytes", x->path,
+                                                   VERIFY_MAX_KEYRING);
+                        if (r < 0)
+                                return mkm_err_set(reterr, r, "cannot read keyring %s: %s", x->path, mkm_strerror(r));
+                } else {
+                        r = fs_read_file_at(AT_FDCWD, x->path, TRUST_FILE_MAX, &x->data, &x->len);
+                        if (r < 0)
+                                return mkm_err_set(reterr, r, "cannot read %s: %s", x->path, mkm_strerror(r));
+                }
+        }
+        return 0;
+}
+
+/* Read every file verification depends on, in a fixed order: keys, -trusted, -revoked, each
+ * sorted by name (collect_dir sorts). */
+static int collect_inputs(const char *path, struct inputs *in, struct mkm_err *reterr) {
+        _cleanup_strv_free_ char **keyfiles = NULL, **trustfiles = NULL, **revfiles = NULL;
+        struct stat st;
+        int r;
+
+        if (stat(path, &st) < 0)
+                return mkm_err_set(reterr, negative_errno(), "cannot access keyring %s: %m", path);
+        if (S_ISDIR(st.st_mode))
+                r = collect_dir(path, &keyfiles, &trustfiles, &revfiles, reterr);
+        else if (S_ISREG(st.st_mode))
+                r = strv_push(&keyfiles, path);
+        else
+                r = mkm_err_set(reterr, -EINVAL, "keyring %s is neither a file nor a directory", path);
+        if (r >= 0)
+                r = inputs_add(in, INPUT_KEYS, keyfiles, reterr);
+        if (r >= 0)
+                r = inputs_add(in, INPUT_TRUSTED, trustfiles, reterr);
+        if (r >= 0)
+                r = inputs_add(in, INPUT_REVOKED, revfiles, reterr);
+        return r;
+}
+
+/* ---- the cache of prepared homes ----
+ * CACHE_DIR/gnupg/<key>/ holds the files below plus "digest": the format line, the key, the key
+ * count, and each file's sha256. The key covers everything the prepared home depends on: the
+ * format, gpg's version, gpg.conf, and every input file's kind, name and bytes. The cache is a
+ * trusted local directory, like the package cache; the digest file guards against an entry that
+ * a crash or a disk left half-written or that was altered since: it is then rebuilt. The
+ * throwaway key's secret part is never stored (scrub_home removes it before the entry is made). */
+#define CACHE_FORMAT "mkmachine gnupg cache 1"
+#define CACHE_FILE_MAX ((size_t)256 * 1024 * 1024)
+#define CACHE_DIGEST_MAX ((size_t)4096)
+#define CACHE_STALE_SECONDS (24 * 3600)
+
+static const char *const cached_files[] = { "pubring.kbx", "trustdb.gpg" };
+
+static int hash_field(struct hash_ctx *h, const char *tag, const void *data, size_t len) {
+        char hdr[64];
+        int n = snprintf(hdr, sizeof hdr, "%s %zu\n", tag, len);
+        int r = hash_update(h, hdr, (size_t)n);
+        if (r >= 0)
+                r = hash_update(h, data, len);
+        return r;
+}
+
+static int cache_key(const struct inputs *in, const char *gpg_version, char key[static HASH_SHA256_HEX]) {
+        static const char *const kind_name[_INPUT_KIND_MAX] = {
+                [INPUT_KEYS] = "keys", [INPUT_TRUSTED] = "trusted", [INPUT_REVOKED] = "revoked",
+        };
+        _cleanup_(hash_freep) struct hash_ctx *h = hash_new(HASH_SHA256);
+        if (!h)
+                return -ENOMEM;
+        int r = hash_field(h, "format", CACHE_FORMAT, strlen(CACHE_FORMAT));
+        if (r >= 0)
+                r = hash_field(h, "gpg", gpg_version, strlen(gpg_version));
+        if (r >= 0)
+                r = hash_field(h, "conf", gpg_conf, strlen(gpg_conf));
+        for (size_t i = 0; r >= 0 && i < in->n; i++) {
+                const char *slash = strrchr(in->v[i].path, '/');
+                const char *name = slash ? slash + 1 : in->v[i].path;
+                r = hash_field(h, kind_name[in->v[i].kind], name, strlen(name));
+                if (r >= 0)
+                        r = hash_field(h, "data", in->v[i].data, in->v[i].len);
+        }
+        if (r < 0)
+                return r;
+        return hash_final_hex(TAKE_PTR(h), key);
+}
+
+/* Parse a digest file: the expected format and key, then "keys N", "listed M" and one
+ * "NAME SHA256" line per cached file, in order. */
+static int parse_digest(char *text, const char *key, unsigned *ret_keys, unsigned *ret_listed,
+                        char sums[][HASH_SHA256_HEX], struct mkm_err *reterr) {
+        char *lines[4 + ELEMENTSOF(cached_files)];
+        size_t n = 0;
+        for (char *line = text, *next; line && *line; line = next) {
+                next = strchr(line, '\n');
+                if (!next)
+                        return mkm_err_set(reterr, -EBADMSG, "the digest file is truncated");
+                *next++ = 0;
+                if (n == ELEMENTSOF(lines))
+                        return mkm_err_set(reterr, -EBADMSG, "the digest file has more lines than expected");
+                lines[n++] = line;
+        }
+        if (n != ELEMENTSOF(lines))
+                return mkm_err_set(reterr, -EBADMSG, "the digest file has %zu lines, not %zu", n, ELEMENTSOF(lines));
+        if (strcmp(lines[0], CACHE_FORMAT) != 0)
+                return mkm_err_set(reterr, -EBADMSG, "the digest file is not in format '%s'", CACHE_FORMAT);
+        if (strncmp(lines[1], "key ", 4) != 0 || strcmp(lines[1] + 4, key) != 0)
+                return mkm_err_set(reterr, -EBADMSG, "the digest file names another key");
+        char end;
+        if (sscanf(lines[2], "keys %u%c", ret_keys, &end) != 1 || sscanf(lines[3], "listed %u%c", ret_listed, &end) != 1)
+                return mkm_err_set(reterr, -EBADMSG, "the digest file has no key counts");
+        for (size_t i = 0; i < ELEMENTSOF(cached_files); i++) {
+                char *l = lines[4 + i];
+                size_t nl = strlen(cached_files[i]);
+                if (strncmp(l, cached_files[i], nl) != 0 || l[nl] != ' ' || !hash_is_sha256_hex(l + nl + 1))
+                        return mkm_err_set(reterr, -EBADMSG, "the digest file has no sha256 for %s", cached_files[i]);
+                memcpy(sums[i], l + nl + 1, HASH_SHA256_HEX);
+        }
+        return 0;
+}
+
+/* Fill a fresh home from CACHE_DIR/gnupg/<key>. Returns 1 when loaded, 0 when there is no entry,
+ * and a negative errno (details in reterr) when the entry is damaged; the caller then rebuilds. */
+static int cache_load(struct verify_keyring *k, const char *cache_dir, const char *key, struct mkm_err *reterr) {
+        _cleanup_free_ char *gdir = fs_path_join(cache_dir, "gnupg");
+        if (!gdir)
+                return -ENOMEM;
+        /* No gnupg/ (or no cache at all) is an empty cache, not a damaged entry. */
+        _cleanup_close_ int gfd = open(gdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (gfd < 0)
+                return 0;
+        /* One fd for the whole load: a concurrent replacement swaps the name, never our files. */
+        _cleanup_close_ int efd = openat(gfd, key, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (efd < 0 && errno == ENOENT)
+                return 0;
+        if (efd < 0)
+                return mkm_err_set(reterr, negative_errno(), "cannot open it: %m");
+
+        _cleanup_free_ char *text = NULL;
+        int r = fs_read_file_at(efd, "digest", CACHE_DIGEST_MAX, &text, NULL);
+        if (r < 0)
+                return mkm_err_set(reterr, r, "cannot read its digest file: %s", mkm_strerror(r));
+        unsigned nkeys, listed;
+        char sums[ELEMENTSOF(cached_files)][HASH_SHA256_HEX];
+        r = parse_digest(text, key, &nkeys, &listed, sums, reterr);
+        if (r < 0)
+                return r;
+
+        r = make_home(k, reterr);
+        if (r < 0)
+                return r;
+        _cleanup_close_ int hfd = open(k->home, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (hfd < 0)
+                return mkm_err_set(reterr, negative_errno(), "cannot open %s: %m", k->home);
+        for (size_t i = 0; i < ELEMENTSOF(cached_files); i++) {
+                _cleanup_close_ int fd = openat(efd, cached_files[i], O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+                if (fd < 0)
+                        return mkm_err_set(reterr, negative_errno(), "cannot open %s: %m", cached_files[i]);
+                _cleanup_free_ char *data = NULL;
+                size_t len = 0;
+                char sum[HASH_SHA256_HEX];
+                r = fs_read_fd(fd, CACHE_FILE_MAX, &data, &len);
+                if (r >= 0)
+                        r = hash_buf_hex(HASH_SHA256, data, len, sum);
+                if (r < 0)
+                        return mkm_err_set(reterr, r, "cannot read %s: %s", cached_files[i], mkm_strerror(r));
+                if (strcmp(sum, sums[i]) != 0)
+                        return mkm_err_set(reterr, -EBADMSG, "%s has sha256 %s, the digest file says %s",
+                                           cached_files[i], sum, sums[i]);
+                /* A private copy: gpg writes lock files and trustdb updates into its home. */
+                r = fs_write_file_at(hfd, cached_files[i], data, len, 0600);
+                if (r < 0)
+                        return mkm_err_set(reterr, r, "cannot write %s/%s: %s", k->home, cached_files[i], mkm_strerror(r));
+        }
+        r = open_gctx(k, reterr);
+        if (r < 0)
+                return r;
+        unsigned n;
+        r = count_keys(k, &n, NULL, NULL, reterr);
+        if (r < 0)
+                return r;
+        if (n != listed)
+                return mkm_err_set(reterr, -EBADMSG, "gpg lists %u keys in it, the digest file says %u", n, listed);
+        k->n_keys = nkeys;
+        return 1;
+}
+
+/* Remove .tmp.* directories that a crashed build left in CACHE_DIR/gnupg a day or more ago (a
+ * younger one may be another build's entry in the making). */
+static void cache_clean_stale(struct verify_keyring *k, int gfd) {
+        int fd = openat(gfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+        if (!d) {
+                if (fd >= 0)
+                        (void)close(fd);
+                return;
+        }
+        time_t now = time(NULL);
+        struct dirent *de;
+        while ((de = readdir(d))) {
+                struct stat st;
+                if (strncmp(de->d_name, ".tmp.", 5) != 0 || fstatat(gfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+                    st.st_mtime > now - CACHE_STALE_SECONDS)
+                        continue;
+                int r = fs_rm_rf_at(gfd, de->d_name);
+                mkm_debug(k->ctx, "keyring cache: %s stale %s%s%s", r < 0 ? "cannot remove" : "removed", de->d_name,
+                          r < 0 ? ": " : "", r < 0 ? mkm_strerror(r) : "");
+        }
+        (void)closedir(d);
+}
+
+/* Store k's prepared home as CACHE_DIR/gnupg/<key>: built under .tmp.XXXXXX, then renamed. When
+ * the entry appeared meanwhile (another build won the race) ours is dropped; when it is the
+ * damaged entry we failed to load (replace), the two are swapped and the old one removed. */
+static int cache_store(struct verify_keyring *k, const char *cache_dir, const char *key, bool replace,
+                       struct mkm_err *reterr) {
+        _cleanup_free_ char *gdir = fs_path_join(cache_dir, "gnupg");
+        if (!gdir)
+                return -ENOMEM;
+        int r = fs_mkdir_p_at(AT_FDCWD, gdir, 0700);
+        if (r < 0)
+                return mkm_err_set(reterr, r, "cannot create %s: %s", gdir, mkm_strerror(r));
+        _cleanup_close_ int gfd = open(gdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (gfd < 0)
+                return mkm_err_set(reterr, negative_errno(), "cannot open %s: %m", gdir);
+        cache_clean_stale(k, gfd);
+        _cleanup_free_ char *tmp = fs_path_join(gdir, ".tmp.XXXXXX");
+        if (!tmp)
+                return -ENOMEM;
+        if (!mkdtemp(tmp))
+                return mkm_err_set(reterr, negative_errno(), "cannot create a directory in %s: %m", gdir);
+        const char *tname = tmp + strlen(gdir) + 1;
+
+        _cleanup_close_ int tfd = open(tmp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        _cleanup_close_ int hfd = open(k->home, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        _cleanup_free_ char *digest = NULL;
+        size_t dlen = 0;
+        unsigned listed = 0;
+        r = tfd < 0 || hfd < 0 ? mkm_err_set(reterr, negative_errno(), "cannot open %s: %m", tfd < 0 ? tmp : k->home) : 0;
+        if (r >= 0)
+                r = count_keys(k, &listed, NULL, NULL, reterr);
+        FILE *f = r >= 0 ? open_memstream(&digest, &dlen) : NULL;
+        if (r >= 0 && !f)
+                r = -ENOMEM;
+        if (f)
+                fprintf(f, "%s\nkey %s\nkeys %u\nlisted %u\n", CACHE_FORMAT, key, k->n_keys, listed);
+        for (size_t i = 0; r >= 0 && i < ELEMENTSOF(cached_files); i++) {
+                _cleanup_free_ char *data = NULL;
+                size_t len = 0;
+                char sum[HASH_SHA256_HEX];
+                r = fs_read_file_at(hfd, cached_files[i], CACHE_FILE_MAX, &data, &len);
+                if (r >= 0)
+                        r = hash_buf_hex(HASH_SHA256, data, len, sum);
+                if (r >= 0)
+                        r = fs_write_file_at(tfd, cached_files[i], data, len, 0600);
+                if (r < 0)
+                        r = mkm_err_set(reterr, r, "cannot copy %s: %s", cached_files[i], mkm_strerror(r));
+                else
+                        fprintf(f, "%s %s\n", cached_files[i], sum);
+        }
+        if (f && fclose(f) != 0 && r >= 0)
+                r = -ENOMEM;
+        /* Written last and checked on every load, so a crash leaves an entry that is rebuilt. */
+        if (r >= 0) {
+                r = fs_write_atomic_at(tfd, "digest", digest, dlen, 0600);
+                if (r < 0)
+                        r = mkm_err_set(reterr, r, "cannot write %s/digest: %s", tmp, mkm_strerror(r));
+        }
+        if (r >= 0 && renameat(gfd, tname, gfd, key) < 0) {
+                if (errno != EEXIST && errno != ENOTEMPTY && errno != ENOTDIR)
+                        r = mkm_err_set(reterr, negative_errno(), "cannot rename %s to %s: %m", tmp, key);
+                else if (!replace)
+                        mkm_debug(k->ctx, "keyring cache entry %s/%s was stored by another build meanwhile", gdir, key);
+                else if (renameat2(gfd, tname, gfd, key, RENAME_EXCHANGE) < 0)
+                        r = mkm_err_set(reterr, negative_errno(), "cannot replace %s/%s: %m", gdir, key);
+        }
+        /* Whatever is under the temporary name now (ours, or the damaged entry) goes. */
+        (void)fs_rm_rf_at(gfd, tname);
+        return r;
+}
+
+/* Remove what must not outlive the trust setup: the throwaway key's secret part and its
+ * revocation certificate, and the scratch files. Verification needs only the public keyring
+ * and the trustdb (the ultimate ownertrust lives there, not in the secret key). */
+static int scrub_home(struct verify_keyring *k, struct mkm_err *reterr) {
+        static const char *const scratch[] = { "private-keys-v1.d", "openpgp-revocs.d", "random_seed",
+                                               "ownertrust.txt", "pubring.kbx~" };
+        _cleanup_close_ int hfd = open(k->home, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (hfd < 0)
+                return mkm_err_set(reterr, negative_errno(), "cannot open %s: %m", k->home);
+        for (size_t i = 0; i < ELEMENTSOF(scratch); i++) {
+                int r = fs_rm_rf_at(hfd, scratch[i]);
+                if (r < 0 && r != -ENOENT)
+                        return mkm_err_set(reterr, r, "cannot remove %s/%s: %s", k->home, scratch[i], mkm_strerror(r));
+        }
+        return 0;
+}
+
+/* Import the inputs into k's fresh home and set up trust (see verify.h). */
+static int prepare_home(struct verify_keyring *k, const char *path, const struct inputs *in, char **tfprs,
+                        char **tlevels, struct mkm_err *reterr) {
+        int r = make_home(k, reterr);
+        if (r < 0)
+                return r;
+        r = open_gctx(k, reterr);
+        if (r < 0)
+                return r;
+        bool pacman_style = inputs_have(in, INPUT_TRUSTED);
+        for (size_t i = 0; i < in->n; i++) {
+                if (in->v[i].kind != INPUT_KEYS)
+                        continue;
+                r = import_buf(k, in->v[i].path, in->v[i].data, in->v[i].len, reterr);
                 if (r < 0)
                         return r;
         }
 
         _cleanup_free_ char *all_ot = NULL;
         size_t all_len = 0;
-        bool pacman_style = strv_length(trustfiles) > 0;
-        r = count_keys(k, pacman_style ? NULL : &all_ot, &all_len, reterr);
+        r = count_keys(k, &k->n_keys, pacman_style ? NULL : &all_ot, &all_len, reterr);
         if (r < 0)
                 return r;
         if (pacman_style)
@@ -517,12 +843,84 @@ int verify_keyring_new(struct mkm_ctx *ctx, const char *path, struct verify_keyr
         }
         if (r < 0)
                 return mkm_err_prefix(reterr, r, "cannot set up trust for keyring %s", path);
-        /* Compute validity now, once, rather than inside the first verification. */
-        r = run_gpg(k, reterr, "--check-trustdb", NULL, NULL, NULL, NULL);
+        r = scrub_home(k, reterr);
         if (r < 0)
                 return r;
+        /* Compute validity now, once, rather than inside the first verification; after the scrub,
+         * so that it is computed exactly as it will be for a home copied from the cache. */
+        return run_gpg(k, reterr, "--check-trustdb", NULL, NULL, NULL, NULL);
+}
+
+int verify_keyring_new(struct mkm_ctx *ctx, const char *path, struct verify_keyring **ret, struct mkm_err *reterr) {
+        return verify_keyring_new_cached(ctx, path, NULL, ret, reterr);
+}
+
+int verify_keyring_new_cached(struct mkm_ctx *ctx, const char *path, const char *cache_dir,
+                              struct verify_keyring **ret, struct mkm_err *reterr) {
+        _cleanup_(verify_keyring_freep) struct verify_keyring *k = mkm_new0(struct verify_keyring, 1);
+        _cleanup_(inputs_done) struct inputs in = {};
+        _cleanup_strv_free_ char **tfprs = NULL, **tlevels = NULL;
+        char key[HASH_SHA256_HEX] = "";
+        const char *gpg_version = "";
+        int r;
+
+        if (!k)
+                return -ENOMEM;
+        k->ctx = ctx;
+        r = collect_inputs(path, &in, reterr);
+        if (r < 0)
+                return r;
+        r = find_engines(k, &gpg_version, reterr);
+        if (r < 0)
+                return r;
+        /* Before parsing, which edits the text in place. */
+        if (cache_dir) {
+                r = cache_key(&in, gpg_version, key);
+                if (r < 0)
+                        return r;
+        }
+        for (size_t i = 0; i < in.n; i++) {
+                if (in.v[i].kind == INPUT_KEYS)
+                        continue;
+                bool trusted = in.v[i].kind == INPUT_TRUSTED;
+                r = parse_trust_file(in.v[i].path, in.v[i].data, trusted, trusted ? &tfprs : &k->revoked,
+                                     trusted ? &tlevels : NULL, reterr);
+                if (r < 0)
+                        return r;
+        }
+
+        bool damaged = false;
+        if (cache_dir) {
+                struct mkm_err cerr = {};
+                r = cache_load(k, cache_dir, key, &cerr);
+                if (r > 0) {
+                        mkm_debug(ctx, "keyring %s: %u keys, %zu revoked, from the cache (%s/gnupg/%s), home %s", path,
+                                  k->n_keys, strv_length(k->revoked), cache_dir, key, k->home);
+                        *ret = TAKE_PTR(k);
+                        return 0;
+                }
+                if (r < 0) {
+                        damaged = true;
+                        mkm_debug(ctx, "keyring %s: the cache entry %s/gnupg/%s is damaged (%s); rebuilding it", path,
+                                  cache_dir, key, cerr.msg);
+                }
+                drop_home(k);
+        }
+
+        r = prepare_home(k, path, &in, tfprs, tlevels, reterr);
+        if (r < 0)
+                return r;
+        if (cache_dir) {
+                struct mkm_err cerr = {};
+                r = cache_store(k, cache_dir, key, damaged, &cerr);
+                if (r < 0)
+                        mkm_debug(ctx, "keyring %s: cannot store it in the cache, going on without: %s", path,
+                                  cerr.msg[0] ? cerr.msg : mkm_strerror(r));
+                else
+                        mkm_debug(ctx, "keyring %s: stored in the cache as %s/gnupg/%s", path, cache_dir, key);
+        }
         mkm_debug(ctx, "keyring %s: %u keys, %s trust, %zu revoked, home %s", path, k->n_keys,
-                  pacman_style ? "pacman-style" : "every-key", strv_length(k->revoked), k->home);
+                  inputs_have(&in, INPUT_TRUSTED) ? "pacman-style" : "every-key", strv_length(k->revoked), k->home);
         *ret = TAKE_PTR(k);
         return 0;
 }

@@ -2,7 +2,8 @@
 /* OpenPGP signature verification through gpgme, against a private keyring.
  *
  * Where the keys live. verify_keyring_new() creates a private temporary GNUPGHOME (mkdtemp, 0700;
- * never the user's ~/.gnupg and never $GNUPGHOME) and imports the keyring into it. The home is
+ * never the user's ~/.gnupg and never $GNUPGHOME) and imports the keyring into it (or copies a
+ * home prepared earlier from verify_keyring_new_cached()'s cache into it). The home is
  * passed to gpgme with gpgme_ctx_set_engine_info(), not through the environment. Its gpg.conf
  * says no-autostart (no gpg-agent or dirmngr during verification), no-auto-key-retrieve (no
  * network) and trust-model pgp. verify_keyring_free() removes the home again.
@@ -67,6 +68,21 @@ struct verify_result {
  * borrows ctx (for debug events), which must outlive it. Caller owns *ret. */
 int verify_keyring_new(struct mkm_ctx *ctx, const char *path, struct verify_keyring **ret,
                        struct mkm_err *reterr);
+
+/* The same, with the prepared home cached under cache_dir (NULL: no cache, as verify_keyring_new).
+ * Preparing a pacman-style home takes seconds for Arch's keyring (import, ownertrust, lsigns by a
+ * throwaway key under a short-lived gpg-agent); a cached one is copied into the fresh private home
+ * in milliseconds. The entry is cache_dir/gnupg/<sha256>, keyed by a format version, gpg's version,
+ * gpg.conf and every input file's kind, name and bytes (not its path): any changed byte in the
+ * keyring gives another entry. It holds pubring.kbx, trustdb.gpg and a "digest" file with the key,
+ * the key counts and each file's sha256; never a secret key (the throwaway key's secret part is
+ * deleted after the trust setup, with or without a cache). An entry that is incomplete, altered or
+ * fails to load is rebuilt and replaced; entries are written under gnupg/.tmp.XXXXXX and renamed,
+ * so concurrent builds never see a partial one. Failing to store an entry is not an error (a debug
+ * event says why). A load from the cache emits the debug event
+ * "keyring PATH: N keys, M revoked, from the cache (ENTRY), home HOME". Errors as verify_keyring_new. */
+int verify_keyring_new_cached(struct mkm_ctx *ctx, const char *path, const char *cache_dir,
+                              struct verify_keyring **ret, struct mkm_err *reterr);
 
 /* Stop any gpg-agent started for the home, remove the home, free k. Accepts NULL; returns NULL. */
 struct verify_keyring *verify_keyring_free(struct verify_keyring *k);

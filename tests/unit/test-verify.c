@@ -22,6 +22,7 @@
 
 #include <cmocka.h>
 
+#include "ctx.h"
 #include "util/cleanup.h"
 #include "util/err.h"
 #include "util/fs.h"
@@ -399,6 +400,324 @@ static void test_keyring_errors(void **state) {
         k = verify_keyring_free(k);
 }
 
+/* ---- the cache of prepared homes (verify_keyring_new_cached) ---- */
+
+static struct {
+        char text[1 << 16];     /* every debug event, one a line */
+        size_t len;
+} EV;
+
+static void on_event(void *userdata, const struct mkm_event *ev) {
+        (void)userdata;
+        if (ev->type != MKM_EV_LOG || !ev->text)
+                return;
+        int n = snprintf(EV.text + EV.len, sizeof EV.text - EV.len, "%s\n", ev->text);
+        if (n > 0 && (size_t)n < sizeof EV.text - EV.len)
+                EV.len += (size_t)n;
+}
+
+static struct mkm_ctx CTX = { .events = { .fn = on_event } };
+
+static void events_clear(void) {
+        EV.len = 0;
+        EV.text[0] = 0;
+}
+
+/* Load path with the cache in S.dir/cachename; check where it came from. */
+static struct verify_keyring *load_cached(const char *path, const char *cachename, bool from_cache) {
+        _cleanup_free_ char *cache = path_of(cachename);
+        struct verify_keyring *k = NULL;
+        struct mkm_err err = {};
+        events_clear();
+        int r = verify_keyring_new_cached(&CTX, path, cache, &k, &err);
+        print_message("%s%s", err.msg, EV.text);
+        assert_int_equal(r, 0);
+        assert_non_null(k);
+        char needle[4300];
+        (void)snprintf(needle, sizeof needle, "keyring %s: %u keys, ", path, verify_keyring_count(k));
+        const char *hit = strstr(EV.text, needle);
+        assert_non_null(hit);
+        if (from_cache) {
+                assert_non_null(strstr(hit, "revoked, from the cache ("));
+                assert_null(strstr(EV.text, "stored in the cache"));
+        } else {
+                assert_null(strstr(EV.text, "from the cache"));
+                assert_non_null(strstr(EV.text, "stored in the cache as "));
+        }
+        return k;
+}
+
+/* The one entry in S.dir/cachename/gnupg (and no temporary directory next to it). */
+static char *cache_entry(const char *cachename, unsigned expect_n) {
+        char g[200];
+        (void)snprintf(g, sizeof g, "%s/gnupg", cachename);
+        _cleanup_free_ char *gdir = path_of(g);
+        DIR *d = opendir(gdir);
+        assert_non_null(d);
+        struct dirent *de;
+        unsigned n = 0;
+        char *entry = NULL;
+        while ((de = readdir(d))) {
+                if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+                        continue;
+                assert_null(strstr(de->d_name, ".tmp."));
+                assert_int_equal(strlen(de->d_name), 64);
+                n++;
+                free(entry);
+                entry = fs_path_join(gdir, de->d_name);
+        }
+        closedir(d);
+        assert_int_equal(n, expect_n);
+        return entry;
+}
+
+/* Code and message of one verification, for comparing keyrings. */
+static int verdict_of(struct verify_keyring *k, const char *sigfile, char msg[static 600]) {
+        size_t dlen, slen;
+        _cleanup_free_ char *data = slurp("data", &dlen), *sig = slurp(sigfile, &slen);
+        struct mkm_err err = {};
+        struct verify_result res = {};
+        int r = verify_detached(k, data, dlen, sig, slen, &res, &err);
+        (void)snprintf(msg, 600, "%s", r < 0 ? err.msg : res.fingerprint);
+        return r;
+}
+
+static void expect_same(struct verify_keyring *a, struct verify_keyring *b, const char *const sigs[]) {
+        for (size_t i = 0; sigs[i]; i++) {
+                char ma[600], mb[600];
+                int ra = verdict_of(a, sigs[i], ma), rb = verdict_of(b, sigs[i], mb);
+                print_message("%s: %d %s\n", sigs[i], rb, mb);
+                assert_int_equal(ra, rb);
+                assert_string_equal(ma, mb);
+        }
+}
+
+static void copy_file(const char *from, const char *to) {
+        _cleanup_free_ char *f = path_of(from), *t = path_of(to), *buf = NULL;
+        size_t len;
+        assert_int_equal(fs_read_file_at(AT_FDCWD, f, 1 << 20, &buf, &len), 0);
+        assert_int_equal(fs_write_atomic_at(AT_FDCWD, t, buf, len, 0644), 0);
+}
+
+/* No live home below S.dir holds a secret key: the throwaway key's secret part is deleted after
+ * the trust setup (private-keys-v1.d may exist only empty). Returns the number of homes seen. */
+static unsigned check_no_secret_keys(void) {
+        static const char *const secret[] = { "private-keys-v1.d", "openpgp-revocs.d" };
+        DIR *d = opendir(S.dir);
+        assert_non_null(d);
+        struct dirent *de;
+        unsigned homes = 0;
+        while ((de = readdir(d))) {
+                if (strncmp(de->d_name, "mkm-gnupg.", 10) != 0)
+                        continue;
+                homes++;
+                for (size_t i = 0; i < ELEMENTSOF(secret); i++) {
+                        char sub[200];
+                        (void)snprintf(sub, sizeof sub, "%s/%s", de->d_name, secret[i]);
+                        _cleanup_free_ char *p = path_of(sub);
+                        DIR *s = opendir(p);
+                        if (!s)
+                                continue;
+                        struct dirent *f;
+                        while ((f = readdir(s)))
+                                assert_true(strcmp(f->d_name, ".") == 0 || strcmp(f->d_name, "..") == 0);
+                        closedir(s);
+                }
+        }
+        closedir(d);
+        return homes;
+}
+
+static void test_cache_pacman(void **state) {
+        (void)state;
+        static const char *const sigs[] = { "data.PG.sig", "data.PW.sig", "data.PN.sig", "data.X.sig", "data.T.sig", NULL };
+        _cleanup_free_ char *kr = path_of("pacman"), *pg = fpr("PG"), *pw = fpr("PW"), *x = fpr("X"), *t = fpr("T");
+        _cleanup_(verify_keyring_freep) struct verify_keyring *cold = load_cached(kr, "cache-p", false);
+        _cleanup_free_ char *entry = cache_entry("cache-p", 1);
+
+        /* Exactly the public keyring, the trustdb and the digest: no secret key, no socket, no seed. */
+        DIR *d = opendir(entry);
+        assert_non_null(d);
+        struct dirent *de;
+        unsigned n = 0;
+        while ((de = readdir(d))) {
+                if (de->d_name[0] == '.')
+                        continue;
+                print_message("entry file %s\n", de->d_name);
+                assert_true(strcmp(de->d_name, "pubring.kbx") == 0 || strcmp(de->d_name, "trustdb.gpg") == 0 ||
+                            strcmp(de->d_name, "digest") == 0);
+                n++;
+        }
+        closedir(d);
+        assert_int_equal(n, 3);
+
+        _cleanup_(verify_keyring_freep) struct verify_keyring *warm = load_cached(kr, "cache-p", true);
+        assert_int_equal(verify_keyring_count(warm), 7);       /* the local trust root is not counted */
+        assert_non_null(strstr(EV.text, ": 7 keys, 1 revoked, from the cache ("));
+        free(cache_entry("cache-p", 1));
+
+        /* Same codes and messages as without the cache, built now or copied from the cache. */
+        expect_same(S.pacman, cold, sigs);
+        expect_same(S.pacman, warm, sigs);
+        expect_detached(warm, "data.PG.sig", 0, pg, "PG test key");
+        expect_detached(warm, "data.PW.sig", -MKM_E_SIG_UNTRUSTED, "is not trusted (validity marginal", pw);
+        expect_detached(warm, "data.X.sig", -MKM_E_SIG_REVOKED, "which the keyring lists as revoked", x);
+        expect_detached(warm, "data.T.sig", -MKM_E_SIG_UNTRUSTED, "signed by unknown key", t + 24);
+
+        /* S.pacman, cold and warm are alive: none of their homes keeps the throwaway secret key. */
+        assert_true(check_no_secret_keys() >= 3);
+
+        /* A clone of a keyring served from the cache works the same. */
+        _cleanup_(verify_keyring_freep) struct verify_keyring *c = NULL;
+        assert_int_equal(verify_keyring_clone(warm, &c), 0);
+        expect_detached(c, "data.PG.sig", 0, pg, "PG test key");
+        c = verify_keyring_free(c);
+}
+
+static void test_cache_simple(void **state) {
+        (void)state;
+        static const char *const sigs[] = { "data.T.sig", "data.T.asc", "data.K.sig", "data.U.sig", "data.E.sig",
+                                            "data.TS.sig", "data.R.sig", "data.TU.sig", NULL };
+        _cleanup_free_ char *kr = path_of("simple"), *r = fpr("R"), *u = fpr("U");
+        verify_keyring_free(load_cached(kr, "cache-s", false));
+        _cleanup_(verify_keyring_freep) struct verify_keyring *warm = load_cached(kr, "cache-s", true);
+        assert_int_equal(verify_keyring_count(warm), 5);
+        expect_same(S.simple, warm, sigs);
+        expect_detached(warm, "data.R.sig", -MKM_E_SIG_REVOKED, "signed by revoked key", r);
+        expect_detached(warm, "data.U.sig", -MKM_E_SIG_UNTRUSTED, "signed by unknown key", u + 24);
+
+        /* A single-file keyring has its own entry. */
+        _cleanup_free_ char *one = path_of("simple/trusted.gpg");
+        verify_keyring_free(load_cached(one, "cache-s", false));
+        verify_keyring_free(load_cached(one, "cache-s", true));
+        free(cache_entry("cache-s", 2));
+}
+
+static void test_cache_key(void **state) {
+        (void)state;
+        _cleanup_free_ char *a = path_of("kr-a"), *b = path_of("kr-b"), *t = fpr("T");
+        assert_int_equal(mkdir(a, 0755), 0);
+        assert_int_equal(mkdir(b, 0755), 0);
+        copy_file("simple/trusted.gpg", "kr-a/trusted.gpg");
+        copy_file("simple/trusted.gpg", "kr-b/trusted.gpg");
+        _cleanup_free_ char *rev = path_of("kr-a/x-revoked");
+        assert_int_equal(fs_write_atomic_at(AT_FDCWD, rev, "# a\n", 4, 0644), 0);
+        copy_file("kr-a/x-revoked", "kr-b/x-revoked");
+
+        verify_keyring_free(load_cached(a, "cache-k", false));
+        /* The same names and bytes elsewhere: the key covers contents, not the directory's path. */
+        verify_keyring_free(load_cached(b, "cache-k", true));
+        free(cache_entry("cache-k", 1));
+
+        /* One changed byte, even in a comment, is another keyring. */
+        assert_int_equal(fs_write_atomic_at(AT_FDCWD, rev, "# b\n", 4, 0644), 0);
+        _cleanup_(verify_keyring_freep) struct verify_keyring *k = load_cached(a, "cache-k", false);
+        free(cache_entry("cache-k", 2));
+        expect_detached(k, "data.T.sig", 0, t, "T test key");
+        /* So is a renamed file with the same bytes. */
+        _cleanup_free_ char *rev2 = path_of("kr-b/y-revoked"), *rev1 = path_of("kr-b/x-revoked");
+        assert_int_equal(rename(rev1, rev2), 0);
+        verify_keyring_free(load_cached(b, "cache-k", false));
+        free(cache_entry("cache-k", 3));
+}
+
+static void damage_truncate_pubring(int efd) {
+        struct stat st;
+        assert_int_equal(fstatat(efd, "pubring.kbx", &st, 0), 0);
+        _cleanup_close_ int fd = openat(efd, "pubring.kbx", O_WRONLY | O_CLOEXEC);
+        assert_true(fd >= 0);
+        assert_int_equal(ftruncate(fd, st.st_size / 2), 0);
+}
+
+static void damage_remove_digest(int efd) {
+        assert_int_equal(unlinkat(efd, "digest", 0), 0);
+}
+
+static void damage_remove_trustdb(int efd) {
+        assert_int_equal(unlinkat(efd, "trustdb.gpg", 0), 0);
+}
+
+static void damage_digest_key(int efd) {
+        _cleanup_free_ char *text = NULL;
+        size_t len;
+        assert_int_equal(fs_read_file_at(efd, "digest", 4096, &text, &len), 0);
+        char *key = strstr(text, "\nkey ");
+        assert_non_null(key);
+        key[5] = key[5] == '0' ? '1' : '0';
+        assert_int_equal(fs_write_atomic_at(efd, "digest", text, len, 0600), 0);
+}
+
+static void damage_digest_sum(int efd) {
+        _cleanup_free_ char *text = NULL;
+        size_t len;
+        assert_int_equal(fs_read_file_at(efd, "digest", 4096, &text, &len), 0);
+        char *sum = strstr(text, "\ntrustdb.gpg ");
+        assert_non_null(sum);
+        sum[13] = sum[13] == 'a' ? 'b' : 'a';
+        assert_int_equal(fs_write_atomic_at(efd, "digest", text, len, 0600), 0);
+}
+
+static void test_cache_damaged(void **state) {
+        (void)state;
+        static const struct {
+                void (*damage)(int efd);
+                const char *reason;
+        } cases[] = {
+                { damage_truncate_pubring, "pubring.kbx has sha256 " },
+                { damage_remove_digest, "cannot read its digest file: " },
+                { damage_remove_trustdb, "cannot open trustdb.gpg: No such file or directory" },
+                { damage_digest_key, "the digest file names another key" },
+                { damage_digest_sum, "trustdb.gpg has sha256 " },
+                { NULL, "cannot open it: Not a directory" },     /* a file in place of the entry */
+        };
+        _cleanup_free_ char *kr = path_of("pacman"), *pg = fpr("PG"), *pw = fpr("PW");
+        verify_keyring_free(load_cached(kr, "cache-d", false));
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                _cleanup_free_ char *entry = cache_entry("cache-d", 1);
+                if (cases[i].damage) {
+                        _cleanup_close_ int efd = open(entry, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                        assert_true(efd >= 0);
+                        cases[i].damage(efd);
+                } else {
+                        assert_int_equal(fs_rm_rf_at(AT_FDCWD, entry), 0);
+                        assert_int_equal(fs_write_atomic_at(AT_FDCWD, entry, "junk\n", 5, 0600), 0);
+                }
+                /* Detected, rebuilt and replaced; the keyring still decides as before. */
+                _cleanup_(verify_keyring_freep) struct verify_keyring *k = load_cached(kr, "cache-d", false);
+                char needle[300];
+                (void)snprintf(needle, sizeof needle, "is damaged (%s", cases[i].reason);
+                assert_non_null(strstr(EV.text, needle));
+                assert_non_null(strstr(EV.text, "); rebuilding it\n"));
+                expect_detached(k, "data.PG.sig", 0, pg, "PG test key");
+                expect_detached(k, "data.PW.sig", -MKM_E_SIG_UNTRUSTED, "is not trusted (validity marginal", pw);
+                k = verify_keyring_free(k);
+                /* The replacement is whole: the next load is served from it. */
+                k = load_cached(kr, "cache-d", true);
+                expect_detached(k, "data.PG.sig", 0, pg, "PG test key");
+                free(cache_entry("cache-d", 1));
+        }
+}
+
+static void test_cache_unwritable(void **state) {
+        (void)state;
+        /* A cache directory that cannot be created: the keyring still loads, a debug event says why. */
+        _cleanup_free_ char *kr = path_of("simple/trusted.gpg"), *cache = path_of("data/cache"), *t = fpr("T");
+        _cleanup_(verify_keyring_freep) struct verify_keyring *k = NULL;
+        struct mkm_err err = {};
+        events_clear();
+        assert_int_equal(verify_keyring_new_cached(&CTX, kr, cache, &k, &err), 0);
+        print_message("%s", EV.text);
+        assert_non_null(strstr(EV.text, ": cannot store it in the cache, going on without: cannot create "));
+        assert_null(strstr(EV.text, "damaged"));
+        expect_detached(k, "data.T.sig", 0, t, "T test key");
+        /* Errors in the keyring itself are the same with a cache. */
+        _cleanup_free_ char *missing = path_of("nope"), *c2 = path_of("cache-e");
+        struct verify_keyring *k2 = NULL;
+        assert_int_equal(verify_keyring_new_cached(&CTX, missing, c2, &k2, &err), -ENOENT);
+        assert_non_null(strstr(err.msg, "cannot access keyring"));
+        assert_null(k2);
+}
+
 static void test_arch_keyring(void **state) {
         (void)state;
         const char *top = getenv("TOP");
@@ -530,6 +849,11 @@ int main(void) {
                 cmocka_unit_test(test_clearsigned_bad),
                 cmocka_unit_test(test_single_file_keyring),
                 cmocka_unit_test(test_keyring_errors),
+                cmocka_unit_test(test_cache_pacman),
+                cmocka_unit_test(test_cache_simple),
+                cmocka_unit_test(test_cache_key),
+                cmocka_unit_test(test_cache_damaged),
+                cmocka_unit_test(test_cache_unwritable),
                 cmocka_unit_test(test_arch_keyring),
                 cmocka_unit_test(test_debian_inrelease),
                 cmocka_unit_test(test_no_leftovers),
