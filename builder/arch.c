@@ -214,7 +214,7 @@ static int open_keyring(struct arch *a, struct mkm_err *reterr) {
         if (!dflt)
                 return -ENOMEM;
         const char *path = r->keyring ? r->keyring : dflt;
-        int q = verify_keyring_new(a->b->ctx, path, &a->keyring, reterr);
+        int q = verify_keyring_new_cached(a->b->ctx, path, a->b->ctx->cache_dir, &a->keyring, reterr);
         if (q < 0)
                 return mkm_err_prefix(reterr, q, "keyring %s", path);
         mkm_debug(a->b->ctx, "keyring %s: %u keys", path, verify_keyring_count(a->keyring));

@@ -15,6 +15,7 @@
 #include "hooks.h"
 #include "hostinfo.h"
 #include "lock.h"
+#include "manifest.h"
 #include "normalize.h"
 #include "recipe.h"
 #include "util/cleanup.h"
@@ -31,6 +32,7 @@ void build_result_done(struct build_result *r) {
         free(r->name);
         free(r->target);
         free(r->lock_path);
+        free(r->digest);
         *r = (struct build_result){};
 }
 
@@ -156,7 +158,8 @@ static int write_lock(struct build *b, bool *ret_written, struct mkm_err *reterr
 }
 
 /* The state folder keeps what this generation was built from. */
-static int write_state(struct build *b, const struct recipe *r, struct mkm_err *reterr) {
+static int write_state(struct build *b, const struct recipe *r, const char *manifest, const char *digest,
+                       struct mkm_err *reterr) {
         _cleanup_free_ char *canon = NULL, *lock = NULL;
         int q = recipe_format(r, &canon);
         if (q < 0)
@@ -167,9 +170,16 @@ static int write_state(struct build *b, const struct recipe *r, struct mkm_err *
         _cleanup_close_ int dfd = open(b->deploy->state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (dfd < 0)
                 return mkm_err_set(reterr, negative_errno(), "cannot open %s: %s", b->deploy->state_dir, strerror(errno));
+        _cleanup_free_ char *digest_line = NULL;
+        if (asprintf(&digest_line, "%s\n", digest) < 0)
+                return -ENOMEM;
         q = fs_write_atomic_at(dfd, "recipe", canon, strlen(canon), 0644);
         if (q >= 0)
                 q = fs_write_atomic_at(dfd, "lock", lock, strlen(lock), 0644);
+        if (q >= 0)
+                q = fs_write_atomic_at(dfd, "manifest", manifest, strlen(manifest), 0644);
+        if (q >= 0)
+                q = fs_write_atomic_at(dfd, "digest", digest_line, strlen(digest_line), 0644);
         if (q < 0)
                 return mkm_err_set(reterr, q, "cannot write the state in %s: %s", b->deploy->state_dir, strerror(-q));
         return 0;
@@ -178,6 +188,8 @@ static int write_state(struct build *b, const struct recipe *r, struct mkm_err *
 int build_machine(struct mkm_ctx *ctx, const char *recipe_path, struct build_result *ret, struct mkm_err *reterr) {
         struct build b = { .source_date_epoch = -1 };
         struct host_files hf = {};
+        _cleanup_free_ char *manifest = NULL;
+        char digest[MANIFEST_DIGEST_LEN] = "";
         _cleanup_(recipe_freep) struct recipe *r = NULL;
         int q = prepare(ctx, recipe_path, false, &r, &b, reterr);
         if (q < 0)
@@ -197,7 +209,14 @@ int build_machine(struct mkm_ctx *ctx, const char *recipe_path, struct build_res
         q = hooks_apply(ctx, r, b.deploy->staging, b.deploy->root_fd, sdver, b.source_date_epoch, &hf, reterr);
         if (q < 0)
                 goto out;
+        q = normalize_remove_generated(ctx, b.deploy->root_fd, reterr);
+        if (q < 0)
+                goto out;
         q = normalize_clamp_mtimes(ctx, b.deploy->root_fd, b.source_date_epoch, reterr);
+        if (q < 0)
+                goto out;
+        mkm_emit(ctx, &(struct mkm_event){ .type = MKM_EV_STAGE, .text = "writing the manifest" });
+        q = manifest_build(ctx, b.deploy->root_fd, &manifest, digest, reterr);
         if (q < 0)
                 goto out;
         mkm_emit(ctx, &(struct mkm_event){ .type = MKM_EV_STAGE, .text = "deploying" });
@@ -211,7 +230,7 @@ int build_machine(struct mkm_ctx *ctx, const char *recipe_path, struct build_res
         bool written = false;
         q = write_lock(&b, &written, reterr);
         if (q >= 0)
-                q = write_state(&b, r, reterr);
+                q = write_state(&b, r, manifest, digest, reterr);
         if (q < 0)
                 goto out;
         *ret = (struct build_result){
@@ -221,8 +240,9 @@ int build_machine(struct mkm_ctx *ctx, const char *recipe_path, struct build_res
                 .lock_written = written,
                 .packages = b.lock_out->n,
                 .source_date_epoch = b.source_date_epoch,
+                .digest = strdup(digest),
         };
-        if (!ret->name || !ret->target || !ret->lock_path) {
+        if (!ret->name || !ret->target || !ret->lock_path || !ret->digest) {
                 build_result_done(ret);
                 q = -ENOMEM;
         }

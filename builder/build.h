@@ -44,6 +44,7 @@ struct build_result {
         bool lock_written;      /* the lock was created or rewritten */
         size_t packages;
         int64_t source_date_epoch;
+        char *digest;           /* "sha256:..." of the tree's manifest: equal digests, equal machines */
 };
 void build_result_done(struct build_result *r);
 

@@ -37,12 +37,15 @@ static void print_result(const struct mkm_ctx *ctx, const struct build_result *r
                 cli_json_string(stdout, res->target);
                 fputs(",\"lock\":", stdout);
                 cli_json_string(stdout, res->lock_path);
+                fputs(",\"digest\":", stdout);
+                cli_json_string(stdout, res->digest);
                 printf(",\"packages\":%zu,\"lock_written\":%s,\"source_date_epoch\":%lld}\n", res->packages,
                        res->lock_written ? "true" : "false", (long long)res->source_date_epoch);
                 return;
         }
         if (ctx->verbosity >= 0) {
                 fprintf(stderr, "machine '%s' deployed to %s (%zu packages)\n", res->name, res->target, res->packages);
+                fprintf(stderr, "digest %s\n", res->digest);
                 if (res->lock_written)
                         fprintf(stderr, "wrote %s: commit it next to the recipe to pin this set\n", res->lock_path);
         }

@@ -142,7 +142,12 @@ int lock_parse(const char *text, size_t len, const char *filename, struct lock *
                         p.order = (unsigned)order;
                         p.explicit = strcmp(w[10], "explicit") == 0;
                         r = lock_add(l, &p);
-                } else
+                } else if (strcmp(w[0], "package") == 0)
+                        return mkm_err_set(reterr, -MKM_E_LOCK,
+                                           "%s:%u: expected 11 fields after 'package' (NAME VERSION REPO FILE SHA256 SIZE "
+                                           "ISIZE SIG ORDER REASON BUILDDATE), got %zu; rewrite it with 'mkmachine lock'",
+                                           filename, lineno, nw - 1);
+                else
                         return mkm_err_set(reterr, -MKM_E_LOCK, "%s:%u: unexpected line '%s'", filename, lineno, line);
                 if (r < 0)
                         return r;

@@ -9,6 +9,14 @@
 struct mkm_ctx;
 struct mkm_err;
 
+/* Remove what a build leaves that depends on the time, the host or chance, so that the machine
+ * makes it itself at first boot or never needs it: logs of the package tools, ldconfig's
+ * aux-cache, systemd's random seed and credential secret, a machine-id (emptied: systemd treats
+ * an empty /etc/machine-id as "not yet initialised" and makes one at first boot), SSH host keys,
+ * and the private half of pacman's local keyring master key. Every path is opened inside the
+ * tree. Emits a debug line per removal. */
+int normalize_remove_generated(struct mkm_ctx *ctx, int rootfd, struct mkm_err *reterr);
+
 /* Walk the tree under rootfd without following symlinks or leaving its file system, and clamp
  * mtime and atime to epoch. */
 int normalize_clamp_mtimes(struct mkm_ctx *ctx, int rootfd, int64_t epoch, struct mkm_err *reterr);

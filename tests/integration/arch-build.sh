@@ -98,6 +98,13 @@ snapshot "$M/t1" >"$WORK/t1.snap"
 check "a second build elsewhere (other host root, cache, umask) succeeds" test $? -eq 0
 snapshot "$WORK/host2/var/lib/machines/t1" >"$WORK/t1b.snap"
 check "both builds are identical, time stamps included" cmp -s "$WORK/t1.snap" "$WORK/t1b.snap"
+check "both builds report the same machine digest" cmp -s "$HOST/var/lib/mkmachine/t1/digest" "$WORK/host2/var/lib/mkmachine/t1/digest"
+check "the manifest in the state folder lists the tree" grep -q '^./usr/bin/busybox type=file ' "$HOST/var/lib/mkmachine/t1/manifest"
+( cd "$WORK" && "$MKMACHINE" -q --json --host-root "$WORK/host3" --cache-dir "$CACHE" t1.recipe ) >"$WORK/b.json" 2>/dev/null
+check "--json reports the digest of the machine" python3 -c "
+import json, sys
+d = json.load(open('$WORK/b.json'))
+sys.exit(0 if d['digest'] == open('$HOST/var/lib/mkmachine/t1/digest').read().strip() and d['packages'] > 0 else 1)"
 cp "$WORK/t1.recipe.lock" "$WORK/lock.first"
 ( cd "$WORK" && mkm -q lock t1.recipe ) >/dev/null 2>&1
 check "mkmachine lock rewrites the identical lock" cmp -s "$WORK/lock.first" "$WORK/t1.recipe.lock"

@@ -86,6 +86,9 @@ static void test_bad_locks(void **state) {
                 { "inputs sha256:a\ndistribution arch\npackage a 1-1 core a.pkg " SHA_A " 1 1 - 0 explicit 0\n"
                   "package b 1-1 core b.pkg " SHA_A " 1 1 - 0 explicit 0\n",
                   "x.lock: package 'b' has an invalid or repeated order 0" },
+                { "inputs sha256:a\ndistribution arch\npackage a 1-1 core a.pkg " SHA_A " 1 1 - 0 explicit\n",
+                  "x.lock:3: expected 11 fields after 'package' (NAME VERSION REPO FILE SHA256 SIZE ISIZE SIG ORDER "
+                  "REASON BUILDDATE), got 10; rewrite it with 'mkmachine lock'" },
                 { "inputs sha256:a\ndistribution arch\npackage a 1-1\x01 core a.pkg " SHA_A " 1 1 - 0 explicit 0\n",
                   "x.lock:3: invalid character in '1-1\x01'" },
         };
