@@ -157,43 +157,16 @@ int db_alpm_init(int rootfd, struct mkm_err *reterr) {
         return 0;
 }
 
-/* A growing text buffer; errors are sticky and reported once at the end. */
-struct buf {
-        char *p;
-        size_t len, cap;
-        bool oom;
-};
-
-static void buf_add(struct buf *b, const char *s) {
-        size_t n = strlen(s);
-        if (b->oom)
-                return;
-        if (b->len + n + 1 > b->cap) {
-                size_t nc = (b->cap ? b->cap * 2 : 4096);
-                while (nc < b->len + n + 1)
-                        nc *= 2;
-                char *np = realloc(b->p, nc);
-                if (!np) {
-                        b->oom = true;
-                        return;
-                }
-                b->p = np;
-                b->cap = nc;
-        }
-        memcpy(b->p + b->len, s, n + 1);
-        b->len += n;
-}
-
-static void field(struct buf *b, const char *name, const char *value) {
+static void field(FILE *b, const char *name, const char *value) {
         if (!value)
                 return;
-        buf_add(b, name);
-        buf_add(b, "\n");
-        buf_add(b, value);
-        buf_add(b, "\n\n");
+        fputs(name, b);
+        fputs("\n", b);
+        fputs(value, b);
+        fputs("\n\n", b);
 }
 
-static void field_num(struct buf *b, const char *name, int64_t v) {
+static void field_num(FILE *b, const char *name, int64_t v) {
         char num[32];
         if (!v)
                 return;
@@ -201,16 +174,16 @@ static void field_num(struct buf *b, const char *name, int64_t v) {
         field(b, name, num);
 }
 
-static void field_list(struct buf *b, const char *name, char **l) {
+static void field_list(FILE *b, const char *name, char **l) {
         if (!l || !*l)
                 return;
-        buf_add(b, name);
-        buf_add(b, "\n");
+        fputs(name, b);
+        fputs("\n", b);
         for (; *l; l++) {
-                buf_add(b, *l);
-                buf_add(b, "\n");
+                fputs(*l, b);
+                fputs("\n", b);
         }
-        buf_add(b, "\n");
+        fputs("\n", b);
 }
 
 static int write_file(int dfd, const char *name, const void *data, size_t len, const char *what,
@@ -234,46 +207,53 @@ int db_alpm_write_pkg(struct mkm_ctx *ctx, int rootfd, const struct pkginfo *pi,
         int r;
 
         /* desc, in the order pacman 6.0.2's _alpm_local_db_write uses. */
-        struct buf d = {};
-        field(&d, "%NAME%", pi->name);
-        field(&d, "%VERSION%", pi->version);
-        field(&d, "%BASE%", pi->base);
-        field(&d, "%DESC%", pi->desc);
-        field(&d, "%URL%", pi->url);
-        field(&d, "%ARCH%", pi->arch);
-        field_num(&d, "%BUILDDATE%", pi->builddate);
-        field_num(&d, "%INSTALLDATE%", installdate);
-        field(&d, "%PACKAGER%", pi->packager);
-        field_num(&d, "%SIZE%", (int64_t)pi->size);
-        if (!explicit)
-                field(&d, "%REASON%", "1");
-        field_list(&d, "%GROUPS%", pi->groups);
-        field_list(&d, "%LICENSE%", pi->licenses);
-        if (validation) {
-                buf_add(&d, "%VALIDATION%\n");
-                if (validation & DB_ALPM_VALIDATION_SHA256)
-                        buf_add(&d, "sha256\n");
-                if (validation & DB_ALPM_VALIDATION_PGP)
-                        buf_add(&d, "pgp\n");
-                buf_add(&d, "\n");
-        }
-        field_list(&d, "%REPLACES%", pi->replaces);
-        field_list(&d, "%DEPENDS%", pi->depends);
-        field_list(&d, "%OPTDEPENDS%", pi->optdepends);
-        field_list(&d, "%CONFLICTS%", pi->conflicts);
-        field_list(&d, "%PROVIDES%", pi->provides);
-        _cleanup_free_ char *desc = d.p;
-        if (d.oom)
+        _cleanup_free_ char *desc = NULL;
+        size_t desc_len = 0;
+        FILE *d = open_memstream(&desc, &desc_len);
+        if (!d)
                 return -ENOMEM;
-        r = write_file(dfd, "desc", desc, d.len, dir, reterr);
+        field(d, "%NAME%", pi->name);
+        field(d, "%VERSION%", pi->version);
+        field(d, "%BASE%", pi->base);
+        field(d, "%DESC%", pi->desc);
+        field(d, "%URL%", pi->url);
+        field(d, "%ARCH%", pi->arch);
+        field_num(d, "%BUILDDATE%", pi->builddate);
+        field_num(d, "%INSTALLDATE%", installdate);
+        field(d, "%PACKAGER%", pi->packager);
+        field_num(d, "%SIZE%", (int64_t)pi->size);
+        if (!explicit)
+                field(d, "%REASON%", "1");
+        field_list(d, "%GROUPS%", pi->groups);
+        field_list(d, "%LICENSE%", pi->licenses);
+        if (validation) {
+                fputs("%VALIDATION%\n", d);
+                if (validation & DB_ALPM_VALIDATION_SHA256)
+                        fputs("sha256\n", d);
+                if (validation & DB_ALPM_VALIDATION_PGP)
+                        fputs("pgp\n", d);
+                fputs("\n", d);
+        }
+        field_list(d, "%REPLACES%", pi->replaces);
+        field_list(d, "%DEPENDS%", pi->depends);
+        field_list(d, "%OPTDEPENDS%", pi->optdepends);
+        field_list(d, "%CONFLICTS%", pi->conflicts);
+        field_list(d, "%PROVIDES%", pi->provides);
+        if (fclose(d) != 0)
+                return -ENOMEM;
+        r = write_file(dfd, "desc", desc, desc_len, dir, reterr);
         if (r < 0)
                 return r;
 
         /* files: %FILES% then %BACKUP% with the md5 of each backup file as installed. */
-        struct buf f = {};
-        field_list(&f, "%FILES%", x->files);
+        _cleanup_free_ char *files = NULL;
+        size_t files_len = 0;
+        FILE *f = open_memstream(&files, &files_len);
+        if (!f)
+                return -ENOMEM;
+        field_list(f, "%FILES%", x->files);
         if (pi->backup && *pi->backup) {
-                buf_add(&f, "%BACKUP%\n");
+                fputs("%BACKUP%\n", f);
                 for (char **b = pi->backup; *b; b++) {
                         char md5[HASH_MD5_HEX];
                         /* Only files the package itself installed (pacman skips the others), and
@@ -289,20 +269,19 @@ int db_alpm_write_pkg(struct mkm_ctx *ctx, int rootfd, const struct pkginfo *pi,
                         }
                         r = hash_fd_hex(HASH_MD5, fd, md5, NULL);
                         if (r < 0) {
-                                free(f.p);
+                                (void)fclose(f);
                                 return r;
                         }
-                        buf_add(&f, *b);
-                        buf_add(&f, "\t");
-                        buf_add(&f, md5);
-                        buf_add(&f, "\n");
+                        fputs(*b, f);
+                        fputs("\t", f);
+                        fputs(md5, f);
+                        fputs("\n", f);
                 }
-                buf_add(&f, "\n");
+                fputs("\n", f);
         }
-        _cleanup_free_ char *files = f.p;
-        if (f.oom)
+        if (fclose(f) != 0)
                 return -ENOMEM;
-        r = write_file(dfd, "files", files ? files : "", f.len, dir, reterr);
+        r = write_file(dfd, "files", files, files_len, dir, reterr);
         if (r < 0)
                 return r;
         if (x->meta.mtree) {

@@ -1382,42 +1382,11 @@ static int shift_one(struct shift *s, int dfd, const char *name, const struct st
         return 0;
 }
 
-static int shift_walk(struct shift *s, int fd, unsigned depth) {
-        if (depth > SHIFT_DEPTH_MAX)
-                return mkm_err_set(s->reterr, -ELOOP, "tree deeper than %d levels", SHIFT_DEPTH_MAX);
-        DIR *d = fdopendir(fd);
-        if (!d) {
-                (void)close(fd);
-                return negative_errno();
-        }
-        int q = 0;
-        struct dirent *de;
-        while ((de = readdir(d))) {
-                if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-                        continue;
-                struct stat st;
-                if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-                        q = negative_errno();
-                        break;
-                }
-                if (S_ISDIR(st.st_mode) && st.st_dev == s->dev) {
-                        int cfd = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-                        if (cfd < 0) {
-                                q = negative_errno();
-                                break;
-                        }
-                        q = shift_walk(s, cfd, depth + 1);
-                        if (q < 0)
-                                break;
-                }
-                q = shift_one(s, dirfd(d), de->d_name, &st);
-                if (q < 0) {
-                        if (q != -ERANGE && q != -ENOMEM)
-                                q = mkm_err_set(s->reterr, q, "cannot shift the ownership of '%s': %s", de->d_name, strerror(-q));
-                        break;
-                }
-        }
-        (void)closedir(d);
+static int shift_entry(int dfd, const char *name, const char *path, const struct stat *st, void *userdata) {
+        struct shift *s = userdata;
+        int q = shift_one(s, dfd, name, st);
+        if (q < 0 && q != -ERANGE && q != -ENOMEM)
+                q = mkm_err_set(s->reterr, q, "cannot shift the ownership of '%s': %s", path + 2, strerror(-q));
         return q;
 }
 
@@ -1431,11 +1400,10 @@ int hooks_shift_ownership(struct mkm_ctx *ctx, int rootfd, uint32_t base, uint32
         if (!seen)
                 return -ENOMEM;
         struct shift s = { .base = base, .range = range, .dev = st.st_dev, .seen = seen, .reterr = reterr };
-        int fd = openat(rootfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (fd < 0)
-                return negative_errno();
         mkm_debug(ctx, "shifting the tree's ownership to the UID base %" PRIu32, base);
-        int q = shift_walk(&s, fd, 0);
+        int q = fs_walk(rootfd, SHIFT_DEPTH_MAX, shift_entry, &s);
+        if (q == -ELOOP)
+                return mkm_err_set(reterr, q, "tree deeper than %d levels", SHIFT_DEPTH_MAX);
         if (q < 0)
                 return q;
         if (st.st_uid >= range || st.st_gid >= range)

@@ -17,6 +17,7 @@
 #include "ctx.h"
 #include "util/cleanup.h"
 #include "util/err.h"
+#include "util/fs.h"
 #include "util/hash.h"
 #include "util/strv.h"
 
@@ -31,7 +32,6 @@ struct entry {
 struct walk {
         struct mkm_ctx *ctx;
         struct mkm_err *reterr;
-        dev_t dev;
         struct entry *e;
         size_t n, cap;
 };
@@ -146,45 +146,8 @@ static int describe(struct walk *w, int dfd, const char *name, const char *path,
         return r;
 }
 
-static int walk_dir(struct walk *w, int fd, const char *prefix, unsigned depth) {
-        if (depth > MAX_DEPTH)
-                return mkm_err_set(w->reterr, -ELOOP, "manifest: %s: deeper than %d levels", prefix, MAX_DEPTH);
-        DIR *d = fdopendir(fd);
-        if (!d) {
-                (void)close(fd);
-                return negative_errno();
-        }
-        int r = 0;
-        struct dirent *de;
-        while ((de = readdir(d))) {
-                if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-                        continue;
-                _cleanup_free_ char *path = NULL;
-                if (asprintf(&path, "%s/%s", prefix, de->d_name) < 0) {
-                        r = -ENOMEM;
-                        break;
-                }
-                struct stat st;
-                if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-                        r = mkm_err_set(w->reterr, negative_errno(), "manifest: %s: %s", path, strerror(errno));
-                        break;
-                }
-                r = describe(w, dirfd(d), de->d_name, path, &st);
-                if (r < 0)
-                        break;
-                if (S_ISDIR(st.st_mode) && st.st_dev == w->dev) {
-                        int cfd = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-                        if (cfd < 0) {
-                                r = negative_errno();
-                                break;
-                        }
-                        r = walk_dir(w, cfd, path, depth + 1);
-                        if (r < 0)
-                                break;
-                }
-        }
-        (void)closedir(d);
-        return r;
+static int describe_entry(int dfd, const char *name, const char *path, const struct stat *st, void *userdata) {
+        return describe(userdata, dfd, name, path, st);
 }
 
 static int cmp_entry(const void *a, const void *b) {
@@ -198,11 +161,11 @@ int manifest_build(struct mkm_ctx *ctx, int rootfd, char **ret_text, char ret_di
         int r;
         if (fstat(rootfd, &st) < 0)
                 return negative_errno();
-        w.dev = st.st_dev;
         r = describe(&w, rootfd, ".", ".", &st);
         if (r >= 0) {
-                int fd = openat(rootfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-                r = fd < 0 ? negative_errno() : walk_dir(&w, fd, ".", 0);
+                r = fs_walk(rootfd, MAX_DEPTH, describe_entry, &w);
+                if (r == -ELOOP)
+                        r = mkm_err_set(reterr, r, "manifest: the tree is deeper than %d levels", MAX_DEPTH);
         }
         char *text = NULL;
         size_t len = 0;

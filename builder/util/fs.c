@@ -207,6 +207,54 @@ int fs_mkdir_p_in_root(int rootfd, const char *path, mode_t mode) {
         return TAKE_FD(cur);
 }
 
+static int walk_dir(int fd, dev_t dev, const char *prefix, unsigned depth, unsigned max_depth, fs_walk_fn fn,
+                    void *userdata) {
+        if (depth > max_depth) {
+                (void)close(fd);
+                return -ELOOP;
+        }
+        DIR *d = fdopendir(fd);
+        if (!d) {
+                (void)close(fd);
+                return negative_errno();
+        }
+        int r = 0;
+        struct dirent *de;
+        while ((de = readdir(d))) {
+                if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+                        continue;
+                char *path = NULL;
+                if (asprintf(&path, "%s/%s", prefix, de->d_name) < 0) {
+                        r = -ENOMEM;
+                        break;
+                }
+                struct stat st;
+                if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                        r = negative_errno();
+                else if (S_ISDIR(st.st_mode) && st.st_dev == dev) {
+                        int cfd = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                        r = cfd < 0 ? negative_errno() : walk_dir(cfd, dev, path, depth + 1, max_depth, fn, userdata);
+                }
+                if (r >= 0)
+                        r = fn(dirfd(d), de->d_name, path, &st, userdata);
+                free(path);
+                if (r < 0)
+                        break;
+        }
+        (void)closedir(d);
+        return r;
+}
+
+int fs_walk(int dirfd, unsigned max_depth, fs_walk_fn fn, void *userdata) {
+        struct stat st;
+        if (fstat(dirfd, &st) < 0)
+                return negative_errno();
+        int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
+                return negative_errno();
+        return walk_dir(fd, st.st_dev, ".", 0, max_depth, fn, userdata);
+}
+
 static int rm_rf_children(int fd, dev_t dev) {
         DIR *d = fdopendir(fd);
         if (!d) {

@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 /* openat2(rootfd, path, flags|O_CLOEXEC, RESOLVE_IN_ROOT|RESOLVE_NO_MAGICLINKS): path is resolved
@@ -38,6 +39,13 @@ int fs_mkdir_p_at(int dirfd, const char *path, mode_t mode);
  * component is resolved with RESOLVE_IN_ROOT, so the tree's symlinks never lead outside it.
  * Use this, never fs_mkdir_p_at, on an untrusted tree. */
 int fs_mkdir_p_in_root(int rootfd, const char *path, mode_t mode);
+
+/* Visit every entry below dirfd (not dirfd itself), children before their directory, without
+ * following symlinks or descending into another file system. path is "./a/b" relative to
+ * dirfd; name is its last component inside the directory dfd. A negative return from fn stops
+ * the walk and is returned; deeper than max_depth levels gives -ELOOP. */
+typedef int (*fs_walk_fn)(int dfd, const char *name, const char *path, const struct stat *st, void *userdata);
+int fs_walk(int dirfd, unsigned max_depth, fs_walk_fn fn, void *userdata);
 
 /* rm -rf of dirfd/name without following symlinks and without leaving the file system. */
 int fs_rm_rf_at(int dirfd, const char *name);
