@@ -67,6 +67,22 @@ mkm "$WORK/dbbad.recipe" >"$WORK/dbbad.log" 2>&1
 check "a db whose signature is bad is refused even by default" test $? -eq 1
 check "... saying so" contains "$WORK/dbbad.log" "core.db"
 
+# Output: one rewritten progress line on a terminal, plain per-file lines in a log.
+recipe "$WORK/out.recipe" "Mirror=file://$FX/repo/\$repo/os/\$arch"
+sed -i 's/^Name=src$/Name=outp/' "$WORK/out.recipe"
+"$MKMACHINE" --host-root "$HOST" --cache-dir "$WORK/cache-log" build "$WORK/out.recipe" >"$WORK/plain.log" 2>&1
+check "in a log: a plain line per downloaded file" grep -q '^fetched filesystem-.*pkg.tar.zst (' "$WORK/plain.log"
+check "in a log: no terminal control sequences" bash -c "! grep -q \$'\\r' '$WORK/plain.log'"
+if command -v script >/dev/null; then
+  # 'mkmachine RECIPE' is 'mkmachine build RECIPE'; script(1) gives it a terminal.
+  script -qec "'$MKMACHINE' --host-root '$HOST' --cache-dir '$WORK/cache-tty' '$WORK/out.recipe'" /dev/null >"$WORK/tty.log" 2>&1
+  check "on a terminal (and without the 'build' verb): the build succeeds" grep -q "machine 'outp' deployed" "$WORK/tty.log"
+  check "on a terminal: a rewritten progress line" grep -q $'\r\e\[K' "$WORK/tty.log"
+  check "on a terminal: no per-file lines" bash -c "! grep -q '^fetched ' '$WORK/tty.log'"
+else
+  echo "skipping the terminal output checks: script(1) is missing"
+fi
+
 # A full disk mid-build: the error says so, and nothing is lost.
 SMALL=$WORK/small
 mkdir -p "$SMALL"
