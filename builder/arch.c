@@ -675,6 +675,13 @@ static int verify_all(struct arch *a, struct mkm_err *reterr) {
 static int fetch_and_verify(struct arch *a, struct mkm_err *reterr) {
         struct build *b = a->b;
         struct lock *l = b->lock_out;
+        /* Refuse an unsigned package before downloading anything. */
+        for (size_t i = 0; i < l->n; i++)
+                if (!l->pkgs[i].sig_sha256[0])
+                        return mkm_err_set(reterr, -MKM_E_SIG_MISSING,
+                                           "%s: no signature (neither %%PGPSIG%% in %s.db nor %s.sig on the mirror); "
+                                           "package signatures are required",
+                                           l->pkgs[i].name, l->pkgs[i].repo, l->pkgs[i].filename);
         _cleanup_free_ struct want *w = calloc(2 * l->n + 1, sizeof *w);
         _cleanup_strv_free_ char **labels = calloc(1, sizeof(char *));
         if (!w || !labels)
@@ -702,12 +709,6 @@ static int fetch_and_verify(struct arch *a, struct mkm_err *reterr) {
         if (r < 0)
                 return r;
 
-        for (size_t i = 0; i < l->n; i++)
-                if (!l->pkgs[i].sig_sha256[0])
-                        return mkm_err_set(reterr, -MKM_E_SIG_MISSING,
-                                           "%s: no signature (neither %%PGPSIG%% in %s.db nor %s.sig on the mirror); "
-                                           "package signatures are required",
-                                           l->pkgs[i].name, l->pkgs[i].repo, l->pkgs[i].filename);
         mkm_emit(b->ctx, &(struct mkm_event){ .type = MKM_EV_STAGE, .text = "checking package integrity" });
         return verify_start(a);
 }
