@@ -151,6 +151,8 @@ struct xstate {
         struct hashmap *own_files;      /* regular files of this package: valid hard-link targets */
         char **files;
         uint64_t bytes;
+        uid_t euid;                     /* who we create files as */
+        gid_t egid;
         /* the last parent directory opened, reused for consecutive entries */
         char *cached_parent;
         int cached_fd;
@@ -307,11 +309,15 @@ static int write_regular(struct xstate *s, struct archive *a, struct archive_ent
         int r = parent_of(s, path, path, &pfd, &leaf);
         if (r < 0)
                 return r;
-        r = clear_leaf(s, pfd, leaf, path);
-        if (r < 0)
-                return r;
         mode_t mode = archive_entry_perm(e) & 07777;
+        /* Most paths are new: create first, and clear what is in the way only when needed. */
         _cleanup_close_ int fd = openat(pfd, leaf, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd < 0 && errno == EEXIST) {
+                r = clear_leaf(s, pfd, leaf, path);
+                if (r < 0)
+                        return r;
+                fd = openat(pfd, leaf, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        }
         if (fd < 0)
                 return mkm_err_set(s->reterr, negative_errno(), "%s: cannot create /%s: %s", s->label, path,
                                    strerror(errno));
@@ -323,6 +329,7 @@ static int write_regular(struct xstate *s, struct archive *a, struct archive_ent
         if (declared > 0 && (uint64_t)declared > max - (s->bytes < max ? s->bytes : max))
                 return mkm_err_set(s->reterr, -MKM_E_TOO_BIG, "%s: contents exceed the %llu bytes its metadata promised",
                                    s->label, (unsigned long long)max);
+        uint64_t pos = 0;       /* where the next write() goes */
         for (;;) {
                 const void *buf;
                 size_t len;
@@ -339,8 +346,12 @@ static int write_regular(struct xstate *s, struct archive *a, struct archive_ent
                                            "%s: contents exceed the %llu bytes its metadata promised", s->label,
                                            (unsigned long long)max);
                 const char *p = buf;
-                if (off >= 0 && lseek(fd, off, SEEK_SET) < 0)   /* sparse files */
-                        return negative_errno();
+                /* Sparse files: seek over holes (only then: a syscall per block adds up). */
+                if (off >= 0 && (uint64_t)off != pos) {
+                        if (lseek(fd, off, SEEK_SET) < 0)
+                                return negative_errno();
+                        pos = (uint64_t)off;
+                }
                 while (len > 0) {
                         ssize_t n = write(fd, p, len);
                         if (n < 0) {
@@ -351,10 +362,11 @@ static int write_regular(struct xstate *s, struct archive *a, struct archive_ent
                         }
                         p += n;
                         len -= (size_t)n;
+                        pos += (uint64_t)n;
                 }
         }
         la_int64_t size = archive_entry_size(e);
-        if (size >= 0 && ftruncate(fd, size) < 0)
+        if (size >= 0 && (uint64_t)size != pos && ftruncate(fd, size) < 0)
                 return negative_errno();
         /* Holes count like data (see above): charge what the file's size adds beyond its data. */
         if (size > 0 && (uint64_t)size > s->bytes - bytes_before) {
@@ -364,7 +376,10 @@ static int write_regular(struct xstate *s, struct archive *a, struct archive_ent
                                            "%s: contents exceed the %llu bytes its metadata promised", s->label,
                                            (unsigned long long)max);
         }
-        if (fchown(fd, (uid_t)archive_entry_uid(e), (gid_t)archive_entry_gid(e)) < 0)
+        /* A file we create is ours already: chown only to someone else. */
+        uid_t uid = (uid_t)archive_entry_uid(e);
+        gid_t gid = (gid_t)archive_entry_gid(e);
+        if ((uid != s->euid || gid != s->egid) && fchown(fd, uid, gid) < 0)
                 return mkm_err_set(s->reterr, negative_errno(), "%s: chown /%s: %s", s->label, path, strerror(errno));
         /* chmod after chown: chown clears set-id bits. */
         if (fchmod(fd, mode) < 0)
@@ -541,6 +556,8 @@ int extract_archive_fd(struct mkm_ctx *ctx, int rootfd, int fd, const struct ext
                 .reterr = reterr,
                 .label = opts->label ? opts->label : "package",
                 .cached_fd = -EBADF,
+                .euid = geteuid(),
+                .egid = getegid(),
         };
         struct extract_meta meta = {};
         struct archive *a = archive_read_new();

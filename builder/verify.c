@@ -40,6 +40,8 @@ struct verify_keyring {
         bool agent_started;
         unsigned n_keys;
         bool borrowed;                  /* a clone: home, revoked and engines belong to the original */
+        gpgme_key_t *seen;              /* keys looked up so far (each gpgme_get_key costs two gpg runs) */
+        size_t n_seen;
 };
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(gpgme_data_t, gpgme_data_release)
@@ -140,6 +142,9 @@ struct verify_keyring *verify_keyring_free(struct verify_keyring *k) {
                 return NULL;
         if (k->gctx)
                 gpgme_release(k->gctx);
+        for (size_t i = 0; i < k->n_seen; i++)
+                gpgme_key_unref(k->seen[i]);
+        free(k->seen);
         if (k->borrowed) {
                 free(k);
                 return NULL;
@@ -158,6 +163,31 @@ struct verify_keyring *verify_keyring_free(struct verify_keyring *k) {
         strv_free(k->revoked);
         free(k);
         return NULL;
+}
+
+/* gpgme_get_key() through a per-handle cache: gpgme runs "gpg --version" and "gpg --list-keys"
+ * for every lookup, and a build looks up the same few signing keys for every package. Within one
+ * build (seconds) a key's state does not change. Returns a new reference, like gpgme_get_key. */
+static gpgme_error_t get_key_cached(struct verify_keyring *k, const char *fpr, gpgme_key_t *ret) {
+        for (size_t i = 0; i < k->n_seen; i++)
+                for (gpgme_subkey_t sk = k->seen[i]->subkeys; sk; sk = sk->next)
+                        if (sk->fpr && strcasecmp(sk->fpr, fpr) == 0) {
+                                gpgme_key_ref(k->seen[i]);
+                                *ret = k->seen[i];
+                                return 0;
+                        }
+        gpgme_key_t key = NULL;
+        gpgme_error_t e = gpgme_get_key(k->gctx, fpr, &key, 0);
+        if (e || !key)
+                return e ? e : gpg_error(GPG_ERR_NO_PUBKEY);
+        gpgme_key_t *ns = mkm_reallocarray(k->seen, k->n_seen + 1, sizeof *ns);
+        if (ns) {
+                k->seen = ns;
+                gpgme_key_ref(key);
+                k->seen[k->n_seen++] = key;
+        }
+        *ret = key;
+        return 0;
 }
 
 int verify_keyring_clone(const struct verify_keyring *k, struct verify_keyring **ret) {
@@ -986,7 +1016,7 @@ static bool judge(struct verify_keyring *k, gpgme_signature_t s, struct verify_r
                                                                GPGME_SIGSUM_SIG_EXPIRED)))) {
                 /* gpg names only the key id for a bad signature; name the key as elsewhere. */
                 _cleanup_(gpgme_key_unrefp) gpgme_key_t bk = NULL;
-                if (s->fpr && gpgme_get_key(k->gctx, s->fpr, &bk, 0) == 0 && bk && bk->subkeys && bk->subkeys->fpr)
+                if (s->fpr && get_key_cached(k, s->fpr, &bk) == 0 && bk && bk->subkeys && bk->subkeys->fpr)
                         id = bk->subkeys->fpr;
                 verdict(v, -MKM_E_SIG_BAD, "bad signature by key %s: the data or the signature was altered", id);
                 return false;
@@ -1003,7 +1033,7 @@ static bool judge(struct verify_keyring *k, gpgme_signature_t s, struct verify_r
 
         /* The signature is cryptographically sound; now the key. */
         _cleanup_(gpgme_key_unrefp) gpgme_key_t key = NULL;
-        gpgme_error_t e = s->fpr ? gpgme_get_key(k->gctx, s->fpr, &key, 0) : gpg_error(GPG_ERR_NO_PUBKEY);
+        gpgme_error_t e = s->fpr ? get_key_cached(k, s->fpr, &key) : gpg_error(GPG_ERR_NO_PUBKEY);
         if (e || !key || !key->subkeys || !key->subkeys->fpr) {
                 verdict(v, -MKM_E_SIG_UNTRUSTED, "signed by unknown key %s (not in the keyring)", id);
                 return false;
