@@ -294,11 +294,8 @@ static int fetch_into_cache(struct arch *a, struct want *w, size_t n, struct mkm
                 struct want *x = &w[idx[k]];
                 if (items[k].result < 0) {
                         (void)unlink(tmps[k]);
-                        if (x->optional && items[k].result == -MKM_E_HTTP)
-                                continue;
-                        if (x->optional && strstr(items[k].error, "404"))
-                                continue;
-                        if (x->optional && items[k].result == -ENOENT)
+                        /* Optional files (signatures) may be absent; any other failure is one. */
+                        if (x->optional && items[k].not_found)
                                 continue;
                         if (r == 0)
                                 r = mkm_err_set(reterr, items[k].result, "cannot download %s: %s", x->label,
@@ -356,10 +353,13 @@ static int load_dbs(struct arch *a, struct mkm_err *reterr) {
         int r = 0;
         for (size_t i = 0; i < n && r >= 0; i++) {
                 char *l1 = NULL, *l2 = NULL;
-                if (asprintf(&l1, "%s.db", repos[i]) < 0 || asprintf(&l2, "%s.db.sig", repos[i]) < 0 ||
-                    strv_consume(&labels, l1) < 0 || strv_consume(&labels, l2) < 0) {
-                        free(l1);
-                        free(l2);
+                if (asprintf(&l1, "%s.db", repos[i]) < 0 || strv_consume(&labels, l1) < 0) {
+                        free(l1);       /* not consumed */
+                        r = -ENOMEM;
+                        break;
+                }
+                if (asprintf(&l2, "%s.db.sig", repos[i]) < 0 || strv_consume(&labels, l2) < 0) {
+                        free(l2);       /* l1 belongs to labels now */
                         r = -ENOMEM;
                         break;
                 }

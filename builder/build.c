@@ -3,6 +3,7 @@
 #include "build.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,6 +73,17 @@ int build_inputs_digest(const struct recipe *r, char **ret) {
         if (asprintf(ret, "sha256:%s", hex) < 0)
                 return -ENOMEM;
         return 0;
+}
+
+/* Once the recipe and its lock are read, a parse error comes from repository or package data
+ * (a db, a .PKGINFO, a hook file), not from the user's input: exit status 1, not 2. */
+static int not_usage(int q, struct mkm_err *reterr) {
+        if (q == -MKM_E_PARSE) {
+                if (reterr)
+                        reterr->code = -MKM_E_BADDATA;
+                return -MKM_E_BADDATA;
+        }
+        return q;
 }
 
 static const struct build_ops *ops_for(const struct recipe *r) {
@@ -188,12 +200,15 @@ static int write_state(struct build *b, const struct recipe *r, const char *mani
 int build_machine(struct mkm_ctx *ctx, const char *recipe_path, struct build_result *ret, struct mkm_err *reterr) {
         struct build b = { .source_date_epoch = -1 };
         struct host_files hf = {};
+        bool prepared = false, critical = false;
+        sigset_t crit_saved, crit_old;
         _cleanup_free_ char *manifest = NULL;
         char digest[MANIFEST_DIGEST_LEN] = "";
         _cleanup_(recipe_freep) struct recipe *r = NULL;
         int q = prepare(ctx, recipe_path, false, &r, &b, reterr);
         if (q < 0)
                 goto out;
+        prepared = true;
         b.recipe = r;
         q = deploy_begin(ctx, r->name, &b.deploy, reterr);
         if (q < 0)
@@ -220,19 +235,30 @@ int build_machine(struct mkm_ctx *ctx, const char *recipe_path, struct build_res
         if (q < 0)
                 goto out;
         mkm_emit(ctx, &(struct mkm_event){ .type = MKM_EV_STAGE, .text = "deploying" });
+        /* From the swap on, an interrupt would leave a new tree with the old host files and
+         * state: hold INT/TERM/HUP until the deploy is complete (then the build is done anyway). */
+        sigset_t crit;
+        sigemptyset(&crit);
+        sigaddset(&crit, SIGINT);
+        sigaddset(&crit, SIGTERM);
+        sigaddset(&crit, SIGHUP);
+        (void)sigprocmask(SIG_BLOCK, &crit, &crit_old);
+        crit_saved = crit;
+        critical = true;
         q = deploy_swap(ctx, b.deploy, reterr);
         if (q < 0)
                 goto out;
         /* The host is told about the machine only once the tree is in place. */
         q = hooks_write_host_files(ctx, r->name, &hf, reterr);
-        if (q < 0)
+        if (q < 0) {
+                mkm_err_prefix(reterr, q, "machine '%s' is deployed, but its host files are not", r->name);
                 goto out;
+        }
+        /* The machine is deployed: failing to record it is worth a warning, not a failed build. */
         bool written = false;
-        q = write_lock(&b, &written, reterr);
-        if (q >= 0)
-                q = write_state(&b, r, manifest, digest, reterr);
-        if (q < 0)
-                goto out;
+        struct mkm_err werr = {};
+        if (write_lock(&b, &written, &werr) < 0 || write_state(&b, r, manifest, digest, &werr) < 0)
+                mkm_warn(ctx, "machine '%s' is deployed, but: %s", r->name, werr.msg[0] ? werr.msg : "out of memory");
         *ret = (struct build_result){
                 .name = strdup(r->name),
                 .target = strdup(b.deploy->target),
@@ -247,17 +273,26 @@ int build_machine(struct mkm_ctx *ctx, const char *recipe_path, struct build_res
                 q = -ENOMEM;
         }
 out:
+        if (critical) {
+                /* An interrupt that arrived meanwhile came too late to stop anything: consume it. */
+                struct timespec zero = { 0 };
+                while (sigtimedwait(&crit_saved, NULL, &zero) > 0)
+                        mkm_info(ctx, "interrupted after the deploy had started; the build completed");
+                (void)sigprocmask(SIG_SETMASK, &crit_old, NULL);
+        }
         host_files_done(&hf);
         build_done(&b);
-        return q;
+        return prepared ? not_usage(q, reterr) : q;
 }
 
 int build_lock(struct mkm_ctx *ctx, const char *recipe_path, struct build_result *ret, struct mkm_err *reterr) {
         struct build b = { .source_date_epoch = -1, .plan_only = true };
         _cleanup_(recipe_freep) struct recipe *r = NULL;
+        bool prepared = false;
         int q = prepare(ctx, recipe_path, true, &r, &b, reterr);
         if (q < 0)
                 goto out;
+        prepared = true;
         b.recipe = r;
         q = ops_for(r)->run(&b, reterr);
         if (q < 0)
@@ -274,5 +309,5 @@ int build_lock(struct mkm_ctx *ctx, const char *recipe_path, struct build_result
         }
 out:
         build_done(&b);
-        return q;
+        return prepared ? not_usage(q, reterr) : q;
 }

@@ -66,8 +66,11 @@ static int worker(struct mkm_ctx *ctx, const char *path) {
 static void clean_after(struct mkm_ctx *ctx, const char *path) {
         struct mkm_err err = {};
         _cleanup_(recipe_freep) struct recipe *r = NULL;
-        if (recipe_load(NULL, path, &r, &err) < 0)
+        if (recipe_load(NULL, path, &r, &err) < 0) {
+                fprintf(stderr, "mkmachine: cannot clean up after the interrupted build (%s); the next build of "
+                                "this machine removes its staging tree\n", err.msg);
                 return;
+        }
         _cleanup_(deploy_freep) struct deploy *d = NULL;
         if (deploy_begin(ctx, r->name, &d, &err) < 0)
                 fprintf(stderr, "mkmachine: cannot clean up after the interrupted build: %s\n", err.msg);
@@ -80,11 +83,29 @@ int cli_cmd_build(struct mkm_ctx *ctx, int argc, char **argv) {
         if (geteuid() != 0)
                 return cli_usage_error("build: must run as root (it creates files owned by other users)");
 
+        /* Signals are held across the fork: the guard installs its forwarding handlers before it
+         * can receive one, and the worker starts with default actions (even if we were started
+         * with SIGINT ignored, as background jobs are) before it lets them in. */
+        sigset_t guarded, old;
+        sigemptyset(&guarded);
+        sigaddset(&guarded, SIGINT);
+        sigaddset(&guarded, SIGTERM);
+        sigaddset(&guarded, SIGHUP);
+        (void)sigprocmask(SIG_BLOCK, &guarded, &old);
         (void)fflush(NULL);
         pid_t pid = fork();
-        if (pid < 0)
-                return cli_fail(-errno, NULL, "fork");
+        if (pid < 0) {
+                int e = errno;
+                (void)sigprocmask(SIG_SETMASK, &old, NULL);
+                return cli_fail(-e, NULL, "fork");
+        }
         if (pid == 0) {
+                struct sigaction dfl = { .sa_handler = SIG_DFL };
+                sigemptyset(&dfl.sa_mask);
+                (void)sigaction(SIGINT, &dfl, NULL);
+                (void)sigaction(SIGTERM, &dfl, NULL);
+                (void)sigaction(SIGHUP, &dfl, NULL);
+                (void)sigprocmask(SIG_SETMASK, &old, NULL);
                 /* The worker dies with default signal actions; the guard decides what remains. */
                 int rc = worker(ctx, path);
                 (void)fflush(NULL);
@@ -96,11 +117,15 @@ int cli_cmd_build(struct mkm_ctx *ctx, int argc, char **argv) {
         (void)sigaction(SIGINT, &sa, NULL);
         (void)sigaction(SIGTERM, &sa, NULL);
         (void)sigaction(SIGHUP, &sa, NULL);
+        (void)sigprocmask(SIG_SETMASK, &old, NULL);
         int status;
         while (waitpid(pid, &status, 0) < 0)
                 if (errno != EINTR)
                         return cli_fail(-errno, NULL, "waitpid");
+        /* The worker is reaped: its pid may be reused, so nothing is forwarded any more. */
+        (void)sigprocmask(SIG_BLOCK, &guarded, NULL);
         arg_worker_pid = 0;
+        (void)sigprocmask(SIG_SETMASK, &old, NULL);
         if (WIFEXITED(status))
                 return WEXITSTATUS(status);
         int sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0;

@@ -75,6 +75,7 @@ struct xfer {
         uint64_t written;               /* bytes written by this attempt */
         uint64_t announced;             /* total size the server announced, 0 = unknown */
         long status;                    /* status of the response being received */
+        size_t n_missing;               /* URLs that answered "not there" (404, 410, no such file) */
         int64_t content_length;         /* of that response, -1 = none */
         int64_t range_start, range_total;
         bool has_content_range;
@@ -588,9 +589,12 @@ static void next_url(struct fetch_state *st, struct xfer *x, int code, const cha
         const char *failed = url_of(x);
 
         add_reason(x, failed, reason);
+        if (x->status == 404 || x->status == 410 || code == -ENOENT)
+                x->n_missing++;
         x->url++;
         x->attempts = 0;
         if (!x->item->urls[x->url]) {
+                x->item->not_found = x->n_missing == x->url;
                 item_fail(st, x, code);
                 return;
         }

@@ -169,9 +169,13 @@ struct verify_keyring *verify_keyring_free(struct verify_keyring *k) {
  * for every lookup, and a build looks up the same few signing keys for every package. Within one
  * build (seconds) a key's state does not change. Returns a new reference, like gpgme_get_key. */
 static gpgme_error_t get_key_cached(struct verify_keyring *k, const char *fpr, gpgme_key_t *ret) {
+        size_t fl = strlen(fpr);
         for (size_t i = 0; i < k->n_seen; i++)
                 for (gpgme_subkey_t sk = k->seen[i]->subkeys; sk; sk = sk->next)
-                        if (sk->fpr && strcasecmp(sk->fpr, fpr) == 0) {
+                        /* A full fingerprint, or a 16-digit key ID (signatures without an
+                         * issuer-fingerprint subpacket) matching its end. */
+                        if (sk->fpr && (strcasecmp(sk->fpr, fpr) == 0 ||
+                                        (fl == 16 && strlen(sk->fpr) > 16 && strcasecmp(sk->fpr + strlen(sk->fpr) - 16, fpr) == 0))) {
                                 gpgme_key_ref(k->seen[i]);
                                 *ret = k->seen[i];
                                 return 0;

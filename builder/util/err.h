@@ -27,6 +27,7 @@ enum {
         MKM_E_LOCK,             /* lock file missing, stale or not covering the recipe */
         MKM_E_SCRIPT,           /* install script or hook failed */
         MKM_E_ARCHIVE,          /* libarchive reported a malformed archive */
+        MKM_E_BADDATA,          /* malformed repository or package data (not the user's input) */
         MKM_E_MAX,
 };
 

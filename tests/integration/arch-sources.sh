@@ -67,6 +67,20 @@ mkm "$WORK/dbbad.recipe" >"$WORK/dbbad.log" 2>&1
 check "a db whose signature is bad is refused even by default" test $? -eq 1
 check "... saying so" contains "$WORK/dbbad.log" "core.db"
 
+# Malformed repository data is the mirror's fault, not the user's: exit status 1, not 2.
+cp -a "$FX/repo" "$WORK/baddb"
+python3 - "$WORK/baddb/extra/os/x86_64/extra.db" <<'PY'
+import io, sys, tarfile
+desc = b"%NAME%\nbroken\n\n%VERSION%\n1.0\n\n%FILENAME%\nbroken-1.0.pkg.tar.zst\n\n"
+with tarfile.open(sys.argv[1], "w:gz") as t:
+    ti = tarfile.TarInfo("broken-1.0/desc"); ti.size = len(desc)
+    t.addfile(ti, io.BytesIO(desc))
+PY
+recipe "$WORK/baddb.recipe" "Mirror=file://$WORK/baddb/\$repo/os/\$arch"
+mkm "$WORK/baddb.recipe" >"$WORK/baddb.log" 2>&1
+check "a malformed repository db: exit status 1" test $? -eq 1
+check "a malformed repository db: the message names the db and the entry" contains "$WORK/baddb.log" "extra.db: entry 'broken-1.0/desc'"
+
 # Output: one rewritten progress line on a terminal, plain per-file lines in a log.
 recipe "$WORK/out.recipe" "Mirror=file://$FX/repo/\$repo/os/\$arch"
 sed -i 's/^Name=src$/Name=outp/' "$WORK/out.recipe"

@@ -413,6 +413,18 @@ static void test_404_fails_over(void **state) {
         assert_int_equal(fetch_one("m404.bin", 4000, &o, &it, &err, url("fault/403/m404.bin"), NULL), -MKM_E_HTTP);
         (void)snprintf(want, sizeof want, "'%s': The requested URL returned error: 403", url("fault/403/m404.bin"));
         assert_string_equal(it.error, want);
+        /* 403 is a refusal, not an absence (signatures may be absent; refused is a failure). */
+        assert_false(it.not_found);
+        /* 404 and 410 on every mirror: the file does not exist. */
+        assert_int_equal(fetch_one("m404.bin", 4000, &o, &it, &err, url("fault/404/gone.bin"), url("fault/410/gone.bin"),
+                                   NULL),
+                         -MKM_E_HTTP);
+        assert_true(it.not_found);
+        /* 404 on one mirror but another failing otherwise: not "absent". */
+        assert_int_equal(fetch_one("m404.bin", 4000, &o, &it, &err, url("fault/404/m404.bin"), url("fault/403/other.bin"),
+                                   NULL),
+                         -MKM_E_HTTP);
+        assert_false(it.not_found);
         assert_null(it.used_url);
         assert_int_equal(server_requests("fault/403/m404.bin", NULL, 0), 1);
 }
@@ -429,6 +441,7 @@ static void test_500_everywhere(void **state) {
         assert_int_equal(fetch_one("m500.bin", 4000, &o, &it, &err, url("fault/500/m500.bin"), url("fault/503/m500.bin"),
                                    NULL),
                          -MKM_E_FETCH);
+        assert_false(it.not_found);
         (void)snprintf(e, sizeof e,
                        "'%s': The requested URL returned error: 500 (gave up after 2 attempts); "
                        "'%s': The requested URL returned error: 503 (gave up after 2 attempts)",
@@ -777,6 +790,7 @@ static void test_file_scheme(void **state) {
         /* A missing file is permanent: no retries, straight to the next URL. */
         (void)snprintf(u, sizeof u, "file://%s/missing.bin", srv.root);
         assert_int_equal(fetch_one("missing.bin", 0, &o, &it, &err, u, NULL), -ENOENT);
+        assert_true(it.not_found);
         (void)snprintf(want, sizeof want, "'%s': Couldn't open file %s/missing.bin", u, srv.root);
         assert_string_equal(it.error, want);
         assert_false(exists(path_in(srv.out, "missing.bin")));
