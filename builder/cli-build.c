@@ -19,6 +19,7 @@
 #include "ctx.h"
 #include "deploy.h"
 #include "recipe.h"
+#include "verify.h"
 #include "util/cleanup.h"
 #include "util/err.h"
 
@@ -130,6 +131,7 @@ int cli_cmd_build(struct mkm_ctx *ctx, int argc, char **argv) {
                 return WEXITSTATUS(status);
         int sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
         fprintf(stderr, "mkmachine: build of %s interrupted (%s); removing its staging tree\n", path, strsignal(sig));
+        verify_remove_homes_of(pid);
         clean_after(ctx, path);
         return EXIT_BUILD_FAILED;
 }

@@ -194,6 +194,29 @@ static gpgme_error_t get_key_cached(struct verify_keyring *k, const char *fpr, g
         return 0;
 }
 
+static const char *homes_dir(void);
+
+void verify_remove_homes_of(pid_t pid) {
+        char prefix[40];
+        int pl = snprintf(prefix, sizeof prefix, "mkm-gnupg.%d.", (int)pid);
+        _cleanup_close_ int dfd = open(homes_dir(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd < 0 || pl <= 0)
+                return;
+        int fd = fcntl(dfd, F_DUPFD_CLOEXEC, 3);
+        DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+        if (!d) {
+                if (fd >= 0)
+                        (void)close(fd);
+                return;
+        }
+        struct dirent *de;
+        while ((de = readdir(d)))
+                if (strncmp(de->d_name, prefix, (size_t)pl) == 0)
+                        /* A gpg-agent of that home notices its socket is gone and exits. */
+                        (void)fs_rm_rf_at(dfd, de->d_name);
+        (void)closedir(d);
+}
+
 int verify_keyring_clone(const struct verify_keyring *k, struct verify_keyring **ret) {
         struct verify_keyring *c = calloc(1, sizeof *c);
         if (!c)
@@ -457,12 +480,21 @@ static const char gpg_conf[] =
         "trust-model pgp\n"
         "no-greeting\n";
 
-static int make_home(struct verify_keyring *k, struct mkm_err *reterr) {
-        /* A short path: gpg-agent's socket name must fit in sun_path. */
+/* Where private homes go. A short path: gpg-agent's socket name must fit in sun_path. */
+static const char *homes_dir(void) {
         const char *tmp = getenv("TMPDIR");
         if (!tmp || tmp[0] != '/' || strlen(tmp) > 64)
                 tmp = "/tmp";
-        _cleanup_free_ char *tmpl = fs_path_join(tmp, "mkm-gnupg.XXXXXX");
+        return tmp;
+}
+
+static int make_home(struct verify_keyring *k, struct mkm_err *reterr) {
+        const char *tmp = homes_dir();
+        /* The pid in the name lets whoever guards this process remove the home if it is killed
+         * (verify_remove_homes_of), without touching other builds' homes. */
+        char name[64];
+        (void)snprintf(name, sizeof name, "mkm-gnupg.%d.XXXXXX", (int)getpid());
+        _cleanup_free_ char *tmpl = fs_path_join(tmp, name);
         if (!tmpl)
                 return -ENOMEM;
         if (!mkdtemp(tmpl))

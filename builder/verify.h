@@ -46,6 +46,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 struct mkm_ctx;
 struct mkm_err;
@@ -92,6 +93,10 @@ static inline void verify_keyring_freep(struct verify_keyring **k) { (void)verif
  * is not thread-safe, and preparing a home from the real Arch keyring takes seconds). The clone
  * emits no events and must be freed before the original. */
 int verify_keyring_clone(const struct verify_keyring *k, struct verify_keyring **ret);
+
+/* Remove the private homes a process pid created and could not remove itself (it was killed):
+ * they are named after their creator's pid. For the build's guard process. */
+void verify_remove_homes_of(pid_t pid);
 
 /* Number of primary keys imported (for diagnostics and tests). */
 unsigned verify_keyring_count(const struct verify_keyring *k);

@@ -191,14 +191,18 @@ interrupt() {  # interrupt WHAT SIGNAL WHO(parent|worker)
   # Wait until the worker has created its staging tree, then interrupt.
   for _ in $(seq 100); do ls -d "$M"/.#t1.?????? >/dev/null 2>&1 && break; sleep 0.05; done
   sleep 0.5
+  local wpid
+  wpid=$(pgrep -P "$pid" | head -1)
   target=$pid
-  [ "$who" = worker ] && target=$(pgrep -P "$pid" | head -1)
+  [ "$who" = worker ] && target=$wpid
   kill -s "$sig" "$target"
   wait $pid
   local rc=$?
   check "$what: the build fails" test $rc -ne 0
   check "$what: it says it was interrupted" contains "$WORK/k.log" "interrupted"
   unchanged "$what"
+  check "$what: the worker's private GnuPG home is gone" \
+    bash -c "! ls -d '${TMPDIR:-/tmp}'/mkm-gnupg.$wpid.* 2>/dev/null | grep -q ."
 }
 interrupt "SIGTERM to mkmachine" TERM parent
 interrupt "SIGKILL to the build worker" KILL worker
