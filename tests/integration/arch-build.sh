@@ -5,11 +5,8 @@
 # identical, the lock pins the set, and every hostile package or failure is refused with its
 # message while the previous machine and the host stay exactly as they were.
 source "$(dirname "$0")/../tools/it-lib.sh"
-need_root
-command -v pacman >/dev/null && command -v repo-add >/dev/null || skip "skipped: pacman or repo-add missing (make deps)"
 
-FX=$WORK/fx
-bash "$TOP/tests/tools/mkarchrepo.sh" "$FX" >"$WORK/mkarchrepo.log" 2>&1 || { cat "$WORK/mkarchrepo.log"; exit 1; }
+arch_fixture pacman
 start_httpd "$FX/repo"
 HTTP="http://127.0.0.1:$HTTPD_PORT"
 HOST=$WORK/host

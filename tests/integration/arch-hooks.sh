@@ -6,11 +6,8 @@
 # run inside it. A second machine shifts its ownership with PrivateUsers=pick and starts with
 # user namespacing on the first try.
 source "$(dirname "$0")/../tools/it-lib.sh"
-need_root
-command -v repo-add >/dev/null || skip "skipped: repo-add missing (make deps)"
 
-FX=$WORK/fx
-bash "$TOP/tests/tools/mkarchrepo.sh" "$FX" >"$WORK/mkarchrepo.log" 2>&1 || { cat "$WORK/mkarchrepo.log"; exit 1; }
+arch_fixture
 HOST=$WORK/host
 M=$HOST/var/lib/machines
 mkdir -p "$WORK/files" "$WORK/data"

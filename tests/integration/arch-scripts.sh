@@ -6,12 +6,9 @@
 # Depends= is missing stops the build (stricter than pacman, on purpose), pacman -Qkk is clean,
 # and nothing the sandbox used is left in the tree or on the host.
 source "$(dirname "$0")/../tools/it-lib.sh"
-need_root
-command -v pacman >/dev/null && command -v repo-add >/dev/null || skip "skipped: pacman or repo-add missing (make deps)"
 [ -x /bin/busybox ] || skip "skipped: /bin/busybox missing (busybox-static)"
 
-FX=$WORK/fx
-bash "$TOP/tests/tools/mkarchrepo.sh" "$FX" >"$WORK/mkarchrepo.log" 2>&1 || { cat "$WORK/mkarchrepo.log"; exit 1; }
+arch_fixture pacman
 export SOURCE_DATE_EPOCH=1700000000
 
 # craftpkg DIR NAME VERSION INSTALLFILE|- [EXTRA_TREE]: a makepkg-like package (metadata first,

@@ -4,11 +4,8 @@
 # the host's pacman mirrorlist (as pacstrap), none of these (a clear error), required database
 # signatures, and a disk that fills up mid-build (nothing lost).
 source "$(dirname "$0")/../tools/it-lib.sh"
-need_root
-command -v repo-add >/dev/null || skip "skipped: repo-add missing (make deps)"
 
-FX=$WORK/fx
-bash "$TOP/tests/tools/mkarchrepo.sh" "$FX" >"$WORK/mkarchrepo.log" 2>&1 || { cat "$WORK/mkarchrepo.log"; exit 1; }
+arch_fixture
 HOST=$WORK/host
 M=$HOST/var/lib/machines
 mkm() { "$MKMACHINE" --host-root "$HOST" --cache-dir "$WORK/cache" "$@"; }

@@ -42,3 +42,13 @@ start_httpd() {
 
 # A listing of a tree that changes when anything in it changes (for "unchanged" checks).
 snapshot() { python3 "$TOP/tests/tools/treelist.py" --mtime "$1"; }
+
+# Build the signed Arch fixture repository into $FX (tests/tools/mkarchrepo.sh); with "pacman"
+# as argument, the real pacman is needed too (as an oracle). Skips visibly without the tools.
+arch_fixture() {
+  need_root
+  command -v repo-add >/dev/null || skip "skipped: repo-add missing (make deps)"
+  if [ "${1:-}" = pacman ]; then command -v pacman >/dev/null || skip "skipped: pacman missing (make deps)"; fi
+  FX=$WORK/fx
+  bash "$TOP/tests/tools/mkarchrepo.sh" "$FX" >"$WORK/mkarchrepo.log" 2>&1 || { cat "$WORK/mkarchrepo.log"; exit 1; }
+}
