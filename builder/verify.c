@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <gpgme.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +22,7 @@
 #include <unistd.h>
 
 #include "ctx.h"
+#include "pgp.h"
 #include "util/cleanup.h"
 #include "util/err.h"
 #include "util/fs.h"
@@ -42,7 +44,36 @@ struct verify_keyring {
         bool borrowed;                  /* a clone: home, revoked and engines belong to the original */
         gpgme_key_t *seen;              /* keys looked up so far (each gpgme_get_key costs two gpg runs) */
         size_t n_seen;
+        struct fast *fast;              /* shared with the clones; the original frees it */
 };
+
+/* The native fast path (pgp.h): keys gpg accepted a signature from in this process, with their
+ * public key material, so that further signatures by them are checked in-process. A key enters
+ * only after gpg's full verdict (validity, revocation, expiry, usage, subkey binding) was good;
+ * the keyring does not change while it exists, and a build lasts seconds. */
+struct fast_key {
+        struct pgp_key key;             /* the signing (sub)key; key.fpr names it */
+        char primary[VERIFY_FPR_MAX];
+        char uid[256];
+};
+
+struct fast {
+        pthread_mutex_t lock;
+        struct fast_key *keys;
+        size_t n;
+        unsigned native, gpg;           /* signatures accepted each way, for tests and logs */
+};
+
+static struct fast *fast_free(struct fast *f) {
+        if (!f)
+                return NULL;
+        for (size_t i = 0; i < f->n; i++)
+                pgp_key_done(&f->keys[i].key);
+        free(f->keys);
+        pthread_mutex_destroy(&f->lock);
+        free(f);
+        return NULL;
+}
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(gpgme_data_t, gpgme_data_release)
 DEFINE_TRIVIAL_CLEANUP_FUNC(gpgme_key_t, gpgme_key_unref)
@@ -149,6 +180,7 @@ struct verify_keyring *verify_keyring_free(struct verify_keyring *k) {
                 free(k);
                 return NULL;
         }
+        fast_free(k->fast);
         if (k->home) {
                 /* An agent may still run if setup failed half-way; never leave one behind. */
                 if (k->gpgconf && (k->agent_started || home_has_daemon(k))) {
@@ -222,7 +254,8 @@ int verify_keyring_clone(const struct verify_keyring *k, struct verify_keyring *
         if (!c)
                 return -ENOMEM;
         *c = (struct verify_keyring){ .ctx = NULL, .home = k->home, .gpg = k->gpg, .gpgconf = k->gpgconf,
-                                      .revoked = k->revoked, .n_keys = k->n_keys, .borrowed = true };
+                                      .revoked = k->revoked, .n_keys = k->n_keys, .borrowed = true,
+                                      .fast = k->fast };
         gpgme_error_t e = gpgme_new(&c->gctx);
         if (!e)
                 e = gpgme_set_protocol(c->gctx, GPGME_PROTOCOL_OpenPGP);
@@ -933,6 +966,14 @@ int verify_keyring_new_cached(struct mkm_ctx *ctx, const char *path, const char 
         if (!k)
                 return -ENOMEM;
         k->ctx = ctx;
+        k->fast = calloc(1, sizeof *k->fast);
+        if (!k->fast)
+                return -ENOMEM;
+        if (pthread_mutex_init(&k->fast->lock, NULL) != 0) {
+                free(k->fast);
+                k->fast = NULL;
+                return -ENOMEM;
+        }
         r = collect_inputs(path, &in, reterr);
         if (r < 0)
                 return r;
@@ -1115,6 +1156,8 @@ static bool judge(struct verify_keyring *k, gpgme_signature_t s, struct verify_r
                 (void)snprintf(res->fingerprint, sizeof res->fingerprint, "%s", primary);
                 upcase(res->fingerprint);
                 (void)snprintf(res->uid, sizeof res->uid, "%s", uid);
+                (void)snprintf(res->signing_key, sizeof res->signing_key, "%s", sub->fpr ? sub->fpr : "");
+                upcase(res->signing_key);
                 res->created = (int64_t)s->timestamp;
         }
         return true;
@@ -1161,6 +1204,158 @@ static int verify_run(struct verify_keyring *k, gpgme_data_t sig, gpgme_data_t s
         return 0;
 }
 
+/* ---- the native fast path ---- */
+
+#define FAST_READ_CHUNK ((size_t)256 * 1024)
+
+/* Whether sig is one the fast path may accept at all (else gpg decides). */
+static bool fast_eligible(const struct pgp_sig *sig) {
+        return sig->type == 0x00 && sig->created >= 0 && sig->created <= (int64_t)time(NULL) && !sig->has_expiry &&
+               !sig->unknown_critical && (sig->issuer_fpr[0] || sig->issuer_keyid[0]);
+}
+
+/* The confirmed key that made sig, or NULL. With f->lock held. */
+static const struct fast_key *fast_find(const struct fast *f, const struct pgp_sig *sig) {
+        for (size_t i = 0; i < f->n; i++) {
+                const char *fpr = f->keys[i].key.fpr;
+                if (sig->issuer_fpr[0] ? strcmp(fpr, sig->issuer_fpr) == 0
+                                       : strcmp(fpr + strlen(fpr) - 16, sig->issuer_keyid) == 0)
+                        return &f->keys[i];
+        }
+        return NULL;
+}
+
+/* Check sig over data (len bytes) or, when data is NULL, over fd from offset off to its end,
+ * without moving fd's offset. 0 and *ret filled when a confirmed key made a valid signature;
+ * any other result means "ask gpg". */
+static int fast_verify(struct verify_keyring *k, const void *data, size_t len, int fd, off_t off, const void *sigbuf,
+                       size_t siglen, struct verify_result *ret) {
+        struct fast *f = k->fast;
+        if (!f)
+                return -ENOTSUP;
+        struct pgp_sig sig;
+        int r = pgp_sig_parse(sigbuf, siglen, &sig);
+        if (r < 0)
+                return r;
+        struct pgp_key key = {};
+        struct verify_result res = {};
+        pthread_mutex_lock(&f->lock);
+        const struct fast_key *fk = fast_eligible(&sig) ? fast_find(f, &sig) : NULL;
+        if (fk) {
+                /* Entries are never removed or changed while the keyring lives: borrow the key. */
+                key = fk->key;
+                (void)snprintf(res.fingerprint, sizeof res.fingerprint, "%s", fk->primary);
+                (void)snprintf(res.uid, sizeof res.uid, "%s", fk->uid);
+                (void)snprintf(res.signing_key, sizeof res.signing_key, "%s", fk->key.fpr);
+        }
+        pthread_mutex_unlock(&f->lock);
+        if (!fk) {
+                pgp_sig_done(&sig);
+                return -ENOKEY;
+        }
+        _cleanup_(pgp_hash_freep) struct pgp_hash *h = NULL;
+        r = pgp_hash_new(&sig, &h);
+        if (r >= 0 && data)
+                r = pgp_hash_update(h, data, len);
+        else if (r >= 0) {
+                _cleanup_free_ uint8_t *buf = malloc(FAST_READ_CHUNK);
+                if (!buf)
+                        r = -ENOMEM;
+                for (off_t pos = off; r >= 0;) {
+                        ssize_t n = pread(fd, buf, FAST_READ_CHUNK, pos);
+                        if (n < 0 && errno == EINTR)
+                                continue;
+                        if (n <= 0) {
+                                r = n < 0 ? negative_errno() : 0;
+                                break;
+                        }
+                        r = pgp_hash_update(h, buf, (size_t)n);
+                        pos += n;
+                }
+        }
+        if (r >= 0)
+                r = pgp_verify(&key, &sig, h);
+        res.created = sig.created;
+        pgp_sig_done(&sig);
+        if (r < 0)
+                return r;
+        pthread_mutex_lock(&f->lock);
+        f->native++;
+        pthread_mutex_unlock(&f->lock);
+        if (ret)
+                *ret = res;
+        return 0;
+}
+
+/* gpg accepted sig, made by res->signing_key: remember that key's material for the fast path.
+ * Failing to is harmless (the next signature goes to gpg again). */
+static void fast_learn(struct verify_keyring *k, const void *sigbuf, size_t siglen, const struct verify_result *res) {
+        struct fast *f = k->fast;
+        if (!f)
+                return;
+        pthread_mutex_lock(&f->lock);
+        f->gpg++;
+        bool known = false;
+        for (size_t i = 0; i < f->n && !known; i++)
+                known = strcmp(f->keys[i].key.fpr, res->signing_key) == 0;
+        pthread_mutex_unlock(&f->lock);
+        struct pgp_sig sig;
+        if (known || !res->signing_key[0] || pgp_sig_parse(sigbuf, siglen, &sig) < 0)
+                return;
+        bool eligible = fast_eligible(&sig);
+        pgp_sig_done(&sig);
+        if (!eligible)
+                return;
+        _cleanup_(gpgme_data_releasep) gpgme_data_t out = NULL;
+        if (gpgme_data_new(&out) || gpgme_op_export(k->gctx, res->signing_key, 0, out))
+                return;
+        size_t len = 0;
+        char *buf = gpgme_data_release_and_get_mem(out, &len);
+        out = NULL;
+        if (!buf)
+                return;
+        struct pgp_key *keys = NULL;
+        size_t n = 0;
+        int r = pgp_keys_parse(buf, len, &keys, &n);
+        gpgme_free(buf);
+        if (r < 0)
+                return;
+        pthread_mutex_lock(&f->lock);
+        for (size_t i = 0; i < n; i++) {
+                if (!keys[i].pkey || strcmp(keys[i].fpr, res->signing_key) != 0)
+                        continue;
+                bool again = false;     /* another thread may have learnt it meanwhile */
+                for (size_t j = 0; j < f->n && !again; j++)
+                        again = strcmp(f->keys[j].key.fpr, res->signing_key) == 0;
+                struct fast_key *nk = again ? NULL : mkm_reallocarray(f->keys, f->n + 1, sizeof *nk);
+                if (!nk)
+                        break;
+                f->keys = nk;
+                nk[f->n] = (struct fast_key){ .key = keys[i] };
+                keys[i].pkey = NULL;    /* moved */
+                (void)snprintf(nk[f->n].primary, sizeof nk[f->n].primary, "%s", res->fingerprint);
+                (void)snprintf(nk[f->n].uid, sizeof nk[f->n].uid, "%s", res->uid);
+                f->n++;
+                break;
+        }
+        pthread_mutex_unlock(&f->lock);
+        pgp_keys_free(keys, n);
+}
+
+void verify_keyring_stats(const struct verify_keyring *k, unsigned *ret_native, unsigned *ret_gpg) {
+        unsigned a = 0, b = 0;
+        if (k && k->fast) {
+                pthread_mutex_lock(&k->fast->lock);
+                a = k->fast->native;
+                b = k->fast->gpg;
+                pthread_mutex_unlock(&k->fast->lock);
+        }
+        if (ret_native)
+                *ret_native = a;
+        if (ret_gpg)
+                *ret_gpg = b;
+}
+
 static int check_sig_size(size_t siglen, struct mkm_err *reterr) {
         if (siglen == 0)
                 return mkm_err_set(reterr, -MKM_E_SIG_MISSING, "signature missing: the signature is empty");
@@ -1177,13 +1372,22 @@ int verify_detached(struct verify_keyring *k, const void *data, size_t len, cons
                 return r;
         if (len > VERIFY_MAX_DATA)
                 return mkm_err_set(reterr, -EFBIG, "signed data of %zu bytes exceeds the %zu byte limit", len, VERIFY_MAX_DATA);
+        if (fast_verify(k, len ? data : "", len, -EBADF, 0, sig, siglen, ret) == 0)
+                return 0;
         _cleanup_(gpgme_data_releasep) gpgme_data_t s = NULL, d = NULL;
         gpgme_error_t e = gpgme_data_new_from_mem(&s, sig, siglen, 0);
         if (!e)
                 e = gpgme_data_new_from_mem(&d, len ? data : "", len, 0);
         if (e)
                 return mkm_err_set(reterr, gpg_to_errno(e), "gpgme: %s", gpgme_strerror(e));
-        return verify_run(k, s, d, NULL, "detached signature", ret, reterr);
+        struct verify_result res;
+        r = verify_run(k, s, d, NULL, "detached signature", &res, reterr);
+        if (r < 0)
+                return r;
+        fast_learn(k, sig, siglen, &res);
+        if (ret)
+                *ret = res;
+        return 0;
 }
 
 int verify_detached_fd(struct verify_keyring *k, int fd, const void *sig, size_t siglen,
@@ -1191,13 +1395,23 @@ int verify_detached_fd(struct verify_keyring *k, int fd, const void *sig, size_t
         int r = check_sig_size(siglen, reterr);
         if (r < 0)
                 return r;
+        off_t off = lseek(fd, 0, SEEK_CUR);
+        if (off >= 0 && fast_verify(k, NULL, 0, fd, off, sig, siglen, ret) == 0)
+                return 0;
         _cleanup_(gpgme_data_releasep) gpgme_data_t s = NULL, d = NULL;
         gpgme_error_t e = gpgme_data_new_from_mem(&s, sig, siglen, 0);
         if (!e)
                 e = gpgme_data_new_from_fd(&d, fd);
         if (e)
                 return mkm_err_set(reterr, gpg_to_errno(e), "gpgme: %s", gpgme_strerror(e));
-        return verify_run(k, s, d, NULL, "detached signature", ret, reterr);
+        struct verify_result res;
+        r = verify_run(k, s, d, NULL, "detached signature", &res, reterr);
+        if (r < 0)
+                return r;
+        fast_learn(k, sig, siglen, &res);
+        if (ret)
+                *ret = res;
+        return 0;
 }
 
 /* Count lines that open a clearsigned message (gpg accepts trailing whitespace on armor lines). */

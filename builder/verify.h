@@ -38,6 +38,13 @@
  * none is bad (an additional signature by an unknown, expired or revoked key is ignored); the
  * result describes the first good one. Otherwise the most severe failure above is returned.
  *
+ * Speed. gpg costs a process per signature. Once gpg has accepted a detached signature made by a
+ * key (all the rules above applied), further detached signatures by that same key are checked
+ * in-process (pgp.h) when they are the common kind: one binary v4 signature over binary data,
+ * SHA-2, RSA >= 2048 bits or Ed25519, no expiration time, no unknown critical subpacket. Anything
+ * else, and any signature that does not check out that way, goes to gpg, which also words every
+ * error; the decisions above are the same either way.
+ *
  * Signatures are checked on the raw bytes, before any parser sees them. The functions here take
  * raw bytes or fds; parsing is the caller's business, and only after 0 was returned.
  * A verify_keyring is not thread-safe: use one per thread. gpgme_check_version() must have been
@@ -60,6 +67,7 @@ struct verify_keyring;
 struct verify_result {
         char fingerprint[VERIFY_FPR_MAX];       /* primary key fingerprint of the signer, upper-case hex */
         char uid[256];                          /* the key's first user id, truncated */
+        char signing_key[VERIFY_FPR_MAX];       /* the key or subkey that made it, upper-case hex */
         int64_t created;                        /* signature creation time (seconds since the epoch) */
 };
 
@@ -100,6 +108,10 @@ void verify_remove_homes_of(pid_t pid);
 
 /* Number of primary keys imported (for diagnostics and tests). */
 unsigned verify_keyring_count(const struct verify_keyring *k);
+
+/* How many detached signatures were accepted by the native fast path and how many by gpg, over
+ * k and all its clones (see "Speed" above). */
+void verify_keyring_stats(const struct verify_keyring *k, unsigned *ret_native, unsigned *ret_gpg);
 
 /* Check a detached signature (binary or armored, up to VERIFY_MAX_SIG bytes) over data (up to
  * VERIFY_MAX_DATA bytes). Returns 0 and fills *ret (may be NULL) when accepted. */

@@ -13,9 +13,11 @@
 # OUTDIR/pacman/      pacman-style keyring: test.gpg (M1 M2 M3 PG PW PN X), test-trusted (M1..M3 at
 #                     level 4, as archlinux-trusted), test-revoked (X). PG is certified by all three
 #                     masters, PW by one (marginal only), PN by none, X by all three but revoked.
+# OUTDIR/fast/        keyring dir for the native fast path: T, K, RS (rsa2048), RW (rsa1024)
 # OUTDIR/fpr.NAME     each key's primary fingerprint
 # OUTDIR/data         the signed payload; OUTDIR/data.NAME.sig (binary) and data.T.asc (armored)
 # OUTDIR/data.TS.sig  a signature by T that expired; OUTDIR/data.TU.sig signed by T and U at once
+# OUTDIR/data.RS.sig (SHA512), data.RS256.sig (SHA256), data.RW.sig: by the RSA keys
 # OUTDIR/inrelease.NAME   clearsigned by NAME, with junk before and after the signed part
 # OUTDIR/inrelease.double two clearsigned messages in one file
 set -euo pipefail
@@ -47,6 +49,11 @@ g --quick-add-key "$(fpr K)" ed25519 sign never
 g --with-colons --list-keys "$(fpr K)" | awk -F: '/^sub/ {s=1; next} s && /^fpr/ {print $10; exit}' >"$out/fpr.Ksub"
 # Pacman-style keys.
 for k in M1 M2 M3 PG PW PN X; do gen "$k"; done
+# RSA keys for the fast path: one it handles, one too short for it (gpg still accepts it).
+for k in RS:rsa2048 RW:rsa1024; do
+  g --quick-gen-key "${k%%:*} test key <${k%%:*}@example.invalid>" "${k#*:}" sign,cert never 2>/dev/null
+  g --with-colons --list-keys "<${k%%:*}@example.invalid>" | awk -F: '/^fpr/ {print $10; exit}' >"$out/fpr.${k%%:*}"
+done
 
 printf 'payload for the signature tests\nline 2\n' >"$out/data"
 sign() {  # sign NAME [options]: detached binary signature
@@ -55,6 +62,9 @@ sign() {  # sign NAME [options]: detached binary signature
 }
 for k in T U R PG PW PN X S; do sign "$k"; done
 g -u "$(fpr Ksub)!" --detach-sign -o "$out/data.K.sig" "$out/data"
+g -u "$(fpr RS)" --digest-algo SHA512 --detach-sign -o "$out/data.RS.sig" "$out/data"
+g -u "$(fpr RS)" --digest-algo SHA256 --detach-sign -o "$out/data.RS256.sig" "$out/data"
+g -u "$(fpr RW)" --detach-sign -o "$out/data.RW.sig" "$out/data"
 g -u "$(fpr T)" --armor --detach-sign -o "$out/data.T.asc" "$out/data"
 # E signs while its key was valid; the key has expired since.
 g "--faked-system-time=20190101T120000!" -u "$(fpr E)" --detach-sign -o "$out/data.E.sig" "$out/data" 2>/dev/null
@@ -82,7 +92,8 @@ g -u "$(fpr M1)" --quick-sign-key "$(fpr PW)" >/dev/null
 sed 's/^:-----BEGIN/-----BEGIN/' "$GNUPGHOME/openpgp-revocs.d/$(fpr R).rev" >"$out/R.rev"
 g --import "$out/R.rev" 2>/dev/null
 
-mkdir -p "$out/simple" "$out/pacman"
+mkdir -p "$out/simple" "$out/pacman" "$out/fast"
+g --export "$(fpr T)" "$(fpr K)" "$(fpr RS)" "$(fpr RW)" >"$out/fast/keys.gpg"
 g --export "$(fpr T)" >"$out/simple/trusted.gpg"
 g --armor --export "$(fpr E)" "$(fpr R)" "$(fpr S)" "$(fpr K)" >"$out/simple/more.asc"
 g --export "$(fpr M1)" "$(fpr M2)" "$(fpr M3)" "$(fpr PG)" "$(fpr PW)" "$(fpr PN)" "$(fpr X)" >"$out/pacman/test.gpg"

@@ -297,6 +297,131 @@ static void test_fd(void **state) {
         assert_non_null(strstr(err.msg, "bad signature by key"));
 }
 
+/* ---- the native fast path ---- */
+
+/* Verify data.<sigfile> (in memory or, with fd, from the file) against k; return the result. */
+static int check_sig(struct verify_keyring *k, const char *sigfile, bool by_fd, bool tamper,
+                     struct verify_result *res, struct mkm_err *err) {
+        size_t dlen, slen;
+        _cleanup_free_ char *data = slurp("data", &dlen), *sig = slurp(sigfile, &slen);
+        if (tamper)
+                data[dlen / 2] ^= 0x20;
+        if (!by_fd)
+                return verify_detached(k, data, dlen, sig, slen, res, err);
+        _cleanup_free_ char *p = path_of("data.copy");
+        assert_int_equal(fs_write_file_at(AT_FDCWD, p, data, dlen, 0644), 0);
+        _cleanup_close_ int fd = open(p, O_RDONLY | O_CLOEXEC);
+        assert_true(fd >= 0);
+        return verify_detached_fd(k, fd, sig, slen, res, err);
+}
+
+static void expect_stats(struct verify_keyring *k, unsigned native, unsigned gpg) {
+        unsigned n = 99, g = 99;
+        verify_keyring_stats(k, &n, &g);
+        print_message("  stats: %u native, %u gpg (want %u, %u)\n", n, g, native, gpg);
+        assert_int_equal(n, native);
+        assert_int_equal(g, gpg);
+}
+
+static void test_fast_path(void **state) {
+        (void)state;
+        /* Per key kind: the first good signature goes to gpg, the next ones are checked natively,
+         * with the very same result; an altered file falls back to gpg and its message. */
+        static const struct {
+                const char *sig, *key, *uid;
+        } cases[] = {
+                { "data.T.sig", "T", "T test key" },            /* Ed25519 primary key */
+                { "data.K.sig", "K", "K test key" },            /* Ed25519 signing subkey */
+                { "data.RS.sig", "RS", "RS test key" },         /* RSA 2048, SHA-512 */
+                { "data.RS256.sig", "RS", "RS test key" },      /* the same key, SHA-256 */
+        };
+        _cleanup_free_ char *dir = path_of("fast");
+        struct mkm_err err = {};
+        _cleanup_(verify_keyring_freep) struct verify_keyring *k = NULL;
+        assert_int_equal(verify_keyring_new(NULL, dir, &k, &err), 0);
+        unsigned native = 0, gpg = 0;
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                _cleanup_free_ char *f = fpr(cases[i].key);
+                struct verify_result first = {}, again = {}, byfd = {};
+                print_message("%s\n", cases[i].sig);
+                assert_int_equal(check_sig(k, cases[i].sig, false, false, &first, &err), 0);
+                /* RS256 comes after RS: its key is known by then. */
+                bool known = i == 3;
+                known ? native++ : gpg++;
+                expect_stats(k, native, gpg);
+                assert_int_equal(check_sig(k, cases[i].sig, false, false, &again, &err), 0);
+                expect_stats(k, ++native, gpg);
+                assert_int_equal(check_sig(k, cases[i].sig, true, false, &byfd, &err), 0);
+                expect_stats(k, ++native, gpg);
+                assert_string_equal(first.fingerprint, f);
+                assert_non_null(strstr(first.uid, cases[i].uid));
+                assert_memory_equal(&first, &again, sizeof first);
+                assert_memory_equal(&first, &byfd, sizeof first);
+                /* Altered data: not accepted natively, and gpg says why, as without the fast path. */
+                for (int by_fd = 0; by_fd < 2; by_fd++) {
+                        assert_int_equal(check_sig(k, cases[i].sig, by_fd, true, NULL, &err), -MKM_E_SIG_BAD);
+                        assert_non_null(strstr(err.msg, "bad signature by key"));
+                        assert_non_null(strstr(err.msg, f));
+                        expect_stats(k, native, gpg);
+                }
+        }
+        _cleanup_free_ char *ksub = fpr("Ksub");
+        struct verify_result res = {};
+        assert_int_equal(check_sig(k, "data.K.sig", false, false, &res, &err), 0);
+        assert_string_equal(res.signing_key, ksub);
+        native++;
+        /* An altered signature value, an armored signature, two signatures in one file: gpg. */
+        size_t dlen, slen;
+        _cleanup_free_ char *data = slurp("data", &dlen), *sig = slurp("data.T.sig", &slen);
+        sig[slen - 1] ^= 0x01;
+        assert_int_equal(verify_detached(k, data, dlen, sig, slen, NULL, &err), -MKM_E_SIG_BAD);
+        sig[slen - 1] ^= 0x01;
+        assert_int_equal(verify_detached(k, data, dlen - 1, sig, slen, NULL, &err), -MKM_E_SIG_BAD);
+        expect_stats(k, native, gpg);
+        assert_int_equal(check_sig(k, "data.T.asc", false, false, &res, &err), 0);
+        expect_stats(k, native, ++gpg);
+        /* A key too short for the fast path (RSA 1024): gpg, every time. */
+        for (int i = 0; i < 2; i++) {
+                assert_int_equal(check_sig(k, "data.RW.sig", false, false, &res, &err), 0);
+                expect_stats(k, native, ++gpg);
+        }
+        /* A clone shares what the original learnt. */
+        struct verify_keyring *c = NULL;
+        assert_int_equal(verify_keyring_clone(k, &c), 0);
+        assert_int_equal(check_sig(c, "data.RS.sig", true, false, &res, &err), 0);
+        expect_stats(k, ++native, gpg);
+        verify_keyring_free(c);
+}
+
+static void test_fast_path_refusals(void **state) {
+        (void)state;
+        /* Keys gpg refuses never reach the fast path: every verdict stays gpg's, on every try. */
+        struct mkm_err err = {};
+        struct verify_result res = {};
+        _cleanup_free_ char *pdir = path_of("pacman");
+        _cleanup_(verify_keyring_freep) struct verify_keyring *p = NULL;
+        assert_int_equal(verify_keyring_new(NULL, pdir, &p, &err), 0);
+        for (int i = 0; i < 2; i++) {
+                assert_int_equal(check_sig(p, "data.PW.sig", false, false, NULL, &err), -MKM_E_SIG_UNTRUSTED);
+                assert_int_equal(check_sig(p, "data.X.sig", false, false, NULL, &err), -MKM_E_SIG_REVOKED);
+                assert_int_equal(check_sig(p, "data.PN.sig", false, false, NULL, &err), -MKM_E_SIG_UNTRUSTED);
+        }
+        expect_stats(p, 0, 0);
+        assert_int_equal(check_sig(p, "data.PG.sig", false, false, &res, &err), 0);
+        assert_int_equal(check_sig(p, "data.PG.sig", true, false, &res, &err), 0);
+        expect_stats(p, 1, 1);
+        /* An expired signature by a key the fast path knows: gpg, which refuses it. */
+        _cleanup_free_ char *sdir = path_of("simple");
+        _cleanup_(verify_keyring_freep) struct verify_keyring *s = NULL;
+        assert_int_equal(verify_keyring_new(NULL, sdir, &s, &err), 0);
+        assert_int_equal(check_sig(s, "data.T.sig", false, false, &res, &err), 0);
+        assert_int_equal(check_sig(s, "data.TS.sig", false, false, NULL, &err), -MKM_E_SIG_EXPIRED);
+        assert_int_equal(check_sig(s, "data.E.sig", false, false, NULL, &err), -MKM_E_SIG_EXPIRED);
+        assert_int_equal(check_sig(s, "data.R.sig", false, false, NULL, &err), -MKM_E_SIG_REVOKED);
+        assert_int_equal(check_sig(s, "data.R.sig", false, false, NULL, &err), -MKM_E_SIG_REVOKED);
+        expect_stats(s, 0, 1);
+}
+
 static void test_clearsigned(void **state) {
         (void)state;
         size_t len, rlen;
@@ -845,6 +970,8 @@ int main(void) {
                 cmocka_unit_test(test_pacman_trust),
                 cmocka_unit_test(test_garbage_and_empty),
                 cmocka_unit_test(test_fd),
+                cmocka_unit_test(test_fast_path),
+                cmocka_unit_test(test_fast_path_refusals),
                 cmocka_unit_test(test_clearsigned),
                 cmocka_unit_test(test_clearsigned_bad),
                 cmocka_unit_test(test_single_file_keyring),

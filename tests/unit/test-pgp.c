@@ -1,0 +1,284 @@
+/* SPDX-License-Identifier: MIT */
+/* Unit tests for builder/pgp (the native signature checks): parsing real gpg output from
+ * tests/tools/mkkeys.sh, fingerprints equal to gpg's, valid and altered signatures, and hostile
+ * input (every truncation, byte flips). That verify.c uses it only for keys gpg accepted is
+ * tested in test-verify.c. */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "pgp.h"
+#include "util/cleanup.h"
+#include "util/fs.h"
+
+static char dir[64];
+
+static char *slurp(const char *name, size_t *len) {
+        _cleanup_free_ char *p = fs_path_join(dir, name);
+        char *buf = NULL;
+        size_t l = 0;
+        assert_non_null(p);
+        assert_int_equal(fs_read_file_at(AT_FDCWD, p, 1 << 20, &buf, &l), 0);
+        if (len)
+                *len = l;
+        return buf;
+}
+
+static char *fpr(const char *key) {
+        char name[32];
+        (void)snprintf(name, sizeof name, "fpr.%s", key);
+        char *f = slurp(name, NULL);
+        f[strcspn(f, "\n")] = 0;
+        return f;
+}
+
+static int setup(void **state) {
+        (void)state;
+        (void)snprintf(dir, sizeof dir, "/tmp/mkm-test-pgp.XXXXXX");
+        if (!mkdtemp(dir) || setenv("TMPDIR", dir, 1) < 0)
+                return -1;
+        const char *top = getenv("TOP");
+        char script[4096];
+        (void)snprintf(script, sizeof script, "%s/tests/tools/mkkeys.sh", top ? top : ".");
+        pid_t pid = fork();
+        if (pid == 0) {
+                execl("/bin/bash", "bash", script, dir, (char *)NULL);
+                _exit(127);
+        }
+        int status;
+        if (pid < 0 || waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+                (void)fs_rm_rf_at(AT_FDCWD, dir);
+                return -1;
+        }
+        return 0;
+}
+
+static int teardown(void **state) {
+        (void)state;
+        (void)fs_rm_rf_at(AT_FDCWD, dir);
+        return 0;
+}
+
+static const struct pgp_key *find(const struct pgp_key *keys, size_t n, const char *f) {
+        for (size_t i = 0; i < n; i++)
+                if (strcmp(keys[i].fpr, f) == 0)
+                        return &keys[i];
+        return NULL;
+}
+
+static void test_keys(void **state) {
+        (void)state;
+        size_t len, n = 0;
+        _cleanup_free_ char *buf = slurp("fast/keys.gpg", &len);
+        struct pgp_key *keys = NULL;
+        assert_int_equal(pgp_keys_parse(buf, len, &keys, &n), 0);
+        /* T, K + its signing subkey, RS, RW: fingerprints as gpg computes them. */
+        assert_int_equal(n, 5);
+        static const struct {
+                const char *name;
+                uint8_t algo;
+                bool usable;
+        } want[] = {
+                { "T", PGP_PK_EDDSA, true }, { "K", PGP_PK_EDDSA, true }, { "Ksub", PGP_PK_EDDSA, true },
+                { "RS", PGP_PK_RSA, true },  { "RW", PGP_PK_RSA, false },       /* 1024 bits: gpg's */
+        };
+        for (size_t i = 0; i < ELEMENTSOF(want); i++) {
+                _cleanup_free_ char *f = fpr(want[i].name);
+                const struct pgp_key *k = find(keys, n, f);
+                print_message("%s %s\n", want[i].name, f);
+                assert_non_null(k);
+                assert_int_equal(k->pk_algo, want[i].algo);
+                assert_int_equal(k->pkey != NULL, want[i].usable);
+                assert_true(k->created > 1500000000);
+        }
+        pgp_keys_free(keys, n);
+}
+
+static void test_sig_parse(void **state) {
+        (void)state;
+        size_t len;
+        struct pgp_sig s;
+        _cleanup_free_ char *t = slurp("data.T.sig", &len), *ft = fpr("T");
+        assert_int_equal(pgp_sig_parse(t, len, &s), 0);
+        assert_int_equal(s.type, 0);
+        assert_int_equal(s.pk_algo, PGP_PK_EDDSA);
+        assert_string_equal(s.issuer_fpr, ft);
+        assert_string_equal(s.issuer_keyid, ft + 24);
+        assert_true(s.created > 1500000000);
+        assert_false(s.has_expiry);
+        assert_false(s.unknown_critical);
+        assert_int_equal(s.mpi1_len, 32);
+        assert_int_equal(s.mpi2_len, 32);
+        pgp_sig_done(&s);
+
+        _cleanup_free_ char *rs = slurp("data.RS.sig", &len);
+        assert_int_equal(pgp_sig_parse(rs, len, &s), 0);
+        assert_int_equal(s.pk_algo, PGP_PK_RSA);
+        assert_int_equal(s.hash_algo, 10);      /* --digest-algo SHA512 */
+        pgp_sig_done(&s);
+
+        _cleanup_free_ char *ts = slurp("data.TS.sig", &len);
+        assert_int_equal(pgp_sig_parse(ts, len, &s), 0);
+        assert_true(s.has_expiry);
+        pgp_sig_done(&s);
+
+        /* Two signature packets, an armored signature, a key instead of a signature. */
+        _cleanup_free_ char *tu = slurp("data.TU.sig", &len);
+        assert_int_equal(pgp_sig_parse(tu, len, &s), -ENOTSUP);
+        _cleanup_free_ char *asc = slurp("data.T.asc", &len);
+        assert_int_equal(pgp_sig_parse(asc, len, &s), -EBADMSG);
+        _cleanup_free_ char *key = slurp("fast/keys.gpg", &len);
+        assert_int_equal(pgp_sig_parse(key, len, &s), -ENOTSUP);
+}
+
+/* Check data.<sig> with key NAME's material; tamper flips a byte of the data first. */
+static int check(const char *sigfile, const char *name, bool tamper, int64_t key_created_delta) {
+        size_t dlen, slen, klen, n = 0;
+        _cleanup_free_ char *data = slurp("data", &dlen), *sig = slurp(sigfile, &slen);
+        _cleanup_free_ char *kbuf = slurp("fast/keys.gpg", &klen), *f = fpr(name);
+        struct pgp_key *keys = NULL;
+        struct pgp_sig s;
+        struct pgp_hash *h = NULL;
+        assert_int_equal(pgp_keys_parse(kbuf, klen, &keys, &n), 0);
+        assert_int_equal(pgp_sig_parse(sig, slen, &s), 0);
+        struct pgp_key k = *find(keys, n, f);
+        if (key_created_delta)
+                k.created = s.created + key_created_delta;
+        if (tamper)
+                data[dlen - 2] ^= 1;
+        assert_int_equal(pgp_hash_new(&s, &h), 0);
+        /* In two pieces: the hash streams. */
+        assert_int_equal(pgp_hash_update(h, data, 5), 0);
+        assert_int_equal(pgp_hash_update(h, data + 5, dlen - 5), 0);
+        int r = pgp_verify(&k, &s, h);
+        pgp_hash_free(h);
+        pgp_sig_done(&s);
+        pgp_keys_free(keys, n);
+        return r;
+}
+
+static void test_verify(void **state) {
+        (void)state;
+        assert_int_equal(check("data.T.sig", "T", false, 0), 0);
+        assert_int_equal(check("data.K.sig", "Ksub", false, 0), 0);
+        assert_int_equal(check("data.RS.sig", "RS", false, 0), 0);
+        assert_int_equal(check("data.RS256.sig", "RS", false, 0), 0);
+        /* Altered data. */
+        assert_int_equal(check("data.T.sig", "T", true, 0), -EBADMSG);
+        assert_int_equal(check("data.RS.sig", "RS", true, 0), -EBADMSG);
+        /* The right algorithm but another key; another algorithm; a key without material. */
+        assert_int_equal(check("data.T.sig", "K", false, 0), -EBADMSG);
+        assert_int_equal(check("data.T.sig", "RS", false, 0), -ENOTSUP);
+        assert_int_equal(check("data.RW.sig", "RW", false, 0), -ENOTSUP);
+        /* A signature older than its key. */
+        assert_int_equal(check("data.T.sig", "T", false, 1), -EBADMSG);
+}
+
+static void test_hostile(void **state) {
+        (void)state;
+        /* Every truncation of a signature fails cleanly; so does every single-byte flip of the
+         * framing, and flips in the values never verify. Under SANITIZE=1 this also proves the
+         * reads stay in bounds. */
+        static const char *const sigs[] = { "data.T.sig", "data.RS.sig", "data.K.sig" };
+        for (size_t i = 0; i < ELEMENTSOF(sigs); i++) {
+                size_t len;
+                _cleanup_free_ char *sig = slurp(sigs[i], &len);
+                struct pgp_sig s;
+                for (size_t cut = 0; cut < len; cut++) {
+                        _cleanup_free_ char *copy = malloc(cut ? cut : 1);
+                        assert_non_null(copy);
+                        memcpy(copy, sig, cut);
+                        int r = pgp_sig_parse(copy, cut, &s);
+                        assert_true(r < 0);
+                }
+                for (size_t at = 0; at < len; at++)
+                        for (unsigned bit = 0; bit < 8; bit += 3) {
+                                sig[at] ^= (char)(1u << bit);
+                                if (pgp_sig_parse(sig, len, &s) == 0)
+                                        pgp_sig_done(&s);
+                                sig[at] ^= (char)(1u << bit);
+                        }
+        }
+        size_t klen;
+        _cleanup_free_ char *kbuf = slurp("fast/keys.gpg", &klen);
+        for (size_t cut = 0; cut < klen; cut += 7) {
+                struct pgp_key *keys = NULL;
+                size_t n = 0;
+                if (pgp_keys_parse(kbuf, cut, &keys, &n) == 0) {
+                        assert_true(n <= 5);
+                        pgp_keys_free(keys, n);
+                }
+        }
+        for (size_t at = 0; at < klen; at += 3) {
+                struct pgp_key *keys = NULL;
+                size_t n = 0;
+                kbuf[at] ^= 0x55;
+                if (pgp_keys_parse(kbuf, klen, &keys, &n) == 0)
+                        pgp_keys_free(keys, n);
+                kbuf[at] ^= 0x55;
+        }
+        /* A flipped bit anywhere in a signature's values: never valid. */
+        size_t dlen, slen, n = 0;
+        _cleanup_free_ char *data = slurp("data", &dlen), *sig = slurp("data.T.sig", &slen), *f = fpr("T");
+        struct pgp_key *keys = NULL;
+        assert_int_equal(pgp_keys_parse(kbuf, klen, &keys, &n), 0);
+        const struct pgp_key *k = find(keys, n, f);
+        assert_non_null(k);
+        struct pgp_sig orig;
+        assert_int_equal(pgp_sig_parse(sig, slen, &orig), 0);
+        size_t hashed_off = (size_t)(orig.hashed - (const uint8_t *)sig);
+        /* orig.hashed points into sig, which the loop changes: keep a copy. */
+        _cleanup_free_ uint8_t *hashed = malloc(orig.hashed_len);
+        assert_non_null(hashed);
+        memcpy(hashed, orig.hashed, orig.hashed_len);
+        unsigned valid = 0;
+        for (size_t at = 0; at < slen; at++) {
+                struct pgp_sig s;
+                sig[at] ^= 0x01;
+                if (pgp_sig_parse(sig, slen, &s) == 0) {
+                        struct pgp_hash *h = NULL;
+                        if (pgp_hash_new(&s, &h) == 0) {
+                                (void)pgp_hash_update(h, data, dlen);
+                                if (pgp_verify(k, &s, h) == 0) {
+                                        /* Only a change outside what is signed and outside the
+                                         * signature's values may (the unhashed issuer key ID, an
+                                         * MPI's bit count): the checked fields are the original's. */
+                                        valid++;
+                                        assert_true(at < hashed_off || at >= hashed_off + orig.hashed_len);
+                                        assert_int_equal(s.hashed_len, orig.hashed_len);
+                                        assert_memory_equal(s.hashed, hashed, orig.hashed_len);
+                                        assert_memory_equal(s.left16, orig.left16, 2);
+                                        assert_memory_equal(s.mpi1, orig.mpi1, 32);
+                                        assert_memory_equal(s.mpi2, orig.mpi2, 32);
+                                }
+                                pgp_hash_free(h);
+                        }
+                        pgp_sig_done(&s);
+                }
+                sig[at] ^= 0x01;
+        }
+        print_message("%u of %zu one-bit changes still verify (none in a signed or signature value)\n", valid, slen);
+        pgp_sig_done(&orig);
+        pgp_keys_free(keys, n);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_keys),
+                cmocka_unit_test(test_sig_parse),
+                cmocka_unit_test(test_verify),
+                cmocka_unit_test(test_hostile),
+        };
+        return cmocka_run_group_tests(tests, setup, teardown);
+}
