@@ -7,6 +7,7 @@
  * db's %PGPSIG% or the mirror's FILE.sig, checked against keys/archlinux or Keyring=. A db
  * signature (REPO.db.sig) is verified when the mirror has one. */
 #include <errno.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -15,6 +16,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "alpm-hook.h"
@@ -51,10 +53,17 @@ struct arch {
         struct repo_alpm_db **dbs;
         size_t ndbs;
         char **keys_used;               /* signer fingerprints */
-        struct verify_job *vj;          /* signature checks running alongside the install */
+        struct verify_job *vj;          /* downloads and signature checks running alongside the install */
+        bool cache_unsynced;            /* cache entries committed with deferred sync (cache.h) */
 };
 
 static void verify_stop(struct arch *a);
+
+static uint64_t mono_ns(void) {
+        struct timespec ts;
+        (void)clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
 static void arch_done(struct arch *a) {
         verify_stop(a);
@@ -238,6 +247,7 @@ struct want {
         bool optional;          /* a 404 everywhere is not an error (db signatures) */
         char digest[HASH_SHA256_HEX];   /* out */
         bool present;           /* out */
+        char *owned;            /* freed with the want (a label made for it) */
 };
 
 /* Cache temporaries take plain labels; repository file names may hold ':' (epochs). */
@@ -327,8 +337,10 @@ out:
 }
 
 static void want_done(struct want *w, size_t n) {
-        for (size_t i = 0; i < n; i++)
+        for (size_t i = 0; w && i < n; i++) {
                 strv_free(w[i].urls);
+                free(w[i].owned);
+        }
 }
 
 static int read_cached(struct arch *a, const char *digest, size_t max, char **ret, size_t *ret_len) {
@@ -453,6 +465,9 @@ static int plan_from_repos(struct arch *a, struct mkm_err *reterr) {
         if (!l->inputs || !l->distribution || !l->sources)
                 return -ENOMEM;
 
+        /* The db's signatures go into the cache without an fsync each: fetch_finish() syncs once. */
+        cache_set_deferred_sync(b->cache, true);
+        a->cache_unsynced = true;
         /* Signatures missing from the db come from the mirror (FILE.sig). */
         _cleanup_free_ struct want *w = calloc(plan->n ? plan->n : 1, sizeof *w);
         if (!w)
@@ -515,22 +530,105 @@ static int plan_from_repos(struct arch *a, struct mkm_err *reterr) {
         return 0;
 }
 
-/* Signature checks, each a gpg run over the whole package, run on a few threads with their own
- * handle on the one prepared keyring, in install order, while the install proceeds: package i
- * is opened (by any parser) only after verify_wait(i) said its signature is good. */
+/* The package pipeline: downloads, signature checks and the install overlap.
+ *
+ *   fetcher thread   fetch_all() over every package and signature not in the cache yet, in
+ *                    install order; each file is committed to the cache as it lands
+ *   verify threads   one per CPU; package i is checked (a gpg run over the whole file, with the
+ *                    thread's own handle on the one prepared keyring) once it and its signature
+ *                    are in the cache
+ *   caller           install(): package i is opened (by any parser) only after verify_wait(i)
+ *                    said its signature is good
+ *
+ * A download failure becomes package i's result, so the build fails at the first package it
+ * cannot install, with the download's message. verify_stop() cancels whatever still runs. */
 struct verify_job {
         struct arch *a;
         pthread_mutex_t lock;
         pthread_cond_t cond;
-        size_t next, n;
+        size_t next, n;                 /* packages */
         bool stop;
-        bool *ready;
+        bool *ready;                    /* package i checked: results[i], errs[i], fprs[i] */
         int *results;
         struct mkm_err *errs;
         char (*fprs)[VERIFY_FPR_MAX];
         pthread_t *threads;
         size_t nthreads;
+
+        /* downloads: want 2i is package i, 2i + 1 its signature */
+        struct want *w;                 /* owned, 2n */
+        bool *w_done;                   /* in the cache (w_res 0) or failed */
+        int *w_res;
+        struct mkm_err *w_errs;
+        struct fetch_item *items;       /* the wants not in the cache yet */
+        size_t *idx;                    /* items[k] is want idx[k] */
+        char **tmps;                    /* items[k].dest, in the cache's tmp/ */
+        size_t m;
+        pthread_t fetcher;
+        bool has_fetcher;
+        atomic_bool cancel;
+        int sync_result;                /* the cache's syncfs after the last download */
+        bool synced;                    /* ... which ran */
 };
+
+/* Record want k's outcome and wake whoever waits for it. */
+static void want_finish(struct verify_job *j, size_t k, int r, const struct mkm_err *e) {
+        pthread_mutex_lock(&j->lock);
+        if (!j->w_done[k]) {
+                j->w_done[k] = true;
+                j->w_res[k] = r;
+                if (r < 0 && e)
+                        j->w_errs[k] = *e;
+                pthread_cond_broadcast(&j->cond);
+        }
+        pthread_mutex_unlock(&j->lock);
+}
+
+/* fetch_all()'s callback, on the fetcher thread: commit the file to the cache (hash, size). */
+static void on_fetched(struct fetch_item *it, void *userdata) {
+        struct verify_job *j = userdata;
+        size_t item = (size_t)(it - j->items), k = j->idx[item];
+        struct want *x = &j->w[k];
+        struct mkm_err e = {};
+        int r = it->result;
+        if (r < 0) {
+                (void)unlink(j->tmps[item]);
+                mkm_err_set(&e, r, "cannot download %s: %s", x->label, it->error);
+        } else {
+                struct mkm_err cerr = {};
+                r = cache_commit(j->a->b->cache, j->tmps[item], x->sha256, x->size, x->digest, &cerr);
+                if (r < 0)
+                        mkm_err_set(&e, r, "%s from %s: %s", x->label, it->used_url, cerr.msg);
+                else
+                        x->present = true;
+        }
+        want_finish(j, k, r, &e);
+}
+
+static void *fetcher_thread(void *userdata) {
+        struct verify_job *j = userdata;
+        struct build *b = j->a->b;
+        struct fetch_options fo;
+        fetch_options_default(&fo);
+        fo.no_fsync = true;     /* one syncfs at the end instead of four fsyncs per file (cache.h) */
+        fo.on_item_done = on_fetched;
+        fo.userdata = j;
+        fo.cancel = &j->cancel;
+        struct mkm_err ferr = {};
+        (void)fetch_all(b->ctx, j->items, j->m, &fo, &ferr);
+        /* Items fetch_all() stopped before finishing (cancelled, or a libcurl failure). */
+        for (size_t item = 0; item < j->m; item++) {
+                struct mkm_err e = {};
+                int r = j->items[item].result < 0 ? j->items[item].result : -ECANCELED;
+                mkm_err_set(&e, r, "cannot download %s: %s", j->w[j->idx[item]].label,
+                            j->items[item].error[0] ? j->items[item].error : mkm_strerror(r));
+                want_finish(j, j->idx[item], r, &e);    /* no-op for the ones already reported */
+                (void)unlink(j->tmps[item]);
+        }
+        j->sync_result = cache_sync(b->cache);
+        j->synced = true;
+        return NULL;
+}
 
 static int verify_one(struct arch *a, struct verify_keyring *k, size_t i, char *ret_fpr, struct mkm_err *reterr) {
         struct lock_pkg *p = &a->b->lock_out->pkgs[i];
@@ -551,19 +649,39 @@ static int verify_one(struct arch *a, struct verify_keyring *k, size_t i, char *
         return 0;
 }
 
+/* Wait (with j->lock held) until package i and its signature are in the cache; their failure,
+ * if any, in *reterr. -ECANCELED when the job stops first. */
+static int wait_fetched(struct verify_job *j, size_t i, struct mkm_err *reterr) {
+        for (size_t k = 2 * i; k <= 2 * i + 1; k++) {
+                while (!j->w_done[k] && !j->stop)
+                        pthread_cond_wait(&j->cond, &j->lock);
+                if (!j->w_done[k])
+                        return -ECANCELED;
+                if (j->w_res[k] < 0) {
+                        *reterr = j->w_errs[k];
+                        return j->w_res[k];
+                }
+        }
+        return 0;
+}
+
 static void *verify_worker(void *userdata) {
         struct verify_job *j = userdata;
         struct verify_keyring *k = NULL;
         int cr = verify_keyring_clone(j->a->keyring, &k);
         for (;;) {
+                struct mkm_err e = {};
                 pthread_mutex_lock(&j->lock);
                 size_t i = j->stop ? j->n : j->next++;
+                int r = i < j->n ? wait_fetched(j, i, &e) : 0;
                 pthread_mutex_unlock(&j->lock);
-                if (i >= j->n)
+                if (i >= j->n || r == -ECANCELED)
                         break;
-                int r = cr < 0 ? cr : verify_one(j->a, k, i, j->fprs[i], &j->errs[i]);
+                if (r >= 0)
+                        r = cr < 0 ? cr : verify_one(j->a, k, i, j->fprs[i], &e);
                 pthread_mutex_lock(&j->lock);
                 j->results[i] = r;
+                j->errs[i] = e;
                 j->ready[i] = true;
                 pthread_cond_broadcast(&j->cond);
                 pthread_mutex_unlock(&j->lock);
@@ -575,6 +693,14 @@ static void *verify_worker(void *userdata) {
 static void verify_job_free(struct verify_job *j) {
         if (!j)
                 return;
+        want_done(j->w, 2 * j->n);
+        strv_free(j->tmps);
+        free(j->w);
+        free(j->w_done);
+        free(j->w_res);
+        free(j->w_errs);
+        free(j->items);
+        free(j->idx);
         free(j->ready);
         free(j->results);
         free(j->errs);
@@ -583,40 +709,81 @@ static void verify_job_free(struct verify_job *j) {
         free(j);
 }
 
-/* Start checking every package of the plan. */
-static int verify_start(struct arch *a) {
-        size_t n = a->b->lock_out->n;
+/* Start the pipeline over the plan: the downloads of what the cache lacks, and the checks.
+ * Takes w (2n wants, package then signature) in every case. */
+static int verify_start(struct arch *a, struct want *w, struct mkm_err *reterr) {
+        size_t n = a->b->lock_out->n, n1 = n ? n : 1;
         long cpus = sysconf(_SC_NPROCESSORS_ONLN);
         struct verify_job *j = calloc(1, sizeof *j);
-        if (!j)
+        if (!j) {
+                want_done(w, 2 * n);
+                free(w);
                 return -ENOMEM;
+        }
         j->a = a;
         j->n = n;
+        j->w = w;
         j->nthreads = cpus > 0 ? (size_t)cpus : 1;
         if (j->nthreads > n)
                 j->nthreads = n;
         if (j->nthreads > 16)
                 j->nthreads = 16;
-        size_t n1 = n ? n : 1;
         j->ready = calloc(n1, sizeof *j->ready);
         j->results = calloc(n1, sizeof *j->results);
         j->errs = calloc(n1, sizeof *j->errs);
         j->fprs = calloc(n1, sizeof *j->fprs);
         j->threads = calloc(j->nthreads ? j->nthreads : 1, sizeof *j->threads);
-        if (!j->ready || !j->results || !j->errs || !j->fprs || !j->threads) {
+        j->w_done = calloc(2 * n1, sizeof *j->w_done);
+        j->w_res = calloc(2 * n1, sizeof *j->w_res);
+        j->w_errs = calloc(2 * n1, sizeof *j->w_errs);
+        j->items = calloc(2 * n1, sizeof *j->items);
+        j->idx = calloc(2 * n1, sizeof *j->idx);
+        j->tmps = calloc(2 * n1 + 1, sizeof *j->tmps);
+        if (!j->ready || !j->results || !j->errs || !j->fprs || !j->threads || !j->w_done || !j->w_res ||
+            !j->w_errs || !j->items || !j->idx || !j->tmps) {
                 verify_job_free(j);
                 return -ENOMEM;
+        }
+        for (size_t k = 0; k < 2 * n; k++) {
+                if (cache_check(a->b->cache, w[k].sha256, w[k].size, 0, NULL, NULL) == 0) {
+                        memcpy(w[k].digest, w[k].sha256, HASH_SHA256_HEX);
+                        w[k].present = j->w_done[k] = true;
+                        continue;
+                }
+                char label[128];
+                safe_label(w[k].label, label, sizeof label);
+                int r = cache_tmp_path(a->b->cache, label, &j->tmps[j->m]);
+                if (r < 0) {
+                        for (size_t t = 0; t < j->m; t++)
+                                (void)unlink(j->tmps[t]);
+                        verify_job_free(j);
+                        return mkm_err_set(reterr, r, "cannot reserve a download file for %s: %s", w[k].label,
+                                           strerror(-r));
+                }
+                j->items[j->m] = (struct fetch_item){ .urls = w[k].urls, .dest = j->tmps[j->m],
+                                                      .expected_size = w[k].size, .label = w[k].label };
+                j->idx[j->m++] = k;
         }
         if (pthread_mutex_init(&j->lock, NULL) != 0 || pthread_cond_init(&j->cond, NULL) != 0) {
                 verify_job_free(j);
                 return -ENOMEM;
         }
+        a->vj = j;
+        if (j->m > 0) {
+                mkm_emit(a->b->ctx, &(struct mkm_event){ .type = MKM_EV_STAGE, .text = "downloading" });
+                cache_set_deferred_sync(a->b->cache, true);
+                a->cache_unsynced = true;
+                if (pthread_create(&j->fetcher, NULL, fetcher_thread, j) != 0) {
+                        fetcher_thread(j);      /* no thread: download everything first */
+                } else
+                        j->has_fetcher = true;
+        }
+        mkm_emit(a->b->ctx, &(struct mkm_event){ .type = MKM_EV_STAGE, .text = "checking package integrity" });
         size_t started = 0;
         for (; started < j->nthreads; started++)
                 if (pthread_create(&j->threads[started], NULL, verify_worker, j) != 0)
                         break;
         j->nthreads = started;
-        a->vj = j;
         if (started == 0 && n > 0)
                 verify_worker(j);       /* no thread could start: check everything here */
         return 0;
@@ -640,14 +807,35 @@ static int verify_wait(struct arch *a, size_t i, struct mkm_err *reterr) {
         return note_key(a, j->fprs[i]);
 }
 
-/* Ask the workers to stop after their current package, and join them. */
+/* Wait for the downloads to end (all of them are in the cache once every package was checked)
+ * and make the cache's new entries durable: the fetcher's syncfs, or one here. */
+static int fetch_finish(struct arch *a, struct mkm_err *reterr) {
+        struct verify_job *j = a->vj;
+        if (j && j->has_fetcher) {
+                pthread_join(j->fetcher, NULL);
+                j->has_fetcher = false;
+        }
+        if (!a->cache_unsynced)
+                return 0;
+        a->cache_unsynced = false;
+        int r = j && j->synced ? j->sync_result : cache_sync(a->b->cache);
+        cache_set_deferred_sync(a->b->cache, false);
+        if (r < 0)
+                return mkm_err_set(reterr, r, "cannot sync the cache %s: %s", cache_dir(a->b->cache), strerror(-r));
+        return 0;
+}
+
+/* Stop the downloads and the checks after their current file, and join every thread. */
 static void verify_stop(struct arch *a) {
         struct verify_job *j = a->vj;
         if (!j)
                 return;
+        atomic_store(&j->cancel, true);
         pthread_mutex_lock(&j->lock);
         j->stop = true;
+        pthread_cond_broadcast(&j->cond);
         pthread_mutex_unlock(&j->lock);
+        (void)fetch_finish(a, NULL);
         for (size_t t = 0; t < j->nthreads; t++)
                 pthread_join(j->threads[t], NULL);
         pthread_cond_destroy(&j->cond);
@@ -666,15 +854,17 @@ static int verify_all(struct arch *a, struct mkm_err *reterr) {
                 mkm_emit(a->b->ctx, &(struct mkm_event){ .type = MKM_EV_PROGRESS, .text = "verifying",
                                                          .n = (unsigned)i + 1, .count = (unsigned)l->n });
         }
+        int r = fetch_finish(a, reterr);
+        if (r < 0)
+                return r;
         strv_free(l->keys);
         l->keys = strv_copy(a->keys_used);
         return l->keys ? 0 : -ENOMEM;
 }
 
-/* Download what the plan lists and start checking every package's signature. */
+/* Start downloading what the plan lists and checking every package's signature. */
 static int fetch_and_verify(struct arch *a, struct mkm_err *reterr) {
-        struct build *b = a->b;
-        struct lock *l = b->lock_out;
+        struct lock *l = a->b->lock_out;
         /* Refuse an unsigned package before downloading anything. */
         for (size_t i = 0; i < l->n; i++)
                 if (!l->pkgs[i].sig_sha256[0])
@@ -682,35 +872,32 @@ static int fetch_and_verify(struct arch *a, struct mkm_err *reterr) {
                                            "%s: no signature (neither %%PGPSIG%% in %s.db nor %s.sig on the mirror); "
                                            "package signatures are required",
                                            l->pkgs[i].name, l->pkgs[i].repo, l->pkgs[i].filename);
-        _cleanup_free_ struct want *w = calloc(2 * l->n + 1, sizeof *w);
-        _cleanup_strv_free_ char **labels = calloc(1, sizeof(char *));
-        if (!w || !labels)
+        struct want *w = calloc(2 * l->n + 1, sizeof *w);
+        if (!w)
                 return -ENOMEM;
-        size_t nw = 0;
-        int r = 0;
-        for (size_t i = 0; i < l->n && r >= 0; i++) {
+        for (size_t i = 0; i < l->n; i++) {
                 struct lock_pkg *p = &l->pkgs[i];
-                w[nw] = (struct want){ .label = p->filename, .sha256 = p->sha256, .size = p->size };
-                r = urls_for(a, p->repo, p->filename, &w[nw++].urls);
-                if (r < 0 || !p->sig_sha256[0])
-                        continue;
-                char *label = NULL;
-                if (asprintf(&label, "%s.sig", p->filename) < 0 || strv_consume(&labels, label) < 0) {
-                        free(label);
+                w[2 * i] = (struct want){ .label = p->filename, .sha256 = p->sha256, .size = p->size };
+                w[2 * i + 1] = (struct want){ .sha256 = p->sig_sha256 };
+        }
+        int r = 0;
+        for (size_t k = 0; k < 2 * l->n && r >= 0; k++) {
+                struct lock_pkg *p = &l->pkgs[k / 2];
+                if (k % 2 && asprintf(&w[k].owned, "%s.sig", p->filename) < 0) {
+                        w[k].owned = NULL;
                         r = -ENOMEM;
                         break;
                 }
-                w[nw] = (struct want){ .label = label, .sha256 = p->sig_sha256 };
-                r = urls_for(a, p->repo, label, &w[nw++].urls);
+                if (k % 2)
+                        w[k].label = w[k].owned;
+                r = urls_for(a, p->repo, w[k].label, &w[k].urls);
         }
-        if (r >= 0)
-                r = fetch_into_cache(a, w, nw, reterr);
-        want_done(w, nw);
-        if (r < 0)
+        if (r < 0) {
+                want_done(w, 2 * l->n);
+                free(w);
                 return r;
-
-        mkm_emit(b->ctx, &(struct mkm_event){ .type = MKM_EV_STAGE, .text = "checking package integrity" });
-        return verify_start(a);
+        }
+        return verify_start(a, w, reterr);
 }
 
 static int64_t default_epoch(struct build *b, struct lock *l) {
@@ -755,6 +942,7 @@ static int install(struct arch *a, struct mkm_err *reterr) {
         int rootfd = b->deploy->root_fd;
         const char *root = b->deploy->staging;
         size_t n1 = l->n ? l->n : 1;
+        uint64_t waited = 0;
         _cleanup_(extract_owners_freep) struct extract_owners *owners = extract_owners_new();
         struct extract_result *results = calloc(n1, sizeof *results);
         struct pkginfo *infos = calloc(n1, sizeof *infos);
@@ -783,7 +971,9 @@ static int install(struct arch *a, struct mkm_err *reterr) {
         for (size_t i = 0; i < l->n; i++) {
                 struct lock_pkg *p = &l->pkgs[i];
                 /* Nothing parses a package before its signature is known to be good. */
+                uint64_t t0 = mono_ns();
                 r = verify_wait(a, i, reterr);
+                waited += mono_ns() - t0;
                 if (r < 0)
                         goto out;
                 _cleanup_close_ int fd = -EBADF;
@@ -840,6 +1030,13 @@ static int install(struct arch *a, struct mkm_err *reterr) {
                 mkm_emit(b->ctx, &(struct mkm_event){ .type = MKM_EV_PROGRESS, .text = "installing", .n = (unsigned)i + 1,
                                                       .count = (unsigned)l->n });
         }
+        unsigned native = 0, by_gpg = 0;
+        verify_keyring_stats(a->keyring, &native, &by_gpg);
+        mkm_debug(b->ctx, "the install waited %.2f s for downloads and signature checks (%u checked in-process, %u by gpg)",
+                  (double)waited / 1e9, native, by_gpg);
+        r = fetch_finish(a, reterr);
+        if (r < 0)
+                goto out;
         r = write_mirrorlist(a, rootfd, reterr);
         if (r < 0)
                 goto out;

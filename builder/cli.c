@@ -22,6 +22,8 @@ struct renderer {
         struct timespec start;  /* for elapsed times on stage lines with -v */
         bool tty;               /* stderr is a terminal: one rewritten progress line */
         bool line_open;         /* a progress line is on screen and must be cleared first */
+        /* Downloads run alongside the checks and the install: the line shows both. */
+        char dl[96], other[96];
 };
 
 static void clear_line(struct renderer *rd) {
@@ -75,21 +77,32 @@ static void render(void *userdata, const struct mkm_event *ev) {
         case MKM_EV_STAGE:
                 if (rd->verbosity < 0)
                         return;
+                rd->other[0] = 0;       /* a new stage; downloads may go on across stages */
                 clear_line(rd);
                 if (rd->verbosity >= 1)
                         fprintf(stderr, ":: %s (%.2f s)\n", ev->text, elapsed(rd));
                 else
                         fprintf(stderr, ":: %s\n", ev->text);
                 break;
-        case MKM_EV_PROGRESS:
+        case MKM_EV_PROGRESS: {
                 /* Only a terminal gets the rewritten line; logs get the per-file lines. */
                 if (!rd->tty || rd->verbosity < 0)
                         return;
-                human_size(ev->done, a, sizeof a);
-                human_size(ev->total, b, sizeof b);
-                fprintf(stderr, "\r\033[K%s %u/%u  %s / %s", ev->text ? ev->text : "", ev->n, ev->count, a, b);
+                const char *text = ev->text ? ev->text : "";
+                bool dl = strcmp(text, "downloading") == 0;
+                char *slot = dl ? rd->dl : rd->other;
+                if (ev->total > 0) {
+                        human_size(ev->done, a, sizeof a);
+                        human_size(ev->total, b, sizeof b);
+                        (void)snprintf(slot, sizeof rd->dl, "%s %u/%u  %s / %s", text, ev->n, ev->count, a, b);
+                } else
+                        (void)snprintf(slot, sizeof rd->dl, "%s %u/%u", text, ev->n, ev->count);
+                if (dl && ev->n >= ev->count)
+                        rd->dl[0] = 0;          /* every download finished: the line is the rest's */
+                fprintf(stderr, "\r\033[K%s%s%s", rd->other, rd->other[0] && rd->dl[0] ? "  |  " : "", rd->dl);
                 rd->line_open = true;
                 break;
+        }
         case MKM_EV_FILE_DONE:
                 if (rd->verbosity < 0 || (rd->tty && rd->verbosity < 1))
                         return;

@@ -566,6 +566,8 @@ static void item_fail(struct fetch_state *st, struct xfer *x, int code) {
         /* An empty part helps no later run; a non-empty one is resumed by the next attempt. */
         if (x->part && stat(x->part, &s) == 0 && s.st_size == 0)
                 (void)unlink(x->part);
+        if (st->opts->on_item_done)
+                st->opts->on_item_done(x->item, st->opts->userdata);
 }
 
 static void item_succeed(struct fetch_state *st, struct xfer *x) {
@@ -582,6 +584,8 @@ static void item_succeed(struct fetch_state *st, struct xfer *x) {
                 .n = st->finished,
                 .count = (unsigned)st->n,
         });
+        if (st->opts->on_item_done)
+                st->opts->on_item_done(x->item, st->opts->userdata);
 }
 
 /* Move on after a failure of the current URL: next mirror, or give up. */
@@ -729,6 +733,11 @@ int fetch_all(struct mkm_ctx *ctx, struct fetch_item *items, size_t n, const str
                 int still = 0, left = 0;
                 CURLMsg *msg;
 
+                if (o.cancel && atomic_load(o.cancel)) {
+                        r = mkm_err_set(reterr, -ECANCELED, "cancelled");
+                        goto out;
+                }
+
                 for (size_t i = 0; i < n && running < o.jobs; i++) {
                         struct xfer *x = &xs[i];
                         if (x->state == XFER_WAITING && x->not_before_ms <= now)
@@ -752,6 +761,8 @@ int fetch_all(struct mkm_ctx *ctx, struct fetch_item *items, size_t n, const str
                         if (wake == UINT64_MAX)
                                 continue;       /* everything finished (or failed to start) */
                         uint64_t d = wake > now ? wake - now : 0;
+                        if (d > PROGRESS_INTERVAL_MS)
+                                d = PROGRESS_INTERVAL_MS;       /* stay responsive to o.cancel */
                         struct timespec ts = { .tv_sec = (time_t)(d / 1000), .tv_nsec = (long)(d % 1000) * 1000000L };
                         (void)nanosleep(&ts, NULL);
                         emit_progress(&st, false);

@@ -6,6 +6,7 @@
  * have called curl_global_init() once (main() does) before fetch_all(). */
 #pragma once
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -39,6 +40,15 @@ struct fetch_options {
         unsigned backoff_ms;    /* delay before the first retry; doubles on each further retry */
         uint64_t max_size;      /* cap for items whose expected_size is 0; 0 = FETCH_DEFAULT_MAX_SIZE */
         bool no_fsync;          /* skip the per-file fsync: the caller syncs in one go (the cache does) */
+        /* Called in fetch_all()'s thread as soon as an item has finished (result, error, used_url
+         * and not_found set; on success dest is in place), in completion order, so a caller can
+         * use each file while the others still download. Not called for items still unfinished
+         * when fetch_all() stops on a setup or libcurl failure: their result says so on return. */
+        void (*on_item_done)(struct fetch_item *item, void *userdata);
+        void *userdata;
+        /* When it reads true (checked at least every 100 ms), fetch_all() stops: unfinished
+         * items fail with -ECANCELED. NULL = never. */
+        const atomic_bool *cancel;
 };
 
 #define FETCH_DEFAULT_JOBS 5

@@ -2,14 +2,22 @@
 /* Event emission; rendering lives in the CLI. */
 #include "log.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 
 #include "../ctx.h"
 
+/* Downloads, signature checks and the install run on their own threads: one event at a time
+ * reaches the renderer, whose state (the open progress line) is not shared otherwise. */
+static pthread_mutex_t emit_lock = PTHREAD_MUTEX_INITIALIZER;
+
 void mkm_emit(const struct mkm_ctx *ctx, const struct mkm_event *ev) {
-        if (ctx && ctx->events.fn)
-                ctx->events.fn(ctx->events.userdata, ev);
+        if (!ctx || !ctx->events.fn)
+                return;
+        pthread_mutex_lock(&emit_lock);
+        ctx->events.fn(ctx->events.userdata, ev);
+        pthread_mutex_unlock(&emit_lock);
 }
 
 void mkm_log(const struct mkm_ctx *ctx, enum mkm_level level, const char *fmt, ...) {

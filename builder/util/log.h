@@ -36,7 +36,8 @@ struct mkm_events {
         void *userdata;
 };
 
-/* Emit an event; a NULL ctx or a NULL callback drops it. */
+/* Emit an event; a NULL ctx or a NULL callback drops it. Thread-safe: calls to the callback are
+ * serialised. */
 void mkm_emit(const struct mkm_ctx *ctx, const struct mkm_event *ev);
 void mkm_log(const struct mkm_ctx *ctx, enum mkm_level level, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
