@@ -219,6 +219,7 @@ int build_machine(struct mkm_ctx *ctx, const char *recipe_path, struct build_res
         q = ops_for(r)->run(&b, reterr);
         if (q < 0)
                 goto out;
+        deploy_writeback_start(b.deploy);
         unsigned sdver = 0;
         (void)hostinfo_systemd_version(ctx, &sdver);
         q = hooks_apply(ctx, r, b.deploy->staging, b.deploy->root_fd, sdver, b.source_date_epoch, &hf, reterr);

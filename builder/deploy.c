@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <linux/fs.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -128,12 +129,49 @@ int deploy_stage(struct deploy *d, struct mkm_err *reterr) {
         return 0;
 }
 
+struct deploy_writeback {
+        pthread_t thread;
+        int fd;
+};
+
+static void *writeback_thread(void *userdata) {
+        struct deploy_writeback *wb = userdata;
+        (void)syncfs(wb->fd);   /* the result does not matter: deploy_swap() syncs again */
+        return NULL;
+}
+
+void deploy_writeback_start(struct deploy *d) {
+        if (d->wb || d->root_fd < 0)
+                return;
+        struct deploy_writeback *wb = calloc(1, sizeof *wb);
+        if (!wb)
+                return;
+        wb->fd = fcntl(d->root_fd, F_DUPFD_CLOEXEC, 3);
+        if (wb->fd < 0 || pthread_create(&wb->thread, NULL, writeback_thread, wb) != 0) {
+                if (wb->fd >= 0)
+                        close(wb->fd);
+                free(wb);
+                return;
+        }
+        d->wb = wb;
+}
+
+static void writeback_wait(struct deploy *d) {
+        if (!d->wb)
+                return;
+        pthread_join(d->wb->thread, NULL);
+        close(d->wb->fd);
+        free(d->wb);
+        d->wb = NULL;
+}
+
 int deploy_swap(struct mkm_ctx *ctx, struct deploy *d, struct mkm_err *reterr) {
         const char *stage_name = strrchr(d->staging, '/') + 1;
         _cleanup_free_ char *prev = NULL;
         if (asprintf(&prev, ".#%s.prev", d->name) < 0)
                 return -ENOMEM;
         /* Durability once for the whole tree, instead of an fsync per file. */
+        writeback_wait(d);
         if (syncfs(d->root_fd) < 0)
                 return mkm_err_set(reterr, negative_errno(), "syncfs %s: %s", d->staging, strerror(errno));
         closep(&d->root_fd);
@@ -166,6 +204,7 @@ int deploy_swap(struct mkm_ctx *ctx, struct deploy *d, struct mkm_err *reterr) {
 struct deploy *deploy_free(struct deploy *d) {
         if (!d)
                 return NULL;
+        writeback_wait(d);
         closep(&d->root_fd);
         if (d->staging && d->machines_fd >= 0) {
                 const char *stage_name = strrchr(d->staging, '/') + 1;

@@ -25,6 +25,7 @@ struct deploy {
         int machines_fd;
         int lock_fd;
         int root_fd;            /* the staging root, -EBADF until deploy_stage() */
+        struct deploy_writeback *wb;    /* background writeback, NULL when none runs */
 };
 
 /* Compute the paths, create the directories, take the per-machine build lock (fails at once with
@@ -33,6 +34,11 @@ int deploy_begin(struct mkm_ctx *ctx, const char *name, struct deploy **ret, str
 
 /* Create the staging root (0755) and open it (d->root_fd, d->staging). */
 int deploy_stage(struct deploy *d, struct mkm_err *reterr);
+
+/* Start writing the staging tree back to disk in a background thread (one syncfs), so the
+ * syncfs in deploy_swap() finds little left to do: the file data is written while the later,
+ * CPU-bound stages (hooks, normalize, manifest) run. Optional; a failure to start is ignored. */
+void deploy_writeback_start(struct deploy *d);
 
 /* syncfs the staging tree, then swap it into place with renameat2(RENAME_EXCHANGE) (or a plain
  * rename when there is no machine yet), keeping the old tree as .#NAME.prev. */
