@@ -248,6 +248,7 @@ struct want {
         char digest[HASH_SHA256_HEX];   /* out */
         bool present;           /* out */
         char *owned;            /* freed with the want (a label made for it) */
+        size_t pkg;             /* the plan's package it belongs to, where that matters */
 };
 
 /* Cache temporaries take plain labels; repository file names may hold ':' (epochs). */
@@ -341,6 +342,16 @@ static void want_done(struct want *w, size_t n) {
                 strv_free(w[i].urls);
                 free(w[i].owned);
         }
+}
+
+struct wants {
+        struct want *w;
+        size_t n;
+};
+
+static void wants_done(struct wants *ws) {
+        want_done(ws->w, ws->n);
+        free(ws->w);
 }
 
 static int read_cached(struct arch *a, const char *digest, size_t max, char **ret, size_t *ret_len) {
@@ -469,10 +480,9 @@ static int plan_from_repos(struct arch *a, struct mkm_err *reterr) {
         cache_set_deferred_sync(b->cache, true);
         a->cache_unsynced = true;
         /* Signatures missing from the db come from the mirror (FILE.sig). */
-        _cleanup_free_ struct want *w = calloc(plan->n ? plan->n : 1, sizeof *w);
-        if (!w)
+        _cleanup_(wants_done) struct wants ws = { .w = calloc(plan->n ? plan->n : 1, sizeof *ws.w) };
+        if (!ws.w)
                 return -ENOMEM;
-        size_t nw = 0;
         for (size_t i = 0; i < plan->n; i++) {
                 const struct repo_alpm_pkg *p = plan->items[i].pkg;
                 if (!p->sha256)
@@ -494,37 +504,30 @@ static int plan_from_repos(struct arch *a, struct mkm_err *reterr) {
                         if (r < 0)
                                 return r;
                 } else {
-                        char *label = NULL;
-                        if (asprintf(&label, "%s.sig", p->filename) < 0)
+                        struct want *x = &ws.w[ws.n];
+                        *x = (struct want){ .optional = true, .pkg = i };
+                        if (asprintf(&x->owned, "%s.sig", p->filename) < 0) {
+                                x->owned = NULL;
                                 return -ENOMEM;
-                        w[nw] = (struct want){ .label = label, .optional = true, .size = 0 };
-                        r = urls_for(a, p->repo, label, &w[nw].urls);
-                        if (r < 0) {
-                                free(label);
-                                return r;
                         }
-                        nw++;
+                        x->label = x->owned;
+                        ws.n++;
+                        r = urls_for(a, p->repo, x->label, &x->urls);
+                        if (r < 0)
+                                return r;
                 }
                 r = lock_add(l, &lp);
                 if (r < 0)
                         return r;
         }
-        if (nw > 0) {
-                r = fetch_into_cache(a, w, nw, reterr);
-                for (size_t k = 0; k < nw && r >= 0; k++) {
-                        /* Find the package whose signature this is. */
-                        for (size_t i = 0; i < l->n; i++) {
-                                size_t fl = strlen(l->pkgs[i].filename);
-                                if (strncmp(w[k].label, l->pkgs[i].filename, fl) == 0 && strcmp(w[k].label + fl, ".sig") == 0 &&
-                                    w[k].present)
-                                        memcpy(l->pkgs[i].sig_sha256, w[k].digest, HASH_SHA256_HEX);
-                        }
-                }
-                for (size_t k = 0; k < nw; k++)
-                        free((char *)w[k].label);
-                want_done(w, nw);
+        if (ws.n > 0) {
+                r = fetch_into_cache(a, ws.w, ws.n, reterr);
                 if (r < 0)
                         return r;
+                /* lock_add() kept the plan's order: package i is l->pkgs[i]. */
+                for (size_t k = 0; k < ws.n; k++)
+                        if (ws.w[k].present)
+                                memcpy(l->pkgs[ws.w[k].pkg].sig_sha256, ws.w[k].digest, HASH_SHA256_HEX);
         }
         b->lock_out = TAKE_PTR(l);
         return 0;
@@ -643,6 +646,21 @@ static int verify_one(struct arch *a, struct verify_keyring *k, size_t i, char *
                 return mkm_err_set(reterr, r, "%s: package not in the cache: %s", p->name, strerror(-r));
         struct verify_result vr;
         r = verify_detached_fd(k, fd, sig, siglen, &vr, reterr);
+        if (r == -MKM_E_SIG_BAD) {
+                /* The cache syncs once per build (cache.h): after a crash an entry may have the
+                 * right size and the wrong bytes. Then the cache is at fault, not the signer:
+                 * drop the entry so that the next build downloads it again, and say so. */
+                const char *digests[] = { p->sha256, p->sig_sha256 };
+                for (size_t d = 0; d < ELEMENTSOF(digests); d++) {
+                        struct mkm_err cerr = {};
+                        if (cache_check(a->b->cache, digests[d], d == 0 ? p->size : 0, CACHE_CHECK_REHASH, NULL, &cerr) ==
+                            -MKM_E_DIGEST_MISMATCH)
+                                return mkm_err_set(reterr, -MKM_E_DIGEST_MISMATCH,
+                                                   "%s: the cached %s was damaged (%s); it was removed from the cache, "
+                                                   "the next build downloads it again",
+                                                   p->name, d == 0 ? "package" : "signature", cerr.msg);
+                }
+        }
         if (r < 0)
                 return mkm_err_prefix(reterr, r, "%s-%s (%s)", p->name, p->version, p->filename);
         memcpy(ret_fpr, vr.fingerprint, VERIFY_FPR_MAX);

@@ -160,6 +160,22 @@ mkdir -p "$WORK/partial"; cp -a "$FX/repo/." "$WORK/partial/"; rm -f "$WORK/part
 CACHE_OVERRIDE=$WORK/cache-empty fails_with "missing package on the mirror" "cannot download confpkg-1.0-1-x86_64.pkg.tar.zst" "file://$WORK/partial" "core extra" confpkg
 fails_with "mirror down" "core.db" "http://127.0.0.1:9" "core extra" filesystem
 
+# A cache entry with the right size and the wrong bytes (the cache syncs once per build, so a
+# crash can leave one): reported as the cache's fault, dropped, and fetched again next time.
+recipe "$WORK/d.recipe" t1 "$HTTP" "core extra" filesystem confpkg
+( cd "$WORK" && CACHE_OVERRIDE=$WORK/cache-dmg mkm -q lock d.recipe ) >"$WORK/d.log" 2>&1
+check "damaged cache: seeding the cache with mkmachine lock works" test $? -eq 0
+dsha=$(awk '$1 == "package" && $2 == "confpkg" {print $6}' "$WORK/d.recipe.lock")
+dfile=$WORK/cache-dmg/sha256/${dsha:0:2}/$dsha
+check "damaged cache: the package is in the cache" test -f "$dfile"
+chmod u+w "$dfile"; printf 'X' | dd of="$dfile" bs=1 seek=100 conv=notrunc status=none
+CACHE_OVERRIDE=$WORK/cache-dmg fails_with "damaged cache entry" "confpkg: the cached package was damaged" "$HTTP" "core extra" filesystem confpkg
+check "damaged cache: the message says the next build downloads it again" contains "$WORK/f.log" "the next build downloads it again"
+check "damaged cache: the entry was removed" test ! -e "$dfile"
+( cd "$WORK" && CACHE_OVERRIDE=$WORK/cache-dmg mkm -q lock d.recipe ) >"$WORK/d.log" 2>&1
+check "damaged cache: the next run fetches it again and succeeds" test $? -eq 0
+check "damaged cache: ... with the right content" test "$(sha256sum <"$dfile" | cut -d' ' -f1)" = "$dsha"
+
 # --locked: a recipe whose [Bootstrap] changed is refused instead of resolved again.
 recipe "$WORK/l.recipe" t1 "$HTTP" "core extra" $TARGETS
 cp "$WORK/t1.recipe.lock" "$WORK/l.recipe.lock"
