@@ -18,10 +18,12 @@
 #include "cli.h"
 #include "ctx.h"
 #include "deploy.h"
+#include "hooks.h"
 #include "recipe.h"
 #include "verify.h"
 #include "util/cleanup.h"
 #include "util/err.h"
+#include "util/fs.h"
 
 static volatile sig_atomic_t arg_worker_pid;    /* for the forwarding handler */
 
@@ -64,17 +66,30 @@ static int worker(struct mkm_ctx *ctx, const char *path) {
 }
 
 /* After an abnormal end of the worker: take the lock and remove its staging root. */
-static void clean_after(struct mkm_ctx *ctx, const char *path) {
+/* After a killed worker: remove its staging tree (deploy_begin does, under the build lock) and
+ * the temporary files it may have been writing (the lock beside the recipe, the state files,
+ * the host files; all are written to a temporary and renamed). */
+static void clean_after(struct mkm_ctx *ctx, const char *path, pid_t pid) {
         struct mkm_err err = {};
+        _cleanup_free_ char *dir = strdup(path);
+        if (dir) {
+                char *slash = strrchr(dir, '/');
+                if (slash)
+                        *(slash == dir ? slash + 1 : slash) = 0;
+                (void)fs_remove_temporaries_of(slash ? dir : ".", pid);
+        }
         _cleanup_(recipe_freep) struct recipe *r = NULL;
         if (recipe_load(NULL, path, &r, &err) < 0) {
                 fprintf(stderr, "mkmachine: cannot clean up after the interrupted build (%s); the next build of "
                                 "this machine removes its staging tree\n", err.msg);
                 return;
         }
+        hooks_remove_host_temporaries(ctx, r->name, pid);
         _cleanup_(deploy_freep) struct deploy *d = NULL;
         if (deploy_begin(ctx, r->name, &d, &err) < 0)
                 fprintf(stderr, "mkmachine: cannot clean up after the interrupted build: %s\n", err.msg);
+        else
+                (void)fs_remove_temporaries_of(d->state_dir, pid);
 }
 
 int cli_cmd_build(struct mkm_ctx *ctx, int argc, char **argv) {
@@ -132,6 +147,6 @@ int cli_cmd_build(struct mkm_ctx *ctx, int argc, char **argv) {
         int sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
         fprintf(stderr, "mkmachine: build of %s interrupted (%s); removing its staging tree\n", path, strsignal(sig));
         verify_remove_homes_of(pid);
-        clean_after(ctx, path);
+        clean_after(ctx, path, pid);
         return EXIT_BUILD_FAILED;
 }

@@ -357,6 +357,20 @@ static int write_or_remove(struct mkm_ctx *ctx, int hostfd, const char *dir, con
         return 0;
 }
 
+void hooks_remove_host_temporaries(struct mkm_ctx *ctx, const char *name, pid_t pid) {
+        const char *root = ctx && ctx->host_root ? ctx->host_root : "/";
+        _cleanup_free_ char *dropin = NULL;
+        if (!name[0] || strchr(name, '/') || name[0] == '.' ||
+            asprintf(&dropin, "etc/systemd/system/systemd-nspawn@%s.service.d", name) < 0)
+                return;
+        const char *dirs[] = { "etc/systemd/nspawn", dropin, "etc/modules-load.d" };
+        for (size_t i = 0; i < ELEMENTSOF(dirs); i++) {
+                _cleanup_free_ char *p = fs_path_join(root, dirs[i]);
+                if (p)
+                        (void)fs_remove_temporaries_of(p, pid);
+        }
+}
+
 int hooks_write_host_files(struct mkm_ctx *ctx, const char *name, const struct host_files *hf,
                            struct mkm_err *reterr) {
         if (!name[0] || strchr(name, '/') || name[0] == '.')

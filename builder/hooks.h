@@ -81,6 +81,9 @@ int hooks_host_files(struct mkm_ctx *ctx, const struct recipe *r, const struct h
 int hooks_apply(struct mkm_ctx *ctx, const struct recipe *r, const char *root, int rootfd, unsigned systemd_version,
                 int64_t source_date_epoch, struct host_files *ret, struct mkm_err *reterr);
 
+/* Remove the temporary files a killed process pid left while writing name's host files. */
+void hooks_remove_host_temporaries(struct mkm_ctx *ctx, const char *name, pid_t pid);
+
 /* Write (atomically) or remove the host files of machine name under ctx->host_root. */
 int hooks_write_host_files(struct mkm_ctx *ctx, const char *name, const struct host_files *hf,
                            struct mkm_err *reterr);

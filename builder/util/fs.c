@@ -147,6 +147,39 @@ int fs_write_atomic_at(int dirfd, const char *name, const void *data, size_t len
         return 0;
 }
 
+int fs_remove_temporaries_of(const char *path, pid_t pid) {
+        char mid[32];
+        int ml = snprintf(mid, sizeof mid, ".%d.", (int)pid);
+        _cleanup_close_ int dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd < 0)
+                return errno == ENOENT ? 0 : negative_errno();
+        int fd = fcntl(dfd, F_DUPFD_CLOEXEC, 3);
+        DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+        if (!d) {
+                int r = negative_errno();
+                if (fd >= 0)
+                        (void)close(fd);
+                return r;
+        }
+        int n = 0;
+        struct dirent *de;
+        while ((de = readdir(d))) {
+                const char *name = de->d_name;
+                size_t len = strlen(name);
+                /* ".#" NAME ".PID." six characters */
+                if (len < 2 + 1 + (size_t)ml + 6 || strncmp(name, ".#", 2) != 0 ||
+                    strncmp(name + len - 6 - (size_t)ml, mid, (size_t)ml) != 0)
+                        continue;
+                struct stat st;
+                if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
+                        continue;
+                if (unlinkat(dfd, name, 0) == 0)
+                        n++;
+        }
+        (void)closedir(d);
+        return n;
+}
+
 int fs_mkdir_p_at(int dirfd, const char *path, mode_t mode) {
         _cleanup_free_ char *p = strdup(path);
         if (!p)

@@ -27,6 +27,11 @@ int fs_write_all(int fd, const void *data, size_t len);
  * Readers see the old content or the new one, never a part. */
 int fs_write_atomic_at(int dirfd, const char *name, const void *data, size_t len, mode_t mode);
 
+/* Remove the temporaries fs_write_atomic_at() of process pid left in the directory path (names
+ * ".#NAME.PID.XXXXXX", regular files only): for the build's guard after its worker was killed.
+ * A missing directory is not an error. Returns how many were removed, or a negative errno. */
+int fs_remove_temporaries_of(const char *path, pid_t pid);
+
 /* Create or replace dirfd/name (never following a symlink at name) without fsync: for trees that
  * are staged and synced once as a whole (syncfs before the deploy swap). */
 int fs_write_file_at(int dirfd, const char *name, const void *data, size_t len, mode_t mode);

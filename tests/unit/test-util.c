@@ -122,6 +122,30 @@ static void test_atomic_write_and_read(void **state) {
         (void)n;
 }
 
+/* What a killed writer left: only its own ".#NAME.PID.XXXXXX" files go. */
+static void test_remove_temporaries(void **state) {
+        (void)state;
+        char tmpl[] = "/tmp/mkm-test-temps.XXXXXX";
+        assert_non_null(mkdtemp(tmpl));
+        _cleanup_close_ int dfd = open(tmpl, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        static const char *const gone[] = { ".#x.recipe.lock.4242.ab12cd", ".#manifest.4242.zzzzzz" };
+        static const char *const kept[] = { ".#x.recipe.lock.4243.ab12cd", ".#x.recipe.lock.14242.ab12cd",
+                                            "x.recipe.lock.4242.ab12cd", ".#x.4242.abc", "x.recipe.lock",
+                                            ".#dir.4242.aaaaaa" };
+        for (size_t i = 0; i < ELEMENTSOF(gone); i++)
+                assert_int_equal(fs_write_file_at(dfd, gone[i], "x", 1, 0600), 0);
+        for (size_t i = 0; i < ELEMENTSOF(kept) - 1; i++)
+                assert_int_equal(fs_write_file_at(dfd, kept[i], "x", 1, 0600), 0);
+        assert_int_equal(mkdirat(dfd, kept[ELEMENTSOF(kept) - 1], 0700), 0);
+        assert_int_equal(fs_remove_temporaries_of(tmpl, 4242), 2);
+        for (size_t i = 0; i < ELEMENTSOF(gone); i++)
+                assert_int_equal(faccessat(dfd, gone[i], F_OK, AT_SYMLINK_NOFOLLOW), -1);
+        for (size_t i = 0; i < ELEMENTSOF(kept); i++)
+                assert_int_equal(faccessat(dfd, kept[i], F_OK, AT_SYMLINK_NOFOLLOW), 0);
+        assert_int_equal(fs_remove_temporaries_of("/nonexistent/mkm", 4242), 0);
+        assert_int_equal(fs_rm_rf_at(AT_FDCWD, tmpl), 0);
+}
+
 /* mkdir -p inside an untrusted tree: its symlinks resolve inside it, never on the host. */
 static void test_mkdir_p_in_root(void **state) {
         (void)state;
@@ -174,6 +198,7 @@ int main(void) {
                 cmocka_unit_test(test_hash),
                 cmocka_unit_test(test_open_in_root),
                 cmocka_unit_test(test_atomic_write_and_read),
+                cmocka_unit_test(test_remove_temporaries),
                 cmocka_unit_test(test_mkdir_p_in_root),
                 cmocka_unit_test(test_path_join),
         };
