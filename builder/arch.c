@@ -40,6 +40,7 @@
 #include "util/fs.h"
 #include "util/hash.h"
 #include "util/strv.h"
+#include "util/thread.h"
 #include "verify.h"
 
 #define MIRRORLIST_MAX (1u << 20)
@@ -263,6 +264,15 @@ static void safe_label(const char *in, char *out, size_t len) {
         out[i] = 0;
 }
 
+/* Remove a reserved download file and its partial body: their names are random, so no later
+ * run could resume from them. */
+static void drop_tmp(const char *tmp) {
+        char part[4096];
+        (void)unlink(tmp);
+        if ((size_t)snprintf(part, sizeof part, "%s.part", tmp) < sizeof part)
+                (void)unlink(part);
+}
+
 static int fetch_into_cache(struct arch *a, struct want *w, size_t n, struct mkm_err *reterr) {
         struct build *b = a->b;
         _cleanup_free_ struct fetch_item *items = calloc(n ? n : 1, sizeof *items);
@@ -304,7 +314,7 @@ static int fetch_into_cache(struct arch *a, struct want *w, size_t n, struct mkm
         for (size_t k = 0; k < m; k++) {
                 struct want *x = &w[idx[k]];
                 if (items[k].result < 0) {
-                        (void)unlink(tmps[k]);
+                        drop_tmp(tmps[k]);
                         /* Optional files (signatures) may be absent; any other failure is one. */
                         if (x->optional && items[k].not_found)
                                 continue;
@@ -331,7 +341,7 @@ out:
         }
         for (size_t k = 0; k < m; k++) {
                 if (tmps[k])
-                        (void)unlink(tmps[k]);
+                        drop_tmp(tmps[k]);
         }
         strv_free(tmps);
         return r;
@@ -595,7 +605,7 @@ static void on_fetched(struct fetch_item *it, void *userdata) {
         struct mkm_err e = {};
         int r = it->result;
         if (r < 0) {
-                (void)unlink(j->tmps[item]);
+                drop_tmp(j->tmps[item]);
                 mkm_err_set(&e, r, "cannot download %s: %s", x->label, it->error);
         } else {
                 struct mkm_err cerr = {};
@@ -618,15 +628,17 @@ static void *fetcher_thread(void *userdata) {
         fo.userdata = j;
         fo.cancel = &j->cancel;
         struct mkm_err ferr = {};
-        (void)fetch_all(b->ctx, j->items, j->m, &fo, &ferr);
-        /* Items fetch_all() stopped before finishing (cancelled, or a libcurl failure). */
+        int fr = fetch_all(b->ctx, j->items, j->m, &fo, &ferr);
+        /* Items fetch_all() did not report (it stopped: cancelled, out of memory, libcurl). A
+         * verify worker waiting for one must get a failure, never wait forever. */
         for (size_t item = 0; item < j->m; item++) {
                 struct mkm_err e = {};
-                int r = j->items[item].result < 0 ? j->items[item].result : -ECANCELED;
+                int r = j->items[item].result < 0 ? j->items[item].result : fr < 0 ? fr : -ECANCELED;
                 mkm_err_set(&e, r, "cannot download %s: %s", j->w[j->idx[item]].label,
-                            j->items[item].error[0] ? j->items[item].error : mkm_strerror(r));
+                            j->items[item].error[0] ? j->items[item].error : ferr.msg[0] ? ferr.msg : mkm_strerror(r));
                 want_finish(j, j->idx[item], r, &e);    /* no-op for the ones already reported */
-                (void)unlink(j->tmps[item]);
+                if (!j->w[j->idx[item]].present)
+                        drop_tmp(j->tmps[item]);
         }
         j->sync_result = cache_sync(b->cache);
         j->synced = true;
@@ -646,7 +658,7 @@ static int verify_one(struct arch *a, struct verify_keyring *k, size_t i, char *
                 return mkm_err_set(reterr, r, "%s: package not in the cache: %s", p->name, strerror(-r));
         struct verify_result vr;
         r = verify_detached_fd(k, fd, sig, siglen, &vr, reterr);
-        if (r == -MKM_E_SIG_BAD) {
+        if (r == -MKM_E_SIG_BAD || r == -MKM_E_SIG_MISSING) {
                 /* The cache syncs once per build (cache.h): after a crash an entry may have the
                  * right size and the wrong bytes. Then the cache is at fault, not the signer:
                  * drop the entry so that the next build downloads it again, and say so. */
@@ -692,8 +704,11 @@ static void *verify_worker(void *userdata) {
                 pthread_mutex_lock(&j->lock);
                 size_t i = j->stop ? j->n : j->next++;
                 int r = i < j->n ? wait_fetched(j, i, &e) : 0;
+                bool stop = j->stop;
                 pthread_mutex_unlock(&j->lock);
-                if (i >= j->n || r == -ECANCELED)
+                /* Only a requested stop ends the loop early: every other outcome, a failed
+                 * download included, is published for verify_wait(). */
+                if (i >= j->n || (stop && r == -ECANCELED))
                         break;
                 if (r >= 0)
                         r = cr < 0 ? cr : verify_one(j->a, k, i, j->fprs[i], &e);
@@ -772,17 +787,22 @@ static int verify_start(struct arch *a, struct want *w, struct mkm_err *reterr) 
                 safe_label(w[k].label, label, sizeof label);
                 int r = cache_tmp_path(a->b->cache, label, &j->tmps[j->m]);
                 if (r < 0) {
+                        mkm_err_set(reterr, r, "cannot reserve a download file for %s: %s", w[k].label, strerror(-r));
                         for (size_t t = 0; t < j->m; t++)
                                 (void)unlink(j->tmps[t]);
-                        verify_job_free(j);
-                        return mkm_err_set(reterr, r, "cannot reserve a download file for %s: %s", w[k].label,
-                                           strerror(-r));
+                        verify_job_free(j);     /* frees w and its labels */
+                        return r;
                 }
                 j->items[j->m] = (struct fetch_item){ .urls = w[k].urls, .dest = j->tmps[j->m],
                                                       .expected_size = w[k].size, .label = w[k].label };
                 j->idx[j->m++] = k;
         }
-        if (pthread_mutex_init(&j->lock, NULL) != 0 || pthread_cond_init(&j->cond, NULL) != 0) {
+        bool have_lock = pthread_mutex_init(&j->lock, NULL) == 0;
+        if (!have_lock || pthread_cond_init(&j->cond, NULL) != 0) {
+                if (have_lock)
+                        pthread_mutex_destroy(&j->lock);
+                for (size_t t = 0; t < j->m; t++)
+                        (void)unlink(j->tmps[t]);
                 verify_job_free(j);
                 return -ENOMEM;
         }
@@ -791,7 +811,7 @@ static int verify_start(struct arch *a, struct want *w, struct mkm_err *reterr) 
                 mkm_emit(a->b->ctx, &(struct mkm_event){ .type = MKM_EV_STAGE, .text = "downloading" });
                 cache_set_deferred_sync(a->b->cache, true);
                 a->cache_unsynced = true;
-                if (pthread_create(&j->fetcher, NULL, fetcher_thread, j) != 0) {
+                if (thread_create_nosig(&j->fetcher, fetcher_thread, j) != 0) {
                         fetcher_thread(j);      /* no thread: download everything first */
                 } else
                         j->has_fetcher = true;
@@ -799,7 +819,7 @@ static int verify_start(struct arch *a, struct want *w, struct mkm_err *reterr) 
         mkm_emit(a->b->ctx, &(struct mkm_event){ .type = MKM_EV_STAGE, .text = "checking package integrity" });
         size_t started = 0;
         for (; started < j->nthreads; started++)
-                if (pthread_create(&j->threads[started], NULL, verify_worker, j) != 0)
+                if (thread_create_nosig(&j->threads[started], verify_worker, j) != 0)
                         break;
         j->nthreads = started;
         if (started == 0 && n > 0)
@@ -846,8 +866,10 @@ static int fetch_finish(struct arch *a, struct mkm_err *reterr) {
 /* Stop the downloads and the checks after their current file, and join every thread. */
 static void verify_stop(struct arch *a) {
         struct verify_job *j = a->vj;
-        if (!j)
+        if (!j) {
+                (void)fetch_finish(a, NULL);    /* the plan's cache entries still get their sync */
                 return;
+        }
         atomic_store(&j->cancel, true);
         pthread_mutex_lock(&j->lock);
         j->stop = true;

@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -24,6 +25,7 @@ struct renderer {
         bool line_open;         /* a progress line is on screen and must be cleared first */
         /* Downloads run alongside the checks and the install: the line shows both. */
         char dl[96], other[96];
+        int columns;            /* the terminal's width, 0 if unknown */
 };
 
 static void clear_line(struct renderer *rd) {
@@ -99,7 +101,14 @@ static void render(void *userdata, const struct mkm_event *ev) {
                         (void)snprintf(slot, sizeof rd->dl, "%s %u/%u", text, ev->n, ev->count);
                 if (dl && ev->n >= ev->count)
                         rd->dl[0] = 0;          /* every download finished: the line is the rest's */
-                fprintf(stderr, "\r\033[K%s%s%s", rd->other, rd->other[0] && rd->dl[0] ? "  |  " : "", rd->dl);
+                /* One terminal line: a wrapped one could not be rewritten. */
+                char line[200];
+                int len = snprintf(line, sizeof line, "%s%s%s", rd->other, rd->other[0] && rd->dl[0] ? "  |  " : "",
+                                   rd->dl);
+                int width = rd->columns > 1 ? rd->columns - 1 : 79;
+                if (len > width && width < (int)sizeof line)
+                        line[width] = 0;
+                fprintf(stderr, "\r\033[K%s", line);
                 rd->line_open = true;
                 break;
         }
@@ -305,6 +314,9 @@ int cli_main(int argc, char **argv) {
                 return cli_fail(-ENOMEM, NULL, "startup");
 
         struct renderer rd = { .verbosity = arg_verbosity, .tty = isatty(STDERR_FILENO) == 1 };
+        struct winsize ws;
+        if (rd.tty && ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0)
+                rd.columns = ws.ws_col;
         (void)clock_gettime(CLOCK_MONOTONIC, &rd.start);
         struct mkm_ctx ctx = {
                 .host_root = arg_host_root,

@@ -6,6 +6,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <linux/fs.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +21,7 @@
 #include "util/cleanup.h"
 #include "util/err.h"
 #include "util/fs.h"
+#include "util/thread.h"
 
 bool deploy_name_is_valid(const char *name) {
         size_t n = strlen(name);
@@ -129,14 +132,20 @@ int deploy_stage(struct deploy *d, struct mkm_err *reterr) {
         return 0;
 }
 
+enum { WB_RUNNING, WB_DONE, WB_DETACHED };
+
 struct deploy_writeback {
         pthread_t thread;
-        int fd;
+        int fd;                 /* the thread's own handle on the staging root */
+        atomic_int state;       /* whoever moves it last (thread: DONE, deploy_free: DETACHED) frees */
 };
 
 static void *writeback_thread(void *userdata) {
         struct deploy_writeback *wb = userdata;
         (void)syncfs(wb->fd);   /* the result does not matter: deploy_swap() syncs again */
+        (void)close(wb->fd);
+        if (atomic_exchange(&wb->state, WB_DONE) == WB_DETACHED)
+                free(wb);       /* a failed build let go of it */
         return NULL;
 }
 
@@ -146,8 +155,9 @@ void deploy_writeback_start(struct deploy *d) {
         struct deploy_writeback *wb = calloc(1, sizeof *wb);
         if (!wb)
                 return;
+        atomic_init(&wb->state, WB_RUNNING);
         wb->fd = fcntl(d->root_fd, F_DUPFD_CLOEXEC, 3);
-        if (wb->fd < 0 || pthread_create(&wb->thread, NULL, writeback_thread, wb) != 0) {
+        if (wb->fd < 0 || thread_create_nosig(&wb->thread, writeback_thread, wb) != 0) {
                 if (wb->fd >= 0)
                         close(wb->fd);
                 free(wb);
@@ -156,13 +166,22 @@ void deploy_writeback_start(struct deploy *d) {
         d->wb = wb;
 }
 
-static void writeback_wait(struct deploy *d) {
-        if (!d->wb)
+/* Wait for the writeback (before the final syncfs), or, when the build failed and the tree is
+ * about to go, let it finish on its own instead of waiting. */
+static void writeback_end(struct deploy *d, bool wait) {
+        struct deploy_writeback *wb = d->wb;
+        if (!wb)
                 return;
-        pthread_join(d->wb->thread, NULL);
-        close(d->wb->fd);
-        free(d->wb);
         d->wb = NULL;
+        if (!wait) {
+                pthread_detach(wb->thread);
+                if (atomic_exchange(&wb->state, WB_DETACHED) != WB_DONE)
+                        return;         /* still running: it frees wb itself */
+                free(wb);
+                return;
+        }
+        pthread_join(wb->thread, NULL);
+        free(wb);
 }
 
 int deploy_swap(struct mkm_ctx *ctx, struct deploy *d, struct mkm_err *reterr) {
@@ -171,7 +190,7 @@ int deploy_swap(struct mkm_ctx *ctx, struct deploy *d, struct mkm_err *reterr) {
         if (asprintf(&prev, ".#%s.prev", d->name) < 0)
                 return -ENOMEM;
         /* Durability once for the whole tree, instead of an fsync per file. */
-        writeback_wait(d);
+        writeback_end(d, true);
         if (syncfs(d->root_fd) < 0)
                 return mkm_err_set(reterr, negative_errno(), "syncfs %s: %s", d->staging, strerror(errno));
         closep(&d->root_fd);
@@ -204,7 +223,7 @@ int deploy_swap(struct mkm_ctx *ctx, struct deploy *d, struct mkm_err *reterr) {
 struct deploy *deploy_free(struct deploy *d) {
         if (!d)
                 return NULL;
-        writeback_wait(d);
+        writeback_end(d, false);
         closep(&d->root_fd);
         if (d->staging && d->machines_fd >= 0) {
                 const char *stage_name = strrchr(d->staging, '/') + 1;

@@ -690,11 +690,18 @@ int fetch_all(struct mkm_ctx *ctx, struct fetch_item *items, size_t n, const str
         if (n == 0)
                 return 0;
         if (n > UINT32_MAX)
-                return mkm_err_set(reterr, -E2BIG, "too many downloads (%zu)", n);
-
-        xs = mkm_new0(struct xfer, n);
-        if (!xs)
-                return mkm_err_set(reterr, -ENOMEM, "out of memory");
+                r = mkm_err_set(reterr, -E2BIG, "too many downloads (%zu)", n);
+        else if (!(xs = mkm_new0(struct xfer, n)))
+                r = mkm_err_set(reterr, -ENOMEM, "out of memory");
+        if (r < 0) {
+                /* Every item says what happened, as on every other exit. */
+                for (size_t i = 0; i < n; i++) {
+                        items[i].result = r;
+                        items[i].used_url = NULL;
+                        (void)snprintf(items[i].error, sizeof items[i].error, "not downloaded: %s", mkm_strerror(r));
+                }
+                return r;
+        }
         st.xs = xs;
         for (size_t i = 0; i < n; i++) {
                 struct xfer *x = &xs[i];

@@ -46,8 +46,10 @@ struct fetch_options {
          * when fetch_all() stops on a setup or libcurl failure: their result says so on return. */
         void (*on_item_done)(struct fetch_item *item, void *userdata);
         void *userdata;
-        /* When it reads true (checked at least every 100 ms), fetch_all() stops: unfinished
-         * items fail with -ECANCELED. NULL = never. */
+        /* When it reads true, fetch_all() stops: unfinished items fail with -ECANCELED. It is
+         * checked between rounds of the transfer loop, at least every 100 ms while waiting for
+         * the network; a file:// copy or an on_item_done call in progress finishes first.
+         * NULL = never. */
         const atomic_bool *cancel;
 };
 

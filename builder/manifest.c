@@ -24,6 +24,7 @@
 #include "util/fs.h"
 #include "util/hash.h"
 #include "util/strv.h"
+#include "util/thread.h"
 
 #define MAX_DEPTH 256
 #define XATTR_LIST_MAX_BYTES 65536
@@ -258,7 +259,7 @@ static int hash_files(struct walk *w, int rootfd) {
         if (pthread_mutex_init(&p.lock, NULL) != 0)
                 return -ENOMEM;
         for (; started + 1 < nt; started++)
-                if (pthread_create(&th[started], NULL, hash_worker, &p) != 0)
+                if (thread_create_nosig(&th[started], hash_worker, &p) != 0)
                         break;
         hash_worker(&p);        /* this thread hashes too */
         for (size_t t = 0; t < started; t++)

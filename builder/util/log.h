@@ -37,7 +37,7 @@ struct mkm_events {
 };
 
 /* Emit an event; a NULL ctx or a NULL callback drops it. Thread-safe: calls to the callback are
- * serialised. */
+ * serialised by one lock, held during the call, so the callback must not emit itself. */
 void mkm_emit(const struct mkm_ctx *ctx, const struct mkm_event *ev);
 void mkm_log(const struct mkm_ctx *ctx, enum mkm_level level, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));

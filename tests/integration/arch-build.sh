@@ -176,6 +176,26 @@ check "damaged cache: the entry was removed" test ! -e "$dfile"
 check "damaged cache: the next run fetches it again and succeeds" test $? -eq 0
 check "damaged cache: ... with the right content" test "$(sha256sum <"$dfile" | cut -d' ' -f1)" = "$dsha"
 
+# A failure while later packages still download: the downloads are cancelled at once (the mirror
+# stalls them for 30 s) and leave nothing in the cache's tmp/.
+recipe "$WORK/s.recipe" t1 "$HTTP" "core extra hostile" filesystem evil-dotdot confpkg epochpkg
+( cd "$WORK" && CACHE_OVERRIDE=$WORK/cache-stall mkm -q lock s.recipe ) >"$WORK/s.log" 2>&1
+check "cancel: seeding the cache works" test $? -eq 0
+# Keep in the cache only what installs up to evil-dotdot; the rest must come from the mirror.
+dot=$(awk '$1 == "package" && $2 == "evil-dotdot" {print $10}' "$WORK/s.recipe.lock")
+awk -v o="$dot" '$1 == "package" && $10 > o {print $6}' "$WORK/s.recipe.lock" >"$WORK/s.later"
+check "cancel: some packages install after evil-dotdot" test -s "$WORK/s.later"
+while read -r sha; do rm -f "$WORK/cache-stall/sha256/${sha:0:2}/$sha"; done <"$WORK/s.later"
+sed -i "s|^Mirror=.*|Mirror=$HTTP/fault/stall/\$repo/os/\$arch|" "$WORK/s.recipe"
+start=$(date +%s)
+( cd "$WORK" && CACHE_OVERRIDE=$WORK/cache-stall mkm s.recipe ) >"$WORK/s.log" 2>&1
+rc=$?
+check "cancel: the build fails (exit status 1)" test $rc -eq 1
+check "cancel: ... on the hostile package" contains "$WORK/s.log" "refusing entry 'usr/../../escape-dotdot'"
+check "cancel: ... without waiting for the stalled downloads" test $(( $(date +%s) - start )) -lt 20
+check "cancel: nothing is left in the cache's tmp/" test -z "$(find "$WORK/cache-stall/tmp" -mindepth 1 -print -quit)"
+unchanged "a failure with downloads in flight"
+
 # --locked: a recipe whose [Bootstrap] changed is refused instead of resolved again.
 recipe "$WORK/l.recipe" t1 "$HTTP" "core extra" $TARGETS
 cp "$WORK/t1.recipe.lock" "$WORK/l.recipe.lock"
