@@ -162,11 +162,15 @@ static int parse_subpackets(struct reader area, bool hashed, struct pgp_sig *s) 
                 bool critical = body[0] & 0x80;
                 body++;
                 len--;
+                if ((type == 2 || type == 16 || type == 33) && (s->seen & (1u << (type == 2 ? 0 : type == 16 ? 1 : 2))))
+                        s->ambiguous = true;
+                if (type == 2 || type == 16 || type == 33)
+                        s->seen |= 1u << (type == 2 ? 0 : type == 16 ? 1 : 2);
                 switch (type) {
                 case 2:         /* signature creation time */
                         if (len != 4)
                                 return -EBADMSG;
-                        if (hashed)
+                        if (hashed && s->created < 0)
                                 s->created = (int64_t)((uint32_t)body[0] << 24 | (uint32_t)body[1] << 16 |
                                                        (uint32_t)body[2] << 8 | body[3]);
                         break;
@@ -176,10 +180,11 @@ static int parse_subpackets(struct reader area, bool hashed, struct pgp_sig *s) 
                 case 16:        /* issuer key ID */
                         if (len != 8)
                                 return -EBADMSG;
-                        hex_upper(body, 8, s->issuer_keyid);
+                        if (!s->issuer_keyid[0])
+                                hex_upper(body, 8, s->issuer_keyid);
                         break;
                 case 33:        /* issuer fingerprint: version, then the fingerprint */
-                        if (len == 21 && body[0] == 4)
+                        if (len == 21 && body[0] == 4 && !s->issuer_fpr[0])
                                 hex_upper(body + 1, 20, s->issuer_fpr);
                         else if (critical)
                                 s->unknown_critical = true;
@@ -250,11 +255,19 @@ int pgp_sig_parse(const void *data, size_t len, struct pgp_sig *ret) {
         struct pgp_sig u = { .created = -1 };
         if ((q = parse_subpackets(area, false, &u)) < 0)
                 return q;
-        memcpy(s.issuer_keyid, u.issuer_keyid[0] ? u.issuer_keyid : s.issuer_keyid, sizeof s.issuer_keyid);
-        if (!s.issuer_fpr[0] && u.issuer_fpr[0])
+        /* The hashed area's issuer wins, as in gpg; the same subpacket in both areas, or a key ID
+         * that is not the fingerprint's end, is left to gpg. */
+        if ((s.issuer_keyid[0] && u.issuer_keyid[0]) || (s.issuer_fpr[0] && u.issuer_fpr[0]))
+                s.ambiguous = true;
+        if (!s.issuer_keyid[0])
+                memcpy(s.issuer_keyid, u.issuer_keyid, sizeof s.issuer_keyid);
+        if (!s.issuer_fpr[0])
                 memcpy(s.issuer_fpr, u.issuer_fpr, sizeof s.issuer_fpr);
+        if (s.issuer_keyid[0] && s.issuer_fpr[0] && strcmp(s.issuer_fpr + 24, s.issuer_keyid) != 0)
+                s.ambiguous = true;
         s.unknown_critical |= u.unknown_critical;
         s.has_expiry |= u.has_expiry;
+        s.ambiguous |= u.ambiguous;
         const uint8_t *l16;
         if ((q = rd_skip(&body, 2, &l16)) < 0)
                 return q;
@@ -265,11 +278,15 @@ int pgp_sig_parse(const void *data, size_t len, struct pgp_sig *ret) {
         case PGP_PK_RSA:
                 if ((q = rd_mpi(&body, &m1, &n1)) < 0)
                         return q;
+                if (n1 == 0)
+                        return -EBADMSG;        /* s = 0, as gpg refuses it */
                 q = copy_padded(m1, n1, 0, &s.mpi1, &s.mpi1_len);
                 break;
         case PGP_PK_EDDSA:
                 if ((q = rd_mpi(&body, &m1, &n1)) < 0 || (q = rd_mpi(&body, &m2, &n2)) < 0)
                         return q;
+                if (n1 == 0 || n2 == 0)
+                        return -EBADMSG;        /* r or s = 0, as gpg refuses it */
                 q = copy_padded(m1, n1, 32, &s.mpi1, &s.mpi1_len);
                 if (q >= 0)
                         q = copy_padded(m2, n2, 32, &s.mpi2, &s.mpi2_len);
@@ -334,7 +351,13 @@ static int parse_key_material(struct reader *b, uint8_t algo, EVP_PKEY **ret) {
                 if (n1 * 8 < 2048 || n2 == 0)
                         return 0;       /* short keys stay with gpg and its policy */
                 *ret = rsa_key(m1, n1, m2, n2);
-                return *ret ? 0 : -ENOMEM;
+                if (!*ret)
+                        return -ENOMEM;
+                if (EVP_PKEY_get_bits(*ret) < 2048) {
+                        EVP_PKEY_free(*ret);    /* 2041..2047 bits: also gpg's */
+                        *ret = NULL;
+                }
+                return 0;
         case PGP_PK_EDDSA: {
                 uint8_t oidlen;
                 const uint8_t *oid;

@@ -55,7 +55,13 @@ struct fast_key {
         struct pgp_key key;             /* the signing (sub)key; key.fpr names it */
         char primary[VERIFY_FPR_MAX];
         char uid[256];
+        int64_t learned;                /* when gpg last accepted a signature by it */
+        int64_t expires;                /* the earliest expiry of the key and its primary; 0 = never */
 };
+
+/* gpg's verdict on a key also depends on the time (expiry; certifications that expire): a
+ * learnt key is used only until it expires and for a few minutes after gpg last judged it. */
+#define FAST_TTL_SECONDS 300
 
 struct fast {
         pthread_mutex_t lock;
@@ -1118,9 +1124,12 @@ static bool judge(struct verify_keyring *k, gpgme_signature_t s, struct verify_r
         const char *primary = key->subkeys->fpr;
         const char *uid = key->uids && key->uids->uid ? key->uids->uid : "";
         gpgme_subkey_t sub = key->subkeys;
+        bool exact = false;     /* s->fpr is a full fingerprint naming this very (sub)key */
         for (gpgme_subkey_t sk = key->subkeys; sk; sk = sk->next)
-                if (sk->fpr && strcasecmp(sk->fpr, s->fpr) == 0)
+                if (sk->fpr && strcasecmp(sk->fpr, s->fpr) == 0) {
                         sub = sk;
+                        exact = strlen(sk->fpr) == 40;
+                }
 
         if (strv_contains(k->revoked, primary) || strv_contains(k->revoked, sub->fpr)) {
                 verdict(v, -MKM_E_SIG_REVOKED, "signed by key %s '%s', which the keyring lists as revoked", primary, uid);
@@ -1156,8 +1165,12 @@ static bool judge(struct verify_keyring *k, gpgme_signature_t s, struct verify_r
                 (void)snprintf(res->fingerprint, sizeof res->fingerprint, "%s", primary);
                 upcase(res->fingerprint);
                 (void)snprintf(res->uid, sizeof res->uid, "%s", uid);
-                (void)snprintf(res->signing_key, sizeof res->signing_key, "%s", sub->fpr ? sub->fpr : "");
+                /* Only an exact match may feed the fast path (which looks keys up by fingerprint). */
+                (void)snprintf(res->signing_key, sizeof res->signing_key, "%s", exact ? sub->fpr : "");
                 upcase(res->signing_key);
+                /* The earliest expiry of the (sub)key and its primary key; 0: never. */
+                int64_t ex = sub->expires, pex = key->subkeys->expires;
+                res->key_expires = ex > 0 && (pex <= 0 || ex < pex) ? ex : pex > 0 ? pex : 0;
                 res->created = (int64_t)s->timestamp;
         }
         return true;
@@ -1211,16 +1224,20 @@ static int verify_run(struct verify_keyring *k, gpgme_data_t sig, gpgme_data_t s
 /* Whether sig is one the fast path may accept at all (else gpg decides). */
 static bool fast_eligible(const struct pgp_sig *sig) {
         return sig->type == 0x00 && sig->created >= 0 && sig->created <= (int64_t)time(NULL) && !sig->has_expiry &&
-               !sig->unknown_critical && (sig->issuer_fpr[0] || sig->issuer_keyid[0]);
+               !sig->unknown_critical && !sig->ambiguous && (sig->issuer_fpr[0] || sig->issuer_keyid[0]);
 }
 
-/* The confirmed key that made sig, or NULL. With f->lock held. */
-static const struct fast_key *fast_find(const struct fast *f, const struct pgp_sig *sig) {
+/* The confirmed key that made sig and may still be used now, or NULL. With f->lock held. */
+static const struct fast_key *fast_find(const struct fast *f, const struct pgp_sig *sig, int64_t now) {
         for (size_t i = 0; i < f->n; i++) {
-                const char *fpr = f->keys[i].key.fpr;
-                if (sig->issuer_fpr[0] ? strcmp(fpr, sig->issuer_fpr) == 0
-                                       : strcmp(fpr + strlen(fpr) - 16, sig->issuer_keyid) == 0)
-                        return &f->keys[i];
+                const struct fast_key *fk = &f->keys[i];
+                const char *fpr = fk->key.fpr;
+                if (!(sig->issuer_fpr[0] ? strcmp(fpr, sig->issuer_fpr) == 0
+                                         : strcmp(fpr + strlen(fpr) - 16, sig->issuer_keyid) == 0))
+                        continue;
+                if ((fk->expires > 0 && now >= fk->expires) || now - fk->learned >= FAST_TTL_SECONDS || now < fk->learned)
+                        return NULL;    /* ask gpg again */
+                return fk;
         }
         return NULL;
 }
@@ -1240,13 +1257,14 @@ static int fast_verify(struct verify_keyring *k, const void *data, size_t len, i
         struct pgp_key key = {};
         struct verify_result res = {};
         pthread_mutex_lock(&f->lock);
-        const struct fast_key *fk = fast_eligible(&sig) ? fast_find(f, &sig) : NULL;
+        const struct fast_key *fk = fast_eligible(&sig) ? fast_find(f, &sig, (int64_t)time(NULL)) : NULL;
         if (fk) {
                 /* Entries are never removed or changed while the keyring lives: borrow the key. */
                 key = fk->key;
                 (void)snprintf(res.fingerprint, sizeof res.fingerprint, "%s", fk->primary);
                 (void)snprintf(res.uid, sizeof res.uid, "%s", fk->uid);
                 (void)snprintf(res.signing_key, sizeof res.signing_key, "%s", fk->key.fpr);
+                res.key_expires = fk->expires;
         }
         pthread_mutex_unlock(&f->lock);
         if (!fk) {
@@ -1293,14 +1311,21 @@ static void fast_learn(struct verify_keyring *k, const void *sigbuf, size_t sigl
         struct fast *f = k->fast;
         if (!f)
                 return;
+        int64_t now = (int64_t)time(NULL);
+        bool known = false;
         pthread_mutex_lock(&f->lock);
         f->gpg++;
-        bool known = false;
         for (size_t i = 0; i < f->n && !known; i++)
-                known = strcmp(f->keys[i].key.fpr, res->signing_key) == 0;
+                if (strcmp(f->keys[i].key.fpr, res->signing_key) == 0) {
+                        /* gpg judged it again: good for another while. */
+                        f->keys[i].learned = now;
+                        f->keys[i].expires = res->key_expires;
+                        known = true;
+                }
         pthread_mutex_unlock(&f->lock);
         struct pgp_sig sig;
-        if (known || !res->signing_key[0] || pgp_sig_parse(sigbuf, siglen, &sig) < 0)
+        if (known || strlen(res->signing_key) != 40 || (res->key_expires > 0 && now >= res->key_expires) ||
+            pgp_sig_parse(sigbuf, siglen, &sig) < 0)
                 return;
         bool eligible = fast_eligible(&sig);
         pgp_sig_done(&sig);
@@ -1331,7 +1356,7 @@ static void fast_learn(struct verify_keyring *k, const void *sigbuf, size_t sigl
                 if (!nk)
                         break;
                 f->keys = nk;
-                nk[f->n] = (struct fast_key){ .key = keys[i] };
+                nk[f->n] = (struct fast_key){ .key = keys[i], .learned = now, .expires = res->key_expires };
                 keys[i].pkey = NULL;    /* moved */
                 (void)snprintf(nk[f->n].primary, sizeof nk[f->n].primary, "%s", res->fingerprint);
                 (void)snprintf(nk[f->n].uid, sizeof nk[f->n].uid, "%s", res->uid);

@@ -68,6 +68,7 @@ struct verify_result {
         char fingerprint[VERIFY_FPR_MAX];       /* primary key fingerprint of the signer, upper-case hex */
         char uid[256];                          /* the key's first user id, truncated */
         char signing_key[VERIFY_FPR_MAX];       /* the key or subkey that made it, upper-case hex */
+        int64_t key_expires;                    /* when that key or its primary key expires; 0: never */
         int64_t created;                        /* signature creation time (seconds since the epoch) */
 };
 
@@ -119,7 +120,8 @@ int verify_detached(struct verify_keyring *k, const void *data, size_t len, cons
                     struct verify_result *ret, struct mkm_err *reterr);
 
 /* The same for data read from fd (from its current offset to EOF; any size, e.g. a package file).
- * The fd is borrowed and left open. */
+ * The fd is borrowed and left open; its offset afterwards is unspecified (the fast path reads
+ * with pread and leaves it, gpg reads to the end). */
 int verify_detached_fd(struct verify_keyring *k, int fd, const void *sig, size_t siglen,
                        struct verify_result *ret, struct mkm_err *reterr);
 

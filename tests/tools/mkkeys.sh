@@ -20,7 +20,13 @@
 # OUTDIR/data.RS.sig (SHA512), data.RS256.sig (SHA256), data.RW.sig: by the RSA keys
 # OUTDIR/inrelease.NAME   clearsigned by NAME, with junk before and after the signed part
 # OUTDIR/inrelease.double two clearsigned messages in one file
+#
+#   tests/tools/mkkeys.sh --expiring OUTDIR SECONDS
+# makes only OUTDIR/expiring/keys.gpg, a key EX that expires SECONDS from now, and
+# OUTDIR/data.EX.sig (for the test that a key expiring during a build stops being accepted).
 set -euo pipefail
+expiring=
+if [ "${1:-}" = --expiring ]; then expiring=${3:?usage: mkkeys.sh --expiring OUTDIR SECONDS}; shift; fi
 out=${1:?usage: mkkeys.sh OUTDIR}
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
@@ -36,6 +42,17 @@ gen() {  # gen NAME [EXPIRE] [extra gpg options]
   g --with-colons --list-keys "<$name@example.invalid>" | awk -F: '/^fpr/ {print $10; exit}' >"$out/fpr.$name"
 }
 fpr() { cat "$out/fpr.$1"; }
+
+if [ -n "$expiring" ]; then
+  gen EX "seconds=$expiring"
+  printf 'payload for the signature tests\nline 2\n' >"$out/data"
+  g -u "$(fpr EX)" --detach-sign -o "$out/data.EX.sig" "$out/data"
+  mkdir -p "$out/expiring"
+  g --export "$(fpr EX)" >"$out/expiring/keys.gpg"
+  gpgconf --homedir "$GNUPGHOME" --kill all >/dev/null 2>&1 || true
+  rm -rf "$GNUPGHOME"
+  exit 0
+fi
 
 # Simple keyring keys. T and E are created in the past so that old signatures can be made.
 gen T never "$past"

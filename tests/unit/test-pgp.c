@@ -273,12 +273,121 @@ static void test_hostile(void **state) {
         pgp_keys_free(keys, n);
 }
 
+/* Rebuild the signature packet sig (as gpg writes it: an old-format header) with another
+ * unhashed area and, when zero_r, an EdDSA r of 0; emitted with a new-format header. */
+static size_t rebuild(const uint8_t *sig, size_t len, const uint8_t *unhashed, size_t ulen, bool zero_r,
+                      uint8_t *out) {
+        size_t hl = (sig[0] & 3) == 0 ? 2 : (sig[0] & 3) == 1 ? 3 : 5;
+        const uint8_t *b = sig + hl;
+        size_t hlen = (size_t)b[4] << 8 | b[5];
+        size_t head = 6 + hlen;                         /* version .. hashed subpackets */
+        size_t old_ulen = (size_t)b[head] << 8 | b[head + 1];
+        const uint8_t *rest = b + head + 2 + old_ulen;  /* left16 and the MPIs */
+        size_t rlen = len - hl - head - 2 - old_ulen;
+        uint8_t body[4096];
+        size_t n = 0;
+        memcpy(body, b, head);
+        n = head;
+        body[n++] = (uint8_t)(ulen >> 8);
+        body[n++] = (uint8_t)ulen;
+        memcpy(body + n, unhashed, ulen);
+        n += ulen;
+        if (zero_r) {
+                /* left16, then r := the empty MPI, then s as it was */
+                size_t rbits = (size_t)rest[2] << 8 | rest[3], rbytes = (rbits + 7) / 8;
+                memcpy(body + n, rest, 2);
+                n += 2;
+                body[n++] = 0;
+                body[n++] = 0;
+                memcpy(body + n, rest + 4 + rbytes, rlen - 4 - rbytes);
+                n += rlen - 4 - rbytes;
+        } else {
+                memcpy(body + n, rest, rlen);
+                n += rlen;
+        }
+        size_t o = 0;
+        out[o++] = 0xc2;                                /* new format, tag 2 */
+        if (n < 192)
+                out[o++] = (uint8_t)n;
+        else {
+                out[o++] = (uint8_t)(((n - 192) >> 8) + 192);
+                out[o++] = (uint8_t)((n - 192) & 0xff);
+        }
+        memcpy(out + o, body, n);
+        return o + n;
+}
+
+static void test_ambiguous(void **state) {
+        (void)state;
+        size_t len;
+        _cleanup_free_ char *sig = slurp("data.T.sig", &len), *t = fpr("T"), *rs = fpr("RS");
+        uint8_t kt[8], krs[8];
+        for (int i = 0; i < 8; i++) {
+                (void)sscanf(t + 24 + 2 * i, "%2hhx", &kt[i]);
+                (void)sscanf(rs + 24 + 2 * i, "%2hhx", &krs[i]);
+        }
+        uint8_t area[64], out[4096];
+        struct pgp_sig s;
+        /* As gpg writes it, rebuilt with a new-format header: fine. */
+        size_t a = 0;
+        area[a++] = 9;
+        area[a++] = 16;
+        memcpy(area + a, kt, 8);
+        a += 8;
+        size_t n = rebuild((const uint8_t *)sig, len, area, a, false, out);
+        assert_int_equal(pgp_sig_parse(out, n, &s), 0);
+        assert_false(s.ambiguous);
+        assert_string_equal(s.issuer_fpr, t);
+        {
+                /* ... and it still verifies: the rebuild kept what is signed. */
+                size_t dlen, klen, nk = 0;
+                _cleanup_free_ char *data = slurp("data", &dlen), *kbuf = slurp("fast/keys.gpg", &klen);
+                struct pgp_key *keys = NULL;
+                struct pgp_hash *h = NULL;
+                assert_int_equal(pgp_keys_parse(kbuf, klen, &keys, &nk), 0);
+                assert_int_equal(pgp_hash_new(&s, &h), 0);
+                assert_int_equal(pgp_hash_update(h, data, dlen), 0);
+                assert_int_equal(pgp_verify(find(keys, nk, t), &s, h), 0);
+                pgp_hash_free(h);
+                pgp_keys_free(keys, nk);
+        }
+        pgp_sig_done(&s);
+        /* No unhashed area at all: the hashed fingerprint suffices. */
+        n = rebuild((const uint8_t *)sig, len, area, 0, false, out);
+        assert_int_equal(pgp_sig_parse(out, n, &s), 0);
+        assert_false(s.ambiguous);
+        pgp_sig_done(&s);
+        /* The issuer key ID twice; another key's ID; a second issuer fingerprint: left to gpg. */
+        memcpy(area + a, area, 10);
+        n = rebuild((const uint8_t *)sig, len, area, a + 10, false, out);
+        assert_int_equal(pgp_sig_parse(out, n, &s), 0);
+        assert_true(s.ambiguous);
+        pgp_sig_done(&s);
+        memcpy(area + 2, krs, 8);
+        n = rebuild((const uint8_t *)sig, len, area, 10, false, out);
+        assert_int_equal(pgp_sig_parse(out, n, &s), 0);
+        assert_true(s.ambiguous);
+        pgp_sig_done(&s);
+        uint8_t fprsub[23] = { 22, 33, 4 };
+        for (int i = 0; i < 20; i++)
+                (void)sscanf(t + 2 * i, "%2hhx", &fprsub[3 + i]);
+        n = rebuild((const uint8_t *)sig, len, fprsub, sizeof fprsub, false, out);
+        assert_int_equal(pgp_sig_parse(out, n, &s), 0);
+        assert_true(s.ambiguous);
+        pgp_sig_done(&s);
+        /* r = 0: refused outright, as gpg refuses it. */
+        memcpy(area + 2, kt, 8);
+        n = rebuild((const uint8_t *)sig, len, area, 10, true, out);
+        assert_int_equal(pgp_sig_parse(out, n, &s), -EBADMSG);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_keys),
                 cmocka_unit_test(test_sig_parse),
                 cmocka_unit_test(test_verify),
                 cmocka_unit_test(test_hostile),
+                cmocka_unit_test(test_ambiguous),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -422,6 +422,44 @@ static void test_fast_path_refusals(void **state) {
         expect_stats(s, 0, 1);
 }
 
+static void test_fast_path_expiry(void **state) {
+        (void)state;
+        /* A key that expires while the keyring is in use: accepted in-process until then, and
+         * after that refused as gpg refuses it. */
+        const int lifetime = 4;
+        _cleanup_free_ char *out = path_of("exp"), *script = NULL;
+        const char *top = getenv("TOP");
+        assert_true(asprintf(&script, "%s/tests/tools/mkkeys.sh", top ? top : ".") > 0);
+        pid_t pid = fork();
+        if (pid == 0) {
+                char secs[16];
+                (void)snprintf(secs, sizeof secs, "%d", lifetime);
+                execl("/bin/bash", "bash", script, "--expiring", out, secs, (char *)NULL);
+                _exit(127);
+        }
+        int status;
+        assert_true(pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        time_t made = time(NULL);
+        size_t dlen, slen;
+        _cleanup_free_ char *data = slurp("exp/data", &dlen), *sig = slurp("exp/data.EX.sig", &slen);
+        _cleanup_free_ char *dir = path_of("exp/expiring"), *f = slurp("exp/fpr.EX", NULL);
+        f[strcspn(f, "\n")] = 0;
+        struct mkm_err err = {};
+        struct verify_result res = {};
+        _cleanup_(verify_keyring_freep) struct verify_keyring *k = NULL;
+        assert_int_equal(verify_keyring_new(NULL, dir, &k, &err), 0);
+        assert_int_equal(verify_detached(k, data, dlen, sig, slen, &res, &err), 0);
+        assert_true(res.key_expires > (int64_t)made - 5 && res.key_expires <= (int64_t)made + lifetime + 1);
+        assert_int_equal(verify_detached(k, data, dlen, sig, slen, &res, &err), 0);
+        expect_stats(k, 1, 1);
+        while (time(NULL) <= (time_t)res.key_expires)
+                (void)usleep(200 * 1000);
+        assert_int_equal(verify_detached(k, data, dlen, sig, slen, NULL, &err), -MKM_E_SIG_EXPIRED);
+        print_message("%s\n", err.msg);
+        assert_non_null(strstr(err.msg, f));
+        expect_stats(k, 1, 1);
+}
+
 static void test_clearsigned(void **state) {
         (void)state;
         size_t len, rlen;
@@ -972,6 +1010,7 @@ int main(void) {
                 cmocka_unit_test(test_fd),
                 cmocka_unit_test(test_fast_path),
                 cmocka_unit_test(test_fast_path_refusals),
+                cmocka_unit_test(test_fast_path_expiry),
                 cmocka_unit_test(test_clearsigned),
                 cmocka_unit_test(test_clearsigned_bad),
                 cmocka_unit_test(test_single_file_keyring),
