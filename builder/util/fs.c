@@ -288,7 +288,18 @@ int fs_walk(int dirfd, unsigned max_depth, fs_walk_fn fn, void *userdata) {
         return walk_dir(fd, st.st_dev, ".", 0, max_depth, fn, userdata);
 }
 
-static int rm_rf_children(int fd, dev_t dev) {
+/* The mount a directory entry belongs to (statx STATX_MNT_ID, Linux 5.8); 0 when unknown. */
+static uint64_t mount_id_at(int dirfd, const char *name) {
+        struct statx stx;
+        if (statx(dirfd, name, AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT, STATX_MNT_ID, &stx) < 0 ||
+            !(stx.stx_mask & STATX_MNT_ID))
+                return 0;
+        return stx.stx_mnt_id;
+}
+
+/* Remove what is below fd, never crossing into another file system (st_dev) or another mount of
+ * the same file system (a bind mount: its mount ID differs), where it refuses with -EXDEV. */
+static int rm_rf_children(int fd, dev_t dev, uint64_t mnt) {
         DIR *d = fdopendir(fd);
         if (!d) {
                 (void)close(fd);
@@ -306,7 +317,8 @@ static int rm_rf_children(int fd, dev_t dev) {
                         continue;
                 }
                 if (S_ISDIR(st.st_mode)) {
-                        if (st.st_dev != dev) {
+                        uint64_t m = mnt ? mount_id_at(dirfd(d), de->d_name) : 0;
+                        if (st.st_dev != dev || (m && m != mnt)) {
                                 if (r == 0)
                                         r = -EXDEV;
                                 continue;
@@ -317,7 +329,7 @@ static int rm_rf_children(int fd, dev_t dev) {
                                         r = negative_errno();
                                 continue;
                         }
-                        int q = rm_rf_children(cfd, dev);
+                        int q = rm_rf_children(cfd, dev, mnt);
                         if (q < 0 && r == 0)
                                 r = q;
                         if (unlinkat(dirfd(d), de->d_name, AT_REMOVEDIR) < 0 && errno != ENOENT && r == 0)
@@ -338,7 +350,7 @@ int fs_rm_rf_at(int dirfd, const char *name) {
         int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (fd < 0)
                 return negative_errno();
-        int r = rm_rf_children(fd, st.st_dev);
+        int r = rm_rf_children(fd, st.st_dev, mount_id_at(dirfd, name));
         if (unlinkat(dirfd, name, AT_REMOVEDIR) < 0 && r == 0)
                 r = negative_errno();
         return r;

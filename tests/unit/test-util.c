@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -146,6 +147,33 @@ static void test_remove_temporaries(void **state) {
         assert_int_equal(fs_rm_rf_at(AT_FDCWD, tmpl), 0);
 }
 
+/* rm -rf never goes into a bind mount of the same file system (st_dev alone cannot tell). */
+static void test_rm_rf_stops_at_bind_mounts(void **state) {
+        (void)state;
+        char tree[] = "/tmp/mkm-test-rmrf.XXXXXX", outside[] = "/tmp/mkm-test-rmrf-out.XXXXXX";
+        assert_non_null(mkdtemp(tree));
+        assert_non_null(mkdtemp(outside));
+        _cleanup_close_ int tfd = open(tree, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        _cleanup_close_ int ofd = open(outside, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        assert_int_equal(fs_mkdir_p_at(tfd, "m/a/mnt", 0755), 0);
+        assert_int_equal(fs_write_file_at(tfd, "m/a/file", "x", 1, 0644), 0);
+        assert_int_equal(fs_write_file_at(ofd, "precious", "keep me", 7, 0644), 0);
+        _cleanup_free_ char *mnt = fs_path_join(tree, "m/a/mnt");
+        assert_non_null(mnt);
+        if (mount(outside, mnt, NULL, MS_BIND, NULL) < 0) {
+                print_message("skipped: cannot bind-mount here (%s); needs root with CAP_SYS_ADMIN\n", strerror(errno));
+                assert_int_equal(fs_rm_rf_at(AT_FDCWD, tree), 0);
+                assert_int_equal(fs_rm_rf_at(AT_FDCWD, outside), 0);
+                skip();
+        }
+        assert_int_equal(fs_rm_rf_at(tfd, "m"), -EXDEV);
+        assert_int_equal(faccessat(ofd, "precious", F_OK, 0), 0);
+        assert_int_equal(faccessat(tfd, "m/a/file", F_OK, 0), -1);   /* the rest went */
+        assert_int_equal(umount2(mnt, MNT_DETACH), 0);
+        assert_int_equal(fs_rm_rf_at(AT_FDCWD, tree), 0);
+        assert_int_equal(fs_rm_rf_at(AT_FDCWD, outside), 0);
+}
+
 /* mkdir -p inside an untrusted tree: its symlinks resolve inside it, never on the host. */
 static void test_mkdir_p_in_root(void **state) {
         (void)state;
@@ -199,6 +227,7 @@ int main(void) {
                 cmocka_unit_test(test_open_in_root),
                 cmocka_unit_test(test_atomic_write_and_read),
                 cmocka_unit_test(test_remove_temporaries),
+                cmocka_unit_test(test_rm_rf_stops_at_bind_mounts),
                 cmocka_unit_test(test_mkdir_p_in_root),
                 cmocka_unit_test(test_path_join),
         };
