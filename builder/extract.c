@@ -153,6 +153,7 @@ struct xstate {
         uint64_t bytes;
         uid_t euid;                     /* who we create files as */
         gid_t egid;
+        mode_t umask;                   /* the process's, as the kernel applies it to new files */
         /* the last parent directory opened, reused for consecutive entries */
         char *cached_parent;
         int cached_fd;
@@ -303,6 +304,19 @@ static int read_meta(struct xstate *s, struct archive *a, struct archive_entry *
         return 0;
 }
 
+/* The umask without changing it (umask(2) can only set it, and other threads create files):
+ * from /proc/self/status; 07777 (never trust the create mode) when that cannot be read. */
+static mode_t current_umask(void) {
+        _cleanup_free_ char *text = NULL;
+        if (fs_read_file_at(AT_FDCWD, "/proc/self/status", 1 << 16, &text, NULL) < 0)
+                return 07777;
+        const char *u = strstr(text, "\nUmask:");
+        unsigned long v;
+        if (!u || sscanf(u + 8, "%lo", &v) != 1)
+                return 07777;
+        return (mode_t)v & 0777;
+}
+
 static int write_regular(struct xstate *s, struct archive *a, struct archive_entry *e, const char *path) {
         int pfd;
         const char *leaf;
@@ -310,13 +324,18 @@ static int write_regular(struct xstate *s, struct archive *a, struct archive_ent
         if (r < 0)
                 return r;
         mode_t mode = archive_entry_perm(e) & 07777;
+        /* Created with its final mode when the umask leaves that alone and it has no set-id,
+         * sticky or group/other write bit (those get it with fchmod once the content is in):
+         * saves a syscall per file. */
+        bool exact = !(mode & 07022) && !(mode & s->umask);
+        mode_t create = exact ? mode : 0600;
         /* Most paths are new: create first, and clear what is in the way only when needed. */
-        _cleanup_close_ int fd = openat(pfd, leaf, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        _cleanup_close_ int fd = openat(pfd, leaf, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, create);
         if (fd < 0 && errno == EEXIST) {
                 r = clear_leaf(s, pfd, leaf, path);
                 if (r < 0)
                         return r;
-                fd = openat(pfd, leaf, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+                fd = openat(pfd, leaf, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, create);
         }
         if (fd < 0)
                 return mkm_err_set(s->reterr, negative_errno(), "%s: cannot create /%s: %s", s->label, path,
@@ -382,7 +401,7 @@ static int write_regular(struct xstate *s, struct archive *a, struct archive_ent
         if ((uid != s->euid || gid != s->egid) && fchown(fd, uid, gid) < 0)
                 return mkm_err_set(s->reterr, negative_errno(), "%s: chown /%s: %s", s->label, path, strerror(errno));
         /* chmod after chown: chown clears set-id bits. */
-        if (fchmod(fd, mode) < 0)
+        if (!exact && fchmod(fd, mode) < 0)
                 return negative_errno();
         r = apply_xattrs(s, fd, e, path);
         if (r < 0)
@@ -558,6 +577,7 @@ int extract_archive_fd(struct mkm_ctx *ctx, int rootfd, int fd, const struct ext
                 .cached_fd = -EBADF,
                 .euid = geteuid(),
                 .egid = getegid(),
+                .umask = current_umask(),
         };
         struct extract_meta meta = {};
         struct archive *a = archive_read_new();

@@ -210,6 +210,38 @@ struct hostile {
         const char *msg;
 };
 
+/* Every mode comes out exactly (0 means 0644 in make_archive), whatever the umask (files are created with their final mode
+ * only when the umask and the mode allow it, else chmod'ed). */
+static void test_modes(void **state) {
+        struct fixture *f = *state;
+        static const mode_t modes[] = { 0644, 0755, 0600, 0400, 0640, 0664, 0666, 0777, 0750,
+                                        04755, 02755, 01755, 06711, 0444, 0711 };
+        static const mode_t umasks[] = { 022, 077, 0, 027 };
+        for (size_t u = 0; u < ELEMENTSOF(umasks); u++) {
+                char names[ELEMENTSOF(modes)][32];
+                struct ent ents[ELEMENTSOF(modes) + 1] = { { 'f', ".PKGINFO", "pkgname = m\npkgver = 1-1\n" } };
+                for (size_t i = 0; i < ELEMENTSOF(modes); i++) {
+                        (void)snprintf(names[i], sizeof names[i], "m%zu/f%04o", u, (unsigned)modes[i]);
+                        ents[i + 1] = (struct ent){ 'f', names[i], "data", modes[i] };
+                }
+                mode_t old = umask(umasks[u]);
+                struct extract_result res = {};
+                struct mkm_err err = {};
+                int r = run(f, ents, ELEMENTSOF(ents), 0, NULL, "m", &res, &err);
+                (void)umask(old);
+                assert_int_equal(r, 0);
+                for (size_t i = 0; i < ELEMENTSOF(modes); i++) {
+                        struct stat st;
+                        assert_int_equal(fstatat(f->rootfd, names[i], &st, AT_SYMLINK_NOFOLLOW), 0);
+                        if ((st.st_mode & 07777) != modes[i])
+                                print_message("umask %03o: %s has %04o\n", (unsigned)umasks[u], names[i],
+                                              (unsigned)(st.st_mode & 07777));
+                        assert_int_equal(st.st_mode & 07777, modes[i]);
+                }
+                extract_result_done(&res);
+        }
+}
+
 static void test_hostile(void **state) {
         struct fixture *f = *state;
         char abs_outside[256], rel_outside[256];
@@ -348,6 +380,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_normalize_table),
                 cmocka_unit_test_setup_teardown(test_normal_package, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_modes, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_hostile, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_symlink_from_earlier_package, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_file_conflict, setup, teardown),
