@@ -228,11 +228,9 @@ int build_machine(struct mkm_ctx *ctx, const char *recipe_path, struct build_res
         q = normalize_remove_generated(ctx, b.deploy->root_fd, reterr);
         if (q < 0)
                 goto out;
-        q = normalize_clamp_mtimes(ctx, b.deploy->root_fd, b.source_date_epoch, reterr);
-        if (q < 0)
-                goto out;
+        /* Time stamps are clamped in the manifest's walk (one walk of the tree instead of two). */
         mkm_emit(ctx, &(struct mkm_event){ .type = MKM_EV_STAGE, .text = "writing the manifest" });
-        q = manifest_build(ctx, b.deploy->root_fd, &manifest, digest, reterr);
+        q = manifest_build(ctx, b.deploy->root_fd, b.source_date_epoch, &manifest, digest, reterr);
         if (q < 0)
                 goto out;
         mkm_emit(ctx, &(struct mkm_event){ .type = MKM_EV_STAGE, .text = "deploying" });

@@ -21,6 +21,7 @@
 #include "ctx.h"
 #include "util/cleanup.h"
 #include "util/err.h"
+#include "normalize.h"
 #include "util/fs.h"
 #include "util/hash.h"
 #include "util/strv.h"
@@ -41,6 +42,7 @@ struct entry {
 struct walk {
         struct mkm_ctx *ctx;
         struct mkm_err *reterr;
+        int64_t clamp_epoch;    /* -1: do not clamp */
         struct entry *e;
         size_t n, cap;
         size_t *files;          /* indices of regular files in e, hashed by the threads */
@@ -164,7 +166,14 @@ static int describe(struct walk *w, int dfd, const char *name, const char *path,
 }
 
 static int describe_entry(int dfd, const char *name, const char *path, const struct stat *st, void *userdata) {
-        return describe(userdata, dfd, name, path, st);
+        struct walk *w = userdata;
+        struct stat copy = *st;
+        if (w->clamp_epoch >= 0) {
+                int r = normalize_clamp_at(dfd, name, &copy, w->clamp_epoch);
+                if (r < 0)
+                        return mkm_err_set(w->reterr, r, "clamping the time stamps of %s: %s", path, strerror(-r));
+        }
+        return describe(w, dfd, name, path, &copy);
 }
 
 /* ---- hashing the files, on a thread per CPU ---- */
@@ -274,19 +283,23 @@ static int cmp_entry(const void *a, const void *b) {
         return strcmp(((const struct entry *)a)->path, ((const struct entry *)b)->path);
 }
 
-int manifest_build(struct mkm_ctx *ctx, int rootfd, char **ret_text, char ret_digest[MANIFEST_DIGEST_LEN],
-                   struct mkm_err *reterr) {
-        struct walk w = { .ctx = ctx, .reterr = reterr };
+int manifest_build(struct mkm_ctx *ctx, int rootfd, int64_t clamp_epoch, char **ret_text,
+                   char ret_digest[MANIFEST_DIGEST_LEN], struct mkm_err *reterr) {
+        struct walk w = { .ctx = ctx, .reterr = reterr, .clamp_epoch = clamp_epoch };
         struct stat st;
         int r;
-        if (fstat(rootfd, &st) < 0)
-                return negative_errno();
-        r = describe(&w, rootfd, ".", ".", &st);
-        if (r >= 0) {
-                r = fs_walk(rootfd, MAX_DEPTH, describe_entry, &w);
-                if (r == -ELOOP)
-                        r = mkm_err_set(reterr, r, "manifest: the tree is deeper than %d levels", MAX_DEPTH);
-        }
+        if (clamp_epoch >= 0)
+                mkm_debug(ctx, "clamping time stamps to %lld", (long long)clamp_epoch);
+        r = fs_walk(rootfd, MAX_DEPTH, describe_entry, &w);
+        if (r == -ELOOP)
+                r = mkm_err_set(reterr, r, "manifest: the tree is deeper than %d levels", MAX_DEPTH);
+        /* The root last: the walk is post-order, and nothing below changes it any more. */
+        if (r >= 0 && fstat(rootfd, &st) < 0)
+                r = negative_errno();
+        if (r >= 0 && clamp_epoch >= 0 && (r = normalize_clamp_at(rootfd, ".", &st, clamp_epoch)) < 0)
+                mkm_err_set(reterr, r, "clamping the time stamp of the root: %s", strerror(-r));
+        if (r >= 0)
+                r = describe(&w, rootfd, ".", ".", &st);
         if (r >= 0)
                 r = hash_files(&w, rootfd);
         char *text = NULL;

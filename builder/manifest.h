@@ -12,6 +12,7 @@
 #pragma once
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct mkm_ctx;
 struct mkm_err;
@@ -19,6 +20,8 @@ struct mkm_err;
 #define MANIFEST_DIGEST_LEN 72  /* "sha256:" + 64 hex + NUL */
 
 /* Walk the tree under rootfd (without following symlinks or leaving its file system) and return
- * the manifest text (caller frees) and its digest "sha256:HEX". */
-int manifest_build(struct mkm_ctx *ctx, int rootfd, char **ret_text, char ret_digest[MANIFEST_DIGEST_LEN],
-                   struct mkm_err *reterr);
+ * the manifest text (caller frees) and its digest "sha256:HEX". With clamp_epoch >= 0 every
+ * entry's time stamps are first clamped to it (normalize_clamp_at()), in the same walk, and the
+ * manifest shows the clamped times; -1 leaves the tree as it is. */
+int manifest_build(struct mkm_ctx *ctx, int rootfd, int64_t clamp_epoch, char **ret_text,
+                   char ret_digest[MANIFEST_DIGEST_LEN], struct mkm_err *reterr);

@@ -6,6 +6,8 @@
 
 #include <stdint.h>
 
+struct stat;
+
 struct mkm_ctx;
 struct mkm_err;
 
@@ -17,6 +19,7 @@ struct mkm_err;
  * tree. Emits a debug line per removal. */
 int normalize_remove_generated(struct mkm_ctx *ctx, int rootfd, struct mkm_err *reterr);
 
-/* Walk the tree under rootfd without following symlinks or leaving its file system, and clamp
- * mtime and atime to epoch. */
-int normalize_clamp_mtimes(struct mkm_ctx *ctx, int rootfd, int64_t epoch, struct mkm_err *reterr);
+/* Clamp one entry's mtime and atime (name in directory dfd, not followed; st its lstat) to epoch
+ * when later, and update st to what they are now. The build clamps the whole tree in the
+ * manifest's walk (manifest_build() with a clamp epoch). */
+int normalize_clamp_at(int dfd, const char *name, struct stat *st, int64_t epoch);

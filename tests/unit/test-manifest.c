@@ -72,7 +72,7 @@ static void test_manifest_text(void **state) {
         _cleanup_free_ char *text = NULL;
         char digest[MANIFEST_DIGEST_LEN];
         struct mkm_err err = {};
-        assert_int_equal(manifest_build(NULL, f->rootfd, &text, digest, &err), 0);
+        assert_int_equal(manifest_build(NULL, f->rootfd, -1, &text, digest, &err), 0);
         uid_t u = getuid();
         gid_t g = getgid();
         char want[2048];
@@ -94,19 +94,19 @@ static void test_manifest_text(void **state) {
         /* The same tree gives the same digest; one byte, one mode bit or one time stamp changes it. */
         _cleanup_free_ char *t2 = NULL;
         char d2[MANIFEST_DIGEST_LEN];
-        assert_int_equal(manifest_build(NULL, f->rootfd, &t2, d2, &err), 0);
+        assert_int_equal(manifest_build(NULL, f->rootfd, -1, &t2, d2, &err), 0);
         assert_string_equal(digest, d2);
         assert_int_equal(fs_write_file_at(f->rootfd, "usr/bin/tool", "abd", 3, 04755), 0);
         assert_int_equal(fchmodat(f->rootfd, "usr/bin/tool", 04755, 0), 0);
         stamp(f->rootfd, "usr/bin/tool");
         _cleanup_free_ char *t3 = NULL;
         char d3[MANIFEST_DIGEST_LEN];
-        assert_int_equal(manifest_build(NULL, f->rootfd, &t3, d3, &err), 0);
+        assert_int_equal(manifest_build(NULL, f->rootfd, -1, &t3, d3, &err), 0);
         assert_string_not_equal(digest, d3);
         assert_int_equal(fchmodat(f->rootfd, "usr/bin/tool", 0755, 0), 0);
         _cleanup_free_ char *t4 = NULL;
         char d4[MANIFEST_DIGEST_LEN];
-        assert_int_equal(manifest_build(NULL, f->rootfd, &t4, d4, &err), 0);
+        assert_int_equal(manifest_build(NULL, f->rootfd, -1, &t4, d4, &err), 0);
         assert_string_not_equal(d3, d4);
 }
 
@@ -139,9 +139,41 @@ static void test_remove_generated(void **state) {
         assert_int_equal(access(keep, F_OK), 0);
 }
 
+/* With an epoch, the manifest's walk clamps every later time stamp (links and the root
+ * included) and lists the clamped times; older ones stay. */
+static void test_manifest_clamps(void **state) {
+        struct fx *f = *state;
+        make_tree(f);
+        struct timespec old[2] = { { .tv_sec = 1600000000 }, { .tv_sec = 1600000000 } };
+        assert_int_equal(utimensat(f->rootfd, "usr/bin/tool", old, AT_SYMLINK_NOFOLLOW), 0);
+        assert_int_equal(fs_write_file_at(f->rootfd, "usr/new", "n", 1, 0644), 0);  /* now */
+        assert_int_equal(symlinkat("new", f->rootfd, "usr/newlink"), 0);           /* now */
+        _cleanup_free_ char *text = NULL;
+        char digest[MANIFEST_DIGEST_LEN];
+        struct mkm_err err = {};
+        assert_int_equal(manifest_build(NULL, f->rootfd, 1700000000, &text, digest, &err), 0);
+        static const char *const entries[] = { ".", "usr", "usr/new", "usr/newlink", "bin", "usr/bin" };
+        for (size_t i = 0; i < ELEMENTSOF(entries); i++) {
+                struct stat st;
+                assert_int_equal(fstatat(f->rootfd, entries[i], &st, AT_SYMLINK_NOFOLLOW), 0);
+                assert_int_equal(st.st_mtim.tv_sec, 1700000000);
+        }
+        assert_non_null(strstr(text, "./usr/new type=file mode=0644"));
+        assert_non_null(strstr(text, "time=1600000000\n"));            /* the tool kept its older time */
+        assert_null(strstr(text, "time=17000000001"));
+        for (const char *p = text; (p = strstr(p, "time=")); p += 5)
+                assert_true(strncmp(p + 5, "1700000000\n", 11) == 0 || strncmp(p + 5, "1600000000\n", 11) == 0);
+        /* The same tree, already clamped, without clamping: the same manifest. */
+        _cleanup_free_ char *t2 = NULL;
+        char d2[MANIFEST_DIGEST_LEN];
+        assert_int_equal(manifest_build(NULL, f->rootfd, -1, &t2, d2, &err), 0);
+        assert_string_equal(text, t2);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_manifest_text, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_manifest_clamps, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_remove_generated, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
