@@ -12,6 +12,7 @@
 #                      strace -c -f if strace is installed) into build/bench/profile/
 #   BENCH_SCALE, BENCH_ZSTD_LEVEL   passed to bench/mkbenchrepo.py (regenerates the repo)
 #   BENCH_KEEP=1       keep build/bench/work (every run's tree, cache and log) afterwards
+#   BENCH_DROP_CACHES=0  do not drop the page cache before each run (see fresh())
 #   MKMACHINE          the binary (default ./mkmachine)
 set -euo pipefail
 export LC_ALL=C TZ=UTC
@@ -118,8 +119,32 @@ measure() { python3 -c "$MEASURE_PY" "$@"; }
 timed_sync() { python3 -c 'import os, time; t = time.monotonic(); os.sync(); print(f"{time.monotonic() - t:.3f}")'; }
 
 # Each run starts in a new directory with everything written back (sync), so neither tool pays
-# for the other's dirty pages (mkmachine calls syncfs). Sets D.
-fresh() { RUN=$((RUN + 1)); D=$W/run$RUN-$1; mkdir -p "$D"; sync; }
+# for the other's dirty pages (mkmachine calls syncfs). Then (BENCH_DROP_CACHES=1, the default)
+# the page cache is dropped and the inputs are read back in: on this VM, writing into a page
+# cache that already holds gigabytes (the earlier runs' trees) costs the kernel about twice as
+# much (guest memory the host has to back again), so without this a run's time depended on how
+# many runs came before it. Both tools get the same start: inputs, binaries and libraries warm,
+# nothing else cached. Sets D.
+DROP_CACHES=${BENCH_DROP_CACHES:-1}
+if [ "$DROP_CACHES" = 1 ] && ! { : >/proc/sys/vm/drop_caches; } 2>/dev/null; then
+  echo "   (cannot drop the page cache here: runs start with whatever is cached)"
+  DROP_CACHES=0
+fi
+warm_inputs() {
+  cat "$FX"/repo/*/os/*/* "$FX"/keyring/* "$MKMACHINE" >/dev/null 2>&1 || true
+  cat "$FX"/pacman-gpg/* >/dev/null 2>&1 || true
+  pacman --version >/dev/null 2>&1 || true
+  gpg --version >/dev/null 2>&1 || true
+  vercmp 1 2 >/dev/null 2>&1 || true
+  "$MKMACHINE" --version >/dev/null 2>&1 || true
+}
+fresh() {
+  RUN=$((RUN + 1)); D=$W/run$RUN-$1; mkdir -p "$D"; sync
+  if [ "$DROP_CACHES" = 1 ]; then
+    echo 3 >/proc/sys/vm/drop_caches
+    warm_inputs
+  fi
+}
 
 write_recipe() {  # DIR TRANSPORT
   cat >"$1/bench.recipe" <<R
