@@ -273,6 +273,13 @@ static void drop_tmp(const char *tmp) {
                 (void)unlink(part);
 }
 
+/* Let go of a pipeline download name: a stable one (cache_tmp_path_for) keeps its partial body
+ * for the next build to resume; a unique one goes with it. */
+static void release_tmp(struct cache *c, const char *tmp) {
+        if (!cache_tmp_release(c, tmp))
+                drop_tmp(tmp);
+}
+
 static int fetch_into_cache(struct arch *a, struct want *w, size_t n, struct mkm_err *reterr) {
         struct build *b = a->b;
         _cleanup_free_ struct fetch_item *items = calloc(n ? n : 1, sizeof *items);
@@ -604,17 +611,34 @@ static void on_fetched(struct fetch_item *it, void *userdata) {
         struct want *x = &j->w[k];
         struct mkm_err e = {};
         int r = it->result;
-        if (r < 0) {
-                drop_tmp(j->tmps[item]);
+        if (r < 0)
                 mkm_err_set(&e, r, "cannot download %s: %s", x->label, it->error);
-        } else {
+        else {
                 struct mkm_err cerr = {};
                 r = cache_commit(j->a->b->cache, j->tmps[item], x->sha256, x->size, x->digest, &cerr);
+                if (r == -MKM_E_DIGEST_MISMATCH && !atomic_load(&j->cancel)) {
+                        /* The body may have continued an earlier build's partial download that
+                         * was wrong (cache_commit removed it): once more, from the first byte. */
+                        mkm_debug(j->a->b->ctx, "%s: %s; downloading it again from the start", x->label, cerr.msg);
+                        struct fetch_item again = { .urls = x->urls, .dest = j->tmps[item], .expected_size = x->size,
+                                                    .label = x->label };
+                        struct fetch_options fo;
+                        fetch_options_default(&fo);
+                        fo.no_fsync = true;
+                        fo.cancel = &j->cancel;
+                        struct mkm_err ferr = {};
+                        if (fetch_all(j->a->b->ctx, &again, 1, &fo, &ferr) == 0) {
+                                it = &again;
+                                r = cache_commit(j->a->b->cache, j->tmps[item], x->sha256, x->size, x->digest, &cerr);
+                        }
+                }
                 if (r < 0)
-                        mkm_err_set(&e, r, "%s from %s: %s", x->label, it->used_url, cerr.msg);
+                        mkm_err_set(&e, r, "%s from %s: %s", x->label, it->used_url ? it->used_url : "the mirror",
+                                    cerr.msg);
                 else
                         x->present = true;
         }
+        release_tmp(j->a->b->cache, j->tmps[item]);
         want_finish(j, k, r, &e);
 }
 
@@ -637,8 +661,7 @@ static void *fetcher_thread(void *userdata) {
                 mkm_err_set(&e, r, "cannot download %s: %s", j->w[j->idx[item]].label,
                             j->items[item].error[0] ? j->items[item].error : ferr.msg[0] ? ferr.msg : mkm_strerror(r));
                 want_finish(j, j->idx[item], r, &e);    /* no-op for the ones already reported */
-                if (!j->w[j->idx[item]].present)
-                        drop_tmp(j->tmps[item]);
+                release_tmp(b->cache, j->tmps[item]);   /* no-op for the ones released already */
         }
         j->sync_result = cache_sync(b->cache);
         j->synced = true;
@@ -783,13 +806,12 @@ static int verify_start(struct arch *a, struct want *w, struct mkm_err *reterr) 
                         w[k].present = j->w_done[k] = true;
                         continue;
                 }
-                char label[128];
-                safe_label(w[k].label, label, sizeof label);
-                int r = cache_tmp_path(a->b->cache, label, &j->tmps[j->m]);
+                /* Named after the digest: what a killed build downloaded in part is resumed. */
+                int r = cache_tmp_path_for(a->b->cache, w[k].sha256, &j->tmps[j->m]);
                 if (r < 0) {
                         mkm_err_set(reterr, r, "cannot reserve a download file for %s: %s", w[k].label, strerror(-r));
                         for (size_t t = 0; t < j->m; t++)
-                                (void)unlink(j->tmps[t]);
+                                release_tmp(a->b->cache, j->tmps[t]);
                         verify_job_free(j);     /* frees w and its labels */
                         return r;
                 }
@@ -802,7 +824,7 @@ static int verify_start(struct arch *a, struct want *w, struct mkm_err *reterr) 
                 if (have_lock)
                         pthread_mutex_destroy(&j->lock);
                 for (size_t t = 0; t < j->m; t++)
-                        (void)unlink(j->tmps[t]);
+                        release_tmp(a->b->cache, j->tmps[t]);
                 verify_job_free(j);
                 return -ENOMEM;
         }

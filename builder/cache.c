@@ -9,10 +9,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -33,11 +35,23 @@ struct cache {
         int tmpfd;
         struct stat tmp_st;     /* identity of DIR/tmp, to check commit paths */
         bool deferred_sync;     /* commits skip fsync; cache_sync() makes them durable at once */
+        pthread_mutex_t held_lock;
+        struct held {           /* stable download names this process holds (cache_tmp_path_for) */
+                char *path;
+                int fd;         /* the flock on DIR/tmp/dl-<digest>.lock */
+        } *held;
+        size_t n_held;
 };
+
+static void release_held(struct cache *c, struct held *h);
 
 struct cache *cache_free(struct cache *c) {
         if (!c)
                 return NULL;
+        while (c->n_held > 0)
+                release_held(c, &c->held[c->n_held - 1]);
+        free(c->held);
+        pthread_mutex_destroy(&c->held_lock);
         if (c->dirfd >= 0)
                 (void)close(c->dirfd);
         if (c->tmpfd >= 0)
@@ -82,6 +96,17 @@ static void clean_stale(struct cache *c) {
                 struct stat st;
                 if (fstatat(c->tmpfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
                         continue;
+                size_t nl = strlen(de->d_name);
+                if (nl > 5 && strcmp(de->d_name + nl - 5, ".lock") == 0) {
+                        /* A download lock goes only when nobody holds it (whatever its age). */
+                        int lfd = openat(c->tmpfd, de->d_name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+                        if (lfd >= 0 && flock(lfd, LOCK_EX | LOCK_NB) == 0 && st.st_mtime <= now - CACHE_STALE_SECONDS &&
+                            unlinkat(c->tmpfd, de->d_name, 0) == 0)
+                                n++;
+                        if (lfd >= 0)
+                                (void)close(lfd);
+                        continue;
+                }
                 if (st.st_mtime > now - CACHE_STALE_SECONDS)
                         continue;
                 int r = S_ISDIR(st.st_mode) ? fs_rm_rf_at(c->tmpfd, de->d_name)
@@ -102,6 +127,11 @@ int cache_open(struct mkm_ctx *ctx, const char *dir, struct cache **ret, struct 
 
         if (!c)
                 return -ENOMEM;
+        if (pthread_mutex_init(&c->held_lock, NULL) != 0) {
+                free(c);
+                c = NULL;
+                return -ENOMEM;
+        }
         c->ctx = ctx;
         c->dirfd = c->tmpfd = -EBADF;
         r = fs_mkdir_p_at(AT_FDCWD, dir, 0755);
@@ -220,6 +250,81 @@ int cache_tmp_path(struct cache *c, const char *label, char **ret_path) {
         (void)close(fd);
         *ret_path = p;
         return 0;
+}
+
+int cache_tmp_path_for(struct cache *c, const char *sha256hex, char **ret_path) {
+        if (!hash_is_sha256_hex(sha256hex))
+                return -EINVAL;
+        char lock[96];
+        (void)snprintf(lock, sizeof lock, "dl-%s.lock", sha256hex);
+        int fd = -EBADF;
+        for (int attempt = 0; attempt < 5; attempt++) {
+                fd = openat(c->tmpfd, lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+                if (fd < 0)
+                        return negative_errno();
+                if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+                        int r = negative_errno();
+                        (void)close(fd);
+                        if (r != -EWOULDBLOCK)
+                                return r;
+                        /* Someone downloads this very file now: go on without resume. */
+                        char label[80];
+                        (void)snprintf(label, sizeof label, "dl-%.64s", sha256hex);
+                        return cache_tmp_path(c, label, ret_path);
+                }
+                /* The lock counts only if the name still is this file: a releaser unlinks it. */
+                struct stat a, b;
+                if (fstat(fd, &a) == 0 && fstatat(c->tmpfd, lock, &b, AT_SYMLINK_NOFOLLOW) == 0 && same_file(&a, &b))
+                        break;
+                (void)close(fd);
+                fd = -EBADF;
+        }
+        if (fd < 0)
+                return -EAGAIN;
+        char *p = NULL;
+        if (asprintf(&p, "%s/tmp/dl-%s", c->dir, sha256hex) < 0) {
+                (void)close(fd);
+                return -ENOMEM;
+        }
+        pthread_mutex_lock(&c->held_lock);
+        struct held *nh = mkm_reallocarray(c->held, c->n_held + 1, sizeof *nh);
+        char *copy = nh ? strdup(p) : NULL;
+        if (nh)
+                c->held = nh;
+        if (!copy) {
+                pthread_mutex_unlock(&c->held_lock);
+                (void)close(fd);
+                free(p);
+                return -ENOMEM;
+        }
+        c->held[c->n_held++] = (struct held){ .path = copy, .fd = fd };
+        pthread_mutex_unlock(&c->held_lock);
+        *ret_path = p;
+        return 0;
+}
+
+/* With c->held_lock held or from cache_free(). */
+static void release_held(struct cache *c, struct held *h) {
+        const char *base = strrchr(h->path, '/') + 1;
+        char lock[96];
+        (void)snprintf(lock, sizeof lock, "%.80s.lock", base);
+        (void)unlinkat(c->tmpfd, base, 0);      /* a finished but uncommitted body: not resumable */
+        (void)unlinkat(c->tmpfd, lock, 0);      /* while still holding it: see cache_tmp_path_for() */
+        (void)close(h->fd);
+        free(h->path);
+        *h = c->held[--c->n_held];
+}
+
+bool cache_tmp_release(struct cache *c, const char *path) {
+        bool found = false;
+        pthread_mutex_lock(&c->held_lock);
+        for (size_t i = 0; i < c->n_held && !found; i++)
+                if (strcmp(c->held[i].path, path) == 0) {
+                        release_held(c, &c->held[i]);
+                        found = true;
+                }
+        pthread_mutex_unlock(&c->held_lock);
+        return found;
 }
 
 int cache_commit(struct cache *c, const char *tmp_path, const char *expected_sha256, uint64_t expected_size,

@@ -52,6 +52,20 @@ int cache_check(struct cache *c, const char *sha256hex, uint64_t expected_size, 
  * Caller owns *ret_path. */
 int cache_tmp_path(struct cache *c, const char *label, char **ret_path);
 
+/* A stable download name for a file whose sha256 is known: DIR/tmp/dl-<sha256>. A download
+ * writes NAME.part and renames it to NAME; a killed build leaves NAME.part, which the next build
+ * that wants the same file resumes (fetch.h). The name is held with an exclusive lock
+ * (DIR/tmp/dl-<sha256>.lock, flock) until cache_tmp_release() or cache_free(); while another
+ * process holds it (it downloads the same file right now), a unique name as from
+ * cache_tmp_path() is returned instead (no resume; both commits are identical). Nothing is
+ * created but the lock. -EINVAL for a malformed digest. Caller owns *ret_path. */
+int cache_tmp_path_for(struct cache *c, const char *sha256hex, char **ret_path);
+
+/* Release a name from cache_tmp_path_for(): NAME goes (a finished but uncommitted body), NAME.part
+ * stays for a later resume (a stale one goes after a day, as every temporary), the lock goes.
+ * Returns false (and does nothing) when path is not such a held name. Thread-safe. */
+bool cache_tmp_release(struct cache *c, const char *path);
+
 /* Move the finished temporary file tmp_path (which must be a regular file directly inside
  * DIR/tmp, else -EINVAL) into the cache: hash it, compare with expected_sha256 (NULL = accept
  * any and report it) and expected_size (0 = any), make it 0444, fsync, rename into

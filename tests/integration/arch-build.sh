@@ -193,8 +193,19 @@ rc=$?
 check "cancel: the build fails (exit status 1)" test $rc -eq 1
 check "cancel: ... on the hostile package" contains "$WORK/s.log" "refusing entry 'usr/../../escape-dotdot'"
 check "cancel: ... without waiting for the stalled downloads" test $(( $(date +%s) - start )) -lt 20
-check "cancel: nothing is left in the cache's tmp/" test -z "$(find "$WORK/cache-stall/tmp" -mindepth 1 -print -quit)"
+check "cancel: tmp/ keeps the partial bodies, named after their digest" \
+  bash -c "ls '$WORK/cache-stall/tmp' | grep -qE '^dl-[0-9a-f]{64}\.part\$'"
+check "cancel: ... and nothing else (no locks, no unique names)" \
+  bash -c "! ls -A '$WORK/cache-stall/tmp' | grep -vqE '^dl-[0-9a-f]{64}\.part\$'"
 unchanged "a failure with downloads in flight"
+# The next build that wants those files resumes them where the cancelled one stopped.
+sed -i "s|^Mirror=.*|Mirror=$HTTP/\$repo/os/\$arch|" "$WORK/s.recipe"
+n0=$(wc -l <"$WORK/httpd.log")
+( cd "$WORK" && CACHE_OVERRIDE=$WORK/cache-stall mkm -q lock s.recipe ) >"$WORK/s2.log" 2>&1
+check "resume: the next run succeeds" test $? -eq 0
+check "resume: it asked the mirror for the rest only (Range: bytes=N-)" \
+  bash -c "tail -n +$((n0 + 1)) '$WORK/httpd.log' | grep -qE '^GET /(core|extra|hostile)/os/x86_64/[^ ]+ bytes=[1-9][0-9]*-\$'"
+check "resume: tmp/ is empty afterwards" test -z "$(find "$WORK/cache-stall/tmp" -mindepth 1 -print -quit)"
 
 # --locked: a recipe whose [Bootstrap] changed is refused instead of resolved again.
 recipe "$WORK/l.recipe" t1 "$HTTP" "core extra" $TARGETS

@@ -275,6 +275,65 @@ static void test_stale_cleanup(void **state) {
         assert_int_equal(access(fresh, F_OK), 0);
 }
 
+/* Stable download names: resumable, held by one process at a time, released cleanly. */
+static void test_stable_names(void **state) {
+        const char *dir = *state;
+        struct mkm_err err = {};
+        _cleanup_(cache_freep) struct cache *c = NULL;
+        assert_int_equal(cache_open(NULL, dir, &c, &err), 0);
+        _cleanup_free_ char *a = NULL, *b = NULL, *again = NULL, *want = NULL, *lock = NULL, *part = NULL;
+        assert_true(asprintf(&want, "%s/tmp/dl-%s", dir, ABC) > 0);
+        assert_true(asprintf(&lock, "%s/tmp/dl-%s.lock", dir, ABC) > 0);
+        assert_true(asprintf(&part, "%s/tmp/dl-%s.part", dir, ABC) > 0);
+        assert_int_equal(cache_tmp_path_for(c, ABC, &a), 0);
+        assert_string_equal(a, want);
+        assert_int_equal(access(lock, F_OK), 0);
+        /* While it is held (here by this same process, through another open file), a second
+         * reservation gets a unique name: nobody writes into the other's partial body. */
+        assert_int_equal(cache_tmp_path_for(c, ABC, &b), 0);
+        assert_string_not_equal(a, b);
+        assert_false(cache_tmp_release(c, b));
+        (void)unlink(b);
+        /* A partial body survives the release (for the next build); the lock and the name go. */
+        assert_int_equal(fs_write_file_at(AT_FDCWD, part, "ab", 2, 0644), 0);
+        assert_int_equal(fs_write_file_at(AT_FDCWD, a, "abc", 3, 0644), 0);
+        assert_true(cache_tmp_release(c, a));
+        assert_false(cache_tmp_release(c, a));
+        assert_int_equal(access(lock, F_OK), -1);
+        assert_int_equal(access(a, F_OK), -1);
+        assert_int_equal(access(part, F_OK), 0);
+        assert_int_equal(cache_tmp_path_for(c, ABC, &again), 0);
+        assert_string_equal(again, want);
+        /* A held name commits like any other. */
+        assert_int_equal(fs_write_file_at(AT_FDCWD, again, "abc", 3, 0644), 0);
+        char got[HASH_SHA256_HEX];
+        assert_int_equal(cache_commit(c, again, ABC, 3, got, &err), 0);
+        assert_true(cache_tmp_release(c, again));
+        assert_int_equal(cache_lookup(c, ABC, NULL), 0);
+        _cleanup_free_ char *bad = NULL;
+        assert_int_equal(cache_tmp_path_for(c, "../../etc/passwd", &bad), -EINVAL);
+        assert_int_equal(cache_tmp_path_for(c, "ABC", &bad), -EINVAL);
+}
+
+/* The stale cleanup removes an old download lock only when nobody holds it. */
+static void test_stale_locks(void **state) {
+        const char *dir = *state;
+        struct mkm_err err = {};
+        _cleanup_(cache_freep) struct cache *c = NULL, *c2 = NULL;
+        assert_int_equal(cache_open(NULL, dir, &c, &err), 0);
+        _cleanup_free_ char *held = NULL, *lheld = NULL, *lfree = NULL;
+        assert_int_equal(cache_tmp_path_for(c, ABC, &held), 0);
+        assert_true(asprintf(&lheld, "%s/tmp/dl-%s.lock", dir, ABC) > 0);
+        assert_true(asprintf(&lfree, "%s/tmp/dl-%s.lock", dir, EMPTY) > 0);
+        assert_int_equal(fs_write_file_at(AT_FDCWD, lfree, "", 0, 0600), 0);
+        struct timespec ts[2] = { { .tv_sec = time(NULL) - 2 * 86400 }, { .tv_sec = time(NULL) - 2 * 86400 } };
+        assert_int_equal(utimensat(AT_FDCWD, lheld, ts, 0), 0);
+        assert_int_equal(utimensat(AT_FDCWD, lfree, ts, 0), 0);
+        assert_int_equal(cache_open(NULL, dir, &c2, &err), 0);  /* cleans up */
+        assert_int_equal(access(lheld, F_OK), 0);
+        assert_int_equal(access(lfree, F_OK), -1);
+}
+
 /* ---- concurrency ---- */
 
 #define WRITERS 3
@@ -438,6 +497,8 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_hostile_names, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_corruption, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_stale_cleanup, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_stable_names, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_stale_locks, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_concurrent, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
