@@ -1390,6 +1390,19 @@ static int check_sig_size(size_t siglen, struct mkm_err *reterr) {
         return 0;
 }
 
+/* gpg's verdict on a detached signature; a good one teaches the fast path its key. */
+static int detached_by_gpg(struct verify_keyring *k, gpgme_data_t s, gpgme_data_t d, const void *sig, size_t siglen,
+                           struct verify_result *ret, struct mkm_err *reterr) {
+        struct verify_result res;
+        int r = verify_run(k, s, d, NULL, "detached signature", &res, reterr);
+        if (r < 0)
+                return r;
+        fast_learn(k, sig, siglen, &res);
+        if (ret)
+                *ret = res;
+        return 0;
+}
+
 int verify_detached(struct verify_keyring *k, const void *data, size_t len, const void *sig, size_t siglen,
                     struct verify_result *ret, struct mkm_err *reterr) {
         int r = check_sig_size(siglen, reterr);
@@ -1405,14 +1418,7 @@ int verify_detached(struct verify_keyring *k, const void *data, size_t len, cons
                 e = gpgme_data_new_from_mem(&d, len ? data : "", len, 0);
         if (e)
                 return mkm_err_set(reterr, gpg_to_errno(e), "gpgme: %s", gpgme_strerror(e));
-        struct verify_result res;
-        r = verify_run(k, s, d, NULL, "detached signature", &res, reterr);
-        if (r < 0)
-                return r;
-        fast_learn(k, sig, siglen, &res);
-        if (ret)
-                *ret = res;
-        return 0;
+        return detached_by_gpg(k, s, d, sig, siglen, ret, reterr);
 }
 
 int verify_detached_fd(struct verify_keyring *k, int fd, const void *sig, size_t siglen,
@@ -1429,14 +1435,7 @@ int verify_detached_fd(struct verify_keyring *k, int fd, const void *sig, size_t
                 e = gpgme_data_new_from_fd(&d, fd);
         if (e)
                 return mkm_err_set(reterr, gpg_to_errno(e), "gpgme: %s", gpgme_strerror(e));
-        struct verify_result res;
-        r = verify_run(k, s, d, NULL, "detached signature", &res, reterr);
-        if (r < 0)
-                return r;
-        fast_learn(k, sig, siglen, &res);
-        if (ret)
-                *ret = res;
-        return 0;
+        return detached_by_gpg(k, s, d, sig, siglen, ret, reterr);
 }
 
 /* Count lines that open a clearsigned message (gpg accepts trailing whitespace on armor lines). */
