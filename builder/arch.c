@@ -583,6 +583,7 @@ struct verify_job {
         struct fetch_item *items;       /* the wants not in the cache yet */
         size_t *idx;                    /* items[k] is want idx[k] */
         char **tmps;                    /* items[k].dest, in the cache's tmp/ */
+        bool *released;                 /* tmps[k] was let go of (release_item) */
         size_t m;
         pthread_t fetcher;
         bool has_fetcher;
@@ -604,6 +605,14 @@ static void want_finish(struct verify_job *j, size_t k, int r, const struct mkm_
         pthread_mutex_unlock(&j->lock);
 }
 
+/* Let go of item's download name, once (the fetcher's closing sweep comes after on_fetched). */
+static void release_item(struct verify_job *j, size_t item) {
+        if (j->released[item])
+                return;
+        j->released[item] = true;
+        release_tmp(j->a->b->cache, j->tmps[item]);
+}
+
 /* fetch_all()'s callback, on the fetcher thread: commit the file to the cache (hash, size). */
 static void on_fetched(struct fetch_item *it, void *userdata) {
         struct verify_job *j = userdata;
@@ -615,11 +624,13 @@ static void on_fetched(struct fetch_item *it, void *userdata) {
                 mkm_err_set(&e, r, "cannot download %s: %s", x->label, it->error);
         else {
                 struct mkm_err cerr = {};
+                const char *url = it->used_url;
                 r = cache_commit(j->a->b->cache, j->tmps[item], x->sha256, x->size, x->digest, &cerr);
-                if (r == -MKM_E_DIGEST_MISMATCH && !atomic_load(&j->cancel)) {
-                        /* The body may have continued an earlier build's partial download that
-                         * was wrong (cache_commit removed it): once more, from the first byte. */
-                        mkm_debug(j->a->b->ctx, "%s: %s; downloading it again from the start", x->label, cerr.msg);
+                if (r == -MKM_E_DIGEST_MISMATCH && it->resumed && !atomic_load(&j->cancel)) {
+                        /* The body continued an earlier build's partial download, which may have
+                         * been wrong (cache_commit removed it): once more, from the first byte. */
+                        mkm_debug(j->a->b->ctx, "%s: %s; it was resumed, so downloading it again from the start",
+                                  x->label, cerr.msg);
                         struct fetch_item again = { .urls = x->urls, .dest = j->tmps[item], .expected_size = x->size,
                                                     .label = x->label };
                         struct fetch_options fo;
@@ -628,17 +639,20 @@ static void on_fetched(struct fetch_item *it, void *userdata) {
                         fo.cancel = &j->cancel;
                         struct mkm_err ferr = {};
                         if (fetch_all(j->a->b->ctx, &again, 1, &fo, &ferr) == 0) {
-                                it = &again;
+                                url = again.used_url;
                                 r = cache_commit(j->a->b->cache, j->tmps[item], x->sha256, x->size, x->digest, &cerr);
+                        } else {
+                                r = again.result < 0 ? again.result : -EIO;
+                                (void)snprintf(cerr.msg, sizeof cerr.msg, "downloading it again: %s", again.error);
+                                url = NULL;
                         }
                 }
                 if (r < 0)
-                        mkm_err_set(&e, r, "%s from %s: %s", x->label, it->used_url ? it->used_url : "the mirror",
-                                    cerr.msg);
+                        mkm_err_set(&e, r, "%s from %s: %s", x->label, url ? url : "the mirrors", cerr.msg);
                 else
                         x->present = true;
         }
-        release_tmp(j->a->b->cache, j->tmps[item]);
+        release_item(j, item);
         want_finish(j, k, r, &e);
 }
 
@@ -661,7 +675,7 @@ static void *fetcher_thread(void *userdata) {
                 mkm_err_set(&e, r, "cannot download %s: %s", j->w[j->idx[item]].label,
                             j->items[item].error[0] ? j->items[item].error : ferr.msg[0] ? ferr.msg : mkm_strerror(r));
                 want_finish(j, j->idx[item], r, &e);    /* no-op for the ones already reported */
-                release_tmp(b->cache, j->tmps[item]);   /* no-op for the ones released already */
+                release_item(j, item);                  /* no-op for the ones released already */
         }
         j->sync_result = cache_sync(b->cache);
         j->synced = true;
@@ -751,6 +765,7 @@ static void verify_job_free(struct verify_job *j) {
                 return;
         want_done(j->w, 2 * j->n);
         strv_free(j->tmps);
+        free(j->released);
         free(j->w);
         free(j->w_done);
         free(j->w_res);
@@ -795,8 +810,9 @@ static int verify_start(struct arch *a, struct want *w, struct mkm_err *reterr) 
         j->items = calloc(2 * n1, sizeof *j->items);
         j->idx = calloc(2 * n1, sizeof *j->idx);
         j->tmps = calloc(2 * n1 + 1, sizeof *j->tmps);
+        j->released = calloc(2 * n1, sizeof *j->released);
         if (!j->ready || !j->results || !j->errs || !j->fprs || !j->threads || !j->w_done || !j->w_res ||
-            !j->w_errs || !j->items || !j->idx || !j->tmps) {
+            !j->w_errs || !j->items || !j->idx || !j->tmps || !j->released) {
                 verify_job_free(j);
                 return -ENOMEM;
         }

@@ -96,29 +96,58 @@ static void clean_stale(struct cache *c) {
                 struct stat st;
                 if (fstatat(c->tmpfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
                         continue;
-                size_t nl = strlen(de->d_name);
-                if (nl > 5 && strcmp(de->d_name + nl - 5, ".lock") == 0) {
-                        /* A download lock goes only when nobody holds it (whatever its age). */
-                        int lfd = openat(c->tmpfd, de->d_name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
-                        if (lfd >= 0 && flock(lfd, LOCK_EX | LOCK_NB) == 0 && st.st_mtime <= now - CACHE_STALE_SECONDS &&
-                            unlinkat(c->tmpfd, de->d_name, 0) == 0)
-                                n++;
-                        if (lfd >= 0)
-                                (void)close(lfd);
-                        continue;
-                }
                 if (st.st_mtime > now - CACHE_STALE_SECONDS)
                         continue;
-                int r = S_ISDIR(st.st_mode) ? fs_rm_rf_at(c->tmpfd, de->d_name)
-                                            : (unlinkat(c->tmpfd, de->d_name, 0) < 0 ? negative_errno() : 0);
+                /* A download name (dl-<sha256>, .part, .lock) goes only while we hold its lock,
+                 * taken as cache_tmp_path_for() takes it: another build may be about to resume
+                 * into an old .part. The lock goes with it. */
+                _cleanup_close_ int lfd = -EBADF;
+                char digest[65], lock[96] = "";
+                if (sscanf(de->d_name, "dl-%64[0-9a-f]", digest) == 1 && strlen(digest) == 64) {
+                        struct stat a, b;
+                        (void)snprintf(lock, sizeof lock, "dl-%s.lock", digest);
+                        lfd = openat(c->tmpfd, lock, O_RDONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
+                        if (lfd < 0 || flock(lfd, LOCK_EX | LOCK_NB) < 0 || fstat(lfd, &a) < 0 ||
+                            fstatat(c->tmpfd, lock, &b, AT_SYMLINK_NOFOLLOW) < 0 || a.st_dev != b.st_dev ||
+                            a.st_ino != b.st_ino)
+                                continue;       /* held, or the name is another lock file by now */
+                }
+                int r = 0;
+                if (strcmp(de->d_name, lock) != 0)
+                        r = S_ISDIR(st.st_mode) ? fs_rm_rf_at(c->tmpfd, de->d_name)
+                                                : (unlinkat(c->tmpfd, de->d_name, 0) < 0 ? negative_errno() : 0);
                 if (r < 0)
                         mkm_debug(c->ctx, "cannot remove stale %s/tmp/%s: %s; ignoring", c->dir, de->d_name, mkm_strerror(r));
                 else
                         n++;
+                if (lfd >= 0)
+                        (void)unlinkat(c->tmpfd, lock, 0);      /* still holding it */
         }
         (void)closedir(d);
         if (n)
                 mkm_debug(c->ctx, "cache %s: removed %u stale temporary files", c->dir, n);
+}
+
+/* Whoever else may write into the cache could swap a verified file for another between its
+ * check and its use, or plant a partial download for a build to resume into: the cache's
+ * directories must be ours and writable by nobody else (the top may be a sticky directory). */
+static int check_owner(struct cache *c, struct mkm_err *reterr) {
+        static const char *const names[] = { ".", "sha256", "tmp" };
+        uid_t me = geteuid();
+        for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+                struct stat st;
+                if (fstatat(c->dirfd, names[i], &st, AT_SYMLINK_NOFOLLOW) < 0)
+                        return mkm_err_set(reterr, negative_errno(), "cannot stat %s/%s: %m", c->dir, names[i]);
+                bool top = i == 0;
+                if (!S_ISDIR(st.st_mode) || (!top && st.st_uid != me) || (top && st.st_uid != me && st.st_uid != 0) ||
+                    ((st.st_mode & 022) && !(top && (st.st_mode & S_ISVTX))))
+                        return mkm_err_set(reterr, -EPERM,
+                                           "cache directory %s%s%s is owned by uid %u with mode %04o: it must belong to "
+                                           "uid %u and be writable by nobody else (chown it, or use another --cache-dir)",
+                                           c->dir, top ? "" : "/", top ? "" : names[i], (unsigned)st.st_uid,
+                                           (unsigned)(st.st_mode & 07777), (unsigned)me);
+        }
+        return 0;
 }
 
 int cache_open(struct mkm_ctx *ctx, const char *dir, struct cache **ret, struct mkm_err *reterr) {
@@ -148,6 +177,9 @@ int cache_open(struct mkm_ctx *ctx, const char *dir, struct cache **ret, struct 
         c->tmpfd = openat(c->dirfd, "tmp", O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
         if (c->tmpfd < 0 || fstat(c->tmpfd, &c->tmp_st) < 0)
                 return mkm_err_set(reterr, negative_errno(), "cannot open %s/tmp: %m", c->dir);
+        r = check_owner(c, reterr);
+        if (r < 0)
+                return r;
         clean_stale(c);
         *ret = TAKE_PTR(c);
         return 0;
@@ -255,32 +287,29 @@ int cache_tmp_path(struct cache *c, const char *label, char **ret_path) {
 int cache_tmp_path_for(struct cache *c, const char *sha256hex, char **ret_path) {
         if (!hash_is_sha256_hex(sha256hex))
                 return -EINVAL;
-        char lock[96];
+        char lock[96], label[80];
         (void)snprintf(lock, sizeof lock, "dl-%s.lock", sha256hex);
+        (void)snprintf(label, sizeof label, "dl-%.64s", sha256hex);
         int fd = -EBADF;
-        for (int attempt = 0; attempt < 5; attempt++) {
-                fd = openat(c->tmpfd, lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+        for (int attempt = 0; attempt < 5 && fd < 0; attempt++) {
+                fd = openat(c->tmpfd, lock, O_RDONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
                 if (fd < 0)
-                        return negative_errno();
-                if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-                        int r = negative_errno();
-                        (void)close(fd);
-                        if (r != -EWOULDBLOCK)
-                                return r;
-                        /* Someone downloads this very file now: go on without resume. */
-                        char label[80];
-                        (void)snprintf(label, sizeof label, "dl-%.64s", sha256hex);
-                        return cache_tmp_path(c, label, ret_path);
-                }
+                        break;
                 /* The lock counts only if the name still is this file: a releaser unlinks it. */
                 struct stat a, b;
-                if (fstat(fd, &a) == 0 && fstatat(c->tmpfd, lock, &b, AT_SYMLINK_NOFOLLOW) == 0 && same_file(&a, &b))
-                        break;
-                (void)close(fd);
-                fd = -EBADF;
+                if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+                        (void)close(fd);
+                        fd = -EBADF;
+                        break;          /* someone downloads this very file now */
+                }
+                if (fstat(fd, &a) < 0 || fstatat(c->tmpfd, lock, &b, AT_SYMLINK_NOFOLLOW) < 0 || !same_file(&a, &b)) {
+                        (void)close(fd);
+                        fd = -EBADF;
+                }
         }
+        /* No lock (held elsewhere, or any failure: fds, locks): a unique name, without resume. */
         if (fd < 0)
-                return -EAGAIN;
+                return cache_tmp_path(c, label, ret_path);
         char *p = NULL;
         if (asprintf(&p, "%s/tmp/dl-%s", c->dir, sha256hex) < 0) {
                 (void)close(fd);
@@ -357,6 +386,10 @@ int cache_commit(struct cache *c, const char *tmp_path, const char *expected_sha
                 return mkm_err_set(reterr, negative_errno(), "cannot stat %s: %m", tmp_path);
         if (!S_ISREG(st.st_mode))
                 return mkm_err_set(reterr, -EINVAL, "%s is not a regular file", tmp_path);
+        /* Nobody else may still hold a way to change it once it is verified. */
+        if (st.st_uid != geteuid() || st.st_nlink != 1)
+                return mkm_err_set(reterr, -EPERM, "%s is owned by uid %u with %u links: not committed", tmp_path,
+                                   (unsigned)st.st_uid, (unsigned)st.st_nlink);
 
         r = hash_fd_hex(HASH_SHA256, fd, got, &size);
         if (r < 0)

@@ -65,25 +65,32 @@ static int worker(struct mkm_ctx *ctx, const char *path) {
         return EXIT_OK;
 }
 
-/* After an abnormal end of the worker: take the lock and remove its staging root. */
-/* After a killed worker: remove its staging tree (deploy_begin does, under the build lock) and
- * the temporary files it may have been writing (the lock beside the recipe, the state files,
- * the host files; all are written to a temporary and renamed). */
+/* The temporaries pid left in the directory of path (fs_write_atomic_at's .#NAME.PID.XXXXXX). */
+static void remove_temporaries_beside(const char *path, pid_t pid) {
+        _cleanup_free_ char *dir = strdup(path);
+        if (!dir)
+                return;
+        char *slash = strrchr(dir, '/');
+        if (slash)
+                *(slash == dir ? slash + 1 : slash) = 0;
+        (void)fs_remove_temporaries_of(slash ? dir : ".", pid);
+}
+
+/* After a killed worker (not yet reaped, so its pid is not reused): remove its staging tree
+ * (deploy_begin does, under the build lock) and the temporary files it may have been writing:
+ * the lock beside the recipe (named after the recipe's real path), the state files, the host
+ * files; all are written to a temporary and renamed. */
 static void clean_after(struct mkm_ctx *ctx, const char *path, pid_t pid) {
         struct mkm_err err = {};
-        _cleanup_free_ char *dir = strdup(path);
-        if (dir) {
-                char *slash = strrchr(dir, '/');
-                if (slash)
-                        *(slash == dir ? slash + 1 : slash) = 0;
-                (void)fs_remove_temporaries_of(slash ? dir : ".", pid);
-        }
+        remove_temporaries_beside(path, pid);
         _cleanup_(recipe_freep) struct recipe *r = NULL;
         if (recipe_load(NULL, path, &r, &err) < 0) {
                 fprintf(stderr, "mkmachine: cannot clean up after the interrupted build (%s); the next build of "
                                 "this machine removes its staging tree\n", err.msg);
                 return;
         }
+        if (r->path)
+                remove_temporaries_beside(r->path, pid);
         hooks_remove_host_temporaries(ctx, r->name, pid);
         _cleanup_(deploy_freep) struct deploy *d = NULL;
         if (deploy_begin(ctx, r->name, &d, &err) < 0)
@@ -134,19 +141,26 @@ int cli_cmd_build(struct mkm_ctx *ctx, int argc, char **argv) {
         (void)sigaction(SIGTERM, &sa, NULL);
         (void)sigaction(SIGHUP, &sa, NULL);
         (void)sigprocmask(SIG_SETMASK, &old, NULL);
-        int status;
-        while (waitpid(pid, &status, 0) < 0)
+        /* Wait without reaping: until the cleanup below is done, the worker's pid cannot be
+         * reused, so the files named after it are its own. */
+        siginfo_t info = {};
+        while (waitid(P_PID, (id_t)pid, &info, WEXITED | WNOWAIT) < 0)
                 if (errno != EINTR)
-                        return cli_fail(-errno, NULL, "waitpid");
-        /* The worker is reaped: its pid may be reused, so nothing is forwarded any more. */
+                        return cli_fail(-errno, NULL, "waitid");
+        /* It has ended: nothing is forwarded any more. */
         (void)sigprocmask(SIG_BLOCK, &guarded, NULL);
         arg_worker_pid = 0;
         (void)sigprocmask(SIG_SETMASK, &old, NULL);
-        if (WIFEXITED(status))
-                return WEXITSTATUS(status);
-        int sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+        if (info.si_code == CLD_EXITED) {
+                int status;
+                (void)waitpid(pid, &status, 0);
+                return info.si_status;
+        }
+        int sig = info.si_status;
         fprintf(stderr, "mkmachine: build of %s interrupted (%s); removing its staging tree\n", path, strsignal(sig));
         verify_remove_homes_of(pid);
         clean_after(ctx, path, pid);
+        int status;
+        (void)waitpid(pid, &status, 0);
         return EXIT_BUILD_FAILED;
 }

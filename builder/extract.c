@@ -151,8 +151,6 @@ struct xstate {
         struct hashmap *own_files;      /* regular files of this package: valid hard-link targets */
         char **files;
         uint64_t bytes;
-        uid_t euid;                     /* who we create files as */
-        gid_t egid;
         mode_t umask;                   /* the process's, as the kernel applies it to new files */
         /* the last parent directory opened, reused for consecutive entries */
         char *cached_parent;
@@ -395,13 +393,18 @@ static int write_regular(struct xstate *s, struct archive *a, struct archive_ent
                                            "%s: contents exceed the %llu bytes its metadata promised", s->label,
                                            (unsigned long long)max);
         }
-        /* A file we create is ours already: chown only to someone else. */
+        /* What the kernel made of our create: a set-gid parent gives its group, a default ACL
+         * masks the mode instead of the umask. Fix only what differs (fstat dirties nothing). */
         uid_t uid = (uid_t)archive_entry_uid(e);
         gid_t gid = (gid_t)archive_entry_gid(e);
-        if ((uid != s->euid || gid != s->egid) && fchown(fd, uid, gid) < 0)
+        struct stat now;
+        if (fstat(fd, &now) < 0)
+                return negative_errno();
+        bool chowned = now.st_uid != uid || now.st_gid != gid;
+        if (chowned && fchown(fd, uid, gid) < 0)
                 return mkm_err_set(s->reterr, negative_errno(), "%s: chown /%s: %s", s->label, path, strerror(errno));
         /* chmod after chown: chown clears set-id bits. */
-        if (!exact && fchmod(fd, mode) < 0)
+        if ((!exact || chowned || (now.st_mode & 07777) != mode) && fchmod(fd, mode) < 0)
                 return negative_errno();
         r = apply_xattrs(s, fd, e, path);
         if (r < 0)
@@ -575,8 +578,6 @@ int extract_archive_fd(struct mkm_ctx *ctx, int rootfd, int fd, const struct ext
                 .reterr = reterr,
                 .label = opts->label ? opts->label : "package",
                 .cached_fd = -EBADF,
-                .euid = geteuid(),
-                .egid = getegid(),
                 .umask = current_umask(),
         };
         struct extract_meta meta = {};

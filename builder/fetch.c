@@ -338,7 +338,14 @@ static int xfer_start(struct fetch_state *st, CURLM *multi, struct xfer *x) {
         x->abort_code = 0;
         x->abort_msg[0] = x->errbuf[0] = '\0';
 
-        x->fd = open(x->part, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+        x->fd = open(x->part, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0644);
+        if (x->fd >= 0 && fstat(x->fd, &s) == 0 && (!S_ISREG(s.st_mode) || s.st_uid != geteuid() || s.st_nlink != 1)) {
+                /* Not a partial body we wrote (planted, or linked elsewhere): start afresh. */
+                (void)close(x->fd);
+                x->fd = -EBADF;
+                if (unlink(x->part) == 0 || errno == ENOENT)
+                        x->fd = open(x->part, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
+        }
         if (x->fd < 0 || fstat(x->fd, &s) < 0) {
                 int r = negative_errno();
                 (void)snprintf(x->abort_msg, sizeof x->abort_msg, "cannot open '%s': %s", x->part, strerror(-r));
@@ -572,6 +579,7 @@ static void item_fail(struct fetch_state *st, struct xfer *x, int code) {
 
 static void item_succeed(struct fetch_state *st, struct xfer *x) {
         x->item->result = 0;
+        x->item->resumed = x->offset > 0;
         x->item->error[0] = '\0';
         x->item->used_url = url_of(x);
         x->state = XFER_DONE;
@@ -716,6 +724,7 @@ int fetch_all(struct mkm_ctx *ctx, struct fetch_item *items, size_t n, const str
                 it->result = 0;
                 it->error[0] = '\0';
                 it->used_url = NULL;
+                it->resumed = false;
                 if (!it->dest || !it->urls || !it->urls[0]) {
                         (void)snprintf(it->error, sizeof it->error, "no %s given", it->dest ? "URL" : "destination");
                         item_fail(&st, x, -EINVAL);

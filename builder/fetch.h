@@ -27,6 +27,7 @@ struct fetch_item {
         int result;             /* out: 0 or a negative errno / -MKM_E_* code */
         char error[512];        /* out: why it failed, naming each URL tried and its failure */
         const char *used_url;   /* out: borrowed from urls, the one that succeeded; NULL on failure */
+        bool resumed;           /* out: on success, the body continued a partial dest.part (Range) */
         bool not_found;         /* out: failed because every URL said it does not exist (HTTP 404/410,
                                  * a missing file://), as opposed to any other failure */
 };

@@ -291,7 +291,8 @@ int fs_walk(int dirfd, unsigned max_depth, fs_walk_fn fn, void *userdata) {
 /* The mount a directory entry belongs to (statx STATX_MNT_ID, Linux 5.8); 0 when unknown. */
 static uint64_t mount_id_at(int dirfd, const char *name) {
         struct statx stx;
-        if (statx(dirfd, name, AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT, STATX_MNT_ID, &stx) < 0 ||
+        if (statx(dirfd, name, AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT | (*name ? 0 : AT_EMPTY_PATH), STATX_MNT_ID,
+                  &stx) < 0 ||
             !(stx.stx_mask & STATX_MNT_ID))
                 return 0;
         return stx.stx_mnt_id;
@@ -317,8 +318,7 @@ static int rm_rf_children(int fd, dev_t dev, uint64_t mnt) {
                         continue;
                 }
                 if (S_ISDIR(st.st_mode)) {
-                        uint64_t m = mnt ? mount_id_at(dirfd(d), de->d_name) : 0;
-                        if (st.st_dev != dev || (m && m != mnt)) {
+                        if (st.st_dev != dev) {
                                 if (r == 0)
                                         r = -EXDEV;
                                 continue;
@@ -327,6 +327,14 @@ static int rm_rf_children(int fd, dev_t dev, uint64_t mnt) {
                         if (cfd < 0) {
                                 if (r == 0)
                                         r = negative_errno();
+                                continue;
+                        }
+                        /* The mount of what we opened (not of the name, which could change); when
+                         * the top's mount is known, one we cannot tell counts as another. */
+                        if (mnt && mount_id_at(cfd, "") != mnt) {
+                                (void)close(cfd);
+                                if (r == 0)
+                                        r = -EXDEV;
                                 continue;
                         }
                         int q = rm_rf_children(cfd, dev, mnt);
@@ -350,7 +358,14 @@ int fs_rm_rf_at(int dirfd, const char *name) {
         int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (fd < 0)
                 return negative_errno();
-        int r = rm_rf_children(fd, st.st_dev, mount_id_at(dirfd, name));
+        uint64_t mnt = mount_id_at(fd, "");
+        /* Something mounted on the directory itself (".." leads back into the parent mount). */
+        _cleanup_close_ int up = openat(fd, "..", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (mnt && up >= 0 && mount_id_at(up, "") != mnt) {
+                (void)close(fd);
+                return -EXDEV;
+        }
+        int r = rm_rf_children(fd, st.st_dev, mnt);
         if (unlinkat(dirfd, name, AT_REMOVEDIR) < 0 && r == 0)
                 r = negative_errno();
         return r;

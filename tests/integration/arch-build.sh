@@ -206,6 +206,21 @@ check "resume: the next run succeeds" test $? -eq 0
 check "resume: it asked the mirror for the rest only (Range: bytes=N-)" \
   bash -c "tail -n +$((n0 + 1)) '$WORK/httpd.log' | grep -qE '^GET /(core|extra|hostile)/os/x86_64/[^ ]+ bytes=[1-9][0-9]*-\$'"
 check "resume: tmp/ is empty afterwards" test -z "$(find "$WORK/cache-stall/tmp" -mindepth 1 -print -quit)"
+# A partial body with wrong bytes (from a bad mirror, earlier): resumed, found wrong at the end,
+# downloaded once more from the first byte, and the build goes on.
+csha=$(awk '$1 == "package" && $2 == "confpkg" {print $6}' "$WORK/s.recipe.lock")
+cfile=$(awk '$1 == "package" && $2 == "confpkg" {print $5}' "$WORK/s.recipe.lock")
+rm -f "$WORK/cache-stall/sha256/${csha:0:2}/$csha"
+head -c 100 /dev/urandom >"$WORK/cache-stall/tmp/dl-$csha.part"
+n0=$(wc -l <"$WORK/httpd.log")
+( cd "$WORK" && CACHE_OVERRIDE=$WORK/cache-stall mkm -q lock s.recipe ) >"$WORK/s3.log" 2>&1
+check "bad partial: the run succeeds" test $? -eq 0
+check "bad partial: it resumed first (bytes=100-)" \
+  bash -c "tail -n +$((n0 + 1)) '$WORK/httpd.log' | grep -qE '^GET /[a-z]+/os/x86_64/$cfile bytes=100-\$'"
+check "bad partial: ... then fetched the whole file again" \
+  bash -c "tail -n +$((n0 + 1)) '$WORK/httpd.log' | grep -qE '^GET /[a-z]+/os/x86_64/$cfile -\$'"
+check "bad partial: the cache holds the right file" \
+  test "$(sha256sum <"$WORK/cache-stall/sha256/${csha:0:2}/$csha" | cut -d' ' -f1)" = "$csha"
 
 # --locked: a recipe whose [Bootstrap] changed is refused instead of resolved again.
 recipe "$WORK/l.recipe" t1 "$HTTP" "core extra" $TARGETS

@@ -334,6 +334,46 @@ static void test_stale_locks(void **state) {
         assert_int_equal(access(lfree, F_OK), -1);
 }
 
+/* A cache someone else can write into is refused: they could swap verified files or plant
+ * partial downloads. A sticky top directory (like /tmp) is fine. */
+static void test_foreign_owner(void **state) {
+        const char *dir = *state;
+        struct mkm_err err = {};
+        struct cache *c = NULL;
+        assert_int_equal(cache_open(NULL, dir, &c, &err), 0);
+        c = cache_free(c);
+        _cleanup_free_ char *tmp = NULL, *sha = NULL;
+        assert_true(asprintf(&tmp, "%s/tmp", dir) > 0);
+        assert_true(asprintf(&sha, "%s/sha256", dir) > 0);
+        if (geteuid() == 0) {
+                assert_int_equal(chown(tmp, 1234, 1234), 0);
+                assert_int_equal(cache_open(NULL, dir, &c, &err), -EPERM);
+                print_message("%s\n", err.msg);
+                assert_non_null(strstr(err.msg, "owned by uid 1234"));
+                assert_int_equal(chown(tmp, 0, 0), 0);
+        }
+        assert_int_equal(chmod(sha, 0775), 0);
+        assert_int_equal(cache_open(NULL, dir, &c, &err), -EPERM);
+        assert_non_null(strstr(err.msg, "writable by nobody else"));
+        assert_int_equal(chmod(sha, 0755), 0);
+        assert_int_equal(chmod(dir, 01777), 0);
+        assert_int_equal(cache_open(NULL, dir, &c, &err), 0);
+        c = cache_free(c);
+        assert_int_equal(chmod(dir, 0777), 0);
+        assert_int_equal(cache_open(NULL, dir, &c, &err), -EPERM);
+        assert_int_equal(chmod(dir, 0700), 0);
+        /* A temporary that is not ours alone is not committed. */
+        assert_int_equal(cache_open(NULL, dir, &c, &err), 0);
+        _cleanup_free_ char *p = NULL, *link2 = NULL;
+        assert_int_equal(cache_tmp_path(c, "x", &p), 0);
+        assert_int_equal(fs_write_file_at(AT_FDCWD, p, "abc", 3, 0644), 0);
+        assert_true(asprintf(&link2, "%s/tmp/second-link", dir) > 0);
+        assert_int_equal(link(p, link2), 0);
+        assert_int_equal(cache_commit(c, p, ABC, 3, NULL, &err), -EPERM);
+        assert_non_null(strstr(err.msg, "2 links"));
+        c = cache_free(c);
+}
+
 /* ---- concurrency ---- */
 
 #define WRITERS 3
@@ -499,6 +539,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_stale_cleanup, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_stable_names, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_stale_locks, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_foreign_owner, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_concurrent, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

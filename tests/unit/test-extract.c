@@ -242,6 +242,40 @@ static void test_modes(void **state) {
         }
 }
 
+/* The kernel's own say over new files: a set-gid directory passes on its group, a default ACL
+ * replaces the umask. Owners and modes must still come out as the package says. */
+static void test_setgid_and_default_acl(void **state) {
+        struct fixture *f = *state;
+        assert_int_equal(fchown(f->rootfd, 0, 4321), 0);
+        assert_int_equal(fchmod(f->rootfd, 02755), 0);
+        /* system.posix_acl_default: version 2; user::rwx, group::r-x, other::--- */
+        const uint8_t acl[] = { 2, 0, 0, 0,  0x01, 0, 7, 0, 0xff, 0xff, 0xff, 0xff,
+                                0x04, 0, 5, 0, 0xff, 0xff, 0xff, 0xff,  0x20, 0, 0, 0, 0xff, 0xff, 0xff, 0xff };
+        bool have_acl = fsetxattr(f->rootfd, "system.posix_acl_default", acl, sizeof acl, 0) == 0;
+        if (!have_acl)
+                print_message("no default ACL here (%s): checking the set-gid directory only\n", strerror(errno));
+        const struct ent ents[] = {
+                { 'f', ".PKGINFO", "pkgname = g\npkgver = 1-1\n" },
+                { 'f', "a644", "x", 0644 },
+                { 'f', "b755", "x", 0755 },
+                { 'f', "c600", "x", 0600 },
+                { 'f', "d4755", "x", 04755 },
+        };
+        struct extract_result res = {};
+        struct mkm_err err = {};
+        assert_int_equal(run(f, ents, ELEMENTSOF(ents), 0, NULL, "g", &res, &err), 0);
+        for (size_t i = 1; i < ELEMENTSOF(ents); i++) {
+                struct stat st;
+                assert_int_equal(fstatat(f->rootfd, ents[i].path, &st, AT_SYMLINK_NOFOLLOW), 0);
+                print_message("%s: %04o %u:%u\n", ents[i].path, (unsigned)(st.st_mode & 07777), (unsigned)st.st_uid,
+                              (unsigned)st.st_gid);
+                assert_int_equal(st.st_mode & 07777, ents[i].perm);
+                assert_int_equal(st.st_uid, 0);
+                assert_int_equal(st.st_gid, 0);
+        }
+        extract_result_done(&res);
+}
+
 static void test_hostile(void **state) {
         struct fixture *f = *state;
         char abs_outside[256], rel_outside[256];
@@ -381,6 +415,7 @@ int main(void) {
                 cmocka_unit_test(test_normalize_table),
                 cmocka_unit_test_setup_teardown(test_normal_package, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_modes, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_setgid_and_default_acl, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_hostile, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_symlink_from_earlier_package, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_file_conflict, setup, teardown),

@@ -166,6 +166,10 @@ static void test_rm_rf_stops_at_bind_mounts(void **state) {
                 assert_int_equal(fs_rm_rf_at(AT_FDCWD, outside), 0);
                 skip();
         }
+        /* The mount point itself, and a tree holding one. */
+        _cleanup_free_ char *mnt_rel = strdup("m/a/mnt");
+        assert_int_equal(fs_rm_rf_at(tfd, mnt_rel), -EXDEV);
+        assert_int_equal(faccessat(ofd, "precious", F_OK, 0), 0);
         assert_int_equal(fs_rm_rf_at(tfd, "m"), -EXDEV);
         assert_int_equal(faccessat(ofd, "precious", F_OK, 0), 0);
         assert_int_equal(faccessat(tfd, "m/a/file", F_OK, 0), -1);   /* the rest went */
