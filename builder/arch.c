@@ -554,9 +554,9 @@ static int plan_from_repos(struct arch *a, struct mkm_err *reterr) {
  *
  *   fetcher thread   fetch_all() over every package and signature not in the cache yet, in
  *                    install order; each file is committed to the cache as it lands
- *   verify threads   one per CPU; package i is checked (a gpg run over the whole file, with the
- *                    thread's own handle on the one prepared keyring) once it and its signature
- *                    are in the cache
+ *   verify threads   one per CPU; package i is checked once it and its signature are in the
+ *                    cache (verify_detached_fd with the thread's own handle on the one prepared
+ *                    keyring: in-process for a key gpg accepted before, else a gpg run)
  *   caller           install(): package i is opened (by any parser) only after verify_wait(i)
  *                    said its signature is good
  *
