@@ -34,8 +34,15 @@ pac() { pacman --root "$1" --dbpath "$1/var/lib/pacman" "${@:2}"; }
 TARGETS="base-test app cron-user confpkg scripted hardlinks caps"
 recipe "$WORK/t1.recipe" t1 "$HTTP" "core extra" $TARGETS
 mkm t1.recipe >/dev/null 2>&1 || true   # not a file here: must fail cleanly
-( cd "$WORK" && mkm t1.recipe ) >"$WORK/b1.log" 2>&1
+( cd "$WORK" && mkm -v t1.recipe ) >"$WORK/b1.log" 2>&1
 check "build over http exits 0" test $? -eq 0 -a -d "$M/t1"
+# One key signs the db and the packages: gpg judges its first signature, every later one is
+# checked in-process.
+npkg=$(awk '$1=="package"' "$WORK/t1.recipe.lock" | wc -l)
+sigline=$(grep -o '([0-9]* checked in-process, [0-9]* by gpg)' "$WORK/b1.log")
+native=$(echo "$sigline" | tr -dc '0-9 ' | awk '{print $1}')
+check "signatures by a key gpg accepted are checked in-process: $sigline, $npkg packages" \
+  test "${sigline#* checked in-process, }" = "1 by gpg)" -a "${native:-0}" -ge $((npkg - 1))
 check "the lock is written beside the recipe" test -s "$WORK/t1.recipe.lock"
 pac "$M/t1" -Qkk >"$WORK/qkk.log" 2>&1
 check "pacman -Qkk on the tree is clean" bash -c "! grep -v ' 0 altered files' '$WORK/qkk.log' | grep -q ."
