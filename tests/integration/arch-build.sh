@@ -213,6 +213,16 @@ check "resume: the next run succeeds" test $? -eq 0
 check "resume: it asked the mirror for the rest only (Range: bytes=N-)" \
   bash -c "tail -n +$((n0 + 1)) '$WORK/httpd.log' | grep -qE '^GET /(core|extra|hostile)/os/x86_64/[^ ]+ bytes=[1-9][0-9]*-\$'"
 check "resume: tmp/ is empty afterwards" test -z "$(find "$WORK/cache-stall/tmp" -mindepth 1 -print -quit)"
+# A flaky mirror: every file fails once with 503. The pipeline retries each (with backoff) and
+# the run succeeds with every package verified.
+sed -i "s|^Mirror=.*|Mirror=$HTTP/fault/503-once/\$repo/os/\$arch|" "$WORK/s.recipe"
+n0=$(wc -l <"$WORK/httpd.log")
+( cd "$WORK" && CACHE_OVERRIDE=$WORK/cache-flaky mkm -q lock s.recipe ) >"$WORK/s4.log" 2>&1
+check "flaky mirror: the run succeeds" test $? -eq 0
+check "flaky mirror: each package was asked for twice" \
+  test "$(tail -n +$((n0 + 1)) "$WORK/httpd.log" | grep -cE '^GET /fault/503-once/[a-z]+/os/x86_64/[^ ]+\.pkg\.tar\.zst -$')" \
+  -eq $((2 * $(awk '$1 == "package"' "$WORK/s.recipe.lock" | wc -l)))
+sed -i "s|^Mirror=.*|Mirror=$HTTP/\$repo/os/\$arch|" "$WORK/s.recipe"
 # A partial body with wrong bytes (from a bad mirror, earlier): resumed, found wrong at the end,
 # downloaded once more from the first byte, and the build goes on.
 csha=$(awk '$1 == "package" && $2 == "confpkg" {print $6}' "$WORK/s.recipe.lock")
