@@ -56,9 +56,10 @@ int cache_tmp_path(struct cache *c, const char *label, char **ret_path);
  * writes NAME.part and renames it to NAME; a killed build leaves NAME.part, which the next build
  * that wants the same file resumes (fetch.h). The name is held with an exclusive lock
  * (DIR/tmp/dl-<sha256>.lock, flock) until cache_tmp_release() or cache_free(); while another
- * process holds it (it downloads the same file right now), a unique name as from
- * cache_tmp_path() is returned instead (no resume; both commits are identical). Nothing is
- * created but the lock. -EINVAL for a malformed digest. Caller owns *ret_path. */
+ * process holds it (it downloads the same file right now), or when the lock cannot be taken at
+ * all, a unique name as from cache_tmp_path() is returned instead (no resume; both commits are
+ * identical). Nothing is created but the lock. -EINVAL for a malformed digest. Caller owns
+ * *ret_path. A .part is resumed only when it is a regular file of ours with one link (fetch.c). */
 int cache_tmp_path_for(struct cache *c, const char *sha256hex, char **ret_path);
 
 /* Release a name from cache_tmp_path_for(): NAME goes (a finished but uncommitted body), NAME.part

@@ -52,7 +52,9 @@ int fs_mkdir_p_in_root(int rootfd, const char *path, mode_t mode);
 typedef int (*fs_walk_fn)(int dfd, const char *name, const char *path, const struct stat *st, void *userdata);
 int fs_walk(int dirfd, unsigned max_depth, fs_walk_fn fn, void *userdata);
 
-/* rm -rf of dirfd/name without following symlinks and without leaving the file system. */
+/* rm -rf of dirfd/name without following symlinks, and without leaving the file system or
+ * entering another mount of it (a bind mount, by mount ID): such directories are left alone and
+ * -EXDEV returned once the rest is gone. A mount point as name itself is refused (-EXDEV). */
 int fs_rm_rf_at(int dirfd, const char *name);
 
 /* Join two path parts with exactly one '/'. Caller owns the result; NULL on ENOMEM. */
