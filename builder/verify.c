@@ -12,6 +12,7 @@
 #include <gpgme.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +32,7 @@
 #include "util/strv.h"
 
 #define TRUST_FILE_MAX ((size_t)1024 * 1024)
+#define STALE_HOME_SECONDS (10 * 60)   /* a dead creator's home older than this goes */
 
 struct verify_keyring {
         struct mkm_ctx *ctx;
@@ -234,11 +236,11 @@ static gpgme_error_t get_key_cached(struct verify_keyring *k, const char *fpr, g
 
 static const char *homes_dir(void);
 
-void verify_remove_homes_of(pid_t pid) {
-        char prefix[40];
-        int pl = snprintf(prefix, sizeof prefix, "mkm-gnupg.%d.", (int)pid);
+/* Remove the homes in homes_dir() of pid, or (pid 0) of every process that no longer exists
+ * and that were left alone for a while. */
+static void remove_homes(pid_t pid) {
         _cleanup_close_ int dfd = open(homes_dir(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd < 0 || pl <= 0)
+        if (dfd < 0)
                 return;
         int fd = fcntl(dfd, F_DUPFD_CLOEXEC, 3);
         DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
@@ -247,12 +249,31 @@ void verify_remove_homes_of(pid_t pid) {
                         (void)close(fd);
                 return;
         }
+        time_t now = time(NULL);
         struct dirent *de;
-        while ((de = readdir(d)))
-                if (strncmp(de->d_name, prefix, (size_t)pl) == 0)
-                        /* A gpg-agent of that home notices its socket is gone and exits. */
-                        (void)fs_rm_rf_at(dfd, de->d_name);
+        while ((de = readdir(d))) {
+                int owner, len = 0;
+                if (sscanf(de->d_name, "mkm-gnupg.%d.%n", &owner, &len) != 1 || len == 0 || owner <= 0)
+                        continue;
+                if (pid > 0 ? owner != (int)pid : kill((pid_t)owner, 0) == 0 || errno != ESRCH)
+                        continue;
+                struct stat st;
+                if (pid == 0 && (fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode) ||
+                                 st.st_mtime > now - STALE_HOME_SECONDS))
+                        continue;
+                /* A gpg-agent of that home notices its socket is gone and exits. */
+                (void)fs_rm_rf_at(dfd, de->d_name);
+        }
         (void)closedir(d);
+}
+
+void verify_remove_homes_of(pid_t pid) {
+        if (pid > 0)
+                remove_homes(pid);
+}
+
+void verify_remove_stale_homes(void) {
+        remove_homes(0);
 }
 
 int verify_keyring_clone(const struct verify_keyring *k, struct verify_keyring **ret) {
@@ -972,6 +993,7 @@ int verify_keyring_new_cached(struct mkm_ctx *ctx, const char *path, const char 
         if (!k)
                 return -ENOMEM;
         k->ctx = ctx;
+        verify_remove_stale_homes();
         k->fast = calloc(1, sizeof *k->fast);
         if (!k->fast)
                 return -ENOMEM;

@@ -107,6 +107,10 @@ int verify_keyring_clone(const struct verify_keyring *k, struct verify_keyring *
  * they are named after their creator's pid. For the build's guard process. */
 void verify_remove_homes_of(pid_t pid);
 
+/* Remove the private homes of processes that no longer exist (killed together with their
+ * guard), once they have been left alone for ten minutes. Every new keyring does this first. */
+void verify_remove_stale_homes(void);
+
 /* Number of primary keys imported (for diagnostics and tests). */
 unsigned verify_keyring_count(const struct verify_keyring *k);
 

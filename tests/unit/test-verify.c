@@ -460,6 +460,35 @@ static void test_fast_path_expiry(void **state) {
         expect_stats(k, 1, 1);
 }
 
+static void test_stale_homes(void **state) {
+        (void)state;
+        /* Homes of a process that is gone, left for a while, go; a fresh one and a living
+         * process's stay. (TMPDIR is the test's dir.) */
+        pid_t dead = fork();
+        if (dead == 0)
+                _exit(0);
+        assert_true(dead > 0);
+        assert_int_equal(waitpid(dead, NULL, 0), dead);
+        char old_home[96], fresh_home[96], mine[96];
+        (void)snprintf(old_home, sizeof old_home, "%s/mkm-gnupg.%d.oldold", S.dir, (int)dead);
+        (void)snprintf(fresh_home, sizeof fresh_home, "%s/mkm-gnupg.%d.fresh1", S.dir, (int)dead);
+        (void)snprintf(mine, sizeof mine, "%s/mkm-gnupg.%d.mine11", S.dir, (int)getpid());
+        const char *all[] = { old_home, fresh_home, mine };
+        struct timespec ts[2] = { { .tv_sec = time(NULL) - 3600 }, { .tv_sec = time(NULL) - 3600 } };
+        for (size_t i = 0; i < ELEMENTSOF(all); i++) {
+                assert_int_equal(mkdir(all[i], 0700), 0);
+                if (all[i] != fresh_home)
+                        assert_int_equal(utimensat(AT_FDCWD, all[i], ts, 0), 0);
+        }
+        verify_remove_stale_homes();
+        assert_int_equal(access(old_home, F_OK), -1);
+        assert_int_equal(access(fresh_home, F_OK), 0);
+        assert_int_equal(access(mine, F_OK), 0);
+        verify_remove_homes_of(dead);
+        assert_int_equal(access(fresh_home, F_OK), -1);
+        assert_int_equal(rmdir(mine), 0);
+}
+
 static void test_clearsigned(void **state) {
         (void)state;
         size_t len, rlen;
@@ -1011,6 +1040,7 @@ int main(void) {
                 cmocka_unit_test(test_fast_path),
                 cmocka_unit_test(test_fast_path_refusals),
                 cmocka_unit_test(test_fast_path_expiry),
+                cmocka_unit_test(test_stale_homes),
                 cmocka_unit_test(test_clearsigned),
                 cmocka_unit_test(test_clearsigned_bad),
                 cmocka_unit_test(test_single_file_keyring),
