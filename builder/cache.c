@@ -139,11 +139,13 @@ static int check_owner(struct cache *c, struct mkm_err *reterr) {
                 if (fstatat(c->dirfd, names[i], &st, AT_SYMLINK_NOFOLLOW) < 0)
                         return mkm_err_set(reterr, negative_errno(), "cannot stat %s/%s: %m", c->dir, names[i]);
                 bool top = i == 0;
-                if (!S_ISDIR(st.st_mode) || (!top && st.st_uid != me) || (top && st.st_uid != me && st.st_uid != 0) ||
+                /* root's directories are trusted by everyone (a user may read root's cache). */
+                if (!S_ISDIR(st.st_mode) || (st.st_uid != me && st.st_uid != 0) ||
                     ((st.st_mode & 022) && !(top && (st.st_mode & S_ISVTX))))
                         return mkm_err_set(reterr, -EPERM,
                                            "cache directory %s%s%s is owned by uid %u with mode %04o: it must belong to "
-                                           "uid %u and be writable by nobody else (chown it, or use another --cache-dir)",
+                                           "uid %u (or root) and be writable by nobody else (chown it, or use another "
+                                           "--cache-dir)",
                                            c->dir, top ? "" : "/", top ? "" : names[i], (unsigned)st.st_uid,
                                            (unsigned)(st.st_mode & 07777), (unsigned)me);
         }
