@@ -470,11 +470,8 @@ int alpm_hooks_load(struct mkm_ctx *ctx, int rootfd, bool strict, struct alpm_ho
                         r = mkm_err_set(reterr, dfd, "could not open directory: /%s: %s", hook_dirs[d], strerror(-dfd));
                         break;
                 }
-                int dup_fd = fcntl(dfd, F_DUPFD_CLOEXEC, 3);
-                DIR *dir = dup_fd >= 0 ? fdopendir(dup_fd) : NULL;
+                DIR *dir = fs_opendir_dup(dfd);
                 if (!dir) {
-                        if (dup_fd >= 0)
-                                close(dup_fd);
                         r = mkm_err_set(reterr, -errno, "could not open directory: /%s: %m", hook_dirs[d]);
                         break;
                 }

@@ -77,16 +77,9 @@ static int mkdir_at(int dfd, const char *name) {
 }
 
 static void clean_stale(struct cache *c) {
-        int fd = dup(c->tmpfd);
-        if (fd < 0)
+        DIR *d = fs_opendir_dup(c->tmpfd);
+        if (!d)
                 return;
-        DIR *d = fdopendir(fd);
-        if (!d) {
-                (void)close(fd);
-                return;
-        }
-        /* fdopendir shares the offset of the dup'ed fd; start from the top. */
-        rewinddir(d);
         time_t now = time(NULL);
         struct dirent *de;
         unsigned n = 0;

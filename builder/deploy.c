@@ -48,14 +48,9 @@ static int remove_stale(struct mkm_ctx *ctx, struct deploy *d) {
         _cleanup_free_ char *prefix = NULL;
         if (asprintf(&prefix, ".#%s.", d->name) < 0)
                 return -ENOMEM;
-        int fd = fcntl(d->machines_fd, F_DUPFD_CLOEXEC, 3);
-        if (fd < 0)
+        DIR *dir = fs_opendir_dup(d->machines_fd);
+        if (!dir)
                 return negative_errno();
-        DIR *dir = fdopendir(fd);
-        if (!dir) {
-                close(fd);
-                return negative_errno();
-        }
         struct dirent *de;
         size_t pl = strlen(prefix);
         while ((de = readdir(dir))) {

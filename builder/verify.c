@@ -242,13 +242,9 @@ static void remove_homes(pid_t pid) {
         _cleanup_close_ int dfd = open(homes_dir(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (dfd < 0)
                 return;
-        int fd = fcntl(dfd, F_DUPFD_CLOEXEC, 3);
-        DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-        if (!d) {
-                if (fd >= 0)
-                        (void)close(fd);
+        DIR *d = fs_opendir_dup(dfd);
+        if (!d)
                 return;
-        }
         time_t now = time(NULL);
         struct dirent *de;
         while ((de = readdir(d))) {
@@ -826,13 +822,9 @@ static int cache_load(struct verify_keyring *k, const char *cache_dir, const cha
 /* Remove .tmp.* directories that a crashed build left in CACHE_DIR/gnupg a day or more ago (a
  * younger one may be another build's entry in the making). */
 static void cache_clean_stale(struct verify_keyring *k, int gfd) {
-        int fd = openat(gfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-        if (!d) {
-                if (fd >= 0)
-                        (void)close(fd);
+        DIR *d = fs_opendir_dup(gfd);
+        if (!d)
                 return;
-        }
         time_t now = time(NULL);
         struct dirent *de;
         while ((de = readdir(d))) {

@@ -147,20 +147,31 @@ int fs_write_atomic_at(int dirfd, const char *name, const void *data, size_t len
         return 0;
 }
 
+DIR *fs_opendir_dup(int dirfd) {
+        int fd = fcntl(dirfd, F_DUPFD_CLOEXEC, 3);
+        if (fd < 0)
+                return NULL;
+        DIR *d = fdopendir(fd);
+        if (!d) {
+                int e = errno;
+                (void)close(fd);
+                errno = e;
+                return NULL;
+        }
+        /* The duplicate shares dirfd's offset: start from the top. */
+        rewinddir(d);
+        return d;
+}
+
 int fs_remove_temporaries_of(const char *path, pid_t pid) {
         char mid[32];
         int ml = snprintf(mid, sizeof mid, ".%d.", (int)pid);
         _cleanup_close_ int dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (dfd < 0)
                 return errno == ENOENT ? 0 : negative_errno();
-        int fd = fcntl(dfd, F_DUPFD_CLOEXEC, 3);
-        DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-        if (!d) {
-                int r = negative_errno();
-                if (fd >= 0)
-                        (void)close(fd);
-                return r;
-        }
+        DIR *d = fs_opendir_dup(dfd);
+        if (!d)
+                return negative_errno();
         int n = 0;
         struct dirent *de;
         while ((de = readdir(d))) {

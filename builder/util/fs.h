@@ -2,6 +2,7 @@
 /* File system helpers. Everything under an untrusted root goes through fs_open_in_root(). */
 #pragma once
 
+#include <dirent.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/stat.h>
@@ -31,6 +32,10 @@ int fs_write_atomic_at(int dirfd, const char *name, const void *data, size_t len
  * ".#NAME.PID.XXXXXX", regular files only): for the build's guard after its worker was killed.
  * A missing directory is not an error. Returns how many were removed, or a negative errno. */
 int fs_remove_temporaries_of(const char *path, pid_t pid);
+
+/* A directory stream over a duplicate of dirfd (dirfd stays open and usable), from the first
+ * entry. NULL with errno set on failure. Close with closedir(). */
+DIR *fs_opendir_dup(int dirfd);
 
 /* Create or replace dirfd/name (never following a symlink at name) without fsync: for trees that
  * are staged and synced once as a whole (syncfs before the deploy swap). */
