@@ -87,14 +87,8 @@ static int owners_claim(struct extract_owners *o, const char *pkg, const char *p
         const char *interned = owners_intern(o, pkg);
         if (!interned)
                 return -ENOMEM;
-        if (o->n_all == o->cap_all) {
-                size_t nc = o->cap_all ? o->cap_all * 2 : 1024;
-                struct owner **na = mkm_reallocarray(o->all, nc, sizeof *na);
-                if (!na)
-                        return -ENOMEM;
-                o->all = na;
-                o->cap_all = nc;
-        }
+        if (mkm_grow((void **)&o->all, &o->cap_all, o->n_all, sizeof *o->all, 1024) < 0)
+                return -ENOMEM;
         struct owner *e = malloc(sizeof *e);
         if (!e)
                 return -ENOMEM;

@@ -53,14 +53,8 @@ static int add_entry(struct parser *p, unsigned line, const char *key, size_t ke
         if (p->n >= INI_ENTRIES_MAX)
                 return mkm_err_set(p->reterr, -MKM_E_PARSE, "%s:%u: too many entries (more than %u)", p->filename,
                                    line, INI_ENTRIES_MAX);
-        if (p->n == p->cap) {
-                size_t ncap = p->cap ? p->cap * 2 : 16;
-                struct ini_entry *ne = mkm_reallocarray(p->entries, ncap, sizeof *ne);
-                if (!ne)
-                        return -ENOMEM;
-                p->entries = ne;
-                p->cap = ncap;
-        }
+        if (mkm_grow((void **)&p->entries, &p->cap, p->n, sizeof *p->entries, 16) < 0)
+                return -ENOMEM;
         struct ini_entry e = { .line = line };
         e.section = strdup(p->section);
         if (!e.section)

@@ -85,22 +85,9 @@ static int xattrs(FILE *f, int fd, const char *name_for_path) {
 }
 
 static int add(struct walk *w, const char *path, const char *line, const char *tail, const struct stat *st) {
-        if (w->n == w->cap) {
-                size_t nc = w->cap ? w->cap * 2 : 4096;
-                struct entry *ne = mkm_reallocarray(w->e, nc, sizeof *ne);
-                if (!ne)
-                        return -ENOMEM;
-                w->e = ne;
-                w->cap = nc;
-        }
-        if (tail && w->nfiles == w->capfiles) {
-                size_t nc = w->capfiles ? w->capfiles * 2 : 4096;
-                size_t *nf = mkm_reallocarray(w->files, nc, sizeof *nf);
-                if (!nf)
-                        return -ENOMEM;
-                w->files = nf;
-                w->capfiles = nc;
-        }
+        if (mkm_grow((void **)&w->e, &w->cap, w->n, sizeof *w->e, 4096) < 0 ||
+            (tail && mkm_grow((void **)&w->files, &w->capfiles, w->nfiles, sizeof *w->files, 4096) < 0))
+                return -ENOMEM;
         char *p = strdup(path), *l = strdup(line), *t = tail ? strdup(tail) : NULL;
         if (!p || !l || (tail && !t)) {
                 free(p);

@@ -395,14 +395,8 @@ static int read_entry_data(struct parser *ps, struct archive *a, const char *pat
 }
 
 static int add_part(struct parser *ps, const char *path, size_t dirlen, char *data, size_t len) {
-        if (ps->nparts == ps->capparts) {
-                size_t ncap = ps->capparts ? ps->capparts * 2 : 64;
-                struct part *np = mkm_reallocarray(ps->parts, ncap, sizeof *np);
-                if (!np)
-                        return fail_entry(ps, -ENOMEM, path, "out of memory");
-                ps->parts = np;
-                ps->capparts = ncap;
-        }
+        if (mkm_grow((void **)&ps->parts, &ps->capparts, ps->nparts, sizeof *ps->parts, 64) < 0)
+                return fail_entry(ps, -ENOMEM, path, "out of memory");
         struct part *pt = &ps->parts[ps->nparts];
         *pt = (struct part){};
         pt->dir = strndup(path, dirlen);

@@ -24,14 +24,8 @@ struct plist {
 };
 
 static int plist_add(struct plist *l, const struct repo_alpm_pkg *pkg) {
-        if (l->n == l->cap) {
-                size_t nc = l->cap ? l->cap * 2 : 64;
-                const struct repo_alpm_pkg **np = mkm_reallocarray(l->p, nc, sizeof *np);
-                if (!np)
-                        return -ENOMEM;
-                l->p = np;
-                l->cap = nc;
-        }
+        if (mkm_grow((void **)&l->p, &l->cap, l->n, sizeof *l->p, 64) < 0)
+                return -ENOMEM;
         l->p[l->n++] = pkg;
         return 0;
 }

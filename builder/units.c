@@ -445,14 +445,8 @@ static int uctx_add(struct uctx *u, const char *name, const char *path, bool aux
         }
         if (u->n >= UNIT_CONTEXT_MAX)
                 return note(u, -E2BIG, "more than %u units to enable (Also= fan-out)", UNIT_CONTEXT_MAX);
-        if (u->n == u->cap) {
-                size_t ncap = u->cap ? u->cap * 2 : 16;
-                struct unit_info **ni = mkm_reallocarray(u->items, ncap, sizeof *ni);
-                if (!ni)
-                        return -ENOMEM;
-                u->items = ni;
-                u->cap = ncap;
-        }
+        if (mkm_grow((void **)&u->items, &u->cap, u->n, sizeof *u->items, 16) < 0)
+                return -ENOMEM;
         i = calloc(1, sizeof *i);
         if (!i)
                 return -ENOMEM;

@@ -62,3 +62,18 @@ static inline void *mkm_reallocarray(void *p, size_t n, size_t sz) {
         size_t total = n * sz;
         return realloc(p, total > 0 ? total : 1);
 }
+
+/* Make room for one more element in a growing array *p of *cap elements of size sz, n of them in
+ * use: doubles the capacity (first: initial) when n == *cap. 0, or -ENOMEM leaving *p as it was.
+ *   if ((r = mkm_grow((void **)&v->items, &v->cap, v->n, sizeof *v->items, 16)) < 0) return r; */
+static inline int mkm_grow(void **p, size_t *cap, size_t n, size_t sz, size_t initial) {
+        if (n < *cap)
+                return 0;
+        size_t nc = *cap ? *cap * 2 : initial;
+        void *np = nc > *cap ? mkm_reallocarray(*p, nc, sz) : NULL;
+        if (!np)
+                return -ENOMEM;
+        *p = np;
+        *cap = nc;
+        return 0;
+}
