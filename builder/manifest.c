@@ -32,9 +32,9 @@
 
 struct entry {
         char *path;     /* "./a/b", raw bytes */
-        char *line;     /* the formatted line without the path; for a file, up to "size=N" */
-        char *tail;     /* a file's " time=T" (after its hash and xattrs), else NULL */
+        char *line;     /* the formatted line without the path and time; a file's up to "size=N" */
         char *extra;    /* a file's " sha256=HEX[ xattr...]", filled by a hashing thread */
+        int64_t mtime;
         ino_t ino;      /* a file's identity at walk time, checked when it is hashed */
         dev_t dev;
 };
@@ -57,9 +57,9 @@ static void escape(FILE *f, const char *s) {
                         fputc(*p, f);
 }
 
-static int xattrs(FILE *f, int fd, const char *name_for_path) {
+static int xattrs(FILE *f, int fd) {
         char list[XATTR_LIST_MAX_BYTES];
-        ssize_t n = name_for_path ? llistxattr(name_for_path, list, sizeof list) : flistxattr(fd, list, sizeof list);
+        ssize_t n = flistxattr(fd, list, sizeof list);
         if (n < 0)
                 return errno == ENOTSUP ? 0 : negative_errno();
         /* Sorted by name for a stable line. */
@@ -72,7 +72,7 @@ static int xattrs(FILE *f, int fd, const char *name_for_path) {
         strv_sort(names);
         for (char **x = names; *x; x++) {
                 unsigned char val[XATTR_LIST_MAX_BYTES];
-                ssize_t v = name_for_path ? lgetxattr(name_for_path, *x, val, sizeof val) : fgetxattr(fd, *x, val, sizeof val);
+                ssize_t v = fgetxattr(fd, *x, val, sizeof val);
                 if (v < 0)
                         return negative_errno();
                 fputs(" xattr.", f);
@@ -84,20 +84,20 @@ static int xattrs(FILE *f, int fd, const char *name_for_path) {
         return 0;
 }
 
-static int add(struct walk *w, const char *path, const char *line, const char *tail, const struct stat *st) {
+static int add(struct walk *w, const char *path, const char *line, bool file, const struct stat *st) {
         if (mkm_grow((void **)&w->e, &w->cap, w->n, sizeof *w->e, 4096) < 0 ||
-            (tail && mkm_grow((void **)&w->files, &w->capfiles, w->nfiles, sizeof *w->files, 4096) < 0))
+            (file && mkm_grow((void **)&w->files, &w->capfiles, w->nfiles, sizeof *w->files, 4096) < 0))
                 return -ENOMEM;
-        char *p = strdup(path), *l = strdup(line), *t = tail ? strdup(tail) : NULL;
-        if (!p || !l || (tail && !t)) {
+        char *p = strdup(path), *l = strdup(line);
+        if (!p || !l) {
                 free(p);
                 free(l);
-                free(t);
                 return -ENOMEM;
         }
-        if (tail)
+        if (file)
                 w->files[w->nfiles++] = w->n;
-        w->e[w->n++] = (struct entry){ .path = p, .line = l, .tail = t, .ino = st->st_ino, .dev = st->st_dev };
+        w->e[w->n++] = (struct entry){ .path = p, .line = l, .mtime = (int64_t)st->st_mtim.tv_sec, .ino = st->st_ino,
+                                       .dev = st->st_dev };
         return 0;
 }
 
@@ -128,24 +128,17 @@ static int describe(struct walk *w, int dfd, const char *name, const char *path,
         } else {
                 if (!S_ISDIR(st->st_mode))
                         fprintf(f, " rdev=%u:%u", major(st->st_rdev), minor(st->st_rdev));
-                _cleanup_close_ int fd = openat(dfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-                if (fd < 0)
-                        r = negative_errno();
-                else if (S_ISDIR(st->st_mode)) {
+                else {
                         _cleanup_close_ int rfd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-                        r = rfd < 0 ? negative_errno() : xattrs(f, rfd, NULL);
+                        r = rfd < 0 ? negative_errno() : xattrs(f, rfd);
                 }
         }
-        char tail[32];
-        (void)snprintf(tail, sizeof tail, " time=%lld", (long long)st->st_mtim.tv_sec);
-        if (!S_ISREG(st->st_mode))
-                fputs(tail, f);
         if (fclose(f) != 0) {
                 free(buf);
                 return -ENOMEM;
         }
         if (r >= 0)
-                r = add(w, path, buf, S_ISREG(st->st_mode) ? tail : NULL, st);
+                r = add(w, path, buf, S_ISREG(st->st_mode), st);
         else
                 (void)mkm_err_set(w->reterr, r, "manifest: %s: %s", path, strerror(-r));
         free(buf);
@@ -206,7 +199,7 @@ static int hash_entry(int rootfd, struct entry *e, char *err, size_t errlen) {
         if (!f)
                 return -ENOMEM;
         fprintf(f, " sha256=%s", hex);
-        r = xattrs(f, fd, NULL);
+        r = xattrs(f, fd);
         if (fclose(f) != 0) {
                 free(buf);
                 return -ENOMEM;
@@ -280,9 +273,11 @@ int manifest_build(struct mkm_ctx *ctx, int rootfd, int64_t clamp_epoch, char **
         r = fs_walk(rootfd, MAX_DEPTH, describe_entry, &w);
         if (r == -ELOOP)
                 r = mkm_err_set(reterr, r, "manifest: the tree is deeper than %d levels", MAX_DEPTH);
+        else if (r < 0 && reterr && !reterr->msg[0])
+                r = mkm_err_set(reterr, r, "manifest: walking the tree: %s", strerror(-r));
         /* The root last: the walk is post-order, and nothing below changes it any more. */
         if (r >= 0 && fstat(rootfd, &st) < 0)
-                r = negative_errno();
+                r = mkm_err_set(reterr, negative_errno(), "manifest: the root: %m");
         if (r >= 0 && clamp_epoch >= 0 && (r = normalize_clamp_at(rootfd, ".", &st, clamp_epoch)) < 0)
                 mkm_err_set(reterr, r, "clamping the time stamp of the root: %s", strerror(-r));
         if (r >= 0)
@@ -300,11 +295,9 @@ int manifest_build(struct mkm_ctx *ctx, int rootfd, int64_t clamp_epoch, char **
                         for (size_t i = 0; i < w.n; i++) {
                                 escape(f, w.e[i].path);
                                 fputs(w.e[i].line, f);
-                                if (w.e[i].tail) {
+                                if (w.e[i].extra)
                                         fputs(w.e[i].extra, f);
-                                        fputs(w.e[i].tail, f);
-                                }
-                                fputc('\n', f);
+                                fprintf(f, " time=%lld\n", (long long)w.e[i].mtime);
                         }
                         if (fclose(f) != 0)
                                 r = -ENOMEM;
@@ -313,7 +306,6 @@ int manifest_build(struct mkm_ctx *ctx, int rootfd, int64_t clamp_epoch, char **
         for (size_t i = 0; i < w.n; i++) {
                 free(w.e[i].path);
                 free(w.e[i].line);
-                free(w.e[i].tail);
                 free(w.e[i].extra);
         }
         free(w.e);

@@ -170,10 +170,31 @@ static void test_manifest_clamps(void **state) {
         assert_string_equal(text, t2);
 }
 
+/* A tree deeper than the walk goes is refused with a message, not walked forever. */
+static void test_manifest_too_deep(void **state) {
+        struct fx *f = *state;
+        int fd = fcntl(f->rootfd, F_DUPFD_CLOEXEC, 3);
+        for (int i = 0; i < 260; i++) {
+                assert_int_equal(mkdirat(fd, "d", 0755), 0);
+                int nfd = openat(fd, "d", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                assert_true(nfd >= 0);
+                close(fd);
+                fd = nfd;
+        }
+        close(fd);
+        _cleanup_free_ char *text = NULL;
+        char digest[MANIFEST_DIGEST_LEN];
+        struct mkm_err err = {};
+        assert_int_equal(manifest_build(NULL, f->rootfd, -1, &text, digest, &err), -ELOOP);
+        assert_string_equal(err.msg, "manifest: the tree is deeper than 256 levels");
+        assert_null(text);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_manifest_text, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_manifest_clamps, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_manifest_too_deep, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_remove_generated, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
