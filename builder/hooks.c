@@ -200,15 +200,11 @@ static bool parse_u32(const char *s, size_t n, uint32_t *ret) {
 }
 
 int hooks_userns(const struct recipe *r, struct hooks_userns *ret, struct mkm_err *reterr) {
-        static const char *const no_shift[] = { "yes", "no", "true", "false", "on", "off", "1", "0", "y", "n",
-                                                "identity", "managed" };
         const char *v = nspawn_recipe_value(r, "Exec", "PrivateUsers");
         *ret = (struct hooks_userns){ .range = HOOKS_USERNS_RANGE };
-        if (!v)
+        /* A boolean, "identity" or "managed": nothing for the build to shift. */
+        if (!v || recipe_parse_boolean(v) >= 0 || strcasecmp(v, "identity") == 0 || strcasecmp(v, "managed") == 0)
                 return 0;
-        for (size_t i = 0; i < ELEMENTSOF(no_shift); i++)
-                if (strcasecmp(v, no_shift[i]) == 0)
-                        return 0;
         if (strcmp(v, "pick") == 0) {
                 *ret = (struct hooks_userns){ .shift = true, .picked = true, .base = hooks_userns_pick(r->name),
                                               .range = HOOKS_USERNS_RANGE };
@@ -1269,8 +1265,7 @@ int hooks_docker_tree(struct mkm_ctx *ctx, const struct recipe *r, int rootfd, i
 /* host0, unless the recipe turns the default veth off and names an extra one. */
 static char *network_iface(struct mkm_ctx *ctx, const struct recipe *r) {
         const char *veth = nspawn_recipe_value(r, "Network", "VirtualEthernet");
-        bool veth_off = veth && (strcasecmp(veth, "no") == 0 || strcasecmp(veth, "false") == 0 ||
-                                 strcmp(veth, "0") == 0 || strcasecmp(veth, "off") == 0);
+        bool veth_off = veth && recipe_parse_boolean(veth) == 0;
         if (veth_off) {
                 const char *extra = NULL;
                 for (size_t i = 0; i < r->n_nspawn; i++)

@@ -89,15 +89,8 @@ static int push_unique(char ***l, const char *v, bool dedupe) {
 /* Booleans compare by meaning (PrivateUsers=false is PrivateUsers=no; PrivateUsersOwnership=off
  * is PrivateUsersChown=no), everything else as text. */
 static const char *bool_class(const char *v) {
-        static const char *const no[] = { "no", "false", "0", "off", "n" };
-        static const char *const yes[] = { "yes", "true", "1", "on", "y" };
-        for (size_t i = 0; i < ELEMENTSOF(no); i++)
-                if (strcasecmp(v, no[i]) == 0)
-                        return "no";
-        for (size_t i = 0; i < ELEMENTSOF(yes); i++)
-                if (strcasecmp(v, yes[i]) == 0)
-                        return "yes";
-        return v;
+        int b = recipe_parse_boolean(v);
+        return b < 0 ? v : b ? "yes" : "no";
 }
 
 static bool same_value(const char *a, const char *b) {

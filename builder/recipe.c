@@ -303,7 +303,7 @@ static bool valid_user_or_group(const char *s, size_t n) {
         return true;
 }
 
-static int parse_boolean(const char *s) {
+int recipe_parse_boolean(const char *s) {
         static const char *const yes[] = { "yes", "true", "1", "on", "y", "t" };
         static const char *const no[] = { "no", "false", "0", "off", "n", "f" };
         for (size_t i = 0; i < ELEMENTSOF(yes); i++)
@@ -846,7 +846,7 @@ static int apply_scalar(struct loader *l, const struct where *w, enum key_id id)
                         r->fuse = RECIPE_UNSET;
                         return 0;
                 }
-                b = parse_boolean(v);
+                b = recipe_parse_boolean(v);
                 if (b < 0)
                         return FAIL(w, "expected a boolean (yes/no), got '%s'", v);
                 r->fuse = b ? RECIPE_YES : RECIPE_NO;
@@ -856,7 +856,7 @@ static int apply_scalar(struct loader *l, const struct where *w, enum key_id id)
                         r->require_db_signature = false;
                         return 0;
                 }
-                b = parse_boolean(v);
+                b = recipe_parse_boolean(v);
                 if (b < 0)
                         return FAIL(w, "expected a boolean (yes/no), got '%s'", v);
                 r->require_db_signature = b;
@@ -866,7 +866,7 @@ static int apply_scalar(struct loader *l, const struct where *w, enum key_id id)
                         r->run_network = false;
                         return 0;
                 }
-                b = parse_boolean(v);
+                b = recipe_parse_boolean(v);
                 if (b < 0)
                         return FAIL(w, "expected a boolean (yes/no), got '%s'", v);
                 r->run_network = b;

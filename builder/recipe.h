@@ -140,3 +140,6 @@ int recipe_validate_for_build(const struct recipe *r, struct mkm_err *reterr);
 /* Exposed for tests: the Damerau-Levenshtein (optimal string alignment) distance, ASCII
  * case-insensitive. */
 unsigned recipe_edit_distance(const char *a, const char *b);
+
+/* systemd's booleans (yes/no, true/false, on/off, 1/0, y/n, t/f; any case): 1, 0, or -EINVAL. */
+int recipe_parse_boolean(const char *s);

@@ -490,6 +490,13 @@ static void test_network(void **state) {
         _cleanup_free_ char *t2 = slurp(f->root, "etc/systemd/network/50-mkmachine-eth1.network");
         assert_non_null(strstr(t2, "[Match]\nName=eth1\n\n[Network]\nAddress=10.0.0.2/8\n"));
 
+        /* Any spelling systemd takes for "no" turns the default veth off (here: n). */
+        _cleanup_(recipe_freep) struct recipe *n = load(f, "[Network]\nVirtualEthernet=n\nVirtualEthernetExtra=vb-web:eth2\n"
+                                                          "Address=10.0.0.3/8\n");
+        _cleanup_free_ char *iface4 = NULL;
+        assert_int_equal(hooks_network_tree(&f->ctx, n, f->rootfd, -1, &iface4, &err), 0);
+        assert_string_equal(iface4, "eth2");
+
         _cleanup_(recipe_freep) struct recipe *none = load(f, "[Exec]\nBoot=yes\n");
         _cleanup_free_ char *iface3 = NULL;
         assert_int_equal(hooks_network_tree(&f->ctx, none, f->rootfd, -1, &iface3, &err), 0);
@@ -497,6 +504,31 @@ static void test_network(void **state) {
 }
 
 /* ---- ownership shift ---------------------------------------------------------------------- */
+
+/* PrivateUsers=: any systemd boolean, identity or managed leave the tree alone; pick and a base
+ * shift it; anything else is an error naming what is expected. */
+static void test_userns_values(void **state) {
+        struct fixture *f = *state;
+        static const char *const none[] = { "yes", "no", "t", "F", "ON", "0", "identity", "managed" };
+        for (size_t i = 0; i < ELEMENTSOF(none); i++) {
+                char text[64];
+                (void)snprintf(text, sizeof text, "[Exec]\nPrivateUsers=%s\n", none[i]);
+                _cleanup_(recipe_freep) struct recipe *r = load(f, text);
+                struct hooks_userns u;
+                struct mkm_err err = {};
+                assert_int_equal(hooks_userns(r, &u, &err), 0);
+                assert_false(u.shift);
+        }
+        _cleanup_(recipe_freep) struct recipe *pick = load(f, "[Exec]\nPrivateUsers=pick\n");
+        struct hooks_userns u;
+        struct mkm_err err = {};
+        assert_int_equal(hooks_userns(pick, &u, &err), 0);
+        assert_true(u.shift && u.picked);
+        _cleanup_(recipe_freep) struct recipe *bad = load(f, "[Exec]\nPrivateUsers=sometimes\n");
+        assert_true(hooks_userns(bad, &u, &err) < 0);
+        print_message("%s\n", err.msg);
+        assert_non_null(strstr(err.msg, "sometimes"));
+}
 
 #define BASE 524288u
 
@@ -832,6 +864,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_copy, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_copy_refusals, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_network, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_userns_values, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_shift, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_shift_out_of_range, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_write_host_files, setup, teardown),
