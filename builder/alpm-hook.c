@@ -644,7 +644,7 @@ int alpm_hooks_run(struct mkm_ctx *ctx, const char *root, int rootfd, enum alpm_
                 }
                 struct mkm_err e = {};
                 int q = sandbox_run(ctx, root, h->cmd, &o, NULL, &e);
-                if (q == -MKM_E_SCRIPT || q == -ENOENT || q == -EACCES || q == -ENOEXEC) {
+                if (q == -MKM_E_SCRIPT) {
                         /* pacman: "command failed to execute correctly", and the transaction goes on
                          * unless a PreTransaction hook says AbortOnFail. */
                         if (pre && h->abort_on_fail) {

@@ -645,6 +645,8 @@ int sandbox_run(struct mkm_ctx *ctx, const char *root, char *const argv[], const
                 goto out;
         }
         r = resolve_exe(rootfd, argv[0], env_value(envp, "PATH"), &exe, reterr);
+        if (r == -ENOENT)
+                r = -MKM_E_SCRIPT;      /* the command's failure (pacman: "failed to execute"), not setup's */
         if (r < 0)
                 goto out;
         r = ensure_mount_points(rootfd, root, reterr);
@@ -808,7 +810,8 @@ int sandbox_run(struct mkm_ctx *ctx, const char *root, char *const argv[], const
                 r = mkm_err_set(reterr, loop_err, "sandbox: '%s': %s", cmdline, strerror(-loop_err));
         } else if (got == (ssize_t)sizeof rep && rep.step >= 0 && rep.step < _ST_MAX) {
                 if (rep.step == ST_EXEC)
-                        r = mkm_err_set(reterr, -rep.err, "sandbox: cannot execute '%s': %s", exe, strerror(rep.err));
+                        r = mkm_err_set(reterr, -MKM_E_SCRIPT, "sandbox: cannot execute '%s': %s", exe,
+                                        strerror(rep.err));
                 else
                         r = mkm_err_set(reterr, -rep.err, "sandbox: %s: %s", step_names[rep.step], strerror(rep.err));
         }

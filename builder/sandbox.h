@@ -57,8 +57,10 @@ struct sandbox_opts {
  * non-NULL (caller frees; set on success and failure) and each line is logged at debug level.
  * Returns 0 when the command exited 0; otherwise -MKM_E_SCRIPT with reterr saying
  * "'CMD' exited with status N", "... was killed by signal S (NAME)" or "... timed out after N s"
- * followed by ":\n" and the last lines of output. Setup failures return their errno with
- * "sandbox: STEP: why" (e.g. -EPERM without root), a command missing from the tree -ENOENT with
- * "'CMD': command not found in the tree (PATH=...)" or "'/x/y': no such file in the tree". */
+ * followed by ":\n" and the last lines of output; also -MKM_E_SCRIPT for a command missing from
+ * the tree ("'CMD': command not found in the tree (PATH=...)", "'/x/y': no such file in the tree")
+ * or one that cannot be executed ("sandbox: cannot execute '/x': why"). So -MKM_E_SCRIPT is always
+ * the command's failure. Setup failures return their errno with "sandbox: STEP: why" (e.g. -EPERM
+ * without root, a tree whose /run cannot be mounted): never the command's fault. */
 int sandbox_run(struct mkm_ctx *ctx, const char *root, char *const argv[], const struct sandbox_opts *opts,
                 char **ret_output, struct mkm_err *reterr);

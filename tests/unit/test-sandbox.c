@@ -403,20 +403,20 @@ static void test_missing_command(void **state) {
                 skip();
         struct sandbox_opts o = base_opts();
         struct mkm_err err = {};
-        assert_int_equal(run(f, &o, NULL, &err, "nosuchcmd", "arg", NULL), -ENOENT);
+        assert_int_equal(run(f, &o, NULL, &err, "nosuchcmd", "arg", NULL), -MKM_E_SCRIPT);
         assert_string_equal(err.msg, "'nosuchcmd': command not found in the tree "
                                      "(PATH=/usr/local/sbin:/usr/local/bin:/usr/bin:/usr/sbin:/bin:/sbin)");
-        assert_int_equal(run(f, &o, NULL, &err, "/usr/bin/nope", NULL), -ENOENT);
+        assert_int_equal(run(f, &o, NULL, &err, "/usr/bin/nope", NULL), -MKM_E_SCRIPT);
         assert_string_equal(err.msg, "'/usr/bin/nope': no such file in the tree");
         /* a host binary is not reachable through an absolute path */
-        assert_int_equal(run(f, &o, NULL, &err, "/usr/bin/env", NULL), -ENOENT);
+        assert_int_equal(run(f, &o, NULL, &err, "/usr/bin/env", NULL), -MKM_E_SCRIPT);
         /* not executable */
         char p[256];
         snprintf(p, sizeof p, "%s/bin/notexec", f->root);
         int fd = open(p, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
         assert_true(fd >= 0);
         close(fd);
-        assert_int_equal(run(f, &o, NULL, &err, "/bin/notexec", NULL), -EACCES);
+        assert_int_equal(run(f, &o, NULL, &err, "/bin/notexec", NULL), -MKM_E_SCRIPT);
         assert_string_equal(err.msg, "sandbox: cannot execute '/bin/notexec': Permission denied");
 }
 
@@ -434,6 +434,7 @@ static void test_hostile_mount_point(void **state) {
         assert_int_equal(symlink(target, p), 0);
         struct sandbox_opts o = base_opts();
         struct mkm_err err = {};
+        /* A setup failure keeps its errno: callers tell it from the command's own failure. */
         assert_int_equal(run(f, &o, NULL, &err, "true", NULL), -ENOENT);
         assert_string_equal(err.msg, "sandbox: mounting /run: No such file or directory");
         _cleanup_free_ char *mi = read_mountinfo();
