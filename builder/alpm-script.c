@@ -68,7 +68,7 @@ static bool safe_word(const char *s) {
 
 int alpm_script_run(struct mkm_ctx *ctx, const char *root, int rootfd, const char *pkgname, const char *install_text,
                     size_t len, const char *function, const char *version, const char *oldversion,
-                    const struct sandbox_opts *base, unsigned flags, struct mkm_err *reterr) {
+                    const struct sandbox_opts *base, struct mkm_err *reterr) {
         if (!install_text)
                 return 0;
         if (!safe_word(function) || strchr(function, ':') || !safe_word(version) ||
@@ -114,9 +114,7 @@ int alpm_script_run(struct mkm_ctx *ctx, const char *root, int rootfd, const cha
         char *argv[] = { "/bin/sh", "-c", cmdline, NULL };
         struct mkm_err e = {};
         r = sandbox_run(ctx, root, argv, &o, NULL, &e);
-        if (r == -MKM_E_SCRIPT || r == -ENOENT || r == -EACCES || r == -ENOEXEC) {
-                if (flags & ALPM_SCRIPT_FAIL_FATAL)
-                        return mkm_err_set(reterr, -MKM_E_SCRIPT, "%s: %s scriptlet failed: %s", pkgname, function, e.msg);
+        if (r == -MKM_E_SCRIPT) {
                 mkm_warn(ctx, "%s: %s scriptlet: command failed to execute correctly, ignoring: %s", pkgname, function,
                          e.msg);
                 return 0;
@@ -151,10 +149,9 @@ static int read_entry(struct archive *a, struct archive_entry *e, const char *na
         return 0;
 }
 
-int alpm_script_read_meta(int fd, char **ret_install, size_t *ret_install_len, char **ret_pkginfo,
-                          size_t *ret_pkginfo_len, struct mkm_err *reterr) {
-        _cleanup_free_ char *install = NULL, *pkginfo = NULL;
-        size_t install_len = 0, pkginfo_len = 0;
+int alpm_script_read_install(int fd, char **ret_install, size_t *ret_install_len, struct mkm_err *reterr) {
+        _cleanup_free_ char *install = NULL;
+        size_t install_len = 0;
         struct archive *a = archive_read_new();
         int r = 0;
         if (!a)
@@ -181,19 +178,15 @@ int alpm_script_read_meta(int fd, char **ret_install, size_t *ret_install_len, c
                         name += 2;
                 if (name[0] != '.' || strchr(name, '/'))
                         break;  /* the files begin: makepkg puts every metadata entry before them */
-                if (strcmp(name, ".INSTALL") == 0)
+                if (strcmp(name, ".INSTALL") == 0) {
                         r = read_entry(a, e, name, &install, &install_len, reterr);
-                else if (strcmp(name, ".PKGINFO") == 0 && ret_pkginfo)
-                        r = read_entry(a, e, name, &pkginfo, &pkginfo_len, reterr);
-                if (r < 0)
-                        goto out;
+                        if (r < 0)
+                                goto out;
+                        break;
+                }
         }
         *ret_install = TAKE_PTR(install);
         *ret_install_len = install_len;
-        if (ret_pkginfo) {
-                *ret_pkginfo = TAKE_PTR(pkginfo);
-                *ret_pkginfo_len = pkginfo_len;
-        }
 out:
         archive_read_free(a);
         return r;
@@ -218,7 +211,7 @@ int alpm_run_ldconfig(struct mkm_ctx *ctx, const char *root, int rootfd, const s
         char *argv[] = { "/sbin/ldconfig", NULL };
         struct mkm_err e = {};
         int r = sandbox_run(ctx, root, argv, &o, NULL, &e);
-        if (r == -MKM_E_SCRIPT || r == -EACCES || r == -ENOEXEC) {
+        if (r == -MKM_E_SCRIPT) {
                 mkm_warn(ctx, "ldconfig: command failed to execute correctly, ignoring: %s", e.msg);
                 return 0;
         }

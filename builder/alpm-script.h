@@ -20,29 +20,23 @@ struct mkm_ctx;
 struct mkm_err;
 struct sandbox_opts;
 
-enum alpm_script_flags {
-        ALPM_SCRIPT_FAIL_FATAL = 1 << 0,        /* a failing scriptlet is an error (-MKM_E_SCRIPT) */
-};
-
 /* pacman's grep(): does the scriptlet text mention function outside '#' comments? */
 bool alpm_script_has_function(const char *text, size_t len, const char *function);
 
 /* Run FUNCTION (pre_install, post_install, ...) of the scriptlet install_text (len bytes) of
  * package pkgname at version (and oldversion for *_upgrade, else NULL) in the tree at root
  * (rootfd: the same tree). Returns 0 when it ran, when the function is absent, when the tree
- * has no /bin/sh (debug message, as pacman skips) or when it failed without
- * ALPM_SCRIPT_FAIL_FATAL (warning event with the output). Sandbox setup failures are errors. */
+ * has no /bin/sh (debug message, as pacman skips) or when it failed (a warning with the output,
+ * as in pacman). Sandbox setup failures are errors. */
 int alpm_script_run(struct mkm_ctx *ctx, const char *root, int rootfd, const char *pkgname, const char *install_text,
                     size_t len, const char *function, const char *version, const char *oldversion,
-                    const struct sandbox_opts *base, unsigned flags, struct mkm_err *reterr);
+                    const struct sandbox_opts *base, struct mkm_err *reterr);
 
-/* The .INSTALL and .PKGINFO of a package archive read from fd (from its current offset), before
- * anything is extracted: the metadata entries that makepkg puts first are scanned, stopping at
- * the first entry that is not a top-level dot file. An absent entry gives NULL and length 0;
- * ret_pkginfo may be NULL. Each is capped at 1 MiB. Caller frees; the fd's offset is left
- * wherever libarchive stopped. */
-int alpm_script_read_meta(int fd, char **ret_install, size_t *ret_install_len, char **ret_pkginfo,
-                          size_t *ret_pkginfo_len, struct mkm_err *reterr);
+/* The .INSTALL of a package archive read from fd (from its current offset), before anything is
+ * extracted: the metadata entries that makepkg puts first are scanned, stopping at the first
+ * entry that is not a top-level dot file. Absent: NULL and length 0. Capped at 1 MiB. Caller
+ * frees; the fd's offset is left wherever libarchive stopped. */
+int alpm_script_read_install(int fd, char **ret_install, size_t *ret_install_len, struct mkm_err *reterr);
 
 /* pacman's _alpm_ldconfig: when ROOT/etc/ld.so.conf exists and ROOT/sbin/ldconfig (resolved in
  * the tree) is executable, run "ldconfig" in the sandbox. A failure is a warning, as in pacman.

@@ -1061,15 +1061,13 @@ static int install(struct arch *a, struct mkm_err *reterr) {
                         goto out;
                 }
                 /* pre_install runs before the package's files exist, as in pacman. */
-                _cleanup_free_ char *pkginfo_head = NULL;
-                size_t pkginfo_head_len = 0;
-                r = alpm_script_read_meta(fd, &installs[i], &install_lens[i], &pkginfo_head, &pkginfo_head_len, reterr);
+                r = alpm_script_read_install(fd, &installs[i], &install_lens[i], reterr);
                 if (r < 0) {
                         mkm_err_prefix(reterr, r, "%s (%s)", p->name, p->filename);
                         goto out;
                 }
                 r = alpm_script_run(b->ctx, root, rootfd, p->name, installs[i], install_lens[i], "pre_install", p->version,
-                                    NULL, &sbx, 0, reterr);
+                                    NULL, &sbx, reterr);
                 if (r < 0)
                         goto out;
                 if (lseek(fd, 0, SEEK_SET) < 0) {
@@ -1102,7 +1100,7 @@ static int install(struct arch *a, struct mkm_err *reterr) {
                         mkm_warn(b->ctx, "%s: its .INSTALL comes after its files in the archive: pre_install was skipped",
                                  p->name);
                 r = alpm_script_run(b->ctx, root, rootfd, p->name, results[i].meta.install, results[i].meta.install_len,
-                                    "post_install", p->version, NULL, &sbx, 0, reterr);
+                                    "post_install", p->version, NULL, &sbx, reterr);
                 if (r < 0)
                         goto out;
                 mkm_emit(b->ctx, &(struct mkm_event){ .type = MKM_EV_PROGRESS, .text = "installing", .n = (unsigned)i + 1,
