@@ -123,18 +123,20 @@ static void clean_stale(struct cache *c) {
 
 /* Whoever else may write into the cache could swap a verified file for another between its
  * check and its use, or plant a partial download for a build to resume into: the cache's
- * directories must be ours and writable by nobody else (the top may be a sticky directory). */
+ * directories (gnupg/ too: prepared key homes) must be ours or root's and writable by nobody else. */
 static int check_owner(struct cache *c, struct mkm_err *reterr) {
-        static const char *const names[] = { ".", "sha256", "tmp" };
+        /* gnupg/ holds prepared key homes (verify.h): trusting a planted one trusts its keys. */
+        static const char *const names[] = { ".", "sha256", "tmp", "gnupg" };
         uid_t me = geteuid();
         for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
                 struct stat st;
-                if (fstatat(c->dirfd, names[i], &st, AT_SYMLINK_NOFOLLOW) < 0)
+                if (fstatat(c->dirfd, names[i], &st, AT_SYMLINK_NOFOLLOW) < 0) {
+                        if (errno == ENOENT && strcmp(names[i], "gnupg") == 0)
+                                continue;       /* made later, by us, inside a private top */
                         return mkm_err_set(reterr, negative_errno(), "cannot stat %s/%s: %m", c->dir, names[i]);
+                }
                 bool top = i == 0;
-                /* root's directories are trusted by everyone (a user may read root's cache). */
-                if (!S_ISDIR(st.st_mode) || (st.st_uid != me && st.st_uid != 0) ||
-                    ((st.st_mode & 022) && !(top && (st.st_mode & S_ISVTX))))
+                if (!fs_dir_is_private(&st))
                         return mkm_err_set(reterr, -EPERM,
                                            "cache directory %s%s%s is owned by uid %u with mode %04o: it must belong to "
                                            "uid %u (or root) and be writable by nobody else (chown it, or use another "

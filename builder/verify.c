@@ -760,7 +760,7 @@ static int cache_load(struct verify_keyring *k, const char *cache_dir, const cha
         if (!gdir)
                 return -ENOMEM;
         /* No gnupg/ (or no cache at all) is an empty cache, not a damaged entry. */
-        _cleanup_close_ int gfd = open(gdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        _cleanup_close_ int gfd = open(gdir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (gfd < 0)
                 return 0;
         /* One fd for the whole load: a concurrent replacement swaps the name, never our files. */
@@ -769,6 +769,10 @@ static int cache_load(struct verify_keyring *k, const char *cache_dir, const cha
                 return 0;
         if (efd < 0)
                 return mkm_err_set(reterr, negative_errno(), "cannot open it: %m");
+        /* A home someone else could have written would hand them the trust decisions. */
+        struct stat gst, est;
+        if (fstat(gfd, &gst) < 0 || fstat(efd, &est) < 0 || !fs_dir_is_private(&gst) || !fs_dir_is_private(&est))
+                return mkm_err_set(reterr, -EPERM, "it or %s is not private to this user (owner or mode)", gdir);
 
         _cleanup_free_ char *text = NULL;
         int r = fs_read_file_at(efd, "digest", CACHE_DIGEST_MAX, &text, NULL);
@@ -850,9 +854,12 @@ static int cache_store(struct verify_keyring *k, const char *cache_dir, const ch
         int r = fs_mkdir_p_at(AT_FDCWD, gdir, 0700);
         if (r < 0)
                 return mkm_err_set(reterr, r, "cannot create %s: %s", gdir, mkm_strerror(r));
-        _cleanup_close_ int gfd = open(gdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        _cleanup_close_ int gfd = open(gdir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (gfd < 0)
                 return mkm_err_set(reterr, negative_errno(), "cannot open %s: %m", gdir);
+        struct stat gst;
+        if (fstat(gfd, &gst) < 0 || !fs_dir_is_private(&gst))
+                return mkm_err_set(reterr, -EPERM, "%s is not private to this user (owner or mode)", gdir);
         cache_clean_stale(k, gfd);
         _cleanup_free_ char *tmp = fs_path_join(gdir, ".tmp.XXXXXX");
         if (!tmp)

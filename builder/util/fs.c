@@ -147,6 +147,10 @@ int fs_write_atomic_at(int dirfd, const char *name, const void *data, size_t len
         return 0;
 }
 
+bool fs_dir_is_private(const struct stat *st) {
+        return S_ISDIR(st->st_mode) && (st->st_uid == geteuid() || st->st_uid == 0) && !(st->st_mode & 022);
+}
+
 DIR *fs_opendir_dup(int dirfd) {
         int fd = fcntl(dirfd, F_DUPFD_CLOEXEC, 3);
         if (fd < 0)

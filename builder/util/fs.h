@@ -3,6 +3,7 @@
 #pragma once
 
 #include <dirent.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/stat.h>
@@ -32,6 +33,10 @@ int fs_write_atomic_at(int dirfd, const char *name, const void *data, size_t len
  * ".#NAME.PID.XXXXXX", regular files only): for the build's guard after its worker was killed.
  * A missing directory is not an error. Returns how many were removed, or a negative errno. */
 int fs_remove_temporaries_of(const char *path, pid_t pid);
+
+/* Whether a directory (st from fstat/fstatat) may be trusted by this process: it belongs to us or
+ * to root and nobody else may write into it. Caches and prepared key homes live in such. */
+bool fs_dir_is_private(const struct stat *st);
 
 /* A directory stream over a duplicate of dirfd (dirfd stays open and usable), from the first
  * entry. NULL with errno set on failure. Close with closedir(). */

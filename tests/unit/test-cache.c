@@ -334,8 +334,8 @@ static void test_stale_locks(void **state) {
         assert_int_equal(access(lfree, F_OK), -1);
 }
 
-/* A cache someone else can write into is refused: they could swap verified files or plant
- * partial downloads. A sticky top directory (like /tmp) is fine. */
+/* A cache someone else can write into is refused: they could swap verified files, plant partial
+ * downloads or prepared key homes. */
 static void test_foreign_owner(void **state) {
         const char *dir = *state;
         struct mkm_err err = {};
@@ -356,12 +356,17 @@ static void test_foreign_owner(void **state) {
         assert_int_equal(cache_open(NULL, dir, &c, &err), -EPERM);
         assert_non_null(strstr(err.msg, "writable by nobody else"));
         assert_int_equal(chmod(sha, 0755), 0);
+        /* Not even a sticky top: others could create gnupg/ (the prepared key homes) in it. */
         assert_int_equal(chmod(dir, 01777), 0);
-        assert_int_equal(cache_open(NULL, dir, &c, &err), 0);
-        c = cache_free(c);
-        assert_int_equal(chmod(dir, 0777), 0);
         assert_int_equal(cache_open(NULL, dir, &c, &err), -EPERM);
         assert_int_equal(chmod(dir, 0700), 0);
+        _cleanup_free_ char *gnupg = NULL;
+        assert_true(asprintf(&gnupg, "%s/gnupg", dir) > 0);
+        assert_int_equal(mkdir(gnupg, 0777), 0);
+        assert_int_equal(chmod(gnupg, 0777), 0);
+        assert_int_equal(cache_open(NULL, dir, &c, &err), -EPERM);
+        assert_non_null(strstr(err.msg, "/gnupg"));
+        assert_int_equal(chmod(gnupg, 0700), 0);
         /* A temporary that is not ours alone is not committed. */
         assert_int_equal(cache_open(NULL, dir, &c, &err), 0);
         _cleanup_free_ char *p = NULL, *link2 = NULL;

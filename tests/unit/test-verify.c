@@ -778,6 +778,20 @@ static void test_cache_simple(void **state) {
         expect_detached(warm, "data.R.sig", -MKM_E_SIG_REVOKED, "signed by revoked key", r);
         expect_detached(warm, "data.U.sig", -MKM_E_SIG_UNTRUSTED, "signed by unknown key", u + 24);
 
+        /* A gnupg/ others may write to is never trusted: its homes could carry any key. */
+        _cleanup_free_ char *g = path_of("cache-s/gnupg");
+        assert_int_equal(chmod(g, 0777), 0);
+        events_clear();
+        struct verify_keyring *k = NULL;
+        struct mkm_err err = {};
+        _cleanup_free_ char *cache = path_of("cache-s");
+        assert_int_equal(verify_keyring_new_cached(&CTX, kr, cache, &k, &err), 0);
+        print_message("%s", EV.text);
+        assert_null(strstr(EV.text, "from the cache"));
+        assert_non_null(strstr(EV.text, "is not private to this user"));
+        verify_keyring_free(k);
+        assert_int_equal(chmod(g, 0700), 0);
+
         /* A single-file keyring has its own entry. */
         _cleanup_free_ char *one = path_of("simple/trusted.gpg");
         verify_keyring_free(load_cached(one, "cache-s", false));
