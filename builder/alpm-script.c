@@ -50,12 +50,6 @@ bool alpm_script_has_function(const char *text, size_t len, const char *function
         return false;
 }
 
-static bool tree_has_exec(int rootfd, const char *path) {
-        _cleanup_close_ int fd = fs_open_in_root(rootfd, path, O_PATH, 0, 0);
-        struct stat st;
-        return fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 0111);
-}
-
 static bool safe_word(const char *s) {
         if (!s || !*s)
                 return false;
@@ -79,7 +73,7 @@ int alpm_script_run(struct mkm_ctx *ctx, const char *root, int rootfd, const cha
                 mkm_debug(ctx, "%s: scriptlet has no %s", pkgname, function);
                 return 0;
         }
-        if (!tree_has_exec(rootfd, "bin/sh")) {
+        if (!sandbox_tree_has_exec(rootfd, "bin/sh")) {
                 mkm_debug(ctx, "%s: no /bin/sh in the tree, skipping its %s scriptlet", pkgname, function);
                 return 0;
         }
@@ -197,7 +191,7 @@ int alpm_run_ldconfig(struct mkm_ctx *ctx, const char *root, int rootfd, const s
         _cleanup_close_ int conf = fs_open_in_root(rootfd, "etc/ld.so.conf", O_PATH, 0, 0);
         if (conf < 0)
                 return 0;
-        if (!tree_has_exec(rootfd, "sbin/ldconfig")) {
+        if (!sandbox_tree_has_exec(rootfd, "sbin/ldconfig")) {
                 mkm_debug(ctx, "no /sbin/ldconfig in the tree, skipping ldconfig");
                 return 0;
         }

@@ -41,6 +41,7 @@
 #include "util/err.h"
 #include "util/fs.h"
 #include "util/log.h"
+#include "util/strv.h"
 
 #ifndef CLOSE_RANGE_CLOEXEC
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
@@ -153,21 +154,6 @@ static int make_parents(const char *path) {
                 if (mkdir(buf, 0700) < 0 && errno != EEXIST)
                         return -1;
                 *p = '/';
-        }
-        return 0;
-}
-
-static int write_all(int fd, const void *data, size_t len) {
-        const char *p = data;
-        while (len > 0) {
-                ssize_t n = write(fd, p, len);
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -1;
-                }
-                p += n;
-                len -= (size_t)n;
         }
         return 0;
 }
@@ -357,7 +343,7 @@ static _Noreturn void child_main(const struct child_args *a) {
                 CHECK(a, ST_FILES, make_parents(f->path));
                 int fd = open(f->path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, f->mode ? f->mode : 0644);
                 CHECK(a, ST_FILES, fd);
-                CHECK(a, ST_FILES, write_all(fd, f->data, f->len));
+                CHECK(a, ST_FILES, fs_write_all(fd, f->data, f->len));      /* keeps errno */
                 CHECK(a, ST_FILES, fchmod(fd, f->mode ? f->mode : 0644));
                 (void)close(fd);
         }
@@ -451,24 +437,14 @@ static int build_envp(const struct sandbox_opts *o, char ***ret) {
         *ret = l;
         return 0;
 oom:
-        for (size_t i = 0; i < k; i++)
-                free(l[i]);
-        free(l);
+        strv_free(l);   /* calloc'ed: NULL after the last one made */
         return -ENOMEM;
 }
 
-static void strv_free_local(char **l) {
-        for (char **p = l; p && *p; p++)
-                free(*p);
-        free(l);
-}
-
-static bool is_executable_in_root(int rootfd, const char *path) {
+bool sandbox_tree_has_exec(int rootfd, const char *path) {
         _cleanup_close_ int fd = fs_open_in_root(rootfd, path, O_PATH, 0, 0);
         struct stat st;
-        if (fd < 0 || fstat(fd, &st) < 0)
-                return false;
-        return S_ISREG(st.st_mode) && (st.st_mode & 0111);
+        return fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 0111);
 }
 
 /* Resolve argv[0] inside the tree as execvp would after the pivot. Caller owns *ret. */
@@ -489,7 +465,7 @@ static int resolve_exe(int rootfd, const char *cmd, const char *path, char **ret
                 char *cand = NULL;
                 if (dl > 0 && asprintf(&cand, "%.*s/%s", (int)dl, p, cmd) < 0)
                         return -ENOMEM;
-                if (cand && is_executable_in_root(rootfd, cand)) {
+                if (cand && sandbox_tree_has_exec(rootfd, cand)) {
                         *ret = cand;
                         return 0;
                 }
@@ -845,7 +821,7 @@ out:
         close_pair(out_pipe);
         close_pair(err_pipe);
         free(out.data);
-        strv_free_local(envp);
+        strv_free(envp);
         free(exe);
         free(cmdline);
         free(filter.filter);

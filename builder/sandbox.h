@@ -52,6 +52,9 @@ struct sandbox_opts {
 #define SANDBOX_OUTPUT_MAX (1u << 20)   /* captured output beyond this is dropped (noted in it) */
 #define SANDBOX_PATH "/usr/local/sbin:/usr/local/bin:/usr/bin:/usr/sbin:/bin:/sbin"
 
+/* Whether path (resolved inside the tree rootfd) is an executable regular file. */
+bool sandbox_tree_has_exec(int rootfd, const char *path);
+
 /* Run argv (argv[0] is resolved inside the tree, via its PATH if it has no '/') in the tree at
  * root (an absolute host path). Output (stdout and stderr interleaved) goes to *ret_output when
  * non-NULL (caller frees; set on success and failure) and each line is logged at debug level.
