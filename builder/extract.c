@@ -297,7 +297,8 @@ static int read_meta(struct xstate *s, struct archive *a, struct archive_entry *
 }
 
 /* The umask without changing it (umask(2) can only set it, and other threads create files):
- * from /proc/self/status; 07777 (never trust the create mode) when that cannot be read. */
+ * from /proc/self/status, once per archive (a caller may change it between archives; the tests
+ * do); 07777 (never trust the create mode) when that cannot be read. */
 static mode_t current_umask(void) {
         _cleanup_free_ char *text = NULL;
         if (fs_read_file_at(AT_FDCWD, "/proc/self/status", 1 << 16, &text, NULL) < 0)
@@ -356,37 +357,23 @@ static int write_regular(struct xstate *s, struct archive *a, struct archive_ent
                         return mkm_err_set(s->reterr, -MKM_E_TOO_BIG,
                                            "%s: contents exceed the %llu bytes its metadata promised", s->label,
                                            (unsigned long long)max);
-                const char *p = buf;
                 /* Sparse files: seek over holes (only then: a syscall per block adds up). */
                 if (off >= 0 && (uint64_t)off != pos) {
                         if (lseek(fd, off, SEEK_SET) < 0)
                                 return negative_errno();
                         pos = (uint64_t)off;
                 }
-                while (len > 0) {
-                        ssize_t n = write(fd, p, len);
-                        if (n < 0) {
-                                if (errno == EINTR)
-                                        continue;
-                                return mkm_err_set(s->reterr, negative_errno(), "%s: writing /%s: %s", s->label, path,
-                                                   strerror(errno));
-                        }
-                        p += n;
-                        len -= (size_t)n;
-                        pos += (uint64_t)n;
-                }
+                int q = fs_write_all(fd, buf, len);
+                if (q < 0)
+                        return mkm_err_set(s->reterr, q, "%s: writing /%s: %s", s->label, path, strerror(-q));
+                pos += len;
         }
-        la_int64_t size = archive_entry_size(e);
-        if (size >= 0 && (uint64_t)size != pos && ftruncate(fd, size) < 0)
+        if (declared >= 0 && (uint64_t)declared != pos && ftruncate(fd, declared) < 0)
                 return negative_errno();
-        /* Holes count like data (see above): charge what the file's size adds beyond its data. */
-        if (size > 0 && (uint64_t)size > s->bytes - bytes_before) {
-                s->bytes += (uint64_t)size - (s->bytes - bytes_before);
-                if (s->bytes > max)
-                        return mkm_err_set(s->reterr, -MKM_E_TOO_BIG,
-                                           "%s: contents exceed the %llu bytes its metadata promised", s->label,
-                                           (unsigned long long)max);
-        }
+        /* Holes count like data (see above); the check before the data already kept
+         * bytes_before + declared within max. */
+        if (declared > 0 && (uint64_t)declared > s->bytes - bytes_before)
+                s->bytes = bytes_before + (uint64_t)declared;
         /* What the kernel made of our create: a set-gid parent gives its group, a default ACL
          * masks the mode instead of the umask. Fix only what differs (fstat dirties nothing). */
         uid_t uid = (uid_t)archive_entry_uid(e);
