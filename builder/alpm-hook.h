@@ -15,8 +15,8 @@
  * PreTransaction hook (an error). A hook file that cannot be read or parsed aborts a
  * PreTransaction run and is skipped with a warning in a PostTransaction run. Stricter than
  * pacman: a hook whose Depends= are not installed is an error ("unable to run hook NAME: could not
- * satisfy dependencies"), not just a message. NetworkAccess = allowed (pacman 7) is accepted and
- * gives the hook the host's network; every other hook runs without network. */
+ * satisfy dependencies"), not just a message. NetworkAccess = allowed (pacman 7) is accepted, but
+ * hooks run without network all the same: packages from a co-tenant's mirror never reach it. */
 #pragma once
 
 #include <stdbool.h>

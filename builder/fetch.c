@@ -725,6 +725,7 @@ int fetch_all(struct mkm_ctx *ctx, struct fetch_item *items, size_t n, const str
                 it->error[0] = '\0';
                 it->used_url = NULL;
                 it->resumed = false;
+                it->not_found = false;
                 if (!it->dest || !it->urls || !it->urls[0]) {
                         (void)snprintf(it->error, sizeof it->error, "no %s given", it->dest ? "URL" : "destination");
                         item_fail(&st, x, -EINVAL);

@@ -707,15 +707,9 @@ static int copy_mkdir(const struct copy_op *op, int dfd, const char *name, mode_
 static int copy_tree(const struct copy_op *op, int srcdirfd, int dfd, unsigned depth) {
         if (depth > COPY_DEPTH_MAX)
                 return mkm_err_set(op->reterr, -ELOOP, "[Hooks] Copy=%s: deeper than %d levels", op->item, COPY_DEPTH_MAX);
-        int sfd = dup(srcdirfd);
-        if (sfd < 0)
+        DIR *d = fs_opendir_dup(srcdirfd);
+        if (!d)
                 return negative_errno();
-        DIR *d = fdopendir(sfd);
-        if (!d) {
-                (void)close(sfd);
-                return negative_errno();
-        }
-        (void)lseek(sfd, 0, SEEK_SET);
         int q = 0;
         struct dirent *de;
         while (q >= 0 && (de = readdir(d))) {

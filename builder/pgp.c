@@ -139,6 +139,7 @@ static void hex_upper(const uint8_t *p, size_t n, char *out) {
 
 /* Subpackets of one area (RFC 4880 5.2.3.1). */
 static int parse_subpackets(struct reader area, bool hashed, struct pgp_sig *s) {
+        unsigned seen = 0;      /* which of 2, 16, 33 this area had */
         while (area.left > 0) {
                 uint8_t o1, o2;
                 uint32_t len;
@@ -162,10 +163,12 @@ static int parse_subpackets(struct reader area, bool hashed, struct pgp_sig *s) 
                 bool critical = body[0] & 0x80;
                 body++;
                 len--;
-                if ((type == 2 || type == 16 || type == 33) && (s->seen & (1u << (type == 2 ? 0 : type == 16 ? 1 : 2))))
-                        s->ambiguous = true;
-                if (type == 2 || type == 16 || type == 33)
-                        s->seen |= 1u << (type == 2 ? 0 : type == 16 ? 1 : 2);
+                if (type == 2 || type == 16 || type == 33) {
+                        unsigned bit = 1u << (type == 2 ? 0 : type == 16 ? 1 : 2);
+                        if (seen & bit)
+                                s->ambiguous = true;
+                        seen |= bit;
+                }
                 switch (type) {
                 case 2:         /* signature creation time */
                         if (len != 4)

@@ -41,7 +41,6 @@ struct pgp_sig {
         bool unknown_critical;          /* a critical subpacket other than 2, 16, 33 */
         bool ambiguous;                 /* 2, 16 or 33 twice, or key ID and fingerprint disagree
                                          * (gpg reads the first; the fast path leaves such to gpg) */
-        unsigned seen;                  /* parser state: which of 2, 16, 33 were seen */
         uint8_t left16[2];              /* the digest's first two bytes, as stored */
         const uint8_t *hashed;          /* version .. end of hashed subpackets (into the input) */
         size_t hashed_len;

@@ -682,7 +682,7 @@ static int collect_inputs(const char *path, struct inputs *in, struct mkm_err *r
 #define CACHE_FORMAT "mkmachine gnupg cache 1"
 #define CACHE_FILE_MAX ((size_t)256 * 1024 * 1024)
 #define CACHE_DIGEST_MAX ((size_t)4096)
-#define CACHE_STALE_SECONDS (24 * 3600)
+#define GNUPG_STALE_SECONDS (24 * 3600)   /* a crashed build's .tmp.* entry goes after a day */
 
 static const char *const cached_files[] = { "pubring.kbx", "trustdb.gpg" };
 
@@ -834,7 +834,7 @@ static void cache_clean_stale(struct verify_keyring *k, int gfd) {
         while ((de = readdir(d))) {
                 struct stat st;
                 if (strncmp(de->d_name, ".tmp.", 5) != 0 || fstatat(gfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
-                    st.st_mtime > now - CACHE_STALE_SECONDS)
+                    st.st_mtime > now - GNUPG_STALE_SECONDS)
                         continue;
                 int r = fs_rm_rf_at(gfd, de->d_name);
                 mkm_debug(k->ctx, "keyring cache: %s stale %s%s%s", r < 0 ? "cannot remove" : "removed", de->d_name,
