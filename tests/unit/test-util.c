@@ -191,14 +191,19 @@ static void test_mkdir_p_in_root(void **state) {
         /* var -> ../escape (relative, climbing out) and etc -> /absolute/elsewhere */
         assert_int_equal(symlinkat("../escape", rfd, "var"), 0);
         assert_int_equal(symlinkat(escape, rfd, "etc"), 0);
+        /* Both resolve inside the tree ("../escape" from / is ROOT/escape, and the absolute one
+         * is ROOT/<that path>), where nothing exists: like mkdir -p through a dangling symlink,
+         * that fails, and nothing appears on the host. */
+        assert_int_equal(fs_mkdir_p_in_root(rfd, "var/lib/pacman/local", 0755), -ENOENT);
+        assert_int_equal(fs_mkdir_p_in_root(rfd, "etc/pacman.d", 0755), -ENOENT);
+        assert_int_equal(access(escape, F_OK), -1);
+        /* With the target inside the tree present, the symlink is followed inside it. */
+        assert_int_equal(mkdirat(rfd, "escape", 0755), 0);
         int fd = fs_mkdir_p_in_root(rfd, "var/lib/pacman/local", 0755);
-        /* var resolves inside the tree: "../escape" from / is /escape, i.e. ROOT/escape. */
-        if (fd >= 0)
-                close(fd);
-        fd = fs_mkdir_p_in_root(rfd, "etc/pacman.d", 0755);
-        if (fd >= 0)
-                close(fd);
-        assert_int_equal(access(escape, F_OK), -1);      /* nothing on the host */
+        assert_true(fd >= 0);
+        close(fd);
+        assert_int_equal(faccessat(rfd, "escape/lib/pacman/local", F_OK, 0), 0);
+        assert_int_equal(access(escape, F_OK), -1);      /* still nothing on the host */
         fd = fs_mkdir_p_in_root(rfd, "usr/share/x", 0750);
         assert_true(fd >= 0);
         close(fd);
