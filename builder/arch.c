@@ -55,7 +55,6 @@ struct arch {
         size_t ndbs;
         char **keys_used;               /* signer fingerprints */
         struct verify_job *vj;          /* downloads and signature checks running alongside the install */
-        bool cache_unsynced;            /* cache entries committed with deferred sync (cache.h) */
 };
 
 static void verify_stop(struct arch *a);
@@ -310,11 +309,9 @@ static int fetch_into_cache(struct arch *a, struct want *w, size_t n, struct mkm
         }
         if (m > 0) {
                 mkm_emit(b->ctx, &(struct mkm_event){ .type = MKM_EV_STAGE, .text = "downloading" });
-                /* One syncfs at the end instead of four fsyncs per file (see cache.h). */
                 struct fetch_options fo;
                 fetch_options_default(&fo);
                 fo.no_fsync = true;
-                cache_set_deferred_sync(b->cache, true);
                 struct mkm_err ferr = {};
                 (void)fetch_all(b->ctx, items, m, &fo, &ferr);
         }
@@ -340,12 +337,7 @@ static int fetch_into_cache(struct arch *a, struct want *w, size_t n, struct mkm
                 x->present = true;
         }
 out:
-        if (m > 0) {
-                int q = cache_sync(b->cache);
-                cache_set_deferred_sync(b->cache, false);
-                if (q < 0 && r == 0)
-                        r = mkm_err_set(reterr, q, "cannot sync the cache %s: %s", cache_dir(b->cache), strerror(-q));
-        }
+        /* (made durable with everything else by fetch_finish()) */
         for (size_t k = 0; k < m; k++) {
                 if (tmps[k])
                         drop_tmp(tmps[k]);
@@ -493,9 +485,6 @@ static int plan_from_repos(struct arch *a, struct mkm_err *reterr) {
         if (!l->inputs || !l->distribution || !l->sources)
                 return -ENOMEM;
 
-        /* The db's signatures go into the cache without an fsync each: fetch_finish() syncs once. */
-        cache_set_deferred_sync(b->cache, true);
-        a->cache_unsynced = true;
         /* Signatures missing from the db come from the mirror (FILE.sig). */
         _cleanup_(wants_done) struct wants ws = { .w = calloc(plan->n ? plan->n : 1, sizeof *ws.w) };
         if (!ws.w)
@@ -588,8 +577,6 @@ struct verify_job {
         pthread_t fetcher;
         bool has_fetcher;
         atomic_bool cancel;
-        int sync_result;                /* the cache's syncfs after the last download */
-        bool synced;                    /* ... which ran */
 };
 
 /* Record want k's outcome and wake whoever waits for it. */
@@ -677,8 +664,7 @@ static void *fetcher_thread(void *userdata) {
                 want_finish(j, j->idx[item], r, &e);    /* no-op for the ones already reported */
                 release_item(j, item);                  /* no-op for the ones released already */
         }
-        j->sync_result = cache_sync(b->cache);
-        j->synced = true;
+        (void)cache_sync(b->cache);     /* in the background; fetch_finish() reports a failure */
         return NULL;
 }
 
@@ -847,8 +833,6 @@ static int verify_start(struct arch *a, struct want *w, struct mkm_err *reterr) 
         a->vj = j;
         if (j->m > 0) {
                 mkm_emit(a->b->ctx, &(struct mkm_event){ .type = MKM_EV_STAGE, .text = "downloading" });
-                cache_set_deferred_sync(a->b->cache, true);
-                a->cache_unsynced = true;
                 if (thread_create_nosig(&j->fetcher, fetcher_thread, j) != 0) {
                         fetcher_thread(j);      /* no thread: download everything first */
                 } else
@@ -884,18 +868,14 @@ static int verify_wait(struct arch *a, size_t i, struct mkm_err *reterr) {
 }
 
 /* Wait for the downloads to end (all of them are in the cache once every package was checked)
- * and make the cache's new entries durable: the fetcher's syncfs, or one here. */
+ * and make the cache's new entries durable (nothing to do when the fetcher's syncfs did). */
 static int fetch_finish(struct arch *a, struct mkm_err *reterr) {
         struct verify_job *j = a->vj;
         if (j && j->has_fetcher) {
                 pthread_join(j->fetcher, NULL);
                 j->has_fetcher = false;
         }
-        if (!a->cache_unsynced)
-                return 0;
-        a->cache_unsynced = false;
-        int r = j && j->synced ? j->sync_result : cache_sync(a->b->cache);
-        cache_set_deferred_sync(a->b->cache, false);
+        int r = cache_sync(a->b->cache);
         if (r < 0)
                 return mkm_err_set(reterr, r, "cannot sync the cache %s: %s", cache_dir(a->b->cache), strerror(-r));
         return 0;
@@ -1150,6 +1130,8 @@ static int arch_run(struct build *b, struct mkm_err *reterr) {
         struct utsname u;
         int r;
 
+        /* Cache commits skip their fsyncs; fetch_finish() syncs once (cache.h). */
+        cache_set_deferred_sync(b->cache, true);
         a.arch = b->recipe->architecture;
         if (!a.arch || !*a.arch)
                 a.arch = uname(&u) == 0 ? u.machine : "x86_64";

@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +36,7 @@ struct cache {
         int tmpfd;
         struct stat tmp_st;     /* identity of DIR/tmp, to check commit paths */
         bool deferred_sync;     /* commits skip fsync; cache_sync() makes them durable at once */
+        atomic_bool dirty;      /* a deferred commit has not been synced yet */
         pthread_mutex_t held_lock;
         struct held {           /* stable download names this process holds (cache_tmp_path_for) */
                 char *path;
@@ -403,6 +405,8 @@ int cache_commit(struct cache *c, const char *tmp_path, const char *expected_sha
         }
 
         /* Read-only and durable before it becomes visible. */
+        if (c->deferred_sync)
+                atomic_store(&c->dirty, true);
         if (fchmod(fd, 0444) < 0 || (!c->deferred_sync && fsync(fd) < 0))
                 return mkm_err_set(reterr, negative_errno(), "cannot finish %s: %m", tmp_path);
         (void)snprintf(sub, sizeof sub, "sha256/%.2s", got);
@@ -432,7 +436,14 @@ void cache_set_deferred_sync(struct cache *c, bool deferred) {
 }
 
 int cache_sync(struct cache *c) {
-        return syncfs(c->dirfd) < 0 ? negative_errno() : 0;
+        if (!atomic_exchange(&c->dirty, false))
+                return 0;
+        if (syncfs(c->dirfd) < 0) {
+                int r = negative_errno();
+                atomic_store(&c->dirty, true);  /* still owed */
+                return r;
+        }
+        return 0;
 }
 
 int cache_open_fd(struct cache *c, const char *sha256hex, int *ret_fd) {

@@ -83,6 +83,7 @@ int cache_commit(struct cache *c, const char *tmp_path, const char *expected_sha
  * and every package is signature-checked before use, so such an entry is caught, never trusted.
  * Concurrent readers are unaffected: a name still appears only after the whole file is written. */
 void cache_set_deferred_sync(struct cache *c, bool deferred);
+/* syncfs when a deferred commit is not durable yet (else nothing). Thread-safe. */
 int cache_sync(struct cache *c);
 
 /* Open the cached file read-only (O_CLOEXEC); -ENOENT if absent, -EINVAL for a bad digest. */
