@@ -601,6 +601,37 @@ static void test_part_file_resumed(void **state) {
         assert_string_equal(ranges, "bytes=30000-,-");
 }
 
+/* A .part that is not ours alone (a hard link to someone's file, a FIFO) is never resumed into:
+ * it is replaced, the download starts from zero, and the linked file keeps its bytes. */
+static void test_foreign_part_replaced(void **state) {
+        (void)state;
+        struct fetch_options o = test_opts();
+        struct fetch_item it;
+        struct mkm_err err = {};
+        char ranges[256];
+        uint8_t buf[50000], junk[20000];
+
+        make_served("linked.bin", sizeof buf, 11);
+        memset(junk, 'J', sizeof junk);
+        char other[512];
+        (void)snprintf(other, sizeof other, "%s", path_in(srv.out, "someone-elses-file"));
+        write_file(other, junk, sizeof junk);
+        assert_int_equal(link(other, path_in(srv.out, "linked.bin.part")), 0);
+        assert_int_equal(fetch_one("linked.bin", sizeof buf, &o, &it, &err, url("linked.bin"), NULL), 0);
+        assert_same_file("linked.bin");
+        assert_int_equal(server_requests("linked.bin", ranges, sizeof ranges), 1);
+        assert_string_equal(ranges, "-");
+        struct stat st;
+        assert_int_equal(stat(other, &st), 0);
+        assert_int_equal(st.st_size, (off_t)sizeof junk);
+        assert_int_equal(st.st_nlink, 1);
+
+        make_served("fifo.bin", sizeof buf, 12);
+        assert_int_equal(mkfifo(path_in(srv.out, "fifo.bin.part"), 0644), 0);
+        assert_int_equal(fetch_one("fifo.bin", sizeof buf, &o, &it, &err, url("fifo.bin"), NULL), 0);
+        assert_same_file("fifo.bin");
+}
+
 /* A server ignoring Range: the 200 body replaces the part (here garbage, to prove it is not kept). */
 static void test_norange_restarts(void **state) {
         (void)state;
@@ -881,6 +912,7 @@ int main(void) {
                 cmocka_unit_test(test_truncated_resumes),
                 cmocka_unit_test(test_short_body_is_retried),
                 cmocka_unit_test(test_part_file_resumed),
+                cmocka_unit_test(test_foreign_part_replaced),
                 cmocka_unit_test(test_norange_restarts),
                 cmocka_unit_test(test_wrong_range_restarts),
                 cmocka_unit_test(test_416_restarts),
