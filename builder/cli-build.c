@@ -67,13 +67,9 @@ static int worker(struct mkm_ctx *ctx, const char *path) {
 
 /* The temporaries pid left in the directory of path (fs_write_atomic_at's .#NAME.PID.XXXXXX). */
 static void remove_temporaries_beside(const char *path, pid_t pid) {
-        _cleanup_free_ char *dir = strdup(path);
-        if (!dir)
-                return;
-        char *slash = strrchr(dir, '/');
-        if (slash)
-                *(slash == dir ? slash + 1 : slash) = 0;
-        (void)fs_remove_temporaries_of(slash ? dir : ".", pid);
+        _cleanup_free_ char *dir = fs_path_dirname(path);
+        if (dir)
+                (void)fs_remove_temporaries_of(dir, pid);
 }
 
 /* After a killed worker (not yet reaped, so its pid is not reused): remove its staging tree

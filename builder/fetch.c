@@ -27,6 +27,7 @@
 #include "ctx.h"
 #include "util/cleanup.h"
 #include "util/err.h"
+#include "util/fs.h"
 #include "util/log.h"
 
 #ifndef MKM_VERSION
@@ -503,16 +504,9 @@ static enum outcome classify(struct xfer *x, CURLcode c, int *ret_code, char *re
 }
 
 static int fsync_parent_dir(const char *path) {
-        const char *slash = strrchr(path, '/');
-        _cleanup_free_ char *dir = NULL;
+        _cleanup_free_ char *dir = fs_path_dirname(path);
         _cleanup_close_ int fd = -EBADF;
 
-        if (!slash)
-                dir = strdup(".");
-        else if (slash == path)
-                dir = strdup("/");
-        else
-                dir = strndup(path, (size_t)(slash - path));
         if (!dir)
                 return -ENOMEM;
         fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);

@@ -486,15 +486,6 @@ static char *path_normalize(const char *p) {
         return out;
 }
 
-static char *path_dirname(const char *p) {
-        const char *slash = strrchr(p, '/');
-        if (!slash)
-                return strdup(".");
-        if (slash == p)
-                return strdup("/");
-        return strndup(p, (size_t)(slash - p));
-}
-
 static char *resolve_path(const char *dir, const char *value) {
         if (value[0] == '/')
                 return path_normalize(value);
@@ -548,7 +539,7 @@ static int do_include(struct loader *l, const struct where *w, const char *item)
         if (!l->allow_includes)
                 return FAIL(w, "includes are not followed when parsing a single buffer");
         _cleanup_free_ char *path = resolve_path(w->dir, item);
-        _cleanup_free_ char *shown_dir = path_dirname(w->file);
+        _cleanup_free_ char *shown_dir = fs_path_dirname(w->file);
         _cleanup_free_ char *shown = shown_dir ? (item[0] == '/' ? strdup(item) : resolve_path(shown_dir, item)) : NULL;
         if (!path || !shown)
                 return -ENOMEM;
@@ -1013,7 +1004,7 @@ static int load_file(struct loader *l, const char *abs, const char *shown_in, co
                 if (ret < 0)
                         return ret;
         }
-        _cleanup_free_ char *dir = path_dirname(abs);
+        _cleanup_free_ char *dir = fs_path_dirname(abs);
         if (!dir)
                 return -ENOMEM;
         l->stack[l->depth++] = (struct frame){ .abs = (char *)abs, .shown = (char *)shown };
@@ -1135,7 +1126,7 @@ int recipe_load_buffer(const char *buf, size_t len, const char *filename, struct
         _cleanup_(recipe_freep) struct recipe *r = recipe_new();
         if (!r)
                 return -ENOMEM;
-        _cleanup_free_ char *dir = path_dirname(fn);
+        _cleanup_free_ char *dir = fs_path_dirname(fn);
         const char *shown = intern_shown(r, fn);
         if (!dir || !shown)
                 return -ENOMEM;
@@ -1213,13 +1204,10 @@ static int check_beside(const struct recipe *r, enum key_id id, const char *path
                 return mkm_err_set(reterr, -MKM_E_RECIPE, "%s:%u: [%s] %s=: cannot read '%s': %s", o->file ? o->file : "?",
                                    o->line, keys[id].section, keys[id].key, path, strerror(errno));
         for (char **f = r->files; f && *f; f++) {
-                _cleanup_free_ char *dir = strdup(*f);
+                _cleanup_free_ char *dir = fs_path_dirname(*f);
                 if (!dir)
                         return -ENOMEM;
-                char *slash = strrchr(dir, '/');
-                if (slash)
-                        *slash = 0;
-                _cleanup_free_ char *rdir = realpath(*dir ? dir : "/", NULL);
+                _cleanup_free_ char *rdir = realpath(dir, NULL);
                 if (!rdir)
                         continue;
                 size_t n = strlen(rdir);

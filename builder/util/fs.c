@@ -386,6 +386,15 @@ int fs_rm_rf_at(int dirfd, const char *name) {
         return r;
 }
 
+char *fs_path_dirname(const char *path) {
+        const char *slash = strrchr(path, '/');
+        if (!slash)
+                return strdup(".");
+        if (slash == path)
+                return strdup("/");
+        return strndup(path, (size_t)(slash - path));
+}
+
 char *fs_path_join(const char *a, const char *b) {
         size_t la = strlen(a);
         while (la > 1 && a[la - 1] == '/')

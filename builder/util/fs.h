@@ -69,3 +69,5 @@ int fs_rm_rf_at(int dirfd, const char *name);
 
 /* Join two path parts with exactly one '/'. Caller owns the result; NULL on ENOMEM. */
 char *fs_path_join(const char *a, const char *b);
+/* The directory part of path, as dirname(1): "a/b" -> "a", "/a" -> "/", "a" -> ".". NULL on ENOMEM. */
+char *fs_path_dirname(const char *path);

@@ -228,6 +228,15 @@ static void test_path_join(void **state) {
         }
 }
 
+static void test_path_dirname(void **state) {
+        (void)state;
+        static const char *const cases[][2] = { { "a/b", "a" }, { "/a", "/" }, { "a", "." }, { "/a/b/c", "/a/b" } };
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                _cleanup_free_ char *d = fs_path_dirname(cases[i][0]);
+                assert_string_equal(d, cases[i][1]);
+        }
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_strv),
@@ -239,6 +248,7 @@ int main(void) {
                 cmocka_unit_test(test_rm_rf_stops_at_bind_mounts),
                 cmocka_unit_test(test_mkdir_p_in_root),
                 cmocka_unit_test(test_path_join),
+                cmocka_unit_test(test_path_dirname),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
