@@ -904,33 +904,7 @@ static const char keygen_unit[] =
 
 int hooks_ssh_host_keys(struct mkm_ctx *ctx, int rootfd, int64_t epoch, const char **ret_unit, struct mkm_err *reterr) {
         *ret_unit = NULL;
-        int dfd = fs_open_in_root(rootfd, "etc/ssh", O_RDONLY | O_DIRECTORY, 0, 0);
-        if (dfd >= 0) {
-                DIR *d = fdopendir(dfd);
-                if (!d) {
-                        (void)close(dfd);
-                        return negative_errno();
-                }
-                _cleanup_strv_free_ char **victims = NULL;
-                struct dirent *de;
-                while ((de = readdir(d)))
-                        if (fnmatch("ssh_host_*key*", de->d_name, 0) == 0 && strv_push(&victims, de->d_name) < 0) {
-                                (void)closedir(d);
-                                return -ENOMEM;
-                        }
-                int q = 0;
-                for (char **v = victims; v && *v && q >= 0; v++) {
-                        if (unlinkat(dirfd(d), *v, 0) < 0 && errno != ENOENT)
-                                q = mkm_err_set(reterr, negative_errno(), "cannot remove /etc/ssh/%s: %s", *v, strerror(errno));
-                        else
-                                mkm_debug(ctx, "removed the SSH host key /etc/ssh/%s (made at first boot instead)", *v);
-                }
-                (void)closedir(d);
-                if (q < 0)
-                        return q;
-        } else if (dfd != -ENOENT && dfd != -ENOTDIR)
-                return mkm_err_set(reterr, dfd, "cannot open /etc/ssh in the machine: %s", strerror(-dfd));
-
+        /* The keys themselves go in normalize (after Run=, which may make some too). */
         if (units_exists(rootfd, "sshdgenkeys.service") == 0) {
                 /* Arch's openssh: sshd.service has Wants=sshdgenkeys.service. */
                 mkm_debug(ctx, "sshdgenkeys.service makes the SSH host keys at first boot");

@@ -4,7 +4,7 @@
  * In the tree (hooks_apply, after the distro scripts and before normalize), in this order:
  *   1. Copy=                 files from beside the recipe, owners from the TREE's passwd/group
  *   2. RootAuthorizedKeys=   appended to /root/.ssh/authorized_keys (0600, dirs 0700, root)
- *   3. SSH host keys         etc/ssh/ssh_host_*key* deleted; generated at first boot by the
+ *   3. SSH host keys         made at first boot (normalize deletes what the build made) by the
  *                            distro's unit (Arch: sshdgenkeys.service, which sshd.service Wants=)
  *                            or by mkmachine-ssh-keygen.service (Debian has none)
  *   4. Fuse=yes              on systemd < 257: etc/tmpfiles.d/mkmachine-fuse.conf (char 10:229)
@@ -93,8 +93,9 @@ int hooks_write_host_files(struct mkm_ctx *ctx, const char *name, const struct h
 int hooks_copy(struct mkm_ctx *ctx, const struct recipe *r, int rootfd, int64_t epoch, struct mkm_err *reterr);
 int hooks_authorized_keys(struct mkm_ctx *ctx, const struct recipe *r, int rootfd, int64_t epoch,
                           struct mkm_err *reterr);
-/* Deletes host keys; *ret_unit is the unit to enable (NULL when the distro's unit does the job or
- * the tree has no ssh-keygen). */
+/* The unit that makes SSH host keys at first boot: *ret_unit is the one to enable (NULL when the
+ * distro's unit does the job or the tree has no ssh-keygen). The keys a build made are removed by
+ * normalize_remove_generated(). */
 int hooks_ssh_host_keys(struct mkm_ctx *ctx, int rootfd, int64_t epoch, const char **ret_unit, struct mkm_err *reterr);
 int hooks_fuse_tree(struct mkm_ctx *ctx, const struct recipe *r, int rootfd, unsigned systemd_version, int64_t epoch,
                     struct mkm_err *reterr);
