@@ -328,11 +328,8 @@ int alpm_hook_fnmatch_patterns(char *const *patterns, const char *s) {
         return -1;
 }
 
-static int strcmp_ptr(const void *a, const void *b) {
-        return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 int alpm_hook_match(const struct alpm_hook *h, const struct alpm_hook_pkg *pkgs, size_t n, char ***ret_targets) {
+        struct strv_builder mb = {};
         _cleanup_strv_free_ char **matches = NULL;
         bool triggered = false;
         int r;
@@ -351,8 +348,8 @@ int alpm_hook_match(const struct alpm_hook *h, const struct alpm_hook_pkg *pkgs,
                                 hit = true;
                                 if (!h->needs_targets)
                                         break;
-                                if ((r = strv_push(&matches, pkgs[i].name)) < 0)
-                                        return r;
+                                if ((r = strv_builder_push(&mb, pkgs[i].name)) < 0)
+                                        goto fail;
                                 continue;
                         }
                         for (char *const *f = pkgs[i].files; f && *f; f++) {
@@ -361,8 +358,8 @@ int alpm_hook_match(const struct alpm_hook *h, const struct alpm_hook_pkg *pkgs,
                                 hit = true;
                                 if (!h->needs_targets)
                                         break;
-                                if ((r = strv_push(&matches, *f)) < 0)
-                                        return r;
+                                if ((r = strv_builder_push(&mb, *f)) < 0)
+                                        goto fail;
                         }
                         if (hit && !h->needs_targets)
                                 break;
@@ -373,13 +370,14 @@ int alpm_hook_match(const struct alpm_hook *h, const struct alpm_hook_pkg *pkgs,
                                 break;
                 }
         }
+        matches = TAKE_PTR(mb.l);
         if (!triggered)
                 return 0;
         if (h->needs_targets && ret_targets) {
-                size_t m = strv_length(matches), k = 0;
+                size_t m = mb.n, k = 0;
                 if (!matches && !(matches = calloc(1, sizeof(char *))))
                         return -ENOMEM;
-                qsort(matches, m, sizeof(char *), strcmp_ptr);
+                strv_sort(matches);
                 for (size_t i = 0; i < m; i++) {
                         if (k > 0 && strcmp(matches[k - 1], matches[i]) == 0) {
                                 free(matches[i]);
@@ -391,6 +389,9 @@ int alpm_hook_match(const struct alpm_hook *h, const struct alpm_hook_pkg *pkgs,
                 *ret_targets = TAKE_PTR(matches);
         }
         return 1;
+fail:
+        strv_free(mb.l);
+        return r;
 }
 
 /* ------------------------------------------------------------------ loading */

@@ -143,7 +143,7 @@ struct xstate {
         const char *label;
         struct hashmap *own_symlinks;   /* symlinks this package created: never written through */
         struct hashmap *own_files;      /* regular files of this package: valid hard-link targets */
-        char **files;
+        struct strv_builder files;      /* %FILES%, in archive order until sorted */
         uint64_t bytes;
         mode_t umask;                   /* the process's, as the kernel applies it to new files */
         /* the last parent directory opened, reused for consecutive entries */
@@ -492,11 +492,11 @@ static int write_hardlink(struct xstate *s, struct archive_entry *e, const char 
 
 static int add_file(struct xstate *s, const char *path, bool dir) {
         if (!dir)
-                return strv_push(&s->files, path);
+                return strv_builder_push(&s->files, path);
         char *p = NULL;
         if (asprintf(&p, "%s/", path) < 0)
                 return -ENOMEM;
-        int r = strv_consume(&s->files, p);
+        int r = strv_builder_consume(&s->files, p);
         if (r < 0)
                 free(p);
         return r;
@@ -568,8 +568,7 @@ int extract_archive_fd(struct mkm_ctx *ctx, int rootfd, int fd, const struct ext
                 return -ENOMEM;
         s.own_symlinks = hashmap_new();
         s.own_files = hashmap_new();
-        s.files = calloc(1, sizeof(char *));
-        if (!s.own_symlinks || !s.own_files || !s.files) {
+        if (!s.own_symlinks || !s.own_files) {
                 r = -ENOMEM;
                 goto out;
         }
@@ -600,15 +599,19 @@ int extract_archive_fd(struct mkm_ctx *ctx, int rootfd, int fd, const struct ext
                 if (r < 0)
                         goto out;
         }
-        strv_sort(s.files);
-        *ret = (struct extract_result){ .files = TAKE_PTR(s.files), .bytes = s.bytes, .meta = meta };
+        if (!s.files.l && !(s.files.l = calloc(1, sizeof(char *)))) {
+                r = -ENOMEM;
+                goto out;
+        }
+        strv_sort(s.files.l);
+        *ret = (struct extract_result){ .files = TAKE_PTR(s.files.l), .bytes = s.bytes, .meta = meta };
         meta = (struct extract_meta){};
 out:
         free(meta.pkginfo);
         free(meta.mtree);
         free(meta.install);
         forget_parent_cache(&s);
-        strv_free(s.files);
+        strv_free(s.files.l);
         hashmap_free(s.own_symlinks);
         hashmap_free(s.own_files);
         archive_read_free(a);

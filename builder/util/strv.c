@@ -44,6 +44,31 @@ int strv_consume(char ***l, char *s) {
         return 0;
 }
 
+int strv_builder_consume(struct strv_builder *b, char *s) {
+        /* n + 1 strings and the NULL after them */
+        if (b->n + 2 > b->cap) {
+                size_t nc = b->cap ? b->cap * 2 : 16;
+                char **nl = mkm_reallocarray(b->l, nc, sizeof(char *));
+                if (!nl)
+                        return -ENOMEM;
+                b->l = nl;
+                b->cap = nc;
+        }
+        b->l[b->n++] = s;
+        b->l[b->n] = NULL;
+        return 0;
+}
+
+int strv_builder_push(struct strv_builder *b, const char *s) {
+        char *c = strdup(s);
+        if (!c)
+                return -ENOMEM;
+        int r = strv_builder_consume(b, c);
+        if (r < 0)
+                free(c);
+        return r;
+}
+
 int strv_push(char ***l, const char *s) {
         char *c = strdup(s);
         if (!c)

@@ -16,6 +16,17 @@ bool strv_contains(char *const *l, const char *s);
 int strv_push(char ***l, const char *s);
 /* Append s itself: takes ownership of s on success only. */
 int strv_consume(char ***l, char *s);
+/* A vector being built one string at a time: strv_push() finds the end on every call (O(n)), so
+ * a loop that appends thousands of strings (a package's files) uses this instead. b->l stays a
+ * valid NULL-terminated vector (or NULL before the first append); take it when done. */
+struct strv_builder {
+        char **l;
+        size_t n, cap;
+};
+/* Append s itself (ownership taken on success only), or a copy of it. 0 or -ENOMEM. */
+int strv_builder_consume(struct strv_builder *b, char *s);
+int strv_builder_push(struct strv_builder *b, const char *s);
+
 /* Append copies of every string of b. */
 int strv_extend(char ***l, char *const *b);
 /* Split s at any of the separator characters, skipping empty fields. Caller owns *ret. */

@@ -37,6 +37,17 @@ static void test_strv(void **state) {
         _cleanup_strv_free_ char **e = NULL;
         assert_int_equal(strv_split("", " ", &e), 0);
         assert_int_equal(strv_length(e), 0);
+        /* The builder: a valid vector after every append, through several growths. */
+        struct strv_builder b = {};
+        for (int i = 0; i < 1000; i++) {
+                char v[16];
+                (void)snprintf(v, sizeof v, "%d", i);
+                assert_int_equal(strv_builder_push(&b, v), 0);
+                assert_int_equal(strv_length(b.l), (size_t)i + 1);
+        }
+        assert_string_equal(b.l[999], "999");
+        assert_null(b.l[1000]);
+        strv_free(b.l);
 }
 
 static void test_err(void **state) {
