@@ -78,6 +78,32 @@ static int mkdir_at(int dfd, const char *name) {
         return 0;
 }
 
+static bool same_file(const struct stat *a, const struct stat *b) {
+        return a->st_dev == b->st_dev && a->st_ino == b->st_ino;
+}
+
+/* Take the download lock DIR/tmp/NAME (created when absent) without waiting: its fd, or -EAGAIN
+ * when someone holds it (or a negative errno). The lock counts only while the name still is the
+ * file we locked: a holder that is done unlinks it (while holding it), and a late opener of the
+ * old file must not count as the holder of the new one, so that case is retried. */
+static int take_dl_lock(struct cache *c, const char *name) {
+        for (int attempt = 0; attempt < 5; attempt++) {
+                int fd = openat(c->tmpfd, name, O_RDONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
+                if (fd < 0)
+                        return negative_errno();
+                if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+                        int r = errno == EWOULDBLOCK ? -EAGAIN : negative_errno();
+                        (void)close(fd);
+                        return r;
+                }
+                struct stat a, b;
+                if (fstat(fd, &a) == 0 && fstatat(c->tmpfd, name, &b, AT_SYMLINK_NOFOLLOW) == 0 && same_file(&a, &b))
+                        return fd;
+                (void)close(fd);
+        }
+        return -EAGAIN;
+}
+
 static void clean_stale(struct cache *c) {
         DIR *d = fs_opendir_dup(c->tmpfd);
         if (!d)
@@ -99,13 +125,10 @@ static void clean_stale(struct cache *c) {
                 _cleanup_close_ int lfd = -EBADF;
                 char digest[65], lock[96] = "";
                 if (sscanf(de->d_name, "dl-%64[0-9a-f]", digest) == 1 && strlen(digest) == 64) {
-                        struct stat a, b;
                         (void)snprintf(lock, sizeof lock, "dl-%s.lock", digest);
-                        lfd = openat(c->tmpfd, lock, O_RDONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
-                        if (lfd < 0 || flock(lfd, LOCK_EX | LOCK_NB) < 0 || fstat(lfd, &a) < 0 ||
-                            fstatat(c->tmpfd, lock, &b, AT_SYMLINK_NOFOLLOW) < 0 || a.st_dev != b.st_dev ||
-                            a.st_ino != b.st_ino)
-                                continue;       /* held, or the name is another lock file by now */
+                        lfd = take_dl_lock(c, lock);
+                        if (lfd < 0)
+                                continue;       /* held */
                 }
                 int r = 0;
                 if (strcmp(de->d_name, lock) != 0)
@@ -204,9 +227,6 @@ int cache_lookup(struct cache *c, const char *sha256hex, char **ret_path) {
         return 0;
 }
 
-static bool same_file(const struct stat *a, const struct stat *b) {
-        return a->st_dev == b->st_dev && a->st_ino == b->st_ino;
-}
 
 int cache_check(struct cache *c, const char *sha256hex, uint64_t expected_size, unsigned flags, char **ret_path,
                 struct mkm_err *reterr) {
@@ -289,23 +309,7 @@ int cache_tmp_path_for(struct cache *c, const char *sha256hex, char **ret_path) 
         char lock[96], label[80];
         (void)snprintf(lock, sizeof lock, "dl-%s.lock", sha256hex);
         (void)snprintf(label, sizeof label, "dl-%.64s", sha256hex);
-        int fd = -EBADF;
-        for (int attempt = 0; attempt < 5 && fd < 0; attempt++) {
-                fd = openat(c->tmpfd, lock, O_RDONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
-                if (fd < 0)
-                        break;
-                /* The lock counts only if the name still is this file: a releaser unlinks it. */
-                struct stat a, b;
-                if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-                        (void)close(fd);
-                        fd = -EBADF;
-                        break;          /* someone downloads this very file now */
-                }
-                if (fstat(fd, &a) < 0 || fstatat(c->tmpfd, lock, &b, AT_SYMLINK_NOFOLLOW) < 0 || !same_file(&a, &b)) {
-                        (void)close(fd);
-                        fd = -EBADF;
-                }
-        }
+        int fd = take_dl_lock(c, lock);
         /* No lock (held elsewhere, or any failure: fds, locks): a unique name, without resume. */
         if (fd < 0)
                 return cache_tmp_path(c, label, ret_path);
