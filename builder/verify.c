@@ -272,6 +272,8 @@ void verify_remove_stale_homes(void) {
         remove_homes(0);
 }
 
+static int open_gctx(struct verify_keyring *k, struct mkm_err *reterr);
+
 int verify_keyring_clone(const struct verify_keyring *k, struct verify_keyring **ret) {
         struct verify_keyring *c = calloc(1, sizeof *c);
         if (!c)
@@ -279,20 +281,11 @@ int verify_keyring_clone(const struct verify_keyring *k, struct verify_keyring *
         *c = (struct verify_keyring){ .ctx = NULL, .home = k->home, .gpg = k->gpg, .gpgconf = k->gpgconf,
                                       .revoked = k->revoked, .n_keys = k->n_keys, .borrowed = true,
                                       .fast = k->fast };
-        gpgme_error_t e = gpgme_new(&c->gctx);
-        if (!e)
-                e = gpgme_set_protocol(c->gctx, GPGME_PROTOCOL_OpenPGP);
-        if (!e)
-                e = gpgme_ctx_set_engine_info(c->gctx, GPGME_PROTOCOL_OpenPGP, NULL, k->home);
-        if (!e)
-                e = gpgme_set_keylist_mode(c->gctx, GPGME_KEYLIST_MODE_LOCAL);
-        if (e) {
-                int r = gpg_to_errno(e);
+        int r = open_gctx(c, NULL);
+        if (r < 0) {
                 verify_keyring_free(c);
                 return r;
         }
-        gpgme_set_offline(c->gctx, 1);
-        gpgme_set_armor(c->gctx, 0);
         *ret = c;
         return 0;
 }
