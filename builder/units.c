@@ -1675,7 +1675,8 @@ static int symlink_wants(struct uctx *u, struct unit_info *info, char **list, co
                         (void)promote(u, q, info->name);
                 if ((q < 0 && r >= 0) || r == 0)
                         r = q;
-                if (q >= 0 && units_exists(u->rootfd, dst) == -ENOENT)
+                /* Only for a debug line (systemctl prints it too): a search-path scan per target. */
+                if (q >= 0 && u->ctx && u->ctx->verbosity > 0 && units_exists(u->rootfd, dst) == -ENOENT)
                         mkm_debug(u->ctx, "units: unit %s is added as a dependency to a non-existent unit %s",
                                   info->path, dst);
         }
