@@ -1,0 +1,168 @@
+/* SPDX-License-Identifier: MIT */
+/* Debian repository metadata: deb822 paragraphs, Release/InRelease, Packages indexes and the
+ * relationship fields (Depends, Pre-Depends, Provides, Conflicts, Breaks).
+ *
+ * Everything here parses untrusted bytes: a Release only after its signature was checked (the
+ * caller passes the signed text that gpgme returned), a Packages index only after its sha256
+ * matched the Release. Still, every parser bounds what it keeps (DEB_* limits below), refuses
+ * NUL bytes and control characters in names, and never trusts a length field.
+ *
+ * Memory: bookworm main/amd64 lists ~64k packages in ~45 MB of text. The index keeps only the
+ * fields below, with strings interned in one arena per index (no malloc per field), so a parsed
+ * index costs well under half its text. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct mkm_err;
+
+#define DEB_INDEX_MAX_TEXT ((size_t)512 * 1024 * 1024)  /* decompressed Packages bytes */
+#define DEB_INDEX_MAX_PKGS 1000000u
+#define DEB_RELEASE_MAX ((size_t)16 * 1024 * 1024)
+#define DEB_FIELD_MAX ((size_t)1024 * 1024)               /* one field's value */
+
+/* ---- deb822 ------------------------------------------------------------------------------- */
+
+/* One field of a paragraph: views into the caller's buffer (not NUL-terminated). A folded
+ * value keeps its continuation lines (each starts with "\n " in the view). */
+struct deb822_field {
+        const char *name;
+        size_t name_len;
+        const char *value;      /* leading blanks of the first line stripped, trailing ones too */
+        size_t value_len;
+        unsigned line;          /* 1-based line of the field name in the whole text */
+};
+
+/* Iterate the paragraphs of text: *pos starts at 0; each call fills ret (up to max fields,
+ * *ret_n of them) with the next paragraph and advances *pos. Returns 1 for a paragraph, 0 at the
+ * end, -MKM_E_PARSE (with "LABEL:LINE: why" in reterr) for malformed text: a line that is
+ * neither "Name: value", a continuation, nor blank; a field name that is empty or holds bytes
+ * outside 0x21..0x7e (':' excluded); a NUL byte; more than max fields; the same field twice. */
+int deb822_next(const char *text, size_t len, size_t *pos, const char *label, struct deb822_field *ret, size_t max,
+                size_t *ret_n, struct mkm_err *reterr);
+
+/* The field named name (ASCII case-insensitive, as dpkg), or NULL. */
+const struct deb822_field *deb822_find(const struct deb822_field *f, size_t n, const char *name);
+
+/* ---- Release ------------------------------------------------------------------------------ */
+
+struct deb_release_file {
+        char *path;             /* "main/binary-amd64/Packages.xz", validated: no "..", no leading '/' */
+        char sha256[65];
+        uint64_t size;
+};
+
+struct deb_release {
+        char *origin, *label, *suite, *codename, *version;
+        int64_t date;           /* Date:, seconds since 1970 UTC; -1 if absent */
+        int64_t valid_until;    /* Valid-Until:, -1 if absent */
+        bool acquire_by_hash;
+        char **architectures;   /* NULL-terminated */
+        char **components;
+        struct deb_release_file *files;  /* the SHA256: list, in file order */
+        size_t n_files;
+};
+
+/* Parse a Release (the signed text of an InRelease, or a plain Release that was checked against
+ * its Release.gpg). Dates in RFC 2822 form as in Release files ("Sat, 10 Aug 2024 09:54:18
+ * UTC"); a Date that cannot be read is -MKM_E_PARSE. Lines of SHA256: need 3 fields. Caller
+ * frees with deb_release_free(). */
+int deb_release_parse(const char *text, size_t len, const char *label, struct deb_release **ret,
+                      struct mkm_err *reterr);
+struct deb_release *deb_release_free(struct deb_release *r);
+static inline void deb_release_freep(struct deb_release **r) { (void)deb_release_free(*r); }
+
+/* The entry for path, or NULL. */
+const struct deb_release_file *deb_release_find(const struct deb_release *r, const char *path);
+
+/* RFC 2822-ish date of Release files ("Sat, 10 Aug 2024 09:54:18 UTC" or "+0000"): seconds. */
+int deb_parse_date(const char *s, size_t len, int64_t *ret);
+
+/* ---- relationships ------------------------------------------------------------------------ */
+
+enum deb_relop {
+        DEB_REL_ANY,    /* no version given */
+        DEB_REL_LT,     /* << */
+        DEB_REL_LE,     /* <= (and the obsolete '<') */
+        DEB_REL_EQ,     /* = */
+        DEB_REL_GE,     /* >= (and the obsolete '>') */
+        DEB_REL_GT,     /* >> */
+};
+
+/* "name[:arch] [(op version)] [arch restriction ignored]"; profiles <...> are dropped as apt does
+ * for a build with no profiles (a restriction list "[...]" appears only in source packages). */
+struct deb_atom {
+        const char *name;       /* interned */
+        const char *arch;       /* qualifier after ':' ("any", "native", "amd64"), NULL if none */
+        const char *version;    /* NULL when op == DEB_REL_ANY */
+        enum deb_relop op;
+};
+
+/* Alternatives "a | b | c". */
+struct deb_group {
+        struct deb_atom *atoms;
+        uint32_t n;
+};
+
+struct deb_rel {
+        struct deb_group *groups;
+        uint32_t n;
+};
+
+/* ---- Packages ----------------------------------------------------------------------------- */
+
+enum deb_priority {
+        DEB_PRIO_REQUIRED,
+        DEB_PRIO_IMPORTANT,
+        DEB_PRIO_STANDARD,
+        DEB_PRIO_OPTIONAL,
+        DEB_PRIO_EXTRA,
+        DEB_PRIO_UNKNOWN,
+};
+
+enum deb_multiarch {
+        DEB_MA_NO,
+        DEB_MA_SAME,
+        DEB_MA_FOREIGN,
+        DEB_MA_ALLOWED,
+};
+
+struct deb_pkg {
+        const char *name, *version, *arch;      /* interned */
+        const char *filename;                   /* "pool/main/a/apt/apt_2.6.1_amd64.deb", validated */
+        const char *source;                     /* Source: without the "(version)"; NULL = name */
+        char sha256[65];
+        uint64_t size;
+        uint64_t installed_size;                /* Installed-Size: in KiB, as the field */
+        enum deb_priority priority;
+        enum deb_multiarch multi_arch;
+        bool essential;
+        bool important;                         /* "Important: yes" (apt's protected packages) */
+        struct deb_rel pre_depends, depends, recommends, provides, conflicts, breaks;
+        uint32_t index;                         /* which deb_index it came from (the caller's number) */
+};
+
+/* One parsed Packages index. Strings and arrays live in the index's arena. */
+struct deb_index {
+        struct deb_pkg *pkgs;
+        size_t n;
+        uint32_t number;        /* the caller's label for it (its position among the indexes) */
+        char *label;            /* e.g. "bookworm/main/binary-amd64/Packages" for messages */
+        void *arena;            /* internal */
+};
+
+/* Parse an uncompressed Packages index. Paragraphs without Package/Version/Architecture/
+ * Filename/Size/SHA256 are -MKM_E_PARSE naming "LABEL:LINE". Filename must be a relative path
+ * without "..", "//" or control characters (it ends up in a mirror URL). Caller frees. */
+int deb_index_parse(const char *text, size_t len, const char *label, uint32_t number, struct deb_index **ret,
+                    struct mkm_err *reterr);
+struct deb_index *deb_index_free(struct deb_index *x);
+static inline void deb_index_freep(struct deb_index **x) { (void)deb_index_free(*x); }
+
+/* Parse one relationship field value (e.g. a Depends: line) into rel, allocating from x's
+ * arena (x may be NULL: then rel is malloc'ed and freed with deb_rel_done). For the resolver's
+ * own targets ("Packages=" items) and tests. */
+int deb_rel_parse(struct deb_index *x, const char *value, size_t len, struct deb_rel *rel, struct mkm_err *reterr);
+void deb_rel_done(struct deb_rel *rel);         /* only for x == NULL */
