@@ -56,7 +56,8 @@ int build_inputs_digest(const struct recipe *r, char **ret) {
         if (r->distribution == RECIPE_DISTRO_ARCH)
                 list(f, "repositories", r->repositories);
         else {
-                fprintf(f, "suite %s\nvariant %s\n", r->suite ? r->suite : "", r->variant ? r->variant : "");
+                list(f, "suites", r->suites);
+                fprintf(f, "variant %s\n", r->variant ? r->variant : "");
                 list(f, "components", r->components);
         }
         list(f, "packages", r->packages);

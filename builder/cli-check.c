@@ -53,8 +53,8 @@ static void print_json(FILE *f, const struct recipe *r) {
                 fprintf(f, "%lld", (long long)r->snapshot_epoch);
         else
                 fputs("null", f);
-        json_key(f, in, "suite", false);
-        cli_json_string(f, r->suite);
+        json_key(f, in, "suites", false);
+        json_strv(f, r->suites);
         json_key(f, in, "components", false);
         json_strv(f, r->components);
         json_key(f, in, "repositories", false);

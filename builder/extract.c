@@ -552,6 +552,25 @@ static int handle_entry(struct xstate *s, struct archive *a, struct archive_entr
 
 int extract_archive_fd(struct mkm_ctx *ctx, int rootfd, int fd, const struct extract_opts *opts,
                        struct extract_result *ret, struct mkm_err *reterr) {
+        struct archive *a = archive_read_new();
+        if (!a)
+                return -ENOMEM;
+        (void)archive_read_support_filter_all(a);
+        (void)archive_read_support_format_tar(a);
+        (void)archive_read_support_format_gnutar(a);
+        if (archive_read_open_fd(a, fd, 65536) != ARCHIVE_OK) {
+                int r = mkm_err_set(reterr, -MKM_E_ARCHIVE, "%s: not a readable archive: %s",
+                                    opts->label ? opts->label : "package", archive_error_string(a));
+                archive_read_free(a);
+                return r;
+        }
+        int r = extract_archive(ctx, rootfd, a, opts, ret, reterr);
+        archive_read_free(a);
+        return r;
+}
+
+int extract_archive(struct mkm_ctx *ctx, int rootfd, struct archive *a, const struct extract_opts *opts,
+                    struct extract_result *ret, struct mkm_err *reterr) {
         struct xstate s = {
                 .ctx = ctx,
                 .rootfd = rootfd,
@@ -562,22 +581,11 @@ int extract_archive_fd(struct mkm_ctx *ctx, int rootfd, int fd, const struct ext
                 .umask = current_umask(),
         };
         struct extract_meta meta = {};
-        struct archive *a = archive_read_new();
         int r = 0;
-        if (!a)
-                return -ENOMEM;
         s.own_symlinks = hashmap_new();
         s.own_files = hashmap_new();
         if (!s.own_symlinks || !s.own_files) {
                 r = -ENOMEM;
-                goto out;
-        }
-        (void)archive_read_support_filter_all(a);
-        (void)archive_read_support_format_tar(a);
-        (void)archive_read_support_format_gnutar(a);
-        if (archive_read_open_fd(a, fd, 65536) != ARCHIVE_OK) {
-                r = mkm_err_set(reterr, -MKM_E_ARCHIVE, "%s: not a readable archive: %s", s.label,
-                                archive_error_string(a));
                 goto out;
         }
         struct archive_entry *e;
@@ -614,7 +622,6 @@ out:
         strv_free(s.files.l);
         hashmap_free(s.own_symlinks);
         hashmap_free(s.own_files);
-        archive_read_free(a);
         return r;
 }
 

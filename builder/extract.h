@@ -47,6 +47,11 @@ struct extract_opts {
 int extract_archive_fd(struct mkm_ctx *ctx, int rootfd, int fd, const struct extract_opts *opts,
                        struct extract_result *ret, struct mkm_err *reterr);
 
+/* The same on an opened libarchive reader (e.g. data.tar inside a .deb); a is borrowed. */
+struct archive;
+int extract_archive(struct mkm_ctx *ctx, int rootfd, struct archive *a, const struct extract_opts *opts,
+                    struct extract_result *ret, struct mkm_err *reterr);
+
 void extract_result_done(struct extract_result *r);
 
 /* Ownership of paths across the packages of one transaction: two packages owning the same

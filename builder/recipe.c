@@ -660,6 +660,8 @@ static int check_item(struct loader *l, const struct where *w, enum key_id id, c
                 return 0;
         case K_COMPONENTS:
                 return valid_word(item, "-_./") ? 0 : FAIL(w, "expected an archive component such as 'main', got '%s'", item);
+        case K_SUITE:
+                return valid_word(item, "-_.+") ? 0 : FAIL(w, "expected a suite name such as 'bookworm', got '%s'", item);
         case K_REPOSITORIES:
                 return valid_word(item, "-_.") ? 0 : FAIL(w, "expected a repository name such as 'core', got '%s'", item);
         case K_PACKAGES:
@@ -693,6 +695,8 @@ static char ***list_field(struct recipe *r, enum key_id id) {
                 return &r->mirrors;
         case K_COMPONENTS:
                 return &r->components;
+        case K_SUITE:
+                return &r->suites;
         case K_REPOSITORIES:
                 return &r->repositories;
         case K_PACKAGES:
@@ -809,10 +813,6 @@ static int apply_scalar(struct loader *l, const struct where *w, enum key_id id)
                         r->snapshot_epoch = e;
                         return 0;
                 }
-        case K_SUITE:
-                if (v[0] && !valid_word(v, "-_.+"))
-                        return FAIL(w, "expected a suite name such as 'bookworm', got '%s'", v);
-                return set_string(&r->suite, v);
         case K_VARIANT:
                 if (v[0] && !in_list(v, debian_variants, ELEMENTSOF(debian_variants)))
                         return FAIL(w, "expected one of extract, custom, essential, apt, required, minbase, buildd, important, debootstrap, standard, got '%s'", v);
@@ -1033,7 +1033,7 @@ static int finalize(struct loader *l, const char *top) {
 
         bool arch = r->distribution == RECIPE_DISTRO_ARCH;
         if (arch) {
-                if (r->suite)
+                if (r->suites)
                         return FAIL_AT(K_SUITE, "only for Distribution=debian");
                 if (r->components)
                         return FAIL_AT(K_COMPONENTS, "only for Distribution=debian");
@@ -1047,8 +1047,8 @@ static int finalize(struct loader *l, const char *top) {
         } else {
                 if (r->repositories)
                         return FAIL_AT(K_REPOSITORIES, "only for Distribution=arch (use Components= for Debian)");
-                if (!r->suite && !(r->suite = strdup("bookworm")))
-                        return -ENOMEM;
+                if (!r->suites && (ret = strv_split("bookworm", " ", &r->suites)) < 0)
+                        return ret;
                 if (!r->components && (ret = strv_split("main", " ", &r->components)) < 0)
                         return ret;
                 if (!r->variant && !(r->variant = strdup("minbase")))
@@ -1150,7 +1150,7 @@ struct recipe *recipe_free(struct recipe *r) {
         free(r->name);
         strv_free(r->mirrors);
         free(r->snapshot);
-        free(r->suite);
+        strv_free(r->suites);
         strv_free(r->components);
         strv_free(r->repositories);
         strv_free(r->packages);
@@ -1222,7 +1222,10 @@ static int check_beside(const struct recipe *r, enum key_id id, const char *path
 
 int recipe_validate_for_build(const struct recipe *r, struct mkm_err *reterr) {
         int k;
-        if (!r->packages || !r->packages[0]) {
+        /* A Debian variant may name the whole set (Variant=minbase alone is the smallest machine). */
+        bool variant_names_set = r->distribution == RECIPE_DISTRO_DEBIAN && r->variant &&
+                                 strcmp(r->variant, "extract") != 0 && strcmp(r->variant, "custom") != 0;
+        if (!variant_names_set && (!r->packages || !r->packages[0])) {
                 const char *f = r->shown_files && r->shown_files[0] ? r->shown_files[0] : "(recipe)";
                 return mkm_err_set(reterr, -MKM_E_RECIPE,
                                    "%s: [Bootstrap] Packages=: empty; a build needs at least one package (e.g. Packages=base)", f);
@@ -1319,8 +1322,7 @@ int recipe_format(const struct recipe *r, char **ret_text) {
         blist(&b, "Mirror", r->mirrors);
         if (r->snapshot)
                 bkey(&b, "Snapshot", r->snapshot);
-        if (r->suite)
-                bkey(&b, "Suite", r->suite);
+        blist(&b, "Suite", r->suites);
         blist(&b, "Components", r->components);
         blist(&b, "Repositories", r->repositories);
         blist(&b, "Packages", r->packages);

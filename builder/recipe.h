@@ -71,7 +71,8 @@ struct recipe {
         char **mirrors;         /* empty: use the host's configuration */
         char *snapshot;         /* "YYYY-MM-DD" or "YYYYMMDDTHHMMSSZ", NULL if none */
         int64_t snapshot_epoch; /* the snapshot as seconds since 1970 (UTC), -1 if none */
-        char *suite;            /* debian only; default "bookworm" */
+        char **suites;          /* debian only; default "bookworm"; the first is the release, the
+                                 * others (bookworm-updates, ...) add to it */
         char **components;      /* debian only; default "main" */
         char **repositories;    /* arch only; default "core extra" */
         char **packages;

@@ -85,7 +85,7 @@ static void test_full(void **state) {
         assert_strv(r->mirrors, "https://mirror.invalid/$repo/os/$arch file:///srv/mirror");
         assert_string_equal(r->snapshot, "2024-06-01");
         assert_int_equal(r->snapshot_epoch, 1717200000);
-        assert_null(r->suite);
+        assert_null(r->suites);
         assert_null(r->components);
         assert_null(r->variant);
         assert_strv(r->repositories, "core extra multilib");
@@ -193,7 +193,7 @@ static void test_merge_rules(void **state) {
         assert_string_equal(r->copies[0].dest, "/b");
         /* Later Distribution= wins and Debian defaults fill in. */
         assert_int_equal(r->distribution, RECIPE_DISTRO_DEBIAN);
-        assert_string_equal(r->suite, "bookworm");
+        assert_string_equal(r->suites[0], "bookworm");
         assert_strv(r->components, "main");
         assert_string_equal(r->variant, "minbase");
         assert_null(r->repositories);
@@ -218,7 +218,7 @@ static void test_defaults(void **state) {
         assert_string_equal(d->architecture, "arm64");
         assert_string_equal(d->snapshot, "20240601T123456Z");
         assert_int_equal(d->snapshot_epoch, 1717200000 + 12 * 3600 + 34 * 60 + 56);
-        assert_string_equal(d->suite, "trixie");
+        assert_string_equal(d->suites[0], "trixie");
         assert_strv(d->components, "main contrib");
         assert_string_equal(d->variant, "apt");
 
