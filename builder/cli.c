@@ -189,6 +189,7 @@ static void help(void) {
                "  lock RECIPE           resolve the recipe again and rewrite RECIPE.lock\n"
                "  vercmp A B            compare two pacman versions, print -1, 0 or 1\n"
                "  vercmp -              compare 'A B' pairs read from stdin, one result a line\n"
+               "  vercmp --debian A B   compare two Debian versions as dpkg does (also with '-')\n"
                "\n"
                "Options:\n"
                "  -h, --help            show this help and exit\n"
