@@ -71,6 +71,9 @@ struct rpkg {
         bool protect;                   /* apt's Protected flag */
         bool discarded;                 /* candidate dropped for this step (apt: CandidateVer = 0) */
         bool explicit, essential_set, in_plan;
+        bool dropped_breaks;
+        uint32_t dropped_by;            /* whose Conflicts/Breaks discarded it, or NONE */
+        const struct deb_atom *dropped_atom;
         uint32_t node;                  /* position among the plan's nodes */
 };
 
@@ -122,7 +125,7 @@ static int intern(struct resolver *rs, const char *name, uint32_t *ret) {
                 if ((r = mkm_grow((void **)&rs->pk, &rs->cap, rs->n, sizeof *rs->pk, 1024)) < 0)
                         return r;
                 i = (uint32_t)rs->n;
-                rs->pk[i] = (struct rpkg){ .name = name, .node = NONE };
+                rs->pk[i] = (struct rpkg){ .name = name, .node = NONE, .dropped_by = NONE };
                 if ((r = hashmap_put(rs->byname, name, (void *)((uintptr_t)i + 1))) < 0)
                         return r;
                 rs->n++;
@@ -290,33 +293,51 @@ static void note(struct resolver *rs, int code, const char *chain, const char *f
         rs->n_why++;
 }
 
-/* Why no candidate satisfies atom a: "only 3.0.8-1 in the indexes", ... */
-static void explain_atom(const struct resolver *rs, const struct deb_atom *a, char *buf, size_t size) {
+/* Why no candidate satisfies atom a: "only 3.0.8-1 in the indexes", ...; true when the reason
+ * is a Conflicts/Breaks of a selected package. */
+static bool explain_atom(const struct resolver *rs, const struct deb_atom *a, char *buf, size_t size) {
         uint32_t t = lookup(rs, a->name);
         enum qual q = atom_qual(rs, a);
 
         if (q == Q_FOREIGN) {
                 bprintf(buf, size, "architecture %s is not %s", a->arch, rs->arch);
-                return;
+                return false;
         }
         if (t == NONE || (!rs->pk[t].cand && rs->pk[t].n_prov == 0)) {
                 bprintf(buf, size, "no package '%s' in the indexes", a->name);
-                return;
+                return false;
         }
         const struct rpkg *p = &rs->pk[t];
+        /* A virtual name whose providers were all ruled out by a conflict: name the first. */
+        for (uint32_t k = 0; !p->cand && k < p->n_prov; k++) {
+                const struct prov *v = &rs->provs[p->prov_off + k];
+                if (rs->pk[v->pkg].discarded && rs->pk[v->pkg].dropped_by != NONE &&
+                    prov_matches(rs, rs->pk[v->pkg].cand, v->atom, a)) {
+                        p = &rs->pk[v->pkg];
+                        break;
+                }
+        }
+        if (p->cand && p->discarded && p->dropped_by != NONE) {
+                char atom[512] = "";
+                fmt_atom(atom, sizeof atom, p->dropped_atom);
+                bprintf(buf, size, "%s %s %s (%s: %s)", rs->pk[p->dropped_by].name,
+                        p->dropped_breaks ? "breaks" : "conflicts with", p->name,
+                        p->dropped_breaks ? "Breaks" : "Conflicts", atom);
+                return true;
+        }
         if (p->cand && p->discarded) {
                 bprintf(buf, size, "%s %s cannot be installed", p->name, p->cand->version);
-                return;
+                return false;
         }
         if (p->cand && q == Q_ANY && p->cand->multi_arch != DEB_MA_ALLOWED) {
                 bprintf(buf, size, "%s %s is not Multi-Arch: allowed", p->name, p->cand->version);
-                return;
+                return false;
         }
         if (p->cand) {
                 bprintf(buf, size, "only %s in the indexes", p->cand->version);
                 if (p->n_prov > 0)
                         bprintf(buf, size, " (and %u providers without a matching version)", p->n_prov);
-                return;
+                return false;
         }
         bprintf(buf, size, "a virtual package; no provider has a matching version (");
         for (uint32_t k = 0; k < p->n_prov && k < 8; k++) {
@@ -328,6 +349,7 @@ static void explain_atom(const struct resolver *rs, const struct deb_atom *a, ch
                         bprintf(buf, size, " provides it unversioned");
         }
         bprintf(buf, size, "%s)", p->n_prov > 8 ? ", ..." : "");
+        return false;
 }
 
 static void note_unsat(struct resolver *rs, uint32_t last, const struct deb_group *g) {
@@ -336,12 +358,13 @@ static void note_unsat(struct resolver *rs, uint32_t last, const struct deb_grou
         fmt_chain(rs, last, chain, sizeof chain);
         bprintf(chain, sizeof chain, " -> ");
         fmt_group(chain, sizeof chain, g);
+        bool all_conflicts = true;
         for (uint32_t i = 0; i < g->n; i++) {
                 if (g->n > 1)
                         bprintf(why, sizeof why, "%s%s: ", i ? "; " : "", g->atoms[i].name);
-                explain_atom(rs, &g->atoms[i], why, sizeof why);
+                all_conflicts &= explain_atom(rs, &g->atoms[i], why, sizeof why);
         }
-        note(rs, -MKM_E_DEP_UNSAT, chain, "%s", why);
+        note(rs, all_conflicts ? -MKM_E_CONFLICT : -MKM_E_DEP_UNSAT, chain, "%s", why);
 }
 
 /* ---- apt's MarkInstall ---------------------------------------------------------------------- */
@@ -563,6 +586,18 @@ static void note_conflict(struct resolver *rs, uint32_t pi, uint32_t owner, uint
              breaks ? "breaks" : "conflicts with", rs->pk[other].name, breaks ? "Breaks" : "Conflicts", atom);
 }
 
+/* A protected package's Conflicts/Breaks atom a hits candidate t that is not selected: apt
+ * discards that candidate and protects the decision. */
+static void drop(struct resolver *rs, uint32_t t, uint32_t by, const struct deb_atom *a, bool breaks) {
+        struct rpkg *p = &rs->pk[t];
+        if (!p->discarded) {
+                p->dropped_by = by;
+                p->dropped_atom = a;
+                p->dropped_breaks = breaks;
+        }
+        p->discarded = p->protect = true;
+}
+
 /* apt's MarkInstall_RemoveConflictsIfNotUpgradeable, without removals: pi's Conflicts/Breaks
  * against what is selected, and (which apt leaves to its problem resolver) selected packages'
  * Conflicts/Breaks against pi. A protected package's conflicts also drop the candidates they
@@ -586,12 +621,12 @@ static bool check_conflicts(struct resolver *rs, uint32_t pi, bool propagate) {
                                 if (t == NONE)
                                         continue;
                                 if (t != pi && !sel(&rs->pk[t]) && real_matches(rs, rs->pk[t].cand, a))
-                                        rs->pk[t].discarded = rs->pk[t].protect = true;
+                                        drop(rs, t, pi, a, f == 1);
                                 for (uint32_t k = 0; k < rs->pk[t].n_prov; k++) {
                                         const struct prov *v = &rs->provs[rs->pk[t].prov_off + k];
                                         if (v->pkg != pi && !sel(&rs->pk[v->pkg]) &&
                                             prov_matches(rs, rs->pk[v->pkg].cand, v->atom, a))
-                                                rs->pk[v->pkg].discarded = rs->pk[v->pkg].protect = true;
+                                                drop(rs, v->pkg, pi, a, f == 1);
                                 }
                         }
         }
@@ -856,30 +891,6 @@ static int build_links(struct resolver *rs) {
 
 /* ---- targets -------------------------------------------------------------------------------- */
 
-/* Debian policy 5.6.1: [a-z0-9][a-z0-9+.-]+. */
-static bool name_valid(const char *s, size_t len) {
-        if (len < 2 || len > 255)
-                return false;
-        for (size_t i = 0; i < len; i++) {
-                char ch = s[i];
-                bool ok = (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
-                          (i > 0 && (ch == '+' || ch == '.' || ch == '-'));
-                if (!ok)
-                        return false;
-        }
-        return true;
-}
-
-static bool version_chars_valid(const char *s) {
-        if (!*s || strlen(s) > 255)
-                return false;
-        for (; *s; s++)
-                if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
-                      strchr(".+-~:", *s)))
-                        return false;
-        return true;
-}
-
 /* "name", "name=version", "name:arch": the name's index (a virtual name with one provider
  * becomes that provider, as apt-get says "Note, selecting"). A version pins the candidate. */
 static int resolve_target(struct resolver *rs, struct deb_index *const *indexes, size_t n, const char *target,
@@ -890,7 +901,7 @@ static int resolve_target(struct resolver *rs, struct deb_index *const *indexes,
 
         colon = memchr(target, ':', len);
         size_t name_len = colon ? (size_t)(colon - target) : len;
-        if (!name_valid(target, name_len))
+        if (!deb_name_valid(target, name_len))
                 return mkm_err_set(reterr, -MKM_E_RECIPE, "'%.300s' is not a valid package name", target);
         memcpy(name, target, name_len);
         name[name_len] = 0;
@@ -905,8 +916,9 @@ static int resolve_target(struct resolver *rs, struct deb_index *const *indexes,
                         return mkm_err_set(reterr, -MKM_E_RECIPE, "'%.300s': only %s packages can be installed",
                                            target, rs->arch);
         }
-        if (eq && !version_chars_valid(eq + 1))
-                return mkm_err_set(reterr, -MKM_E_RECIPE, "'%.300s': bad version", target);
+        const char *why;
+        if (eq && debver_check(eq + 1, &why) < 0)
+                return mkm_err_set(reterr, -MKM_E_RECIPE, "'%.300s': bad version: %s", target, why);
 
         uint32_t t = lookup(rs, name);
         if (t != NONE && eq) {
