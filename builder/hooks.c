@@ -286,7 +286,7 @@ static int write_or_remove(struct mkm_ctx *ctx, int hostfd, const char *dir, con
         if (!path)
                 return -ENOMEM;
         _cleanup_free_ char *old = NULL;
-        int q = fs_read_file_at(hostfd, path, SMALL_FILE_MAX, &old, NULL);
+        int q = fs_read_file_follow_at(hostfd, path, SMALL_FILE_MAX, &old, NULL);
         bool had = q >= 0;
         *ret_changed = false;
         if (!content) {
@@ -741,7 +741,7 @@ int hooks_authorized_keys(struct mkm_ctx *ctx, const struct recipe *r, int rootf
         for (char **k = r->root_authorized_keys; *k; k++) {
                 _cleanup_free_ char *key = NULL;
                 size_t klen = 0;
-                q = fs_read_file_at(AT_FDCWD, *k, SMALL_FILE_MAX, &key, &klen);
+                q = fs_read_file_follow_at(AT_FDCWD, *k, SMALL_FILE_MAX, &key, &klen);
                 if (q < 0)
                         return mkm_err_set(reterr, -MKM_E_RECIPE, "[Hooks] RootAuthorizedKeys=%s: cannot read it: %s", *k,
                                            strerror(-q));
