@@ -88,7 +88,7 @@ void hooks_remove_host_temporaries(struct mkm_ctx *ctx, const char *name, pid_t 
 int hooks_write_host_files(struct mkm_ctx *ctx, const char *name, const struct host_files *hf,
                            struct mkm_err *reterr);
 
-/* ---- the single steps, exposed for tests; each works through rootfd (fs_open_in_root) ---- */
+/* ---- the single steps, exposed for tests; each works through rootfd (chase_in_root) ---- */
 
 int hooks_copy(struct mkm_ctx *ctx, const struct recipe *r, int rootfd, int64_t epoch, struct mkm_err *reterr);
 int hooks_authorized_keys(struct mkm_ctx *ctx, const struct recipe *r, int rootfd, int64_t epoch,

@@ -140,7 +140,7 @@ int hostinfo_module_loaded(struct mkm_ctx *ctx, const char *name) {
                         return 1;
         }
         _cleanup_free_ char *text = NULL;
-        if (fs_read_file_at(AT_FDCWD, procmod, 16u << 20, &text, NULL) >= 0) {
+        if (fs_read_file_follow_at(AT_FDCWD, procmod, 16u << 20, &text, NULL) >= 0) {
                 have_source = true;
                 size_t n = strlen(name);
                 for (const char *l = text; *l;) {

@@ -11,11 +11,11 @@
 #include <unistd.h>
 
 #include "ctx.h"
+#include "util/chase.h"
 #include "util/cleanup.h"
 #include "util/err.h"
 #include "util/fs.h"
 #include "util/strv.h"
-#include <linux/openat2.h>
 
 int normalize_clamp_at(int dfd, const char *name, struct stat *st, int64_t epoch) {
         if (st->st_mtim.tv_sec < epoch || (st->st_mtim.tv_sec == epoch && st->st_mtim.tv_nsec == 0))
@@ -45,20 +45,17 @@ static const char *const generated[] = {
         "etc/pacman.d/gnupg/random_seed",
 };
 
+/* Where the generated files are, nothing is followed: a tree that made var/log a symlink gets
+ * nothing removed there, rather than something elsewhere (the last component itself may be a
+ * symlink, and is removed as one). */
+#define CHASE_GENERATED (CHASE_PROHIBIT_SYMLINKS | CHASE_NOFOLLOW)
+
 static int remove_in_root(struct mkm_ctx *ctx, int rootfd, const char *path, struct mkm_err *reterr) {
-        const char *slash = strrchr(path, '/');
-        _cleanup_free_ char *parent = strndup(path, (size_t)(slash - path));
-        if (!parent)
-                return -ENOMEM;
-        /* The parent is resolved inside the tree without following symlinks: a tree that made
-         * var/log a symlink gets nothing removed there, rather than something outside. */
-        _cleanup_close_ int pfd = fs_open_in_root(rootfd, parent, O_PATH | O_DIRECTORY, 0, RESOLVE_NO_SYMLINKS);
-        if (pfd < 0)
+        _cleanup_free_ char *name = NULL;
+        _cleanup_close_ int pfd = -EBADF;
+        if (chase_in_root(rootfd, path, CHASE_GENERATED | CHASE_PARENT, &name, &pfd) <= 0)
                 return 0;
-        struct stat st;
-        if (fstatat(pfd, slash + 1, &st, AT_SYMLINK_NOFOLLOW) < 0)
-                return 0;
-        int r = fs_rm_rf_at(pfd, slash + 1);
+        int r = fs_rm_rf_at(pfd, name);
         if (r < 0)
                 return mkm_err_set(reterr, r, "cannot remove /%s: %s", path, strerror(-r));
         mkm_debug(ctx, "removed /%s (generated during the build)", path);
@@ -68,7 +65,8 @@ static int remove_in_root(struct mkm_ctx *ctx, int rootfd, const char *path, str
 /* Every SSH host key (etc/ssh/ssh_host_*key*: any type, public halves, certificates), whether a
  * package scriptlet or a Run= command made it: the machine makes its own at first boot. */
 static int remove_ssh_host_keys(struct mkm_ctx *ctx, int rootfd, struct mkm_err *reterr) {
-        _cleanup_close_ int dfd = fs_open_in_root(rootfd, "etc/ssh", O_RDONLY | O_DIRECTORY, 0, RESOLVE_NO_SYMLINKS);
+        _cleanup_close_ int dfd = chase_and_open_in_root(rootfd, "etc/ssh", CHASE_PROHIBIT_SYMLINKS | CHASE_MUST_BE_DIRECTORY,
+                                                         O_RDONLY, 0);
         if (dfd < 0)
                 return 0;
         DIR *d = fs_opendir_dup(dfd);
@@ -100,11 +98,12 @@ int normalize_remove_generated(struct mkm_ctx *ctx, int rootfd, struct mkm_err *
         if (r < 0)
                 return r;
         /* /etc/machine-id: emptied, not removed (an absent file makes some tools write one). */
-        _cleanup_close_ int efd = fs_open_in_root(rootfd, "etc", O_PATH | O_DIRECTORY, 0, RESOLVE_NO_SYMLINKS);
+        _cleanup_free_ char *name = NULL;
+        _cleanup_close_ int efd = -EBADF;
         struct stat st;
-        if (efd >= 0 && fstatat(efd, "machine-id", &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
-            st.st_size > 0) {
-                _cleanup_close_ int fd = openat(efd, "machine-id", O_WRONLY | O_TRUNC | O_NOFOLLOW | O_CLOEXEC);
+        if (chase_in_root(rootfd, "etc/machine-id", CHASE_GENERATED | CHASE_PARENT | CHASE_MUST_BE_REGULAR, &name, &efd) > 0 &&
+            fstatat(efd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) && st.st_size > 0) {
+                _cleanup_close_ int fd = openat(efd, name, O_WRONLY | O_TRUNC | O_NOFOLLOW | O_CLOEXEC);
                 if (fd < 0)
                         return mkm_err_set(reterr, negative_errno(), "cannot empty /etc/machine-id: %s", strerror(errno));
                 mkm_debug(ctx, "emptied /etc/machine-id (made at first boot)");

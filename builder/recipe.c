@@ -992,7 +992,7 @@ static int load_file(struct loader *l, const char *abs, const char *shown_in, co
         if (!shown)
                 return -ENOMEM;
         mkm_debug(l->ctx, "reading recipe %s", shown);
-        ret = fs_read_file_at(AT_FDCWD, abs, RECIPE_FILE_MAX, &buf, &len);
+        ret = fs_read_file_follow_at(AT_FDCWD, abs, RECIPE_FILE_MAX, &buf, &len);
         if (ret < 0) {
                 const char *why = ret == -EFBIG ? "file too large" : strerror(-ret);
                 if (from)

@@ -5,9 +5,9 @@
  * parsed with systemd's conf-parser rules, specifiers are expanded as install_name_printf() does,
  * and the symlinks are created under etc/systemd/system/ with the targets systemctl writes.
  *
- * The threat is a hostile tree: every path is resolved inside it (fs_open_in_root(), openat2 with
- * RESOLVE_IN_ROOT), symlinks are created with symlinkat() relative to a directory fd that was
- * resolved inside the tree, symlink chains are capped, files are read with a size cap, and every
+ * The threat is a hostile tree: every path is resolved inside it (chase_in_root()), symlinks are
+ * created with symlinkat() relative to a directory fd that was resolved inside the tree, symlink
+ * chains are capped, files are read with a size cap, only regular files are opened, and every
  * name that ends up in a path is a validated unit name (no '/', no "..").
  *
  * Deliberate differences from systemctl are listed in units.h. */
@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "ctx.h"
+#include "util/chase.h"
 #include "util/cleanup.h"
 #include "util/err.h"
 #include "util/fs.h"
@@ -312,35 +313,6 @@ static int path_is_generated_or_transient(const char *p) {
         return parent_in(p, transient, ELEMENTSOF(transient));
 }
 
-/* Lexical normalisation: "/a/./b//../c" -> "/a/c"; ".." never climbs above "/". */
-static char *path_normalize(const char *p) {
-        size_t len = strlen(p);
-        char *out = malloc(len + 2);
-        if (!out)
-                return NULL;
-        size_t o = 0;
-        for (;;) {
-                const char *c;
-                size_t n = next_component(&p, &c);
-                if (n == 0)
-                        break;
-                if (n == 2 && c[0] == '.' && c[1] == '.') {
-                        while (o > 0 && out[o - 1] != '/')
-                                o--;
-                        if (o > 0)
-                                o--;
-                        continue;
-                }
-                out[o++] = '/';
-                memcpy(out + o, c, n);
-                o += n;
-        }
-        if (o == 0)
-                out[o++] = '/';
-        out[o] = 0;
-        return out;
-}
-
 /* ---- the install context ---- */
 
 enum install_mode {
@@ -370,7 +342,6 @@ struct uctx {
         struct mkm_err *reterr;
         struct mkm_err first;           /* the first failure reported (systemctl prints them all) */
         bool oom;
-        char *root_real;                /* the tree's path as the kernel names it, for chasing */
 };
 
 static void unit_info_free(struct unit_info *i) {
@@ -391,7 +362,6 @@ static void uctx_done(struct uctx *u) {
         for (size_t i = 0; i < u->n; i++)
                 unit_info_free(u->items[i]);
         free(u->items);
-        free(u->root_real);
 }
 
 /* Record the detail of a failure (it becomes the error only if promoted). Returns r. */
@@ -465,43 +435,29 @@ static int uctx_add(struct uctx *u, const char *name, const char *path, bool aux
 
 /* ---- file system access inside the tree ---- */
 
-/* Open the directory holding p (resolved inside the tree); *ret_base points into p. */
-static int open_parent(struct uctx *u, const char *p, const char **ret_base) {
-        _cleanup_free_ char *d = path_dirname(p);
-        if (!d)
-                return -ENOMEM;
-        *ret_base = path_basename(p);
-        if (!**ret_base)
-                return -EISDIR;
-        return fs_open_in_root(u->rootfd, d, O_PATH | O_DIRECTORY, 0, 0);
-}
-
 static int lstat_in_root(struct uctx *u, const char *p, struct stat *st) {
-        const char *base;
-        _cleanup_close_ int dfd = open_parent(u, p, &base);
-        if (dfd < 0)
-                return dfd;
-        if (fstatat(dfd, base, st, AT_SYMLINK_NOFOLLOW) < 0)
-                return negative_errno();
-        return 0;
+        _cleanup_close_ int fd = -EBADF;
+        int r = chase_in_root(u->rootfd, p, CHASE_NOFOLLOW, NULL, &fd);
+        if (r < 0)
+                return r;
+        return fstat(fd, st) < 0 ? negative_errno() : 0;
 }
 
 static int stat_in_root(struct uctx *u, const char *p, struct stat *st) {
-        _cleanup_close_ int fd = fs_open_in_root(u->rootfd, p, O_PATH, 0, 0);
-        if (fd < 0)
-                return fd;
-        if (fstat(fd, st) < 0)
-                return negative_errno();
-        return 0;
+        _cleanup_close_ int fd = -EBADF;
+        int r = chase_in_root(u->rootfd, p, 0, NULL, &fd);
+        if (r < 0)
+                return r;
+        return fstat(fd, st) < 0 ? negative_errno() : 0;
 }
 
 static int readlink_in_root(struct uctx *u, const char *p, char **ret) {
-        const char *base;
-        _cleanup_close_ int dfd = open_parent(u, p, &base);
-        if (dfd < 0)
-                return dfd;
+        _cleanup_close_ int fd = -EBADF;
+        int r = chase_in_root(u->rootfd, p, CHASE_NOFOLLOW, NULL, &fd);
+        if (r < 0)
+                return r;
         char buf[PATH_MAX];
-        ssize_t n = readlinkat(dfd, base, buf, sizeof buf - 1);
+        ssize_t n = readlinkat(fd, "", buf, sizeof buf - 1);
         if (n < 0)
                 return negative_errno();
         buf[n] = 0;
@@ -515,105 +471,11 @@ static bool null_or_empty(const struct stat *st) {
         return S_ISCHR(st->st_mode) || S_ISBLK(st->st_mode);
 }
 
-static int fd_real_path(int fd, char **ret) {
-        char proc[64], buf[PATH_MAX];
-        (void)snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
-        ssize_t n = readlink(proc, buf, sizeof buf - 1);
-        if (n < 0)
-                return negative_errno();
-        buf[n] = 0;
-        *ret = strdup(buf);
-        return *ret ? 0 : -ENOMEM;
-}
-
-/* The root-relative canonical path of an existing directory d (its symlinks resolved inside the
- * tree), via the kernel's name for the fd; -ENOENT/-ENOTDIR when it does not exist. */
-static int canonical_dir(struct uctx *u, const char *d, char **ret) {
-        int r;
-        if (!u->root_real) {
-                r = fd_real_path(u->rootfd, &u->root_real);
-                if (r < 0)
-                        return r;
-        }
-        _cleanup_close_ int fd = fs_open_in_root(u->rootfd, d, O_PATH | O_DIRECTORY, 0, 0);
-        if (fd < 0)
-                return fd;
-        _cleanup_free_ char *real = NULL;
-        r = fd_real_path(fd, &real);
-        if (r < 0)
-                return r;
-        const char *rel;
-        if (strcmp(u->root_real, "/") == 0)
-                rel = real;
-        else {
-                size_t rl = strlen(u->root_real);
-                if (strncmp(real, u->root_real, rl) != 0 || (real[rl] != '/' && real[rl] != 0))
-                        return -EXDEV;  /* cannot happen with RESOLVE_IN_ROOT */
-                rel = real + rl;
-        }
-        *ret = strdup(*rel ? rel : "/");
-        return *ret ? 0 : -ENOMEM;
-}
-
 /* systemd's chase(CHASE_NOFOLLOW|CHASE_NONEXISTENT): the directories of p are resolved inside the
  * tree (as far as they exist), the last component is kept as it is. p is root-relative. */
 static int chase_nofollow(struct uctx *u, const char *p, char **ret) {
-        _cleanup_free_ char *norm = path_normalize(p);
-        if (!norm)
-                return -ENOMEM;
-        if (strcmp(norm, "/") == 0) {
-                *ret = TAKE_PTR(norm);
-                return 0;
-        }
-        /* Find the longest existing directory prefix, then append the rest. */
-        size_t cut = strlen(norm);
-        for (;;) {
-                while (cut > 0 && norm[cut] != '/')
-                        cut--;
-                _cleanup_free_ char *d = cut == 0 ? strdup("/") : strndup(norm, cut);
-                if (!d)
-                        return -ENOMEM;
-                _cleanup_free_ char *canon = NULL;
-                int r = canonical_dir(u, d, &canon);
-                if (r >= 0) {
-                        char *s;
-                        if (asprintf(&s, "%s%s", strcmp(canon, "/") == 0 ? "" : canon, norm + cut) < 0)
-                                return -ENOMEM;
-                        *ret = s;
-                        return 0;
-                }
-                if (r != -ENOENT && r != -ENOTDIR)
-                        return r;
-                if (cut == 0) {
-                        *ret = TAKE_PTR(norm);
-                        return 0;
-                }
-                cut--;
-        }
-}
-
-/* mkdir -p of a root-relative directory, every component resolved inside the tree. */
-static int mkdir_in_root(struct uctx *u, const char *d) {
-        _cleanup_close_ int fd = fs_open_in_root(u->rootfd, d, O_PATH | O_DIRECTORY, 0, 0);
-        if (fd >= 0)
-                return 0;
-        if (fd != -ENOENT)
-                return fd;
-        _cleanup_free_ char *parent = path_dirname(d);
-        if (!parent)
-                return -ENOMEM;
-        if (strcmp(parent, d) == 0)
-                return -ENOENT;
-        int r = mkdir_in_root(u, parent);
-        if (r < 0)
-                return r;
-        const char *base;
-        _cleanup_close_ int dfd = open_parent(u, d, &base);
-        if (dfd < 0)
-                return dfd;
-        if (mkdirat(dfd, base, 0755) < 0 && errno != EEXIST)
-                return negative_errno();
-        return 0;
+        int r = chase_in_root(u->rootfd, p, CHASE_NOFOLLOW | CHASE_NONEXISTENT, ret, NULL);
+        return r < 0 ? r : 0;
 }
 
 /* ---- specifiers (install_name_printf) ---- */
@@ -627,7 +489,8 @@ static char *mfree_str(char *p) {
 static int read_os_release(struct uctx *u, const char *key, char **ret) {
         static const char *const files[] = { "/etc/os-release", "/usr/lib/os-release" };
         for (size_t f = 0; f < ELEMENTSOF(files); f++) {
-                _cleanup_close_ int fd = fs_open_in_root(u->rootfd, files[f], O_RDONLY | O_NONBLOCK, 0, 0);
+                _cleanup_close_ int fd = chase_and_open_in_root(u->rootfd, files[f], CHASE_MUST_BE_REGULAR,
+                                                                O_RDONLY | O_NONBLOCK | O_NOCTTY, 0);
                 if (fd < 0) {
                         if (fd == -ENOENT)
                                 continue;
@@ -666,7 +529,8 @@ static int read_os_release(struct uctx *u, const char *key, char **ret) {
 }
 
 static int read_machine_id(struct uctx *u, char **ret) {
-        _cleanup_close_ int fd = fs_open_in_root(u->rootfd, "/etc/machine-id", O_RDONLY, 0, 0);
+        _cleanup_close_ int fd = chase_and_open_in_root(u->rootfd, "/etc/machine-id", CHASE_MUST_BE_REGULAR,
+                                                        O_RDONLY | O_NONBLOCK | O_NOCTTY, 0);
         if (fd < 0)
                 return fd;
         char buf[34];
@@ -1160,12 +1024,14 @@ static int unit_file_load(struct uctx *u, struct unit_info *info, const char *pa
         } else if (!load)
                 return 0;
 
-        /* Drop-ins are followed (inside the tree); the unit file itself is known not to be a link. */
-        _cleanup_close_ int fd = fs_open_in_root(u->rootfd, path, O_RDONLY | O_NOCTTY | O_NONBLOCK |
-                                                 (dropin ? 0 : O_NOFOLLOW), 0, 0);
-        if (fd < 0)
-                return note(u, fd, "cannot open %s: %s", path, mkm_strerror(fd));
-        if (fstat(fd, &st) < 0)
+        /* Drop-ins are followed (inside the tree); the unit file itself is known not to be a link.
+         * Only a regular file is opened: a device node of the tree is the host's device. */
+        unsigned follow = dropin ? 0 : CHASE_NOFOLLOW;
+        _cleanup_close_ int pfd = -EBADF;
+        r = chase_in_root(u->rootfd, path, follow, NULL, &pfd);
+        if (r < 0)
+                return note(u, r, "cannot open %s: %s", path, mkm_strerror(r));
+        if (fstat(pfd, &st) < 0)
                 return negative_errno();
         if (null_or_empty(&st)) {
                 if (!dropin)
@@ -1174,6 +1040,10 @@ static int unit_file_load(struct uctx *u, struct unit_info *info, const char *pa
         }
         if (!S_ISREG(st.st_mode))
                 return note(u, S_ISDIR(st.st_mode) ? -EISDIR : -EBADFD, "%s is not a regular file", path);
+        _cleanup_close_ int fd = chase_and_open_in_root(u->rootfd, path, follow | CHASE_MUST_BE_REGULAR,
+                                                        O_RDONLY | O_NOCTTY | O_NONBLOCK, 0);
+        if (fd < 0)
+                return note(u, fd, "cannot open %s: %s", path, mkm_strerror(fd));
         r = parse_unit_fd(u, info, path, fd);
         if (r < 0)
                 return r;
@@ -1240,7 +1110,7 @@ static int cmp_basename(const void *a, const void *b) {
 static int list_dropins(struct uctx *u, char **dirs, char ***ret) {
         _cleanup_strv_free_ char **names = NULL, **paths = NULL;
         for (size_t d = 0; dirs && dirs[d]; d++) {
-                _cleanup_close_ int fd = fs_open_in_root(u->rootfd, dirs[d], O_RDONLY | O_DIRECTORY, 0, 0);
+                _cleanup_close_ int fd = chase_and_open_in_root(u->rootfd, dirs[d], CHASE_MUST_BE_DIRECTORY, O_RDONLY, 0);
                 if (fd < 0) {
                         if (fd == -ENOENT || fd == -ENOTDIR)
                                 continue;
@@ -1470,16 +1340,16 @@ static int symlinks_equivalent(struct uctx *u, const char *src, const char *a, c
 /* create_symlink(): new_path -> old_path (both root-relative). An equivalent link is fine; another
  * link is replaced only with force; anything else that is there is a conflict. */
 static int create_symlink(struct uctx *u, const char *old_path, const char *new_path, bool force) {
-        _cleanup_free_ char *d = path_dirname(new_path);
-        if (!d)
-                return -ENOMEM;
-        int r = mkdir_in_root(u, d);
-        if (r < 0)
-                return note(u, r, "cannot create directory %s: %s", d, mkm_strerror(r));
-        const char *base;
-        _cleanup_close_ int dfd = open_parent(u, new_path, &base);
-        if (dfd < 0)
-                return note(u, dfd, "cannot open directory %s: %s", d, mkm_strerror(dfd));
+        _cleanup_free_ char *base = NULL;
+        _cleanup_close_ int dfd = -EBADF;
+        int r = chase_in_root(u->rootfd, new_path, CHASE_PARENT | CHASE_NOFOLLOW | CHASE_MKDIR_0755, &base, &dfd);
+        if (r < 0) {
+                /* -ENOENT: a directory on the way is a symlink whose target is missing. */
+                _cleanup_free_ char *d = path_dirname(new_path);
+                if (!d)
+                        return -ENOMEM;
+                return note(u, r, "cannot %s directory %s: %s", r == -ENOENT ? "open" : "create", d, mkm_strerror(r));
+        }
 
         if (symlinkat(old_path, dfd, base) >= 0) {
                 mkm_debug(u->ctx, "units: created symlink %s -> %s", new_path, old_path);

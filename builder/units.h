@@ -4,7 +4,7 @@
  * instances (foo@bar.service from foo@.service), unit search paths of the tree
  * (etc/systemd/system, run/systemd/system, usr/lib/systemd/system, lib/systemd/system ...),
  * symlinks created under etc/systemd/system/ with the same targets systemctl writes. Every path
- * is resolved inside the tree (fs_open_in_root), never on the host.
+ * is resolved inside the tree (chase_in_root), never on the host.
  *
  * Matched against systemd 252's systemctl (tests/unit/test-units.c runs it as an oracle): search
  * order, alias/linked/masked unit files, drop-ins (NAME.d/ and TEMPLATE.d/ *.conf), conf-parser

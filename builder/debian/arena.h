@@ -11,7 +11,9 @@
 #include <stdint.h>
 
 struct deb_atom;
+struct deb_index;
 struct deb_rel;
+struct mkm_err;
 
 struct arena_chunk;
 
@@ -55,6 +57,11 @@ struct deb_store {
         struct intern_set strs;
         struct atom_set atoms;  /* only while the index is parsed */
 };
+
+/* deb_index_parse() with smaller caps than DEB_INDEX_MAX_TEXT and DEB_INDEX_MAX_PKGS, for tests and
+ * the fuzzer (the code paths are the same). */
+int deb_index_parse_capped(const char *text, size_t len, const char *label, uint32_t number, size_t max_text,
+                           size_t max_pkgs, struct deb_index **ret, struct mkm_err *reterr);
 
 /* ---- validators shared by the parsers ----------------------------------------------------- */
 

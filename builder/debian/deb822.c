@@ -39,6 +39,7 @@ void deb822_iter_init(struct deb822_iter *it, const char *text, size_t len, cons
                 .line = 1,
                 .checked_ = 0,
                 .bad_ = SIZE_MAX,
+                .max_value = DEB_FIELD_MAX,
         };
 }
 
@@ -139,9 +140,9 @@ int deb822_iter_next(struct deb822_iter *it, struct deb822_field *ret, size_t ma
                         if (n == 0)
                                 return fail(it, line, reterr, "continuation line without a field before it");
                         struct deb822_field *f = &ret[n - 1];
-                        if ((size_t)(t + e - f->value) > DEB_FIELD_MAX)
+                        if ((size_t)(t + e - f->value) > it->max_value)
                                 return fail(it, f->line, reterr, "field '%.*s' longer than %zu bytes", (int)f->name_len,
-                                            f->name, DEB_FIELD_MAX);
+                                            f->name, it->max_value);
                         f->value_len = (size_t)(t + e - f->value);
                         continue;
                 }
@@ -176,8 +177,8 @@ int deb822_iter_next(struct deb822_iter *it, struct deb822_field *ret, size_t ma
                 size_t v = nl + 1;
                 while (v < ll && (s[v] == ' ' || s[v] == '\t'))
                         v++;
-                if (ll - v > DEB_FIELD_MAX)
-                        return fail(it, line, reterr, "field '%.*s' longer than %zu bytes", (int)nl, s, DEB_FIELD_MAX);
+                if (ll - v > it->max_value)
+                        return fail(it, line, reterr, "field '%.*s' longer than %zu bytes", (int)nl, s, it->max_value);
                 ret[n++] = (struct deb822_field){
                         .name = s,
                         .name_len = nl,

@@ -72,6 +72,8 @@ struct deb822_iter {
         unsigned line;          /* 1-based line number of text[pos] */
         bool allow_comments;    /* skip lines starting with '#' (apt's .sources allow them;
                                  * Release and Packages do not: there they are an error) */
+        size_t max_value;       /* longest value, DEB_FIELD_MAX after init (a Release raises it:
+                                 * its SHA256: list is one field) */
         size_t checked_;        /* internal: text[..checked_) was searched for NUL and CR */
         size_t bad_;            /* internal: offset of the first NUL or CR found, or SIZE_MAX */
 };

@@ -288,8 +288,8 @@ struct deb_index *deb_index_free(struct deb_index *x) {
         return NULL;
 }
 
-int deb_index_parse(const char *text, size_t len, const char *label, uint32_t number, struct deb_index **ret,
-                    struct mkm_err *reterr) {
+int deb_index_parse_capped(const char *text, size_t len, const char *label, uint32_t number, size_t max_text,
+                           size_t max_pkgs, struct deb_index **ret, struct mkm_err *reterr) {
         _cleanup_(deb_index_freep) struct deb_index *x = NULL;
         struct deb822_field fields[DEB_PKG_MAX_FIELDS];
         struct deb822_iter it;
@@ -298,9 +298,8 @@ int deb_index_parse(const char *text, size_t len, const char *label, uint32_t nu
 
         if (!label)
                 label = "Packages";
-        if (len > DEB_INDEX_MAX_TEXT)
-                return mkm_err_set(reterr, -E2BIG, "%s: %zu bytes, more than the limit of %zu", label, len,
-                                   DEB_INDEX_MAX_TEXT);
+        if (len > max_text)
+                return mkm_err_set(reterr, -E2BIG, "%s: %zu bytes, more than the limit of %zu", label, len, max_text);
         x = calloc(1, sizeof *x);
         if (!x)
                 return mkm_err_set(reterr, -ENOMEM, "%s: out of memory", label);
@@ -316,17 +315,17 @@ int deb_index_parse(const char *text, size_t len, const char *label, uint32_t nu
          * a block this big is an mremap, not a copy), and pages of it never written are never
          * touched. */
         cap = len / 512 + 16;
-        if (cap > DEB_INDEX_MAX_PKGS)
-                cap = DEB_INDEX_MAX_PKGS;
+        if (cap > max_pkgs)
+                cap = max_pkgs;
         if (!(x->pkgs = mkm_new(struct deb_pkg, cap)))
                 return mkm_err_set(reterr, -ENOMEM, "%s: out of memory", label);
 
         struct parser ps = { .x = x, .st = st, .label = x->label, .err = reterr };
         deb822_iter_init(&it, text, len, x->label);
         while ((r = deb822_iter_next(&it, fields, ELEMENTSOF(fields), &nf, reterr)) > 0) {
-                if (x->n >= DEB_INDEX_MAX_PKGS) {
-                        r = mkm_err_set(reterr, -E2BIG, "%s:%u: more than %u packages", label, fields[0].line,
-                                        DEB_INDEX_MAX_PKGS);
+                if (x->n >= max_pkgs) {
+                        r = mkm_err_set(reterr, -E2BIG, "%s:%u: more than %zu packages", label, fields[0].line,
+                                        max_pkgs);
                         break;
                 }
                 if (x->n == cap && (r = mkm_grow((void **)&x->pkgs, &cap, x->n, sizeof *x->pkgs, 64)) < 0) {
@@ -348,4 +347,9 @@ int deb_index_parse(const char *text, size_t len, const char *label, uint32_t nu
         }
         *ret = TAKE_PTR(x);
         return 0;
+}
+
+int deb_index_parse(const char *text, size_t len, const char *label, uint32_t number, struct deb_index **ret,
+                    struct mkm_err *reterr) {
+        return deb_index_parse_capped(text, len, label, number, DEB_INDEX_MAX_TEXT, DEB_INDEX_MAX_PKGS, ret, reterr);
 }

@@ -303,6 +303,7 @@ int deb_release_parse(const char *text, size_t len, const char *label, struct de
                 return mkm_err_set(reterr, -E2BIG, "%s: %zu bytes, more than the limit of %zu", ps.label, len,
                                    DEB_RELEASE_MAX);
         deb822_iter_init(&it, text, len, ps.label);
+        it.max_value = DEB_RELEASE_MAX;
         if ((r = deb822_iter_next(&it, fields, ELEMENTSOF(fields), &nf, reterr)) < 0)
                 return r;
         if (r == 0)

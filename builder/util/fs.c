@@ -61,7 +61,7 @@ int fs_read_fd(int fd, size_t max, char **ret, size_t *ret_len) {
         return 0;
 }
 
-int fs_read_file_at(int dirfd, const char *path, size_t max, char **ret, size_t *ret_len) {
+int fs_read_file_follow_at(int dirfd, const char *path, size_t max, char **ret, size_t *ret_len) {
         _cleanup_close_ int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
         if (fd < 0)
                 return negative_errno();

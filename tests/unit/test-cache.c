@@ -86,7 +86,7 @@ static void test_commit_good(void **state) {
         assert_int_equal(stat(path, &st), 0);
         assert_int_equal(st.st_mode & 07777, 0444);
         size_t len;
-        assert_int_equal(fs_read_file_at(AT_FDCWD, path, 100, &content, &len), 0);
+        assert_int_equal(fs_read_file_follow_at(AT_FDCWD, path, 100, &content, &len), 0);
         assert_int_equal(len, 3);
         assert_memory_equal(content, "abc", 3);
 

@@ -104,9 +104,9 @@ static void test_write_entry(void **state) {
         assert_int_equal(db_alpm_write_pkg(NULL, root, &p, &x, false, 1234567890, DB_ALPM_VALIDATION_PGP, &err), 0);
 
         _cleanup_free_ char *v = NULL, *desc = NULL, *fl = NULL, *mt = NULL;
-        assert_int_equal(fs_read_file_at(root, "var/lib/pacman/local/ALPM_DB_VERSION", 16, &v, NULL), 0);
+        assert_int_equal(fs_read_file_follow_at(root, "var/lib/pacman/local/ALPM_DB_VERSION", 16, &v, NULL), 0);
         assert_string_equal(v, "9\n");
-        assert_int_equal(fs_read_file_at(root, "var/lib/pacman/local/demo-1:1.0-2/desc", 4096, &desc, NULL), 0);
+        assert_int_equal(fs_read_file_follow_at(root, "var/lib/pacman/local/demo-1:1.0-2/desc", 4096, &desc, NULL), 0);
         assert_string_equal(desc,
                             "%NAME%\ndemo\n\n%VERSION%\n1:1.0-2\n\n%BASE%\ndemo-base\n\n%DESC%\nA demo = with equals\n\n"
                             "%URL%\nhttps://example.invalid\n\n%ARCH%\nx86_64\n\n%BUILDDATE%\n1700000000\n\n"
@@ -114,10 +114,10 @@ static void test_write_entry(void **state) {
                             "%REASON%\n1\n\n%GROUPS%\ngrp\n\n%LICENSE%\nMIT\nGPL-2.0-only\n\n%VALIDATION%\npgp\n\n"
                             "%REPLACES%\nold-demo\n\n%DEPENDS%\nlibfoo.so=1-64\nsh\n\n%OPTDEPENDS%\ncron: for timers\n\n"
                             "%CONFLICTS%\nold-demo\n\n%PROVIDES%\nold-demo=1.0\n\n");
-        assert_int_equal(fs_read_file_at(root, "var/lib/pacman/local/demo-1:1.0-2/files", 4096, &fl, NULL), 0);
+        assert_int_equal(fs_read_file_follow_at(root, "var/lib/pacman/local/demo-1:1.0-2/files", 4096, &fl, NULL), 0);
         /* md5("conf\n"); the backup file the package lacks is skipped, as pacman does. */
         assert_string_equal(fl, "%FILES%\netc/\netc/demo.conf\n\n%BACKUP%\netc/demo.conf\tb9a771b420047cfaa3543e66c78f44f6\n\n");
-        assert_int_equal(fs_read_file_at(root, "var/lib/pacman/local/demo-1:1.0-2/mtree", 16, &mt, NULL), 0);
+        assert_int_equal(fs_read_file_follow_at(root, "var/lib/pacman/local/demo-1:1.0-2/mtree", 16, &mt, NULL), 0);
         assert_string_equal(mt, "MTREE");
         struct stat st;
         assert_int_equal(fstatat(root, "var/lib/pacman/local/demo-1:1.0-2/install", &st, 0), 0);
@@ -128,7 +128,7 @@ static void test_write_entry(void **state) {
         assert_int_equal(db_alpm_write_pkg(NULL, root, &p, &x, true, 1, DB_ALPM_VALIDATION_SHA256, &err), 0);
         free(desc);
         desc = NULL;
-        assert_int_equal(fs_read_file_at(root, "var/lib/pacman/local/demo-1:1.0-2/desc", 4096, &desc, NULL), 0);
+        assert_int_equal(fs_read_file_follow_at(root, "var/lib/pacman/local/demo-1:1.0-2/desc", 4096, &desc, NULL), 0);
         assert_null(strstr(desc, "%REASON%"));
         assert_non_null(strstr(desc, "%VALIDATION%\nsha256\n\n"));
 
@@ -142,7 +142,7 @@ static void test_write_entry(void **state) {
         assert_int_equal(db_alpm_write_pkg(NULL, root, &p, &x, true, 1, DB_ALPM_VALIDATION_PGP, &err), 0);
         free(fl);
         fl = NULL;
-        assert_int_equal(fs_read_file_at(root, "var/lib/pacman/local/demo-1:1.0-2/files", 4096, &fl, NULL), 0);
+        assert_int_equal(fs_read_file_follow_at(root, "var/lib/pacman/local/demo-1:1.0-2/files", 4096, &fl, NULL), 0);
         assert_null(strstr(fl, "fifo.conf\t"));
         pkginfo_done(&p);
         assert_int_equal(fs_rm_rf_at(AT_FDCWD, tmpl), 0);

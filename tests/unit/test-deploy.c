@@ -90,10 +90,10 @@ static void test_lifecycle(void **state) {
         d = deploy_free(d);
         _cleanup_free_ char *cur = NULL, *prev = NULL;
         snprintf(p, sizeof p, "%s/var/lib/machines/m/gen", host);
-        assert_int_equal(fs_read_file_at(AT_FDCWD, p, 8, &cur, NULL), 0);
+        assert_int_equal(fs_read_file_follow_at(AT_FDCWD, p, 8, &cur, NULL), 0);
         assert_string_equal(cur, "2");
         snprintf(p, sizeof p, "%s/var/lib/machines/.#m.prev/gen", host);
-        assert_int_equal(fs_read_file_at(AT_FDCWD, p, 8, &prev, NULL), 0);
+        assert_int_equal(fs_read_file_follow_at(AT_FDCWD, p, 8, &prev, NULL), 0);
         assert_string_equal(prev, "1");
 
         /* A failed build (staged, never swapped) leaves nothing behind. */

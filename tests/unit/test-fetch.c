@@ -114,7 +114,7 @@ static unsigned server_requests(const char *path, char *ranges, size_t size) {
 
         if (ranges)
                 ranges[0] = '\0';
-        assert_int_equal(fs_read_file_at(AT_FDCWD, srv.log, 1 << 24, &data, &len), 0);
+        assert_int_equal(fs_read_file_follow_at(AT_FDCWD, srv.log, 1 << 24, &data, &len), 0);
         (void)snprintf(prefix, sizeof prefix, "GET /%s ", path);
         for (char *line = data, *nl; line && *line; line = nl ? nl + 1 : NULL) {
                 nl = strchr(line, '\n');
@@ -171,7 +171,7 @@ static int start_server(void **state) {
         for (int i = 0; i < 200; i++) {
                 _cleanup_free_ char *data = NULL;
                 int status;
-                if (fs_read_file_at(AT_FDCWD, port_file, 64, &data, NULL) == 0) {
+                if (fs_read_file_follow_at(AT_FDCWD, port_file, 64, &data, NULL) == 0) {
                         srv.port = atoi(data);
                         return srv.port > 0 ? 0 : -1;
                 }
@@ -301,7 +301,7 @@ static void test_plain(void **state) {
         /* The request names us. */
         _cleanup_free_ char *headers = NULL;
         assert_int_equal(fetch_one("headers.txt", 0, &o, &it, &err, url("fault/headers/x"), NULL), 0);
-        assert_int_equal(fs_read_file_at(AT_FDCWD, path_in(srv.out, "headers.txt"), 65536, &headers, NULL), 0);
+        assert_int_equal(fs_read_file_follow_at(AT_FDCWD, path_in(srv.out, "headers.txt"), 65536, &headers, NULL), 0);
         assert_non_null(strstr(headers, "\nUser-Agent: mkmachine/" MKM_VERSION "\n"));
         assert_null(strstr(headers, "Range:"));
 

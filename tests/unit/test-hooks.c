@@ -92,7 +92,7 @@ static void mkfile(const char *dir, const char *path, const char *content, mode_
 static char *slurp(const char *dir, const char *path) {
         _cleanup_free_ char *full = fs_path_join(dir, path);
         char *text = NULL;
-        int q = fs_read_file_at(AT_FDCWD, full, 1 << 20, &text, NULL);
+        int q = fs_read_file_follow_at(AT_FDCWD, full, 1 << 20, &text, NULL);
         if (q < 0)
                 return NULL;
         return text;

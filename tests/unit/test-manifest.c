@@ -127,6 +127,11 @@ static void test_remove_generated(void **state) {
         assert_int_equal(fs_write_file_at(f->rootfd, "etc/machine-id", "0123456789abcdef0123456789abcdef\n", 33, 0444), 0);
         /* A tree whose var/log points out of it: nothing there may be touched. */
         assert_int_equal(symlinkat(outside, f->rootfd, "var/log"), 0);
+        /* Nor through a symlinked directory inside it: only the real var/lib/systemd is cleaned. */
+        assert_int_equal(fs_mkdir_p_at(f->rootfd, "srv/state", 0755), 0);
+        assert_int_equal(fs_write_file_at(f->rootfd, "srv/state/random-seed", "r", 1, 0600), 0);
+        assert_int_equal(fs_mkdir_p_at(f->rootfd, "var/lib", 0755), 0);
+        assert_int_equal(symlinkat("../../srv/state", f->rootfd, "var/lib/systemd"), 0);
 
         struct mkm_err err = {};
         assert_int_equal(normalize_remove_generated(NULL, f->rootfd, &err), 0);
@@ -137,6 +142,7 @@ static void test_remove_generated(void **state) {
         assert_int_equal(fstatat(f->rootfd, "etc/machine-id", &st, 0), 0);
         assert_int_equal(st.st_size, 0);
         assert_int_equal(access(keep, F_OK), 0);
+        assert_int_equal(fstatat(f->rootfd, "srv/state/random-seed", &st, 0), 0);
 }
 
 /* With an epoch, the manifest's walk clamps every later time stamp (links and the root

@@ -29,7 +29,7 @@ static char *slurp(const char *name, size_t *len) {
         char *buf = NULL;
         size_t l = 0;
         assert_non_null(p);
-        assert_int_equal(fs_read_file_at(AT_FDCWD, p, 1 << 20, &buf, &l), 0);
+        assert_int_equal(fs_read_file_follow_at(AT_FDCWD, p, 1 << 20, &buf, &l), 0);
         if (len)
                 *len = l;
         return buf;

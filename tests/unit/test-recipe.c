@@ -534,7 +534,7 @@ static void test_doc_coverage(void **state) {
         _cleanup_free_ char *doc = NULL;
         _cleanup_free_ char *path = fs_path_join(top ? top : ".", "docs/mkmachine.recipe.5.md");
         size_t len = 0;
-        if (fs_read_file_at(AT_FDCWD, path, 1 << 20, &doc, &len) < 0)
+        if (fs_read_file_follow_at(AT_FDCWD, path, 1 << 20, &doc, &len) < 0)
                 fail_msg("cannot read %s (run from the repository top)", path);
         size_t n = 0;
         const struct recipe_key *k = recipe_known_keys(&n);

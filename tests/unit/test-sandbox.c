@@ -47,7 +47,7 @@ static bool can_run(void) {
 static void copy_file(const char *from, const char *to, mode_t mode) {
         char *data = NULL;
         size_t len = 0;
-        assert_int_equal(fs_read_file_at(AT_FDCWD, from, 64u << 20, &data, &len), 0);
+        assert_int_equal(fs_read_file_follow_at(AT_FDCWD, from, 64u << 20, &data, &len), 0);
         int fd = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
         assert_true(fd >= 0);
         assert_int_equal(write(fd, data, len), (ssize_t)len);
@@ -325,7 +325,7 @@ static void test_timeout_and_leftovers(void **state) {
 
 static char *read_mountinfo(void) {
         char *s = NULL;
-        assert_int_equal(fs_read_file_at(AT_FDCWD, "/proc/self/mountinfo", 16u << 20, &s, NULL), 0);
+        assert_int_equal(fs_read_file_follow_at(AT_FDCWD, "/proc/self/mountinfo", 16u << 20, &s, NULL), 0);
         return s;
 }
 
@@ -468,7 +468,7 @@ static void test_privileges_dropped(void **state) {
          * this (possibly containerised) host grants them at all. */
         unsigned long long host_bnd = 0;
         _cleanup_free_ char *status = NULL;
-        assert_int_equal(fs_read_file_at(AT_FDCWD, "/proc/self/status", 1u << 20, &status, NULL), 0);
+        assert_int_equal(fs_read_file_follow_at(AT_FDCWD, "/proc/self/status", 1u << 20, &status, NULL), 0);
         const char *b = strstr(status, "CapBnd:\t");
         assert_non_null(b);
         host_bnd = strtoull(b + 8, NULL, 16);

@@ -117,14 +117,14 @@ static void test_atomic_write_and_read(void **state) {
         assert_int_equal(fs_write_atomic_at(dfd, "a/b/f", "hello", 5, 0600), 0);
         _cleanup_free_ char *buf = NULL;
         size_t len = 0;
-        assert_int_equal(fs_read_file_at(dfd, "a/b/f", 100, &buf, &len), 0);
+        assert_int_equal(fs_read_file_follow_at(dfd, "a/b/f", 100, &buf, &len), 0);
         assert_int_equal(len, 5);
         assert_string_equal(buf, "hello");
         struct stat st;
         assert_int_equal(fstatat(dfd, "a/b/f", &st, 0), 0);
         assert_int_equal(st.st_mode & 07777, 0600);
         _cleanup_free_ char *big = NULL;
-        assert_int_equal(fs_read_file_at(dfd, "a/b/f", 3, &big, NULL), -EFBIG);
+        assert_int_equal(fs_read_file_follow_at(dfd, "a/b/f", 3, &big, NULL), -EFBIG);
         /* No temporary file is left behind. */
         int n = 0;
         _cleanup_close_ int bfd = openat(dfd, "a/b", O_RDONLY | O_DIRECTORY);
