@@ -10,7 +10,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "backend.h"
 #include "cache.h"
+#include "pipeline.h"
 #include "ctx.h"
 #include "deploy.h"
 #include "hooks.h"
@@ -87,10 +89,53 @@ static int not_usage(int q, struct mkm_err *reterr) {
         return q;
 }
 
+/* TEMPORARY (debian branch): drive backend_ops until the shared driver lands. */
+static int debian_run(struct build *b, struct mkm_err *reterr) {
+        const struct backend_ops *ops = &backend_debian;
+        struct backend *be = NULL;
+        struct pipeline *p = NULL;
+        int q = ops->new(b, &be, reterr);
+        if (q < 0)
+                return q;
+        q = ops->plan(be, reterr);
+        const struct pipeline_item *items = NULL;
+        enum pipeline_trust trust;
+        struct verify_keyring *k = NULL;
+        if (q >= 0 && !b->plan_only)
+                q = ops->sources(be, &items, &trust, &k, reterr);
+        if (q >= 0 && !b->plan_only)
+                q = pipeline_start(b->ctx, b->cache, trust, k, items, b->lock_out->n, &p, reterr);
+        if (q >= 0 && !b->plan_only)
+                q = ops->install_begin(be, reterr);
+        for (size_t i = 0; q >= 0 && !b->plan_only && i < b->lock_out->n; i++) {
+                q = pipeline_wait(p, i, NULL, reterr);
+                int fd = -1;
+                if (q >= 0) {
+                        q = cache_open_fd(b->cache, b->lock_out->pkgs[i].sha256, &fd);
+                        if (q < 0)
+                                mkm_err_set(reterr, q, "%s: not in the cache", b->lock_out->pkgs[i].name);
+                }
+                if (q >= 0)
+                        q = ops->install_one(be, i, fd, NULL, reterr);
+                if (fd >= 0)
+                        close(fd);
+        }
+        if (q >= 0 && !b->plan_only)
+                q = pipeline_finish(p, reterr);
+        if (q >= 0 && !b->plan_only)
+                q = ops->install_end(be, reterr);
+        pipeline_free(p);
+        ops->free(be);
+        return q;
+}
+static const struct build_ops build_ops_debian = { .distribution = "debian", .run = debian_run };
+
 static const struct build_ops *ops_for(const struct recipe *r) {
         switch (r->distribution) {
         case RECIPE_DISTRO_ARCH:
                 return &build_ops_arch;
+        case RECIPE_DISTRO_DEBIAN:
+                return &build_ops_debian;
         default:
                 return NULL;
         }

@@ -46,8 +46,24 @@ static int add_uri(char ***uris, const char *u, size_t len) {
         return r;
 }
 
-static int parse_deb822(const char *text, size_t len, const char *label, const char *suite, char ***uris,
+static int parse_deb822(const char *in, size_t inlen, const char *label, const char *suite, char ***uris,
                         struct mkm_err *reterr) {
+        /* apt allows '#' comment lines anywhere in .sources files (Release and Packages do not):
+         * drop them, so that a comment between two fields does not end the paragraph. */
+        _cleanup_free_ char *text = malloc(inlen + 1);
+        size_t len = 0;
+        if (!text)
+                return -ENOMEM;
+        for (size_t i = 0; i < inlen;) {
+                const char *nl = memchr(in + i, '\n', inlen - i);
+                size_t l = nl ? (size_t)(nl - (in + i)) + 1 : inlen - i;
+                if (in[i] != '#') {
+                        memcpy(text + len, in + i, l);
+                        len += l;
+                }
+                i += l;
+        }
+        text[len] = 0;
         size_t pos = 0;
         struct deb822_field f[64];
         size_t n;

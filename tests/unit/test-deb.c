@@ -250,7 +250,7 @@ static void test_sources(void **state) {
         (void)state;
         char **u = NULL;
         struct mkm_err e = {};
-        const char *d822 = "Types: deb deb-src\nURIs: http://one.example/debian/ http://two.example/debian\n"
+        const char *d822 = "# written by hand\nTypes: deb deb-src\n# a comment between fields\nURIs: http://one.example/debian/ http://two.example/debian\n"
                            "Suites: bookworm bookworm-updates\nComponents: main\n\n"
                            "Types: deb\nURIs: http://sec.example/debian-security\nSuites: bookworm-security\n"
                            "Components: main\n\n"

@@ -1,0 +1,1185 @@
+/* SPDX-License-Identifier: MIT */
+/* Distribution=debian: mmdebstrap's result without apt or dpkg on the host.
+ *
+ * Sources: Mirror= (for every suite, in failover order), else the host's apt sources for each
+ * suite (sources.h). Trust: a digest chain from the archive key. InRelease is checked with gpgme
+ * against keys/debian or Keyring= (Release + Release.gpg when a mirror has no InRelease), its
+ * Valid-Until honoured, its Suite or Codename must be the suite asked for; every Packages index
+ * is checked against the Release's SHA256 and size before it is parsed; every .deb against the
+ * index's SHA256 and Size before any of it is read (pipeline.h, PIPELINE_TRUST_DIGEST).
+ *
+ * Install, with dpkg's semantics but dpkg doing only what only dpkg can do:
+ *   begin   merged /usr from the start (bin, sbin, lib[, lib64] -> usr/...), dpkg's admin dir,
+ *           a policy-rc.d that keeps services from starting
+ *   one     data.tar is extracted by us (extract.h), as dpkg --unpack would place it: conffiles
+ *           as PATH.dpkg-new; the control members are kept
+ *   end     dpkg's database as `dpkg --unpack` leaves it (status "install ok unpacked",
+ *           info/PKG.{list,md5sums,conffiles,preinst,...}, trigger interests), each preinst run
+ *           with "install" (base-passwd's first: it makes /etc/passwd), then the machine's own
+ *           `dpkg --configure -a` runs every postinst in dependency order, moves the conffiles
+ *           into place and processes triggers, all in the sandbox. apt's sources and its
+ *           auto-installed marks are written; policy-rc.d is removed.
+ *
+ * Activated triggers are not recorded: dpkg drops an activation for a package that is not yet
+ * configured, and every package here is configured after everything is unpacked. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <archive.h>
+#include <archive_entry.h>
+
+#include "deb.h"
+#include "index.h"
+#include "resolve.h"
+#include "sources.h"
+#include "version.h"
+#include "../backend.h"
+#include "../build.h"
+#include "../cache.h"
+#include "../ctx.h"
+#include "../deploy.h"
+#include "../extract.h"
+#include "../lock.h"
+#include "../pipeline.h"
+#include "../recipe.h"
+#include "../sandbox.h"
+#include "../verify.h"
+#include "../util/cleanup.h"
+#include "../util/err.h"
+#include "../util/fs.h"
+#include "../util/hash.h"
+#include "../util/strv.h"
+
+#define DPKG_ADMIN "var/lib/dpkg"
+#define RELEASE_MAX ((size_t)32 * 1024 * 1024)
+
+struct suite_meta {
+        char *name;                     /* borrowed from the recipe */
+        char **mirrors;                 /* base URIs, failover order */
+        struct deb_release *release;
+        char digest[HASH_SHA256_HEX];   /* of the InRelease (or Release) as downloaded */
+};
+
+struct pkg_state {
+        struct deb_control control;
+        char **files;                   /* from extract: sorted, dirs end in '/' */
+        char **conffiles;               /* absolute paths */
+        char *name, *version, *arch;    /* from the control file */
+        bool ma_same;
+};
+
+struct backend {
+        struct build *b;
+        struct mkm_ctx *ctx;
+        const char *arch;
+        struct suite_meta *suites;
+        size_t n_suites;
+        char **index_repo;              /* per index: "suite/component" */
+        size_t *index_suite;            /* per index: its suite */
+        struct deb_index **indexes;
+        size_t n_indexes;
+        struct verify_keyring *keyring;
+        bool default_keyring;
+        char **sources;                 /* for the lock header */
+
+        struct pipeline_item *items;
+        char ***item_urls;
+        size_t n_items;
+
+        struct extract_owners *owners;
+        struct pkg_state *ps;
+};
+
+static void deb_free(struct backend *d) {
+        if (!d)
+                return;
+        for (size_t i = 0; i < d->n_suites; i++) {
+                strv_free(d->suites[i].mirrors);
+                deb_release_free(d->suites[i].release);
+        }
+        free(d->suites);
+        for (size_t i = 0; i < d->n_indexes; i++)
+                deb_index_free(d->indexes[i]);
+        free(d->indexes);
+        strv_free(d->index_repo);
+        free(d->index_suite);
+        verify_keyring_free(d->keyring);
+        strv_free(d->sources);
+        for (size_t i = 0; i < d->n_items; i++)
+                strv_free(d->item_urls[i]);
+        free(d->item_urls);
+        free(d->items);
+        if (d->ps)
+                for (size_t i = 0; i < d->n_items; i++) {
+                        deb_control_done(&d->ps[i].control);
+                        strv_free(d->ps[i].files);
+                        strv_free(d->ps[i].conffiles);
+                        free(d->ps[i].name);
+                        free(d->ps[i].version);
+                        free(d->ps[i].arch);
+                }
+        free(d->ps);
+        extract_owners_free(d->owners);
+        free(d);
+}
+
+/* dpkg's architecture name for this machine, when the recipe gives none. */
+static const char *native_arch(void) {
+        struct utsname u;
+        if (uname(&u) != 0)
+                return "amd64";
+        static const struct {
+                const char *machine, *dpkg;
+        } map[] = {
+                { "x86_64", "amd64" }, { "aarch64", "arm64" }, { "i686", "i386" }, { "i386", "i386" },
+                { "armv7l", "armhf" }, { "ppc64le", "ppc64el" }, { "s390x", "s390x" }, { "riscv64", "riscv64" },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(map); i++)
+                if (strcmp(u.machine, map[i].machine) == 0)
+                        return map[i].dpkg;
+        return "amd64";
+}
+
+static int deb_new(struct build *b, struct backend **ret, struct mkm_err *reterr) {
+        struct backend *d = calloc(1, sizeof *d);
+        if (!d)
+                return -ENOMEM;
+        d->b = b;
+        d->ctx = b->ctx;
+        d->arch = b->recipe->architecture && *b->recipe->architecture ? b->recipe->architecture : native_arch();
+        *ret = d;
+        return 0;
+}
+
+/* ---- sources and trust ----------------------------------------------------------------------- */
+
+static int find_mirrors(struct backend *d, struct mkm_err *reterr) {
+        const struct recipe *r = d->b->recipe;
+        d->n_suites = strv_length(r->suites);
+        if (d->n_suites == 0)
+                return mkm_err_set(reterr, -MKM_E_RECIPE, "%s: [Bootstrap] Suite=: empty", r->path ? r->path : "recipe");
+        d->suites = calloc(d->n_suites, sizeof *d->suites);
+        if (!d->suites)
+                return -ENOMEM;
+        for (size_t s = 0; s < d->n_suites; s++) {
+                struct suite_meta *m = &d->suites[s];
+                m->name = r->suites[s];
+                int q;
+                if (r->mirrors && *r->mirrors) {
+                        for (char **u = r->mirrors; *u; u++) {
+                                size_t l = strlen(*u);
+                                while (l > 0 && (*u)[l - 1] == '/')
+                                        l--;
+                                char *c = strndup(*u, l);
+                                if (!c || (q = strv_consume(&m->mirrors, c)) < 0) {
+                                        free(c);
+                                        return -ENOMEM;
+                                }
+                        }
+                } else {
+                        q = deb_host_mirrors(d->ctx->host_root, m->name, &m->mirrors, reterr);
+                        if (q < 0)
+                                return q;
+                }
+                for (char **u = m->mirrors; *u; u++) {
+                        char *s2 = NULL;
+                        if (asprintf(&s2, "%s %s", m->name, *u) < 0 || strv_consume(&d->sources, s2) < 0) {
+                                free(s2);
+                                return -ENOMEM;
+                        }
+                }
+        }
+        return 0;
+}
+
+static int open_keyring(struct backend *d, struct mkm_err *reterr) {
+        const struct recipe *r = d->b->recipe;
+        _cleanup_free_ char *dflt = fs_path_join(d->ctx->keys_dir, "debian");
+        if (!dflt)
+                return -ENOMEM;
+        d->default_keyring = !r->keyring;
+        const char *path = r->keyring ? r->keyring : dflt;
+        int q = verify_keyring_new_cached(d->ctx, path, d->ctx->cache_dir, &d->keyring, reterr);
+        if (q < 0)
+                return mkm_err_prefix(reterr, q, "keyring %s", path);
+        mkm_debug(d->ctx, "keyring %s: %u keys", path, verify_keyring_count(d->keyring));
+        return 0;
+}
+
+/* URLs of path (relative to the mirror's root) across suite s's mirrors. */
+static int urls_for(const struct suite_meta *m, const char *path, char ***ret) {
+        _cleanup_strv_free_ char **l = calloc(1, sizeof(char *));
+        if (!l)
+                return -ENOMEM;
+        for (char **u = m->mirrors; *u; u++) {
+                char *x = NULL;
+                if (asprintf(&x, "%s/%s", *u, path) < 0)
+                        return -ENOMEM;
+                int q = strv_consume(&l, x);
+                if (q < 0) {
+                        free(x);
+                        return q;
+                }
+        }
+        *ret = TAKE_PTR(l);
+        return 0;
+}
+
+static int read_cached(struct backend *d, const char *digest, size_t max, char **ret, size_t *ret_len) {
+        _cleanup_free_ char *path = NULL;
+        int q = cache_lookup(d->b->cache, digest, &path);
+        if (q < 0)
+                return q;
+        return fs_read_file_at(AT_FDCWD, path, max, ret, ret_len);
+}
+
+static int check_release(struct backend *d, struct suite_meta *m, const char *label, struct mkm_err *reterr) {
+        struct deb_release *rel = m->release;
+        bool named = (rel->suite && strcmp(rel->suite, m->name) == 0) ||
+                     (rel->codename && strcmp(rel->codename, m->name) == 0);
+        if (!named)
+                return mkm_err_set(reterr, -MKM_E_SIG_BAD,
+                                   "%s: signed for suite '%s' (codename '%s'), not for '%s': refusing a Release of "
+                                   "another suite",
+                                   label, rel->suite ? rel->suite : "", rel->codename ? rel->codename : "", m->name);
+        int64_t now = (int64_t)time(NULL);
+        if (rel->valid_until >= 0 && rel->valid_until < now) {
+                char when[64] = "";
+                time_t t = (time_t)rel->valid_until;
+                struct tm tm;
+                if (gmtime_r(&t, &tm))
+                        strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S UTC", &tm);
+                return mkm_err_set(reterr, -MKM_E_SIG_EXPIRED,
+                                   "%s: expired: Valid-Until is %s; the mirror serves stale metadata (a replay?)", label,
+                                   when);
+        }
+        if (rel->date > now + 24 * 3600)
+                return mkm_err_set(reterr, -MKM_E_SIG_BAD, "%s: its Date lies in the future (check the clock)", label);
+        if (rel->architectures && !strv_contains(rel->architectures, d->arch))
+                return mkm_err_set(reterr, -MKM_E_RECIPE, "%s: the suite has no architecture '%s' (it has: %s...)", label,
+                                   d->arch, rel->architectures[0] ? rel->architectures[0] : "none");
+        return 0;
+}
+
+/* Fetch, verify and parse each suite's InRelease (or Release + Release.gpg). */
+static int load_releases(struct backend *d, struct mkm_err *reterr) {
+        size_t n = d->n_suites;
+        _cleanup_free_ struct pipeline_want *w = calloc(3 * n, sizeof *w);
+        _cleanup_strv_free_ char **labels = NULL;
+        char ***urls = calloc(3 * n + 1, sizeof *urls);
+        int q = 0;
+        if (!w || !urls) {
+                free(urls);
+                return -ENOMEM;
+        }
+        static const char *const files[] = { "InRelease", "Release", "Release.gpg" };
+        for (size_t s = 0; s < n && q >= 0; s++)
+                for (size_t k = 0; k < 3 && q >= 0; k++) {
+                        _cleanup_free_ char *path = NULL;
+                        char *label = NULL;
+                        if (asprintf(&path, "dists/%s/%s", d->suites[s].name, files[k]) < 0 ||
+                            asprintf(&label, "%s/%s", d->suites[s].name, files[k]) < 0) {
+                                q = -ENOMEM;
+                                break;
+                        }
+                        q = strv_consume(&labels, label);
+                        if (q < 0) {
+                                free(label);
+                                break;
+                        }
+                        q = urls_for(&d->suites[s], path, &urls[3 * s + k]);
+                        w[3 * s + k] = (struct pipeline_want){ .urls = urls[3 * s + k], .label = label, .optional = true };
+                }
+        if (q >= 0) {
+                mkm_emit(d->ctx, &(struct mkm_event){ .type = MKM_EV_STAGE, .text = "fetching Release files" });
+                q = pipeline_fetch_batch(d->ctx, d->b->cache, w, 3 * n, reterr);
+        }
+        for (size_t s = 0; s < n && q >= 0; s++) {
+                struct suite_meta *m = &d->suites[s];
+                struct pipeline_want *in = &w[3 * s], *rl = &w[3 * s + 1], *gpg = &w[3 * s + 2];
+                _cleanup_free_ char *data = NULL, *sig = NULL, *text = NULL;
+                size_t len = 0, siglen = 0, tlen = 0;
+                struct verify_result vr;
+                const char *label;
+                if (in->present) {
+                        label = in->label;
+                        q = read_cached(d, in->digest, RELEASE_MAX, &data, &len);
+                        if (q >= 0)
+                                q = verify_clearsigned(d->keyring, data, len, &text, &tlen, &vr, reterr);
+                        if (q < 0) {
+                                mkm_err_prefix(reterr, q, "%s", label);
+                                break;
+                        }
+                        memcpy(m->digest, in->digest, HASH_SHA256_HEX);
+                } else if (rl->present) {
+                        label = rl->label;
+                        if (!gpg->present) {
+                                q = mkm_err_set(reterr, -MKM_E_SIG_MISSING,
+                                                "%s: no InRelease and no Release.gpg on any mirror: an unsigned Release "
+                                                "is not trusted",
+                                                label);
+                                break;
+                        }
+                        q = read_cached(d, rl->digest, RELEASE_MAX, &data, &len);
+                        if (q >= 0)
+                                q = read_cached(d, gpg->digest, VERIFY_MAX_SIG, &sig, &siglen);
+                        if (q >= 0)
+                                q = verify_detached(d->keyring, data, len, sig, siglen, &vr, reterr);
+                        if (q < 0) {
+                                mkm_err_prefix(reterr, q, "%s", label);
+                                break;
+                        }
+                        text = TAKE_PTR(data);
+                        tlen = len;
+                        memcpy(m->digest, rl->digest, HASH_SHA256_HEX);
+                } else {
+                        q = mkm_err_set(reterr, -MKM_E_FETCH, "dists/%s/InRelease: not found on %s%s", m->name,
+                                        m->mirrors[0], m->mirrors[1] ? " or the other mirrors" : "");
+                        break;
+                }
+                mkm_debug(d->ctx, "%s: signed by %s (%s)", label, vr.fingerprint, vr.uid);
+                q = deb_release_parse(text, tlen, label, &m->release, reterr);
+                if (q < 0)
+                        break;
+                q = check_release(d, m, label, reterr);
+        }
+        for (size_t i = 0; i < 3 * n; i++)
+                strv_free(urls[i]);
+        free(urls);
+        return q;
+}
+
+/* Decompress a cached index (xz, gz or plain) into memory. */
+static int read_index(struct backend *d, const char *digest, const char *label, char **ret, size_t *ret_len,
+                      struct mkm_err *reterr) {
+        _cleanup_free_ char *path = NULL;
+        int q = cache_lookup(d->b->cache, digest, &path);
+        if (q < 0)
+                return mkm_err_set(reterr, q, "%s: not in the cache: %s", label, strerror(-q));
+        struct archive *a = archive_read_new();
+        if (!a)
+                return -ENOMEM;
+        (void)archive_read_support_filter_xz(a);
+        (void)archive_read_support_filter_gzip(a);
+        (void)archive_read_support_format_raw(a);
+        char *buf = NULL;
+        size_t len = 0, cap = 0;
+        struct archive_entry *e;
+        if (archive_read_open_filename(a, path, 1 << 16) != ARCHIVE_OK || archive_read_next_header(a, &e) != ARCHIVE_OK) {
+                q = mkm_err_set(reterr, -MKM_E_BADDATA, "%s: cannot decompress: %s", label, archive_error_string(a));
+                goto out;
+        }
+        for (;;) {
+                if (cap - len < (1 << 20)) {
+                        size_t ncap = cap ? cap * 2 : (8u << 20);
+                        if (ncap > DEB_INDEX_MAX_TEXT + (1u << 20))
+                                ncap = DEB_INDEX_MAX_TEXT + (1u << 20);
+                        if (ncap <= cap) {
+                                q = mkm_err_set(reterr, -MKM_E_TOO_BIG, "%s: larger than %zu bytes uncompressed", label,
+                                                DEB_INDEX_MAX_TEXT);
+                                goto out;
+                        }
+                        char *nb = realloc(buf, ncap);
+                        if (!nb) {
+                                q = -ENOMEM;
+                                goto out;
+                        }
+                        buf = nb;
+                        cap = ncap;
+                }
+                la_ssize_t k = archive_read_data(a, buf + len, cap - len - 1);
+                if (k < 0) {
+                        q = mkm_err_set(reterr, -MKM_E_BADDATA, "%s: cannot decompress: %s", label, archive_error_string(a));
+                        goto out;
+                }
+                if (k == 0)
+                        break;
+                len += (size_t)k;
+                if (len > DEB_INDEX_MAX_TEXT) {
+                        q = mkm_err_set(reterr, -MKM_E_TOO_BIG, "%s: larger than %zu bytes uncompressed", label,
+                                        DEB_INDEX_MAX_TEXT);
+                        goto out;
+                }
+        }
+        if (!buf && !(buf = malloc(1))) {
+                q = -ENOMEM;
+                goto out;
+        }
+        buf[len] = 0;
+        *ret = TAKE_PTR(buf);
+        *ret_len = len;
+        q = 0;
+out:
+        free(buf);
+        archive_read_free(a);
+        return q;
+}
+
+/* Fetch the Packages index of every suite x component, checked against its Release, and parse it. */
+static int load_indexes(struct backend *d, struct mkm_err *reterr) {
+        const struct recipe *r = d->b->recipe;
+        size_t nc = strv_length(r->components), n = d->n_suites * nc;
+        d->indexes = calloc(n ? n : 1, sizeof *d->indexes);
+        d->index_suite = calloc(n ? n : 1, sizeof *d->index_suite);
+        _cleanup_free_ struct pipeline_want *w = calloc(n ? n : 1, sizeof *w);
+        char ***urls = calloc(n + 1, sizeof *urls);
+        _cleanup_strv_free_ char **labels = NULL;
+        int q = 0;
+        if (!d->indexes || !d->index_suite || !w || !urls) {
+                free(urls);
+                return -ENOMEM;
+        }
+        for (size_t s = 0; s < d->n_suites && q >= 0; s++)
+                for (size_t c = 0; c < nc && q >= 0; c++) {
+                        size_t i = s * nc + c;
+                        const struct suite_meta *m = &d->suites[s];
+                        const struct deb_release_file *f = NULL;
+                        static const char *const exts[] = { ".xz", ".gz", "" };
+                        char path[512];
+                        for (size_t k = 0; k < ELEMENTSOF(exts) && !f; k++) {
+                                snprintf(path, sizeof path, "%s/binary-%s/Packages%s", r->components[c], d->arch, exts[k]);
+                                f = deb_release_find(m->release, path);
+                        }
+                        if (!f) {
+                                q = mkm_err_set(reterr, -MKM_E_RECIPE,
+                                                "dists/%s/InRelease lists no %s/binary-%s/Packages index: is '%s' a "
+                                                "component of the suite?",
+                                                m->name, r->components[c], d->arch, r->components[c]);
+                                break;
+                        }
+                        _cleanup_strv_free_ char **u = NULL;
+                        _cleanup_free_ char *plain = NULL, *byhash = NULL;
+                        char *label = NULL, *repo = NULL;
+                        if (asprintf(&plain, "dists/%s/%s", m->name, f->path) < 0 ||
+                            asprintf(&label, "%s/%s", m->name, f->path) < 0) {
+                                q = -ENOMEM;
+                                break;
+                        }
+                        if ((q = strv_consume(&labels, label)) < 0) {
+                                free(label);
+                                break;
+                        }
+                        if (asprintf(&repo, "%s/%s", m->name, r->components[c]) < 0 ||
+                            (q = strv_consume(&d->index_repo, repo)) < 0) {
+                                free(repo);
+                                q = -ENOMEM;
+                                break;
+                        }
+                        /* by-hash first when the Release offers it: it cannot change under us while
+                         * the mirror updates; the plain name is the fallback. */
+                        if (m->release->acquire_by_hash) {
+                                _cleanup_free_ char *dir = fs_path_dirname(f->path);
+                                if (!dir || asprintf(&byhash, "dists/%s/%s/by-hash/SHA256/%s", m->name, dir, f->sha256) < 0) {
+                                        q = -ENOMEM;
+                                        break;
+                                }
+                                _cleanup_strv_free_ char **u1 = NULL;
+                                if ((q = urls_for(m, byhash, &u1)) < 0 || (q = strv_extend(&u, u1)) < 0)
+                                        break;
+                        }
+                        _cleanup_strv_free_ char **u2 = NULL;
+                        if ((q = urls_for(m, plain, &u2)) < 0 || (q = strv_extend(&u, u2)) < 0)
+                                break;
+                        urls[i] = TAKE_PTR(u);
+                        d->index_suite[i] = s;
+                        w[i] = (struct pipeline_want){ .urls = urls[i], .label = label, .sha256 = f->sha256,
+                                                       .size = f->size };
+                }
+        if (q >= 0) {
+                mkm_emit(d->ctx, &(struct mkm_event){ .type = MKM_EV_STAGE, .text = "fetching package indexes" });
+                q = pipeline_fetch_batch(d->ctx, d->b->cache, w, n, reterr);
+        }
+        for (size_t i = 0; i < n && q >= 0; i++) {
+                _cleanup_free_ char *text = NULL;
+                size_t len = 0;
+                q = read_index(d, w[i].digest, w[i].label, &text, &len, reterr);
+                if (q >= 0)
+                        q = deb_index_parse(text, len, w[i].label, (uint32_t)i, &d->indexes[i], reterr);
+                if (q >= 0)
+                        d->n_indexes++;
+        }
+        for (size_t i = 0; i < n; i++)
+                strv_free(urls[i]);
+        free(urls);
+        return q;
+}
+
+/* ---- plan ------------------------------------------------------------------------------------ */
+
+static int64_t newest_release(const struct backend *d) {
+        int64_t max = 0;
+        for (size_t s = 0; s < d->n_suites; s++)
+                if (d->suites[s].release && d->suites[s].release->date > max)
+                        max = d->suites[s].release->date;
+        return max;
+}
+
+static const struct deb_pkg *find_pinned(const struct backend *d, const struct lock_pkg *p, size_t *ret_index) {
+        for (size_t i = 0; i < d->n_indexes; i++) {
+                if (strcmp(d->index_repo[i], p->repo) != 0)
+                        continue;
+                const struct deb_index *x = d->indexes[i];
+                for (size_t k = 0; k < x->n; k++) {
+                        const struct deb_pkg *q = &x->pkgs[k];
+                        if (strcmp(q->name, p->name) == 0 && strcmp(q->version, p->version) == 0 &&
+                            strcmp(q->sha256, p->sha256) == 0 && strcmp(q->filename, p->filename) == 0 &&
+                            q->size == p->size) {
+                                *ret_index = i;
+                                return q;
+                        }
+                }
+        }
+        return NULL;
+}
+
+static int plan_from_lock(struct backend *d, struct mkm_err *reterr) {
+        struct build *b = d->b;
+        struct lock *l = b->lock_in;
+        /* A lock comes with a shared recipe: it is trusted only as far as the signed indexes
+         * list exactly its packages (name, version, file, size, sha256). */
+        for (size_t i = 0; i < l->n; i++) {
+                size_t idx;
+                if (!find_pinned(d, &l->pkgs[i], &idx))
+                        return mkm_err_set(reterr, -MKM_E_LOCK,
+                                           "%s: %s %s (%s, sha256 %.12s...) is not in the signed indexes of '%s' any more "
+                                           "(the archive moved on, or the lock was altered); run 'mkmachine lock' to "
+                                           "resolve again, or pin a Snapshot=",
+                                           b->lock_path, l->pkgs[i].name, l->pkgs[i].version, l->pkgs[i].filename,
+                                           l->pkgs[i].sha256, l->pkgs[i].repo);
+        }
+        mkm_debug(d->ctx, "installing the set pinned by %s", b->lock_path);
+        b->lock_out = TAKE_PTR(b->lock_in);
+        strv_free(b->lock_out->sources);
+        b->lock_out->sources = strv_copy(d->sources);
+        return b->lock_out->sources ? 0 : -ENOMEM;
+}
+
+static int plan_resolve(struct backend *d, struct mkm_err *reterr) {
+        struct build *b = d->b;
+        const struct recipe *r = b->recipe;
+        enum deb_variant v = deb_variant_from_string(r->variant ? r->variant : "minbase");
+        if (v == _DEB_VARIANT_INVALID)
+                return mkm_err_set(reterr, -MKM_E_RECIPE, "%s: Variant=%s is not one of mmdebstrap's variants",
+                                   r->path ? r->path : "recipe", r->variant);
+        mkm_emit(d->ctx, &(struct mkm_event){ .type = MKM_EV_STAGE, .text = "resolving dependencies" });
+        _cleanup_(deb_plan_freep) struct deb_plan *plan = NULL;
+        int q = deb_resolve(d->ctx, d->indexes, d->n_indexes, d->arch, v, r->packages, &plan, reterr);
+        if (q < 0)
+                return q;
+        _cleanup_(lock_freep) struct lock *l = calloc(1, sizeof *l);
+        if (!l)
+                return -ENOMEM;
+        l->inputs = strdup(b->inputs);
+        l->distribution = strdup("debian");
+        l->sources = strv_copy(d->sources);
+        if (!l->inputs || !l->distribution || !l->sources)
+                return -ENOMEM;
+        for (size_t i = 0; i < plan->n; i++) {
+                const struct deb_pkg *p = plan->items[i].pkg;
+                struct lock_pkg lp = { .name = (char *)p->name, .version = (char *)p->version,
+                                       .repo = d->index_repo[p->index], .filename = (char *)p->filename,
+                                       .size = p->size, .isize = p->installed_size * 1024, .order = (unsigned)i,
+                                       .explicit = plan->items[i].explicit };
+                memcpy(lp.sha256, p->sha256, HASH_SHA256_HEX);
+                q = lock_add(l, &lp);
+                if (q < 0)
+                        return q;
+        }
+        /* TODO(lock index lines): record each Release's date and digest */
+        b->lock_out = TAKE_PTR(l);
+        return 0;
+}
+
+static int deb_plan(struct backend *d, struct mkm_err *reterr) {
+        int q = find_mirrors(d, reterr);
+        if (q < 0)
+                return q;
+        q = open_keyring(d, reterr);
+        if (q < 0)
+                return q;
+        q = load_releases(d, reterr);
+        if (q < 0)
+                return q;
+        q = load_indexes(d, reterr);
+        if (q < 0)
+                return q;
+        q = d->b->lock_in ? plan_from_lock(d, reterr) : plan_resolve(d, reterr);
+        if (q < 0)
+                return q;
+        /* SOURCE_DATE_EPOCH: the Release dates the lock recorded, else the newest Release. */
+        d->b->source_date_epoch = d->ctx->source_date_epoch >= 0 ? d->ctx->source_date_epoch : newest_release(d);
+        return 0;
+}
+
+/* ---- sources: where each package comes from and how it is trusted ------------------------------ */
+
+static size_t suite_of_repo(const struct backend *d, const char *repo) {
+        size_t l = strcspn(repo, "/");
+        for (size_t s = 0; s < d->n_suites; s++)
+                if (strlen(d->suites[s].name) == l && strncmp(d->suites[s].name, repo, l) == 0)
+                        return s;
+        return 0;
+}
+
+static int deb_sources(struct backend *d, const struct pipeline_item **ret_items, enum pipeline_trust *ret_trust,
+                       struct verify_keyring **ret_keyring, struct mkm_err *reterr) {
+        struct lock *l = d->b->lock_out;
+        d->n_items = l->n;
+        d->items = calloc(l->n ? l->n : 1, sizeof *d->items);
+        d->item_urls = calloc(l->n ? l->n : 1, sizeof *d->item_urls);
+        if (!d->items || !d->item_urls)
+                return -ENOMEM;
+        for (size_t i = 0; i < l->n; i++) {
+                const struct lock_pkg *p = &l->pkgs[i];
+                int q = urls_for(&d->suites[suite_of_repo(d, p->repo)], p->filename, &d->item_urls[i]);
+                if (q < 0)
+                        return q;
+                const char *base = strrchr(p->filename, '/');
+                d->items[i] = (struct pipeline_item){ .label = base ? base + 1 : p->filename, .urls = d->item_urls[i],
+                                                      .sha256 = p->sha256, .size = p->size };
+        }
+        *ret_items = d->items;
+        *ret_trust = PIPELINE_TRUST_DIGEST;
+        *ret_keyring = d->keyring;
+        return 0;
+}
+
+/* ---- install ----------------------------------------------------------------------------------- */
+
+static int write_in_root(struct backend *d, const char *dir, const char *name, const void *data, size_t len,
+                         mode_t mode, struct mkm_err *reterr) {
+        _cleanup_close_ int dfd = fs_mkdir_p_in_root(d->b->deploy->root_fd, dir, 0755);
+        if (dfd < 0)
+                return mkm_err_set(reterr, dfd, "cannot create /%s: %s", dir, strerror(-dfd));
+        int q = fs_write_file_at(dfd, name, data, len, mode);
+        if (q < 0)
+                return mkm_err_set(reterr, q, "cannot write /%s/%s: %s", dir, name, strerror(-q));
+        return 0;
+}
+
+/* The directories dpkg's merged-/usr layout links (mmdebstrap's merged-usr hook, debootstrap). */
+static const char *const *merged_dirs(const char *arch) {
+        static const char *const with64[] = { "bin", "sbin", "lib", "lib64", NULL };
+        static const char *const plain[] = { "bin", "sbin", "lib", NULL };
+        if (strcmp(arch, "amd64") == 0 || strcmp(arch, "ppc64el") == 0 || strcmp(arch, "loong64") == 0)
+                return with64;
+        return plain;
+}
+
+static int deb_install_begin(struct backend *d, struct mkm_err *reterr) {
+        int rootfd = d->b->deploy->root_fd;
+        d->owners = extract_owners_new();
+        d->ps = calloc(d->n_items ? d->n_items : 1, sizeof *d->ps);
+        if (!d->owners || !d->ps)
+                return -ENOMEM;
+        /* merged /usr from the start, as bookworm has it */
+        for (const char *const *m = merged_dirs(d->arch); *m; m++) {
+                char target[64], usr[64];
+                snprintf(target, sizeof target, "usr/%s", *m);
+                snprintf(usr, sizeof usr, "usr/%s", *m);
+                _cleanup_close_ int ufd = fs_mkdir_p_in_root(rootfd, usr, 0755);
+                if (ufd < 0)
+                        return mkm_err_set(reterr, ufd, "cannot create /%s: %s", usr, strerror(-ufd));
+                if (symlinkat(target, rootfd, *m) < 0 && errno != EEXIST)
+                        return mkm_err_set(reterr, -errno, "cannot link /%s to %s: %s", *m, target, strerror(errno));
+        }
+        static const char *const dirs[] = { DPKG_ADMIN "/info", DPKG_ADMIN "/updates", DPKG_ADMIN "/triggers",
+                                            DPKG_ADMIN "/alternatives", DPKG_ADMIN "/parts", "var/lib/apt/lists/partial",
+                                            "var/cache/apt/archives/partial", "etc/apt/apt.conf.d",
+                                            "etc/apt/preferences.d", "etc/apt/sources.list.d", "etc/apt/trusted.gpg.d",
+                                            "usr/sbin" };
+        for (size_t i = 0; i < ELEMENTSOF(dirs); i++) {
+                _cleanup_close_ int fd = fs_mkdir_p_in_root(rootfd, dirs[i], 0755);
+                if (fd < 0)
+                        return mkm_err_set(reterr, fd, "cannot create /%s: %s", dirs[i], strerror(-fd));
+        }
+        int q = 0;
+        static const char *const empty[] = { "status", "available", "diversions", "statoverride" };
+        for (size_t i = 0; i < ELEMENTSOF(empty) && q >= 0; i++)
+                q = write_in_root(d, DPKG_ADMIN, empty[i], "", 0, 0644, reterr);
+        if (q >= 0)
+                q = write_in_root(d, DPKG_ADMIN "/info", "format", "1\n", 2, 0644, reterr);
+        if (q >= 0) {
+                char line[64];
+                int n = snprintf(line, sizeof line, "%s\n", d->arch);
+                q = write_in_root(d, DPKG_ADMIN, "arch", line, (size_t)n, 0644, reterr);
+        }
+        /* Services stay down during the build (invoke-rc.d and deb-systemd-invoke ask it). */
+        static const char policy[] = "#!/bin/sh\n# written by mkmachine for the build; removed after it\nexit 101\n";
+        if (q >= 0)
+                q = write_in_root(d, "usr/sbin", "policy-rc.d", policy, sizeof policy - 1, 0755, reterr);
+        return q;
+}
+
+/* Parse "Field: value" of the control member (first line of that field only). */
+static char *control_field(const struct deb_member *c, const char *name) {
+        size_t pos = 0, n = 0;
+        struct deb822_field f[128];
+        struct mkm_err e = {};
+        if (deb822_next(c->data, c->len, &pos, "control", f, ELEMENTSOF(f), &n, &e) <= 0)
+                return NULL;
+        const struct deb822_field *x = deb822_find(f, n, name);
+        return x ? strndup(x->value, strcspn(x->value, "\n") < x->value_len ? strcspn(x->value, "\n") : x->value_len)
+                 : NULL;
+}
+
+static int mark_conffiles(struct backend *d, struct pkg_state *ps, const char *label, struct mkm_err *reterr) {
+        const struct deb_member *cf = deb_control_get(&ps->control, "conffiles");
+        if (!cf)
+                return 0;
+        _cleanup_strv_free_ char **lines = NULL;
+        int q = strv_split(cf->data, "\n", &lines);
+        if (q < 0)
+                return q;
+        for (char **l = lines; l && *l; l++) {
+                char *p = *l;
+                p += strspn(p, " \t");
+                p[strcspn(p, " \t\r")] = 0;     /* "remove-on-upgrade" and other flags follow a blank */
+                if (!*p)
+                        continue;
+                if (p[0] != '/' || strstr(p, "/../") || strstr(p, "/./"))
+                        return mkm_err_set(reterr, -MKM_E_UNSAFE_PATH, "%s: conffiles: refusing '%s'", label, p);
+                _cleanup_free_ char *rel = strdup(p + 1);
+                _cleanup_free_ char *dir = rel ? fs_path_dirname(rel) : NULL;
+                if (!rel || !dir)
+                        return -ENOMEM;
+                const char *leaf = strrchr(rel, '/') ? strrchr(rel, '/') + 1 : rel;
+                _cleanup_close_ int pfd = fs_open_in_root(d->b->deploy->root_fd, dir, O_PATH | O_DIRECTORY, 0, 0);
+                struct stat st;
+                if (pfd < 0 || fstatat(pfd, leaf, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                        continue;       /* listed but not shipped (dpkg ignores it too) */
+                char newname[4096];
+                if ((size_t)snprintf(newname, sizeof newname, "%s.dpkg-new", leaf) >= sizeof newname)
+                        return -ENAMETOOLONG;
+                if (renameat(pfd, leaf, pfd, newname) < 0)
+                        return mkm_err_set(reterr, -errno, "%s: cannot stage conffile %s: %s", label, p, strerror(errno));
+                q = strv_push(&ps->conffiles, p);
+                if (q < 0)
+                        return q;
+        }
+        return 0;
+}
+
+static int deb_install_one(struct backend *d, size_t i, int fd, const char *signer, struct mkm_err *reterr) {
+        const struct lock_pkg *p = &d->b->lock_out->pkgs[i];
+        struct pkg_state *ps = &d->ps[i];
+        uint64_t cap = p->isize ? p->isize + p->isize / 4 + (16u << 20) : 0;
+        struct extract_opts o = { .label = p->name, .max_bytes = cap, .owners = d->owners };
+        struct extract_result res = {};
+        int q = deb_read(d->ctx, fd, p->name, d->b->deploy->root_fd, &o, &ps->control, &res, reterr);
+        if (q < 0)
+                return q;
+        ps->files = TAKE_PTR(res.files);
+        extract_result_done(&res);
+        const struct deb_member *c = deb_control_get(&ps->control, "control");
+        ps->name = control_field(c, "Package");
+        ps->version = control_field(c, "Version");
+        ps->arch = control_field(c, "Architecture");
+        _cleanup_free_ char *ma = control_field(c, "Multi-Arch");
+        ps->ma_same = ma && strcmp(ma, "same") == 0;
+        /* The file must be the package the index promised (its digest already matched). */
+        if (!ps->name || !ps->version || !ps->arch || strcmp(ps->name, p->name) != 0 ||
+            strcmp(ps->version, p->version) != 0)
+                return mkm_err_set(reterr, -MKM_E_DIGEST_MISMATCH, "%s: %s contains %s %s, not %s %s", p->repo,
+                                   p->filename, ps->name ? ps->name : "?", ps->version ? ps->version : "?", p->name,
+                                   p->version);
+        q = mark_conffiles(d, ps, p->name, reterr);
+        if (q < 0)
+                return q;
+        mkm_emit(d->ctx, &(struct mkm_event){ .type = MKM_EV_PROGRESS, .text = "unpacking", .n = (unsigned)i + 1,
+                                              .count = (unsigned)d->n_items });
+        return 0;
+}
+
+/* "pkg" or "pkg:arch" as dpkg names info files: only Multi-Arch: same packages carry the arch. */
+static void info_name(const struct pkg_state *ps, char *buf, size_t len) {
+        if (ps->ma_same)
+                snprintf(buf, len, "%s:%s", ps->name, ps->arch);
+        else
+                snprintf(buf, len, "%s", ps->name);
+}
+
+static int write_info(struct backend *d, struct mkm_err *reterr) {
+        _cleanup_close_ int ifd = fs_mkdir_p_in_root(d->b->deploy->root_fd, DPKG_ADMIN "/info", 0755);
+        if (ifd < 0)
+                return mkm_err_set(reterr, ifd, "cannot open /" DPKG_ADMIN "/info: %s", strerror(-ifd));
+        for (size_t i = 0; i < d->n_items; i++) {
+                struct pkg_state *ps = &d->ps[i];
+                char base[300], name[400];
+                info_name(ps, base, sizeof base);
+                /* NAME.list: every path the package installed, "/." first, as dpkg -L shows them */
+                _cleanup_free_ char *list = NULL;
+                size_t len = 0;
+                FILE *f = open_memstream(&list, &len);
+                if (!f)
+                        return -ENOMEM;
+                fputs("/.\n", f);
+                for (char **x = ps->files; x && *x; x++) {
+                        size_t l = strlen(*x);
+                        fprintf(f, "/%.*s\n", (int)(l > 0 && (*x)[l - 1] == '/' ? l - 1 : l), *x);
+                }
+                if (fclose(f) != 0)
+                        return -ENOMEM;
+                snprintf(name, sizeof name, "%s.list", base);
+                int q = fs_write_file_at(ifd, name, list, len, 0644);
+                for (size_t m = 0; q >= 0 && m < ps->control.n; m++) {
+                        const struct deb_member *mb = &ps->control.members[m];
+                        if (strcmp(mb->name, "control") == 0)
+                                continue;
+                        bool script = strcmp(mb->name, "preinst") == 0 || strcmp(mb->name, "postinst") == 0 ||
+                                      strcmp(mb->name, "prerm") == 0 || strcmp(mb->name, "postrm") == 0 ||
+                                      strcmp(mb->name, "config") == 0;
+                        snprintf(name, sizeof name, "%s.%s", base, mb->name);
+                        q = fs_write_file_at(ifd, name, mb->data, mb->len, script ? 0755 : 0644);
+                }
+                if (q < 0)
+                        return mkm_err_set(reterr, q, "cannot write /" DPKG_ADMIN "/info/%s: %s", name, strerror(-q));
+        }
+        return 0;
+}
+
+static int cmp_ps(const void *a, const void *b) {
+        const struct pkg_state *x = *(struct pkg_state *const *)a, *y = *(struct pkg_state *const *)b;
+        int c = strcmp(x->name, y->name);
+        return c ? c : strcmp(x->arch, y->arch);
+}
+
+/* /var/lib/dpkg/status as `dpkg --unpack` leaves it: "install ok unpacked", conffiles new. */
+static int write_status(struct backend *d, struct mkm_err *reterr) {
+        _cleanup_free_ struct pkg_state **sorted = calloc(d->n_items ? d->n_items : 1, sizeof *sorted);
+        if (!sorted)
+                return -ENOMEM;
+        for (size_t i = 0; i < d->n_items; i++)
+                sorted[i] = &d->ps[i];
+        qsort(sorted, d->n_items, sizeof *sorted, cmp_ps);
+        _cleanup_free_ char *text = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&text, &len);
+        if (!f)
+                return -ENOMEM;
+        for (size_t i = 0; i < d->n_items; i++) {
+                const struct deb_member *c = deb_control_get(&sorted[i]->control, "control");
+                size_t cl = c->len;
+                while (cl > 0 && c->data[cl - 1] == '\n')
+                        cl--;
+                /* Package: first, then Status:, then the rest of the control file */
+                const char *nl = memchr(c->data, '\n', cl);
+                size_t first = nl ? (size_t)(nl - c->data) + 1 : cl;
+                fwrite(c->data, 1, first, f);
+                if (!nl)
+                        fputc('\n', f);
+                fputs("Status: install ok unpacked\n", f);
+                fwrite(c->data + first, 1, cl - first, f);
+                if (cl > first)
+                        fputc('\n', f);
+                if (sorted[i]->conffiles) {
+                        fputs("Conffiles:\n", f);
+                        for (char **x = sorted[i]->conffiles; *x; x++)
+                                fprintf(f, " %s newconffile\n", *x);
+                }
+                fputc('\n', f);
+        }
+        if (fclose(f) != 0)
+                return -ENOMEM;
+        return write_in_root(d, DPKG_ADMIN, "status", text, len, 0644, reterr);
+}
+
+/* Trigger interests, as dpkg records them at unpack: triggers/File for paths, triggers/NAME for
+ * explicit triggers. */
+static int write_triggers(struct backend *d, struct mkm_err *reterr) {
+        _cleanup_free_ char *file = NULL;
+        size_t flen = 0;
+        FILE *ff = open_memstream(&file, &flen);
+        _cleanup_strv_free_ char **names = NULL, **pkgs = NULL;
+        if (!ff)
+                return -ENOMEM;
+        int q = 0;
+        for (size_t i = 0; i < d->n_items && q >= 0; i++) {
+                struct pkg_state *ps = &d->ps[i];
+                const struct deb_member *t = deb_control_get(&ps->control, "triggers");
+                if (!t)
+                        continue;
+                char base[300];
+                info_name(ps, base, sizeof base);
+                _cleanup_strv_free_ char **lines = NULL;
+                q = strv_split(t->data, "\n", &lines);
+                for (char **l = lines; q >= 0 && l && *l; l++) {
+                        char kw[32], nm[1024];
+                        if (**l == '#' || sscanf(*l, "%31s %1023s", kw, nm) != 2)
+                                continue;
+                        const char *suffix;
+                        if (strcmp(kw, "interest") == 0 || strcmp(kw, "interest-await") == 0)
+                                suffix = "";
+                        else if (strcmp(kw, "interest-noawait") == 0)
+                                suffix = "/noawait";
+                        else
+                                continue;       /* activate*: see the comment at the top */
+                        if (strchr(nm, '\n') || strchr(nm, ' ') || strstr(nm, ".."))
+                                continue;
+                        if (nm[0] == '/')
+                                fprintf(ff, "%s %s%s\n", nm, base, suffix);
+                        else {
+                                char *line = NULL;
+                                if (asprintf(&line, "%s %s%s", nm, base, suffix) < 0 || (q = strv_consume(&names, line)) < 0) {
+                                        free(line);
+                                        q = -ENOMEM;
+                                }
+                        }
+                }
+        }
+        if (fclose(ff) != 0)
+                return -ENOMEM;
+        if (q < 0)
+                return q;
+        q = write_in_root(d, DPKG_ADMIN "/triggers", "File", file, flen, 0644, reterr);
+        if (q >= 0)
+                q = write_in_root(d, DPKG_ADMIN "/triggers", "Unincorp", "", 0, 0644, reterr);
+        /* triggers/NAME: one interested package a line */
+        strv_sort(names);
+        for (char **l = names; q >= 0 && l && *l; l++) {
+                char *sp = strchr(*l, ' ');
+                *sp = 0;
+                /* gather every line for this trigger name */
+                _cleanup_free_ char *body = NULL;
+                size_t blen = 0;
+                FILE *bf = open_memstream(&body, &blen);
+                if (!bf)
+                        return -ENOMEM;
+                const char *tname = *l;
+                size_t tl = strlen(tname);
+                fprintf(bf, "%s\n", sp + 1);
+                while (l[1] && strncmp(l[1], tname, tl) == 0 && l[1][tl] == ' ') {
+                        fprintf(bf, "%s\n", l[1] + tl + 1);
+                        l++;
+                }
+                if (fclose(bf) != 0)
+                        return -ENOMEM;
+                if (strchr(tname, '/') || tname[0] == '.')
+                        continue;
+                q = write_in_root(d, DPKG_ADMIN "/triggers", tname, body, blen, 0644, reterr);
+        }
+        return q;
+}
+
+static bool name_ok(const char *s) {
+        if (!s || !*s)
+                return false;
+        for (; *s; s++)
+                if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '+' || *s == '-' || *s == '.' ||
+                      *s == ':'))
+                        return false;
+        return true;
+}
+
+static const char *dpkg_version(const struct backend *d) {
+        for (size_t i = 0; i < d->n_items; i++)
+                if (strcmp(d->ps[i].name, "dpkg") == 0)
+                        return d->ps[i].version;
+        return "";
+}
+
+static int run_in_tree(struct backend *d, char *const argv[], const struct sandbox_file *files, size_t n_files,
+                       const char *what, struct mkm_err *reterr) {
+        char running[128], arch[64];
+        snprintf(running, sizeof running, "DPKG_RUNNING_VERSION=%s", dpkg_version(d));
+        snprintf(arch, sizeof arch, "DPKG_MAINTSCRIPT_ARCH=%s", d->arch);
+        char *env[] = { "DEBIAN_FRONTEND=noninteractive", "DEBCONF_NONINTERACTIVE_SEEN=true", "DPKG_ADMINDIR=/var/lib/dpkg",
+                        "DPKG_ROOT=", running, arch, NULL };
+        struct sandbox_opts o = { .hostname = d->b->deploy->name, .source_date_epoch = d->b->source_date_epoch, .env = env,
+                                  .files = files, .n_files = n_files };
+        _cleanup_free_ char *out = NULL;
+        int q = sandbox_run(d->ctx, d->b->deploy->staging, argv, &o, &out, reterr);
+        if (q < 0)
+                return mkm_err_prefix(reterr, q, "%s", what);
+        return 0;
+}
+
+/* Each preinst with "install", as dpkg --unpack runs it; base-passwd's first (it makes
+ * /etc/passwd and /etc/group, which the others' users and groups go into). */
+static int run_preinsts(struct backend *d, struct mkm_err *reterr) {
+        _cleanup_free_ char *script = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&script, &len);
+        if (!f)
+                return -ENOMEM;
+        fputs("#!/bin/sh\n# mkmachine: each package's preinst, as dpkg --unpack runs it\nset -e\n"
+              "run() {\n"
+              "  rc=0\n"
+              "  DPKG_MAINTSCRIPT_PACKAGE=$1 DPKG_MAINTSCRIPT_NAME=preinst DPKG_MAINTSCRIPT_PACKAGE_REFCOUNT=1 \\\n"
+              "    /var/lib/dpkg/info/$2.preinst install || rc=$?\n"
+              "  if [ $rc -ne 0 ]; then echo \"mkmachine: $1: 'preinst install' exited with status $rc\" >&2; exit $rc; fi\n"
+              "}\n",
+              f);
+        unsigned count = 0;
+        for (int pass = 0; pass < 2; pass++)
+                for (size_t i = 0; i < d->n_items; i++) {
+                        struct pkg_state *ps = &d->ps[i];
+                        bool first = strcmp(ps->name, "base-passwd") == 0;
+                        if ((pass == 0) != first || !deb_control_get(&ps->control, "preinst"))
+                                continue;
+                        char base[300];
+                        info_name(ps, base, sizeof base);
+                        if (!name_ok(base) || !name_ok(ps->name)) {
+                                fclose(f);
+                                return mkm_err_set(reterr, -MKM_E_BADDATA, "refusing package name '%s'", ps->name);
+                        }
+                        fprintf(f, "run %s %s\n", ps->name, base);
+                        count++;
+                }
+        if (fclose(f) != 0)
+                return -ENOMEM;
+        if (count == 0)
+                return 0;
+        mkm_emit(d->ctx, &(struct mkm_event){ .type = MKM_EV_STAGE, .text = "running preinst scripts" });
+        struct sandbox_file sf = { .path = "/run/mkmachine/preinsts", .data = script, .len = len, .mode = 0755 };
+        char *argv[] = { "/bin/sh", "/run/mkmachine/preinsts", NULL };
+        return run_in_tree(d, argv, &sf, 1, "preinst scripts", reterr);
+}
+
+static int remove_in_root(struct backend *d, const char *path) {
+        _cleanup_free_ char *dir = fs_path_dirname(path);
+        if (!dir)
+                return -ENOMEM;
+        _cleanup_close_ int pfd = fs_open_in_root(d->b->deploy->root_fd, dir, O_PATH | O_DIRECTORY, 0, 0);
+        if (pfd < 0)
+                return pfd == -ENOENT ? 0 : pfd;
+        const char *leaf = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+        if (unlinkat(pfd, leaf, 0) < 0 && errno != ENOENT)
+                return -errno;
+        return 0;
+}
+
+/* apt in the machine points at the mirror it was built from and trusts the keys used. */
+static int write_apt_config(struct backend *d, struct mkm_err *reterr) {
+        const struct recipe *r = d->b->recipe;
+        _cleanup_free_ char *text = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&text, &len);
+        if (!f)
+                return -ENOMEM;
+        const char *signed_by = "/usr/share/keyrings/debian-archive-keyring.gpg";
+        if (!d->default_keyring)
+                signed_by = "/etc/apt/keyrings/mkmachine.gpg";
+        fputs("# Written by mkmachine: the mirror and suites this machine was built from.\n", f);
+        bool *done = calloc(d->n_suites ? d->n_suites : 1, sizeof *done);
+        if (!done) {
+                fclose(f);
+                return -ENOMEM;
+        }
+        for (size_t s = 0; s < d->n_suites; s++) {
+                if (done[s])
+                        continue;
+                fputs("\nTypes: deb\nURIs:", f);
+                for (char **u = d->suites[s].mirrors; *u; u++)
+                        fprintf(f, " %s/", *u);
+                fputs("\nSuites:", f);
+                for (size_t t = s; t < d->n_suites; t++) {
+                        if (done[t] || strv_length(d->suites[t].mirrors) != strv_length(d->suites[s].mirrors))
+                                continue;
+                        bool same = true;
+                        for (size_t k = 0; d->suites[s].mirrors[k]; k++)
+                                same = same && strcmp(d->suites[s].mirrors[k], d->suites[t].mirrors[k]) == 0;
+                        if (!same)
+                                continue;
+                        done[t] = true;
+                        fprintf(f, " %s", d->suites[t].name);
+                }
+                fputs("\nComponents:", f);
+                for (char **c = r->components; c && *c; c++)
+                        fprintf(f, " %s", *c);
+                fprintf(f, "\nSigned-By: %s\n", signed_by);
+        }
+        free(done);
+        if (fclose(f) != 0)
+                return -ENOMEM;
+        int q = write_in_root(d, "etc/apt/sources.list.d", "debian.sources", text, len, 0644, reterr);
+        if (q < 0 || d->default_keyring)
+                return q;
+        /* A recipe's own Keyring= goes along, so that apt in the machine trusts what we trusted. */
+        _cleanup_free_ char *key = NULL;
+        size_t klen = 0;
+        q = fs_read_file_at(AT_FDCWD, r->keyring, VERIFY_MAX_KEYRING, &key, &klen);
+        if (q < 0)
+                return mkm_err_set(reterr, q, "cannot read %s: %s", r->keyring, strerror(-q));
+        return write_in_root(d, "etc/apt/keyrings", "mkmachine.gpg", key, klen, 0644, reterr);
+}
+
+/* apt-mark's view: what only came in as a dependency is marked automatic, as apt would. */
+static int write_extended_states(struct backend *d, struct mkm_err *reterr) {
+        _cleanup_free_ struct pkg_state **sorted = calloc(d->n_items ? d->n_items : 1, sizeof *sorted);
+        if (!sorted)
+                return -ENOMEM;
+        size_t n = 0;
+        for (size_t i = 0; i < d->n_items; i++)
+                if (!d->b->lock_out->pkgs[i].explicit)
+                        sorted[n++] = &d->ps[i];
+        qsort(sorted, n, sizeof *sorted, cmp_ps);
+        _cleanup_free_ char *text = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&text, &len);
+        if (!f)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++)
+                fprintf(f, "Package: %s\nArchitecture: %s\nAuto-Installed: 1\n\n", sorted[i]->name, sorted[i]->arch);
+        if (fclose(f) != 0)
+                return -ENOMEM;
+        return write_in_root(d, "var/lib/apt", "extended_states", text, len, 0644, reterr);
+}
+
+static int deb_install_end(struct backend *d, struct mkm_err *reterr) {
+        int q = write_info(d, reterr);
+        if (q >= 0)
+                q = write_status(d, reterr);
+        if (q >= 0)
+                q = write_triggers(d, reterr);
+        if (q < 0)
+                return q;
+        if (d->b->recipe->variant && strcmp(d->b->recipe->variant, "extract") == 0)
+                mkm_info(d->ctx, "Variant=extract: packages unpacked, not configured");
+        else {
+                q = run_preinsts(d, reterr);
+                if (q < 0)
+                        return q;
+                mkm_emit(d->ctx, &(struct mkm_event){ .type = MKM_EV_STAGE, .text = "configuring packages (dpkg)" });
+                char *argv[] = { "dpkg", "--configure", "-a", NULL };
+                q = run_in_tree(d, argv, NULL, 0, "dpkg --configure -a", reterr);
+                if (q < 0)
+                        return q;
+        }
+        q = write_apt_config(d, reterr);
+        if (q >= 0)
+                q = write_extended_states(d, reterr);
+        if (q < 0)
+                return q;
+        /* What the build alone needed, and dpkg's and debconf's backups of their own databases. */
+        static const char *const drop[] = { "usr/sbin/policy-rc.d",       DPKG_ADMIN "/status-old",
+                                            DPKG_ADMIN "/diversions-old", DPKG_ADMIN "/statoverride-old",
+                                            DPKG_ADMIN "/available-old",  "var/cache/debconf/config.dat-old",
+                                            "var/cache/debconf/templates.dat-old", "var/cache/debconf/passwords.dat-old" };
+        for (size_t i = 0; i < ELEMENTSOF(drop); i++) {
+                q = remove_in_root(d, drop[i]);
+                if (q < 0)
+                        return mkm_err_set(reterr, q, "cannot remove /%s: %s", drop[i], strerror(-q));
+        }
+        return 0;
+}
+
+const struct backend_ops backend_debian = {
+        .distribution = "debian",
+        .lock_needs_packages = false,
+        .new = deb_new,
+        .plan = deb_plan,
+        .sources = deb_sources,
+        .install_begin = deb_install_begin,
+        .install_one = deb_install_one,
+        .install_end = deb_install_end,
+        .free = deb_free,
+};
