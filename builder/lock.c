@@ -62,6 +62,22 @@ static bool token_ok(const char *s) {
         return true;
 }
 
+static bool relative_path_ok(const char *s) {
+        if (!*s || *s == '/')
+                return false;
+        for (const char *c = s; *c;) {
+                size_t l = strcspn(c, "/");
+                if (l == 0 || (l == 1 && c[0] == '.') || (l == 2 && c[0] == '.' && c[1] == '.') || c[0] == '.')
+                        return false;
+                c += l;
+                if (*c == '/')
+                        c++;
+                if (!*c && c[-1] == '/')
+                        return false;
+        }
+        return true;
+}
+
 static int parse_u64(const char *s, uint64_t *ret) {
         char *end;
         if (!*s || *s == '-')
@@ -133,8 +149,12 @@ int lock_parse(const char *text, size_t len, const char *filename, struct lock *
                         if (strcmp(w[10], "explicit") != 0 && strcmp(w[10], "dependency") != 0)
                                 return mkm_err_set(reterr, -MKM_E_LOCK, "%s:%u: expected 'explicit' or 'dependency', got '%s'",
                                                    filename, lineno, w[10]);
-                        if (strchr(w[4], '/') || w[4][0] == '.')
-                                return mkm_err_set(reterr, -MKM_E_LOCK, "%s:%u: file name '%s' must be a plain name",
+                        /* A file name goes into a mirror URL. Arch repositories hold plain names;
+                         * a Debian pool path ("pool/main/a/apt/apt_2.6.1_amd64.deb") is relative,
+                         * without "." or ".." components. */
+                        bool pool = l->distribution && strcmp(l->distribution, "debian") == 0;
+                        if (pool ? !relative_path_ok(w[4]) : (strchr(w[4], '/') || w[4][0] == '.'))
+                                return mkm_err_set(reterr, -MKM_E_LOCK, pool ? "%s:%u: file name '%s' must be a relative path without '.' or '..'" : "%s:%u: file name '%s' must be a plain name",
                                                    filename, lineno, w[4]);
                         memcpy(p.sha256, w[5], 65);
                         if (strcmp(w[8], "-") != 0)
