@@ -5,7 +5,8 @@
 #   make deps            install build/test dependencies and oracles (Debian package names)
 #   make check           build and run every test (unit + integration)
 #   make check SANITIZE=1  the same under ASan+UBSan (objects in build/asan)
-#   make demo            build the default recipe of this README
+#   make demo            build recipes/mastodon-debian.recipe from the Debian mirror and boot it
+#   make demo-arch       build the Arch demo recipe from a generated signed repository
 #   make bench           benchmarks side by side with the peer tools
 #   make install         PREFIX=/usr/local DESTDIR=
 
@@ -49,7 +50,7 @@ UNIT_SRCS := $(sort $(wildcard tests/unit/test-*.c))
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(O)/tests/%)
 UNIT_HELPERS := $(filter-out $(UNIT_SRCS),$(wildcard tests/unit/*.c))
 
-.PHONY: all check unit integration deps keys demo bench install uninstall clean fuzz man
+.PHONY: all check unit integration deps keys demo demo-arch bench install uninstall clean fuzz man
 
 all: mkmachine
 
@@ -104,6 +105,9 @@ keys:
 	@keys/refresh.sh
 
 demo: mkmachine keys
+	@tests/tools/demo-debian.sh
+
+demo-arch: mkmachine keys
 	@tests/tools/demo.sh
 
 bench: mkmachine

@@ -63,6 +63,24 @@ static const char *const search_path[] = {
         "/run/systemd/generator.late",
 };
 
+/* The same for a systemd built with split-usr (Debian 12's 252): /lib before /usr/lib, so that its
+ * systemctl writes /lib/systemd/system/... link targets. */
+static const char *const search_path_split_usr[ELEMENTSOF(search_path)] = {
+        "/etc/systemd/system.control",
+        "/run/systemd/system.control",
+        "/run/systemd/transient",
+        "/run/systemd/generator.early",
+        "/etc/systemd/system",
+        "/etc/systemd/system.attached",
+        "/run/systemd/system",
+        "/run/systemd/system.attached",
+        "/run/systemd/generator",
+        "/usr/local/lib/systemd/system",
+        "/lib/systemd/system",
+        "/usr/lib/systemd/system",
+        "/run/systemd/generator.late",
+};
+
 static const char *const generator_dirs[] = {
         "/run/systemd/generator.early",
         "/run/systemd/generator",
@@ -336,6 +354,7 @@ struct unit_info {
 struct uctx {
         const struct mkm_ctx *ctx;
         int rootfd;
+        const char *const *sp;          /* search_path or search_path_split_usr */
         struct unit_info **items;       /* insertion order = systemd's will_process order */
         size_t n, cap;
         struct mkm_err last;            /* detail of the most recent failure, not yet reported */
@@ -1182,7 +1201,7 @@ static int unit_file_search(struct uctx *u, struct unit_info *info, bool load) {
                         break;
                 for (size_t d = 0; d < ELEMENTSOF(search_path); d++) {
                         _cleanup_free_ char *path = NULL;
-                        if (asprintf(&path, "%s/%s", search_path[d], name) < 0)
+                        if (asprintf(&path, "%s/%s", u->sp[d], name) < 0)
                                 return -ENOMEM;
                         r = unit_file_load_or_readlink(u, info, path, load, false);
                         if (r >= 0) {
@@ -1208,7 +1227,7 @@ static int unit_file_search(struct uctx *u, struct unit_info *info, bool load) {
                         break;
                 for (size_t d = 0; d < ELEMENTSOF(search_path); d++) {
                         char *p;
-                        if (asprintf(&p, "%s/%s.d", search_path[d], name) < 0)
+                        if (asprintf(&p, "%s/%s.d", u->sp[d], name) < 0)
                                 return -ENOMEM;
                         r = strv_consume(&dirs, p);
                         if (r < 0) {
@@ -1305,7 +1324,7 @@ static int not_found(struct uctx *u, const char *name) {
         size_t o = 0;
         dirs[0] = 0;
         for (size_t d = 0; d < ELEMENTSOF(search_path) && o < sizeof dirs; d++) {
-                int n = snprintf(dirs + o, sizeof dirs - o, "%s%s", d ? ", " : "", search_path[d]);
+                int n = snprintf(dirs + o, sizeof dirs - o, "%s%s", d ? ", " : "", u->sp[d]);
                 if (n < 0)
                         break;
                 o += (size_t)n;
@@ -1600,8 +1619,19 @@ static int mangle_name(struct uctx *u, const char *in, char **ret) {
         return note(u, -MKM_E_RECIPE, "'%s' is not a valid unit name", in);
 }
 
+/* Whether the tree's systemd was built with split-usr: its package (dpkg's file list) ships the
+ * units under /lib/systemd/system, as Debian 12's does. Upstream and Arch ship /usr/lib. */
+static bool tree_split_usr(int rootfd) {
+        _cleanup_close_ int fd = fs_open_in_root(rootfd, "var/lib/dpkg/info/systemd.list", O_RDONLY, 0, 0);
+        _cleanup_free_ char *text = NULL;
+        if (fd < 0 || fs_read_fd(fd, 16u << 20, &text, NULL) < 0)
+                return false;
+        return strstr(text, "\n/lib/systemd/system/") != NULL;
+}
+
 int units_enable(struct mkm_ctx *ctx, int rootfd, char *const *units, struct mkm_err *reterr) {
         struct uctx u = { .ctx = ctx, .rootfd = rootfd, .reterr = reterr };
+        u.sp = tree_split_usr(rootfd) ? search_path_split_usr : search_path;
         _cleanup_strv_free_ char **named = NULL;
         int r;
 
@@ -1691,7 +1721,7 @@ out:
 }
 
 int units_exists(int rootfd, const char *unit) {
-        struct uctx u = { .rootfd = rootfd };
+        struct uctx u = { .rootfd = rootfd, .sp = tree_split_usr(rootfd) ? search_path_split_usr : search_path };
         struct unit_info info = { .mode = MODE_INVALID };
         if (!name_is_valid(unit, NAME_ANY))
                 return -EINVAL;

@@ -13,8 +13,10 @@
  * symlink targets (absolute, the unit file's path inside the tree), forced .wants/.requires links,
  * unforced alias links, equivalent existing links, and which failures fail the call.
  * Deliberate differences:
- *  - /usr/lib/systemd/system is searched before /lib/systemd/system (upstream order); Debian's
- *    split-usr build of 252 searches /lib first and so writes /lib/... targets on merged trees.
+ *  - /usr/lib/systemd/system is searched before /lib/systemd/system (upstream order), except in
+ *    a tree whose systemd package ships its units under /lib/systemd/system (dpkg's file list
+ *    says so): that is Debian 12's split-usr build of 252, which searches /lib first and so
+ *    writes /lib/... targets on merged trees; then so do we.
  *  - %b %H %l %v (boot ID, host name, kernel) are refused: they would tie the tree to the host.
  *  - No SysV init script fallback (systemd-sysv-install), no `systemctl link` of paths. */
 #pragma once

@@ -703,6 +703,27 @@ static void test_oracle(void **state) {
         assert_int_equal(compared, ELEMENTSOF(cases));
 }
 
+/* Debian 12's systemd is a split-usr build: a tree whose systemd package ships its units under
+ * /lib/systemd/system (dpkg's file list) gets /lib/... link targets, as its own systemctl writes
+ * them on a merged /usr; without that file list the upstream /usr/lib order holds. */
+static void test_split_usr_tree(void **state) {
+        (void)state;
+        for (int split = 0; split < 2; split++) {
+                char *r = tree_new();
+                put(r, "usr/lib/systemd/system/ssh.service", "[Service]\nExecStart=/x\n[Install]\nWantedBy=multi-user.target\n");
+                link_(r, "lib", "usr/lib");
+                if (split)
+                        put(r, "var/lib/dpkg/info/systemd.list", "/.\n/lib\n/lib/systemd\n/lib/systemd/system\n"
+                                                                 "/lib/systemd/system/systemd-journald.service\n");
+                ENABLE_OK(r, "ssh.service");
+                char *got = links(r);
+                assert_string_equal(got, split ? "etc/systemd/system/multi-user.target.wants/ssh.service -> /lib/systemd/system/ssh.service\n"
+                                               : "etc/systemd/system/multi-user.target.wants/ssh.service -> /usr/lib/systemd/system/ssh.service\n");
+                free(got);
+                tree_free(r);
+        }
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_wantedby_requiredby_alias_also_cycle),
@@ -714,6 +735,7 @@ int main(void) {
                 cmocka_unit_test(test_conflicts_and_idempotence),
                 cmocka_unit_test(test_escape),
                 cmocka_unit_test(test_oracle),
+                cmocka_unit_test(test_split_usr_tree),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
