@@ -45,6 +45,9 @@ struct sandbox_opts {
         size_t stdin_len;
         const char *cwd;                /* inside the tree; NULL = "/" */
         const struct sandbox_file *files; /* n_files entries, may be NULL */
+        bool no_sync;                   /* fsync, fdatasync, sync, syncfs, sync_file_range return 0
+                                         * without writing anything back: for a staging tree that
+                                         * is synced as a whole before it is deployed */
         size_t n_files;
 };
 

@@ -994,7 +994,7 @@ static int run_in_tree(struct backend *d, char *const argv[], const struct sandb
         char *env[] = { "DEBIAN_FRONTEND=noninteractive", "DEBCONF_NONINTERACTIVE_SEEN=true", "DPKG_ADMINDIR=/var/lib/dpkg",
                         "DPKG_ROOT=", running, arch, NULL };
         struct sandbox_opts o = { .hostname = d->b->deploy->name, .source_date_epoch = d->b->source_date_epoch, .env = env,
-                                  .files = files, .n_files = n_files };
+                                  .files = files, .n_files = n_files, .no_sync = true };
         _cleanup_free_ char *out = NULL;
         int q = sandbox_run(d->ctx, d->b->deploy->staging, argv, &o, &out, reterr);
         if (q < 0)

@@ -531,6 +531,28 @@ static void test_seccomp_syscalls(void **state) {
         assert_non_null(strstr(out, "getpid ok\n"));
 }
 
+/* no_sync: the sync calls return 0 without doing anything. Observable on a pipe, which fsync
+ * and fdatasync refuse with EINVAL: busybox sync fails on it normally and succeeds with no_sync. */
+static void test_no_sync(void **state) {
+        struct fixture *f = *state;
+        if (!can_run())
+                skip();
+        struct sandbox_opts o = base_opts();
+        struct mkm_err err = {};
+        _cleanup_free_ char *out1 = NULL, *out2 = NULL, *out3 = NULL;
+        o.stdin_data = "x";
+        o.stdin_len = 1;
+        assert_int_equal(run(f, &o, &out1, &err, "busybox", "sync", "-d", "/proc/self/fd/0", NULL), -MKM_E_SCRIPT);
+        assert_non_null(strstr(err.msg, "Invalid argument"));   /* the command ran and fdatasync failed */
+        o.no_sync = true;
+        int q2 = run(f, &o, &out2, &err, "busybox", "sync", "-d", "/proc/self/fd/0", NULL);
+        if (q2 != 0)
+                fail_msg("%s", err.msg);
+        int q3 = run(f, &o, &out3, &err, "busybox", "sync", "/proc/self/fd/0", NULL);
+        if (q3 != 0)
+                fail_msg("%s", err.msg);
+}
+
 static void test_bad_args(void **state) {
         struct fixture *f = *state;
         struct mkm_err err = {};
@@ -557,6 +579,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_hostile_mount_point, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_privileges_dropped, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_seccomp_syscalls, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_no_sync, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_bad_args, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
