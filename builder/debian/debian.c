@@ -269,42 +269,67 @@ static int check_release(struct backend *d, struct suite_meta *m, const char *la
         return 0;
 }
 
-/* Fetch, verify and parse each suite's InRelease (or Release + Release.gpg). */
+/* Download dists/SUITE/NAME for the suites marked in want[] (one batch). */
+static int fetch_release_files(struct backend *d, const char *name, const bool *want, struct pipeline_want *w,
+                               char ***urls, char **labels, struct mkm_err *reterr) {
+        size_t m = 0;
+        for (size_t s = 0; s < d->n_suites; s++) {
+                if (!want[s])
+                        continue;
+                _cleanup_free_ char *path = NULL;
+                if (asprintf(&path, "dists/%s/%s", d->suites[s].name, name) < 0 ||
+                    asprintf(&labels[s], "%s/%s", d->suites[s].name, name) < 0)
+                        return -ENOMEM;
+                int q = urls_for(&d->suites[s], path, &urls[s]);
+                if (q < 0)
+                        return q;
+                w[m++] = (struct pipeline_want){ .urls = urls[s], .label = labels[s], .optional = true };
+        }
+        if (m == 0)
+                return 0;
+        int q = pipeline_fetch_batch(d->ctx, d->b->cache, w, m, reterr);
+        /* back to one slot per suite */
+        for (size_t s = d->n_suites, k = m; s-- > 0;)
+                if (want[s]) {
+                        struct pipeline_want x = w[--k];
+                        w[s] = x;
+                } else
+                        w[s] = (struct pipeline_want){};
+        return q;
+}
+
+/* Fetch, verify and parse each suite's InRelease; Release + Release.gpg where a mirror has none. */
 static int load_releases(struct backend *d, struct mkm_err *reterr) {
         size_t n = d->n_suites;
-        _cleanup_free_ struct pipeline_want *w = calloc(3 * n, sizeof *w);
-        _cleanup_strv_free_ char **labels = NULL;
-        char ***urls = calloc(3 * n + 1, sizeof *urls);
-        int q = 0;
-        if (!w || !urls) {
-                free(urls);
-                return -ENOMEM;
+        struct pipeline_want *w[3] = {};
+        char ***urls[3] = {}, **labels[3] = {};
+        _cleanup_free_ bool *want = calloc(n, sizeof *want);
+        int q = want ? 0 : -ENOMEM;
+        for (size_t k = 0; k < 3 && q >= 0; k++) {
+                w[k] = calloc(n, sizeof *w[k]);
+                urls[k] = calloc(n, sizeof *urls[k]);
+                labels[k] = calloc(n + 1, sizeof *labels[k]);
+                if (!w[k] || !urls[k] || !labels[k])
+                        q = -ENOMEM;
         }
-        static const char *const files[] = { "InRelease", "Release", "Release.gpg" };
-        for (size_t s = 0; s < n && q >= 0; s++)
-                for (size_t k = 0; k < 3 && q >= 0; k++) {
-                        _cleanup_free_ char *path = NULL;
-                        char *label = NULL;
-                        if (asprintf(&path, "dists/%s/%s", d->suites[s].name, files[k]) < 0 ||
-                            asprintf(&label, "%s/%s", d->suites[s].name, files[k]) < 0) {
-                                q = -ENOMEM;
-                                break;
-                        }
-                        q = strv_consume(&labels, label);
-                        if (q < 0) {
-                                free(label);
-                                break;
-                        }
-                        q = urls_for(&d->suites[s], path, &urls[3 * s + k]);
-                        w[3 * s + k] = (struct pipeline_want){ .urls = urls[3 * s + k], .label = label, .optional = true };
-                }
         if (q >= 0) {
                 mkm_emit(d->ctx, &(struct mkm_event){ .type = MKM_EV_STAGE, .text = "fetching Release files" });
-                q = pipeline_fetch_batch(d->ctx, d->b->cache, w, 3 * n, reterr);
+                for (size_t s = 0; s < n; s++)
+                        want[s] = true;
+                q = fetch_release_files(d, "InRelease", want, w[0], urls[0], labels[0], reterr);
+        }
+        if (q >= 0) {
+                bool any = false;
+                for (size_t s = 0; s < n; s++)
+                        any |= want[s] = !w[0][s].present;
+                if (any)
+                        q = fetch_release_files(d, "Release", want, w[1], urls[1], labels[1], reterr);
+                if (any && q >= 0)
+                        q = fetch_release_files(d, "Release.gpg", want, w[2], urls[2], labels[2], reterr);
         }
         for (size_t s = 0; s < n && q >= 0; s++) {
                 struct suite_meta *m = &d->suites[s];
-                struct pipeline_want *in = &w[3 * s], *rl = &w[3 * s + 1], *gpg = &w[3 * s + 2];
+                struct pipeline_want *in = &w[0][s], *rl = &w[1][s], *gpg = &w[2][s];
                 _cleanup_free_ char *data = NULL, *sig = NULL, *text = NULL;
                 size_t len = 0, siglen = 0, tlen = 0;
                 struct verify_result vr;
@@ -351,9 +376,17 @@ static int load_releases(struct backend *d, struct mkm_err *reterr) {
                         break;
                 q = check_release(d, m, label, reterr);
         }
-        for (size_t i = 0; i < 3 * n; i++)
-                strv_free(urls[i]);
-        free(urls);
+        for (size_t k = 0; k < 3; k++) {
+                for (size_t s = 0; s < n; s++) {
+                        if (urls[k])
+                                strv_free(urls[k][s]);
+                        if (labels[k])
+                                free(labels[k][s]);
+                }
+                free(urls[k]);
+                free(labels[k]);
+                free(w[k]);
+        }
         return q;
 }
 

@@ -33,14 +33,15 @@ Variant=minbase
 EOF
 MKM=("$MKMACHINE" --host-root "$H" --cache-dir "$CACHE")
 
-# ---- the lock needs the indexes only ----
-"${MKM[@]}" lock "$WORK/minbase.recipe" >"$WORK/lock.out" 2>&1
+# ---- the lock needs the indexes only (a cache of its own, empty before) ----
+mkdir -m 0700 "$WORK/lockcache"
+"$MKMACHINE" --host-root "$H" --cache-dir "$WORK/lockcache" lock "$WORK/minbase.recipe" >"$WORK/lock.out" 2>&1
 check "mkmachine lock succeeds" test -s "$WORK/minbase.recipe.lock"
 sed 's/^/    | /' "$WORK/lock.out" | tail -n 5
 debs=0
 while IFS= read -r -d '' f; do
-  [ "$(head -c 21 "$f" | tail -c 13)" = debian-binary ] && debs=$((debs + 1))
-done < <(find "$CACHE" -type f -print0)
+  [ "$(head -c 21 "$f" | tail -c 13 | tr -d '\0')" = debian-binary ] && debs=$((debs + 1))
+done < <(find "$WORK/lockcache" -type f -print0)
 check "mkmachine lock downloaded no package ($debs .deb in the cache)" test "$debs" -eq 0
 check "the lock records the Release it was planned from" grep -q '^index bookworm/' "$WORK/minbase.recipe.lock"
 
