@@ -30,8 +30,35 @@ struct lock *lock_free(struct lock *l) {
         free(l->distribution);
         strv_free(l->sources);
         strv_free(l->keys);
+        for (size_t i = 0; i < l->n_indexes; i++)
+                free(l->indexes[i].label);
+        free(l->indexes);
         free(l);
         return NULL;
+}
+
+int lock_add_index(struct lock *l, const char *label, int64_t date, const char *sha256) {
+        if (!hash_is_sha256_hex(sha256) || date < 0)
+                return -EINVAL;
+        struct lock_index *n = realloc(l->indexes, (l->n_indexes + 1) * sizeof *n);
+        if (!n)
+                return -ENOMEM;
+        l->indexes = n;
+        struct lock_index *x = &l->indexes[l->n_indexes];
+        *x = (struct lock_index){ .label = strdup(label), .date = date };
+        if (!x->label)
+                return -ENOMEM;
+        memcpy(x->sha256, sha256, 65);
+        l->n_indexes++;
+        return 0;
+}
+
+int64_t lock_newest_index_date(const struct lock *l) {
+        int64_t max = 0;
+        for (size_t i = 0; l && i < l->n_indexes; i++)
+                if (l->indexes[i].date > max)
+                        max = l->indexes[i].date;
+        return max;
 }
 
 int lock_add(struct lock *l, const struct lock_pkg *p) {
@@ -132,6 +159,19 @@ int lock_parse(const char *text, size_t len, const char *filename, struct lock *
                         r = strv_consume(&l->sources, TAKE_PTR(joined));
                 } else if (strcmp(w[0], "key") == 0 && nw == 2)
                         r = strv_push(&l->keys, w[1]);
+                else if (strcmp(w[0], "index") == 0 && nw == 4) {
+                        uint64_t date;
+                        if (parse_u64(w[2], &date) < 0 || date > INT64_MAX || !hash_is_sha256_hex(w[3]))
+                                return mkm_err_set(reterr, -MKM_E_LOCK,
+                                                   "%s:%u: expected 'index LABEL DATE SHA256' (a date in seconds, a "
+                                                   "sha256 digest)",
+                                                   filename, lineno);
+                        for (size_t i = 0; i < l->n_indexes; i++)
+                                if (strcmp(l->indexes[i].label, w[1]) == 0)
+                                        return mkm_err_set(reterr, -MKM_E_LOCK, "%s:%u: index '%s' given twice",
+                                                           filename, lineno, w[1]);
+                        r = lock_add_index(l, w[1], (int64_t)date, w[3]);
+                }
                 else if (strcmp(w[0], "package") == 0 && nw == 12) {
                         struct lock_pkg p = { .name = w[1], .version = w[2], .repo = w[3], .filename = w[4] };
                         uint64_t order;
@@ -194,6 +234,10 @@ int lock_parse(const char *text, size_t len, const char *filename, struct lock *
         return 0;
 }
 
+static int cmp_index(const void *a, const void *b) {
+        return strcmp((*(struct lock_index *const *)a)->label, (*(struct lock_index *const *)b)->label);
+}
+
 static int cmp_name(const void *a, const void *b) {
         return strcmp((*(struct lock_pkg *const *)a)->name, (*(struct lock_pkg *const *)b)->name);
 }
@@ -219,6 +263,17 @@ int lock_format(const struct lock *l, char **ret) {
         for (size_t i = 0; keys[i]; i++)
                 if (i == 0 || strcmp(keys[i], keys[i - 1]) != 0)
                         fprintf(f, "key %s\n", keys[i]);
+        _cleanup_free_ struct lock_index **idx = calloc(l->n_indexes ? l->n_indexes : 1, sizeof *idx);
+        if (!idx) {
+                fclose(f);
+                free(buf);
+                return -ENOMEM;
+        }
+        for (size_t i = 0; i < l->n_indexes; i++)
+                idx[i] = &l->indexes[i];
+        qsort(idx, l->n_indexes, sizeof *idx, cmp_index);
+        for (size_t i = 0; i < l->n_indexes; i++)
+                fprintf(f, "index %s %" PRId64 " %s\n", idx[i]->label, idx[i]->date, idx[i]->sha256);
         _cleanup_free_ struct lock_pkg **byname = calloc(l->n ? l->n : 1, sizeof *byname);
         if (!byname) {
                 fclose(f);

@@ -6,6 +6,9 @@
  *   distribution arch
  *   source <snapshot YYYY-MM-DD | mirror URL>          (one line per mirror)
  *   key <signer fingerprint>                           (sorted, unique)
+ *   index LABEL DATE SHA256                            (sorted; Debian: each suite's Release the plan
+ *                                                      came from: "bookworm/InRelease", its Date:
+ *                                                      in seconds, the sha256 of the signed file)
  *   package NAME VERSION REPO FILE SHA256 SIZE ISIZE SIG ORDER REASON BUILDDATE
  *
  * Package lines are sorted by name; ORDER is the install position (0-based), REASON "explicit" or
@@ -29,11 +32,19 @@ struct lock_pkg {
         int64_t builddate;              /* from the repository db; 0 if unknown */
 };
 
+struct lock_index {
+        char *label;
+        int64_t date;
+        char sha256[65];
+};
+
 struct lock {
         char *inputs;                   /* "sha256:..." */
         char *distribution;
         char **sources;
         char **keys;
+        struct lock_index *indexes;     /* in the order added; formatted sorted by label */
+        size_t n_indexes;
         struct lock_pkg *pkgs;          /* in install order */
         size_t n;
 };
@@ -44,6 +55,11 @@ int lock_parse(const char *text, size_t len, const char *filename, struct lock *
 int lock_format(const struct lock *l, char **ret);
 struct lock *lock_free(struct lock *l);
 static inline void lock_freep(struct lock **l) { (void)lock_free(*l); }
+
+/* Record an index the plan came from (copies label). -EINVAL for a bad digest or date. */
+int lock_add_index(struct lock *l, const char *label, int64_t date, const char *sha256);
+/* The newest index date, 0 when there is none. */
+int64_t lock_newest_index_date(const struct lock *l);
 
 /* Add a package (copies every string); order = current count. */
 int lock_add(struct lock *l, const struct lock_pkg *p);

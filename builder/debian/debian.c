@@ -66,6 +66,7 @@ struct suite_meta {
         char **mirrors;                 /* base URIs, failover order */
         struct deb_release *release;
         char digest[HASH_SHA256_HEX];   /* of the InRelease (or Release) as downloaded */
+        const char *file;               /* "InRelease" or "Release" */
 };
 
 struct pkg_state {
@@ -344,6 +345,7 @@ static int load_releases(struct backend *d, struct mkm_err *reterr) {
                                 break;
                         }
                         memcpy(m->digest, in->digest, HASH_SHA256_HEX);
+                        m->file = "InRelease";
                 } else if (rl->present) {
                         label = rl->label;
                         if (!gpg->present) {
@@ -365,6 +367,7 @@ static int load_releases(struct backend *d, struct mkm_err *reterr) {
                         text = TAKE_PTR(data);
                         tlen = len;
                         memcpy(m->digest, rl->digest, HASH_SHA256_HEX);
+                        m->file = "Release";
                 } else {
                         q = mkm_err_set(reterr, -MKM_E_FETCH, "dists/%s/InRelease: not found on %s%s", m->name,
                                         m->mirrors[0], m->mirrors[1] ? " or the other mirrors" : "");
@@ -626,7 +629,13 @@ static int plan_resolve(struct backend *d, struct mkm_err *reterr) {
                 if (q < 0)
                         return q;
         }
-        /* TODO(lock index lines): record each Release's date and digest */
+        for (size_t s = 0; s < d->n_suites; s++) {
+                char label[256];
+                snprintf(label, sizeof label, "%s/%s", d->suites[s].name, d->suites[s].file);
+                q = lock_add_index(l, label, d->suites[s].release->date, d->suites[s].digest);
+                if (q < 0)
+                        return q;
+        }
         b->lock_out = TAKE_PTR(l);
         return 0;
 }
@@ -648,7 +657,10 @@ static int deb_plan(struct backend *d, struct mkm_err *reterr) {
         if (q < 0)
                 return q;
         /* SOURCE_DATE_EPOCH: the Release dates the lock recorded, else the newest Release. */
-        d->b->source_date_epoch = d->ctx->source_date_epoch >= 0 ? d->ctx->source_date_epoch : newest_release(d);
+        int64_t locked = lock_newest_index_date(d->b->lock_out);
+        d->b->source_date_epoch = d->ctx->source_date_epoch >= 0 ? d->ctx->source_date_epoch
+                                  : locked > 0                   ? locked
+                                                                 : newest_release(d);
         return 0;
 }
 
