@@ -371,6 +371,18 @@ static void test_docker_tree(void **state) {
         assert_string_equal(t, "{\n  \"log-driver\": \"journald\",\n  \"storage-driver\": \"overlay2\"\n}\n");
         assert_int_equal(lstat_in(f->root, "etc/docker/daemon.json").st_mode & 07777, 0644);
 
+        /* A symlink at daemon.json is read inside the tree, then replaced, never written through. */
+        mkfile(f->root, "srv/victim.json", "{\"victim\": true}", 0644);
+        _cleanup_free_ char *dj = fs_path_join(f->root, "etc/docker/daemon.json");
+        assert_int_equal(unlink(dj), 0);
+        assert_int_equal(symlink("../../../../srv/victim.json", dj), 0);
+        assert_int_equal(hooks_docker_tree(&f->ctx, r, f->rootfd, -1, &err), 0);
+        _cleanup_free_ char *t2 = slurp(f->root, "etc/docker/daemon.json");
+        assert_string_equal(t2, "{\n  \"victim\": true,\n  \"storage-driver\": \"overlay2\"\n}\n");
+        assert_true(S_ISREG(lstat_in(f->root, "etc/docker/daemon.json").st_mode));
+        _cleanup_free_ char *v = slurp(f->root, "srv/victim.json");
+        assert_string_equal(v, "{\"victim\": true}");
+
         mkfile(f->root, "etc/docker/daemon.json", "{oops", 0644);
         assert_int_equal(hooks_docker_tree(&f->ctx, r, f->rootfd, -1, &err), -MKM_E_PARSE);
         /* json-c's words for the reason; ours around them. */
