@@ -24,7 +24,7 @@ O         := build/asan
 SANFLAGS  := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 endif
 
-PKGS      := libcurl libarchive gpgme libzstd libcrypto libseccomp
+PKGS      := libcurl libarchive gpgme libzstd libcrypto libseccomp json-c
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -91,7 +91,7 @@ integration: mkmachine keys
 DEPS := build-essential pkg-config libcurl4-openssl-dev libarchive-dev libgpgme-dev libzstd-dev \
         libssl-dev libseccomp-dev libcmocka-dev gnupg python3 libarchive-tools zstd xz-utils \
         pacman-package-manager makepkg archlinux-keyring arch-install-scripts busybox-static \
-        debian-archive-keyring systemd-container pandoc libcap2-bin gpgv gpg-agent clang
+        debian-archive-keyring systemd-container pandoc libcap2-bin gpgv gpg-agent clang libjson-c-dev
 
 deps:
 	@missing=$$(for p in $(DEPS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed$$' || echo $$p; done); \

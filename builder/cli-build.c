@@ -7,6 +7,7 @@
  * machine's build lock once the worker has gone and removes the staging root, so the host is
  * left as it was. */
 #include <errno.h>
+#include <json-c/json.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,19 +33,16 @@ static void forward(int sig) {
                 (void)kill((pid_t)arg_worker_pid, sig);
 }
 
-static void print_result(const struct mkm_ctx *ctx, const struct build_result *res) {
+static int print_result(const struct mkm_ctx *ctx, const struct build_result *res) {
         if (ctx->json) {
-                fputs("{\"name\":", stdout);
-                cli_json_string(stdout, res->name);
-                fputs(",\"path\":", stdout);
-                cli_json_string(stdout, res->target);
-                fputs(",\"lock\":", stdout);
-                cli_json_string(stdout, res->lock_path);
-                fputs(",\"digest\":", stdout);
-                cli_json_string(stdout, res->digest);
-                printf(",\"packages\":%zu,\"lock_written\":%s,\"source_date_epoch\":%lld}\n", res->packages,
-                       res->lock_written ? "true" : "false", (long long)res->source_date_epoch);
-                return;
+                _cleanup_(cli_json_freep) struct json_object *o = json_object_new_object();
+                if (!o || cli_json_add_string(o, "name", res->name) < 0 || cli_json_add_string(o, "path", res->target) < 0 ||
+                    cli_json_add_string(o, "lock", res->lock_path) < 0 || cli_json_add_string(o, "digest", res->digest) < 0 ||
+                    cli_json_add_int(o, "packages", (int64_t)res->packages) < 0 ||
+                    cli_json_add_bool(o, "lock_written", res->lock_written) < 0 ||
+                    cli_json_add_int(o, "source_date_epoch", res->source_date_epoch) < 0)
+                        return -ENOMEM;
+                return cli_json_print(stdout, o, CLI_JSON_LINE);
         }
         if (ctx->verbosity >= 0) {
                 fprintf(stderr, "machine '%s' deployed to %s (%zu packages)\n", res->name, res->target, res->packages);
@@ -52,6 +50,7 @@ static void print_result(const struct mkm_ctx *ctx, const struct build_result *r
                 if (res->lock_written)
                         fprintf(stderr, "wrote %s: commit it next to the recipe to pin this set\n", res->lock_path);
         }
+        return 0;
 }
 
 static int worker(struct mkm_ctx *ctx, const char *path) {
@@ -60,8 +59,10 @@ static int worker(struct mkm_ctx *ctx, const char *path) {
         int r = build_machine(ctx, path, &res, &err);
         if (r < 0)
                 return cli_fail(r, &err, "build failed");
-        print_result(ctx, &res);
+        r = print_result(ctx, &res);
         build_result_done(&res);
+        if (r < 0)
+                return cli_fail(r, NULL, "printing the result");
         return EXIT_OK;
 }
 

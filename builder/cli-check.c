@@ -4,6 +4,7 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <json-c/json.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -12,127 +13,69 @@
 #include "util/cleanup.h"
 #include "util/err.h"
 
-static void json_strv(FILE *f, char *const *l) {
-        fputc('[', f);
-        for (size_t i = 0; l && l[i]; i++) {
-                if (i)
-                        fputs(", ", f);
-                cli_json_string(f, l[i]);
-        }
-        fputc(']', f);
+/* The effective recipe as JSON (built with json-c; printed by the caller). */
+static int json_bootstrap(struct json_object *o, const struct recipe *r) {
+        if (cli_json_add_string(o, "distribution", recipe_distribution_to_string(r->distribution)) < 0 ||
+            cli_json_add_strv(o, "mirrors", r->mirrors) < 0 || cli_json_add_string(o, "snapshot", r->snapshot) < 0 ||
+            (r->snapshot_epoch >= 0 ? cli_json_add_int(o, "snapshot_epoch", r->snapshot_epoch)
+                                    : cli_json_add_null(o, "snapshot_epoch")) < 0 ||
+            cli_json_add_strv(o, "suites", r->suites) < 0 || cli_json_add_strv(o, "components", r->components) < 0 ||
+            cli_json_add_strv(o, "repositories", r->repositories) < 0 || cli_json_add_strv(o, "packages", r->packages) < 0 ||
+            cli_json_add_string(o, "variant", r->variant) < 0 || cli_json_add_string(o, "keyring", r->keyring) < 0 ||
+            cli_json_add_string(o, "architecture", r->architecture) < 0 ||
+            cli_json_add_strv(o, "providers", r->providers) < 0 ||
+            cli_json_add_bool(o, "require_database_signature", r->require_db_signature) < 0)
+                return -ENOMEM;
+        return 0;
 }
 
-static void json_key(FILE *f, const char *indent, const char *key, bool first) {
-        fprintf(f, "%s\n%s\"%s\": ", first ? "" : ",", indent, key);
-}
-
-static void print_json(FILE *f, const struct recipe *r) {
-        const char *in = "    ";
-        fputs("{", f);
-        json_key(f, "  ", "path", true);
-        cli_json_string(f, r->path);
-        json_key(f, "  ", "files", false);
-        json_strv(f, r->files);
-
-        json_key(f, "  ", "machine", false);
-        fputs("{", f);
-        json_key(f, in, "name", true);
-        cli_json_string(f, r->name);
-        fputs("\n  }", f);
-
-        json_key(f, "  ", "bootstrap", false);
-        fputs("{", f);
-        json_key(f, in, "distribution", true);
-        cli_json_string(f, recipe_distribution_to_string(r->distribution));
-        json_key(f, in, "mirrors", false);
-        json_strv(f, r->mirrors);
-        json_key(f, in, "snapshot", false);
-        cli_json_string(f, r->snapshot);
-        json_key(f, in, "snapshot_epoch", false);
-        if (r->snapshot_epoch >= 0)
-                fprintf(f, "%lld", (long long)r->snapshot_epoch);
-        else
-                fputs("null", f);
-        json_key(f, in, "suites", false);
-        json_strv(f, r->suites);
-        json_key(f, in, "components", false);
-        json_strv(f, r->components);
-        json_key(f, in, "repositories", false);
-        json_strv(f, r->repositories);
-        json_key(f, in, "packages", false);
-        json_strv(f, r->packages);
-        json_key(f, in, "variant", false);
-        cli_json_string(f, r->variant);
-        json_key(f, in, "keyring", false);
-        cli_json_string(f, r->keyring);
-        json_key(f, in, "architecture", false);
-        cli_json_string(f, r->architecture);
-        json_key(f, in, "providers", false);
-        json_strv(f, r->providers);
-        json_key(f, in, "require_database_signature", false);
-        fputs(r->require_db_signature ? "true" : "false", f);
-        fputs("\n  }", f);
-
-        json_key(f, "  ", "hooks", false);
-        fputs("{", f);
-        json_key(f, in, "enable_services", true);
-        json_strv(f, r->enable_services);
-        json_key(f, in, "fuse", false);
-        fputs(r->fuse == RECIPE_UNSET ? "null" : r->fuse == RECIPE_YES ? "true" : "false", f);
-        json_key(f, in, "docker_storage_driver", false);
-        cli_json_string(f, r->docker_storage_driver);
-        json_key(f, in, "root_authorized_keys", false);
-        json_strv(f, r->root_authorized_keys);
-        json_key(f, in, "copies", false);
-        fputc('[', f);
+static int json_hooks(struct json_object *o, const struct recipe *r) {
+        if (cli_json_add_strv(o, "enable_services", r->enable_services) < 0 ||
+            (r->fuse == RECIPE_UNSET ? cli_json_add_null(o, "fuse") : cli_json_add_bool(o, "fuse", r->fuse == RECIPE_YES)) < 0 ||
+            cli_json_add_string(o, "docker_storage_driver", r->docker_storage_driver) < 0 ||
+            cli_json_add_strv(o, "root_authorized_keys", r->root_authorized_keys) < 0)
+                return -ENOMEM;
+        struct json_object *copies = cli_json_add_array(o, "copies");
+        if (!copies)
+                return -ENOMEM;
         for (size_t i = 0; i < r->n_copies; i++) {
                 const struct recipe_copy *c = &r->copies[i];
-                fputs(i ? ", {" : "{", f);
-                fputs("\"src\": ", f);
-                cli_json_string(f, c->src);
-                fputs(", \"dest\": ", f);
-                cli_json_string(f, c->dest);
-                fputs(", \"mode\": ", f);
-                if (c->has_mode)
-                        fprintf(f, "\"%04o\"", (unsigned)c->mode);
-                else
-                        fputs("null", f);
-                fputs(", \"owner\": ", f);
-                cli_json_string(f, c->owner);
-                fputc('}', f);
+                struct json_object *e = cli_json_append_object(copies);
+                char mode[16];
+                (void)snprintf(mode, sizeof mode, "%04o", (unsigned)c->mode);
+                if (!e || cli_json_add_string(e, "src", c->src) < 0 || cli_json_add_string(e, "dest", c->dest) < 0 ||
+                    cli_json_add_string(e, "mode", c->has_mode ? mode : NULL) < 0 ||
+                    cli_json_add_string(e, "owner", c->owner) < 0)
+                        return -ENOMEM;
         }
-        fputc(']', f);
-        json_key(f, in, "run", false);
-        json_strv(f, r->runs);
-        json_key(f, in, "run_network", false);
-        fputs(r->run_network ? "true" : "false", f);
-        fputs("\n  }", f);
+        if (cli_json_add_strv(o, "run", r->runs) < 0 || cli_json_add_bool(o, "run_network", r->run_network) < 0)
+                return -ENOMEM;
+        return 0;
+}
 
-        json_key(f, "  ", "network", false);
-        fputs("{", f);
-        json_key(f, in, "addresses", true);
-        json_strv(f, r->network_addresses);
-        json_key(f, in, "gateways", false);
-        json_strv(f, r->network_gateways);
-        fputs("\n  }", f);
-
-        json_key(f, "  ", "nspawn", false);
-        fputc('[', f);
+static int json_recipe(const struct recipe *r, struct json_object **ret) {
+        _cleanup_(cli_json_freep) struct json_object *o = json_object_new_object();
+        if (!o)
+                return -ENOMEM;
+        struct json_object *machine, *bootstrap, *hooks, *network, *nspawn;
+        if (cli_json_add_string(o, "path", r->path) < 0 || cli_json_add_strv(o, "files", r->files) < 0 ||
+            !(machine = cli_json_add_object(o, "machine")) || cli_json_add_string(machine, "name", r->name) < 0 ||
+            !(bootstrap = cli_json_add_object(o, "bootstrap")) || json_bootstrap(bootstrap, r) < 0 ||
+            !(hooks = cli_json_add_object(o, "hooks")) || json_hooks(hooks, r) < 0 ||
+            !(network = cli_json_add_object(o, "network")) ||
+            cli_json_add_strv(network, "addresses", r->network_addresses) < 0 ||
+            cli_json_add_strv(network, "gateways", r->network_gateways) < 0 || !(nspawn = cli_json_add_array(o, "nspawn")))
+                return -ENOMEM;
         for (size_t i = 0; i < r->n_nspawn; i++) {
                 const struct recipe_nspawn_setting *s = &r->nspawn[i];
-                fputs(i ? ",\n    {" : "\n    {", f);
-                fputs("\"section\": ", f);
-                cli_json_string(f, s->section);
-                fputs(", \"key\": ", f);
-                cli_json_string(f, s->key);
-                fputs(", \"value\": ", f);
-                cli_json_string(f, s->value);
-                fputs(", \"file\": ", f);
-                cli_json_string(f, s->file);
-                fprintf(f, ", \"line\": %u}", s->line);
+                struct json_object *e = cli_json_append_object(nspawn);
+                if (!e || cli_json_add_string(e, "section", s->section) < 0 || cli_json_add_string(e, "key", s->key) < 0 ||
+                    cli_json_add_string(e, "value", s->value) < 0 || cli_json_add_string(e, "file", s->file) < 0 ||
+                    cli_json_add_int(e, "line", s->line) < 0)
+                        return -ENOMEM;
         }
-        fputs(r->n_nspawn ? "\n  ]" : "]", f);
-        fputs("\n}\n", f);
+        *ret = TAKE_PTR(o);
+        return 0;
 }
 
 int cli_cmd_check(struct mkm_ctx *ctx, int argc, char **argv) {
@@ -161,9 +104,14 @@ int cli_cmd_check(struct mkm_ctx *ctx, int argc, char **argv) {
         if (k < 0)
                 return cli_fail(k, &err, "check");
 
-        if (json)
-                print_json(stdout, r);
-        else {
+        if (json) {
+                _cleanup_(cli_json_freep) struct json_object *o = NULL;
+                k = json_recipe(r, &o);
+                if (k >= 0)
+                        k = cli_json_print(stdout, o, CLI_JSON_PRETTY);
+                if (k < 0)
+                        return cli_fail(k, NULL, "check");
+        } else {
                 _cleanup_free_ char *text = NULL;
                 k = recipe_format(r, &text);
                 if (k < 0)

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <json-c/json.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -137,34 +138,88 @@ int cli_fail(int r, const struct mkm_err *err, const char *what) {
         return is_usage_code(r) ? EXIT_USAGE : EXIT_BUILD_FAILED;
 }
 
-void cli_json_string(FILE *f, const char *s) {
-        if (!s) {
-                fputs("null", f);
-                return;
+/* --json: json-c quotes every string, so any name comes out as valid JSON. Two fixed flag sets:
+ * a result (build, lock) is one line, as a stream of results stays one per line; a document
+ * (check) is indented for people. "/" is not escaped: paths read as paths. */
+#define CLI_JSON_FLAGS_LINE (JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
+#define CLI_JSON_FLAGS_PRETTY (JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED | JSON_C_TO_STRING_NOSLASHESCAPE)
+
+void cli_json_freep(struct json_object **o) {
+        if (*o)
+                (void)json_object_put(*o);
+}
+
+int cli_json_print(FILE *f, struct json_object *o, enum cli_json_style style) {
+        const char *text = json_object_to_json_string_ext(o, style == CLI_JSON_PRETTY ? CLI_JSON_FLAGS_PRETTY
+                                                                                       : CLI_JSON_FLAGS_LINE);
+        if (!text)
+                return -ENOMEM;
+        fputs(text, f);
+        fputc('\n', f);
+        return 0;
+}
+
+/* Add v (which may be NULL: JSON null) under key; v is taken, also on failure. */
+static int json_add(struct json_object *o, const char *key, struct json_object *v) {
+        if (json_object_object_add(o, key, v) < 0) {
+                (void)json_object_put(v);
+                return -ENOMEM;
         }
-        fputc('"', f);
-        for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-                switch (*p) {
-                case '"':
-                        fputs("\\\"", f);
-                        break;
-                case '\\':
-                        fputs("\\\\", f);
-                        break;
-                case '\n':
-                        fputs("\\n", f);
-                        break;
-                case '\t':
-                        fputs("\\t", f);
-                        break;
-                default:
-                        if (*p < 0x20)
-                                fprintf(f, "\\u%04x", *p);
-                        else
-                                fputc(*p, f);
+        return 0;
+}
+
+int cli_json_add_string(struct json_object *o, const char *key, const char *s) {
+        struct json_object *v = NULL;
+        if (s && !(v = json_object_new_string(s)))
+                return -ENOMEM;
+        return json_add(o, key, v);
+}
+
+int cli_json_add_strv(struct json_object *o, const char *key, char *const *l) {
+        struct json_object *a = cli_json_add_array(o, key);
+        if (!a)
+                return -ENOMEM;
+        for (size_t i = 0; l && l[i]; i++) {
+                struct json_object *v = json_object_new_string(l[i]);
+                if (!v || json_object_array_add(a, v) < 0) {
+                        (void)json_object_put(v);
+                        return -ENOMEM;
                 }
         }
-        fputc('"', f);
+        return 0;
+}
+
+int cli_json_add_int(struct json_object *o, const char *key, int64_t n) {
+        struct json_object *v = json_object_new_int64(n);
+        return v ? json_add(o, key, v) : -ENOMEM;
+}
+
+int cli_json_add_bool(struct json_object *o, const char *key, bool b) {
+        struct json_object *v = json_object_new_boolean(b);
+        return v ? json_add(o, key, v) : -ENOMEM;
+}
+
+int cli_json_add_null(struct json_object *o, const char *key) {
+        return json_add(o, key, NULL);
+}
+
+struct json_object *cli_json_add_object(struct json_object *o, const char *key) {
+        struct json_object *v = json_object_new_object();
+        return v && json_add(o, key, v) >= 0 ? v : NULL;
+}
+
+struct json_object *cli_json_add_array(struct json_object *o, const char *key) {
+        struct json_object *v = json_object_new_array();
+        return v && json_add(o, key, v) >= 0 ? v : NULL;
+}
+
+struct json_object *cli_json_append_object(struct json_object *a) {
+        struct json_object *v = json_object_new_object();
+        if (!v || json_object_array_add(a, v) < 0) {
+                (void)json_object_put(v);
+                return NULL;
+        }
+        return v;
 }
 
 int cli_usage_error(const char *fmt, ...) {

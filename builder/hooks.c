@@ -11,6 +11,8 @@
 #include <fcntl.h>
 #include <fnmatch.h>
 #include <inttypes.h>
+#include <json-c/json.h>
+#include <limits.h>
 #include <linux/capability.h>
 #include <linux/magic.h>
 #include <stdio.h>
@@ -830,274 +832,133 @@ int hooks_fuse_tree(struct mkm_ctx *ctx, const struct recipe *r, int rootfd, uns
 
 /* ---- DockerStorageDriver= ----------------------------------------------------------------- */
 
-struct json {
-        const char *s;
-        size_t len, pos;
-        unsigned depth;
-        const char *why;
-};
+/* daemon.json comes from a package: json-c parses it (a well-kept library rather than a parser of
+ * our own for untrusted input), strictly and with UTF-8 checked, nesting capped. json-c still
+ * takes a few things JSON does not (NaN, Infinity, "1."), which it would write back as they
+ * were, and clamps integers beyond 64 bits: those are refused, so that what we write is JSON
+ * and means what the package wrote. */
+#define DAEMON_JSON_DEPTH_MAX 64
+#define DAEMON_JSON_FLAGS (JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED | JSON_C_TO_STRING_NOSLASHESCAPE)
 
-static void json_ws(struct json *j) {
-        while (j->pos < j->len && strchr(" \t\r\n", j->s[j->pos]))
-                j->pos++;
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct json_object *, json_object_put);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct json_tokener *, json_tokener_free);
+
+/* -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? */
+static bool json_number_valid(const char *s) {
+        if (*s == '-')
+                s++;
+        if (*s == '0')
+                s++;
+        else if (*s >= '1' && *s <= '9')
+                s += strspn(s, "0123456789");
+        else
+                return false;
+        if (*s == '.') {
+                size_t n = strspn(++s, "0123456789");
+                if (n == 0)
+                        return false;
+                s += n;
+        }
+        if (*s == 'e' || *s == 'E') {
+                s++;
+                if (*s == '+' || *s == '-')
+                        s++;
+                size_t n = strspn(s, "0123456789");
+                if (n == 0)
+                        return false;
+                s += n;
+        }
+        return *s == 0;
 }
 
-static int json_fail(struct json *j, const char *why) {
-        j->why = why;
-        return -MKM_E_PARSE;
-}
-
-static int json_string(struct json *j, FILE *out) {
-        size_t start = j->pos;
-        if (j->pos >= j->len || j->s[j->pos] != '"')
-                return json_fail(j, "expected a string");
-        j->pos++;
-        while (j->pos < j->len && j->s[j->pos] != '"') {
-                unsigned char c = (unsigned char)j->s[j->pos];
-                if (c < 0x20)
-                        return json_fail(j, "control character in a string");
-                if (c == '\\') {
-                        j->pos++;
-                        if (j->pos >= j->len)
-                                break;
-                        char e = j->s[j->pos];
-                        if (e == 'u') {
-                                for (int i = 1; i <= 4; i++)
-                                        if (j->pos + (size_t)i >= j->len || !isxdigit((unsigned char)j->s[j->pos + (size_t)i]))
-                                                return json_fail(j, "bad \\u escape");
-                                j->pos += 4;
-                        } else if (!strchr("\"\\/bfnrt", e))
-                                return json_fail(j, "bad escape");
-                }
-                j->pos++;
+/* What json-c took but would not give back as the same JSON; a static reason, or NULL. */
+static const char *json_unfaithful(struct json_object *o) {
+        switch (json_object_get_type(o)) {
+        case json_type_double: {
+                const char *t = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+                return t && json_number_valid(t) ? NULL : "a number that is not JSON (NaN, Infinity, '1.')";
         }
-        if (j->pos >= j->len)
-                return json_fail(j, "unterminated string");
-        j->pos++;
-        fwrite(j->s + start, 1, j->pos - start, out);
-        return 0;
-}
-
-static int json_value(struct json *j, FILE *out);
-
-static int json_container(struct json *j, FILE *out, char open, char close) {
-        if (++j->depth > 64)
-                return json_fail(j, "nested too deeply");
-        j->pos++;
-        fputc(open, out);
-        json_ws(j);
-        if (j->pos < j->len && j->s[j->pos] == close) {
-                j->pos++;
-                fputc(close, out);
-                j->depth--;
-                return 0;
-        }
-        for (bool first = true;; first = false) {
-                json_ws(j);
-                if (!first)
-                        fputs(", ", out);
-                int q;
-                if (open == '{') {
-                        if ((q = json_string(j, out)) < 0)
-                                return q;
-                        json_ws(j);
-                        if (j->pos >= j->len || j->s[j->pos] != ':')
-                                return json_fail(j, "expected ':'");
-                        j->pos++;
-                        fputs(": ", out);
-                        json_ws(j);
-                }
-                if ((q = json_value(j, out)) < 0)
-                        return q;
-                json_ws(j);
-                if (j->pos < j->len && j->s[j->pos] == ',') {
-                        j->pos++;
-                        continue;
-                }
-                if (j->pos < j->len && j->s[j->pos] == close) {
-                        j->pos++;
-                        fputc(close, out);
-                        j->depth--;
-                        return 0;
-                }
-                return json_fail(j, open == '{' ? "expected ',' or '}'" : "expected ',' or ']'");
-        }
-}
-
-static int json_value(struct json *j, FILE *out) {
-        json_ws(j);
-        if (j->pos >= j->len)
-                return json_fail(j, "expected a value");
-        char c = j->s[j->pos];
-        if (c == '"')
-                return json_string(j, out);
-        if (c == '{')
-                return json_container(j, out, '{', '}');
-        if (c == '[')
-                return json_container(j, out, '[', ']');
-        static const char *const lits[] = { "true", "false", "null" };
-        for (size_t i = 0; i < ELEMENTSOF(lits); i++) {
-                size_t n = strlen(lits[i]);
-                if (j->len - j->pos >= n && memcmp(j->s + j->pos, lits[i], n) == 0) {
-                        j->pos += n;
-                        fputs(lits[i], out);
-                        return 0;
-                }
-        }
-        size_t start = j->pos;
-        if (c == '-')
-                j->pos++;
-        size_t ds = j->pos;
-        while (j->pos < j->len && isdigit((unsigned char)j->s[j->pos]))
-                j->pos++;
-        if (j->pos == ds || (j->s[ds] == '0' && j->pos - ds > 1)) {
-                j->pos = start;
-                return json_fail(j, "expected a value");
-        }
-        if (j->pos < j->len && j->s[j->pos] == '.') {
-                size_t fs = ++j->pos;
-                while (j->pos < j->len && isdigit((unsigned char)j->s[j->pos]))
-                        j->pos++;
-                if (j->pos == fs)
-                        return json_fail(j, "bad number");
-        }
-        if (j->pos < j->len && (j->s[j->pos] == 'e' || j->s[j->pos] == 'E')) {
-                j->pos++;
-                if (j->pos < j->len && (j->s[j->pos] == '+' || j->s[j->pos] == '-'))
-                        j->pos++;
-                size_t es = j->pos;
-                while (j->pos < j->len && isdigit((unsigned char)j->s[j->pos]))
-                        j->pos++;
-                if (j->pos == es)
-                        return json_fail(j, "bad number");
-        }
-        fwrite(j->s + start, 1, j->pos - start, out);
-        return 0;
-}
-
-static char *json_quote(const char *s) {
-        char *t = NULL;
-        size_t len = 0;
-        FILE *f = open_memstream(&t, &len);
-        if (!f)
+        case json_type_int:
+                /* json-c clamps what does not fit in 64 bits to these. */
+                if (json_object_get_int64(o) == INT64_MIN || json_object_get_uint64(o) == UINT64_MAX)
+                        return "an integer outside the 64-bit range";
                 return NULL;
-        fputc('"', f);
-        for (; *s; s++) {
-                if (*s == '"' || *s == '\\')
-                        fprintf(f, "\\%c", *s);
-                else if ((unsigned char)*s < 0x20)
-                        fprintf(f, "\\u%04x", (unsigned)(unsigned char)*s);
-                else
-                        fputc(*s, f);
-        }
-        fputc('"', f);
-        if (fclose(f) != 0) {
-                free(t);
+        case json_type_array:
+                for (size_t i = 0; i < json_object_array_length(o); i++) {
+                        const char *why = json_unfaithful(json_object_array_get_idx(o, i));
+                        if (why)
+                                return why;
+                }
+                return NULL;
+        case json_type_object: {
+                json_object_object_foreach(o, k, v) {
+                        (void)k;
+                        const char *why = json_unfaithful(v);
+                        if (why)
+                                return why;
+                }
                 return NULL;
         }
-        return t;
+        default:
+                return NULL;
+        }
+}
+
+static int json_fail(struct mkm_err *reterr, size_t at, const char *why) {
+        return mkm_err_set(reterr, -MKM_E_PARSE, "not a JSON object (at byte %zu: %s)", at, why);
 }
 
 int hooks_json_set_string(const char *text, size_t len, const char *key, const char *value, char **ret,
                           struct mkm_err *reterr) {
-        struct json j = { .s = text ? text : "", .len = text ? len : 0 };
-        _cleanup_strv_free_ char **keys = NULL, **vals = NULL;
-        _cleanup_free_ char *qkey = json_quote(key), *qval = json_quote(value);
-        if (!qkey || !qval)
-                return -ENOMEM;
-        int q = 0;
-        json_ws(&j);
-        if (j.pos < j.len) {
-                if (j.s[j.pos] != '{') {
-                        q = json_fail(&j, "expected '{'");
-                        goto fail;
+        if (!text)
+                len = 0;
+        size_t start = 0;
+        while (start < len && strchr(" \t\r\n", text[start]) && text[start])
+                start++;
+        _cleanup_(json_object_putp) struct json_object *obj = NULL;
+        if (start == len)
+                obj = json_object_new_object();
+        else {
+                if (text[start] != '{')
+                        return json_fail(reterr, start, "expected '{'");
+                if (len > INT_MAX)
+                        return -EFBIG;
+                _cleanup_(json_tokener_freep) struct json_tokener *tok = json_tokener_new_ex(DAEMON_JSON_DEPTH_MAX);
+                if (!tok)
+                        return -ENOMEM;
+                json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+                obj = json_tokener_parse_ex(tok, text, (int)len);
+                enum json_tokener_error e = json_tokener_get_error(tok);
+                size_t end = json_tokener_get_parse_end(tok);
+                if (!obj) {
+                        if (e == json_tokener_continue)
+                                return json_fail(reterr, len, "unexpected end of data");
+                        return json_fail(reterr, end, json_tokener_error_desc(e));
                 }
-                j.pos++;
-                json_ws(&j);
-                bool empty = j.pos < j.len && j.s[j.pos] == '}';
-                if (empty)
-                        j.pos++;
-                while (!empty) {
-                        json_ws(&j);
-                        _cleanup_free_ char *k = NULL, *v = NULL;
-                        size_t kl = 0, vl = 0;
-                        FILE *kf = open_memstream(&k, &kl);
-                        if (!kf)
-                                return -ENOMEM;
-                        q = json_string(&j, kf);
-                        if (fclose(kf) != 0)
-                                return -ENOMEM;
-                        if (q < 0) {
-                                j.why = "expected a string key";
-                                goto fail;
-                        }
-                        json_ws(&j);
-                        if (j.pos >= j.len || j.s[j.pos] != ':') {
-                                q = json_fail(&j, "expected ':'");
-                                goto fail;
-                        }
-                        j.pos++;
-                        FILE *vf = open_memstream(&v, &vl);
-                        if (!vf)
-                                return -ENOMEM;
-                        q = json_value(&j, vf);
-                        if (fclose(vf) != 0)
-                                return -ENOMEM;
-                        if (q < 0)
-                                goto fail;
-                        /* A repeated member: the last one counts (as in most parsers), at the
-                         * place of the first. */
-                        size_t n = strv_length(keys), i;
-                        for (i = 0; i < n && strcmp(keys[i], k) != 0; i++)
-                                ;
-                        if (i < n) {
-                                free(vals[i]);
-                                vals[i] = TAKE_PTR(v);
-                        } else if ((q = strv_consume(&keys, TAKE_PTR(k))) < 0 || (q = strv_consume(&vals, TAKE_PTR(v))) < 0)
-                                return q;
-                        json_ws(&j);
-                        if (j.pos < j.len && j.s[j.pos] == ',') {
-                                j.pos++;
-                                continue;
-                        }
-                        if (j.pos < j.len && j.s[j.pos] == '}') {
-                                j.pos++;
-                                break;
-                        }
-                        q = json_fail(&j, "expected ',' or '}'");
-                        goto fail;
-                }
-                json_ws(&j);
-                if (j.pos < j.len) {
-                        q = json_fail(&j, "trailing data after the object");
-                        goto fail;
-                }
+                /* json-c stops at a NUL byte: what follows the object must be white space. */
+                while (end < len && text[end] && strchr(" \t\r\n", text[end]))
+                        end++;
+                if (end < len)
+                        return json_fail(reterr, end, "trailing data after the object");
+                const char *why = json_unfaithful(obj);
+                if (why)
+                        return mkm_err_set(reterr, -MKM_E_PARSE, "not a JSON object as Docker reads it (%s)", why);
         }
-        size_t n = strv_length(keys), i;
-        for (i = 0; i < n && strcmp(keys[i], qkey) != 0; i++)
-                ;
-        if (i < n) {
-                free(vals[i]);
-                vals[i] = TAKE_PTR(qval);
-        } else if ((q = strv_consume(&keys, TAKE_PTR(qkey))) < 0 || (q = strv_consume(&vals, TAKE_PTR(qval))) < 0)
-                return q;
-        char *out = NULL;
-        size_t olen = 0;
-        FILE *f = open_memstream(&out, &olen);
-        if (!f)
+        if (!obj)
                 return -ENOMEM;
-        fputs("{\n", f);
-        for (size_t k = 0; keys[k]; k++)
-                fprintf(f, "  %s: %s%s\n", keys[k], vals[k], keys[k + 1] ? "," : "");
-        fputs("}\n", f);
-        if (fclose(f) != 0) {
-                free(out);
+        /* An existing member keeps its place (json-c replaces the value in place); a new one goes last.
+         * A repeated member in the input: the last value, at the first one's place. */
+        struct json_object *v = json_object_new_string(value);
+        if (!v)
+                return -ENOMEM;
+        if (json_object_object_add(obj, key, v) < 0) {
+                json_object_put(v);
                 return -ENOMEM;
         }
-        *ret = out;
+        const char *out = json_object_to_json_string_ext(obj, DAEMON_JSON_FLAGS);
+        if (!out || asprintf(ret, "%s\n", out) < 0)
+                return -ENOMEM;
         return 0;
-fail:
-        return mkm_err_set(reterr, q, "not a JSON object (at byte %zu: %s)", j.pos, j.why ? j.why : "invalid");
 }
 
 int hooks_docker_tree(struct mkm_ctx *ctx, const struct recipe *r, int rootfd, int64_t epoch, struct mkm_err *reterr) {

@@ -108,9 +108,11 @@ int hooks_network_tree(struct mkm_ctx *ctx, const struct recipe *r, int rootfd, 
  * machine would store them). Hard links are shifted once. An id >= range is an error. */
 int hooks_shift_ownership(struct mkm_ctx *ctx, int rootfd, uint32_t base, uint32_t range, struct mkm_err *reterr);
 
-/* Set the top-level string member key of the JSON object text (NULL/empty text: a new object)
- * and print the object canonically: members in their order (key replaced in place or appended),
- * two-space indent, one member a line, nested values compact. -MKM_E_PARSE "not a JSON object
- * (at byte N: why)" for anything else. Caller owns *ret. */
+/* Set the top-level string member key of the JSON object text (NULL or only white space: a new
+ * object) and print the object canonically (json-c, pretty): members in their order (key replaced
+ * in place or appended; of a repeated member, the last value at the first place), two-space
+ * indent, one member or element a line, a newline at the end. -MKM_E_PARSE "not a JSON object
+ * (at byte N: why)" for anything else, and for what json-c would not write back as the same
+ * JSON (NaN, Infinity, integers beyond 64 bits). Caller owns *ret. */
 int hooks_json_set_string(const char *text, size_t len, const char *key, const char *value, char **ret,
                           struct mkm_err *reterr);

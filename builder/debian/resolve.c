@@ -70,6 +70,7 @@ struct rpkg {
         bool marked;                    /* selected by this step (apt: Mode == ModeInstall) */
         bool protect;                   /* apt's Protected flag */
         bool discarded;                 /* candidate dropped for this step (apt: CandidateVer = 0) */
+        bool manual;                    /* a root for the sweep: asked for, or installed by dpkg */
         bool explicit, essential_set, in_plan;
         bool dropped_breaks;
         uint32_t dropped_by;            /* whose Conflicts/Breaks discarded it, or NONE */
@@ -598,35 +599,50 @@ static void drop(struct resolver *rs, uint32_t t, uint32_t by, const struct deb_
         p->discarded = p->protect = true;
 }
 
-/* apt's MarkInstall_RemoveConflictsIfNotUpgradeable, without removals: pi's Conflicts/Breaks
- * against what is selected, and (which apt leaves to its problem resolver) selected packages'
- * Conflicts/Breaks against pi. A protected package's conflicts also drop the candidates they
- * hit, so that nothing picks them later. */
+/* What apt's MarkInstall_RemoveConflictsIfNotUpgradeable does to a candidate y that pi's
+ * Conflicts/Breaks atom a hits. false: pi cannot be installed. */
+static bool conflict_hit(struct resolver *rs, uint32_t pi, uint32_t y, const struct deb_atom *a, bool breaks,
+                         bool propagate) {
+        struct rpkg *Y = &rs->pk[y];
+
+        if (Y->installed || (Y->marked && Y->protect)) {
+                /* apt would try to remove an installed one (and fail for what is protected or
+                 * Essential): we refuse rather than take back an earlier step's choice. */
+                note_conflict(rs, pi, pi, y, a, breaks);
+                return false;
+        }
+        if (Y->marked)
+                Y->marked = false;      /* MarkKeep: an earlier, unprotected choice is undone */
+        if (propagate)
+                drop(rs, y, pi, a, breaks);
+        return true;
+}
+
+/* apt's MarkInstall_RemoveConflictsIfNotUpgradeable, without removing installed packages: pi's
+ * Conflicts/Breaks against candidates (a marked, unprotected one is unmarked; when pi is
+ * protected, the candidates it hits are dropped for the rest of the step), then, which apt
+ * leaves to its problem resolver, selected packages' Conflicts/Breaks against pi: refused. */
 static bool check_conflicts(struct resolver *rs, uint32_t pi, bool propagate) {
         const struct deb_pkg *c = rs->pk[pi].cand;
-        uint32_t hit;
 
         for (size_t f = 0; f < 2; f++) {
                 const struct deb_rel *rel = f == 0 ? &c->conflicts : &c->breaks;
                 for (uint32_t gi = 0; gi < rel->n; gi++)
                         for (uint32_t i = 0; i < rel->groups[gi].n; i++) {
                                 const struct deb_atom *a = &rel->groups[gi].atoms[i];
-                                if (neg_hits_selected(rs, pi, a, &hit)) {
-                                        note_conflict(rs, pi, pi, hit, a, f == 1);
-                                        return false;
-                                }
-                                if (!propagate)
-                                        continue;
                                 uint32_t t = lookup(rs, a->name);
                                 if (t == NONE)
                                         continue;
-                                if (t != pi && !sel(&rs->pk[t]) && real_matches(rs, rs->pk[t].cand, a))
-                                        drop(rs, t, pi, a, f == 1);
+                                if (t != pi && !(rs->pk[t].discarded && !sel(&rs->pk[t])) &&
+                                    real_matches(rs, rs->pk[t].cand, a) && !conflict_hit(rs, pi, t, a, f == 1, propagate))
+                                        return false;
                                 for (uint32_t k = 0; k < rs->pk[t].n_prov; k++) {
                                         const struct prov *v = &rs->provs[rs->pk[t].prov_off + k];
-                                        if (v->pkg != pi && !sel(&rs->pk[v->pkg]) &&
-                                            prov_matches(rs, rs->pk[v->pkg].cand, v->atom, a))
-                                                drop(rs, v->pkg, pi, a, f == 1);
+                                        const struct rpkg *q = &rs->pk[v->pkg];
+                                        if (v->pkg != pi && !(q->discarded && !sel(q)) &&
+                                            prov_matches(rs, q->cand, v->atom, a) &&
+                                            !conflict_hit(rs, pi, v->pkg, a, f == 1, propagate))
+                                                return false;
                                 }
                         }
         }
@@ -968,6 +984,68 @@ static int resolve_target(struct resolver *rs, struct deb_index *const *indexes,
 
 /* ---- steps ---------------------------------------------------------------------------------- */
 
+/* apt's MarkAndSweep at the end of `apt-get install` (DoAutomaticRemove): a new package that
+ * nothing leads to is not installed after all. Roots are the manual packages (asked for, or
+ * installed by an earlier step: mmdebstrap installs those with dpkg, so apt knows no "auto"
+ * mark for them), Essential and Important ones, and installed ones of Priority: required; the
+ * way is Pre-Depends, Depends and Recommends to every selected alternative and provider. What
+ * this unmarks was left over from an alternative that failed or a choice a Conflicts undid.
+ * (apt follows Suggests too; the index keeps no Suggests.) */
+static int sweep(struct resolver *rs) {
+        _cleanup_free_ bool *reached = mkm_new0(bool, rs->n);
+        struct idlist todo = {};
+        int r = 0;
+
+        if (!reached)
+                return -ENOMEM;
+        for (uint32_t i = 0; i < rs->n && r >= 0; i++) {
+                const struct rpkg *p = &rs->pk[i];
+                if (sel(p) && (p->manual || p->cand->essential || p->cand->important ||
+                               (p->installed && p->cand->priority == DEB_PRIO_REQUIRED))) {
+                        reached[i] = true;
+                        r = idlist_add_unique(&todo, i);
+                }
+        }
+        while (r >= 0 && todo.n > 0) {
+                const struct deb_pkg *c = rs->pk[todo.v[--todo.n]].cand;
+                for (size_t f = 0; f < 3 && r >= 0; f++) {
+                        const struct deb_rel *rel = f < 2 ? positive_rels(c, f) : &c->recommends;
+                        for (uint32_t gi = 0; gi < rel->n && r >= 0; gi++)
+                                for (uint32_t i = 0; i < rel->groups[gi].n && r >= 0; i++) {
+                                        const struct deb_atom *a = &rel->groups[gi].atoms[i];
+                                        uint32_t t = lookup(rs, a->name);
+                                        if (t == NONE)
+                                                continue;
+                                        if (!reached[t] && sel(&rs->pk[t]) && real_matches(rs, rs->pk[t].cand, a)) {
+                                                reached[t] = true;
+                                                if (mkm_grow((void **)&todo.v, &todo.cap, todo.n, sizeof *todo.v, 64) < 0)
+                                                        r = -ENOMEM;
+                                                else
+                                                        todo.v[todo.n++] = t;
+                                        }
+                                        for (uint32_t k = 0; k < rs->pk[t].n_prov && r >= 0; k++) {
+                                                const struct prov *v = &rs->provs[rs->pk[t].prov_off + k];
+                                                if (reached[v->pkg] || !sel(&rs->pk[v->pkg]) ||
+                                                    !prov_matches(rs, rs->pk[v->pkg].cand, v->atom, a))
+                                                        continue;
+                                                reached[v->pkg] = true;
+                                                if (mkm_grow((void **)&todo.v, &todo.cap, todo.n, sizeof *todo.v, 64) < 0)
+                                                        r = -ENOMEM;
+                                                else
+                                                        todo.v[todo.n++] = v->pkg;
+                                        }
+                                }
+                }
+        }
+        free(todo.v);
+        if (r < 0)
+                return r;
+        for (uint32_t i = 0; i < rs->n; i++)
+                if (rs->pk[i].marked && !reached[i])
+                        rs->pk[i].marked = false;
+        return 0;
+}
+
 static int cmp_u32(const void *a, const void *b) {
         uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
         return x < y ? -1 : x > y;
@@ -978,7 +1056,7 @@ static int run_step(struct resolver *rs, uint32_t *targets, size_t n, bool follo
                     struct mkm_err *reterr) {
         for (size_t i = 0; i < n; i++) {
                 struct rpkg *p = &rs->pk[targets[i]];
-                p->protect = p->explicit = true;
+                p->protect = p->explicit = p->manual = true;
                 if (!p->installed)
                         p->marked = true;
         }
@@ -1000,12 +1078,15 @@ static int run_step(struct resolver *rs, uint32_t *targets, size_t n, bool follo
                                                    rs->why);
                         }
                 }
+        int r = sweep(rs);
+        if (r < 0)
+                return mkm_err_set(reterr, r, "out of memory");
 
         for (size_t i = 0; i < rs->n; i++) {
                 struct rpkg *p = &rs->pk[i];
                 if (p->marked) {
                         p->marked = false;
-                        p->installed = true;
+                        p->installed = p->manual = true;
                         if (essential_step)
                                 p->essential_set = true;
                 }
@@ -1387,7 +1468,7 @@ int deb_resolve(struct mkm_ctx *ctx, struct deb_index *const *indexes, size_t n,
         /* merged /usr: what mmdebstrap's merged-usr hook and debootstrap arrange. */
         uint32_t mu = lookup(rs, MERGED_USR_PKG);
         if (mu != NONE && rs->pk[mu].cand) {
-                rs->pk[mu].installed = true;
+                rs->pk[mu].installed = rs->pk[mu].manual = true;
                 rs->pk[mu].essential_set = variant != DEB_VARIANT_EXTRACT;
         }
 

@@ -1,18 +1,44 @@
 /* SPDX-License-Identifier: MIT */
-/* Dependency resolution for Debian indexes with apt's default choices, and mmdebstrap's variants.
+/* Dependency resolution for Debian indexes with apt's choices, in mmdebstrap's steps, so that a
+ * variant gives the package set mmdebstrap installs (checked against mmdebstrap 1.3.5 / apt 2.6
+ * on bookworm: tests/integration/debian-resolve-oracle.sh).
  *
- * Variants (mmdebstrap(1)): extract (only Packages=, no dependencies, nothing configured), custom
+ * Variants (mmdebstrap(1)): extract (Packages= and their dependencies, unpacked only), custom
  * (Packages= and their dependencies), essential (Essential: yes and their dependencies), apt
- * (essential + apt), required = minbase (apt + Priority: required), buildd (apt +
- * build-essential), important = debootstrap (required + Priority: important), standard
- * (important + Priority: standard). Packages= adds to the variant's set.
+ * (essential + apt), required = minbase (essential + apt + Priority: required), buildd (minbase
+ * + build-essential), important = debootstrap (minbase + Priority: important), standard
+ * (important + Priority: standard). Packages= adds to the variant's set. ("extract" follows
+ * dependencies too: mmdebstrap downloads what `apt-get install` would, then only unpacks it.)
  *
- * Choices are deterministic and those of `apt-get install` with Install-Recommends off: an
- * alternative group is satisfied by any package already selected; otherwise the first
- * alternative that has a candidate satisfying the version (a real package first, else a
- * provider); the candidate of a name is the highest version among the indexes for the native
- * architecture or "all" (ties: the earlier index). Depends and Pre-Depends are followed;
- * Conflicts and Breaks among the selected set are refused, naming both packages. */
+ * Two steps, as mmdebstrap: the essential set first (apt: Essential: yes plus "apt" for the
+ * apt variant), from an empty system; then, with that set installed, Packages=, build-essential
+ * for buildd and the non-Essential packages of the variant's priorities. What the first step
+ * chose satisfies the second step's alternatives, which can change its choices. extract and
+ * custom are one step. Merged /usr: usr-is-merged, when the indexes have it, counts as
+ * installed before the first step and is in the plan (part of the essential set), as with
+ * mmdebstrap's merged-usr hook and debootstrap; so "usrmerge | usr-is-merged" does not pull
+ * usrmerge and perl. The caller must create the /usr symlinks before usr-is-merged's preinst.
+ *
+ * Choices are deterministic and those of `apt-get install` with Install-Recommends off (apt 2.6's
+ * pkgDepCache::MarkInstall, see resolve.c), which are not "the first alternative": every target
+ * is marked first, then targets' dependencies are walked depth-first, Pre-Depends then Depends,
+ * targets in the order apt's cache numbers their names (first mention in the indexes). A group
+ * already satisfied by a selected package (installed, a target, or chosen earlier) is left
+ * alone. Otherwise its solutions are, alternative by alternative, the real package and the
+ * providers whose candidate satisfies it (a versioned relation needs a versioned Provides),
+ * ranked within an alternative as apt does: packages being installed or asked for first, then
+ * the real package, Essential, Important (Protected), higher Priority, and the name apt's cache
+ * met later; the first solution that can be installed with its own dependencies wins. A
+ * candidate is the highest version among the indexes for the native architecture or "all"
+ * (ties: the earlier index); "name=version" pins it. "foo:any" is satisfied only by Multi-Arch:
+ * allowed packages and providers; other architectures never. Only Depends and Pre-Depends are
+ * followed. Conflicts and Breaks between selected packages are refused: a package that would
+ * conflict (either way, also through a virtual name it provides) is not taken as a solution,
+ * and when there is no other, the error names both packages and the field (apt would instead
+ * try to remove one of them with its problem resolver).
+ *
+ * Not modelled: foreign architectures, pinning, Recommends; mmdebstrap narrows the variant's
+ * priority set to its SUITE and installs that suite's version of each, we take candidates. */
 #pragma once
 
 #include <stdbool.h>
@@ -43,8 +69,9 @@ const char *deb_variant_to_string(enum deb_variant v);
 struct deb_plan_item {
         const struct deb_pkg *pkg;      /* borrowed from the indexes */
         bool explicit;                  /* asked for (variant set or Packages=), else a dependency */
-        bool essential_set;             /* part of the essential set (Essential: yes and what it
-                                         * needs): unpacked before anything is configured */
+        bool essential_set;             /* chosen in the first step (the essential set: Essential:
+                                         * yes, what it needs, usr-is-merged; for extract and custom
+                                         * everything): unpacked before anything is configured */
 };
 
 struct deb_plan {
@@ -54,10 +81,15 @@ struct deb_plan {
 };
 
 /* indexes in priority order; arch: the native architecture ("amd64"). targets: Packages=
- * entries, each "name", "name=version" or "name:arch". Errors: -MKM_E_DEP_UNSAT naming the chain
- * ("openssh-server -> libssl3 (>= 3.0.9): only 3.0.8-1 in the indexes"), -MKM_E_CONFLICT naming
- * both packages and the field, -MKM_E_RECIPE for a target that is not a package. The plan borrows
- * from the indexes: keep them alive while it lives. */
+ * entries (NULL-terminated, may be NULL), each "name", "name=version" or "name:arch" (arch: the
+ * native one); a virtual name with a single provider means that provider, as in apt-get.
+ * Errors: -MKM_E_DEP_UNSAT naming the chain from the target ("openssh-server -> libssl3 (>=
+ * 3.0.9): only 3.0.8-1 in the indexes"; an alternative or a virtual name is followed by the
+ * package tried, "app -> mta [exim4] -> ..."), -MKM_E_CONFLICT naming both packages and the field
+ * ("app -> exim: nomail conflicts with exim (Conflicts: mail-transport-agent)"), -MKM_E_RECIPE for
+ * a target that is not a package, is a virtual package with several providers, or names a
+ * version or architecture the indexes lack. The plan borrows from the indexes: keep them alive
+ * while it lives. */
 int deb_resolve(struct mkm_ctx *ctx, struct deb_index *const *indexes, size_t n, const char *arch,
                 enum deb_variant variant, char *const *targets, struct deb_plan **ret, struct mkm_err *reterr);
 

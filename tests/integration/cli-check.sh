@@ -70,6 +70,25 @@ assert [(s["section"], s["key"]) for s in j["nspawn"]] == [("Exec", "Boot"), ("N
 PY
 
 ok "--json output"
+# --json quotes every string right (json-c builds it): a recipe whose path holds a quote, a
+# backslash and control characters, and a Run= command with quotes and backslashes, come back
+# unchanged through a JSON parser.
+odd="$tmp/$(printf 'we"ird\\back\001ctl\tname').recipe"
+printf '[Machine]\nName=web\n[Bootstrap]\nDistribution=arch\nRepositories=core\nPackages=base\n[Hooks]\nRun=printf %s\n' \
+  "'a\"b\\\\c'" >"$odd"
+"$MKMACHINE" check --json "$odd" >"$tmp/odd.json" || fail "check --json of an oddly named recipe: exit $?"
+python3 -c 'import json,sys; json.load(sys.stdin)' <"$tmp/odd.json" || { cat "$tmp/odd.json" >&2; fail "--json output is not JSON"; }
+ODD="$odd" python3 - "$tmp/odd.json" <<'PY' || fail "--json changed a name"
+import json, os, sys
+j = json.load(open(sys.argv[1]))
+odd = os.environ["ODD"]
+assert any(c < " " for c in odd) and '"' in odd and "\\" in odd, repr(odd)
+assert j["path"] == odd, (j["path"], odd)
+assert j["files"] == [odd], j["files"]
+assert j["hooks"]["run"] == ["printf 'a\"b\\\\c'"], j["hooks"]["run"]
+PY
+
+ok "--json: a quote, a backslash and control characters round-trip"
 # 2. A misspelt key: exit 2, file:line and a suggestion on stderr, nothing on stdout.
 cat >"$tmp/typo.recipe" <<'R'
 [Machine]

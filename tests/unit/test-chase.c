@@ -59,6 +59,7 @@ static int setup(void **state) {
         link_in(f, "../../../usr", "6dotsusr");
         link_in(f, "../../../../usr", "etc/8dotsusr");
         link_in(f, "/usr/lib", "abs");
+        link_in(f, "/usr/lib", "etc/abs");                /* absolute, from a subdirectory */
         link_in(f, "///usr///", "slashslash");
         link_in(f, "dot/dotdot/etc/passwd", "start");
         link_in(f, "loop", "loop");
@@ -127,6 +128,8 @@ static void test_resolution(void **state) {
         expect_path(f, "6dotsusr", 0, 1, "/usr");
         expect_path(f, "etc/8dotsusr/lib", 0, 1, "/usr/lib");
         expect_path(f, "abs", 0, 1, "/usr/lib");
+        expect_path(f, "etc/abs", 0, 1, "/usr/lib");
+        expect_path(f, "etc/abs/../../etc/abs/..", 0, 1, "/usr");
         expect_path(f, "etc/../abs/../../etc", 0, 1, "/etc");
         expect_path(f, "slashslash", 0, 1, "/usr");
         expect_path(f, "start", 0, 1, "/etc/passwd");

@@ -233,6 +233,40 @@ static void test_alternative_uninstallable(void **state) {
         assert_set(f, "app2 cc");
 }
 
+static void test_alternative_leftovers_swept(void **state) {
+        struct fx *f = *state;
+        /* bb is marked, marks dd, then fails on ff: apt drops bb but not dd, and its final
+         * sweep drops dd as nothing leads to it; unless something installed Recommends it */
+        add_index(f, "Package: app\nDepends: bb | cc\n\n"
+                     "Package: bb\nDepends: dd, ff\n\n"
+                     "Package: cc\n\n"
+                     "Package: dd\n\n"
+                     "Package: ff\nDepends: gg (>= 2)\n\n"
+                     "Package: gg\n\n"
+                     "Package: fan\nRecommends: dd\n");
+        assert_ok(f, C, "app");
+        assert_set(f, "app cc");
+        assert_ok(f, C, "app fan");
+        assert_set(f, "app cc dd fan");
+}
+
+static void test_conflict_undoes_earlier_choice(void **state) {
+        struct fx *f = *state;
+        /* libreoffice-writer in bookworm: base-core takes nogui (first alternative), then
+         * writer's own "core" conflicts with it: apt unmarks nogui, core satisfies base-core
+         * too, and the sweep drops what only nogui needed */
+        add_index(f, "Package: writer\nDepends: base-core, core\n\n"
+                     "Package: base-core\nDepends: core-nogui | core\n\n"
+                     "Package: core-nogui\nDepends: common, nogui-only\nConflicts: core\n\n"
+                     "Package: core\nDepends: common\nConflicts: core-nogui\n\n"
+                     "Package: common\n\n"
+                     "Package: nogui-only\n");
+        assert_ok(f, C, "writer");
+        assert_set(f, "base-core common core writer");
+        /* both asked for: neither gives way */
+        assert_fails(f, C, "core core-nogui", -MKM_E_CONFLICT, "core conflicts with core-nogui (Conflicts: core-nogui)");
+}
+
 /* ---- virtual packages ------------------------------------------------------------------- */
 
 static void test_virtual_providers(void **state) {
@@ -628,6 +662,8 @@ int main(void) {
                 T(test_alternative_already_selected),
                 T(test_alternative_version),
                 T(test_alternative_uninstallable),
+                T(test_alternative_leftovers_swept),
+                T(test_conflict_undoes_earlier_choice),
                 T(test_virtual_providers),
                 T(test_virtual_tie_later_name),
                 T(test_virtual_essential_and_real),

@@ -222,6 +222,10 @@ static void fixture(const char *r) {
         put(r, U "sa-helper.service", "[Install]\nWantedBy=helper.target\n");
         put(r, U "ib@.service", "[Install]\nWantedBy=multi-user.target\nAlias=ibb@.service\n");
         link_(r, U "ia@.service", "ib@.service");
+        /* A link to a link outside the search path: only the first is read (chased without
+         * following its last component), so the unit is linked, not an alias of real.service. */
+        link_(r, U "hop.service", "/opt/hop.service");
+        link_(r, "opt/hop.service", "/usr/lib/systemd/system/real.service");
 }
 
 /* ---- explicit cases ---- */
@@ -667,6 +671,7 @@ static void test_oracle(void **state) {
                 { { "ia@x.service" } },
                 { { "ia@.service" } },
                 { { "dbus-real.service", "real.service", "etcalias.service" } },
+                { { "hop.service" } },
         };
         unsigned compared = 0;
         for (size_t c = 0; c < ELEMENTSOF(cases); c++) {
