@@ -40,6 +40,10 @@ static const char *const generated[] = {
         "var/cache/ldconfig/aux-cache",
         "var/lib/systemd/random-seed",
         "var/lib/systemd/credential.secret",
+        /* dbus's postinst makes a random one (dbus-uuidgen --ensure); systemd would copy it into
+         * /etc/machine-id at first boot, so every machine from the tree would share it. dbus reads
+         * /etc/machine-id, made at first boot, when this is absent. */
+        "var/lib/dbus/machine-id",
         "etc/pacman.d/gnupg/private-keys-v1.d",
         "etc/pacman.d/gnupg/openpgp-revocs.d",
         "etc/pacman.d/gnupg/random_seed",

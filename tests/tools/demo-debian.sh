@@ -63,15 +63,15 @@ say "dpkg --root $R --audit"
 out=$(dpkg --root "$R" --audit 2>&1 || true)
 if [ -z "$out" ]; then pass "dpkg --audit is clean"; else fail "dpkg --audit: $out"; fi
 
-# Boot it. nspawn trusts settings in /run/systemd/nspawn/ like /etc/systemd/nspawn/; the drop-in
-# for systemd-nspawn@.service does not apply to a machine started by hand, so its environment is
-# passed here. PID 1 of this host is not systemd: --register=no --keep-unit.
-mkdir -p /run/systemd/nspawn
-cp "$D/host/etc/systemd/nspawn/$NAME.nspawn" "/run/systemd/nspawn/$NAME.nspawn"
-say "systemd-nspawn -b -D $R (settings: $D/host/etc/systemd/nspawn/$NAME.nspawn)"
-sed 's/^/   | /' "/run/systemd/nspawn/$NAME.nspawn"
+# Boot it with the generated settings: the scratch host's /etc/systemd/nspawn/NAME.nspawn, copied
+# beside the image and read with --settings=trusted (as nspawn trusts /etc/systemd/nspawn/), so
+# the real host's /etc and /run stay untouched. PID 1 of this host is not systemd:
+# --register=no --keep-unit.
+cp "$D/host/etc/systemd/nspawn/$NAME.nspawn" "$D/host/var/lib/machines/$NAME.nspawn"
+say "systemd-nspawn -b -D $R --settings=trusted (settings: $D/host/etc/systemd/nspawn/$NAME.nspawn)"
+sed 's/^/   | /' "$D/host/var/lib/machines/$NAME.nspawn"
 LOG=$D/boot.log
-systemd-nspawn --register=no --keep-unit --console=passive -M "$NAME" -D "$R" -b >"$LOG" 2>&1 &
+systemd-nspawn --register=no --keep-unit --console=passive --settings=trusted -M "$NAME" -D "$R" -b >"$LOG" 2>&1 &
 NSPAWN=$!
 cleanup() {
   if kill -0 "$NSPAWN" 2>/dev/null; then
@@ -79,20 +79,22 @@ cleanup() {
     for _ in $(seq 100); do kill -0 "$NSPAWN" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$NSPAWN" 2>/dev/null || true
   fi
-  rm -f "/run/systemd/nspawn/$NAME.nspawn"
+  rm -f "$D/host/var/lib/machines/$NAME.nspawn"
 }
 trap cleanup EXIT
-# The machine's PID 1 is nspawn's child.
+# The machine's PID 1: the process below nspawn that runs the machine's systemd.
 LEADER=
-for _ in $(seq 100); do
-  LEADER=$(pgrep -P "$NSPAWN" | head -n1 || true)
-  [ -n "$LEADER" ] && break
+for _ in $(seq 300); do
+  for c in $(pgrep -P "$NSPAWN") $(for p in $(pgrep -P "$NSPAWN"); do pgrep -P "$p"; done); do
+    if [ "$(cat /proc/$c/comm 2>/dev/null)" = systemd ]; then LEADER=$c; break 2; fi
+  done
   sleep 0.1
 done
 [ -n "$LEADER" ] || { cat "$LOG"; echo "the machine did not start"; exit 1; }
 inside() { nsenter -t "$LEADER" -m -u -i -n -p -C -- "$@"; }
+# Booting takes about a second on an idle machine; allow for a busy one.
 state=
-for _ in $(seq 300); do
+for _ in $(seq 1200); do
   state=$(inside systemctl is-system-running 2>/dev/null || true)
   case $state in running|degraded) break ;; esac
   sleep 0.1
@@ -100,7 +102,7 @@ done
 say "booted: systemctl is-system-running: $state"
 [ "$state" = running ] && pass "the machine reached multi-user" || { fail "system state '$state'"; inside systemctl --failed --no-legend 2>&1 | sed 's/^/   | /' || true; }
 for u in ssh docker; do
-  for _ in $(seq 100); do [ "$(inside systemctl is-active $u 2>/dev/null)" = active ] && break; sleep 0.1; done
+  for _ in $(seq 300); do [ "$(inside systemctl is-active $u 2>/dev/null)" = active ] && break; sleep 0.1; done
   a=$(inside systemctl is-active $u 2>/dev/null || true)
   [ "$a" = active ] && pass "$u.service is active" || fail "$u.service is '$a'"
 done

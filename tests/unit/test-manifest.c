@@ -132,11 +132,15 @@ static void test_remove_generated(void **state) {
         assert_int_equal(fs_write_file_at(f->rootfd, "srv/state/random-seed", "r", 1, 0600), 0);
         assert_int_equal(fs_mkdir_p_at(f->rootfd, "var/lib", 0755), 0);
         assert_int_equal(symlinkat("../../srv/state", f->rootfd, "var/lib/systemd"), 0);
+        /* dbus's random machine id (dbus-uuidgen in its postinst) */
+        assert_int_equal(fs_mkdir_p_at(f->rootfd, "var/lib/dbus", 0755), 0);
+        assert_int_equal(fs_write_file_at(f->rootfd, "var/lib/dbus/machine-id", "0123456789abcdef0123456789abcdef\n", 33, 0444), 0);
 
         struct mkm_err err = {};
         assert_int_equal(normalize_remove_generated(NULL, f->rootfd, &err), 0);
         struct stat st;
         assert_int_equal(fstatat(f->rootfd, "var/cache/ldconfig/aux-cache", &st, 0), -1);
+        assert_int_equal(fstatat(f->rootfd, "var/lib/dbus/machine-id", &st, AT_SYMLINK_NOFOLLOW), -1);
         assert_int_equal(fstatat(f->rootfd, "etc/pacman.d/gnupg/private-keys-v1.d", &st, 0), -1);
         assert_int_equal(fstatat(f->rootfd, "etc/pacman.d/gnupg/pubring.gpg", &st, 0), 0);
         assert_int_equal(fstatat(f->rootfd, "etc/machine-id", &st, 0), 0);
