@@ -623,7 +623,10 @@ static int plan_resolve(struct backend *d, struct mkm_err *reterr) {
                 struct lock_pkg lp = { .name = (char *)p->name, .version = (char *)p->version,
                                        .repo = d->index_repo[p->index], .filename = (char *)p->filename,
                                        .size = p->size, .isize = p->installed_size * 1024, .order = (unsigned)i,
-                                       .explicit = plan->items[i].explicit };
+                                       /* apt marks automatic only what it pulled in as a dependency;
+                                        * the essential set is installed by dpkg (mmdebstrap) and
+                                        * stays manual, dependencies included */
+                                       .explicit = plan->items[i].explicit || plan->items[i].essential_set };
                 memcpy(lp.sha256, p->sha256, HASH_SHA256_HEX);
                 q = lock_add(l, &lp);
                 if (q < 0)
@@ -1047,25 +1050,34 @@ static int run_in_tree(struct backend *d, char *const argv[], const struct sandb
         return 0;
 }
 
-/* Each preinst with "install", as dpkg --unpack runs it; base-passwd's first (it makes
- * /etc/passwd and /etc/group, which the others' users and groups go into). */
+/* Each preinst with "install", as dpkg --unpack runs it: from /var/lib/dpkg/tmp.ci/ holding the
+ * package's control members (debconf reads the package name from tmp.ci/control there, and loads
+ * tmp.ci/templates), with dpkg's environment; base-passwd's first (it makes /etc/passwd and
+ * /etc/group, which the others' users and groups go into). */
 static int run_preinsts(struct backend *d, struct mkm_err *reterr) {
+        static const char *const members[] = { "control", "preinst", "templates", "config" };
         _cleanup_free_ char *script = NULL;
         size_t len = 0;
-        FILE *f = open_memstream(&script, &len);
+        size_t cap = d->n_items * ELEMENTSOF(members) + 1, nf = 0;
+        _cleanup_free_ struct sandbox_file *sf = calloc(cap, sizeof *sf);
+        _cleanup_strv_free_ char **paths = NULL;
+        FILE *f = sf ? open_memstream(&script, &len) : NULL;
         if (!f)
                 return -ENOMEM;
         fputs("#!/bin/sh\n# mkmachine: each package's preinst, as dpkg --unpack runs it\nset -e\n"
+              "T=/var/lib/dpkg/tmp.ci\n"
               "run() {\n"
+              "  rm -rf $T; mkdir -m 0755 $T; cp -p /run/mkmachine/ci/$2/* $T/\n"
               "  rc=0\n"
               "  DPKG_MAINTSCRIPT_PACKAGE=$1 DPKG_MAINTSCRIPT_NAME=preinst DPKG_MAINTSCRIPT_PACKAGE_REFCOUNT=1 \\\n"
-              "    /var/lib/dpkg/info/$2.preinst install || rc=$?\n"
+              "    $T/preinst install || rc=$?\n"
+              "  rm -rf $T\n"
               "  if [ $rc -ne 0 ]; then echo \"mkmachine: $1: 'preinst install' exited with status $rc\" >&2; exit $rc; fi\n"
               "}\n",
               f);
-        unsigned count = 0;
-        for (int pass = 0; pass < 2; pass++)
-                for (size_t i = 0; i < d->n_items; i++) {
+        int q = 0;
+        for (int pass = 0; pass < 2 && q >= 0; pass++)
+                for (size_t i = 0; i < d->n_items && q >= 0; i++) {
                         struct pkg_state *ps = &d->ps[i];
                         bool first = strcmp(ps->name, "base-passwd") == 0;
                         if ((pass == 0) != first || !deb_control_get(&ps->control, "preinst"))
@@ -1073,20 +1085,36 @@ static int run_preinsts(struct backend *d, struct mkm_err *reterr) {
                         char base[300];
                         info_name(ps, base, sizeof base);
                         if (!name_ok(base) || !name_ok(ps->name)) {
-                                fclose(f);
-                                return mkm_err_set(reterr, -MKM_E_BADDATA, "refusing package name '%s'", ps->name);
+                                q = mkm_err_set(reterr, -MKM_E_BADDATA, "refusing package name '%s'", ps->name);
+                                break;
+                        }
+                        for (size_t m = 0; m < ELEMENTSOF(members) && q >= 0; m++) {
+                                const struct deb_member *mb = deb_control_get(&ps->control, members[m]);
+                                char *path = NULL;
+                                if (!mb)
+                                        continue;
+                                if (asprintf(&path, "/run/mkmachine/ci/%s/%s", base, members[m]) < 0 ||
+                                    (q = strv_consume(&paths, path)) < 0) {
+                                        free(path);
+                                        q = -ENOMEM;
+                                        break;
+                                }
+                                sf[nf++] = (struct sandbox_file){ .path = path, .data = mb->data, .len = mb->len,
+                                                                  .mode = strcmp(members[m], "preinst") == 0 ||
+                                                                                          strcmp(members[m], "config") == 0
+                                                                                  ? 0755
+                                                                                  : 0644 };
                         }
                         fprintf(f, "run %s %s\n", ps->name, base);
-                        count++;
                 }
         if (fclose(f) != 0)
                 return -ENOMEM;
-        if (count == 0)
-                return 0;
+        if (q < 0 || nf == 0)
+                return q;
         mkm_emit(d->ctx, &(struct mkm_event){ .type = MKM_EV_STAGE, .text = "running preinst scripts" });
-        struct sandbox_file sf = { .path = "/run/mkmachine/preinsts", .data = script, .len = len, .mode = 0755 };
+        sf[nf++] = (struct sandbox_file){ .path = "/run/mkmachine/preinsts", .data = script, .len = len, .mode = 0755 };
         char *argv[] = { "/bin/sh", "/run/mkmachine/preinsts", NULL };
-        return run_in_tree(d, argv, &sf, 1, "preinst scripts", reterr);
+        return run_in_tree(d, argv, sf, nf, "preinst scripts", reterr);
 }
 
 static int remove_in_root(struct backend *d, const char *path) {
@@ -1173,7 +1201,8 @@ static int write_extended_states(struct backend *d, struct mkm_err *reterr) {
         if (!f)
                 return -ENOMEM;
         for (size_t i = 0; i < n; i++)
-                fprintf(f, "Package: %s\nArchitecture: %s\nAuto-Installed: 1\n\n", sorted[i]->name, sorted[i]->arch);
+                fprintf(f, "Package: %s\nArchitecture: %s\nAuto-Installed: 1\n\n", sorted[i]->name,
+                        d->arch);       /* apt writes the native one for "all" packages too */
         if (fclose(f) != 0)
                 return -ENOMEM;
         return write_in_root(d, "var/lib/apt", "extended_states", text, len, 0644, reterr);

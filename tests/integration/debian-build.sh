@@ -75,11 +75,24 @@ mmdebstrap --quiet --variant=minbase --hook-dir=/usr/share/mmdebstrap/hooks/merg
   >"$WORK/mm.log" 2>&1 || { tail -20 "$WORK/mm.log"; bad "mmdebstrap ran"; }
 dpkg-query --admindir="$WORK/mm/var/lib/dpkg" -W -f '${Package} ${Version}\n' | sort >"$WORK/mm.set"
 dpkg-query --admindir="$R/var/lib/dpkg" -W -f '${Package} ${Version}\n' | sort >"$WORK/mkm.set"
-if diff -u "$WORK/mm.set" "$WORK/mkm.set" >"$WORK/set.diff"; then
+if [ -s "$WORK/mm.set" ] && diff -u "$WORK/mm.set" "$WORK/mkm.set" >"$WORK/set.diff"; then
   ok "the installed set equals mmdebstrap's ($(wc -l <"$WORK/mkm.set") packages)"
 else
   bad "the installed set differs from mmdebstrap's"; cat "$WORK/set.diff"
 fi
+# What dpkg and apt record beyond the set: as dpkg --install and apt leave it in mmdebstrap's tree.
+same() {  # same WHAT FILE-IN-TREE [sort]
+  if [ ! -e "$WORK/mm/$2" ]; then bad "$1: not in mmdebstrap's tree"; return; fi
+  if diff -u <(sort "$WORK/mm/$2") <(sort "$R/$2") >"$WORK/same.diff"; then ok "$1: the same as mmdebstrap's"; else
+    bad "$1 differs from mmdebstrap's"; head -20 "$WORK/same.diff"; fi
+}
+same "dpkg's file trigger interests" var/lib/dpkg/triggers/File
+same "the ldconfig trigger interest" var/lib/dpkg/triggers/ldconfig
+same "dpkg's diversions" var/lib/dpkg/diversions
+same "debconf's database" var/cache/debconf/config.dat
+for a in $(ls "$WORK/mm/var/lib/dpkg/alternatives"); do same "alternative $a" "var/lib/dpkg/alternatives/$a"; done
+auto_mm=$(chroot "$WORK/mm" apt-mark showauto 2>/dev/null | sort); auto_mkm=$(chroot "$R" apt-mark showauto 2>/dev/null | sort)
+check "apt-mark showauto: the same automatic packages as mmdebstrap ($(echo "$auto_mkm" | wc -l))" test -n "$auto_mkm" -a "$auto_mm" = "$auto_mkm"
 
 # ---- reproducible from the lock: another time, another umask ----
 sleep 1
