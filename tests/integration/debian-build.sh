@@ -91,6 +91,9 @@ same "the ldconfig trigger interest" var/lib/dpkg/triggers/ldconfig
 same "dpkg's diversions" var/lib/dpkg/diversions
 same "debconf's database" var/cache/debconf/config.dat
 for a in $(ls "$WORK/mm/var/lib/dpkg/alternatives"); do same "alternative $a" "var/lib/dpkg/alternatives/$a"; done
+cf() { dpkg-query --admindir="$1/var/lib/dpkg" -W -f '${Package}\n${Conffiles}\n' | sed '/^$/d'; }
+if diff -u <(cf "$WORK/mm") <(cf "$R") >"$WORK/cf.diff"; then ok "conffiles and their recorded digests: the same as mmdebstrap's"; else
+  bad "conffiles differ from mmdebstrap's"; head -20 "$WORK/cf.diff"; fi
 auto_mm=$(chroot "$WORK/mm" apt-mark showauto 2>/dev/null | sort); auto_mkm=$(chroot "$R" apt-mark showauto 2>/dev/null | sort)
 check "apt-mark showauto: the same automatic packages as mmdebstrap ($(echo "$auto_mkm" | wc -l))" test -n "$auto_mkm" -a "$auto_mm" = "$auto_mkm"
 
