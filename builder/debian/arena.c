@@ -10,7 +10,9 @@
 
 #include "index.h"
 
-/* Chunks of 1 MiB: malloc serves them with mmap, so a small index touches only what it uses. */
+/* Chunks grow from 16 KiB (an index of updates or security holds a few packages) to 1 MiB, each
+ * as big as all before it. */
+#define ARENA_CHUNK_MIN ((size_t)16 << 10)
 #define ARENA_CHUNK ((size_t)1 << 20)
 
 struct arena_chunk {
@@ -53,14 +55,17 @@ void *arena_alloc(struct arena *a, size_t n, size_t align) {
                 }
                 return c->data;
         }
-        struct arena_chunk *c = chunk_new(ARENA_CHUNK);
+        size_t size = a->total < ARENA_CHUNK_MIN ? ARENA_CHUNK_MIN : a->total > ARENA_CHUNK ? ARENA_CHUNK : a->total;
+        if (size < n)
+                size = ARENA_CHUNK;
+        struct arena_chunk *c = chunk_new(size);
         if (!c)
                 return NULL;
-        a->total += ARENA_CHUNK;
+        a->total += size;
         c->next = a->chunks;
         a->chunks = c;
         a->cur = c->data + n;   /* data is 16-aligned */
-        a->end = c->data + ARENA_CHUNK;
+        a->end = c->data + size;
         return c->data;
 }
 

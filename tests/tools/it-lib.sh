@@ -52,3 +52,45 @@ arch_fixture() {
   FX=$WORK/fx
   bash "$TOP/tests/tools/mkarchrepo.sh" "$FX" >"$WORK/mkarchrepo.log" 2>&1 || { cat "$WORK/mkarchrepo.log"; exit 1; }
 }
+
+# The Debian mirror tests download from, without a trailing '/': $MKMACHINE_DEBIAN_MIRROR when
+# set, else the first enabled "deb" source of the host's apt configuration that carries SUITE
+# (default bookworm): deb822 stanzas (URIs:, Suites:, Types:, Enabled:) in
+# /etc/apt/sources.list.d/*.sources, then one-line entries ("deb [opts] URI SUITE COMP...") in
+# /etc/apt/sources.list and sources.list.d/*.list. Returns 1 (printing nothing) when none.
+# A mirror's host name is never written into the repository: this is the only way tests find it.
+# (APT_ETC=DIR reads DIR instead of /etc/apt, for testing this function itself.)
+debian_mirror() {
+  local suite=${1:-bookworm} m=${MKMACHINE_DEBIAN_MIRROR:-} f etc=${APT_ETC:-/etc/apt}
+  local -a d822=() lines=()
+  if [ -z "$m" ]; then
+    for f in "$etc"/sources.list.d/*.sources; do [ -r "$f" ] && d822+=("$f"); done
+    for f in "$etc"/sources.list "$etc"/sources.list.d/*.list; do [ -r "$f" ] && lines+=("$f"); done
+    if [ ${#d822[@]} -gt 0 ]; then
+      m=$(awk -v suite="$suite" '
+        function flush() {
+          if (deb && has && on && uri != "") { print uri; done = 1; exit }
+          deb = 0; has = 0; on = 1; uri = ""
+        }
+        BEGIN { on = 1 }
+        FNR == 1 { flush() }
+        /^[ \t]*#/ { next }
+        /^[ \t]*$/ { flush(); next }
+        tolower($1) == "types:" { for (i = 2; i <= NF; i++) if ($i == "deb") deb = 1 }
+        tolower($1) == "uris:" { uri = $2 }
+        tolower($1) == "suites:" { for (i = 2; i <= NF; i++) if ($i == suite) has = 1 }
+        tolower($1) == "enabled:" && tolower($2) == "no" { on = 0 }
+        END { if (!done) flush() }' "${d822[@]}")
+    fi
+    if [ -z "$m" ] && [ ${#lines[@]} -gt 0 ]; then
+      m=$(awk -v suite="$suite" '
+        $1 == "deb" {
+          i = 2
+          if ($i ~ /^\[/) { while (i <= NF && $i !~ /\]$/) i++; i++ }
+          if ($(i + 1) == suite) { print $i; exit }
+        }' "${lines[@]}")
+    fi
+  fi
+  [ -n "$m" ] || return 1
+  printf '%s\n' "${m%/}"
+}
