@@ -1052,7 +1052,7 @@ static int cmp_u32(const void *a, const void *b) {
 }
 
 /* One `apt-get install TARGETS`: marks, then what is installed afterwards becomes "installed". */
-static int run_step(struct resolver *rs, uint32_t *targets, size_t n, bool follow_deps, bool essential_step,
+static int run_step(struct resolver *rs, uint32_t *targets, size_t n, bool essential_step,
                     struct mkm_err *reterr) {
         for (size_t i = 0; i < n; i++) {
                 struct rpkg *p = &rs->pk[targets[i]];
@@ -1060,24 +1060,24 @@ static int run_step(struct resolver *rs, uint32_t *targets, size_t n, bool follo
                 if (!p->installed)
                         p->marked = true;
         }
-        qsort(targets, n, sizeof *targets, cmp_u32);
-        if (follow_deps)
-                for (size_t i = 0; i < n; i++) {
-                        if (i > 0 && targets[i] == targets[i - 1])
-                                continue;
-                        rs->depth = 0;
-                        rs->why[0] = 0;
-                        rs->why_code = 0;
-                        if (!mark_install(rs, targets[i], true, true)) {
-                                if (rs->why_code == -ENOMEM)
-                                        return mkm_err_set(reterr, -ENOMEM, "out of memory");
-                                if (!rs->why[0])
-                                        return mkm_err_set(reterr, -MKM_E_DEP_UNSAT, "%s: cannot be installed",
-                                                           rs->pk[targets[i]].name);
-                                return mkm_err_set(reterr, rs->why_code ? rs->why_code : -MKM_E_DEP_UNSAT, "%s",
-                                                   rs->why);
-                        }
+        if (n > 1)
+                qsort(targets, n, sizeof *targets, cmp_u32);
+        for (size_t i = 0; i < n; i++) {
+                if (i > 0 && targets[i] == targets[i - 1])
+                        continue;
+                rs->depth = 0;
+                rs->why[0] = 0;
+                rs->why_code = 0;
+                if (!mark_install(rs, targets[i], true, true)) {
+                        if (rs->why_code == -ENOMEM)
+                                return mkm_err_set(reterr, -ENOMEM, "out of memory");
+                        if (!rs->why[0])
+                                return mkm_err_set(reterr, -MKM_E_DEP_UNSAT, "%s: cannot be installed",
+                                                   rs->pk[targets[i]].name);
+                        return mkm_err_set(reterr, rs->why_code ? rs->why_code : -MKM_E_DEP_UNSAT, "%s",
+                                           rs->why);
                 }
+        }
         int r = sweep(rs);
         if (r < 0)
                 return mkm_err_set(reterr, r, "out of memory");
@@ -1353,7 +1353,8 @@ static int plan_part(struct resolver *rs, bool ess, struct deb_plan *plan) {
         for (uint32_t i = 0; i < rs->n; i++)
                 if (rs->pk[i].in_plan && rs->pk[i].essential_set == ess)
                         gr.nodes[gr.n++] = i;
-        qsort_r(gr.nodes, gr.n, sizeof *gr.nodes, cmp_name, rs);
+        if (gr.n > 1)
+                qsort_r(gr.nodes, gr.n, sizeof *gr.nodes, cmp_name, rs);
         for (uint32_t i = 0; i < rs->n; i++)
                 rs->pk[i].node = NONE;
         for (size_t u = 0; u < gr.n; u++)
@@ -1473,7 +1474,7 @@ int deb_resolve(struct mkm_ctx *ctx, struct deb_index *const *indexes, size_t n,
         }
 
         if (variant == DEB_VARIANT_EXTRACT || variant == DEB_VARIANT_CUSTOM) {
-                if ((r = run_step(rs, step2.v, step2.n, true, true, reterr)) < 0)
+                if ((r = run_step(rs, step2.v, step2.n, true, reterr)) < 0)
                         goto out;
         } else {
                 for (uint32_t i = 0; i < rs->n; i++) {
@@ -1495,11 +1496,11 @@ int deb_resolve(struct mkm_ctx *ctx, struct deb_index *const *indexes, size_t n,
                         if (rs->pk[i].cand && variant_wants(variant, rs->pk[i].cand))
                                 if ((r = u32vec_push(&step2, i)) < 0)
                                         goto out;
-                if ((r = run_step(rs, step1.v, step1.n, true, true, reterr)) < 0) {
+                if ((r = run_step(rs, step1.v, step1.n, true, reterr)) < 0) {
                         r = mkm_err_prefix(reterr, r, "the essential set");
                         goto out;
                 }
-                if ((r = run_step(rs, step2.v, step2.n, true, false, reterr)) < 0)
+                if ((r = run_step(rs, step2.v, step2.n, false, reterr)) < 0)
                         goto out;
         }
         if ((r = verify_selection(rs, reterr)) < 0)

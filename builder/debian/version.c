@@ -158,6 +158,8 @@ static int verrevcmp(struct view a, struct view b) {
 static int epochcmp(struct view a, struct view b) {
         if (a.n != b.n)
                 return a.n < b.n ? -1 : 1;
+        if (a.n == 0)
+                return 0;       /* both absent: the views' pointers are NULL */
         int r = memcmp(a.p, b.p, a.n);
         return r < 0 ? -1 : r > 0 ? 1 : 0;
 }

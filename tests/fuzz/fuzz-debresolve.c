@@ -3,9 +3,9 @@
  * Packages index might say: cycles, self-dependencies, providers of everything, conflicts with
  * oneself, versions and qualifiers of every kind. The bytes are parsed as a Packages index
  * (deb_index_parse does its own refusing); whatever parses is resolved for several variants and
- * for targets taken from the index, which must give a plan or an error with a message, never a
- * crash, a leak, or a plan that breaks its own promises (no name twice, Pre-Depends first when
- * they do not form a cycle is not checked here: the unit tests do).
+ * for targets taken from the index: each must give a plan or an error with a message, never a
+ * crash or a leak, and a plan never lists a name twice nor puts the essential set after the
+ * rest. (Install order and choices are the unit tests' and the oracle test's job.)
  *
  * Build and run (from the repo top): make fuzz; build/fuzz/fuzz-debresolve -max_total_time=60 DIR
  * (seed DIR with a few paragraphs, e.g. from tests/unit/test-debresolve.c). */

@@ -61,7 +61,7 @@ int main(int argc, char **argv) {
 EOF
 # shellcheck disable=SC2046
 cc ${SANFLAGS:-} -std=c11 -D_GNU_SOURCE -I"$TOP/builder" -o "$WORK/driver" "$WORK/driver.c" "$BUILD/libmkm.a" \
-  $(pkg-config --libs libcurl libarchive gpgme libzstd libcrypto libseccomp) -lpthread \
+  $(pkg-config --libs libcurl libarchive gpgme libzstd libcrypto libseccomp json-c) -lpthread \
   || { bad "the hooks driver builds against libmkm.a"; finish; exit 1; }
 
 mktree() {  # mktree DIR: a busybox machine

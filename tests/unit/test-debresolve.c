@@ -394,12 +394,20 @@ static void test_conflicts_virtual(void **state) {
         /* nothing is called "mail-transport-agent": the conflict is with whoever provides it */
         add_index(f, "Package: nomail\nConflicts: mail-transport-agent\n\n"
                      "Package: exim\nProvides: mail-transport-agent\nConflicts: mail-transport-agent\n\n"
-                     "Package: app\nDepends: exim\n");
+                     "Package: app\nDepends: exim\n\n"
+                     "Package: app2\nDepends: nomail\n\n"
+                     "Package: app3\nDepends: nomail | other\n\n"
+                     "Package: other\n");
         assert_fails(f, C, "nomail exim", -MKM_E_CONFLICT,
                      "nomail conflicts with exim (Conflicts: mail-transport-agent)");
         /* ...also when the provider comes in as a dependency */
         assert_fails(f, C, "nomail app", -MKM_E_CONFLICT,
                      "app -> exim: nomail conflicts with exim (Conflicts: mail-transport-agent)");
+        /* the other way round: exim is there first, nomail is what a dependency wants */
+        assert_fails(f, C, "exim app2", -MKM_E_CONFLICT,
+                     "app2 -> nomail: nomail conflicts with exim (Conflicts: mail-transport-agent)");
+        assert_ok(f, C, "exim app3");
+        assert_set(f, "app3 exim other");
         /* a package that provides and conflicts with the same name is fine alone */
         assert_ok(f, C, "exim");
         assert_set(f, "exim");
