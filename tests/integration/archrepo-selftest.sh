@@ -52,8 +52,9 @@ if ! bash "$TOOLS/mkarchrepo.sh" "$OUT" >"$W/build.log" 2>&1; then
   cat "$W/build.log"; echo "mkarchrepo.sh failed"; exit 1
 fi
 ms=$(( ($(date +%s%N) - start) / 1000000 ))
+# Reported, not asserted: a timed test fails on a busy machine and proves nothing (speed is
+# measured by make bench).
 echo "# mkarchrepo.sh took ${ms} ms"
-check "mkarchrepo.sh finishes within 30 s (${ms} ms)" test "$ms" -lt 30000
 cat "$W/build.log"
 expect_grep "summary: core has 26 packages and a signed db" "core      26 packages  db signed: yes" "$W/build.log"
 expect_grep "summary: extra has 4 packages and an unsigned db" "extra      4 packages  db signed: no" "$W/build.log"
