@@ -394,8 +394,11 @@ static int load_releases(struct backend *d, struct mkm_err *reterr) {
 }
 
 /* Decompress a cached index (xz, gz or plain) into memory. */
-static int read_index(struct backend *d, const char *digest, const char *label, char **ret, size_t *ret_len,
-                      struct mkm_err *reterr) {
+/* expected: the uncompressed size the Release lists for the plain index (0 = not listed): the
+ * buffer is allocated once at that size (no doubling, whose copy briefly holds 1.5 times the
+ * text), and text of another length is refused. */
+static int read_index(struct backend *d, const char *digest, const char *label, uint64_t expected, char **ret,
+                      size_t *ret_len, struct mkm_err *reterr) {
         _cleanup_free_ char *path = NULL;
         int q = cache_lookup(d->b->cache, digest, &path);
         if (q < 0)
@@ -408,13 +411,26 @@ static int read_index(struct backend *d, const char *digest, const char *label, 
         (void)archive_read_support_format_raw(a);
         char *buf = NULL;
         size_t len = 0, cap = 0;
+        if (expected > DEB_INDEX_MAX_TEXT) {
+                q = mkm_err_set(reterr, -MKM_E_TOO_BIG, "%s: larger than %zu bytes uncompressed", label,
+                                DEB_INDEX_MAX_TEXT);
+                goto out;
+        }
+        if (expected > 0) {
+                cap = (size_t)expected + 2;     /* +1 for the NUL, +1 to notice more data */
+                buf = malloc(cap);
+                if (!buf) {
+                        q = -ENOMEM;
+                        goto out;
+                }
+        }
         struct archive_entry *e;
         if (archive_read_open_filename(a, path, 1 << 16) != ARCHIVE_OK || archive_read_next_header(a, &e) != ARCHIVE_OK) {
                 q = mkm_err_set(reterr, -MKM_E_BADDATA, "%s: cannot decompress: %s", label, archive_error_string(a));
                 goto out;
         }
         for (;;) {
-                if (cap - len < (1 << 20)) {
+                if (!expected && cap - len < (1 << 20)) {
                         size_t ncap = cap ? cap * 2 : (8u << 20);
                         if (ncap > DEB_INDEX_MAX_TEXT + (1u << 20))
                                 ncap = DEB_INDEX_MAX_TEXT + (1u << 20);
@@ -439,11 +455,22 @@ static int read_index(struct backend *d, const char *digest, const char *label, 
                 if (k == 0)
                         break;
                 len += (size_t)k;
+                if (expected && len > expected) {
+                        q = mkm_err_set(reterr, -MKM_E_DIGEST_MISMATCH,
+                                        "%s: decompresses to more than the %" PRIu64 " bytes its Release lists", label,
+                                        expected);
+                        goto out;
+                }
                 if (len > DEB_INDEX_MAX_TEXT) {
                         q = mkm_err_set(reterr, -MKM_E_TOO_BIG, "%s: larger than %zu bytes uncompressed", label,
                                         DEB_INDEX_MAX_TEXT);
                         goto out;
                 }
+        }
+        if (expected && len != expected) {
+                q = mkm_err_set(reterr, -MKM_E_DIGEST_MISMATCH,
+                                "%s: decompresses to %zu bytes, its Release lists %" PRIu64, label, len, expected);
+                goto out;
         }
         if (!buf && !(buf = malloc(1))) {
                 q = -ENOMEM;
@@ -466,10 +493,11 @@ static int load_indexes(struct backend *d, struct mkm_err *reterr) {
         d->indexes = calloc(n ? n : 1, sizeof *d->indexes);
         d->index_suite = calloc(n ? n : 1, sizeof *d->index_suite);
         _cleanup_free_ struct pipeline_want *w = calloc(n ? n : 1, sizeof *w);
+        _cleanup_free_ uint64_t *plain_size = calloc(n ? n : 1, sizeof *plain_size);
         char ***urls = calloc(n + 1, sizeof *urls);
         _cleanup_strv_free_ char **labels = NULL;
         int q = 0;
-        if (!d->indexes || !d->index_suite || !w || !urls) {
+        if (!d->indexes || !d->index_suite || !w || !urls || !plain_size) {
                 free(urls);
                 return -ENOMEM;
         }
@@ -526,6 +554,9 @@ static int load_indexes(struct backend *d, struct mkm_err *reterr) {
                                 break;
                         urls[i] = TAKE_PTR(u);
                         d->index_suite[i] = s;
+                        snprintf(path, sizeof path, "%s/binary-%s/Packages", r->components[c], d->arch);
+                        const struct deb_release_file *pf = deb_release_find(m->release, path);
+                        plain_size[i] = pf ? pf->size : 0;
                         w[i] = (struct pipeline_want){ .urls = urls[i], .label = label, .sha256 = f->sha256,
                                                        .size = f->size };
                 }
@@ -536,7 +567,7 @@ static int load_indexes(struct backend *d, struct mkm_err *reterr) {
         for (size_t i = 0; i < n && q >= 0; i++) {
                 _cleanup_free_ char *text = NULL;
                 size_t len = 0;
-                q = read_index(d, w[i].digest, w[i].label, &text, &len, reterr);
+                q = read_index(d, w[i].digest, w[i].label, plain_size[i], &text, &len, reterr);
                 if (q >= 0)
                         q = deb_index_parse(text, len, w[i].label, (uint32_t)i, &d->indexes[i], reterr);
                 if (q >= 0)
