@@ -73,7 +73,8 @@ enum {
         DEB_CC_VER = 1 << 1,    /* upstream version: A-Z a-z 0-9 . + ~ : - */
         DEB_CC_REV = 1 << 2,    /* revision: A-Z a-z 0-9 . + ~ */
         DEB_CC_ARCH = 1 << 3,   /* architecture: a-z 0-9 - */
-        DEB_CC_PATH = 1 << 4,   /* repository path component: A-Z a-z 0-9 - . _ ~ + % @ = , : */
+        DEB_CC_PATH = 1 << 4,   /* repository path component: A-Z a-z 0-9 - . _ ~ + @ = , : (no '%':
+                                 * curl decodes %2e%2e in a file:// URL into "..") */
         DEB_CC_DELIM = 1 << 5,  /* ends a word in a relationship field: blanks, NUL, : ( ) , | [ ] < > */
 };
 extern const uint8_t deb_cc[256];
@@ -92,7 +93,7 @@ bool deb_parse_u64(const char *s, size_t n, uint64_t *ret);
 bool deb_parse_sha256(const char *s, size_t n, char out[65]);
 
 /* A repository path (Filename:, a Release entry): relative, components separated by single
- * '/', none "." or "..", only [A-Za-z0-9] and "-._~+%@=,:" so that appending it to a mirror URL
+ * '/', none "." or "..", only [A-Za-z0-9] and "-._~+@=,:" so that appending it to a mirror URL
  * cannot change the URL's meaning. NULL when fine, else a static reason. */
 const char *deb_path_invalid(const char *s, size_t n);
 
