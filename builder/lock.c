@@ -117,6 +117,10 @@ static int parse_u64(const char *s, uint64_t *ret) {
         return 0;
 }
 
+static int cmp_pkg_name(const void *a, const void *b) {
+        return strcmp((*(struct lock_pkg *const *)a)->name, (*(struct lock_pkg *const *)b)->name);
+}
+
 int lock_parse(const char *text, size_t len, const char *filename, struct lock **ret, struct mkm_err *reterr) {
         _cleanup_(lock_freep) struct lock *l = calloc(1, sizeof *l);
         if (!l)
@@ -215,6 +219,17 @@ int lock_parse(const char *text, size_t len, const char *filename, struct lock *
         if (!l->inputs || !l->distribution)
                 return mkm_err_set(reterr, -MKM_E_LOCK, "%s: missing the '%s' line", filename,
                                    !l->inputs ? "inputs" : "distribution");
+        /* Each package once (a second line would install it twice). */
+        _cleanup_free_ struct lock_pkg **names = calloc(l->n ? l->n : 1, sizeof *names);
+        if (!names)
+                return -ENOMEM;
+        for (size_t i = 0; i < l->n; i++)
+                names[i] = &l->pkgs[i];
+        qsort(names, l->n, sizeof *names, cmp_pkg_name);
+        for (size_t i = 1; i < l->n; i++)
+                if (strcmp(names[i - 1]->name, names[i]->name) == 0)
+                        return mkm_err_set(reterr, -MKM_E_LOCK, "%s: package '%s' is listed twice", filename,
+                                           names[i]->name);
         /* Install order: each position exactly once. */
         struct lock_pkg *sorted = calloc(l->n ? l->n : 1, sizeof *sorted);
         if (!sorted)

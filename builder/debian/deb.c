@@ -95,6 +95,7 @@ static int read_control(struct archive *outer, const char *label, struct deb_con
         src->outer = outer;
         struct archive *in = inner_new(src);
         struct deb_control c = {};
+        size_t total = 0;
         int r = 0;
         if (!in) {
                 free(src);
@@ -136,6 +137,12 @@ static int read_control(struct archive *outer, const char *label, struct deb_con
                 if (size < 0 || (uint64_t)size > DEB_CONTROL_MAX) {
                         r = mkm_err_set(reterr, -MKM_E_TOO_BIG, "%s: control.tar: '%s' is larger than %zu bytes", label,
                                         name, DEB_CONTROL_MAX);
+                        goto out;
+                }
+                total += (size_t)size;
+                if (total > DEB_CONTROL_TOTAL_MAX) {
+                        r = mkm_err_set(reterr, -MKM_E_TOO_BIG, "%s: control.tar holds more than %zu bytes", label,
+                                        DEB_CONTROL_TOTAL_MAX);
                         goto out;
                 }
                 struct deb_member *nm = realloc(c.members, (c.n + 1) * sizeof *nm);

@@ -6,7 +6,7 @@
  *
  * The .deb's sha256 and size were checked against a verified index before this runs (pipeline.h),
  * but its contents are still untrusted: member names are validated, control members are capped
- * (DEB_CONTROL_MAX each, DEB_CONTROL_MEMBERS_MAX of them), and data.tar goes through extract's
+ * (DEB_CONTROL_MAX each, DEB_CONTROL_TOTAL_MAX together, DEB_CONTROL_MEMBERS_MAX of them), and data.tar goes through extract's
  * checks (no "..", no absolute paths, no writes through symlinks, no device nodes). */
 #pragma once
 
@@ -21,6 +21,7 @@ struct extract_result;
 
 #define DEB_CONTROL_MAX ((size_t)16 * 1024 * 1024)
 #define DEB_CONTROL_MEMBERS_MAX 64u
+#define DEB_CONTROL_TOTAL_MAX ((size_t)32 * 1024 * 1024)     /* all members of one control.tar */
 
 /* One member of control.tar ("control", "md5sums", "conffiles", "postinst", ...). */
 struct deb_member {

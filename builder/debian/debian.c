@@ -89,7 +89,12 @@ struct backend {
         size_t n_indexes;
         struct verify_keyring *keyring;
         bool default_keyring;
+        char *keyring_bytes;            /* Keyring=: the file as verified, copied into the machine */
+        size_t keyring_len;
+        bool keyring_armored;
         char **sources;                 /* for the lock header */
+
+        const struct deb_pkg **pinned;  /* per lock package: its entry in the signed indexes */
 
         struct pipeline_item *items;
         char ***item_urls;
@@ -113,11 +118,13 @@ static void deb_free(struct backend *d) {
         strv_free(d->index_repo);
         free(d->index_suite);
         verify_keyring_free(d->keyring);
+        free(d->keyring_bytes);
         strv_free(d->sources);
         for (size_t i = 0; i < d->n_items; i++)
                 strv_free(d->item_urls[i]);
         free(d->item_urls);
         free(d->items);
+        free(d->pinned);
         if (d->ps)
                 for (size_t i = 0; i < d->n_items; i++) {
                         deb_control_done(&d->ps[i].control);
@@ -208,7 +215,23 @@ static int open_keyring(struct backend *d, struct mkm_err *reterr) {
                 return -ENOMEM;
         d->default_keyring = !r->keyring;
         const char *path = r->keyring ? r->keyring : dflt;
-        int q = verify_keyring_new_cached(d->ctx, path, d->ctx->cache_dir, &d->keyring, reterr);
+        int q;
+        if (r->keyring) {
+                /* apt's Signed-By in the machine takes this one file: read it once, so that what
+                 * the machine trusts is exactly what the build verified with. */
+                struct stat st;
+                if (stat(r->keyring, &st) == 0 && S_ISDIR(st.st_mode))
+                        return mkm_err_set(reterr, -MKM_E_RECIPE,
+                                           "%s: Keyring=%s: for Debian a single .gpg or .asc file (apt's Signed-By in "
+                                           "the machine names one file), not a directory",
+                                           r->path ? r->path : "recipe", r->keyring);
+                q = fs_read_file_at(AT_FDCWD, r->keyring, VERIFY_MAX_KEYRING, &d->keyring_bytes, &d->keyring_len);
+                if (q < 0)
+                        return mkm_err_set(reterr, q, "cannot read %s: %s", r->keyring, strerror(-q));
+                d->keyring_armored = d->keyring_len >= 10 && memmem(d->keyring_bytes, d->keyring_len,
+                                                                     "-----BEGIN PGP PUBLIC KEY BLOCK-----", 36);
+        }
+        q = verify_keyring_new_cached(d->ctx, path, d->ctx->cache_dir, &d->keyring, reterr);
         if (q < 0)
                 return mkm_err_prefix(reterr, q, "keyring %s", path);
         mkm_debug(d->ctx, "keyring %s: %u keys", path, verify_keyring_count(d->keyring));
@@ -278,9 +301,12 @@ static int fetch_release_files(struct backend *d, const char *name, const bool *
                 if (!want[s])
                         continue;
                 _cleanup_free_ char *path = NULL;
-                if (asprintf(&path, "dists/%s/%s", d->suites[s].name, name) < 0 ||
-                    asprintf(&labels[s], "%s/%s", d->suites[s].name, name) < 0)
+                if (asprintf(&path, "dists/%s/%s", d->suites[s].name, name) < 0)
                         return -ENOMEM;
+                if (asprintf(&labels[s], "%s/%s", d->suites[s].name, name) < 0) {
+                        labels[s] = NULL;
+                        return -ENOMEM;
+                }
                 int q = urls_for(&d->suites[s], path, &urls[s]);
                 if (q < 0)
                         return q;
@@ -369,8 +395,8 @@ static int load_releases(struct backend *d, struct mkm_err *reterr) {
                         memcpy(m->digest, rl->digest, HASH_SHA256_HEX);
                         m->file = "Release";
                 } else {
-                        q = mkm_err_set(reterr, -MKM_E_FETCH, "dists/%s/InRelease: not found on %s%s", m->name,
-                                        m->mirrors[0], m->mirrors[1] ? " or the other mirrors" : "");
+                        q = mkm_err_set(reterr, -MKM_E_FETCH, "dists/%s/InRelease (or Release): not found on %s%s",
+                                        m->name, m->mirrors[0], m->mirrors[1] ? " or the other mirrors" : "");
                         break;
                 }
                 mkm_debug(d->ctx, "%s: signed by %s (%s)", label, vr.fingerprint, vr.uid);
@@ -514,9 +540,9 @@ static int load_indexes(struct backend *d, struct mkm_err *reterr) {
                         }
                         if (!f) {
                                 q = mkm_err_set(reterr, -MKM_E_RECIPE,
-                                                "dists/%s/InRelease lists no %s/binary-%s/Packages index: is '%s' a "
+                                                "dists/%s/%s lists no %s/binary-%s/Packages index: is '%s' a "
                                                 "component of the suite?",
-                                                m->name, r->components[c], d->arch, r->components[c]);
+                                                m->name, m->file, r->components[c], d->arch, r->components[c]);
                                 break;
                         }
                         _cleanup_strv_free_ char **u = NULL;
@@ -612,15 +638,27 @@ static int plan_from_lock(struct backend *d, struct mkm_err *reterr) {
         struct lock *l = b->lock_in;
         /* A lock comes with a shared recipe: it is trusted only as far as the signed indexes
          * list exactly its packages (name, version, file, size, sha256). */
+        d->pinned = calloc(l->n ? l->n : 1, sizeof *d->pinned);
+        if (!d->pinned)
+                return -ENOMEM;
         for (size_t i = 0; i < l->n; i++) {
                 size_t idx;
-                if (!find_pinned(d, &l->pkgs[i], &idx))
+                const struct deb_pkg *x = find_pinned(d, &l->pkgs[i], &idx);
+                if (!x)
                         return mkm_err_set(reterr, -MKM_E_LOCK,
                                            "%s: %s %s (%s, sha256 %.12s...) is not in the signed indexes of '%s' any more "
                                            "(the archive moved on, or the lock was altered); run 'mkmachine lock' to "
-                                           "resolve again, or pin a Snapshot=",
+                                           "resolve again",
                                            b->lock_path, l->pkgs[i].name, l->pkgs[i].version, l->pkgs[i].filename,
                                            l->pkgs[i].sha256, l->pkgs[i].repo);
+                for (size_t k = 0; k < i; k++)
+                        if (d->pinned[k] == x || (strcmp(d->pinned[k]->name, x->name) == 0 &&
+                                                  strcmp(d->pinned[k]->arch, x->arch) == 0))
+                                return mkm_err_set(reterr, -MKM_E_LOCK, "%s: %s:%s is pinned twice", b->lock_path,
+                                                   x->name, x->arch);
+                d->pinned[i] = x;
+                /* the extraction cap comes from the signed index, not from the lock */
+                l->pkgs[i].isize = x->installed_size * 1024;
         }
         mkm_debug(d->ctx, "installing the set pinned by %s", b->lock_path);
         b->lock_out = TAKE_PTR(b->lock_in);
@@ -649,8 +687,12 @@ static int plan_resolve(struct backend *d, struct mkm_err *reterr) {
         l->sources = strv_copy(d->sources);
         if (!l->inputs || !l->distribution || !l->sources)
                 return -ENOMEM;
+        d->pinned = calloc(plan->n ? plan->n : 1, sizeof *d->pinned);
+        if (!d->pinned)
+                return -ENOMEM;
         for (size_t i = 0; i < plan->n; i++) {
                 const struct deb_pkg *p = plan->items[i].pkg;
+                d->pinned[i] = p;
                 struct lock_pkg lp = { .name = (char *)p->name, .version = (char *)p->version,
                                        .repo = d->index_repo[p->index], .filename = (char *)p->filename,
                                        .size = p->size, .isize = p->installed_size * 1024, .order = (unsigned)i,
@@ -675,6 +717,12 @@ static int plan_resolve(struct backend *d, struct mkm_err *reterr) {
 }
 
 static int deb_plan(struct backend *d, struct mkm_err *reterr) {
+        const struct recipe *r = d->b->recipe;
+        if (r->snapshot)
+                return mkm_err_set(reterr, -MKM_E_RECIPE,
+                                   "%s: Snapshot=%s is not supported for Debian yet (the snapshot archive is not "
+                                   "reachable from here to test it); pin the package set with the lock instead",
+                                   r->path ? r->path : "recipe", r->snapshot);
         int q = find_mirrors(d, reterr);
         if (q < 0)
                 return q;
@@ -744,12 +792,30 @@ static int write_in_root(struct backend *d, const char *dir, const char *name, c
         return 0;
 }
 
-/* The directories dpkg's merged-/usr layout links (mmdebstrap's merged-usr hook, debootstrap). */
+/* The directories merged /usr links, as debootstrap's setup_merged_usr (which mmdebstrap's
+ * merged-usr hook uses) does per architecture; usr-is-merged's postinst later removes the empty
+ * ones (lib32, libx32 on amd64), as in mmdebstrap's result. */
 static const char *const *merged_dirs(const char *arch) {
-        static const char *const with64[] = { "bin", "sbin", "lib", "lib64", NULL };
+        static const struct {
+                const char *arch;
+                const char *dirs[7];
+        } table[] = {
+                { "amd64", { "bin", "sbin", "lib", "lib32", "lib64", "libx32", NULL } },
+                { "i386", { "bin", "sbin", "lib", "lib64", "libx32", NULL } },
+                { "mips", { "bin", "sbin", "lib", "lib32", "lib64", NULL } },
+                { "mipsel", { "bin", "sbin", "lib", "lib32", "lib64", NULL } },
+                { "mips64el", { "bin", "sbin", "lib", "lib32", "lib64", "libo32", NULL } },
+                { "powerpc", { "bin", "sbin", "lib", "lib64", NULL } },
+                { "ppc64", { "bin", "sbin", "lib", "lib32", "lib64", NULL } },
+                { "ppc64el", { "bin", "sbin", "lib", "lib64", NULL } },
+                { "s390x", { "bin", "sbin", "lib", "lib32", NULL } },
+                { "sparc64", { "bin", "sbin", "lib", "lib32", "lib64", NULL } },
+                { "x32", { "bin", "sbin", "lib", "lib32", "lib64", "libx32", NULL } },
+        };
         static const char *const plain[] = { "bin", "sbin", "lib", NULL };
-        if (strcmp(arch, "amd64") == 0 || strcmp(arch, "ppc64el") == 0 || strcmp(arch, "loong64") == 0)
-                return with64;
+        for (size_t i = 0; i < ELEMENTSOF(table); i++)
+                if (strcmp(arch, table[i].arch) == 0)
+                        return table[i].dirs;
         return plain;
 }
 
@@ -798,18 +864,14 @@ static int deb_install_begin(struct backend *d, struct mkm_err *reterr) {
         return q;
 }
 
-/* Parse "Field: value" of the control member (first line of that field only). */
-static char *control_field(const struct deb_member *c, const char *name) {
-        size_t pos = 0, n = 0;
-        struct deb822_field f[128];
-        struct mkm_err e = {};
-        if (deb822_next(c->data, c->len, &pos, "control", f, ELEMENTSOF(f), &n, &e) <= 0)
-                return NULL;
-        const struct deb822_field *x = deb822_find(f, n, name);
-        return x ? strndup(x->value, strcspn(x->value, "\n") < x->value_len ? strcspn(x->value, "\n") : x->value_len)
-                 : NULL;
+static int cmp_strp(const void *a, const void *b) {
+        return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* Conffiles as dpkg --unpack leaves them: each listed path is recorded ("newconffile" in the
+ * status file), and the file the package shipped there waits as PATH.dpkg-new for
+ * dpkg --configure to move into place. Only a regular file or symlink of this package's own data
+ * is renamed, never another package's file or a directory. */
 static int mark_conffiles(struct backend *d, struct pkg_state *ps, const char *label, struct mkm_err *reterr) {
         const struct deb_member *cf = deb_control_get(&ps->control, "conffiles");
         if (!cf)
@@ -824,26 +886,75 @@ static int mark_conffiles(struct backend *d, struct pkg_state *ps, const char *l
                 p[strcspn(p, " \t\r")] = 0;     /* "remove-on-upgrade" and other flags follow a blank */
                 if (!*p)
                         continue;
-                if (p[0] != '/' || strstr(p, "/../") || strstr(p, "/./"))
+                size_t pl = strlen(p);
+                if (p[0] != '/' || strstr(p, "/../") || strstr(p, "/./") || strstr(p, "//") || p[pl - 1] == '/' ||
+                    (pl >= 2 && strcmp(p + pl - 2, "/.") == 0) || (pl >= 3 && strcmp(p + pl - 3, "/..") == 0))
                         return mkm_err_set(reterr, -MKM_E_UNSAFE_PATH, "%s: conffiles: refusing '%s'", label, p);
-                _cleanup_free_ char *rel = strdup(p + 1);
-                _cleanup_free_ char *dir = rel ? fs_path_dirname(rel) : NULL;
-                if (!rel || !dir)
+                q = strv_push(&ps->conffiles, p);
+                if (q < 0)
+                        return q;
+                const char *rel = p + 1;
+                if (!ps->files || !bsearch(&rel, ps->files, strv_length(ps->files), sizeof(char *), cmp_strp))
+                        continue;       /* listed, not shipped: recorded only, as dpkg does */
+                _cleanup_free_ char *dir = fs_path_dirname(rel);
+                if (!dir)
                         return -ENOMEM;
                 const char *leaf = strrchr(rel, '/') ? strrchr(rel, '/') + 1 : rel;
                 _cleanup_close_ int pfd = fs_open_in_root(d->b->deploy->root_fd, dir, O_PATH | O_DIRECTORY, 0, 0);
                 struct stat st;
-                if (pfd < 0 || fstatat(pfd, leaf, &st, AT_SYMLINK_NOFOLLOW) < 0)
-                        continue;       /* listed but not shipped (dpkg ignores it too) */
+                if (pfd < 0 || fstatat(pfd, leaf, &st, AT_SYMLINK_NOFOLLOW) < 0 || S_ISDIR(st.st_mode))
+                        continue;
                 char newname[4096];
                 if ((size_t)snprintf(newname, sizeof newname, "%s.dpkg-new", leaf) >= sizeof newname)
-                        return -ENAMETOOLONG;
+                        return mkm_err_set(reterr, -ENAMETOOLONG, "%s: conffile %s: name too long", label, p);
                 if (renameat(pfd, leaf, pfd, newname) < 0)
                         return mkm_err_set(reterr, -errno, "%s: cannot stage conffile %s: %s", label, p, strerror(errno));
-                q = strv_push(&ps->conffiles, p);
-                if (q < 0)
-                        return q;
         }
+        return 0;
+}
+
+/* The control file must describe exactly the package the signed index promised, in one
+ * paragraph, without the fields only dpkg writes into its database. */
+static int check_control(const struct deb_member *c, const struct deb_pkg *want, const struct lock_pkg *p,
+                         struct pkg_state *ps, struct mkm_err *reterr) {
+        size_t pos = 0, n = 0, n2 = 0;
+        struct deb822_field f[128], f2[4];
+        struct mkm_err e = {};
+        if (deb822_next(c->data, c->len, &pos, "control", f, ELEMENTSOF(f), &n, &e) <= 0)
+                return mkm_err_set(reterr, -MKM_E_BADDATA, "%s (%s): malformed control file: %s", p->name, p->filename,
+                                   e.msg[0] ? e.msg : "no paragraph");
+        if (deb822_next(c->data, c->len, &pos, "control", f2, ELEMENTSOF(f2), &n2, &e) != 0)
+                return mkm_err_set(reterr, -MKM_E_BADDATA, "%s (%s): the control file has more than one paragraph",
+                                   p->name, p->filename);
+        static const char *const forbidden[] = { "Status", "Conffiles", "Config-Version", "Triggers-Pending",
+                                                 "Triggers-Awaited" };
+        for (size_t k = 0; k < ELEMENTSOF(forbidden); k++)
+                if (deb822_find(f, n, forbidden[k]))
+                        return mkm_err_set(reterr, -MKM_E_BADDATA, "%s (%s): the control file has a %s: field", p->name,
+                                           p->filename, forbidden[k]);
+        static const char *const names[] = { "Package", "Version", "Architecture", "Multi-Arch" };
+        char *vals[4] = {};
+        for (size_t k = 0; k < 4; k++) {
+                const struct deb822_field *x = deb822_find(f, n, names[k]);
+                if (x && !(vals[k] = strndup(x->value, x->value_len))) {
+                        for (size_t j = 0; j < k; j++)
+                                free(vals[j]);
+                        return -ENOMEM;
+                }
+        }
+        ps->name = vals[0];
+        ps->version = vals[1];
+        ps->arch = vals[2];
+        _cleanup_free_ char *ma = vals[3];
+        ps->ma_same = ma && strcasecmp(ma, "same") == 0;
+        bool index_same = want->multi_arch == DEB_MA_SAME;
+        if (!ps->name || !ps->version || !ps->arch || strcmp(ps->name, want->name) != 0 ||
+            strcmp(ps->version, want->version) != 0 || strcmp(ps->arch, want->arch) != 0 || ps->ma_same != index_same)
+                return mkm_err_set(reterr, -MKM_E_DIGEST_MISMATCH,
+                                   "%s: %s contains %s %s (%s%s), the signed index lists %s %s (%s%s)", p->repo,
+                                   p->filename, ps->name ? ps->name : "?", ps->version ? ps->version : "?",
+                                   ps->arch ? ps->arch : "?", ps->ma_same ? ", Multi-Arch: same" : "", want->name,
+                                   want->version, want->arch, index_same ? ", Multi-Arch: same" : "");
         return 0;
 }
 
@@ -858,18 +969,11 @@ static int deb_install_one(struct backend *d, size_t i, int fd, const char *sign
                 return q;
         ps->files = TAKE_PTR(res.files);
         extract_result_done(&res);
-        const struct deb_member *c = deb_control_get(&ps->control, "control");
-        ps->name = control_field(c, "Package");
-        ps->version = control_field(c, "Version");
-        ps->arch = control_field(c, "Architecture");
-        _cleanup_free_ char *ma = control_field(c, "Multi-Arch");
-        ps->ma_same = ma && strcmp(ma, "same") == 0;
-        /* The file must be the package the index promised (its digest already matched). */
-        if (!ps->name || !ps->version || !ps->arch || strcmp(ps->name, p->name) != 0 ||
-            strcmp(ps->version, p->version) != 0)
-                return mkm_err_set(reterr, -MKM_E_DIGEST_MISMATCH, "%s: %s contains %s %s, not %s %s", p->repo,
-                                   p->filename, ps->name ? ps->name : "?", ps->version ? ps->version : "?", p->name,
-                                   p->version);
+        /* The file must be the package the index promised (its digest already matched), and its
+         * name and architecture become file names under /var/lib/dpkg/info. */
+        q = check_control(deb_control_get(&ps->control, "control"), d->pinned[i], p, ps, reterr);
+        if (q < 0)
+                return q;
         q = mark_conffiles(d, ps, p->name, reterr);
         if (q < 0)
                 return q;
@@ -878,12 +982,62 @@ static int deb_install_one(struct backend *d, size_t i, int fd, const char *sign
         return 0;
 }
 
-/* "pkg" or "pkg:arch" as dpkg names info files: only Multi-Arch: same packages carry the arch. */
-static void info_name(const struct pkg_state *ps, char *buf, size_t len) {
-        if (ps->ma_same)
-                snprintf(buf, len, "%s:%s", ps->name, ps->arch);
-        else
-                snprintf(buf, len, "%s", ps->name);
+static bool name_ok(const char *s);
+
+/* "pkg" or "pkg:arch" as dpkg names info files: only Multi-Arch: same packages carry the arch.
+ * -EINVAL for anything that is not a plain file name (names and architectures were checked
+ * against the signed index, this is the last guard before they become paths). */
+static int info_name(const struct pkg_state *ps, char *buf, size_t len) {
+        int n = ps->ma_same ? snprintf(buf, len, "%s:%s", ps->name, ps->arch) : snprintf(buf, len, "%s", ps->name);
+        if (n < 0 || (size_t)n >= len || !name_ok(buf) || buf[0] == '.')
+                return -EINVAL;
+        return 0;
+}
+
+/* dpkg --unpack writes info/PKG.md5sums itself for a package that ships none: "MD5  path" for
+ * each regular file (conffiles included, symlinks not), so that dpkg -V can check it. */
+static int generate_md5sums(struct backend *d, struct pkg_state *ps, int ifd, const char *base,
+                            struct mkm_err *reterr) {
+        _cleanup_free_ char *text = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&text, &len);
+        if (!f)
+                return -ENOMEM;
+        int q = 0;
+        for (char **x = ps->files; x && *x && q >= 0; x++) {
+                size_t l = strlen(*x);
+                if (l == 0 || (*x)[l - 1] == '/')
+                        continue;
+                /* a conffile waits as .dpkg-new: hash what dpkg will move into place */
+                _cleanup_free_ char *path = NULL;
+                bool conf = false;
+                for (char **c = ps->conffiles; c && *c && !conf; c++)
+                        conf = strcmp(*c + 1, *x) == 0;
+                if (asprintf(&path, "%s%s", *x, conf ? ".dpkg-new" : "") < 0) {
+                        q = -ENOMEM;
+                        break;
+                }
+                _cleanup_close_ int fd = fs_open_in_root(d->b->deploy->root_fd, path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK, 0, 0);
+                struct stat st;
+                if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+                        continue;       /* a symlink, or gone (a later package replaced it) */
+                char md5[HASH_MD5_HEX];
+                q = hash_fd_hex(HASH_MD5, fd, md5, NULL);
+                if (q < 0)
+                        q = mkm_err_set(reterr, q, "%s: cannot hash /%s: %s", ps->name, *x, strerror(-q));
+                else
+                        fprintf(f, "%s  %s\n", md5, *x);
+        }
+        if (fclose(f) != 0)
+                return -ENOMEM;
+        if (q < 0)
+                return q;
+        char name[640];
+        snprintf(name, sizeof name, "%s.md5sums", base);
+        q = fs_write_file_at(ifd, name, text, len, 0644);
+        if (q < 0)
+                return mkm_err_set(reterr, q, "cannot write /" DPKG_ADMIN "/info/%s: %s", name, strerror(-q));
+        return 0;
 }
 
 static int write_info(struct backend *d, struct mkm_err *reterr) {
@@ -892,8 +1046,9 @@ static int write_info(struct backend *d, struct mkm_err *reterr) {
                 return mkm_err_set(reterr, ifd, "cannot open /" DPKG_ADMIN "/info: %s", strerror(-ifd));
         for (size_t i = 0; i < d->n_items; i++) {
                 struct pkg_state *ps = &d->ps[i];
-                char base[300], name[400];
-                info_name(ps, base, sizeof base);
+                char base[512], name[640];
+                if (info_name(ps, base, sizeof base) < 0)
+                        return mkm_err_set(reterr, -MKM_E_BADDATA, "refusing the package name '%s:%s'", ps->name, ps->arch);
                 /* NAME.list: every path the package installed, "/." first, as dpkg -L shows them */
                 _cleanup_free_ char *list = NULL;
                 size_t len = 0;
@@ -909,6 +1064,8 @@ static int write_info(struct backend *d, struct mkm_err *reterr) {
                         return -ENOMEM;
                 snprintf(name, sizeof name, "%s.list", base);
                 int q = fs_write_file_at(ifd, name, list, len, 0644);
+                if (q >= 0 && !deb_control_get(&ps->control, "md5sums"))
+                        q = generate_md5sums(d, ps, ifd, base, reterr);
                 for (size_t m = 0; q >= 0 && m < ps->control.n; m++) {
                         const struct deb_member *mb = &ps->control.members[m];
                         if (strcmp(mb->name, "control") == 0)
@@ -986,8 +1143,11 @@ static int write_triggers(struct backend *d, struct mkm_err *reterr) {
                 const struct deb_member *t = deb_control_get(&ps->control, "triggers");
                 if (!t)
                         continue;
-                char base[300];
-                info_name(ps, base, sizeof base);
+                char base[512];
+                if (info_name(ps, base, sizeof base) < 0) {
+                        q = mkm_err_set(reterr, -MKM_E_BADDATA, "refusing the package name '%s'", ps->name);
+                        break;
+                }
                 _cleanup_strv_free_ char **lines = NULL;
                 q = strv_split(t->data, "\n", &lines);
                 for (char **l = lines; q >= 0 && l && *l; l++) {
@@ -1100,7 +1260,8 @@ static int run_preinsts(struct backend *d, struct mkm_err *reterr) {
               "run() {\n"
               "  rm -rf $T; mkdir -m 0755 $T; cp -p /run/mkmachine/ci/$2/* $T/\n"
               "  rc=0\n"
-              "  DPKG_MAINTSCRIPT_PACKAGE=$1 DPKG_MAINTSCRIPT_NAME=preinst DPKG_MAINTSCRIPT_PACKAGE_REFCOUNT=1 \\\n"
+              "  DPKG_MAINTSCRIPT_PACKAGE=$1 DPKG_MAINTSCRIPT_ARCH=$3 DPKG_MAINTSCRIPT_NAME=preinst \\\n"
+              "  DPKG_MAINTSCRIPT_PACKAGE_REFCOUNT=1 \\\n"
               "    $T/preinst install || rc=$?\n"
               "  rm -rf $T\n"
               "  if [ $rc -ne 0 ]; then echo \"mkmachine: $1: 'preinst install' exited with status $rc\" >&2; exit $rc; fi\n"
@@ -1113,9 +1274,8 @@ static int run_preinsts(struct backend *d, struct mkm_err *reterr) {
                         bool first = strcmp(ps->name, "base-passwd") == 0;
                         if ((pass == 0) != first || !deb_control_get(&ps->control, "preinst"))
                                 continue;
-                        char base[300];
-                        info_name(ps, base, sizeof base);
-                        if (!name_ok(base) || !name_ok(ps->name)) {
+                        char base[512];
+                        if (info_name(ps, base, sizeof base) < 0 || !name_ok(ps->name) || !name_ok(ps->arch)) {
                                 q = mkm_err_set(reterr, -MKM_E_BADDATA, "refusing package name '%s'", ps->name);
                                 break;
                         }
@@ -1136,7 +1296,7 @@ static int run_preinsts(struct backend *d, struct mkm_err *reterr) {
                                                                                   ? 0755
                                                                                   : 0644 };
                         }
-                        fprintf(f, "run %s %s\n", ps->name, base);
+                        fprintf(f, "run %s %s %s\n", ps->name, base, ps->arch);
                 }
         if (fclose(f) != 0)
                 return -ENOMEM;
@@ -1171,7 +1331,7 @@ static int write_apt_config(struct backend *d, struct mkm_err *reterr) {
                 return -ENOMEM;
         const char *signed_by = "/usr/share/keyrings/debian-archive-keyring.gpg";
         if (!d->default_keyring)
-                signed_by = "/etc/apt/keyrings/mkmachine.gpg";
+                signed_by = d->keyring_armored ? "/etc/apt/keyrings/mkmachine.asc" : "/etc/apt/keyrings/mkmachine.gpg";
         fputs("# Written by mkmachine: the mirror and suites this machine was built from.\n", f);
         bool *done = calloc(d->n_suites ? d->n_suites : 1, sizeof *done);
         if (!done) {
@@ -1207,13 +1367,10 @@ static int write_apt_config(struct backend *d, struct mkm_err *reterr) {
         int q = write_in_root(d, "etc/apt/sources.list.d", "debian.sources", text, len, 0644, reterr);
         if (q < 0 || d->default_keyring)
                 return q;
-        /* A recipe's own Keyring= goes along, so that apt in the machine trusts what we trusted. */
-        _cleanup_free_ char *key = NULL;
-        size_t klen = 0;
-        q = fs_read_file_at(AT_FDCWD, r->keyring, VERIFY_MAX_KEYRING, &key, &klen);
-        if (q < 0)
-                return mkm_err_set(reterr, q, "cannot read %s: %s", r->keyring, strerror(-q));
-        return write_in_root(d, "etc/apt/keyrings", "mkmachine.gpg", key, klen, 0644, reterr);
+        /* A recipe's own Keyring= goes along, so that apt in the machine trusts what we trusted
+         * (apt takes armored keys only from a .asc file). */
+        return write_in_root(d, "etc/apt/keyrings", d->keyring_armored ? "mkmachine.asc" : "mkmachine.gpg",
+                             d->keyring_bytes, d->keyring_len, 0644, reterr);
 }
 
 /* apt-mark's view: what only came in as a dependency is marked automatic, as apt would. */

@@ -77,8 +77,16 @@ static int parse_deb822(const char *in, size_t inlen, const char *label, const c
                         continue;
                 if (!word_in(types->value, types->value_len, "deb"))
                         continue;
-                if (enabled && (enabled->value_len == 2 && strncasecmp(enabled->value, "no", 2) == 0))
-                        continue;
+                if (enabled) {
+                        /* apt's booleans: no, false, without, off, disable, 0 */
+                        static const char *const off[] = { "no", "false", "without", "off", "disable", "0" };
+                        bool is_off = false;
+                        for (size_t k = 0; k < ELEMENTSOF(off); k++)
+                                is_off |= enabled->value_len == strlen(off[k]) &&
+                                          strncasecmp(enabled->value, off[k], enabled->value_len) == 0;
+                        if (is_off)
+                                continue;
+                }
                 if (!word_in(suites->value, suites->value_len, suite))
                         continue;
                 for (size_t i = 0; i < u->value_len;) {

@@ -149,10 +149,60 @@ printf 'X' | dd of="$deb" bs=1 seek=100 conv=notrunc status=none
 refused baddeb "world_2.0_all.deb" "a .deb with the wrong hash"
 restore
 
+# a .deb whose control file disagrees with the signed index: Multi-Arch: same and an
+# "architecture" that walks out of /var/lib/dpkg/info (found in review: it wrote host files)
+evil=$WORK/pkg/world
+printf 'Package: world\nVersion: 2.0\nArchitecture: x/../../../../../../../../../../%s/escaped\nMulti-Arch: same\nMaintainer: t <t@test>\nDescription: evil\n' \
+  "${WORK#/}" >"$evil/DEBIAN/control"
+echo 'echo pwned' >"$evil/DEBIAN/sh"
+mkdir -p "$evil/var/lib/dpkg/info/world:x"
+deb=$(find "$A/pool" -name 'world_*.deb')
+dpkg-deb --nocheck --root-owner-group -Zxz --build "$evil" "$deb" >/dev/null 2>&1
+index
+# the index keeps the honest fields, with the new file's size and digest
+P=$A/dists/bookworm/main/binary-amd64/Packages
+python3 - "$P" "$(stat -c %s "$deb")" "$(sha256sum "$deb" | cut -d' ' -f1)" <<'PY'
+import sys
+p, size, sha = sys.argv[1:]
+paras = open(p).read().strip("\n").split("\n\n")
+out = []
+for para in paras:
+    if para.startswith("Package: world"):
+        para = "\n".join("Architecture: all" if l.startswith("Architecture:") else l
+                         for l in para.split("\n") if not l.startswith("Multi-Arch:"))
+    out.append(para)
+open(p, "w").write("\n\n".join(out) + "\n")
+PY
+xz -kf "$P"
+release
+refused evilarch "the signed index lists" "a .deb whose control file disagrees with the index"
+check "nothing was written outside the machine" test -z "$(ls "$WORK"/escaped* 2>/dev/null)"
+restore
+rm -rf "$WORK/pkg/world/var" "$WORK/pkg/world/DEBIAN/sh"
+
 # Release + Release.gpg when the mirror has no InRelease
 rm -f "$A/dists/bookworm/InRelease"
 if run fallback; then ok "Release + Release.gpg are used when there is no InRelease"; else bad "fallback to Release.gpg"; tail -5 "$WORK/fallback.out"; fi
 restore
+
+# a conffiles entry naming another package's file: recorded, but that file is not touched
+cf=$WORK/pkg/hello
+echo "/usr/share/world/version" >"$cf/DEBIAN/conffiles"
+deb=$(find "$A/pool" -name 'hello_*.deb')
+dpkg-deb --nocheck --root-owner-group -Zxz --build "$cf" "$deb" >/dev/null 2>&1
+index
+release
+rm -f "$WORK/r/trusty.recipe.lock"     # it pins the hello before this one
+if run conffile; then
+  check "another package's file named as a conffile stays where it is" test -f "$H/var/lib/machines/trusty/usr/share/world/version"
+  check "...and is not staged as .dpkg-new" test ! -e "$H/var/lib/machines/trusty/usr/share/world/version.dpkg-new"
+  check "...and the status file records it for hello" grep -q '^ /usr/share/world/version newconffile' "$H/var/lib/machines/trusty/var/lib/dpkg/status"
+else
+  bad "a build with a foreign conffile entry"; tail -5 "$WORK/conffile.out"
+fi
+rm -f "$cf/DEBIAN/conffiles"
+restore
+rm -f "$WORK/r/trusty.recipe.lock"
 
 # a lock whose pinned digest was altered (a co-tenant's lock is untrusted input)
 run relock || { bad "a build that writes the lock"; tail -5 "$WORK/relock.out"; }

@@ -132,6 +132,8 @@ static void test_debian(void **state) {
                 "package apt 2.6.1 bookworm/main /pool/a.deb " SHA_A " 100 200 - 0 explicit 0\n",
                 "package apt 2.6.1 bookworm/main pool/./a.deb " SHA_A " 100 200 - 0 explicit 0\n",
                 "package apt 2.6.1 bookworm/main pool/a/ " SHA_A " 100 200 - 0 explicit 0\n",
+                "package apt 2.6.1 bookworm/main pool/a.deb " SHA_A " 100 200 - 0 explicit 0\n"
+                "package apt 2.6.2 bookworm-updates/main pool/b.deb " SHA_B " 100 200 - 1 explicit 0\n",
         };
         for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
                 _cleanup_free_ char *t = NULL;
