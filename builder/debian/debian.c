@@ -420,92 +420,96 @@ static int load_releases(struct backend *d, struct mkm_err *reterr) {
 }
 
 /* Decompress a cached index (xz, gz or plain) into memory. */
-/* expected: the uncompressed size the Release lists for the plain index (0 = not listed): the
- * buffer is allocated once at that size (no doubling, whose copy briefly holds 1.5 times the
- * text), and text of another length is refused. */
-static int read_index(struct backend *d, const char *digest, const char *label, uint64_t expected, char **ret,
-                      size_t *ret_len, struct mkm_err *reterr) {
+/* Decompress a cached index (xz, gz or plain) and parse it as it comes, a few MiB at a time: the
+ * whole text (50 MB for bookworm main) is never in memory. expected: the uncompressed size the
+ * Release lists for the plain index (0 = not listed); text of another length is refused. */
+#define INDEX_CHUNK ((size_t)4 << 20)
+static int read_index(struct backend *d, const char *digest, const char *label, uint64_t expected, uint32_t number,
+                      struct deb_index **ret, struct mkm_err *reterr) {
         _cleanup_free_ char *path = NULL;
         int q = cache_lookup(d->b->cache, digest, &path);
         if (q < 0)
                 return mkm_err_set(reterr, q, "%s: not in the cache: %s", label, strerror(-q));
+        if (expected > DEB_INDEX_MAX_TEXT)
+                return mkm_err_set(reterr, -MKM_E_TOO_BIG, "%s: larger than %zu bytes uncompressed", label,
+                                   DEB_INDEX_MAX_TEXT);
+        _cleanup_(deb_index_stream_freep) struct deb_index_stream *st = NULL;
+        q = deb_index_stream_new(label, number, (size_t)expected, &st, reterr);
+        if (q < 0)
+                return q;
         struct archive *a = archive_read_new();
         if (!a)
                 return -ENOMEM;
         (void)archive_read_support_filter_xz(a);
         (void)archive_read_support_filter_gzip(a);
         (void)archive_read_support_format_raw(a);
-        char *buf = NULL;
-        size_t len = 0, cap = 0;
-        if (expected > DEB_INDEX_MAX_TEXT) {
-                q = mkm_err_set(reterr, -MKM_E_TOO_BIG, "%s: larger than %zu bytes uncompressed", label,
-                                DEB_INDEX_MAX_TEXT);
+        size_t cap = INDEX_CHUNK, have = 0;
+        uint64_t total = 0;
+        char *buf = malloc(cap);
+        struct archive_entry *e;
+        if (!buf) {
+                q = -ENOMEM;
                 goto out;
         }
-        if (expected > 0) {
-                cap = (size_t)expected + 2;     /* +1 for the NUL, +1 to notice more data */
-                buf = malloc(cap);
-                if (!buf) {
-                        q = -ENOMEM;
-                        goto out;
-                }
-        }
-        struct archive_entry *e;
         if (archive_read_open_filename(a, path, 1 << 16) != ARCHIVE_OK || archive_read_next_header(a, &e) != ARCHIVE_OK) {
                 q = mkm_err_set(reterr, -MKM_E_BADDATA, "%s: cannot decompress: %s", label, archive_error_string(a));
                 goto out;
         }
         for (;;) {
-                if (!expected && cap - len < (1 << 20)) {
-                        size_t ncap = cap ? cap * 2 : (8u << 20);
-                        if (ncap > DEB_INDEX_MAX_TEXT + (1u << 20))
-                                ncap = DEB_INDEX_MAX_TEXT + (1u << 20);
-                        if (ncap <= cap) {
-                                q = mkm_err_set(reterr, -MKM_E_TOO_BIG, "%s: larger than %zu bytes uncompressed", label,
-                                                DEB_INDEX_MAX_TEXT);
+                if (have == cap) {
+                        /* one paragraph larger than the buffer: grow (the parser caps it) */
+                        if (cap >= DEB_INDEX_MAX_TEXT) {
+                                q = mkm_err_set(reterr, -MKM_E_TOO_BIG, "%s: a paragraph larger than %zu bytes", label, cap);
                                 goto out;
                         }
-                        char *nb = realloc(buf, ncap);
+                        char *nb = realloc(buf, cap * 2);
                         if (!nb) {
                                 q = -ENOMEM;
                                 goto out;
                         }
                         buf = nb;
-                        cap = ncap;
+                        cap *= 2;
                 }
-                la_ssize_t k = archive_read_data(a, buf + len, cap - len - 1);
+                la_ssize_t k = archive_read_data(a, buf + have, cap - have);
                 if (k < 0) {
                         q = mkm_err_set(reterr, -MKM_E_BADDATA, "%s: cannot decompress: %s", label, archive_error_string(a));
                         goto out;
                 }
+                total += (uint64_t)k;
+                if ((expected && total > expected) || total > DEB_INDEX_MAX_TEXT) {
+                        q = mkm_err_set(reterr, -MKM_E_DIGEST_MISMATCH,
+                                        "%s: decompresses to more than the %" PRIu64 " bytes %s", label,
+                                        expected ? expected : (uint64_t)DEB_INDEX_MAX_TEXT,
+                                        expected ? "its Release lists" : "allowed");
+                        goto out;
+                }
+                have += (size_t)k;
+                /* hand over whole paragraphs: up to the last blank line */
+                size_t cut = 0;
+                if (k == 0)
+                        cut = have;
+                else
+                        for (size_t j = have; j >= 2; j--)
+                                if (buf[j - 1] == '\n' && buf[j - 2] == '\n') {
+                                        cut = j;
+                                        break;
+                                }
+                if (cut > 0) {
+                        q = deb_index_stream_feed(st, buf, cut, reterr);
+                        if (q < 0)
+                                goto out;
+                        memmove(buf, buf + cut, have - cut);
+                        have -= cut;
+                }
                 if (k == 0)
                         break;
-                len += (size_t)k;
-                if (expected && len > expected) {
-                        q = mkm_err_set(reterr, -MKM_E_DIGEST_MISMATCH,
-                                        "%s: decompresses to more than the %" PRIu64 " bytes its Release lists", label,
-                                        expected);
-                        goto out;
-                }
-                if (len > DEB_INDEX_MAX_TEXT) {
-                        q = mkm_err_set(reterr, -MKM_E_TOO_BIG, "%s: larger than %zu bytes uncompressed", label,
-                                        DEB_INDEX_MAX_TEXT);
-                        goto out;
-                }
         }
-        if (expected && len != expected) {
+        if (expected && total != expected) {
                 q = mkm_err_set(reterr, -MKM_E_DIGEST_MISMATCH,
-                                "%s: decompresses to %zu bytes, its Release lists %" PRIu64, label, len, expected);
+                                "%s: decompresses to %" PRIu64 " bytes, its Release lists %" PRIu64, label, total, expected);
                 goto out;
         }
-        if (!buf && !(buf = malloc(1))) {
-                q = -ENOMEM;
-                goto out;
-        }
-        buf[len] = 0;
-        *ret = TAKE_PTR(buf);
-        *ret_len = len;
-        q = 0;
+        q = deb_index_stream_finish(st, ret);
 out:
         free(buf);
         archive_read_free(a);
@@ -591,11 +595,7 @@ static int load_indexes(struct backend *d, struct mkm_err *reterr) {
                 q = pipeline_fetch_batch(d->ctx, d->b->cache, w, n, reterr);
         }
         for (size_t i = 0; i < n && q >= 0; i++) {
-                _cleanup_free_ char *text = NULL;
-                size_t len = 0;
-                q = read_index(d, w[i].digest, w[i].label, plain_size[i], &text, &len, reterr);
-                if (q >= 0)
-                        q = deb_index_parse(text, len, w[i].label, (uint32_t)i, &d->indexes[i], reterr);
+                q = read_index(d, w[i].digest, w[i].label, plain_size[i], (uint32_t)i, &d->indexes[i], reterr);
                 if (q >= 0)
                         d->n_indexes++;
         }

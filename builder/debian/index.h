@@ -217,6 +217,18 @@ int deb_index_parse(const char *text, size_t len, const char *label, uint32_t nu
 struct deb_index *deb_index_free(struct deb_index *x);
 static inline void deb_index_freep(struct deb_index **x) { (void)deb_index_free(*x); }
 
+/* The same in pieces, so that a decompressed index never has to be in memory whole: each feed is
+ * a run of whole paragraphs (it ends after the blank line that closes one, or at the end of the
+ * index); line numbers in errors count from the first feed. size_hint: the expected total size
+ * (0 if unknown). finish hands over the index (the stream must still be freed). */
+struct deb_index_stream;
+int deb_index_stream_new(const char *label, uint32_t number, size_t size_hint, struct deb_index_stream **ret,
+                         struct mkm_err *reterr);
+int deb_index_stream_feed(struct deb_index_stream *s, const char *text, size_t len, struct mkm_err *reterr);
+int deb_index_stream_finish(struct deb_index_stream *s, struct deb_index **ret);
+struct deb_index_stream *deb_index_stream_free(struct deb_index_stream *s);
+static inline void deb_index_stream_freep(struct deb_index_stream **s) { (void)deb_index_stream_free(*s); }
+
 /* Parse one relationship field value (e.g. a Depends: line) into rel, allocating from x's
  * arena (x may be NULL: then rel is malloc'ed and freed with deb_rel_done). For the resolver's
  * own targets ("Packages=" items) and tests. */

@@ -288,65 +288,112 @@ struct deb_index *deb_index_free(struct deb_index *x) {
         return NULL;
 }
 
-int deb_index_parse_capped(const char *text, size_t len, const char *label, uint32_t number, size_t max_text,
-                           size_t max_pkgs, struct deb_index **ret, struct mkm_err *reterr) {
-        _cleanup_(deb_index_freep) struct deb_index *x = NULL;
-        struct deb822_field fields[DEB_PKG_MAX_FIELDS];
-        struct deb822_iter it;
-        size_t cap, nf;
-        int r;
+struct deb_index_stream {
+        struct deb_index *x;
+        struct deb_store *st;
+        struct parser ps;
+        size_t cap, max_pkgs, max_text, total;
+        unsigned line;                  /* line number of the next chunk's first byte */
+};
 
+struct deb_index_stream *deb_index_stream_free(struct deb_index_stream *s) {
+        if (!s)
+                return NULL;
+        free(s->ps.sc.toks);
+        if (s->st)
+                atom_set_done(&s->st->atoms);
+        deb_index_free(s->x);
+        free(s);
+        return NULL;
+}
+
+static int stream_new(const char *label, uint32_t number, size_t size_hint, size_t max_text, size_t max_pkgs,
+                      struct deb_index_stream **ret, struct mkm_err *reterr) {
+        _cleanup_(deb_index_stream_freep) struct deb_index_stream *s = calloc(1, sizeof *s);
         if (!label)
                 label = "Packages";
-        if (len > max_text)
-                return mkm_err_set(reterr, -E2BIG, "%s: %zu bytes, more than the limit of %zu", label, len, max_text);
-        x = calloc(1, sizeof *x);
-        if (!x)
+        if (!s || !(s->x = calloc(1, sizeof *s->x)))
                 return mkm_err_set(reterr, -ENOMEM, "%s: out of memory", label);
         struct deb_store *st = calloc(1, sizeof *st);
         if (!st)
                 return mkm_err_set(reterr, -ENOMEM, "%s: out of memory", label);
-        x->arena = st;
-        x->number = number;
-        if (!(x->label = arena_strndup(&st->mem, label, strlen(label))))
+        s->x->arena = s->st = st;
+        s->x->number = number;
+        if (!(s->x->label = arena_strndup(&st->mem, label, strlen(label))))
                 return mkm_err_set(reterr, -ENOMEM, "%s: out of memory", label);
-
+        s->max_text = max_text;
+        s->max_pkgs = max_pkgs;
+        s->line = 1;
         /* bookworm's paragraphs average 790 bytes: a guess that rarely needs to grow (growing
          * a block this big is an mremap, not a copy), and pages of it never written are never
          * touched. */
-        cap = len / 512 + 16;
-        if (cap > max_pkgs)
-                cap = max_pkgs;
-        if (!(x->pkgs = mkm_new(struct deb_pkg, cap)))
+        s->cap = (size_hint < max_text ? size_hint : max_text) / 512 + 16;
+        if (s->cap > max_pkgs)
+                s->cap = max_pkgs;
+        if (!(s->x->pkgs = mkm_new(struct deb_pkg, s->cap)))
                 return mkm_err_set(reterr, -ENOMEM, "%s: out of memory", label);
+        s->ps = (struct parser){ .x = s->x, .st = st, .label = s->x->label };
+        *ret = TAKE_PTR(s);
+        return 0;
+}
 
-        struct parser ps = { .x = x, .st = st, .label = x->label, .err = reterr };
+int deb_index_stream_new(const char *label, uint32_t number, size_t size_hint, struct deb_index_stream **ret,
+                         struct mkm_err *reterr) {
+        return stream_new(label, number, size_hint, DEB_INDEX_MAX_TEXT, DEB_INDEX_MAX_PKGS, ret, reterr);
+}
+
+int deb_index_stream_feed(struct deb_index_stream *s, const char *text, size_t len, struct mkm_err *reterr) {
+        struct deb_index *x = s->x;
+        struct deb822_field fields[DEB_PKG_MAX_FIELDS];
+        struct deb822_iter it;
+        size_t nf;
+        int r;
+        if (len > s->max_text - s->total)
+                return mkm_err_set(reterr, -E2BIG, "%s: more than the limit of %zu bytes", x->label, s->max_text);
+        s->total += len;
+        s->ps.err = reterr;
         deb822_iter_init(&it, text, len, x->label);
+        it.line = s->line;
         while ((r = deb822_iter_next(&it, fields, ELEMENTSOF(fields), &nf, reterr)) > 0) {
-                if (x->n >= max_pkgs) {
-                        r = mkm_err_set(reterr, -E2BIG, "%s:%u: more than %zu packages", label, fields[0].line,
-                                        max_pkgs);
-                        break;
-                }
-                if (x->n == cap && (r = mkm_grow((void **)&x->pkgs, &cap, x->n, sizeof *x->pkgs, 64)) < 0) {
-                        r = mkm_err_set(reterr, r, "%s: out of memory", label);
-                        break;
-                }
-                if ((r = parse_pkg(&ps, fields, nf, &x->pkgs[x->n])) < 0)
-                        break;
+                if (x->n >= s->max_pkgs)
+                        return mkm_err_set(reterr, -E2BIG, "%s:%u: more than %zu packages", x->label, fields[0].line,
+                                           s->max_pkgs);
+                if (x->n == s->cap && (r = mkm_grow((void **)&x->pkgs, &s->cap, x->n, sizeof *x->pkgs, 64)) < 0)
+                        return mkm_err_set(reterr, r, "%s: out of memory", x->label);
+                if ((r = parse_pkg(&s->ps, fields, nf, &x->pkgs[x->n])) < 0)
+                        return r;
                 x->n++;
         }
-        free(ps.sc.toks);
-        atom_set_done(&st->atoms);
         if (r < 0)
                 return r;
-        if (x->n < cap) {
+        s->line = it.line;
+        return 0;
+}
+
+int deb_index_stream_finish(struct deb_index_stream *s, struct deb_index **ret) {
+        struct deb_index *x = TAKE_PTR(s->x);
+        if (x->n < s->cap) {
                 struct deb_pkg *np = mkm_reallocarray(x->pkgs, x->n, sizeof *np);
                 if (np)
                         x->pkgs = np;
         }
-        *ret = TAKE_PTR(x);
+        *ret = x;
         return 0;
+}
+
+int deb_index_parse_capped(const char *text, size_t len, const char *label, uint32_t number, size_t max_text,
+                           size_t max_pkgs, struct deb_index **ret, struct mkm_err *reterr) {
+        if (!label)
+                label = "Packages";
+        if (len > max_text)
+                return mkm_err_set(reterr, -E2BIG, "%s: %zu bytes, more than the limit of %zu", label, len, max_text);
+        _cleanup_(deb_index_stream_freep) struct deb_index_stream *s = NULL;
+        int r = stream_new(label, number, len, max_text, max_pkgs, &s, reterr);
+        if (r >= 0)
+                r = deb_index_stream_feed(s, text, len, reterr);
+        if (r >= 0)
+                r = deb_index_stream_finish(s, ret);
+        return r;
 }
 
 int deb_index_parse(const char *text, size_t len, const char *label, uint32_t number, struct deb_index **ret,
