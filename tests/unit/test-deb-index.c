@@ -981,6 +981,35 @@ static void test_char_classes(void **state) {
         }
 }
 
+/* The stream API: whole paragraphs fed in pieces give the same index as one parse, and line
+ * numbers in errors count across pieces. */
+static void test_stream(void **state) {
+        (void)state;
+        static const char a[] = "Package: aa\nVersion: 1\nArchitecture: all\nFilename: pool/a.deb\nSize: 1\nSHA256: " SHA_A "\n\n";
+        static const char b[] = "Package: bb\nVersion: 2\nArchitecture: amd64\nFilename: pool/b.deb\nSize: 2\nSHA256: " SHA_B "\n";
+        struct mkm_err err = { 0 };
+        _cleanup_(deb_index_stream_freep) struct deb_index_stream *s = NULL;
+        assert_int_equal(deb_index_stream_new("P", 3, 0, &s, &err), 0);
+        assert_int_equal(deb_index_stream_feed(s, a, strlen(a), &err), 0);
+        assert_int_equal(deb_index_stream_feed(s, b, strlen(b), &err), 0);
+        _cleanup_(deb_index_freep) struct deb_index *x = NULL;
+        assert_int_equal(deb_index_stream_finish(s, &x), 0);
+        assert_int_equal(x->n, 2);
+        assert_int_equal(x->number, 3);
+        assert_string_equal(x->pkgs[0].name, "aa");
+        assert_string_equal(x->pkgs[1].name, "bb");
+        assert_int_equal(x->pkgs[1].size, 2);
+
+        /* an error in the second piece names its line in the whole text (line 8) */
+        static const char bad[] = "Package: cc\nVersion: 1\nArchitecture: all\nFilename: ../x.deb\nSize: 1\nSHA256: " SHA_A "\n";
+        _cleanup_(deb_index_stream_freep) struct deb_index_stream *t = NULL;
+        assert_int_equal(deb_index_stream_new("P", 0, 0, &t, &err), 0);
+        assert_int_equal(deb_index_stream_feed(t, a, strlen(a), &err), 0);
+        assert_int_equal(deb_index_stream_feed(t, bad, strlen(bad), &err), -MKM_E_PARSE);
+        if (!strstr(err.msg, "P:11:"))
+                fail_msg("expected line 11: %s", err.msg);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_deb822_paragraphs),
@@ -1002,6 +1031,7 @@ int main(void) {
                 cmocka_unit_test(test_rel_parse_into_index),
                 cmocka_unit_test(test_names),
                 cmocka_unit_test(test_char_classes),
+                cmocka_unit_test(test_stream),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
