@@ -1279,40 +1279,87 @@ static int tarjan(const struct graph *gr, uint32_t *comp, uint32_t *ret_ncomp) {
         return 0;
 }
 
-/* Order the nodes: dependencies first; among what is ready, the smallest name. Inside a cycle,
- * the same rule on the edges within it, and when it is stuck, the smallest name whose
- * Pre-Depends inside the cycle are placed (else the smallest name). */
+/* A min-heap of node numbers (node order is name order). */
+static void heap_push(uint32_t *h, size_t *n, uint32_t x) {
+        size_t i = (*n)++;
+        while (i > 0 && h[(i - 1) / 2] > x) {
+                h[i] = h[(i - 1) / 2];
+                i = (i - 1) / 2;
+        }
+        h[i] = x;
+}
+
+static uint32_t heap_pop(uint32_t *h, size_t *n) {
+        uint32_t top = h[0], x = h[--*n];
+        size_t i = 0;
+        for (;;) {
+                size_t c = 2 * i + 1;
+                if (c >= *n)
+                        break;
+                if (c + 1 < *n && h[c + 1] < h[c])
+                        c++;
+                if (h[c] >= x)
+                        break;
+                h[i] = h[c];
+                i = c;
+        }
+        if (*n > 0)
+                h[i] = x;
+        return top;
+}
+
+/* Order the nodes: dependencies first; among what is ready, the smallest name. When a cycle
+ * leaves nothing ready: in the cycle nothing outside waits for (the lowest Tarjan number among
+ * the waiting), the smallest name whose Pre-Depends are placed (else the smallest name). */
 static int order_graph(const struct graph *gr, uint32_t *out) {
-        size_t n = gr->n, placed = 0;
+        size_t n = gr->n, ne = gr->eoff[n], placed = 0, nheap = 0;
         uint32_t ncomp = 0;
         int r;
-        _cleanup_free_ uint32_t *comp = mkm_new(uint32_t, n), *pending = mkm_new0(uint32_t, n);
-        _cleanup_free_ bool *done = mkm_new0(bool, n);
+        _cleanup_free_ uint32_t *comp = mkm_new(uint32_t, n), *pending = mkm_new0(uint32_t, n),
+                                *roff = mkm_new0(uint32_t, n + 1), *rev = mkm_new(uint32_t, ne), *heap = mkm_new(uint32_t, n);
+        _cleanup_free_ bool *done = mkm_new0(bool, n), *queued = mkm_new0(bool, n);
 
-        if (!comp || !pending || !done)
+        if (!comp || !pending || !roff || !rev || !heap || !done || !queued)
                 return -ENOMEM;
         if ((r = tarjan(gr, comp, &ncomp)) < 0)
                 return r;
+        /* Reverse edges: who waits for v. Self-edges wait for nothing. */
         for (size_t u = 0; u < n; u++)
                 for (uint32_t k = gr->eoff[u]; k < gr->eoff[u + 1]; k++)
-                        if (!done[gr->e[k].to] && gr->e[k].to != u)
+                        if (gr->e[k].to != u) {
                                 pending[u]++;
-        /* Simple and deterministic: O(n^2) scans over at most a few thousand packages. */
+                                roff[gr->e[k].to + 1]++;
+                        }
+        for (size_t v = 0; v < n; v++)
+                roff[v + 1] += roff[v];
+        {
+                _cleanup_free_ uint32_t *fill = mkm_new0(uint32_t, n);
+                if (!fill)
+                        return -ENOMEM;
+                for (size_t u = 0; u < n; u++)
+                        for (uint32_t k = gr->eoff[u]; k < gr->eoff[u + 1]; k++)
+                                if (gr->e[k].to != u)
+                                        rev[roff[gr->e[k].to] + fill[gr->e[k].to]++] = (uint32_t)u;
+        }
+        for (size_t u = 0; u < n; u++)
+                if (pending[u] == 0) {
+                        heap_push(heap, &nheap, (uint32_t)u);
+                        queued[u] = true;
+                }
         while (placed < n) {
-                size_t pick = SIZE_MAX;
-                for (size_t u = 0; u < n && pick == SIZE_MAX; u++)
-                        if (!done[u] && pending[u] == 0)
+                uint32_t pick = NONE;
+                while (nheap > 0 && pick == NONE) {
+                        uint32_t u = heap_pop(heap, &nheap);
+                        if (!done[u])
                                 pick = u;
-                if (pick == SIZE_MAX) {
-                        /* A cycle: its nodes all wait. Take the component that nothing outside it
-                         * is still waiting for (lowest Tarjan number among the waiting), then the
-                         * smallest name in it with its Pre-Depends placed. */
+                }
+                if (pick == NONE) {
                         uint32_t best = NONE;
                         for (size_t u = 0; u < n; u++)
                                 if (!done[u] && (best == NONE || comp[u] < best))
                                         best = comp[u];
-                        for (int pass = 0; pass < 2 && pick == SIZE_MAX; pass++)
-                                for (size_t u = 0; u < n && pick == SIZE_MAX; u++) {
+                        for (int pass = 0; pass < 2 && pick == NONE; pass++)
+                                for (size_t u = 0; u < n && pick == NONE; u++) {
                                         if (done[u] || comp[u] != best)
                                                 continue;
                                         bool pre_ok = true;
@@ -1320,16 +1367,18 @@ static int order_graph(const struct graph *gr, uint32_t *out) {
                                                 if (gr->e[k].pre && !done[gr->e[k].to] && gr->e[k].to != u)
                                                         pre_ok = false;
                                         if (pre_ok)
-                                                pick = u;
+                                                pick = (uint32_t)u;
                                 }
                 }
                 done[pick] = true;
-                out[placed++] = (uint32_t)pick;
-                for (size_t u = 0; u < n; u++)
-                        if (!done[u])
-                                for (uint32_t k = gr->eoff[u]; k < gr->eoff[u + 1]; k++)
-                                        if (gr->e[k].to == pick)
-                                                pending[u]--;
+                out[placed++] = pick;
+                for (uint32_t k = roff[pick]; k < roff[pick + 1]; k++) {
+                        uint32_t u = rev[k];
+                        if (--pending[u] == 0 && !done[u] && !queued[u]) {
+                                heap_push(heap, &nheap, u);
+                                queued[u] = true;
+                        }
+                }
         }
         return 0;
 }
