@@ -353,7 +353,7 @@ static bool explain_atom(const struct resolver *rs, const struct deb_atom *a, ch
         return false;
 }
 
-static void note_unsat(struct resolver *rs, uint32_t last, const struct deb_group *g) {
+static __attribute__((noinline)) void note_unsat(struct resolver *rs, uint32_t last, const struct deb_group *g) {
         char chain[1024], why[1024] = "";
 
         fmt_chain(rs, last, chain, sizeof chain);
@@ -523,7 +523,7 @@ static size_t count_solutions(const struct resolver *rs, const struct deb_group 
 
 /* apt's IsInstallOkDependenciesSatisfiableByCandidates: every Pre-Depends/Depends group has a
  * marked, installed or candidate solution. */
-static bool deps_satisfiable(struct resolver *rs, uint32_t pi) {
+static __attribute__((noinline)) bool deps_satisfiable(struct resolver *rs, uint32_t pi) {
         const struct deb_pkg *c = rs->pk[pi].cand;
 
         for (size_t f = 0; f < 2; f++) {
@@ -577,7 +577,7 @@ static bool neg_hits_pkg(const struct resolver *rs, const struct deb_atom *a, ui
         return false;
 }
 
-static void note_conflict(struct resolver *rs, uint32_t pi, uint32_t owner, uint32_t other, const struct deb_atom *a,
+static __attribute__((noinline)) void note_conflict(struct resolver *rs, uint32_t pi, uint32_t owner, uint32_t other, const struct deb_atom *a,
                           bool breaks) {
         char chain[1024], atom[512] = "";
 
@@ -691,6 +691,13 @@ static bool inst_broken(const struct resolver *rs, uint32_t pi) {
 
 static bool mark_install(struct resolver *rs, uint32_t pi, bool autoinst, bool from_user);
 
+/* Out of line: mark_install recurses once per level and must keep its frame small. */
+static __attribute__((noinline)) void note_too_deep(struct resolver *rs, uint32_t pi) {
+        char chain[1024];
+        fmt_chain(rs, pi, chain, sizeof chain);
+        note(rs, -MKM_E_DEP_UNSAT, chain, "dependency chain deeper than %u", MAX_DEPTH);
+}
+
 /* One group of MarkInstall_InstallDependencies. */
 static bool install_group(struct resolver *rs, const struct deb_group *g, bool propagate) {
         _cleanup_free_ uint32_t *mem = NULL;
@@ -741,9 +748,7 @@ static bool mark_install(struct resolver *rs, uint32_t pi, bool autoinst, bool f
         struct rpkg *p = &rs->pk[pi];
 
         if (rs->depth >= MAX_DEPTH) {
-                char chain[1024];
-                fmt_chain(rs, pi, chain, sizeof chain);
-                note(rs, -MKM_E_DEP_UNSAT, chain, "dependency chain deeper than %u", MAX_DEPTH);
+                note_too_deep(rs, pi);
                 return false;
         }
         if (p->protect && p->installed && !p->marked)
