@@ -246,9 +246,9 @@ bool deb_ascii_ieq(const char *s, size_t n, const char *lit) {
 }
 
 int deb_parse_yesno(const char *s, size_t n) {
-        if (n == 3 && memcmp(s, "yes", 3) == 0)
+        if (deb_ascii_ieq(s, n, "yes"))
                 return 1;
-        if (n == 2 && memcmp(s, "no", 2) == 0)
+        if (deb_ascii_ieq(s, n, "no"))
                 return 0;
         return -1;
 }

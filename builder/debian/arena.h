@@ -82,7 +82,8 @@ static inline bool deb_cc_is(char c, unsigned cls) { return deb_cc[(unsigned cha
 /* ASCII case-insensitive: s[0..n) equals the lowercase-or-not literal lit. */
 bool deb_ascii_ieq(const char *s, size_t n, const char *lit);
 
-/* "yes"/"no" of Essential:, Acquire-By-Hash: ...; -1 if neither. */
+/* "yes"/"no" of Essential:, Acquire-By-Hash: ... (ASCII case-insensitive, as dpkg and apt);
+ * -1 if neither. */
 int deb_parse_yesno(const char *s, size_t n);
 
 /* Decimal uint64 without sign or blanks. */
@@ -129,6 +130,7 @@ int rel_scan(const char *value, size_t len, struct rel_scratch *sc, const char *
  * -ENOMEM. */
 int rel_store(struct deb_store *st, bool share, const struct rel_scratch *sc, struct deb_rel *rel);
 
-/* A printable excerpt of s for messages: at most max bytes, control bytes and non-ASCII as '?',
- * folded lines as one. */
+/* A printable excerpt of s for messages, NUL-terminated in buf: control bytes and non-ASCII as
+ * '?' (a message must not carry terminal escapes from a mirror), newlines and tabs as ' ', and
+ * "..." at the end when s does not fit. */
 void deb_snippet(char *buf, size_t size, const char *s, size_t n);

@@ -71,7 +71,9 @@ struct deb822_iter {
         size_t pos;             /* next byte to read */
         unsigned line;          /* 1-based line number of text[pos] */
         bool allow_comments;    /* skip lines starting with '#' (apt's .sources allow them;
-                                 * Release and Packages do not: there they are an error) */
+                                 * Release and Packages do not: there they are an error). A
+                                 * comment between continuation lines stays inside that value's
+                                 * view. */
         size_t max_value;       /* longest value, DEB_FIELD_MAX after init (a Release raises it:
                                  * its SHA256: list is one field) */
         size_t checked_;        /* internal: text[..checked_) was searched for NUL and CR */

@@ -339,23 +339,21 @@ static int rel_malloc(const struct rel_scratch *sc, struct deb_rel *rel) {
 }
 
 void deb_snippet(char *buf, size_t size, const char *s, size_t n) {
-        size_t o = 0;
-        if (size == 0)
+        size_t o = 0, keep = n;
+        if (size < 5) {
+                if (size)
+                        buf[0] = 0;
                 return;
-        for (size_t i = 0; i < n && o + 1 < size; i++) {
+        }
+        if (keep > size - 1)
+                keep = size - 4;        /* room for "..." */
+        for (size_t i = 0; i < keep; i++) {
                 unsigned char c = (unsigned char)s[i];
-                if (o + 4 >= size && i + 1 < n) {
-                        /* no room for the rest: say so */
-                        if (o + 1 < size)
-                                buf[o++] = '.';
-                        break;
-                }
-                if (c == '\n' || c == '\t')
-                        buf[o++] = ' ';
-                else if (c < 0x20 || c >= 0x7f)
-                        buf[o++] = '?';
-                else
-                        buf[o++] = (char)c;
+                buf[o++] = c == '\n' || c == '\t' ? ' ' : c < 0x20 || c >= 0x7f ? '?' : (char)c;
+        }
+        if (keep < n) {
+                memcpy(buf + o, "...", 3);
+                o += 3;
         }
         buf[o] = 0;
 }

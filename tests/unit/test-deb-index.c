@@ -483,7 +483,7 @@ static void test_packages_all_fields(void **state) {
                 "sha256: 9E0B5AABB2465B3D2E7A7FE27F9913846277833F7A2826E7767ACCCFF5B588C5\n"
                 "priority: Extra\n"
                 "multi-arch: foreign\n"
-                "important: yes\n"
+                "important: YES\n"         /* case-insensitive, as dpkg and apt */
                 "depends: libc6 (>= 2.34)\n"
                 "\n"
                 "Package: tool\n"
@@ -694,7 +694,7 @@ static void test_packages_errors(void **state) {
                 { PKG_OK("Installed-Size: -5\n"), 0, "P:7: Installed-Size: not a size in KiB: '-5'" },
                 { PKG_OK("Multi-Arch: sometimes\n"), 0, "P:7: Multi-Arch: not no, same, foreign or allowed: 'sometimes'" },
                 { PKG_OK("Essential: maybe\n"), 0, "P:7: Essential: not yes or no: 'maybe'" },
-                { PKG_OK("Important: YES\n"), 0, "P:7: Important: not yes or no: 'YES'" },
+                { PKG_OK("Important: ja\n"), 0, "P:7: Important: not yes or no: 'ja'" },
                 { PKG_OK("Protected: 1\n"), 0, "P:7: Protected: not yes or no: '1'" },
                 { PKG_OK("Source: Foo\n"), 0, "P:7: Source: invalid source package name: 'Foo'" },
                 { PKG_OK("Source: foo (1.0\n"), 0, "P:7: Source: not 'name' or 'name (version)': 'foo (1.0'" },
@@ -732,6 +732,34 @@ static void test_packages_errors(void **state) {
                 assert_string_equal(err.msg, t[i].msg);
                 assert_null(x);
         }
+}
+
+/* Long values are quoted in part, and never with their control bytes. */
+static void test_message_excerpts(void **state) {
+        (void)state;
+        struct buf b = { 0 };
+        struct deb_index *x = NULL;
+        struct mkm_err err = { 0 };
+        char want[256];
+
+        buf_add(&b, "Package: bb\nVersion: 1\nArchitecture: all\nSize: 1\nSHA256: %s\nFilename: pool/", SHA_A);
+        for (int i = 0; i < 20; i++)
+                buf_add(&b, "abcde");
+        buf_add(&b, "/../x.deb\n");
+        assert_int_equal(deb_index_parse(b.p, b.n, "P", 0, &x, &err), -MKM_E_PARSE);
+        /* 92 bytes of the value, then "..." */
+        snprintf(want, sizeof want, "P:6: Filename: '.' or '..' in path: 'pool/%.87s...'",
+                 "abcdeabcdeabcdeabcdeabcdeabcdeabcdeabcdeabcdeabcdeabcdeabcdeabcdeabcdeabcdeabcdeabcdeabcde");
+        assert_string_equal(err.msg, want);
+        free(b.p);
+
+        char snip[8];
+        deb_snippet(snip, sizeof snip, "ab\x1b\n\t\x80", 6);
+        assert_string_equal(snip, "ab?  ?");
+        deb_snippet(snip, sizeof snip, "abcdefgh", 8);
+        assert_string_equal(snip, "abcd...");
+        deb_snippet(snip, sizeof snip, "abcdefg", 7);
+        assert_string_equal(snip, "abcdefg");
 }
 
 static void test_packages_caps(void **state) {
@@ -964,6 +992,7 @@ int main(void) {
                 cmocka_unit_test(test_packages_all_fields),
                 cmocka_unit_test(test_packages_empty_and_blank),
                 cmocka_unit_test(test_packages_errors),
+                cmocka_unit_test(test_message_excerpts),
                 cmocka_unit_test(test_packages_caps),
                 cmocka_unit_test(test_rel_parse),
                 cmocka_unit_test(test_rel_parse_errors),
