@@ -62,7 +62,7 @@
 
 /* One of apt's packages: a name of the native architecture. */
 struct rpkg {
-        const char *name;               /* borrowed from an index (or a target string) */
+        const char *name;               /* borrowed from an index */
         const struct deb_pkg *cand;     /* candidate version, NULL for a purely virtual name */
         uint32_t prov_off, n_prov;      /* candidates that Provide this name: rs->provs[off..] */
         uint32_t neg_off, n_neg;        /* candidates whose Conflicts/Breaks name it: rs->negs[] */
@@ -430,7 +430,7 @@ static int solutions(const struct resolver *rs, const struct deb_group *g, struc
 
                 if (t == NONE)
                         continue;
-                /* Build this alternative's list at the end of out, then sort it in place. */
+                /* This alternative's list, ranked, then appended. */
                 struct idlist alt = {};
                 if (!rs->pk[t].discarded && real_matches(rs, rs->pk[t].cand, a))
                         if ((r = idlist_add_unique(&alt, t)) < 0)
@@ -464,61 +464,30 @@ static int solutions(const struct resolver *rs, const struct deb_group *g, struc
         return 0;
 }
 
-/* How many packages, selected or with a candidate, satisfy g (apt: getAllPossibleSolutions with
- * CANDANDINST); *ret_one is the package when there is exactly one. */
-static size_t count_solutions(const struct resolver *rs, const struct deb_group *g, uint32_t *ret_one) {
+/* Whether exactly one package, selected or with a candidate, satisfies g (apt:
+ * getAllPossibleSolutions with CANDANDINST has size 1); *ret_one is that package. */
+static bool one_solution(const struct resolver *rs, const struct deb_group *g, uint32_t *ret_one) {
         uint32_t first = NONE;
-        size_t n = 0;
 
         for (uint32_t i = 0; i < g->n; i++) {
                 const struct deb_atom *a = &g->atoms[i];
                 uint32_t t = lookup(rs, a->name);
                 if (t == NONE)
                         continue;
-                const struct rpkg *p = &rs->pk[t];
-                if ((sel(p) || !p->discarded) && real_matches(rs, p->cand, a) && !(p->protect && !sel(p))) {
-                        if (first == NONE)
-                                first = t, n = 1;
-                        else if (first != t)
-                                n++;
-                }
-                for (uint32_t k = 0; k < p->n_prov; k++) {
-                        const struct prov *v = &rs->provs[p->prov_off + k];
-                        const struct rpkg *q = &rs->pk[v->pkg];
-                        if ((sel(q) || !q->discarded) && prov_matches(rs, q->cand, v->atom, a) && !(q->protect && !sel(q))) {
-                                if (first == NONE)
-                                        first = v->pkg, n = 1;
-                                else if (first != v->pkg)
-                                        n++;
-                        }
-                }
-        }
-        /* n may count one package twice (named by two alternatives): only "exactly one" matters,
-         * and a package found twice with nothing else is still one. */
-        if (n > 1) {
-                bool other = false;
-                for (uint32_t i = 0; i < g->n && !other; i++) {
-                        const struct deb_atom *a = &g->atoms[i];
-                        uint32_t t = lookup(rs, a->name);
-                        if (t == NONE)
+                for (uint32_t k = 0; k <= rs->pk[t].n_prov; k++) {
+                        uint32_t x = k == 0 ? t : rs->provs[rs->pk[t].prov_off + k - 1].pkg;
+                        const struct rpkg *p = &rs->pk[x];
+                        bool ok = k == 0 ? real_matches(rs, p->cand, a)
+                                         : prov_matches(rs, p->cand, rs->provs[rs->pk[t].prov_off + k - 1].atom, a);
+                        if (!ok || !(sel(p) || !p->discarded) || (p->protect && !sel(p)))
                                 continue;
-                        const struct rpkg *p = &rs->pk[t];
-                        if (t != first && (sel(p) || !p->discarded) && real_matches(rs, p->cand, a) &&
-                            !(p->protect && !sel(p)))
-                                other = true;
-                        for (uint32_t k = 0; k < p->n_prov && !other; k++) {
-                                const struct prov *v = &rs->provs[p->prov_off + k];
-                                const struct rpkg *q = &rs->pk[v->pkg];
-                                if (v->pkg != first && (sel(q) || !q->discarded) &&
-                                    prov_matches(rs, q->cand, v->atom, a) && !(q->protect && !sel(q)))
-                                        other = true;
-                        }
+                        if (first != NONE && first != x)
+                                return false;
+                        first = x;
                 }
-                if (!other)
-                        n = 1;
         }
         *ret_one = first;
-        return n;
+        return first != NONE;
 }
 
 /* apt's IsInstallOkDependenciesSatisfiableByCandidates: every Pre-Depends/Depends group has a
@@ -710,7 +679,7 @@ static bool install_group(struct resolver *rs, const struct deb_group *g, bool p
                 return true;
         if (sat) {
                 /* Protect the only way this is satisfied, and walk its dependencies too. */
-                if (count_solutions(rs, g, &one) != 1 || rs->pk[one].protect)
+                if (!one_solution(rs, g, &one) || rs->pk[one].protect)
                         return true;
                 rs->pk[one].protect = true;
                 return mark_install(rs, one, true, false);
