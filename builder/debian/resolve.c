@@ -62,7 +62,7 @@
 
 /* One of apt's packages: a name of the native architecture. */
 struct rpkg {
-        const char *name;               /* borrowed from an index (or a target string) */
+        const char *name;               /* borrowed from an index */
         const struct deb_pkg *cand;     /* candidate version, NULL for a purely virtual name */
         uint32_t prov_off, n_prov;      /* candidates that Provide this name: rs->provs[off..] */
         uint32_t neg_off, n_neg;        /* candidates whose Conflicts/Breaks name it: rs->negs[] */
@@ -353,7 +353,7 @@ static bool explain_atom(const struct resolver *rs, const struct deb_atom *a, ch
         return false;
 }
 
-static void note_unsat(struct resolver *rs, uint32_t last, const struct deb_group *g) {
+static __attribute__((noinline)) void note_unsat(struct resolver *rs, uint32_t last, const struct deb_group *g) {
         char chain[1024], why[1024] = "";
 
         fmt_chain(rs, last, chain, sizeof chain);
@@ -430,7 +430,7 @@ static int solutions(const struct resolver *rs, const struct deb_group *g, struc
 
                 if (t == NONE)
                         continue;
-                /* Build this alternative's list at the end of out, then sort it in place. */
+                /* This alternative's list, ranked, then appended. */
                 struct idlist alt = {};
                 if (!rs->pk[t].discarded && real_matches(rs, rs->pk[t].cand, a))
                         if ((r = idlist_add_unique(&alt, t)) < 0)
@@ -464,66 +464,35 @@ static int solutions(const struct resolver *rs, const struct deb_group *g, struc
         return 0;
 }
 
-/* How many packages, selected or with a candidate, satisfy g (apt: getAllPossibleSolutions with
- * CANDANDINST); *ret_one is the package when there is exactly one. */
-static size_t count_solutions(const struct resolver *rs, const struct deb_group *g, uint32_t *ret_one) {
+/* Whether exactly one package, selected or with a candidate, satisfies g (apt:
+ * getAllPossibleSolutions with CANDANDINST has size 1); *ret_one is that package. */
+static bool one_solution(const struct resolver *rs, const struct deb_group *g, uint32_t *ret_one) {
         uint32_t first = NONE;
-        size_t n = 0;
 
         for (uint32_t i = 0; i < g->n; i++) {
                 const struct deb_atom *a = &g->atoms[i];
                 uint32_t t = lookup(rs, a->name);
                 if (t == NONE)
                         continue;
-                const struct rpkg *p = &rs->pk[t];
-                if ((sel(p) || !p->discarded) && real_matches(rs, p->cand, a) && !(p->protect && !sel(p))) {
-                        if (first == NONE)
-                                first = t, n = 1;
-                        else if (first != t)
-                                n++;
-                }
-                for (uint32_t k = 0; k < p->n_prov; k++) {
-                        const struct prov *v = &rs->provs[p->prov_off + k];
-                        const struct rpkg *q = &rs->pk[v->pkg];
-                        if ((sel(q) || !q->discarded) && prov_matches(rs, q->cand, v->atom, a) && !(q->protect && !sel(q))) {
-                                if (first == NONE)
-                                        first = v->pkg, n = 1;
-                                else if (first != v->pkg)
-                                        n++;
-                        }
-                }
-        }
-        /* n may count one package twice (named by two alternatives): only "exactly one" matters,
-         * and a package found twice with nothing else is still one. */
-        if (n > 1) {
-                bool other = false;
-                for (uint32_t i = 0; i < g->n && !other; i++) {
-                        const struct deb_atom *a = &g->atoms[i];
-                        uint32_t t = lookup(rs, a->name);
-                        if (t == NONE)
+                for (uint32_t k = 0; k <= rs->pk[t].n_prov; k++) {
+                        uint32_t x = k == 0 ? t : rs->provs[rs->pk[t].prov_off + k - 1].pkg;
+                        const struct rpkg *p = &rs->pk[x];
+                        bool ok = k == 0 ? real_matches(rs, p->cand, a)
+                                         : prov_matches(rs, p->cand, rs->provs[rs->pk[t].prov_off + k - 1].atom, a);
+                        if (!ok || !(sel(p) || !p->discarded) || (p->protect && !sel(p)))
                                 continue;
-                        const struct rpkg *p = &rs->pk[t];
-                        if (t != first && (sel(p) || !p->discarded) && real_matches(rs, p->cand, a) &&
-                            !(p->protect && !sel(p)))
-                                other = true;
-                        for (uint32_t k = 0; k < p->n_prov && !other; k++) {
-                                const struct prov *v = &rs->provs[p->prov_off + k];
-                                const struct rpkg *q = &rs->pk[v->pkg];
-                                if (v->pkg != first && (sel(q) || !q->discarded) &&
-                                    prov_matches(rs, q->cand, v->atom, a) && !(q->protect && !sel(q)))
-                                        other = true;
-                        }
+                        if (first != NONE && first != x)
+                                return false;
+                        first = x;
                 }
-                if (!other)
-                        n = 1;
         }
         *ret_one = first;
-        return n;
+        return first != NONE;
 }
 
 /* apt's IsInstallOkDependenciesSatisfiableByCandidates: every Pre-Depends/Depends group has a
  * marked, installed or candidate solution. */
-static bool deps_satisfiable(struct resolver *rs, uint32_t pi) {
+static __attribute__((noinline)) bool deps_satisfiable(struct resolver *rs, uint32_t pi) {
         const struct deb_pkg *c = rs->pk[pi].cand;
 
         for (size_t f = 0; f < 2; f++) {
@@ -577,7 +546,7 @@ static bool neg_hits_pkg(const struct resolver *rs, const struct deb_atom *a, ui
         return false;
 }
 
-static void note_conflict(struct resolver *rs, uint32_t pi, uint32_t owner, uint32_t other, const struct deb_atom *a,
+static __attribute__((noinline)) void note_conflict(struct resolver *rs, uint32_t pi, uint32_t owner, uint32_t other, const struct deb_atom *a,
                           bool breaks) {
         char chain[1024], atom[512] = "";
 
@@ -691,6 +660,13 @@ static bool inst_broken(const struct resolver *rs, uint32_t pi) {
 
 static bool mark_install(struct resolver *rs, uint32_t pi, bool autoinst, bool from_user);
 
+/* Out of line: mark_install recurses once per level and must keep its frame small. */
+static __attribute__((noinline)) void note_too_deep(struct resolver *rs, uint32_t pi) {
+        char chain[1024];
+        fmt_chain(rs, pi, chain, sizeof chain);
+        note(rs, -MKM_E_DEP_UNSAT, chain, "dependency chain deeper than %u", MAX_DEPTH);
+}
+
 /* One group of MarkInstall_InstallDependencies. */
 static bool install_group(struct resolver *rs, const struct deb_group *g, bool propagate) {
         _cleanup_free_ uint32_t *mem = NULL;
@@ -703,7 +679,7 @@ static bool install_group(struct resolver *rs, const struct deb_group *g, bool p
                 return true;
         if (sat) {
                 /* Protect the only way this is satisfied, and walk its dependencies too. */
-                if (count_solutions(rs, g, &one) != 1 || rs->pk[one].protect)
+                if (!one_solution(rs, g, &one) || rs->pk[one].protect)
                         return true;
                 rs->pk[one].protect = true;
                 return mark_install(rs, one, true, false);
@@ -741,9 +717,7 @@ static bool mark_install(struct resolver *rs, uint32_t pi, bool autoinst, bool f
         struct rpkg *p = &rs->pk[pi];
 
         if (rs->depth >= MAX_DEPTH) {
-                char chain[1024];
-                fmt_chain(rs, pi, chain, sizeof chain);
-                note(rs, -MKM_E_DEP_UNSAT, chain, "dependency chain deeper than %u", MAX_DEPTH);
+                note_too_deep(rs, pi);
                 return false;
         }
         if (p->protect && p->installed && !p->marked)
@@ -1279,40 +1253,87 @@ static int tarjan(const struct graph *gr, uint32_t *comp, uint32_t *ret_ncomp) {
         return 0;
 }
 
-/* Order the nodes: dependencies first; among what is ready, the smallest name. Inside a cycle,
- * the same rule on the edges within it, and when it is stuck, the smallest name whose
- * Pre-Depends inside the cycle are placed (else the smallest name). */
+/* A min-heap of node numbers (node order is name order). */
+static void heap_push(uint32_t *h, size_t *n, uint32_t x) {
+        size_t i = (*n)++;
+        while (i > 0 && h[(i - 1) / 2] > x) {
+                h[i] = h[(i - 1) / 2];
+                i = (i - 1) / 2;
+        }
+        h[i] = x;
+}
+
+static uint32_t heap_pop(uint32_t *h, size_t *n) {
+        uint32_t top = h[0], x = h[--*n];
+        size_t i = 0;
+        for (;;) {
+                size_t c = 2 * i + 1;
+                if (c >= *n)
+                        break;
+                if (c + 1 < *n && h[c + 1] < h[c])
+                        c++;
+                if (h[c] >= x)
+                        break;
+                h[i] = h[c];
+                i = c;
+        }
+        if (*n > 0)
+                h[i] = x;
+        return top;
+}
+
+/* Order the nodes: dependencies first; among what is ready, the smallest name. When a cycle
+ * leaves nothing ready: in the cycle nothing outside waits for (the lowest Tarjan number among
+ * the waiting), the smallest name whose Pre-Depends are placed (else the smallest name). */
 static int order_graph(const struct graph *gr, uint32_t *out) {
-        size_t n = gr->n, placed = 0;
+        size_t n = gr->n, ne = gr->eoff[n], placed = 0, nheap = 0;
         uint32_t ncomp = 0;
         int r;
-        _cleanup_free_ uint32_t *comp = mkm_new(uint32_t, n), *pending = mkm_new0(uint32_t, n);
-        _cleanup_free_ bool *done = mkm_new0(bool, n);
+        _cleanup_free_ uint32_t *comp = mkm_new(uint32_t, n), *pending = mkm_new0(uint32_t, n),
+                                *roff = mkm_new0(uint32_t, n + 1), *rev = mkm_new(uint32_t, ne), *heap = mkm_new(uint32_t, n);
+        _cleanup_free_ bool *done = mkm_new0(bool, n), *queued = mkm_new0(bool, n);
 
-        if (!comp || !pending || !done)
+        if (!comp || !pending || !roff || !rev || !heap || !done || !queued)
                 return -ENOMEM;
         if ((r = tarjan(gr, comp, &ncomp)) < 0)
                 return r;
+        /* Reverse edges: who waits for v. Self-edges wait for nothing. */
         for (size_t u = 0; u < n; u++)
                 for (uint32_t k = gr->eoff[u]; k < gr->eoff[u + 1]; k++)
-                        if (!done[gr->e[k].to] && gr->e[k].to != u)
+                        if (gr->e[k].to != u) {
                                 pending[u]++;
-        /* Simple and deterministic: O(n^2) scans over at most a few thousand packages. */
+                                roff[gr->e[k].to + 1]++;
+                        }
+        for (size_t v = 0; v < n; v++)
+                roff[v + 1] += roff[v];
+        {
+                _cleanup_free_ uint32_t *fill = mkm_new0(uint32_t, n);
+                if (!fill)
+                        return -ENOMEM;
+                for (size_t u = 0; u < n; u++)
+                        for (uint32_t k = gr->eoff[u]; k < gr->eoff[u + 1]; k++)
+                                if (gr->e[k].to != u)
+                                        rev[roff[gr->e[k].to] + fill[gr->e[k].to]++] = (uint32_t)u;
+        }
+        for (size_t u = 0; u < n; u++)
+                if (pending[u] == 0) {
+                        heap_push(heap, &nheap, (uint32_t)u);
+                        queued[u] = true;
+                }
         while (placed < n) {
-                size_t pick = SIZE_MAX;
-                for (size_t u = 0; u < n && pick == SIZE_MAX; u++)
-                        if (!done[u] && pending[u] == 0)
+                uint32_t pick = NONE;
+                while (nheap > 0 && pick == NONE) {
+                        uint32_t u = heap_pop(heap, &nheap);
+                        if (!done[u])
                                 pick = u;
-                if (pick == SIZE_MAX) {
-                        /* A cycle: its nodes all wait. Take the component that nothing outside it
-                         * is still waiting for (lowest Tarjan number among the waiting), then the
-                         * smallest name in it with its Pre-Depends placed. */
+                }
+                if (pick == NONE) {
                         uint32_t best = NONE;
                         for (size_t u = 0; u < n; u++)
                                 if (!done[u] && (best == NONE || comp[u] < best))
                                         best = comp[u];
-                        for (int pass = 0; pass < 2 && pick == SIZE_MAX; pass++)
-                                for (size_t u = 0; u < n && pick == SIZE_MAX; u++) {
+                        for (int pass = 0; pass < 2 && pick == NONE; pass++)
+                                for (size_t u = 0; u < n && pick == NONE; u++) {
                                         if (done[u] || comp[u] != best)
                                                 continue;
                                         bool pre_ok = true;
@@ -1320,16 +1341,18 @@ static int order_graph(const struct graph *gr, uint32_t *out) {
                                                 if (gr->e[k].pre && !done[gr->e[k].to] && gr->e[k].to != u)
                                                         pre_ok = false;
                                         if (pre_ok)
-                                                pick = u;
+                                                pick = (uint32_t)u;
                                 }
                 }
                 done[pick] = true;
-                out[placed++] = (uint32_t)pick;
-                for (size_t u = 0; u < n; u++)
-                        if (!done[u])
-                                for (uint32_t k = gr->eoff[u]; k < gr->eoff[u + 1]; k++)
-                                        if (gr->e[k].to == pick)
-                                                pending[u]--;
+                out[placed++] = pick;
+                for (uint32_t k = roff[pick]; k < roff[pick + 1]; k++) {
+                        uint32_t u = rev[k];
+                        if (--pending[u] == 0 && !done[u] && !queued[u]) {
+                                heap_push(heap, &nheap, u);
+                                queued[u] = true;
+                        }
+                }
         }
         return 0;
 }

@@ -32,13 +32,20 @@
  * candidate is the highest version among the indexes for the native architecture or "all"
  * (ties: the earlier index); "name=version" pins it. "foo:any" is satisfied only by Multi-Arch:
  * allowed packages and providers; other architectures never. Only Depends and Pre-Depends are
- * followed. Conflicts and Breaks between selected packages are refused: a package that would
- * conflict (either way, also through a virtual name it provides) is not taken as a solution,
- * and when there is no other, the error names both packages and the field (apt would instead
- * try to remove one of them with its problem resolver).
+ * installed. Conflicts and Breaks: a new package's Conflicts/Breaks undo an earlier choice that
+ * was neither asked for nor the only way to satisfy a dependency (apt's MarkKeep), and at the
+ * end of each step apt's sweep drops new packages nothing leads to any more (through Depends,
+ * Pre-Depends, Recommends from what was asked for, installed, Essential or Important): what only
+ * an undone choice or a failed alternative pulled in. Otherwise a package that would conflict
+ * (either way, also through a virtual name it provides) with a selected one is not taken as a
+ * solution, and when there is no other, the error names both packages and the field (apt would
+ * instead try to remove one of them with its problem resolver).
  *
- * Not modelled: foreign architectures, pinning, Recommends; mmdebstrap narrows the variant's
- * priority set to its SUITE and installs that suite's version of each, we take candidates. */
+ * Not modelled: foreign architectures, pinning; mmdebstrap narrows the variant's priority set to
+ * its SUITE and installs that suite's version of each, we take candidates. Approximated: apt
+ * numbers names also by Suggests, Replaces and Enhances and its sweep follows Suggests, which
+ * the index does not keep (no difference seen on bookworm: 36 package sets, minbase to KDE,
+ * compared with apt-get). */
 #pragma once
 
 #include <stdbool.h>

@@ -14,6 +14,11 @@
 # against. mmdebstrap's answer is cached in $BUILD/debian-oracle/, keyed by that InRelease's
 # sha256, mmdebstrap's version and the case: a rerun on the same mirror state takes seconds.
 # DEBRESOLVE_ORACLE_REFRESH=1 ignores the cache.
+#
+# DEBRESOLVE_EXTRA=1 adds more package sets (other variants, mail transport agents, desktops,
+# a Conflicts that undoes an earlier choice) against tests/tools/debresolve-aptsim.py, which
+# replays mmdebstrap's apt steps with `apt-get -s` (about half a minute each here);
+# DEBRESOLVE_EXTRA_CASES="variant pkg,pkg;variant;..." replaces the list.
 set -u
 # shellcheck source=../tools/it-lib.sh
 . "$TOP/tests/tools/it-lib.sh"
@@ -173,6 +178,32 @@ for c in "${CASES[@]}"; do
     diff "$WORK/theirs.$c" "$WORK/ours.$c" | sed 's/^/  /'
   fi
 done
+
+# ---- more sets, against apt-get itself (opt-in) -------------------------------------------------
+if [ "${DEBRESOLVE_EXTRA:-0}" = 1 ] || [ -n "${DEBRESOLVE_EXTRA_CASES:-}" ]; then
+  A=$WORK/archive/dists/bookworm
+  mkdir -p "$A/main/binary-amd64"
+  ln "$WORK/InRelease" "$A/InRelease"
+  ln "$WORK/Packages" "$WORK/Packages.xz" "$A/main/binary-amd64/"
+  extra=${DEBRESOLVE_EXTRA_CASES:-"important;standard;buildd;essential;apt;custom apt;minbase exim4;minbase postfix,bsd-mailx;minbase libreoffice-writer;minbase task-kde-desktop;minbase task-gnome-desktop;standard openssh-server,locales"}
+  IFS=';' read -r -a xcases <<<"$extra"
+  for xc in "${xcases[@]}"; do
+    read -r v inc <<<"$xc"
+    # shellcheck disable=SC2086
+    if ! python3 "$TOP/tests/tools/debresolve-aptsim.py" "$WORK/archive" bookworm amd64 "$v" ${inc//,/ } >"$WORK/x.theirs" 2>"$WORK/x.err"; then
+      bad "extra $v${inc:+ + $inc}: apt-get simulation failed: $(tail -3 "$WORK/x.err")"
+      continue
+    fi
+    # shellcheck disable=SC2086
+    "$WORK/dump" --variant "$v" "$WORK/Packages" -- ${inc//,/ } 2>"$WORK/x.err" | sort >"$WORK/x.ours"
+    if cmp -s "$WORK/x.theirs" "$WORK/x.ours"; then
+      ok "extra $v${inc:+ + $inc}: the same $(wc -l <"$WORK/x.ours") packages as apt-get"
+    else
+      bad "extra $v${inc:+ + $inc}: differs from apt-get (< apt-get, > ours) $(cat "$WORK/x.err")"
+      diff "$WORK/x.theirs" "$WORK/x.ours" | head -40 | sed 's/^/  /'
+    fi
+  done
+fi
 
 # The plan's shape on the real data: the essential set first, each package after its
 # Pre-Depends, minbase's sizes as known (88 with the merged-usr hook, 144 with case b's).

@@ -9,7 +9,7 @@
 #     must form a total order, and dpkg confirms each neighbour pair of that order, which makes
 #     dpkg's order of the sample ours: every pair agrees, by transitivity;
 #  2. PAIRS direct pairs (random, and within one package: a Version against what other packages
-#     ask of it, a binNMU against its source) are each confirmed by dpkg until BUDGET runs out.
+#     ask of it, a binNMU against its source) are each confirmed by dpkg until DEADLINE.
 # Also checks antisymmetry and the command line of --debian: the argument form, warnings for
 # invalid versions, exit 2 on wrong usage.
 #
@@ -129,8 +129,8 @@ else
   bad "mkmachine and dpkg disagree on direct pairs (A B ours dpkg):"
   sed 's/^/    /' "$WORK/oracle.out"
 fi
-check "dpkg confirmed at least 200 direct pairs in ${budget}s (raise DEBVER_DEADLINE on a slow machine)" \
-  test "${checked:-0}" -ge 200
+check "dpkg confirmed at least 100 direct pairs in ${budget}s (raise DEBVER_DEADLINE on a slow machine)" \
+  test "${checked:-0}" -ge 100
 
 # The argument form gives the batch form's answers.
 check "vercmp --debian 1.0~rc1 1.0" test "$("$MKMACHINE" vercmp --debian 1.0~rc1 1.0)" = -1
