@@ -1054,16 +1054,18 @@ static int install(struct arch *a, struct mkm_err *reterr) {
                         r = negative_errno();
                         goto out;
                 }
-                struct extract_opts o = { .label = p->name, .max_bytes = p->isize, .pacman_meta = true, .owners = owners };
+                struct extract_opts o = { .label = p->name, .max_bytes = p->isize, .meta_names = db_alpm_meta_names,
+                                          .skip_dot_toplevel = true, .owners = owners };
                 r = extract_archive_fd(b->ctx, rootfd, fd, &o, &results[i], reterr);
                 if (r < 0)
                         goto out;
-                if (!results[i].meta.pkginfo) {
+                const struct extract_member *pkginfo = extract_result_meta(&results[i], DB_ALPM_PKGINFO);
+                if (!pkginfo) {
                         r = mkm_err_set(reterr, -MKM_E_ARCHIVE, "%s (%s): no .PKGINFO: not a pacman package", p->name,
                                         p->filename);
                         goto out;
                 }
-                r = pkginfo_parse(results[i].meta.pkginfo, results[i].meta.pkginfo_len, p->name, &infos[i], reterr);
+                r = pkginfo_parse(pkginfo->data, pkginfo->len, p->name, &infos[i], reterr);
                 if (r < 0)
                         goto out;
                 /* The file must be the package the db promised, not another one served in its place. */
@@ -1076,11 +1078,12 @@ static int install(struct arch *a, struct mkm_err *reterr) {
                                       DB_ALPM_VALIDATION_PGP, reterr);
                 if (r < 0)
                         goto out;
-                if (results[i].meta.install && !installs[i])
+                const struct extract_member *install = extract_result_meta(&results[i], DB_ALPM_INSTALL);
+                if (install && !installs[i])
                         mkm_warn(b->ctx, "%s: its .INSTALL comes after its files in the archive: pre_install was skipped",
                                  p->name);
-                r = alpm_script_run(b->ctx, root, rootfd, p->name, results[i].meta.install, results[i].meta.install_len,
-                                    "post_install", p->version, NULL, &sbx, reterr);
+                r = alpm_script_run(b->ctx, root, rootfd, p->name, install ? install->data : NULL,
+                                    install ? install->len : 0, "post_install", p->version, NULL, &sbx, reterr);
                 if (r < 0)
                         goto out;
                 mkm_emit(b->ctx, &(struct mkm_event){ .type = MKM_EV_PROGRESS, .text = "installing", .n = (unsigned)i + 1,
