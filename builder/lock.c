@@ -26,6 +26,9 @@ struct lock *lock_free(struct lock *l) {
         for (size_t i = 0; i < l->n; i++)
                 pkg_done(&l->pkgs[i]);
         free(l->pkgs);
+        for (size_t i = 0; i < l->n_indexes; i++)
+                free(l->indexes[i].label);
+        free(l->indexes);
         free(l->inputs);
         free(l->distribution);
         strv_free(l->sources);
@@ -60,6 +63,26 @@ static bool token_ok(const char *s) {
                 if ((unsigned char)*s <= 0x20 || *s == 0x7f)
                         return false;
         return true;
+}
+
+int lock_add_index(struct lock *l, const char *label, int64_t date, const char *sha256) {
+        if (!token_ok(label) || strlen(label) > LOCK_MAX_LABEL || date < 0 || !hash_is_sha256_hex(sha256))
+                return -EINVAL;
+        for (size_t i = 0; i < l->n_indexes; i++)
+                if (strcmp(l->indexes[i].label, label) == 0)
+                        return -EEXIST;
+        if (l->n_indexes >= LOCK_MAX_INDEXES)
+                return -E2BIG;
+        struct lock_index *ni = mkm_reallocarray(l->indexes, l->n_indexes + 1, sizeof *ni);
+        if (!ni)
+                return -ENOMEM;
+        l->indexes = ni;
+        struct lock_index x = { .label = strdup(label), .date = date };
+        if (!x.label)
+                return -ENOMEM;
+        memcpy(x.sha256, sha256, sizeof x.sha256);
+        l->indexes[l->n_indexes++] = x;
+        return 0;
 }
 
 static int parse_u64(const char *s, uint64_t *ret) {
@@ -116,6 +139,28 @@ int lock_parse(const char *text, size_t len, const char *filename, struct lock *
                         r = strv_consume(&l->sources, TAKE_PTR(joined));
                 } else if (strcmp(w[0], "key") == 0 && nw == 2)
                         r = strv_push(&l->keys, w[1]);
+                else if (strcmp(w[0], "index") == 0 && nw == 4) {
+                        uint64_t date;
+                        if (parse_u64(w[2], &date) < 0 || date > INT64_MAX)
+                                return mkm_err_set(reterr, -MKM_E_LOCK, "%s:%u: expected the index's date as a number",
+                                                   filename, lineno);
+                        if (!hash_is_sha256_hex(w[3]))
+                                return mkm_err_set(reterr, -MKM_E_LOCK, "%s:%u: expected sha256 digests (64 hex digits)",
+                                                   filename, lineno);
+                        r = lock_add_index(l, w[1], (int64_t)date, w[3]);
+                        if (r == -EEXIST)
+                                return mkm_err_set(reterr, -MKM_E_LOCK, "%s:%u: index '%s' is listed twice", filename,
+                                                   lineno, w[1]);
+                        if (r == -EINVAL)
+                                return mkm_err_set(reterr, -MKM_E_LOCK, "%s:%u: index label longer than %u bytes",
+                                                   filename, lineno, LOCK_MAX_LABEL);
+                        if (r == -E2BIG)
+                                return mkm_err_set(reterr, -MKM_E_LOCK, "%s:%u: more than %u index lines", filename,
+                                                   lineno, LOCK_MAX_INDEXES);
+                } else if (strcmp(w[0], "index") == 0)
+                        return mkm_err_set(reterr, -MKM_E_LOCK,
+                                           "%s:%u: expected 3 fields after 'index' (LABEL DATE SHA256), got %zu", filename,
+                                           lineno, nw - 1);
                 else if (strcmp(w[0], "package") == 0 && nw == 12) {
                         struct lock_pkg p = { .name = w[1], .version = w[2], .repo = w[3], .filename = w[4] };
                         uint64_t order;
@@ -174,6 +219,10 @@ int lock_parse(const char *text, size_t len, const char *filename, struct lock *
         return 0;
 }
 
+static int cmp_index(const void *a, const void *b) {
+        return strcmp((*(struct lock_index *const *)a)->label, (*(struct lock_index *const *)b)->label);
+}
+
 static int cmp_name(const void *a, const void *b) {
         return strcmp((*(struct lock_pkg *const *)a)->name, (*(struct lock_pkg *const *)b)->name);
 }
@@ -199,6 +248,17 @@ int lock_format(const struct lock *l, char **ret) {
         for (size_t i = 0; keys[i]; i++)
                 if (i == 0 || strcmp(keys[i], keys[i - 1]) != 0)
                         fprintf(f, "key %s\n", keys[i]);
+        _cleanup_free_ struct lock_index **byindex = calloc(l->n_indexes ? l->n_indexes : 1, sizeof *byindex);
+        if (!byindex) {
+                fclose(f);
+                free(buf);
+                return -ENOMEM;
+        }
+        for (size_t i = 0; i < l->n_indexes; i++)
+                byindex[i] = &l->indexes[i];
+        qsort(byindex, l->n_indexes, sizeof *byindex, cmp_index);
+        for (size_t i = 0; i < l->n_indexes; i++)
+                fprintf(f, "index %s %" PRId64 " %s\n", byindex[i]->label, byindex[i]->date, byindex[i]->sha256);
         _cleanup_free_ struct lock_pkg **byname = calloc(l->n ? l->n : 1, sizeof *byname);
         if (!byname) {
                 fclose(f);
