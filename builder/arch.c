@@ -6,17 +6,15 @@
  * host's /etc/pacman.d/mirrorlist as pacstrap uses it. Package signatures are required: the
  * db's %PGPSIG% or the mirror's FILE.sig, checked against keys/archlinux or Keyring=. A db
  * signature (REPO.db.sig) is verified when the mirror has one. */
+#include <assert.h>
 #include <errno.h>
-#include <stdatomic.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "alpm-hook.h"
@@ -27,9 +25,9 @@
 #include "db-alpm.h"
 #include "deploy.h"
 #include "extract.h"
-#include "fetch.h"
 #include "hooks.h"
 #include "lock.h"
+#include "pipeline.h"
 #include "recipe.h"
 #include "repo-alpm.h"
 #include "resolve.h"
@@ -40,7 +38,6 @@
 #include "util/fs.h"
 #include "util/hash.h"
 #include "util/strv.h"
-#include "util/thread.h"
 #include "verify.h"
 
 #define MIRRORLIST_MAX (1u << 20)
@@ -54,22 +51,27 @@ struct arch {
         struct repo_alpm_db **dbs;
         size_t ndbs;
         char **keys_used;               /* signer fingerprints */
-        struct verify_job *vj;          /* downloads and signature checks running alongside the install */
+        struct pipeline_item *items;    /* the lock's packages, for the pipeline */
+        char ***urls;                   /* 2n: package i's URLs, then its signature's */
+        char **sig_labels;              /* n: FILE.sig */
+        size_t nitems;
+        struct pipeline *pipe;          /* downloads and signature checks running alongside the install */
 };
 
-static void verify_stop(struct arch *a);
-
-static uint64_t mono_ns(void) {
-        struct timespec ts;
-        (void)clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static void arch_done(struct arch *a) {
-        verify_stop(a);
+        /* The pipeline's threads use clones of the keyring: they go first. */
+        a->pipe = pipeline_free(a->pipe);
+        (void)cache_sync(a->b->cache);  /* the plan's cache entries get their sync too */
         for (size_t i = 0; i < a->ndbs; i++)
                 repo_alpm_db_free(a->dbs[i]);
         free(a->dbs);
+        for (size_t i = 0; a->urls && i < 2 * a->nitems; i++)
+                strv_free(a->urls[i]);
+        free(a->urls);
+        for (size_t i = 0; a->sig_labels && i < a->nitems; i++)
+                free(a->sig_labels[i]);
+        free(a->sig_labels);
+        free(a->items);
         strv_free(a->mirrors);
         strv_free(a->sources);
         strv_free(a->keys_used);
@@ -236,131 +238,55 @@ static int note_key(struct arch *a, const char *fpr) {
         return strv_push(&a->keys_used, fpr);
 }
 
-/* Download a set of files into the cache by expected digest (NULL = unknown, for dbs).
- * On success ret_paths[i] is the cache path (or, for unknown digests, the committed digest in
- * ret_digests[i]). */
-struct want {
-        char **urls;            /* owned */
-        const char *label;
-        const char *sha256;     /* expected, or NULL */
-        uint64_t size;          /* expected, or 0 */
-        bool optional;          /* a 404 everywhere is not an error (db signatures) */
-        char digest[HASH_SHA256_HEX];   /* out */
-        bool present;           /* out */
-        char *owned;            /* freed with the want (a label made for it) */
-        size_t pkg;             /* the plan's package it belongs to, where that matters */
-};
-
-/* Cache temporaries take plain labels; repository file names may hold ':' (epochs). */
-static void safe_label(const char *in, char *out, size_t len) {
-        size_t i = 0;
-        for (; in[i] && i + 1 < len && i < 120; i++) {
-                char c = in[i];
-                bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-                          c == '_' || c == '+' || c == '-';
-                out[i] = ok && !(i == 0 && c == '.') ? c : '_';
-        }
-        out[i] = 0;
-}
-
-/* Remove a reserved download file and its partial body: their names are random, so no later
- * run could resume from them. */
-static void drop_tmp(const char *tmp) {
-        char part[4096];
-        (void)unlink(tmp);
-        if ((size_t)snprintf(part, sizeof part, "%s.part", tmp) < sizeof part)
-                (void)unlink(part);
-}
-
-/* Let go of a pipeline download name: a stable one (cache_tmp_path_for) keeps its partial body
- * for the next build to resume; a unique one goes with it. */
-static void release_tmp(struct cache *c, const char *tmp) {
-        if (!cache_tmp_release(c, tmp))
-                drop_tmp(tmp);
-}
-
-static int fetch_into_cache(struct arch *a, struct want *w, size_t n, struct mkm_err *reterr) {
-        struct build *b = a->b;
-        _cleanup_free_ struct fetch_item *items = calloc(n ? n : 1, sizeof *items);
-        _cleanup_free_ size_t *idx = calloc(n ? n : 1, sizeof *idx);
-        char **tmps = calloc(n + 1, sizeof(char *));
-        size_t m = 0;
-        int r = 0;
-        if (!items || !idx || !tmps) {
-                free(tmps);
-                return -ENOMEM;
-        }
-        for (size_t i = 0; i < n; i++) {
-                if (w[i].sha256 && cache_check(b->cache, w[i].sha256, w[i].size, 0, NULL, NULL) == 0) {
-                        memcpy(w[i].digest, w[i].sha256, HASH_SHA256_HEX);
-                        w[i].present = true;
-                        continue;
-                }
-                char label[128];
-                safe_label(w[i].label, label, sizeof label);
-                r = cache_tmp_path(b->cache, label, &tmps[m]);
-                if (r < 0) {
-                        mkm_err_set(reterr, r, "cannot reserve a download file for %s: %s", w[i].label, strerror(-r));
-                        goto out;
-                }
-                items[m] = (struct fetch_item){ .urls = w[i].urls, .dest = tmps[m], .expected_size = w[i].size,
-                                                .label = w[i].label };
-                idx[m++] = i;
-        }
-        if (m > 0) {
-                mkm_emit(b->ctx, &(struct mkm_event){ .type = MKM_EV_STAGE, .text = "downloading" });
-                struct fetch_options fo;
-                fetch_options_default(&fo);
-                fo.no_fsync = true;
-                struct mkm_err ferr = {};
-                (void)fetch_all(b->ctx, items, m, &fo, &ferr);
-        }
-        for (size_t k = 0; k < m; k++) {
-                struct want *x = &w[idx[k]];
-                if (items[k].result < 0) {
-                        drop_tmp(tmps[k]);
-                        /* Optional files (signatures) may be absent; any other failure is one. */
-                        if (x->optional && items[k].not_found)
-                                continue;
-                        if (r == 0)
-                                r = mkm_err_set(reterr, items[k].result, "cannot download %s: %s", x->label,
-                                                items[k].error);
-                        continue;
-                }
-                struct mkm_err cerr = {};
-                int q = cache_commit(b->cache, tmps[k], x->sha256, x->size, x->digest, &cerr);
-                if (q < 0) {
-                        if (r == 0)
-                                r = mkm_err_set(reterr, q, "%s from %s: %s", x->label, items[k].used_url, cerr.msg);
-                        continue;
-                }
-                x->present = true;
-        }
-out:
-        /* (made durable with everything else by fetch_finish()) */
-        for (size_t k = 0; k < m; k++) {
-                if (tmps[k])
-                        drop_tmp(tmps[k]);
-        }
-        strv_free(tmps);
-        return r;
-}
-
-static void want_done(struct want *w, size_t n) {
-        for (size_t i = 0; w && i < n; i++) {
-                strv_free(w[i].urls);
-                free(w[i].owned);
-        }
-}
-
+/* Files for pipeline_fetch_batch() and the strings they point to. */
 struct wants {
-        struct want *w;
-        size_t n;
+        struct pipeline_want *w;
+        char ***urls;                   /* owned, w[i].urls */
+        char **labels;                  /* owned, w[i].label */
+        size_t *pkg;                    /* the plan's package it belongs to, where that matters */
+        size_t n, cap;
 };
+
+static int wants_init(struct wants *ws, size_t cap) {
+        size_t c = cap ? cap : 1;
+        ws->w = calloc(c, sizeof *ws->w);
+        ws->urls = calloc(c, sizeof *ws->urls);
+        ws->labels = calloc(c, sizeof *ws->labels);
+        ws->pkg = calloc(c, sizeof *ws->pkg);
+        ws->cap = c;
+        return ws->w && ws->urls && ws->labels && ws->pkg ? 0 : -ENOMEM;
+}
 
 static void wants_done(struct wants *ws) {
-        want_done(ws->w, ws->n);
+        for (size_t i = 0; i < ws->n; i++) {
+                strv_free(ws->urls[i]);
+                free(ws->labels[i]);
+        }
         free(ws->w);
+        free(ws->urls);
+        free(ws->labels);
+        free(ws->pkg);
+}
+
+/* Add the file label (taken, also on failure) of repo, from every mirror. */
+static int wants_add(struct arch *a, struct wants *ws, const char *repo, char *label, bool optional, size_t pkg) {
+        if (!label)
+                return -ENOMEM;
+        assert(ws->n < ws->cap);
+        size_t i = ws->n++;
+        ws->labels[i] = label;
+        ws->pkg[i] = pkg;
+        int r = urls_for(a, repo, label, &ws->urls[i]);
+        if (r < 0)
+                return r;
+        ws->w[i] = (struct pipeline_want){ .urls = ws->urls[i], .label = label, .optional = optional };
+        return 0;
+}
+
+/* a + b, malloc'd; NULL when out of memory. */
+static char *concat(const char *a, const char *b) {
+        char *s = NULL;
+        return asprintf(&s, "%s%s", a, b) < 0 ? NULL : s;
 }
 
 static int read_cached(struct arch *a, const char *digest, size_t max, char **ret, size_t *ret_len) {
@@ -378,42 +304,23 @@ static int load_dbs(struct arch *a, struct mkm_err *reterr) {
         size_t n = strv_length(repos);
         if (n == 0)
                 return mkm_err_set(reterr, -MKM_E_RECIPE, "[Bootstrap] Repositories=: no repository given");
-        _cleanup_free_ struct want *w = calloc(2 * n, sizeof *w);
-        _cleanup_strv_free_ char **labels = calloc(1, sizeof(char *));
-        if (!w || !labels)
-                return -ENOMEM;
-        int r = 0;
+        _cleanup_(wants_done) struct wants ws = {};
+        int r = wants_init(&ws, 2 * n);
         for (size_t i = 0; i < n && r >= 0; i++) {
-                char *l1 = NULL, *l2 = NULL;
-                if (asprintf(&l1, "%s.db", repos[i]) < 0 || strv_consume(&labels, l1) < 0) {
-                        free(l1);       /* not consumed */
-                        r = -ENOMEM;
-                        break;
-                }
-                if (asprintf(&l2, "%s.db.sig", repos[i]) < 0 || strv_consume(&labels, l2) < 0) {
-                        free(l2);       /* l1 belongs to labels now */
-                        r = -ENOMEM;
-                        break;
-                }
-                w[2 * i] = (struct want){ .label = l1 };
-                w[2 * i + 1] = (struct want){ .label = l2, .optional = true };
-                r = urls_for(a, repos[i], l1, &w[2 * i].urls);
+                r = wants_add(a, &ws, repos[i], concat(repos[i], ".db"), false, i);
                 if (r >= 0)
-                        r = urls_for(a, repos[i], l2, &w[2 * i + 1].urls);
+                        r = wants_add(a, &ws, repos[i], concat(repos[i], ".db.sig"), true, i);
         }
-        if (r >= 0) {
-                mkm_emit(b->ctx, &(struct mkm_event){ .type = MKM_EV_STAGE, .text = "synchronizing package databases" });
-                r = fetch_into_cache(a, w, 2 * n, reterr);
-        }
-        if (r < 0) {
-                want_done(w, 2 * n);
+        if (r < 0)
                 return r;
-        }
+        mkm_emit(b->ctx, &(struct mkm_event){ .type = MKM_EV_STAGE, .text = "synchronizing package databases" });
+        struct pipeline_want *w = ws.w;
+        r = pipeline_fetch_batch(b->ctx, b->cache, w, 2 * n, reterr);
+        if (r < 0)
+                return r;
         a->dbs = calloc(n, sizeof *a->dbs);
-        if (!a->dbs) {
-                want_done(w, 2 * n);
+        if (!a->dbs)
                 return -ENOMEM;
-        }
         for (size_t i = 0; i < n && r >= 0; i++) {
                 _cleanup_free_ char *data = NULL, *sig = NULL;
                 size_t len = 0, siglen = 0;
@@ -444,25 +351,7 @@ static int load_dbs(struct arch *a, struct mkm_err *reterr) {
                 if (r >= 0)
                         a->ndbs++;
         }
-        want_done(w, 2 * n);
         return r;
-}
-
-/* A stored signature: its bytes go to the cache, addressed by digest, so a lock can pin it. */
-static int store_blob(struct arch *a, const char *label, const void *data, size_t len, char *ret_digest,
-                      struct mkm_err *reterr) {
-        _cleanup_free_ char *tmp = NULL;
-        char safe[128];
-        safe_label(label, safe, sizeof safe);
-        int r = cache_tmp_path(a->b->cache, safe, &tmp);
-        if (r < 0)
-                return r;
-        r = fs_write_file_at(AT_FDCWD, tmp, data, len, 0600);
-        if (r < 0) {
-                (void)unlink(tmp);
-                return mkm_err_set(reterr, r, "cannot write %s: %s", tmp, strerror(-r));
-        }
-        return cache_commit(a->b->cache, tmp, NULL, 0, ret_digest, reterr);
 }
 
 /* Resolve the recipe against the dbs and describe the result as a lock. */
@@ -486,8 +375,8 @@ static int plan_from_repos(struct arch *a, struct mkm_err *reterr) {
                 return -ENOMEM;
 
         /* Signatures missing from the db come from the mirror (FILE.sig). */
-        _cleanup_(wants_done) struct wants ws = { .w = calloc(plan->n ? plan->n : 1, sizeof *ws.w) };
-        if (!ws.w)
+        _cleanup_(wants_done) struct wants ws = {};
+        if (wants_init(&ws, plan->n) < 0)
                 return -ENOMEM;
         for (size_t i = 0; i < plan->n; i++) {
                 const struct repo_alpm_pkg *p = plan->items[i].pkg;
@@ -506,19 +395,11 @@ static int plan_from_repos(struct arch *a, struct mkm_err *reterr) {
                                                    p->repo, p->name);
                         char label[160];
                         snprintf(label, sizeof label, "%.120s.sig", p->filename);
-                        r = store_blob(a, label, sig, siglen, lp.sig_sha256, reterr);
+                        r = pipeline_store_blob(b->cache, label, sig, siglen, lp.sig_sha256, reterr);
                         if (r < 0)
                                 return r;
                 } else {
-                        struct want *x = &ws.w[ws.n];
-                        *x = (struct want){ .optional = true, .pkg = i };
-                        if (asprintf(&x->owned, "%s.sig", p->filename) < 0) {
-                                x->owned = NULL;
-                                return -ENOMEM;
-                        }
-                        x->label = x->owned;
-                        ws.n++;
-                        r = urls_for(a, p->repo, x->label, &x->urls);
+                        r = wants_add(a, &ws, p->repo, concat(p->filename, ".sig"), true, i);
                         if (r < 0)
                                 return r;
                 }
@@ -527,402 +408,23 @@ static int plan_from_repos(struct arch *a, struct mkm_err *reterr) {
                         return r;
         }
         if (ws.n > 0) {
-                r = fetch_into_cache(a, ws.w, ws.n, reterr);
+                r = pipeline_fetch_batch(b->ctx, b->cache, ws.w, ws.n, reterr);
                 if (r < 0)
                         return r;
                 /* lock_add() kept the plan's order: package i is l->pkgs[i]. */
                 for (size_t k = 0; k < ws.n; k++)
                         if (ws.w[k].present)
-                                memcpy(l->pkgs[ws.w[k].pkg].sig_sha256, ws.w[k].digest, HASH_SHA256_HEX);
+                                memcpy(l->pkgs[ws.pkg[k]].sig_sha256, ws.w[k].digest, HASH_SHA256_HEX);
         }
         b->lock_out = TAKE_PTR(l);
         return 0;
 }
 
-/* The package pipeline: downloads, signature checks and the install overlap.
- *
- *   fetcher thread   fetch_all() over every package and signature not in the cache yet, in
- *                    install order; each file is committed to the cache as it lands
- *   verify threads   one per CPU; package i is checked once it and its signature are in the
- *                    cache (verify_detached_fd with the thread's own handle on the one prepared
- *                    keyring: in-process for a key gpg accepted before, else a gpg run)
- *   caller           install(): package i is opened (by any parser) only after verify_wait(i)
- *                    said its signature is good
- *
- * A download failure becomes package i's result, so the build fails at the first package it
- * cannot install, with the download's message. verify_stop() cancels whatever still runs. */
-struct verify_job {
-        struct arch *a;
-        pthread_mutex_t lock;
-        pthread_cond_t cond;
-        size_t next, n;                 /* packages */
-        bool stop;
-        bool *ready;                    /* package i checked: results[i], errs[i], fprs[i] */
-        int *results;
-        struct mkm_err *errs;
-        char (*fprs)[VERIFY_FPR_MAX];
-        pthread_t *threads;
-        size_t nthreads;
 
-        /* downloads: want 2i is package i, 2i + 1 its signature */
-        struct want *w;                 /* owned, 2n */
-        bool *w_done;                   /* in the cache (w_res 0) or failed */
-        int *w_res;
-        struct mkm_err *w_errs;
-        struct fetch_item *items;       /* the wants not in the cache yet */
-        size_t *idx;                    /* items[k] is want idx[k] */
-        char **tmps;                    /* items[k].dest, in the cache's tmp/ */
-        bool *released;                 /* tmps[k] was let go of (release_item) */
-        size_t m;
-        pthread_t fetcher;
-        bool has_fetcher;
-        atomic_bool cancel;
-};
-
-/* Record want k's outcome and wake whoever waits for it. */
-static void want_finish(struct verify_job *j, size_t k, int r, const struct mkm_err *e) {
-        pthread_mutex_lock(&j->lock);
-        if (!j->w_done[k]) {
-                j->w_done[k] = true;
-                j->w_res[k] = r;
-                if (r < 0 && e)
-                        j->w_errs[k] = *e;
-                pthread_cond_broadcast(&j->cond);
-        }
-        pthread_mutex_unlock(&j->lock);
-}
-
-/* Let go of item's download name, once (the fetcher's closing sweep comes after on_fetched). */
-static void release_item(struct verify_job *j, size_t item) {
-        if (j->released[item])
-                return;
-        j->released[item] = true;
-        release_tmp(j->a->b->cache, j->tmps[item]);
-}
-
-/* fetch_all()'s callback, on the fetcher thread: commit the file to the cache (hash, size). */
-static void on_fetched(struct fetch_item *it, void *userdata) {
-        struct verify_job *j = userdata;
-        size_t item = (size_t)(it - j->items), k = j->idx[item];
-        struct want *x = &j->w[k];
-        struct mkm_err e = {};
-        int r = it->result;
-        if (r < 0)
-                mkm_err_set(&e, r, "cannot download %s: %s", x->label, it->error);
-        else {
-                struct mkm_err cerr = {};
-                const char *url = it->used_url;
-                r = cache_commit(j->a->b->cache, j->tmps[item], x->sha256, x->size, x->digest, &cerr);
-                if (r == -MKM_E_DIGEST_MISMATCH && it->resumed && !atomic_load(&j->cancel)) {
-                        /* The body continued an earlier build's partial download, which may have
-                         * been wrong (cache_commit removed it): once more, from the first byte. */
-                        mkm_debug(j->a->b->ctx, "%s: %s; it was resumed, so downloading it again from the start",
-                                  x->label, cerr.msg);
-                        struct fetch_item again = { .urls = x->urls, .dest = j->tmps[item], .expected_size = x->size,
-                                                    .label = x->label };
-                        struct fetch_options fo;
-                        fetch_options_default(&fo);
-                        fo.no_fsync = true;
-                        fo.cancel = &j->cancel;
-                        struct mkm_err ferr = {};
-                        if (fetch_all(j->a->b->ctx, &again, 1, &fo, &ferr) == 0) {
-                                url = again.used_url;
-                                r = cache_commit(j->a->b->cache, j->tmps[item], x->sha256, x->size, x->digest, &cerr);
-                        } else {
-                                r = again.result < 0 ? again.result : -EIO;
-                                (void)snprintf(cerr.msg, sizeof cerr.msg, "downloading it again: %s", again.error);
-                                url = NULL;
-                        }
-                }
-                if (r < 0)
-                        mkm_err_set(&e, r, "%s from %s: %s", x->label, url ? url : "the mirrors", cerr.msg);
-                else
-                        x->present = true;
-        }
-        release_item(j, item);
-        want_finish(j, k, r, &e);
-}
-
-static void *fetcher_thread(void *userdata) {
-        struct verify_job *j = userdata;
-        struct build *b = j->a->b;
-        struct fetch_options fo;
-        fetch_options_default(&fo);
-        fo.no_fsync = true;     /* one syncfs at the end instead of four fsyncs per file (cache.h) */
-        fo.on_item_done = on_fetched;
-        fo.userdata = j;
-        fo.cancel = &j->cancel;
-        struct mkm_err ferr = {};
-        int fr = fetch_all(b->ctx, j->items, j->m, &fo, &ferr);
-        /* Items fetch_all() did not report (it stopped: cancelled, out of memory, libcurl). A
-         * verify worker waiting for one must get a failure, never wait forever. */
-        for (size_t item = 0; item < j->m; item++) {
-                struct mkm_err e = {};
-                int r = j->items[item].result < 0 ? j->items[item].result : fr < 0 ? fr : -ECANCELED;
-                mkm_err_set(&e, r, "cannot download %s: %s", j->w[j->idx[item]].label,
-                            j->items[item].error[0] ? j->items[item].error : ferr.msg[0] ? ferr.msg : mkm_strerror(r));
-                want_finish(j, j->idx[item], r, &e);    /* no-op for the ones already reported */
-                release_item(j, item);                  /* no-op for the ones released already */
-        }
-        (void)cache_sync(b->cache);     /* in the background; fetch_finish() reports a failure */
-        return NULL;
-}
-
-static int verify_one(struct arch *a, struct verify_keyring *k, size_t i, char *ret_fpr, struct mkm_err *reterr) {
-        struct lock_pkg *p = &a->b->lock_out->pkgs[i];
-        _cleanup_free_ char *sig = NULL;
-        size_t siglen = 0;
-        int r = read_cached(a, p->sig_sha256, VERIFY_MAX_SIG, &sig, &siglen);
-        if (r < 0)
-                return mkm_err_set(reterr, r, "%s: signature not in the cache: %s", p->name, strerror(-r));
-        _cleanup_close_ int fd = -EBADF;
-        r = cache_open_fd(a->b->cache, p->sha256, &fd);
-        if (r < 0)
-                return mkm_err_set(reterr, r, "%s: package not in the cache: %s", p->name, strerror(-r));
-        struct verify_result vr;
-        r = verify_detached_fd(k, fd, sig, siglen, &vr, reterr);
-        if (r == -MKM_E_SIG_BAD || r == -MKM_E_SIG_MISSING) {
-                /* The cache syncs once per build (cache.h): after a crash an entry may have the
-                 * right size and the wrong bytes. Then the cache is at fault, not the signer:
-                 * drop the entry so that the next build downloads it again, and say so. */
-                const char *digests[] = { p->sha256, p->sig_sha256 };
-                for (size_t d = 0; d < ELEMENTSOF(digests); d++) {
-                        struct mkm_err cerr = {};
-                        if (cache_check(a->b->cache, digests[d], d == 0 ? p->size : 0, CACHE_CHECK_REHASH, NULL, &cerr) ==
-                            -MKM_E_DIGEST_MISMATCH)
-                                return mkm_err_set(reterr, -MKM_E_DIGEST_MISMATCH,
-                                                   "%s: the cached %s was damaged (%s); it was removed from the cache, "
-                                                   "the next build downloads it again",
-                                                   p->name, d == 0 ? "package" : "signature", cerr.msg);
-                }
-        }
-        if (r < 0)
-                return mkm_err_prefix(reterr, r, "%s-%s (%s)", p->name, p->version, p->filename);
-        memcpy(ret_fpr, vr.fingerprint, VERIFY_FPR_MAX);
-        return 0;
-}
-
-/* Wait (with j->lock held) until package i and its signature are in the cache; their failure,
- * if any, in *reterr. -ECANCELED when the job stops first. */
-static int wait_fetched(struct verify_job *j, size_t i, struct mkm_err *reterr) {
-        for (size_t k = 2 * i; k <= 2 * i + 1; k++) {
-                while (!j->w_done[k] && !j->stop)
-                        pthread_cond_wait(&j->cond, &j->lock);
-                if (!j->w_done[k])
-                        return -ECANCELED;
-                if (j->w_res[k] < 0) {
-                        *reterr = j->w_errs[k];
-                        return j->w_res[k];
-                }
-        }
-        return 0;
-}
-
-static void *verify_worker(void *userdata) {
-        struct verify_job *j = userdata;
-        struct verify_keyring *k = NULL;
-        int cr = verify_keyring_clone(j->a->keyring, &k);
-        for (;;) {
-                struct mkm_err e = {};
-                pthread_mutex_lock(&j->lock);
-                size_t i = j->stop ? j->n : j->next++;
-                int r = i < j->n ? wait_fetched(j, i, &e) : 0;
-                bool stop = j->stop;
-                pthread_mutex_unlock(&j->lock);
-                /* Only a requested stop ends the loop early: every other outcome, a failed
-                 * download included, is published for verify_wait(). */
-                if (i >= j->n || (stop && r == -ECANCELED))
-                        break;
-                if (r >= 0)
-                        r = cr < 0 ? cr : verify_one(j->a, k, i, j->fprs[i], &e);
-                pthread_mutex_lock(&j->lock);
-                j->results[i] = r;
-                j->errs[i] = e;
-                j->ready[i] = true;
-                pthread_cond_broadcast(&j->cond);
-                pthread_mutex_unlock(&j->lock);
-        }
-        verify_keyring_free(k);
-        return NULL;
-}
-
-static void verify_job_free(struct verify_job *j) {
-        if (!j)
-                return;
-        want_done(j->w, 2 * j->n);
-        strv_free(j->tmps);
-        free(j->released);
-        free(j->w);
-        free(j->w_done);
-        free(j->w_res);
-        free(j->w_errs);
-        free(j->items);
-        free(j->idx);
-        free(j->ready);
-        free(j->results);
-        free(j->errs);
-        free(j->fprs);
-        free(j->threads);
-        free(j);
-}
-
-/* Start the pipeline over the plan: the downloads of what the cache lacks, and the checks.
- * Takes w (2n wants, package then signature) in every case. */
-static int verify_start(struct arch *a, struct want *w, struct mkm_err *reterr) {
-        size_t n = a->b->lock_out->n, n1 = n ? n : 1;
-        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-        struct verify_job *j = calloc(1, sizeof *j);
-        if (!j) {
-                want_done(w, 2 * n);
-                free(w);
-                return -ENOMEM;
-        }
-        j->a = a;
-        j->n = n;
-        j->w = w;
-        j->nthreads = cpus > 0 ? (size_t)cpus : 1;
-        if (j->nthreads > n)
-                j->nthreads = n;
-        if (j->nthreads > 16)
-                j->nthreads = 16;
-        j->ready = calloc(n1, sizeof *j->ready);
-        j->results = calloc(n1, sizeof *j->results);
-        j->errs = calloc(n1, sizeof *j->errs);
-        j->fprs = calloc(n1, sizeof *j->fprs);
-        j->threads = calloc(j->nthreads ? j->nthreads : 1, sizeof *j->threads);
-        j->w_done = calloc(2 * n1, sizeof *j->w_done);
-        j->w_res = calloc(2 * n1, sizeof *j->w_res);
-        j->w_errs = calloc(2 * n1, sizeof *j->w_errs);
-        j->items = calloc(2 * n1, sizeof *j->items);
-        j->idx = calloc(2 * n1, sizeof *j->idx);
-        j->tmps = calloc(2 * n1 + 1, sizeof *j->tmps);
-        j->released = calloc(2 * n1, sizeof *j->released);
-        if (!j->ready || !j->results || !j->errs || !j->fprs || !j->threads || !j->w_done || !j->w_res ||
-            !j->w_errs || !j->items || !j->idx || !j->tmps || !j->released) {
-                verify_job_free(j);
-                return -ENOMEM;
-        }
-        for (size_t k = 0; k < 2 * n; k++) {
-                if (cache_check(a->b->cache, w[k].sha256, w[k].size, 0, NULL, NULL) == 0) {
-                        memcpy(w[k].digest, w[k].sha256, HASH_SHA256_HEX);
-                        w[k].present = j->w_done[k] = true;
-                        continue;
-                }
-                /* Named after the digest: what a killed build downloaded in part is resumed. */
-                int r = cache_tmp_path_for(a->b->cache, w[k].sha256, &j->tmps[j->m]);
-                if (r < 0) {
-                        mkm_err_set(reterr, r, "cannot reserve a download file for %s: %s", w[k].label, strerror(-r));
-                        for (size_t t = 0; t < j->m; t++)
-                                release_tmp(a->b->cache, j->tmps[t]);
-                        verify_job_free(j);     /* frees w and its labels */
-                        return r;
-                }
-                j->items[j->m] = (struct fetch_item){ .urls = w[k].urls, .dest = j->tmps[j->m],
-                                                      .expected_size = w[k].size, .label = w[k].label };
-                j->idx[j->m++] = k;
-        }
-        bool have_lock = pthread_mutex_init(&j->lock, NULL) == 0;
-        if (!have_lock || pthread_cond_init(&j->cond, NULL) != 0) {
-                if (have_lock)
-                        pthread_mutex_destroy(&j->lock);
-                for (size_t t = 0; t < j->m; t++)
-                        release_tmp(a->b->cache, j->tmps[t]);
-                verify_job_free(j);
-                return -ENOMEM;
-        }
-        a->vj = j;
-        if (j->m > 0) {
-                mkm_emit(a->b->ctx, &(struct mkm_event){ .type = MKM_EV_STAGE, .text = "downloading" });
-                if (thread_create_nosig(&j->fetcher, fetcher_thread, j) != 0) {
-                        fetcher_thread(j);      /* no thread: download everything first */
-                } else
-                        j->has_fetcher = true;
-        }
-        mkm_emit(a->b->ctx, &(struct mkm_event){ .type = MKM_EV_STAGE, .text = "checking package integrity" });
-        size_t started = 0;
-        for (; started < j->nthreads; started++)
-                if (thread_create_nosig(&j->threads[started], verify_worker, j) != 0)
-                        break;
-        j->nthreads = started;
-        if (started == 0 && n > 0)
-                verify_worker(j);       /* no thread could start: check everything here */
-        return 0;
-}
-
-/* Wait until package i is checked; its failure, if any, in reterr. */
-static int verify_wait(struct arch *a, size_t i, struct mkm_err *reterr) {
-        struct verify_job *j = a->vj;
-        pthread_mutex_lock(&j->lock);
-        while (!j->ready[i])
-                pthread_cond_wait(&j->cond, &j->lock);
-        int r = j->results[i];
-        pthread_mutex_unlock(&j->lock);
-        if (r < 0) {
-                if (reterr)
-                        *reterr = j->errs[i];
-                if (!j->errs[i].msg[0])
-                        mkm_err_set(reterr, r, "%s: cannot verify: %s", a->b->lock_out->pkgs[i].name, mkm_strerror(r));
-                return r;
-        }
-        return note_key(a, j->fprs[i]);
-}
-
-/* Wait for the downloads to end (all of them are in the cache once every package was checked)
- * and make the cache's new entries durable (nothing to do when the fetcher's syncfs did). */
-static int fetch_finish(struct arch *a, struct mkm_err *reterr) {
-        struct verify_job *j = a->vj;
-        if (j && j->has_fetcher) {
-                pthread_join(j->fetcher, NULL);
-                j->has_fetcher = false;
-        }
-        int r = cache_sync(a->b->cache);
-        if (r < 0)
-                return mkm_err_set(reterr, r, "cannot sync the cache %s: %s", cache_dir(a->b->cache), strerror(-r));
-        return 0;
-}
-
-/* Stop the downloads and the checks after their current file, and join every thread. */
-static void verify_stop(struct arch *a) {
-        struct verify_job *j = a->vj;
-        if (!j) {
-                (void)fetch_finish(a, NULL);    /* the plan's cache entries still get their sync */
-                return;
-        }
-        atomic_store(&j->cancel, true);
-        pthread_mutex_lock(&j->lock);
-        j->stop = true;
-        pthread_cond_broadcast(&j->cond);
-        pthread_mutex_unlock(&j->lock);
-        (void)fetch_finish(a, NULL);
-        for (size_t t = 0; t < j->nthreads; t++)
-                pthread_join(j->threads[t], NULL);
-        pthread_cond_destroy(&j->cond);
-        pthread_mutex_destroy(&j->lock);
-        verify_job_free(j);
-        a->vj = NULL;
-}
-
-/* Wait for every package (mkmachine lock), then record the signers in the lock. */
-static int verify_all(struct arch *a, struct mkm_err *reterr) {
+/* Where every package of the lock and its signature come from. */
+static int make_sources(struct arch *a, struct mkm_err *reterr) {
         struct lock *l = a->b->lock_out;
-        for (size_t i = 0; i < l->n; i++) {
-                int r = verify_wait(a, i, reterr);
-                if (r < 0)
-                        return r;
-                mkm_emit(a->b->ctx, &(struct mkm_event){ .type = MKM_EV_PROGRESS, .text = "verifying",
-                                                         .n = (unsigned)i + 1, .count = (unsigned)l->n });
-        }
-        int r = fetch_finish(a, reterr);
-        if (r < 0)
-                return r;
-        strv_free(l->keys);
-        l->keys = strv_copy(a->keys_used);
-        return l->keys ? 0 : -ENOMEM;
-}
-
-/* Start downloading what the plan lists and checking every package's signature. */
-static int fetch_and_verify(struct arch *a, struct mkm_err *reterr) {
-        struct lock *l = a->b->lock_out;
+        size_t n1 = l->n ? l->n : 1;
         /* Refuse an unsigned package before downloading anything. */
         for (size_t i = 0; i < l->n; i++)
                 if (!l->pkgs[i].sig_sha256[0])
@@ -930,32 +432,59 @@ static int fetch_and_verify(struct arch *a, struct mkm_err *reterr) {
                                            "%s: no signature (neither %%PGPSIG%% in %s.db nor %s.sig on the mirror); "
                                            "package signatures are required",
                                            l->pkgs[i].name, l->pkgs[i].repo, l->pkgs[i].filename);
-        struct want *w = calloc(2 * l->n + 1, sizeof *w);
-        if (!w)
+        a->items = calloc(n1, sizeof *a->items);
+        a->urls = calloc(2 * n1, sizeof *a->urls);
+        a->sig_labels = calloc(n1, sizeof *a->sig_labels);
+        if (!a->items || !a->urls || !a->sig_labels)
                 return -ENOMEM;
+        a->nitems = l->n;
         for (size_t i = 0; i < l->n; i++) {
                 struct lock_pkg *p = &l->pkgs[i];
-                w[2 * i] = (struct want){ .label = p->filename, .sha256 = p->sha256, .size = p->size };
-                w[2 * i + 1] = (struct want){ .sha256 = p->sig_sha256 };
+                a->sig_labels[i] = concat(p->filename, ".sig");
+                if (!a->sig_labels[i])
+                        return -ENOMEM;
+                int r = urls_for(a, p->repo, p->filename, &a->urls[2 * i]);
+                if (r >= 0)
+                        r = urls_for(a, p->repo, a->sig_labels[i], &a->urls[2 * i + 1]);
+                if (r < 0)
+                        return r;
+                a->items[i] = (struct pipeline_item){ .label = p->filename, .name = p->name, .version = p->version,
+                                                      .urls = a->urls[2 * i], .sha256 = p->sha256, .size = p->size,
+                                                      .sig_label = a->sig_labels[i], .sig_urls = a->urls[2 * i + 1],
+                                                      .sig_sha256 = p->sig_sha256 };
         }
-        int r = 0;
-        for (size_t k = 0; k < 2 * l->n && r >= 0; k++) {
-                struct lock_pkg *p = &l->pkgs[k / 2];
-                if (k % 2 && asprintf(&w[k].owned, "%s.sig", p->filename) < 0) {
-                        w[k].owned = NULL;
-                        r = -ENOMEM;
-                        break;
-                }
-                if (k % 2)
-                        w[k].label = w[k].owned;
-                r = urls_for(a, p->repo, w[k].label, &w[k].urls);
-        }
-        if (r < 0) {
-                want_done(w, 2 * l->n);
-                free(w);
+        return 0;
+}
+
+/* Start downloading what the plan lists and checking every package's signature. */
+static int fetch_and_verify(struct arch *a, struct mkm_err *reterr) {
+        int r = make_sources(a, reterr);
+        if (r < 0)
                 return r;
-        }
-        return verify_start(a, w, reterr);
+        return pipeline_start(a->b->ctx, a->b->cache, PIPELINE_TRUST_DETACHED_SIG, a->keyring, a->items, a->nitems,
+                              &a->pipe, reterr);
+}
+
+/* Wait until package i is checked and note its signer; its failure, if any, in reterr. */
+static int verify_wait(struct arch *a, size_t i, struct mkm_err *reterr) {
+        char fpr[VERIFY_FPR_MAX];
+        int r = pipeline_wait(a->pipe, i, fpr, reterr);
+        if (r < 0)
+                return r;
+        return note_key(a, fpr);
+}
+
+/* Wait for every package (mkmachine lock), then record the signers in the lock. */
+static int verify_all(struct arch *a, struct mkm_err *reterr) {
+        struct lock *l = a->b->lock_out;
+        int r = pipeline_wait_all(a->pipe, reterr);
+        for (size_t i = 0; i < l->n && r >= 0; i++)
+                r = verify_wait(a, i, reterr);
+        if (r < 0)
+                return r;
+        strv_free(l->keys);
+        l->keys = strv_copy(a->keys_used);
+        return l->keys ? 0 : -ENOMEM;
 }
 
 static int64_t default_epoch(struct build *b, struct lock *l) {
@@ -1000,7 +529,6 @@ static int install(struct arch *a, struct mkm_err *reterr) {
         int rootfd = b->deploy->root_fd;
         const char *root = b->deploy->staging;
         size_t n1 = l->n ? l->n : 1;
-        uint64_t waited = 0;
         _cleanup_(extract_owners_freep) struct extract_owners *owners = extract_owners_new();
         struct extract_result *results = calloc(n1, sizeof *results);
         struct pkginfo *infos = calloc(n1, sizeof *infos);
@@ -1029,9 +557,7 @@ static int install(struct arch *a, struct mkm_err *reterr) {
         for (size_t i = 0; i < l->n; i++) {
                 struct lock_pkg *p = &l->pkgs[i];
                 /* Nothing parses a package before its signature is known to be good. */
-                uint64_t t0 = mono_ns();
                 r = verify_wait(a, i, reterr);
-                waited += mono_ns() - t0;
                 if (r < 0)
                         goto out;
                 _cleanup_close_ int fd = -EBADF;
@@ -1054,16 +580,18 @@ static int install(struct arch *a, struct mkm_err *reterr) {
                         r = negative_errno();
                         goto out;
                 }
-                struct extract_opts o = { .label = p->name, .max_bytes = p->isize, .pacman_meta = true, .owners = owners };
+                struct extract_opts o = { .label = p->name, .max_bytes = p->isize, .meta_names = db_alpm_meta_names,
+                                          .skip_dot_toplevel = true, .owners = owners };
                 r = extract_archive_fd(b->ctx, rootfd, fd, &o, &results[i], reterr);
                 if (r < 0)
                         goto out;
-                if (!results[i].meta.pkginfo) {
+                const struct extract_member *pkginfo = extract_result_meta(&results[i], DB_ALPM_PKGINFO);
+                if (!pkginfo) {
                         r = mkm_err_set(reterr, -MKM_E_ARCHIVE, "%s (%s): no .PKGINFO: not a pacman package", p->name,
                                         p->filename);
                         goto out;
                 }
-                r = pkginfo_parse(results[i].meta.pkginfo, results[i].meta.pkginfo_len, p->name, &infos[i], reterr);
+                r = pkginfo_parse(pkginfo->data, pkginfo->len, p->name, &infos[i], reterr);
                 if (r < 0)
                         goto out;
                 /* The file must be the package the db promised, not another one served in its place. */
@@ -1076,21 +604,23 @@ static int install(struct arch *a, struct mkm_err *reterr) {
                                       DB_ALPM_VALIDATION_PGP, reterr);
                 if (r < 0)
                         goto out;
-                if (results[i].meta.install && !installs[i])
+                const struct extract_member *install = extract_result_meta(&results[i], DB_ALPM_INSTALL);
+                if (install && !installs[i])
                         mkm_warn(b->ctx, "%s: its .INSTALL comes after its files in the archive: pre_install was skipped",
                                  p->name);
-                r = alpm_script_run(b->ctx, root, rootfd, p->name, results[i].meta.install, results[i].meta.install_len,
-                                    "post_install", p->version, NULL, &sbx, reterr);
+                r = alpm_script_run(b->ctx, root, rootfd, p->name, install ? install->data : NULL,
+                                    install ? install->len : 0, "post_install", p->version, NULL, &sbx, reterr);
                 if (r < 0)
                         goto out;
                 mkm_emit(b->ctx, &(struct mkm_event){ .type = MKM_EV_PROGRESS, .text = "installing", .n = (unsigned)i + 1,
                                                       .count = (unsigned)l->n });
         }
+        uint64_t waited = 0;
         unsigned native = 0, by_gpg = 0;
-        verify_keyring_stats(a->keyring, &native, &by_gpg);
+        pipeline_stats(a->pipe, &waited, &native, &by_gpg);
         mkm_debug(b->ctx, "the install waited %.2f s for downloads and signature checks (%u checked in-process, %u by gpg)",
                   (double)waited / 1e9, native, by_gpg);
-        r = fetch_finish(a, reterr);
+        r = pipeline_finish(a->pipe, reterr);
         if (r < 0)
                 goto out;
         r = write_mirrorlist(a, rootfd, reterr);
@@ -1130,7 +660,7 @@ static int arch_run(struct build *b, struct mkm_err *reterr) {
         struct utsname u;
         int r;
 
-        /* Cache commits skip their fsyncs; fetch_finish() syncs once (cache.h). */
+        /* Cache commits skip their fsyncs; the pipeline (or arch_done) syncs once (cache.h). */
         cache_set_deferred_sync(b->cache, true);
         a.arch = b->recipe->architecture;
         if (!a.arch || !*a.arch)

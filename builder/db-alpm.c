@@ -147,6 +147,8 @@ fail:
         return r;
 }
 
+const char *const db_alpm_meta_names[] = { DB_ALPM_PKGINFO, DB_ALPM_MTREE, DB_ALPM_INSTALL, NULL };
+
 int db_alpm_init(int rootfd, struct mkm_err *reterr) {
         _cleanup_close_ int dfd = fs_mkdir_p_in_root(rootfd, LOCAL_DB, 0755);
         if (dfd < 0)
@@ -284,16 +286,18 @@ int db_alpm_write_pkg(struct mkm_ctx *ctx, int rootfd, const struct pkginfo *pi,
         r = write_file(dfd, "files", files, files_len, dir, reterr);
         if (r < 0)
                 return r;
-        if (x->meta.mtree) {
-                r = write_file(dfd, "mtree", x->meta.mtree, x->meta.mtree_len, dir, reterr);
+        const struct extract_member *mtree = extract_result_meta(x, DB_ALPM_MTREE);
+        if (mtree) {
+                r = write_file(dfd, "mtree", mtree->data, mtree->len, dir, reterr);
                 if (r < 0)
                         return r;
         }
-        if (x->meta.install) {
-                r = write_file(dfd, "install", x->meta.install, x->meta.install_len, dir, reterr);
+        const struct extract_member *install = extract_result_meta(x, DB_ALPM_INSTALL);
+        if (install) {
+                r = write_file(dfd, "install", install->data, install->len, dir, reterr);
                 if (r < 0)
                         return r;
-                struct timespec ts[2] = { { .tv_sec = x->meta.install_mtime }, { .tv_sec = x->meta.install_mtime } };
+                struct timespec ts[2] = { { .tv_sec = install->mtime }, { .tv_sec = install->mtime } };
                 (void)utimensat(dfd, "install", ts, AT_SYMLINK_NOFOLLOW);
         }
         return 0;

@@ -12,6 +12,12 @@ struct mkm_ctx;
 struct mkm_err;
 struct extract_result;
 
+/* A package's metadata members (extract_opts.meta_names; read back with extract_result_meta()). */
+#define DB_ALPM_PKGINFO ".PKGINFO"
+#define DB_ALPM_MTREE ".MTREE"          /* gzip'd mtree, copied verbatim to the db */
+#define DB_ALPM_INSTALL ".INSTALL"      /* the scriptlet */
+extern const char *const db_alpm_meta_names[];  /* the three above, NULL-terminated */
+
 struct pkginfo {
         char *name, *base, *version, *desc, *url, *arch, *packager;
         int64_t builddate;

@@ -21,7 +21,6 @@
 #include "util/hashmap.h"
 #include "util/strv.h"
 
-#define META_MAX (16u << 20)            /* .PKGINFO/.MTREE/.INSTALL: 16 MiB each */
 #define DEFAULT_MAX_BYTES (16ULL << 30) /* when the metadata promises nothing */
 #define MAX_ENTRIES 1000000u
 #define MAX_PATH_LEN 4000u
@@ -145,6 +144,8 @@ struct xstate {
         struct hashmap *own_files;      /* regular files of this package: valid hard-link targets */
         struct strv_builder files;      /* %FILES%, in archive order until sorted */
         uint64_t bytes;
+        struct extract_member *meta;    /* kept metadata members */
+        size_t n_meta, cap_meta;
         mode_t umask;                   /* the process's, as the kernel applies it to new files */
         /* the last parent directory opened, reused for consecutive entries */
         char *cached_parent;
@@ -270,12 +271,12 @@ static int apply_xattrs(struct xstate *s, int fd, struct archive_entry *e, const
         return 0;
 }
 
-static int read_meta(struct xstate *s, struct archive *a, struct archive_entry *e, const char *name, char **ret,
-                     size_t *ret_len) {
+/* Keep a metadata member in memory (a repeated name replaces the earlier copy). */
+static int read_meta(struct xstate *s, struct archive *a, struct archive_entry *e, const char *name) {
         la_int64_t size = archive_entry_size(e);
-        if (size < 0 || (uint64_t)size > META_MAX)
+        if (size < 0 || (uint64_t)size > EXTRACT_META_MAX)
                 return mkm_err_set(s->reterr, -MKM_E_ARCHIVE, "%s: %s is larger than %u bytes", s->label, name,
-                                   META_MAX);
+                                   EXTRACT_META_MAX);
         _cleanup_free_ char *buf = malloc((size_t)size + 1);
         if (!buf)
                 return -ENOMEM;
@@ -290,10 +291,32 @@ static int read_meta(struct xstate *s, struct archive *a, struct archive_entry *
                 got += (size_t)n;
         }
         buf[got] = 0;
-        free(*ret);
-        *ret = TAKE_PTR(buf);
-        *ret_len = got;
+        struct extract_member *m = NULL;
+        for (size_t i = 0; i < s->n_meta; i++)
+                if (strcmp(s->meta[i].name, name) == 0)
+                        m = &s->meta[i];
+        if (!m) {
+                if (mkm_grow((void **)&s->meta, &s->cap_meta, s->n_meta, sizeof *s->meta, 4) < 0)
+                        return -ENOMEM;
+                char *n = strdup(name);
+                if (!n)
+                        return -ENOMEM;
+                m = &s->meta[s->n_meta++];
+                *m = (struct extract_member){ .name = n };
+        }
+        free(m->data);
+        m->data = TAKE_PTR(buf);
+        m->len = got;
+        m->mtime = archive_entry_mtime(e);
         return 0;
+}
+
+static void members_free(struct extract_member *m, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                free(m[i].name);
+                free(m[i].data);
+        }
+        free(m);
 }
 
 /* The umask without changing it (umask(2) can only set it, and other threads create files):
@@ -502,7 +525,14 @@ static int add_file(struct xstate *s, const char *path, bool dir) {
         return r;
 }
 
-static int handle_entry(struct xstate *s, struct archive *a, struct archive_entry *e, struct extract_meta *meta) {
+static bool is_meta_name(const struct extract_opts *o, const char *path) {
+        for (const char *const *m = o->meta_names; m && *m; m++)
+                if (strcmp(*m, path) == 0)
+                        return true;
+        return false;
+}
+
+static int handle_entry(struct xstate *s, struct archive *a, struct archive_entry *e) {
         const char *raw = archive_entry_pathname(e);
         if (!raw)
                 return unsafe(s, "(unnamed)", "entry without a name");
@@ -515,17 +545,12 @@ static int handle_entry(struct xstate *s, struct archive *a, struct archive_entr
         if (r < 0)
                 return unsafe(s, raw, "invalid path");
 
-        if (s->opts->pacman_meta && path[0] == '.' && !strchr(path, '/')) {
-                /* alpm: top-level dot files are metadata, never part of the tree. */
-                if (strcmp(path, ".PKGINFO") == 0)
-                        return read_meta(s, a, e, path, &meta->pkginfo, &meta->pkginfo_len);
-                if (strcmp(path, ".MTREE") == 0)
-                        return read_meta(s, a, e, path, &meta->mtree, &meta->mtree_len);
-                if (strcmp(path, ".INSTALL") == 0) {
-                        meta->install_mtime = archive_entry_mtime(e);
-                        return read_meta(s, a, e, path, &meta->install, &meta->install_len);
-                }
-                return 0;
+        if (!strchr(path, '/')) {
+                /* Top-level metadata of the package format, never part of the tree. */
+                if (is_meta_name(s->opts, path))
+                        return read_meta(s, a, e, path);
+                if (s->opts->skip_dot_toplevel && path[0] == '.')
+                        return 0;
         }
 
         mode_t type = archive_entry_filetype(e);
@@ -550,25 +575,6 @@ static int handle_entry(struct xstate *s, struct archive *a, struct archive_entr
         return add_file(s, path, dir);
 }
 
-int extract_archive_fd(struct mkm_ctx *ctx, int rootfd, int fd, const struct extract_opts *opts,
-                       struct extract_result *ret, struct mkm_err *reterr) {
-        struct archive *a = archive_read_new();
-        if (!a)
-                return -ENOMEM;
-        (void)archive_read_support_filter_all(a);
-        (void)archive_read_support_format_tar(a);
-        (void)archive_read_support_format_gnutar(a);
-        if (archive_read_open_fd(a, fd, 65536) != ARCHIVE_OK) {
-                int r = mkm_err_set(reterr, -MKM_E_ARCHIVE, "%s: not a readable archive: %s",
-                                    opts->label ? opts->label : "package", archive_error_string(a));
-                archive_read_free(a);
-                return r;
-        }
-        int r = extract_archive(ctx, rootfd, a, opts, ret, reterr);
-        archive_read_free(a);
-        return r;
-}
-
 int extract_archive(struct mkm_ctx *ctx, int rootfd, struct archive *a, const struct extract_opts *opts,
                     struct extract_result *ret, struct mkm_err *reterr) {
         struct xstate s = {
@@ -580,7 +586,6 @@ int extract_archive(struct mkm_ctx *ctx, int rootfd, struct archive *a, const st
                 .cached_fd = -EBADF,
                 .umask = current_umask(),
         };
-        struct extract_meta meta = {};
         int r = 0;
         s.own_symlinks = hashmap_new();
         s.own_files = hashmap_new();
@@ -603,7 +608,7 @@ int extract_archive(struct mkm_ctx *ctx, int rootfd, struct archive *a, const st
                         r = mkm_err_set(reterr, -MKM_E_ARCHIVE, "%s: more than %u entries", s.label, MAX_ENTRIES);
                         goto out;
                 }
-                r = handle_entry(&s, a, e, &meta);
+                r = handle_entry(&s, a, e);
                 if (r < 0)
                         goto out;
         }
@@ -612,12 +617,11 @@ int extract_archive(struct mkm_ctx *ctx, int rootfd, struct archive *a, const st
                 goto out;
         }
         strv_sort(s.files.l);
-        *ret = (struct extract_result){ .files = TAKE_PTR(s.files.l), .bytes = s.bytes, .meta = meta };
-        meta = (struct extract_meta){};
+        *ret = (struct extract_result){ .files = TAKE_PTR(s.files.l), .bytes = s.bytes, .meta = TAKE_PTR(s.meta),
+                                        .n_meta = s.n_meta };
+        s.n_meta = 0;
 out:
-        free(meta.pkginfo);
-        free(meta.mtree);
-        free(meta.install);
+        members_free(s.meta, s.n_meta);
         forget_parent_cache(&s);
         strv_free(s.files.l);
         hashmap_free(s.own_symlinks);
@@ -625,12 +629,36 @@ out:
         return r;
 }
 
+static void archive_freep(struct archive **a) {
+        if (*a)
+                (void)archive_read_free(*a);
+}
+
+int extract_archive_fd(struct mkm_ctx *ctx, int rootfd, int fd, const struct extract_opts *opts,
+                       struct extract_result *ret, struct mkm_err *reterr) {
+        _cleanup_(archive_freep) struct archive *a = archive_read_new();
+        if (!a)
+                return -ENOMEM;
+        (void)archive_read_support_filter_all(a);
+        (void)archive_read_support_format_tar(a);
+        (void)archive_read_support_format_gnutar(a);
+        if (archive_read_open_fd(a, fd, 65536) != ARCHIVE_OK)
+                return mkm_err_set(reterr, -MKM_E_ARCHIVE, "%s: not a readable archive: %s",
+                                   opts->label ? opts->label : "package", archive_error_string(a));
+        return extract_archive(ctx, rootfd, a, opts, ret, reterr);
+}
+
+const struct extract_member *extract_result_meta(const struct extract_result *r, const char *name) {
+        for (size_t i = 0; r && i < r->n_meta; i++)
+                if (strcmp(r->meta[i].name, name) == 0)
+                        return &r->meta[i];
+        return NULL;
+}
+
 void extract_result_done(struct extract_result *r) {
         if (!r)
                 return;
         strv_free(r->files);
-        free(r->meta.pkginfo);
-        free(r->meta.mtree);
-        free(r->meta.install);
+        members_free(r->meta, r->n_meta);
         *r = (struct extract_result){};
 }

@@ -13,42 +13,54 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct archive;
 struct mkm_ctx;
 struct mkm_err;
 struct extract_owners;
 
-/* Top-level metadata entries (".PKGINFO", ".MTREE", ...) are kept in memory, not written. */
-struct extract_meta {
-        char *pkginfo;          /* .PKGINFO text, NUL-terminated */
-        size_t pkginfo_len;
-        char *mtree;            /* .MTREE raw bytes (gzip'd mtree, copied verbatim to the db) */
-        size_t mtree_len;
-        char *install;          /* .INSTALL scriptlet, NUL-terminated */
-        size_t install_len;
-        int64_t install_mtime;  /* kept on the db's copy: pacman -Qkk compares it with .MTREE */
+#define EXTRACT_META_MAX (16u << 20)    /* bytes of one metadata member kept in memory */
+
+/* A top-level member kept in memory instead of written (extract_opts.meta_names): a package
+ * format's own metadata (Arch: .PKGINFO, .MTREE, .INSTALL). */
+struct extract_member {
+        char *name;             /* the name it matched in meta_names */
+        char *data;             /* its bytes, NUL-terminated (len does not count the NUL) */
+        size_t len;
+        int64_t mtime;          /* the member's mtime (pacman -Qkk compares .INSTALL's with .MTREE) */
 };
 
 struct extract_result {
         char **files;           /* sorted, as pacman's %FILES%: relative paths, dirs end in '/' */
         uint64_t bytes;         /* regular-file bytes written (hard links counted once) */
-        struct extract_meta meta;
+        struct extract_member *meta;    /* the meta_names members the archive had, in archive order
+                                         * (a repeated one: the last copy) */
+        size_t n_meta;
 };
+
+/* The kept member called name, or NULL when the archive had none. Borrowed from r. */
+const struct extract_member *extract_result_meta(const struct extract_result *r, const char *name);
 
 struct extract_opts {
         const char *label;              /* package name, for messages and the ownership map */
         uint64_t max_bytes;             /* the size the metadata promised; 0 = 16 GiB cap */
-        bool pacman_meta;               /* top-level dot entries are metadata (Arch packages) */
+        /* Top-level members that are metadata, not part of the tree: a member whose normalised
+         * name is in meta_names (NULL-terminated; NULL = none) is read into ret->meta (at most
+         * EXTRACT_META_MAX bytes) and not written; with skip_dot_toplevel, every other top-level
+         * name starting with '.' is skipped (libalpm: top-level dot files are never installed). */
+        const char *const *meta_names;
+        bool skip_dot_toplevel;
         struct extract_owners *owners;  /* borrowed; path ownership across packages, NULL = none */
 };
 
-/* Read an archive (any libarchive format/filter) from fd and write its entries under rootfd.
+/* Read an archive (tar, any libarchive filter) from fd and write its entries under rootfd.
  * On failure nothing is promised about the partly written root (the caller discards the staging
  * tree); nothing outside the root is ever touched. ret is filled on success only. */
 int extract_archive_fd(struct mkm_ctx *ctx, int rootfd, int fd, const struct extract_opts *opts,
                        struct extract_result *ret, struct mkm_err *reterr);
 
-/* The same on an opened libarchive reader (e.g. data.tar inside a .deb); a is borrowed. */
-struct archive;
+/* The same on a libarchive reader the caller opened (borrowed; read up to its end, not closed):
+ * e.g. data.tar.* read from inside a .deb (an ar archive) without a temporary file. Errors name
+ * opts->label; a malformed entry is -MKM_E_ARCHIVE with libarchive's message. */
 int extract_archive(struct mkm_ctx *ctx, int rootfd, struct archive *a, const struct extract_opts *opts,
                     struct extract_result *ret, struct mkm_err *reterr);
 

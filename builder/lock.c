@@ -26,39 +26,15 @@ struct lock *lock_free(struct lock *l) {
         for (size_t i = 0; i < l->n; i++)
                 pkg_done(&l->pkgs[i]);
         free(l->pkgs);
+        for (size_t i = 0; i < l->n_indexes; i++)
+                free(l->indexes[i].label);
+        free(l->indexes);
         free(l->inputs);
         free(l->distribution);
         strv_free(l->sources);
         strv_free(l->keys);
-        for (size_t i = 0; i < l->n_indexes; i++)
-                free(l->indexes[i].label);
-        free(l->indexes);
         free(l);
         return NULL;
-}
-
-int lock_add_index(struct lock *l, const char *label, int64_t date, const char *sha256) {
-        if (!hash_is_sha256_hex(sha256) || date < 0)
-                return -EINVAL;
-        struct lock_index *n = realloc(l->indexes, (l->n_indexes + 1) * sizeof *n);
-        if (!n)
-                return -ENOMEM;
-        l->indexes = n;
-        struct lock_index *x = &l->indexes[l->n_indexes];
-        *x = (struct lock_index){ .label = strdup(label), .date = date };
-        if (!x->label)
-                return -ENOMEM;
-        memcpy(x->sha256, sha256, 65);
-        l->n_indexes++;
-        return 0;
-}
-
-int64_t lock_newest_index_date(const struct lock *l) {
-        int64_t max = 0;
-        for (size_t i = 0; l && i < l->n_indexes; i++)
-                if (l->indexes[i].date > max)
-                        max = l->indexes[i].date;
-        return max;
 }
 
 int lock_add(struct lock *l, const struct lock_pkg *p) {
@@ -89,20 +65,53 @@ static bool token_ok(const char *s) {
         return true;
 }
 
+int lock_add_index(struct lock *l, const char *label, int64_t date, const char *sha256) {
+        if (!token_ok(label) || strlen(label) > LOCK_MAX_LABEL || date < 0 || !hash_is_sha256_hex(sha256))
+                return -EINVAL;
+        for (size_t i = 0; i < l->n_indexes; i++)
+                if (strcmp(l->indexes[i].label, label) == 0)
+                        return -EEXIST;
+        if (l->n_indexes >= LOCK_MAX_INDEXES)
+                return -E2BIG;
+        struct lock_index *ni = mkm_reallocarray(l->indexes, l->n_indexes + 1, sizeof *ni);
+        if (!ni)
+                return -ENOMEM;
+        l->indexes = ni;
+        struct lock_index x = { .label = strdup(label), .date = date };
+        if (!x.label)
+                return -ENOMEM;
+        memcpy(x.sha256, sha256, sizeof x.sha256);
+        l->indexes[l->n_indexes++] = x;
+        return 0;
+}
+
+int64_t lock_newest_index_date(const struct lock *l) {
+        int64_t max = 0;
+        for (size_t i = 0; l && i < l->n_indexes; i++)
+                if (l->indexes[i].date > max)
+                        max = l->indexes[i].date;
+        return max;
+}
+
 static bool relative_path_ok(const char *s) {
         if (!*s || *s == '/')
                 return false;
         for (const char *c = s; *c;) {
                 size_t l = strcspn(c, "/");
-                if (l == 0 || (l == 1 && c[0] == '.') || (l == 2 && c[0] == '.' && c[1] == '.') || c[0] == '.')
+                if (l == 0 || c[0] == '.')
                         return false;
                 c += l;
-                if (*c == '/')
+                if (*c == '/') {
                         c++;
-                if (!*c && c[-1] == '/')
-                        return false;
+                        if (!*c)
+                                return false;
+                }
         }
         return true;
+}
+
+static int cmp_pkg_name(const void *a, const void *b) {
+        return strcmp((*(struct lock_pkg *const *)a)->name, (*(struct lock_pkg *const *)b)->name);
 }
 
 static int parse_u64(const char *s, uint64_t *ret) {
@@ -115,10 +124,6 @@ static int parse_u64(const char *s, uint64_t *ret) {
                 return -EINVAL;
         *ret = v;
         return 0;
-}
-
-static int cmp_pkg_name(const void *a, const void *b) {
-        return strcmp((*(struct lock_pkg *const *)a)->name, (*(struct lock_pkg *const *)b)->name);
 }
 
 int lock_parse(const char *text, size_t len, const char *filename, struct lock **ret, struct mkm_err *reterr) {
@@ -165,17 +170,26 @@ int lock_parse(const char *text, size_t len, const char *filename, struct lock *
                         r = strv_push(&l->keys, w[1]);
                 else if (strcmp(w[0], "index") == 0 && nw == 4) {
                         uint64_t date;
-                        if (parse_u64(w[2], &date) < 0 || date > INT64_MAX || !hash_is_sha256_hex(w[3]))
-                                return mkm_err_set(reterr, -MKM_E_LOCK,
-                                                   "%s:%u: expected 'index LABEL DATE SHA256' (a date in seconds, a "
-                                                   "sha256 digest)",
+                        if (parse_u64(w[2], &date) < 0 || date > INT64_MAX)
+                                return mkm_err_set(reterr, -MKM_E_LOCK, "%s:%u: expected the index's date as a number",
                                                    filename, lineno);
-                        for (size_t i = 0; i < l->n_indexes; i++)
-                                if (strcmp(l->indexes[i].label, w[1]) == 0)
-                                        return mkm_err_set(reterr, -MKM_E_LOCK, "%s:%u: index '%s' given twice",
-                                                           filename, lineno, w[1]);
+                        if (!hash_is_sha256_hex(w[3]))
+                                return mkm_err_set(reterr, -MKM_E_LOCK, "%s:%u: expected sha256 digests (64 hex digits)",
+                                                   filename, lineno);
                         r = lock_add_index(l, w[1], (int64_t)date, w[3]);
-                }
+                        if (r == -EEXIST)
+                                return mkm_err_set(reterr, -MKM_E_LOCK, "%s:%u: index '%s' is listed twice", filename,
+                                                   lineno, w[1]);
+                        if (r == -EINVAL)
+                                return mkm_err_set(reterr, -MKM_E_LOCK, "%s:%u: index label longer than %u bytes",
+                                                   filename, lineno, LOCK_MAX_LABEL);
+                        if (r == -E2BIG)
+                                return mkm_err_set(reterr, -MKM_E_LOCK, "%s:%u: more than %u index lines", filename,
+                                                   lineno, LOCK_MAX_INDEXES);
+                } else if (strcmp(w[0], "index") == 0)
+                        return mkm_err_set(reterr, -MKM_E_LOCK,
+                                           "%s:%u: expected 3 fields after 'index' (LABEL DATE SHA256), got %zu", filename,
+                                           lineno, nw - 1);
                 else if (strcmp(w[0], "package") == 0 && nw == 12) {
                         struct lock_pkg p = { .name = w[1], .version = w[2], .repo = w[3], .filename = w[4] };
                         uint64_t order;
@@ -198,7 +212,9 @@ int lock_parse(const char *text, size_t len, const char *filename, struct lock *
                          * without "." or ".." components. */
                         bool pool = l->distribution && strcmp(l->distribution, "debian") == 0;
                         if (pool ? !relative_path_ok(w[4]) : (strchr(w[4], '/') || w[4][0] == '.'))
-                                return mkm_err_set(reterr, -MKM_E_LOCK, pool ? "%s:%u: file name '%s' must be a relative path without '.' or '..'" : "%s:%u: file name '%s' must be a plain name",
+                                return mkm_err_set(reterr, -MKM_E_LOCK,
+                                                   pool ? "%s:%u: file name '%s' must be a relative path without '.' or '..'"
+                                                        : "%s:%u: file name '%s' must be a plain name",
                                                    filename, lineno, w[4]);
                         memcpy(p.sha256, w[5], 65);
                         if (strcmp(w[8], "-") != 0)
@@ -278,17 +294,17 @@ int lock_format(const struct lock *l, char **ret) {
         for (size_t i = 0; keys[i]; i++)
                 if (i == 0 || strcmp(keys[i], keys[i - 1]) != 0)
                         fprintf(f, "key %s\n", keys[i]);
-        _cleanup_free_ struct lock_index **idx = calloc(l->n_indexes ? l->n_indexes : 1, sizeof *idx);
-        if (!idx) {
+        _cleanup_free_ struct lock_index **byindex = calloc(l->n_indexes ? l->n_indexes : 1, sizeof *byindex);
+        if (!byindex) {
                 fclose(f);
                 free(buf);
                 return -ENOMEM;
         }
         for (size_t i = 0; i < l->n_indexes; i++)
-                idx[i] = &l->indexes[i];
-        qsort(idx, l->n_indexes, sizeof *idx, cmp_index);
+                byindex[i] = &l->indexes[i];
+        qsort(byindex, l->n_indexes, sizeof *byindex, cmp_index);
         for (size_t i = 0; i < l->n_indexes; i++)
-                fprintf(f, "index %s %" PRId64 " %s\n", idx[i]->label, idx[i]->date, idx[i]->sha256);
+                fprintf(f, "index %s %" PRId64 " %s\n", byindex[i]->label, byindex[i]->date, byindex[i]->sha256);
         _cleanup_free_ struct lock_pkg **byname = calloc(l->n ? l->n : 1, sizeof *byname);
         if (!byname) {
                 fclose(f);

@@ -38,7 +38,9 @@ enum pipeline_trust {
 
 struct pipeline_item {
         const char *label;              /* file name, for messages */
-        char *const *urls;              /* failover order, NULL-terminated */
+        const char *name, *version;     /* the package, for messages (name NULL: label) */
+        char *const *urls;              /* failover order, NULL-terminated; may be NULL when the
+                                         * file is in the cache already */
         const char *sha256;             /* expected digest (hex) */
         uint64_t size;                  /* expected size, 0 = unknown */
         /* PIPELINE_TRUST_DETACHED_SIG only: */
@@ -50,33 +52,44 @@ struct pipeline_item {
 struct pipeline;
 
 /* Start downloading and checking items[0..n) (copied; the strings they point to are borrowed
- * until pipeline_free). keyring is borrowed and only used for DETACHED_SIG. Cache commits defer
- * their fsync to pipeline_finish. */
+ * until pipeline_free). keyring is borrowed (until pipeline_free, which must come before the
+ * keyring's free) and only used for DETACHED_SIG, where every item needs a sig_sha256. Turns
+ * the cache's deferred sync on (cache.h): commits skip their fsyncs, pipeline_finish() syncs
+ * once. Emits the stages "downloading" (when something is missing) and "checking package
+ * integrity". With DIGEST, an item that was in the cache before the start is hashed again by
+ * the workers (a crash after a deferred commit can leave an entry of the right size with the
+ * wrong bytes, and no signature check would catch it); one downloaded now was hashed by its
+ * commit. */
 int pipeline_start(struct mkm_ctx *ctx, struct cache *cache, enum pipeline_trust trust, struct verify_keyring *keyring,
                    const struct pipeline_item *items, size_t n, struct pipeline **ret, struct mkm_err *reterr);
 
-/* Wait until item i is in the cache and trusted. ret_fpr (may be NULL) receives the signer's
- * fingerprint for DETACHED_SIG, "" otherwise. A damaged cache entry is dropped and reported as
- * -MKM_E_DIGEST_MISMATCH ("... the next build downloads it again"). */
+/* Wait until item i is in the cache and trusted. ret_fpr (may be NULL; VERIFY_FPR_MAX bytes)
+ * receives the signer's fingerprint for DETACHED_SIG, "" otherwise. A damaged cache entry is
+ * dropped and reported as -MKM_E_DIGEST_MISMATCH ("... the next build downloads it again").
+ * May be called again for the same i (the result is kept until pipeline_free). */
 int pipeline_wait(struct pipeline *p, size_t i, char *ret_fpr, struct mkm_err *reterr);
 
-/* Wait for every item (for `mkmachine lock`), then pipeline_finish(). */
+/* Wait for every item in order (for `mkmachine lock`; progress "verifying" n/m), then
+ * pipeline_finish(). The first failure is returned. */
 int pipeline_wait_all(struct pipeline *p, struct mkm_err *reterr);
 
 /* Wait for the downloads to end and make the cache's new entries durable. */
 int pipeline_finish(struct pipeline *p, struct mkm_err *reterr);
 
 /* How long pipeline_wait() blocked in total, and how many signatures were checked in-process
- * and by gpg (for -v). */
+ * and by gpg (for -v). Each pointer may be NULL. */
 void pipeline_stats(const struct pipeline *p, uint64_t *ret_waited_ns, unsigned *ret_native, unsigned *ret_gpg);
 
-/* Cancel, join every thread, free. Accepts NULL, returns NULL. */
+/* Cancel, join every thread, sync the cache, free. Accepts NULL, returns NULL. */
 struct pipeline *pipeline_free(struct pipeline *p);
 static inline void pipeline_freep(struct pipeline **p) { (void)pipeline_free(*p); }
 
 /* A simple batch download into the cache, for metadata (sync dbs, InRelease, indexes): every
  * file, then return. sha256 NULL = unknown (the digest is learnt: ret in digest[]); optional: a
- * 404 on every mirror is not an error (present stays false). */
+ * 404 on every mirror is not an error (present stays false). A file already in the cache is not
+ * downloaded again (known digest only). Emits the stage "downloading" when something is missing.
+ * Commits follow the cache's deferred sync (build.c turns it on for the whole build). Returns
+ * the first failure, naming the file; every want's present/digest is set either way. */
 struct pipeline_want {
         char *const *urls;
         const char *label;
@@ -88,3 +101,9 @@ struct pipeline_want {
 };
 int pipeline_fetch_batch(struct mkm_ctx *ctx, struct cache *cache, struct pipeline_want *w, size_t n,
                          struct mkm_err *reterr);
+
+/* Put bytes that came inside verified metadata (Arch: a db's %PGPSIG%) into the cache, addressed
+ * by their sha256 (in ret_sha256, 65 bytes), so that a lock can pin them. label names the
+ * temporary file and the errors. */
+int pipeline_store_blob(struct cache *cache, const char *label, const void *data, size_t len, char *ret_sha256,
+                        struct mkm_err *reterr);

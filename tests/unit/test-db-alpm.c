@@ -97,9 +97,11 @@ static void test_write_entry(void **state) {
         struct mkm_err err = {};
         assert_int_equal(pkginfo_parse(pkginfo, strlen(pkginfo), "demo", &p, &err), 0);
         char *files[] = { (char *)"etc/", (char *)"etc/demo.conf", NULL };
-        struct extract_result x = { .files = files,
-                                    .meta = { .mtree = (char *)"MTREE", .mtree_len = 5, .install = (char *)"post_install() { :; }\n",
-                                              .install_len = 22, .install_mtime = 1600000000 } };
+        struct extract_member meta[] = {
+                { .name = (char *)".MTREE", .data = (char *)"MTREE", .len = 5 },
+                { .name = (char *)".INSTALL", .data = (char *)"post_install() { :; }\n", .len = 22, .mtime = 1600000000 },
+        };
+        struct extract_result x = { .files = files, .meta = meta, .n_meta = ELEMENTSOF(meta) };
         assert_int_equal(db_alpm_init(root, &err), 0);
         assert_int_equal(db_alpm_write_pkg(NULL, root, &p, &x, false, 1234567890, DB_ALPM_VALIDATION_PGP, &err), 0);
 

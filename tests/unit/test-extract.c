@@ -35,6 +35,9 @@ struct ent {
         const char *xattr;      /* "name=value" or NULL */
 };
 
+/* What the Arch backend keeps in memory (the generic extractor knows no names of its own). */
+static const char *const alpm_meta[] = { ".PKGINFO", ".MTREE", ".INSTALL", NULL };
+
 struct fixture {
         char top[64];           /* a temp dir holding root/ and outside/ */
         int rootfd;
@@ -128,7 +131,7 @@ static int make_archive(const struct ent *ents, size_t n, bool truncate_half) {
 static int run(struct fixture *f, const struct ent *ents, size_t n, uint64_t max, struct extract_owners *owners,
                const char *label, struct extract_result *res, struct mkm_err *err) {
         _cleanup_close_ int fd = make_archive(ents, n, false);
-        struct extract_opts o = { .label = label, .max_bytes = max, .pacman_meta = true, .owners = owners };
+        struct extract_opts o = { .label = label, .max_bytes = max, .meta_names = alpm_meta, .skip_dot_toplevel = true, .owners = owners };
         return extract_archive_fd(NULL, f->rootfd, fd, &o, res, err);
 }
 
@@ -168,9 +171,9 @@ static void test_normal_package(void **state) {
         assert_int_equal(run(f, ents, ELEMENTSOF(ents), 1000, NULL, "demo", &res, &err), 0);
 
         /* Metadata is captured, not written to the tree. */
-        assert_string_equal(res.meta.pkginfo, "pkgname = demo\npkgver = 1.0-1\n");
-        assert_int_equal(res.meta.mtree_len, strlen("not really gzip"));
-        assert_non_null(res.meta.install);
+        assert_string_equal(extract_result_meta(&res, ".PKGINFO")->data, "pkgname = demo\npkgver = 1.0-1\n");
+        assert_int_equal(extract_result_meta(&res, ".MTREE")->len, strlen("not really gzip"));
+        assert_non_null(extract_result_meta(&res, ".INSTALL"));
         assert_int_equal(faccessat(f->rootfd, ".PKGINFO", F_OK, AT_SYMLINK_NOFOLLOW), -1);
         assert_int_equal(faccessat(f->rootfd, ".BUILDINFO", F_OK, AT_SYMLINK_NOFOLLOW), -1);
 
@@ -313,7 +316,7 @@ static void test_hostile(void **state) {
                 struct extract_result res = {};
                 struct mkm_err err = {};
                 _cleanup_close_ int fd = make_archive(cases[i].ents, cases[i].n, false);
-                struct extract_opts o = { .label = "evil", .max_bytes = 8, .pacman_meta = true };
+                struct extract_opts o = { .label = "evil", .max_bytes = 8, .meta_names = alpm_meta, .skip_dot_toplevel = true };
                 int r = extract_archive_fd(NULL, f->rootfd, fd, &o, &res, &err);
                 print_message("case %s: %d %s\n", cases[i].name, r, err.msg);
                 assert_int_equal(r, cases[i].code);
@@ -367,7 +370,7 @@ static void test_truncated_archive(void **state) {
         big[sizeof big - 1] = 0;
         const struct ent ents[] = { { 'f', "usr/a", big }, { 'f', "usr/b", big } };
         _cleanup_close_ int fd = make_archive(ents, 2, true);
-        struct extract_opts o = { .label = "cut", .pacman_meta = true };
+        struct extract_opts o = { .label = "cut", .meta_names = alpm_meta, .skip_dot_toplevel = true };
         struct extract_result res = {};
         struct mkm_err err = {};
         int r = extract_archive_fd(NULL, f->rootfd, fd, &o, &res, &err);
@@ -387,6 +390,90 @@ static void test_not_an_archive(void **state) {
         struct mkm_err err = {};
         assert_int_equal(extract_archive_fd(NULL, f->rootfd, fd, &o, &res, &err), -MKM_E_ARCHIVE);
         assert_non_null(strstr(err.msg, "junk: "));
+}
+
+/* The metadata table is generic: any top-level names, kept by name, the last copy of a repeated
+ * one; without skip_dot_toplevel other dot files are ordinary files; a nested name is never meta. */
+static void test_meta_table(void **state) {
+        struct fixture *f = *state;
+        static const char *const names[] = { "control", "md5sums", NULL };
+        const struct ent ents[] = {
+                { 'f', "./control", "Package: a\n" },
+                { 'f', ".hidden", "a dot file\n" },
+                { 'd', "usr/" },
+                { 'f', "usr/control", "not meta\n" },
+                { 'f', "control", "Package: b\n" },
+        };
+        _cleanup_close_ int fd = make_archive(ents, ELEMENTSOF(ents), false);
+        struct extract_opts o = { .label = "gen", .meta_names = names };
+        struct extract_result res = {};
+        struct mkm_err err = {};
+        assert_int_equal(extract_archive_fd(NULL, f->rootfd, fd, &o, &res, &err), 0);
+        assert_int_equal(res.n_meta, 1);
+        const struct extract_member *m = extract_result_meta(&res, "control");
+        assert_non_null(m);
+        assert_string_equal(m->data, "Package: b\n");
+        assert_int_equal(m->len, 11);
+        assert_int_equal(m->mtime, 1700000000);
+        assert_null(extract_result_meta(&res, "md5sums"));
+        assert_null(extract_result_meta(&res, ".hidden"));
+        assert_int_equal(faccessat(f->rootfd, "control", F_OK, AT_SYMLINK_NOFOLLOW), -1);
+        assert_int_equal(faccessat(f->rootfd, ".hidden", F_OK, AT_SYMLINK_NOFOLLOW), 0);
+        assert_int_equal(faccessat(f->rootfd, "usr/control", F_OK, AT_SYMLINK_NOFOLLOW), 0);
+        const char *want[] = { ".hidden", "usr/", "usr/control" };
+        assert_int_equal(strv_length(res.files), ELEMENTSOF(want));
+        for (size_t i = 0; i < ELEMENTSOF(want); i++)
+                assert_string_equal(res.files[i], want[i]);
+        extract_result_done(&res);
+
+        /* A metadata member larger than the cap is refused, not truncated. */
+        _cleanup_free_ char *big = malloc(EXTRACT_META_MAX + 2);
+        assert_non_null(big);
+        memset(big, 'x', EXTRACT_META_MAX + 1);
+        big[EXTRACT_META_MAX + 1] = 0;
+        const struct ent huge[] = { { 'f', "control", big } };
+        _cleanup_close_ int fd2 = make_archive(huge, 1, false);
+        assert_int_equal(extract_archive_fd(NULL, f->rootfd, fd2, &o, &res, &err), -MKM_E_ARCHIVE);
+        assert_string_equal(err.msg, "gen: control is larger than 16777216 bytes");
+        assert_null(res.files);
+}
+
+/* extract_archive() works on a reader the caller opened (here: from memory, as the Debian backend
+ * reads data.tar from inside a .deb) and leaves it to the caller; its checks are the same. */
+static void test_opened_reader(void **state) {
+        struct fixture *f = *state;
+        const struct ent ents[] = { { 'd', "usr/" }, { 'f', "usr/a", "alpha\n" }, { 'f', "../escape", "x" } };
+        for (size_t n = 2; n <= 3; n++) {
+                _cleanup_close_ int fd = make_archive(ents, n, false);
+                off_t size = lseek(fd, 0, SEEK_END);
+                _cleanup_free_ char *buf = malloc((size_t)size);
+                assert_non_null(buf);
+                assert_int_equal(pread(fd, buf, (size_t)size, 0), size);
+                struct archive *a = archive_read_new();
+                archive_read_support_filter_zstd(a);
+                archive_read_support_format_tar(a);
+                assert_int_equal(archive_read_open_memory(a, buf, (size_t)size), ARCHIVE_OK);
+                struct extract_opts o = { .label = "mem" };
+                struct extract_result res = {};
+                struct mkm_err err = {};
+                int r = extract_archive(NULL, f->rootfd, a, &o, &res, &err);
+                /* still ours to close */
+                assert_int_equal(archive_read_close(a), ARCHIVE_OK);
+                assert_int_equal(archive_read_free(a), ARCHIVE_OK);
+                if (n == 2) {
+                        assert_int_equal(r, 0);
+                        assert_int_equal(strv_length(res.files), 2);
+                        assert_int_equal(res.bytes, 6);
+                        _cleanup_free_ char *data = NULL;
+                        assert_int_equal(fs_read_file_at(f->rootfd, "usr/a", 16, &data, NULL), 0);
+                        assert_string_equal(data, "alpha\n");
+                        extract_result_done(&res);
+                } else {
+                        assert_int_equal(r, -MKM_E_UNSAFE_PATH);
+                        assert_string_equal(err.msg, "mem: refusing entry '../escape': path contains '..'");
+                        assert_nothing_outside(f);
+                }
+        }
 }
 
 static void test_normalize_table(void **state) {
@@ -421,6 +508,8 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_file_conflict, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_truncated_archive, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_not_an_archive, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_meta_table, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_opened_reader, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

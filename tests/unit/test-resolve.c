@@ -76,6 +76,9 @@ static const char *const core_specs[] = {
         "fighter-a 1.0-1 c:fighter-b",
         "fighter-b 1.0-1",
         "epochpkg 1:0.9-1",
+        "vi-clone 1.0-1 p:editor",
+        "editor-hater 1.0-1 c:editor",
+        "old-editor-hater 1.0-1 c:editor<2",
 };
 static const char *const extra_specs[] = {
         "libfoo 2.0-1 p:libfoo.so=2-64 d:libc.so",
@@ -212,6 +215,27 @@ static void test_conflicts(void **state) {
         assert_string_equal(err.msg, "'fighter-a' and 'fighter-b' are in conflict ('fighter-b'); remove one from Packages=");
 }
 
+/* A conflict names a virtual package: it matches a target that only provides that name, as
+ * libalpm's _alpm_depcmp does (a resolver matching conflicts by name alone lets both in). */
+static void test_conflict_with_a_provision(void **state) {
+        struct fx *f = *state;
+        char out[1024];
+        struct mkm_err err = {};
+        assert_int_equal(resolve_str(f, "editor-hater vi-clone", NULL, out, sizeof out, &err), -MKM_E_CONFLICT);
+        assert_string_equal(err.msg, "'editor-hater' and 'vi-clone' are in conflict ('editor'); remove one from Packages=");
+        assert_int_equal(resolve_str(f, "vi-clone editor-hater", NULL, out, sizeof out, &err), -MKM_E_CONFLICT);
+        assert_string_equal(err.msg, "'vi-clone' and 'editor-hater' are in conflict ('editor'); remove one from Packages=");
+        /* The virtual name as a target resolves to its provider, which is refused the same way. */
+        assert_int_equal(resolve_str(f, "editor editor-hater", NULL, out, sizeof out, &err), -MKM_E_CONFLICT);
+        /* Alone, each is fine. */
+        assert_int_equal(resolve_str(f, "editor-hater", NULL, out, sizeof out, &err), 0);
+        assert_string_equal(out, "editor-hater@core*");
+        /* A versioned conflict does not match an unversioned provision (libalpm: such a provision
+         * satisfies only an unversioned dependency). */
+        assert_int_equal(resolve_str(f, "old-editor-hater vi-clone", NULL, out, sizeof out, &err), 0);
+        assert_string_equal(out, "old-editor-hater@core* vi-clone@core*");
+}
+
 static void test_errors(void **state) {
         struct fx *f = *state;
         char out[1024];
@@ -234,6 +258,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_providers, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_cycle, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_conflicts, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_conflict_with_a_provision, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
