@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Distribution=arch: pacstrap without pacman on the host.
+/* Distribution=arch: pacstrap without pacman on the host, as a backend (backend.h).
  *
  * Mirrors: Mirror= (pacman's "Server" form with $repo and $arch, repeatable for failover), else
  * Snapshot= on the Arch Linux Archive (its base URL from MKMACHINE_ARCH_ARCHIVE), else the
@@ -19,13 +19,13 @@
 
 #include "alpm-hook.h"
 #include "alpm-script.h"
+#include "backend.h"
 #include "build.h"
 #include "cache.h"
 #include "ctx.h"
 #include "db-alpm.h"
 #include "deploy.h"
 #include "extract.h"
-#include "hooks.h"
 #include "lock.h"
 #include "pipeline.h"
 #include "recipe.h"
@@ -42,7 +42,8 @@
 
 #define MIRRORLIST_MAX (1u << 20)
 
-struct arch {
+/* The Arch backend's state (backend.h leaves struct backend to each backend). */
+struct backend {
         struct build *b;
         char **mirrors;                 /* templates with $repo/$arch */
         char **sources;                 /* for the lock header */
@@ -55,13 +56,21 @@ struct arch {
         char ***urls;                   /* 2n: package i's URLs, then its signature's */
         char **sig_labels;              /* n: FILE.sig */
         size_t nitems;
-        struct pipeline *pipe;          /* downloads and signature checks running alongside the install */
+        /* the install, from install_begin to install_end */
+        struct sandbox_opts sbx;
+        struct extract_owners *owners;
+        struct extract_result *results;
+        struct pkginfo *infos;
+        char **installs;                /* .INSTALL read before the package's files, for pre_install */
+        size_t *install_lens;
+        struct alpm_hook_pkg *hpkgs;
+        size_t ninstalled;              /* results[0..ninstalled) and infos[...] are filled */
+        struct utsname uts;
 };
 
-static void arch_done(struct arch *a) {
-        /* The pipeline's threads use clones of the keyring: they go first. */
-        a->pipe = pipeline_free(a->pipe);
-        (void)cache_sync(a->b->cache);  /* the plan's cache entries get their sync too */
+static void arch_free(struct backend *a) {
+        if (!a)
+                return;
         for (size_t i = 0; i < a->ndbs; i++)
                 repo_alpm_db_free(a->dbs[i]);
         free(a->dbs);
@@ -72,10 +81,23 @@ static void arch_done(struct arch *a) {
                 free(a->sig_labels[i]);
         free(a->sig_labels);
         free(a->items);
+        for (size_t i = 0; i < a->ninstalled; i++) {
+                extract_result_done(&a->results[i]);
+                pkginfo_done(&a->infos[i]);
+        }
+        for (size_t i = 0; a->installs && i < a->nitems; i++)
+                free(a->installs[i]);
+        extract_owners_free(a->owners);
+        free(a->results);
+        free(a->infos);
+        free(a->installs);
+        free(a->install_lens);
+        free(a->hpkgs);
         strv_free(a->mirrors);
         strv_free(a->sources);
         strv_free(a->keys_used);
         verify_keyring_free(a->keyring);
+        free(a);
 }
 
 /* Replace $repo and $arch in a mirror template. */
@@ -103,7 +125,7 @@ static char *expand(const char *tmpl, const char *repo, const char *arch) {
 }
 
 /* URLs of file in repo across all mirrors, in failover order. */
-static int urls_for(struct arch *a, const char *repo, const char *file, char ***ret) {
+static int urls_for(struct backend *a, const char *repo, const char *file, char ***ret) {
         _cleanup_strv_free_ char **l = calloc(1, sizeof(char *));
         if (!l)
                 return -ENOMEM;
@@ -123,7 +145,7 @@ static int urls_for(struct arch *a, const char *repo, const char *file, char ***
 }
 
 /* Mirrors from the recipe, the snapshot, or the host's mirrorlist (pacstrap's behaviour). */
-static int find_mirrors(struct arch *a, struct mkm_err *reterr) {
+static int find_mirrors(struct backend *a, struct mkm_err *reterr) {
         const struct recipe *r = a->b->recipe;
         struct mkm_ctx *ctx = a->b->ctx;
         int q;
@@ -219,7 +241,7 @@ static int find_mirrors(struct arch *a, struct mkm_err *reterr) {
         return 0;
 }
 
-static int open_keyring(struct arch *a, struct mkm_err *reterr) {
+static int open_keyring(struct backend *a, struct mkm_err *reterr) {
         const struct recipe *r = a->b->recipe;
         _cleanup_free_ char *dflt = fs_path_join(a->b->ctx->keys_dir, "archlinux");
         if (!dflt)
@@ -232,7 +254,7 @@ static int open_keyring(struct arch *a, struct mkm_err *reterr) {
         return 0;
 }
 
-static int note_key(struct arch *a, const char *fpr) {
+static int note_key(struct backend *a, const char *fpr) {
         if (strv_contains(a->keys_used, fpr))
                 return 0;
         return strv_push(&a->keys_used, fpr);
@@ -269,7 +291,7 @@ static void wants_done(struct wants *ws) {
 }
 
 /* Add the file label (taken, also on failure) of repo, from every mirror. */
-static int wants_add(struct arch *a, struct wants *ws, const char *repo, char *label, bool optional, size_t pkg) {
+static int wants_add(struct backend *a, struct wants *ws, const char *repo, char *label, bool optional, size_t pkg) {
         if (!label)
                 return -ENOMEM;
         assert(ws->n < ws->cap);
@@ -289,7 +311,7 @@ static char *concat(const char *a, const char *b) {
         return asprintf(&s, "%s%s", a, b) < 0 ? NULL : s;
 }
 
-static int read_cached(struct arch *a, const char *digest, size_t max, char **ret, size_t *ret_len) {
+static int read_cached(struct backend *a, const char *digest, size_t max, char **ret, size_t *ret_len) {
         _cleanup_free_ char *path = NULL;
         int r = cache_lookup(a->b->cache, digest, &path);
         if (r < 0)
@@ -298,7 +320,7 @@ static int read_cached(struct arch *a, const char *digest, size_t max, char **re
 }
 
 /* Fetch, verify (when a signature exists) and parse every REPO.db. */
-static int load_dbs(struct arch *a, struct mkm_err *reterr) {
+static int load_dbs(struct backend *a, struct mkm_err *reterr) {
         struct build *b = a->b;
         char **repos = b->recipe->repositories;
         size_t n = strv_length(repos);
@@ -355,7 +377,7 @@ static int load_dbs(struct arch *a, struct mkm_err *reterr) {
 }
 
 /* Resolve the recipe against the dbs and describe the result as a lock. */
-static int plan_from_repos(struct arch *a, struct mkm_err *reterr) {
+static int plan_from_repos(struct backend *a, struct mkm_err *reterr) {
         struct build *b = a->b;
         int r = load_dbs(a, reterr);
         if (r < 0)
@@ -422,7 +444,7 @@ static int plan_from_repos(struct arch *a, struct mkm_err *reterr) {
 
 
 /* Where every package of the lock and its signature come from. */
-static int make_sources(struct arch *a, struct mkm_err *reterr) {
+static int make_sources(struct backend *a, struct mkm_err *reterr) {
         struct lock *l = a->b->lock_out;
         size_t n1 = l->n ? l->n : 1;
         /* Refuse an unsigned package before downloading anything. */
@@ -456,50 +478,7 @@ static int make_sources(struct arch *a, struct mkm_err *reterr) {
         return 0;
 }
 
-/* Start downloading what the plan lists and checking every package's signature. */
-static int fetch_and_verify(struct arch *a, struct mkm_err *reterr) {
-        int r = make_sources(a, reterr);
-        if (r < 0)
-                return r;
-        return pipeline_start(a->b->ctx, a->b->cache, PIPELINE_TRUST_DETACHED_SIG, a->keyring, a->items, a->nitems,
-                              &a->pipe, reterr);
-}
-
-/* Wait until package i is checked and note its signer; its failure, if any, in reterr. */
-static int verify_wait(struct arch *a, size_t i, struct mkm_err *reterr) {
-        char fpr[VERIFY_FPR_MAX];
-        int r = pipeline_wait(a->pipe, i, fpr, reterr);
-        if (r < 0)
-                return r;
-        return note_key(a, fpr);
-}
-
-/* Wait for every package (mkmachine lock), then record the signers in the lock. */
-static int verify_all(struct arch *a, struct mkm_err *reterr) {
-        struct lock *l = a->b->lock_out;
-        int r = pipeline_wait_all(a->pipe, reterr);
-        for (size_t i = 0; i < l->n && r >= 0; i++)
-                r = verify_wait(a, i, reterr);
-        if (r < 0)
-                return r;
-        strv_free(l->keys);
-        l->keys = strv_copy(a->keys_used);
-        return l->keys ? 0 : -ENOMEM;
-}
-
-static int64_t default_epoch(struct build *b, struct lock *l) {
-        if (b->ctx->source_date_epoch >= 0)
-                return b->ctx->source_date_epoch;
-        if (b->recipe->snapshot_epoch >= 0)
-                return b->recipe->snapshot_epoch;
-        int64_t max = 0;
-        for (size_t i = 0; i < l->n; i++)
-                if (l->pkgs[i].builddate > max)
-                        max = l->pkgs[i].builddate;
-        return max;
-}
-
-static int write_mirrorlist(struct arch *a, int rootfd, struct mkm_err *reterr) {
+static int write_mirrorlist(struct backend *a, int rootfd, struct mkm_err *reterr) {
         _cleanup_free_ char *text = NULL;
         size_t len = 0;
         FILE *f = open_memstream(&text, &len);
@@ -519,208 +498,205 @@ static int write_mirrorlist(struct arch *a, int rootfd, struct mkm_err *reterr) 
         return 0;
 }
 
-/* Extract every package in order and record it in the local db, running .INSTALL scriptlets
- * (pre_install before a package's files, post_install after its db entry, as pacman) and the
- * libalpm hooks (PreTransaction before the first package, PostTransaction after the last, then
- * ldconfig) in the sandbox. */
-static int install(struct arch *a, struct mkm_err *reterr) {
+static int arch_inputs(const struct recipe *r, char **ret) {
+        char *text = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&text, &len);
+        if (!f)
+                return -ENOMEM;
+        fputs("repositories", f);
+        for (char **l = r->repositories; l && *l; l++)
+                fprintf(f, " %s", *l);
+        fputc('\n', f);
+        if (fclose(f) != 0) {
+                free(text);
+                return -ENOMEM;
+        }
+        *ret = text;
+        return 0;
+}
+
+static int arch_new(struct build *b, struct backend **ret, struct mkm_err *reterr) {
+        struct backend *a = calloc(1, sizeof *a);
+        if (!a)
+                return -ENOMEM;
+        a->b = b;
+        a->arch = b->recipe->architecture;
+        if (!a->arch || !*a->arch)
+                a->arch = uname(&a->uts) == 0 ? a->uts.machine : "x86_64";
+        int r = find_mirrors(a, reterr);
+        if (r >= 0)
+                r = open_keyring(a, reterr);
+        if (r < 0) {
+                arch_free(a);
+                return r;
+        }
+        *ret = a;
+        return 0;
+}
+
+/* The lock's set (re-checked against the recipe), else a resolution against the sync dbs. */
+static int arch_plan(struct backend *a, struct mkm_err *reterr) {
+        struct build *b = a->b;
+        if (!b->lock_in)
+                return plan_from_repos(a, reterr);
+        /* A lock comes with a shared recipe: its repo names end up in mirror URLs. */
+        for (size_t i = 0; i < b->lock_in->n; i++)
+                if (!strv_contains(b->recipe->repositories, b->lock_in->pkgs[i].repo))
+                        return mkm_err_set(reterr, -MKM_E_LOCK,
+                                           "%s: package '%s' comes from repository '%s', which is not in Repositories=",
+                                           b->lock_path, b->lock_in->pkgs[i].name, b->lock_in->pkgs[i].repo);
+        mkm_debug(b->ctx, "installing the set pinned by %s", b->lock_path);
+        b->lock_out = b->lock_in;
+        b->lock_in = NULL;
+        strv_free(b->lock_out->sources);
+        b->lock_out->sources = strv_copy(a->sources);
+        return b->lock_out->sources ? 0 : -ENOMEM;
+}
+
+/* Every package and its detached signature, checked against the keyring (even by `mkmachine
+ * lock`: the lock names the keys that signed). */
+static int arch_sources(struct backend *a, const struct pipeline_item **ret_items, enum pipeline_trust *ret_trust,
+                        struct verify_keyring **ret_keyring, struct mkm_err *reterr) {
+        int r = make_sources(a, reterr);
+        if (r < 0)
+                return r;
+        *ret_items = a->items;
+        *ret_trust = PIPELINE_TRUST_DETACHED_SIG;
+        *ret_keyring = a->keyring;
+        return 0;
+}
+
+/* Record the keys that signed in the lock. */
+static int arch_lock_done(struct backend *a, struct pipeline *p, struct mkm_err *reterr) {
+        struct lock *l = a->b->lock_out;
+        for (size_t i = 0; i < l->n; i++) {
+                char fpr[VERIFY_FPR_MAX];
+                int r = pipeline_wait(p, i, fpr, reterr);
+                if (r >= 0)
+                        r = note_key(a, fpr);
+                if (r < 0)
+                        return r;
+        }
+        strv_free(l->keys);
+        l->keys = strv_copy(a->keys_used);
+        return l->keys ? 0 : -ENOMEM;
+}
+
+/* The local db, and the PreTransaction hooks: they see the tree as it was (a fresh tree has
+ * none) and, since nothing is extracted yet, only the package names. */
+static int arch_install_begin(struct backend *a, struct mkm_err *reterr) {
+        struct build *b = a->b;
+        struct lock *l = b->lock_out;
+        size_t n1 = l->n ? l->n : 1;
+        a->owners = extract_owners_new();
+        a->results = calloc(n1, sizeof *a->results);
+        a->infos = calloc(n1, sizeof *a->infos);
+        a->installs = calloc(n1, sizeof *a->installs);
+        a->install_lens = calloc(n1, sizeof *a->install_lens);
+        a->hpkgs = calloc(n1, sizeof *a->hpkgs);
+        if (!a->owners || !a->results || !a->infos || !a->installs || !a->install_lens || !a->hpkgs)
+                return -ENOMEM;
+        a->sbx = (struct sandbox_opts){ .hostname = b->deploy->name, .source_date_epoch = b->source_date_epoch };
+        int r = db_alpm_init(b->deploy->root_fd, reterr);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < l->n; i++)
+                a->hpkgs[i] = (struct alpm_hook_pkg){ .name = l->pkgs[i].name, .version = l->pkgs[i].version };
+        return alpm_hooks_run(b->ctx, b->deploy->staging, b->deploy->root_fd, ALPM_HOOK_PRE_TRANSACTION, a->hpkgs, l->n,
+                              NULL, 0, &a->sbx, reterr);
+}
+
+/* One package, as pacman: pre_install before its files, the files, its local db entry,
+ * post_install. fd's signature was checked (by signer). */
+static int arch_install_one(struct backend *a, size_t i, int fd, const char *signer, struct mkm_err *reterr) {
+        struct build *b = a->b;
+        struct lock_pkg *p = &b->lock_out->pkgs[i];
+        int rootfd = b->deploy->root_fd;
+        const char *root = b->deploy->staging;
+        assert(i == a->ninstalled && i < b->lock_out->n);
+        int r = note_key(a, signer);
+        if (r < 0)
+                return r;
+        /* pre_install runs before the package's files exist, as in pacman. */
+        r = alpm_script_read_install(fd, &a->installs[i], &a->install_lens[i], reterr);
+        if (r < 0)
+                return mkm_err_prefix(reterr, r, "%s (%s)", p->name, p->filename);
+        r = alpm_script_run(b->ctx, root, rootfd, p->name, a->installs[i], a->install_lens[i], "pre_install", p->version,
+                            NULL, &a->sbx, reterr);
+        if (r < 0)
+                return r;
+        if (lseek(fd, 0, SEEK_SET) < 0)
+                return negative_errno();
+        struct extract_opts o = { .label = p->name, .max_bytes = p->isize, .meta_names = db_alpm_meta_names,
+                                  .skip_dot_toplevel = true, .owners = a->owners };
+        struct extract_result *x = &a->results[i];
+        struct pkginfo *info = &a->infos[i];
+        r = extract_archive_fd(b->ctx, rootfd, fd, &o, x, reterr);
+        if (r < 0)
+                return r;
+        const struct extract_member *pkginfo = extract_result_meta(x, DB_ALPM_PKGINFO);
+        if (!pkginfo) {
+                extract_result_done(x);
+                return mkm_err_set(reterr, -MKM_E_ARCHIVE, "%s (%s): no .PKGINFO: not a pacman package", p->name,
+                                   p->filename);
+        }
+        r = pkginfo_parse(pkginfo->data, pkginfo->len, p->name, info, reterr);
+        if (r < 0) {
+                extract_result_done(x);
+                return r;
+        }
+        a->ninstalled++;        /* results[i] and infos[i] are arch_free()'s now */
+        /* The file must be the package the db promised, not another one served in its place. */
+        if (strcmp(info->name, p->name) != 0 || strcmp(info->version, p->version) != 0)
+                return mkm_err_set(reterr, -MKM_E_DIGEST_MISMATCH, "%s: %s contains %s-%s, not %s-%s", p->repo,
+                                   p->filename, info->name, info->version, p->name, p->version);
+        r = db_alpm_write_pkg(b->ctx, rootfd, info, x, p->explicit, b->source_date_epoch, DB_ALPM_VALIDATION_PGP, reterr);
+        if (r < 0)
+                return r;
+        const struct extract_member *install = extract_result_meta(x, DB_ALPM_INSTALL);
+        if (install && !a->installs[i])
+                mkm_warn(b->ctx, "%s: its .INSTALL comes after its files in the archive: pre_install was skipped", p->name);
+        return alpm_script_run(b->ctx, root, rootfd, p->name, install ? install->data : NULL, install ? install->len : 0,
+                               "post_install", p->version, NULL, &a->sbx, reterr);
+}
+
+/* After the last package: the machine's mirrorlist, the PostTransaction hooks, ldconfig, and
+ * the signers in the lock. */
+static int arch_install_end(struct backend *a, struct mkm_err *reterr) {
         struct build *b = a->b;
         struct lock *l = b->lock_out;
         int rootfd = b->deploy->root_fd;
         const char *root = b->deploy->staging;
-        size_t n1 = l->n ? l->n : 1;
-        _cleanup_(extract_owners_freep) struct extract_owners *owners = extract_owners_new();
-        struct extract_result *results = calloc(n1, sizeof *results);
-        struct pkginfo *infos = calloc(n1, sizeof *infos);
-        char **installs = calloc(n1, sizeof *installs);
-        size_t *install_lens = calloc(n1, sizeof *install_lens);
-        struct alpm_hook_pkg *hpkgs = calloc(n1, sizeof *hpkgs);
-        int r = 0;
-        if (!owners || !results || !infos || !installs || !install_lens || !hpkgs) {
-                r = -ENOMEM;
-                goto out;
-        }
-        b->source_date_epoch = default_epoch(b, l);
-        struct sandbox_opts sbx = { .hostname = b->deploy->name, .source_date_epoch = b->source_date_epoch };
-
-        r = db_alpm_init(rootfd, reterr);
+        assert(a->ninstalled == l->n);
+        int r = write_mirrorlist(a, rootfd, reterr);
         if (r < 0)
-                goto out;
-        /* PreTransaction hooks see the tree as it was (a fresh tree has none) and, since nothing
-         * is extracted yet, only the package names. */
+                return r;
         for (size_t i = 0; i < l->n; i++)
-                hpkgs[i] = (struct alpm_hook_pkg){ .name = l->pkgs[i].name, .version = l->pkgs[i].version };
-        r = alpm_hooks_run(b->ctx, root, rootfd, ALPM_HOOK_PRE_TRANSACTION, hpkgs, l->n, NULL, 0, &sbx, reterr);
+                a->hpkgs[i] = (struct alpm_hook_pkg){ .name = a->infos[i].name, .version = a->infos[i].version,
+                                                      .provides = a->infos[i].provides, .files = a->results[i].files };
+        r = alpm_hooks_run(b->ctx, root, rootfd, ALPM_HOOK_POST_TRANSACTION, a->hpkgs, l->n, a->hpkgs, l->n, &a->sbx,
+                           reterr);
         if (r < 0)
-                goto out;
-        mkm_emit(b->ctx, &(struct mkm_event){ .type = MKM_EV_STAGE, .text = "installing packages" });
-        for (size_t i = 0; i < l->n; i++) {
-                struct lock_pkg *p = &l->pkgs[i];
-                /* Nothing parses a package before its signature is known to be good. */
-                r = verify_wait(a, i, reterr);
-                if (r < 0)
-                        goto out;
-                _cleanup_close_ int fd = -EBADF;
-                r = cache_open_fd(b->cache, p->sha256, &fd);
-                if (r < 0) {
-                        mkm_err_set(reterr, r, "%s: package not in the cache: %s", p->name, strerror(-r));
-                        goto out;
-                }
-                /* pre_install runs before the package's files exist, as in pacman. */
-                r = alpm_script_read_install(fd, &installs[i], &install_lens[i], reterr);
-                if (r < 0) {
-                        mkm_err_prefix(reterr, r, "%s (%s)", p->name, p->filename);
-                        goto out;
-                }
-                r = alpm_script_run(b->ctx, root, rootfd, p->name, installs[i], install_lens[i], "pre_install", p->version,
-                                    NULL, &sbx, reterr);
-                if (r < 0)
-                        goto out;
-                if (lseek(fd, 0, SEEK_SET) < 0) {
-                        r = negative_errno();
-                        goto out;
-                }
-                struct extract_opts o = { .label = p->name, .max_bytes = p->isize, .meta_names = db_alpm_meta_names,
-                                          .skip_dot_toplevel = true, .owners = owners };
-                r = extract_archive_fd(b->ctx, rootfd, fd, &o, &results[i], reterr);
-                if (r < 0)
-                        goto out;
-                const struct extract_member *pkginfo = extract_result_meta(&results[i], DB_ALPM_PKGINFO);
-                if (!pkginfo) {
-                        r = mkm_err_set(reterr, -MKM_E_ARCHIVE, "%s (%s): no .PKGINFO: not a pacman package", p->name,
-                                        p->filename);
-                        goto out;
-                }
-                r = pkginfo_parse(pkginfo->data, pkginfo->len, p->name, &infos[i], reterr);
-                if (r < 0)
-                        goto out;
-                /* The file must be the package the db promised, not another one served in its place. */
-                if (strcmp(infos[i].name, p->name) != 0 || strcmp(infos[i].version, p->version) != 0) {
-                        r = mkm_err_set(reterr, -MKM_E_DIGEST_MISMATCH, "%s: %s contains %s-%s, not %s-%s", p->repo,
-                                        p->filename, infos[i].name, infos[i].version, p->name, p->version);
-                        goto out;
-                }
-                r = db_alpm_write_pkg(b->ctx, rootfd, &infos[i], &results[i], p->explicit, b->source_date_epoch,
-                                      DB_ALPM_VALIDATION_PGP, reterr);
-                if (r < 0)
-                        goto out;
-                const struct extract_member *install = extract_result_meta(&results[i], DB_ALPM_INSTALL);
-                if (install && !installs[i])
-                        mkm_warn(b->ctx, "%s: its .INSTALL comes after its files in the archive: pre_install was skipped",
-                                 p->name);
-                r = alpm_script_run(b->ctx, root, rootfd, p->name, install ? install->data : NULL,
-                                    install ? install->len : 0, "post_install", p->version, NULL, &sbx, reterr);
-                if (r < 0)
-                        goto out;
-                mkm_emit(b->ctx, &(struct mkm_event){ .type = MKM_EV_PROGRESS, .text = "installing", .n = (unsigned)i + 1,
-                                                      .count = (unsigned)l->n });
-        }
-        uint64_t waited = 0;
-        unsigned native = 0, by_gpg = 0;
-        pipeline_stats(a->pipe, &waited, &native, &by_gpg);
-        mkm_debug(b->ctx, "the install waited %.2f s for downloads and signature checks (%u checked in-process, %u by gpg)",
-                  (double)waited / 1e9, native, by_gpg);
-        r = pipeline_finish(a->pipe, reterr);
+                return r;
+        r = alpm_run_ldconfig(b->ctx, root, rootfd, &a->sbx, reterr);
         if (r < 0)
-                goto out;
-        r = write_mirrorlist(a, rootfd, reterr);
-        if (r < 0)
-                goto out;
-        for (size_t i = 0; i < l->n; i++)
-                hpkgs[i] = (struct alpm_hook_pkg){ .name = infos[i].name, .version = infos[i].version,
-                                                   .provides = infos[i].provides, .files = results[i].files };
-        r = alpm_hooks_run(b->ctx, root, rootfd, ALPM_HOOK_POST_TRANSACTION, hpkgs, l->n, hpkgs, l->n, &sbx, reterr);
-        if (r < 0)
-                goto out;
-        r = alpm_run_ldconfig(b->ctx, root, rootfd, &sbx, reterr);
-        if (r < 0)
-                goto out;
+                return r;
         strv_free(l->keys);
         l->keys = strv_copy(a->keys_used);
-        if (!l->keys)
-                r = -ENOMEM;
-out:
-        for (size_t i = 0; l && i < l->n && results; i++) {
-                extract_result_done(&results[i]);
-                if (infos)
-                        pkginfo_done(&infos[i]);
-                if (installs)
-                        free(installs[i]);
-        }
-        free(results);
-        free(infos);
-        free(installs);
-        free(install_lens);
-        free(hpkgs);
-        return r;
+        return l->keys ? 0 : -ENOMEM;
 }
 
-static int arch_run(struct build *b, struct mkm_err *reterr) {
-        struct arch a = { .b = b };
-        struct utsname u;
-        int r;
-
-        /* Cache commits skip their fsyncs; the pipeline (or arch_done) syncs once (cache.h). */
-        cache_set_deferred_sync(b->cache, true);
-        a.arch = b->recipe->architecture;
-        if (!a.arch || !*a.arch)
-                a.arch = uname(&u) == 0 ? u.machine : "x86_64";
-        r = find_mirrors(&a, reterr);
-        if (r < 0)
-                goto out;
-        r = open_keyring(&a, reterr);
-        if (r < 0)
-                goto out;
-        if (b->lock_in) {
-                /* A lock comes with a shared recipe: its repo names end up in mirror URLs. */
-                for (size_t i = 0; i < b->lock_in->n; i++)
-                        if (!strv_contains(b->recipe->repositories, b->lock_in->pkgs[i].repo)) {
-                                r = mkm_err_set(reterr, -MKM_E_LOCK,
-                                                "%s: package '%s' comes from repository '%s', which is not in Repositories=",
-                                                b->lock_path, b->lock_in->pkgs[i].name, b->lock_in->pkgs[i].repo);
-                                goto out;
-                        }
-                mkm_debug(b->ctx, "installing the set pinned by %s", b->lock_path);
-                b->lock_out = b->lock_in;
-                b->lock_in = NULL;
-                strv_free(b->lock_out->sources);
-                b->lock_out->sources = strv_copy(a.sources);
-                if (!b->lock_out->sources) {
-                        r = -ENOMEM;
-                        goto out;
-                }
-        } else {
-                r = plan_from_repos(&a, reterr);
-                if (r < 0)
-                        goto out;
-        }
-        if (!b->plan_only) {
-                /* Warn now, not after the download, about what the hooks cannot make work. */
-                _cleanup_strv_free_ char **names = calloc(1, sizeof(char *));
-                if (!names) {
-                        r = -ENOMEM;
-                        goto out;
-                }
-                for (size_t i = 0; i < b->lock_out->n; i++)
-                        if ((r = strv_push(&names, b->lock_out->pkgs[i].name)) < 0)
-                                goto out;
-                (void)hooks_precheck(b->ctx, b->recipe, names);
-        }
-        /* Even `mkmachine lock` verifies: the lock names the keys that signed. */
-        r = fetch_and_verify(&a, reterr);
-        if (r < 0)
-                goto out;
-        if (b->plan_only) {
-                r = verify_all(&a, reterr);
-                goto out;
-        }
-        r = install(&a, reterr);
-out:
-        arch_done(&a);
-        return r;
-}
-
-const struct build_ops build_ops_arch = {
+const struct backend_ops backend_arch = {
         .distribution = "arch",
-        .run = arch_run,
+        .lock_needs_packages = true,
+        .inputs = arch_inputs,
+        .new = arch_new,
+        .plan = arch_plan,
+        .sources = arch_sources,
+        .lock_done = arch_lock_done,
+        .install_begin = arch_install_begin,
+        .install_one = arch_install_one,
+        .install_end = arch_install_end,
+        .free = arch_free,
 };

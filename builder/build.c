@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
-/* The build pipeline and the lock policy around it. */
+/* The build pipeline and the lock policy around it, driving a distribution's backend. */
 #include "build.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <signal.h>
 #include <fcntl.h>
@@ -12,7 +13,6 @@
 
 #include "backend.h"
 #include "cache.h"
-#include "pipeline.h"
 #include "ctx.h"
 #include "deploy.h"
 #include "hooks.h"
@@ -20,12 +20,14 @@
 #include "lock.h"
 #include "manifest.h"
 #include "normalize.h"
+#include "pipeline.h"
 #include "recipe.h"
 #include "util/cleanup.h"
 #include "util/err.h"
 #include "util/fs.h"
 #include "util/hash.h"
 #include "util/strv.h"
+#include "verify.h"
 
 #define LOCK_MAX (16u << 20)
 
@@ -39,6 +41,21 @@ void build_result_done(struct build_result *r) {
         *r = (struct build_result){};
 }
 
+/* The backends, by distribution: the one place build.c tells distributions apart. A new backend
+ * adds its line here (backend.h). */
+static const struct backend_ops *const backends[] = {
+        &backend_arch,
+        &backend_debian,
+};
+
+static const struct backend_ops *backend_for(const struct recipe *r) {
+        const char *name = recipe_distribution_to_string(r->distribution);
+        for (size_t i = 0; name && i < ELEMENTSOF(backends); i++)
+                if (strcmp(backends[i]->distribution, name) == 0)
+                        return backends[i];
+        return NULL;
+}
+
 static void list(FILE *f, const char *key, char **l) {
         fprintf(f, "%s", key);
         for (; l && *l; l++)
@@ -47,6 +64,13 @@ static void list(FILE *f, const char *key, char **l) {
 }
 
 int build_inputs_digest(const struct recipe *r, char **ret) {
+        const struct backend_ops *ops = backend_for(r);
+        if (!ops)
+                return -EOPNOTSUPP;
+        _cleanup_free_ char *own = NULL;
+        int q = ops->inputs(r, &own);
+        if (q < 0)
+                return q;
         char *text = NULL;
         size_t len = 0;
         FILE *f = open_memstream(&text, &len);
@@ -55,13 +79,7 @@ int build_inputs_digest(const struct recipe *r, char **ret) {
         fprintf(f, "distribution %s\n", recipe_distribution_to_string(r->distribution));
         fprintf(f, "architecture %s\n", r->architecture ? r->architecture : "");
         fprintf(f, "snapshot %s\n", r->snapshot ? r->snapshot : "");
-        if (r->distribution == RECIPE_DISTRO_ARCH)
-                list(f, "repositories", r->repositories);
-        else {
-                list(f, "suites", r->suites);
-                fprintf(f, "variant %s\n", r->variant ? r->variant : "");
-                list(f, "components", r->components);
-        }
+        fputs(own, f);
         list(f, "packages", r->packages);
         list(f, "providers", r->providers);
         if (fclose(f) != 0) {
@@ -69,7 +87,7 @@ int build_inputs_digest(const struct recipe *r, char **ret) {
                 return -ENOMEM;
         }
         char hex[HASH_SHA256_HEX];
-        int q = hash_buf_hex(HASH_SHA256, text, len, hex);
+        q = hash_buf_hex(HASH_SHA256, text, len, hex);
         free(text);
         if (q < 0)
                 return q;
@@ -87,58 +105,6 @@ static int not_usage(int q, struct mkm_err *reterr) {
                 return -MKM_E_BADDATA;
         }
         return q;
-}
-
-/* TEMPORARY (debian branch): drive backend_ops until the shared driver lands. */
-static int debian_run(struct build *b, struct mkm_err *reterr) {
-        const struct backend_ops *ops = &backend_debian;
-        struct backend *be = NULL;
-        struct pipeline *p = NULL;
-        int q = ops->new(b, &be, reterr);
-        if (q < 0)
-                return q;
-        q = ops->plan(be, reterr);
-        const struct pipeline_item *items = NULL;
-        enum pipeline_trust trust;
-        struct verify_keyring *k = NULL;
-        if (q >= 0 && !b->plan_only)
-                q = ops->sources(be, &items, &trust, &k, reterr);
-        if (q >= 0 && !b->plan_only)
-                q = pipeline_start(b->ctx, b->cache, trust, k, items, b->lock_out->n, &p, reterr);
-        if (q >= 0 && !b->plan_only)
-                q = ops->install_begin(be, reterr);
-        for (size_t i = 0; q >= 0 && !b->plan_only && i < b->lock_out->n; i++) {
-                q = pipeline_wait(p, i, NULL, reterr);
-                int fd = -1;
-                if (q >= 0) {
-                        q = cache_open_fd(b->cache, b->lock_out->pkgs[i].sha256, &fd);
-                        if (q < 0)
-                                mkm_err_set(reterr, q, "%s: not in the cache", b->lock_out->pkgs[i].name);
-                }
-                if (q >= 0)
-                        q = ops->install_one(be, i, fd, NULL, reterr);
-                if (fd >= 0)
-                        close(fd);
-        }
-        if (q >= 0 && !b->plan_only)
-                q = pipeline_finish(p, reterr);
-        if (q >= 0 && !b->plan_only)
-                q = ops->install_end(be, reterr);
-        pipeline_free(p);
-        ops->free(be);
-        return q;
-}
-static const struct build_ops build_ops_debian = { .distribution = "debian", .run = debian_run };
-
-static const struct build_ops *ops_for(const struct recipe *r) {
-        switch (r->distribution) {
-        case RECIPE_DISTRO_ARCH:
-                return &build_ops_arch;
-        case RECIPE_DISTRO_DEBIAN:
-                return &build_ops_debian;
-        default:
-                return NULL;
-        }
 }
 
 static void build_done(struct build *b) {
@@ -160,7 +126,7 @@ static int prepare(struct mkm_ctx *ctx, const char *path, bool relock, struct re
         q = recipe_validate_for_build(r, reterr);
         if (q < 0)
                 return q;
-        if (!ops_for(r))
+        if (!backend_for(r))
                 return mkm_err_set(reterr, -MKM_E_RECIPE, "%s: Distribution=%s is not supported yet (arch is)", path,
                                    recipe_distribution_to_string(r->distribution));
         b->ctx = ctx;
@@ -243,6 +209,124 @@ static int write_state(struct build *b, const struct recipe *r, const char *mani
         return 0;
 }
 
+/* SOURCE_DATE_EPOCH: --source-date-epoch, else the snapshot's date, else what the backend's
+ * plan proposed, else the newest build date of the packages (0 when none is known). */
+static int64_t default_epoch(const struct build *b) {
+        if (b->ctx->source_date_epoch >= 0)
+                return b->ctx->source_date_epoch;
+        if (b->recipe->snapshot_epoch >= 0)
+                return b->recipe->snapshot_epoch;
+        if (b->source_date_epoch >= 0)
+                return b->source_date_epoch;
+        int64_t max = 0;
+        for (size_t i = 0; i < b->lock_out->n; i++)
+                if (b->lock_out->pkgs[i].builddate > max)
+                        max = b->lock_out->pkgs[i].builddate;
+        return max;
+}
+
+/* Warn now, not after the download, about what the hooks cannot make work. */
+static int precheck_hooks(struct build *b) {
+        _cleanup_strv_free_ char **names = calloc(1, sizeof(char *));
+        if (!names)
+                return -ENOMEM;
+        for (size_t i = 0; i < b->lock_out->n; i++) {
+                int q = strv_push(&names, b->lock_out->pkgs[i].name);
+                if (q < 0)
+                        return q;
+        }
+        (void)hooks_precheck(b->ctx, b->recipe, names);
+        return 0;
+}
+
+/* Install every package in order, each once the pipeline says it is in the cache and trusted. */
+static int install_packages(struct build *b, const struct backend_ops *ops, struct backend *be, struct pipeline *p,
+                            const struct pipeline_item *items, enum pipeline_trust trust, struct mkm_err *reterr) {
+        struct lock *l = b->lock_out;
+        int q = ops->install_begin(be, reterr);
+        if (q < 0)
+                return q;
+        mkm_emit(b->ctx, &(struct mkm_event){ .type = MKM_EV_STAGE, .text = "installing packages" });
+        for (size_t i = 0; i < l->n; i++) {
+                /* Nothing parses a package before it is known to be the one the metadata promised. */
+                char signer[VERIFY_FPR_MAX] = "";
+                q = pipeline_wait(p, i, signer, reterr);
+                if (q < 0)
+                        return q;
+                _cleanup_close_ int fd = -EBADF;
+                q = cache_open_fd(b->cache, items[i].sha256, &fd);
+                if (q < 0)
+                        return mkm_err_set(reterr, q, "%s: package not in the cache: %s",
+                                           items[i].name ? items[i].name : items[i].label, strerror(-q));
+                q = ops->install_one(be, i, fd, signer, reterr);
+                if (q < 0)
+                        return q;
+                mkm_emit(b->ctx, &(struct mkm_event){ .type = MKM_EV_PROGRESS, .text = "installing", .n = (unsigned)i + 1,
+                                                      .count = (unsigned)l->n });
+        }
+        uint64_t waited = 0;
+        unsigned native = 0, by_gpg = 0;
+        pipeline_stats(p, &waited, &native, &by_gpg);
+        if (trust == PIPELINE_TRUST_DETACHED_SIG)
+                mkm_debug(b->ctx,
+                          "the install waited %.2f s for downloads and signature checks (%u checked in-process, %u by gpg)",
+                          (double)waited / 1e9, native, by_gpg);
+        else
+                mkm_debug(b->ctx, "the install waited %.2f s for downloads and digest checks", (double)waited / 1e9);
+        q = pipeline_finish(p, reterr);
+        if (q < 0)
+                return q;
+        return ops->install_end(be, reterr);
+}
+
+/* Plan, and unless plan_only, download, check and install into b->deploy's staging root, through
+ * the recipe's backend (backend.h). Sets b->lock_out and b->source_date_epoch. */
+static int run_backend(struct build *b, struct mkm_err *reterr) {
+        const struct backend_ops *ops = backend_for(b->recipe);
+        struct backend *be = NULL;
+        struct pipeline *p = NULL;
+        const struct pipeline_item *items = NULL;
+        enum pipeline_trust trust = PIPELINE_TRUST_DIGEST;
+        struct verify_keyring *keyring = NULL;
+        assert(ops);
+        /* Cache commits skip their fsyncs; one sync at the end makes them durable (cache.h). */
+        cache_set_deferred_sync(b->cache, true);
+        int q = ops->new(b, &be, reterr);
+        if (q < 0)
+                goto out;
+        q = ops->plan(be, reterr);
+        if (q < 0)
+                goto out;
+        if (b->plan_only && !ops->lock_needs_packages)
+                goto out;
+        if (!b->plan_only) {
+                b->source_date_epoch = default_epoch(b);
+                q = precheck_hooks(b);
+                if (q < 0)
+                        goto out;
+        }
+        q = ops->sources(be, &items, &trust, &keyring, reterr);
+        if (q < 0)
+                goto out;
+        q = pipeline_start(b->ctx, b->cache, trust, keyring, items, b->lock_out->n, &p, reterr);
+        if (q < 0)
+                goto out;
+        if (b->plan_only) {
+                q = pipeline_wait_all(p, reterr);
+                if (q >= 0)
+                        q = ops->lock_done(be, p, reterr);
+                goto out;
+        }
+        q = install_packages(b, ops, be, p, items, trust, reterr);
+out:
+        /* The pipeline borrows the backend's items and keyring: it goes first. */
+        p = pipeline_free(p);
+        (void)cache_sync(b->cache);     /* the plan's entries too, when no pipeline ran */
+        if (be)
+                ops->free(be);
+        return q;
+}
+
 int build_machine(struct mkm_ctx *ctx, const char *recipe_path, struct build_result *ret, struct mkm_err *reterr) {
         struct build b = { .source_date_epoch = -1 };
         struct host_files hf = {};
@@ -262,7 +346,7 @@ int build_machine(struct mkm_ctx *ctx, const char *recipe_path, struct build_res
         q = deploy_stage(b.deploy, reterr);
         if (q < 0)
                 goto out;
-        q = ops_for(r)->run(&b, reterr);
+        q = run_backend(&b, reterr);
         if (q < 0)
                 goto out;
         deploy_writeback_start(b.deploy);
@@ -339,7 +423,7 @@ int build_lock(struct mkm_ctx *ctx, const char *recipe_path, struct build_result
                 goto out;
         prepared = true;
         b.recipe = r;
-        q = ops_for(r)->run(&b, reterr);
+        q = run_backend(&b, reterr);
         if (q < 0)
                 goto out;
         bool written = false;

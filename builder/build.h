@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* The build pipeline: recipe -> plan (resolve or lock) -> fetch -> verify -> stage -> package db
- * -> (scripts, hooks: later stages) -> deploy. Distribution specifics sit behind build_ops. */
+ * -> distribution scripts -> recipe hooks -> normalize -> manifest -> deploy. Distribution
+ * specifics sit behind backend_ops (backend.h); build.c drives every backend the same way. */
 #pragma once
 
 #include <stdbool.h>
@@ -24,17 +25,10 @@ struct build {
         char *inputs;                   /* digest of the recipe's [Bootstrap] inputs: "sha256:..." */
         char *lock_path;                /* RECIPE.lock */
         bool plan_only;
-        int64_t source_date_epoch;      /* resolved: ctx's, else the snapshot's, else from the packages */
+        int64_t source_date_epoch;      /* -1, or what the backend's plan proposes; then resolved by
+                                         * build.c before the install: ctx's, else the snapshot's, else
+                                         * the backend's proposal, else the newest BUILDDATE */
 };
-
-struct build_ops {
-        const char *distribution;
-        /* Plan (from b->lock_in when set, else by resolving), and unless plan_only fetch, verify and
-         * install into b->deploy's staging root. Sets b->lock_out. */
-        int (*run)(struct build *b, struct mkm_err *reterr);
-};
-
-extern const struct build_ops build_ops_arch;
 
 /* What a build did, for the CLI to report. */
 struct build_result {
@@ -55,7 +49,8 @@ int build_machine(struct mkm_ctx *ctx, const char *recipe_path, struct build_res
 /* Re-resolve the recipe and rewrite RECIPE.lock without building. */
 int build_lock(struct mkm_ctx *ctx, const char *recipe_path, struct build_result *ret, struct mkm_err *reterr);
 
-/* The digest of what determines the package set: distribution, architecture, repositories or
- * suite/components, packages, providers, snapshot. Caller owns *ret ("sha256:<hex>"). */
+/* The digest of what determines the package set: distribution, architecture, snapshot, the
+ * backend's inputs (repositories, or suite/components, ...), packages, providers. Caller owns
+ * *ret ("sha256:<hex>"). -EOPNOTSUPP for a distribution no backend handles. */
 int build_inputs_digest(const struct recipe *r, char **ret);
 

@@ -1434,9 +1434,32 @@ static int deb_install_end(struct backend *d, struct mkm_err *reterr) {
         return 0;
 }
 
+/* What decides the package set besides the packages: suites, components, variant. */
+static int deb_inputs(const struct recipe *r, char **ret) {
+        char *text = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&text, &len);
+        if (!f)
+                return -ENOMEM;
+        fputs("suites", f);
+        for (char **x = r->suites; x && *x; x++)
+                fprintf(f, " %s", *x);
+        fputs("\ncomponents", f);
+        for (char **x = r->components; x && *x; x++)
+                fprintf(f, " %s", *x);
+        fprintf(f, "\nvariant %s\n", r->variant ? r->variant : "");
+        if (fclose(f) != 0) {
+                free(text);
+                return -ENOMEM;
+        }
+        *ret = text;
+        return 0;
+}
+
 const struct backend_ops backend_debian = {
         .distribution = "debian",
         .lock_needs_packages = false,
+        .inputs = deb_inputs,
         .new = deb_new,
         .plan = deb_plan,
         .sources = deb_sources,
