@@ -12,8 +12,8 @@
  *   6. [Network] Address=    etc/systemd/network/50-mkmachine-IFACE.network, networkd enabled
  *   7. EnableServices=       with the units above, one units_enable() call (Copy= may add units)
  *   8. Run=                  each command in the sandbox (/bin/sh -c), in order
- *   9. [Exec] PrivateUsers=BASE|pick: every uid/gid of the tree shifted by BASE (last, so that
- *                            what Run= created is shifted too)
+ *   9. [Exec] PrivateUsers=BASE|pick: every uid/gid of the tree shifted by BASE (shift.h; last,
+ *                            so that what Run= created is shifted too)
  * On the host (hooks_write_host_files, after deploy_swap): NAME.nspawn, the
  * systemd-nspawn@NAME.service.d/mkmachine.conf drop-in, modules-load.d/mkmachine-NAME.conf. */
 #pragma once
@@ -103,10 +103,6 @@ int hooks_docker_tree(struct mkm_ctx *ctx, const struct recipe *r, int rootfd, i
 /* *ret_iface: the interface the .network file matches (NULL when no Address=). */
 int hooks_network_tree(struct mkm_ctx *ctx, const struct recipe *r, int rootfd, int64_t epoch, char **ret_iface,
                        struct mkm_err *reterr);
-/* Add base to every uid and gid under rootfd (the root included), keeping setuid/setgid bits and
- * file capabilities (v2 and v3 caps come out as v3 with rootid base, as setcap inside the
- * machine would store them). Hard links are shifted once. An id >= range is an error. */
-int hooks_shift_ownership(struct mkm_ctx *ctx, int rootfd, uint32_t base, uint32_t range, struct mkm_err *reterr);
 
 /* Set the top-level string member key of the JSON object text (NULL or only white space: a new
  * object) and print the object canonically (json-c, pretty): members in their order (key replaced

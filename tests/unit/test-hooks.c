@@ -3,12 +3,11 @@
  * authorized keys (content, modes, owners, private keys refused), SSH host keys removed and made
  * at first boot, the FUSE tmpfiles rule per systemd version, daemon.json merging (exact text and
  * every refusal), Copy= (modes, owners from the tree's passwd/group, directories, symlinks, hostile
- * destinations), the networkd file, the ownership shift (setuid bits, file capabilities, hard
- * links, ranges), the host files (content, atomic replacement, stale removal), the precheck
- * warnings and the whole hooks_apply() with units and Run= commands. */
+ * destinations), the networkd file, PrivateUsers= values, the host files (content, atomic
+ * replacement, stale removal), the precheck warnings and the whole hooks_apply() with units,
+ * Run= commands and the ownership shift last (the shift itself: test-shift.c). */
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/capability.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,7 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <dirent.h>
@@ -563,7 +561,7 @@ static void test_network(void **state) {
         assert_null(iface3);
 }
 
-/* ---- ownership shift ---------------------------------------------------------------------- */
+/* ---- user namespace ----------------------------------------------------------------------- */
 
 /* PrivateUsers=: any systemd boolean, identity or managed leave the tree alone; pick and a base
  * shift it; anything else is an error naming what is expected. */
@@ -588,88 +586,6 @@ static void test_userns_values(void **state) {
         assert_true(hooks_userns(bad, &u, &err) < 0);
         print_message("%s\n", err.msg);
         assert_non_null(strstr(err.msg, "sometimes"));
-}
-
-#define BASE 524288u
-
-static void set_caps_v2(const char *path, uint32_t permitted) {
-        struct vfs_cap_data c = {};
-        c.magic_etc = htole32(VFS_CAP_REVISION_2 | VFS_CAP_FLAGS_EFFECTIVE);
-        c.data[0].permitted = htole32(permitted);
-        assert_int_equal(lsetxattr(path, "security.capability", &c, XATTR_CAPS_SZ_2, 0), 0);
-}
-
-static void test_shift(void **state) {
-        struct fixture *f = *state;
-        mkfile(f->root, "usr/bin/sudo", "x", 04755);
-        mkfile(f->root, "usr/bin/wall", "x", 02755);
-        mkfile(f->root, "usr/bin/ping", "x", 0755);
-        mkfile(f->root, "home/alice/notes", "x", 0600);
-        mkfile(f->root, "var/spool/mail", "x", 0660);
-        _cleanup_free_ char *notes = fs_path_join(f->root, "home/alice/notes"), *home = fs_path_join(f->root, "home/alice");
-        assert_int_equal(chown(notes, 1000, 1000), 0);
-        assert_int_equal(chown(home, 1000, 100), 0);
-        _cleanup_free_ char *wall = fs_path_join(f->root, "usr/bin/wall");
-        assert_int_equal(chown(wall, 0, 5), 0);
-        assert_int_equal(chmod(wall, 02755), 0);
-        _cleanup_free_ char *ping = fs_path_join(f->root, "usr/bin/ping");
-        set_caps_v2(ping, 1u << CAP_NET_RAW);
-        _cleanup_free_ char *hl = fs_path_join(f->root, "usr/bin/sudo-link");
-        _cleanup_free_ char *sudo = fs_path_join(f->root, "usr/bin/sudo");
-        assert_int_equal(link(sudo, hl), 0);
-        _cleanup_free_ char *sl = fs_path_join(f->root, "usr/bin/sh");
-        assert_int_equal(symlink("busybox", sl), 0);
-        assert_int_equal(lchown(sl, 0, 0), 0);
-
-        struct mkm_err err = {};
-        int q = hooks_shift_ownership(&f->ctx, f->rootfd, BASE, 65536, &err);
-        if (q < 0)
-                fail_msg("%s", err.msg);
-        struct stat st = lstat_in(f->root, "usr/bin/sudo");
-        assert_int_equal(st.st_uid, BASE);
-        assert_int_equal(st.st_gid, BASE);
-        assert_int_equal(st.st_mode & 07777, 04755);   /* setuid kept */
-        assert_int_equal(st.st_nlink, 2);              /* shifted once, through either name */
-        st = lstat_in(f->root, "usr/bin/wall");
-        assert_int_equal(st.st_gid, BASE + 5);
-        assert_int_equal(st.st_mode & 07777, 02755);   /* setgid kept */
-        st = lstat_in(f->root, "home/alice/notes");
-        assert_int_equal(st.st_uid, BASE + 1000);
-        assert_int_equal(st.st_gid, BASE + 1000);
-        assert_int_equal(st.st_mode & 07777, 0600);
-        st = lstat_in(f->root, "home/alice");
-        assert_int_equal(st.st_uid, BASE + 1000);
-        assert_int_equal(st.st_gid, BASE + 100);
-        st = lstat_in(f->root, "usr/bin/sh");
-        assert_true(S_ISLNK(st.st_mode));
-        assert_int_equal(st.st_uid, BASE);
-        st = lstat_in(f->root, "usr");
-        assert_int_equal(st.st_uid, BASE);
-        struct stat rst;
-        assert_int_equal(fstat(f->rootfd, &rst), 0);
-        assert_int_equal(rst.st_uid, BASE);
-        assert_int_equal(rst.st_gid, BASE);
-        assert_int_equal(rst.st_mode & 07777, 0755);
-
-        /* The capability survived, now a v3 one owned by the machine's root. */
-        struct vfs_ns_cap_data c = {};
-        ssize_t n = lgetxattr(ping, "security.capability", &c, sizeof c);
-        assert_int_equal(n, XATTR_CAPS_SZ_3);
-        assert_int_equal(le32toh(c.magic_etc) & VFS_CAP_REVISION_MASK, VFS_CAP_REVISION_3);
-        assert_int_equal(le32toh(c.magic_etc) & VFS_CAP_FLAGS_EFFECTIVE, VFS_CAP_FLAGS_EFFECTIVE);
-        assert_int_equal(le32toh(c.rootid), BASE);
-        assert_int_equal(le32toh(c.data[0].permitted), 1u << CAP_NET_RAW);
-}
-
-static void test_shift_out_of_range(void **state) {
-        struct fixture *f = *state;
-        mkfile(f->root, "srv/big", "x", 0644);
-        _cleanup_free_ char *big = fs_path_join(f->root, "srv/big");
-        assert_int_equal(chown(big, 70000, 0), 0);
-        struct mkm_err err = {};
-        assert_int_equal(hooks_shift_ownership(&f->ctx, f->rootfd, BASE, 65536, &err), -ERANGE);
-        assert_string_equal(err.msg, "cannot shift the ownership of 'big': 70000:0 is outside the 65536 IDs mapped into "
-                                     "the machine");
 }
 
 /* ---- host files --------------------------------------------------------------------------- */
@@ -927,8 +843,6 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_copy_refusals, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_network, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_userns_values, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_shift, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_shift_out_of_range, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_write_host_files, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_hostinfo, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_precheck, setup, teardown),
