@@ -12,7 +12,7 @@
 #include "ctx.h"
 #include "util/cleanup.h"
 #include "util/err.h"
-#include "vercmp.h"
+#include "arch/vercmp.h"
 
 static int vercmp_stdin(void) {
         _cleanup_free_ char *line = NULL;
