@@ -16,7 +16,7 @@
 #include "debian/version.h"
 #include "util/cleanup.h"
 #include "util/err.h"
-#include "vercmp.h"
+#include "arch/vercmp.h"
 
 typedef int (*cmp_fn)(const char *a, const char *b);
 

@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "alpm-hook.h"
+#include "arch/alpm-hook.h"
 #include "util/err.h"
 #include "util/strv.h"
 

@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: MIT */
-/* libFuzzer target for the Arch sync-db parser (builder/repo-alpm.c): any bytes, as a mirror
+/* libFuzzer target for the Arch sync-db parser (builder/arch/repo-alpm.c): any bytes, as a mirror
  * might serve them, must give either a db or an error with a message, never a crash, a leak or
  * unbounded work. Small caps keep each run fast; the code paths are the same as the defaults.
  *
  * Build and run (from the repo top):
  *   clang -g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -Ibuilder \
- *         tests/fuzz/fuzz-repo-alpm.c builder/repo-alpm.c builder/vercmp.c builder/util/[a-z]*.c \
+ *         tests/fuzz/fuzz-repo-alpm.c builder/arch/repo-alpm.c builder/arch/vercmp.c builder/util/[a-z]*.c \
  *         $(pkg-config --cflags --libs libarchive libcrypto) -o build/fuzz-repo-alpm
  *   build/fuzz-repo-alpm -max_total_time=60 build/fuzz-corpus/
  * (seed the corpus with a few .db files, e.g. those tests/unit/test-repo-alpm.c writes.)
@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "repo-alpm.h"
+#include "arch/repo-alpm.h"
 #include "util/err.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* Unit tests for builder/alpm-hook (parser, wordsplit, matcher, loading from a tree, running)
- * and pacman's scriptlet grep from builder/alpm-script. Expected messages are pacman 6.0.2's. */
+/* Unit tests for builder/arch/alpm-hook (parser, wordsplit, matcher, loading from a tree, running)
+ * and pacman's scriptlet grep from builder/arch/alpm-script. Expected messages are pacman 6.0.2's. */
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
@@ -15,8 +15,8 @@
 
 #include <cmocka.h>
 
-#include "alpm-hook.h"
-#include "alpm-script.h"
+#include "arch/alpm-hook.h"
+#include "arch/alpm-script.h"
 #include "ctx.h"
 #include "sandbox.h"
 #include "util/cleanup.h"

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Unit tests for builder/repo-alpm: dbs written here with libarchive (gzip, zstd, xz, none),
+/* Unit tests for builder/arch/repo-alpm: dbs written here with libarchive (gzip, zstd, xz, none),
  * hostile fixtures with their exact messages, and a db made by the real repo-add from packages
  * made by the real bsdtar (skipped when those tools are missing). */
 #include <archive.h>
@@ -19,7 +19,7 @@
 
 #include <cmocka.h>
 
-#include "repo-alpm.h"
+#include "arch/repo-alpm.h"
 #include "util/cleanup.h"
 #include "util/err.h"
 #include "util/hash.h"

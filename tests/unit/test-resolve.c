@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Unit tests for builder/resolve: pacman's choices on small in-memory repositories. */
+/* Unit tests for builder/arch/resolve: pacman's choices on small in-memory repositories. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,8 +12,8 @@
 #include <cmocka.h>
 
 #include "ctx.h"
-#include "repo-alpm.h"
-#include "resolve.h"
+#include "arch/repo-alpm.h"
+#include "arch/resolve.h"
 #include "util/cleanup.h"
 #include "util/err.h"
 #include "util/strv.h"

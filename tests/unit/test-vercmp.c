@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Unit tests for builder/vercmp: the comparison (cases re-expressed from pacman's
+/* Unit tests for builder/arch/vercmp: the comparison (cases re-expressed from pacman's
  * test/util/vercmptest.sh, each checked in both directions, plus corner cases of our own),
  * vercmp_satisfies, the dependency-string parser and the name/version validators. */
 #include <errno.h>
@@ -14,7 +14,7 @@
 
 #include "util/cleanup.h"
 #include "util/err.h"
-#include "vercmp.h"
+#include "arch/vercmp.h"
 
 static const struct {
         const char *a, *b;

@@ -19,13 +19,13 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
-#include "ctx.h"
-#include "sandbox.h"
-#include "util/cleanup.h"
-#include "util/err.h"
-#include "util/fs.h"
-#include "util/log.h"
-#include "util/strv.h"
+#include "../ctx.h"
+#include "../sandbox.h"
+#include "../util/cleanup.h"
+#include "../util/err.h"
+#include "../util/fs.h"
+#include "../util/log.h"
+#include "../util/strv.h"
 #include "vercmp.h"
 
 #define HOOK_SUFFIX ".hook"

@@ -7,12 +7,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ctx.h"
+#include "../ctx.h"
+#include "../util/cleanup.h"
+#include "../util/err.h"
+#include "../util/hashmap.h"
+#include "../util/strv.h"
 #include "repo-alpm.h"
-#include "util/cleanup.h"
-#include "util/err.h"
-#include "util/hashmap.h"
-#include "util/strv.h"
 #include "vercmp.h"
 
 #define MAX_DEPTH 512

@@ -17,13 +17,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "ctx.h"
-#include "sandbox.h"
-#include "util/cleanup.h"
-#include "util/err.h"
-#include "util/fs.h"
-#include "util/hash.h"
-#include "util/log.h"
+#include "../ctx.h"
+#include "../sandbox.h"
+#include "../util/cleanup.h"
+#include "../util/err.h"
+#include "../util/fs.h"
+#include "../util/hash.h"
+#include "../util/log.h"
 
 #define INSTALL_MAX (1u << 20)
 #define GREP_CHUNK 1023 /* pacman reads the script with fgets(line, 1024) */

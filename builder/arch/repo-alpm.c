@@ -27,10 +27,10 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "util/cleanup.h"
-#include "util/err.h"
-#include "util/log.h"
-#include "util/strv.h"
+#include "../util/cleanup.h"
+#include "../util/err.h"
+#include "../util/log.h"
+#include "../util/strv.h"
 #include "vercmp.h"
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct archive *, archive_read_free);

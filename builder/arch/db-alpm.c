@@ -12,13 +12,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "ctx.h"
-#include "extract.h"
-#include "util/cleanup.h"
-#include "util/err.h"
-#include "util/fs.h"
-#include "util/hash.h"
-#include "util/strv.h"
+#include "../ctx.h"
+#include "../extract.h"
+#include "../util/cleanup.h"
+#include "../util/err.h"
+#include "../util/fs.h"
+#include "../util/hash.h"
+#include "../util/strv.h"
 
 #define LOCAL_DB "var/lib/pacman/local"
 
