@@ -91,7 +91,8 @@ integration: mkmachine keys
 DEPS := build-essential pkg-config libcurl4-openssl-dev libarchive-dev libgpgme-dev libzstd-dev \
         libssl-dev libseccomp-dev libcmocka-dev gnupg python3 libarchive-tools zstd xz-utils \
         pacman-package-manager makepkg archlinux-keyring arch-install-scripts busybox-static \
-        debian-archive-keyring systemd-container pandoc libcap2-bin gpgv gpg-agent clang
+        debian-archive-keyring systemd-container pandoc libcap2-bin gpgv gpg-agent clang \
+        mmdebstrap time
 
 deps:
 	@missing=$$(for p in $(DEPS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed$$' || echo $$p; done); \
@@ -110,7 +111,7 @@ demo: mkmachine keys
 demo-arch: mkmachine keys
 	@tests/tools/demo.sh
 
-bench: mkmachine
+bench: mkmachine keys
 	@bench/run.sh
 
 # libFuzzer targets, one per parser (needs clang): build/fuzz/fuzz-NAME; run with a corpus dir.
