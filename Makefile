@@ -111,7 +111,7 @@ demo: mkmachine keys
 demo-arch: mkmachine keys
 	@tests/tools/demo.sh
 
-bench: mkmachine
+bench: mkmachine keys
 	@bench/run.sh
 
 # libFuzzer targets, one per parser (needs clang): build/fuzz/fuzz-NAME; run with a corpus dir.

@@ -2,10 +2,12 @@
 # SPDX-License-Identifier: MIT
 # bench/run.sh (make bench): mkmachine against the real pacman, the same signed repository and
 # the same package set, each into a fresh root with a cold package cache; medians and ratios.
+# Then the Debian half, bench/debian.sh: mkmachine against mmdebstrap from the real mirror.
 # See bench/README.md. Exits non-zero when a build or the equivalence check fails, never on the
 # ratio.
 #
 # Environment:
+#   BENCH_DISTROS="arch debian"  which halves run (bench/debian.sh lists its own settings)
 #   BENCH_ROUNDS=3     counted rounds (after one uncounted warm-up of each tool)
 #   BENCH_HTTP=1       also measure both tools over the loopback HTTP server (0: file:// only)
 #   BENCH_PROFILE=1    afterwards profile one mkmachine run (phase times from its -v log,
@@ -35,6 +37,12 @@ failed() {  # TOOL TRANSPORT LOG: a build failed (the work dir goes at exit; its
   die "$1 failed over $2 (exit status $(echo "$RES" | cut -d' ' -f5); log: $B/failed-$1-$2.log)"
 }
 [ "$(id -u)" -eq 0 ] || die "needs root (both tools create root-owned trees)"
+read -r -a DISTROS <<<"${BENCH_DISTROS:-arch debian}"
+RUN_ARCH=0 RUN_DEBIAN=0
+for d in "${DISTROS[@]}"; do
+  case $d in arch) RUN_ARCH=1 ;; debian) RUN_DEBIAN=1 ;; *) die "BENCH_DISTROS: unknown '$d' (arch, debian)" ;; esac
+done
+[ "$RUN_ARCH" = 1 ] || { [ "$RUN_DEBIAN" = 1 ] && exec "$TOP/bench/debian.sh"; die "BENCH_DISTROS names nothing to run"; }
 for t in pacman python3 bsdtar zstd gpg repo-add; do
   command -v "$t" >/dev/null || die "missing tool: $t (make deps)"
 done
@@ -365,4 +373,10 @@ if [ "$PROFILE" = 1 ]; then
     echo "   mkmachine syscalls, wall time summed over all its processes (strace -c -w -f; top 12):"
     sed -n '3,14p' "$P/mkmachine-strace.txt" | sed 's/^/   /'
   fi
+fi
+
+# ------------------------------------------------------------------ the Debian half
+if [ "$RUN_DEBIAN" = 1 ]; then
+  echo
+  "$TOP/bench/debian.sh"
 fi
