@@ -32,7 +32,7 @@ static int vercmp_stdin(void) {
                                 lineno);
                         return EXIT_USAGE;
                 }
-                printf("%d\n", vercmp(a, b));
+                printf("%d\n", alpm_vercmp(a, b));
         }
         if (ferror(stdin)) {
                 fprintf(stderr, "mkmachine: vercmp: reading stdin failed\n");
@@ -58,6 +58,6 @@ int cli_cmd_vercmp(struct mkm_ctx *ctx, int argc, char **argv) {
         if (argc != 3)
                 return cli_usage_error("vercmp: expected two versions or '-', got %d argument%s", argc - 1,
                                        argc == 2 ? "" : "s");
-        printf("%d\n", vercmp(argv[1], argv[2]));
+        printf("%d\n", alpm_vercmp(argv[1], argv[2]));
         return fflush(stdout) == 0 ? EXIT_OK : EXIT_BUILD_FAILED;
 }
