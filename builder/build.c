@@ -209,9 +209,7 @@ static int write_state(struct build *b, const struct recipe *r, const char *mani
         return 0;
 }
 
-/* SOURCE_DATE_EPOCH: --source-date-epoch, else the snapshot's date, else what the backend's
- * plan proposed, else the newest build date of the packages (0 when none is known). */
-static int64_t default_epoch(const struct build *b) {
+int64_t build_default_epoch(const struct build *b) {
         if (b->ctx->source_date_epoch >= 0)
                 return b->ctx->source_date_epoch;
         if (b->recipe->snapshot_epoch >= 0)
@@ -300,7 +298,7 @@ static int run_backend(struct build *b, struct mkm_err *reterr) {
         if (b->plan_only && !ops->lock_needs_packages)
                 goto out;
         if (!b->plan_only) {
-                b->source_date_epoch = default_epoch(b);
+                b->source_date_epoch = build_default_epoch(b);
                 q = precheck_hooks(b);
                 if (q < 0)
                         goto out;

@@ -49,6 +49,11 @@ int build_machine(struct mkm_ctx *ctx, const char *recipe_path, struct build_res
 /* Re-resolve the recipe and rewrite RECIPE.lock without building. */
 int build_lock(struct mkm_ctx *ctx, const char *recipe_path, struct build_result *ret, struct mkm_err *reterr);
 
+/* SOURCE_DATE_EPOCH for b after its plan: ctx's (--source-date-epoch), else the recipe's
+ * Snapshot= date, else what the backend's plan proposed in b->source_date_epoch, else the newest
+ * BUILDDATE in b->lock_out (0 when none is known). Exposed for tests. */
+int64_t build_default_epoch(const struct build *b);
+
 /* The digest of what determines the package set: distribution, architecture, snapshot, the
  * backend's inputs (repositories, or suite/components, ...), packages, providers. Caller owns
  * *ret ("sha256:<hex>"). -EOPNOTSUPP for a distribution no backend handles. */

@@ -36,7 +36,7 @@ static void warn_invalid(bool debian, unsigned long lineno, const char *v) {
 static int sign(int r) { return r < 0 ? -1 : r > 0 ? 1 : 0; }
 
 static int vercmp_stdin(bool debian) {
-        cmp_fn cmp = debian ? debver_cmp : vercmp;
+        cmp_fn cmp = debian ? debver_cmp : alpm_vercmp;
         _cleanup_free_ char *line = NULL;
         size_t cap = 0;
         ssize_t n;
@@ -90,6 +90,6 @@ int cli_cmd_vercmp(struct mkm_ctx *ctx, int argc, char **argv) {
                                        debian ? " --debian" : "", argc - 1, argc == 2 ? "" : "s");
         warn_invalid(debian, 0, argv[1]);
         warn_invalid(debian, 0, argv[2]);
-        printf("%d\n", sign(debian ? debver_cmp(argv[1], argv[2]) : vercmp(argv[1], argv[2])));
+        printf("%d\n", sign(debian ? debver_cmp(argv[1], argv[2]) : alpm_vercmp(argv[1], argv[2])));
         return fflush(stdout) == 0 ? EXIT_OK : EXIT_BUILD_FAILED;
 }

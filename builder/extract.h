@@ -26,11 +26,11 @@ struct extract_member {
         char *name;             /* the name it matched in meta_names */
         char *data;             /* its bytes, NUL-terminated (len does not count the NUL) */
         size_t len;
-        int64_t mtime;          /* the member's mtime (pacman -Qkk compares .INSTALL's with .MTREE) */
+        int64_t mtime;          /* the member's mtime (a package db may keep it with the copy) */
 };
 
 struct extract_result {
-        char **files;           /* sorted, as pacman's %FILES%: relative paths, dirs end in '/' */
+        char **files;           /* sorted relative paths, directories end in '/' (pacman's %FILES% form) */
         uint64_t bytes;         /* regular-file bytes written (hard links counted once) */
         struct extract_member *meta;    /* the meta_names members the archive had, in archive order
                                          * (a repeated one: the last copy) */

@@ -426,11 +426,12 @@ static void pipeline_release(struct pipeline *p) {
 int pipeline_start(struct mkm_ctx *ctx, struct cache *cache, enum pipeline_trust trust, struct verify_keyring *keyring,
                    const struct pipeline_item *items, size_t n, struct pipeline **ret, struct mkm_err *reterr) {
         if ((unsigned)trust >= _PIPELINE_TRUST_MAX || (trust == PIPELINE_TRUST_DETACHED_SIG && !keyring))
-                return -EINVAL;
+                return mkm_err_set(reterr, -EINVAL, "pipeline: invalid trust model or no keyring");
         for (size_t i = 0; i < n; i++)
                 if (!items[i].label || !items[i].sha256 ||
                     (trust == PIPELINE_TRUST_DETACHED_SIG && (!items[i].sig_label || !items[i].sig_sha256)))
-                        return -EINVAL;
+                        return mkm_err_set(reterr, -EINVAL, "pipeline: item %zu (%s) lacks a label, a digest or a signature",
+                                           i, items[i].label ? items[i].label : "?");
         size_t n1 = n ? n : 1, per = trust == PIPELINE_TRUST_DETACHED_SIG ? 2 : 1;
         long cpus = sysconf(_SC_NPROCESSORS_ONLN);
         struct pipeline *p = calloc(1, sizeof *p);

@@ -37,6 +37,7 @@
 #include "alpm-hook.h"
 #include "alpm-script.h"
 #include "db-alpm.h"
+#include "pkginfo.h"
 #include "repo-alpm.h"
 #include "resolve.h"
 

@@ -1,6 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* pacman's local database: parse a package's .PKGINFO and write var/lib/pacman/local as pacman
- * 6.0.2 does (ALPM_DB_VERSION 9; NAME-VERSION/{desc,files,mtree[,install]}), so that
+/* pacman's local database: write var/lib/pacman/local as pacman 6.0.2 does (ALPM_DB_VERSION 9; NAME-VERSION/{desc,files,mtree[,install]}), so that
  * `pacman --root R -Qkk` inside the machine is clean afterwards. */
 #pragma once
 
@@ -11,24 +10,13 @@
 struct mkm_ctx;
 struct mkm_err;
 struct extract_result;
+struct pkginfo;
 
 /* A package's metadata members (extract_opts.meta_names; read back with extract_result_meta()). */
 #define DB_ALPM_PKGINFO ".PKGINFO"
 #define DB_ALPM_MTREE ".MTREE"          /* gzip'd mtree, copied verbatim to the db */
 #define DB_ALPM_INSTALL ".INSTALL"      /* the scriptlet */
 extern const char *const db_alpm_meta_names[];  /* the three above, NULL-terminated */
-
-struct pkginfo {
-        char *name, *base, *version, *desc, *url, *arch, *packager;
-        int64_t builddate;
-        uint64_t size;                  /* installed size ("size =") */
-        char **licenses, **groups, **depends, **optdepends, **conflicts, **provides, **replaces, **backup;
-};
-
-/* Parse .PKGINFO text ("key = value" lines, '#' comments). label names the package in errors.
- * Requires pkgname and pkgver. Fills ret on success only; caller frees with pkginfo_done(). */
-int pkginfo_parse(const char *text, size_t len, const char *label, struct pkginfo *ret, struct mkm_err *reterr);
-void pkginfo_done(struct pkginfo *p);
 
 enum db_alpm_validation {
         DB_ALPM_VALIDATION_SHA256 = 1 << 0,     /* the file matched the db's %SHA256SUM% */

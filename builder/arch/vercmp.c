@@ -135,7 +135,7 @@ static void parse_evr(const char *s, struct evr *ret) {
         }
 }
 
-int vercmp(const char *a, const char *b) {
+int alpm_vercmp(const char *a, const char *b) {
         if (!a || !b)
                 return a ? 1 : b ? -1 : 0;
         if (strcmp(a, b) == 0)
@@ -167,7 +167,7 @@ const char *vercmp_op_to_string(enum vercmp_op op) {
 bool vercmp_satisfies(const char *version, enum vercmp_op op, const char *wanted) {
         if (op == VERCMP_ANY)
                 return true;
-        int c = vercmp(version, wanted);
+        int c = alpm_vercmp(version, wanted);
         switch (op) {
         case VERCMP_EQ:
                 return c == 0;

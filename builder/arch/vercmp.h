@@ -10,7 +10,7 @@ struct mkm_err;
 /* Compare two versions "[epoch:]pkgver[-pkgrel]" as pacman does: -1 if a is older than b, 0 if
  * equal, 1 if newer. The pkgrel is compared only when both sides have one, so "1.5" == "1.5-1".
  * A NULL version is older than any string; two NULLs are equal. Never allocates, never fails. */
-int vercmp(const char *a, const char *b);
+int alpm_vercmp(const char *a, const char *b);
 
 /* Dependency operators. VERCMP_ANY means no version constraint. */
 enum vercmp_op {
@@ -28,7 +28,7 @@ enum vercmp_op {
 const char *vercmp_op_to_string(enum vercmp_op op);
 
 /* Does a package at `version` satisfy "op wanted"? libalpm's dep_vercmp: VERCMP_ANY is always
- * true; otherwise vercmp(version, wanted) is tested against op. Because vercmp ignores pkgrels
+ * true; otherwise alpm_vercmp(version, wanted) is tested against op. Because it ignores pkgrels
  * unless both sides have one, "foo=1.0" is satisfied by 1.0-1 and 1.0-7 alike. */
 bool vercmp_satisfies(const char *version, enum vercmp_op op, const char *wanted);
 

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Unit tests for builder/arch/db-alpm: .PKGINFO parsing and the local db entry pacman 6.0.2 writes. */
+/* Unit tests for builder/arch/db-alpm and arch/pkginfo: .PKGINFO parsing and the local db entry pacman 6.0.2 writes. */
 #include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "arch/db-alpm.h"
+#include "arch/pkginfo.h"
 #include "extract.h"
 #include "util/cleanup.h"
 #include "util/err.h"

@@ -113,21 +113,21 @@ static const struct {
 static void test_vercmp_table(void **state) {
         (void)state;
         for (size_t i = 0; i < ELEMENTSOF(cmp_cases); i++) {
-                int got = vercmp(cmp_cases[i].a, cmp_cases[i].b);
-                int back = vercmp(cmp_cases[i].b, cmp_cases[i].a);
+                int got = alpm_vercmp(cmp_cases[i].a, cmp_cases[i].b);
+                int back = alpm_vercmp(cmp_cases[i].b, cmp_cases[i].a);
                 if (got != cmp_cases[i].want || back != -cmp_cases[i].want)
-                        fail_msg("vercmp('%s', '%s') = %d and reverse %d, want %d", cmp_cases[i].a, cmp_cases[i].b,
+                        fail_msg("alpm_vercmp('%s', '%s') = %d and reverse %d, want %d", cmp_cases[i].a, cmp_cases[i].b,
                                  got, back, cmp_cases[i].want);
         }
 }
 
 static void test_vercmp_null(void **state) {
         (void)state;
-        assert_int_equal(vercmp(NULL, NULL), 0);
-        assert_int_equal(vercmp(NULL, "1"), -1);
-        assert_int_equal(vercmp("1", NULL), 1);
-        assert_int_equal(vercmp("", ""), 0);
-        assert_int_equal(vercmp("", "1"), -1);
+        assert_int_equal(alpm_vercmp(NULL, NULL), 0);
+        assert_int_equal(alpm_vercmp(NULL, "1"), -1);
+        assert_int_equal(alpm_vercmp("1", NULL), 1);
+        assert_int_equal(alpm_vercmp("", ""), 0);
+        assert_int_equal(alpm_vercmp("", "1"), -1);
 }
 
 static void test_satisfies(void **state) {
