@@ -92,6 +92,7 @@ struct fetch_state {
         struct xfer *xs;
         size_t n;
         unsigned finished;
+        unsigned running;               /* transfers in the multi handle */
         uint64_t last_progress_ms;
 };
 
@@ -672,49 +673,39 @@ static void multi_cleanupp(CURLM **m) {
                 (void)curl_multi_cleanup(*m);
 }
 
-int fetch_all(struct mkm_ctx *ctx, struct fetch_item *items, size_t n, const struct fetch_options *opts,
-              struct mkm_err *reterr) {
-        struct fetch_options o;
-        _cleanup_(multi_cleanupp) CURLM *multi = NULL;
-        _cleanup_free_ struct xfer *xs = NULL;
-        struct fetch_state st = { .ctx = ctx, .opts = &o, .n = n };
-        unsigned running = 0;
-        int r = 0;
-
+/* opts, or the defaults, with jobs and max_size resolved. */
+static void resolve_options(const struct mkm_ctx *ctx, const struct fetch_options *opts, struct fetch_options *o) {
         if (opts)
-                o = *opts;
+                *o = *opts;
         else
-                fetch_options_default(&o);
-        if (o.jobs == 0)
-                o.jobs = ctx && ctx->jobs > 0 ? ctx->jobs : FETCH_DEFAULT_JOBS;
-        if (o.max_size == 0)
-                o.max_size = FETCH_DEFAULT_MAX_SIZE;
-        if (n == 0)
-                return 0;
-        if (n > UINT32_MAX)
-                r = mkm_err_set(reterr, -E2BIG, "too many downloads (%zu)", n);
-        else if (!(xs = mkm_new0(struct xfer, n)))
-                r = mkm_err_set(reterr, -ENOMEM, "out of memory");
-        if (r < 0) {
-                /* Every item says what happened, as on every other exit. */
-                for (size_t i = 0; i < n; i++) {
-                        items[i].result = r;
-                        items[i].used_url = NULL;
-                        (void)snprintf(items[i].error, sizeof items[i].error, "not downloaded: %s", mkm_strerror(r));
-                }
-                return r;
-        }
-        st.xs = xs;
+                fetch_options_default(o);
+        if (o->jobs == 0)
+                o->jobs = ctx && ctx->jobs > 0 ? ctx->jobs : FETCH_DEFAULT_JOBS;
+        if (o->max_size == 0)
+                o->max_size = FETCH_DEFAULT_MAX_SIZE;
+}
+
+/* A failure before any transfer state existed: every item says what happened, as on every other exit. */
+static void fail_all(struct fetch_item *items, size_t n, int r) {
         for (size_t i = 0; i < n; i++) {
-                struct xfer *x = &xs[i];
+                items[i].result = r;
+                items[i].used_url = NULL;
+                (void)snprintf(items[i].error, sizeof items[i].error, "not downloaded: %s", mkm_strerror(r));
+        }
+}
+
+/* Set up each item's transfer and clear its out fields; an item without URL or destination fails at once. */
+static int xfers_init(struct fetch_state *st, struct fetch_item *items, struct mkm_err *reterr) {
+        for (size_t i = 0; i < st->n; i++) {
+                struct xfer *x = &st->xs[i];
                 struct fetch_item *it = &items[i];
                 const char *base = it->dest ? strrchr(it->dest, '/') : NULL;
 
-                x->st = &st;
+                x->st = st;
                 x->item = it;
                 x->fd = -EBADF;
                 x->label = it->label ? it->label : base ? base + 1 : it->dest ? it->dest : "?";
-                x->limit = it->expected_size > 0 ? it->expected_size : o.max_size;
+                x->limit = it->expected_size > 0 ? it->expected_size : st->opts->max_size;
                 it->result = 0;
                 it->error[0] = '\0';
                 it->used_url = NULL;
@@ -722,137 +713,197 @@ int fetch_all(struct mkm_ctx *ctx, struct fetch_item *items, size_t n, const str
                 it->not_found = false;
                 if (!it->dest || !it->urls || !it->urls[0]) {
                         (void)snprintf(it->error, sizeof it->error, "no %s given", it->dest ? "URL" : "destination");
-                        item_fail(&st, x, -EINVAL);
+                        item_fail(st, x, -EINVAL);
                         continue;
                 }
                 if (asprintf(&x->part, "%s.part", it->dest) < 0) {
                         x->part = NULL;
-                        r = mkm_err_set(reterr, -ENOMEM, "out of memory");
-                        goto out;
+                        return mkm_err_set(reterr, -ENOMEM, "out of memory");
                 }
         }
+        return 0;
+}
 
-        multi = curl_multi_init();
-        if (!multi) {
-                r = mkm_err_set(reterr, -ENOMEM, "cannot initialise libcurl");
-                goto out;
+/* Add ready transfers (and those whose backoff is over) to multi while fewer than jobs run. */
+static void start_ready(struct fetch_state *st, CURLM *multi, uint64_t now) {
+        for (size_t i = 0; i < st->n && st->running < st->opts->jobs; i++) {
+                struct xfer *x = &st->xs[i];
+                if (x->state == XFER_WAITING && x->not_before_ms <= now)
+                        x->state = XFER_READY;
+                if (x->state != XFER_READY)
+                        continue;
+                int r = xfer_start(st, multi, x);
+                if (r < 0) {
+                        xfer_close(x);
+                        add_reason(x, NULL, x->abort_msg);
+                        item_fail(st, x, r);
+                        continue;
+                }
+                st->running++;
         }
-        emit_progress(&st, true);
+}
 
-        while (st.finished < n) {
-                uint64_t now = now_ms(), wake = UINT64_MAX;
-                int still = 0, left = 0;
-                CURLMsg *msg;
+/* When the first backing-off transfer may start again; UINT64_MAX when none waits. */
+static uint64_t next_wake(const struct fetch_state *st) {
+        uint64_t wake = UINT64_MAX;
+        for (size_t i = 0; i < st->n; i++)
+                if (st->xs[i].state == XFER_WAITING && st->xs[i].not_before_ms < wake)
+                        wake = st->xs[i].not_before_ms;
+        return wake;
+}
 
-                if (o.cancel && atomic_load(o.cancel)) {
-                        r = mkm_err_set(reterr, -ECANCELED, "cancelled");
-                        goto out;
-                }
+/* Nothing runs: sleep toward wake, at most a progress interval (to stay responsive to o.cancel). */
+static void idle_until(struct fetch_state *st, uint64_t now, uint64_t wake) {
+        uint64_t d = wake > now ? wake - now : 0;
+        if (d > PROGRESS_INTERVAL_MS)
+                d = PROGRESS_INTERVAL_MS;
+        struct timespec ts = { .tv_sec = (time_t)(d / 1000), .tv_nsec = (long)(d % 1000) * 1000000L };
+        (void)nanosleep(&ts, NULL);
+        emit_progress(st, false);
+}
 
-                for (size_t i = 0; i < n && running < o.jobs; i++) {
-                        struct xfer *x = &xs[i];
-                        if (x->state == XFER_WAITING && x->not_before_ms <= now)
-                                x->state = XFER_READY;
-                        if (x->state != XFER_READY)
-                                continue;
-                        r = xfer_start(&st, multi, x);
-                        if (r < 0) {
-                                xfer_close(x);
-                                add_reason(x, NULL, x->abort_msg);
-                                item_fail(&st, x, r);
-                                r = 0;
-                                continue;
-                        }
-                        running++;
-                }
-                for (size_t i = 0; i < n; i++)
-                        if (xs[i].state == XFER_WAITING && xs[i].not_before_ms < wake)
-                                wake = xs[i].not_before_ms;
-                if (running == 0) {
+/* Hand every attempt curl finished to xfer_done (completion, retry or failover); true if there was one. */
+static bool reap_finished(struct fetch_state *st, CURLM *multi) {
+        bool progressed = false;
+        int left = 0;
+        CURLMsg *msg;
+
+        while ((msg = curl_multi_info_read(multi, &left))) {
+                char *priv = NULL;
+                if (msg->msg != CURLMSG_DONE)
+                        continue;
+                (void)curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &priv);
+                struct xfer *x = (struct xfer *)(void *)priv;
+                CURLcode c = msg->data.result;  /* msg is invalid after remove_handle */
+                (void)curl_multi_remove_handle(multi, msg->easy_handle);
+                if (!x)
+                        continue;
+                st->running--;
+                xfer_done(st, x, c);
+                progressed = true;
+        }
+        return progressed;
+}
+
+/* Wait for the network, the next progress event or the first retry due (wake), whichever comes first. */
+static int wait_network(CURLM *multi, uint64_t wake, struct mkm_err *reterr) {
+        uint64_t now = now_ms();
+        int timeout = (int)PROGRESS_INTERVAL_MS;
+        if (wake != UINT64_MAX) {
+                uint64_t d = wake > now ? wake - now : 0;
+                if (d < (uint64_t)timeout)
+                        timeout = (int)d;
+        }
+        CURLMcode mc = curl_multi_poll(multi, NULL, 0, timeout, NULL);
+        if (mc != CURLM_OK)
+                return mkm_err_set(reterr, -EIO, "libcurl: %s", curl_multi_strerror(mc));
+        return 0;
+}
+
+/* Run the transfers until every item has finished; a cancel or a libcurl failure stops them all. */
+static int transfer_loop(struct fetch_state *st, CURLM *multi, struct mkm_err *reterr) {
+        const struct fetch_options *o = st->opts;
+
+        emit_progress(st, true);
+        while (st->finished < st->n) {
+                uint64_t now = now_ms();
+                int still = 0;
+
+                if (o->cancel && atomic_load(o->cancel))
+                        return mkm_err_set(reterr, -ECANCELED, "cancelled");
+                start_ready(st, multi, now);
+                uint64_t wake = next_wake(st);
+                if (st->running == 0) {
                         if (wake == UINT64_MAX)
                                 continue;       /* everything finished (or failed to start) */
-                        uint64_t d = wake > now ? wake - now : 0;
-                        if (d > PROGRESS_INTERVAL_MS)
-                                d = PROGRESS_INTERVAL_MS;       /* stay responsive to o.cancel */
-                        struct timespec ts = { .tv_sec = (time_t)(d / 1000), .tv_nsec = (long)(d % 1000) * 1000000L };
-                        (void)nanosleep(&ts, NULL);
-                        emit_progress(&st, false);
+                        idle_until(st, now, wake);
                         continue;
                 }
 
-                bool progressed = false;
                 CURLMcode mc = curl_multi_perform(multi, &still);
-                if (mc != CURLM_OK) {
-                        r = mkm_err_set(reterr, -EIO, "libcurl: %s", curl_multi_strerror(mc));
-                        goto out;
-                }
-                while ((msg = curl_multi_info_read(multi, &left))) {
-                        char *priv = NULL;
-                        if (msg->msg != CURLMSG_DONE)
-                                continue;
-                        (void)curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &priv);
-                        struct xfer *x = (struct xfer *)(void *)priv;
-                        CURLcode c = msg->data.result;  /* msg is invalid after remove_handle */
-                        (void)curl_multi_remove_handle(multi, msg->easy_handle);
-                        if (!x)
-                                continue;
-                        running--;
-                        xfer_done(&st, x, c);
-                        progressed = true;
-                }
-                emit_progress(&st, false);
-                if (st.finished == n)
+                if (mc != CURLM_OK)
+                        return mkm_err_set(reterr, -EIO, "libcurl: %s", curl_multi_strerror(mc));
+                bool progressed = reap_finished(st, multi);
+                emit_progress(st, false);
+                if (st->finished == st->n)
                         break;
                 /* A slot came free: start the next transfer now instead of sleeping in poll
                  * (file:// transfers finish inside curl_multi_perform; polling after each batch
                  * cost 100 ms per batch). */
                 if (progressed)
                         continue;
-
-                /* Wake for the next progress event, or for the first retry due, whichever comes first. */
-                now = now_ms();
-                int timeout = (int)PROGRESS_INTERVAL_MS;
-                if (wake != UINT64_MAX) {
-                        uint64_t d = wake > now ? wake - now : 0;
-                        if (d < (uint64_t)timeout)
-                                timeout = (int)d;
-                }
-                mc = curl_multi_poll(multi, NULL, 0, timeout, NULL);
-                if (mc != CURLM_OK) {
-                        r = mkm_err_set(reterr, -EIO, "libcurl: %s", curl_multi_strerror(mc));
-                        goto out;
-                }
+                int r = wait_network(multi, wake, reterr);
+                if (r < 0)
+                        return r;
         }
-        emit_progress(&st, true);
+        emit_progress(st, true);
+        return 0;
+}
 
+/* 0 when every item succeeded, else the first failed item's result (in array order) in reterr. */
+static int first_failure(const struct fetch_state *st, struct mkm_err *reterr) {
         size_t failed = 0;
         const struct xfer *first = NULL;
-        for (size_t i = 0; i < n; i++)
-                if (items[i].result < 0) {
+        for (size_t i = 0; i < st->n; i++)
+                if (st->xs[i].item->result < 0) {
                         failed++;
                         if (!first)
-                                first = &xs[i];
+                                first = &st->xs[i];
                 }
-        if (first) {
-                if (failed > 1)
-                        r = mkm_err_set(reterr, first->item->result, "%s: %s (and %zu more failed downloads)",
-                                        first->label, first->item->error, failed - 1);
-                else
-                        r = mkm_err_set(reterr, first->item->result, "%s: %s", first->label, first->item->error);
-        }
+        if (!first)
+                return 0;
+        if (failed > 1)
+                return mkm_err_set(reterr, first->item->result, "%s: %s (and %zu more failed downloads)",
+                                   first->label, first->item->error, failed - 1);
+        return mkm_err_set(reterr, first->item->result, "%s: %s", first->label, first->item->error);
+}
 
-out:
-        for (size_t i = 0; xs && i < n; i++) {
-                if (xs[i].easy && multi)
-                        (void)curl_multi_remove_handle(multi, xs[i].easy);
-                xfer_close(&xs[i]);
-                if (r < 0 && xs[i].state != XFER_DONE) {
+/* Close every transfer; after a failure that stopped them (r < 0), mark each unfinished item with it. */
+static void teardown(struct fetch_state *st, struct fetch_item *items, CURLM *multi, int r,
+                     const struct mkm_err *reterr) {
+        for (size_t i = 0; i < st->n; i++) {
+                struct xfer *x = &st->xs[i];
+                if (x->easy && multi)
+                        (void)curl_multi_remove_handle(multi, x->easy);
+                xfer_close(x);
+                if (r < 0 && x->state != XFER_DONE) {
                         /* A setup or libcurl failure stopped everything: say so in every unfinished item. */
                         items[i].result = r;
                         (void)snprintf(items[i].error, sizeof items[i].error, "not downloaded: %s",
                                        reterr ? reterr->msg : mkm_strerror(r));
                 }
-                free(xs[i].part);
+                free(x->part);
         }
+}
+
+int fetch_all(struct mkm_ctx *ctx, struct fetch_item *items, size_t n, const struct fetch_options *opts,
+              struct mkm_err *reterr) {
+        struct fetch_options o;
+        _cleanup_(multi_cleanupp) CURLM *multi = NULL;
+        _cleanup_free_ struct xfer *xs = NULL;
+        struct fetch_state st = { .ctx = ctx, .opts = &o, .n = n };
+        int r = 0;
+
+        resolve_options(ctx, opts, &o);
+        if (n == 0)
+                return 0;
+        if (n > UINT32_MAX)
+                r = mkm_err_set(reterr, -E2BIG, "too many downloads (%zu)", n);
+        else if (!(xs = mkm_new0(struct xfer, n)))
+                r = mkm_err_set(reterr, -ENOMEM, "out of memory");
+        if (r < 0) {
+                fail_all(items, n, r);
+                return r;
+        }
+        st.xs = xs;
+
+        r = xfers_init(&st, items, reterr);
+        if (r >= 0 && !(multi = curl_multi_init()))
+                r = mkm_err_set(reterr, -ENOMEM, "cannot initialise libcurl");
+        if (r >= 0)
+                r = transfer_loop(&st, multi, reterr);
+        if (r >= 0)
+                r = first_failure(&st, reterr);
+        teardown(&st, items, multi, r, reterr);
         return r;
 }

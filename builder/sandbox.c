@@ -598,22 +598,33 @@ static void close_pair(int p[2]) {
                 }
 }
 
-int sandbox_run(struct mkm_ctx *ctx, const char *root, char *const argv[], const struct sandbox_opts *opts,
-                char **ret_output, struct mkm_err *reterr) {
-        static const struct sandbox_opts dflt = { .source_date_epoch = -1 };
-        const struct sandbox_opts *o = opts ? opts : &dflt;
-        int in_pipe[2] = { -1, -1 }, out_pipe[2] = { -1, -1 }, err_pipe[2] = { -1, -1 };
-        struct outbuf out = {};
-        char **envp = NULL;
-        char *exe = NULL, *cmdline = NULL;
-        bool sigpipe_blocked = false;
+/* One sandbox_run() call: what its steps share, and what run_done() releases. */
+struct run {
+        struct mkm_ctx *ctx;
+        const char *root;
+        char *const *argv;
+        const struct sandbox_opts *o;
+        int in_pipe[2], out_pipe[2], err_pipe[2];
+        struct outbuf out;
+        char **envp;
+        char *exe, *cmdline;
+        bool sigpipe_blocked;
         sigset_t pipeset, oldset;
-        struct sock_fprog filter = {};
+        struct sock_fprog filter;
+        pid_t pid;
+        unsigned timeout_s;
+        int64_t deadline;
+        bool timed_out;
+        int loop_err;                   /* a failure of ours while the command ran (poll, memory, waitpid) */
+        int status;
+};
+
+/* Check the arguments and prepare everything the child needs before the clone. */
+static int run_prepare(struct run *x, struct mkm_err *reterr) {
+        const struct sandbox_opts *o = x->o;
         int r;
 
-        if (ret_output)
-                *ret_output = NULL;
-        if (!root || root[0] != '/' || !argv || !argv[0])
+        if (!x->root || x->root[0] != '/' || !x->argv || !x->argv[0])
                 return mkm_err_set(reterr, -EINVAL, "sandbox: needs an absolute root and a command");
         for (size_t i = 0; i < o->n_files; i++) {
                 const char *p = o->files[i].path;
@@ -622,224 +633,269 @@ int sandbox_run(struct mkm_ctx *ctx, const char *root, char *const argv[], const
                         return mkm_err_set(reterr, -EINVAL, "sandbox: file '%s' must be under /tmp/ or /run/",
                                            p ? p : "(null)");
         }
-        cmdline = join_argv(argv);
-        if (!cmdline)
+        x->cmdline = join_argv(x->argv);
+        if (!x->cmdline)
                 return -ENOMEM;
 
-        _cleanup_close_ int rootfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
-        if (rootfd < 0) {
-                r = mkm_err_set(reterr, negative_errno(), "sandbox: cannot open %s: %m", root);
-                goto out;
-        }
-        r = build_envp(o, &envp);
-        if (r < 0) {
-                mkm_err_set(reterr, r, "sandbox: bad environment entry");
-                goto out;
-        }
-        r = resolve_exe(rootfd, argv[0], env_value(envp, "PATH"), &exe, reterr);
+        _cleanup_close_ int rootfd = open(x->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (rootfd < 0)
+                return mkm_err_set(reterr, negative_errno(), "sandbox: cannot open %s: %m", x->root);
+        r = build_envp(o, &x->envp);
+        if (r < 0)
+                return mkm_err_set(reterr, r, "sandbox: bad environment entry");
+        r = resolve_exe(rootfd, x->argv[0], env_value(x->envp, "PATH"), &x->exe, reterr);
         if (r == -ENOENT)
                 r = -MKM_E_SCRIPT;      /* the command's failure (pacman: "failed to execute"), not setup's */
         if (r < 0)
-                goto out;
-        r = ensure_mount_points(rootfd, root, reterr);
+                return r;
+        r = ensure_mount_points(rootfd, x->root, reterr);
         if (r < 0)
-                goto out;
+                return r;
 
-        r = build_filter(&filter, o->no_sync);
-        if (r < 0) {
-                mkm_err_set(reterr, r, "sandbox: cannot build the seccomp filter: %s", strerror(-r));
-                goto out;
-        }
-        if ((o->stdin_data && pipe2(in_pipe, O_CLOEXEC) < 0) || pipe2(out_pipe, O_CLOEXEC) < 0 ||
-            pipe2(err_pipe, O_CLOEXEC) < 0) {
-                r = mkm_err_set(reterr, negative_errno(), "sandbox: pipe: %m");
-                goto out;
-        }
+        r = build_filter(&x->filter, o->no_sync);
+        if (r < 0)
+                return mkm_err_set(reterr, r, "sandbox: cannot build the seccomp filter: %s", strerror(-r));
+        if ((o->stdin_data && pipe2(x->in_pipe, O_CLOEXEC) < 0) || pipe2(x->out_pipe, O_CLOEXEC) < 0 ||
+            pipe2(x->err_pipe, O_CLOEXEC) < 0)
+                return mkm_err_set(reterr, negative_errno(), "sandbox: pipe: %m");
+        return 0;
+}
 
+/* Clone the child into its new namespaces (it never returns here) and keep the parent's pipe ends. */
+static int run_spawn(struct run *x, struct mkm_err *reterr) {
+        const struct sandbox_opts *o = x->o;
         struct child_args ca = {
-                .root = root,
-                .exe = exe,
-                .argv = argv,
-                .envp = envp,
+                .root = x->root,
+                .exe = x->exe,
+                .argv = x->argv,
+                .envp = x->envp,
                 .hostname = o->hostname && *o->hostname ? o->hostname : "mkmachine",
                 .cwd = o->cwd && *o->cwd ? o->cwd : "/",
                 .opts = o,
-                .in_fd = in_pipe[0],
-                .out_fd = out_pipe[1],
-                .err_fd = err_pipe[1],
-                .filter = &filter,
+                .in_fd = x->in_pipe[0],
+                .out_fd = x->out_pipe[1],
+                .err_fd = x->err_pipe[1],
+                .filter = &x->filter,
         };
         unsigned long flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | (o->network ? 0 : CLONE_NEWNET);
 
         /* Writing stdin to a command that stopped reading must give EPIPE, not kill us. */
-        sigemptyset(&pipeset);
-        sigaddset(&pipeset, SIGPIPE);
-        if (pthread_sigmask(SIG_BLOCK, &pipeset, &oldset) == 0)
-                sigpipe_blocked = true;
+        sigemptyset(&x->pipeset);
+        sigaddset(&x->pipeset, SIGPIPE);
+        if (pthread_sigmask(SIG_BLOCK, &x->pipeset, &x->oldset) == 0)
+                x->sigpipe_blocked = true;
 
         /* A raw clone without a new stack behaves like fork(), with the namespaces made at once:
          * the child is PID 1 of the new pid namespace. */
         pid_t pid = (pid_t)syscall(SYS_clone, flags | SIGCHLD, NULL, NULL, NULL, NULL);
         if (pid < 0) {
-                r = negative_errno();
-                mkm_err_set(reterr, r, "sandbox: cannot create namespaces: %s%s", strerror(-r),
-                            r == -EPERM ? " (running the sandbox needs root)" : "");
-                goto out;
+                int r = negative_errno();
+                return mkm_err_set(reterr, r, "sandbox: cannot create namespaces: %s%s", strerror(-r),
+                                   r == -EPERM ? " (running the sandbox needs root)" : "");
         }
         if (pid == 0)
                 child_main(&ca);
+        x->pid = pid;
 
-        if (in_pipe[0] >= 0) {
-                (void)close(in_pipe[0]);
-                in_pipe[0] = -1;
+        if (x->in_pipe[0] >= 0) {
+                (void)close(x->in_pipe[0]);
+                x->in_pipe[0] = -1;
         }
-        (void)close(out_pipe[1]);
-        out_pipe[1] = -1;
-        (void)close(err_pipe[1]);
-        err_pipe[1] = -1;
-        if (in_pipe[1] >= 0)
-                (void)fcntl(in_pipe[1], F_SETFL, O_NONBLOCK);
-        (void)fcntl(out_pipe[0], F_SETFL, O_NONBLOCK);
+        (void)close(x->out_pipe[1]);
+        x->out_pipe[1] = -1;
+        (void)close(x->err_pipe[1]);
+        x->err_pipe[1] = -1;
+        if (x->in_pipe[1] >= 0)
+                (void)fcntl(x->in_pipe[1], F_SETFL, O_NONBLOCK);
+        (void)fcntl(x->out_pipe[0], F_SETFL, O_NONBLOCK);
+        return 0;
+}
 
-        unsigned timeout_s = o->timeout_s ? o->timeout_s : SANDBOX_DEFAULT_TIMEOUT_S;
-        int64_t deadline = now_ms() + (int64_t)timeout_s * 1000, kill_deadline = 0;
-        bool timed_out = false;
+/* Feed stdin and collect the output until the command closes its stdout, killing it at the deadline. */
+static void run_pump(struct run *x) {
+        const struct sandbox_opts *o = x->o;
+        int64_t kill_deadline = 0;
         size_t fed = 0;
-        int loop_err = 0;
-        if (in_pipe[1] >= 0 && o->stdin_len == 0) {
-                (void)close(in_pipe[1]);
-                in_pipe[1] = -1;
+
+        x->timeout_s = o->timeout_s ? o->timeout_s : SANDBOX_DEFAULT_TIMEOUT_S;
+        x->deadline = now_ms() + (int64_t)x->timeout_s * 1000;
+        if (x->in_pipe[1] >= 0 && o->stdin_len == 0) {
+                (void)close(x->in_pipe[1]);
+                x->in_pipe[1] = -1;
         }
-        while (out_pipe[0] >= 0) {
-                struct pollfd pfd[2] = { { .fd = out_pipe[0], .events = POLLIN }, { .fd = in_pipe[1], .events = POLLOUT } };
-                int64_t left = (timed_out ? kill_deadline : deadline) - now_ms();
+        while (x->out_pipe[0] >= 0) {
+                struct pollfd pfd[2] = { { .fd = x->out_pipe[0], .events = POLLIN },
+                                         { .fd = x->in_pipe[1], .events = POLLOUT } };
+                int64_t left = (x->timed_out ? kill_deadline : x->deadline) - now_ms();
                 if (left <= 0) {
-                        if (timed_out)
+                        if (x->timed_out)
                                 break;  /* killed, yet the pipe stays open: give up on it */
-                        timed_out = true;
-                        (void)kill(pid, SIGKILL);
+                        x->timed_out = true;
+                        (void)kill(x->pid, SIGKILL);
                         kill_deadline = now_ms() + 5000;
                         continue;
                 }
-                int n = poll(pfd, in_pipe[1] >= 0 ? 2 : 1, (int)(left > 1000 ? 1000 : left));
+                int n = poll(pfd, x->in_pipe[1] >= 0 ? 2 : 1, (int)(left > 1000 ? 1000 : left));
                 if (n < 0) {
                         if (errno == EINTR)
                                 continue;
-                        loop_err = negative_errno();
-                        (void)kill(pid, SIGKILL);
+                        x->loop_err = negative_errno();
+                        (void)kill(x->pid, SIGKILL);
                         break;
                 }
-                if (in_pipe[1] >= 0 && pfd[1].revents) {
-                        ssize_t w = write(in_pipe[1], (const char *)o->stdin_data + fed, o->stdin_len - fed);
+                if (x->in_pipe[1] >= 0 && pfd[1].revents) {
+                        ssize_t w = write(x->in_pipe[1], (const char *)o->stdin_data + fed, o->stdin_len - fed);
                         if (w > 0)
                                 fed += (size_t)w;
                         if ((w < 0 && errno != EAGAIN && errno != EINTR) || fed == o->stdin_len) {
-                                (void)close(in_pipe[1]);
-                                in_pipe[1] = -1;
+                                (void)close(x->in_pipe[1]);
+                                x->in_pipe[1] = -1;
                         }
                 }
                 if (pfd[0].revents) {
                         char buf[65536];
-                        ssize_t rd = read(out_pipe[0], buf, sizeof buf);
+                        ssize_t rd = read(x->out_pipe[0], buf, sizeof buf);
                         if (rd > 0) {
-                                if (outbuf_add(&out, buf, (size_t)rd) < 0) {
-                                        loop_err = -ENOMEM;
-                                        (void)kill(pid, SIGKILL);
+                                if (outbuf_add(&x->out, buf, (size_t)rd) < 0) {
+                                        x->loop_err = -ENOMEM;
+                                        (void)kill(x->pid, SIGKILL);
                                 }
                         } else if (rd == 0 || (errno != EAGAIN && errno != EINTR)) {
-                                (void)close(out_pipe[0]);
-                                out_pipe[0] = -1;
+                                (void)close(x->out_pipe[0]);
+                                x->out_pipe[0] = -1;
                         }
                 }
         }
-        if (in_pipe[1] >= 0) {
-                (void)close(in_pipe[1]);
-                in_pipe[1] = -1;
+        if (x->in_pipe[1] >= 0) {
+                (void)close(x->in_pipe[1]);
+                x->in_pipe[1] = -1;
         }
-        /* The output may end long before the command does (it can close its stdout): the
-         * timeout still applies while we wait for it. */
-        int status = 0;
+}
+
+/* Reap the command, still killing it at the deadline: it may outlive its stdout. */
+static void run_wait(struct run *x) {
         for (;;) {
-                pid_t w = waitpid(pid, &status, timed_out || loop_err < 0 ? 0 : WNOHANG);
-                if (w == pid)
+                pid_t w = waitpid(x->pid, &x->status, x->timed_out || x->loop_err < 0 ? 0 : WNOHANG);
+                if (w == x->pid)
                         break;
                 if (w < 0 && errno != EINTR) {
-                        loop_err = loop_err ? loop_err : negative_errno();
+                        x->loop_err = x->loop_err ? x->loop_err : negative_errno();
                         break;
                 }
                 if (w == 0) {
-                        if (now_ms() >= deadline) {
-                                timed_out = true;
-                                (void)kill(pid, SIGKILL);
+                        if (now_ms() >= x->deadline) {
+                                x->timed_out = true;
+                                (void)kill(x->pid, SIGKILL);
                                 continue;
                         }
                         (void)nanosleep(&(struct timespec){ .tv_nsec = 10 * 1000 * 1000 }, NULL);
                 }
         }
-        if (sigpipe_blocked) {
-                /* Swallow a SIGPIPE our writes raised before unblocking it. */
-                struct timespec zero = {};
-                while (sigtimedwait(&pipeset, NULL, &zero) == SIGPIPE)
-                        ;
-                (void)pthread_sigmask(SIG_SETMASK, &oldset, NULL);
-                sigpipe_blocked = false;
-        }
+}
+
+/* Unblock SIGPIPE again, swallowing one that our writes raised meanwhile. */
+static void run_unblock_sigpipe(struct run *x) {
+        if (!x->sigpipe_blocked)
+                return;
+        struct timespec zero = {};
+        while (sigtimedwait(&x->pipeset, NULL, &zero) == SIGPIPE)
+                ;
+        (void)pthread_sigmask(SIG_SETMASK, &x->oldset, NULL);
+        x->sigpipe_blocked = false;
+}
+
+/* Turn the child's report, our own failures and the exit status into the result, with the output's tail. */
+static int run_verdict(struct run *x, char **ret_output, struct mkm_err *reterr) {
+        struct outbuf *out = &x->out;
+        int r;
 
         struct child_report rep = {};
-        ssize_t got = read(err_pipe[0], &rep, sizeof rep);
-        if (out.dropped > 0) {
+        ssize_t got = read(x->err_pipe[0], &rep, sizeof rep);
+        if (out->dropped > 0) {
                 char note[96];
-                int nl = snprintf(note, sizeof note, "\n[mkmachine: %zu more bytes of output dropped]\n", out.dropped);
-                out.len = out.len > (size_t)nl ? out.len - (size_t)nl : 0;     /* make room */
-                out.dropped = 0;
-                (void)outbuf_add(&out, note, (size_t)nl);
+                int nl = snprintf(note, sizeof note, "\n[mkmachine: %zu more bytes of output dropped]\n", out->dropped);
+                out->len = out->len > (size_t)nl ? out->len - (size_t)nl : 0;  /* make room */
+                out->dropped = 0;
+                (void)outbuf_add(out, note, (size_t)nl);
         }
-        if (out.len > 0)
-                log_lines(ctx, argv[0], out.data, out.len);
+        if (out->len > 0)
+                log_lines(x->ctx, x->argv[0], out->data, out->len);
 
         r = 0;
-        if (loop_err < 0) {
-                r = mkm_err_set(reterr, loop_err, "sandbox: '%s': %s", cmdline, strerror(-loop_err));
+        if (x->loop_err < 0) {
+                r = mkm_err_set(reterr, x->loop_err, "sandbox: '%s': %s", x->cmdline, strerror(-x->loop_err));
         } else if (got == (ssize_t)sizeof rep && rep.step >= 0 && rep.step < _ST_MAX) {
                 if (rep.step == ST_EXEC)
-                        r = mkm_err_set(reterr, -MKM_E_SCRIPT, "sandbox: cannot execute '%s': %s", exe,
+                        r = mkm_err_set(reterr, -MKM_E_SCRIPT, "sandbox: cannot execute '%s': %s", x->exe,
                                         strerror(rep.err));
                 else
                         r = mkm_err_set(reterr, -rep.err, "sandbox: %s: %s", step_names[rep.step], strerror(rep.err));
         }
         int tl = 0;
-        const char *tail = out.len ? output_tail(out.data, out.len, &tl) : "";
+        const char *tail = out->len ? output_tail(out->data, out->len, &tl) : "";
+        int status = x->status;
         if (r < 0) {
                 /* set above */
-        } else if (timed_out) {
-                r = mkm_err_set(reterr, -MKM_E_SCRIPT, "'%s' timed out after %u s%s%.*s", cmdline, timeout_s,
+        } else if (x->timed_out) {
+                r = mkm_err_set(reterr, -MKM_E_SCRIPT, "'%s' timed out after %u s%s%.*s", x->cmdline, x->timeout_s,
                                 tl ? ":\n" : "", tl, tail);
         } else if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
                 r = 0;
         } else if (WIFEXITED(status)) {
-                r = mkm_err_set(reterr, -MKM_E_SCRIPT, "'%s' exited with status %d%s%.*s", cmdline, WEXITSTATUS(status),
-                                tl ? ":\n" : "", tl, tail);
+                r = mkm_err_set(reterr, -MKM_E_SCRIPT, "'%s' exited with status %d%s%.*s", x->cmdline,
+                                WEXITSTATUS(status), tl ? ":\n" : "", tl, tail);
         } else {
                 int sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
-                r = mkm_err_set(reterr, -MKM_E_SCRIPT, "'%s' was killed by signal %d (%s)%s%.*s", cmdline, sig,
+                r = mkm_err_set(reterr, -MKM_E_SCRIPT, "'%s' was killed by signal %d (%s)%s%.*s", x->cmdline, sig,
                                 sigabbrev_np(sig) ? sigabbrev_np(sig) : "?", tl ? ":\n" : "", tl, tail);
         }
         if (ret_output) {
-                if (!out.data)
-                        out.data = strdup("");
-                *ret_output = out.data;
-                out.data = NULL;
+                if (!out->data)
+                        out->data = strdup("");
+                *ret_output = out->data;
+                out->data = NULL;
         }
-out:
-        if (sigpipe_blocked)
-                (void)pthread_sigmask(SIG_SETMASK, &oldset, NULL);
-        close_pair(in_pipe);
-        close_pair(out_pipe);
-        close_pair(err_pipe);
-        free(out.data);
-        strv_free(envp);
-        free(exe);
-        free(cmdline);
-        free(filter.filter);
+        return r;
+}
+
+/* Release what the steps left (on every path, also half-way through run_prepare or run_spawn). */
+static void run_done(struct run *x) {
+        if (x->sigpipe_blocked)
+                (void)pthread_sigmask(SIG_SETMASK, &x->oldset, NULL);
+        close_pair(x->in_pipe);
+        close_pair(x->out_pipe);
+        close_pair(x->err_pipe);
+        free(x->out.data);
+        strv_free(x->envp);
+        free(x->exe);
+        free(x->cmdline);
+        free(x->filter.filter);
+}
+
+int sandbox_run(struct mkm_ctx *ctx, const char *root, char *const argv[], const struct sandbox_opts *opts,
+                char **ret_output, struct mkm_err *reterr) {
+        static const struct sandbox_opts dflt = { .source_date_epoch = -1 };
+        struct run x = {
+                .ctx = ctx,
+                .root = root,
+                .argv = argv,
+                .o = opts ? opts : &dflt,
+                .in_pipe = { -1, -1 },
+                .out_pipe = { -1, -1 },
+                .err_pipe = { -1, -1 },
+        };
+
+        if (ret_output)
+                *ret_output = NULL;
+        int r = run_prepare(&x, reterr);
+        if (r >= 0)
+                r = run_spawn(&x, reterr);
+        if (r >= 0) {
+                run_pump(&x);
+                run_wait(&x);
+                run_unblock_sigpipe(&x);
+                r = run_verdict(&x, ret_output, reterr);
+        }
+        run_done(&x);
         return r;
 }

@@ -6,8 +6,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -350,22 +352,20 @@ static void test_parallel(void **state) {
         assert_false(sink.done_went_past_total);
 }
 
-/* Five slow (~1 s) bodies with jobs=5 finish together: the transfers really run in parallel, and a
- * slow but steady server is not mistaken for a stall. jobs=0 takes ctx->jobs (5). */
-static void test_slow_in_parallel(void **state) {
-        (void)state;
-        struct fetch_options o = test_opts();
-        struct fetch_item items[5];
-        char *urls[5][2];
-        char dests[5][512], names[5][32];
+/* Fetch n slow (~1 s) bodies, out/PREFIX-I.bin, with o: every one must arrive whole. Returns the
+ * seconds it took. */
+static double fetch_slow(const char *prefix, size_t n, uint64_t seed, const struct fetch_options *o) {
+        struct fetch_item items[8];
+        char *urls[8][2];
+        char dests[8][512], names[8][32];
         struct mkm_err err = {};
         struct timespec t0, t1;
 
-        o.jobs = 0;
-        for (size_t i = 0; i < 5; i++) {
+        assert_true(n <= ELEMENTSOF(items));
+        for (size_t i = 0; i < n; i++) {
                 char path[64];
-                (void)snprintf(names[i], sizeof names[i], "slow-%zu.bin", i);
-                make_served(names[i], 5000, 200 + i);
+                (void)snprintf(names[i], sizeof names[i], "%s-%zu.bin", prefix, i);
+                make_served(names[i], 5000, seed + i);
                 (void)snprintf(path, sizeof path, "fault/slow/%s", names[i]);
                 urls[i][0] = strdup(url(path));
                 urls[i][1] = NULL;
@@ -375,19 +375,40 @@ static void test_slow_in_parallel(void **state) {
         }
         struct mkm_ctx ctx = test_ctx();
         (void)clock_gettime(CLOCK_MONOTONIC, &t0);
-        assert_int_equal(fetch_all(&ctx, items, 5, &o, &err), 0);
+        assert_int_equal(fetch_all(&ctx, items, n, o, &err), 0);
         (void)clock_gettime(CLOCK_MONOTONIC, &t1);
-        double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
-        assert_true(secs >= 0.8);       /* the server really was slow */
-        assert_true(secs < 3.5);        /* one after another would take 5 s */
-        for (size_t i = 0; i < 5; i++) {
+        for (size_t i = 0; i < n; i++) {
                 assert_int_equal(items[i].result, 0);
                 assert_same_file(names[i]);
                 free(urls[i][0]);
         }
+        return (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+}
+
+/* Five slow (~1 s) bodies with jobs=5 finish together: the transfers really run in parallel, and a
+ * slow but steady server is not mistaken for a stall. jobs=0 takes ctx->jobs (5). */
+static void test_slow_in_parallel(void **state) {
+        (void)state;
+        struct fetch_options o = test_opts();
+
+        o.jobs = 0;
+        double secs = fetch_slow("slow", 5, 200, &o);
+        assert_true(secs >= 0.8);       /* the server really was slow */
+        assert_true(secs < 3.5);        /* one after another would take 5 s */
         /* Throttled, but a second of transfer gives several progress lines. */
         assert_true(sink.progress >= 4);
         assert_true(sink.progress <= 2 + 10 * (unsigned)(secs + 1));
+}
+
+/* Four slow bodies with jobs=2 take two rounds: no more than jobs transfers run at once. */
+static void test_jobs_cap(void **state) {
+        (void)state;
+        struct fetch_options o = test_opts();
+
+        o.jobs = 2;
+        double secs = fetch_slow("cap", 4, 300, &o);
+        print_message("4 slow bodies, jobs=2: %.2f s\n", secs);
+        assert_true(secs >= 1.7);       /* all four at once would take 1 s */
 }
 
 static void test_404_fails_over(void **state) {
@@ -901,6 +922,58 @@ static void test_local_error(void **state) {
         assert_int_equal(fetch_all(&ctx, NULL, 0, &o, &err), 0);
 }
 
+static void *cancel_later(void *userdata) {
+        (void)nanosleep(&(struct timespec){ .tv_nsec = 300 * 1000000L }, NULL);
+        atomic_store((atomic_bool *)userdata, true);
+        return NULL;
+}
+
+/* Cancelling stops fetch_all() at once, also while every transfer waits out a long backoff, and
+ * every unfinished item says so. */
+static void test_cancel(void **state) {
+        (void)state;
+        struct fetch_options o = test_opts();
+        atomic_bool cancel = true;
+        struct mkm_err err = {};
+        char *urls_a[] = { url("fault/500/cancel-a.bin"), NULL }, *urls_b[] = { url("cancel-b.bin"), NULL };
+        struct fetch_item items[2];
+        struct timespec t0, t1;
+
+        make_served("cancel-b.bin", 100, 18);
+        items[0] = (struct fetch_item){ .urls = urls_a, .dest = path_in(srv.out, "cancel-a.bin") };
+        items[1] = (struct fetch_item){ .urls = urls_b, .dest = path_in(srv.out, "cancel-b.bin") };
+        o.cancel = &cancel;
+        struct mkm_ctx ctx = test_ctx();
+
+        /* Cancelled before anything started. */
+        assert_int_equal(fetch_all(&ctx, items, 2, &o, &err), -ECANCELED);
+        assert_string_equal(err.msg, "cancelled");
+        for (size_t i = 0; i < 2; i++) {
+                assert_int_equal(items[i].result, -ECANCELED);
+                assert_string_equal(items[i].error, "not downloaded: cancelled");
+        }
+        assert_false(exists(path_in(srv.out, "cancel-b.bin")));
+        assert_int_equal(server_requests("cancel-b.bin", NULL, 0), 0);
+
+        /* Cancelled 0.3 s in, while the only transfer left backs off for 10 s. */
+        atomic_store(&cancel, false);
+        o.retries = 1;
+        o.backoff_ms = 10000;
+        pthread_t t;
+        (void)clock_gettime(CLOCK_MONOTONIC, &t0);
+        assert_int_equal(pthread_create(&t, NULL, cancel_later, &cancel), 0);
+        assert_int_equal(fetch_all(&ctx, items, 2, &o, &err), -ECANCELED);
+        (void)clock_gettime(CLOCK_MONOTONIC, &t1);
+        assert_int_equal(pthread_join(t, NULL), 0);
+        double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+        print_message("cancelled during a backoff after %.2f s\n", secs);
+        assert_true(secs < 2.0);
+        assert_int_equal(items[0].result, -ECANCELED);
+        assert_string_equal(items[0].error, "not downloaded: cancelled");
+        assert_int_equal(items[1].result, 0);
+        assert_int_equal(server_requests("fault/500/cancel-a.bin", NULL, 0), 1);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_plain),
@@ -922,6 +995,8 @@ int main(void) {
                 cmocka_unit_test(test_file_scheme),
                 cmocka_unit_test(test_schemes_and_redirects),
                 cmocka_unit_test(test_local_error),
+                cmocka_unit_test(test_jobs_cap),
+                cmocka_unit_test(test_cancel),
         };
         /* main() of mkmachine does this once; so does this test. */
         if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)

@@ -18,6 +18,7 @@
 
 #include <cmocka.h>
 
+#include "ctx.h"
 #include "sandbox.h"
 #include "util/cleanup.h"
 #include "util/err.h"
@@ -30,7 +31,7 @@ struct fixture {
 
 static const char *const applets[] = { "sh", "unshare", "cat", "id", "ls", "hostname", "sleep", "env", "mount", "ps", "echo",
                                        "touch", "head", "wc", "test", "readlink", "umask", "stat", "grep", "sort",
-                                       "mkdir", "true", "false", NULL };
+                                       "mkdir", "true", "false", "yes", NULL };
 
 static bool can_run(void) {
         if (geteuid() != 0) {
@@ -553,6 +554,49 @@ static void test_no_sync(void **state) {
                 fail_msg("%s", err.msg);
 }
 
+/* Output beyond SANDBOX_OUTPUT_MAX is dropped, and the kept output ends saying how much was. */
+static void test_output_cap(void **state) {
+        struct fixture *f = *state;
+        if (!can_run())
+                skip();
+        struct sandbox_opts o = base_opts();
+        struct mkm_err err = {};
+        _cleanup_free_ char *out = NULL;
+        char cmd[64];
+        (void)snprintf(cmd, sizeof cmd, "yes | head -c %u", SANDBOX_OUTPUT_MAX + 100000u);
+        assert_int_equal(run(f, &o, &out, &err, "sh", "-c", cmd, NULL), 0);
+        static const char note[] = "\n[mkmachine: 100000 more bytes of output dropped]\n";
+        size_t len = strlen(out);
+        assert_int_equal(len, SANDBOX_OUTPUT_MAX);
+        assert_string_equal(out + len - strlen(note), note);
+        assert_memory_equal(out, "y\ny\ny\n", 6);
+}
+
+static void collect_debug(void *userdata, const struct mkm_event *ev) {
+        char **log = userdata, *more = NULL;
+        if (ev->type != MKM_EV_LOG || ev->level != MKM_LOG_DEBUG)
+                return;
+        assert_true(asprintf(&more, "%s%s|", *log, ev->text) > 0);
+        free(*log);
+        *log = more;
+}
+
+/* Each line of output is logged at debug level under the command's name, on success and failure. */
+static void test_output_logged(void **state) {
+        struct fixture *f = *state;
+        if (!can_run())
+                skip();
+        char *log = strdup("");
+        struct mkm_ctx ctx = { .events = { .fn = collect_debug, .userdata = &log } };
+        struct sandbox_opts o = base_opts();
+        struct mkm_err err = {};
+        char *argv[] = { (char *)"sh", (char *)"-c", (char *)"echo one; echo two >&2; echo three; exit 4", NULL };
+        assert_int_equal(sandbox_run(&ctx, f->root, argv, &o, NULL, &err), -MKM_E_SCRIPT);
+        print_message("%s\n", log);
+        assert_string_equal(log, "sh: one|sh: two|sh: three|");
+        free(log);
+}
+
 static void test_bad_args(void **state) {
         struct fixture *f = *state;
         struct mkm_err err = {};
@@ -580,6 +624,8 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_privileges_dropped, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_seccomp_syscalls, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_no_sync, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_output_cap, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_output_logged, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_bad_args, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -3,6 +3,7 @@
  * tests/tools/mkkeys.sh (trusted, unknown, expired, revoked keys; a pacman-style keyring with
  * master keys, certified and uncertified packagers and a -revoked list), hostile signatures, and
  * the real Arch keyring when `make keys` provided it. */
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -827,6 +828,36 @@ static void test_cache_key(void **state) {
         free(cache_entry("cache-k", 3));
 }
 
+/* Fingerprints in -trusted and -revoked files may be written in lower case: they name the same
+ * keys as gpg's upper-case ones. */
+static void test_trust_files_lower_case(void **state) {
+        (void)state;
+        _cleanup_free_ char *dir = path_of("kr-lc"), *pg = fpr("PG"), *x = fpr("X");
+        assert_int_equal(mkdir(dir, 0755), 0);
+        copy_file("pacman/test.gpg", "kr-lc/test.gpg");
+        char trusted[3 * 44 + 1] = "", revoked[42];
+        static const char *const masters[] = { "M1", "M2", "M3" };
+        for (size_t i = 0; i < ELEMENTSOF(masters); i++) {
+                _cleanup_free_ char *m = fpr(masters[i]);
+                (void)snprintf(trusted + strlen(trusted), sizeof trusted - strlen(trusted), "%s:4:\n", m);
+        }
+        (void)snprintf(revoked, sizeof revoked, "%s\n", x);
+        for (char *c = trusted; *c; c++)
+                *c = (char)tolower((unsigned char)*c);
+        for (char *c = revoked; *c; c++)
+                *c = (char)tolower((unsigned char)*c);
+        _cleanup_free_ char *tp = path_of("kr-lc/test-trusted"), *rp = path_of("kr-lc/test-revoked");
+        assert_int_equal(fs_write_atomic_at(AT_FDCWD, tp, trusted, strlen(trusted), 0644), 0);
+        assert_int_equal(fs_write_atomic_at(AT_FDCWD, rp, revoked, strlen(revoked), 0644), 0);
+
+        struct mkm_err err = {};
+        _cleanup_(verify_keyring_freep) struct verify_keyring *k = NULL;
+        if (verify_keyring_new(NULL, dir, &k, &err) < 0)
+                fail_msg("%s", err.msg);
+        expect_detached(k, "data.PG.sig", 0, pg, "PG test key");
+        expect_detached(k, "data.X.sig", -MKM_E_SIG_REVOKED, "which the keyring lists as revoked", x);
+}
+
 static void damage_truncate_pubring(int efd) {
         struct stat st;
         assert_int_equal(fstatat(efd, "pubring.kbx", &st, 0), 0);
@@ -1059,6 +1090,7 @@ int main(void) {
                 cmocka_unit_test(test_clearsigned_bad),
                 cmocka_unit_test(test_single_file_keyring),
                 cmocka_unit_test(test_keyring_errors),
+                cmocka_unit_test(test_trust_files_lower_case),
                 cmocka_unit_test(test_cache_pacman),
                 cmocka_unit_test(test_cache_simple),
                 cmocka_unit_test(test_cache_key),
