@@ -138,7 +138,7 @@ static int prepare(struct mkm_ctx *ctx, const char *path, bool relock, struct re
 
         _cleanup_free_ char *text = NULL;
         size_t len = 0;
-        q = fs_read_file_at(AT_FDCWD, b->lock_path, LOCK_MAX, &text, &len);
+        q = fs_read_file_follow_at(AT_FDCWD, b->lock_path, LOCK_MAX, &text, &len);
         if (q < 0 && q != -ENOENT)
                 return mkm_err_set(reterr, q, "cannot read %s: %s", b->lock_path, strerror(-q));
         if (q >= 0 && !relock) {
@@ -172,7 +172,7 @@ static int write_lock(struct build *b, bool *ret_written, struct mkm_err *reterr
         if (q < 0)
                 return q;
         *ret_written = false;
-        if (fs_read_file_at(AT_FDCWD, b->lock_path, LOCK_MAX, &old, NULL) >= 0 && strcmp(old, text) == 0)
+        if (fs_read_file_follow_at(AT_FDCWD, b->lock_path, LOCK_MAX, &old, NULL) >= 0 && strcmp(old, text) == 0)
                 return 0;
         q = fs_write_atomic_at(AT_FDCWD, b->lock_path, text, strlen(text), 0644);
         if (q < 0)

@@ -324,7 +324,7 @@ static void members_free(struct extract_member *m, size_t n) {
  * do); 07777 (never trust the create mode) when that cannot be read. */
 static mode_t current_umask(void) {
         _cleanup_free_ char *text = NULL;
-        if (fs_read_file_at(AT_FDCWD, "/proc/self/status", 1 << 16, &text, NULL) < 0)
+        if (fs_read_file_follow_at(AT_FDCWD, "/proc/self/status", 1 << 16, &text, NULL) < 0)
                 return 07777;
         const char *u = strstr(text, "\nUmask:");
         unsigned long v;

@@ -63,7 +63,7 @@ static int read_cached(struct cache *c, const char *digest, size_t max, char **r
         int r = cache_lookup(c, digest, &path);
         if (r < 0)
                 return r;
-        return fs_read_file_at(AT_FDCWD, path, max, ret, ret_len);
+        return fs_read_file_follow_at(AT_FDCWD, path, max, ret, ret_len);
 }
 
 /* ---- batch downloads (metadata) ----------------------------------------------------------- */

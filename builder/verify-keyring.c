@@ -77,7 +77,7 @@ static int run_tool(struct verify_keyring *k, const char *what, char *const argv
         char tail[512] = "";
         _cleanup_free_ char *text = NULL;
         size_t len = 0;
-        if (fs_read_file_at(AT_FDCWD, log, 1024 * 1024, &text, &len) >= 0) {
+        if (fs_read_file_follow_at(AT_FDCWD, log, 1024 * 1024, &text, &len) >= 0) {
                 while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == ' '))
                         text[--len] = 0;
                 (void)snprintf(tail, sizeof tail, ": %s", len > 400 ? text + len - 400 : text);
@@ -534,14 +534,14 @@ static int inputs_add(struct inputs *in, enum input_kind kind, char **paths, str
                 in->n++;
                 int r;
                 if (kind == INPUT_KEYS) {
-                        r = fs_read_file_at(AT_FDCWD, x->path, VERIFY_MAX_KEYRING, &x->data, &x->len);
+                        r = fs_read_file_follow_at(AT_FDCWD, x->path, VERIFY_MAX_KEYRING, &x->data, &x->len);
                         if (r == -EFBIG)
                                 return mkm_err_set(reterr, r, "%s: keyring file larger than %zu bytes", x->path,
                                                    VERIFY_MAX_KEYRING);
                         if (r < 0)
                                 return mkm_err_set(reterr, r, "cannot read keyring %s: %s", x->path, mkm_strerror(r));
                 } else {
-                        r = fs_read_file_at(AT_FDCWD, x->path, TRUST_FILE_MAX, &x->data, &x->len);
+                        r = fs_read_file_follow_at(AT_FDCWD, x->path, TRUST_FILE_MAX, &x->data, &x->len);
                         if (r < 0)
                                 return mkm_err_set(reterr, r, "cannot read %s: %s", x->path, mkm_strerror(r));
                 }
@@ -676,7 +676,7 @@ static int cache_load(struct verify_keyring *k, const char *cache_dir, const cha
                 return mkm_err_set(reterr, -EPERM, "it or %s is not private to this user (owner or mode)", gdir);
 
         _cleanup_free_ char *text = NULL;
-        int r = fs_read_file_at(efd, "digest", CACHE_DIGEST_MAX, &text, NULL);
+        int r = fs_read_file_follow_at(efd, "digest", CACHE_DIGEST_MAX, &text, NULL);
         if (r < 0)
                 return mkm_err_set(reterr, r, "cannot read its digest file: %s", mkm_strerror(r));
         unsigned nkeys, listed;
@@ -786,7 +786,7 @@ static int cache_store(struct verify_keyring *k, const char *cache_dir, const ch
                 _cleanup_free_ char *data = NULL;
                 size_t len = 0;
                 char sum[HASH_SHA256_HEX];
-                r = fs_read_file_at(hfd, cached_files[i], CACHE_FILE_MAX, &data, &len);
+                r = fs_read_file_follow_at(hfd, cached_files[i], CACHE_FILE_MAX, &data, &len);
                 if (r >= 0)
                         r = hash_buf_hex(HASH_SHA256, data, len, sum);
                 if (r >= 0)

@@ -172,7 +172,7 @@ static int find_mirrors(struct backend *a, struct mkm_err *reterr) {
                         conf = fs_path_join(ctx->host_root, "etc/mkmachine/arch-archive");
                         if (!conf)
                                 return -ENOMEM;
-                        if (fs_read_file_at(AT_FDCWD, conf, 4096, &conf_text, NULL) >= 0) {
+                        if (fs_read_file_follow_at(AT_FDCWD, conf, 4096, &conf_text, NULL) >= 0) {
                                 conf_text[strcspn(conf_text, " \t\r\n")] = 0;
                                 archive = conf_text;
                         }
@@ -208,7 +208,7 @@ static int find_mirrors(struct backend *a, struct mkm_err *reterr) {
         _cleanup_free_ char *text = NULL;
         if (!ml)
                 return -ENOMEM;
-        q = fs_read_file_at(AT_FDCWD, ml, MIRRORLIST_MAX, &text, NULL);
+        q = fs_read_file_follow_at(AT_FDCWD, ml, MIRRORLIST_MAX, &text, NULL);
         if (q == -ENOENT)
                 return mkm_err_set(reterr, -MKM_E_RECIPE,
                                    "%s: no mirror: give Mirror= or Snapshot= in [Bootstrap], or provide %s as pacstrap "
@@ -317,7 +317,7 @@ static int read_cached(struct backend *a, const char *digest, size_t max, char *
         int r = cache_lookup(a->b->cache, digest, &path);
         if (r < 0)
                 return r;
-        return fs_read_file_at(AT_FDCWD, path, max, ret, ret_len);
+        return fs_read_file_follow_at(AT_FDCWD, path, max, ret, ret_len);
 }
 
 /* Fetch, verify (when a signature exists) and parse every REPO.db. */

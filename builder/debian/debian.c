@@ -225,7 +225,7 @@ static int open_keyring(struct backend *d, struct mkm_err *reterr) {
                                            "%s: Keyring=%s: for Debian a single .gpg or .asc file (apt's Signed-By in "
                                            "the machine names one file), not a directory",
                                            r->path ? r->path : "recipe", r->keyring);
-                q = fs_read_file_at(AT_FDCWD, r->keyring, VERIFY_MAX_KEYRING, &d->keyring_bytes, &d->keyring_len);
+                q = fs_read_file_follow_at(AT_FDCWD, r->keyring, VERIFY_MAX_KEYRING, &d->keyring_bytes, &d->keyring_len);
                 if (q < 0)
                         return mkm_err_set(reterr, q, "cannot read %s: %s", r->keyring, strerror(-q));
                 d->keyring_armored = d->keyring_len >= 10 && memmem(d->keyring_bytes, d->keyring_len,
@@ -262,7 +262,7 @@ static int read_cached(struct backend *d, const char *digest, size_t max, char *
         int q = cache_lookup(d->b->cache, digest, &path);
         if (q < 0)
                 return q;
-        return fs_read_file_at(AT_FDCWD, path, max, ret, ret_len);
+        return fs_read_file_follow_at(AT_FDCWD, path, max, ret, ret_len);
 }
 
 static int check_release(struct backend *d, struct suite_meta *m, const char *label, struct mkm_err *reterr) {

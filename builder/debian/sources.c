@@ -151,7 +151,7 @@ int deb_sources_parse(const char *text, size_t len, const char *label, int is_de
 static int read_one(const char *path, int is_deb822, const char *suite, char ***uris, struct mkm_err *reterr) {
         _cleanup_free_ char *text = NULL;
         size_t len = 0;
-        int r = fs_read_file_at(AT_FDCWD, path, SOURCES_FILE_MAX, &text, &len);
+        int r = fs_read_file_follow_at(AT_FDCWD, path, SOURCES_FILE_MAX, &text, &len);
         if (r == -ENOENT)
                 return 0;
         if (r < 0)

@@ -21,9 +21,6 @@ int fs_open_in_root(int rootfd, const char *path, int flags, mode_t mode, uint64
  * chase_and_open_in_root() (util/chase.h) and fs_read_fd(). */
 int fs_read_file_follow_at(int dirfd, const char *path, size_t max, char **ret, size_t *ret_len);
 
-/* The old name, for arch.c, build.c, extract.c and verify.c (and their tests), which other changes
- * are editing now; remove it once they say fs_read_file_follow_at(). Do not use it in new code. */
-#define fs_read_file_at fs_read_file_follow_at
 
 /* Read fd to EOF into a NUL-terminated buffer; -EFBIG as soon as it exceeds max bytes. */
 int fs_read_fd(int fd, size_t max, char **ret, size_t *ret_len);

@@ -169,7 +169,7 @@ static void test_read_ok(void **state) {
                 assert_true(strv_contains(r.files, "etc/hello.conf"));
                 assert_true(strv_contains(r.files, "usr/share/doc/hello/"));
                 _cleanup_free_ char *conf = NULL;
-                assert_int_equal(fs_read_file_at(f->rootfd, "etc/hello.conf", 1024, &conf, NULL), 0);
+                assert_int_equal(fs_read_file_follow_at(f->rootfd, "etc/hello.conf", 1024, &conf, NULL), 0);
                 assert_string_equal(conf, "greeting=hi\n");
                 deb_control_done(&c);
                 extract_result_done(&r);

@@ -358,7 +358,7 @@ static void test_file_conflict(void **state) {
         assert_string_equal(err.msg, "pkg-b: /usr/shared exists in both 'pkg-a' and 'pkg-b'");
         /* The first package's file is intact. */
         _cleanup_free_ char *buf = NULL;
-        assert_int_equal(fs_read_file_at(f->rootfd, "usr/shared", 10, &buf, NULL), 0);
+        assert_int_equal(fs_read_file_follow_at(f->rootfd, "usr/shared", 10, &buf, NULL), 0);
         assert_string_equal(buf, "a");
 }
 
@@ -465,7 +465,7 @@ static void test_opened_reader(void **state) {
                         assert_int_equal(strv_length(res.files), 2);
                         assert_int_equal(res.bytes, 6);
                         _cleanup_free_ char *data = NULL;
-                        assert_int_equal(fs_read_file_at(f->rootfd, "usr/a", 16, &data, NULL), 0);
+                        assert_int_equal(fs_read_file_follow_at(f->rootfd, "usr/a", 16, &data, NULL), 0);
                         assert_string_equal(data, "alpha\n");
                         extract_result_done(&res);
                 } else {

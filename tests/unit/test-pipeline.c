@@ -88,7 +88,7 @@ static int start_server(void) {
         }
         for (int i = 0; i < 200; i++) {
                 _cleanup_free_ char *data = NULL;
-                if (fs_read_file_at(AT_FDCWD, port_file, 64, &data, NULL) == 0) {
+                if (fs_read_file_follow_at(AT_FDCWD, port_file, 64, &data, NULL) == 0) {
                         S.port = atoi(data);
                         return S.port > 0 ? 0 : -1;
                 }
@@ -158,7 +158,7 @@ static void serve(struct file *f, const char *name, const void *data, size_t len
 static void serve_key_file(struct file *f, const char *name, const char *from) {
         _cleanup_free_ char *data = NULL;
         size_t len = 0;
-        assert_int_equal(fs_read_file_at(AT_FDCWD, path_in(from), 1 << 20, &data, &len), 0);
+        assert_int_equal(fs_read_file_follow_at(AT_FDCWD, path_in(from), 1 << 20, &data, &len), 0);
         serve(f, name, data, len);
 }
 
@@ -302,7 +302,7 @@ static void test_digest_bad_partial_over_http(void **state) {
         assert_int_equal(pipeline_finish(p, &err), 0);
         assert_int_equal(cache_check(c, a.sha, a.size, CACHE_CHECK_REHASH, NULL, &err), 0);
         _cleanup_free_ char *log = NULL;
-        assert_int_equal(fs_read_file_at(AT_FDCWD, path_in("requests.log"), 1 << 20, &log, NULL), 0);
+        assert_int_equal(fs_read_file_follow_at(AT_FDCWD, path_in("requests.log"), 1 << 20, &log, NULL), 0);
         assert_non_null(strstr(log, "GET /big.deb bytes=11-"));
 }
 
@@ -317,7 +317,7 @@ static void test_detached_sig(void **state) {
         serve_key_file(&sig, "good-1.0-1-any.pkg.tar.zst.sig", "data.T.sig");
         _cleanup_free_ char *data = NULL;
         size_t len = 0;
-        assert_int_equal(fs_read_file_at(AT_FDCWD, path_in("data"), 1 << 20, &data, &len), 0);
+        assert_int_equal(fs_read_file_follow_at(AT_FDCWD, path_in("data"), 1 << 20, &data, &len), 0);
         data[0] ^= 1;
         serve(&tampered, "evil-1.0-1-any.pkg.tar.zst", data, len);
         serve_key_file(&tsig, "evil-1.0-1-any.pkg.tar.zst.sig", "data.T.sig");
@@ -350,7 +350,7 @@ static void test_detached_sig(void **state) {
         char fpr[VERIFY_FPR_MAX] = "";
         assert_int_equal(pipeline_wait(p, 0, fpr, &err), 0);
         _cleanup_free_ char *want = NULL;
-        assert_int_equal(fs_read_file_at(AT_FDCWD, path_in("fpr.T"), 128, &want, NULL), 0);
+        assert_int_equal(fs_read_file_follow_at(AT_FDCWD, path_in("fpr.T"), 128, &want, NULL), 0);
         want[strcspn(want, "\n")] = 0;
         assert_string_equal(fpr, want);
         int r = pipeline_wait(p, 1, fpr, &err);
@@ -363,7 +363,7 @@ static void test_detached_sig(void **state) {
         assert_non_null(strstr(err.msg, "stranger-2-1 (good-1.0-1-any.pkg.tar.zst): "));
         assert_int_equal(pipeline_wait(p, 3, fpr, &err), 0);
         _cleanup_free_ char *kfpr = NULL;
-        assert_int_equal(fs_read_file_at(AT_FDCWD, path_in("fpr.K"), 128, &kfpr, NULL), 0);
+        assert_int_equal(fs_read_file_follow_at(AT_FDCWD, path_in("fpr.K"), 128, &kfpr, NULL), 0);
         kfpr[strcspn(kfpr, "\n")] = 0;
         assert_string_equal(fpr, kfpr);
         /* Both trust checks stay in place: the cache entries of the bad ones are intact. */
@@ -415,7 +415,7 @@ static void test_detached_sig_damaged_cache(void **state) {
         _cleanup_free_ char *path = NULL, *data = NULL;
         size_t len = 0;
         assert_int_equal(cache_lookup(c, pkg.sha, &path), 0);
-        assert_int_equal(fs_read_file_at(AT_FDCWD, path, 1 << 20, &data, &len), 0);
+        assert_int_equal(fs_read_file_follow_at(AT_FDCWD, path, 1 << 20, &data, &len), 0);
         data[len / 2] ^= 0x20;
         assert_int_equal(chmod(path, 0644), 0);
         assert_int_equal(fs_write_file_at(AT_FDCWD, path, data, len, 0444), 0);

@@ -45,7 +45,7 @@ static char *slurp(const char *name, size_t *len) {
         _cleanup_free_ char *p = path_of(name);
         char *buf = NULL;
         size_t l = 0;
-        assert_int_equal(fs_read_file_at(AT_FDCWD, p, 1 << 20, &buf, &l), 0);
+        assert_int_equal(fs_read_file_follow_at(AT_FDCWD, p, 1 << 20, &buf, &l), 0);
         if (len)
                 *len = l;
         return buf;
@@ -573,7 +573,7 @@ static void test_keyring_errors(void **state) {
         _cleanup_free_ char *tr = path_of("badtrust/k-trusted"), *keys = NULL;
         size_t klen;
         assert_int_equal(mkdir(kr, 0755), 0);
-        assert_int_equal(fs_read_file_at(AT_FDCWD, src, 1 << 20, &keys, &klen), 0);
+        assert_int_equal(fs_read_file_follow_at(AT_FDCWD, src, 1 << 20, &keys, &klen), 0);
         assert_int_equal(fs_write_atomic_at(AT_FDCWD, kg, keys, klen, 0644), 0);
         static const char badline[] = "# comment\n\n0123456789ABCDEF0123456789ABCDEF01234567:9:\n";
         assert_int_equal(fs_write_atomic_at(AT_FDCWD, tr, badline, strlen(badline), 0644), 0);
@@ -688,7 +688,7 @@ static void expect_same(struct verify_keyring *a, struct verify_keyring *b, cons
 static void copy_file(const char *from, const char *to) {
         _cleanup_free_ char *f = path_of(from), *t = path_of(to), *buf = NULL;
         size_t len;
-        assert_int_equal(fs_read_file_at(AT_FDCWD, f, 1 << 20, &buf, &len), 0);
+        assert_int_equal(fs_read_file_follow_at(AT_FDCWD, f, 1 << 20, &buf, &len), 0);
         assert_int_equal(fs_write_atomic_at(AT_FDCWD, t, buf, len, 0644), 0);
 }
 
@@ -877,7 +877,7 @@ static void damage_remove_trustdb(int efd) {
 static void damage_digest_key(int efd) {
         _cleanup_free_ char *text = NULL;
         size_t len;
-        assert_int_equal(fs_read_file_at(efd, "digest", 4096, &text, &len), 0);
+        assert_int_equal(fs_read_file_follow_at(efd, "digest", 4096, &text, &len), 0);
         char *key = strstr(text, "\nkey ");
         assert_non_null(key);
         key[5] = key[5] == '0' ? '1' : '0';
@@ -887,7 +887,7 @@ static void damage_digest_key(int efd) {
 static void damage_digest_sum(int efd) {
         _cleanup_free_ char *text = NULL;
         size_t len;
-        assert_int_equal(fs_read_file_at(efd, "digest", 4096, &text, &len), 0);
+        assert_int_equal(fs_read_file_follow_at(efd, "digest", 4096, &text, &len), 0);
         char *sum = strstr(text, "\ntrustdb.gpg ");
         assert_non_null(sum);
         sum[13] = sum[13] == 'a' ? 'b' : 'a';
@@ -1009,7 +1009,7 @@ static void test_debian_inrelease(void **state) {
         assert_true(verify_keyring_count(k) >= 3);
         _cleanup_free_ char *data = NULL, *text = NULL;
         size_t len, tlen;
-        assert_int_equal(fs_read_file_at(AT_FDCWD, in, VERIFY_MAX_DATA, &data, &len), 0);
+        assert_int_equal(fs_read_file_follow_at(AT_FDCWD, in, VERIFY_MAX_DATA, &data, &len), 0);
         struct verify_result res = {};
         int r = verify_clearsigned(k, data, len, &text, &tlen, &res, &err);
         print_message("%s: r=%d %s; signer %s '%s'\n", in, r, err.msg, res.fingerprint, res.uid);
