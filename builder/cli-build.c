@@ -149,6 +149,10 @@ int cli_cmd_build(struct mkm_ctx *ctx, int argc, char **argv) {
         arg_worker_pid = 0;
         (void)sigprocmask(SIG_SETMASK, &old, NULL);
         if (info.si_code == CLD_EXITED) {
+                /* A worker that exits removes its private GnuPG home itself; one that exits on a
+                 * path that skipped it (an exit during a forwarded SIGTERM) must not leave it. */
+                if (info.si_status != 0)
+                        verify_remove_homes_of(pid);
                 int status;
                 (void)waitpid(pid, &status, 0);
                 return info.si_status;
