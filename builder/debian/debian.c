@@ -1134,7 +1134,7 @@ static int write_triggers(struct backend *d, struct mkm_err *reterr) {
         _cleanup_free_ char *file = NULL;
         size_t flen = 0;
         FILE *ff = open_memstream(&file, &flen);
-        _cleanup_strv_free_ char **names = NULL, **pkgs = NULL;
+        _cleanup_strv_free_ char **names = NULL;
         if (!ff)
                 return -ENOMEM;
         int q = 0;
