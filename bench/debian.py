@@ -53,7 +53,7 @@ def measure(log, cmd):
             user, sys_, rss = f.read().split()[-3:]
         user, sys_, rss = float(user), float(sys_), int(rss)
     except (OSError, ValueError):
-        user, sys_, rss = 0.0, 0.0, 0
+        sys.exit(f"debian.py: cannot read GNU time's output {tfile} (exit status {rc})")
     other = max(0.0, b - user - sys_)
     print(f"{wall:.3f} {user:.2f} {sys_:.2f} {rss} {rc} {other:.1f} {load1}")
 

@@ -222,7 +222,7 @@ pacq() { pacman --root "$1" --dbpath "$1/var/lib/pacman" "${@:2}"; }
 check_set() {
   pacq "$2" -Q | sort >"$W/set.txt"
   cmp -s "$W/set.txt" "$B/expected-set.txt" ||
-    { diff "$B/expected-set.txt" "$W/set.txt" | head; die "$1 installed a different package set"; }
+    { diff "$B/expected-set.txt" "$W/set.txt" | head || true; die "$1 installed a different package set"; }
 }
 
 # ------------------------------------------------------------------ warm-up + equivalence
@@ -334,7 +334,7 @@ for l in sys.stdin:
 # phases REGEX FILE: the time from each line matching REGEX (a phase start) to the next one
 # ("installing NAME..." lines count as one phase)
 phases() {
-  sed 's/^\( *[0-9.]* \)installing [^ ]*\.\.\.$/\1installing packages.../' "$2" |
+  sed -e 's/^\( *[0-9.]* \)installing [^ ]*\.\.\.$/\1installing packages.../' -e 's/ ([0-9.]* s)$//' "$2" |
     awk -v re="$1" '{ t = $1; line = $0; sub(/^ *[0-9.]+ /, "", line) }
       line ~ re && line != ph { if (ph != "") printf "%8.3f s  %s\n", t - t0, ph; t0 = t; ph = line }
       END { if (ph != "") printf "%8.3f s  %s\n", t - t0, ph; printf "%8.3f s  total (to the last output line)\n", t }'
