@@ -466,3 +466,11 @@ int cache_open_fd(struct cache *c, const char *sha256hex, int *ret_fd) {
         *ret_fd = fd;
         return 0;
 }
+
+int cache_read(struct cache *c, const char *sha256hex, size_t max, char **ret, size_t *ret_len) {
+        _cleanup_free_ char *path = NULL;
+        int r = cache_lookup(c, sha256hex, &path);
+        if (r < 0)
+                return r;
+        return fs_read_file_follow_at(AT_FDCWD, path, max, ret, ret_len);
+}

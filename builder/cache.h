@@ -15,6 +15,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct mkm_ctx;
@@ -88,3 +89,6 @@ int cache_sync(struct cache *c);
 
 /* Open the cached file read-only (O_CLOEXEC); -ENOENT if absent, -EINVAL for a bad digest. */
 int cache_open_fd(struct cache *c, const char *sha256hex, int *ret_fd);
+
+/* The whole entry sha256hex (up to max bytes) into memory, NUL-terminated; caller frees. */
+int cache_read(struct cache *c, const char *sha256hex, size_t max, char **ret, size_t *ret_len);

@@ -58,14 +58,6 @@ static void release_tmp(struct cache *c, const char *tmp) {
                 drop_tmp(tmp);
 }
 
-static int read_cached(struct cache *c, const char *digest, size_t max, char **ret, size_t *ret_len) {
-        _cleanup_free_ char *path = NULL;
-        int r = cache_lookup(c, digest, &path);
-        if (r < 0)
-                return r;
-        return fs_read_file_follow_at(AT_FDCWD, path, max, ret, ret_len);
-}
-
 /* ---- batch downloads (metadata) ----------------------------------------------------------- */
 
 int pipeline_fetch_batch(struct mkm_ctx *ctx, struct cache *cache, struct pipeline_want *w, size_t n,
@@ -305,7 +297,7 @@ static int check_signature(struct pipeline *p, struct verify_keyring *k, size_t 
         const struct pipeline_item *it = &p->items[i];
         _cleanup_free_ char *sig = NULL;
         size_t siglen = 0;
-        int r = read_cached(p->cache, it->sig_sha256, VERIFY_MAX_SIG, &sig, &siglen);
+        int r = cache_read(p->cache, it->sig_sha256, VERIFY_MAX_SIG, &sig, &siglen);
         if (r < 0)
                 return mkm_err_set(reterr, r, "%s: signature not in the cache: %s", item_name(it), strerror(-r));
         _cleanup_close_ int fd = -EBADF;

@@ -312,14 +312,6 @@ static char *concat(const char *a, const char *b) {
         return asprintf(&s, "%s%s", a, b) < 0 ? NULL : s;
 }
 
-static int read_cached(struct backend *a, const char *digest, size_t max, char **ret, size_t *ret_len) {
-        _cleanup_free_ char *path = NULL;
-        int r = cache_lookup(a->b->cache, digest, &path);
-        if (r < 0)
-                return r;
-        return fs_read_file_follow_at(AT_FDCWD, path, max, ret, ret_len);
-}
-
 /* Fetch, verify (when a signature exists) and parse every REPO.db. */
 static int load_dbs(struct backend *a, struct mkm_err *reterr) {
         struct build *b = a->b;
@@ -347,14 +339,14 @@ static int load_dbs(struct backend *a, struct mkm_err *reterr) {
         for (size_t i = 0; i < n && r >= 0; i++) {
                 _cleanup_free_ char *data = NULL, *sig = NULL;
                 size_t len = 0, siglen = 0;
-                r = read_cached(a, w[2 * i].digest, REPO_ALPM_MAX_TOTAL, &data, &len);
+                r = cache_read(a->b->cache, w[2 * i].digest, REPO_ALPM_MAX_TOTAL, &data, &len);
                 if (r < 0) {
                         mkm_err_set(reterr, r, "%s: cannot read from the cache: %s", w[2 * i].label, strerror(-r));
                         break;
                 }
                 /* A db signature that exists is checked before the db is parsed (as pacman does). */
                 if (w[2 * i + 1].present) {
-                        r = read_cached(a, w[2 * i + 1].digest, VERIFY_MAX_SIG, &sig, &siglen);
+                        r = cache_read(a->b->cache, w[2 * i + 1].digest, VERIFY_MAX_SIG, &sig, &siglen);
                         if (r >= 0) {
                                 struct verify_result vr;
                                 r = verify_detached(a->keyring, data, len, sig, siglen, &vr, reterr);

@@ -49,10 +49,8 @@ static struct archive *inner_new(struct inner_src *src) {
         (void)archive_read_support_filter_bzip2(in);
         (void)archive_read_support_format_tar(in);
         (void)archive_read_support_format_gnutar(in);
-        if (archive_read_open(in, src, NULL, inner_read, NULL) != ARCHIVE_OK) {
-                /* the error stays readable on the handle for the caller */
-                return in;
-        }
+        /* a failure to open stays readable on the handle: the first next_header reports it */
+        (void)archive_read_open(in, src, NULL, inner_read, NULL);
         return in;
 }
 

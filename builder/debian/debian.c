@@ -257,14 +257,6 @@ static int urls_for(const struct suite_meta *m, const char *path, char ***ret) {
         return 0;
 }
 
-static int read_cached(struct backend *d, const char *digest, size_t max, char **ret, size_t *ret_len) {
-        _cleanup_free_ char *path = NULL;
-        int q = cache_lookup(d->b->cache, digest, &path);
-        if (q < 0)
-                return q;
-        return fs_read_file_follow_at(AT_FDCWD, path, max, ret, ret_len);
-}
-
 static int check_release(struct backend *d, struct suite_meta *m, const char *label, struct mkm_err *reterr) {
         struct deb_release *rel = m->release;
         bool named = (rel->suite && strcmp(rel->suite, m->name) == 0) ||
@@ -363,7 +355,7 @@ static int load_releases(struct backend *d, struct mkm_err *reterr) {
                 const char *label;
                 if (in->present) {
                         label = in->label;
-                        q = read_cached(d, in->digest, RELEASE_MAX, &data, &len);
+                        q = cache_read(d->b->cache, in->digest, RELEASE_MAX, &data, &len);
                         if (q >= 0)
                                 q = verify_clearsigned(d->keyring, data, len, &text, &tlen, &vr, reterr);
                         if (q < 0) {
@@ -381,9 +373,9 @@ static int load_releases(struct backend *d, struct mkm_err *reterr) {
                                                 label);
                                 break;
                         }
-                        q = read_cached(d, rl->digest, RELEASE_MAX, &data, &len);
+                        q = cache_read(d->b->cache, rl->digest, RELEASE_MAX, &data, &len);
                         if (q >= 0)
-                                q = read_cached(d, gpg->digest, VERIFY_MAX_SIG, &sig, &siglen);
+                                q = cache_read(d->b->cache, gpg->digest, VERIFY_MAX_SIG, &sig, &siglen);
                         if (q >= 0)
                                 q = verify_detached(d->keyring, data, len, sig, siglen, &vr, reterr);
                         if (q < 0) {
