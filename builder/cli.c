@@ -259,6 +259,9 @@ static void help(void) {
                "      --locked          fail if the lock file does not cover the recipe\n"
                "      --json            machine-readable output where a command supports it\n"
                "      --systemd-version N  emit host files for this systemd version\n"
+               "      --force           replace or remove a machine that would otherwise be refused\n"
+               "                        (no state, drifted, running)\n"
+               "      --keep-generations N  older generations kept for rollback (default 1)\n"
                "\n"
                "Exit status: 0 success, 1 build failed, 2 usage or recipe error.\n"
                "See mkmachine(1) and mkmachine.recipe(5).\n");
@@ -296,7 +299,7 @@ static int parse_uint(const char *s, unsigned min, unsigned max, unsigned *ret) 
 }
 
 int cli_main(int argc, char **argv) {
-        enum { OPT_HOST_ROOT = 0x100, OPT_CACHE_DIR, OPT_KEYS_DIR, OPT_LOCKED, OPT_JSON, OPT_SYSTEMD_VERSION };
+        enum { OPT_HOST_ROOT = 0x100, OPT_CACHE_DIR, OPT_KEYS_DIR, OPT_LOCKED, OPT_JSON, OPT_SYSTEMD_VERSION, OPT_FORCE, OPT_KEEP_GENERATIONS };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, 'V' },
@@ -309,12 +312,14 @@ int cli_main(int argc, char **argv) {
                 { "locked", no_argument, NULL, OPT_LOCKED },
                 { "json", no_argument, NULL, OPT_JSON },
                 { "systemd-version", required_argument, NULL, OPT_SYSTEMD_VERSION },
+                { "force", no_argument, NULL, OPT_FORCE },
+                { "keep-generations", required_argument, NULL, OPT_KEEP_GENERATIONS },
                 {},
         };
         const char *arg_host_root = "/", *arg_cache_dir = NULL, *arg_keys_dir = NULL;
-        unsigned arg_jobs = 5, arg_systemd_version = 0;
+        unsigned arg_jobs = 5, arg_systemd_version = 0, arg_keep_generations = 1;
         int arg_verbosity = 0;
-        bool arg_locked = false, arg_json = false;
+        bool arg_locked = false, arg_json = false, arg_force = false;
         int c;
 
         /* '+': stop at the first non-option so subcommands (vercmp -) get their own arguments. */
@@ -355,6 +360,13 @@ int cli_main(int argc, char **argv) {
                         if (parse_uint(optarg, 1, 100000, &arg_systemd_version) < 0)
                                 return cli_usage_error("--systemd-version: expected a positive number, got '%s'", optarg);
                         break;
+                case OPT_FORCE:
+                        arg_force = true;
+                        break;
+                case OPT_KEEP_GENERATIONS:
+                        if (parse_uint(optarg, 0, 100, &arg_keep_generations) < 0)
+                                return cli_usage_error("--keep-generations: expected a number from 0 to 100, got '%s'", optarg);
+                        break;
                 default:
                         fputs("Try 'mkmachine --help' for more information.\n", stderr);
                         return EXIT_USAGE;
@@ -382,6 +394,8 @@ int cli_main(int argc, char **argv) {
                 .verbosity = arg_verbosity,
                 .json = arg_json,
                 .locked = arg_locked,
+                .force = arg_force,
+                .keep_generations = arg_keep_generations,
                 .systemd_version = arg_systemd_version,
                 .source_date_epoch = -1,
                 .events = { .fn = render, .userdata = &rd },

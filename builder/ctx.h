@@ -15,6 +15,8 @@ struct mkm_ctx {
         int verbosity;                  /* -1 quiet, 0 normal, 1 verbose */
         bool json;                      /* machine-readable output requested */
         bool locked;                    /* --locked: the lock must cover the recipe */
+        bool force;                     /* --force: replace or delete what would otherwise be refused */
+        unsigned keep_generations;      /* older generations kept beside the live tree (default 1) */
         int64_t source_date_epoch;      /* clamps every time stamp the build writes */
         unsigned systemd_version;       /* host systemd version, 0 = detect */
         struct mkm_events events;
