@@ -118,7 +118,8 @@ static int check_type(unsigned flags, bool must_dir, const struct stat *st) {
         return 0;
 }
 
-int chase_in_root(int rootfd, const char *path, unsigned flags, char **ret_path, int *ret_fd) {
+int chase_in_root_full(int rootfd, const char *path, unsigned flags, const struct chase_hooks *hooks, char **ret_path,
+                       int *ret_fd) {
         if ((flags & CHASE_MUST_BE_DIRECTORY) && (flags & CHASE_MUST_BE_REGULAR))
                 return -EINVAL;
         if (!path)
@@ -135,8 +136,10 @@ int chase_in_root(int rootfd, const char *path, unsigned flags, char **ret_path,
                 return fd;
 
         /* todo: what is left to resolve; the bytes before link_end came from symlink targets
-         * (CHASE_MKDIR_0755 never creates those). */
+         * (CHASE_MKDIR_0755 never creates those). st: of the entry reached last; when a lookup
+         * with O_DIRECTORY found a directory, only its st_mode is set (all that is read of it). */
         const char *todo = buffer, *link_end = buffer;
+        bool want_dir = must_dir || (flags & CHASE_MUST_BE_DIRECTORY);
         struct stat st;
         bool exists = true, have_st = false;
         unsigned steps = 0, hops = 0;
@@ -176,10 +179,27 @@ int chase_in_root(int rootfd, const char *path, unsigned flags, char **ret_path,
                 _cleanup_free_ char *c = strndup(comp, n);
                 if (!c)
                         return -ENOMEM;
-                _cleanup_close_ int child = openat(fd, c, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-                if (child < 0) {
-                        if (errno != ENOENT)
+                /* Most components are directories, and O_DIRECTORY says so without an fstat()
+                 * (the old walkers this replaced made one lookup per component; so do we). It
+                 * fails with ENOTDIR (or ELOOP) on a symlink, which the plain lookup then opens. */
+                _cleanup_close_ int child = -EBADF;
+                bool is_dir = false, missing = false;
+                if (!last || (want_dir && !(flags & CHASE_PARENT))) {
+                        child = openat(fd, c, O_PATH | O_NOFOLLOW | O_DIRECTORY | O_CLOEXEC);
+                        if (child >= 0)
+                                is_dir = true;
+                        else if (errno == ENOENT)
+                                missing = true;
+                        else if (errno != ENOTDIR && errno != ELOOP)
                                 return negative_errno();
+                }
+                if (child < 0 && !missing) {
+                        child = openat(fd, c, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+                        if (child < 0 && errno != ENOENT)
+                                return negative_errno();
+                        missing = child < 0;
+                }
+                if (missing) {
                         if (last && (flags & CHASE_PARENT)) {
                                 name = TAKE_PTR(c);
                                 exists = false;
@@ -189,6 +209,7 @@ int chase_in_root(int rootfd, const char *path, unsigned flags, char **ret_path,
                                 child = mkdir_0755(fd, c);
                                 if (child < 0)
                                         return child;
+                                is_dir = true;
                         } else if (flags & CHASE_NONEXISTENT) {
                                 r = append_missing(&done, comp, n, todo);
                                 if (r < 0)
@@ -198,12 +219,19 @@ int chase_in_root(int rootfd, const char *path, unsigned flags, char **ret_path,
                         } else
                                 return -ENOENT;
                 }
-                if (fstat(child, &st) < 0)
+                if (is_dir)
+                        st = (struct stat){ .st_mode = S_IFDIR };
+                else if (fstat(child, &st) < 0)
                         return negative_errno();
 
                 if (S_ISLNK(st.st_mode) && !(last && (flags & CHASE_NOFOLLOW))) {
                         if (flags & CHASE_PROHIBIT_SYMLINKS)
                                 return -EREMCHG;
+                        if (hooks && hooks->symlink) {
+                                r = hooks->symlink(done, c, &st, hooks->userdata);
+                                if (r < 0)
+                                        return r;
+                        }
                         if (++hops > CHASE_SYMLINKS_MAX)
                                 return -ELOOP;
                         char target[PATH_MAX];
@@ -294,6 +322,10 @@ int chase_in_root(int rootfd, const char *path, unsigned flags, char **ret_path,
         if (ret_fd)
                 *ret_fd = exists || parent ? TAKE_FD(fd) : -EBADF;
         return exists;
+}
+
+int chase_in_root(int rootfd, const char *path, unsigned flags, char **ret_path, int *ret_fd) {
+        return chase_in_root_full(rootfd, path, flags, NULL, ret_path, ret_fd);
 }
 
 int chase_and_open_in_root(int rootfd, const char *path, unsigned chase_flags, int open_flags, mode_t mode) {
