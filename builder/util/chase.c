@@ -284,8 +284,10 @@ int chase_in_root_full(int rootfd, const char *path, unsigned flags, const struc
                 have_st = true;
         }
 
-        if (exists && !have_st && fstat(fd, &st) < 0)
-                return negative_errno();
+        /* Without a stat of a last lookup, fd is a directory: the root, a walk down after "..",
+         * or the directory a symlink was met in. */
+        if (exists && !have_st)
+                st = (struct stat){ .st_mode = S_IFDIR };
         if ((flags & CHASE_PARENT) && exists && !name) {
                 /* The path ended in a directory of its own ("a/b/..", "a/.", "/"): its parent holds it. */
                 if (!*done)
