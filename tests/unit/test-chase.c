@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <dirent.h>
+#include <limits.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -147,6 +148,13 @@ static void test_resolution(void **state) {
         expect_path(f, "loop", 0, -ELOOP, NULL);
         expect_path(f, "ping/x", 0, -ELOOP, NULL);
         expect_path(f, "etc/../ping", 0, -ELOOP, NULL);
+        /* A name longer than NAME_MAX, as the kernel says. */
+        char longname[NAME_MAX + 8];
+        memset(longname, 'n', sizeof longname - 1);
+        longname[sizeof longname - 1] = 0;
+        expect_path(f, longname, CHASE_PARENT, -ENAMETOOLONG, NULL);
+        longname[NAME_MAX] = 0;
+        expect_path(f, longname, CHASE_NONEXISTENT, 0, NULL);
         assert_outside_empty(f);
 }
 
