@@ -5,13 +5,23 @@
  * only swaps it in at the end. If the worker dies (a signal, a crash, an OOM kill) or we are
  * asked to stop (SIGINT/SIGTERM/SIGHUP, forwarded to the worker), this process takes the
  * machine's build lock once the worker has gone and removes the staging root, so the host is
- * left as it was. */
+ * left as it was.
+ *
+ * If this process itself is killed (SIGKILL, which cannot be forwarded), the worker must not go on
+ * alone: it is created with PR_SET_PDEATHSIG = SIGKILL, so the kernel kills it as this process
+ * exits. The signal is queued during our exit, before anyone can see us gone, and a process with
+ * SIGKILL pending never runs another instruction of its own: a worker whose guard died cannot
+ * reach the deploy's swap (a rename already inside the kernel completes; the state's consistency
+ * after that is the recovery's job). Its children die with it: the sandbox's (pid namespace
+ * init, PR_SET_PDEATHSIG) and the gpg-agent (verify-keyring.c); gpg processes gpgme runs end on
+ * the EOF of their pipes. */
 #include <errno.h>
 #include <json-c/json.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -113,6 +123,7 @@ int cli_cmd_build(struct mkm_ctx *ctx, int argc, char **argv) {
         sigaddset(&guarded, SIGHUP);
         (void)sigprocmask(SIG_BLOCK, &guarded, &old);
         (void)fflush(NULL);
+        pid_t guard = getpid();
         pid_t pid = fork();
         if (pid < 0) {
                 int e = errno;
@@ -120,6 +131,10 @@ int cli_cmd_build(struct mkm_ctx *ctx, int argc, char **argv) {
                 return cli_fail(-e, NULL, "fork");
         }
         if (pid == 0) {
+                /* Die with the guard; if it died before the prctl took effect, we have been
+                 * re-parented already and stop here. */
+                if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0 || getppid() != guard)
+                        _exit(EXIT_BUILD_FAILED);
                 struct sigaction dfl = { .sa_handler = SIG_DFL };
                 sigemptyset(&dfl.sa_mask);
                 (void)sigaction(SIGINT, &dfl, NULL);
