@@ -63,9 +63,32 @@ static int print_result(const struct mkm_ctx *ctx, const struct build_result *re
         return 0;
 }
 
+/* The temporaries pid left in the directory of path (fs_write_atomic_at's .#NAME.PID.XXXXXX);
+ * pid 0: of every process that is gone. */
+static void remove_temporaries_beside(const char *path, pid_t pid) {
+        _cleanup_free_ char *dir = fs_path_dirname(path);
+        if (dir)
+                (void)fs_remove_temporaries_of(dir, pid);
+}
+
+/* What earlier builds killed with their whole process group (no guard left to clean up) left
+ * beside the recipe and among the host files: the temporaries of processes that are gone. The
+ * staging roots and GnuPG homes go in deploy_begin and verify_keyring_new. */
+static void clean_before(struct mkm_ctx *ctx, const char *path) {
+        remove_temporaries_beside(path, 0);
+        _cleanup_(recipe_freep) struct recipe *r = NULL;
+        struct mkm_err err = {};
+        if (recipe_load(NULL, path, &r, &err) < 0)
+                return;         /* the build says why */
+        if (r->path)
+                remove_temporaries_beside(r->path, 0);
+        hooks_remove_host_temporaries(ctx, r->name, 0);
+}
+
 static int worker(struct mkm_ctx *ctx, const char *path) {
         struct mkm_err err = {};
         struct build_result res = {};
+        clean_before(ctx, path);
         int r = build_machine(ctx, path, &res, &err);
         if (r < 0)
                 return cli_fail(r, &err, "build failed");
@@ -74,13 +97,6 @@ static int worker(struct mkm_ctx *ctx, const char *path) {
         if (r < 0)
                 return cli_fail(r, NULL, "printing the result");
         return EXIT_OK;
-}
-
-/* The temporaries pid left in the directory of path (fs_write_atomic_at's .#NAME.PID.XXXXXX). */
-static void remove_temporaries_beside(const char *path, pid_t pid) {
-        _cleanup_free_ char *dir = fs_path_dirname(path);
-        if (dir)
-                (void)fs_remove_temporaries_of(dir, pid);
 }
 
 /* After a killed worker (not yet reaped, so its pid is not reused): remove its staging tree
