@@ -82,6 +82,7 @@ machine_snapshot() {
   echo "== machines"; ls -A "$M" | grep -vE '^\.#k\.(lck|[A-Za-z0-9]{6})$'
   echo "== host files"; (cd "$HOST" && find etc -type f -print0 | sort -z | xargs -0r sha256sum)
   echo "== state"; (cd "$S" && find . -type f ! -name .lock -print0 | sort -z | xargs -0r sha256sum)
+  echo "== locks beside the recipes"; (cd "$WORK" && sha256sum ./*.recipe.lock 2>/dev/null)
 }
 # Whatever the state says the live digest is: the old single-generation layout's digest file,
 # or the generation whose meta root=DEV:INO is the live tree's.
@@ -134,8 +135,11 @@ kill_at() {
     result) what="SIGKILL to the $who after the result line" ;;
     *) what="SIGKILL to the $who after ':: $at'" ;;
   esac
+  # Without a lock the build synchronizes and resolves first (and writes the lock at the end).
+  case $at in synchronizing|resolving|*.*) rm -f "$WORK/b.recipe.lock" ;; esac
   machine_snapshot >"$WORK/before.snap"
-  rm -f "$WORK/out.fifo" "$WORK/kill.log"
+  rm -f "$WORK/out.fifo"
+  : >"$WORK/kill.log"
   mkfifo "$WORK/out.fifo"
   # Early kills and timed ones start from an empty cache (downloads, the keyring's setup with its
   # gpg-agent); the later ones share one, to stay quick.
@@ -153,8 +157,13 @@ kill_at() {
     timer=$!
     killed=1
   fi
+  # Whether the worker may have reached the swap before the kill: it prints ":: deploying" (to
+  # unbuffered stderr) before it swaps; what the guard-less worker of a broken build prints after
+  # the kill does not count.
+  local may_swap=0
   while IFS= read -r -t 60 line; do
     echo "$line" >>"$WORK/kill.log"
+    [ $killed = 0 ] && [[ $line == ":: deploying"* ]] && may_swap=1
     if [ $killed = 0 ] && { [[ $line == ":: $at"* ]] || [[ $at == result && $line == "machine 'k' deployed"* ]]; }; then
       kill -KILL -- "$sig_target" 2>/dev/null
       killed=1
@@ -162,7 +171,10 @@ kill_at() {
   done <"$WORK/out.fifo"
   wait $pid 2>/dev/null
   rc=$?
-  [ -n "$timer" ] && wait "$timer"
+  if [ -n "$timer" ]; then
+    wait "$timer"
+    grep -q '^:: deploying' "$WORK/kill.log" && may_swap=1
+  fi
   if [ $killed = 0 ]; then
     bad "$what: the build never printed that line (exit $rc)"; sed 's/^/    | /' "$WORK/kill.log" | tail -8; return
   fi
@@ -170,6 +182,10 @@ kill_at() {
   machine_snapshot >"$WORK/after.snap"
   if cmp -s "$WORK/before.snap" "$WORK/after.snap"; then
     ok "$what: the machine (tree, host files, state) is exactly as before (exit $rc)"
+  elif [ $may_swap = 0 ]; then
+    bad "$what: the machine is exactly as before (the kill came before the deploy)"
+    diff "$WORK/before.snap" "$WORK/after.snap" | head -10 | sed 's/^/    /'
+    sed 's/^/    | /' "$WORK/kill.log" | tail -6
   elif [ "$rc" -eq 0 ]; then
     ok "$what: the kill came after the build ended"
     SWAPPED=$((SWAPPED + 1))
@@ -199,7 +215,7 @@ start=$SECONDS
 # would double the time: ~10 s a point on a loaded machine).
 who=guard
 for at in ${LIFE_KILL_POINTS:-synchronizing resolving downloading checking installing applying writing deploying result \
-          0.05 0.$((RANDOM % 10)) $((RANDOM % 3)).$((RANDOM % 10)) $((RANDOM % 6)).$((RANDOM % 10))}; do
+          0.$((RANDOM % 10)) $((RANDOM % 5)).$((RANDOM % 10))}; do
   kill_at $who "$at"
   if [ $who = guard ]; then who=group; else who=guard; fi
 done
