@@ -82,7 +82,8 @@ static void clean_before(struct mkm_ctx *ctx, const char *path) {
                 return;         /* the build says why */
         if (r->path)
                 remove_temporaries_beside(r->path, 0);
-        hooks_remove_host_temporaries(ctx, r->name, 0);
+        if (r->name)
+                hooks_remove_host_temporaries(ctx, r->name, 0);
 }
 
 static int worker(struct mkm_ctx *ctx, const char *path) {
