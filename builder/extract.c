@@ -17,6 +17,7 @@
 #include "util/chase.h"
 #include "util/cleanup.h"
 #include "util/err.h"
+#include "util/forklock.h"
 #include "util/fs.h"
 #include "util/hashmap.h"
 #include "util/strv.h"
@@ -344,7 +345,7 @@ static mode_t current_umask(void) {
         return (mode_t)v & 0777;
 }
 
-static int write_regular(struct xstate *s, struct archive *a, struct archive_entry *e, const char *path) {
+static int write_regular_locked(struct xstate *s, struct archive *a, struct archive_entry *e, const char *path) {
         int pfd;
         const char *leaf;
         int r = parent_of(s, path, path, &pfd, &leaf);
@@ -428,6 +429,14 @@ static int write_regular(struct xstate *s, struct archive *a, struct archive_ent
                                   { .tv_sec = archive_entry_mtime(e), .tv_nsec = 0 } };
         (void)futimens(fd, ts);
         return hashmap_put(s->own_files, path, (void *)1);
+}
+
+/* A file being written must not be copied into a forked child (util/forklock.h). */
+static int write_regular(struct xstate *s, struct archive *a, struct archive_entry *e, const char *path) {
+        forklock_write_begin();
+        int r = write_regular_locked(s, a, e, path);
+        forklock_write_end();
+        return r;
 }
 
 static int write_dir(struct xstate *s, struct archive_entry *e, const char *path) {
