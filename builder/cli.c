@@ -153,15 +153,24 @@ static int exit_code_of(int r) {
         return is_usage_code(r) ? EXIT_USAGE : EXIT_BUILD_FAILED;
 }
 
+static int json_add(struct json_object *o, const char *key, struct json_object *v);
+
 /* Under --json an error is a document on stdout, {"error": {"message": M, "exit": N, "code": N}}
  * ("code" is the same number, the name the lifecycle commands' contract uses); stderr still gets
  * the plain message, for people watching a script. */
-static void json_error(const char *message, int exit_code) {
+static void json_error(const char *message, int exit_code, struct json_object *details) {
         _cleanup_(cli_json_freep) struct json_object *o = json_object_new_object();
+        _cleanup_(cli_json_freep) struct json_object *d = details;
         struct json_object *e = o ? cli_json_add_object(o, "error") : NULL;
         if (!e || cli_json_add_string(e, "message", message) < 0 || cli_json_add_int(e, "exit", exit_code) < 0 ||
             cli_json_add_int(e, "code", exit_code) < 0)
                 return;
+        if (d) {
+                json_object_object_foreach(d, key, val) {
+                        if (json_add(e, key, json_object_get(val)) < 0)
+                                return;
+                }
+        }
         (void)cli_json_print(stdout, o, CLI_JSON_LINE);
         (void)fflush(stdout);
 }
@@ -177,22 +186,24 @@ static void print_prefixed(const char *prefix, const char *text) {
         }
 }
 
-int cli_fail(int r, const struct mkm_err *err, const char *what) {
+int cli_fail_with(int r, const struct mkm_err *err, const char *what, struct json_object *details) {
         _cleanup_free_ char *msg = NULL;
         const char *detail = err && err->msg[0] ? err->msg : mkm_strerror(r);
-        /* "what: detail" unless detail already says it all (several lines: one error a line). */
-        if (what && *what && !strchr(detail, '\n')) {
-                if (asprintf(&msg, "%s: %s", what, detail) < 0)
-                        msg = NULL;
-        } else if (what && *what) {
-                if (asprintf(&msg, "%s:\n%s", what, detail) < 0)
-                        msg = NULL;
-        }
+        /* "what: detail"; a detail of several lines (every error of a recipe) is one error a
+         * line, each with the prefix and its own file:line. */
+        if (what && *what && !strchr(detail, '\n') && asprintf(&msg, "%s: %s", what, detail) < 0)
+                msg = NULL;
         int code = exit_code_of(r);
         print_prefixed("mkmachine: error: ", msg ? msg : detail);
         if (arg_json)
-                json_error(msg ? msg : detail, code);
+                json_error(msg ? msg : detail, code, details);
+        else if (details)
+                (void)json_object_put(details);
         return code;
+}
+
+int cli_fail(int r, const struct mkm_err *err, const char *what) {
+        return cli_fail_with(r, err, what, NULL);
 }
 
 int cli_warning(const char *fmt, ...) {
@@ -215,7 +226,7 @@ int cli_error(int exit_code, const char *fmt, ...) {
                 return exit_code;
         print_prefixed("mkmachine: error: ", msg);
         if (arg_json)
-                json_error(msg, exit_code);
+                json_error(msg, exit_code, NULL);
         return exit_code;
 }
 
@@ -312,7 +323,7 @@ int cli_usage_error(const char *fmt, ...) {
         print_prefixed("mkmachine: error: ", n >= 0 ? msg : "bad usage");
         fputs("Try 'mkmachine --help' for more information.\n", stderr);
         if (arg_json)
-                json_error(n >= 0 ? msg : "bad usage", EXIT_USAGE);
+                json_error(n >= 0 ? msg : "bad usage", EXIT_USAGE, NULL);
         return EXIT_USAGE;
 }
 

@@ -27,6 +27,9 @@ enum {
 /* Print "mkmachine: error: WHAT: DETAIL" (DETAIL from err, else from r) and return the exit code
  * that fits r: EXIT_USAGE for usage/parse/recipe errors, EXIT_BUILD_FAILED otherwise. */
 int cli_fail(int r, const struct mkm_err *err, const char *what);
+/* The same, with more members for the JSON error object: details (an object, taken; NULL for
+ * none) is merged into "error", e.g. check's "errors": [{"file", "line", "message"}]. */
+int cli_fail_with(int r, const struct mkm_err *err, const char *what, struct json_object *details);
 
 /* Print "mkmachine: error: MESSAGE" (and the JSON error) and return exit_code as it is: for
  * refusals and interruptions whose exit status is not cli_fail's. */
