@@ -496,16 +496,17 @@ static bool is_short_cluster(const char *a) {
  * systemctl) and the command's own argv (the command word first, its arguments in order).
  * Before the command word an unknown option is a usage error; after it, an unknown option is the
  * command's (vercmp --debian, or a lifecycle command's own flags) and is passed on. "--" ends
- * option parsing: what follows reaches the command as it is (vercmp -- -1 -2). The command
- * word itself is the first argument that is not an option. vercmp takes versions literally:
- * after it only long global options and -q/-v/-j are taken, and -h/--help is its own. */
+ * option parsing: what follows reaches the command as it is. The command word itself is the
+ * first argument that is not an option. vercmp takes its arguments literally, as pacman's
+ * vercmp does ("--" and "-1" are versions): after it only long global options and -q/-v/-j
+ * are taken, and -h/--help is its own. */
 static int split_args(int argc, char **argv, struct found_opt *found, size_t *n_found, char **rest, int *n_rest) {
         bool after_command = false, vercmp = false;
         *n_found = 0;
         *n_rest = 0;
         for (int i = 1; i < argc; i++) {
                 const char *a = argv[i];
-                if (strcmp(a, "--") == 0) {
+                if (strcmp(a, "--") == 0 && !vercmp) {
                         while (++i < argc)
                                 rest[(*n_rest)++] = argv[i];
                         break;

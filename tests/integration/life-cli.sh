@@ -93,7 +93,10 @@ check "lock --json: the lock's path is absolute" test "$(json_get l.json 'j["loc
 "$MKMACHINE" vercmp 1.0-1 1.0-2 --json >v.json
 check "vercmp --json after the versions" test "$(json_get v.json 'j["result"]')" = -1
 check "vercmp 2 1 --debian (the flag after the versions)" test "$("$MKMACHINE" vercmp 2 1 --debian)" = 1
-check "vercmp -- -1 -2 takes versions starting with '-'" bash -c "'$MKMACHINE' vercmp -- -1 -2 >/dev/null"
+check "vercmp -1 -2 takes versions starting with '-' literally (as pacman's: -1)" test "$("$MKMACHINE" vercmp -1 -2)" = -1
+check "vercmp -- 1: '--' is a version to vercmp, as to pacman's" test "$("$MKMACHINE" vercmp -- 1)" = -1
+"$MKMACHINE" check -- rel/recipes/cli.recipe >/dev/null 2>&1
+check "'--' before a recipe ends the options" test $? -eq 0
 printf '1 2\n2 1\n' | "$MKMACHINE" vercmp - --json >vs.json
 check "vercmp - --json: one document a line" python3 -c 'import json,sys; r=[json.loads(l)["result"] for l in open(sys.argv[1])]; sys.exit(r != [-1, 1])' vs.json
 
