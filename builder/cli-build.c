@@ -173,13 +173,13 @@ int cli_cmd_build(struct mkm_ctx *ctx, int argc, char **argv) {
                 return info.si_status != 0 && arg_signal ? 128 + arg_signal : info.si_status;
         }
         int sig = info.si_status;
+        /* A signal we forwarded is the user's "stop" (130 for SIGINT, 143 for SIGTERM, as git and
+         * systemctl exit by it); one only the worker got (a crash, the OOM killer) is a failure. */
+        int code = cli_error(arg_signal ? 128 + arg_signal : EXIT_BUILD_FAILED,
+                             "build of %s interrupted (%s); removing its staging tree", path, strsignal(sig));
         verify_remove_homes_of(pid);
         clean_after(ctx, path, pid);
         int status;
         (void)waitpid(pid, &status, 0);
-        /* A signal we forwarded is the user's "stop" (130 for SIGINT, 143 for SIGTERM, as git and
-         * systemctl exit by it); one only the worker got (a crash, the OOM killer) is a failure. */
-        int code = arg_signal ? 128 + arg_signal : EXIT_BUILD_FAILED;
-        return cli_error(code, "build of %s interrupted (%s); its staging tree was removed, the machine is as it was",
-                         path, strsignal(sig));
+        return code;
 }
