@@ -474,7 +474,7 @@ static void test_include_errors(void **state) {
 
         /* A cycle that does not pass through the top file: a -> b -> c -> b. It is a cycle (named
          * from where it closes), not "nested too deep". */
-        write_file("cyc2/a.recipe", "[Machine]\nName=a\nInclude=b.recipe\n");
+        write_file("cyc2/a.recipe", "[Machine]\nName=a\nInclude=b.recipe\n[Bootstrap]\nDistribution=arch\n");
         write_file("cyc2/b.recipe", "[Machine]\nInclude=c.recipe\n");
         write_file("cyc2/c.recipe", "# c\n\n[Machine]\nInclude=b.recipe\n");
         _cleanup_free_ char *a2 = tpath("cyc2/a.recipe");
