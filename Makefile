@@ -8,6 +8,8 @@
 #   make demo            build recipes/mastodon-debian.recipe from the Debian mirror and boot it
 #   make demo-arch       build the Arch demo recipe from a generated signed repository
 #   make bench           benchmarks side by side with the peer tools
+#   make fuzz            build the libFuzzer targets (clang): build/fuzz/fuzz-NAME
+#   make fuzz-smoke      run each for FUZZ_SECONDS (60) on tests/fuzz/corpus/NAME; fail on a crash
 #   make install         PREFIX=/usr/local DESTDIR=
 
 VERSION   := 0.1.0
@@ -99,6 +101,12 @@ deps:
 	if [ -n "$$missing" ]; then \
 		echo "installing:" $$missing; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+	@# libFuzzer's runtime (make fuzz) is only a Recommends of clang, and named after its version.
+	@rt=libclang-rt-$$(clang -dumpversion | cut -d. -f1)-dev; \
+	if ! dpkg-query -W -f='$${Status}\n' $$rt 2>/dev/null | grep -q '^install ok installed$$'; then \
+		echo "installing: $$rt"; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$rt >/dev/null; \
 	fi
 	@$(MAKE) --no-print-directory keys
 
