@@ -3,7 +3,8 @@
  * tree, TOP/outside/ an empty directory and TOP/canary a file beside it. TOP is made once per
  * process (under $TMPDIR, else /dev/shm, else /tmp) and removed at exit; scratch_reset() empties
  * the root before each input and scratch_check_outside() aborts if anything next to the root
- * appeared, vanished or changed: the targets' way to assert that nothing is written outside. */
+ * appeared, vanished or changed, or if /mkm-fuzz-escape exists (where the seeds' absolute
+ * symlinks aim): the targets' way to assert that nothing is written outside. */
 #pragma once
 
 #include <dirent.h>
@@ -94,4 +95,10 @@ static void scratch_check_outside(void) {
                 abort();
         }
         close(cfd);
+
+        /* The seeds' absolute escapes aim here ("abs -> /", then "abs/mkm-fuzz-escape"). */
+        if (access("/mkm-fuzz-escape", F_OK) == 0) {
+                fprintf(stderr, "fuzz: /mkm-fuzz-escape was written on the host\n");
+                abort();
+        }
 }
