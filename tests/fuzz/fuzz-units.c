@@ -6,13 +6,18 @@
  * anything outside the root (asserted after every input, scratch.h), and a refusal carries a
  * message.
  *
- * The input is up to five files separated by lines "#---" (a comment to the unit parser, so a
- * plain unit file is a valid input as a whole), written into an empty scratch tree as
+ * The input is up to six parts separated by lines "#---" (a comment to the unit parser, so a
+ * plain unit file is a valid input as a whole). The first five are files, written into an empty
+ * scratch tree as
  *   lib/systemd/system/a.service                      (vendor unit, the first part)
  *   usr/lib/systemd/system/b@.service                 (a template)
  *   etc/systemd/system/a.service.d/override.conf      (a drop-in)
  *   usr/lib/systemd/system/c.target                   (something to be wanted by or aliased to)
  *   etc/os-release                                    (for the %o %w %A %B %M %W specifiers)
+ * and the sixth is symlinks a hostile package might have left in the tree, one "PATH -> TARGET"
+ * a line (PATH relative, without ".."; e.g. "etc/systemd/system/c.target.wants -> ../../../..",
+ * "etc/systemd/system/x.service -> /"); they are made first, and the files written through them
+ * confined to the root, as the machine would see them.
  * Then "a" and "b@x.service" are enabled (separately: one missing unit fails the whole call) and
  * "a" again (enabling twice is a no-op or the same error), and units_exists() asked about both.
  *
@@ -47,21 +52,54 @@ static void put(int rootfd, const char *path, const char *text, size_t len) {
         char dir[256];
         snprintf(dir, sizeof dir, "%s", path);
         *strrchr(dir, '/') = 0;
-        if (fs_mkdir_p_at(rootfd, dir, 0755) < 0)
-                abort();
-        int dfd = openat(rootfd, dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (dfd < 0 || fs_write_file_at(dfd, strrchr(path, '/') + 1, text, len, 0644) < 0)
-                abort();
+        int dfd = fs_mkdir_p_in_root(rootfd, dir, 0755);        /* the tree's symlinks stay inside */
+        if (dfd < 0)
+                return;         /* e.g. a symlink to a file on the way */
+        (void)fs_write_file_at(dfd, strrchr(path, '/') + 1, text, len, 0644);
         close(dfd);
 }
 
-/* Every symlink the call made lies under etc/systemd/system (that is all `enable` writes). */
-static int check_entry(int dfd, const char *name, const char *path, const struct stat *st, void *userdata) {
-        if (S_ISLNK(st->st_mode) && strncmp(path, "./etc/systemd/system/", 21) != 0) {
-                fprintf(stderr, "fuzz-units: symlink %s outside etc/systemd/system\n", path);
+/* "PATH -> TARGET" lines: symlinks in the tree, made inside the root whatever they point to. */
+static void put_symlinks(int rootfd, const char *text, size_t len) {
+        char *s = strndup(text, len), *save = NULL;
+        if (!s)
                 abort();
+        for (char *line = strtok_r(s, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+                char *arrow = strstr(line, " -> ");
+                if (!arrow || arrow == line)
+                        continue;
+                *arrow = 0;
+                const char *path = line, *target = arrow + 4;
+                if (path[0] == '/' || strstr(path, "..") || memchr(path, 0, strlen(path)) || strlen(path) > 200)
+                        continue;
+                char dir[256];
+                snprintf(dir, sizeof dir, "%s", path);
+                char *slash = strrchr(dir, '/');
+                const char *leaf = slash ? slash + 1 : dir;
+                if (slash)
+                        *slash = 0;
+                int dfd = slash ? fs_mkdir_p_in_root(rootfd, dir, 0755) : dup(rootfd);
+                if (dfd < 0)
+                        continue;
+                if (*leaf && strcmp(leaf, ".") != 0)
+                        (void)symlinkat(target, dfd, leaf);
+                close(dfd);
         }
+        free(s);
+}
+
+/* Symlinks outside etc/systemd/system: in a tree without symlinks of its own, units_enable never
+ * makes one. */
+static int count_entry(int dfd, const char *name, const char *path, const struct stat *st, void *userdata) {
+        if (S_ISLNK(st->st_mode) && strncmp(path, "./etc/systemd/system/", 21) != 0)
+                ++*(unsigned *)userdata;
         return 0;
+}
+
+static unsigned foreign_symlinks(int rootfd) {
+        unsigned n = 0;
+        (void)fs_walk(rootfd, 64, count_entry, &n);
+        return n;
 }
 
 static void enable(struct mkm_ctx *ctx, int rootfd, const char *unit) {
@@ -78,12 +116,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 return 0;
         int rootfd = scratch_reset("fuzz-units");
         const char *p = (const char *)data, *end = p + size;
-        for (size_t i = 0; i < sizeof files / sizeof *files && p <= end; i++) {
+        const char *part[6] = {};
+        size_t part_len[6] = {};
+        for (size_t i = 0; i < 6 && p <= end; i++) {
                 const char *sep = memmem(p, (size_t)(end - p), "\n#---\n", 6);
                 const char *stop = sep ? sep + 1 : end;
-                put(rootfd, files[i], p, (size_t)(stop - p));
+                part[i] = p;
+                part_len[i] = (size_t)(stop - p);
                 p = sep ? sep + 6 : end + 1;
         }
+        if (part[5])
+                put_symlinks(rootfd, part[5], part_len[5]);
+        for (size_t i = 0; i < sizeof files / sizeof *files; i++)
+                if (part[i])
+                        put(rootfd, files[i], part[i], part_len[i]);
+        scratch_check_outside();        /* the harness itself stayed inside */
+        unsigned foreign = foreign_symlinks(rootfd);
 
         struct mkm_ctx ctx = {};        /* events dropped */
         enable(&ctx, rootfd, "a");
@@ -95,7 +143,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         r = units_exists(rootfd, "b@y.service");
         if (r != 0 && r != -ENOENT)
                 abort();
-        (void)fs_walk(rootfd, 64, check_entry, NULL);
+        /* (A tree's own "c.target.wants -> /" makes links land anywhere inside the root, as
+         * systemctl --root does: only for a tree without such is the place checked.) */
+        if (!part[5] && foreign_symlinks(rootfd) > foreign) {
+                fprintf(stderr, "fuzz-units: a symlink appeared outside etc/systemd/system\n");
+                abort();
+        }
         close(rootfd);
         return 0;
 }
