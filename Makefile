@@ -8,6 +8,8 @@
 #   make demo            build recipes/mastodon-debian.recipe from the Debian mirror and boot it
 #   make demo-arch       build the Arch demo recipe from a generated signed repository
 #   make bench           benchmarks side by side with the peer tools
+#   make fuzz            build the libFuzzer targets (clang): build/fuzz/fuzz-NAME
+#   make fuzz-smoke      run each for FUZZ_SECONDS (60) on tests/fuzz/corpus/NAME; fail on a crash
 #   make install         PREFIX=/usr/local DESTDIR=
 
 VERSION   := 0.1.0
@@ -102,6 +104,12 @@ deps:
 		echo "installing:" $$missing; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
+	@# libFuzzer's runtime (make fuzz) is only a Recommends of clang, and named after its version.
+	@rt=libclang-rt-$$(clang -dumpversion | cut -d. -f1)-dev; \
+	if ! dpkg-query -W -f='$${Status}\n' $$rt 2>/dev/null | grep -q '^install ok installed$$'; then \
+		echo "installing: $$rt"; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$rt >/dev/null; \
+	fi
 	@$(MAKE) --no-print-directory keys
 
 keys:
@@ -116,15 +124,37 @@ demo-arch: mkmachine keys
 bench: mkmachine keys
 	@bench/run.sh
 
-# libFuzzer targets, one per parser (needs clang): build/fuzz/fuzz-NAME; run with a corpus dir.
-FUZZ_SRCS := $(wildcard tests/fuzz/fuzz-*.c)
-FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=build/fuzz/%)
-FUZZ_LIB_SRCS := $(filter-out $(CLI_SRCS),$(ALL_SRCS))
+# libFuzzer targets, one per parser (clang): build/fuzz/fuzz-NAME, seeds in tests/fuzz/corpus/NAME/.
+# The library is compiled once with the sanitizers and coverage (fuzzer-no-link), then linked
+# into each target. `make fuzz-smoke` runs every target for FUZZ_SECONDS on a copy of its seeds
+# and fails on the first crash, leak or timeout; docs/fuzzing.md says how to run longer.
+FUZZ_SECONDS ?= 60
+FUZZ_O    := build/fuzz
+FUZZ_SAN  := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+FUZZ_CFLAGS := -g -O1 -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers $(FUZZ_SAN) $(PKG_CFLAGS) \
+             -DMKM_VERSION='"$(VERSION)"' -DMKM_DATADIR='"$(DATADIR)"' -MMD -MP
+FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz-*.c))
+FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(FUZZ_O)/%)
+FUZZ_LIB_OBJS := $(LIB_SRCS:%.c=$(FUZZ_O)/obj/%.o)
+FUZZ_LIB  := $(FUZZ_O)/libmkm-fuzz.a
+
+.PHONY: fuzz-smoke
 fuzz: $(FUZZ_BINS)
-build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRCS)
+
+$(FUZZ_O)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	clang -g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -Ibuilder $(PKG_CFLAGS) \
-		-DMKM_VERSION='"$(VERSION)"' -DMKM_DATADIR='"$(DATADIR)"' -o $@ $< $(FUZZ_LIB_SRCS) $(PKG_LIBS)
+	@echo "  CC  $< (fuzz)"; clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+$(FUZZ_LIB): $(FUZZ_LIB_OBJS)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(FUZZ_O)/%: tests/fuzz/%.c $(FUZZ_LIB)
+	@mkdir -p $(dir $@)
+	@echo "  CCLD $@"; clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -Ibuilder -o $@ $< $(FUZZ_LIB) $(PKG_LIBS) -lpthread
+
+fuzz-smoke: $(FUZZ_BINS)
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/smoke.sh $(FUZZ_BINS)
 
 man: docs/mkmachine.1 docs/mkmachine.recipe.5
 
@@ -146,4 +176,4 @@ uninstall:
 clean:
 	rm -rf build mkmachine
 
--include $(shell find $(O)/builder $(O)/tests -name '*.d' -type f 2>/dev/null)
+-include $(shell find $(O)/builder $(O)/tests $(FUZZ_O) -name '*.d' -type f 2>/dev/null)

@@ -644,6 +644,16 @@ int extract_archive(struct mkm_ctx *ctx, int rootfd, struct archive *a, const st
                 goto out;
         }
         strv_sort(s.files.l);
+        /* An archive may name a path twice (a tar appended to, "d" and "d/"): list it once, as
+         * dpkg's .list and pacman's %FILES% do (found by fuzz-extract). */
+        size_t w = 0;
+        for (size_t i = 0; s.files.l[i]; i++) {
+                if (w > 0 && strcmp(s.files.l[w - 1], s.files.l[i]) == 0)
+                        free(s.files.l[i]);
+                else
+                        s.files.l[w++] = s.files.l[i];
+        }
+        s.files.l[w] = NULL;
         *ret = (struct extract_result){ .files = TAKE_PTR(s.files.l), .bytes = s.bytes, .meta = TAKE_PTR(s.meta),
                                         .n_meta = s.n_meta };
         s.n_meta = 0;

@@ -36,6 +36,7 @@
 #include <archive.h>
 #include <archive_entry.h>
 
+#include "control.h"
 #include "deb.h"
 #include "index.h"
 #include "resolve.h"
@@ -873,23 +874,11 @@ static int mark_conffiles(struct backend *d, struct pkg_state *ps, const char *l
         const struct deb_member *cf = deb_control_get(&ps->control, "conffiles");
         if (!cf)
                 return 0;
-        _cleanup_strv_free_ char **lines = NULL;
-        int q = strv_split(cf->data, "\n", &lines);
+        int q = deb_conffiles_parse(cf->data, label, &ps->conffiles, reterr);
         if (q < 0)
                 return q;
-        for (char **l = lines; l && *l; l++) {
-                char *p = *l;
-                p += strspn(p, " \t");
-                p[strcspn(p, " \t\r")] = 0;     /* "remove-on-upgrade" and other flags follow a blank */
-                if (!*p)
-                        continue;
-                size_t pl = strlen(p);
-                if (p[0] != '/' || strstr(p, "/../") || strstr(p, "/./") || strstr(p, "//") || p[pl - 1] == '/' ||
-                    (pl >= 2 && strcmp(p + pl - 2, "/.") == 0) || (pl >= 3 && strcmp(p + pl - 3, "/..") == 0))
-                        return mkm_err_set(reterr, -MKM_E_UNSAFE_PATH, "%s: conffiles: refusing '%s'", label, p);
-                q = strv_push(&ps->conffiles, p);
-                if (q < 0)
-                        return q;
+        for (char **l = ps->conffiles; l && *l; l++) {
+                const char *p = *l;
                 const char *rel = p + 1;
                 if (!ps->files || !bsearch(&rel, ps->files, strv_length(ps->files), sizeof(char *), cmp_strp))
                         continue;       /* listed, not shipped: recorded only, as dpkg does */
@@ -914,36 +903,15 @@ static int mark_conffiles(struct backend *d, struct pkg_state *ps, const char *l
  * paragraph, without the fields only dpkg writes into its database. */
 static int check_control(const struct deb_member *c, const struct deb_pkg *want, const struct lock_pkg *p,
                          struct pkg_state *ps, struct mkm_err *reterr) {
-        size_t pos = 0, n = 0, n2 = 0;
-        struct deb822_field f[128], f2[4];
+        struct deb_control_info info = {};
         struct mkm_err e = {};
-        if (deb822_next(c->data, c->len, &pos, "control", f, ELEMENTSOF(f), &n, &e) <= 0)
-                return mkm_err_set(reterr, -MKM_E_BADDATA, "%s (%s): malformed control file: %s", p->name, p->filename,
-                                   e.msg[0] ? e.msg : "no paragraph");
-        if (deb822_next(c->data, c->len, &pos, "control", f2, ELEMENTSOF(f2), &n2, &e) != 0)
-                return mkm_err_set(reterr, -MKM_E_BADDATA, "%s (%s): the control file has more than one paragraph",
-                                   p->name, p->filename);
-        static const char *const forbidden[] = { "Status", "Conffiles", "Config-Version", "Triggers-Pending",
-                                                 "Triggers-Awaited" };
-        for (size_t k = 0; k < ELEMENTSOF(forbidden); k++)
-                if (deb822_find(f, n, forbidden[k]))
-                        return mkm_err_set(reterr, -MKM_E_BADDATA, "%s (%s): the control file has a %s: field", p->name,
-                                           p->filename, forbidden[k]);
-        static const char *const names[] = { "Package", "Version", "Architecture", "Multi-Arch" };
-        char *vals[4] = {};
-        for (size_t k = 0; k < 4; k++) {
-                const struct deb822_field *x = deb822_find(f, n, names[k]);
-                if (x && !(vals[k] = strndup(x->value, x->value_len))) {
-                        for (size_t j = 0; j < k; j++)
-                                free(vals[j]);
-                        return -ENOMEM;
-                }
-        }
-        ps->name = vals[0];
-        ps->version = vals[1];
-        ps->arch = vals[2];
-        _cleanup_free_ char *ma = vals[3];
-        ps->ma_same = ma && strcasecmp(ma, "same") == 0;
+        int q = deb_control_info_parse(c->data, c->len, "control", &info, &e);
+        if (q < 0)
+                return mkm_err_set(reterr, q, "%s (%s): %s", p->name, p->filename, e.msg);
+        ps->name = info.name;
+        ps->version = info.version;
+        ps->arch = info.arch;
+        ps->ma_same = info.ma_same;
         bool index_same = want->multi_arch == DEB_MA_SAME;
         if (!ps->name || !ps->version || !ps->arch || strcmp(ps->name, want->name) != 0 ||
             strcmp(ps->version, want->version) != 0 || strcmp(ps->arch, want->arch) != 0 || ps->ma_same != index_same)

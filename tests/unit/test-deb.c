@@ -16,6 +16,7 @@
 
 #include <cmocka.h>
 
+#include "debian/control.h"
 #include "debian/deb.h"
 #include "debian/sources.h"
 #include "extract.h"
@@ -282,6 +283,72 @@ static void test_sources(void **state) {
         assert_non_null(strstr(e.msg, "no mirror for suite 'bookworm'"));
 }
 
+/* The control file: one paragraph, identity fields copied, dpkg's own database fields refused. */
+static void test_control_info(void **state) {
+        (void)state;
+        static const char ok[] = "Package: libfoo1\nVersion: 1:2.0-1\nArchitecture: amd64\nMulti-Arch: SAME\n"
+                                 "Description: x\n long\n";
+        struct deb_control_info info = {};
+        struct mkm_err e = {};
+        assert_int_equal(deb_control_info_parse(ok, strlen(ok), "control", &info, &e), 0);
+        assert_string_equal(info.name, "libfoo1");
+        assert_string_equal(info.version, "1:2.0-1");
+        assert_string_equal(info.arch, "amd64");
+        assert_true(info.ma_same);
+        deb_control_info_done(&info);
+        /* not NUL-terminated: the parser stays inside len */
+        assert_int_equal(deb_control_info_parse(ok, 17, "control", &info, &e), 0);
+        assert_string_equal(info.name, "libfoo1");
+        assert_null(info.version);
+        deb_control_info_done(&info);
+
+        static const struct {
+                const char *text, *msg;
+        } bad[] = {
+                { "", "malformed control file: no paragraph" },
+                { "Package: a\n\nPackage: b\n", "the control file has more than one paragraph" },
+                { "Package: a\nstatus: install ok installed\n", "the control file has a Status: field" },
+                { "Package: a\nConffiles:\n /etc/x 0\n", "the control file has a Conffiles: field" },
+                { "Package: a\nPackage: b\n", "malformed control file: control:2:" },
+                { "Package: a\r\n", "malformed control file: control:1:" },
+                { " folded\n", "malformed control file: control:1:" },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                e = (struct mkm_err){};
+                assert_int_equal(deb_control_info_parse(bad[i].text, strlen(bad[i].text), "control", &info, &e),
+                                 -MKM_E_BADDATA);
+                print_message("%s -> %s\n", bad[i].text, e.msg);
+                assert_non_null(strstr(e.msg, bad[i].msg));
+        }
+}
+
+/* conffiles: absolute normalised paths; flags after a blank dropped; anything else refused. */
+static void test_conffiles(void **state) {
+        (void)state;
+        char **l = NULL;
+        struct mkm_err e = {};
+        assert_int_equal(deb_conffiles_parse("/etc/a\n  /etc/b remove-on-upgrade\n\n\t\n/etc/c\r\n", "p", &l, &e), 0);
+        assert_int_equal(strv_length(l), 3);
+        assert_string_equal(l[0], "/etc/a");
+        assert_string_equal(l[1], "/etc/b");
+        assert_string_equal(l[2], "/etc/c");
+        strv_free(l);
+        l = NULL;
+        assert_int_equal(deb_conffiles_parse("", "p", &l, &e), 0);
+        assert_null(l);
+        static const char *const bad[] = { "etc/a", "/etc/../a", "/etc/./a", "//etc/a", "/etc/", "/etc/.", "/etc/..",
+                                           "/..", "/" };
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                char text[64], want[96];
+                snprintf(text, sizeof text, "/etc/ok\n%s\n", bad[i]);
+                snprintf(want, sizeof want, "p: conffiles: refusing '%s'", bad[i]);
+                l = NULL;
+                assert_int_equal(deb_conffiles_parse(text, "p", &l, &e), -MKM_E_UNSAFE_PATH);
+                assert_string_equal(e.msg, want);
+                assert_null(l);
+        }
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_read_ok, setup, teardown),
@@ -290,6 +357,8 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_bad_control, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_data_escape, setup, teardown),
                 cmocka_unit_test(test_sources),
+                cmocka_unit_test(test_control_info),
+                cmocka_unit_test(test_conffiles),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

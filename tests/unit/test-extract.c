@@ -583,6 +583,26 @@ static void test_normalize_table(void **state) {
         }
 }
 
+/* A path named twice in one archive (found by fuzz-extract: a repeated .MTREE) is listed once. */
+static void test_duplicate_entries(void **state) {
+        struct fixture *f = *state;
+        static const struct ent ents[] = {
+                { 'd', "usr" }, { 'd', "usr/" }, { 'f', "./usr/a", "1" }, { 'f', "usr/a", "22" }, { 'f', "usr/b", "3" },
+        };
+        struct extract_result res = {};
+        struct mkm_err err = {};
+        assert_int_equal(run(f, ents, ELEMENTSOF(ents), 0, NULL, "dup", &res, &err), 0);
+        assert_int_equal(strv_length(res.files), 3);
+        assert_string_equal(res.files[0], "usr/");
+        assert_string_equal(res.files[1], "usr/a");
+        assert_string_equal(res.files[2], "usr/b");
+        /* the last copy wins, as tar -x does */
+        _cleanup_free_ char *a = NULL;
+        assert_int_equal(fs_read_file_follow_at(f->rootfd, "usr/a", 16, &a, NULL), 0);
+        assert_string_equal(a, "22");
+        extract_result_done(&res);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_normalize_table),
@@ -597,6 +617,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_not_an_archive, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_meta_table, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_opened_reader, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_duplicate_entries, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
