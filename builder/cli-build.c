@@ -21,6 +21,7 @@
 #include "deploy.h"
 #include "hooks.h"
 #include "recipe.h"
+#include "state.h"
 #include "verify.h"
 #include "util/cleanup.h"
 #include "util/err.h"
@@ -92,8 +93,14 @@ static void clean_after(struct mkm_ctx *ctx, const char *path, pid_t pid) {
         _cleanup_(deploy_freep) struct deploy *d = NULL;
         if (deploy_begin(ctx, r->name, &d, &err) < 0)
                 fprintf(stderr, "mkmachine: cannot clean up after the interrupted build: %s\n", err.msg);
-        else
+        else {
                 (void)fs_remove_temporaries_of(d->state_dir, pid);
+                /* The worker held systemd's image lock (the kernel released it): take it and
+                 * release it as systemd does, which removes the lock file. */
+                int fd = -EBADF;
+                if (state_image_lock(ctx, r->name, &fd, &err) >= 0)
+                        state_image_unlock(d->machines_dir, r->name, fd);
+        }
 }
 
 int cli_cmd_build(struct mkm_ctx *ctx, int argc, char **argv) {
