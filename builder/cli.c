@@ -242,6 +242,9 @@ static void help(void) {
                "  build RECIPE          build and deploy the machine (the default command)\n"
                "  check RECIPE          parse, merge includes, validate, print the effective recipe\n"
                "  lock RECIPE           resolve the recipe again and rewrite RECIPE.lock\n"
+               "  ls                    list the machines mkmachine made, with their generations\n"
+               "  rollback NAME         swap the previous generation back in (again: undo)\n"
+               "  rm NAME               remove a machine, its generations, host files and state\n"
                "  vercmp A B            compare two pacman versions, print -1, 0 or 1\n"
                "  vercmp -              compare 'A B' pairs read from stdin, one result a line\n"
                "  vercmp --debian A B   compare two Debian versions as dpkg does (also with '-')\n"
@@ -417,6 +420,9 @@ int cli_main(int argc, char **argv) {
                 { "build", cli_cmd_build },
                 { "check", cli_cmd_check },
                 { "lock", cli_cmd_lock },
+                { "ls", cli_cmd_ls },
+                { "rollback", cli_cmd_rollback },
+                { "rm", cli_cmd_rm },
                 { "vercmp", cli_cmd_vercmp },
         };
         char **rest = argv + optind;
@@ -430,7 +436,7 @@ int cli_main(int argc, char **argv) {
          * most likely a misspelt command. */
         struct stat st;
         if (nrest == 1 && stat(rest[0], &st) < 0 && !strchr(rest[0], '.') && !strchr(rest[0], '/'))
-                return cli_usage_error("unknown command '%s' (commands: build, check, lock, vercmp)", rest[0]);
+                return cli_usage_error("unknown command '%s' (commands: build, check, lock, ls, rollback, rm, vercmp)", rest[0]);
         char *build_argv[3] = { (char *)"build", rest[0], NULL };
         if (nrest > 1)
                 return cli_usage_error("unexpected argument '%s' after the recipe", rest[1]);
