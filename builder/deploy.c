@@ -224,7 +224,7 @@ static int cmp_seq_desc(const void *a, const void *b) {
 /* Remove the non-live generations beyond ctx->keep_generations, the least recently live first:
  * the tree, then the state (a crash in between leaves a generation without a tree, which
  * recovery removes). */
-static void prune(struct mkm_ctx *ctx, struct deploy *d) {
+void deploy_prune(struct mkm_ctx *ctx, struct deploy *d) {
         struct machine_state *s = d->state;
         _cleanup_free_ struct machine_gen **old = mkm_new(struct machine_gen *, s->n_gens + 1);
         if (!old)
@@ -329,7 +329,7 @@ int deploy_commit(struct mkm_ctx *ctx, struct deploy *d, const struct state_new_
                 return mkm_err_prefix(reterr, r, "machine '%s' is deployed, but its host files are not", d->name);
 
         /* 5. Older generations beyond what is kept. */
-        prune(ctx, d);
+        deploy_prune(ctx, d);
         return 0;
 }
 

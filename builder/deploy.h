@@ -65,6 +65,11 @@ void deploy_writeback_start(struct deploy *d);
 int deploy_commit(struct mkm_ctx *ctx, struct deploy *d, const struct state_new_gen *g, unsigned *ret_gen,
                   struct mkm_err *reterr);
 
+/* Remove the non-live generations beyond ctx->keep_generations (those live most recently are
+ * kept): each tree, then its state. Failures are warnings. deploy_commit() calls it; so may a
+ * cleaner holding d (after deploy_begin). */
+void deploy_prune(struct mkm_ctx *ctx, struct deploy *d);
+
 /* Swap in the non-live generation that was live most recently (highest deployed SEQ), with its
  * host files, and keep the live one as .#NAME.gen-M. Twice returns to the start. */
 int deploy_rollback(struct mkm_ctx *ctx, struct deploy *d, unsigned *ret_from, unsigned *ret_to,

@@ -938,7 +938,8 @@ int state_recover(struct mkm_ctx *ctx, const char *name, struct mkm_err *reterr)
                         if (t[i].dev == g->root_dev && t[i].ino == g->root_ino)
                                 te = &t[i];
                 if (g->live) {
-                        te->claimed = true;
+                        if (te)
+                                te->claimed = true;
                         continue;
                 }
                 if (!te) {
@@ -999,8 +1000,11 @@ int state_recover(struct mkm_ctx *ctx, const char *name, struct mkm_err *reterr)
                 if (r < 0)
                         return r;
         }
-        /* Temporaries of killed processes: the state dir, the host files' dirs. */
+        /* Temporaries of killed processes: the state dir and its generations (meta rewritten by
+         * a rollback), the host files' dirs. */
         remove_dead_temporaries(ctx, state_dir);
+        for (size_t i = 0; i < s->n_gens; i++)
+                remove_dead_temporaries(ctx, s->gens[i].dir);
         char *std[3] = {};
         if (hooks_host_file_paths(name, std) >= 0) {
                 const char *root = ctx->host_root ? ctx->host_root : "/";
