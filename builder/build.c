@@ -184,7 +184,7 @@ static int write_lock(struct build *b, bool *ret_written, struct mkm_err *reterr
 
 /* Deploy the staged tree as a new generation, with what it was built from (state.h). */
 static int commit(struct build *b, const struct recipe *r, const struct host_files *hf, const char *manifest,
-                  const char *digest, struct mkm_err *reterr) {
+                  const char *digest, unsigned *ret_gen, struct mkm_err *reterr) {
         _cleanup_free_ char *canon = NULL, *lock = NULL;
         int q = recipe_format(r, &canon);
         if (q < 0)
@@ -204,8 +204,7 @@ static int commit(struct build *b, const struct recipe *r, const struct host_fil
                 .host = host, .n_host = ELEMENTSOF(host), .source_date_epoch = b->source_date_epoch,
                 .packages = b->lock_out->n,
         };
-        unsigned n;
-        q = deploy_commit(b->ctx, b->deploy, &g, &n, reterr);
+        q = deploy_commit(b->ctx, b->deploy, &g, ret_gen, reterr);
         for (size_t i = 0; i < ELEMENTSOF(paths); i++)
                 free(paths[i]);
         return q;
@@ -380,7 +379,8 @@ int build_machine(struct mkm_ctx *ctx, const char *recipe_path, struct build_res
         crit_saved = crit;
         critical = true;
         /* The state and the host files go with the swap (deploy_commit). */
-        q = commit(&b, r, &hf, manifest, digest, reterr);
+        unsigned generation = 0;
+        q = commit(&b, r, &hf, manifest, digest, &generation, reterr);
         if (q < 0)
                 goto out;
         /* The machine is deployed: failing to write the lock beside the recipe is worth a
@@ -397,6 +397,7 @@ int build_machine(struct mkm_ctx *ctx, const char *recipe_path, struct build_res
                 .packages = b.lock_out->n,
                 .source_date_epoch = b.source_date_epoch,
                 .digest = strdup(digest),
+                .generation = generation,
         };
         if (!ret->name || !ret->target || !ret->lock_path || !ret->digest) {
                 build_result_done(ret);

@@ -41,12 +41,14 @@ static int print_result(const struct mkm_ctx *ctx, const struct build_result *re
                     cli_json_add_string(o, "lock", res->lock_path) < 0 || cli_json_add_string(o, "digest", res->digest) < 0 ||
                     cli_json_add_int(o, "packages", (int64_t)res->packages) < 0 ||
                     cli_json_add_bool(o, "lock_written", res->lock_written) < 0 ||
-                    cli_json_add_int(o, "source_date_epoch", res->source_date_epoch) < 0)
+                    cli_json_add_int(o, "source_date_epoch", res->source_date_epoch) < 0 ||
+                    cli_json_add_int(o, "generation", res->generation) < 0)
                         return -ENOMEM;
                 return cli_json_print(stdout, o, CLI_JSON_LINE);
         }
         if (ctx->verbosity >= 0) {
-                fprintf(stderr, "machine '%s' deployed to %s (%zu packages)\n", res->name, res->target, res->packages);
+                fprintf(stderr, "machine '%s' deployed to %s (generation %u, %zu packages)\n", res->name, res->target,
+                        res->generation, res->packages);
                 fprintf(stderr, "digest %s\n", res->digest);
                 if (res->lock_written)
                         fprintf(stderr, "wrote %s: commit it next to the recipe to pin this set\n", res->lock_path);
