@@ -100,13 +100,17 @@ static size_t count_entries(int machines_fd, const char *name) {
 int deploy_check_replaceable(struct mkm_ctx *ctx, struct deploy *d, const char *action, struct mkm_err *reterr) {
         char why[1536] = "";
         size_t n = 0;
-#define WHY(...) (n += (size_t)snprintf(why + n, n < sizeof why ? sizeof why - n : 0, __VA_ARGS__))
+#define WHY(...)                                                                                           \
+        do {                                                                                               \
+                if (n < sizeof why)                                                                        \
+                        n += (size_t)snprintf(why + n, sizeof why - n, __VA_ARGS__);                       \
+        } while (0)
         /* (c) running: systemd-nspawn and machinectl hold the image lock while they use the tree. */
         if (d->image_lock_fd < 0) {
                 struct mkm_err lerr = {};
                 int r = state_image_lock(ctx, d->name, &d->image_lock_fd, &lerr);
                 if (r == -EBUSY)
-                        WHY("\n  running: %s", lerr.msg);
+                        WHY("\n  running: %.700s", lerr.msg);
                 else if (r < 0)
                         return mkm_err_set(reterr, r, "%s", lerr.msg);
         }
