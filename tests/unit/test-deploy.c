@@ -320,6 +320,24 @@ static void test_refuse_and_remove(void **state) {
         d = deploy_free(d);
         close(lfd);
         assert_int_equal(state_machine_running(&ctx, "m"), 0);
+        /* systemd's global lock of the tree, by DEV:INO in /run (here: the host root's /run) */
+        struct stat st;
+        snprintf(p, sizeof p, "%s/var/lib/machines/m", host);
+        assert_int_equal(stat(p, &st), 0);
+        snprintf(p, sizeof p, "%s/run/systemd/nspawn/locks", host);
+        assert_int_equal(fs_mkdir_p_at(AT_FDCWD, p, 0700), 0);
+        snprintf(p, sizeof p, "%s/run/systemd/nspawn/locks/inode-%lu:%lu", host, (unsigned long)st.st_dev,
+                 (unsigned long)st.st_ino);
+        lfd = open(p, O_CREAT | O_RDWR | O_CLOEXEC, 0600);
+        assert_true(lfd >= 0);
+        assert_int_equal(fcntl(lfd, F_OFD_SETLK, &fl), 0);
+        assert_int_equal(state_machine_running(&ctx, "m"), 1);
+        assert_int_equal(deploy_begin(&ctx, "m", &d, &err), 0);
+        assert_int_equal(deploy_check_replaceable(&ctx, d, "remove", &err), -MKM_E_REFUSED);
+        assert_non_null(strstr(err.msg, "/run/systemd/nspawn/locks is held"));
+        d = deploy_free(d);
+        close(lfd);
+        assert_int_equal(state_machine_running(&ctx, "m"), 0);
 
         /* rm: nothing of the machine is left */
         assert_int_equal(deploy_begin(&ctx, "m", &d, &err), 0);
