@@ -93,7 +93,14 @@ static void clean_after(struct mkm_ctx *ctx, const char *path, pid_t pid) {
                 remove_temporaries_beside(r->path, pid);
         hooks_remove_host_temporaries(ctx, r->name, pid);
         _cleanup_(deploy_freep) struct deploy *d = NULL;
-        if (deploy_begin(ctx, r->name, &d, &err) < 0)
+        /* The worker's lock may outlive it for a moment: a child it forked holds the lock's open
+         * file description until its exec closes it (O_CLOEXEC). Wait for that, briefly. */
+        int q;
+        for (int i = 0; (q = deploy_begin(ctx, r->name, &d, &err)) == -EBUSY && i < 50; i++) {
+                err = (struct mkm_err){};
+                (void)usleep(100 * 1000);
+        }
+        if (q < 0)
                 fprintf(stderr, "mkmachine: cannot clean up after the interrupted build: %s\n", err.msg);
         else {
                 (void)fs_remove_temporaries_of(d->state_dir, pid);
