@@ -5,13 +5,23 @@
  * only swaps it in at the end. If the worker dies (a signal, a crash, an OOM kill) or we are
  * asked to stop (SIGINT/SIGTERM/SIGHUP, forwarded to the worker), this process takes the
  * machine's build lock once the worker has gone and removes the staging root, so the host is
- * left as it was. */
+ * left as it was.
+ *
+ * If this process itself is killed (SIGKILL, which cannot be forwarded), the worker must not go on
+ * alone: it is created with PR_SET_PDEATHSIG = SIGKILL, so the kernel kills it as this process
+ * exits. The signal is queued during our exit, before anyone can see us gone, and a process with
+ * SIGKILL pending never runs another instruction of its own: a worker whose guard died cannot
+ * reach the deploy's swap (a rename already inside the kernel completes; the state's consistency
+ * after that is the recovery's job). Its children die with it: the sandbox's (pid namespace
+ * init, PR_SET_PDEATHSIG) and the gpg-agent (verify-keyring.c); gpg processes gpgme runs end on
+ * the EOF of their pipes. */
 #include <errno.h>
 #include <json-c/json.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -56,9 +66,33 @@ static int print_result(const struct mkm_ctx *ctx, const struct build_result *re
         return 0;
 }
 
+/* The temporaries pid left in the directory of path (fs_write_atomic_at's .#NAME.PID.XXXXXX);
+ * pid 0: of every process that is gone. */
+static void remove_temporaries_beside(const char *path, pid_t pid) {
+        _cleanup_free_ char *dir = fs_path_dirname(path);
+        if (dir)
+                (void)fs_remove_temporaries_of(dir, pid);
+}
+
+/* What earlier builds killed with their whole process group (no guard left to clean up) left
+ * beside the recipe and among the host files: the temporaries of processes that are gone. The
+ * staging roots and GnuPG homes go in deploy_begin and verify_keyring_new. */
+static void clean_before(struct mkm_ctx *ctx, const char *path) {
+        remove_temporaries_beside(path, 0);
+        _cleanup_(recipe_freep) struct recipe *r = NULL;
+        struct mkm_err err = {};
+        if (recipe_load(NULL, path, &r, &err) < 0)
+                return;         /* the build says why */
+        if (r->path)
+                remove_temporaries_beside(r->path, 0);
+        if (r->name)
+                hooks_remove_host_temporaries(ctx, r->name, 0);
+}
+
 static int worker(struct mkm_ctx *ctx, const char *path) {
         struct mkm_err err = {};
         struct build_result res = {};
+        clean_before(ctx, path);
         int r = build_machine(ctx, path, &res, &err);
         if (r < 0)
                 return cli_fail(r, &err, "build failed");
@@ -67,13 +101,6 @@ static int worker(struct mkm_ctx *ctx, const char *path) {
         if (r < 0)
                 return cli_fail(r, NULL, "printing the result");
         return EXIT_OK;
-}
-
-/* The temporaries pid left in the directory of path (fs_write_atomic_at's .#NAME.PID.XXXXXX). */
-static void remove_temporaries_beside(const char *path, pid_t pid) {
-        _cleanup_free_ char *dir = fs_path_dirname(path);
-        if (dir)
-                (void)fs_remove_temporaries_of(dir, pid);
 }
 
 /* After a killed worker (not yet reaped, so its pid is not reused): remove its staging tree
@@ -129,6 +156,7 @@ int cli_cmd_build(struct mkm_ctx *ctx, int argc, char **argv) {
         sigaddset(&guarded, SIGHUP);
         (void)sigprocmask(SIG_BLOCK, &guarded, &old);
         (void)fflush(NULL);
+        pid_t guard = getpid();
         pid_t pid = fork();
         if (pid < 0) {
                 int e = errno;
@@ -136,6 +164,10 @@ int cli_cmd_build(struct mkm_ctx *ctx, int argc, char **argv) {
                 return cli_fail(-e, NULL, "fork");
         }
         if (pid == 0) {
+                /* Die with the guard; if it died before the prctl took effect, we have been
+                 * re-parented already and stop here. */
+                if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0 || getppid() != guard)
+                        _exit(EXIT_BUILD_FAILED);
                 struct sigaction dfl = { .sa_handler = SIG_DFL };
                 sigemptyset(&dfl.sa_mask);
                 (void)sigaction(SIGINT, &dfl, NULL);

@@ -6,7 +6,6 @@
 #include <archive_entry.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/openat2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,8 +14,10 @@
 #include <unistd.h>
 
 #include "ctx.h"
+#include "util/chase.h"
 #include "util/cleanup.h"
 #include "util/err.h"
+#include "util/forklock.h"
 #include "util/fs.h"
 #include "util/hashmap.h"
 #include "util/strv.h"
@@ -140,7 +141,7 @@ struct xstate {
         const struct extract_opts *opts;
         struct mkm_err *reterr;
         const char *label;
-        struct hashmap *own_symlinks;   /* symlinks this package created: never written through */
+        struct hashmap *own_symlinks;   /* "dev:ino" of the symlinks this package created: never followed */
         struct hashmap *own_files;      /* regular files of this package: valid hard-link targets */
         struct strv_builder files;      /* %FILES%, in archive order until sorted */
         uint64_t bytes;
@@ -156,57 +157,68 @@ static int unsafe(struct xstate *s, const char *entry, const char *why) {
         return mkm_err_set(s->reterr, -MKM_E_UNSAFE_PATH, "%s: refusing entry '%s': %s", s->label, entry, why);
 }
 
-/* Open the directory "path" (relative, normalised) under the root, creating missing components
- * (0755). Each component is opened with O_NOFOLLOW; a symlinked component is followed only if this
- * package did not create it, and only with RESOLVE_IN_ROOT. Returns an O_PATH dirfd. */
-static int open_dir_in_root(struct xstate *s, const char *entry, const char *path) {
-        _cleanup_close_ int cur = fcntl(s->rootfd, F_DUPFD_CLOEXEC, 3);
-        if (cur < 0)
-                return negative_errno();
-        if (!*path)
-                return TAKE_FD(cur);
-        _cleanup_free_ char *buf = strdup(path);
-        if (!buf)
+/* A symlink's identity: this package's links are recorded by inode, so that no other name (a
+ * path through an earlier package's link, a hard link of the link) leads through one. */
+static void link_key(char key[static 48], dev_t dev, ino_t ino) {
+        (void)snprintf(key, 48, "%llx:%llx", (unsigned long long)dev, (unsigned long long)ino);
+}
+
+/* chase_in_root()'s question before it follows a symlink: never one this package created (a
+ * later entry written through it would land wherever the package chose); links of earlier
+ * packages (bin -> usr/bin) are followed, as the machine would, inside the root. */
+static int refuse_own_symlink(const char *dir, const char *name, const struct stat *st, void *userdata) {
+        const struct xstate *s = userdata;
+        char key[48];
+        link_key(key, st->st_dev, st->st_ino);
+        return hashmap_contains(s->own_symlinks, key) ? -MKM_E_UNSAFE_PATH : 0;
+}
+
+/* Resolve path in the root as the entries of this package may: see refuse_own_symlink(). */
+static int chase_entry(struct xstate *s, const char *path, unsigned flags, int *ret_fd) {
+        const struct chase_hooks hooks = { .symlink = refuse_own_symlink, .userdata = s };
+        return chase_in_root_full(s->rootfd, path, flags, &hooks, NULL, ret_fd);
+}
+
+/* The chase of directory path failed with -ENOTDIR: name the component in the way (an error
+ * path; it walks again, prefix by prefix). A file there is a conflict between packages. */
+static int not_a_directory(struct xstate *s, const char *entry, const char *path) {
+        _cleanup_free_ char *prefix = strdup(path);
+        if (!prefix)
                 return -ENOMEM;
-        char *comp = buf;
-        for (;;) {
-                char *slash = strchr(comp, '/');
-                if (slash)
-                        *slash = 0;
-                int fd = openat(cur, comp, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-                if (fd < 0 && errno == ENOENT) {
-                        if (mkdirat(cur, comp, 0755) < 0 && errno != EEXIST)
-                                return mkm_err_set(s->reterr, negative_errno(), "%s: cannot create /%s: %s", s->label,
-                                                   buf, strerror(errno));
-                        fd = openat(cur, comp, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-                }
-                if (fd < 0 && (errno == ELOOP || errno == ENOTDIR)) {
+        for (size_t i = 0;; i++) {
+                char c = path[i];
+                if (c != '/' && c != 0)
+                        continue;
+                prefix[i] = 0;
+                if (chase_entry(s, prefix, CHASE_MUST_BE_DIRECTORY, NULL) == -ENOTDIR) {
+                        _cleanup_close_ int fd = -EBADF;
                         struct stat st;
-                        if (fstatat(cur, comp, &st, AT_SYMLINK_NOFOLLOW) < 0)
-                                return negative_errno();
-                        if (!S_ISLNK(st.st_mode))
-                                return mkm_err_set(s->reterr, -MKM_E_CONFLICT,
-                                                   "%s: cannot install '%s': /%s is not a directory", s->label, entry,
-                                                   buf);
-                        if (hashmap_contains(s->own_symlinks, buf))
-                                return unsafe(s, entry, "it writes through a symlink the same package creates");
-                        /* A directory symlink from an earlier package (bin -> usr/bin): resolve it
-                         * as the machine would, confined to the root. */
-                        fd = fs_open_in_root(s->rootfd, buf, O_PATH | O_DIRECTORY, 0, 0);
-                        if (fd < 0)
-                                return mkm_err_set(s->reterr, fd, "%s: cannot install '%s': /%s: %s", s->label, entry,
-                                                   buf, strerror(-fd));
-                } else if (fd < 0)
-                        return mkm_err_set(s->reterr, negative_errno(), "%s: cannot open /%s: %s", s->label, buf,
-                                           strerror(errno));
-                closep(&cur);
-                cur = fd;
-                if (!slash)
+                        if (chase_entry(s, prefix, CHASE_NOFOLLOW, &fd) > 0 && fstat(fd, &st) == 0 && S_ISLNK(st.st_mode))
+                                break;  /* a link to a non-directory */
+                        return mkm_err_set(s->reterr, -MKM_E_CONFLICT, "%s: cannot install '%s': /%s is not a directory",
+                                           s->label, entry, prefix);
+                }
+                if (c == 0)
                         break;
-                *slash = '/';
-                comp = slash + 1;
+                prefix[i] = c;
         }
-        return TAKE_FD(cur);
+        return mkm_err_set(s->reterr, -ENOTDIR, "%s: cannot install '%s': /%s: %s", s->label, entry, prefix,
+                           strerror(ENOTDIR));
+}
+
+/* Open the directory "path" (relative, normalised) under the root, creating missing components
+ * (0755, whatever the umask). Returns an O_PATH dirfd. */
+static int open_dir_in_root(struct xstate *s, const char *entry, const char *path) {
+        int fd = -EBADF;
+        int r = chase_entry(s, path, CHASE_MKDIR_0755 | CHASE_MUST_BE_DIRECTORY, &fd);
+        if (r == -MKM_E_UNSAFE_PATH)
+                return unsafe(s, entry, "it writes through a symlink the same package creates");
+        if (r == -ENOTDIR)
+                return not_a_directory(s, entry, path);
+        if (r < 0)
+                return mkm_err_set(s->reterr, r, "%s: cannot install '%s': /%s: %s", s->label, entry, path,
+                                   strerror(-r));
+        return fd;
 }
 
 /* The parent dirfd of path (borrowed from the cache; do not close) and its last component. */
@@ -333,7 +345,7 @@ static mode_t current_umask(void) {
         return (mode_t)v & 0777;
 }
 
-static int write_regular(struct xstate *s, struct archive *a, struct archive_entry *e, const char *path) {
+static int write_regular_locked(struct xstate *s, struct archive *a, struct archive_entry *e, const char *path) {
         int pfd;
         const char *leaf;
         int r = parent_of(s, path, path, &pfd, &leaf);
@@ -419,6 +431,14 @@ static int write_regular(struct xstate *s, struct archive *a, struct archive_ent
         return hashmap_put(s->own_files, path, (void *)1);
 }
 
+/* A file being written must not be copied into a forked child (util/forklock.h). */
+static int write_regular(struct xstate *s, struct archive *a, struct archive_entry *e, const char *path) {
+        forklock_write_begin();
+        int r = write_regular_locked(s, a, e, path);
+        forklock_write_end();
+        return r;
+}
+
 static int write_dir(struct xstate *s, struct archive_entry *e, const char *path) {
         int pfd;
         const char *leaf;
@@ -429,10 +449,11 @@ static int write_dir(struct xstate *s, struct archive_entry *e, const char *path
         if (fstatat(pfd, leaf, &st, AT_SYMLINK_NOFOLLOW) == 0) {
                 if (S_ISDIR(st.st_mode))
                         return 0;       /* shared directory: the first package's metadata wins, as in pacman */
-                if (S_ISLNK(st.st_mode) && !hashmap_contains(s->own_symlinks, path)) {
-                        /* pacman keeps a symlink to a directory where a package has a directory. */
-                        _cleanup_close_ int t = fs_open_in_root(s->rootfd, path, O_PATH | O_DIRECTORY, 0, 0);
-                        if (t >= 0)
+                if (S_ISLNK(st.st_mode)) {
+                        /* pacman keeps a symlink to a directory where a package has a directory,
+                         * unless the package made the link itself. */
+                        _cleanup_close_ int t = -EBADF;
+                        if (chase_entry(s, path, CHASE_MUST_BE_DIRECTORY, &t) > 0)
                                 return 0;
                 }
                 return mkm_err_set(s->reterr, -MKM_E_CONFLICT, "%s: cannot create directory /%s: a file is in the way",
@@ -473,9 +494,15 @@ static int write_symlink(struct xstate *s, struct archive_entry *e, const char *
                 return negative_errno();
         struct timespec ts[2] = { { .tv_sec = archive_entry_mtime(e) }, { .tv_sec = archive_entry_mtime(e) } };
         (void)utimensat(pfd, leaf, ts, AT_SYMLINK_NOFOLLOW);
-        /* Any later entry below this path must not be written through it. */
+        /* No later entry goes through it (it may replace an earlier package's link the cached
+         * parent was reached by). */
+        struct stat st;
+        if (fstatat(pfd, leaf, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                return negative_errno();
         forget_parent_cache(s);
-        return hashmap_put(s->own_symlinks, path, (void *)1);
+        char key[48];
+        link_key(key, st.st_dev, st.st_ino);
+        return hashmap_put(s->own_symlinks, key, (void *)1);
 }
 
 static int write_hardlink(struct xstate *s, struct archive_entry *e, const char *path) {

@@ -4,9 +4,11 @@
  * Threat: packages come from mirrors that co-tenants choose. A signed package may still carry
  * entries like "usr/../../x", "/etc/x", a symlink followed by a write through it, a hard link to a
  * host file, device nodes, or more bytes than the repository promised. pacman trusts signed
- * packages here (REFERENCE.md); we do not. Every entry is opened relative to the root dirfd,
- * component by component, with O_NOFOLLOW; a symlinked parent directory is followed only when an
- * earlier package created it, and then only through openat2(RESOLVE_IN_ROOT). */
+ * packages here (REFERENCE.md); we do not. An entry's directory is resolved with
+ * chase_in_root() (util/chase.h), one component at a time, inside the root: a symlink on the way
+ * is followed, as the machine would, only when an earlier package created it (bin -> usr/bin),
+ * never when this package did (known by inode, whatever name leads to it); the entry itself is
+ * created with O_NOFOLLOW in that directory. */
 #pragma once
 
 #include <stdbool.h>

@@ -39,6 +39,7 @@
 #include "ctx.h"
 #include "util/cleanup.h"
 #include "util/err.h"
+#include "util/forklock.h"
 #include "util/fs.h"
 #include "util/log.h"
 #include "util/strv.h"
@@ -117,6 +118,7 @@ struct child_args {
         int out_fd;                     /* write end of the output pipe */
         int err_fd;                     /* CLOEXEC report pipe */
         const struct sock_fprog *filter; /* seccomp program, built before the clone */
+        int parent_pidfd;               /* pidfd of the caller's process, or -1 */
 };
 
 static _Noreturn void child_fail(const struct child_args *a, enum step step, int err) {
@@ -318,6 +320,14 @@ static _Noreturn void child_main(const struct child_args *a) {
 
         /* Die with the caller; no controlling terminal of the host's. */
         CHECK(a, ST_PDEATHSIG, prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0));
+        /* The caller may have died between the clone and the prctl (killed with its build):
+         * then nothing would ever kill us. getppid() says 0 in a new pid namespace, so ask the
+         * caller's pidfd, which becomes readable when it has exited. */
+        if (a->parent_pidfd >= 0) {
+                struct pollfd p = { .fd = a->parent_pidfd, .events = POLLIN };
+                if (poll(&p, 1, 0) != 0)
+                        _exit(127);
+        }
         CHECK(a, ST_SETSID, setsid());
 
         /* Nothing we mount propagates back to the host. */
@@ -395,7 +405,17 @@ static _Noreturn void child_main(const struct child_args *a) {
         sigemptyset(&none);
         (void)sigprocmask(SIG_SETMASK, &none, NULL);
 
-        execve(a->exe, a->argv, a->envp);
+        /* ETXTBSY: some process still holds the file open for writing. Our own forks exclude
+         * that (util/forklock.h), but not those of other processes or of libraries using clone
+         * or posix_spawn; such a holder is a child between fork and exec, which lets go in
+         * moments. Retry a bounded number of times (what Go's os/exec does, golang/go#22315). */
+        for (int tries = 0; ; tries++) {
+                execve(a->exe, a->argv, a->envp);
+                if (errno != ETXTBSY || tries >= 50)
+                        break;
+                struct timespec ts = { .tv_nsec = 20 * 1000 * 1000 };
+                (void)nanosleep(&ts, NULL);
+        }
         child_fail(a, ST_EXEC, errno);
 }
 
@@ -619,6 +639,19 @@ struct run {
         int status;
 };
 
+/* pivot_root(2) needs the caller's root directory to be the root of a mount: inside a chroot(2)
+ * into a plain directory it fails with a bare EINVAL. A chroot-based fallback would keep the
+ * outer file system reachable to a script holding CAP_SYS_CHROOT (chroot into a subdirectory,
+ * then ".." past it), so refuse clearly instead. 1 yes, 0 no, <0 unknown (old kernel). */
+static int root_is_mount_point(void) {
+        struct statx stx;
+        if (statx(AT_FDCWD, "/", AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, &stx) < 0)
+                return negative_errno();
+        if (!(stx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT))
+                return -EOPNOTSUPP;
+        return !!(stx.stx_attributes & STATX_ATTR_MOUNT_ROOT);
+}
+
 /* Check the arguments and prepare everything the child needs before the clone. */
 static int run_prepare(struct run *x, struct mkm_err *reterr) {
         const struct sandbox_opts *o = x->o;
@@ -636,6 +669,11 @@ static int run_prepare(struct run *x, struct mkm_err *reterr) {
         x->cmdline = join_argv(x->argv);
         if (!x->cmdline)
                 return -ENOMEM;
+        if (root_is_mount_point() == 0)
+                return mkm_err_set(reterr, -EINVAL,
+                                   "sandbox: this process's root directory is not a mount point (running inside a "
+                                   "chroot?), so pivot_root cannot enter the tree; bind-mount the chroot's directory "
+                                   "onto itself (mount --bind DIR DIR) before entering it, or use a container");
 
         _cleanup_close_ int rootfd = open(x->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
         if (rootfd < 0)
@@ -676,6 +714,7 @@ static int run_spawn(struct run *x, struct mkm_err *reterr) {
                 .out_fd = x->out_pipe[1],
                 .err_fd = x->err_pipe[1],
                 .filter = &x->filter,
+                .parent_pidfd = (int)syscall(SYS_pidfd_open, getpid(), 0),    /* CLOEXEC; -1 before 5.3 */
         };
         unsigned long flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | (o->network ? 0 : CLONE_NEWNET);
 
@@ -687,14 +726,19 @@ static int run_spawn(struct run *x, struct mkm_err *reterr) {
 
         /* A raw clone without a new stack behaves like fork(), with the namespaces made at once:
          * the child is PID 1 of the new pid namespace. */
+        forklock_fork_begin();  /* no other thread's write fd is copied into the child (util/forklock.h) */
         pid_t pid = (pid_t)syscall(SYS_clone, flags | SIGCHLD, NULL, NULL, NULL, NULL);
+        if (pid == 0)
+                child_main(&ca);
+        int clone_errno = errno;
+        forklock_fork_end();
+        if (ca.parent_pidfd >= 0)
+                (void)close(ca.parent_pidfd);
         if (pid < 0) {
-                int r = negative_errno();
+                int r = -clone_errno;
                 return mkm_err_set(reterr, r, "sandbox: cannot create namespaces: %s%s", strerror(-r),
                                    r == -EPERM ? " (running the sandbox needs root)" : "");
         }
-        if (pid == 0)
-                child_main(&ca);
         x->pid = pid;
 
         if (x->in_pipe[0] >= 0) {
@@ -825,8 +869,11 @@ static int run_verdict(struct run *x, char **ret_output, struct mkm_err *reterr)
         if (x->loop_err < 0) {
                 r = mkm_err_set(reterr, x->loop_err, "sandbox: '%s': %s", x->cmdline, strerror(-x->loop_err));
         } else if (got == (ssize_t)sizeof rep && rep.step >= 0 && rep.step < _ST_MAX) {
+                /* A command that could not be started did not run at all: never the script's
+                 * failure that a caller may downgrade to a warning, since its effect would go
+                 * silently missing from the tree. */
                 if (rep.step == ST_EXEC)
-                        r = mkm_err_set(reterr, -MKM_E_SCRIPT, "sandbox: cannot execute '%s': %s", x->exe,
+                        r = mkm_err_set(reterr, -rep.err, "sandbox: cannot execute '%s': %s", x->exe,
                                         strerror(rep.err));
                 else
                         r = mkm_err_set(reterr, -rep.err, "sandbox: %s: %s", step_names[rep.step], strerror(rep.err));

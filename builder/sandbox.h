@@ -64,9 +64,13 @@ bool sandbox_tree_has_exec(int rootfd, const char *path);
  * Returns 0 when the command exited 0; otherwise -MKM_E_SCRIPT with reterr saying
  * "'CMD' exited with status N", "... was killed by signal S (NAME)" or "... timed out after N s"
  * followed by ":\n" and the last lines of output; also -MKM_E_SCRIPT for a command missing from
- * the tree ("'CMD': command not found in the tree (PATH=...)", "'/x/y': no such file in the tree")
- * or one that cannot be executed ("sandbox: cannot execute '/x': why"). So -MKM_E_SCRIPT is always
- * the command's failure. Setup failures return their errno with "sandbox: STEP: why" (e.g. -EPERM
- * without root, a tree whose /run cannot be mounted): never the command's fault. */
+ * the tree ("'CMD': command not found in the tree (PATH=...)", "'/x/y': no such file in the tree"),
+ * as pacman fails a scriptlet whose interpreter is missing. So -MKM_E_SCRIPT is always the
+ * command's failure. A command that was found but could not be started returns execve's errno
+ * with "sandbox: cannot execute '/x': why" (EACCES, ENOEXEC, a missing #! interpreter, ETXTBSY
+ * after bounded retries): it did not run, so callers must not treat it as a script's failure that
+ * a warning covers. Setup failures return their errno with "sandbox: STEP: why" (e.g. -EPERM
+ * without root, a tree whose /run cannot be mounted, a host root that is not a mount point and
+ * cannot be made one): never the command's fault. */
 int sandbox_run(struct mkm_ctx *ctx, const char *root, char *const argv[], const struct sandbox_opts *opts,
                 char **ret_output, struct mkm_err *reterr);

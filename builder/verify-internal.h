@@ -6,6 +6,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <gpgme.h>
+#include <sys/types.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -23,7 +24,8 @@ struct verify_keyring {
         char *gpg;                      /* engine binary, from gpgme */
         char *gpgconf;
         char **revoked;                 /* upper-case fingerprints from *-revoked files */
-        bool agent_started;
+        pid_t agent_pid;                /* our gpg-agent (populate_trusted), 0 when none runs */
+        int home_lock_fd;               /* flock'ed home while we live (verify_remove_stale_homes) */
         unsigned n_keys;
         bool borrowed;                  /* a clone: home, revoked and engines belong to the original */
         gpgme_key_t *seen;              /* keys looked up so far (each gpgme_get_key costs two gpg runs) */

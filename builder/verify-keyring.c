@@ -5,7 +5,14 @@
  * CACHE_DIR/gnupg, clones for other threads, and the removal of homes whose creator died.
  * Threats handled here: a keyring home another user could write (it would hand them the trust
  * decisions), a damaged or altered cache entry, a throwaway secret key outliving the setup, and
- * gpg-agents or homes left behind by killed builds. */
+ * gpg-agents or homes left behind by killed builds.
+ *
+ * No daemon is ever started on its own: gpg.conf says no-autostart (verification and public-key
+ * imports need no agent), and the one agent the throwaway key needs runs as our child in
+ * --supervised mode on a socket we made, with PR_SET_PDEATHSIG, so it dies with us even on
+ * SIGKILL (a daemonised one outlived a killed build and re-created its home after the guard
+ * removed it). Every home is flock'ed by its creator while it lives: a later build removes
+ * the homes whose creator is gone (its pid dead and the lock free). */
 #include "verify.h"
 #include "verify-internal.h"
 
@@ -19,7 +26,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -32,7 +43,6 @@
 #include "util/strv.h"
 
 #define TRUST_FILE_MAX ((size_t)1024 * 1024)
-#define STALE_HOME_SECONDS (10 * 60)   /* a dead creator's home older than this goes */
 
 static bool is_fpr(const char *s, size_t len) {
         if (len != 40 && len != 64)
@@ -57,11 +67,15 @@ static int run_tool(struct verify_keyring *k, const char *what, char *const argv
         if (nullfd < 0)
                 return mkm_err_set(reterr, negative_errno(), "cannot open /dev/null: %m");
 
+        pid_t parent = getpid();
         pid_t pid = fork();
         if (pid < 0)
                 return mkm_err_set(reterr, negative_errno(), "cannot fork for %s: %m", argv[0]);
         if (pid == 0) {
-                /* Only async-signal-safe calls from here on. dup2 clears O_CLOEXEC on the copies. */
+                /* Only async-signal-safe calls from here on. dup2 clears O_CLOEXEC on the copies.
+                 * Dies with us (a killed build leaves no gpg behind). */
+                if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0 || getppid() != parent)
+                        _exit(127);
                 if (dup2(nullfd, 0) < 0 || dup2(nullfd, 1) < 0 || dup2(logfd, 2) < 0)
                         _exit(127);
                 execve(argv[0], argv, envp);
@@ -102,6 +116,65 @@ static int run_gpgconf(struct verify_keyring *k, const char *verb, const char *w
         return run_tool(k, verb, argv, reterr);
 }
 
+/* Start gpg-agent for this home as our child: --supervised on a listening socket we create at
+ * HOME/S.gpg-agent (passed as fd 3, as systemd would), never detached, killed when we die. */
+static int start_agent(struct verify_keyring *k, struct mkm_err *reterr) {
+        const char *agent = gpgme_get_dirinfo("agent-name");
+        if (!agent || agent[0] != '/')
+                return mkm_err_set(reterr, -ENOENT, "gpgme knows no gpg-agent binary (is gpg-agent installed?)");
+        _cleanup_free_ char *sockpath = fs_path_join(k->home, "S.gpg-agent");
+        if (!sockpath)
+                return -ENOMEM;
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        if (strlen(sockpath) >= sizeof sa.sun_path)
+                return mkm_err_set(reterr, -ENAMETOOLONG, "%s: too long for a socket", sockpath);
+        strcpy(sa.sun_path, sockpath);
+        _cleanup_close_ int sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (sock < 0 || bind(sock, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(sock, 64) < 0)
+                return mkm_err_set(reterr, negative_errno(), "cannot listen on %s: %m", sockpath);
+        _cleanup_close_ int nullfd = open("/dev/null", O_RDWR | O_CLOEXEC);
+        if (nullfd < 0)
+                return mkm_err_set(reterr, negative_errno(), "cannot open /dev/null: %m");
+        char *argv[] = { (char *)agent, "--homedir", k->home, "--supervised", NULL };
+        char listen_pid[32] = "LISTEN_PID=";
+        char *envp[] = { "LC_ALL=C", "PATH=/usr/local/bin:/usr/bin:/bin", "LISTEN_FDS=1", "LISTEN_FDNAMES=std",
+                         listen_pid, NULL };
+        pid_t parent = getpid();
+        pid_t pid = fork();
+        if (pid < 0)
+                return mkm_err_set(reterr, negative_errno(), "cannot fork for %s: %m", agent);
+        if (pid == 0) {
+                /* Async-signal-safe only: the pid formatted by hand. */
+                if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0 || getppid() != parent)
+                        _exit(127);
+                char digits[16];
+                int n = 0;
+                for (unsigned v = (unsigned)getpid(); v; v /= 10)
+                        digits[n++] = (char)('0' + v % 10);
+                size_t l = strlen(listen_pid);
+                while (n > 0)
+                        listen_pid[l++] = digits[--n];
+                listen_pid[l] = 0;
+                if (sock == 3 ? fcntl(sock, F_SETFD, 0) < 0 : dup2(sock, 3) < 0)
+                        _exit(127);
+                if (dup2(nullfd, 0) < 0 || dup2(nullfd, 1) < 0 || dup2(nullfd, 2) < 0)
+                        _exit(127);
+                execve(argv[0], argv, envp);
+                _exit(127);
+        }
+        k->agent_pid = pid;
+        return 0;
+}
+
+static void stop_agent(struct verify_keyring *k, int sig) {
+        if (k->agent_pid <= 0)
+                return;
+        (void)kill(k->agent_pid, sig);
+        while (waitpid(k->agent_pid, NULL, 0) < 0 && errno == EINTR)
+                ;
+        k->agent_pid = 0;
+}
+
 static bool home_has_daemon(struct verify_keyring *k) {
         static const char *const sockets[] = { "S.gpg-agent", "S.dirmngr", "S.keyboxd" };
         _cleanup_close_ int dfd = open(k->home, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -126,15 +199,18 @@ struct verify_keyring *verify_keyring_free(struct verify_keyring *k) {
                 return NULL;
         }
         verify_fast_free(k->fast);
+        stop_agent(k, SIGKILL);
         if (k->home) {
-                /* An agent may still run if setup failed half-way; never leave one behind. */
-                if (k->gpgconf && (k->agent_started || home_has_daemon(k))) {
+                /* A daemon may run if something started one despite no-autostart; never leave one behind. */
+                if (k->gpgconf && home_has_daemon(k)) {
                         (void)run_gpgconf(k, "--kill", "all", NULL);
                         (void)run_gpgconf(k, "--remove-socketdir", NULL, NULL);
                 }
                 (void)fs_rm_rf_at(AT_FDCWD, k->home);
                 free(k->home);
         }
+        if (k->home_lock_fd >= 0)
+                (void)close(k->home_lock_fd);
         free(k->gpg);
         free(k->gpgconf);
         strv_free(k->revoked);
@@ -144,8 +220,9 @@ struct verify_keyring *verify_keyring_free(struct verify_keyring *k) {
 
 static const char *homes_dir(void);
 
-/* Remove the homes in homes_dir() of pid, or (pid 0) of every process that no longer exists
- * and that were left alone for a while. */
+/* Remove the homes in homes_dir() of pid, or (pid 0) of every process that no longer exists and
+ * whose flock is free (the pid alone could name a process of another pid namespace sharing
+ * /tmp, or be reused). */
 static void remove_homes(pid_t pid) {
         _cleanup_close_ int dfd = open(homes_dir(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (dfd < 0)
@@ -153,7 +230,6 @@ static void remove_homes(pid_t pid) {
         DIR *d = fs_opendir_dup(dfd);
         if (!d)
                 return;
-        time_t now = time(NULL);
         struct dirent *de;
         while ((de = readdir(d))) {
                 int owner, len = 0;
@@ -161,10 +237,13 @@ static void remove_homes(pid_t pid) {
                         continue;
                 if (pid > 0 ? owner != (int)pid : kill((pid_t)owner, 0) == 0 || errno != ESRCH)
                         continue;
-                struct stat st;
-                if (pid == 0 && (fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode) ||
-                                 st.st_mtime > now - STALE_HOME_SECONDS))
-                        continue;
+                if (pid == 0) {
+                        _cleanup_close_ int hfd = openat(dfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                        struct stat st;
+                        if (hfd < 0 || fstat(hfd, &st) < 0 || st.st_uid != geteuid() ||
+                            flock(hfd, LOCK_EX | LOCK_NB) < 0)
+                                continue;
+                }
                 /* A gpg-agent of that home notices its socket is gone and exits. */
                 (void)fs_rm_rf_at(dfd, de->d_name);
         }
@@ -188,7 +267,7 @@ int verify_keyring_clone(const struct verify_keyring *k, struct verify_keyring *
                 return -ENOMEM;
         *c = (struct verify_keyring){ .ctx = NULL, .home = k->home, .gpg = k->gpg, .gpgconf = k->gpgconf,
                                       .revoked = k->revoked, .n_keys = k->n_keys, .borrowed = true,
-                                      .fast = k->fast };
+                                      .fast = k->fast, .home_lock_fd = -EBADF };
         int r = open_gctx(c, NULL);
         if (r < 0) {
                 verify_keyring_free(c);
@@ -348,8 +427,7 @@ static int populate_trusted(struct verify_keyring *k, char **fprs, char **levels
                 return r;
 
         /* gpg.conf says no-autostart; the local key's creation and the lsigns need an agent. */
-        k->agent_started = true;
-        r = run_gpgconf(k, "--launch", "gpg-agent", reterr);
+        r = start_agent(k, reterr);
         if (r < 0)
                 return r;
         r = run_gpg(k, reterr, "--quick-gen-key", "mkmachine local trust root (throwaway) <root@mkmachine.invalid>",
@@ -365,10 +443,7 @@ static int populate_trusted(struct verify_keyring *k, char **fprs, char **levels
                 if (r < 0)
                         return r;
         }
-        r = run_gpgconf(k, "--kill", "all", reterr);
-        if (r < 0)
-                return r;
-        k->agent_started = false;
+        stop_agent(k, SIGTERM);
         return 0;
 }
 
@@ -457,6 +532,10 @@ static int make_home(struct verify_keyring *k, struct mkm_err *reterr) {
         if (!mkdtemp(tmpl))
                 return mkm_err_set(reterr, negative_errno(), "cannot create a temporary GnuPG home in %s: %m", tmp);
         k->home = TAKE_PTR(tmpl);
+        /* Held until the home is removed: tells a later build that the home is in use. */
+        k->home_lock_fd = open(k->home, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (k->home_lock_fd < 0 || flock(k->home_lock_fd, LOCK_EX | LOCK_NB) < 0)
+                return mkm_err_set(reterr, negative_errno(), "cannot lock %s: %m", k->home);
         if (chmod(k->home, 0700) < 0)
                 return mkm_err_set(reterr, negative_errno(), "chmod %s: %m", k->home);
         return write_file(k->home, "gpg.conf", gpg_conf, reterr);
@@ -486,6 +565,9 @@ static void drop_home(struct verify_keyring *k) {
                 (void)fs_rm_rf_at(AT_FDCWD, k->home);
         free(k->home);
         k->home = NULL;
+        if (k->home_lock_fd >= 0)
+                (void)close(k->home_lock_fd);
+        k->home_lock_fd = -EBADF;
 }
 
 /* ---- the keyring's inputs ---- */
@@ -893,6 +975,7 @@ int verify_keyring_new_cached(struct mkm_ctx *ctx, const char *path, const char 
         if (!k)
                 return -ENOMEM;
         k->ctx = ctx;
+        k->home_lock_fd = -EBADF;
         verify_remove_stale_homes();
         k->fast = verify_fast_new();
         if (!k->fast)

@@ -52,6 +52,7 @@
 #include "../recipe.h"
 #include "../sandbox.h"
 #include "../verify.h"
+#include "../util/chase.h"
 #include "../util/cleanup.h"
 #include "../util/err.h"
 #include "../util/fs.h"
@@ -773,12 +774,16 @@ static int deb_sources(struct backend *d, const struct pipeline_item **ret_items
 
 /* ---- install ----------------------------------------------------------------------------------- */
 
+/* Write dir/name in the tree, which maintainer scripts have run in: dir is resolved inside it
+ * with chase_in_root() (missing directories made 0755), name opened with O_NOFOLLOW (a symlink
+ * there is an error, never followed). */
 static int write_in_root(struct backend *d, const char *dir, const char *name, const void *data, size_t len,
                          mode_t mode, struct mkm_err *reterr) {
-        _cleanup_close_ int dfd = fs_mkdir_p_in_root(d->b->deploy->root_fd, dir, 0755);
-        if (dfd < 0)
-                return mkm_err_set(reterr, dfd, "cannot create /%s: %s", dir, strerror(-dfd));
-        int q = fs_write_file_at(dfd, name, data, len, mode);
+        _cleanup_close_ int dfd = -EBADF;
+        int q = chase_in_root(d->b->deploy->root_fd, dir, CHASE_MKDIR_0755 | CHASE_MUST_BE_DIRECTORY, NULL, &dfd);
+        if (q < 0)
+                return mkm_err_set(reterr, q, "cannot create /%s: %s", dir, strerror(-q));
+        q = fs_write_file_at(dfd, name, data, len, mode);
         if (q < 0)
                 return mkm_err_set(reterr, q, "cannot write /%s/%s: %s", dir, name, strerror(-q));
         return 0;
@@ -1300,14 +1305,16 @@ static int run_preinsts(struct backend *d, struct mkm_err *reterr) {
         return run_in_tree(d, argv, sf, nf, "preinst scripts", reterr);
 }
 
+/* Remove path (not a directory) from the tree if it is there; a symlink there is removed, not
+ * what it points to. */
 static int remove_in_root(struct backend *d, const char *path) {
-        _cleanup_free_ char *dir = fs_path_dirname(path);
-        if (!dir)
-                return -ENOMEM;
-        _cleanup_close_ int pfd = fs_open_in_root(d->b->deploy->root_fd, dir, O_PATH | O_DIRECTORY, 0, 0);
-        if (pfd < 0)
-                return pfd == -ENOENT ? 0 : pfd;
-        const char *leaf = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+        _cleanup_free_ char *leaf = NULL;
+        _cleanup_close_ int pfd = -EBADF;
+        int q = chase_in_root(d->b->deploy->root_fd, path, CHASE_PARENT | CHASE_NOFOLLOW, &leaf, &pfd);
+        if (q == 0 || q == -ENOENT)
+                return 0;
+        if (q < 0)
+                return q;
         if (unlinkat(pfd, leaf, 0) < 0 && errno != ENOENT)
                 return -errno;
         return 0;

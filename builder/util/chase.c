@@ -36,9 +36,7 @@ static int open_root(int rootfd) {
 
 /* Open "done" again, one component at a time from the root, each a real directory. */
 static int walk_down(int rootfd, const char *done, unsigned *steps) {
-        _cleanup_close_ int fd = open_root(rootfd);
-        if (fd < 0)
-                return fd;
+        _cleanup_close_ int fd = -EBADF;        /* -EBADF: at the root */
         for (const char *p = done; *p;) {
                 p += strspn(p, "/");
                 size_t n = strcspn(p, "/");
@@ -49,14 +47,14 @@ static int walk_down(int rootfd, const char *done, unsigned *steps) {
                 _cleanup_free_ char *c = strndup(p, n);
                 if (!c)
                         return -ENOMEM;
-                int nfd = openat(fd, c, O_PATH | O_NOFOLLOW | O_DIRECTORY | O_CLOEXEC);
+                int nfd = openat(fd >= 0 ? fd : rootfd, c, O_PATH | O_NOFOLLOW | O_DIRECTORY | O_CLOEXEC);
                 if (nfd < 0)
                         return negative_errno();
                 closep(&fd);
                 fd = nfd;
                 p += n;
         }
-        return TAKE_FD(fd);
+        return fd >= 0 ? TAKE_FD(fd) : open_root(rootfd);
 }
 
 static int done_append(char **done, const char *c, size_t n) {
@@ -118,7 +116,8 @@ static int check_type(unsigned flags, bool must_dir, const struct stat *st) {
         return 0;
 }
 
-int chase_in_root(int rootfd, const char *path, unsigned flags, char **ret_path, int *ret_fd) {
+int chase_in_root_full(int rootfd, const char *path, unsigned flags, const struct chase_hooks *hooks, char **ret_path,
+                       int *ret_fd) {
         if ((flags & CHASE_MUST_BE_DIRECTORY) && (flags & CHASE_MUST_BE_REGULAR))
                 return -EINVAL;
         if (!path)
@@ -130,13 +129,15 @@ int chase_in_root(int rootfd, const char *path, unsigned flags, char **ret_path,
         _cleanup_free_ char *buffer = strdup(path), *done = strdup(""), *name = NULL;
         if (!buffer || !done)
                 return -ENOMEM;
-        _cleanup_close_ int fd = open_root(rootfd);
-        if (fd < 0)
-                return fd;
+        /* The directory the walk is in: fd, or rootfd itself while fd is -EBADF (at the root,
+         * where every walk starts: no open of the root unless it is the result). */
+        _cleanup_close_ int fd = -EBADF;
 
         /* todo: what is left to resolve; the bytes before link_end came from symlink targets
-         * (CHASE_MKDIR_0755 never creates those). */
+         * (CHASE_MKDIR_0755 never creates those). st: of the entry reached last; when a lookup
+         * with O_DIRECTORY found a directory, only its st_mode is set (all that is read of it). */
         const char *todo = buffer, *link_end = buffer;
+        bool want_dir = must_dir || (flags & CHASE_MUST_BE_DIRECTORY);
         struct stat st;
         bool exists = true, have_st = false;
         unsigned steps = 0, hops = 0;
@@ -164,31 +165,57 @@ int chase_in_root(int rootfd, const char *path, unsigned flags, char **ret_path,
                                 continue;
                         }
                         done_pop(done);
-                        int up = walk_down(rootfd, done, &steps);
-                        if (up < 0)
-                                return up;
                         closep(&fd);
-                        fd = up;
+                        fd = -EBADF;
+                        if (*done) {
+                                int up = walk_down(rootfd, done, &steps);
+                                if (up < 0)
+                                        return up;
+                                fd = up;
+                        }
                         have_st = false;
                         continue;
                 }
 
-                _cleanup_free_ char *c = strndup(comp, n);
-                if (!c)
-                        return -ENOMEM;
-                _cleanup_close_ int child = openat(fd, c, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-                if (child < 0) {
-                        if (errno != ENOENT)
+                if (n > NAME_MAX)
+                        return -ENAMETOOLONG;
+                char c[NAME_MAX + 1];
+                memcpy(c, comp, n);
+                c[n] = 0;
+                int here = fd >= 0 ? fd : rootfd;
+                /* Most components are directories, and O_DIRECTORY says so without an fstat()
+                 * (the old walkers this replaced made one lookup per component; so do we). It
+                 * fails with ENOTDIR (or ELOOP) on a symlink, which the plain lookup then opens. */
+                _cleanup_close_ int child = -EBADF;
+                bool is_dir = false, missing = false;
+                if (!last || (want_dir && !(flags & CHASE_PARENT))) {
+                        child = openat(here, c, O_PATH | O_NOFOLLOW | O_DIRECTORY | O_CLOEXEC);
+                        if (child >= 0)
+                                is_dir = true;
+                        else if (errno == ENOENT)
+                                missing = true;
+                        else if (errno != ENOTDIR && errno != ELOOP)
                                 return negative_errno();
+                }
+                if (child < 0 && !missing) {
+                        child = openat(here, c, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+                        if (child < 0 && errno != ENOENT)
+                                return negative_errno();
+                        missing = child < 0;
+                }
+                if (missing) {
                         if (last && (flags & CHASE_PARENT)) {
-                                name = TAKE_PTR(c);
+                                name = strdup(c);
+                                if (!name)
+                                        return -ENOMEM;
                                 exists = false;
                                 break;
                         }
                         if ((flags & CHASE_MKDIR_0755) && !from_link) {
-                                child = mkdir_0755(fd, c);
+                                child = mkdir_0755(here, c);
                                 if (child < 0)
                                         return child;
+                                is_dir = true;
                         } else if (flags & CHASE_NONEXISTENT) {
                                 r = append_missing(&done, comp, n, todo);
                                 if (r < 0)
@@ -198,12 +225,19 @@ int chase_in_root(int rootfd, const char *path, unsigned flags, char **ret_path,
                         } else
                                 return -ENOENT;
                 }
-                if (fstat(child, &st) < 0)
+                if (is_dir)
+                        st = (struct stat){ .st_mode = S_IFDIR };
+                else if (fstat(child, &st) < 0)
                         return negative_errno();
 
                 if (S_ISLNK(st.st_mode) && !(last && (flags & CHASE_NOFOLLOW))) {
                         if (flags & CHASE_PROHIBIT_SYMLINKS)
                                 return -EREMCHG;
+                        if (hooks && hooks->symlink) {
+                                r = hooks->symlink(done, c, &st, hooks->userdata);
+                                if (r < 0)
+                                        return r;
+                        }
                         if (++hops > CHASE_SYMLINKS_MAX)
                                 return -ELOOP;
                         char target[PATH_MAX];
@@ -230,11 +264,8 @@ int chase_in_root(int rootfd, const char *path, unsigned flags, char **ret_path,
                         if (target[0] == '/') {
                                 /* Absolute: starts again at the tree's root, not the host's. */
                                 done[0] = 0;
-                                int top = open_root(rootfd);
-                                if (top < 0)
-                                        return top;
                                 closep(&fd);
-                                fd = top;
+                                fd = -EBADF;
                         }
                         have_st = false;
                         continue;
@@ -242,7 +273,9 @@ int chase_in_root(int rootfd, const char *path, unsigned flags, char **ret_path,
 
                 if (last && (flags & CHASE_PARENT)) {
                         /* fd stays the directory that holds it. */
-                        name = TAKE_PTR(c);
+                        name = strdup(c);
+                        if (!name)
+                                return -ENOMEM;
                         have_st = true;
                         break;
                 }
@@ -256,8 +289,10 @@ int chase_in_root(int rootfd, const char *path, unsigned flags, char **ret_path,
                 have_st = true;
         }
 
-        if (exists && !have_st && fstat(fd, &st) < 0)
-                return negative_errno();
+        /* Without a stat of a last lookup, fd is a directory: the root, a walk down after "..",
+         * or the directory a symlink was met in. */
+        if (exists && !have_st)
+                st = (struct stat){ .st_mode = S_IFDIR };
         if ((flags & CHASE_PARENT) && exists && !name) {
                 /* The path ended in a directory of its own ("a/b/..", "a/.", "/"): its parent holds it. */
                 if (!*done)
@@ -283,6 +318,11 @@ int chase_in_root(int rootfd, const char *path, unsigned flags, char **ret_path,
         /* With CHASE_PARENT the parent was found unless a directory before it is missing
          * (CHASE_NONEXISTENT): then the answer is the one without CHASE_PARENT. */
         bool parent = (flags & CHASE_PARENT) && name;
+        if (ret_fd && (exists || parent) && fd < 0) {
+                fd = open_root(rootfd);   /* the result is the root */
+                if (fd < 0)
+                        return fd;
+        }
         if (ret_path) {
                 if (parent)
                         *ret_path = TAKE_PTR(name);
@@ -294,6 +334,10 @@ int chase_in_root(int rootfd, const char *path, unsigned flags, char **ret_path,
         if (ret_fd)
                 *ret_fd = exists || parent ? TAKE_FD(fd) : -EBADF;
         return exists;
+}
+
+int chase_in_root(int rootfd, const char *path, unsigned flags, char **ret_path, int *ret_fd) {
+        return chase_in_root_full(rootfd, path, flags, NULL, ret_path, ret_fd);
 }
 
 int chase_and_open_in_root(int rootfd, const char *path, unsigned chase_flags, int open_flags, mode_t mode) {

@@ -6,6 +6,8 @@
 
 #include <sys/types.h>
 
+struct stat;
+
 /* Flags of chase_in_root(). */
 enum {
         CHASE_NOFOLLOW          = 1 << 0, /* a symlink as the last component is the result itself */
@@ -55,6 +57,23 @@ enum {
  * dirfd of *at() calls and with fstat(), not for reading (see chase_and_open_in_root()); -EBADF
  * when the result does not exist. Both are written only on success. */
 int chase_in_root(int rootfd, const char *path, unsigned flags, char **ret_path, int *ret_fd);
+
+/* Asked before the walk follows a symlink (every one: in the path, in a target, and the last
+ * component unless CHASE_NOFOLLOW): dir is the resolved path of the directory holding it ("" for
+ * the root, else "/a/b" as *ret_path has it), name its name, st its lstat(). Return 0 to follow
+ * it, or a negative code, which the chase returns as is (outputs untouched). Lets a caller refuse
+ * links by identity, which no flag can say: extract never follows a symlink the package it is
+ * unpacking created (st_dev/st_ino), while following those earlier packages made (bin -> usr/bin). */
+typedef int (*chase_symlink_fn)(const char *dir, const char *name, const struct stat *st, void *userdata);
+
+struct chase_hooks {
+        chase_symlink_fn symlink;       /* NULL: every symlink is followed (as the flags allow) */
+        void *userdata;                 /* passed to the hook */
+};
+
+/* chase_in_root() with hooks (borrowed; NULL = none). */
+int chase_in_root_full(int rootfd, const char *path, unsigned flags, const struct chase_hooks *hooks, char **ret_path,
+                       int *ret_fd);
 
 /* chase_in_root() with CHASE_PARENT added, then open the last component in its directory with
  * open_flags | O_NOFOLLOW | O_CLOEXEC (mode for O_CREAT): a symlink there was followed inside the

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -167,9 +168,23 @@ DIR *fs_opendir_dup(int dirfd) {
         return d;
 }
 
+/* The PID in a temporary's name ".#NAME.PID.XXXXXX", or 0 when the name is not one. */
+static pid_t temporary_owner(const char *name) {
+        size_t len = strlen(name);
+        if (len < 2 + 1 + 2 + 6 || strncmp(name, ".#", 2) != 0 || name[len - 7] != '.')
+                return 0;
+        size_t end = len - 7, start = end;
+        while (start > 2 && name[start - 1] >= '0' && name[start - 1] <= '9')
+                start--;
+        if (start == end || end - start > 9 || name[start - 1] != '.' || start - 1 <= 2)
+                return 0;
+        pid_t pid = 0;
+        for (size_t i = start; i < end; i++)
+                pid = pid * 10 + (name[i] - '0');
+        return pid;
+}
+
 int fs_remove_temporaries_of(const char *path, pid_t pid) {
-        char mid[32];
-        int ml = snprintf(mid, sizeof mid, ".%d.", (int)pid);
         _cleanup_close_ int dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (dfd < 0)
                 return errno == ENOENT ? 0 : negative_errno();
@@ -180,10 +195,8 @@ int fs_remove_temporaries_of(const char *path, pid_t pid) {
         struct dirent *de;
         while ((de = readdir(d))) {
                 const char *name = de->d_name;
-                size_t len = strlen(name);
-                /* ".#" NAME ".PID." six characters */
-                if (len < 2 + 1 + (size_t)ml + 6 || strncmp(name, ".#", 2) != 0 ||
-                    strncmp(name + len - 6 - (size_t)ml, mid, (size_t)ml) != 0)
+                pid_t owner = temporary_owner(name);
+                if (owner <= 0 || (pid > 0 ? owner != pid : kill(owner, 0) == 0 || errno != ESRCH))
                         continue;
                 struct stat st;
                 if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))

@@ -34,7 +34,9 @@ int fs_write_atomic_at(int dirfd, const char *name, const void *data, size_t len
 
 /* Remove the temporaries fs_write_atomic_at() of process pid left in the directory path (names
  * ".#NAME.PID.XXXXXX", regular files only): for the build's guard after its worker was killed.
- * A missing directory is not an error. Returns how many were removed, or a negative errno. */
+ * pid 0: those of every process that no longer exists (what a kill of the whole process group
+ * left, for the next build). A missing directory is not an error. Returns how many were
+ * removed, or a negative errno. */
 int fs_remove_temporaries_of(const char *path, pid_t pid);
 
 /* Whether a directory (st from fstat/fstatat) may be trusted by this process: it belongs to us or

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <dirent.h>
+#include <limits.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -147,6 +148,13 @@ static void test_resolution(void **state) {
         expect_path(f, "loop", 0, -ELOOP, NULL);
         expect_path(f, "ping/x", 0, -ELOOP, NULL);
         expect_path(f, "etc/../ping", 0, -ELOOP, NULL);
+        /* A name longer than NAME_MAX, as the kernel says. */
+        char longname[NAME_MAX + 8];
+        memset(longname, 'n', sizeof longname - 1);
+        longname[sizeof longname - 1] = 0;
+        expect_path(f, longname, CHASE_PARENT, -ENAMETOOLONG, NULL);
+        longname[NAME_MAX] = 0;
+        expect_path(f, longname, CHASE_NONEXISTENT, 0, NULL);
         assert_outside_empty(f);
 }
 
@@ -275,6 +283,16 @@ static void test_must_be(void **state) {
         struct fixture *f = *state;
         expect_path(f, "etc", CHASE_MUST_BE_DIRECTORY, 1, "/etc");
         expect_path(f, "start", CHASE_MUST_BE_DIRECTORY, -ENOTDIR, NULL);
+        /* A wanted directory is looked up with O_DIRECTORY first: links and other types still
+         * take the full way. */
+        expect_path(f, "abs", CHASE_MUST_BE_DIRECTORY, 1, "/usr/lib");
+        expect_path(f, "usr/lib/", 0, 1, "/usr/lib");
+        expect_path(f, "etc/abs/", 0, 1, "/usr/lib");
+        expect_path(f, "abs", CHASE_MUST_BE_DIRECTORY | CHASE_NOFOLLOW, -ENOTDIR, NULL);
+        expect_path(f, "etc/fifo", CHASE_MUST_BE_DIRECTORY, -ENOTDIR, NULL);
+        expect_path(f, "loop", CHASE_MUST_BE_DIRECTORY, -ELOOP, NULL);
+        expect_path(f, "s1", CHASE_MUST_BE_DIRECTORY, -ENOENT, NULL);
+        expect_path(f, "6dots", CHASE_MUST_BE_DIRECTORY | CHASE_PARENT, 1, ".");
         expect_path(f, "start", CHASE_MUST_BE_REGULAR, 1, "/etc/passwd");
         expect_path(f, "etc", CHASE_MUST_BE_REGULAR, -EISDIR, NULL);
         expect_path(f, "etc/fifo", CHASE_MUST_BE_REGULAR, -EBADFD, NULL);
@@ -328,6 +346,76 @@ static void test_refuse_escape(void **state) {
         expect_path(f, "etc/../usr", CHASE_REFUSE_ESCAPE, 1, "/usr");
         expect_path(f, "abs/..", CHASE_REFUSE_ESCAPE, 1, "/usr");
         expect_path(f, "usr/lib/../../etc", CHASE_REFUSE_ESCAPE, 1, "/etc");
+}
+
+/* The symlink hook: asked for every link the walk would follow (in the path, in targets, a last
+ * component unless CHASE_NOFOLLOW), with where it is; its refusal is the chase's answer. */
+struct hook_log {
+        char seen[512];         /* "dir|name;" per call */
+        dev_t dev;              /* the link refused (st_ino 0: none) */
+        ino_t ino;
+};
+
+static int log_and_refuse(const char *dir, const char *name, const struct stat *st, void *userdata) {
+        struct hook_log *l = userdata;
+        assert_true(S_ISLNK(st->st_mode));
+        size_t n = strlen(l->seen);
+        snprintf(l->seen + n, sizeof l->seen - n, "%s|%s;", dir, name);
+        return st->st_dev == l->dev && st->st_ino == l->ino ? -EPERM : 0;
+}
+
+static void expect_hooked(struct fixture *f, const char *path, unsigned flags, const char *refuse, int want_r,
+                          const char *want, const char *want_seen) {
+        struct hook_log l = {};
+        if (refuse) {
+                struct stat st;
+                assert_int_equal(fstatat(f->rootfd, refuse, &st, AT_SYMLINK_NOFOLLOW), 0);
+                l.dev = st.st_dev;
+                l.ino = st.st_ino;
+        }
+        const struct chase_hooks hooks = { .symlink = log_and_refuse, .userdata = &l };
+        _cleanup_free_ char *got = strdup("untouched");
+        int fd = 12345;
+        int r = chase_in_root_full(f->rootfd, path, flags, &hooks, &got, &fd);
+        if (r != want_r || strcmp(l.seen, want_seen) != 0)
+                fail_msg("chase '%s' refusing %s: %d, want %d; hook saw '%s', want '%s'", path, refuse ? refuse : "-", r,
+                         want_r, l.seen, want_seen);
+        if (r < 0) {
+                assert_string_equal(got, "untouched");
+                assert_int_equal(fd, 12345);
+        } else {
+                assert_string_equal(got, want);
+                if (fd >= 0)
+                        close(fd);
+        }
+}
+
+static void test_symlink_hook(void **state) {
+        struct fixture *f = *state;
+        /* Every link on the way, with the resolved directory it is in. */
+        expect_hooked(f, "etc/passwd", 0, NULL, 1, "/etc/passwd", "");
+        expect_hooked(f, "etc/abs", 0, NULL, 1, "/usr/lib", "/etc|abs;");
+        expect_hooked(f, "start", 0, NULL, 1, "/etc/passwd", "|start;|dot;|dotdot;");
+        expect_hooked(f, "6dots/abs/..", 0, NULL, 1, "/usr", "|6dots;|abs;");
+        expect_hooked(f, "s1", CHASE_NONEXISTENT, NULL, 0, "/nonexistent", "|s1;|s2;");
+        /* A last component under CHASE_NOFOLLOW is not followed, so not asked about. */
+        expect_hooked(f, "etc/abs", CHASE_NOFOLLOW, NULL, 1, "/etc/abs", "");
+        expect_hooked(f, "etc/abs", CHASE_NOFOLLOW | CHASE_PARENT, NULL, 1, "abs", "");
+        expect_hooked(f, "etc/abs", CHASE_PARENT, NULL, 1, "lib", "/etc|abs;");
+        /* Refused by identity: wherever the link is met, by whichever name; others pass. */
+        expect_hooked(f, "abs", 0, "abs", -EPERM, NULL, "|abs;");
+        expect_hooked(f, "dot/abs/x", CHASE_MKDIR_0755, "abs", -EPERM, NULL, "|dot;|abs;");
+        expect_hooked(f, "etc/abs", 0, "abs", 1, "/usr/lib", "/etc|abs;");
+        expect_hooked(f, "start", 0, "dotdot", -EPERM, NULL, "|start;|dot;|dotdot;");
+        expect_hooked(f, "abs", CHASE_NOFOLLOW, "abs", 1, "/abs", "");
+        /* The refusal comes before anything is made. */
+        assert_int_equal(faccessat(f->rootfd, "usr/lib/x", F_OK, AT_SYMLINK_NOFOLLOW), -1);
+        /* CHASE_PROHIBIT_SYMLINKS refuses first; no hook is asked. */
+        expect_hooked(f, "abs", CHASE_PROHIBIT_SYMLINKS, NULL, -EREMCHG, NULL, "");
+        /* A hard link to a refused link is the same link. */
+        assert_int_equal(linkat(f->rootfd, "abs", f->rootfd, "etc/abs2", 0), 0);
+        expect_hooked(f, "etc/abs2/x", 0, "abs", -EPERM, NULL, "/etc|abs2;");
+        assert_outside_empty(f);
 }
 
 /* The caps: symlink hops and lookups. */
@@ -435,6 +523,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_nonexistent, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_prohibit_symlinks, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_refuse_escape, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_symlink_hook, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_caps, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_open, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_agrees_with_openat2, setup, teardown),

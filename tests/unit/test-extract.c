@@ -241,6 +241,13 @@ static void test_modes(void **state) {
                                               (unsigned)(st.st_mode & 07777));
                         assert_int_equal(st.st_mode & 07777, modes[i]);
                 }
+                /* A parent the archive does not list is made 0755 whatever the umask (two builds
+                 * give the same tree). */
+                char dir[8];
+                (void)snprintf(dir, sizeof dir, "m%zu", u);
+                struct stat st;
+                assert_int_equal(fstatat(f->rootfd, dir, &st, AT_SYMLINK_NOFOLLOW), 0);
+                assert_int_equal(st.st_mode & 07777, 0755);
                 extract_result_done(&res);
         }
 }
@@ -342,6 +349,85 @@ static void test_symlink_from_earlier_package(void **state) {
         assert_true(S_ISREG(st.st_mode));
         /* "up" points far above the root, yet the write stays inside: it lands in the root itself. */
         assert_int_equal(fstatat(f->rootfd, "escape", &st, AT_SYMLINK_NOFOLLOW), 0);
+        assert_nothing_outside(f);
+}
+
+/* The rule for symlinks, case by case: a link an earlier package made is followed (inside the
+ * root), one this package made never is, whichever name leads to it (another package's link on
+ * the way, a hard link of the link); what is in the way of a directory is named. */
+static void test_symlink_rules(void **state) {
+        struct fixture *f = *state;
+        const struct ent fs[] = {
+                { 'd', "usr/" }, { 'd', "usr/lib/" }, { 'd', "usr/bin/" }, { 'd', "etc/" }, { 'f', "etc/file", "x" },
+                { 'l', "lib", "usr/lib" }, { 'l', "bin", "usr/bin" }, { 'l', "sbin", "usr/bin" }, { 'l', "tofile", "etc/file" },
+                { 'l', "dangling", "nowhere" }, { 'l', "loop", "loop" },
+        };
+        struct extract_result res = {};
+        struct mkm_err err = {};
+        assert_int_equal(run(f, fs, ELEMENTSOF(fs), 0, NULL, "filesystem", &res, &err), 0);
+        extract_result_done(&res);
+        char rel_outside[256];
+        snprintf(rel_outside, sizeof rel_outside, "../../../../../../../../..%s", f->outside);
+        static const char own[] = "it writes through a symlink the same package creates";
+        const struct {
+                const char *name;
+                struct ent ents[4];
+                size_t n;
+                int code;
+                const char *msg;        /* after "p: " */
+        } cases[] = {
+                /* this package's link, met through an earlier package's one (lib -> usr/lib) */
+                { "own-via-earlier", { { 'l', "usr/lib/evil", rel_outside }, { 'f', "lib/evil/escape", "x" } }, 2,
+                  -MKM_E_UNSAFE_PATH, "refusing entry 'lib/evil/escape': " },
+                /* ... and through a hard link of itself */
+                { "own-via-hardlink", { { 'f', "h1", "x" }, { 'l', "h1", "usr" }, { 'h', "h2", "h1" }, { 'f', "h2/escape", "y" } },
+                  4, -MKM_E_UNSAFE_PATH, "refusing entry 'h2/escape': " },
+                /* an earlier package's link this package replaces becomes its own */
+                { "own-replacing-earlier", { { 'l', "sbin", "etc" }, { 'f', "sbin/passwd", "x" } }, 2, -MKM_E_UNSAFE_PATH,
+                  "refusing entry 'sbin/passwd': " },
+                /* a directory entry where this package put a link to a directory */
+                { "own-then-dir", { { 'l', "d1", "usr" }, { 'd', "d1/" } }, 2, -MKM_E_CONFLICT,
+                  "cannot create directory /d1: a file is in the way" },
+                /* what is in the way of a directory */
+                { "file-as-dir", { { 'd', "opt/" }, { 'f', "opt/file", "x" }, { 'f', "opt/file/sub/x", "y" } }, 3,
+                  -MKM_E_CONFLICT, "cannot install 'opt/file/sub/x': /opt/file is not a directory" },
+                { "earlier-link-to-file", { { 'f', "tofile/x", "y" } }, 1, -ENOTDIR,
+                  "cannot install 'tofile/x': /tofile: Not a directory" },
+                { "earlier-dangling", { { 'f', "dangling/x", "y" } }, 1, -ENOENT,
+                  "cannot install 'dangling/x': /dangling: No such file or directory" },
+                { "earlier-loop", { { 'f', "loop/x", "y" } }, 1, -ELOOP,
+                  "cannot install 'loop/x': /loop: Too many levels of symbolic links" },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                int r = run(f, cases[i].ents, cases[i].n, 0, NULL, "p", &res, &err);
+                print_message("case %s: %d %s\n", cases[i].name, r, err.msg);
+                assert_int_equal(r, cases[i].code);
+                char want[512];
+                snprintf(want, sizeof want, "p: %s%s", cases[i].msg, cases[i].code == -MKM_E_UNSAFE_PATH ? own : "");
+                assert_string_equal(err.msg, want);
+                assert_null(res.files);
+                assert_nothing_outside(f);
+        }
+        assert_int_equal(faccessat(f->rootfd, "usr/escape", F_OK, AT_SYMLINK_NOFOLLOW), -1);
+        assert_int_equal(faccessat(f->rootfd, "etc/passwd", F_OK, AT_SYMLINK_NOFOLLOW), -1);
+
+        /* Earlier links are followed: a directory entry keeps the link, files land in its target,
+         * and a new directory below it is made there. */
+        const struct ent pkg[] = { { 'd', "bin/" }, { 'f', "bin/tool", "x" }, { 'd', "lib/new/" }, { 'f', "lib/new/sub/so", "y" } };
+        assert_int_equal(run(f, pkg, ELEMENTSOF(pkg), 0, NULL, "tool", &res, &err), 0);
+        extract_result_done(&res);
+        struct stat st;
+        assert_int_equal(fstatat(f->rootfd, "bin", &st, AT_SYMLINK_NOFOLLOW), 0);
+        assert_true(S_ISLNK(st.st_mode));
+        assert_int_equal(fstatat(f->rootfd, "usr/bin/tool", &st, AT_SYMLINK_NOFOLLOW), 0);
+        assert_true(S_ISREG(st.st_mode));
+        assert_int_equal(fstatat(f->rootfd, "usr/lib/new/sub/so", &st, AT_SYMLINK_NOFOLLOW), 0);
+        assert_int_equal(fstatat(f->rootfd, "usr/lib/new/sub", &st, AT_SYMLINK_NOFOLLOW), 0);
+        assert_int_equal(st.st_mode & 07777, 0755);
+        /* A link this package makes, and its own later entries beside it (not through it). */
+        const struct ent pkg2[] = { { 'l', "usr/lib/alias", "new" }, { 'f', "usr/lib/alias2", "z" }, { 'l', "usr/lib/alias", "new/sub" } };
+        assert_int_equal(run(f, pkg2, ELEMENTSOF(pkg2), 0, NULL, "tool2", &res, &err), 0);
+        extract_result_done(&res);
         assert_nothing_outside(f);
 }
 
@@ -505,6 +591,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_setgid_and_default_acl, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_hostile, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_symlink_from_earlier_package, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_symlink_rules, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_file_conflict, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_truncated_archive, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_not_an_archive, setup, teardown),

@@ -472,6 +472,19 @@ static void test_include_errors(void **state) {
         assert_null(r);
         free(TAKE_PTR(expect));
 
+        /* A cycle that does not pass through the top file: a -> b -> c -> b. It is a cycle (named
+         * from where it closes), not "nested too deep". */
+        write_file("cyc2/a.recipe", "[Machine]\nName=a\nInclude=b.recipe\n");
+        write_file("cyc2/b.recipe", "[Machine]\nInclude=c.recipe\n");
+        write_file("cyc2/c.recipe", "# c\n\n[Machine]\nInclude=b.recipe\n");
+        _cleanup_free_ char *a2 = tpath("cyc2/a.recipe");
+        assert_int_equal(recipe_load(NULL, a2, &r, &err), -MKM_E_RECIPE);
+        assert_true(asprintf(&expect, "%1$s/cyc2/c.recipe:4: [Machine] Include=: include cycle: %1$s/cyc2/b.recipe -> "
+                                      "%1$s/cyc2/c.recipe -> %1$s/cyc2/b.recipe", tmpdir) > 0);
+        assert_string_equal(err.msg, expect);
+        assert_null(r);
+        free(TAKE_PTR(expect));
+
         /* A file including itself, named through a different path. */
         write_file("cyc/self.recipe", "[Machine]\nInclude=../cyc/./self.recipe\n");
         _cleanup_free_ char *self = tpath("cyc/self.recipe");

@@ -14,6 +14,9 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -22,6 +25,7 @@
 #include "sandbox.h"
 #include "util/cleanup.h"
 #include "util/err.h"
+#include "util/forklock.h"
 #include "util/fs.h"
 
 struct fixture {
@@ -417,8 +421,108 @@ static void test_missing_command(void **state) {
         int fd = open(p, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
         assert_true(fd >= 0);
         close(fd);
-        assert_int_equal(run(f, &o, NULL, &err, "/bin/notexec", NULL), -MKM_E_SCRIPT);
+        /* Found but not startable: the command never ran, a build error (not -MKM_E_SCRIPT, which
+         * callers may downgrade to a warning). */
+        assert_int_equal(run(f, &o, NULL, &err, "/bin/notexec", NULL), -EACCES);
         assert_string_equal(err.msg, "sandbox: cannot execute '/bin/notexec': Permission denied");
+        /* a script whose interpreter is missing */
+        snprintf(p, sizeof p, "%s/bin/badinterp", f->root);
+        fd = open(p, O_WRONLY | O_CREAT | O_CLOEXEC, 0755);
+        assert_true(fd >= 0);
+        assert_int_equal(write(fd, "#!/nope/interp\n", 15), 15);
+        close(fd);
+        assert_int_equal(run(f, &o, NULL, &err, "/bin/badinterp", NULL), -ENOENT);
+        assert_string_equal(err.msg, "sandbox: cannot execute '/bin/badinterp': No such file or directory");
+}
+
+/* A thread forking like gpgme does (fork, a pause before exec) while the install writes a fresh
+ * executable and runs it at once: the child would inherit the write fd and execve() in the sandbox
+ * would fail with ETXTBSY ("Text file busy"). util/forklock.h and the bounded retry close it. */
+static atomic_bool forker_stop;
+
+static void *forker(void *arg) {
+        (void)arg;
+        pid_t kids[64] = {};    /* its own children only: the sandbox's are not ours to reap */
+        for (unsigned n = 0; !atomic_load(&forker_stop); n++) {
+                pid_t *slot = &kids[n % ELEMENTSOF(kids)];
+                if (*slot > 0)
+                        (void)waitpid(*slot, NULL, 0);
+                *slot = fork();
+                if (*slot == 0) {
+                        struct timespec ts = { .tv_nsec = 20 * 1000 * 1000 };
+                        (void)nanosleep(&ts, NULL);
+                        _exit(0);
+                }
+                struct timespec ts = { .tv_nsec = 500 * 1000 };
+                (void)nanosleep(&ts, NULL);
+        }
+        for (size_t i = 0; i < ELEMENTSOF(kids); i++)
+                if (kids[i] > 0)
+                        (void)waitpid(kids[i], NULL, 0);
+        return NULL;
+}
+
+static void test_text_file_busy(void **state) {
+        struct fixture *f = *state;
+        if (!can_run())
+                skip();
+        forklock_write_begin();         /* registers the atfork handlers, as the first extract does */
+        forklock_write_end();
+        atomic_store(&forker_stop, false);
+        pthread_t t;
+        assert_int_equal(pthread_create(&t, NULL, forker, NULL), 0);
+        struct sandbox_opts o = base_opts();
+        int failures = 0;
+        char first[512] = "";
+        for (int i = 0; i < 30; i++) {
+                char p[256], name[64];
+                snprintf(name, sizeof name, "/bin/fresh%d", i);
+                snprintf(p, sizeof p, "%s%s", f->root, name);
+                forklock_write_begin();
+                int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0755);
+                assert_true(fd >= 0);
+                /* written in pieces, as a large binary is: a window that forks fall into */
+                for (int k = 0; k < 4; k++) {
+                        assert_int_equal(write(fd, k ? "\n" : "#!/bin/sh\n", k ? 1 : 10), k ? 1 : 10);
+                        struct timespec ts = { .tv_nsec = 500 * 1000 };
+                        (void)nanosleep(&ts, NULL);
+                }
+                close(fd);
+                forklock_write_end();
+                struct mkm_err err = {};
+                int r = run(f, &o, NULL, &err, name, NULL);
+                if (r < 0 && failures++ == 0)
+                        snprintf(first, sizeof first, "%s", err.msg);
+        }
+        atomic_store(&forker_stop, true);
+        assert_int_equal(pthread_join(t, NULL), 0);
+        if (failures)
+                print_message("%d of 30 runs failed, the first: %s\n", failures, first);
+        assert_int_equal(failures, 0);
+}
+
+/* Inside a chroot into a plain directory, pivot_root(2) fails with EINVAL: say why instead. */
+static void test_chroot_not_mount_point(void **state) {
+        struct fixture *f = *state;
+        if (!can_run())
+                skip();
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                if (chroot(f->top) < 0 || chdir("/") < 0)
+                        _exit(3);
+                char *argv[] = { "true", NULL };
+                struct sandbox_opts o = base_opts();
+                struct mkm_err err = {};
+                int r = sandbox_run(NULL, "/root", argv, &o, NULL, &err);
+                if (r != -EINVAL)
+                        _exit(1);
+                _exit(strstr(err.msg, "root directory is not a mount point (running inside a chroot?)") ? 0 : 2);
+        }
+        int status;
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFEXITED(status));
+        assert_int_equal(WEXITSTATUS(status), 0);
 }
 
 static void test_hostile_mount_point(void **state) {
@@ -620,6 +724,8 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_no_traces, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_files, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_missing_command, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_text_file_busy, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_chroot_not_mount_point, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_hostile_mount_point, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_privileges_dropped, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_seccomp_syscalls, setup, teardown),

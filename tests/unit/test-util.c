@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -158,6 +159,31 @@ static void test_remove_temporaries(void **state) {
         assert_int_equal(fs_rm_rf_at(AT_FDCWD, tmpl), 0);
 }
 
+/* pid 0: what any process that no longer exists left (a kill of the whole group), not a living one's. */
+static void test_remove_dead_temporaries(void **state) {
+        (void)state;
+        pid_t dead = fork();
+        if (dead == 0)
+                _exit(0);
+        assert_true(dead > 0);
+        assert_int_equal(waitpid(dead, NULL, 0), dead);
+        char tmpl[] = "/tmp/mkm-test-temps.XXXXXX";
+        assert_non_null(mkdtemp(tmpl));
+        _cleanup_close_ int dfd = open(tmpl, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        char gone[64], alive[64], other[64];
+        snprintf(gone, sizeof gone, ".#x.recipe.lock.%d.ab12cd", (int)dead);
+        snprintf(alive, sizeof alive, ".#manifest.%d.ab12cd", (int)getpid());
+        snprintf(other, sizeof other, "x.recipe.lock.%d.ab12cd", (int)dead);
+        const char *const all[] = { gone, alive, other };
+        for (size_t i = 0; i < ELEMENTSOF(all); i++)
+                assert_int_equal(fs_write_file_at(dfd, all[i], "x", 1, 0600), 0);
+        assert_int_equal(fs_remove_temporaries_of(tmpl, 0), 1);
+        assert_int_equal(faccessat(dfd, gone, F_OK, AT_SYMLINK_NOFOLLOW), -1);
+        assert_int_equal(faccessat(dfd, alive, F_OK, AT_SYMLINK_NOFOLLOW), 0);
+        assert_int_equal(faccessat(dfd, other, F_OK, AT_SYMLINK_NOFOLLOW), 0);
+        assert_int_equal(fs_rm_rf_at(AT_FDCWD, tmpl), 0);
+}
+
 /* rm -rf never goes into a bind mount of the same file system (st_dev alone cannot tell). */
 static void test_rm_rf_stops_at_bind_mounts(void **state) {
         (void)state;
@@ -256,6 +282,7 @@ int main(void) {
                 cmocka_unit_test(test_open_in_root),
                 cmocka_unit_test(test_atomic_write_and_read),
                 cmocka_unit_test(test_remove_temporaries),
+                cmocka_unit_test(test_remove_dead_temporaries),
                 cmocka_unit_test(test_rm_rf_stops_at_bind_mounts),
                 cmocka_unit_test(test_mkdir_p_in_root),
                 cmocka_unit_test(test_path_join),

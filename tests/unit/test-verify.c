@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -463,30 +464,33 @@ static void test_fast_path_expiry(void **state) {
 
 static void test_stale_homes(void **state) {
         (void)state;
-        /* Homes of a process that is gone, left for a while, go; a fresh one and a living
-         * process's stay. (TMPDIR is the test's dir.) */
+        /* Homes of a process that is gone go at once (the next build removes what a killed one
+         * left); one whose creator still holds its lock stays although its pid is dead here (a
+         * build in another pid namespace sharing /tmp), and so does a living process's. (TMPDIR
+         * is the test's dir.) */
         pid_t dead = fork();
         if (dead == 0)
                 _exit(0);
         assert_true(dead > 0);
         assert_int_equal(waitpid(dead, NULL, 0), dead);
-        char old_home[96], fresh_home[96], mine[96];
-        (void)snprintf(old_home, sizeof old_home, "%s/mkm-gnupg.%d.oldold", S.dir, (int)dead);
-        (void)snprintf(fresh_home, sizeof fresh_home, "%s/mkm-gnupg.%d.fresh1", S.dir, (int)dead);
+        char gone_home[96], locked_home[96], mine[96];
+        (void)snprintf(gone_home, sizeof gone_home, "%s/mkm-gnupg.%d.gone11", S.dir, (int)dead);
+        (void)snprintf(locked_home, sizeof locked_home, "%s/mkm-gnupg.%d.locked", S.dir, (int)dead);
         (void)snprintf(mine, sizeof mine, "%s/mkm-gnupg.%d.mine11", S.dir, (int)getpid());
-        const char *all[] = { old_home, fresh_home, mine };
-        struct timespec ts[2] = { { .tv_sec = time(NULL) - 3600 }, { .tv_sec = time(NULL) - 3600 } };
-        for (size_t i = 0; i < ELEMENTSOF(all); i++) {
+        const char *all[] = { gone_home, locked_home, mine };
+        for (size_t i = 0; i < ELEMENTSOF(all); i++)
                 assert_int_equal(mkdir(all[i], 0700), 0);
-                if (all[i] != fresh_home)
-                        assert_int_equal(utimensat(AT_FDCWD, all[i], ts, 0), 0);
-        }
+        int lfd = open(locked_home, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        assert_true(lfd >= 0);
+        /* held through another open file description, as another process's would be */
+        assert_int_equal(flock(lfd, LOCK_EX | LOCK_NB), 0);
         verify_remove_stale_homes();
-        assert_int_equal(access(old_home, F_OK), -1);
-        assert_int_equal(access(fresh_home, F_OK), 0);
+        assert_int_equal(access(gone_home, F_OK), -1);
+        assert_int_equal(access(locked_home, F_OK), 0);
         assert_int_equal(access(mine, F_OK), 0);
+        close(lfd);
         verify_remove_homes_of(dead);
-        assert_int_equal(access(fresh_home, F_OK), -1);
+        assert_int_equal(access(locked_home, F_OK), -1);
         assert_int_equal(rmdir(mine), 0);
 }
 
