@@ -102,7 +102,8 @@ live_digest() {
 # Nothing a build leaves behind: staging roots, GnuPG homes, temporaries of fs_write_atomic_at.
 nothing_left() {  # nothing_left WHAT
   local left
-  left=$( { ls -d "$M"/.#k.?????? 2>/dev/null; ls -d "$T"/mkm-gnupg.* 2>/dev/null
+  # (.#k.gen-NN, a kept generation, is six characters too: not a staging root)
+  left=$( { ls -d "$M"/.#k.?????? 2>/dev/null | grep -v '/\.#k\.gen-'; ls -d "$T"/mkm-gnupg.* 2>/dev/null
             find "$WORK"/*.recipe* "$HOST" -name '.#*.[0-9]*.??????' 2>/dev/null; } )
   if [ -z "$left" ]; then ok "$1: no staging root, GnuPG home or temporary is left"
   else bad "$1: no staging root, GnuPG home or temporary is left"; echo "$left" | sed 's/^/    /'; fi
