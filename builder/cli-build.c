@@ -38,8 +38,10 @@
 #include "util/fs.h"
 
 static volatile sig_atomic_t arg_worker_pid;    /* for the forwarding handler */
+static volatile sig_atomic_t arg_signal;        /* the last signal forwarded */
 
 static void forward(int sig) {
+        arg_signal = sig;
         if (arg_worker_pid > 0)
                 (void)kill((pid_t)arg_worker_pid, sig);
 }
@@ -56,13 +58,24 @@ static int print_result(const struct mkm_ctx *ctx, const struct build_result *re
                         return -ENOMEM;
                 return cli_json_print(stdout, o, CLI_JSON_LINE);
         }
-        if (ctx->verbosity >= 0) {
-                fprintf(stderr, "machine '%s' deployed to %s (generation %u, %zu packages)\n", res->name, res->target,
-                        res->generation, res->packages);
-                fprintf(stderr, "digest %s\n", res->digest);
-                if (res->lock_written)
-                        fprintf(stderr, "wrote %s: commit it next to the recipe to pin this set\n", res->lock_path);
+        if (ctx->verbosity < 0) {
+                /* -q: the one line a script needs, on stdout. */
+                printf("%s %s\n", res->name, res->digest);
+                return 0;
         }
+        uint64_t bytes;
+        unsigned files;
+        double secs;
+        char size[32];
+        cli_progress_totals(ctx, &bytes, &files, &secs);
+        cli_human_size(bytes, size, sizeof size);
+        fprintf(stderr, "machine '%s' deployed to %s (generation %u, %zu packages)\n", res->name, res->target,
+                res->generation, res->packages);
+        fprintf(stderr, "digest %s\n", res->digest);
+        if (res->lock_written)
+                fprintf(stderr, "wrote %s: commit it next to the recipe to pin this set\n", res->lock_path);
+        fprintf(stderr, "done in %.1f s: %zu packages, %s downloaded (%u file%s)\n", secs, res->packages, size, files,
+                files == 1 ? "" : "s");
         return 0;
 }
 
@@ -112,8 +125,8 @@ static void clean_after(struct mkm_ctx *ctx, const char *path, pid_t pid) {
         remove_temporaries_beside(path, pid);
         _cleanup_(recipe_freep) struct recipe *r = NULL;
         if (recipe_load(NULL, path, &r, &err) < 0) {
-                fprintf(stderr, "mkmachine: cannot clean up after the interrupted build (%s); the next build of "
-                                "this machine removes its staging tree\n", err.msg);
+                cli_warning("cannot clean up after the interrupted build (%s); the next build of this machine "
+                            "removes its staging tree", err.msg);
                 return;
         }
         if (r->path)
@@ -128,7 +141,7 @@ static void clean_after(struct mkm_ctx *ctx, const char *path, pid_t pid) {
                 (void)usleep(100 * 1000);
         }
         if (q < 0)
-                fprintf(stderr, "mkmachine: cannot clean up after the interrupted build: %s\n", err.msg);
+                cli_warning("cannot clean up after the interrupted build: %s", err.msg);
         else {
                 (void)fs_remove_temporaries_of(d->state_dir, pid);
                 /* The worker held systemd's image lock (the kernel released it): take it and
@@ -203,13 +216,18 @@ int cli_cmd_build(struct mkm_ctx *ctx, int argc, char **argv) {
                         verify_remove_homes_of(pid);
                 int status;
                 (void)waitpid(pid, &status, 0);
-                return info.si_status;
+                /* Interrupted (Ctrl-C, kill): 128 + the signal, as a shell reports it, unless the
+                 * build was complete anyway. */
+                return info.si_status != 0 && arg_signal ? 128 + arg_signal : info.si_status;
         }
         int sig = info.si_status;
-        fprintf(stderr, "mkmachine: build of %s interrupted (%s); removing its staging tree\n", path, strsignal(sig));
+        /* A signal we forwarded is the user's "stop" (130 for SIGINT, 143 for SIGTERM, as git and
+         * systemctl exit by it); one only the worker got (a crash, the OOM killer) is a failure. */
+        int code = cli_error(arg_signal ? 128 + arg_signal : EXIT_BUILD_FAILED,
+                             "build of %s interrupted (%s); removing its staging tree", path, strsignal(sig));
         verify_remove_homes_of(pid);
         clean_after(ctx, path, pid);
         int status;
         (void)waitpid(pid, &status, 0);
-        return EXIT_BUILD_FAILED;
+        return code;
 }

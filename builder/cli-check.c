@@ -1,14 +1,20 @@
 /* SPDX-License-Identifier: MIT */
 /* mkmachine check RECIPE: load (following includes), validate as for a build, and print the
- * effective recipe: its canonical text, or JSON with --json. Exit 0, or 2 for recipe errors. */
+ * effective recipe and what a build writes on the host (NAME.nspawn, the systemd-nspawn@NAME
+ * drop-in, the modules-load.d entry), so a user sees what a shared recipe asks of the host before
+ * building it: the canonical text followed by the host files as comment lines, or JSON with
+ * --json. Every error of the recipe is reported, each with its file and line. Exit 0, or 2. */
 #include "cli.h"
 
 #include <errno.h>
 #include <json-c/json.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ctx.h"
+#include "hooks.h"
+#include "hostinfo.h"
 #include "recipe.h"
 #include "util/cleanup.h"
 #include "util/err.h"
@@ -78,13 +84,97 @@ static int json_recipe(const struct recipe *r, struct json_object **ret) {
         return 0;
 }
 
+/* The three files a build writes on the host, by their absolute paths under --host-root. */
+struct host_file_view {
+        const char *what;       /* "nspawn", "dropin", "modules_load" */
+        char *path;
+        const char *content;    /* NULL: the build writes none (and removes a stale one) */
+};
+
+static int host_file_views(const struct mkm_ctx *ctx, const char *name, const struct host_files *hf,
+                           struct host_file_view ret[3]) {
+        const char *root = ctx->host_root ? ctx->host_root : "/";
+        if (strcmp(root, "/") == 0)
+                root = "";
+        ret[0] = (struct host_file_view){ "nspawn", NULL, hf->nspawn };
+        ret[1] = (struct host_file_view){ "dropin", NULL, hf->dropin };
+        ret[2] = (struct host_file_view){ "modules_load", NULL, hf->modules_load };
+        if (asprintf(&ret[0].path, "%s/etc/systemd/nspawn/%s.nspawn", root, name) < 0)
+                ret[0].path = NULL;
+        if (asprintf(&ret[1].path, "%s/etc/systemd/system/systemd-nspawn@%s.service.d/mkmachine.conf", root, name) < 0)
+                ret[1].path = NULL;
+        if (asprintf(&ret[2].path, "%s/etc/modules-load.d/mkmachine-%s.conf", root, name) < 0)
+                ret[2].path = NULL;
+        return ret[0].path && ret[1].path && ret[2].path ? 0 : -ENOMEM;
+}
+
+static void host_file_views_done(struct host_file_view v[3]) {
+        for (size_t i = 0; i < 3; i++)
+                free(v[i].path);
+}
+
+/* Plain: after the recipe, as comment lines, so the output stays a recipe that reads the same. */
+static void print_host_files(const struct host_file_view v[3]) {
+        static const char *const none[] = { "no .nspawn file (no settings)", "no drop-in", "no modules-load.d entry" };
+        fputs("\n# What a build of this recipe writes on the host:\n", stdout);
+        for (size_t i = 0; i < 3; i++) {
+                if (!v[i].content) {
+                        printf("#\n# %s: %s\n", v[i].path, none[i]);
+                        continue;
+                }
+                printf("#\n# %s\n", v[i].path);
+                for (const char *p = v[i].content; *p;) {
+                        size_t n = strcspn(p, "\n");
+                        if (n > 0)
+                                printf("#   %.*s\n", (int)n, p);
+                        else
+                                fputs("#\n", stdout);
+                        p += n;
+                        if (*p)
+                                p++;
+                }
+        }
+}
+
+static int json_host_files(struct json_object *o, const struct host_file_view v[3]) {
+        struct json_object *h = cli_json_add_object(o, "host_files");
+        if (!h)
+                return -ENOMEM;
+        for (size_t i = 0; i < 3; i++) {
+                struct json_object *f = cli_json_add_object(h, v[i].what);
+                if (!f || cli_json_add_string(f, "path", v[i].path) < 0 ||
+                    cli_json_add_string(f, "content", v[i].content) < 0)
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
+/* --json: every recipe error with its file and line, in the error document. */
+static struct json_object *json_errors(const struct recipe_errors *errs) {
+        struct json_object *d = json_object_new_object();
+        struct json_object *a = d ? cli_json_add_array(d, "errors") : NULL;
+        if (!a) {
+                (void)json_object_put(d);
+                return NULL;
+        }
+        for (size_t i = 0; i < errs->n; i++) {
+                struct json_object *e = cli_json_append_object(a);
+                if (!e || cli_json_add_string(e, "file", errs->e[i].file) < 0 ||
+                    (errs->e[i].line > 0 ? cli_json_add_int(e, "line", errs->e[i].line) : cli_json_add_null(e, "line")) < 0 ||
+                    cli_json_add_string(e, "message", errs->e[i].message) < 0) {
+                        (void)json_object_put(d);
+                        return NULL;
+                }
+        }
+        return d;
+}
+
 int cli_cmd_check(struct mkm_ctx *ctx, int argc, char **argv) {
         const char *path = NULL;
-        bool json = ctx->json;
 
         for (int i = 1; i < argc; i++) {
                 if (strcmp(argv[i], "--json") == 0)
-                        json = true;
+                        ctx->json = true;
                 else if (argv[i][0] == '-' && argv[i][1])
                         return cli_usage_error("check: unknown option '%s'", argv[i]);
                 else if (path)
@@ -95,29 +185,47 @@ int cli_cmd_check(struct mkm_ctx *ctx, int argc, char **argv) {
         if (!path)
                 return cli_usage_error("check: no recipe given");
 
+        /* Every error at once, each with its file and line. */
         struct mkm_err err = {};
         _cleanup_(recipe_freep) struct recipe *r = NULL;
-        int k = recipe_load(ctx, path, &r, &err);
+        _cleanup_(recipe_errors_done) struct recipe_errors errs = {};
+        int k = recipe_check(ctx, path, &r, &errs, &err);
         if (k < 0)
-                return cli_fail(k, &err, "check");
-        k = recipe_validate_for_build(r, &err);
-        if (k < 0)
-                return cli_fail(k, &err, "check");
+                return cli_fail_with(k, &err, "check", errs.n ? json_errors(&errs) : NULL);
 
-        if (json) {
+        /* What the build would write on the host, computed as the build does, written nowhere. */
+        unsigned sdver = 0;
+        (void)hostinfo_systemd_version(ctx, &sdver);
+        struct hooks_host host = { .systemd_version = sdver, .cgroup = hostinfo_cgroup_mode(ctx) };
+        _cleanup_(host_files_done) struct host_files hf = {};
+        struct host_file_view views[3] = {};
+        k = hooks_host_files(ctx, r, &host, &hf, &err);
+        if (k < 0)
+                return cli_fail(k, &err, "check");
+        k = host_file_views(ctx, r->name, &hf, views);
+        if (k < 0) {
+                host_file_views_done(views);
+                return cli_fail(k, NULL, "check");
+        }
+
+        if (ctx->json) {
                 _cleanup_(cli_json_freep) struct json_object *o = NULL;
                 k = json_recipe(r, &o);
                 if (k >= 0)
+                        k = json_host_files(o, views);
+                if (k >= 0)
                         k = cli_json_print(stdout, o, CLI_JSON_PRETTY);
-                if (k < 0)
-                        return cli_fail(k, NULL, "check");
         } else {
                 _cleanup_free_ char *text = NULL;
                 k = recipe_format(r, &text);
-                if (k < 0)
-                        return cli_fail(k, NULL, "check");
-                fputs(text, stdout);
+                if (k >= 0) {
+                        fputs(text, stdout);
+                        print_host_files(views);
+                }
         }
+        host_file_views_done(views);
+        if (k < 0)
+                return cli_fail(k, NULL, "check");
         if (fflush(stdout) != 0)
                 return cli_fail(-errno, NULL, "check: writing the recipe");
         return EXIT_OK;

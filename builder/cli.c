@@ -27,7 +27,13 @@ struct renderer {
         /* Downloads run alongside the checks and the install: the line shows both. */
         char dl[96], other[96];
         int columns;            /* the terminal's width, 0 if unknown */
+        uint64_t bytes;         /* downloaded so far (FILE_DONE events), for the summary line */
+        unsigned files;
 };
+
+/* --json and the renderer's verbosity, for cli_fail() and cli_usage_error(), which every command
+ * calls without a context (the only CLI globals: set once in cli_main). */
+static bool arg_json;
 
 static void clear_line(struct renderer *rd) {
         if (rd->line_open) {
@@ -36,7 +42,7 @@ static void clear_line(struct renderer *rd) {
         }
 }
 
-static void human_size(uint64_t n, char *buf, size_t len) {
+void cli_human_size(uint64_t n, char *buf, size_t len) {
         static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB" };
         double v = (double)n;
         unsigned u = 0;
@@ -50,10 +56,21 @@ static void human_size(uint64_t n, char *buf, size_t len) {
                 (void)snprintf(buf, len, "%.1f %s", v, units[u]);
 }
 
+static void render(void *userdata, const struct mkm_event *ev);
+static void (*const render_fn)(void *, const struct mkm_event *) = render;
+
 static double elapsed(const struct renderer *rd) {
         struct timespec now;
         (void)clock_gettime(CLOCK_MONOTONIC, &now);
         return (double)(now.tv_sec - rd->start.tv_sec) + (double)(now.tv_nsec - rd->start.tv_nsec) / 1e9;
+}
+
+void cli_progress_totals(const struct mkm_ctx *ctx, uint64_t *ret_bytes, unsigned *ret_files, double *ret_seconds) {
+        /* The renderer cli_main installed; other callers (tests) have none. */
+        const struct renderer *rd = ctx && ctx->events.fn == render_fn ? ctx->events.userdata : NULL;
+        *ret_bytes = rd ? rd->bytes : 0;
+        *ret_files = rd ? rd->files : 0;
+        *ret_seconds = rd ? elapsed(rd) : 0;
 }
 
 static void render(void *userdata, const struct mkm_event *ev) {
@@ -72,8 +89,8 @@ static void render(void *userdata, const struct mkm_event *ev) {
                         break;
                 }
                 fprintf(stderr, "%s%s\n",
-                        ev->level == MKM_LOG_ERROR     ? "error: "
-                        : ev->level == MKM_LOG_WARNING ? "warning: "
+                        ev->level == MKM_LOG_ERROR     ? "mkmachine: error: "
+                        : ev->level == MKM_LOG_WARNING ? "mkmachine: warning: "
                                                        : "",
                         ev->text);
                 break;
@@ -95,8 +112,8 @@ static void render(void *userdata, const struct mkm_event *ev) {
                 bool dl = strcmp(text, "downloading") == 0;
                 char *slot = dl ? rd->dl : rd->other;
                 if (ev->total > 0) {
-                        human_size(ev->done, a, sizeof a);
-                        human_size(ev->total, b, sizeof b);
+                        cli_human_size(ev->done, a, sizeof a);
+                        cli_human_size(ev->total, b, sizeof b);
                         (void)snprintf(slot, sizeof rd->dl, "%s %u/%u  %s / %s", text, ev->n, ev->count, a, b);
                 } else
                         (void)snprintf(slot, sizeof rd->dl, "%s %u/%u", text, ev->n, ev->count);
@@ -114,10 +131,12 @@ static void render(void *userdata, const struct mkm_event *ev) {
                 break;
         }
         case MKM_EV_FILE_DONE:
+                rd->bytes += ev->done;
+                rd->files++;
                 if (rd->verbosity < 0 || (rd->tty && rd->verbosity < 1))
                         return;
                 clear_line(rd);
-                human_size(ev->done, a, sizeof a);
+                cli_human_size(ev->done, a, sizeof a);
                 fprintf(stderr, "fetched %s (%s)\n", ev->text, a);
                 break;
         default:
@@ -130,12 +149,85 @@ static bool is_usage_code(int r) {
         return r == -MKM_E_USAGE || r == -MKM_E_PARSE || r == -MKM_E_RECIPE;
 }
 
-int cli_fail(int r, const struct mkm_err *err, const char *what) {
-        if (err && err->msg[0])
-                fprintf(stderr, "mkmachine: %s: %s\n", what, err->msg);
-        else
-                fprintf(stderr, "mkmachine: %s: %s\n", what, mkm_strerror(r));
+static int exit_code_of(int r) {
         return is_usage_code(r) ? EXIT_USAGE : EXIT_BUILD_FAILED;
+}
+
+static int json_add(struct json_object *o, const char *key, struct json_object *v);
+
+/* Under --json an error is a document on stdout, {"error": {"message": M, "exit": N, "code": N}}
+ * ("code" is the same number, the name the lifecycle commands' contract uses); stderr still gets
+ * the plain message, for people watching a script. */
+static void json_error(const char *message, int exit_code, struct json_object *details) {
+        _cleanup_(cli_json_freep) struct json_object *o = json_object_new_object();
+        _cleanup_(cli_json_freep) struct json_object *d = details;
+        struct json_object *e = o ? cli_json_add_object(o, "error") : NULL;
+        if (!e || cli_json_add_string(e, "message", message) < 0 || cli_json_add_int(e, "exit", exit_code) < 0 ||
+            cli_json_add_int(e, "code", exit_code) < 0)
+                return;
+        if (d) {
+                json_object_object_foreach(d, key, val) {
+                        if (json_add(e, key, json_object_get(val)) < 0)
+                                return;
+                }
+        }
+        (void)cli_json_print(stdout, o, CLI_JSON_LINE);
+        (void)fflush(stdout);
+}
+
+/* Each line of text with the prefix: a message may list several errors, one a line. */
+static void print_prefixed(const char *prefix, const char *text) {
+        for (const char *p = text; *p;) {
+                size_t n = strcspn(p, "\n");
+                fprintf(stderr, "%s%.*s\n", prefix, (int)n, p);
+                p += n;
+                if (*p)
+                        p++;
+        }
+}
+
+int cli_fail_with(int r, const struct mkm_err *err, const char *what, struct json_object *details) {
+        _cleanup_free_ char *msg = NULL;
+        const char *detail = err && err->msg[0] ? err->msg : mkm_strerror(r);
+        /* "what: detail"; a detail of several lines (every error of a recipe) is one error a
+         * line, each with the prefix and its own file:line. */
+        if (what && *what && !strchr(detail, '\n') && asprintf(&msg, "%s: %s", what, detail) < 0)
+                msg = NULL;
+        int code = exit_code_of(r);
+        print_prefixed("mkmachine: error: ", msg ? msg : detail);
+        if (arg_json)
+                json_error(msg ? msg : detail, code, details);
+        else if (details)
+                (void)json_object_put(details);
+        return code;
+}
+
+int cli_fail(int r, const struct mkm_err *err, const char *what) {
+        return cli_fail_with(r, err, what, NULL);
+}
+
+int cli_warning(const char *fmt, ...) {
+        va_list ap;
+        fputs("mkmachine: warning: ", stderr);
+        va_start(ap, fmt);
+        vfprintf(stderr, fmt, ap);
+        va_end(ap);
+        fputc('\n', stderr);
+        return 0;
+}
+
+int cli_error(int exit_code, const char *fmt, ...) {
+        _cleanup_free_ char *msg = NULL;
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vasprintf(&msg, fmt, ap);
+        va_end(ap);
+        if (n < 0)
+                return exit_code;
+        print_prefixed("mkmachine: error: ", msg);
+        if (arg_json)
+                json_error(msg, exit_code, NULL);
+        return exit_code;
 }
 
 /* --json: json-c quotes every string, so any name comes out as valid JSON. Two fixed flag sets:
@@ -223,12 +315,15 @@ struct json_object *cli_json_append_object(struct json_object *a) {
 }
 
 int cli_usage_error(const char *fmt, ...) {
+        _cleanup_free_ char *msg = NULL;
         va_list ap;
-        fputs("mkmachine: ", stderr);
         va_start(ap, fmt);
-        vfprintf(stderr, fmt, ap);
+        int n = vasprintf(&msg, fmt, ap);
         va_end(ap);
-        fputs("\nTry 'mkmachine --help' for more information.\n", stderr);
+        print_prefixed("mkmachine: error: ", n >= 0 ? msg : "bad usage");
+        fputs("Try 'mkmachine --help' for more information.\n", stderr);
+        if (arg_json)
+                json_error(n >= 0 ? msg : "bad usage", EXIT_USAGE, NULL);
         return EXIT_USAGE;
 }
 
@@ -240,7 +335,8 @@ static void help(void) {
                "\n"
                "Commands:\n"
                "  build RECIPE          build and deploy the machine (the default command)\n"
-               "  check RECIPE          parse, merge includes, validate, print the effective recipe\n"
+               "  check RECIPE          report every error, print the effective recipe and the\n"
+               "                        files a build writes on the host\n"
                "  lock RECIPE           resolve the recipe again and rewrite RECIPE.lock\n"
                "  ls                    list the machines mkmachine made, with their generations\n"
                "  rollback NAME         swap the previous generation back in (again: undo)\n"
@@ -260,13 +356,17 @@ static void help(void) {
                "      --keys-dir DIR    trusted keyrings (default keys/ of the checkout or install)\n"
                "  -j, --jobs N          parallel downloads (default 5)\n"
                "      --locked          fail if the lock file does not cover the recipe\n"
-               "      --json            machine-readable output where a command supports it\n"
+               "      --json            one JSON document on stdout, errors included\n"
                "      --systemd-version N  emit host files for this systemd version\n"
                "      --force           replace or remove a machine that would otherwise be refused\n"
                "                        (no state, drifted, running)\n"
                "      --keep-generations N  older generations kept for rollback (default 1)\n"
                "\n"
-               "Exit status: 0 success, 1 build failed, 2 usage or recipe error.\n"
+               "Options may come before or after the command; '--' ends them. Relative paths are\n"
+               "taken from the current directory.\n"
+               "\n"
+               "Exit status: 0 success, 1 build failed, 2 usage or recipe error, 130 interrupted\n"
+               "(SIGINT; 143 SIGTERM, 129 SIGHUP).\n"
                "See mkmachine(1) and mkmachine.recipe(5).\n");
 }
 
@@ -301,33 +401,200 @@ static int parse_uint(const char *s, unsigned min, unsigned max, unsigned *ret) 
         return 0;
 }
 
+/* A path the user gave, made absolute against the current directory once, here: the build
+ * forks, sandboxes and opens these from other directories, and --json promises absolute paths.
+ * Lexical (the directory may not exist yet): "." and ".." components are resolved, "//" merged. */
+static char *absolute_path(const char *p) {
+        _cleanup_free_ char *cwd = NULL, *joined = NULL;
+        if (p[0] != '/') {
+                cwd = getcwd(NULL, 0);
+                if (!cwd || !(joined = fs_path_join(cwd, p)))
+                        return NULL;
+                p = joined;
+        }
+        char *out = malloc(strlen(p) + 2);
+        if (!out)
+                return NULL;
+        size_t o = 0;
+        for (const char *s = p; *s;) {
+                s += strspn(s, "/");
+                size_t n = strcspn(s, "/");
+                if (n == 0 || (n == 1 && s[0] == '.')) {
+                        /* nothing */
+                } else if (n == 2 && s[0] == '.' && s[1] == '.') {
+                        while (o > 0 && out[o - 1] != '/')
+                                o--;
+                        if (o > 0)
+                                o--;
+                } else {
+                        out[o++] = '/';
+                        memcpy(out + o, s, n);
+                        o += n;
+                }
+                s += n;
+        }
+        if (o == 0)
+                out[o++] = '/';
+        out[o] = 0;
+        return out;
+}
+
+enum { OPT_HOST_ROOT = 0x100, OPT_CACHE_DIR, OPT_KEYS_DIR, OPT_LOCKED, OPT_JSON, OPT_SYSTEMD_VERSION, OPT_FORCE, OPT_KEEP_GENERATIONS };
+static const struct option options[] = {
+        { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
+        { "verbose", no_argument, NULL, 'v' },
+        { "quiet", no_argument, NULL, 'q' },
+        { "jobs", required_argument, NULL, 'j' },
+        { "host-root", required_argument, NULL, OPT_HOST_ROOT },
+        { "cache-dir", required_argument, NULL, OPT_CACHE_DIR },
+        { "keys-dir", required_argument, NULL, OPT_KEYS_DIR },
+        { "locked", no_argument, NULL, OPT_LOCKED },
+        { "json", no_argument, NULL, OPT_JSON },
+        { "systemd-version", required_argument, NULL, OPT_SYSTEMD_VERSION },
+        { "force", no_argument, NULL, OPT_FORCE },
+        { "keep-generations", required_argument, NULL, OPT_KEEP_GENERATIONS },
+        {},
+};
+static const char short_options[] = "hVvqj:";
+
+/* One global option found in the argument list: its value (from options[].val) and argument. */
+struct found_opt {
+        int val;
+        const char *arg;        /* NULL for no_argument */
+        const char *spelled;    /* as written, for messages */
+};
+
+/* Match the long option in a ("--name" or "--name=value", without the dashes); NULL if unknown.
+ * A unique prefix is accepted, as getopt_long accepts it. */
+static const struct option *match_long(const char *a, size_t n) {
+        const struct option *hit = NULL;
+        unsigned hits = 0;
+        for (const struct option *o = options; o->name; o++) {
+                if (strncmp(o->name, a, n) != 0)
+                        continue;
+                if (o->name[n] == 0)
+                        return o;       /* exact */
+                hit = o;
+                hits++;
+        }
+        return hits == 1 ? hit : NULL;
+}
+
+/* Is a a cluster of global short options ("-v", "-qv", "-j4", "-j 4")? Anything else that starts
+ * with '-' after the command ("-1" as a version, "-" for stdin) belongs to the command. */
+static bool is_short_cluster(const char *a) {
+        if (a[0] != '-' || !a[1] || a[1] == '-')
+                return false;
+        for (const char *c = a + 1; *c; c++) {
+                const char *k = strchr(short_options, *c);
+                if (!k || *c == ':')
+                        return false;
+                if (k[1] == ':')
+                        return true;    /* the rest is its argument */
+        }
+        return true;
+}
+
+/* Split argv into global options (anywhere on the line, as GNU getopt permutes them for git and
+ * systemctl) and the command's own argv (the command word first, its arguments in order).
+ * Before the command word an unknown option is a usage error; after it, an unknown option is the
+ * command's (vercmp --debian, or a lifecycle command's own flags) and is passed on. "--" ends
+ * option parsing: what follows reaches the command as it is. The command word itself is the
+ * first argument that is not an option. vercmp takes its arguments literally, as pacman's
+ * vercmp does ("--" and "-1" are versions): after it only long global options and -q/-v/-j
+ * are taken, and -h/--help is its own. */
+static int split_args(int argc, char **argv, struct found_opt *found, size_t *n_found, char **rest, int *n_rest) {
+        bool after_command = false, vercmp = false;
+        *n_found = 0;
+        *n_rest = 0;
+        for (int i = 1; i < argc; i++) {
+                const char *a = argv[i];
+                if (strcmp(a, "--") == 0 && !vercmp) {
+                        while (++i < argc)
+                                rest[(*n_rest)++] = argv[i];
+                        break;
+                }
+                if (a[0] == '-' && a[1] == '-') {
+                        const char *eq = strchr(a + 2, '=');
+                        size_t n = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
+                        const struct option *o = match_long(a + 2, n);
+                        if (!o || (vercmp && o->val == 'h')) {
+                                if (!after_command)
+                                        return cli_usage_error("unrecognized option '%s'", a);
+                                rest[(*n_rest)++] = argv[i];
+                                continue;
+                        }
+                        struct found_opt f = { .val = o->val, .spelled = a };
+                        if (o->has_arg == required_argument) {
+                                if (eq)
+                                        f.arg = eq + 1;
+                                else if (i + 1 < argc)
+                                        f.arg = argv[++i];
+                                else
+                                        return cli_usage_error("option '--%s' requires an argument", o->name);
+                        } else if (eq)
+                                return cli_usage_error("option '--%s' doesn't allow an argument", o->name);
+                        found[(*n_found)++] = f;
+                        continue;
+                }
+                if (a[0] == '-' && a[1] && (!vercmp || (strchr("qvj", a[1]) && is_short_cluster(a)))) {
+                        if (!is_short_cluster(a)) {
+                                if (!after_command)
+                                        return cli_usage_error("invalid option -- '%c'", a[1]);
+                                rest[(*n_rest)++] = argv[i];
+                                continue;
+                        }
+                        for (const char *c = a + 1; *c; c++) {
+                                struct found_opt f = { .val = *c, .spelled = a };
+                                if (strchr(short_options, *c)[1] == ':') {
+                                        if (c[1])
+                                                f.arg = c + 1;
+                                        else if (i + 1 < argc)
+                                                f.arg = argv[++i];
+                                        else
+                                                return cli_usage_error("option requires an argument -- '%c'", *c);
+                                        found[(*n_found)++] = f;
+                                        break;
+                                }
+                                found[(*n_found)++] = f;
+                        }
+                        continue;
+                }
+                if (!after_command) {
+                        after_command = true;
+                        vercmp = strcmp(a, "vercmp") == 0;
+                }
+                rest[(*n_rest)++] = argv[i];
+        }
+        rest[*n_rest] = NULL;
+        return -1;
+}
+
 int cli_main(int argc, char **argv) {
-        enum { OPT_HOST_ROOT = 0x100, OPT_CACHE_DIR, OPT_KEYS_DIR, OPT_LOCKED, OPT_JSON, OPT_SYSTEMD_VERSION, OPT_FORCE, OPT_KEEP_GENERATIONS };
-        static const struct option options[] = {
-                { "help", no_argument, NULL, 'h' },
-                { "version", no_argument, NULL, 'V' },
-                { "verbose", no_argument, NULL, 'v' },
-                { "quiet", no_argument, NULL, 'q' },
-                { "jobs", required_argument, NULL, 'j' },
-                { "host-root", required_argument, NULL, OPT_HOST_ROOT },
-                { "cache-dir", required_argument, NULL, OPT_CACHE_DIR },
-                { "keys-dir", required_argument, NULL, OPT_KEYS_DIR },
-                { "locked", no_argument, NULL, OPT_LOCKED },
-                { "json", no_argument, NULL, OPT_JSON },
-                { "systemd-version", required_argument, NULL, OPT_SYSTEMD_VERSION },
-                { "force", no_argument, NULL, OPT_FORCE },
-                { "keep-generations", required_argument, NULL, OPT_KEEP_GENERATIONS },
-                {},
-        };
         const char *arg_host_root = "/", *arg_cache_dir = NULL, *arg_keys_dir = NULL;
         unsigned arg_jobs = 5, arg_systemd_version = 0, arg_keep_generations = 1;
         int arg_verbosity = 0;
-        bool arg_locked = false, arg_json = false, arg_force = false;
-        int c;
+        bool arg_locked = false, arg_force = false;
 
-        /* '+': stop at the first non-option so subcommands (vercmp -) get their own arguments. */
-        while ((c = getopt_long(argc, argv, "+hVvqj:", options, NULL)) >= 0) {
-                switch (c) {
+        /* --json first, so that errors about the other options come as JSON too. */
+        for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
+                if (strcmp(argv[i], "--json") == 0)
+                        arg_json = true;
+
+        _cleanup_free_ struct found_opt *found = calloc((size_t)argc + 1, sizeof *found);
+        _cleanup_free_ char **rest = calloc((size_t)argc + 1, sizeof *rest);
+        if (!found || !rest)
+                return cli_fail(-ENOMEM, NULL, "startup");
+        size_t n_found;
+        int nrest;
+        int k = split_args(argc, argv, found, &n_found, rest, &nrest);
+        if (k >= 0)
+                return k;
+
+        for (size_t i = 0; i < n_found; i++) {
+                const char *optarg_ = found[i].arg;
+                switch (found[i].val) {
                 case 'h':
                         help();
                         return EXIT_OK;
@@ -341,17 +608,17 @@ int cli_main(int argc, char **argv) {
                         arg_verbosity = -1;
                         break;
                 case 'j':
-                        if (parse_uint(optarg, 1, 64, &arg_jobs) < 0)
-                                return cli_usage_error("--jobs: expected a number from 1 to 64, got '%s'", optarg);
+                        if (parse_uint(optarg_, 1, 64, &arg_jobs) < 0)
+                                return cli_usage_error("--jobs: expected a number from 1 to 64, got '%s'", optarg_);
                         break;
                 case OPT_HOST_ROOT:
-                        arg_host_root = optarg;
+                        arg_host_root = optarg_;
                         break;
                 case OPT_CACHE_DIR:
-                        arg_cache_dir = optarg;
+                        arg_cache_dir = optarg_;
                         break;
                 case OPT_KEYS_DIR:
-                        arg_keys_dir = optarg;
+                        arg_keys_dir = optarg_;
                         break;
                 case OPT_LOCKED:
                         arg_locked = true;
@@ -360,23 +627,29 @@ int cli_main(int argc, char **argv) {
                         arg_json = true;
                         break;
                 case OPT_SYSTEMD_VERSION:
-                        if (parse_uint(optarg, 1, 100000, &arg_systemd_version) < 0)
-                                return cli_usage_error("--systemd-version: expected a positive number, got '%s'", optarg);
+                        if (parse_uint(optarg_, 1, 100000, &arg_systemd_version) < 0)
+                                return cli_usage_error("--systemd-version: expected a positive number, got '%s'", optarg_);
                         break;
                 case OPT_FORCE:
                         arg_force = true;
                         break;
                 case OPT_KEEP_GENERATIONS:
-                        if (parse_uint(optarg, 0, 100, &arg_keep_generations) < 0)
-                                return cli_usage_error("--keep-generations: expected a number from 0 to 100, got '%s'", optarg);
+                        if (parse_uint(optarg_, 0, 100, &arg_keep_generations) < 0)
+                                return cli_usage_error("--keep-generations: expected a number from 0 to 100, got '%s'", optarg_);
                         break;
                 default:
-                        fputs("Try 'mkmachine --help' for more information.\n", stderr);
-                        return EXIT_USAGE;
+                        return cli_usage_error("unrecognized option '%s'", found[i].spelled);
                 }
         }
-        if (optind >= argc)
+        if (nrest == 0)
                 return cli_usage_error("no recipe given");
+        if (!arg_host_root[0] || (arg_cache_dir && !arg_cache_dir[0]) || (arg_keys_dir && !arg_keys_dir[0]))
+                return cli_usage_error("--host-root, --cache-dir, --keys-dir: expected a directory, got ''");
+        _cleanup_free_ char *host_root = absolute_path(arg_host_root);
+        _cleanup_free_ char *cache_dir = arg_cache_dir ? absolute_path(arg_cache_dir) : NULL;
+        _cleanup_free_ char *keys_dir = arg_keys_dir ? absolute_path(arg_keys_dir) : NULL;
+        if (!host_root || (arg_cache_dir && !cache_dir) || (arg_keys_dir && !keys_dir))
+                return cli_fail(-errno, NULL, "cannot make a path absolute");
 
         _cleanup_free_ char *checkout = find_checkout();
         _cleanup_free_ char *cache_default = checkout ? fs_path_join(checkout, "cache") : strdup("/var/cache/mkmachine");
@@ -390,9 +663,9 @@ int cli_main(int argc, char **argv) {
                 rd.columns = ws.ws_col;
         (void)clock_gettime(CLOCK_MONOTONIC, &rd.start);
         struct mkm_ctx ctx = {
-                .host_root = arg_host_root,
-                .cache_dir = arg_cache_dir ? arg_cache_dir : cache_default,
-                .keys_dir = arg_keys_dir ? arg_keys_dir : keys_default,
+                .host_root = host_root,
+                .cache_dir = cache_dir ? cache_dir : cache_default,
+                .keys_dir = keys_dir ? keys_dir : keys_default,
                 .jobs = arg_jobs,
                 .verbosity = arg_verbosity,
                 .json = arg_json,
@@ -425,8 +698,6 @@ int cli_main(int argc, char **argv) {
                 { "rm", cli_cmd_rm },
                 { "vercmp", cli_cmd_vercmp },
         };
-        char **rest = argv + optind;
-        int nrest = argc - optind;
         for (size_t i = 0; i < ELEMENTSOF(commands); i++)
                 if (strcmp(rest[0], commands[i].name) == 0) {
                         optind = 1;     /* let the subcommand run getopt on its own argv */
@@ -439,7 +710,8 @@ int cli_main(int argc, char **argv) {
                 return cli_usage_error("unknown command '%s' (commands: build, check, lock, ls, rollback, rm, vercmp)", rest[0]);
         char *build_argv[3] = { (char *)"build", rest[0], NULL };
         if (nrest > 1)
-                return cli_usage_error("unexpected argument '%s' after the recipe", rest[1]);
+                return rest[1][0] == '-' ? cli_usage_error("unrecognized option '%s'", rest[1])
+                                         : cli_usage_error("unexpected argument '%s' after the recipe", rest[1]);
         optind = 1;
         return cli_cmd_build(&ctx, 2, build_argv);
 }

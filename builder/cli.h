@@ -15,14 +15,37 @@ enum {
         EXIT_OK = 0,
         EXIT_BUILD_FAILED = 1,  /* the build (fetch, verify, resolve, install, deploy) failed */
         EXIT_USAGE = 2,         /* bad command line or invalid recipe */
+        EXIT_INTERRUPTED = 130, /* SIGINT (128 + the signal, as shells report it: 143 SIGTERM, 129 SIGHUP) */
 };
 
-/* Print "mkmachine: WHAT: DETAIL" to stderr (DETAIL from err, else from r) and return the exit
- * code that fits r: EXIT_USAGE for usage/parse/recipe errors, EXIT_BUILD_FAILED otherwise. */
-int cli_fail(int r, const struct mkm_err *err, const char *what);
+/* Every message the CLI prints starts with "mkmachine: error: " or "mkmachine: warning: "; a
+ * message of several lines (check's list of recipe errors) gets the prefix on each line. Under
+ * --json an error is also one JSON document on stdout:
+ *     {"error": {"message": "...", "exit": N, "code": N}}
+ * (N the exit status; "code" repeats it under the name the lifecycle contract uses). */
 
-/* Print a usage error and return EXIT_USAGE. */
+/* Print "mkmachine: error: WHAT: DETAIL" (DETAIL from err, else from r) and return the exit code
+ * that fits r: EXIT_USAGE for usage/parse/recipe errors, EXIT_BUILD_FAILED otherwise. */
+int cli_fail(int r, const struct mkm_err *err, const char *what);
+/* The same, with more members for the JSON error object: details (an object, taken; NULL for
+ * none) is merged into "error", e.g. check's "errors": [{"file", "line", "message"}]. */
+int cli_fail_with(int r, const struct mkm_err *err, const char *what, struct json_object *details);
+
+/* Print "mkmachine: error: MESSAGE" (and the JSON error) and return exit_code as it is: for
+ * refusals and interruptions whose exit status is not cli_fail's. */
+int cli_error(int exit_code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Print "mkmachine: warning: MESSAGE"; returns 0. */
+int cli_warning(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Print a usage error ("mkmachine: error: ..." and a hint to --help) and return EXIT_USAGE. */
 int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* What the renderer counted since the start: bytes and files downloaded, seconds elapsed. For
+ * the summary line at the end of a build. */
+void cli_progress_totals(const struct mkm_ctx *ctx, uint64_t *ret_bytes, unsigned *ret_files, double *ret_seconds);
+/* n bytes as "1.2 MiB" into buf. */
+void cli_human_size(uint64_t n, char *buf, size_t len);
 
 /* --json output is built with json-c (quoting right by construction) and printed with one of two
  * fixed flag sets: CLI_JSON_LINE, one line (the results of build and lock), or CLI_JSON_PRETTY,

@@ -94,6 +94,10 @@ struct fetch_state {
         unsigned finished;
         unsigned running;               /* transfers in the multi handle */
         uint64_t last_progress_ms;
+        /* Mirrors (scheme://host:port) already said to be failing in this call: one warning per
+         * mirror while it retries, not one per file. */
+        char warned[8][128];
+        unsigned n_warned;
 };
 
 void fetch_options_default(struct fetch_options *ret) {
@@ -116,6 +120,24 @@ static uint64_t now_ms(void) {
 
 static const char *url_of(const struct xfer *x) {
         return x->item->urls[x->url];
+}
+
+/* The mirror a URL belongs to, as people name it: scheme://host[:port] (file:// URLs: "file://"). */
+static void mirror_of(const char *url, char *buf, size_t len) {
+        const char *p = strstr(url, "://");
+        size_t n = p ? (size_t)(p + 3 - url) + strcspn(p + 3, "/?#") : strlen(url);
+        (void)snprintf(buf, len, "%.*s", (int)n, url);
+}
+
+/* Tell the user now, while the transfer waits, that a mirror is failing: once per mirror and
+ * call (the debug line still has every attempt). Returns true if it was said before. */
+static bool warned_before(struct fetch_state *st, const char *mirror) {
+        for (unsigned i = 0; i < st->n_warned; i++)
+                if (strcmp(st->warned[i], mirror) == 0)
+                        return true;
+        if (st->n_warned < ELEMENTSOF(st->warned))
+                (void)snprintf(st->warned[st->n_warned++], sizeof st->warned[0], "%s", mirror);
+        return false;
 }
 
 static bool has_prefix_ci(const char *s, const char *prefix) {
@@ -606,6 +628,11 @@ static void next_url(struct fetch_state *st, struct xfer *x, int code, const cha
                 return;
         }
         mkm_debug(st->ctx, "falling back to mirror '%s' after '%s' failed: %s", url_of(x), failed, reason);
+        char from[128], to[128];
+        mirror_of(failed, from, sizeof from);
+        mirror_of(url_of(x), to, sizeof to);
+        if (strcmp(from, to) != 0 && !warned_before(st, from))
+                mkm_warn(st->ctx, "mirror '%s' failed (%s); trying the next mirror, '%s'", from, reason, to);
         x->state = XFER_READY;
 }
 
@@ -652,6 +679,16 @@ static void xfer_done(struct fetch_state *st, struct xfer *x, CURLcode c) {
                         if (delay > BACKOFF_MAX_MS)
                                 delay = BACKOFF_MAX_MS;
                         mkm_debug(st->ctx, "retrying '%s' in %" PRIu64 "ms: %s", url_of(x), delay, reason);
+                        char mirror[128];
+                        mirror_of(url_of(x), mirror, sizeof mirror);
+                        if (!warned_before(st, mirror)) {
+                                char when[32];
+                                if (delay < 1000)
+                                        (void)snprintf(when, sizeof when, "%" PRIu64 " ms", delay);
+                                else
+                                        (void)snprintf(when, sizeof when, "%.1f s", (double)delay / 1000.0);
+                                mkm_warn(st->ctx, "mirror '%s' failed (%s); retrying in %s", mirror, reason, when);
+                        }
                         x->not_before_ms = now_ms() + delay;
                         x->state = XFER_WAITING;
                         return;

@@ -18,6 +18,11 @@ struct parser {
         size_t n, cap;
         char *section;          /* current section, owned; NULL before the first header */
         struct mkm_err *reterr;
+        /* ini_parse_lenient: bad lines are reported here and skipped. */
+        ini_error_fn on_error;
+        void *userdata;
+        bool fatal;             /* the error cannot be skipped (a limit) */
+        bool bad_section;       /* the last header was refused: skip its assignments quietly */
 };
 
 static bool is_blank(char c) {
@@ -50,9 +55,11 @@ static void trim(const char **s, size_t *n) {
 
 static int add_entry(struct parser *p, unsigned line, const char *key, size_t keylen, const char *value,
                      size_t valuelen) {
-        if (p->n >= INI_ENTRIES_MAX)
+        if (p->n >= INI_ENTRIES_MAX) {
+                p->fatal = true;
                 return mkm_err_set(p->reterr, -MKM_E_PARSE, "%s:%u: too many entries (more than %u)", p->filename,
                                    line, INI_ENTRIES_MAX);
+        }
         if (mkm_grow((void **)&p->entries, &p->cap, p->n, sizeof *p->entries, 16) < 0)
                 return -ENOMEM;
         struct ini_entry e = { .line = line };
@@ -80,6 +87,8 @@ static int parse_line(struct parser *p, const char *l, size_t n, unsigned line) 
                 return 0;
 
         if (l[0] == '[') {
+                /* Until a header is accepted, its assignments have no section (lenient mode). */
+                p->bad_section = true;
                 if (n < 2 || l[n - 1] != ']')
                         return mkm_err_set(p->reterr, -MKM_E_PARSE,
                                            "%s:%u: unterminated section header '%.*s': expected ']' at the end",
@@ -95,9 +104,12 @@ static int parse_line(struct parser *p, const char *l, size_t n, unsigned line) 
                         return -ENOMEM;
                 free(p->section);
                 p->section = s;
+                p->bad_section = false;
                 return add_entry(p, line, NULL, 0, NULL, 0);
         }
 
+        if (p->bad_section && p->on_error)
+                return 0;       /* under a refused header: reported once, with the header */
         const char *eq = memchr(l, '=', n);
         if (!eq)
                 return mkm_err_set(p->reterr, -MKM_E_PARSE, "%s:%u: expected 'Key=Value', got '%.*s'", p->filename,
@@ -133,9 +145,19 @@ static int append(char **acc, size_t *acclen, const char *s, size_t n, bool spac
         return 0;
 }
 
-int ini_parse(const char *buf, size_t len, const char *filename,
-              struct ini_entry **ret, size_t *ret_n, struct mkm_err *reterr) {
-        struct parser p = { .filename = filename ? filename : "(buffer)", .reterr = reterr };
+/* A bad line in lenient mode: report it and go on (0), unless it cannot be skipped. */
+static int skip_bad_line(struct parser *p, int r, unsigned line) {
+        if (!p->on_error || r != -MKM_E_PARSE || p->fatal)
+                return r;
+        int q = p->on_error(p->userdata, r, line, p->reterr->msg);
+        return q < 0 ? q : 0;
+}
+
+static int parse(const char *buf, size_t len, const char *filename, ini_error_fn on_error, void *userdata,
+                 struct ini_entry **ret, size_t *ret_n, struct mkm_err *reterr) {
+        struct mkm_err local = {};
+        struct parser p = { .filename = filename ? filename : "(buffer)", .reterr = reterr ? reterr : &local,
+                            .on_error = on_error, .userdata = userdata };
         _cleanup_free_ char *acc = NULL;        /* a logical line being continued */
         size_t acclen = 0, pos = 0;
         unsigned lineno = 0, start = 0;
@@ -143,7 +165,7 @@ int ini_parse(const char *buf, size_t len, const char *filename,
         int r = 0;
 
         if (!buf && len > 0)
-                return mkm_err_set(reterr, -EINVAL, "%s: no buffer", p.filename);
+                return mkm_err_set(p.reterr, -EINVAL, "%s: no buffer", p.filename);
 
         while (pos < len) {
                 const char *l = buf + pos;
@@ -152,8 +174,10 @@ int ini_parse(const char *buf, size_t len, const char *filename,
                 pos += n + (nl ? 1 : 0);
                 lineno++;
 
+                r = 0;
                 if (n > INI_LINE_MAX) {
-                        r = mkm_err_set(reterr, -MKM_E_PARSE, "%s:%u: line too long (more than %u bytes)",
+                        p.fatal = true;
+                        r = mkm_err_set(p.reterr, -MKM_E_PARSE, "%s:%u: line too long (more than %u bytes)",
                                         p.filename, lineno, INI_LINE_MAX);
                         goto fail;
                 }
@@ -161,16 +185,20 @@ int ini_parse(const char *buf, size_t len, const char *filename,
                         n--;    /* CRLF */
                 for (size_t i = 0; i < n; i++) {
                         unsigned char c = (unsigned char)l[i];
-                        if (c == 0) {
-                                r = mkm_err_set(reterr, -MKM_E_PARSE, "%s:%u: NUL byte in line", p.filename,
+                        if (c == 0)
+                                r = mkm_err_set(p.reterr, -MKM_E_PARSE, "%s:%u: NUL byte in line", p.filename,
                                                 lineno);
-                                goto fail;
-                        }
-                        if ((c < 0x20 && c != '\t') || c == 0x7f) {
-                                r = mkm_err_set(reterr, -MKM_E_PARSE, "%s:%u: control character 0x%02x in line",
+                        else if ((c < 0x20 && c != '\t') || c == 0x7f)
+                                r = mkm_err_set(p.reterr, -MKM_E_PARSE, "%s:%u: control character 0x%02x in line",
                                                 p.filename, lineno, c);
+                        else
+                                continue;
+                        break;
+                }
+                if (r < 0) {
+                        if ((r = skip_bad_line(&p, r, lineno)) < 0)
                                 goto fail;
-                        }
+                        continue;       /* the line is skipped (lenient) */
                 }
 
                 /* Comment lines are skipped wherever they are, also inside a continuation. */
@@ -189,7 +217,8 @@ int ini_parse(const char *buf, size_t len, const char *filename,
                 if (!continuing)
                         start = lineno;
                 if (acclen + n + 1 > INI_LINE_MAX) {
-                        r = mkm_err_set(reterr, -MKM_E_PARSE, "%s:%u: continued line too long (more than %u bytes)",
+                        p.fatal = true;
+                        r = mkm_err_set(p.reterr, -MKM_E_PARSE, "%s:%u: continued line too long (more than %u bytes)",
                                         p.filename, start, INI_LINE_MAX);
                         goto fail;
                 }
@@ -209,12 +238,12 @@ int ini_parse(const char *buf, size_t len, const char *filename,
                         continuing = false;
                 } else
                         r = parse_line(&p, l, n, start);
-                if (r < 0)
+                if (r < 0 && (r = skip_bad_line(&p, r, start)) < 0)
                         goto fail;
         }
         if (continuing) {       /* a backslash on the last line: parse what we have, as systemd does */
                 r = parse_line(&p, acc, acclen, start);
-                if (r < 0)
+                if (r < 0 && (r = skip_bad_line(&p, r, start)) < 0)
                         goto fail;
         }
 
@@ -229,6 +258,16 @@ fail:
         free(p.section);
         ini_entries_free(p.entries, p.n);
         return r;
+}
+
+int ini_parse(const char *buf, size_t len, const char *filename,
+              struct ini_entry **ret, size_t *ret_n, struct mkm_err *reterr) {
+        return parse(buf, len, filename, NULL, NULL, ret, ret_n, reterr);
+}
+
+int ini_parse_lenient(const char *buf, size_t len, const char *filename, ini_error_fn on_error, void *userdata,
+                      struct ini_entry **ret, size_t *ret_n, struct mkm_err *reterr) {
+        return parse(buf, len, filename, on_error, userdata, ret, ret_n, reterr);
 }
 
 struct ini_entry *ini_entries_free(struct ini_entry *e, size_t n) {

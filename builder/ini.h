@@ -30,5 +30,16 @@ struct ini_entry {
 int ini_parse(const char *buf, size_t len, const char *filename,
               struct ini_entry **ret, size_t *ret_n, struct mkm_err *reterr);
 
+/* A line ini_parse_lenient skips: code -MKM_E_PARSE, line, msg "FILE:LINE: what is wrong"
+ * (borrowed for the call). Return 0 to go on, a negative code (-ENOMEM) to stop with it. */
+typedef int (*ini_error_fn)(void *userdata, int code, unsigned line, const char *msg);
+
+/* ini_parse that reports a bad line through on_error and goes on with the next one, so a
+ * checker can list every error at once. The assignments under a refused section header are
+ * skipped without a word (the header's error covers them). What cannot be skipped still ends the
+ * parse as in ini_parse: too many entries, a line too long, ENOMEM. */
+int ini_parse_lenient(const char *buf, size_t len, const char *filename, ini_error_fn on_error, void *userdata,
+                      struct ini_entry **ret, size_t *ret_n, struct mkm_err *reterr);
+
 /* Frees the entries and the array; returns NULL. Accepts NULL. */
 struct ini_entry *ini_entries_free(struct ini_entry *e, size_t n);

@@ -22,12 +22,12 @@ int main(int argc, char **argv) {
                 (void)setrlimit(RLIMIT_NOFILE, &rl);
         }
         if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-                fprintf(stderr, "mkmachine: cannot initialise libcurl\n");
+                fprintf(stderr, "mkmachine: error: cannot initialise libcurl\n");
                 return EXIT_BUILD_FAILED;
         }
         /* gpgme requires this call before any other; it also sets up its locale handling. */
         if (!gpgme_check_version(NULL)) {
-                fprintf(stderr, "mkmachine: cannot initialise gpgme\n");
+                fprintf(stderr, "mkmachine: error: cannot initialise gpgme\n");
                 return EXIT_BUILD_FAILED;
         }
         int r = cli_main(argc, argv);

@@ -507,7 +507,78 @@ struct loader {
         struct frame stack[RECIPE_INCLUDE_DEPTH_MAX + 1];
         size_t depth;
         struct mkm_err *reterr;
+        /* Every error found so far, in file order: one bad value does not hide the next. */
+        struct recipe_errors errors;
+        bool key_bad[_K_MKM_MAX];       /* an assignment of the key was refused: no "missing" for it */
+        const char *parsing;            /* the file ini_parse_lenient is reading, for its errors */
+        struct recipe_errors *syntax;   /* its syntax errors, merged into errors by line */
+        bool had_syntax_error;          /* a key on a bad line may be what "missing" would name */
 };
+
+/* Record an error (message formatted in full, "FILE:LINE: ...") and return its code, which is
+ * -MKM_E_RECIPE or -MKM_E_PARSE: the caller skips what it was doing and goes on with the next
+ * assignment. Only -ENOMEM (the error could not be kept) stops everything. */
+static int errors_addv(struct recipe_errors *errs, int code, const char *file, unsigned line, const char *fmt,
+                       va_list ap) {
+        struct recipe_error *n = mkm_reallocarray(errs->e, errs->n + 1, sizeof *n);
+        if (!n)
+                return -ENOMEM;
+        errs->e = n;
+        struct recipe_error e = { .code = code, .line = line };
+        if (vasprintf(&e.message, fmt, ap) < 0) {
+                e.message = NULL;
+                return -ENOMEM;
+        }
+        if (file && !(e.file = strdup(file))) {
+                free(e.message);
+                return -ENOMEM;
+        }
+        errs->e[errs->n++] = e;
+        return code;
+}
+
+static int errors_add(struct recipe_errors *errs, int code, const char *file, unsigned line, const char *fmt, ...)
+        __attribute__((format(printf, 5, 6)));
+static int errors_add(struct recipe_errors *errs, int code, const char *file, unsigned line, const char *fmt, ...) {
+        va_list ap;
+        va_start(ap, fmt);
+        int r = errors_addv(errs, code, file, line, fmt, ap);
+        va_end(ap);
+        return r;
+}
+
+void recipe_errors_done(struct recipe_errors *errs) {
+        for (size_t i = 0; i < errs->n; i++) {
+                free(errs->e[i].file);
+                free(errs->e[i].message);
+        }
+        free(errs->e);
+        *errs = (struct recipe_errors){};
+}
+
+/* All errors into reterr, one a line (as much as fits), with the first error's code. */
+static int errors_to_err(const struct recipe_errors *errs, struct mkm_err *reterr) {
+        if (errs->n == 0)
+                return 0;
+        int code = errs->e[0].code;
+        if (!reterr)
+                return code;
+        size_t o = 0, cap = sizeof reterr->msg;
+        reterr->msg[0] = 0;
+        for (size_t i = 0; i < errs->n; i++) {
+                size_t need = strlen(errs->e[i].message) + 1;
+                if (o + need + 64 > cap && i > 0) {
+                        (void)snprintf(reterr->msg + o, cap - o, "\n(and %zu more errors)", errs->n - i);
+                        break;
+                }
+                int w = snprintf(reterr->msg + o, cap - o, "%s%s", i ? "\n" : "", errs->e[i].message);
+                if (w < 0 || (size_t)w >= cap - o)
+                        break;
+                o += (size_t)w;
+        }
+        reterr->code = code;
+        return code;
+}
 
 /* Location of one assignment, for messages. */
 struct where {
@@ -518,8 +589,13 @@ struct where {
 };
 
 #define FAIL(w, fmt, ...)                                                                                   \
-        mkm_err_set(l->reterr, -MKM_E_RECIPE, "%s:%u: [%s] %s=: " fmt, (w)->file, (w)->line, (w)->section,  \
-                    (w)->key, ##__VA_ARGS__)
+        errors_add(&l->errors, -MKM_E_RECIPE, (w)->file, (w)->line, "%s:%u: [%s] %s=: " fmt, (w)->file, (w)->line, \
+                   (w)->section, (w)->key, ##__VA_ARGS__)
+
+/* A recorded error: skip the assignment (or item) and go on. */
+static bool soft(int r) {
+        return r == -MKM_E_RECIPE || r == -MKM_E_PARSE;
+}
 
 static int set_string(char **field, const char *value) {
         char *c = NULL;
@@ -721,7 +797,7 @@ static char ***list_field(struct recipe *r, enum key_id id) {
 static int apply_list(struct loader *l, const struct where *w, enum key_id id) {
         struct recipe *r = l->r;
         char ***field = list_field(r, id);
-        int ret;
+        int ret, bad = 0;
 
         if (!w->value[0]) {     /* "Key=" resets the list, as in systemd */
                 if (id == K_COPY) {
@@ -745,6 +821,10 @@ static int apply_list(struct loader *l, const struct where *w, enum key_id id) {
                 if (id == K_COPY) {
                         struct recipe_copy c;
                         ret = parse_copy(l, w, *it, &c);
+                        if (soft(ret)) {
+                                bad = ret;
+                                continue;
+                        }
                         if (ret < 0)
                                 return ret;
                         struct recipe_copy *nc = mkm_reallocarray(r->copies, r->n_copies + 1, sizeof *nc);
@@ -757,6 +837,10 @@ static int apply_list(struct loader *l, const struct where *w, enum key_id id) {
                         continue;
                 }
                 ret = check_item(l, w, id, *it);
+                if (soft(ret)) {
+                        bad = ret;
+                        continue;
+                }
                 if (ret < 0)
                         return ret;
                 if (id == K_ROOT_AUTHORIZED_KEYS) {
@@ -771,7 +855,7 @@ static int apply_list(struct loader *l, const struct where *w, enum key_id id) {
                                 return ret;
                 }
         }
-        return 0;
+        return bad;     /* 0, or the code of an item's recorded error (every item was looked at) */
 }
 
 static int apply_scalar(struct loader *l, const struct where *w, enum key_id id) {
@@ -882,11 +966,11 @@ static int unknown_section(struct loader *l, const char *file, unsigned line, co
                 }
         }
         if (best)
-                return mkm_err_set(l->reterr, -MKM_E_RECIPE, "%s:%u: [%s]: unknown section; did you mean '[%s]'?",
-                                   file, line, section, best);
-        return mkm_err_set(l->reterr, -MKM_E_RECIPE,
-                           "%s:%u: [%s]: unknown section; expected [Machine], [Bootstrap], [Hooks], [Exec], [Files] or [Network]",
-                           file, line, section);
+                return errors_add(&l->errors, -MKM_E_RECIPE, file, line,
+                                  "%s:%u: [%s]: unknown section; did you mean '[%s]'?", file, line, section, best);
+        return errors_add(&l->errors, -MKM_E_RECIPE, file, line,
+                          "%s:%u: [%s]: unknown section; expected [Machine], [Bootstrap], [Hooks], [Exec], [Files] or [Network]",
+                          file, line, section);
 }
 
 static int unknown_key(struct loader *l, const struct where *w) {
@@ -911,26 +995,57 @@ static int unknown_key(struct loader *l, const struct where *w) {
         return FAIL(w, "unknown key");
 }
 
-static int apply_entries(struct loader *l, const struct ini_entry *e, size_t n, const char *shown, const char *dir) {
+static int record_syntax_error(void *userdata, int code, unsigned line, const char *msg) {
+        struct loader *l = userdata;
+        l->had_syntax_error = true;
+        int q = errors_add(l->syntax, code, l->parsing, line, "%s", msg);
+        return q == -ENOMEM ? q : 0;
+}
+
+/* Move the pending syntax errors before line (all of them for UINT_MAX) to the list, so that
+ * errors come in line order. */
+static int flush_syntax(struct loader *l, struct recipe_errors *syntax, size_t *next, unsigned line) {
+        for (; *next < syntax->n && syntax->e[*next].line < line; (*next)++) {
+                struct recipe_error *n = mkm_reallocarray(l->errors.e, l->errors.n + 1, sizeof *n);
+                if (!n)
+                        return -ENOMEM;
+                l->errors.e = n;
+                l->errors.e[l->errors.n++] = syntax->e[*next];
+                syntax->e[*next] = (struct recipe_error){};
+        }
+        return 0;
+}
+
+static int apply_entries(struct loader *l, const struct ini_entry *e, size_t n, const char *shown, const char *dir,
+                         struct recipe_errors *syntax) {
         struct recipe *r = l->r;
         int ret;
+        bool skip_section = false;      /* the keys of an unknown section: its header was reported */
+        size_t next_syntax = 0;
 
         for (size_t i = 0; i < n; i++) {
+                if ((ret = flush_syntax(l, syntax, &next_syntax, e[i].line)) < 0)
+                        return ret;
                 if (!e[i].key) {
                         bool known = false;
                         for (size_t s = 0; s < ELEMENTSOF(sections); s++)
                                 if (strcmp(sections[s], e[i].section) == 0)
                                         known = true;
-                        if (!known)
-                                return unknown_section(l, shown, e[i].line, e[i].section);
+                        skip_section = !known;
+                        if (!known && (ret = unknown_section(l, shown, e[i].line, e[i].section)) == -ENOMEM)
+                                return ret;
                         continue;
                 }
+                if (skip_section)
+                        continue;
                 struct where w = { .file = shown, .dir = dir, .line = e[i].line, .section = e[i].section,
                                    .key = e[i].key, .value = e[i].value };
                 const struct recipe_key *k = find_key(e[i].section, e[i].key);
                 if (!k) {
                         /* A case-only difference deserves the same suggestion as a typo. */
-                        return unknown_key(l, &w);
+                        if ((ret = unknown_key(l, &w)) == -ENOMEM)
+                                return ret;
+                        continue;
                 }
                 size_t id = (size_t)(k - keys);
                 if (id >= _K_MKM_MAX) {
@@ -941,24 +1056,31 @@ static int apply_entries(struct loader *l, const struct ini_entry *e, size_t n, 
                 }
                 r->origins[id] = (struct recipe_origin){ .file = shown, .line = e[i].line };
                 if (id == K_INCLUDE) {
-                        if (!e[i].value[0])
-                                return FAIL(&w, "expected one or more recipe files, got ''");
+                        if (!e[i].value[0]) {
+                                if ((ret = FAIL(&w, "expected one or more recipe files, got ''")) == -ENOMEM)
+                                        return ret;
+                                continue;
+                        }
                         _cleanup_strv_free_ char **items = NULL;
                         ret = strv_split(e[i].value, " \t", &items);
                         if (ret < 0)
                                 return ret;
-                        for (char **it = items; *it; it++) {
-                                ret = do_include(l, &w, *it);
-                                if (ret < 0)
+                        /* An include that fails is reported (with what went wrong inside it) and
+                         * skipped; the rest of this file is still checked. */
+                        for (char **it = items; *it; it++)
+                                if ((ret = do_include(l, &w, *it)) < 0 && !soft(ret))
                                         return ret;
-                        }
                         continue;
                 }
                 ret = apply_scalar(l, &w, (enum key_id)id);
+                if (soft(ret)) {
+                        l->key_bad[id] = true;
+                        continue;
+                }
                 if (ret < 0)
                         return ret;
         }
-        return 0;
+        return flush_syntax(l, syntax, &next_syntax, UINT_MAX);
 }
 
 /* Remember a file name (shown) in the recipe so origins can borrow it; returns the stored copy. */
@@ -971,13 +1093,29 @@ static const char *intern_shown(struct recipe *r, const char *shown) {
         return r->shown_files[strv_length(r->shown_files) - 1];
 }
 
+/* A bad line is recorded and skipped (ini_parse_lenient); the rest of the file is still read. */
 static int parse_buffer(struct loader *l, const char *buf, size_t len, const char *shown, const char *dir) {
         struct ini_entry *e = NULL;
         size_t n = 0;
-        int ret = ini_parse(buf, len, shown, &e, &n, l->reterr);
-        if (ret < 0)
+        struct mkm_err err = {};
+        _cleanup_(recipe_errors_done) struct recipe_errors syntax = {};
+        l->parsing = shown;
+        l->syntax = &syntax;
+        int ret = ini_parse_lenient(buf, len, shown, record_syntax_error, l, &e, &n, &err);
+        size_t next = 0;
+        if (ret < 0 && flush_syntax(l, &syntax, &next, UINT_MAX) < 0)
+                ret = -ENOMEM;
+        if (ret == -MKM_E_PARSE) {
+                /* A limit (too many entries, a line too long): this file ends here. */
+                int q = errors_add(&l->errors, ret, shown, 0, "%s", err.msg);
+                return q == -ENOMEM ? q : ret;
+        }
+        if (ret < 0) {
+                if (l->reterr)
+                        *l->reterr = err;
                 return ret;
-        ret = apply_entries(l, e, n, shown, dir);
+        }
+        ret = apply_entries(l, e, n, shown, dir, &syntax);
         ini_entries_free(e, n);
         return ret;
 }
@@ -997,7 +1135,7 @@ static int load_file(struct loader *l, const char *abs, const char *shown_in, co
                 const char *why = ret == -EFBIG ? "file too large" : strerror(-ret);
                 if (from)
                         return FAIL(from, "cannot read '%s': %s", shown, why);
-                return mkm_err_set(l->reterr, -MKM_E_RECIPE, "cannot read recipe '%s': %s", shown, why);
+                return errors_add(&l->errors, -MKM_E_RECIPE, shown, 0, "cannot read recipe '%s': %s", shown, why);
         }
         if (!strv_contains(r->files, abs)) {
                 ret = strv_push(&r->files, abs);
@@ -1015,30 +1153,40 @@ static int load_file(struct loader *l, const char *abs, const char *shown_in, co
 
 /* ---- defaults and cross-key checks -------------------------------------------------------- */
 
+/* Every check records its error and goes on, except where the rest depends on what is missing
+ * (no distribution: nothing distro-specific can be checked). */
 static int finalize(struct loader *l, const char *top) {
         struct recipe *r = l->r;
         const struct recipe_origin *o = r->origins;
         int ret;
 
 #define FAIL_AT(id, fmt, ...)                                                                              \
-        mkm_err_set(l->reterr, -MKM_E_RECIPE, "%s:%u: [%s] %s=: " fmt, o[id].file, o[id].line, keys[id].section, \
-                    keys[id].key, ##__VA_ARGS__)
+        errors_add(&l->errors, -MKM_E_RECIPE, o[id].file, o[id].line, "%s:%u: [%s] %s=: " fmt, o[id].file,      \
+                   o[id].line, keys[id].section, keys[id].key, ##__VA_ARGS__)
+#define FAIL_TOP(fmt, ...) errors_add(&l->errors, -MKM_E_RECIPE, top, 0, "%s: " fmt, top, ##__VA_ARGS__)
+#define CHECK(x)                                 \
+        do {                                     \
+                if ((ret = (x)) == -ENOMEM)      \
+                        return ret;              \
+        } while (0)
 
-        if (!r->name)
-                return mkm_err_set(l->reterr, -MKM_E_RECIPE,
-                                   "%s: [Machine] Name=: missing; every recipe needs a machine name", top);
-        if (r->distribution == _RECIPE_DISTRO_INVALID)
-                return mkm_err_set(l->reterr, -MKM_E_RECIPE,
-                                   "%s: [Bootstrap] Distribution=: missing; expected 'arch' or 'debian'", top);
+        /* After a syntax error the key may well be there, on the bad line: "missing" would mislead. */
+        if (!r->name && !l->key_bad[K_NAME] && !l->had_syntax_error)
+                CHECK(FAIL_TOP("[Machine] Name=: missing; every recipe needs a machine name"));
+        if (r->distribution == _RECIPE_DISTRO_INVALID) {
+                if (!l->key_bad[K_DISTRIBUTION] && !l->had_syntax_error)
+                        CHECK(FAIL_TOP("[Bootstrap] Distribution=: missing; expected 'arch' or 'debian'"));
+                return 0;
+        }
 
         bool arch = r->distribution == RECIPE_DISTRO_ARCH;
         if (arch) {
                 if (r->suites)
-                        return FAIL_AT(K_SUITE, "only for Distribution=debian");
+                        CHECK(FAIL_AT(K_SUITE, "only for Distribution=debian"));
                 if (r->components)
-                        return FAIL_AT(K_COMPONENTS, "only for Distribution=debian");
+                        CHECK(FAIL_AT(K_COMPONENTS, "only for Distribution=debian"));
                 if (r->variant)
-                        return FAIL_AT(K_VARIANT, "only for Distribution=debian");
+                        CHECK(FAIL_AT(K_VARIANT, "only for Distribution=debian"));
                 if (!r->repositories) {
                         ret = strv_split("core extra", " ", &r->repositories);
                         if (ret < 0)
@@ -1046,7 +1194,7 @@ static int finalize(struct loader *l, const char *top) {
                 }
         } else {
                 if (r->repositories)
-                        return FAIL_AT(K_REPOSITORIES, "only for Distribution=arch (use Components= for Debian)");
+                        CHECK(FAIL_AT(K_REPOSITORIES, "only for Distribution=arch (use Components= for Debian)"));
                 if (!r->suites && (ret = strv_split("bookworm", " ", &r->suites)) < 0)
                         return ret;
                 if (!r->components && (ret = strv_split("main", " ", &r->components)) < 0)
@@ -1054,37 +1202,40 @@ static int finalize(struct loader *l, const char *top) {
                 if (!r->variant && !(r->variant = strdup("minbase")))
                         return -ENOMEM;
         }
+        if (r->network_gateways && !r->network_addresses)
+                CHECK(FAIL_AT(K_GATEWAY, "needs Address= too (a gateway without an address is unreachable)"));
 
         /* Architecture in the distro's own spelling; the host's by default. */
         int a;
         if (r->architecture)
                 a = find_architecture(r->architecture);
+        else if (l->key_bad[K_ARCHITECTURE])
+                return 0;
         else {
                 struct utsname u;
                 if (uname(&u) < 0)
                         return negative_errno();
                 a = find_architecture(u.machine);
-                if (a < 0)
-                        return mkm_err_set(l->reterr, -MKM_E_RECIPE,
-                                           "%s: [Bootstrap] Architecture=: cannot derive it from the host's '%s'; set it",
-                                           top, u.machine);
+                if (a < 0) {
+                        CHECK(FAIL_TOP("[Bootstrap] Architecture=: cannot derive it from the host's '%s'; set it", u.machine));
+                        return 0;
+                }
         }
         const char *spelled = arch ? architectures[a].arch : architectures[a].debian;
         if (!spelled) {
                 if (r->architecture)
-                        return FAIL_AT(K_ARCHITECTURE, "'%s' is not available for Distribution=%s", r->architecture,
-                                       recipe_distribution_to_string(r->distribution));
-                return mkm_err_set(l->reterr, -MKM_E_RECIPE,
-                                   "%s: [Bootstrap] Architecture=: the host's architecture is not available for Distribution=%s; set it",
-                                   top, recipe_distribution_to_string(r->distribution));
+                        CHECK(FAIL_AT(K_ARCHITECTURE, "'%s' is not available for Distribution=%s", r->architecture,
+                                      recipe_distribution_to_string(r->distribution)));
+                else
+                        CHECK(FAIL_TOP("[Bootstrap] Architecture=: the host's architecture is not available for "
+                                       "Distribution=%s; set it",
+                                       recipe_distribution_to_string(r->distribution)));
+                return 0;
         }
-        ret = set_string(&r->architecture, spelled);
-        if (ret < 0)
-                return ret;
-        if (r->network_gateways && !r->network_addresses)
-                return FAIL_AT(K_GATEWAY, "needs Address= too (a gateway without an address is unreachable)");
-        return 0;
+        return set_string(&r->architecture, spelled);
 #undef FAIL_AT
+#undef FAIL_TOP
+#undef CHECK
 }
 
 static struct recipe *recipe_new(void) {
@@ -1101,23 +1252,46 @@ static struct recipe *recipe_new(void) {
         return r;
 }
 
-int recipe_load(struct mkm_ctx *ctx, const char *path, struct recipe **ret, struct mkm_err *reterr) {
+/* Load path, collecting every error into *errs; *ret only when there was none, or with
+ * partial set also when there were recipe errors (what could be read, for more checks). */
+static int load_collect(struct mkm_ctx *ctx, const char *path, bool partial, struct recipe **ret,
+                        struct recipe_errors *errs, struct mkm_err *reterr) {
         _cleanup_(recipe_freep) struct recipe *r = recipe_new();
         if (!r)
                 return -ENOMEM;
+        /* Under --json every path is absolute, messages included. */
+        bool absolute = ctx && ctx->json;
         _cleanup_free_ char *abs = realpath(path, NULL);
-        if (!abs)
-                return mkm_err_set(reterr, -MKM_E_RECIPE, "cannot read recipe '%s': %s", path, strerror(errno));
+        if (!abs) {
+                int e = errno;
+                _cleanup_free_ char *cwd = absolute && path[0] != '/' ? getcwd(NULL, 0) : NULL;
+                _cleanup_free_ char *shown = cwd ? resolve_path(cwd, path) : NULL;
+                const char *name = shown ? shown : path;
+                return errors_add(errs, -MKM_E_RECIPE, name, 0, "cannot read recipe '%s': %s", name, strerror(e));
+        }
         struct loader l = { .ctx = ctx, .r = r, .allow_includes = true, .reterr = reterr };
-        int k = load_file(&l, abs, path, NULL);
-        if (k < 0)
-                return k == -ENOMEM ? mkm_err_set(reterr, k, "%s: out of memory", path) : k;
-        k = finalize(&l, path);
-        if (k < 0)
+        const char *shown = absolute ? abs : path;
+        int k = load_file(&l, abs, shown, NULL);
+        if (k >= 0)     /* not after a syntax error in the top file: nothing of it was applied */
+                k = finalize(&l, shown);
+        *errs = l.errors;
+        if (k == -ENOMEM)
+                return mkm_err_set(reterr, k, "%s: out of memory", path);
+        if (errs->n > 0 && !(partial && r->files[0] && (k >= 0 || soft(k))))
+                return errs->e[0].code;
+        if (k < 0 && !soft(k))
                 return k;
         r->path = TAKE_PTR(abs);
         *ret = TAKE_PTR(r);
-        return 0;
+        return errs->n > 0 ? errs->e[0].code : 0;
+}
+
+int recipe_load(struct mkm_ctx *ctx, const char *path, struct recipe **ret, struct mkm_err *reterr) {
+        _cleanup_(recipe_errors_done) struct recipe_errors errs = {};
+        int k = load_collect(ctx, path, false, ret, &errs, reterr);
+        if (errs.n > 0)
+                return errors_to_err(&errs, reterr);
+        return k;
 }
 
 int recipe_load_buffer(const char *buf, size_t len, const char *filename, struct recipe **ret,
@@ -1132,9 +1306,14 @@ int recipe_load_buffer(const char *buf, size_t len, const char *filename, struct
                 return -ENOMEM;
         struct loader l = { .r = r, .allow_includes = false, .reterr = reterr };
         int k = parse_buffer(&l, buf, len, shown, dir);
-        if (k < 0)
+        if (k >= 0)     /* after a syntax error nothing was applied: "missing" would be noise */
+                k = finalize(&l, fn);
+        if (l.errors.n > 0) {
+                k = errors_to_err(&l.errors, reterr);
+                recipe_errors_done(&l.errors);
                 return k;
-        k = finalize(&l, fn);
+        }
+        recipe_errors_done(&l.errors);
         if (k < 0)
                 return k;
         *ret = TAKE_PTR(r);
@@ -1181,28 +1360,27 @@ struct recipe *recipe_free(struct recipe *r) {
 
 /* ---- validation for a build --------------------------------------------------------------- */
 
-static int check_readable(const struct recipe *r, enum key_id id, const char *path, struct mkm_err *reterr) {
+#define FAIL_KEY(errs, r, id, fmt, ...)                                                                          \
+        errors_add((errs), -MKM_E_RECIPE, (r)->origins[id].file, (r)->origins[id].line, "%s:%u: [%s] %s=: " fmt,      \
+                   (r)->origins[id].file ? (r)->origins[id].file : "?", (r)->origins[id].line, keys[id].section,   \
+                   keys[id].key, ##__VA_ARGS__)
+
+static int check_readable(const struct recipe *r, enum key_id id, const char *path, struct recipe_errors *errs) {
         struct stat st;
-        const struct recipe_origin *o = &r->origins[id];
         if (stat(path, &st) < 0)
-                return mkm_err_set(reterr, -MKM_E_RECIPE, "%s:%u: [%s] %s=: cannot read '%s': %s",
-                                   o->file ? o->file : "?", o->line, keys[id].section, keys[id].key, path,
-                                   strerror(errno));
+                return FAIL_KEY(errs, r, id, "cannot read '%s': %s", path, strerror(errno));
         if (S_ISDIR(st.st_mode) && id != K_COPY && id != K_KEYRING)
-                return mkm_err_set(reterr, -MKM_E_RECIPE, "%s:%u: [%s] %s=: expected a file, '%s' is a directory",
-                                   o->file ? o->file : "?", o->line, keys[id].section, keys[id].key, path);
+                return FAIL_KEY(errs, r, id, "expected a file, '%s' is a directory", path);
         return 0;
 }
 
 /* A recipe shared by a co-tenant must not copy the builder's files into the machine it gets
  * (/etc/shadow, ~/.ssh/id_ed25519): Copy= and RootAuthorizedKeys= sources must resolve, symlinks
  * followed, to a path inside the directory of one of the recipe files that were read. */
-static int check_beside(const struct recipe *r, enum key_id id, const char *path, struct mkm_err *reterr) {
-        const struct recipe_origin *o = &r->origins[id];
+static int check_beside(const struct recipe *r, enum key_id id, const char *path, struct recipe_errors *errs) {
         _cleanup_free_ char *real = realpath(path, NULL);
         if (!real)
-                return mkm_err_set(reterr, -MKM_E_RECIPE, "%s:%u: [%s] %s=: cannot read '%s': %s", o->file ? o->file : "?",
-                                   o->line, keys[id].section, keys[id].key, path, strerror(errno));
+                return FAIL_KEY(errs, r, id, "cannot read '%s': %s", path, strerror(errno));
         for (char **f = r->files; f && *f; f++) {
                 _cleanup_free_ char *dir = fs_path_dirname(*f);
                 if (!dir)
@@ -1214,32 +1392,67 @@ static int check_beside(const struct recipe *r, enum key_id id, const char *path
                 if (strncmp(real, rdir, n) == 0 && (real[n] == '/' || (n == 1 && rdir[0] == '/')))
                         return 0;
         }
-        return mkm_err_set(reterr, -MKM_E_RECIPE,
-                           "%s:%u: [%s] %s=: '%s' is not beside the recipe; sources must be in the recipe's directory "
-                           "(or one of an included recipe's)",
-                           o->file ? o->file : "?", o->line, keys[id].section, keys[id].key, path);
+        return FAIL_KEY(errs, r, id,
+                        "'%s' is not beside the recipe; sources must be in the recipe's directory (or one of an "
+                        "included recipe's)",
+                        path);
 }
 
-int recipe_validate_for_build(const struct recipe *r, struct mkm_err *reterr) {
+/* Every check runs; each failure is recorded. -ENOMEM only. */
+static int validate(const struct recipe *r, struct recipe_errors *errs) {
         int k;
         /* A Debian variant may name the whole set (Variant=minbase alone is the smallest machine). */
         bool variant_names_set = r->distribution == RECIPE_DISTRO_DEBIAN && r->variant &&
                                  strcmp(r->variant, "extract") != 0 && strcmp(r->variant, "custom") != 0;
         if (!variant_names_set && (!r->packages || !r->packages[0])) {
                 const char *f = r->shown_files && r->shown_files[0] ? r->shown_files[0] : "(recipe)";
-                return mkm_err_set(reterr, -MKM_E_RECIPE,
-                                   "%s: [Bootstrap] Packages=: empty; a build needs at least one package (e.g. Packages=base)", f);
+                if (errors_add(errs, -MKM_E_RECIPE, f, 0,
+                               "%s: [Bootstrap] Packages=: empty; a build needs at least one package (e.g. Packages=base)",
+                               f) == -ENOMEM)
+                        return -ENOMEM;
         }
-        if (r->keyring && (k = check_readable(r, K_KEYRING, r->keyring, reterr)) < 0)
+        if (r->keyring && check_readable(r, K_KEYRING, r->keyring, errs) == -ENOMEM)
+                return -ENOMEM;
+        for (char **p = r->root_authorized_keys; p && *p; p++) {
+                if ((k = check_readable(r, K_ROOT_AUTHORIZED_KEYS, *p, errs)) == -ENOMEM)
+                        return k;
+                if (k == 0 && r->path && check_beside(r, K_ROOT_AUTHORIZED_KEYS, *p, errs) == -ENOMEM)
+                        return -ENOMEM;
+        }
+        for (size_t i = 0; i < r->n_copies; i++) {
+                if ((k = check_readable(r, K_COPY, r->copies[i].src, errs)) == -ENOMEM)
+                        return k;
+                if (k == 0 && r->path && check_beside(r, K_COPY, r->copies[i].src, errs) == -ENOMEM)
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
+int recipe_validate_for_build(const struct recipe *r, struct mkm_err *reterr) {
+        _cleanup_(recipe_errors_done) struct recipe_errors errs = {};
+        int k = validate(r, &errs);
+        if (k < 0)
+                return mkm_err_set(reterr, k, "out of memory");
+        return errors_to_err(&errs, reterr);
+}
+
+int recipe_check(struct mkm_ctx *ctx, const char *path, struct recipe **ret, struct recipe_errors *ret_errors,
+                 struct mkm_err *reterr) {
+        _cleanup_(recipe_freep) struct recipe *r = NULL;
+        _cleanup_(recipe_errors_done) struct recipe_errors errs = {};
+        int k = load_collect(ctx, path, true, &r, &errs, reterr);
+        /* What could be read is validated too, so that one run lists everything. */
+        if (r && validate(r, &errs) == -ENOMEM)
+                return mkm_err_set(reterr, -ENOMEM, "%s: out of memory", path);
+        if (errs.n > 0) {
+                k = errors_to_err(&errs, reterr);
+                *ret_errors = errs;
+                errs = (struct recipe_errors){};
                 return k;
-        for (char **p = r->root_authorized_keys; p && *p; p++)
-                if ((k = check_readable(r, K_ROOT_AUTHORIZED_KEYS, *p, reterr)) < 0 ||
-                    (r->path && (k = check_beside(r, K_ROOT_AUTHORIZED_KEYS, *p, reterr)) < 0))
-                        return k;
-        for (size_t i = 0; i < r->n_copies; i++)
-                if ((k = check_readable(r, K_COPY, r->copies[i].src, reterr)) < 0 ||
-                    (r->path && (k = check_beside(r, K_COPY, r->copies[i].src, reterr)) < 0))
-                        return k;
+        }
+        if (k < 0)
+                return k;
+        *ret = TAKE_PTR(r);
         return 0;
 }
 

@@ -114,9 +114,29 @@ struct recipe_key {
  * Borrowed static table; *ret_n receives its length. */
 const struct recipe_key *recipe_known_keys(size_t *ret_n);
 
+/* One error found in a recipe. */
+struct recipe_error {
+        int code;               /* -MKM_E_RECIPE, or -MKM_E_PARSE for a syntax error */
+        char *file;             /* the file as named in messages; NULL if none applies */
+        unsigned line;          /* 0 when the error is about the recipe as a whole (a missing key) */
+        char *message;          /* the whole message, "FILE:LINE: [Section] Key=: what was expected" */
+};
+
+/* Errors in file order (an included file's where its Include= is), then what only the whole
+ * recipe shows (missing keys, keys that contradict each other). */
+struct recipe_errors {
+        struct recipe_error *e;
+        size_t n;
+};
+void recipe_errors_done(struct recipe_errors *errs);
+
 /* Read the recipe at path, following Include= (relative to the including file's directory,
  * cycles and depth beyond RECIPE_INCLUDE_DEPTH_MAX refused), apply defaults and validate the
  * values. A missing or unreadable file is -MKM_E_RECIPE naming the file. ctx may be NULL.
+ * A bad value does not stop the reading: every error is found, and reterr gets them all, one a
+ * line, with the first one's code (-MKM_E_PARSE or -MKM_E_RECIPE). A syntax error ends the file
+ * it is in (an included file's: the including file is still read). With ctx->json, files are
+ * named by their absolute paths in messages.
  * On success the caller owns *ret (recipe_free). */
 int recipe_load(struct mkm_ctx *ctx, const char *path, struct recipe **ret, struct mkm_err *reterr);
 
@@ -135,8 +155,15 @@ static inline void recipe_freep(struct recipe **r) {
 int recipe_format(const struct recipe *r, char **ret_text);
 
 /* What a build needs beyond a valid recipe: Packages= non-empty, Keyring= and
- * RootAuthorizedKeys= and Copy= sources readable. -MKM_E_RECIPE with file:line on failure. */
+ * RootAuthorizedKeys= and Copy= sources readable. -MKM_E_RECIPE with file:line on failure (every
+ * failure, one a line). */
 int recipe_validate_for_build(const struct recipe *r, struct mkm_err *reterr);
+
+/* recipe_load and recipe_validate_for_build in one, for `mkmachine check`: on recipe errors
+ * returns the first one's code with the list in *ret_errors (caller: recipe_errors_done) and the
+ * same text in reterr; other failures (ENOMEM) in reterr alone. *ret on success only. */
+int recipe_check(struct mkm_ctx *ctx, const char *path, struct recipe **ret, struct recipe_errors *ret_errors,
+                 struct mkm_err *reterr);
 
 /* Exposed for tests: the Damerau-Levenshtein (optimal string alignment) distance, ASCII
  * case-insensitive. */

@@ -67,6 +67,7 @@ enum step {
         ST_DEVLINKS,
         ST_TMP,
         ST_RUN,
+        ST_MASK,
         ST_FILES,
         ST_HOSTNAME,
         ST_CWD,
@@ -92,6 +93,7 @@ static const char *const step_names[_ST_MAX] = {
         [ST_DEVLINKS] = "creating /dev links",
         [ST_TMP] = "mounting /tmp",
         [ST_RUN] = "mounting /run",
+        [ST_MASK] = "masking a command with /usr/bin/true",
         [ST_FILES] = "writing files into the sandbox",
         [ST_HOSTNAME] = "sethostname",
         [ST_CWD] = "changing to the working directory",
@@ -362,6 +364,13 @@ static _Noreturn void child_main(const struct child_args *a) {
         CHECK(a, ST_DEVLINKS, symlink("/proc/self/fd/2", "/dev/stderr"));
         CHECK(a, ST_TMP, mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV | MS_STRICTATIME, "mode=1777"));
         CHECK(a, ST_RUN, mount("tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV | MS_STRICTATIME, "mode=0755"));
+        for (const char *const *m = o->mask_true; m && *m; m++) {
+                struct stat mst;
+                if (lstat(*m, &mst) < 0 || !S_ISREG(mst.st_mode))
+                        continue;       /* not (yet) in the tree: nothing to mask */
+                CHECK(a, ST_MASK, mount("/usr/bin/true", *m, NULL, MS_BIND, NULL));
+                CHECK(a, ST_MASK, mount(NULL, *m, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL));
+        }
 
         umask(022);
         for (size_t i = 0; i < o->n_files; i++) {
@@ -666,6 +675,9 @@ static int run_prepare(struct run *x, struct mkm_err *reterr) {
                         return mkm_err_set(reterr, -EINVAL, "sandbox: file '%s' must be under /tmp/ or /run/",
                                            p ? p : "(null)");
         }
+        for (const char *const *m = o->mask_true; m && *m; m++)
+                if ((*m)[0] != '/' || strstr(*m, "/../") || strlen(*m) >= PATH_MAX)
+                        return mkm_err_set(reterr, -EINVAL, "sandbox: cannot mask '%s': expected an absolute path", *m);
         x->cmdline = join_argv(x->argv);
         if (!x->cmdline)
                 return -ENOMEM;

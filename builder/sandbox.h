@@ -49,6 +49,10 @@ struct sandbox_opts {
                                          * without writing anything back: for a staging tree that
                                          * is synced as a whole before it is deployed */
         size_t n_files;
+        const char *const *mask_true;   /* NULL-terminated absolute paths in the tree that are covered,
+                                         * while the command runs, by a read-only bind of the tree's
+                                         * own /usr/bin/true (paths that do not exist are left alone);
+                                         * the tree itself is not changed */
 };
 
 #define SANDBOX_DEFAULT_TIMEOUT_S 600

@@ -1229,8 +1229,13 @@ static int run_in_tree(struct backend *d, char *const argv[], const struct sandb
         snprintf(arch, sizeof arch, "DPKG_MAINTSCRIPT_ARCH=%s", d->arch);
         char *env[] = { "DEBIAN_FRONTEND=noninteractive", "DEBCONF_NONINTERACTIVE_SEEN=true", "DPKG_ADMINDIR=/var/lib/dpkg",
                         "DPKG_ROOT=", running, arch, NULL };
+        /* A build is a chroot, as debootstrap's and mmdebstrap's are, but in the sandbox PID 1 is
+         * the command itself, so ischroot (which compares /proc/1's root and mounts with its own)
+         * says "not a chroot": libc6's postinst then runs "telinit u; sleep 1". Answer as in their
+         * chroot, for the time of the scripts only. */
+        static const char *const mask[] = { "/usr/bin/ischroot", NULL };
         struct sandbox_opts o = { .hostname = d->b->deploy->name, .source_date_epoch = d->b->source_date_epoch, .env = env,
-                                  .files = files, .n_files = n_files, .no_sync = true };
+                                  .files = files, .n_files = n_files, .no_sync = true, .mask_true = mask };
         _cleanup_free_ char *out = NULL;
         int q = sandbox_run(d->ctx, d->b->deploy->staging, argv, &o, &out, reterr);
         if (q < 0)

@@ -45,7 +45,7 @@ check "the option table was found" test -s "$WORK/opts"
 missing=""
 while read -r o; do grep -qF -- "\\-\\-$o" "$TOP/docs/mkmachine.1.md" || missing="$missing $o"; done <"$WORK/opts"
 check "mkmachine(1) documents every option${missing:+ (missing:$missing)}" test -z "$missing"
-for code in 0 1 2; do check "mkmachine(1) documents exit status $code" grep -q "^\*\*$code\*\*$" "$TOP/docs/mkmachine.1.md"; done
+for code in 0 1 2 130; do check "mkmachine(1) documents exit status $code" grep -q "^\*\*$code\*\*$" "$TOP/docs/mkmachine.1.md"; done
 
 # make install honours PREFIX and DESTDIR (and needs no root when DESTDIR is set).
 if command -v pandoc >/dev/null; then

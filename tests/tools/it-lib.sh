@@ -50,6 +50,33 @@ arch_fixture() {
   command -v repo-add >/dev/null || skip "skipped: repo-add missing (make deps)"
   if [ "${1:-}" = pacman ]; then command -v pacman >/dev/null || skip "skipped: pacman missing (make deps)"; fi
   FX=$WORK/fx
+  # Generating takes 30-90 s; the suite has many users of it. With $BUILD (as make check sets
+  # it) the repository is generated once per version of its generator and fixtures, under a
+  # lock, and each test gets its own copy (without the signing agent's sockets), so no test can
+  # change another's. ARCH_FIXTURE_FRESH=1 generates afresh.
+  if [ -n "${BUILD:-}" ] && [ -z "${ARCH_FIXTURE_FRESH:-}" ]; then
+    local key cache
+    key=$(cd "$TOP/tests/tools" && { cat mkarchrepo.sh; find arch-fixtures -type f -print0 | sort -z |
+      xargs -0 sha256sum; } | sha256sum | cut -c1-16)
+    cache=$BUILD/arch-fixture/$key
+    mkdir -p "$BUILD/arch-fixture"
+    (
+      flock 9
+      if [ ! -e "$cache/.complete" ]; then
+        rm -rf "$cache" "$cache.tmp"
+        bash "$TOP/tests/tools/mkarchrepo.sh" "$cache.tmp" >"$WORK/mkarchrepo.log" 2>&1 ||
+          { cat "$WORK/mkarchrepo.log"; exit 1; }
+        find "$cache.tmp" -type s -delete
+        touch "$cache.tmp/.complete"
+        mv "$cache.tmp" "$cache"
+        # Older generations of the fixture are of no more use.
+        find "$BUILD/arch-fixture" -mindepth 1 -maxdepth 1 -type d ! -name "$key" -exec rm -rf {} +
+      fi
+    ) 9>"$BUILD/arch-fixture/.lock" || exit 1
+    cp -a "$cache" "$FX"
+    rm -f "$FX/.complete"
+    return 0
+  fi
   bash "$TOP/tests/tools/mkarchrepo.sh" "$FX" >"$WORK/mkarchrepo.log" 2>&1 || { cat "$WORK/mkarchrepo.log"; exit 1; }
 }
 

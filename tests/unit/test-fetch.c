@@ -208,6 +208,7 @@ static struct sink {
         bool done_went_past_total;
         char files[4096];               /* FILE_DONE "label=bytes" joined by ',' */
         char logs[32768];               /* debug lines joined by '\n' */
+        char warnings[8192];            /* warnings joined by '\n' */
 } sink;
 
 static void sink_fn(void *userdata, const struct mkm_event *ev) {
@@ -230,6 +231,11 @@ static void sink_fn(void *userdata, const struct mkm_event *ev) {
                                ev->done);
                 break;
         case MKM_EV_LOG:
+                if (ev->level == MKM_LOG_WARNING) {
+                        used = strlen(s->warnings);
+                        (void)snprintf(s->warnings + used, sizeof s->warnings - used, "%s\n", ev->text);
+                        break;
+                }
                 used = strlen(s->logs);
                 (void)snprintf(s->logs + used, sizeof s->logs - used, "%s\n", ev->text);
                 break;
@@ -483,6 +489,14 @@ static void test_500_everywhere(void **state) {
                        url("fault/500/m500.bin"), url("fault/503/m500.bin"), url("fault/500/m500.bin"),
                        url("fault/503/m500.bin"));
         assert_string_equal(sink.logs, want);
+        /* The user hears of it while it retries: once for the mirror (one server here), with the
+         * reason and the wait, not once per attempt. */
+        char mirror[256];
+        const char *u = url("x");
+        (void)snprintf(mirror, sizeof mirror, "%.*s", (int)(strchr(strstr(u, "://") + 3, '/') - u), u);
+        (void)snprintf(want, sizeof want,
+                       "mirror '%s' failed (The requested URL returned error: 500); retrying in 1 ms\n", mirror);
+        assert_string_equal(sink.warnings, want);
         assert_int_equal(sink.file_done, 0);
         assert_int_equal(sink.last.n, 1);       /* finished, if not successfully */
 

@@ -150,6 +150,57 @@ static void test_bad(void **state) {
         }
 }
 
+/* ini_parse_lenient: every bad line is reported and skipped; the limits still stop. */
+static char lenient_log[1024];
+static int lenient_cb(void *userdata, int code, unsigned line, const char *msg) {
+        (void)userdata;
+        size_t used = strlen(lenient_log);
+        (void)snprintf(lenient_log + used, sizeof lenient_log - used, "%d %u %s\n", code == -MKM_E_PARSE, line, msg);
+        return 0;
+}
+
+static void test_lenient(void **state) {
+        (void)state;
+        struct mkm_err err = {};
+        struct ini_entry *e = NULL;
+        size_t n = 0;
+        const char *text = "[A]\n"
+                           "K=1\n"
+                           "no equals sign\n"   /* 3: skipped */
+                           "[B\n"               /* 4: skipped, and its assignments with it */
+                           "L=2\n"
+                           "[C]\n"
+                           "=3\n"               /* 7: skipped */
+                           "M=4\n"
+                           "N\x01=5\n";         /* 9: control character */
+        lenient_log[0] = 0;
+        assert_int_equal(ini_parse_lenient(text, strlen(text), "t.ini", lenient_cb, NULL, &e, &n, &err), 0);
+        assert_string_equal(lenient_log, "1 3 t.ini:3: expected 'Key=Value', got 'no equals sign'\n"
+                                         "1 4 t.ini:4: unterminated section header '[B': expected ']' at the end\n"
+                                         "1 7 t.ini:7: [C] missing key name before '='\n"
+                                         "1 9 t.ini:9: control character 0x01 in line\n");
+        assert_int_equal(n, 4);         /* [A] K=1 [C] M=4 */
+        assert_string_equal(e[1].key, "K");
+        assert_string_equal(e[2].section, "C");
+        assert_string_equal(e[3].key, "M");
+        assert_int_equal(e[3].line, 8);
+        ini_entries_free(e, n);
+        /* The strict parser stops at the first. */
+        assert_int_equal(ini_parse(text, strlen(text), "t.ini", &e, &n, &err), -MKM_E_PARSE);
+        assert_string_equal(err.msg, "t.ini:3: expected 'Key=Value', got 'no equals sign'");
+
+        /* A line beyond the cap is not skipped. */
+        size_t big = INI_LINE_MAX + 10;
+        _cleanup_free_ char *buf = malloc(big + 8);
+        assert_non_null(buf);
+        memcpy(buf, "[S]\nK=", 6);
+        memset(buf + 6, 'x', big);
+        lenient_log[0] = 0;
+        assert_int_equal(ini_parse_lenient(buf, big + 6, "t.ini", lenient_cb, NULL, &e, &n, &err), -MKM_E_PARSE);
+        assert_string_equal(err.msg, "t.ini:2: line too long (more than 65536 bytes)");
+        assert_string_equal(lenient_log, "");
+}
+
 static void test_caps(void **state) {
         (void)state;
         struct mkm_err err = {};
@@ -207,6 +258,7 @@ int main(void) {
                 cmocka_unit_test(test_crlf_and_empty),
                 cmocka_unit_test(test_bad),
                 cmocka_unit_test(test_caps),
+                cmocka_unit_test(test_lenient),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -262,10 +262,10 @@ static const struct {
         { P "[Hooks]\nFrobnicate=1\n", -MKM_E_RECIPE, "t.recipe:6: [Hooks] Frobnicate=: unknown key" },
         { P "[Exec]\nQuuxishThing=1\n", -MKM_E_RECIPE,
           "t.recipe:6: [Exec] QuuxishThing=: unknown key: not a setting of systemd.nspawn(5) nor of mkmachine" },
-        { "[Machine]\nName=-bad\n", -MKM_E_RECIPE, "t.recipe:2: [Machine] Name=: " NM ", got '-bad'" },
-        { "[Machine]\nName=.hidden\n", -MKM_E_RECIPE, "t.recipe:2: [Machine] Name=: " NM ", got '.hidden'" },
-        { "[Machine]\nName=a/b\n", -MKM_E_RECIPE, "t.recipe:2: [Machine] Name=: " NM ", got 'a/b'" },
-        { "[Machine]\nName=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n", -MKM_E_RECIPE,
+        { "[Machine]\nName=-bad\n[Bootstrap]\nDistribution=arch\n", -MKM_E_RECIPE, "t.recipe:2: [Machine] Name=: " NM ", got '-bad'" },
+        { "[Machine]\nName=.hidden\n[Bootstrap]\nDistribution=arch\n", -MKM_E_RECIPE, "t.recipe:2: [Machine] Name=: " NM ", got '.hidden'" },
+        { "[Machine]\nName=a/b\n[Bootstrap]\nDistribution=arch\n", -MKM_E_RECIPE, "t.recipe:2: [Machine] Name=: " NM ", got 'a/b'" },
+        { "[Machine]\nName=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n[Bootstrap]\nDistribution=arch\n", -MKM_E_RECIPE,
           "t.recipe:2: [Machine] Name=: " NM ", got 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa'" },
         { "[Machine]\nName=t\n[Bootstrap]\nDistribution=gentoo\n", -MKM_E_RECIPE,
           "t.recipe:4: [Bootstrap] Distribution=: expected 'arch' or 'debian', got 'gentoo'" },
@@ -322,7 +322,7 @@ static const struct {
           "t.recipe:7: [Network] Gateway=: expected an IP address, got 'fe80::1/64'" },
         { P "[Network]\nGateway=10.0.0.1\n", -MKM_E_RECIPE,
           "t.recipe:6: [Network] Gateway=: needs Address= too (a gateway without an address is unreachable)" },
-        { "[Machine]\nName=t\nInclude=base.recipe\n", -MKM_E_RECIPE,
+        { "[Machine]\nName=t\nInclude=base.recipe\n[Bootstrap]\nDistribution=arch\n", -MKM_E_RECIPE,
           "t.recipe:3: [Machine] Include=: includes are not followed when parsing a single buffer" },
         { P "Packages\n", -MKM_E_PARSE, "t.recipe:5: expected 'Key=Value', got 'Packages'" },
         { "Name=t\n", -MKM_E_PARSE, "t.recipe:1: assignment outside any section: put a [Section] line above it" },
@@ -462,7 +462,7 @@ static void test_include_errors(void **state) {
         _cleanup_free_ char *expect = NULL;
 
         /* a -> b -> a */
-        write_file("cyc/a.recipe", "[Machine]\nName=a\nInclude=b.recipe\n");
+        write_file("cyc/a.recipe", "[Machine]\nName=a\nInclude=b.recipe\n[Bootstrap]\nDistribution=arch\n");
         write_file("cyc/b.recipe", "# b\n[Machine]\nInclude=a.recipe\n");
         _cleanup_free_ char *a = tpath("cyc/a.recipe");
         assert_int_equal(recipe_load(NULL, a, &r, &err), -MKM_E_RECIPE);
@@ -474,7 +474,7 @@ static void test_include_errors(void **state) {
 
         /* A cycle that does not pass through the top file: a -> b -> c -> b. It is a cycle (named
          * from where it closes), not "nested too deep". */
-        write_file("cyc2/a.recipe", "[Machine]\nName=a\nInclude=b.recipe\n");
+        write_file("cyc2/a.recipe", "[Machine]\nName=a\nInclude=b.recipe\n[Bootstrap]\nDistribution=arch\n");
         write_file("cyc2/b.recipe", "[Machine]\nInclude=c.recipe\n");
         write_file("cyc2/c.recipe", "# c\n\n[Machine]\nInclude=b.recipe\n");
         _cleanup_free_ char *a2 = tpath("cyc2/a.recipe");
@@ -486,7 +486,7 @@ static void test_include_errors(void **state) {
         free(TAKE_PTR(expect));
 
         /* A file including itself, named through a different path. */
-        write_file("cyc/self.recipe", "[Machine]\nInclude=../cyc/./self.recipe\n");
+        write_file("cyc/self.recipe", "[Machine]\nInclude=../cyc/./self.recipe\nName=s\n[Bootstrap]\nDistribution=arch\n");
         _cleanup_free_ char *self = tpath("cyc/self.recipe");
         assert_int_equal(recipe_load(NULL, self, &r, &err), -MKM_E_RECIPE);
         assert_true(asprintf(&expect, "%1$s/cyc/self.recipe:2: [Machine] Include=: include cycle: %1$s/cyc/self.recipe -> "
@@ -495,7 +495,7 @@ static void test_include_errors(void **state) {
         free(TAKE_PTR(expect));
 
         /* A missing include. */
-        write_file("miss/top.recipe", "[Machine]\nName=m\n\nInclude=nope.recipe\n");
+        write_file("miss/top.recipe", "[Machine]\nName=m\n\nInclude=nope.recipe\n[Bootstrap]\nDistribution=arch\n");
         _cleanup_free_ char *miss = tpath("miss/top.recipe");
         assert_int_equal(recipe_load(NULL, miss, &r, &err), -MKM_E_RECIPE);
         assert_true(asprintf(&expect, "%1$s/miss/top.recipe:4: [Machine] Include=: cannot read '%1$s/miss/nope.recipe': "
@@ -504,7 +504,7 @@ static void test_include_errors(void **state) {
         free(TAKE_PTR(expect));
 
         /* An error inside an included file names that file. */
-        write_file("inner/top.recipe", "[Machine]\nName=m\nInclude=sub/bad.recipe\n");
+        write_file("inner/top.recipe", "[Machine]\nName=m\nInclude=sub/bad.recipe\n[Bootstrap]\nDistribution=arch\n");
         write_file("inner/sub/bad.recipe", "[Hooks]\nFuse=perhaps\n");
         _cleanup_free_ char *inner = tpath("inner/top.recipe");
         assert_int_equal(recipe_load(NULL, inner, &r, &err), -MKM_E_RECIPE);
@@ -519,6 +519,8 @@ static void test_include_errors(void **state) {
                 (void)snprintf(name, sizeof name, "deep/d%d.recipe", i);
                 (void)snprintf(text, sizeof text, "[Machine]\nInclude=d%d.recipe\n", i + 1);
                 write_file(name, i == RECIPE_INCLUDE_DEPTH_MAX + 1 ? "[Machine]\nName=deep\n" : text);
+                if (i == 0)
+                        write_file(name, "[Machine]\nInclude=d1.recipe\nName=deep\n[Bootstrap]\nDistribution=arch\n");
         }
         _cleanup_free_ char *d0 = tpath("deep/d0.recipe");
         assert_int_equal(recipe_load(NULL, d0, &r, &err), -MKM_E_RECIPE);
@@ -537,6 +539,110 @@ static void test_include_errors(void **state) {
         assert_int_equal(recipe_load(NULL, tmpdir, &r, &err), -MKM_E_RECIPE);
         assert_true(asprintf(&expect, "cannot read recipe '%s': Is a directory", tmpdir) > 0);
         assert_string_equal(err.msg, expect);
+}
+
+/* ---- every error at once ------------------------------------------------------------------ */
+
+/* One bad value does not hide the next: each is reported with its file and line, in file order
+ * (an included file's where its Include= is), then what only the whole recipe shows. */
+static void test_multi_errors(void **state) {
+        (void)state;
+        write_file("multi/top.recipe",
+                   "[Machine]\n"                        /* 1 */
+                   "Name=-bad\n"                        /* 2: bad name (no "missing" for it later) */
+                   "Include=sub/inc.recipe\n"           /* 3 */
+                   "[Bootstrap]\n"                      /* 4 */
+                   "Distribution=arch\n"                /* 5 */
+                   "Pakages=base\n"                     /* 6: unknown key */
+                   "Snapshot=yesterday\n"               /* 7 */
+                   "Packages=base -rf ok;no\n"          /* 8: two bad items in one assignment */
+                   "Suite=bookworm\n"                   /* 9: only for debian (cross-key, at the end) */
+                   "[Servce]\n"                         /* 10: unknown section ... */
+                   "Anything=1\n"                       /* 11: ... whose keys are not reported */
+                   "[Hooks]\n"                          /* 12 */
+                   "Fuse=maybe\n"                       /* 13 */
+                   "RootAuthorizedKeys=nokey.pub\n");   /* 14: missing file (validation) */
+        write_file("multi/sub/inc.recipe",
+                   "[Hooks]\n"
+                   "RunNetwork=2\n"                     /* inc:2 */
+                   "[Exec\n"                            /* inc:3: a bad line is skipped ... */
+                   "Boot=yes\n"                         /* (quietly: its section is unknown) */
+                   "[Hooks]\n"
+                   "not an assignment\n"               /* inc:6 ... the rest is still read */
+                   "Fuse=perhaps\n");                   /* inc:7 */
+        _cleanup_free_ char *top = tpath("multi/top.recipe");
+        _cleanup_free_ char *inc = tpath("multi/sub/inc.recipe");
+        struct mkm_err err = {};
+        struct recipe *r = NULL;
+        struct recipe_errors errs = {};
+        assert_int_equal(recipe_check(NULL, top, &r, &errs, &err), -MKM_E_RECIPE);
+        assert_null(r);
+        static const struct {
+                bool inc;
+                unsigned line;
+                const char *text;
+        } want[] = {
+                { false, 2, "[Machine] Name=: expected a machine name" },
+                { true, 2, "[Hooks] RunNetwork=: expected a boolean (yes/no), got '2'" },
+                { true, 3, "unterminated section header '[Exec'" },
+                { true, 6, "expected 'Key=Value', got 'not an assignment'" },
+                { true, 7, "[Hooks] Fuse=: expected a boolean (yes/no), got 'perhaps'" },
+                { false, 6, "[Bootstrap] Pakages=: unknown key; did you mean 'Packages='?" },
+                { false, 7, "[Bootstrap] Snapshot=: expected a date" },
+                { false, 8, "[Bootstrap] Packages=: expected a package name, got '-rf'" },
+                { false, 8, "[Bootstrap] Packages=: expected a package name, got 'ok;no'" },
+                { false, 10, "[Servce]: unknown section" },
+                { false, 13, "[Hooks] Fuse=: expected a boolean (yes/no), got 'maybe'" },
+                { false, 9, "[Bootstrap] Suite=: only for Distribution=debian" },
+                { false, 14, "[Hooks] RootAuthorizedKeys=: cannot read '" },
+        };
+        for (size_t i = 0; i < errs.n; i++)
+                print_message("error %zu: %s:%u: %s\n", i, errs.e[i].file, errs.e[i].line, errs.e[i].message);
+        assert_int_equal(errs.n, ELEMENTSOF(want));
+        for (size_t i = 0; i < ELEMENTSOF(want); i++) {
+                char prefix[1024];
+                (void)snprintf(prefix, sizeof prefix, "%s:%u: ", want[i].inc ? inc : top, want[i].line);
+                if (strncmp(errs.e[i].message, prefix, strlen(prefix)) != 0 || !strstr(errs.e[i].message, want[i].text) ||
+                    errs.e[i].line != want[i].line || strcmp(errs.e[i].file, want[i].inc ? inc : top) != 0)
+                        fail_msg("error %zu: '%s' (%s:%u)\n  expected '%s...%s'", i, errs.e[i].message, errs.e[i].file,
+                                 errs.e[i].line, prefix, want[i].text);
+        }
+        assert_int_equal(errs.e[2].code, -MKM_E_PARSE);
+        assert_int_equal(errs.e[3].code, -MKM_E_PARSE);
+        assert_int_equal(errs.e[4].code, -MKM_E_RECIPE);
+        /* reterr has the same list, one a line. */
+        size_t lines = 1;
+        for (const char *c = err.msg; *c; c++)
+                lines += *c == '\n';
+        assert_int_equal(lines, ELEMENTSOF(want));
+        assert_ptr_equal(strstr(err.msg, errs.e[0].message), err.msg);
+        recipe_errors_done(&errs);
+
+        /* recipe_load: the same errors but for the build's own checks. */
+        assert_int_equal(recipe_load(NULL, top, &r, &err), -MKM_E_RECIPE);
+        assert_null(strstr(err.msg, "RootAuthorizedKeys"));
+        assert_non_null(strstr(err.msg, "Suite="));
+
+        /* Missing keys are reported together; a bad value is not also "missing". */
+        const char *text = "[Machine]\n[Bootstrap]\nDistribution=gentoo\n";
+        assert_int_equal(recipe_load_buffer(text, strlen(text), "t.recipe", &r, &err), -MKM_E_RECIPE);
+        assert_string_equal(err.msg, "t.recipe:3: [Bootstrap] Distribution=: expected 'arch' or 'debian', got 'gentoo'\n"
+                                     "t.recipe: [Machine] Name=: missing; every recipe needs a machine name");
+
+        /* A syntax error does not hide what follows; "missing" is not said after one (the key
+         * may be on the bad line). */
+        text = "[Machine]\nName x\n[Hooks]\nFuse=maybe\n";
+        assert_int_equal(recipe_load_buffer(text, strlen(text), "t.recipe", &r, &err), -MKM_E_PARSE);
+        assert_string_equal(err.msg, "t.recipe:2: expected 'Key=Value', got 'Name x'\n"
+                                     "t.recipe:4: [Hooks] Fuse=: expected a boolean (yes/no), got 'maybe'");
+
+        /* A clean recipe: no errors, a recipe. */
+        write_file("multi/ok.recipe", "[Machine]\nName=ok\n[Bootstrap]\nDistribution=arch\nPackages=base\n");
+        _cleanup_free_ char *okp = tpath("multi/ok.recipe");
+        assert_int_equal(recipe_check(NULL, okp, &r, &errs, &err), 0);
+        assert_non_null(r);
+        assert_int_equal(errs.n, 0);
+        r = recipe_free(r);
 }
 
 /* ---- the reference documents every key ---------------------------------------------------- */
@@ -584,6 +690,7 @@ int main(void) {
                 cmocka_unit_test(test_validate_for_build),
                 cmocka_unit_test_setup_teardown(test_include, setup_tmp, teardown_tmp),
                 cmocka_unit_test_setup_teardown(test_include_errors, setup_tmp, teardown_tmp),
+                cmocka_unit_test_setup_teardown(test_multi_errors, setup_tmp, teardown_tmp),
                 cmocka_unit_test(test_doc_coverage),
                 cmocka_unit_test(test_edit_distance),
         };

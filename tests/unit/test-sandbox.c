@@ -49,6 +49,21 @@ static bool can_run(void) {
         return true;
 }
 
+static void write_text(const char *path, const char *text, mode_t mode) {
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+        assert_true(fd >= 0);
+        assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+        assert_int_equal(fchmod(fd, mode), 0);
+        close(fd);
+}
+
+static char *read_text(const char *path) {
+        char *data = NULL;
+        size_t len = 0;
+        assert_int_equal(fs_read_file_follow_at(AT_FDCWD, path, 1u << 20, &data, &len), 0);
+        return data;
+}
+
 static void copy_file(const char *from, const char *to, mode_t mode) {
         char *data = NULL;
         size_t len = 0;
@@ -402,6 +417,39 @@ static void test_files(void **state) {
         assert_int_equal(run(f, &o, NULL, &err, "true", NULL), -EINVAL);
 }
 
+/* mask_true: a command is covered by the tree's /usr/bin/true while the sandbox runs (as the
+ * Debian backend does with ischroot), read-only; the tree keeps its own file; a path missing from
+ * the tree is left alone. */
+static void test_mask_true(void **state) {
+        struct fixture *f = *state;
+        if (!can_run())
+                skip();
+        char p[512];
+        snprintf(p, sizeof p, "%s/usr", f->root);
+        (void)mkdir(p, 0755);
+        snprintf(p, sizeof p, "%s/usr/bin", f->root);
+        (void)mkdir(p, 0755);
+        snprintf(p, sizeof p, "%s/usr/bin/true", f->root);
+        write_text(p, "#!/bin/sh\nexit 0\n", 0755);
+        snprintf(p, sizeof p, "%s/usr/bin/ischroot", f->root);
+        write_text(p, "#!/bin/sh\nexit 1\n", 0755);
+        struct sandbox_opts o = base_opts();
+        struct mkm_err err = {};
+        _cleanup_free_ char *out = NULL;
+        assert_int_equal(run(f, &o, &out, &err, "sh", "-c", "/usr/bin/ischroot; echo $?", NULL), 0);
+        assert_string_equal(out, "1\n");
+        free(TAKE_PTR(out));
+        o.mask_true = (const char *const[]){ "/usr/bin/ischroot", "/usr/bin/absent", NULL };
+        assert_int_equal(run(f, &o, &out, &err, "sh", "-c",
+                             "/usr/bin/ischroot; echo $?; echo x > /usr/bin/ischroot || echo read-only", NULL), 0);
+        assert_non_null(strstr(out, "0\n"));
+        assert_non_null(strstr(out, "read-only\n"));
+        _cleanup_free_ char *kept = read_text(p);
+        assert_string_equal(kept, "#!/bin/sh\nexit 1\n");
+        o.mask_true = (const char *const[]){ "usr/bin/ischroot", NULL };
+        assert_int_equal(run(f, &o, NULL, &err, "true", NULL), -EINVAL);
+}
+
 static void test_missing_command(void **state) {
         struct fixture *f = *state;
         if (!can_run())
@@ -723,6 +771,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_timeout_and_leftovers, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_no_traces, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_files, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_mask_true, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_missing_command, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_text_file_busy, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_chroot_not_mount_point, setup, teardown),
