@@ -22,6 +22,7 @@
 #include "normalize.h"
 #include "pipeline.h"
 #include "recipe.h"
+#include "state.h"
 #include "util/cleanup.h"
 #include "util/err.h"
 #include "util/fs.h"
@@ -181,9 +182,9 @@ static int write_lock(struct build *b, bool *ret_written, struct mkm_err *reterr
         return 0;
 }
 
-/* The state folder keeps what this generation was built from. */
-static int write_state(struct build *b, const struct recipe *r, const char *manifest, const char *digest,
-                       struct mkm_err *reterr) {
+/* Deploy the staged tree as a new generation, with what it was built from (state.h). */
+static int commit(struct build *b, const struct recipe *r, const struct host_files *hf, const char *manifest,
+                  const char *digest, unsigned *ret_gen, struct mkm_err *reterr) {
         _cleanup_free_ char *canon = NULL, *lock = NULL;
         int q = recipe_format(r, &canon);
         if (q < 0)
@@ -191,22 +192,22 @@ static int write_state(struct build *b, const struct recipe *r, const char *mani
         q = lock_format(b->lock_out, &lock);
         if (q < 0)
                 return q;
-        _cleanup_close_ int dfd = open(b->deploy->state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd < 0)
-                return mkm_err_set(reterr, negative_errno(), "cannot open %s: %s", b->deploy->state_dir, strerror(errno));
-        _cleanup_free_ char *digest_line = NULL;
-        if (asprintf(&digest_line, "%s\n", digest) < 0)
-                return -ENOMEM;
-        q = fs_write_atomic_at(dfd, "recipe", canon, strlen(canon), 0644);
-        if (q >= 0)
-                q = fs_write_atomic_at(dfd, "lock", lock, strlen(lock), 0644);
-        if (q >= 0)
-                q = fs_write_atomic_at(dfd, "manifest", manifest, strlen(manifest), 0644);
-        if (q >= 0)
-                q = fs_write_atomic_at(dfd, "digest", digest_line, strlen(digest_line), 0644);
+        char *paths[3] = {};
+        q = hooks_host_file_paths(r->name, paths);
         if (q < 0)
-                return mkm_err_set(reterr, q, "cannot write the state in %s: %s", b->deploy->state_dir, strerror(-q));
-        return 0;
+                return q;
+        struct state_host_file host[3] = {
+                { paths[0], hf->nspawn }, { paths[1], hf->dropin }, { paths[2], hf->modules_load },
+        };
+        struct state_new_gen g = {
+                .recipe = canon, .recipe_path = r->path, .lock = lock, .manifest = manifest, .digest = digest,
+                .host = host, .n_host = ELEMENTSOF(host), .source_date_epoch = b->source_date_epoch,
+                .packages = b->lock_out->n,
+        };
+        q = deploy_commit(b->ctx, b->deploy, &g, ret_gen, reterr);
+        for (size_t i = 0; i < ELEMENTSOF(paths); i++)
+                free(paths[i]);
+        return q;
 }
 
 int64_t build_default_epoch(const struct build *b) {
@@ -341,6 +342,11 @@ int build_machine(struct mkm_ctx *ctx, const char *recipe_path, struct build_res
         q = deploy_begin(ctx, r->name, &b.deploy, reterr);
         if (q < 0)
                 goto out;
+        /* Refuse now, before anything is downloaded, what could not be replaced at the end; the
+         * image lock taken here keeps nspawn from starting the machine until the build is done. */
+        q = deploy_check_replaceable(ctx, b.deploy, "replace", reterr);
+        if (q < 0)
+                goto out;
         q = deploy_stage(b.deploy, reterr);
         if (q < 0)
                 goto out;
@@ -372,19 +378,16 @@ int build_machine(struct mkm_ctx *ctx, const char *recipe_path, struct build_res
         (void)sigprocmask(SIG_BLOCK, &crit, &crit_old);
         crit_saved = crit;
         critical = true;
-        q = deploy_swap(ctx, b.deploy, reterr);
+        /* The state and the host files go with the swap (deploy_commit). */
+        unsigned generation = 0;
+        q = commit(&b, r, &hf, manifest, digest, &generation, reterr);
         if (q < 0)
                 goto out;
-        /* The host is told about the machine only once the tree is in place. */
-        q = hooks_write_host_files(ctx, r->name, &hf, reterr);
-        if (q < 0) {
-                mkm_err_prefix(reterr, q, "machine '%s' is deployed, but its host files are not", r->name);
-                goto out;
-        }
-        /* The machine is deployed: failing to record it is worth a warning, not a failed build. */
+        /* The machine is deployed: failing to write the lock beside the recipe is worth a
+         * warning, not a failed build. */
         bool written = false;
         struct mkm_err werr = {};
-        if (write_lock(&b, &written, &werr) < 0 || write_state(&b, r, manifest, digest, &werr) < 0)
+        if (write_lock(&b, &written, &werr) < 0)
                 mkm_warn(ctx, "machine '%s' is deployed, but: %s", r->name, werr.msg[0] ? werr.msg : "out of memory");
         *ret = (struct build_result){
                 .name = strdup(r->name),
@@ -394,6 +397,7 @@ int build_machine(struct mkm_ctx *ctx, const char *recipe_path, struct build_res
                 .packages = b.lock_out->n,
                 .source_date_epoch = b.source_date_epoch,
                 .digest = strdup(digest),
+                .generation = generation,
         };
         if (!ret->name || !ret->target || !ret->lock_path || !ret->digest) {
                 build_result_done(ret);

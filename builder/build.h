@@ -39,6 +39,7 @@ struct build_result {
         size_t packages;
         int64_t source_date_epoch;
         char *digest;           /* "sha256:..." of the tree's manifest: equal digests, equal machines */
+        unsigned generation;    /* the generation it deployed as (state.h) */
 };
 void build_result_done(struct build_result *r);
 

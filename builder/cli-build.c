@@ -31,6 +31,7 @@
 #include "deploy.h"
 #include "hooks.h"
 #include "recipe.h"
+#include "state.h"
 #include "verify.h"
 #include "util/cleanup.h"
 #include "util/err.h"
@@ -52,7 +53,8 @@ static int print_result(const struct mkm_ctx *ctx, const struct build_result *re
                     cli_json_add_string(o, "lock", res->lock_path) < 0 || cli_json_add_string(o, "digest", res->digest) < 0 ||
                     cli_json_add_int(o, "packages", (int64_t)res->packages) < 0 ||
                     cli_json_add_bool(o, "lock_written", res->lock_written) < 0 ||
-                    cli_json_add_int(o, "source_date_epoch", res->source_date_epoch) < 0)
+                    cli_json_add_int(o, "source_date_epoch", res->source_date_epoch) < 0 ||
+                    cli_json_add_int(o, "generation", res->generation) < 0)
                         return -ENOMEM;
                 return cli_json_print(stdout, o, CLI_JSON_LINE);
         }
@@ -67,7 +69,8 @@ static int print_result(const struct mkm_ctx *ctx, const struct build_result *re
         char size[32];
         cli_progress_totals(ctx, &bytes, &files, &secs);
         cli_human_size(bytes, size, sizeof size);
-        fprintf(stderr, "machine '%s' deployed to %s (%zu packages)\n", res->name, res->target, res->packages);
+        fprintf(stderr, "machine '%s' deployed to %s (generation %u, %zu packages)\n", res->name, res->target,
+                res->generation, res->packages);
         fprintf(stderr, "digest %s\n", res->digest);
         if (res->lock_written)
                 fprintf(stderr, "wrote %s: commit it next to the recipe to pin this set\n", res->lock_path);
@@ -130,10 +133,23 @@ static void clean_after(struct mkm_ctx *ctx, const char *path, pid_t pid) {
                 remove_temporaries_beside(r->path, pid);
         hooks_remove_host_temporaries(ctx, r->name, pid);
         _cleanup_(deploy_freep) struct deploy *d = NULL;
-        if (deploy_begin(ctx, r->name, &d, &err) < 0)
+        /* The worker's lock may outlive it for a moment: a child it forked holds the lock's open
+         * file description until its exec closes it (O_CLOEXEC). Wait for that, briefly. */
+        int q;
+        for (int i = 0; (q = deploy_begin(ctx, r->name, &d, &err)) == -EBUSY && i < 50; i++) {
+                err = (struct mkm_err){};
+                (void)usleep(100 * 1000);
+        }
+        if (q < 0)
                 cli_warning("cannot clean up after the interrupted build: %s", err.msg);
-        else
+        else {
                 (void)fs_remove_temporaries_of(d->state_dir, pid);
+                /* The worker held systemd's image lock (the kernel released it): take it and
+                 * release it as systemd does, which removes the lock file. */
+                int fd = -EBADF;
+                if (state_image_lock(ctx, r->name, &fd, &err) >= 0)
+                        state_image_unlock(d->machines_dir, r->name, fd);
+        }
 }
 
 int cli_cmd_build(struct mkm_ctx *ctx, int argc, char **argv) {

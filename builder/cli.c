@@ -338,6 +338,9 @@ static void help(void) {
                "  check RECIPE          report every error, print the effective recipe and the\n"
                "                        files a build writes on the host\n"
                "  lock RECIPE           resolve the recipe again and rewrite RECIPE.lock\n"
+               "  ls                    list the machines mkmachine made, with their generations\n"
+               "  rollback NAME         swap the previous generation back in (again: undo)\n"
+               "  rm NAME               remove a machine, its generations, host files and state\n"
                "  vercmp A B            compare two pacman versions, print -1, 0 or 1\n"
                "  vercmp -              compare 'A B' pairs read from stdin, one result a line\n"
                "  vercmp --debian A B   compare two Debian versions as dpkg does (also with '-')\n"
@@ -690,6 +693,9 @@ int cli_main(int argc, char **argv) {
                 { "build", cli_cmd_build },
                 { "check", cli_cmd_check },
                 { "lock", cli_cmd_lock },
+                { "ls", cli_cmd_ls },
+                { "rollback", cli_cmd_rollback },
+                { "rm", cli_cmd_rm },
                 { "vercmp", cli_cmd_vercmp },
         };
         for (size_t i = 0; i < ELEMENTSOF(commands); i++)
@@ -701,7 +707,7 @@ int cli_main(int argc, char **argv) {
          * most likely a misspelt command. */
         struct stat st;
         if (nrest == 1 && stat(rest[0], &st) < 0 && !strchr(rest[0], '.') && !strchr(rest[0], '/'))
-                return cli_usage_error("unknown command '%s' (commands: build, check, lock, vercmp)", rest[0]);
+                return cli_usage_error("unknown command '%s' (commands: build, check, lock, ls, rollback, rm, vercmp)", rest[0]);
         char *build_argv[3] = { (char *)"build", rest[0], NULL };
         if (nrest > 1)
                 return rest[1][0] == '-' ? cli_usage_error("unrecognized option '%s'", rest[1])

@@ -74,6 +74,9 @@ struct json_object *cli_json_append_object(struct json_object *a);
 int cli_cmd_build(struct mkm_ctx *ctx, int argc, char **argv);
 int cli_cmd_check(struct mkm_ctx *ctx, int argc, char **argv);
 int cli_cmd_lock(struct mkm_ctx *ctx, int argc, char **argv);
+int cli_cmd_ls(struct mkm_ctx *ctx, int argc, char **argv);
+int cli_cmd_rollback(struct mkm_ctx *ctx, int argc, char **argv);
+int cli_cmd_rm(struct mkm_ctx *ctx, int argc, char **argv);
 int cli_cmd_vercmp(struct mkm_ctx *ctx, int argc, char **argv);
 
 int cli_main(int argc, char **argv);

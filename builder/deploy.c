@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "ctx.h"
+#include "state.h"
 #include "util/cleanup.h"
 #include "util/err.h"
 #include "util/fs.h"
@@ -36,46 +37,13 @@ bool deploy_name_is_valid(const char *name) {
         return true;
 }
 
-static bool is_mkdtemp_suffix(const char *s) {
-        size_t n = 0;
-        for (; s[n]; n++)
-                if (!((s[n] >= 'a' && s[n] <= 'z') || (s[n] >= 'A' && s[n] <= 'Z') || (s[n] >= '0' && s[n] <= '9')))
-                        return false;
-        return n == 6;
-}
-
-static int remove_stale(struct mkm_ctx *ctx, struct deploy *d) {
-        _cleanup_free_ char *prefix = NULL;
-        if (asprintf(&prefix, ".#%s.", d->name) < 0)
-                return -ENOMEM;
-        DIR *dir = fs_opendir_dup(d->machines_fd);
-        if (!dir)
-                return negative_errno();
-        struct dirent *de;
-        size_t pl = strlen(prefix);
-        while ((de = readdir(dir))) {
-                /* Exactly ".#NAME." + mkdtemp's six characters: "foo" must never match the trees
-                 * of "foo.bar" (".#foo.bar.prev", ".#foo.bar.Ab12Cd"). */
-                if (strncmp(de->d_name, prefix, pl) != 0 || !is_mkdtemp_suffix(de->d_name + pl))
-                        continue;
-                /* We hold the build lock of NAME: nobody else is writing there. */
-                mkm_debug(ctx, "removing stale staging tree %s/%s", d->machines_dir, de->d_name);
-                int r = fs_rm_rf_at(d->machines_fd, de->d_name);
-                if (r < 0)
-                        mkm_warn(ctx, "cannot remove stale staging tree %s/%s: %s; ignoring", d->machines_dir,
-                                 de->d_name, strerror(-r));
-        }
-        closedir(dir);
-        return 0;
-}
-
 int deploy_begin(struct mkm_ctx *ctx, const char *name, struct deploy **ret, struct mkm_err *reterr) {
         if (!deploy_name_is_valid(name))
                 return mkm_err_set(reterr, -MKM_E_RECIPE, "'%s' is not a valid machine name", name);
         _cleanup_(deploy_freep) struct deploy *d = calloc(1, sizeof *d);
         if (!d)
                 return -ENOMEM;
-        d->machines_fd = d->lock_fd = d->root_fd = -EBADF;
+        d->machines_fd = d->lock_fd = d->root_fd = d->image_lock_fd = -EBADF;
         d->name = strdup(name);
         d->machines_dir = fs_path_join(ctx->host_root, "var/lib/machines");
         _cleanup_free_ char *state_top = fs_path_join(ctx->host_root, "var/lib/mkmachine");
@@ -104,11 +72,64 @@ int deploy_begin(struct mkm_ctx *ctx, const char *name, struct deploy **ret, str
                                            lock);
                 return mkm_err_set(reterr, negative_errno(), "cannot lock %s: %s", lock, strerror(errno));
         }
-        r = remove_stale(ctx, d);
+        /* We hold the lock: whatever an interrupted command left is ours to repair. */
+        r = state_recover(ctx, name, reterr);
         if (r < 0)
-                return mkm_err_set(reterr, r, "cannot scan %s: %s", d->machines_dir, strerror(-r));
+                return r;
+        r = state_load(ctx, name, &d->state, reterr);
+        if (r < 0)
+                return r;
         *ret = TAKE_PTR(d);
         return 0;
+}
+
+/* How many entries the tree at machines_fd/name has (what a forced replace throws away). */
+static int count_fn(int dfd, const char *name, const char *path, const struct stat *st, void *userdata) {
+        (*(size_t *)userdata)++;
+        return 0;
+}
+
+static size_t count_entries(int machines_fd, const char *name) {
+        _cleanup_close_ int fd = openat(machines_fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+        size_t n = 0;
+        if (fd >= 0)
+                (void)fs_walk(fd, 4096, count_fn, &n);
+        return n;
+}
+
+int deploy_check_replaceable(struct mkm_ctx *ctx, struct deploy *d, const char *action, struct mkm_err *reterr) {
+        char why[1536] = "";
+        size_t n = 0;
+#define WHY(...)                                                                                           \
+        do {                                                                                               \
+                if (n < sizeof why)                                                                        \
+                        n += (size_t)snprintf(why + n, sizeof why - n, __VA_ARGS__);                       \
+        } while (0)
+        /* (c) running: systemd-nspawn and machinectl hold the image lock while they use the tree. */
+        if (d->image_lock_fd < 0) {
+                struct mkm_err lerr = {};
+                int r = state_image_lock(ctx, d->name, &d->image_lock_fd, &lerr);
+                if (r == -EBUSY)
+                        WHY("\n  running: %.700s", lerr.msg);
+                else if (r < 0)
+                        return mkm_err_set(reterr, r, "%s", lerr.msg);
+        }
+        /* (a) a tree at NAME that mkmachine did not build (or whose state is gone). */
+        if (d->state->tree_exists && !d->state->live) {
+                size_t files = count_entries(d->machines_fd, d->name);
+                WHY("\n  no state: not built by mkmachine: %zu files would be lost (%s)", files, d->target);
+        }
+        /* (b) drift: the live tree compared with its generation's manifest (drift.h) joins here;
+         * what it finds blocking is listed like the reasons above. */
+#undef WHY
+        if (!why[0])
+                return 0;
+        if (ctx->force) {
+                mkm_warn(ctx, "--force: going ahead to %s machine '%s' despite:%s", action, d->name, why);
+                return 0;
+        }
+        return mkm_err_set(reterr, -MKM_E_REFUSED, "refusing to %s machine '%s' (--force overrides):%s", action, d->name,
+                           why);
 }
 
 int deploy_stage(struct deploy *d, struct mkm_err *reterr) {
@@ -179,39 +200,235 @@ static void writeback_end(struct deploy *d, bool wait) {
         free(wb);
 }
 
-int deploy_swap(struct mkm_ctx *ctx, struct deploy *d, struct mkm_err *reterr) {
-        const char *stage_name = strrchr(d->staging, '/') + 1;
-        _cleanup_free_ char *prev = NULL;
-        if (asprintf(&prev, ".#%s.prev", d->name) < 0)
+static char *gen_tree(const char *name, unsigned gen) {
+        char *s = NULL;
+        return asprintf(&s, ".#%s.gen-%u", name, gen) < 0 ? NULL : s;
+}
+
+/* Keep the tree at from (in the machines dir) as generation gen's: whatever is at .#NAME.gen-N
+ * goes first (no generation claims it: each has its own number), then a rename that never
+ * replaces. Without the removal the rename fails and the old tree is not kept. */
+static int keep_tree_as(struct mkm_ctx *ctx, struct deploy *d, const char *from, unsigned gen) {
+        _cleanup_free_ char *to = gen_tree(d->name, gen);
+        if (!to)
                 return -ENOMEM;
+        int r = fs_rm_rf_at(d->machines_fd, to);
+        if (r < 0 && r != -ENOENT)
+                mkm_warn(ctx, "cannot remove %s/%s: %s", d->machines_dir, to, strerror(-r));
+        if (syscall(SYS_renameat2, d->machines_fd, from, d->machines_fd, to, RENAME_NOREPLACE) < 0)
+                return negative_errno();
+        return 0;
+}
+
+static int cmp_seq_desc(const void *a, const void *b) {
+        const struct machine_gen *x = *(const struct machine_gen *const *)a, *y = *(const struct machine_gen *const *)b;
+        return x->deployed_seq > y->deployed_seq ? -1 : x->deployed_seq < y->deployed_seq;
+}
+
+/* Remove the non-live generations beyond ctx->keep_generations, the least recently live first:
+ * the tree, then the state (a crash in between leaves a generation without a tree, which
+ * recovery removes). */
+void deploy_prune(struct mkm_ctx *ctx, struct deploy *d) {
+        struct machine_state *s = d->state;
+        _cleanup_free_ struct machine_gen **old = mkm_new(struct machine_gen *, s->n_gens + 1);
+        if (!old)
+                return;
+        size_t n = 0;
+        for (size_t i = 0; i < s->n_gens; i++)
+                if (!s->gens[i].live)
+                        old[n++] = &s->gens[i];
+        qsort(old, n, sizeof *old, cmp_seq_desc);
+        for (size_t i = ctx->keep_generations; i < n; i++) {
+                struct machine_gen *g = old[i];
+                mkm_debug(ctx, "removing generation %u of '%s' (keeping %u)", g->gen, d->name, ctx->keep_generations);
+                int r = g->tree ? fs_rm_rf_at(AT_FDCWD, g->tree) : 0;
+                if (r >= 0 || r == -ENOENT)
+                        r = fs_rm_rf_at(AT_FDCWD, g->dir);
+                if (r < 0 && r != -ENOENT)
+                        mkm_warn(ctx, "cannot remove generation %u of '%s': %s; ignoring", g->gen, d->name, strerror(-r));
+        }
+        (void)fsync(d->machines_fd);
+        _cleanup_free_ char *gen_dir = fs_path_join(d->state_dir, "gen");
+        _cleanup_close_ int gfd = gen_dir ? open(gen_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -EBADF;
+        if (gfd >= 0)
+                (void)fsync(gfd);
+}
+
+static int reload(struct mkm_ctx *ctx, struct deploy *d, struct mkm_err *reterr) {
+        d->state = state_free(d->state);
+        return state_load(ctx, d->name, &d->state, reterr);
+}
+
+int deploy_commit(struct mkm_ctx *ctx, struct deploy *d, const struct state_new_gen *g, unsigned *ret_gen,
+                  struct mkm_err *reterr) {
+        const char *stage_name = strrchr(d->staging, '/') + 1;
         /* Durability once for the whole tree, instead of an fsync per file. */
         writeback_end(d, true);
         if (syncfs(d->root_fd) < 0)
                 return mkm_err_set(reterr, negative_errno(), "syncfs %s: %s", d->staging, strerror(errno));
+        struct stat st;
+        if (fstat(d->root_fd, &st) < 0)
+                return mkm_err_set(reterr, negative_errno(), "stat %s: %s", d->staging, strerror(errno));
         closep(&d->root_fd);
         d->root_fd = -EBADF;
 
-        struct stat st;
-        bool exists = fstatat(d->machines_fd, d->name, &st, AT_SYMLINK_NOFOLLOW) == 0;
+        /* 1. The new generation's state, complete and on disk before anything is swapped. */
+        struct state_new_gen ng = *g;
+        ng.root_dev = st.st_dev;
+        ng.root_ino = st.st_ino;
+        unsigned n = 0;
+        int r = state_write_gen(ctx, d->state, &ng, &n, reterr);
+        if (r < 0)
+                return r;
+        const struct machine_gen *old = d->state->live;
+        unsigned old_gen = old ? old->gen : 0;
+
+        /* 2. The commit point. */
+        struct stat tst;
+        bool exists = fstatat(d->machines_fd, d->name, &tst, AT_SYMLINK_NOFOLLOW) == 0;
+        if (exists)
+                r = syscall(SYS_renameat2, d->machines_fd, stage_name, d->machines_fd, d->name, RENAME_EXCHANGE);
+        else
+                r = renameat(d->machines_fd, stage_name, d->machines_fd, d->name);
+        if (r < 0) {
+                r = negative_errno();
+                /* Never deployed: its state goes (recovery would remove it too). */
+                _cleanup_free_ char *p = NULL;
+                if (asprintf(&p, "%s/gen/%u", d->state_dir, n) >= 0)
+                        (void)fs_rm_rf_at(AT_FDCWD, p);
+                return mkm_err_set(reterr, r, "cannot %s %s into place: %s", exists ? "swap" : "move", d->target,
+                                   strerror(-r));
+        }
+        if (fsync(d->machines_fd) < 0)
+                mkm_warn(ctx, "cannot sync %s: %s", d->machines_dir, strerror(errno));
+        *ret_gen = n;
+
+        /* 3. The staging name now holds the previous tree: keep it as its generation's, or, for a
+         * tree without state (replaced with --force), drop it. */
         if (exists) {
-                if (syscall(SYS_renameat2, d->machines_fd, stage_name, d->machines_fd, d->name, RENAME_EXCHANGE) < 0)
-                        return mkm_err_set(reterr, negative_errno(), "cannot swap %s into place: %s", d->target,
-                                           strerror(errno));
-                /* The staging name now holds the previous machine: keep it as the one rollback
-                 * generation (replacing an older one). */
-                int r = fs_rm_rf_at(d->machines_fd, prev);
-                if (r < 0)
-                        mkm_warn(ctx, "cannot remove the old generation %s/%s: %s; ignoring", d->machines_dir, prev,
-                                 strerror(-r));
-                if (renameat(d->machines_fd, stage_name, d->machines_fd, prev) < 0)
-                        mkm_warn(ctx, "cannot keep the previous generation as %s/%s: %s", d->machines_dir, prev,
-                                 strerror(errno));
-        } else if (renameat(d->machines_fd, stage_name, d->machines_fd, d->name) < 0)
-                return mkm_err_set(reterr, negative_errno(), "cannot move %s into place: %s", d->target,
+                if (old_gen) {
+                        r = keep_tree_as(ctx, d, stage_name, old_gen);
+                        if (r < 0)
+                                mkm_warn(ctx, "cannot keep the previous generation %u of '%s': %s", old_gen, d->name,
+                                         strerror(-r));
+                        else {
+                                free(d->staging);
+                                d->staging = NULL;
+                        }
+                }
+                /* else deploy_free() removes the staging name, which holds the old tree */
+                (void)fsync(d->machines_fd);
+        } else {
+                free(d->staging);
+                d->staging = NULL;
+        }
+
+        /* 4. The host files of the new generation. */
+        r = reload(ctx, d, reterr);
+        if (r >= 0 && !d->state->live)
+                r = mkm_err_set(reterr, -EIO, "generation %u of '%s' does not match the tree at %s", n, d->name, d->target);
+        if (r >= 0)
+                r = state_install_host_files(ctx, d->state, d->state->live, reterr);
+        if (r < 0)
+                return mkm_err_prefix(reterr, r, "machine '%s' is deployed, but its host files are not", d->name);
+
+        /* 5. Older generations beyond what is kept. */
+        deploy_prune(ctx, d);
+        return 0;
+}
+
+int deploy_rollback(struct mkm_ctx *ctx, struct deploy *d, unsigned *ret_from, unsigned *ret_to,
+                    struct mkm_err *reterr) {
+        struct machine_state *s = d->state;
+        if (!s->live)
+                return mkm_err_set(reterr, -ENOENT, "machine '%s' has no live generation to roll back from", d->name);
+        struct machine_gen *to = NULL;
+        for (size_t i = 0; i < s->n_gens; i++)
+                if (!s->gens[i].live && s->gens[i].tree && (!to || s->gens[i].deployed_seq > to->deployed_seq))
+                        to = &s->gens[i];
+        if (!to)
+                return mkm_err_set(reterr, -ENOENT, "machine '%s' has no other generation to roll back to (see "
+                                                    "--keep-generations)", d->name);
+        unsigned from_gen = s->live->gen, to_gen = to->gen;
+        const char *to_name = strrchr(to->tree, '/') + 1;
+        _cleanup_free_ char *to_tree = strdup(to_name);
+        if (!to_tree)
+                return -ENOMEM;
+        /* Its new SEQ first: a crash before the swap leaves it a kept generation (rolled back to
+         * next time as well). */
+        int r = state_set_deployed(to, state_next_seq(s), reterr);
+        if (r < 0)
+                return r;
+        if (syscall(SYS_renameat2, d->machines_fd, to_tree, d->machines_fd, d->name, RENAME_EXCHANGE) < 0)
+                return mkm_err_set(reterr, negative_errno(), "cannot swap %s/%s into place: %s", d->machines_dir, to_tree,
                                    strerror(errno));
+        if (fsync(d->machines_fd) < 0)
+                mkm_warn(ctx, "cannot sync %s: %s", d->machines_dir, strerror(errno));
+        r = keep_tree_as(ctx, d, to_tree, from_gen);
+        if (r < 0)
+                mkm_warn(ctx, "cannot keep generation %u of '%s' as .#%s.gen-%u: %s", from_gen, d->name, d->name, from_gen,
+                         strerror(-r));
         (void)fsync(d->machines_fd);
-        free(d->staging);
-        d->staging = NULL;
+        r = reload(ctx, d, reterr);
+        if (r >= 0)
+                r = state_install_host_files(ctx, d->state, d->state->live, reterr);
+        if (r < 0)
+                return mkm_err_prefix(reterr, r, "machine '%s' is rolled back, but its host files are not", d->name);
+        *ret_from = from_gen;
+        *ret_to = to_gen;
+        return 0;
+}
+
+int deploy_remove(struct mkm_ctx *ctx, struct deploy *d, struct mkm_err *reterr) {
+        /* The host first, so systemd stops knowing the machine; then the trees; the state last. */
+        int r = state_install_host_files(ctx, d->state, NULL, reterr);
+        if (r < 0)
+                return r;
+        struct stat st;
+        if (fstatat(d->machines_fd, d->name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+                /* Out of the way under a staging name first: a crash mid-way leaves no half tree at
+                 * NAME, and recovery removes the rest. */
+                _cleanup_free_ char *tmpl = NULL;
+                if (asprintf(&tmpl, "%s/.#%s.XXXXXX", d->machines_dir, d->name) < 0)
+                        return -ENOMEM;
+                if (!mkdtemp(tmpl))
+                        return mkm_err_set(reterr, negative_errno(), "cannot create a directory in %s: %s",
+                                           d->machines_dir, strerror(errno));
+                const char *tn = strrchr(tmpl, '/') + 1;
+                /* (rename replaces the empty directory mkdtemp made, atomically) */
+                if (renameat(d->machines_fd, d->name, d->machines_fd, tn) < 0) {
+                        r = negative_errno();
+                        (void)rmdir(tmpl);
+                        return mkm_err_set(reterr, r, "cannot move %s away: %s", d->target, strerror(-r));
+                }
+                (void)fsync(d->machines_fd);
+                r = fs_rm_rf_at(d->machines_fd, tn);
+                if (r < 0)
+                        return mkm_err_set(reterr, r, "cannot remove %s/%s: %s", d->machines_dir, tn, strerror(-r));
+        }
+        for (size_t i = 0; i < d->state->n_gens; i++) {
+                const char *t = d->state->gens[i].tree;
+                if (t && !d->state->gens[i].live && (r = fs_rm_rf_at(AT_FDCWD, t)) < 0 && r != -ENOENT)
+                        return mkm_err_set(reterr, r, "cannot remove %s: %s", t, strerror(-r));
+        }
+        (void)fsync(d->machines_fd);
+        /* The state directory, its lock file included: we hold the lock until deploy_free. */
+        _cleanup_close_ int sfd = open(d->state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        DIR *dir = sfd >= 0 ? fs_opendir_dup(sfd) : NULL;
+        if (dir) {
+                struct dirent *de;
+                while ((de = readdir(dir)))
+                        if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0 && strcmp(de->d_name, ".lock") != 0 &&
+                            (r = fs_rm_rf_at(sfd, de->d_name)) < 0 && r != -ENOENT) {
+                                closedir(dir);
+                                return mkm_err_set(reterr, r, "cannot remove %s/%s: %s", d->state_dir, de->d_name,
+                                                   strerror(-r));
+                        }
+                closedir(dir);
+        }
+        (void)unlinkat(sfd, ".lock", 0);
+        if (rmdir(d->state_dir) < 0 && errno != ENOENT)
+                return mkm_err_set(reterr, negative_errno(), "cannot remove %s: %s", d->state_dir, strerror(errno));
         return 0;
 }
 
@@ -225,6 +442,11 @@ struct deploy *deploy_free(struct deploy *d) {
                 (void)fs_rm_rf_at(d->machines_fd, stage_name);
         }
         closep(&d->machines_fd);
+        if (d->machines_dir)
+                state_image_unlock(d->machines_dir, d->name, d->image_lock_fd);
+        else
+                closep(&d->image_lock_fd);
+        state_free(d->state);
         closep(&d->lock_fd);
         free(d->name);
         free(d->machines_dir);

@@ -309,6 +309,22 @@ static int write_or_remove(struct mkm_ctx *ctx, int hostfd, const char *dir, con
         return 0;
 }
 
+int hooks_host_file_paths(const char *name, char *ret[3]) {
+        if (!name[0] || strchr(name, '/') || name[0] == '.')
+                return -EINVAL;
+        char *p[3] = {};
+        if (asprintf(&p[0], "etc/systemd/nspawn/%s.nspawn", name) < 0 ||
+            asprintf(&p[1], "etc/systemd/system/systemd-nspawn@%s.service.d/mkmachine.conf", name) < 0 ||
+            asprintf(&p[2], "etc/modules-load.d/mkmachine-%s.conf", name) < 0) {
+                for (size_t i = 0; i < ELEMENTSOF(p); i++)
+                        free(p[i]);
+                return -ENOMEM;
+        }
+        for (size_t i = 0; i < ELEMENTSOF(p); i++)
+                ret[i] = p[i];
+        return 0;
+}
+
 void hooks_remove_host_temporaries(struct mkm_ctx *ctx, const char *name, pid_t pid) {
         const char *root = ctx && ctx->host_root ? ctx->host_root : "/";
         _cleanup_free_ char *dropin = NULL;

@@ -84,6 +84,11 @@ int hooks_apply(struct mkm_ctx *ctx, const struct recipe *r, const char *root, i
 /* Remove the temporary files a killed process pid left while writing name's host files. */
 void hooks_remove_host_temporaries(struct mkm_ctx *ctx, const char *name, pid_t pid);
 
+/* The host files of machine name, relative to the host root, in the order of struct host_files:
+ * ret[0] NAME.nspawn, ret[1] the drop-in, ret[2] the modules-load.d file. Caller frees each.
+ * -EINVAL for a name that cannot be a file name. */
+int hooks_host_file_paths(const char *name, char *ret[3]);
+
 /* Write (atomically) or remove the host files of machine name under ctx->host_root. */
 int hooks_write_host_files(struct mkm_ctx *ctx, const char *name, const struct host_files *hf,
                            struct mkm_err *reterr);

@@ -59,6 +59,7 @@ static const char *const domain_msgs[MKM_E_MAX - MKM_E_BASE] = {
         [MKM_E_SCRIPT - MKM_E_BASE] = "install script failed",
         [MKM_E_ARCHIVE - MKM_E_BASE] = "malformed archive",
         [MKM_E_BADDATA - MKM_E_BASE] = "malformed repository data",
+        [MKM_E_REFUSED - MKM_E_BASE] = "refused (--force overrides)",
 };
 
 const char *mkm_strerror(int r) {

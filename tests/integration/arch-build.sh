@@ -102,13 +102,14 @@ snapshot "$M/t1" >"$WORK/t1.snap"
 check "a second build elsewhere (other host root, cache, umask) succeeds" test $? -eq 0
 snapshot "$WORK/host2/var/lib/machines/t1" >"$WORK/t1b.snap"
 check "both builds are identical, time stamps included" cmp -s "$WORK/t1.snap" "$WORK/t1b.snap"
-check "both builds report the same machine digest" cmp -s "$HOST/var/lib/mkmachine/t1/digest" "$WORK/host2/var/lib/mkmachine/t1/digest"
-check "the manifest in the state folder lists the tree" grep -q '^./usr/bin/busybox type=file ' "$HOST/var/lib/mkmachine/t1/manifest"
+G1=$(live_gen "$HOST" t1)
+check "both builds report the same machine digest" cmp -s "$G1/digest" "$(live_gen "$WORK/host2" t1)/digest"
+check "the manifest in the live generation's state lists the tree" grep -q '^./usr/bin/busybox type=file ' "$G1/manifest"
 ( cd "$WORK" && "$MKMACHINE" -q --json --host-root "$WORK/host3" --cache-dir "$CACHE" t1.recipe ) >"$WORK/b.json" 2>/dev/null
 check "--json reports the digest of the machine" python3 -c "
 import json, sys
 d = json.load(open('$WORK/b.json'))
-sys.exit(0 if d['digest'] == open('$HOST/var/lib/mkmachine/t1/digest').read().strip() and d['packages'] > 0 else 1)"
+sys.exit(0 if d['digest'] == open('$G1/digest').read().strip() and d['packages'] > 0 else 1)"
 cp "$WORK/t1.recipe.lock" "$WORK/lock.first"
 ( cd "$WORK" && mkm -q lock t1.recipe ) >/dev/null 2>&1
 check "mkmachine lock rewrites the identical lock" cmp -s "$WORK/lock.first" "$WORK/t1.recipe.lock"
@@ -120,12 +121,15 @@ check "a locked rebuild works from the cache when the mirror is gone" test $? -e
 snapshot "$M/t1" >"$WORK/t1c.snap"
 check "... and gives the identical tree (but for the mirrorlist naming the new mirror)" \
   cmp -s <(grep -v '^etc/pacman.d/mirrorlist ' "$WORK/t1.snap") <(grep -v '^etc/pacman.d/mirrorlist ' "$WORK/t1c.snap")
-check "the previous generation is kept" test -d "$M/.#t1.prev"
+n1=${G1##*/}
+check "the previous generation is kept as .#t1.gen-$n1, the tree its state describes" \
+  test "$(stat -c %d:%i "$M/.#t1.gen-$n1" 2>/dev/null)" = "$(sed -n 's/^root=//p' "$G1/meta")"
+check "... and the new one is live, with a state of its own" test "$(live_gen "$HOST" t1)" = "$HOST/var/lib/mkmachine/t1/gen/$((n1 + 1))"
 sed -i "s|^Mirror=.*|Mirror=$HTTP/\$repo/os/\$arch|" "$WORK/t1.recipe"
 
 # --- 4. failures leave the machine and the host as they were ---------------------------------
 snapshot "$M/t1" >"$WORK/before.snap"
-host_snapshot() { find "$HOST" -path "$M/t1" -prune -o -path "$M/.#t1.prev" -prune -o -path "$HOST/var/lib/mkmachine/t1/.lock" -prune -o -printf '%P %y %m %s\n' | sort; }
+host_snapshot() { find "$HOST" -path "$M/t1" -prune -o -path "$M/.#t1.gen-*" -prune -o -path "$HOST/var/lib/mkmachine/t1/.lock" -prune -o -printf '%P %y %m %s\n' | sort; }
 host_snapshot >"$WORK/host.before"
 unchanged() {  # unchanged WHAT
   snapshot "$M/t1" >"$WORK/after.snap"

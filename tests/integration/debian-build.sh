@@ -49,7 +49,7 @@ check "the lock records the Release it was planned from" grep -q '^index bookwor
 "${MKM[@]}" build "$WORK/minbase.recipe" >"$WORK/build.out" 2>&1 || { cat "$WORK/build.out"; bad "mkmachine build"; finish; }
 ok "mkmachine build of Variant=minbase"
 R=$H/var/lib/machines/minbase
-D1=$(cat "$H/var/lib/mkmachine/minbase/digest")
+D1=$(cat "$(live_gen "$H" minbase)/digest")
 
 audit=$(dpkg --root "$R" --audit 2>&1)
 check "dpkg --audit prints nothing" test -z "$audit"
@@ -100,7 +100,7 @@ check "apt-mark showauto: the same automatic packages as mmdebstrap ($(echo "$au
 # ---- reproducible from the lock: another time, another umask ----
 sleep 1
 if (umask 077; "$MKMACHINE" --locked --host-root "$H" --cache-dir "$CACHE" build "$WORK/minbase.recipe" >"$WORK/build2.out" 2>&1); then
-  D2=$(cat "$H/var/lib/mkmachine/minbase/digest")
+  D2=$(cat "$(live_gen "$H" minbase)/digest")
   check "a second build from the lock, with umask 077, has the same digest ($D1)" test "$D1" = "$D2"
 else
   bad "a second build from the lock"; tail -5 "$WORK/build2.out"

@@ -26,13 +26,13 @@ fi
 grep '^   ok:' "$WORK/demo.log" | sed 's/^   ok:/    |/'
 R=$D/host/var/lib/machines/mastodon-debian
 [ -d "$R" ] || finish
-D1=$(cat "$D/host/var/lib/mkmachine/mastodon-debian/digest")
+D1=$(cat "$(live_gen "$D/host" mastodon-debian)/digest")
 
 # A second build from the lock (warm cache, another umask) gives the same digest. The booted
 # tree is replaced: nothing the boot wrote survives.
 if (umask 027; "$MKMACHINE" -q --locked --host-root "$D/host" --cache-dir "$D/cache" build "$D/mastodon-debian.recipe") \
   >"$WORK/build2.out" 2>&1; then
-  D2=$(cat "$D/host/var/lib/mkmachine/mastodon-debian/digest")
+  D2=$(cat "$(live_gen "$D/host" mastodon-debian)/digest")
   check "a second build from the lock has the same digest ($D1)" test "$D1" = "$D2"
 else
   bad "a second build from the lock"; tail -5 "$WORK/build2.out"

@@ -81,7 +81,8 @@ machine_snapshot() {
   echo "== tree"; snapshot "$M/k"
   echo "== machines"; ls -A "$M" | grep -vE '^\.#k\.(lck|[A-Za-z0-9]{6})$'
   echo "== host files"; (cd "$HOST" && find etc -type f -print0 | sort -z | xargs -0r sha256sum)
-  echo "== state"; (cd "$S" && find . -type f ! -name .lock -print0 | sort -z | xargs -0r sha256sum)
+  # (a generation being written, gen/.#N.PID.XXXXXX, is no more part of it than a staging root)
+  echo "== state"; (cd "$S" && find . -path './gen/.#*' -prune -o -type f ! -name .lock -print0 | sort -z | xargs -0r sha256sum)
   echo "== locks beside the recipes"; (cd "$WORK" && sha256sum ./*.recipe.lock 2>/dev/null)
 }
 # Whatever the state says the live digest is: the old single-generation layout's digest file,
@@ -102,7 +103,9 @@ live_digest() {
 # Nothing a build leaves behind: staging roots, GnuPG homes, temporaries of fs_write_atomic_at.
 nothing_left() {  # nothing_left WHAT
   local left
-  left=$( { ls -d "$M"/.#k.?????? 2>/dev/null; ls -d "$T"/mkm-gnupg.* 2>/dev/null
+  # (.#k.gen-NN, a kept generation, is six characters too: not a staging root)
+  left=$( { ls -d "$M"/.#k.?????? 2>/dev/null | grep -v '/\.#k\.gen-'; ls -d "$S"/gen/.#* 2>/dev/null
+            ls -d "$T"/mkm-gnupg.* 2>/dev/null
             find "$WORK"/*.recipe* "$HOST" -name '.#*.[0-9]*.??????' 2>/dev/null; } )
   if [ -z "$left" ]; then ok "$1: no staging root, GnuPG home or temporary is left"
   else bad "$1: no staging root, GnuPG home or temporary is left"; echo "$left" | sed 's/^/    /'; fi

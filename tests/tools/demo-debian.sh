@@ -52,7 +52,8 @@ start=$(date +%s.%N)
 end=$(date +%s.%N)
 awk -v a="$start" -v b="$end" 'BEGIN { printf ":: built in %.1f s\n", b - a }'
 R=$D/host/var/lib/machines/$NAME
-DIGEST=$(cat "$D/host/var/lib/mkmachine/$NAME/digest")
+DIGEST=$("$MKM" --host-root "$D/host" --json ls |
+  python3 -c 'import json, sys; print([m["digest"] for m in json.load(sys.stdin)["machines"] if m["name"] == sys.argv[1]][0])' "$NAME")
 say "digest $DIGEST"
 if [ -f "$D/last-digest" ]; then
   if [ "$(cat "$D/last-digest")" = "$DIGEST" ]; then pass "same digest as the previous run"; else fail "digest changed since the previous run ($(cat "$D/last-digest"))"; fi

@@ -121,3 +121,13 @@ debian_mirror() {
   [ -n "$m" ] || return 1
   printf '%s\n' "${m%/}"
 }
+
+# The state directory of machine NAME's live generation under host root HOST: the gen/N whose
+# meta root=DEV:INO is the live tree's (builder/state.h). Prints nothing and returns 1 if none.
+live_gen() {  # live_gen HOST NAME
+  local root m
+  root=$(stat -c '%d:%i' "$1/var/lib/machines/$2" 2>/dev/null) || return 1
+  m=$(grep -lx "root=$root" "$1/var/lib/mkmachine/$2"/gen/*/meta 2>/dev/null | head -1)
+  [ -n "$m" ] || return 1
+  dirname "$m"
+}

@@ -1,0 +1,322 @@
+/* SPDX-License-Identifier: MIT */
+/* Unit tests for builder/state: meta parsing, state_load/list/read, and recovery from each state
+ * an interrupted command can leave (and from the layout before generations). */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "ctx.h"
+#include "deploy.h"
+#include "state.h"
+#include "util/cleanup.h"
+#include "util/err.h"
+#include "util/fs.h"
+#include "util/strv.h"
+
+static void test_meta(void **state) {
+        (void)state;
+        struct state_meta m;
+        struct mkm_err err = {};
+        assert_int_equal(state_meta_parse("generation=3\nroot=2049:1234\nbuilt=1700000000\ndeployed=7\npackages=12\n"
+                                          "source_date_epoch=1600000000\nmkmachine=0.1.0\nfuture=ignored\n",
+                                          "/s/gen/3/meta", &m, &err),
+                         0);
+        assert_int_equal(m.generation, 3);
+        assert_int_equal(m.root_dev, 2049);
+        assert_int_equal(m.root_ino, 1234);
+        assert_int_equal(m.built, 1700000000);
+        assert_int_equal(m.deployed, 7);
+        assert_int_equal(m.packages, 12);
+        assert_int_equal(m.source_date_epoch, 1600000000);
+        assert_string_equal(m.mkmachine, "0.1.0");
+        _cleanup_free_ char *text = NULL;
+        assert_int_equal(state_meta_format(&m, &text), 0);
+        struct state_meta m2;
+        assert_int_equal(state_meta_parse(text, "x", &m2, &err), 0);
+        assert_memory_equal(&m, &m2, sizeof m);
+
+        static const struct {
+                const char *text, *msg;
+        } bad[] = {
+                { "generation=1\nroot=1:2\nbroken line\n", "/m:3: expected key=value, got 'broken line'" },
+                { "generation=x\nroot=1:2\n", "/m:1: generation=: expected a number from 1, got 'x'" },
+                { "generation=0\nroot=1:2\n", "/m:1: generation=: expected a number from 1, got '0'" },
+                { "generation=1\nroot=12\n", "/m:2: root=: expected DEV:INO (two numbers), got '12'" },
+                { "generation=1\nroot=1:-2\n", "/m:2: root=: expected DEV:INO (two numbers), got '1:-2'" },
+                { "generation=1\nroot=1:2\nbuilt=yesterday\n", "/m:3: built=: expected seconds since 1970, got 'yesterday'" },
+                { "generation=1\nroot=1:2\ndeployed=-1\n", "/m:3: deployed=: expected a number, got '-1'" },
+                { "root=1:2\n", "/m: missing generation=" },
+                { "generation=1\n", "/m: missing root=DEV:INO" },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                err = (struct mkm_err){};
+                assert_int_equal(state_meta_parse(bad[i].text, "/m", &m, &err), -MKM_E_PARSE);
+                assert_string_equal(err.msg, bad[i].msg);
+        }
+}
+
+static char *mkhost(void) {
+        char *host = strdup("/tmp/mkm-test-state.XXXXXX");
+        assert_non_null(host);
+        assert_non_null(mkdtemp(host));
+        return host;
+}
+
+static void put(const char *host, const char *rel, const char *text) {
+        char p[512];
+        snprintf(p, sizeof p, "%s/%s", host, rel);
+        _cleanup_free_ char *dir = fs_path_dirname(p);
+        assert_int_equal(fs_mkdir_p_at(AT_FDCWD, dir, 0755), 0);
+        assert_int_equal(fs_write_atomic_at(AT_FDCWD, p, text, strlen(text), 0644), 0);
+}
+
+static char *get(const char *host, const char *rel) {
+        char p[512];
+        char *text = NULL;
+        snprintf(p, sizeof p, "%s/%s", host, rel);
+        return fs_read_file_follow_at(AT_FDCWD, p, 1 << 20, &text, NULL) < 0 ? NULL : text;
+}
+
+static bool exists(const char *host, const char *rel) {
+        char p[512];
+        snprintf(p, sizeof p, "%s/%s", host, rel);
+        return access(p, F_OK) == 0;
+}
+
+static void must_rename(const char *host, const char *from, const char *to) {
+        char a[512], b[512];
+        snprintf(a, sizeof a, "%s/%s", host, from);
+        snprintf(b, sizeof b, "%s/%s", host, to);
+        assert_int_equal(rename(a, b), 0);
+}
+
+/* Deploy a generation of m whose tree has file "gen" = what; host files: the .nspawn always, the
+ * modules-load.d file when modules. */
+static unsigned deploy_one(struct mkm_ctx *ctx, const char *what, bool modules) {
+        struct deploy *d = NULL;
+        struct mkm_err err = {};
+        if (deploy_begin(ctx, "m", &d, &err) < 0)
+                fail_msg("deploy_begin: %s", err.msg);
+        assert_int_equal(deploy_stage(d, &err), 0);
+        assert_int_equal(fs_write_file_at(d->root_fd, "gen", what, strlen(what), 0644), 0);
+        char digest[64], nspawn[64];
+        snprintf(digest, sizeof digest, "sha256:%s", what);
+        snprintf(nspawn, sizeof nspawn, "# %s\n", what);
+        struct state_host_file host[] = { { "etc/systemd/nspawn/m.nspawn", nspawn },
+                                          { "etc/modules-load.d/mkmachine-m.conf", modules ? "fuse\n" : NULL } };
+        struct state_new_gen g = { .recipe = "recipe\n", .recipe_path = "/r/m.recipe", .lock = "lock\n",
+                                   .manifest = what, .digest = digest, .host = host, .n_host = 2, .packages = 5 };
+        unsigned n = 0;
+        if (deploy_commit(ctx, d, &g, &n, &err) < 0)
+                fail_msg("deploy_commit: %s", err.msg);
+        deploy_free(d);
+        return n;
+}
+
+static void recover(struct mkm_ctx *ctx) {
+        struct mkm_err err = {};
+        struct deploy *d = NULL;
+        /* as every command that takes the lock does */
+        if (deploy_begin(ctx, "m", &d, &err) < 0)
+                fail_msg("deploy_begin: %s", err.msg);
+        deploy_free(d);
+}
+
+static void test_load(void **state) {
+        (void)state;
+        _cleanup_free_ char *host = mkhost();
+        struct mkm_ctx ctx = { .host_root = host, .keep_generations = 1 };
+        struct mkm_err err = {};
+        struct machine_state *s = NULL;
+        /* no such machine: no generations, no tree */
+        assert_int_equal(state_load(&ctx, "m", &s, &err), 0);
+        assert_int_equal(s->n_gens, 0);
+        assert_null(s->live);
+        assert_false(s->tree_exists);
+        s = state_free(s);
+
+        deploy_one(&ctx, "one", true);
+        deploy_one(&ctx, "two", false);
+        assert_int_equal(state_load(&ctx, "m", &s, &err), 0);
+        assert_int_equal(s->n_gens, 2);
+        assert_true(s->tree_exists);
+        assert_ptr_equal(s->live, &s->gens[1]);
+        assert_int_equal(s->gens[0].gen, 1);
+        assert_false(s->gens[0].live);
+        assert_string_equal(s->gens[0].digest, "sha256:one");
+        assert_string_equal(s->gens[1].digest, "sha256:two");
+        assert_int_equal(s->gens[1].packages, 5);
+        assert_true(s->gens[1].deployed_seq > s->gens[0].deployed_seq);
+        assert_non_null(strstr(s->gens[0].tree, "/var/lib/machines/.#m.gen-1"));
+        _cleanup_free_ char *manifest = NULL, *rp = NULL;
+        assert_int_equal(state_read_file(s->live, "manifest", &manifest, &err), 0);
+        assert_string_equal(manifest, "two");
+        assert_int_equal(state_read_file(s->live, "recipe-path", &rp, &err), 0);
+        assert_string_equal(rp, "/r/m.recipe\n");
+        char *none = NULL;
+        assert_int_equal(state_read_file(s->live, "nope", &none, &err), -ENOENT);
+        assert_non_null(strstr(err.msg, "/var/lib/mkmachine/m/gen/2/nope"));
+        s = state_free(s);
+
+        _cleanup_strv_free_ char **names = NULL;
+        put(host, "var/lib/mkmachine/a-other/gen/.keep", "");
+        assert_int_equal(state_list(&ctx, &names, &err), 0);
+        assert_int_equal(strv_length(names), 2);
+        assert_string_equal(names[0], "a-other");
+        assert_string_equal(names[1], "m");
+
+        /* a bad meta: the error names the file and the line */
+        put(host, "var/lib/mkmachine/m/gen/1/meta", "generation=1\nroot=oops\n");
+        assert_int_equal(state_load(&ctx, "m", &s, &err), -MKM_E_PARSE);
+        assert_non_null(strstr(err.msg, "/var/lib/mkmachine/m/gen/1/meta:2: root=: expected DEV:INO"));
+        put(host, "var/lib/mkmachine/m/gen/1/meta", "generation=4\nroot=1:2\n");
+        assert_int_equal(state_load(&ctx, "m", &s, &err), -MKM_E_PARSE);
+        assert_non_null(strstr(err.msg, "gen/1/meta: generation=4, but the directory is gen/1"));
+        assert_int_equal(fs_rm_rf_at(AT_FDCWD, host), 0);
+}
+
+/* A kill or power loss at each point of a deploy, as the state it leaves, then recovery. */
+static void test_recover(void **state) {
+        (void)state;
+        _cleanup_free_ char *host = mkhost();
+        struct mkm_ctx ctx = { .host_root = host, .keep_generations = 1 };
+        deploy_one(&ctx, "one", true);
+        deploy_one(&ctx, "two", false);
+        assert_false(exists(host, "etc/modules-load.d/mkmachine-m.conf"));
+
+        /* After the swap, before the old tree was renamed: it is still at its staging name. */
+        must_rename(host, "var/lib/machines/.#m.gen-1", "var/lib/machines/.#m.Xy12Zq");
+        /* ... and before the host files were written: the old generation's are there. */
+        put(host, "etc/systemd/nspawn/m.nspawn", "# one\n");
+        put(host, "etc/modules-load.d/mkmachine-m.conf", "fuse\n");
+        /* temporaries of a dead process, and of a live one (ours) */
+        pid_t dead = fork();
+        if (dead == 0)
+                _exit(0);
+        assert_int_equal(waitpid(dead, NULL, 0), dead);
+        char tmp[128], mine[128];
+        snprintf(tmp, sizeof tmp, "etc/systemd/nspawn/.#m.nspawn.%d.AbC123", (int)dead);
+        snprintf(mine, sizeof mine, "var/lib/mkmachine/m/.#x.%d.AbC123", (int)getpid());
+        put(host, tmp, "half");
+        put(host, mine, "mine");
+        /* a generation being written when the build died */
+        put(host, "var/lib/mkmachine/m/gen/.#3.123.AbCdEf/recipe", "r");
+        /* a stray gen tree nobody claims, and another machine's trees */
+        put(host, "var/lib/machines/.#m.gen-9/x", "x");
+        put(host, "var/lib/machines/.#m.b.gen-1/x", "x");
+        put(host, "var/lib/machines/.#mm.Ab12Cd/x", "x");
+        recover(&ctx);
+        _cleanup_free_ char *g1 = get(host, "var/lib/machines/.#m.gen-1/gen"), *ns = get(host, "etc/systemd/nspawn/m.nspawn");
+        assert_non_null(g1);
+        assert_string_equal(g1, "one");
+        assert_false(exists(host, "var/lib/machines/.#m.Xy12Zq"));
+        assert_string_equal(ns, "# two\n");
+        assert_false(exists(host, "etc/modules-load.d/mkmachine-m.conf"));
+        assert_false(exists(host, tmp));
+        assert_true(exists(host, mine));
+        assert_false(exists(host, "var/lib/mkmachine/m/gen/.#3.123.AbCdEf"));
+        assert_false(exists(host, "var/lib/machines/.#m.gen-9"));
+        assert_true(exists(host, "var/lib/machines/.#m.b.gen-1"));
+        assert_true(exists(host, "var/lib/machines/.#mm.Ab12Cd"));
+
+        /* Before the swap: generation 3 written, its tree still staged. Never deployed: both go. */
+        struct deploy *d = NULL;
+        struct mkm_err err = {};
+        assert_int_equal(deploy_begin(&ctx, "m", &d, &err), 0);
+        assert_int_equal(deploy_stage(d, &err), 0);
+        struct stat st;
+        assert_int_equal(fstat(d->root_fd, &st), 0);
+        struct state_new_gen g = { .recipe = "", .recipe_path = "/r", .lock = "", .manifest = "three",
+                                   .digest = "sha256:three", .root_dev = st.st_dev, .root_ino = st.st_ino };
+        unsigned n = 0;
+        assert_int_equal(state_write_gen(&ctx, d->state, &g, &n, &err), 0);
+        assert_int_equal(n, 3);
+        _cleanup_free_ char *staging = strdup(strrchr(d->staging, '/') + 1);
+        free(d->staging);
+        d->staging = NULL;      /* as if killed: nothing cleans up */
+        d = deploy_free(d);
+        recover(&ctx);
+        assert_false(exists(host, "var/lib/mkmachine/m/gen/3"));
+        char p[256];
+        snprintf(p, sizeof p, "var/lib/machines/%s", staging);
+        assert_false(exists(host, p));
+        _cleanup_free_ char *live = get(host, "var/lib/machines/m/gen");
+        assert_string_equal(live, "two");
+
+        /* A generation whose tree is gone is removed; the live one never. */
+        assert_int_equal(fs_rm_rf_at(AT_FDCWD, strcat(strcpy(p, host), "/var/lib/machines/.#m.gen-1")), 0);
+        recover(&ctx);
+        assert_false(exists(host, "var/lib/mkmachine/m/gen/1"));
+        assert_true(exists(host, "var/lib/mkmachine/m/gen/2"));
+        assert_true(exists(host, "var/lib/machines/m/gen"));
+        assert_int_equal(fs_rm_rf_at(AT_FDCWD, host), 0);
+}
+
+/* The layout before generations: state_dir/{recipe,lock,manifest,digest} and .#NAME.prev. */
+static void test_migrate(void **state) {
+        (void)state;
+        _cleanup_free_ char *host = mkhost();
+        struct mkm_ctx ctx = { .host_root = host, .keep_generations = 1 };
+        put(host, "var/lib/machines/m/gen", "new");
+        put(host, "var/lib/machines/.#m.prev/gen", "old");
+        put(host, "var/lib/mkmachine/m/recipe", "[Machine]\nName=m\n");
+        put(host, "var/lib/mkmachine/m/lock", "package a 1\npackage b 2\n");
+        put(host, "var/lib/mkmachine/m/manifest", "./x type=file\n");
+        put(host, "var/lib/mkmachine/m/digest", "sha256:abc\n");
+        put(host, "etc/systemd/nspawn/m.nspawn", "[Exec]\n");
+        recover(&ctx);
+        struct machine_state *s = NULL;
+        struct mkm_err err = {};
+        assert_int_equal(state_load(&ctx, "m", &s, &err), 0);
+        assert_int_equal(s->n_gens, 2);
+        assert_non_null(s->live);
+        assert_int_equal(s->live->gen, 2);
+        assert_string_equal(s->live->digest, "sha256:abc");
+        assert_int_equal(s->live->packages, 2);
+        assert_string_equal(s->gens[0].digest, "");
+        assert_non_null(strstr(s->gens[0].tree, "/.#m.gen-1"));
+        s = state_free(s);
+        _cleanup_free_ char *old = get(host, "var/lib/machines/.#m.gen-1/gen"), *man = get(host, "var/lib/mkmachine/m/gen/2/manifest"),
+                            *hostcopy = get(host, "var/lib/mkmachine/m/gen/1/host/etc/systemd/nspawn/m.nspawn");
+        assert_string_equal(old, "old");
+        assert_string_equal(man, "./x type=file\n");
+        assert_string_equal(hostcopy, "[Exec]\n");
+        assert_false(exists(host, "var/lib/machines/.#m.prev"));
+        assert_false(exists(host, "var/lib/mkmachine/m/digest"));
+        assert_false(exists(host, "var/lib/mkmachine/m/manifest"));
+        /* and the next build goes on from there */
+        assert_int_equal(deploy_one(&ctx, "three", false), 3);
+        assert_false(exists(host, "var/lib/machines/.#m.gen-1"));
+        _cleanup_free_ char *kept = get(host, "var/lib/machines/.#m.gen-2/gen");
+        assert_string_equal(kept, "new");
+
+        /* an interrupted migration (generations written, old files still there) is finished */
+        put(host, "var/lib/mkmachine/m/digest", "sha256:abc\n");
+        recover(&ctx);
+        assert_false(exists(host, "var/lib/mkmachine/m/digest"));
+        assert_int_equal(state_load(&ctx, "m", &s, &err), 0);
+        assert_int_equal(s->live->gen, 3);
+        s = state_free(s);
+        assert_int_equal(fs_rm_rf_at(AT_FDCWD, host), 0);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_meta),
+                cmocka_unit_test(test_load),
+                cmocka_unit_test(test_recover),
+                cmocka_unit_test(test_migrate),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
