@@ -406,33 +406,27 @@ void manifest_entries_free(struct manifest_entry *e, size_t n) {
 /* Unescape the token [s, end) (\ooo as the writer escapes) into a new string. NULL with *what set
  * when it is not as the writer would have written it. */
 static char *unescape(const char *s, const char *end, const char **what) {
+        const char *why = NULL;
         char *out = malloc((size_t)(end - s) + 1), *o = out;
-        if (!out) {
-                *what = NULL;
+        *what = NULL;
+        if (!out)
                 return NULL;
-        }
-        for (const char *p = s; p < end; p++) {
+        for (const char *p = s; p < end && !why; p++) {
                 unsigned char c = (unsigned char)*p;
                 if (c == '\\') {
                         if (end - p < 4 || p[1] < '0' || p[1] > '3' || p[2] < '0' || p[2] > '7' || p[3] < '0' ||
-                            p[3] > '7') {
-                                *what = "a backslash not followed by three octal digits";
-                                break;
-                        }
-                        c = (unsigned char)((p[1] - '0') * 64 + (p[2] - '0') * 8 + (p[3] - '0'));
-                        if (c == 0) {
-                                *what = "an escaped NUL byte";
-                                break;
-                        }
+                            p[3] > '7')
+                                why = "a backslash not followed by three octal digits";
+                        else if (!(c = (unsigned char)((p[1] - '0') * 64 + (p[2] - '0') * 8 + (p[3] - '0'))))
+                                why = "an escaped NUL byte";
                         p += 3;
-                } else if (must_escape(c)) {
-                        *what = "a byte that should have been escaped as \\ooo";
-                        break;
-                }
+                } else if (must_escape(c))
+                        why = "a byte that should have been escaped as \\ooo";
                 *o++ = (char)c;
         }
-        if (*what) {
+        if (why) {
                 free(out);
+                *what = why;
                 return NULL;
         }
         *o = 0;
@@ -525,6 +519,7 @@ static int parse_line(const char *s, const char *end, unsigned lineno, struct ma
                 }
                 const char *v = eq + 1;
                 size_t klen = (size_t)(eq - t);
+                what = NULL;
                 unsigned bit = 0;
                 bool ok = true;
                 uint64_t n = 0;
@@ -697,8 +692,10 @@ int manifest_parse(const char *text, struct manifest_entry **ret, size_t *ret_n,
                                                 v[i].line, esc ? esc : "?", v[i - 1].line);
                         }
         }
-        if (r >= 0 && (n == 0 || strcmp(v[0].path, ".") != 0))
-                r = mkm_err_set(reterr, -MKM_E_PARSE, "line %u: the manifest has no entry '.' (the root)", lineno);
+        if (r >= 0 && n == 0)
+                r = mkm_err_set(reterr, -MKM_E_PARSE, "the manifest is empty (expected lines 'PATH type=... time=T')");
+        else if (r >= 0 && strcmp(v[0].path, ".") != 0)
+                r = mkm_err_set(reterr, -MKM_E_PARSE, "the manifest has no entry '.' (the root)");
         if (r < 0) {
                 manifest_entries_free(v, n);
                 return r;
