@@ -63,11 +63,12 @@ static void make_tree(struct fx *f) {
         assert_int_equal(symlinkat("libx.so.1", f->rootfd, "usr/lib/libx.so"), 0);
         assert_int_equal(fs_write_file_at(f->rootfd, "data", "old", 3, 0644), 0);
         assert_int_equal(fs_write_file_at(f->rootfd, "a b", "sp", 2, 0644), 0);
+        assert_int_equal(fs_write_file_at(f->rootfd, "zz", "last", 4, 0644), 0);     /* sorts after all */
         set_xattr(f, "usr/bin/tool", "user.a", "1");
         set_xattr(f, "usr/bin/tool", "user.c", "3");
         set_xattr(f, "d", "user.d", "dir");
         static const char *const all[] = { "etc/hosts", "etc/resolv.conf", "etc/machine-id", "usr/bin/tool",
-                                           "usr/lib/libx.so.1", "usr/lib/libx.so", "data", "a b", "etc",
+                                           "usr/lib/libx.so.1", "usr/lib/libx.so", "data", "a b", "zz", "etc",
                                            "usr/bin", "usr/lib", "usr", "var/log", "var/lib", "var", "d", "." };
         for (size_t i = 0; i < ELEMENTSOF(all); i++)
                 stamp(f->rootfd, all[i]);
@@ -173,11 +174,13 @@ static void test_size_mode_owner(void **state) {
         stamp(f->rootfd, "data");
         assert_int_equal(fchmodat(f->rootfd, "etc/hosts", 0600, 0), 0);
         bool root = geteuid() == 0;
-        if (root)
+        if (root) {
                 assert_int_equal(fchownat(f->rootfd, "usr/lib/libx.so.1", 1000, 1001, AT_SYMLINK_NOFOLLOW), 0);
+                assert_int_equal(fchownat(f->rootfd, "zz", (uid_t)-1, 1002, AT_SYMLINK_NOFOLLOW), 0);   /* group only */
+        }
         _cleanup_(drift_freep) struct drift *d = run(f);
         dump(d);
-        assert_int_equal(d->n, root ? 3 : 2);
+        assert_int_equal(d->n, root ? 4 : 2);
         assert_int_equal(d->n_blocking, d->n);
         expect(d, "./data", DRIFT_CHANGED, "content size mode", true, "M ./data (content, size 3→5, mode 0644→0600)");
         expect(d, "./etc/hosts", DRIFT_CHANGED, "mode", true, "M ./etc/hosts (mode 0644→0600)");
@@ -185,6 +188,8 @@ static void test_size_mode_owner(void **state) {
                 char line[128];
                 snprintf(line, sizeof line, "M ./usr/lib/libx.so.1 (owner %u:%u→1000:1001)", f->uid, f->gid);
                 expect(d, "./usr/lib/libx.so.1", DRIFT_CHANGED, "owner", true, line);
+                snprintf(line, sizeof line, "M ./zz (owner %u:%u→%u:1002)", f->uid, f->gid, f->uid);
+                expect(d, "./zz", DRIFT_CHANGED, "owner", true, line);
         }
 }
 
@@ -236,6 +241,7 @@ static void test_added_removed(void **state) {
         assert_int_equal(fs_mkdir_p_at(f->rootfd, "var/lib/foo/sub", 0755), 0);
         assert_int_equal(fs_write_file_at(f->rootfd, "var/lib/foo/db", "rows", 4, 0600), 0);
         assert_int_equal(unlinkat(f->rootfd, "a b", 0), 0);
+        assert_int_equal(unlinkat(f->rootfd, "zz", 0), 0);      /* after the last entry of the walk */
         _cleanup_(drift_freep) struct drift *d = run(f);
         dump(d);
         expect(d, "./etc/new", DRIFT_ADDED, "", true, "+ ./etc/new");
@@ -245,11 +251,12 @@ static void test_added_removed(void **state) {
         expect(d, "./var/lib/foo", DRIFT_ADDED, "", true, "+ ./var/lib/foo");
         expect(d, "./var/lib/foo/db", DRIFT_ADDED, "", true, "+ ./var/lib/foo/db");
         expect(d, "./var/lib/foo/sub", DRIFT_ADDED, "", true, NULL);
+        expect(d, "./zz", DRIFT_REMOVED, "", true, "- ./zz");
         /* The directories whose entries changed: their times alone, shown but not blocking. */
         const struct drift_entry *t = expect(d, "./etc", DRIFT_CHANGED, "time", false, NULL);
         _cleanup_free_ char *line = drift_entry_to_string(t);
         assert_int_equal(strncmp(line, "M ./etc (time 2023-11-14T22:13:20Z→", strlen("M ./etc (time 2023-11-14T22:13:20Z→")), 0);
-        assert_int_equal(d->n_blocking, 6);
+        assert_int_equal(d->n_blocking, 7);
 }
 
 static void test_runtime(void **state) {
