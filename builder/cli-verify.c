@@ -19,13 +19,12 @@
 #include "deploy.h"
 #include "drift.h"
 #include "manifest.h"
+#include "state.h"
 #include "util/cleanup.h"
 #include "util/err.h"
 #include "util/fs.h"
 #include "util/hash.h"
 #include "util/strv.h"
-
-#define MANIFEST_MAX (256u << 20)
 
 struct live {
         char *state_dir;        /* HOST/var/lib/mkmachine/NAME */
@@ -42,29 +41,42 @@ static void live_done(struct live *l) {
         free(l->manifest);
 }
 
-/* The live generation's manifest and digest: the one place that knows where they are kept.
- * Until the generations' state (state.h) is on main this reads the single-generation layout,
- * HOST/var/lib/mkmachine/NAME/{manifest,digest}; with it, this becomes state_load() and
- * state_read_file(s->live, "manifest") / s->live->digest. */
-static int verify_read_live_manifest(struct live *l, struct mkm_err *reterr) {
-        _cleanup_free_ char *digest = NULL;
-        _cleanup_free_ char *digest_path = fs_path_join(l->state_dir, "digest");
-        l->manifest_path = fs_path_join(l->state_dir, "manifest");
-        if (!digest_path || !l->manifest_path)
+/* The live generation's manifest, digest and tree (state.h). */
+static int verify_read_live_manifest(struct mkm_ctx *ctx, const char *name, struct live *l, struct mkm_err *reterr) {
+        _cleanup_(state_freep) struct machine_state *s = NULL;
+        int r = state_load(ctx, name, &s, reterr);
+        if (r < 0)
+                return r;
+        if (!s->live) {
+                if (s->tree_exists)
+                        return mkm_err_set(reterr, -ENOENT, "%s has no state: not built by mkmachine (or its state is lost)",
+                                           l->tree);
+                return mkm_err_set(reterr, -ENOENT, "machine '%s' has no tree at %s%s", name, l->tree,
+                                   s->n_gens ? " (only kept generations)" : "");
+        }
+        if (!(l->manifest_path = fs_path_join(s->live->dir, "manifest")))
                 return -ENOMEM;
-        int r = fs_read_file_follow_at(AT_FDCWD, l->manifest_path, MANIFEST_MAX, &l->manifest, NULL);
-        if (r == -ENOENT)
-                return mkm_err_set(reterr, r, "%s: no manifest: the machine was not built by mkmachine, or its state is lost",
-                                   l->manifest_path);
+        if (s->live->tree) {
+                free(l->tree);
+                if (!(l->tree = strdup(s->live->tree)))
+                        return -ENOMEM;
+        }
+        r = state_read_file(s->live, "manifest", &l->manifest, reterr);
         if (r < 0)
-                return mkm_err_set(reterr, r, "cannot read %s: %s", l->manifest_path, strerror(-r));
-        r = fs_read_file_follow_at(AT_FDCWD, digest_path, 4096, &digest, NULL);
-        if (r < 0)
-                return mkm_err_set(reterr, r, "cannot read %s: %s", digest_path, strerror(-r));
-        digest[strcspn(digest, "\n")] = 0;
-        if (strlen(digest) != MANIFEST_DIGEST_LEN - 1 || strncmp(digest, "sha256:", 7) != 0)
-                return mkm_err_set(reterr, -MKM_E_BADDATA, "%s: expected 'sha256:' and 64 hex digits", digest_path);
-        memcpy(l->digest, digest, MANIFEST_DIGEST_LEN);
+                return r;
+        char hex[HASH_SHA256_HEX];
+        if ((r = hash_buf_hex(HASH_SHA256, l->manifest, strlen(l->manifest), hex)) < 0)
+                return r;
+        if (!s->live->digest[0])        /* a migrated old tree without one */
+                (void)snprintf(l->digest, sizeof l->digest, "sha256:%s", hex);
+        else
+                (void)snprintf(l->digest, sizeof l->digest, "%s", s->live->digest);
+        /* The digest is the manifest's sha256: if they disagree, the state is damaged and no
+         * comparison with it means anything. */
+        if (strcmp(l->digest + 7, hex) != 0)
+                return mkm_err_set(reterr, -MKM_E_DIGEST_MISMATCH,
+                                   "%s does not match the digest %s (sha256:%s): the state is damaged", l->manifest_path,
+                                   l->digest, hex);
         return 0;
 }
 
@@ -192,26 +204,19 @@ int cli_cmd_verify(struct mkm_ctx *ctx, int argc, char **argv) {
         if (stat(l.state_dir, &st) < 0) {
                 if (errno != ENOENT)
                         return cli_fail(negative_errno(), NULL, "verify: cannot read the state");
-                (void)mkm_err_set(&err, -ENOENT, "no machine '%s' built by mkmachine here (%s does not exist)", name,
-                                  l.state_dir);
+                if (access(l.tree, F_OK) == 0)
+                        (void)mkm_err_set(&err, -ENOENT, "%s has no state: not built by mkmachine", l.tree);
+                else
+                        (void)mkm_err_set(&err, -ENOENT, "no machine '%s' built by mkmachine here (%s does not exist)",
+                                          name, l.state_dir);
                 return cli_fail(-ENOENT, &err, "verify");
         }
         _cleanup_close_ int lock_fd = verify_lock(l.state_dir, name, &err);
         if (lock_fd < 0)
                 return cli_fail(lock_fd, &err, "verify");
-        int r = verify_read_live_manifest(&l, &err);
+        int r = verify_read_live_manifest(ctx, name, &l, &err);
         if (r < 0)
                 return cli_fail(r, &err, "verify");
-        /* The digest is the manifest's sha256: if they disagree, the state is damaged and no
-         * comparison with it means anything. */
-        char hex[HASH_SHA256_HEX];
-        if ((r = hash_buf_hex(HASH_SHA256, l.manifest, strlen(l.manifest), hex)) < 0)
-                return cli_fail(r, NULL, "verify");
-        if (strcmp(l.digest + 7, hex) != 0) {
-                (void)mkm_err_set(&err, -MKM_E_DIGEST_MISMATCH, "%s does not match the digest %s (sha256:%s): the state is damaged",
-                                  l.manifest_path, l.digest, hex);
-                return cli_fail(-MKM_E_DIGEST_MISMATCH, &err, "verify");
-        }
         _cleanup_close_ int rootfd = open(l.tree, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (rootfd < 0) {
                 r = negative_errno();
