@@ -4,7 +4,8 @@
 # tree (content, mode, owner, type, link target, xattr, added data, removed package file) is found
 # and listed, with exit 1; what a running machine writes itself (/var/log, resolv.conf) is listed
 # as runtime with exit 0; --json is one document (parsed, not grepped); verify writes nothing in
-# the tree and records its verdict in last-verify.
+# the tree and records its verdict in last-verify. A rebuild, rollback or rm of a drifted machine is
+# refused without --force, listing the drift; runtime changes do not block.
 source "$(dirname "$0")/../tools/it-lib.sh"
 
 arch_fixture
@@ -27,6 +28,7 @@ R
 mkm -q build "$WORK/v1.recipe" >"$WORK/build.log" 2>&1
 check "the fixture machine builds" test $? -eq 0 -a -d "$M"
 [ -d "$M" ] || { cat "$WORK/build.log"; finish; exit 1; }
+G=$(live_gen "$HOST" v1)   # the live generation's state: manifest, digest
 
 # verify RC_VAR OUT_FILE ARGS...: run verify, keep stdout, stderr and the exit status.
 verify() {
@@ -56,16 +58,16 @@ PY
 before=$(snapshot "$M")
 verify "$WORK/v0"
 check "verify of a fresh build exits 0" test "$(rc "$WORK/v0")" = 0
-check "and says clean, with the digest" contains "$WORK/v0" "v1: clean, the tree matches its manifest $(cat "$S/digest")"
+check "and says clean, with the digest" contains "$WORK/v0" "v1: clean, the tree matches its manifest $(cat "$G/digest")"
 check "and lists nothing" test "$(wc -l <"$WORK/v0")" = 1
 verify "$WORK/j0" --json
 check "verify --json of a fresh build exits 0" test "$(rc "$WORK/j0")" = 0
 check "the document says clean, no entries, absolute paths" json_check "$WORK/j0" \
   'd["status"] == "clean" and d["clean"] is True and d["blocking"] == 0' 'd["entries"] == []' \
-  "d['tree'] == '$M' and d['manifest'] == '$S/manifest' and d['name'] == 'v1'" \
-  "d['digest'] == open('$S/digest').read().strip()"
+  "d['tree'] == '$M' and d['manifest'] == '$G/manifest' and d['name'] == 'v1'" \
+  "d['digest'] == open('$G/digest').read().strip()"
 check "last-verify records clean, the time and the digest" \
-  grep -qxE "clean [0-9]{10} $(cat "$S/digest")" "$S/last-verify"
+  grep -qxE "clean [0-9]{10} $(cat "$G/digest")" "$S/last-verify"
 check "verify wrote nothing in the tree" test "$before" = "$(snapshot "$M")"
 
 # --- 2. what a running machine writes itself: listed, not drift --------------------------------
@@ -86,6 +88,11 @@ check "--json lists them as runtime, not blocking" json_check "$WORK/j1" \
   'e["./var/log/x"]["kind"] == "added" and e["./var/log/x"]["runtime"] and not e["./var/log/x"]["blocking"]' \
   'e["./etc/resolv.conf"]["runtime"] and e["./etc/resolv.conf"]["type"] == "file"' \
   'e["./etc"]["what"] == ["time"] and not e["./etc"]["runtime"] and not e["./etc"]["blocking"]'
+mkm -q build "$WORK/v1.recipe" >"$WORK/rebuild.log" 2>&1
+check "runtime changes do not block a rebuild" test $? -eq 0
+G=$(live_gen "$HOST" v1)
+verify "$WORK/v1b"
+check "the rebuilt machine is clean" test "$(rc "$WORK/v1b")" = 0
 
 # --- 3. every kind of change by hand -----------------------------------------------------------
 printf 'repaired\n' >"$M/etc/hostname"                       # content, same size
@@ -96,6 +103,7 @@ ln -sfn /elsewhere/busybox "$M/usr/bin/sh"                   # link target
 python3 -c "import os; os.setxattr('$M/etc/group', 'user.x', b'1')"        # xattr
 mkdir -p "$M/var/lib/foo" && echo rows >"$M/var/lib/foo/db"  # data outside the runtime list
 rm "$M/usr/lib/libc-fake.so.6"                               # a package file removed
+echo "boot log" >"$M/var/log/x"                              # and a runtime change beside them
 before=$(snapshot "$M")
 verify "$WORK/v2"
 check "drift exits 1" test "$(rc "$WORK/v2")" = 1
@@ -123,32 +131,50 @@ check "--json: exit 1 and one document describing each change" json_check "$WORK
   'e["./usr/lib/libc-fake.so.6"]["kind"] == "removed" and e["./usr/lib/libc-fake.so.6"]["type"] == "file"' \
   'e["./var/log/x"]["runtime"] and not e["./var/log/x"]["blocking"]'
 check "verify --json exits 1 on drift" test "$(rc "$WORK/j2")" = 1
-check "last-verify records drift" grep -qxE "drift [0-9]{10} $(cat "$S/digest")" "$S/last-verify"
+check "last-verify records drift" grep -qxE "drift [0-9]{10} $(cat "$G/digest")" "$S/last-verify"
 check "verify wrote nothing in the drifted tree either" test "$before" = "$(snapshot "$M")"
 mkm -q verify v1 >"$WORK/q" 2>&1
 check "-q prints only the summary" test "$(wc -l <"$WORK/q")" = 1
 
-# --- 4. what verify cannot compare: said clearly ----------------------------------------------
+# --- 4. a drifted machine is neither replaced nor removed without --force ----------------------
+mkm build "$WORK/v1.recipe" >"$WORK/refused.log" 2>&1; r=$?
+check "a rebuild of the drifted machine is refused (exit 1)" test $r = 1
+check "the refusal says why" contains "$WORK/refused.log" "drift: 9 paths changed by hand since the build would be lost"
+check "and lists the drift" contains "$WORK/refused.log" "M ./usr/bin/app (mode 0755→0700"
+check "(added data too)" contains "$WORK/refused.log" "+ ./var/lib/foo/db"
+check "(but not the runtime changes)" bash -c "! grep -q 'var/log/x' '$WORK/refused.log'"
+check "the drifted tree is untouched" test "$before" = "$(snapshot "$M")"
+mkm rollback v1 >"$WORK/refused-rb.log" 2>&1; r=$?
+check "rollback of the drifted machine is refused" bash -c "[ $r = 1 ] && grep -q 'drift: 9 paths' '$WORK/refused-rb.log'"
+mkm rm v1 >"$WORK/refused-rm.log" 2>&1; r=$?
+check "rm of the drifted machine is refused" bash -c "[ $r = 1 ] && grep -q 'drift: 9 paths' '$WORK/refused-rm.log'"
+check "(the tree is still there, untouched)" test "$before" = "$(snapshot "$M")"
+mkm --force -q build "$WORK/v1.recipe" >"$WORK/forced.log" 2>&1; r=$?
+check "--force rebuilds it anyway" test $r = 0
+G=$(live_gen "$HOST" v1)
+verify "$WORK/v3"
+check "and the new machine is clean" test "$(rc "$WORK/v3")" = 0
+
+# --- 5. what verify cannot compare: said clearly ----------------------------------------------
 mkm verify nosuch >"$WORK/e1" 2>&1; r=$?
 check "an unknown machine: exit 1 and a message" bash -c "[ $r = 1 ] && grep -q \"no machine 'nosuch' built by mkmachine\" '$WORK/e1'"
-cp "$S/manifest" "$WORK/manifest.good"
-printf './zz type=file mode=0644 uid=0 gid=0 size=1 time=1\n' >>"$S/manifest"
+cp "$G/manifest" "$WORK/manifest.good"
+printf './zz type=file mode=0644 uid=0 gid=0 size=1 time=1\n' >>"$G/manifest"
 mkm verify v1 >"$WORK/e2" 2>&1; r=$?
 check "a manifest that does not match its digest is refused" \
   bash -c "[ $r = 1 ] && grep -q 'does not match the digest' '$WORK/e2'"
-python3 - "$S" <<'PY'
+python3 - "$G" <<'PY'
 import hashlib, sys
 s = sys.argv[1]
 t = open(s + "/manifest", "rb").read()
 open(s + "/digest", "w").write("sha256:" + hashlib.sha256(t).hexdigest() + "\n")
 PY
-n=$(wc -l <"$S/manifest")
+n=$(wc -l <"$G/manifest")
 mkm verify v1 >"$WORK/e3" 2>&1; r=$?
-check "a malformed manifest: the file and the line are named" contains "$WORK/e3" "$S/manifest: line $n: file has no sha256="
+check "a malformed manifest: the file and the line are named" contains "$WORK/e3" "$G/manifest: line $n: file has no sha256="
 check "(exit 1)" test $r = 1
-cp "$WORK/manifest.good" "$S/manifest"
-rm "$S/manifest"
+rm "$G/manifest"
 mkm verify v1 >"$WORK/e4" 2>&1; r=$?
-check "no manifest: not built by mkmachine" bash -c "[ $r = 1 ] && grep -q 'no manifest' '$WORK/e4'"
+check "no manifest: said, with its path" bash -c "[ $r = 1 ] && grep -q '$G/manifest' '$WORK/e4'"
 
 finish
