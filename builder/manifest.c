@@ -683,7 +683,7 @@ int manifest_parse(const char *text, struct manifest_entry **ret, size_t *ret_n,
                 n++;
                 s = nl ? nl + 1 : end;
         }
-        if (r >= 0) {
+        if (r >= 0 && n > 0) {
                 qsort(v, n, sizeof *v, cmp_entry_line);
                 for (size_t i = 1; i < n && r >= 0; i++)
                         if (strcmp(v[i - 1].path, v[i].path) == 0) {
