@@ -110,6 +110,12 @@ static int drift_reason(struct mkm_ctx *ctx, struct deploy *d, char **ret, struc
         const struct machine_gen *live = d->state->live;
         _cleanup_free_ char *manifest = NULL;
         int r = state_read_file(live, "manifest", &manifest, reterr);
+        if (r == -ENOENT) {
+                /* A tree migrated from before generations (the old .#NAME.prev) has none. */
+                mkm_warn(ctx, "generation %u of '%s' has no manifest (%s): its drift cannot be checked", live->gen,
+                         d->name, live->dir);
+                return 0;
+        }
         if (r < 0)
                 return r;
         _cleanup_close_ int fd = openat(d->machines_fd, d->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
