@@ -94,6 +94,19 @@ G=$(live_gen "$HOST" v1)
 verify "$WORK/v1b"
 check "the rebuilt machine is clean" test "$(rc "$WORK/v1b")" = 0
 
+# A real systemd-nspawn run writes only what the runtime list covers (resolv.conf, localtime,
+# the journal's directory) and directory times.
+if command -v systemd-nspawn >/dev/null; then
+  timeout 120 systemd-nspawn --register=no --keep-unit --pipe -q -M "vit$$" -D "$M" /usr/bin/sh -c true \
+    >"$WORK/nspawn.log" 2>&1
+  check "the machine ran under systemd-nspawn" test $? -eq 0
+  verify "$WORK/vn" -v
+  check "after a systemd-nspawn run it is still clean (exit 0)" test "$(rc "$WORK/vn")" = 0
+  check "(what nspawn wrote is listed, none of it blocking)" bash -c "! grep -v -e '\[runtime\]\$' -e '\[time only\]\$' '$WORK/vn' | grep -q '^[-+M] '"
+else
+  echo "skipping the systemd-nspawn run: systemd-nspawn is missing (make deps)"
+fi
+
 # --- 3. every kind of change by hand -----------------------------------------------------------
 printf 'repaired\n' >"$M/etc/hostname"                       # content, same size
 chmod 0700 "$M/usr/bin/app"                                  # mode
