@@ -344,6 +344,8 @@ static void help(void) {
                "  vercmp A B            compare two pacman versions, print -1, 0 or 1\n"
                "  vercmp -              compare 'A B' pairs read from stdin, one result a line\n"
                "  vercmp --debian A B   compare two Debian versions as dpkg does (also with '-')\n"
+               "  verify NAME           compare the machine's tree with its manifest: exit 0 clean,\n"
+               "                        1 when a rebuild would lose changes made by hand\n"
                "\n"
                "Options:\n"
                "  -h, --help            show this help and exit\n"
@@ -697,6 +699,7 @@ int cli_main(int argc, char **argv) {
                 { "rollback", cli_cmd_rollback },
                 { "rm", cli_cmd_rm },
                 { "vercmp", cli_cmd_vercmp },
+                { "verify", cli_cmd_verify },
         };
         for (size_t i = 0; i < ELEMENTSOF(commands); i++)
                 if (strcmp(rest[0], commands[i].name) == 0) {
@@ -707,7 +710,7 @@ int cli_main(int argc, char **argv) {
          * most likely a misspelt command. */
         struct stat st;
         if (nrest == 1 && stat(rest[0], &st) < 0 && !strchr(rest[0], '.') && !strchr(rest[0], '/'))
-                return cli_usage_error("unknown command '%s' (commands: build, check, lock, ls, rollback, rm, vercmp)", rest[0]);
+                return cli_usage_error("unknown command '%s' (commands: build, check, lock, ls, rollback, rm, vercmp, verify)", rest[0]);
         char *build_argv[3] = { (char *)"build", rest[0], NULL };
         if (nrest > 1)
                 return rest[1][0] == '-' ? cli_usage_error("unrecognized option '%s'", rest[1])

@@ -78,5 +78,6 @@ int cli_cmd_ls(struct mkm_ctx *ctx, int argc, char **argv);
 int cli_cmd_rollback(struct mkm_ctx *ctx, int argc, char **argv);
 int cli_cmd_rm(struct mkm_ctx *ctx, int argc, char **argv);
 int cli_cmd_vercmp(struct mkm_ctx *ctx, int argc, char **argv);
+int cli_cmd_verify(struct mkm_ctx *ctx, int argc, char **argv);
 
 int cli_main(int argc, char **argv);

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "ctx.h"
+#include "drift.h"
 #include "state.h"
 #include "util/cleanup.h"
 #include "util/err.h"
@@ -97,8 +98,67 @@ static size_t count_entries(int machines_fd, const char *name) {
         return n;
 }
 
+/* The refusal lists at most this many drift entries, and only as many as fit in the message. */
+#define DRIFT_LIST_MAX 20
+#define DRIFT_LIST_BYTES 1200
+
+/* (b) What a replace or removal would lose: the live tree's blocking drift from the manifest of
+ * its generation (drift.h), as "\n  drift: ..." lines (the first entries and how many more) in
+ * *ret, NULL when there is none. */
+static int drift_reason(struct mkm_ctx *ctx, struct deploy *d, char **ret, struct mkm_err *reterr) {
+        *ret = NULL;
+        const struct machine_gen *live = d->state->live;
+        _cleanup_free_ char *manifest = NULL;
+        int r = state_read_file(live, "manifest", &manifest, reterr);
+        if (r == -ENOENT) {
+                /* A tree migrated from before generations (the old .#NAME.prev) has none. */
+                mkm_warn(ctx, "generation %u of '%s' has no manifest (%s): its drift cannot be checked", live->gen,
+                         d->name, live->dir);
+                return 0;
+        }
+        if (r < 0)
+                return r;
+        _cleanup_close_ int fd = openat(d->machines_fd, d->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+                return mkm_err_set(reterr, negative_errno(), "cannot open %s: %m", d->target);
+        _cleanup_(drift_freep) struct drift *dr = NULL;
+        r = drift_compute(ctx, fd, manifest, &dr, reterr);
+        if (r < 0) {
+                if (r == -MKM_E_PARSE)
+                        (void)mkm_err_prefix(reterr, r, "%s/manifest", live->dir);
+                return r;
+        }
+        if (dr->n_blocking == 0)
+                return 0;
+        char *buf = NULL;
+        size_t len = 0, shown = 0;
+        FILE *f = open_memstream(&buf, &len);
+        if (!f)
+                return -ENOMEM;
+        fprintf(f, "\n  drift: %zu path%s changed by hand since the build would be lost ('mkmachine verify %s' lists them):",
+                dr->n_blocking, dr->n_blocking == 1 ? "" : "s", d->name);
+        for (size_t i = 0; i < dr->n && shown < DRIFT_LIST_MAX; i++) {
+                if (!dr->e[i].blocking)
+                        continue;
+                _cleanup_free_ char *line = drift_entry_to_string(&dr->e[i]);
+                (void)fflush(f);
+                if (!line || len + strlen(line) > DRIFT_LIST_BYTES)
+                        break;
+                fprintf(f, "\n    %s", line);
+                shown++;
+        }
+        if (shown < dr->n_blocking)
+                fprintf(f, "\n    ... and %zu more", dr->n_blocking - shown);
+        if (fclose(f) != 0) {
+                free(buf);
+                return -ENOMEM;
+        }
+        *ret = buf;
+        return 0;
+}
+
 int deploy_check_replaceable(struct mkm_ctx *ctx, struct deploy *d, const char *action, struct mkm_err *reterr) {
-        char why[1536] = "";
+        char why[1900] = "";      /* fits in mkm_err.msg with the refusal's first line */
         size_t n = 0;
 #define WHY(...)                                                                                           \
         do {                                                                                               \
@@ -119,8 +179,21 @@ int deploy_check_replaceable(struct mkm_ctx *ctx, struct deploy *d, const char *
                 size_t files = count_entries(d->machines_fd, d->name);
                 WHY("\n  no state: not built by mkmachine: %zu files would be lost (%s)", files, d->target);
         }
-        /* (b) drift: the live tree compared with its generation's manifest (drift.h) joins here;
-         * what it finds blocking is listed like the reasons above. */
+        /* (b) drift: the live tree compared with its generation's manifest (drift.h); what it
+         * finds blocking is listed like the reasons above. */
+        if (d->state->tree_exists && d->state->live) {
+                _cleanup_free_ char *drift = NULL;
+                struct mkm_err derr = {};
+                int r = drift_reason(ctx, d, &drift, &derr);
+                if (r < 0 && !ctx->force)
+                        return mkm_err_set(reterr, r, "cannot compare machine '%s' with its manifest (--force skips this): %s",
+                                           d->name, derr.msg[0] ? derr.msg : strerror(-r));
+                if (r < 0)
+                        mkm_warn(ctx, "cannot compare machine '%s' with its manifest: %s; ignoring (--force)", d->name,
+                                 derr.msg[0] ? derr.msg : strerror(-r));
+                else if (drift)
+                        WHY("%s", drift);
+        }
 #undef WHY
         if (!why[0])
                 return 0;

@@ -42,7 +42,9 @@ int deploy_begin(struct mkm_ctx *ctx, const char *name, struct deploy **ret, str
  * systemd's image lock of the machine (state_image_lock) and keeps it until deploy_free(), so that
  * nspawn cannot start the machine meanwhile. Refused with -MKM_E_REFUSED, listing every reason,
  * unless ctx->force: the machine runs; a tree is at NAME without mkmachine's state ("not built by
- * mkmachine: N files would be lost"). (Drift of the live tree from its manifest joins here.) */
+ * mkmachine: N files would be lost"); the live tree drifted from its generation's manifest
+ * (drift.h: changes made by hand that a rebuild would lose; runtime and time-only changes do not
+ * count), listing the first 20 drift entries and how many more. */
 int deploy_check_replaceable(struct mkm_ctx *ctx, struct deploy *d, const char *action, struct mkm_err *reterr);
 
 /* Create the staging root (0755) and open it (d->root_fd, d->staging). */

@@ -17,6 +17,7 @@
 
 #include "ctx.h"
 #include "deploy.h"
+#include "manifest.h"
 #include "state.h"
 #include "util/cleanup.h"
 #include "util/err.h"
@@ -41,10 +42,15 @@ static unsigned commit(struct mkm_ctx *ctx, struct deploy *d, const char *what) 
         snprintf(nspawn, sizeof nspawn, "[Exec]\n# %s\n", what);
         snprintf(path, sizeof path, "etc/systemd/nspawn/%s.nspawn", d->name);
         struct state_host_file host[] = { { path, nspawn } };
-        struct state_new_gen g = { .recipe = "r\n", .recipe_path = "/x.recipe", .lock = "l\n", .manifest = "m\n",
+        struct mkm_err err = {};
+        /* The tree's real manifest: a later replace compares the live tree with it (drift). */
+        _cleanup_free_ char *manifest = NULL;
+        char mdigest[MANIFEST_DIGEST_LEN];
+        if (manifest_build(ctx, d->root_fd, -1, &manifest, mdigest, &err) < 0)
+                fail_msg("manifest_build: %s", err.msg);
+        struct state_new_gen g = { .recipe = "r\n", .recipe_path = "/x.recipe", .lock = "l\n", .manifest = manifest,
                                    .digest = digest, .host = host, .n_host = 1 };
         unsigned n = 0;
-        struct mkm_err err = {};
         int r = deploy_commit(ctx, d, &g, &n, &err);
         if (r < 0)
                 fail_msg("deploy_commit: %s", err.msg);
@@ -306,6 +312,36 @@ static void test_refuse_and_remove(void **state) {
         assert_tree(host, "m", "1");
         assert_false(exists(host, "var/lib/machines/m/", "etc"));     /* the hand-made tree went */
         deploy_one(&ctx, "2");
+
+        /* drifted: a file of the live tree changed by hand; a change under /var/log alone is not drift */
+        snprintf(p, sizeof p, "%s/var/lib/machines/m/var/log", host);
+        assert_int_equal(fs_mkdir_p_at(AT_FDCWD, p, 0755), 0);
+        snprintf(p, sizeof p, "%s/var/lib/machines/m/var/log/boot", host);
+        assert_int_equal(fs_write_file_at(AT_FDCWD, p, "x", 1, 0644), 0);
+        snprintf(p, sizeof p, "%s/var/lib/machines/m/var", host);
+        assert_int_equal(deploy_begin(&ctx, "m", &d, &err), 0);
+        if (deploy_check_replaceable(&ctx, d, "replace", &err) != -MKM_E_REFUSED)
+                fail_msg("a new ./var was not drift: %s", err.msg);
+        assert_non_null(strstr(err.msg, "drift: 1 path changed by hand since the build would be lost"));
+        assert_non_null(strstr(err.msg, "\n    + ./var"));
+        assert_null(strstr(err.msg, "var/log"));
+        d = deploy_free(d);
+        assert_int_equal(fs_rm_rf_at(AT_FDCWD, p), 0);
+        snprintf(p, sizeof p, "%s/var/lib/machines/m/gen", host);
+        assert_int_equal(fs_write_file_at(AT_FDCWD, p, "X", 1, 0644), 0);
+        assert_int_equal(deploy_begin(&ctx, "m", &d, &err), 0);
+        assert_int_equal(deploy_check_replaceable(&ctx, d, "remove", &err), -MKM_E_REFUSED);
+        assert_non_null(strstr(err.msg, "refusing to remove machine 'm' (--force overrides):"));
+        assert_non_null(strstr(err.msg, "\n    M ./gen (content"));
+        d = deploy_free(d);
+        ctx.force = true;
+        assert_int_equal(deploy_begin(&ctx, "m", &d, &err), 0);
+        assert_int_equal(deploy_check_replaceable(&ctx, d, "remove", &err), 0);
+        d = deploy_free(d);
+        ctx.force = false;
+        assert_int_equal(fs_write_file_at(AT_FDCWD, p, "2", 1, 0644), 0);
+        struct timespec ts[2] = { { .tv_nsec = UTIME_OMIT }, { .tv_sec = 1 } };
+        assert_int_equal(utimensat(AT_FDCWD, p, ts, 0), 0);      /* time alone: not drift */
 
         /* running: someone holds the image lock as nspawn does */
         snprintf(p, sizeof p, "%s/var/lib/machines/.#m.lck", host);

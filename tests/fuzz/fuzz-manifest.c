@@ -1,0 +1,46 @@
+/* SPDX-License-Identifier: MIT */
+/* libFuzzer target for the manifest parser (verify reads the manifest from the host's state):
+ * bytes -> manifest_parse. Nothing may crash, leak or read out of bounds; an accepted manifest
+ * must be consistent: "." first, paths strictly sorted, each entry has what its type needs.
+ *
+ * Build and run (from the repository top):
+ *   make fuzz
+ *   build/fuzz/fuzz-manifest -max_len=4096 -max_total_time=60 tests/fuzz/corpus/manifest */
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "manifest.h"
+#include "util/err.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+        char *text = strndup((const char *)data, size);
+        if (!text)
+                return 0;
+        struct mkm_err err = {};
+        struct manifest_entry *e = NULL;
+        size_t n = 0;
+        if (manifest_parse(text, &e, &n, &err) == 0) {
+                if (n == 0 || strcmp(e[0].path, ".") != 0)
+                        abort();
+                for (size_t i = 0; i < n; i++) {
+                        if (i > 0 && strcmp(e[i - 1].path, e[i].path) >= 0)
+                                abort();
+                        if (!manifest_type_to_string(e[i].type) || e[i].mode > 07777 || e[i].line == 0)
+                                abort();
+                        if ((e[i].type == MANIFEST_FILE) != (strlen(e[i].sha256) == 64))
+                                abort();
+                        if ((e[i].type == MANIFEST_LINK) != (e[i].link != NULL))
+                                abort();
+                        if (e[i].xattrs && e[i].type != MANIFEST_FILE && e[i].type != MANIFEST_DIR)
+                                abort();
+                }
+                manifest_entries_free(e, n);
+        } else if (!err.msg[0])
+                abort();        /* a refusal always says why */
+        free(text);
+        return 0;
+}
