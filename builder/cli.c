@@ -416,7 +416,10 @@ int cli_main(int argc, char **argv) {
         } commands[] = {
                 { "build", cli_cmd_build },
                 { "check", cli_cmd_check },
+                { "clean", cli_cmd_clean },
                 { "lock", cli_cmd_lock },
+                { "plan", cli_cmd_plan },
+                { "rebuild", cli_cmd_rebuild },
                 { "vercmp", cli_cmd_vercmp },
         };
         char **rest = argv + optind;
@@ -430,7 +433,7 @@ int cli_main(int argc, char **argv) {
          * most likely a misspelt command. */
         struct stat st;
         if (nrest == 1 && stat(rest[0], &st) < 0 && !strchr(rest[0], '.') && !strchr(rest[0], '/'))
-                return cli_usage_error("unknown command '%s' (commands: build, check, lock, vercmp)", rest[0]);
+                return cli_usage_error("unknown command '%s' (commands: build, check, clean, lock, plan, rebuild, vercmp)", rest[0]);
         char *build_argv[3] = { (char *)"build", rest[0], NULL };
         if (nrest > 1)
                 return cli_usage_error("unexpected argument '%s' after the recipe", rest[1]);

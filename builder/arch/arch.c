@@ -40,6 +40,7 @@
 #include "pkginfo.h"
 #include "repo-alpm.h"
 #include "resolve.h"
+#include "vercmp.h"
 
 #define MIRRORLIST_MAX (1u << 20)
 
@@ -422,7 +423,8 @@ static int plan_from_repos(struct backend *a, struct mkm_err *reterr) {
                 if (r < 0)
                         return r;
         }
-        if (ws.n > 0) {
+        /* mkmachine plan shows the set, it does not check it: no .sig is fetched. */
+        if (ws.n > 0 && !b->metadata_only) {
                 r = pipeline_fetch_batch(b->ctx, b->cache, ws.w, ws.n, reterr);
                 if (r < 0)
                         return r;
@@ -683,6 +685,7 @@ static int arch_install_end(struct backend *a, struct mkm_err *reterr) {
 const struct backend_ops backend_arch = {
         .distribution = "arch",
         .lock_needs_packages = true,
+        .vercmp = alpm_vercmp,
         .inputs = arch_inputs,
         .new = arch_new,
         .plan = arch_plan,

@@ -1,0 +1,72 @@
+/* SPDX-License-Identifier: MIT */
+/* mkmachine rebuild NAME [--update]: build the machine again from what its live generation was
+ * built from: the canonical recipe and the lock stored in its state, not the recipe file (which
+ * may have changed since, or be gone). With --update the packages are resolved afresh.
+ *
+ * The stored recipe is self-contained: includes are merged and every path in it (Keyring=,
+ * RootAuthorizedKeys=, Copy= sources) is absolute, so it builds from the state directory as it
+ * is. The files those paths name are read again: a changed key file changes the machine. The
+ * lock beside the user's recipe is left alone; the new generation's lock is in its state. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "build.h"
+#include "cli.h"
+#include "ctx.h"
+#include "deployed.h"
+#include "util/cleanup.h"
+#include "util/err.h"
+
+int cli_cmd_rebuild(struct mkm_ctx *ctx, int argc, char **argv) {
+        static const struct option opts[] = {
+                { "update", no_argument, NULL, 'u' },
+                {},
+        };
+        bool update = false;
+        int c;
+        opterr = 0;
+        while ((c = getopt_long(argc, argv, "", opts, NULL)) >= 0)
+                switch (c) {
+                case 'u':
+                        update = true;
+                        break;
+                default:
+                        return cli_usage_error("rebuild: unknown option '%s'", argv[optind - 1]);
+                }
+        if (argc - optind != 1)
+                return cli_usage_error("rebuild: expected exactly one machine NAME");
+        const char *name = argv[optind];
+        if (geteuid() != 0)
+                return cli_usage_error("rebuild: must run as root (it creates files owned by other users)");
+
+        struct mkm_err err = {};
+        _cleanup_free_ char *recipe = NULL, *recipe_path = NULL, *lock = NULL, *lock_path = NULL, *origin = NULL;
+        int r = deployed_read(ctx, name, "recipe", &recipe, &recipe_path, &err);
+        if (r == -ENOENT)
+                return cli_fail(-ENOENT, NULL,
+                                "rebuild: no machine of that name was built by mkmachine (no recipe in its state)");
+        if (r < 0)
+                return cli_fail(r, &err, "rebuild");
+        r = deployed_read(ctx, name, "lock", &lock, &lock_path, &err);
+        if (r < 0 && r != -ENOENT)
+                return cli_fail(r, &err, "rebuild");
+        /* recipe-path: where the user's recipe was; only recorded, never read here. */
+        r = deployed_read(ctx, name, "recipe-path", &origin, NULL, &err);
+        if (r < 0 && r != -ENOENT)
+                return cli_fail(r, &err, "rebuild");
+        if (origin)
+                origin[strcspn(origin, "\n")] = 0;
+        if (!lock_path && !update)
+                fprintf(stderr, "mkmachine: warning: %s: no stored lock; resolving the packages again\n", name);
+        struct build_opts o = {
+                /* Without a stored lock the (nonexistent) path just means "resolve, write none". */
+                .lock_path = lock_path ? lock_path : recipe_path,
+                .update = update || !lock_path,
+                .origin = origin ? origin : "",
+        };
+        return cli_build_with(ctx, recipe_path, &o);
+}
