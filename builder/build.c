@@ -136,6 +136,14 @@ static int prepare(struct mkm_ctx *ctx, const char *path, bool relock, const str
         int q = recipe_load(ctx, path, &r, reterr);
         if (q < 0)
                 return q;
+        if (o && o->recipe_files) {
+                /* A stored recipe's sources are judged by where its original files were. */
+                char **files = strv_copy(o->recipe_files);
+                if (!files)
+                        return -ENOMEM;
+                strv_free(r->files);
+                r->files = files;
+        }
         q = recipe_validate_for_build(r, reterr);
         if (q < 0)
                 return q;
@@ -213,6 +221,17 @@ static int write_state(struct build *b, const struct recipe *r, const char *mani
                 return -ENOMEM;
         if (b->origin && b->origin[0] && asprintf(&origin_line, "%s\n", b->origin) < 0)
                 return -ENOMEM;
+        /* The recipe files it was made from, one a line: rebuild judges Copy= and
+         * RootAuthorizedKeys= sources by their directories, as this build did. */
+        _cleanup_free_ char *files = NULL;
+        size_t files_len = 0;
+        FILE *ff = open_memstream(&files, &files_len);
+        if (!ff)
+                return -ENOMEM;
+        for (char **f = r->files; f && *f; f++)
+                fprintf(ff, "%s\n", *f);
+        if (fclose(ff) != 0)
+                return -ENOMEM;
         q = fs_write_atomic_at(dfd, "recipe", canon, strlen(canon), 0644);
         if (q >= 0)
                 q = fs_write_atomic_at(dfd, "lock", lock, strlen(lock), 0644);
@@ -222,6 +241,8 @@ static int write_state(struct build *b, const struct recipe *r, const char *mani
                 q = fs_write_atomic_at(dfd, "digest", digest_line, strlen(digest_line), 0644);
         if (q >= 0 && origin_line)
                 q = fs_write_atomic_at(dfd, "recipe-path", origin_line, strlen(origin_line), 0644);
+        if (q >= 0)
+                q = fs_write_atomic_at(dfd, "recipe-files", files, strlen(files), 0644);
         if (q < 0)
                 return mkm_err_set(reterr, q, "cannot write the state in %s: %s", b->deploy->state_dir, strerror(-q));
         return 0;

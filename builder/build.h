@@ -59,6 +59,9 @@ struct build_opts {
         bool update;            /* ignore every lock: resolve from the repositories again */
         const char *origin;     /* the recipe file the user wrote, as the state records it
                                  * (recipe-path); NULL: recipe_path; "": unknown, none recorded */
+        char *const *recipe_files;      /* the files the stored recipe was made from (its
+                                         * recipe-files): Copy= and RootAuthorizedKeys= sources
+                                         * must lie beside one of them, as at the first build */
 };
 int build_machine_opts(struct mkm_ctx *ctx, const char *recipe_path, const struct build_opts *o,
                        struct build_result *ret, struct mkm_err *reterr);

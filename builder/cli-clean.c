@@ -89,6 +89,7 @@ int cli_cmd_clean(struct mkm_ctx *ctx, int argc, char **argv) {
         struct clean c = { .json = ctx->json };
         int o;
         opterr = 0;
+        optind = 0;     /* glibc: re-initialise fully (the global parse may have used "+") */
         while ((o = getopt_long(argc, argv, "", opts, NULL)) >= 0)
                 switch (o) {
                 case 'n':

@@ -87,6 +87,7 @@ int cli_cmd_plan(struct mkm_ctx *ctx, int argc, char **argv) {
         bool update = false;
         int c;
         opterr = 0;
+        optind = 0;     /* glibc: re-initialise fully (the global parse may have used "+") */
         while ((c = getopt_long(argc, argv, "", opts, NULL)) >= 0)
                 switch (c) {
                 case 'u':

@@ -5,8 +5,12 @@
  *
  * The stored recipe is self-contained: includes are merged and every path in it (Keyring=,
  * RootAuthorizedKeys=, Copy= sources) is absolute, so it builds from the state directory as it
- * is. The files those paths name are read again: a changed key file changes the machine. The
- * lock beside the user's recipe is left alone; the new generation's lock is in its state. */
+ * is. The files those paths name are read again: a changed key file changes the machine. They
+ * are checked as the first build checked them: Copy= and RootAuthorizedKeys= sources must
+ * resolve (symlinks followed) beside one of the recipe files the first build read, which the
+ * state lists in recipe-files, so a co-tenant cannot swap a key file for a symlink to the
+ * builder's secrets between the build and the rebuild. The lock beside the user's recipe is
+ * left alone; the new generation's lock is in its state. */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -20,6 +24,7 @@
 #include "deployed.h"
 #include "util/cleanup.h"
 #include "util/err.h"
+#include "util/strv.h"
 
 int cli_cmd_rebuild(struct mkm_ctx *ctx, int argc, char **argv) {
         static const struct option opts[] = {
@@ -29,6 +34,7 @@ int cli_cmd_rebuild(struct mkm_ctx *ctx, int argc, char **argv) {
         bool update = false;
         int c;
         opterr = 0;
+        optind = 0;     /* glibc: re-initialise fully (the global parse may have used "+") */
         while ((c = getopt_long(argc, argv, "", opts, NULL)) >= 0)
                 switch (c) {
                 case 'u':
@@ -60,6 +66,17 @@ int cli_cmd_rebuild(struct mkm_ctx *ctx, int argc, char **argv) {
                 return cli_fail(r, &err, "rebuild");
         if (origin)
                 origin[strcspn(origin, "\n")] = 0;
+        /* recipe-files: the recipe and its includes as they were read; Copy= and
+         * RootAuthorizedKeys= sources must still lie beside one of them (and be no symlink out). */
+        _cleanup_free_ char *files_text = NULL;
+        _cleanup_strv_free_ char **files = NULL;
+        r = deployed_read(ctx, name, "recipe-files", &files_text, NULL, &err);
+        if (r < 0 && r != -ENOENT)
+                return cli_fail(r, &err, "rebuild");
+        if (files_text && strv_split(files_text, "\n", &files) < 0)
+                return cli_fail(-ENOMEM, NULL, "rebuild");
+        if (!files && origin && origin[0] && strv_split(origin, "\n", &files) < 0)
+                return cli_fail(-ENOMEM, NULL, "rebuild");
         if (!lock_path && !update)
                 fprintf(stderr, "mkmachine: warning: %s: no stored lock; resolving the packages again\n", name);
         struct build_opts o = {
@@ -67,6 +84,7 @@ int cli_cmd_rebuild(struct mkm_ctx *ctx, int argc, char **argv) {
                 .lock_path = lock_path ? lock_path : recipe_path,
                 .update = update || !lock_path,
                 .origin = origin ? origin : "",
+                .recipe_files = files,
         };
         return cli_build_with(ctx, recipe_path, &o);
 }

@@ -411,7 +411,8 @@ static int plan_from_repos(struct backend *a, struct mkm_err *reterr) {
                                                    p->repo, p->name);
                         char label[160];
                         snprintf(label, sizeof label, "%.120s.sig", p->filename);
-                        r = pipeline_store_blob(b->cache, label, sig, siglen, lp.sig_sha256, reterr);
+                        /* mkmachine plan leaves the cache as it was, but for the dbs. */
+                        r = b->metadata_only ? 0 : pipeline_store_blob(b->cache, label, sig, siglen, lp.sig_sha256, reterr);
                         if (r < 0)
                                 return r;
                 } else {
