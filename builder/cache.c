@@ -501,6 +501,14 @@ int cache_lock_exclusive(struct cache *c, struct mkm_err *reterr) {
         return 0;
 }
 
+/* Whether someone holds the download lock NAME, without creating it (a dry run changes nothing). */
+static bool dl_lock_held(struct cache *c, const char *name) {
+        _cleanup_close_ int fd = openat(c->tmpfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+        if (fd < 0)
+                return false;
+        return flock(fd, LOCK_EX | LOCK_NB) < 0 && errno == EWOULDBLOCK;
+}
+
 static bool is_hex2(const char *s) {
         return strlen(s) == 2 && strspn(s, "0123456789abcdef") == 2;
 }
@@ -570,11 +578,8 @@ static int prune_tmp(struct cache *c, bool dry_run, cache_prune_fn report, void 
                 char digest[65], lock[96] = "";
                 if (sscanf(de->d_name, "dl-%64[0-9a-f]", digest) == 1 && strlen(digest) == 64) {
                         (void)snprintf(lock, sizeof lock, "dl-%s.lock", digest);
-                        if (!dry_run) {
-                                lfd = take_dl_lock(c, lock);
-                                if (lfd < 0)
-                                        continue;       /* held: a download runs */
-                        }
+                        if (dry_run ? dl_lock_held(c, lock) : (lfd = take_dl_lock(c, lock)) < 0)
+                                continue;       /* held: a download runs */
                 }
                 char path[PATH_MAX];
                 (void)snprintf(path, sizeof path, "%s/tmp/%s", c->dir, de->d_name);
