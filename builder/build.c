@@ -156,7 +156,7 @@ static int prepare(struct mkm_ctx *ctx, const char *path, bool relock, const str
                 return q;
         if (o && o->lock_path ? !(b->lock_path = strdup(o->lock_path)) : asprintf(&b->lock_path, "%s.lock", r->path) < 0)
                 return -ENOMEM;
-        relock = relock || (o && o->update);
+        relock = relock || (o && (o->update || (o->stored && !o->lock_path)));
 
         _cleanup_free_ char *text = NULL;
         size_t len = 0;
@@ -381,7 +381,7 @@ static struct lock *replaced_lock(struct mkm_ctx *ctx, const char *name) {
 
 int build_machine_opts(struct mkm_ctx *ctx, const char *recipe_path, const struct build_opts *o,
                        struct build_result *ret, struct mkm_err *reterr) {
-        struct build b = { .source_date_epoch = -1, .write_lock = !(o && o->lock_path) };
+        struct build b = { .source_date_epoch = -1, .write_lock = !(o && o->stored) };
         _cleanup_(lock_freep) struct lock *replaced = NULL;
         struct host_files hf = {};
         bool prepared = false, critical = false;

@@ -55,7 +55,9 @@ int build_machine(struct mkm_ctx *ctx, const char *recipe_path, struct build_res
 
 /* How a build finds its lock (mkmachine rebuild). Zero means build_machine()'s way. */
 struct build_opts {
-        const char *lock_path;  /* build from this lock instead of RECIPE.lock, and write none */
+        bool stored;            /* the recipe is a generation's stored one (rebuild): no lock is
+                                 * read or written beside it */
+        const char *lock_path;  /* with stored: the lock to build from; NULL: resolve */
         bool update;            /* ignore every lock: resolve from the repositories again */
         const char *origin;     /* the recipe file the user wrote, as the state records it
                                  * (recipe-path); NULL: recipe_path; "": unknown, none recorded */

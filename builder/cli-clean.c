@@ -9,7 +9,8 @@
  *     are gone.
  * It holds the cache exclusively (cache_lock_exclusive): while a build, plan or lock runs it
  * refuses (exit 1), so nothing a running build reads or resumes is removed.
- * Old generations beyond --keep-generations are pruned by the build that makes a new one. */
+ * Kept generations of the machines are not touched here (yet): pruning those beyond
+ * --keep-generations needs the generation layout of builder/state.h (issue 9). */
 #include <errno.h>
 #include <getopt.h>
 #include <json-c/json.h>

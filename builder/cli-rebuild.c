@@ -80,9 +80,9 @@ int cli_cmd_rebuild(struct mkm_ctx *ctx, int argc, char **argv) {
         if (!lock_path && !update)
                 fprintf(stderr, "mkmachine: warning: %s: no stored lock; resolving the packages again\n", name);
         struct build_opts o = {
-                /* Without a stored lock the (nonexistent) path just means "resolve, write none". */
-                .lock_path = lock_path ? lock_path : recipe_path,
-                .update = update || !lock_path,
+                .stored = true,
+                .lock_path = lock_path,
+                .update = update,
                 .origin = origin ? origin : "",
                 .recipe_files = files,
         };
