@@ -20,6 +20,7 @@
 #include "ctx.h"
 #include "deploy.h"
 #include "hooks.h"
+#include "lock.h"
 #include "recipe.h"
 #include "state.h"
 #include "verify.h"
@@ -28,6 +29,7 @@
 #include "util/fs.h"
 
 static volatile sig_atomic_t arg_worker_pid;    /* for the forwarding handler */
+static const struct build_opts *arg_build_opts;  /* mkmachine rebuild's (cli_build_with), else NULL */
 
 static void forward(int sig) {
         if (arg_worker_pid > 0)
@@ -42,7 +44,8 @@ static int print_result(const struct mkm_ctx *ctx, const struct build_result *re
                     cli_json_add_int(o, "packages", (int64_t)res->packages) < 0 ||
                     cli_json_add_bool(o, "lock_written", res->lock_written) < 0 ||
                     cli_json_add_int(o, "source_date_epoch", res->source_date_epoch) < 0 ||
-                    cli_json_add_int(o, "generation", res->generation) < 0)
+                    cli_json_add_int(o, "generation", res->generation) < 0 ||
+                    cli_json_add_changes(o, "changes", res->changes) < 0)
                         return -ENOMEM;
                 return cli_json_print(stdout, o, CLI_JSON_LINE);
         }
@@ -50,6 +53,9 @@ static int print_result(const struct mkm_ctx *ctx, const struct build_result *re
                 fprintf(stderr, "machine '%s' deployed to %s (generation %u, %zu packages)\n", res->name, res->target,
                         res->generation, res->packages);
                 fprintf(stderr, "digest %s\n", res->digest);
+                /* After any build whose package set changed against the generation it replaced. */
+                if (res->changes && res->changes->n > 0)
+                        cli_print_changes(stderr, "packages", res->changes);
                 if (res->lock_written)
                         fprintf(stderr, "wrote %s: commit it next to the recipe to pin this set\n", res->lock_path);
         }
@@ -59,7 +65,7 @@ static int print_result(const struct mkm_ctx *ctx, const struct build_result *re
 static int worker(struct mkm_ctx *ctx, const char *path) {
         struct mkm_err err = {};
         struct build_result res = {};
-        int r = build_machine(ctx, path, &res, &err);
+        int r = build_machine_opts(ctx, path, arg_build_opts, &res, &err);
         if (r < 0)
                 return cli_fail(r, &err, "build failed");
         r = print_result(ctx, &res);
@@ -173,4 +179,12 @@ int cli_cmd_build(struct mkm_ctx *ctx, int argc, char **argv) {
         int status;
         (void)waitpid(pid, &status, 0);
         return EXIT_BUILD_FAILED;
+}
+
+int cli_build_with(struct mkm_ctx *ctx, const char *path, const struct build_opts *o) {
+        char *argv[] = { (char *)"build", (char *)path, NULL };
+        arg_build_opts = o;
+        int rc = cli_cmd_build(ctx, 2, argv);
+        arg_build_opts = NULL;
+        return rc;
 }
