@@ -25,7 +25,8 @@
  *                  verifies before any parser runs). May propose b->source_date_epoch (e.g. the
  *                  Release's Date) for build.c's default, which is: --source-date-epoch, else
  *                  Snapshot=, else the backend's proposal, else the newest BUILDDATE of the
- *                  lock. Never download a package here.
+ *                  lock. Never download a package here. With b->metadata_only (mkmachine
+ *                  plan) fetch nothing the set itself does not need (Arch: no package .sig).
  *   sources        one pipeline_item per lock package, in the lock's order: URLs in failover
  *                  order, sha256 and size from verified metadata, and the trust model (with
  *                  DETACHED_SIG, the keyring, owned by the backend). Refuse what cannot be
@@ -66,6 +67,8 @@ struct backend_ops {
         const char *distribution;
         /* mkmachine lock must download and check the packages (Arch records their signers). */
         bool lock_needs_packages;
+        /* The distribution's version order (<0, 0, >0), for lock_diff(). */
+        int (*vercmp)(const char *a, const char *b);
         /* *ret: "key value\n" lines, caller frees. A pure function of the recipe. */
         int (*inputs)(const struct recipe *r, char **ret);
         int (*new)(struct build *b, struct backend **ret, struct mkm_err *reterr);

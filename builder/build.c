@@ -15,6 +15,7 @@
 #include "cache.h"
 #include "ctx.h"
 #include "deploy.h"
+#include "deployed.h"
 #include "hooks.h"
 #include "hostinfo.h"
 #include "lock.h"
@@ -39,6 +40,7 @@ void build_result_done(struct build_result *r) {
         free(r->target);
         free(r->lock_path);
         free(r->digest);
+        lock_diff_free(r->changes);
         *r = (struct build_result){};
 }
 
@@ -49,12 +51,22 @@ static const struct backend_ops *const backends[] = {
         &backend_debian,
 };
 
-static const struct backend_ops *backend_for(const struct recipe *r) {
-        const char *name = recipe_distribution_to_string(r->distribution);
+static const struct backend_ops *backend_named(const char *name) {
         for (size_t i = 0; name && i < ELEMENTSOF(backends); i++)
                 if (strcmp(backends[i]->distribution, name) == 0)
                         return backends[i];
         return NULL;
+}
+
+static const struct backend_ops *backend_for(const struct recipe *r) {
+        return backend_named(recipe_distribution_to_string(r->distribution));
+}
+
+int build_lock_diff(const struct lock *old, const struct lock *new, struct lock_diff **ret) {
+        const char *a = old ? old->distribution : NULL, *b = new ? new->distribution : NULL;
+        const struct backend_ops *ops = backend_named(a ? a : b);
+        bool same = !a || !b || strcmp(a, b) == 0;
+        return lock_diff(old, new, same && ops ? ops->vercmp : NULL, ret);
 }
 
 static void list(FILE *f, const char *key, char **l) {
@@ -117,13 +129,22 @@ static void build_done(struct build *b) {
         deploy_free(b->deploy);
 }
 
-/* Load the recipe, its lock (if it still matches the recipe), open the cache. */
-static int prepare(struct mkm_ctx *ctx, const char *path, bool relock, struct recipe **ret_recipe, struct build *b,
-                   struct mkm_err *reterr) {
+/* Load the recipe, its lock (if it still matches the recipe; o->lock_path instead of RECIPE.lock
+ * when set), open the cache. */
+static int prepare(struct mkm_ctx *ctx, const char *path, bool relock, const struct build_opts *o,
+                   struct recipe **ret_recipe, struct build *b, struct mkm_err *reterr) {
         _cleanup_(recipe_freep) struct recipe *r = NULL;
         int q = recipe_load(ctx, path, &r, reterr);
         if (q < 0)
                 return q;
+        if (o && o->recipe_files) {
+                /* A stored recipe's sources are judged by where its original files were. */
+                char **files = strv_copy(o->recipe_files);
+                if (!files)
+                        return -ENOMEM;
+                strv_free(r->files);
+                r->files = files;
+        }
         q = recipe_validate_for_build(r, reterr);
         if (q < 0)
                 return q;
@@ -134,8 +155,9 @@ static int prepare(struct mkm_ctx *ctx, const char *path, bool relock, struct re
         q = build_inputs_digest(r, &b->inputs);
         if (q < 0)
                 return q;
-        if (asprintf(&b->lock_path, "%s.lock", r->path) < 0)
+        if (o && o->lock_path ? !(b->lock_path = strdup(o->lock_path)) : asprintf(&b->lock_path, "%s.lock", r->path) < 0)
                 return -ENOMEM;
+        relock = relock || (o && (o->update || (o->stored && !o->lock_path)));
 
         _cleanup_free_ char *text = NULL;
         size_t len = 0;
@@ -192,6 +214,17 @@ static int commit(struct build *b, const struct recipe *r, const struct host_fil
         q = lock_format(b->lock_out, &lock);
         if (q < 0)
                 return q;
+        /* The recipe files it was made from, one a line: rebuild judges Copy= and
+         * RootAuthorizedKeys= sources by their directories, as this build did. */
+        _cleanup_free_ char *files = NULL;
+        size_t files_len = 0;
+        FILE *ff = open_memstream(&files, &files_len);
+        if (!ff)
+                return -ENOMEM;
+        for (char **f = r->files; f && *f; f++)
+                fprintf(ff, "%s\n", *f);
+        if (fclose(ff) != 0)
+                return -ENOMEM;
         char *paths[3] = {};
         q = hooks_host_file_paths(r->name, paths);
         if (q < 0)
@@ -200,7 +233,8 @@ static int commit(struct build *b, const struct recipe *r, const struct host_fil
                 { paths[0], hf->nspawn }, { paths[1], hf->dropin }, { paths[2], hf->modules_load },
         };
         struct state_new_gen g = {
-                .recipe = canon, .recipe_path = r->path, .lock = lock, .manifest = manifest, .digest = digest,
+                .recipe = canon, .recipe_path = b->origin && b->origin[0] ? b->origin : r->path,
+                .recipe_files = files, .lock = lock, .manifest = manifest, .digest = digest,
                 .host = host, .n_host = ELEMENTSOF(host), .source_date_epoch = b->source_date_epoch,
                 .packages = b->lock_out->n,
         };
@@ -296,7 +330,7 @@ static int run_backend(struct build *b, struct mkm_err *reterr) {
         q = ops->plan(be, reterr);
         if (q < 0)
                 goto out;
-        if (b->plan_only && !ops->lock_needs_packages)
+        if (b->plan_only && (b->metadata_only || !ops->lock_needs_packages))
                 goto out;
         if (!b->plan_only) {
                 b->source_date_epoch = build_default_epoch(b);
@@ -327,18 +361,36 @@ out:
 }
 
 int build_machine(struct mkm_ctx *ctx, const char *recipe_path, struct build_result *ret, struct mkm_err *reterr) {
-        struct build b = { .source_date_epoch = -1 };
+        return build_machine_opts(ctx, recipe_path, NULL, ret, reterr);
+}
+
+/* The lock of the generation this build replaces (read under the build lock, before the swap):
+ * NULL when there is none; a lock that cannot be read costs the summary only. */
+static struct lock *replaced_lock(struct mkm_ctx *ctx, const char *name) {
+        struct lock *l = NULL;
+        struct mkm_err err = {};
+        int q = deployed_lock(ctx, name, &l, &err);
+        if (q < 0 && q != -ENOENT)
+                mkm_warn(ctx, "cannot compare the packages with the deployed machine: %s", err.msg[0] ? err.msg : mkm_strerror(q));
+        return q < 0 ? NULL : l;
+}
+
+int build_machine_opts(struct mkm_ctx *ctx, const char *recipe_path, const struct build_opts *o,
+                       struct build_result *ret, struct mkm_err *reterr) {
+        struct build b = { .source_date_epoch = -1, .write_lock = !(o && o->stored) };
+        _cleanup_(lock_freep) struct lock *replaced = NULL;
         struct host_files hf = {};
         bool prepared = false, critical = false;
         sigset_t crit_saved, crit_old;
         _cleanup_free_ char *manifest = NULL;
         char digest[MANIFEST_DIGEST_LEN] = "";
         _cleanup_(recipe_freep) struct recipe *r = NULL;
-        int q = prepare(ctx, recipe_path, false, &r, &b, reterr);
+        int q = prepare(ctx, recipe_path, false, o, &r, &b, reterr);
         if (q < 0)
                 goto out;
         prepared = true;
         b.recipe = r;
+        b.origin = o && o->origin ? o->origin : r->path;
         q = deploy_begin(ctx, r->name, &b.deploy, reterr);
         if (q < 0)
                 goto out;
@@ -347,6 +399,7 @@ int build_machine(struct mkm_ctx *ctx, const char *recipe_path, struct build_res
         q = deploy_check_replaceable(ctx, b.deploy, "replace", reterr);
         if (q < 0)
                 goto out;
+        replaced = replaced_lock(ctx, r->name);
         q = deploy_stage(b.deploy, reterr);
         if (q < 0)
                 goto out;
@@ -387,7 +440,7 @@ int build_machine(struct mkm_ctx *ctx, const char *recipe_path, struct build_res
          * warning, not a failed build. */
         bool written = false;
         struct mkm_err werr = {};
-        if (write_lock(&b, &written, &werr) < 0)
+        if (b.write_lock && write_lock(&b, &written, &werr) < 0)
                 mkm_warn(ctx, "machine '%s' is deployed, but: %s", r->name, werr.msg[0] ? werr.msg : "out of memory");
         *ret = (struct build_result){
                 .name = strdup(r->name),
@@ -399,6 +452,8 @@ int build_machine(struct mkm_ctx *ctx, const char *recipe_path, struct build_res
                 .digest = strdup(digest),
                 .generation = generation,
         };
+        if (replaced && build_lock_diff(replaced, b.lock_out, &ret->changes) < 0)
+                ret->changes = NULL;    /* the summary is not worth failing a deployed build */
         if (!ret->name || !ret->target || !ret->lock_path || !ret->digest) {
                 build_result_done(ret);
                 q = -ENOMEM;
@@ -417,10 +472,10 @@ out:
 }
 
 int build_lock(struct mkm_ctx *ctx, const char *recipe_path, struct build_result *ret, struct mkm_err *reterr) {
-        struct build b = { .source_date_epoch = -1, .plan_only = true };
+        struct build b = { .source_date_epoch = -1, .plan_only = true, .write_lock = true };
         _cleanup_(recipe_freep) struct recipe *r = NULL;
         bool prepared = false;
-        int q = prepare(ctx, recipe_path, true, &r, &b, reterr);
+        int q = prepare(ctx, recipe_path, true, NULL, &r, &b, reterr);
         if (q < 0)
                 goto out;
         prepared = true;
@@ -438,6 +493,74 @@ int build_lock(struct mkm_ctx *ctx, const char *recipe_path, struct build_result
                 build_result_done(ret);
                 q = -ENOMEM;
         }
+out:
+        build_done(&b);
+        return prepared ? not_usage(q, reterr) : q;
+}
+
+void build_plan_done(struct build_plan *p) {
+        if (!p)
+                return;
+        free(p->name);
+        free(p->lock_path);
+        lock_free(p->set);
+        lock_free(p->lock);
+        lock_free(p->deployed);
+        lock_diff_free(p->vs_lock);
+        lock_diff_free(p->vs_deployed);
+        *p = (struct build_plan){};
+}
+
+/* RECIPE.lock as it is, whether or not it still covers the recipe; NULL when absent. */
+static int read_lock_as_is(const char *path, struct lock **ret, struct mkm_err *reterr) {
+        _cleanup_free_ char *text = NULL;
+        size_t len = 0;
+        int q = fs_read_file_follow_at(AT_FDCWD, path, LOCK_MAX, &text, &len);
+        if (q == -ENOENT) {
+                *ret = NULL;
+                return 0;
+        }
+        if (q < 0)
+                return mkm_err_set(reterr, q, "cannot read %s: %s", path, strerror(-q));
+        return lock_parse(text, len, path, ret, reterr);
+}
+
+int build_plan(struct mkm_ctx *ctx, const char *recipe_path, bool update, struct build_plan *ret,
+               struct mkm_err *reterr) {
+        struct build b = { .source_date_epoch = -1, .plan_only = true, .metadata_only = true };
+        _cleanup_(recipe_freep) struct recipe *r = NULL;
+        _cleanup_(build_plan_done) struct build_plan p = {};
+        bool prepared = false;
+        int q = prepare(ctx, recipe_path, update, NULL, &r, &b, reterr);
+        if (q < 0)
+                goto out;
+        prepared = true;
+        b.recipe = r;
+        p.from_lock = b.lock_in != NULL;
+        q = read_lock_as_is(b.lock_path, &p.lock, reterr);
+        if (q < 0)
+                goto out;
+        q = deployed_lock(ctx, r->name, &p.deployed, reterr);
+        if (q == -ENOENT)
+                q = 0;
+        if (q < 0)
+                goto out;
+        q = run_backend(&b, reterr);
+        if (q < 0)
+                goto out;
+        p.set = TAKE_PTR(b.lock_out);
+        if (p.lock && (q = build_lock_diff(p.lock, p.set, &p.vs_lock)) < 0)
+                goto out;
+        if (p.deployed && (q = build_lock_diff(p.deployed, p.set, &p.vs_deployed)) < 0)
+                goto out;
+        p.name = strdup(r->name);
+        p.lock_path = strdup(b.lock_path);
+        if (!p.name || !p.lock_path) {
+                q = -ENOMEM;
+                goto out;
+        }
+        *ret = p;
+        p = (struct build_plan){};
 out:
         build_done(&b);
         return prepared ? not_usage(q, reterr) : q;

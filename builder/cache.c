@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -34,6 +35,7 @@ struct cache {
         char *dir;              /* absolute */
         int dirfd;
         int tmpfd;
+        int lockfd;             /* DIR/lock: shared while open, exclusive for cache_prune() */
         struct stat tmp_st;     /* identity of DIR/tmp, to check commit paths */
         bool deferred_sync;     /* commits skip fsync; cache_sync() makes them durable at once */
         atomic_bool dirty;      /* a deferred commit has not been synced yet */
@@ -58,6 +60,8 @@ struct cache *cache_free(struct cache *c) {
                 (void)close(c->dirfd);
         if (c->tmpfd >= 0)
                 (void)close(c->tmpfd);
+        if (c->lockfd >= 0)
+                (void)close(c->lockfd);
         free(c->dir);
         free(c);
         return NULL;
@@ -184,7 +188,7 @@ int cache_open(struct mkm_ctx *ctx, const char *dir, struct cache **ret, struct 
                 return -ENOMEM;
         }
         c->ctx = ctx;
-        c->dirfd = c->tmpfd = -EBADF;
+        c->dirfd = c->tmpfd = c->lockfd = -EBADF;
         r = fs_mkdir_p_at(AT_FDCWD, dir, 0755);
         if (r < 0)
                 return mkm_err_set(reterr, r, "cannot create cache directory %s: %s", dir, mkm_strerror(r));
@@ -202,6 +206,14 @@ int cache_open(struct mkm_ctx *ctx, const char *dir, struct cache **ret, struct 
         r = check_owner(c, reterr);
         if (r < 0)
                 return r;
+        /* Every user holds DIR/lock shared, so that mkmachine clean (exclusive) never removes an
+         * index or a partial download someone is reading or writing. A clean is short: wait. */
+        c->lockfd = openat(c->dirfd, "lock", O_RDONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0644);
+        if (c->lockfd < 0)
+                return mkm_err_set(reterr, negative_errno(), "cannot open %s/lock: %m", c->dir);
+        while (flock(c->lockfd, LOCK_SH) < 0)
+                if (errno != EINTR)
+                        return mkm_err_set(reterr, negative_errno(), "cannot lock %s/lock: %m", c->dir);
         clean_stale(c);
         *ret = TAKE_PTR(c);
         return 0;
@@ -473,4 +485,129 @@ int cache_read(struct cache *c, const char *sha256hex, size_t max, char **ret, s
         if (r < 0)
                 return r;
         return fs_read_file_follow_at(AT_FDCWD, path, max, ret, ret_len);
+}
+
+int cache_lock_exclusive(struct cache *c, struct mkm_err *reterr) {
+        /* Converting the shared lock may drop it first (flock(2)); failing here ends the caller's
+         * use of the cache anyway. */
+        if (flock(c->lockfd, LOCK_EX | LOCK_NB) < 0) {
+                if (errno == EWOULDBLOCK)
+                        return mkm_err_set(reterr, -EBUSY,
+                                           "the cache %s is in use by a running build, plan or lock; try again when it "
+                                           "has finished",
+                                           c->dir);
+                return mkm_err_set(reterr, negative_errno(), "cannot lock %s/lock: %m", c->dir);
+        }
+        return 0;
+}
+
+/* Whether someone holds the download lock NAME, without creating it (a dry run changes nothing). */
+static bool dl_lock_held(struct cache *c, const char *name) {
+        _cleanup_close_ int fd = openat(c->tmpfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+        if (fd < 0)
+                return false;
+        return flock(fd, LOCK_EX | LOCK_NB) < 0 && errno == EWOULDBLOCK;
+}
+
+static bool is_hex2(const char *s) {
+        return strlen(s) == 2 && strspn(s, "0123456789abcdef") == 2;
+}
+
+/* Entries under sha256/xx/ that keep() rejects. */
+static int prune_entries(struct cache *c, bool (*keep)(void *userdata, const char *sha256hex), void *userdata,
+                         bool dry_run, cache_prune_fn report, void *report_userdata, struct mkm_err *reterr) {
+        _cleanup_close_ int top = openat(c->dirfd, "sha256", O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+        if (top < 0)
+                return mkm_err_set(reterr, negative_errno(), "cannot open %s/sha256: %m", c->dir);
+        DIR *d = fs_opendir_dup(top);
+        if (!d)
+                return mkm_err_set(reterr, negative_errno(), "cannot read %s/sha256: %m", c->dir);
+        int q = 0;
+        struct dirent *de;
+        while (q >= 0 && (de = readdir(d))) {
+                if (!is_hex2(de->d_name))
+                        continue;
+                _cleanup_close_ int sub = openat(top, de->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+                DIR *e = sub >= 0 ? fs_opendir_dup(sub) : NULL;
+                if (!e) {
+                        q = mkm_err_set(reterr, negative_errno(), "cannot read %s/sha256/%s: %m", c->dir, de->d_name);
+                        break;
+                }
+                struct dirent *fe;
+                while (q >= 0 && (fe = readdir(e))) {
+                        /* Only what the cache itself names: anything else is not ours to judge. */
+                        if (!hash_is_sha256_hex(fe->d_name) || strncmp(fe->d_name, de->d_name, 2) != 0)
+                                continue;
+                        if (keep(userdata, fe->d_name))
+                                continue;
+                        struct stat st;
+                        if (fstatat(sub, fe->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
+                                continue;
+                        char path[PATH_MAX];
+                        (void)snprintf(path, sizeof path, "%s/sha256/%s/%s", c->dir, de->d_name, fe->d_name);
+                        if (!dry_run && unlinkat(sub, fe->d_name, 0) < 0 && errno != ENOENT) {
+                                q = mkm_err_set(reterr, negative_errno(), "cannot remove %s: %m", path);
+                                break;
+                        }
+                        if (report)
+                                report(report_userdata, path, (uint64_t)st.st_size, false);
+                }
+                (void)closedir(e);
+        }
+        (void)closedir(d);
+        return q;
+}
+
+/* Everything in tmp/: with the cache held exclusively no download runs, so every file there
+ * is left by a build that is gone. A download name still goes only under its own lock, as
+ * clean_stale() takes it, in case a build of an older mkmachine (without DIR/lock) runs. */
+static int prune_tmp(struct cache *c, bool dry_run, cache_prune_fn report, void *report_userdata,
+                     struct mkm_err *reterr) {
+        DIR *d = fs_opendir_dup(c->tmpfd);
+        if (!d)
+                return mkm_err_set(reterr, negative_errno(), "cannot read %s/tmp: %m", c->dir);
+        int q = 0;
+        struct dirent *de;
+        while (q >= 0 && (de = readdir(d))) {
+                if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+                        continue;
+                struct stat st;
+                if (fstatat(c->tmpfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                        continue;
+                _cleanup_close_ int lfd = -EBADF;
+                char digest[65], lock[96] = "";
+                if (sscanf(de->d_name, "dl-%64[0-9a-f]", digest) == 1 && strlen(digest) == 64) {
+                        (void)snprintf(lock, sizeof lock, "dl-%s.lock", digest);
+                        if (dry_run ? dl_lock_held(c, lock) : (lfd = take_dl_lock(c, lock)) < 0)
+                                continue;       /* held: a download runs */
+                }
+                char path[PATH_MAX];
+                (void)snprintf(path, sizeof path, "%s/tmp/%s", c->dir, de->d_name);
+                if (!dry_run) {
+                        int r = 0;
+                        if (strcmp(de->d_name, lock) != 0)
+                                r = S_ISDIR(st.st_mode) ? fs_rm_rf_at(c->tmpfd, de->d_name)
+                                                        : (unlinkat(c->tmpfd, de->d_name, 0) < 0 ? negative_errno() : 0);
+                        if (lfd >= 0)
+                                (void)unlinkat(c->tmpfd, lock, 0);      /* still holding it */
+                        if (r < 0 && r != -ENOENT) {
+                                q = mkm_err_set(reterr, r, "cannot remove %s: %s", path, mkm_strerror(r));
+                                break;
+                        }
+                }
+                if (report)
+                        report(report_userdata, path, S_ISREG(st.st_mode) ? (uint64_t)st.st_size : 0, true);
+        }
+        (void)closedir(d);
+        return q;
+}
+
+int cache_prune(struct cache *c, bool (*keep)(void *userdata, const char *sha256hex), void *userdata, bool dry_run,
+                cache_prune_fn report, void *report_userdata, struct mkm_err *reterr) {
+        int q = prune_entries(c, keep, userdata, dry_run, report, report_userdata, reterr);
+        if (q >= 0)
+                q = prune_tmp(c, dry_run, report, report_userdata, reterr);
+        if (q >= 0 && !dry_run)
+                (void)syncfs(c->dirfd);
+        return q;
 }

@@ -10,6 +10,9 @@
  * simply replace one verified copy by an identical one (readers keep the inode they opened).
  * Temporary files older than a day (left by killed builds) are removed by cache_open().
  *
+ * DIR/lock is held shared by every process that has the cache open (cache_open() waits while
+ * mkmachine clean holds it exclusively), so cache_prune() never removes what a build reads.
+ *
  * Digests are 64 lower-case hex digits; anything else is refused with -EINVAL, so a digest from a
  * repository index can never name a path outside the cache. */
 #pragma once
@@ -92,3 +95,17 @@ int cache_open_fd(struct cache *c, const char *sha256hex, int *ret_fd);
 
 /* The whole entry sha256hex (up to max bytes) into memory, NUL-terminated; caller frees. */
 int cache_read(struct cache *c, const char *sha256hex, size_t max, char **ret, size_t *ret_len);
+
+/* mkmachine clean: hold the cache alone (DIR/lock exclusively, without waiting). -EBUSY with a
+ * message when another process has it open. */
+int cache_lock_exclusive(struct cache *c, struct mkm_err *reterr);
+
+/* What cache_prune() removes (or would, with dry_run): an entry, or a temporary in tmp/ (a
+ * partial download, a download's lock, an unfinished body). path is absolute, borrowed. */
+typedef void (*cache_prune_fn)(void *userdata, const char *path, uint64_t size, bool temporary);
+
+/* Remove every entry whose digest keep() rejects and every file in DIR/tmp (a download name
+ * only under its lock, as cache_tmp_path_for() takes it). Requires cache_lock_exclusive().
+ * With dry_run nothing is removed; report is called for each all the same. */
+int cache_prune(struct cache *c, bool (*keep)(void *userdata, const char *sha256hex), void *userdata, bool dry_run,
+                cache_prune_fn report, void *report_userdata, struct mkm_err *reterr);

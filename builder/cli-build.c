@@ -30,6 +30,7 @@
 #include "ctx.h"
 #include "deploy.h"
 #include "hooks.h"
+#include "lock.h"
 #include "recipe.h"
 #include "state.h"
 #include "verify.h"
@@ -39,6 +40,7 @@
 
 static volatile sig_atomic_t arg_worker_pid;    /* for the forwarding handler */
 static volatile sig_atomic_t arg_signal;        /* the last signal forwarded */
+static const struct build_opts *arg_build_opts;  /* mkmachine rebuild's (cli_build_with), else NULL */
 
 static void forward(int sig) {
         arg_signal = sig;
@@ -54,7 +56,8 @@ static int print_result(const struct mkm_ctx *ctx, const struct build_result *re
                     cli_json_add_int(o, "packages", (int64_t)res->packages) < 0 ||
                     cli_json_add_bool(o, "lock_written", res->lock_written) < 0 ||
                     cli_json_add_int(o, "source_date_epoch", res->source_date_epoch) < 0 ||
-                    cli_json_add_int(o, "generation", res->generation) < 0)
+                    cli_json_add_int(o, "generation", res->generation) < 0 ||
+                    cli_json_add_changes(o, "changes", res->changes) < 0)
                         return -ENOMEM;
                 return cli_json_print(stdout, o, CLI_JSON_LINE);
         }
@@ -72,6 +75,9 @@ static int print_result(const struct mkm_ctx *ctx, const struct build_result *re
         fprintf(stderr, "machine '%s' deployed to %s (generation %u, %zu packages)\n", res->name, res->target,
                 res->generation, res->packages);
         fprintf(stderr, "digest %s\n", res->digest);
+        /* After any build whose package set changed against the generation it replaced. */
+        if (res->changes && res->changes->n > 0)
+                cli_print_changes(stderr, "packages", res->changes);
         if (res->lock_written)
                 fprintf(stderr, "wrote %s: commit it next to the recipe to pin this set\n", res->lock_path);
         fprintf(stderr, "done in %.1f s: %zu packages, %s downloaded (%u file%s)\n", secs, res->packages, size, files,
@@ -106,7 +112,7 @@ static int worker(struct mkm_ctx *ctx, const char *path) {
         struct mkm_err err = {};
         struct build_result res = {};
         clean_before(ctx, path);
-        int r = build_machine(ctx, path, &res, &err);
+        int r = build_machine_opts(ctx, path, arg_build_opts, &res, &err);
         if (r < 0)
                 return cli_fail(r, &err, "build failed");
         r = print_result(ctx, &res);
@@ -230,4 +236,12 @@ int cli_cmd_build(struct mkm_ctx *ctx, int argc, char **argv) {
         int status;
         (void)waitpid(pid, &status, 0);
         return code;
+}
+
+int cli_build_with(struct mkm_ctx *ctx, const char *path, const struct build_opts *o) {
+        char *argv[] = { (char *)"build", (char *)path, NULL };
+        arg_build_opts = o;
+        int rc = cli_cmd_build(ctx, 2, argv);
+        arg_build_opts = NULL;
+        return rc;
 }

@@ -694,10 +694,13 @@ int cli_main(int argc, char **argv) {
         } commands[] = {
                 { "build", cli_cmd_build },
                 { "check", cli_cmd_check },
+                { "clean", cli_cmd_clean },
                 { "lock", cli_cmd_lock },
                 { "ls", cli_cmd_ls },
-                { "rollback", cli_cmd_rollback },
+                { "plan", cli_cmd_plan },
+                { "rebuild", cli_cmd_rebuild },
                 { "rm", cli_cmd_rm },
+                { "rollback", cli_cmd_rollback },
                 { "vercmp", cli_cmd_vercmp },
                 { "verify", cli_cmd_verify },
         };
@@ -710,7 +713,7 @@ int cli_main(int argc, char **argv) {
          * most likely a misspelt command. */
         struct stat st;
         if (nrest == 1 && stat(rest[0], &st) < 0 && !strchr(rest[0], '.') && !strchr(rest[0], '/'))
-                return cli_usage_error("unknown command '%s' (commands: build, check, lock, ls, rollback, rm, vercmp, verify)", rest[0]);
+                return cli_usage_error("unknown command '%s' (commands: build, check, clean, lock, ls, plan, rebuild, rollback, rm, vercmp, verify)", rest[0]);
         char *build_argv[3] = { (char *)"build", rest[0], NULL };
         if (nrest > 1)
                 return rest[1][0] == '-' ? cli_usage_error("unrecognized option '%s'", rest[1])

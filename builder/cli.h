@@ -7,6 +7,8 @@
 #include <stdio.h>
 
 struct json_object;
+struct lock_diff;
+struct build_opts;
 struct mkm_ctx;
 struct mkm_err;
 
@@ -70,6 +72,12 @@ struct json_object *cli_json_add_object(struct json_object *o, const char *key);
 struct json_object *cli_json_add_array(struct json_object *o, const char *key);
 struct json_object *cli_json_append_object(struct json_object *a);
 
+/* "AGAINST: 1 added, 1 upgraded" and a line per package. */
+void cli_print_changes(FILE *f, const char *against, const struct lock_diff *d);
+/* {"summary": "...", "added": N, ..., "packages": [{name, change, old_version, new_version}]} as
+ * member key of o; null when d is NULL. 0 or -ENOMEM. */
+int cli_json_add_changes(struct json_object *o, const char *key, const struct lock_diff *d);
+
 /* Subcommands: argv[0] is the subcommand name; they return an exit code. */
 int cli_cmd_build(struct mkm_ctx *ctx, int argc, char **argv);
 int cli_cmd_check(struct mkm_ctx *ctx, int argc, char **argv);
@@ -77,6 +85,11 @@ int cli_cmd_lock(struct mkm_ctx *ctx, int argc, char **argv);
 int cli_cmd_ls(struct mkm_ctx *ctx, int argc, char **argv);
 int cli_cmd_rollback(struct mkm_ctx *ctx, int argc, char **argv);
 int cli_cmd_rm(struct mkm_ctx *ctx, int argc, char **argv);
+/* mkmachine build of path with o (mkmachine rebuild): the same guard, output and exit codes. */
+int cli_build_with(struct mkm_ctx *ctx, const char *path, const struct build_opts *o);
+int cli_cmd_plan(struct mkm_ctx *ctx, int argc, char **argv);
+int cli_cmd_rebuild(struct mkm_ctx *ctx, int argc, char **argv);
+int cli_cmd_clean(struct mkm_ctx *ctx, int argc, char **argv);
 int cli_cmd_vercmp(struct mkm_ctx *ctx, int argc, char **argv);
 int cli_cmd_verify(struct mkm_ctx *ctx, int argc, char **argv);
 

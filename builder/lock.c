@@ -327,3 +327,113 @@ int lock_format(const struct lock *l, char **ret) {
         *ret = buf;
         return 0;
 }
+
+static const char *const change_names[_LOCK_CHANGE_MAX] = {
+        [LOCK_ADDED] = "added",         [LOCK_REMOVED] = "removed", [LOCK_UPGRADED] = "upgraded",
+        [LOCK_DOWNGRADED] = "downgraded", [LOCK_REBUILT] = "rebuilt",
+};
+
+const char *lock_change_to_string(enum lock_change c) {
+        return c >= 0 && c < _LOCK_CHANGE_MAX ? change_names[c] : NULL;
+}
+
+struct lock_diff *lock_diff_free(struct lock_diff *d) {
+        if (!d)
+                return NULL;
+        for (size_t i = 0; i < d->n; i++) {
+                free(d->e[i].name);
+                free(d->e[i].old_version);
+                free(d->e[i].new_version);
+        }
+        free(d->e);
+        free(d);
+        return NULL;
+}
+
+/* The packages of l sorted by name (borrowed pointers); NULL l is empty. */
+static int by_name(const struct lock *l, struct lock_pkg ***ret, size_t *ret_n) {
+        size_t n = l ? l->n : 0;
+        struct lock_pkg **v = calloc(n ? n : 1, sizeof *v);
+        if (!v)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++)
+                v[i] = &l->pkgs[i];
+        qsort(v, n, sizeof *v, cmp_pkg_name);
+        *ret = v;
+        *ret_n = n;
+        return 0;
+}
+
+static int diff_push(struct lock_diff *d, enum lock_change c, const struct lock_pkg *o, const struct lock_pkg *n) {
+        struct lock_diff_entry *e = realloc(d->e, (d->n + 1) * sizeof *e);
+        if (!e)
+                return -ENOMEM;
+        d->e = e;
+        e = &d->e[d->n];
+        *e = (struct lock_diff_entry){ .change = c, .name = strdup(n ? n->name : o->name),
+                                       .old_version = o ? strdup(o->version) : NULL,
+                                       .new_version = n ? strdup(n->version) : NULL };
+        d->n++;         /* counted before the check, so lock_diff_free() frees what was copied */
+        if (!e->name || (o && !e->old_version) || (n && !e->new_version))
+                return -ENOMEM;
+        d->count[c]++;
+        return 0;
+}
+
+int lock_diff(const struct lock *old, const struct lock *new, int (*vercmp)(const char *a, const char *b),
+              struct lock_diff **ret) {
+        _cleanup_free_ struct lock_pkg **a = NULL, **b = NULL;
+        size_t na = 0, nb = 0;
+        int q = by_name(old, &a, &na);
+        if (q >= 0)
+                q = by_name(new, &b, &nb);
+        if (q < 0)
+                return q;
+        _cleanup_(lock_diff_freep) struct lock_diff *d = calloc(1, sizeof *d);
+        if (!d)
+                return -ENOMEM;
+        size_t i = 0, j = 0;
+        while (q >= 0 && (i < na || j < nb)) {
+                int c = i == na ? 1 : j == nb ? -1 : strcmp(a[i]->name, b[j]->name);
+                if (c < 0)
+                        q = diff_push(d, LOCK_REMOVED, a[i++], NULL);
+                else if (c > 0)
+                        q = diff_push(d, LOCK_ADDED, NULL, b[j++]);
+                else {
+                        int v = vercmp ? vercmp(a[i]->version, b[j]->version) : strcmp(a[i]->version, b[j]->version);
+                        if (v < 0)
+                                q = diff_push(d, LOCK_UPGRADED, a[i], b[j]);
+                        else if (v > 0)
+                                q = diff_push(d, LOCK_DOWNGRADED, a[i], b[j]);
+                        else if (strcmp(a[i]->sha256, b[j]->sha256) != 0)
+                                q = diff_push(d, LOCK_REBUILT, a[i], b[j]);
+                        i++;
+                        j++;
+                }
+        }
+        if (q < 0)
+                return q;
+        *ret = TAKE_PTR(d);
+        return 0;
+}
+
+char *lock_diff_summary(const struct lock_diff *d) {
+        char *text = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&text, &len);
+        if (!f)
+                return NULL;
+        bool any = false;
+        for (int c = 0; c < _LOCK_CHANGE_MAX; c++)
+                if (d->count[c]) {
+                        fprintf(f, "%s%zu %s", any ? ", " : "", d->count[c], change_names[c]);
+                        any = true;
+                }
+        if (!any)
+                fputs("no changes", f);
+        if (fclose(f) != 0) {
+                free(text);
+                return NULL;
+        }
+        return text;
+}

@@ -78,3 +78,42 @@ int lock_add(struct lock *l, const struct lock_pkg *p);
 int lock_add_index(struct lock *l, const char *label, int64_t date, const char *sha256);
 /* The newest index date, 0 when there is none. */
 int64_t lock_newest_index_date(const struct lock *l);
+
+/* What changed between two package sets (mkmachine plan, and the summary after a build). */
+enum lock_change {
+        LOCK_ADDED,             /* in new only */
+        LOCK_REMOVED,           /* in old only */
+        LOCK_UPGRADED,          /* a newer version by the distribution's comparison */
+        LOCK_DOWNGRADED,        /* an older version */
+        LOCK_REBUILT,           /* the same version, another file (its sha256 differs) */
+        _LOCK_CHANGE_MAX,
+        _LOCK_CHANGE_INVALID = -1,
+};
+
+/* "added", "removed", "upgraded", "downgraded", "rebuilt"; NULL out of range. */
+const char *lock_change_to_string(enum lock_change c);
+
+struct lock_diff_entry {
+        enum lock_change change;
+        char *name;
+        char *old_version;      /* NULL for LOCK_ADDED */
+        char *new_version;      /* NULL for LOCK_REMOVED */
+};
+
+struct lock_diff {
+        struct lock_diff_entry *e;      /* sorted by name */
+        size_t n;
+        size_t count[_LOCK_CHANGE_MAX];
+};
+
+/* The packages added, removed, up- or downgraded or rebuilt from old to new (either may be NULL:
+ * an empty set). vercmp is the distribution's version order (<0, 0, >0 as strcmp; alpm_vercmp,
+ * debver_cmp); NULL compares as strcmp. Caller frees *ret with lock_diff_free(). */
+int lock_diff(const struct lock *old, const struct lock *new, int (*vercmp)(const char *a, const char *b),
+              struct lock_diff **ret);
+struct lock_diff *lock_diff_free(struct lock_diff *d);
+static inline void lock_diff_freep(struct lock_diff **d) { (void)lock_diff_free(*d); }
+
+/* "3 added, 1 removed, 2 upgraded" (only the kinds that occur; "no changes" when none).
+ * Caller frees. NULL on ENOMEM. */
+char *lock_diff_summary(const struct lock_diff *d);

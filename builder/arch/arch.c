@@ -40,6 +40,7 @@
 #include "pkginfo.h"
 #include "repo-alpm.h"
 #include "resolve.h"
+#include "vercmp.h"
 
 #define MIRRORLIST_MAX (1u << 20)
 
@@ -410,7 +411,8 @@ static int plan_from_repos(struct backend *a, struct mkm_err *reterr) {
                                                    p->repo, p->name);
                         char label[160];
                         snprintf(label, sizeof label, "%.120s.sig", p->filename);
-                        r = pipeline_store_blob(b->cache, label, sig, siglen, lp.sig_sha256, reterr);
+                        /* mkmachine plan leaves the cache as it was, but for the dbs. */
+                        r = b->metadata_only ? 0 : pipeline_store_blob(b->cache, label, sig, siglen, lp.sig_sha256, reterr);
                         if (r < 0)
                                 return r;
                 } else {
@@ -422,7 +424,8 @@ static int plan_from_repos(struct backend *a, struct mkm_err *reterr) {
                 if (r < 0)
                         return r;
         }
-        if (ws.n > 0) {
+        /* mkmachine plan shows the set, it does not check it: no .sig is fetched. */
+        if (ws.n > 0 && !b->metadata_only) {
                 r = pipeline_fetch_batch(b->ctx, b->cache, ws.w, ws.n, reterr);
                 if (r < 0)
                         return r;
@@ -683,6 +686,7 @@ static int arch_install_end(struct backend *a, struct mkm_err *reterr) {
 const struct backend_ops backend_arch = {
         .distribution = "arch",
         .lock_needs_packages = true,
+        .vercmp = alpm_vercmp,
         .inputs = arch_inputs,
         .new = arch_new,
         .plan = arch_plan,

@@ -1431,6 +1431,7 @@ static int deb_inputs(const struct recipe *r, char **ret) {
 const struct backend_ops backend_debian = {
         .distribution = "debian",
         .lock_needs_packages = false,
+        .vercmp = debver_cmp,
         .inputs = deb_inputs,
         .new = deb_new,
         .plan = deb_plan,

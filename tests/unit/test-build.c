@@ -116,11 +116,43 @@ static void test_default_epoch(void **state) {
         assert_int_equal(build_default_epoch(&none), 0);
 }
 
+static struct lock *one(const char *dist, const char *version) {
+        struct lock *l = calloc(1, sizeof *l);
+        assert_non_null(l);
+        l->distribution = strdup(dist);
+        struct lock_pkg p = { .name = (char *)"p", .version = (char *)version, .repo = (char *)"r",
+                              .filename = (char *)"f" };
+        assert_int_equal(lock_add(l, &p), 0);
+        return l;
+}
+
+static enum lock_change change(const char *da, const char *va, const char *db, const char *vb) {
+        _cleanup_(lock_freep) struct lock *a = one(da, va), *b = one(db, vb);
+        _cleanup_(lock_diff_freep) struct lock_diff *d = NULL;
+        assert_int_equal(build_lock_diff(a, b, &d), 0);
+        assert_int_equal(d->n, 1);
+        return d->e[0].change;
+}
+
+/* The summary after a build compares versions as the locks' distribution does. */
+static void test_lock_diff_vercmp(void **state) {
+        (void)state;
+        /* pacman: 1.10 > 1.9 and an epoch outranks (strcmp says otherwise both times) */
+        assert_int_equal(change("arch", "1.9-1", "arch", "1.10-1"), LOCK_UPGRADED);
+        assert_int_equal(change("arch", "1:0.9-1", "arch", "2.0-1"), LOCK_DOWNGRADED);
+        /* dpkg: ~ sorts before the end: 1.0~rc1 < 1.0 */
+        assert_int_equal(change("debian", "1.0~rc1-1", "debian", "1.0-1"), LOCK_UPGRADED);
+        assert_int_equal(change("debian", "1.0-1", "debian", "1.0~rc1-1"), LOCK_DOWNGRADED);
+        /* another distribution altogether: no order to trust, strcmp */
+        assert_int_equal(change("arch", "1.9", "debian", "1.10"), LOCK_DOWNGRADED);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_arch_inputs_text),
                 cmocka_unit_test(test_inputs_sensitivity),
                 cmocka_unit_test(test_default_epoch),
+                cmocka_unit_test(test_lock_diff_vercmp),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -535,6 +535,68 @@ static void test_concurrent(void **state) {
         }
 }
 
+static bool keep_abc(void *userdata, const char *hex) {
+        (void)userdata;
+        return strcmp(hex, ABC) == 0;
+}
+
+struct pruned {
+        char paths[8][512];
+        bool temporary[8];
+        size_t n;
+};
+
+static void on_prune(void *userdata, const char *path, uint64_t size, bool temporary) {
+        struct pruned *p = userdata;
+        (void)size;
+        assert_true(p->n < 8);
+        snprintf(p->paths[p->n], sizeof p->paths[p->n], "%s", path);
+        p->temporary[p->n++] = temporary;
+}
+
+/* mkmachine clean: only with the cache to itself; keeps what keep() names, removes the rest and
+ * every temporary (a partial download and its lock too); a dry run removes nothing. */
+static void test_prune(void **state) {
+        const char *dir = *state;
+        _cleanup_(cache_freep) struct cache *c = NULL, *other = NULL;
+        struct mkm_err err = {};
+        assert_int_equal(cache_open(NULL, dir, &c, &err), 0);
+        _cleanup_free_ char *t1 = write_tmp(c, "abc", "abc", 3), *t2 = write_tmp(c, "empty", "", 0);
+        assert_int_equal(cache_commit(c, t1, ABC, 3, NULL, &err), 0);
+        assert_int_equal(cache_commit(c, t2, EMPTY, 0, NULL, &err), 0);
+        _cleanup_free_ char *dl = NULL;
+        assert_int_equal(cache_tmp_path_for(c, ABC, &dl), 0);
+        _cleanup_free_ char *part = NULL;
+        assert_int_equal(asprintf(&part, "%s.part", dl), (int)strlen(dl) + 5);
+        assert_int_equal(fs_write_atomic_at(AT_FDCWD, part, "ab", 2, 0600), 0);
+
+        /* A second user of the cache (a running build) holds it shared: no prune. */
+        assert_int_equal(cache_open(NULL, dir, &other, &err), 0);
+        assert_int_equal(cache_lock_exclusive(c, &err), -EBUSY);
+        assert_non_null(strstr(err.msg, "in use by a running build"));
+        other = cache_free(other);
+        /* The download name is still held by c itself: its .part stays in the prune. */
+        assert_int_equal(cache_lock_exclusive(c, &err), 0);
+
+        struct pruned p = {};
+        assert_int_equal(cache_prune(c, keep_abc, NULL, true, on_prune, &p, &err), 0);
+        assert_int_equal(p.n, 1);       /* EMPTY; the held download name is skipped */
+        assert_false(p.temporary[0]);
+        assert_non_null(strstr(p.paths[0], EMPTY));
+        assert_int_equal(cache_lookup(c, EMPTY, NULL), 0);      /* dry run */
+
+        assert_true(cache_tmp_release(c, dl));                  /* as a finished build does */
+        p = (struct pruned){};
+        assert_int_equal(cache_prune(c, keep_abc, NULL, false, on_prune, &p, &err), 0);
+        assert_int_equal(p.n, 2);       /* EMPTY and the stale .part */
+        assert_int_equal(cache_lookup(c, EMPTY, NULL), -ENOENT);
+        assert_int_equal(cache_lookup(c, ABC, NULL), 0);
+        assert_int_equal(access(part, F_OK), -1);
+        _cleanup_free_ char *tmpdir = NULL;
+        assert_int_equal(asprintf(&tmpdir, "%s/tmp", dir), (int)strlen(dir) + 4);
+        assert_int_equal(count_entries(tmpdir), 0);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_commit_good, setup, teardown),
@@ -546,6 +608,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_stale_locks, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_foreign_owner, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_concurrent, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_prune, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

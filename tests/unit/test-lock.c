@@ -11,6 +11,8 @@
 
 #include <cmocka.h>
 
+#include "arch/vercmp.h"
+#include "debian/version.h"
 #include "lock.h"
 #include "util/cleanup.h"
 #include "util/err.h"
@@ -241,6 +243,85 @@ static void test_debian(void **state) {
         assert_non_null(strstr(err.msg, "plain name"));
 }
 
+static struct lock *mklock(const char *dist, const char *const *pkgs) {
+        struct lock *l = calloc(1, sizeof *l);
+        assert_non_null(l);
+        l->distribution = strdup(dist);
+        for (size_t i = 0; pkgs[i]; i += 3) {
+                struct lock_pkg p = { .name = (char *)pkgs[i], .version = (char *)pkgs[i + 1], .repo = (char *)"r",
+                                      .filename = (char *)"f" };
+                snprintf(p.sha256, sizeof p.sha256, "%s", pkgs[i + 2]);
+                assert_int_equal(lock_add(l, &p), 0);
+        }
+        return l;
+}
+
+static void expect(const struct lock_diff *d, size_t i, enum lock_change c, const char *name, const char *o,
+                   const char *n) {
+        assert_true(i < d->n);
+        assert_string_equal(lock_change_to_string(d->e[i].change), lock_change_to_string(c));
+        assert_string_equal(d->e[i].name, name);
+        if (o)
+                assert_string_equal(d->e[i].old_version, o);
+        else
+                assert_null(d->e[i].old_version);
+        if (n)
+                assert_string_equal(d->e[i].new_version, n);
+        else
+                assert_null(d->e[i].new_version);
+}
+
+/* Added, removed, up- and downgraded by the distribution's order (not strcmp's), rebuilt. */
+static void test_diff(void **state) {
+        (void)state;
+        /* install order is not name order: the diff is by name */
+        static const char *const o[] = { "zlib", "1.2.13-1", SHA_A, "epochpkg", "1:0.9-1", SHA_A, "gone", "1.0-1", SHA_A,
+                                         "libfoo", "1.10-1", SHA_A, "same", "1.0-1", SHA_A, "rebuilt", "1.0-1", SHA_A,
+                                         NULL };
+        static const char *const n[] = { "epochpkg", "1.5-1", SHA_B, "libfoo", "1.9-1", SHA_B, "new", "0.1-1", SHA_B,
+                                         "zlib", "1.3-1", SHA_B, "same", "1.0-1", SHA_A, "rebuilt", "1.0-1", SHA_B,
+                                         NULL };
+        _cleanup_(lock_freep) struct lock *a = mklock("arch", o);
+        _cleanup_(lock_freep) struct lock *b = mklock("arch", n);
+        _cleanup_(lock_diff_freep) struct lock_diff *d = NULL;
+        assert_int_equal(lock_diff(a, b, alpm_vercmp, &d), 0);
+        assert_int_equal(d->n, 6);
+        expect(d, 0, LOCK_DOWNGRADED, "epochpkg", "1:0.9-1", "1.5-1");  /* an epoch outranks */
+        expect(d, 1, LOCK_REMOVED, "gone", "1.0-1", NULL);
+        expect(d, 2, LOCK_DOWNGRADED, "libfoo", "1.10-1", "1.9-1");     /* 10 > 9, though "1.1" < "1.9" */
+        expect(d, 3, LOCK_ADDED, "new", NULL, "0.1-1");
+        expect(d, 4, LOCK_REBUILT, "rebuilt", "1.0-1", "1.0-1");
+        expect(d, 5, LOCK_UPGRADED, "zlib", "1.2.13-1", "1.3-1");
+        _cleanup_free_ char *s = lock_diff_summary(d);
+        assert_string_equal(s, "1 added, 1 removed, 1 upgraded, 2 downgraded, 1 rebuilt");
+
+        /* The reverse direction swaps every kind. */
+        _cleanup_(lock_diff_freep) struct lock_diff *r = NULL;
+        assert_int_equal(lock_diff(b, a, alpm_vercmp, &r), 0);
+        _cleanup_free_ char *rs = lock_diff_summary(r);
+        assert_string_equal(rs, "1 added, 1 removed, 2 upgraded, 1 downgraded, 1 rebuilt");
+
+        /* Debian's order: ~ sorts before everything. */
+        static const char *const dx[] = { "libc6", "2.36-9", SHA_A, NULL };
+        static const char *const dy[] = { "libc6", "2.36-9~bpo1", SHA_A, NULL };
+        _cleanup_(lock_freep) struct lock *x = mklock("debian", dx);
+        _cleanup_(lock_freep) struct lock *y = mklock("debian", dy);
+        _cleanup_(lock_diff_freep) struct lock_diff *dd = NULL;
+        assert_int_equal(lock_diff(x, y, debver_cmp, &dd), 0);
+        assert_int_equal(dd->n, 1);
+        expect(dd, 0, LOCK_DOWNGRADED, "libc6", "2.36-9", "2.36-9~bpo1");
+
+        /* No old lock: everything added; equal sets: no changes. */
+        _cleanup_(lock_diff_freep) struct lock_diff *fresh = NULL, *none = NULL;
+        assert_int_equal(lock_diff(NULL, b, alpm_vercmp, &fresh), 0);
+        assert_int_equal(fresh->count[LOCK_ADDED], 6);
+        assert_int_equal(fresh->n, 6);
+        assert_int_equal(lock_diff(a, a, alpm_vercmp, &none), 0);
+        assert_int_equal(none->n, 0);
+        _cleanup_free_ char *ns = lock_diff_summary(none);
+        assert_string_equal(ns, "no changes");
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_roundtrip),
@@ -248,6 +329,7 @@ int main(void) {
                 cmocka_unit_test(test_format_sorts_and_dedups_keys),
                 cmocka_unit_test(test_index_lines),
                 cmocka_unit_test(test_bad_locks),
+                cmocka_unit_test(test_diff),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
