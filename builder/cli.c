@@ -242,6 +242,8 @@ static void help(void) {
                "  build RECIPE          build and deploy the machine (the default command)\n"
                "  check RECIPE          parse, merge includes, validate, print the effective recipe\n"
                "  lock RECIPE           resolve the recipe again and rewrite RECIPE.lock\n"
+               "  export NAME DIR       write NAME.tar.xz, NAME.nspawn and SHA256SUMS for systemd-pull\n"
+               "  import FILE|URL [NAME]  deploy a machine from an export\n"
                "  vercmp A B            compare two pacman versions, print -1, 0 or 1\n"
                "  vercmp -              compare 'A B' pairs read from stdin, one result a line\n"
                "  vercmp --debian A B   compare two Debian versions as dpkg does (also with '-')\n"
@@ -416,6 +418,8 @@ int cli_main(int argc, char **argv) {
         } commands[] = {
                 { "build", cli_cmd_build },
                 { "check", cli_cmd_check },
+                { "export", cli_cmd_export },
+                { "import", cli_cmd_import },
                 { "lock", cli_cmd_lock },
                 { "vercmp", cli_cmd_vercmp },
         };
@@ -430,7 +434,7 @@ int cli_main(int argc, char **argv) {
          * most likely a misspelt command. */
         struct stat st;
         if (nrest == 1 && stat(rest[0], &st) < 0 && !strchr(rest[0], '.') && !strchr(rest[0], '/'))
-                return cli_usage_error("unknown command '%s' (commands: build, check, lock, vercmp)", rest[0]);
+                return cli_usage_error("unknown command '%s' (commands: build, check, export, import, lock, vercmp)", rest[0]);
         char *build_argv[3] = { (char *)"build", rest[0], NULL };
         if (nrest > 1)
                 return cli_usage_error("unexpected argument '%s' after the recipe", rest[1]);

@@ -50,6 +50,8 @@ struct json_object *cli_json_append_object(struct json_object *a);
 /* Subcommands: argv[0] is the subcommand name; they return an exit code. */
 int cli_cmd_build(struct mkm_ctx *ctx, int argc, char **argv);
 int cli_cmd_check(struct mkm_ctx *ctx, int argc, char **argv);
+int cli_cmd_export(struct mkm_ctx *ctx, int argc, char **argv);
+int cli_cmd_import(struct mkm_ctx *ctx, int argc, char **argv);
 int cli_cmd_lock(struct mkm_ctx *ctx, int argc, char **argv);
 int cli_cmd_vercmp(struct mkm_ctx *ctx, int argc, char **argv);
 
