@@ -726,7 +726,7 @@ int export_machine(struct mkm_ctx *ctx, const char *name, const char *dir, const
                 r = -ENOMEM;
                 goto out;
         }
-        lockfd = open(lock, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        lockfd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
         if (lockfd < 0 || flock(lockfd, LOCK_SH | LOCK_NB) < 0) {
                 r = mkm_err_set(reterr, errno == EWOULDBLOCK ? -EBUSY : negative_errno(),
                                 errno == EWOULDBLOCK ? "a build of '%s' is running (%s is locked)" : "'%s': %s: %m",
