@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <gpgme.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -531,6 +532,46 @@ static int tmpfile_open(int dirfd, const char *name, struct tmpfile *t) {
         return -EEXIST;
 }
 
+/* Temporaries a killed export left in dir: ".#FILE.PID.XXXXXX" of one of the files an export of
+ * name writes, by a process that no longer exists. */
+static void remove_stale_temporaries(struct mkm_ctx *ctx, int dirfd, const char *name) {
+        DIR *d = fs_opendir_dup(dirfd);
+        if (!d)
+                return;
+        struct dirent *de;
+        while ((de = readdir(d))) {
+                const char *p = de->d_name;
+                if (strncmp(p, ".#", 2) != 0)
+                        continue;
+                p += 2;
+                size_t l = strlen(name);
+                const char *rest = NULL;
+                if (strncmp(p, "SHA256SUMS.gpg.", 15) == 0)
+                        rest = p + 15;
+                else if (strncmp(p, "SHA256SUMS.", 11) == 0)
+                        rest = p + 11;
+                else if (strncmp(p, name, l) == 0 && p[l] == '.') {
+                        const char *q = p + l;
+                        if (strncmp(q, ".nspawn.", 8) == 0)
+                                rest = q + 8;
+                        for (int c = 0; !rest && c < _EXPORT_COMPRESS_MAX; c++) {
+                                size_t sl = strlen(compress_suffixes[c]);
+                                if (strncmp(q, compress_suffixes[c], sl) == 0 && q[sl] == '.')
+                                        rest = q + sl + 1;
+                        }
+                }
+                char *end;
+                long pid = rest ? strtol(rest, &end, 10) : 0;
+                if (pid <= 0 || *end != '.' || strlen(end + 1) != 6)
+                        continue;
+                if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+                        continue;
+                if (unlinkat(dirfd, de->d_name, 0) == 0)
+                        mkm_debug(ctx, "export: removed %s, left by a killed export", de->d_name);
+        }
+        closedir(d);
+}
+
 /* fsync, fchmod 0644 (umask-independent), hash from the start. */
 static int tmpfile_finish(int fd, struct tmpfile *t) {
         if (fchmod(fd, 0644) < 0 || fsync(fd) < 0 || lseek(fd, 0, SEEK_SET) < 0)
@@ -763,6 +804,7 @@ int export_machine(struct mkm_ctx *ctx, const char *name, const char *dir, const
                 goto out;
         }
 
+        remove_stale_temporaries(ctx, dirfd, name);
         mkm_emit(ctx, &(struct mkm_event){ .type = MKM_EV_STAGE, .text = "writing the archive" });
         tarfd = tmpfile_open(dirfd, tar_name, &files[T_TAR]);
         if (tarfd < 0) {
