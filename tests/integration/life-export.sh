@@ -72,6 +72,14 @@ for c in xz zstd gzip; do
   check "$c: the directory holds only the export" test "$(LC_ALL=C ls -A "$WORK/e1-$c" | tr '\n' ' ')" = "SHA256SUMS ex.nspawn ex.$sfx "
 done
 check "the settings file is the installed one" cmp "$WORK/e1-xz/ex.nspawn" "$HOST/etc/systemd/nspawn/ex.nspawn"
+# What a killed export leaves (temporaries of a dead PID) goes at the next export; a live
+# process's and another machine's stay.
+touch "$WORK/e2-xz/.#ex.tar.xz.999999.abc123" "$WORK/e2-xz/.#SHA256SUMS.999999.abc123" \
+      "$WORK/e2-xz/.#ex.tar.xz.$$.abc123" "$WORK/e2-xz/.#other.tar.xz.999999.abc123"
+mkm -q export ex "$WORK/e2-xz" >/dev/null 2>&1
+check "an export removes the temporaries of a killed export, only those" test \
+  "$(cd "$WORK/e2-xz" && LC_ALL=C ls -A | tr '\n' ' ')" = ".#ex.tar.xz.$$.abc123 .#other.tar.xz.999999.abc123 SHA256SUMS ex.nspawn ex.tar.xz "
+check "the re-export into the same directory is byte-identical" cmp "$WORK/e1-xz/ex.tar.xz" "$WORK/e2-xz/ex.tar.xz"
 
 # --- 2. what the archive holds ----------------------------------------------------------------
 T=$WORK/e1-xz/ex.tar.xz
