@@ -57,6 +57,9 @@ int cli_cmd_rebuild(struct mkm_ctx *ctx, int argc, char **argv) {
                                 "rebuild: no machine of that name was built by mkmachine (no recipe in its state)");
         if (r < 0)
                 return cli_fail(r, &err, "rebuild");
+        if (!recipe[0])
+                return cli_error(EXIT_BUILD_FAILED, "rebuild: machine '%s' was imported, not built here: it has no recipe "
+                                 "to build it from (import it again, or build it from its recipe)", name);
         r = deployed_read(ctx, name, "lock", &lock, &lock_path, &err);
         if (r < 0 && r != -ENOENT)
                 return cli_fail(r, &err, "rebuild");

@@ -341,6 +341,12 @@ static void help(void) {
                "  ls                    list the machines mkmachine made, with their generations\n"
                "  rollback NAME         swap the previous generation back in (again: undo)\n"
                "  rm NAME               remove a machine, its generations, host files and state\n"
+               "  plan [--update] RECIPE  what a build would install: versions, sizes, changes\n"
+               "                        (metadata only, no package downloaded)\n"
+               "  rebuild [--update] NAME  build NAME again from its stored recipe and lock\n"
+               "  clean [--dry-run]     drop cache files no deployed machine's lock needs\n"
+               "  export NAME DIR       write NAME.tar.xz, NAME.nspawn and SHA256SUMS for systemd-pull\n"
+               "  import FILE|URL [NAME]  deploy a machine from an export\n"
                "  vercmp A B            compare two pacman versions, print -1, 0 or 1\n"
                "  vercmp -              compare 'A B' pairs read from stdin, one result a line\n"
                "  vercmp --debian A B   compare two Debian versions as dpkg does (also with '-')\n"
@@ -695,6 +701,8 @@ int cli_main(int argc, char **argv) {
                 { "build", cli_cmd_build },
                 { "check", cli_cmd_check },
                 { "clean", cli_cmd_clean },
+                { "export", cli_cmd_export },
+                { "import", cli_cmd_import },
                 { "lock", cli_cmd_lock },
                 { "ls", cli_cmd_ls },
                 { "plan", cli_cmd_plan },
@@ -713,7 +721,8 @@ int cli_main(int argc, char **argv) {
          * most likely a misspelt command. */
         struct stat st;
         if (nrest == 1 && stat(rest[0], &st) < 0 && !strchr(rest[0], '.') && !strchr(rest[0], '/'))
-                return cli_usage_error("unknown command '%s' (commands: build, check, clean, lock, ls, plan, rebuild, rollback, rm, vercmp, verify)", rest[0]);
+                return cli_usage_error("unknown command '%s' (commands: build, check, clean, export, import, lock, ls, plan, "
+                                       "rebuild, rollback, rm, vercmp, verify)", rest[0]);
         char *build_argv[3] = { (char *)"build", rest[0], NULL };
         if (nrest > 1)
                 return rest[1][0] == '-' ? cli_usage_error("unrecognized option '%s'", rest[1])

@@ -81,6 +81,8 @@ int cli_json_add_changes(struct json_object *o, const char *key, const struct lo
 /* Subcommands: argv[0] is the subcommand name; they return an exit code. */
 int cli_cmd_build(struct mkm_ctx *ctx, int argc, char **argv);
 int cli_cmd_check(struct mkm_ctx *ctx, int argc, char **argv);
+int cli_cmd_export(struct mkm_ctx *ctx, int argc, char **argv);
+int cli_cmd_import(struct mkm_ctx *ctx, int argc, char **argv);
 int cli_cmd_lock(struct mkm_ctx *ctx, int argc, char **argv);
 int cli_cmd_ls(struct mkm_ctx *ctx, int argc, char **argv);
 int cli_cmd_rollback(struct mkm_ctx *ctx, int argc, char **argv);

@@ -6,6 +6,7 @@
 #include <archive_entry.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/openat2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -151,6 +152,9 @@ struct xstate {
         /* the last parent directory opened, reused for consecutive entries */
         char *cached_parent;
         int cached_fd;
+        /* opts->restore_dir_times: each directory's path and the mtime it must end with */
+        struct dir_time { char *path; int64_t mtime; } *dirs;
+        size_t n_dirs, cap_dirs;
 };
 
 static int unsafe(struct xstate *s, const char *entry, const char *why) {
@@ -439,6 +443,71 @@ static int write_regular(struct xstate *s, struct archive *a, struct archive_ent
         return r;
 }
 
+static int remember_dir_time(struct xstate *s, const char *path, int64_t mtime) {
+        if (!s->opts->restore_dir_times)
+                return 0;
+        if (mkm_grow((void **)&s->dirs, &s->cap_dirs, s->n_dirs, sizeof *s->dirs, 1024) < 0)
+                return -ENOMEM;
+        char *p = strdup(path);
+        if (!p)
+                return -ENOMEM;
+        s->dirs[s->n_dirs++] = (struct dir_time){ .path = p, .mtime = mtime };
+        return 0;
+}
+
+/* Setting a directory's times does not touch its parent's: any order will do. */
+static int restore_dir_times(struct xstate *s) {
+        for (size_t i = 0; i < s->n_dirs; i++) {
+                struct timespec ts[2] = { { .tv_sec = s->dirs[i].mtime }, { .tv_sec = s->dirs[i].mtime } };
+                int r;
+                if (strcmp(s->dirs[i].path, ".") == 0)
+                        r = futimens(s->rootfd, ts) < 0 ? negative_errno() : 0;
+                else {
+                        _cleanup_close_ int fd = fs_open_in_root(s->rootfd, s->dirs[i].path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW,
+                                                                 0, RESOLVE_NO_SYMLINKS);
+                        r = fd < 0 ? fd : futimens(fd, ts) < 0 ? negative_errno() : 0;
+                }
+                if (r < 0)
+                        return mkm_err_set(s->reterr, r, "%s: setting the time of /%s: %s", s->label, s->dirs[i].path,
+                                           strerror(-r));
+        }
+        return 0;
+}
+
+/* The archive's "./" entry describes the root itself (opts->apply_root). */
+static int write_root(struct xstate *s, struct archive_entry *e) {
+        if (archive_entry_filetype(e) != AE_IFDIR)
+                return unsafe(s, archive_entry_pathname(e), "the root is not a directory");
+        if (fchown(s->rootfd, (uid_t)archive_entry_uid(e), (gid_t)archive_entry_gid(e)) < 0 ||
+            fchmod(s->rootfd, archive_entry_perm(e) & 07777) < 0)
+                return mkm_err_set(s->reterr, negative_errno(), "%s: the root: %s", s->label, strerror(errno));
+        int r = apply_xattrs(s, s->rootfd, e, ".");
+        if (r < 0)
+                return r;
+        return remember_dir_time(s, ".", archive_entry_mtime(e));
+}
+
+/* Device nodes and fifos (opts->allow_special): created, never opened. */
+static int write_special(struct xstate *s, struct archive_entry *e, const char *path) {
+        int pfd;
+        const char *leaf;
+        int r = parent_of(s, path, path, &pfd, &leaf);
+        if (r < 0)
+                return r;
+        r = clear_leaf(s, pfd, leaf, path);
+        if (r < 0)
+                return r;
+        mode_t type = archive_entry_filetype(e);
+        if (mknodat(pfd, leaf, type | (archive_entry_perm(e) & 0777 & ~07000), archive_entry_rdev(e)) < 0)
+                return mkm_err_set(s->reterr, negative_errno(), "%s: mknod /%s: %s", s->label, path, strerror(errno));
+        if (fchownat(pfd, leaf, (uid_t)archive_entry_uid(e), (gid_t)archive_entry_gid(e), AT_SYMLINK_NOFOLLOW) < 0 ||
+            fchmodat(pfd, leaf, archive_entry_perm(e) & 07777, 0) < 0)
+                return mkm_err_set(s->reterr, negative_errno(), "%s: /%s: %s", s->label, path, strerror(errno));
+        struct timespec ts[2] = { { .tv_sec = archive_entry_mtime(e) }, { .tv_sec = archive_entry_mtime(e) } };
+        (void)utimensat(pfd, leaf, ts, AT_SYMLINK_NOFOLLOW);
+        return 0;
+}
+
 static int write_dir(struct xstate *s, struct archive_entry *e, const char *path) {
         int pfd;
         const char *leaf;
@@ -473,7 +542,7 @@ static int write_dir(struct xstate *s, struct archive_entry *e, const char *path
                 return r;
         struct timespec ts[2] = { { .tv_sec = archive_entry_mtime(e) }, { .tv_sec = archive_entry_mtime(e) } };
         (void)futimens(fd, ts);
-        return 0;
+        return remember_dir_time(s, path, archive_entry_mtime(e));
 }
 
 static int write_symlink(struct xstate *s, struct archive_entry *e, const char *path) {
@@ -565,8 +634,8 @@ static int handle_entry(struct xstate *s, struct archive *a, struct archive_entr
                 return unsafe(s, "(unnamed)", "entry without a name");
         _cleanup_free_ char *path = NULL;
         int r = extract_normalize_path(raw, &path);
-        if (r == -ENOENT)
-                return 0;       /* "./": the root itself */
+        if (r == -ENOENT)       /* "./": the root itself */
+                return s->opts->apply_root ? write_root(s, e) : 0;
         if (r == -EPERM)
                 return unsafe(s, raw, raw[0] == '/' ? "absolute path" : "path contains '..'");
         if (r < 0)
@@ -583,7 +652,8 @@ static int handle_entry(struct xstate *s, struct archive *a, struct archive_entr
         mode_t type = archive_entry_filetype(e);
         bool dir = type == AE_IFDIR;
         const char *hardlink = archive_entry_hardlink(e);
-        if (!hardlink && type != AE_IFREG && type != AE_IFDIR && type != AE_IFLNK)
+        bool special = type == AE_IFCHR || type == AE_IFBLK || type == AE_IFIFO;
+        if (!hardlink && type != AE_IFREG && type != AE_IFDIR && type != AE_IFLNK && !(special && s->opts->allow_special))
                 return unsafe(s, raw, type == AE_IFCHR || type == AE_IFBLK ? "device nodes are not allowed in packages"
                                       : "special files (fifo, socket) are not allowed in packages");
         r = owners_claim(s->opts->owners, s->label, path, dir, s->reterr);
@@ -595,6 +665,8 @@ static int handle_entry(struct xstate *s, struct archive *a, struct archive_entr
                 r = write_regular(s, a, e, path);
         else if (type == AE_IFDIR)
                 r = write_dir(s, e, path);
+        else if (special)
+                r = write_special(s, e, path);
         else
                 r = write_symlink(s, e, path);
         if (r < 0)
@@ -639,6 +711,9 @@ int extract_archive(struct mkm_ctx *ctx, int rootfd, struct archive *a, const st
                 if (r < 0)
                         goto out;
         }
+        r = restore_dir_times(&s);
+        if (r < 0)
+                goto out;
         if (!s.files.l && !(s.files.l = calloc(1, sizeof(char *)))) {
                 r = -ENOMEM;
                 goto out;
@@ -659,6 +734,9 @@ int extract_archive(struct mkm_ctx *ctx, int rootfd, struct archive *a, const st
         s.n_meta = 0;
 out:
         members_free(s.meta, s.n_meta);
+        for (size_t i = 0; i < s.n_dirs; i++)
+                free(s.dirs[i].path);
+        free(s.dirs);
         forget_parent_cache(&s);
         strv_free(s.files.l);
         hashmap_free(s.own_symlinks);

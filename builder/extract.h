@@ -52,6 +52,11 @@ struct extract_opts {
         const char *const *meta_names;
         bool skip_dot_toplevel;
         struct extract_owners *owners;  /* borrowed; path ownership across packages, NULL = none */
+        /* A whole machine tree (mkmachine import), not a package: */
+        bool apply_root;                /* the "./" entry's owner, mode, xattrs and mtime go to the root */
+        bool restore_dir_times;         /* directory mtimes are set again once every entry is in, as tar
+                                         * does (creating an entry changes its directory's mtime) */
+        bool allow_special;             /* device nodes and fifos are created (a package may carry none) */
 };
 
 /* Read an archive (tar, any libarchive filter) from fd and write its entries under rootfd.

@@ -30,6 +30,9 @@ Faults are chosen by a URL path prefix; the rest of the path names the file serv
     /fault/redirect-file/PATH  302 to file://DIR/PATH (a client must refuse to follow it)
     /fault/redirect-loop/PATH  302 to the same URL, forever
     /fault/headers/ANY         200 with the request's headers as the body ("Name: value" lines)
+    /fault/close/PATH          serve PATH (or its 404) normally, but with "Connection: close": no
+                               keep-alive (systemd 252's systemd-pull sometimes never finishes a
+                               download it restarted on a reused connection after a 404)
 
 "-once" counters are kept per URL path (the whole path including the /fault/ prefix), so two
 tests using different file names do not interfere.
@@ -90,6 +93,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, fmt, *args):  # quiet: the request log is --log
         pass
+
+    def end_headers(self):
+        if getattr(self, "force_close", False):
+            self.send_header("Connection", "close")
+        super().end_headers()
 
     # --- helpers -------------------------------------------------------------------------------
 
@@ -180,6 +188,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         m = re.fullmatch(r"/fault/([^/]+)(/.*)", url_path)
         if m:
             fault, rest = m.group(1), m.group(2)
+        self.force_close = fault == "close"
+        if self.force_close:
+            self.close_connection = True
+            fault = None
 
         if fault == "reset":
             self.close_connection = True

@@ -1,0 +1,366 @@
+/* SPDX-License-Identifier: MIT */
+/* mkmachine import: a tarball made by mkmachine export (or any tree tarball), checked against
+ * the SHA256SUMS (and SHA256SUMS.gpg) beside it, extracted as safely as a package, deployed with
+ * the same atomic swap as a build. */
+#include "export.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "ctx.h"
+#include "deploy.h"
+#include "extract.h"
+#include "fetch.h"
+#include "manifest.h"
+#include "state.h"
+#include "util/cleanup.h"
+#include "util/err.h"
+#include "util/fs.h"
+#include "util/hash.h"
+#include "verify.h"
+
+#define SIDE_MAX (1u << 20)     /* SHA256SUMS, its signature, the settings: systemd-pull's cap too */
+#define TARBALL_MAX (UINT64_C(256) << 30)
+
+void import_result_done(struct import_result *r) {
+        if (!r)
+                return;
+        free(r->name);
+        free(r->target);
+        free(r->nspawn);
+        *r = (struct import_result){};
+}
+
+static bool is_url(const char *s) {
+        return strncmp(s, "http://", 7) == 0 || strncmp(s, "https://", 8) == 0 || strncmp(s, "file://", 7) == 0;
+}
+
+/* The files of an import, local or downloaded into a private directory. */
+struct sources {
+        char *tmpdir;           /* downloads, removed at the end; NULL for a local file */
+        char *tarball;          /* local paths; the side files NULL when absent */
+        char *sums;
+        char *sig;
+        char *nspawn;
+        char *base;             /* the tarball's file name, as SHA256SUMS lists it */
+        char *stem;             /* the base name without .tar.* */
+};
+
+static void sources_done(struct sources *s) {
+        if (s->tmpdir)
+                (void)fs_rm_rf_at(AT_FDCWD, s->tmpdir);
+        free(s->tmpdir);
+        free(s->tarball);
+        free(s->sums);
+        free(s->sig);
+        free(s->nspawn);
+        free(s->base);
+        free(s->stem);
+}
+
+/* "DIR/NAME" from a path or URL whose last component is replaced (systemd's
+ * import_url_change_last_component()). */
+static char *sibling(const char *pathish, const char *name) {
+        const char *slash = strrchr(pathish, '/');
+        if (!slash)
+                return strdup(name);
+        char *s = NULL;
+        if (asprintf(&s, "%.*s/%s", (int)(slash - pathish), pathish, name) < 0)
+                return NULL;
+        return s;
+}
+
+static int sources_get(struct mkm_ctx *ctx, const char *source, const struct import_opts *opts, struct sources *s,
+                       struct mkm_err *reterr) {
+        _cleanup_free_ char *clean = strndup(source, strcspn(source, "?#"));
+        if (!clean)
+                return -ENOMEM;
+        const char *slash = strrchr(clean, '/');
+        s->base = strdup(slash ? slash + 1 : clean);
+        if (!s->base)
+                return -ENOMEM;
+        s->stem = export_name_from_file(s->base);
+        if (!s->stem)
+                return mkm_err_set(reterr, -MKM_E_USAGE, "'%s': expected a file name ending in .tar.xz, .tar.zst, .tar.gz or .tar",
+                                   source);
+        _cleanup_free_ char *nspawn_name = NULL;
+        if (asprintf(&nspawn_name, "%s.nspawn", s->stem) < 0)
+                return -ENOMEM;
+        const char *names[4] = { s->base, "SHA256SUMS", "SHA256SUMS.gpg", nspawn_name };
+        char **slots[4] = { &s->tarball, &s->sums, &s->sig, &s->nspawn };
+
+        if (!is_url(source)) {
+                for (size_t i = 0; i < 4; i++) {
+                        _cleanup_free_ char *p = i == 0 ? strdup(source) : sibling(source, names[i]);
+                        if (!p)
+                                return -ENOMEM;
+                        struct stat st;
+                        if (stat(p, &st) < 0) {
+                                if (errno != ENOENT || i == 0)
+                                        return mkm_err_set(reterr, negative_errno(), "%s: %m", p);
+                                continue;
+                        }
+                        *slots[i] = TAKE_PTR(p);
+                }
+                return 0;
+        }
+
+        const char *tmp = getenv("TMPDIR");
+        if (asprintf(&s->tmpdir, "%s/mkm-import.XXXXXX", tmp && *tmp ? tmp : "/var/tmp") < 0)
+                return -ENOMEM;
+        if (!mkdtemp(s->tmpdir)) {
+                int r = mkm_err_set(reterr, negative_errno(), "cannot create a directory for the download: %s: %m",
+                                    s->tmpdir);
+                free(s->tmpdir);
+                s->tmpdir = NULL;
+                return r;
+        }
+        struct fetch_item items[4] = {};
+        char *urls[4][2] = {};
+        char *dests[4] = {};
+        int r = 0;
+        size_t n = opts->verify == IMPORT_VERIFY_SIGNATURE ? 4 : 3;
+        const char *order[4] = { names[0], names[1], names[3], names[2] };
+        char **order_slots[4] = { slots[0], slots[1], slots[3], slots[2] };
+        for (size_t i = 0; i < n; i++) {
+                urls[i][0] = i == 0 ? strdup(clean) : sibling(clean, order[i]);
+                dests[i] = fs_path_join(s->tmpdir, order[i]);
+                if (!urls[i][0] || !dests[i]) {
+                        r = -ENOMEM;
+                        goto out;
+                }
+                items[i] = (struct fetch_item){ .urls = urls[i], .dest = dests[i], .label = order[i] };
+        }
+        struct fetch_options fo;
+        fetch_options_default(&fo);
+        fo.max_size = TARBALL_MAX;
+        fo.retries = 1;
+        (void)fetch_all(ctx, items, n, &fo, reterr);
+        for (size_t i = 0; i < n; i++) {
+                if (items[i].result >= 0) {
+                        *order_slots[i] = TAKE_PTR(dests[i]);
+                        continue;
+                }
+                if (i > 0 && items[i].not_found) {
+                        mkm_debug(ctx, "import: %s: not there", urls[i][0]);
+                        continue;
+                }
+                r = mkm_err_set(reterr, items[i].result, "cannot download %s: %s", urls[i][0], items[i].error);
+                goto out;
+        }
+        if (reterr)
+                *reterr = (struct mkm_err){};
+out:
+        for (size_t i = 0; i < 4; i++) {
+                free(urls[i][0]);
+                free(dests[i]);
+        }
+        return r;
+}
+
+/* Read a small side file whole. */
+static int read_side(const char *path, char **ret, size_t *ret_len, struct mkm_err *reterr) {
+        int r = fs_read_file_follow_at(AT_FDCWD, path, SIDE_MAX, ret, ret_len);
+        if (r < 0)
+                return mkm_err_set(reterr, r, "cannot read %s: %s", path, strerror(-r));
+        return 0;
+}
+
+/* What systemd-pull --verify=checksum checks: the tarball and the settings file against
+ * SHA256SUMS, and with --verify=signature SHA256SUMS against SHA256SUMS.gpg first. */
+static int check_sources(struct mkm_ctx *ctx, const struct sources *s, const struct import_opts *opts, int tarfd,
+                         const char *nspawn, size_t nspawn_len, bool *ret_verified, bool *ret_signed,
+                         struct mkm_err *reterr) {
+        *ret_verified = *ret_signed = false;
+        if (opts->verify == IMPORT_VERIFY_NO)
+                return 0;
+        if (!s->sums) {
+                if (opts->verify != IMPORT_VERIFY_AUTO)
+                        return mkm_err_set(reterr, -MKM_E_DIGEST_MISMATCH, "no SHA256SUMS beside %s: cannot verify it",
+                                           s->base);
+                mkm_warn(ctx, "import: no SHA256SUMS beside %s; importing it unverified", s->base);
+                return 0;
+        }
+        _cleanup_free_ char *text = NULL;
+        size_t len = 0;
+        int r = read_side(s->sums, &text, &len, reterr);
+        if (r < 0)
+                return r;
+        if (opts->verify == IMPORT_VERIFY_SIGNATURE) {
+                if (!s->sig)
+                        return mkm_err_set(reterr, -MKM_E_SIG_MISSING, "no SHA256SUMS.gpg beside %s", s->base);
+                _cleanup_free_ char *sig = NULL;
+                size_t siglen = 0;
+                r = read_side(s->sig, &sig, &siglen, reterr);
+                if (r < 0)
+                        return r;
+                _cleanup_(verify_keyring_freep) struct verify_keyring *k = NULL;
+                r = verify_keyring_new(ctx, opts->keyring, &k, reterr);
+                if (r < 0)
+                        return mkm_err_prefix(reterr, r, "keyring %s", opts->keyring);
+                struct verify_result vr;
+                r = verify_detached(k, text, len, sig, siglen, &vr, reterr);
+                if (r < 0)
+                        return mkm_err_prefix(reterr, r, "%s", s->sig);
+                mkm_info(ctx, "SHA256SUMS signed by %s (%s)", vr.fingerprint, vr.uid);
+                *ret_signed = true;
+        }
+        struct export_sum *sums = NULL;
+        size_t n = 0;
+        r = export_sums_parse(text, len, s->sums, &sums, &n, reterr);
+        if (r < 0)
+                return r;
+        char hex[HASH_SHA256_HEX];
+        const struct export_sum *e = export_sums_find(sums, n, s->base);
+        if (!e)
+                r = mkm_err_set(reterr, -MKM_E_DIGEST_MISMATCH, "%s does not list %s", s->sums, s->base);
+        else if ((r = hash_fd_hex(HASH_SHA256, tarfd, hex, NULL)) < 0)
+                r = mkm_err_set(reterr, r, "reading %s: %s", s->tarball, strerror(-r));
+        else if (strcmp(hex, e->hex) != 0)
+                r = mkm_err_set(reterr, -MKM_E_DIGEST_MISMATCH, "%s: sha256 %s, but %s says %s", s->tarball, hex,
+                                s->sums, e->hex);
+        if (r >= 0 && nspawn) {
+                const char *nbase = strrchr(s->nspawn, '/');
+                nbase = nbase ? nbase + 1 : s->nspawn;
+                e = export_sums_find(sums, n, nbase);
+                if (!e)
+                        r = mkm_err_set(reterr, -MKM_E_DIGEST_MISMATCH, "%s does not list %s", s->sums, nbase);
+                else if ((r = hash_buf_hex(HASH_SHA256, nspawn, nspawn_len, hex)) >= 0 && strcmp(hex, e->hex) != 0)
+                        r = mkm_err_set(reterr, -MKM_E_DIGEST_MISMATCH, "%s: sha256 %s, but %s says %s", s->nspawn,
+                                        hex, s->sums, e->hex);
+        }
+        export_sums_free(sums, n);
+        if (r < 0)
+                return r;
+        *ret_verified = true;
+        return 0;
+}
+
+int import_machine(struct mkm_ctx *ctx, const char *source, const struct import_opts *opts,
+                   struct import_result *ret, struct mkm_err *reterr) {
+        struct sources s = {};
+        _cleanup_(deploy_freep) struct deploy *d = NULL;
+        _cleanup_close_ int tarfd = -EBADF;
+        _cleanup_free_ char *nspawn = NULL, *manifest = NULL, *installed = NULL;
+        size_t nspawn_len = 0;
+        char digest[MANIFEST_DIGEST_LEN];
+        bool verified = false, signed_ok = false;
+        struct extract_result xr = {};
+        /* Declared here: every goto out below runs their cleanup. */
+        _cleanup_free_ char *settings_path = NULL;
+        _cleanup_(state_freep) struct machine_state *ms = NULL;
+
+        int r = sources_get(ctx, source, opts, &s, reterr);
+        if (r < 0)
+                goto out;
+        const char *name = opts->name ? opts->name : s.stem;
+        if (!deploy_name_is_valid(name)) {
+                r = mkm_err_set(reterr, -MKM_E_USAGE, "'%s' is not a valid machine name; give one: mkmachine import FILE NAME",
+                                name);
+                goto out;
+        }
+        tarfd = open(s.tarball, O_RDONLY | O_CLOEXEC);
+        if (tarfd < 0) {
+                r = mkm_err_set(reterr, negative_errno(), "%s: %m", s.tarball);
+                goto out;
+        }
+        if (s.nspawn && (r = read_side(s.nspawn, &nspawn, &nspawn_len, reterr)) < 0)
+                goto out;
+        r = check_sources(ctx, &s, opts, tarfd, nspawn, nspawn_len, &verified, &signed_ok, reterr);
+        if (r < 0)
+                goto out;
+        if (lseek(tarfd, 0, SEEK_SET) < 0) {
+                r = negative_errno();
+                goto out;
+        }
+
+        r = deploy_begin(ctx, name, &d, reterr);
+        if (r < 0)
+                goto out;
+        struct stat st;
+        if (fstatat(d->machines_fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+                if (!opts->force) {
+                        r = mkm_err_set(reterr, -EEXIST, "machine '%s' exists (%s); --force replaces it", name, d->target);
+                        goto out;
+                }
+                /* Still never a running machine, and drift is listed (it is lost). */
+                r = deploy_check_replaceable(ctx, d, "replace", reterr);
+                if (r < 0)
+                        goto out;
+        }
+        r = deploy_stage(d, reterr);
+        if (r < 0)
+                goto out;
+        mkm_emit(ctx, &(struct mkm_event){ .type = MKM_EV_STAGE, .text = "extracting" });
+        /* The same checks as a package's entries (nothing leaves the root, no hard link out of the
+         * archive), plus what a whole tree has: the root's own metadata, directory times restored
+         * after their contents, devices and fifos. */
+        struct extract_opts xo = {
+                .label = s.base,
+                .max_bytes = TARBALL_MAX,
+                .apply_root = true,
+                .restore_dir_times = true,
+                .allow_special = true,
+        };
+        r = extract_archive_fd(ctx, d->root_fd, tarfd, &xo, &xr, reterr);
+        if (r < 0)
+                goto out;
+        /* No clamping: the archive's times are the exporter's, already clamped when it was built;
+         * clamping here to anything else would change the digest. */
+        mkm_emit(ctx, &(struct mkm_event){ .type = MKM_EV_STAGE, .text = "writing the manifest" });
+        r = manifest_build(ctx, d->root_fd, -1, &manifest, digest, reterr);
+        if (r < 0)
+                goto out;
+        mkm_emit(ctx, &(struct mkm_event){ .type = MKM_EV_STAGE, .text = "deploying" });
+        /* The settings come from the exporter: beside the image (where nspawn applies only the
+         * unprivileged subset, as importctl places them) unless the host's owner trusts them. */
+        if (asprintf(&settings_path, "%s/%s.nspawn", opts->trust_settings ? "etc/systemd/nspawn" : "var/lib/machines",
+                     name) < 0) {
+                r = -ENOMEM;
+                goto out;
+        }
+        struct state_host_file host[1] = { { settings_path, nspawn } };
+        r = state_load(ctx, name, &ms, reterr);
+        if (r < 0)
+                goto out;
+        /* Its SOURCE_DATE_EPOCH (for a re-export): the exporter clamped every time stamp to its own,
+         * so the newest one clamps exactly as that would. */
+        int64_t sde = 0;
+        for (const char *p = manifest; (p = strstr(p, " time=")); p += 6) {
+                long long t = strtoll(p + 6, NULL, 10);
+                if (t > sde)
+                        sde = t;
+        }
+        /* An imported machine was not built here: no recipe and no lock (rebuild refuses it). */
+        struct state_new_gen g = {
+                .recipe = "", .recipe_path = "", .lock = "", .manifest = manifest, .digest = digest,
+                .host = host, .n_host = nspawn ? 1 : 0, .source_date_epoch = sde, .packages = 0,
+        };
+        unsigned gen = 0;
+        r = deploy_commit(ctx, d, &g, &gen, reterr);
+        if (r < 0)
+                goto out;
+        if (nspawn) {
+                installed = fs_path_join(ctx->host_root, settings_path);
+                if (!installed) {
+                        r = -ENOMEM;
+                        goto out;
+                }
+        }
+        *ret = (struct import_result){ .name = strdup(name), .target = strdup(d->target),
+                                       .nspawn = TAKE_PTR(installed), .verified = verified, .signed_ok = signed_ok };
+        memcpy(ret->digest, digest, sizeof digest);
+        if (!ret->name || !ret->target) {
+                import_result_done(ret);
+                r = -ENOMEM;
+        }
+out:
+        extract_result_done(&xr);
+        sources_done(&s);
+        return r;
+}
