@@ -52,7 +52,7 @@ UNIT_SRCS := $(sort $(wildcard tests/unit/test-*.c))
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(O)/tests/%)
 UNIT_HELPERS := $(filter-out $(UNIT_SRCS),$(wildcard tests/unit/*.c))
 
-.PHONY: all check unit integration deps keys demo demo-arch bench install uninstall clean fuzz man
+.PHONY: all check unit integration deps keys demo demo-arch bench install uninstall clean fuzz man clang-check fuzz-smoke
 
 all: mkmachine
 
@@ -152,6 +152,14 @@ $(FUZZ_LIB): $(FUZZ_LIB_OBJS)
 $(FUZZ_O)/%: tests/fuzz/%.c $(FUZZ_LIB)
 	@mkdir -p $(dir $@)
 	@echo "  CCLD $@"; clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -Ibuilder -o $@ $< $(FUZZ_LIB) $(PKG_LIBS) -lpthread
+
+# The same sources under clang (its -Werror catches what gcc lets pass, e.g. a goto that
+# bypasses a cleanup variable's initialisation), and the unit tests built with it.
+clang-check:
+	@$(MAKE) --no-print-directory O=build/clang CC=clang build/clang/mkmachine \
+		$(UNIT_SRCS:tests/unit/%.c=build/clang/tests/%)
+	@MKMACHINE=$(abspath build/clang/mkmachine) BUILD=$(abspath build/clang) tests/run.sh \
+		$(UNIT_SRCS:tests/unit/%.c=build/clang/tests/%)
 
 fuzz-smoke: $(FUZZ_BINS)
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/smoke.sh $(FUZZ_BINS)

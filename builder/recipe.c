@@ -518,7 +518,7 @@ struct loader {
 /* Record an error (message formatted in full, "FILE:LINE: ...") and return its code, which is
  * -MKM_E_RECIPE or -MKM_E_PARSE: the caller skips what it was doing and goes on with the next
  * assignment. Only -ENOMEM (the error could not be kept) stops everything. */
-static int errors_addv(struct recipe_errors *errs, int code, const char *file, unsigned line, const char *fmt,
+__attribute__((format(printf, 5, 0))) static int errors_addv(struct recipe_errors *errs, int code, const char *file, unsigned line, const char *fmt,
                        va_list ap) {
         struct recipe_error *n = mkm_reallocarray(errs->e, errs->n + 1, sizeof *n);
         if (!n)

@@ -568,12 +568,13 @@ int state_write_gen(struct mkm_ctx *ctx, const struct machine_state *s, const st
         if (!mkdtemp(tmp))
                 return mkm_err_set(reterr, negative_errno(), "cannot create a directory in %s: %s", gen_dir, strerror(errno));
         (void)chmod(tmp, 0755);
+        /* Declared before the first goto: fail's path runs their cleanup. */
+        _cleanup_free_ char *digest_line = NULL, *path_line = NULL, *meta = NULL;
         _cleanup_close_ int dfd = open(tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (dfd < 0) {
                 r = negative_errno();
                 goto fail;
         }
-        _cleanup_free_ char *digest_line = NULL, *path_line = NULL, *meta = NULL;
         struct state_meta m = {
                 .generation = n, .root_dev = g->root_dev, .root_ino = g->root_ino, .built = (int64_t)time(NULL),
                 .deployed = state_next_seq(s), .packages = g->packages, .source_date_epoch = g->source_date_epoch,
@@ -801,7 +802,7 @@ static int migrate_gen(int state_fd, unsigned n, const struct stat *root, bool w
         if (r >= 0 && mkdirat(dfd, "host", 0755) < 0)
                 r = negative_errno();
         for (char *const *p = host_paths; r >= 0 && p && *p; p++) {
-                _cleanup_free_ char *text = NULL, *dst = NULL;
+                _cleanup_free_ char *text = NULL;
                 if (fs_read_file_follow_at(hostfd, *p, HOST_FILE_MAX, &text, NULL) < 0)
                         continue;
                 _cleanup_close_ int hfd = openat(dfd, "host", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
