@@ -537,7 +537,7 @@ static void remove_stale_temporaries(struct mkm_ctx *ctx, int dirfd, const char 
                 long pid = rest ? strtol(rest, &end, 10) : 0;
                 if (pid <= 0 || *end != '.' || strlen(end + 1) != 6)
                         continue;
-                if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+                if (!fs_pid_is_gone((pid_t)pid))
                         continue;
                 if (unlinkat(dirfd, de->d_name, 0) == 0)
                         mkm_debug(ctx, "export: removed %s, left by a killed export", de->d_name);

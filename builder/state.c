@@ -761,7 +761,7 @@ static void remove_dead_temporaries(struct mkm_ctx *ctx, const char *path) {
                 if (start == end || start[-1] != '.')
                         continue;
                 long pid = strtol(start, NULL, 10);
-                if (pid <= 0 || pid == getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+                if (pid <= 0 || pid == getpid() || !fs_pid_is_gone((pid_t)pid))
                         continue;
                 struct stat st;
                 if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))

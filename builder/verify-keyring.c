@@ -235,7 +235,7 @@ static void remove_homes(pid_t pid) {
                 int owner, len = 0;
                 if (sscanf(de->d_name, "mkm-gnupg.%d.%n", &owner, &len) != 1 || len == 0 || owner <= 0)
                         continue;
-                if (pid > 0 ? owner != (int)pid : kill((pid_t)owner, 0) == 0 || errno != ESRCH)
+                if (pid > 0 ? owner != (int)pid : !fs_pid_is_gone((pid_t)owner))
                         continue;
                 if (pid == 0) {
                         _cleanup_close_ int hfd = openat(dfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);

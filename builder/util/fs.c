@@ -196,7 +196,7 @@ int fs_remove_temporaries_of(const char *path, pid_t pid) {
         while ((de = readdir(d))) {
                 const char *name = de->d_name;
                 pid_t owner = temporary_owner(name);
-                if (owner <= 0 || (pid > 0 ? owner != pid : kill(owner, 0) == 0 || errno != ESRCH))
+                if (owner <= 0 || (pid > 0 ? owner != pid : !fs_pid_is_gone(owner)))
                         continue;
                 struct stat st;
                 if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
@@ -427,4 +427,24 @@ char *fs_path_join(const char *a, const char *b) {
         if (asprintf(&r, "%.*s%s%s", (int)la, a, (la > 0 && a[la - 1] == '/') ? "" : "/", b) < 0)
                 return NULL;
         return r;
+}
+
+bool fs_pid_is_gone(pid_t pid) {
+        if (pid <= 0)
+                return false;
+        if (kill(pid, 0) < 0)
+                return errno == ESRCH;
+        char path[64], buf[512];
+        (void)snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return errno == ENOENT;
+        ssize_t n = read(fd, buf, sizeof buf - 1);
+        (void)close(fd);
+        if (n <= 0)
+                return false;
+        buf[n] = 0;
+        /* "PID (COMM) STATE ...": COMM may hold spaces and parentheses; the state follows the last ')'. */
+        const char *rp = strrchr(buf, ')');
+        return rp && rp[1] == ' ' && (rp[2] == 'Z' || rp[2] == 'X');
 }

@@ -32,6 +32,11 @@ int fs_write_all(int fd, const void *data, size_t len);
  * Readers see the old content or the new one, never a part. */
 int fs_write_atomic_at(int dirfd, const char *name, const void *data, size_t len, mode_t mode);
 
+/* Whether process pid has ended: it does not exist, or it is a zombie (dead, not yet reaped: an
+ * init that reaps late keeps kill(pid, 0) succeeding for a while, though nothing of the process
+ * runs or holds a file any more). */
+bool fs_pid_is_gone(pid_t pid);
+
 /* Remove the temporaries fs_write_atomic_at() of process pid left in the directory path (names
  * ".#NAME.PID.XXXXXX", regular files only): for the build's guard after its worker was killed.
  * pid 0: those of every process that no longer exists (what a kill of the whole process group

@@ -28,9 +28,19 @@ R=$D/host/var/lib/machines/mastodon-debian
 [ -d "$R" ] || finish
 D1=$(cat "$(live_gen "$D/host" mastodon-debian)/digest")
 
+# The booted machine drifted (Docker's data, the journal): a rebuild without --force is refused
+# before anything is fetched, and the refusal lists what would be lost.
+"$MKMACHINE" -q --locked --host-root "$D/host" --cache-dir "$D/cache" build "$D/mastodon-debian.recipe" \
+  >"$WORK/refused.out" 2>&1
+check "a rebuild of the booted machine without --force is refused (exit 1)" test $? -eq 1
+check "the refusal lists what Docker and containerd wrote" grep -qE '[+] \./var/lib/(docker|containerd)' "$WORK/refused.out"
+check "the refused rebuild left the machine as it was" test "$(cat "$(live_gen "$D/host" mastodon-debian)/digest")" = "$D1"
+
 # A second build from the lock (warm cache, another umask) gives the same digest. The booted
 # tree is replaced: nothing the boot wrote survives.
-if (umask 027; "$MKMACHINE" -q --locked --host-root "$D/host" --cache-dir "$D/cache" build "$D/mastodon-debian.recipe") \
+# --force: the machine was booted (Docker wrote /var/lib/docker and /var/lib/containerd), which
+# verify calls drift and a rebuild refuses to throw away without it.
+if (umask 027; "$MKMACHINE" -q --locked --force --host-root "$D/host" --cache-dir "$D/cache" build "$D/mastodon-debian.recipe") \
   >"$WORK/build2.out" 2>&1; then
   D2=$(cat "$(live_gen "$D/host" mastodon-debian)/digest")
   check "a second build from the lock has the same digest ($D1)" test "$D1" = "$D2"

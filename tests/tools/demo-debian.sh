@@ -46,9 +46,17 @@ EOF
 
 say "mkmachine check $D/$NAME.recipe"
 "$MKM" check "$D/$NAME.recipe"
-say "mkmachine --host-root $D/host build $D/$NAME.recipe"
+FORCE=()
+if [ -d "$D/host/var/lib/machines/$NAME" ]; then
+  # The previous run booted the machine: Docker and the journal wrote into it. A rebuild would
+  # throw that away, so mkmachine refuses it without --force; show what it is, then go ahead.
+  say "mkmachine verify $NAME (what the previous run's boot left in the machine)"
+  "$MKM" --host-root "$D/host" verify "$NAME" 2>&1 | tail -n 4 || true
+  FORCE=(--force)
+fi
+say "mkmachine --host-root $D/host build ${FORCE[*]} $D/$NAME.recipe"
 start=$(date +%s.%N)
-"$MKM" --host-root "$D/host" --cache-dir "$D/cache" build "$D/$NAME.recipe" | tee "$D/build.out"
+"$MKM" --host-root "$D/host" --cache-dir "$D/cache" build "${FORCE[@]}" "$D/$NAME.recipe" | tee "$D/build.out"
 end=$(date +%s.%N)
 awk -v a="$start" -v b="$end" 'BEGIN { printf ":: built in %.1f s\n", b - a }'
 R=$D/host/var/lib/machines/$NAME

@@ -274,6 +274,38 @@ static void test_path_dirname(void **state) {
         }
 }
 
+/* A zombie (ended, not reaped) is gone: an init that reaps late must not keep a dead build's
+ * GnuPG home or temporaries alive. A running process is not. */
+static void test_pid_is_gone(void **state) {
+        (void)state;
+        assert_false(fs_pid_is_gone(getpid()));
+        assert_false(fs_pid_is_gone(0));
+        int p[2];
+        assert_int_equal(pipe(p), 0);
+        pid_t running = fork();
+        assert_true(running >= 0);
+        if (running == 0) {
+                char c;
+                close(p[1]);
+                (void)read(p[0], &c, 1);        /* until the parent closes its end */
+                _exit(0);
+        }
+        close(p[0]);
+        assert_false(fs_pid_is_gone(running));
+        pid_t zombie = fork();
+        assert_true(zombie >= 0);
+        if (zombie == 0)
+                _exit(0);
+        /* Wait until it has exited, without reaping it. */
+        siginfo_t si = {};
+        assert_int_equal(waitid(P_PID, (id_t)zombie, &si, WEXITED | WNOWAIT), 0);
+        assert_true(fs_pid_is_gone(zombie));
+        assert_int_equal(waitpid(zombie, NULL, 0), zombie);
+        assert_true(fs_pid_is_gone(zombie));    /* reaped: no such process */
+        close(p[1]);
+        assert_int_equal(waitpid(running, NULL, 0), running);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_strv),
@@ -283,6 +315,7 @@ int main(void) {
                 cmocka_unit_test(test_atomic_write_and_read),
                 cmocka_unit_test(test_remove_temporaries),
                 cmocka_unit_test(test_remove_dead_temporaries),
+                cmocka_unit_test(test_pid_is_gone),
                 cmocka_unit_test(test_rm_rf_stops_at_bind_mounts),
                 cmocka_unit_test(test_mkdir_p_in_root),
                 cmocka_unit_test(test_path_join),
