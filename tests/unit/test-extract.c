@@ -128,6 +128,39 @@ static int make_archive(const struct ent *ents, size_t n, bool truncate_half) {
         return fd;
 }
 
+/* Write sparse regular files as a pax tar (GNU.sparse.* headers): each holds 16 bytes of data at
+ * offset 0 and a hole up to its logical size. Returns an fd positioned at 0. */
+static int make_sparse_archive(const char *const *paths, const la_int64_t *sizes, size_t n) {
+        char path[] = "/tmp/mkm-test-archive.XXXXXX";
+        int fd = mkstemp(path);
+        assert_true(fd >= 0);
+        unlink(path);
+        struct archive *a = archive_write_new();
+        archive_write_add_filter_zstd(a);
+        archive_write_set_format_pax(a);
+        assert_int_equal(archive_write_open_fd(a, fd), ARCHIVE_OK);
+        for (size_t i = 0; i < n; i++) {
+                struct archive_entry *e = archive_entry_new();
+                archive_entry_set_pathname(e, paths[i]);
+                archive_entry_set_mtime(e, 1700000000, 0);
+                archive_entry_set_filetype(e, AE_IFREG);
+                archive_entry_set_perm(e, 0644);
+                archive_entry_set_size(e, sizes[i]);
+                archive_entry_sparse_add_entry(e, 0, 16);
+                assert_int_equal(archive_write_header(a, e), ARCHIVE_OK);
+                /* the writer takes the logical contents and stores only the data regions */
+                _cleanup_free_ char *buf = calloc(1, (size_t)sizes[i]);
+                assert_non_null(buf);
+                memcpy(buf, "0123456789abcdef", 16);
+                assert_int_equal(archive_write_data(a, buf, (size_t)sizes[i]), sizes[i]);
+                archive_entry_free(e);
+        }
+        assert_int_equal(archive_write_close(a), ARCHIVE_OK);
+        archive_write_free(a);
+        lseek(fd, 0, SEEK_SET);
+        return fd;
+}
+
 static int run(struct fixture *f, const struct ent *ents, size_t n, uint64_t max, struct extract_owners *owners,
                const char *label, struct extract_result *res, struct mkm_err *err) {
         _cleanup_close_ int fd = make_archive(ents, n, false);
@@ -603,6 +636,42 @@ static void test_duplicate_entries(void **state) {
         extract_result_done(&res);
 }
 
+/* Holes count against the size cap like data: a sparse entry stores 16 bytes but would create
+ * its whole logical size on disk. Kills the mutant that counts only the data bytes read. */
+static void test_sparse_holes_count(void **state) {
+        struct fixture *f = *state;
+        struct extract_opts o = { .label = "sparse", .max_bytes = 4096, .meta_names = alpm_meta, .skip_dot_toplevel = true };
+        static const char *const one[] = { "usr/ok" };
+        static const la_int64_t one_fits[] = { 4000 };
+        static const la_int64_t one_huge[] = { 1 << 20 };
+        static const char *const two[] = { "usr/a", "usr/b" };
+        static const la_int64_t two_sizes[] = { 3000, 3000 };
+
+        /* within the cap: extracted at its logical size, and the logical size is what counts */
+        struct extract_result res = {};
+        struct mkm_err err = {};
+        _cleanup_close_ int fd = make_sparse_archive(one, one_fits, 1);
+        assert_int_equal(extract_archive_fd(NULL, f->rootfd, fd, &o, &res, &err), 0);
+        assert_int_equal(res.bytes, 4000);
+        struct stat st;
+        assert_int_equal(fstatat(f->rootfd, "usr/ok", &st, AT_SYMLINK_NOFOLLOW), 0);
+        assert_int_equal(st.st_size, 4000);
+        extract_result_done(&res);
+
+        /* one entry whose holes alone exceed the cap */
+        _cleanup_close_ int fd1 = make_sparse_archive(one, one_huge, 1);
+        assert_int_equal(extract_archive_fd(NULL, f->rootfd, fd1, &o, &res, &err), -MKM_E_TOO_BIG);
+        assert_string_equal(err.msg, "sparse: contents exceed the 4096 bytes its metadata promised");
+        assert_null(res.files);
+
+        /* two entries, each within the cap, 32 bytes of data together, 6000 bytes once extracted */
+        err = (struct mkm_err){};
+        _cleanup_close_ int fd2 = make_sparse_archive(two, two_sizes, 2);
+        assert_int_equal(extract_archive_fd(NULL, f->rootfd, fd2, &o, &res, &err), -MKM_E_TOO_BIG);
+        assert_string_equal(err.msg, "sparse: contents exceed the 4096 bytes its metadata promised");
+        assert_null(res.files);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_normalize_table),
@@ -618,6 +687,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_meta_table, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_opened_reader, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_duplicate_entries, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_sparse_holes_count, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
