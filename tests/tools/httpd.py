@@ -22,6 +22,9 @@ Faults are chosen by a URL path prefix; the rest of the path names the file serv
     /fault/slow/PATH           the body (honouring Range) in 10 small chunks over about 1 s
     /fault/big/PATH            the file plus 4096 extra bytes, with a Content-Length saying so
     /fault/big-nolen/PATH      the file plus 4096 extra bytes, no Content-Length, then close
+    /fault/big-range/PATH      like big-nolen, but a "bytes=N-" request gets 206 with
+                               "Content-Range: bytes N-LAST/*" (size unknown) and the file from N on
+                               plus 4096 extra bytes, no Content-Length, then close
     /fault/reset/PATH          close the connection without sending any response
     /fault/norange/PATH        ignore Range: always 200 with the whole file
     /fault/badrange/PATH       answer any Range request with 206 and the whole file
@@ -255,9 +258,19 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return
         if fault == "slow":
             return self.serve(path, chunks=10, seconds=1.0)
-        if fault in ("big", "big-nolen"):
+        if fault in ("big", "big-nolen", "big-range"):
             with open(path, "rb") as f:
                 data = f.read() + b"X" * EXTRA
+            m = re.fullmatch(r"\s*bytes=(\d+)-\s*", self.headers.get("Range") or "")
+            if fault == "big-range" and m and int(m.group(1)) < len(data):
+                start = int(m.group(1))
+                self.close_connection = True
+                self.send_response(206)
+                self.send_header("Content-Type", "application/octet-stream")
+                self.send_header("Content-Range", "bytes %d-%d/*" % (start, len(data) - 1))
+                self.send_header("Connection", "close")
+                self.end_headers()
+                return self.write_body(data[start:])
             self.send_response(200)
             self.send_header("Content-Type", "application/octet-stream")
             if fault == "big":

@@ -805,6 +805,40 @@ static void test_too_big(void **state) {
         assert_same_file("big.bin");
 }
 
+/* The cap counts the bytes a resumed part already holds: a 206 without Content-Length and with
+ * an unknown total ("bytes N-LAST/ *") is cut off once offset + received passes it, even though
+ * this transfer alone stays under it. Kills the mutant that compares only the bytes received. */
+static void test_too_big_resumed(void **state) {
+        (void)state;
+        struct fetch_options o = test_opts();
+        struct fetch_item it;
+        struct mkm_err err = {};
+        char ranges[256], want[1024];
+        uint8_t buf[10000];
+
+        make_served("bigres.bin", sizeof buf, 19);
+        make_content(buf, sizeof buf, 19);
+        o.max_size = 12000;     /* 6000 kept + 8096 sent: only the sum is over */
+        write_file(path_in(srv.out, "bigres.bin.part"), buf, 6000);
+        assert_int_equal(fetch_one("bigres.bin", 0, &o, &it, &err, url("fault/big-range/bigres.bin"), NULL),
+                         -MKM_E_TOO_BIG);
+        (void)snprintf(want, sizeof want, "'%s': sent more than the limit of 12000 bytes",
+                       url("fault/big-range/bigres.bin"));
+        assert_string_equal(it.error, want);
+        assert_int_equal(server_requests("fault/big-range/bigres.bin", ranges, sizeof ranges), 1);
+        assert_string_equal(ranges, "bytes=6000-");
+        assert_false(exists(path_in(srv.out, "bigres.bin")));
+        assert_false(exists(path_in(srv.out, "bigres.bin.part")));
+
+        /* Exactly the cap is allowed: the whole 14096 bytes, resumed. */
+        o.max_size = 14096;
+        write_file(path_in(srv.out, "bigres.bin.part"), buf, 6000);
+        assert_int_equal(fetch_one("bigres.bin", 0, &o, &it, &err, url("fault/big-range/bigres.bin"), NULL), 0);
+        assert_int_equal(server_requests("fault/big-range/bigres.bin", ranges, sizeof ranges), 2);
+        assert_string_equal(ranges, "bytes=6000-,bytes=6000-");
+        assert_string_equal(sink.files, "bigres.bin=14096");
+}
+
 static void test_reset_retried_then_fails_over(void **state) {
         (void)state;
         struct fetch_options o = test_opts();
@@ -1005,6 +1039,7 @@ int main(void) {
                 cmocka_unit_test(test_416_restarts),
                 cmocka_unit_test(test_stall_fails_over),
                 cmocka_unit_test(test_too_big),
+                cmocka_unit_test(test_too_big_resumed),
                 cmocka_unit_test(test_reset_retried_then_fails_over),
                 cmocka_unit_test(test_file_scheme),
                 cmocka_unit_test(test_schemes_and_redirects),
