@@ -3,6 +3,7 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <json-c/json.h>
 #include <limits.h>
@@ -17,6 +18,7 @@
 #include "ctx.h"
 #include "util/cleanup.h"
 #include "util/err.h"
+#include "ini.h"
 #include "util/fs.h"
 
 struct renderer {
@@ -579,9 +581,48 @@ static int split_args(int argc, char **argv, struct found_opt *found, size_t *n_
         return -1;
 }
 
+/* The host's own settings, HOST/etc/mkmachine/mkmachine.conf (systemd INI; a missing file is
+ * no settings). Today one: [Generations] Keep=N, the older generations kept beside the live tree
+ * when no --keep-generations is given. Strict like a recipe: an unknown section or key, or a bad
+ * value, is an error naming the file and line. */
+static int read_host_config(const char *host_root, unsigned *keep) {
+        _cleanup_free_ char *path = fs_path_join(host_root, "etc/mkmachine/mkmachine.conf"), *text = NULL;
+        if (!path)
+                return cli_fail(-ENOMEM, NULL, "startup");
+        size_t len = 0;
+        int r = fs_read_file_follow_at(AT_FDCWD, path, 64u << 10, &text, &len);
+        if (r == -ENOENT)
+                return 0;
+        if (r < 0)
+                return cli_error(EXIT_USAGE, "cannot read %s: %s", path, strerror(-r));
+        struct ini_entry *e = NULL;
+        size_t n = 0;
+        struct mkm_err err = {};
+        r = ini_parse(text, len, path, &e, &n, &err);
+        if (r < 0)
+                return cli_error(EXIT_USAGE, "%s", err.msg);
+        int rc = 0;
+        for (size_t i = 0; i < n && rc == 0; i++) {
+                if (strcmp(e[i].section, "Generations") != 0)
+                        rc = cli_error(EXIT_USAGE, "%s:%u: [%s]: unknown section; expected [Generations]", path, e[i].line,
+                                       e[i].section);
+                else if (!e[i].key)
+                        continue;
+                else if (strcmp(e[i].key, "Keep") != 0)
+                        rc = cli_error(EXIT_USAGE, "%s:%u: [Generations] %s=: unknown key; expected Keep=", path, e[i].line,
+                                       e[i].key);
+                else if (parse_uint(e[i].value, 0, 100, keep) < 0)
+                        rc = cli_error(EXIT_USAGE, "%s:%u: [Generations] Keep=: expected a number from 0 to 100, got '%s'",
+                                       path, e[i].line, e[i].value);
+        }
+        ini_entries_free(e, n);
+        return rc;
+}
+
 int cli_main(int argc, char **argv) {
         const char *arg_host_root = "/", *arg_cache_dir = NULL, *arg_keys_dir = NULL;
         unsigned arg_jobs = 5, arg_systemd_version = 0, arg_keep_generations = 1;
+        bool arg_keep_generations_set = false;
         int arg_verbosity = 0;
         bool arg_locked = false, arg_force = false;
 
@@ -644,6 +685,7 @@ int cli_main(int argc, char **argv) {
                 case OPT_KEEP_GENERATIONS:
                         if (parse_uint(optarg_, 0, 100, &arg_keep_generations) < 0)
                                 return cli_usage_error("--keep-generations: expected a number from 0 to 100, got '%s'", optarg_);
+                        arg_keep_generations_set = true;
                         break;
                 default:
                         return cli_usage_error("unrecognized option '%s'", found[i].spelled);
@@ -658,6 +700,11 @@ int cli_main(int argc, char **argv) {
         _cleanup_free_ char *keys_dir = arg_keys_dir ? absolute_path(arg_keys_dir) : NULL;
         if (!host_root || (arg_cache_dir && !cache_dir) || (arg_keys_dir && !keys_dir))
                 return cli_fail(-errno, NULL, "cannot make a path absolute");
+        if (!arg_keep_generations_set) {
+                int rc = read_host_config(host_root, &arg_keep_generations);
+                if (rc != 0)
+                        return rc;
+        }
 
         _cleanup_free_ char *checkout = find_checkout();
         _cleanup_free_ char *cache_default = checkout ? fs_path_join(checkout, "cache") : strdup("/var/cache/mkmachine");

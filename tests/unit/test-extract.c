@@ -32,7 +32,7 @@ struct ent {
         const char *path;
         const char *data;       /* file content, or link target */
         mode_t perm;
-        const char *xattr;      /* "name=value" or NULL */
+        const char *xattr;      /* "name=value[;name=value...]" or NULL */
 };
 
 /* What the Arch backend keeps in memory (the generic extractor knows no names of its own). */
@@ -107,11 +107,13 @@ static int make_archive(const struct ent *ents, size_t n, bool truncate_half) {
                         archive_entry_set_rdev(e, makedev(1, 3));
                         break;
                 }
-                if (ents[i].xattr) {
-                        const char *eq = strchr(ents[i].xattr, '=');
+                for (const char *x = ents[i].xattr; x && *x;) {
+                        const char *eq = strchr(x, '=');
+                        size_t vlen = strcspn(eq + 1, ";");
                         char name[64];
-                        snprintf(name, sizeof name, "%.*s", (int)(eq - ents[i].xattr), ents[i].xattr);
-                        archive_entry_xattr_add_entry(e, name, eq + 1, strlen(eq + 1));
+                        snprintf(name, sizeof name, "%.*s", (int)(eq - x), x);
+                        archive_entry_xattr_add_entry(e, name, eq + 1, vlen);
+                        x = eq + 1 + vlen + (eq[1 + vlen] == ';');
                 }
                 assert_int_equal(archive_write_header(a, e), ARCHIVE_OK);
                 if (len)
@@ -672,6 +674,35 @@ static void test_sparse_holes_count(void **state) {
         assert_null(res.files);
 }
 
+/* Only user.*, file capabilities and ACLs reach the tree: a package must not plant trusted.* (read
+ * by overlayfs and other root-only consumers) or a security.* label of its choosing. */
+static void test_xattr_filter(void **state) {
+        struct fixture *f = *state;
+        static const struct ent ents[] = {
+                { 'f', "etc/x.conf", "x\n", 0644, "trusted.x=1;security.foo=2;user.ok=3" },
+                { 'd', "var/", NULL, 0755, "trusted.d=4;security.bar=5;user.dir=6" },
+        };
+        struct extract_result res = {};
+        struct mkm_err err = {};
+        assert_int_equal(run(f, ents, ELEMENTSOF(ents), 0, NULL, "xattrs", &res, &err), 0);
+        const char *paths[] = { "etc/x.conf", "var" };
+        const char *kept[] = { "user.ok", "user.dir" };
+        const char *kept_val[] = { "3", "6" };
+        const char *dropped[][2] = { { "trusted.x", "security.foo" }, { "trusted.d", "security.bar" } };
+        for (size_t i = 0; i < ELEMENTSOF(paths); i++) {
+                char path[256], val[16] = {};
+                snprintf(path, sizeof path, "%s/%s", f->root, paths[i]);
+                assert_int_equal(getxattr(path, kept[i], val, sizeof val), 1);
+                assert_string_equal(val, kept_val[i]);
+                for (size_t j = 0; j < 2; j++) {
+                        errno = 0;
+                        assert_int_equal(getxattr(path, dropped[i][j], val, sizeof val), -1);
+                        assert_int_equal(errno, ENODATA);
+                }
+        }
+        extract_result_done(&res);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_normalize_table),
@@ -688,6 +719,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_opened_reader, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_duplicate_entries, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_sparse_holes_count, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_xattr_filter, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -110,6 +110,27 @@ static void test_manifest_text(void **state) {
         assert_string_not_equal(d3, d4);
 }
 
+/* A directory's xattrs are part of its line and of the digest, like a file's. */
+static void test_manifest_dir_xattr(void **state) {
+        struct fx *f = *state;
+        make_tree(f);
+        _cleanup_free_ char *t1 = NULL, *t2 = NULL;
+        char d1[MANIFEST_DIGEST_LEN], d2[MANIFEST_DIGEST_LEN];
+        struct mkm_err err = {};
+        assert_int_equal(manifest_build(NULL, f->rootfd, -1, &t1, d1, &err), 0);
+        char p[256];
+        snprintf(p, sizeof p, "%s/usr/bin", f->root);
+        assert_int_equal(setxattr(p, "user.x", "1", 1, 0), 0);
+        stamp(f->rootfd, "usr/bin");
+        assert_int_equal(manifest_build(NULL, f->rootfd, -1, &t2, d2, &err), 0);
+        assert_string_not_equal(t1, t2);
+        assert_string_not_equal(d1, d2);
+        char want[256];
+        snprintf(want, sizeof want, "\n./usr/bin type=dir mode=0755 uid=%u gid=%u xattr.user.x=31 time=1700000000\n",
+                 getuid(), getgid());
+        assert_non_null(strstr(t2, want));
+}
+
 static void test_remove_generated(void **state) {
         struct fx *f = *state;
         char outside[128];
@@ -203,6 +224,7 @@ static void test_manifest_too_deep(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_manifest_text, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_manifest_dir_xattr, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_manifest_clamps, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_manifest_too_deep, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_remove_generated, setup, teardown),

@@ -644,7 +644,8 @@ static void test_privileges_dropped(void **state) {
 }
 
 /* The kernel keyring is not namespaced: package code must not reach root's keys. A tiny static
- * program calls keyctl, add_key, bpf, clone3 and unshare(CLONE_NEWUSER) directly. */
+ * program calls keyctl, add_key, bpf, clone3, unshare(CLONE_NEWUSER) and clone(CLONE_NEWUSER)
+ * directly. */
 static void test_seccomp_syscalls(void **state) {
         struct fixture *f = *state;
         if (!can_run())
@@ -655,7 +656,7 @@ static void test_seccomp_syscalls(void **state) {
         FILE *fp = fopen(src, "w");
         assert_non_null(fp);
         fputs("#define _GNU_SOURCE\n#include <errno.h>\n#include <sched.h>\n#include <stdio.h>\n#include <string.h>\n"
-              "#include <sys/syscall.h>\n#include <unistd.h>\n"
+              "#include <signal.h>\n#include <sys/syscall.h>\n#include <sys/wait.h>\n#include <unistd.h>\n"
               "static void t(const char *n, long r) { printf(\"%s %s\\n\", n, r < 0 ? strerrorname_np(errno) : \"ok\"); }\n"
               "int main(void) {\n"
               "  t(\"keyctl\", syscall(SYS_keyctl, 0 /* KEYCTL_GET_KEYRING_ID */, -3 /* session */, 0));\n"
@@ -663,6 +664,10 @@ static void test_seccomp_syscalls(void **state) {
               "  t(\"bpf\", syscall(SYS_bpf, 0, 0, 0));\n"
               "  t(\"clone3\", syscall(SYS_clone3, 0, 0));\n"
               "  t(\"unshare-user\", unshare(CLONE_NEWUSER));\n"
+              "  long c = syscall(SYS_clone, CLONE_NEWUSER | SIGCHLD, 0, 0, 0, 0);\n"
+              "  if (c == 0) _exit(0);\n"
+              "  if (c > 0) waitpid((pid_t)c, NULL, 0);\n"
+              "  t(\"clone-user\", c);\n"
               "  t(\"getpid\", syscall(SYS_getpid));\n"
               "  return 0;\n}\n", fp);
         fclose(fp);
@@ -681,6 +686,7 @@ static void test_seccomp_syscalls(void **state) {
         assert_non_null(strstr(out, "bpf EPERM\n"));
         assert_non_null(strstr(out, "clone3 ENOSYS\n"));
         assert_non_null(strstr(out, "unshare-user EPERM\n"));
+        assert_non_null(strstr(out, "clone-user EPERM\n"));
         assert_non_null(strstr(out, "getpid ok\n"));
 }
 
