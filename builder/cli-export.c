@@ -14,21 +14,6 @@
 #include "util/cleanup.h"
 #include "util/err.h"
 
-/* --json: errors as one document too, {"error": {"message": ..., "code": N}}. */
-int cli_export_fail_json(const struct mkm_ctx *ctx, int r, const struct mkm_err *err, const char *what);
-int cli_export_fail_json(const struct mkm_ctx *ctx, int r, const struct mkm_err *err, const char *what) {
-        int code = cli_fail(r, err, what);
-        if (ctx->json) {
-                _cleanup_(cli_json_freep) struct json_object *o = json_object_new_object();
-                struct json_object *e = o ? cli_json_add_object(o, "error") : NULL;
-                char msg[2300];
-                (void)snprintf(msg, sizeof msg, "%s: %s", what, err && err->msg[0] ? err->msg : mkm_strerror(r));
-                if (e && cli_json_add_string(e, "message", msg) >= 0 && cli_json_add_int(e, "code", code) >= 0)
-                        (void)cli_json_print(stdout, o, CLI_JSON_LINE);
-        }
-        return code;
-}
-
 int cli_cmd_export(struct mkm_ctx *ctx, int argc, char **argv) {
         enum { OPT_COMPRESS = 0x100, OPT_SIGN, OPT_GPG_HOME };
         static const struct option options[] = {
@@ -68,7 +53,7 @@ int cli_cmd_export(struct mkm_ctx *ctx, int argc, char **argv) {
         struct export_result res = {};
         int r = export_machine(ctx, name, dir, &opts, &res, &err);
         if (r < 0)
-                return cli_export_fail_json(ctx, r, &err, "export");
+                return cli_fail(r, &err, "export");
         if (ctx->json) {
                 _cleanup_(cli_json_freep) struct json_object *o = json_object_new_object();
                 if (!o || cli_json_add_string(o, "name", name) < 0 || cli_json_add_string(o, "digest", res.digest) < 0 ||

@@ -15,8 +15,6 @@
 #include "util/err.h"
 #include "util/fs.h"
 
-int cli_export_fail_json(const struct mkm_ctx *ctx, int r, const struct mkm_err *err, const char *what);
-
 int cli_cmd_import(struct mkm_ctx *ctx, int argc, char **argv) {
         enum { OPT_VERIFY = 0x100, OPT_KEYRING, OPT_TRUST_SETTINGS };
         static const struct option options[] = {
@@ -74,7 +72,7 @@ int cli_cmd_import(struct mkm_ctx *ctx, int argc, char **argv) {
         struct import_result res = {};
         int r = import_machine(ctx, source, &opts, &res, &err);
         if (r < 0)
-                return cli_export_fail_json(ctx, r, &err, "import");
+                return cli_fail(r, &err, "import");
         if (ctx->json) {
                 _cleanup_(cli_json_freep) struct json_object *o = json_object_new_object();
                 if (!o || cli_json_add_string(o, "name", res.name) < 0 || cli_json_add_string(o, "path", res.target) < 0 ||

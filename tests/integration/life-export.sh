@@ -123,6 +123,15 @@ t = int(re.search(r'^\./etc type=dir.* time=(\d+)$', open(sys.argv[2]).read(), r
 os.utime(sys.argv[1], (t, t))
 P
 
+# An error under --json: exactly one JSON document on stdout, the error's.
+mkm --json export nosuch "$WORK/e-err" >"$WORK/err.json" 2>"$WORK/err.log"
+check "export of an unknown machine fails (exit 1)" test $? -eq 1
+check "--json: one document, {\"error\": ...} naming the machine" python3 -c '
+import json, sys
+d = json.loads(open(sys.argv[1]).read())
+assert "nosuch" in d["error"]["message"], d' "$WORK/err.json"
+check "the failed export wrote nothing into its directory" test ! -e "$WORK/e-err/SHA256SUMS"
+
 # --- 4. export -> import into another host: the same digest ------------------------------------
 "$MKMACHINE" --host-root "$HOST2" --json import "$WORK/e1-xz/ex.tar.xz" >"$WORK/imp.json" 2>"$WORK/imp.log"
 check "import of the export succeeds" test $? -eq 0
