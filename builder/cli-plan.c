@@ -80,22 +80,10 @@ static void print_text(const struct build_plan *p) {
 }
 
 int cli_cmd_plan(struct mkm_ctx *ctx, int argc, char **argv) {
-        static const struct option opts[] = {
-                { "update", no_argument, NULL, 'u' },
-                {},
-        };
         bool update = false;
-        int c;
-        opterr = 0;
-        optind = 0;     /* glibc: re-initialise fully (the global parse may have used "+") */
-        while ((c = getopt_long(argc, argv, "", opts, NULL)) >= 0)
-                switch (c) {
-                case 'u':
-                        update = true;
-                        break;
-                default:
-                        return cli_usage_error("plan: unknown option '%s'", argv[optind - 1]);
-                }
+        int r0 = cli_parse_update_flag("plan", argc, argv, &update);
+        if (r0 != 0)
+                return r0;
         if (argc - optind != 1)
                 return cli_usage_error("plan: expected exactly one RECIPE");
         struct mkm_err err = {};

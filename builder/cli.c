@@ -777,3 +777,22 @@ int cli_main(int argc, char **argv) {
         optind = 1;
         return cli_cmd_build(&ctx, 2, build_argv);
 }
+
+int cli_parse_update_flag(const char *cmd, int argc, char **argv, bool *ret_update) {
+        static const struct option opts[] = {
+                { "update", no_argument, NULL, 'u' },
+                {},
+        };
+        int c;
+        opterr = 0;
+        optind = 0;     /* glibc: re-initialise fully (the global parse may have used "+") */
+        while ((c = getopt_long(argc, argv, "", opts, NULL)) >= 0)
+                switch (c) {
+                case 'u':
+                        *ret_update = true;
+                        break;
+                default:
+                        return cli_usage_error("%s: unknown option '%s'", cmd, argv[optind - 1]);
+                }
+        return 0;
+}

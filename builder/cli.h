@@ -40,7 +40,11 @@ int cli_error(int exit_code, const char *fmt, ...) __attribute__((format(printf,
 /* Print "mkmachine: warning: MESSAGE"; returns 0. */
 int cli_warning(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* Print a usage error ("mkmachine: error: ..." and a hint to --help) and return EXIT_USAGE. */
+/* A subcommand's only option, --update (plan, rebuild): sets *ret_update and leaves optind at the
+ * first operand; an unknown option is a usage error (its exit code returned; 0 on success). */
+int cli_parse_update_flag(const char *cmd, int argc, char **argv, bool *ret_update);
+
+/* Print a usage error ("mkmachine: error: ..." and a hint to --help) and return EXIT_USAGE.*/
 int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* What the renderer counted since the start: bytes and files downloaded, seconds elapsed. For

@@ -265,18 +265,26 @@ static int list_trees(int machines_fd, const char *name, struct tree_entry **ret
         return 0;
 }
 
+/* Read and parse DIR/meta. */
+static int read_meta(const char *dir, struct state_meta *ret, struct mkm_err *reterr) {
+        _cleanup_free_ char *path = fs_path_join(dir, "meta"), *text = NULL;
+        if (!path)
+                return -ENOMEM;
+        int r = fs_read_file_follow_at(AT_FDCWD, path, META_MAX, &text, NULL);
+        if (r < 0)
+                return mkm_err_set(reterr, r, "cannot read %s: %s", path, strerror(-r));
+        return state_meta_parse(text, path, ret, reterr);
+}
+
 static int load_gen(const char *gen_dir, unsigned n, struct machine_gen *g, struct mkm_err *reterr) {
         *g = (struct machine_gen){ .gen = n };
         if (asprintf(&g->dir, "%s/%u", gen_dir, n) < 0)
                 return -ENOMEM;
-        _cleanup_free_ char *meta_path = fs_path_join(g->dir, "meta"), *text = NULL;
+        _cleanup_free_ char *meta_path = fs_path_join(g->dir, "meta");
         if (!meta_path)
                 return -ENOMEM;
-        int r = fs_read_file_follow_at(AT_FDCWD, meta_path, META_MAX, &text, NULL);
-        if (r < 0)
-                return mkm_err_set(reterr, r, "cannot read %s: %s", meta_path, strerror(-r));
         struct state_meta m;
-        r = state_meta_parse(text, meta_path, &m, reterr);
+        int r = read_meta(g->dir, &m, reterr);
         if (r < 0)
                 return r;
         if (m.generation != n)
@@ -631,14 +639,11 @@ fail:
 }
 
 int state_set_deployed(const struct machine_gen *g, uint64_t seq, struct mkm_err *reterr) {
-        _cleanup_free_ char *p = fs_path_join(g->dir, "meta"), *text = NULL, *out = NULL;
+        _cleanup_free_ char *p = fs_path_join(g->dir, "meta"), *out = NULL;
         if (!p)
                 return -ENOMEM;
-        int r = fs_read_file_follow_at(AT_FDCWD, p, META_MAX, &text, NULL);
-        if (r < 0)
-                return mkm_err_set(reterr, r, "cannot read %s: %s", p, strerror(-r));
         struct state_meta m;
-        r = state_meta_parse(text, p, &m, reterr);
+        int r = read_meta(g->dir, &m, reterr);
         if (r < 0)
                 return r;
         m.deployed = seq;
