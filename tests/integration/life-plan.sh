@@ -184,6 +184,12 @@ mkm rebuild pl >"$WORK/r2.log" 2>&1
 check "rebuild without --update keeps the locked libfoo 1.4-1" \
   test $? -eq 0 -a -d "$HOST/var/lib/machines/pl/var/lib/pacman/local/libfoo-1.4-1"
 mkm plan --update "$R" >"$WORK/plan4.txt" 2>/dev/null
+mkm plan --bogus "$R" >/dev/null 2>"$WORK/plan-bad.err"
+check "plan --bogus is a usage error (exit 2) naming the option" \
+  bash -c '[ $0 -eq 2 ] && grep -qF "plan: unknown option '"'"'--bogus'"'"'" "$1"' $? "$WORK/plan-bad.err"
+mkm rebuild --bogus x >/dev/null 2>"$WORK/rebuild-bad.err"
+check "rebuild --bogus is a usage error (exit 2) naming the option" \
+  bash -c '[ $0 -eq 2 ] && grep -qF "rebuild: unknown option '"'"'--bogus'"'"'" "$1"' $? "$WORK/rebuild-bad.err"
 check "plan --update shows the upgrade against the lock" grep -qE '^  upgraded +libfoo 1\.4-1 -> 1\.5-1$' "$WORK/plan4.txt"
 mkm rebuild pl --update >"$WORK/r3.log" 2>&1
 check "rebuild --update exits 0" test $? -eq 0
