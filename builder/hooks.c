@@ -281,11 +281,6 @@ int hooks_host_files(struct mkm_ctx *ctx, const struct recipe *r, const struct h
                                 return -ENOMEM;
                         if ((q = nspawn_additions_add(&add, NSPAWN_ADD_DEFAULT, "Exec", "PrivateUsers", base, NULL, why)) < 0)
                                 return q;
-                        mkm_info(ctx, "DockerStorageDriver=%s: the machine '%s' runs Docker with user namespacing "
-                                      "(PrivateUsers=pick, the default with Docker): its root is the host's unprivileged "
-                                      "UID %s (0x%08" PRIx32 "), derived from its name; DockerPrivileged=yes gives the "
-                                      "privileged form instead",
-                                 r->docker_storage_driver, r->name, base, u.base);
                 } else if (u.picked) {
                         if ((q = nspawn_additions_add(&add, NSPAWN_ADD_FORCE, "Exec", "PrivateUsers", base, NULL, "PrivateUsers=pick")) < 0)
                                 return q;
@@ -457,6 +452,13 @@ static int precheck_docker_userns(struct mkm_ctx *ctx, const struct recipe *r, c
         char sd[64];
         int n = 0;
         version_text(host->systemd_version, sd, sizeof sd);
+        struct hooks_userns u;
+        if (hooks_userns(r, &u, NULL) >= 0 && u.implied)
+                mkm_info(ctx, "DockerStorageDriver=%s: the machine '%s' runs Docker with user namespacing "
+                              "(PrivateUsers=pick, the default with Docker): its root is the host's unprivileged UID %"
+                              PRIu32 " (0x%08" PRIx32 "), derived from its name; DockerPrivileged=yes gives the "
+                              "privileged form instead",
+                         d, r->name, u.base, u.base);
         const char *pu = nspawn_recipe_value(r, "Exec", "PrivateUsers");
         if (pu && recipe_parse_boolean(pu) == 0) {
                 mkm_warn(ctx, "DockerStorageDriver=%s with PrivateUsers=%s but without DockerPrivileged=yes: the machine has "
