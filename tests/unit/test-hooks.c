@@ -667,6 +667,28 @@ static void test_hostinfo(void **state) {
         assert_int_equal(hostinfo_module_loaded(&f->ctx, "overlayfs"), 0);
 
         assert_int_equal(hostinfo_cgroup_mode(&f->ctx), HOSTINFO_CGROUP_UNKNOWN);
+        /* This host's hierarchy, told by statfs, against what /proc/self/mountinfo lists. */
+        FILE *mi = fopen("/proc/self/mountinfo", "re");
+        if (mi) {
+                char line[4096], top[64] = "", unified[64] = "";
+                while (fgets(line, sizeof line, mi)) {
+                        char mp[1024], fstype[64];
+                        const char *dash = strstr(line, " - ");
+                        if (!dash || sscanf(line, "%*s %*s %*s %*s %1023s", mp) != 1 || sscanf(dash + 3, "%63s", fstype) != 1)
+                                continue;
+                        if (strcmp(mp, "/sys/fs/cgroup") == 0)
+                                snprintf(top, sizeof top, "%s", fstype);
+                        else if (strcmp(mp, "/sys/fs/cgroup/unified") == 0)
+                                snprintf(unified, sizeof unified, "%s", fstype);
+                }
+                fclose(mi);
+                enum hostinfo_cgroup want = strcmp(top, "cgroup2") == 0 ? HOSTINFO_CGROUP_UNIFIED
+                                            : strcmp(top, "tmpfs") != 0 ? HOSTINFO_CGROUP_UNKNOWN
+                                            : strcmp(unified, "cgroup2") == 0 ? HOSTINFO_CGROUP_HYBRID
+                                                                              : HOSTINFO_CGROUP_LEGACY;
+                struct mkm_ctx real = { .host_root = "/" };
+                assert_int_equal(hostinfo_cgroup_mode(&real), want);
+        }
         unsigned maj = 0, min = 0;
         assert_int_equal(hostinfo_kernel_version(&f->ctx, &maj, &min), -ENOENT);
         mkfile(f->host, "proc/sys/kernel/osrelease", "6.18.44-fc-v1272\n", 0644);
