@@ -378,7 +378,6 @@ static void expect_hooked(struct fixture *f, const char *path, unsigned flags, c
         char *got = untouched;
         int fd = 12345;
         int r = chase_in_root_full(f->rootfd, path, flags, &hooks, &got, &fd);
-        _cleanup_free_ char *got_new = got != untouched ? got : NULL;
         if (r != want_r || strcmp(l.seen, want_seen) != 0)
                 fail_msg("chase '%s' refusing %s: %d, want %d; hook saw '%s', want '%s'", path, refuse ? refuse : "-", r,
                          want_r, l.seen, want_seen);
@@ -389,6 +388,8 @@ static void expect_hooked(struct fixture *f, const char *path, unsigned flags, c
                 assert_string_equal(got, want);
                 if (fd >= 0)
                         close(fd);
+                if (got != untouched)
+                        free(got);
         }
 }
 
