@@ -191,6 +191,24 @@ static int append_line(char **text, const char *line) {
         return 0;
 }
 
+/* Keep in step with mkmachine.recipe(5), PRIVILEGES ON THE HOST. */
+const char *hooks_explain(const char *why) {
+        static const struct {
+                const char *prefix;
+                const char *text;
+        } table[] = {
+                { "Fuse=", "systemd before 257 does not give a machine /dev/fuse itself: the hook binds the device in, "
+                           "allows it in the service's device policy, and the host loads the fuse module" },
+                { "DockerStorageDriver=", "Docker as this hook sets it up is a privileged container: every capability, "
+                                          "the keyring and bpf system calls, no user namespace (the machine's root is "
+                                          "the host's root); overlay2 needs the host's overlay module" },
+        };
+        for (size_t i = 0; why && i < ELEMENTSOF(table); i++)
+                if (strncmp(why, table[i].prefix, strlen(table[i].prefix)) == 0)
+                        return table[i].text;
+        return NULL;
+}
+
 void hooks_needs_done(struct hooks_needs *n) {
         if (!n)
                 return;

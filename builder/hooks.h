@@ -86,6 +86,11 @@ void hooks_needs_done(struct hooks_needs *n);
 /* Pure apart from info lines via ctx (NULL: none). Caller frees *ret with hooks_needs_done. */
 int hooks_host_needs(struct mkm_ctx *ctx, const struct recipe *r, const struct hooks_host *host,
                      struct hooks_needs *ret, struct mkm_err *reterr);
+/* Why the hook whose reason is why ("DockerStorageDriver=overlay2", "Fuse=yes") needs what it
+ * adds on the host, one sentence for the privileges listing; NULL when there is nothing to say.
+ * Borrowed static string. */
+const char *hooks_explain(const char *why);
+
 /* Render the host files from n (warnings about contradictions via ctx). */
 int hooks_render_host_files(struct mkm_ctx *ctx, const struct recipe *r, const struct hooks_needs *n,
                             struct host_files *ret);
