@@ -197,8 +197,9 @@ const char *hooks_explain(const char *why) {
                 const char *prefix;
                 const char *text;
         } table[] = {
-                { "Fuse=", "systemd before 257 does not give a machine /dev/fuse itself: the hook binds the device in, "
-                           "allows it in the service's device policy, and the host loads the fuse module" },
+                { "Fuse=", "FUSE needs the host's fuse module; systemd before 257 does not give a machine the "
+                           "FUSE device itself, so there the hook binds it in and allows it in the service's device "
+                           "policy" },
                 { "DockerStorageDriver=", "Docker as this hook sets it up is a privileged container: every capability, "
                                           "the keyring and bpf system calls, no user namespace (the machine's root is "
                                           "the host's root); overlay2 needs the host's overlay module" },

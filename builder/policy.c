@@ -268,9 +268,14 @@ int policy_load(struct mkm_ctx *ctx, struct policy **ret, struct mkm_err *reterr
                 *ret = NULL;
                 return 0;
         }
+        /* A host configuration error, as mkmachine.conf's: exit status 2 (usage), also where a
+         * build would count a parse error as bad repository data. */
         if (q < 0)
-                return mkm_err_set(reterr, -MKM_E_PARSE, "cannot read the policy %s: %s", path, mkm_strerror(q));
-        return policy_parse(text, len, path, ret, reterr);
+                return mkm_err_set(reterr, -MKM_E_USAGE, "cannot read the policy %s: %s", path, mkm_strerror(q));
+        q = policy_parse(text, len, path, ret, reterr);
+        if (q == -MKM_E_PARSE && reterr)
+                reterr->code = -MKM_E_USAGE;
+        return q == -MKM_E_PARSE ? -MKM_E_USAGE : q;
 }
 
 /* "the policy FILE:LINE allows WHAT only (KEY=)", or "the policy FILE allows no WHAT (no KEY=)". */

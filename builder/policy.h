@@ -51,7 +51,8 @@ struct policy {
 /* Parse a policy (path for messages). Caller owns *ret (policy_free). */
 int policy_parse(const char *text, size_t len, const char *path, struct policy **ret, struct mkm_err *reterr);
 
-/* Read HOST/etc/mkmachine/policy.conf (ctx->host_root). *ret is NULL when there is no such file. */
+/* Read HOST/etc/mkmachine/policy.conf (ctx->host_root). *ret is NULL when there is no such file.
+ * A bad or unreadable policy is -MKM_E_USAGE (exit status 2, as for mkmachine.conf). */
 int policy_load(struct mkm_ctx *ctx, struct policy **ret, struct mkm_err *reterr);
 
 struct policy *policy_free(struct policy *p);
