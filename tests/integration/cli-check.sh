@@ -39,9 +39,10 @@ sed -n '/^# What a build/,$p' "$tmp/out" | grep -qv '^#' && fail "the host files
   || fail "section order: $(grep '^\[' "$tmp/recipe-part" | tr '\n' ' ')"
 
 ok "mastodon.recipe: canonical lines, fixed section order, no comments or includes"
-# The canonical text is a fixed point.
+# The canonical text is a fixed point (up to the privileges listing, which names the file read).
 cp "$tmp/out" "$tmp/canon.recipe"
 "$MKMACHINE" check "$tmp/canon.recipe" >"$tmp/out2"
+sed -i '/^# privileges of machine/,$d' "$tmp/out" "$tmp/out2"
 cmp -s "$tmp/out" "$tmp/out2" || { diff "$tmp/out" "$tmp/out2" >&2; fail "canonical text is not stable"; }
 
 ok "canonical text is a fixed point"
