@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 # Host privileges (issue 10), with the Arch fixture: check lists what every hook grants on the host
 # with where it comes from (plain and --json); a host policy (HOST/etc/mkmachine/policy.conf)
-# refuses each kind of excess before anything is fetched, naming the recipe key, its file:line
+# refuses each kind of excess before anything is fetched (build, check, plan), naming the recipe key, its file:line
 # and the policy line; a build of a deployed machine whose recipe asks for more (Bind=/) is
 # refused without --allow-new-privileges and goes through with it; rebuild NAME on a host that
 # needs more for the same recipe (Fuse= on systemd < 257) likewise; --json carries the same.
@@ -149,6 +149,11 @@ mk check "$WORK/ex.recipe" >exc.out 2>exc.err
 check "check reports the same refusal (exit 1)" test $? -eq 1
 check "... with the recipe line and the policy line" contains exc.err "$WORK/ex.recipe:12: [Exec] Capability=CAP_SYS_ADMIN, the capability CAP_SYS_ADMIN: the policy $POLICY:6"
 check "... and marks it in the listing" contains exc.out "#   REFUSED [Exec] Capability=CAP_SYS_ADMIN"
+n2=$(requests)
+mk plan "$WORK/ex.recipe" >pl.out 2>pl.err
+check "plan refuses it too (exit 1)" test $? -eq 1
+check "... with the same message" contains pl.err "$WORK/ex.recipe:12: [Exec] Capability=CAP_SYS_ADMIN, the capability CAP_SYS_ADMIN: the policy $POLICY:6"
+check "... before it fetches any metadata" test "$(requests)" -eq "$n2"
 
 # A bad policy is an error naming its line.
 printf '[Recipes]\nAllowBindSources=srv\nAllowEverything=yes\nAllowPrivileged=maybe\n' >"$POLICY"

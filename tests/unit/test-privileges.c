@@ -339,6 +339,21 @@ static void test_assess(void **state) {
         assert_string_equal(err.msg, want);
         priv_report_done(&rep);
 
+        /* A link under an allowed directory is judged by where it leads (inside the host root). */
+        _cleanup_(recipe_freep) struct recipe *rl = load("[Files]\nBind=/srv/web/up:/x\nBind=/srv/web/in:/y\n");
+        _cleanup_free_ char *srvweb = fs_path_join(host, "srv/web"), *up = NULL, *in = NULL;
+        assert_int_equal(fs_mkdir_p_at(AT_FDCWD, srvweb, 0755), 0);
+        assert_true(asprintf(&up, "%s/up", srvweb) > 0 && asprintf(&in, "%s/in", srvweb) > 0);
+        assert_int_equal(symlink("../../etc", up), 0);
+        assert_int_equal(symlink("/srv/web/data", in), 0);
+        assert_int_equal(privileges_assess(&ctx, rl, &rep, &err), 0);
+        assert_int_equal(rep.n_denied, 1);
+        assert_non_null(rep.grants.items[0].denied);
+        assert_non_null(strstr(rep.grants.items[0].denied, "[Files] Bind=/srv/web/up:/x, the host path /srv/web/up, "
+                                                           "read-write: it leads to /etc on the host, and the policy "));
+        assert_null(rep.grants.items[1].denied);        /* /srv/web/in leads to /srv/web/data */
+        priv_report_done(&rep);
+
         /* A generation without host/: its grants are unknown, every grant needs the flag. */
         _cleanup_free_ char *hostdir = fs_path_join(host, "var/lib/mkmachine/web/gen/1/host");
         assert_int_equal(fs_rm_rf_at(AT_FDCWD, hostdir), 0);
