@@ -410,7 +410,9 @@ static bool covers(const struct priv_grant *o, const struct priv_grant *g) {
                 /* No user namespace at all grants more than root mapped to UID 0. */
                 return strcmp(o->value, "no") == 0 || strcmp(o->value, g->value) == 0;
         case PRIV_BIND:
-                return policy_path_under(g->value, o->value) && (!o->read_only || g->read_only);
+                /* Equal text too: a path with ".." is under nothing, not even itself. */
+                return (strcmp(o->value, g->value) == 0 || policy_path_under(g->value, o->value)) &&
+                       (!o->read_only || g->read_only);
         case PRIV_DEVICE:
                 return strcmp(o->value, g->value) == 0 || policy_path_under(g->value, o->value);
         default:
