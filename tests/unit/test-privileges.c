@@ -202,6 +202,8 @@ static void test_network(void **state) {
                        "host-interface Interface=eth2 | [Network] Interface=eth1 eth2 | [Network] Interface=@9 | -",
                        "host-interface Bridge=br0 | [Network] Bridge=br0 | [Network] Bridge=@8 | -",
                        NULL });
+        derive("[Network]\nVirtualEthernet=no\nBridge=br0\n", 0,
+               (const char *const[]){ "host-interface Bridge=br0 | [Network] Bridge=br0 | [Network] Bridge=@8 | -", NULL });
         derive("[Network]\nZone=web\nMACVLAN=eth0\n", 0,
                (const char *const[]){
                        "host-interface MACVLAN=eth0 | [Network] MACVLAN=eth0 | [Network] MACVLAN=@8 | -",
