@@ -170,7 +170,7 @@ docs/%: docs/%.md
 	pandoc -s -t man -o $@ $<
 
 install: mkmachine man
-	install -Dm755 mkmachine $(DESTDIR)$(BINDIR)/mkmachine
+	install -Dm755 $(BIN) $(DESTDIR)$(BINDIR)/mkmachine
 	install -Dm644 docs/mkmachine.1 $(DESTDIR)$(MANDIR)/man1/mkmachine.1
 	install -Dm644 docs/mkmachine.recipe.5 $(DESTDIR)$(MANDIR)/man5/mkmachine.recipe.5
 	install -Dm644 docs/mkmachine.policy.5 $(DESTDIR)$(MANDIR)/man5/mkmachine.policy.5

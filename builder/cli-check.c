@@ -40,6 +40,8 @@ static int json_hooks(struct json_object *o, const struct recipe *r) {
         if (cli_json_add_strv(o, "enable_services", r->enable_services) < 0 ||
             (r->fuse == RECIPE_UNSET ? cli_json_add_null(o, "fuse") : cli_json_add_bool(o, "fuse", r->fuse == RECIPE_YES)) < 0 ||
             cli_json_add_string(o, "docker_storage_driver", r->docker_storage_driver) < 0 ||
+            (r->docker_privileged == RECIPE_UNSET ? cli_json_add_null(o, "docker_privileged")
+                                                  : cli_json_add_bool(o, "docker_privileged", r->docker_privileged == RECIPE_YES)) < 0 ||
             cli_json_add_strv(o, "root_authorized_keys", r->root_authorized_keys) < 0)
                 return -ENOMEM;
         struct json_object *copies = cli_json_add_array(o, "copies");

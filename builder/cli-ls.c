@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: MIT */
-/* mkmachine ls: the machines mkmachine made, with their generations. Reads only: no lock is
- * taken and nothing is repaired (the next command that takes a machine's lock does that). */
+/* mkmachine ls: the machines mkmachine made, with their generations. As root, each machine whose
+ * lock is free is repaired first, as every other command does (deploy_begin: an interrupted
+ * command's leftovers, the state layout before generations migrated), so that ls shows what the
+ * next command will see; a machine another command is working on (its lock is held), or any
+ * machine when not root, is only read. */
 #include <errno.h>
 #include <fcntl.h>
 #include <json-c/json.h>
@@ -8,9 +11,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "ctx.h"
+#include "deploy.h"
 #include "state.h"
 #include "util/cleanup.h"
 #include "util/err.h"
@@ -99,12 +104,24 @@ int cli_cmd_ls(struct mkm_ctx *ctx, int argc, char **argv) {
                        "RECIPE");
         int rc = EXIT_OK;
         for (char **n = names; *n; n++) {
-                _cleanup_(state_freep) struct machine_state *s = NULL;
+                _cleanup_(state_freep) struct machine_state *loaded = NULL;
+                _cleanup_(deploy_freep) struct deploy *d = NULL;
+                const struct machine_state *s;
                 err = (struct mkm_err){};
-                r = state_load(ctx, *n, &s, &err);
-                if (r < 0) {
-                        rc = cli_fail(r, &err, "ls");
-                        continue;
+                r = geteuid() == 0 ? deploy_begin(ctx, *n, &d, &err) : -EPERM;
+                if (r >= 0)
+                        s = d->state;
+                else {
+                        if (r != -EBUSY && r != -EPERM)
+                                mkm_warn(ctx, "ls: the state of '%s' was read as it is, not repaired: %s", *n,
+                                         err.msg[0] ? err.msg : strerror(-r));
+                        err = (struct mkm_err){};
+                        r = state_load(ctx, *n, &loaded, &err);
+                        if (r < 0) {
+                                rc = cli_fail(r, &err, "ls");
+                                continue;
+                        }
+                        s = loaded;
                 }
                 int running = state_machine_running(ctx, *n);
                 if (ctx->json) {

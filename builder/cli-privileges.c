@@ -2,6 +2,7 @@
 /* Showing what a machine is granted on the host (privileges.h): the listing check prints as
  * comment lines and a build prints before anything is fetched, and the same as JSON. */
 #include <errno.h>
+#include <stddef.h>
 #include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,16 +31,18 @@ void cli_print_privileges(FILE *f, const char *prefix, const struct priv_report 
                 _cleanup_free_ char *d = priv_grant_describe(g);
                 fprintf(f, "%s  %s%s%s\n", prefix, g->denied ? "REFUSED " : "", g->fresh ? "NEW " : "", d ? d : g->setting);
         }
-        /* Why each hook that adds something needs it, once per hook. */
+        /* Why each hook that adds something needs it, once per explanation. */
         for (size_t i = 0; i < rep->grants.n; i++) {
                 const struct priv_grant *g = &rep->grants.items[i];
+                const char *explain = g->added_by ? hooks_explain(g->added_by) : NULL;
                 bool seen = false;
                 for (size_t j = 0; j < i && !seen; j++)
-                        seen = rep->grants.items[j].added_by && g->added_by &&
-                               strcmp(rep->grants.items[j].added_by, g->added_by) == 0;
-                const char *explain = g->added_by ? hooks_explain(g->added_by) : NULL;
+                        seen = rep->grants.items[j].added_by && hooks_explain(rep->grants.items[j].added_by) == explain;
                 if (!seen && explain)
-                        fprintf(f, "%s  why %s: %s\n", prefix, g->added_by, explain);
+                        fprintf(f, "%s  why %.*s: %s\n", prefix,
+                                (int)(strstr(g->added_by, " (") ? strstr(g->added_by, " (") - g->added_by
+                                                                : (ptrdiff_t)strlen(g->added_by)),
+                                g->added_by, explain);
         }
         if (rep->policy_path)
                 fprintf(f, "%spolicy: %s (%zu grant%s beyond it)\n", prefix, rep->policy_path, rep->n_denied,

@@ -155,9 +155,21 @@ static bool parse_u32(const char *s, size_t n, uint32_t *ret) {
         return true;
 }
 
+enum hooks_docker_mode hooks_docker_mode(const struct recipe *r) {
+        if (!r->docker_storage_driver)
+                return HOOKS_DOCKER_NONE;
+        return r->docker_privileged == RECIPE_YES ? HOOKS_DOCKER_PRIVILEGED : HOOKS_DOCKER_USERNS;
+}
+
 int hooks_userns(const struct recipe *r, struct hooks_userns *ret, struct mkm_err *reterr) {
         const char *v = nspawn_recipe_value(r, "Exec", "PrivateUsers");
         *ret = (struct hooks_userns){ .range = HOOKS_USERNS_RANGE };
+        /* Docker's default: a user namespace, as if the recipe said pick (it may say otherwise). */
+        if (!v && hooks_docker_mode(r) == HOOKS_DOCKER_USERNS) {
+                *ret = (struct hooks_userns){ .shift = true, .picked = true, .implied = true,
+                                              .base = hooks_userns_pick(r->name), .range = HOOKS_USERNS_RANGE };
+                return 0;
+        }
         /* A boolean, "identity" or "managed": nothing for the build to shift. */
         if (!v || recipe_parse_boolean(v) >= 0 || strcasecmp(v, "identity") == 0 || strcasecmp(v, "managed") == 0)
                 return 0;
@@ -200,12 +212,19 @@ const char *hooks_explain(const char *why) {
                 { "Fuse=", "FUSE needs the host's fuse module; systemd before 257 does not give a machine the "
                            "FUSE device itself, so there the hook binds it in and allows it in the service's device "
                            "policy" },
-                { "DockerStorageDriver=", "Docker as this hook sets it up is a privileged container: every capability, "
-                                          "the keyring and bpf system calls, no user namespace (the machine's root is "
-                                          "the host's root); overlay2 needs the host's overlay module" },
+                { "DockerPrivileged=yes", "DockerPrivileged=yes makes a privileged container, as the seed's recipe "
+                                          "did: every capability, the keyring and bpf system calls, no user namespace "
+                                          "(the machine's root is the host's root), on cgroup v1 the host's cgroup "
+                                          "tree; overlay2 needs the host's overlay module" },
+                { "DockerStorageDriver=", "Docker runs in a user-namespaced machine (PrivateUsers=pick unless the "
+                                          "recipe says otherwise): runc gives each container a session keyring, so "
+                                          "@keyring is allowed (the keys belong to the machine's unprivileged root); "
+                                          "on a hybrid cgroup host the unified hierarchy is delegated to it; overlay2 "
+                                          "needs the host's overlay module" },
         };
+        /* The first entry the reason mentions (DockerPrivileged=yes comes with DockerStorageDriver=). */
         for (size_t i = 0; why && i < ELEMENTSOF(table); i++)
-                if (strncmp(why, table[i].prefix, strlen(table[i].prefix)) == 0)
+                if (strstr(why, table[i].prefix))
                         return table[i].text;
         return NULL;
 }
@@ -276,22 +295,52 @@ int hooks_host_needs(struct mkm_ctx *ctx, const struct recipe *r, const struct h
         }
         CREDIT("Fuse=yes");
         MARK();
-        if (r->docker_storage_driver) {
-                _cleanup_free_ char *why = NULL;
-                if (asprintf(&why, "DockerStorageDriver=%s", r->docker_storage_driver) < 0)
-                        return -ENOMEM;
-                if ((q = nspawn_additions_add(&add, NSPAWN_ADD_LIST, "Exec", "Capability", "all", NULL, why)) < 0 ||
-                    (q = nspawn_additions_add(&add, NSPAWN_ADD_LIST, "Exec", "SystemCallFilter", "@keyring bpf", NULL, why)) < 0)
+        enum hooks_docker_mode docker = hooks_docker_mode(r);
+        if (docker != HOOKS_DOCKER_NONE) {
+                const char *d = r->docker_storage_driver;
+                bool v1 = host->cgroup == HOSTINFO_CGROUP_LEGACY || host->cgroup == HOSTINFO_CGROUP_HYBRID;
+                _cleanup_free_ char *why = NULL, *why_keyring = NULL;
+                if (docker == HOOKS_DOCKER_PRIVILEGED) {
+                        /* The machine's root is the host's root, with every capability: what the
+                         * seed's recipe did, now only on request (and visible as such). */
+                        if (asprintf(&why, "DockerStorageDriver=%s with DockerPrivileged=yes (the machine's root is the "
+                                           "host's root)", d) < 0)
+                                return -ENOMEM;
+                        if ((q = nspawn_additions_add(&add, NSPAWN_ADD_LIST, "Exec", "Capability", "all", NULL, why)) < 0 ||
+                            (q = nspawn_additions_add(&add, NSPAWN_ADD_LIST, "Exec", "SystemCallFilter", "@keyring bpf", NULL, why)) < 0)
+                                return q;
+                        if (!u.shift && (q = nspawn_additions_add(&add, NSPAWN_ADD_DEFAULT, "Exec", "PrivateUsers", "no", NULL, why)) < 0)
+                                return q;
+                        if (v1 && (v == 0 || v >= HOSTINFO_SYSTEMD_USE_CGNS_ENV) &&
+                            (q = strv_push(&service, "Environment=SYSTEMD_NSPAWN_USE_CGNS=0")) < 0)
+                                return q;
+                } else {
+                        /* runc gives every container a session keyring of its own (keyctl
+                         * KEYCTL_JOIN_SESSION_KEYRING) and tolerates only ENOSYS there, while
+                         * nspawn's default filter answers EPERM (runc libcontainer/
+                         * standard_init_linux.go; systemd src/nspawn/nspawn-seccomp.c leaves
+                         * @keyring out). In a user namespace the keys belong to the machine's
+                         * unprivileged root UID and count against that UID's quota. No bpf: runc
+                         * skips device eBPF programs in a user namespace, where bpf() is refused
+                         * anyway. No Capability=: nspawn keeps a full set within the namespace. */
+                        if (asprintf(&why_keyring, "DockerStorageDriver=%s (runc gives each container a session keyring; "
+                                                   "the keys belong to the machine's unprivileged root)", d) < 0)
+                                return -ENOMEM;
+                        if ((q = nspawn_additions_add(&add, NSPAWN_ADD_LIST, "Exec", "SystemCallFilter", "@keyring", NULL,
+                                                      why_keyring)) < 0)
+                                return q;
+                        /* On a hybrid host nspawn would hand the machine the v1 controllers too,
+                         * owned by the host's root, where runc cannot make cgroups; the unified
+                         * hierarchy is delegated to the machine's root (hostinfo.h). Unknown
+                         * hosts get it as well: on a unified host it changes nothing. */
+                        if ((host->cgroup == HOSTINFO_CGROUP_HYBRID || host->cgroup == HOSTINFO_CGROUP_UNKNOWN) &&
+                            (v == 0 || v >= HOSTINFO_SYSTEMD_UNIFIED_HIERARCHY_ENV) &&
+                            (q = strv_push(&service, "Environment=SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1")) < 0)
+                                return q;
+                }
+                if (strcmp(d, "overlay2") == 0 && (q = strv_push(&modules, "overlay")) < 0)
                         return q;
-                if (!u.shift && (q = nspawn_additions_add(&add, NSPAWN_ADD_DEFAULT, "Exec", "PrivateUsers", "no", NULL, why)) < 0)
-                        return q;
-                if (host->cgroup == HOSTINFO_CGROUP_LEGACY && (v == 0 || v >= HOSTINFO_SYSTEMD_USE_CGNS_ENV) &&
-                    (q = strv_push(&service, "Environment=SYSTEMD_NSPAWN_USE_CGNS=0")) < 0)
-                        return q;
-                if (strcmp(r->docker_storage_driver, "overlay2") == 0 && (q = strv_push(&modules, "overlay")) < 0)
-                        return q;
-                if (strcmp(r->docker_storage_driver, "fuse-overlayfs") == 0 && !strv_contains(modules, "fuse") &&
-                    (q = strv_push(&modules, "fuse")) < 0)
+                if (strcmp(d, "fuse-overlayfs") == 0 && !strv_contains(modules, "fuse") && (q = strv_push(&modules, "fuse")) < 0)
                         return q;
         }
         char docker_why[128];
@@ -302,7 +351,14 @@ int hooks_host_needs(struct mkm_ctx *ctx, const struct recipe *r, const struct h
         if (u.shift) {
                 char base[32];
                 (void)snprintf(base, sizeof base, "%" PRIu32, u.base);
-                if (u.picked) {
+                if (u.implied) {
+                        _cleanup_free_ char *why = NULL;
+                        if (asprintf(&why, "DockerStorageDriver=%s (user namespacing by default; DockerPrivileged=yes "
+                                           "for a privileged machine)", r->docker_storage_driver) < 0)
+                                return -ENOMEM;
+                        if ((q = nspawn_additions_add(&add, NSPAWN_ADD_DEFAULT, "Exec", "PrivateUsers", base, NULL, why)) < 0)
+                                return q;
+                } else if (u.picked) {
                         if ((q = nspawn_additions_add(&add, NSPAWN_ADD_FORCE, "Exec", "PrivateUsers", base, NULL, "PrivateUsers=pick")) < 0)
                                 return q;
                         mkm_info(ctx, "PrivateUsers=pick: the machine '%s' gets the fixed UID base %s (0x%08" PRIx32
@@ -480,6 +536,84 @@ static bool has_package(char *const *pkgs, const char *const *names, size_t n) {
 }
 
 int hooks_precheck(struct mkm_ctx *ctx, const struct recipe *r, char *const *package_names) {
+        struct hooks_host host = { .cgroup = hostinfo_cgroup_mode(ctx) };
+        if (hostinfo_systemd_version(ctx, &host.systemd_version) < 0)
+                host.systemd_version = 0;
+        if (hostinfo_kernel_version(ctx, &host.kernel_major, &host.kernel_minor) < 0)
+                host.kernel_major = host.kernel_minor = 0;
+        return hooks_precheck_host(ctx, r, package_names, &host);
+}
+
+static void version_text(unsigned v, char *buf, size_t size) {
+        if (v)
+                (void)snprintf(buf, size, "systemd %u", v);
+        else
+                (void)snprintf(buf, size, "systemd of unknown version");
+}
+
+/* What Docker in a user-namespaced machine cannot do on this host, and why. */
+static int precheck_docker_userns(struct mkm_ctx *ctx, const struct recipe *r, const struct hooks_host *host) {
+        const char *d = r->docker_storage_driver;
+        char sd[64];
+        int n = 0;
+        version_text(host->systemd_version, sd, sizeof sd);
+        struct hooks_userns u;
+        if (hooks_userns(r, &u, NULL) >= 0 && u.implied)
+                mkm_info(ctx, "DockerStorageDriver=%s: the machine '%s' runs Docker with user namespacing "
+                              "(PrivateUsers=pick, the default with Docker): its root is the host's unprivileged UID %"
+                              PRIu32 " (0x%08" PRIx32 "), derived from its name; DockerPrivileged=yes gives the "
+                              "privileged form instead",
+                         d, r->name, u.base, u.base);
+        const char *pu = nspawn_recipe_value(r, "Exec", "PrivateUsers");
+        if (pu && recipe_parse_boolean(pu) == 0) {
+                mkm_warn(ctx, "DockerStorageDriver=%s with PrivateUsers=%s but without DockerPrivileged=yes: the machine has "
+                              "neither a user namespace nor Docker's privileges, so Docker will not start containers "
+                              "(drop PrivateUsers=%s for user namespacing, or set DockerPrivileged=yes)",
+                         d, pu, pu);
+                return 1;
+        }
+        if (host->cgroup == HOSTINFO_CGROUP_LEGACY) {
+                mkm_warn(ctx, "DockerStorageDriver=%s: Docker in a user-namespaced machine cannot run containers on this "
+                              "host (%s, cgroup v1 only, no cgroup2 at /sys/fs/cgroup/unified): systemd-nspawn delegates "
+                              "only the name=systemd hierarchy to the machine's root (chown_cgroup() in "
+                              "src/nspawn/nspawn-cgroup.c), and runc cannot create its cgroups in the v1 controllers, "
+                              "which stay the host root's ('mkdir /sys/fs/cgroup/cpuset/docker: permission denied'); "
+                              "boot the host with the unified hierarchy (systemd.unified_cgroup_hierarchy=1) or set "
+                              "DockerPrivileged=yes",
+                         d, sd);
+                n++;
+        } else if (host->cgroup == HOSTINFO_CGROUP_HYBRID) {
+                if (host->systemd_version && host->systemd_version < HOSTINFO_SYSTEMD_UNIFIED_HIERARCHY_ENV)
+                        mkm_warn(ctx, "DockerStorageDriver=%s: Docker in a user-namespaced machine cannot run containers "
+                                      "on this host (%s, hybrid cgroup hierarchy): nspawn before v232 does not read "
+                                      "SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1, so the machine gets the v1 controllers, which "
+                                      "stay the host root's and where runc cannot create cgroups; set DockerPrivileged=yes",
+                                 d, sd);
+                else
+                        mkm_warn(ctx, "DockerStorageDriver=%s: this host's cgroup hierarchy is hybrid (%s), so the machine "
+                                      "gets only the unified hierarchy (SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1 in the drop-in), "
+                                      "where the host has bound no controller: Docker runs containers, but without "
+                                      "resource limits (docker run --memory, --cpus, --pids-limit fail); a host booted with "
+                                      "the unified hierarchy has them",
+                                 d, sd);
+                n++;
+        }
+        if (strcmp(d, "overlay2") == 0 && host->kernel_major &&
+            (host->kernel_major < HOSTINFO_KERNEL_OVERLAY_USERNS_MAJOR ||
+             (host->kernel_major == HOSTINFO_KERNEL_OVERLAY_USERNS_MAJOR &&
+              host->kernel_minor < HOSTINFO_KERNEL_OVERLAY_USERNS_MINOR))) {
+                mkm_warn(ctx, "DockerStorageDriver=overlay2: this host runs Linux %u.%u, and overlayfs mounts in a user "
+                              "namespace came with Linux 5.11 (commit 459c7c565ac3 'ovl: unprivieged mounts'): Docker in "
+                              "the user-namespaced machine will fall back to vfs unless the kernel carries a backport "
+                              "(use DockerStorageDriver=fuse-overlayfs, or DockerPrivileged=yes)",
+                         host->kernel_major, host->kernel_minor);
+                n++;
+        }
+        return n;
+}
+
+int hooks_precheck_host(struct mkm_ctx *ctx, const struct recipe *r, char *const *package_names,
+                        const struct hooks_host *host) {
         int n = 0;
         if (package_names) {
                 static const char *const systemd[] = { "systemd", "systemd-sysv" };
@@ -560,6 +694,8 @@ int hooks_precheck(struct mkm_ctx *ctx, const struct recipe *r, char *const *pac
                               "/var/lib/machines on ext4, xfs or btrfs, or use DockerStorageDriver=fuse-overlayfs)");
                 n++;
         }
+        if (hooks_docker_mode(r) == HOOKS_DOCKER_USERNS)
+                n += precheck_docker_userns(ctx, r, host);
         return n;
 }
 

@@ -13,7 +13,8 @@
  *   7. EnableServices=       with the units above, one units_enable() call (Copy= may add units)
  *   8. Run=                  each command in the sandbox (/bin/sh -c), in order
  *   9. [Exec] PrivateUsers=BASE|pick: every uid/gid of the tree shifted by BASE (shift.h; last,
- *                            so that what Run= created is shifted too)
+ *                            so that what Run= created is shifted too). DockerStorageDriver=
+ *                            without DockerPrivileged=yes makes pick the default (hooks_userns)
  * On the host (hooks_write_host_files, after deploy_swap): NAME.nspawn, the
  * systemd-nspawn@NAME.service.d/mkmachine.conf drop-in, modules-load.d/mkmachine-NAME.conf. */
 #pragma once
@@ -42,12 +43,30 @@ void host_files_done(struct host_files *hf);
 struct hooks_host {
         unsigned systemd_version;       /* 0 = unknown: emit what every version accepts */
         enum hostinfo_cgroup cgroup;
+        unsigned kernel_major, kernel_minor;    /* 0.0 = unknown (only hooks_precheck_host reads them) */
 };
+
+/* Docker in the machine (DockerStorageDriver= set), and how:
+ *  - user namespaced (the default): the machine's root is an unprivileged host UID
+ *    (PrivateUsers=pick unless the recipe says otherwise); the .nspawn gains only
+ *    SystemCallFilter=@keyring, and on a hybrid (or unknown) cgroup host the drop-in sets
+ *    SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1. Nothing of it is a privilege on the host: nspawn keeps
+ *    its full capability set within the user namespace, which is what dockerd and runc need.
+ *  - privileged (DockerPrivileged=yes): Capability=all, SystemCallFilter=@keyring bpf,
+ *    PrivateUsers=no unless the recipe shifts the tree, SYSTEMD_NSPAWN_USE_CGNS=0 on v1 hosts:
+ *    the machine's root is the host's root. */
+enum hooks_docker_mode {
+        HOOKS_DOCKER_NONE,
+        HOOKS_DOCKER_USERNS,
+        HOOKS_DOCKER_PRIVILEGED,
+};
+enum hooks_docker_mode hooks_docker_mode(const struct recipe *r);
 
 /* The user namespace mapping the recipe asks for. */
 struct hooks_userns {
         bool shift;             /* PrivateUsers=BASE[:RANGE] or pick: the tree is shifted at build time */
         bool picked;            /* the base was chosen from the machine name (pick) */
+        bool implied;           /* pick because the Docker hook defaults to it (PrivateUsers= unset) */
         uint32_t base;
         uint32_t range;
 };
@@ -61,6 +80,7 @@ struct hooks_userns {
 uint32_t hooks_userns_pick(const char *name);
 
 /* Read [Exec] PrivateUsers= (the effective value). yes/no/identity/managed/booleans: no shift.
+ * Unset with hooks_docker_mode() == HOOKS_DOCKER_USERNS: pick, with implied set.
  * A bad value is -MKM_E_RECIPE "[Exec] PrivateUsers=: expected yes, no, pick, identity or
  * UID[:RANGE] (UID + RANGE within 32 bits), got 'x'". */
 int hooks_userns(const struct recipe *r, struct hooks_userns *ret, struct mkm_err *reterr);
@@ -70,6 +90,12 @@ int hooks_userns(const struct recipe *r, struct hooks_userns *ret, struct mkm_er
  * need is not loaded, overlay2 over an overlayfs machines dir, Docker or OpenSSH hooks without
  * the package. Emits mkm_warn() and returns how many warnings it emitted. */
 int hooks_precheck(struct mkm_ctx *ctx, const struct recipe *r, char *const *package_names);
+/* The same with the host facts given (hooks_precheck reads them from ctx's host): also warns
+ * when Docker in a user-namespaced machine cannot work or works with less on this host: a v1-only
+ * cgroup host (runc cannot create cgroups there), a hybrid one (no resource limits), a kernel
+ * before 5.11 with overlay2, a recipe that turns PrivateUsers= off without DockerPrivileged=yes. */
+int hooks_precheck_host(struct mkm_ctx *ctx, const struct recipe *r, char *const *package_names,
+                        const struct hooks_host *host);
 
 /* What the hooks add on the host for this recipe on this host, before it is rendered: the .nspawn
  * additions (each with its reason, nspawn.h), the drop-in's [Service] lines and the kernel

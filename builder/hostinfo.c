@@ -119,9 +119,39 @@ enum hostinfo_cgroup hostinfo_cgroup_mode(struct mkm_ctx *ctx) {
                 return HOSTINFO_CGROUP_UNKNOWN;
         if ((unsigned long)sfs.f_type == (unsigned long)CGROUP2_SUPER_MAGIC)
                 return HOSTINFO_CGROUP_UNIFIED;
-        if ((unsigned long)sfs.f_type == (unsigned long)TMPFS_MAGIC)
-                return HOSTINFO_CGROUP_LEGACY;
-        return HOSTINFO_CGROUP_UNKNOWN;
+        if ((unsigned long)sfs.f_type != (unsigned long)TMPFS_MAGIC)
+                return HOSTINFO_CGROUP_UNKNOWN;
+        /* systemd mounts the unified hierarchy at /sys/fs/cgroup/unified in hybrid mode. */
+        _cleanup_free_ char *u = fs_path_join(p, "unified");
+        if (u && statfs(u, &sfs) == 0 && (unsigned long)sfs.f_type == (unsigned long)CGROUP2_SUPER_MAGIC)
+                return HOSTINFO_CGROUP_HYBRID;
+        return HOSTINFO_CGROUP_LEGACY;
+}
+
+int hostinfo_parse_kernel_version(const char *s, unsigned *ret_major, unsigned *ret_minor) {
+        char *end;
+        errno = 0;
+        unsigned long major = strtoul(s, &end, 10);
+        if (errno || end == s || *end != '.' || !isdigit((unsigned char)end[1]) || major > 1000)
+                return -EINVAL;
+        const char *m = end + 1;
+        unsigned long minor = strtoul(m, &end, 10);
+        if (errno || end == m || minor > 1000)
+                return -EINVAL;
+        *ret_major = (unsigned)major;
+        *ret_minor = (unsigned)minor;
+        return 0;
+}
+
+int hostinfo_kernel_version(struct mkm_ctx *ctx, unsigned *ret_major, unsigned *ret_minor) {
+        _cleanup_free_ char *p = fs_path_join(host_root(ctx), "proc/sys/kernel/osrelease");
+        if (!p)
+                return -ENOMEM;
+        _cleanup_free_ char *text = NULL;
+        int q = fs_read_file_follow_at(AT_FDCWD, p, 256, &text, NULL);
+        if (q < 0)
+                return q;
+        return hostinfo_parse_kernel_version(text, ret_major, ret_minor);
 }
 
 int hostinfo_module_loaded(struct mkm_ctx *ctx, const char *name) {

@@ -23,10 +23,25 @@ struct mkm_ctx;
  *   legacy (v1 or hybrid) cgroup hierarchy, where Docker inside needs the host's controllers; on
  *   a unified (v2) host, turning the cgroup namespace off exposes the whole read-only tree and
  *   breaks Docker (moby/moby#44402), and with it on Docker works (REFERENCE.md: docker info
- *   inside nspawn v252 on cgroup v2 reports overlay2). */
+ *   inside nspawn v252 on cgroup v2 reports overlay2).
+ * - SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1 (docs/ENVIRONMENT.md: "force systemd-nspawn into unified
+ *   cgroup hierarchy mode"; read by detect_unified_cgroup_hierarchy_from_environment() in
+ *   src/nspawn/nspawn.c, which still accepts the older name $UNIFIED_CGROUP_HIERARCHY) is the
+ *   name since v232. On a hybrid host it gives a user-namespaced machine only the unified
+ *   hierarchy, the one part nspawn delegates to the machine's root (chown_cgroup() in
+ *   src/nspawn/nspawn-cgroup.c chowns the name=systemd and unified cgroups, never the v1
+ *   controllers'), so Docker's runc can create its cgroups there.
+ *
+ * The kernel: overlayfs may be mounted inside a user namespace since Linux 5.11 (torvalds/linux
+ * 459c7c565ac3 "ovl: unprivieged mounts", with 2d2f2d7322ff "ovl: user xattr" for the
+ * user.overlay.* xattrs Docker's overlay2 then uses); Docker falls back to vfs on older kernels
+ * (unless the distribution carries Ubuntu's old patch). */
 #define HOSTINFO_SYSTEMD_FUSE_BUILTIN 257u
 #define HOSTINFO_SYSTEMD_USERNS_OWNERSHIP 249u
 #define HOSTINFO_SYSTEMD_USE_CGNS_ENV 232u
+#define HOSTINFO_SYSTEMD_UNIFIED_HIERARCHY_ENV 232u
+#define HOSTINFO_KERNEL_OVERLAY_USERNS_MAJOR 5u
+#define HOSTINFO_KERNEL_OVERLAY_USERNS_MINOR 11u
 
 /* The host's systemd version: ctx->systemd_version when set (--systemd-version), else the N of
  * the host's libsystemd-shared-N*.so (usr/lib/systemd, usr/lib/<multiarch>/systemd,
@@ -48,11 +63,17 @@ static inline bool hostinfo_systemd_older(unsigned v, unsigned threshold) {
 enum hostinfo_cgroup {
         HOSTINFO_CGROUP_UNKNOWN,
         HOSTINFO_CGROUP_UNIFIED,        /* cgroup2 at /sys/fs/cgroup */
-        HOSTINFO_CGROUP_LEGACY,         /* tmpfs with v1 controllers (legacy or hybrid) */
+        HOSTINFO_CGROUP_LEGACY,         /* tmpfs with v1 controllers only */
+        HOSTINFO_CGROUP_HYBRID,         /* tmpfs with v1 controllers, cgroup2 at /sys/fs/cgroup/unified */
 };
 
-/* statfs(HOST/sys/fs/cgroup). */
+/* statfs(HOST/sys/fs/cgroup) and, for a tmpfs there, statfs(HOST/sys/fs/cgroup/unified). */
 enum hostinfo_cgroup hostinfo_cgroup_mode(struct mkm_ctx *ctx);
+
+/* The host kernel's MAJOR.MINOR from HOST/proc/sys/kernel/osrelease ("6.18.44-fc-v1272").
+ * 0, -EINVAL for text that does not start with MAJOR.MINOR, or the read's -errno. */
+int hostinfo_kernel_version(struct mkm_ctx *ctx, unsigned *ret_major, unsigned *ret_minor);
+int hostinfo_parse_kernel_version(const char *s, unsigned *ret_major, unsigned *ret_minor);
 
 /* 1 if the kernel module is loaded or built in (HOST/sys/module/NAME, or a line of
  * HOST/proc/modules), 0 if not, -ENOENT if neither source exists (cannot tell). */

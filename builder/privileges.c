@@ -84,30 +84,40 @@ struct credit {
         const char *added_by;           /* the hook's reason; NULL: the recipe's own line */
 };
 
-/* The hook whose reason is why ("DockerStorageDriver=overlay2"): its key, and where r sets it. */
+/* The hook whose reason is why: its key, and where r sets it. The reason starts with the key and
+ * value that ask ("DockerStorageDriver=overlay2") and may name more keys before its explanation in
+ * parentheses ("DockerStorageDriver=overlay2 with DockerPrivileged=yes (...)"): the last of them
+ * the recipe sets is the one credited, the key that made the difference. */
 static void credit_hook(const struct recipe *r, const char *why, struct credit *c) {
         *c = (struct credit){ .added_by = why };
-        size_t n = 0;
-        while (why && isalnum((unsigned char)why[n]))
-                n++;
-        if (!why || n == 0 || why[n] != '=')
-                return;
         size_t nkeys;
         const struct recipe_key *keys = recipe_known_keys(&nkeys);
-        for (size_t i = 0; i < nkeys; i++) {
-                if (strlen(keys[i].key) != n || strncmp(keys[i].key, why, n) != 0)
+        size_t limit = why ? strcspn(why, "(") : 0;
+        for (size_t at = 0; at < limit;) {
+                size_t n = 0;
+                while (at + n < limit && isalnum((unsigned char)why[at + n]))
+                        n++;
+                if (n == 0) {
+                        at++;
                         continue;
-                if (!c->key) {
-                        c->section = keys[i].section;
-                        c->key = keys[i].key;
                 }
-                const char *file;
-                unsigned line;
-                if (r && recipe_key_origin(r, keys[i].section, keys[i].key, &file, &line) >= 0) {
-                        *c = (struct credit){ .section = keys[i].section, .key = keys[i].key, .file = file,
-                                              .line = line, .added_by = why };
-                        return;
+                bool assignment = at + n < limit && why[at + n] == '=' && (at == 0 || !isalnum((unsigned char)why[at - 1]));
+                for (size_t i = 0; assignment && i < nkeys; i++) {
+                        if (strlen(keys[i].key) != n || strncmp(keys[i].key, why + at, n) != 0)
+                                continue;
+                        const char *file;
+                        unsigned line;
+                        if (r && recipe_key_origin(r, keys[i].section, keys[i].key, &file, &line) >= 0) {
+                                *c = (struct credit){ .section = keys[i].section, .key = keys[i].key, .file = file,
+                                                      .line = line, .added_by = why };
+                                break;
+                        }
+                        if (!c->key) {  /* known, but not set in r (or no r): the key without a line */
+                                c->section = keys[i].section;
+                                c->key = keys[i].key;
+                        }
                 }
+                at += n;
         }
 }
 
@@ -480,9 +490,12 @@ char *priv_grant_what(const struct priv_grant *g) {
 static char *source_key(const struct priv_grant *g) {
         char *s = NULL;
         if (g->added_by) {
+                /* Without the reason's explanation in parentheses: hooks_explain() says why. */
                 const char *close = g->key ? strstr(g->key, "] ") : NULL;
-                int n = close ? asprintf(&s, "%.*s%s", (int)(close + 2 - g->key), g->key, g->added_by)
-                              : asprintf(&s, "%s", g->added_by);
+                const char *paren = strstr(g->added_by, " (");
+                int len = paren ? (int)(paren - g->added_by) : (int)strlen(g->added_by);
+                int n = close ? asprintf(&s, "%.*s%.*s", (int)(close + 2 - g->key), g->key, len, g->added_by)
+                              : asprintf(&s, "%.*s", len, g->added_by);
                 return n < 0 ? NULL : s;
         }
         return strdup(g->key ? g->key : g->setting);

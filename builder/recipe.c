@@ -47,6 +47,7 @@ enum key_id {
         K_ENABLE_SERVICES,
         K_FUSE,
         K_DOCKER_STORAGE_DRIVER,
+        K_DOCKER_PRIVILEGED,
         K_ROOT_AUTHORIZED_KEYS,
         K_COPY,
         K_RUN,
@@ -77,6 +78,7 @@ static const struct recipe_key keys[] = {
         { "Hooks", "EnableServices", false },
         { "Hooks", "Fuse", false },
         { "Hooks", "DockerStorageDriver", false },
+        { "Hooks", "DockerPrivileged", false },
         { "Hooks", "RootAuthorizedKeys", false },
         { "Hooks", "Copy", false },
         { "Hooks", "Run", false },
@@ -975,6 +977,16 @@ static int apply_scalar(struct loader *l, const struct where *w, enum key_id id)
                 if (v[0] && !in_list(v, docker_drivers, ELEMENTSOF(docker_drivers)))
                         return FAIL(w, "expected one of overlay2, vfs, btrfs, fuse-overlayfs, got '%s'", v);
                 return set_string(&r->docker_storage_driver, v);
+        case K_DOCKER_PRIVILEGED:
+                if (!v[0]) {
+                        r->docker_privileged = RECIPE_UNSET;
+                        return 0;
+                }
+                b = recipe_parse_boolean(v);
+                if (b < 0)
+                        return FAIL(w, "expected a boolean (yes/no), got '%s'", v);
+                r->docker_privileged = b ? RECIPE_YES : RECIPE_NO;
+                return 0;
         default:
                 return apply_list(l, w, id);
         }
@@ -1229,6 +1241,9 @@ static int finalize(struct loader *l, const char *top) {
         }
         if (r->network_gateways && !r->network_addresses)
                 CHECK(FAIL_AT(K_GATEWAY, "needs Address= too (a gateway without an address is unreachable)"));
+        /* A privilege with nothing to use it is a mistake (or a Trojan horse in a shared recipe). */
+        if (r->docker_privileged == RECIPE_YES && !r->docker_storage_driver && !l->key_bad[K_DOCKER_STORAGE_DRIVER])
+                CHECK(FAIL_AT(K_DOCKER_PRIVILEGED, "yes needs DockerStorageDriver= (it is how Docker gets a privileged machine)"));
 
         /* Architecture in the distro's own spelling; the host's by default. */
         int a;
@@ -1274,6 +1289,7 @@ static struct recipe *recipe_new(void) {
         r->distribution = _RECIPE_DISTRO_INVALID;
         r->snapshot_epoch = -1;
         r->fuse = RECIPE_UNSET;
+        r->docker_privileged = RECIPE_UNSET;
         return r;
 }
 
@@ -1575,6 +1591,7 @@ int recipe_format(const struct recipe *r, char **ret_text) {
                 bkey(&b, "RequireDatabaseSignature", "yes");
 
         bool hooks = r->enable_services || r->fuse != RECIPE_UNSET || r->docker_storage_driver ||
+                     r->docker_privileged != RECIPE_UNSET ||
                      r->root_authorized_keys || r->n_copies || r->runs || r->run_network;
         if (hooks) {
                 bsection(&b, "Hooks");
@@ -1583,6 +1600,8 @@ int recipe_format(const struct recipe *r, char **ret_text) {
                         bkey(&b, "Fuse", r->fuse == RECIPE_YES ? "yes" : "no");
                 if (r->docker_storage_driver)
                         bkey(&b, "DockerStorageDriver", r->docker_storage_driver);
+                if (r->docker_privileged != RECIPE_UNSET)
+                        bkey(&b, "DockerPrivileged", r->docker_privileged == RECIPE_YES ? "yes" : "no");
                 blist(&b, "RootAuthorizedKeys", r->root_authorized_keys);
                 if (r->n_copies) {
                         bputs(&b, "Copy=");

@@ -86,6 +86,8 @@ struct recipe {
         char **enable_services;
         enum recipe_tristate fuse;
         char *docker_storage_driver;    /* NULL if unset */
+        enum recipe_tristate docker_privileged; /* yes: today's privileged machine for Docker; else
+                                                 * a user-namespaced one (hooks.h) */
         char **root_authorized_keys;    /* absolute paths */
         struct recipe_copy *copies;
         size_t n_copies;

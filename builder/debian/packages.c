@@ -372,6 +372,10 @@ int deb_index_stream_feed(struct deb_index_stream *s, const char *text, size_t l
 
 int deb_index_stream_finish(struct deb_index_stream *s, struct deb_index **ret) {
         struct deb_index *x = TAKE_PTR(s->x);
+        /* The store goes with the index: the atom set (only the parse needs it) is dropped now,
+         * so the stream no longer touches the store, whichever of the two is freed first. */
+        atom_set_done(&s->st->atoms);
+        s->st = NULL;
         if (x->n < s->cap) {
                 struct deb_pkg *np = mkm_reallocarray(x->pkgs, x->n, sizeof *np);
                 if (np)

@@ -85,7 +85,11 @@ int fs_write_all(int fd, const void *data, size_t len) {
 }
 
 int fs_write_file_at(int dirfd, const char *name, const void *data, size_t len, mode_t mode) {
-        _cleanup_close_ int fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, mode);
+        /* Replace, never truncate in place: in a tree that scripts have run in, the old file may
+         * be a hard link to another file of the tree, which a write through it would change. */
+        if (unlinkat(dirfd, name, 0) < 0 && errno != ENOENT)
+                return negative_errno();
+        _cleanup_close_ int fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
         if (fd < 0)
                 return negative_errno();
         int r = fs_write_all(fd, data, len);

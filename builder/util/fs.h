@@ -52,8 +52,10 @@ bool fs_dir_is_private(const struct stat *st);
  * entry. NULL with errno set on failure. Close with closedir(). */
 DIR *fs_opendir_dup(int dirfd);
 
-/* Create or replace dirfd/name (never following a symlink at name) without fsync: for trees that
- * are staged and synced once as a whole (syncfs before the deploy swap). */
+/* Create or replace dirfd/name without fsync: for trees that are staged and synced once as a
+ * whole (syncfs before the deploy swap). What is at name (a file, a symlink, a hard link to
+ * another file) is unlinked first and a new inode written, so neither a symlink nor a hard link
+ * there is written through; a directory at name is -EISDIR (or -EPERM). */
 int fs_write_file_at(int dirfd, const char *name, const void *data, size_t len, mode_t mode);
 
 /* mkdir -p relative to dirfd (AT_FDCWD allowed); existing directories are fine. */

@@ -39,6 +39,18 @@ sed -n '/^# What a build/,$p' "$tmp/out" | grep -qv '^#' && fail "the host files
   || fail "section order: $(grep '^\[' "$tmp/recipe-part" | tr '\n' ' ')"
 
 ok "mastodon.recipe: canonical lines, fixed section order, no comments or includes"
+# Docker's default is a user-namespaced machine: a UID base and the keyring calls, no capability.
+grep -qE '^#   PrivateUsers=[0-9]+$' "$tmp/out" || fail "DockerStorageDriver=: PrivateUsers= resolved to a base"
+grep -qx '#   SystemCallFilter=@keyring' "$tmp/out" || fail "DockerStorageDriver=: SystemCallFilter=@keyring"
+grep -qE '^#   (Capability=|PrivateUsers=no)' "$tmp/out" && fail "DockerStorageDriver=: no Capability=, no PrivateUsers=no by default"
+printf '[Machine]\nInclude=%s/recipes/mastodon.recipe\n[Hooks]\nDockerPrivileged=yes\n' "$PWD" >"$tmp/priv.recipe"
+"$MKMACHINE" check "$tmp/priv.recipe" >"$tmp/priv" 2>"$tmp/err" || { cat "$tmp/err"; fail "DockerPrivileged=yes: exit $?"; }
+expect_line "$tmp/priv" "DockerPrivileged=yes"
+expect_line "$tmp/priv" "#   Capability=all"
+expect_line "$tmp/priv" "#   PrivateUsers=no"
+expect_line "$tmp/priv" "#   SystemCallFilter=@keyring bpf"
+
+ok "DockerStorageDriver=: user namespacing by default, the privileged form with DockerPrivileged=yes"
 # The canonical text is a fixed point (up to the privileges listing, which names the file read).
 cp "$tmp/out" "$tmp/canon.recipe"
 "$MKMACHINE" check "$tmp/canon.recipe" >"$tmp/out2"
@@ -70,6 +82,7 @@ assert j["machine"]["name"] == "mastodon", j
 assert j["bootstrap"]["distribution"] == "arch"
 assert j["bootstrap"]["packages"] == ["base", "openssh", "docker", "docker-compose"], j["bootstrap"]["packages"]
 assert j["hooks"]["fuse"] is True
+assert j["hooks"]["docker_privileged"] is None, j["hooks"]
 assert len(j["files"]) == 2 and j["files"][1].endswith("/recipes/base-arch.recipe"), j["files"]
 assert [(s["section"], s["key"]) for s in j["nspawn"]] == [("Exec", "Boot"), ("Network", "VirtualEthernet"), ("Files", "Bind")], j["nspawn"]
 PY

@@ -3,8 +3,10 @@
 # The main job, as `make demo` runs it: recipes/mastodon-debian.recipe (minbase + systemd-sysv dbus
 # openssh-server fuse3 docker.io; ssh and docker enabled, FUSE, overlay2, root's key) from the real
 # mirror, booted with systemd-nspawn and the generated settings (tests/tools/demo-debian.sh
-# --check: multi-user reached, ssh and docker active, docker on overlay2, /dev/fuse opens, root's
-# key logs in over ssh). Then, on the tree:
+# --check: multi-user reached, ssh and docker active, docker on overlay2, a container from a
+# locally imported busybox image runs, the machine's root is an unprivileged UID seen from the
+# host (Docker's default is a user-namespaced machine), /dev/fuse opens, root's key logs in over
+# ssh). The demo adds busybox-static to the recipe's packages. Then, on the tree:
 #   - dpkg --audit prints nothing, dpkg -V reports nothing beyond the conffiles listed below that
 #     maintainer scripts edit on purpose, apt-get check succeeds;
 #   - the enabled units' links are those the machine's own `systemctl --root` writes;
@@ -19,7 +21,7 @@ curl -fsS -o /dev/null --max-time 20 "$MIRROR/dists/bookworm/InRelease" ||
 
 D=$WORK/demo
 if DEMO_DIR=$D bash "$TOP/tests/tools/demo-debian.sh" --check >"$WORK/demo.log" 2>&1; then
-  ok "the mastodon-debian machine builds, boots, and ssh, docker (overlay2), /dev/fuse and root's key work inside"
+  ok "the mastodon-debian machine builds, boots with user namespacing, and ssh, docker (overlay2, a container from an imported image), /dev/fuse and root's key work inside"
 else
   bad "the booted machine"; grep -E 'FAILED|ok:|^::|error' "$WORK/demo.log" | tail -30
 fi
@@ -73,7 +75,7 @@ fi
 check "ssh's link has Debian 12's /lib target" grep -q 'multi-user.target.wants/ssh.service -> /lib/systemd/system/ssh.service' "$WORK/links.mkm"
 
 mmdebstrap --quiet --variant=minbase --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr \
-  --include=systemd-sysv,dbus,openssh-server,fuse3,docker.io bookworm "$WORK/mm" "$MIRROR" >"$WORK/mm.log" 2>&1 ||
+  --include=systemd-sysv,dbus,openssh-server,fuse3,docker.io,busybox-static bookworm "$WORK/mm" "$MIRROR" >"$WORK/mm.log" 2>&1 ||
   { tail -20 "$WORK/mm.log"; bad "mmdebstrap ran"; }
 dpkg-query --admindir="$WORK/mm/var/lib/dpkg" -W -f '${Package} ${Version}\n' | sort >"$WORK/mm.set"
 dpkg-query --admindir="$R/var/lib/dpkg" -W -f '${Package} ${Version}\n' | sort >"$WORK/mkm.set"

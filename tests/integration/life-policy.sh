@@ -32,47 +32,56 @@ mk() { "$MKMACHINE" --host-root "$HOST" --cache-dir "$WORK/cache" "$@"; }
 requests() { [ -s "$WORK/httpd.log" ] && wc -l <"$WORK/httpd.log" || echo 0; }
 
 # --- check lists each hook's grants, with where they come from ------------------------------------
-recipe hooks.recipe '' '[Hooks]' 'Fuse=yes' 'DockerStorageDriver=overlay2' '' '[Files]' 'Bind=/srv/privtest:/data' \
-  'BindReadOnly=/etc/ssl:/etc/ssl'
-# Lines: Fuse= 12, DockerStorageDriver= 13, Bind= 16, BindReadOnly= 17.
+recipe hooks.recipe '' '[Hooks]' 'Fuse=yes' 'DockerStorageDriver=overlay2' 'DockerPrivileged=yes' '' '[Files]' \
+  'Bind=/srv/privtest:/data' 'BindReadOnly=/etc/ssl:/etc/ssl'
+# Lines: Fuse= 12, DockerStorageDriver= 13, DockerPrivileged= 14, Bind= 17, BindReadOnly= 18.
+DP="[Hooks] DockerStorageDriver=overlay2 with DockerPrivileged=yes at $WORK/hooks.recipe:14"
 mk check "$WORK/hooks.recipe" --systemd-version 250 >c.out 2>c.err
 check "check exits 0 without a policy (rc $?)" test $? -eq 0
 check "check lists the privileges as comment lines" contains c.out "# privileges of machine 'privtest' on the host:"
-check "... Docker's Capability=all, credited to its key and line" \
-  contains c.out "#   [Exec] Capability=all: every capability; added by [Hooks] DockerStorageDriver=overlay2 at $WORK/hooks.recipe:13"
-check "... Docker's PrivateUsers=no" \
-  contains c.out "#   [Exec] PrivateUsers=no: a privileged machine (no user namespace: its root is the host's root); added by [Hooks] DockerStorageDriver=overlay2 at $WORK/hooks.recipe:13"
-check "... Docker's system calls" \
-  contains c.out "#   [Exec] SystemCallFilter=@keyring bpf: the system call bpf; added by [Hooks] DockerStorageDriver=overlay2"
-check "... Docker's overlay module" \
-  contains c.out "#   modules-load.d: overlay: the host kernel module overlay, loaded at boot; added by [Hooks] DockerStorageDriver=overlay2 at $WORK/hooks.recipe:13"
-check "... and why Docker needs them" contains c.out "#   why DockerStorageDriver=overlay2: Docker as this hook sets it up is a privileged container"
+check "... DockerPrivileged's Capability=all, credited to its key and line" \
+  contains c.out "#   [Exec] Capability=all: every capability; added by $DP"
+check "... its PrivateUsers=no" \
+  contains c.out "#   [Exec] PrivateUsers=no: a privileged machine (no user namespace: its root is the host's root); added by $DP"
+check "... its system calls" contains c.out "#   [Exec] SystemCallFilter=@keyring bpf: the system call bpf; added by $DP"
+check "... the overlay module" \
+  contains c.out "#   modules-load.d: overlay: the host kernel module overlay, loaded at boot; added by $DP"
+check "... and why Docker needs them" contains c.out "#   why DockerStorageDriver=overlay2 with DockerPrivileged=yes: DockerPrivileged=yes makes a privileged container"
 check "... Fuse's /dev/fuse bind (systemd 250)" \
   contains c.out "#   [Files] Bind=/dev/fuse: the host device /dev/fuse; added by [Hooks] Fuse=yes at $WORK/hooks.recipe:12"
 check "... Fuse's DeviceAllow= in the drop-in" \
   contains c.out "#   [Service] DeviceAllow=/dev/fuse rwm (drop-in): the host device /dev/fuse; added by [Hooks] Fuse=yes at $WORK/hooks.recipe:12"
 check "... Fuse's module" contains c.out "#   modules-load.d: fuse: the host kernel module fuse, loaded at boot; added by [Hooks] Fuse=yes"
 check "... the recipe's own binds with their lines" bash -c "
-  grep -qxF '#   [Files] Bind=/srv/privtest:/data: the host path /srv/privtest, read-write; $WORK/hooks.recipe:16' c.out &&
-  grep -qxF '#   [Files] BindReadOnly=/etc/ssl:/etc/ssl: the host path /etc/ssl, read-only; $WORK/hooks.recipe:17' c.out"
+  grep -qxF '#   [Files] Bind=/srv/privtest:/data: the host path /srv/privtest, read-write; $WORK/hooks.recipe:17' c.out &&
+  grep -qxF '#   [Files] BindReadOnly=/etc/ssl:/etc/ssl: the host path /etc/ssl, read-only; $WORK/hooks.recipe:18' c.out"
 check "... and says there is no policy" contains c.out "# policy: none"
 check "check prints nothing on stderr" test ! -s c.err
 mk check "$WORK/hooks.recipe" --systemd-version 257 >c257.out 2>&1
 check "on systemd 257 Fuse= grants the module only (nspawn gives /dev/fuse itself)" bash -c \
-  "grep -q 'modules-load.d: fuse' c257.out && ! grep -q '/dev/fuse' c257.out"
+  "grep -q 'modules-load.d: fuse' c257.out && ! grep -q 'host device /dev/fuse' c257.out"
+# Docker's default form: a user-namespaced machine; the keyring calls and the module are all.
+recipe docker.recipe '' '[Hooks]' 'DockerStorageDriver=overlay2'
+mk check "$WORK/docker.recipe" >d.out 2>&1
+check "Docker's default grants the keyring calls, credited to its line" \
+  contains d.out "#   [Exec] SystemCallFilter=@keyring: the system call group @keyring; added by [Hooks] DockerStorageDriver=overlay2 at $WORK/docker.recipe:12"
+check "... and the overlay module" contains d.out "#   modules-load.d: overlay: the host kernel module overlay, loaded at boot; added by [Hooks] DockerStorageDriver=overlay2 at $WORK/docker.recipe:12"
+check "... no capability and no privileged machine" bash -c "! grep -qE '^#   \[Exec\] (Capability=|PrivateUsers=no)' d.out"
+check "... and says why" contains d.out "#   why DockerStorageDriver=overlay2: Docker runs in a user-namespaced machine"
 
 mk --json check "$WORK/hooks.recipe" --systemd-version 250 >c.json 2>/dev/null
-check "check --json carries the grants" test "$(json_get c.json 'len(j["privileges"]["grants"])')" -eq 10
+# (A host with cgroup v1 controllers adds the drop-in's Environment=; the rest is the same everywhere.)
+check "check --json carries the grants" test "$(json_get c.json 'len([g for g in j["privileges"]["grants"] if g["kind"]!="service"])')" -eq 10
 check "... each with kind, value, setting, key, file, line and the hook" test \
   "$(json_get c.json '[[g[k] for k in ("value","host_file","setting","key","file","line","added_by","allowed","new")] for g in j["privileges"]["grants"] if g["kind"]=="capability"]')" = \
-  "[[\"all\", \"nspawn\", \"[Exec] Capability=all\", \"[Hooks] DockerStorageDriver=\", \"$WORK/hooks.recipe\", 13, \"DockerStorageDriver=overlay2\", true, false]]"
-check "... and why the hook needs it" bash -c "python3 -c 'import json,sys; j=json.load(open(\"c.json\")); sys.exit(0 if all(g[\"why\"] and \"privileged container\" in g[\"why\"] for g in j[\"privileges\"][\"grants\"] if g[\"added_by\"]==\"DockerStorageDriver=overlay2\") else 1)'"
+  "[[\"all\", \"nspawn\", \"[Exec] Capability=all\", \"[Hooks] DockerPrivileged=\", \"$WORK/hooks.recipe\", 14, \"DockerStorageDriver=overlay2 with DockerPrivileged=yes (the machine's root is the host's root)\", true, false]]"
+check "... and why the hook needs it" bash -c "python3 -c 'import json,sys; j=json.load(open(\"c.json\")); sys.exit(0 if all(g[\"why\"] and \"privileged container\" in g[\"why\"] for g in j[\"privileges\"][\"grants\"] if g[\"added_by\"] and \"DockerPrivileged=yes\" in g[\"added_by\"]) else 1)'"
 check "... the same kinds as the plain listing" test \
-  "$(json_get c.json '" ".join(sorted(set(g["kind"] for g in j["privileges"]["grants"])))')" = \
+  "$(json_get c.json '" ".join(sorted(set(g["kind"] for g in j["privileges"]["grants"] if g["kind"]!="service")))')" = \
   "bind capability device module privileged syscall"
 check "... and the recipe's own bind read-only with its line" test \
   "$(json_get c.json '[(g["value"],g["read_only"],g["line"],g["added_by"]) for g in j["privileges"]["grants"] if g["setting"].startswith("[Files] BindReadOnly")]')" = \
-  '[["/etc/ssl", true, 17, null]]'
+  '[["/etc/ssl", true, 18, null]]'
 
 # --- a policy refuses each kind of excess, before anything is fetched --------------------------------
 n0=$(requests)
@@ -127,12 +136,13 @@ refused "a host bridge" "the policy $POLICY does not allow host interfaces (no A
   "$WORK/ex.recipe:12: [Network] Bridge=br0, a host network interface (Bridge=br0)" '' '[Network]' 'Bridge=br0'
 refused "Port=" "the policy $POLICY does not allow forwarded host ports (no AllowPorts=yes)" \
   "$WORK/ex.recipe:13: [Network] Port=tcp:80:8080, a host port forwarded into the machine" '' '[Network]' 'VirtualEthernet=yes' 'Port=tcp:80:8080'
-refused "what a hook adds (Docker's Capability=all)" "the policy $POLICY:6 allows the capabilities CAP_NET_ADMIN only" \
-  "$WORK/ex.recipe:12: [Hooks] DockerStorageDriver=overlay2 adds [Exec] Capability=all, every capability" '' '[Hooks]' 'DockerStorageDriver=overlay2'
+refused "what a hook adds (DockerPrivileged=yes's Capability=all)" "the policy $POLICY:6 allows the capabilities CAP_NET_ADMIN only" \
+  "$WORK/ex.recipe:13: [Hooks] DockerStorageDriver=overlay2 with DockerPrivileged=yes adds [Exec] Capability=all, every capability" \
+  '' '[Hooks]' 'DockerStorageDriver=overlay2' 'DockerPrivileged=yes'
 check "... and its PrivateUsers=no" contains ex.err \
-  "$WORK/ex.recipe:12: [Hooks] DockerStorageDriver=overlay2 adds [Exec] PrivateUsers=no, a privileged machine"
+  "$WORK/ex.recipe:13: [Hooks] DockerStorageDriver=overlay2 with DockerPrivileged=yes adds [Exec] PrivateUsers=no, a privileged machine"
 check "... and its module" contains ex.err \
-  "$WORK/ex.recipe:12: [Hooks] DockerStorageDriver=overlay2 adds modules-load.d: overlay, the host kernel module overlay, loaded at boot: the policy $POLICY:5 allows the kernel modules fuse only (AllowModules=)"
+  "$WORK/ex.recipe:13: [Hooks] DockerStorageDriver=overlay2 with DockerPrivileged=yes adds modules-load.d: overlay, the host kernel module overlay, loaded at boot: the policy $POLICY:5 allows the kernel modules fuse only (AllowModules=)"
 check "... but not its @keyring, which the policy allows" bash -c "! grep -q 'error: .*system call group @keyring' ex.err"
 check "stdout stays empty" test ! -s ex.out
 check "the refused builds fetched nothing (no request reached the mirror)" test "$(requests)" -eq "$n0"
@@ -154,6 +164,16 @@ mk plan "$WORK/ex.recipe" >pl.out 2>pl.err
 check "plan refuses it too (exit 1)" test $? -eq 1
 check "... with the same message" contains pl.err "$WORK/ex.recipe:12: [Exec] Capability=CAP_SYS_ADMIN, the capability CAP_SYS_ADMIN: the policy $POLICY:6"
 check "... before it fetches any metadata" test "$(requests)" -eq "$n2"
+
+# Docker's default form fits a policy that allows no privileged machine; DockerPrivileged=yes does not.
+printf '[Recipes]\nAllowSystemCallFilter=@keyring\nAllowModules=overlay\nAllowServiceSettings=Environment\nAllowPrivileged=no\n' >"$POLICY"
+mk check "$WORK/docker.recipe" >dp.out 2>dp.err
+check "Docker's user-namespaced default is within a policy without privileged machines (rc $?)" test $? -eq 0
+recipe dpriv.recipe '' '[Hooks]' 'DockerStorageDriver=overlay2' 'DockerPrivileged=yes'
+mk check "$WORK/dpriv.recipe" >dp.out 2>dp.err
+check "... DockerPrivileged=yes is refused (rc $?)" test $? -eq 1
+check "... naming its line and the policy's" contains dp.err \
+  "$WORK/dpriv.recipe:13: [Hooks] DockerStorageDriver=overlay2 with DockerPrivileged=yes adds [Exec] PrivateUsers=no, a privileged machine (no user namespace: its root is the host's root): the policy $POLICY:5 forbids privileged machines (AllowPrivileged=no)"
 
 # A bad policy is an error naming its line.
 printf '[Recipes]\nAllowBindSources=srv\nAllowEverything=yes\nAllowPrivileged=maybe\n' >"$POLICY"

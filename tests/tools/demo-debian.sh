@@ -4,9 +4,11 @@
 # this host's apt sources name, into a scratch host root in the checkout (build/demo-debian/host:
 # nothing under the real /var/lib/machines or /etc/systemd is touched), boots it with
 # systemd-nspawn and the generated settings, shows from inside that ssh and docker are active,
-# that docker uses overlay2, that /dev/fuse works and root's key logs in over ssh, prints the
-# digest and powers the machine off. A second run finds the packages in the cache and prints
-# the same digest.
+# that docker uses overlay2 and runs a container from a locally imported image (busybox from the
+# machine's busybox-static: no registry is reachable), that /dev/fuse works and root's key logs
+# in over ssh, and from the host that the machine's root is an unprivileged UID (Docker's
+# default is a user-namespaced machine); prints the digest and powers the machine off. A second
+# run finds the packages in the cache and prints the same digest.
 #
 #   tests/tools/demo-debian.sh [--check]    --check: exit 1 unless every check passed (the test suite)
 set -euo pipefail
@@ -35,6 +37,10 @@ cat >"$D/$NAME.recipe" <<EOF
 # The demo's recipe: $TOP/recipes/$NAME.recipe with a generated root key and a scratch data dir.
 [Machine]
 Include=$TOP/recipes/$NAME.recipe
+
+[Bootstrap]
+# A static busybox to make a Docker image from files (docker import): no registry is needed.
+Packages=busybox-static
 
 [Hooks]
 RootAuthorizedKeys=admin.pub
@@ -72,15 +78,44 @@ say "dpkg --root $R --audit"
 out=$(dpkg --root "$R" --audit 2>&1 || true)
 if [ -z "$out" ]; then pass "dpkg --audit is clean"; else fail "dpkg --audit: $out"; fi
 
+# With user namespacing (PrivateUsers=BASE in the settings) the machine's root is the host's
+# UID BASE: give it the data directory the recipe binds in, as an admin would.
+NS=$D/host/etc/systemd/nspawn/$NAME.nspawn
+BASE=$(sed -n 's/^PrivateUsers=\([0-9][0-9]*\)\(:[0-9]*\)\{0,1\}$/\1/p' "$NS")
+[ -n "$BASE" ] && chown "$BASE:$BASE" "$D/data"
+
 # Boot it with the generated settings: the scratch host's /etc/systemd/nspawn/NAME.nspawn, copied
 # beside the image and read with --settings=trusted (as nspawn trusts /etc/systemd/nspawn/), so
-# the real host's /etc and /run stay untouched. PID 1 of this host is not systemd:
-# --register=no --keep-unit.
-cp "$D/host/etc/systemd/nspawn/$NAME.nspawn" "$D/host/var/lib/machines/$NAME.nspawn"
-say "systemd-nspawn -b -D $R --settings=trusted (settings: $D/host/etc/systemd/nspawn/$NAME.nspawn)"
+# the real host's /etc and /run stay untouched, and the Environment= lines of the scratch host's
+# systemd-nspawn@NAME.service drop-in, as systemd would pass them. PID 1 of this host is not
+# systemd: --register=no --keep-unit.
+cp "$NS" "$D/host/var/lib/machines/$NAME.nspawn"
+DROPIN=$D/host/etc/systemd/system/systemd-nspawn@$NAME.service.d/mkmachine.conf
+ENV=()
+[ -f "$DROPIN" ] && mapfile -t ENV < <(sed -n 's/^Environment=//p' "$DROPIN")
+say "systemd-nspawn -b -D $R --settings=trusted (settings: $NS${ENV[*]:+; environment: ${ENV[*]}})"
 sed 's/^/   | /' "$D/host/var/lib/machines/$NAME.nspawn"
+# systemd-nspawn@.service runs each machine in a cgroup of its own (Delegate=yes). Without systemd
+# as PID 1, every --keep-unit nspawn started from the root cgroup shares one "payload" cgroup,
+# where a privileged machine's leftover init.scope (the host root's) stops a user-namespaced
+# machine's systemd ("Failed to create /init.scope control group: Permission denied"): give this
+# one a fresh cgroup in the hierarchies nspawn uses, removed afterwards.
+CGROUPS=()
+if [ "$(cat /proc/1/comm)" != systemd ]; then
+  cg=mkmachine-demo-$NAME-$$
+  if [ "$(stat -fc %T /sys/fs/cgroup)" = cgroup2fs ]; then
+    CGROUPS=("/sys/fs/cgroup/$cg")
+  else
+    [ -d /sys/fs/cgroup/systemd ] && CGROUPS+=("/sys/fs/cgroup/systemd/$cg")
+    [ "$(stat -fc %T /sys/fs/cgroup/unified 2>/dev/null)" = cgroup2fs ] && CGROUPS+=("/sys/fs/cgroup/unified/$cg")
+  fi
+  for c in "${CGROUPS[@]}"; do mkdir -p "$c"; done
+fi
 LOG=$D/boot.log
-systemd-nspawn --register=no --keep-unit --console=passive --settings=trusted -M "$NAME" -D "$R" -b >"$LOG" 2>&1 &
+(
+  for c in "${CGROUPS[@]}"; do echo "$BASHPID" >"$c/cgroup.procs"; done
+  exec env "${ENV[@]}" systemd-nspawn --register=no --keep-unit --console=passive --settings=trusted -M "$NAME" -D "$R" -b
+) >"$LOG" 2>&1 &
 NSPAWN=$!
 cleanup() {
   if kill -0 "$NSPAWN" 2>/dev/null; then
@@ -89,6 +124,10 @@ cleanup() {
     kill -KILL "$NSPAWN" 2>/dev/null || true
   fi
   rm -f "$D/host/var/lib/machines/$NAME.nspawn"
+  # Empty cgroups, innermost first (the machine's own are gone with its processes).
+  for c in "${CGROUPS[@]}"; do
+    [ -d "$c" ] && find "$c" -depth -type d -exec rmdir {} + 2>/dev/null || true
+  done
 }
 trap cleanup EXIT
 # The machine's PID 1: the process below nspawn that runs the machine's systemd.
@@ -100,7 +139,11 @@ for _ in $(seq 300); do
   sleep 0.1
 done
 [ -n "$LEADER" ] || { cat "$LOG"; echo "the machine did not start"; exit 1; }
-inside() { nsenter -t "$LEADER" -m -u -i -n -p -C -- "$@"; }
+# Into every namespace of the machine, its user namespace too when it has one (then as the
+# machine's root, not the host's).
+USERNS=()
+[ "$(readlink /proc/"$LEADER"/ns/user)" != "$(readlink /proc/self/ns/user)" ] && USERNS=(-U)
+inside() { nsenter -t "$LEADER" -m -u -i -n -p -C "${USERNS[@]}" -- "$@"; }
 # Booting takes about a second on an idle machine; allow for a busy one.
 state=
 for _ in $(seq 1200); do
@@ -117,6 +160,35 @@ for u in ssh docker; do
 done
 drv=$(inside docker info --format '{{.Driver}}' 2>/dev/null || true)
 [ "$drv" = overlay2 ] && pass "docker info: storage driver overlay2" || fail "docker info: storage driver '$drv'"
+# Seen from the host, the machine's root is an unprivileged UID: its PID 1 runs as BASE, and a
+# file its root creates is owned by BASE.
+uid=$(awk '/^Uid:/ { print $2 }' /proc/"$LEADER"/status)
+if [ -n "$BASE" ] && [ "$uid" = "$BASE" ] && [ "$uid" != 0 ]; then
+  pass "from the host, the machine's root is UID $uid (/proc/$LEADER/status), not 0"
+else
+  fail "from the host, the machine's PID 1 runs as UID '$uid' (PrivateUsers base '${BASE:-none}')"
+fi
+inside touch /root/.mkmachine-uid-probe || true
+owner=$(stat -c %u "$R/root/.mkmachine-uid-probe" 2>/dev/null || true)
+inside rm -f /root/.mkmachine-uid-probe || true
+[ -n "$BASE" ] && [ "$owner" = "$BASE" ] && pass "a file the machine's root creates is owned by UID $owner on the host" ||
+  fail "a file the machine's root created is owned by '$owner' on the host"
+# A container from an image made of files (docker import): no registry is reachable.
+if inside sh -c 'd=$(mktemp -d) && mkdir "$d/bin" && cp /bin/busybox "$d/bin/" &&
+    tar -C "$d" -c . | docker import - local/busybox >/dev/null; rc=$?; rm -rf "$d"; exit $rc' >>"$LOG" 2>&1; then
+  pass "docker import: a local busybox image"
+  said=$(inside docker run --rm local/busybox /bin/busybox echo hello-from-a-container 2>>"$LOG" || true)
+  if [ "$said" = hello-from-a-container ]; then
+    pass "docker run --rm local/busybox: the container ran (bridge network)"
+  else
+    # Say which part failed: without a network the container runs if bridging was the problem.
+    said=$(inside docker run --rm --network none local/busybox /bin/busybox echo hello-from-a-container 2>>"$LOG" || true)
+    [ "$said" = hello-from-a-container ] && fail "docker run works only with --network none (bridge networking failed; see $LOG)" ||
+      fail "docker run --rm local/busybox did not run (see $LOG)"
+  fi
+else
+  fail "docker import of a local busybox image failed (see $LOG)"
+fi
 if inside sh -c 'test -c /dev/fuse && exec 3<>/dev/fuse'; then pass "/dev/fuse is a character device and opens"; else fail "/dev/fuse does not work"; fi
 if cmp -s "$D/admin.pub" "$R/root/.ssh/authorized_keys"; then pass "root's authorized_keys holds the demo key"; else fail "authorized_keys differs"; fi
 inside sh -c 'cat > /tmp/k && chmod 600 /tmp/k' <"$D/admin"

@@ -374,9 +374,11 @@ static void expect_hooked(struct fixture *f, const char *path, unsigned flags, c
                 l.ino = st.st_ino;
         }
         const struct chase_hooks hooks = { .symlink = log_and_refuse, .userdata = &l };
-        _cleanup_free_ char *got = strdup("untouched");
+        _cleanup_free_ char *untouched = strdup("untouched");
+        char *got = untouched;
         int fd = 12345;
         int r = chase_in_root_full(f->rootfd, path, flags, &hooks, &got, &fd);
+        _cleanup_free_ char *got_new = got != untouched ? got : NULL;
         if (r != want_r || strcmp(l.seen, want_seen) != 0)
                 fail_msg("chase '%s' refusing %s: %d, want %d; hook saw '%s', want '%s'", path, refuse ? refuse : "-", r,
                          want_r, l.seen, want_seen);

@@ -667,6 +667,39 @@ static void test_hostinfo(void **state) {
         assert_int_equal(hostinfo_module_loaded(&f->ctx, "overlayfs"), 0);
 
         assert_int_equal(hostinfo_cgroup_mode(&f->ctx), HOSTINFO_CGROUP_UNKNOWN);
+        /* This host's hierarchy, told by statfs, against what /proc/self/mountinfo lists. */
+        FILE *mi = fopen("/proc/self/mountinfo", "re");
+        if (mi) {
+                char line[4096], top[64] = "", unified[64] = "";
+                while (fgets(line, sizeof line, mi)) {
+                        char mp[1024], fstype[64];
+                        const char *dash = strstr(line, " - ");
+                        if (!dash || sscanf(line, "%*s %*s %*s %*s %1023s", mp) != 1 || sscanf(dash + 3, "%63s", fstype) != 1)
+                                continue;
+                        if (strcmp(mp, "/sys/fs/cgroup") == 0)
+                                snprintf(top, sizeof top, "%s", fstype);
+                        else if (strcmp(mp, "/sys/fs/cgroup/unified") == 0)
+                                snprintf(unified, sizeof unified, "%s", fstype);
+                }
+                fclose(mi);
+                enum hostinfo_cgroup want = strcmp(top, "cgroup2") == 0 ? HOSTINFO_CGROUP_UNIFIED
+                                            : strcmp(top, "tmpfs") != 0 ? HOSTINFO_CGROUP_UNKNOWN
+                                            : strcmp(unified, "cgroup2") == 0 ? HOSTINFO_CGROUP_HYBRID
+                                                                              : HOSTINFO_CGROUP_LEGACY;
+                struct mkm_ctx real = { .host_root = "/" };
+                assert_int_equal(hostinfo_cgroup_mode(&real), want);
+        }
+        unsigned maj = 0, min = 0;
+        assert_int_equal(hostinfo_kernel_version(&f->ctx, &maj, &min), -ENOENT);
+        mkfile(f->host, "proc/sys/kernel/osrelease", "6.18.44-fc-v1272\n", 0644);
+        assert_int_equal(hostinfo_kernel_version(&f->ctx, &maj, &min), 0);
+        assert_int_equal(maj, 6);
+        assert_int_equal(min, 18);
+        static const char *const bad[] = { "", "6", "6.", ".18", "x.1", "6.x", "99999.1", "-1.2" };
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++)
+                assert_int_equal(hostinfo_parse_kernel_version(bad[i], &maj, &min), -EINVAL);
+        assert_int_equal(hostinfo_parse_kernel_version("5.10", &maj, &min), 0);
+        assert_int_equal(maj * 100 + min, 510);
         long t = 0;
         assert_int_equal(hostinfo_fs_type(&f->ctx, "var/lib/machines", &t), 0);
         assert_int_not_equal(t, 0);
@@ -707,6 +740,68 @@ static void test_precheck(void **state) {
         _cleanup_free_ char *devfuse = fs_path_join(f->host, "dev/fuse");
         assert_int_equal(chmod(devfuse, 0666), 0);
         assert_int_equal(hooks_precheck(&f->ctx, shifted, NULL), 0);
+
+        /* Docker in a user-namespaced machine: what this host cannot give it, and why. */
+        _cleanup_free_ char *overlay = fs_path_join(f->host, "sys/module/overlay");
+        assert_int_equal(fs_mkdir_p_at(AT_FDCWD, overlay, 0755), 0);
+        _cleanup_(recipe_freep) struct recipe *dk = load(f, "[Hooks]\nDockerStorageDriver=overlay2\n");
+        _cleanup_(recipe_freep) struct recipe *dkpriv = load(f, "[Hooks]\nDockerStorageDriver=overlay2\nDockerPrivileged=yes\n");
+        _cleanup_(recipe_freep) struct recipe *dkoff = load(f, "[Hooks]\nDockerStorageDriver=vfs\n[Exec]\nPrivateUsers=off\n");
+        _cleanup_(recipe_freep) struct recipe *dkvfs = load(f, "[Hooks]\nDockerStorageDriver=vfs\n");
+        struct hooks_host good = { .systemd_version = 252, .cgroup = HOSTINFO_CGROUP_UNIFIED, .kernel_major = 5, .kernel_minor = 11 };
+        f->infos = strv_free(f->infos);
+        assert_int_equal(hooks_precheck_host(&f->ctx, dk, NULL, &good), 0);
+        assert_int_equal(strv_length(f->infos), 1);
+        _cleanup_free_ char *said = NULL;
+        assert_true(asprintf(&said, "DockerStorageDriver=overlay2: the machine 'web' runs Docker with user namespacing "
+                                    "(PrivateUsers=pick, the default with Docker): its root is the host's unprivileged UID "
+                                    "%u (0x%08x), derived from its name; DockerPrivileged=yes gives the privileged form "
+                                    "instead", (unsigned)hooks_userns_pick("web"), (unsigned)hooks_userns_pick("web")) > 0);
+        assert_string_equal(f->infos[0], said);
+        f->infos = strv_free(f->infos);
+        struct hooks_host v1 = { .systemd_version = 252, .cgroup = HOSTINFO_CGROUP_LEGACY, .kernel_major = 6, .kernel_minor = 1 };
+        assert_int_equal(hooks_precheck_host(&f->ctx, dk, NULL, &v1), 1);
+        assert_non_null(strstr(f->warnings[0], "DockerStorageDriver=overlay2: Docker in a user-namespaced machine cannot run "
+                                               "containers on this host (systemd 252, cgroup v1 only, no cgroup2 at "
+                                               "/sys/fs/cgroup/unified): systemd-nspawn delegates only the name=systemd "
+                                               "hierarchy to the machine's root (chown_cgroup() in src/nspawn/nspawn-cgroup.c)"));
+        assert_non_null(strstr(f->warnings[0], "or set DockerPrivileged=yes"));
+        f->warnings = strv_free(f->warnings);
+        struct hooks_host hybrid = { .systemd_version = 0, .cgroup = HOSTINFO_CGROUP_HYBRID, .kernel_major = 6, .kernel_minor = 18 };
+        assert_int_equal(hooks_precheck_host(&f->ctx, dk, NULL, &hybrid), 1);
+        assert_non_null(strstr(f->warnings[0], "this host's cgroup hierarchy is hybrid (systemd of unknown version), so the "
+                                               "machine gets only the unified hierarchy (SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1 "
+                                               "in the drop-in), where the host has bound no controller: Docker runs "
+                                               "containers, but without resource limits"));
+        f->warnings = strv_free(f->warnings);
+        hybrid.systemd_version = 231;
+        assert_int_equal(hooks_precheck_host(&f->ctx, dk, NULL, &hybrid), 1);
+        assert_non_null(strstr(f->warnings[0], "cannot run containers on this host (systemd 231, hybrid cgroup hierarchy): "
+                                               "nspawn before v232 does not read SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1"));
+        f->warnings = strv_free(f->warnings);
+        struct hooks_host oldkernel = { .systemd_version = 252, .cgroup = HOSTINFO_CGROUP_UNIFIED, .kernel_major = 5, .kernel_minor = 10 };
+        assert_int_equal(hooks_precheck_host(&f->ctx, dk, NULL, &oldkernel), 1);
+        assert_string_equal(f->warnings[0], "DockerStorageDriver=overlay2: this host runs Linux 5.10, and overlayfs mounts "
+                                            "in a user namespace came with Linux 5.11 (commit 459c7c565ac3 'ovl: "
+                                            "unprivieged mounts'): Docker in the user-namespaced machine will fall back to "
+                                            "vfs unless the kernel carries a backport (use "
+                                            "DockerStorageDriver=fuse-overlayfs, or DockerPrivileged=yes)");
+        f->warnings = strv_free(f->warnings);
+        oldkernel.kernel_major = 4;
+        oldkernel.kernel_minor = 19;
+        assert_int_equal(hooks_precheck_host(&f->ctx, dk, NULL, &oldkernel), 1);
+        f->warnings = strv_free(f->warnings);
+        assert_int_equal(hooks_precheck_host(&f->ctx, dkvfs, NULL, &oldkernel), 0);     /* vfs needs no overlayfs */
+        /* None of it concerns the privileged form. */
+        assert_int_equal(hooks_precheck_host(&f->ctx, dkpriv, NULL, &v1), 0);
+        assert_int_equal(hooks_precheck_host(&f->ctx, dkpriv, NULL, &oldkernel), 0);
+        /* A recipe that turns the user namespace off without asking for privileges. */
+        assert_int_equal(hooks_precheck_host(&f->ctx, dkoff, NULL, &good), 1);
+        assert_string_equal(f->warnings[0], "DockerStorageDriver=vfs with PrivateUsers=off but without DockerPrivileged=yes: "
+                                            "the machine has neither a user namespace nor Docker's privileges, so Docker "
+                                            "will not start containers (drop PrivateUsers=off for user namespacing, or set "
+                                            "DockerPrivileged=yes)");
+        f->warnings = strv_free(f->warnings);
 
         char *nosystemd[] = { (char *)"busybox", NULL };
         _cleanup_(recipe_freep) struct recipe *plain = load(f, "");
@@ -760,8 +855,6 @@ static void test_apply(void **state) {
                 "RootAuthorizedKeys=keys/admin.pub\n"
                 "Copy=files/app.service:/etc/systemd/system/app.service\n"
                 "Run=echo \"ran as $(id -u) on $(hostname)\" > /ran; ls /etc/systemd/system/multi-user.target.wants > /wants\n"
-                "[Exec]\n"
-                "PrivateUsers=pick\n"
                 "[Network]\n"
                 "Address=192.168.100.2/24\n");
         _cleanup_(host_files_done) struct host_files hf = {};
@@ -783,7 +876,8 @@ static void test_apply(void **state) {
         assert_true(exists_in(f->root, "etc/tmpfiles.d/mkmachine-fuse.conf"));
         assert_true(exists_in(f->root, "etc/docker/daemon.json"));
         assert_true(exists_in(f->root, "etc/systemd/network/50-mkmachine-host0.network"));
-        /* Shifted last: what Run= wrote belongs to the machine's root too. */
+        /* Shifted last (PrivateUsers=pick is Docker's default): what Run= wrote belongs to the
+         * machine's root too. */
         assert_int_equal(lstat_in(f->root, "ran").st_uid, base);
         assert_int_equal(lstat_in(f->root, "root/.ssh/authorized_keys").st_uid, base);
         assert_int_equal(lstat_in(f->root, "root/.ssh/authorized_keys").st_mode & 07777, 0600);
@@ -791,12 +885,13 @@ static void test_apply(void **state) {
         _cleanup_free_ char *expect = NULL;
         assert_true(asprintf(&expect,
                              "# Generated by mkmachine for the machine 'web'. Edit its recipe and rebuild instead.\n"
-                             "\n[Exec]\nCapability=all\nPrivateUsers=%u\nSystemCallFilter=@keyring bpf\n"
+                             "\n[Exec]\nPrivateUsers=%u\nSystemCallFilter=@keyring\n"
                              "\n[Files]\nBind=/dev/fuse\nPrivateUsersOwnership=off\n",
                              (unsigned)base) > 0);
         assert_string_equal(hf.nspawn, expect);
         assert_string_equal(hf.dropin, "# Generated by mkmachine for the machine 'web'. Edit its recipe and rebuild instead.\n"
-                                       "\n[Service]\nDeviceAllow=/dev/fuse rwm\n");
+                                       "\n[Service]\nDeviceAllow=/dev/fuse rwm\n"
+                                       "Environment=SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1\n");
         assert_string_equal(hf.modules_load, "# Generated by mkmachine for the machine 'web'. Edit its recipe and rebuild "
                                              "instead.\nfuse\noverlay\n");
 }

@@ -191,27 +191,78 @@ static void test_fuse_versions(void **state) {
         assert_null(s.warnings);
 }
 
-static void test_docker(void **state) {
+/* DockerPrivileged=yes: today's privileged machine, exactly. */
+static void test_docker_privileged(void **state) {
         (void)state;
         struct sink s = {};
         const char *nspawn = HDR "\n[Exec]\nCapability=all\nPrivateUsers=no\nSystemCallFilter=@keyring bpf\n";
-        host_files("[Hooks]\nDockerStorageDriver=overlay2\n", 256, HOSTINFO_CGROUP_UNIFIED, nspawn, NULL,
-                   HDR "overlay\n", &s);
-        /* cgroup v1 hosts: the cgroup namespace off, in the drop-in. */
-        host_files("[Hooks]\nDockerStorageDriver=overlay2\n", 247, HOSTINFO_CGROUP_LEGACY, nspawn,
+        host_files("[Hooks]\nDockerStorageDriver=overlay2\nDockerPrivileged=yes\n", 256, HOSTINFO_CGROUP_UNIFIED, nspawn,
+                   NULL, HDR "overlay\n", &s);
+        /* Hosts with v1 controllers: the cgroup namespace off, in the drop-in. */
+        host_files("[Hooks]\nDockerStorageDriver=overlay2\nDockerPrivileged=yes\n", 247, HOSTINFO_CGROUP_LEGACY, nspawn,
+                   HDR "\n[Service]\nEnvironment=SYSTEMD_NSPAWN_USE_CGNS=0\n", HDR "overlay\n", &s);
+        host_files("[Hooks]\nDockerStorageDriver=overlay2\nDockerPrivileged=yes\n", 252, HOSTINFO_CGROUP_HYBRID, nspawn,
                    HDR "\n[Service]\nEnvironment=SYSTEMD_NSPAWN_USE_CGNS=0\n", HDR "overlay\n", &s);
         /* Docker with FUSE on an old host; modules sorted, once each. */
-        host_files("[Hooks]\nDockerStorageDriver=fuse-overlayfs\nFuse=yes\n", 252, HOSTINFO_CGROUP_UNIFIED,
+        host_files("[Hooks]\nDockerStorageDriver=fuse-overlayfs\nFuse=yes\nDockerPrivileged=yes\n", 252, HOSTINFO_CGROUP_UNIFIED,
                    HDR "\n[Exec]\nCapability=all\nPrivateUsers=no\nSystemCallFilter=@keyring bpf\n\n[Files]\nBind=/dev/fuse\n",
                    HDR "\n[Service]\nDeviceAllow=/dev/fuse rwm\n", HDR "fuse\n", &s);
         assert_null(s.warnings);
+        assert_null(s.infos);
         /* The recipe's PrivateUsers=yes wins, with a warning. */
-        host_files("[Hooks]\nDockerStorageDriver=vfs\n[Exec]\nPrivateUsers=yes\n", 256, HOSTINFO_CGROUP_UNIFIED,
-                   HDR "\n[Exec]\nCapability=all\nPrivateUsers=yes\nSystemCallFilter=@keyring bpf\n", NULL, NULL, &s);
+        host_files("[Hooks]\nDockerStorageDriver=vfs\nDockerPrivileged=yes\n[Exec]\nPrivateUsers=yes\n", 256,
+                   HOSTINFO_CGROUP_UNIFIED, HDR "\n[Exec]\nCapability=all\nPrivateUsers=yes\nSystemCallFilter=@keyring bpf\n",
+                   NULL, NULL, &s);
         assert_int_equal(strv_length(s.warnings), 1);
         assert_string_equal(s.warnings[0], "web.nspawn: [Exec] PrivateUsers=yes from the recipe wins, but "
-                                           "DockerStorageDriver=vfs needs PrivateUsers=no");
+                                           "DockerStorageDriver=vfs with DockerPrivileged=yes (the machine's root is the "
+                                           "host's root) needs PrivateUsers=no");
         strv_free(s.warnings);
+}
+
+/* The default: a user-namespaced machine, nothing granted on the host. */
+static void test_docker_userns(void **state) {
+        (void)state;
+        struct sink s = {};
+        uint32_t base = hooks_userns_pick("web");
+        _cleanup_free_ char *nspawn = NULL, *nspawn_old = NULL;
+        assert_true(asprintf(&nspawn, HDR "\n[Exec]\nPrivateUsers=%u\nSystemCallFilter=@keyring\n\n[Files]\n"
+                                     "PrivateUsersOwnership=off\n", (unsigned)base) > 0);
+        assert_true(asprintf(&nspawn_old, HDR "\n[Exec]\nPrivateUsers=%u\nSystemCallFilter=@keyring\n\n[Files]\n"
+                                         "PrivateUsersChown=no\n", (unsigned)base) > 0);
+        const char *unified = HDR "\n[Service]\nEnvironment=SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1\n";
+        host_files("[Hooks]\nDockerStorageDriver=overlay2\n", 256, HOSTINFO_CGROUP_UNIFIED, nspawn, NULL, HDR "overlay\n", &s);
+        /* DockerPrivileged=no is the default spelled out. */
+        host_files("[Hooks]\nDockerStorageDriver=overlay2\nDockerPrivileged=no\n", 256, HOSTINFO_CGROUP_UNIFIED, nspawn,
+                   NULL, HDR "overlay\n", &s);
+        /* Hybrid host: only the unified hierarchy for the machine; likewise when it cannot be told. */
+        host_files("[Hooks]\nDockerStorageDriver=overlay2\n", 252, HOSTINFO_CGROUP_HYBRID, nspawn, unified,
+                   HDR "overlay\n", &s);
+        host_files("[Hooks]\nDockerStorageDriver=overlay2\n", 0, HOSTINFO_CGROUP_UNKNOWN, nspawn_old, unified,
+                   HDR "overlay\n", &s);
+        /* Before v232 nspawn knows no such variable; a v1-only host cannot be helped (precheck says so). */
+        host_files("[Hooks]\nDockerStorageDriver=overlay2\n", 231, HOSTINFO_CGROUP_HYBRID, nspawn_old, NULL,
+                   HDR "overlay\n", &s);
+        host_files("[Hooks]\nDockerStorageDriver=overlay2\n", 252, HOSTINFO_CGROUP_LEGACY, nspawn, NULL,
+                   HDR "overlay\n", &s);
+        assert_null(s.warnings);
+        assert_null(s.infos);   /* the build says it in hooks_precheck (check stays quiet) */
+        /* The recipe's own base wins over pick, silently; its PrivateUsers=no too (precheck warns). */
+        host_files("[Hooks]\nDockerStorageDriver=vfs\n[Exec]\nPrivateUsers=1048576\n", 256, HOSTINFO_CGROUP_UNIFIED,
+                   HDR "\n[Exec]\nPrivateUsers=1048576\nSystemCallFilter=@keyring\n\n[Files]\nPrivateUsersOwnership=off\n",
+                   NULL, NULL, &s);
+        host_files("[Hooks]\nDockerStorageDriver=vfs\n[Exec]\nPrivateUsers=no\n", 256, HOSTINFO_CGROUP_UNIFIED,
+                   HDR "\n[Exec]\nPrivateUsers=no\nSystemCallFilter=@keyring\n", NULL, NULL, &s);
+        assert_null(s.warnings);
+        assert_null(s.infos);
+        /* With FUSE on an old host: the FUSE workarounds and the Docker ones side by side. */
+        _cleanup_free_ char *fuse = NULL;
+        assert_true(asprintf(&fuse, HDR "\n[Exec]\nPrivateUsers=%u\nSystemCallFilter=@keyring\n\n[Files]\nBind=/dev/fuse\n"
+                                   "PrivateUsersOwnership=off\n", (unsigned)base) > 0);
+        host_files("[Hooks]\nDockerStorageDriver=fuse-overlayfs\nFuse=yes\n", 252, HOSTINFO_CGROUP_HYBRID, fuse,
+                   HDR "\n[Service]\nDeviceAllow=/dev/fuse rwm\nEnvironment=SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1\n",
+                   HDR "fuse\n", &s);
+        assert_null(s.infos);
 }
 
 static void test_userns(void **state) {
@@ -226,8 +277,9 @@ static void test_userns(void **state) {
                    HDR "\n[Exec]\nPrivateUsers=1048576\n\n[Files]\nPrivateUsersChown=no\n", NULL, NULL, &s);
         host_files("[Exec]\nPrivateUsers=1048576\n", 0, HOSTINFO_CGROUP_UNKNOWN,
                    HDR "\n[Exec]\nPrivateUsers=1048576\n\n[Files]\nPrivateUsersChown=no\n", NULL, NULL, &s);
-        /* Docker with a shifted tree: no PrivateUsers=no, no warning. */
-        host_files("[Exec]\nPrivateUsers=1048576:65536\n[Hooks]\nDockerStorageDriver=btrfs\n", 252, HOSTINFO_CGROUP_UNIFIED,
+        /* Privileged Docker with a shifted tree: no PrivateUsers=no, no warning. */
+        host_files("[Exec]\nPrivateUsers=1048576:65536\n[Hooks]\nDockerStorageDriver=btrfs\nDockerPrivileged=yes\n", 252,
+                   HOSTINFO_CGROUP_UNIFIED,
                    HDR "\n[Exec]\nCapability=all\nPrivateUsers=1048576:65536\nSystemCallFilter=@keyring bpf\n"
                        "\n[Files]\nPrivateUsersOwnership=off\n",
                    NULL, NULL, &s);
@@ -331,7 +383,8 @@ int main(void) {
                 cmocka_unit_test(test_render_force_and_alias),
                 cmocka_unit_test(test_key_is_list),
                 cmocka_unit_test(test_fuse_versions),
-                cmocka_unit_test(test_docker),
+                cmocka_unit_test(test_docker_privileged),
+                cmocka_unit_test(test_docker_userns),
                 cmocka_unit_test(test_userns),
                 cmocka_unit_test(test_userns_parse),
                 cmocka_unit_test(test_pick),

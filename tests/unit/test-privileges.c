@@ -80,24 +80,39 @@ static void derive(const char *body, unsigned sdver, const char *const *want) {
 
 static void test_docker(void **state) {
         (void)state;
-        /* [Hooks] is line 6, DockerStorageDriver= line 7. */
+        /* The default: a user-namespaced machine; its base is no grant, the keyring calls are.
+         * [Hooks] is line 6, DockerStorageDriver= line 7. */
         derive("[Hooks]\nDockerStorageDriver=overlay2\n", 257,
                (const char *const[]){
-                       "capability all | [Exec] Capability=all | [Hooks] DockerStorageDriver=@7 | DockerStorageDriver=overlay2",
-                       "privileged no | [Exec] PrivateUsers=no | [Hooks] DockerStorageDriver=@7 | DockerStorageDriver=overlay2",
-                       "syscall @keyring | [Exec] SystemCallFilter=@keyring bpf | [Hooks] DockerStorageDriver=@7 | DockerStorageDriver=overlay2",
-                       "syscall bpf | [Exec] SystemCallFilter=@keyring bpf | [Hooks] DockerStorageDriver=@7 | DockerStorageDriver=overlay2",
-                       "module overlay | overlay | [Hooks] DockerStorageDriver=@7 | DockerStorageDriver=overlay2",
+                       "syscall @keyring | [Exec] SystemCallFilter=@keyring | [Hooks] DockerStorageDriver=@7 | "
+                       "DockerStorageDriver=overlay2 (runc gives each container a session keyring; the keys belong to "
+                       "the machine's unprivileged root)",
+                       "module overlay | overlay | [Hooks] DockerStorageDriver=@7 | DockerStorageDriver=overlay2 (runc "
+                       "gives each container a session keyring; the keys belong to the machine's unprivileged root)",
                        NULL });
+        /* DockerPrivileged=yes (line 8): its grants are credited to that line. */
+#define PRIV "DockerStorageDriver=overlay2 with DockerPrivileged=yes (the machine's root is the host's root)"
+        derive("[Hooks]\nDockerStorageDriver=overlay2\nDockerPrivileged=yes\n", 257,
+               (const char *const[]){
+                       "capability all | [Exec] Capability=all | [Hooks] DockerPrivileged=@8 | " PRIV,
+                       "privileged no | [Exec] PrivateUsers=no | [Hooks] DockerPrivileged=@8 | " PRIV,
+                       "syscall @keyring | [Exec] SystemCallFilter=@keyring bpf | [Hooks] DockerPrivileged=@8 | " PRIV,
+                       "syscall bpf | [Exec] SystemCallFilter=@keyring bpf | [Hooks] DockerPrivileged=@8 | " PRIV,
+                       "module overlay | overlay | [Hooks] DockerPrivileged=@8 | " PRIV,
+                       NULL });
+#undef PRIV
         /* On the legacy cgroup hierarchy the drop-in's setting is the Docker hook's too. */
-        derive_on("[Hooks]\nDockerStorageDriver=vfs\n[Exec]\nPrivateUsers=pick\n", 250, HOSTINFO_CGROUP_LEGACY,
+#define PRIV "DockerStorageDriver=vfs with DockerPrivileged=yes (the machine's root is the host's root)"
+        derive_on("[Hooks]\nDockerStorageDriver=vfs\nDockerPrivileged=yes\n[Exec]\nPrivateUsers=pick\n", 250,
+                  HOSTINFO_CGROUP_LEGACY,
                   (const char *const[]){
-                          "capability all | [Exec] Capability=all | [Hooks] DockerStorageDriver=@7 | DockerStorageDriver=vfs",
-                          "syscall @keyring | [Exec] SystemCallFilter=@keyring bpf | [Hooks] DockerStorageDriver=@7 | DockerStorageDriver=vfs",
-                          "syscall bpf | [Exec] SystemCallFilter=@keyring bpf | [Hooks] DockerStorageDriver=@7 | DockerStorageDriver=vfs",
+                          "capability all | [Exec] Capability=all | [Hooks] DockerPrivileged=@8 | " PRIV,
+                          "syscall @keyring | [Exec] SystemCallFilter=@keyring bpf | [Hooks] DockerPrivileged=@8 | " PRIV,
+                          "syscall bpf | [Exec] SystemCallFilter=@keyring bpf | [Hooks] DockerPrivileged=@8 | " PRIV,
                           "service Environment=SYSTEMD_NSPAWN_USE_CGNS=0 | [Service] Environment=SYSTEMD_NSPAWN_USE_CGNS=0 | "
-                          "[Hooks] DockerStorageDriver=@7 | DockerStorageDriver=vfs",
+                          "[Hooks] DockerPrivileged=@8 | " PRIV,
                           NULL });
+#undef PRIV
 }
 
 static void test_fuse(void **state) {
@@ -267,7 +282,8 @@ static void test_describe(void **state) {
         struct priv_grant m = { .kind = PRIV_MODULE, .value = (char *)"fuse", .setting = (char *)"fuse", .in = PRIV_FILE_MODULES };
         _cleanup_free_ char *dm = priv_grant_describe(&m);
         assert_string_equal(dm, "modules-load.d: fuse: the host kernel module fuse, loaded at boot");
-        assert_non_null(hooks_explain("DockerStorageDriver=overlay2"));
+        assert_non_null(strstr(hooks_explain("DockerStorageDriver=overlay2 (runc ...)"), "user-namespaced"));
+        assert_non_null(strstr(hooks_explain("DockerStorageDriver=vfs with DockerPrivileged=yes (...)"), "privileged container"));
         assert_non_null(hooks_explain("Fuse=yes"));
         assert_null(hooks_explain("PrivateUsers=pick"));
 }

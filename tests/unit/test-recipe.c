@@ -63,6 +63,7 @@ static void test_full(void **state) {
                 "EnableServices=sshd.service getty@tty1.service\n"
                 "Fuse=on\n"
                 "DockerStorageDriver=fuse-overlayfs\n"
+                "DockerPrivileged=1\n"
                 "RootAuthorizedKeys=admin.pub /etc/keys/other.pub\n"
                 "Copy=files/motd:/etc/motd:644:root:root conf/x:/etc/x\n"
                 "Copy=a:/opt/a:0600:1000\n"
@@ -96,6 +97,7 @@ static void test_full(void **state) {
         assert_strv(r->enable_services, "sshd.service getty@tty1.service");
         assert_int_equal(r->fuse, RECIPE_YES);
         assert_string_equal(r->docker_storage_driver, "fuse-overlayfs");
+        assert_int_equal(r->docker_privileged, RECIPE_YES);
         assert_strv(r->root_authorized_keys, "/srv/recipes/admin.pub /etc/keys/other.pub");
         assert_int_equal(r->n_copies, 3);
         assert_string_equal(r->copies[0].src, "/srv/recipes/files/motd");
@@ -114,7 +116,7 @@ static void test_full(void **state) {
         assert_strv(r->network_gateways, "10.0.0.1");
         assert_int_equal(r->n_nspawn, 5);
         assert_string_equal(r->nspawn[0].key, "Boot");
-        assert_int_equal(r->nspawn[0].line, 26);
+        assert_int_equal(r->nspawn[0].line, 27);
         assert_string_equal(r->nspawn[1].section, "Network");
         assert_string_equal(r->nspawn[1].key, "VirtualEthernet");
         assert_string_equal(r->nspawn[2].value, "/srv/data:/data");
@@ -143,6 +145,7 @@ static void test_full(void **state) {
                             "EnableServices=sshd.service getty@tty1.service\n"
                             "Fuse=yes\n"
                             "DockerStorageDriver=fuse-overlayfs\n"
+                            "DockerPrivileged=yes\n"
                             "RootAuthorizedKeys=/srv/recipes/admin.pub /etc/keys/other.pub\n"
                             "Copy=/srv/recipes/files/motd:/etc/motd:0644:root:root /srv/recipes/conf/x:/etc/x "
                             "/srv/recipes/a:/opt/a:0600:1000\n"
@@ -180,6 +183,7 @@ static void test_merge_rules(void **state) {
                 "Snapshot=2024-01-01\nSnapshot=\n"
                 "[Machine]\nName=second\n"                    /* a repeated section continues */
                 "[Hooks]\nFuse=yes\nFuse=no\nRun=x\nRun=\nRun=y\nDockerStorageDriver=vfs\nDockerStorageDriver=\n"
+                "DockerPrivileged=yes\nDockerPrivileged=\n"
                 "Copy=a:/a\nCopy=\nCopy=b:/b\n"
                 "[Bootstrap]\nDistribution=debian\nArchitecture=x86_64\n");
         assert_string_equal(r->name, "second");
@@ -189,6 +193,7 @@ static void test_merge_rules(void **state) {
         assert_int_equal(r->fuse, RECIPE_NO);
         assert_strv(r->runs, "y");
         assert_null(r->docker_storage_driver);
+        assert_int_equal(r->docker_privileged, RECIPE_UNSET);
         assert_int_equal(r->n_copies, 1);
         assert_string_equal(r->copies[0].dest, "/b");
         /* Later Distribution= wins and Debian defaults fill in. */
@@ -243,6 +248,10 @@ static const struct {
         { P "packages=base\n", -MKM_E_RECIPE, "t.recipe:5: [Bootstrap] packages=: unknown key; did you mean 'Packages='?" },
         { P "Distribtuion=arch\n", -MKM_E_RECIPE, "t.recipe:5: [Bootstrap] Distribtuion=: unknown key; did you mean 'Distribution='?" },
         { P "[Hooks]\nFuse=maybe\n", -MKM_E_RECIPE, "t.recipe:6: [Hooks] Fuse=: expected a boolean (yes/no), got 'maybe'" },
+        { P "[Hooks]\nDockerStorageDriver=overlay2\nDockerPrivileged=root\n", -MKM_E_RECIPE,
+          "t.recipe:7: [Hooks] DockerPrivileged=: expected a boolean (yes/no), got 'root'" },
+        { P "[Hooks]\nDockerPrivileged=yes\n", -MKM_E_RECIPE,
+          "t.recipe:6: [Hooks] DockerPrivileged=: yes needs DockerStorageDriver= (it is how Docker gets a privileged machine)" },
         { P "[Hooks]\nRunNetwork=2\n", -MKM_E_RECIPE, "t.recipe:6: [Hooks] RunNetwork=: expected a boolean (yes/no), got '2'" },
         { P "[Exec]\nDeviceAllow=/dev/fuse rwm\n", -MKM_E_RECIPE,
           "t.recipe:6: [Exec] DeviceAllow=: DeviceAllow= is not a .nspawn setting: it belongs in a "

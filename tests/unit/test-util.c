@@ -136,6 +136,34 @@ static void test_atomic_write_and_read(void **state) {
 }
 
 /* What a killed writer left: only its own ".#NAME.PID.XXXXXX" files go. */
+/* fs_write_file_at replaces: a hard link or a symlink at the name is not written through. */
+static void test_write_file_replaces(void **state) {
+        (void)state;
+        char dir[] = "/tmp/mkm-test-util.XXXXXX";
+        assert_non_null(mkdtemp(dir));
+        _cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        assert_true(dfd >= 0);
+        assert_int_equal(fs_write_file_at(dfd, "other", "precious", 8, 0600), 0);
+        assert_int_equal(linkat(dfd, "other", dfd, "hard", 0), 0);
+        assert_int_equal(symlinkat("other", dfd, "soft"), 0);
+        assert_int_equal(fs_write_file_at(dfd, "hard", "new", 3, 0644), 0);
+        assert_int_equal(fs_write_file_at(dfd, "soft", "new", 3, 0644), 0);
+        _cleanup_free_ char *a = NULL, *b = NULL;
+        assert_int_equal(fs_read_file_follow_at(dfd, "other", 64, &a, NULL), 0);
+        assert_string_equal(a, "precious");
+        assert_int_equal(fs_read_file_follow_at(dfd, "hard", 64, &b, NULL), 0);
+        assert_string_equal(b, "new");
+        struct stat st;
+        assert_int_equal(fstatat(dfd, "soft", &st, AT_SYMLINK_NOFOLLOW), 0);
+        assert_true(S_ISREG(st.st_mode));
+        assert_int_equal(st.st_mode & 07777, 0644);
+        assert_int_equal(fstatat(dfd, "other", &st, AT_SYMLINK_NOFOLLOW), 0);
+        assert_int_equal(st.st_nlink, 1);
+        assert_int_equal(mkdirat(dfd, "d", 0755), 0);
+        assert_true(fs_write_file_at(dfd, "d", "x", 1, 0644) < 0);
+        (void)fs_rm_rf_at(AT_FDCWD, dir);
+}
+
 static void test_remove_temporaries(void **state) {
         (void)state;
         char tmpl[] = "/tmp/mkm-test-temps.XXXXXX";
@@ -313,6 +341,7 @@ int main(void) {
                 cmocka_unit_test(test_hash),
                 cmocka_unit_test(test_open_in_root),
                 cmocka_unit_test(test_atomic_write_and_read),
+                cmocka_unit_test(test_write_file_replaces),
                 cmocka_unit_test(test_remove_temporaries),
                 cmocka_unit_test(test_remove_dead_temporaries),
                 cmocka_unit_test(test_pid_is_gone),
