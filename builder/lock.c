@@ -130,7 +130,7 @@ int lock_parse(const char *text, size_t len, const char *filename, struct lock *
         _cleanup_(lock_freep) struct lock *l = calloc(1, sizeof *l);
         if (!l)
                 return -ENOMEM;
-        unsigned lineno = 0;
+        unsigned lineno = 0, inputs_line = 0, distribution_line = 0, first_package_line = 0;
         const char *s = text, *end = text + len;
         while (s < end) {
                 const char *nl = memchr(s, '\n', (size_t)(end - s));
@@ -153,12 +153,26 @@ int lock_parse(const char *text, size_t len, const char *filename, struct lock *
                                 return mkm_err_set(reterr, -MKM_E_LOCK, "%s:%u: invalid character in '%s'", filename,
                                                    lineno, w[i]);
                 int r = 0;
+                /* inputs and distribution once each, distribution before the packages: how a
+                 * package's file name is judged depends on it (found by fuzz-lock: a second
+                 * distribution line after the packages let a path through as an Arch name). */
                 if (strcmp(w[0], "inputs") == 0 && nw == 2) {
-                        free(l->inputs);
+                        if (inputs_line)
+                                return mkm_err_set(reterr, -MKM_E_LOCK, "%s:%u: 'inputs' is given twice (first on line %u)",
+                                                   filename, lineno, inputs_line);
+                        inputs_line = lineno;
                         l->inputs = strdup(w[1]);
                         r = l->inputs ? 0 : -ENOMEM;
                 } else if (strcmp(w[0], "distribution") == 0 && nw == 2) {
-                        free(l->distribution);
+                        if (distribution_line)
+                                return mkm_err_set(reterr, -MKM_E_LOCK,
+                                                   "%s:%u: 'distribution' is given twice (first on line %u)", filename,
+                                                   lineno, distribution_line);
+                        if (first_package_line)
+                                return mkm_err_set(reterr, -MKM_E_LOCK,
+                                                   "%s:%u: expected 'distribution' before the first 'package' line (line %u)",
+                                                   filename, lineno, first_package_line);
+                        distribution_line = lineno;
                         l->distribution = strdup(w[1]);
                         r = l->distribution ? 0 : -ENOMEM;
                 } else if (strcmp(w[0], "source") == 0 && nw >= 2) {
@@ -192,6 +206,8 @@ int lock_parse(const char *text, size_t len, const char *filename, struct lock *
                                            lineno, nw - 1);
                 else if (strcmp(w[0], "package") == 0 && nw == 12) {
                         struct lock_pkg p = { .name = w[1], .version = w[2], .repo = w[3], .filename = w[4] };
+                        if (!first_package_line)
+                                first_package_line = lineno;
                         uint64_t order;
                         if (!hash_is_sha256_hex(w[5]) || (strcmp(w[8], "-") != 0 && !hash_is_sha256_hex(w[8])))
                                 return mkm_err_set(reterr, -MKM_E_LOCK, "%s:%u: expected sha256 digests (64 hex digits)",

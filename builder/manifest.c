@@ -558,6 +558,7 @@ static int parse_line(const char *s, const char *end, unsigned lineno, struct ma
                         what = "64 lower-case hex digits";
                 } else if (KEY("link")) {
                         bit = SEEN_LINK;
+                        free(e->link);  /* a second link= is refused below; the first must not leak */
                         e->link = unescape(v, te, &what);
                         if (!e->link && !what)
                                 r = -ENOMEM;

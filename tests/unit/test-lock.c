@@ -183,6 +183,14 @@ static void test_bad_locks(void **state) {
                   "x.lock:3: index label longer than 255 bytes" },
                 { "inputs sha256:a\ndistribution arch\npackage a 1-1\x01 core a.pkg " SHA_A " 1 1 - 0 explicit 0\n",
                   "x.lock:3: invalid character in '1-1\x01'" },
+                /* found by fuzz-lock: a file name judged under one distribution, then another */
+                { "inputs sha256:a\ndistribution debian\npackage a 1-1 core pool/a.deb " SHA_A " 1 1 - 0 explicit 0\n"
+                  "distribution arch\n",
+                  "x.lock:4: 'distribution' is given twice (first on line 2)" },
+                { "inputs sha256:a\npackage a 1-1 core a.pkg " SHA_A " 1 1 - 0 explicit 0\ndistribution debian\n",
+                  "x.lock:3: expected 'distribution' before the first 'package' line (line 2)" },
+                { "inputs sha256:a\ndistribution arch\ninputs sha256:b\n",
+                  "x.lock:3: 'inputs' is given twice (first on line 1)" },
         };
         for (size_t i = 0; i < ELEMENTSOF(t); i++) {
                 struct lock *l = NULL;
