@@ -164,7 +164,7 @@ clang-check:
 fuzz-smoke: $(FUZZ_BINS)
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/smoke.sh $(FUZZ_BINS)
 
-man: docs/mkmachine.1 docs/mkmachine.recipe.5
+man: docs/mkmachine.1 docs/mkmachine.recipe.5 docs/mkmachine.policy.5
 
 docs/%: docs/%.md
 	pandoc -s -t man -o $@ $<
@@ -173,12 +173,14 @@ install: mkmachine man
 	install -Dm755 $(BIN) $(DESTDIR)$(BINDIR)/mkmachine
 	install -Dm644 docs/mkmachine.1 $(DESTDIR)$(MANDIR)/man1/mkmachine.1
 	install -Dm644 docs/mkmachine.recipe.5 $(DESTDIR)$(MANDIR)/man5/mkmachine.recipe.5
+	install -Dm644 docs/mkmachine.policy.5 $(DESTDIR)$(MANDIR)/man5/mkmachine.policy.5
 	@for d in keys/archlinux keys/debian; do \
 		[ -d $$d ] && for f in $$d/*; do install -Dm644 $$f $(DESTDIR)$(DATADIR)/$$f; done; done; true
 	@for f in recipes/*.recipe; do install -Dm644 $$f $(DESTDIR)$(DATADIR)/$$f; done
 
 uninstall:
-	rm -f $(DESTDIR)$(BINDIR)/mkmachine $(DESTDIR)$(MANDIR)/man1/mkmachine.1 $(DESTDIR)$(MANDIR)/man5/mkmachine.recipe.5
+	rm -f $(DESTDIR)$(BINDIR)/mkmachine $(DESTDIR)$(MANDIR)/man1/mkmachine.1 $(DESTDIR)$(MANDIR)/man5/mkmachine.recipe.5 \
+		$(DESTDIR)$(MANDIR)/man5/mkmachine.policy.5
 	rm -rf $(DESTDIR)$(DATADIR)
 
 clean:

@@ -399,6 +399,9 @@ int build_machine_opts(struct mkm_ctx *ctx, const char *recipe_path, const struc
         q = deploy_check_replaceable(ctx, b.deploy, "replace", reterr);
         if (q < 0)
                 goto out;
+        /* Under the lock, so the deployed generation it compares with is the one this replaces. */
+        if (o && o->gate && (q = o->gate(o->gate_userdata, ctx, r, reterr)) < 0)
+                goto out;
         replaced = replaced_lock(ctx, r->name);
         q = deploy_stage(b.deploy, reterr);
         if (q < 0)

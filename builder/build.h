@@ -65,6 +65,11 @@ struct build_opts {
         char *const *recipe_files;      /* the files the stored recipe was made from (its
                                          * recipe-files): Copy= and RootAuthorizedKeys= sources
                                          * must lie beside one of them, as at the first build */
+        /* Called with the loaded recipe once the machine's build lock is held and before anything
+         * is fetched or staged (the CLI's privileges check, privileges.h): a negative return stops
+         * the build with it. NULL: none. */
+        int (*gate)(void *userdata, struct mkm_ctx *ctx, const struct recipe *r, struct mkm_err *reterr);
+        void *gate_userdata;
 };
 int build_machine_opts(struct mkm_ctx *ctx, const char *recipe_path, const struct build_opts *o,
                        struct build_result *ret, struct mkm_err *reterr);

@@ -31,6 +31,7 @@
 #include "deploy.h"
 #include "hooks.h"
 #include "lock.h"
+#include "privileges.h"
 #include "recipe.h"
 #include "state.h"
 #include "verify.h"
@@ -48,7 +49,32 @@ static void forward(int sig) {
                 (void)kill((pid_t)arg_worker_pid, sig);
 }
 
-static int print_result(const struct mkm_ctx *ctx, const struct build_result *res) {
+/* The privileges check of a build (build_opts.gate): list what the machine is granted on the host
+ * before anything is fetched, and refuse what the host's policy forbids and, without
+ * --allow-new-privileges, what the deployed generation was not granted. */
+struct gate {
+        struct priv_report rep;
+        bool assessed;
+};
+
+static int privileges_gate(void *userdata, struct mkm_ctx *ctx, const struct recipe *r, struct mkm_err *reterr) {
+        struct gate *g = userdata;
+        int q = privileges_assess(ctx, r, &g->rep, reterr);
+        if (q < 0)
+                return q;
+        g->assessed = true;
+        if (!ctx->json && ctx->verbosity >= 0) {
+                cli_print_privileges(stderr, "", &g->rep, r->name);
+                (void)fflush(stderr);
+        }
+        return privileges_refusal(&g->rep, r->name, ctx->allow_new_privileges, reterr);
+}
+
+static void gate_done(struct gate *g) {
+        priv_report_done(&g->rep);
+}
+
+static int print_result(const struct mkm_ctx *ctx, const struct build_result *res, const struct gate *gate) {
         if (ctx->json) {
                 _cleanup_(cli_json_freep) struct json_object *o = json_object_new_object();
                 if (!o || cli_json_add_string(o, "name", res->name) < 0 || cli_json_add_string(o, "path", res->target) < 0 ||
@@ -57,7 +83,8 @@ static int print_result(const struct mkm_ctx *ctx, const struct build_result *re
                     cli_json_add_bool(o, "lock_written", res->lock_written) < 0 ||
                     cli_json_add_int(o, "source_date_epoch", res->source_date_epoch) < 0 ||
                     cli_json_add_int(o, "generation", res->generation) < 0 ||
-                    cli_json_add_changes(o, "changes", res->changes) < 0)
+                    cli_json_add_changes(o, "changes", res->changes) < 0 ||
+                    (gate->assessed ? cli_json_add_privileges(o, "privileges", &gate->rep) : cli_json_add_null(o, "privileges")) < 0)
                         return -ENOMEM;
                 return cli_json_print(stdout, o, CLI_JSON_LINE);
         }
@@ -111,11 +138,16 @@ static void clean_before(struct mkm_ctx *ctx, const char *path) {
 static int worker(struct mkm_ctx *ctx, const char *path) {
         struct mkm_err err = {};
         struct build_result res = {};
+        _cleanup_(gate_done) struct gate gate = {};
         clean_before(ctx, path);
-        int r = build_machine_opts(ctx, path, arg_build_opts, &res, &err);
+        struct build_opts o = arg_build_opts ? *arg_build_opts : (struct build_opts){};
+        o.gate = privileges_gate;
+        o.gate_userdata = &gate;
+        int r = build_machine_opts(ctx, path, &o, &res, &err);
         if (r < 0)
-                return cli_fail(r, &err, "build failed");
-        r = print_result(ctx, &res);
+                return cli_fail_with(r, &err, "build failed",
+                                     r == -MKM_E_REFUSED && gate.assessed ? cli_privileges_details(&gate.rep) : NULL);
+        r = print_result(ctx, &res, &gate);
         build_result_done(&res);
         if (r < 0)
                 return cli_fail(r, NULL, "printing the result");

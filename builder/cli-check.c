@@ -15,6 +15,7 @@
 #include "ctx.h"
 #include "hooks.h"
 #include "hostinfo.h"
+#include "privileges.h"
 #include "recipe.h"
 #include "util/cleanup.h"
 #include "util/err.h"
@@ -204,6 +205,18 @@ int cli_cmd_check(struct mkm_ctx *ctx, int argc, char **argv) {
         k = hooks_host_files(ctx, r, &host, &hf, &err);
         if (k < 0)
                 return cli_fail(k, &err, "check");
+        /* What those files grant the machine on the host, judged by the host's policy: a recipe
+         * beyond it is refused here as a build would refuse it. */
+        _cleanup_(priv_report_done) struct priv_report rep = {};
+        k = privileges_assess(ctx, r, &rep, &err);
+        if (k < 0)
+                return cli_fail(k, &err, "check");
+        struct mkm_err refusal = {};
+        int refused = privileges_refusal(&rep, r->name, true, &refusal);
+        if (refused < 0 && refused != -MKM_E_REFUSED)
+                return cli_fail(refused, NULL, "check");
+        if (refused < 0 && ctx->json)
+                return cli_fail_with(refused, &refusal, "check", cli_privileges_details(&rep));
         k = host_file_views(ctx, r->name, &hf, views);
         if (k < 0) {
                 host_file_views_done(views);
@@ -216,6 +229,8 @@ int cli_cmd_check(struct mkm_ctx *ctx, int argc, char **argv) {
                 if (k >= 0)
                         k = json_host_files(o, views);
                 if (k >= 0)
+                        k = cli_json_add_privileges(o, "privileges", &rep);
+                if (k >= 0)
                         k = cli_json_print(stdout, o, CLI_JSON_PRETTY);
         } else {
                 _cleanup_free_ char *text = NULL;
@@ -223,6 +238,8 @@ int cli_cmd_check(struct mkm_ctx *ctx, int argc, char **argv) {
                 if (k >= 0) {
                         fputs(text, stdout);
                         print_host_files(views);
+                        fputs("#\n", stdout);
+                        cli_print_privileges(stdout, "# ", &rep, r->name);
                 }
         }
         host_file_views_done(views);
@@ -230,5 +247,7 @@ int cli_cmd_check(struct mkm_ctx *ctx, int argc, char **argv) {
                 return cli_fail(k, NULL, "check");
         if (fflush(stdout) != 0)
                 return cli_fail(-errno, NULL, "check: writing the recipe");
+        if (refused < 0)
+                return cli_fail(refused, &refusal, "check");
         return EXIT_OK;
 }

@@ -12,10 +12,12 @@
 #include "cli.h"
 #include "ctx.h"
 #include "lock.h"
+#include "privileges.h"
+#include "recipe.h"
 #include "util/cleanup.h"
 #include "util/err.h"
 
-static int print_json(const struct build_plan *p) {
+static int print_json(const struct build_plan *p, const struct priv_report *rep) {
         _cleanup_(cli_json_freep) struct json_object *o = json_object_new_object();
         if (!o || cli_json_add_string(o, "name", p->name) < 0 || cli_json_add_string(o, "lock", p->lock_path) < 0 ||
             cli_json_add_string(o, "source", p->from_lock ? "lock" : "resolved") < 0 ||
@@ -40,7 +42,8 @@ static int print_json(const struct build_plan *p) {
         if (cli_json_add_int(o, "count", (int64_t)p->set->n) < 0 || cli_json_add_int(o, "download_size", (int64_t)dl) < 0 ||
             cli_json_add_int(o, "installed_size", (int64_t)inst) < 0 ||
             cli_json_add_changes(o, "against_lock", p->vs_lock) < 0 ||
-            cli_json_add_changes(o, "against_deployed", p->vs_deployed) < 0)
+            cli_json_add_changes(o, "against_deployed", p->vs_deployed) < 0 ||
+            (rep ? cli_json_add_privileges(o, "privileges", rep) : cli_json_add_null(o, "privileges")) < 0)
                 return -ENOMEM;
         return cli_json_print(stdout, o, CLI_JSON_LINE);
 }
@@ -88,11 +91,28 @@ int cli_cmd_plan(struct mkm_ctx *ctx, int argc, char **argv) {
                 return cli_usage_error("plan: expected exactly one RECIPE");
         struct mkm_err err = {};
         struct build_plan p = {};
+        /* What a build would grant on the host, judged by the host's policy before anything is
+         * fetched, as the build judges it (a recipe that does not load is build_plan's to report). */
+        _cleanup_(recipe_freep) struct recipe *recipe = NULL;
+        _cleanup_(priv_report_done) struct priv_report rep = {};
+        bool assessed = false;
+        if (recipe_load(ctx, argv[optind], &recipe, &err) >= 0) {
+                int q = privileges_assess(ctx, recipe, &rep, &err);
+                if (q < 0)
+                        return cli_fail(q, &err, "plan");
+                assessed = true;
+                if (!ctx->json && ctx->verbosity >= 0)
+                        cli_print_privileges(stderr, "", &rep, recipe->name);
+                q = privileges_refusal(&rep, recipe->name, true, &err);
+                if (q < 0)
+                        return cli_fail_with(q, &err, "plan", q == -MKM_E_REFUSED ? cli_privileges_details(&rep) : NULL);
+        }
+        err = (struct mkm_err){};
         int r = build_plan(ctx, argv[optind], update, &p, &err);
         if (r < 0)
                 return cli_fail(r, &err, "plan failed");
         if (ctx->json)
-                r = print_json(&p);
+                r = print_json(&p, assessed ? &rep : NULL);
         else
                 print_text(&p);
         build_plan_done(&p);

@@ -371,11 +371,14 @@ static void help(void) {
                "      --force           replace or remove a machine that would otherwise be refused\n"
                "                        (no state, drifted, running)\n"
                "      --keep-generations N  older generations kept for rollback (default 1)\n"
+               "      --allow-new-privileges  let a build grant the machine more on the host than\n"
+               "                        its deployed generation has\n"
                "\n"
                "Options may come before or after the command; '--' ends them. Relative paths are\n"
                "taken from the current directory.\n"
                "\n"
-               "Exit status: 0 success, 1 build failed, 2 usage or recipe error, 130 interrupted\n"
+               "Exit status: 0 success, 1 build failed or refused (policy, new privileges, --force),\n"
+               "2 usage or recipe error, 130 interrupted\n"
                "(SIGINT; 143 SIGTERM, 129 SIGHUP).\n"
                "See mkmachine(1) and mkmachine.recipe(5).\n");
 }
@@ -449,7 +452,8 @@ static char *absolute_path(const char *p) {
         return out;
 }
 
-enum { OPT_HOST_ROOT = 0x100, OPT_CACHE_DIR, OPT_KEYS_DIR, OPT_LOCKED, OPT_JSON, OPT_SYSTEMD_VERSION, OPT_FORCE, OPT_KEEP_GENERATIONS };
+enum { OPT_HOST_ROOT = 0x100, OPT_CACHE_DIR, OPT_KEYS_DIR, OPT_LOCKED, OPT_JSON, OPT_SYSTEMD_VERSION, OPT_FORCE, OPT_KEEP_GENERATIONS,
+       OPT_ALLOW_NEW_PRIVILEGES };
 static const struct option options[] = {
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
@@ -464,6 +468,7 @@ static const struct option options[] = {
         { "systemd-version", required_argument, NULL, OPT_SYSTEMD_VERSION },
         { "force", no_argument, NULL, OPT_FORCE },
         { "keep-generations", required_argument, NULL, OPT_KEEP_GENERATIONS },
+        { "allow-new-privileges", no_argument, NULL, OPT_ALLOW_NEW_PRIVILEGES },
         {},
 };
 static const char short_options[] = "hVvqj:";
@@ -624,7 +629,7 @@ int cli_main(int argc, char **argv) {
         unsigned arg_jobs = 5, arg_systemd_version = 0, arg_keep_generations = 1;
         bool arg_keep_generations_set = false;
         int arg_verbosity = 0;
-        bool arg_locked = false, arg_force = false;
+        bool arg_locked = false, arg_force = false, arg_allow_new_privileges = false;
 
         /* --json first, so that errors about the other options come as JSON too. */
         for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
@@ -682,6 +687,9 @@ int cli_main(int argc, char **argv) {
                 case OPT_FORCE:
                         arg_force = true;
                         break;
+                case OPT_ALLOW_NEW_PRIVILEGES:
+                        arg_allow_new_privileges = true;
+                        break;
                 case OPT_KEEP_GENERATIONS:
                         if (parse_uint(optarg_, 0, 100, &arg_keep_generations) < 0)
                                 return cli_usage_error("--keep-generations: expected a number from 0 to 100, got '%s'", optarg_);
@@ -726,6 +734,7 @@ int cli_main(int argc, char **argv) {
                 .json = arg_json,
                 .locked = arg_locked,
                 .force = arg_force,
+                .allow_new_privileges = arg_allow_new_privileges,
                 .keep_generations = arg_keep_generations,
                 .systemd_version = arg_systemd_version,
                 .source_date_epoch = -1,

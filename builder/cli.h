@@ -11,6 +11,7 @@ struct lock_diff;
 struct build_opts;
 struct mkm_ctx;
 struct mkm_err;
+struct priv_report;
 
 /* Exit codes (documented in mkmachine(1)). */
 enum {
@@ -81,6 +82,17 @@ void cli_print_changes(FILE *f, const char *against, const struct lock_diff *d);
 /* {"summary": "...", "added": N, ..., "packages": [{name, change, old_version, new_version}]} as
  * member key of o; null when d is NULL. 0 or -ENOMEM. */
 int cli_json_add_changes(struct json_object *o, const char *key, const struct lock_diff *d);
+
+/* What a machine is granted on the host (privileges.h), one grant a line after a heading, each
+ * line starting with prefix ("# " in check's output), REFUSED / NEW before those the policy
+ * refuses and those the deployed generation lacks; then the policy and the deployed generation. */
+void cli_print_privileges(FILE *f, const char *prefix, const struct priv_report *rep, const char *name);
+/* The same as member key of o: {"grants": [{kind, value, what, host_file, setting, key, file,
+ * line, added_by, why, description, allowed, refused, new}], "policy", "refused",
+ * "deployed_generation", "new"}. 0 or -ENOMEM. */
+int cli_json_add_privileges(struct json_object *o, const char *key, const struct priv_report *rep);
+/* {"privileges": ...} for cli_fail_with's details; NULL on ENOMEM. */
+struct json_object *cli_privileges_details(const struct priv_report *rep);
 
 /* Subcommands: argv[0] is the subcommand name; they return an exit code. */
 int cli_cmd_build(struct mkm_ctx *ctx, int argc, char **argv);

@@ -16,6 +16,8 @@ struct mkm_ctx {
         bool json;                      /* machine-readable output requested */
         bool locked;                    /* --locked: the lock must cover the recipe */
         bool force;                     /* --force: replace or delete what would otherwise be refused */
+        bool allow_new_privileges;      /* --allow-new-privileges: a build may grant the machine more on
+                                         * the host than its deployed generation has (privileges.h) */
         unsigned keep_generations;      /* older generations kept beside the live tree (default 1) */
         int64_t source_date_epoch;      /* clamps every time stamp the build writes */
         unsigned systemd_version;       /* host systemd version, 0 = detect */

@@ -203,17 +203,87 @@ static int append_line(char **text, const char *line) {
         return 0;
 }
 
-int hooks_host_files(struct mkm_ctx *ctx, const struct recipe *r, const struct hooks_host *host,
-                     struct host_files *ret, struct mkm_err *reterr) {
+/* Keep in step with mkmachine.recipe(5), PRIVILEGES ON THE HOST. */
+const char *hooks_explain(const char *why) {
+        static const struct {
+                const char *prefix;
+                const char *text;
+        } table[] = {
+                { "Fuse=", "FUSE needs the host's fuse module; systemd before 257 does not give a machine the "
+                           "FUSE device itself, so there the hook binds it in and allows it in the service's device "
+                           "policy" },
+                { "DockerPrivileged=yes", "DockerPrivileged=yes makes a privileged container, as the seed's recipe "
+                                          "did: every capability, the keyring and bpf system calls, no user namespace "
+                                          "(the machine's root is the host's root), on cgroup v1 the host's cgroup "
+                                          "tree; overlay2 needs the host's overlay module" },
+                { "DockerStorageDriver=", "Docker runs in a user-namespaced machine (PrivateUsers=pick unless the "
+                                          "recipe says otherwise): runc gives each container a session keyring, so "
+                                          "@keyring is allowed (the keys belong to the machine's unprivileged root); "
+                                          "on a hybrid cgroup host the unified hierarchy is delegated to it; overlay2 "
+                                          "needs the host's overlay module" },
+        };
+        /* The first entry the reason mentions (DockerPrivileged=yes comes with DockerStorageDriver=). */
+        for (size_t i = 0; why && i < ELEMENTSOF(table); i++)
+                if (strstr(why, table[i].prefix))
+                        return table[i].text;
+        return NULL;
+}
+
+void hooks_needs_done(struct hooks_needs *n) {
+        if (!n)
+                return;
+        nspawn_additions_done(&n->add);
+        strv_free(n->modules);
+        strv_free(n->modules_why);
+        strv_free(n->service);
+        strv_free(n->service_why);
+        *n = (struct hooks_needs){};
+}
+
+/* The lines a hook block pushed to list since mark (its length before the block) get why. */
+static int attribute_lines(char **list, size_t mark, char ***whys, const char *why) {
+        for (size_t i = mark; list && list[i]; i++) {
+                int q = strv_push(whys, why);
+                if (q < 0)
+                        return q;
+        }
+        return 0;
+}
+
+/* What a block added is credited to the reason of its last .nspawn addition (the key and value
+ * that ask for it, "DockerStorageDriver=overlay2"), else to fallback. */
+static int attribute_block(struct hooks_needs *n, const struct hook_nspawn_additions *add, char **modules,
+                           char **service, size_t add_mark, size_t mod_mark, size_t svc_mark, const char *fallback) {
+        const char *why = add->n > add_mark ? add->items[add->n - 1].why : fallback;
+        int q = attribute_lines(modules, mod_mark, &n->modules_why, why);
+        if (q >= 0)
+                q = attribute_lines(service, svc_mark, &n->service_why, why);
+        return q;
+}
+
+int hooks_host_needs(struct mkm_ctx *ctx, const struct recipe *r, const struct hooks_host *host,
+                     struct hooks_needs *ret, struct mkm_err *reterr) {
+        _cleanup_(hooks_needs_done) struct hooks_needs needs = {};
         _cleanup_(nspawn_additions_done) struct hook_nspawn_additions add = {};
-        _cleanup_strv_free_ char **modules = NULL, **service = NULL, **warnings = NULL;
-        _cleanup_free_ char *nspawn = NULL, *dropin = NULL, *modules_load = NULL;
+        _cleanup_strv_free_ char **modules = NULL, **service = NULL;
         unsigned v = host->systemd_version;
         struct hooks_userns u;
         int q = hooks_userns(r, &u, reterr);
         if (q < 0)
                 return q;
+        /* Each hook's block below pushes to add, modules and service; what it pushed to the last
+         * two is credited to it after the block (attribute_block), so the privileges listing
+         * (privileges.h) names the hook of every line without the blocks having to. */
+        size_t add_mark = 0, mod_mark = 0, svc_mark = 0;
+#define MARK() (add_mark = add.n, mod_mark = strv_length(modules), svc_mark = strv_length(service))
+#define CREDIT(fallback)                                                                                           \
+        do {                                                                                                       \
+                q = attribute_block(&needs, &add, modules, service, add_mark, mod_mark, svc_mark, (fallback));    \
+                if (q < 0)                                                                                         \
+                        return q;                                                                                  \
+        } while (0)
 
+        MARK();
         if (r->fuse == RECIPE_YES) {
                 if ((q = strv_push(&modules, "fuse")) < 0)
                         return q;
@@ -223,6 +293,8 @@ int hooks_host_files(struct mkm_ctx *ctx, const struct recipe *r, const struct h
                                 return q;
                 }
         }
+        CREDIT("Fuse=yes");
+        MARK();
         enum hooks_docker_mode docker = hooks_docker_mode(r);
         if (docker != HOOKS_DOCKER_NONE) {
                 const char *d = r->docker_storage_driver;
@@ -271,6 +343,11 @@ int hooks_host_files(struct mkm_ctx *ctx, const struct recipe *r, const struct h
                 if (strcmp(d, "fuse-overlayfs") == 0 && !strv_contains(modules, "fuse") && (q = strv_push(&modules, "fuse")) < 0)
                         return q;
         }
+        char docker_why[128];
+        (void)snprintf(docker_why, sizeof docker_why, "DockerStorageDriver=%s",
+                       r->docker_storage_driver ? r->docker_storage_driver : "");
+        CREDIT(docker_why);
+        MARK();
         if (u.shift) {
                 char base[32];
                 (void)snprintf(base, sizeof base, "%" PRIu32, u.base);
@@ -301,20 +378,39 @@ int hooks_host_files(struct mkm_ctx *ctx, const struct recipe *r, const struct h
                         return q;
         }
 
-        q = nspawn_render(r->name, r, &add, &nspawn, &warnings);
+        CREDIT("PrivateUsers=");
+#undef MARK
+#undef CREDIT
+        needs.add = add;
+        add = (struct hook_nspawn_additions){};
+        needs.modules = TAKE_PTR(modules);
+        needs.service = TAKE_PTR(service);
+        *ret = needs;
+        needs = (struct hooks_needs){};
+        return 0;
+}
+
+int hooks_render_host_files(struct mkm_ctx *ctx, const struct recipe *r, const struct hooks_needs *n,
+                            struct host_files *ret) {
+        _cleanup_strv_free_ char **modules = NULL, **warnings = NULL;
+        _cleanup_free_ char *nspawn = NULL, *dropin = NULL, *modules_load = NULL;
+        int q = nspawn_render(r->name, r, &n->add, &nspawn, &warnings);
         if (q < 0)
                 return q;
         for (char **w = warnings; w && *w; w++)
                 mkm_warn(ctx, "%s.nspawn: %s", r->name, *w);
 
-        if (service) {
+        if (n->service) {
                 if (asprintf(&dropin, HEADER "\n[Service]\n", r->name) < 0)
                         return -ENOMEM;
-                for (char **s = service; *s; s++)
+                for (char **s = n->service; *s; s++)
                         if ((q = append_line(&dropin, *s)) < 0)
                                 return q;
         }
-        if (modules) {
+        if (n->modules) {
+                modules = strv_copy(n->modules);
+                if (!modules)
+                        return -ENOMEM;
                 strv_sort(modules);
                 if (asprintf(&modules_load, HEADER, r->name) < 0)
                         return -ENOMEM;
@@ -325,6 +421,15 @@ int hooks_host_files(struct mkm_ctx *ctx, const struct recipe *r, const struct h
         *ret = (struct host_files){ .nspawn = TAKE_PTR(nspawn), .dropin = TAKE_PTR(dropin),
                                     .modules_load = TAKE_PTR(modules_load) };
         return 0;
+}
+
+int hooks_host_files(struct mkm_ctx *ctx, const struct recipe *r, const struct hooks_host *host,
+                     struct host_files *ret, struct mkm_err *reterr) {
+        _cleanup_(hooks_needs_done) struct hooks_needs n = {};
+        int q = hooks_host_needs(ctx, r, host, &n, reterr);
+        if (q < 0)
+                return q;
+        return hooks_render_host_files(ctx, r, &n, ret);
 }
 
 static int write_or_remove(struct mkm_ctx *ctx, int hostfd, const char *dir, const char *name, const char *content,

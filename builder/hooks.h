@@ -25,6 +25,7 @@
 #include <sys/types.h>
 
 #include "hostinfo.h"
+#include "nspawn.h"
 
 struct mkm_ctx;
 struct mkm_err;
@@ -96,7 +97,32 @@ int hooks_precheck(struct mkm_ctx *ctx, const struct recipe *r, char *const *pac
 int hooks_precheck_host(struct mkm_ctx *ctx, const struct recipe *r, char *const *package_names,
                         const struct hooks_host *host);
 
-/* The host files for this recipe on this host (pure apart from warnings via ctx). */
+/* What the hooks add on the host for this recipe on this host, before it is rendered: the .nspawn
+ * additions (each with its reason, nspawn.h), the drop-in's [Service] lines and the kernel
+ * modules, each line with the reason of the hook that asked for it ("Fuse=yes",
+ * "DockerStorageDriver=overlay2": the hook's key and value first). privileges.h lists them. */
+struct hooks_needs {
+        struct hook_nspawn_additions add;
+        char **modules;         /* modules-load.d lines, in the order the hooks asked */
+        char **modules_why;     /* the reason of each, same length */
+        char **service;         /* the drop-in's [Service] lines */
+        char **service_why;
+};
+void hooks_needs_done(struct hooks_needs *n);
+/* Pure apart from info lines via ctx (NULL: none). Caller frees *ret with hooks_needs_done. */
+int hooks_host_needs(struct mkm_ctx *ctx, const struct recipe *r, const struct hooks_host *host,
+                     struct hooks_needs *ret, struct mkm_err *reterr);
+/* Why the hook whose reason is why ("DockerStorageDriver=overlay2", "Fuse=yes") needs what it
+ * adds on the host, one sentence for the privileges listing; NULL when there is nothing to say.
+ * Borrowed static string. */
+const char *hooks_explain(const char *why);
+
+/* Render the host files from n (warnings about contradictions via ctx). */
+int hooks_render_host_files(struct mkm_ctx *ctx, const struct recipe *r, const struct hooks_needs *n,
+                            struct host_files *ret);
+
+/* The host files for this recipe on this host (pure apart from warnings via ctx): both of the
+ * above. */
 int hooks_host_files(struct mkm_ctx *ctx, const struct recipe *r, const struct hooks_host *host,
                      struct host_files *ret, struct mkm_err *reterr);
 

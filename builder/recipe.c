@@ -241,6 +241,31 @@ static const struct recipe_key *find_key(const char *section, const char *key) {
         return NULL;
 }
 
+int recipe_key_origin(const struct recipe *r, const char *section, const char *key, const char **ret_file,
+                      unsigned *ret_line) {
+        const struct recipe_key *k = find_key(section, key);
+        if (!k)
+                return -ENOENT;
+        size_t id = (size_t)(k - keys);
+        const char *file = NULL;
+        unsigned line = 0;
+        if (id >= _K_MKM_MAX) {
+                for (size_t i = 0; i < r->n_nspawn; i++)
+                        if (strcmp(r->nspawn[i].section, section) == 0 && strcmp(r->nspawn[i].key, key) == 0) {
+                                file = r->nspawn[i].file;
+                                line = r->nspawn[i].line;
+                        }
+        } else if (r->origins) {
+                file = r->origins[id].file;
+                line = r->origins[id].line;
+        }
+        if (!file || line == 0)
+                return -ENOENT;
+        *ret_file = file;
+        *ret_line = line;
+        return 0;
+}
+
 static bool is_nspawn_section(const char *s) {
         return strcmp(s, "Exec") == 0 || strcmp(s, "Files") == 0 || strcmp(s, "Network") == 0;
 }

@@ -116,6 +116,12 @@ struct recipe_key {
  * Borrowed static table; *ret_n receives its length. */
 const struct recipe_key *recipe_known_keys(size_t *ret_n);
 
+/* Where a key's effective value was set: the file (as named in messages; borrowed from r) and
+ * line of its last assignment (for an [Exec]/[Files]/[Network] pass-through key, the last one in
+ * r->nspawn). -ENOENT when no file sets it (a default, or an unknown key). */
+int recipe_key_origin(const struct recipe *r, const char *section, const char *key, const char **ret_file,
+                      unsigned *ret_line);
+
 /* One error found in a recipe. */
 struct recipe_error {
         int code;               /* -MKM_E_RECIPE, or -MKM_E_PARSE for a syntax error */

@@ -52,7 +52,8 @@ if command -v pandoc >/dev/null; then
   make -C "$TOP" -s install PREFIX=/opt/mkm DESTDIR="$WORK/dest" >"$WORK/install.log" 2>&1
   check "make install succeeds" test $? -eq 0
   check "the binary is installed under DESTDIR/PREFIX" test -x "$WORK/dest/opt/mkm/bin/mkmachine"
-  check "both man pages are installed" test -s "$WORK/dest/opt/mkm/share/man/man1/mkmachine.1" -a -s "$WORK/dest/opt/mkm/share/man/man5/mkmachine.recipe.5"
+  check "the three man pages are installed" test -s "$WORK/dest/opt/mkm/share/man/man1/mkmachine.1" -a -s "$WORK/dest/opt/mkm/share/man/man5/mkmachine.recipe.5" \
+    -a -s "$WORK/dest/opt/mkm/share/man/man5/mkmachine.policy.5"
   check "the example recipes are installed" test -s "$WORK/dest/opt/mkm/share/mkmachine/recipes/mastodon.recipe"
   check "the man page renders" bash -c "man -l '$WORK/dest/opt/mkm/share/man/man1/mkmachine.1' 2>/dev/null | grep -q 'EXIT STATUS' || ! command -v man >/dev/null"
 else

@@ -1,0 +1,714 @@
+/* SPDX-License-Identifier: MIT */
+/* What a machine is granted on the host (privileges.h): derived from the host files a build
+ * writes, credited to the recipe key or the hook that asks for each grant, judged by the host's
+ * policy (policy.h) and compared with what the deployed generation was granted. */
+#include "privileges.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+#include "ctx.h"
+#include "hooks.h"
+#include "hostinfo.h"
+#include "ini.h"
+#include "nspawn.h"
+#include "policy.h"
+#include "recipe.h"
+#include "state.h"
+#include "util/chase.h"
+#include "util/cleanup.h"
+#include "util/err.h"
+#include "util/fs.h"
+#include "util/strv.h"
+
+#define HOST_COPY_MAX (1u << 20)
+
+static const char *const kind_names[_PRIV_KIND_MAX] = {
+        [PRIV_PRIVILEGED] = "privileged",
+        [PRIV_CAPABILITY] = "capability",
+        [PRIV_SYSCALL] = "syscall",
+        [PRIV_BIND] = "bind",
+        [PRIV_BIND_USER] = "bind-user",
+        [PRIV_DEVICE] = "device",
+        [PRIV_HOST_NETWORK] = "host-network",
+        [PRIV_HOST_INTERFACE] = "host-interface",
+        [PRIV_PORT] = "port",
+        [PRIV_MODULE] = "module",
+        [PRIV_SERVICE] = "service",
+};
+
+const char *priv_kind_to_string(enum priv_kind k) {
+        return k >= 0 && k < _PRIV_KIND_MAX ? kind_names[k] : NULL;
+}
+
+static void grant_done(struct priv_grant *g) {
+        free(g->value);
+        free(g->setting);
+        free(g->key);
+        free(g->file);
+        free(g->added_by);
+        free(g->denied);
+}
+
+void privileges_done(struct privileges *p) {
+        if (!p)
+                return;
+        for (size_t i = 0; i < p->n; i++)
+                grant_done(&p->items[i]);
+        free(p->items);
+        *p = (struct privileges){};
+}
+
+void priv_report_done(struct priv_report *rep) {
+        if (!rep)
+                return;
+        privileges_done(&rep->grants);
+        free(rep->policy_path);
+        *rep = (struct priv_report){};
+}
+
+/* ---- crediting ------------------------------------------------------------------------------ */
+
+/* Where a host file line comes from (all borrowed). */
+struct credit {
+        const char *section, *key;      /* the recipe key: the line's own, or the hook's */
+        const char *file;
+        unsigned line;
+        const char *added_by;           /* the hook's reason; NULL: the recipe's own line */
+};
+
+/* The hook whose reason is why: its key, and where r sets it. The reason starts with the key and
+ * value that ask ("DockerStorageDriver=overlay2") and may name more keys before its explanation in
+ * parentheses ("DockerStorageDriver=overlay2 with DockerPrivileged=yes (...)"): the last of them
+ * the recipe sets is the one credited, the key that made the difference. */
+static void credit_hook(const struct recipe *r, const char *why, struct credit *c) {
+        *c = (struct credit){ .added_by = why };
+        size_t nkeys;
+        const struct recipe_key *keys = recipe_known_keys(&nkeys);
+        size_t limit = why ? strcspn(why, "(") : 0;
+        for (size_t at = 0; at < limit;) {
+                size_t n = 0;
+                while (at + n < limit && isalnum((unsigned char)why[at + n]))
+                        n++;
+                if (n == 0) {
+                        at++;
+                        continue;
+                }
+                bool assignment = at + n < limit && why[at + n] == '=' && (at == 0 || !isalnum((unsigned char)why[at - 1]));
+                for (size_t i = 0; assignment && i < nkeys; i++) {
+                        if (strlen(keys[i].key) != n || strncmp(keys[i].key, why + at, n) != 0)
+                                continue;
+                        const char *file;
+                        unsigned line;
+                        if (r && recipe_key_origin(r, keys[i].section, keys[i].key, &file, &line) >= 0) {
+                                *c = (struct credit){ .section = keys[i].section, .key = keys[i].key, .file = file,
+                                                      .line = line, .added_by = why };
+                                break;
+                        }
+                        if (!c->key) {  /* known, but not set in r (or no r): the key without a line */
+                                c->section = keys[i].section;
+                                c->key = keys[i].key;
+                        }
+                }
+                at += n;
+        }
+}
+
+/* A .nspawn line: the recipe's own assignment of that value, else the hook that added it. */
+static void credit_nspawn(const struct recipe *r, const struct hooks_needs *needs, const char *section,
+                          const char *key, const char *value, struct credit *c) {
+        *c = (struct credit){};
+        for (size_t i = 0; r && i < r->n_nspawn; i++) {
+                const struct recipe_nspawn_setting *s = &r->nspawn[i];
+                if (strcmp(s->section, section) == 0 && strcmp(s->key, key) == 0 && strcmp(s->value, value) == 0)
+                        *c = (struct credit){ .section = s->section, .key = s->key, .file = s->file, .line = s->line };
+        }
+        if (c->key)
+                return;
+        for (size_t i = 0; needs && i < needs->add.n; i++) {
+                const struct nspawn_addition *a = &needs->add.items[i];
+                if (strcmp(a->section, section) == 0 && strcmp(a->key, key) == 0 && strcmp(a->value, value) == 0) {
+                        credit_hook(r, a->why, c);
+                        return;
+                }
+        }
+}
+
+/* A drop-in or modules-load.d line: the hook that asked for it. */
+static void credit_line(const struct recipe *r, char *const *lines, char *const *whys, const char *line,
+                        struct credit *c) {
+        *c = (struct credit){};
+        for (size_t i = 0; lines && lines[i]; i++)
+                if (strcmp(lines[i], line) == 0) {
+                        credit_hook(r, whys && i < strv_length(whys) ? whys[i] : NULL, c);
+                        return;
+                }
+}
+
+static int grant_add(struct privileges *p, enum priv_kind kind, const char *value, bool read_only, enum priv_file in,
+                     const char *setting, const struct credit *c) {
+        struct priv_grant *n = mkm_reallocarray(p->items, p->n + 1, sizeof *n);
+        if (!n)
+                return -ENOMEM;
+        p->items = n;
+        char *key = NULL;
+        if (c->key && asprintf(&key, "[%s] %s=", c->section, c->key) < 0)
+                return -ENOMEM;
+        struct priv_grant g = { .kind = kind, .read_only = read_only, .in = in, .line = c->line, .key = key,
+                                .value = strdup(value), .setting = strdup(setting),
+                                .file = c->file ? strdup(c->file) : NULL,
+                                .added_by = c->added_by ? strdup(c->added_by) : NULL };
+        if (!g.value || !g.setting || (c->file && !g.file) || (c->added_by && !g.added_by)) {
+                grant_done(&g);
+                return -ENOMEM;
+        }
+        if (!g.file)
+                g.line = 0;
+        p->items[p->n++] = g;
+        return 0;
+}
+
+/* ---- deriving --------------------------------------------------------------------------------- */
+
+/* The components of a Bind=/Overlay= value: ':' separates, a backslash escapes the next
+ * character (as nspawn's parser reads it). */
+static int split_colons(const char *v, char ***ret) {
+        _cleanup_strv_free_ char **out = NULL;
+        _cleanup_free_ char *cur = malloc(strlen(v) + 1);
+        if (!cur)
+                return -ENOMEM;
+        size_t n = 0;
+        for (const char *s = v;; s++) {
+                if (*s == '\\' && s[1]) {
+                        cur[n++] = *++s;
+                        continue;
+                }
+                if (*s == ':' || !*s) {
+                        cur[n] = 0;
+                        int q = strv_push(&out, cur);
+                        if (q < 0)
+                                return q;
+                        n = 0;
+                        if (!*s)
+                                break;
+                        continue;
+                }
+                cur[n++] = *s;
+        }
+        *ret = TAKE_PTR(out);
+        return 0;
+}
+
+static int add_words(struct privileges *p, enum priv_kind kind, const char *value, const char *prefix,
+                     const char *setting, const struct credit *c) {
+        _cleanup_strv_free_ char **words = NULL;
+        int q = strv_split(value, " \t", &words);
+        for (char **w = words; q >= 0 && w && *w; w++) {
+                _cleanup_free_ char *v = NULL;
+                if (kind == PRIV_CAPABILITY)
+                        v = policy_capability_normalize(*w);
+                else if (asprintf(&v, "%s%s", prefix ? prefix : "", *w) < 0)
+                        v = NULL;
+                q = v ? grant_add(p, kind, v, false, PRIV_FILE_NSPAWN, setting, c) : -ENOMEM;
+        }
+        return q;
+}
+
+/* A host path a bind or overlay reads: a device when it is /dev or below. "+" paths are inside
+ * the machine's own tree and grant nothing. */
+static int add_source(struct privileges *p, const char *src, bool read_only, const char *setting,
+                      const struct credit *c) {
+        if (!src[0] || src[0] == '+')
+                return 0;
+        if (policy_path_under(src, "/dev"))
+                return grant_add(p, PRIV_DEVICE, src, read_only, PRIV_FILE_NSPAWN, setting, c);
+        return grant_add(p, PRIV_BIND, src, read_only, PRIV_FILE_NSPAWN, setting, c);
+}
+
+/* PrivateUsers=: "no" without a user namespace, "uid0" when the machine's root is UID 0 on the
+ * host anyway (identity, a base of 0, or yes on a tree owned by UID 0, whose owner nspawn takes as
+ * the base), NULL when it maps root elsewhere (pick, managed, a base above 0). */
+static const char *private_users_grant(const char *v) {
+        int b = recipe_parse_boolean(v);
+        if (b == 0)
+                return "no";
+        if (b == 1 || strcasecmp(v, "identity") == 0)
+                return "uid0";
+        if (strcasecmp(v, "pick") == 0 || strcasecmp(v, "managed") == 0)
+                return NULL;
+        size_t n = strcspn(v, ":");
+        if (n > 0 && strspn(v, "0") == n)
+                return "uid0";
+        return NULL;
+}
+
+static bool is_key(const struct ini_entry *e, const char *section, const char *key) {
+        return strcmp(e->section, section) == 0 && strcmp(e->key, key) == 0;
+}
+
+static int from_nspawn(struct privileges *p, const char *text, const struct recipe *r, const struct hooks_needs *needs) {
+        struct ini_entry *e = NULL;
+        size_t n = 0;
+        struct mkm_err err = {};
+        int q = ini_parse(text, strlen(text), "NAME.nspawn", &e, &n, &err);
+        if (q < 0)
+                return q == -ENOMEM ? q : 0;    /* not ours to judge: it was rendered, or copied from one that was */
+        static const char *const net_keys[] = { "Private", "VirtualEthernet", "VirtualEthernetExtra", "Interface",
+                                                "MACVLAN", "IPVLAN", "Bridge", "Zone" };
+        bool net_set = false, net_private = false;
+        const struct ini_entry *net_entry = NULL;       /* the line that leaves no private network */
+        struct credit net_credit = {};
+        for (size_t i = 0; i < n && q >= 0; i++) {
+                if (!e[i].key)
+                        continue;
+                _cleanup_free_ char *setting = NULL;
+                if (asprintf(&setting, "[%s] %s=%s", e[i].section, e[i].key, e[i].value) < 0) {
+                        q = -ENOMEM;
+                        break;
+                }
+                struct credit c;
+                credit_nspawn(r, needs, e[i].section, e[i].key, e[i].value, &c);
+                if (is_key(&e[i], "Exec", "PrivateUsers")) {
+                        const char *v = private_users_grant(e[i].value);
+                        if (v)
+                                q = grant_add(p, PRIV_PRIVILEGED, v, false, PRIV_FILE_NSPAWN, setting, &c);
+                } else if (is_key(&e[i], "Exec", "Capability") || is_key(&e[i], "Exec", "AmbientCapability"))
+                        q = add_words(p, PRIV_CAPABILITY, e[i].value, NULL, setting, &c);
+                else if (is_key(&e[i], "Exec", "SystemCallFilter")) {
+                        if (e[i].value[0] != '~')       /* a deny list takes away */
+                                q = add_words(p, PRIV_SYSCALL, e[i].value, NULL, setting, &c);
+                } else if (is_key(&e[i], "Files", "Bind") || is_key(&e[i], "Files", "BindReadOnly")) {
+                        _cleanup_strv_free_ char **parts = NULL;
+                        q = split_colons(e[i].value, &parts);
+                        if (q >= 0 && parts && parts[0])
+                                q = add_source(p, parts[0], strcmp(e[i].key, "BindReadOnly") == 0, setting, &c);
+                } else if (is_key(&e[i], "Files", "Overlay") || is_key(&e[i], "Files", "OverlayReadOnly")) {
+                        /* Every path but the last (the mount point in the machine) is on the host. */
+                        _cleanup_strv_free_ char **parts = NULL;
+                        q = split_colons(e[i].value, &parts);
+                        size_t np = strv_length(parts);
+                        for (size_t j = 0; q >= 0 && j + 1 < np; j++)
+                                q = add_source(p, parts[j], strcmp(e[i].key, "OverlayReadOnly") == 0, setting, &c);
+                } else if (is_key(&e[i], "Files", "BindUser"))
+                        q = add_words(p, PRIV_BIND_USER, e[i].value, NULL, setting, &c);
+                else if (is_key(&e[i], "Network", "Port"))
+                        q = grant_add(p, PRIV_PORT, e[i].value, false, PRIV_FILE_NSPAWN, setting, &c);
+                else if (strcmp(e[i].section, "Network") == 0) {
+                        for (size_t k = 0; k < ELEMENTSOF(net_keys); k++)
+                                if (strcmp(e[i].key, net_keys[k]) == 0)
+                                        net_set = true;
+                        if (is_key(&e[i], "Network", "Private") || is_key(&e[i], "Network", "VirtualEthernet")) {
+                                if (recipe_parse_boolean(e[i].value) > 0)
+                                        net_private = true;
+                                else if (!net_entry || strcmp(e[i].key, "Private") == 0) {
+                                        net_entry = &e[i];
+                                        net_credit = c;
+                                }
+                        } else if (is_key(&e[i], "Network", "Bridge") || is_key(&e[i], "Network", "Zone")) {
+                                _cleanup_free_ char *v = NULL;
+                                net_private = true;
+                                q = asprintf(&v, "%s=%s", e[i].key, e[i].value) < 0
+                                            ? -ENOMEM
+                                            : grant_add(p, PRIV_HOST_INTERFACE, v, false, PRIV_FILE_NSPAWN, setting, &c);
+                        } else if (strcmp(e[i].key, "Interface") == 0 || strcmp(e[i].key, "MACVLAN") == 0 ||
+                                   strcmp(e[i].key, "IPVLAN") == 0 || strcmp(e[i].key, "VirtualEthernetExtra") == 0) {
+                                _cleanup_free_ char *prefix = NULL;
+                                net_private = true;
+                                q = asprintf(&prefix, "%s=", e[i].key) < 0
+                                            ? -ENOMEM
+                                            : add_words(p, PRIV_HOST_INTERFACE, e[i].value, prefix, setting, &c);
+                        }
+                }
+        }
+        /* systemd-nspawn@.service starts machines with --network-veth, which [Network] settings in a
+         * trusted .nspawn file replace: without any, the machine has its own network. */
+        if (q >= 0 && net_set && !net_private) {
+                _cleanup_free_ char *setting = NULL;
+                if (net_entry && asprintf(&setting, "[Network] %s=%s", net_entry->key, net_entry->value) < 0)
+                        q = -ENOMEM;
+                else
+                        q = grant_add(p, PRIV_HOST_NETWORK, "host", false, PRIV_FILE_NSPAWN,
+                                      setting ? setting : "[Network] (no private network)", &net_credit);
+        }
+        ini_entries_free(e, n);
+        return q;
+}
+
+static int from_dropin(struct privileges *p, const char *text, const struct recipe *r, const struct hooks_needs *needs) {
+        struct ini_entry *e = NULL;
+        size_t n = 0;
+        struct mkm_err err = {};
+        int q = ini_parse(text, strlen(text), "mkmachine.conf", &e, &n, &err);
+        if (q < 0)
+                return q == -ENOMEM ? q : 0;
+        for (size_t i = 0; i < n && q >= 0; i++) {
+                if (!e[i].key)
+                        continue;
+                _cleanup_free_ char *line = NULL, *setting = NULL;
+                if (asprintf(&line, "%s=%s", e[i].key, e[i].value) < 0 ||
+                    asprintf(&setting, "[%s] %s", e[i].section, line) < 0) {
+                        q = -ENOMEM;
+                        break;
+                }
+                struct credit c;
+                credit_line(r, needs ? needs->service : NULL, needs ? needs->service_why : NULL, line, &c);
+                if (strcmp(e[i].key, "DeviceAllow") == 0) {
+                        _cleanup_free_ char *dev = strndup(e[i].value, strcspn(e[i].value, " \t"));
+                        q = dev ? grant_add(p, PRIV_DEVICE, dev, false, PRIV_FILE_DROPIN, setting, &c) : -ENOMEM;
+                } else
+                        q = grant_add(p, PRIV_SERVICE, line, false, PRIV_FILE_DROPIN, setting, &c);
+        }
+        ini_entries_free(e, n);
+        return q;
+}
+
+static int from_modules(struct privileges *p, const char *text, const struct recipe *r, const struct hooks_needs *needs) {
+        int q = 0;
+        for (const char *s = text; *s && q >= 0;) {
+                size_t len = strcspn(s, "\n");
+                _cleanup_free_ char *line = strndup(s, len);
+                if (!line)
+                        return -ENOMEM;
+                s += len;
+                if (*s)
+                        s++;
+                char *m = line + strspn(line, " \t");
+                m[strcspn(m, " \t\r")] = 0;
+                if (!*m || *m == '#' || *m == ';')
+                        continue;
+                struct credit c;
+                credit_line(r, needs ? needs->modules : NULL, needs ? needs->modules_why : NULL, m, &c);
+                q = grant_add(p, PRIV_MODULE, m, false, PRIV_FILE_MODULES, m, &c);
+        }
+        return q;
+}
+
+int privileges_from_host_files(const struct host_files *hf, const struct recipe *r, const struct hooks_needs *needs,
+                               struct privileges *ret) {
+        struct privileges p = {};
+        int q = 0;
+        if (hf->nspawn)
+                q = from_nspawn(&p, hf->nspawn, r, needs);
+        if (q >= 0 && hf->dropin)
+                q = from_dropin(&p, hf->dropin, r, needs);
+        if (q >= 0 && hf->modules_load)
+                q = from_modules(&p, hf->modules_load, r, needs);
+        if (q < 0) {
+                privileges_done(&p);
+                return q;
+        }
+        *ret = p;
+        return 0;
+}
+
+/* ---- comparing ------------------------------------------------------------------------------- */
+
+static bool covers(const struct priv_grant *o, const struct priv_grant *g) {
+        if (o->kind != g->kind)
+                return false;
+        switch (g->kind) {
+        case PRIV_CAPABILITY:
+                return strcmp(o->value, "all") == 0 || strcmp(o->value, g->value) == 0;
+        case PRIV_PRIVILEGED:
+                /* No user namespace at all grants more than root mapped to UID 0. */
+                return strcmp(o->value, "no") == 0 || strcmp(o->value, g->value) == 0;
+        case PRIV_BIND:
+                /* Equal text too: a path with ".." is under nothing, not even itself. */
+                return (strcmp(o->value, g->value) == 0 || policy_path_under(g->value, o->value)) &&
+                       (!o->read_only || g->read_only);
+        case PRIV_DEVICE:
+                return strcmp(o->value, g->value) == 0 || policy_path_under(g->value, o->value);
+        default:
+                return strcmp(o->value, g->value) == 0;
+        }
+}
+
+bool privileges_cover(const struct privileges *old, const struct priv_grant *g) {
+        for (size_t i = 0; old && i < old->n; i++)
+                if (covers(&old->items[i], g))
+                        return true;
+        return false;
+}
+
+/* ---- words -------------------------------------------------------------------------------------- */
+
+char *priv_grant_what(const struct priv_grant *g) {
+        char *s = NULL;
+        int n = -1;
+        switch (g->kind) {
+        case PRIV_PRIVILEGED:
+                n = strcmp(g->value, "no") == 0
+                            ? asprintf(&s, "a privileged machine (no user namespace: its root is the host's root)")
+                            : asprintf(&s, "a privileged machine (its root is UID 0 on the host)");
+                break;
+        case PRIV_CAPABILITY:
+                n = strcmp(g->value, "all") == 0 ? asprintf(&s, "every capability")
+                                                 : asprintf(&s, "the capability %s", g->value);
+                break;
+        case PRIV_SYSCALL:
+                n = asprintf(&s, "the system call%s %s", g->value[0] == '@' ? " group" : "", g->value);
+                break;
+        case PRIV_BIND:
+                n = asprintf(&s, "the host path %s, %s", g->value, g->read_only ? "read-only" : "read-write");
+                break;
+        case PRIV_BIND_USER:
+                n = asprintf(&s, "the host user %s and its home directory", g->value);
+                break;
+        case PRIV_DEVICE:
+                n = asprintf(&s, "the host device %s", g->value);
+                break;
+        case PRIV_HOST_NETWORK:
+                n = asprintf(&s, "the host's network (no private network)");
+                break;
+        case PRIV_HOST_INTERFACE:
+                n = asprintf(&s, "a host network interface (%s)", g->value);
+                break;
+        case PRIV_PORT:
+                n = asprintf(&s, "a host port forwarded into the machine (%s)", g->value);
+                break;
+        case PRIV_MODULE:
+                n = asprintf(&s, "the host kernel module %s, loaded at boot", g->value);
+                break;
+        case PRIV_SERVICE:
+                n = asprintf(&s, "the service setting %s", g->value);
+                break;
+        default:
+                n = asprintf(&s, "%s", g->value);
+                break;
+        }
+        return n < 0 ? NULL : s;
+}
+
+/* "[Hooks] DockerStorageDriver=overlay2" for a hook's grant, "[Files] Bind=" for the recipe's. */
+static char *source_key(const struct priv_grant *g) {
+        char *s = NULL;
+        if (g->added_by) {
+                /* Without the reason's explanation in parentheses: hooks_explain() says why. */
+                const char *close = g->key ? strstr(g->key, "] ") : NULL;
+                const char *paren = strstr(g->added_by, " (");
+                int len = paren ? (int)(paren - g->added_by) : (int)strlen(g->added_by);
+                int n = close ? asprintf(&s, "%.*s%.*s", (int)(close + 2 - g->key), g->key, len, g->added_by)
+                              : asprintf(&s, "%.*s", len, g->added_by);
+                return n < 0 ? NULL : s;
+        }
+        return strdup(g->key ? g->key : g->setting);
+}
+
+char *priv_grant_describe(const struct priv_grant *g) {
+        _cleanup_free_ char *what = priv_grant_what(g), *src = source_key(g), *where = NULL;
+        if (!what || !src)
+                return NULL;
+        if (g->file && asprintf(&where, "%s:%u", g->file, g->line) < 0)
+                return NULL;
+        const char *pre = g->in == PRIV_FILE_MODULES ? "modules-load.d: " : "";
+        const char *post = g->in == PRIV_FILE_DROPIN ? " (drop-in)" : "";
+        char *s = NULL;
+        int n;
+        if (g->added_by)
+                n = asprintf(&s, "%s%s%s: %s; added by %s%s%s", pre, g->setting, post, what, src, where ? " at " : "",
+                             where ? where : "");
+        else if (where)
+                n = asprintf(&s, "%s%s%s: %s; %s", pre, g->setting, post, what, where);
+        else
+                n = asprintf(&s, "%s%s%s: %s", pre, g->setting, post, what);
+        return n < 0 ? NULL : s;
+}
+
+/* ---- the deployed generation ------------------------------------------------------------------ */
+
+int privileges_deployed(struct mkm_ctx *ctx, const char *name, unsigned *ret_gen, struct privileges *ret,
+                        struct mkm_err *reterr) {
+        _cleanup_(state_freep) struct machine_state *s = NULL;
+        int q = state_load(ctx, name, &s, reterr);
+        if (q < 0)
+                return q;
+        if (!s->live)
+                return -ENOENT;
+        *ret_gen = s->live->gen;
+        _cleanup_free_ char *host = fs_path_join(s->live->dir, "host");
+        if (!host)
+                return -ENOMEM;
+        struct stat st;
+        if (stat(host, &st) < 0 || !S_ISDIR(st.st_mode))
+                return -ENODATA;
+        char *paths[3] = {};
+        q = hooks_host_file_paths(name, paths);
+        if (q < 0)
+                return q;
+        char *texts[3] = {};
+        for (size_t i = 0; q >= 0 && i < 3; i++) {
+                _cleanup_free_ char *copy = fs_path_join(host, paths[i]);
+                if (!copy) {
+                        q = -ENOMEM;
+                        break;
+                }
+                q = fs_read_file_follow_at(AT_FDCWD, copy, HOST_COPY_MAX, &texts[i], NULL);
+                if (q == -ENOENT)
+                        q = 0;
+                else if (q < 0)
+                        q = mkm_err_set(reterr, q, "cannot read %s: %s", copy, mkm_strerror(q));
+        }
+        struct host_files hf = { .nspawn = texts[0], .dropin = texts[1], .modules_load = texts[2] };
+        if (q >= 0)
+                q = privileges_from_host_files(&hf, NULL, NULL, ret);
+        host_files_done(&hf);
+        for (size_t i = 0; i < 3; i++)
+                free(paths[i]);
+        return q;
+}
+
+/* ---- assessing -------------------------------------------------------------------------------- */
+
+int privileges_assess(struct mkm_ctx *ctx, const struct recipe *r, struct priv_report *ret, struct mkm_err *reterr) {
+        _cleanup_(priv_report_done) struct priv_report rep = {};
+        _cleanup_(hooks_needs_done) struct hooks_needs needs = {};
+        _cleanup_(host_files_done) struct host_files hf = {};
+        _cleanup_(policy_freep) struct policy *pol = NULL;
+        unsigned sdver = 0;
+        (void)hostinfo_systemd_version(ctx, &sdver);
+        struct hooks_host host = { .systemd_version = sdver, .cgroup = hostinfo_cgroup_mode(ctx) };
+        /* Quietly: the build (or check) says the same things when it computes the files itself. */
+        int q = hooks_host_needs(NULL, r, &host, &needs, reterr);
+        if (q < 0)
+                return q;
+        q = hooks_render_host_files(NULL, r, &needs, &hf);
+        if (q < 0)
+                return q;
+        q = privileges_from_host_files(&hf, r, &needs, &rep.grants);
+        if (q < 0)
+                return q;
+
+        q = policy_load(ctx, &pol, reterr);
+        if (q < 0)
+                return q;
+        if (pol && !(rep.policy_path = strdup(pol->path)))
+                return -ENOMEM;
+        _cleanup_close_ int hostfd = -EBADF;
+        if (pol) {
+                hostfd = open(ctx && ctx->host_root ? ctx->host_root : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                if (hostfd < 0)
+                        return mkm_err_set(reterr, negative_errno(), "cannot open the host root: %s", strerror(errno));
+        }
+        for (size_t i = 0; pol && i < rep.grants.n; i++) {
+                struct priv_grant *g = &rep.grants.items[i];
+                _cleanup_free_ char *why = NULL, *what = NULL, *src = NULL, *resolved = NULL;
+                q = policy_allows(pol, g, &why);
+                if (q < 0)
+                        return q;
+                /* nspawn follows the source's symlinks when the machine starts: a link under an
+                 * allowed directory must not lead out of it. What exists now is judged where it
+                 * leads too (resolved inside the host root); what a tenant links later is the
+                 * reason the policy page says to keep allowed directories free of their links. */
+                if (q > 0 && (g->kind == PRIV_BIND || g->kind == PRIV_DEVICE) &&
+                    chase_in_root(hostfd, g->value, CHASE_NONEXISTENT, &resolved, NULL) >= 0 &&
+                    !policy_path_under(resolved, g->value)) {
+                        struct priv_grant r2 = *g;
+                        r2.value = resolved;
+                        q = policy_allows(pol, &r2, &why);
+                        if (q < 0)
+                                return q;
+                        if (q == 0) {
+                                char *w = NULL;
+                                if (asprintf(&w, "it leads to %s on the host, and %s", resolved, why) < 0)
+                                        return -ENOMEM;
+                                free(why);
+                                why = w;
+                        }
+                }
+                if (q > 0)
+                        continue;
+                if (!(what = priv_grant_what(g)) || !(src = source_key(g)))
+                        return -ENOMEM;
+                char *where = NULL;
+                if (g->file && asprintf(&where, "%s:%u: ", g->file, g->line) < 0)
+                        return -ENOMEM;
+                const char *pre = g->in == PRIV_FILE_MODULES ? "modules-load.d: " : "";
+                int n = g->added_by ? asprintf(&g->denied, "%s%s adds %s%s, %s: %s", where ? where : "", src, pre,
+                                               g->setting, what, why)
+                                    : asprintf(&g->denied, "%s%s%s, %s: %s", where ? where : "", pre, g->setting, what, why);
+                free(where);
+                if (n < 0) {
+                        g->denied = NULL;
+                        return -ENOMEM;
+                }
+                rep.n_denied++;
+        }
+
+        _cleanup_(privileges_done) struct privileges old = {};
+        struct mkm_err derr = {};
+        q = privileges_deployed(ctx, r->name, &rep.deployed_gen, &old, &derr);
+        if (q == -ENOENT)
+                rep.deployed = 0;
+        else if (q == -ENODATA)
+                rep.deployed = -1;
+        else if (q < 0) {
+                if (reterr)
+                        *reterr = derr;
+                return q;
+        } else {
+                rep.deployed = 1;
+                for (size_t i = 0; i < rep.grants.n; i++)
+                        if (!privileges_cover(&old, &rep.grants.items[i])) {
+                                rep.grants.items[i].fresh = true;
+                                rep.n_new++;
+                        }
+        }
+        *ret = rep;
+        rep = (struct priv_report){};
+        return 0;
+}
+
+static int append(char **text, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int append(char **text, const char *fmt, ...) {
+        _cleanup_free_ char *m = NULL;
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vasprintf(&m, fmt, ap);
+        va_end(ap);
+        char *all = NULL;
+        if (n < 0 || asprintf(&all, "%s%s", *text ? *text : "", m) < 0)
+                return -ENOMEM;
+        free(*text);
+        *text = all;
+        return 0;
+}
+
+int privileges_refusal(const struct priv_report *rep, const char *name, bool allow_new, struct mkm_err *reterr) {
+        _cleanup_free_ char *text = NULL;
+        int q = 0;
+        if (rep->n_denied > 0) {
+                q = append(&text, "refusing to build machine '%s': its recipe asks for more than the host's policy %s "
+                                  "allows:", name, rep->policy_path ? rep->policy_path : "");
+                for (size_t i = 0; q >= 0 && i < rep->grants.n; i++)
+                        if (rep->grants.items[i].denied)
+                                q = append(&text, "\n%s", rep->grants.items[i].denied);
+        } else if (!allow_new && ((rep->deployed > 0 && rep->n_new > 0) || (rep->deployed < 0 && rep->grants.n > 0))) {
+                if (rep->deployed > 0)
+                        q = append(&text, "refusing to build machine '%s': it would get privileges on the host that its "
+                                          "deployed generation %u was not granted (--allow-new-privileges grants them):",
+                                   name, rep->deployed_gen);
+                else
+                        q = append(&text, "refusing to build machine '%s': its deployed generation %u keeps no copy of "
+                                          "its host files, so which of these privileges are new cannot be told "
+                                          "(--allow-new-privileges grants them):",
+                                   name, rep->deployed_gen);
+                for (size_t i = 0; q >= 0 && i < rep->grants.n; i++) {
+                        const struct priv_grant *g = &rep->grants.items[i];
+                        if (rep->deployed > 0 && !g->fresh)
+                                continue;
+                        _cleanup_free_ char *d = priv_grant_describe(g);
+                        q = d ? append(&text, "\nnew: %s", d) : -ENOMEM;
+                }
+        } else
+                return 0;
+        if (q < 0)
+                return q;
+        return mkm_err_set(reterr, -MKM_E_REFUSED, "%s", text);
+}

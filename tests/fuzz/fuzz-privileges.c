@@ -1,0 +1,72 @@
+/* SPDX-License-Identifier: MIT */
+/* libFuzzer target for the privileges derivation and the host policy (privileges.c, policy.c):
+ * the input is up to four parts separated by NUL bytes: NAME.nspawn, the drop-in, the
+ * modules-load.d file (the values in them come from untrusted recipes: binds with escaped
+ * colons, capability and system call lists, network keys), and a policy.conf. Every grant is
+ * described and judged by the policy when it parses. Beyond "no crash, no leak": every grant has
+ * a kind, a value and a setting; a grant always covers itself; and policy_path_under agrees with
+ * itself for a path and the same path with a trailing slash. */
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hooks.h"
+#include "policy.h"
+#include "privileges.h"
+#include "util/err.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static char *part(const uint8_t **p, const uint8_t *end) {
+        if (*p > end)
+                return NULL;
+        const uint8_t *z = memchr(*p, 0, (size_t)(end - *p));
+        size_t n = z ? (size_t)(z - *p) : (size_t)(end - *p);
+        char *s = malloc(n + 1);
+        if (!s)
+                abort();
+        memcpy(s, *p, n);
+        s[n] = 0;
+        *p = z ? z + 1 : end + 1;
+        return s;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+        const uint8_t *p = data, *end = data + size;
+        char *parts[4];
+        for (size_t i = 0; i < 4; i++)
+                parts[i] = part(&p, end);
+        struct host_files hf = { .nspawn = parts[0], .dropin = parts[1], .modules_load = parts[2] };
+        struct privileges pr = {};
+        struct policy *pol = NULL;
+        struct mkm_err err = {};
+        if (parts[3])
+                (void)policy_parse(parts[3], strlen(parts[3]), "/fuzz/policy.conf", &pol, &err);
+        if (privileges_from_host_files(&hf, NULL, NULL, &pr) == 0) {
+                for (size_t i = 0; i < pr.n; i++) {
+                        struct priv_grant *g = &pr.items[i];
+                        if (!priv_kind_to_string(g->kind) || !g->value || !g->setting)
+                                abort();
+                        struct privileges one = { .items = g, .n = 1 };
+                        if (!privileges_cover(&one, g))
+                                abort();        /* what was granted covers itself */
+                        char *d = priv_grant_describe(g);
+                        if (!d)
+                                abort();
+                        free(d);
+                        char *why = NULL;
+                        if (pol && policy_allows(pol, g, &why) < 0)
+                                abort();
+                        free(why);
+                        if (g->kind == PRIV_BIND && policy_path_under(g->value, "/") &&
+                            !policy_path_under(g->value, g->value))
+                                abort();
+                }
+                privileges_done(&pr);
+        }
+        policy_free(pol);
+        for (size_t i = 0; i < 4; i++)
+                free(parts[i]);
+        return 0;
+}

@@ -1,0 +1,404 @@
+/* SPDX-License-Identifier: MIT */
+/* Unit tests for builder/privileges: the grants derived from a recipe's host files on hosts with
+ * systemd 250 and 257 (each hook's, credited to its key and line; the recipe's own binds,
+ * devices, capabilities, system calls, PrivateUsers=, network), what an older generation covers,
+ * the words, and the assessment against a policy and a deployed generation in a scratch host
+ * root, with the refusals' messages. */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "ctx.h"
+#include "hooks.h"
+#include "hostinfo.h"
+#include "privileges.h"
+#include "recipe.h"
+#include "util/cleanup.h"
+#include "util/err.h"
+#include "util/fs.h"
+#include "util/strv.h"
+
+#define FILE_ "/srv/recipes/web.recipe"
+
+/* The recipe's own lines start at line 6. */
+static struct recipe *load(const char *body) {
+        _cleanup_free_ char *text = NULL;
+        assert_true(asprintf(&text, "[Machine]\nName=web\n[Bootstrap]\nDistribution=arch\nArchitecture=x86_64\n%s", body) > 0);
+        struct mkm_err err = {};
+        struct recipe *r = NULL;
+        if (recipe_load_buffer(text, strlen(text), FILE_, &r, &err) < 0)
+                fail_msg("recipe: %s", err.msg);
+        return r;
+}
+
+/* One grant as "kind value [ro] | setting | key@line | added_by". */
+static char *show(const struct priv_grant *g) {
+        char *s = NULL;
+        assert_true(asprintf(&s, "%s %s%s | %s | %s@%u | %s", priv_kind_to_string(g->kind), g->value,
+                             g->read_only ? " ro" : "", g->setting, g->key ? g->key : "-", g->line,
+                             g->added_by ? g->added_by : "-") > 0);
+        return s;
+}
+
+static void derive_on(const char *body, unsigned sdver, enum hostinfo_cgroup cg, const char *const *want) {
+        _cleanup_(recipe_freep) struct recipe *r = load(body);
+        _cleanup_(hooks_needs_done) struct hooks_needs needs = {};
+        _cleanup_(host_files_done) struct host_files hf = {};
+        _cleanup_(privileges_done) struct privileges p = {};
+        struct hooks_host host = { .systemd_version = sdver, .cgroup = cg };
+        struct mkm_err err = {};
+        assert_int_equal(hooks_host_needs(NULL, r, &host, &needs, &err), 0);
+        assert_int_equal(hooks_render_host_files(NULL, r, &needs, &hf), 0);
+        assert_int_equal(privileges_from_host_files(&hf, r, &needs, &p), 0);
+        size_t n = 0;
+        while (want[n])
+                n++;
+        for (size_t i = 0; i < p.n || i < n; i++) {
+                _cleanup_free_ char *got = i < p.n ? show(&p.items[i]) : NULL;
+                if (i >= n)
+                        fail_msg("unexpected grant %zu: %s", i, got);
+                if (!got)
+                        fail_msg("missing grant %zu: %s", i, want[i]);
+                if (strcmp(got, want[i]) != 0)
+                        fail_msg("grant %zu:\n  got  %s\n  want %s", i, got, want[i]);
+        }
+}
+
+static void derive(const char *body, unsigned sdver, const char *const *want) {
+        derive_on(body, sdver, HOSTINFO_CGROUP_UNIFIED, want);
+}
+
+static void test_docker(void **state) {
+        (void)state;
+        /* The default: a user-namespaced machine; its base is no grant, the keyring calls are.
+         * [Hooks] is line 6, DockerStorageDriver= line 7. */
+        derive("[Hooks]\nDockerStorageDriver=overlay2\n", 257,
+               (const char *const[]){
+                       "syscall @keyring | [Exec] SystemCallFilter=@keyring | [Hooks] DockerStorageDriver=@7 | "
+                       "DockerStorageDriver=overlay2 (runc gives each container a session keyring; the keys belong to "
+                       "the machine's unprivileged root)",
+                       "module overlay | overlay | [Hooks] DockerStorageDriver=@7 | DockerStorageDriver=overlay2 (runc "
+                       "gives each container a session keyring; the keys belong to the machine's unprivileged root)",
+                       NULL });
+        /* DockerPrivileged=yes (line 8): its grants are credited to that line. */
+#define PRIV "DockerStorageDriver=overlay2 with DockerPrivileged=yes (the machine's root is the host's root)"
+        derive("[Hooks]\nDockerStorageDriver=overlay2\nDockerPrivileged=yes\n", 257,
+               (const char *const[]){
+                       "capability all | [Exec] Capability=all | [Hooks] DockerPrivileged=@8 | " PRIV,
+                       "privileged no | [Exec] PrivateUsers=no | [Hooks] DockerPrivileged=@8 | " PRIV,
+                       "syscall @keyring | [Exec] SystemCallFilter=@keyring bpf | [Hooks] DockerPrivileged=@8 | " PRIV,
+                       "syscall bpf | [Exec] SystemCallFilter=@keyring bpf | [Hooks] DockerPrivileged=@8 | " PRIV,
+                       "module overlay | overlay | [Hooks] DockerPrivileged=@8 | " PRIV,
+                       NULL });
+#undef PRIV
+        /* On the legacy cgroup hierarchy the drop-in's setting is the Docker hook's too. */
+#define PRIV "DockerStorageDriver=vfs with DockerPrivileged=yes (the machine's root is the host's root)"
+        derive_on("[Hooks]\nDockerStorageDriver=vfs\nDockerPrivileged=yes\n[Exec]\nPrivateUsers=pick\n", 250,
+                  HOSTINFO_CGROUP_LEGACY,
+                  (const char *const[]){
+                          "capability all | [Exec] Capability=all | [Hooks] DockerPrivileged=@8 | " PRIV,
+                          "syscall @keyring | [Exec] SystemCallFilter=@keyring bpf | [Hooks] DockerPrivileged=@8 | " PRIV,
+                          "syscall bpf | [Exec] SystemCallFilter=@keyring bpf | [Hooks] DockerPrivileged=@8 | " PRIV,
+                          "service Environment=SYSTEMD_NSPAWN_USE_CGNS=0 | [Service] Environment=SYSTEMD_NSPAWN_USE_CGNS=0 | "
+                          "[Hooks] DockerPrivileged=@8 | " PRIV,
+                          NULL });
+#undef PRIV
+}
+
+static void test_fuse(void **state) {
+        (void)state;
+        derive("[Hooks]\nFuse=yes\n", 250,
+               (const char *const[]){
+                       "device /dev/fuse | [Files] Bind=/dev/fuse | [Hooks] Fuse=@7 | Fuse=yes",
+                       "device /dev/fuse | [Service] DeviceAllow=/dev/fuse rwm | [Hooks] Fuse=@7 | Fuse=yes",
+                       "module fuse | fuse | [Hooks] Fuse=@7 | Fuse=yes",
+                       NULL });
+        derive("[Hooks]\nFuse=yes\n", 257, (const char *const[]){ "module fuse | fuse | [Hooks] Fuse=@7 | Fuse=yes", NULL });
+        /* The recipe binding /dev/fuse itself: its own line wins the credit. */
+        derive("[Hooks]\nFuse=yes\n[Files]\nBind=/dev/fuse\n", 250,
+               (const char *const[]){
+                       "device /dev/fuse | [Files] Bind=/dev/fuse | [Files] Bind=@9 | -",
+                       "device /dev/fuse | [Service] DeviceAllow=/dev/fuse rwm | [Hooks] Fuse=@7 | Fuse=yes",
+                       "module fuse | fuse | [Hooks] Fuse=@7 | Fuse=yes",
+                       NULL });
+}
+
+static void test_files(void **state) {
+        (void)state;
+        derive("[Files]\n"
+               "Bind=/srv/a:/a\n"                       /* 7 */
+               "BindReadOnly=/etc/ssl:/etc/ssl:norbind\n"
+               "Bind=+/inside:/x\n"                     /* the machine's own tree: nothing */
+               "Bind=/dev/net/tun\n"                    /* 10 */
+               "Bind=/src\\:with\\:colons:/dst\n"
+               "Overlay=/srv/low:+/up:/data\n"          /* 12 */
+               "OverlayReadOnly=/srv/l1:/srv/l2:/ro\n"
+               "BindUser=alice bob\n"                   /* 14 */
+               "TemporaryFileSystem=/tmp\n"
+               "Bind=/dev\n",                           /* 16 */
+               0,
+               (const char *const[]){
+                       "bind /srv/a | [Files] Bind=/srv/a:/a | [Files] Bind=@7 | -",
+                       "device /dev/net/tun | [Files] Bind=/dev/net/tun | [Files] Bind=@10 | -",
+                       "bind /src:with:colons | [Files] Bind=/src\\:with\\:colons:/dst | [Files] Bind=@11 | -",
+                       "device /dev | [Files] Bind=/dev | [Files] Bind=@16 | -",
+                       "bind /etc/ssl ro | [Files] BindReadOnly=/etc/ssl:/etc/ssl:norbind | [Files] BindReadOnly=@8 | -",
+                       "bind-user alice | [Files] BindUser=alice bob | [Files] BindUser=@14 | -",
+                       "bind-user bob | [Files] BindUser=alice bob | [Files] BindUser=@14 | -",
+                       "bind /srv/low | [Files] Overlay=/srv/low:+/up:/data | [Files] Overlay=@12 | -",
+                       "bind /srv/l1 ro | [Files] OverlayReadOnly=/srv/l1:/srv/l2:/ro | [Files] OverlayReadOnly=@13 | -",
+                       "bind /srv/l2 ro | [Files] OverlayReadOnly=/srv/l1:/srv/l2:/ro | [Files] OverlayReadOnly=@13 | -",
+                       NULL });
+        /* A reset drops what came before it. */
+        derive("[Files]\nBind=/:/host\nBind=\nBind=/srv/b\n", 0,
+               (const char *const[]){ "bind /srv/b | [Files] Bind=/srv/b | [Files] Bind=@9 | -", NULL });
+}
+
+static void test_exec(void **state) {
+        (void)state;
+        derive("[Exec]\n"
+               "Capability=cap_net_admin SYS_TIME\n"    /* 7 */
+               "AmbientCapability=CAP_NET_RAW\n"
+               "DropCapability=CAP_SYS_ADMIN\n"
+               "SystemCallFilter=~@mount\n"             /* a deny list: nothing */
+               "SystemCallFilter=add_key\n",            /* 11 */
+               0,
+               (const char *const[]){
+                       "capability CAP_NET_ADMIN | [Exec] Capability=cap_net_admin SYS_TIME | [Exec] Capability=@7 | -",
+                       "capability CAP_SYS_TIME | [Exec] Capability=cap_net_admin SYS_TIME | [Exec] Capability=@7 | -",
+                       "capability CAP_NET_RAW | [Exec] AmbientCapability=CAP_NET_RAW | [Exec] AmbientCapability=@8 | -",
+                       "syscall add_key | [Exec] SystemCallFilter=add_key | [Exec] SystemCallFilter=@11 | -",
+                       NULL });
+        /* PrivateUsers=: root as the host's root, or as UID 0 on the host, or not ("0" is a boolean to
+         * nspawn, as to systemd's parser: no user namespace). */
+        static const char *const t[][2] = {
+                { "no", "no" },         { "false", "no" },     { "0", "no" },      { "0:65536", "uid0" },
+                { "identity", "uid0" }, { "yes", "uid0" },     { "pick", NULL },   { "524288", NULL },
+                { "managed", NULL },    { "65536:65536", NULL },
+        };
+        for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+                _cleanup_free_ char *body = NULL, *line = NULL;
+                assert_true(asprintf(&body, "[Exec]\nPrivateUsers=%s\n", t[i][0]) > 0);
+                if (!t[i][1]) {
+                        derive(body, 257, (const char *const[]){ NULL });
+                        continue;
+                }
+                assert_true(asprintf(&line, "privileged %s | [Exec] PrivateUsers=%s | [Exec] PrivateUsers=@7 | -", t[i][1],
+                                     t[i][0]) > 0);
+                derive(body, 257, (const char *const[]){ line, NULL });
+        }
+}
+
+static void test_network(void **state) {
+        (void)state;
+        /* No [Network] key: the unit's --network-veth, a private network. */
+        derive("[Exec]\nBoot=yes\n", 0, (const char *const[]){ NULL });
+        derive("[Network]\nVirtualEthernet=yes\nPort=tcp:80:8080\n", 0,
+               (const char *const[]){ "port tcp:80:8080 | [Network] Port=tcp:80:8080 | [Network] Port=@8 | -", NULL });
+        derive("[Network]\nVirtualEthernet=no\n", 0,
+               (const char *const[]){ "host-network host | [Network] VirtualEthernet=no | [Network] VirtualEthernet=@7 | -", NULL });
+        derive("[Network]\nPrivate=off\nVirtualEthernet=no\n", 0,
+               (const char *const[]){ "host-network host | [Network] Private=off | [Network] Private=@7 | -", NULL });
+        derive("[Network]\nPrivate=yes\n", 0, (const char *const[]){ NULL });
+        /* An interface makes the network private, and is a grant of its own. */
+        derive("[Network]\nVirtualEthernet=no\nBridge=br0\nInterface=eth1 eth2\n", 0,
+               (const char *const[]){
+                       "host-interface Interface=eth1 | [Network] Interface=eth1 eth2 | [Network] Interface=@9 | -",
+                       "host-interface Interface=eth2 | [Network] Interface=eth1 eth2 | [Network] Interface=@9 | -",
+                       "host-interface Bridge=br0 | [Network] Bridge=br0 | [Network] Bridge=@8 | -",
+                       NULL });
+        derive("[Network]\nVirtualEthernet=no\nBridge=br0\n", 0,
+               (const char *const[]){ "host-interface Bridge=br0 | [Network] Bridge=br0 | [Network] Bridge=@8 | -", NULL });
+        derive("[Network]\nZone=web\nMACVLAN=eth0\n", 0,
+               (const char *const[]){
+                       "host-interface MACVLAN=eth0 | [Network] MACVLAN=eth0 | [Network] MACVLAN=@8 | -",
+                       "host-interface Zone=web | [Network] Zone=web | [Network] Zone=@7 | -",
+                       NULL });
+}
+
+static struct priv_grant G(enum priv_kind k, const char *v, bool ro) {
+        return (struct priv_grant){ .kind = k, .value = (char *)v, .read_only = ro };
+}
+
+static void test_cover(void **state) {
+        (void)state;
+        struct priv_grant old_items[] = {
+                G(PRIV_BIND, "/srv", false),   G(PRIV_BIND, "/etc/ssl", true), G(PRIV_CAPABILITY, "all", false),
+                G(PRIV_PRIVILEGED, "no", false), G(PRIV_DEVICE, "/dev/net", false), G(PRIV_MODULE, "fuse", false),
+                G(PRIV_BIND, "/srv/../opt", false),
+        };
+        struct privileges old = { .items = old_items, .n = sizeof old_items / sizeof old_items[0] };
+        static const struct {
+                enum priv_kind k;
+                const char *v;
+                bool ro, covered;
+        } t[] = {
+                { PRIV_BIND, "/srv/a", false, true },      { PRIV_BIND, "/srv", true, true },
+                { PRIV_BIND, "/srvx", false, false },      { PRIV_BIND, "/", false, false },
+                { PRIV_BIND, "/etc/ssl/certs", true, true }, { PRIV_BIND, "/etc/ssl", false, false },
+                { PRIV_CAPABILITY, "CAP_SYS_ADMIN", false, true }, { PRIV_PRIVILEGED, "uid0", false, true },
+                { PRIV_DEVICE, "/dev/net/tun", false, true }, { PRIV_DEVICE, "/dev/fuse", false, false },
+                { PRIV_MODULE, "fuse", false, true },      { PRIV_MODULE, "overlay", false, false },
+                { PRIV_HOST_NETWORK, "host", false, false }, { PRIV_SYSCALL, "bpf", false, false },
+                /* A path with ".." is under nothing, but what was granted stays granted (fuzz-privileges). */
+                { PRIV_BIND, "/srv/../opt", false, true },   { PRIV_BIND, "/srv/../opt/x", false, false },
+        };
+        for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+                struct priv_grant g = G(t[i].k, t[i].v, t[i].ro);
+                if (privileges_cover(&old, &g) != t[i].covered)
+                        fail_msg("%s %s%s should %sbe covered", priv_kind_to_string(t[i].k), t[i].v, t[i].ro ? " ro" : "",
+                                 t[i].covered ? "" : "not ");
+        }
+        /* Root as UID 0 on the host does not cover no user namespace at all; nothing covers all. */
+        struct priv_grant uid0 = G(PRIV_PRIVILEGED, "uid0", false), cap = G(PRIV_CAPABILITY, "CAP_X", false);
+        struct privileges weak = { .items = &uid0, .n = 1 }, caps = { .items = &cap, .n = 1 };
+        struct priv_grant no = G(PRIV_PRIVILEGED, "no", false), all = G(PRIV_CAPABILITY, "all", false);
+        assert_false(privileges_cover(&weak, &no));
+        assert_false(privileges_cover(&caps, &all));
+        assert_false(privileges_cover(NULL, &all));
+}
+
+static void test_describe(void **state) {
+        (void)state;
+        struct priv_grant g = { .kind = PRIV_CAPABILITY, .value = (char *)"all", .setting = (char *)"[Exec] Capability=all",
+                                .key = (char *)"[Hooks] DockerStorageDriver=", .file = (char *)"x.recipe", .line = 11,
+                                .added_by = (char *)"DockerStorageDriver=overlay2" };
+        _cleanup_free_ char *d = priv_grant_describe(&g);
+        assert_string_equal(d, "[Exec] Capability=all: every capability; added by [Hooks] DockerStorageDriver=overlay2 at x.recipe:11");
+        struct priv_grant b = { .kind = PRIV_BIND, .value = (char *)"/srv/a", .setting = (char *)"[Files] Bind=/srv/a:/a",
+                                .key = (char *)"[Files] Bind=", .file = (char *)"x.recipe", .line = 7 };
+        _cleanup_free_ char *db = priv_grant_describe(&b);
+        assert_string_equal(db, "[Files] Bind=/srv/a:/a: the host path /srv/a, read-write; x.recipe:7");
+        struct priv_grant m = { .kind = PRIV_MODULE, .value = (char *)"fuse", .setting = (char *)"fuse", .in = PRIV_FILE_MODULES };
+        _cleanup_free_ char *dm = priv_grant_describe(&m);
+        assert_string_equal(dm, "modules-load.d: fuse: the host kernel module fuse, loaded at boot");
+        assert_non_null(strstr(hooks_explain("DockerStorageDriver=overlay2 (runc ...)"), "user-namespaced"));
+        assert_non_null(strstr(hooks_explain("DockerStorageDriver=vfs with DockerPrivileged=yes (...)"), "privileged container"));
+        assert_non_null(hooks_explain("Fuse=yes"));
+        assert_null(hooks_explain("PrivateUsers=pick"));
+}
+
+/* ---- the assessment in a scratch host root ---------------------------------------------------- */
+
+static void write_file(const char *dir, const char *rel, const char *text) {
+        _cleanup_free_ char *path = fs_path_join(dir, rel), *parent = path ? fs_path_dirname(path) : NULL;
+        assert_non_null(parent);
+        assert_int_equal(fs_mkdir_p_at(AT_FDCWD, parent, 0755), 0);
+        assert_int_equal(fs_write_file_at(AT_FDCWD, path, text, strlen(text), 0644), 0);
+}
+
+/* A deployed generation 1 of machine web whose .nspawn binds /srv/web (and nothing else). */
+static void deploy_gen1(const char *host, bool with_host_dir) {
+        _cleanup_free_ char *tree = fs_path_join(host, "var/lib/machines/web"), *meta = NULL;
+        assert_int_equal(fs_mkdir_p_at(AT_FDCWD, tree, 0755), 0);
+        struct stat st;
+        assert_int_equal(stat(tree, &st), 0);
+        assert_true(asprintf(&meta, "generation=1\nroot=%llu:%llu\n", (unsigned long long)st.st_dev,
+                             (unsigned long long)st.st_ino) > 0);
+        write_file(host, "var/lib/mkmachine/web/gen/1/meta", meta);
+        if (with_host_dir)
+                write_file(host, "var/lib/mkmachine/web/gen/1/host/etc/systemd/nspawn/web.nspawn",
+                           "[Files]\nBind=/srv/web:/data\n");
+}
+
+static void test_assess(void **state) {
+        (void)state;
+        char host[] = "/tmp/mkm-test-privileges.XXXXXX";
+        assert_non_null(mkdtemp(host));
+        struct mkm_ctx ctx = { .host_root = host, .systemd_version = 257 };
+        struct mkm_err err = {};
+
+        /* Not deployed, no policy: listed, nothing refused. */
+        _cleanup_(recipe_freep) struct recipe *r = load("[Files]\nBind=/srv/web:/data\nBind=/:/host\n");
+        struct priv_report rep = {};
+        assert_int_equal(privileges_assess(&ctx, r, &rep, &err), 0);
+        assert_int_equal(rep.grants.n, 2);
+        assert_null(rep.policy_path);
+        assert_int_equal(rep.deployed, 0);
+        assert_int_equal(privileges_refusal(&rep, "web", false, &err), 0);
+        priv_report_done(&rep);
+
+        /* Deployed with Bind=/srv/web: Bind=/ is new, refused unless allowed. */
+        deploy_gen1(host, true);
+        assert_int_equal(privileges_assess(&ctx, r, &rep, &err), 0);
+        assert_int_equal(rep.deployed, 1);
+        assert_int_equal(rep.deployed_gen, 1);
+        assert_int_equal(rep.n_new, 1);
+        assert_false(rep.grants.items[0].fresh);
+        assert_true(rep.grants.items[1].fresh);
+        assert_int_equal(privileges_refusal(&rep, "web", true, &err), 0);
+        err = (struct mkm_err){};
+        assert_int_equal(privileges_refusal(&rep, "web", false, &err), -MKM_E_REFUSED);
+        assert_string_equal(err.msg, "refusing to build machine 'web': it would get privileges on the host that its deployed "
+                                     "generation 1 was not granted (--allow-new-privileges grants them):\n"
+                                     "new: [Files] Bind=/:/host: the host path /, read-write; " FILE_ ":8");
+        priv_report_done(&rep);
+
+        /* A policy: beyond it is refused whatever --allow-new-privileges says, with both lines. */
+        write_file(host, "etc/mkmachine/policy.conf", "[Recipes]\nAllowBindSources=/srv\n");
+        assert_int_equal(privileges_assess(&ctx, r, &rep, &err), 0);
+        assert_int_equal(rep.n_denied, 1);
+        assert_null(rep.grants.items[0].denied);
+        err = (struct mkm_err){};
+        assert_int_equal(privileges_refusal(&rep, "web", true, &err), -MKM_E_REFUSED);
+        _cleanup_free_ char *want = NULL;
+        assert_true(asprintf(&want, "refusing to build machine 'web': its recipe asks for more than the host's policy "
+                                    "%s/etc/mkmachine/policy.conf allows:\n"
+                                    FILE_ ":8: [Files] Bind=/:/host, the host path /, read-write: the policy "
+                                    "%s/etc/mkmachine/policy.conf:2 allows the bind sources /srv only (AllowBindSources=)",
+                             host, host) > 0);
+        assert_string_equal(err.msg, want);
+        priv_report_done(&rep);
+
+        /* A link under an allowed directory is judged by where it leads (inside the host root). */
+        _cleanup_(recipe_freep) struct recipe *rl = load("[Files]\nBind=/srv/web/up:/x\nBind=/srv/web/in:/y\n");
+        _cleanup_free_ char *srvweb = fs_path_join(host, "srv/web"), *up = NULL, *in = NULL;
+        assert_int_equal(fs_mkdir_p_at(AT_FDCWD, srvweb, 0755), 0);
+        assert_true(asprintf(&up, "%s/up", srvweb) > 0 && asprintf(&in, "%s/in", srvweb) > 0);
+        assert_int_equal(symlink("../../etc", up), 0);
+        assert_int_equal(symlink("/srv/web/data", in), 0);
+        assert_int_equal(privileges_assess(&ctx, rl, &rep, &err), 0);
+        assert_int_equal(rep.n_denied, 1);
+        assert_non_null(rep.grants.items[0].denied);
+        assert_non_null(strstr(rep.grants.items[0].denied, "[Files] Bind=/srv/web/up:/x, the host path /srv/web/up, "
+                                                           "read-write: it leads to /etc on the host, and the policy "));
+        assert_null(rep.grants.items[1].denied);        /* /srv/web/in leads to /srv/web/data */
+        priv_report_done(&rep);
+
+        /* A generation without host/: its grants are unknown, every grant needs the flag. */
+        _cleanup_free_ char *hostdir = fs_path_join(host, "var/lib/mkmachine/web/gen/1/host");
+        assert_int_equal(fs_rm_rf_at(AT_FDCWD, hostdir), 0);
+        _cleanup_free_ char *pol = fs_path_join(host, "etc/mkmachine/policy.conf");
+        assert_int_equal(unlink(pol), 0);
+        assert_int_equal(privileges_assess(&ctx, r, &rep, &err), 0);
+        assert_int_equal(rep.deployed, -1);
+        err = (struct mkm_err){};
+        assert_int_equal(privileges_refusal(&rep, "web", false, &err), -MKM_E_REFUSED);
+        assert_non_null(strstr(err.msg, "keeps no copy of its host files"));
+        assert_non_null(strstr(err.msg, "\nnew: [Files] Bind=/srv/web:/data"));
+        priv_report_done(&rep);
+
+        /* A bad policy fails the assessment as a usage error. */
+        write_file(host, "etc/mkmachine/policy.conf", "[Recipes]\nAllowBindSources=srv\n");
+        assert_int_equal(privileges_assess(&ctx, r, &rep, &err), -MKM_E_USAGE);
+        assert_int_equal(fs_rm_rf_at(AT_FDCWD, host), 0);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_docker),   cmocka_unit_test(test_fuse),     cmocka_unit_test(test_files),
+                cmocka_unit_test(test_exec),     cmocka_unit_test(test_network),  cmocka_unit_test(test_cover),
+                cmocka_unit_test(test_describe), cmocka_unit_test(test_assess),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
