@@ -18,6 +18,7 @@
 
 #include <ctype.h>
 #include <dirent.h>
+#include <stdint.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <gpgme.h>
@@ -99,6 +100,67 @@ static int run_tool(struct verify_keyring *k, const char *what, char *const argv
         return mkm_err_set(reterr, -EIO, "%s %s failed (%s %d)%s", argv[0], what,
                            WIFEXITED(status) ? "exit status" : "signal",
                            WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status), tail);
+}
+
+/* gpg --with-colons --list-keys FPR in k's home, for its "tru:" record (gpg's DETAILS: field 5
+ * is when the trustdb must be checked again, 0 or empty for never). --no-auto-check-trustdb: this
+ * only reads; gpg's own verification brings a stale trustdb up to date (check_trustdb_stale). The
+ * output is capped; the tru record comes first. Thread-safe (clones call it). */
+int verify_trustdb_nextcheck(struct verify_keyring *k, const char *fpr, int64_t *ret) {
+        static char *const envp[] = { "LC_ALL=C", "PATH=/usr/local/bin:/usr/bin:/bin", NULL };
+        char *argv[] = { k->gpg, "--homedir", k->home, "--batch", "--no-tty", "--quiet", "--no-auto-check-trustdb",
+                         "--with-colons", "--list-keys", "--", (char *)fpr, NULL };
+        int p[2];
+        if (pipe2(p, O_CLOEXEC) < 0)
+                return negative_errno();
+        _cleanup_close_ int rfd = p[0], wfd = p[1];
+        _cleanup_close_ int nullfd = open("/dev/null", O_RDWR | O_CLOEXEC);
+        if (nullfd < 0)
+                return negative_errno();
+        pid_t parent = getpid();
+        pid_t pid = fork();
+        if (pid < 0)
+                return negative_errno();
+        if (pid == 0) {
+                if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0 || getppid() != parent)
+                        _exit(127);
+                if (dup2(nullfd, 0) < 0 || dup2(wfd, 1) < 0 || dup2(nullfd, 2) < 0)
+                        _exit(127);
+                execve(argv[0], argv, envp);
+                _exit(127);
+        }
+        (void)close(TAKE_FD(wfd));
+        _cleanup_free_ char *out = NULL;
+        size_t len = 0;
+        int r = fs_read_fd(rfd, 64 * 1024, &out, &len);
+        (void)close(TAKE_FD(rfd));      /* a longer listing ends with SIGPIPE: the tru record came first */
+        int status;
+        while (waitpid(pid, &status, 0) < 0)
+                if (errno != EINTR)
+                        return negative_errno();
+        if (r < 0 && r != -EFBIG)
+                return r;
+        /* tru:<staleness>:<model>:<created>:<nextcheck>:... */
+        for (char *line = out; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+                if (strncmp(line, "tru:", 4) != 0)
+                        continue;
+                const char *f = line;
+                for (int i = 0; i < 4 && f; i++)
+                        f = strchr(f, ':') ? strchr(f, ':') + 1 : NULL;
+                if (!f)
+                        return -EBADMSG;
+                int64_t v = 0;
+                for (; *f >= '0' && *f <= '9'; f++) {
+                        if (v > (INT64_MAX - 9) / 10)
+                                return -EBADMSG;
+                        v = v * 10 + (*f - '0');
+                }
+                if (*f != ':' && *f != '\n' && *f != 0)
+                        return -EBADMSG;
+                *ret = v;
+                return 0;
+        }
+        return -ENODATA;        /* no trustdb (cannot happen: prepare_home checks it) */
 }
 
 static int run_gpg(struct verify_keyring *k, struct mkm_err *reterr, const char *a1, const char *a2,
