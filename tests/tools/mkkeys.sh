@@ -13,7 +13,12 @@
 # OUTDIR/pacman/      pacman-style keyring: test.gpg (M1 M2 M3 PG PW PN X), test-trusted (M1..M3 at
 #                     level 4, as archlinux-trusted), test-revoked (X). PG is certified by all three
 #                     masters, PW by one (marginal only), PN by none, X by all three but revoked.
-# OUTDIR/fast/        keyring dir for the native fast path: T, K, RS (rsa2048), RW (rsa1024)
+# OUTDIR/fast/        keyring dir for the native fast path: T, K, RS (rsa2048)
+# OUTDIR/keys.gpg     T, K, RS, RW (rsa1024), DW (dsa1024): every kind of key, for the parser tests
+# OUTDIR/weak-rsa/    keyring dir (every key an anchor) with RS and RW: refused (RW is weak)
+# OUTDIR/weak-dsa/    keyring dir with T and DW: refused (DW is weak)
+# OUTDIR/weak-untrusted/  pacman-style: M1 M2 M3, PG (certified by all three) and RW, DW
+#                     (certified by none): loads, the weak keys are not trusted
 # OUTDIR/fpr.NAME     each key's primary fingerprint
 # OUTDIR/data         the signed payload; OUTDIR/data.NAME.sig (binary) and data.T.asc (armored)
 # OUTDIR/data.TS.sig  a signature by T that expired; OUTDIR/data.TU.sig signed by T and U at once
@@ -66,8 +71,9 @@ g --quick-add-key "$(fpr K)" ed25519 sign never
 g --with-colons --list-keys "$(fpr K)" | awk -F: '/^sub/ {s=1; next} s && /^fpr/ {print $10; exit}' >"$out/fpr.Ksub"
 # Pacman-style keys.
 for k in M1 M2 M3 PG PW PN X; do gen "$k"; done
-# RSA keys for the fast path: one it handles, one too short for it (gpg still accepts it).
-for k in RS:rsa2048 RW:rsa1024; do
+# RSA keys for the fast path: one it handles, one too weak to be trusted (gpg still accepts it);
+# a DSA key too weak to be trusted.
+for k in RS:rsa2048 RW:rsa1024 DW:dsa1024; do
   g --quick-gen-key "${k%%:*} test key <${k%%:*}@example.invalid>" "${k#*:}" sign,cert never 2>/dev/null
   g --with-colons --list-keys "<${k%%:*}@example.invalid>" | awk -F: '/^fpr/ {print $10; exit}' >"$out/fpr.${k%%:*}"
 done
@@ -82,6 +88,7 @@ g -u "$(fpr Ksub)!" --detach-sign -o "$out/data.K.sig" "$out/data"
 g -u "$(fpr RS)" --digest-algo SHA512 --detach-sign -o "$out/data.RS.sig" "$out/data"
 g -u "$(fpr RS)" --digest-algo SHA256 --detach-sign -o "$out/data.RS256.sig" "$out/data"
 g -u "$(fpr RW)" --detach-sign -o "$out/data.RW.sig" "$out/data"
+g -u "$(fpr DW)" --detach-sign -o "$out/data.DW.sig" "$out/data"
 g -u "$(fpr T)" --armor --detach-sign -o "$out/data.T.asc" "$out/data"
 # E signs while its key was valid; the key has expired since.
 g "--faked-system-time=20190101T120000!" -u "$(fpr E)" --detach-sign -o "$out/data.E.sig" "$out/data" 2>/dev/null
@@ -109,8 +116,14 @@ g -u "$(fpr M1)" --quick-sign-key "$(fpr PW)" >/dev/null
 sed 's/^:-----BEGIN/-----BEGIN/' "$GNUPGHOME/openpgp-revocs.d/$(fpr R).rev" >"$out/R.rev"
 g --import "$out/R.rev" 2>/dev/null
 
-mkdir -p "$out/simple" "$out/pacman" "$out/fast"
-g --export "$(fpr T)" "$(fpr K)" "$(fpr RS)" "$(fpr RW)" >"$out/fast/keys.gpg"
+mkdir -p "$out/simple" "$out/pacman" "$out/fast" "$out/weak-rsa" "$out/weak-dsa" "$out/weak-untrusted"
+g --export "$(fpr T)" "$(fpr K)" "$(fpr RS)" >"$out/fast/keys.gpg"
+g --export "$(fpr T)" "$(fpr K)" "$(fpr RS)" "$(fpr RW)" "$(fpr DW)" >"$out/keys.gpg"
+g --export "$(fpr RS)" >"$out/weak-rsa/a.gpg"
+g --armor --export "$(fpr RW)" >"$out/weak-rsa/b.asc"
+g --export "$(fpr T)" "$(fpr DW)" >"$out/weak-dsa/keys.gpg"
+g --export "$(fpr M1)" "$(fpr M2)" "$(fpr M3)" "$(fpr PG)" "$(fpr RW)" "$(fpr DW)" >"$out/weak-untrusted/test.gpg"
+for m in M1 M2 M3; do echo "$(fpr "$m"):4:"; done >"$out/weak-untrusted/test-trusted"
 g --export "$(fpr T)" >"$out/simple/trusted.gpg"
 g --armor --export "$(fpr E)" "$(fpr R)" "$(fpr S)" "$(fpr K)" >"$out/simple/more.asc"
 g --export "$(fpr M1)" "$(fpr M2)" "$(fpr M3)" "$(fpr PG)" "$(fpr PW)" "$(fpr PN)" "$(fpr X)" >"$out/pacman/test.gpg"
