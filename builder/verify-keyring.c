@@ -441,20 +441,18 @@ static int check_weak_keys(struct verify_keyring *k, const char *path, char **fp
                                 if (strcasecmp(fprs[i], primary) == 0)
                                         file = from[i];
                         const char *uid = key->uids && key->uids->uid ? key->uids->uid : "";
-                        char what[VERIFY_FPR_MAX + 16];
-                        if (sk == key->subkeys)
-                                (void)snprintf(what, sizeof what, "key %s", primary);
-                        else
-                                (void)snprintf(what, sizeof what, "signing subkey %s", sk->fpr);
+                        char what[VERIFY_FPR_MAX + 32] = "";
+                        if (sk != key->subkeys)
+                                (void)snprintf(what, sizeof what, "signing subkey %s of ", sk->fpr);
                         if (!trusted) {
-                                mkm_debug(k->ctx, "keyring %s: %s of %s '%s' is weak (%s), but not trusted; gpg refuses "
+                                mkm_debug(k->ctx, "keyring %s: %skey %s '%s' is weak (%s), but not trusted; gpg refuses "
                                           "its signatures", file, what, primary, uid, why);
                                 continue;
                         }
                         r = mkm_err_set(reterr, -EKEYREJECTED,
-                                        "keyring %s: %s of trusted key %s '%s' is too weak to be trusted: %s; "
-                                        "refusing the keyring (remove the key, or list %s in a -revoked file)",
-                                        file, what, primary, uid, why, primary);
+                                        "keyring %s: %strusted key %s '%s' is too weak to be trusted: %s; refusing the "
+                                        "keyring (remove the key from it or, in a keyring directory, list %s in a "
+                                        "-revoked file)", file, what, primary, uid, why, primary);
                 }
         }
         (void)gpgme_op_keylist_end(k->gctx);
