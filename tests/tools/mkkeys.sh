@@ -29,9 +29,15 @@
 #   tests/tools/mkkeys.sh --expiring OUTDIR SECONDS
 # makes only OUTDIR/expiring/keys.gpg, a key EX that expires SECONDS from now, and
 # OUTDIR/data.EX.sig (for the test that a key expiring during a build stops being accepted).
+#
+#   tests/tools/mkkeys.sh --expiring-cert OUTDIR SECONDS
+# makes only OUTDIR/certs/ (pacman-style: M1 M2 M3 at level 4 and PG, whose three certifications
+# by them expire SECONDS from now) and OUTDIR/data.PG.sig (for the test that a key whose validity
+# lapses during a build stops being accepted: gpg's trustdb is due for a check then).
 set -euo pipefail
-expiring=
+expiring= certs=
 if [ "${1:-}" = --expiring ]; then expiring=${3:?usage: mkkeys.sh --expiring OUTDIR SECONDS}; shift; fi
+if [ "${1:-}" = --expiring-cert ]; then certs=${3:?usage: mkkeys.sh --expiring-cert OUTDIR SECONDS}; shift; fi
 out=${1:?usage: mkkeys.sh OUTDIR}
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
@@ -54,6 +60,19 @@ if [ -n "$expiring" ]; then
   g -u "$(fpr EX)" --detach-sign -o "$out/data.EX.sig" "$out/data"
   mkdir -p "$out/expiring"
   g --export "$(fpr EX)" >"$out/expiring/keys.gpg"
+  gpgconf --homedir "$GNUPGHOME" --kill all >/dev/null 2>&1 || true
+  rm -rf "$GNUPGHOME"
+  exit 0
+fi
+
+if [ -n "$certs" ]; then
+  for k in M1 M2 M3 PG; do gen "$k"; done
+  for m in M1 M2 M3; do g --default-cert-expire "seconds=$certs" -u "$(fpr "$m")" --quick-sign-key "$(fpr PG)" >/dev/null; done
+  printf 'payload for the signature tests\nline 2\n' >"$out/data"
+  g -u "$(fpr PG)" --detach-sign -o "$out/data.PG.sig" "$out/data"
+  mkdir -p "$out/certs"
+  g --export "$(fpr M1)" "$(fpr M2)" "$(fpr M3)" "$(fpr PG)" >"$out/certs/test.gpg"
+  for m in M1 M2 M3; do echo "$(fpr "$m"):4:"; done >"$out/certs/test-trusted"
   gpgconf --homedir "$GNUPGHOME" --kill all >/dev/null 2>&1 || true
   rm -rf "$GNUPGHOME"
   exit 0

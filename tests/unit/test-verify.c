@@ -543,6 +543,56 @@ static void test_fast_path_selfsig_lapse(void **state) {
         expect_lapse("lapse-selfsig", 4, make_selfsig_lapse, 0, "");
 }
 
+/* A packager key valid through three certifications that expire during the build: gpg's trustdb
+ * is due for a check then (its "tru:" record says when), and the learned key is judged by gpg
+ * again, which no longer finds it valid. */
+static void test_fast_path_cert_lapse(void **state) {
+        (void)state;
+        const int lifetime = 5;
+        _cleanup_free_ char *out = path_of("certlapse"), *script = NULL;
+        const char *top = getenv("TOP");
+        assert_true(asprintf(&script, "%s/tests/tools/mkkeys.sh", top ? top : ".") > 0);
+        time_t made = time(NULL);
+        pid_t pid = fork();
+        if (pid == 0) {
+                char secs[16];
+                (void)snprintf(secs, sizeof secs, "%d", lifetime);
+                execl("/bin/bash", "bash", script, "--expiring-cert", out, secs, (char *)NULL);
+                _exit(127);
+        }
+        int status;
+        assert_true(pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        size_t dlen, slen;
+        _cleanup_free_ char *data = slurp("certlapse/data", &dlen), *sig = slurp("certlapse/data.PG.sig", &slen);
+        _cleanup_free_ char *dir = path_of("certlapse/certs");
+        struct mkm_err err = {};
+        struct verify_result res = {};
+        _cleanup_(verify_keyring_freep) struct verify_keyring *k = NULL;
+        assert_int_equal(verify_keyring_new(NULL, dir, &k, &err), 0);
+        int r = verify_detached(k, data, dlen, sig, slen, &res, &err);
+        print_message("certified: %d %s\n", r, err.msg);
+        assert_int_equal(r, 0);
+        assert_int_equal(verify_detached(k, data, dlen, sig, slen, &res, &err), 0);
+        expect_stats(k, 1, 1);
+        /* The certifications were made after `made`: they lapse at made + lifetime at the earliest,
+         * and one second later at the latest (the script may straddle a second). */
+        while (time(NULL) < made + lifetime + 2)
+                (void)usleep(100 * 1000);
+        struct mkm_err gerr = {};
+        _cleanup_(verify_keyring_freep) struct verify_keyring *fresh = NULL;
+        assert_int_equal(verify_keyring_new(NULL, dir, &fresh, &gerr), 0);
+        int gr = verify_detached(fresh, data, dlen, sig, slen, NULL, &gerr);
+        print_message("after the lapse, gpg: %d %s\n", gr, gerr.msg);
+        assert_int_equal(gr, -MKM_E_SIG_UNTRUSTED);
+        assert_non_null(strstr(gerr.msg, "is not trusted"));
+        err = (struct mkm_err){};
+        r = verify_detached(k, data, dlen, sig, slen, NULL, &err);
+        print_message("after the lapse, the learned keyring: %d %s\n", r, err.msg);
+        assert_int_equal(r, gr);
+        assert_string_equal(err.msg, gerr.msg);
+        expect_stats(k, 1, 1);
+}
+
 /* ---- weak keys ---- */
 
 static void expect_weak(const char *dir, const char *file, const char *key, const char *what, const char *why) {
@@ -1275,6 +1325,7 @@ int main(void) {
                 cmocka_unit_test(test_fast_path_expiry),
                 cmocka_unit_test(test_fast_path_binding_lapse),
                 cmocka_unit_test(test_fast_path_selfsig_lapse),
+                cmocka_unit_test(test_fast_path_cert_lapse),
                 cmocka_unit_test(test_weak_keys),
                 cmocka_unit_test(test_stale_homes),
                 cmocka_unit_test(test_clearsigned),
