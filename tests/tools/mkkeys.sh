@@ -32,8 +32,9 @@
 #
 #   tests/tools/mkkeys.sh --expiring-cert OUTDIR SECONDS
 # makes only OUTDIR/certs/ (pacman-style: M1 M2 M3 at level 4 and PG, whose three certifications
-# by them expire SECONDS from now) and OUTDIR/data.PG.sig (for the test that a key whose validity
-# lapses during a build stops being accepted: gpg's trustdb is due for a check then).
+# by them expire SECONDS from now), OUTDIR/masters/ (X1 X2 X3, whose keys expire SECONDS from now,
+# and PQ, certified by them for ever) and OUTDIR/data.PG.sig, data.PQ.sig (for the test that a key
+# whose validity lapses during a build stops being accepted: gpg's trustdb is due for a check then).
 set -euo pipefail
 expiring= certs=
 if [ "${1:-}" = --expiring ]; then expiring=${3:?usage: mkkeys.sh --expiring OUTDIR SECONDS}; shift; fi
@@ -66,13 +67,19 @@ if [ -n "$expiring" ]; then
 fi
 
 if [ -n "$certs" ]; then
-  for k in M1 M2 M3 PG; do gen "$k"; done
+  for k in M1 M2 M3 PG PQ; do gen "$k"; done
+  for k in X1 X2 X3; do gen "$k" "seconds=$certs"; done
   for m in M1 M2 M3; do g --default-cert-expire "seconds=$certs" -u "$(fpr "$m")" --quick-sign-key "$(fpr PG)" >/dev/null; done
+  for m in X1 X2 X3; do g -u "$(fpr "$m")" --quick-sign-key "$(fpr PQ)" >/dev/null; done
   printf 'payload for the signature tests\nline 2\n' >"$out/data"
   g -u "$(fpr PG)" --detach-sign -o "$out/data.PG.sig" "$out/data"
-  mkdir -p "$out/certs"
+  g -u "$(fpr PQ)" --detach-sign -o "$out/data.PQ.sig" "$out/data"
+  mkdir -p "$out/certs" "$out/masters"
   g --export "$(fpr M1)" "$(fpr M2)" "$(fpr M3)" "$(fpr PG)" >"$out/certs/test.gpg"
   for m in M1 M2 M3; do echo "$(fpr "$m"):4:"; done >"$out/certs/test-trusted"
+  # PQ's certifications never expire, its certifiers' keys do: only the trustdb knows.
+  g --export "$(fpr X1)" "$(fpr X2)" "$(fpr X3)" "$(fpr PQ)" >"$out/masters/test.gpg"
+  for m in X1 X2 X3; do echo "$(fpr "$m"):4:"; done >"$out/masters/test-trusted"
   gpgconf --homedir "$GNUPGHOME" --kill all >/dev/null 2>&1 || true
   rm -rf "$GNUPGHOME"
   exit 0
