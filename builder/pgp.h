@@ -17,7 +17,9 @@
  * not cover (armor, several signatures, other algorithms, a signature expiration time, critical
  * subpackets it does not know, any failure) to gpg, which then also words the error. So a
  * mistake here can only make a build slower, never accept what gpg would refuse, as long as
- * pgp_verify() accepts only mathematically valid signatures; its tests compare it with gpg.
+ * pgp_verify() accepts only mathematically valid signatures and pgp_keyblock_sig_expiry() reports
+ * no expiration later than the keyblock's (it may report an earlier one: that only costs a gpg
+ * run); their tests compare them with gpg.
  *
  * All input is untrusted: lengths are checked against the buffer before every read. */
 #pragma once
@@ -103,8 +105,8 @@ const char *pgp_key_weakness(const struct pgp_key *key, char *buf, size_t size);
  * expiration time subpacket (type 3, seconds after the signature's hashed creation time;
  * RFC 4880 5.2.3.10); an unhashed one is ignored, as gpg ignores it. Signatures are not checked
  * here (gpg judged the key), so this can only be earlier than gpg's view, never later.
- * *ret = 0 when no such signature expires after `after`; -ENOENT when fpr is not in data,
- * -EBADMSG for malformed packets. */
+ * *ret = 0 when no such signature expires after `after`; -ENOENT when fpr is not in data or is a
+ * subkey with no v4 primary key before it, -EBADMSG for malformed packets. */
 int pgp_keyblock_sig_expiry(const void *data, size_t len, const char *fpr, int64_t after, int64_t *ret);
 
 /* Streaming digest of the signed data with the signature's hash algorithm. */
