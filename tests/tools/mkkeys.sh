@@ -17,6 +17,8 @@
 # OUTDIR/keys.gpg     T, K, RS, RW (rsa1024), DW (dsa1024): every kind of key, for the parser tests
 # OUTDIR/weak-rsa/    keyring dir (every key an anchor) with RS and RW: refused (RW is weak)
 # OUTDIR/weak-dsa/    keyring dir with T and DW: refused (DW is weak)
+# OUTDIR/weak-sub/    SW (Ed25519) with an RSA-1024 signing subkey: refused
+# OUTDIR/weak-encr/   SE (Ed25519) with an RSA-1024 encryption subkey: loads
 # OUTDIR/weak-untrusted/  pacman-style: M1 M2 M3, PG (certified by all three) and RW, DW
 #                     (certified by none): loads, the weak keys are not trusted
 # OUTDIR/fpr.NAME     each key's primary fingerprint
@@ -104,6 +106,14 @@ for k in RS:rsa2048 RW:rsa1024 DW:dsa1024; do
   g --with-colons --list-keys "<${k%%:*}@example.invalid>" | awk -F: '/^fpr/ {print $10; exit}' >"$out/fpr.${k%%:*}"
 done
 
+# SW: an Ed25519 primary key with an RSA-1024 signing subkey; SE: with an RSA-1024 encryption
+# subkey (which signs nothing, so it does not count).
+gen SW
+g --quick-add-key "$(fpr SW)" rsa1024 sign never
+g --with-colons --list-keys "$(fpr SW)" | awk -F: '/^sub/ {s=1; next} s && /^fpr/ {print $10; exit}' >"$out/fpr.SWsub"
+gen SE
+g --quick-add-key "$(fpr SE)" rsa1024 encr never
+
 printf 'payload for the signature tests\nline 2\n' >"$out/data"
 sign() {  # sign NAME [options]: detached binary signature
   local n=$1; shift
@@ -142,7 +152,10 @@ g -u "$(fpr M1)" --quick-sign-key "$(fpr PW)" >/dev/null
 sed 's/^:-----BEGIN/-----BEGIN/' "$GNUPGHOME/openpgp-revocs.d/$(fpr R).rev" >"$out/R.rev"
 g --import "$out/R.rev" 2>/dev/null
 
-mkdir -p "$out/simple" "$out/pacman" "$out/fast" "$out/weak-rsa" "$out/weak-dsa" "$out/weak-untrusted"
+mkdir -p "$out/simple" "$out/pacman" "$out/fast" "$out/weak-rsa" "$out/weak-dsa" "$out/weak-untrusted" \
+  "$out/weak-sub" "$out/weak-encr"
+g --export "$(fpr SW)" >"$out/weak-sub/keys.gpg"
+g --export "$(fpr SE)" >"$out/weak-encr/keys.gpg"
 g --export "$(fpr T)" "$(fpr K)" "$(fpr RS)" >"$out/fast/keys.gpg"
 g --export "$(fpr T)" "$(fpr K)" "$(fpr RS)" "$(fpr RW)" "$(fpr DW)" >"$out/keys.gpg"
 g --export "$(fpr RS)" >"$out/weak-rsa/a.gpg"

@@ -660,12 +660,19 @@ static void forged_keyring(const char *name, struct forge_key *key, struct forge
 static void test_weak_keys(void **state) {
         (void)state;
         _cleanup_free_ char *rw = fpr("RW"), *dw = fpr("DW"), *pg = fpr("PG");
+        struct mkm_err err = {};
         /* Every key an anchor: a weak one refuses the keyring, naming the file it came from. */
         expect_weak("weak-rsa", "weak-rsa/b.asc", rw, "", "RSA with a 1024-bit modulus (at least 2048 bits are required)");
         expect_weak("weak-dsa", "weak-dsa/keys.gpg", dw, "", "DSA with a 1024-bit prime (at least 2048 bits are required)");
+        /* A weak subkey that signs counts; one that only encrypts does not. */
+        _cleanup_free_ char *sw = fpr("SW"), *swsub = fpr("SWsub"), *subwhat = NULL;
+        assert_true(asprintf(&subwhat, "signing subkey %s of ", swsub) > 0);
+        expect_weak("weak-sub", "weak-sub/keys.gpg", sw, subwhat, "RSA with a 1024-bit modulus (at least 2048 bits are required)");
+        _cleanup_free_ char *we = path_of("weak-encr");
+        _cleanup_(verify_keyring_freep) struct verify_keyring *enc = NULL;
+        assert_int_equal(verify_keyring_new(NULL, we, &enc, &err), 0);
 
         /* Listed as revoked, it is not trusted: the keyring loads and refuses its signatures. */
-        struct mkm_err err = {};
         _cleanup_free_ char *rev = path_of("weak-rsa/x-revoked"), *wr = path_of("weak-rsa");
         assert_int_equal(fs_write_file_at(AT_FDCWD, rev, rw, strlen(rw), 0644), 0);
         _cleanup_(verify_keyring_freep) struct verify_keyring *k = NULL;
