@@ -450,7 +450,7 @@ static int check_weak_keys(struct verify_keyring *k, const char *path, char **fp
                                 continue;
                         }
                         r = mkm_err_set(reterr, -EKEYREJECTED,
-                                        "keyring %s: %strusted key %s '%s' is too weak to be trusted: %s; refusing the "
+                                        "%s: %strusted key %s '%s' is too weak to be trusted: %s; refusing the "
                                         "keyring (remove the key from it or, in a keyring directory, list %s in a "
                                         "-revoked file)", file, what, primary, uid, why, primary);
                 }

@@ -615,7 +615,7 @@ static void expect_weak(const char *dir, const char *file, const char *key, cons
         _cleanup_free_ char *d = path_of(dir), *f = path_of(file), *want = NULL;
         struct mkm_err err = {};
         struct verify_keyring *k = NULL;
-        assert_true(asprintf(&want, "keyring %s: %strusted key %s ", f, what, key) > 0);
+        assert_true(asprintf(&want, "%s: %strusted key %s ", f, what, key) > 0);
         int r = verify_keyring_new(NULL, d, &k, &err);
         print_message("%s: %d %s\n", dir, r, err.msg);
         assert_int_equal(r, -EKEYREJECTED);
