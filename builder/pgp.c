@@ -5,10 +5,12 @@
 #include "pgp.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
 #include <openssl/param_build.h>
 #include <openssl/rsa.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,6 +19,8 @@
 #define TAG_SIGNATURE 2
 #define TAG_PUBLIC_KEY 6
 #define TAG_PUBLIC_SUBKEY 14
+#define TAG_USER_ID 13
+#define TAG_USER_ATTRIBUTE 17
 
 /* OID 1.3.6.1.4.1.11591.15.1, gpg's Ed25519 for EdDSA. */
 static const uint8_t oid_ed25519[] = { 0x2b, 0x06, 0x01, 0x04, 0x01, 0xda, 0x47, 0x0f, 0x01 };
@@ -137,32 +141,48 @@ static void hex_upper(const uint8_t *p, size_t n, char *out) {
         out[2 * n] = 0;
 }
 
+/* One subpacket of an area (RFC 4880 5.2.3.1): its type byte (critical bit included) and body. */
+static int rd_subpacket(struct reader *area, uint8_t *ret_type, const uint8_t **ret_body, size_t *ret_len) {
+        uint8_t o1, o2;
+        uint32_t len;
+        int q = rd_u8(area, &o1);
+        if (q < 0)
+                return q;
+        if (o1 < 192)
+                len = o1;
+        else if (o1 < 255) {
+                if ((q = rd_u8(area, &o2)) < 0)
+                        return q;
+                len = ((uint32_t)(o1 - 192) << 8) + o2 + 192;
+        } else if ((q = rd_be(area, 4, &len)) < 0)
+                return q;
+        if (len == 0)
+                return -EBADMSG;
+        const uint8_t *body;
+        if ((q = rd_skip(area, len, &body)) < 0)
+                return q;
+        *ret_type = body[0];
+        *ret_body = body + 1;
+        *ret_len = len - 1;
+        return 0;
+}
+
+static uint32_t be32(const uint8_t *p) {
+        return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
 /* Subpackets of one area (RFC 4880 5.2.3.1). */
 static int parse_subpackets(struct reader area, bool hashed, struct pgp_sig *s) {
         unsigned seen = 0;      /* which of 2, 16, 33 this area had */
         while (area.left > 0) {
-                uint8_t o1, o2;
-                uint32_t len;
-                int q = rd_u8(&area, &o1);
+                uint8_t tb;
+                const uint8_t *body;
+                size_t len;
+                int q = rd_subpacket(&area, &tb, &body, &len);
                 if (q < 0)
                         return q;
-                if (o1 < 192)
-                        len = o1;
-                else if (o1 < 255) {
-                        if ((q = rd_u8(&area, &o2)) < 0)
-                                return q;
-                        len = ((uint32_t)(o1 - 192) << 8) + o2 + 192;
-                } else if ((q = rd_be(&area, 4, &len)) < 0)
-                        return q;
-                if (len == 0)
-                        return -EBADMSG;
-                const uint8_t *body;
-                if ((q = rd_skip(&area, len, &body)) < 0)
-                        return q;
-                uint8_t type = body[0] & 0x7f;
-                bool critical = body[0] & 0x80;
-                body++;
-                len--;
+                uint8_t type = tb & 0x7f;
+                bool critical = tb & 0x80;
                 if (type == 2 || type == 16 || type == 33) {
                         unsigned bit = 1u << (type == 2 ? 0 : type == 16 ? 1 : 2);
                         if (seen & bit)
@@ -174,8 +194,7 @@ static int parse_subpackets(struct reader area, bool hashed, struct pgp_sig *s) 
                         if (len != 4)
                                 return -EBADMSG;
                         if (hashed && s->created < 0)
-                                s->created = (int64_t)((uint32_t)body[0] << 24 | (uint32_t)body[1] << 16 |
-                                                       (uint32_t)body[2] << 8 | body[3]);
+                                s->created = (int64_t)be32(body);
                         break;
                 case 3:         /* signature expiration time */
                         s->has_expiry = true;
@@ -340,26 +359,48 @@ static EVP_PKEY *rsa_key(const uint8_t *n, size_t nlen, const uint8_t *e, size_t
         return pkey;
 }
 
-/* The key material of a v4 key packet body (after version, time, algorithm). NULL when the
- * algorithm or curve is not one the fast path handles. */
-static int parse_key_material(struct reader *b, uint8_t algo, EVP_PKEY **ret) {
+/* The size in bits of an MPI's value (rd_mpi strips leading zero bytes). */
+static unsigned mpi_bits(const uint8_t *p, size_t n) {
+        if (n == 0)
+                return 0;
+        unsigned b = 0;
+        for (uint8_t top = p[0]; top; top >>= 1)
+                b++;
+        return (unsigned)((n - 1) * 8) + b;
+}
+
+/* The key material of a v4 key packet body (after version, time, algorithm): the strength
+ * fields of k for every algorithm that has them, and k->pkey (NULL when the algorithm, curve or
+ * size is not one the fast path handles). */
+static int parse_key_material(struct reader *b, struct pgp_key *k) {
         const uint8_t *m1, *m2;
         size_t n1, n2;
         int q;
-        *ret = NULL;
-        switch (algo) {
+        k->pkey = NULL;
+        switch (k->pk_algo) {
         case PGP_PK_RSA:
+        case PGP_PK_RSA_E:
+        case PGP_PK_RSA_S:
                 if ((q = rd_mpi(b, &m1, &n1)) < 0 || (q = rd_mpi(b, &m2, &n2)) < 0)
                         return q;
-                if (n1 * 8 < 2048 || n2 == 0)
+                k->bits = mpi_bits(m1, n1);
+                k->rsa_e = 0;
+                for (size_t i = 0; i < n2; i++)
+                        k->rsa_e = k->rsa_e > UINT64_MAX >> 8 ? UINT64_MAX : k->rsa_e << 8 | m2[i];
+                if (k->pk_algo != PGP_PK_RSA || k->bits < 2048 || n2 == 0)
                         return 0;       /* short keys stay with gpg and its policy */
-                *ret = rsa_key(m1, n1, m2, n2);
-                if (!*ret)
+                EVP_PKEY *pkey = rsa_key(m1, n1, m2, n2);
+                if (!pkey)
                         return -ENOMEM;
-                if (EVP_PKEY_get_bits(*ret) < 2048) {
-                        EVP_PKEY_free(*ret);    /* 2041..2047 bits: also gpg's */
-                        *ret = NULL;
-                }
+                k->pkey = pkey;
+                return 0;
+        case PGP_PK_ELGAMAL:
+        case PGP_PK_ELGAMAL_SE:
+        case PGP_PK_DSA:
+                /* The prime p comes first. */
+                if ((q = rd_mpi(b, &m1, &n1)) < 0)
+                        return q;
+                k->bits = mpi_bits(m1, n1);
                 return 0;
         case PGP_PK_EDDSA: {
                 uint8_t oidlen;
@@ -370,12 +411,28 @@ static int parse_key_material(struct reader *b, uint8_t algo, EVP_PKEY **ret) {
                         return 0;
                 if (n1 != 33 || m1[0] != 0x40)  /* native point encoding, 0x40 prefix */
                         return 0;
-                *ret = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, m1 + 1, 32);
-                return *ret ? 0 : -ENOMEM;
+                k->pkey = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, m1 + 1, 32);
+                return k->pkey ? 0 : -ENOMEM;
         }
         default:
                 return 0;
         }
+}
+
+/* The v4 fingerprint of a key packet body: SHA-1 over 0x99, the 2-byte body length and the body. */
+static int key_fpr(const uint8_t *body, size_t blen, char out[static PGP_FPR_HEX]) {
+        uint8_t head[3] = { 0x99, (uint8_t)(blen >> 8), (uint8_t)blen }, md[20];
+        unsigned mdlen = 0;
+        if (blen > 0xffff)
+                return -EBADMSG;
+        EVP_MD_CTX *mc = EVP_MD_CTX_new();
+        bool ok = mc && EVP_DigestInit_ex(mc, EVP_sha1(), NULL) && EVP_DigestUpdate(mc, head, 3) &&
+                  EVP_DigestUpdate(mc, body, blen) && EVP_DigestFinal_ex(mc, md, &mdlen) && mdlen == 20;
+        EVP_MD_CTX_free(mc);
+        if (!ok)
+                return -ENOMEM;
+        hex_upper(md, 20, out);
+        return 0;
 }
 
 int pgp_keys_parse(const void *data, size_t len, struct pgp_key **ret, size_t *ret_n) {
@@ -397,31 +454,21 @@ int pgp_keys_parse(const void *data, size_t len, struct pgp_key **ret, size_t *r
                         continue;       /* v3/v5/v6 keys: not for the fast path */
                 if (rd_be(&body, 4, &created) < 0 || rd_u8(&body, &algo) < 0)
                         continue;
-                EVP_PKEY *pkey = NULL;
-                if (parse_key_material(&body, algo, &pkey) < 0)
+                struct pgp_key k = { .pk_algo = algo, .created = (int64_t)created, .primary = tag == TAG_PUBLIC_KEY };
+                if (parse_key_material(&body, &k) < 0)
                         continue;       /* a malformed key is simply not usable here */
+                if (key_fpr(start, blen, k.fpr) < 0) {
+                        pgp_key_done(&k);
+                        continue;
+                }
                 struct pgp_key *nk = realloc(keys, (n + 1) * sizeof *nk);
                 if (!nk) {
-                        EVP_PKEY_free(pkey);
+                        pgp_key_done(&k);
                         q = -ENOMEM;
                         break;
                 }
                 keys = nk;
-                /* v4 fingerprint: SHA-1 over 0x99, the 2-byte body length and the body. */
-                uint8_t head[3] = { 0x99, (uint8_t)(blen >> 8), (uint8_t)blen }, md[20];
-                unsigned mdlen = 0;
-                EVP_MD_CTX *mc = EVP_MD_CTX_new();
-                bool ok = mc && blen <= 0xffff && EVP_DigestInit_ex(mc, EVP_sha1(), NULL) &&
-                          EVP_DigestUpdate(mc, head, 3) && EVP_DigestUpdate(mc, start, blen) &&
-                          EVP_DigestFinal_ex(mc, md, &mdlen) && mdlen == 20;
-                EVP_MD_CTX_free(mc);
-                if (!ok) {
-                        EVP_PKEY_free(pkey);
-                        continue;
-                }
-                keys[n] = (struct pgp_key){ .pk_algo = algo, .created = (int64_t)created, .pkey = pkey };
-                hex_upper(md, 20, keys[n].fpr);
-                n++;
+                keys[n++] = k;
         }
         if (q < 0) {
                 pgp_keys_free(keys, n);
@@ -429,6 +476,175 @@ int pgp_keys_parse(const void *data, size_t len, struct pgp_key **ret, size_t *r
         }
         *ret = keys;
         *ret_n = n;
+        return 0;
+}
+
+const char *pgp_key_weakness(const struct pgp_key *k, char *buf, size_t size) {
+        switch (k->pk_algo) {
+        case PGP_PK_RSA:
+        case PGP_PK_RSA_E:
+        case PGP_PK_RSA_S:
+                if (k->bits < PGP_MIN_BITS)
+                        (void)snprintf(buf, size, "RSA with a %u-bit modulus (at least %u bits are required)", k->bits,
+                                       PGP_MIN_BITS);
+                else if (k->rsa_e < PGP_MIN_RSA_E)
+                        (void)snprintf(buf, size, "RSA with public exponent %" PRIu64 " (at least %u is required)",
+                                       k->rsa_e, PGP_MIN_RSA_E);
+                else
+                        return NULL;
+                return buf;
+        case PGP_PK_DSA:
+        case PGP_PK_ELGAMAL:
+        case PGP_PK_ELGAMAL_SE:
+                if (k->bits >= PGP_MIN_BITS)
+                        return NULL;
+                (void)snprintf(buf, size, "%s with a %u-bit prime (at least %u bits are required)",
+                               k->pk_algo == PGP_PK_DSA ? "DSA" : "ElGamal", k->bits, PGP_MIN_BITS);
+                return buf;
+        default:
+                return NULL;    /* elliptic curves: every curve gpg supports has at least 255 bits */
+        }
+}
+
+/* ---- signature expiration in a keyblock ---- */
+
+/* The creation time and signature expiration (creation + the hashed subpacket 3; 0 when none) of
+ * the v4 signature packet body sig, and its embedded signature (subpacket 32, in either area),
+ * if any. v3 signatures carry no expiration here (gpg does not use them for self-signatures). */
+static int sig_times(struct reader sig, uint8_t *ret_type, int64_t *ret_expires, struct reader *ret_embedded) {
+        uint8_t version, type, pk, hash;
+        uint32_t hlen, ulen;
+        int q;
+        *ret_expires = 0;
+        *ret_embedded = (struct reader){};
+        if ((q = rd_u8(&sig, &version)) < 0)
+                return q;
+        if (version != 4)
+                return -ENOTSUP;
+        if ((q = rd_u8(&sig, &type)) < 0 || (q = rd_u8(&sig, &pk)) < 0 || (q = rd_u8(&sig, &hash)) < 0)
+                return q;
+        *ret_type = type;
+        int64_t created = -1, secs = 0;
+        for (int hashed = 1; hashed >= 0; hashed--) {
+                struct reader area;
+                if ((q = rd_be(&sig, 2, hashed ? &hlen : &ulen)) < 0 ||
+                    (q = rd_skip(&sig, hashed ? hlen : ulen, &area.p)) < 0)
+                        return q;
+                area.left = hashed ? hlen : ulen;
+                while (area.left > 0) {
+                        uint8_t tb;
+                        const uint8_t *body;
+                        size_t len;
+                        if ((q = rd_subpacket(&area, &tb, &body, &len)) < 0)
+                                return q;
+                        switch (tb & 0x7f) {
+                        case 2:
+                                if (len != 4)
+                                        return -EBADMSG;
+                                if (hashed && created < 0)
+                                        created = (int64_t)be32(body);
+                                break;
+                        case 3:         /* seconds after the creation; only the signed value counts */
+                                if (len != 4)
+                                        return -EBADMSG;
+                                if (hashed && secs == 0)
+                                        secs = (int64_t)be32(body);
+                                break;
+                        case 32:        /* embedded signature (a subkey's primary key binding) */
+                                if (!ret_embedded->p)
+                                        *ret_embedded = (struct reader){ .p = body, .left = len };
+                                break;
+                        default:
+                                break;
+                        }
+                }
+        }
+        if (created >= 0 && secs > 0)
+                *ret_expires = created + secs;
+        return 0;
+}
+
+/* Keep the earliest of *best and t among the times after `after`. */
+static void keep_earliest(int64_t *best, int64_t t, int64_t after) {
+        if (t > after && (*best == 0 || t < *best))
+                *best = t;
+}
+
+/* The fingerprint of a key packet body, "" for one that is not v4. */
+static void packet_fpr(struct reader body, char out[static PGP_FPR_HEX]) {
+        if (body.left == 0 || body.p[0] != 4 || key_fpr(body.p, body.left, out) < 0)
+                out[0] = 0;
+}
+
+int pgp_keyblock_sig_expiry(const void *data, size_t len, const char *fpr, int64_t after, int64_t *ret) {
+        char primary[PGP_FPR_HEX] = "", sub[PGP_FPR_HEX] = "", owner[PGP_FPR_HEX] = "";
+        uint8_t tag, type;
+        struct reader body;
+        int q;
+        /* First the primary key whose block holds fpr (its certifications come before its subkeys). */
+        for (struct reader r = { .p = data, .left = len }; r.left > 0 && !owner[0];) {
+                if ((q = rd_packet(&r, &tag, &body)) < 0)
+                        return q;
+                if (tag != TAG_PUBLIC_KEY && tag != TAG_PUBLIC_SUBKEY)
+                        continue;
+                char f[PGP_FPR_HEX];
+                packet_fpr(body, f);
+                if (tag == TAG_PUBLIC_KEY)
+                        memcpy(primary, f, sizeof primary);
+                if (f[0] && primary[0] && strcmp(f, fpr) == 0)
+                        memcpy(owner, primary, sizeof owner);
+        }
+        if (!owner[0])
+                return -ENOENT;
+
+        enum { IN_NONE, IN_PRIMARY, IN_UID, IN_SUBKEY } where = IN_NONE;
+        int64_t best = 0;
+        for (struct reader r = { .p = data, .left = len }; r.left > 0;) {
+                if ((q = rd_packet(&r, &tag, &body)) < 0)
+                        return q;
+                switch (tag) {
+                case TAG_PUBLIC_KEY:
+                        packet_fpr(body, primary);
+                        sub[0] = 0;
+                        where = IN_PRIMARY;
+                        break;
+                case TAG_PUBLIC_SUBKEY:
+                        packet_fpr(body, sub);
+                        where = IN_SUBKEY;
+                        break;
+                case TAG_USER_ID:
+                case TAG_USER_ATTRIBUTE:
+                        if (where != IN_NONE)
+                                where = IN_UID;
+                        break;
+                case TAG_SIGNATURE: {
+                        int64_t expires, eexp;
+                        struct reader emb, eemb;
+                        uint8_t etype;
+                        if (where == IN_NONE || strcmp(primary, owner) != 0)
+                                break;
+                        q = sig_times(body, &type, &expires, &emb);
+                        if (q == -ENOTSUP)
+                                break;
+                        if (q < 0)
+                                return q;
+                        /* The primary key's: its direct-key signatures and every certification of
+                         * its user IDs (self-signatures, and others' that may make it valid). */
+                        if ((where == IN_PRIMARY && type == 0x1f) || (where == IN_UID && type >= 0x10 && type <= 0x13))
+                                keep_earliest(&best, expires, after);
+                        /* The subkey's: its binding signatures and their embedded back-signatures. */
+                        else if (where == IN_SUBKEY && type == 0x18 && strcmp(sub, fpr) == 0) {
+                                keep_earliest(&best, expires, after);
+                                if (emb.p && sig_times(emb, &etype, &eexp, &eemb) == 0 && etype == 0x19)
+                                        keep_earliest(&best, eexp, after);
+                        }
+                        break;
+                }
+                default:
+                        break;
+                }
+        }
+        *ret = best;
         return 0;
 }
 

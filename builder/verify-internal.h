@@ -9,6 +9,7 @@
 #include <sys/types.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "util/cleanup.h"
 
@@ -52,4 +53,7 @@ static inline void upcase(char *s) {
  * it (verify_keyring_free). verify_fast_new() returns NULL when out of memory; verify_fast_free()
  * accepts NULL and returns NULL. */
 struct fast *verify_fast_new(void);
+/* When gpg checks k's trustdb next (the "tru:" record's field 5: "next trustdb check due at"),
+ * 0 for never. Runs gpg, reads only; thread-safe. -ENODATA when gpg lists no trustdb record. */
+int verify_trustdb_nextcheck(struct verify_keyring *k, const char *fpr, int64_t *ret);
 struct fast *verify_fast_free(struct fast *f);

@@ -18,6 +18,7 @@
 
 #include <ctype.h>
 #include <dirent.h>
+#include <stdint.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <gpgme.h>
@@ -35,6 +36,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "pgp.h"
 #include "util/cleanup.h"
 #include "util/err.h"
 #include "util/fs.h"
@@ -99,6 +101,67 @@ static int run_tool(struct verify_keyring *k, const char *what, char *const argv
         return mkm_err_set(reterr, -EIO, "%s %s failed (%s %d)%s", argv[0], what,
                            WIFEXITED(status) ? "exit status" : "signal",
                            WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status), tail);
+}
+
+/* gpg --with-colons --list-keys FPR in k's home, for its "tru:" record (gpg's DETAILS: field 5
+ * is when the trustdb must be checked again, 0 or empty for never). --no-auto-check-trustdb: this
+ * only reads; gpg's own verification brings a stale trustdb up to date (check_trustdb_stale). The
+ * output is capped; the tru record comes first. Thread-safe (clones call it). */
+int verify_trustdb_nextcheck(struct verify_keyring *k, const char *fpr, int64_t *ret) {
+        static char *const envp[] = { "LC_ALL=C", "PATH=/usr/local/bin:/usr/bin:/bin", NULL };
+        char *argv[] = { k->gpg, "--homedir", k->home, "--batch", "--no-tty", "--quiet", "--no-auto-check-trustdb",
+                         "--with-colons", "--list-keys", "--", (char *)fpr, NULL };
+        int p[2];
+        if (pipe2(p, O_CLOEXEC) < 0)
+                return negative_errno();
+        _cleanup_close_ int rfd = p[0], wfd = p[1];
+        _cleanup_close_ int nullfd = open("/dev/null", O_RDWR | O_CLOEXEC);
+        if (nullfd < 0)
+                return negative_errno();
+        pid_t parent = getpid();
+        pid_t pid = fork();
+        if (pid < 0)
+                return negative_errno();
+        if (pid == 0) {
+                if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0 || getppid() != parent)
+                        _exit(127);
+                if (dup2(nullfd, 0) < 0 || dup2(wfd, 1) < 0 || dup2(nullfd, 2) < 0)
+                        _exit(127);
+                execve(argv[0], argv, envp);
+                _exit(127);
+        }
+        (void)close(TAKE_FD(wfd));
+        _cleanup_free_ char *out = NULL;
+        size_t len = 0;
+        int r = fs_read_fd(rfd, 64 * 1024, &out, &len);
+        (void)close(TAKE_FD(rfd));      /* a longer listing ends with SIGPIPE: the tru record came first */
+        int status;
+        while (waitpid(pid, &status, 0) < 0)
+                if (errno != EINTR)
+                        return negative_errno();
+        if (r < 0 && r != -EFBIG)
+                return r;
+        /* tru:<staleness>:<model>:<created>:<nextcheck>:... */
+        for (char *line = out; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+                if (strncmp(line, "tru:", 4) != 0)
+                        continue;
+                const char *f = line;
+                for (int i = 0; i < 4 && f; i++)
+                        f = strchr(f, ':') ? strchr(f, ':') + 1 : NULL;
+                if (!f)
+                        return -EBADMSG;
+                int64_t v = 0;
+                for (; *f >= '0' && *f <= '9'; f++) {
+                        if (v > (INT64_MAX - 9) / 10)
+                                return -EBADMSG;
+                        v = v * 10 + (*f - '0');
+                }
+                if (*f != ':' && *f != '\n' && *f != 0)
+                        return -EBADMSG;
+                *ret = v;
+                return 0;
+        }
+        return -ENODATA;        /* no trustdb (cannot happen: prepare_home checks it) */
 }
 
 static int run_gpg(struct verify_keyring *k, struct mkm_err *reterr, const char *a1, const char *a2,
@@ -286,8 +349,11 @@ static bool has_suffix(const char *s, const char *suffix) {
         return a > b && strcmp(s + a - b, suffix) == 0;
 }
 
-/* Import one keyring file, already read into memory (the same bytes the cache key covers). */
-static int import_buf(struct verify_keyring *k, const char *path, const char *buf, size_t len, struct mkm_err *reterr) {
+/* Import one keyring file, already read into memory (the same bytes the cache key covers). The
+ * primary fingerprints it holds that no earlier file held are appended to *fprs, and its path, once
+ * for each, to *from (to name the file a key came from). */
+static int import_buf(struct verify_keyring *k, const char *path, const char *buf, size_t len, char ***fprs,
+                      char ***from, struct mkm_err *reterr) {
         _cleanup_(gpgme_data_releasep) gpgme_data_t d = NULL;
         gpgme_error_t e = gpgme_data_new_from_mem(&d, buf, len, 0);
         if (e)
@@ -300,7 +366,98 @@ static int import_buf(struct verify_keyring *k, const char *path, const char *bu
                 return mkm_err_set(reterr, -MKM_E_PARSE, "%s: no OpenPGP public keys found in the keyring file", path);
         mkm_debug(k->ctx, "keyring %s: %d keys considered, %d imported, %d unchanged, %d not imported",
                   path, res->considered, res->imported, res->unchanged, res->not_imported);
+        for (gpgme_import_status_t st = res->imports; st; st = st->next) {
+                if (!st->fpr || st->result || strv_contains(*fprs, st->fpr))
+                        continue;
+                if (strv_push(fprs, st->fpr) < 0 || strv_push(from, path) < 0)
+                        return -ENOMEM;
+        }
         return 0;
+}
+
+/* The highest validity gpg computed for key (its user IDs'): what a signature by it gets. */
+static gpgme_validity_t key_validity(gpgme_key_t key) {
+        gpgme_validity_t v = GPGME_VALIDITY_UNKNOWN;
+        for (gpgme_user_id_t u = key->uids; u; u = u->next)
+                if (!u->revoked && !u->invalid && u->validity > v)
+                        v = u->validity;
+        return v;
+}
+
+/* Refuse a keyring that trusts a weak key (pgp_key_weakness): a primary key, or a subkey that
+ * may sign, that is neither revoked nor expired, of a key whose signatures gpg would accept (full
+ * or ultimate validity after the trust setup, not on the -revoked list). fprs and from say which
+ * file each primary key came from. A weak key that is not trusted (real keyrings keep retired
+ * packagers' DSA-1024 keys: Arch's, with no or marginal validity) is left alone with a debug
+ * line: gpg refuses its signatures as untrusted anyway. */
+static int check_weak_keys(struct verify_keyring *k, const char *path, char **fprs, char **from, struct mkm_err *reterr) {
+        _cleanup_(gpgme_data_releasep) gpgme_data_t out = NULL;
+        gpgme_error_t e = gpgme_data_new(&out);
+        if (!e)
+                e = gpgme_op_export(k->gctx, NULL, 0, out);
+        if (e)
+                return mkm_err_set(reterr, gpg_to_errno(e), "cannot export keyring %s to check its keys: %s", path,
+                                   gpgme_strerror(e));
+        size_t len = 0;
+        char *buf = gpgme_data_release_and_get_mem(TAKE_PTR(out), &len);
+        if (!buf && len > 0)
+                return -ENOMEM;
+        struct pgp_key *keys = NULL;
+        size_t n = 0;
+        int r = pgp_keys_parse(buf ? buf : "", len, &keys, &n);
+        gpgme_free(buf);
+        if (r < 0)
+                return mkm_err_set(reterr, r, "cannot read keyring %s back from gpg: %s", path, mkm_strerror(r));
+
+        e = gpgme_op_keylist_start(k->gctx, NULL, 0);
+        if (e)
+                r = mkm_err_set(reterr, gpg_to_errno(e), "cannot list keys: %s", gpgme_strerror(e));
+        while (r >= 0) {
+                _cleanup_(gpgme_key_unrefp) gpgme_key_t key = NULL;
+                e = gpgme_op_keylist_next(k->gctx, &key);
+                if (gpgme_err_code(e) == GPG_ERR_EOF)
+                        break;
+                if (e) {
+                        r = mkm_err_set(reterr, gpg_to_errno(e), "cannot list keys: %s", gpgme_strerror(e));
+                        break;
+                }
+                if (!key->subkeys || !key->subkeys->fpr)
+                        continue;
+                const char *primary = key->subkeys->fpr;
+                bool trusted = !key->revoked && !key->expired && !key->disabled && !key->invalid &&
+                               key_validity(key) >= GPGME_VALIDITY_FULL && !strv_contains(k->revoked, primary);
+                for (gpgme_subkey_t sk = key->subkeys; sk && r >= 0; sk = sk->next) {
+                        if (!sk->fpr || (sk != key->subkeys && (!sk->can_sign || sk->revoked || sk->expired || sk->invalid)))
+                                continue;
+                        const struct pgp_key *pk = NULL;
+                        for (size_t i = 0; i < n && !pk; i++)
+                                if (strcasecmp(keys[i].fpr, sk->fpr) == 0)
+                                        pk = &keys[i];
+                        char why[160];
+                        if (!pk || !pgp_key_weakness(pk, why, sizeof why))
+                                continue;
+                        const char *file = path;
+                        for (size_t i = 0; fprs && fprs[i]; i++)
+                                if (strcasecmp(fprs[i], primary) == 0)
+                                        file = from[i];
+                        const char *uid = key->uids && key->uids->uid ? key->uids->uid : "";
+                        char what[VERIFY_FPR_MAX + 32] = "";
+                        if (sk != key->subkeys)
+                                (void)snprintf(what, sizeof what, "signing subkey %s of ", sk->fpr);
+                        if (!trusted) {
+                                mkm_debug(k->ctx, "keyring %s: %skey %s '%s' is weak (%s), but not trusted; gpg refuses "
+                                          "its signatures", file, what, primary, uid, why);
+                                continue;
+                        }
+                        r = mkm_err_set(reterr, -EKEYREJECTED,
+                                        "%s: %strusted key %s '%s' is too weak to be trusted: %s; refusing the "
+                                        "keyring (remove the key from it or, in a keyring directory, list %s in a "
+                                        "-revoked file)", file, what, primary, uid, why, primary);
+                }
+        }
+        (void)gpgme_op_keylist_end(k->gctx);
+        pgp_keys_free(keys, n);
+        return r;
 }
 
 /* Parse a pacman-style -trusted ("FPR:LEVEL:") or -revoked ("FPR") file's text (modified in place).
@@ -662,7 +819,7 @@ static int collect_inputs(const char *path, struct inputs *in, struct mkm_err *r
  * trusted local directory, like the package cache; the digest file guards against an entry that
  * a crash or a disk left half-written or that was altered since: it is then rebuilt. The
  * throwaway key's secret part is never stored (scrub_home removes it before the entry is made). */
-#define CACHE_FORMAT "mkmachine gnupg cache 1"
+#define CACHE_FORMAT "mkmachine gnupg cache 2"    /* 2: weak keys refused (check_weak_keys) */
 #define CACHE_FILE_MAX ((size_t)256 * 1024 * 1024)
 #define CACHE_DIGEST_MAX ((size_t)4096)
 #define GNUPG_STALE_SECONDS (24 * 3600)   /* a crashed build's .tmp.* entry goes after a day */
@@ -926,10 +1083,11 @@ static int prepare_home(struct verify_keyring *k, const char *path, const struct
         if (r < 0)
                 return r;
         bool pacman_style = inputs_have(in, INPUT_TRUSTED);
+        _cleanup_strv_free_ char **fprs = NULL, **from = NULL;
         for (size_t i = 0; i < in->n; i++) {
                 if (in->v[i].kind != INPUT_KEYS)
                         continue;
-                r = import_buf(k, in->v[i].path, in->v[i].data, in->v[i].len, reterr);
+                r = import_buf(k, in->v[i].path, in->v[i].data, in->v[i].len, &fprs, &from, reterr);
                 if (r < 0)
                         return r;
         }
@@ -956,7 +1114,12 @@ static int prepare_home(struct verify_keyring *k, const char *path, const struct
                 return r;
         /* Compute validity now, once, rather than inside the first verification; after the scrub,
          * so that it is computed exactly as it will be for a home copied from the cache. */
-        return run_gpg(k, reterr, "--check-trustdb", NULL, NULL, NULL, NULL);
+        r = run_gpg(k, reterr, "--check-trustdb", NULL, NULL, NULL, NULL);
+        if (r < 0)
+                return r;
+        /* Before any signature is checked, and before the home can enter the cache (so a home
+         * from the cache passed this check: the cache key covers every input byte). */
+        return check_weak_keys(k, path, fprs, from, reterr);
 }
 
 int verify_keyring_new(struct mkm_ctx *ctx, const char *path, struct verify_keyring **ret, struct mkm_err *reterr) {

@@ -33,12 +33,17 @@ struct fast_key {
         struct pgp_key key;             /* the signing (sub)key; key.fpr names it */
         char primary[VERIFY_FPR_MAX];
         char uid[256];
-        int64_t learned;                /* when gpg last accepted a signature by it */
+        int64_t learned;                /* when gpg last judged it (the time before its verdict) */
         int64_t expires;                /* the earliest expiry of the key and its primary; 0 = never */
+        int64_t until;                  /* used no longer than this; 0 = only FAST_TTL_SECONDS (below) */
 };
 
-/* gpg's verdict on a key also depends on the time (expiry; certifications that expire): a
- * learnt key is used only until it expires and for a few minutes after gpg last judged it. */
+/* gpg's verdict on a key depends on the time: a key, a signature on it (its binding, its
+ * self-certification, a certification that makes it valid) or the trustdb's cached validity can
+ * lapse. A learned key is used in-process only while none of these has lapsed since gpg judged
+ * it: until the earliest of the key's expiry, the earliest signature expiration in its keyblock
+ * (pgp_keyblock_sig_expiry) and the trustdb's next check (gpg recomputes validity then); and in
+ * any case for at most FAST_TTL_SECONDS after gpg last judged it, for what no field says. */
 #define FAST_TTL_SECONDS 300
 
 struct fast {
@@ -46,7 +51,20 @@ struct fast {
         struct fast_key *keys;
         size_t n;
         unsigned native, gpg;           /* signatures accepted each way, for tests and logs */
+        int64_t nextcheck;              /* the trustdb's next check as last read; 0 = never */
+        bool have_nextcheck;
 };
+
+/* The earliest of two times, where 0 means never. */
+static int64_t earliest(int64_t a, int64_t b) {
+        return a <= 0 ? b : b <= 0 ? a : a < b ? a : b;
+}
+
+/* Whether fk may still be used at now. */
+static bool fast_usable(const struct fast_key *fk, int64_t now) {
+        return !(fk->until > 0 && now >= fk->until) && !(fk->expires > 0 && now >= fk->expires) && now >= fk->learned &&
+               now - fk->learned < FAST_TTL_SECONDS;
+}
 
 struct fast *verify_fast_new(void) {
         struct fast *f = calloc(1, sizeof *f);
@@ -296,9 +314,7 @@ static const struct fast_key *fast_find(const struct fast *f, const struct pgp_s
                 if (!(sig->issuer_fpr[0] ? strcmp(fpr, sig->issuer_fpr) == 0
                                          : strcmp(fpr + strlen(fpr) - 16, sig->issuer_keyid) == 0))
                         continue;
-                if ((fk->expires > 0 && now >= fk->expires) || now - fk->learned >= FAST_TTL_SECONDS || now < fk->learned)
-                        return NULL;    /* ask gpg again */
-                return fk;
+                return fast_usable(fk, now) ? fk : NULL;        /* else: ask gpg again */
         }
         return NULL;
 }
@@ -366,32 +382,57 @@ static int fast_verify(struct verify_keyring *k, const void *data, size_t len, i
         return 0;
 }
 
-/* gpg accepted sig, made by res->signing_key: remember that key's material for the fast path.
- * Failing to is harmless (the next signature goes to gpg again). */
-static void fast_learn(struct verify_keyring *k, const void *sigbuf, size_t siglen, const struct verify_result *res) {
+/* The trustdb's next check as of judged: the value read last while it lies ahead, else read
+ * again (gpg's verification at judged brought a stale trustdb up to date). */
+static int fast_nextcheck(struct verify_keyring *k, const char *fpr, int64_t judged, int64_t *ret) {
+        struct fast *f = k->fast;
+        pthread_mutex_lock(&f->lock);
+        bool cached = f->have_nextcheck && (f->nextcheck == 0 || judged < f->nextcheck);
+        *ret = f->nextcheck;
+        pthread_mutex_unlock(&f->lock);
+        if (cached)
+                return 0;
+        int64_t nc;
+        int r = verify_trustdb_nextcheck(k, fpr, &nc);
+        if (r < 0)
+                return r;
+        pthread_mutex_lock(&f->lock);
+        f->nextcheck = nc;
+        f->have_nextcheck = true;
+        pthread_mutex_unlock(&f->lock);
+        *ret = nc;
+        return 0;
+}
+
+/* gpg accepted sig, made by res->signing_key, judging it at `judged` (the time before its
+ * verdict): remember that key's material for the fast path, usable until the first of the times
+ * that could change gpg's verdict (see FAST_TTL_SECONDS). Failing to is harmless (the next
+ * signature goes to gpg again). */
+static void fast_learn(struct verify_keyring *k, const void *sigbuf, size_t siglen, const struct verify_result *res,
+                       int64_t judged) {
         struct fast *f = k->fast;
         if (!f)
                 return;
-        int64_t now = (int64_t)time(NULL);
-        bool known = false;
+        bool known = false, fresh = false;
         pthread_mutex_lock(&f->lock);
         f->gpg++;
         for (size_t i = 0; i < f->n && !known; i++)
                 if (strcmp(f->keys[i].key.fpr, res->signing_key) == 0) {
-                        /* gpg judged it again: good for another while. */
-                        f->keys[i].learned = now;
-                        f->keys[i].expires = res->key_expires;
                         known = true;
+                        fresh = fast_usable(&f->keys[i], judged);
                 }
         pthread_mutex_unlock(&f->lock);
-        struct pgp_sig sig;
-        if (known || strlen(res->signing_key) != 40 || (res->key_expires > 0 && now >= res->key_expires) ||
-            pgp_sig_parse(sigbuf, siglen, &sig) < 0)
+        if (fresh || strlen(res->signing_key) != 40 || (res->key_expires > 0 && judged >= res->key_expires))
                 return;
-        bool eligible = fast_eligible(&sig);
-        pgp_sig_done(&sig);
-        if (!eligible)
-                return;
+        if (!known) {
+                struct pgp_sig sig;
+                if (pgp_sig_parse(sigbuf, siglen, &sig) < 0)
+                        return;
+                bool eligible = fast_eligible(&sig);
+                pgp_sig_done(&sig);
+                if (!eligible)
+                        return;
+        }
         _cleanup_(gpgme_data_releasep) gpgme_data_t out = NULL;
         if (gpgme_data_new(&out) || gpgme_op_export(k->gctx, res->signing_key, 0, out))
                 return;
@@ -402,22 +443,43 @@ static void fast_learn(struct verify_keyring *k, const void *sigbuf, size_t sigl
                 return;
         struct pgp_key *keys = NULL;
         size_t n = 0;
-        int r = pgp_keys_parse(buf, len, &keys, &n);
+        int64_t sig_until = 0, nextcheck = 0;
+        int r = pgp_keyblock_sig_expiry(buf, len, res->signing_key, judged, &sig_until);
+        if (r >= 0)
+                r = pgp_keys_parse(buf, len, &keys, &n);
         gpgme_free(buf);
         if (r < 0)
                 return;
+        if (fast_nextcheck(k, res->signing_key, judged, &nextcheck) < 0) {
+                pgp_keys_free(keys, n);
+                return;
+        }
+        int64_t until = earliest(earliest(res->key_expires, sig_until), nextcheck);
+        if (until > 0 && judged >= until) {
+                pgp_keys_free(keys, n);
+                return;         /* stale trustdb: gpg alone, until it has brought it up to date */
+        }
         pthread_mutex_lock(&f->lock);
         for (size_t i = 0; i < n; i++) {
                 if (!keys[i].pkey || strcmp(keys[i].fpr, res->signing_key) != 0)
                         continue;
-                bool again = false;     /* another thread may have learnt it meanwhile */
-                for (size_t j = 0; j < f->n && !again; j++)
-                        again = strcmp(f->keys[j].key.fpr, res->signing_key) == 0;
-                struct fast_key *nk = again ? NULL : mkm_reallocarray(f->keys, f->n + 1, sizeof *nk);
+                struct fast_key *have = NULL;   /* known, or another thread learnt it meanwhile */
+                for (size_t j = 0; j < f->n && !have; j++)
+                        if (strcmp(f->keys[j].key.fpr, res->signing_key) == 0)
+                                have = &f->keys[j];
+                if (have) {
+                        /* gpg judged it again: good for another while. The material stays (the
+                         * fast path may be reading it). */
+                        have->learned = judged;
+                        have->expires = res->key_expires;
+                        have->until = until;
+                        break;
+                }
+                struct fast_key *nk = mkm_reallocarray(f->keys, f->n + 1, sizeof *nk);
                 if (!nk)
                         break;
                 f->keys = nk;
-                nk[f->n] = (struct fast_key){ .key = keys[i], .learned = now, .expires = res->key_expires };
+                nk[f->n] = (struct fast_key){ .key = keys[i], .learned = judged, .expires = res->key_expires, .until = until };
                 keys[i].pkey = NULL;    /* moved */
                 (void)snprintf(nk[f->n].primary, sizeof nk[f->n].primary, "%s", res->fingerprint);
                 (void)snprintf(nk[f->n].uid, sizeof nk[f->n].uid, "%s", res->uid);
@@ -455,10 +517,11 @@ static int check_sig_size(size_t siglen, struct mkm_err *reterr) {
 static int detached_by_gpg(struct verify_keyring *k, gpgme_data_t s, gpgme_data_t d, const void *sig, size_t siglen,
                            struct verify_result *ret, struct mkm_err *reterr) {
         struct verify_result res;
+        int64_t judged = (int64_t)time(NULL);
         int r = verify_run(k, s, d, NULL, "detached signature", &res, reterr);
         if (r < 0)
                 return r;
-        fast_learn(k, sig, siglen, &res);
+        fast_learn(k, sig, siglen, &res, judged);
         if (ret)
                 *ret = res;
         return 0;

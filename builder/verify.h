@@ -41,9 +41,21 @@
  * Speed. gpg costs a process per signature. Once gpg has accepted a detached signature made by a
  * key (all the rules above applied), further detached signatures by that same key are checked
  * in-process (pgp.h) when they are the common kind: one binary v4 signature over binary data,
- * SHA-2, RSA >= 2048 bits or Ed25519, no expiration time, no unknown critical subpacket. Anything
- * else, and any signature that does not check out that way, goes to gpg, which also words every
- * error; the decisions above are the same either way.
+ * SHA-2, RSA >= 2048 bits or Ed25519, no expiration time, no unknown critical subpacket; and
+ * only while nothing gpg's verdict on that key depends on has lapsed since gpg judged it: the
+ * key's (and its primary key's) expiry, a signature expiration on its binding signature, its
+ * back-signature, a direct-key signature or a user ID certification of its primary key
+ * (pgp_keyblock_sig_expiry), the trustdb's next check (when gpg recomputes validity), and at
+ * most 300 s after gpg's verdict. Anything else, and any signature that does not check out that
+ * way, goes to gpg, which also words every error; the decisions above are the same either way.
+ *
+ * Weak keys. A keyring that would trust a weak key (pgp_key_weakness: RSA under 2048 bits or
+ * with e < 65537, DSA or ElGamal under 2048 bits; a primary key or a subkey that may sign, of a
+ * key with full or ultimate validity after the trust setup that is neither revoked, expired nor
+ * listed in -revoked) fails to load with -EKEYREJECTED, naming the key, the file it came from and
+ * why, before any signature is checked. Weak keys it does not trust are left alone (gpg refuses
+ * their signatures as untrusted): Arch's keyring holds old DSA-1024 packager keys that are not
+ * valid.
  *
  * Signatures are checked on the raw bytes, before any parser sees them. The functions here take
  * raw bytes or fds; parsing is the caller's business, and only after 0 was returned.
@@ -74,6 +86,7 @@ struct verify_result {
 
 /* Build a private GNUPGHOME from path: a directory (see above) or a single .gpg/.asc file.
  * Fails with -MKM_E_PARSE for a file holding no key or a malformed -trusted/-revoked line,
+ * -EKEYREJECTED when the keyring would trust a weak key (see "Weak keys" above),
  * -ENOENT when a directory holds no *.gpg or *.asc file, or the errno of the failed step. The keyring
  * borrows ctx (for debug events), which must outlive it. Caller owns *ret. */
 int verify_keyring_new(struct mkm_ctx *ctx, const char *path, struct verify_keyring **ret,

@@ -9,7 +9,11 @@
  * added to the data or any byte of its hashed area is flipped (the signature binds both).
  *
  * Seeds (tests/fuzz/corpus/pgp/) are real gpg output from tests/tools/mkkeys.sh: Ed25519 and RSA
- * keys, a signing subkey, SHA-256 and SHA-512, an expiring signature.
+ * keys, a signing subkey, SHA-256 and SHA-512, an expiring signature; and ed25519-sig-expirations,
+ * made with tests/unit/pgp-forge.c: signature expirations on a self-signature, a subkey binding
+ * and another key's certification (pgp_keyblock_sig_expiry's path; gpg never makes the first two).
+ * Every key also goes through pgp_keyblock_sig_expiry (each expiration later than the one
+ * before) and pgp_key_weakness.
  * Build: make fuzz; run:
  *   build/fuzz/fuzz-pgp -max_total_time=60 build/fuzz/corpus/pgp tests/fuzz/corpus/pgp */
 #include <errno.h>
@@ -90,6 +94,25 @@ static void check_binding(const struct pgp_key *key, const struct pgp_sig *sig, 
         free(copy);
 }
 
+/* The signature expirations key relies on: found (pgp_keys_parse found the key in the same
+ * packets; a subkey may have no primary key before it) or a malformed signature; each later than
+ * the one before, until none is left. */
+static void check_expiry(const uint8_t *kr, size_t klen, const struct pgp_key *key) {
+        const char *fpr = key->fpr;
+        int64_t after = 0;
+        for (int i = 0; i < 64; i++) {
+                int64_t t = -1;
+                int r = pgp_keyblock_sig_expiry(kr, klen, fpr, after, &t);
+                if (i == 0 && (r == -EBADMSG || (r == -ENOENT && !key->primary)))
+                        return;
+                if (r != 0 || t < 0 || (t != 0 && t <= after))
+                        abort();
+                if (t == 0)
+                        return;
+                after = t;
+        }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         const uint8_t *p = data, *end = data + size;
         size_t klen, slen;
@@ -112,6 +135,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                         abort();
                 if (rs == 0 && verify(&keys[i], &sig, payload, plen, NULL, 0) == 0)
                         check_binding(&keys[i], &sig, sb, slen, payload, plen);
+                check_expiry(kr, klen, &keys[i]);
+                char why[160];
+                const char *w = pgp_key_weakness(&keys[i], why, sizeof why);
+                if (w && (w != why || strlen(why) == 0))
+                        abort();
         }
         if (rk == 0)
                 pgp_keys_free(keys, n);

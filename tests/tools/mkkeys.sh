@@ -13,7 +13,14 @@
 # OUTDIR/pacman/      pacman-style keyring: test.gpg (M1 M2 M3 PG PW PN X), test-trusted (M1..M3 at
 #                     level 4, as archlinux-trusted), test-revoked (X). PG is certified by all three
 #                     masters, PW by one (marginal only), PN by none, X by all three but revoked.
-# OUTDIR/fast/        keyring dir for the native fast path: T, K, RS (rsa2048), RW (rsa1024)
+# OUTDIR/fast/        keyring dir for the native fast path: T, K, RS (rsa2048)
+# OUTDIR/keys.gpg     T, K, RS, RW (rsa1024), DW (dsa1024): every kind of key, for the parser tests
+# OUTDIR/weak-rsa/    keyring dir (every key an anchor) with RS and RW: refused (RW is weak)
+# OUTDIR/weak-dsa/    keyring dir with T and DW: refused (DW is weak)
+# OUTDIR/weak-sub/    SW (Ed25519) with an RSA-1024 signing subkey: refused
+# OUTDIR/weak-encr/   SE (Ed25519) with an RSA-1024 encryption subkey: loads
+# OUTDIR/weak-untrusted/  pacman-style: M1 M2 M3, PG (certified by all three) and RW, DW
+#                     (certified by none): loads, the weak keys are not trusted
 # OUTDIR/fpr.NAME     each key's primary fingerprint
 # OUTDIR/data         the signed payload; OUTDIR/data.NAME.sig (binary) and data.T.asc (armored)
 # OUTDIR/data.TS.sig  a signature by T that expired; OUTDIR/data.TU.sig signed by T and U at once
@@ -24,9 +31,16 @@
 #   tests/tools/mkkeys.sh --expiring OUTDIR SECONDS
 # makes only OUTDIR/expiring/keys.gpg, a key EX that expires SECONDS from now, and
 # OUTDIR/data.EX.sig (for the test that a key expiring during a build stops being accepted).
+#
+#   tests/tools/mkkeys.sh --expiring-cert OUTDIR SECONDS
+# makes only OUTDIR/certs/ (pacman-style: M1 M2 M3 at level 4 and PG, whose three certifications
+# by them expire SECONDS from now), OUTDIR/masters/ (X1 X2 X3, whose keys expire SECONDS from now,
+# and PQ, certified by them for ever) and OUTDIR/data.PG.sig, data.PQ.sig (for the test that a key
+# whose validity lapses during a build stops being accepted: gpg's trustdb is due for a check then).
 set -euo pipefail
-expiring=
+expiring= certs=
 if [ "${1:-}" = --expiring ]; then expiring=${3:?usage: mkkeys.sh --expiring OUTDIR SECONDS}; shift; fi
+if [ "${1:-}" = --expiring-cert ]; then certs=${3:?usage: mkkeys.sh --expiring-cert OUTDIR SECONDS}; shift; fi
 out=${1:?usage: mkkeys.sh OUTDIR}
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
@@ -54,6 +68,25 @@ if [ -n "$expiring" ]; then
   exit 0
 fi
 
+if [ -n "$certs" ]; then
+  for k in M1 M2 M3 PG PQ; do gen "$k"; done
+  for k in X1 X2 X3; do gen "$k" "seconds=$certs"; done
+  for m in M1 M2 M3; do g --default-cert-expire "seconds=$certs" -u "$(fpr "$m")" --quick-sign-key "$(fpr PG)" >/dev/null; done
+  for m in X1 X2 X3; do g -u "$(fpr "$m")" --quick-sign-key "$(fpr PQ)" >/dev/null; done
+  printf 'payload for the signature tests\nline 2\n' >"$out/data"
+  g -u "$(fpr PG)" --detach-sign -o "$out/data.PG.sig" "$out/data"
+  g -u "$(fpr PQ)" --detach-sign -o "$out/data.PQ.sig" "$out/data"
+  mkdir -p "$out/certs" "$out/masters"
+  g --export "$(fpr M1)" "$(fpr M2)" "$(fpr M3)" "$(fpr PG)" >"$out/certs/test.gpg"
+  for m in M1 M2 M3; do echo "$(fpr "$m"):4:"; done >"$out/certs/test-trusted"
+  # PQ's certifications never expire, its certifiers' keys do: only the trustdb knows.
+  g --export "$(fpr X1)" "$(fpr X2)" "$(fpr X3)" "$(fpr PQ)" >"$out/masters/test.gpg"
+  for m in X1 X2 X3; do echo "$(fpr "$m"):4:"; done >"$out/masters/test-trusted"
+  gpgconf --homedir "$GNUPGHOME" --kill all >/dev/null 2>&1 || true
+  rm -rf "$GNUPGHOME"
+  exit 0
+fi
+
 # Simple keyring keys. T and E are created in the past so that old signatures can be made.
 gen T never "$past"
 gen U
@@ -66,11 +99,20 @@ g --quick-add-key "$(fpr K)" ed25519 sign never
 g --with-colons --list-keys "$(fpr K)" | awk -F: '/^sub/ {s=1; next} s && /^fpr/ {print $10; exit}' >"$out/fpr.Ksub"
 # Pacman-style keys.
 for k in M1 M2 M3 PG PW PN X; do gen "$k"; done
-# RSA keys for the fast path: one it handles, one too short for it (gpg still accepts it).
-for k in RS:rsa2048 RW:rsa1024; do
+# RSA keys for the fast path: one it handles, one too weak to be trusted (gpg still accepts it);
+# a DSA key too weak to be trusted.
+for k in RS:rsa2048 RW:rsa1024 DW:dsa1024; do
   g --quick-gen-key "${k%%:*} test key <${k%%:*}@example.invalid>" "${k#*:}" sign,cert never 2>/dev/null
   g --with-colons --list-keys "<${k%%:*}@example.invalid>" | awk -F: '/^fpr/ {print $10; exit}' >"$out/fpr.${k%%:*}"
 done
+
+# SW: an Ed25519 primary key with an RSA-1024 signing subkey; SE: with an RSA-1024 encryption
+# subkey (which signs nothing, so it does not count).
+gen SW
+g --quick-add-key "$(fpr SW)" rsa1024 sign never
+g --with-colons --list-keys "$(fpr SW)" | awk -F: '/^sub/ {s=1; next} s && /^fpr/ {print $10; exit}' >"$out/fpr.SWsub"
+gen SE
+g --quick-add-key "$(fpr SE)" rsa1024 encr never
 
 printf 'payload for the signature tests\nline 2\n' >"$out/data"
 sign() {  # sign NAME [options]: detached binary signature
@@ -82,6 +124,7 @@ g -u "$(fpr Ksub)!" --detach-sign -o "$out/data.K.sig" "$out/data"
 g -u "$(fpr RS)" --digest-algo SHA512 --detach-sign -o "$out/data.RS.sig" "$out/data"
 g -u "$(fpr RS)" --digest-algo SHA256 --detach-sign -o "$out/data.RS256.sig" "$out/data"
 g -u "$(fpr RW)" --detach-sign -o "$out/data.RW.sig" "$out/data"
+g -u "$(fpr DW)" --detach-sign -o "$out/data.DW.sig" "$out/data"
 g -u "$(fpr T)" --armor --detach-sign -o "$out/data.T.asc" "$out/data"
 # E signs while its key was valid; the key has expired since.
 g "--faked-system-time=20190101T120000!" -u "$(fpr E)" --detach-sign -o "$out/data.E.sig" "$out/data" 2>/dev/null
@@ -109,8 +152,17 @@ g -u "$(fpr M1)" --quick-sign-key "$(fpr PW)" >/dev/null
 sed 's/^:-----BEGIN/-----BEGIN/' "$GNUPGHOME/openpgp-revocs.d/$(fpr R).rev" >"$out/R.rev"
 g --import "$out/R.rev" 2>/dev/null
 
-mkdir -p "$out/simple" "$out/pacman" "$out/fast"
-g --export "$(fpr T)" "$(fpr K)" "$(fpr RS)" "$(fpr RW)" >"$out/fast/keys.gpg"
+mkdir -p "$out/simple" "$out/pacman" "$out/fast" "$out/weak-rsa" "$out/weak-dsa" "$out/weak-untrusted" \
+  "$out/weak-sub" "$out/weak-encr"
+g --export "$(fpr SW)" >"$out/weak-sub/keys.gpg"
+g --export "$(fpr SE)" >"$out/weak-encr/keys.gpg"
+g --export "$(fpr T)" "$(fpr K)" "$(fpr RS)" >"$out/fast/keys.gpg"
+g --export "$(fpr T)" "$(fpr K)" "$(fpr RS)" "$(fpr RW)" "$(fpr DW)" >"$out/keys.gpg"
+g --export "$(fpr RS)" >"$out/weak-rsa/a.gpg"
+g --armor --export "$(fpr RW)" >"$out/weak-rsa/b.asc"
+g --export "$(fpr T)" "$(fpr DW)" >"$out/weak-dsa/keys.gpg"
+g --export "$(fpr M1)" "$(fpr M2)" "$(fpr M3)" "$(fpr PG)" "$(fpr RW)" "$(fpr DW)" >"$out/weak-untrusted/test.gpg"
+for m in M1 M2 M3; do echo "$(fpr "$m"):4:"; done >"$out/weak-untrusted/test-trusted"
 g --export "$(fpr T)" >"$out/simple/trusted.gpg"
 g --armor --export "$(fpr E)" "$(fpr R)" "$(fpr S)" "$(fpr K)" >"$out/simple/more.asc"
 g --export "$(fpr M1)" "$(fpr M2)" "$(fpr M3)" "$(fpr PG)" "$(fpr PW)" "$(fpr PN)" "$(fpr X)" >"$out/pacman/test.gpg"

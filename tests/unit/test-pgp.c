@@ -4,6 +4,7 @@
  * input (every truncation, byte flips). That verify.c uses it only for keys gpg accepted is
  * tested in test-verify.c. */
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -18,6 +19,7 @@
 
 #include <cmocka.h>
 
+#include "pgp-forge.h"
 #include "pgp.h"
 #include "util/cleanup.h"
 #include "util/fs.h"
@@ -80,18 +82,26 @@ static const struct pgp_key *find(const struct pgp_key *keys, size_t n, const ch
 static void test_keys(void **state) {
         (void)state;
         size_t len, n = 0;
-        _cleanup_free_ char *buf = slurp("fast/keys.gpg", &len);
+        _cleanup_free_ char *buf = slurp("keys.gpg", &len);
         struct pgp_key *keys = NULL;
         assert_int_equal(pgp_keys_parse(buf, len, &keys, &n), 0);
-        /* T, K + its signing subkey, RS, RW: fingerprints as gpg computes them. */
-        assert_int_equal(n, 5);
+        /* T, K + its signing subkey, RS, RW, DW: fingerprints as gpg computes them. */
+        assert_int_equal(n, 6);
         static const struct {
                 const char *name;
                 uint8_t algo;
-                bool usable;
+                bool usable, primary;
+                unsigned bits;
+                uint64_t e;
+                const char *weak;
         } want[] = {
-                { "T", PGP_PK_EDDSA, true }, { "K", PGP_PK_EDDSA, true }, { "Ksub", PGP_PK_EDDSA, true },
-                { "RS", PGP_PK_RSA, true },  { "RW", PGP_PK_RSA, false },       /* 1024 bits: gpg's */
+                { "T", PGP_PK_EDDSA, true, true, 0, 0, NULL },
+                { "K", PGP_PK_EDDSA, true, true, 0, 0, NULL },
+                { "Ksub", PGP_PK_EDDSA, true, false, 0, 0, NULL },
+                { "RS", PGP_PK_RSA, true, true, 2048, 65537, NULL },
+                /* 1024 bits: gpg's, and too weak to trust */
+                { "RW", PGP_PK_RSA, false, true, 1024, 65537, "RSA with a 1024-bit modulus (at least 2048 bits are required)" },
+                { "DW", PGP_PK_DSA, false, true, 1024, 0, "DSA with a 1024-bit prime (at least 2048 bits are required)" },
         };
         for (size_t i = 0; i < ELEMENTSOF(want); i++) {
                 _cleanup_free_ char *f = fpr(want[i].name);
@@ -100,9 +110,145 @@ static void test_keys(void **state) {
                 assert_non_null(k);
                 assert_int_equal(k->pk_algo, want[i].algo);
                 assert_int_equal(k->pkey != NULL, want[i].usable);
+                assert_int_equal(k->primary, want[i].primary);
+                assert_int_equal(k->bits, want[i].bits);
+                assert_int_equal(k->rsa_e, want[i].e);
                 assert_true(k->created > 1500000000);
+                char wbuf[160];
+                const char *why = pgp_key_weakness(k, wbuf, sizeof wbuf);
+                if (want[i].weak)
+                        assert_string_equal(why, want[i].weak);
+                else
+                        assert_null(why);
         }
         pgp_keys_free(keys, n);
+}
+
+/* pgp_keyblock_sig_expiry on keyblocks with signature expirations where gpg never puts them. */
+static void test_keyblock_expiry(void **state) {
+        (void)state;
+        const uint32_t c = 1700000000;
+        struct forge_key p, sub, other;
+        forge_key_ed25519(&p, c);
+        forge_key_ed25519(&sub, c);
+        forge_key_ed25519(&other, c);
+        struct forge_buf kb = {}, s = {};
+        /* The self-signature expires at c+500, the binding at c+300, its back-signature never. */
+        forge_keyblock(&kb, &p, "P <p@example.invalid>", &(struct forge_sig){ .created = c, .expire_secs = 500 }, &sub,
+                       &(struct forge_sig){ .created = c, .expire_secs = 300 });
+        int64_t t = -1;
+        assert_int_equal(pgp_keyblock_sig_expiry(kb.p, kb.len, sub.fpr, c, &t), 0);
+        assert_int_equal(t, c + 300);
+        /* Past the binding's: the self-signature's; past both: none. */
+        assert_int_equal(pgp_keyblock_sig_expiry(kb.p, kb.len, sub.fpr, c + 300, &t), 0);
+        assert_int_equal(t, c + 500);
+        assert_int_equal(pgp_keyblock_sig_expiry(kb.p, kb.len, sub.fpr, c + 500, &t), 0);
+        assert_int_equal(t, 0);
+        /* The primary key does not rest on its subkey's binding. */
+        assert_int_equal(pgp_keyblock_sig_expiry(kb.p, kb.len, p.fpr, c, &t), 0);
+        assert_int_equal(t, c + 500);
+        /* Another key's certification of the user ID (what makes a packager key valid) counts. */
+        forge_sig_uid(&s, &other, &(struct forge_sig){ .type = 0x10, .created = c + 10, .expire_secs = 100 }, &p,
+                      "P <p@example.invalid>");
+        struct forge_buf kb2 = {};
+        forge_put_key(&kb2, &p, false);
+        forge_put_uid(&kb2, "P <p@example.invalid>");
+        forge_put_sig(&kb2, &s);
+        forge_buf_done(&s);
+        assert_int_equal(pgp_keyblock_sig_expiry(kb2.p, kb2.len, p.fpr, c, &t), 0);
+        assert_int_equal(t, c + 110);
+        /* Unknown key; the expiration of another primary key's block does not count. */
+        assert_int_equal(pgp_keyblock_sig_expiry(kb.p, kb.len, other.fpr, c, &t), -ENOENT);
+        forge_append(&kb2, kb.p, kb.len);
+        forge_put_key(&kb2, &other, false);
+        forge_put_uid(&kb2, "O <o@example.invalid>");
+        forge_sig_uid(&s, &other, &(struct forge_sig){ .type = 0x13, .created = c }, &other, "O <o@example.invalid>");
+        forge_put_sig(&kb2, &s);
+        forge_buf_done(&s);
+        assert_int_equal(pgp_keyblock_sig_expiry(kb2.p, kb2.len, other.fpr, c, &t), 0);
+        assert_int_equal(t, 0);
+        assert_int_equal(pgp_keyblock_sig_expiry(kb2.p, kb2.len, sub.fpr, c, &t), 0);
+        assert_int_equal(t, c + 110);
+        /* An expiration in the back-signature counts too; in the unhashed area it does not. */
+        struct forge_buf back = {}, bind = {}, kb3 = {};
+        forge_sig_binding(&back, &sub, &(struct forge_sig){ .type = 0x19, .created = c, .expire_secs = 50 }, &p, &sub);
+        forge_sig_binding(&bind, &p, &(struct forge_sig){ .type = 0x18, .created = c, .key_flags = 2, .embedded = &back }, &p, &sub);
+        forge_put_key(&kb3, &p, false);
+        forge_put_key(&kb3, &sub, true);
+        forge_put_sig(&kb3, &bind);
+        assert_int_equal(pgp_keyblock_sig_expiry(kb3.p, kb3.len, sub.fpr, c, &t), 0);
+        assert_int_equal(t, c + 50);
+        forge_buf_done(&kb3);
+        /* Move subpacket 3 of the binding into the unhashed area by hand: hashed area [2][3][27][33]
+         * becomes [2][27][33] and the unhashed one gets the 6 bytes. */
+        struct forge_buf plain = {};
+        forge_sig_binding(&plain, &p, &(struct forge_sig){ .type = 0x18, .created = c, .expire_secs = 60, .key_flags = 2 }, &p, &sub);
+        uint8_t *b = plain.p;
+        size_t hlen = (size_t)b[4] << 8 | b[5];
+        assert_int_equal(b[6 + 6], 5);          /* length of subpacket 3 */
+        assert_int_equal(b[6 + 7], 3);
+        uint8_t moved[6];
+        memcpy(moved, b + 12, 6);
+        struct forge_buf re = {};
+        forge_append(&re, b, 4);
+        uint8_t l2[2] = { (uint8_t)((hlen - 6) >> 8), (uint8_t)(hlen - 6) };
+        forge_append(&re, l2, 2);
+        forge_append(&re, b + 6, 6);
+        forge_append(&re, b + 18, hlen - 12);
+        size_t ulen = (size_t)b[6 + hlen] << 8 | b[7 + hlen];
+        uint8_t u2[2] = { (uint8_t)((ulen + 6) >> 8), (uint8_t)(ulen + 6) };
+        forge_append(&re, u2, 2);
+        forge_append(&re, moved, 6);
+        forge_append(&re, b + 8 + hlen, plain.len - 8 - hlen);
+        forge_put_key(&kb3, &p, false);
+        forge_put_key(&kb3, &sub, true);
+        forge_put_sig(&kb3, &re);
+        assert_int_equal(pgp_keyblock_sig_expiry(kb3.p, kb3.len, sub.fpr, c, &t), 0);
+        assert_int_equal(t, 0);
+        forge_buf_done(&plain);
+        forge_buf_done(&re);
+        forge_buf_done(&kb3);
+        forge_buf_done(&back);
+        forge_buf_done(&bind);
+        forge_buf_done(&kb);
+        forge_buf_done(&kb2);
+        forge_key_done(&p);
+        forge_key_done(&sub);
+        forge_key_done(&other);
+}
+
+/* pgp_key_weakness at its bounds (the parsed sizes are checked against gpg above). */
+static void test_weakness(void **state) {
+        (void)state;
+        static const struct {
+                uint8_t algo;
+                unsigned bits;
+                uint64_t e;
+                const char *weak;
+        } cases[] = {
+                { PGP_PK_RSA, 2048, 65537, NULL },
+                { PGP_PK_RSA, 4096, UINT64_MAX, NULL },
+                { PGP_PK_RSA, 2047, 65537, "RSA with a 2047-bit modulus (at least 2048 bits are required)" },
+                { PGP_PK_RSA, 1024, 65537, "RSA with a 1024-bit modulus (at least 2048 bits are required)" },
+                { PGP_PK_RSA, 2048, 65535, "RSA with public exponent 65535 (at least 65537 is required)" },
+                { PGP_PK_RSA, 4096, 3, "RSA with public exponent 3 (at least 65537 is required)" },
+                { PGP_PK_RSA_S, 1536, 65537, "RSA with a 1536-bit modulus (at least 2048 bits are required)" },
+                { PGP_PK_DSA, 2048, 0, NULL },
+                { PGP_PK_DSA, 1024, 0, "DSA with a 1024-bit prime (at least 2048 bits are required)" },
+                { PGP_PK_ELGAMAL, 1024, 0, "ElGamal with a 1024-bit prime (at least 2048 bits are required)" },
+                { PGP_PK_EDDSA, 0, 0, NULL },
+                { 19 /* ECDSA */, 0, 0, NULL },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                struct pgp_key k = { .pk_algo = cases[i].algo, .bits = cases[i].bits, .rsa_e = cases[i].e };
+                char buf[160];
+                const char *why = pgp_key_weakness(&k, buf, sizeof buf);
+                print_message("%u %u %" PRIu64 ": %s\n", k.pk_algo, k.bits, k.rsa_e, why ? why : "ok");
+                if (cases[i].weak)
+                        assert_string_equal(why, cases[i].weak);
+                else
+                        assert_null(why);
+        }
 }
 
 static void test_sig_parse(void **state) {
@@ -138,7 +284,7 @@ static void test_sig_parse(void **state) {
         assert_int_equal(pgp_sig_parse(tu, len, &s), -ENOTSUP);
         _cleanup_free_ char *asc = slurp("data.T.asc", &len);
         assert_int_equal(pgp_sig_parse(asc, len, &s), -EBADMSG);
-        _cleanup_free_ char *key = slurp("fast/keys.gpg", &len);
+        _cleanup_free_ char *key = slurp("keys.gpg", &len);
         assert_int_equal(pgp_sig_parse(key, len, &s), -ENOTSUP);
 }
 
@@ -146,7 +292,7 @@ static void test_sig_parse(void **state) {
 static int check(const char *sigfile, const char *name, bool tamper, int64_t key_created_delta) {
         size_t dlen, slen, klen, n = 0;
         _cleanup_free_ char *data = slurp("data", &dlen), *sig = slurp(sigfile, &slen);
-        _cleanup_free_ char *kbuf = slurp("fast/keys.gpg", &klen), *f = fpr(name);
+        _cleanup_free_ char *kbuf = slurp("keys.gpg", &klen), *f = fpr(name);
         struct pgp_key *keys = NULL;
         struct pgp_sig s;
         struct pgp_hash *h = NULL;
@@ -198,7 +344,7 @@ static void test_verify(void **state) {
 static void flip_every_bit(const char *sigfile, const char *name) {
         size_t dlen, slen, klen, n = 0;
         _cleanup_free_ char *data = slurp("data", &dlen), *sig = slurp(sigfile, &slen), *f = fpr(name);
-        _cleanup_free_ char *kbuf = slurp("fast/keys.gpg", &klen);
+        _cleanup_free_ char *kbuf = slurp("keys.gpg", &klen);
         struct pgp_key *keys = NULL;
         assert_int_equal(pgp_keys_parse(kbuf, klen, &keys, &n), 0);
         const struct pgp_key *k = find(keys, n, f);
@@ -307,15 +453,22 @@ static void test_hostile(void **state) {
         }
         /* Keys: every truncation and a changed byte every 3 parse or are malformed, nothing else. */
         size_t klen;
-        _cleanup_free_ char *kbuf = slurp("fast/keys.gpg", &klen);
+        _cleanup_free_ char *kbuf = slurp("keys.gpg", &klen);
         for (size_t cut = 0; cut < klen; cut += 7) {
                 struct pgp_key *keys = NULL;
                 size_t n = 0;
                 int r = pgp_keys_parse(kbuf, cut, &keys, &n);
                 if (r == 0) {
-                        assert_true(n <= 5);
+                        assert_true(n <= 6);
                         pgp_keys_free(keys, n);
                 } else
+                        assert_int_equal(r, -EBADMSG);
+                int64_t until = -1;
+                _cleanup_free_ char *fk = fpr("K");
+                r = pgp_keyblock_sig_expiry(kbuf, cut, fk, 0, &until);
+                if (r == 0)
+                        assert_int_equal(until, 0);     /* gpg makes no signature expirations on keys */
+                else if (r != -ENOENT)
                         assert_int_equal(r, -EBADMSG);
         }
         for (size_t at = 0; at < klen; at += 3) {
@@ -326,6 +479,13 @@ static void test_hostile(void **state) {
                 if (r == 0)
                         pgp_keys_free(keys, n);
                 else
+                        assert_int_equal(r, -EBADMSG);
+                int64_t until = -1;
+                _cleanup_free_ char *fk = fpr("Ksub");
+                r = pgp_keyblock_sig_expiry(kbuf, klen, fk, 0, &until);
+                if (r == 0)
+                        assert_true(until >= 0);        /* a flipped byte may make one up */
+                else if (r != -ENOENT)
                         assert_int_equal(r, -EBADMSG);
                 kbuf[at] ^= 0x55;
         }
@@ -403,7 +563,7 @@ static void test_ambiguous(void **state) {
         {
                 /* ... and it still verifies: the rebuild kept what is signed. */
                 size_t dlen, klen, nk = 0;
-                _cleanup_free_ char *data = slurp("data", &dlen), *kbuf = slurp("fast/keys.gpg", &klen);
+                _cleanup_free_ char *data = slurp("data", &dlen), *kbuf = slurp("keys.gpg", &klen);
                 struct pgp_key *keys = NULL;
                 struct pgp_hash *h = NULL;
                 assert_int_equal(pgp_keys_parse(kbuf, klen, &keys, &nk), 0);
@@ -446,6 +606,8 @@ static void test_ambiguous(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_keys),
+                cmocka_unit_test(test_weakness),
+                cmocka_unit_test(test_keyblock_expiry),
                 cmocka_unit_test(test_sig_parse),
                 cmocka_unit_test(test_verify),
                 cmocka_unit_test(test_hostile),
