@@ -27,7 +27,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <limits.h>
 #include <linux/capability.h>
 #include <linux/filter.h>
@@ -517,11 +516,14 @@ static int protect_proc(void) {
 
 /* Join the sandbox's user namespace and become its root (kernel UID/GID uid_base): from here on
  * every capability counts only there. setns grants the full set in that namespace, which
- * drop_privileges() then trims; no supplementary group of the caller's comes along. */
+ * drop_privileges() then trims; no supplementary group of the caller's comes along. Raw system
+ * calls: glibc's setgroups/setres[ug]id tell every thread of the process to change too, and
+ * after a raw clone of a threaded build they wait forever for threads the child does not have. */
 static int enter_userns(int userns_fd) {
-        if (setns(userns_fd, CLONE_NEWUSER) < 0)
+        if (syscall(SYS_setns, userns_fd, CLONE_NEWUSER) < 0)
                 return -1;
-        if (setgroups(0, NULL) < 0 || setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)
+        if (syscall(SYS_setgroups, 0, NULL) < 0 || syscall(SYS_setresgid, 0, 0, 0) < 0 ||
+            syscall(SYS_setresuid, 0, 0, 0) < 0)
                 return -1;
         return 0;
 }

@@ -877,6 +877,52 @@ static void test_owners_idmapped(void **state) {
         assert_int_equal(st.st_gid, 1001);
 }
 
+static atomic_bool spawner_stop;
+
+static void *noop_thread(void *arg) {
+        return arg;
+}
+
+/* Creates and joins threads without pause, as a build's pipeline does now and then. */
+static void *spawner(void *arg) {
+        (void)arg;
+        while (!atomic_load(&spawner_stop)) {
+                pthread_t t;
+                if (pthread_create(&t, NULL, noop_thread, NULL) == 0)
+                        (void)pthread_join(t, NULL);
+        }
+        return NULL;
+}
+
+/* The child of the sandbox's raw clone holds a copy of libc's thread list: a libc call that
+ * talks to every thread (setresuid and friends "broadcast" to all threads) would wait forever
+ * for one that was being created at the moment of the clone. Runs while threads come and go
+ * must all finish. */
+static void test_threads_being_created(void **state) {
+        struct fixture *f = *state;
+        if (!can_run())
+                skip();
+        atomic_store(&spawner_stop, false);
+        pthread_t t[2];
+        for (size_t i = 0; i < ELEMENTSOF(t); i++)
+                assert_int_equal(pthread_create(&t[i], NULL, spawner, NULL), 0);
+        struct sandbox_opts o = base_opts();
+        o.timeout_s = 5;
+        int failures = 0;
+        char first[512] = "";
+        for (int i = 0; i < 60; i++) {
+                struct mkm_err err = {};
+                if (run(f, &o, NULL, &err, "true", NULL) != 0 && failures++ == 0)
+                        snprintf(first, sizeof first, "%s", err.msg);
+        }
+        atomic_store(&spawner_stop, true);
+        for (size_t i = 0; i < ELEMENTSOF(t); i++)
+                assert_int_equal(pthread_join(t[i], NULL), 0);
+        if (failures)
+                print_message("%d of 60 runs failed, the first: %s\n", failures, first);
+        assert_int_equal(failures, 0);
+}
+
 /* A tree on a file system without idmapped mounts (ramfs has none) is refused, naming it. */
 static void test_no_idmap_fs(void **state) {
         struct fixture *f = *state;
@@ -945,6 +991,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_cache_once_per_build, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_owners_idmapped, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_no_idmap_fs, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_threads_being_created, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
