@@ -253,10 +253,20 @@ static void test_network(void **state) {
         ns1[strcspn(ns1, "\n")] = 0;
         assert_string_not_equal(ns1, hostns);
 
+        /* root of the sandbox may bind ports below 1024 in its own network namespace (as before
+         * it had a user namespace), not in the host's */
+        _cleanup_free_ char *ports = NULL, *host_ports = NULL, *ports2 = NULL;
+        assert_int_equal(run(f, &o, &ports, &err, "cat", "/proc/sys/net/ipv4/ip_unprivileged_port_start", NULL), 0);
+        assert_string_equal(ports, "0\n");
+        assert_int_equal(fs_read_file_follow_at(AT_FDCWD, "/proc/sys/net/ipv4/ip_unprivileged_port_start", 64,
+                                                &host_ports, NULL), 0);
+
         o.network = true;
         assert_int_equal(run(f, &o, &ns2, &err, "readlink", "/proc/self/ns/net", NULL), 0);
         ns2[strcspn(ns2, "\n")] = 0;
         assert_string_equal(ns2, hostns);
+        assert_int_equal(run(f, &o, &ports2, &err, "cat", "/proc/sys/net/ipv4/ip_unprivileged_port_start", NULL), 0);
+        assert_string_equal(ports2, host_ports);
 }
 
 static void test_stdin(void **state) {
