@@ -23,6 +23,7 @@
 #include "normalize.h"
 #include "pipeline.h"
 #include "recipe.h"
+#include "sandbox.h"
 #include "state.h"
 #include "util/cleanup.h"
 #include "util/err.h"
@@ -385,11 +386,19 @@ int build_machine_opts(struct mkm_ctx *ctx, const char *recipe_path, const struc
         _cleanup_free_ char *manifest = NULL;
         char digest[MANIFEST_DIGEST_LEN] = "";
         _cleanup_(recipe_freep) struct recipe *r = NULL;
+        struct sandbox_cache *own_sandbox = NULL;
         int q = prepare(ctx, recipe_path, false, o, &r, &b, reterr);
         if (q < 0)
                 goto out;
         prepared = true;
         b.recipe = r;
+        /* One seccomp compilation and one user namespace for every script of this build. */
+        if (!ctx->sandbox) {
+                q = sandbox_cache_new(hooks_sandbox_uid_base(r->name), &own_sandbox);
+                if (q < 0)
+                        goto out;
+                ctx->sandbox = own_sandbox;
+        }
         b.origin = o && o->origin ? o->origin : r->path;
         q = deploy_begin(ctx, r->name, &b.deploy, reterr);
         if (q < 0)
@@ -471,6 +480,10 @@ out:
         }
         host_files_done(&hf);
         build_done(&b);
+        if (own_sandbox) {
+                ctx->sandbox = NULL;
+                sandbox_cache_free(own_sandbox);
+        }
         return prepared ? not_usage(q, reterr) : q;
 }
 

@@ -7,6 +7,8 @@
 
 #include "util/log.h"
 
+struct sandbox_cache;
+
 struct mkm_ctx {
         const char *host_root;          /* "/" unless --host-root; every host path is under it */
         const char *cache_dir;          /* content-addressed download cache */
@@ -22,4 +24,7 @@ struct mkm_ctx {
         int64_t source_date_epoch;      /* clamps every time stamp the build writes */
         unsigned systemd_version;       /* host systemd version, 0 = detect */
         struct mkm_events events;
+        struct sandbox_cache *sandbox;  /* shared by a build's sandbox runs (sandbox.h); set by
+                                         * build_machine_opts() for its duration; NULL: each run
+                                         * makes its own */
 };

@@ -140,6 +140,15 @@ uint32_t hooks_userns_pick(const char *name) {
         return HOOKS_USERNS_PICK_MIN + (h % slots) * HOOKS_USERNS_RANGE;
 }
 
+uint32_t hooks_sandbox_uid_base(const char *name) {
+        uint32_t own = hooks_userns_pick(name);
+        _cleanup_free_ char *salted = NULL;
+        uint32_t base = asprintf(&salted, "%s/mkmachine-build-sandbox", name) < 0 ? own : hooks_userns_pick(salted);
+        if (base == own)        /* never the slot the machine itself may run in */
+                base = base < HOOKS_USERNS_PICK_MAX ? base + HOOKS_USERNS_RANGE : HOOKS_USERNS_PICK_MIN;
+        return base;
+}
+
 static bool parse_u32(const char *s, size_t n, uint32_t *ret) {
         if (n == 0 || n > 10)
                 return false;

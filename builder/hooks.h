@@ -79,6 +79,13 @@ struct hooks_userns {
  * number of 64K slots in [PICK_MIN, PICK_MAX], as a slot start. Deterministic per name. */
 uint32_t hooks_userns_pick(const char *name);
 
+/* The UID/GID base of the build sandbox's user namespace for machine name (sandbox.h): a 64K slot
+ * of the same range, chosen as for PrivateUsers=pick from "NAME/mkmachine-build-sandbox" and
+ * never hooks_userns_pick(name) itself, so package code at build time never shares IDs with the
+ * machine it builds when that machine runs with PrivateUsers=pick. By systemd's convention
+ * (UIDS-GIDS.md) no host user is given an ID in this range. Deterministic per name. */
+uint32_t hooks_sandbox_uid_base(const char *name);
+
 /* Read [Exec] PrivateUsers= (the effective value). yes/no/identity/managed/booleans: no shift.
  * Unset with hooks_docker_mode() == HOOKS_DOCKER_USERNS: pick, with implied set.
  * A bad value is -MKM_E_RECIPE "[Exec] PrivateUsers=: expected yes, no, pick, identity or

@@ -1,13 +1,28 @@
 /* SPDX-License-Identifier: MIT */
-/* The build sandbox: namespaces, pivot_root into the staged tree, minimal /dev, fixed env.
+/* The build sandbox: namespaces, an idmapped mount of the staged tree as "/", a user namespace,
+ * minimal /dev, fixed env.
  *
  * Threat: install scripts and hooks come from packages that co-tenants choose. They must not
  * see or change the host (its mounts, processes, hostname, network, environment, open fds), and
  * nothing they start may outlive them. The child is created with a raw clone(2) of new
  * namespaces, so it is PID 1 of its own pid namespace: killing it kills everything inside.
- * Everything the child needs (paths, argv, envp, file contents) is prepared before the clone;
- * after it the child only makes system calls (no malloc, no stdio) and reports a failing step
- * through a CLOEXEC pipe, which execve closes on success. Only fork+execve with argv arrays. */
+ * Everything the child needs (paths, argv, envp, file contents, mount options) is prepared
+ * before the clone; after it the child only makes system calls (no malloc, no stdio) and
+ * reports a failing step through a CLOEXEC pipe, which execve closes on success. Only
+ * fork+execve with argv arrays.
+ *
+ * Who does what. The parent (real root) makes the user namespace once per build (a helper
+ * process that unshares one; the parent writes its maps: 0..65535 -> BASE..BASE+65535) and, per
+ * run, a detached clone of the tree's mount (open_tree(OPEN_TREE_CLONE)) idmapped through that
+ * namespace (mount_setattr(MOUNT_ATTR_IDMAP)). The child, still real root in the initial user
+ * namespace, owns its new mount, pid, uts, ipc and net namespaces: it attaches the idmapped tree
+ * (move_mount), pivots into it and makes every mount, device node and setting the command
+ * needs. Only then does it join the user namespace (setns) and become its root (kernel UID BASE),
+ * drop capabilities, load seccomp and exec. So the command's capabilities count only in a user
+ * namespace that owns no namespace and no file system at all: it can neither mount, nor set the
+ * hostname, nor reconfigure the network, nor create devices, and every object of the host is
+ * owned by an ID it does not map. Through the idmapped mount its UID 0 still reads and writes
+ * on-disk UID 0 in the tree, so owners come out as before. */
 #include "sandbox.h"
 
 #include <errno.h>
@@ -19,6 +34,8 @@
 #include <linux/sched.h>
 #include <net/if.h>
 #include <poll.h>
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,10 +46,12 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <seccomp.h>
+#include <inttypes.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -71,6 +90,7 @@ enum step {
         ST_FILES,
         ST_HOSTNAME,
         ST_CWD,
+        ST_USERNS,
         ST_HARDEN,
         ST_STDIO,
         ST_EXEC,
@@ -81,7 +101,7 @@ static const char *const step_names[_ST_MAX] = {
         [ST_PDEATHSIG] = "prctl(PR_SET_PDEATHSIG)",
         [ST_SETSID] = "setsid",
         [ST_PRIVATE] = "making mounts private",
-        [ST_BIND] = "bind-mounting the tree",
+        [ST_BIND] = "attaching the tree's idmapped mount",
         [ST_CHDIR_ROOT] = "entering the tree",
         [ST_PIVOT] = "pivot_root",
         [ST_UMOUNT_OLD] = "detaching the host's root",
@@ -97,6 +117,7 @@ static const char *const step_names[_ST_MAX] = {
         [ST_FILES] = "writing files into the sandbox",
         [ST_HOSTNAME] = "sethostname",
         [ST_CWD] = "changing to the working directory",
+        [ST_USERNS] = "entering the user namespace",
         [ST_HARDEN] = "dropping privileges",
         [ST_STDIO] = "setting up stdin/stdout/stderr",
         [ST_EXEC] = "execve",
@@ -121,6 +142,10 @@ struct child_args {
         int err_fd;                     /* CLOEXEC report pipe */
         const struct sock_fprog *filter; /* seccomp program, built before the clone */
         int parent_pidfd;               /* pidfd of the caller's process, or -1 */
+        int tree_fd;                    /* the detached, idmapped clone of the tree's mount */
+        int userns_fd;                  /* the user namespace the command runs in */
+        uint32_t uid_base;              /* its UID/GID 0 on the host */
+        const char *dev_opts, *tmp_opts, *run_opts, *shm_opts, *pts_opts;     /* tmpfs/devpts options */
 };
 
 static _Noreturn void child_fail(const struct child_args *a, enum step step, int err) {
@@ -136,8 +161,12 @@ static _Noreturn void child_fail(const struct child_args *a, enum step step, int
                         child_fail((a), (step), errno);         \
         } while (0)
 
-static int make_node(const char *path, unsigned maj, unsigned min) {
+/* A device node for the command: made here, in the initial user namespace (no user namespace
+ * may create one), and owned by the sandbox's root, as systemd-nspawn makes them. */
+static int make_node(const char *path, unsigned maj, unsigned min, uint32_t base) {
         if (mknod(path, S_IFCHR | 0666, makedev(maj, min)) < 0)
+                return -1;
+        if (chown(path, base, base) < 0)
                 return -1;
         return chmod(path, 0666);      /* mknod honours the umask */
 }
@@ -175,13 +204,15 @@ static void loopback_up(void) {
         (void)close(s);
 }
 
-/* What a package's scripts may do as root in the tree, and nothing more. Package code is not the
- * host's: without CAP_SYS_ADMIN it cannot mount or write host-wide /proc/sys knobs (the mounts
- * below are read-only anyway), without CAP_MKNOD it cannot reach host disks through a device
- * node, without CAP_SYS_MODULE/SYS_RAWIO/SYS_TIME/SYS_BOOT/NET_ADMIN/DAC_READ_SEARCH
- * (open_by_handle_at) it cannot load modules, poke memory, set the clock, reboot, reconfigure
- * the host's network or escape the root by file handle. The kept set is what installing needs
- * (ownership, modes, set-id bits, file capabilities, chroot). */
+/* What a package's scripts may do as root in the tree, and nothing more. These are capabilities in
+ * the sandbox's user namespace only, which owns nothing of the host; dropping the rest is a
+ * second wall should a kernel bug make one count outside it: without CAP_SYS_ADMIN it cannot
+ * mount or write host-wide /proc/sys knobs (the mounts below are read-only anyway), without
+ * CAP_MKNOD it cannot reach host disks through a device node, without
+ * CAP_SYS_MODULE/SYS_RAWIO/SYS_TIME/SYS_BOOT/NET_ADMIN/DAC_READ_SEARCH (open_by_handle_at) it
+ * cannot load modules, poke memory, set the clock, reboot, reconfigure the host's network or
+ * escape the root by file handle. The kept set is what installing needs (ownership, modes,
+ * set-id bits, file capabilities, chroot). */
 static const int kept_caps[] = {
         CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_FOWNER, CAP_FSETID, CAP_KILL, CAP_SETGID, CAP_SETUID,
         CAP_SETPCAP, CAP_NET_BIND_SERVICE, CAP_NET_BROADCAST, CAP_IPC_LOCK, CAP_IPC_OWNER,
@@ -277,18 +308,227 @@ out:
         return r;
 }
 
+/* ------------------------------------------------------------------ per-build cache */
+
+struct sandbox_cache {
+        pthread_mutex_t lock;
+        uint32_t uid_base;
+        int userns_fd;                  /* -EBADF until the first run */
+        struct sock_fprog filter[2];    /* [no_sync]; .filter NULL until the first run that needs it */
+};
+
+int sandbox_cache_new(uint32_t uid_base, struct sandbox_cache **ret) {
+        if (uid_base == 0 || (uint64_t)uid_base + SANDBOX_UID_RANGE > UINT32_MAX)
+                return -EINVAL;
+        struct sandbox_cache *c = calloc(1, sizeof *c);
+        if (!c)
+                return -ENOMEM;
+        if (pthread_mutex_init(&c->lock, NULL) != 0) {
+                free(c);
+                return -ENOMEM;
+        }
+        c->uid_base = uid_base;
+        c->userns_fd = -EBADF;
+        *ret = c;
+        return 0;
+}
+
+struct sandbox_cache *sandbox_cache_free(struct sandbox_cache *c) {
+        if (!c)
+                return NULL;
+        if (c->userns_fd >= 0)
+                (void)close(c->userns_fd);
+        for (size_t i = 0; i < ELEMENTSOF(c->filter); i++)
+                free(c->filter[i].filter);
+        pthread_mutex_destroy(&c->lock);
+        free(c);
+        return NULL;
+}
+
+uint32_t sandbox_cache_uid_base(const struct sandbox_cache *c) {
+        return c->uid_base;
+}
+
+static int write_proc_file(const char *path, const char *text) {
+        int fd = open(path, O_WRONLY | O_CLOEXEC);
+        if (fd < 0)
+                return negative_errno();
+        int r = fs_write_all(fd, text, strlen(text));
+        if (close(fd) < 0 && r >= 0)
+                r = negative_errno();
+        return r;
+}
+
+/* A user namespace mapping UIDs and GIDs 0..SANDBOX_UID_RANGE-1 to base..: a helper process
+ * unshares it and waits while we (root of the initial namespace, which may map any range) write
+ * its maps and keep a reference to it; then the helper exits. */
+static int userns_new(uint32_t base, int *ret_fd, struct mkm_err *reterr) {
+        int p[2];
+        if (pipe2(p, O_CLOEXEC) < 0)
+                return mkm_err_set(reterr, negative_errno(), "sandbox: pipe: %m");
+        forklock_fork_begin();
+        pid_t pid = (pid_t)syscall(SYS_clone, CLONE_NEWUSER | SIGCHLD, NULL, NULL, NULL, NULL);
+        if (pid == 0) {
+                char ch;
+                (void)close(p[1]);
+                (void)prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+                ssize_t n = read(p[0], &ch, 1);        /* until the parent closes its end */
+                _exit(n < 0);
+        }
+        int clone_errno = errno;
+        forklock_fork_end();
+        (void)close(p[0]);
+        if (pid < 0) {
+                (void)close(p[1]);
+                return mkm_err_set(reterr, -clone_errno, "sandbox: cannot create a user namespace: %s%s",
+                                   strerror(clone_errno),
+                                   clone_errno == EPERM ? " (the kernel refuses one inside a chroot(2), and to a "
+                                                          "process without CAP_SYS_ADMIN; running the sandbox needs root "
+                                                          "outside any chroot)"
+                                   : clone_errno == ENOSPC ? " (the limit user.max_user_namespaces is reached)"
+                                                           : "");
+        }
+        char path[64], map[64];
+        (void)snprintf(map, sizeof map, "0 %" PRIu32 " %u\n", base, SANDBOX_UID_RANGE);
+        int r = 0;
+        static const char *const maps[] = { "uid_map", "gid_map" };
+        for (size_t i = 0; r >= 0 && i < ELEMENTSOF(maps); i++) {
+                (void)snprintf(path, sizeof path, "/proc/%d/%s", (int)pid, maps[i]);
+                r = write_proc_file(path, map);
+                if (r < 0)
+                        (void)mkm_err_set(reterr, r,
+                                          "sandbox: cannot map IDs %" PRIu32 "-%" PRIu32 " into the user namespace "
+                                          "(%s): %s%s",
+                                          base, base + SANDBOX_UID_RANGE - 1, path, strerror(-r),
+                                          r == -EPERM ? " (they must be mapped in mkmachine's own user namespace: run "
+                                                        "it as root of the host, not in a user-namespaced container)"
+                                                      : "");
+        }
+        int fd = -EBADF;
+        if (r >= 0) {
+                (void)snprintf(path, sizeof path, "/proc/%d/ns/user", (int)pid);
+                fd = open(path, O_RDONLY | O_CLOEXEC);
+                if (fd < 0)
+                        r = mkm_err_set(reterr, negative_errno(), "sandbox: cannot open %s: %m", path);
+        }
+        (void)close(p[1]);
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+                ;
+        if (r < 0)
+                return r;
+        *ret_fd = fd;
+        return 0;
+}
+
+/* The build's user namespace and seccomp program, made on first use (borrowed from c). */
+static int cache_get(struct mkm_ctx *ctx, struct sandbox_cache *c, bool no_sync, int *ret_userns,
+                     const struct sock_fprog **ret_filter, struct mkm_err *reterr) {
+        int r = 0;
+        pthread_mutex_lock(&c->lock);
+        if (c->userns_fd < 0) {
+                r = userns_new(c->uid_base, &c->userns_fd, reterr);
+                if (r >= 0)
+                        mkm_debug(ctx, "sandbox: a user namespace for UIDs and GIDs %" PRIu32 "-%" PRIu32, c->uid_base,
+                                  c->uid_base + SANDBOX_UID_RANGE - 1);
+        }
+        struct sock_fprog *f = &c->filter[no_sync];
+        if (r >= 0 && !f->filter) {
+                r = build_filter(f, no_sync);
+                if (r < 0)
+                        (void)mkm_err_set(reterr, r, "sandbox: cannot build the seccomp filter: %s", strerror(-r));
+                else
+                        mkm_debug(ctx, "sandbox: compiled the seccomp filter%s (%u instructions)",
+                                  no_sync ? " with no-op syncs" : "", (unsigned)f->len);
+        }
+        if (r >= 0) {
+                *ret_userns = c->userns_fd;
+                *ret_filter = f;
+        }
+        pthread_mutex_unlock(&c->lock);
+        return r;
+}
+
+/* The type of the file system path is on, as /proc/self/mountinfo names it ("?" if unknown). */
+static void fs_type_name(const char *path, char *buf, size_t size) {
+        (void)snprintf(buf, size, "?");
+        struct statx stx;
+        if (statx(AT_FDCWD, path, 0, STATX_MNT_ID, &stx) < 0 || !(stx.stx_mask & STATX_MNT_ID))
+                return;
+        _cleanup_free_ char *mi = NULL;
+        if (fs_read_file_follow_at(AT_FDCWD, "/proc/self/mountinfo", 16u << 20, &mi, NULL) < 0)
+                return;
+        /* "ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPER" */
+        for (char *line = mi; line && *line;) {
+                char *nl = strchr(line, '\n');
+                if (nl)
+                        *nl = 0;
+                char *sep = strstr(line, " - ");
+                if (strtoull(line, NULL, 10) == stx.stx_mnt_id && sep) {
+                        size_t n = strcspn(sep + 3, " ");
+                        (void)snprintf(buf, size, "%.*s", (int)n, sep + 3);
+                        return;
+                }
+                line = nl ? nl + 1 : NULL;
+        }
+}
+
+/* A detached clone of the tree's mount (and those below it) whose owners are seen through the
+ * user namespace: its UID 0 reads and writes on-disk 0. Returns the mount's fd. */
+static int tree_idmapped(const char *root, int userns_fd, struct mkm_err *reterr) {
+        int fd = (int)syscall(SYS_open_tree, AT_FDCWD, root, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+        if (fd < 0)
+                return mkm_err_set(reterr, negative_errno(), "sandbox: cannot clone the mount of %s: %m", root);
+        struct mount_attr attr = { .attr_set = MOUNT_ATTR_IDMAP, .userns_fd = (uint64_t)userns_fd };
+        if (syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr) < 0) {
+                int r = negative_errno();
+                char type[64];
+                (void)close(fd);
+                if (r == -ENOSYS)
+                        return mkm_err_set(reterr, r, "sandbox: idmapped mounts need Linux 5.12 or later (mount_setattr: %s)",
+                                           strerror(-r));
+                fs_type_name(root, type, sizeof type);
+                /* A fallback to running as the host's root would make the isolation an accident of
+                 * where the tree lies: refuse, saying where to build instead. */
+                return mkm_err_set(reterr, r == -EINVAL ? -EOPNOTSUPP : r,
+                                   "sandbox: cannot idmap the tree %s: %s%s%s%s", root, strerror(-r),
+                                   r == -EINVAL ? "; its file system (" : "", r == -EINVAL ? type : "",
+                                   r == -EINVAL ? ") does not support idmapped mounts: build on one that does "
+                                                  "(ext4, xfs, btrfs, tmpfs, overlayfs...), e.g. with --host-root"
+                                                : "");
+        }
+        return fd;
+}
+
 static int make_readonly(const char *path) {
         if (mount(path, path, NULL, MS_BIND | MS_REC, NULL) < 0)
                 return errno == ENOENT ? 0 : -1;
         return mount(NULL, path, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
 }
 
-static int drop_privileges(void) {
-        /* Kernel knobs are host-wide: read-only, as systemd-nspawn mounts them. */
+/* Kernel knobs are host-wide: read-only, as systemd-nspawn mounts them. */
+static int protect_proc(void) {
         static const char *const ro[] = { "/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus", "/proc/fs" };
         for (size_t i = 0; i < sizeof ro / sizeof ro[0]; i++)
                 if (make_readonly(ro[i]) < 0)
                         return -1;
+        return 0;
+}
+
+/* Join the sandbox's user namespace and become its root (kernel UID/GID uid_base): from here on
+ * every capability counts only there. setns grants the full set in that namespace, which
+ * drop_privileges() then trims; no supplementary group of the caller's comes along. Raw system
+ * calls: glibc's setgroups/setres[ug]id tell every thread of the process to change too, and
+ * after a raw clone of a threaded build they wait forever for threads the child does not have. */
+static int enter_userns(int userns_fd) {
+        if (syscall(SYS_setns, userns_fd, CLONE_NEWUSER) < 0)
+                return -1;
+        if (syscall(SYS_setgroups, 0, NULL) < 0 || syscall(SYS_setresgid, 0, 0, 0) < 0 ||
+            syscall(SYS_setresuid, 0, 0, 0) < 0)
+                return -1;
+        return 0;
+}
+
+static int drop_privileges(void) {
         uint64_t keep = 0;
         for (size_t i = 0; i < sizeof kept_caps / sizeof kept_caps[0]; i++)
                 keep |= UINT64_C(1) << kept_caps[i];
@@ -334,7 +574,8 @@ static _Noreturn void child_main(const struct child_args *a) {
 
         /* Nothing we mount propagates back to the host. */
         CHECK(a, ST_PRIVATE, mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL));
-        CHECK(a, ST_BIND, mount(a->root, a->root, NULL, MS_BIND | MS_REC, NULL));
+        /* The tree, as the parent cloned and idmapped it, covers its own directory here. */
+        CHECK(a, ST_BIND, (int)syscall(SYS_move_mount, a->tree_fd, "", AT_FDCWD, a->root, MOVE_MOUNT_F_EMPTY_PATH));
         CHECK(a, ST_CHDIR_ROOT, chdir(a->root));
         /* pivot_root(".", "."): the old root ends up stacked on "/", then is detached. Unlike
          * chroot, nothing of the host stays reachable (no fd, no "..", no /proc/1/root). */
@@ -344,26 +585,23 @@ static _Noreturn void child_main(const struct child_args *a) {
 
         /* From here on every path resolves inside the tree (its symlinks cannot leave it). */
         CHECK(a, ST_PROC, mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL));
-        CHECK(a, ST_DEV, mount("tmpfs", "/dev", "tmpfs", MS_NOSUID | MS_STRICTATIME, "mode=0755,size=4m"));
+        /* The file systems below are owned by the sandbox's root (uid=/gid= of the tmpfs, gid= of
+         * devpts: the "tty" group 5 inside); mounted here, they are the initial user namespace's,
+         * so the command cannot unmount or remount them. */
+        CHECK(a, ST_DEV, mount("tmpfs", "/dev", "tmpfs", MS_NOSUID | MS_STRICTATIME, a->dev_opts));
         umask(0);
-        CHECK(a, ST_MKNOD, make_node("/dev/null", 1, 3));
-        CHECK(a, ST_MKNOD, make_node("/dev/zero", 1, 5));
-        CHECK(a, ST_MKNOD, make_node("/dev/full", 1, 7));
-        CHECK(a, ST_MKNOD, make_node("/dev/random", 1, 8));
-        CHECK(a, ST_MKNOD, make_node("/dev/urandom", 1, 9));
-        CHECK(a, ST_MKNOD, make_node("/dev/tty", 5, 0));
+        CHECK(a, ST_MKNOD, make_node("/dev/null", 1, 3, a->uid_base));
+        CHECK(a, ST_MKNOD, make_node("/dev/zero", 1, 5, a->uid_base));
+        CHECK(a, ST_MKNOD, make_node("/dev/full", 1, 7, a->uid_base));
+        CHECK(a, ST_MKNOD, make_node("/dev/random", 1, 8, a->uid_base));
+        CHECK(a, ST_MKNOD, make_node("/dev/urandom", 1, 9, a->uid_base));
+        CHECK(a, ST_MKNOD, make_node("/dev/tty", 5, 0, a->uid_base));
         CHECK(a, ST_PTS, mkdir("/dev/pts", 0755));
-        CHECK(a, ST_PTS, mount("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
-                               "newinstance,ptmxmode=0666,mode=0620,gid=5"));
-        CHECK(a, ST_DEVLINKS, symlink("pts/ptmx", "/dev/ptmx"));
+        CHECK(a, ST_PTS, mount("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, a->pts_opts));
         CHECK(a, ST_SHM, mkdir("/dev/shm", 01777));
-        CHECK(a, ST_SHM, mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_STRICTATIME, "mode=1777"));
-        CHECK(a, ST_DEVLINKS, symlink("/proc/self/fd", "/dev/fd"));
-        CHECK(a, ST_DEVLINKS, symlink("/proc/self/fd/0", "/dev/stdin"));
-        CHECK(a, ST_DEVLINKS, symlink("/proc/self/fd/1", "/dev/stdout"));
-        CHECK(a, ST_DEVLINKS, symlink("/proc/self/fd/2", "/dev/stderr"));
-        CHECK(a, ST_TMP, mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV | MS_STRICTATIME, "mode=1777"));
-        CHECK(a, ST_RUN, mount("tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV | MS_STRICTATIME, "mode=0755"));
+        CHECK(a, ST_SHM, mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_STRICTATIME, a->shm_opts));
+        CHECK(a, ST_TMP, mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV | MS_STRICTATIME, a->tmp_opts));
+        CHECK(a, ST_RUN, mount("tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV | MS_STRICTATIME, a->run_opts));
         for (const char *const *m = o->mask_true; m && *m; m++) {
                 struct stat mst;
                 if (lstat(*m, &mst) < 0 || !S_ISREG(mst.st_mode))
@@ -371,6 +609,36 @@ static _Noreturn void child_main(const struct child_args *a) {
                 CHECK(a, ST_MASK, mount("/usr/bin/true", *m, NULL, MS_BIND, NULL));
                 CHECK(a, ST_MASK, mount(NULL, *m, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL));
         }
+        CHECK(a, ST_HOSTNAME, sethostname(a->hostname, strlen(a->hostname)));
+        if (!o->network) {
+                loopback_up();
+                /* Root in the sandbox could bind ports below 1024 in its own network namespace
+                 * before it had a user namespace; that namespace is not its own now. Only in the
+                 * private one: the host's setting is never touched. */
+                int pfd = open("/proc/sys/net/ipv4/ip_unprivileged_port_start", O_WRONLY | O_CLOEXEC);
+                if (pfd >= 0) {
+                        (void)fs_write_all(pfd, "0\n", 2);
+                        (void)close(pfd);
+                }
+        }
+        CHECK(a, ST_HARDEN, protect_proc());
+
+        /* The last step that needs the initial user namespace's privileges is done. What follows
+         * creates files: as root of the user namespace they are its own (inside: root's). */
+        CHECK(a, ST_USERNS, enter_userns(a->userns_fd));
+        /* A change of credentials cleared the parent-death signal: set it again, and see that
+         * the caller did not die meanwhile. */
+        CHECK(a, ST_PDEATHSIG, prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0));
+        if (a->parent_pidfd >= 0) {
+                struct pollfd p = { .fd = a->parent_pidfd, .events = POLLIN };
+                if (poll(&p, 1, 0) != 0)
+                        _exit(127);
+        }
+        CHECK(a, ST_DEVLINKS, symlink("pts/ptmx", "/dev/ptmx"));
+        CHECK(a, ST_DEVLINKS, symlink("/proc/self/fd", "/dev/fd"));
+        CHECK(a, ST_DEVLINKS, symlink("/proc/self/fd/0", "/dev/stdin"));
+        CHECK(a, ST_DEVLINKS, symlink("/proc/self/fd/1", "/dev/stdout"));
+        CHECK(a, ST_DEVLINKS, symlink("/proc/self/fd/2", "/dev/stderr"));
 
         umask(022);
         for (size_t i = 0; i < o->n_files; i++) {
@@ -383,9 +651,6 @@ static _Noreturn void child_main(const struct child_args *a) {
                 (void)close(fd);
         }
 
-        CHECK(a, ST_HOSTNAME, sethostname(a->hostname, strlen(a->hostname)));
-        if (!o->network)
-                loopback_up();
         CHECK(a, ST_CWD, chdir(a->cwd));
 
         /* stdin, stdout, stderr; everything else closes on exec (the report pipe included). */
@@ -639,7 +904,12 @@ struct run {
         char *exe, *cmdline;
         bool sigpipe_blocked;
         sigset_t pipeset, oldset;
-        struct sock_fprog filter;
+        const struct sock_fprog *filter;       /* borrowed from the cache */
+        struct sandbox_cache *own_cache;        /* when ctx has none: made for this run */
+        int userns_fd;                          /* borrowed from the cache */
+        int tree_fd;
+        uint32_t uid_base;
+        char dev_opts[64], tmp_opts[64], run_opts[64], shm_opts[64], pts_opts[96];
         pid_t pid;
         unsigned timeout_s;
         int64_t deadline;
@@ -702,12 +972,33 @@ static int run_prepare(struct run *x, struct mkm_err *reterr) {
         if (r < 0)
                 return r;
 
-        r = build_filter(&x->filter, o->no_sync);
+        struct sandbox_cache *c = x->ctx ? x->ctx->sandbox : NULL;
+        if (!c) {
+                r = sandbox_cache_new(SANDBOX_UID_BASE_DEFAULT, &x->own_cache);
+                if (r < 0)
+                        return r;
+                c = x->own_cache;
+        }
+        r = cache_get(x->ctx, c, o->no_sync, &x->userns_fd, &x->filter, reterr);
         if (r < 0)
-                return mkm_err_set(reterr, r, "sandbox: cannot build the seccomp filter: %s", strerror(-r));
+                return r;
+        x->uid_base = c->uid_base;
+        x->tree_fd = tree_idmapped(x->root, x->userns_fd, reterr);
+        if (x->tree_fd < 0)
+                return x->tree_fd;
+        uint32_t b = x->uid_base;
+        (void)snprintf(x->dev_opts, sizeof x->dev_opts, "mode=0755,size=4m,uid=%" PRIu32 ",gid=%" PRIu32, b, b);
+        (void)snprintf(x->tmp_opts, sizeof x->tmp_opts, "mode=1777,uid=%" PRIu32 ",gid=%" PRIu32, b, b);
+        (void)snprintf(x->shm_opts, sizeof x->shm_opts, "mode=1777,uid=%" PRIu32 ",gid=%" PRIu32, b, b);
+        (void)snprintf(x->run_opts, sizeof x->run_opts, "mode=0755,uid=%" PRIu32 ",gid=%" PRIu32, b, b);
+        (void)snprintf(x->pts_opts, sizeof x->pts_opts, "newinstance,ptmxmode=0666,mode=0620,gid=%" PRIu32, b + 5);
         if ((o->stdin_data && pipe2(x->in_pipe, O_CLOEXEC) < 0) || pipe2(x->out_pipe, O_CLOEXEC) < 0 ||
             pipe2(x->err_pipe, O_CLOEXEC) < 0)
                 return mkm_err_set(reterr, negative_errno(), "sandbox: pipe: %m");
+        /* The command's stdin and stdout are its root's, so that it may open them again
+         * (/dev/stdin, /proc/self/fd/1): a pipe of the host's root (mode 0600) it could not. */
+        if ((x->in_pipe[0] >= 0 && fchown(x->in_pipe[0], b, b) < 0) || fchown(x->out_pipe[1], b, b) < 0)
+                return mkm_err_set(reterr, negative_errno(), "sandbox: cannot give the pipes to the sandbox's root: %m");
         return 0;
 }
 
@@ -725,8 +1016,16 @@ static int run_spawn(struct run *x, struct mkm_err *reterr) {
                 .in_fd = x->in_pipe[0],
                 .out_fd = x->out_pipe[1],
                 .err_fd = x->err_pipe[1],
-                .filter = &x->filter,
+                .filter = x->filter,
                 .parent_pidfd = (int)syscall(SYS_pidfd_open, getpid(), 0),    /* CLOEXEC; -1 before 5.3 */
+                .tree_fd = x->tree_fd,
+                .userns_fd = x->userns_fd,
+                .uid_base = x->uid_base,
+                .dev_opts = x->dev_opts,
+                .tmp_opts = x->tmp_opts,
+                .run_opts = x->run_opts,
+                .shm_opts = x->shm_opts,
+                .pts_opts = x->pts_opts,
         };
         unsigned long flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | (o->network ? 0 : CLONE_NEWNET);
 
@@ -928,7 +1227,9 @@ static void run_done(struct run *x) {
         strv_free(x->envp);
         free(x->exe);
         free(x->cmdline);
-        free(x->filter.filter);
+        if (x->tree_fd >= 0)
+                (void)close(x->tree_fd);
+        sandbox_cache_free(x->own_cache);
 }
 
 int sandbox_run(struct mkm_ctx *ctx, const char *root, char *const argv[], const struct sandbox_opts *opts,
@@ -942,6 +1243,8 @@ int sandbox_run(struct mkm_ctx *ctx, const char *root, char *const argv[], const
                 .in_pipe = { -1, -1 },
                 .out_pipe = { -1, -1 },
                 .err_pipe = { -1, -1 },
+                .tree_fd = -EBADF,
+                .userns_fd = -EBADF,
         };
 
         if (ret_output)

@@ -11,10 +11,30 @@
  * command is PID 1 of its pid namespace, so when it exits or is killed the kernel kills the rest.
  * It also dies with the caller (PR_SET_PDEATHSIG).
  *
+ * The command holds no capability on the host at all. It runs as root of a user namespace that
+ * maps UIDs and GIDs 0..65535 to BASE..BASE+65535 on the host (seen from the host, its processes
+ * run as BASE, not 0), and that namespace owns none of the namespaces above nor any file system:
+ * they all belong to the initial user namespace, which set them up before the command joined
+ * its own. So whatever capability it has (a trimmed set, plus no_new_privs and a seccomp filter
+ * as second walls) counts for nothing outside: no mount, no hostname, no network setting, no
+ * device node (mknod), no module, no signal or ptrace beyond its own processes, and every host
+ * object is owned by an ID it does not map. The tree is seen through an idmapped mount
+ * (mount_setattr(2) MOUNT_ATTR_IDMAP) of that namespace, so its UID/GID 0..65535 read and write
+ * on-disk 0..65535: owners, modes and set-id bits come out exactly as a real root would leave
+ * them (IDs above 65535 cannot be given to files). The tree's file system must support idmapped
+ * mounts (ext4, xfs, btrfs, tmpfs, overlayfs...); on another one sandbox_run fails saying which,
+ * rather than fall back to the host's root. The files under /dev, /tmp and /run belong to the
+ * sandbox's root.
+ *
+ * BASE is the cache's (sandbox_cache_new; the build chooses it, hooks.h
+ * hooks_sandbox_uid_base), else SANDBOX_UID_BASE_DEFAULT: in either case a 64K slot of
+ * systemd's container range, which no host user owns.
+ *
  * The mounts live only in the sandbox's mount namespace. The only trace the sandbox can leave on
  * disk is a missing mount point created in the tree, with the mode Arch's filesystem package
  * gives it: proc 0555, dev 0755, tmp 1777, run 0755 (root-owned). Whatever the command writes to
- * /tmp, /run or /dev is gone when it ends. Needs root (CAP_SYS_ADMIN in the initial user ns). */
+ * /tmp, /run or /dev is gone when it ends. Needs root (CAP_SYS_ADMIN in the initial user ns),
+ * outside any chroot (the kernel makes no user namespace inside one). */
 #pragma once
 
 #include <stdbool.h>
@@ -56,6 +76,19 @@ struct sandbox_opts {
 };
 
 #define SANDBOX_DEFAULT_TIMEOUT_S 600
+#define SANDBOX_UID_RANGE 0x10000u              /* the UIDs/GIDs the sandbox's user namespace maps */
+#define SANDBOX_UID_BASE_DEFAULT 0x6FFE0000u    /* without a cache: the last but one 64K slot of
+                                                 * systemd's container range (UIDS-GIDS.md) */
+
+/* What the sandbox_run() calls of one build share: the compiled seccomp programs (compiling one
+ * with libseccomp is most of what a run costs besides the command) and the user namespace
+ * mapping 0..SANDBOX_UID_RANGE-1 to uid_base... Both are made on the first run that needs them
+ * and kept until the cache is freed; any thread may use the cache at once. uid_base must be
+ * > 0 and leave room for the range: -EINVAL otherwise. */
+struct sandbox_cache;
+int sandbox_cache_new(uint32_t uid_base, struct sandbox_cache **ret);
+struct sandbox_cache *sandbox_cache_free(struct sandbox_cache *c);
+uint32_t sandbox_cache_uid_base(const struct sandbox_cache *c);
 #define SANDBOX_OUTPUT_MAX (1u << 20)   /* captured output beyond this is dropped (noted in it) */
 #define SANDBOX_PATH "/usr/local/sbin:/usr/local/bin:/usr/bin:/usr/sbin:/bin:/sbin"
 
@@ -63,7 +96,8 @@ struct sandbox_opts {
 bool sandbox_tree_has_exec(int rootfd, const char *path);
 
 /* Run argv (argv[0] is resolved inside the tree, via its PATH if it has no '/') in the tree at
- * root (an absolute host path). Output (stdout and stderr interleaved) goes to *ret_output when
+ * root (an absolute host path), with ctx->sandbox's cache (ctx or its cache may be NULL: then
+ * this call makes its own, with SANDBOX_UID_BASE_DEFAULT). Output (stdout and stderr interleaved) goes to *ret_output when
  * non-NULL (caller frees; set on success and failure) and each line is logged at debug level.
  * Returns 0 when the command exited 0; otherwise -MKM_E_SCRIPT with reterr saying
  * "'CMD' exited with status N", "... was killed by signal S (NAME)" or "... timed out after N s"
@@ -75,6 +109,8 @@ bool sandbox_tree_has_exec(int rootfd, const char *path);
  * after bounded retries): it did not run, so callers must not treat it as a script's failure that
  * a warning covers. Setup failures return their errno with "sandbox: STEP: why" (e.g. -EPERM
  * without root, a tree whose /run cannot be mounted, a host root that is not a mount point and
- * cannot be made one): never the command's fault. */
+ * cannot be made one, "sandbox: cannot create a user namespace: ..."): never the command's fault.
+ * A tree on a file system without idmapped mounts is -EOPNOTSUPP "sandbox: cannot idmap the tree
+ * ROOT: Invalid argument; its file system (TYPE) does not support idmapped mounts: ...". */
 int sandbox_run(struct mkm_ctx *ctx, const char *root, char *const argv[], const struct sandbox_opts *opts,
                 char **ret_output, struct mkm_err *reterr);

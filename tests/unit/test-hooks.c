@@ -588,6 +588,27 @@ static void test_userns_values(void **state) {
         assert_non_null(strstr(err.msg, "sometimes"));
 }
 
+/* The build sandbox's range: a 64K slot of systemd's container range, the same for the same
+ * name, never the machine's own PrivateUsers=pick slot, and spread over the range. */
+static void test_sandbox_uid_base(void **state) {
+        (void)state;
+        size_t distinct = 0;
+        uint32_t prev = 0;
+        for (int i = 0; i < 3000; i++) {
+                char name[32];
+                (void)snprintf(name, sizeof name, "m%d", i);
+                uint32_t b = hooks_sandbox_uid_base(name);
+                assert_int_equal(b % HOOKS_USERNS_RANGE, 0);
+                assert_true(b >= HOOKS_USERNS_PICK_MIN && b <= HOOKS_USERNS_PICK_MAX);
+                assert_int_not_equal(b, hooks_userns_pick(name));
+                assert_int_equal(b, hooks_sandbox_uid_base(name));
+                distinct += b != prev;
+                prev = b;
+        }
+        assert_true(distinct > 2990);
+        assert_true(hooks_sandbox_uid_base("web") >= 0x80000u);
+}
+
 /* ---- host files --------------------------------------------------------------------------- */
 
 static void test_write_host_files(void **state) {
@@ -926,6 +947,7 @@ static void test_apply_unknown_unit(void **state) {
 
 int main(void) {
         const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_sandbox_uid_base),
                 cmocka_unit_test_setup_teardown(test_authorized_keys, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_authorized_keys_fresh_and_private, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_authorized_keys_symlinked_ssh_dir, setup, teardown),

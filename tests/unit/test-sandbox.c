@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <pthread.h>
@@ -252,10 +253,20 @@ static void test_network(void **state) {
         ns1[strcspn(ns1, "\n")] = 0;
         assert_string_not_equal(ns1, hostns);
 
+        /* root of the sandbox may bind ports below 1024 in its own network namespace (as before
+         * it had a user namespace), not in the host's */
+        _cleanup_free_ char *ports = NULL, *host_ports = NULL, *ports2 = NULL;
+        assert_int_equal(run(f, &o, &ports, &err, "cat", "/proc/sys/net/ipv4/ip_unprivileged_port_start", NULL), 0);
+        assert_string_equal(ports, "0\n");
+        assert_int_equal(fs_read_file_follow_at(AT_FDCWD, "/proc/sys/net/ipv4/ip_unprivileged_port_start", 64,
+                                                &host_ports, NULL), 0);
+
         o.network = true;
         assert_int_equal(run(f, &o, &ns2, &err, "readlink", "/proc/self/ns/net", NULL), 0);
         ns2[strcspn(ns2, "\n")] = 0;
         assert_string_equal(ns2, hostns);
+        assert_int_equal(run(f, &o, &ports2, &err, "cat", "/proc/sys/net/ipv4/ip_unprivileged_port_start", NULL), 0);
+        assert_string_equal(ports2, host_ports);
 }
 
 static void test_stdin(void **state) {
@@ -617,19 +628,10 @@ static void test_privileges_dropped(void **state) {
                          0);
         print_message("%s", out);
         /* CHOWN DAC_OVERRIDE FOWNER FSETID KILL SETGID SETUID SETPCAP NET_BIND_SERVICE NET_BROADCAST
-         * IPC_LOCK IPC_OWNER SYS_CHROOT SYS_NICE SYS_RESOURCE LEASE AUDIT_WRITE SETFCAP, as far as
-         * this (possibly containerised) host grants them at all. */
-        unsigned long long host_bnd = 0;
-        _cleanup_free_ char *status = NULL;
-        assert_int_equal(fs_read_file_follow_at(AT_FDCWD, "/proc/self/status", 1u << 20, &status, NULL), 0);
-        const char *b = strstr(status, "CapBnd:\t");
-        assert_non_null(b);
-        host_bnd = strtoull(b + 8, NULL, 16);
-        char want[64];
-        snprintf(want, sizeof want, "CapEff:\t%016llx\n", host_bnd & 0xb184cdfbULL);
-        assert_non_null(strstr(out, want));
-        snprintf(want, sizeof want, "CapBnd:\t%016llx\n", host_bnd & 0xb184cdfbULL);
-        assert_non_null(strstr(out, want));
+         * IPC_LOCK IPC_OWNER SYS_CHROOT SYS_NICE SYS_RESOURCE LEASE AUDIT_WRITE SETFCAP: exactly,
+         * whatever the host's bounding set, since they are the sandbox's user namespace's. */
+        assert_non_null(strstr(out, "CapEff:\t00000000b184cdfb\n"));
+        assert_non_null(strstr(out, "CapBnd:\t00000000b184cdfb\n"));
         assert_non_null(strstr(out, "NoNewPrivs:\t1\n"));
         assert_null(strstr(out, "core_pattern-written"));
         assert_null(strstr(out, "sysrq-written"));
@@ -751,8 +753,216 @@ static void test_output_logged(void **state) {
         char *argv[] = { (char *)"sh", (char *)"-c", (char *)"echo one; echo two >&2; echo three; exit 4", NULL };
         assert_int_equal(sandbox_run(&ctx, f->root, argv, &o, NULL, &err), -MKM_E_SCRIPT);
         print_message("%s\n", log);
-        assert_string_equal(log, "sh: one|sh: two|sh: three|");
+        const char *first = strstr(log, "sh: ");
+        assert_non_null(first);
+        assert_string_equal(first, "sh: one|sh: two|sh: three|");
         free(log);
+}
+
+static size_t count_in(const char *hay, const char *needle) {
+        size_t n = 0;
+        for (const char *p = hay; (p = strstr(p, needle)); p += strlen(needle))
+                n++;
+        return n;
+}
+
+struct cache_worker {
+        struct fixture *f;
+        struct mkm_ctx *ctx;
+        int failures;
+};
+
+static void *cache_worker(void *userdata) {
+        struct cache_worker *w = userdata;
+        struct sandbox_opts o = base_opts();
+        for (int i = 0; i < 3; i++) {
+                struct mkm_err err = {};
+                o.no_sync = i == 2;
+                char *argv[] = { (char *)"true", NULL };
+                if (sandbox_run(w->ctx, w->f->root, argv, &o, NULL, &err) != 0)
+                        w->failures++;
+        }
+        return NULL;
+}
+
+/* The seccomp program is compiled once per build (per cache and variant), the user namespace
+ * made once, also when several threads run commands at the same time; without a cache every
+ * run makes its own. */
+static void test_cache_once_per_build(void **state) {
+        struct fixture *f = *state;
+        if (!can_run())
+                skip();
+        char *log = strdup("");
+        struct mkm_ctx ctx = { .events = { .fn = collect_debug, .userdata = &log } };
+        assert_int_equal(sandbox_cache_new(0, &ctx.sandbox), -EINVAL);
+        assert_int_equal(sandbox_cache_new(0xFFFF0001u, &ctx.sandbox), -EINVAL);
+        assert_int_equal(sandbox_cache_new(0x00120000u, &ctx.sandbox), 0);
+        assert_int_equal(sandbox_cache_uid_base(ctx.sandbox), 0x00120000u);
+        struct cache_worker w[4];
+        pthread_t t[4];
+        for (size_t i = 0; i < 4; i++) {
+                w[i] = (struct cache_worker){ .f = f, .ctx = &ctx };
+                assert_int_equal(pthread_create(&t[i], NULL, cache_worker, &w[i]), 0);
+        }
+        for (size_t i = 0; i < 4; i++) {
+                assert_int_equal(pthread_join(t[i], NULL), 0);
+                assert_int_equal(w[i].failures, 0);
+        }
+        print_message("%s\n", log);
+        assert_int_equal(count_in(log, "sandbox: compiled the seccomp filter ("), 1);
+        assert_int_equal(count_in(log, "sandbox: compiled the seccomp filter with no-op syncs ("), 1);
+        assert_int_equal(count_in(log, "sandbox: a user namespace for UIDs and GIDs 1179648-1245183|"), 1);
+        /* the commands ran as the cache's base, seen from the host */
+        _cleanup_free_ char *out = NULL;
+        struct sandbox_opts o = base_opts();
+        struct mkm_err err = {};
+        char *argv[] = { (char *)"cat", (char *)"/proc/self/uid_map", (char *)"/proc/self/gid_map", NULL };
+        assert_int_equal(sandbox_run(&ctx, f->root, argv, &o, &out, &err), 0);
+        assert_string_equal(out, "         0    1179648      65536\n         0    1179648      65536\n");
+        ctx.sandbox = sandbox_cache_free(ctx.sandbox);
+        assert_null(ctx.sandbox);
+
+        /* no cache: each run compiles again, and maps the default base */
+        free(log);
+        log = strdup("");
+        for (int i = 0; i < 2; i++)
+                assert_int_equal(sandbox_run(&ctx, f->root, (char *[]){ (char *)"true", NULL }, &o, NULL, &err), 0);
+        assert_int_equal(count_in(log, "sandbox: compiled the seccomp filter ("), 2);
+        char want[96];
+        snprintf(want, sizeof want, "UIDs and GIDs %u-%u|", SANDBOX_UID_BASE_DEFAULT,
+                 SANDBOX_UID_BASE_DEFAULT + SANDBOX_UID_RANGE - 1);
+        assert_int_equal(count_in(log, want), 2);
+        free(log);
+}
+
+/* Through the idmapped mount, owners in the tree are what root of the host would leave: UID 0 in
+ * the sandbox reads and writes on-disk 0 (and 12:34 is 12:34), though the command runs as an
+ * unprivileged UID of the host; what the sandbox makes for it (/dev, /tmp, /run, its pipes) is
+ * its root's. */
+static void test_owners_idmapped(void **state) {
+        struct fixture *f = *state;
+        if (!can_run())
+                skip();
+        char p[256];
+        snprintf(p, sizeof p, "%s/hostmade", f->root);
+        write_text(p, "x", 0600);
+        assert_int_equal(chown(p, 1000, 1001), 0);
+        snprintf(p, sizeof p, "%s/high", f->root);
+        write_text(p, "x", 0644);
+        assert_int_equal(chown(p, 70000, 70000), 0);
+        struct sandbox_opts o = base_opts();
+        o.stdin_data = "from stdin\n";
+        o.stdin_len = 11;
+        struct mkm_err err = {};
+        _cleanup_free_ char *out = NULL;
+        int r = run(f, &o, &out, &err, "sh", "-c",
+                    "id -u; id -g; stat -c '%u:%g %n' /bin/busybox /hostmade /high /dev/null /dev/shm /tmp /run /proc/self/fd/0;"
+                    "cat /dev/stdin; echo to-stdout >/dev/stdout;"
+                    "mkdir /made && touch /made/file && chown 12:34 /made/file && chmod 4755 /made/file && ln -s x /made/link;"
+                    "echo appended >> /hostmade && echo appended-ok;"
+                    "chown 70000 /made/file 2>/dev/null || echo no-unmapped-chown",
+                    NULL);
+        print_message("%s\n", out);
+        if (r != 0)
+                fail_msg("%s", err.msg);
+        assert_string_equal(out, "0\n0\n0:0 /bin/busybox\n1000:1001 /hostmade\n65534:65534 /high\n0:0 /dev/null\n"
+                                 "0:0 /dev/shm\n0:0 /tmp\n0:0 /run\n0:0 /proc/self/fd/0\nfrom stdin\nto-stdout\n"
+                                 "appended-ok\nno-unmapped-chown\n");
+        struct stat st;
+        snprintf(p, sizeof p, "%s/made", f->root);
+        assert_int_equal(lstat(p, &st), 0);
+        assert_int_equal(st.st_uid, 0);
+        assert_int_equal(st.st_gid, 0);
+        snprintf(p, sizeof p, "%s/made/file", f->root);
+        assert_int_equal(lstat(p, &st), 0);
+        assert_int_equal(st.st_uid, 12);
+        assert_int_equal(st.st_gid, 34);
+        assert_int_equal(st.st_mode & 07777, 04755);
+        snprintf(p, sizeof p, "%s/made/link", f->root);
+        assert_int_equal(lstat(p, &st), 0);
+        assert_int_equal(st.st_uid, 0);
+        snprintf(p, sizeof p, "%s/hostmade", f->root);
+        assert_int_equal(lstat(p, &st), 0);
+        assert_int_equal(st.st_uid, 1000);
+        assert_int_equal(st.st_gid, 1001);
+}
+
+static atomic_bool spawner_stop;
+
+static void *noop_thread(void *arg) {
+        return arg;
+}
+
+/* Creates and joins threads without pause, as a build's pipeline does now and then. */
+static void *spawner(void *arg) {
+        (void)arg;
+        while (!atomic_load(&spawner_stop)) {
+                pthread_t t;
+                if (pthread_create(&t, NULL, noop_thread, NULL) == 0)
+                        (void)pthread_join(t, NULL);
+        }
+        return NULL;
+}
+
+/* The child of the sandbox's raw clone holds a copy of libc's thread list: a libc call that
+ * talks to every thread (setresuid and friends "broadcast" to all threads) would wait forever
+ * for one that was being created at the moment of the clone. Runs while threads come and go
+ * must all finish. */
+static void test_threads_being_created(void **state) {
+        struct fixture *f = *state;
+        if (!can_run())
+                skip();
+        atomic_store(&spawner_stop, false);
+        pthread_t t[2];
+        for (size_t i = 0; i < ELEMENTSOF(t); i++)
+                assert_int_equal(pthread_create(&t[i], NULL, spawner, NULL), 0);
+        struct sandbox_opts o = base_opts();
+        o.timeout_s = 5;
+        int failures = 0;
+        char first[512] = "";
+        for (int i = 0; i < 60; i++) {
+                struct mkm_err err = {};
+                if (run(f, &o, NULL, &err, "true", NULL) != 0 && failures++ == 0)
+                        snprintf(first, sizeof first, "%s", err.msg);
+        }
+        atomic_store(&spawner_stop, true);
+        for (size_t i = 0; i < ELEMENTSOF(t); i++)
+                assert_int_equal(pthread_join(t[i], NULL), 0);
+        if (failures)
+                print_message("%d of 60 runs failed, the first: %s\n", failures, first);
+        assert_int_equal(failures, 0);
+}
+
+/* A tree on a file system without idmapped mounts (ramfs has none) is refused, naming it. */
+static void test_no_idmap_fs(void **state) {
+        struct fixture *f = *state;
+        if (!can_run())
+                skip();
+        char mnt[192], root[256];
+        snprintf(mnt, sizeof mnt, "%s/ramfs", f->top);
+        assert_int_equal(mkdir(mnt, 0755), 0);
+        if (mount("ramfs", mnt, "ramfs", 0, "mode=0755") < 0) {
+                print_message("skipped: cannot mount a ramfs: %s\n", strerror(errno));
+                skip();
+        }
+        snprintf(root, sizeof root, "%s/root", mnt);
+        assert_int_equal(mkdir(root, 0755), 0);
+        struct mkm_err err = {};
+        char *argv[] = { (char *)"/bin/busybox", (char *)"true", NULL };
+        char p[300];
+        snprintf(p, sizeof p, "%s/bin", root);
+        assert_int_equal(mkdir(p, 0755), 0);
+        snprintf(p, sizeof p, "%s/bin/busybox", root);
+        copy_file("/bin/busybox", p, 0755);
+        struct sandbox_opts o = base_opts();
+        int r = sandbox_run(NULL, root, argv, &o, NULL, &err);
+        (void)umount2(mnt, MNT_DETACH);
+        assert_int_equal(r, -EOPNOTSUPP);
+        print_message("%s\n", err.msg);
+        char want[512];
+        snprintf(want, sizeof want, "sandbox: cannot idmap the tree %s: Invalid argument; its file system (ramfs) does "
+                                    "not support idmapped mounts", root);
+        assert_memory_equal(err.msg, want, strlen(want));
 }
 
 static void test_bad_args(void **state) {
@@ -788,6 +998,10 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_output_cap, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_output_logged, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_bad_args, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_cache_once_per_build, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_owners_idmapped, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_no_idmap_fs, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_threads_being_created, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

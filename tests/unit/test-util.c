@@ -243,6 +243,41 @@ static void test_rm_rf_stops_at_bind_mounts(void **state) {
         assert_int_equal(fs_rm_rf_at(AT_FDCWD, outside), 0);
 }
 
+/* A directory bind-mounted onto itself: the same file system, the same inodes, only the mount
+ * differs (st_dev cannot tell). rm -rf of the tree above it, or of the directory itself, leaves
+ * what the bind mount shows (and so the directory under it) alone. */
+static void test_rm_rf_stops_at_self_bind_mount(void **state) {
+        (void)state;
+        char tree[] = "/tmp/mkm-test-rmrf-self.XXXXXX";
+        assert_non_null(mkdtemp(tree));
+        _cleanup_close_ int tfd = open(tree, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        assert_int_equal(fs_mkdir_p_at(tfd, "a/data/sub", 0755), 0);
+        assert_int_equal(fs_write_file_at(tfd, "a/data/precious", "keep me", 7, 0644), 0);
+        assert_int_equal(fs_write_file_at(tfd, "a/data/sub/deep", "me too", 6, 0644), 0);
+        assert_int_equal(fs_write_file_at(tfd, "a/other", "x", 1, 0644), 0);
+        _cleanup_free_ char *data = fs_path_join(tree, "a/data");
+        assert_non_null(data);
+        if (mount(data, data, NULL, MS_BIND, NULL) < 0) {
+                print_message("skipped: cannot bind-mount here (%s); needs root with CAP_SYS_ADMIN\n", strerror(errno));
+                assert_int_equal(fs_rm_rf_at(AT_FDCWD, tree), 0);
+                skip();
+        }
+        struct stat in, out;
+        assert_int_equal(fstatat(tfd, "a", &out, 0), 0);
+        assert_int_equal(fstatat(tfd, "a/data", &in, 0), 0);
+        assert_int_equal(in.st_dev, out.st_dev);        /* what st_dev alone would not see */
+        assert_int_equal(fs_rm_rf_at(tfd, "a/data"), -EXDEV);
+        assert_int_equal(fs_rm_rf_at(tfd, "a"), -EXDEV);
+        assert_int_equal(faccessat(tfd, "a/other", F_OK, AT_SYMLINK_NOFOLLOW), -1);   /* the rest went */
+        assert_int_equal(faccessat(tfd, "a/data/precious", F_OK, 0), 0);
+        assert_int_equal(faccessat(tfd, "a/data/sub/deep", F_OK, 0), 0);
+        assert_int_equal(umount2(data, MNT_DETACH), 0);
+        /* and underneath, on the directory itself, too */
+        assert_int_equal(faccessat(tfd, "a/data/precious", F_OK, 0), 0);
+        assert_int_equal(faccessat(tfd, "a/data/sub/deep", F_OK, 0), 0);
+        assert_int_equal(fs_rm_rf_at(AT_FDCWD, tree), 0);
+}
+
 /* mkdir -p inside an untrusted tree: its symlinks resolve inside it, never on the host. */
 static void test_mkdir_p_in_root(void **state) {
         (void)state;
@@ -346,6 +381,7 @@ int main(void) {
                 cmocka_unit_test(test_remove_dead_temporaries),
                 cmocka_unit_test(test_pid_is_gone),
                 cmocka_unit_test(test_rm_rf_stops_at_bind_mounts),
+                cmocka_unit_test(test_rm_rf_stops_at_self_bind_mount),
                 cmocka_unit_test(test_mkdir_p_in_root),
                 cmocka_unit_test(test_path_join),
                 cmocka_unit_test(test_path_dirname),
