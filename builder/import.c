@@ -16,7 +16,10 @@
 #include "deploy.h"
 #include "extract.h"
 #include "fetch.h"
+#include "hooks.h"
 #include "manifest.h"
+#include "policy.h"
+#include "privileges.h"
 #include "state.h"
 #include "util/cleanup.h"
 #include "util/err.h"
@@ -241,6 +244,53 @@ static int check_sources(struct mkm_ctx *ctx, const struct sources *s, const str
         return 0;
 }
 
+/* --trust-settings puts the exporter's NAME.nspawn where systemd applies its privileged keys: list
+ * what it grants the machine on the host and judge it by the host's policy (privileges.h), as a
+ * build judges a recipe, before anything is extracted. label names the file in messages. */
+static int judge_trusted_settings(struct mkm_ctx *ctx, const char *name, const char *label, char *nspawn,
+                                  struct mkm_err *reterr) {
+        struct host_files hf = { .nspawn = nspawn };
+        _cleanup_(privileges_done) struct privileges p = {};
+        int r = privileges_from_host_files(&hf, NULL, NULL, &p);
+        if (r < 0)
+                return r;
+        _cleanup_(policy_freep) struct policy *pol = NULL;
+        r = policy_load(ctx, &pol, reterr);
+        if (r < 0)
+                return r;
+        if (p.n == 0)
+                mkm_info(ctx, "--trust-settings: %s grants the machine '%s' nothing on the host", label, name);
+        _cleanup_free_ char *refused = NULL;
+        size_t n_refused = 0;
+        for (size_t i = 0; i < p.n; i++) {
+                _cleanup_free_ char *d = priv_grant_describe(&p.items[i]), *why = NULL;
+                if (!d)
+                        return -ENOMEM;
+                mkm_info(ctx, "--trust-settings: %s grants the machine '%s' %s", label, name, d);
+                if (!pol)
+                        continue;
+                r = policy_allows(pol, &p.items[i], &why);
+                if (r < 0)
+                        return r;
+                if (r > 0)
+                        continue;
+                char *n = NULL;
+                if (asprintf(&n, "%s\n  %s: %s: %s", refused ? refused : "", label, p.items[i].setting,
+                             why ? why : "refused by the policy") < 0)
+                        return -ENOMEM;
+                free(refused);
+                refused = n;
+                n_refused++;
+        }
+        if (n_refused > 0)
+                return mkm_err_set(reterr, -MKM_E_REFUSED,
+                                   "import --trust-settings of '%s': %zu setting%s beyond the host's policy %s "
+                                   "(import without --trust-settings places them beside the image, where nspawn "
+                                   "applies only the unprivileged ones):%s",
+                                   name, n_refused, n_refused == 1 ? "" : "s", pol->path, refused);
+        return 0;
+}
+
 int import_machine(struct mkm_ctx *ctx, const char *source, const struct import_opts *opts,
                    struct import_result *ret, struct mkm_err *reterr) {
         struct sources s = {};
@@ -273,6 +323,10 @@ int import_machine(struct mkm_ctx *ctx, const char *source, const struct import_
                 goto out;
         r = check_sources(ctx, &s, opts, tarfd, nspawn, nspawn_len, &verified, &signed_ok, reterr);
         if (r < 0)
+                goto out;
+        if (opts->trust_settings && nspawn &&
+            (r = judge_trusted_settings(ctx, name, strrchr(s.nspawn, '/') ? strrchr(s.nspawn, '/') + 1 : s.nspawn,
+                                        nspawn, reterr)) < 0)
                 goto out;
         if (lseek(tarfd, 0, SEEK_SET) < 0) {
                 r = negative_errno();

@@ -145,9 +145,22 @@ check "the imported manifest equals the exporter's" cmp "$(live_gen "$HOST2" ex)
 check "importing over an existing machine is refused without --force" contains "$WORK/imp2.log" "--force"
 "$MKMACHINE" --host-root "$HOST2" --force -q import "$WORK/e1-zstd/ex.tar.zst" copy >/dev/null 2>"$WORK/imp3.log"
 check "import under another name, from the zstd export" test "$(cat "$(live_gen "$HOST2" copy)/digest" 2>/dev/null)" = "$DIGEST"
-"$MKMACHINE" --host-root "$HOST2" --force -q import --trust-settings "$WORK/e1-zstd/ex.tar.zst" trusted >/dev/null 2>"$WORK/imp3t.log"
+"$MKMACHINE" --host-root "$HOST2" --force import --trust-settings "$WORK/e1-zstd/ex.tar.zst" trusted >"$WORK/imp3t.log" 2>&1
 check "import --trust-settings installs the settings into /etc/systemd/nspawn" cmp "$HOST2/etc/systemd/nspawn/trusted.nspawn" "$HOST/etc/systemd/nspawn/ex.nspawn"
 check "and not beside the image" test ! -e "$HOST2/var/lib/machines/trusted.nspawn"
+check "import --trust-settings lists what the settings grant (VirtualEthernet=no: the host's network)" \
+  contains "$WORK/imp3t.log" "ex.nspawn grants the machine 'trusted' [Network] VirtualEthernet=no"
+# The host's policy judges trusted settings as it judges a recipe: the host network is beyond it.
+mkdir -p "$HOST2/etc/mkmachine"
+printf '[Recipes]\n# no host network for anyone\nAllowHostNetwork=no\n' >"$HOST2/etc/mkmachine/policy.conf"
+"$MKMACHINE" --host-root "$HOST2" -q import --trust-settings "$WORK/e1-zstd/ex.tar.zst" pol >/dev/null 2>"$WORK/imp-pol.log"
+check "import --trust-settings beyond the policy: exit status 1" test $? -eq 1
+check "... the refusal names the setting and the policy line" \
+  bash -c "grep -qF 'ex.nspawn: [Network] VirtualEthernet=no' '$WORK/imp-pol.log' && grep -qF 'policy.conf:3' '$WORK/imp-pol.log'"
+check "... and nothing was deployed" test ! -e "$HOST2/var/lib/machines/pol" -a ! -e "$HOST2/etc/systemd/nspawn/pol.nspawn"
+"$MKMACHINE" --host-root "$HOST2" -q import "$WORK/e1-zstd/ex.tar.zst" pol >/dev/null 2>"$WORK/imp-pol2.log"
+check "without --trust-settings the same import is allowed (settings beside the image)" test -e "$HOST2/var/lib/machines/pol.nspawn"
+rm -f "$HOST2/etc/mkmachine/policy.conf"
 "$MKMACHINE" --host-root "$HOST2" rebuild trusted >/dev/null 2>"$WORK/rebuild-imported.log"
 check "rebuild of an imported machine is refused with a reason" contains "$WORK/rebuild-imported.log" "was imported, not built here"
 # The same export re-exported from the importing host: byte-identical again.
