@@ -103,7 +103,8 @@ static void test_parse_errors(void **state) {
         assert_int_equal(policy_parse("[Recipes\n", 9, PATH, &p, &err), -MKM_E_PARSE);
         assert_non_null(strstr(err.msg, PATH ":1:"));
         /* "all" is no bind source: "/" is. */
-        assert_int_equal(policy_parse("[Recipes]\nAllowBindSources=all\n", 36, PATH, &p, &err), -MKM_E_PARSE);
+        static const char all_src[] = "[Recipes]\nAllowBindSources=all\n";
+        assert_int_equal(policy_parse(all_src, strlen(all_src), PATH, &p, &err), -MKM_E_PARSE);
 }
 
 static void test_path_under(void **state) {
