@@ -96,7 +96,7 @@ DEPS := build-essential pkg-config libcurl4-openssl-dev libarchive-dev libgpgme-
         libssl-dev libseccomp-dev libcmocka-dev gnupg python3 libarchive-tools zstd xz-utils \
         pacman-package-manager makepkg archlinux-keyring arch-install-scripts busybox-static \
         debian-archive-keyring systemd-container pandoc libcap2-bin gpgv gpg-agent clang libjson-c-dev \
-        mmdebstrap curl procps time openssh-client mount util-linux apt e2fsprogs
+        mmdebstrap curl procps time openssh-client mount util-linux apt e2fsprogs iproute2 hostname
 
 deps:
 	@missing=$$(for p in $(DEPS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed$$' || echo $$p; done); \
