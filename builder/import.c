@@ -4,6 +4,7 @@
  * the same atomic swap as a build. */
 #include "export.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -53,6 +54,31 @@ struct sources {
         char *base;             /* the tarball's file name, as SHA256SUMS lists it */
         char *stem;             /* the base name without .tar.* */
 };
+
+/* The download directories of imports that were killed (mkm-import.PID.* of a PID that is gone,
+ * ours by owner): nothing else removes them. */
+static void remove_stale_downloads(struct mkm_ctx *ctx, const char *tmp) {
+        _cleanup_close_ int dfd = open(tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd < 0)
+                return;
+        DIR *d = fs_opendir_dup(dfd);
+        if (!d)
+                return;
+        struct dirent *de;
+        while ((de = readdir(d))) {
+                int pid = 0, n = 0;
+                struct stat st;
+                if (sscanf(de->d_name, "mkm-import.%d.%n", &pid, &n) != 1 || n == 0 || pid <= 0 ||
+                    pid == (int)getpid() || !fs_pid_is_gone((pid_t)pid))
+                        continue;
+                if (fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode) ||
+                    st.st_uid != geteuid())
+                        continue;
+                if (fs_rm_rf_at(dfd, de->d_name) >= 0)
+                        mkm_debug(ctx, "removed %s/%s, left by an import that was killed", tmp, de->d_name);
+        }
+        closedir(d);
+}
 
 static void sources_done(struct sources *s) {
         if (s->tmpdir)
@@ -114,7 +140,10 @@ static int sources_get(struct mkm_ctx *ctx, const char *source, const struct imp
         }
 
         const char *tmp = getenv("TMPDIR");
-        if (asprintf(&s->tmpdir, "%s/mkm-import.XXXXXX", tmp && *tmp ? tmp : "/var/tmp") < 0)
+        if (!tmp || !*tmp)
+                tmp = "/var/tmp";
+        remove_stale_downloads(ctx, tmp);
+        if (asprintf(&s->tmpdir, "%s/mkm-import.%d.XXXXXX", tmp, (int)getpid()) < 0)
                 return -ENOMEM;
         if (!mkdtemp(s->tmpdir)) {
                 int r = mkm_err_set(reterr, negative_errno(), "cannot create a directory for the download: %s: %m",

@@ -172,6 +172,16 @@ start_httpd "$WORK"
 HTTP="http://127.0.0.1:$HTTPD_PORT"
 "$MKMACHINE" --host-root "$WORK/host3" -q --json import "$HTTP/e1-gzip/ex.tar.gz" >"$WORK/imp4.json" 2>"$WORK/imp4.log"
 check "import over HTTP gives the exporter's digest" test "$(json '["digest"]' <"$WORK/imp4.json" 2>/dev/null)" = "$DIGEST"
+# A killed URL import leaves its download directory (mkm-import.PID.*); the next one removes it,
+# not one of a process that still runs.
+mkdir -p "$WORK/tmp"
+sh -c 'exit 0' & dead=$!; wait $dead
+mkdir -p "$WORK/tmp/mkm-import.$dead.abc123" "$WORK/tmp/mkm-import.$$.def456"
+echo partial >"$WORK/tmp/mkm-import.$dead.abc123/ex.tar.gz"
+TMPDIR=$WORK/tmp "$MKMACHINE" --host-root "$WORK/host3b" -q import "$HTTP/e1-gzip/ex.tar.gz" >/dev/null 2>"$WORK/imp4b.log"
+check "an URL import removes the download directory a killed import left" test ! -e "$WORK/tmp/mkm-import.$dead.abc123"
+check "... but not one of a running process" test -d "$WORK/tmp/mkm-import.$$.def456"
+check "... and leaves none of its own" test "$(ls "$WORK/tmp" | grep -c "^mkm-import\.")" -eq 1
 cp -r "$WORK/e1-xz" "$WORK/tampered"
 printf 'x' | dd of="$WORK/tampered/ex.tar.xz" bs=1 seek=1000 conv=notrunc 2>/dev/null
 "$MKMACHINE" --host-root "$WORK/host4" import "$WORK/tampered/ex.tar.xz" >/dev/null 2>"$WORK/tamper.log"
