@@ -188,18 +188,18 @@ static int assign(struct policy *p, const struct policy_key *k, const struct ini
         if (q < 0)
                 return q;
         l->line = e->line;
-        if (!words || !words[0] || (strcmp(words[0], "none") == 0 && !words[1])) {
+        if (!words || !words[0] || (strcasecmp(words[0], "none") == 0 && !words[1])) {
                 l->items = strv_free(l->items);
                 l->all = false;
                 return 0;
         }
-        if (strcmp(words[0], "all") == 0 && !words[1] && k->type != PV_PATHS) {
+        if (strcasecmp(words[0], "all") == 0 && !words[1] && k->type != PV_PATHS) {
                 l->items = strv_free(l->items);
                 l->all = true;
                 return 0;
         }
         for (char **w = words; *w; w++) {
-                if (!valid_word(*w, k->type) || strcmp(*w, "all") == 0 || strcmp(*w, "none") == 0)
+                if (!valid_word(*w, k->type) || strcasecmp(*w, "all") == 0 || strcasecmp(*w, "none") == 0)
                         return add_error(errors, p->path, e->line, "[Recipes] %s=: expected %s, got '%s'", k->key,
                                          expected(k->type), *w);
         }

@@ -232,6 +232,15 @@ static int add_source(struct privileges *p, const char *src, bool read_only, con
         return grant_add(p, PRIV_BIND, src, read_only, PRIV_FILE_NSPAWN, setting, c);
 }
 
+/* A host file that cannot be parsed is judged as a privileged machine ("unreadable"), with the
+ * parser's reason as its setting. */
+static int unreadable(struct privileges *p, enum priv_file in, const char *what, const struct mkm_err *err) {
+        _cleanup_free_ char *setting = NULL;
+        if (asprintf(&setting, "%s cannot be judged (%s)", what, err->msg[0] ? err->msg : "unreadable") < 0)
+                return -ENOMEM;
+        return grant_add(p, PRIV_PRIVILEGED, "unreadable", false, in, setting, &(struct credit){});
+}
+
 /* PrivateUsers=: "no" without a user namespace, "uid0" when the machine's root is UID 0 on the
  * host anyway (identity, a base of 0, or yes on a tree owned by UID 0, whose owner nspawn takes as
  * the base), NULL when it maps root elsewhere (pick, managed, a base above 0). */
@@ -246,6 +255,13 @@ static const char *private_users_grant(const char *v) {
         size_t n = strcspn(v, ":");
         if (n > 0 && strspn(v, "0") == n)
                 return "uid0";
+        /* A base below systemd's container range maps the machine's users onto the host's own
+         * (PrivateUsers=1000: the machine's root is host UID 1000, its users host accounts). */
+        char *end = NULL;
+        errno = 0;
+        unsigned long long base = strtoull(v, &end, 10);
+        if (n > 0 && end == v + n && errno == 0 && base < HOOKS_USERNS_PICK_MIN)
+                return "host-uids";
         return NULL;
 }
 
@@ -259,7 +275,9 @@ static int from_nspawn(struct privileges *p, const char *text, const struct reci
         struct mkm_err err = {};
         int q = ini_parse(text, strlen(text), "NAME.nspawn", &e, &n, &err);
         if (q < 0)
-                return q == -ENOMEM ? q : 0;    /* not ours to judge: it was rendered, or copied from one that was */
+                /* Fail closed: what we cannot read, systemd may (it skips bad lines, takes longer
+                 * ones), so it may grant anything: a privileged machine until shown otherwise. */
+                return q == -ENOMEM ? q : unreadable(p, PRIV_FILE_NSPAWN, "NAME.nspawn", &err);
         static const char *const net_keys[] = { "Private", "VirtualEthernet", "VirtualEthernetExtra", "Interface",
                                                 "MACVLAN", "IPVLAN", "Bridge", "Zone" };
         bool net_set = false, net_private = false;
@@ -289,13 +307,24 @@ static int from_nspawn(struct privileges *p, const char *text, const struct reci
                         q = split_colons(e[i].value, &parts);
                         if (q >= 0 && parts && parts[0])
                                 q = add_source(p, parts[0], strcmp(e[i].key, "BindReadOnly") == 0, setting, &c);
+                        /* idmap, rootidmap, owneridmap: the machine's users own the source as
+                         * the host's do (its root acts as host root on root's files there). */
+                        if (q >= 0 && parts && parts[0] && parts[0][0] != '+' && strv_length(parts) >= 3 &&
+                            strstr(parts[2], "idmap"))
+                                q = grant_add(p, PRIV_PRIVILEGED, "idmapped-bind", false, PRIV_FILE_NSPAWN, setting, &c);
                 } else if (is_key(&e[i], "Files", "Overlay") || is_key(&e[i], "Files", "OverlayReadOnly")) {
-                        /* Every path but the last (the mount point in the machine) is on the host. */
+                        /* systemd.nspawn(5): the lower directories, then the upper one (written
+                         * to, unless OverlayReadOnly=), then the mount point in the machine; with
+                         * only two paths the second is both the upper directory on the host and
+                         * the mount point. */
                         _cleanup_strv_free_ char **parts = NULL;
                         q = split_colons(e[i].value, &parts);
-                        size_t np = strv_length(parts);
-                        for (size_t j = 0; q >= 0 && j + 1 < np; j++)
-                                q = add_source(p, parts[j], strcmp(e[i].key, "OverlayReadOnly") == 0, setting, &c);
+                        size_t np = strv_length(parts), upper = np == 2 ? 1 : np >= 3 ? np - 2 : np;
+                        bool ro = strcmp(e[i].key, "OverlayReadOnly") == 0;
+                        for (size_t j = 0; q >= 0 && j < upper; j++)
+                                q = add_source(p, parts[j], true, setting, &c);
+                        if (q >= 0 && upper < np)
+                                q = add_source(p, parts[upper], ro, setting, &c);
                 } else if (is_key(&e[i], "Files", "BindUser"))
                         q = add_words(p, PRIV_BIND_USER, e[i].value, NULL, setting, &c);
                 else if (is_key(&e[i], "Network", "Port"))
@@ -347,7 +376,7 @@ static int from_dropin(struct privileges *p, const char *text, const struct reci
         struct mkm_err err = {};
         int q = ini_parse(text, strlen(text), "mkmachine.conf", &e, &n, &err);
         if (q < 0)
-                return q == -ENOMEM ? q : 0;
+                return q == -ENOMEM ? q : unreadable(p, PRIV_FILE_DROPIN, "the drop-in", &err);
         for (size_t i = 0; i < n && q >= 0; i++) {
                 if (!e[i].key)
                         continue;
@@ -417,7 +446,10 @@ static bool covers(const struct priv_grant *o, const struct priv_grant *g) {
         case PRIV_CAPABILITY:
                 return strcmp(o->value, "all") == 0 || strcmp(o->value, g->value) == 0;
         case PRIV_PRIVILEGED:
-                /* No user namespace at all grants more than root mapped to UID 0. */
+                /* No user namespace at all grants more than root mapped to UID 0. A file that
+                 * cannot be judged is new every time: nothing says what it grants. */
+                if (strcmp(g->value, "unreadable") == 0)
+                        return false;
                 return strcmp(o->value, "no") == 0 || strcmp(o->value, g->value) == 0;
         case PRIV_BIND:
                 /* Equal text too: a path with ".." is under nothing, not even itself. */
@@ -446,6 +478,12 @@ char *priv_grant_what(const struct priv_grant *g) {
         case PRIV_PRIVILEGED:
                 n = strcmp(g->value, "no") == 0
                             ? asprintf(&s, "a privileged machine (no user namespace: its root is the host's root)")
+                    : strcmp(g->value, "unreadable") == 0
+                            ? asprintf(&s, "unknown, taken as a privileged machine (systemd may read what mkmachine cannot)")
+                    : strcmp(g->value, "host-uids") == 0
+                            ? asprintf(&s, "a machine whose users are the host's own (a UID base below the container range)")
+                    : strcmp(g->value, "idmapped-bind") == 0
+                            ? asprintf(&s, "a bind whose files the machine's users own as the host's do (idmap)")
                             : asprintf(&s, "a privileged machine (its root is UID 0 on the host)");
                 break;
         case PRIV_CAPABILITY:

@@ -12,7 +12,9 @@
  * nspawn with -U and --network-veth, so an unset PrivateUsers= is "pick" and an unset [Network]
  * is a private veth):
  *   privileged      PrivateUsers=no (no user namespace: the machine's root is the host's root),
- *                   or identity / yes / a base of 0 (the machine's root is UID 0 on the host)
+ *                   or identity / yes / a base of 0 (the machine's root is UID 0 on the host),
+ *                   a base below the container range ("host-uids"), an idmapped Bind=
+ *                   ("idmapped-bind"), a host file that cannot be parsed ("unreadable": fail closed)
  *   capability      Capability=, AmbientCapability= (each capability, or "all")
  *   syscall         SystemCallFilter= allow-list words (a "~" deny list grants nothing)
  *   bind            Bind=, BindReadOnly=, Overlay=, OverlayReadOnly= host sources (not "+" ones)

@@ -105,6 +105,16 @@ static void test_parse_errors(void **state) {
         /* "all" is no bind source: "/" is. */
         static const char all_src[] = "[Recipes]\nAllowBindSources=all\n";
         assert_int_equal(policy_parse(all_src, strlen(all_src), PATH, &p, &err), -MKM_E_PARSE);
+        /* "all" in a list, in any case, is an error, never a list item that allows everything;
+         * alone, in any case, it is all. */
+        static const char mixed[] = "[Recipes]\nAllowCapabilities=CAP_NET_ADMIN All\n";
+        assert_int_equal(policy_parse(mixed, strlen(mixed), PATH, &p, &err), -MKM_E_PARSE);
+        assert_non_null(strstr(err.msg, "got 'All'"));
+        static const char upper[] = "[Recipes]\nAllowCapabilities=ALL\n";
+        struct policy *pu = NULL;
+        assert_int_equal(policy_parse(upper, strlen(upper), PATH, &pu, &err), 0);
+        assert_true(pu->capabilities.all);
+        policy_free(pu);
 }
 
 static void test_path_under(void **state) {

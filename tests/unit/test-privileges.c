@@ -155,10 +155,20 @@ static void test_files(void **state) {
                        "bind /etc/ssl ro | [Files] BindReadOnly=/etc/ssl:/etc/ssl:norbind | [Files] BindReadOnly=@8 | -",
                        "bind-user alice | [Files] BindUser=alice bob | [Files] BindUser=@14 | -",
                        "bind-user bob | [Files] BindUser=alice bob | [Files] BindUser=@14 | -",
-                       "bind /srv/low | [Files] Overlay=/srv/low:+/up:/data | [Files] Overlay=@12 | -",
+                       "bind /srv/low ro | [Files] Overlay=/srv/low:+/up:/data | [Files] Overlay=@12 | -",
                        "bind /srv/l1 ro | [Files] OverlayReadOnly=/srv/l1:/srv/l2:/ro | [Files] OverlayReadOnly=@13 | -",
                        "bind /srv/l2 ro | [Files] OverlayReadOnly=/srv/l1:/srv/l2:/ro | [Files] OverlayReadOnly=@13 | -",
                        NULL });
+        /* Two paths: the second is the upper directory on the host (written to) and the mount
+         * point (systemd.nspawn(5)); the lower one is only read. */
+        derive("[Files]\nOverlay=/srv/ok:/etc\n", 0,
+               (const char *const[]){ "bind /srv/ok ro | [Files] Overlay=/srv/ok:/etc | [Files] Overlay=@7 | -",
+                                      "bind /etc | [Files] Overlay=/srv/ok:/etc | [Files] Overlay=@7 | -", NULL });
+        /* An idmapped bind: the machine's users own the files as the host's users do. */
+        derive("[Files]\nBind=/srv/a:/a:idmap\n", 0,
+               (const char *const[]){ "bind /srv/a | [Files] Bind=/srv/a:/a:idmap | [Files] Bind=@7 | -",
+                                      "privileged idmapped-bind | [Files] Bind=/srv/a:/a:idmap | [Files] Bind=@7 | -",
+                                      NULL });
         /* A reset drops what came before it. */
         derive("[Files]\nBind=/:/host\nBind=\nBind=/srv/b\n", 0,
                (const char *const[]){ "bind /srv/b | [Files] Bind=/srv/b | [Files] Bind=@9 | -", NULL });
@@ -184,7 +194,8 @@ static void test_exec(void **state) {
         static const char *const t[][2] = {
                 { "no", "no" },         { "false", "no" },     { "0", "no" },      { "0:65536", "uid0" },
                 { "identity", "uid0" }, { "yes", "uid0" },     { "pick", NULL },   { "524288", NULL },
-                { "managed", NULL },    { "65536:65536", NULL },
+                { "managed", NULL },    { "65536:65536", "host-uids" }, { "1000", "host-uids" },
+                { "524287", "host-uids" }, { "524288:65536", NULL },
         };
         for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
                 _cleanup_free_ char *body = NULL, *line = NULL;
@@ -224,6 +235,38 @@ static void test_network(void **state) {
                        "host-interface MACVLAN=eth0 | [Network] MACVLAN=eth0 | [Network] MACVLAN=@8 | -",
                        "host-interface Zone=web | [Network] Zone=web | [Network] Zone=@7 | -",
                        NULL });
+}
+
+/* A host file mkmachine cannot parse (systemd skips a bad line and reads on) is judged as a
+ * privileged machine, never as granting nothing, and is new every time. */
+static void test_unreadable(void **state) {
+        (void)state;
+        /* A line longer than ours (systemd takes up to 1 MiB), e.g. two values joined by a
+         * trailing backslash the renderer wrote. */
+        _cleanup_free_ char *long_line = malloc(80000);
+        assert_non_null(long_line);
+        int off = snprintf(long_line, 80000, "[Exec]\nEnvironment=X=");
+        memset(long_line + off, 'A', 70000);
+        strcpy(long_line + off + 70000, "\nPrivateUsers=no\n");
+        const char *const bad[] = {
+                "junk line\n[Exec]\nPrivateUsers=no\nCapability=all\n[Files]\nBind=/:/host\n",
+                long_line,
+        };
+        for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+                struct host_files hf = { .nspawn = (char *)bad[i] };
+                _cleanup_(privileges_done) struct privileges p = {};
+                assert_int_equal(privileges_from_host_files(&hf, NULL, NULL, &p), 0);
+                assert_int_equal(p.n, 1);
+                assert_int_equal(p.items[0].kind, PRIV_PRIVILEGED);
+                assert_string_equal(p.items[0].value, "unreadable");
+                assert_non_null(strstr(p.items[0].setting, "cannot be judged"));
+                assert_false(privileges_cover(&p, &p.items[0]));
+        }
+        struct host_files hf = { .dropin = (char *)"Environment=X=1\n" };      /* no section */
+        _cleanup_(privileges_done) struct privileges p = {};
+        assert_int_equal(privileges_from_host_files(&hf, NULL, NULL, &p), 0);
+        assert_int_equal(p.n, 1);
+        assert_string_equal(p.items[0].value, "unreadable");
 }
 
 static struct priv_grant G(enum priv_kind k, const char *v, bool ro) {
@@ -398,7 +441,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_docker),   cmocka_unit_test(test_fuse),     cmocka_unit_test(test_files),
                 cmocka_unit_test(test_exec),     cmocka_unit_test(test_network),  cmocka_unit_test(test_cover),
-                cmocka_unit_test(test_describe), cmocka_unit_test(test_assess),
+                cmocka_unit_test(test_describe), cmocka_unit_test(test_assess),   cmocka_unit_test(test_unreadable),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -226,6 +227,27 @@ static void test_dev(void **state) {
                          0);
         assert_string_equal(out, "4\n8\nnull-ok\nno-fuse\npts\npts/ptmx\n/proc/self/fd\n"
                                  "fd\nfull\nnull\nptmx\npts\nrandom\nshm\nstderr\nstdin\nstdout\ntty\nurandom\nzero\n");
+}
+
+/* The tree is mounted nodev in the sandbox: a device node in it (nothing puts one there today)
+ * opens nothing, while the sandbox's own /dev works. */
+static void test_tree_nodev(void **state) {
+        struct fixture *f = *state;
+        if (!can_run())
+                skip();
+        _cleanup_free_ char *node = NULL;
+        assert_true(asprintf(&node, "%s/zero-in-tree", f->root) > 0);
+        if (mknod(node, S_IFCHR | 0666, makedev(1, 5)) < 0)
+                skip();
+        struct sandbox_opts o = base_opts();
+        struct mkm_err err = {};
+        _cleanup_free_ char *out = NULL;
+        assert_int_equal(run(f, &o, &out, &err, "sh", "-c",
+                             "head -c 4 /zero-in-tree >/dev/null 2>&1 && echo opened || echo refused; head -c 4 /dev/zero | wc -c",
+                             NULL),
+                         0);
+        (void)unlink(node);
+        assert_string_equal(out, "refused\n4\n");
 }
 
 static char *host_netns(void) {
@@ -981,6 +1003,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_exit_status, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_hostname_env_umask, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_pid_proc, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_tree_nodev, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_dev, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_network, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_stdin, setup, teardown),
