@@ -394,7 +394,10 @@ int build_machine_opts(struct mkm_ctx *ctx, const char *recipe_path, const struc
         b.recipe = r;
         /* One seccomp compilation and one user namespace for every script of this build. */
         if (!ctx->sandbox) {
-                q = sandbox_cache_new(hooks_sandbox_uid_base(r->name), &own_sandbox);
+                struct hooks_userns u = {};
+                struct mkm_err uerr = {};
+                (void)hooks_userns(r, &u, &uerr);       /* a bad value was refused when the recipe loaded */
+                q = sandbox_cache_new(hooks_sandbox_uid_base(r->name, u.shift ? u.base : 0), &own_sandbox);
                 if (q < 0)
                         goto out;
                 ctx->sandbox = own_sandbox;

@@ -10,9 +10,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <fnmatch.h>
+#include <grp.h>
 #include <inttypes.h>
 #include <json-c/json.h>
 #include <limits.h>
+#include <pwd.h>
 #include <linux/magic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -140,13 +142,31 @@ uint32_t hooks_userns_pick(const char *name) {
         return HOOKS_USERNS_PICK_MIN + (h % slots) * HOOKS_USERNS_RANGE;
 }
 
-uint32_t hooks_sandbox_uid_base(const char *name) {
+/* Whether a host user or group has the first or last ID of the slot, or a systemd-nspawn
+ * running on this host holds it (its lock file, as nspawn's PrivateUsers=pick takes it). */
+static bool slot_taken_on_host(uint32_t base) {
+        char lock[64];
+        (void)snprintf(lock, sizeof lock, "/run/systemd/nspawn-uid/%" PRIu32, base);
+        return getpwuid((uid_t)base) || getpwuid((uid_t)(base + HOOKS_USERNS_RANGE - 1)) || getgrgid((gid_t)base) ||
+               getgrgid((gid_t)(base + HOOKS_USERNS_RANGE - 1)) || access(lock, F_OK) == 0;
+}
+
+uint32_t hooks_sandbox_uid_base_with(const char *name, uint32_t avoid, bool (*taken)(uint32_t base)) {
         uint32_t own = hooks_userns_pick(name);
         _cleanup_free_ char *salted = NULL;
         uint32_t base = asprintf(&salted, "%s/mkmachine-build-sandbox", name) < 0 ? own : hooks_userns_pick(salted);
-        if (base == own)        /* never the slot the machine itself may run in */
+        /* Never the slot the machine itself may run in (pick, or its explicit base), nor one a host
+         * user, group or running container has: the next free slot, a bounded search. */
+        for (unsigned i = 0; i < 256; i++) {
+                if (base != own && base != avoid && !(taken && taken(base)))
+                        break;
                 base = base < HOOKS_USERNS_PICK_MAX ? base + HOOKS_USERNS_RANGE : HOOKS_USERNS_PICK_MIN;
+        }
         return base;
+}
+
+uint32_t hooks_sandbox_uid_base(const char *name, uint32_t avoid) {
+        return hooks_sandbox_uid_base_with(name, avoid, slot_taken_on_host);
 }
 
 static bool parse_u32(const char *s, size_t n, uint32_t *ret) {

@@ -82,9 +82,15 @@ uint32_t hooks_userns_pick(const char *name);
 /* The UID/GID base of the build sandbox's user namespace for machine name (sandbox.h): a 64K slot
  * of the same range, chosen as for PrivateUsers=pick from "NAME/mkmachine-build-sandbox" and
  * never hooks_userns_pick(name) itself, so package code at build time never shares IDs with the
- * machine it builds when that machine runs with PrivateUsers=pick. By systemd's convention
- * (UIDS-GIDS.md) no host user is given an ID in this range. Deterministic per name. */
-uint32_t hooks_sandbox_uid_base(const char *name);
+ * machine it builds when that machine runs with PrivateUsers=pick (or avoid, its explicit base).
+ * By systemd's convention (UIDS-GIDS.md) no host user is given an ID in this range; a slot whose
+ * first or last ID a host user or group has anyway (NSS), or that a running systemd-nspawn holds
+ * (/run/systemd/nspawn-uid/BASE), is passed over. Deterministic per name on a given host. */
+uint32_t hooks_sandbox_uid_base(const char *name, uint32_t avoid);
+/* The same with the host check given (tests): avoid is the machine's own explicit PrivateUsers=
+ * base (0: none); a slot taken() says is in use, or avoid, or the name's pick slot, is passed
+ * over for the next one (at most 256 tries). */
+uint32_t hooks_sandbox_uid_base_with(const char *name, uint32_t avoid, bool (*taken)(uint32_t base));
 
 /* Read [Exec] PrivateUsers= (the effective value). yes/no/identity/managed/booleans: no shift.
  * Unset with hooks_docker_mode() == HOOKS_DOCKER_USERNS: pick, with implied set.

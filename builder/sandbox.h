@@ -28,7 +28,8 @@
  *
  * BASE is the cache's (sandbox_cache_new; the build chooses it, hooks.h
  * hooks_sandbox_uid_base), else SANDBOX_UID_BASE_DEFAULT: in either case a 64K slot of
- * systemd's container range, which no host user owns.
+ * systemd's container range, which no host user owns (hooks_sandbox_uid_base also passes over
+ * a slot NSS or a running nspawn says is taken, and the machine's own base).
  *
  * The mounts live only in the sandbox's mount namespace. The only trace the sandbox can leave on
  * disk is a missing mount point created in the tree, with the mode Arch's filesystem package

@@ -58,7 +58,7 @@ int main(int argc, char **argv) {
         if (leak && open(leak, O_RDONLY | O_DIRECTORY) < 0)
                 return 2;
         struct mkm_ctx ctx = { .source_date_epoch = 1700000000, .events = { .fn = ev } };
-        if (sandbox_cache_new(hooks_sandbox_uid_base("hostile"), &ctx.sandbox) < 0)
+        if (sandbox_cache_new(hooks_sandbox_uid_base("hostile", 0), &ctx.sandbox) < 0)
                 return 2;
         struct mkm_err err = {};
         struct sandbox_opts o = { .hostname = "hostile", .source_date_epoch = 1700000000, .timeout_s = 60 };

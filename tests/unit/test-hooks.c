@@ -588,6 +588,11 @@ static void test_userns_values(void **state) {
         assert_non_null(strstr(err.msg, "sometimes"));
 }
 
+static uint32_t taken_slot;
+static bool slot_is_taken(uint32_t base) {
+        return base == taken_slot;
+}
+
 /* The build sandbox's range: a 64K slot of systemd's container range, the same for the same
  * name, never the machine's own PrivateUsers=pick slot, and spread over the range. */
 static void test_sandbox_uid_base(void **state) {
@@ -597,16 +602,23 @@ static void test_sandbox_uid_base(void **state) {
         for (int i = 0; i < 3000; i++) {
                 char name[32];
                 (void)snprintf(name, sizeof name, "m%d", i);
-                uint32_t b = hooks_sandbox_uid_base(name);
+                uint32_t b = hooks_sandbox_uid_base(name, 0);
                 assert_int_equal(b % HOOKS_USERNS_RANGE, 0);
                 assert_true(b >= HOOKS_USERNS_PICK_MIN && b <= HOOKS_USERNS_PICK_MAX);
                 assert_int_not_equal(b, hooks_userns_pick(name));
-                assert_int_equal(b, hooks_sandbox_uid_base(name));
+                assert_int_equal(b, hooks_sandbox_uid_base(name, 0));
                 distinct += b != prev;
                 prev = b;
         }
         assert_true(distinct > 2990);
-        assert_true(hooks_sandbox_uid_base("web") >= 0x80000u);
+        assert_true(hooks_sandbox_uid_base("web", 0) >= 0x80000u);
+        /* The machine's explicit base, and a slot in use on the host, are passed over. */
+        uint32_t first = hooks_sandbox_uid_base_with("web", 0, NULL);
+        uint32_t other = hooks_sandbox_uid_base_with("web", first, NULL);
+        assert_int_not_equal(other, first);
+        assert_int_not_equal(other, hooks_userns_pick("web"));
+        taken_slot = first;
+        assert_int_equal(hooks_sandbox_uid_base_with("web", 0, slot_is_taken), other);
 }
 
 /* ---- host files --------------------------------------------------------------------------- */
