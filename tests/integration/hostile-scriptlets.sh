@@ -119,6 +119,7 @@ check "the listener logs a connection from the host itself" grep -q connection "
 HOST_IP=$(ip -4 -o addr show scope global 2>/dev/null | awk '{print $4}' | cut -d/ -f1 | head -1)
 HOSTNAME_BEFORE=$(hostname)
 CORE_BEFORE=$(cat /proc/sys/kernel/core_pattern)
+FORWARD_BEFORE=$(cat /proc/sys/net/ipv4/ip_forward)
 MODULES_BEFORE=$(cut -d' ' -f1 /proc/modules 2>/dev/null | sort)
 LO_BEFORE=$(cat /sys/class/net/lo/flags)
 
@@ -190,7 +191,9 @@ if cc -static -O0 -o "$T/bin/probe" "$WORK/probe.c" 2>"$WORK/probe.err"; then
   HAVE_PROBE=1
 else
   HAVE_PROBE=0
-  echo "# no static probe (no static libc?): module, ptrace, fd and chroot probes skipped"; cat "$WORK/probe.err"
+  # libc6-dev (build-essential, make deps) has the static libc: without the probe the module,
+  # ptrace, fd and chroot checks would be missing, so that is a failure, not a skip.
+  bad "the static probe builds (module, ptrace, fd and chroot probes)"; cat "$WORK/probe.err"
 fi
 
 # ---- the attack -----------------------------------------------------------------------------------
@@ -206,6 +209,7 @@ try remount-dev mount -o remount,rw,dev,suid /dev
 try sysctl-hostname sh -c 'echo evil > /proc/sys/kernel/hostname'
 try sysctl-core-pattern sh -c 'echo "|/bin/evil" > /proc/sys/kernel/core_pattern'
 try sysctl-drop-caches sh -c 'echo 3 > /proc/sys/vm/drop_caches'
+try sysctl-ip-forward sh -c 'echo 1 > /proc/sys/net/ipv4/ip_forward'
 try sysrq-trigger sh -c 'echo h > /proc/sysrq-trigger'
 try hostname hostname evil
 try modprobe modprobe dummy
@@ -275,6 +279,8 @@ check "the host's listener saw no connection" test ! -s "$WORK/listener.log"
 check "nothing appeared in the host directory" test "$(ls -A "$HOSTDIR")" = secret
 check "the host's hostname is unchanged" test "$(hostname)" = "$HOSTNAME_BEFORE"
 check "the host's core_pattern is unchanged" test "$(cat /proc/sys/kernel/core_pattern)" = "$CORE_BEFORE"
+check "the host's ip_forward is unchanged (run-net shares the host's network namespace)" \
+  test "$(cat /proc/sys/net/ipv4/ip_forward)" = "$FORWARD_BEFORE"
 check "the host's loaded modules are unchanged" test "$(cut -d' ' -f1 /proc/modules 2>/dev/null | sort)" = "$MODULES_BEFORE"
 check "the host's lo is as it was" test "$(cat /sys/class/net/lo/flags)" = "$LO_BEFORE"
 check "no device node was made in the tree" bash -c "! find '$T' \\( -type b -o -type c \\) | grep -q ."
@@ -310,6 +316,21 @@ if [ -n "$SPID" ]; then
     bash -c "[ '$MAP' = '0 $BASE 65536' ] && [ '$BASE' -ge 524288 ] && [ '$BASE' -le 1879048192 ]"
   check "its user namespace is not the host's" \
     test "$(readlink "/proc/$SPID/ns/user")" != "$(readlink /proc/self/ns/user)"
+  # The central claim: every other namespace of the command belongs to the host's user
+  # namespace (made before it joined its own), so its root has no capability over them.
+  check "its mount, uts, ipc, net and pid namespaces are owned by the host's user namespace" python3 -c "
+import fcntl, os, sys
+NS_GET_USERNS = 0xb701
+host = os.stat('/proc/self/ns/user').st_ino
+bad = []
+for ns in ('mnt', 'uts', 'ipc', 'net', 'pid'):
+    fd = os.open('/proc/$SPID/ns/' + ns, os.O_RDONLY)
+    owner = fcntl.ioctl(fd, NS_GET_USERNS)
+    if os.fstat(owner).st_ino != host:
+        bad.append(ns)
+    os.close(owner); os.close(fd)
+print('owned elsewhere:', bad) if bad else None
+sys.exit(1 if bad else 0)"
   kill "$SPID"
 else
   bad "the sandboxed sleep shows up on the host"
