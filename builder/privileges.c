@@ -628,12 +628,10 @@ int privileges_assess(struct mkm_ctx *ctx, const struct recipe *r, struct priv_r
                 return q;
         if (pol && !(rep.policy_path = strdup(pol->path)))
                 return -ENOMEM;
-        _cleanup_close_ int hostfd = -EBADF;
-        if (pol) {
-                hostfd = open(ctx && ctx->host_root ? ctx->host_root : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-                if (hostfd < 0)
-                        return mkm_err_set(reterr, negative_errno(), "cannot open the host root: %s", strerror(errno));
-        }
+        /* Also without a policy: what is new is judged by where sources lead (below). */
+        _cleanup_close_ int hostfd = open(ctx && ctx->host_root ? ctx->host_root : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (hostfd < 0)
+                return mkm_err_set(reterr, negative_errno(), "cannot open the host root: %s", strerror(errno));
         for (size_t i = 0; pol && i < rep.grants.n; i++) {
                 struct priv_grant *g = &rep.grants.items[i];
                 _cleanup_free_ char *why = NULL, *what = NULL, *src = NULL, *resolved = NULL;
@@ -692,11 +690,25 @@ int privileges_assess(struct mkm_ctx *ctx, const struct recipe *r, struct priv_r
                 return q;
         } else {
                 rep.deployed = 1;
-                for (size_t i = 0; i < rep.grants.n; i++)
-                        if (!privileges_cover(&old, &rep.grants.items[i])) {
-                                rep.grants.items[i].fresh = true;
+                for (size_t i = 0; i < rep.grants.n; i++) {
+                        struct priv_grant *g = &rep.grants.items[i];
+                        bool covered = privileges_cover(&old, g);
+                        /* A source under an old one that leads elsewhere through a symlink (the
+                         * machine could have made it in a read-write bind: /srv/a/root -> /) is
+                         * new unless where it leads was granted too. */
+                        _cleanup_free_ char *resolved = NULL;
+                        if (covered && (g->kind == PRIV_BIND || g->kind == PRIV_DEVICE) &&
+                            chase_in_root(hostfd, g->value, CHASE_NONEXISTENT, &resolved, NULL) >= 0 &&
+                            !policy_path_under(resolved, g->value)) {
+                                struct priv_grant r2 = *g;
+                                r2.value = resolved;
+                                covered = privileges_cover(&old, &r2);
+                        }
+                        if (!covered) {
+                                g->fresh = true;
                                 rep.n_new++;
                         }
+                }
         }
         *ret = rep;
         rep = (struct priv_report){};

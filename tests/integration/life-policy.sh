@@ -202,6 +202,16 @@ check "... with the bind and its line" contains v1.log "  [Files] Bind=/srv/priv
 check "... and the policy it was judged by" contains v1.log "policy: $POLICY (0 grants beyond it)"
 rm -f "$POLICY"
 
+# A source under a bind the machine had, that leads elsewhere through a symlink (a machine can make
+# one in its read-write bind), is new: judged by where it leads.
+mkdir -p "$HOST/srv/privtest" && ln -sfn / "$HOST/srv/privtest/root"
+recipe v1b.recipe '' '[Hooks]' 'Fuse=yes' '' '[Files]' 'Bind=/srv/privtest:/data' 'Bind=/srv/privtest/root:/host'
+mk build "$WORK/v1b.recipe" --systemd-version 257 >v1b.out 2>v1b.err
+rc=$?
+check "a bind under the old one that leads to / through a symlink is new: refused (rc $rc)" test $rc -eq 1
+check "... naming it" contains v1b.err "new: [Files] Bind=/srv/privtest/root:/host"
+rm -f "$HOST/srv/privtest/root"
+
 # --- a rebuild that asks for more than the deployed generation was granted ---------------------------
 recipe v2.recipe '' '[Hooks]' 'Fuse=yes' '' '[Files]' 'Bind=/srv/privtest:/data' 'Bind=/:/host'
 n1=$(requests)
