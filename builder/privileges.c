@@ -325,6 +325,16 @@ static int from_nspawn(struct privileges *p, const char *text, const struct reci
                                 q = add_source(p, parts[j], true, setting, &c);
                         if (q >= 0 && upper < np)
                                 q = add_source(p, parts[upper], ro, setting, &c);
+                } else if ((strcmp(e[i].section, "Exec") == 0 &&
+                            (strcmp(e[i].key, "OOMScoreAdjust") == 0 || strncmp(e[i].key, "Limit", 5) == 0)) ||
+                           (is_key(&e[i], "Exec", "LinkJournal") &&
+                            (strcmp(e[i].value, "host") == 0 || strcmp(e[i].value, "try-host") == 0))) {
+                        /* The host's resources: OOM immunity, raised rlimits (e.g. unlimited
+                         * mlock), the host's journal directory for the machine, read-write. */
+                        _cleanup_free_ char *v = NULL;
+                        q = asprintf(&v, "%s=%s", e[i].key, e[i].value) < 0
+                                    ? -ENOMEM
+                                    : grant_add(p, PRIV_SERVICE, v, false, PRIV_FILE_NSPAWN, setting, &c);
                 } else if (is_key(&e[i], "Files", "BindUser"))
                         q = add_words(p, PRIV_BIND_USER, e[i].value, NULL, setting, &c);
                 else if (is_key(&e[i], "Network", "Port"))

@@ -24,7 +24,8 @@
  *   host-interface  Interface=, MACVLAN=, IPVLAN=, Bridge=, Zone=, VirtualEthernetExtra=
  *   port            Port= (a host port forwarded into the machine)
  *   module          a kernel module the host loads at boot (modules-load.d)
- *   service         any other drop-in setting of systemd-nspawn@NAME.service */
+ *   service         any other drop-in setting of systemd-nspawn@NAME.service; OOMScoreAdjust=,
+ *                   Limit*=, LinkJournal=host|try-host of the .nspawn (the host's resources) */
 #pragma once
 
 #include <stdbool.h>

@@ -189,6 +189,14 @@ static void test_exec(void **state) {
                        "capability CAP_NET_RAW | [Exec] AmbientCapability=CAP_NET_RAW | [Exec] AmbientCapability=@8 | -",
                        "syscall add_key | [Exec] SystemCallFilter=add_key | [Exec] SystemCallFilter=@11 | -",
                        NULL });
+        /* Settings that reach the host's resources are service grants, judged by their key. */
+        derive("[Exec]\nOOMScoreAdjust=-1000\nLimitMEMLOCK=infinity\nLinkJournal=try-host\n", 0,
+               (const char *const[]){
+                       "service LimitMEMLOCK=infinity | [Exec] LimitMEMLOCK=infinity | [Exec] LimitMEMLOCK=@8 | -",
+                       "service OOMScoreAdjust=-1000 | [Exec] OOMScoreAdjust=-1000 | [Exec] OOMScoreAdjust=@7 | -",
+                       "service LinkJournal=try-host | [Exec] LinkJournal=try-host | [Exec] LinkJournal=@9 | -",
+                       NULL });
+        derive("[Exec]\nLinkJournal=try-guest\n", 0, (const char *const[]){ NULL });
         /* PrivateUsers=: root as the host's root, or as UID 0 on the host, or not ("0" is a boolean to
          * nspawn, as to systemd's parser: no user namespace). */
         static const char *const t[][2] = {
