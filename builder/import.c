@@ -289,6 +289,10 @@ static int judge_trusted_settings(struct mkm_ctx *ctx, const char *name, const c
                 return r;
         if (p.n == 0)
                 mkm_info(ctx, "--trust-settings: %s grants the machine '%s' nothing on the host", label, name);
+        _cleanup_close_ int hostfd = pol ? open(ctx->host_root ? ctx->host_root : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+                                         : -EBADF;
+        if (pol && hostfd < 0)
+                return mkm_err_set(reterr, negative_errno(), "cannot open the host root: %s", strerror(errno));
         _cleanup_free_ char *refused = NULL;
         size_t n_refused = 0;
         for (size_t i = 0; i < p.n; i++) {
@@ -298,7 +302,7 @@ static int judge_trusted_settings(struct mkm_ctx *ctx, const char *name, const c
                 mkm_info(ctx, "--trust-settings: %s grants the machine '%s' %s", label, name, d);
                 if (!pol)
                         continue;
-                r = policy_allows(pol, &p.items[i], &why);
+                r = privileges_judge(pol, hostfd, &p.items[i], &why);
                 if (r < 0)
                         return r;
                 if (r > 0)

@@ -614,6 +614,38 @@ int privileges_deployed(struct mkm_ctx *ctx, const char *name, unsigned *ret_gen
 
 /* ---- assessing -------------------------------------------------------------------------------- */
 
+int privileges_judge(const struct policy *pol, int hostfd, const struct priv_grant *g, char **ret_why) {
+        _cleanup_free_ char *why = NULL, *resolved = NULL;
+        int q = policy_allows(pol, g, &why);
+        if (q < 0)
+                return q;
+        /* nspawn follows the source's symlinks when the machine starts: a link under an
+         * allowed directory must not lead out of it. What exists now is judged where it
+         * leads too (resolved inside the host root); what a tenant links later is the
+         * reason the policy page says to keep allowed directories free of their links. */
+        if (q > 0 && hostfd >= 0 && (g->kind == PRIV_BIND || g->kind == PRIV_DEVICE) &&
+            chase_in_root(hostfd, g->value, CHASE_NONEXISTENT, &resolved, NULL) >= 0 &&
+            !policy_path_under(resolved, g->value)) {
+                struct priv_grant r2 = *g;
+                r2.value = resolved;
+                free(why);
+                why = NULL;
+                q = policy_allows(pol, &r2, &why);
+                if (q < 0)
+                        return q;
+                if (q == 0) {
+                        char *w = NULL;
+                        if (asprintf(&w, "it leads to %s on the host, and %s", resolved, why) < 0)
+                                return -ENOMEM;
+                        free(why);
+                        why = w;
+                }
+        }
+        if (ret_why)
+                *ret_why = q > 0 ? NULL : TAKE_PTR(why);
+        return q;
+}
+
 int privileges_assess(struct mkm_ctx *ctx, const struct recipe *r, struct priv_report *ret, struct mkm_err *reterr) {
         _cleanup_(priv_report_done) struct priv_report rep = {};
         _cleanup_(hooks_needs_done) struct hooks_needs needs = {};
@@ -644,30 +676,10 @@ int privileges_assess(struct mkm_ctx *ctx, const struct recipe *r, struct priv_r
                 return mkm_err_set(reterr, negative_errno(), "cannot open the host root: %s", strerror(errno));
         for (size_t i = 0; pol && i < rep.grants.n; i++) {
                 struct priv_grant *g = &rep.grants.items[i];
-                _cleanup_free_ char *why = NULL, *what = NULL, *src = NULL, *resolved = NULL;
-                q = policy_allows(pol, g, &why);
+                _cleanup_free_ char *why = NULL, *what = NULL, *src = NULL;
+                q = privileges_judge(pol, hostfd, g, &why);
                 if (q < 0)
                         return q;
-                /* nspawn follows the source's symlinks when the machine starts: a link under an
-                 * allowed directory must not lead out of it. What exists now is judged where it
-                 * leads too (resolved inside the host root); what a tenant links later is the
-                 * reason the policy page says to keep allowed directories free of their links. */
-                if (q > 0 && (g->kind == PRIV_BIND || g->kind == PRIV_DEVICE) &&
-                    chase_in_root(hostfd, g->value, CHASE_NONEXISTENT, &resolved, NULL) >= 0 &&
-                    !policy_path_under(resolved, g->value)) {
-                        struct priv_grant r2 = *g;
-                        r2.value = resolved;
-                        q = policy_allows(pol, &r2, &why);
-                        if (q < 0)
-                                return q;
-                        if (q == 0) {
-                                char *w = NULL;
-                                if (asprintf(&w, "it leads to %s on the host, and %s", resolved, why) < 0)
-                                        return -ENOMEM;
-                                free(why);
-                                why = w;
-                        }
-                }
                 if (q > 0)
                         continue;
                 if (!(what = priv_grant_what(g)) || !(src = source_key(g)))

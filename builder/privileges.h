@@ -121,6 +121,11 @@ struct priv_report {
 };
 void priv_report_done(struct priv_report *rep);
 
+/* Does pol allow g? As policy_allows(), and a bind or device source that leads elsewhere through
+ * a symlink under the host root hostfd (-1: not checked) is judged where it leads too. 1 yes, 0 no
+ * (*ret_why, when given, says why; caller frees), negative on error. */
+int privileges_judge(const struct policy *pol, int hostfd, const struct priv_grant *g, char **ret_why);
+
 /* Derive the grants of r (hooks_host_needs + the rendered host files), judge them by the host's
  * policy file (policy.h; a bad policy file fails with -MKM_E_PARSE naming its file:line) and
  * compare them with the live generation's host files (its host/ copies in the state). */

@@ -160,6 +160,16 @@ check "... the refusal names the setting and the policy line" \
 check "... and nothing was deployed" test ! -e "$HOST2/var/lib/machines/pol" -a ! -e "$HOST2/etc/systemd/nspawn/pol.nspawn"
 "$MKMACHINE" --host-root "$HOST2" -q import "$WORK/e1-zstd/ex.tar.zst" pol >/dev/null 2>"$WORK/imp-pol2.log"
 check "without --trust-settings the same import is allowed (settings beside the image)" test -e "$HOST2/var/lib/machines/pol.nspawn"
+# A bind source under an allowed directory that leads out of it through a symlink on the host is
+# judged where it leads, as for a recipe.
+cp -r "$WORK/e1-zstd" "$WORK/e-bind"
+printf '\n[Files]\nBind=/srv/x:/y\n' >>"$WORK/e-bind/ex.nspawn"
+printf '[Recipes]\nAllowHostNetwork=yes\nAllowBindSources=/srv\n' >"$HOST2/etc/mkmachine/policy.conf"
+mkdir -p "$HOST2/srv" && ln -sfn /etc "$HOST2/srv/x"
+"$MKMACHINE" --host-root "$HOST2" -q import --verify=no --trust-settings "$WORK/e-bind/ex.tar.zst" bindy >/dev/null 2>"$WORK/imp-bind.log"
+check "import --trust-settings: a bind under /srv that leads to /etc is refused" \
+  bash -c "grep -qF 'Bind=/srv/x:/y' '$WORK/imp-bind.log' && grep -qF 'it leads to /etc on the host' '$WORK/imp-bind.log'"
+rm -f "$HOST2/srv/x"
 rm -f "$HOST2/etc/mkmachine/policy.conf"
 "$MKMACHINE" --host-root "$HOST2" rebuild trusted >/dev/null 2>"$WORK/rebuild-imported.log"
 check "rebuild of an imported machine is refused with a reason" contains "$WORK/rebuild-imported.log" "was imported, not built here"
