@@ -670,9 +670,10 @@ int privileges_assess(struct mkm_ctx *ctx, const struct recipe *r, struct priv_r
                 return q;
         if (pol && !(rep.policy_path = strdup(pol->path)))
                 return -ENOMEM;
-        /* Also without a policy: what is new is judged by where sources lead (below). */
+        /* Also without a policy: what is new is judged by where sources lead (below). A host root
+         * that does not exist yet (a first build into a new --host-root) has no links to follow. */
         _cleanup_close_ int hostfd = open(ctx && ctx->host_root ? ctx->host_root : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (hostfd < 0)
+        if (hostfd < 0 && errno != ENOENT)
                 return mkm_err_set(reterr, negative_errno(), "cannot open the host root: %s", strerror(errno));
         for (size_t i = 0; pol && i < rep.grants.n; i++) {
                 struct priv_grant *g = &rep.grants.items[i];
@@ -719,7 +720,7 @@ int privileges_assess(struct mkm_ctx *ctx, const struct recipe *r, struct priv_r
                          * machine could have made it in a read-write bind: /srv/a/root -> /) is
                          * new unless where it leads was granted too. */
                         _cleanup_free_ char *resolved = NULL;
-                        if (covered && (g->kind == PRIV_BIND || g->kind == PRIV_DEVICE) &&
+                        if (covered && hostfd >= 0 && (g->kind == PRIV_BIND || g->kind == PRIV_DEVICE) &&
                             chase_in_root(hostfd, g->value, CHASE_NONEXISTENT, &resolved, NULL) >= 0 &&
                             !policy_path_under(resolved, g->value)) {
                                 struct priv_grant r2 = *g;
