@@ -923,7 +923,7 @@ struct run {
         int userns_fd;                          /* borrowed from the cache */
         int tree_fd;
         uint32_t uid_base;
-        char dev_opts[64], tmp_opts[64], run_opts[64], shm_opts[64], pts_opts[96];
+        char dev_opts[96], tmp_opts[96], run_opts[96], shm_opts[96], pts_opts[96];
         pid_t pid;
         unsigned timeout_s;
         int64_t deadline;
@@ -1001,10 +1001,13 @@ static int run_prepare(struct run *x, struct mkm_err *reterr) {
         if (x->tree_fd < 0)
                 return x->tree_fd;
         uint32_t b = x->uid_base;
-        (void)snprintf(x->dev_opts, sizeof x->dev_opts, "mode=0755,size=4m,uid=%" PRIu32 ",gid=%" PRIu32, b, b);
-        (void)snprintf(x->tmp_opts, sizeof x->tmp_opts, "mode=1777,uid=%" PRIu32 ",gid=%" PRIu32, b, b);
-        (void)snprintf(x->shm_opts, sizeof x->shm_opts, "mode=1777,uid=%" PRIu32 ",gid=%" PRIu32, b, b);
-        (void)snprintf(x->run_opts, sizeof x->run_opts, "mode=0755,uid=%" PRIu32 ",gid=%" PRIu32, b, b);
+        /* Sizes as systemd gives its own (mount-util.h: /dev 4m and 64k inodes in a private
+         * namespace): a tmpfs is memory that no OOM kill returns, so a scriptlet that fills
+         * them holds at most 25% + 10% + 10% of RAM, not 50% each (the kernel's default). */
+        (void)snprintf(x->dev_opts, sizeof x->dev_opts, "mode=0755,size=4m,nr_inodes=64k,uid=%" PRIu32 ",gid=%" PRIu32, b, b);
+        (void)snprintf(x->tmp_opts, sizeof x->tmp_opts, "mode=1777,size=25%%,nr_inodes=400k,uid=%" PRIu32 ",gid=%" PRIu32, b, b);
+        (void)snprintf(x->shm_opts, sizeof x->shm_opts, "mode=1777,size=10%%,nr_inodes=100k,uid=%" PRIu32 ",gid=%" PRIu32, b, b);
+        (void)snprintf(x->run_opts, sizeof x->run_opts, "mode=0755,size=10%%,nr_inodes=100k,uid=%" PRIu32 ",gid=%" PRIu32, b, b);
         (void)snprintf(x->pts_opts, sizeof x->pts_opts, "newinstance,ptmxmode=0666,mode=0620,gid=%" PRIu32, b + 5);
         if ((o->stdin_data && pipe2(x->in_pipe, O_CLOEXEC) < 0) || pipe2(x->out_pipe, O_CLOEXEC) < 0 ||
             pipe2(x->err_pipe, O_CLOEXEC) < 0)

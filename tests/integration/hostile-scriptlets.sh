@@ -239,6 +239,7 @@ try ip-link-add ip link add evil0 type dummy
 ls -l /proc/self/fd | sed -n 's/.* \\([0-9]*\\) -> /fd \\1 -> /p'
 if [ -x /bin/probe ]; then /bin/probe; fi
 echo "uid inside: \$(id -u) \$(id -g)"
+for m in /tmp /run /dev/shm /dev; do echo "tmpfs \$m: \$(df -k \$m | awk 'NR==2 {print \$2}') KiB"; done
 echo done
 EOF
 # Without RunNetwork= the network attempts count too; with it, reaching the host's network is
@@ -259,6 +260,15 @@ attack() {  # attack MODE FILE LABEL
   check "$3: ls /proc/self/fd sees stdin, stdout, stderr and nothing else" \
     bash -c "[ \"\$(grep '^fd ' '$out' | grep -vc -e '-> /dev/null\$' -e '-> pipe:' -e '-> /proc/[0-9]*/fd\$')\" = 0 ] &&
              [ \"\$(grep -c '^fd ' '$out')\" -ge 3 ]"
+  # A tmpfs is memory no OOM kill returns: the sandbox's are capped (25% + 10% + 10% of RAM, /dev
+  # 4 MiB), not the kernel's default of half the RAM each.
+  check "$3: /tmp, /run, /dev/shm and /dev hold at most 25%, 10%, 10% of RAM and 4 MiB" bash -c "
+    mem=\$(awk '/^MemTotal:/ {print \$2}' /proc/meminfo)
+    t=\$(sed -n 's|^tmpfs /tmp: \\([0-9]*\\) KiB\$|\\1|p' '$out'); r=\$(sed -n 's|^tmpfs /run: \\([0-9]*\\) KiB\$|\\1|p' '$out')
+    s=\$(sed -n 's|^tmpfs /dev/shm: \\([0-9]*\\) KiB\$|\\1|p' '$out'); d=\$(sed -n 's|^tmpfs /dev: \\([0-9]*\\) KiB\$|\\1|p' '$out')
+    [ -n \"\$t\" ] && [ -n \"\$r\" ] && [ -n \"\$s\" ] && [ -n \"\$d\" ] &&
+    [ \$((t * 100)) -le \$((mem * 26)) ] && [ \$((r * 100)) -le \$((mem * 11)) ] &&
+    [ \$((s * 100)) -le \$((mem * 11)) ] && [ \"\$d\" -le 4096 ]"
   if [ "$HAVE_PROBE" = 1 ]; then
     check "$3: init_module/finit_module refused (EPERM)" \
       bash -c "grep -qx 'init_module errno: EPERM' '$out' && grep -qx 'finit_module errno: EPERM' '$out'"
