@@ -96,9 +96,32 @@ bool policy_path_under(const char *path, const char *prefix) {
         }
 }
 
+/* The kernel's names by number (linux/capability.h, to CAP_CHECKPOINT_RESTORE in 5.9):
+ * systemd reads a decimal number in Capability= as the capability of that number. */
+static const char *const cap_names[] = {
+        "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",
+        "CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE",
+        "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK",
+        "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE",
+        "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE", "CAP_SYS_RESOURCE",
+        "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE", "CAP_AUDIT_WRITE",
+        "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG",
+        "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF",
+        "CAP_CHECKPOINT_RESTORE",
+};
+
 char *policy_capability_normalize(const char *name) {
         if (strcasecmp(name, "all") == 0)
                 return strdup("all");
+        /* A plain decimal number names a capability; one the table does not know stays
+         * "CAP_<number>", which only "all" covers. Other spellings of numbers (0x15, 025, +21)
+         * stay words of their own and are covered by nothing but "all" either. */
+        if (name[0] >= '0' && name[0] <= '9' && strspn(name, "0123456789") == strlen(name) &&
+            (name[0] != '0' || !name[1]) && strlen(name) <= 3) {
+                unsigned long n = strtoul(name, NULL, 10);
+                if (n < sizeof cap_names / sizeof cap_names[0])
+                        return strdup(cap_names[n]);
+        }
         char *out = NULL;
         bool prefixed = strncasecmp(name, "cap_", 4) == 0;
         if (asprintf(&out, "%s%s", prefixed ? "" : "CAP_", name) < 0)

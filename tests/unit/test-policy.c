@@ -141,6 +141,11 @@ static void test_capability_names(void **state) {
         static const char *const t[][2] = {
                 { "net_admin", "CAP_NET_ADMIN" }, { "cap_net_admin", "CAP_NET_ADMIN" },
                 { "CAP_SYS_ADMIN", "CAP_SYS_ADMIN" }, { "all", "all" }, { "ALL", "all" },
+                /* numbers as systemd reads them: the first, CAP_SYS_ADMIN, the last known */
+                { "0", "CAP_CHOWN" }, { "21", "CAP_SYS_ADMIN" }, { "40", "CAP_CHECKPOINT_RESTORE" },
+                { "31", "CAP_SETFCAP" },
+                /* beyond the table, or spelled otherwise: a word only "all" covers */
+                { "41", "CAP_41" }, { "021", "CAP_021" }, { "0x15", "CAP_0X15" }, { "99999", "CAP_99999" },
         };
         for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
                 _cleanup_free_ char *n = policy_capability_normalize(t[i][0]);

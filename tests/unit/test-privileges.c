@@ -197,6 +197,9 @@ static void test_exec(void **state) {
                        "service LinkJournal=try-host | [Exec] LinkJournal=try-host | [Exec] LinkJournal=@9 | -",
                        NULL });
         derive("[Exec]\nLinkJournal=try-guest\n", 0, (const char *const[]){ NULL });
+        /* systemd reads a number as the capability of that number: 21 is CAP_SYS_ADMIN. */
+        derive("[Exec]\nCapability=21\n", 0,
+               (const char *const[]){ "capability CAP_SYS_ADMIN | [Exec] Capability=21 | [Exec] Capability=@7 | -", NULL });
         /* PrivateUsers=: root as the host's root, or as UID 0 on the host, or not ("0" is a boolean to
          * nspawn, as to systemd's parser: no user namespace). */
         static const char *const t[][2] = {
