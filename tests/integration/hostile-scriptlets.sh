@@ -299,51 +299,57 @@ check "the tree's /mnt stayed empty" test -z "$(ls -A "$T/mnt")"
 check "the tree holds no 'stolen' link" test ! -e "$T/stolen"
 
 # ---- seen from the host, the command is not root --------------------------------------------------
-cat >"$WORK/sleeper.sh" <<'EOF'
-exec sleep 7777777
-EOF
-"$WORK/driver" run "$T" "$WORK/sleeper.sh" >"$WORK/sleeper.out" 2>&1 &
-DRIVER_PID=$!
-CLEANUP+=("kill $DRIVER_PID 2>/dev/null")
-SPID=
-for _ in $(seq 100); do
-  for p in /proc/[0-9]*; do
-    [ "$( { tr '\0' ' ' <"$p/cmdline"; } 2>/dev/null)" = "sleep 7777777 " ] && { SPID=${p#/proc/}; break; }
+# Both ways package code runs (a .INSTALL scriptlet and Run=) are looked at from the host.
+seen_from_host() {  # seen_from_host MODE FILE MARK
+  "$WORK/driver" "$1" "$T" "$2" >"$WORK/sleeper.$1.out" 2>&1 &
+  local driver=$! spid= p
+  CLEANUP+=("kill $driver 2>/dev/null")
+  for _ in $(seq 100); do
+    for p in /proc/[0-9]*; do
+      [ "$( { tr '\0' ' ' <"$p/cmdline"; } 2>/dev/null)" = "sleep $3 " ] && { spid=${p#/proc/}; break; }
+    done
+    [ -n "$spid" ] && break
+    sleep 0.1
   done
-  [ -n "$SPID" ] && break
-  sleep 0.1
-done
-if [ -n "$SPID" ]; then
-  UIDS=$(awk '/^Uid:/ {print $2, $3, $4, $5}' "/proc/$SPID/status")
-  GIDS=$(awk '/^Gid:/ {print $2, $3, $4, $5}' "/proc/$SPID/status")
-  MAP=$(awk '{print $1, $2, $3}' "/proc/$SPID/uid_map")
-  BASE=$(echo "$MAP" | awk '{print $2}')
-  echo "  sandboxed sleep: pid $SPID, Uid: $UIDS, Gid: $GIDS, uid_map: $MAP"
-  check "the host sees the sandboxed process's UIDs as the high base ($BASE), not 0" \
-    bash -c "[ '$UIDS' = '$BASE $BASE $BASE $BASE' ] && [ '$BASE' -ge 524288 ]"
-  check "... and its GIDs too" bash -c "[ '$GIDS' = '$BASE $BASE $BASE $BASE' ] && [ '$BASE' -ge 524288 ]"
-  check "its user namespace maps 0..65535 to a base in systemd's container range (>= 524288)" \
-    bash -c "[ '$MAP' = '0 $BASE 65536' ] && [ '$BASE' -ge 524288 ] && [ '$BASE' -le 1879048192 ]"
-  check "its user namespace is not the host's" \
-    test "$(readlink "/proc/$SPID/ns/user")" != "$(readlink /proc/self/ns/user)"
+  if [ -z "$spid" ]; then
+    bad "$1: the sandboxed sleep shows up on the host"; sed 's/^/    | /' "$WORK/sleeper.$1.out"
+    kill "$driver" 2>/dev/null; wait "$driver" 2>/dev/null
+    return
+  fi
+  local uids gids map base
+  uids=$(awk '/^Uid:/ {print $2, $3, $4, $5}' "/proc/$spid/status")
+  gids=$(awk '/^Gid:/ {print $2, $3, $4, $5}' "/proc/$spid/status")
+  map=$(awk '{print $1, $2, $3}' "/proc/$spid/uid_map")
+  base=$(echo "$map" | awk '{print $2}')
+  echo "  $1: sandboxed sleep: pid $spid, Uid: $uids, Gid: $gids, uid_map: $map"
+  check "$1: the host sees the sandboxed process's UIDs as the high base ($base), not 0" \
+    bash -c "[ '$uids' = '$base $base $base $base' ] && [ '$base' -ge 524288 ]"
+  check "$1: ... and its GIDs too" bash -c "[ '$gids' = '$base $base $base $base' ] && [ '$base' -ge 524288 ]"
+  check "$1: its user namespace maps 0..65535 to a base in systemd's container range (>= 524288)" \
+    bash -c "[ '$map' = '0 $base 65536' ] && [ '$base' -ge 524288 ] && [ '$base' -le 1879048192 ]"
+  check "$1: its user namespace is not the host's" \
+    test "$(readlink "/proc/$spid/ns/user")" != "$(readlink /proc/self/ns/user)"
   # The central claim: every other namespace of the command belongs to the host's user
   # namespace (made before it joined its own), so its root has no capability over them.
-  check "its mount, uts, ipc, net and pid namespaces are owned by the host's user namespace" python3 -c "
+  check "$1: its mount, uts, ipc, net and pid namespaces are owned by the host's user namespace" python3 -c "
 import fcntl, os, sys
 NS_GET_USERNS = 0xb701
 host = os.stat('/proc/self/ns/user').st_ino
 bad = []
 for ns in ('mnt', 'uts', 'ipc', 'net', 'pid'):
-    fd = os.open('/proc/$SPID/ns/' + ns, os.O_RDONLY)
+    fd = os.open('/proc/$spid/ns/' + ns, os.O_RDONLY)
     owner = fcntl.ioctl(fd, NS_GET_USERNS)
     if os.fstat(owner).st_ino != host:
         bad.append(ns)
     os.close(owner); os.close(fd)
 print('owned elsewhere:', bad) if bad else None
 sys.exit(1 if bad else 0)"
-  kill "$SPID"
-else
-  bad "the sandboxed sleep shows up on the host"
-fi
-wait "$DRIVER_PID" 2>/dev/null
+  # The sleep is PID 1 of its pid namespace: from the host only SIGKILL reaches it (pid_namespaces(7)).
+  kill -9 "$spid"
+  wait "$driver" 2>/dev/null
+}
+echo 'exec sleep 7777777' >"$WORK/sleeper.sh"
+printf 'post_install() {\n  exec sleep 7777778\n}\n' >"$WORK/sleeper.install"
+seen_from_host run "$WORK/sleeper.sh" 7777777
+seen_from_host scriptlet "$WORK/sleeper.install" 7777778
 finish
