@@ -58,26 +58,10 @@ struct sources {
 /* The download directories of imports that were killed (mkm-import.PID.* of a PID that is gone,
  * ours by owner): nothing else removes them. */
 static void remove_stale_downloads(struct mkm_ctx *ctx, const char *tmp) {
-        _cleanup_close_ int dfd = open(tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd < 0)
-                return;
-        DIR *d = fs_opendir_dup(dfd);
-        if (!d)
-                return;
-        struct dirent *de;
-        while ((de = readdir(d))) {
-                int pid = 0, n = 0;
-                struct stat st;
-                if (sscanf(de->d_name, "mkm-import.%d.%n", &pid, &n) != 1 || n == 0 || pid <= 0 ||
-                    pid == (int)getpid() || !fs_pid_is_gone((pid_t)pid))
-                        continue;
-                if (fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode) ||
-                    st.st_uid != geteuid())
-                        continue;
-                if (fs_rm_rf_at(dfd, de->d_name) >= 0)
-                        mkm_debug(ctx, "removed %s/%s, left by an import that was killed", tmp, de->d_name);
-        }
-        closedir(d);
+        int n = fs_remove_dirs_of(tmp, "mkm-import", 0);
+        if (n > 0)
+                mkm_debug(ctx, "removed %d download director%s in %s left by imports that were killed", n,
+                          n == 1 ? "y" : "ies", tmp);
 }
 
 static void sources_done(struct sources *s) {

@@ -747,34 +747,10 @@ int state_install_host_files(struct mkm_ctx *ctx, const struct machine_state *s,
 
 /* Remove ".#X.PID.XXXXXX" regular files of processes that are gone (fs_write_atomic_at's). */
 static void remove_dead_temporaries(struct mkm_ctx *ctx, const char *path) {
-        _cleanup_close_ int dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd < 0)
-                return;
-        DIR *d = fs_opendir_dup(dfd);
-        if (!d)
-                return;
-        struct dirent *de;
-        while ((de = readdir(d))) {
-                const char *name = de->d_name;
-                size_t len = strlen(name);
-                if (len < 2 + 1 + 3 + 6 || strncmp(name, ".#", 2) != 0 || name[len - 7] != '.' ||
-                    !is_mkdtemp_suffix(name + len - 6))
-                        continue;
-                const char *end = name + len - 7, *start = end;
-                while (start > name + 2 && start[-1] >= '0' && start[-1] <= '9')
-                        start--;
-                if (start == end || start[-1] != '.')
-                        continue;
-                long pid = strtol(start, NULL, 10);
-                if (pid <= 0 || pid == getpid() || !fs_pid_is_gone((pid_t)pid))
-                        continue;
-                struct stat st;
-                if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
-                        continue;
-                if (unlinkat(dfd, name, 0) == 0)
-                        mkm_debug(ctx, "removed %s/%s, left by process %ld", path, name, pid);
-        }
-        closedir(d);
+        int n = fs_remove_temporaries_of(path, 0);
+        if (n > 0)
+                mkm_debug(ctx, "removed %d temporar%s in %s left by processes that were killed", n,
+                          n == 1 ? "y" : "ies", path);
 }
 
 static int copy_file_synced(int from_dfd, const char *from, int to_dfd, const char *to) {

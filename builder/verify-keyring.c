@@ -283,34 +283,11 @@ struct verify_keyring *verify_keyring_free(struct verify_keyring *k) {
 
 static const char *homes_dir(void);
 
-/* Remove the homes in homes_dir() of pid, or (pid 0) of every process that no longer exists and
- * whose flock is free (the pid alone could name a process of another pid namespace sharing
- * /tmp, or be reused). */
+/* The homes in homes_dir() of pid, or (pid 0) of every process that no longer exists and whose
+ * flock is free (fs_remove_dirs_of). A gpg-agent of a removed home notices its socket is gone and
+ * exits. */
 static void remove_homes(pid_t pid) {
-        _cleanup_close_ int dfd = open(homes_dir(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd < 0)
-                return;
-        DIR *d = fs_opendir_dup(dfd);
-        if (!d)
-                return;
-        struct dirent *de;
-        while ((de = readdir(d))) {
-                int owner, len = 0;
-                if (sscanf(de->d_name, "mkm-gnupg.%d.%n", &owner, &len) != 1 || len == 0 || owner <= 0)
-                        continue;
-                if (pid > 0 ? owner != (int)pid : !fs_pid_is_gone((pid_t)owner))
-                        continue;
-                if (pid == 0) {
-                        _cleanup_close_ int hfd = openat(dfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-                        struct stat st;
-                        if (hfd < 0 || fstat(hfd, &st) < 0 || st.st_uid != geteuid() ||
-                            flock(hfd, LOCK_EX | LOCK_NB) < 0)
-                                continue;
-                }
-                /* A gpg-agent of that home notices its socket is gone and exits. */
-                (void)fs_rm_rf_at(dfd, de->d_name);
-        }
-        (void)closedir(d);
+        (void)fs_remove_dirs_of(homes_dir(), "mkm-gnupg", pid);
 }
 
 void verify_remove_homes_of(pid_t pid) {

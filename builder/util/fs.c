@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -182,6 +183,10 @@ static pid_t temporary_owner(const char *name) {
                 start--;
         if (start == end || end - start > 9 || name[start - 1] != '.' || start - 1 <= 2)
                 return 0;
+        for (size_t i = len - 6; i < len; i++)  /* mkstemp's suffix: letters and digits */
+                if (!((name[i] >= 'a' && name[i] <= 'z') || (name[i] >= 'A' && name[i] <= 'Z') ||
+                      (name[i] >= '0' && name[i] <= '9')))
+                        return 0;
         pid_t pid = 0;
         for (size_t i = start; i < end; i++)
                 pid = pid * 10 + (name[i] - '0');
@@ -206,6 +211,49 @@ int fs_remove_temporaries_of(const char *path, pid_t pid) {
                 if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
                         continue;
                 if (unlinkat(dfd, name, 0) == 0)
+                        n++;
+        }
+        (void)closedir(d);
+        return n;
+}
+
+/* The PID in a name "PREFIX.PID.ANYTHING", or 0 when the name is not one. */
+static pid_t prefixed_owner(const char *name, const char *prefix) {
+        size_t pl = strlen(prefix);
+        if (strncmp(name, prefix, pl) != 0 || name[pl] != '.')
+                return 0;
+        const char *s = name + pl + 1;
+        size_t n = strspn(s, "0123456789");
+        if (n == 0 || n > 9 || s[n] != '.' || s[0] == '0')
+                return 0;
+        pid_t pid = 0;
+        for (size_t i = 0; i < n; i++)
+                pid = pid * 10 + (s[i] - '0');
+        return pid;
+}
+
+int fs_remove_dirs_of(const char *path, const char *prefix, pid_t pid) {
+        _cleanup_close_ int dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd < 0)
+                return errno == ENOENT ? 0 : negative_errno();
+        DIR *d = fs_opendir_dup(dfd);
+        if (!d)
+                return negative_errno();
+        int n = 0;
+        struct dirent *de;
+        while ((de = readdir(d))) {
+                pid_t owner = prefixed_owner(de->d_name, prefix);
+                if (owner <= 0 || (pid > 0 ? owner != pid : owner == getpid() || !fs_pid_is_gone(owner)))
+                        continue;
+                _cleanup_close_ int fd = openat(dfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                struct stat st;
+                if (fd < 0 || fstat(fd, &st) < 0)
+                        continue;
+                /* pid 0: the PID alone could name a process of another pid namespace sharing the
+                 * directory, or have been reused: only ours, and not while someone holds it. */
+                if (pid == 0 && (st.st_uid != geteuid() || flock(fd, LOCK_EX | LOCK_NB) < 0))
+                        continue;
+                if (fs_rm_rf_at(dfd, de->d_name) >= 0)
                         n++;
         }
         (void)closedir(d);

@@ -44,6 +44,13 @@ bool fs_pid_is_gone(pid_t pid);
  * removed, or a negative errno. */
 int fs_remove_temporaries_of(const char *path, pid_t pid);
 
+/* Remove the directories "PREFIX.PID.*" in path that process pid made (GnuPG homes, import
+ * downloads): pid > 0 for the build's guard after its worker was killed; pid 0 for those of every
+ * process that no longer exists other than this one, and only those owned by our effective UID
+ * whose flock(2) is free. Symlinks and other files are left. A missing directory is not an error.
+ * Returns how many were removed, or a negative errno. */
+int fs_remove_dirs_of(const char *path, const char *prefix, pid_t pid);
+
 /* Whether a directory (st from fstat/fstatat) may be trusted by this process: it belongs to us or
  * to root and nobody else may write into it. Caches and prepared key homes live in such. */
 bool fs_dir_is_private(const struct stat *st);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -212,6 +213,62 @@ static void test_remove_dead_temporaries(void **state) {
         assert_int_equal(fs_rm_rf_at(AT_FDCWD, tmpl), 0);
 }
 
+/* The "PREFIX.PID.*" directories of GnuPG homes and import downloads: pid 0 removes those of dead
+ * processes that we own and nobody holds; never a living process's, another user's, a held one,
+ * a symlink, a file, or a name that only looks alike. */
+static void test_remove_dirs_of(void **state) {
+        (void)state;
+        pid_t dead = fork();
+        if (dead == 0)
+                _exit(0);
+        assert_true(dead > 0);
+        assert_int_equal(waitpid(dead, NULL, 0), dead);
+        char tmpl[] = "/tmp/mkm-test-dirs.XXXXXX";
+        assert_non_null(mkdtemp(tmpl));
+        _cleanup_close_ int dfd = open(tmpl, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        char gone[64], gone2[64], mine[64], foreign[64], held[64], link[64], file[64], other[64], zero[64];
+        snprintf(gone, sizeof gone, "mkm-import.%d.Ab12Cd", (int)dead);
+        snprintf(gone2, sizeof gone2, "mkm-import.%d.x", (int)dead);
+        snprintf(mine, sizeof mine, "mkm-import.%d.Ab12Cd", (int)getpid());
+        snprintf(foreign, sizeof foreign, "mkm-import.%d.foreign", (int)dead);
+        snprintf(held, sizeof held, "mkm-import.%d.held", (int)dead);
+        snprintf(link, sizeof link, "mkm-import.%d.link", (int)dead);
+        snprintf(file, sizeof file, "mkm-import.%d.file", (int)dead);
+        snprintf(other, sizeof other, "mkm-importx.%d.Ab12Cd", (int)dead);
+        snprintf(zero, sizeof zero, "mkm-import.0%d.Ab12Cd", (int)dead);
+        const char *const dirs[] = { gone, gone2, mine, foreign, held, other, zero };
+        for (size_t i = 0; i < ELEMENTSOF(dirs); i++) {
+                assert_int_equal(mkdirat(dfd, dirs[i], 0700), 0);
+                char sub[128];
+                snprintf(sub, sizeof sub, "%s/content", dirs[i]);
+                assert_int_equal(fs_write_file_at(dfd, sub, "x", 1, 0600), 0);
+        }
+        assert_int_equal(fchownat(dfd, foreign, 4242, 4242, AT_SYMLINK_NOFOLLOW), 0);
+        assert_int_equal(symlinkat(tmpl, dfd, link), 0);
+        assert_int_equal(fs_write_file_at(dfd, file, "x", 1, 0600), 0);
+        _cleanup_close_ int hfd = openat(dfd, held, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        assert_true(hfd >= 0);
+        /* held by another open file description, as a running build holds its home */
+        assert_int_equal(flock(hfd, LOCK_EX | LOCK_NB), 0);
+
+        assert_int_equal(fs_remove_dirs_of(tmpl, "mkm-import", 0), 2);
+        assert_int_equal(faccessat(dfd, gone, F_OK, AT_SYMLINK_NOFOLLOW), -1);
+        assert_int_equal(faccessat(dfd, gone2, F_OK, AT_SYMLINK_NOFOLLOW), -1);
+        const char *const kept[] = { mine, foreign, held, link, file, other, zero };
+        for (size_t i = 0; i < ELEMENTSOF(kept); i++)
+                if (faccessat(dfd, kept[i], F_OK, AT_SYMLINK_NOFOLLOW) != 0)
+                        fail_msg("%s was removed", kept[i]);
+
+        /* pid > 0 (the guard, once the worker is dead): that process's, whoever holds them. */
+        assert_int_equal(fs_remove_dirs_of(tmpl, "mkm-import", dead), 2);     /* foreign, held */
+        assert_int_equal(faccessat(dfd, held, F_OK, AT_SYMLINK_NOFOLLOW), -1);
+        assert_int_equal(faccessat(dfd, mine, F_OK, AT_SYMLINK_NOFOLLOW), 0);
+        assert_int_equal(faccessat(dfd, link, F_OK, AT_SYMLINK_NOFOLLOW), 0);
+        assert_int_equal(faccessat(dfd, tmpl, F_OK, 0), 0);     /* the link's target */
+        assert_int_equal(fs_remove_dirs_of("/nonexistent/mkm", "mkm-import", 0), 0);
+        assert_int_equal(fs_rm_rf_at(AT_FDCWD, tmpl), 0);
+}
+
 /* rm -rf never goes into a bind mount of the same file system (st_dev alone cannot tell). */
 static void test_rm_rf_stops_at_bind_mounts(void **state) {
         (void)state;
@@ -379,6 +436,7 @@ int main(void) {
                 cmocka_unit_test(test_write_file_replaces),
                 cmocka_unit_test(test_remove_temporaries),
                 cmocka_unit_test(test_remove_dead_temporaries),
+                cmocka_unit_test(test_remove_dirs_of),
                 cmocka_unit_test(test_pid_is_gone),
                 cmocka_unit_test(test_rm_rf_stops_at_bind_mounts),
                 cmocka_unit_test(test_rm_rf_stops_at_self_bind_mount),
