@@ -277,27 +277,27 @@ static int judge_trusted_settings(struct mkm_ctx *ctx, const char *name, const c
                                          : -EBADF;
         if (pol && hostfd < 0)
                 return mkm_err_set(reterr, negative_errno(), "cannot open the host root: %s", strerror(errno));
-        _cleanup_free_ char *refused = NULL;
-        size_t n_refused = 0;
         for (size_t i = 0; i < p.n; i++) {
-                _cleanup_free_ char *d = priv_grant_describe(&p.items[i]), *why = NULL;
+                _cleanup_free_ char *d = priv_grant_describe(&p.items[i]);
                 if (!d)
                         return -ENOMEM;
                 mkm_info(ctx, "--trust-settings: %s grants the machine '%s' %s", label, name, d);
-                if (!pol)
-                        continue;
-                r = privileges_judge(pol, hostfd, &p.items[i], &why);
-                if (r < 0)
-                        return r;
-                if (r > 0)
+        }
+        if (!pol)
+                return 0;
+        size_t n_refused = 0;
+        r = privileges_judge_all(pol, hostfd, &p, &n_refused);
+        if (r < 0)
+                return r;
+        _cleanup_free_ char *refused = NULL;
+        for (size_t i = 0; i < p.n; i++) {
+                if (!p.items[i].denied)
                         continue;
                 char *n = NULL;
-                if (asprintf(&n, "%s\n  %s: %s: %s", refused ? refused : "", label, p.items[i].setting,
-                             why ? why : "refused by the policy") < 0)
+                if (asprintf(&n, "%s\n  %s: %s", refused ? refused : "", label, p.items[i].denied) < 0)
                         return -ENOMEM;
                 free(refused);
                 refused = n;
-                n_refused++;
         }
         if (n_refused > 0)
                 return mkm_err_set(reterr, -MKM_E_REFUSED,

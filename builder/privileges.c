@@ -646,6 +646,39 @@ int privileges_judge(const struct policy *pol, int hostfd, const struct priv_gra
         return q;
 }
 
+int privileges_judge_all(const struct policy *pol, int hostfd, struct privileges *p, size_t *ret_denied) {
+        size_t n_denied = 0;
+        for (size_t i = 0; i < p->n; i++) {
+                struct priv_grant *g = &p->items[i];
+                _cleanup_free_ char *why = NULL, *what = NULL, *src = NULL;
+                int q = privileges_judge(pol, hostfd, g, &why);
+                if (q < 0)
+                        return q;
+                if (q > 0)
+                        continue;
+                if (!(what = priv_grant_what(g)) || !(src = source_key(g)))
+                        return -ENOMEM;
+                char *where = NULL;
+                if (g->file && asprintf(&where, "%s:%u: ", g->file, g->line) < 0)
+                        return -ENOMEM;
+                const char *pre = g->in == PRIV_FILE_MODULES ? "modules-load.d: " : "";
+                free(g->denied);
+                int n = g->added_by ? asprintf(&g->denied, "%s%s adds %s%s, %s: %s", where ? where : "", src, pre,
+                                               g->setting, what, why ? why : "refused by the policy")
+                                    : asprintf(&g->denied, "%s%s%s, %s: %s", where ? where : "", pre, g->setting, what,
+                                               why ? why : "refused by the policy");
+                free(where);
+                if (n < 0) {
+                        g->denied = NULL;
+                        return -ENOMEM;
+                }
+                n_denied++;
+        }
+        if (ret_denied)
+                *ret_denied = n_denied;
+        return 0;
+}
+
 int privileges_assess(struct mkm_ctx *ctx, const struct recipe *r, struct priv_report *ret, struct mkm_err *reterr) {
         _cleanup_(priv_report_done) struct priv_report rep = {};
         _cleanup_(hooks_needs_done) struct hooks_needs needs = {};
@@ -675,29 +708,10 @@ int privileges_assess(struct mkm_ctx *ctx, const struct recipe *r, struct priv_r
         _cleanup_close_ int hostfd = open(ctx && ctx->host_root ? ctx->host_root : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (hostfd < 0 && errno != ENOENT)
                 return mkm_err_set(reterr, negative_errno(), "cannot open the host root: %s", strerror(errno));
-        for (size_t i = 0; pol && i < rep.grants.n; i++) {
-                struct priv_grant *g = &rep.grants.items[i];
-                _cleanup_free_ char *why = NULL, *what = NULL, *src = NULL;
-                q = privileges_judge(pol, hostfd, g, &why);
+        if (pol) {
+                q = privileges_judge_all(pol, hostfd, &rep.grants, &rep.n_denied);
                 if (q < 0)
                         return q;
-                if (q > 0)
-                        continue;
-                if (!(what = priv_grant_what(g)) || !(src = source_key(g)))
-                        return -ENOMEM;
-                char *where = NULL;
-                if (g->file && asprintf(&where, "%s:%u: ", g->file, g->line) < 0)
-                        return -ENOMEM;
-                const char *pre = g->in == PRIV_FILE_MODULES ? "modules-load.d: " : "";
-                int n = g->added_by ? asprintf(&g->denied, "%s%s adds %s%s, %s: %s", where ? where : "", src, pre,
-                                               g->setting, what, why)
-                                    : asprintf(&g->denied, "%s%s%s, %s: %s", where ? where : "", pre, g->setting, what, why);
-                free(where);
-                if (n < 0) {
-                        g->denied = NULL;
-                        return -ENOMEM;
-                }
-                rep.n_denied++;
         }
 
         _cleanup_(privileges_done) struct privileges old = {};

@@ -126,6 +126,11 @@ void priv_report_done(struct priv_report *rep);
  * (*ret_why, when given, says why; caller frees), negative on error. */
 int privileges_judge(const struct policy *pol, int hostfd, const struct priv_grant *g, char **ret_why);
 
+/* Judge every grant of p by pol (privileges_judge): each one refused gets its denied line
+ * ("FILE:LINE: " when it has a source line, the setting, what it grants, and why: the policy's
+ * FILE:LINE). *ret_denied: how many. Negative on error. */
+int privileges_judge_all(const struct policy *pol, int hostfd, struct privileges *p, size_t *ret_denied);
+
 /* Derive the grants of r (hooks_host_needs + the rendered host files), judge them by the host's
  * policy file (policy.h; a bad policy file fails with -MKM_E_PARSE naming its file:line) and
  * compare them with the live generation's host files (its host/ copies in the state). */

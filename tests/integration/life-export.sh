@@ -155,8 +155,10 @@ mkdir -p "$HOST2/etc/mkmachine"
 printf '[Recipes]\n# no host network for anyone\nAllowHostNetwork=no\n' >"$HOST2/etc/mkmachine/policy.conf"
 "$MKMACHINE" --host-root "$HOST2" -q import --trust-settings "$WORK/e1-zstd/ex.tar.zst" pol >/dev/null 2>"$WORK/imp-pol.log"
 check "import --trust-settings beyond the policy: exit status 1" test $? -eq 1
+sed 's/^/    | /' "$WORK/imp-pol.log"
 check "... the refusal names the setting and the policy line" \
-  bash -c "grep -qF 'ex.nspawn: [Network] VirtualEthernet=no' '$WORK/imp-pol.log' && grep -qF 'policy.conf:3' '$WORK/imp-pol.log'"
+  bash -c "grep -qF \"ex.nspawn: [Network] VirtualEthernet=no, the host's network (no private network): \" '$WORK/imp-pol.log' &&
+           grep -qF 'policy.conf:3' '$WORK/imp-pol.log'"
 check "... and nothing was deployed" test ! -e "$HOST2/var/lib/machines/pol" -a ! -e "$HOST2/etc/systemd/nspawn/pol.nspawn"
 "$MKMACHINE" --host-root "$HOST2" -q import "$WORK/e1-zstd/ex.tar.zst" pol >/dev/null 2>"$WORK/imp-pol2.log"
 check "without --trust-settings the same import is allowed (settings beside the image)" test -e "$HOST2/var/lib/machines/pol.nspawn"
