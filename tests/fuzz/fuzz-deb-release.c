@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "debian/arena.h"
 #include "debian/index.h"
@@ -43,8 +44,21 @@ static void check_deb822(const char *text, size_t size, bool comments) {
                                 abort();
                         last_line = f[i].line;
                 }
-                if (deb822_find(f, n, "x-nothing-like-this") != NULL)
+                /* A name no field can have (a field name ends at its colon) is never found; every
+                 * field's own name is, the first field of that name (names compare without case). */
+                if (deb822_find(f, n, "no:such field") != NULL)
                         abort();
+                for (size_t i = 0; i < n; i++) {
+                        char name[256];
+                        if (f[i].name_len >= sizeof name)
+                                continue;
+                        memcpy(name, f[i].name, f[i].name_len);
+                        name[f[i].name_len] = 0;
+                        const struct deb822_field *g = deb822_find(f, n, name);
+                        if (!g || g > &f[i] || g->name_len != f[i].name_len ||
+                            strncasecmp(g->name, name, g->name_len) != 0)
+                                abort();
+                }
         }
         if (r < 0 && strncmp(err.msg, "fuzz:", 5) != 0)
                 abort();
