@@ -180,9 +180,12 @@ const char *recipe_distribution_to_string(enum recipe_distribution d) {
 
 /* ---- did you mean ------------------------------------------------------------------------- */
 
-unsigned recipe_edit_distance(const char *a, const char *b) {
-        /* Optimal string alignment distance over three rolling rows; names are short, but cap
-         * the work anyway since the input is untrusted. */
+/* Optimal string alignment distance over three rolling rows; names are short, but cap the work
+ * anyway since the input is untrusted. A row's smallest cell never falls below the row before's
+ * (a cell comes from that row, or from its own left neighbour, or by a transposition from two rows
+ * back, which is never below the row before's diagonal less one: d[i-1][j-1] <= d[i-2][j-2] + 1),
+ * so once a whole row reaches bound the distance cannot come below it: bound is returned then. */
+static unsigned edit_distance_bounded(const char *a, const char *b, unsigned bound) {
         size_t la = strlen(a), lb = strlen(b);
         if (la > 64 || lb > 64)
                 return UINT_MAX;
@@ -192,6 +195,7 @@ unsigned recipe_edit_distance(const char *a, const char *b) {
                 prev[j] = (unsigned)j;
         for (size_t i = 1; i <= la; i++) {
                 cur[0] = (unsigned)i;
+                unsigned row_min = cur[0];
                 for (size_t j = 1; j <= lb; j++) {
                         int ca = tolower((unsigned char)a[i - 1]), cb = tolower((unsigned char)b[j - 1]);
                         unsigned cost = ca == cb ? 0 : 1;
@@ -204,7 +208,11 @@ unsigned recipe_edit_distance(const char *a, const char *b) {
                             tolower((unsigned char)a[i - 2]) == cb && prev2[j - 2] + 1 < v)
                                 v = prev2[j - 2] + 1;
                         cur[j] = v;
+                        if (v < row_min)
+                                row_min = v;
                 }
+                if (row_min >= bound)
+                        return bound;
                 unsigned *t = prev2;
                 prev2 = prev;
                 prev = cur;
@@ -213,9 +221,20 @@ unsigned recipe_edit_distance(const char *a, const char *b) {
         return prev[lb];
 }
 
+unsigned recipe_edit_distance(const char *a, const char *b) {
+        return edit_distance_bounded(a, b, UINT_MAX);
+}
+
 static unsigned suggest_threshold(const char *s) {
         size_t n = strlen(s);
         return n <= 4 ? 1 : n <= 8 ? 2 : 3;
+}
+
+/* The edit distance is at least the difference in length: a name that much longer or shorter
+ * cannot come within bound, and the distance (quadratic) is not worth computing. */
+static bool length_within(const char *a, const char *b, unsigned bound) {
+        size_t la = strlen(a), lb = strlen(b);
+        return (la > lb ? la - lb : lb - la) < bound;
 }
 
 /* The closest key of section (any section if NULL) within the threshold, or NULL. */
@@ -223,9 +242,9 @@ static const struct recipe_key *closest_key(const char *section, const char *key
         const struct recipe_key *best = NULL;
         unsigned bestd = suggest_threshold(key) + 1;
         for (size_t i = 0; i < ELEMENTSOF(keys); i++) {
-                if (section && strcmp(keys[i].section, section) != 0)
+                if ((section && strcmp(keys[i].section, section) != 0) || !length_within(key, keys[i].key, bestd))
                         continue;
-                unsigned d = recipe_edit_distance(key, keys[i].key);
+                unsigned d = edit_distance_bounded(key, keys[i].key, bestd);
                 if (d < bestd) {
                         bestd = d;
                         best = &keys[i];
@@ -996,7 +1015,9 @@ static int unknown_section(struct loader *l, const char *file, unsigned line, co
         const char *best = NULL;
         unsigned bestd = suggest_threshold(section) + 1;
         for (size_t i = 0; i < ELEMENTSOF(sections); i++) {
-                unsigned d = recipe_edit_distance(section, sections[i]);
+                if (!length_within(section, sections[i], bestd))
+                        continue;
+                unsigned d = edit_distance_bounded(section, sections[i], bestd);
                 if (d < bestd) {
                         bestd = d;
                         best = sections[i];
@@ -1085,6 +1106,20 @@ static int apply_entries(struct loader *l, const struct ini_entry *e, size_t n, 
                         continue;
                 }
                 size_t id = (size_t)(k - keys);
+                /* "foo\ " is read as "foo\" (the blank is trimmed), but written back into a recipe
+                 * or NAME.nspawn, a line ending in an odd run of backslashes continues into the next
+                 * one (systemd's rule and ours): the next setting would become part of this value. */
+                size_t vl = strlen(e[i].value), bs = 0;
+                while (bs < vl && e[i].value[vl - 1 - bs] == '\\')
+                        bs++;
+                if (bs % 2 == 1) {
+                        if ((ret = FAIL(&w, "a value cannot end in a backslash (written to a recipe or to the .nspawn "
+                                            "file, the line would continue into the next one)")) == -ENOMEM)
+                                return ret;
+                        if (id < _K_MKM_MAX)
+                                l->key_bad[id] = true;
+                        continue;
+                }
                 if (id >= _K_MKM_MAX) {
                         ret = push_nspawn(r, &w);
                         if (ret < 0)
@@ -1192,6 +1227,34 @@ static int load_file(struct loader *l, const char *abs, const char *shown_in, co
 
 /* Every check records its error and goes on, except where the rest depends on what is missing
  * (no distribution: nothing distro-specific can be checked). */
+/* rebuild reads a machine's recipe back from its canonical form (recipe_format, stored with each
+ * generation): a recipe whose canonical form the INI layer would refuse (defaults and absolute
+ * paths make it longer than what was read) could be built once and never rebuilt. */
+static int canonical_fits(struct loader *l, const char *top) {
+        _cleanup_free_ char *text = NULL;
+        int q = recipe_format(l->r, &text);
+        if (q < 0)
+                return q;
+        size_t entries = 0, longest = 0;
+        for (const char *p = text; *p;) {
+                const char *nl = strchr(p, '\n');
+                size_t n = nl ? (size_t)(nl - p) : strlen(p);
+                if (n > longest)
+                        longest = n;
+                entries += n > 0;
+                p += n + (nl ? 1 : 0);
+        }
+        if (longest > INI_LINE_MAX)
+                q = errors_add(&l->errors, -MKM_E_RECIPE, top, 0,
+                               "%s: too large: its canonical form, which rebuild reads, would have a line of %zu bytes "
+                               "(at most %u)", top, longest, INI_LINE_MAX);
+        else if (entries > INI_ENTRIES_MAX)
+                q = errors_add(&l->errors, -MKM_E_RECIPE, top, 0,
+                               "%s: too large: its canonical form, which rebuild reads, would have %zu lines (at most %u)",
+                               top, entries, INI_ENTRIES_MAX);
+        return q == -ENOMEM ? q : 0;
+}
+
 static int finalize(struct loader *l, const char *top) {
         struct recipe *r = l->r;
         const struct recipe_origin *o = r->origins;
@@ -1315,6 +1378,8 @@ static int load_collect(struct mkm_ctx *ctx, const char *path, bool partial, str
         int k = load_file(&l, abs, shown, NULL);
         if (k >= 0)     /* not after a syntax error in the top file: nothing of it was applied */
                 k = finalize(&l, shown);
+        if (k >= 0 && l.errors.n == 0)
+                k = canonical_fits(&l, shown);
         *errs = l.errors;
         if (k == -ENOMEM)
                 return mkm_err_set(reterr, k, "%s: out of memory", path);
@@ -1349,6 +1414,8 @@ int recipe_load_buffer(const char *buf, size_t len, const char *filename, struct
         int k = parse_buffer(&l, buf, len, shown, dir);
         if (k >= 0)     /* after a syntax error nothing was applied: "missing" would be noise */
                 k = finalize(&l, fn);
+        if (k >= 0 && l.errors.n == 0)
+                k = canonical_fits(&l, fn);
         if (l.errors.n > 0) {
                 k = errors_to_err(&l.errors, reterr);
                 recipe_errors_done(&l.errors);
@@ -1530,15 +1597,29 @@ static void bkey(struct buf *b, const char *key, const char *value) {
         bputs(b, "\n");
 }
 
+/* A list on as few lines as fit RECIPE_FORMAT_WIDTH bytes each (an item longer than that on a
+ * line of its own): lines of one list key add up, so the text means the same, and a long
+ * Packages= list stays far below the INI layer's line limit when rebuild reads it back. */
 static void blist(struct buf *b, const char *key, char *const *l) {
         if (!l || !l[0])
                 return;
-        bputs(b, key);
-        bputs(b, "=");
+        size_t width = 0;
         for (size_t i = 0; l[i]; i++) {
-                if (i)
+                size_t n = strlen(l[i]);
+                if (i && width + 1 + n > RECIPE_FORMAT_WIDTH) {
+                        bputs(b, "\n");
+                        width = 0;
+                }
+                if (width == 0) {
+                        bputs(b, key);
+                        bputs(b, "=");
+                        width = strlen(key) + 1;
+                } else {
                         bputs(b, " ");
+                        width++;
+                }
                 bputs(b, l[i]);
+                width += n;
         }
         bputs(b, "\n");
 }

@@ -17,6 +17,7 @@ struct mkm_err;
 
 #define RECIPE_INCLUDE_DEPTH_MAX 16
 #define RECIPE_FILE_MAX (4u * 1024u * 1024u)    /* bytes in one recipe file */
+#define RECIPE_FORMAT_WIDTH 4000u               /* bytes a list line of recipe_format() fills */
 
 enum recipe_distribution {
         RECIPE_DISTRO_ARCH,

@@ -247,6 +247,9 @@ static const struct {
         { P "Pakages=base\n", -MKM_E_RECIPE, "t.recipe:5: [Bootstrap] Pakages=: unknown key; did you mean 'Packages='?" },
         { P "packages=base\n", -MKM_E_RECIPE, "t.recipe:5: [Bootstrap] packages=: unknown key; did you mean 'Packages='?" },
         { P "Distribtuion=arch\n", -MKM_E_RECIPE, "t.recipe:5: [Bootstrap] Distribtuion=: unknown key; did you mean 'Distribution='?" },
+        /* Exactly the threshold (3 for a name of 12) away, the difference at the start: the bounded
+         * distance must not give up on the rows after it. */
+        { P "XYZtribution=arch\n", -MKM_E_RECIPE, "t.recipe:5: [Bootstrap] XYZtribution=: unknown key; did you mean 'Distribution='?" },
         { P "[Hooks]\nFuse=maybe\n", -MKM_E_RECIPE, "t.recipe:6: [Hooks] Fuse=: expected a boolean (yes/no), got 'maybe'" },
         { P "[Hooks]\nDockerStorageDriver=overlay2\nDockerPrivileged=root\n", -MKM_E_RECIPE,
           "t.recipe:7: [Hooks] DockerPrivileged=: expected a boolean (yes/no), got 'root'" },
@@ -266,6 +269,14 @@ static const struct {
         { P "[Exec]\nBind=/a:/b\n", -MKM_E_RECIPE, "t.recipe:6: [Exec] Bind=: unknown key in [Exec]; Bind= belongs in [Files]" },
         { P "[Hooks]\nPackages=vim\n", -MKM_E_RECIPE, "t.recipe:6: [Hooks] Packages=: unknown key in [Hooks]; Packages= belongs in [Bootstrap]" },
         { P "[Exec]\nBot=yes\n", -MKM_E_RECIPE, "t.recipe:6: [Exec] Bot=: unknown key; did you mean 'Boot='?" },
+        /* A trailing backslash (kept once a blank after it is trimmed) would continue the line
+         * it is written to, in NAME.nspawn and in the canonical recipe: refused, nspawn key or ours. */
+        { P "[Exec]\nHostname=foo\\ \n", -MKM_E_RECIPE,
+          "t.recipe:6: [Exec] Hostname=: a value cannot end in a backslash (written to a recipe or to the .nspawn file, "
+          "the line would continue into the next one)" },
+        { P "[Hooks]\nRun=echo a\\\\\\ \n", -MKM_E_RECIPE,
+          "t.recipe:6: [Hooks] Run=: a value cannot end in a backslash (written to a recipe or to the .nspawn file, "
+          "the line would continue into the next one)" },
         { P "[Hooks]\nEnableService=a.service\n", -MKM_E_RECIPE, "t.recipe:6: [Hooks] EnableService=: unknown key; did you mean 'EnableServices='?" },
         { P "[Hooks]\nPackage=vim\n", -MKM_E_RECIPE, "t.recipe:6: [Hooks] Package=: unknown key; did you mean '[Bootstrap] Packages='?" },
         { P "[Hooks]\nFrobnicate=1\n", -MKM_E_RECIPE, "t.recipe:6: [Hooks] Frobnicate=: unknown key" },
@@ -690,6 +701,63 @@ static void test_edit_distance(void **state) {
         assert_int_equal(recipe_edit_distance("kitten", "sitting"), 3);
 }
 
+/* rebuild reads the canonical form back: long lists are wrapped (and mean the same), and a
+ * recipe whose canonical form the INI layer would refuse is refused when it is read. */
+static void test_canonical_limits(void **state) {
+        (void)state;
+        static const char head[] = "[Machine]\nName=x\n[Bootstrap]\nDistribution=debian\nArchitecture=amd64\n";
+        /* 340 packages of 200 bytes: 68 KB of one list, more than one INI line may hold. */
+        size_t cap = sizeof head + 340 * 220 + 64;
+        char *buf = malloc(cap), *p = buf;
+        assert_non_null(buf);
+        p += sprintf(p, "%s", head);
+        for (int i = 0; i < 340; i++) {
+                p += sprintf(p, "Packages=p%03d", i);
+                memset(p, 'x', 196);
+                p += 196;
+                *p++ = '\n';
+        }
+        *p = 0;
+        struct mkm_err err = {};
+        struct recipe *r = NULL;
+        assert_int_equal(recipe_load_buffer(buf, strlen(buf), "t.recipe", &r, &err), 0);
+        _cleanup_free_ char *text = NULL, *text2 = NULL;
+        assert_int_equal(recipe_format(r, &text), 0);
+        size_t lines = 0;
+        for (const char *l = text; *l;) {
+                size_t n = strcspn(l, "\n");
+                assert_true(n <= RECIPE_FORMAT_WIDTH);
+                lines += strncmp(l, "Packages=", 9) == 0;
+                l += n + (l[n] == '\n');
+        }
+        assert_true(lines >= 17);       /* 68 KB in lines of at most 4000 bytes */
+        struct recipe *again = NULL;
+        assert_int_equal(recipe_load_buffer(text, strlen(text), "t.recipe", &again, &err), 0);
+        assert_int_equal(strv_length(again->packages), 340);
+        for (size_t i = 0; i < 340; i++)
+                assert_string_equal(again->packages[i], r->packages[i]);
+        assert_int_equal(recipe_format(again, &text2), 0);
+        assert_string_equal(text, text2);
+        recipe_free(again);
+        recipe_free(r);
+        free(buf);
+
+        /* 9995 nspawn settings: the INI layer reads them (10000 entries), but the canonical form
+         * adds the defaults and would not be read back. */
+        static const char head2[] = "[Machine]\nName=x\n[Bootstrap]\nDistribution=debian\n[Exec]\n";
+        buf = malloc(sizeof head2 + 9995 * 9);
+        assert_non_null(buf);
+        p = buf + sprintf(buf, "%s", head2);
+        for (int i = 0; i < 9995; i++)
+                p += sprintf(p, "Boot=yes\n");
+        r = NULL;
+        assert_int_equal(recipe_load_buffer(buf, strlen(buf), "t.recipe", &r, &err), -MKM_E_RECIPE);
+        assert_null(r);
+        if (!strstr(err.msg, "t.recipe: too large: its canonical form, which rebuild reads, would have 1000"))
+                fail_msg("unexpected: %s", err.msg);
+        free(buf);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_full),
@@ -702,6 +770,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_multi_errors, setup_tmp, teardown_tmp),
                 cmocka_unit_test(test_doc_coverage),
                 cmocka_unit_test(test_edit_distance),
+                cmocka_unit_test(test_canonical_limits),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
