@@ -193,30 +193,6 @@ static pid_t temporary_owner(const char *name) {
         return pid;
 }
 
-int fs_remove_temporaries_of(const char *path, pid_t pid) {
-        _cleanup_close_ int dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd < 0)
-                return errno == ENOENT ? 0 : negative_errno();
-        DIR *d = fs_opendir_dup(dfd);
-        if (!d)
-                return negative_errno();
-        int n = 0;
-        struct dirent *de;
-        while ((de = readdir(d))) {
-                const char *name = de->d_name;
-                pid_t owner = temporary_owner(name);
-                if (owner <= 0 || (pid > 0 ? owner != pid : !fs_pid_is_gone(owner)))
-                        continue;
-                struct stat st;
-                if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
-                        continue;
-                if (unlinkat(dfd, name, 0) == 0)
-                        n++;
-        }
-        (void)closedir(d);
-        return n;
-}
-
 /* The PID in a name "PREFIX.PID.ANYTHING", or 0 when the name is not one. */
 static pid_t prefixed_owner(const char *name, const char *prefix) {
         size_t pl = strlen(prefix);
@@ -232,7 +208,11 @@ static pid_t prefixed_owner(const char *name, const char *prefix) {
         return pid;
 }
 
-int fs_remove_dirs_of(const char *path, const char *prefix, pid_t pid) {
+/* What a process left in path: regular files named as temporary_owner() reads them (prefix NULL)
+ * or directories named "PREFIX.PID.*"; of process pid, or (pid 0) of every process that is gone
+ * but this one. Directories of pid 0 only when ours and nobody holds their flock: the PID alone
+ * could name a process of another pid namespace sharing the directory, or have been reused. */
+static int remove_left_by(const char *path, const char *prefix, pid_t pid) {
         _cleanup_close_ int dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (dfd < 0)
                 return errno == ENOENT ? 0 : negative_errno();
@@ -242,22 +222,35 @@ int fs_remove_dirs_of(const char *path, const char *prefix, pid_t pid) {
         int n = 0;
         struct dirent *de;
         while ((de = readdir(d))) {
-                pid_t owner = prefixed_owner(de->d_name, prefix);
+                const char *name = de->d_name;
+                pid_t owner = prefix ? prefixed_owner(name, prefix) : temporary_owner(name);
                 if (owner <= 0 || (pid > 0 ? owner != pid : owner == getpid() || !fs_pid_is_gone(owner)))
                         continue;
-                _cleanup_close_ int fd = openat(dfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                if (!prefix) {
+                        struct stat st;
+                        if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
+                            unlinkat(dfd, name, 0) == 0)
+                                n++;
+                        continue;
+                }
+                _cleanup_close_ int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
                 struct stat st;
-                if (fd < 0 || fstat(fd, &st) < 0)
+                if (fd < 0 || fstat(fd, &st) < 0 ||
+                    (pid == 0 && (st.st_uid != geteuid() || flock(fd, LOCK_EX | LOCK_NB) < 0)))
                         continue;
-                /* pid 0: the PID alone could name a process of another pid namespace sharing the
-                 * directory, or have been reused: only ours, and not while someone holds it. */
-                if (pid == 0 && (st.st_uid != geteuid() || flock(fd, LOCK_EX | LOCK_NB) < 0))
-                        continue;
-                if (fs_rm_rf_at(dfd, de->d_name) >= 0)
+                if (fs_rm_rf_at(dfd, name) >= 0)
                         n++;
         }
         (void)closedir(d);
         return n;
+}
+
+int fs_remove_temporaries_of(const char *path, pid_t pid) {
+        return remove_left_by(path, NULL, pid);
+}
+
+int fs_remove_dirs_of(const char *path, const char *prefix, pid_t pid) {
+        return remove_left_by(path, prefix, pid);
 }
 
 int fs_mkdir_p_at(int dirfd, const char *path, mode_t mode) {

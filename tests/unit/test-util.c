@@ -188,14 +188,20 @@ static void test_remove_temporaries(void **state) {
         assert_int_equal(fs_rm_rf_at(AT_FDCWD, tmpl), 0);
 }
 
+/* The PID of a child that has exited and been reaped: a process that is gone. */
+static pid_t dead_pid(void) {
+        pid_t pid = fork();
+        if (pid == 0)
+                _exit(0);
+        assert_true(pid > 0);
+        assert_int_equal(waitpid(pid, NULL, 0), pid);
+        return pid;
+}
+
 /* pid 0: what any process that no longer exists left (a kill of the whole group), not a living one's. */
 static void test_remove_dead_temporaries(void **state) {
         (void)state;
-        pid_t dead = fork();
-        if (dead == 0)
-                _exit(0);
-        assert_true(dead > 0);
-        assert_int_equal(waitpid(dead, NULL, 0), dead);
+        pid_t dead = dead_pid();
         char tmpl[] = "/tmp/mkm-test-temps.XXXXXX";
         assert_non_null(mkdtemp(tmpl));
         _cleanup_close_ int dfd = open(tmpl, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -218,11 +224,7 @@ static void test_remove_dead_temporaries(void **state) {
  * a symlink, a file, or a name that only looks alike. */
 static void test_remove_dirs_of(void **state) {
         (void)state;
-        pid_t dead = fork();
-        if (dead == 0)
-                _exit(0);
-        assert_true(dead > 0);
-        assert_int_equal(waitpid(dead, NULL, 0), dead);
+        pid_t dead = dead_pid();
         char tmpl[] = "/tmp/mkm-test-dirs.XXXXXX";
         assert_non_null(mkdtemp(tmpl));
         _cleanup_close_ int dfd = open(tmpl, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
