@@ -179,7 +179,10 @@ static void test_remove_temporaries(void **state) {
         for (size_t i = 0; i < ELEMENTSOF(kept) - 1; i++)
                 assert_int_equal(fs_write_file_at(dfd, kept[i], "x", 1, 0600), 0);
         assert_int_equal(mkdirat(dfd, kept[ELEMENTSOF(kept) - 1], 0700), 0);
+        /* only regular files: not a symlink of the same name (nor what it points to) */
+        assert_int_equal(symlinkat(gone[0], dfd, ".#link.4242.bbbbbb"), 0);
         assert_int_equal(fs_remove_temporaries_of(tmpl, 4242), 2);
+        assert_int_equal(faccessat(dfd, ".#link.4242.bbbbbb", F_OK, AT_SYMLINK_NOFOLLOW), 0);
         for (size_t i = 0; i < ELEMENTSOF(gone); i++)
                 assert_int_equal(faccessat(dfd, gone[i], F_OK, AT_SYMLINK_NOFOLLOW), -1);
         for (size_t i = 0; i < ELEMENTSOF(kept); i++)
