@@ -7,6 +7,7 @@
  * replacement, stale removal), the precheck warnings and the whole hooks_apply() with units,
  * Run= commands and the ownership shift last (the shift itself: test-shift.c). */
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -621,6 +622,36 @@ static void test_sandbox_uid_base(void **state) {
         assert_int_equal(hooks_sandbox_uid_base_with("web", 0, slot_is_taken), other);
 }
 
+/* The host's own check: a slot a running systemd-nspawn holds (its lock file in
+ * /run/systemd/nspawn-uid/, as PrivateUsers=pick takes it) is passed over. */
+static void test_sandbox_uid_base_nspawn_lock(void **state) {
+        (void)state;
+        if (geteuid() != 0) {
+                print_message("skipped: writing /run/systemd/nspawn-uid/ needs root\n");
+                skip();
+        }
+        uint32_t first = hooks_sandbox_uid_base_with("web-lock-test", 0, NULL);
+        assert_int_equal(hooks_sandbox_uid_base("web-lock-test", 0), first);      /* nothing holds it */
+        bool made_dir = mkdir("/run/systemd/nspawn-uid", 0755) == 0;
+        if (!made_dir && errno == ENOENT) {
+                assert_int_equal(mkdir("/run/systemd", 0755), 0);
+                assert_int_equal(mkdir("/run/systemd/nspawn-uid", 0755), 0);
+                made_dir = true;
+        }
+        char lock[64];
+        (void)snprintf(lock, sizeof lock, "/run/systemd/nspawn-uid/%" PRIu32, first);
+        int fd = open(lock, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        assert_true(fd >= 0);
+        (void)close(fd);
+        uint32_t b = hooks_sandbox_uid_base("web-lock-test", 0);
+        (void)unlink(lock);
+        if (made_dir)
+                (void)rmdir("/run/systemd/nspawn-uid");
+        assert_int_not_equal(b, first);
+        assert_int_equal(b % HOOKS_USERNS_RANGE, 0);
+        assert_int_not_equal(b, hooks_userns_pick("web-lock-test"));
+}
+
 /* ---- host files --------------------------------------------------------------------------- */
 
 static void test_write_host_files(void **state) {
@@ -960,6 +991,7 @@ static void test_apply_unknown_unit(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_sandbox_uid_base),
+                cmocka_unit_test(test_sandbox_uid_base_nspawn_lock),
                 cmocka_unit_test_setup_teardown(test_authorized_keys, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_authorized_keys_fresh_and_private, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_authorized_keys_symlinked_ssh_dir, setup, teardown),
