@@ -16,7 +16,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <dirent.h>
@@ -622,6 +625,58 @@ static void test_sandbox_uid_base(void **state) {
         assert_int_equal(hooks_sandbox_uid_base_with("web", 0, slot_is_taken), other);
 }
 
+/* In a child with a mount namespace of its own, /etc/FILE (passwd or group) gets one more line
+ * (a user or group with id), bind-mounted over the host's; the child exits 0 when the sandbox
+ * slot of name is no longer first. glibc's files backend reads the file on each lookup. */
+static int slot_with_nss_entry(const char *file, uint32_t id, const char *name, uint32_t first) {
+        pid_t pid = fork();
+        if (pid < 0)
+                return -1;
+        if (pid == 0) {
+                char src[64], dst[64], tmp[] = "/tmp/mkm-test-nss.XXXXXX";
+                (void)snprintf(src, sizeof src, "/etc/%s", file);
+                if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 || !mkdtemp(tmp))
+                        _exit(2);
+                (void)snprintf(dst, sizeof dst, "%s/%s", tmp, file);
+                char *text = NULL;
+                size_t len = 0;
+                FILE *out = fopen(dst, "w");
+                if (fs_read_file_follow_at(AT_FDCWD, src, 1u << 24, &text, &len) < 0 || !out)
+                        _exit(2);
+                fwrite(text, 1, len, out);
+                if (strcmp(file, "passwd") == 0)
+                        fprintf(out, "mkmslot:x:%" PRIu32 ":%" PRIu32 "::/:/bin/false\n", id, id);
+                else
+                        fprintf(out, "mkmslot:x:%" PRIu32 ":\n", id);
+                if (fclose(out) != 0 || mount(dst, src, NULL, MS_BIND, NULL) < 0)
+                        _exit(2);
+                uint32_t b = hooks_sandbox_uid_base(name, 0);
+                (void)umount2(src, MNT_DETACH);
+                (void)fs_rm_rf_at(AT_FDCWD, tmp);
+                _exit(b != first && b % HOOKS_USERNS_RANGE == 0 ? 0 : 1);
+        }
+        int status = 0;
+        if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status))
+                return -1;
+        return WEXITSTATUS(status);
+}
+
+/* The host's NSS half: a slot whose first UID is a host user, or whose last GID is a host
+ * group, is passed over. */
+static void test_sandbox_uid_base_nss(void **state) {
+        (void)state;
+        if (geteuid() != 0) {
+                print_message("skipped: a private /etc/passwd needs root (mount namespace)\n");
+                skip();
+        }
+        uint32_t first = hooks_sandbox_uid_base_with("web-nss-test", 0, NULL);
+        assert_int_equal(hooks_sandbox_uid_base("web-nss-test", 0), first);
+        assert_int_equal(slot_with_nss_entry("passwd", first, "web-nss-test", first), 0);
+        assert_int_equal(slot_with_nss_entry("group", first + HOOKS_USERNS_RANGE - 1, "web-nss-test", first), 0);
+        /* and an entry outside the slot changes nothing */
+        assert_int_equal(slot_with_nss_entry("passwd", first + HOOKS_USERNS_RANGE, "web-nss-test", first), 1);
+}
+
 /* The host's own check: a slot a running systemd-nspawn holds (its lock file in
  * /run/systemd/nspawn-uid/, as PrivateUsers=pick takes it) is passed over. */
 static void test_sandbox_uid_base_nspawn_lock(void **state) {
@@ -990,6 +1045,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_sandbox_uid_base),
                 cmocka_unit_test(test_sandbox_uid_base_nspawn_lock),
+                cmocka_unit_test(test_sandbox_uid_base_nss),
                 cmocka_unit_test_setup_teardown(test_authorized_keys, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_authorized_keys_fresh_and_private, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_authorized_keys_symlinked_ssh_dir, setup, teardown),
