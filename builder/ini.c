@@ -216,7 +216,9 @@ static int parse(const char *buf, size_t len, const char *filename, ini_error_fn
 
                 if (!continuing)
                         start = lineno;
-                if (acclen + n + 1 > INI_LINE_MAX) {
+                /* At most INI_LINE_MAX bytes, a line of its own or lines joined: acc holds the
+                 * pieces so far, each backslash already turned into the blank that joins them. */
+                if (acclen + n > INI_LINE_MAX) {
                         p.fatal = true;
                         r = mkm_err_set(p.reterr, -MKM_E_PARSE, "%s:%u: continued line too long (more than %u bytes)",
                                         p.filename, start, INI_LINE_MAX);

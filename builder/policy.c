@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -110,17 +111,39 @@ static const char *const cap_names[] = {
         "CAP_CHECKPOINT_RESTORE",
 };
 
+/* A number as systemd's safe_atoi() reads it (capability_from_name() tries that first):
+ * strtol() with base 0 (a sign, 0x for hex, a leading 0 for octal) after systemd's own "0b" and
+ * "0o" prefixes, the whole word, within int. */
+static bool systemd_atoi(const char *s, long *ret) {
+        int base = 0;
+        if (s[0] == '0' && (s[1] == 'b' || s[1] == 'B')) {
+                base = 2;
+                s += 2;
+        } else if (s[0] == '0' && (s[1] == 'o' || s[1] == 'O')) {
+                base = 8;
+                s += 2;
+        }
+        char *end = NULL;
+        errno = 0;
+        long v = strtol(s, &end, base);
+        if (errno != 0 || end == s || *end || v < INT_MIN || v > INT_MAX)
+                return false;
+        *ret = v;
+        return true;
+}
+
 char *policy_capability_normalize(const char *name) {
         if (strcasecmp(name, "all") == 0)
                 return strdup("all");
-        /* A plain decimal number names a capability; one the table does not know stays
-         * "CAP_<number>", which only "all" covers. Other spellings of numbers (0x15, 025, +21)
-         * stay words of their own and are covered by nothing but "all" either. */
-        if (name[0] >= '0' && name[0] <= '9' && strspn(name, "0123456789") == strlen(name) &&
-            (name[0] != '0' || !name[1]) && strlen(name) <= 3) {
-                unsigned long n = strtoul(name, NULL, 10);
-                if (n < sizeof cap_names / sizeof cap_names[0])
-                        return strdup(cap_names[n]);
+        /* A number names the capability of that number, however systemd lets it be spelled
+         * (21, +21, 0x15, 025, 0b10101 are CAP_SYS_ADMIN); one beyond the kernel's list is
+         * "CAP_<number>", which only "all" covers. */
+        long num;
+        if (systemd_atoi(name, &num) && num >= 0) {
+                char *out = NULL;
+                if ((size_t)num < sizeof cap_names / sizeof cap_names[0])
+                        return strdup(cap_names[num]);
+                return asprintf(&out, "CAP_%ld", num) < 0 ? NULL : out;
         }
         char *out = NULL;
         bool prefixed = strncasecmp(name, "cap_", 4) == 0;

@@ -69,6 +69,6 @@ int policy_allows(const struct policy *p, const struct priv_grant *g, char **ret
  * not "/srvx"; "/" covers every absolute path)? Paths with "." or ".." components never are. */
 bool policy_path_under(const char *path, const char *prefix);
 
-/* "CAP_NET_ADMIN" for "net_admin", "cap_net_admin", "CAP_NET_ADMIN" and "12" (systemd reads a
- * decimal number as the capability of that number); "all" stays. Caller frees. */
+/* "CAP_NET_ADMIN" for "net_admin", "cap_net_admin", "CAP_NET_ADMIN" and "12", "0xc" (systemd
+ * reads a number, as its safe_atoi() does, as the capability of that number); "all" stays. Caller frees. */
 char *policy_capability_normalize(const char *name);

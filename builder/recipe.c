@@ -1235,16 +1235,41 @@ static int canonical_fits(struct loader *l, const char *top) {
         int q = recipe_format(l->r, &text);
         if (q < 0)
                 return q;
-        size_t entries = 0, longest = 0;
+        size_t entries = 0, longest = 0, len = strlen(text);
+        char section[64] = "";
         for (const char *p = text; *p;) {
                 const char *nl = strchr(p, '\n');
                 size_t n = nl ? (size_t)(nl - p) : strlen(p);
                 if (n > longest)
                         longest = n;
                 entries += n > 0;
+                if (n > 2 && p[0] == '[' && n - 2 < sizeof section) {
+                        memcpy(section, p + 1, n - 2);
+                        section[n - 2] = 0;
+                }
+                /* A value that ends in a backslash only once normalised (a path's trailing "/"
+                 * dropped: Keyring=kr\/): the raw check could not see it. */
+                size_t bs = 0;
+                while (bs < n && p[n - 1 - bs] == '\\')
+                        bs++;
+                if (bs % 2 == 1) {
+                        const char *eq = memchr(p, '=', n);
+                        q = errors_add(&l->errors, -MKM_E_RECIPE, top, 0,
+                                       "%s: [%s] %.*s=: a value ends in a backslash once made absolute and normalised "
+                                       "(written to a recipe or to the .nspawn file, the line would continue into "
+                                       "the next one)",
+                                       top, section, eq ? (int)(eq - p) : 0, p);
+                        return q == -ENOMEM ? q : 0;
+                }
                 p += n + (nl ? 1 : 0);
         }
-        if (longest > INI_LINE_MAX)
+        /* The limits rebuild meets reading it back: the file's size (load_file), a line (ini.c
+         * refuses INI_LINE_MAX bytes and more), the number of entries. */
+        if (len > RECIPE_FILE_MAX)
+                q = errors_add(&l->errors, -MKM_E_RECIPE, top, 0,
+                               "%s: too large: its canonical form, which rebuild reads, would have %zu bytes (at most %u)",
+                               top, len, RECIPE_FILE_MAX);
+        else if (longest > INI_LINE_MAX)
                 q = errors_add(&l->errors, -MKM_E_RECIPE, top, 0,
                                "%s: too large: its canonical form, which rebuild reads, would have a line of %zu bytes "
                                "(at most %u)", top, longest, INI_LINE_MAX);
@@ -1597,16 +1622,25 @@ static void bkey(struct buf *b, const char *key, const char *value) {
         bputs(b, "\n");
 }
 
+static bool ends_in_escape(const char *s) {
+        size_t n = strlen(s), bs = 0;
+        while (bs < n && s[n - 1 - bs] == '\\')
+                bs++;
+        return bs % 2 == 1;
+}
+
 /* A list on as few lines as fit RECIPE_FORMAT_WIDTH bytes each (an item longer than that on a
  * line of its own): lines of one list key add up, so the text means the same, and a long
- * Packages= list stays far below the INI layer's line limit when rebuild reads it back. */
+ * Packages= list stays far below the INI layer's line limit when rebuild reads it back. A line
+ * never ends after an item ending in a backslash (it would continue the line): the next item
+ * joins it. */
 static void blist(struct buf *b, const char *key, char *const *l) {
         if (!l || !l[0])
                 return;
         size_t width = 0;
         for (size_t i = 0; l[i]; i++) {
                 size_t n = strlen(l[i]);
-                if (i && width + 1 + n > RECIPE_FORMAT_WIDTH) {
+                if (i && width + 1 + n > RECIPE_FORMAT_WIDTH && !ends_in_escape(l[i - 1])) {
                         bputs(b, "\n");
                         width = 0;
                 }
@@ -1685,25 +1719,24 @@ int recipe_format(const struct recipe *r, char **ret_text) {
                         bkey(&b, "DockerPrivileged", r->docker_privileged == RECIPE_YES ? "yes" : "no");
                 blist(&b, "RootAuthorizedKeys", r->root_authorized_keys);
                 if (r->n_copies) {
-                        bputs(&b, "Copy=");
-                        for (size_t i = 0; i < r->n_copies; i++) {
+                        char **items = calloc(r->n_copies + 1, sizeof *items);
+                        for (size_t i = 0; items && i < r->n_copies; i++) {
                                 const struct recipe_copy *c = &r->copies[i];
                                 char mode[16] = "";
-                                if (i)
-                                        bputs(&b, " ");
-                                bputs(&b, c->src);
-                                bputs(&b, ":");
-                                bputs(&b, c->dest);
-                                if (c->has_mode) {
+                                if (c->has_mode)
                                         (void)snprintf(mode, sizeof mode, ":%04o", (unsigned)c->mode);
-                                        bputs(&b, mode);
-                                }
-                                if (c->owner) {
-                                        bputs(&b, ":");
-                                        bputs(&b, c->owner);
+                                if (asprintf(&items[i], "%s:%s%s%s%s", c->src, c->dest, mode, c->owner ? ":" : "",
+                                             c->owner ? c->owner : "") < 0) {
+                                        items[i] = NULL;
+                                        b.oom = true;
+                                        break;
                                 }
                         }
-                        bputs(&b, "\n");
+                        if (!items)
+                                b.oom = true;
+                        else if (!b.oom)
+                                blist(&b, "Copy", items);
+                        strv_free(items);
                 }
                 for (char **c = r->runs; c && *c; c++)
                         bkey(&b, "Run", *c);

@@ -216,6 +216,30 @@ static void test_caps(void **state) {
         assert_int_equal(ini_parse(buf, big + 6, "t.ini", &e, &n, &err), -MKM_E_PARSE);
         assert_string_equal(err.msg, "t.ini:2: line too long (more than 65536 bytes)");
 
+        /* A logical line of exactly the cap, alone or joined from two lines, is read; a byte more
+         * is not (the canonical recipe rebuild reads is checked against the same bound). */
+        for (int joined = 0; joined <= 1; joined++)
+                for (size_t extra = 0; extra <= 1; extra++) {
+                        size_t logical = INI_LINE_MAX + extra;
+                        size_t bytes = logical + (size_t)joined;   /* "\\\n" is two bytes for one blank */
+                        _cleanup_free_ char *t = malloc(bytes + 8);
+                        assert_non_null(t);
+                        memcpy(t, "[S]\n", 4);
+                        memset(t + 4, 'z', bytes);
+                        memcpy(t + 4, "K=", 2);
+                        if (joined)
+                                memcpy(t + 4 + 100, "\\\n", 2);
+                        int q = ini_parse(t, 4 + bytes, "t.ini", &e, &n, &err);
+                        if (extra == 0) {
+                                if (q != 0)
+                                        fail_msg("%s line of %zu bytes refused: %s", joined ? "a joined" : "a", logical, err.msg);
+                                assert_int_equal(n, 2);
+                                assert_int_equal(strlen(e[1].value), logical - 2);
+                                ini_entries_free(e, n);
+                        } else
+                                assert_int_equal(q, -MKM_E_PARSE);
+                }
+
         /* Continued lines that together exceed the cap. */
         size_t piece = 1000, pieces = INI_LINE_MAX / piece + 2;
         _cleanup_free_ char *cont = malloc(8 + pieces * (piece + 2));

@@ -144,8 +144,14 @@ static void test_capability_names(void **state) {
                 /* numbers as systemd reads them: the first, CAP_SYS_ADMIN, the last known */
                 { "0", "CAP_CHOWN" }, { "21", "CAP_SYS_ADMIN" }, { "40", "CAP_CHECKPOINT_RESTORE" },
                 { "31", "CAP_SETFCAP" },
-                /* beyond the table, or spelled otherwise: a word only "all" covers */
-                { "41", "CAP_41" }, { "021", "CAP_021" }, { "0x15", "CAP_0X15" }, { "99999", "CAP_99999" },
+                /* every spelling systemd's safe_atoi() reads: sign, hex, octal, 0o, 0b */
+                { "+21", "CAP_SYS_ADMIN" }, { "0x15", "CAP_SYS_ADMIN" }, { "025", "CAP_SYS_ADMIN" },
+                { "021", "CAP_SYS_RAWIO" }, { "0o25", "CAP_SYS_ADMIN" }, { "0b10101", "CAP_SYS_ADMIN" },
+                { "0X15", "CAP_SYS_ADMIN" }, { "-0", "CAP_CHOWN" },
+                /* beyond the table: a word only "all" covers */
+                { "41", "CAP_41" }, { "99999", "CAP_99999" }, { "0x29", "CAP_41" },
+                /* not numbers: names */
+                { "0x", "CAP_0X" }, { "21a", "CAP_21A" }, { "-1", "CAP_-1" },
         };
         for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
                 _cleanup_free_ char *n = policy_capability_normalize(t[i][0]);

@@ -742,6 +742,117 @@ static void test_canonical_limits(void **state) {
         recipe_free(r);
         free(buf);
 
+        /* A backslash that ends a value only once the path is normalised ("kr\\/" -> ".../kr\\"),
+         * which the check of the raw value cannot see: refused from the canonical form. */
+        {
+                static const char t[] = "[Machine]\nName=x\n[Bootstrap]\nDistribution=debian\nKeyring=kr\\/\n"
+                                        "Architecture=amd64\n";
+                r = NULL;
+                assert_int_equal(recipe_load_buffer(t, strlen(t), "/d/t.recipe", &r, &err), -MKM_E_RECIPE);
+                assert_null(r);
+                if (!strstr(err.msg, "[Bootstrap] Keyring=: a value ends in a backslash once made absolute"))
+                        fail_msg("unexpected: %s", err.msg);
+        }
+        /* Wrapped lists never end a line after an item that ends in a backslash (it would join
+         * the next line): four Mirror= URLs of about 1020 bytes on one line, the third ending in
+         * one; the fourth would be wrapped onto a line of its own just after it. */
+        {
+                char *t = malloc(8192), *q = t;
+                assert_non_null(t);
+                q += sprintf(q, "[Machine]\nName=x\n[Bootstrap]\nDistribution=debian\nArchitecture=amd64\nMirror=");
+                for (int i = 0; i < 4; i++) {
+                        q += sprintf(q, "%shttp://m%d.invalid/", i ? " " : "", i);
+                        memset(q, 'u', 1000);
+                        q += 1000;
+                        if (i == 2)
+                                *q++ = '\\';
+                }
+                q += sprintf(q, "\n");
+                r = NULL;
+                assert_int_equal(recipe_load_buffer(t, strlen(t), "t.recipe", &r, &err), 0);
+                _cleanup_free_ char *c1 = NULL, *c2 = NULL;
+                assert_int_equal(recipe_format(r, &c1), 0);
+                for (const char *l = c1; *l;) {
+                        size_t n = strcspn(l, "\n");
+                        if (n > 0 && l[n - 1] == '\\')
+                                fail_msg("a canonical line ends in a backslash: ...%.40s", l + n - 40);
+                        l += n + (l[n] == '\n');
+                }
+                struct recipe *back = NULL;
+                assert_int_equal(recipe_load_buffer(c1, strlen(c1), "t.recipe", &back, &err), 0);
+                assert_int_equal(strv_length(back->mirrors), 4);
+                for (size_t i = 0; i < 4; i++)
+                        assert_string_equal(back->mirrors[i], r->mirrors[i]);
+                assert_int_equal(recipe_format(back, &c2), 0);
+                assert_string_equal(c1, c2);
+                recipe_free(back);
+                recipe_free(r);
+                free(t);
+        }
+        /* Copy= is wrapped as the other lists: 100 lines of 1000-byte items, 100 KB in all. */
+        {
+                char *t = malloc(200000), *q = t;
+                assert_non_null(t);
+                q += sprintf(q, "[Machine]\nName=x\n[Bootstrap]\nDistribution=debian\nArchitecture=amd64\n[Hooks]\n");
+                for (int i = 0; i < 100; i++) {
+                        q += sprintf(q, "Copy=/s/%03d", i);
+                        memset(q, 'c', 990);
+                        q += 990;
+                        q += sprintf(q, ":/d%03d:0644:root\n", i);
+                }
+                r = NULL;
+                if (recipe_load_buffer(t, strlen(t), "t.recipe", &r, &err) != 0)
+                        fail_msg("refused: %s", err.msg);
+                _cleanup_free_ char *c1 = NULL;
+                assert_int_equal(recipe_format(r, &c1), 0);
+                struct recipe *back = NULL;
+                assert_int_equal(recipe_load_buffer(c1, strlen(c1), "t.recipe", &back, &err), 0);
+                assert_int_equal(back->n_copies, 100);
+                assert_string_equal(back->copies[99].dest, "/d099");
+                assert_true(back->copies[99].has_mode);
+                assert_string_equal(back->copies[99].owner, "root");
+                recipe_free(back);
+                recipe_free(r);
+                free(t);
+        }
+        /* The canonical form's size counts too (rebuild reads it as a file of at most 4 MiB):
+         * 25000 key files named "a" in a directory whose path is 200 bytes long. */
+        {
+                char *t = malloc(60000), *q = t;
+                assert_non_null(t);
+                q += sprintf(q, "[Machine]\nName=x\n[Bootstrap]\nDistribution=debian\nArchitecture=amd64\n[Hooks]\n"
+                                "RootAuthorizedKeys=");
+                for (int i = 0; i < 25000; i++)
+                        q += sprintf(q, "%sa", i ? " " : "");
+                q += sprintf(q, "\n");
+                char fn[300] = "/";
+                memset(fn + 1, 'd', 200);
+                strcpy(fn + 201, "/t.recipe");
+                r = NULL;
+                assert_int_equal(recipe_load_buffer(t, strlen(t), fn, &r, &err), -MKM_E_RECIPE);
+                if (!strstr(err.msg, "too large: its canonical form, which rebuild reads, would have 5"))
+                        fail_msg("unexpected: %s", err.msg);
+                free(t);
+        }
+        /* One item alone can outgrow a line once made absolute: a key file name of 65400 bytes
+         * (its line is within the limit) below a directory of 200. */
+        {
+                char *t = malloc(70000), *q = t;
+                assert_non_null(t);
+                q += sprintf(q, "[Machine]\nName=x\n[Bootstrap]\nDistribution=debian\nArchitecture=amd64\n[Hooks]\n"
+                                "RootAuthorizedKeys=");
+                memset(q, 'k', 65400);
+                q += 65400;
+                q += sprintf(q, "\n");
+                char fn[300] = "/";
+                memset(fn + 1, 'd', 200);
+                strcpy(fn + 201, "/t.recipe");
+                r = NULL;
+                assert_int_equal(recipe_load_buffer(t, strlen(t), fn, &r, &err), -MKM_E_RECIPE);
+                if (!strstr(err.msg, "too large: its canonical form, which rebuild reads, would have a line of 656"))
+                        fail_msg("unexpected: %s", err.msg);
+                free(t);
+        }
         /* 9995 nspawn settings: the INI layer reads them (10000 entries), but the canonical form
          * adds the defaults and would not be read back. */
         static const char head2[] = "[Machine]\nName=x\n[Bootstrap]\nDistribution=debian\n[Exec]\n";
