@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -47,6 +48,7 @@ static bool is_url(const char *s) {
 /* The files of an import, local or downloaded into a private directory. */
 struct sources {
         char *tmpdir;           /* downloads, removed at the end; NULL for a local file */
+        int tmpdir_lock;        /* tmpdir, flocked while in use (fs_remove_dirs_of leaves it) */
         char *tarball;          /* local paths; the side files NULL when absent */
         char *sums;
         char *sig;
@@ -67,6 +69,8 @@ static void remove_stale_downloads(struct mkm_ctx *ctx, const char *tmp) {
 static void sources_done(struct sources *s) {
         if (s->tmpdir)
                 (void)fs_rm_rf_at(AT_FDCWD, s->tmpdir);
+        if (s->tmpdir_lock >= 0)
+                (void)close(s->tmpdir_lock);
         free(s->tmpdir);
         free(s->tarball);
         free(s->sums);
@@ -136,6 +140,11 @@ static int sources_get(struct mkm_ctx *ctx, const char *source, const struct imp
                 s->tmpdir = NULL;
                 return r;
         }
+        /* Held until the import ends: an import in another pid namespace sharing the directory
+         * sees our PID as gone, and leaves a directory whose lock is held. */
+        s->tmpdir_lock = open(s->tmpdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (s->tmpdir_lock < 0 || flock(s->tmpdir_lock, LOCK_EX | LOCK_NB) < 0)
+                return mkm_err_set(reterr, negative_errno(), "cannot lock %s: %m", s->tmpdir);
         struct fetch_item items[4] = {};
         char *urls[4][2] = {};
         char *dests[4] = {};
@@ -310,7 +319,7 @@ static int judge_trusted_settings(struct mkm_ctx *ctx, const char *name, const c
 
 int import_machine(struct mkm_ctx *ctx, const char *source, const struct import_opts *opts,
                    struct import_result *ret, struct mkm_err *reterr) {
-        struct sources s = {};
+        struct sources s = { .tmpdir_lock = -EBADF };
         _cleanup_(deploy_freep) struct deploy *d = NULL;
         _cleanup_close_ int tarfd = -EBADF;
         _cleanup_free_ char *nspawn = NULL, *manifest = NULL, *installed = NULL;

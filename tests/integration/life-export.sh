@@ -188,12 +188,18 @@ check "import over HTTP gives the exporter's digest" test "$(json '["digest"]' <
 # not one of a process that still runs.
 mkdir -p "$WORK/tmp"
 sh -c 'exit 0' & dead=$!; wait $dead
-mkdir -p "$WORK/tmp/mkm-import.$dead.abc123" "$WORK/tmp/mkm-import.$$.def456"
+mkdir -p "$WORK/tmp/mkm-import.$dead.abc123" "$WORK/tmp/mkm-import.$$.def456" "$WORK/tmp/mkm-import.$dead.held12"
 echo partial >"$WORK/tmp/mkm-import.$dead.abc123/ex.tar.gz"
+# An import in another pid namespace sharing the directory: its PID means nothing here, its lock does.
+flock -n "$WORK/tmp/mkm-import.$dead.held12" sleep 120 & HOLDER=$!
+CLEANUP+=("kill $HOLDER 2>/dev/null")
+sleep 0.3
 TMPDIR=$WORK/tmp "$MKMACHINE" --host-root "$WORK/host3b" -q import "$HTTP/e1-gzip/ex.tar.gz" >/dev/null 2>"$WORK/imp4b.log"
 check "an URL import removes the download directory a killed import left" test ! -e "$WORK/tmp/mkm-import.$dead.abc123"
 check "... but not one of a running process" test -d "$WORK/tmp/mkm-import.$$.def456"
-check "... and leaves none of its own" test "$(ls "$WORK/tmp" | grep -c "^mkm-import\.")" -eq 1
+check "... nor one whose lock is held (an import of another pid namespace)" test -d "$WORK/tmp/mkm-import.$dead.held12"
+kill "$HOLDER" 2>/dev/null; wait "$HOLDER" 2>/dev/null
+check "... and leaves none of its own" test "$(ls "$WORK/tmp" | grep -c "^mkm-import\.")" -eq 2
 cp -r "$WORK/e1-xz" "$WORK/tampered"
 printf 'x' | dd of="$WORK/tampered/ex.tar.xz" bs=1 seek=1000 conv=notrunc 2>/dev/null
 "$MKMACHINE" --host-root "$WORK/host4" import "$WORK/tampered/ex.tar.xz" >/dev/null 2>"$WORK/tamper.log"
