@@ -1225,8 +1225,6 @@ static int load_file(struct loader *l, const char *abs, const char *shown_in, co
 
 /* ---- defaults and cross-key checks -------------------------------------------------------- */
 
-/* Every check records its error and goes on, except where the rest depends on what is missing
- * (no distribution: nothing distro-specific can be checked). */
 /* rebuild reads a machine's recipe back from its canonical form (recipe_format, stored with each
  * generation): a recipe whose canonical form the INI layer would refuse (defaults and absolute
  * paths make it longer than what was read) could be built once and never rebuilt. */
@@ -1263,8 +1261,8 @@ static int canonical_fits(struct loader *l, const char *top) {
                 }
                 p += n + (nl ? 1 : 0);
         }
-        /* The limits rebuild meets reading it back: the file's size (load_file), a line (ini.c
-         * refuses INI_LINE_MAX bytes and more), the number of entries. */
+        /* The limits rebuild meets reading it back: the file's size (load_file), a line (at most
+         * INI_LINE_MAX bytes), the number of entries. */
         if (len > RECIPE_FILE_MAX)
                 q = errors_add(&l->errors, -MKM_E_RECIPE, top, 0,
                                "%s: too large: its canonical form, which rebuild reads, would have %zu bytes (at most %u)",
@@ -1280,6 +1278,8 @@ static int canonical_fits(struct loader *l, const char *top) {
         return q == -ENOMEM ? q : 0;
 }
 
+/* Every check records its error and goes on, except where the rest depends on what is missing
+ * (no distribution: nothing distro-specific can be checked). */
 static int finalize(struct loader *l, const char *top) {
         struct recipe *r = l->r;
         const struct recipe_origin *o = r->origins;
