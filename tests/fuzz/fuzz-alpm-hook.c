@@ -5,9 +5,9 @@
  * operation; a hook with triggers has a command and a When=).
  *
  * Build and run (from the repository top):
- *   make fuzz
- *   mkdir -p build/fuzz-corpus-hook && cp tests/tools/arch-fixtures/50-test.hook build/fuzz-corpus-hook/
- *   build/fuzz/fuzz-alpm-hook -max_len=4096 -max_total_time=60 build/fuzz-corpus-hook */
+ *   make fuzz; mkdir -p build/fuzz/corpus/alpm-hook
+ *   build/fuzz/fuzz-alpm-hook -max_total_time=60 build/fuzz/corpus/alpm-hook tests/fuzz/corpus/alpm-hook
+ * (new inputs go to the first directory, so it must not be the seeds: make fuzz-smoke does the same) */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>

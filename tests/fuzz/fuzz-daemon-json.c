@@ -4,9 +4,10 @@
  * whatever is accepted must come out as JSON that is accepted again, and merging the same member
  * into the output must give the output back (the merge is canonical and idempotent).
  *
- * Build: make fuzz; run:
- *   mkdir -p build/fuzz-corpus-json && printf '{"log-driver": "journald"}' >build/fuzz-corpus-json/a
- *   build/fuzz/fuzz-daemon-json -max_len=4096 -max_total_time=60 build/fuzz-corpus-json */
+ * Build: make fuzz; run (seeds in tests/fuzz/corpus/daemon-json/):
+ *   mkdir -p build/fuzz/corpus/daemon-json
+ *   build/fuzz/fuzz-daemon-json -max_total_time=60 build/fuzz/corpus/daemon-json tests/fuzz/corpus/daemon-json
+ * (new inputs go to the first directory, so it must not be the seeds: make fuzz-smoke does the same) */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>

@@ -8,9 +8,8 @@
  * paths are those of the defaults.
  *
  * Build: make fuzz; run (seeds in tests/fuzz/corpus/deb-packages/, new inputs go to build/):
- *   mkdir -p build/fuzz-corpus-deb-packages
- *   build/fuzz/fuzz-deb-packages -max_len=65536 -max_total_time=60 build/fuzz-corpus-deb-packages \
- *       tests/fuzz/corpus/deb-packages */
+ *   mkdir -p build/fuzz/corpus/deb-packages
+ *   build/fuzz/fuzz-deb-packages -max_total_time=60 build/fuzz/corpus/deb-packages tests/fuzz/corpus/deb-packages */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>

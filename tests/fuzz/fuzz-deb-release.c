@@ -7,9 +7,8 @@
  * without comments allowed, and through deb_parse_date.
  *
  * Build: make fuzz; run (seeds in tests/fuzz/corpus/deb-release/, new inputs go to build/):
- *   mkdir -p build/fuzz-corpus-deb-release
- *   build/fuzz/fuzz-deb-release -max_len=65536 -max_total_time=60 build/fuzz-corpus-deb-release \
- *       tests/fuzz/corpus/deb-release */
+ *   mkdir -p build/fuzz/corpus/deb-release
+ *   build/fuzz/fuzz-deb-release -max_total_time=60 build/fuzz/corpus/deb-release tests/fuzz/corpus/deb-release */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>

@@ -7,8 +7,9 @@
  * crash or a leak, and a plan never lists a name twice nor puts the essential set after the
  * rest. (Install order and choices are the unit tests' and the oracle test's job.)
  *
- * Build and run (from the repo top): make fuzz; build/fuzz/fuzz-debresolve -max_total_time=60 DIR
- * (seed DIR with a few paragraphs, e.g. from tests/unit/test-debresolve.c). */
+ * Build and run (from the repo top; seeds in tests/fuzz/corpus/debresolve/):
+ *   make fuzz; mkdir -p build/fuzz/corpus/debresolve
+ *   build/fuzz/fuzz-debresolve -max_total_time=60 build/fuzz/corpus/debresolve tests/fuzz/corpus/debresolve */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>

@@ -7,11 +7,8 @@
  * and, without a revision, with "-0" behind; debver_satisfies must follow debver_cmp.
  *
  * Build and run (from the repository top):
- *   make fuzz
- *   mkdir -p build/fuzz-corpus-debver && i=0 && for s in '1.0~rc1|1.0|1.0~~' '1:2.36-9+deb12u4|2.36|2.36-9' \
- *       '0foo.bar|0foo1bar|0foo0bar' '1.0+dfsg-1~bpo12+1|1.0-0|1.0' '99999999999999999999:1|1:00012|a:b-c'; do \
- *     i=$((i + 1)); printf '%s' "$s" | tr '|' '\0' >build/fuzz-corpus-debver/seed$i; done
- *   build/fuzz/fuzz-debver -max_len=256 -max_total_time=60 build/fuzz-corpus-debver */
+ *   make fuzz; mkdir -p build/fuzz/corpus/debver
+ *   build/fuzz/fuzz-debver -max_total_time=60 build/fuzz/corpus/debver tests/fuzz/corpus/debver */
 #include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>

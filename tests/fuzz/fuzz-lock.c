@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* libFuzzer target for lock_parse (RECIPE.lock comes from whoever shared the recipe).
- * Build: make fuzz; run: build/fuzz/fuzz-lock CORPUS_DIR */
+ * Build: make fuzz; run (seeds in tests/fuzz/corpus/lock/):
+ *   mkdir -p build/fuzz/corpus/lock
+ *   build/fuzz/fuzz-lock -max_total_time=60 build/fuzz/corpus/lock tests/fuzz/corpus/lock */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>

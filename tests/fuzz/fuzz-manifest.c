@@ -4,8 +4,9 @@
  * must be consistent: "." first, paths strictly sorted, each entry has what its type needs.
  *
  * Build and run (from the repository top):
- *   make fuzz
- *   build/fuzz/fuzz-manifest -max_len=4096 -max_total_time=60 tests/fuzz/corpus/manifest */
+ *   make fuzz; mkdir -p build/fuzz/corpus/manifest
+ *   build/fuzz/fuzz-manifest -max_total_time=60 build/fuzz/corpus/manifest tests/fuzz/corpus/manifest
+ * (new inputs go to the first directory, so it must not be the seeds: make fuzz-smoke does the same) */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>

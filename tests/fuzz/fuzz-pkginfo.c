@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* libFuzzer target for pkginfo_parse (.PKGINFO comes from the package, before we trust it).
- * Build: make fuzz; run: build/fuzz/fuzz-pkginfo CORPUS_DIR */
+ * Build: make fuzz; run (seeds in tests/fuzz/corpus/pkginfo/):
+ *   mkdir -p build/fuzz/corpus/pkginfo
+ *   build/fuzz/fuzz-pkginfo -max_total_time=60 build/fuzz/corpus/pkginfo tests/fuzz/corpus/pkginfo */
 #include <stddef.h>
 #include <stdint.h>
 
