@@ -55,9 +55,16 @@ int deploy_begin(struct mkm_ctx *ctx, const char *name, struct deploy **ret, str
         int r = fs_mkdir_p_at(AT_FDCWD, d->machines_dir, 0700);
         if (r < 0)
                 return mkm_err_set(reterr, r, "cannot create %s: %s", d->machines_dir, strerror(-r));
+        bool new_state = access(d->state_dir, F_OK) < 0;
         r = fs_mkdir_p_at(AT_FDCWD, d->state_dir, 0755);
         if (r < 0)
                 return mkm_err_set(reterr, r, "cannot create %s: %s", d->state_dir, strerror(-r));
+        if (new_state) {
+                /* Its entry durable before a generation is written into it. */
+                _cleanup_close_ int tfd = open(state_top, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                if (tfd >= 0)
+                        (void)fsync(tfd);
+        }
         d->machines_fd = open(d->machines_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (d->machines_fd < 0)
                 return mkm_err_set(reterr, negative_errno(), "cannot open %s: %s", d->machines_dir, strerror(errno));

@@ -683,6 +683,14 @@ static int collect_host_paths(const struct machine_gen *g, char ***paths) {
         return fs_walk(fd, 64, collect_fn, &c);
 }
 
+/* Make a removal or creation in path's directory durable (fs_write_atomic_at syncs its own). */
+static void sync_dir_of(int hostfd, const char *path) {
+        _cleanup_free_ char *dir = fs_path_dirname(path);
+        _cleanup_close_ int fd = dir ? openat(hostfd, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -EBADF;
+        if (fd >= 0)
+                (void)fsync(fd);
+}
+
 int state_install_host_files(struct mkm_ctx *ctx, const struct machine_state *s, const struct machine_gen *live,
                              struct mkm_err *reterr) {
         const char *root = ctx->host_root ? ctx->host_root : "/";
@@ -692,10 +700,16 @@ int state_install_host_files(struct mkm_ctx *ctx, const struct machine_state *s,
         _cleanup_strv_free_ char **all = calloc(1, sizeof(char *)), **mine = calloc(1, sizeof(char *));
         if (!all || !mine)
                 return -ENOMEM;
+        /* The standard paths too (a generation may have lost its copies: the layout before
+         * generations kept none), but only for a machine mkmachine made: for a name without
+         * generations (a typo given to rm, a tree of someone else's) they are not ours. */
         char *std[3] = {};
         int r = hooks_host_file_paths(s->name, std);
+        _cleanup_free_ char *dropin_dir = r >= 0 ? fs_path_dirname(std[1]) : NULL;
+        if (r >= 0 && !dropin_dir)
+                r = -ENOMEM;
         for (size_t i = 0; i < ELEMENTSOF(std); i++) {
-                if (r >= 0 && std[i])
+                if (r >= 0 && std[i] && s->n_gens > 0)
                         r = strv_push(&all, std[i]);
                 free(std[i]);
         }
@@ -715,11 +729,12 @@ int state_install_host_files(struct mkm_ctx *ctx, const struct machine_state *s,
                                            strerror(errno));
                 }
                 mkm_debug(ctx, "removed the host file /%s", *p);
-                /* A directory of this machine's own (its drop-in directory) goes when empty. */
+                sync_dir_of(hostfd, *p);
+                /* The machine's own drop-in directory goes when empty (never a shared one such
+                 * as etc/modules-load.d, whatever the machine is called). */
                 _cleanup_free_ char *dir = fs_path_dirname(*p);
-                const char *base = dir ? strrchr(dir, '/') : NULL;
-                if (base && strstr(base, s->name))
-                        (void)unlinkat(hostfd, dir, AT_REMOVEDIR);
+                if (dir && strcmp(dir, dropin_dir) == 0 && unlinkat(hostfd, dir, AT_REMOVEDIR) == 0)
+                        sync_dir_of(hostfd, dir);
         }
         for (char **p = mine; *p; p++) {
                 _cleanup_free_ char *want = NULL, *have = NULL, *copy = NULL, *dir = fs_path_dirname(*p);
@@ -730,9 +745,12 @@ int state_install_host_files(struct mkm_ctx *ctx, const struct machine_state *s,
                         return mkm_err_set(reterr, r, "cannot read %s: %s", copy, strerror(-r));
                 if (fs_read_file_follow_at(hostfd, *p, HOST_FILE_MAX, &have, NULL) >= 0 && strcmp(have, want) == 0)
                         continue;
+                bool new_dir = faccessat(hostfd, dir, F_OK, AT_SYMLINK_NOFOLLOW) < 0;
                 r = fs_mkdir_p_at(hostfd, dir, 0755);
                 if (r >= 0)
                         r = fs_write_atomic_at(hostfd, *p, want, strlen(want), 0644);
+                if (r >= 0 && new_dir)
+                        sync_dir_of(hostfd, dir);       /* the drop-in directory's own entry */
                 if (r < 0)
                         return mkm_err_set(reterr, r, "cannot write the host file /%s: %s", *p, strerror(-r));
                 mkm_debug(ctx, "wrote the host file /%s", *p);

@@ -263,6 +263,50 @@ static void test_recover(void **state) {
         assert_int_equal(fs_rm_rf_at(AT_FDCWD, host), 0);
 }
 
+/* Host files are removed only when mkmachine wrote them, and never a shared directory. */
+static void test_host_files_not_ours(void **state) {
+        (void)state;
+        _cleanup_free_ char *host = mkhost();
+        struct mkm_ctx ctx = { .host_root = host, .keep_generations = 1 };
+        struct mkm_err err = {};
+        /* no machine foo (a typo given to rm or rollback): someone's own files for it stay */
+        put(host, "etc/systemd/nspawn/foo.nspawn", "[Exec]\n");
+        put(host, "etc/systemd/system/systemd-nspawn@foo.service.d/mkmachine.conf", "[Service]\n");
+        put(host, "etc/modules-load.d/mkmachine-foo.conf", "fuse\n");
+        struct deploy *d = NULL;
+        assert_int_equal(deploy_begin(&ctx, "foo", &d, &err), 0);
+        assert_int_equal(d->state->n_gens, 0);
+        assert_int_equal(deploy_remove(&ctx, d, &err), 0);
+        d = deploy_free(d);
+        assert_true(exists(host, "etc/systemd/nspawn/foo.nspawn"));
+        assert_true(exists(host, "etc/systemd/system/systemd-nspawn@foo.service.d/mkmachine.conf"));
+        assert_true(exists(host, "etc/modules-load.d/mkmachine-foo.conf"));
+        assert_false(exists(host, "var/lib/mkmachine/foo"));
+
+        /* machine m: its modules-load.d file goes, the directory (whose name has an "m") stays */
+        deploy_one(&ctx, "one", true);
+        assert_true(exists(host, "etc/modules-load.d/mkmachine-m.conf"));
+        deploy_one(&ctx, "two", false);
+        assert_false(exists(host, "etc/modules-load.d/mkmachine-m.conf"));
+        assert_true(exists(host, "etc/modules-load.d/mkmachine-foo.conf"));
+        assert_int_equal(unlink(strcat(strcpy((char[512]){ 0 }, host), "/etc/modules-load.d/mkmachine-foo.conf")), 0);
+        deploy_one(&ctx, "three", true);
+        deploy_one(&ctx, "four", false);
+        assert_true(exists(host, "etc/modules-load.d"));
+        /* rm: its own drop-in directory goes with the drop-in; the shared directories stay */
+        put(host, "etc/systemd/system/systemd-nspawn@m.service.d/mkmachine.conf", "[Service]\n");
+        assert_int_equal(deploy_begin(&ctx, "m", &d, &err), 0);
+        assert_int_equal(deploy_remove(&ctx, d, &err), 0);
+        d = deploy_free(d);
+        assert_false(exists(host, "etc/systemd/nspawn/m.nspawn"));
+        assert_false(exists(host, "etc/systemd/system/systemd-nspawn@m.service.d"));
+        assert_true(exists(host, "etc/systemd/system"));
+        assert_true(exists(host, "etc/systemd/nspawn"));
+        assert_true(exists(host, "etc/systemd/nspawn/foo.nspawn"));
+        assert_true(exists(host, "etc/modules-load.d"));
+        assert_int_equal(fs_rm_rf_at(AT_FDCWD, host), 0);
+}
+
 /* The layout before generations: state_dir/{recipe,lock,manifest,digest} and .#NAME.prev. */
 static void test_migrate(void **state) {
         (void)state;
@@ -316,6 +360,7 @@ int main(void) {
                 cmocka_unit_test(test_meta),
                 cmocka_unit_test(test_load),
                 cmocka_unit_test(test_recover),
+                cmocka_unit_test(test_host_files_not_ours),
                 cmocka_unit_test(test_migrate),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
