@@ -217,6 +217,15 @@ struct tree_entry {
         bool claimed;
 };
 
+/* Whether tree t is generation g's: the inode of its root, on the device it was recorded on or
+ * on the machines directory's own (machines_dev). Device numbers are not stable across reboots
+ * (btrfs numbers its mounts, dm and NVMe devices as they appear), inode numbers are; trees are
+ * made in the machines directory, so a tree on another device (something mounted there) is
+ * never one of ours by a changed number. */
+static bool tree_is_gen(const struct tree_entry *t, const struct machine_gen *g, uint64_t machines_dev) {
+        return t->ino == g->root_ino && (t->dev == g->root_dev || t->dev == machines_dev);
+}
+
 static void trees_free(struct tree_entry *t, size_t n) {
         for (size_t i = 0; i < n; i++)
                 free(t[i].name);
@@ -348,6 +357,9 @@ int state_load(struct mkm_ctx *ctx, const char *name, struct machine_state **ret
         _cleanup_close_ int mfd = open(s->machines_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         struct tree_entry *t = NULL;
         size_t nt = 0;
+        struct stat mst = {};
+        if (mfd >= 0 && fstat(mfd, &mst) < 0)
+                return mkm_err_set(reterr, negative_errno(), "cannot stat %s: %m", s->machines_dir);
         if (mfd >= 0) {
                 r = list_trees(mfd, name, &t, &nt);
                 if (r < 0)
@@ -361,7 +373,7 @@ int state_load(struct mkm_ctx *ctx, const char *name, struct machine_state **ret
                 /* The live tree first: after a crash between a swap and the rename of the old tree,
                  * no two trees share a root, so the order only matters for clarity. */
                 for (size_t i = 0; i < nt && !g->tree; i++) {
-                        if (t[i].dev != g->root_dev || t[i].ino != g->root_ino)
+                        if (!tree_is_gen(&t[i], g, mst.st_dev))
                                 continue;
                         g->tree = fs_path_join(s->machines_dir, t[i].name);
                         if (!g->tree) {
@@ -928,16 +940,45 @@ int state_recover(struct mkm_ctx *ctx, const char *name, struct mkm_err *reterr)
                 return r;
         struct tree_entry *t = NULL;
         size_t nt = 0;
+        struct stat mst;
+        if (fstat(machines_fd, &mst) < 0)
+                return mkm_err_set(reterr, negative_errno(), "cannot stat %s: %m", mdir);
         r = list_trees(machines_fd, name, &t, &nt);
         if (r < 0)
                 return mkm_err_set(reterr, r, "cannot list %s: %s", mdir, strerror(-r));
+        /* A generation's tree at its own name that is not its tree (copied back from a backup,
+         * replaced by hand): what recovery would remove is someone's data, so nothing is. */
+        for (size_t j = 0; j < s->n_gens; j++) {
+                const struct machine_gen *g = &s->gens[j];
+                _cleanup_free_ char *own = gen_tree_name(name, g->gen);
+                if (!own) {
+                        trees_free(t, nt);
+                        return -ENOMEM;
+                }
+                bool found = false;
+                const struct tree_entry *at_own = NULL;
+                for (size_t i = 0; i < nt; i++) {
+                        found = found || tree_is_gen(&t[i], g, mst.st_dev);
+                        if (strcmp(t[i].name, own) == 0)
+                                at_own = &t[i];
+                }
+                if (!found && at_own) {
+                        r = mkm_err_set(reterr, -MKM_E_REFUSED,
+                                        "%s/%s is not the tree generation %u of '%s' recorded (its root is inode %" PRIu64
+                                        ", %s/gen/%u/meta says %" PRIu64 "): replaced or restored from a copy? Nothing "
+                                        "was removed; move it out of %s (or remove it) and run the command again",
+                                        mdir, own, g->gen, name, at_own->ino, state_dir, g->gen, g->root_ino, mdir);
+                        trees_free(t, nt);
+                        return r;
+                }
+        }
         uint64_t live_seq = s->live ? s->live->deployed_seq : 0;
         bool changed = false;
         for (size_t j = 0; j < s->n_gens; j++) {
                 struct machine_gen *g = &s->gens[j];
                 struct tree_entry *te = NULL;
                 for (size_t i = 0; i < nt; i++)
-                        if (t[i].dev == g->root_dev && t[i].ino == g->root_ino)
+                        if (tree_is_gen(&t[i], g, mst.st_dev))
                                 te = &t[i];
                 if (g->live) {
                         if (te)
@@ -967,7 +1008,7 @@ int state_recover(struct mkm_ctx *ctx, const char *name, struct mkm_err *reterr)
                         continue;
                 /* A stray tree in the way (no generation has its root) goes first. */
                 for (size_t i = 0; i < nt; i++)
-                        if (strcmp(t[i].name, want) == 0 && !(t[i].dev == g->root_dev && t[i].ino == g->root_ino)) {
+                        if (strcmp(t[i].name, want) == 0 && !tree_is_gen(&t[i], g, mst.st_dev)) {
                                 (void)fs_rm_rf_at(machines_fd, want);
                                 t[i].claimed = true;    /* gone: nothing left to remove below */
                         }

@@ -263,6 +263,66 @@ static void test_recover(void **state) {
         assert_int_equal(fs_rm_rf_at(AT_FDCWD, host), 0);
 }
 
+/* Generation N's meta with another device number in root= (as after a reboot renumbered it). */
+static void renumber_device(const char *host, unsigned gen) {
+        char rel[128];
+        snprintf(rel, sizeof rel, "var/lib/mkmachine/m/gen/%u/meta", gen);
+        _cleanup_free_ char *meta = get(host, rel);
+        assert_non_null(meta);
+        char *root = strstr(meta, "\nroot=");
+        assert_non_null(root);
+        char out[4096];
+        snprintf(out, sizeof out, "%.*s\nroot=999%s", (int)(root - meta), meta, root + 6);
+        put(host, rel, out);
+}
+
+/* Trees are matched to generations by inode: a changed device number loses nothing, and a tree
+ * at a generation's name that is not its tree stops recovery before it removes anything. */
+static void test_recover_identity(void **state) {
+        (void)state;
+        _cleanup_free_ char *host = mkhost();
+        struct mkm_ctx ctx = { .host_root = host, .keep_generations = 1 };
+        struct mkm_err err = {};
+        deploy_one(&ctx, "one", false);
+        deploy_one(&ctx, "two", false);
+        renumber_device(host, 1);
+        renumber_device(host, 2);
+        recover(&ctx);
+        struct machine_state *s = NULL;
+        assert_int_equal(state_load(&ctx, "m", &s, &err), 0);
+        assert_int_equal(s->n_gens, 2);
+        assert_non_null(s->live);
+        assert_int_equal(s->live->gen, 2);
+        assert_non_null(s->gens[0].tree);
+        s = state_free(s);
+        assert_true(exists(host, "var/lib/machines/.#m.gen-1/gen"));
+        /* and the next build goes on from there */
+        assert_int_equal(deploy_one(&ctx, "three", false), 3);
+        assert_true(exists(host, "var/lib/machines/.#m.gen-2/gen"));
+        assert_false(exists(host, "var/lib/machines/.#m.gen-1"));
+
+        /* generation 2's tree copied back from a backup (a new inode at its name) */
+        must_rename(host, "var/lib/machines/.#m.gen-2", "var/lib/machines/saved");
+        put(host, "var/lib/machines/.#m.gen-2/gen", "two");
+        struct deploy *d = NULL;
+        assert_int_equal(deploy_begin(&ctx, "m", &d, &err), -MKM_E_REFUSED);
+        assert_null(d);
+        assert_non_null(strstr(err.msg, "/var/lib/machines/.#m.gen-2 is not the tree generation 2 of 'm' recorded"));
+        assert_non_null(strstr(err.msg, "Nothing was removed"));
+        assert_true(exists(host, "var/lib/machines/.#m.gen-2/gen"));
+        assert_true(exists(host, "var/lib/mkmachine/m/gen/2/meta"));
+        assert_true(exists(host, "var/lib/mkmachine/m/gen/3/meta"));
+        /* moved out of the way, recovery goes on: generation 2 has no tree any more */
+        must_rename(host, "var/lib/machines/.#m.gen-2", "var/lib/machines/copy");
+        recover(&ctx);
+        assert_false(exists(host, "var/lib/mkmachine/m/gen/2"));
+        assert_true(exists(host, "var/lib/machines/copy/gen"));
+        assert_true(exists(host, "var/lib/machines/saved/gen"));
+        _cleanup_free_ char *live = get(host, "var/lib/machines/m/gen");
+        assert_string_equal(live, "three");
+        assert_int_equal(fs_rm_rf_at(AT_FDCWD, host), 0);
+}
+
 /* Host files are removed only when mkmachine wrote them, and never a shared directory. */
 static void test_host_files_not_ours(void **state) {
         (void)state;
@@ -361,6 +421,7 @@ int main(void) {
                 cmocka_unit_test(test_load),
                 cmocka_unit_test(test_recover),
                 cmocka_unit_test(test_host_files_not_ours),
+                cmocka_unit_test(test_recover_identity),
                 cmocka_unit_test(test_migrate),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
