@@ -71,14 +71,26 @@ int deploy_begin(struct mkm_ctx *ctx, const char *name, struct deploy **ret, str
         _cleanup_free_ char *lock = fs_path_join(d->state_dir, ".lock");
         if (!lock)
                 return -ENOMEM;
-        d->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-        if (d->lock_fd < 0)
-                return mkm_err_set(reterr, negative_errno(), "cannot open %s: %s", lock, strerror(errno));
-        if (flock(d->lock_fd, LOCK_EX | LOCK_NB) < 0) {
-                if (errno == EWOULDBLOCK)
-                        return mkm_err_set(reterr, -EBUSY, "another build of '%s' is running (%s is locked)", name,
-                                           lock);
-                return mkm_err_set(reterr, negative_errno(), "cannot lock %s: %s", lock, strerror(errno));
+        /* rm removes the lock file (and its directory) while it holds it: a lock taken on a file
+         * no longer at its path locks nothing, so open it again. */
+        for (unsigned attempt = 0;; attempt++) {
+                if (attempt > 0 && (r = fs_mkdir_p_at(AT_FDCWD, d->state_dir, 0755)) < 0)
+                        return mkm_err_set(reterr, r, "cannot create %s: %s", d->state_dir, strerror(-r));
+                d->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+                if (d->lock_fd < 0)
+                        return mkm_err_set(reterr, negative_errno(), "cannot open %s: %s", lock, strerror(errno));
+                if (flock(d->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+                        if (errno == EWOULDBLOCK)
+                                return mkm_err_set(reterr, -EBUSY, "another build of '%s' is running (%s is locked)",
+                                                   name, lock);
+                        return mkm_err_set(reterr, negative_errno(), "cannot lock %s: %s", lock, strerror(errno));
+                }
+                if (fs_fd_is_path(d->lock_fd, lock))
+                        break;
+                if (attempt >= 100)
+                        return mkm_err_set(reterr, -EBUSY, "cannot lock %s: it is removed each time it is locked", lock);
+                closep(&d->lock_fd);
+                d->lock_fd = -EBADF;
         }
         /* We hold the lock: whatever an interrupted command left is ours to repair. */
         r = state_recover(ctx, name, reterr);
@@ -183,8 +195,13 @@ int deploy_check_replaceable(struct mkm_ctx *ctx, struct deploy *d, const char *
         }
         /* (a) a tree at NAME that mkmachine did not build (or whose state is gone). */
         if (d->state->tree_exists && !d->state->live) {
-                size_t files = count_entries(d->machines_fd, d->name);
-                WHY("\n  no state: not built by mkmachine: %zu files would be lost (%s)", files, d->target);
+                if (d->state->tree_mode == S_IFLNK)
+                        WHY("\n  no state: not built by mkmachine: %s is a symbolic link", d->target);
+                else if (d->state->tree_mode != S_IFDIR)
+                        WHY("\n  no state: not built by mkmachine: %s is not a directory", d->target);
+                else
+                        WHY("\n  no state: not built by mkmachine: %zu files would be lost (%s)",
+                            count_entries(d->machines_fd, d->name), d->target);
         }
         /* (b) drift: the live tree compared with its generation's manifest (drift.h); what it
          * finds blocking is listed like the reasons above. */
@@ -363,19 +380,30 @@ int deploy_commit(struct mkm_ctx *ctx, struct deploy *d, const struct state_new_
         const struct machine_gen *old = d->state->live;
         unsigned old_gen = old ? old->gen : 0;
 
-        /* 2. The commit point. */
+        /* 2. The commit point. What is at NAME must be what deploy_begin saw, which the checks
+         * judged (no state, drift, running): something that appeared or replaced it while the
+         * build ran was never shown to anyone, and would be thrown away without a word. */
         struct stat tst;
         bool exists = fstatat(d->machines_fd, d->name, &tst, AT_SYMLINK_NOFOLLOW) == 0;
-        if (exists)
-                r = syscall(SYS_renameat2, d->machines_fd, stage_name, d->machines_fd, d->name, RENAME_EXCHANGE);
-        else
-                r = renameat(d->machines_fd, stage_name, d->machines_fd, d->name);
+        const struct machine_state *seen = d->state;
+        if (exists && (!seen->tree_exists || (uint64_t)tst.st_dev != seen->tree_dev || (uint64_t)tst.st_ino != seen->tree_ino))
+                r = -MKM_E_REFUSED;
+        else if (exists)
+                r = syscall(SYS_renameat2, d->machines_fd, stage_name, d->machines_fd, d->name, RENAME_EXCHANGE) < 0
+                            ? negative_errno() : 0;
+        else    /* never over something that appears now */
+                r = syscall(SYS_renameat2, d->machines_fd, stage_name, d->machines_fd, d->name, RENAME_NOREPLACE) < 0
+                            ? negative_errno() : 0;
         if (r < 0) {
-                r = negative_errno();
                 /* Never deployed: its state goes (recovery would remove it too). */
                 _cleanup_free_ char *p = NULL;
                 if (asprintf(&p, "%s/gen/%u", d->state_dir, n) >= 0)
                         (void)fs_rm_rf_at(AT_FDCWD, p);
+                if (r == -MKM_E_REFUSED || r == -EEXIST)
+                        return mkm_err_set(reterr, -MKM_E_REFUSED,
+                                           "%s %s while the build ran; nothing was deployed (build again to see what "
+                                           "it would replace)",
+                                           d->target, seen->tree_exists ? "was replaced" : "appeared");
                 return mkm_err_set(reterr, r, "cannot %s %s into place: %s", exists ? "swap" : "move", d->target,
                                    strerror(-r));
         }

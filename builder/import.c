@@ -372,6 +372,11 @@ int import_machine(struct mkm_ctx *ctx, const char *source, const struct import_
                 r = deploy_check_replaceable(ctx, d, "replace", reterr);
                 if (r < 0)
                         goto out;
+        } else {
+                /* systemd's image lock, as a build holds it: nothing starts the name mid-import. */
+                r = state_image_lock(ctx, name, &d->image_lock_fd, reterr);
+                if (r < 0)
+                        goto out;
         }
         r = deploy_stage(d, reterr);
         if (r < 0)

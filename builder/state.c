@@ -365,9 +365,14 @@ int state_load(struct mkm_ctx *ctx, const char *name, struct machine_state **ret
                 if (r < 0)
                         return mkm_err_set(reterr, r, "cannot list %s: %s", s->machines_dir, strerror(-r));
         }
-        for (size_t i = 0; i < nt; i++)
-                if (strcmp(t[i].name, name) == 0)
-                        s->tree_exists = true;
+        struct stat tst;
+        if (mfd >= 0 && fstatat(mfd, name, &tst, AT_SYMLINK_NOFOLLOW) == 0) {
+                /* Not only a directory: a symlink there is a machine too (machined lists it). */
+                s->tree_exists = true;
+                s->tree_mode = tst.st_mode & S_IFMT;
+                s->tree_dev = tst.st_dev;
+                s->tree_ino = tst.st_ino;
+        }
         for (size_t j = 0; j < s->n_gens; j++) {
                 struct machine_gen *g = &s->gens[j];
                 /* The live tree first: after a crash between a swap and the rename of the old tree,
@@ -523,14 +528,27 @@ int state_image_lock(struct mkm_ctx *ctx, const char *name, int *ret_fd, struct 
         _cleanup_free_ char *mdir = machines_dir_of(ctx), *local = NULL;
         if (!mdir || asprintf(&local, "%s/.#%s.lck", mdir, name) < 0)
                 return -ENOMEM;
-        _cleanup_close_ int fd = open(local, O_CREAT | O_RDWR | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0600);
-        if (fd < 0)
-                return mkm_err_set(reterr, negative_errno(), "cannot open %s: %s", local, strerror(errno));
-        int r = lock_both(fd, true);
-        if (r == -EBUSY)
-                return mkm_err_set(reterr, r, "machine '%s' is running (systemd's image lock %s is held)", name, local);
-        if (r < 0)
-                return mkm_err_set(reterr, r, "cannot lock %s: %s", local, strerror(-r));
+        _cleanup_close_ int fd = -EBADF;
+        int r = 0;
+        /* As systemd's make_lock_file_at(): its owner removes the file when it lets go, so a lock
+         * on a file that is no longer there (taken between our open and its unlink) is retried. */
+        for (unsigned attempt = 0;; attempt++) {
+                fd = open(local, O_CREAT | O_RDWR | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0600);
+                if (fd < 0)
+                        return mkm_err_set(reterr, negative_errno(), "cannot open %s: %s", local, strerror(errno));
+                r = lock_both(fd, true);
+                if (r == -EBUSY)
+                        return mkm_err_set(reterr, r, "machine '%s' is running (systemd's image lock %s is held)", name,
+                                           local);
+                if (r < 0)
+                        return mkm_err_set(reterr, r, "cannot lock %s: %s", local, strerror(-r));
+                if (fs_fd_is_path(fd, local))
+                        break;
+                if (attempt >= 100)
+                        return mkm_err_set(reterr, -EBUSY, "cannot lock %s: it is removed each time it is locked", local);
+                closep(&fd);
+                fd = -EBADF;
+        }
         /* Held: nspawn cannot start the machine now; but one started before from another path
          * (a bind mount of the tree) holds only the global lock. */
         r = global_lock_held(ctx, name);

@@ -11,13 +11,14 @@
  * A generation directory is written completely and fsynced before its tree is swapped in; the
  * swap (renameat2 RENAME_EXCHANGE) is the single commit point. The live generation is the one
  * whose meta root=DEV:INO equals the live tree's: rename keeps st_dev and st_ino, so no "current"
- * pointer has to be kept in step. Everything else (tree names, host files, leftovers of a killed
+ * pointer has to be kept in step (the inode decides: a reboot may renumber the device). Everything else (tree names, host files, leftovers of a killed
  * build) is repaired from that by state_recover(), under the per-machine lock. */
 #pragma once
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 struct mkm_ctx;
 struct mkm_err;
@@ -44,7 +45,9 @@ struct machine_state {
         struct machine_gen *gens;       /* sorted by gen ascending */
         size_t n_gens;
         struct machine_gen *live;       /* NULL when the live tree has no state (or is missing) */
-        bool tree_exists;               /* something (a directory) is at machines_dir/NAME */
+        bool tree_exists;               /* something is at machines_dir/NAME (lstat) */
+        mode_t tree_mode;               /* what it is (S_IFDIR for a tree, S_IFLNK for a link...) */
+        uint64_t tree_dev, tree_ino;    /* and its identity when the state was loaded */
 };
 
 /* Read the state of machine name (no lock needed; nothing is changed). A machine without a state

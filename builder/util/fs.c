@@ -153,6 +153,12 @@ int fs_write_atomic_at(int dirfd, const char *name, const void *data, size_t len
         return 0;
 }
 
+bool fs_fd_is_path(int fd, const char *path) {
+        struct stat a, b;
+        return fstat(fd, &a) == 0 && a.st_nlink > 0 && lstat(path, &b) == 0 && a.st_dev == b.st_dev &&
+               a.st_ino == b.st_ino;
+}
+
 bool fs_dir_is_private(const struct stat *st) {
         return S_ISDIR(st->st_mode) && (st->st_uid == geteuid() || st->st_uid == 0) && !(st->st_mode & 022);
 }

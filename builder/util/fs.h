@@ -51,6 +51,11 @@ int fs_remove_temporaries_of(const char *path, pid_t pid);
  * Returns how many were removed, or a negative errno. */
 int fs_remove_dirs_of(const char *path, const char *prefix, pid_t pid);
 
+/* Whether fd is still the file at path (lstat: same device and inode, and not unlinked). After
+ * locking a lock file that others remove when they let go of it (as systemd's
+ * release_lock_file() does), a lock on a file no longer at its path locks nothing: open again. */
+bool fs_fd_is_path(int fd, const char *path);
+
 /* Whether a directory (st from fstat/fstatat) may be trusted by this process: it belongs to us or
  * to root and nobody else may write into it. Caches and prepared key homes live in such. */
 bool fs_dir_is_private(const struct stat *st);

@@ -231,6 +231,68 @@ static void test_in_the_way(void **state) {
         assert_int_equal(fs_rm_rf_at(AT_FDCWD, host), 0);
 }
 
+/* A build replaces only what deploy_begin saw and the checks judged: a tree that appears at
+ * NAME, or replaces the one there, while the build runs is never swapped out and deleted. A
+ * symlink at NAME is a machine mkmachine did not build. */
+static void test_changed_during_build(void **state) {
+        (void)state;
+        _cleanup_free_ char *host = mkhost();
+        struct mkm_ctx ctx = { .host_root = host, .keep_generations = 1 };
+        struct mkm_err err = {};
+        char p[512], q[512];
+        struct deploy *d = NULL;
+        unsigned n = 0;
+        struct state_new_gen g = { .recipe = "r\n", .recipe_path = "/x.recipe", .lock = "l\n", .manifest = "",
+                                   .digest = "sha256:x" };
+        /* nothing at NAME when the build began; someone's tree there when it ends */
+        assert_int_equal(deploy_begin(&ctx, "m", &d, &err), 0);
+        assert_int_equal(deploy_check_replaceable(&ctx, d, "replace", &err), 0);
+        assert_int_equal(deploy_stage(d, &err), 0);
+        assert_int_equal(fs_write_file_at(d->root_fd, "gen", "new", 3, 0644), 0);
+        snprintf(p, sizeof p, "%s/var/lib/machines/m/gen", host);
+        assert_int_equal(fs_mkdir_p_at(AT_FDCWD, strcat(strcpy(q, host), "/var/lib/machines/m"), 0755), 0);
+        assert_int_equal(fs_write_file_at(AT_FDCWD, p, "precious", 8, 0644), 0);
+        assert_int_equal(deploy_commit(&ctx, d, &g, &n, &err), -MKM_E_REFUSED);
+        assert_non_null(strstr(err.msg, "/var/lib/machines/m appeared while the build ran; nothing was deployed"));
+        d = deploy_free(d);
+        assert_tree(host, "m", "precious");
+        assert_false(exists(host, "var/lib/mkmachine/m/gen/", "1"));
+        assert_int_equal(fs_rm_rf_at(AT_FDCWD, q), 0);
+
+        /* the live tree replaced by another while a build ran */
+        deploy_one(&ctx, "1");
+        assert_int_equal(deploy_begin(&ctx, "m", &d, &err), 0);
+        assert_int_equal(deploy_check_replaceable(&ctx, d, "replace", &err), 0);
+        assert_int_equal(deploy_stage(d, &err), 0);
+        assert_int_equal(fs_write_file_at(d->root_fd, "gen", "2", 1, 0644), 0);
+        snprintf(p, sizeof p, "%s/var/lib/machines/elsewhere", host);
+        assert_int_equal(rename(q, p), 0);
+        assert_int_equal(fs_mkdir_p_at(AT_FDCWD, q, 0755), 0);
+        snprintf(p, sizeof p, "%s/var/lib/machines/m/gen", host);
+        assert_int_equal(fs_write_file_at(AT_FDCWD, p, "by hand", 7, 0644), 0);
+        assert_int_equal(deploy_commit(&ctx, d, &g, &n, &err), -MKM_E_REFUSED);
+        assert_non_null(strstr(err.msg, "/var/lib/machines/m was replaced while the build ran; nothing was deployed"));
+        d = deploy_free(d);
+        assert_tree(host, "m", "by hand");
+        assert_tree(host, "elsewhere", "1");
+        assert_false(exists(host, "var/lib/mkmachine/m/gen/", "2"));
+        assert_int_equal(fs_rm_rf_at(AT_FDCWD, q), 0);
+
+        /* a symlink at NAME (machined lists it as an image): not replaced without --force */
+        snprintf(p, sizeof p, "%s/var/lib/machines/elsewhere", host);
+        assert_int_equal(symlink(p, q), 0);
+        assert_int_equal(deploy_begin(&ctx, "m", &d, &err), 0);
+        assert_true(d->state->tree_exists);
+        assert_int_equal(deploy_check_replaceable(&ctx, d, "replace", &err), -MKM_E_REFUSED);
+        assert_non_null(strstr(err.msg, "no state: not built by mkmachine: "));
+        assert_non_null(strstr(err.msg, "/var/lib/machines/m is a symbolic link"));
+        d = deploy_free(d);
+        struct stat st;
+        assert_int_equal(lstat(q, &st), 0);
+        assert_true(S_ISLNK(st.st_mode));
+        assert_int_equal(fs_rm_rf_at(AT_FDCWD, host), 0);
+}
+
 static void assert_nspawn(const char *host, const char *want) {
         char p[512];
         _cleanup_free_ char *text = NULL;
@@ -395,6 +457,7 @@ int main(void) {
                 cmocka_unit_test(test_lifecycle),
                 cmocka_unit_test(test_generations),
                 cmocka_unit_test(test_in_the_way),
+                cmocka_unit_test(test_changed_during_build),
                 cmocka_unit_test(test_rollback),
                 cmocka_unit_test(test_refuse_and_remove),
         };

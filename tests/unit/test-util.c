@@ -110,6 +110,32 @@ static void test_open_in_root(void **state) {
         assert_int_equal(rmdir(outside), 0);
 }
 
+/* A lock taken on a file its owner removed (or replaced) in the meantime is not the lock. */
+static void test_fd_is_path(void **state) {
+        (void)state;
+        char dir[] = "/tmp/mkm-test-fdpath.XXXXXX";
+        assert_non_null(mkdtemp(dir));
+        char p[256];
+        snprintf(p, sizeof p, "%s/.#m.lck", dir);
+        int fd = open(p, O_CREAT | O_RDWR | O_CLOEXEC, 0600);
+        assert_true(fd >= 0);
+        assert_true(fs_fd_is_path(fd, p));
+        assert_int_equal(unlink(p), 0);
+        assert_false(fs_fd_is_path(fd, p));             /* removed */
+        int other = open(p, O_CREAT | O_RDWR | O_CLOEXEC, 0600);
+        assert_true(other >= 0);
+        assert_false(fs_fd_is_path(fd, p));             /* and another file there now */
+        assert_true(fs_fd_is_path(other, p));
+        char q[256];
+        snprintf(q, sizeof q, "%s/hardlink", dir);
+        assert_int_equal(link(p, q), 0);
+        assert_int_equal(unlink(p), 0);
+        assert_false(fs_fd_is_path(other, p));          /* still linked elsewhere, not at p */
+        close(fd);
+        close(other);
+        assert_int_equal(fs_rm_rf_at(AT_FDCWD, dir), 0);
+}
+
 static void test_atomic_write_and_read(void **state) {
         (void)state;
         char tmpl[] = "/tmp/mkm-test-atomic.XXXXXX";
@@ -443,6 +469,7 @@ int main(void) {
                 cmocka_unit_test(test_remove_dead_temporaries),
                 cmocka_unit_test(test_remove_dirs_of),
                 cmocka_unit_test(test_pid_is_gone),
+                cmocka_unit_test(test_fd_is_path),
                 cmocka_unit_test(test_rm_rf_stops_at_bind_mounts),
                 cmocka_unit_test(test_rm_rf_stops_at_self_bind_mount),
                 cmocka_unit_test(test_mkdir_p_in_root),
