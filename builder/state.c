@@ -854,11 +854,43 @@ static int migrate_gen(int state_fd, unsigned n, const struct stat *root, bool w
         return r;
 }
 
+/* What the generations written so far say: the highest number, whether gen/1 is taken, and
+ * whether one of them has the root inode ino (then that tree is migrated). */
+struct gens_seen {
+        unsigned max;
+        bool one;
+};
+
+static bool gen_has_root(const char *state_dir, int gfd, uint64_t ino, struct gens_seen *seen) {
+        *seen = (struct gens_seen){};
+        DIR *d = gfd >= 0 ? fs_opendir_dup(gfd) : NULL;
+        if (!d)
+                return false;
+        bool found = false;
+        struct dirent *de;
+        uint64_t v;
+        while ((de = readdir(d))) {
+                if (!parse_unsigned(de->d_name, 1000000000, &v))
+                        continue;
+                seen->max = (unsigned)v > seen->max ? (unsigned)v : seen->max;
+                seen->one = seen->one || v == 1;
+                _cleanup_free_ char *dir = NULL;
+                struct state_meta m;
+                struct mkm_err err = {};
+                if (asprintf(&dir, "%s/gen/%s", state_dir, de->d_name) >= 0 && read_meta(dir, &m, &err) >= 0 &&
+                    m.root_ino == ino)
+                        found = true;
+        }
+        closedir(d);
+        return found;
+}
+
 /* The layout of mkmachine before generations: state_dir/{recipe,lock,manifest,digest} describe
  * the live tree, and .#NAME.prev (if any) is the previous one, without state of its own. Both
  * become generations (prev 1, live 2, or live 1); the host files of the day are copied into
- * both, as the old layout kept no others. An interrupted migration is finished: once a
- * generation exists, the old files are only removed. */
+ * both, as the old layout kept no others. An interrupted migration is finished: each tree that
+ * no generation has (by its root's inode) is migrated, the live one first, and the old files go
+ * only after that. */
 static int migrate_old_layout(struct mkm_ctx *ctx, const char *name, const char *state_dir, int state_fd,
                               int machines_fd, struct mkm_err *reterr) {
         struct stat st;
@@ -867,18 +899,21 @@ static int migrate_old_layout(struct mkm_ctx *ctx, const char *name, const char 
                 return 0;
         int64_t built = st.st_mtime;
         int r = 0;
-        bool have_gens = false;
-        DIR *d = NULL;
+        _cleanup_free_ char *prev = NULL;
+        if (asprintf(&prev, ".#%s.prev", name) < 0)
+                return -ENOMEM;
+        struct stat pst, lst;
+        bool has_prev = fstatat(machines_fd, prev, &pst, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(pst.st_mode);
+        bool has_live = fstatat(machines_fd, name, &lst, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(lst.st_mode);
         _cleanup_close_ int gfd = openat(state_fd, "gen", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (gfd >= 0 && (d = fs_opendir_dup(gfd))) {
-                struct dirent *de;
-                uint64_t v;
-                while ((de = readdir(d)))
-                        if (parse_unsigned(de->d_name, 1000000000, &v))
-                                have_gens = true;
-                closedir(d);
-        }
-        if (!have_gens) {
+        struct gens_seen seen;
+        /* The live tree's generation first: the old files are its only state, and they go at the
+         * end of this. .#NAME.prev takes gen/1 when it is free; else it stays unmigrated (and
+         * recovery leaves a .#NAME.prev it does not know alone). */
+        bool do_live = has_live && !gen_has_root(state_dir, gfd, lst.st_ino, &seen);
+        bool do_prev = has_prev && !gen_has_root(state_dir, gfd, pst.st_ino, &seen) && !seen.one;
+        unsigned live_n = (seen.max > 0 ? seen.max : do_prev ? 1 : 0) + 1;   /* above all, so live */
+        if (do_live || do_prev) {
                 mkm_info(ctx, "migrating the state of '%s' in %s to generations", name, state_dir);
                 if (mkdirat(state_fd, "gen", 0755) < 0 && errno != EEXIST)
                         return mkm_err_set(reterr, negative_errno(), "cannot create %s/gen: %s", state_dir, strerror(errno));
@@ -886,21 +921,18 @@ static int migrate_old_layout(struct mkm_ctx *ctx, const char *name, const char 
                 _cleanup_close_ int hostfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
                 char *std[4] = {};
                 r = hooks_host_file_paths(name, std);
-                _cleanup_free_ char *prev = NULL;
-                if (r >= 0 && asprintf(&prev, ".#%s.prev", name) < 0)
-                        r = -ENOMEM;
                 size_t packages = 0;
                 _cleanup_free_ char *lock = NULL;
                 if (fs_read_file_follow_at(state_fd, "lock", STATE_FILE_MAX, &lock, NULL) >= 0)
                         for (const char *p = lock; p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
                                 if (strncmp(p, "package ", 8) == 0)
                                         packages++;
-                unsigned n = 1;
-                struct stat pst, lst;
-                if (r >= 0 && fstatat(machines_fd, prev, &pst, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(pst.st_mode))
-                        r = migrate_gen(state_fd, n++, &pst, false, std, hostfd, pst.st_mtime, 0);
-                if (r >= 0 && fstatat(machines_fd, name, &lst, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(lst.st_mode))
-                        r = migrate_gen(state_fd, n, &lst, true, std, hostfd, built, packages);
+                if (r >= 0 && do_live)
+                        r = migrate_gen(state_fd, live_n, &lst, true, std, hostfd, built, packages);
+                if (r >= 0)
+                        r = fsync_path(state_fd, "gen");
+                if (r >= 0 && do_prev)
+                        r = migrate_gen(state_fd, 1, &pst, false, std, hostfd, pst.st_mtime, 0);
                 for (size_t i = 0; i < ELEMENTSOF(std); i++)
                         free(std[i]);
                 if (r >= 0)

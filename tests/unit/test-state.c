@@ -415,6 +415,58 @@ static void test_migrate(void **state) {
         assert_int_equal(fs_rm_rf_at(AT_FDCWD, host), 0);
 }
 
+/* The old layout, with the generation a killed migration wrote for the tree at rel (1 or 2). */
+static void old_layout_with_gen(const char *host, const char *rel, unsigned gen) {
+        put(host, "var/lib/machines/m/gen", "new");
+        put(host, "var/lib/machines/.#m.prev/gen", "old");
+        put(host, "var/lib/mkmachine/m/recipe", "[Machine]\nName=m\n");
+        put(host, "var/lib/mkmachine/m/lock", "package a 1\n");
+        put(host, "var/lib/mkmachine/m/manifest", "./x type=file\n");
+        put(host, "var/lib/mkmachine/m/digest", "sha256:abc\n");
+        char p[512], meta[256], mrel[64];
+        snprintf(p, sizeof p, "%s/var/lib/machines/%s", host, rel);
+        struct stat st;
+        assert_int_equal(stat(p, &st), 0);
+        snprintf(meta, sizeof meta, "generation=%u\nroot=%llu:%llu\ndeployed=%u\n", gen,
+                 (unsigned long long)st.st_dev, (unsigned long long)st.st_ino, gen);
+        snprintf(mrel, sizeof mrel, "var/lib/mkmachine/m/gen/%u/meta", gen);
+        put(host, mrel, meta);
+}
+
+/* A migration killed after its first generation: the next command finishes it, and the live
+ * tree never loses the state the old files held. */
+static void test_migrate_interrupted(void **state) {
+        (void)state;
+        for (int order = 0; order < 2; order++) {
+                _cleanup_free_ char *host = mkhost();
+                struct mkm_ctx ctx = { .host_root = host, .keep_generations = 1 };
+                if (order == 0)
+                        old_layout_with_gen(host, ".#m.prev", 1);       /* an older mkmachine: prev first */
+                else
+                        old_layout_with_gen(host, "m", 2);              /* this one: the live tree first */
+                recover(&ctx);
+                struct machine_state *s = NULL;
+                struct mkm_err err = {};
+                assert_int_equal(state_load(&ctx, "m", &s, &err), 0);
+                assert_int_equal(s->n_gens, 2);
+                assert_non_null(s->live);
+                assert_int_equal(s->live->gen, 2);
+                if (order == 0)
+                        assert_string_equal(s->live->digest, "sha256:abc");
+                assert_non_null(s->gens[0].tree);
+                assert_non_null(strstr(s->gens[0].tree, "/.#m.gen-1"));
+                s = state_free(s);
+                _cleanup_free_ char *old = get(host, "var/lib/machines/.#m.gen-1/gen");
+                assert_string_equal(old, "old");
+                assert_false(exists(host, "var/lib/mkmachine/m/digest"));
+                if (order == 0) {
+                        _cleanup_free_ char *recipe = get(host, "var/lib/mkmachine/m/gen/2/recipe");
+                        assert_string_equal(recipe, "[Machine]\nName=m\n");
+                }
+                assert_int_equal(fs_rm_rf_at(AT_FDCWD, host), 0);
+        }
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_meta),
@@ -423,6 +475,7 @@ int main(void) {
                 cmocka_unit_test(test_host_files_not_ours),
                 cmocka_unit_test(test_recover_identity),
                 cmocka_unit_test(test_migrate),
+                cmocka_unit_test(test_migrate_interrupted),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
