@@ -386,8 +386,15 @@ int deploy_commit(struct mkm_ctx *ctx, struct deploy *d, const struct state_new_
         struct stat tst;
         bool exists = fstatat(d->machines_fd, d->name, &tst, AT_SYMLINK_NOFOLLOW) == 0;
         const struct machine_state *seen = d->state;
+        _cleanup_free_ char *gen_dir = NULL;
+        if (asprintf(&gen_dir, "%s/gen/%u", d->state_dir, n) < 0)
+                return -ENOMEM;
         if (exists && (!seen->tree_exists || (uint64_t)tst.st_dev != seen->tree_dev || (uint64_t)tst.st_ino != seen->tree_ino))
                 r = -MKM_E_REFUSED;
+        /* The old generation's host files that the new one has not (or otherwise) go first: a
+         * crash after the swap never starts the new tree with the old tree's settings. */
+        else if ((r = state_retire_host_files(ctx, d->state, gen_dir, reterr)) < 0)
+                ;
         else if (exists)
                 r = syscall(SYS_renameat2, d->machines_fd, stage_name, d->machines_fd, d->name, RENAME_EXCHANGE) < 0
                             ? negative_errno() : 0;
@@ -395,10 +402,12 @@ int deploy_commit(struct mkm_ctx *ctx, struct deploy *d, const struct state_new_
                 r = syscall(SYS_renameat2, d->machines_fd, stage_name, d->machines_fd, d->name, RENAME_NOREPLACE) < 0
                             ? negative_errno() : 0;
         if (r < 0) {
-                /* Never deployed: its state goes (recovery would remove it too). */
-                _cleanup_free_ char *p = NULL;
-                if (asprintf(&p, "%s/gen/%u", d->state_dir, n) >= 0)
-                        (void)fs_rm_rf_at(AT_FDCWD, p);
+                /* Never deployed: its state goes (recovery would remove it too), and the old
+                 * generation's host files are put back. */
+                (void)fs_rm_rf_at(AT_FDCWD, gen_dir);
+                struct mkm_err ignored = {};
+                if (seen->live)
+                        (void)state_install_host_files(ctx, seen, seen->live, &ignored);
                 if (r == -MKM_E_REFUSED || r == -EEXIST)
                         return mkm_err_set(reterr, -MKM_E_REFUSED,
                                            "%s %s while the build ran; nothing was deployed (build again to see what "
@@ -467,9 +476,20 @@ int deploy_rollback(struct mkm_ctx *ctx, struct deploy *d, unsigned *ret_from, u
         int r = state_set_deployed(to, state_next_seq(s), reterr);
         if (r < 0)
                 return r;
-        if (syscall(SYS_renameat2, d->machines_fd, to_tree, d->machines_fd, d->name, RENAME_EXCHANGE) < 0)
-                return mkm_err_set(reterr, negative_errno(), "cannot swap %s/%s into place: %s", d->machines_dir, to_tree,
-                                   strerror(errno));
+        /* As deploy_commit: no moment with one tree and the other's host files. */
+        r = state_retire_host_files(ctx, s, to->dir, reterr);
+        if (r < 0) {
+                struct mkm_err ignored = {};
+                (void)state_install_host_files(ctx, s, s->live, &ignored);
+                return r;
+        }
+        if (syscall(SYS_renameat2, d->machines_fd, to_tree, d->machines_fd, d->name, RENAME_EXCHANGE) < 0) {
+                r = mkm_err_set(reterr, negative_errno(), "cannot swap %s/%s into place: %s", d->machines_dir, to_tree,
+                                strerror(errno));
+                struct mkm_err ignored = {};
+                (void)state_install_host_files(ctx, s, s->live, &ignored);
+                return r;
+        }
         if (fsync(d->machines_fd) < 0)
                 mkm_warn(ctx, "cannot sync %s: %s", d->machines_dir, strerror(errno));
         r = keep_tree_as(ctx, d, to_tree, from_gen);

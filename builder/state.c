@@ -702,8 +702,8 @@ static int collect_fn(int dfd, const char *name, const char *path, const struct 
         return strv_contains(*c->paths, rel) ? 0 : strv_push(c->paths, rel);
 }
 
-static int collect_host_paths(const struct machine_gen *g, char ***paths) {
-        _cleanup_free_ char *h = fs_path_join(g->dir, "host");
+static int collect_host_paths(const char *gen_dir, char ***paths) {
+        _cleanup_free_ char *h = fs_path_join(gen_dir, "host");
         if (!h)
                 return -ENOMEM;
         _cleanup_close_ int fd = open(h, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
@@ -721,8 +721,11 @@ static void sync_dir_of(int hostfd, const char *path) {
                 (void)fsync(fd);
 }
 
-int state_install_host_files(struct mkm_ctx *ctx, const struct machine_state *s, const struct machine_gen *live,
-                             struct mkm_err *reterr) {
+/* Make the host files those of the generation in gen_dir (NULL: none): remove every host file of
+ * the machine that gen_dir has not, or (write false) has with other content; with write, then
+ * write what differs. */
+static int host_files_apply(struct mkm_ctx *ctx, const struct machine_state *s, const char *gen_dir, bool write,
+                            struct mkm_err *reterr) {
         const char *root = ctx->host_root ? ctx->host_root : "/";
         _cleanup_close_ int hostfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (hostfd < 0)
@@ -744,14 +747,23 @@ int state_install_host_files(struct mkm_ctx *ctx, const struct machine_state *s,
                 free(std[i]);
         }
         for (size_t i = 0; r >= 0 && i < s->n_gens; i++)
-                r = collect_host_paths(&s->gens[i], &all);
-        if (r >= 0 && live)
-                r = collect_host_paths(live, &mine);
+                r = collect_host_paths(s->gens[i].dir, &all);
+        if (r >= 0 && gen_dir)
+                r = collect_host_paths(gen_dir, &mine);
         if (r < 0)
                 return mkm_err_set(reterr, r, "cannot read the host files kept in %s: %s", s->state_dir, strerror(-r));
         for (char **p = all; *p; p++) {
-                if (strv_contains(mine, *p))
+                if (strv_contains(mine, *p) && write)
                         continue;
+                if (strv_contains(mine, *p)) {
+                        /* Kept through the swap only when it is already the new generation's. */
+                        _cleanup_free_ char *want = NULL, *have = NULL, *copy = NULL;
+                        if (asprintf(&copy, "%s/host/%s", gen_dir, *p) < 0)
+                                return -ENOMEM;
+                        if (fs_read_file_follow_at(AT_FDCWD, copy, HOST_FILE_MAX, &want, NULL) >= 0 &&
+                            fs_read_file_follow_at(hostfd, *p, HOST_FILE_MAX, &have, NULL) >= 0 && strcmp(have, want) == 0)
+                                continue;
+                }
                 if (unlinkat(hostfd, *p, 0) < 0) {
                         if (errno == ENOENT)
                                 continue;
@@ -766,9 +778,9 @@ int state_install_host_files(struct mkm_ctx *ctx, const struct machine_state *s,
                 if (dir && strcmp(dir, dropin_dir) == 0 && unlinkat(hostfd, dir, AT_REMOVEDIR) == 0)
                         sync_dir_of(hostfd, dir);
         }
-        for (char **p = mine; *p; p++) {
+        for (char **p = mine; write && *p; p++) {
                 _cleanup_free_ char *want = NULL, *have = NULL, *copy = NULL, *dir = fs_path_dirname(*p);
-                if (!dir || asprintf(&copy, "%s/host/%s", live->dir, *p) < 0)
+                if (!dir || asprintf(&copy, "%s/host/%s", gen_dir, *p) < 0)
                         return -ENOMEM;
                 r = fs_read_file_follow_at(AT_FDCWD, copy, HOST_FILE_MAX, &want, NULL);
                 if (r < 0)
@@ -789,6 +801,16 @@ int state_install_host_files(struct mkm_ctx *ctx, const struct machine_state *s,
                                       "machine", *p);
         }
         return 0;
+}
+
+int state_install_host_files(struct mkm_ctx *ctx, const struct machine_state *s, const struct machine_gen *live,
+                             struct mkm_err *reterr) {
+        return host_files_apply(ctx, s, live ? live->dir : NULL, true, reterr);
+}
+
+int state_retire_host_files(struct mkm_ctx *ctx, const struct machine_state *s, const char *gen_dir,
+                            struct mkm_err *reterr) {
+        return host_files_apply(ctx, s, gen_dir, false, reterr);
 }
 
 /* ---- recovery -------------------------------------------------------------------------------- */

@@ -133,6 +133,14 @@ uint64_t state_next_seq(const struct machine_state *s);
 int state_install_host_files(struct mkm_ctx *ctx, const struct machine_state *s, const struct machine_gen *live,
                              struct mkm_err *reterr);
 
+/* Before a swap to the generation in gen_dir (written completely): remove every host file of the
+ * machine that this generation has not, or has with other content. A crash between the swap and
+ * state_install_host_files() then leaves either tree with systemd's defaults for what is missing
+ * (fewer privileges) until recovery writes them, never one tree with the other's settings (an
+ * imported tree with the privileged .nspawn it replaced). */
+int state_retire_host_files(struct mkm_ctx *ctx, const struct machine_state *s, const char *gen_dir,
+                            struct mkm_err *reterr);
+
 /* Repair everything from the live tree's generation (see the top of this file): migrate the old
  * single-generation layout, rename kept trees to .#NAME.gen-N, remove generations that were never
  * swapped in or whose tree is gone, staging roots and stray gen trees (never NAME itself),

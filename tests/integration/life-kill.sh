@@ -198,8 +198,8 @@ kill_at() {
     SWAPPED=$((SWAPPED + 1))
     ok "$what: killed after the swap: the tree is B's"
     check "$what: ... the state says B's digest" test "$(live_digest)" = "$DIGEST_B"
-    # The host files follow the swap (mkmachine(1)): a kill in between leaves A's until the next
-    # command on the machine, which repairs them first (ls as root).
+    # The host files follow the swap (mkmachine(1)): a kill in between leaves none of A's that B
+    # lacks, and B's only once the next command on the machine (ls as root) has written them.
     host_files() { (cd "$HOST" && find etc -type f -print0 | sort -z | xargs -0r sha256sum); }
     if cmp -s <(host_files) "$WORK/host-b.snap"; then
       ok "$what: ... and B's host files"

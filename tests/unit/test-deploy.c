@@ -303,6 +303,64 @@ static void assert_nspawn(const char *host, const char *want) {
         assert_string_equal(text, w);
 }
 
+/* The old generation's host files never stay with the new tree: they go before the swap, the
+ * new ones are written after it. A failure right after the swap (as a crash there) leaves the
+ * new tree without a .nspawn (systemd's defaults) until recovery writes its own. */
+static void test_host_files_around_swap(void **state) {
+        (void)state;
+        _cleanup_free_ char *host = mkhost();
+        struct mkm_ctx ctx = { .host_root = host, .keep_generations = 1 };
+        struct mkm_err err = {};
+        char p[512];
+        deploy_one(&ctx, "1");
+        struct deploy *d = NULL;
+        assert_int_equal(deploy_begin(&ctx, "m", &d, &err), 0);
+        assert_int_equal(deploy_check_replaceable(&ctx, d, "replace", &err), 0);
+        assert_int_equal(deploy_stage(d, &err), 0);
+        assert_int_equal(fs_write_file_at(d->root_fd, "gen", "2", 1, 0644), 0);
+        /* generation 1's meta unreadable from now on: the state cannot be read again after the
+         * swap, so deploy_commit stops between the swap and the host files */
+        snprintf(p, sizeof p, "%s/var/lib/mkmachine/m/gen/1/meta", host);
+        assert_int_equal(fs_write_file_at(AT_FDCWD, p, "garbage\n", 8, 0644), 0);
+        struct state_host_file hf[] = { { "etc/systemd/nspawn/m.nspawn", "[Exec]\n# 2\n" } };
+        struct state_new_gen g = { .recipe = "r\n", .recipe_path = "/x.recipe", .lock = "l\n", .manifest = "",
+                                   .digest = "sha256:2", .host = hf, .n_host = 1 };
+        unsigned n = 0;
+        assert_true(deploy_commit(&ctx, d, &g, &n, &err) < 0);
+        assert_non_null(strstr(err.msg, "machine 'm' is deployed, but its host files are not"));
+        d = deploy_free(d);
+        assert_tree(host, "m", "2");
+        snprintf(p, sizeof p, "%s/etc/systemd/nspawn/m.nspawn", host);
+        _cleanup_free_ char *nspawn = NULL;
+        if (fs_read_file_follow_at(AT_FDCWD, p, 256, &nspawn, NULL) >= 0)
+                fail_msg("the new tree is deployed with a .nspawn of before the swap: %s", nspawn);
+        /* the next command repairs */
+        snprintf(p, sizeof p, "%s/var/lib/mkmachine/m/gen/1", host);
+        assert_int_equal(fs_rm_rf_at(AT_FDCWD, p), 0);
+        assert_int_equal(deploy_begin(&ctx, "m", &d, &err), 0);
+        d = deploy_free(d);
+        assert_nspawn(host, "2");
+
+        /* the same for a rollback (4 -> 3), stopped between its swap and the host files */
+        ctx.keep_generations = 2;
+        deploy_one(&ctx, "3");
+        deploy_one(&ctx, "4");
+        assert_int_equal(deploy_begin(&ctx, "m", &d, &err), 0);
+        snprintf(p, sizeof p, "%s/var/lib/mkmachine/m/gen/2/meta", host);
+        assert_int_equal(fs_write_file_at(AT_FDCWD, p, "garbage\n", 8, 0644), 0);
+        unsigned from = 0, to = 0;
+        assert_true(deploy_rollback(&ctx, d, &from, &to, &err) < 0);
+        assert_non_null(strstr(err.msg, "machine 'm' is rolled back, but its host files are not"));
+        d = deploy_free(d);
+        assert_tree(host, "m", "3");
+        snprintf(p, sizeof p, "%s/etc/systemd/nspawn/m.nspawn", host);
+        free(nspawn);
+        nspawn = NULL;
+        if (fs_read_file_follow_at(AT_FDCWD, p, 256, &nspawn, NULL) >= 0)
+                fail_msg("the rolled-back tree has the .nspawn of before the swap: %s", nspawn);
+        assert_int_equal(fs_rm_rf_at(AT_FDCWD, host), 0);
+}
+
 static void rollback(struct mkm_ctx *ctx, unsigned want_from, unsigned want_to) {
         struct deploy *d = NULL;
         struct mkm_err err = {};
@@ -458,6 +516,7 @@ int main(void) {
                 cmocka_unit_test(test_generations),
                 cmocka_unit_test(test_in_the_way),
                 cmocka_unit_test(test_changed_during_build),
+                cmocka_unit_test(test_host_files_around_swap),
                 cmocka_unit_test(test_rollback),
                 cmocka_unit_test(test_refuse_and_remove),
         };
