@@ -19,6 +19,7 @@
 
 #include "ctx.h"
 #include "drift.h"
+#include "hooks.h"
 #include "state.h"
 #include "util/cleanup.h"
 #include "util/err.h"
@@ -203,6 +204,31 @@ int deploy_check_replaceable(struct mkm_ctx *ctx, struct deploy *d, const char *
                         WHY("\n  no state: not built by mkmachine: %zu files would be lost (%s)",
                             count_entries(d->machines_fd, d->name), d->target);
         }
+        /* (d) host files of the name that mkmachine did not write (no generation has them): the
+         * first deploy replaces the .nspawn and removes the others. */
+        if (!d->state->n_gens) {
+                char *std[3] = {};
+                int r = hooks_host_file_paths(d->name, std);
+                const char *root = ctx->host_root ? ctx->host_root : "/";
+                for (size_t i = 0; i < ELEMENTSOF(std); i++) {
+                        _cleanup_free_ char *p = std[i] && r >= 0 ? fs_path_join(root, std[i]) : NULL;
+                        struct stat st;
+                        if (p && lstat(p, &st) == 0)
+                                WHY("\n  host file: %.300s was not written by mkmachine and would be replaced or removed",
+                                    p);
+                        free(std[i]);
+                }
+                if (r < 0)
+                        return r;
+        }
+        /* (e) another image of the name beside it, which the tree would hide from systemd. */
+        _cleanup_free_ char *raw = NULL;
+        struct stat rst;
+        if (asprintf(&raw, "%s.raw", d->name) < 0)
+                return -ENOMEM;
+        if (fstatat(d->machines_fd, raw, &rst, AT_SYMLINK_NOFOLLOW) == 0)
+                WHY("\n  another image: %.300s/%s has the same name (systemd would use the directory instead)",
+                    d->machines_dir, raw);
         /* (b) drift: the live tree compared with its generation's manifest (drift.h); what it
          * finds blocking is listed like the reasons above. */
         if (d->state->tree_exists && d->state->live) {

@@ -373,8 +373,9 @@ int import_machine(struct mkm_ctx *ctx, const char *source, const struct import_
                 if (r < 0)
                         goto out;
         } else {
-                /* systemd's image lock, as a build holds it: nothing starts the name mid-import. */
-                r = state_image_lock(ctx, name, &d->image_lock_fd, reterr);
+                /* A new name: still systemd's image lock (held to the end, as a build holds it),
+                 * and no host files or raw image of the name that mkmachine did not make. */
+                r = deploy_check_replaceable(ctx, d, "import", reterr);
                 if (r < 0)
                         goto out;
         }

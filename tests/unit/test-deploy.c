@@ -303,6 +303,46 @@ static void assert_nspawn(const char *host, const char *want) {
         assert_string_equal(text, w);
 }
 
+/* A first build of a name also refuses (without --force) host files mkmachine did not write and
+ * a raw image of the same name, which the new directory would hide. */
+static void test_refuse_foreign_host_files(void **state) {
+        (void)state;
+        _cleanup_free_ char *host = mkhost();
+        struct mkm_ctx ctx = { .host_root = host, .keep_generations = 1 };
+        struct mkm_err err = {};
+        char p[512];
+        snprintf(p, sizeof p, "%s/etc/systemd/nspawn", host);
+        assert_int_equal(fs_mkdir_p_at(AT_FDCWD, p, 0755), 0);
+        snprintf(p, sizeof p, "%s/etc/systemd/nspawn/m.nspawn", host);
+        assert_int_equal(fs_write_file_at(AT_FDCWD, p, "[Exec]\nBoot=yes\n", 16, 0644), 0);
+        struct deploy *d = NULL;
+        assert_int_equal(deploy_begin(&ctx, "m", &d, &err), 0);
+        assert_int_equal(deploy_check_replaceable(&ctx, d, "replace", &err), -MKM_E_REFUSED);
+        assert_non_null(strstr(err.msg, "host file: "));
+        assert_non_null(strstr(err.msg, "/etc/systemd/nspawn/m.nspawn was not written by mkmachine"));
+        d = deploy_free(d);
+        assert_int_equal(unlink(p), 0);
+        snprintf(p, sizeof p, "%s/var/lib/machines/m.raw", host);
+        assert_int_equal(fs_write_file_at(AT_FDCWD, p, "", 0, 0644), 0);
+        assert_int_equal(deploy_begin(&ctx, "m", &d, &err), 0);
+        assert_int_equal(deploy_check_replaceable(&ctx, d, "replace", &err), -MKM_E_REFUSED);
+        assert_non_null(strstr(err.msg, "another image: "));
+        assert_non_null(strstr(err.msg, "/var/lib/machines/m.raw has the same name"));
+        d = deploy_free(d);
+        ctx.force = true;
+        assert_int_equal(deploy_begin(&ctx, "m", &d, &err), 0);
+        assert_int_equal(deploy_check_replaceable(&ctx, d, "replace", &err), 0);
+        d = deploy_free(d);
+        ctx.force = false;
+        assert_int_equal(unlink(p), 0);
+        /* once mkmachine made the machine, its own host files are no reason */
+        deploy_one(&ctx, "1");
+        assert_int_equal(deploy_begin(&ctx, "m", &d, &err), 0);
+        assert_int_equal(deploy_check_replaceable(&ctx, d, "replace", &err), 0);
+        d = deploy_free(d);
+        assert_int_equal(fs_rm_rf_at(AT_FDCWD, host), 0);
+}
+
 /* The old generation's host files never stay with the new tree: they go before the swap, the
  * new ones are written after it. A failure right after the swap (as a crash there) leaves the
  * new tree without a .nspawn (systemd's defaults) until recovery writes its own. */
@@ -517,6 +557,7 @@ int main(void) {
                 cmocka_unit_test(test_in_the_way),
                 cmocka_unit_test(test_changed_during_build),
                 cmocka_unit_test(test_host_files_around_swap),
+                cmocka_unit_test(test_refuse_foreign_host_files),
                 cmocka_unit_test(test_rollback),
                 cmocka_unit_test(test_refuse_and_remove),
         };
