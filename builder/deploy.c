@@ -596,6 +596,16 @@ struct deploy *deploy_free(struct deploy *d) {
                 (void)fs_rm_rf_at(d->machines_fd, stage_name);
         }
         closep(&d->machines_fd);
+        /* A state directory without generations (a first build or import that failed, a name
+         * only looked at) is not a machine: it goes, with its lock file, while we hold the lock
+         * (whoever opened the file meanwhile sees it gone and opens it again: deploy_begin). */
+        _cleanup_free_ char *gen = d->lock_fd >= 0 && d->state_dir ? fs_path_join(d->state_dir, "gen") : NULL;
+        if (gen && (rmdir(gen) == 0 || errno == ENOENT)) {
+                _cleanup_free_ char *lock = fs_path_join(d->state_dir, ".lock");
+                if (lock)
+                        (void)unlink(lock);
+                (void)rmdir(d->state_dir);
+        }
         if (d->machines_dir)
                 state_image_unlock(d->machines_dir, d->name, d->image_lock_fd);
         else

@@ -22,6 +22,7 @@
 #include "util/cleanup.h"
 #include "util/err.h"
 #include "util/fs.h"
+#include "util/strv.h"
 
 static void test_names(void **state) {
         (void)state;
@@ -303,6 +304,30 @@ static void assert_nspawn(const char *host, const char *want) {
         assert_string_equal(text, w);
 }
 
+/* A first build that fails (or a name only looked at) leaves no state directory behind: ls would
+ * list it as a machine with no generation. One with generations keeps its state. */
+static void test_no_ghost_state(void **state) {
+        (void)state;
+        _cleanup_free_ char *host = mkhost();
+        struct mkm_ctx ctx = { .host_root = host, .keep_generations = 1 };
+        struct mkm_err err = {};
+        struct deploy *d = NULL;
+        assert_int_equal(deploy_begin(&ctx, "x", &d, &err), 0);
+        assert_int_equal(deploy_stage(d, &err), 0);
+        assert_true(exists(host, "var/lib/mkmachine/x/", ".lock"));
+        d = deploy_free(d);             /* the build failed */
+        assert_false(exists(host, "var/lib/mkmachine/", "x"));
+        char **names = NULL;
+        assert_int_equal(state_list(&ctx, &names, &err), 0);
+        assert_null(names[0]);
+        strv_free(names);
+        deploy_one(&ctx, "1");
+        assert_int_equal(deploy_begin(&ctx, "m", &d, &err), 0);
+        d = deploy_free(d);
+        assert_true(exists(host, "var/lib/mkmachine/m/gen/", "1"));
+        assert_int_equal(fs_rm_rf_at(AT_FDCWD, host), 0);
+}
+
 /* A first build of a name also refuses (without --force) host files mkmachine did not write and
  * a raw image of the same name, which the new directory would hide. */
 static void test_refuse_foreign_host_files(void **state) {
@@ -558,6 +583,7 @@ int main(void) {
                 cmocka_unit_test(test_changed_during_build),
                 cmocka_unit_test(test_host_files_around_swap),
                 cmocka_unit_test(test_refuse_foreign_host_files),
+                cmocka_unit_test(test_no_ghost_state),
                 cmocka_unit_test(test_rollback),
                 cmocka_unit_test(test_refuse_and_remove),
         };
