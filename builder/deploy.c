@@ -27,16 +27,30 @@
 #include "util/thread.h"
 
 bool deploy_name_is_valid(const char *name) {
+        /* What systemd takes as a machine name (machine_name_is_valid(): hostname_is_valid()):
+         * labels of ASCII letters, digits and '-', joined by single dots, no label starting or
+         * ending with '-', at most 64 bytes. systemd-nspawn and machinectl refuse anything else. */
         size_t n = strlen(name);
-        if (n == 0 || n > 64 || name[0] == '.' || name[0] == '-')
+        if (n == 0 || n > 64)
                 return false;
+        bool dot = true, hyphen = false;        /* at the start of a label */
         for (size_t i = 0; i < n; i++) {
                 char c = name[i];
-                if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
-                      c == '_' || c == '.'))
+                if (c == '.') {
+                        if (dot || hyphen)
+                                return false;
+                        dot = true;
+                        hyphen = false;
+                } else if (c == '-') {
+                        if (dot)
+                                return false;
+                        hyphen = true;
+                } else if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) {
+                        dot = hyphen = false;
+                } else
                         return false;
         }
-        return true;
+        return !dot && !hyphen;
 }
 
 int deploy_begin(struct mkm_ctx *ctx, const char *name, struct deploy **ret, struct mkm_err *reterr) {

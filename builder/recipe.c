@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "ctx.h"
+#include "deploy.h"
 #include "ini.h"
 #include "util/cleanup.h"
 #include "util/err.h"
@@ -296,11 +297,6 @@ static bool chars_in(const char *s, const char *extra) {
                 if (!isalnum((unsigned char)*s) && !strchr(extra, *s))
                         return false;
         return true;
-}
-
-static bool valid_machine_name(const char *s) {
-        size_t n = strlen(s);
-        return n >= 1 && n <= 64 && s[0] != '.' && s[0] != '-' && chars_in(s, "-_.");
 }
 
 static bool valid_package_name(const char *s) {
@@ -911,8 +907,10 @@ static int apply_scalar(struct loader *l, const struct where *w, enum key_id id)
 
         switch (id) {
         case K_NAME:
-                if (v[0] && !valid_machine_name(v))
-                        return FAIL(w, "expected a machine name (1 to 64 letters, digits, '-', '_' or '.', not starting with '-' or '.'), got '%s'", v);
+                if (v[0] && !deploy_name_is_valid(v))
+                        return FAIL(w, "expected a machine name as systemd takes it (up to 64 letters, digits and '-' "
+                                       "in labels joined by single dots, no label starting or ending with '-'), got '%s'",
+                                    v);
                 return set_string(&r->name, v);
         case K_DISTRIBUTION:
                 if (!v[0])

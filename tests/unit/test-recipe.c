@@ -46,7 +46,7 @@ static void test_full(void **state) {
         (void)state;
         _cleanup_(recipe_freep) struct recipe *r = load_ok(
                 "[Machine]\n"
-                "Name=web.example_1\n"
+                "Name=web.example-1\n"
                 "[Bootstrap]\n"
                 "Distribution=arch\n"
                 "Mirror=https://mirror.invalid/$repo/os/$arch file:///srv/mirror\n"
@@ -81,7 +81,7 @@ static void test_full(void **state) {
                 "[Exec]\n"
                 "Capability=all\n"
                 "Environment=\n");
-        assert_string_equal(r->name, "web.example_1");
+        assert_string_equal(r->name, "web.example-1");
         assert_int_equal(r->distribution, RECIPE_DISTRO_ARCH);
         assert_strv(r->mirrors, "https://mirror.invalid/$repo/os/$arch file:///srv/mirror");
         assert_string_equal(r->snapshot, "2024-06-01");
@@ -129,7 +129,7 @@ static void test_full(void **state) {
         assert_int_equal(recipe_format(r, &text), 0);
         assert_string_equal(text,
                             "[Machine]\n"
-                            "Name=web.example_1\n"
+                            "Name=web.example-1\n"
                             "\n"
                             "[Bootstrap]\n"
                             "Distribution=arch\n"
@@ -236,7 +236,7 @@ static void test_defaults(void **state) {
 }
 
 #define P "[Machine]\nName=t\n[Bootstrap]\nDistribution=arch\n"     /* lines 1-4 */
-#define NM "expected a machine name (1 to 64 letters, digits, '-', '_' or '.', not starting with '-' or '.')"
+#define NM "expected a machine name as systemd takes it (up to 64 letters, digits and '-' in labels joined by single dots, no label starting or ending with '-')"
 #define SNAP "expected a date YYYY-MM-DD (or YYYY/MM/DD) or a time stamp YYYYMMDDTHHMMSSZ"
 
 static const struct {
