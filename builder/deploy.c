@@ -100,8 +100,10 @@ int deploy_begin(struct mkm_ctx *ctx, const char *name, struct deploy **ret, str
                                                    name, lock);
                         return mkm_err_set(reterr, negative_errno(), "cannot lock %s: %s", lock, strerror(errno));
                 }
-                if (fs_fd_is_path(d->lock_fd, lock))
+                if (fs_fd_is_path(d->lock_fd, lock)) {
+                        d->locked = true;
                         break;
+                }
                 if (attempt >= 100)
                         return mkm_err_set(reterr, -EBUSY, "cannot lock %s: it is removed each time it is locked", lock);
                 closep(&d->lock_fd);
@@ -613,7 +615,7 @@ struct deploy *deploy_free(struct deploy *d) {
         /* A state directory without generations (a first build or import that failed, a name
          * only looked at) is not a machine: it goes, with its lock file, while we hold the lock
          * (whoever opened the file meanwhile sees it gone and opens it again: deploy_begin). */
-        _cleanup_free_ char *gen = d->lock_fd >= 0 && d->state_dir ? fs_path_join(d->state_dir, "gen") : NULL;
+        _cleanup_free_ char *gen = d->locked && d->state_dir ? fs_path_join(d->state_dir, "gen") : NULL;
         if (gen && (rmdir(gen) == 0 || errno == ENOENT)) {
                 _cleanup_free_ char *lock = fs_path_join(d->state_dir, ".lock");
                 if (lock)

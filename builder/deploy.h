@@ -26,7 +26,8 @@ struct deploy {
         char *target;           /* machines_dir/NAME */
         char *staging;          /* machines_dir/.#NAME.XXXXXX, NULL until deploy_stage() */
         int machines_fd;
-        int lock_fd;
+        int lock_fd;            /* HOST/var/lib/mkmachine/NAME/.lock */
+        bool locked;            /* ... and we hold it (deploy_begin succeeded in taking it) */
         int root_fd;            /* the staging root, -EBADF until deploy_stage() */
         int image_lock_fd;      /* systemd's image lock, held from deploy_check_replaceable() */
         struct machine_state *state;    /* loaded (after recovery) by deploy_begin() */

@@ -318,6 +318,13 @@ static void test_no_ghost_state(void **state) {
         assert_int_equal(deploy_begin(&ctx, "x", &d, &err), 0);
         assert_int_equal(deploy_stage(d, &err), 0);
         assert_true(exists(host, "var/lib/mkmachine/x/", ".lock"));
+        /* another command on x meanwhile: refused, and it must not take away the lock we hold */
+        struct deploy *other = NULL;
+        assert_int_equal(deploy_begin(&ctx, "x", &other, &err), -EBUSY);
+        assert_null(other);
+        char lock[512];
+        snprintf(lock, sizeof lock, "%s/var/lib/mkmachine/x/.lock", host);
+        assert_true(fs_fd_is_path(d->lock_fd, lock));
         d = deploy_free(d);             /* the build failed */
         assert_false(exists(host, "var/lib/mkmachine/", "x"));
         char **names = NULL;
