@@ -27,6 +27,23 @@
 #include "util/thread.h"
 
 bool deploy_name_is_valid(const char *name) {
+        /* A name that is safe as a file name here (no '/', no leading '.' or '-'): what commands
+         * on an existing machine accept, so that one named by an older mkmachine (my_vm) can
+         * still be listed, verified, rolled back and removed. New machines need more:
+         * deploy_machine_name_is_valid(). */
+        size_t n = strlen(name);
+        if (n == 0 || n > 64 || name[0] == '.' || name[0] == '-')
+                return false;
+        for (size_t i = 0; i < n; i++) {
+                char c = name[i];
+                if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+                      c == '_' || c == '.'))
+                        return false;
+        }
+        return true;
+}
+
+bool deploy_machine_name_is_valid(const char *name) {
         /* What systemd takes as a machine name (machine_name_is_valid(): hostname_is_valid()):
          * labels of ASCII letters, digits and '-', joined by single dots, no label starting or
          * ending with '-', at most 64 bytes. systemd-nspawn and machinectl refuse anything else. */
@@ -92,6 +109,8 @@ int deploy_begin(struct mkm_ctx *ctx, const char *name, struct deploy **ret, str
                 if (attempt > 0 && (r = fs_mkdir_p_at(AT_FDCWD, d->state_dir, 0755)) < 0)
                         return mkm_err_set(reterr, r, "cannot create %s: %s", d->state_dir, strerror(-r));
                 d->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+                if (d->lock_fd < 0 && errno == ENOENT && attempt < 100)
+                        continue;       /* the directory went meanwhile (rm, an empty one dropped) */
                 if (d->lock_fd < 0)
                         return mkm_err_set(reterr, negative_errno(), "cannot open %s: %s", lock, strerror(errno));
                 if (flock(d->lock_fd, LOCK_EX | LOCK_NB) < 0) {
@@ -237,12 +256,13 @@ int deploy_check_replaceable(struct mkm_ctx *ctx, struct deploy *d, const char *
                 if (r < 0)
                         return r;
         }
-        /* (e) another image of the name beside it, which the tree would hide from systemd. */
+        /* (e) for a new tree: another image of the name beside it, which the tree would hide
+         * from systemd (a tree already there hides it already). */
         _cleanup_free_ char *raw = NULL;
         struct stat rst;
         if (asprintf(&raw, "%s.raw", d->name) < 0)
                 return -ENOMEM;
-        if (fstatat(d->machines_fd, raw, &rst, AT_SYMLINK_NOFOLLOW) == 0)
+        if (!d->state->tree_exists && fstatat(d->machines_fd, raw, &rst, AT_SYMLINK_NOFOLLOW) == 0)
                 WHY("\n  another image: %.300s/%s has the same name (systemd would use the directory instead)",
                     d->machines_dir, raw);
         /* (b) drift: the live tree compared with its generation's manifest (drift.h); what it
@@ -365,8 +385,9 @@ static int cmp_seq_desc(const void *a, const void *b) {
 }
 
 /* Remove the non-live generations beyond ctx->keep_generations, the least recently live first:
- * the tree, then the state (a crash in between leaves a generation without a tree, which
- * recovery removes). */
+ * the state, then the tree. A crash in between leaves a generation-named tree no generation has,
+ * which recovery removes; the other order left a half-removed tree that still had its root (and
+ * so its generation): rollback could deploy it. */
 void deploy_prune(struct mkm_ctx *ctx, struct deploy *d) {
         struct machine_state *s = d->state;
         _cleanup_free_ struct machine_gen **old = mkm_new(struct machine_gen *, s->n_gens + 1);
@@ -380,9 +401,14 @@ void deploy_prune(struct mkm_ctx *ctx, struct deploy *d) {
         for (size_t i = ctx->keep_generations; i < n; i++) {
                 struct machine_gen *g = old[i];
                 mkm_debug(ctx, "removing generation %u of '%s' (keeping %u)", g->gen, d->name, ctx->keep_generations);
-                int r = g->tree ? fs_rm_rf_at(AT_FDCWD, g->tree) : 0;
-                if (r >= 0 || r == -ENOENT)
-                        r = fs_rm_rf_at(AT_FDCWD, g->dir);
+                int r = fs_rm_rf_at(AT_FDCWD, g->dir);
+                if (r >= 0 || r == -ENOENT) {
+                        _cleanup_free_ char *gen_dir = fs_path_join(d->state_dir, "gen");
+                        _cleanup_close_ int gfd = gen_dir ? open(gen_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -EBADF;
+                        if (gfd >= 0)
+                                (void)fsync(gfd);       /* the state is gone before the tree goes */
+                        r = g->tree ? fs_rm_rf_at(AT_FDCWD, g->tree) : 0;
+                }
                 if (r < 0 && r != -ENOENT)
                         mkm_warn(ctx, "cannot remove generation %u of '%s': %s; ignoring", g->gen, d->name, strerror(-r));
         }
@@ -576,10 +602,16 @@ int deploy_remove(struct mkm_ctx *ctx, struct deploy *d, struct mkm_err *reterr)
                 if (r < 0)
                         return mkm_err_set(reterr, r, "cannot remove %s/%s: %s", d->machines_dir, tn, strerror(-r));
         }
+        /* Each kept generation: its state first, then its tree (as deploy_prune, so that no
+         * half-removed tree is ever a generation). */
         for (size_t i = 0; i < d->state->n_gens; i++) {
-                const char *t = d->state->gens[i].tree;
-                if (t && !d->state->gens[i].live && (r = fs_rm_rf_at(AT_FDCWD, t)) < 0 && r != -ENOENT)
-                        return mkm_err_set(reterr, r, "cannot remove %s: %s", t, strerror(-r));
+                const struct machine_gen *g = &d->state->gens[i];
+                if (!g->tree || g->live)
+                        continue;
+                if ((r = fs_rm_rf_at(AT_FDCWD, g->dir)) < 0 && r != -ENOENT)
+                        return mkm_err_set(reterr, r, "cannot remove %s: %s", g->dir, strerror(-r));
+                if ((r = fs_rm_rf_at(AT_FDCWD, g->tree)) < 0 && r != -ENOENT)
+                        return mkm_err_set(reterr, r, "cannot remove %s: %s", g->tree, strerror(-r));
         }
         (void)fsync(d->machines_fd);
         /* The state directory, its lock file included: we hold the lock until deploy_free. */
@@ -597,6 +629,8 @@ int deploy_remove(struct mkm_ctx *ctx, struct deploy *d, struct mkm_err *reterr)
                 closedir(dir);
         }
         (void)unlinkat(sfd, ".lock", 0);
+        /* From here another command may make a new state directory and lock: not ours to remove. */
+        d->locked = false;
         if (rmdir(d->state_dir) < 0 && errno != ENOENT)
                 return mkm_err_set(reterr, negative_errno(), "cannot remove %s: %s", d->state_dir, strerror(errno));
         return 0;
@@ -616,10 +650,9 @@ struct deploy *deploy_free(struct deploy *d) {
          * only looked at) is not a machine: it goes, with its lock file, while we hold the lock
          * (whoever opened the file meanwhile sees it gone and opens it again: deploy_begin). */
         _cleanup_free_ char *gen = d->locked && d->state_dir ? fs_path_join(d->state_dir, "gen") : NULL;
-        if (gen && (rmdir(gen) == 0 || errno == ENOENT)) {
-                _cleanup_free_ char *lock = fs_path_join(d->state_dir, ".lock");
-                if (lock)
-                        (void)unlink(lock);
+        _cleanup_free_ char *lock = gen ? fs_path_join(d->state_dir, ".lock") : NULL;
+        if (lock && fs_fd_is_path(d->lock_fd, lock) && (rmdir(gen) == 0 || errno == ENOENT)) {
+                (void)unlink(lock);
                 (void)rmdir(d->state_dir);
         }
         if (d->machines_dir)

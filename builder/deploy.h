@@ -85,5 +85,9 @@ int deploy_remove(struct mkm_ctx *ctx, struct deploy *d, struct mkm_err *reterr)
 struct deploy *deploy_free(struct deploy *d);
 static inline void deploy_freep(struct deploy **d) { (void)deploy_free(*d); }
 
-/* Validate a machine name as systemd does for machine names (hostname-like). */
+/* A name commands on an existing machine accept: 1 to 64 letters, digits, '-', '_' and '.', not
+ * starting with '-' or '.' (a plain file name). */
 bool deploy_name_is_valid(const char *name);
+/* A name a new machine may get (build's Name=, import): what systemd takes as a machine name
+ * (hostname_is_valid()), which systemd-nspawn and machinectl require. */
+bool deploy_machine_name_is_valid(const char *name);

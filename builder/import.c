@@ -335,7 +335,7 @@ int import_machine(struct mkm_ctx *ctx, const char *source, const struct import_
         if (r < 0)
                 goto out;
         const char *name = opts->name ? opts->name : s.stem;
-        if (!deploy_name_is_valid(name)) {
+        if (!deploy_machine_name_is_valid(name)) {
                 r = mkm_err_set(reterr, -MKM_E_USAGE, "'%s' is not a valid machine name; give one: mkmachine import FILE NAME",
                                 name);
                 goto out;
@@ -378,6 +378,21 @@ int import_machine(struct mkm_ctx *ctx, const char *source, const struct import_
                 r = deploy_check_replaceable(ctx, d, "import", reterr);
                 if (r < 0)
                         goto out;
+                /* Nor settings beside the image that someone else put there (they go with the
+                 * machine once it is ours: rm removes them). */
+                struct stat nst;
+                _cleanup_free_ char *beside = NULL;
+                if (asprintf(&beside, "%s.nspawn", name) < 0) {
+                        r = -ENOMEM;
+                        goto out;
+                }
+                if (!opts->force && fstatat(d->machines_fd, beside, &nst, AT_SYMLINK_NOFOLLOW) == 0) {
+                        r = mkm_err_set(reterr, -MKM_E_REFUSED,
+                                        "refusing to import machine '%s' (--force overrides):\n  host file: %s/%s was "
+                                        "not written by mkmachine and would be replaced",
+                                        name, d->machines_dir, beside);
+                        goto out;
+                }
         }
         r = deploy_stage(d, reterr);
         if (r < 0)

@@ -907,7 +907,7 @@ static int apply_scalar(struct loader *l, const struct where *w, enum key_id id)
 
         switch (id) {
         case K_NAME:
-                if (v[0] && !deploy_name_is_valid(v))
+                if (v[0] && !deploy_machine_name_is_valid(v))
                         return FAIL(w, "expected a machine name as systemd takes it (up to 64 letters, digits and '-' "
                                        "in labels joined by single dots, no label starting or ending with '-'), got '%s'",
                                     v);

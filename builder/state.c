@@ -1044,6 +1044,34 @@ int state_recover(struct mkm_ctx *ctx, const char *name, struct mkm_err *reterr)
                         return r;
                 }
         }
+        /* The same for the live tree: the generation deployed last has no tree, and something
+         * no generation has is at NAME (replaced, or copied back from a backup). Dropping the
+         * generation would lose its recipe and lock and leave the tree "not built by
+         * mkmachine": only with --force. */
+        const struct machine_gen *last = NULL;
+        for (size_t j = 0; j < s->n_gens; j++)
+                if (!last || s->gens[j].deployed_seq > last->deployed_seq)
+                        last = &s->gens[j];
+        struct stat nst;
+        if (last && !ctx->force && fstatat(machines_fd, name, &nst, AT_SYMLINK_NOFOLLOW) == 0) {
+                struct tree_entry at_name = { .dev = nst.st_dev, .ino = nst.st_ino };
+                bool last_found = false, name_known = false;
+                for (size_t i = 0; i < nt; i++)
+                        last_found = last_found || tree_is_gen(&t[i], last, mst.st_dev);
+                for (size_t j = 0; j < s->n_gens; j++)
+                        name_known = name_known || tree_is_gen(&at_name, &s->gens[j], mst.st_dev);
+                if (!last_found && !name_known) {
+                        r = mkm_err_set(reterr, -MKM_E_REFUSED,
+                                        "%s/%s is not the tree of generation %u of '%s', deployed last (its root is "
+                                        "inode %" PRIu64 ", %s/gen/%u/meta says %" PRIu64 "): replaced or restored from "
+                                        "a copy? Nothing was removed; --force keeps the tree as one mkmachine did not "
+                                        "build and drops the generation's state",
+                                        mdir, name, last->gen, name, (uint64_t)nst.st_ino, state_dir, last->gen,
+                                        last->root_ino);
+                        trees_free(t, nt);
+                        return r;
+                }
+        }
         uint64_t live_seq = s->live ? s->live->deployed_seq : 0;
         bool changed = false;
         for (size_t j = 0; j < s->n_gens; j++) {
@@ -1105,16 +1133,18 @@ int state_recover(struct mkm_ctx *ctx, const char *name, struct mkm_err *reterr)
                 (void)fsync(machines_fd);
         (void)fsync(gfd >= 0 ? gfd : state_fd);
 
-        /* The host files are the live generation's. */
-        s = state_free(s);
+        /* The host files are the live generation's; when no generation is left, they go (they
+         * were the generations', and nothing else would ever remove them). */
+        _cleanup_(state_freep) struct machine_state *before = TAKE_PTR(s);
         r = state_load(ctx, name, &s, reterr);
         if (r < 0)
                 return r;
-        if (s->live) {
+        if (s->live)
                 r = state_install_host_files(ctx, s, s->live, reterr);
-                if (r < 0)
-                        return r;
-        }
+        else if (s->n_gens == 0 && before->n_gens > 0)
+                r = state_install_host_files(ctx, before, NULL, reterr);
+        if (r < 0)
+                return r;
         /* Temporaries of killed processes: the state dir and its generations (meta rewritten by
          * a rollback), the host files' dirs. */
         remove_dead_temporaries(ctx, state_dir);

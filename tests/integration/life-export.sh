@@ -145,6 +145,20 @@ check "the imported manifest equals the exporter's" cmp "$(live_gen "$HOST2" ex)
 check "importing over an existing machine is refused without --force" contains "$WORK/imp2.log" "--force"
 "$MKMACHINE" --host-root "$HOST2" --force -q import "$WORK/e1-zstd/ex.tar.zst" copy >/dev/null 2>"$WORK/imp3.log"
 check "import under another name, from the zstd export" test "$(cat "$(live_gen "$HOST2" copy)/digest" 2>/dev/null)" = "$DIGEST"
+# A new name with settings beside the image, or a raw image, that mkmachine did not make: refused.
+echo "[Exec]" >"$HOST2/var/lib/machines/theirs.nspawn"
+"$MKMACHINE" --host-root "$HOST2" -q import "$WORK/e1-zstd/ex.tar.zst" theirs >/dev/null 2>"$WORK/imp-theirs.log"
+check "import of a new name refuses a foreign NAME.nspawn beside the image: exit status 1" test $? -eq 1
+check "... naming it" contains "$WORK/imp-theirs.log" "var/lib/machines/theirs.nspawn was not written by mkmachine"
+check "... which is left as it was" test "$(cat "$HOST2/var/lib/machines/theirs.nspawn")" = "[Exec]"
+check "... and no machine or state of that name is left" test ! -e "$HOST2/var/lib/machines/theirs" -a ! -e "$HOST2/var/lib/mkmachine/theirs"
+rm "$HOST2/var/lib/machines/theirs.nspawn"
+: >"$HOST2/var/lib/machines/theirs.raw"
+"$MKMACHINE" --host-root "$HOST2" -q import "$WORK/e1-zstd/ex.tar.zst" theirs >/dev/null 2>"$WORK/imp-theirs.log"
+check "import of a new name refuses a raw image of that name" contains "$WORK/imp-theirs.log" "theirs.raw has the same name"
+rm "$HOST2/var/lib/machines/theirs.raw"
+"$MKMACHINE" --host-root "$HOST2" -q import "$WORK/e1-zstd/ex.tar.zst" my_vm >/dev/null 2>"$WORK/imp-name.log"
+check "import refuses a name systemd-nspawn refuses (my_vm)" contains "$WORK/imp-name.log" "my_vm"
 "$MKMACHINE" --host-root "$HOST2" --force import --trust-settings "$WORK/e1-zstd/ex.tar.zst" trusted >"$WORK/imp3t.log" 2>&1
 check "import --trust-settings installs the settings into /etc/systemd/nspawn" cmp "$HOST2/etc/systemd/nspawn/trusted.nspawn" "$HOST/etc/systemd/nspawn/ex.nspawn"
 check "and not beside the image" test ! -e "$HOST2/var/lib/machines/trusted.nspawn"

@@ -28,15 +28,22 @@ static void test_names(void **state) {
         (void)state;
         static const struct { const char *name; bool ok; } t[] = {
                 { "mastodon", true }, { "a-b.c", true }, { "x", true }, { "", false }, { ".hidden", false },
-                { "-dash", false }, { "a/b", false }, { "..", false }, { "a b", false },
-                /* systemd-nspawn --machine= refuses these (its hostname_is_valid()) */
-                { "my_vm", false }, { "a..b", false }, { "web-", false }, { "x.", false }, { "a.-b", false },
-                { "a-.b", false }, { "A1.b2-c", true }, { "é", false },
+                { "-dash", false }, { "a/b", false }, { "..", false }, { "a b", false }, { "A1.b2-c", true },
+                { "é", false },
                 { "0123456789012345678901234567890123456789012345678901234567890123", true },
                 { "01234567890123456789012345678901234567890123456789012345678901234", false },
         };
-        for (size_t i = 0; i < ELEMENTSOF(t); i++)
+        for (size_t i = 0; i < ELEMENTSOF(t); i++) {
                 assert_int_equal(deploy_name_is_valid(t[i].name), t[i].ok);
+                assert_int_equal(deploy_machine_name_is_valid(t[i].name), t[i].ok);
+        }
+        /* systemd-nspawn --machine= refuses these (its hostname_is_valid()): no new machine gets
+         * such a name, but one an older mkmachine made can still be listed, rolled back, removed */
+        static const char *const old_only[] = { "my_vm", "a..b", "web-", "x.", "a.-b", "a-.b" };
+        for (size_t i = 0; i < ELEMENTSOF(old_only); i++) {
+                assert_true(deploy_name_is_valid(old_only[i]));
+                assert_false(deploy_machine_name_is_valid(old_only[i]));
+        }
 }
 
 /* Commit the staged tree with a state whose digest and .nspawn say what; returns the gen. */
@@ -282,6 +289,24 @@ static void test_changed_during_build(void **state) {
         assert_false(exists(host, "var/lib/mkmachine/m/gen/", "2"));
         assert_int_equal(fs_rm_rf_at(AT_FDCWD, q), 0);
 
+        /* m's live tree gone (it is "elsewhere" now) and another made at m by hand: recovery
+         * does not drop generation 1's state for it, unless --force; then its host files go too */
+        assert_int_equal(fs_mkdir_p_at(AT_FDCWD, q, 0755), 0);
+        assert_int_equal(deploy_begin(&ctx, "m", &d, &err), -MKM_E_REFUSED);
+        assert_non_null(strstr(err.msg, "/var/lib/machines/m is not the tree of generation 1 of 'm', deployed last"));
+        assert_non_null(strstr(err.msg, "Nothing was removed"));
+        assert_true(exists(host, "var/lib/mkmachine/m/gen/", "1"));
+        assert_true(exists(host, "etc/systemd/nspawn/", "m.nspawn"));
+        ctx.force = true;
+        assert_int_equal(deploy_begin(&ctx, "m", &d, &err), 0);
+        assert_int_equal(d->state->n_gens, 0);
+        assert_true(d->state->tree_exists);
+        d = deploy_free(d);
+        ctx.force = false;
+        assert_false(exists(host, "etc/systemd/nspawn/", "m.nspawn"));
+        assert_true(exists(host, "var/lib/machines/", "m"));
+        assert_int_equal(fs_rm_rf_at(AT_FDCWD, q), 0);
+
         /* a symlink at NAME (machined lists it as an image): not replaced without --force */
         snprintf(p, sizeof p, "%s/var/lib/machines/elsewhere", host);
         assert_int_equal(symlink(p, q), 0);
@@ -335,6 +360,19 @@ static void test_no_ghost_state(void **state) {
         assert_int_equal(deploy_begin(&ctx, "m", &d, &err), 0);
         d = deploy_free(d);
         assert_true(exists(host, "var/lib/mkmachine/m/gen/", "1"));
+
+        /* rm of m done, but not yet ended, while the next build of m begins: the end of rm must
+         * not take the new build's lock file away (a third command would lock a new one) */
+        assert_int_equal(deploy_begin(&ctx, "m", &d, &err), 0);
+        assert_int_equal(deploy_remove(&ctx, d, &err), 0);
+        assert_int_equal(deploy_begin(&ctx, "m", &other, &err), 0);
+        assert_int_equal(deploy_stage(other, &err), 0);
+        d = deploy_free(d);
+        struct deploy *third = NULL;
+        assert_int_equal(deploy_begin(&ctx, "m", &third, &err), -EBUSY);
+        snprintf(lock, sizeof lock, "%s/var/lib/mkmachine/m/.lock", host);
+        assert_true(fs_fd_is_path(other->lock_fd, lock));
+        other = deploy_free(other);
         assert_int_equal(fs_rm_rf_at(AT_FDCWD, host), 0);
 }
 
@@ -370,10 +408,13 @@ static void test_refuse_foreign_host_files(void **state) {
         d = deploy_free(d);
         ctx.force = false;
         assert_int_equal(unlink(p), 0);
-        /* once mkmachine made the machine, its own host files are no reason */
+        /* once mkmachine made the machine, its own host files are no reason, nor a raw image
+         * that its tree hides already (rm un-hides it) */
         deploy_one(&ctx, "1");
+        assert_int_equal(fs_write_file_at(AT_FDCWD, p, "", 0, 0644), 0);
         assert_int_equal(deploy_begin(&ctx, "m", &d, &err), 0);
         assert_int_equal(deploy_check_replaceable(&ctx, d, "replace", &err), 0);
+        assert_int_equal(deploy_check_replaceable(&ctx, d, "remove", &err), 0);
         d = deploy_free(d);
         assert_int_equal(fs_rm_rf_at(AT_FDCWD, host), 0);
 }
