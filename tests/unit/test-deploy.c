@@ -17,6 +17,7 @@
 
 #include "ctx.h"
 #include "deploy.h"
+#include "helpers.h"
 #include "manifest.h"
 #include "state.h"
 #include "util/cleanup.h"
@@ -159,20 +160,13 @@ static void test_lifecycle(void **state) {
         assert_int_equal(fs_rm_rf_at(AT_FDCWD, host), 0);
 }
 
-static char *mkhost(void) {
-        char *host = strdup("/tmp/mkm-test-deploy.XXXXXX");
-        assert_non_null(host);
-        assert_non_null(mkdtemp(host));
-        return host;
-}
-
 /* Three deploys keep the live tree and ctx.keep_generations older ones, the most recent first;
  * the kept tree is the generation its name says (the .#NAME.prev bug: a third deploy kept the
  * wrong tree, with only a warning). */
 static void test_generations(void **state) {
         (void)state;
         for (unsigned keep = 0; keep <= 2; keep++) {
-                _cleanup_free_ char *host = mkhost();
+                _cleanup_free_ char *host = th_tmpdir_new("deploy");
                 struct mkm_ctx ctx = { .host_root = host, .keep_generations = keep };
                 assert_int_equal(deploy_one(&ctx, "1"), 1);
                 assert_int_equal(deploy_one(&ctx, "2"), 2);
@@ -211,7 +205,7 @@ static void test_generations(void **state) {
 /* Whatever is in the way of .#NAME.gen-M when the old tree is kept goes first. */
 static void test_in_the_way(void **state) {
         (void)state;
-        _cleanup_free_ char *host = mkhost();
+        _cleanup_free_ char *host = th_tmpdir_new("deploy");
         struct mkm_ctx ctx = { .host_root = host, .keep_generations = 1 };
         struct mkm_err err = {};
         assert_int_equal(deploy_one(&ctx, "1"), 1);
@@ -255,7 +249,7 @@ static void rollback(struct mkm_ctx *ctx, unsigned want_from, unsigned want_to) 
 
 static void test_rollback(void **state) {
         (void)state;
-        _cleanup_free_ char *host = mkhost();
+        _cleanup_free_ char *host = th_tmpdir_new("deploy");
         struct mkm_ctx ctx = { .host_root = host, .keep_generations = 2 };
         struct mkm_err err = {};
         deploy_one(&ctx, "1");
@@ -288,7 +282,7 @@ static void test_rollback(void **state) {
 
 static void test_refuse_and_remove(void **state) {
         (void)state;
-        _cleanup_free_ char *host = mkhost();
+        _cleanup_free_ char *host = th_tmpdir_new("deploy");
         struct mkm_ctx ctx = { .host_root = host, .keep_generations = 1 };
         struct mkm_err err = {};
         char p[512];
