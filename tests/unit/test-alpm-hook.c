@@ -18,6 +18,7 @@
 #include "arch/alpm-hook.h"
 #include "arch/alpm-script.h"
 #include "ctx.h"
+#include "helpers.h"
 #include "sandbox.h"
 #include "util/cleanup.h"
 #include "util/err.h"
@@ -304,17 +305,8 @@ struct tree {
         int rootfd;
 };
 
-static void put(struct tree *t, const char *path, const char *text) {
-        char *dir = strdup(path);
-        char *slash = strrchr(dir, '/');
-        *slash = 0;
-        assert_int_equal(fs_mkdir_p_at(t->rootfd, dir, 0755), 0);
-        free(dir);
-        int fd = openat(t->rootfd, path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-        assert_true(fd >= 0);
-        assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
-        close(fd);
-}
+/* Write text to path in the tree (top, the directory rootfd is open on), 0644. */
+static void put(struct tree *t, const char *path, const char *text) { th_write_file(t->top, path, text, 0644); }
 
 static int tree_setup(void **state) {
         struct tree *t = calloc(1, sizeof *t);

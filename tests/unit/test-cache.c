@@ -21,6 +21,7 @@
 #include <cmocka.h>
 
 #include "cache.h"
+#include "helpers.h"
 #include "util/cleanup.h"
 #include "util/err.h"
 #include "util/fs.h"
@@ -30,20 +31,7 @@
 #define ABC "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
 #define EMPTY "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
-static int setup(void **state) {
-        char *dir = strdup("/tmp/mkm-test-cache.XXXXXX");
-        if (!dir || !mkdtemp(dir))
-                return -1;
-        *state = dir;
-        return 0;
-}
-
-static int teardown(void **state) {
-        char *dir = *state;
-        (void)fs_rm_rf_at(AT_FDCWD, dir);
-        free(dir);
-        return 0;
-}
+static int setup(void **state) { return th_tmpdir_setup(state, "cache"); }
 
 static char *write_tmp(struct cache *c, const char *label, const void *data, size_t len) {
         char *p = NULL;
@@ -599,16 +587,16 @@ static void test_prune(void **state) {
 
 int main(void) {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test_setup_teardown(test_commit_good, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_commit_mismatch, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_hostile_names, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_corruption, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_stale_cleanup, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_stable_names, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_stale_locks, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_foreign_owner, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_concurrent, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_prune, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_commit_good, setup, th_tmpdir_teardown),
+                cmocka_unit_test_setup_teardown(test_commit_mismatch, setup, th_tmpdir_teardown),
+                cmocka_unit_test_setup_teardown(test_hostile_names, setup, th_tmpdir_teardown),
+                cmocka_unit_test_setup_teardown(test_corruption, setup, th_tmpdir_teardown),
+                cmocka_unit_test_setup_teardown(test_stale_cleanup, setup, th_tmpdir_teardown),
+                cmocka_unit_test_setup_teardown(test_stable_names, setup, th_tmpdir_teardown),
+                cmocka_unit_test_setup_teardown(test_stale_locks, setup, th_tmpdir_teardown),
+                cmocka_unit_test_setup_teardown(test_foreign_owner, setup, th_tmpdir_teardown),
+                cmocka_unit_test_setup_teardown(test_concurrent, setup, th_tmpdir_teardown),
+                cmocka_unit_test_setup_teardown(test_prune, setup, th_tmpdir_teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

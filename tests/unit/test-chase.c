@@ -19,36 +19,24 @@
 
 #include <cmocka.h>
 
+#include "helpers.h"
 #include "util/chase.h"
 #include "util/cleanup.h"
 #include "util/fs.h"
-
-struct fixture {
-        char top[64];           /* holds root/ (the tree) and outside/ (must stay empty) */
-        char root[96], outside[96];
-        int rootfd;
-};
 
 static char *mfree_str(char *p) {
         free(p);
         return NULL;
 }
 
-static void link_in(struct fixture *f, const char *target, const char *name) {
+static void link_in(struct th_tree *f, const char *target, const char *name) {
         if (symlinkat(target, f->rootfd, name) < 0)
                 fail_msg("symlink %s -> %s: %m", name, target);
 }
 
 static int setup(void **state) {
-        struct fixture *f = calloc(1, sizeof *f);
-        strcpy(f->top, "/tmp/mkm-test-chase.XXXXXX");
-        assert_non_null(mkdtemp(f->top));
-        snprintf(f->root, sizeof f->root, "%s/root", f->top);
-        snprintf(f->outside, sizeof f->outside, "%s/outside", f->top);
-        assert_int_equal(mkdir(f->root, 0755), 0);
-        assert_int_equal(mkdir(f->outside, 0755), 0);
-        f->rootfd = open(f->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        assert_true(f->rootfd >= 0);
+        (void)th_tree_setup(state, "chase"); /* root/ gets the links below; outside/ must stay empty */
+        struct th_tree *f = *state;
         int r = f->rootfd;
         assert_int_equal(fs_mkdir_p_at(r, "etc", 0755), 0);
         assert_int_equal(fs_mkdir_p_at(r, "usr/lib", 0755), 0);
@@ -71,19 +59,10 @@ static int setup(void **state) {
         link_in(f, "nonexistent", "s2");
         /* An absolute link to the host's outside directory: inside the tree that path is missing. */
         link_in(f, f->outside, "host");
-        *state = f;
         return 0;
 }
 
-static int teardown(void **state) {
-        struct fixture *f = *state;
-        close(f->rootfd);
-        assert_int_equal(fs_rm_rf_at(AT_FDCWD, f->top), 0);
-        free(f);
-        return 0;
-}
-
-static void assert_outside_empty(struct fixture *f) {
+static void assert_outside_empty(struct th_tree *f) {
         DIR *d = opendir(f->outside);
         assert_non_null(d);
         struct dirent *de;
@@ -94,7 +73,7 @@ static void assert_outside_empty(struct fixture *f) {
 }
 
 /* The inode of fd is the one of path inside the tree (not following a last symlink). */
-static void assert_fd_is(struct fixture *f, int fd, const char *path) {
+static void assert_fd_is(struct th_tree *f, int fd, const char *path) {
         struct stat a, b;
         assert_int_equal(fstat(fd, &a), 0);
         assert_int_equal(fstatat(f->rootfd, path, &b, AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH), 0);
@@ -102,7 +81,7 @@ static void assert_fd_is(struct fixture *f, int fd, const char *path) {
                 fail_msg("the fd is not %s", path);
 }
 
-static void expect_path(struct fixture *f, const char *path, unsigned flags, int want_r, const char *want) {
+static void expect_path(struct th_tree *f, const char *path, unsigned flags, int want_r, const char *want) {
         _cleanup_free_ char *got = NULL;
         int r = chase_in_root(f->rootfd, path, flags, &got, NULL);
         if (r != want_r)
@@ -115,7 +94,7 @@ static void expect_path(struct fixture *f, const char *path, unsigned flags, int
 
 /* "../../.." symlinks stay inside; absolute symlinks resolve inside; repeated slashes go. */
 static void test_resolution(void **state) {
-        struct fixture *f = *state;
+        struct th_tree *f = *state;
         expect_path(f, "", 0, 1, "/");
         expect_path(f, "/", 0, 1, "/");
         expect_path(f, "//./", 0, 1, "/");
@@ -160,7 +139,7 @@ static void test_resolution(void **state) {
 
 /* The fd is the inode the path names inside the tree. */
 static void test_fd(void **state) {
-        struct fixture *f = *state;
+        struct th_tree *f = *state;
         _cleanup_close_ int fd = -EBADF;
         assert_int_equal(chase_in_root(f->rootfd, "6dotsusr/lib", 0, NULL, &fd), 1);
         assert_fd_is(f, fd, "usr/lib");
@@ -182,7 +161,7 @@ static void test_fd(void **state) {
 }
 
 static void test_nofollow(void **state) {
-        struct fixture *f = *state;
+        struct th_tree *f = *state;
         _cleanup_close_ int fd = -EBADF;
         _cleanup_free_ char *p = NULL;
         assert_int_equal(chase_in_root(f->rootfd, "abs", CHASE_NOFOLLOW, &p, &fd), 1);
@@ -199,7 +178,7 @@ static void test_nofollow(void **state) {
 }
 
 static void test_parent(void **state) {
-        struct fixture *f = *state;
+        struct th_tree *f = *state;
         _cleanup_close_ int fd = -EBADF;
         _cleanup_free_ char *name = NULL;
         /* The last symlink is followed: the directory holding its target. */
@@ -238,7 +217,7 @@ static void test_parent(void **state) {
 }
 
 static void test_mkdir(void **state) {
-        struct fixture *f = *state;
+        struct th_tree *f = *state;
         mode_t old = umask(077);
         _cleanup_close_ int fd = -EBADF;
         _cleanup_free_ char *p = NULL;
@@ -280,7 +259,7 @@ static void test_mkdir(void **state) {
 }
 
 static void test_must_be(void **state) {
-        struct fixture *f = *state;
+        struct th_tree *f = *state;
         expect_path(f, "etc", CHASE_MUST_BE_DIRECTORY, 1, "/etc");
         expect_path(f, "start", CHASE_MUST_BE_DIRECTORY, -ENOTDIR, NULL);
         /* A wanted directory is looked up with O_DIRECTORY first: links and other types still
@@ -305,7 +284,7 @@ static void test_must_be(void **state) {
 }
 
 static void test_nonexistent(void **state) {
-        struct fixture *f = *state;
+        struct th_tree *f = *state;
         int fd = 5;
         expect_path(f, "host/x", CHASE_NONEXISTENT, 0, NULL);
         _cleanup_free_ char *p = NULL, *want = NULL;
@@ -327,7 +306,7 @@ static void test_nonexistent(void **state) {
 }
 
 static void test_prohibit_symlinks(void **state) {
-        struct fixture *f = *state;
+        struct th_tree *f = *state;
         expect_path(f, "etc/passwd", CHASE_PROHIBIT_SYMLINKS, 1, "/etc/passwd");
         expect_path(f, "dot/etc", CHASE_PROHIBIT_SYMLINKS, -EREMCHG, NULL);
         expect_path(f, "abs", CHASE_PROHIBIT_SYMLINKS, -EREMCHG, NULL);
@@ -337,7 +316,7 @@ static void test_prohibit_symlinks(void **state) {
 }
 
 static void test_refuse_escape(void **state) {
-        struct fixture *f = *state;
+        struct th_tree *f = *state;
         expect_path(f, "6dots", CHASE_REFUSE_ESCAPE, -EXDEV, NULL);
         expect_path(f, "etc/8dotsusr", CHASE_REFUSE_ESCAPE, -EXDEV, NULL);
         expect_path(f, "../etc", CHASE_REFUSE_ESCAPE, -EXDEV, NULL);
@@ -364,7 +343,7 @@ static int log_and_refuse(const char *dir, const char *name, const struct stat *
         return st->st_dev == l->dev && st->st_ino == l->ino ? -EPERM : 0;
 }
 
-static void expect_hooked(struct fixture *f, const char *path, unsigned flags, const char *refuse, int want_r,
+static void expect_hooked(struct th_tree *f, const char *path, unsigned flags, const char *refuse, int want_r,
                           const char *want, const char *want_seen) {
         struct hook_log l = {};
         if (refuse) {
@@ -394,7 +373,7 @@ static void expect_hooked(struct fixture *f, const char *path, unsigned flags, c
 }
 
 static void test_symlink_hook(void **state) {
-        struct fixture *f = *state;
+        struct th_tree *f = *state;
         /* Every link on the way, with the resolved directory it is in. */
         expect_hooked(f, "etc/passwd", 0, NULL, 1, "/etc/passwd", "");
         expect_hooked(f, "etc/abs", 0, NULL, 1, "/usr/lib", "/etc|abs;");
@@ -423,7 +402,7 @@ static void test_symlink_hook(void **state) {
 
 /* The caps: symlink hops and lookups. */
 static void test_caps(void **state) {
-        struct fixture *f = *state;
+        struct th_tree *f = *state;
         /* l0 -> l1 -> ... -> lN -> etc */
         for (int i = 0; i <= CHASE_SYMLINKS_MAX; i++) {
                 char name[16], target[16];
@@ -452,7 +431,7 @@ static void test_caps(void **state) {
 
 /* chase_and_open_in_root(): the last component opened in the directory the chase found. */
 static void test_open(void **state) {
-        struct fixture *f = *state;
+        struct th_tree *f = *state;
         _cleanup_close_ int fd = chase_and_open_in_root(f->rootfd, "6dotsusr/../start", CHASE_MUST_BE_REGULAR, O_RDONLY, 0);
         assert_true(fd >= 0);
         _cleanup_free_ char *text = NULL;
@@ -488,7 +467,7 @@ static void test_open(void **state) {
 /* The walk and the kernel's RESOLVE_IN_ROOT agree on every path of a table ("" aside: the kernel
  * refuses an empty path, the chase takes it for the root, as systemd's does). */
 static void test_agrees_with_openat2(void **state) {
-        struct fixture *f = *state;
+        struct th_tree *f = *state;
         static const char *const paths[] = {
                 "/", ".", "etc", "etc/passwd", "../../etc", "6dots", "6dots/etc/passwd", "6dotsusr", "etc/8dotsusr/lib",
                 "abs", "abs/..", "slashslash", "start", "dotdot/dot/etc", "host", "magic", "missing", "etc/passwd/x",
@@ -517,19 +496,19 @@ static void test_agrees_with_openat2(void **state) {
 
 int main(void) {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test_setup_teardown(test_resolution, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_fd, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_nofollow, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_parent, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_mkdir, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_must_be, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_nonexistent, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_prohibit_symlinks, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_refuse_escape, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_symlink_hook, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_caps, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_open, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_agrees_with_openat2, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_resolution, setup, th_tree_teardown),
+                cmocka_unit_test_setup_teardown(test_fd, setup, th_tree_teardown),
+                cmocka_unit_test_setup_teardown(test_nofollow, setup, th_tree_teardown),
+                cmocka_unit_test_setup_teardown(test_parent, setup, th_tree_teardown),
+                cmocka_unit_test_setup_teardown(test_mkdir, setup, th_tree_teardown),
+                cmocka_unit_test_setup_teardown(test_must_be, setup, th_tree_teardown),
+                cmocka_unit_test_setup_teardown(test_nonexistent, setup, th_tree_teardown),
+                cmocka_unit_test_setup_teardown(test_prohibit_symlinks, setup, th_tree_teardown),
+                cmocka_unit_test_setup_teardown(test_refuse_escape, setup, th_tree_teardown),
+                cmocka_unit_test_setup_teardown(test_symlink_hook, setup, th_tree_teardown),
+                cmocka_unit_test_setup_teardown(test_caps, setup, th_tree_teardown),
+                cmocka_unit_test_setup_teardown(test_open, setup, th_tree_teardown),
+                cmocka_unit_test_setup_teardown(test_agrees_with_openat2, setup, th_tree_teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -17,35 +17,12 @@
 
 #include "debian/arena.h"
 #include "debian/index.h"
+#include "helpers.h"
 #include "util/cleanup.h"
 #include "util/err.h"
 
 #define SHA_A "9e0b5aabb2465b3d2e7a7fe27f9913846277833f7a2826e7767acccff5b588c5"
 #define SHA_B "d6c9c82f4e61b4662f9ba16b9ebb379c57b4943f8b7813091d1f637325ddfb79"
-
-/* A growing string for the big generated inputs. */
-struct buf {
-        char *p;
-        size_t n, cap;
-};
-
-static void buf_add(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void buf_add(struct buf *b, const char *fmt, ...) {
-        va_list ap;
-        for (;;) {
-                va_start(ap, fmt);
-                int k = vsnprintf(b->p ? b->p + b->n : NULL, b->p ? b->cap - b->n : 0, fmt, ap);
-                va_end(ap);
-                assert_true(k >= 0);
-                if (b->p && b->n + (size_t)k < b->cap) {
-                        b->n += (size_t)k;
-                        return;
-                }
-                b->cap = (b->cap + (size_t)k + 1) * 2;
-                b->p = realloc(b->p, b->cap);
-                assert_non_null(b->p);
-        }
-}
 
 static bool view_is(const char *s, size_t n, const char *want) { return strlen(want) == n && memcmp(s, want, n) == 0; }
 
@@ -184,25 +161,25 @@ static void test_deb822_errors(void **state) {
 
 static void test_deb822_field_too_long(void **state) {
         (void)state;
-        struct buf b = { 0 };
+        struct th_buf b = { 0 };
         struct deb822_field f[4];
         struct mkm_err err = { 0 };
         size_t pos = 0, n;
 
         /* one line */
-        buf_add(&b, "A: b\nBig: ");
+        th_buf_add(&b, "A: b\nBig: ");
         for (size_t i = 0; i <= DEB_FIELD_MAX / 64; i++)
-                buf_add(&b, "%s", "0123456789012345678901234567890123456789012345678901234567890123");
-        buf_add(&b, "\n");
+                th_buf_add(&b, "%s", "0123456789012345678901234567890123456789012345678901234567890123");
+        th_buf_add(&b, "\n");
         assert_int_equal(deb822_next(b.p, b.n, &pos, "L", f, 4, &n, &err), -MKM_E_PARSE);
         assert_string_equal(err.msg, "L:2: field 'Big' longer than 1048576 bytes");
 
         /* folded: each line is short, the value is not */
         b.n = 0;
         pos = 0;
-        buf_add(&b, "Big:\n");
+        th_buf_add(&b, "Big:\n");
         for (size_t i = 0; i <= DEB_FIELD_MAX / 64; i++)
-                buf_add(&b, " %s\n", "012345678901234567890123456789012345678901234567890123456789012");
+                th_buf_add(&b, " %s\n", "012345678901234567890123456789012345678901234567890123456789012");
         assert_int_equal(deb822_next(b.p, b.n, &pos, "L", f, 4, &n, &err), -MKM_E_PARSE);
         assert_string_equal(err.msg, "L:1: field 'Big' longer than 1048576 bytes");
         free(b.p);
@@ -408,28 +385,28 @@ static void test_release_errors(void **state) {
 
 static void test_release_caps(void **state) {
         (void)state;
-        struct buf b = { 0 };
+        struct th_buf b = { 0 };
         struct deb_release *r = NULL;
         struct mkm_err err = { 0 };
 
         /* exactly the cap is fine, one more is not */
-        buf_add(&b, "SHA256:\n");
+        th_buf_add(&b, "SHA256:\n");
         for (unsigned i = 0; i < DEB_RELEASE_MAX_FILES; i++)
-                buf_add(&b, " %s %u f/%u\n", SHA_A, i, i);
+                th_buf_add(&b, " %s %u f/%u\n", SHA_A, i, i);
         assert_int_equal(deb_release_parse(b.p, b.n, "R", &r, &err), 0);
         assert_int_equal(r->n_files, DEB_RELEASE_MAX_FILES);
         assert_string_equal(deb_release_find(r, "f/99999")->path, "f/99999");
         r = deb_release_free(r);
-        buf_add(&b, " %s 1 g\n", SHA_A);
+        th_buf_add(&b, " %s 1 g\n", SHA_A);
         assert_int_equal(deb_release_parse(b.p, b.n, "R", &r, &err), -MKM_E_PARSE);
         assert_string_equal(err.msg, "R:100002: SHA256: more than 100000 files");
         assert_null(r);
 
         b.n = 0;
-        buf_add(&b, "Architectures:");
+        th_buf_add(&b, "Architectures:");
         for (unsigned i = 0; i <= DEB_RELEASE_MAX_LIST; i++)
-                buf_add(&b, " a%u", i);
-        buf_add(&b, "\nSHA256:\n");
+                th_buf_add(&b, " a%u", i);
+        th_buf_add(&b, "\nSHA256:\n");
         assert_int_equal(deb_release_parse(b.p, b.n, "R", &r, &err), -MKM_E_PARSE);
         assert_string_equal(err.msg, "R:1: Architectures: more than 1024 words");
         free(b.p);
@@ -740,15 +717,15 @@ static void test_packages_errors(void **state) {
 /* Long values are quoted in part, and never with their control bytes. */
 static void test_message_excerpts(void **state) {
         (void)state;
-        struct buf b = { 0 };
+        struct th_buf b = { 0 };
         struct deb_index *x = NULL;
         struct mkm_err err = { 0 };
         char want[256];
 
-        buf_add(&b, "Package: bb\nVersion: 1\nArchitecture: all\nSize: 1\nSHA256: %s\nFilename: pool/", SHA_A);
+        th_buf_add(&b, "Package: bb\nVersion: 1\nArchitecture: all\nSize: 1\nSHA256: %s\nFilename: pool/", SHA_A);
         for (int i = 0; i < 20; i++)
-                buf_add(&b, "abcde");
-        buf_add(&b, "/../x.deb\n");
+                th_buf_add(&b, "abcde");
+        th_buf_add(&b, "/../x.deb\n");
         assert_int_equal(deb_index_parse(b.p, b.n, "P", 0, &x, &err), -MKM_E_PARSE);
         /* 92 bytes of the value, then "..." */
         snprintf(want, sizeof want, "P:6: Filename: '.' or '..' in path: 'pool/%.87s...'",
@@ -767,13 +744,13 @@ static void test_message_excerpts(void **state) {
 
 static void test_packages_caps(void **state) {
         (void)state;
-        struct buf b = { 0 };
+        struct th_buf b = { 0 };
         struct deb_index *x = NULL;
         struct mkm_err err = { 0 };
 
         for (unsigned i = 0; i < 101; i++)
-                buf_add(&b, "Package: p%u\nVersion: 1\nArchitecture: all\nFilename: p%u.deb\nSize: 1\nSHA256: %s\n\n", i, i,
-                        SHA_A);
+                th_buf_add(&b, "Package: p%u\nVersion: 1\nArchitecture: all\nFilename: p%u.deb\nSize: 1\nSHA256: %s\n\n", i, i,
+                           SHA_A);
         assert_int_equal(deb_index_parse_capped(b.p, b.n, "P", 0, SIZE_MAX, 101, &x, &err), 0);
         assert_int_equal(x->n, 101);
         assert_string_equal(x->pkgs[100].name, "p100");
@@ -787,7 +764,7 @@ static void test_packages_caps(void **state) {
         /* more paragraphs than the first guess of the array's size (short ones, blank-only lines) */
         b.n = 0;
         for (unsigned i = 0; i < 3000; i++)
-                buf_add(&b, "Package: p%u\nVersion: 1\nArchitecture: all\nFilename: p\nSize: 1\nSHA256: %s\n \n", i, SHA_A);
+                th_buf_add(&b, "Package: p%u\nVersion: 1\nArchitecture: all\nFilename: p\nSize: 1\nSHA256: %s\n \n", i, SHA_A);
         assert_int_equal(deb_index_parse(b.p, b.n, "P", 0, &x, &err), 0);
         assert_int_equal(x->n, 3000);
         assert_string_equal(x->pkgs[2999].name, "p2999");
@@ -795,34 +772,34 @@ static void test_packages_caps(void **state) {
 
         /* fields in one paragraph */
         b.n = 0;
-        buf_add(&b, PKG_OK(""));
+        th_buf_add(&b, PKG_OK(""));
         for (unsigned i = 6; i < DEB_PKG_MAX_FIELDS; i++)
-                buf_add(&b, "X-%u: v\n", i);
+                th_buf_add(&b, "X-%u: v\n", i);
         assert_int_equal(deb_index_parse(b.p, b.n, "P", 0, &x, &err), 0);
         x = deb_index_free(x);
-        buf_add(&b, "X-last: v\n");
+        th_buf_add(&b, "X-last: v\n");
         assert_int_equal(deb_index_parse(b.p, b.n, "P", 0, &x, &err), -MKM_E_PARSE);
         assert_string_equal(err.msg, "P:257: more than 256 fields in one paragraph");
 
         /* relationship groups and alternatives */
         b.n = 0;
-        buf_add(&b, PKG_OK("Depends: "));
+        th_buf_add(&b, PKG_OK("Depends: "));
         for (unsigned i = 0; i < DEB_REL_MAX_GROUPS; i++)
-                buf_add(&b, "d%u, ", i);
-        buf_add(&b, "\n");
+                th_buf_add(&b, "d%u, ", i);
+        th_buf_add(&b, "\n");
         assert_int_equal(deb_index_parse(b.p, b.n, "P", 0, &x, &err), 0);
         assert_int_equal(x->pkgs[0].depends.n, DEB_REL_MAX_GROUPS);
         x = deb_index_free(x);
         b.n--;
-        buf_add(&b, "last\n");
+        th_buf_add(&b, "last\n");
         assert_int_equal(deb_index_parse(b.p, b.n, "P", 0, &x, &err), -MKM_E_PARSE);
         assert_non_null(strstr(err.msg, "P:7: package 'a1': Depends: too many relations at byte "));
 
         b.n = 0;
-        buf_add(&b, PKG_OK("Depends: "));
+        th_buf_add(&b, PKG_OK("Depends: "));
         for (unsigned i = 0; i < DEB_REL_MAX_ALTS; i++)
-                buf_add(&b, "d%u | ", i);
-        buf_add(&b, "z1\n");
+                th_buf_add(&b, "d%u | ", i);
+        th_buf_add(&b, "z1\n");
         assert_int_equal(deb_index_parse(b.p, b.n, "P", 0, &x, &err), -MKM_E_PARSE);
         assert_non_null(strstr(err.msg, "P:7: package 'a1': Depends: too many alternatives at byte "));
         free(b.p);

@@ -19,38 +19,16 @@
 
 #include "debian/index.h"
 #include "debian/resolve.h"
+#include "helpers.h"
 #include "util/cleanup.h"
 #include "util/err.h"
 
 #define SHA "9e0b5aabb2465b3d2e7a7fe27f9913846277833f7a2826e7767acccff5b588c5"
 
-struct buf {
-        char *p;
-        size_t n, cap;
-};
-
-static void buf_add(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void buf_add(struct buf *b, const char *fmt, ...) {
-        va_list ap;
-        for (;;) {
-                va_start(ap, fmt);
-                int k = vsnprintf(b->p ? b->p + b->n : NULL, b->p ? b->cap - b->n : 0, fmt, ap);
-                va_end(ap);
-                assert_true(k >= 0);
-                if (b->p && b->n + (size_t)k < b->cap) {
-                        b->n += (size_t)k;
-                        return;
-                }
-                b->cap = (b->cap + (size_t)k + 1) * 2;
-                b->p = realloc(b->p, b->cap);
-                assert_non_null(b->p);
-        }
-}
-
 /* Paragraphs separated by blank lines, with the fields a Packages index needs added: Version 1
  * and Architecture amd64 unless given, a Filename, Size and SHA256. */
 static struct deb_index *mkindex(const char *text, uint32_t number) {
-        struct buf b = {};
+        struct th_buf b = {};
         struct deb_index *x = NULL;
         struct mkm_err err = {};
         const char *p = text;
@@ -61,12 +39,12 @@ static struct deb_index *mkindex(const char *text, uint32_t number) {
                 size_t len = end ? (size_t)(end - p) + 1 : strlen(p);
                 char *para = strndup(p, len);
                 assert_non_null(para);
-                buf_add(&b, "%s%s", para, para[len - 1] == '\n' ? "" : "\n");
+                th_buf_add(&b, "%s%s", para, para[len - 1] == '\n' ? "" : "\n");
                 if (!strstr(para, "Version:"))
-                        buf_add(&b, "Version: 1\n");
+                        th_buf_add(&b, "Version: 1\n");
                 if (!strstr(para, "Architecture:"))
-                        buf_add(&b, "Architecture: amd64\n");
-                buf_add(&b, "Filename: pool/main/p%u-%u.deb\nSize: 1\nSHA256: " SHA "\n\n", number, k++);
+                        th_buf_add(&b, "Architecture: amd64\n");
+                th_buf_add(&b, "Filename: pool/main/p%u-%u.deb\nSize: 1\nSHA256: " SHA "\n\n", number, k++);
                 free(para);
                 p += len;
                 while (*p == '\n')
@@ -641,11 +619,11 @@ static void test_without_usr_is_merged(void **state) {
 
 static void test_deep_chain(void **state) {
         struct fx *f = *state;
-        struct buf b = {};
+        struct th_buf b = {};
         /* 1500 packages each depending on the next: past our depth cap, an error, no crash */
         for (int i = 0; i < 1500; i++)
-                buf_add(&b, "Package: n%d\nDepends: n%d\n\n", i, i + 1);
-        buf_add(&b, "Package: n1500\n");
+                th_buf_add(&b, "Package: n%d\nDepends: n%d\n\n", i, i + 1);
+        th_buf_add(&b, "Package: n1500\n");
         add_index(f, b.p);
         free(b.p);
         assert_fails(f, C, "n0", -MKM_E_DEP_UNSAT, "dependency chain deeper than");

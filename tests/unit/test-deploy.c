@@ -17,6 +17,7 @@
 
 #include "ctx.h"
 #include "deploy.h"
+#include "helpers.h"
 #include "manifest.h"
 #include "state.h"
 #include "util/cleanup.h"
@@ -170,20 +171,13 @@ static void test_lifecycle(void **state) {
         assert_int_equal(fs_rm_rf_at(AT_FDCWD, host), 0);
 }
 
-static char *mkhost(void) {
-        char *host = strdup("/tmp/mkm-test-deploy.XXXXXX");
-        assert_non_null(host);
-        assert_non_null(mkdtemp(host));
-        return host;
-}
-
 /* Three deploys keep the live tree and ctx.keep_generations older ones, the most recent first;
  * the kept tree is the generation its name says (the .#NAME.prev bug: a third deploy kept the
  * wrong tree, with only a warning). */
 static void test_generations(void **state) {
         (void)state;
         for (unsigned keep = 0; keep <= 2; keep++) {
-                _cleanup_free_ char *host = mkhost();
+                _cleanup_free_ char *host = th_tmpdir_new("deploy");
                 struct mkm_ctx ctx = { .host_root = host, .keep_generations = keep };
                 assert_int_equal(deploy_one(&ctx, "1"), 1);
                 assert_int_equal(deploy_one(&ctx, "2"), 2);
@@ -222,7 +216,7 @@ static void test_generations(void **state) {
 /* Whatever is in the way of .#NAME.gen-M when the old tree is kept goes first. */
 static void test_in_the_way(void **state) {
         (void)state;
-        _cleanup_free_ char *host = mkhost();
+        _cleanup_free_ char *host = th_tmpdir_new("deploy");
         struct mkm_ctx ctx = { .host_root = host, .keep_generations = 1 };
         struct mkm_err err = {};
         assert_int_equal(deploy_one(&ctx, "1"), 1);
@@ -247,7 +241,7 @@ static void test_in_the_way(void **state) {
  * symlink at NAME is a machine mkmachine did not build. */
 static void test_changed_during_build(void **state) {
         (void)state;
-        _cleanup_free_ char *host = mkhost();
+        _cleanup_free_ char *host = th_tmpdir_new("deploy");
         struct mkm_ctx ctx = { .host_root = host, .keep_generations = 1 };
         struct mkm_err err = {};
         char p[512], q[512];
@@ -336,7 +330,7 @@ static void assert_nspawn(const char *host, const char *want) {
  * list it as a machine with no generation. One with generations keeps its state. */
 static void test_no_ghost_state(void **state) {
         (void)state;
-        _cleanup_free_ char *host = mkhost();
+        _cleanup_free_ char *host = th_tmpdir_new("deploy");
         struct mkm_ctx ctx = { .host_root = host, .keep_generations = 1 };
         struct mkm_err err = {};
         struct deploy *d = NULL;
@@ -380,7 +374,7 @@ static void test_no_ghost_state(void **state) {
  * a raw image of the same name, which the new directory would hide. */
 static void test_refuse_foreign_host_files(void **state) {
         (void)state;
-        _cleanup_free_ char *host = mkhost();
+        _cleanup_free_ char *host = th_tmpdir_new("deploy");
         struct mkm_ctx ctx = { .host_root = host, .keep_generations = 1 };
         struct mkm_err err = {};
         char p[512];
@@ -424,7 +418,7 @@ static void test_refuse_foreign_host_files(void **state) {
  * new tree without a .nspawn (systemd's defaults) until recovery writes its own. */
 static void test_host_files_around_swap(void **state) {
         (void)state;
-        _cleanup_free_ char *host = mkhost();
+        _cleanup_free_ char *host = th_tmpdir_new("deploy");
         struct mkm_ctx ctx = { .host_root = host, .keep_generations = 1 };
         struct mkm_err err = {};
         char p[512];
@@ -491,7 +485,7 @@ static void rollback(struct mkm_ctx *ctx, unsigned want_from, unsigned want_to) 
 
 static void test_rollback(void **state) {
         (void)state;
-        _cleanup_free_ char *host = mkhost();
+        _cleanup_free_ char *host = th_tmpdir_new("deploy");
         struct mkm_ctx ctx = { .host_root = host, .keep_generations = 2 };
         struct mkm_err err = {};
         deploy_one(&ctx, "1");
@@ -524,7 +518,7 @@ static void test_rollback(void **state) {
 
 static void test_refuse_and_remove(void **state) {
         (void)state;
-        _cleanup_free_ char *host = mkhost();
+        _cleanup_free_ char *host = th_tmpdir_new("deploy");
         struct mkm_ctx ctx = { .host_root = host, .keep_generations = 1 };
         struct mkm_err err = {};
         char p[512];

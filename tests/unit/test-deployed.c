@@ -16,6 +16,7 @@
 
 #include "ctx.h"
 #include "deployed.h"
+#include "helpers.h"
 #include "lock.h"
 #include "util/cleanup.h"
 #include "util/err.h"
@@ -26,18 +27,11 @@
 static const char lock_a[] = "inputs sha256:a\ndistribution arch\n"
                              "package app 1.0-1 core app.pkg " SHA_A " 1 2 - 0 explicit 0\n";
 
-static void put(const char *host, const char *rel, const char *text) {
-        _cleanup_free_ char *path = fs_path_join(host, rel);
-        _cleanup_free_ char *dir = fs_path_dirname(path);
-        assert_int_equal(fs_mkdir_p_at(AT_FDCWD, dir, 0755), 0);
-        assert_int_equal(fs_write_atomic_at(AT_FDCWD, path, text, strlen(text), 0644), 0);
-}
-
 /* A live tree HOST/var/lib/machines/NAME and its generation gen/N (meta root= its DEV:INO). */
 static void live(const char *host, const char *name, unsigned gen) {
         char rel[256], meta[256];
         snprintf(rel, sizeof rel, "var/lib/machines/%s/etc/os-release", name);
-        put(host, rel, "ID=test\n");
+        th_write_file(host, rel, "ID=test\n", 0644);
         _cleanup_free_ char *top = fs_path_join(host, "var/lib/machines");
         _cleanup_free_ char *tree = fs_path_join(top, name);
         struct stat st;
@@ -45,23 +39,10 @@ static void live(const char *host, const char *name, unsigned gen) {
         snprintf(rel, sizeof rel, "var/lib/mkmachine/%s/gen/%u/meta", name, gen);
         snprintf(meta, sizeof meta, "generation=%u\nroot=%llu:%llu\n", gen, (unsigned long long)st.st_dev,
                  (unsigned long long)st.st_ino);
-        put(host, rel, meta);
+        th_write_file(host, rel, meta, 0644);
 }
 
-static int setup(void **state) {
-        char *dir = strdup("/tmp/mkm-test-deployed.XXXXXX");
-        if (!dir || !mkdtemp(dir))
-                return -1;
-        *state = dir;
-        return 0;
-}
-
-static int teardown(void **state) {
-        char *dir = *state;
-        (void)fs_rm_rf_at(AT_FDCWD, dir);
-        free(dir);
-        return 0;
-}
+static int setup(void **state) { return th_tmpdir_setup(state, "deployed"); }
 
 struct seen {
         char names[4][64];
@@ -82,12 +63,12 @@ static void test_deployed(void **state) {
         struct mkm_ctx ctx = { .host_root = host };
         struct mkm_err err = {};
         live(host, "web", 2);
-        put(host, "var/lib/mkmachine/web/gen/2/lock", lock_a);
-        put(host, "var/lib/mkmachine/web/gen/2/recipe", "[Machine]\nName=web\n");
-        put(host, "var/lib/mkmachine/web/gen/1/meta", "generation=1\nroot=1:1\n");      /* kept, not live */
-        put(host, "var/lib/mkmachine/web/gen/1/lock", lock_a);
+        th_write_file(host, "var/lib/mkmachine/web/gen/2/lock", lock_a, 0644);
+        th_write_file(host, "var/lib/mkmachine/web/gen/2/recipe", "[Machine]\nName=web\n", 0644);
+        th_write_file(host, "var/lib/mkmachine/web/gen/1/meta", "generation=1\nroot=1:1\n", 0644); /* kept, not live */
+        th_write_file(host, "var/lib/mkmachine/web/gen/1/lock", lock_a, 0644);
         live(host, "nolock", 1);
-        put(host, "var/lib/mkmachine/nolock/gen/1/recipe", "[Machine]\nName=nolock\n");
+        th_write_file(host, "var/lib/mkmachine/nolock/gen/1/recipe", "[Machine]\nName=nolock\n", 0644);
 
         _cleanup_free_ char *text = NULL, *path = NULL;
         assert_int_equal(deployed_read(&ctx, "web", "recipe", &text, &path, &err), 0);
@@ -114,7 +95,7 @@ static void test_deployed(void **state) {
 
         /* A lock clean cannot read stops it: nothing may go that it cannot account for. */
         live(host, "broken", 1);
-        put(host, "var/lib/mkmachine/broken/gen/1/lock", "package x\n");
+        th_write_file(host, "var/lib/mkmachine/broken/gen/1/lock", "package x\n", 0644);
         s = (struct seen){};
         assert_true(deployed_each_lock(&ctx, each, &s, &err) < 0);
         assert_non_null(strstr(err.msg, "broken/gen/1/lock"));
@@ -128,7 +109,7 @@ static void test_deployed(void **state) {
 
 int main(void) {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test_setup_teardown(test_deployed, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_deployed, setup, th_tmpdir_teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

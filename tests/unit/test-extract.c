@@ -21,6 +21,7 @@
 #include <cmocka.h>
 
 #include "extract.h"
+#include "helpers.h"
 #include "util/cleanup.h"
 #include "util/err.h"
 #include "util/fs.h"
@@ -38,33 +39,7 @@ struct ent {
 /* What the Arch backend keeps in memory (the generic extractor knows no names of its own). */
 static const char *const alpm_meta[] = { ".PKGINFO", ".MTREE", ".INSTALL", NULL };
 
-struct fixture {
-        char top[64];           /* a temp dir holding root/ and outside/ */
-        int rootfd;
-        char root[128], outside[128];
-};
-
-static int setup(void **state) {
-        struct fixture *f = calloc(1, sizeof *f);
-        strcpy(f->top, "/tmp/mkm-test-extract.XXXXXX");
-        assert_non_null(mkdtemp(f->top));
-        snprintf(f->root, sizeof f->root, "%s/root", f->top);
-        snprintf(f->outside, sizeof f->outside, "%s/outside", f->top);
-        assert_int_equal(mkdir(f->root, 0755), 0);
-        assert_int_equal(mkdir(f->outside, 0755), 0);
-        f->rootfd = open(f->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        assert_true(f->rootfd >= 0);
-        *state = f;
-        return 0;
-}
-
-static int teardown(void **state) {
-        struct fixture *f = *state;
-        close(f->rootfd);
-        assert_int_equal(fs_rm_rf_at(AT_FDCWD, f->top), 0);
-        free(f);
-        return 0;
-}
+static int setup(void **state) { return th_tree_setup(state, "extract"); }
 
 /* Write the entries as a zstd tar into a temp file; return an fd positioned at 0. */
 static int make_archive(const struct ent *ents, size_t n, bool truncate_half) {
@@ -163,7 +138,7 @@ static int make_sparse_archive(const char *const *paths, const la_int64_t *sizes
         return fd;
 }
 
-static int run(struct fixture *f, const struct ent *ents, size_t n, uint64_t max, struct extract_owners *owners,
+static int run(struct th_tree *f, const struct ent *ents, size_t n, uint64_t max, struct extract_owners *owners,
                const char *label, struct extract_result *res, struct mkm_err *err) {
         _cleanup_close_ int fd = make_archive(ents, n, false);
         struct extract_opts o = { .label = label, .max_bytes = max, .meta_names = alpm_meta, .skip_dot_toplevel = true, .owners = owners };
@@ -171,7 +146,7 @@ static int run(struct fixture *f, const struct ent *ents, size_t n, uint64_t max
 }
 
 /* Nothing may appear outside the root: the sibling dir stays empty, /tmp gets no escape files. */
-static void assert_nothing_outside(struct fixture *f) {
+static void assert_nothing_outside(struct th_tree *f) {
         int n = 0;
         _cleanup_close_ int fd = open(f->outside, O_RDONLY | O_DIRECTORY);
         DIR *d = fdopendir(dup(fd));
@@ -188,7 +163,7 @@ static void assert_nothing_outside(struct fixture *f) {
 }
 
 static void test_normal_package(void **state) {
-        struct fixture *f = *state;
+        struct th_tree *f = *state;
         const struct ent ents[] = {
                 { 'f', ".PKGINFO", "pkgname = demo\npkgver = 1.0-1\n" },
                 { 'f', ".MTREE", "not really gzip" },
@@ -251,7 +226,7 @@ struct hostile {
 /* Every mode comes out exactly (0 means 0644 in make_archive), whatever the umask (files are created with their final mode
  * only when the umask and the mode allow it, else chmod'ed). */
 static void test_modes(void **state) {
-        struct fixture *f = *state;
+        struct th_tree *f = *state;
         static const mode_t modes[] = { 0644, 0755, 0600, 0400, 0640, 0664, 0666, 0777, 0750,
                                         04755, 02755, 01755, 06711, 0444, 0711 };
         static const mode_t umasks[] = { 022, 077, 0, 027 };
@@ -290,7 +265,7 @@ static void test_modes(void **state) {
 /* The kernel's own say over new files: a set-gid directory passes on its group, a default ACL
  * replaces the umask. Owners and modes must still come out as the package says. */
 static void test_setgid_and_default_acl(void **state) {
-        struct fixture *f = *state;
+        struct th_tree *f = *state;
         assert_int_equal(fchown(f->rootfd, 0, 4321), 0);
         assert_int_equal(fchmod(f->rootfd, 02755), 0);
         /* system.posix_acl_default: version 2; user::rwx, group::r-x, other::--- */
@@ -322,7 +297,7 @@ static void test_setgid_and_default_acl(void **state) {
 }
 
 static void test_hostile(void **state) {
-        struct fixture *f = *state;
+        struct th_tree *f = *state;
         char abs_outside[256], rel_outside[256];
         snprintf(abs_outside, sizeof abs_outside, "%s", f->outside);
         snprintf(rel_outside, sizeof rel_outside, "../../../../../../../../..%s", f->outside);
@@ -370,7 +345,7 @@ static void test_hostile(void **state) {
 
 /* A directory symlink from an earlier package (filesystem's bin -> usr/bin) is followed, inside. */
 static void test_symlink_from_earlier_package(void **state) {
-        struct fixture *f = *state;
+        struct th_tree *f = *state;
         const struct ent fs[] = { { 'd', "usr/" }, { 'd', "usr/bin/" }, { 'l', "bin", "usr/bin" }, { 'l', "up", "/../../.." } };
         struct extract_result res = {};
         struct mkm_err err = {};
@@ -391,7 +366,7 @@ static void test_symlink_from_earlier_package(void **state) {
  * root), one this package made never is, whichever name leads to it (another package's link on
  * the way, a hard link of the link); what is in the way of a directory is named. */
 static void test_symlink_rules(void **state) {
-        struct fixture *f = *state;
+        struct th_tree *f = *state;
         const struct ent fs[] = {
                 { 'd', "usr/" }, { 'd', "usr/lib/" }, { 'd', "usr/bin/" }, { 'd', "etc/" }, { 'f', "etc/file", "x" },
                 { 'l', "lib", "usr/lib" }, { 'l', "bin", "usr/bin" }, { 'l', "sbin", "usr/bin" }, { 'l', "tofile", "etc/file" },
@@ -467,7 +442,7 @@ static void test_symlink_rules(void **state) {
 }
 
 static void test_file_conflict(void **state) {
-        struct fixture *f = *state;
+        struct th_tree *f = *state;
         _cleanup_(extract_owners_freep) struct extract_owners *o = extract_owners_new();
         const struct ent a[] = { { 'd', "usr/" }, { 'f', "usr/shared", "a" } };
         const struct ent b[] = { { 'd', "usr/" }, { 'f', "usr/shared", "b" } };
@@ -484,7 +459,7 @@ static void test_file_conflict(void **state) {
 }
 
 static void test_truncated_archive(void **state) {
-        struct fixture *f = *state;
+        struct th_tree *f = *state;
         char big[70000];
         for (size_t i = 0; i < sizeof big - 1; i++)
                 big[i] = (char)('a' + (i * 7919) % 26);
@@ -500,7 +475,7 @@ static void test_truncated_archive(void **state) {
 }
 
 static void test_not_an_archive(void **state) {
-        struct fixture *f = *state;
+        struct th_tree *f = *state;
         char path[] = "/tmp/mkm-test-junk.XXXXXX";
         _cleanup_close_ int fd = mkstemp(path);
         unlink(path);
@@ -516,7 +491,7 @@ static void test_not_an_archive(void **state) {
 /* The metadata table is generic: any top-level names, kept by name, the last copy of a repeated
  * one; without skip_dot_toplevel other dot files are ordinary files; a nested name is never meta. */
 static void test_meta_table(void **state) {
-        struct fixture *f = *state;
+        struct th_tree *f = *state;
         static const char *const names[] = { "control", "md5sums", NULL };
         const struct ent ents[] = {
                 { 'f', "./control", "Package: a\n" },
@@ -562,7 +537,7 @@ static void test_meta_table(void **state) {
 /* extract_archive() works on a reader the caller opened (here: from memory, as the Debian backend
  * reads data.tar from inside a .deb) and leaves it to the caller; its checks are the same. */
 static void test_opened_reader(void **state) {
-        struct fixture *f = *state;
+        struct th_tree *f = *state;
         const struct ent ents[] = { { 'd', "usr/" }, { 'f', "usr/a", "alpha\n" }, { 'f', "../escape", "x" } };
         for (size_t n = 2; n <= 3; n++) {
                 _cleanup_close_ int fd = make_archive(ents, n, false);
@@ -620,7 +595,7 @@ static void test_normalize_table(void **state) {
 
 /* A path named twice in one archive (found by fuzz-extract: a repeated .MTREE) is listed once. */
 static void test_duplicate_entries(void **state) {
-        struct fixture *f = *state;
+        struct th_tree *f = *state;
         static const struct ent ents[] = {
                 { 'd', "usr" }, { 'd', "usr/" }, { 'f', "./usr/a", "1" }, { 'f', "usr/a", "22" }, { 'f', "usr/b", "3" },
         };
@@ -641,7 +616,7 @@ static void test_duplicate_entries(void **state) {
 /* Holes count against the size cap like data: a sparse entry stores 16 bytes but would create
  * its whole logical size on disk. Kills the mutant that counts only the data bytes read. */
 static void test_sparse_holes_count(void **state) {
-        struct fixture *f = *state;
+        struct th_tree *f = *state;
         struct extract_opts o = { .label = "sparse", .max_bytes = 4096, .meta_names = alpm_meta, .skip_dot_toplevel = true };
         static const char *const one[] = { "usr/ok" };
         static const la_int64_t one_fits[] = { 4000 };
@@ -677,7 +652,7 @@ static void test_sparse_holes_count(void **state) {
 /* Only user.*, file capabilities and ACLs reach the tree: a package must not plant trusted.* (read
  * by overlayfs and other root-only consumers) or a security.* label of its choosing. */
 static void test_xattr_filter(void **state) {
-        struct fixture *f = *state;
+        struct th_tree *f = *state;
         static const struct ent ents[] = {
                 { 'f', "etc/x.conf", "x\n", 0644, "trusted.x=1;security.foo=2;user.ok=3" },
                 { 'd', "var/", NULL, 0755, "trusted.d=4;security.bar=5;user.dir=6" },
@@ -706,20 +681,20 @@ static void test_xattr_filter(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_normalize_table),
-                cmocka_unit_test_setup_teardown(test_normal_package, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_modes, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_setgid_and_default_acl, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_hostile, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_symlink_from_earlier_package, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_symlink_rules, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_file_conflict, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_truncated_archive, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_not_an_archive, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_meta_table, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_opened_reader, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_duplicate_entries, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_sparse_holes_count, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_xattr_filter, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_normal_package, setup, th_tree_teardown),
+                cmocka_unit_test_setup_teardown(test_modes, setup, th_tree_teardown),
+                cmocka_unit_test_setup_teardown(test_setgid_and_default_acl, setup, th_tree_teardown),
+                cmocka_unit_test_setup_teardown(test_hostile, setup, th_tree_teardown),
+                cmocka_unit_test_setup_teardown(test_symlink_from_earlier_package, setup, th_tree_teardown),
+                cmocka_unit_test_setup_teardown(test_symlink_rules, setup, th_tree_teardown),
+                cmocka_unit_test_setup_teardown(test_file_conflict, setup, th_tree_teardown),
+                cmocka_unit_test_setup_teardown(test_truncated_archive, setup, th_tree_teardown),
+                cmocka_unit_test_setup_teardown(test_not_an_archive, setup, th_tree_teardown),
+                cmocka_unit_test_setup_teardown(test_meta_table, setup, th_tree_teardown),
+                cmocka_unit_test_setup_teardown(test_opened_reader, setup, th_tree_teardown),
+                cmocka_unit_test_setup_teardown(test_duplicate_entries, setup, th_tree_teardown),
+                cmocka_unit_test_setup_teardown(test_sparse_holes_count, setup, th_tree_teardown),
+                cmocka_unit_test_setup_teardown(test_xattr_filter, setup, th_tree_teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -27,6 +27,7 @@
 #include <cmocka.h>
 
 #include "ctx.h"
+#include "helpers.h"
 #include "hooks.h"
 #include "normalize.h"
 #include "hostinfo.h"
@@ -82,32 +83,6 @@ static int teardown(void **state) {
         return 0;
 }
 
-/* Create dir/path (parents 0755) with content and mode. */
-static void mkfile(const char *dir, const char *path, const char *content, mode_t mode) {
-        _cleanup_free_ char *full = fs_path_join(dir, path);
-        _cleanup_free_ char *parent = strdup(full);
-        *strrchr(parent, '/') = 0;
-        assert_int_equal(fs_mkdir_p_at(AT_FDCWD, parent, 0755), 0);
-        assert_int_equal(fs_write_file_at(AT_FDCWD, full, content, strlen(content), mode), 0);
-}
-
-static char *slurp(const char *dir, const char *path) {
-        _cleanup_free_ char *full = fs_path_join(dir, path);
-        char *text = NULL;
-        int q = fs_read_file_follow_at(AT_FDCWD, full, 1 << 20, &text, NULL);
-        if (q < 0)
-                return NULL;
-        return text;
-}
-
-static struct stat lstat_in(const char *dir, const char *path) {
-        _cleanup_free_ char *full = fs_path_join(dir, path);
-        struct stat st;
-        if (lstat(full, &st) < 0)
-                fail_msg("lstat %s: %m", full);
-        return st;
-}
-
 static bool exists_in(const char *dir, const char *path) {
         _cleanup_free_ char *full = fs_path_join(dir, path);
         struct stat st;
@@ -143,37 +118,37 @@ static int count_entries(const char *dir) {
 
 static void test_authorized_keys(void **state) {
         struct fixture *f = *state;
-        mkfile(f->src, "keys/admin.pub", "ssh-ed25519 AAAA admin@example\n", 0644);
-        mkfile(f->src, "keys/ops.pub", "ssh-rsa BBBB ops@example", 0644);       /* no final newline */
-        mkfile(f->root, "root/.ssh/authorized_keys", "ssh-ed25519 CCCC existing", 0644);
+        th_write_file(f->src, "keys/admin.pub", "ssh-ed25519 AAAA admin@example\n", 0644);
+        th_write_file(f->src, "keys/ops.pub", "ssh-rsa BBBB ops@example", 0644);       /* no final newline */
+        th_write_file(f->root, "root/.ssh/authorized_keys", "ssh-ed25519 CCCC existing", 0644);
         assert_int_equal(chmod(f->root, 0755), 0);
         _cleanup_free_ char *root_ssh = fs_path_join(f->root, "root/.ssh");
         assert_int_equal(chmod(root_ssh, 0755), 0);
         _cleanup_(recipe_freep) struct recipe *r = load(f, "[Hooks]\nRootAuthorizedKeys=keys/admin.pub keys/ops.pub\n");
         struct mkm_err err = {};
         assert_int_equal(hooks_authorized_keys(&f->ctx, r, f->rootfd, 1700000000, &err), 0);
-        _cleanup_free_ char *ak = slurp(f->root, "root/.ssh/authorized_keys");
+        _cleanup_free_ char *ak = th_read_file(f->root, "root/.ssh/authorized_keys", NULL);
         assert_string_equal(ak, "ssh-ed25519 CCCC existing\nssh-ed25519 AAAA admin@example\nssh-rsa BBBB ops@example\n");
-        struct stat st = lstat_in(f->root, "root/.ssh/authorized_keys");
+        struct stat st = th_lstat_in(f->root, "root/.ssh/authorized_keys");
         assert_int_equal(st.st_mode & 07777, 0600);
         assert_int_equal(st.st_uid, 0);
         assert_int_equal(st.st_gid, 0);
         assert_int_equal(st.st_mtime, 1700000000);
-        st = lstat_in(f->root, "root/.ssh");
+        st = th_lstat_in(f->root, "root/.ssh");
         assert_int_equal(st.st_mode & 07777, 0700);
         assert_true(S_ISDIR(st.st_mode));
 }
 
 static void test_authorized_keys_fresh_and_private(void **state) {
         struct fixture *f = *state;
-        mkfile(f->src, "keys/admin.pub", "ssh-ed25519 AAAA admin@example\n", 0644);
-        mkfile(f->src, "keys/id_ed25519", "-----BEGIN OPENSSH PRIVATE KEY-----\nxyz\n-----END OPENSSH PRIVATE KEY-----\n", 0600);
+        th_write_file(f->src, "keys/admin.pub", "ssh-ed25519 AAAA admin@example\n", 0644);
+        th_write_file(f->src, "keys/id_ed25519", "-----BEGIN OPENSSH PRIVATE KEY-----\nxyz\n-----END OPENSSH PRIVATE KEY-----\n", 0600);
         _cleanup_(recipe_freep) struct recipe *r = load(f, "[Hooks]\nRootAuthorizedKeys=keys/admin.pub\n");
         struct mkm_err err = {};
         assert_int_equal(hooks_authorized_keys(&f->ctx, r, f->rootfd, -1, &err), 0);
-        _cleanup_free_ char *ak = slurp(f->root, "root/.ssh/authorized_keys");
+        _cleanup_free_ char *ak = th_read_file(f->root, "root/.ssh/authorized_keys", NULL);
         assert_string_equal(ak, "ssh-ed25519 AAAA admin@example\n");
-        assert_int_equal(lstat_in(f->root, "root").st_mode & 07777, 0700);
+        assert_int_equal(th_lstat_in(f->root, "root").st_mode & 07777, 0700);
 
         _cleanup_(recipe_freep) struct recipe *bad = load(f, "[Hooks]\nRootAuthorizedKeys=keys/id_ed25519\n");
         assert_int_equal(hooks_authorized_keys(&f->ctx, bad, f->rootfd, -1, &err), -MKM_E_RECIPE);
@@ -182,14 +157,14 @@ static void test_authorized_keys_fresh_and_private(void **state) {
                                    "copy it into the machine (name the .pub file)", f->src) > 0);
         assert_string_equal(err.msg, msg);
         /* Nothing was appended. */
-        _cleanup_free_ char *ak2 = slurp(f->root, "root/.ssh/authorized_keys");
+        _cleanup_free_ char *ak2 = th_read_file(f->root, "root/.ssh/authorized_keys", NULL);
         assert_string_equal(ak2, "ssh-ed25519 AAAA admin@example\n");
 }
 
 static void test_authorized_keys_symlinked_ssh_dir(void **state) {
         struct fixture *f = *state;
         /* A hostile tree points /root/.ssh out of the root: the write stays inside. */
-        mkfile(f->src, "keys/admin.pub", "ssh-ed25519 AAAA admin@example\n", 0644);
+        th_write_file(f->src, "keys/admin.pub", "ssh-ed25519 AAAA admin@example\n", 0644);
         _cleanup_free_ char *outside = fs_path_join(f->top, "outside");
         assert_int_equal(mkdir(outside, 0755), 0);
         _cleanup_free_ char *rootdir = fs_path_join(f->root, "root");
@@ -207,25 +182,25 @@ static void test_authorized_keys_symlinked_ssh_dir(void **state) {
         assert_int_equal(mkdir(inside, 0755), 0);
         assert_int_equal(hooks_authorized_keys(&f->ctx, r, f->rootfd, -1, &err), 0);
         assert_int_equal(count_entries(outside), 0);
-        _cleanup_free_ char *ak = slurp(f->root, "outside/authorized_keys");
+        _cleanup_free_ char *ak = th_read_file(f->root, "outside/authorized_keys", NULL);
         assert_string_equal(ak, "ssh-ed25519 AAAA admin@example\n");
-        assert_int_equal(lstat_in(f->root, "outside").st_mode & 07777, 0700);
+        assert_int_equal(th_lstat_in(f->root, "outside").st_mode & 07777, 0700);
 }
 
 /* ---- SSH host keys ------------------------------------------------------------------------ */
 
 static void test_ssh_host_keys(void **state) {
         struct fixture *f = *state;
-        mkfile(f->root, "etc/ssh/ssh_host_ed25519_key", "secret", 0600);
-        mkfile(f->root, "etc/ssh/ssh_host_ed25519_key.pub", "pub", 0644);
-        mkfile(f->root, "etc/ssh/ssh_host_rsa_key", "secret", 0600);
-        mkfile(f->root, "etc/ssh/sshd_config", "PermitRootLogin prohibit-password\n", 0644);
-        mkfile(f->root, "usr/bin/ssh-keygen", "#!/bin/sh\n", 0755);
+        th_write_file(f->root, "etc/ssh/ssh_host_ed25519_key", "secret", 0600);
+        th_write_file(f->root, "etc/ssh/ssh_host_ed25519_key.pub", "pub", 0644);
+        th_write_file(f->root, "etc/ssh/ssh_host_rsa_key", "secret", 0600);
+        th_write_file(f->root, "etc/ssh/sshd_config", "PermitRootLogin prohibit-password\n", 0644);
+        th_write_file(f->root, "usr/bin/ssh-keygen", "#!/bin/sh\n", 0755);
         const char *unit = NULL;
         struct mkm_err err = {};
         assert_int_equal(hooks_ssh_host_keys(&f->ctx, f->rootfd, 1700000000, &unit, &err), 0);
         /* The keys themselves are normalize's business (after Run=): every type, every half. */
-        mkfile(f->root, "etc/ssh/ssh_host_dsa_key-cert.pub", "cert", 0644);
+        th_write_file(f->root, "etc/ssh/ssh_host_dsa_key-cert.pub", "cert", 0644);
         assert_int_equal(normalize_remove_generated(&f->ctx, f->rootfd, &err), 0);
         assert_false(exists_in(f->root, "etc/ssh/ssh_host_ed25519_key"));
         assert_false(exists_in(f->root, "etc/ssh/ssh_host_ed25519_key.pub"));
@@ -234,7 +209,7 @@ static void test_ssh_host_keys(void **state) {
         assert_true(exists_in(f->root, "etc/ssh/sshd_config"));
         assert_non_null(unit);
         assert_string_equal(unit, "mkmachine-ssh-keygen.service");
-        _cleanup_free_ char *text = slurp(f->root, "etc/systemd/system/mkmachine-ssh-keygen.service");
+        _cleanup_free_ char *text = th_read_file(f->root, "etc/systemd/system/mkmachine-ssh-keygen.service", NULL);
         assert_non_null(text);
         assert_non_null(strstr(text, "\nConditionPathExists=!/etc/ssh/ssh_host_ed25519_key\n"));
         assert_non_null(strstr(text, "\nExecStart=/usr/bin/ssh-keygen -A\n"));
@@ -242,7 +217,7 @@ static void test_ssh_host_keys(void **state) {
         assert_non_null(strstr(text, "\n[Install]\nWantedBy=multi-user.target\n"));
 
         /* Arch: the distribution's own unit does it. */
-        mkfile(f->root, "usr/lib/systemd/system/sshdgenkeys.service", "[Unit]\nDescription=SSH Key Generation\n", 0644);
+        th_write_file(f->root, "usr/lib/systemd/system/sshdgenkeys.service", "[Unit]\nDescription=SSH Key Generation\n", 0644);
         unit = "x";
         assert_int_equal(hooks_ssh_host_keys(&f->ctx, f->rootfd, 1700000000, &unit, &err), 0);
         assert_null(unit);
@@ -266,10 +241,10 @@ static void test_fuse_tree(void **state) {
         assert_int_equal(hooks_fuse_tree(&f->ctx, r, f->rootfd, 257, -1, &err), 0);
         assert_false(exists_in(f->root, "etc/tmpfiles.d/mkmachine-fuse.conf"));
         assert_int_equal(hooks_fuse_tree(&f->ctx, r, f->rootfd, 252, -1, &err), 0);
-        _cleanup_free_ char *t = slurp(f->root, "etc/tmpfiles.d/mkmachine-fuse.conf");
+        _cleanup_free_ char *t = th_read_file(f->root, "etc/tmpfiles.d/mkmachine-fuse.conf", NULL);
         assert_string_equal(t, "# Generated by mkmachine (Fuse=yes): systemd-nspawn before v257 does not create /dev/fuse.\n"
                                "c /dev/fuse 0666 root root - 10:229\n");
-        assert_int_equal(lstat_in(f->root, "etc/tmpfiles.d/mkmachine-fuse.conf").st_mode & 07777, 0644);
+        assert_int_equal(th_lstat_in(f->root, "etc/tmpfiles.d/mkmachine-fuse.conf").st_mode & 07777, 0644);
 }
 
 /* ---- daemon.json -------------------------------------------------------------------------- */
@@ -365,27 +340,27 @@ static void test_json(void **state) {
 
 static void test_docker_tree(void **state) {
         struct fixture *f = *state;
-        mkfile(f->root, "etc/docker/daemon.json", "{\"log-driver\": \"journald\"}", 0600);
+        th_write_file(f->root, "etc/docker/daemon.json", "{\"log-driver\": \"journald\"}", 0600);
         _cleanup_(recipe_freep) struct recipe *r = load(f, "[Hooks]\nDockerStorageDriver=overlay2\n");
         struct mkm_err err = {};
         assert_int_equal(hooks_docker_tree(&f->ctx, r, f->rootfd, -1, &err), 0);
-        _cleanup_free_ char *t = slurp(f->root, "etc/docker/daemon.json");
+        _cleanup_free_ char *t = th_read_file(f->root, "etc/docker/daemon.json", NULL);
         assert_string_equal(t, "{\n  \"log-driver\": \"journald\",\n  \"storage-driver\": \"overlay2\"\n}\n");
-        assert_int_equal(lstat_in(f->root, "etc/docker/daemon.json").st_mode & 07777, 0644);
+        assert_int_equal(th_lstat_in(f->root, "etc/docker/daemon.json").st_mode & 07777, 0644);
 
         /* A symlink at daemon.json is read inside the tree, then replaced, never written through. */
-        mkfile(f->root, "srv/victim.json", "{\"victim\": true}", 0644);
+        th_write_file(f->root, "srv/victim.json", "{\"victim\": true}", 0644);
         _cleanup_free_ char *dj = fs_path_join(f->root, "etc/docker/daemon.json");
         assert_int_equal(unlink(dj), 0);
         assert_int_equal(symlink("../../../../srv/victim.json", dj), 0);
         assert_int_equal(hooks_docker_tree(&f->ctx, r, f->rootfd, -1, &err), 0);
-        _cleanup_free_ char *t2 = slurp(f->root, "etc/docker/daemon.json");
+        _cleanup_free_ char *t2 = th_read_file(f->root, "etc/docker/daemon.json", NULL);
         assert_string_equal(t2, "{\n  \"victim\": true,\n  \"storage-driver\": \"overlay2\"\n}\n");
-        assert_true(S_ISREG(lstat_in(f->root, "etc/docker/daemon.json").st_mode));
-        _cleanup_free_ char *v = slurp(f->root, "srv/victim.json");
+        assert_true(S_ISREG(th_lstat_in(f->root, "etc/docker/daemon.json").st_mode));
+        _cleanup_free_ char *v = th_read_file(f->root, "srv/victim.json", NULL);
         assert_string_equal(v, "{\"victim\": true}");
 
-        mkfile(f->root, "etc/docker/daemon.json", "{oops", 0644);
+        th_write_file(f->root, "etc/docker/daemon.json", "{oops", 0644);
         assert_int_equal(hooks_docker_tree(&f->ctx, r, f->rootfd, -1, &err), -MKM_E_PARSE);
         /* json-c's words for the reason; ours around them. */
         static const char want[] = "[Hooks] DockerStorageDriver=: /etc/docker/daemon.json in the machine: not a JSON "
@@ -397,20 +372,20 @@ static void test_docker_tree(void **state) {
 /* ---- Copy= -------------------------------------------------------------------------------- */
 
 static void tree_users(struct fixture *f) {
-        mkfile(f->root, "etc/passwd",
-               "root:x:0:0::/root:/bin/bash\n"
-               "mastodon:x:991:990::/var/lib/mastodon:/usr/bin/nologin\n"
-               "broken line\n", 0644);
-        mkfile(f->root, "etc/group", "root:x:0:\nmastodon:x:990:\nwww:x:33:mastodon\n", 0644);
+        th_write_file(f->root, "etc/passwd",
+                   "root:x:0:0::/root:/bin/bash\n"
+                   "mastodon:x:991:990::/var/lib/mastodon:/usr/bin/nologin\n"
+                   "broken line\n", 0644);
+        th_write_file(f->root, "etc/group", "root:x:0:\nmastodon:x:990:\nwww:x:33:mastodon\n", 0644);
 }
 
 static void test_copy(void **state) {
         struct fixture *f = *state;
         tree_users(f);
-        mkfile(f->src, "files/motd", "hello\n", 0640);
-        mkfile(f->src, "files/app.conf", "x=1\n", 0644);
-        mkfile(f->src, "files/site/index.html", "<p>hi</p>\n", 0644);
-        mkfile(f->src, "files/site/bin/run", "#!/bin/sh\n", 04755);
+        th_write_file(f->src, "files/motd", "hello\n", 0640);
+        th_write_file(f->src, "files/app.conf", "x=1\n", 0644);
+        th_write_file(f->src, "files/site/index.html", "<p>hi</p>\n", 0644);
+        th_write_file(f->src, "files/site/bin/run", "#!/bin/sh\n", 04755);
         _cleanup_free_ char *ln = fs_path_join(f->src, "files/site/current");
         assert_int_equal(symlink("index.html", ln), 0);
         /* usr/lib exists, lib is an absolute symlink to it (Arch): a legitimate destination. */
@@ -419,7 +394,7 @@ static void test_copy(void **state) {
         _cleanup_free_ char *lib = fs_path_join(f->root, "lib");
         assert_int_equal(symlink("/usr/lib", lib), 0);
         /* A package's symlink the copy replaces rather than writes through. */
-        mkfile(f->root, "etc/target", "keep\n", 0644);
+        th_write_file(f->root, "etc/target", "keep\n", 0644);
         _cleanup_free_ char *motdlink = fs_path_join(f->root, "etc/motd");
         assert_int_equal(symlink("target", motdlink), 0);
 
@@ -435,48 +410,48 @@ static void test_copy(void **state) {
         int q = hooks_copy(&f->ctx, r, f->rootfd, 1700000000, &err);
         if (q < 0)
                 fail_msg("%s", err.msg);
-        struct stat st = lstat_in(f->root, "etc/motd");
+        struct stat st = th_lstat_in(f->root, "etc/motd");
         assert_true(S_ISREG(st.st_mode));
         assert_int_equal(st.st_mode & 07777, 0640);    /* the source's mode */
         assert_int_equal(st.st_uid, 0);
         assert_int_equal(st.st_mtime, 1700000000);
-        _cleanup_free_ char *motd = slurp(f->root, "etc/motd"), *target = slurp(f->root, "etc/target");
+        _cleanup_free_ char *motd = th_read_file(f->root, "etc/motd", NULL), *target = th_read_file(f->root, "etc/target", NULL);
         assert_string_equal(motd, "hello\n");
         assert_string_equal(target, "keep\n");
 
-        st = lstat_in(f->root, "etc/app/app.conf");
+        st = th_lstat_in(f->root, "etc/app/app.conf");
         assert_int_equal(st.st_mode & 07777, 0600);
         assert_int_equal(st.st_uid, 991);
         assert_int_equal(st.st_gid, 990);              /* the user's primary group in the tree */
-        st = lstat_in(f->root, "etc/app/www.conf");
+        st = th_lstat_in(f->root, "etc/app/www.conf");
         assert_int_equal(st.st_uid, 991);
         assert_int_equal(st.st_gid, 33);
-        st = lstat_in(f->root, "etc/app/num.conf");
+        st = th_lstat_in(f->root, "etc/app/num.conf");
         assert_int_equal(st.st_uid, 1234);
         assert_int_equal(st.st_gid, 55);
-        st = lstat_in(f->root, "etc/app");
+        st = th_lstat_in(f->root, "etc/app");
         assert_int_equal(st.st_mode & 07777, 0755);
         assert_int_equal(st.st_uid, 0);
 
-        st = lstat_in(f->root, "srv/site");
+        st = th_lstat_in(f->root, "srv/site");
         assert_true(S_ISDIR(st.st_mode));
         assert_int_equal(st.st_mode & 07777, 0750);
         assert_int_equal(st.st_uid, 991);
-        st = lstat_in(f->root, "srv/site/bin/run");
+        st = th_lstat_in(f->root, "srv/site/bin/run");
         assert_int_equal(st.st_mode & 07777, 04755);   /* kept, setuid included */
         assert_int_equal(st.st_uid, 991);
         assert_int_equal(st.st_gid, 990);
-        st = lstat_in(f->root, "srv/site/current");
+        st = th_lstat_in(f->root, "srv/site/current");
         assert_true(S_ISLNK(st.st_mode));
         assert_int_equal(st.st_uid, 991);
         char buf[64] = {};
         _cleanup_free_ char *cur = fs_path_join(f->root, "srv/site/current");
         assert_int_equal(readlink(cur, buf, sizeof buf - 1), 10);
         assert_string_equal(buf, "index.html");
-        _cleanup_free_ char *html = slurp(f->root, "srv/site/index.html");
+        _cleanup_free_ char *html = th_read_file(f->root, "srv/site/index.html", NULL);
         assert_string_equal(html, "<p>hi</p>\n");
         /* Through the absolute symlink, inside the tree. */
-        _cleanup_free_ char *viaLib = slurp(f->root, "usr/lib/mkm/app.conf");
+        _cleanup_free_ char *viaLib = th_read_file(f->root, "usr/lib/mkm/app.conf", NULL);
         assert_string_equal(viaLib, "x=1\n");
 }
 
@@ -496,15 +471,15 @@ static void copy_fails(struct fixture *f, const char *line, int code, const char
 static void test_copy_refusals(void **state) {
         struct fixture *f = *state;
         tree_users(f);
-        mkfile(f->src, "files/a", "a\n", 0644);
+        th_write_file(f->src, "files/a", "a\n", 0644);
         _cleanup_free_ char *fifo = fs_path_join(f->src, "files/dir/fifo");
-        mkfile(f->src, "files/dir/ok", "ok\n", 0644);
+        th_write_file(f->src, "files/dir/ok", "ok\n", 0644);
         assert_int_equal(mkfifo(fifo, 0644), 0);
         /* etc/evil -> ../../../../outside: leads out of the root through "..". */
         _cleanup_free_ char *etc = fs_path_join(f->root, "etc");
         _cleanup_free_ char *evil = fs_path_join(f->root, "etc/evil");
         assert_int_equal(symlink("../../../../outside", evil), 0);
-        mkfile(f->root, "var/dir/x", "", 0644);
+        th_write_file(f->root, "var/dir/x", "", 0644);
 
         copy_fails(f, "files/a:/etc/a:0644:nobody", -MKM_E_RECIPE,
                    "[Hooks] Copy=%s/files/a:/etc/a: user 'nobody' does not exist in the machine's /etc/passwd");
@@ -539,7 +514,7 @@ static void test_network(void **state) {
         struct mkm_err err = {};
         assert_int_equal(hooks_network_tree(&f->ctx, r, f->rootfd, 1700000000, &iface, &err), 0);
         assert_string_equal(iface, "host0");
-        _cleanup_free_ char *t = slurp(f->root, "etc/systemd/network/50-mkmachine-host0.network");
+        _cleanup_free_ char *t = th_read_file(f->root, "etc/systemd/network/50-mkmachine-host0.network", NULL);
         assert_string_equal(t, "# Generated by mkmachine for the machine 'web'. Edit its recipe and rebuild instead.\n"
                                "\n[Match]\nName=host0\n\n[Network]\n"
                                "Address=192.168.100.2/24\nAddress=fd00::2/64\nGateway=192.168.100.1\nGateway=fd00::1\n");
@@ -549,7 +524,7 @@ static void test_network(void **state) {
         _cleanup_free_ char *iface2 = NULL;
         assert_int_equal(hooks_network_tree(&f->ctx, extra, f->rootfd, -1, &iface2, &err), 0);
         assert_string_equal(iface2, "eth1");
-        _cleanup_free_ char *t2 = slurp(f->root, "etc/systemd/network/50-mkmachine-eth1.network");
+        _cleanup_free_ char *t2 = th_read_file(f->root, "etc/systemd/network/50-mkmachine-eth1.network", NULL);
         assert_non_null(strstr(t2, "[Match]\nName=eth1\n\n[Network]\nAddress=10.0.0.2/8\n"));
 
         /* Any spelling systemd takes for "no" turns the default veth off (here: n). */
@@ -713,13 +688,13 @@ static void test_write_host_files(void **state) {
                                  .modules_load = (char *)"fuse\n" };
         struct mkm_err err = {};
         assert_int_equal(hooks_write_host_files(&f->ctx, "web", &hf, &err), 0);
-        _cleanup_free_ char *n = slurp(f->host, "etc/systemd/nspawn/web.nspawn");
-        _cleanup_free_ char *d = slurp(f->host, "etc/systemd/system/systemd-nspawn@web.service.d/mkmachine.conf");
-        _cleanup_free_ char *m = slurp(f->host, "etc/modules-load.d/mkmachine-web.conf");
+        _cleanup_free_ char *n = th_read_file(f->host, "etc/systemd/nspawn/web.nspawn", NULL);
+        _cleanup_free_ char *d = th_read_file(f->host, "etc/systemd/system/systemd-nspawn@web.service.d/mkmachine.conf", NULL);
+        _cleanup_free_ char *m = th_read_file(f->host, "etc/modules-load.d/mkmachine-web.conf", NULL);
         assert_string_equal(n, "[Exec]\nBoot=yes\n");
         assert_string_equal(d, "[Service]\nX=1\n");
         assert_string_equal(m, "fuse\n");
-        assert_int_equal(lstat_in(f->host, "etc/systemd/nspawn/web.nspawn").st_mode & 07777, 0644);
+        assert_int_equal(th_lstat_in(f->host, "etc/systemd/nspawn/web.nspawn").st_mode & 07777, 0644);
         assert_int_equal(strv_length(f->infos), 1);
         assert_string_equal(f->infos[0], "the drop-in for systemd-nspawn@web.service changed: run 'systemctl "
                                          "daemon-reload' before starting the machine");
@@ -728,9 +703,9 @@ static void test_write_host_files(void **state) {
         assert_int_equal(count_entries(nd), 1);
 
         /* A rebuild with the same content changes nothing (the inode stays). */
-        ino_t ino = lstat_in(f->host, "etc/systemd/nspawn/web.nspawn").st_ino;
+        ino_t ino = th_lstat_in(f->host, "etc/systemd/nspawn/web.nspawn").st_ino;
         assert_int_equal(hooks_write_host_files(&f->ctx, "web", &hf, &err), 0);
-        assert_int_equal(lstat_in(f->host, "etc/systemd/nspawn/web.nspawn").st_ino, ino);
+        assert_int_equal(th_lstat_in(f->host, "etc/systemd/nspawn/web.nspawn").st_ino, ino);
         assert_int_equal(strv_length(f->infos), 1);
 
         /* A new content replaces the file (a new inode: renamed over); stale files go away. */
@@ -738,11 +713,11 @@ static void test_write_host_files(void **state) {
                 int dummy;
         };
         struct host_files hf2 = { .nspawn = (char *)"[Exec]\nBoot=no\n" };
-        mkfile(f->host, "etc/systemd/system/systemd-nspawn@other.service.d/mkmachine.conf", "keep", 0644);
+        th_write_file(f->host, "etc/systemd/system/systemd-nspawn@other.service.d/mkmachine.conf", "keep", 0644);
         assert_int_equal(hooks_write_host_files(&f->ctx, "web", &hf2, &err), 0);
-        _cleanup_free_ char *n2 = slurp(f->host, "etc/systemd/nspawn/web.nspawn");
+        _cleanup_free_ char *n2 = th_read_file(f->host, "etc/systemd/nspawn/web.nspawn", NULL);
         assert_string_equal(n2, "[Exec]\nBoot=no\n");
-        assert_int_not_equal(lstat_in(f->host, "etc/systemd/nspawn/web.nspawn").st_ino, ino);
+        assert_int_not_equal(th_lstat_in(f->host, "etc/systemd/nspawn/web.nspawn").st_ino, ino);
         assert_false(exists_in(f->host, "etc/systemd/system/systemd-nspawn@web.service.d"));
         assert_false(exists_in(f->host, "etc/modules-load.d/mkmachine-web.conf"));
         assert_true(exists_in(f->host, "etc/systemd/system/systemd-nspawn@other.service.d/mkmachine.conf"));
@@ -764,9 +739,9 @@ static void test_hostinfo(void **state) {
         unsigned v = 1;
         assert_int_equal(hostinfo_systemd_version(&f->ctx, &v), 0);
         assert_int_equal(v, 0);
-        mkfile(f->host, "usr/lib/systemd/libsystemd-shared-247.so", "", 0644);
-        mkfile(f->host, "usr/lib/x86_64-linux-gnu/systemd/libsystemd-shared-252.so", "", 0644);
-        mkfile(f->host, "usr/lib/x86_64-linux-gnu/systemd/libsystemd-core-260.so", "", 0644);
+        th_write_file(f->host, "usr/lib/systemd/libsystemd-shared-247.so", "", 0644);
+        th_write_file(f->host, "usr/lib/x86_64-linux-gnu/systemd/libsystemd-shared-252.so", "", 0644);
+        th_write_file(f->host, "usr/lib/x86_64-linux-gnu/systemd/libsystemd-core-260.so", "", 0644);
         assert_int_equal(hostinfo_systemd_version(&f->ctx, &v), 0);
         assert_int_equal(v, 252);
         f->ctx.systemd_version = 256;
@@ -779,7 +754,7 @@ static void test_hostinfo(void **state) {
         assert_int_equal(fs_mkdir_p_at(AT_FDCWD, fuse, 0755), 0);
         assert_int_equal(hostinfo_module_loaded(&f->ctx, "fuse"), 1);
         assert_int_equal(hostinfo_module_loaded(&f->ctx, "overlay"), 0);
-        mkfile(f->host, "proc/modules", "overlayfs_x 1 0 - Live 0x0\noverlay 151552 0 - Live 0x0\n", 0644);
+        th_write_file(f->host, "proc/modules", "overlayfs_x 1 0 - Live 0x0\noverlay 151552 0 - Live 0x0\n", 0644);
         assert_int_equal(hostinfo_module_loaded(&f->ctx, "overlay"), 1);
         assert_int_equal(hostinfo_module_loaded(&f->ctx, "overlayfs"), 0);
 
@@ -808,7 +783,7 @@ static void test_hostinfo(void **state) {
         }
         unsigned maj = 0, min = 0;
         assert_int_equal(hostinfo_kernel_version(&f->ctx, &maj, &min), -ENOENT);
-        mkfile(f->host, "proc/sys/kernel/osrelease", "6.18.44-fc-v1272\n", 0644);
+        th_write_file(f->host, "proc/sys/kernel/osrelease", "6.18.44-fc-v1272\n", 0644);
         assert_int_equal(hostinfo_kernel_version(&f->ctx, &maj, &min), 0);
         assert_int_equal(maj, 6);
         assert_int_equal(min, 18);
@@ -847,7 +822,7 @@ static void test_precheck(void **state) {
         f->warnings = strv_free(f->warnings);
 
         /* A shifted machine cannot open a 0600 /dev/fuse of the host. */
-        mkfile(f->host, "dev/fuse", "", 0600);
+        th_write_file(f->host, "dev/fuse", "", 0600);
         _cleanup_(recipe_freep) struct recipe *shifted = load(f, "[Hooks]\nFuse=yes\n[Exec]\nPrivateUsers=1048576\n");
         assert_int_equal(hooks_precheck(&f->ctx, shifted, NULL), 1);
         assert_string_equal(f->warnings[0], "Fuse=yes with PrivateUsers=1048576: the host's /dev/fuse is mode 0600, so the "
@@ -955,15 +930,15 @@ static void test_apply(void **state) {
                 skip();
         copy_busybox(f);
         tree_users(f);
-        mkfile(f->src, "keys/admin.pub", "ssh-ed25519 AAAA admin@example\n", 0644);
-        mkfile(f->src, "files/app.service", "[Service]\nExecStart=/bin/sh -c true\n[Install]\nWantedBy=multi-user.target\n", 0644);
-        mkfile(f->root, "usr/lib/systemd/system/docker.service", "[Service]\nExecStart=/usr/bin/dockerd\n"
-                                                                  "[Install]\nWantedBy=multi-user.target\n", 0644);
-        mkfile(f->root, "usr/lib/systemd/system/systemd-networkd.service", "[Service]\nExecStart=/x\n"
-                                                                            "[Install]\nWantedBy=multi-user.target\n", 0644);
-        mkfile(f->root, "usr/lib/systemd/system/multi-user.target", "[Unit]\n", 0644);
-        mkfile(f->root, "usr/bin/ssh-keygen", "#!/bin/sh\n", 0755);
-        mkfile(f->root, "etc/ssh/ssh_host_ed25519_key", "secret", 0600);
+        th_write_file(f->src, "keys/admin.pub", "ssh-ed25519 AAAA admin@example\n", 0644);
+        th_write_file(f->src, "files/app.service", "[Service]\nExecStart=/bin/sh -c true\n[Install]\nWantedBy=multi-user.target\n", 0644);
+        th_write_file(f->root, "usr/lib/systemd/system/docker.service", "[Service]\nExecStart=/usr/bin/dockerd\n"
+                                                                      "[Install]\nWantedBy=multi-user.target\n", 0644);
+        th_write_file(f->root, "usr/lib/systemd/system/systemd-networkd.service", "[Service]\nExecStart=/x\n"
+                                                                                "[Install]\nWantedBy=multi-user.target\n", 0644);
+        th_write_file(f->root, "usr/lib/systemd/system/multi-user.target", "[Unit]\n", 0644);
+        th_write_file(f->root, "usr/bin/ssh-keygen", "#!/bin/sh\n", 0755);
+        th_write_file(f->root, "etc/ssh/ssh_host_ed25519_key", "secret", 0600);
         _cleanup_(recipe_freep) struct recipe *r = load(f,
                 "[Hooks]\n"
                 "EnableServices=app.service\n"
@@ -984,7 +959,7 @@ static void test_apply(void **state) {
         if (q < 0)
                 fail_msg("hooks_apply: %d %s", q, err.msg);
         uint32_t base = hooks_userns_pick("web");
-        _cleanup_free_ char *ran = slurp(f->root, "ran"), *wants = slurp(f->root, "wants");
+        _cleanup_free_ char *ran = th_read_file(f->root, "ran", NULL), *wants = th_read_file(f->root, "wants", NULL);
         assert_string_equal(ran, "ran as 0 on web\n");
         assert_string_equal(wants, "app.service\ndocker.service\nmkmachine-ssh-keygen.service\nsystemd-networkd.service\n");
         /* The host key goes in the build's next step, normalize, which runs after every hook. */
@@ -995,9 +970,9 @@ static void test_apply(void **state) {
         assert_true(exists_in(f->root, "etc/systemd/network/50-mkmachine-host0.network"));
         /* Shifted last (PrivateUsers=pick is Docker's default): what Run= wrote belongs to the
          * machine's root too. */
-        assert_int_equal(lstat_in(f->root, "ran").st_uid, base);
-        assert_int_equal(lstat_in(f->root, "root/.ssh/authorized_keys").st_uid, base);
-        assert_int_equal(lstat_in(f->root, "root/.ssh/authorized_keys").st_mode & 07777, 0600);
+        assert_int_equal(th_lstat_in(f->root, "ran").st_uid, base);
+        assert_int_equal(th_lstat_in(f->root, "root/.ssh/authorized_keys").st_uid, base);
+        assert_int_equal(th_lstat_in(f->root, "root/.ssh/authorized_keys").st_mode & 07777, 0600);
 
         _cleanup_free_ char *expect = NULL;
         assert_true(asprintf(&expect,

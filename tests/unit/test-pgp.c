@@ -19,6 +19,7 @@
 
 #include <cmocka.h>
 
+#include "helpers.h"
 #include "pgp-forge.h"
 #include "pgp.h"
 #include "util/cleanup.h"
@@ -26,16 +27,7 @@
 
 static char dir[64];
 
-static char *slurp(const char *name, size_t *len) {
-        _cleanup_free_ char *p = fs_path_join(dir, name);
-        char *buf = NULL;
-        size_t l = 0;
-        assert_non_null(p);
-        assert_int_equal(fs_read_file_follow_at(AT_FDCWD, p, 1 << 20, &buf, &l), 0);
-        if (len)
-                *len = l;
-        return buf;
-}
+static char *slurp(const char *name, size_t *len) { return th_read_file_ok(dir, name, len); }
 
 static char *fpr(const char *key) {
         char name[32];

@@ -19,6 +19,7 @@
 #include <cmocka.h>
 
 #include "ctx.h"
+#include "helpers.h"
 #include "hooks.h"
 #include "hostinfo.h"
 #include "privileges.h"
@@ -344,13 +345,6 @@ static void test_describe(void **state) {
 
 /* ---- the assessment in a scratch host root ---------------------------------------------------- */
 
-static void write_file(const char *dir, const char *rel, const char *text) {
-        _cleanup_free_ char *path = fs_path_join(dir, rel), *parent = path ? fs_path_dirname(path) : NULL;
-        assert_non_null(parent);
-        assert_int_equal(fs_mkdir_p_at(AT_FDCWD, parent, 0755), 0);
-        assert_int_equal(fs_write_file_at(AT_FDCWD, path, text, strlen(text), 0644), 0);
-}
-
 /* A deployed generation 1 of machine web whose .nspawn binds /srv/web (and nothing else). */
 static void deploy_gen1(const char *host, bool with_host_dir) {
         _cleanup_free_ char *tree = fs_path_join(host, "var/lib/machines/web"), *meta = NULL;
@@ -359,10 +353,10 @@ static void deploy_gen1(const char *host, bool with_host_dir) {
         assert_int_equal(stat(tree, &st), 0);
         assert_true(asprintf(&meta, "generation=1\nroot=%llu:%llu\n", (unsigned long long)st.st_dev,
                              (unsigned long long)st.st_ino) > 0);
-        write_file(host, "var/lib/mkmachine/web/gen/1/meta", meta);
+        th_write_file(host, "var/lib/mkmachine/web/gen/1/meta", meta, 0644);
         if (with_host_dir)
-                write_file(host, "var/lib/mkmachine/web/gen/1/host/etc/systemd/nspawn/web.nspawn",
-                           "[Files]\nBind=/srv/web:/data\n");
+                th_write_file(host, "var/lib/mkmachine/web/gen/1/host/etc/systemd/nspawn/web.nspawn",
+                              "[Files]\nBind=/srv/web:/data\n", 0644);
 }
 
 static void test_assess(void **state) {
@@ -399,7 +393,7 @@ static void test_assess(void **state) {
         priv_report_done(&rep);
 
         /* A policy: beyond it is refused whatever --allow-new-privileges says, with both lines. */
-        write_file(host, "etc/mkmachine/policy.conf", "[Recipes]\nAllowBindSources=/srv\n");
+        th_write_file(host, "etc/mkmachine/policy.conf", "[Recipes]\nAllowBindSources=/srv\n", 0644);
         assert_int_equal(privileges_assess(&ctx, r, &rep, &err), 0);
         assert_int_equal(rep.n_denied, 1);
         assert_null(rep.grants.items[0].denied);
@@ -443,7 +437,7 @@ static void test_assess(void **state) {
         priv_report_done(&rep);
 
         /* A bad policy fails the assessment as a usage error. */
-        write_file(host, "etc/mkmachine/policy.conf", "[Recipes]\nAllowBindSources=srv\n");
+        th_write_file(host, "etc/mkmachine/policy.conf", "[Recipes]\nAllowBindSources=srv\n", 0644);
         assert_int_equal(privileges_assess(&ctx, r, &rep, &err), -MKM_E_USAGE);
         assert_int_equal(fs_rm_rf_at(AT_FDCWD, host), 0);
 }

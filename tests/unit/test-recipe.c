@@ -16,6 +16,7 @@
 
 #include <cmocka.h>
 
+#include "helpers.h"
 #include "recipe.h"
 #include "util/cleanup.h"
 #include "util/err.h"
@@ -388,32 +389,17 @@ static void test_validate_for_build(void **state) {
 static char *tmpdir;
 
 static int setup_tmp(void **state) {
-        (void)state;
-        char t[] = "/tmp/mkm-test-recipe.XXXXXX";
-        if (!mkdtemp(t))
-                return -1;
-        tmpdir = strdup(t);
-        return tmpdir ? 0 : -1;
+        int r = th_tmpdir_setup(state, "recipe");
+        tmpdir = r < 0 ? NULL : *state;
+        return r;
 }
 
 static int teardown_tmp(void **state) {
-        (void)state;
-        (void)fs_rm_rf_at(AT_FDCWD, tmpdir);
-        free(tmpdir);
         tmpdir = NULL;
-        return 0;
+        return th_tmpdir_teardown(state);
 }
 
-static void write_file(const char *rel, const char *text) {
-        _cleanup_free_ char *p = fs_path_join(tmpdir, rel);
-        _cleanup_free_ char *dir = strdup(p);
-        *strrchr(dir, '/') = 0;
-        assert_int_equal(fs_mkdir_p_at(AT_FDCWD, dir, 0755), 0);
-        FILE *f = fopen(p, "we");
-        assert_non_null(f);
-        fputs(text, f);
-        assert_int_equal(fclose(f), 0);
-}
+static void write_file(const char *rel, const char *text) { th_write_file(tmpdir, rel, text, 0644); }
 
 static char *tpath(const char *rel) {
         char *p = fs_path_join(tmpdir, rel);

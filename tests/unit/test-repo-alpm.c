@@ -20,6 +20,7 @@
 #include <cmocka.h>
 
 #include "arch/repo-alpm.h"
+#include "helpers.h"
 #include "util/cleanup.h"
 #include "util/err.h"
 #include "util/hash.h"
@@ -413,24 +414,15 @@ static int run(char *const argv[], const char *cwd) {
         return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-static void write_file(const char *dir, const char *name, const char *text) {
-        _cleanup_free_ char *p = NULL;
-        assert_true(asprintf(&p, "%s/%s", dir, name) > 0);
-        FILE *f = fopen(p, "we");
-        assert_non_null(f);
-        assert_int_equal(fputs(text, f) >= 0, 1);
-        assert_int_equal(fclose(f), 0);
-}
-
 static void make_pkg(const char *top, const char *pkgname, const char *pkginfo, const char *out) {
         _cleanup_free_ char *dir = NULL;
         assert_true(asprintf(&dir, "%s/src-%s", top, pkgname) > 0);
         assert_int_equal(mkdir(dir, 0755), 0);
-        write_file(dir, ".PKGINFO", pkginfo);
+        th_write_file(dir, ".PKGINFO", pkginfo, 0644);
         _cleanup_free_ char *usr = NULL;
         assert_true(asprintf(&usr, "%s/usr", dir) > 0);
         assert_int_equal(mkdir(usr, 0755), 0);
-        write_file(usr, "hello", "hello\n");
+        th_write_file(usr, "hello", "hello\n", 0644);
         _cleanup_free_ char *outp = NULL;
         assert_true(asprintf(&outp, "%s/%s", top, out) > 0);
         char *argv[] = { (char *)"/usr/bin/bsdtar", (char *)"--zstd", (char *)"-cf", outp, (char *)".PKGINFO",

@@ -22,6 +22,7 @@
 #include <cmocka.h>
 
 #include "ctx.h"
+#include "helpers.h"
 #include "shift.h"
 #include "util/cleanup.h"
 #include "util/err.h"
@@ -31,22 +32,13 @@
 #define RANGE 65536u
 
 struct fixture {
-        char top[64];           /* holds root/ (the tree) and outside/ (what the tree must not touch) */
-        char root[128], outside[128];
-        int rootfd;
+        struct th_tree t;       /* root/ (the tree) and outside/ (what the tree must not touch) */
         struct mkm_ctx ctx;
 };
 
 static int setup(void **state) {
         struct fixture *f = calloc(1, sizeof *f);
-        strcpy(f->top, "/tmp/mkm-test-shift.XXXXXX");
-        assert_non_null(mkdtemp(f->top));
-        snprintf(f->root, sizeof f->root, "%s/root", f->top);
-        snprintf(f->outside, sizeof f->outside, "%s/outside", f->top);
-        assert_int_equal(mkdir(f->root, 0755), 0);
-        assert_int_equal(mkdir(f->outside, 0755), 0);
-        f->rootfd = open(f->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        assert_true(f->rootfd >= 0);
+        th_tree_init(&f->t, "shift");
         f->ctx = (struct mkm_ctx){ .source_date_epoch = -1 };
         *state = f;
         return 0;
@@ -54,27 +46,9 @@ static int setup(void **state) {
 
 static int teardown(void **state) {
         struct fixture *f = *state;
-        close(f->rootfd);
-        assert_int_equal(fs_rm_rf_at(AT_FDCWD, f->top), 0);
+        th_tree_done(&f->t);
         free(f);
         return 0;
-}
-
-/* Create dir/path (parents 0755) with content and mode. */
-static void mkfile(const char *dir, const char *path, const char *content, mode_t mode) {
-        _cleanup_free_ char *full = fs_path_join(dir, path);
-        _cleanup_free_ char *parent = strdup(full);
-        *strrchr(parent, '/') = 0;
-        assert_int_equal(fs_mkdir_p_at(AT_FDCWD, parent, 0755), 0);
-        assert_int_equal(fs_write_file_at(AT_FDCWD, full, content, strlen(content), mode), 0);
-}
-
-static struct stat lstat_in(const char *dir, const char *path) {
-        _cleanup_free_ char *full = fs_path_join(dir, path);
-        struct stat st;
-        if (lstat(full, &st) < 0)
-                fail_msg("lstat %s: %m", full);
-        return st;
 }
 
 static void set_caps_v2(const char *path, uint32_t permitted) {
@@ -100,52 +74,52 @@ static struct vfs_ns_cap_data get_caps(const char *path, ssize_t *ret_n) {
 
 static void test_shift(void **state) {
         struct fixture *f = *state;
-        mkfile(f->root, "usr/bin/sudo", "x", 04755);
-        mkfile(f->root, "usr/bin/wall", "x", 02755);
-        mkfile(f->root, "usr/bin/ping", "x", 0755);
-        mkfile(f->root, "home/alice/notes", "x", 0600);
-        mkfile(f->root, "var/spool/mail", "x", 0660);
-        _cleanup_free_ char *notes = fs_path_join(f->root, "home/alice/notes"), *home = fs_path_join(f->root, "home/alice");
+        th_write_file(f->t.root, "usr/bin/sudo", "x", 04755);
+        th_write_file(f->t.root, "usr/bin/wall", "x", 02755);
+        th_write_file(f->t.root, "usr/bin/ping", "x", 0755);
+        th_write_file(f->t.root, "home/alice/notes", "x", 0600);
+        th_write_file(f->t.root, "var/spool/mail", "x", 0660);
+        _cleanup_free_ char *notes = fs_path_join(f->t.root, "home/alice/notes"), *home = fs_path_join(f->t.root, "home/alice");
         assert_int_equal(chown(notes, 1000, 1000), 0);
         assert_int_equal(chown(home, 1000, 100), 0);
-        _cleanup_free_ char *wall = fs_path_join(f->root, "usr/bin/wall");
+        _cleanup_free_ char *wall = fs_path_join(f->t.root, "usr/bin/wall");
         assert_int_equal(chown(wall, 0, 5), 0);
         assert_int_equal(chmod(wall, 02755), 0);
-        _cleanup_free_ char *ping = fs_path_join(f->root, "usr/bin/ping");
+        _cleanup_free_ char *ping = fs_path_join(f->t.root, "usr/bin/ping");
         set_caps_v2(ping, 1u << CAP_NET_RAW);
-        _cleanup_free_ char *hl = fs_path_join(f->root, "usr/bin/sudo-link");
-        _cleanup_free_ char *sudo = fs_path_join(f->root, "usr/bin/sudo");
+        _cleanup_free_ char *hl = fs_path_join(f->t.root, "usr/bin/sudo-link");
+        _cleanup_free_ char *sudo = fs_path_join(f->t.root, "usr/bin/sudo");
         assert_int_equal(link(sudo, hl), 0);
-        _cleanup_free_ char *sl = fs_path_join(f->root, "usr/bin/sh");
+        _cleanup_free_ char *sl = fs_path_join(f->t.root, "usr/bin/sh");
         assert_int_equal(symlink("busybox", sl), 0);
         assert_int_equal(lchown(sl, 0, 0), 0);
 
         struct mkm_err err = {};
-        int q = shift_ownership(&f->ctx, f->rootfd, BASE, RANGE, &err);
+        int q = shift_ownership(&f->ctx, f->t.rootfd, BASE, RANGE, &err);
         if (q < 0)
                 fail_msg("%s", err.msg);
-        struct stat st = lstat_in(f->root, "usr/bin/sudo");
+        struct stat st = th_lstat_in(f->t.root, "usr/bin/sudo");
         assert_int_equal(st.st_uid, BASE);
         assert_int_equal(st.st_gid, BASE);
         assert_int_equal(st.st_mode & 07777, 04755);   /* setuid kept */
         assert_int_equal(st.st_nlink, 2);              /* shifted once, through either name */
-        st = lstat_in(f->root, "usr/bin/wall");
+        st = th_lstat_in(f->t.root, "usr/bin/wall");
         assert_int_equal(st.st_gid, BASE + 5);
         assert_int_equal(st.st_mode & 07777, 02755);   /* setgid kept */
-        st = lstat_in(f->root, "home/alice/notes");
+        st = th_lstat_in(f->t.root, "home/alice/notes");
         assert_int_equal(st.st_uid, BASE + 1000);
         assert_int_equal(st.st_gid, BASE + 1000);
         assert_int_equal(st.st_mode & 07777, 0600);
-        st = lstat_in(f->root, "home/alice");
+        st = th_lstat_in(f->t.root, "home/alice");
         assert_int_equal(st.st_uid, BASE + 1000);
         assert_int_equal(st.st_gid, BASE + 100);
-        st = lstat_in(f->root, "usr/bin/sh");
+        st = th_lstat_in(f->t.root, "usr/bin/sh");
         assert_true(S_ISLNK(st.st_mode));
         assert_int_equal(st.st_uid, BASE);
-        st = lstat_in(f->root, "usr");
+        st = th_lstat_in(f->t.root, "usr");
         assert_int_equal(st.st_uid, BASE);
         struct stat rst;
-        assert_int_equal(fstat(f->rootfd, &rst), 0);
+        assert_int_equal(fstat(f->t.rootfd, &rst), 0);
         assert_int_equal(rst.st_uid, BASE);
         assert_int_equal(rst.st_gid, BASE);
         assert_int_equal(rst.st_mode & 07777, 0755);
@@ -164,11 +138,11 @@ static void test_shift(void **state) {
  * which the kernel stores as v2 in the initial namespace). */
 static void test_shift_caps_v3(void **state) {
         struct fixture *f = *state;
-        mkfile(f->root, "usr/bin/ping", "x", 0755);
-        _cleanup_free_ char *ping = fs_path_join(f->root, "usr/bin/ping");
+        th_write_file(f->t.root, "usr/bin/ping", "x", 0755);
+        _cleanup_free_ char *ping = fs_path_join(f->t.root, "usr/bin/ping");
         set_caps_v3(ping, 1u << CAP_NET_RAW, 5);
         struct mkm_err err = {};
-        if (shift_ownership(&f->ctx, f->rootfd, BASE, RANGE, &err) < 0)
+        if (shift_ownership(&f->ctx, f->t.rootfd, BASE, RANGE, &err) < 0)
                 fail_msg("%s", err.msg);
         ssize_t n;
         struct vfs_ns_cap_data c = get_caps(ping, &n);
@@ -182,15 +156,15 @@ static void test_shift_caps_v3(void **state) {
 /* A symlink to a file outside the tree is re-owned itself; its target is left alone. */
 static void test_shift_symlink_out(void **state) {
         struct fixture *f = *state;
-        mkfile(f->outside, "host-file", "x", 0644);
-        _cleanup_free_ char *target = fs_path_join(f->outside, "host-file");
-        _cleanup_free_ char *link = fs_path_join(f->root, "escape");
+        th_write_file(f->t.outside, "host-file", "x", 0644);
+        _cleanup_free_ char *target = fs_path_join(f->t.outside, "host-file");
+        _cleanup_free_ char *link = fs_path_join(f->t.root, "escape");
         assert_int_equal(symlink(target, link), 0);
         struct mkm_err err = {};
-        if (shift_ownership(&f->ctx, f->rootfd, BASE, RANGE, &err) < 0)
+        if (shift_ownership(&f->ctx, f->t.rootfd, BASE, RANGE, &err) < 0)
                 fail_msg("%s", err.msg);
-        assert_int_equal(lstat_in(f->root, "escape").st_uid, BASE);
-        struct stat st = lstat_in(f->outside, "host-file");
+        assert_int_equal(th_lstat_in(f->t.root, "escape").st_uid, BASE);
+        struct stat st = th_lstat_in(f->t.outside, "host-file");
         assert_int_equal(st.st_uid, 0);
         assert_int_equal(st.st_gid, 0);
 }
@@ -198,24 +172,24 @@ static void test_shift_symlink_out(void **state) {
 /* Base 0 is no shift at all: not even an out-of-range owner is looked at. */
 static void test_shift_base_zero(void **state) {
         struct fixture *f = *state;
-        mkfile(f->root, "srv/big", "x", 0644);
-        _cleanup_free_ char *big = fs_path_join(f->root, "srv/big");
+        th_write_file(f->t.root, "srv/big", "x", 0644);
+        _cleanup_free_ char *big = fs_path_join(f->t.root, "srv/big");
         assert_int_equal(chown(big, 70000, 7), 0);
         struct mkm_err err = {};
-        assert_int_equal(shift_ownership(&f->ctx, f->rootfd, 0, RANGE, &err), 0);
-        struct stat st = lstat_in(f->root, "srv/big");
+        assert_int_equal(shift_ownership(&f->ctx, f->t.rootfd, 0, RANGE, &err), 0);
+        struct stat st = th_lstat_in(f->t.root, "srv/big");
         assert_int_equal(st.st_uid, 70000);
         assert_int_equal(st.st_gid, 7);
-        assert_int_equal(lstat_in(f->root, "srv").st_uid, 0);
+        assert_int_equal(th_lstat_in(f->t.root, "srv").st_uid, 0);
 }
 
 static void test_shift_out_of_range(void **state) {
         struct fixture *f = *state;
-        mkfile(f->root, "srv/big", "x", 0644);
-        _cleanup_free_ char *big = fs_path_join(f->root, "srv/big");
+        th_write_file(f->t.root, "srv/big", "x", 0644);
+        _cleanup_free_ char *big = fs_path_join(f->t.root, "srv/big");
         assert_int_equal(chown(big, 70000, 0), 0);
         struct mkm_err err = {};
-        assert_int_equal(shift_ownership(&f->ctx, f->rootfd, BASE, RANGE, &err), -ERANGE);
+        assert_int_equal(shift_ownership(&f->ctx, f->t.rootfd, BASE, RANGE, &err), -ERANGE);
         assert_string_equal(err.msg, "cannot shift the ownership of 'big': 70000:0 is outside the 65536 IDs mapped into "
                                      "the machine");
 }
@@ -223,19 +197,19 @@ static void test_shift_out_of_range(void **state) {
 /* The last ID of the range is still inside it; the group is checked as the owner is. */
 static void test_shift_range_edges(void **state) {
         struct fixture *f = *state;
-        mkfile(f->root, "srv/last", "x", 0644);
-        _cleanup_free_ char *last = fs_path_join(f->root, "srv/last");
+        th_write_file(f->t.root, "srv/last", "x", 0644);
+        _cleanup_free_ char *last = fs_path_join(f->t.root, "srv/last");
         assert_int_equal(chown(last, RANGE - 1, RANGE - 1), 0);
         struct mkm_err err = {};
-        if (shift_ownership(&f->ctx, f->rootfd, BASE, RANGE, &err) < 0)
+        if (shift_ownership(&f->ctx, f->t.rootfd, BASE, RANGE, &err) < 0)
                 fail_msg("%s", err.msg);
-        assert_int_equal(lstat_in(f->root, "srv/last").st_uid, BASE + RANGE - 1);
+        assert_int_equal(th_lstat_in(f->t.root, "srv/last").st_uid, BASE + RANGE - 1);
 
         /* One past the range, as owner and then as group (a tree of its own: walk order is the
          * directory's). */
-        mkfile(f->outside, "t/one", "x", 0644);
-        _cleanup_free_ char *one = fs_path_join(f->outside, "t/one");
-        _cleanup_close_ int tfd = open(f->outside, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        th_write_file(f->t.outside, "t/one", "x", 0644);
+        _cleanup_free_ char *one = fs_path_join(f->t.outside, "t/one");
+        _cleanup_close_ int tfd = open(f->t.outside, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         assert_true(tfd >= 0);
         assert_int_equal(chown(one, RANGE, 0), 0);
         assert_int_equal(shift_ownership(&f->ctx, tfd, BASE, RANGE, &err), -ERANGE);
@@ -249,27 +223,27 @@ static void test_shift_range_edges(void **state) {
 
 static void test_shift_caps_out_of_range(void **state) {
         struct fixture *f = *state;
-        mkfile(f->root, "usr/bin/ping", "x", 0755);
-        _cleanup_free_ char *ping = fs_path_join(f->root, "usr/bin/ping");
+        th_write_file(f->t.root, "usr/bin/ping", "x", 0755);
+        _cleanup_free_ char *ping = fs_path_join(f->t.root, "usr/bin/ping");
         set_caps_v3(ping, 1u << CAP_NET_RAW, RANGE);
         struct mkm_err err = {};
-        assert_int_equal(shift_ownership(&f->ctx, f->rootfd, BASE, RANGE, &err), -ERANGE);
+        assert_int_equal(shift_ownership(&f->ctx, f->t.rootfd, BASE, RANGE, &err), -ERANGE);
         assert_string_equal(err.msg, "cannot shift the file capabilities of 'ping': root id 65536 is outside the "
                                      "machine's range");
 }
 
 static void test_shift_root_out_of_range(void **state) {
         struct fixture *f = *state;
-        assert_int_equal(fchown(f->rootfd, 0, 70000), 0);
+        assert_int_equal(fchown(f->t.rootfd, 0, 70000), 0);
         struct mkm_err err = {};
-        assert_int_equal(shift_ownership(&f->ctx, f->rootfd, BASE, RANGE, &err), -ERANGE);
+        assert_int_equal(shift_ownership(&f->ctx, f->t.rootfd, BASE, RANGE, &err), -ERANGE);
         assert_string_equal(err.msg, "cannot shift the ownership of the machine's root directory: 0:70000 is outside "
                                      "the 65536 IDs mapped into the machine");
 }
 
 static void test_shift_too_deep(void **state) {
         struct fixture *f = *state;
-        _cleanup_close_ int dfd = fcntl(f->rootfd, F_DUPFD_CLOEXEC, 3);
+        _cleanup_close_ int dfd = fcntl(f->t.rootfd, F_DUPFD_CLOEXEC, 3);
         assert_true(dfd >= 0);
         for (int i = 0; i < 300; i++) {
                 assert_int_equal(mkdirat(dfd, "d", 0755), 0);
@@ -279,7 +253,7 @@ static void test_shift_too_deep(void **state) {
                 dfd = next;
         }
         struct mkm_err err = {};
-        assert_int_equal(shift_ownership(&f->ctx, f->rootfd, BASE, RANGE, &err), -ELOOP);
+        assert_int_equal(shift_ownership(&f->ctx, f->t.rootfd, BASE, RANGE, &err), -ELOOP);
         assert_string_equal(err.msg, "tree deeper than 256 levels");
 }
 

@@ -18,6 +18,7 @@
 
 #include "ctx.h"
 #include "deploy.h"
+#include "helpers.h"
 #include "state.h"
 #include "util/cleanup.h"
 #include "util/err.h"
@@ -64,28 +65,6 @@ static void test_meta(void **state) {
                 assert_int_equal(state_meta_parse(bad[i].text, "/m", &m, &err), -MKM_E_PARSE);
                 assert_string_equal(err.msg, bad[i].msg);
         }
-}
-
-static char *mkhost(void) {
-        char *host = strdup("/tmp/mkm-test-state.XXXXXX");
-        assert_non_null(host);
-        assert_non_null(mkdtemp(host));
-        return host;
-}
-
-static void put(const char *host, const char *rel, const char *text) {
-        char p[512];
-        snprintf(p, sizeof p, "%s/%s", host, rel);
-        _cleanup_free_ char *dir = fs_path_dirname(p);
-        assert_int_equal(fs_mkdir_p_at(AT_FDCWD, dir, 0755), 0);
-        assert_int_equal(fs_write_atomic_at(AT_FDCWD, p, text, strlen(text), 0644), 0);
-}
-
-static char *get(const char *host, const char *rel) {
-        char p[512];
-        char *text = NULL;
-        snprintf(p, sizeof p, "%s/%s", host, rel);
-        return fs_read_file_follow_at(AT_FDCWD, p, 1 << 20, &text, NULL) < 0 ? NULL : text;
 }
 
 static bool exists(const char *host, const char *rel) {
@@ -135,7 +114,7 @@ static void recover(struct mkm_ctx *ctx) {
 
 static void test_load(void **state) {
         (void)state;
-        _cleanup_free_ char *host = mkhost();
+        _cleanup_free_ char *host = th_tmpdir_new("state");
         struct mkm_ctx ctx = { .host_root = host, .keep_generations = 1 };
         struct mkm_err err = {};
         struct machine_state *s = NULL;
@@ -170,17 +149,17 @@ static void test_load(void **state) {
         s = state_free(s);
 
         _cleanup_strv_free_ char **names = NULL;
-        put(host, "var/lib/mkmachine/a-other/gen/.keep", "");
+        th_write_file(host, "var/lib/mkmachine/a-other/gen/.keep", "", 0644);
         assert_int_equal(state_list(&ctx, &names, &err), 0);
         assert_int_equal(strv_length(names), 2);
         assert_string_equal(names[0], "a-other");
         assert_string_equal(names[1], "m");
 
         /* a bad meta: the error names the file and the line */
-        put(host, "var/lib/mkmachine/m/gen/1/meta", "generation=1\nroot=oops\n");
+        th_write_file(host, "var/lib/mkmachine/m/gen/1/meta", "generation=1\nroot=oops\n", 0644);
         assert_int_equal(state_load(&ctx, "m", &s, &err), -MKM_E_PARSE);
         assert_non_null(strstr(err.msg, "/var/lib/mkmachine/m/gen/1/meta:2: root=: expected DEV:INO"));
-        put(host, "var/lib/mkmachine/m/gen/1/meta", "generation=4\nroot=1:2\n");
+        th_write_file(host, "var/lib/mkmachine/m/gen/1/meta", "generation=4\nroot=1:2\n", 0644);
         assert_int_equal(state_load(&ctx, "m", &s, &err), -MKM_E_PARSE);
         assert_non_null(strstr(err.msg, "gen/1/meta: generation=4, but the directory is gen/1"));
         assert_int_equal(fs_rm_rf_at(AT_FDCWD, host), 0);
@@ -189,7 +168,7 @@ static void test_load(void **state) {
 /* A kill or power loss at each point of a deploy, as the state it leaves, then recovery. */
 static void test_recover(void **state) {
         (void)state;
-        _cleanup_free_ char *host = mkhost();
+        _cleanup_free_ char *host = th_tmpdir_new("state");
         struct mkm_ctx ctx = { .host_root = host, .keep_generations = 1 };
         deploy_one(&ctx, "one", true);
         deploy_one(&ctx, "two", false);
@@ -198,8 +177,8 @@ static void test_recover(void **state) {
         /* After the swap, before the old tree was renamed: it is still at its staging name. */
         must_rename(host, "var/lib/machines/.#m.gen-1", "var/lib/machines/.#m.Xy12Zq");
         /* ... and before the host files were written: the old generation's are there. */
-        put(host, "etc/systemd/nspawn/m.nspawn", "# one\n");
-        put(host, "etc/modules-load.d/mkmachine-m.conf", "fuse\n");
+        th_write_file(host, "etc/systemd/nspawn/m.nspawn", "# one\n", 0644);
+        th_write_file(host, "etc/modules-load.d/mkmachine-m.conf", "fuse\n", 0644);
         /* temporaries of a dead process, and of a live one (ours) */
         pid_t dead = fork();
         if (dead == 0)
@@ -208,16 +187,17 @@ static void test_recover(void **state) {
         char tmp[128], mine[128];
         snprintf(tmp, sizeof tmp, "etc/systemd/nspawn/.#m.nspawn.%d.AbC123", (int)dead);
         snprintf(mine, sizeof mine, "var/lib/mkmachine/m/.#x.%d.AbC123", (int)getpid());
-        put(host, tmp, "half");
-        put(host, mine, "mine");
+        th_write_file(host, tmp, "half", 0644);
+        th_write_file(host, mine, "mine", 0644);
         /* a generation being written when the build died */
-        put(host, "var/lib/mkmachine/m/gen/.#3.123.AbCdEf/recipe", "r");
+        th_write_file(host, "var/lib/mkmachine/m/gen/.#3.123.AbCdEf/recipe", "r", 0644);
         /* a stray gen tree nobody claims, and another machine's trees */
-        put(host, "var/lib/machines/.#m.gen-9/x", "x");
-        put(host, "var/lib/machines/.#m.b.gen-1/x", "x");
-        put(host, "var/lib/machines/.#mm.Ab12Cd/x", "x");
+        th_write_file(host, "var/lib/machines/.#m.gen-9/x", "x", 0644);
+        th_write_file(host, "var/lib/machines/.#m.b.gen-1/x", "x", 0644);
+        th_write_file(host, "var/lib/machines/.#mm.Ab12Cd/x", "x", 0644);
         recover(&ctx);
-        _cleanup_free_ char *g1 = get(host, "var/lib/machines/.#m.gen-1/gen"), *ns = get(host, "etc/systemd/nspawn/m.nspawn");
+        _cleanup_free_ char *g1 = th_read_file(host, "var/lib/machines/.#m.gen-1/gen", NULL),
+                            *ns = th_read_file(host, "etc/systemd/nspawn/m.nspawn", NULL);
         assert_non_null(g1);
         assert_string_equal(g1, "one");
         assert_false(exists(host, "var/lib/machines/.#m.Xy12Zq"));
@@ -251,7 +231,7 @@ static void test_recover(void **state) {
         char p[256];
         snprintf(p, sizeof p, "var/lib/machines/%s", staging);
         assert_false(exists(host, p));
-        _cleanup_free_ char *live = get(host, "var/lib/machines/m/gen");
+        _cleanup_free_ char *live = th_read_file(host, "var/lib/machines/m/gen", NULL);
         assert_string_equal(live, "two");
 
         /* A generation whose tree is gone is removed; the live one never. */
@@ -267,20 +247,20 @@ static void test_recover(void **state) {
 static void renumber_device(const char *host, unsigned gen) {
         char rel[128];
         snprintf(rel, sizeof rel, "var/lib/mkmachine/m/gen/%u/meta", gen);
-        _cleanup_free_ char *meta = get(host, rel);
+        _cleanup_free_ char *meta = th_read_file(host, rel, NULL);
         assert_non_null(meta);
         char *root = strstr(meta, "\nroot=");
         assert_non_null(root);
         char out[4096];
         snprintf(out, sizeof out, "%.*s\nroot=999%s", (int)(root - meta), meta, root + 6);
-        put(host, rel, out);
+        th_write_file(host, rel, out, 0644);
 }
 
 /* Trees are matched to generations by inode: a changed device number loses nothing, and a tree
  * at a generation's name that is not its tree stops recovery before it removes anything. */
 static void test_recover_identity(void **state) {
         (void)state;
-        _cleanup_free_ char *host = mkhost();
+        _cleanup_free_ char *host = th_tmpdir_new("state");
         struct mkm_ctx ctx = { .host_root = host, .keep_generations = 1 };
         struct mkm_err err = {};
         deploy_one(&ctx, "one", false);
@@ -303,7 +283,7 @@ static void test_recover_identity(void **state) {
 
         /* generation 2's tree copied back from a backup (a new inode at its name) */
         must_rename(host, "var/lib/machines/.#m.gen-2", "var/lib/machines/saved");
-        put(host, "var/lib/machines/.#m.gen-2/gen", "two");
+        th_write_file(host, "var/lib/machines/.#m.gen-2/gen", "two", 0644);
         struct deploy *d = NULL;
         assert_int_equal(deploy_begin(&ctx, "m", &d, &err), -MKM_E_REFUSED);
         assert_null(d);
@@ -318,7 +298,7 @@ static void test_recover_identity(void **state) {
         assert_false(exists(host, "var/lib/mkmachine/m/gen/2"));
         assert_true(exists(host, "var/lib/machines/copy/gen"));
         assert_true(exists(host, "var/lib/machines/saved/gen"));
-        _cleanup_free_ char *live = get(host, "var/lib/machines/m/gen");
+        _cleanup_free_ char *live = th_read_file(host, "var/lib/machines/m/gen", NULL);
         assert_string_equal(live, "three");
         assert_int_equal(fs_rm_rf_at(AT_FDCWD, host), 0);
 }
@@ -326,13 +306,13 @@ static void test_recover_identity(void **state) {
 /* Host files are removed only when mkmachine wrote them, and never a shared directory. */
 static void test_host_files_not_ours(void **state) {
         (void)state;
-        _cleanup_free_ char *host = mkhost();
+        _cleanup_free_ char *host = th_tmpdir_new("state");
         struct mkm_ctx ctx = { .host_root = host, .keep_generations = 1 };
         struct mkm_err err = {};
         /* no machine foo (a typo given to rm or rollback): someone's own files for it stay */
-        put(host, "etc/systemd/nspawn/foo.nspawn", "[Exec]\n");
-        put(host, "etc/systemd/system/systemd-nspawn@foo.service.d/mkmachine.conf", "[Service]\n");
-        put(host, "etc/modules-load.d/mkmachine-foo.conf", "fuse\n");
+        th_write_file(host, "etc/systemd/nspawn/foo.nspawn", "[Exec]\n", 0644);
+        th_write_file(host, "etc/systemd/system/systemd-nspawn@foo.service.d/mkmachine.conf", "[Service]\n", 0644);
+        th_write_file(host, "etc/modules-load.d/mkmachine-foo.conf", "fuse\n", 0644);
         struct deploy *d = NULL;
         assert_int_equal(deploy_begin(&ctx, "foo", &d, &err), 0);
         assert_int_equal(d->state->n_gens, 0);
@@ -354,7 +334,7 @@ static void test_host_files_not_ours(void **state) {
         deploy_one(&ctx, "four", false);
         assert_true(exists(host, "etc/modules-load.d"));
         /* rm: its own drop-in directory goes with the drop-in; the shared directories stay */
-        put(host, "etc/systemd/system/systemd-nspawn@m.service.d/mkmachine.conf", "[Service]\n");
+        th_write_file(host, "etc/systemd/system/systemd-nspawn@m.service.d/mkmachine.conf", "[Service]\n", 0644);
         assert_int_equal(deploy_begin(&ctx, "m", &d, &err), 0);
         assert_int_equal(deploy_remove(&ctx, d, &err), 0);
         d = deploy_free(d);
@@ -370,15 +350,15 @@ static void test_host_files_not_ours(void **state) {
 /* The layout before generations: state_dir/{recipe,lock,manifest,digest} and .#NAME.prev. */
 static void test_migrate(void **state) {
         (void)state;
-        _cleanup_free_ char *host = mkhost();
+        _cleanup_free_ char *host = th_tmpdir_new("state");
         struct mkm_ctx ctx = { .host_root = host, .keep_generations = 1 };
-        put(host, "var/lib/machines/m/gen", "new");
-        put(host, "var/lib/machines/.#m.prev/gen", "old");
-        put(host, "var/lib/mkmachine/m/recipe", "[Machine]\nName=m\n");
-        put(host, "var/lib/mkmachine/m/lock", "package a 1\npackage b 2\n");
-        put(host, "var/lib/mkmachine/m/manifest", "./x type=file\n");
-        put(host, "var/lib/mkmachine/m/digest", "sha256:abc\n");
-        put(host, "etc/systemd/nspawn/m.nspawn", "[Exec]\n");
+        th_write_file(host, "var/lib/machines/m/gen", "new", 0644);
+        th_write_file(host, "var/lib/machines/.#m.prev/gen", "old", 0644);
+        th_write_file(host, "var/lib/mkmachine/m/recipe", "[Machine]\nName=m\n", 0644);
+        th_write_file(host, "var/lib/mkmachine/m/lock", "package a 1\npackage b 2\n", 0644);
+        th_write_file(host, "var/lib/mkmachine/m/manifest", "./x type=file\n", 0644);
+        th_write_file(host, "var/lib/mkmachine/m/digest", "sha256:abc\n", 0644);
+        th_write_file(host, "etc/systemd/nspawn/m.nspawn", "[Exec]\n", 0644);
         recover(&ctx);
         struct machine_state *s = NULL;
         struct mkm_err err = {};
@@ -391,8 +371,9 @@ static void test_migrate(void **state) {
         assert_string_equal(s->gens[0].digest, "");
         assert_non_null(strstr(s->gens[0].tree, "/.#m.gen-1"));
         s = state_free(s);
-        _cleanup_free_ char *old = get(host, "var/lib/machines/.#m.gen-1/gen"), *man = get(host, "var/lib/mkmachine/m/gen/2/manifest"),
-                            *hostcopy = get(host, "var/lib/mkmachine/m/gen/1/host/etc/systemd/nspawn/m.nspawn");
+        _cleanup_free_ char *old = th_read_file(host, "var/lib/machines/.#m.gen-1/gen", NULL),
+                            *man = th_read_file(host, "var/lib/mkmachine/m/gen/2/manifest", NULL),
+                            *hostcopy = th_read_file(host, "var/lib/mkmachine/m/gen/1/host/etc/systemd/nspawn/m.nspawn", NULL);
         assert_string_equal(old, "old");
         assert_string_equal(man, "./x type=file\n");
         assert_string_equal(hostcopy, "[Exec]\n");
@@ -402,11 +383,11 @@ static void test_migrate(void **state) {
         /* and the next build goes on from there */
         assert_int_equal(deploy_one(&ctx, "three", false), 3);
         assert_false(exists(host, "var/lib/machines/.#m.gen-1"));
-        _cleanup_free_ char *kept = get(host, "var/lib/machines/.#m.gen-2/gen");
+        _cleanup_free_ char *kept = th_read_file(host, "var/lib/machines/.#m.gen-2/gen", NULL);
         assert_string_equal(kept, "new");
 
         /* an interrupted migration (generations written, old files still there) is finished */
-        put(host, "var/lib/mkmachine/m/digest", "sha256:abc\n");
+        th_write_file(host, "var/lib/mkmachine/m/digest", "sha256:abc\n", 0644);
         recover(&ctx);
         assert_false(exists(host, "var/lib/mkmachine/m/digest"));
         assert_int_equal(state_load(&ctx, "m", &s, &err), 0);
@@ -417,12 +398,12 @@ static void test_migrate(void **state) {
 
 /* The old layout, with the generation a killed migration wrote for the tree at rel (1 or 2). */
 static void old_layout_with_gen(const char *host, const char *rel, unsigned gen) {
-        put(host, "var/lib/machines/m/gen", "new");
-        put(host, "var/lib/machines/.#m.prev/gen", "old");
-        put(host, "var/lib/mkmachine/m/recipe", "[Machine]\nName=m\n");
-        put(host, "var/lib/mkmachine/m/lock", "package a 1\n");
-        put(host, "var/lib/mkmachine/m/manifest", "./x type=file\n");
-        put(host, "var/lib/mkmachine/m/digest", "sha256:abc\n");
+        th_write_file(host, "var/lib/machines/m/gen", "new", 0644);
+        th_write_file(host, "var/lib/machines/.#m.prev/gen", "old", 0644);
+        th_write_file(host, "var/lib/mkmachine/m/recipe", "[Machine]\nName=m\n", 0644);
+        th_write_file(host, "var/lib/mkmachine/m/lock", "package a 1\n", 0644);
+        th_write_file(host, "var/lib/mkmachine/m/manifest", "./x type=file\n", 0644);
+        th_write_file(host, "var/lib/mkmachine/m/digest", "sha256:abc\n", 0644);
         char p[512], meta[256], mrel[64];
         snprintf(p, sizeof p, "%s/var/lib/machines/%s", host, rel);
         struct stat st;
@@ -430,7 +411,7 @@ static void old_layout_with_gen(const char *host, const char *rel, unsigned gen)
         snprintf(meta, sizeof meta, "generation=%u\nroot=%llu:%llu\ndeployed=%u\n", gen,
                  (unsigned long long)st.st_dev, (unsigned long long)st.st_ino, gen);
         snprintf(mrel, sizeof mrel, "var/lib/mkmachine/m/gen/%u/meta", gen);
-        put(host, mrel, meta);
+        th_write_file(host, mrel, meta, 0644);
 }
 
 /* A migration killed after its first generation: the next command finishes it, and the live
@@ -438,7 +419,7 @@ static void old_layout_with_gen(const char *host, const char *rel, unsigned gen)
 static void test_migrate_interrupted(void **state) {
         (void)state;
         for (int order = 0; order < 2; order++) {
-                _cleanup_free_ char *host = mkhost();
+                _cleanup_free_ char *host = th_tmpdir_new("state");
                 struct mkm_ctx ctx = { .host_root = host, .keep_generations = 1 };
                 if (order == 0)
                         old_layout_with_gen(host, ".#m.prev", 1);       /* an older mkmachine: prev first */
@@ -456,11 +437,11 @@ static void test_migrate_interrupted(void **state) {
                 assert_non_null(s->gens[0].tree);
                 assert_non_null(strstr(s->gens[0].tree, "/.#m.gen-1"));
                 s = state_free(s);
-                _cleanup_free_ char *old = get(host, "var/lib/machines/.#m.gen-1/gen");
+                _cleanup_free_ char *old = th_read_file(host, "var/lib/machines/.#m.gen-1/gen", NULL);
                 assert_string_equal(old, "old");
                 assert_false(exists(host, "var/lib/mkmachine/m/digest"));
                 if (order == 0) {
-                        _cleanup_free_ char *recipe = get(host, "var/lib/mkmachine/m/gen/2/recipe");
+                        _cleanup_free_ char *recipe = th_read_file(host, "var/lib/mkmachine/m/gen/2/recipe", NULL);
                         assert_string_equal(recipe, "[Machine]\nName=m\n");
                 }
                 assert_int_equal(fs_rm_rf_at(AT_FDCWD, host), 0);

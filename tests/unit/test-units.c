@@ -22,6 +22,7 @@
 #include <cmocka.h>
 
 #include "ctx.h"
+#include "helpers.h"
 #include "units.h"
 #include "util/cleanup.h"
 #include "util/err.h"
@@ -35,19 +36,6 @@
 
 /* ---- tree helpers ---- */
 
-static char *tree_new(void) {
-        char *dir = strdup("/tmp/mkm-test-units.XXXXXX");
-        assert_non_null(dir);
-        assert_non_null(mkdtemp(dir));
-        return dir;
-}
-
-static void tree_free(char *dir) {
-        if (dir)
-                (void)fs_rm_rf_at(AT_FDCWD, dir);
-        free(dir);
-}
-
 static void mkparents(const char *root, const char *rel) {
         char *p = fs_path_join(root, rel);
         assert_non_null(p);
@@ -57,12 +45,7 @@ static void mkparents(const char *root, const char *rel) {
         free(p);
 }
 
-static void put(const char *root, const char *rel, const char *content) {
-        mkparents(root, rel);
-        char *p = fs_path_join(root, rel);
-        assert_int_equal(fs_write_file_at(AT_FDCWD, p, content, strlen(content), 0644), 0);
-        free(p);
-}
+static void put(const char *root, const char *rel, const char *content) { th_write_file(root, rel, content, 0644); }
 
 static void link_(const char *root, const char *rel, const char *target) {
         mkparents(root, rel);
@@ -232,7 +215,7 @@ static void fixture(const char *r) {
 
 static void test_wantedby_requiredby_alias_also_cycle(void **state) {
         (void)state;
-        char *r = tree_new();
+        char *r = th_tmpdir_new("units");
         fixture(r);
         ENABLE_OK(r, "a.service");
         expect_links(r,
@@ -252,12 +235,12 @@ static void test_wantedby_requiredby_alias_also_cycle(void **state) {
         assert_non_null(strstr(again, "aa.service -> /usr/lib/systemd/system/a.service\n"));
         assert_int_equal(strv_length(NULL), 0);
         free(again);
-        tree_free(r);
+        th_tmpdir_free(r);
 }
 
 /* Only the links a call created: a fresh tree without the fixture's own etc/ links. */
 static char *fresh(void) {
-        char *r = tree_new();
+        char *r = th_tmpdir_new("units");
         fixture(r);
         return r;
 }
@@ -297,7 +280,7 @@ static void test_templates(void **state) {
                          "etc/systemd/system/multi-user.target.wants/t@x.service -> /usr/lib/systemd/system/t@.service\n"
                          "etc/systemd/system/tt@.service -> /usr/lib/systemd/system/t@.service\n"
                          "etc/systemd/system/tt@x.service -> /usr/lib/systemd/system/t@.service\n");
-        tree_free(r);
+        th_tmpdir_free(r);
 
         r = fresh();
         ENABLE_OK(r, "ti@.service", "ti@t.service");
@@ -306,20 +289,20 @@ static void test_templates(void **state) {
                          "etc/systemd/system/bar@k.target.wants/ti@t.service -> /usr/lib/systemd/system/ti@.service\n"
                          "etc/systemd/system/foo@.target.wants/ti@.service -> /usr/lib/systemd/system/ti@.service\n"
                          "etc/systemd/system/foo@.target.wants/ti@t.service -> /usr/lib/systemd/system/ti@.service\n");
-        tree_free(r);
+        th_tmpdir_free(r);
 
         /* A template without DefaultInstance= and a plain target: systemctl's EIDRM. */
         r = fresh();
         expect_fail(r, (const char *[]){ "tpl@.service", NULL }, -MKM_E_PARSE,
                     "cannot enable tpl@.service: destination unit multi-user.target is a non-template unit");
         expect_new_links(r, "");
-        tree_free(r);
+        th_tmpdir_free(r);
 
         /* DefaultInstance= whose instance is masked. */
         r = fresh();
         expect_fail(r, (const char *[]){ "dm@.service", NULL }, -MKM_E_RECIPE,
                     "cannot enable unit: unit /etc/systemd/system/dm@mm.service is masked");
-        tree_free(r);
+        th_tmpdir_free(r);
 }
 
 static void test_specifiers_and_syntax(void **state) {
@@ -335,7 +318,7 @@ static void test_specifiers_and_syntax(void **state) {
                 "etc/systemd/system/x.target.wants/multi.service -> /usr/lib/systemd/system/multi.service\n"
                 "etc/systemd/system/y.target.wants/multi.service -> /usr/lib/systemd/system/multi.service\n"
                 "etc/systemd/system/z.target.wants/multi.service -> /usr/lib/systemd/system/multi.service\n");
-        tree_free(r);
+        th_tmpdir_free(r);
 
         /* Quotes group words; an open quote drops the rest of the line; invalid names fail alone. */
         r = fresh();
@@ -347,14 +330,14 @@ static void test_specifiers_and_syntax(void **state) {
                          "etc/systemd/system/c\\x2d.target.wants/q.service -> /usr/lib/systemd/system/q.service\n"
                          "etc/systemd/system/d.target.wants/q.service -> /usr/lib/systemd/system/q.service\n"
                          "etc/systemd/system/x.target.wants/q.service -> /usr/lib/systemd/system/q.service\n");
-        tree_free(r);
+        th_tmpdir_free(r);
 
         r = fresh();
         expect_fail(r, (const char *[]){ "spec.service", NULL }, -MKM_E_PARSE, "invalid specifier in \"w-%f.target\"");
         expect_fail(r, (const char *[]){ "bad.service", NULL }, -MKM_E_PARSE,
                     "/usr/lib/systemd/system/bad.service:1: invalid section header '[Install'");
         expect_new_links(r, "");
-        tree_free(r);
+        th_tmpdir_free(r);
 
         /* Host specifiers are refused: they would make the tree depend on the build host. */
         r = fresh();
@@ -362,7 +345,7 @@ static void test_specifiers_and_syntax(void **state) {
         expect_fail(r, (const char *[]){ "host.service", NULL }, -MKM_E_PARSE,
                     "specifier '%H' in \"w-%H.target\" names the build host (boot ID, host name or kernel), refusing "
                     "it in a reproducible build");
-        tree_free(r);
+        th_tmpdir_free(r);
 
         /* os-release specifiers come from the tree. */
         r = fresh();
@@ -372,7 +355,7 @@ static void test_specifiers_and_syntax(void **state) {
         expect_new_links(r, "etc/systemd/system/w-arch-2024.01.target.wants/os.service -> /usr/lib/systemd/system/os.service\n");
         put(r, U "os2.service", "[Install]\nWantedBy=w-%W.target\n");
         expect_fail(r, (const char *[]){ "os2.service", NULL }, -MKM_E_PARSE, "cannot resolve specifiers in \"w-%W.target\"");
-        tree_free(r);
+        th_tmpdir_free(r);
 }
 
 static void test_symlinked_units(void **state) {
@@ -388,13 +371,13 @@ static void test_symlinked_units(void **state) {
                          "etc/systemd/system/multi-user.target.wants/linked.service -> /opt/linked.service\n"
                          "etc/systemd/system/multi-user.target.wants/real.service -> /usr/lib/systemd/system/real.service\n"
                          "etc/systemd/system/real-alias.service -> /usr/lib/systemd/system/real.service\n");
-        tree_free(r);
+        th_tmpdir_free(r);
 
         r = fresh();
         expect_fail(r, (const char *[]){ "etcalias.service", NULL }, -MKM_E_RECIPE,
                     "refusing to operate on linked unit file etcalias.service (an alias in /etc/systemd/system; enable "
                     "the unit it points to)");
-        tree_free(r);
+        th_tmpdir_free(r);
 
         /* Legacy Alias= into a .wants directory; Alias= is ignored for mount units. */
         r = fresh();
@@ -402,7 +385,7 @@ static void test_symlinked_units(void **state) {
         expect_new_links(r,
                          "etc/systemd/system/local-fs.target.wants/mnt.mount -> /usr/lib/systemd/system/mnt.mount\n"
                          "etc/systemd/system/multi-user.target.wants/leg.service -> /usr/lib/systemd/system/leg.service\n");
-        tree_free(r);
+        th_tmpdir_free(r);
 
         /* Alias rules: a type change, an instance mismatch, a plain alias of a template. */
         r = fresh();
@@ -414,7 +397,7 @@ static void test_symlinked_units(void **state) {
                     "cannot enable unit: cannot alias tpl2@.service as notpl.service");
         /* ...the other rules of tpl2@ still apply, as with systemctl. */
         expect_new_links(r, "etc/systemd/system/multi-user.target.wants/tpl2@z.service -> /usr/lib/systemd/system/tpl2@.service\n");
-        tree_free(r);
+        th_tmpdir_free(r);
 }
 
 static void test_no_install_masked_missing(void **state) {
@@ -461,7 +444,7 @@ static void test_no_install_masked_missing(void **state) {
                             "/usr/lib/systemd/system/also-masked.service\n");
 
         assert_int_equal(units_exists(open(r, O_RDONLY | O_DIRECTORY | O_CLOEXEC), "a.service"), 0);
-        tree_free(r);
+        th_tmpdir_free(r);
 }
 
 static void test_exists(void **state) {
@@ -474,7 +457,7 @@ static void test_exists(void **state) {
         assert_int_equal(units_exists(fd, "nope.service"), -ENOENT);
         assert_int_equal(units_exists(fd, "../a.service"), -EINVAL);
         close(fd);
-        tree_free(r);
+        th_tmpdir_free(r);
 }
 
 static void test_conflicts_and_idempotence(void **state) {
@@ -485,7 +468,7 @@ static void test_conflicts_and_idempotence(void **state) {
         expect_fail(r, (const char *[]){ "a.service", NULL }, -MKM_E_CONFLICT,
                     "cannot enable unit: file '/etc/systemd/system/aa.service' already exists and is a symlink to "
                     "'/usr/lib/systemd/system/n.service'");
-        tree_free(r);
+        th_tmpdir_free(r);
 
         /* A regular file where a .wants link goes. */
         r = fresh();
@@ -494,7 +477,7 @@ static void test_conflicts_and_idempotence(void **state) {
                     "cannot enable unit: file '/etc/systemd/system/base.target.wants/dr.service' already exists");
         /* ...the other rules still apply. */
         expect_new_links(r, "etc/systemd/system/dropin.target.wants/dr.service -> /usr/lib/systemd/system/dr.service\n");
-        tree_free(r);
+        th_tmpdir_free(r);
 
         /* As systemctl 252 decides its exit status: once Alias= made a link, a failing WantedBy=
          * link is reported (a warning) but does not fail the call. */
@@ -507,7 +490,7 @@ static void test_conflicts_and_idempotence(void **state) {
                                         "'/etc/systemd/system/multi-user.target.wants/real.service' already exists; "
                                         "ignoring, as systemctl does\n"));
         expect_new_links(r, "etc/systemd/system/real-alias.service -> /usr/lib/systemd/system/real.service\n");
-        tree_free(r);
+        th_tmpdir_free(r);
 
         /* .wants links are replaced (systemctl forces them); equivalent links are kept as they are. */
         r = fresh();
@@ -522,14 +505,14 @@ static void test_conflicts_and_idempotence(void **state) {
                          "etc/systemd/system/dropin.target.wants/dr.service -> /usr/lib/systemd/system/dr.service\n"
                          "etc/systemd/system/multi-user.target.wants/real.service -> /usr/lib/systemd/system/real.service\n"
                          "etc/systemd/system/real-alias.service -> ../../../usr/lib/systemd/system/real.service\n");
-        tree_free(r);
+        th_tmpdir_free(r);
 }
 
 /* A hostile tree: symlinked directories pointing outside must resolve inside the tree. */
 static void test_escape(void **state) {
         (void)state;
-        char *outside = tree_new();
-        char *r = tree_new();
+        char *outside = th_tmpdir_new("units");
+        char *r = th_tmpdir_new("units");
         put(r, U "esc.service", "[Install]\nWantedBy=multi-user.target\n");
         /* etc/systemd/system/multi-user.target.wants -> OUTSIDE (absolute host path) and
          * etc/systemd -> ../../../../../.. would leave the tree if resolved on the host. */
@@ -560,10 +543,10 @@ static void test_escape(void **state) {
         free(inside);
         free(host);
         free(target);
-        tree_free(r);
+        th_tmpdir_free(r);
 
         /* A unit file symlink climbing out with ".." stays inside: it resolves to the tree's root. */
-        r = tree_new();
+        r = th_tmpdir_new("units");
         put(outside, "x.service", "[Install]\nWantedBy=multi-user.target\n");
         assert_true(asprintf(&target, "../../../../../../../../../..%s/x.service", outside) > 0);
         link_(r, E "x.service", target);
@@ -573,8 +556,8 @@ static void test_escape(void **state) {
         assert_non_null(strstr(err2.msg, "unit 'x.service' not found in the machine (looked in "));
         assert_int_equal(lstat(r, &st), 0);
         free(target);
-        tree_free(r);
-        tree_free(outside);
+        th_tmpdir_free(r);
+        th_tmpdir_free(outside);
 }
 
 /* ---- the oracle: the real systemctl on an identical tree ---- */
@@ -676,7 +659,7 @@ static void test_oracle(void **state) {
         unsigned compared = 0;
         for (size_t c = 0; c < ELEMENTSOF(cases); c++) {
                 const struct oracle_case *k = &cases[c];
-                char *a = tree_new(), *b = tree_new();
+                char *a = th_tmpdir_new("units"), *b = th_tmpdir_new("units");
                 fixture(a);
                 fixture(b);
                 if (k->pre_link) {
@@ -702,8 +685,8 @@ static void test_oracle(void **state) {
                 compared++;
                 free(la);
                 free(lb);
-                tree_free(a);
-                tree_free(b);
+                th_tmpdir_free(a);
+                th_tmpdir_free(b);
         }
         assert_int_equal(compared, ELEMENTSOF(cases));
 }
@@ -714,7 +697,7 @@ static void test_oracle(void **state) {
 static void test_split_usr_tree(void **state) {
         (void)state;
         for (int split = 0; split < 2; split++) {
-                char *r = tree_new();
+                char *r = th_tmpdir_new("units");
                 put(r, "usr/lib/systemd/system/ssh.service", "[Service]\nExecStart=/x\n[Install]\nWantedBy=multi-user.target\n");
                 link_(r, "lib", "usr/lib");
                 if (split)
@@ -725,7 +708,7 @@ static void test_split_usr_tree(void **state) {
                 assert_string_equal(got, split ? "etc/systemd/system/multi-user.target.wants/ssh.service -> /lib/systemd/system/ssh.service\n"
                                                : "etc/systemd/system/multi-user.target.wants/ssh.service -> /usr/lib/systemd/system/ssh.service\n");
                 free(got);
-                tree_free(r);
+                th_tmpdir_free(r);
         }
 }
 

@@ -25,6 +25,7 @@
 #include <cmocka.h>
 
 #include "ctx.h"
+#include "helpers.h"
 #include "pgp-forge.h"
 #include "util/cleanup.h"
 #include "util/err.h"
@@ -43,15 +44,7 @@ static char *path_of(const char *name) {
         return p;
 }
 
-static char *slurp(const char *name, size_t *len) {
-        _cleanup_free_ char *p = path_of(name);
-        char *buf = NULL;
-        size_t l = 0;
-        assert_int_equal(fs_read_file_follow_at(AT_FDCWD, p, 1 << 20, &buf, &l), 0);
-        if (len)
-                *len = l;
-        return buf;
-}
+static char *slurp(const char *name, size_t *len) { return th_read_file_ok(S.dir, name, len); }
 
 static char *fpr(const char *key) {
         char name[32];

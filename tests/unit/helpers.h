@@ -1,0 +1,60 @@
+/* SPDX-License-Identifier: MIT */
+/* Small helpers the cmocka unit tests share (the Makefile links every non-test-*.c file here into
+ * every test binary): scratch directories and trees under /tmp, writing and reading files in
+ * them, and a growing printf buffer. One copy instead of one per test file, so a fix reaches
+ * every test. A helper that asserts fails the calling test with the cmocka assertion the copies
+ * made (the report names helpers.c). Paths are host paths the test made itself. */
+#pragma once
+
+#include <stddef.h>
+#include <sys/stat.h>
+
+/* A fresh directory /tmp/mkm-test-NAME.XXXXXX (mkdtemp: 0700). Caller owns the path; asserts. */
+char *th_tmpdir_new(const char *name);
+/* rm -rf dir (errors ignored) and free it; NULL is fine. */
+void th_tmpdir_free(char *dir);
+
+/* cmocka fixtures with a fresh /tmp/mkm-test-NAME.XXXXXX as the test's state: setup makes it and
+ * sets *state to its path, or returns -1 (cmocka reports the setup as failed; no assertion);
+ * teardown is th_tmpdir_free(*state). Call setup from a one-line wrapper that names the test. */
+int th_tmpdir_setup(void **state, const char *name);
+int th_tmpdir_teardown(void **state);
+
+/* A scratch tree: top = /tmp/mkm-test-NAME.XXXXXX holding root/ (the tree under test, open as
+ * rootfd) and outside/ (what the tree must never reach), both 0755. */
+struct th_tree {
+        char top[64];
+        char root[128], outside[128];
+        int rootfd;
+};
+/* Make the tree in caller storage; asserts. */
+void th_tree_init(struct th_tree *t, const char *name);
+/* Close rootfd and remove top; asserts that the removal succeeded. */
+void th_tree_done(struct th_tree *t);
+/* cmocka fixtures for a test whose state is the tree itself: setup allocates it into *state and
+ * makes it (th_tree_init(), asserts), teardown is th_tree_done() and frees it. */
+int th_tree_setup(void **state, const char *name);
+int th_tree_teardown(void **state);
+
+/* Write text to dir/rel with exactly mode (fchmod, whatever the umask), making missing parents
+ * 0755; asserts. Uses fs_write_file_at(): what is at the name (a file, a symlink) is replaced,
+ * never written through; no fsync, as a scratch tree needs none. */
+void th_write_file(const char *dir, const char *rel, const char *text, mode_t mode);
+
+/* dir/name whole (up to 1 MiB, symlinks followed), NUL-terminated; its length to *ret_len unless
+ * ret_len is NULL. Caller owns the result. th_read_file() returns NULL if the file cannot be
+ * read; th_read_file_ok() asserts that the read succeeded. */
+char *th_read_file(const char *dir, const char *name, size_t *ret_len);
+char *th_read_file_ok(const char *dir, const char *name, size_t *ret_len);
+
+/* lstat() of dir/path; fails the test if it fails. */
+struct stat th_lstat_in(const char *dir, const char *path);
+
+/* A growing string for big generated inputs: p (NUL-terminated once anything was added; caller
+ * frees), n bytes used, cap allocated. Start from (struct th_buf){}. */
+struct th_buf {
+        char *p;
+        size_t n, cap;
+};
+/* Append printf output; asserts on allocation failure. */
+void th_buf_add(struct th_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
