@@ -254,7 +254,15 @@ static int on_live(const struct manifest_entry *l, void *userdata) {
 int drift_compute(struct mkm_ctx *ctx, int rootfd, const char *manifest, struct drift **ret, struct mkm_err *reterr) {
         struct manifest_entry *m = NULL;
         size_t nm = 0;
-        int r = manifest_parse(manifest, &m, &nm, reterr);
+        /* The walk lists only the xattrs that are content; a manifest from before host labels
+         * were left out may list a security.selinux on every entry, which is no drift either. */
+        _cleanup_free_ char *content = NULL;
+        int r = manifest_strip_host_xattrs(manifest, &content);
+        if (r < 0)
+                return r;
+        if (r > 0)
+                mkm_debug(ctx, "drift: the manifest lists xattrs that are not content (a host's labels); ignoring them");
+        r = manifest_parse(content, &m, &nm, reterr);
         if (r < 0)
                 return r;
         _cleanup_(drift_freep) struct drift *d = calloc(1, sizeof *d);

@@ -8,7 +8,12 @@
  * /var/cache, /var/tmp, /var/lib/systemd, /tmp, /run, ...) are reported with runtime=true. A
  * change of the modification time alone, anywhere, is reported ("time") but does not block
  * either: it changes no byte a rebuild would lose. Everything else blocks: changed or removed
- * files, and new files outside the runtime list (/var/lib/docker, a database under /var/lib). */
+ * files, and new files outside the runtime list (/var/lib/docker, a database under /var/lib).
+ *
+ * xattrs count as the manifest lists them: only those that are content
+ * (normalize_xattr_is_content()). A host's label set, changed or removed (security.selinux after
+ * a relabel, trusted.*, security.ima) is no drift, not even shown: a rebuild or an import would
+ * not carry it either. */
 #pragma once
 
 #include <stdbool.h>

@@ -21,6 +21,7 @@
 
 #include "ctx.h"
 #include "manifest.h"
+#include "normalize.h"
 #include "state.h"
 #include "util/cleanup.h"
 #include "util/err.h"
@@ -95,7 +96,9 @@ static int cmp_str(const void *a, const void *b) {
         return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* The extended attributes of fd, sorted by name (listxattr's order depends on the file system). */
+/* The extended attributes of fd that are content (normalize_xattr_is_content(), as the manifest
+ * lists them), sorted by name (listxattr's order depends on the file system). A host's labels
+ * (security.selinux, trusted.*) stay out: the importer would not apply them anyway. */
 static int add_xattrs(struct tw *w, int fd, const char *path) {
         char list[XATTR_MAX];
         ssize_t n = flistxattr(fd, list, sizeof list);
@@ -105,7 +108,7 @@ static int add_xattrs(struct tw *w, int fd, const char *path) {
         if (!names)
                 return -ENOMEM;
         for (ssize_t i = 0; i < n; i += (ssize_t)strlen(list + i) + 1)
-                if (strv_push(&names, list + i) < 0)
+                if (normalize_xattr_is_content(list + i) && strv_push(&names, list + i) < 0)
                         return -ENOMEM;
         qsort(names, strv_length(names), sizeof *names, cmp_str);
         for (char **x = names; *x; x++) {
@@ -434,6 +437,7 @@ struct machine_src {
         char *tree;                     /* HOST/var/lib/machines/NAME */
         char *state_dir;                /* HOST/var/lib/mkmachine/NAME */
         char *digest;                   /* "sha256:HEX" */
+        char *manifest;                 /* the generation's manifest, whose sha256 digest is */
         int64_t source_date_epoch;
 };
 
@@ -441,6 +445,7 @@ static void machine_src_done(struct machine_src *m) {
         free(m->tree);
         free(m->state_dir);
         free(m->digest);
+        free(m->manifest);
 }
 
 /* The live generation's tree, digest and SOURCE_DATE_EPOCH (state.h). */
@@ -460,10 +465,30 @@ static int machine_src_load(struct mkm_ctx *ctx, const char *name, struct machin
                 machine_src_done(&m);
                 return -ENOMEM;
         }
+        r = state_read_file(st->live, "manifest", &m.manifest, reterr);
+        if (r < 0) {
+                machine_src_done(&m);
+                return r;
+        }
         mkm_debug(ctx, "export: %s: generation %u, %s, SOURCE_DATE_EPOCH %lld", name, st->live->gen, m.digest,
                   (long long)m.source_date_epoch);
         *ret = m;
         return 0;
+}
+
+/* Is digest the sha256 of manifest without the xattrs that are not content? Then the tree is the
+ * one built, and only the manifest is older than the rule that leaves a host's labels out (a
+ * machine built on an SELinux host lists a security.selinux on every entry). 1 yes, 0 no. */
+static int matches_without_host_xattrs(const char *manifest, const char *digest) {
+        _cleanup_free_ char *content = NULL;
+        int r = manifest_strip_host_xattrs(manifest, &content);
+        if (r <= 0)
+                return r;
+        char hex[HASH_SHA256_HEX];
+        r = hash_buf_hex(HASH_SHA256, content, strlen(content), hex);
+        if (r < 0)
+                return r;
+        return strcmp(digest + 7, hex) == 0;
 }
 
 /* ---- writing DIR ---- */
@@ -757,7 +782,20 @@ int export_machine(struct mkm_ctx *ctx, const char *name, const char *dir, const
         r = manifest_build(ctx, rootfd, -1, &manifest, digest, reterr);
         if (r < 0)
                 goto out;
-        if (strcmp(digest, m.digest) != 0) {
+        bool same = strcmp(digest, m.digest) == 0;
+        if (!same) {
+                r = matches_without_host_xattrs(m.manifest, digest);
+                if (r < 0)
+                        goto out;
+                same = r > 0;
+                if (same)
+                        mkm_warn(ctx,
+                                 "export: the manifest of '%s' lists xattrs that are a host's labels (it was written "
+                                 "before they left the digest); ignoring them: the tree is as built, exported as %s "
+                                 "(a rebuild records that digest)",
+                                 name, digest);
+        }
+        if (!same) {
                 if (!opts->force) {
                         r = mkm_err_set(reterr, -MKM_E_DIGEST_MISMATCH,
                                         "the tree %s differs from its manifest (it is %s, it was built as %s); "

@@ -41,8 +41,10 @@ const char *export_compress_suffix(enum export_compress c);
  * entries sorted by name, depth first, as "./PATH" (the root as "./"); pax headers only where
  * needed, with fixed names; numeric uid/gid only (no user or group names); the mtime in whole
  * seconds, clamped to clamp_epoch when >= 0 (the tree is not changed: it is walked read-only,
- * files opened with O_NOATIME); no atime or ctime; extended attributes of directories and regular
- * files (sorted by name, as SCHILY.xattr records that GNU tar and libarchive both read); hard links
+ * files opened with O_NOATIME); no atime or ctime; the extended attributes of directories and
+ * regular files that the manifest lists (normalize_xattr_is_content(): user.*,
+ * security.capability, the POSIX ACLs; not a host's security.selinux or trusted.*), sorted by
+ * name, as SCHILY.xattr records that GNU tar and libarchive both read; hard links
  * as links to the first path; devices and fifos as such; sockets skipped with a warning; mount
  * points listed but not entered. Compression with fixed settings: xz level 6 single-threaded,
  * zstd level 12, gzip level 6 without a name or time stamp. outfd is written, not closed. */
@@ -85,7 +87,10 @@ void export_result_done(struct export_result *r);
 /* Export machine name into dir (created if missing). Every file is written to a temporary in
  * dir and renamed into place once all are complete (SHA256SUMS last), so a failed export
  * leaves the previous files of dir as they were. Holds the machine's lock (shared) meanwhile:
- * a build cannot swap the tree under it. */
+ * a build cannot swap the tree under it. The tree must have the generation's digest (else
+ * -MKM_E_DIGEST_MISMATCH, unless opts->force), or, for a manifest written before a host's xattr
+ * labels left it, the digest of that manifest without them (manifest_strip_host_xattrs(); with
+ * a warning, and the tree's digest in ret). */
 int export_machine(struct mkm_ctx *ctx, const char *name, const char *dir, const struct export_opts *opts,
                    struct export_result *ret, struct mkm_err *reterr);
 

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "ctx.h"
+#include "normalize.h"
 #include "util/chase.h"
 #include "util/cleanup.h"
 #include "util/err.h"
@@ -274,9 +275,9 @@ static int apply_xattrs(struct xstate *s, int fd, struct archive_entry *e, const
         size_t size;
         archive_entry_xattr_reset(e);
         while (archive_entry_xattr_next(e, &name, &value, &size) == ARCHIVE_OK) {
-                /* Only what a package legitimately carries: user.*, file capabilities, ACLs. */
-                if (strncmp(name, "user.", 5) != 0 && strcmp(name, "security.capability") != 0 &&
-                    strcmp(name, "system.posix_acl_access") != 0 && strcmp(name, "system.posix_acl_default") != 0) {
+                /* Only what a package legitimately carries: user.*, file capabilities, ACLs; never a
+                 * trusted.* or security.* label from an archive. */
+                if (!normalize_xattr_is_content(name)) {
                         mkm_debug(s->ctx, "%s: skipping extended attribute '%s' on %s", s->label, name, entry);
                         continue;
                 }

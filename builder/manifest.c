@@ -85,7 +85,8 @@ char *manifest_escape_str(const char *s) {
         return buf;
 }
 
-/* The xattrs of fd as " xattr.NAME=HEX ..." (sorted by name) in *ret, NULL when it has none. */
+/* The xattrs of fd that are content (normalize_xattr_is_content()) as " xattr.NAME=HEX ..."
+ * (sorted by name) in *ret, NULL when it has none. */
 static int xattrs(int fd, char **ret) {
         char list[XATTR_LIST_MAX_BYTES];
         *ret = NULL;
@@ -99,7 +100,7 @@ static int xattrs(int fd, char **ret) {
         if (!names)
                 return -ENOMEM;
         for (ssize_t i = 0; i < n; i += (ssize_t)strlen(list + i) + 1)
-                if (strv_push(&names, list + i) < 0)
+                if (normalize_xattr_is_content(list + i) && strv_push(&names, list + i) < 0)
                         return -ENOMEM;
         strv_sort(names);
         char *buf = NULL;
@@ -431,6 +432,58 @@ static char *unescape(const char *s, const char *end, const char **what) {
         }
         *o = 0;
         return out;
+}
+
+/* 1 when the token [t, end) is "xattr.NAME=HEX" with a NAME that is not content, 0 when it is
+ * anything else (malformed ones too: manifest_parse() judges them). */
+static int is_host_xattr(const char *t, const char *end) {
+        if (end - t <= 6 || memcmp(t, "xattr.", 6) != 0)
+                return 0;
+        const char *eq = memchr(t, '=', (size_t)(end - t)), *what = NULL;
+        if (!eq || eq == t + 6)
+                return 0;
+        _cleanup_free_ char *name = unescape(t + 6, eq, &what);
+        if (!name)
+                return what ? 0 : -ENOMEM;
+        return !normalize_xattr_is_content(name);
+}
+
+int manifest_strip_host_xattrs(const char *text, char **ret_text) {
+        char *buf = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&buf, &len);
+        if (!f)
+                return -ENOMEM;
+        int r = 0, dropped = 0;
+        for (const char *s = text; *s && r >= 0;) {
+                const char *nl = strchr(s, '\n');
+                const char *end = nl ? nl : s + strlen(s);
+                const char *sp = memchr(s, ' ', (size_t)(end - s));
+                const char *p = sp ? sp : end;
+                fwrite(s, 1, (size_t)(p - s), f);       /* the path */
+                while (p < end && r >= 0) {
+                        const char *t = p + 1, *te = memchr(t, ' ', (size_t)(end - t));
+                        if (!te)
+                                te = end;
+                        r = is_host_xattr(t, te);
+                        if (r == 0)
+                                fwrite(p, 1, (size_t)(te - p), f);      /* with its space */
+                        else if (r > 0)
+                                dropped = 1;
+                        p = te;
+                }
+                if (nl)
+                        fputc('\n', f);
+                s = nl ? nl + 1 : end;
+        }
+        if (fclose(f) != 0 && r >= 0)
+                r = -ENOMEM;
+        if (r < 0) {
+                free(buf);
+                return r;
+        }
+        *ret_text = buf;
+        return dropped;
 }
 
 static bool parse_u64(const char *s, const char *end, uint64_t max, uint64_t *ret) {

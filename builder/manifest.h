@@ -10,7 +10,10 @@
  * PATH, TARGET and NAME) are written as \ooo (octal), as mtree does. size and sha256 are a
  * regular file's, link a symlink's target. Devices, fifos and sockets appear as type=other with
  * their rdev, so they are visible rather than silently skipped. xattrs (sorted by name, values
- * in lower-case hex) are recorded for files and directories. T is the mtime in whole seconds. */
+ * in lower-case hex) are recorded for files and directories, those that are content only
+ * (normalize_xattr_is_content(): user.*, security.capability, the POSIX ACLs); a host's labels
+ * (security.selinux, trusted.*, ...) are not, as atimes are not. T is the mtime in whole
+ * seconds. */
 #pragma once
 
 #include <stdint.h>
@@ -76,3 +79,11 @@ int manifest_build(struct mkm_ctx *ctx, int rootfd, int64_t clamp_epoch, char **
  * or a manifest without the root ".". */
 int manifest_parse(const char *text, struct manifest_entry **ret, size_t *ret_n, struct mkm_err *reterr);
 void manifest_entries_free(struct manifest_entry *e, size_t n);
+
+/* text without the " xattr.NAME=HEX" tokens whose NAME is not content: what manifest_build()
+ * writes for the same tree now that host labels are left out. Manifests written before that
+ * (on an SELinux host every entry has a security.selinux) are compared through it, by drift and
+ * by export. Everything else, a malformed token included, is copied as it is, for
+ * manifest_parse() to judge. Returns 1 when a token was left out, 0 when *ret_text is a copy of
+ * text; the caller frees *ret_text. */
+int manifest_strip_host_xattrs(const char *text, char **ret_text);

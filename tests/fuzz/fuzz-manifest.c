@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /* libFuzzer target for the manifest parser (verify reads the manifest from the host's state):
- * bytes -> manifest_parse. Nothing may crash, leak or read out of bounds; an accepted manifest
+ * bytes -> manifest_parse, and manifest_strip_host_xattrs (drift and export pass an older
+ * manifest through it first). Nothing may crash, leak or read out of bounds; an accepted manifest
  * must be consistent: "." first, paths strictly sorted, each entry has what its type needs.
+ * Stripping keeps every line, never grows the text, is done in one pass (a second one leaves
+ * nothing out), and leaves an accepted manifest accepted, with the same paths.
  *
  * Build and run (from the repository top):
  *   make fuzz; mkdir -p build/fuzz/corpus/manifest
@@ -21,10 +24,37 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         char *text = strndup((const char *)data, size);
         if (!text)
                 return 0;
+        char *stripped = NULL, *again = NULL;
+        int dropped = manifest_strip_host_xattrs(text, &stripped);
+        if (dropped < 0) {
+                free(text);
+                return 0;
+        }
+        if (strlen(stripped) > strlen(text) || (dropped == 0) != (strcmp(stripped, text) == 0))
+                abort();
+        size_t nl_text = 0, nl_stripped = 0;
+        for (const char *c = text; *c; c++)
+                nl_text += *c == '\n';
+        for (const char *c = stripped; *c; c++)
+                nl_stripped += *c == '\n';
+        if (nl_text != nl_stripped)
+                abort();
+        if (manifest_strip_host_xattrs(stripped, &again) != 0 || strcmp(again, stripped) != 0)
+                abort();
+        free(again);
         struct mkm_err err = {};
         struct manifest_entry *e = NULL;
         size_t n = 0;
         if (manifest_parse(text, &e, &n, &err) == 0) {
+                struct manifest_entry *se = NULL;
+                size_t sn = 0;
+                struct mkm_err serr = {};
+                if (manifest_parse(stripped, &se, &sn, &serr) != 0 || sn != n)
+                        abort();
+                for (size_t i = 0; i < n; i++)
+                        if (strcmp(se[i].path, e[i].path) != 0)
+                                abort();
+                manifest_entries_free(se, sn);
                 if (n == 0 || strcmp(e[0].path, ".") != 0)
                         abort();
                 for (size_t i = 0; i < n; i++) {
@@ -42,6 +72,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 manifest_entries_free(e, n);
         } else if (!err.msg[0])
                 abort();        /* a refusal always says why */
+        free(stripped);
         free(text);
         return 0;
 }

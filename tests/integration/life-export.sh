@@ -2,7 +2,9 @@
 # SPDX-License-Identifier: MIT
 # mkmachine export / import (issue 9): an Arch fixture machine is exported twice per compression
 # (byte-identical files), SHA256SUMS passes sha256sum -c, export -> import into another host root
-# gives the exporter's digest, a tampered tarball is refused, and the host's own systemd-pull
+# gives the exporter's digest (a host's xattr labels, trusted.* here, are in neither the digest
+# nor the tarball, and an older manifest that lists them is still the tree's), a tampered tarball
+# is refused, and the host's own systemd-pull
 # (the helper behind machinectl/importctl pull-tar) accepts the export served over loopback
 # HTTP with --verify=checksum and --verify=signature, its tree having the exporter's digest.
 source "$(dirname "$0")/../tools/it-lib.sh"
@@ -53,6 +55,19 @@ open(g + "/manifest", "w").write(txt)
 open(g + "/digest", "w").write("sha256:" + hashlib.sha256(txt.encode()).hexdigest() + "\n")
 P
 DIGEST=$(cut -d' ' -f1 "$(live_gen "$HOST" ex)/digest")
+# A host's label (as an SELinux host gives every file a security.selinux; trusted.* here, which
+# root can always set) is not content: the state's manifest stays as it is, the exports below
+# need no --force and report the same digest, the tarball leaves it out, and the import (which
+# would never apply it) gets the exporter's digest.
+python3 - "$HOST/var/lib/machines/ex" <<'P'
+import sys, os
+os.setxattr(sys.argv[1] + "/etc/passwd", "trusted.mkm.label", b"host")
+os.setxattr(sys.argv[1] + "/usr", "trusted.mkm.label", b"host")
+P
+check "a trusted.* xattr is set on the tree (a file and a directory)" python3 -c '
+import os, sys
+for p in sys.argv[1:]: assert os.getxattr(p, "trusted.mkm.label") == b"host", p' \
+  "$HOST/var/lib/machines/ex/etc/passwd" "$HOST/var/lib/machines/ex/usr"
 
 # --- 1. two exports are byte-identical, per compression ---------------------------------------
 for c in xz zstd gzip; do
@@ -106,6 +121,8 @@ print("BAD", bad[:5])
 P
 check "mtimes clamped to SOURCE_DATE_EPOCH, no atime/ctime, no owner names" contains "$WORK/pax.txt" "BAD []"
 check "xattrs kept (security.capability, user.*)" bash -c "grep XATTRS '$WORK/pax.txt' | grep -q security.capability && grep XATTRS '$WORK/pax.txt' | grep -q user.mkm.test"
+check "a host's label is not in the archive (no trusted.*)" bash -c "! grep XATTRS '$WORK/pax.txt' | grep -q trusted"
+check "... nor in the machine's manifest" bash -c "! grep -q trusted '$(live_gen "$HOST" ex)/manifest'"
 check "hard links stored as links" bash -c "grep -q 'LINKS [1-9]' '$WORK/pax.txt'"
 touch -d @$SDE "$HOST/var/lib/machines/ex/etc/hostname"
 
@@ -141,6 +158,9 @@ check "the settings file came along, beside the image (not trusted by default)" 
 check "an untrusted import writes nothing into /etc/systemd/nspawn" test ! -e "$HOST2/etc/systemd/nspawn/ex.nspawn"
 check "the state knows the imported digest" test "$(cat "$(live_gen "$HOST2" ex)/digest")" = "$DIGEST"
 check "the imported manifest equals the exporter's" cmp "$(live_gen "$HOST2" ex)/manifest" "$(live_gen "$HOST" ex)/manifest"
+check "the import has no trusted.* label (the exporter's tree has)" python3 -c '
+import os, sys
+assert not [n for n in os.listxattr(sys.argv[1]) if n.startswith("trusted.")], os.listxattr(sys.argv[1])' "$HOST2/var/lib/machines/ex/etc/passwd"
 "$MKMACHINE" --host-root "$HOST2" import "$WORK/e1-gzip/ex.tar.gz" >/dev/null 2>"$WORK/imp2.log"
 check "importing over an existing machine is refused without --force" contains "$WORK/imp2.log" "--force"
 "$MKMACHINE" --host-root "$HOST2" --force -q import "$WORK/e1-zstd/ex.tar.zst" copy >/dev/null 2>"$WORK/imp3.log"
@@ -237,6 +257,53 @@ gpg --homedir "$GH" --export "$FPR" >"$WORK/pubring.gpg" 2>/dev/null
 check "import --verify=signature accepts it" test "$(cat "$(live_gen "$WORK/host5" ex)/digest" 2>/dev/null)" = "$DIGEST"
 mkm -q export ex "$WORK/es" >/dev/null 2>&1
 check "an unsigned re-export removes the old signature" test ! -e "$WORK/es/SHA256SUMS.gpg"
+
+# --- 5b. a manifest written before a host's labels left the digest ------------------------------
+# An older mkmachine on an SELinux host listed security.selinux on every entry (and trusted.* where
+# set). Such a machine is still clean for verify, and export takes its tree as built, reporting
+# the digest without the labels (the one an import gets), with a warning.
+G=$(live_gen "$HOST" ex)
+cp "$G/manifest" "$WORK/manifest.saved"; cp "$G/digest" "$WORK/digest.saved"
+python3 - "$G" <<'P'
+import sys, hashlib
+g = sys.argv[1]
+out = []
+for l in open(g + "/manifest").read().split("\n"):
+    if " type=dir " in l or " type=file " in l:
+        head, t = l.rsplit(" time=", 1)
+        if head.startswith("./etc/passwd "):
+            head += " xattr.trusted.mkm.label=686f7374"
+        l = head + " xattr.security.selinux=73797374656d5f753a6f626a6563745f723a6574635f743a733000 time=" + t
+    out.append(l)
+txt = "\n".join(out)
+open(g + "/manifest", "w").write(txt)
+open(g + "/digest", "w").write("sha256:" + hashlib.sha256(txt.encode()).hexdigest() + "\n")
+P
+OLD=$(cut -d' ' -f1 "$G/digest")
+check "the old-style manifest has another digest" test "$OLD" != "$DIGEST"
+mkm verify ex >"$WORK/vold.out" 2>"$WORK/vold.log"
+check "verify: a manifest's host labels are no drift (exit 0)" test $? -eq 0
+check "... and verify says clean" contains "$WORK/vold.out" "clean"
+mkm --json export ex "$WORK/e-old" >"$WORK/e-old.json" 2>"$WORK/e-old.log"
+check "export of a machine with an old-style manifest succeeds without --force" test $? -eq 0
+check "... reports the digest without the labels (the import's)" test "$(json '["digest"]' <"$WORK/e-old.json" 2>/dev/null)" = "$DIGEST"
+check "... with a warning that names them" contains "$WORK/e-old.log" "host's labels"
+check "... and the same tarball" cmp "$WORK/e-old/ex.tar.xz" "$WORK/e1-xz/ex.tar.xz"
+cp "$HOST/var/lib/machines/ex/etc/passwd" "$WORK/passwd.saved"
+echo changed >>"$HOST/var/lib/machines/ex/etc/passwd"
+mkm export ex "$WORK/e-old2" >/dev/null 2>"$WORK/e-old2.log"
+check "... but a tree that changed besides is still refused" contains "$WORK/e-old2.log" "differs from its manifest"
+cat "$WORK/passwd.saved" >"$HOST/var/lib/machines/ex/etc/passwd"     # the same inode, its xattrs kept
+cp "$WORK/manifest.saved" "$G/manifest"; cp "$WORK/digest.saved" "$G/digest"
+python3 - "$HOST/var/lib/machines/ex" "$G/manifest" <<'P'
+import os, re, sys
+t = int(re.search(r'^\./etc/passwd type=file.* time=(\d+)$', open(sys.argv[2]).read(), re.M).group(1))
+os.utime(sys.argv[1] + "/etc/passwd", (t, t))
+for p in ("/etc/passwd", "/usr"):
+    os.removexattr(sys.argv[1] + p, "trusted.mkm.label")
+P
+mkm verify ex >/dev/null 2>&1
+check "the tree is back as built (verify clean)" test $? -eq 0
 
 # --- 6. the host's systemd-pull accepts the export ---------------------------------------------
 PULL=/lib/systemd/systemd-pull

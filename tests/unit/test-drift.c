@@ -243,6 +243,47 @@ static void test_xattrs(void **state) {
         expect(d, "./d", DRIFT_CHANGED, "xattrs", true, "M ./d (xattr user.d removed)");
 }
 
+/* A host's labels are no drift (normalize_xattr_is_content()): a trusted.* set or changed in the
+ * tree, nor one that a manifest from before they were left out lists (on an SELinux host, a
+ * security.selinux on every entry) and the tree no longer has. Content xattrs still count. */
+static void test_host_xattrs(void **state) {
+        struct fx *f = *state;
+        if (geteuid() != 0) {
+                print_message("skipping: trusted.* xattrs need root\n");
+                skip();
+        }
+        /* The old manifest: a label on every entry, a trusted.x on the tool. */
+        char *old = NULL;
+        size_t len = 0;
+        FILE *m = open_memstream(&old, &len);
+        assert_non_null(m);
+        for (const char *p = f->manifest; *p;) {
+                const char *t = strstr(p, " time="), *nl = strchr(p, '\n');
+                assert_true(t && nl && t < nl);
+                fprintf(m, "%.*s", (int)(t - p), p);
+                if (strncmp(p, "./usr/bin/tool ", 15) == 0)
+                        fputs(" xattr.trusted.x=00", m);
+                if (strncmp(p, "./usr/lib/libx.so ", 18) != 0)     /* a link has no xattrs */
+                        fputs(" xattr.security.selinux=73797374656d5f7500", m);
+                fprintf(m, "%.*s", (int)(nl + 1 - t), t);
+                p = nl + 1;
+        }
+        assert_int_equal(fclose(m), 0);
+        free(f->manifest);
+        f->manifest = old;
+        set_xattr(f, "usr/bin/tool", "trusted.x", "changed");
+        set_xattr(f, "d", "trusted.y", "new");
+        _cleanup_(drift_freep) struct drift *d = run(f);
+        dump(d);
+        assert_int_equal(d->n, 0);
+
+        /* A user.* change beside them is drift, and shown alone. */
+        set_xattr(f, "usr/bin/tool", "user.a", "2");
+        _cleanup_(drift_freep) struct drift *d2 = run(f);
+        assert_int_equal(d2->n, 1);
+        expect(d2, "./usr/bin/tool", DRIFT_CHANGED, "xattrs", true, "M ./usr/bin/tool (xattr user.a changed)");
+}
+
 static void test_added_removed(void **state) {
         struct fx *f = *state;
         assert_int_equal(fs_write_file_at(f->rootfd, "etc/new", "n", 1, 0644), 0);
@@ -451,6 +492,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_size_mode_owner, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_type_and_link, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_xattrs, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_host_xattrs, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_added_removed, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_runtime, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_time_only, setup, teardown),

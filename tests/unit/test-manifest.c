@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* Unit tests for builder/manifest (the machine's digest) and normalize's removals. */
+/* Unit tests for builder/manifest (the machine's digest, which xattrs it covers) and normalize's
+ * removals. */
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
@@ -131,6 +132,122 @@ static void test_manifest_dir_xattr(void **state) {
         assert_non_null(strstr(t2, want));
 }
 
+/* Only the xattrs that are content count (normalize_xattr_is_content()): a host's or a
+ * privileged label (trusted.*, security.selinux) is in neither the manifest nor the digest, so a
+ * build on an SELinux host and one without get the same digest, and an import (which never
+ * applies such labels) that of its export. trusted.* needs CAP_SYS_ADMIN; the tests run as root
+ * on /tmp (ext4 or tmpfs, both hold trusted.* xattrs). */
+static void test_manifest_host_xattrs(void **state) {
+        struct fx *f = *state;
+        if (geteuid() != 0) {
+                print_message("skipping: trusted.* xattrs need root\n");
+                skip();
+        }
+        make_tree(f);
+        char p[256], d[256];
+        snprintf(p, sizeof p, "%s/usr/bin/tool", f->root);
+        snprintf(d, sizeof d, "%s/usr/bin", f->root);
+        _cleanup_free_ char *t0 = NULL, *t1 = NULL, *t2 = NULL, *t3 = NULL, *t4 = NULL;
+        char d0[MANIFEST_DIGEST_LEN], d1[MANIFEST_DIGEST_LEN], d2[MANIFEST_DIGEST_LEN], d3[MANIFEST_DIGEST_LEN],
+                d4[MANIFEST_DIGEST_LEN];
+        struct mkm_err err = {};
+        assert_int_equal(manifest_build(NULL, f->rootfd, -1, &t0, d0, &err), 0);
+
+        /* A label on a file and on a directory: the same manifest, the same digest. */
+        if (setxattr(p, "trusted.x", "1", 1, 0) < 0)
+                fail_msg("cannot set trusted.x on %s (as root): %m", p);
+        assert_int_equal(setxattr(d, "trusted.y", "1", 1, 0), 0);
+        assert_int_equal(manifest_build(NULL, f->rootfd, -1, &t1, d1, &err), 0);
+        assert_null(strstr(t1, "trusted"));
+        assert_non_null(strstr(t1, " xattr.user.a=31 xattr.user.b=32 time="));
+        assert_string_equal(t0, t1);
+        assert_string_equal(d0, d1);
+
+        /* Changing it is no change of the machine either. */
+        assert_int_equal(setxattr(p, "trusted.x", "other", 5, 0), 0);
+        assert_int_equal(manifest_build(NULL, f->rootfd, -1, &t2, d2, &err), 0);
+        assert_string_equal(d0, d2);
+
+        /* A content xattr still is: user.a changed, and a user.* on the directory. */
+        assert_int_equal(setxattr(p, "user.a", "2", 1, 0), 0);
+        assert_int_equal(manifest_build(NULL, f->rootfd, -1, &t3, d3, &err), 0);
+        assert_string_not_equal(d0, d3);
+        assert_non_null(strstr(t3, " xattr.user.a=32 xattr.user.b=32 time="));
+        assert_null(strstr(t3, "trusted"));
+        assert_int_equal(setxattr(d, "user.z", "1", 1, 0), 0);
+        stamp(f->rootfd, "usr/bin");
+        assert_int_equal(manifest_build(NULL, f->rootfd, -1, &t4, d4, &err), 0);
+        assert_string_not_equal(d3, d4);
+        assert_non_null(strstr(t4, "./usr/bin type=dir mode=0755"));
+        assert_non_null(strstr(t4, " xattr.user.z=31 time="));
+}
+
+/* The one list of xattrs that are content, for extraction, the manifest and export. */
+static void test_xattr_is_content(void **state) {
+        (void)state;
+        static const struct {
+                const char *name;
+                bool content;
+        } cases[] = {
+                { "user.a", true },
+                { "user.overlay.opaque", true },
+                { "security.capability", true },
+                { "system.posix_acl_access", true },
+                { "system.posix_acl_default", true },
+                { "security.selinux", false },
+                { "security.ima", false },
+                { "security.evm", false },
+                { "security.apparmor", false },
+                { "security.capability2", false },
+                { "security.capabilit", false },
+                { "trusted.x", false },
+                { "trusted.overlay.opaque", false },
+                { "system.nfs4_acl", false },
+                { "system.posix_acl_accessx", false },
+                { "User.a", false },
+                { "user", false },
+                { "", false },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++)
+                if (normalize_xattr_is_content(cases[i].name) != cases[i].content)
+                        fail_msg("'%s': expected %s", cases[i].name, cases[i].content ? "content" : "not content");
+}
+
+/* A manifest written before the host's labels were left out: manifest_strip_host_xattrs() gives
+ * what manifest_build() writes now, and keeps everything else as it was, malformed tokens too. */
+static void test_manifest_strip_host_xattrs(void **state) {
+        (void)state;
+        static const struct {
+                const char *in, *out;
+                int dropped;
+        } cases[] = {
+                { ". type=dir mode=0755 uid=0 gid=0 xattr.security.selinux=7300 time=1\n",
+                  ". type=dir mode=0755 uid=0 gid=0 time=1\n", 1 },
+                { ". type=dir mode=0755 uid=0 gid=0 time=1\n"
+                  "./f type=file mode=0644 uid=0 gid=0 size=0 sha256=00 xattr.security.capability=01 "
+                  "xattr.security.ima=02 xattr.system.posix_acl_access=03 xattr.system.posix_acl_default=04 "
+                  "xattr.trusted.overlay.opaque=79 xattr.user.a=31 time=1\n",
+                  ". type=dir mode=0755 uid=0 gid=0 time=1\n"
+                  "./f type=file mode=0644 uid=0 gid=0 size=0 sha256=00 xattr.security.capability=01 "
+                  "xattr.system.posix_acl_access=03 xattr.system.posix_acl_default=04 xattr.user.a=31 time=1\n",
+                  1 },
+                /* The name is judged unescaped: \165 is 'u', \163 's'. */
+                { "./a xattr.\\165ser.a=31 xattr.\\163ecurity.evm=00 time=1", "./a xattr.\\165ser.a=31 time=1", 1 },
+                /* Nothing to leave out: a copy; a path that looks like an xattr stays. */
+                { "xattr.trusted.x=00 type=dir\n\n", "xattr.trusted.x=00 type=dir\n\n", 0 },
+                { "./a xattr.user.a=31 time=1\n", "./a xattr.user.a=31 time=1\n", 0 },
+                /* Malformed tokens are the parser's to refuse. */
+                { "./a xattr.trusted.x xattr.\\9x=00 xattr.=1 time=1\n", "./a xattr.trusted.x xattr.\\9x=00 xattr.=1 time=1\n",
+                  0 },
+                { "", "", 0 },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                _cleanup_free_ char *out = NULL;
+                assert_int_equal(manifest_strip_host_xattrs(cases[i].in, &out), cases[i].dropped);
+                assert_string_equal(out, cases[i].out);
+        }
+}
+
 static void test_remove_generated(void **state) {
         struct fx *f = *state;
         char outside[128];
@@ -225,6 +342,9 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_manifest_text, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_manifest_dir_xattr, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_manifest_host_xattrs, setup, teardown),
+                cmocka_unit_test(test_xattr_is_content),
+                cmocka_unit_test(test_manifest_strip_host_xattrs),
                 cmocka_unit_test_setup_teardown(test_manifest_clamps, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_manifest_too_deep, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_remove_generated, setup, teardown),
