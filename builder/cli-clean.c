@@ -139,10 +139,18 @@ static int prune_generations(struct mkm_ctx *ctx, struct clean *c, struct mkm_er
                                 q = note_old_generations(c, ctx, s);
                         continue;
                 }
+                /* One machine that cannot be pruned (another command holds it, its recovery
+                 * refuses) is said and passed over: its generations stay, and so does what their
+                 * locks reference in the cache. */
                 _cleanup_(deploy_freep) struct deploy *d = NULL;
-                q = deploy_begin(ctx, *n, &d, reterr);
-                if (q >= 0)
-                        q = note_old_generations(c, ctx, d->state);
+                struct mkm_err err = {};
+                q = deploy_begin(ctx, *n, &d, &err);
+                if (q < 0) {
+                        mkm_warn(ctx, "clean: machine '%s' not pruned: %s", *n, err.msg[0] ? err.msg : strerror(-q));
+                        q = 0;
+                        continue;
+                }
+                q = note_old_generations(c, ctx, d->state);
                 if (q >= 0)
                         deploy_prune(ctx, d);
         }

@@ -255,6 +255,19 @@ mkm --keep-generations 0 clean --dry-run >"$WORK/c2.txt" 2>/dev/null
 check "clean --dry-run --keep-generations 0 names the kept generation" grep -qx "would remove $old_gen" "$WORK/c2.txt"
 check "... and the package only it references" grep -q "^would remove $CACHE/sha256/${old_only:0:2}/$old_only " "$WORK/c2.txt"
 check "... and removes neither" test -d "$old_gen" -a -e "$CACHE/sha256/${old_only:0:2}/$old_only"
+# A machine another command holds is passed over with a warning; the clean goes on.
+rm -f "$WORK/held"
+python3 -c 'import fcntl, sys, time
+f = open(sys.argv[1]); fcntl.flock(f, fcntl.LOCK_EX); open(sys.argv[2], "w").close(); time.sleep(60)' \
+  "$HOST/var/lib/mkmachine/pl/.lock" "$WORK/held" &
+holder=$!
+for _ in $(seq 100); do [ -e "$WORK/held" ] && break; sleep 0.1; done
+mkm --keep-generations 0 clean >"$WORK/cheld.txt" 2>&1
+rc=$?
+kill $holder 2>/dev/null; wait $holder 2>/dev/null
+check "clean while a machine is held by another command: exit 0" test $rc -eq 0
+check "... warning that it was not pruned" contains "$WORK/cheld.txt" "warning: clean: machine 'pl' not pruned"
+check "... and its generations are kept" test -d "$old_gen"
 mkm --keep-generations 0 clean >"$WORK/c3.txt" 2>&1
 check "clean --keep-generations 0 exits 0" test $? -eq 0
 check "... removes the kept generation" test ! -e "$old_gen" -a "$(ls "$HOST/var/lib/mkmachine/pl/gen" | wc -l)" -eq 1
