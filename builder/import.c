@@ -197,11 +197,14 @@ static int read_side(const char *path, char **ret, size_t *ret_len, struct mkm_e
 }
 
 /* What systemd-pull --verify=checksum checks: the tarball and the settings file against
- * SHA256SUMS, and with --verify=signature SHA256SUMS against SHA256SUMS.gpg first. */
+ * SHA256SUMS, and with --verify=signature SHA256SUMS against SHA256SUMS.gpg first. When verified,
+ * ret_tarball_hex is the tarball's sha256 as SHA256SUMS lists it (else ""): the extraction must
+ * read exactly these bytes again (import_machine()). */
 static int check_sources(struct mkm_ctx *ctx, const struct sources *s, const struct import_opts *opts, int tarfd,
                          const char *nspawn, size_t nspawn_len, bool *ret_verified, bool *ret_signed,
-                         struct mkm_err *reterr) {
+                         char ret_tarball_hex[static HASH_SHA256_HEX], struct mkm_err *reterr) {
         *ret_verified = *ret_signed = false;
+        ret_tarball_hex[0] = '\0';
         if (opts->verify == IMPORT_VERIFY_NO)
                 return 0;
         if (!s->sums) {
@@ -240,7 +243,7 @@ static int check_sources(struct mkm_ctx *ctx, const struct sources *s, const str
         r = export_sums_parse(text, len, s->sums, &sums, &n, reterr);
         if (r < 0)
                 return r;
-        char hex[HASH_SHA256_HEX];
+        char hex[HASH_SHA256_HEX], tar_hex[HASH_SHA256_HEX] = "";
         const struct export_sum *e = export_sums_find(sums, n, s->base);
         if (!e)
                 r = mkm_err_set(reterr, -MKM_E_DIGEST_MISMATCH, "%s does not list %s", s->sums, s->base);
@@ -249,6 +252,8 @@ static int check_sources(struct mkm_ctx *ctx, const struct sources *s, const str
         else if (strcmp(hex, e->hex) != 0)
                 r = mkm_err_set(reterr, -MKM_E_DIGEST_MISMATCH, "%s: sha256 %s, but %s says %s", s->tarball, hex,
                                 s->sums, e->hex);
+        else
+                memcpy(tar_hex, hex, sizeof tar_hex);
         if (r >= 0 && nspawn) {
                 const char *nbase = strrchr(s->nspawn, '/');
                 nbase = nbase ? nbase + 1 : s->nspawn;
@@ -262,6 +267,7 @@ static int check_sources(struct mkm_ctx *ctx, const struct sources *s, const str
         export_sums_free(sums, n);
         if (r < 0)
                 return r;
+        memcpy(ret_tarball_hex, tar_hex, HASH_SHA256_HEX);
         *ret_verified = true;
         return 0;
 }
@@ -324,8 +330,9 @@ int import_machine(struct mkm_ctx *ctx, const char *source, const struct import_
         _cleanup_close_ int tarfd = -EBADF;
         _cleanup_free_ char *nspawn = NULL, *manifest = NULL, *installed = NULL;
         size_t nspawn_len = 0;
-        char digest[MANIFEST_DIGEST_LEN];
+        char digest[MANIFEST_DIGEST_LEN], tarball_hex[HASH_SHA256_HEX];
         bool verified = false, signed_ok = false;
+        _cleanup_(hash_freep) struct hash_ctx *extracted_hash = NULL;
         struct extract_result xr = {};
         /* Declared here: every goto out below runs their cleanup. */
         _cleanup_free_ char *settings_path = NULL;
@@ -347,15 +354,23 @@ int import_machine(struct mkm_ctx *ctx, const char *source, const struct import_
         }
         if (s.nspawn && (r = read_side(s.nspawn, &nspawn, &nspawn_len, reterr)) < 0)
                 goto out;
-        r = check_sources(ctx, &s, opts, tarfd, nspawn, nspawn_len, &verified, &signed_ok, reterr);
+        r = check_sources(ctx, &s, opts, tarfd, nspawn, nspawn_len, &verified, &signed_ok, tarball_hex, reterr);
         if (r < 0)
                 goto out;
         if (opts->trust_settings && nspawn &&
             (r = judge_trusted_settings(ctx, name, strrchr(s.nspawn, '/') ? strrchr(s.nspawn, '/') + 1 : s.nspawn,
                                         nspawn, reterr)) < 0)
                 goto out;
+        /* The tarball is read again to be extracted, and whoever owns a local one can rewrite it
+         * in place meanwhile (or while it is extracted): the stream extraction reads is hashed
+         * as it is read (extract_opts.hash), and the tree is deployed only when that is the
+         * sha256 just verified. */
         if (lseek(tarfd, 0, SEEK_SET) < 0) {
-                r = negative_errno();
+                r = mkm_err_set(reterr, negative_errno(), "%s: %m", s.tarball);
+                goto out;
+        }
+        if (verified && !(extracted_hash = hash_new(HASH_SHA256))) {
+                r = -ENOMEM;
                 goto out;
         }
 
@@ -407,10 +422,24 @@ int import_machine(struct mkm_ctx *ctx, const char *source, const struct import_
                 .apply_root = true,
                 .restore_dir_times = true,
                 .allow_special = true,
+                .hash = extracted_hash,
         };
         r = extract_archive_fd(ctx, d->root_fd, tarfd, &xo, &xr, reterr);
         if (r < 0)
                 goto out;
+        if (extracted_hash) {
+                char hex[HASH_SHA256_HEX];
+                r = hash_final_hex(TAKE_PTR(extracted_hash), hex);
+                if (r < 0)
+                        goto out;
+                if (strcmp(hex, tarball_hex) != 0) {
+                        r = mkm_err_set(reterr, -MKM_E_DIGEST_MISMATCH,
+                                        "%s changed while it was imported: the bytes extracted have sha256 %s, not the "
+                                        "verified %s; nothing deployed",
+                                        s.tarball, hex, tarball_hex);
+                        goto out;
+                }
+        }
         /* No clamping: the archive's times are the exporter's, already clamped when it was built;
          * clamping here to anything else would change the digest. */
         mkm_emit(ctx, &(struct mkm_event){ .type = MKM_EV_STAGE, .text = "writing the manifest" });
