@@ -49,13 +49,19 @@ static bool is_url(const char *s) {
 struct sources {
         char *tmpdir;           /* downloads, removed at the end; NULL for a local file */
         int tmpdir_lock;        /* tmpdir, flocked while in use (fs_remove_dirs_of leaves it) */
-        char *tarball;          /* local paths; the side files NULL when absent */
+        char *tarball;          /* local paths, for messages; the side files NULL when absent */
         char *sums;
         char *sig;
         char *nspawn;
+        int tarball_fd;         /* each opened once by open_source(), and only read through this;
+                                 * -EBADF when absent */
+        int sums_fd;
+        int sig_fd;
+        int nspawn_fd;
         char *base;             /* the tarball's file name, as SHA256SUMS lists it */
         char *stem;             /* the base name without .tar.* */
 };
+#define SOURCES_INIT { .tmpdir_lock = -EBADF, .tarball_fd = -EBADF, .sums_fd = -EBADF, .sig_fd = -EBADF, .nspawn_fd = -EBADF }
 
 /* The download directories of imports that were killed (mkm-import.PID.* of a PID that is gone,
  * ours by owner): nothing else removes them. */
@@ -71,6 +77,10 @@ static void sources_done(struct sources *s) {
                 (void)fs_rm_rf_at(AT_FDCWD, s->tmpdir);
         if (s->tmpdir_lock >= 0)
                 (void)close(s->tmpdir_lock);
+        closep(&s->tarball_fd);
+        closep(&s->sums_fd);
+        closep(&s->sig_fd);
+        closep(&s->nspawn_fd);
         free(s->tmpdir);
         free(s->tarball);
         free(s->sums);
@@ -92,6 +102,42 @@ static char *sibling(const char *pathish, const char *name) {
         return s;
 }
 
+/* Open one file of an import, name in dirfd (path names it in messages). Root reads it, from a
+ * directory others may write: never through a symbolic link (a co-tenant's NAME.nspawn ->
+ * /root/secret would be copied into the machine's world-readable state, and with
+ * --trust-settings into /etc/systemd/nspawn), never waiting (O_NONBLOCK: a FIFO opens at once
+ * instead of hanging the import until someone writes to it), and only a regular file. The
+ * tarball is held to the same rule as the files found beside it, which follow its path. A side
+ * file (optional) that does not exist is absent: *ret_fd = -EBADF. */
+static int open_source(int dirfd, const char *name, const char *path, bool optional, int *ret_fd,
+                       struct mkm_err *reterr) {
+        _cleanup_close_ int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW | O_NONBLOCK);
+        struct stat st;
+        if (fd < 0) {
+                int r = negative_errno();
+                if (r == -ENOENT && optional) {
+                        *ret_fd = -EBADF;
+                        return 0;
+                }
+                if (r == -ELOOP)
+                        return mkm_err_set(reterr, -MKM_E_UNSAFE_PATH, "%s is a symbolic link; import follows none%s", path,
+                                           optional ? "" : " (give the path of the file it points to)");
+                /* A socket: ENXIO. */
+                if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISREG(st.st_mode))
+                        return mkm_err_set(reterr, -MKM_E_UNSAFE_PATH, "%s is not a regular file", path);
+                return mkm_err_set(reterr, r, "%s: %s", path, strerror(-r));
+        }
+        if (fstat(fd, &st) < 0)
+                return mkm_err_set(reterr, negative_errno(), "%s: %m", path);
+        if (!S_ISREG(st.st_mode))
+                return mkm_err_set(reterr, -MKM_E_UNSAFE_PATH, "%s is not a regular file", path);
+        int fl = fcntl(fd, F_GETFL);
+        if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0)
+                return mkm_err_set(reterr, negative_errno(), "%s: %m", path);
+        *ret_fd = TAKE_FD(fd);
+        return 0;
+}
+
 static int sources_get(struct mkm_ctx *ctx, const char *source, const struct import_opts *opts, struct sources *s,
                        struct mkm_err *reterr) {
         _cleanup_free_ char *clean = strndup(source, strcspn(source, "?#"));
@@ -110,19 +156,33 @@ static int sources_get(struct mkm_ctx *ctx, const char *source, const struct imp
                 return -ENOMEM;
         const char *names[4] = { s->base, "SHA256SUMS", "SHA256SUMS.gpg", nspawn_name };
         char **slots[4] = { &s->tarball, &s->sums, &s->sig, &s->nspawn };
+        int *fd_slots[4] = { &s->tarball_fd, &s->sums_fd, &s->sig_fd, &s->nspawn_fd };
 
         if (!is_url(source)) {
+                /* All four from one directory, opened once: its path is followed as the
+                 * administrator typed it, the files in it are not (open_source()). */
+                const char *lslash = strrchr(source, '/');
+                _cleanup_free_ char *dir = !lslash            ? strdup(".")
+                                           : lslash == source ? strdup("/")
+                                                              : strndup(source, (size_t)(lslash - source));
+                if (!dir)
+                        return -ENOMEM;
+                _cleanup_close_ int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                if (dirfd < 0)
+                        return mkm_err_set(reterr, negative_errno(), "%s: %m", dir);
                 for (size_t i = 0; i < 4; i++) {
+                        /* Only what this import reads, as a download fetches only that. */
+                        if ((i == 1 && opts->verify == IMPORT_VERIFY_NO) || (i == 2 && opts->verify != IMPORT_VERIFY_SIGNATURE))
+                                continue;
                         _cleanup_free_ char *p = i == 0 ? strdup(source) : sibling(source, names[i]);
                         if (!p)
                                 return -ENOMEM;
-                        struct stat st;
-                        if (stat(p, &st) < 0) {
-                                if (errno != ENOENT || i == 0)
-                                        return mkm_err_set(reterr, negative_errno(), "%s: %m", p);
-                                continue;
-                        }
-                        *slots[i] = TAKE_PTR(p);
+                        int r = open_source(dirfd, i == 0 ? (lslash ? lslash + 1 : source) : names[i], p, i > 0,
+                                            fd_slots[i], reterr);
+                        if (r < 0)
+                                return r;
+                        if (*fd_slots[i] >= 0)
+                                *slots[i] = TAKE_PTR(p);
                 }
                 return 0;
         }
@@ -152,6 +212,7 @@ static int sources_get(struct mkm_ctx *ctx, const char *source, const struct imp
         size_t n = opts->verify == IMPORT_VERIFY_SIGNATURE ? 4 : 3;
         const char *order[4] = { names[0], names[1], names[3], names[2] };
         char **order_slots[4] = { slots[0], slots[1], slots[3], slots[2] };
+        int *order_fds[4] = { fd_slots[0], fd_slots[1], fd_slots[3], fd_slots[2] };
         for (size_t i = 0; i < n; i++) {
                 urls[i][0] = i == 0 ? strdup(clean) : sibling(clean, order[i]);
                 dests[i] = fs_path_join(s->tmpdir, order[i]);
@@ -168,6 +229,10 @@ static int sources_get(struct mkm_ctx *ctx, const char *source, const struct imp
         (void)fetch_all(ctx, items, n, &fo, reterr);
         for (size_t i = 0; i < n; i++) {
                 if (items[i].result >= 0) {
+                        /* Our own download, in our private directory: opened as a local one. */
+                        r = open_source(s->tmpdir_lock, order[i], dests[i], false, order_fds[i], reterr);
+                        if (r < 0)
+                                goto out;
                         *order_slots[i] = TAKE_PTR(dests[i]);
                         continue;
                 }
@@ -188,9 +253,9 @@ out:
         return r;
 }
 
-/* Read a small side file whole. */
-static int read_side(const char *path, char **ret, size_t *ret_len, struct mkm_err *reterr) {
-        int r = fs_read_file_follow_at(AT_FDCWD, path, SIDE_MAX, ret, ret_len);
+/* Read a small side file whole, through the fd open_source() opened. */
+static int read_side(int fd, const char *path, char **ret, size_t *ret_len, struct mkm_err *reterr) {
+        int r = fs_read_fd(fd, SIDE_MAX, ret, ret_len);
         if (r < 0)
                 return mkm_err_set(reterr, r, "cannot read %s: %s", path, strerror(-r));
         return 0;
@@ -216,7 +281,7 @@ static int check_sources(struct mkm_ctx *ctx, const struct sources *s, const str
         }
         _cleanup_free_ char *text = NULL;
         size_t len = 0;
-        int r = read_side(s->sums, &text, &len, reterr);
+        int r = read_side(s->sums_fd, s->sums, &text, &len, reterr);
         if (r < 0)
                 return r;
         if (opts->verify == IMPORT_VERIFY_SIGNATURE) {
@@ -224,7 +289,7 @@ static int check_sources(struct mkm_ctx *ctx, const struct sources *s, const str
                         return mkm_err_set(reterr, -MKM_E_SIG_MISSING, "no SHA256SUMS.gpg beside %s", s->base);
                 _cleanup_free_ char *sig = NULL;
                 size_t siglen = 0;
-                r = read_side(s->sig, &sig, &siglen, reterr);
+                r = read_side(s->sig_fd, s->sig, &sig, &siglen, reterr);
                 if (r < 0)
                         return r;
                 _cleanup_(verify_keyring_freep) struct verify_keyring *k = NULL;
@@ -325,7 +390,7 @@ static int judge_trusted_settings(struct mkm_ctx *ctx, const char *name, const c
 
 int import_machine(struct mkm_ctx *ctx, const char *source, const struct import_opts *opts,
                    struct import_result *ret, struct mkm_err *reterr) {
-        struct sources s = { .tmpdir_lock = -EBADF };
+        struct sources s = SOURCES_INIT;
         _cleanup_(deploy_freep) struct deploy *d = NULL;
         _cleanup_close_ int tarfd = -EBADF;
         _cleanup_free_ char *nspawn = NULL, *manifest = NULL, *installed = NULL;
@@ -347,12 +412,8 @@ int import_machine(struct mkm_ctx *ctx, const char *source, const struct import_
                                 name);
                 goto out;
         }
-        tarfd = open(s.tarball, O_RDONLY | O_CLOEXEC);
-        if (tarfd < 0) {
-                r = mkm_err_set(reterr, negative_errno(), "%s: %m", s.tarball);
-                goto out;
-        }
-        if (s.nspawn && (r = read_side(s.nspawn, &nspawn, &nspawn_len, reterr)) < 0)
+        tarfd = TAKE_FD(s.tarball_fd);
+        if (s.nspawn && (r = read_side(s.nspawn_fd, s.nspawn, &nspawn, &nspawn_len, reterr)) < 0)
                 goto out;
         r = check_sources(ctx, &s, opts, tarfd, nspawn, nspawn_len, &verified, &signed_ok, tarball_hex, reterr);
         if (r < 0)

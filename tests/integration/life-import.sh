@@ -5,6 +5,11 @@
 #  - A local tarball rewritten in place after it was checked against SHA256SUMS and before it is
 #    extracted is refused: what is extracted must be what was verified (the rewrite happens at a
 #    deterministic point, see below).
+#  - The files found beside the tarball (NAME.nspawn, SHA256SUMS, SHA256SUMS.gpg) are read as
+#    root from a directory others may own: a symbolic link among them is refused (a co-tenant's
+#    m.nspawn -> a root-only file would be copied into the machine's state and /etc), and so is a
+#    FIFO (it would hang the import) or anything else that is not a regular file. The tarball
+#    itself too.
 source "$(dirname "$0")/../tools/it-lib.sh"
 
 need_root
@@ -53,5 +58,70 @@ check "... saying it changed" contains "$WORK/race.log" "m.tar.gz changed while 
 check "... and nothing is deployed" test ! -e "$HOST/var/lib/machines/raced" -a ! -e "$HOST/etc/systemd/nspawn/raced.nspawn"
 check "... not even a generation's state" bash -c "! ls '$HOST/var/lib/mkmachine/raced/gen/'* >/dev/null 2>&1"
 check "... no staging tree left" bash -c "! ls -d '$HOST/var/lib/machines/.#raced.'* >/dev/null 2>&1"
+
+# --- 2. side files and the tarball: symbolic links, FIFOs -------------------------------------
+# A root-only file a co-tenant points a side file at. Without SHA256SUMS (--verify=auto imports
+# unverified with a warning) nothing else would stop it.
+printf '[Exec]\nEnvironment=SECRET=hunter2\n' >"$WORK/secret"
+chmod 600 "$WORK/secret"
+# refused DESC SOURCE TEXT [ARGS...]: importing SOURCE (as a machine of its own) fails (exit 1,
+# within 30 s: nothing hangs) with TEXT, and deploys nothing.
+NREFUSED=0
+refused() {
+  local desc=$1 src=$2 text=$3; shift 3
+  local x=x$((NREFUSED += 1))
+  timeout 30 "$MKMACHINE" --host-root "$HOST" import "$@" "$src" $x >/dev/null 2>"$WORK/$x.log"
+  local rc=$?
+  check "$desc: refused (exit 1)" test $rc -eq 1
+  check "$desc: the message names it" contains "$WORK/$x.log" "$text"
+  check "$desc: nothing deployed" test ! -e "$HOST/var/lib/machines/$x" -a ! -e "$HOST/var/lib/machines/$x.nspawn" \
+    -a ! -e "$HOST/etc/systemd/nspawn/$x.nspawn"
+}
+cp -a "$WORK/good" "$WORK/s-nspawn"
+rm "$WORK/s-nspawn/SHA256SUMS" "$WORK/s-nspawn/m.nspawn"
+ln -s "$WORK/secret" "$WORK/s-nspawn/m.nspawn"
+refused "m.nspawn a symbolic link" "$WORK/s-nspawn/m.tar.gz" "$WORK/s-nspawn/m.nspawn is a symbolic link"
+refused "m.nspawn a symbolic link, --trust-settings" "$WORK/s-nspawn/m.tar.gz" "m.nspawn is a symbolic link" --trust-settings
+check "the root-only file was copied nowhere" bash -c "! grep -rqs hunter2 '$HOST'"
+ln -sfn /nonexistent "$WORK/s-nspawn/m.nspawn"
+refused "m.nspawn a dangling symbolic link" "$WORK/s-nspawn/m.tar.gz" "m.nspawn is a symbolic link"
+
+cp -a "$WORK/good" "$WORK/s-sums"
+mv "$WORK/s-sums/SHA256SUMS" "$WORK/sums-elsewhere"
+ln -s "$WORK/sums-elsewhere" "$WORK/s-sums/SHA256SUMS"
+refused "SHA256SUMS a symbolic link" "$WORK/s-sums/m.tar.gz" "$WORK/s-sums/SHA256SUMS is a symbolic link"
+
+cp -a "$WORK/good" "$WORK/s-sig"
+ln -s "$WORK/secret" "$WORK/s-sig/SHA256SUMS.gpg"
+refused "SHA256SUMS.gpg a symbolic link" "$WORK/s-sig/m.tar.gz" "SHA256SUMS.gpg is a symbolic link" \
+  --verify=signature --keyring "$WORK/secret"
+
+cp -a "$WORK/good" "$WORK/f-nspawn"
+rm "$WORK/f-nspawn/m.nspawn"
+mkfifo "$WORK/f-nspawn/m.nspawn"
+refused "m.nspawn a FIFO" "$WORK/f-nspawn/m.tar.gz" "$WORK/f-nspawn/m.nspawn is not a regular file"
+cp -a "$WORK/good" "$WORK/f-sums"
+rm "$WORK/f-sums/SHA256SUMS"
+mkfifo "$WORK/f-sums/SHA256SUMS"
+refused "SHA256SUMS a FIFO" "$WORK/f-sums/m.tar.gz" "SHA256SUMS is not a regular file"
+cp -a "$WORK/good" "$WORK/d-sums"
+rm "$WORK/d-sums/SHA256SUMS"
+mkdir "$WORK/d-sums/SHA256SUMS"
+refused "SHA256SUMS a directory" "$WORK/d-sums/m.tar.gz" "SHA256SUMS is not a regular file"
+
+# The tarball: the same rule. Its side files are looked for beside the path given, so a link
+# would pair the target with files beside the link; give the file's own path.
+mkdir "$WORK/s-tar"
+cp "$WORK/good/SHA256SUMS" "$WORK/good/m.nspawn" "$WORK/s-tar/"
+ln -s "$WORK/good/m.tar.gz" "$WORK/s-tar/m.tar.gz"
+refused "the tarball a symbolic link" "$WORK/s-tar/m.tar.gz" "$WORK/s-tar/m.tar.gz is a symbolic link; import follows none (give the path of the file it points to)"
+mkdir "$WORK/f-tar"
+mkfifo "$WORK/f-tar/m.tar.gz"
+refused "the tarball a FIFO" "$WORK/f-tar/m.tar.gz" "$WORK/f-tar/m.tar.gz is not a regular file"
+# A symbolic link in the directory part of the path is followed (the administrator typed it),
+# the four files are all read from the one directory it led to.
+ln -s "$WORK/good" "$WORK/good-link"
+imp import "$WORK/good-link/m.tar.gz" vialink >/dev/null 2>"$WORK/vialink.log"
+check "a link to the export's directory is followed, checksums verified" contains "$WORK/vialink.log" "(checksums verified)"
 
 finish
