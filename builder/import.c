@@ -42,7 +42,41 @@ void import_result_done(struct import_result *r) {
 }
 
 static bool is_url(const char *s) {
-        return strncmp(s, "http://", 7) == 0 || strncmp(s, "https://", 8) == 0 || strncmp(s, "file://", 7) == 0;
+        return strncmp(s, "http://", 7) == 0 || strncmp(s, "https://", 8) == 0;
+}
+
+static int unhex(char c) {
+        return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+/* file:///PATH or file://localhost/PATH -> PATH, percent-decoded. A file:// import is a local
+ * import: downloading it (libcurl opens the path as it is) would follow a co-tenant's symbolic
+ * links and wait on a FIFO, which open_source() refuses, and would copy the tarball for nothing. */
+static int file_url_to_path(const char *url, char **ret, struct mkm_err *reterr) {
+        const char *p = url + strlen("file://");
+        if (strncmp(p, "localhost/", 10) == 0)
+                p += strlen("localhost");
+        if (*p != '/')
+                return mkm_err_set(reterr, -MKM_E_USAGE, "'%s': expected file:///PATH", url);
+        size_t n = strcspn(p, "?#");
+        _cleanup_free_ char *path = malloc(n + 1);
+        if (!path)
+                return -ENOMEM;
+        size_t w = 0;
+        for (size_t i = 0; i < n; i++) {
+                if (p[i] != '%') {
+                        path[w++] = p[i];
+                        continue;
+                }
+                int hi = i + 2 < n ? unhex(p[i + 1]) : -1, lo = hi >= 0 ? unhex(p[i + 2]) : -1;
+                if (lo < 0 || (hi == 0 && lo == 0))
+                        return mkm_err_set(reterr, -MKM_E_USAGE, "'%s': bad percent escape", url);
+                path[w++] = (char)(hi << 4 | lo);
+                i += 2;
+        }
+        path[w] = '\0';
+        *ret = TAKE_PTR(path);
+        return 0;
 }
 
 /* The files of an import, local or downloaded into a private directory. */
@@ -140,7 +174,15 @@ static int open_source(int dirfd, const char *name, const char *path, bool optio
 
 static int sources_get(struct mkm_ctx *ctx, const char *source, const struct import_opts *opts, struct sources *s,
                        struct mkm_err *reterr) {
-        _cleanup_free_ char *clean = strndup(source, strcspn(source, "?#"));
+        _cleanup_free_ char *local = NULL;
+        if (strncmp(source, "file://", 7) == 0) {
+                int r = file_url_to_path(source, &local, reterr);
+                if (r < 0)
+                        return r;
+                source = local;
+        }
+        /* A URL's query and fragment are not part of its file name; a path's '?' and '#' are. */
+        _cleanup_free_ char *clean = is_url(source) ? strndup(source, strcspn(source, "?#")) : strdup(source);
         if (!clean)
                 return -ENOMEM;
         const char *slash = strrchr(clean, '/');

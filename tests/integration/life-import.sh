@@ -9,7 +9,7 @@
 #    root from a directory others may own: a symbolic link among them is refused (a co-tenant's
 #    m.nspawn -> a root-only file would be copied into the machine's state and /etc), and so is a
 #    FIFO (it would hang the import) or anything else that is not a regular file. The tarball
-#    itself too.
+#    itself too. A file:// URL is such a path (not downloaded: libcurl would follow the links).
 source "$(dirname "$0")/../tools/it-lib.sh"
 
 need_root
@@ -123,5 +123,23 @@ refused "the tarball a FIFO" "$WORK/f-tar/m.tar.gz" "$WORK/f-tar/m.tar.gz is not
 ln -s "$WORK/good" "$WORK/good-link"
 imp import "$WORK/good-link/m.tar.gz" vialink >/dev/null 2>"$WORK/vialink.log"
 check "a link to the export's directory is followed, checksums verified" contains "$WORK/vialink.log" "(checksums verified)"
+
+# --- 3. file:// URLs are local paths ----------------------------------------------------------
+mkdir "$WORK/sp ace"
+cp "$WORK/good/"* "$WORK/sp ace/"
+imp import "file://$WORK/sp%20ace/m.tar.gz" viaurl >/dev/null 2>"$WORK/viaurl.log"
+check "a file:// URL (percent-encoded) imports, checksums verified" contains "$WORK/viaurl.log" "(checksums verified)"
+check "... the settings came along" cmp "$HOST/var/lib/machines/viaurl.nspawn" "$WORK/good/m.nspawn"
+imp import "file://localhost$WORK/good/m.tar.gz" viahost >/dev/null 2>"$WORK/viahost.log"
+check "file://localhost/PATH too" contains "$WORK/viahost.log" "(checksums verified)"
+cp -a "$WORK/good" "$WORK/u-nspawn"
+rm "$WORK/u-nspawn/SHA256SUMS" "$WORK/u-nspawn/m.nspawn"
+ln -s "$WORK/secret" "$WORK/u-nspawn/m.nspawn"
+refused "file://: m.nspawn a symbolic link" "file://$WORK/u-nspawn/m.tar.gz" "$WORK/u-nspawn/m.nspawn is a symbolic link"
+check "... the root-only file was copied nowhere" bash -c "! grep -rqs hunter2 '$HOST'"
+refused "file://: the tarball a FIFO" "file://$WORK/f-tar/m.tar.gz" "$WORK/f-tar/m.tar.gz is not a regular file"
+imp import "file://otherhost$WORK/good/m.tar.gz" y >/dev/null 2>"$WORK/otherhost.log"
+check "file://HOST/PATH: a usage error (exit 2)" test $? -eq 2
+check "... saying what is expected" contains "$WORK/otherhost.log" "expected file:///PATH"
 
 finish
