@@ -262,7 +262,10 @@ static int sources_get(struct mkm_ctx *ctx, const char *source, const struct imp
                         r = -ENOMEM;
                         goto out;
                 }
-                items[i] = (struct fetch_item){ .urls = urls[i], .dest = dests[i], .label = order[i] };
+                /* The side files' cap is enforced as they download: a server answering SHA256SUMS
+                 * with gigabytes is cut off at SIDE_MAX, not only refused once it is all on disk. */
+                items[i] = (struct fetch_item){ .urls = urls[i], .dest = dests[i], .label = order[i],
+                                                .max_size = i == 0 ? TARBALL_MAX : SIDE_MAX };
         }
         struct fetch_options fo;
         fetch_options_default(&fo);

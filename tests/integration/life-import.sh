@@ -10,6 +10,8 @@
 #    m.nspawn -> a root-only file would be copied into the machine's state and /etc), and so is a
 #    FIFO (it would hang the import) or anything else that is not a regular file. The tarball
 #    itself too. A file:// URL is such a path (not downloaded: libcurl would follow the links).
+#  - Over HTTP, a side file larger than 1 MiB (SHA256SUMS, NAME.nspawn) is cut off while it
+#    downloads, not accepted up to the tarball's 256 GiB cap.
 source "$(dirname "$0")/../tools/it-lib.sh"
 
 need_root
@@ -141,5 +143,25 @@ refused "file://: the tarball a FIFO" "file://$WORK/f-tar/m.tar.gz" "$WORK/f-tar
 imp import "file://otherhost$WORK/good/m.tar.gz" y >/dev/null 2>"$WORK/otherhost.log"
 check "file://HOST/PATH: a usage error (exit 2)" test $? -eq 2
 check "... saying what is expected" contains "$WORK/otherhost.log" "expected file:///PATH"
+
+# --- 4. side files over HTTP are capped at 1 MiB as they download ------------------------------
+start_httpd "$WORK"
+HTTP="http://127.0.0.1:$HTTPD_PORT"
+imp import "$HTTP/good/m.tar.gz" overhttp >/dev/null 2>"$WORK/overhttp.log"
+check "over HTTP the export imports, checksums verified" contains "$WORK/overhttp.log" "(checksums verified)"
+cp -a "$WORK/good" "$WORK/h-sums"
+head -c $((2 << 20)) /dev/zero | tr '\0' '\n' >>"$WORK/h-sums/SHA256SUMS"   # empty lines: valid
+refused "SHA256SUMS of 2 MiB over HTTP" "$HTTP/h-sums/m.tar.gz" \
+  "cannot download $HTTP/h-sums/SHA256SUMS: '$HTTP/h-sums/SHA256SUMS': announces $(stat -c %s "$WORK/h-sums/SHA256SUMS") bytes, more than the limit of 1048576"
+cp -a "$WORK/good" "$WORK/h-nspawn"
+head -c $((2 << 20)) /dev/zero | tr '\0' '\n' >>"$WORK/h-nspawn/m.nspawn"
+refused "m.nspawn of 2 MiB over HTTP" "$HTTP/h-nspawn/m.tar.gz" "cannot download $HTTP/h-nspawn/m.nspawn: '$HTTP/h-nspawn/m.nspawn': announces"
+# Without a Content-Length the body is cut at the cap (httpd.py big-nolen: the file plus 4 KiB).
+mkdir -p "$WORK/h-nolen"
+cp "$WORK/good/m.tar.gz" "$WORK/h-nolen/"
+head -c $(((1 << 20) - 100)) /dev/zero | tr '\0' '\n' >"$WORK/h-nolen/SHA256SUMS"
+(cd "$WORK/h-nolen" && sha256sum m.tar.gz >>SHA256SUMS)
+refused "SHA256SUMS that grows past 1 MiB while it downloads" "$HTTP/fault/big-nolen/h-nolen/m.tar.gz" \
+  "SHA256SUMS': sent more than the limit of 1048576 bytes"
 
 finish
