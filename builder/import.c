@@ -489,7 +489,10 @@ int import_machine(struct mkm_ctx *ctx, const char *source, const struct import_
                         r = mkm_err_set(reterr, -EEXIST, "machine '%s' exists (%s); --force replaces it", name, d->target);
                         goto out;
                 }
-                /* Still never a running machine, and drift is listed (it is lost). */
+                /* What would refuse a build's replacement (the machine runs, its tree drifted,
+                 * mkmachine did not build it or host files of its name) is listed; --force, which
+                 * brought us here, overrides it as for a build: a running machine's tree is
+                 * swapped under it. */
                 r = deploy_check_replaceable(ctx, d, "replace", reterr);
                 if (r < 0)
                         goto out;

@@ -12,6 +12,8 @@
 #    itself too. A file:// URL is such a path (not downloaded: libcurl would follow the links).
 #  - Over HTTP, a side file larger than 1 MiB (SHA256SUMS, NAME.nspawn) is cut off while it
 #    downloads, not accepted up to the tarball's 256 GiB cap.
+#  - An existing machine is replaced only with --force, which also overrides "running", as for a
+#    build (what mkmachine(1) says).
 source "$(dirname "$0")/../tools/it-lib.sh"
 
 need_root
@@ -163,5 +165,22 @@ head -c $(((1 << 20) - 100)) /dev/zero | tr '\0' '\n' >"$WORK/h-nolen/SHA256SUMS
 (cd "$WORK/h-nolen" && sha256sum m.tar.gz >>SHA256SUMS)
 refused "SHA256SUMS that grows past 1 MiB while it downloads" "$HTTP/fault/big-nolen/h-nolen/m.tar.gz" \
   "SHA256SUMS': sent more than the limit of 1048576 bytes"
+
+# --- 5. replacing an existing machine, a running one too ---------------------------------------
+# systemd-nspawn holds the image lock .#NAME.lck while the machine runs; flock(1) holds it here.
+flock "$HOST/var/lib/machines/.#ok.lck" sleep 60 &
+LOCKER=$!
+CLEANUP+=("kill $LOCKER 2>/dev/null")
+for _ in $(seq 50); do flock -n "$HOST/var/lib/machines/.#ok.lck" true 2>/dev/null || break; sleep 0.1; done
+imp import "$WORK/evil/m.tar.gz" ok >/dev/null 2>"$WORK/exists.log"
+check "an existing machine is not replaced without --force (exit 1)" test $? -eq 1
+check "... saying --force replaces it" contains "$WORK/exists.log" "machine 'ok' exists"
+check "... it is unchanged" test "$(cat "$HOST/var/lib/machines/ok/etc/hostname")" = good
+imp --force import "$WORK/evil/m.tar.gz" ok >/dev/null 2>"$WORK/running.log"
+check "import --force replaces a running machine, as a build --force does" test $? -eq 0
+check "... warning that it runs" bash -c "grep -qF -- \"--force: going ahead to replace machine 'ok' despite:\" '$WORK/running.log' &&
+  grep -qF \"running: machine 'ok' is running\" '$WORK/running.log'"
+check "... with the new tree" test "$(cat "$HOST/var/lib/machines/ok/etc/hostname")" = evil
+kill $LOCKER; wait $LOCKER 2>/dev/null
 
 finish
