@@ -21,6 +21,7 @@
 #include "util/err.h"
 #include "util/forklock.h"
 #include "util/fs.h"
+#include "util/hash.h"
 #include "util/hashmap.h"
 #include "util/strv.h"
 
@@ -750,18 +751,76 @@ static void archive_freep(struct archive **a) {
                 (void)archive_read_free(*a);
 }
 
+#define HASHING_BUF (64u << 10)
+
+/* extract_opts.hash: a libarchive reader over fd that hashes what it hands out. It has no skip
+ * callback, so libarchive reads (and we hash) what it passes over instead of seeking past it. */
+struct hashing_reader {
+        int fd;
+        struct hash_ctx *hash;
+        uint8_t *buf;
+};
+
+static int hashing_read_some(struct hashing_reader *h, ssize_t *ret_n) {
+        ssize_t n;
+        do
+                n = read(h->fd, h->buf, HASHING_BUF);
+        while (n < 0 && errno == EINTR);
+        if (n < 0)
+                return negative_errno();
+        if (n > 0) {
+                int r = hash_update(h->hash, h->buf, (size_t)n);
+                if (r < 0)
+                        return r;
+        }
+        *ret_n = n;
+        return 0;
+}
+
+static la_ssize_t hashing_read(struct archive *a, void *userdata, const void **ret_buf) {
+        struct hashing_reader *h = userdata;
+        ssize_t n = 0;
+        int r = hashing_read_some(h, &n);
+        if (r < 0) {
+                archive_set_error(a, -r, "read: %s", strerror(-r));
+                return -1;
+        }
+        *ret_buf = h->buf;
+        return n;
+}
+
 int extract_archive_fd(struct mkm_ctx *ctx, int rootfd, int fd, const struct extract_opts *opts,
                        struct extract_result *ret, struct mkm_err *reterr) {
+        const char *label = opts->label ? opts->label : "package";
+        _cleanup_free_ uint8_t *buf = opts->hash ? malloc(HASHING_BUF) : NULL;
+        struct hashing_reader h = { .fd = fd, .hash = opts->hash, .buf = buf };
+        if (opts->hash && !buf)
+                return -ENOMEM;
         _cleanup_(archive_freep) struct archive *a = archive_read_new();
         if (!a)
                 return -ENOMEM;
         (void)archive_read_support_filter_all(a);
         (void)archive_read_support_format_tar(a);
         (void)archive_read_support_format_gnutar(a);
-        if (archive_read_open_fd(a, fd, 65536) != ARCHIVE_OK)
-                return mkm_err_set(reterr, -MKM_E_ARCHIVE, "%s: not a readable archive: %s",
-                                   opts->label ? opts->label : "package", archive_error_string(a));
-        return extract_archive(ctx, rootfd, a, opts, ret, reterr);
+        int ar = opts->hash ? archive_read_open(a, &h, NULL, hashing_read, NULL) : archive_read_open_fd(a, fd, 65536);
+        if (ar != ARCHIVE_OK)
+                return mkm_err_set(reterr, -MKM_E_ARCHIVE, "%s: not a readable archive: %s", label,
+                                   archive_error_string(a));
+        struct extract_result res = {};
+        int r = extract_archive(ctx, rootfd, a, opts, &res, reterr);
+        if (r < 0)
+                return r;
+        /* What follows the archive's end (tar's zero blocks past the ones libarchive stopped at,
+         * anything appended) is part of the file that was checked: hash it too. */
+        for (ssize_t n = 1; opts->hash && n > 0;) {
+                r = hashing_read_some(&h, &n);
+                if (r < 0) {
+                        extract_result_done(&res);
+                        return mkm_err_set(reterr, r, "%s: read: %s", label, strerror(-r));
+                }
+        }
+        *ret = res;
+        return 0;
 }
 
 const struct extract_member *extract_result_meta(const struct extract_result *r, const char *name) {

@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 struct archive;
+struct hash_ctx;
 struct mkm_ctx;
 struct mkm_err;
 struct extract_owners;
@@ -57,6 +58,14 @@ struct extract_opts {
         bool restore_dir_times;         /* directory mtimes are set again once every entry is in, as tar
                                          * does (creating an entry changes its directory's mtime) */
         bool allow_special;             /* device nodes and fifos are created (a package may carry none) */
+        /* The bytes extracted are the bytes hashed (mkmachine import: a local tarball's owner can
+         * rewrite it in place after it was checked against SHA256SUMS, so what was checked must
+         * be what is extracted). When set (borrowed; the caller finalises it), extract_archive_fd()
+         * feeds every byte it reads from fd to hash, in order, seeks nowhere (what the archive
+         * does not need is read and hashed, not skipped), and once the archive has ended reads the
+         * rest of fd, up to its end, into hash too: hash then covers the bytes from fd's offset to
+         * its end exactly as they were read. Ignored by extract_archive(). */
+        struct hash_ctx *hash;
 };
 
 /* Read an archive (tar, any libarchive filter) from fd and write its entries under rootfd.

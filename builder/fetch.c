@@ -742,7 +742,7 @@ static int xfers_init(struct fetch_state *st, struct fetch_item *items, struct m
                 x->item = it;
                 x->fd = -EBADF;
                 x->label = it->label ? it->label : base ? base + 1 : it->dest ? it->dest : "?";
-                x->limit = it->expected_size > 0 ? it->expected_size : st->opts->max_size;
+                x->limit = it->expected_size > 0 ? it->expected_size : it->max_size > 0 ? it->max_size : st->opts->max_size;
                 it->result = 0;
                 it->error[0] = '\0';
                 it->used_url = NULL;

@@ -21,8 +21,10 @@ struct fetch_item {
                                  * http://, https:// and file:// only */
         const char *dest;       /* borrowed: final path. The body goes to dest + ".part" (kept between runs
                                  * and resumed), which is fsync'd and renamed to dest on success */
-        uint64_t expected_size; /* 0 = unknown (then fetch_options.max_size caps the body); otherwise a
-                                 * body larger is refused (-MKM_E_TOO_BIG) and a smaller one is an error */
+        uint64_t expected_size; /* 0 = unknown (then max_size caps the body); otherwise a body larger
+                                 * is refused (-MKM_E_TOO_BIG) and a smaller one is an error */
+        uint64_t max_size;      /* the cap when expected_size is 0, for an item smaller than the others
+                                 * of the call (a checksum list beside a tarball); 0 = fetch_options.max_size */
         const char *label;      /* borrowed, may be NULL (then dest's base name): for progress and logs */
         int result;             /* out: 0 or a negative errno / -MKM_E_* code */
         char error[512];        /* out: why it failed, naming each URL tried and its failure */
@@ -39,7 +41,7 @@ struct fetch_options {
         long low_speed_time_s;  /* abort a transfer slower than low_speed_limit bytes/s for this long */
         long low_speed_limit;   /* bytes per second; 0 disables the stall check */
         unsigned backoff_ms;    /* delay before the first retry; doubles on each further retry */
-        uint64_t max_size;      /* cap for items whose expected_size is 0; 0 = FETCH_DEFAULT_MAX_SIZE */
+        uint64_t max_size;      /* cap for items whose expected_size and max_size are 0; 0 = FETCH_DEFAULT_MAX_SIZE */
         bool no_fsync;          /* skip the per-file fsync: the caller syncs in one go (the cache does) */
         /* Called in fetch_all()'s thread as soon as an item has finished (result, error, used_url
          * and not_found set; on success dest is in place), in completion order, so a caller can

@@ -42,20 +42,60 @@ void import_result_done(struct import_result *r) {
 }
 
 static bool is_url(const char *s) {
-        return strncmp(s, "http://", 7) == 0 || strncmp(s, "https://", 8) == 0 || strncmp(s, "file://", 7) == 0;
+        return strncmp(s, "http://", 7) == 0 || strncmp(s, "https://", 8) == 0;
+}
+
+static int unhex(char c) {
+        return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+/* file:///PATH or file://localhost/PATH -> PATH, percent-decoded. A file:// import is a local
+ * import: downloading it (libcurl opens the path as it is) would follow a co-tenant's symbolic
+ * links and wait on a FIFO, which open_source() refuses, and would copy the tarball for nothing. */
+static int file_url_to_path(const char *url, char **ret, struct mkm_err *reterr) {
+        const char *p = url + strlen("file://");
+        if (strncmp(p, "localhost/", 10) == 0)
+                p += strlen("localhost");
+        if (*p != '/')
+                return mkm_err_set(reterr, -MKM_E_USAGE, "'%s': expected file:///PATH", url);
+        size_t n = strcspn(p, "?#");
+        _cleanup_free_ char *path = malloc(n + 1);
+        if (!path)
+                return -ENOMEM;
+        size_t w = 0;
+        for (size_t i = 0; i < n; i++) {
+                if (p[i] != '%') {
+                        path[w++] = p[i];
+                        continue;
+                }
+                int hi = i + 2 < n ? unhex(p[i + 1]) : -1, lo = hi >= 0 ? unhex(p[i + 2]) : -1;
+                if (lo < 0 || (hi == 0 && lo == 0))
+                        return mkm_err_set(reterr, -MKM_E_USAGE, "'%s': bad percent escape", url);
+                path[w++] = (char)(hi << 4 | lo);
+                i += 2;
+        }
+        path[w] = '\0';
+        *ret = TAKE_PTR(path);
+        return 0;
 }
 
 /* The files of an import, local or downloaded into a private directory. */
 struct sources {
         char *tmpdir;           /* downloads, removed at the end; NULL for a local file */
         int tmpdir_lock;        /* tmpdir, flocked while in use (fs_remove_dirs_of leaves it) */
-        char *tarball;          /* local paths; the side files NULL when absent */
+        char *tarball;          /* local paths, for messages; the side files NULL when absent */
         char *sums;
         char *sig;
         char *nspawn;
+        int tarball_fd;         /* each opened once by open_source(), and only read through this;
+                                 * -EBADF when absent */
+        int sums_fd;
+        int sig_fd;
+        int nspawn_fd;
         char *base;             /* the tarball's file name, as SHA256SUMS lists it */
         char *stem;             /* the base name without .tar.* */
 };
+#define SOURCES_INIT { .tmpdir_lock = -EBADF, .tarball_fd = -EBADF, .sums_fd = -EBADF, .sig_fd = -EBADF, .nspawn_fd = -EBADF }
 
 /* The download directories of imports that were killed (mkm-import.PID.* of a PID that is gone,
  * ours by owner): nothing else removes them. */
@@ -71,6 +111,10 @@ static void sources_done(struct sources *s) {
                 (void)fs_rm_rf_at(AT_FDCWD, s->tmpdir);
         if (s->tmpdir_lock >= 0)
                 (void)close(s->tmpdir_lock);
+        closep(&s->tarball_fd);
+        closep(&s->sums_fd);
+        closep(&s->sig_fd);
+        closep(&s->nspawn_fd);
         free(s->tmpdir);
         free(s->tarball);
         free(s->sums);
@@ -92,9 +136,53 @@ static char *sibling(const char *pathish, const char *name) {
         return s;
 }
 
+/* Open one file of an import, name in dirfd (path names it in messages). Root reads it, from a
+ * directory others may write: never through a symbolic link (a co-tenant's NAME.nspawn ->
+ * /root/secret would be copied into the machine's world-readable state, and with
+ * --trust-settings into /etc/systemd/nspawn), never waiting (O_NONBLOCK: a FIFO opens at once
+ * instead of hanging the import until someone writes to it), and only a regular file. The
+ * tarball is held to the same rule as the files found beside it, which follow its path. A side
+ * file (optional) that does not exist is absent: *ret_fd = -EBADF. */
+static int open_source(int dirfd, const char *name, const char *path, bool optional, int *ret_fd,
+                       struct mkm_err *reterr) {
+        _cleanup_close_ int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW | O_NONBLOCK);
+        struct stat st;
+        if (fd < 0) {
+                int r = negative_errno();
+                if (r == -ENOENT && optional) {
+                        *ret_fd = -EBADF;
+                        return 0;
+                }
+                if (r == -ELOOP)
+                        return mkm_err_set(reterr, -MKM_E_UNSAFE_PATH, "%s is a symbolic link; import follows none%s", path,
+                                           optional ? "" : " (give the path of the file it points to)");
+                /* A socket: ENXIO. */
+                if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISREG(st.st_mode))
+                        return mkm_err_set(reterr, -MKM_E_UNSAFE_PATH, "%s is not a regular file", path);
+                return mkm_err_set(reterr, r, "%s: %s", path, strerror(-r));
+        }
+        if (fstat(fd, &st) < 0)
+                return mkm_err_set(reterr, negative_errno(), "%s: %m", path);
+        if (!S_ISREG(st.st_mode))
+                return mkm_err_set(reterr, -MKM_E_UNSAFE_PATH, "%s is not a regular file", path);
+        int fl = fcntl(fd, F_GETFL);
+        if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0)
+                return mkm_err_set(reterr, negative_errno(), "%s: %m", path);
+        *ret_fd = TAKE_FD(fd);
+        return 0;
+}
+
 static int sources_get(struct mkm_ctx *ctx, const char *source, const struct import_opts *opts, struct sources *s,
                        struct mkm_err *reterr) {
-        _cleanup_free_ char *clean = strndup(source, strcspn(source, "?#"));
+        _cleanup_free_ char *local = NULL;
+        if (strncmp(source, "file://", 7) == 0) {
+                int r = file_url_to_path(source, &local, reterr);
+                if (r < 0)
+                        return r;
+                source = local;
+        }
+        /* A URL's query and fragment are not part of its file name; a path's '?' and '#' are. */
+        _cleanup_free_ char *clean = is_url(source) ? strndup(source, strcspn(source, "?#")) : strdup(source);
         if (!clean)
                 return -ENOMEM;
         const char *slash = strrchr(clean, '/');
@@ -110,19 +198,33 @@ static int sources_get(struct mkm_ctx *ctx, const char *source, const struct imp
                 return -ENOMEM;
         const char *names[4] = { s->base, "SHA256SUMS", "SHA256SUMS.gpg", nspawn_name };
         char **slots[4] = { &s->tarball, &s->sums, &s->sig, &s->nspawn };
+        int *fd_slots[4] = { &s->tarball_fd, &s->sums_fd, &s->sig_fd, &s->nspawn_fd };
 
         if (!is_url(source)) {
+                /* All four from one directory, opened once: its path is followed as the
+                 * administrator typed it, the files in it are not (open_source()). */
+                const char *lslash = strrchr(source, '/');
+                _cleanup_free_ char *dir = !lslash            ? strdup(".")
+                                           : lslash == source ? strdup("/")
+                                                              : strndup(source, (size_t)(lslash - source));
+                if (!dir)
+                        return -ENOMEM;
+                _cleanup_close_ int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                if (dirfd < 0)
+                        return mkm_err_set(reterr, negative_errno(), "%s: %m", dir);
                 for (size_t i = 0; i < 4; i++) {
+                        /* Only what this import reads, as a download fetches only that. */
+                        if ((i == 1 && opts->verify == IMPORT_VERIFY_NO) || (i == 2 && opts->verify != IMPORT_VERIFY_SIGNATURE))
+                                continue;
                         _cleanup_free_ char *p = i == 0 ? strdup(source) : sibling(source, names[i]);
                         if (!p)
                                 return -ENOMEM;
-                        struct stat st;
-                        if (stat(p, &st) < 0) {
-                                if (errno != ENOENT || i == 0)
-                                        return mkm_err_set(reterr, negative_errno(), "%s: %m", p);
-                                continue;
-                        }
-                        *slots[i] = TAKE_PTR(p);
+                        int r = open_source(dirfd, i == 0 ? (lslash ? lslash + 1 : source) : names[i], p, i > 0,
+                                            fd_slots[i], reterr);
+                        if (r < 0)
+                                return r;
+                        if (*fd_slots[i] >= 0)
+                                *slots[i] = TAKE_PTR(p);
                 }
                 return 0;
         }
@@ -152,6 +254,7 @@ static int sources_get(struct mkm_ctx *ctx, const char *source, const struct imp
         size_t n = opts->verify == IMPORT_VERIFY_SIGNATURE ? 4 : 3;
         const char *order[4] = { names[0], names[1], names[3], names[2] };
         char **order_slots[4] = { slots[0], slots[1], slots[3], slots[2] };
+        int *order_fds[4] = { fd_slots[0], fd_slots[1], fd_slots[3], fd_slots[2] };
         for (size_t i = 0; i < n; i++) {
                 urls[i][0] = i == 0 ? strdup(clean) : sibling(clean, order[i]);
                 dests[i] = fs_path_join(s->tmpdir, order[i]);
@@ -159,7 +262,10 @@ static int sources_get(struct mkm_ctx *ctx, const char *source, const struct imp
                         r = -ENOMEM;
                         goto out;
                 }
-                items[i] = (struct fetch_item){ .urls = urls[i], .dest = dests[i], .label = order[i] };
+                /* The side files' cap is enforced as they download: a server answering SHA256SUMS
+                 * with gigabytes is cut off at SIDE_MAX, not only refused once it is all on disk. */
+                items[i] = (struct fetch_item){ .urls = urls[i], .dest = dests[i], .label = order[i],
+                                                .max_size = i == 0 ? TARBALL_MAX : SIDE_MAX };
         }
         struct fetch_options fo;
         fetch_options_default(&fo);
@@ -168,6 +274,10 @@ static int sources_get(struct mkm_ctx *ctx, const char *source, const struct imp
         (void)fetch_all(ctx, items, n, &fo, reterr);
         for (size_t i = 0; i < n; i++) {
                 if (items[i].result >= 0) {
+                        /* Our own download, in our private directory: opened as a local one. */
+                        r = open_source(s->tmpdir_lock, order[i], dests[i], false, order_fds[i], reterr);
+                        if (r < 0)
+                                goto out;
                         *order_slots[i] = TAKE_PTR(dests[i]);
                         continue;
                 }
@@ -188,20 +298,23 @@ out:
         return r;
 }
 
-/* Read a small side file whole. */
-static int read_side(const char *path, char **ret, size_t *ret_len, struct mkm_err *reterr) {
-        int r = fs_read_file_follow_at(AT_FDCWD, path, SIDE_MAX, ret, ret_len);
+/* Read a small side file whole, through the fd open_source() opened. */
+static int read_side(int fd, const char *path, char **ret, size_t *ret_len, struct mkm_err *reterr) {
+        int r = fs_read_fd(fd, SIDE_MAX, ret, ret_len);
         if (r < 0)
                 return mkm_err_set(reterr, r, "cannot read %s: %s", path, strerror(-r));
         return 0;
 }
 
 /* What systemd-pull --verify=checksum checks: the tarball and the settings file against
- * SHA256SUMS, and with --verify=signature SHA256SUMS against SHA256SUMS.gpg first. */
+ * SHA256SUMS, and with --verify=signature SHA256SUMS against SHA256SUMS.gpg first. When verified,
+ * ret_tarball_hex is the tarball's sha256 as SHA256SUMS lists it (else ""): the extraction must
+ * read exactly these bytes again (import_machine()). */
 static int check_sources(struct mkm_ctx *ctx, const struct sources *s, const struct import_opts *opts, int tarfd,
                          const char *nspawn, size_t nspawn_len, bool *ret_verified, bool *ret_signed,
-                         struct mkm_err *reterr) {
+                         char ret_tarball_hex[static HASH_SHA256_HEX], struct mkm_err *reterr) {
         *ret_verified = *ret_signed = false;
+        ret_tarball_hex[0] = '\0';
         if (opts->verify == IMPORT_VERIFY_NO)
                 return 0;
         if (!s->sums) {
@@ -213,7 +326,7 @@ static int check_sources(struct mkm_ctx *ctx, const struct sources *s, const str
         }
         _cleanup_free_ char *text = NULL;
         size_t len = 0;
-        int r = read_side(s->sums, &text, &len, reterr);
+        int r = read_side(s->sums_fd, s->sums, &text, &len, reterr);
         if (r < 0)
                 return r;
         if (opts->verify == IMPORT_VERIFY_SIGNATURE) {
@@ -221,7 +334,7 @@ static int check_sources(struct mkm_ctx *ctx, const struct sources *s, const str
                         return mkm_err_set(reterr, -MKM_E_SIG_MISSING, "no SHA256SUMS.gpg beside %s", s->base);
                 _cleanup_free_ char *sig = NULL;
                 size_t siglen = 0;
-                r = read_side(s->sig, &sig, &siglen, reterr);
+                r = read_side(s->sig_fd, s->sig, &sig, &siglen, reterr);
                 if (r < 0)
                         return r;
                 _cleanup_(verify_keyring_freep) struct verify_keyring *k = NULL;
@@ -240,7 +353,7 @@ static int check_sources(struct mkm_ctx *ctx, const struct sources *s, const str
         r = export_sums_parse(text, len, s->sums, &sums, &n, reterr);
         if (r < 0)
                 return r;
-        char hex[HASH_SHA256_HEX];
+        char hex[HASH_SHA256_HEX], tar_hex[HASH_SHA256_HEX] = "";
         const struct export_sum *e = export_sums_find(sums, n, s->base);
         if (!e)
                 r = mkm_err_set(reterr, -MKM_E_DIGEST_MISMATCH, "%s does not list %s", s->sums, s->base);
@@ -249,6 +362,8 @@ static int check_sources(struct mkm_ctx *ctx, const struct sources *s, const str
         else if (strcmp(hex, e->hex) != 0)
                 r = mkm_err_set(reterr, -MKM_E_DIGEST_MISMATCH, "%s: sha256 %s, but %s says %s", s->tarball, hex,
                                 s->sums, e->hex);
+        else
+                memcpy(tar_hex, hex, sizeof tar_hex);
         if (r >= 0 && nspawn) {
                 const char *nbase = strrchr(s->nspawn, '/');
                 nbase = nbase ? nbase + 1 : s->nspawn;
@@ -262,6 +377,7 @@ static int check_sources(struct mkm_ctx *ctx, const struct sources *s, const str
         export_sums_free(sums, n);
         if (r < 0)
                 return r;
+        memcpy(ret_tarball_hex, tar_hex, HASH_SHA256_HEX);
         *ret_verified = true;
         return 0;
 }
@@ -319,13 +435,14 @@ static int judge_trusted_settings(struct mkm_ctx *ctx, const char *name, const c
 
 int import_machine(struct mkm_ctx *ctx, const char *source, const struct import_opts *opts,
                    struct import_result *ret, struct mkm_err *reterr) {
-        struct sources s = { .tmpdir_lock = -EBADF };
+        struct sources s = SOURCES_INIT;
         _cleanup_(deploy_freep) struct deploy *d = NULL;
         _cleanup_close_ int tarfd = -EBADF;
         _cleanup_free_ char *nspawn = NULL, *manifest = NULL, *installed = NULL;
         size_t nspawn_len = 0;
-        char digest[MANIFEST_DIGEST_LEN];
+        char digest[MANIFEST_DIGEST_LEN], tarball_hex[HASH_SHA256_HEX];
         bool verified = false, signed_ok = false;
+        _cleanup_(hash_freep) struct hash_ctx *extracted_hash = NULL;
         struct extract_result xr = {};
         /* Declared here: every goto out below runs their cleanup. */
         _cleanup_free_ char *settings_path = NULL;
@@ -340,22 +457,26 @@ int import_machine(struct mkm_ctx *ctx, const char *source, const struct import_
                                 name);
                 goto out;
         }
-        tarfd = open(s.tarball, O_RDONLY | O_CLOEXEC);
-        if (tarfd < 0) {
-                r = mkm_err_set(reterr, negative_errno(), "%s: %m", s.tarball);
+        tarfd = TAKE_FD(s.tarball_fd);
+        if (s.nspawn && (r = read_side(s.nspawn_fd, s.nspawn, &nspawn, &nspawn_len, reterr)) < 0)
                 goto out;
-        }
-        if (s.nspawn && (r = read_side(s.nspawn, &nspawn, &nspawn_len, reterr)) < 0)
-                goto out;
-        r = check_sources(ctx, &s, opts, tarfd, nspawn, nspawn_len, &verified, &signed_ok, reterr);
+        r = check_sources(ctx, &s, opts, tarfd, nspawn, nspawn_len, &verified, &signed_ok, tarball_hex, reterr);
         if (r < 0)
                 goto out;
         if (opts->trust_settings && nspawn &&
             (r = judge_trusted_settings(ctx, name, strrchr(s.nspawn, '/') ? strrchr(s.nspawn, '/') + 1 : s.nspawn,
                                         nspawn, reterr)) < 0)
                 goto out;
+        /* The tarball is read again to be extracted, and whoever owns a local one can rewrite it
+         * in place meanwhile (or while it is extracted): the stream extraction reads is hashed
+         * as it is read (extract_opts.hash), and the tree is deployed only when that is the
+         * sha256 just verified. */
         if (lseek(tarfd, 0, SEEK_SET) < 0) {
-                r = negative_errno();
+                r = mkm_err_set(reterr, negative_errno(), "%s: %m", s.tarball);
+                goto out;
+        }
+        if (verified && !(extracted_hash = hash_new(HASH_SHA256))) {
+                r = -ENOMEM;
                 goto out;
         }
 
@@ -368,7 +489,10 @@ int import_machine(struct mkm_ctx *ctx, const char *source, const struct import_
                         r = mkm_err_set(reterr, -EEXIST, "machine '%s' exists (%s); --force replaces it", name, d->target);
                         goto out;
                 }
-                /* Still never a running machine, and drift is listed (it is lost). */
+                /* What would refuse a build's replacement (the machine runs, its tree drifted,
+                 * mkmachine did not build it or host files of its name) is listed; --force, which
+                 * brought us here, overrides it as for a build: a running machine's tree is
+                 * swapped under it. */
                 r = deploy_check_replaceable(ctx, d, "replace", reterr);
                 if (r < 0)
                         goto out;
@@ -407,10 +531,24 @@ int import_machine(struct mkm_ctx *ctx, const char *source, const struct import_
                 .apply_root = true,
                 .restore_dir_times = true,
                 .allow_special = true,
+                .hash = extracted_hash,
         };
         r = extract_archive_fd(ctx, d->root_fd, tarfd, &xo, &xr, reterr);
         if (r < 0)
                 goto out;
+        if (extracted_hash) {
+                char hex[HASH_SHA256_HEX];
+                r = hash_final_hex(TAKE_PTR(extracted_hash), hex);
+                if (r < 0)
+                        goto out;
+                if (strcmp(hex, tarball_hex) != 0) {
+                        r = mkm_err_set(reterr, -MKM_E_DIGEST_MISMATCH,
+                                        "%s changed while it was imported: the bytes extracted have sha256 %s, not the "
+                                        "verified %s; nothing deployed",
+                                        s.tarball, hex, tarball_hex);
+                        goto out;
+                }
+        }
         /* No clamping: the archive's times are the exporter's, already clamped when it was built;
          * clamping here to anything else would change the digest. */
         mkm_emit(ctx, &(struct mkm_event){ .type = MKM_EV_STAGE, .text = "writing the manifest" });

@@ -25,6 +25,7 @@
 #include "util/cleanup.h"
 #include "util/err.h"
 #include "util/fs.h"
+#include "util/hash.h"
 #include "util/strv.h"
 
 /* One archive entry to write: type 'f' file, 'd' dir, 'l' symlink, 'h' hardlink, 'c' char dev. */
@@ -678,6 +679,88 @@ static void test_xattr_filter(void **state) {
         extract_result_done(&res);
 }
 
+/* extract_opts.hash (mkmachine import): the hash covers every byte of the file as extraction read
+ * it, in order: the data of an entry the extractor passes over (read, never seeked past: a skip
+ * would leave bytes unhashed that the file's owner could change) and whatever follows the archive's
+ * end, up to the end of the file. */
+static void test_hashing_reader(void **state) {
+        struct th_tree *f = *state;
+        char path[] = "/tmp/mkm-test-archive.XXXXXX";
+        _cleanup_close_ int fd = mkstemp(path);
+        assert_true(fd >= 0);
+        unlink(path);
+        /* An uncompressed tar: with a compression filter libarchive never asks to skip. */
+        struct archive *a = archive_write_new();
+        archive_write_set_format_pax_restricted(a);
+        assert_int_equal(archive_write_open_fd(a, fd), ARCHIVE_OK);
+        const size_t big = 1u << 20;
+        _cleanup_free_ char *junk = malloc(big);
+        assert_non_null(junk);
+        memset(junk, 'j', big);
+        const struct { const char *path; const char *data; size_t len; } ents[] = {
+                { ".big", junk, big },  /* skipped: skip_dot_toplevel */
+                { "usr/a", "alpha\n", 6 },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(ents); i++) {
+                struct archive_entry *e = archive_entry_new();
+                archive_entry_set_pathname(e, ents[i].path);
+                archive_entry_set_filetype(e, AE_IFREG);
+                archive_entry_set_perm(e, 0644);
+                archive_entry_set_mtime(e, 1700000000, 0);
+                archive_entry_set_size(e, (la_int64_t)ents[i].len);
+                assert_int_equal(archive_write_header(a, e), ARCHIVE_OK);
+                assert_int_equal(archive_write_data(a, ents[i].data, ents[i].len), (la_ssize_t)ents[i].len);
+                archive_entry_free(e);
+        }
+        assert_int_equal(archive_write_close(a), ARCHIVE_OK);
+        archive_write_free(a);
+        /* Bytes after the archive's end, which no tar reader looks at: more than libarchive reads
+         * ahead, so that some are read only after the archive has ended. */
+        const size_t tail_len = 256u << 10;
+        _cleanup_free_ char *tail = malloc(tail_len);
+        assert_non_null(tail);
+        memset(tail, 't', tail_len);
+        assert_int_equal(write(fd, tail, tail_len), (ssize_t)tail_len);
+        off_t size = lseek(fd, 0, SEEK_CUR);
+        _cleanup_free_ char *whole = malloc((size_t)size);
+        assert_non_null(whole);
+        assert_int_equal(pread(fd, whole, (size_t)size, 0), size);
+        char want[HASH_SHA256_HEX], got[HASH_SHA256_HEX];
+        assert_int_equal(hash_buf_hex(HASH_SHA256, whole, (size_t)size, want), 0);
+
+        assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+        struct hash_ctx *h = hash_new(HASH_SHA256);
+        assert_non_null(h);
+        struct extract_opts o = { .label = "hashed", .skip_dot_toplevel = true, .hash = h };
+        struct extract_result res = {};
+        struct mkm_err err = {};
+        assert_int_equal(extract_archive_fd(NULL, f->rootfd, fd, &o, &res, &err), 0);
+        /* bytes read == bytes hashed == the file */
+        assert_int_equal(lseek(fd, 0, SEEK_CUR), size);
+        assert_int_equal(hash_final_hex(h, got), 0);
+        assert_string_equal(got, want);
+        assert_int_equal(strv_length(res.files), 1);
+        assert_int_equal(faccessat(f->rootfd, ".big", F_OK, AT_SYMLINK_NOFOLLOW), -1);
+        assert_int_equal(faccessat(f->rootfd, "usr/a", F_OK, AT_SYMLINK_NOFOLLOW), 0);
+        extract_result_done(&res);
+
+        /* A compressed archive with nothing after it: the same. */
+        const struct ent zents[] = { { 'd', "usr/" }, { 'f', "usr/b", "beta\n" } };
+        _cleanup_close_ int zfd = make_archive(zents, ELEMENTSOF(zents), false);
+        off_t zsize = lseek(zfd, 0, SEEK_END);
+        _cleanup_free_ char *zwhole = malloc((size_t)zsize);
+        assert_non_null(zwhole);
+        assert_int_equal(pread(zfd, zwhole, (size_t)zsize, 0), zsize);
+        assert_int_equal(hash_buf_hex(HASH_SHA256, zwhole, (size_t)zsize, want), 0);
+        assert_int_equal(lseek(zfd, 0, SEEK_SET), 0);
+        o.hash = h = hash_new(HASH_SHA256);
+        assert_non_null(h);
+        assert_int_equal(extract_archive_fd(NULL, f->rootfd, zfd, &o, &res, &err), 0);
+        assert_int_equal(hash_final_hex(h, got), 0);
+        assert_string_equal(got, want);
+        extract_result_done(&res);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_normalize_table),
@@ -695,6 +778,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_duplicate_entries, setup, th_tree_teardown),
                 cmocka_unit_test_setup_teardown(test_sparse_holes_count, setup, th_tree_teardown),
                 cmocka_unit_test_setup_teardown(test_xattr_filter, setup, th_tree_teardown),
+                cmocka_unit_test_setup_teardown(test_hashing_reader, setup, th_tree_teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

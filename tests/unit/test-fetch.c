@@ -805,6 +805,33 @@ static void test_too_big(void **state) {
         assert_same_file("big.bin");
 }
 
+/* fetch_item.max_size caps one item of a call below fetch_options.max_size (import: SHA256SUMS
+ * beside a tarball), while its sibling keeps the call's cap. */
+static void test_item_max_size(void **state) {
+        (void)state;
+        struct fetch_options o = test_opts();
+        o.max_size = 1 << 20;
+        char dests[2][512], want[1024];
+        char *urls[2][2] = { { url("cap-small.bin") }, { url("cap-big.bin") } };
+        make_served("cap-small.bin", 10000, 23);
+        make_served("cap-big.bin", 10000, 29);
+        struct fetch_item items[2];
+        for (size_t i = 0; i < 2; i++) {
+                (void)snprintf(dests[i], sizeof dests[i], "%s/%s", srv.out, i == 0 ? "cap-small.bin" : "cap-big.bin");
+                items[i] = (struct fetch_item){ .urls = urls[i], .dest = dests[i], .max_size = i == 0 ? 4096 : 0 };
+        }
+        struct mkm_ctx ctx = test_ctx();
+        struct mkm_err err = {};
+        assert_int_equal(fetch_all(&ctx, items, 2, &o, &err), -MKM_E_TOO_BIG);
+        assert_int_equal(items[0].result, -MKM_E_TOO_BIG);
+        (void)snprintf(want, sizeof want, "'%s': announces 10000 bytes, more than the limit of 4096", urls[0][0]);
+        assert_string_equal(items[0].error, want);
+        assert_false(exists(path_in(srv.out, "cap-small.bin")));
+        assert_false(exists(path_in(srv.out, "cap-small.bin.part")));
+        assert_int_equal(items[1].result, 0);
+        assert_same_file("cap-big.bin");
+}
+
 /* The cap counts the bytes a resumed part already holds: a 206 without Content-Length and with
  * an unknown total ("bytes N-LAST/ *") is cut off once offset + received passes it, even though
  * this transfer alone stays under it. Kills the mutant that compares only the bytes received. */
@@ -1040,6 +1067,7 @@ int main(void) {
                 cmocka_unit_test(test_stall_fails_over),
                 cmocka_unit_test(test_too_big),
                 cmocka_unit_test(test_too_big_resumed),
+                cmocka_unit_test(test_item_max_size),
                 cmocka_unit_test(test_reset_retried_then_fails_over),
                 cmocka_unit_test(test_file_scheme),
                 cmocka_unit_test(test_schemes_and_redirects),
