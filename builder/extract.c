@@ -759,16 +759,20 @@ struct hashing_reader {
         int fd;
         struct hash_ctx *hash;
         uint8_t *buf;
+        uint64_t left;          /* bytes it may still read (extract_opts.hash_max) */
 };
 
 static int hashing_read_some(struct hashing_reader *h, ssize_t *ret_n) {
-        ssize_t n;
-        do
-                n = read(h->fd, h->buf, HASHING_BUF);
-        while (n < 0 && errno == EINTR);
+        ssize_t n = 0;
+        size_t want = h->left < HASHING_BUF ? (size_t)h->left : HASHING_BUF;
+        if (want > 0)
+                do
+                        n = read(h->fd, h->buf, want);
+                while (n < 0 && errno == EINTR);
         if (n < 0)
                 return negative_errno();
         if (n > 0) {
+                h->left -= (uint64_t)n;
                 int r = hash_update(h->hash, h->buf, (size_t)n);
                 if (r < 0)
                         return r;
@@ -793,7 +797,8 @@ int extract_archive_fd(struct mkm_ctx *ctx, int rootfd, int fd, const struct ext
                        struct extract_result *ret, struct mkm_err *reterr) {
         const char *label = opts->label ? opts->label : "package";
         _cleanup_free_ uint8_t *buf = opts->hash ? malloc(HASHING_BUF) : NULL;
-        struct hashing_reader h = { .fd = fd, .hash = opts->hash, .buf = buf };
+        struct hashing_reader h = { .fd = fd, .hash = opts->hash, .buf = buf,
+                                    .left = opts->hash_max ? opts->hash_max : UINT64_MAX };
         if (opts->hash && !buf)
                 return -ENOMEM;
         _cleanup_(archive_freep) struct archive *a = archive_read_new();

@@ -66,6 +66,10 @@ struct extract_opts {
          * rest of fd, up to its end, into hash too: hash then covers the bytes from fd's offset to
          * its end exactly as they were read. Ignored by extract_archive(). */
         struct hash_ctx *hash;
+        /* With hash: read (and hash) at most this many bytes of fd, 0 for no limit. A file that
+         * someone keeps appending to then ends there (and its hash differs) instead of holding
+         * the reader forever. */
+        uint64_t hash_max;
 };
 
 /* Read an archive (tar, any libarchive filter) from fd and write its entries under rootfd.

@@ -312,9 +312,11 @@ static int read_side(int fd, const char *path, char **ret, size_t *ret_len, stru
  * read exactly these bytes again (import_machine()). */
 static int check_sources(struct mkm_ctx *ctx, const struct sources *s, const struct import_opts *opts, int tarfd,
                          const char *nspawn, size_t nspawn_len, bool *ret_verified, bool *ret_signed,
-                         char ret_tarball_hex[static HASH_SHA256_HEX], struct mkm_err *reterr) {
+                         char ret_tarball_hex[static HASH_SHA256_HEX], uint64_t *ret_tarball_size,
+                         struct mkm_err *reterr) {
         *ret_verified = *ret_signed = false;
         ret_tarball_hex[0] = '\0';
+        *ret_tarball_size = 0;
         if (opts->verify == IMPORT_VERIFY_NO)
                 return 0;
         if (!s->sums) {
@@ -354,10 +356,16 @@ static int check_sources(struct mkm_ctx *ctx, const struct sources *s, const str
         if (r < 0)
                 return r;
         char hex[HASH_SHA256_HEX], tar_hex[HASH_SHA256_HEX] = "";
+        struct stat tst;
+        uint64_t tsize = 0;
         const struct export_sum *e = export_sums_find(sums, n, s->base);
         if (!e)
                 r = mkm_err_set(reterr, -MKM_E_DIGEST_MISMATCH, "%s does not list %s", s->sums, s->base);
-        else if ((r = hash_fd_hex(HASH_SHA256, tarfd, hex, NULL)) < 0)
+        else if (fstat(tarfd, &tst) < 0)
+                r = mkm_err_set(reterr, negative_errno(), "%s: %m", s->tarball);
+        /* Its size now and one byte more: a file that grows meanwhile is read that far (and
+         * differs), not for as long as someone appends to it. */
+        else if ((r = hash_fd_hex_max(HASH_SHA256, tarfd, (uint64_t)tst.st_size + 1, hex, &tsize)) < 0)
                 r = mkm_err_set(reterr, r, "reading %s: %s", s->tarball, strerror(-r));
         else if (strcmp(hex, e->hex) != 0)
                 r = mkm_err_set(reterr, -MKM_E_DIGEST_MISMATCH, "%s: sha256 %s, but %s says %s", s->tarball, hex,
@@ -378,6 +386,7 @@ static int check_sources(struct mkm_ctx *ctx, const struct sources *s, const str
         if (r < 0)
                 return r;
         memcpy(ret_tarball_hex, tar_hex, HASH_SHA256_HEX);
+        *ret_tarball_size = tar_hex[0] ? tsize : 0;
         *ret_verified = true;
         return 0;
 }
@@ -441,6 +450,7 @@ int import_machine(struct mkm_ctx *ctx, const char *source, const struct import_
         _cleanup_free_ char *nspawn = NULL, *manifest = NULL, *installed = NULL;
         size_t nspawn_len = 0;
         char digest[MANIFEST_DIGEST_LEN], tarball_hex[HASH_SHA256_HEX];
+        uint64_t tarball_size = 0;
         bool verified = false, signed_ok = false;
         _cleanup_(hash_freep) struct hash_ctx *extracted_hash = NULL;
         struct extract_result xr = {};
@@ -460,7 +470,8 @@ int import_machine(struct mkm_ctx *ctx, const char *source, const struct import_
         tarfd = TAKE_FD(s.tarball_fd);
         if (s.nspawn && (r = read_side(s.nspawn_fd, s.nspawn, &nspawn, &nspawn_len, reterr)) < 0)
                 goto out;
-        r = check_sources(ctx, &s, opts, tarfd, nspawn, nspawn_len, &verified, &signed_ok, tarball_hex, reterr);
+        r = check_sources(ctx, &s, opts, tarfd, nspawn, nspawn_len, &verified, &signed_ok, tarball_hex, &tarball_size,
+                         reterr);
         if (r < 0)
                 goto out;
         if (opts->trust_settings && nspawn &&
@@ -532,6 +543,7 @@ int import_machine(struct mkm_ctx *ctx, const char *source, const struct import_
                 .restore_dir_times = true,
                 .allow_special = true,
                 .hash = extracted_hash,
+                .hash_max = tarball_size + 1,   /* what was verified, and a byte more if it grew */
         };
         r = extract_archive_fd(ctx, d->root_fd, tarfd, &xo, &xr, reterr);
         if (r < 0)

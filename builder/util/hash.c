@@ -64,13 +64,17 @@ int hash_buf_hex(enum hash_algo algo, const void *data, size_t len, char *out) {
 }
 
 int hash_fd_hex(enum hash_algo algo, int fd, char *out, uint64_t *ret_size) {
+        return hash_fd_hex_max(algo, fd, UINT64_MAX, out, ret_size);
+}
+
+int hash_fd_hex_max(enum hash_algo algo, int fd, uint64_t max, char *out, uint64_t *ret_size) {
         struct hash_ctx *h = hash_new(algo);
         char buf[65536];
         uint64_t total = 0;
         if (!h)
                 return -ENOMEM;
-        for (;;) {
-                ssize_t n = read(fd, buf, sizeof buf);
+        while (total < max) {
+                ssize_t n = read(fd, buf, max - total < sizeof buf ? (size_t)(max - total) : sizeof buf);
                 if (n < 0) {
                         if (errno == EINTR)
                                 continue;

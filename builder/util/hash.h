@@ -23,6 +23,8 @@ static inline void hash_freep(struct hash_ctx **h) { (void)hash_free(*h); }
 /* One-shot helpers. */
 int hash_buf_hex(enum hash_algo algo, const void *data, size_t len, char *out);
 int hash_fd_hex(enum hash_algo algo, int fd, char *out, uint64_t *ret_size);
+/* The same, reading at most max bytes (a file that grows while it is read ends there). */
+int hash_fd_hex_max(enum hash_algo algo, int fd, uint64_t max, char *out, uint64_t *ret_size);
 
 /* True if s is exactly 64 lowercase hex digits. */
 int hash_is_sha256_hex(const char *s);

@@ -744,6 +744,27 @@ static void test_hashing_reader(void **state) {
         assert_int_equal(faccessat(f->rootfd, "usr/a", F_OK, AT_SYMLINK_NOFOLLOW), 0);
         extract_result_done(&res);
 
+        /* With hash_max, no more than that is read (a file someone keeps appending to ends):
+         * the archive and part of the tail, hashed as far as read. */
+        const size_t cut = (size_t)size - tail_len / 2;
+        assert_int_equal(hash_buf_hex(HASH_SHA256, whole, cut, want), 0);
+        assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+        o.hash = h = hash_new(HASH_SHA256);
+        assert_non_null(h);
+        o.hash_max = cut;
+        assert_int_equal(extract_archive_fd(NULL, f->rootfd, fd, &o, &res, &err), 0);
+        o.hash_max = 0;
+        assert_int_equal(lseek(fd, 0, SEEK_CUR), (off_t)cut);
+        assert_int_equal(hash_final_hex(h, got), 0);
+        assert_string_equal(got, want);
+        extract_result_done(&res);
+        /* and hash_fd_hex_max, the import's first reading, the same */
+        assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+        uint64_t hashed = 0;
+        assert_int_equal(hash_fd_hex_max(HASH_SHA256, fd, cut, got, &hashed), 0);
+        assert_int_equal(hashed, cut);
+        assert_string_equal(got, want);
+
         /* A compressed archive with nothing after it: the same. */
         const struct ent zents[] = { { 'd', "usr/" }, { 'f', "usr/b", "beta\n" } };
         _cleanup_close_ int zfd = make_archive(zents, ELEMENTSOF(zents), false);
