@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -53,9 +54,13 @@ static int unhex(char c) {
  * import: downloading it (libcurl opens the path as it is) would follow a co-tenant's symbolic
  * links and wait on a FIFO, which open_source() refuses, and would copy the tarball for nothing. */
 static int file_url_to_path(const char *url, char **ret, struct mkm_err *reterr) {
-        const char *p = url + strlen("file://");
-        if (strncmp(p, "localhost/", 10) == 0)
-                p += strlen("localhost");
+        /* The scheme and host are case-insensitive (RFC 3986); file:/PATH is file:///PATH. */
+        const char *p = url + strlen("file:");
+        if (strncmp(p, "//", 2) == 0) {
+                p += 2;
+                if (strncasecmp(p, "localhost/", 10) == 0)
+                        p += strlen("localhost");
+        }
         if (*p != '/')
                 return mkm_err_set(reterr, -MKM_E_USAGE, "'%s': expected file:///PATH", url);
         size_t n = strcspn(p, "?#");
@@ -165,6 +170,11 @@ static int open_source(int dirfd, const char *name, const char *path, bool optio
                 return mkm_err_set(reterr, negative_errno(), "%s: %m", path);
         if (!S_ISREG(st.st_mode))
                 return mkm_err_set(reterr, -MKM_E_UNSAFE_PATH, "%s is not a regular file", path);
+        /* Nor a hard link: with fs.protected_hardlinks=0 anyone may link a root-only file into
+         * their directory under the name we look for. */
+        if (st.st_nlink > 1)
+                return mkm_err_set(reterr, -MKM_E_UNSAFE_PATH, "%s has %ju hard links; import reads only a file of one",
+                                   path, (uintmax_t)st.st_nlink);
         int fl = fcntl(fd, F_GETFL);
         if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0)
                 return mkm_err_set(reterr, negative_errno(), "%s: %m", path);
@@ -175,7 +185,7 @@ static int open_source(int dirfd, const char *name, const char *path, bool optio
 static int sources_get(struct mkm_ctx *ctx, const char *source, const struct import_opts *opts, struct sources *s,
                        struct mkm_err *reterr) {
         _cleanup_free_ char *local = NULL;
-        if (strncmp(source, "file://", 7) == 0) {
+        if (strncasecmp(source, "file:/", 6) == 0) {
                 int r = file_url_to_path(source, &local, reterr);
                 if (r < 0)
                         return r;
@@ -251,10 +261,23 @@ static int sources_get(struct mkm_ctx *ctx, const char *source, const struct imp
         char *urls[4][2] = {};
         char *dests[4] = {};
         int r = 0;
-        size_t n = opts->verify == IMPORT_VERIFY_SIGNATURE ? 4 : 3;
-        const char *order[4] = { names[0], names[1], names[3], names[2] };
-        char **order_slots[4] = { slots[0], slots[1], slots[3], slots[2] };
-        int *order_fds[4] = { fd_slots[0], fd_slots[1], fd_slots[3], fd_slots[2] };
+        /* Only what this import reads (as for a local one): the tarball and the settings, and
+         * SHA256SUMS unless --verify=no, SHA256SUMS.gpg with --verify=signature. */
+        size_t want[4], n = 0;
+        want[n++] = 0;
+        want[n++] = 3;
+        if (opts->verify != IMPORT_VERIFY_NO)
+                want[n++] = 1;
+        if (opts->verify == IMPORT_VERIFY_SIGNATURE)
+                want[n++] = 2;
+        const char *order[4];
+        char **order_slots[4];
+        int *order_fds[4];
+        for (size_t i = 0; i < n; i++) {
+                order[i] = names[want[i]];
+                order_slots[i] = slots[want[i]];
+                order_fds[i] = fd_slots[want[i]];
+        }
         for (size_t i = 0; i < n; i++) {
                 urls[i][0] = i == 0 ? strdup(clean) : sibling(clean, order[i]);
                 dests[i] = fs_path_join(s->tmpdir, order[i]);

@@ -113,6 +113,14 @@ rm "$WORK/d-sums/SHA256SUMS"
 mkdir "$WORK/d-sums/SHA256SUMS"
 refused "SHA256SUMS a directory" "$WORK/d-sums/m.tar.gz" "SHA256SUMS is not a regular file"
 
+# A hard link to the root-only file (possible where fs.protected_hardlinks=0; root can make one
+# anywhere): refused as well.
+cp -a "$WORK/good" "$WORK/l-nspawn"
+rm "$WORK/l-nspawn/SHA256SUMS" "$WORK/l-nspawn/m.nspawn"
+ln "$WORK/secret" "$WORK/l-nspawn/m.nspawn"
+refused "m.nspawn a hard link" "$WORK/l-nspawn/m.tar.gz" "$WORK/l-nspawn/m.nspawn has 2 hard links"
+check "... the root-only file was copied nowhere" bash -c "! grep -rqs hunter2 '$HOST'"
+
 # The tarball: the same rule. Its side files are looked for beside the path given, so a link
 # would pair the target with files beside the link; give the file's own path.
 mkdir "$WORK/s-tar"
@@ -142,6 +150,10 @@ ln -s "$WORK/secret" "$WORK/u-nspawn/m.nspawn"
 refused "file://: m.nspawn a symbolic link" "file://$WORK/u-nspawn/m.tar.gz" "$WORK/u-nspawn/m.nspawn is a symbolic link"
 check "... the root-only file was copied nowhere" bash -c "! grep -rqs hunter2 '$HOST'"
 refused "file://: the tarball a FIFO" "file://$WORK/f-tar/m.tar.gz" "$WORK/f-tar/m.tar.gz is not a regular file"
+imp import "FILE://LOCALHOST$WORK/good/m.tar.gz" viacaps >/dev/null 2>"$WORK/viacaps.log"
+check "FILE://LOCALHOST/PATH: scheme and host are case-insensitive" contains "$WORK/viacaps.log" "(checksums verified)"
+imp import "file:$WORK/good/m.tar.gz" viashort >/dev/null 2>"$WORK/viashort.log"
+check "file:/PATH (no authority) too" contains "$WORK/viashort.log" "(checksums verified)"
 imp import "file://otherhost$WORK/good/m.tar.gz" y >/dev/null 2>"$WORK/otherhost.log"
 check "file://HOST/PATH: a usage error (exit 2)" test $? -eq 2
 check "... saying what is expected" contains "$WORK/otherhost.log" "expected file:///PATH"
@@ -158,6 +170,10 @@ refused "SHA256SUMS of 2 MiB over HTTP" "$HTTP/h-sums/m.tar.gz" \
 cp -a "$WORK/good" "$WORK/h-nspawn"
 head -c $((2 << 20)) /dev/zero | tr '\0' '\n' >>"$WORK/h-nspawn/m.nspawn"
 refused "m.nspawn of 2 MiB over HTTP" "$HTTP/h-nspawn/m.tar.gz" "cannot download $HTTP/h-nspawn/m.nspawn: '$HTTP/h-nspawn/m.nspawn': announces"
+# --verify=no reads no SHA256SUMS, so it does not download it either (a 2 MiB one is no error).
+imp import --verify=no "$HTTP/h-sums/m.tar.gz" noverify >/dev/null 2>"$WORK/noverify.log"
+check "--verify=no over HTTP does not fetch SHA256SUMS (exit 0 beside a 2 MiB one)" test $? -eq 0
+check "... and says nothing was checked" bash -c "! grep -q 'checksums verified' '$WORK/noverify.log'"
 # Without a Content-Length the body is cut at the cap (httpd.py big-nolen: the file plus 4 KiB).
 mkdir -p "$WORK/h-nolen"
 cp "$WORK/good/m.tar.gz" "$WORK/h-nolen/"
