@@ -63,6 +63,8 @@ int deployed_lock(struct mkm_ctx *ctx, const char *name, struct lock **ret, stru
         int q = deployed_read(ctx, name, "lock", &text, &path, reterr);
         if (q < 0)
                 return q;
+        if (!text[0])
+                return -ENOENT;         /* an imported generation has none (import.c) */
         return lock_parse(text, strlen(text), path, ret, reterr);
 }
 
@@ -82,8 +84,9 @@ int deployed_each_lock(struct mkm_ctx *ctx, int (*fn)(void *userdata, const char
                         if (!path)
                                 return -ENOMEM;
                         q = fs_read_file_follow_at(AT_FDCWD, path, STATE_FILE_MAX, &text, NULL);
-                        if (q == -ENOENT) {
-                                q = 0;          /* a generation without a lock references nothing */
+                        /* A generation without a lock (an import's is empty) references nothing. */
+                        if (q == -ENOENT || (q >= 0 && !text[0])) {
+                                q = 0;
                                 continue;
                         }
                         if (q < 0)

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -84,8 +85,18 @@ struct tw {
         struct archive_entry *e;        /* reused for every entry (archive_entry_clear) */
         int64_t clamp;
         dev_t dev;
-        struct hashmap *links;          /* "DEV:INO" of files with st_nlink > 1 -> first path (strdup'd) */
+        struct hashmap *links;          /* "DEV:INO" of files with st_nlink > 1 -> struct first_link */
+        struct manifest_entry *ents;    /* what was archived, as the manifest describes it */
+        size_t n_ents, cap_ents;
         struct mkm_err *reterr;
+};
+
+/* A hard-linked file's first path, and what its manifest entry says of the content: the later
+ * paths are links to it in the archive and have the same content in the manifest. */
+struct first_link {
+        char *path;
+        char sha256[65];
+        char *xattrs;
 };
 
 static int ar_error(struct tw *w, const char *path) {
@@ -99,7 +110,7 @@ static int cmp_str(const void *a, const void *b) {
 /* The extended attributes of fd that are content (normalize_xattr_is_content(), as the manifest
  * lists them), sorted by name (listxattr's order depends on the file system). A host's labels
  * (security.selinux, trusted.*) stay out: the importer would not apply them anyway. */
-static int add_xattrs(struct tw *w, int fd, const char *path) {
+static int add_xattrs(struct tw *w, int fd, const char *path, FILE *mx) {
         char list[XATTR_MAX];
         ssize_t n = flistxattr(fd, list, sizeof list);
         if (n < 0)
@@ -117,6 +128,12 @@ static int add_xattrs(struct tw *w, int fd, const char *path) {
                 if (v < 0)
                         return mkm_err_set(w->reterr, negative_errno(), "export: %s: xattr %s: %m", path, *x);
                 archive_entry_xattr_add_entry(w->e, *x, val, (size_t)v);
+                /* and the same bytes into the entry's manifest line, as manifest.c writes them */
+                fputs(" xattr.", mx);
+                manifest_escape(mx, *x);
+                fputc('=', mx);
+                for (ssize_t i = 0; i < v; i++)
+                        fprintf(mx, "%02x", val[i]);
         }
         return 0;
 }
@@ -129,7 +146,7 @@ static int open_noatime(int dfd, const char *name) {
         return fd < 0 ? negative_errno() : fd;
 }
 
-static int write_data(struct tw *w, int fd, uint64_t size, const char *path) {
+static int write_data(struct tw *w, int fd, uint64_t size, const char *path, struct hash_ctx *h) {
         static char buf[1 << 16];
         uint64_t done = 0;
         while (done < size) {
@@ -143,6 +160,8 @@ static int write_data(struct tw *w, int fd, uint64_t size, const char *path) {
                         return mkm_err_set(w->reterr, -ESTALE, "export: %s shrank while it was exported", path);
                 if (archive_write_data(w->a, buf, (size_t)n) != n)
                         return ar_error(w, path);
+                if (hash_update(h, buf, (size_t)n) < 0)
+                        return -ENOMEM;
                 done += (uint64_t)n;
         }
         return 0;
@@ -191,22 +210,48 @@ static int emit(struct tw *w, int dfd, const char *name, const char *path, unsig
         if (w->clamp >= 0 && mtime > w->clamp)
                 mtime = w->clamp;
         archive_entry_set_mtime(e, mtime, 0);
+        /* Its manifest entry, from the same stat, bytes and attributes as the archive's (the
+         * digest of what was archived: export_tar_fd()). */
+        if (mkm_grow((void **)&w->ents, &w->cap_ents, w->n_ents, sizeof *w->ents, 1024) < 0)
+                return -ENOMEM;
+        struct manifest_entry *me = &w->ents[w->n_ents];
+        *me = (struct manifest_entry){
+                .type = S_ISDIR(st.st_mode)   ? MANIFEST_DIR
+                        : S_ISREG(st.st_mode) ? MANIFEST_FILE
+                        : S_ISLNK(st.st_mode) ? MANIFEST_LINK
+                                              : MANIFEST_OTHER,
+                .mode = (unsigned)(st.st_mode & 07777),
+                .uid = (unsigned)st.st_uid,
+                .gid = (unsigned)st.st_gid,
+                .time = mtime,
+                .path = strdup(name ? path : "."),
+        };
+        if (!me->path)
+                return -ENOMEM;
+        w->n_ents++;
         bool data = false;
+        struct first_link *first = NULL;
         if (S_ISREG(st.st_mode)) {
                 archive_entry_set_size(e, st.st_size);
+                me->size = (uint64_t)st.st_size;
                 data = true;
                 if (st.st_nlink > 1) {
                         char key[64];
                         (void)snprintf(key, sizeof key, "%ju:%ju", (uintmax_t)st.st_dev, (uintmax_t)st.st_ino);
-                        const char *first = hashmap_get(w->links, key);
+                        first = hashmap_get(w->links, key);
                         if (first) {
-                                archive_entry_set_hardlink(e, first);
+                                archive_entry_set_hardlink(e, first->path);
                                 archive_entry_set_size(e, 0);
                                 data = false;
+                                memcpy(me->sha256, first->sha256, sizeof me->sha256);
+                                if (first->xattrs && !(me->xattrs = strdup(first->xattrs)))
+                                        return -ENOMEM;
                         } else {
-                                char *copy = strdup(path);
-                                if (!copy || hashmap_put(w->links, key, copy) < 0) {
-                                        free(copy);
+                                first = calloc(1, sizeof *first);
+                                if (!first || !(first->path = strdup(path)) || hashmap_put(w->links, key, first) < 0) {
+                                        if (first)
+                                                free(first->path);
+                                        free(first);
                                         return -ENOMEM;
                                 }
                         }
@@ -218,21 +263,49 @@ static int emit(struct tw *w, int dfd, const char *name, const char *path, unsig
                         return mkm_err_set(w->reterr, negative_errno(), "export: %s: %m", path);
                 target[n] = 0;
                 archive_entry_set_symlink(e, target);
-        } else if (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode))
-                archive_entry_set_rdev(e, st.st_rdev);
+                if (!(me->link = strdup(target)))
+                        return -ENOMEM;
+        } else if (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) || S_ISFIFO(st.st_mode)) {
+                if (!S_ISFIFO(st.st_mode))
+                        archive_entry_set_rdev(e, st.st_rdev);
+                me->rdev_major = major(st.st_rdev);
+                me->rdev_minor = minor(st.st_rdev);
+        }
         /* The manifest records xattrs of directories and files; so does the archive. A hard
          * link's attributes are its first path's. */
         if (fd >= 0 && (S_ISDIR(st.st_mode) || data)) {
-                int r = add_xattrs(w, fd, path);
+                char *xs = NULL;
+                size_t xlen = 0;
+                FILE *mx = open_memstream(&xs, &xlen);
+                if (!mx)
+                        return -ENOMEM;
+                int r = add_xattrs(w, fd, path, mx);
+                if (fclose(mx) != 0 && r >= 0)
+                        r = -ENOMEM;
+                if (r >= 0 && xlen > 0)
+                        me->xattrs = xs;
+                else
+                        free(xs);
                 if (r < 0)
                         return r;
+                if (first && me->xattrs && !(first->xattrs = strdup(me->xattrs)))
+                        return -ENOMEM;
         }
         if (archive_write_header(w->a, e) < ARCHIVE_WARN)
                 return ar_error(w, path);
         if (data) {
-                int r = write_data(w, fd, (uint64_t)st.st_size, path);
+                struct hash_ctx *h = hash_new(HASH_SHA256);
+                if (!h)
+                        return -ENOMEM;
+                int r = write_data(w, fd, (uint64_t)st.st_size, path, h);
+                if (r >= 0)
+                        r = hash_final_hex(h, me->sha256);
+                else
+                        hash_free(h);
                 if (r < 0)
                         return r;
+                if (first)
+                        memcpy(first->sha256, me->sha256, sizeof first->sha256);
         }
         if (archive_write_finish_entry(w->a) < ARCHIVE_WARN)
                 return ar_error(w, path);
@@ -307,7 +380,7 @@ static int set_filter(struct archive *a, enum export_compress c) {
 }
 
 int export_tar_fd(struct mkm_ctx *ctx, int rootfd, int64_t clamp_epoch, enum export_compress c, int outfd,
-                  struct mkm_err *reterr) {
+                  char ret_digest[MANIFEST_DIGEST_LEN], struct mkm_err *reterr) {
         _cleanup_(archive_write_freep) struct archive *a = archive_write_new();
         _cleanup_(archive_entry_freep) struct archive_entry *e = archive_entry_new();
         if (!a || !e)
@@ -335,12 +408,20 @@ int export_tar_fd(struct mkm_ctx *ctx, int rootfd, int64_t clamp_epoch, enum exp
         int r = emit(&w, rootfd, NULL, "./", 0);
         if (r >= 0 && archive_write_close(a) != ARCHIVE_OK)
                 r = mkm_err_set(reterr, -MKM_E_ARCHIVE, "export: finishing the archive: %s", archive_error_string(a));
+        /* The digest of what was archived: what an import of it computes. */
+        if (r >= 0 && ret_digest)
+                r = manifest_format(w.ents, w.n_ents, NULL, ret_digest);
         size_t it = 0;
         const char *k;
         void *v;
-        while (hashmap_next(w.links, &it, &k, &v))
-                free(v);
+        while (hashmap_next(w.links, &it, &k, &v)) {
+                struct first_link *fl = v;
+                free(fl->path);
+                free(fl->xattrs);
+                free(fl);
+        }
         hashmap_free(w.links);
+        manifest_entries_free(w.ents, w.n_ents);
         return r;
 }
 
@@ -822,9 +903,26 @@ int export_machine(struct mkm_ctx *ctx, const char *name, const char *dir, const
                 r = mkm_err_set(reterr, tarfd, "cannot create a file in %s: %s", dir, strerror(-tarfd));
                 goto out;
         }
-        r = export_tar_fd(ctx, rootfd, m.source_date_epoch, opts->compress, tarfd, reterr);
+        char archived[MANIFEST_DIGEST_LEN];
+        r = export_tar_fd(ctx, rootfd, m.source_date_epoch, opts->compress, tarfd, archived, reterr);
         if (r < 0)
                 goto out;
+        /* The check above read the tree once, the archive read it again: what was archived must
+         * be what was checked (someone may write into the tree meanwhile, a running machine
+         * does), and the digest printed is always the one of the archive. */
+        if (strcmp(archived, digest) != 0) {
+                if (!opts->force) {
+                        r = mkm_err_set(reterr, -MKM_E_DIGEST_MISMATCH,
+                                        "the tree %s changed while it was exported (it was checked as %s, what was "
+                                        "archived is %s); nothing was exported. Stop what writes into it (a running "
+                                        "machine) and export again; --force exports it as it is",
+                                        m.tree, digest, archived);
+                        goto out;
+                }
+                mkm_warn(ctx, "export: what was archived of %s is %s (the tree was %s when checked), because of --force",
+                         m.tree, archived, digest);
+                memcpy(digest, archived, sizeof digest);
+        }
         r = tmpfile_finish(tarfd, &files[T_TAR]);
         if (r < 0) {
                 r = mkm_err_set(reterr, r, "writing %s/%s: %s", dir, tar_name, strerror(-r));

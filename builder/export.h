@@ -21,6 +21,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "manifest.h"
+
 struct mkm_ctx;
 struct mkm_err;
 
@@ -47,9 +49,12 @@ const char *export_compress_suffix(enum export_compress c);
  * name, as SCHILY.xattr records that GNU tar and libarchive both read; hard links
  * as links to the first path; devices and fifos as such; sockets skipped with a warning; mount
  * points listed but not entered. Compression with fixed settings: xz level 6 single-threaded,
- * zstd level 12, gzip level 6 without a name or time stamp. outfd is written, not closed. */
+ * zstd level 12, gzip level 6 without a name or time stamp. outfd is written, not closed.
+ * ret_digest (NULL: not wanted) gets the manifest digest of what was archived, from the same
+ * stat, bytes and attributes the archive got: the digest an import of it computes, whatever
+ * changed in the tree before or while it was read. */
 int export_tar_fd(struct mkm_ctx *ctx, int rootfd, int64_t clamp_epoch, enum export_compress c, int outfd,
-                  struct mkm_err *reterr);
+                  char ret_digest[MANIFEST_DIGEST_LEN], struct mkm_err *reterr);
 
 /* One line of a SHA256SUMS file. */
 struct export_sum {

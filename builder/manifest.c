@@ -369,6 +369,31 @@ static void format_entry(FILE *f, const struct manifest_entry *e) {
         fprintf(f, " time=%lld\n", (long long)e->time);
 }
 
+static int cmp_entry_path(const void *a, const void *b) {
+        return strcmp(((const struct manifest_entry *)a)->path, ((const struct manifest_entry *)b)->path);
+}
+
+int manifest_format(struct manifest_entry *e, size_t n, char **ret_text, char ret_digest[MANIFEST_DIGEST_LEN]) {
+        qsort(e, n, sizeof *e, cmp_entry_path);
+        _cleanup_free_ char *text = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&text, &len);
+        if (!f)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++)
+                format_entry(f, &e[i]);
+        if (fclose(f) != 0)
+                return -ENOMEM;
+        char hex[HASH_SHA256_HEX];
+        int r = hash_buf_hex(HASH_SHA256, text, len, hex);
+        if (r < 0)
+                return r;
+        (void)snprintf(ret_digest, MANIFEST_DIGEST_LEN, "sha256:%s", hex);
+        if (ret_text)
+                *ret_text = TAKE_PTR(text);
+        return 0;
+}
+
 static int format_cb(const struct manifest_entry *e, void *userdata) {
         format_entry(userdata, e);
         return 0;

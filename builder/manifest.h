@@ -73,6 +73,11 @@ int manifest_walk(struct mkm_ctx *ctx, int rootfd, int64_t clamp_epoch, manifest
 int manifest_build(struct mkm_ctx *ctx, int rootfd, int64_t clamp_epoch, char **ret_text,
                    char ret_digest[MANIFEST_DIGEST_LEN], struct mkm_err *reterr);
 
+/* The manifest of entries described elsewhere (export's tar writer describes what it archives):
+ * sorts e by path, formats it as manifest_build() does into *ret_text (NULL: not wanted) and
+ * its digest. */
+int manifest_format(struct manifest_entry *e, size_t n, char **ret_text, char ret_digest[MANIFEST_DIGEST_LEN]);
+
 /* Parse a manifest text into entries sorted by path (caller frees with manifest_entries_free()).
  * Strict: every line must be as manifest_build() writes it (keys in any order); a malformed one
  * fails with -MKM_E_PARSE and "line N: what was expected" in reterr, as does a path listed twice

@@ -69,6 +69,8 @@ static void test_deployed(void **state) {
         th_write_file(host, "var/lib/mkmachine/web/gen/1/lock", lock_a, 0644);
         live(host, "nolock", 1);
         th_write_file(host, "var/lib/mkmachine/nolock/gen/1/recipe", "[Machine]\nName=nolock\n", 0644);
+        live(host, "imported", 1);      /* an import's generation: an empty lock file */
+        th_write_file(host, "var/lib/mkmachine/imported/gen/1/lock", "", 0644);
 
         _cleanup_free_ char *text = NULL, *path = NULL;
         assert_int_equal(deployed_read(&ctx, "web", "recipe", &text, &path, &err), 0);
@@ -85,10 +87,11 @@ static void test_deployed(void **state) {
         assert_int_equal(deployed_lock(&ctx, "web", &l, &err), 0);
         assert_int_equal(l->n, 1);
         assert_int_equal(deployed_lock(&ctx, "nolock", &l, &err), -ENOENT);
+        assert_int_equal(deployed_lock(&ctx, "imported", &l, &err), -ENOENT);
 
         struct seen s = {};
         assert_int_equal(deployed_each_lock(&ctx, each, &s, &err), 0);
-        assert_int_equal(s.n, 2);       /* both of web's generations; nolock has none */
+        assert_int_equal(s.n, 2);       /* both of web's generations; nolock and imported have none */
         assert_string_equal(s.names[0], "web");
         assert_string_equal(s.names[1], "web");
         assert_int_equal(s.pkgs, 2);

@@ -16,7 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -119,9 +121,9 @@ static void test_same_bytes(void **state) {
         for (int c = 0; c < _EXPORT_COMPRESS_MAX; c++) {
                 _cleanup_close_ int a = tmp_fd(), b = tmp_fd();
                 struct mkm_err err = {};
-                assert_int_equal(export_tar_fd(&ctx, f->rootfd, CLAMP, (enum export_compress)c, a, &err), 0);
+                assert_int_equal(export_tar_fd(&ctx, f->rootfd, CLAMP, (enum export_compress)c, a, NULL, &err), 0);
                 /* Reading the tree again must not matter: another walk, the same bytes. */
-                assert_int_equal(export_tar_fd(&ctx, f->rootfd, CLAMP, (enum export_compress)c, b, &err), 0);
+                assert_int_equal(export_tar_fd(&ctx, f->rootfd, CLAMP, (enum export_compress)c, b, NULL, &err), 0);
                 _cleanup_free_ char *x = NULL, *y = NULL;
                 size_t xl, yl;
                 read_all(a, &x, &xl);
@@ -144,7 +146,7 @@ static void test_entries(void **state) {
         make_tree(f, true);
         _cleanup_close_ int fd = tmp_fd();
         struct mkm_err err = {};
-        assert_int_equal(export_tar_fd(&ctx, f->rootfd, CLAMP, EXPORT_GZIP, fd, &err), 0);
+        assert_int_equal(export_tar_fd(&ctx, f->rootfd, CLAMP, EXPORT_GZIP, fd, NULL, &err), 0);
         assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
         struct archive *a = archive_read_new();
         archive_read_support_filter_all(a);
@@ -221,7 +223,7 @@ static void test_creation_order(void **state) {
         make_tree(f, false);
         _cleanup_close_ int a = tmp_fd(), b = tmp_fd();
         struct mkm_err err = {};
-        assert_int_equal(export_tar_fd(&ctx, f->rootfd, CLAMP, EXPORT_XZ, a, &err), 0);
+        assert_int_equal(export_tar_fd(&ctx, f->rootfd, CLAMP, EXPORT_XZ, a, NULL, &err), 0);
         /* Rebuild the same content with entries created in another order. */
         assert_int_equal(fs_rm_rf_at(f->rootfd, "etc"), 0);
         assert_int_equal(mkdirat(f->rootfd, "etc", 0700), 0);  /* as fs_mkdir_p_at made it */
@@ -239,7 +241,7 @@ static void test_creation_order(void **state) {
         const char *names[] = { "usr/bin/tool", "bin", "etc/a file", "etc/fifo", "etc/empty", "usr/bin", "usr", "etc", "." };
         for (size_t i = 0; i < ELEMENTSOF(names); i++)
                 stamp(f->rootfd, names[i], CLAMP - 1000 * (time_t)i);
-        assert_int_equal(export_tar_fd(&ctx, f->rootfd, CLAMP, EXPORT_XZ, b, &err), 0);
+        assert_int_equal(export_tar_fd(&ctx, f->rootfd, CLAMP, EXPORT_XZ, b, NULL, &err), 0);
         _cleanup_free_ char *x = NULL, *y = NULL;
         size_t xl, yl;
         read_all(a, &x, &xl);
@@ -268,7 +270,8 @@ static void test_roundtrip_digest(void **state) {
         make_tree(f, false);
         _cleanup_close_ int fd = tmp_fd();
         struct mkm_err err = {};
-        assert_int_equal(export_tar_fd(&ctx, f->rootfd, -1, EXPORT_ZSTD, fd, &err), 0);
+        char archived[MANIFEST_DIGEST_LEN];
+        assert_int_equal(export_tar_fd(&ctx, f->rootfd, -1, EXPORT_ZSTD, fd, archived, &err), 0);
         assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
         struct extract_opts xo = { .label = "t", .apply_root = true, .restore_dir_times = true, .allow_special = true };
         struct extract_result xr = {};
@@ -282,6 +285,7 @@ static void test_roundtrip_digest(void **state) {
         assert_int_equal(manifest_build(&ctx, f->copyfd, -1, &m2, d2, &err), 0);
         assert_string_equal(m1, m2);
         assert_string_equal(d1, d2);
+        assert_string_equal(archived, d2);      /* the digest of what was archived is the import's */
         /* ... though the tree has a label that the copy has not. */
         char v[16];
         _cleanup_close_ int a = openat(f->rootfd, "etc/a file", O_RDONLY | O_CLOEXEC);
@@ -293,7 +297,7 @@ static void test_roundtrip_digest(void **state) {
 
         /* Without restoring directory times the digest differs: the options matter. */
         _cleanup_close_ int fd2 = tmp_fd();
-        assert_int_equal(export_tar_fd(&ctx, f->rootfd, -1, EXPORT_GZIP, fd2, &err), 0);
+        assert_int_equal(export_tar_fd(&ctx, f->rootfd, -1, EXPORT_GZIP, fd2, NULL, &err), 0);
         assert_int_equal(lseek(fd2, 0, SEEK_SET), 0);
         assert_int_equal(fs_rm_rf_at(AT_FDCWD, f->copy), 0);
         assert_int_equal(mkdir(f->copy, 0700), 0);
@@ -308,6 +312,38 @@ static void test_roundtrip_digest(void **state) {
         assert_string_not_equal(d1, d3);
 }
 
+/* The digest export_tar_fd() reports is the one of what it archived: with times clamped and a
+ * socket left out, it is not the tree's, but it is what an import of the archive computes. */
+static void test_archived_digest(void **state) {
+        struct fx *f = *state;
+        struct mkm_ctx ctx = {};
+        if (geteuid() != 0) {
+                skip();
+                return;
+        }
+        make_tree(f, true);
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        (void)snprintf(sa.sun_path, sizeof sa.sun_path, "%s/etc/sock", f->root);
+        _cleanup_close_ int sk = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        assert_true(sk >= 0);
+        assert_int_equal(bind(sk, (struct sockaddr *)&sa, sizeof sa), 0);
+        _cleanup_close_ int fd = tmp_fd();
+        struct mkm_err err = {};
+        char archived[MANIFEST_DIGEST_LEN], tree[MANIFEST_DIGEST_LEN], copy[MANIFEST_DIGEST_LEN];
+        assert_int_equal(export_tar_fd(&ctx, f->rootfd, CLAMP, EXPORT_GZIP, fd, archived, &err), 0);
+        _cleanup_free_ char *mt = NULL, *mc = NULL;
+        assert_int_equal(manifest_build(&ctx, f->rootfd, -1, &mt, tree, &err), 0);
+        assert_string_not_equal(archived, tree);        /* late times, the socket */
+        assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+        struct extract_opts xo = { .label = "t", .apply_root = true, .restore_dir_times = true, .allow_special = true };
+        struct extract_result xr = {};
+        if (extract_archive_fd(&ctx, f->copyfd, fd, &xo, &xr, &err) < 0)
+                fail_msg("%s", err.msg);
+        extract_result_done(&xr);
+        assert_int_equal(manifest_build(&ctx, f->copyfd, -1, &mc, copy, &err), 0);
+        assert_string_equal(archived, copy);
+}
+
 /* A package may not carry a fifo; an import may (allow_special). */
 static void test_special_refused_in_packages(void **state) {
         struct fx *f = *state;
@@ -315,7 +351,7 @@ static void test_special_refused_in_packages(void **state) {
         make_tree(f, false);
         _cleanup_close_ int fd = tmp_fd();
         struct mkm_err err = {};
-        assert_int_equal(export_tar_fd(&ctx, f->rootfd, -1, EXPORT_GZIP, fd, &err), 0);
+        assert_int_equal(export_tar_fd(&ctx, f->rootfd, -1, EXPORT_GZIP, fd, NULL, &err), 0);
         assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
         struct extract_opts xo = { .label = "pkg" };
         struct extract_result xr = {};
@@ -412,6 +448,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_entries, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_creation_order, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_roundtrip_digest, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_archived_digest, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_special_refused_in_packages, setup, teardown),
                 cmocka_unit_test(test_sums_parse),
                 cmocka_unit_test(test_sums_errors),
