@@ -457,10 +457,15 @@ int build_machine_opts(struct mkm_ctx *ctx, const char *recipe_path, const struc
         struct mkm_err werr = {};
         if (b.write_lock && write_lock(&b, &written, &werr) < 0)
                 mkm_warn(ctx, "machine '%s' is deployed, but: %s", r->name, werr.msg[0] ? werr.msg : "out of memory");
+        /* A stored build (rebuild) writes its lock only into the new generation's state: that is
+         * the machine's lock now, not the previous generation's it was built from. */
+        char *gen_lock = NULL;  /* (no cleanup attribute: gotos above jump past this point) */
+        if (o && o->stored && asprintf(&gen_lock, "%s/gen/%u/lock", b.deploy->state_dir, generation) < 0)
+                gen_lock = NULL;
         *ret = (struct build_result){
                 .name = strdup(r->name),
                 .target = strdup(b.deploy->target),
-                .lock_path = strdup(b.lock_path),
+                .lock_path = gen_lock ? gen_lock : strdup(b.lock_path),
                 .lock_written = written,
                 .packages = b.lock_out->n,
                 .source_date_epoch = b.source_date_epoch,

@@ -8,10 +8,12 @@
 #include <json-c/json.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ctx.h"
 #include "export.h"
 #include "util/cleanup.h"
+#include "util/fs.h"
 #include "util/err.h"
 
 int cli_cmd_export(struct mkm_ctx *ctx, int argc, char **argv) {
@@ -49,6 +51,13 @@ int cli_cmd_export(struct mkm_ctx *ctx, int argc, char **argv) {
         if (opts.gpg_home && !opts.sign_key)
                 return cli_usage_error("export: --gpg-home is for --sign");
         const char *name = argv[optind], *dir = argv[optind + 1];
+        /* Absolute, so that what is printed (--json above all) names the files wherever it is read. */
+        _cleanup_free_ char *cwd = dir[0] == '/' ? NULL : getcwd(NULL, 0), *abs = NULL;
+        if (dir[0] != '/') {
+                if (!cwd || !(abs = fs_path_join(cwd, dir)))
+                        return cli_fail(-ENOMEM, NULL, "export: the current directory");
+                dir = abs;
+        }
         struct mkm_err err = {};
         struct export_result res = {};
         int r = export_machine(ctx, name, dir, &opts, &res, &err);

@@ -22,12 +22,12 @@
 #include "util/fs.h"
 #include "util/strv.h"
 
-/* last-verify (written by mkmachine verify): "clean|drift EPOCH sha256:DIGEST". It speaks for the
- * live generation only when DIGEST is that generation's. */
+/* last-verify (written by mkmachine verify into the live generation's directory): "clean|drift
+ * EPOCH sha256:DIGEST". It speaks for that generation only when DIGEST is its digest. */
 static const char *drift_of(const struct machine_state *s) {
         if (!s->live || !s->live->digest[0])
                 return "unknown";
-        _cleanup_free_ char *p = fs_path_join(s->state_dir, "last-verify"), *text = NULL;
+        _cleanup_free_ char *p = fs_path_join(s->live->dir, "last-verify"), *text = NULL;
         if (!p || fs_read_file_follow_at(AT_FDCWD, p, 4096, &text, NULL) < 0)
                 return "unknown";
         char word[16], digest[80];
@@ -118,7 +118,17 @@ int cli_cmd_ls(struct mkm_ctx *ctx, int argc, char **argv) {
                         err = (struct mkm_err){};
                         r = state_load(ctx, *n, &loaded, &err);
                         if (r < 0) {
-                                rc = cli_fail(r, &err, "ls");
+                                /* One damaged state: said (in the list with --json: one document),
+                                 * the others listed, exit 1. */
+                                rc = EXIT_BUILD_FAILED;
+                                const char *why = err.msg[0] ? err.msg : strerror(-r);
+                                if (!ctx->json) {
+                                        mkm_warn(ctx, "ls: cannot read the state of '%s': %s", *n, why);
+                                        continue;
+                                }
+                                struct json_object *o = cli_json_append_object(arr);
+                                if (!o || cli_json_add_string(o, "name", *n) < 0 || cli_json_add_string(o, "error", why) < 0)
+                                        return cli_fail(-ENOMEM, NULL, "ls");
                                 continue;
                         }
                         s = loaded;

@@ -177,14 +177,18 @@ static int print_text(const struct mkm_ctx *ctx, const struct live *l, const cha
         return 0;
 }
 
-/* "clean|drift EPOCH DIGEST" for `ls`; a failure to record it does not change the verdict. */
+/* "clean|drift EPOCH DIGEST" for `ls`, in the live generation's directory (beside the manifest
+ * it was compared with): a new generation, even one with the same digest, has no verdict yet.
+ * A failure to record it does not change the verdict. */
 static void write_last_verify(struct mkm_ctx *ctx, const struct live *l, bool clean) {
         char line[128];
         (void)snprintf(line, sizeof line, "%s %lld %s\n", clean ? "clean" : "drift", (long long)time(NULL), l->digest);
-        _cleanup_close_ int dfd = open(l->state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        _cleanup_free_ char *gen_dir = fs_path_dirname(l->manifest_path);
+        _cleanup_close_ int dfd = gen_dir ? open(gen_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -EBADF;
         int r = dfd < 0 ? negative_errno() : fs_write_atomic_at(dfd, "last-verify", line, strlen(line), 0644);
         if (r < 0)
-                mkm_warn(ctx, "cannot record the result in %s/last-verify: %s; ignoring", l->state_dir, strerror(-r));
+                mkm_warn(ctx, "cannot record the result in %s/last-verify: %s; ignoring", gen_dir ? gen_dir : l->state_dir,
+                         strerror(-r));
 }
 
 int cli_cmd_verify(struct mkm_ctx *ctx, int argc, char **argv) {
@@ -215,6 +219,10 @@ int cli_cmd_verify(struct mkm_ctx *ctx, int argc, char **argv) {
         if (lock_fd < 0)
                 return cli_fail(lock_fd, &err, "verify");
         int r = verify_read_live_manifest(ctx, name, &l, &err);
+        if (r == -MKM_E_PARSE) {
+                (void)cli_fail(r, &err, "verify");      /* a damaged meta: the state, not the command line */
+                return EXIT_BUILD_FAILED;
+        }
         if (r < 0)
                 return cli_fail(r, &err, "verify");
         _cleanup_close_ int rootfd = open(l.tree, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);

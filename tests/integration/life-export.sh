@@ -126,6 +126,12 @@ check "... nor in the machine's manifest" bash -c "! grep -q trusted '$(live_gen
 check "hard links stored as links" bash -c "grep -q 'LINKS [1-9]' '$WORK/pax.txt'"
 touch -d @$SDE "$HOST/var/lib/machines/ex/etc/hostname"
 
+# A relative DIR: --json names the files by absolute paths.
+(cd "$WORK" && mkm -q --json export ex rel-e) >"$WORK/rel-e.json" 2>"$WORK/rel-e.log"
+check "export to a relative DIR: --json paths are absolute" \
+  test "$(json '["tarball"]' <"$WORK/rel-e.json" 2>/dev/null)" = "$WORK/rel-e/ex.tar.xz" -a -f "$WORK/rel-e/ex.tar.xz"
+rm -rf "$WORK/rel-e"
+
 # --- 3. a tree that drifted is not exported without --force ------------------------------------
 echo drift >"$HOST/var/lib/machines/ex/etc/drift"
 mkm export ex "$WORK/e4" >"$WORK/e4.out" 2>"$WORK/e4.log"

@@ -189,7 +189,7 @@ check "no image lock file is left" test ! -e "$M/.#$N.lck"
 
 # --- ls --json ------------------------------------------------------------------------------
 live=$(live_gen "$HOST" $N)
-echo "clean 1700000000 $(cat "$live/digest")" >"$S/$N/last-verify"
+echo "clean 1700000000 $(cat "$live/digest")" >"$live/last-verify"
 echo "drift 1700000000 sha256:0000" >"$S/hand/last-verify"
 mkm --json ls >"$WORK/ls.json" 2>"$WORK/ls.err"
 check "ls --json succeeds" test $? -eq 0
@@ -208,6 +208,20 @@ ok = sorted(m) == ['hand', '$N'] \
 sys.exit(0 if ok else 1)"
 mkm ls >"$WORK/ls.txt" 2>&1
 check "ls prints a table" bash -c "grep -q '^NAME ' '$WORK/ls.txt' && grep -q '^$N .* clean ' '$WORK/ls.txt'"
+# A machine whose state cannot be read: named with the reason, the others listed, exit 1; with
+# --json still one document.
+mkdir -p "$S/zbad/gen/1" && echo garbage >"$S/zbad/gen/1/meta"
+mkm --json ls >"$WORK/lsbad.json" 2>"$WORK/lsbad.err"
+check "ls with a damaged state: exit 1" test $? -eq 1
+check "... one JSON document: the others listed, the damaged one with its error" python3 -c "
+import json
+d = json.load(open('$WORK/lsbad.json'))
+m = {x['name']: x for x in d['machines']}
+assert '$N' in m and 'digest' in m['$N'], m
+assert 'meta' in m['zbad']['error'], m['zbad']"
+mkm verify zbad >"$WORK/vbad.log" 2>&1
+check "verify of a machine whose meta cannot be read: exit 1, not 2" test $? -eq 1
+rm -rf "$S/zbad"
 
 # --- rm -------------------------------------------------------------------------------------
 mkm rm $N >"$WORK/rm.log" 2>&1

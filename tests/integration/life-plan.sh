@@ -138,6 +138,8 @@ check "rebuild exits 0 without the recipe file and its include" test $rc -eq 0
 [ $rc -eq 0 ] || sed 's/^/    | /' "$WORK/r1.log"
 check "rebuild gives the same digest" test "$(json "$WORK/r1.json" 'd["digest"]')" = "$d2" -a -n "$d2"
 check "rebuild --json: changes with nothing in them" test "$(json "$WORK/r1.json" 'd["changes"]["summary"]')" = "no changes"
+check "rebuild --json: the lock is the new generation's (it exists)" \
+  test "$(json "$WORK/r1.json" 'd["lock"]')" = "$(live_gen "$HOST" pl)/lock" -a -f "$(live_gen "$HOST" pl)/lock"
 check "rebuild leaves the lock beside the recipe alone" cmp -s "$R.lock" "$WORK/lock.2"
 check "rebuild keeps the recipe's path in the state" test "$(cat "$(live_gen "$HOST" pl)/recipe-path")" = "$R"
 check "the key was installed from the stored recipe's copy" \

@@ -67,7 +67,7 @@ check "the document says clean, no entries, absolute paths" json_check "$WORK/j0
   "d['tree'] == '$M' and d['manifest'] == '$G/manifest' and d['name'] == 'v1'" \
   "d['digest'] == open('$G/digest').read().strip()"
 check "last-verify records clean, the time and the digest" \
-  grep -qxE "clean [0-9]{10} $(cat "$G/digest")" "$S/last-verify"
+  grep -qxE "clean [0-9]{10} $(cat "$G/digest")" "$G/last-verify"
 check "verify wrote nothing in the tree" test "$before" = "$(snapshot "$M")"
 
 # --- 2. what a running machine writes itself: listed, not drift --------------------------------
@@ -144,7 +144,7 @@ check "--json: exit 1 and one document describing each change" json_check "$WORK
   'e["./usr/lib/libc-fake.so.6"]["kind"] == "removed" and e["./usr/lib/libc-fake.so.6"]["type"] == "file"' \
   'e["./var/log/x"]["runtime"] and not e["./var/log/x"]["blocking"]'
 check "verify --json exits 1 on drift" test "$(rc "$WORK/j2")" = 1
-check "last-verify records drift" grep -qxE "drift [0-9]{10} $(cat "$G/digest")" "$S/last-verify"
+check "last-verify records drift" grep -qxE "drift [0-9]{10} $(cat "$G/digest")" "$G/last-verify"
 check "verify wrote nothing in the drifted tree either" test "$before" = "$(snapshot "$M")"
 mkm -q verify v1 >"$WORK/q" 2>&1
 check "-q prints only the summary" test "$(wc -l <"$WORK/q")" = 1
@@ -165,6 +165,9 @@ check "(the tree is still there, untouched)" test "$before" = "$(snapshot "$M")"
 mkm --force -q build "$WORK/v1.recipe" >"$WORK/forced.log" 2>&1; r=$?
 check "--force rebuilds it anyway" test $r = 0
 G=$(live_gen "$HOST" v1)
+# The new generation has the same digest, but no verify has looked at its tree yet.
+check "ls: the rebuilt machine's drift is unknown, not the old tree's verdict" \
+  bash -c "mkm_ls() { '$MKMACHINE' --host-root '$HOST' --json ls; }; mkm_ls | python3 -c 'import json,sys; d=json.load(sys.stdin); print([m[\"drift\"] for m in d[\"machines\"] if m[\"name\"] == \"v1\"][0])' | grep -qx unknown"
 verify "$WORK/v3"
 check "and the new machine is clean" test "$(rc "$WORK/v3")" = 0
 
