@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <gpgme.h>
 #include <inttypes.h>
+#include <locale.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -379,8 +380,23 @@ static int set_filter(struct archive *a, enum export_compress c) {
         }
 }
 
+static void uselocale_restorep(locale_t *old) {
+        if (*old) {
+                locale_t ours = uselocale(*old);
+                if (ours && ours != LC_GLOBAL_LOCALE)
+                        freelocale(ours);
+        }
+}
+
 int export_tar_fd(struct mkm_ctx *ctx, int rootfd, int64_t clamp_epoch, enum export_compress c, int outfd,
                   char ret_digest[MANIFEST_DIGEST_LEN], struct mkm_err *reterr) {
+        /* libarchive converts names (pax headers, hdrcharset) through the thread's locale: the
+         * same bytes for every caller need the same one, whatever LANG the user has. C.UTF-8
+         * (glibc has it built in): UTF-8 names as they are, others marked binary. */
+        locale_t cutf8 = newlocale(LC_ALL_MASK, "C.UTF-8", (locale_t)0);
+        if (!cutf8)
+                return mkm_err_set(reterr, -errno, "export: the C.UTF-8 locale: %m");
+        _cleanup_(uselocale_restorep) locale_t old = uselocale(cutf8);
         _cleanup_(archive_write_freep) struct archive *a = archive_write_new();
         _cleanup_(archive_entry_freep) struct archive_entry *e = archive_entry_new();
         if (!a || !e)
@@ -880,7 +896,9 @@ int export_machine(struct mkm_ctx *ctx, const char *name, const char *dir, const
                 if (!opts->force) {
                         r = mkm_err_set(reterr, -MKM_E_DIGEST_MISMATCH,
                                         "the tree %s differs from its manifest (it is %s, it was built as %s); "
-                                        "'mkmachine verify %s' shows what changed, --force exports it as it is",
+                                        "'mkmachine verify -v %s' shows what changed (runtime changes too: they do "
+                                        "not block a rebuild, but an export is the digest's tree), --force exports it "
+                                        "as it is",
                                         m.tree, digest, m.digest, name);
                         goto out;
                 }

@@ -7,6 +7,7 @@
 #include <archive.h>
 #include <archive_entry.h>
 #include <errno.h>
+#include <locale.h>
 #include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -312,6 +313,33 @@ static void test_roundtrip_digest(void **state) {
         assert_string_not_equal(d1, d3);
 }
 
+/* The same bytes whatever the caller's locale (libarchive converts names through it): a UTF-8
+ * name and one that is not UTF-8, exported under C and under C.UTF-8. */
+static void test_locale_independent(void **state) {
+        struct fx *f = *state;
+        struct mkm_ctx ctx = {};
+        make_tree(f, false);
+        assert_int_equal(fs_write_file_at(f->rootfd, "etc/caf\xc3\xa9", "x", 1, 0644), 0);
+        assert_int_equal(fs_write_file_at(f->rootfd, "etc/bin\xff", "y", 1, 0644), 0);
+        assert_int_equal(symlinkat("caf\xc3\xa9", f->rootfd, "etc/link"), 0);
+        static const char *const locales[] = { "C", "C.UTF-8" };
+        char *bytes[2] = {};
+        size_t len[2] = {};
+        struct mkm_err err = {};
+        for (size_t i = 0; i < 2; i++) {
+                if (!setlocale(LC_ALL, locales[i]))
+                        fail_msg("the %s locale is missing", locales[i]);
+                _cleanup_close_ int fd = tmp_fd();
+                assert_int_equal(export_tar_fd(&ctx, f->rootfd, CLAMP, EXPORT_GZIP, fd, NULL, &err), 0);
+                read_all(fd, &bytes[i], &len[i]);
+        }
+        (void)setlocale(LC_ALL, "C");
+        assert_int_equal(len[0], len[1]);
+        assert_memory_equal(bytes[0], bytes[1], len[0]);
+        free(bytes[0]);
+        free(bytes[1]);
+}
+
 /* The digest export_tar_fd() reports is the one of what it archived: with times clamped and a
  * socket left out, it is not the tree's, but it is what an import of the archive computes. */
 static void test_archived_digest(void **state) {
@@ -449,6 +477,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_creation_order, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_roundtrip_digest, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_archived_digest, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_locale_independent, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_special_refused_in_packages, setup, teardown),
                 cmocka_unit_test(test_sums_parse),
                 cmocka_unit_test(test_sums_errors),
