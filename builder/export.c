@@ -397,6 +397,7 @@ int export_tar_fd(struct mkm_ctx *ctx, int rootfd, int64_t clamp_epoch, enum exp
         if (!cutf8)
                 return mkm_err_set(reterr, -errno, "export: the C.UTF-8 locale: %m");
         _cleanup_(uselocale_restorep) locale_t old = uselocale(cutf8);
+        (void)old;      /* only its cleanup is wanted (clang: -Wunused-variable) */
         _cleanup_(archive_write_freep) struct archive *a = archive_write_new();
         _cleanup_(archive_entry_freep) struct archive_entry *e = archive_entry_new();
         if (!a || !e)
