@@ -129,12 +129,8 @@ static int add_xattrs(struct tw *w, int fd, const char *path, FILE *mx) {
                 if (v < 0)
                         return mkm_err_set(w->reterr, negative_errno(), "export: %s: xattr %s: %m", path, *x);
                 archive_entry_xattr_add_entry(w->e, *x, val, (size_t)v);
-                /* and the same bytes into the entry's manifest line, as manifest.c writes them */
-                fputs(" xattr.", mx);
-                manifest_escape(mx, *x);
-                fputc('=', mx);
-                for (ssize_t i = 0; i < v; i++)
-                        fprintf(mx, "%02x", val[i]);
+                /* and the same bytes into the entry's manifest line */
+                manifest_write_xattr(mx, *x, val, (size_t)v);
         }
         return 0;
 }

@@ -85,6 +85,14 @@ char *manifest_escape_str(const char *s) {
         return buf;
 }
 
+void manifest_write_xattr(FILE *f, const char *name, const void *value, size_t len) {
+        fputs(" xattr.", f);
+        manifest_escape(f, name);
+        fputc('=', f);
+        for (size_t i = 0; i < len; i++)
+                fprintf(f, "%02x", ((const unsigned char *)value)[i]);
+}
+
 /* The xattrs of fd that are content (normalize_xattr_is_content()) as " xattr.NAME=HEX ..."
  * (sorted by name) in *ret, NULL when it has none. */
 static int xattrs(int fd, char **ret) {
@@ -116,11 +124,7 @@ static int xattrs(int fd, char **ret) {
                         r = negative_errno();
                         break;
                 }
-                fputs(" xattr.", f);
-                manifest_escape(f, *x);
-                fputc('=', f);
-                for (ssize_t i = 0; i < v; i++)
-                        fprintf(f, "%02x", val[i]);
+                manifest_write_xattr(f, *x, val, (size_t)v);
         }
         if (fclose(f) != 0 && r >= 0)
                 r = -ENOMEM;
@@ -369,6 +373,16 @@ static void format_entry(FILE *f, const struct manifest_entry *e) {
         fprintf(f, " time=%lld\n", (long long)e->time);
 }
 
+/* A manifest's digest: "sha256:" and the hash of its text (manifest_build, manifest_format). */
+static int text_digest(const char *text, size_t len, char ret_digest[MANIFEST_DIGEST_LEN]) {
+        char hex[HASH_SHA256_HEX];
+        int r = hash_buf_hex(HASH_SHA256, text, len, hex);
+        if (r < 0)
+                return r;
+        (void)snprintf(ret_digest, MANIFEST_DIGEST_LEN, "sha256:%s", hex);
+        return 0;
+}
+
 static int cmp_entry_path(const void *a, const void *b) {
         return strcmp(((const struct manifest_entry *)a)->path, ((const struct manifest_entry *)b)->path);
 }
@@ -384,11 +398,9 @@ int manifest_format(struct manifest_entry *e, size_t n, char **ret_text, char re
                 format_entry(f, &e[i]);
         if (fclose(f) != 0)
                 return -ENOMEM;
-        char hex[HASH_SHA256_HEX];
-        int r = hash_buf_hex(HASH_SHA256, text, len, hex);
+        int r = text_digest(text, len, ret_digest);
         if (r < 0)
                 return r;
-        (void)snprintf(ret_digest, MANIFEST_DIGEST_LEN, "sha256:%s", hex);
         if (ret_text)
                 *ret_text = TAKE_PTR(text);
         return 0;
@@ -411,11 +423,9 @@ int manifest_build(struct mkm_ctx *ctx, int rootfd, int64_t clamp_epoch, char **
                 r = -ENOMEM;
         if (r < 0)
                 return r;
-        char hex[HASH_SHA256_HEX];
-        r = hash_buf_hex(HASH_SHA256, text, len, hex);
+        r = text_digest(text, len, ret_digest);
         if (r < 0)
                 return r;
-        (void)snprintf(ret_digest, MANIFEST_DIGEST_LEN, "sha256:%s", hex);
         mkm_debug(ctx, "manifest: %s", ret_digest);
         *ret_text = TAKE_PTR(text);
         return 0;

@@ -56,6 +56,8 @@ const char *manifest_type_to_string(enum manifest_type t);
 void manifest_escape(FILE *f, const char *s);
 /* The same into a new string (caller frees); NULL on ENOMEM. */
 char *manifest_escape_str(const char *s);
+/* One extended attribute as a manifest line lists it: " xattr.NAME=HEX" (NAME escaped). */
+void manifest_write_xattr(FILE *f, const char *name, const void *value, size_t len);
 
 /* Called by manifest_walk() once per entry, in manifest order (sorted by path, "." first). e is
  * borrowed for the duration of the call. A negative return stops the walk and is returned. */
