@@ -347,11 +347,8 @@ static void test_host_files_not_ours(void **state) {
         assert_int_equal(fs_rm_rf_at(AT_FDCWD, host), 0);
 }
 
-/* The layout before generations: state_dir/{recipe,lock,manifest,digest} and .#NAME.prev. */
-static void test_migrate(void **state) {
-        (void)state;
-        _cleanup_free_ char *host = th_tmpdir_new("state");
-        struct mkm_ctx ctx = { .host_root = host, .keep_generations = 1 };
+/* The layout of an older mkmachine: live tree m ("new"), .#m.prev ("old"), the state files. */
+static void old_layout(const char *host) {
         th_write_file(host, "var/lib/machines/m/gen", "new", 0644);
         th_write_file(host, "var/lib/machines/.#m.prev/gen", "old", 0644);
         th_write_file(host, "var/lib/mkmachine/m/recipe", "[Machine]\nName=m\n", 0644);
@@ -359,6 +356,14 @@ static void test_migrate(void **state) {
         th_write_file(host, "var/lib/mkmachine/m/manifest", "./x type=file\n", 0644);
         th_write_file(host, "var/lib/mkmachine/m/digest", "sha256:abc\n", 0644);
         th_write_file(host, "etc/systemd/nspawn/m.nspawn", "[Exec]\n", 0644);
+}
+
+/* The layout before generations: state_dir/{recipe,lock,manifest,digest} and .#NAME.prev. */
+static void test_migrate(void **state) {
+        (void)state;
+        _cleanup_free_ char *host = th_tmpdir_new("state");
+        struct mkm_ctx ctx = { .host_root = host, .keep_generations = 1 };
+        old_layout(host);
         recover(&ctx);
         struct machine_state *s = NULL;
         struct mkm_err err = {};
@@ -398,12 +403,7 @@ static void test_migrate(void **state) {
 
 /* The old layout, with the generation a killed migration wrote for the tree at rel (1 or 2). */
 static void old_layout_with_gen(const char *host, const char *rel, unsigned gen) {
-        th_write_file(host, "var/lib/machines/m/gen", "new", 0644);
-        th_write_file(host, "var/lib/machines/.#m.prev/gen", "old", 0644);
-        th_write_file(host, "var/lib/mkmachine/m/recipe", "[Machine]\nName=m\n", 0644);
-        th_write_file(host, "var/lib/mkmachine/m/lock", "package a 1\n", 0644);
-        th_write_file(host, "var/lib/mkmachine/m/manifest", "./x type=file\n", 0644);
-        th_write_file(host, "var/lib/mkmachine/m/digest", "sha256:abc\n", 0644);
+        old_layout(host);
         char p[512], meta[256], mrel[64];
         snprintf(p, sizeof p, "%s/var/lib/machines/%s", host, rel);
         struct stat st;
