@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <gpgme.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <locale.h>
 #include <signal.h>
 #include <stdio.h>
@@ -89,6 +90,7 @@ struct tw {
         struct hashmap *links;          /* "DEV:INO" of files with st_nlink > 1 -> struct first_link */
         struct manifest_entry *ents;    /* what was archived, as the manifest describes it */
         size_t n_ents, cap_ents;
+        unsigned sockets;               /* sockets left out */
         struct mkm_err *reterr;
 };
 
@@ -177,6 +179,7 @@ static int emit(struct tw *w, int dfd, const char *name, const char *path, unsig
                 return mkm_err_set(w->reterr, negative_errno(), "export: %s: %m", path);
         if (S_ISSOCK(st.st_mode)) {
                 mkm_warn(w->ctx, "export: %s is a socket, which tar cannot hold; skipping", path);
+                w->sockets++;
                 return 0;
         }
         /* Contents and metadata from the same open file: what we stat is what we read. */
@@ -424,6 +427,8 @@ int export_tar_fd(struct mkm_ctx *ctx, int rootfd, int64_t clamp_epoch, enum exp
         /* The digest of what was archived: what an import of it computes. */
         if (r >= 0 && ret_digest)
                 r = manifest_format(w.ents, w.n_ents, NULL, ret_digest);
+        if (r >= 0)
+                r = w.sockets > INT_MAX ? INT_MAX : (int)w.sockets;
         size_t it = 0;
         const char *k;
         void *v;
@@ -924,8 +929,22 @@ int export_machine(struct mkm_ctx *ctx, const char *name, const char *dir, const
                 goto out;
         /* The check above read the tree once, the archive read it again: what was archived must
          * be what was checked (someone may write into the tree meanwhile, a running machine
-         * does), and the digest printed is always the one of the archive. */
+         * does), and the digest printed is always the one of the archive. Sockets are in the
+         * tree's manifest but cannot be in a tar: that is a difference of its own, said as such. */
+        int sockets = r;
+        r = 0;
         if (strcmp(archived, digest) != 0) {
+                if (!opts->force && sockets > 0) {
+                        r = mkm_err_set(reterr, -MKM_E_DIGEST_MISMATCH,
+                                        "the tree %s holds %d socket%s (named above), which tar cannot carry: the "
+                                        "archive would be %s, not the tree's %s, and an import of it would not be "
+                                        "this machine; nothing was exported. Remove %s from the tree (a socket "
+                                        "left by the recipe's Run= is a process's, gone with it) or --force "
+                                        "exports the tree without %s",
+                                        m.tree, sockets, sockets == 1 ? "" : "s", archived, digest,
+                                        sockets == 1 ? "it" : "them", sockets == 1 ? "it" : "them");
+                        goto out;
+                }
                 if (!opts->force) {
                         r = mkm_err_set(reterr, -MKM_E_DIGEST_MISMATCH,
                                         "the tree %s changed while it was exported (it was checked as %s, what was "

@@ -52,7 +52,8 @@ const char *export_compress_suffix(enum export_compress c);
  * zstd level 12, gzip level 6 without a name or time stamp. outfd is written, not closed.
  * ret_digest (NULL: not wanted) gets the manifest digest of what was archived, from the same
  * stat, bytes and attributes the archive got: the digest an import of it computes, whatever
- * changed in the tree before or while it was read. */
+ * changed in the tree before or while it was read. Returns the number of sockets left out (0 or
+ * more), or a negative errno with reterr set. */
 int export_tar_fd(struct mkm_ctx *ctx, int rootfd, int64_t clamp_epoch, enum export_compress c, int outfd,
                   char ret_digest[MANIFEST_DIGEST_LEN], struct mkm_err *reterr);
 

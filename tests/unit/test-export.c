@@ -358,7 +358,8 @@ static void test_archived_digest(void **state) {
         _cleanup_close_ int fd = tmp_fd();
         struct mkm_err err = {};
         char archived[MANIFEST_DIGEST_LEN], tree[MANIFEST_DIGEST_LEN], copy[MANIFEST_DIGEST_LEN];
-        assert_int_equal(export_tar_fd(&ctx, f->rootfd, CLAMP, EXPORT_GZIP, fd, archived, &err), 0);
+        /* 1: the socket, left out */
+        assert_int_equal(export_tar_fd(&ctx, f->rootfd, CLAMP, EXPORT_GZIP, fd, archived, &err), 1);
         _cleanup_free_ char *mt = NULL, *mc = NULL;
         assert_int_equal(manifest_build(&ctx, f->rootfd, -1, &mt, tree, &err), 0);
         assert_string_not_equal(archived, tree);        /* late times, the socket */
