@@ -2,7 +2,8 @@
 /* mkmachine verify NAME: compare the live tree of a machine with the manifest it was deployed
  * with and list every path that differs, with what changed (see drift.h). Exit 0 when nothing a
  * rebuild would lose differs (runtime and time-only changes are listed with -v and in --json),
- * 1 on drift. Records the result in HOST/var/lib/mkmachine/NAME/last-verify for `ls`. */
+ * 1 on drift, the machine's host files (.nspawn, drop-in, modules-load) changed or added by hand
+ * included. Records the result in HOST/var/lib/mkmachine/NAME/last-verify for `ls`. */
 #include <errno.h>
 #include <fcntl.h>
 #include <json-c/json.h>
@@ -32,9 +33,13 @@ struct live {
         char *manifest_path;    /* where the manifest was read, for messages */
         char *manifest;
         char digest[MANIFEST_DIGEST_LEN];
+        unsigned gen;                   /* the live generation */
+        struct state_host_diff *host;   /* host files that differ from what it installed */
+        size_t n_host, host_blocking;   /* ... and of those, changed or added (a rebuild loses them) */
 };
 
 static void live_done(struct live *l) {
+        state_host_diffs_free(l->host, l->n_host);
         free(l->state_dir);
         free(l->tree);
         free(l->manifest_path);
@@ -77,7 +82,25 @@ static int verify_read_live_manifest(struct mkm_ctx *ctx, const char *name, stru
                 return mkm_err_set(reterr, -MKM_E_DIGEST_MISMATCH,
                                    "%s does not match the digest %s (sha256:%s): the state is damaged", l->manifest_path,
                                    l->digest, hex);
+        l->gen = s->live->gen;
+        r = state_host_files_diff(ctx, s, &l->host, &l->n_host, reterr);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < l->n_host; i++)
+                l->host_blocking += l->host[i].change != STATE_HOST_REMOVED;
         return 0;
+}
+
+/* "host file PATH: ..." for one host file that differs. */
+static char *host_diff_to_string(const struct live *l, const struct state_host_diff *h) {
+        char *s = NULL;
+        int r = h->change == STATE_HOST_CHANGED
+                        ? asprintf(&s, "host file %s: changed by hand (not what generation %u installed)", h->path, l->gen)
+                : h->change == STATE_HOST_ADDED
+                        ? asprintf(&s, "host file %s: added by hand (generation %u has none)", h->path, l->gen)
+                        : asprintf(&s, "host file %s: removed (generation %u installed one; a rebuild writes it again)",
+                                   h->path, l->gen);
+        return r < 0 ? NULL : s;
 }
 
 /* Hold the machine's lock (shared: verifies may run side by side, a build or removal may not
@@ -108,8 +131,8 @@ static int print_json(const struct live *l, const char *name, const struct drift
         _cleanup_free_ char *tree = absolute(l->tree), *manifest = absolute(l->manifest_path);
         if (!o || !tree || !manifest || cli_json_add_string(o, "name", name) < 0 || cli_json_add_string(o, "tree", tree) < 0 ||
             cli_json_add_string(o, "manifest", manifest) < 0 || cli_json_add_string(o, "digest", l->digest) < 0 ||
-            cli_json_add_string(o, "status", d->n_blocking ? "drift" : "clean") < 0 ||
-            cli_json_add_bool(o, "clean", d->n_blocking == 0) < 0 ||
+            cli_json_add_string(o, "status", d->n_blocking || l->host_blocking ? "drift" : "clean") < 0 ||
+            cli_json_add_bool(o, "clean", d->n_blocking == 0 && l->host_blocking == 0) < 0 ||
             cli_json_add_int(o, "blocking", (int64_t)d->n_blocking) < 0 ||
             cli_json_add_int(o, "runtime", (int64_t)d->n_runtime) < 0 ||
             cli_json_add_int(o, "time_only", (int64_t)time_only) < 0 ||
@@ -117,6 +140,16 @@ static int print_json(const struct live *l, const char *name, const struct drift
             cli_json_add_int(o, "removed", (int64_t)d->n_kind[DRIFT_REMOVED]) < 0 ||
             cli_json_add_int(o, "changed", (int64_t)d->n_kind[DRIFT_CHANGED]) < 0)
                 return -ENOMEM;
+        struct json_object *ha = cli_json_add_array(o, "host_files");
+        if (!ha)
+                return -ENOMEM;
+        for (size_t i = 0; i < l->n_host; i++) {
+                struct json_object *j = cli_json_append_object(ha);
+                if (!j || cli_json_add_string(j, "path", l->host[i].path) < 0 ||
+                    cli_json_add_string(j, "change", state_host_change_to_string(l->host[i].change)) < 0 ||
+                    cli_json_add_bool(j, "blocking", l->host[i].change != STATE_HOST_REMOVED) < 0)
+                        return -ENOMEM;
+        }
         struct json_object *a = cli_json_add_array(o, "entries");
         if (!a)
                 return -ENOMEM;
@@ -164,16 +197,32 @@ static int print_text(const struct mkm_ctx *ctx, const struct live *l, const cha
                         return -ENOMEM;
                 printf("%s%s\n", s, !e->blocking && !e->runtime ? " [time only]" : "");
         }
-        char other[160] = "";
+        /* Host files: always listed (the tree's own list may be long, these are a few). */
+        for (size_t i = 0; i < l->n_host && ctx->verbosity >= 0; i++) {
+                _cleanup_free_ char *s = host_diff_to_string(l, &l->host[i]);
+                if (!s)
+                        return -ENOMEM;
+                printf("%s\n", s);
+        }
+        char other[160] = "", host[160] = "";
         if (d->n_runtime || time_only)
                 (void)snprintf(other, sizeof other, "; %zu runtime and %zu time-only change%s%s", d->n_runtime, time_only,
                                d->n_runtime + time_only == 1 ? "" : "s", hidden ? " not shown (-v lists them)" : "");
-        if (d->n_blocking == 0)
+        if (l->host_blocking)
+                (void)snprintf(host, sizeof host, "; %zu host file%s changed or added by hand", l->host_blocking,
+                               l->host_blocking == 1 ? "" : "s");
+        if (d->n_blocking == 0 && l->host_blocking)
+                printf("%s: drift: the tree matches its manifest %s, but %zu host file%s differ%s from what generation %u "
+                       "installed%s\n",
+                       name, l->digest, l->host_blocking, l->host_blocking == 1 ? "" : "s",
+                       l->host_blocking == 1 ? "s" : "", l->gen, other);
+        else if (d->n_blocking == 0)
                 printf("%s: clean, the tree matches its manifest %s%s\n", name, l->digest, other);
         else
-                printf("%s: drift: %zu path%s differ%s from the manifest (%zu added, %zu removed, %zu changed)%s\n", name,
+                printf("%s: drift: %zu path%s differ%s from the manifest (%zu added, %zu removed, %zu changed)%s%s\n", name,
                        d->n_blocking, d->n_blocking == 1 ? "" : "s", d->n_blocking == 1 ? "s" : "",
-                       blocking_kind[DRIFT_ADDED], blocking_kind[DRIFT_REMOVED], blocking_kind[DRIFT_CHANGED], other);
+                       blocking_kind[DRIFT_ADDED], blocking_kind[DRIFT_REMOVED], blocking_kind[DRIFT_CHANGED], other,
+                       host);
         return 0;
 }
 
@@ -244,10 +293,11 @@ int cli_cmd_verify(struct mkm_ctx *ctx, int argc, char **argv) {
         size_t time_only = 0;
         for (size_t i = 0; i < d->n; i++)
                 time_only += !d->e[i].blocking && !d->e[i].runtime;
-        write_last_verify(ctx, &l, d->n_blocking == 0);
+        bool clean = d->n_blocking == 0 && l.host_blocking == 0;
+        write_last_verify(ctx, &l, clean);
         r = ctx->json ? print_json(&l, name, d, time_only) : print_text(ctx, &l, name, d, time_only);
         if (r < 0)
                 return cli_fail(r, NULL, "verify: printing the result");
         (void)fflush(stdout);
-        return d->n_blocking ? EXIT_BUILD_FAILED : EXIT_OK;
+        return clean ? EXIT_OK : EXIT_BUILD_FAILED;
 }

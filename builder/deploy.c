@@ -256,6 +256,24 @@ int deploy_check_replaceable(struct mkm_ctx *ctx, struct deploy *d, const char *
                 if (r < 0)
                         return r;
         }
+        /* (f) host files of the live generation that someone changed or added by hand (a
+         * removed one is no loss: the new generation writes its own). */
+        if (d->state->live) {
+                struct state_host_diff *hd = NULL;
+                size_t nhd = 0;
+                int r = state_host_files_diff(ctx, d->state, &hd, &nhd, reterr);
+                if (r < 0)
+                        return r;
+                for (size_t i = 0; i < nhd; i++)
+                        if (hd[i].change == STATE_HOST_CHANGED)
+                                WHY("\n  host file: %.300s was changed by hand since generation %u installed it, and "
+                                    "would be replaced or removed ('mkmachine verify %s' shows it)",
+                                    hd[i].path, d->state->live->gen, d->name);
+                        else if (hd[i].change == STATE_HOST_ADDED)
+                                WHY("\n  host file: %.300s was added by hand (generation %u has none) and would be "
+                                    "removed", hd[i].path, d->state->live->gen);
+                state_host_diffs_free(hd, nhd);
+        }
         /* (e) for a new tree: another image of the name beside it, which the tree would hide
          * from systemd (a tree already there hides it already). */
         _cleanup_free_ char *raw = NULL;
@@ -460,8 +478,10 @@ int deploy_commit(struct mkm_ctx *ctx, struct deploy *d, const struct state_new_
         if (exists && (!seen->tree_exists || (uint64_t)tst.st_dev != seen->tree_dev || (uint64_t)tst.st_ino != seen->tree_ino))
                 r = -MKM_E_REFUSED;
         /* The old generation's host files that the new one has not (or otherwise) go first: a
-         * crash after the swap never starts the new tree with the old tree's settings. */
-        else if ((r = state_retire_host_files(ctx, d->state, gen_dir, reterr)) < 0)
+         * crash after the swap never starts the new tree with the old tree's settings. The
+         * marker tells recovery to rewrite them if we die before step 4. */
+        else if ((r = state_host_pending(d->state, true, reterr)) < 0 ||
+                 (r = state_retire_host_files(ctx, d->state, gen_dir, reterr)) < 0)
                 ;
         else if (exists)
                 r = syscall(SYS_renameat2, d->machines_fd, stage_name, d->machines_fd, d->name, RENAME_EXCHANGE) < 0
@@ -474,8 +494,8 @@ int deploy_commit(struct mkm_ctx *ctx, struct deploy *d, const struct state_new_
                  * generation's host files are put back. */
                 (void)fs_rm_rf_at(AT_FDCWD, gen_dir);
                 struct mkm_err ignored = {};
-                if (seen->live)
-                        (void)state_install_host_files(ctx, seen, seen->live, &ignored);
+                if (!seen->live || state_install_host_files(ctx, seen, seen->live, &ignored) >= 0)
+                        (void)state_host_pending(seen, false, &ignored);
                 if (r == -MKM_E_REFUSED || r == -EEXIST)
                         return mkm_err_set(reterr, -MKM_E_REFUSED,
                                            "%s %s while the build ran; nothing was deployed (build again to see what "
@@ -514,6 +534,8 @@ int deploy_commit(struct mkm_ctx *ctx, struct deploy *d, const struct state_new_
                 r = mkm_err_set(reterr, -EIO, "generation %u of '%s' does not match the tree at %s", n, d->name, d->target);
         if (r >= 0)
                 r = state_install_host_files(ctx, d->state, d->state->live, reterr);
+        if (r >= 0)
+                r = state_host_pending(d->state, false, reterr);
         if (r < 0)
                 return mkm_err_prefix(reterr, r, "machine '%s' is deployed, but its host files are not", d->name);
 
@@ -545,17 +567,17 @@ int deploy_rollback(struct mkm_ctx *ctx, struct deploy *d, unsigned *ret_from, u
         if (r < 0)
                 return r;
         /* As deploy_commit: no moment with one tree and the other's host files. */
-        r = state_retire_host_files(ctx, s, to->dir, reterr);
-        if (r < 0) {
-                struct mkm_err ignored = {};
-                (void)state_install_host_files(ctx, s, s->live, &ignored);
+        r = state_host_pending(s, true, reterr);
+        if (r < 0)
                 return r;
-        }
-        if (syscall(SYS_renameat2, d->machines_fd, to_tree, d->machines_fd, d->name, RENAME_EXCHANGE) < 0) {
+        r = state_retire_host_files(ctx, s, to->dir, reterr);
+        if (r >= 0 && syscall(SYS_renameat2, d->machines_fd, to_tree, d->machines_fd, d->name, RENAME_EXCHANGE) < 0)
                 r = mkm_err_set(reterr, negative_errno(), "cannot swap %s/%s into place: %s", d->machines_dir, to_tree,
                                 strerror(errno));
+        if (r < 0) {
                 struct mkm_err ignored = {};
-                (void)state_install_host_files(ctx, s, s->live, &ignored);
+                if (state_install_host_files(ctx, s, s->live, &ignored) >= 0)
+                        (void)state_host_pending(s, false, &ignored);
                 return r;
         }
         if (fsync(d->machines_fd) < 0)
@@ -568,6 +590,8 @@ int deploy_rollback(struct mkm_ctx *ctx, struct deploy *d, unsigned *ret_from, u
         r = reload(ctx, d, reterr);
         if (r >= 0)
                 r = state_install_host_files(ctx, d->state, d->state->live, reterr);
+        if (r >= 0)
+                r = state_host_pending(d->state, false, reterr);
         if (r < 0)
                 return mkm_err_prefix(reterr, r, "machine '%s' is rolled back, but its host files are not", d->name);
         *ret_from = from_gen;

@@ -721,21 +721,16 @@ static void sync_dir_of(int hostfd, const char *path) {
                 (void)fsync(fd);
 }
 
-/* Make the host files those of the generation in gen_dir (NULL: none): remove every host file of
- * the machine that gen_dir has not, or (write false) has with other content; with write, then
- * write what differs. */
-static int host_files_apply(struct mkm_ctx *ctx, const struct machine_state *s, const char *gen_dir, bool write,
-                            struct mkm_err *reterr) {
-        const char *root = ctx->host_root ? ctx->host_root : "/";
-        _cleanup_close_ int hostfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (hostfd < 0)
-                return mkm_err_set(reterr, negative_errno(), "cannot open the host root %s: %s", root, strerror(errno));
+/* Every host file path of the machine (relative to the host root): the standard ones (a
+ * generation may have lost its copies: the layout before generations kept none), but only for a
+ * machine mkmachine made (for a name without generations, a typo given to rm or a tree of someone
+ * else's, they are not ours), and every generation's; *mine: those the generation in gen_dir has
+ * (gen_dir NULL: none). *dropin_dir (may be NULL): the machine's own drop-in directory. */
+static int host_paths(const struct machine_state *s, const char *gen_dir, char ***ret_all, char ***ret_mine,
+                      char **ret_dropin_dir, struct mkm_err *reterr) {
         _cleanup_strv_free_ char **all = calloc(1, sizeof(char *)), **mine = calloc(1, sizeof(char *));
         if (!all || !mine)
                 return -ENOMEM;
-        /* The standard paths too (a generation may have lost its copies: the layout before
-         * generations kept none), but only for a machine mkmachine made: for a name without
-         * generations (a typo given to rm, a tree of someone else's) they are not ours. */
         char *std[3] = {};
         int r = hooks_host_file_paths(s->name, std);
         _cleanup_free_ char *dropin_dir = r >= 0 ? fs_path_dirname(std[1]) : NULL;
@@ -752,6 +747,28 @@ static int host_files_apply(struct mkm_ctx *ctx, const struct machine_state *s, 
                 r = collect_host_paths(gen_dir, &mine);
         if (r < 0)
                 return mkm_err_set(reterr, r, "cannot read the host files kept in %s: %s", s->state_dir, strerror(-r));
+        *ret_all = TAKE_PTR(all);
+        if (ret_mine)
+                *ret_mine = TAKE_PTR(mine);
+        if (ret_dropin_dir)
+                *ret_dropin_dir = TAKE_PTR(dropin_dir);
+        return 0;
+}
+
+/* Make the host files those of the generation in gen_dir (NULL: none): remove every host file of
+ * the machine that gen_dir has not, or (write false) has with other content; with write, then
+ * write what differs. */
+static int host_files_apply(struct mkm_ctx *ctx, const struct machine_state *s, const char *gen_dir, bool write,
+                            struct mkm_err *reterr) {
+        const char *root = ctx->host_root ? ctx->host_root : "/";
+        _cleanup_close_ int hostfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (hostfd < 0)
+                return mkm_err_set(reterr, negative_errno(), "cannot open the host root %s: %s", root, strerror(errno));
+        _cleanup_strv_free_ char **all = NULL, **mine = NULL;
+        _cleanup_free_ char *dropin_dir = NULL;
+        int r = host_paths(s, gen_dir, &all, &mine, &dropin_dir, reterr);
+        if (r < 0)
+                return r;
         for (char **p = all; *p; p++) {
                 if (strv_contains(mine, *p) && write)
                         continue;
@@ -765,7 +782,7 @@ static int host_files_apply(struct mkm_ctx *ctx, const struct machine_state *s, 
                                 continue;
                 }
                 if (unlinkat(hostfd, *p, 0) < 0) {
-                        if (errno == ENOENT)
+                        if (errno == ENOENT || errno == ENOTDIR)        /* (no file under a non-directory) */
                                 continue;
                         return mkm_err_set(reterr, negative_errno(), "cannot remove the host file /%s: %s", *p,
                                            strerror(errno));
@@ -811,6 +828,114 @@ int state_install_host_files(struct mkm_ctx *ctx, const struct machine_state *s,
 int state_retire_host_files(struct mkm_ctx *ctx, const struct machine_state *s, const char *gen_dir,
                             struct mkm_err *reterr) {
         return host_files_apply(ctx, s, gen_dir, false, reterr);
+}
+
+const char *state_host_change_to_string(enum state_host_change c) {
+        static const char *const names[] = {
+                [STATE_HOST_CHANGED] = "changed",
+                [STATE_HOST_ADDED] = "added",
+                [STATE_HOST_REMOVED] = "removed",
+        };
+        return c >= 0 && c < (int)ELEMENTSOF(names) ? names[c] : NULL;
+}
+
+void state_host_diffs_free(struct state_host_diff *d, size_t n) {
+        for (size_t i = 0; d && i < n; i++)
+                free(d[i].path);
+        free(d);
+}
+
+int state_host_files_diff(struct mkm_ctx *ctx, const struct machine_state *s, struct state_host_diff **ret,
+                          size_t *ret_n, struct mkm_err *reterr) {
+        *ret = NULL;
+        *ret_n = 0;
+        if (!s->live)
+                return 0;
+        const char *root = ctx->host_root ? ctx->host_root : "/";
+        _cleanup_close_ int hostfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (hostfd < 0)
+                return mkm_err_set(reterr, negative_errno(), "cannot open the host root %s: %s", root, strerror(errno));
+        _cleanup_strv_free_ char **all = NULL, **mine = NULL;
+        int r = host_paths(s, s->live->dir, &all, &mine, NULL, reterr);
+        if (r < 0)
+                return r;
+        struct state_host_diff *d = NULL;
+        size_t n = 0, cap = 0;
+        for (char **p = all; *p; p++) {
+                _cleanup_free_ char *want = NULL, *have = NULL, *copy = NULL;
+                if (strv_contains(mine, *p)) {
+                        if (asprintf(&copy, "%s/host/%s", s->live->dir, *p) < 0) {
+                                r = -ENOMEM;
+                                break;
+                        }
+                        r = fs_read_file_follow_at(AT_FDCWD, copy, HOST_FILE_MAX, &want, NULL);
+                        if (r < 0) {
+                                r = mkm_err_set(reterr, r, "cannot read %s: %s", copy, strerror(-r));
+                                break;
+                        }
+                }
+                /* What is at the path itself: a symlink or anything but a file is not what
+                 * mkmachine wrote. */
+                struct stat st;
+                bool present = fstatat(hostfd, *p, &st, AT_SYMLINK_NOFOLLOW) == 0;
+                if (!present && errno != ENOENT) {
+                        r = mkm_err_set(reterr, negative_errno(), "cannot stat the host file /%s: %m", *p);
+                        break;
+                }
+                enum state_host_change c;
+                if (!present && !want)
+                        continue;
+                else if (!present)
+                        c = STATE_HOST_REMOVED;
+                else if (!want)
+                        c = STATE_HOST_ADDED;
+                else if (S_ISREG(st.st_mode) && fs_read_file_follow_at(hostfd, *p, HOST_FILE_MAX, &have, NULL) >= 0 &&
+                         strcmp(have, want) == 0)
+                        continue;
+                else
+                        c = STATE_HOST_CHANGED;
+                if (mkm_grow((void **)&d, &cap, n, sizeof *d, 4) < 0) {
+                        r = -ENOMEM;
+                        break;
+                }
+                d[n] = (struct state_host_diff){ .change = c };
+                if (asprintf(&d[n].path, "%s%s%s", root, root[strlen(root) - 1] == '/' ? "" : "/", *p) < 0) {
+                        d[n].path = NULL;
+                        r = -ENOMEM;
+                        break;
+                }
+                n++;
+        }
+        if (r < 0) {
+                state_host_diffs_free(d, n);
+                return r;
+        }
+        *ret = d;
+        *ret_n = n;
+        return 0;
+}
+
+/* The marker of host files being replaced: while it exists, they may be half the old
+ * generation's and half missing (state_retire_host_files() ran, state_install_host_files() did
+ * not), and recovery rewrites them from the live generation. Without it, what is there is what
+ * mkmachine installed or what someone changed by hand since, and recovery leaves it alone. */
+#define HOST_PENDING "host-pending"
+
+int state_host_pending(const struct machine_state *s, bool pending, struct mkm_err *reterr) {
+        _cleanup_close_ int dfd = open(s->state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd < 0)
+                return mkm_err_set(reterr, negative_errno(), "cannot open %s: %m", s->state_dir);
+        int r;
+        if (pending)
+                r = fs_write_atomic_at(dfd, HOST_PENDING, "", 0, 0644);
+        else
+                r = unlinkat(dfd, HOST_PENDING, 0) < 0 && errno != ENOENT ? negative_errno() : 0;
+        if (r >= 0 && fsync(dfd) < 0)
+                r = negative_errno();
+        if (r < 0)
+                return mkm_err_set(reterr, r, "cannot %s %s/%s: %s", pending ? "write" : "remove", s->state_dir,
+                                   HOST_PENDING, strerror(-r));
+        return 0;
 }
 
 /* ---- recovery -------------------------------------------------------------------------------- */
@@ -1133,16 +1258,23 @@ int state_recover(struct mkm_ctx *ctx, const char *name, struct mkm_err *reterr)
                 (void)fsync(machines_fd);
         (void)fsync(gfd >= 0 ? gfd : state_fd);
 
-        /* The host files are the live generation's; when no generation is left, they go (they
-         * were the generations', and nothing else would ever remove them). */
+        /* The host files: after an interrupted swap (the marker), the live generation's; when no
+         * generation is left, they go (they were the generations', and nothing else would ever
+         * remove them). Otherwise they stay as they are: what differs from the live generation's
+         * was changed by hand, which verify shows and a rebuild refuses to throw away. */
         _cleanup_(state_freep) struct machine_state *before = TAKE_PTR(s);
         r = state_load(ctx, name, &s, reterr);
         if (r < 0)
                 return r;
-        if (s->live)
+        bool pending = faccessat(state_fd, HOST_PENDING, F_OK, AT_SYMLINK_NOFOLLOW) == 0;
+        if (s->live && pending)
                 r = state_install_host_files(ctx, s, s->live, reterr);
         else if (s->n_gens == 0 && before->n_gens > 0)
                 r = state_install_host_files(ctx, before, NULL, reterr);
+        if (r >= 0 && pending && (s->live || s->n_gens == 0)) {
+                mkm_debug(ctx, "host files of '%s' rewritten after an interrupted swap", name);
+                r = state_host_pending(s, false, reterr);
+        }
         if (r < 0)
                 return r;
         /* Temporaries of killed processes: the state dir and its generations (meta rewritten by

@@ -141,9 +141,37 @@ int state_install_host_files(struct mkm_ctx *ctx, const struct machine_state *s,
 int state_retire_host_files(struct mkm_ctx *ctx, const struct machine_state *s, const char *gen_dir,
                             struct mkm_err *reterr);
 
+/* Host files that differ from what the live generation installed (none without a live one):
+ * changed (other content, or no longer a regular file), added (the live generation has none:
+ * a rebuild or rollback would remove it) or removed. Written by hand, most likely: recovery
+ * rewrites them only after an interrupted swap (state_host_pending). path: absolute on the host
+ * root. Caller frees with state_host_diffs_free(). */
+enum state_host_change {
+        STATE_HOST_CHANGED,
+        STATE_HOST_ADDED,
+        STATE_HOST_REMOVED,
+};
+
+struct state_host_diff {
+        char *path;
+        enum state_host_change change;
+};
+
+const char *state_host_change_to_string(enum state_host_change c);
+int state_host_files_diff(struct mkm_ctx *ctx, const struct machine_state *s, struct state_host_diff **ret,
+                          size_t *ret_n, struct mkm_err *reterr);
+void state_host_diffs_free(struct state_host_diff *d, size_t n);
+
+/* Mark (pending true) before state_retire_host_files(), unmark after state_install_host_files()
+ * succeeded: synced, in s's state directory. While marked, state_recover() rewrites the host
+ * files from the live generation; otherwise it leaves them as they are (a hand edit is kept, and
+ * shown by verify and by the refusal of a rebuild). */
+int state_host_pending(const struct machine_state *s, bool pending, struct mkm_err *reterr);
+
 /* Repair everything from the live tree's generation (see the top of this file): migrate the old
  * single-generation layout, rename kept trees to .#NAME.gen-N, remove generations that were never
  * swapped in or whose tree is gone, staging roots and stray gen trees (never NAME itself),
- * temporaries of dead processes, and rewrite the host files from the live generation. The caller
+ * temporaries of dead processes, and rewrite the host files from the live generation when a swap
+ * was interrupted (state_host_pending; all of them go when no generation is left). The caller
  * holds the per-machine lock. */
 int state_recover(struct mkm_ctx *ctx, const char *name, struct mkm_err *reterr);

@@ -2,8 +2,9 @@
 # SPDX-License-Identifier: MIT
 # mkmachine verify: a freshly built machine is clean; each kind of change made by hand in the live
 # tree (content, mode, owner, type, link target, xattr, added data, removed package file) is found
-# and listed, with exit 1; what a running machine writes itself (/var/log, resolv.conf) is listed
-# as runtime with exit 0; --json is one document (parsed, not grepped); verify writes nothing in
+# and listed, with exit 1; so is a host file (the .nspawn, a drop-in) changed or added by hand,
+# which recovery keeps and a rebuild or rm refuses to replace; what a running machine writes
+# itself (/var/log, resolv.conf) is listed as runtime with exit 0; --json is one document (parsed, not grepped); verify writes nothing in
 # the tree and records its verdict in last-verify. A rebuild, rollback or rm of a drifted machine is
 # refused without --force, listing the drift; runtime changes do not block.
 source "$(dirname "$0")/../tools/it-lib.sh"
@@ -24,6 +25,9 @@ Mirror=file://$FX/repo/\$repo/os/\$arch
 Repositories=core extra
 Packages=base-test
 Keyring=$FX/keyring
+
+[Exec]
+Environment=FOO=bar
 R
 mkm -q build "$WORK/v1.recipe" >"$WORK/build.log" 2>&1
 check "the fixture machine builds" test $? -eq 0 -a -d "$M"
@@ -170,6 +174,58 @@ check "ls: the rebuilt machine's drift is unknown, not the old tree's verdict" \
   bash -c "mkm_ls() { '$MKMACHINE' --host-root '$HOST' --json ls; }; mkm_ls | python3 -c 'import json,sys; d=json.load(sys.stdin); print([m[\"drift\"] for m in d[\"machines\"] if m[\"name\"] == \"v1\"][0])' | grep -qx unknown"
 verify "$WORK/v3"
 check "and the new machine is clean" test "$(rc "$WORK/v3")" = 0
+
+# --- 4b. host files changed by hand: kept, shown, and not thrown away without --force ----------
+NS=$HOST/etc/systemd/nspawn/v1.nspawn
+DI=$HOST/etc/systemd/system/systemd-nspawn@v1.service.d
+check "the machine has a .nspawn" test -s "$NS"
+cp "$NS" "$WORK/v1.nspawn.built"
+printf '\n[Files]\nBind=/srv/data\n' >>"$NS"
+cp "$NS" "$WORK/v1.nspawn.edited"
+mkm ls >/dev/null 2>&1            # any command as root runs recovery
+mkm --json ls >/dev/null 2>&1
+check "recovery keeps a .nspawn edited by hand (ls ran twice)" cmp "$NS" "$WORK/v1.nspawn.edited"
+verify "$WORK/h1"
+check "verify: an edited .nspawn is drift (exit 1)" test "$(rc "$WORK/h1")" = 1
+check "verify names it" contains "$WORK/h1" "host file $NS: changed by hand (not what generation"
+check "... and says the tree itself is clean" contains "$WORK/h1" "drift: the tree matches its manifest"
+verify "$WORK/h1j" --json
+check "verify --json: host_files lists it, blocking, and the document is not clean" json_check "$WORK/h1j" \
+  'd["clean"] is False' 'd["status"] == "drift"' \
+  '[(h["path"], h["change"], h["blocking"]) for h in d["host_files"]] == [("'"$NS"'", "changed", True)]'
+mkdir -p "$DI"
+echo '[Service]' >"$DI/zz-mine.conf"      # not mkmachine's: no generation lists it, never touched
+mkm build "$WORK/v1.recipe" >"$WORK/h-refused.log" 2>&1; r=$?
+check "a rebuild is refused while the .nspawn is edited (exit 1)" test $r = 1
+check "... naming the host file" contains "$WORK/h-refused.log" "host file: $NS was changed by hand since generation"
+check "... and the .nspawn is still the edited one" cmp "$NS" "$WORK/v1.nspawn.edited"
+mkm rm v1 >"$WORK/h-rm.log" 2>&1; r=$?
+check "rm is refused too" bash -c "[ $r = 1 ] && grep -q 'changed by hand' '$WORK/h-rm.log'"
+# Back as built, then a hand-written modules-load file (a standard path the generation has none of).
+cp "$WORK/v1.nspawn.built" "$NS"
+ML=$HOST/etc/modules-load.d/mkmachine-v1.conf
+if [ ! -e "$ML" ]; then
+  mkdir -p "$(dirname "$ML")"; echo fuse >"$ML"
+  verify "$WORK/h2"
+  check "verify: a host file added by hand is drift" bash -c "[ \"\$(cat '$WORK/h2.rc')\" = 1 ] && grep -q 'host file $ML: added by hand' '$WORK/h2'"
+  mkm build "$WORK/v1.recipe" >"$WORK/h-refused2.log" 2>&1; r=$?
+  check "a rebuild is refused: the added host file would be removed" \
+    bash -c "[ $r = 1 ] && grep -q 'host file: $ML was added by hand' '$WORK/h-refused2.log'"
+  rm "$ML"
+else
+  check "the modules-load path is mkmachine's own (the fixture wrote it)" false
+fi
+rm "$NS"
+verify "$WORK/h3"
+check "verify: a removed .nspawn is listed but no drift (a rebuild writes it again)" \
+  bash -c "[ \"\$(cat '$WORK/h3.rc')\" = 0 ] && grep -q 'host file $NS: removed' '$WORK/h3'"
+mkm -q build "$WORK/v1.recipe" >"$WORK/h-build.log" 2>&1; r=$?
+check "a rebuild goes ahead and writes it again" bash -c "[ $r = 0 ] && cmp -s '$NS' '$WORK/v1.nspawn.built'"
+check "a drop-in of the user's own beside ours is untouched" test -s "$DI/zz-mine.conf"
+rm -f "$DI/zz-mine.conf"
+G=$(live_gen "$HOST" v1)
+verify "$WORK/h4"
+check "and the machine is clean again" test "$(rc "$WORK/h4")" = 0
 
 # --- 5. what verify cannot compare: said clearly ----------------------------------------------
 mkm verify nosuch >"$WORK/e1" 2>&1; r=$?

@@ -19,6 +19,7 @@
 #include "ctx.h"
 #include "deploy.h"
 #include "helpers.h"
+#include "manifest.h"
 #include "state.h"
 #include "util/cleanup.h"
 #include "util/err.h"
@@ -71,6 +72,12 @@ static bool exists(const char *host, const char *rel) {
         char p[512];
         snprintf(p, sizeof p, "%s/%s", host, rel);
         return access(p, F_OK) == 0;
+}
+
+static int unlink_in(const char *host, const char *rel) {
+        char p[512];
+        snprintf(p, sizeof p, "%s/%s", host, rel);
+        return unlink(p);
 }
 
 static void must_rename(const char *host, const char *from, const char *to) {
@@ -176,9 +183,10 @@ static void test_recover(void **state) {
 
         /* After the swap, before the old tree was renamed: it is still at its staging name. */
         must_rename(host, "var/lib/machines/.#m.gen-1", "var/lib/machines/.#m.Xy12Zq");
-        /* ... and before the host files were written: the old generation's are there. */
-        th_write_file(host, "etc/systemd/nspawn/m.nspawn", "# one\n", 0644);
-        th_write_file(host, "etc/modules-load.d/mkmachine-m.conf", "fuse\n", 0644);
+        /* ... and before the host files were written: the old generation's that the new one has
+         * otherwise or not at all were retired before the swap, with the marker. */
+        assert_int_equal(unlink_in(host, "etc/systemd/nspawn/m.nspawn"), 0);
+        th_write_file(host, "var/lib/mkmachine/m/host-pending", "", 0644);
         /* temporaries of a dead process, and of a live one (ours) */
         pid_t dead = fork();
         if (dead == 0)
@@ -203,6 +211,7 @@ static void test_recover(void **state) {
         assert_false(exists(host, "var/lib/machines/.#m.Xy12Zq"));
         assert_string_equal(ns, "# two\n");
         assert_false(exists(host, "etc/modules-load.d/mkmachine-m.conf"));
+        assert_false(exists(host, "var/lib/mkmachine/m/host-pending"));
         assert_false(exists(host, tmp));
         assert_true(exists(host, mine));
         assert_false(exists(host, "var/lib/mkmachine/m/gen/.#3.123.AbCdEf"));
@@ -240,6 +249,129 @@ static void test_recover(void **state) {
         assert_false(exists(host, "var/lib/mkmachine/m/gen/1"));
         assert_true(exists(host, "var/lib/mkmachine/m/gen/2"));
         assert_true(exists(host, "var/lib/machines/m/gen"));
+        assert_int_equal(fs_rm_rf_at(AT_FDCWD, host), 0);
+}
+
+/* Host files changed, added or removed by hand: recovery leaves them (only an interrupted swap,
+ * the marker, makes it rewrite them), state_host_files_diff() reports each, and a rebuild, rm or
+ * rollback is refused for what it would throw away (not for a removed one) unless --force. */
+static void test_host_by_hand(void **state) {
+        (void)state;
+        _cleanup_free_ char *host = th_tmpdir_new("state");
+        struct mkm_ctx ctx = { .host_root = host, .keep_generations = 1 };
+        deploy_one(&ctx, "one", false);
+        deploy_one(&ctx, "two", false);
+        /* A real manifest for the live tree, so that the drift check finds none. */
+        struct mkm_err merr = {};
+        char tree[512], digest[MANIFEST_DIGEST_LEN];
+        snprintf(tree, sizeof tree, "%s/var/lib/machines/m", host);
+        _cleanup_close_ int tfd = open(tree, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        _cleanup_free_ char *manifest = NULL;
+        assert_true(tfd >= 0);
+        if (manifest_build(&ctx, tfd, -1, &manifest, digest, &merr) < 0)
+                fail_msg("manifest_build: %s", merr.msg);
+        th_write_file(host, "var/lib/mkmachine/m/gen/2/manifest", manifest, 0644);
+        th_write_file(host, "etc/systemd/nspawn/m.nspawn", "# mine\n", 0644);
+        th_write_file(host, "etc/modules-load.d/mkmachine-m.conf", "fuse\n", 0644);
+        recover(&ctx);
+        _cleanup_free_ char *ns = th_read_file(host, "etc/systemd/nspawn/m.nspawn", NULL);
+        assert_string_equal(ns, "# mine\n");
+        assert_true(exists(host, "etc/modules-load.d/mkmachine-m.conf"));
+
+        struct mkm_err err = {};
+        struct machine_state *s = NULL;
+        assert_int_equal(state_load(&ctx, "m", &s, &err), 0);
+        struct state_host_diff *hd = NULL;
+        size_t n = 0;
+        assert_int_equal(state_host_files_diff(&ctx, s, &hd, &n, &err), 0);
+        assert_int_equal(n, 2);
+        char want[512];
+        snprintf(want, sizeof want, "%s/etc/systemd/nspawn/m.nspawn", host);
+        bool seen_changed = false, seen_added = false;
+        for (size_t i = 0; i < n; i++) {
+                if (hd[i].change == STATE_HOST_CHANGED) {
+                        assert_string_equal(hd[i].path, want);
+                        seen_changed = true;
+                } else if (hd[i].change == STATE_HOST_ADDED) {
+                        assert_non_null(strstr(hd[i].path, "/etc/modules-load.d/mkmachine-m.conf"));
+                        seen_added = true;
+                }
+        }
+        assert_true(seen_changed && seen_added);
+        state_host_diffs_free(hd, n);
+        state_free(s);
+
+        /* Refused, naming both; the files stay. */
+        struct deploy *d = NULL;
+        assert_int_equal(deploy_begin(&ctx, "m", &d, &err), 0);
+        assert_int_equal(deploy_check_replaceable(&ctx, d, "replace", &err), -MKM_E_REFUSED);
+        assert_non_null(strstr(err.msg, "m.nspawn was changed by hand since generation 2"));
+        assert_non_null(strstr(err.msg, "mkmachine-m.conf was added by hand (generation 2 has none)"));
+        d = deploy_free(d);
+        ctx.force = true;       /* --force: a warning, and on */
+        assert_int_equal(deploy_begin(&ctx, "m", &d, &err), 0);
+        assert_int_equal(deploy_check_replaceable(&ctx, d, "replace", &err), 0);
+        d = deploy_free(d);
+        ctx.force = false;
+        free(ns);
+        ns = th_read_file(host, "etc/systemd/nspawn/m.nspawn", NULL);
+        assert_string_equal(ns, "# mine\n");
+
+        /* A removed one is reported, is no loss, and stays removed until a swap writes it. */
+        assert_int_equal(unlink_in(host, "etc/systemd/nspawn/m.nspawn"), 0);
+        assert_int_equal(unlink_in(host, "etc/modules-load.d/mkmachine-m.conf"), 0);
+        recover(&ctx);
+        assert_false(exists(host, "etc/systemd/nspawn/m.nspawn"));
+        assert_int_equal(state_load(&ctx, "m", &s, &err), 0);
+        assert_int_equal(state_host_files_diff(&ctx, s, &hd, &n, &err), 0);
+        assert_int_equal(n, 1);
+        assert_int_equal(hd[0].change, STATE_HOST_REMOVED);
+        assert_string_equal(state_host_change_to_string(hd[0].change), "removed");
+        state_host_diffs_free(hd, n);
+        state_free(s);
+        assert_int_equal(deploy_begin(&ctx, "m", &d, &err), 0);
+        assert_int_equal(deploy_check_replaceable(&ctx, d, "replace", &err), 0);
+        d = deploy_free(d);
+        deploy_one(&ctx, "three", false);
+        free(ns);
+        ns = th_read_file(host, "etc/systemd/nspawn/m.nspawn", NULL);
+        assert_string_equal(ns, "# three\n");
+        assert_false(exists(host, "var/lib/mkmachine/m/host-pending"));
+        assert_int_equal(fs_rm_rf_at(AT_FDCWD, host), 0);
+}
+
+/* The swap happened but the host files could not be written: the commit fails saying so, the
+ * marker stays, and the next command's recovery writes them once it can. */
+static void test_host_install_fails(void **state) {
+        (void)state;
+        _cleanup_free_ char *host = th_tmpdir_new("state");
+        struct mkm_ctx ctx = { .host_root = host, .keep_generations = 1 };
+        deploy_one(&ctx, "one", false);
+        th_write_file(host, "etc/modules-load.d", "in the way\n", 0644);      /* not a directory */
+        struct deploy *d = NULL;
+        struct mkm_err err = {};
+        assert_int_equal(deploy_begin(&ctx, "m", &d, &err), 0);
+        assert_int_equal(deploy_stage(d, &err), 0);
+        assert_int_equal(fs_write_file_at(d->root_fd, "gen", "two", 3, 0644), 0);
+        struct state_host_file hf[] = { { "etc/systemd/nspawn/m.nspawn", "# two\n" },
+                                        { "etc/modules-load.d/mkmachine-m.conf", "fuse\n" } };
+        struct state_new_gen g = { .recipe = "r\n", .recipe_path = "/r", .lock = "l\n", .manifest = "two",
+                                   .digest = "sha256:two", .host = hf, .n_host = 2 };
+        unsigned n = 0;
+        assert_true(deploy_commit(&ctx, d, &g, &n, &err) < 0);
+        assert_non_null(strstr(err.msg, "machine 'm' is deployed, but its host files are not"));
+        d = deploy_free(d);
+        _cleanup_free_ char *live = th_read_file(host, "var/lib/machines/m/gen", NULL);
+        assert_string_equal(live, "two");
+        assert_true(exists(host, "var/lib/mkmachine/m/host-pending"));
+        assert_int_equal(unlink_in(host, "etc/modules-load.d"), 0);
+        recover(&ctx);
+        _cleanup_free_ char *ml = th_read_file(host, "etc/modules-load.d/mkmachine-m.conf", NULL),
+                            *ns = th_read_file(host, "etc/systemd/nspawn/m.nspawn", NULL);
+        assert_non_null(ml);
+        assert_string_equal(ml, "fuse\n");
+        assert_string_equal(ns, "# two\n");
+        assert_false(exists(host, "var/lib/mkmachine/m/host-pending"));
         assert_int_equal(fs_rm_rf_at(AT_FDCWD, host), 0);
 }
 
@@ -453,6 +585,8 @@ int main(void) {
                 cmocka_unit_test(test_meta),
                 cmocka_unit_test(test_load),
                 cmocka_unit_test(test_recover),
+                cmocka_unit_test(test_host_by_hand),
+                cmocka_unit_test(test_host_install_fails),
                 cmocka_unit_test(test_host_files_not_ours),
                 cmocka_unit_test(test_recover_identity),
                 cmocka_unit_test(test_migrate),
