@@ -36,5 +36,8 @@ struct mkm_err;
 int units_enable(struct mkm_ctx *ctx, int rootfd, char *const *units, struct mkm_err *reterr);
 
 /* 0 if the unit file (or, for an instance, its template) exists in the tree's unit search path,
- * masked ones included; -ENOENT if not; -EINVAL for an invalid unit name. */
+ * masked ones included; -ENOENT if not; -EINVAL for an invalid unit name; another negative code
+ * when the search met what it cannot judge, as systemd's unit_file_exists() does: an alias
+ * symlink to a unit of another name type -MKM_E_PARSE, a symlink loop -ELOOP, a unit "file" that
+ * is a directory -EISDIR or a FIFO or socket -ENOTTY. Callers that ask "is it there" test == 0. */
 int units_exists(int rootfd, const char *unit);
