@@ -372,6 +372,29 @@ static void test_host_install_fails(void **state) {
         assert_string_equal(ml, "fuse\n");
         assert_string_equal(ns, "# two\n");
         assert_false(exists(host, "var/lib/mkmachine/m/host-pending"));
+
+        /* The same for a rollback (to generation 1, whose .nspawn cannot be written). */
+        char nsdir[512];
+        snprintf(nsdir, sizeof nsdir, "%s/etc/systemd/nspawn", host);
+        assert_int_equal(fs_rm_rf_at(AT_FDCWD, nsdir), 0);
+        th_write_file(host, "etc/systemd/nspawn", "in the way\n", 0644);
+        assert_int_equal(deploy_begin(&ctx, "m", &d, &err), 0);
+        unsigned from = 0, to = 0;
+        assert_true(deploy_rollback(&ctx, d, &from, &to, &err) < 0);
+        assert_non_null(strstr(err.msg, "machine 'm' is rolled back, but its host files are not"));
+        d = deploy_free(d);
+        free(live);
+        live = th_read_file(host, "var/lib/machines/m/gen", NULL);
+        assert_string_equal(live, "one");
+        assert_true(exists(host, "var/lib/mkmachine/m/host-pending"));
+        assert_int_equal(unlink_in(host, "etc/systemd/nspawn"), 0);
+        recover(&ctx);
+        free(ns);
+        ns = th_read_file(host, "etc/systemd/nspawn/m.nspawn", NULL);
+        assert_non_null(ns);
+        assert_string_equal(ns, "# one\n");
+        assert_false(exists(host, "etc/modules-load.d/mkmachine-m.conf"));
+        assert_false(exists(host, "var/lib/mkmachine/m/host-pending"));
         assert_int_equal(fs_rm_rf_at(AT_FDCWD, host), 0);
 }
 
