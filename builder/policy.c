@@ -390,8 +390,9 @@ int policy_allows(const struct policy *p, const struct priv_grant *g, char **ret
                 return judge_list(p, &p->syscalls, "AllowSystemCallFilter", "system calls", g->value, MATCH_EXACT,
                                   ret_why);
         case PRIV_BIND:
-                return judge_list(p, &p->bind_sources, "AllowBindSources", "bind sources", g->value, MATCH_PATH,
-                                  ret_why);
+                /* A "+" path (privileges.c): any host path, allowed only with "/". */
+                return judge_list(p, &p->bind_sources, "AllowBindSources", "bind sources",
+                                  g->value[0] == '+' ? "/" : g->value, MATCH_PATH, ret_why);
         case PRIV_BIND_USER:
                 return judge_list(p, &p->bind_users, "AllowBindUsers", "host users", g->value, MATCH_EXACT, ret_why);
         case PRIV_DEVICE:

@@ -221,11 +221,13 @@ static int add_words(struct privileges *p, enum priv_kind kind, const char *valu
         return q;
 }
 
-/* A host path a bind or overlay reads: a device when it is /dev or below. "+" paths are inside
- * the machine's own tree and grant nothing. */
+/* A host path a bind or overlay reads: a device when it is /dev or below. A "+" path names a
+ * path in the machine's own tree, but systemd joins it to the tree's directory and mounts it on
+ * the host without confinement: its ".." climbs out, and a symlink the machine itself makes
+ * there leads anywhere. So it is a grant of any host path (judged as "/", kept as written). */
 static int add_source(struct privileges *p, const char *src, bool read_only, const char *setting,
                       const struct credit *c) {
-        if (!src[0] || src[0] == '+')
+        if (!src[0])
                 return 0;
         if (policy_path_under(src, "/dev"))
                 return grant_add(p, PRIV_DEVICE, src, read_only, PRIV_FILE_NSPAWN, setting, c);
@@ -309,8 +311,7 @@ static int from_nspawn(struct privileges *p, const char *text, const struct reci
                                 q = add_source(p, parts[0], strcmp(e[i].key, "BindReadOnly") == 0, setting, &c);
                         /* idmap, rootidmap, owneridmap: the machine's users own the source as
                          * the host's do (its root acts as host root on root's files there). */
-                        if (q >= 0 && parts && parts[0] && parts[0][0] != '+' && strv_length(parts) >= 3 &&
-                            strstr(parts[2], "idmap"))
+                        if (q >= 0 && parts && parts[0] && strv_length(parts) >= 3 && strstr(parts[2], "idmap"))
                                 q = grant_add(p, PRIV_PRIVILEGED, "idmapped-bind", false, PRIV_FILE_NSPAWN, setting, &c);
                 } else if (is_key(&e[i], "Files", "Overlay") || is_key(&e[i], "Files", "OverlayReadOnly")) {
                         /* systemd.nspawn(5): the lower directories, then the upper one (written
@@ -462,8 +463,10 @@ static bool covers(const struct priv_grant *o, const struct priv_grant *g) {
                         return false;
                 return strcmp(o->value, "no") == 0 || strcmp(o->value, g->value) == 0;
         case PRIV_BIND:
-                /* Equal text too: a path with ".." is under nothing, not even itself. */
-                return (strcmp(o->value, g->value) == 0 || policy_path_under(g->value, o->value)) &&
+                /* Equal text too: a path with ".." is under nothing, not even itself. A "+" path
+                 * may be any host path: only "/" covers it. */
+                return (strcmp(o->value, g->value) == 0 ||
+                        policy_path_under(g->value[0] == '+' ? "/" : g->value, o->value)) &&
                        (!o->read_only || g->read_only);
         case PRIV_DEVICE:
                 return strcmp(o->value, g->value) == 0 || policy_path_under(g->value, o->value);
@@ -504,7 +507,12 @@ char *priv_grant_what(const struct priv_grant *g) {
                 n = asprintf(&s, "the system call%s %s", g->value[0] == '@' ? " group" : "", g->value);
                 break;
         case PRIV_BIND:
-                n = asprintf(&s, "the host path %s, %s", g->value, g->read_only ? "read-only" : "read-write");
+                n = g->value[0] == '+'
+                            ? asprintf(&s, "any host path, %s: %s is a path in the machine's tree that systemd "
+                                           "resolves on the host, where its '..' and the links the machine makes "
+                                           "lead anywhere (judged as the host path /)",
+                                       g->read_only ? "read-only" : "read-write", g->value)
+                            : asprintf(&s, "the host path %s, %s", g->value, g->read_only ? "read-only" : "read-write");
                 break;
         case PRIV_BIND_USER:
                 n = asprintf(&s, "the host user %s and its home directory", g->value);
@@ -623,7 +631,7 @@ int privileges_judge(const struct policy *pol, int hostfd, const struct priv_gra
          * allowed directory must not lead out of it. What exists now is judged where it
          * leads too (resolved inside the host root); what a tenant links later is the
          * reason the policy page says to keep allowed directories free of their links. */
-        if (q > 0 && hostfd >= 0 && (g->kind == PRIV_BIND || g->kind == PRIV_DEVICE) &&
+        if (q > 0 && hostfd >= 0 && (g->kind == PRIV_BIND || g->kind == PRIV_DEVICE) && g->value[0] == '/' &&
             chase_in_root(hostfd, g->value, CHASE_NONEXISTENT, &resolved, NULL) >= 0 &&
             !policy_path_under(resolved, g->value)) {
                 struct priv_grant r2 = *g;
@@ -735,7 +743,7 @@ int privileges_assess(struct mkm_ctx *ctx, const struct recipe *r, struct priv_r
                          * new unless where it leads was granted too. */
                         _cleanup_free_ char *resolved = NULL;
                         if (covered && hostfd >= 0 && (g->kind == PRIV_BIND || g->kind == PRIV_DEVICE) &&
-                            chase_in_root(hostfd, g->value, CHASE_NONEXISTENT, &resolved, NULL) >= 0 &&
+                            g->value[0] == '/' && chase_in_root(hostfd, g->value, CHASE_NONEXISTENT, &resolved, NULL) >= 0 &&
                             !policy_path_under(resolved, g->value)) {
                                 struct priv_grant r2 = *g;
                                 r2.value = resolved;

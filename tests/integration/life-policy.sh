@@ -123,6 +123,8 @@ refused "a bind source beside an allowed one (/srvx is not under /srv)" "the pol
   "$WORK/ex.recipe:12: [Files] BindReadOnly=/srvx/a:/a, the host path /srvx/a, read-only" '' '[Files]' 'BindReadOnly=/srvx/a:/a'
 refused "a bind source climbing out with .." "the policy $POLICY:3 allows the bind sources /srv/ only" \
   "$WORK/ex.recipe:12: [Files] Bind=/srv/../etc:/x, the host path /srv/../etc" '' '[Files]' 'Bind=/srv/../etc:/x'
+refused "a '+' source (resolved on the host: '..' climbs out of the tree)" "the policy $POLICY:3 allows the bind sources /srv/ only" \
+  "$WORK/ex.recipe:12: [Files] BindReadOnly=+/../../../../etc:/mnt, any host path, read-only" '' '[Files]' 'BindReadOnly=+/../../../../etc:/mnt'
 refused "Overlay= sources" "the policy $POLICY:3 allows the bind sources /srv/ only" \
   "$WORK/ex.recipe:12: [Files] Overlay=/srv/low:/var/lib/up:/data, the host path /var/lib/up, read-write" '' '[Files]' 'Overlay=/srv/low:/var/lib/up:/data'
 check "... but not the allowed lower layer" bash -c "! grep -q 'error: .*the host path /srv/low' ex.err"

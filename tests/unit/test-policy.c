@@ -196,6 +196,9 @@ static void test_allows(void **state) {
         expect(p, PRIV_BIND, "/srvx", "the policy " PATH ":2 allows the bind sources /srv/ /home only (AllowBindSources=)");
         expect(p, PRIV_BIND, "/", "the policy " PATH ":2 allows the bind sources /srv/ /home only (AllowBindSources=)");
         expect(p, PRIV_BIND, "/srv/../etc", "the policy " PATH ":2 allows the bind sources /srv/ /home only (AllowBindSources=)");
+        /* A path in the machine's tree ("+"): resolved on the host, any path; never under /srv. */
+        expect(p, PRIV_BIND, "+/srv/web", "the policy " PATH ":2 allows the bind sources /srv/ /home only (AllowBindSources=)");
+        expect(p, PRIV_BIND, "+/../../etc", "the policy " PATH ":2 allows the bind sources /srv/ /home only (AllowBindSources=)");
         expect(p, PRIV_CAPABILITY, "CAP_NET_ADMIN", NULL);
         expect(p, PRIV_CAPABILITY, "all", "the policy " PATH ":3 allows the capabilities CAP_NET_ADMIN only (AllowCapabilities=)");
         expect(p, PRIV_CAPABILITY, "CAP_SYS_ADMIN", "the policy " PATH ":3 allows the capabilities CAP_NET_ADMIN only (AllowCapabilities=)");
@@ -226,6 +229,7 @@ static void test_allows(void **state) {
         expect(all, PRIV_CAPABILITY, "all", NULL);
         expect(all, PRIV_BIND, "/", NULL);
         expect(all, PRIV_BIND, "/etc/shadow", NULL);
+        expect(all, PRIV_BIND, "+/../../etc", NULL);
         expect(all, PRIV_PRIVILEGED, "no", NULL);
         expect(all, PRIV_HOST_NETWORK, "host", NULL);
 }

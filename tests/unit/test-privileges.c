@@ -139,7 +139,7 @@ static void test_files(void **state) {
         derive("[Files]\n"
                "Bind=/srv/a:/a\n"                       /* 7 */
                "BindReadOnly=/etc/ssl:/etc/ssl:norbind\n"
-               "Bind=+/inside:/x\n"                     /* the machine's own tree: nothing */
+               "Bind=+/inside:/x\n"                     /* resolved on the host: any path */
                "Bind=/dev/net/tun\n"                    /* 10 */
                "Bind=/src\\:with\\:colons:/dst\n"
                "Overlay=/srv/low:+/up:/data\n"          /* 12 */
@@ -150,6 +150,7 @@ static void test_files(void **state) {
                0,
                (const char *const[]){
                        "bind /srv/a | [Files] Bind=/srv/a:/a | [Files] Bind=@7 | -",
+                       "bind +/inside | [Files] Bind=+/inside:/x | [Files] Bind=@9 | -",
                        "device /dev/net/tun | [Files] Bind=/dev/net/tun | [Files] Bind=@10 | -",
                        "bind /src:with:colons | [Files] Bind=/src\\:with\\:colons:/dst | [Files] Bind=@11 | -",
                        "device /dev | [Files] Bind=/dev | [Files] Bind=@16 | -",
@@ -157,6 +158,7 @@ static void test_files(void **state) {
                        "bind-user alice | [Files] BindUser=alice bob | [Files] BindUser=@14 | -",
                        "bind-user bob | [Files] BindUser=alice bob | [Files] BindUser=@14 | -",
                        "bind /srv/low ro | [Files] Overlay=/srv/low:+/up:/data | [Files] Overlay=@12 | -",
+                       "bind +/up | [Files] Overlay=/srv/low:+/up:/data | [Files] Overlay=@12 | -",
                        "bind /srv/l1 ro | [Files] OverlayReadOnly=/srv/l1:/srv/l2:/ro | [Files] OverlayReadOnly=@13 | -",
                        "bind /srv/l2 ro | [Files] OverlayReadOnly=/srv/l1:/srv/l2:/ro | [Files] OverlayReadOnly=@13 | -",
                        NULL });
@@ -169,6 +171,11 @@ static void test_files(void **state) {
         derive("[Files]\nBind=/srv/a:/a:idmap\n", 0,
                (const char *const[]){ "bind /srv/a | [Files] Bind=/srv/a:/a:idmap | [Files] Bind=@7 | -",
                                       "privileged idmapped-bind | [Files] Bind=/srv/a:/a:idmap | [Files] Bind=@7 | -",
+                                      NULL });
+        /* A "+" source idmapped: any host path, owned by the machine's users as the host's. */
+        derive("[Files]\nBind=+/../../../etc:/hostetc:idmap\n", 0,
+               (const char *const[]){ "bind +/../../../etc | [Files] Bind=+/../../../etc:/hostetc:idmap | [Files] Bind=@7 | -",
+                                      "privileged idmapped-bind | [Files] Bind=+/../../../etc:/hostetc:idmap | [Files] Bind=@7 | -",
                                       NULL });
         /* A reset drops what came before it. */
         derive("[Files]\nBind=/:/host\nBind=\nBind=/srv/b\n", 0,
@@ -307,6 +314,8 @@ static void test_cover(void **state) {
                 { PRIV_HOST_NETWORK, "host", false, false }, { PRIV_SYSCALL, "bpf", false, false },
                 /* A path with ".." is under nothing, but what was granted stays granted (fuzz-privileges). */
                 { PRIV_BIND, "/srv/../opt", false, true },   { PRIV_BIND, "/srv/../opt/x", false, false },
+                /* A "+" path may lead anywhere on the host: /srv does not cover it (the same text would). */
+                { PRIV_BIND, "+/srv", false, false },       { PRIV_BIND, "+/../../etc", true, false },
         };
         for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
                 struct priv_grant g = G(t[i].k, t[i].v, t[i].ro);
