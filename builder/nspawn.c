@@ -207,3 +207,74 @@ int nspawn_render(const char *name, const struct recipe *r, const struct hook_ns
                 *ret_warnings = TAKE_PTR(warnings);
         return 0;
 }
+
+bool nspawn_ifname_valid(const char *name) {
+        size_t n = strlen(name);
+        if (n == 0 || n > 15 || strcmp(name, ".") == 0 || strcmp(name, "..") == 0 || strcmp(name, "all") == 0 ||
+            strcmp(name, "default") == 0)
+                return false;
+        bool numeric = true;
+        for (const unsigned char *t = (const unsigned char *)name; *t; t++) {
+                if (*t <= 32 || *t >= 127 || *t == ':' || *t == '/' || *t == '%')
+                        return false;
+                numeric = numeric && *t >= '0' && *t <= '9';
+        }
+        return !numeric;
+}
+
+/* "HOST[:CONTAINER]": both valid names; without CONTAINER, prefix+HOST is its name. */
+static bool iface_pair_valid(const char *word, const char *prefix) {
+        char buf[64];
+        const char *colon = strchr(word, ':');
+        size_t hn = colon ? (size_t)(colon - word) : strlen(word);
+        if (hn >= sizeof buf)
+                return false;
+        memcpy(buf, word, hn);
+        buf[hn] = 0;
+        if (!nspawn_ifname_valid(buf))
+                return false;
+        if (colon)
+                return nspawn_ifname_valid(colon + 1);
+        if (!prefix)
+                return true;
+        char full[80];
+        (void)snprintf(full, sizeof full, "%s%s", prefix, buf);
+        return nspawn_ifname_valid(full);
+}
+
+const char *nspawn_network_value_invalid(const char *key, const char *value) {
+        if (!value[0])
+                return NULL;    /* a reset */
+        if (strcmp(key, "Zone") == 0) {
+                char full[300];
+                if (strlen(value) > 200)
+                        return "the zone's interface name vz-ZONE must be a valid interface name of at most 15 "
+                               "characters";
+                (void)snprintf(full, sizeof full, "vz-%s", value);
+                return nspawn_ifname_valid(full) ? NULL
+                                                 : "the zone's interface name vz-ZONE must be a valid interface name "
+                                                   "of at most 15 characters (no blanks, ':', '/' or '%')";
+        }
+        if (strcmp(key, "Bridge") == 0)
+                return nspawn_ifname_valid(value) ? NULL
+                                                  : "a bridge must be a valid interface name of at most 15 characters "
+                                                    "(no blanks, ':', '/' or '%', not all digits)";
+        const char *prefix = strcmp(key, "MACVLAN") == 0 ? "mv-" : strcmp(key, "IPVLAN") == 0 ? "iv-" : NULL;
+        if (strcmp(key, "VirtualEthernetExtra") == 0)
+                return iface_pair_valid(value, NULL) ? NULL
+                                                     : "expected HOST[:CONTAINER], valid interface names of at most 15 "
+                                                       "characters";
+        if (strcmp(key, "Interface") != 0 && !prefix)
+                return NULL;
+        _cleanup_strv_free_ char **words = NULL;
+        if (strv_split(value, " \t", &words) < 0)
+                return "out of memory";
+        for (char **w = words; w && *w; w++)
+                if (!iface_pair_valid(*w, prefix))
+                        return prefix ? "expected interface names HOST[:CONTAINER] whose container side (mv- or iv- "
+                                        "and the host name when not given) is a valid interface name of at most 15 "
+                                        "characters"
+                                      : "expected interface names HOST[:CONTAINER], each a valid interface name of "
+                                        "at most 15 characters";
+        return NULL;
+}

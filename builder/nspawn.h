@@ -57,3 +57,14 @@ const char *nspawn_recipe_value(const struct recipe *r, const char *section, con
  * if none. Caller owns both. 0 or -ENOMEM. */
 int nspawn_render(const char *name, const struct recipe *r, const struct hook_nspawn_additions *add, char **ret,
                   char ***ret_warnings);
+
+/* systemd's ifname_valid() (src/basic/socket-util.c, no flags): 1-15 bytes of printable ASCII
+ * without blanks, ':', '/' or '%', not "." "..", "all" or "default", not all digits. */
+bool nspawn_ifname_valid(const char *name);
+
+/* Whether systemd-nspawn would act on a [Network] value of key (Zone=, Bridge=, Interface=,
+ * MACVLAN=, IPVLAN=, VirtualEthernetExtra=): NULL when it would (or for other keys), else why
+ * not (a static string). nspawn ignores such a line with a warning: a Zone= it ignores leaves
+ * the machine on the host's network (Private=no), so an invalid one must never count as a
+ * private network. */
+const char *nspawn_network_value_invalid(const char *key, const char *value);

@@ -353,14 +353,17 @@ static int from_nspawn(struct privileges *p, const char *text, const struct reci
                                 }
                         } else if (is_key(&e[i], "Network", "Bridge") || is_key(&e[i], "Network", "Zone")) {
                                 _cleanup_free_ char *v = NULL;
-                                net_private = true;
+                                /* A name systemd-nspawn ignores gives no private network. */
+                                if (!nspawn_network_value_invalid(e[i].key, e[i].value))
+                                        net_private = true;
                                 q = asprintf(&v, "%s=%s", e[i].key, e[i].value) < 0
                                             ? -ENOMEM
                                             : grant_add(p, PRIV_HOST_INTERFACE, v, false, PRIV_FILE_NSPAWN, setting, &c);
                         } else if (strcmp(e[i].key, "Interface") == 0 || strcmp(e[i].key, "MACVLAN") == 0 ||
                                    strcmp(e[i].key, "IPVLAN") == 0 || strcmp(e[i].key, "VirtualEthernetExtra") == 0) {
                                 _cleanup_free_ char *prefix = NULL;
-                                net_private = true;
+                                if (!nspawn_network_value_invalid(e[i].key, e[i].value))
+                                        net_private = true;
                                 q = asprintf(&prefix, "%s=", e[i].key) < 0
                                             ? -ENOMEM
                                             : add_words(p, PRIV_HOST_INTERFACE, e[i].value, prefix, setting, &c);

@@ -22,6 +22,7 @@
 #include "ctx.h"
 #include "deploy.h"
 #include "ini.h"
+#include "nspawn.h"
 #include "util/cleanup.h"
 #include "util/err.h"
 #include "util/fs.h"
@@ -1116,6 +1117,14 @@ static int apply_entries(struct loader *l, const struct ini_entry *e, size_t n, 
                                 return ret;
                         if (id < _K_MKM_MAX)
                                 l->key_bad[id] = true;
+                        continue;
+                }
+                const char *invalid = strcmp(w.section, "Network") == 0 ? nspawn_network_value_invalid(w.key, w.value)
+                                                                        : NULL;
+                if (invalid) {
+                        if ((ret = FAIL(&w, "%s, got '%s' (systemd-nspawn would ignore it)", invalid, w.value)) ==
+                            -ENOMEM)
+                                return ret;
                         continue;
                 }
                 if (id >= _K_MKM_MAX) {

@@ -288,6 +288,36 @@ static void test_unreadable(void **state) {
         assert_string_equal(p.items[0].value, "unreadable");
 }
 
+/* A [Network] name systemd-nspawn ignores (it says "ignoring") gives no private network: with
+ * Private=no the machine is on the host's network (found by a review, on nspawn 252). */
+static void test_ignored_network_names(void **state) {
+        (void)state;
+        static const struct {
+                const char *nspawn;
+                bool host;
+        } t[] = {
+                { "[Network]\nPrivate=no\nZone=production-web\n", true },     /* vz-production-web: 17 */
+                { "[Network]\nPrivate=no\nZone=web\n", false },
+                { "[Network]\nPrivate=no\nBridge=12345\n", true },           /* all digits */
+                { "[Network]\nPrivate=no\nBridge=br0\n", false },
+                { "[Network]\nPrivate=no\nVirtualEthernetExtra=a/b\n", true },
+                { "[Network]\nPrivate=no\nVirtualEthernetExtra=a:b\n", false },
+                { "[Network]\nPrivate=no\nInterface=eth0 bad/name\n", true },
+                { "[Network]\nPrivate=no\nMACVLAN=averyverylong\n", true },    /* mv-averyverylong: 16 */
+                { "[Network]\nPrivate=no\nMACVLAN=eth0\n", false },
+        };
+        for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+                struct host_files hf = { .nspawn = (char *)t[i].nspawn };
+                _cleanup_(privileges_done) struct privileges p = {};
+                assert_int_equal(privileges_from_host_files(&hf, NULL, NULL, &p), 0);
+                bool host = false;
+                for (size_t k = 0; k < p.n; k++)
+                        host = host || p.items[k].kind == PRIV_HOST_NETWORK;
+                if (host != t[i].host)
+                        fail_msg("%s: the host's network %s", t[i].nspawn, host ? "granted" : "not granted");
+        }
+}
+
 static struct priv_grant G(enum priv_kind k, const char *v, bool ro) {
         return (struct priv_grant){ .kind = k, .value = (char *)v, .read_only = ro };
 }
@@ -455,6 +485,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_docker),   cmocka_unit_test(test_fuse),     cmocka_unit_test(test_files),
                 cmocka_unit_test(test_exec),     cmocka_unit_test(test_network),  cmocka_unit_test(test_cover),
+                cmocka_unit_test(test_ignored_network_names),
                 cmocka_unit_test(test_describe), cmocka_unit_test(test_assess),   cmocka_unit_test(test_unreadable),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -268,6 +268,16 @@ static const struct {
         { P "[Service]\n", -MKM_E_RECIPE,
           "t.recipe:5: [Service]: unknown section; expected [Machine], [Bootstrap], [Hooks], [Exec], [Files] or [Network]" },
         { P "[Exec]\nBind=/a:/b\n", -MKM_E_RECIPE, "t.recipe:6: [Exec] Bind=: unknown key in [Exec]; Bind= belongs in [Files]" },
+        /* Names systemd-nspawn ignores ("ignoring"), which would leave Private=no on the host's network. */
+        { P "[Network]\nZone=production-web\n", -MKM_E_RECIPE,
+          "t.recipe:6: [Network] Zone=: the zone's interface name vz-ZONE must be a valid interface name of at most "
+          "15 characters (no blanks, ':', '/' or '%'), got 'production-web' (systemd-nspawn would ignore it)" },
+        { P "[Network]\nBridge=12345\n", -MKM_E_RECIPE,
+          "t.recipe:6: [Network] Bridge=: a bridge must be a valid interface name of at most 15 characters (no blanks, "
+          "':', '/' or '%', not all digits), got '12345' (systemd-nspawn would ignore it)" },
+        { P "[Network]\nInterface=eth0 all\n", -MKM_E_RECIPE,
+          "t.recipe:6: [Network] Interface=: expected interface names HOST[:CONTAINER], each a valid interface name of "
+          "at most 15 characters, got 'eth0 all' (systemd-nspawn would ignore it)" },
         { P "[Hooks]\nPackages=vim\n", -MKM_E_RECIPE, "t.recipe:6: [Hooks] Packages=: unknown key in [Hooks]; Packages= belongs in [Bootstrap]" },
         { P "[Exec]\nBot=yes\n", -MKM_E_RECIPE, "t.recipe:6: [Exec] Bot=: unknown key; did you mean 'Boot='?" },
         /* A trailing backslash (kept once a blank after it is trimmed) would continue the line
