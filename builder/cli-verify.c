@@ -197,7 +197,7 @@ static int print_text(const struct mkm_ctx *ctx, const struct live *l, const cha
                         return -ENOMEM;
                 printf("%s%s\n", s, !e->blocking && !e->runtime ? " [time only]" : "");
         }
-        /* Host files: always listed (the tree's own list may be long, these are a few). */
+        /* Host files: listed unless -q, runtime-like ones (removed) included: they are a few. */
         for (size_t i = 0; i < l->n_host && ctx->verbosity >= 0; i++) {
                 _cleanup_free_ char *s = host_diff_to_string(l, &l->host[i]);
                 if (!s)

@@ -256,22 +256,27 @@ int deploy_check_replaceable(struct mkm_ctx *ctx, struct deploy *d, const char *
                 if (r < 0)
                         return r;
         }
-        /* (f) host files of the live generation that someone changed or added by hand (a
+        /* (f) host files that someone changed or added by hand since they were installed (a
          * removed one is no loss: the new generation writes its own). */
-        if (d->state->live) {
+        if (d->state->n_gens) {
                 struct state_host_diff *hd = NULL;
                 size_t nhd = 0;
-                int r = state_host_files_diff(ctx, d->state, &hd, &nhd, reterr);
+                struct mkm_err herr = {};
+                int r = state_host_files_diff(ctx, d->state, &hd, &nhd, &herr);
+                if (r < 0 && !ctx->force)
+                        return mkm_err_set(reterr, r, "cannot compare the host files of '%s' with what mkmachine "
+                                           "installed (--force skips this): %s", d->name, herr.msg[0] ? herr.msg : strerror(-r));
                 if (r < 0)
-                        return r;
-                for (size_t i = 0; i < nhd; i++)
+                        mkm_warn(ctx, "cannot compare the host files of '%s' with what mkmachine installed: %s; "
+                                      "ignoring (--force)", d->name, herr.msg[0] ? herr.msg : strerror(-r));
+                for (size_t i = 0; r >= 0 && i < nhd; i++)
                         if (hd[i].change == STATE_HOST_CHANGED)
                                 WHY("\n  host file: %.300s was changed by hand since generation %u installed it, and "
                                     "would be replaced or removed ('mkmachine verify %s' shows it)",
-                                    hd[i].path, d->state->live->gen, d->name);
+                                    hd[i].path, hd[i].gen, d->name);
                         else if (hd[i].change == STATE_HOST_ADDED)
                                 WHY("\n  host file: %.300s was added by hand (generation %u has none) and would be "
-                                    "removed", hd[i].path, d->state->live->gen);
+                                    "removed ('mkmachine verify %s' shows it)", hd[i].path, hd[i].gen, d->name);
                 state_host_diffs_free(hd, nhd);
         }
         /* (e) for a new tree: another image of the name beside it, which the tree would hide
@@ -475,6 +480,7 @@ int deploy_commit(struct mkm_ctx *ctx, struct deploy *d, const struct state_new_
         _cleanup_free_ char *gen_dir = NULL;
         if (asprintf(&gen_dir, "%s/gen/%u", d->state_dir, n) < 0)
                 return -ENOMEM;
+        bool retired = true;    /* false: r (and reterr) are the host files' failure, not the swap's */
         if (exists && (!seen->tree_exists || (uint64_t)tst.st_dev != seen->tree_dev || (uint64_t)tst.st_ino != seen->tree_ino))
                 r = -MKM_E_REFUSED;
         /* The old generation's host files that the new one has not (or otherwise) go first: a
@@ -482,7 +488,7 @@ int deploy_commit(struct mkm_ctx *ctx, struct deploy *d, const struct state_new_
          * marker tells recovery to rewrite them if we die before step 4. */
         else if ((r = state_host_pending(d->state, true, reterr)) < 0 ||
                  (r = state_retire_host_files(ctx, d->state, gen_dir, reterr)) < 0)
-                ;
+                retired = false;
         else if (exists)
                 r = syscall(SYS_renameat2, d->machines_fd, stage_name, d->machines_fd, d->name, RENAME_EXCHANGE) < 0
                             ? negative_errno() : 0;
@@ -496,6 +502,8 @@ int deploy_commit(struct mkm_ctx *ctx, struct deploy *d, const struct state_new_
                 struct mkm_err ignored = {};
                 if (!seen->live || state_install_host_files(ctx, seen, seen->live, &ignored) >= 0)
                         (void)state_host_pending(seen, false, &ignored);
+                if (!retired)
+                        return mkm_err_prefix(reterr, r, "nothing was deployed");
                 if (r == -MKM_E_REFUSED || r == -EEXIST)
                         return mkm_err_set(reterr, -MKM_E_REFUSED,
                                            "%s %s while the build ran; nothing was deployed (build again to see what "
@@ -600,8 +608,13 @@ int deploy_rollback(struct mkm_ctx *ctx, struct deploy *d, unsigned *ret_from, u
 }
 
 int deploy_remove(struct mkm_ctx *ctx, struct deploy *d, struct mkm_err *reterr) {
-        /* The host first, so systemd stops knowing the machine; then the trees; the state last. */
-        int r = state_install_host_files(ctx, d->state, NULL, reterr);
+        /* The host first, so systemd stops knowing the machine; then the trees; the state last.
+         * The mark makes recovery put the host files back if we die while the tree is still
+         * deployed (the state directory goes at the end, and the mark with it). */
+        int r = d->state->live ? state_host_pending(d->state, true, reterr) : 0;
+        if (r < 0)
+                return r;
+        r = state_install_host_files(ctx, d->state, NULL, reterr);
         if (r < 0)
                 return r;
         struct stat st;

@@ -538,6 +538,9 @@ struct machine_src {
         char *digest;                   /* "sha256:HEX" */
         char *manifest;                 /* the generation's manifest, whose sha256 digest is */
         int64_t source_date_epoch;
+        char *nspawn_edited;            /* the installed NAME.nspawn, when it is not what the
+                                         * generation installed (changed or added by hand) */
+        unsigned gen;
 };
 
 static void machine_src_done(struct machine_src *m) {
@@ -545,6 +548,7 @@ static void machine_src_done(struct machine_src *m) {
         free(m->state_dir);
         free(m->digest);
         free(m->manifest);
+        free(m->nspawn_edited);
 }
 
 /* The live generation's tree, digest and SOURCE_DATE_EPOCH (state.h). */
@@ -569,6 +573,25 @@ static int machine_src_load(struct mkm_ctx *ctx, const char *name, struct machin
                 machine_src_done(&m);
                 return r;
         }
+        /* The settings go into the export as they are installed: one edited by hand is not the
+         * generation's. */
+        struct state_host_diff *hd = NULL;
+        size_t nhd = 0;
+        r = state_host_files_diff(ctx, st, &hd, &nhd, reterr);
+        if (r < 0) {
+                machine_src_done(&m);
+                return r;
+        }
+        _cleanup_free_ char *leaf = NULL;
+        if (asprintf(&leaf, "/%s.nspawn", name) < 0)
+                leaf = NULL;
+        for (size_t i = 0; leaf && i < nhd && !m.nspawn_edited; i++) {
+                size_t pl = strlen(hd[i].path), ll = strlen(leaf);
+                if (hd[i].change != STATE_HOST_REMOVED && pl >= ll && strcmp(hd[i].path + pl - ll, leaf) == 0)
+                        m.nspawn_edited = strdup(hd[i].path);
+        }
+        state_host_diffs_free(hd, nhd);
+        m.gen = st->live->gen;
         mkm_debug(ctx, "export: %s: generation %u, %s, SOURCE_DATE_EPOCH %lld", name, st->live->gen, m.digest,
                   (long long)m.source_date_epoch);
         *ret = m;
@@ -906,6 +929,19 @@ int export_machine(struct mkm_ctx *ctx, const char *name, const char *dir, const
                 }
                 mkm_warn(ctx, "export: %s differs from its manifest; exporting it as it is (%s), because of --force",
                          m.tree, digest);
+        }
+
+        if (m.nspawn_edited) {
+                if (!opts->force) {
+                        r = mkm_err_set(reterr, -MKM_E_DIGEST_MISMATCH,
+                                        "%s was changed by hand since generation %u installed it, and an export "
+                                        "carries the settings as installed; 'mkmachine verify %s' shows it, --force "
+                                        "exports it as it is",
+                                        m.nspawn_edited, m.gen, name);
+                        goto out;
+                }
+                mkm_warn(ctx, "export: %s was changed by hand since generation %u installed it; exporting it as it "
+                              "is, because of --force", m.nspawn_edited, m.gen);
         }
 
         r = fs_mkdir_p_at(AT_FDCWD, dir, 0755);

@@ -721,6 +721,17 @@ static void sync_dir_of(int hostfd, const char *path) {
                 (void)fsync(fd);
 }
 
+/* Is the host file path (relative to hostfd) a regular file (not a symlink to one, not a FIFO,
+ * which a read would wait on) holding exactly want? */
+static bool host_file_is(int hostfd, const char *path, const char *want) {
+        struct stat st;
+        if (fstatat(hostfd, path, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
+                return false;
+        _cleanup_close_ int fd = openat(hostfd, path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+        _cleanup_free_ char *have = NULL;
+        return fd >= 0 && fs_read_fd(fd, HOST_FILE_MAX, &have, NULL) >= 0 && strcmp(have, want) == 0;
+}
+
 /* Every host file path of the machine (relative to the host root): the standard ones (a
  * generation may have lost its copies: the layout before generations kept none), but only for a
  * machine mkmachine made (for a name without generations, a typo given to rm or a tree of someone
@@ -774,11 +785,11 @@ static int host_files_apply(struct mkm_ctx *ctx, const struct machine_state *s, 
                         continue;
                 if (strv_contains(mine, *p)) {
                         /* Kept through the swap only when it is already the new generation's. */
-                        _cleanup_free_ char *want = NULL, *have = NULL, *copy = NULL;
+                        _cleanup_free_ char *want = NULL, *copy = NULL;
                         if (asprintf(&copy, "%s/host/%s", gen_dir, *p) < 0)
                                 return -ENOMEM;
                         if (fs_read_file_follow_at(AT_FDCWD, copy, HOST_FILE_MAX, &want, NULL) >= 0 &&
-                            fs_read_file_follow_at(hostfd, *p, HOST_FILE_MAX, &have, NULL) >= 0 && strcmp(have, want) == 0)
+                            host_file_is(hostfd, *p, want))
                                 continue;
                 }
                 if (unlinkat(hostfd, *p, 0) < 0) {
@@ -796,13 +807,13 @@ static int host_files_apply(struct mkm_ctx *ctx, const struct machine_state *s, 
                         sync_dir_of(hostfd, dir);
         }
         for (char **p = mine; write && *p; p++) {
-                _cleanup_free_ char *want = NULL, *have = NULL, *copy = NULL, *dir = fs_path_dirname(*p);
+                _cleanup_free_ char *want = NULL, *copy = NULL, *dir = fs_path_dirname(*p);
                 if (!dir || asprintf(&copy, "%s/host/%s", gen_dir, *p) < 0)
                         return -ENOMEM;
                 r = fs_read_file_follow_at(AT_FDCWD, copy, HOST_FILE_MAX, &want, NULL);
                 if (r < 0)
                         return mkm_err_set(reterr, r, "cannot read %s: %s", copy, strerror(-r));
-                if (fs_read_file_follow_at(hostfd, *p, HOST_FILE_MAX, &have, NULL) >= 0 && strcmp(have, want) == 0)
+                if (host_file_is(hostfd, *p, want))
                         continue;
                 bool new_dir = faccessat(hostfd, dir, F_OK, AT_SYMLINK_NOFOLLOW) < 0;
                 r = fs_mkdir_p_at(hostfd, dir, 0755);
@@ -849,22 +860,26 @@ int state_host_files_diff(struct mkm_ctx *ctx, const struct machine_state *s, st
                           size_t *ret_n, struct mkm_err *reterr) {
         *ret = NULL;
         *ret_n = 0;
-        if (!s->live)
+        /* What the live generation installed. Without a live tree there is nothing to compare
+         * with: recovery removed the generation whose tree is gone, with its copies, and the
+         * host files are still its own (an older kept generation's differ by design). */
+        const struct machine_gen *ref = s->live;
+        if (!ref)
                 return 0;
         const char *root = ctx->host_root ? ctx->host_root : "/";
         _cleanup_close_ int hostfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (hostfd < 0)
                 return mkm_err_set(reterr, negative_errno(), "cannot open the host root %s: %s", root, strerror(errno));
         _cleanup_strv_free_ char **all = NULL, **mine = NULL;
-        int r = host_paths(s, s->live->dir, &all, &mine, NULL, reterr);
+        int r = host_paths(s, ref->dir, &all, &mine, NULL, reterr);
         if (r < 0)
                 return r;
         struct state_host_diff *d = NULL;
         size_t n = 0, cap = 0;
         for (char **p = all; *p; p++) {
-                _cleanup_free_ char *want = NULL, *have = NULL, *copy = NULL;
+                _cleanup_free_ char *want = NULL, *copy = NULL;
                 if (strv_contains(mine, *p)) {
-                        if (asprintf(&copy, "%s/host/%s", s->live->dir, *p) < 0) {
+                        if (asprintf(&copy, "%s/host/%s", ref->dir, *p) < 0) {
                                 r = -ENOMEM;
                                 break;
                         }
@@ -878,7 +893,7 @@ int state_host_files_diff(struct mkm_ctx *ctx, const struct machine_state *s, st
                  * mkmachine wrote. */
                 struct stat st;
                 bool present = fstatat(hostfd, *p, &st, AT_SYMLINK_NOFOLLOW) == 0;
-                if (!present && errno != ENOENT) {
+                if (!present && errno != ENOENT && errno != ENOTDIR) {        /* (nothing under a non-directory) */
                         r = mkm_err_set(reterr, negative_errno(), "cannot stat the host file /%s: %m", *p);
                         break;
                 }
@@ -889,8 +904,7 @@ int state_host_files_diff(struct mkm_ctx *ctx, const struct machine_state *s, st
                         c = STATE_HOST_REMOVED;
                 else if (!want)
                         c = STATE_HOST_ADDED;
-                else if (S_ISREG(st.st_mode) && fs_read_file_follow_at(hostfd, *p, HOST_FILE_MAX, &have, NULL) >= 0 &&
-                         strcmp(have, want) == 0)
+                else if (host_file_is(hostfd, *p, want))
                         continue;
                 else
                         c = STATE_HOST_CHANGED;
@@ -898,7 +912,7 @@ int state_host_files_diff(struct mkm_ctx *ctx, const struct machine_state *s, st
                         r = -ENOMEM;
                         break;
                 }
-                d[n] = (struct state_host_diff){ .change = c };
+                d[n] = (struct state_host_diff){ .change = c, .gen = ref->gen };
                 if (asprintf(&d[n].path, "%s%s%s", root, root[strlen(root) - 1] == '/' ? "" : "/", *p) < 0) {
                         d[n].path = NULL;
                         r = -ENOMEM;

@@ -155,6 +155,7 @@ enum state_host_change {
 struct state_host_diff {
         char *path;
         enum state_host_change change;
+        unsigned gen;                   /* the generation compared with */
 };
 
 const char *state_host_change_to_string(enum state_host_change c);

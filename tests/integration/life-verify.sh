@@ -201,6 +201,12 @@ check "... naming the host file" contains "$WORK/h-refused.log" "host file: $NS 
 check "... and the .nspawn is still the edited one" cmp "$NS" "$WORK/v1.nspawn.edited"
 mkm rm v1 >"$WORK/h-rm.log" 2>&1; r=$?
 check "rm is refused too" bash -c "[ $r = 1 ] && grep -q 'changed by hand' '$WORK/h-rm.log'"
+mkm export v1 "$WORK/h-exp" >"$WORK/h-exp.out" 2>"$WORK/h-exp.log"; r=$?
+check "export is refused: it would carry the edited settings" \
+  bash -c "[ $r = 1 ] && grep -q '$NS was changed by hand since generation' '$WORK/h-exp.log' && [ ! -e '$WORK/h-exp/v1.nspawn' ]"
+mkm -q --force export v1 "$WORK/h-expf" >/dev/null 2>"$WORK/h-expf.log"
+check "export --force carries them, with a warning" \
+  bash -c "cmp -s '$WORK/h-expf/v1.nspawn' '$WORK/v1.nspawn.edited' && grep -q 'because of --force' '$WORK/h-expf.log'"
 # Back as built, then a hand-written modules-load file (a standard path the generation has none of).
 cp "$WORK/v1.nspawn.built" "$NS"
 ML=$HOST/etc/modules-load.d/mkmachine-v1.conf
@@ -215,6 +221,12 @@ if [ ! -e "$ML" ]; then
 else
   check "the modules-load path is mkmachine's own (the fixture wrote it)" false
 fi
+# A symlink to the very content is not what mkmachine wrote: --force puts a regular file back.
+cp "$NS" "$WORK/ns-copy"; ln -sf "$WORK/ns-copy" "$NS"
+mkm -q --force build "$WORK/v1.recipe" >"$WORK/h-sym.log" 2>&1
+verify "$WORK/h-sym"
+check "a .nspawn replaced by a symlink: --force writes a regular file again, and verify is clean" \
+  bash -c "[ ! -L '$NS' ] && [ -f '$NS' ] && [ \"\$(cat '$WORK/h-sym.rc')\" = 0 ]"
 rm "$NS"
 verify "$WORK/h3"
 check "verify: a removed .nspawn is listed but no drift (a rebuild writes it again)" \

@@ -337,6 +337,47 @@ static void test_host_by_hand(void **state) {
         ns = th_read_file(host, "etc/systemd/nspawn/m.nspawn", NULL);
         assert_string_equal(ns, "# three\n");
         assert_false(exists(host, "var/lib/mkmachine/m/host-pending"));
+
+        /* Not a regular file: a symlink to the very content, or a FIFO (which a read would wait
+         * on), is changed; a file where a directory of a host path should be is nothing there. */
+        char fifo[512], target[512];
+        snprintf(target, sizeof target, "%s/elsewhere", host);
+        th_write_file(host, "elsewhere", "# three\n", 0644);
+        assert_int_equal(unlink_in(host, "etc/systemd/nspawn/m.nspawn"), 0);
+        snprintf(fifo, sizeof fifo, "%s/etc/systemd/nspawn/m.nspawn", host);
+        assert_int_equal(symlink(target, fifo), 0);
+        th_write_file(host, "etc/systemd/system/systemd-nspawn@m.service.d", "in the way\n", 0644);
+        assert_int_equal(state_load(&ctx, "m", &s, &err), 0);
+        assert_int_equal(state_host_files_diff(&ctx, s, &hd, &n, &err), 0);
+        assert_int_equal(n, 1);
+        assert_int_equal(hd[0].change, STATE_HOST_CHANGED);
+        state_host_diffs_free(hd, n);
+        state_free(s);
+        assert_int_equal(unlink(fifo), 0);
+        assert_int_equal(mkfifo(fifo, 0644), 0);
+        assert_int_equal(state_load(&ctx, "m", &s, &err), 0);
+        assert_int_equal(state_host_files_diff(&ctx, s, &hd, &n, &err), 0);
+        assert_int_equal(n, 1);
+        assert_int_equal(hd[0].change, STATE_HOST_CHANGED);
+        state_host_diffs_free(hd, n);
+        state_free(s);
+        /* A swap (what --force lets through) replaces the FIFO with a regular file: no read
+         * waits on it. */
+        assert_int_equal(unlink_in(host, "etc/systemd/system/systemd-nspawn@m.service.d"), 0);
+        deploy_one(&ctx, "four", false);
+        struct stat fst;
+        assert_int_equal(lstat(fifo, &fst), 0);
+        assert_true(S_ISREG(fst.st_mode));
+        free(ns);
+        ns = th_read_file(host, "etc/systemd/nspawn/m.nspawn", NULL);
+        assert_string_equal(ns, "# four\n");
+        /* And a symlink to the same content is replaced too, by a regular file. */
+        assert_int_equal(unlink(fifo), 0);
+        assert_int_equal(symlink(target, fifo), 0);
+        deploy_one(&ctx, "five", false);
+        assert_int_equal(lstat(fifo, &fst), 0);
+        assert_true(S_ISREG(fst.st_mode));
+
         assert_int_equal(fs_rm_rf_at(AT_FDCWD, host), 0);
 }
 
