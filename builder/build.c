@@ -145,6 +145,7 @@ static int prepare(struct mkm_ctx *ctx, const char *path, bool relock, const str
                         return -ENOMEM;
                 strv_free(r->files);
                 r->files = files;
+                recipe_forget_source_dirs(r);
         }
         q = recipe_validate_for_build(r, reterr);
         if (q < 0)

@@ -707,6 +707,7 @@ static void copy_done(struct recipe_copy *c) {
         free(c->src);
         free(c->dest);
         free(c->owner);
+        free(c->from_dir);
 }
 
 static int parse_copy(struct loader *l, const struct where *w, const char *item, struct recipe_copy *ret) {
@@ -759,7 +760,8 @@ static int parse_copy(struct loader *l, const struct where *w, const char *item,
         }
         c.src = resolve_path(w->dir, parts[0]);
         c.dest = path_normalize(parts[1]);
-        if (!c.src || !c.dest) {
+        c.from_dir = l->allow_includes && w->dir ? strdup(w->dir) : NULL;
+        if (!c.src || !c.dest || (l->allow_includes && w->dir && !c.from_dir)) {
                 copy_done(&c);
                 return -ENOMEM;
         }
@@ -849,8 +851,11 @@ static int apply_list(struct loader *l, const struct where *w, enum key_id id) {
                         free(r->copies);
                         r->copies = NULL;
                         r->n_copies = 0;
-                } else
+                } else {
                         *field = strv_free(*field);
+                        if (id == K_ROOT_AUTHORIZED_KEYS)
+                                r->root_authorized_keys_dirs = strv_free(r->root_authorized_keys_dirs);
+                }
                 return 0;
         }
         if (id == K_RUN)        /* one command per assignment, spaces and all */
@@ -892,6 +897,8 @@ static int apply_list(struct loader *l, const struct where *w, enum key_id id) {
                                 free(p);
                                 return -ENOMEM;
                         }
+                        if (strv_push(&r->root_authorized_keys_dirs, l->allow_includes && w->dir ? w->dir : "") < 0)
+                                return -ENOMEM;
                 } else {
                         ret = strv_push(field, *it);
                         if (ret < 0)
@@ -1480,6 +1487,7 @@ struct recipe *recipe_free(struct recipe *r) {
         strv_free(r->enable_services);
         free(r->docker_storage_driver);
         strv_free(r->root_authorized_keys);
+        strv_free(r->root_authorized_keys_dirs);
         for (size_t i = 0; i < r->n_copies; i++)
                 copy_done(&r->copies[i]);
         free(r->copies);
@@ -1517,25 +1525,52 @@ static int check_readable(const struct recipe *r, enum key_id id, const char *pa
 /* A recipe shared by a co-tenant must not copy the builder's files into the machine it gets
  * (/etc/shadow, ~/.ssh/id_ed25519): Copy= and RootAuthorizedKeys= sources must resolve, symlinks
  * followed, to a path inside the directory of one of the recipe files that were read. */
-static int check_beside(const struct recipe *r, enum key_id id, const char *path, struct recipe_errors *errs) {
+/* Is path under dir (both absolute; "/" holds everything)? */
+static bool under_dir(const char *path, const char *dir) {
+        size_t n = strlen(dir);
+        return strncmp(path, dir, n) == 0 && (path[n] == '/' || (n == 1 && dir[0] == '/'));
+}
+
+static int check_beside(const struct recipe *r, enum key_id id, const char *path, const char *dir,
+                        struct recipe_errors *errs) {
         _cleanup_free_ char *real = realpath(path, NULL);
         if (!real)
                 return FAIL_KEY(errs, r, id, "cannot read '%s': %s", path, strerror(errno));
-        for (char **f = r->files; f && *f; f++) {
-                _cleanup_free_ char *dir = fs_path_dirname(*f);
-                if (!dir)
-                        return -ENOMEM;
+        if (dir && dir[0]) {
+                /* The directory of the recipe file that set the source, and only that one: an
+                 * Include= of some other file (any host file without assignments parses as a
+                 * recipe) must not widen it. */
                 _cleanup_free_ char *rdir = realpath(dir, NULL);
-                if (!rdir)
-                        continue;
-                size_t n = strlen(rdir);
-                if (strncmp(real, rdir, n) == 0 && (real[n] == '/' || (n == 1 && rdir[0] == '/')))
+                if (rdir && under_dir(real, rdir))
+                        return 0;
+                return FAIL_KEY(errs, r, id,
+                                "'%s' is not beside the recipe that names it; sources must be in that recipe file's "
+                                "directory (%s) or below",
+                                path, dir);
+        }
+        /* A stored recipe (rebuild): which file set the source is not known, only the files the
+         * first build read. The path as written must lie in one's directory, and where it leads
+         * too: a source swapped for a link into another one's (an included /etc/fstab's) fails. */
+        for (char **f = r->files; f && *f; f++) {
+                _cleanup_free_ char *d = fs_path_dirname(*f);
+                if (!d)
+                        return -ENOMEM;
+                _cleanup_free_ char *rdir = realpath(d, NULL);
+                if (rdir && under_dir(path, d) && under_dir(real, rdir))
                         return 0;
         }
         return FAIL_KEY(errs, r, id,
                         "'%s' is not beside the recipe; sources must be in the recipe's directory (or one of an "
                         "included recipe's)",
                         path);
+}
+
+void recipe_forget_source_dirs(struct recipe *r) {
+        for (size_t i = 0; i < r->n_copies; i++) {
+                free(r->copies[i].from_dir);
+                r->copies[i].from_dir = NULL;
+        }
+        r->root_authorized_keys_dirs = strv_free(r->root_authorized_keys_dirs);
 }
 
 /* Every check runs; each failure is recorded. -ENOMEM only. */
@@ -1553,16 +1588,19 @@ static int validate(const struct recipe *r, struct recipe_errors *errs) {
         }
         if (r->keyring && check_readable(r, K_KEYRING, r->keyring, errs) == -ENOMEM)
                 return -ENOMEM;
-        for (char **p = r->root_authorized_keys; p && *p; p++) {
-                if ((k = check_readable(r, K_ROOT_AUTHORIZED_KEYS, *p, errs)) == -ENOMEM)
+        for (size_t i = 0; r->root_authorized_keys && r->root_authorized_keys[i]; i++) {
+                const char *p = r->root_authorized_keys[i];
+                const char *dir = i < strv_length(r->root_authorized_keys_dirs) ? r->root_authorized_keys_dirs[i] : NULL;
+                if ((k = check_readable(r, K_ROOT_AUTHORIZED_KEYS, p, errs)) == -ENOMEM)
                         return k;
-                if (k == 0 && r->path && check_beside(r, K_ROOT_AUTHORIZED_KEYS, *p, errs) == -ENOMEM)
+                if (k == 0 && r->path && check_beside(r, K_ROOT_AUTHORIZED_KEYS, p, dir, errs) == -ENOMEM)
                         return -ENOMEM;
         }
         for (size_t i = 0; i < r->n_copies; i++) {
                 if ((k = check_readable(r, K_COPY, r->copies[i].src, errs)) == -ENOMEM)
                         return k;
-                if (k == 0 && r->path && check_beside(r, K_COPY, r->copies[i].src, errs) == -ENOMEM)
+                if (k == 0 && r->path &&
+                    check_beside(r, K_COPY, r->copies[i].src, r->copies[i].from_dir, errs) == -ENOMEM)
                         return -ENOMEM;
         }
         return 0;

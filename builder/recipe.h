@@ -42,6 +42,8 @@ struct recipe_copy {
         mode_t mode;            /* valid only if has_mode */
         bool has_mode;
         char *owner;            /* "user", "user:group", "uid" or "uid:gid"; NULL if not given */
+        char *from_dir;         /* the directory of the recipe file that set it (sources must be
+                                 * there or below); NULL when parsed from a buffer */
 };
 
 /* One [Exec]/[Files]/[Network] assignment passed verbatim to NAME.nspawn, in recipe order. */
@@ -90,6 +92,8 @@ struct recipe {
         enum recipe_tristate docker_privileged; /* yes: today's privileged machine for Docker; else
                                                  * a user-namespaced one (hooks.h) */
         char **root_authorized_keys;    /* absolute paths */
+        char **root_authorized_keys_dirs; /* for each, the directory of the recipe file that set it
+                                           * ("" when parsed from a buffer) */
         struct recipe_copy *copies;
         size_t n_copies;
         char **runs;                    /* one shell command line per item */
@@ -162,6 +166,12 @@ static inline void recipe_freep(struct recipe **r) {
 /* The canonical text: fixed section and key order, lists space-joined, includes merged,
  * defaults filled in, no comments. Deterministic for equal recipes. Caller owns *ret_text. */
 int recipe_format(const struct recipe *r, char **ret_text);
+
+/* A stored recipe (rebuild) was loaded from the state, not from the files that set its Copy= and
+ * RootAuthorizedKeys= sources: forget the directories recorded for them, so that validation
+ * judges them against r->files (the files the first build read), the path as written and where
+ * it leads both under one's directory. */
+void recipe_forget_source_dirs(struct recipe *r);
 
 /* What a build needs beyond a valid recipe: Packages= non-empty, Keyring= and
  * RootAuthorizedKeys= and Copy= sources readable. -MKM_E_RECIPE with file:line on failure (every

@@ -38,6 +38,14 @@ printf '[Machine]\nName=x\n[Bootstrap]\nDistribution=arch\nPackages=base\n[Hooks
 "$MKMACHINE" check "$WORK/r/b.recipe" >"$WORK/u" 2>&1
 check "RootAuthorizedKeys= through a symlink leading out of the recipe's directory exits 2" test $? -eq 2
 check "... naming the key" contains "$WORK/u" "[Hooks] RootAuthorizedKeys=: '$WORK/r/link' is not beside the recipe"
+# An Include= of a host file that parses as an empty recipe does not make its directory "beside".
+printf '[Machine]\nName=x\nInclude=%s\n[Bootstrap]\nDistribution=arch\nPackages=base\n[Hooks]\nCopy=/etc/passwd:/etc/stolen\n' \
+  "$WORK/o/empty" >"$WORK/r/c.recipe"
+mkdir -p "$WORK/o"; : >"$WORK/o/empty"; echo secret >"$WORK/o/passwd"
+sed -i "s|Copy=/etc/passwd|Copy=$WORK/o/passwd|" "$WORK/r/c.recipe"
+"$MKMACHINE" check "$WORK/r/c.recipe" >"$WORK/u" 2>&1
+check "Copy= beside an included file, not beside the recipe that names it, exits 2" test $? -eq 2
+check "... saying so" contains "$WORK/u" "c.recipe:8: [Hooks] Copy=: '$WORK/o/passwd' is not beside the recipe that names it"
 
 # Every long option in the CLI and every exit code is documented in mkmachine(1).
 grep -o '{ "[a-z-]*", [a-z_]*_argument' "$TOP/builder/cli.c" | sed 's/{ "\([a-z-]*\)".*/\1/' >"$WORK/opts"

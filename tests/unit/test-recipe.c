@@ -471,6 +471,44 @@ static void test_include(void **state) {
         assert_int_equal(t->n_nspawn, 2);
 }
 
+/* Copy= sources lie beside the recipe file that names them, not beside any file read (an Include=
+ * of a host file that parses as an empty recipe); a stored recipe (rebuild), which does not know
+ * which file named them, needs the path as written and where it leads under one's directory. */
+static void test_sources_beside(void **state) {
+        (void)state;
+        write_file("other/empty", "");
+        write_file("other/secret", "s\n");
+        write_file("mine/files/motd", "m\n");
+        _cleanup_free_ char *secret = tpath("other/secret"), *empty = tpath("other/empty"),
+                            *motd = tpath("mine/files/motd"), *top = tpath("mine/top.recipe");
+        char text[2048];
+        snprintf(text, sizeof text,
+                 "[Machine]\nName=x\nInclude=%s\n[Bootstrap]\nDistribution=arch\nPackages=base\n"
+                 "[Hooks]\nCopy=%s:/etc/s\n", empty, secret);
+        write_file("mine/top.recipe", text);
+        struct mkm_err err = {};
+        _cleanup_(recipe_freep) struct recipe *r = NULL;
+        assert_int_equal(recipe_load(NULL, top, &r, &err), 0);
+        assert_int_equal(recipe_validate_for_build(r, &err), -MKM_E_RECIPE);
+        assert_non_null(strstr(err.msg, "is not beside the recipe that names it"));
+        recipe_free(r);
+        r = NULL;
+        write_file("mine/top.recipe",
+                   "[Machine]\nName=x\nInclude=../other/empty\n[Bootstrap]\nDistribution=arch\nPackages=base\n"
+                   "[Hooks]\nCopy=files/motd:/etc/motd\n");
+        assert_int_equal(recipe_load(NULL, top, &r, &err), 0);
+        if (recipe_validate_for_build(r, &err) < 0)
+                fail_msg("%s", err.msg);
+        /* As rebuild judges it: the source swapped for a link into the included file's directory. */
+        recipe_forget_source_dirs(r);
+        if (recipe_validate_for_build(r, &err) < 0)
+                fail_msg("%s", err.msg);
+        assert_int_equal(unlink(motd), 0);
+        assert_int_equal(symlink(secret, motd), 0);
+        assert_int_equal(recipe_validate_for_build(r, &err), -MKM_E_RECIPE);
+        assert_non_null(strstr(err.msg, "is not beside the recipe"));
+}
+
 static void test_include_errors(void **state) {
         (void)state;
         struct mkm_err err = {};
@@ -880,6 +918,7 @@ int main(void) {
                 cmocka_unit_test(test_defaults),
                 cmocka_unit_test(test_bad),
                 cmocka_unit_test(test_validate_for_build),
+                cmocka_unit_test_setup_teardown(test_sources_beside, setup_tmp, teardown_tmp),
                 cmocka_unit_test_setup_teardown(test_include, setup_tmp, teardown_tmp),
                 cmocka_unit_test_setup_teardown(test_include_errors, setup_tmp, teardown_tmp),
                 cmocka_unit_test_setup_teardown(test_multi_errors, setup_tmp, teardown_tmp),
