@@ -11,6 +11,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <strings.h>
 
 #include "ctx.h"
@@ -310,7 +311,10 @@ int policy_load(struct mkm_ctx *ctx, struct policy **ret, struct mkm_err *reterr
                 return -ENOMEM;
         size_t len = 0;
         int q = fs_read_file_follow_at(AT_FDCWD, path, POLICY_FILE_MAX, &text, &len);
-        if (q == -ENOENT) {
+        /* No policy only when there is nothing at the path: a symlink to nothing (a policy
+         * moved away, or a link into a file system not mounted yet) fails closed. */
+        struct stat st;
+        if (q == -ENOENT && lstat(path, &st) < 0 && errno == ENOENT) {
                 *ret = NULL;
                 return 0;
         }

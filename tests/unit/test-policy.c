@@ -260,6 +260,12 @@ static void test_load(void **state) {
         assert_int_equal(policy_load(&ctx, &p, &err), -MKM_E_USAGE);
         assert_int_equal(err.code, -MKM_E_USAGE);
         assert_non_null(strstr(err.msg, ":2: [Recipes] AllowPorts=: expected yes or no, got 'perhaps'"));
+        /* A symlink to nothing is not "no policy" (which allows everything): it fails closed. */
+        assert_int_equal(unlink(file), 0);
+        assert_int_equal(symlink("/nonexistent/policy.conf", file), 0);
+        assert_int_equal(policy_load(&ctx, &p, &err), -MKM_E_USAGE);
+        assert_null(p);
+        assert_non_null(strstr(err.msg, "cannot read the policy"));
         assert_int_equal(fs_rm_rf_at(AT_FDCWD, dir), 0);
 }
 
