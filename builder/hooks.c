@@ -929,6 +929,30 @@ static int copy_tree(const struct copy_op *op, int srcdirfd, int dfd, unsigned d
         return q;
 }
 
+/* What fd (opened from a recipe's source path) is: still beside the recipe? The recipe was
+ * checked when it was loaded; the file may have been swapped for a symlink since (a co-tenant's
+ * directory). Judged by the path of what was opened, so no swap after this is seen either. */
+static int source_still_beside(const struct recipe *r, int fd, const char *path, const char *dir, const char *what,
+                               struct mkm_err *reterr) {
+        if (!r->path)
+                return 0;       /* parsed from a buffer: no directory to be beside */
+        char link[64], real[PATH_MAX];
+        (void)snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+        ssize_t n = readlink(link, real, sizeof real - 1);
+        if (n < 0)
+                return mkm_err_set(reterr, negative_errno(), "[Hooks] %s: cannot tell what was opened: %m", what);
+        real[n] = 0;
+        int k = recipe_source_is_beside(r, path, dir, real);
+        if (k < 0)
+                return k;
+        if (k == 0)
+                return mkm_err_set(reterr, -MKM_E_RECIPE,
+                                   "[Hooks] %s: the source now leads to %s, which is not beside the recipe (it changed "
+                                   "after the recipe was checked); refusing",
+                                   what, real);
+        return 0;
+}
+
 int hooks_copy(struct mkm_ctx *ctx, const struct recipe *r, int rootfd, int64_t epoch, struct mkm_err *reterr) {
         for (size_t i = 0; i < r->n_copies; i++) {
                 const struct recipe_copy *c = &r->copies[i];
@@ -963,6 +987,12 @@ int hooks_copy(struct mkm_ctx *ctx, const struct recipe *r, int rootfd, int64_t 
                 if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode))
                         return mkm_err_set(reterr, -MKM_E_RECIPE,
                                            "[Hooks] Copy=%s: the source is neither a file nor a directory", item);
+                _cleanup_free_ char *what = NULL;
+                if (asprintf(&what, "Copy=%s", item) < 0)
+                        return -ENOMEM;
+                q = source_still_beside(r, sfd, c->src, c->from_dir, what, reterr);
+                if (q < 0)
+                        return q;
                 (void)fcntl(sfd, F_SETFL, 0);   /* back to blocking reads */
                 mode_t mode = c->has_mode ? c->mode : st.st_mode & 07777;
                 if (strcmp(c->dest, "/") == 0) {
@@ -1015,10 +1045,23 @@ int hooks_authorized_keys(struct mkm_ctx *ctx, const struct recipe *r, int rootf
                                    strerror(-q));
         if (q < 0)
                 text = NULL, len = 0;
-        for (char **k = r->root_authorized_keys; *k; k++) {
-                _cleanup_free_ char *key = NULL;
+        for (size_t i = 0; r->root_authorized_keys[i]; i++) {
+                char *const *k = &r->root_authorized_keys[i];
+                _cleanup_free_ char *key = NULL, *what = NULL;
                 size_t klen = 0;
-                q = fs_read_file_follow_at(AT_FDCWD, *k, SMALL_FILE_MAX, &key, &klen);
+                _cleanup_close_ int kfd = open(*k, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+                struct stat kst;
+                if (kfd < 0 || fstat(kfd, &kst) < 0)
+                        return mkm_err_set(reterr, -MKM_E_RECIPE, "[Hooks] RootAuthorizedKeys=%s: cannot read it: %m", *k);
+                if (!S_ISREG(kst.st_mode))
+                        return mkm_err_set(reterr, -MKM_E_RECIPE, "[Hooks] RootAuthorizedKeys=%s: not a regular file", *k);
+                if (asprintf(&what, "RootAuthorizedKeys=%s", *k) < 0)
+                        return -ENOMEM;
+                const char *dir = i < strv_length(r->root_authorized_keys_dirs) ? r->root_authorized_keys_dirs[i] : NULL;
+                q = source_still_beside(r, kfd, *k, dir, what, reterr);
+                if (q < 0)
+                        return q;
+                q = fs_read_fd(kfd, SMALL_FILE_MAX, &key, &klen);
                 if (q < 0)
                         return mkm_err_set(reterr, -MKM_E_RECIPE, "[Hooks] RootAuthorizedKeys=%s: cannot read it: %s", *k,
                                            strerror(-q));

@@ -1531,22 +1531,13 @@ static bool under_dir(const char *path, const char *dir) {
         return strncmp(path, dir, n) == 0 && (path[n] == '/' || (n == 1 && dir[0] == '/'));
 }
 
-static int check_beside(const struct recipe *r, enum key_id id, const char *path, const char *dir,
-                        struct recipe_errors *errs) {
-        _cleanup_free_ char *real = realpath(path, NULL);
-        if (!real)
-                return FAIL_KEY(errs, r, id, "cannot read '%s': %s", path, strerror(errno));
+int recipe_source_is_beside(const struct recipe *r, const char *path, const char *dir, const char *real) {
         if (dir && dir[0]) {
                 /* The directory of the recipe file that set the source, and only that one: an
                  * Include= of some other file (any host file without assignments parses as a
                  * recipe) must not widen it. */
                 _cleanup_free_ char *rdir = realpath(dir, NULL);
-                if (rdir && under_dir(real, rdir))
-                        return 0;
-                return FAIL_KEY(errs, r, id,
-                                "'%s' is not beside the recipe that names it; sources must be in that recipe file's "
-                                "directory (%s) or below",
-                                path, dir);
+                return rdir && under_dir(real, rdir);
         }
         /* A stored recipe (rebuild): which file set the source is not known, only the files the
          * first build read. The path as written must lie in one's directory, and where it leads
@@ -1557,8 +1548,24 @@ static int check_beside(const struct recipe *r, enum key_id id, const char *path
                         return -ENOMEM;
                 _cleanup_free_ char *rdir = realpath(d, NULL);
                 if (rdir && under_dir(path, d) && under_dir(real, rdir))
-                        return 0;
+                        return 1;
         }
+        return 0;
+}
+
+static int check_beside(const struct recipe *r, enum key_id id, const char *path, const char *dir,
+                        struct recipe_errors *errs) {
+        _cleanup_free_ char *real = realpath(path, NULL);
+        if (!real)
+                return FAIL_KEY(errs, r, id, "cannot read '%s': %s", path, strerror(errno));
+        int k = recipe_source_is_beside(r, path, dir, real);
+        if (k != 0)
+                return k < 0 ? k : 0;
+        if (dir && dir[0])
+                return FAIL_KEY(errs, r, id,
+                                "'%s' is not beside the recipe that names it; sources must be in that recipe file's "
+                                "directory (%s) or below",
+                                path, dir);
         return FAIL_KEY(errs, r, id,
                         "'%s' is not beside the recipe; sources must be in the recipe's directory (or one of an "
                         "included recipe's)",

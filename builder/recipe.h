@@ -173,6 +173,12 @@ int recipe_format(const struct recipe *r, char **ret_text);
  * it leads both under one's directory. */
 void recipe_forget_source_dirs(struct recipe *r);
 
+/* Does a Copy= or RootAuthorizedKeys= source path, set in the recipe file in directory dir (NULL
+ * or "": a stored recipe, judged against r->files), lie beside it, given where it leads now
+ * (real, absolute, symlinks resolved)? 1 yes, 0 no, -ENOMEM. The build asks again with the path
+ * of what it opened, so a source swapped after the recipe was checked is refused. */
+int recipe_source_is_beside(const struct recipe *r, const char *path, const char *dir, const char *real);
+
 /* What a build needs beyond a valid recipe: Packages= non-empty, Keyring= and
  * RootAuthorizedKeys= and Copy= sources readable. -MKM_E_RECIPE with file:line on failure (every
  * failure, one a line). */

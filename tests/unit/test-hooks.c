@@ -455,6 +455,39 @@ static void test_copy(void **state) {
         assert_string_equal(viaLib, "x=1\n");
 }
 
+/* A source checked when the recipe was loaded and swapped for a symlink out of its directory
+ * before the hook runs (a co-tenant's directory, during the download): what the hook opened is
+ * judged again, and refused (a review's TOCTOU). */
+static void test_sources_swapped(void **state) {
+        struct fixture *f = *state;
+        th_write_file(f->src, "files/motd", "hello\n", 0644);
+        th_write_file(f->src, "keys/admin.pub", "ssh-ed25519 AAAA admin@example\n", 0644);
+        th_write_file(f->host, "secret", "the builder's secret\n", 0600);
+        th_write_file(f->src, "web.recipe",
+                      "[Machine]\nName=web\n[Bootstrap]\nDistribution=arch\nPackages=base\n"
+                      "[Hooks]\nCopy=files/motd:/etc/motd\nRootAuthorizedKeys=keys/admin.pub\n", 0644);
+        _cleanup_free_ char *path = fs_path_join(f->src, "web.recipe");
+        _cleanup_(recipe_freep) struct recipe *r = NULL;
+        struct mkm_err err = {};
+        if (recipe_load(&f->ctx, path, &r, &err) < 0)       /* from a file: its directory counts */
+                fail_msg("%s", err.msg);
+        int v = recipe_validate_for_build(r, &err);
+        if (v < 0)
+                fail_msg("validate: %d %s", v, err.msg);
+        _cleanup_free_ char *motd = fs_path_join(f->src, "files/motd"), *key = fs_path_join(f->src, "keys/admin.pub"),
+                            *secret = fs_path_join(f->host, "secret");
+        assert_int_equal(unlink(motd), 0);
+        assert_int_equal(symlink(secret, motd), 0);
+        assert_int_equal(hooks_copy(&f->ctx, r, f->rootfd, -1, &err), -MKM_E_RECIPE);
+        assert_non_null(strstr(err.msg, "which is not beside the recipe (it changed after the recipe was checked)"));
+        assert_false(exists_in(f->root, "etc/motd"));
+        assert_int_equal(unlink(key), 0);
+        assert_int_equal(symlink(secret, key), 0);
+        assert_int_equal(hooks_authorized_keys(&f->ctx, r, f->rootfd, -1, &err), -MKM_E_RECIPE);
+        assert_non_null(strstr(err.msg, "RootAuthorizedKeys="));
+        assert_non_null(strstr(err.msg, "it changed after the recipe was checked"));
+}
+
 static void copy_fails(struct fixture *f, const char *line, int code, const char *fmt) {
         _cleanup_free_ char *body = NULL, *msg = NULL;
         assert_true(asprintf(&body, "[Hooks]\nCopy=%s\n", line) > 0);
@@ -1030,6 +1063,7 @@ int main(void) {
                 cmocka_unit_test(test_json),
                 cmocka_unit_test_setup_teardown(test_docker_tree, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_copy, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_sources_swapped, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_copy_refusals, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_network, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_userns_values, setup, teardown),
