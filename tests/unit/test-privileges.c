@@ -353,6 +353,11 @@ static void test_cover(void **state) {
                         fail_msg("%s %s%s should %sbe covered", priv_kind_to_string(t[i].k), t[i].v, t[i].ro ? " ro" : "",
                                  t[i].covered ? "" : "not ");
         }
+        /* A "+" path may lead anywhere: only "/" covers it (without that rule nothing would). */
+        struct priv_grant root_items[] = { G(PRIV_BIND, "/", false) };
+        struct privileges root = { .items = root_items, .n = 1 };
+        struct priv_grant plus = G(PRIV_BIND, "+/../../etc", false);
+        assert_true(privileges_cover(&root, &plus));
         /* Root as UID 0 on the host does not cover no user namespace at all; nothing covers all. */
         struct priv_grant uid0 = G(PRIV_PRIVILEGED, "uid0", false), cap = G(PRIV_CAPABILITY, "CAP_X", false);
         struct privileges weak = { .items = &uid0, .n = 1 }, caps = { .items = &cap, .n = 1 };
