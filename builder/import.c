@@ -428,12 +428,14 @@ static int judge_trusted_settings(struct mkm_ctx *ctx, const char *name, const c
         r = policy_load(ctx, &pol, reterr);
         if (r < 0)
                 return r;
+        _cleanup_close_ int hostfd = open(ctx->host_root ? ctx->host_root : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (hostfd < 0 && (pol || errno != ENOENT))
+                return mkm_err_set(reterr, negative_errno(), "cannot open the host root: %s", strerror(errno));
+        r = privileges_add_shared_uids(hostfd, name, nspawn, NULL, NULL, &p);
+        if (r < 0)
+                return mkm_err_set(reterr, r, "cannot read the other machines' settings on the host: %s", mkm_strerror(r));
         if (p.n == 0)
                 mkm_info(ctx, "--trust-settings: %s grants the machine '%s' nothing on the host", label, name);
-        _cleanup_close_ int hostfd = pol ? open(ctx->host_root ? ctx->host_root : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-                                         : -EBADF;
-        if (pol && hostfd < 0)
-                return mkm_err_set(reterr, negative_errno(), "cannot open the host root: %s", strerror(errno));
         for (size_t i = 0; i < p.n; i++) {
                 _cleanup_free_ char *d = priv_grant_describe(&p.items[i]);
                 if (!d)

@@ -5,14 +5,17 @@
 #include "privileges.h"
 
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "ctx.h"
 #include "hooks.h"
@@ -243,27 +246,58 @@ static int unreadable(struct privileges *p, enum priv_file in, const char *what,
         return grant_add(p, PRIV_PRIVILEGED, "unreadable", false, in, setting, &(struct credit){});
 }
 
+/* PrivateUsers=BASE[:RANGE] (a RANGE of 65536 when left out), as systemd-nspawn reads it: false
+ * for anything else (pick, a boolean, identity, a value nspawn would refuse). */
+static bool uid_range(const char *v, uint32_t *ret_base, uint32_t *ret_range) {
+        size_t n = strcspn(v, ":");
+        char *end = NULL;
+        if (n == 0 || !isdigit((unsigned char)v[0]))
+                return false;
+        errno = 0;
+        unsigned long long base = strtoull(v, &end, 10), range = HOOKS_USERNS_RANGE;
+        if (errno != 0 || end != v + n || base > UINT32_MAX)
+                return false;
+        if (v[n] == ':') {
+                if (!isdigit((unsigned char)v[n + 1]))
+                        return false;
+                range = strtoull(v + n + 1, &end, 10);
+                if (errno != 0 || *end || range == 0 || range > UINT32_MAX)
+                        return false;
+        }
+        if (base + range > UINT32_MAX)
+                return false;
+        *ret_base = (uint32_t)base;
+        *ret_range = (uint32_t)range;
+        return true;
+}
+
+/* The UIDs systemd gives containers (UIDS-GIDS.md): 0x00080000 to 0x6FFFFFFF, in slots of 65536. */
+#define CONTAINER_UID_END ((uint64_t)HOOKS_USERNS_PICK_MAX + HOOKS_USERNS_RANGE)
+
 /* PrivateUsers=: "no" without a user namespace, "uid0" when the machine's root is UID 0 on the
  * host anyway (identity, a base of 0, or yes on a tree owned by UID 0, whose owner nspawn takes as
- * the base), NULL when it maps root elsewhere (pick, managed, a base above 0). */
+ * the base), "host-uids" when its UIDs reach outside the container range (PrivateUsers=1000: the
+ * machine's root is host UID 1000, its users host accounts), "wide-uids" when it takes more than
+ * one machine's 65536 (they are other machines' UIDs, now or when they are built), NULL when it
+ * maps root to a slot of its own (pick, managed, BASE[:RANGE] within the range). */
 static const char *private_users_grant(const char *v) {
         int b = recipe_parse_boolean(v);
         if (b == 0)
                 return "no";
         if (b == 1 || strcasecmp(v, "identity") == 0)
                 return "uid0";
-        if (strcasecmp(v, "pick") == 0 || strcasecmp(v, "managed") == 0)
-                return NULL;
+        if (!v[0] || strcasecmp(v, "pick") == 0 || strcasecmp(v, "managed") == 0)
+                return NULL;    /* empty: the service's -U, which is pick */
         size_t n = strcspn(v, ":");
         if (n > 0 && strspn(v, "0") == n)
                 return "uid0";
-        /* A base below systemd's container range maps the machine's users onto the host's own
-         * (PrivateUsers=1000: the machine's root is host UID 1000, its users host accounts). */
-        char *end = NULL;
-        errno = 0;
-        unsigned long long base = strtoull(v, &end, 10);
-        if (n > 0 && end == v + n && errno == 0 && base < HOOKS_USERNS_PICK_MIN)
+        uint32_t base, range;
+        if (!uid_range(v, &base, &range))
+                return "unreadable";    /* fail closed: systemd may read it otherwise */
+        if (base < HOOKS_USERNS_PICK_MIN || (uint64_t)base + range > CONTAINER_UID_END)
                 return "host-uids";
+        if (range > HOOKS_USERNS_RANGE)
+                return "wide-uids";
         return NULL;
 }
 
@@ -451,6 +485,141 @@ int privileges_from_host_files(const struct host_files *hf, const struct recipe 
         return 0;
 }
 
+/* ---- UIDs shared with other machines ---------------------------------------------------------- */
+
+/* The effective (last) [Exec] PrivateUsers= of a .nspawn text when it is BASE[:RANGE]: 1 with the
+ * range and the value as written, 0 when it has none or another form (pick takes a free slot when
+ * the machine starts; booleans and identity are judged on their own), -ENOMEM. */
+static int nspawn_uid_range(const char *text, uint32_t *ret_base, uint32_t *ret_range, char **ret_value) {
+        struct ini_entry *e = NULL;
+        size_t n = 0;
+        struct mkm_err err = {};
+        int q = ini_parse(text, strlen(text), "NAME.nspawn", &e, &n, &err);
+        if (q < 0)
+                return q == -ENOMEM ? q : 0;
+        const char *v = NULL;
+        for (size_t i = 0; i < n; i++)
+                if (e[i].key && is_key(&e[i], "Exec", "PrivateUsers"))
+                        v = e[i].value;
+        q = 0;
+        if (v && recipe_parse_boolean(v) < 0 && uid_range(v, ret_base, ret_range)) {
+                *ret_value = strdup(v);
+                q = *ret_value ? 1 : -ENOMEM;
+        }
+        ini_entries_free(e, n);
+        return q;
+}
+
+static bool ranges_overlap(uint32_t a, uint32_t an, uint32_t b, uint32_t bn) {
+        return (uint64_t)a < (uint64_t)b + bn && (uint64_t)b < (uint64_t)a + an;
+}
+
+/* The entries of HOST/dir, sorted (the grants come out in the same order every time); NULL when
+ * the directory is not there. */
+static int dir_names(int hostfd, const char *dir, char ***ret) {
+        *ret = NULL;
+        int dfd = openat(hostfd, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd < 0)
+                return errno == ENOENT || errno == ENOTDIR ? 0 : negative_errno();
+        DIR *d = fdopendir(dfd);
+        if (!d) {
+                int q = negative_errno();
+                close(dfd);
+                return q;
+        }
+        _cleanup_strv_free_ char **names = NULL;
+        int q = 0;
+        struct dirent *de;
+        while (q >= 0 && (errno = 0, de = readdir(d)))
+                if (de->d_name[0] != '.')
+                        q = strv_push(&names, de->d_name);
+        if (q >= 0 && errno != 0)
+                q = negative_errno();
+        closedir(d);
+        if (q < 0)
+                return q;
+        strv_sort(names);
+        *ret = TAKE_PTR(names);
+        return 0;
+}
+
+static int read_regular_at(int hostfd, const char *path, char **ret) {
+        _cleanup_close_ int fd = openat(hostfd, path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+        if (fd < 0)
+                return negative_errno();
+        struct stat st;
+        if (fstat(fd, &st) < 0)
+                return negative_errno();
+        if (!S_ISREG(st.st_mode))
+                return -EBADFD;
+        return fs_read_fd(fd, HOST_COPY_MAX, ret, NULL);
+}
+
+int privileges_add_shared_uids(int hostfd, const char *name, const char *nspawn_text, const struct recipe *r,
+                               const struct hooks_needs *needs, struct privileges *p) {
+        if (hostfd < 0 || !nspawn_text)
+                return 0;
+        uint32_t base, range;
+        _cleanup_free_ char *value = NULL, *setting = NULL;
+        int q = nspawn_uid_range(nspawn_text, &base, &range, &value);
+        if (q <= 0)
+                return q;
+        if (asprintf(&setting, "[Exec] PrivateUsers=%s", value) < 0)
+                return -ENOMEM;
+        struct credit c;
+        credit_nspawn(r, needs, "Exec", "PrivateUsers", value, &c);
+        /* The settings systemd-nspawn applies to other machines: /etc before /run, one file a
+         * machine (systemd.nspawn(5)). A file that cannot be read or parsed is no machine here. */
+        static const char *const dirs[] = { "etc/systemd/nspawn", "run/systemd/nspawn" };
+        _cleanup_strv_free_ char **seen = NULL;
+        for (size_t k = 0; k < ELEMENTSOF(dirs) && q >= 0; k++) {
+                _cleanup_strv_free_ char **names = NULL;
+                q = dir_names(hostfd, dirs[k], &names);
+                for (char **f = names; q >= 0 && f && *f; f++) {
+                        size_t len = strlen(*f);
+                        if (len <= 7 || strcmp(*f + len - 7, ".nspawn") != 0)
+                                continue;
+                        _cleanup_free_ char *other = strndup(*f, len - 7), *path = NULL, *text = NULL, *v = NULL;
+                        if (!other || asprintf(&path, "%s/%s", dirs[k], *f) < 0)
+                                return -ENOMEM;
+                        if (strcmp(other, name) == 0 || strv_contains(seen, other))
+                                continue;
+                        q = read_regular_at(hostfd, path, &text);
+                        if (q == -ENOMEM)
+                                return q;
+                        if (q < 0) {
+                                q = 0;
+                                continue;
+                        }
+                        if ((q = strv_push(&seen, other)) < 0)
+                                return q;
+                        uint32_t ob, on;
+                        q = nspawn_uid_range(text, &ob, &on, &v);
+                        if (q > 0 && ranges_overlap(base, range, ob, on)) {
+                                _cleanup_free_ char *val = NULL;
+                                q = asprintf(&val, "shared-uids:%s", other) < 0
+                                            ? -ENOMEM
+                                            : grant_add(p, PRIV_PRIVILEGED, val, false, PRIV_FILE_NSPAWN, setting, &c);
+                        }
+                }
+        }
+        /* A container that systemd-nspawn started with PrivateUsers=pick holds its slot's lock
+         * while it runs. */
+        _cleanup_strv_free_ char **locks = NULL;
+        if (q >= 0)
+                q = dir_names(hostfd, "run/systemd/nspawn-uid", &locks);
+        for (char **f = locks; q >= 0 && f && *f; f++) {
+                uint32_t ob, on;
+                if (!uid_range(*f, &ob, &on) || strchr(*f, ':') || !ranges_overlap(base, range, ob, on))
+                        continue;
+                _cleanup_free_ char *val = NULL;
+                q = asprintf(&val, "shared-uids:/run/systemd/nspawn-uid/%s", *f) < 0
+                            ? -ENOMEM
+                            : grant_add(p, PRIV_PRIVILEGED, val, false, PRIV_FILE_NSPAWN, setting, &c);
+        }
+        return q < 0 ? q : 0;
+}
+
 /* ---- comparing ------------------------------------------------------------------------------- */
 
 static bool covers(const struct priv_grant *o, const struct priv_grant *g) {
@@ -497,7 +666,18 @@ char *priv_grant_what(const struct priv_grant *g) {
                     : strcmp(g->value, "unreadable") == 0
                             ? asprintf(&s, "unknown, taken as a privileged machine (systemd may read what mkmachine cannot)")
                     : strcmp(g->value, "host-uids") == 0
-                            ? asprintf(&s, "a machine whose users are the host's own (a UID base below the container range)")
+                            ? asprintf(&s, "a machine whose users are the host's own (UIDs outside the container range "
+                                           "524288-1879048191)")
+                    : strcmp(g->value, "wide-uids") == 0
+                            ? asprintf(&s, "a machine with more than 65536 UIDs (the slots of other machines, now or "
+                                           "when they are built)")
+                    : strncmp(g->value, "shared-uids:/", 13) == 0
+                            ? asprintf(&s, "a machine whose users are also those of a running container (%s)",
+                                       g->value + 12)
+                    : strncmp(g->value, "shared-uids:", 12) == 0
+                            ? asprintf(&s, "a machine whose users are also those of the machine '%s' on the host (their "
+                                           "UID ranges overlap)",
+                                       g->value + 12)
                     : strcmp(g->value, "idmapped-bind") == 0
                             ? asprintf(&s, "a bind whose files the machine's users own as the host's do (idmap)")
                             : asprintf(&s, "a privileged machine (its root is UID 0 on the host)");
@@ -617,6 +797,17 @@ int privileges_deployed(struct mkm_ctx *ctx, const char *name, unsigned *ret_gen
         struct host_files hf = { .nspawn = texts[0], .dropin = texts[1], .modules_load = texts[2] };
         if (q >= 0)
                 q = privileges_from_host_files(&hf, NULL, NULL, ret);
+        /* The machines it shares UIDs with as the host is now: a machine deployed next to it
+         * since is not new on its rebuild. */
+        if (q >= 0) {
+                _cleanup_close_ int hostfd = open(ctx->host_root ? ctx->host_root : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                q = privileges_add_shared_uids(hostfd, name, hf.nspawn, NULL, NULL, ret);
+                if (q < 0) {
+                        privileges_done(ret);
+                        q = mkm_err_set(reterr, q, "cannot read the other machines' settings on the host: %s",
+                                        mkm_strerror(q));
+                }
+        }
         host_files_done(&hf);
         for (size_t i = 0; i < 3; i++)
                 free(paths[i]);
@@ -708,17 +899,22 @@ int privileges_assess(struct mkm_ctx *ctx, const struct recipe *r, struct priv_r
         q = privileges_from_host_files(&hf, r, &needs, &rep.grants);
         if (q < 0)
                 return q;
+        /* Also without a policy: what is new is judged by where sources lead (below). A host root
+         * that does not exist yet (a first build into a new --host-root) has no links to follow
+         * and no other machines. */
+        _cleanup_close_ int hostfd = open(ctx && ctx->host_root ? ctx->host_root : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (hostfd < 0 && errno != ENOENT)
+                return mkm_err_set(reterr, negative_errno(), "cannot open the host root: %s", strerror(errno));
+        q = privileges_add_shared_uids(hostfd, r->name, hf.nspawn, r, &needs, &rep.grants);
+        if (q < 0)
+                return mkm_err_set(reterr, q, "cannot read the other machines' settings on the host: %s",
+                                   mkm_strerror(q));
 
         q = policy_load(ctx, &pol, reterr);
         if (q < 0)
                 return q;
         if (pol && !(rep.policy_path = strdup(pol->path)))
                 return -ENOMEM;
-        /* Also without a policy: what is new is judged by where sources lead (below). A host root
-         * that does not exist yet (a first build into a new --host-root) has no links to follow. */
-        _cleanup_close_ int hostfd = open(ctx && ctx->host_root ? ctx->host_root : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (hostfd < 0 && errno != ENOENT)
-                return mkm_err_set(reterr, negative_errno(), "cannot open the host root: %s", strerror(errno));
         if (pol) {
                 q = privileges_judge_all(pol, hostfd, &rep.grants, &rep.n_denied);
                 if (q < 0)

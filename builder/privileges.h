@@ -13,8 +13,11 @@
  * is a private veth):
  *   privileged      PrivateUsers=no (no user namespace: the machine's root is the host's root),
  *                   or identity / yes / a base of 0 (the machine's root is UID 0 on the host),
- *                   a base below the container range ("host-uids"), an idmapped Bind=
- *                   ("idmapped-bind"), a host file that cannot be parsed ("unreadable": fail closed)
+ *                   UIDs outside the container range ("host-uids"), more than 65536 of them
+ *                   ("wide-uids"), UIDs that overlap another machine's on this host
+ *                   ("shared-uids:OTHER", privileges_add_shared_uids), an idmapped Bind=
+ *                   ("idmapped-bind"), a host file or PrivateUsers= value that cannot be parsed
+ *                   ("unreadable": fail closed)
  *   capability      Capability=, AmbientCapability= (each capability, or "all")
  *   syscall         SystemCallFilter= allow-list words (a "~" deny list grants nothing)
  *   bind            Bind=, BindReadOnly=, Overlay=, OverlayReadOnly= host sources (not "+" ones)
@@ -95,6 +98,16 @@ void privileges_done(struct privileges *p);
  * (needs) with its reason and its key's origin in r. 0 or -ENOMEM. Caller: privileges_done. */
 int privileges_from_host_files(const struct host_files *hf, const struct recipe *r, const struct hooks_needs *needs,
                                struct privileges *ret);
+
+/* Add a privileged grant "shared-uids:OTHER" to p for each other machine on the host (hostfd; -1:
+ * none) whose UIDs overlap the ones the .nspawn text gives machine name (its PrivateUsers=BASE
+ * [:RANGE]): OTHER is the machine whose HOST/etc/systemd/nspawn/OTHER.nspawn (or, without one,
+ * HOST/run/systemd/nspawn/OTHER.nspawn) sets an overlapping BASE[:RANGE], or
+ * "/run/systemd/nspawn-uid/BASE" for a container systemd-nspawn runs with PrivateUsers=pick. The
+ * machine's root would be the other machine's root on the host (its files, its processes).
+ * Credited as privileges_from_host_files() credits the PrivateUsers= line. 0 or -errno. */
+int privileges_add_shared_uids(int hostfd, const char *name, const char *nspawn_text, const struct recipe *r,
+                               const struct hooks_needs *needs, struct privileges *p);
 
 /* Is g already granted by old? Capabilities by name or "all", binds under an old source
  * (component-wise, read-write covering read-only), devices under an old device path, the rest

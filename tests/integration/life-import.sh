@@ -199,4 +199,22 @@ check "... warning that it runs" bash -c "grep -qF -- \"--force: going ahead to 
 check "... with the new tree" test "$(cat "$HOST/var/lib/machines/ok/etc/hostname")" = evil
 kill $LOCKER; wait $LOCKER 2>/dev/null
 
+# --- 6. --trust-settings: UIDs shared with another machine on the host -----------------------
+# A machine set up by hand owns UIDs 1000000-1065535; the export's settings take 1000000 too: its
+# root would be that machine's root. Listed, and refused by a policy without privileged machines.
+mkdir -p "$HOST/etc/systemd/nspawn" "$HOST/etc/mkmachine"
+printf '[Exec]\nPrivateUsers=1000000:65536\n' >"$HOST/etc/systemd/nspawn/neighbour.nspawn"
+cp -a "$WORK/good" "$WORK/uids"
+printf '[Exec]\nPrivateUsers=1000000\n' >"$WORK/uids/m.nspawn"
+(cd "$WORK/uids" && sha256sum m.nspawn m.tar.gz >SHA256SUMS)
+printf '[Recipes]\nAllowPrivileged=no\n' >"$HOST/etc/mkmachine/policy.conf"
+refused "--trust-settings with another machine's UIDs" "$WORK/uids/m.tar.gz" \
+  "[Exec] PrivateUsers=1000000, a machine whose users are also those of the machine 'neighbour' on the host (their UID ranges overlap): the policy $HOST/etc/mkmachine/policy.conf:2 forbids privileged machines" \
+  --trust-settings
+rm "$HOST/etc/mkmachine/policy.conf"
+imp import --trust-settings "$WORK/uids/m.tar.gz" uids >/dev/null 2>"$WORK/uids.log"
+check "without a policy it is imported (exit $?)" test $? -eq 0
+check "... listing what it grants" contains "$WORK/uids.log" \
+  "grants the machine 'uids' [Exec] PrivateUsers=1000000: a machine whose users are also those of the machine 'neighbour' on the host"
+
 finish

@@ -255,4 +255,40 @@ check "... and goes through with --allow-new-privileges" test $? -eq 0
 check "the drop-in is there now" grep -qx 'DeviceAllow=/dev/fuse rwm' \
   "$HOST/etc/systemd/system/systemd-nspawn@privtest.service.d/mkmachine.conf"
 
+# --- UIDs shared with another machine (found by a review: listed as nothing) ------------------------
+recipe own.recipe '' '[Exec]' 'PrivateUsers=pick'
+sed -i 's/^Name=privtest$/Name=uidown/' own.recipe
+mk build "$WORK/own.recipe" >own.out 2>own.err
+rc=$?
+check "a machine with PrivateUsers=pick builds (rc $rc)" test $rc -eq 0
+[ $rc -eq 0 ] || sed 's/^/    | /' own.err | tail -20
+base=$(sed -n 's/^PrivateUsers=\([0-9]*\)$/\1/p' "$HOST/etc/systemd/nspawn/uidown.nspawn")
+check "... and its .nspawn has its base ($base)" test -n "$base"
+recipe thief.recipe '' '[Exec]' "PrivateUsers=$((base + 4096)):65536"
+sed -i 's/^Name=privtest$/Name=uidthief/' thief.recipe
+mk check "$WORK/thief.recipe" >th.out 2>th.err
+check "a recipe whose UIDs overlap another machine's checks without a policy (rc $?)" test $? -eq 0
+check "... and lists the overlap, naming the machine" contains th.out \
+  "#   [Exec] PrivateUsers=$((base + 4096)):65536: a machine whose users are also those of the machine 'uidown' on the host (their UID ranges overlap); $WORK/thief.recipe:12"
+recipe wide.recipe '' '[Exec]' 'PrivateUsers=524288:1879048192'
+mk check "$WORK/wide.recipe" >wd.out 2>&1
+check "... and as sharing the other machine's" contains wd.out \
+  "[Exec] PrivateUsers=524288:1879048192: a machine whose users are also those of the machine 'uidown' on the host"
+check "a range over the whole container range is listed as host UIDs" contains wd.out \
+  "[Exec] PrivateUsers=524288:1879048192: a machine whose users are the host's own (UIDs outside the container range"
+printf '[Recipes]\nAllowPrivileged=no\n' >"$POLICY"
+mk check "$WORK/thief.recipe" >th.out 2>th.err
+check "a policy without privileged machines refuses the overlap (rc $?)" test $? -eq 1
+check "... naming the recipe line, the machine and the policy line" contains th.err \
+  "$WORK/thief.recipe:12: [Exec] PrivateUsers=$((base + 4096)):65536, a machine whose users are also those of the machine 'uidown' on the host (their UID ranges overlap): the policy $POLICY:2 forbids privileged machines (AllowPrivileged=no)"
+mk build "$WORK/thief.recipe" >th.out 2>th.err
+check "... and the build too (rc $?), making no machine" bash -c "[ $? -eq 1 ] && [ ! -e '$HOST/var/lib/machines/uidthief' ]"
+recipe next.recipe '' '[Exec]' "PrivateUsers=$((base + 65536))"
+sed -i 's/^Name=privtest$/Name=uidthief/' next.recipe
+mk check "$WORK/next.recipe" >nx.out 2>&1
+check "the next slot is within the same policy (rc $?)" test $? -eq 0
+mk check "$WORK/own.recipe" >ow.out 2>&1
+check "... as is the machine's own recipe (rc $?)" test $? -eq 0
+rm -f "$POLICY"
+
 finish

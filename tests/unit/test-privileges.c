@@ -215,6 +215,11 @@ static void test_exec(void **state) {
                 { "identity", "uid0" }, { "yes", "uid0" },     { "pick", NULL },   { "524288", NULL },
                 { "managed", NULL },    { "65536:65536", "host-uids" }, { "1000", "host-uids" },
                 { "524287", "host-uids" }, { "524288:65536", NULL },
+                /* The top of the container range (0x6FFF0000 + 65536 = 0x70000000), and past it. */
+                { "1878982656", NULL }, { "1878982657", "host-uids" }, { "1879048192", "host-uids" },
+                { "524288:1879048192", "host-uids" },
+                /* More than one machine's slot. */
+                { "524288:65537", "wide-uids" }, { "589824:131072", "wide-uids" }, { "589824:1", NULL },
         };
         for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
                 _cleanup_free_ char *body = NULL, *line = NULL;
@@ -281,6 +286,22 @@ static void test_unreadable(void **state) {
                 assert_non_null(strstr(p.items[0].setting, "cannot be judged"));
                 assert_false(privileges_cover(&p, &p.items[0]));
         }
+        /* A PrivateUsers= value mkmachine does not read as systemd might (a recipe cannot say it;
+         * an imported .nspawn can); an empty one is the service's -U. */
+        const char *const odd[] = { "[Exec]\nPrivateUsers=524288: 5\n", "[Exec]\nPrivateUsers=524288:0\n",
+                                    "[Exec]\nPrivateUsers=4294901760\n" };
+        for (size_t i = 0; i < sizeof odd / sizeof odd[0]; i++) {
+                struct host_files hf = { .nspawn = (char *)odd[i] };
+                _cleanup_(privileges_done) struct privileges p = {};
+                assert_int_equal(privileges_from_host_files(&hf, NULL, NULL, &p), 0);
+                assert_int_equal(p.n, 1);
+                assert_string_equal(p.items[0].value, "unreadable");
+        }
+        struct host_files he = { .nspawn = (char *)"[Exec]\nPrivateUsers=\n" };
+        _cleanup_(privileges_done) struct privileges pe = {};
+        assert_int_equal(privileges_from_host_files(&he, NULL, NULL, &pe), 0);
+        assert_int_equal(pe.n, 0);
+
         struct host_files hf = { .dropin = (char *)"Environment=X=1\n" };      /* no section */
         _cleanup_(privileges_done) struct privileges p = {};
         assert_int_equal(privileges_from_host_files(&hf, NULL, NULL, &p), 0);
@@ -486,11 +507,115 @@ static void test_assess(void **state) {
         assert_int_equal(fs_rm_rf_at(AT_FDCWD, host), 0);
 }
 
+/* UIDs that overlap another machine's on the host: its root would be that machine's root there.
+ * Found by a review: PrivateUsers=524288:1879048192, or another machine's own base, was listed as
+ * nothing under AllowPrivileged=no. */
+static void test_shared_uids(void **state) {
+        (void)state;
+        char host[] = "/tmp/mkm-test-privileges.XXXXXX";
+        assert_non_null(mkdtemp(host));
+        struct mkm_ctx ctx = { .host_root = host, .systemd_version = 257 };
+        struct mkm_err err = {};
+        uint32_t base = hooks_userns_pick("web");
+        char text[128];
+
+        /* Alone on the host: nothing. */
+        _cleanup_(recipe_freep) struct recipe *r = load("[Exec]\nPrivateUsers=pick\n");
+        struct priv_report rep = {};
+        assert_int_equal(privileges_assess(&ctx, r, &rep, &err), 0);
+        assert_int_equal(rep.grants.n, 0);
+        priv_report_done(&rep);
+
+        /* Neighbours: one right below and one right above the slot share nothing; web's own file
+         * is itself; a FIFO is no machine (and does not hang the check); db overlaps by one UID
+         * at each end; /run's below (on web's base) is shadowed by /etc's, /run's cache overlaps; a running pick
+         * container holds web's slot. */
+        (void)snprintf(text, sizeof text, "[Exec]\nPrivateUsers=%u:65536\n", base - 65536);
+        th_write_file(host, "etc/systemd/nspawn/below.nspawn", text, 0644);
+        (void)snprintf(text, sizeof text, "[Exec]\nPrivateUsers=%u\n", base + 65536);
+        th_write_file(host, "etc/systemd/nspawn/above.nspawn", text, 0644);
+        (void)snprintf(text, sizeof text, "[Exec]\nPrivateUsers=%u\n", base);
+        th_write_file(host, "etc/systemd/nspawn/web.nspawn", text, 0644);
+        _cleanup_free_ char *fifo = NULL;
+        assert_true(asprintf(&fifo, "%s/etc/systemd/nspawn/fifo.nspawn", host) > 0);
+        assert_int_equal(mkfifo(fifo, 0644), 0);
+        (void)snprintf(text, sizeof text, "[Exec]\nPrivateUsers=%u:2\n", base - 1);
+        th_write_file(host, "etc/systemd/nspawn/db.nspawn", text, 0644);
+        (void)snprintf(text, sizeof text, "[Exec]\nPrivateUsers=%u\n", base);
+        th_write_file(host, "run/systemd/nspawn/below.nspawn", text, 0644);
+        (void)snprintf(text, sizeof text, "[Exec]\nPrivateUsers=%u\nPrivateUsers=%u:1\n", base + 65536, base + 65535);
+        th_write_file(host, "run/systemd/nspawn/cache.nspawn", text, 0644);
+        assert_int_equal(privileges_assess(&ctx, r, &rep, &err), 0);
+        char want[3][256];
+        (void)snprintf(want[0], sizeof want[0],
+                       "privileged shared-uids:db | [Exec] PrivateUsers=%u | [Exec] PrivateUsers=@7 | PrivateUsers=pick", base);
+        (void)snprintf(want[1], sizeof want[1],
+                       "privileged shared-uids:cache | [Exec] PrivateUsers=%u | [Exec] PrivateUsers=@7 | PrivateUsers=pick",
+                       base);
+        assert_int_equal(rep.grants.n, 2);
+        for (size_t i = 0; i < 2; i++) {
+                _cleanup_free_ char *got = show(&rep.grants.items[i]);
+                assert_string_equal(got, want[i]);
+        }
+        _cleanup_free_ char *d = priv_grant_describe(&rep.grants.items[0]);
+        assert_non_null(strstr(d, "a machine whose users are also those of the machine 'db' on the host"));
+        priv_report_done(&rep);
+
+        (void)snprintf(text, sizeof text, "%s/run/systemd/nspawn-uid", host);
+        assert_int_equal(fs_mkdir_p_at(AT_FDCWD, text, 0755), 0);
+        (void)snprintf(text, sizeof text, "run/systemd/nspawn-uid/%u", base + 65536);
+        th_write_file(host, text, "", 0644);
+        assert_int_equal(privileges_assess(&ctx, r, &rep, &err), 0);
+        assert_int_equal(rep.grants.n, 2);
+        priv_report_done(&rep);
+        (void)snprintf(text, sizeof text, "run/systemd/nspawn-uid/%u", base);
+        th_write_file(host, text, "", 0644);
+        assert_int_equal(privileges_assess(&ctx, r, &rep, &err), 0);
+        assert_int_equal(rep.grants.n, 3);
+        (void)snprintf(want[2], sizeof want[2], "privileged shared-uids:/run/systemd/nspawn-uid/%u | [Exec] PrivateUsers=%u "
+                                                "| [Exec] PrivateUsers=@7 | PrivateUsers=pick", base, base);
+        _cleanup_free_ char *got = show(&rep.grants.items[2]);
+        assert_string_equal(got, want[2]);
+        priv_report_done(&rep);
+
+        /* A policy without AllowPrivileged= refuses it, naming the other machine. */
+        th_write_file(host, "etc/mkmachine/policy.conf", "[Recipes]\n", 0644);
+        assert_int_equal(privileges_assess(&ctx, r, &rep, &err), 0);
+        assert_int_equal(rep.n_denied, 3);
+        err = (struct mkm_err){};
+        assert_int_equal(privileges_refusal(&rep, "web", true, &err), -MKM_E_REFUSED);
+        assert_non_null(strstr(err.msg, FILE_ ":7: [Exec] PrivateUsers=pick adds [Exec] PrivateUsers="));
+        assert_non_null(strstr(err.msg, "also those of the machine 'db' on the host (their UID ranges overlap): the policy"));
+        priv_report_done(&rep);
+
+        /* Deployed with the same base: the machines it shares UIDs with now are no new grant. */
+        _cleanup_free_ char *pol = fs_path_join(host, "etc/mkmachine/policy.conf");
+        assert_int_equal(unlink(pol), 0);
+        deploy_gen1(host, false);
+        (void)snprintf(text, sizeof text, "[Exec]\nPrivateUsers=%u\n", base);
+        th_write_file(host, "var/lib/mkmachine/web/gen/1/host/etc/systemd/nspawn/web.nspawn", text, 0644);
+        assert_int_equal(privileges_assess(&ctx, r, &rep, &err), 0);
+        assert_int_equal(rep.deployed, 1);
+        assert_int_equal(rep.grants.n, 3);
+        assert_int_equal(rep.n_new, 0);
+        priv_report_done(&rep);
+        /* ... but a base that moves onto one it did not share is. */
+        _cleanup_(recipe_freep) struct recipe *r2 = NULL;
+        (void)snprintf(text, sizeof text, "[Exec]\nPrivateUsers=%u\n", base + 65536);
+        r2 = load(text);
+        assert_int_equal(privileges_assess(&ctx, r2, &rep, &err), 0);
+        assert_int_equal(rep.n_new, 2);         /* above and the lock above */
+        for (size_t i = 0; i < rep.grants.n; i++)
+                assert_true(rep.grants.items[i].fresh);
+        priv_report_done(&rep);
+        assert_int_equal(fs_rm_rf_at(AT_FDCWD, host), 0);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_docker),   cmocka_unit_test(test_fuse),     cmocka_unit_test(test_files),
                 cmocka_unit_test(test_exec),     cmocka_unit_test(test_network),  cmocka_unit_test(test_cover),
-                cmocka_unit_test(test_ignored_network_names),
+                cmocka_unit_test(test_ignored_network_names), cmocka_unit_test(test_shared_uids),
                 cmocka_unit_test(test_describe), cmocka_unit_test(test_assess),   cmocka_unit_test(test_unreadable),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
