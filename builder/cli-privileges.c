@@ -17,6 +17,7 @@ static const char *const file_names[_PRIV_FILE_MAX] = {
         [PRIV_FILE_NSPAWN] = "nspawn",
         [PRIV_FILE_DROPIN] = "dropin",
         [PRIV_FILE_MODULES] = "modules_load",
+        [PRIV_FILE_BUILD] = NULL,       /* no host file: the build itself */
 };
 
 void cli_print_privileges(FILE *f, const char *prefix, const struct priv_report *rep, const char *name) {

@@ -48,6 +48,7 @@ static const struct policy_key policy_keys[] = {
         LIST_KEY("AllowBindUsers", PV_NAMES, bind_users),
         LIST_KEY("AllowDevices", PV_DEVICES, devices),
         BOOL_KEY("AllowHostNetwork", host_network),
+        BOOL_KEY("AllowBuildNetwork", build_network),
         BOOL_KEY("AllowHostInterfaces", host_interfaces),
         BOOL_KEY("AllowPorts", ports),
         LIST_KEY("AllowModules", PV_NAMES, modules),
@@ -288,7 +289,7 @@ int policy_parse(const char *text, size_t len, const char *path, struct policy *
                 if (!k) {
                         q = add_error(&errors, path, e[i].line, "[Recipes] %s=: unknown key; expected one of "
                                       "AllowPrivileged=, AllowCapabilities=, AllowSystemCallFilter=, AllowBindSources=, "
-                                      "AllowBindUsers=, AllowDevices=, AllowHostNetwork=, AllowHostInterfaces=, "
+                                      "AllowBindUsers=, AllowDevices=, AllowHostNetwork=, AllowBuildNetwork=, AllowHostInterfaces=, "
                                       "AllowPorts=, AllowModules=, AllowServiceSettings=",
                                       e[i].key);
                         continue;
@@ -403,6 +404,9 @@ int policy_allows(const struct policy *p, const struct priv_grant *g, char **ret
                 return judge_list(p, &p->devices, "AllowDevices", "devices", g->value, MATCH_PATH, ret_why);
         case PRIV_HOST_NETWORK:
                 return judge_bool(p, &p->host_network, "AllowHostNetwork", "the host's network", ret_why);
+        case PRIV_BUILD_NETWORK:
+                return judge_bool(p, &p->build_network, "AllowBuildNetwork", "the host's network during the build",
+                                  ret_why);
         case PRIV_HOST_INTERFACE:
                 return judge_bool(p, &p->host_interfaces, "AllowHostInterfaces", "host interfaces", ret_why);
         case PRIV_PORT:

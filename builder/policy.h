@@ -12,6 +12,7 @@
  *   AllowBindUsers=USER ...|all      BindUser=
  *   AllowDevices=PATH ...|all        Bind= of /dev/..., DeviceAllow= (by components)
  *   AllowHostNetwork=no|yes          no private network
+ *   AllowBuildNetwork=no|yes         RunNetwork=yes (the build's Run= steps on the host's network)
  *   AllowHostInterfaces=no|yes       Interface=, MACVLAN=, IPVLAN=, Bridge=, Zone=,
  *                                    VirtualEthernetExtra=
  *   AllowPorts=no|yes                Port=
@@ -44,7 +45,7 @@ struct policy_list {
 
 struct policy {
         char *path;             /* as named in messages */
-        struct policy_bool privileged, host_network, host_interfaces, ports;
+        struct policy_bool privileged, host_network, build_network, host_interfaces, ports;
         struct policy_list capabilities, syscalls, bind_sources, bind_users, devices, modules, service_settings;
 };
 

@@ -45,6 +45,7 @@ static const char *const kind_names[_PRIV_KIND_MAX] = {
         [PRIV_PORT] = "port",
         [PRIV_MODULE] = "module",
         [PRIV_SERVICE] = "service",
+        [PRIV_BUILD_NETWORK] = "build-network",
 };
 
 const char *priv_kind_to_string(enum priv_kind k) {
@@ -620,6 +621,40 @@ int privileges_add_shared_uids(int hostfd, const char *name, const char *nspawn_
         return q < 0 ? q : 0;
 }
 
+/* ---- the build itself -------------------------------------------------------------------------- */
+
+int privileges_add_build(const struct recipe *r, struct privileges *p) {
+        if (!r || !r->run_network)
+                return 0;
+        struct credit c = { .section = "Hooks", .key = "RunNetwork" };
+        if (recipe_key_origin(r, "Hooks", "RunNetwork", &c.file, &c.line) < 0)
+                c = (struct credit){ .section = "Hooks", .key = "RunNetwork" };
+        return grant_add(p, PRIV_BUILD_NETWORK, "host", false, PRIV_FILE_BUILD, "[Hooks] RunNetwork=yes", &c);
+}
+
+/* Whether the generation g was built with RunNetwork=yes: its stored recipe (recipe_format()'s
+ * canonical text; an imported machine stores none) says so. */
+static int gen_had_build_network(const struct machine_gen *g, bool *ret) {
+        _cleanup_free_ char *text = NULL;
+        struct mkm_err err = {};
+        *ret = false;
+        int q = state_read_file(g, "recipe", &text, &err);
+        if (q == -ENOENT)
+                return 0;
+        if (q < 0)
+                return q;
+        struct ini_entry *e = NULL;
+        size_t n = 0;
+        q = ini_parse(text, strlen(text), "recipe", &e, &n, &err);
+        if (q < 0)
+                return q == -ENOMEM ? q : 0;
+        for (size_t i = 0; i < n; i++)
+                if (e[i].key && is_key(&e[i], "Hooks", "RunNetwork"))
+                        *ret = recipe_parse_boolean(e[i].value) > 0;
+        ini_entries_free(e, n);
+        return 0;
+}
+
 /* ---- comparing ------------------------------------------------------------------------------- */
 
 static bool covers(const struct priv_grant *o, const struct priv_grant *g) {
@@ -718,6 +753,10 @@ char *priv_grant_what(const struct priv_grant *g) {
         case PRIV_SERVICE:
                 n = asprintf(&s, "the service setting %s", g->value);
                 break;
+        case PRIV_BUILD_NETWORK:
+                n = asprintf(&s, "the host's network for the Run= commands during the build (its loopback services "
+                                 "and abstract unix sockets, and whatever the host reaches)");
+                break;
         default:
                 n = asprintf(&s, "%s", g->value);
                 break;
@@ -802,11 +841,18 @@ int privileges_deployed(struct mkm_ctx *ctx, const char *name, unsigned *ret_gen
         if (q >= 0) {
                 _cleanup_close_ int hostfd = open(ctx->host_root ? ctx->host_root : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
                 q = privileges_add_shared_uids(hostfd, name, hf.nspawn, NULL, NULL, ret);
-                if (q < 0) {
-                        privileges_done(ret);
+                if (q < 0)
                         q = mkm_err_set(reterr, q, "cannot read the other machines' settings on the host: %s",
                                         mkm_strerror(q));
-                }
+                bool net = false;
+                if (q >= 0 && (q = gen_had_build_network(s->live, &net)) < 0)
+                        q = mkm_err_set(reterr, q, "cannot read the recipe of generation %u of '%s': %s", s->live->gen,
+                                        name, mkm_strerror(q));
+                if (q >= 0 && net)
+                        q = grant_add(ret, PRIV_BUILD_NETWORK, "host", false, PRIV_FILE_BUILD, "[Hooks] RunNetwork=yes",
+                                      &(struct credit){ .section = "Hooks", .key = "RunNetwork" });
+                if (q < 0)
+                        privileges_done(ret);
         }
         host_files_done(&hf);
         for (size_t i = 0; i < 3; i++)
@@ -909,6 +955,9 @@ int privileges_assess(struct mkm_ctx *ctx, const struct recipe *r, struct priv_r
         if (q < 0)
                 return mkm_err_set(reterr, q, "cannot read the other machines' settings on the host: %s",
                                    mkm_strerror(q));
+        q = privileges_add_build(r, &rep.grants);
+        if (q < 0)
+                return q;
 
         q = policy_load(ctx, &pol, reterr);
         if (q < 0)

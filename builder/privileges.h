@@ -28,7 +28,10 @@
  *   port            Port= (a host port forwarded into the machine)
  *   module          a kernel module the host loads at boot (modules-load.d)
  *   service         any other drop-in setting of systemd-nspawn@NAME.service; OOMScoreAdjust=,
- *                   Limit*=, LinkJournal=host|try-host of the .nspawn (the host's resources) */
+ *                   Limit*=, LinkJournal=host|try-host of the .nspawn (the host's resources)
+ *   build-network   RunNetwork=yes: the build's Run= commands share the host's network namespace
+ *                   (its loopback services, abstract unix sockets, what the host reaches); the
+ *                   one grant no host file carries (privileges_add_build) */
 #pragma once
 
 #include <stdbool.h>
@@ -53,6 +56,7 @@ enum priv_kind {
         PRIV_PORT,
         PRIV_MODULE,
         PRIV_SERVICE,
+        PRIV_BUILD_NETWORK,
         _PRIV_KIND_MAX,
         _PRIV_KIND_INVALID = -1,
 };
@@ -65,6 +69,7 @@ enum priv_file {
         PRIV_FILE_NSPAWN,       /* NAME.nspawn */
         PRIV_FILE_DROPIN,       /* systemd-nspawn@NAME.service.d/mkmachine.conf */
         PRIV_FILE_MODULES,      /* modules-load.d/mkmachine-NAME.conf */
+        PRIV_FILE_BUILD,        /* none: the build itself (RunNetwork=) */
         _PRIV_FILE_MAX,
 };
 
@@ -108,6 +113,10 @@ int privileges_from_host_files(const struct host_files *hf, const struct recipe 
  * Credited as privileges_from_host_files() credits the PrivateUsers= line. 0 or -errno. */
 int privileges_add_shared_uids(int hostfd, const char *name, const char *nspawn_text, const struct recipe *r,
                                const struct hooks_needs *needs, struct privileges *p);
+
+/* Add what the build itself is granted on the host: "build-network" for RunNetwork=yes, credited to
+ * r's key. 0 or -ENOMEM. */
+int privileges_add_build(const struct recipe *r, struct privileges *p);
 
 /* Is g already granted by old? Capabilities by name or "all", binds under an old source
  * (component-wise, read-write covering read-only), devices under an old device path, the rest

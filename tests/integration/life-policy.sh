@@ -291,4 +291,34 @@ mk check "$WORK/own.recipe" >ow.out 2>&1
 check "... as is the machine's own recipe (rc $?)" test $? -eq 0
 rm -f "$POLICY"
 
+# --- RunNetwork=yes: the build's Run= steps on the host's network (found by a review: not listed) ---
+recipe net.recipe '' '[Hooks]' 'Run=true' 'RunNetwork=yes'
+sed -i 's/^Name=privtest$/Name=netbuild/' net.recipe
+mk check "$WORK/net.recipe" >net.out 2>&1
+check "check lists RunNetwork=yes, with its line" contains net.out \
+  "#   [Hooks] RunNetwork=yes: the host's network for the Run= commands during the build (its loopback services and abstract unix sockets, and whatever the host reaches); $WORK/net.recipe:13"
+mk --json check "$WORK/net.recipe" >net.json 2>/dev/null
+check "--json: kind build-network, no host file" test \
+  "$(json_get net.json '[(g["kind"], g["host_file"]) for g in j["privileges"]["grants"]]')" = '[["build-network", null]]'
+printf '[Recipes]\nAllowHostNetwork=yes\n' >"$POLICY"
+n3=$(requests)
+mk build "$WORK/net.recipe" >net.out 2>net.err
+check "a policy without AllowBuildNetwork=yes refuses it (rc $?)" test $? -eq 1
+check "... naming the line and the policy" contains net.err \
+  "$WORK/net.recipe:13: [Hooks] RunNetwork=yes, the host's network for the Run= commands during the build (its loopback services and abstract unix sockets, and whatever the host reaches): the policy $POLICY does not allow the host's network during the build (no AllowBuildNetwork=yes)"
+check "... before anything was fetched" test "$(requests)" -eq "$n3"
+printf '[Recipes]\nAllowBuildNetwork=yes\n' >"$POLICY"
+mk build "$WORK/net.recipe" >net.out 2>net.err
+rc=$?
+check "AllowBuildNetwork=yes lets it build (rc $rc)" test $rc -eq 0
+[ $rc -eq 0 ] || sed 's/^/    | /' net.err | tail -20
+rm -f "$POLICY"
+recipe net2.recipe '' '[Hooks]' 'Run=true'
+sed -i 's/^Name=privtest$/Name=netbuild/' net2.recipe
+mk build "$WORK/net2.recipe" >net2.out 2>net2.err
+check "the deployed generation had it: dropping it is no new grant (rc $?)" test $? -eq 0
+mk build "$WORK/net.recipe" >net3.out 2>net3.err
+check "... but asking for it again on a rebuild is (rc $?)" test $? -eq 1
+check "... naming it" contains net3.err "new: [Hooks] RunNetwork=yes: the host's network for the Run= commands"
+
 finish

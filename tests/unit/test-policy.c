@@ -90,7 +90,7 @@ static void test_parse_errors(void **state) {
         const char *want = PATH ":2: [Recipes] AllowBindSources=: expected absolute paths without '.' or '..' components, or none, got 'srv'\n"
                            PATH ":3: [Recipes] AllowEverything=: unknown key; expected one of AllowPrivileged=, AllowCapabilities=, "
                            "AllowSystemCallFilter=, AllowBindSources=, AllowBindUsers=, AllowDevices=, AllowHostNetwork=, "
-                           "AllowHostInterfaces=, AllowPorts=, AllowModules=, AllowServiceSettings=\n"
+                           "AllowBuildNetwork=, AllowHostInterfaces=, AllowPorts=, AllowModules=, AllowServiceSettings=\n"
                            PATH ":4: [Recipes] AllowPrivileged=: expected yes or no, got 'maybe'\n"
                            PATH ":5: [Recipes] AllowDevices=: expected device paths under /dev, all or none, got '/etc/passwd'\n"
                            PATH ":6: [Recipes] AllowCapabilities=: expected capability names (CAP_NET_ADMIN ...), all or none, got 'all'\n"
@@ -217,6 +217,8 @@ static void test_allows(void **state) {
         expect(p, PRIV_BIND_USER, "alice", NULL);
         /* Keys left out allow nothing, and say so. */
         expect(p, PRIV_HOST_NETWORK, "host", "the policy " PATH " does not allow the host's network (no AllowHostNetwork=yes)");
+        expect(p, PRIV_BUILD_NETWORK, "host",
+               "the policy " PATH " does not allow the host's network during the build (no AllowBuildNetwork=yes)");
         expect(p, PRIV_HOST_INTERFACE, "Bridge=br0", "the policy " PATH " does not allow host interfaces (no AllowHostInterfaces=yes)");
 
         _cleanup_(policy_freep) struct policy *empty = parse_ok("[Recipes]\nAllowCapabilities=none\n");
@@ -225,13 +227,20 @@ static void test_allows(void **state) {
         expect(empty, PRIV_BIND_USER, "root", "the policy " PATH " allows no host users (no AllowBindUsers=)");
 
         _cleanup_(policy_freep) struct policy *all = parse_ok("[Recipes]\nAllowCapabilities=all\nAllowBindSources=/\n"
-                                                              "AllowPrivileged=yes\nAllowHostNetwork=yes\n");
+                                                              "AllowPrivileged=yes\nAllowHostNetwork=yes\n"
+                                                              "AllowBuildNetwork=no\n");
         expect(all, PRIV_CAPABILITY, "all", NULL);
         expect(all, PRIV_BIND, "/", NULL);
         expect(all, PRIV_BIND, "/etc/shadow", NULL);
         expect(all, PRIV_BIND, "+/../../etc", NULL);
         expect(all, PRIV_PRIVILEGED, "no", NULL);
         expect(all, PRIV_HOST_NETWORK, "host", NULL);
+        /* The machine's host network is not the build's. */
+        expect(all, PRIV_BUILD_NETWORK, "host",
+               "the policy " PATH ":6 forbids the host's network during the build (AllowBuildNetwork=no)");
+        _cleanup_(policy_freep) struct policy *build = parse_ok("[Recipes]\nAllowBuildNetwork=yes\n");
+        expect(build, PRIV_BUILD_NETWORK, "host", NULL);
+        expect(build, PRIV_HOST_NETWORK, "host", "the policy " PATH " does not allow the host's network (no AllowHostNetwork=yes)");
 }
 
 static void test_load(void **state) {

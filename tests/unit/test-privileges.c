@@ -611,11 +611,68 @@ static void test_shared_uids(void **state) {
         assert_int_equal(fs_rm_rf_at(AT_FDCWD, host), 0);
 }
 
+/* RunNetwork=yes: the build's Run= commands on the host's network, a grant no host file carries
+ * (found by a review: not listed, and no policy could forbid it). */
+static void test_build_network(void **state) {
+        (void)state;
+        char host[] = "/tmp/mkm-test-privileges.XXXXXX";
+        assert_non_null(mkdtemp(host));
+        struct mkm_ctx ctx = { .host_root = host, .systemd_version = 257 };
+        struct mkm_err err = {};
+        _cleanup_(recipe_freep) struct recipe *r = load("[Hooks]\nRun=true\nRunNetwork=yes\n");
+        _cleanup_(recipe_freep) struct recipe *off = load("[Hooks]\nRun=true\nRunNetwork=no\n");
+        struct priv_report rep = {};
+        assert_int_equal(privileges_assess(&ctx, off, &rep, &err), 0);
+        assert_int_equal(rep.grants.n, 0);
+        priv_report_done(&rep);
+        assert_int_equal(privileges_assess(&ctx, r, &rep, &err), 0);
+        assert_int_equal(rep.grants.n, 1);
+        _cleanup_free_ char *got = show(&rep.grants.items[0]), *d = priv_grant_describe(&rep.grants.items[0]);
+        assert_string_equal(got, "build-network host | [Hooks] RunNetwork=yes | [Hooks] RunNetwork=@8 | -");
+        assert_int_equal(rep.grants.items[0].in, PRIV_FILE_BUILD);
+        assert_string_equal(d, "[Hooks] RunNetwork=yes: the host's network for the Run= commands during the build (its "
+                               "loopback services and abstract unix sockets, and whatever the host reaches); " FILE_ ":8");
+        priv_report_done(&rep);
+
+        /* A policy refuses it unless AllowBuildNetwork=yes. */
+        th_write_file(host, "etc/mkmachine/policy.conf", "[Recipes]\nAllowHostNetwork=yes\n", 0644);
+        assert_int_equal(privileges_assess(&ctx, r, &rep, &err), 0);
+        assert_int_equal(rep.n_denied, 1);
+        err = (struct mkm_err){};
+        assert_int_equal(privileges_refusal(&rep, "web", true, &err), -MKM_E_REFUSED);
+        assert_non_null(strstr(err.msg, "\n" FILE_ ":8: [Hooks] RunNetwork=yes, the host's network for the Run= commands "
+                                        "during the build"));
+        assert_non_null(strstr(err.msg, "does not allow the host's network during the build (no AllowBuildNetwork=yes)"));
+        priv_report_done(&rep);
+        th_write_file(host, "etc/mkmachine/policy.conf", "[Recipes]\nAllowBuildNetwork=yes\n", 0644);
+        assert_int_equal(privileges_assess(&ctx, r, &rep, &err), 0);
+        assert_int_equal(rep.n_denied, 0);
+        priv_report_done(&rep);
+        _cleanup_free_ char *pol = fs_path_join(host, "etc/mkmachine/policy.conf");
+        assert_int_equal(unlink(pol), 0);
+
+        /* Deployed: new unless the live generation's recipe had it too. */
+        deploy_gen1(host, true);
+        th_write_file(host, "var/lib/mkmachine/web/gen/1/recipe", "[Machine]\nName=web\n[Hooks]\nRun=true\n", 0644);
+        assert_int_equal(privileges_assess(&ctx, r, &rep, &err), 0);
+        assert_int_equal(rep.deployed, 1);
+        assert_int_equal(rep.n_new, 1);
+        assert_true(rep.grants.items[0].fresh);
+        priv_report_done(&rep);
+        th_write_file(host, "var/lib/mkmachine/web/gen/1/recipe",
+                      "[Machine]\nName=web\n[Hooks]\nRun=true\nRunNetwork=yes\n", 0644);
+        assert_int_equal(privileges_assess(&ctx, r, &rep, &err), 0);
+        assert_int_equal(rep.n_new, 0);
+        priv_report_done(&rep);
+        assert_int_equal(fs_rm_rf_at(AT_FDCWD, host), 0);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_docker),   cmocka_unit_test(test_fuse),     cmocka_unit_test(test_files),
                 cmocka_unit_test(test_exec),     cmocka_unit_test(test_network),  cmocka_unit_test(test_cover),
                 cmocka_unit_test(test_ignored_network_names), cmocka_unit_test(test_shared_uids),
+                cmocka_unit_test(test_build_network),
                 cmocka_unit_test(test_describe), cmocka_unit_test(test_assess),   cmocka_unit_test(test_unreadable),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
