@@ -554,6 +554,9 @@ struct loader {
         struct recipe_errors errors;
         bool key_bad[_K_MKM_MAX];       /* an assignment of the key was refused: no "missing" for it */
         const char *parsing;            /* the file ini_parse_lenient is reading, for its errors */
+        bool parsing_foreign;           /* ... lies outside the top recipe's directory: its lines
+                                         * are not echoed (an Include=/etc/shadow must not print
+                                         * a hash into a co-tenant's build log) */
         struct recipe_errors *syntax;   /* its syntax errors, merged into errors by line */
         bool had_syntax_error;          /* a key on a bad line may be what "missing" would name */
 };
@@ -1059,10 +1062,21 @@ static int unknown_key(struct loader *l, const struct where *w) {
         return FAIL(w, "unknown key");
 }
 
+/* Is path under dir (both absolute; "/" holds everything)? */
+static bool under_dir(const char *path, const char *dir) {
+        size_t n = strlen(dir);
+        return strncmp(path, dir, n) == 0 && (path[n] == '/' || (n == 1 && dir[0] == '/'));
+}
+
 static int record_syntax_error(void *userdata, int code, unsigned line, const char *msg) {
         struct loader *l = userdata;
         l->had_syntax_error = true;
-        int q = errors_add(l->syntax, code, l->parsing, line, "%s", msg);
+        int q = l->parsing_foreign
+                        ? errors_add(l->syntax, code, l->parsing, line,
+                                     "%s:%u: not a recipe line (not shown: the file is outside the directory of the "
+                                     "recipe that includes it)",
+                                     l->parsing, line)
+                        : errors_add(l->syntax, code, l->parsing, line, "%s", msg);
         return q == -ENOMEM ? q : 0;
 }
 
@@ -1231,8 +1245,18 @@ static int load_file(struct loader *l, const char *abs, const char *shown_in, co
         _cleanup_free_ char *dir = fs_path_dirname(abs);
         if (!dir)
                 return -ENOMEM;
+        bool foreign = false;
+        if (l->depth > 0) {
+                _cleanup_free_ char *top = fs_path_dirname(l->stack[0].abs);
+                if (!top)
+                        return -ENOMEM;
+                foreign = !under_dir(abs, top);
+        }
         l->stack[l->depth++] = (struct frame){ .abs = (char *)abs, .shown = (char *)shown };
+        bool was_foreign = l->parsing_foreign;
+        l->parsing_foreign = foreign;
         ret = parse_buffer(l, buf, len, shown, dir);
+        l->parsing_foreign = was_foreign;
         l->depth--;
         return ret;
 }
@@ -1525,11 +1549,6 @@ static int check_readable(const struct recipe *r, enum key_id id, const char *pa
 /* A recipe shared by a co-tenant must not copy the builder's files into the machine it gets
  * (/etc/shadow, ~/.ssh/id_ed25519): Copy= and RootAuthorizedKeys= sources must resolve, symlinks
  * followed, to a path inside the directory of one of the recipe files that were read. */
-/* Is path under dir (both absolute; "/" holds everything)? */
-static bool under_dir(const char *path, const char *dir) {
-        size_t n = strlen(dir);
-        return strncmp(path, dir, n) == 0 && (path[n] == '/' || (n == 1 && dir[0] == '/'));
-}
 
 int recipe_source_is_beside(const struct recipe *r, const char *path, const char *dir, const char *real) {
         if (dir && dir[0]) {

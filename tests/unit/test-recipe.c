@@ -471,6 +471,29 @@ static void test_include(void **state) {
         assert_int_equal(t->n_nspawn, 2);
 }
 
+/* An Include= of a host file outside the recipe's directory (Include=/etc/shadow) reports its bad
+ * lines without showing them: a hash must not reach a co-tenant's build log. Files beside the
+ * recipe (below its directory) are shown as usual. Found by a review. */
+static void test_include_not_echoed(void **state) {
+        (void)state;
+        write_file("host/shadow", "root:$6$saltsalt$HASHHASHHASH:19000:0:99999:7:::\n");
+        write_file("rec/sub/bad.recipe", "this line is shown\n");
+        _cleanup_free_ char *shadow = tpath("host/shadow"), *top = tpath("rec/top.recipe");
+        char text[2048];
+        snprintf(text, sizeof text,
+                 "[Machine]\nName=x\nInclude=%s\nInclude=sub/bad.recipe\n[Bootstrap]\nDistribution=arch\nPackages=base\n",
+                 shadow);
+        write_file("rec/top.recipe", text);
+        struct mkm_err err = {};
+        _cleanup_(recipe_freep) struct recipe *r = NULL;
+        assert_int_equal(recipe_load(NULL, top, &r, &err), -MKM_E_PARSE);
+        assert_null(strstr(err.msg, "HASH"));
+        assert_null(strstr(err.msg, "root:"));
+        assert_non_null(strstr(err.msg, "shadow:1: not a recipe line (not shown: the file is outside the directory of the "
+                                        "recipe that includes it)"));
+        assert_non_null(strstr(err.msg, "bad.recipe:1: expected 'Key=Value', got 'this line is shown'"));
+}
+
 /* Copy= sources lie beside the recipe file that names them, not beside any file read (an Include=
  * of a host file that parses as an empty recipe); a stored recipe (rebuild), which does not know
  * which file named them, needs the path as written and where it leads under one's directory. */
@@ -919,6 +942,7 @@ int main(void) {
                 cmocka_unit_test(test_bad),
                 cmocka_unit_test(test_validate_for_build),
                 cmocka_unit_test_setup_teardown(test_sources_beside, setup_tmp, teardown_tmp),
+                cmocka_unit_test_setup_teardown(test_include_not_echoed, setup_tmp, teardown_tmp),
                 cmocka_unit_test_setup_teardown(test_include, setup_tmp, teardown_tmp),
                 cmocka_unit_test_setup_teardown(test_include_errors, setup_tmp, teardown_tmp),
                 cmocka_unit_test_setup_teardown(test_multi_errors, setup_tmp, teardown_tmp),
