@@ -363,10 +363,13 @@ static int from_nspawn(struct privileges *p, const char *text, const struct reci
                                 q = add_source(p, parts[upper], ro, setting, &c);
                 } else if ((strcmp(e[i].section, "Exec") == 0 &&
                             (strcmp(e[i].key, "OOMScoreAdjust") == 0 || strncmp(e[i].key, "Limit", 5) == 0)) ||
-                           (is_key(&e[i], "Exec", "LinkJournal") &&
-                            (strcmp(e[i].value, "host") == 0 || strcmp(e[i].value, "try-host") == 0))) {
+                           (is_key(&e[i], "Exec", "LinkJournal") && strcmp(e[i].value, "guest") != 0 &&
+                            strcmp(e[i].value, "try-guest") != 0 && recipe_parse_boolean(e[i].value) != 0)) {
                         /* The host's resources: OOM immunity, raised rlimits (e.g. unlimited
-                         * mlock), the host's journal directory for the machine, read-write. */
+                         * mlock), the host's journal directory for the machine, read-write
+                         * (host, try-host, and auto or yes, which bind it when it exists, as it
+                         * does for a machine ID another machine used; any other value too:
+                         * what systemd reads differently is listed, not lost). */
                         _cleanup_free_ char *v = NULL;
                         q = asprintf(&v, "%s=%s", e[i].key, e[i].value) < 0
                                     ? -ENOMEM

@@ -205,6 +205,11 @@ static void test_exec(void **state) {
                        "service LinkJournal=try-host | [Exec] LinkJournal=try-host | [Exec] LinkJournal=@9 | -",
                        NULL });
         derive("[Exec]\nLinkJournal=try-guest\n", 0, (const char *const[]){ NULL });
+        derive("[Exec]\nLinkJournal=guest\n", 0, (const char *const[]){ NULL });
+        derive("[Exec]\nLinkJournal=no\n", 0, (const char *const[]){ NULL });
+        /* auto binds the host's directory for the machine's ID when it exists (systemd-nspawn(1)). */
+        derive("[Exec]\nLinkJournal=auto\n", 0,
+               (const char *const[]){ "service LinkJournal=auto | [Exec] LinkJournal=auto | [Exec] LinkJournal=@7 | -", NULL });
         /* systemd reads a number as the capability of that number: 21 is CAP_SYS_ADMIN. */
         derive("[Exec]\nCapability=21\n", 0,
                (const char *const[]){ "capability CAP_SYS_ADMIN | [Exec] Capability=21 | [Exec] Capability=@7 | -", NULL });
