@@ -36,6 +36,8 @@ struct live {
         unsigned gen;                   /* the live generation */
         struct state_host_diff *host;   /* host files that differ from what it installed */
         size_t n_host, host_blocking;   /* ... and of those, changed or added (a rebuild loses them) */
+        bool host_pending;              /* a swap or rm was interrupted: the next command that takes
+                                         * the machine's lock rewrites them all (state_recover) */
 };
 
 static void live_done(struct live *l) {
@@ -86,14 +88,29 @@ static int verify_read_live_manifest(struct mkm_ctx *ctx, const char *name, stru
         r = state_host_files_diff(ctx, s, &l->host, &l->n_host, reterr);
         if (r < 0)
                 return r;
+        /* After an interrupted swap the files are half one generation's and half missing, and no
+         * hand made them so: none is drift, recovery writes them all again. */
+        l->host_pending = state_host_is_pending(s);
         for (size_t i = 0; i < l->n_host; i++)
-                l->host_blocking += l->host[i].change != STATE_HOST_REMOVED;
+                l->host_blocking += !l->host_pending && l->host[i].change != STATE_HOST_REMOVED;
         return 0;
 }
 
 /* "host file PATH: ..." for one host file that differs. */
 static char *host_diff_to_string(const struct live *l, const struct state_host_diff *h) {
         char *s = NULL;
+        if (l->host_pending) {
+                char w[64] = "missing";
+                if (h->change == STATE_HOST_ADDED)
+                        (void)snprintf(w, sizeof w, "there, though generation %u has none", l->gen);
+                else if (h->change == STATE_HOST_CHANGED)
+                        (void)snprintf(w, sizeof w, "not what generation %u installed", l->gen);
+                return asprintf(&s, "host file %s: %s, left by an interrupted build, rollback or rm (the next mkmachine "
+                                    "ls, build, rollback or rm as root writes generation %u's files again)",
+                                h->path, w, l->gen) < 0
+                               ? NULL
+                               : s;
+        }
         int r = h->change == STATE_HOST_CHANGED
                         ? asprintf(&s, "host file %s: changed by hand (not what generation %u installed)", h->path, l->gen)
                 : h->change == STATE_HOST_ADDED
@@ -147,7 +164,8 @@ static int print_json(const struct live *l, const char *name, const struct drift
                 struct json_object *j = cli_json_append_object(ha);
                 if (!j || cli_json_add_string(j, "path", l->host[i].path) < 0 ||
                     cli_json_add_string(j, "change", state_host_change_to_string(l->host[i].change)) < 0 ||
-                    cli_json_add_bool(j, "blocking", l->host[i].change != STATE_HOST_REMOVED) < 0)
+                    cli_json_add_bool(j, "blocking", !l->host_pending && l->host[i].change != STATE_HOST_REMOVED) < 0 ||
+                    cli_json_add_bool(j, "interrupted", l->host_pending) < 0)
                         return -ENOMEM;
         }
         struct json_object *a = cli_json_add_array(o, "entries");

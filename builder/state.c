@@ -952,6 +952,11 @@ int state_host_pending(const struct machine_state *s, bool pending, struct mkm_e
         return 0;
 }
 
+bool state_host_is_pending(const struct machine_state *s) {
+        _cleanup_free_ char *p = fs_path_join(s->state_dir, HOST_PENDING);
+        return p && access(p, F_OK) == 0;
+}
+
 /* ---- recovery -------------------------------------------------------------------------------- */
 
 /* Remove ".#X.PID.XXXXXX" regular files of processes that are gone (fs_write_atomic_at's). */

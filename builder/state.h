@@ -168,6 +168,8 @@ void state_host_diffs_free(struct state_host_diff *d, size_t n);
  * files from the live generation; otherwise it leaves them as they are (a hand edit is kept, and
  * shown by verify and by the refusal of a rebuild). */
 int state_host_pending(const struct machine_state *s, bool pending, struct mkm_err *reterr);
+/* Is s marked so (a swap or rm that was interrupted, not yet recovered)? */
+bool state_host_is_pending(const struct machine_state *s);
 
 /* Repair everything from the live tree's generation (see the top of this file): migrate the old
  * single-generation layout, rename kept trees to .#NAME.gen-N, remove generations that were never

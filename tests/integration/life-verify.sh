@@ -238,6 +238,22 @@ rm -f "$DI/zz-mine.conf"
 G=$(live_gen "$HOST" v1)
 verify "$WORK/h4"
 check "and the machine is clean again" test "$(rc "$WORK/h4")" = 0
+# After an interrupted swap (the marker written, the files half replaced) nothing was done by
+# hand: verify says so and counts no drift; the next command as root writes them again.
+touch "$HOST/var/lib/mkmachine/v1/host-pending"
+printf '[Exec]\nBoot=no\n' >"$NS"
+verify "$WORK/h5"
+check "verify after an interrupted swap: no drift (exit 0)" test "$(rc "$WORK/h5")" = 0
+check "... saying what happened and what restores it" contains "$WORK/h5" \
+  "host file $NS: not what generation $(basename "$G") installed, left by an interrupted build, rollback or rm (the next mkmachine ls, build, rollback or rm as root writes generation $(basename "$G")'s files again)"
+verify "$WORK/h5j" --json
+check "... --json: interrupted, not blocking, clean" json_check "$WORK/h5j" 'd["clean"] is True' \
+  '[(h["change"], h["blocking"], h["interrupted"]) for h in d["host_files"]] == [("changed", False, True)]'
+mkm ls >/dev/null 2>&1
+check "... and ls (as root) writes it again" cmp "$NS" "$WORK/v1.nspawn.built"
+check "... removing the marker" test ! -e "$HOST/var/lib/mkmachine/v1/host-pending"
+verify "$WORK/h6"
+check "... after which verify lists no host file" bash -c "[ \"\$(cat '$WORK/h6.rc')\" = 0 ] && ! grep -q 'host file' '$WORK/h6'"
 
 # --- 5. what verify cannot compare: said clearly ----------------------------------------------
 mkm verify nosuch >"$WORK/e1" 2>&1; r=$?
