@@ -451,6 +451,23 @@ static void test_host_files_around_swap(void **state) {
         d = deploy_free(d);
         assert_nspawn(host, "2");
 
+        /* the swap itself fails after the old host files were retired (the staged tree is gone):
+         * nothing is deployed, and generation 2's .nspawn is back, unmarked */
+        assert_int_equal(deploy_begin(&ctx, "m", &d, &err), 0);
+        assert_int_equal(deploy_stage(d, &err), 0);
+        assert_int_equal(fs_rm_rf_at(AT_FDCWD, d->staging), 0);
+        struct state_host_file hf3[] = { { "etc/systemd/nspawn/m.nspawn", "[Exec]\n# 3\n" } };
+        struct state_new_gen g3 = { .recipe = "r\n", .recipe_path = "/x.recipe", .lock = "l\n", .manifest = "",
+                                    .digest = "sha256:3", .host = hf3, .n_host = 1 };
+        err = (struct mkm_err){};
+        assert_int_equal(deploy_commit(&ctx, d, &g3, &n, &err), -ENOENT);
+        assert_non_null(strstr(err.msg, "cannot swap "));
+        d = deploy_free(d);
+        assert_tree(host, "m", "2");
+        assert_nspawn(host, "2");
+        assert_false(exists(host, "var/lib/mkmachine/m/", "host-pending"));
+        assert_false(exists(host, "var/lib/mkmachine/m/gen/", "3"));
+
         /* the same for a rollback (4 -> 3), stopped between its swap and the host files */
         ctx.keep_generations = 2;
         deploy_one(&ctx, "3");
