@@ -24,6 +24,7 @@
 
 #include "ctx.h"
 #include "nspawn.h"
+#include "privileges.h"
 #include "recipe.h"
 #include "sandbox.h"
 #include "shift.h"
@@ -142,13 +143,20 @@ uint32_t hooks_userns_pick(const char *name) {
         return HOOKS_USERNS_PICK_MIN + (h % slots) * HOOKS_USERNS_RANGE;
 }
 
-/* Whether a host user or group has the first or last ID of the slot, or a systemd-nspawn
- * running on this host holds it (its lock file, as nspawn's PrivateUsers=pick takes it). */
+bool hooks_sandbox_slot_taken(int hostfd, uint32_t base) {
+        return privileges_uids_in_use(hostfd, base, HOOKS_USERNS_RANGE);
+}
+
+/* Whether a host user or group has the first or last ID of the slot, or a machine's settings on
+ * this host claim any of its IDs, or a systemd-nspawn running here holds it (its lock file, as
+ * nspawn's PrivateUsers=pick takes it). The sandbox runs on this host, whatever --host-root
+ * says. */
 static bool slot_taken_on_host(uint32_t base) {
-        char lock[64];
-        (void)snprintf(lock, sizeof lock, "/run/systemd/nspawn-uid/%" PRIu32, base);
-        return getpwuid((uid_t)base) || getpwuid((uid_t)(base + HOOKS_USERNS_RANGE - 1)) || getgrgid((gid_t)base) ||
-               getgrgid((gid_t)(base + HOOKS_USERNS_RANGE - 1)) || access(lock, F_OK) == 0;
+        if (getpwuid((uid_t)base) || getpwuid((uid_t)(base + HOOKS_USERNS_RANGE - 1)) || getgrgid((gid_t)base) ||
+            getgrgid((gid_t)(base + HOOKS_USERNS_RANGE - 1)))
+                return true;
+        _cleanup_close_ int rootfd = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        return rootfd >= 0 && hooks_sandbox_slot_taken(rootfd, base);
 }
 
 uint32_t hooks_sandbox_uid_base_with(const char *name, uint32_t avoid, bool (*taken)(uint32_t base)) {

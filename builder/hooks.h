@@ -84,9 +84,13 @@ uint32_t hooks_userns_pick(const char *name);
  * never hooks_userns_pick(name) itself, so package code at build time never shares IDs with the
  * machine it builds when that machine runs with PrivateUsers=pick (or avoid, its explicit base).
  * By systemd's convention (UIDS-GIDS.md) no host user is given an ID in this range; a slot whose
- * first or last ID a host user or group has anyway (NSS), or that a running systemd-nspawn holds
- * (/run/systemd/nspawn-uid/BASE), is passed over. Deterministic per name on a given host. */
+ * first or last ID a host user or group has anyway (NSS), any ID of which a machine's settings on
+ * the host claim (another machine's root must not be the sandbox's), or that a running
+ * systemd-nspawn holds (/run/systemd/nspawn-uid/BASE), is passed over. Deterministic per name on a given host. */
 uint32_t hooks_sandbox_uid_base(const char *name, uint32_t avoid);
+/* Do a machine's settings under the host root hostfd (/etc/systemd/nspawn, /run/systemd/nspawn) or
+ * a running container's lock (/run/systemd/nspawn-uid) claim any ID of the slot at base? */
+bool hooks_sandbox_slot_taken(int hostfd, uint32_t base);
 /* The same with the host check given (tests): avoid is the machine's own explicit PrivateUsers=
  * base (0: none); a slot taken() says is in use, or avoid, or the name's pick slot, is passed
  * over for the next one (at most 256 tries). */

@@ -559,6 +559,72 @@ static int read_regular_at(int hostfd, const char *path, char **ret) {
         return fs_read_fd(fd, HOST_COPY_MAX, ret, NULL);
 }
 
+/* Call fn(ud, who) for each machine on the host (hostfd) but name (NULL: none left out) whose UIDs
+ * overlap base..base+range-1: who is the machine's name, or "/run/systemd/nspawn-uid/BASE" for a
+ * container systemd-nspawn runs with PrivateUsers=pick. fn returns < 0 to fail, > 0 to stop. */
+static int for_each_sharer(int hostfd, const char *name, uint32_t base, uint32_t range,
+                           int (*fn)(void *ud, const char *who), void *ud) {
+        /* The settings systemd-nspawn applies to other machines: /etc before /run, one file a
+         * machine (systemd.nspawn(5)). A file that cannot be read or parsed is no machine here. */
+        static const char *const dirs[] = { "etc/systemd/nspawn", "run/systemd/nspawn" };
+        _cleanup_strv_free_ char **seen = NULL;
+        int q = 0;
+        for (size_t k = 0; k < ELEMENTSOF(dirs) && q == 0; k++) {
+                _cleanup_strv_free_ char **names = NULL;
+                q = dir_names(hostfd, dirs[k], &names);
+                for (char **f = names; q == 0 && f && *f; f++) {
+                        size_t len = strlen(*f);
+                        if (len <= 7 || strcmp(*f + len - 7, ".nspawn") != 0)
+                                continue;
+                        _cleanup_free_ char *other = strndup(*f, len - 7), *path = NULL, *text = NULL, *v = NULL;
+                        if (!other || asprintf(&path, "%s/%s", dirs[k], *f) < 0)
+                                return -ENOMEM;
+                        if ((name && strcmp(other, name) == 0) || strv_contains(seen, other))
+                                continue;
+                        q = read_regular_at(hostfd, path, &text);
+                        if (q == -ENOMEM)
+                                return q;
+                        if (q < 0) {
+                                q = 0;
+                                continue;
+                        }
+                        if ((q = strv_push(&seen, other)) < 0)
+                                return q;
+                        uint32_t ob, on;
+                        q = nspawn_uid_range(text, &ob, &on, &v);
+                        if (q > 0)
+                                q = ranges_overlap(base, range, ob, on) ? fn(ud, other) : 0;
+                }
+        }
+        /* A container that systemd-nspawn started with PrivateUsers=pick holds its slot's lock
+         * while it runs. */
+        _cleanup_strv_free_ char **locks = NULL;
+        if (q == 0)
+                q = dir_names(hostfd, "run/systemd/nspawn-uid", &locks);
+        for (char **f = locks; q == 0 && f && *f; f++) {
+                uint32_t ob, on;
+                if (!uid_range(*f, &ob, &on) || strchr(*f, ':') || !ranges_overlap(base, range, ob, on))
+                        continue;
+                _cleanup_free_ char *who = NULL;
+                q = asprintf(&who, "/run/systemd/nspawn-uid/%s", *f) < 0 ? -ENOMEM : fn(ud, who);
+        }
+        return q < 0 ? q : 0;
+}
+
+struct shared_add {
+        struct privileges *p;
+        const char *setting;
+        const struct credit *c;
+};
+
+static int shared_add_one(void *ud, const char *who) {
+        struct shared_add *a = ud;
+        _cleanup_free_ char *val = NULL;
+        if (asprintf(&val, "shared-uids:%s", who) < 0)
+                return -ENOMEM;
+        return grant_add(a->p, PRIV_PRIVILEGED, val, false, PRIV_FILE_NSPAWN, a->setting, a->c);
+}
+
 int privileges_add_shared_uids(int hostfd, const char *name, const char *nspawn_text, const struct recipe *r,
                                const struct hooks_needs *needs, struct privileges *p) {
         if (hostfd < 0 || !nspawn_text)
@@ -572,56 +638,19 @@ int privileges_add_shared_uids(int hostfd, const char *name, const char *nspawn_
                 return -ENOMEM;
         struct credit c;
         credit_nspawn(r, needs, "Exec", "PrivateUsers", value, &c);
-        /* The settings systemd-nspawn applies to other machines: /etc before /run, one file a
-         * machine (systemd.nspawn(5)). A file that cannot be read or parsed is no machine here. */
-        static const char *const dirs[] = { "etc/systemd/nspawn", "run/systemd/nspawn" };
-        _cleanup_strv_free_ char **seen = NULL;
-        for (size_t k = 0; k < ELEMENTSOF(dirs) && q >= 0; k++) {
-                _cleanup_strv_free_ char **names = NULL;
-                q = dir_names(hostfd, dirs[k], &names);
-                for (char **f = names; q >= 0 && f && *f; f++) {
-                        size_t len = strlen(*f);
-                        if (len <= 7 || strcmp(*f + len - 7, ".nspawn") != 0)
-                                continue;
-                        _cleanup_free_ char *other = strndup(*f, len - 7), *path = NULL, *text = NULL, *v = NULL;
-                        if (!other || asprintf(&path, "%s/%s", dirs[k], *f) < 0)
-                                return -ENOMEM;
-                        if (strcmp(other, name) == 0 || strv_contains(seen, other))
-                                continue;
-                        q = read_regular_at(hostfd, path, &text);
-                        if (q == -ENOMEM)
-                                return q;
-                        if (q < 0) {
-                                q = 0;
-                                continue;
-                        }
-                        if ((q = strv_push(&seen, other)) < 0)
-                                return q;
-                        uint32_t ob, on;
-                        q = nspawn_uid_range(text, &ob, &on, &v);
-                        if (q > 0 && ranges_overlap(base, range, ob, on)) {
-                                _cleanup_free_ char *val = NULL;
-                                q = asprintf(&val, "shared-uids:%s", other) < 0
-                                            ? -ENOMEM
-                                            : grant_add(p, PRIV_PRIVILEGED, val, false, PRIV_FILE_NSPAWN, setting, &c);
-                        }
-                }
-        }
-        /* A container that systemd-nspawn started with PrivateUsers=pick holds its slot's lock
-         * while it runs. */
-        _cleanup_strv_free_ char **locks = NULL;
-        if (q >= 0)
-                q = dir_names(hostfd, "run/systemd/nspawn-uid", &locks);
-        for (char **f = locks; q >= 0 && f && *f; f++) {
-                uint32_t ob, on;
-                if (!uid_range(*f, &ob, &on) || strchr(*f, ':') || !ranges_overlap(base, range, ob, on))
-                        continue;
-                _cleanup_free_ char *val = NULL;
-                q = asprintf(&val, "shared-uids:/run/systemd/nspawn-uid/%s", *f) < 0
-                            ? -ENOMEM
-                            : grant_add(p, PRIV_PRIVILEGED, val, false, PRIV_FILE_NSPAWN, setting, &c);
-        }
-        return q < 0 ? q : 0;
+        return for_each_sharer(hostfd, name, base, range, shared_add_one,
+                               &(struct shared_add){ .p = p, .setting = setting, .c = &c });
+}
+
+static int found(void *ud, const char *who) {
+        (void)who;
+        *(bool *)ud = true;
+        return 1;
+}
+
+bool privileges_uids_in_use(int hostfd, uint32_t base, uint32_t range) {
+        bool used = false;
+        return for_each_sharer(hostfd, NULL, base, range, found, &used) < 0 || used;
 }
 
 /* ---- the build itself -------------------------------------------------------------------------- */

@@ -36,6 +36,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct host_files;
 struct hooks_needs;
@@ -113,6 +114,10 @@ int privileges_from_host_files(const struct host_files *hf, const struct recipe 
  * Credited as privileges_from_host_files() credits the PrivateUsers= line. 0 or -errno. */
 int privileges_add_shared_uids(int hostfd, const char *name, const char *nspawn_text, const struct recipe *r,
                                const struct hooks_needs *needs, struct privileges *p);
+
+/* Do any machine's settings on the host (hostfd), or a running PrivateUsers=pick container's lock,
+ * claim UIDs of base..base+range-1 (as privileges_add_shared_uids() finds them)? true on error. */
+bool privileges_uids_in_use(int hostfd, uint32_t base, uint32_t range);
 
 /* Add what the build itself is granted on the host: "build-network" for RunNetwork=yes, credited to
  * r's key. 0 or -ENOMEM. */

@@ -713,6 +713,49 @@ static void test_sandbox_uid_base_nspawn_lock(void **state) {
         assert_int_not_equal(b, hooks_userns_pick("web-lock-test"));
 }
 
+/* A slot another machine's settings claim (any ID of it) is passed over: the build's package code
+ * must not run as that machine's root. */
+static void test_sandbox_uid_base_machines(void **state) {
+        (void)state;
+        _cleanup_free_ char *host = th_tmpdir_new("hooks-slot");
+        _cleanup_close_ int hostfd = open(host, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        assert_true(hostfd >= 0);
+        uint32_t first = hooks_sandbox_uid_base_with("web-machine-test", 0, NULL);
+        assert_false(hooks_sandbox_slot_taken(hostfd, first));
+        char text[96];
+        (void)snprintf(text, sizeof text, "[Exec]\nPrivateUsers=%" PRIu32 ":10\n", first + HOOKS_USERNS_RANGE - 5);
+        th_write_file(host, "etc/systemd/nspawn/other.nspawn", text, 0644);
+        assert_true(hooks_sandbox_slot_taken(hostfd, first));
+        assert_true(hooks_sandbox_slot_taken(hostfd, first + HOOKS_USERNS_RANGE));
+        assert_false(hooks_sandbox_slot_taken(hostfd, first + 2 * HOOKS_USERNS_RANGE));
+        assert_false(hooks_sandbox_slot_taken(hostfd, first - HOOKS_USERNS_RANGE));
+        assert_int_equal(fs_rm_rf_at(AT_FDCWD, host), 0);
+
+        /* On this host (the sandbox runs here whatever --host-root says): a transient machine's
+         * settings in /run. */
+        if (geteuid() != 0) {
+                print_message("skipped: writing /run/systemd/nspawn/ needs root\n");
+                skip();
+        }
+        bool made_parent = mkdir("/run/systemd", 0755) == 0;
+        bool made_dir = mkdir("/run/systemd/nspawn", 0755) == 0;
+        const char *file = "/run/systemd/nspawn/mkm-test-slot-machine.nspawn";
+        (void)snprintf(text, sizeof text, "[Exec]\nPrivateUsers=%" PRIu32 "\n", first);
+        int fd = open(file, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        assert_true(fd >= 0);
+        assert_int_equal(fs_write_all(fd, text, strlen(text)), 0);
+        (void)close(fd);
+        uint32_t b = hooks_sandbox_uid_base("web-machine-test", 0);
+        (void)unlink(file);
+        if (made_dir)
+                (void)rmdir("/run/systemd/nspawn");
+        if (made_parent)
+                (void)rmdir("/run/systemd");
+        assert_int_not_equal(b, first);
+        assert_int_equal(b % HOOKS_USERNS_RANGE, 0);
+        assert_int_equal(hooks_sandbox_uid_base("web-machine-test", 0), first);
+}
+
 /* ---- host files --------------------------------------------------------------------------- */
 
 static void test_write_host_files(void **state) {
@@ -1053,6 +1096,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_sandbox_uid_base),
                 cmocka_unit_test(test_sandbox_uid_base_nspawn_lock),
+                cmocka_unit_test(test_sandbox_uid_base_machines),
                 cmocka_unit_test(test_sandbox_uid_base_nss),
                 cmocka_unit_test_setup_teardown(test_authorized_keys, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_authorized_keys_fresh_and_private, setup, teardown),
