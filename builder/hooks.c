@@ -208,22 +208,30 @@ int hooks_userns(const struct recipe *r, struct hooks_userns *ret, struct mkm_er
                 return 0;
         }
         /* A boolean, "identity" or "managed": nothing for the build to shift. */
-        if (!v || recipe_parse_boolean(v) >= 0 || strcasecmp(v, "identity") == 0 || strcasecmp(v, "managed") == 0)
+        if (!v || recipe_parse_boolean(v) >= 0 || strcmp(v, "identity") == 0 || strcmp(v, "managed") == 0)
                 return 0;
         if (strcmp(v, "pick") == 0) {
                 *ret = (struct hooks_userns){ .shift = true, .picked = true, .base = hooks_userns_pick(r->name),
                                               .range = HOOKS_USERNS_RANGE };
                 return 0;
         }
-        const char *colon = strchr(v, ':');
+        /* What systemd-nspawn reads, in the one spelling: decimal, no leading zero (nspawn drops a
+         * base "0524288", and with the PrivateUsersOwnership= the shift writes, runs the machine
+         * without a user namespace), no blanks, no sign, no hex. */
         uint32_t base, range = HOOKS_USERNS_RANGE;
-        bool ok = parse_u32(v, colon ? (size_t)(colon - v) : strlen(v), &base);
-        if (ok && colon)
-                ok = parse_u32(colon + 1, strlen(colon + 1), &range) && range > 0;
-        if (!ok || (uint64_t)base + range > UINT32_MAX)
+        char canon[32];
+        bool ok = nspawn_parse_uid_range(v, &base, &range);
+        if (ok) {
+                if (strchr(v, ':'))
+                        (void)snprintf(canon, sizeof canon, "%" PRIu32 ":%" PRIu32, base, range);
+                else
+                        (void)snprintf(canon, sizeof canon, "%" PRIu32, base);
+                ok = strcmp(canon, v) == 0;
+        }
+        if (!ok)
                 return mkm_err_set(reterr, -MKM_E_RECIPE,
-                                   "[Exec] PrivateUsers=: expected yes, no, pick, identity or UID[:RANGE] (UID + RANGE "
-                                   "within 32 bits), got '%s'",
+                                   "[Exec] PrivateUsers=: expected yes, no, pick, identity or UID[:RANGE] (decimal "
+                                   "without leading zeros, UID not 65535, UID + RANGE within 32 bits), got '%s'",
                                    v);
         *ret = (struct hooks_userns){ .shift = base > 0, .base = base, .range = range };
         return 0;

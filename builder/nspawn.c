@@ -23,6 +23,57 @@ static const char *const list_keys[] = {
         "Interface", "MACVLAN", "IPVLAN", "VirtualEthernetExtra", "Port",
 };
 
+bool nspawn_parse_uid_range(const char *v, uint32_t *ret_base, uint32_t *ret_range) {
+        size_t n = strcspn(v, ":");
+        if (n == 0 || n > 10 || (v[0] == '0' && n > 1))
+                return false;
+        uint64_t base = 0, range = 0x10000;
+        for (size_t i = 0; i < n; i++) {
+                if (v[i] < '0' || v[i] > '9')
+                        return false;
+                base = base * 10 + (uint64_t)(v[i] - '0');
+        }
+        if (base >= UINT32_MAX || base == 0xFFFF)
+                return false;
+        if (v[n] == ':') {
+                const char *r = v + n + 1;
+                r += strspn(r, " \t\n\r");
+                if (*r == '-')
+                        return false;
+                char *end = NULL;
+                errno = 0;
+                unsigned long long x = strtoull(r, &end, 0);
+                if (errno != 0 || end == r || *end || x > UINT32_MAX)
+                        return false;
+                range = x;
+        }
+        if (range == 0 || base > UINT32_MAX - range)
+                return false;
+        *ret_base = (uint32_t)base;
+        *ret_range = (uint32_t)range;
+        return true;
+}
+
+bool nspawn_parse_private_users(const char *v, enum nspawn_userns *ret_mode, uint32_t *ret_base, uint32_t *ret_range) {
+        *ret_base = UINT32_MAX;
+        *ret_range = 0x10000;
+        int b = recipe_parse_boolean(v);
+        if (b >= 0) {
+                *ret_mode = b ? NSPAWN_USERNS_FIXED : NSPAWN_USERNS_NO;
+                return true;
+        }
+        if (strcmp(v, "pick") == 0 || strcmp(v, "identity") == 0) {
+                *ret_mode = v[0] == 'p' ? NSPAWN_USERNS_PICK : NSPAWN_USERNS_IDENTITY;
+                if (*ret_mode == NSPAWN_USERNS_IDENTITY)
+                        *ret_base = 0;
+                return true;
+        }
+        if (!nspawn_parse_uid_range(v, ret_base, ret_range))
+                return false;
+        *ret_mode = NSPAWN_USERNS_FIXED;
+        return true;
+}
+
 bool nspawn_key_is_list(const char *key) {
         for (size_t i = 0; i < ELEMENTSOF(list_keys); i++)
                 if (strcmp(list_keys[i], key) == 0)

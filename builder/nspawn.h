@@ -15,6 +15,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct recipe;
 
@@ -57,6 +58,25 @@ const char *nspawn_recipe_value(const struct recipe *r, const char *section, con
  * if none. Caller owns both. 0 or -ENOMEM. */
 int nspawn_render(const char *name, const struct recipe *r, const struct hook_nspawn_additions *add, char **ret,
                   char ***ret_warnings);
+
+/* How systemd-nspawn (252) reads PrivateUsers= in a .nspawn file (config_parse_private_users): */
+enum nspawn_userns {
+        NSPAWN_USERNS_UNSET,    /* no line it accepts: the command line's (the service's -U: pick) */
+        NSPAWN_USERNS_NO,       /* a false boolean */
+        NSPAWN_USERNS_FIXED,    /* BASE[:RANGE]; or a true boolean, base UINT32_MAX: the tree owner's */
+        NSPAWN_USERNS_PICK,     /* "pick" */
+        NSPAWN_USERNS_IDENTITY, /* "identity" */
+};
+
+/* BASE[:RANGE] as systemd's parse_userns_uid_range() reads it: BASE decimal without sign,
+ * whitespace or a leading zero (parse_uid()), not 65535 or 4294967295; RANGE as strtoul() with
+ * base 0 reads it (hex, octal, leading blanks, '+'), 65536 when left out; RANGE > 0 and
+ * BASE + RANGE within 32 bits. false for anything else (nspawn ignores such a line). */
+bool nspawn_parse_uid_range(const char *v, uint32_t *ret_base, uint32_t *ret_range);
+
+/* One PrivateUsers= value: false when nspawn ignores the line (a value it does not know:
+ * "managed" counts as such, since systemd 252 does not know it). */
+bool nspawn_parse_private_users(const char *v, enum nspawn_userns *ret_mode, uint32_t *ret_base, uint32_t *ret_range);
 
 /* systemd's ifname_valid() (src/basic/socket-util.c, no flags): 1-15 bytes of printable ASCII
  * without blanks, ':', '/' or '%', not "." "..", "all" or "default", not all digits. */

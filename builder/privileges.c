@@ -247,63 +247,63 @@ static int unreadable(struct privileges *p, enum priv_file in, const char *what,
         return grant_add(p, PRIV_PRIVILEGED, "unreadable", false, in, setting, &(struct credit){});
 }
 
-/* PrivateUsers=BASE[:RANGE] (a RANGE of 65536 when left out), as systemd-nspawn reads it: false
- * for anything else (pick, a boolean, identity, a value nspawn would refuse). */
-static bool uid_range(const char *v, uint32_t *ret_base, uint32_t *ret_range) {
-        size_t n = strcspn(v, ":");
-        char *end = NULL;
-        if (n == 0 || !isdigit((unsigned char)v[0]))
-                return false;
-        errno = 0;
-        unsigned long long base = strtoull(v, &end, 10), range = HOOKS_USERNS_RANGE;
-        if (errno != 0 || end != v + n || base > UINT32_MAX)
-                return false;
-        if (v[n] == ':') {
-                if (!isdigit((unsigned char)v[n + 1]))
-                        return false;
-                range = strtoull(v + n + 1, &end, 10);
-                if (errno != 0 || *end || range == 0 || range > UINT32_MAX)
-                        return false;
-        }
-        if (base + range > UINT32_MAX)
-                return false;
-        *ret_base = (uint32_t)base;
-        *ret_range = (uint32_t)range;
-        return true;
-}
-
 /* The UIDs systemd gives containers (UIDS-GIDS.md): 0x00080000 to 0x6FFFFFFF, in slots of 65536. */
 #define CONTAINER_UID_END ((uint64_t)HOOKS_USERNS_PICK_MAX + HOOKS_USERNS_RANGE)
 
-/* PrivateUsers=: "no" without a user namespace, "uid0" when the machine's root is UID 0 on the
- * host anyway (identity, a base of 0, or yes on a tree owned by UID 0, whose owner nspawn takes as
- * the base), "host-uids" when its UIDs reach outside the container range (PrivateUsers=1000: the
- * machine's root is host UID 1000, its users host accounts), "wide-uids" when it takes more than
- * one machine's 65536 (they are other machines' UIDs, now or when they are built), NULL when it
- * maps root to a slot of its own (pick, managed, BASE[:RANGE] within the range). */
-static const char *private_users_grant(const char *v) {
-        int b = recipe_parse_boolean(v);
-        if (b == 0)
-                return "no";
-        if (b == 1 || strcasecmp(v, "identity") == 0)
-                return "uid0";
-        if (!v[0] || strcasecmp(v, "pick") == 0 || strcasecmp(v, "managed") == 0)
-                return NULL;    /* empty: the service's -U, which is pick */
-        size_t n = strcspn(v, ":");
-        if (n > 0 && strspn(v, "0") == n)
-                return "uid0";
-        uint32_t base, range;
-        if (!uid_range(v, &base, &range))
-                return "unreadable";    /* fail closed: systemd may read it otherwise */
-        if (base < HOOKS_USERNS_PICK_MIN || (uint64_t)base + range > CONTAINER_UID_END)
-                return "host-uids";
-        if (range > HOOKS_USERNS_RANGE)
-                return "wide-uids";
-        return NULL;
-}
-
 static bool is_key(const struct ini_entry *e, const char *section, const char *key) {
         return strcmp(e->section, section) == 0 && strcmp(e->key, key) == 0;
+}
+
+/* A .nspawn's user namespace as systemd-nspawn 252 settles it: the last PrivateUsers= line it
+ * accepts (nspawn_parse_private_users(); it ignores the others); with none, a PrivateUsersOwnership=
+ * or PrivateUsersChown= line means no user namespace at all (settings_load(): the mode is then
+ * set to "no"), else the command line's (the service's -U). at: the deciding line. */
+struct userns_eff {
+        enum nspawn_userns mode;
+        uint32_t base, range;
+        const struct ini_entry *at;
+};
+
+static void effective_userns(const struct ini_entry *e, size_t n, struct userns_eff *ret) {
+        *ret = (struct userns_eff){ .mode = NSPAWN_USERNS_UNSET, .base = UINT32_MAX, .range = HOOKS_USERNS_RANGE };
+        const struct ini_entry *ownership = NULL;
+        for (size_t i = 0; i < n; i++) {
+                if (!e[i].key)
+                        continue;
+                struct userns_eff u = { .at = &e[i] };
+                if (is_key(&e[i], "Exec", "PrivateUsers") && nspawn_parse_private_users(e[i].value, &u.mode, &u.base, &u.range))
+                        *ret = u;
+                else if ((is_key(&e[i], "Files", "PrivateUsersOwnership") || is_key(&e[i], "Files", "PrivateUsersChown")) &&
+                         e[i].value[0])
+                        ownership = &e[i];
+        }
+        if (ret->mode == NSPAWN_USERNS_UNSET && ownership)
+                *ret = (struct userns_eff){ .mode = NSPAWN_USERNS_NO, .base = UINT32_MAX,
+                                            .range = HOOKS_USERNS_RANGE, .at = ownership };
+}
+
+/* The grant of a user namespace: "no" without one, "uid0" when the machine's root is UID 0 on
+ * the host anyway (identity, a base of 0, or yes on a tree owned by UID 0, whose owner nspawn
+ * takes as the base), "host-uids" when its UIDs reach outside the container range
+ * (PrivateUsers=1000: the machine's root is host UID 1000, its users host accounts), "wide-uids"
+ * when it takes more than one machine's 65536 (they are other machines' UIDs, now or when they
+ * are built), NULL when it maps root to a slot of its own (pick, the service's -U,
+ * BASE[:RANGE] within the range). */
+static const char *userns_grant(const struct userns_eff *u) {
+        switch (u->mode) {
+        case NSPAWN_USERNS_NO:
+                return "no";
+        case NSPAWN_USERNS_IDENTITY:
+                return "uid0";
+        case NSPAWN_USERNS_FIXED:
+                if (u->base == UINT32_MAX || u->base == 0)
+                        return "uid0";
+                if (u->base < HOOKS_USERNS_PICK_MIN || (uint64_t)u->base + u->range > CONTAINER_UID_END)
+                        return "host-uids";
+                return u->range > HOOKS_USERNS_RANGE ? "wide-uids" : NULL;
+        default:
+                return NULL;
+        }
 }
 
 static int from_nspawn(struct privileges *p, const char *text, const struct recipe *r, const struct hooks_needs *needs) {
@@ -317,6 +317,8 @@ static int from_nspawn(struct privileges *p, const char *text, const struct reci
                 return q == -ENOMEM ? q : unreadable(p, PRIV_FILE_NSPAWN, "NAME.nspawn", &err);
         static const char *const net_keys[] = { "Private", "VirtualEthernet", "VirtualEthernetExtra", "Interface",
                                                 "MACVLAN", "IPVLAN", "Bridge", "Zone" };
+        struct userns_eff u;
+        effective_userns(e, n, &u);
         bool net_set = false, net_private = false;
         const struct ini_entry *net_entry = NULL;       /* the line that leaves no private network */
         struct credit net_credit = {};
@@ -330,10 +332,10 @@ static int from_nspawn(struct privileges *p, const char *text, const struct reci
                 }
                 struct credit c;
                 credit_nspawn(r, needs, e[i].section, e[i].key, e[i].value, &c);
-                if (is_key(&e[i], "Exec", "PrivateUsers")) {
-                        const char *v = private_users_grant(e[i].value);
-                        if (v)
-                                q = grant_add(p, PRIV_PRIVILEGED, v, false, PRIV_FILE_NSPAWN, setting, &c);
+                if (&e[i] == u.at) {    /* the line that settles the user namespace */
+                        const char *g = userns_grant(&u);
+                        if (g)
+                                q = grant_add(p, PRIV_PRIVILEGED, g, false, PRIV_FILE_NSPAWN, setting, &c);
                 } else if (is_key(&e[i], "Exec", "Capability") || is_key(&e[i], "Exec", "AmbientCapability"))
                         q = add_words(p, PRIV_CAPABILITY, e[i].value, NULL, setting, &c);
                 else if (is_key(&e[i], "Exec", "SystemCallFilter")) {
@@ -491,27 +493,28 @@ int privileges_from_host_files(const struct host_files *hf, const struct recipe 
 
 /* ---- UIDs shared with other machines ---------------------------------------------------------- */
 
-/* The effective (last) [Exec] PrivateUsers= of a .nspawn text when it is BASE[:RANGE]: 1 with the
- * range and the value as written, 0 when it has none or another form (pick takes a free slot when
- * the machine starts; booleans and identity are judged on their own), -ENOMEM. */
-static int nspawn_uid_range(const char *text, uint32_t *ret_base, uint32_t *ret_range, char **ret_value) {
+static int skip_bad_line(void *userdata, int code, unsigned line, const char *msg) {
+        (void)userdata, (void)code, (void)line, (void)msg;
+        return 0;
+}
+
+/* A .nspawn text read as systemd-nspawn reads it (a bad line skipped, effective_userns()); the
+ * deciding line's value in *ret_value (NULL when unset). -MKM_E_PARSE for a file it would not read
+ * to the end (a line too long, too many), -ENOMEM. */
+static int nspawn_text_userns(const char *text, struct userns_eff *ret, char **ret_value) {
         struct ini_entry *e = NULL;
         size_t n = 0;
         struct mkm_err err = {};
-        int q = ini_parse(text, strlen(text), "NAME.nspawn", &e, &n, &err);
+        int q = ini_parse_lenient(text, strlen(text), "NAME.nspawn", skip_bad_line, NULL, &e, &n, &err);
         if (q < 0)
-                return q == -ENOMEM ? q : 0;
-        const char *v = NULL;
-        for (size_t i = 0; i < n; i++)
-                if (e[i].key && is_key(&e[i], "Exec", "PrivateUsers"))
-                        v = e[i].value;
-        q = 0;
-        if (v && recipe_parse_boolean(v) < 0 && uid_range(v, ret_base, ret_range)) {
-                *ret_value = strdup(v);
-                q = *ret_value ? 1 : -ENOMEM;
-        }
+                return q;
+        effective_userns(e, n, ret);
+        *ret_value = NULL;
+        if (ret->at && !(*ret_value = strdup(ret->at->value)))
+                q = -ENOMEM;
+        ret->at = NULL;
         ini_entries_free(e, n);
-        return q;
+        return q < 0 ? q : 0;
 }
 
 static bool ranges_overlap(uint32_t a, uint32_t an, uint32_t b, uint32_t bn) {
@@ -559,42 +562,94 @@ static int read_regular_at(int hostfd, const char *path, char **ret) {
         return fs_read_fd(fd, HOST_COPY_MAX, ret, NULL);
 }
 
+/* The UIDs of a machine whose user namespace comes from its tree's owner (PrivateUsers=yes, and
+ * pick, which is also the service's -U: nspawn tries the owner's slot first): the 64K slot of
+ * the owner of its image directory, when that is in the container range. systemd's image
+ * directories, first found wins (a raw image is not looked into). */
+static bool tree_slot(int hostfd, const char *name, uint32_t *ret_base) {
+        static const char *const image_dirs[] = { "etc/machines", "run/machines", "var/lib/machines",
+                                                  "var/lib/container", "usr/local/lib/machines", "usr/lib/machines" };
+        for (size_t k = 0; k < ELEMENTSOF(image_dirs); k++) {
+                _cleanup_free_ char *path = NULL;
+                struct stat st;
+                if (asprintf(&path, "%s/%s", image_dirs[k], name) < 0)
+                        return false;
+                if (fstatat(hostfd, path, &st, 0) < 0 || !S_ISDIR(st.st_mode))
+                        continue;
+                uint32_t b = (uint32_t)st.st_uid & 0xFFFF0000u;
+                if (b < HOOKS_USERNS_PICK_MIN || b > HOOKS_USERNS_PICK_MAX)
+                        return false;
+                *ret_base = b;
+                return true;
+        }
+        return false;
+}
+
 /* Call fn(ud, who) for each machine on the host (hostfd) but name (NULL: none left out) whose UIDs
- * overlap base..base+range-1: who is the machine's name, or "/run/systemd/nspawn-uid/BASE" for a
- * container systemd-nspawn runs with PrivateUsers=pick. fn returns < 0 to fail, > 0 to stop. */
+ * overlap base..base+range-1: who is the machine's name ("NAME (unreadable settings)" when its
+ * settings cannot be read to the end: fail closed), or "/run/systemd/nspawn-uid/BASE" for a
+ * container systemd-nspawn runs with PrivateUsers=pick. fn returns < 0 to fail, > 0 to stop.
+ * The machines are those with settings systemd-nspawn applies (HOST/etc/systemd/nspawn, else
+ * HOST/run/systemd/nspawn: their PrivateUsers=, read as nspawn reads it) and those with an image
+ * directory (PrivateUsers=yes, pick or none: the slot of the tree's owner). */
 static int for_each_sharer(int hostfd, const char *name, uint32_t base, uint32_t range,
                            int (*fn)(void *ud, const char *who), void *ud) {
-        /* The settings systemd-nspawn applies to other machines: /etc before /run, one file a
-         * machine (systemd.nspawn(5)). A file that cannot be read or parsed is no machine here. */
-        static const char *const dirs[] = { "etc/systemd/nspawn", "run/systemd/nspawn" };
-        _cleanup_strv_free_ char **seen = NULL;
+        static const char *const dirs[] = { "etc/systemd/nspawn", "run/systemd/nspawn", "etc/machines", "run/machines",
+                                            "var/lib/machines", "var/lib/container", "usr/local/lib/machines",
+                                            "usr/lib/machines" };
+        _cleanup_strv_free_ char **machines = NULL;
         int q = 0;
-        for (size_t k = 0; k < ELEMENTSOF(dirs) && q == 0; k++) {
+        for (size_t k = 0; k < ELEMENTSOF(dirs) && q >= 0; k++) {
                 _cleanup_strv_free_ char **names = NULL;
                 q = dir_names(hostfd, dirs[k], &names);
-                for (char **f = names; q == 0 && f && *f; f++) {
+                for (char **f = names; q >= 0 && f && *f; f++) {
                         size_t len = strlen(*f);
-                        if (len <= 7 || strcmp(*f + len - 7, ".nspawn") != 0)
+                        bool settings = k < 2;
+                        if (settings && (len <= 7 || strcmp(*f + len - 7, ".nspawn") != 0))
                                 continue;
-                        _cleanup_free_ char *other = strndup(*f, len - 7), *path = NULL, *text = NULL, *v = NULL;
-                        if (!other || asprintf(&path, "%s/%s", dirs[k], *f) < 0)
+                        if (!settings && len > 7 && strcmp(*f + len - 7, ".nspawn") == 0)
+                                continue;       /* beside an image: not trusted, PrivateUsers= ignored */
+                        _cleanup_free_ char *m = strndup(*f, settings ? len - 7 : len);
+                        if (!m)
                                 return -ENOMEM;
-                        if ((name && strcmp(other, name) == 0) || strv_contains(seen, other))
-                                continue;
-                        q = read_regular_at(hostfd, path, &text);
-                        if (q == -ENOMEM)
-                                return q;
-                        if (q < 0) {
-                                q = 0;
-                                continue;
-                        }
-                        if ((q = strv_push(&seen, other)) < 0)
-                                return q;
-                        uint32_t ob, on;
-                        q = nspawn_uid_range(text, &ob, &on, &v);
-                        if (q > 0)
-                                q = ranges_overlap(base, range, ob, on) ? fn(ud, other) : 0;
+                        if ((!name || strcmp(m, name) != 0) && !strv_contains(machines, m))
+                                q = strv_push(&machines, m);
                 }
+        }
+        if (q < 0)
+                return q;
+        strv_sort(machines);
+        for (char **m = machines; q == 0 && m && *m; m++) {
+                _cleanup_free_ char *text = NULL, *v = NULL;
+                int r = -ENOENT;
+                for (size_t k = 0; k < 2 && r == -ENOENT; k++) {
+                        _cleanup_free_ char *path = NULL;
+                        if (asprintf(&path, "%s/%s.nspawn", dirs[k], *m) < 0)
+                                return -ENOMEM;
+                        r = read_regular_at(hostfd, path, &text);
+                }
+                struct userns_eff u = { .mode = NSPAWN_USERNS_UNSET };
+                if (r == -EBADFD)
+                        r = -ENOENT;    /* not a regular file (a FIFO would hang us): no settings */
+                if (r >= 0)
+                        r = nspawn_text_userns(text, &u, &v);
+                if (r == -ENOMEM)
+                        return r;
+                if (r < 0 && r != -ENOENT) {
+                        /* Settings systemd reads and we cannot: they may give any UIDs. */
+                        _cleanup_free_ char *who = NULL;
+                        q = asprintf(&who, "%s (unreadable settings)", *m) < 0 ? -ENOMEM : fn(ud, who);
+                        continue;
+                }
+                uint32_t ob = u.base, on = u.range;
+                if (u.mode == NSPAWN_USERNS_NO || u.mode == NSPAWN_USERNS_IDENTITY)
+                        continue;       /* the host's own UIDs: judged as such on this side */
+                if ((u.mode != NSPAWN_USERNS_FIXED || u.base == UINT32_MAX) && !tree_slot(hostfd, *m, &ob))
+                        continue;
+                if (u.mode != NSPAWN_USERNS_FIXED || u.base == UINT32_MAX)
+                        on = HOOKS_USERNS_RANGE;
+                if (ranges_overlap(base, range, ob, on))
+                        q = fn(ud, *m);
         }
         /* A container that systemd-nspawn started with PrivateUsers=pick holds its slot's lock
          * while it runs. */
@@ -603,7 +658,7 @@ static int for_each_sharer(int hostfd, const char *name, uint32_t base, uint32_t
                 q = dir_names(hostfd, "run/systemd/nspawn-uid", &locks);
         for (char **f = locks; q == 0 && f && *f; f++) {
                 uint32_t ob, on;
-                if (!uid_range(*f, &ob, &on) || strchr(*f, ':') || !ranges_overlap(base, range, ob, on))
+                if (strchr(*f, ':') || !nspawn_parse_uid_range(*f, &ob, &on) || !ranges_overlap(base, range, ob, on))
                         continue;
                 _cleanup_free_ char *who = NULL;
                 q = asprintf(&who, "/run/systemd/nspawn-uid/%s", *f) < 0 ? -ENOMEM : fn(ud, who);
@@ -629,16 +684,20 @@ int privileges_add_shared_uids(int hostfd, const char *name, const char *nspawn_
                                const struct hooks_needs *needs, struct privileges *p) {
         if (hostfd < 0 || !nspawn_text)
                 return 0;
-        uint32_t base, range;
+        struct userns_eff u;
         _cleanup_free_ char *value = NULL, *setting = NULL;
-        int q = nspawn_uid_range(nspawn_text, &base, &range, &value);
-        if (q <= 0)
-                return q;
+        int q = nspawn_text_userns(nspawn_text, &u, &value);
+        if (q < 0)
+                return q == -ENOMEM ? q : 0;    /* unreadable: judged as privileged already */
+        /* Only a fixed base takes UIDs another machine may have; the others are a privileged
+         * machine (no, identity, yes) or a slot nspawn picks free (pick, the service's -U). */
+        if (u.mode != NSPAWN_USERNS_FIXED || u.base == UINT32_MAX)
+                return 0;
         if (asprintf(&setting, "[Exec] PrivateUsers=%s", value) < 0)
                 return -ENOMEM;
         struct credit c;
         credit_nspawn(r, needs, "Exec", "PrivateUsers", value, &c);
-        return for_each_sharer(hostfd, name, base, range, shared_add_one,
+        return for_each_sharer(hostfd, name, u.base, u.range, shared_add_one,
                                &(struct shared_add){ .p = p, .setting = setting, .c = &c });
 }
 

@@ -328,7 +328,12 @@ static void test_userns_parse(void **state) {
                         assert_int_equal(u.range, ok[i].range);
                 }
         }
-        static const char *const bad[] = { "-1", "12x", "4294967295", "1:0", "1:", "pickme", "99999999999" };
+        /* ... and the spellings systemd-nspawn reads otherwise, or not at all: a base with a leading
+         * zero is dropped by nspawn (with the ownership line the shift writes, that is a machine
+         * without user namespace), a hex or blank-led range is read, 65535 is no UID. */
+        static const char *const bad[] = { "-1", "12x", "4294967295", "1:0", "1:", "pickme", "99999999999", "0524288",
+                                           "524288:0x10000", "524288: 5", "524288:065536", "+524288", "65535",
+                                           "IDENTITY", "PICK", "524288:+1" };
         for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
                 _cleanup_free_ char *body = NULL, *msg = NULL;
                 assert_true(asprintf(&body, "[Exec]\nPrivateUsers=%s\n", bad[i]) > 0);
@@ -336,8 +341,9 @@ static void test_userns_parse(void **state) {
                 struct hooks_userns u;
                 struct mkm_err err = {};
                 assert_int_equal(hooks_userns(r, &u, &err), -MKM_E_RECIPE);
-                assert_true(asprintf(&msg, "[Exec] PrivateUsers=: expected yes, no, pick, identity or UID[:RANGE] (UID + "
-                                           "RANGE within 32 bits), got '%s'", bad[i]) > 0);
+                assert_true(asprintf(&msg, "[Exec] PrivateUsers=: expected yes, no, pick, identity or UID[:RANGE] (decimal "
+                                           "without leading zeros, UID not 65535, UID + RANGE within 32 bits), got '%s'",
+                                     bad[i]) > 0);
                 assert_string_equal(err.msg, msg);
         }
 }

@@ -291,21 +291,44 @@ static void test_unreadable(void **state) {
                 assert_non_null(strstr(p.items[0].setting, "cannot be judged"));
                 assert_false(privileges_cover(&p, &p.items[0]));
         }
-        /* A PrivateUsers= value mkmachine does not read as systemd might (a recipe cannot say it;
-         * an imported .nspawn can); an empty one is the service's -U. */
-        const char *const odd[] = { "[Exec]\nPrivateUsers=524288: 5\n", "[Exec]\nPrivateUsers=524288:0\n",
-                                    "[Exec]\nPrivateUsers=4294901760\n" };
-        for (size_t i = 0; i < sizeof odd / sizeof odd[0]; i++) {
-                struct host_files hf = { .nspawn = (char *)odd[i] };
+        /* PrivateUsers= as systemd-nspawn 252 reads it (an imported .nspawn may say anything): a
+         * value it ignores leaves the one before, or none; with none, PrivateUsersOwnership= or
+         * PrivateUsersChown= runs the machine without a user namespace (found by a review, with
+         * nspawn 252: a base "0524288" plus the ownership line the shift writes gave a privileged
+         * machine that nothing listed). */
+        static const struct {
+                const char *nspawn, *grant, *setting;
+        } t[] = {
+                { "[Exec]\nPrivateUsers=524288: 5\n", NULL, NULL },          /* a range of 5 */
+                { "[Exec]\nPrivateUsers=524288:0\n", NULL, NULL },           /* ignored */
+                { "[Exec]\nPrivateUsers=4294901760\n", NULL, NULL },         /* past 32 bits: ignored */
+                { "[Exec]\nPrivateUsers=0524288\n", NULL, NULL },            /* a leading zero: ignored */
+                { "[Exec]\nPrivateUsers=\n", NULL, NULL },
+                { "[Exec]\nPrivateUsers=0524288\n[Files]\nPrivateUsersOwnership=off\n", "no",
+                  "[Files] PrivateUsersOwnership=off" },
+                { "[Exec]\nPrivateUsers=65535\n[Files]\nPrivateUsersOwnership=off\n", "no",
+                  "[Files] PrivateUsersOwnership=off" },
+                { "[Files]\nPrivateUsersChown=no\n", "no", "[Files] PrivateUsersChown=no" },
+                { "[Files]\nPrivateUsersOwnership=off\n", "no", "[Files] PrivateUsersOwnership=off" },
+                { "[Exec]\nPrivateUsers=524288\nPrivateUsers=PICK\n[Files]\nPrivateUsersOwnership=off\n", NULL, NULL },
+                { "[Exec]\nPrivateUsers=no\nPrivateUsers=bogus\n", "no", "[Exec] PrivateUsers=no" },
+                { "[Exec]\nPrivateUsers=IDENTITY\n", NULL, NULL },           /* case matters */
+                { "[Exec]\nPrivateUsers=1000:0x10\n", "host-uids", "[Exec] PrivateUsers=1000:0x10" },
+                { "[Exec]\nPrivateUsers=524288:0x20000\n", "wide-uids", "[Exec] PrivateUsers=524288:0x20000" },
+                { "[Exec]\nPrivateUsers=524288:+65537\n", "wide-uids", "[Exec] PrivateUsers=524288:+65537" },
+                { "[Exec]\nPrivateUsers=524288:-1\n", NULL, NULL },
+        };
+        for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+                struct host_files hf = { .nspawn = (char *)t[i].nspawn };
                 _cleanup_(privileges_done) struct privileges p = {};
                 assert_int_equal(privileges_from_host_files(&hf, NULL, NULL, &p), 0);
-                assert_int_equal(p.n, 1);
-                assert_string_equal(p.items[0].value, "unreadable");
+                if (p.n != (t[i].grant ? 1u : 0u))
+                        fail_msg("%s: %zu grants, the first %s", t[i].nspawn, p.n, p.n ? p.items[0].value : "-");
+                if (t[i].grant) {
+                        assert_string_equal(p.items[0].value, t[i].grant);
+                        assert_string_equal(p.items[0].setting, t[i].setting);
+                }
         }
-        struct host_files he = { .nspawn = (char *)"[Exec]\nPrivateUsers=\n" };
-        _cleanup_(privileges_done) struct privileges pe = {};
-        assert_int_equal(privileges_from_host_files(&he, NULL, NULL, &pe), 0);
-        assert_int_equal(pe.n, 0);
 
         struct host_files hf = { .dropin = (char *)"Environment=X=1\n" };      /* no section */
         _cleanup_(privileges_done) struct privileges p = {};
@@ -553,16 +576,16 @@ static void test_shared_uids(void **state) {
         assert_int_equal(privileges_assess(&ctx, r, &rep, &err), 0);
         char want[3][256];
         (void)snprintf(want[0], sizeof want[0],
-                       "privileged shared-uids:db | [Exec] PrivateUsers=%u | [Exec] PrivateUsers=@7 | PrivateUsers=pick", base);
-        (void)snprintf(want[1], sizeof want[1],
                        "privileged shared-uids:cache | [Exec] PrivateUsers=%u | [Exec] PrivateUsers=@7 | PrivateUsers=pick",
                        base);
+        (void)snprintf(want[1], sizeof want[1],
+                       "privileged shared-uids:db | [Exec] PrivateUsers=%u | [Exec] PrivateUsers=@7 | PrivateUsers=pick", base);
         assert_int_equal(rep.grants.n, 2);
         for (size_t i = 0; i < 2; i++) {
                 _cleanup_free_ char *got = show(&rep.grants.items[i]);
                 assert_string_equal(got, want[i]);
         }
-        _cleanup_free_ char *d = priv_grant_describe(&rep.grants.items[0]);
+        _cleanup_free_ char *d = priv_grant_describe(&rep.grants.items[1]);
         assert_non_null(strstr(d, "a machine whose users are also those of the machine 'db' on the host"));
         priv_report_done(&rep);
 
@@ -612,6 +635,61 @@ static void test_shared_uids(void **state) {
         assert_int_equal(rep.n_new, 2);         /* above and the lock above */
         for (size_t i = 0; i < rep.grants.n; i++)
                 assert_true(rep.grants.items[i].fresh);
+        priv_report_done(&rep);
+        assert_int_equal(fs_rm_rf_at(AT_FDCWD, host), 0);
+}
+
+/* Other machines' UIDs as systemd-nspawn 252 gives them (found by a review, each checked with the
+ * real nspawn): range spellings it accepts, a bad last line it skips, lines it ignores, settings
+ * too large to read (fail closed), and machines whose UIDs come from their tree's owner
+ * (PrivateUsers=yes, pick, or no settings: the service's -U tries the owner's slot first). */
+static void test_shared_uids_as_nspawn_reads(void **state) {
+        (void)state;
+        char host[] = "/tmp/mkm-test-privileges.XXXXXX";
+        assert_non_null(mkdtemp(host));
+        struct mkm_ctx ctx = { .host_root = host, .systemd_version = 257 };
+        struct mkm_err err = {};
+        uint32_t base = hooks_userns_pick("web");
+        char text[256], path[512];
+        _cleanup_(recipe_freep) struct recipe *r = load("[Exec]\nPrivateUsers=pick\n");
+        (void)snprintf(text, sizeof text, "[Exec]\nPrivateUsers=%u: 0x10000\n", base);
+        th_write_file(host, "etc/systemd/nspawn/a-hex.nspawn", text, 0644);
+        (void)snprintf(text, sizeof text, "[Exec]\nPrivateUsers=%u\nPrivateUsers=PICK\n", base + 10);
+        th_write_file(host, "etc/systemd/nspawn/b-lastbad.nspawn", text, 0644);
+        (void)snprintf(text, sizeof text, "Foo Bar=1\n[X Y]\nA=b\n# \033[0m\n[Exec]\nPrivateUsers=%u\n", base + 20);
+        th_write_file(host, "run/systemd/nspawn/c-badlines.nspawn", text, 0644);
+        /* trees owned by a UID of the slot: no settings, yes, pick; one with no user namespace
+         * and one in another slot are not */
+        const char *const trees[] = { "d-tree", "e-yes", "f-pick", "g-no", "h-elsewhere" };
+        for (size_t i = 0; i < 5; i++) {
+                (void)snprintf(path, sizeof path, "%s/var/lib/machines/%s", host, trees[i]);
+                assert_int_equal(fs_mkdir_p_at(AT_FDCWD, path, 0755), 0);
+                uint32_t owner = i == 4 ? base + HOOKS_USERNS_RANGE : base + 7;
+                assert_int_equal(chown(path, owner, owner), 0);
+        }
+        th_write_file(host, "etc/systemd/nspawn/e-yes.nspawn", "[Exec]\nPrivateUsers=yes\n", 0644);
+        th_write_file(host, "etc/systemd/nspawn/f-pick.nspawn", "[Exec]\nPrivateUsers=pick\n", 0644);
+        th_write_file(host, "etc/systemd/nspawn/g-no.nspawn", "[Exec]\nPrivateUsers=no\n", 0644);
+        /* settings beside an image are not trusted: their PrivateUsers= does not count */
+        (void)snprintf(text, sizeof text, "[Exec]\nPrivateUsers=%u\n", base);
+        th_write_file(host, "var/lib/machines/i-beside.nspawn", text, 0644);
+        /* more than we read: fail closed */
+        _cleanup_free_ char *huge = malloc((2u << 20) + 64);
+        assert_non_null(huge);
+        memset(huge, '#', 2u << 20);
+        strcpy(huge + (2u << 20), "\n[Exec]\nPrivateUsers=1\n");
+        th_write_file(host, "etc/systemd/nspawn/j-huge.nspawn", huge, 0644);
+        struct priv_report rep = {};
+        assert_int_equal(privileges_assess(&ctx, r, &rep, &err), 0);
+        const char *const want[] = { "shared-uids:a-hex", "shared-uids:b-lastbad", "shared-uids:c-badlines",
+                                     "shared-uids:d-tree", "shared-uids:e-yes", "shared-uids:f-pick",
+                                     "shared-uids:j-huge (unreadable settings)" };
+        for (size_t i = 0; i < rep.grants.n || i < 7; i++) {
+                if (i >= rep.grants.n || i >= 7)
+                        fail_msg("grant %zu: got %s, want %s", i, i < rep.grants.n ? rep.grants.items[i].value : "-",
+                                 i < 7 ? want[i] : "-");
+                assert_string_equal(rep.grants.items[i].value, want[i]);
+        }
         priv_report_done(&rep);
         assert_int_equal(fs_rm_rf_at(AT_FDCWD, host), 0);
 }
@@ -677,7 +755,7 @@ int main(void) {
                 cmocka_unit_test(test_docker),   cmocka_unit_test(test_fuse),     cmocka_unit_test(test_files),
                 cmocka_unit_test(test_exec),     cmocka_unit_test(test_network),  cmocka_unit_test(test_cover),
                 cmocka_unit_test(test_ignored_network_names), cmocka_unit_test(test_shared_uids),
-                cmocka_unit_test(test_build_network),
+                cmocka_unit_test(test_build_network), cmocka_unit_test(test_shared_uids_as_nspawn_reads),
                 cmocka_unit_test(test_describe), cmocka_unit_test(test_assess),   cmocka_unit_test(test_unreadable),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
