@@ -655,7 +655,7 @@ static int set_string(char **field, const char *value) {
         return 0;
 }
 
-static int load_file(struct loader *l, const char *abs, const char *shown, const struct where *from);
+static int load_file(struct loader *l, int fd, const char *abs, const char *shown, const struct where *from);
 
 static int do_include(struct loader *l, const struct where *w, const char *item) {
         if (!l->allow_includes)
@@ -665,9 +665,26 @@ static int do_include(struct loader *l, const struct where *w, const char *item)
         _cleanup_free_ char *shown = shown_dir ? (item[0] == '/' ? strdup(item) : resolve_path(shown_dir, item)) : NULL;
         if (!path || !shown)
                 return -ENOMEM;
-        _cleanup_free_ char *abs = realpath(path, NULL);
-        if (!abs)
+        /* Opened once, judged by what was opened (a name swapped for a link between a check and
+         * the read would lead anywhere), and read from that fd. Only a recipe file: an include of
+         * any other host file (/etc/shadow, another machine's .nspawn with its Environment=
+         * secrets) would print it or copy it into this machine. */
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+        if (fd < 0)
                 return FAIL(w, "cannot read '%s': %s", shown, strerror(errno));
+        char proc[64];
+        (void)snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+        _cleanup_free_ char *abs = realpath(proc, NULL);
+        struct stat st;
+        if (!abs || fstat(fd, &st) < 0)
+                return FAIL(w, "cannot read '%s': %s", shown, strerror(errno));
+        size_t alen = strlen(abs);
+        if (!S_ISREG(st.st_mode) || alen <= 7 || strcmp(abs + alen - 7, ".recipe") != 0) {
+                if (strcmp(abs, path) != 0)
+                        return FAIL(w, "expected a recipe file (a regular file named *.recipe), got '%s', which leads "
+                                       "to '%s'", shown, abs);
+                return FAIL(w, "expected a recipe file (a regular file named *.recipe), got '%s'", shown);
+        }
         for (size_t i = 0; i < l->depth; i++)
                 if (strcmp(l->stack[i].abs, abs) == 0) {
                         char chain[1024] = "";
@@ -680,7 +697,7 @@ static int do_include(struct loader *l, const struct where *w, const char *item)
                 }
         if (l->depth >= RECIPE_INCLUDE_DEPTH_MAX)
                 return FAIL(w, "includes nested more than %d deep", RECIPE_INCLUDE_DEPTH_MAX);
-        return load_file(l, abs, shown, w);
+        return load_file(l, fd, abs, shown, w);
 }
 
 static int push_nspawn(struct recipe *r, const struct where *w) {
@@ -1220,7 +1237,8 @@ static int parse_buffer(struct loader *l, const char *buf, size_t len, const cha
         return ret;
 }
 
-static int load_file(struct loader *l, const char *abs, const char *shown_in, const struct where *from) {
+/* fd: the file, opened (an include), or -1: open abs. */
+static int load_file(struct loader *l, int fd, const char *abs, const char *shown_in, const struct where *from) {
         struct recipe *r = l->r;
         _cleanup_free_ char *buf = NULL;
         size_t len = 0;
@@ -1230,7 +1248,8 @@ static int load_file(struct loader *l, const char *abs, const char *shown_in, co
         if (!shown)
                 return -ENOMEM;
         mkm_debug(l->ctx, "reading recipe %s", shown);
-        ret = fs_read_file_follow_at(AT_FDCWD, abs, RECIPE_FILE_MAX, &buf, &len);
+        ret = fd >= 0 ? fs_read_fd(fd, RECIPE_FILE_MAX, &buf, &len)
+                      : fs_read_file_follow_at(AT_FDCWD, abs, RECIPE_FILE_MAX, &buf, &len);
         if (ret < 0) {
                 const char *why = ret == -EFBIG ? "file too large" : strerror(-ret);
                 if (from)
@@ -1438,7 +1457,7 @@ static int load_collect(struct mkm_ctx *ctx, const char *path, bool partial, str
         }
         struct loader l = { .ctx = ctx, .r = r, .allow_includes = true, .reterr = reterr };
         const char *shown = absolute ? abs : path;
-        int k = load_file(&l, abs, shown, NULL);
+        int k = load_file(&l, -1, abs, shown, NULL);
         if (k >= 0)     /* not after a syntax error in the top file: nothing of it was applied */
                 k = finalize(&l, shown);
         if (k >= 0 && l.errors.n == 0)

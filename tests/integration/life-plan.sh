@@ -18,12 +18,12 @@ mkdir -p "$WORK/recipes/keys"
 ssh_key='ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeFakeFakeFakeFakeFakeFakeFakeFakeFakeFake test@plan'
 echo "$ssh_key" >"$WORK/recipes/keys/admin.pub"
 # A relative RootAuthorizedKeys= and an Include=: the stored canonical recipe must build without them.
-printf '[Bootstrap]\nRepositories=core extra\n' >"$WORK/recipes/common.inc"
+printf '[Bootstrap]\nRepositories=core extra\n' >"$WORK/recipes/common.recipe"
 recipe() {  # recipe PACKAGES...
   cat >"$R" <<EOF
 [Machine]
 Name=pl
-Include=common.inc
+Include=common.recipe
 
 [Bootstrap]
 Distribution=arch

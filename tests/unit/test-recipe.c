@@ -471,26 +471,42 @@ static void test_include(void **state) {
         assert_int_equal(t->n_nspawn, 2);
 }
 
-/* An Include= of a host file outside the recipe's directory (Include=/etc/shadow) reports its bad
- * lines without showing them: a hash must not reach a co-tenant's build log. Files beside the
- * recipe (below its directory) are shown as usual. Found by a review. */
+/* Include= reads recipe files only (a regular file named *.recipe, judged where the opened file
+ * is): a shared recipe's Include=/etc/shadow, or a link named x.recipe to it, or another
+ * machine's .nspawn with its Environment= secrets, must neither be printed nor merged into this
+ * machine. The bad lines of a recipe file outside the including recipe's directory are reported
+ * without being shown; files below it are shown as usual. Found by a review. */
 static void test_include_not_echoed(void **state) {
         (void)state;
         write_file("host/shadow", "root:$6$saltsalt$HASHHASHHASH:19000:0:99999:7:::\n");
+        write_file("host/other.nspawn", "[Exec]\nEnvironment=DB_PASSWORD=SECRET\n");
+        write_file("host/base.recipe", "root:$6$HASHHASH\n");
         write_file("rec/sub/bad.recipe", "this line is shown\n");
-        _cleanup_free_ char *shadow = tpath("host/shadow"), *top = tpath("rec/top.recipe");
-        char text[2048];
+        _cleanup_free_ char *shadow = tpath("host/shadow"), *nspawn = tpath("host/other.nspawn"),
+                            *base = tpath("host/base.recipe"), *top = tpath("rec/top.recipe"), *link = tpath("rec/evil.recipe");
+        assert_int_equal(symlink(shadow, link), 0);
+        char text[4096];
         snprintf(text, sizeof text,
-                 "[Machine]\nName=x\nInclude=%s\nInclude=sub/bad.recipe\n[Bootstrap]\nDistribution=arch\nPackages=base\n",
-                 shadow);
+                 "[Machine]\nName=x\nInclude=%s\nInclude=%s\nInclude=evil.recipe\nInclude=%s\nInclude=sub/bad.recipe\n"
+                 "Include=sub\n[Bootstrap]\nDistribution=arch\nPackages=base\n",
+                 shadow, nspawn, base);
         write_file("rec/top.recipe", text);
         struct mkm_err err = {};
         _cleanup_(recipe_freep) struct recipe *r = NULL;
-        assert_int_equal(recipe_load(NULL, top, &r, &err), -MKM_E_PARSE);
+        assert_true(recipe_load(NULL, top, &r, &err) < 0);
         assert_null(strstr(err.msg, "HASH"));
+        assert_null(strstr(err.msg, "SECRET"));
         assert_null(strstr(err.msg, "root:"));
-        assert_non_null(strstr(err.msg, "shadow:1: not a recipe line (not shown: the file is outside the directory of the "
-                                        "recipe that includes it)"));
+        char want[1024];
+        snprintf(want, sizeof want, "top.recipe:3: [Machine] Include=: expected a recipe file (a regular file named "
+                                    "*.recipe), got '%s'", shadow);
+        assert_non_null(strstr(err.msg, want));
+        assert_non_null(strstr(err.msg, "top.recipe:4: [Machine] Include=: expected a recipe file"));
+        snprintf(want, sizeof want, "evil.recipe', which leads to '%s'", shadow);
+        assert_non_null(strstr(err.msg, want));
+        assert_non_null(strstr(err.msg, "top.recipe:8: [Machine] Include=: expected a recipe file"));     /* a directory */
+        assert_non_null(strstr(err.msg, "base.recipe:1: not a recipe line (not shown: the file is outside the directory "
+                                        "of the recipe that includes it)"));
         assert_non_null(strstr(err.msg, "bad.recipe:1: expected 'Key=Value', got 'this line is shown'"));
 }
 
@@ -499,10 +515,10 @@ static void test_include_not_echoed(void **state) {
  * which file named them, needs the path as written and where it leads under one's directory. */
 static void test_sources_beside(void **state) {
         (void)state;
-        write_file("other/empty", "");
+        write_file("other/empty.recipe", "");
         write_file("other/secret", "s\n");
         write_file("mine/files/motd", "m\n");
-        _cleanup_free_ char *secret = tpath("other/secret"), *empty = tpath("other/empty"),
+        _cleanup_free_ char *secret = tpath("other/secret"), *empty = tpath("other/empty.recipe"),
                             *motd = tpath("mine/files/motd"), *top = tpath("mine/top.recipe");
         char text[2048];
         snprintf(text, sizeof text,
@@ -517,7 +533,7 @@ static void test_sources_beside(void **state) {
         recipe_free(r);
         r = NULL;
         write_file("mine/top.recipe",
-                   "[Machine]\nName=x\nInclude=../other/empty\n[Bootstrap]\nDistribution=arch\nPackages=base\n"
+                   "[Machine]\nName=x\nInclude=../other/empty.recipe\n[Bootstrap]\nDistribution=arch\nPackages=base\n"
                    "[Hooks]\nCopy=files/motd:/etc/motd\n");
         assert_int_equal(recipe_load(NULL, top, &r, &err), 0);
         if (recipe_validate_for_build(r, &err) < 0)
