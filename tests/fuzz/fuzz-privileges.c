@@ -5,15 +5,22 @@
  * colons, capability and system call lists, network keys), and a policy.conf. Every grant is
  * described and judged by the policy when it parses. Beyond "no crash, no leak": every grant has
  * a kind, a value and a setting; a grant covers itself unless it is the "unreadable" one (a file
- * that could not be judged is new every time); and policy_path_under agrees with
- * itself for a path and the same path with a trailing slash. */
+ * that could not be judged is new every time); policy_path_under agrees with
+ * itself for a path and the same path with a trailing slash; and the first line of the .nspawn
+ * part, read as a PrivateUsers= value (nspawn_parse_private_users), gives only ranges systemd
+ * can use (RANGE > 0, BASE not 65535 or 4294967295, BASE + RANGE within 32 bits) that read back
+ * the same from their decimal form. */
+#include <inttypes.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <stdio.h>
+
 #include "hooks.h"
+#include "nspawn.h"
 #include "policy.h"
 #include "privileges.h"
 #include "util/err.h"
@@ -39,6 +46,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         char *parts[4];
         for (size_t i = 0; i < 4; i++)
                 parts[i] = part(&p, end);
+        if (parts[0]) {
+                char line[256];
+                (void)snprintf(line, sizeof line, "%.*s", (int)strcspn(parts[0], "\n"), parts[0]);
+                enum nspawn_userns mode;
+                uint32_t base, range, b2, r2;
+                if (nspawn_parse_private_users(line, &mode, &base, &range) && mode == NSPAWN_USERNS_FIXED &&
+                    base != UINT32_MAX) {
+                        if (range == 0 || base == 0xFFFF || (uint64_t)base + range > UINT32_MAX)
+                                abort();
+                        char canon[32];
+                        (void)snprintf(canon, sizeof canon, "%" PRIu32 ":%" PRIu32, base, range);
+                        if (!nspawn_parse_uid_range(canon, &b2, &r2) || b2 != base || r2 != range)
+                                abort();
+                }
+        }
         struct host_files hf = { .nspawn = parts[0], .dropin = parts[1], .modules_load = parts[2] };
         struct privileges pr = {};
         struct policy *pol = NULL;
