@@ -6,6 +6,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +29,7 @@
 #include "util/err.h"
 #include "util/fs.h"
 #include "util/hash.h"
+#include "util/strv.h"
 #include "verify.h"
 
 #define SIDE_MAX (1u << 20)     /* SHA256SUMS, its signature, the settings: systemd-pull's cap too */
@@ -467,6 +469,67 @@ static int judge_trusted_settings(struct mkm_ctx *ctx, const char *name, const c
         return 0;
 }
 
+/* A tree owned by a UID of the container range runs in that UID's 64K slot unless trusted settings
+ * give it a base of its own: systemd-nspawn's -U (pick, the service's default) and
+ * PrivateUsers=yes take the tree owner's slot first, checking only running containers' locks and
+ * host users. The exporter chose the owner: a slot another machine here has would make the two
+ * machines' roots one. Refused by a policy without privileged machines, else a warning. */
+static int judge_tree_slot(struct mkm_ctx *ctx, const char *name, int rootfd, const char *trusted_nspawn,
+                           struct mkm_err *reterr) {
+        enum nspawn_userns mode = NSPAWN_USERNS_UNSET;
+        uint32_t base = UINT32_MAX, range = 0;
+        int r = trusted_nspawn ? privileges_nspawn_userns(trusted_nspawn, &mode, &base, &range) : 0;
+        if (r < 0)
+                return r == -ENOMEM ? r : 0;    /* judged (as privileged) with the settings */
+        if (mode == NSPAWN_USERNS_NO || mode == NSPAWN_USERNS_IDENTITY || (mode == NSPAWN_USERNS_FIXED && base != UINT32_MAX))
+                return 0;
+        struct stat st;
+        if (fstat(rootfd, &st) < 0)
+                return mkm_err_set(reterr, negative_errno(), "cannot stat the imported tree: %m");
+        uint32_t slot = (uint32_t)st.st_uid & 0xFFFF0000u;
+        if (slot < HOOKS_USERNS_PICK_MIN || slot > HOOKS_USERNS_PICK_MAX)
+                return 0;
+        _cleanup_close_ int hostfd = open(ctx->host_root ? ctx->host_root : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        _cleanup_strv_free_ char **who = NULL;
+        r = privileges_sharers(hostfd, name, slot, HOOKS_USERNS_RANGE, &who);
+        if (r < 0)
+                return mkm_err_set(reterr, r, "cannot read the other machines' settings on the host: %s", mkm_strerror(r));
+        if (!who)
+                return 0;
+        _cleanup_free_ char *list = NULL;
+        for (char **w = who; *w; w++) {
+                char *n = NULL;
+                if (asprintf(&n, "%s%s'%s'", list ? list : "", list ? ", " : "", *w) < 0)
+                        return -ENOMEM;
+                free(list);
+                list = n;
+        }
+        _cleanup_(policy_freep) struct policy *pol = NULL;
+        r = policy_load(ctx, &pol, reterr);
+        if (r < 0)
+                return r;
+        char what[1024];
+        (void)snprintf(what, sizeof what,
+                       "its tree is owned by UID %" PRIu32 ", and systemd-nspawn starts it in that UID's slot "
+                       "(%" PRIu32 "-%" PRIu32 ", -U and PrivateUsers=yes or pick take the tree owner's slot first), "
+                       "whose UIDs %s %s %s on this host: the machine's root would be theirs",
+                       (uint32_t)st.st_uid, slot, slot + HOOKS_USERNS_RANGE - 1,
+                       strv_length(who) == 1 ? "the machine" : "the machines", list, strv_length(who) == 1 ? "has" : "have");
+        if (pol && !pol->privileged.allow) {
+                if (pol->privileged.line)
+                        return mkm_err_set(reterr, -MKM_E_REFUSED,
+                                           "refusing to import machine '%s': %s; the policy %s:%u forbids privileged "
+                                           "machines (AllowPrivileged=no)",
+                                           name, what, pol->path, pol->privileged.line);
+                return mkm_err_set(reterr, -MKM_E_REFUSED,
+                                   "refusing to import machine '%s': %s; the policy %s does not allow privileged machines "
+                                   "(no AllowPrivileged=yes)",
+                                   name, what, pol->path);
+        }
+        mkm_warn(ctx, "machine '%s': %s", name, what);
+        return 0;
+}
+
 int import_machine(struct mkm_ctx *ctx, const char *source, const struct import_opts *opts,
                    struct import_result *ret, struct mkm_err *reterr) {
         struct sources s = SOURCES_INIT;
@@ -586,6 +649,9 @@ int import_machine(struct mkm_ctx *ctx, const char *source, const struct import_
                         goto out;
                 }
         }
+        r = judge_tree_slot(ctx, name, d->root_fd, opts->trust_settings ? nspawn : NULL, reterr);
+        if (r < 0)
+                goto out;
         /* No clamping: the archive's times are the exporter's, already clamped when it was built;
          * clamping here to anything else would change the digest. */
         mkm_emit(ctx, &(struct mkm_event){ .type = MKM_EV_STAGE, .text = "writing the manifest" });

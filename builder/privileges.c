@@ -701,6 +701,32 @@ int privileges_add_shared_uids(int hostfd, const char *name, const char *nspawn_
                                &(struct shared_add){ .p = p, .setting = setting, .c = &c });
 }
 
+static int collect(void *ud, const char *who) {
+        return strv_push(ud, who);
+}
+
+int privileges_sharers(int hostfd, const char *name, uint32_t base, uint32_t range, char ***ret) {
+        _cleanup_strv_free_ char **who = NULL;
+        int q = hostfd >= 0 ? for_each_sharer(hostfd, name, base, range, collect, &who) : 0;
+        if (q < 0)
+                return q;
+        *ret = TAKE_PTR(who);
+        return 0;
+}
+
+int privileges_nspawn_userns(const char *nspawn_text, enum nspawn_userns *ret_mode, uint32_t *ret_base,
+                             uint32_t *ret_range) {
+        struct userns_eff u = { .mode = NSPAWN_USERNS_UNSET, .base = UINT32_MAX, .range = HOOKS_USERNS_RANGE };
+        _cleanup_free_ char *v = NULL;
+        int q = nspawn_text ? nspawn_text_userns(nspawn_text, &u, &v) : 0;
+        if (q < 0)
+                return q;
+        *ret_mode = u.mode;
+        *ret_base = u.base;
+        *ret_range = u.range;
+        return 0;
+}
+
 static int found(void *ud, const char *who) {
         (void)who;
         *(bool *)ud = true;

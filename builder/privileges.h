@@ -38,6 +38,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "nspawn.h"
+
 struct host_files;
 struct hooks_needs;
 struct mkm_ctx;
@@ -114,6 +116,15 @@ int privileges_from_host_files(const struct host_files *hf, const struct recipe 
  * Credited as privileges_from_host_files() credits the PrivateUsers= line. 0 or -errno. */
 int privileges_add_shared_uids(int hostfd, const char *name, const char *nspawn_text, const struct recipe *r,
                                const struct hooks_needs *needs, struct privileges *p);
+
+/* The machines on the host (hostfd; -1: none) but name whose UIDs overlap base..base+range-1, as
+ * privileges_add_shared_uids() names them. Caller frees the strv (NULL: none). */
+int privileges_sharers(int hostfd, const char *name, uint32_t base, uint32_t range, char ***ret);
+
+/* A .nspawn text's user namespace as systemd-nspawn 252 settles it (NULL text: unset); a file it
+ * would not read to the end is -MKM_E_PARSE. */
+int privileges_nspawn_userns(const char *nspawn_text, enum nspawn_userns *ret_mode, uint32_t *ret_base,
+                             uint32_t *ret_range);
 
 /* Do any machine's settings on the host (hostfd), or a running PrivateUsers=pick container's lock,
  * claim UIDs of base..base+range-1 (as privileges_add_shared_uids() finds them)? true on error. */

@@ -217,4 +217,22 @@ check "without a policy it is imported (exit $?)" test $? -eq 0
 check "... listing what it grants" contains "$WORK/uids.log" \
   "grants the machine 'uids' [Exec] PrivateUsers=1000000: a machine whose users are also those of the machine 'neighbour' on the host"
 
+# --- 7. a tree whose owner puts it in another machine's UIDs ------------------------------------
+# Without trusted settings the machine runs with nspawn's -U, which takes the tree owner's slot
+# first: an exporter who owns the tree by 1000000 gets neighbour's UIDs (section 6).
+mkdir -p "$WORK/slot/tree/etc"
+echo slot >"$WORK/slot/tree/etc/hostname"
+chown -R 1000000:1000000 "$WORK/slot/tree"
+bsdtar -C "$WORK/slot/tree" --numeric-owner -czf "$WORK/slot/m.tar.gz" .
+(cd "$WORK/slot" && sha256sum m.tar.gz >SHA256SUMS)
+printf '[Recipes]\nAllowPrivileged=no\n' >"$HOST/etc/mkmachine/policy.conf"
+refused "a tree owned by another machine's UID" "$WORK/slot/m.tar.gz" \
+  "its tree is owned by UID 1000000, and systemd-nspawn starts it in that UID's slot (983040-1048575, -U and PrivateUsers=yes or pick take the tree owner's slot first), whose UIDs the machines 'neighbour', 'uids' have on this host: the machine's root would be theirs; the policy $HOST/etc/mkmachine/policy.conf:2 forbids privileged machines (AllowPrivileged=no)"
+check "... leaving no staging tree" bash -c "! ls -d '$HOST/var/lib/machines/.#'x* >/dev/null 2>&1"
+rm "$HOST/etc/mkmachine/policy.conf"
+imp import "$WORK/slot/m.tar.gz" slotted >/dev/null 2>"$WORK/slotted.log"
+check "without a policy it is imported (exit $?)" test $? -eq 0
+check "... with a warning naming the machine" contains "$WORK/slotted.log" \
+  "mkmachine: warning: machine 'slotted': its tree is owned by UID 1000000"
+
 finish
