@@ -945,19 +945,15 @@ static int copy_tree(const struct copy_op *op, int srcdirfd, int dfd, unsigned d
         return q;
 }
 
-/* What fd (opened from a recipe's source path) is: still beside the recipe? The recipe was
- * checked when it was loaded; the file may have been swapped for a symlink since (a co-tenant's
- * directory). Judged by the path of what was opened, so no swap after this is seen either. */
-static int source_still_beside(const struct recipe *r, int fd, const char *path, const char *dir, const char *what,
-                               struct mkm_err *reterr) {
+/* What was opened from a recipe's source path (real: where fs_open_host_resolved()'s walk found
+ * it): still beside the recipe? The recipe was checked when it was loaded; the file may have been
+ * swapped for a symlink since (a co-tenant's directory). Judged by where the walk that opened it
+ * went (never a readlink of the fd, which for a file reached through /proc/PID/root names a path
+ * that is something else here), so no swap after this is seen either. */
+static int source_still_beside(const struct recipe *r, const char *real, const char *path, const char *dir,
+                               const char *what, struct mkm_err *reterr) {
         if (!r->path)
                 return 0;       /* parsed from a buffer: no directory to be beside */
-        char link[64], real[PATH_MAX];
-        (void)snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
-        ssize_t n = readlink(link, real, sizeof real - 1);
-        if (n < 0)
-                return mkm_err_set(reterr, negative_errno(), "[Hooks] %s: cannot tell what was opened: %m", what);
-        real[n] = 0;
         int k = recipe_source_is_beside(r, path, dir, real);
         if (k < 0)
                 return k;
@@ -995,18 +991,25 @@ int hooks_copy(struct mkm_ctx *ctx, const struct recipe *r, int rootfd, int64_t 
                         return q;
                 /* SRC is what the recipe names: a symlink there is followed (like cp); inside a
                  * copied directory, symlinks are copied as symlinks. */
-                _cleanup_close_ int sfd = open(c->src, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+                _cleanup_free_ char *real = NULL;
                 struct stat st;
-                if (sfd < 0 || fstat(sfd, &st) < 0)
+                _cleanup_close_ int sfd = c->src[0] == '/' ? fs_open_host_resolved(c->src, true, &real, &st)
+                                                           : open(c->src, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+                if (sfd == -EBADFD)
+                        return mkm_err_set(reterr, -MKM_E_RECIPE,
+                                           "[Hooks] Copy=%s: the source is neither a file nor a directory", item);
+                if (sfd < 0 || (!real && fstat(sfd, &st) < 0))
                         return mkm_err_set(reterr, -MKM_E_RECIPE, "[Hooks] Copy=%s: cannot open the source: %s", item,
-                                           strerror(errno));
+                                           strerror(sfd < 0 && sfd != -1 ? -sfd : errno));
                 if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode))
                         return mkm_err_set(reterr, -MKM_E_RECIPE,
                                            "[Hooks] Copy=%s: the source is neither a file nor a directory", item);
                 _cleanup_free_ char *what = NULL;
                 if (asprintf(&what, "Copy=%s", item) < 0)
                         return -ENOMEM;
-                q = source_still_beside(r, sfd, c->src, c->from_dir, what, reterr);
+                q = r->path && !real ? mkm_err_set(reterr, -MKM_E_RECIPE, "[Hooks] %s: the source is not an absolute "
+                                                   "path", what)
+                                     : source_still_beside(r, real, c->src, c->from_dir, what, reterr);
                 if (q < 0)
                         return q;
                 (void)fcntl(sfd, F_SETFL, 0);   /* back to blocking reads */
@@ -1065,16 +1068,22 @@ int hooks_authorized_keys(struct mkm_ctx *ctx, const struct recipe *r, int rootf
                 char *const *k = &r->root_authorized_keys[i];
                 _cleanup_free_ char *key = NULL, *what = NULL;
                 size_t klen = 0;
-                _cleanup_close_ int kfd = open(*k, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+                _cleanup_free_ char *real = NULL;
                 struct stat kst;
-                if (kfd < 0 || fstat(kfd, &kst) < 0)
-                        return mkm_err_set(reterr, -MKM_E_RECIPE, "[Hooks] RootAuthorizedKeys=%s: cannot read it: %m", *k);
+                _cleanup_close_ int kfd = (*k)[0] == '/' ? fs_open_host_resolved(*k, false, &real, &kst)
+                                                         : open(*k, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+                if (kfd == -EBADFD)
+                        return mkm_err_set(reterr, -MKM_E_RECIPE, "[Hooks] RootAuthorizedKeys=%s: not a regular file", *k);
+                if (kfd < 0 || (!real && fstat(kfd, &kst) < 0))
+                        return mkm_err_set(reterr, -MKM_E_RECIPE, "[Hooks] RootAuthorizedKeys=%s: cannot read it: %s", *k,
+                                           strerror(kfd < 0 && kfd != -1 ? -kfd : errno));
                 if (!S_ISREG(kst.st_mode))
                         return mkm_err_set(reterr, -MKM_E_RECIPE, "[Hooks] RootAuthorizedKeys=%s: not a regular file", *k);
                 if (asprintf(&what, "RootAuthorizedKeys=%s", *k) < 0)
                         return -ENOMEM;
                 const char *dir = i < strv_length(r->root_authorized_keys_dirs) ? r->root_authorized_keys_dirs[i] : NULL;
-                q = source_still_beside(r, kfd, *k, dir, what, reterr);
+                q = r->path && !real ? mkm_err_set(reterr, -MKM_E_RECIPE, "[Hooks] %s: not an absolute path", what)
+                                     : source_still_beside(r, real, *k, dir, what, reterr);
                 if (q < 0)
                         return q;
                 q = fs_read_fd(kfd, SMALL_FILE_MAX, &key, &klen);

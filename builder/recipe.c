@@ -554,9 +554,6 @@ struct loader {
         struct recipe_errors errors;
         bool key_bad[_K_MKM_MAX];       /* an assignment of the key was refused: no "missing" for it */
         const char *parsing;            /* the file ini_parse_lenient is reading, for its errors */
-        bool parsing_foreign;           /* ... lies outside the top recipe's directory: its lines
-                                         * are not echoed (an Include=/etc/shadow must not print
-                                         * a hash into a co-tenant's build log) */
         struct recipe_errors *syntax;   /* its syntax errors, merged into errors by line */
         bool had_syntax_error;          /* a key on a bad line may be what "missing" would name */
 };
@@ -657,6 +654,12 @@ static int set_string(char **field, const char *value) {
 
 static int load_file(struct loader *l, int fd, const char *abs, const char *shown, const struct where *from);
 
+/* Is path under dir (both absolute; "/" holds everything)? */
+static bool under_dir(const char *path, const char *dir) {
+        size_t n = strlen(dir);
+        return strncmp(path, dir, n) == 0 && (path[n] == '/' || (n == 1 && dir[0] == '/'));
+}
+
 static int do_include(struct loader *l, const struct where *w, const char *item) {
         if (!l->allow_includes)
                 return FAIL(w, "includes are not followed when parsing a single buffer");
@@ -665,26 +668,30 @@ static int do_include(struct loader *l, const struct where *w, const char *item)
         _cleanup_free_ char *shown = shown_dir ? (item[0] == '/' ? strdup(item) : resolve_path(shown_dir, item)) : NULL;
         if (!path || !shown)
                 return -ENOMEM;
-        /* Opened once, judged by what was opened (a name swapped for a link between a check and
-         * the read would lead anywhere), and read from that fd. Only a recipe file: an include of
-         * any other host file (/etc/shadow, another machine's .nspawn with its Environment=
-         * secrets) would print it or copy it into this machine. */
-        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-        if (fd < 0)
-                return FAIL(w, "cannot read '%s': %s", shown, strerror(errno));
-        char proc[64];
-        (void)snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
-        _cleanup_free_ char *abs = realpath(proc, NULL);
+        /* Beside the including file (in its directory or below), as Copy= sources are: a shared
+         * recipe must not read the host's other files into its machine or its output (another
+         * tenant's recipe and what it copies, an .nspawn with its Environment= secrets, shadow).
+         * Judged first as written, so that nothing outside is opened or even looked up (no device
+         * opened, no existence told); then where it leads, by our own walk that never follows a
+         * magic link (fs_open_host_resolved(): /proc/PID/root/... reaches no other namespace);
+         * and it is read from what that walk opened, never opened again by name. Only a regular
+         * file named *.recipe. */
+        if (!w->dir || !under_dir(path, w->dir))
+                return FAIL(w, "'%s' is not beside this recipe file: includes must be in its directory (%s) or below",
+                            shown, w->dir ? w->dir : "?");
+        _cleanup_free_ char *abs = NULL;
         struct stat st;
-        if (!abs || fstat(fd, &st) < 0)
-                return FAIL(w, "cannot read '%s': %s", shown, strerror(errno));
-        size_t alen = strlen(abs);
-        if (!S_ISREG(st.st_mode) || alen <= 7 || strcmp(abs + alen - 7, ".recipe") != 0) {
-                if (strcmp(abs, path) != 0)
-                        return FAIL(w, "expected a recipe file (a regular file named *.recipe), got '%s', which leads "
-                                       "to '%s'", shown, abs);
+        _cleanup_close_ int fd = fs_open_host_resolved(path, false, &abs, &st);
+        if (fd == -EBADFD)
                 return FAIL(w, "expected a recipe file (a regular file named *.recipe), got '%s'", shown);
-        }
+        if (fd < 0)
+                return FAIL(w, "cannot read '%s': %s", shown, strerror(-fd));
+        if (!under_dir(abs, w->dir))
+                return FAIL(w, "'%s' leads out of this recipe file's directory (%s): includes must be in it or below",
+                            shown, w->dir);
+        size_t alen = strlen(abs);
+        if (alen <= 7 || strcmp(abs + alen - 7, ".recipe") != 0)
+                return FAIL(w, "expected a recipe file (a regular file named *.recipe), got '%s'", shown);
         for (size_t i = 0; i < l->depth; i++)
                 if (strcmp(l->stack[i].abs, abs) == 0) {
                         char chain[1024] = "";
@@ -1079,21 +1086,11 @@ static int unknown_key(struct loader *l, const struct where *w) {
         return FAIL(w, "unknown key");
 }
 
-/* Is path under dir (both absolute; "/" holds everything)? */
-static bool under_dir(const char *path, const char *dir) {
-        size_t n = strlen(dir);
-        return strncmp(path, dir, n) == 0 && (path[n] == '/' || (n == 1 && dir[0] == '/'));
-}
 
 static int record_syntax_error(void *userdata, int code, unsigned line, const char *msg) {
         struct loader *l = userdata;
         l->had_syntax_error = true;
-        int q = l->parsing_foreign
-                        ? errors_add(l->syntax, code, l->parsing, line,
-                                     "%s:%u: not a recipe line (not shown: the file is outside the directory of the "
-                                     "recipe that includes it)",
-                                     l->parsing, line)
-                        : errors_add(l->syntax, code, l->parsing, line, "%s", msg);
+        int q = errors_add(l->syntax, code, l->parsing, line, "%s", msg);
         return q == -ENOMEM ? q : 0;
 }
 
@@ -1264,18 +1261,8 @@ static int load_file(struct loader *l, int fd, const char *abs, const char *show
         _cleanup_free_ char *dir = fs_path_dirname(abs);
         if (!dir)
                 return -ENOMEM;
-        bool foreign = false;
-        if (l->depth > 0) {
-                _cleanup_free_ char *top = fs_path_dirname(l->stack[0].abs);
-                if (!top)
-                        return -ENOMEM;
-                foreign = !under_dir(abs, top);
-        }
         l->stack[l->depth++] = (struct frame){ .abs = (char *)abs, .shown = (char *)shown };
-        bool was_foreign = l->parsing_foreign;
-        l->parsing_foreign = foreign;
         ret = parse_buffer(l, buf, len, shown, dir);
-        l->parsing_foreign = was_foreign;
         l->depth--;
         return ret;
 }
@@ -1593,10 +1580,18 @@ int recipe_source_is_beside(const struct recipe *r, const char *path, const char
 
 static int check_beside(const struct recipe *r, enum key_id id, const char *path, const char *dir,
                         struct recipe_errors *errs) {
-        _cleanup_free_ char *real = realpath(path, NULL);
-        if (!real)
-                return FAIL_KEY(errs, r, id, "cannot read '%s': %s", path, strerror(errno));
-        int k = recipe_source_is_beside(r, path, dir, real);
+        /* As written first: nothing outside is looked up (no existence told); then where it leads,
+         * by a walk that follows no magic link (fs_open_host_resolved()). */
+        _cleanup_free_ char *real = NULL;
+        int k = dir && dir[0] && !under_dir(path, dir) ? 0 : 1;
+        if (k) {
+                _cleanup_close_ int fd = fs_open_host_resolved(path, true, &real, NULL);
+                if (fd == -EBADFD)
+                        return FAIL_KEY(errs, r, id, "'%s' is neither a file nor a directory", path);
+                if (fd < 0)
+                        return FAIL_KEY(errs, r, id, "cannot read '%s': %s", path, strerror(-fd));
+                k = recipe_source_is_beside(r, path, dir, real);
+        }
         if (k != 0)
                 return k < 0 ? k : 0;
         if (dir && dir[0])

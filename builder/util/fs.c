@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "chase.h"
 
 int fs_open_in_root(int rootfd, const char *path, int flags, mode_t mode, uint64_t extra_resolve) {
         struct open_how how = {
@@ -68,6 +69,39 @@ int fs_read_file_follow_at(int dirfd, const char *path, size_t max, char **ret, 
         if (fd < 0)
                 return negative_errno();
         return fs_read_fd(fd, max, ret, ret_len);
+}
+
+int fs_open_host_resolved(const char *path, bool allow_dir, char **ret_real, struct stat *ret_st) {
+        if (path[0] != '/')
+                return -EINVAL;
+        _cleanup_close_ int rootfd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (rootfd < 0)
+                return negative_errno();
+        _cleanup_free_ char *real = NULL;
+        _cleanup_close_ int pfd = -EBADF;
+        int r = chase_in_root(rootfd, path, 0, &real, &pfd);
+        if (r < 0)
+                return r;
+        struct stat st, st2;
+        if (fstat(pfd, &st) < 0)
+                return negative_errno();
+        if (!S_ISREG(st.st_mode) && !(allow_dir && S_ISDIR(st.st_mode)))
+                return -EBADFD;
+        char proc[64];
+        (void)snprintf(proc, sizeof proc, "/proc/self/fd/%d", pfd);
+        _cleanup_close_ int fd = open(proc, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK |
+                                                    (S_ISDIR(st.st_mode) ? O_DIRECTORY : 0));
+        if (fd < 0)
+                return negative_errno();
+        if (fstat(fd, &st2) < 0)
+                return negative_errno();
+        if (st2.st_dev != st.st_dev || st2.st_ino != st.st_ino)
+                return -EBUSY;
+        if (ret_real)
+                *ret_real = TAKE_PTR(real);
+        if (ret_st)
+                *ret_st = st2;
+        return TAKE_FD(fd);
 }
 
 int fs_write_all(int fd, const void *data, size_t len) {

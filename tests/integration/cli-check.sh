@@ -43,7 +43,9 @@ ok "mastodon.recipe: canonical lines, fixed section order, no comments or includ
 grep -qE '^#   PrivateUsers=[0-9]+$' "$tmp/out" || fail "DockerStorageDriver=: PrivateUsers= resolved to a base"
 grep -qx '#   SystemCallFilter=@keyring' "$tmp/out" || fail "DockerStorageDriver=: SystemCallFilter=@keyring"
 grep -qE '^#   (Capability=|PrivateUsers=no)' "$tmp/out" && fail "DockerStorageDriver=: no Capability=, no PrivateUsers=no by default"
-printf '[Machine]\nInclude=%s/recipes/mastodon.recipe\n[Hooks]\nDockerPrivileged=yes\n' "$PWD" >"$tmp/priv.recipe"
+# (Include= reads recipes beside the including one: the recipes are copied next to it.)
+cp recipes/mastodon.recipe recipes/base-arch.recipe "$tmp/"
+printf '[Machine]\nInclude=mastodon.recipe\n[Hooks]\nDockerPrivileged=yes\n' >"$tmp/priv.recipe"
 "$MKMACHINE" check "$tmp/priv.recipe" >"$tmp/priv" 2>"$tmp/err" || { cat "$tmp/err"; fail "DockerPrivileged=yes: exit $?"; }
 expect_line "$tmp/priv" "DockerPrivileged=yes"
 expect_line "$tmp/priv" "#   Capability=all"

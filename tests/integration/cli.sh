@@ -38,10 +38,11 @@ printf '[Machine]\nName=x\n[Bootstrap]\nDistribution=arch\nPackages=base\n[Hooks
 "$MKMACHINE" check "$WORK/r/b.recipe" >"$WORK/u" 2>&1
 check "RootAuthorizedKeys= through a symlink leading out of the recipe's directory exits 2" test $? -eq 2
 check "... naming the key" contains "$WORK/u" "[Hooks] RootAuthorizedKeys=: '$WORK/r/link' is not beside the recipe"
-# An Include= of an empty recipe elsewhere does not make its directory "beside".
-printf '[Machine]\nName=x\nInclude=%s\n[Bootstrap]\nDistribution=arch\nPackages=base\n[Hooks]\nCopy=/etc/passwd:/etc/stolen\n' \
-  "$WORK/o/empty.recipe" >"$WORK/r/c.recipe"
-mkdir -p "$WORK/o"; : >"$WORK/o/empty.recipe"; echo secret >"$WORK/o/passwd"
+# An Include= of an empty recipe in a directory below does not widen where the including
+# recipe's sources may be.
+printf '[Machine]\nName=x\nInclude=sub/empty.recipe\n[Bootstrap]\nDistribution=arch\nPackages=base\n[Hooks]\nCopy=/etc/passwd:/etc/stolen\n' \
+  >"$WORK/r/c.recipe"
+mkdir -p "$WORK/o" "$WORK/r/sub"; : >"$WORK/r/sub/empty.recipe"; echo secret >"$WORK/o/passwd"
 sed -i "s|Copy=/etc/passwd|Copy=$WORK/o/passwd|" "$WORK/r/c.recipe"
 "$MKMACHINE" check "$WORK/r/c.recipe" >"$WORK/u" 2>&1
 check "Copy= beside an included file, not beside the recipe that names it, exits 2" test $? -eq 2
@@ -52,10 +53,10 @@ ln -sfn "$WORK/o/shadow" "$WORK/r/evil.recipe"
 printf '[Machine]\nName=x\nInclude=%s\nInclude=evil.recipe\n[Bootstrap]\nDistribution=arch\nPackages=base\n' \
   "$WORK/o/shadow" >"$WORK/r/d.recipe"
 "$MKMACHINE" check "$WORK/r/d.recipe" >"$WORK/u" 2>&1
-check "Include= of a host file that is no recipe exits 2" test $? -eq 2
-check "... naming it" contains "$WORK/u" "d.recipe:3: [Machine] Include=: expected a recipe file (a regular file named *.recipe), got '$WORK/o/shadow'"
-check "... and the link that leads to it" contains "$WORK/u" "d.recipe:4: [Machine] Include=: expected a recipe file (a regular file named *.recipe), got '$WORK/r/evil.recipe', which leads to '$WORK/o/shadow'"
-check "... showing nothing of it" bash -c "! grep -q HASH '$WORK/u'"
+check "Include= of a host file elsewhere exits 2" test $? -eq 2
+check "... naming it" contains "$WORK/u" "d.recipe:3: [Machine] Include=: '$WORK/o/shadow' is not beside this recipe file: includes must be in its directory ($WORK/r) or below"
+check "... and the link that leads out" contains "$WORK/u" "d.recipe:4: [Machine] Include=: '$WORK/r/evil.recipe' leads out of this recipe file's directory ($WORK/r): includes must be in it or below"
+check "... showing nothing of it, nor where the link leads" bash -c "! grep -q HASH '$WORK/u' && ! grep -q 'leads to' '$WORK/u'"
 
 # Every long option in the CLI and every exit code is documented in mkmachine(1).
 grep -o '{ "[a-z-]*", [a-z_]*_argument' "$TOP/builder/cli.c" | sed 's/{ "\([a-z-]*\)".*/\1/' >"$WORK/opts"

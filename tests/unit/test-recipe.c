@@ -419,20 +419,20 @@ static char *tpath(const char *rel) {
 
 static void test_include(void **state) {
         (void)state;
-        write_file("common/base.recipe",
+        write_file("site/common/base.recipe",
                    "# a shared base\n"
                    "[Machine]\nName=from-base\n"
                    "[Bootstrap]\nDistribution=arch\nPackages=base\nKeyring=keys/arch.gpg\n"
                    "[Hooks]\nFuse=yes\nEnableServices=sshd.service\n"
                    "[Machine]\nInclude=net.recipe\n");
-        write_file("common/net.recipe", "[Network]\nVirtualEthernet=yes\n");
-        write_file("web/top.recipe",
+        write_file("site/common/net.recipe", "[Network]\nVirtualEthernet=yes\n");
+        write_file("site/top.recipe",
                    "[Hooks]\nDockerStorageDriver=vfs\n"
-                   "[Machine]\nName=web\nInclude=../common/base.recipe\n"
+                   "[Machine]\nName=web\nInclude=common/base.recipe\n"
                    "[Bootstrap]\nPackages=nginx\n"
                    "[Hooks]\nFuse=no\nEnableServices=nginx.service\n"
                    "[Files]\nBind=/srv/web\n");
-        _cleanup_free_ char *top = tpath("web/top.recipe");
+        _cleanup_free_ char *top = tpath("site/top.recipe");
         struct mkm_err err = {};
         _cleanup_(recipe_freep) struct recipe *r = NULL;
         int k = recipe_load(NULL, top, &r, &err);
@@ -444,13 +444,13 @@ static void test_include(void **state) {
         assert_int_equal(r->fuse, RECIPE_NO);
         assert_strv(r->enable_services, "sshd.service nginx.service");
         assert_string_equal(r->docker_storage_driver, "vfs");
-        _cleanup_free_ char *kr = tpath("common/keys/arch.gpg");
+        _cleanup_free_ char *kr = tpath("site/common/keys/arch.gpg");
         assert_string_equal(r->keyring, kr);    /* relative to the file that set it */
         assert_int_equal(r->n_nspawn, 2);
         assert_string_equal(r->nspawn[0].key, "VirtualEthernet");
         assert_string_equal(r->nspawn[1].key, "Bind");
         _cleanup_free_ char *shown_net = NULL;
-        assert_true(asprintf(&shown_net, "%s/common/net.recipe", tmpdir) > 0);
+        assert_true(asprintf(&shown_net, "%s/site/common/net.recipe", tmpdir) > 0);
         assert_string_equal(r->nspawn[0].file, shown_net);
         assert_int_equal(r->nspawn[0].line, 2);
 
@@ -462,34 +462,52 @@ static void test_include(void **state) {
         assert_non_null(strstr(r->files[2], "/common/net.recipe"));
 
         /* Including the same file twice (not a cycle) is fine and lists it once. */
-        write_file("web/twice.recipe", "[Machine]\nInclude=../common/net.recipe ../common/net.recipe\nName=x\n"
-                                       "[Bootstrap]\nDistribution=arch\n");
-        _cleanup_free_ char *twice = tpath("web/twice.recipe");
+        write_file("site/twice.recipe", "[Machine]\nInclude=common/net.recipe ./common/../common/net.recipe\nName=x\n"
+                                        "[Bootstrap]\nDistribution=arch\n");
+        _cleanup_free_ char *twice = tpath("site/twice.recipe");
         _cleanup_(recipe_freep) struct recipe *t = NULL;
         assert_int_equal(recipe_load(NULL, twice, &t, &err), 0);
         assert_int_equal(strv_length(t->files), 2);
         assert_int_equal(t->n_nspawn, 2);
+
+        /* Not beside: a sibling directory's recipe (../common) is refused, as Copy= sources are. */
+        write_file("site/web/up.recipe", "[Machine]\nName=x\nInclude=../common/net.recipe\n[Bootstrap]\nDistribution=arch\n");
+        _cleanup_free_ char *up = tpath("site/web/up.recipe"), *webdir = tpath("site/web");
+        _cleanup_(recipe_freep) struct recipe *u = NULL;
+        assert_true(recipe_load(NULL, up, &u, &err) < 0);
+        char want[1024];
+        snprintf(want, sizeof want, "[Machine] Include=: '%s/site/common/net.recipe' is not beside this recipe file: "
+                                    "includes must be in its directory (%s) or below", tmpdir, webdir);
+        if (!strstr(err.msg, want))
+                fail_msg("got: %s\nwant: %s", err.msg, want);
 }
 
-/* Include= reads recipe files only (a regular file named *.recipe, judged where the opened file
- * is): a shared recipe's Include=/etc/shadow, or a link named x.recipe to it, or another
- * machine's .nspawn with its Environment= secrets, must neither be printed nor merged into this
- * machine. The bad lines of a recipe file outside the including recipe's directory are reported
- * without being shown; files below it are shown as usual. Found by a review. */
+/* Include= reads only recipe files beside the including one (its directory or below), judged as
+ * written and where they lead, by a walk that follows no magic link: a shared recipe's
+ * Include=/etc/shadow, another machine's .nspawn with its Environment= secrets, another tenant's
+ * recipe, a link named x.recipe to any of them, or /proc/self/root/... must be neither printed
+ * nor merged into this machine. Found by two reviews. */
 static void test_include_not_echoed(void **state) {
         (void)state;
         write_file("host/shadow", "root:$6$saltsalt$HASHHASHHASH:19000:0:99999:7:::\n");
         write_file("host/other.nspawn", "[Exec]\nEnvironment=DB_PASSWORD=SECRET\n");
         write_file("host/base.recipe", "root:$6$HASHHASH\n");
         write_file("rec/sub/bad.recipe", "this line is shown\n");
+        write_file("rec/ok.recipe", "[Hooks]\nFuse=yes\n");
         _cleanup_free_ char *shadow = tpath("host/shadow"), *nspawn = tpath("host/other.nspawn"),
-                            *base = tpath("host/base.recipe"), *top = tpath("rec/top.recipe"), *link = tpath("rec/evil.recipe");
+                            *base = tpath("host/base.recipe"), *top = tpath("rec/top.recipe"),
+                            *link = tpath("rec/evil.recipe"), *rec = tpath("rec"), *hostbase = tpath("host/base.recipe"),
+                            *via_proc = NULL, *proclink = tpath("rec/viaproc.recipe");
         assert_int_equal(symlink(shadow, link), 0);
+        assert_true(asprintf(&via_proc, "/proc/self/root%s/ok.recipe", rec) > 0);
+        /* A link inside that goes through /proc/self/root to a file beside: our walk reads the
+         * magic link as "/" and finds the same file, which is fine. */
+        assert_int_equal(symlink(via_proc, proclink), 0);
         char text[4096];
         snprintf(text, sizeof text,
                  "[Machine]\nName=x\nInclude=%s\nInclude=%s\nInclude=evil.recipe\nInclude=%s\nInclude=sub/bad.recipe\n"
-                 "Include=sub\n[Bootstrap]\nDistribution=arch\nPackages=base\n",
-                 shadow, nspawn, base);
+                 "Include=sub\nInclude=%s\nInclude=viaproc.recipe\n[Bootstrap]\nDistribution=arch\nPackages=base\n",
+                 shadow, nspawn, base, via_proc);
         write_file("rec/top.recipe", text);
         struct mkm_err err = {};
         _cleanup_(recipe_freep) struct recipe *r = NULL;
@@ -497,17 +515,22 @@ static void test_include_not_echoed(void **state) {
         assert_null(strstr(err.msg, "HASH"));
         assert_null(strstr(err.msg, "SECRET"));
         assert_null(strstr(err.msg, "root:"));
-        char want[1024];
-        snprintf(want, sizeof want, "top.recipe:3: [Machine] Include=: expected a recipe file (a regular file named "
-                                    "*.recipe), got '%s'", shadow);
+        char want[2048];
+        snprintf(want, sizeof want, "top.recipe:3: [Machine] Include=: '%s' is not beside this recipe file: includes "
+                                    "must be in its directory (%s) or below", shadow, rec);
         assert_non_null(strstr(err.msg, want));
-        assert_non_null(strstr(err.msg, "top.recipe:4: [Machine] Include=: expected a recipe file"));
-        snprintf(want, sizeof want, "evil.recipe', which leads to '%s'", shadow);
+        assert_non_null(strstr(err.msg, "top.recipe:4: [Machine] Include=: "));
+        snprintf(want, sizeof want, "top.recipe:5: [Machine] Include=: '%s' leads out of this recipe file's directory "
+                                    "(%s): includes must be in it or below", link, rec);
         assert_non_null(strstr(err.msg, want));
-        assert_non_null(strstr(err.msg, "top.recipe:8: [Machine] Include=: expected a recipe file"));     /* a directory */
-        assert_non_null(strstr(err.msg, "base.recipe:1: not a recipe line (not shown: the file is outside the directory "
-                                        "of the recipe that includes it)"));
+        assert_null(strstr(err.msg, "leads to"));               /* no link target told */
+        snprintf(want, sizeof want, "top.recipe:6: [Machine] Include=: '%s' is not beside", hostbase);
+        assert_non_null(strstr(err.msg, want));
         assert_non_null(strstr(err.msg, "bad.recipe:1: expected 'Key=Value', got 'this line is shown'"));
+        assert_non_null(strstr(err.msg, "top.recipe:8: [Machine] Include=: expected a recipe file"));     /* a directory */
+        snprintf(want, sizeof want, "top.recipe:9: [Machine] Include=: '%s' is not beside", via_proc);
+        assert_non_null(strstr(err.msg, want));
+        assert_null(strstr(err.msg, "top.recipe:10:"));          /* through the magic link, to a file beside: read */
 }
 
 /* Copy= sources lie beside the recipe file that names them, not beside any file read (an Include=
@@ -515,15 +538,16 @@ static void test_include_not_echoed(void **state) {
  * which file named them, needs the path as written and where it leads under one's directory. */
 static void test_sources_beside(void **state) {
         (void)state;
-        write_file("other/empty.recipe", "");
+        write_file("mine/sub/inc.recipe", "[Hooks]\nCopy=../files/motd:/etc/from-sub\n");
+        write_file("mine/sub/empty.recipe", "");
         write_file("other/secret", "s\n");
         write_file("mine/files/motd", "m\n");
-        _cleanup_free_ char *secret = tpath("other/secret"), *empty = tpath("other/empty.recipe"),
-                            *motd = tpath("mine/files/motd"), *top = tpath("mine/top.recipe");
+        _cleanup_free_ char *secret = tpath("other/secret"), *motd = tpath("mine/files/motd"),
+                            *top = tpath("mine/top.recipe");
         char text[2048];
         snprintf(text, sizeof text,
-                 "[Machine]\nName=x\nInclude=%s\n[Bootstrap]\nDistribution=arch\nPackages=base\n"
-                 "[Hooks]\nCopy=%s:/etc/s\n", empty, secret);
+                 "[Machine]\nName=x\nInclude=sub/empty.recipe\n[Bootstrap]\nDistribution=arch\nPackages=base\n"
+                 "[Hooks]\nCopy=%s:/etc/s\n", secret);
         write_file("mine/top.recipe", text);
         struct mkm_err err = {};
         _cleanup_(recipe_freep) struct recipe *r = NULL;
@@ -532,13 +556,22 @@ static void test_sources_beside(void **state) {
         assert_non_null(strstr(err.msg, "is not beside the recipe that names it"));
         recipe_free(r);
         r = NULL;
+        /* An included recipe's source is judged by its own directory: sub/inc.recipe may not
+         * reach up into the top recipe's files/. */
         write_file("mine/top.recipe",
-                   "[Machine]\nName=x\nInclude=../other/empty.recipe\n[Bootstrap]\nDistribution=arch\nPackages=base\n"
+                   "[Machine]\nName=x\nInclude=sub/inc.recipe\n[Bootstrap]\nDistribution=arch\nPackages=base\n");
+        assert_int_equal(recipe_load(NULL, top, &r, &err), 0);
+        assert_int_equal(recipe_validate_for_build(r, &err), -MKM_E_RECIPE);
+        assert_non_null(strstr(err.msg, "files/motd' is not beside the recipe that names it"));
+        recipe_free(r);
+        r = NULL;
+        write_file("mine/top.recipe",
+                   "[Machine]\nName=x\nInclude=sub/empty.recipe\n[Bootstrap]\nDistribution=arch\nPackages=base\n"
                    "[Hooks]\nCopy=files/motd:/etc/motd\n");
         assert_int_equal(recipe_load(NULL, top, &r, &err), 0);
         if (recipe_validate_for_build(r, &err) < 0)
                 fail_msg("%s", err.msg);
-        /* As rebuild judges it: the source swapped for a link into the included file's directory. */
+        /* As rebuild judges it: the source swapped for a link out of every recipe file's directory. */
         recipe_forget_source_dirs(r);
         if (recipe_validate_for_build(r, &err) < 0)
                 fail_msg("%s", err.msg);

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sched.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -367,6 +368,86 @@ static void test_rm_rf_stops_at_self_bind_mount(void **state) {
 }
 
 /* mkdir -p inside an untrusted tree: its symlinks resolve inside it, never on the host. */
+/* fs_open_host_resolved: a path through /proc/PID/root of a process in another mount namespace
+ * reaches that namespace's file when the kernel follows it, and readlink of the result names a
+ * path that is something else here (found by a review: Include= read a root-only file an
+ * unprivileged user had bind-mounted in their own namespace, while its name looked like a recipe
+ * beside the top one). Our walk reads the magic link as text and stays here: the file read is
+ * the one its path names on this host, and that path is what it reports. */
+static void test_open_host_resolved(void **state) {
+        (void)state;
+        char dir[] = "/tmp/mkm-test-resolved.XXXXXX";
+        assert_non_null(mkdtemp(dir));
+        _cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        assert_int_equal(fs_write_file_at(dfd, "x.recipe", "host", 4, 0644), 0);
+        assert_int_equal(mkfifo(strcat(strcpy((char[128]){ 0 }, dir), "/fifo"), 0644), 0);
+        char path[256], real_want[256];
+        (void)snprintf(real_want, sizeof real_want, "%s/x.recipe", dir);
+        _cleanup_free_ char *real = NULL;
+        struct stat st;
+        /* Plain cases: a file, and neither a relative path nor a FIFO (never opened) nor a
+         * directory unless asked. */
+        int fd = fs_open_host_resolved(real_want, false, &real, &st);
+        assert_true(fd >= 0);
+        assert_string_equal(real, real_want);
+        assert_true(S_ISREG(st.st_mode));
+        close(fd);
+        free(real);
+        real = NULL;
+        assert_int_equal(fs_open_host_resolved("x.recipe", false, &real, NULL), -EINVAL);
+        (void)snprintf(path, sizeof path, "%s/fifo", dir);
+        assert_int_equal(fs_open_host_resolved(path, false, &real, NULL), -EBADFD);
+        assert_int_equal(fs_open_host_resolved(dir, false, &real, NULL), -EBADFD);
+        fd = fs_open_host_resolved(dir, true, &real, &st);
+        assert_true(fd >= 0 && S_ISDIR(st.st_mode));
+        close(fd);
+        free(real);
+        real = NULL;
+
+        int go[2], ready[2];
+        assert_int_equal(pipe(go), 0);
+        assert_int_equal(pipe(ready), 0);
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                char c = 0;
+                int ok = unshare(CLONE_NEWNS) == 0 && mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0 &&
+                         mount("tmpfs", dir, "tmpfs", 0, NULL) == 0;
+                if (ok) {
+                        int f = open(real_want, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+                        ok = f >= 0 && write(f, "other namespace", 15) == 15;
+                        if (f >= 0)
+                                close(f);
+                }
+                c = ok ? 'y' : 'n';
+                (void)!write(ready[1], &c, 1);
+                (void)!read(go[0], &c, 1);
+                _exit(0);
+        }
+        char c = 0;
+        assert_int_equal(read(ready[0], &c, 1), 1);
+        if (c != 'y') {
+                (void)!write(go[1], "x", 1);
+                (void)waitpid(pid, NULL, 0);
+                assert_int_equal(fs_rm_rf_at(AT_FDCWD, dir), 0);
+                print_message("skipped: no mount namespace here (needs root with CAP_SYS_ADMIN)\n");
+                skip();
+        }
+        (void)snprintf(path, sizeof path, "/proc/%d/root%s/x.recipe", (int)pid, dir);
+        _cleanup_free_ char *kernel = NULL, *ours = NULL;
+        assert_int_equal(fs_read_file_follow_at(AT_FDCWD, path, 64, &kernel, NULL), 0);
+        assert_string_equal(kernel, "other namespace");         /* what open() would have read */
+        fd = fs_open_host_resolved(path, false, &real, NULL);
+        assert_true(fd >= 0);
+        assert_int_equal(fs_read_fd(fd, 64, &ours, NULL), 0);
+        close(fd);
+        (void)!write(go[1], "x", 1);
+        (void)waitpid(pid, NULL, 0);
+        assert_string_equal(ours, "host");
+        assert_string_equal(real, real_want);
+        assert_int_equal(fs_rm_rf_at(AT_FDCWD, dir), 0);
+}
+
 static void test_mkdir_p_in_root(void **state) {
         (void)state;
         char top[] = "/tmp/mkm-test-mkdirp.XXXXXX";
@@ -473,6 +554,7 @@ int main(void) {
                 cmocka_unit_test(test_rm_rf_stops_at_bind_mounts),
                 cmocka_unit_test(test_rm_rf_stops_at_self_bind_mount),
                 cmocka_unit_test(test_mkdir_p_in_root),
+                cmocka_unit_test(test_open_host_resolved),
                 cmocka_unit_test(test_path_join),
                 cmocka_unit_test(test_path_dirname),
         };
