@@ -264,6 +264,17 @@ struct userns_eff {
         const struct ini_entry *at;
 };
 
+/* A PrivateUsersOwnership= or PrivateUsersChown= line nspawn 252 accepts (any other it ignores):
+ * a boolean, or for Ownership= exactly off, chown, map or auto. */
+static bool ownership_valid(const struct ini_entry *e) {
+        if (is_key(e, "Files", "PrivateUsersChown"))
+                return recipe_parse_boolean(e->value) >= 0;
+        if (!is_key(e, "Files", "PrivateUsersOwnership"))
+                return false;
+        return recipe_parse_boolean(e->value) >= 0 || strcmp(e->value, "off") == 0 || strcmp(e->value, "chown") == 0 ||
+               strcmp(e->value, "map") == 0 || strcmp(e->value, "auto") == 0;
+}
+
 static void effective_userns(const struct ini_entry *e, size_t n, struct userns_eff *ret) {
         *ret = (struct userns_eff){ .mode = NSPAWN_USERNS_UNSET, .base = UINT32_MAX, .range = HOOKS_USERNS_RANGE };
         const struct ini_entry *ownership = NULL;
@@ -273,8 +284,7 @@ static void effective_userns(const struct ini_entry *e, size_t n, struct userns_
                 struct userns_eff u = { .at = &e[i] };
                 if (is_key(&e[i], "Exec", "PrivateUsers") && nspawn_parse_private_users(e[i].value, &u.mode, &u.base, &u.range))
                         *ret = u;
-                else if ((is_key(&e[i], "Files", "PrivateUsersOwnership") || is_key(&e[i], "Files", "PrivateUsersChown")) &&
-                         e[i].value[0])
+                else if (ownership_valid(&e[i]))
                         ownership = &e[i];
         }
         if (ret->mode == NSPAWN_USERNS_UNSET && ownership)
@@ -493,6 +503,19 @@ int privileges_from_host_files(const struct host_files *hf, const struct recipe 
 
 /* ---- UIDs shared with other machines ---------------------------------------------------------- */
 
+static bool nspawn_text_plain(const char *text, size_t len) {
+        if (len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0)
+                return false;
+        for (size_t i = 0; i < len; i++) {
+                unsigned char c = (unsigned char)text[i];
+                if (c == '\r' && (i + 1 >= len || text[i + 1] != '\n'))
+                        return false;
+                if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7F)
+                        return false;
+        }
+        return true;
+}
+
 static int skip_bad_line(void *userdata, int code, unsigned line, const char *msg) {
         (void)userdata, (void)code, (void)line, (void)msg;
         return 0;
@@ -525,9 +548,10 @@ static bool ranges_overlap(uint32_t a, uint32_t an, uint32_t b, uint32_t bn) {
  * the directory is not there. */
 static int dir_names(int hostfd, const char *dir, char ***ret) {
         *ret = NULL;
-        int dfd = openat(hostfd, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        /* Inside the host root: an absolute link there means the host root's path (--host-root). */
+        int dfd = chase_and_open_in_root(hostfd, dir, CHASE_MUST_BE_DIRECTORY, O_RDONLY | O_DIRECTORY, 0);
         if (dfd < 0)
-                return errno == ENOENT || errno == ENOTDIR ? 0 : negative_errno();
+                return dfd == -ENOENT || dfd == -ENOTDIR ? 0 : dfd;
         DIR *d = fdopendir(dfd);
         if (!d) {
                 int q = negative_errno();
@@ -550,16 +574,12 @@ static int dir_names(int hostfd, const char *dir, char ***ret) {
         return 0;
 }
 
-static int read_regular_at(int hostfd, const char *path, char **ret) {
-        _cleanup_close_ int fd = openat(hostfd, path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+static int read_regular_at(int hostfd, const char *path, char **ret, size_t *ret_len) {
+        /* Resolved inside the host root; anything but a regular file is never opened. */
+        _cleanup_close_ int fd = chase_and_open_in_root(hostfd, path, CHASE_MUST_BE_REGULAR, O_RDONLY | O_NOCTTY | O_NONBLOCK, 0);
         if (fd < 0)
-                return negative_errno();
-        struct stat st;
-        if (fstat(fd, &st) < 0)
-                return negative_errno();
-        if (!S_ISREG(st.st_mode))
-                return -EBADFD;
-        return fs_read_fd(fd, HOST_COPY_MAX, ret, NULL);
+                return fd == -EISDIR ? -EBADFD : fd;
+        return fs_read_fd(fd, HOST_COPY_MAX, ret, ret_len);
 }
 
 /* The UIDs of a machine whose user namespace comes from its tree's owner (PrivateUsers=yes, and
@@ -571,10 +591,11 @@ static bool tree_slot(int hostfd, const char *name, uint32_t *ret_base) {
                                                   "var/lib/container", "usr/local/lib/machines", "usr/lib/machines" };
         for (size_t k = 0; k < ELEMENTSOF(image_dirs); k++) {
                 _cleanup_free_ char *path = NULL;
+                _cleanup_close_ int fd = -EBADF;
                 struct stat st;
                 if (asprintf(&path, "%s/%s", image_dirs[k], name) < 0)
                         return false;
-                if (fstatat(hostfd, path, &st, 0) < 0 || !S_ISDIR(st.st_mode))
+                if (chase_in_root(hostfd, path, 0, NULL, &fd) < 0 || fstat(fd, &st) < 0 || !S_ISDIR(st.st_mode))
                         continue;
                 uint32_t b = (uint32_t)st.st_uid & 0xFFFF0000u;
                 if (b < HOOKS_USERNS_PICK_MIN || b > HOOKS_USERNS_PICK_MAX)
@@ -621,13 +642,19 @@ static int for_each_sharer(int hostfd, const char *name, uint32_t base, uint32_t
         strv_sort(machines);
         for (char **m = machines; q == 0 && m && *m; m++) {
                 _cleanup_free_ char *text = NULL, *v = NULL;
+                size_t len = 0;
                 int r = -ENOENT;
                 for (size_t k = 0; k < 2 && r == -ENOENT; k++) {
                         _cleanup_free_ char *path = NULL;
                         if (asprintf(&path, "%s/%s.nspawn", dirs[k], *m) < 0)
                                 return -ENOMEM;
-                        r = read_regular_at(hostfd, path, &text);
+                        r = read_regular_at(hostfd, path, &text, &len);
                 }
+                /* What nspawn's line reader takes otherwise than ours: a NUL (it ends a line
+                 * there, we the text), a bare CR (a line end to it), a byte-order mark, other
+                 * control characters (a line it continues past). Fail closed. */
+                if (r >= 0 && !nspawn_text_plain(text, len))
+                        r = -MKM_E_PARSE;
                 struct userns_eff u = { .mode = NSPAWN_USERNS_UNSET };
                 if (r == -EBADFD)
                         r = -ENOENT;    /* not a regular file (a FIFO would hang us): no settings */

@@ -310,6 +310,12 @@ static void test_unreadable(void **state) {
                   "[Files] PrivateUsersOwnership=off" },
                 { "[Files]\nPrivateUsersChown=no\n", "no", "[Files] PrivateUsersChown=no" },
                 { "[Files]\nPrivateUsersOwnership=off\n", "no", "[Files] PrivateUsersOwnership=off" },
+                { "[Files]\nPrivateUsersOwnership=auto\n", "no", "[Files] PrivateUsersOwnership=auto" },
+                { "[Files]\nPrivateUsersOwnership=YES\n", "no", "[Files] PrivateUsersOwnership=YES" },
+                /* values nspawn ignores (second review, with nspawn 252): no ownership, no "no" */
+                { "[Files]\nPrivateUsersOwnership=Chown\n", NULL, NULL },
+                { "[Files]\nPrivateUsersChown=bogus\n", NULL, NULL },
+                { "[Files]\nPrivateUsersChown=map\n", NULL, NULL },
                 { "[Exec]\nPrivateUsers=524288\nPrivateUsers=PICK\n[Files]\nPrivateUsersOwnership=off\n", NULL, NULL },
                 { "[Exec]\nPrivateUsers=no\nPrivateUsers=bogus\n", "no", "[Exec] PrivateUsers=no" },
                 { "[Exec]\nPrivateUsers=IDENTITY\n", NULL, NULL },           /* case matters */
@@ -656,7 +662,7 @@ static void test_shared_uids_as_nspawn_reads(void **state) {
         th_write_file(host, "etc/systemd/nspawn/a-hex.nspawn", text, 0644);
         (void)snprintf(text, sizeof text, "[Exec]\nPrivateUsers=%u\nPrivateUsers=PICK\n", base + 10);
         th_write_file(host, "etc/systemd/nspawn/b-lastbad.nspawn", text, 0644);
-        (void)snprintf(text, sizeof text, "Foo Bar=1\n[X Y]\nA=b\n# \033[0m\n[Exec]\nPrivateUsers=%u\n", base + 20);
+        (void)snprintf(text, sizeof text, "Foo Bar=1\n[X Y]\nA=b\n# comment\n[Exec]\nPrivateUsers=%u\n", base + 20);
         th_write_file(host, "run/systemd/nspawn/c-badlines.nspawn", text, 0644);
         /* trees owned by a UID of the slot: no settings, yes, pick; one with no user namespace
          * and one in another slot are not */
@@ -679,15 +685,46 @@ static void test_shared_uids_as_nspawn_reads(void **state) {
         memset(huge, '#', 2u << 20);
         strcpy(huge + (2u << 20), "\n[Exec]\nPrivateUsers=1\n");
         th_write_file(host, "etc/systemd/nspawn/j-huge.nspawn", huge, 0644);
+        /* what nspawn's line reader takes otherwise than ours (second review): a NUL, a bare CR,
+         * a byte-order mark, a control character (even in a comment: the rule is kept simple, and
+         * errs on the closed side): fail closed */
+        static const struct {
+                const char *name, *text;
+                size_t len;
+        } odd[] = {
+#define ODD(name, lit) { name, lit, sizeof(lit) - 1 }
+                ODD("k-nul", "[Exec]\nPrivateUsers=no\n\0\nPrivateUsers=1\n"),
+                ODD("l-cr", "[Exec]\rPrivateUsers=524288\r"),
+                ODD("m-bom", "\xEF\xBB\xBF[Exec]\nPrivateUsers=524288\n"),
+                ODD("n-ctrl", "[Exec]\nEnvironment=A=\x01\\\nPrivateUsers=524288\n"),
+#undef ODD
+        };
+        for (size_t i = 0; i < ELEMENTSOF(odd); i++) {
+                (void)snprintf(path, sizeof path, "%s/etc/systemd/nspawn/%s.nspawn", host, odd[i].name);
+                assert_int_equal(fs_write_file_at(AT_FDCWD, path, odd[i].text, odd[i].len, 0644), 0);
+        }
+        /* Absolute links inside the host root mean the host root's paths (--host-root). */
+        (void)snprintf(path, sizeof path, "%s/srv/o-tree", host);
+        assert_int_equal(fs_mkdir_p_at(AT_FDCWD, path, 0755), 0);
+        assert_int_equal(chown(path, base + 3, base + 3), 0);
+        (void)snprintf(path, sizeof path, "%s/var/lib/machines/o-abs", host);
+        assert_int_equal(symlink("/srv/o-tree", path), 0);
+        (void)snprintf(text, sizeof text, "[Exec]\nPrivateUsers=%u\n", base + 30);
+        th_write_file(host, "srv/p.nspawn", text, 0644);
+        (void)snprintf(path, sizeof path, "%s/etc/systemd/nspawn/p-abs.nspawn", host);
+        assert_int_equal(symlink("/srv/p.nspawn", path), 0);
         struct priv_report rep = {};
         assert_int_equal(privileges_assess(&ctx, r, &rep, &err), 0);
         const char *const want[] = { "shared-uids:a-hex", "shared-uids:b-lastbad", "shared-uids:c-badlines",
                                      "shared-uids:d-tree", "shared-uids:e-yes", "shared-uids:f-pick",
-                                     "shared-uids:j-huge (unreadable settings)" };
-        for (size_t i = 0; i < rep.grants.n || i < 7; i++) {
-                if (i >= rep.grants.n || i >= 7)
+                                     "shared-uids:j-huge (unreadable settings)", "shared-uids:k-nul (unreadable settings)",
+                                     "shared-uids:l-cr (unreadable settings)", "shared-uids:m-bom (unreadable settings)",
+                                     "shared-uids:n-ctrl (unreadable settings)", "shared-uids:o-abs", "shared-uids:p-abs" };
+        size_t nw = ELEMENTSOF(want);
+        for (size_t i = 0; i < rep.grants.n || i < nw; i++) {
+                if (i >= rep.grants.n || i >= nw)
                         fail_msg("grant %zu: got %s, want %s", i, i < rep.grants.n ? rep.grants.items[i].value : "-",
-                                 i < 7 ? want[i] : "-");
+                                 i < nw ? want[i] : "-");
                 assert_string_equal(rep.grants.items[i].value, want[i]);
         }
         priv_report_done(&rep);
