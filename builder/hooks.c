@@ -899,9 +899,20 @@ static int copy_tree(const struct copy_op *op, int srcdirfd, int dfd, unsigned d
                         break;
                 }
                 if (S_ISREG(st.st_mode)) {
-                        _cleanup_close_ int fd = openat(srcdirfd, n, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
-                        q = fd < 0 ? copy_fail(op, negative_errno(), "cannot open the source", n)
-                                   : copy_file(op, fd, dfd, n, st.st_mode & 07777);
+                        /* The entry may be swapped between the stat and the open (a co-tenant's
+                         * directory): a FIFO would hang the build, so non-blocking, and what
+                         * was opened must be the regular file that was judged. */
+                        _cleanup_close_ int fd = openat(srcdirfd, n, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+                        struct stat ost;
+                        if (fd < 0)
+                                q = copy_fail(op, negative_errno(), "cannot open the source", n);
+                        else if (fstat(fd, &ost) < 0 || !S_ISREG(ost.st_mode) || ost.st_dev != st.st_dev ||
+                                 ost.st_ino != st.st_ino)
+                                q = copy_fail(op, -EBUSY, "the source changed while it was copied", n);
+                        else {
+                                (void)fcntl(fd, F_SETFL, 0);
+                                q = copy_file(op, fd, dfd, n, st.st_mode & 07777);
+                        }
                 } else if (S_ISDIR(st.st_mode)) {
                         _cleanup_close_ int cs = openat(srcdirfd, n, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
                         if (cs < 0) {
@@ -945,24 +956,33 @@ static int copy_tree(const struct copy_op *op, int srcdirfd, int dfd, unsigned d
         return q;
 }
 
-/* What was opened from a recipe's source path (real: where fs_open_host_resolved()'s walk found
- * it): still beside the recipe? The recipe was checked when it was loaded; the file may have been
- * swapped for a symlink since (a co-tenant's directory). Judged by where the walk that opened it
- * went (never a readlink of the fd, which for a file reached through /proc/PID/root names a path
- * that is something else here), so no swap after this is seen either. */
-static int source_still_beside(const struct recipe *r, const char *real, const char *path, const char *dir,
-                               const char *what, struct mkm_err *reterr) {
-        if (!r->path)
-                return 0;       /* parsed from a buffer: no directory to be beside */
-        int k = recipe_source_is_beside(r, path, dir, real);
-        if (k < 0)
-                return k;
-        if (k == 0)
+/* Open a recipe's source path for the build: beside the recipe file that named it, walked inside
+ * that directory (recipe_open_source()); the recipe was checked when it was loaded, and the file
+ * or its directory may have been swapped for a link since (a co-tenant's directory). A recipe
+ * parsed from a buffer (tests) has no directory: its path is opened as it is. */
+static int open_source(const struct recipe *r, const char *path, const char *dir, bool allow_dir, const char *what,
+                       struct stat *ret_st, struct mkm_err *reterr) {
+        int fd = r->path ? recipe_open_source(r, path, dir, allow_dir, ret_st)
+                         : open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+        if (!r->path && fd < 0)
+                fd = negative_errno();
+        if (!r->path && fd >= 0 && fstat(fd, ret_st) < 0) {
+                fd = negative_errno();
+        }
+        if (fd == -EXDEV)
                 return mkm_err_set(reterr, -MKM_E_RECIPE,
-                                   "[Hooks] %s: the source now leads to %s, which is not beside the recipe (it changed "
-                                   "after the recipe was checked); refusing",
-                                   what, real);
-        return 0;
+                                   "[Hooks] %s: the source is not beside the recipe now (it changed after the recipe "
+                                   "was checked); refusing",
+                                   what);
+        if (fd == -EBADFD || (fd >= 0 && !S_ISREG(ret_st->st_mode) && !(allow_dir && S_ISDIR(ret_st->st_mode)))) {
+                if (fd >= 0)
+                        close(fd);
+                return mkm_err_set(reterr, -MKM_E_RECIPE, "[Hooks] %s: %s", what,
+                                   allow_dir ? "the source is neither a file nor a directory" : "not a regular file");
+        }
+        if (fd < 0)
+                return mkm_err_set(reterr, -MKM_E_RECIPE, "[Hooks] %s: cannot open the source: %s", what, strerror(-fd));
+        return fd;
 }
 
 int hooks_copy(struct mkm_ctx *ctx, const struct recipe *r, int rootfd, int64_t epoch, struct mkm_err *reterr) {
@@ -991,27 +1011,13 @@ int hooks_copy(struct mkm_ctx *ctx, const struct recipe *r, int rootfd, int64_t 
                         return q;
                 /* SRC is what the recipe names: a symlink there is followed (like cp); inside a
                  * copied directory, symlinks are copied as symlinks. */
-                _cleanup_free_ char *real = NULL;
                 struct stat st;
-                _cleanup_close_ int sfd = c->src[0] == '/' ? fs_open_host_resolved(c->src, true, &real, &st)
-                                                           : open(c->src, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-                if (sfd == -EBADFD)
-                        return mkm_err_set(reterr, -MKM_E_RECIPE,
-                                           "[Hooks] Copy=%s: the source is neither a file nor a directory", item);
-                if (sfd < 0 || (!real && fstat(sfd, &st) < 0))
-                        return mkm_err_set(reterr, -MKM_E_RECIPE, "[Hooks] Copy=%s: cannot open the source: %s", item,
-                                           strerror(sfd < 0 && sfd != -1 ? -sfd : errno));
-                if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode))
-                        return mkm_err_set(reterr, -MKM_E_RECIPE,
-                                           "[Hooks] Copy=%s: the source is neither a file nor a directory", item);
                 _cleanup_free_ char *what = NULL;
                 if (asprintf(&what, "Copy=%s", item) < 0)
                         return -ENOMEM;
-                q = r->path && !real ? mkm_err_set(reterr, -MKM_E_RECIPE, "[Hooks] %s: the source is not an absolute "
-                                                   "path", what)
-                                     : source_still_beside(r, real, c->src, c->from_dir, what, reterr);
-                if (q < 0)
-                        return q;
+                _cleanup_close_ int sfd = open_source(r, c->src, c->from_dir, true, what, &st, reterr);
+                if (sfd < 0)
+                        return sfd;
                 (void)fcntl(sfd, F_SETFL, 0);   /* back to blocking reads */
                 mode_t mode = c->has_mode ? c->mode : st.st_mode & 07777;
                 if (strcmp(c->dest, "/") == 0) {
@@ -1068,24 +1074,13 @@ int hooks_authorized_keys(struct mkm_ctx *ctx, const struct recipe *r, int rootf
                 char *const *k = &r->root_authorized_keys[i];
                 _cleanup_free_ char *key = NULL, *what = NULL;
                 size_t klen = 0;
-                _cleanup_free_ char *real = NULL;
                 struct stat kst;
-                _cleanup_close_ int kfd = (*k)[0] == '/' ? fs_open_host_resolved(*k, false, &real, &kst)
-                                                         : open(*k, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-                if (kfd == -EBADFD)
-                        return mkm_err_set(reterr, -MKM_E_RECIPE, "[Hooks] RootAuthorizedKeys=%s: not a regular file", *k);
-                if (kfd < 0 || (!real && fstat(kfd, &kst) < 0))
-                        return mkm_err_set(reterr, -MKM_E_RECIPE, "[Hooks] RootAuthorizedKeys=%s: cannot read it: %s", *k,
-                                           strerror(kfd < 0 && kfd != -1 ? -kfd : errno));
-                if (!S_ISREG(kst.st_mode))
-                        return mkm_err_set(reterr, -MKM_E_RECIPE, "[Hooks] RootAuthorizedKeys=%s: not a regular file", *k);
                 if (asprintf(&what, "RootAuthorizedKeys=%s", *k) < 0)
                         return -ENOMEM;
                 const char *dir = i < strv_length(r->root_authorized_keys_dirs) ? r->root_authorized_keys_dirs[i] : NULL;
-                q = r->path && !real ? mkm_err_set(reterr, -MKM_E_RECIPE, "[Hooks] %s: not an absolute path", what)
-                                     : source_still_beside(r, real, *k, dir, what, reterr);
-                if (q < 0)
-                        return q;
+                _cleanup_close_ int kfd = open_source(r, *k, dir, false, what, &kst, reterr);
+                if (kfd < 0)
+                        return kfd;
                 q = fs_read_fd(kfd, SMALL_FILE_MAX, &key, &klen);
                 if (q < 0)
                         return mkm_err_set(reterr, -MKM_E_RECIPE, "[Hooks] RootAuthorizedKeys=%s: cannot read it: %s", *k,

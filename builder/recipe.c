@@ -681,14 +681,14 @@ static int do_include(struct loader *l, const struct where *w, const char *item)
                             shown, w->dir ? w->dir : "?");
         _cleanup_free_ char *abs = NULL;
         struct stat st;
-        _cleanup_close_ int fd = fs_open_host_resolved(path, false, &abs, &st);
+        _cleanup_close_ int fd = fs_open_beside(w->dir, path, false, &abs, &st);
+        if (fd == -EXDEV)
+                return FAIL(w, "'%s' leads out of this recipe file's directory (%s): includes must be in it or below",
+                            shown, w->dir);
         if (fd == -EBADFD)
                 return FAIL(w, "expected a recipe file (a regular file named *.recipe), got '%s'", shown);
         if (fd < 0)
                 return FAIL(w, "cannot read '%s': %s", shown, strerror(-fd));
-        if (!under_dir(abs, w->dir))
-                return FAIL(w, "'%s' leads out of this recipe file's directory (%s): includes must be in it or below",
-                            shown, w->dir);
         size_t alen = strlen(abs);
         if (alen <= 7 || strcmp(abs + alen - 7, ".recipe") != 0)
                 return FAIL(w, "expected a recipe file (a regular file named *.recipe), got '%s'", shown);
@@ -1556,41 +1556,41 @@ static int check_readable(const struct recipe *r, enum key_id id, const char *pa
  * (/etc/shadow, ~/.ssh/id_ed25519): Copy= and RootAuthorizedKeys= sources must resolve, symlinks
  * followed, to a path inside the directory of one of the recipe files that were read. */
 
-int recipe_source_is_beside(const struct recipe *r, const char *path, const char *dir, const char *real) {
-        if (dir && dir[0]) {
-                /* The directory of the recipe file that set the source, and only that one: an
-                 * Include= of some other file (any host file without assignments parses as a
-                 * recipe) must not widen it. */
-                _cleanup_free_ char *rdir = realpath(dir, NULL);
-                return rdir && under_dir(real, rdir);
-        }
+int recipe_open_source(const struct recipe *r, const char *path, const char *dir, bool allow_dir, struct stat *ret_st) {
+        /* The directory of the recipe file that set the source, and only that one: an include
+         * elsewhere must not widen it. */
+        if (dir && dir[0])
+                return fs_open_beside(dir, path, allow_dir, NULL, ret_st);
         /* A stored recipe (rebuild): which file set the source is not known, only the files the
-         * first build read. The path as written must lie in one's directory, and where it leads
-         * too: a source swapped for a link into another one's (an included /etc/fstab's) fails. */
+         * first build read. Walked inside each directory that holds the path as written, until
+         * one holds where it leads too. */
         for (char **f = r->files; f && *f; f++) {
                 _cleanup_free_ char *d = fs_path_dirname(*f);
                 if (!d)
                         return -ENOMEM;
-                _cleanup_free_ char *rdir = realpath(d, NULL);
-                if (rdir && under_dir(path, d) && under_dir(real, rdir))
-                        return 1;
+                if (!under_dir(path, d))
+                        continue;
+                int fd = fs_open_beside(d, path, allow_dir, NULL, ret_st);
+                if (fd != -EXDEV)
+                        return fd;
         }
-        return 0;
+        return -EXDEV;
 }
 
 static int check_beside(const struct recipe *r, enum key_id id, const char *path, const char *dir,
                         struct recipe_errors *errs) {
-        /* As written first: nothing outside is looked up (no existence told); then where it leads,
-         * by a walk that follows no magic link (fs_open_host_resolved()). */
-        _cleanup_free_ char *real = NULL;
-        int k = dir && dir[0] && !under_dir(path, dir) ? 0 : 1;
-        if (k) {
-                _cleanup_close_ int fd = fs_open_host_resolved(path, true, &real, NULL);
-                if (fd == -EBADFD)
-                        return FAIL_KEY(errs, r, id, "'%s' is neither a file nor a directory", path);
-                if (fd < 0)
+        /* Walked inside the recipe file's directory (recipe_open_source()): nothing outside is
+         * looked up, opened, or told about. */
+        int k = 1;
+        {
+                _cleanup_close_ int fd = recipe_open_source(r, path, dir, id == K_COPY, NULL);
+                if (fd == -EXDEV)
+                        k = 0;
+                else if (fd == -EBADFD)
+                        return FAIL_KEY(errs, r, id, "'%s' is %s", path,
+                                        id == K_COPY ? "neither a file nor a directory" : "not a regular file");
+                else if (fd < 0)
                         return FAIL_KEY(errs, r, id, "cannot read '%s': %s", path, strerror(-fd));
-                k = recipe_source_is_beside(r, path, dir, real);
         }
         if (k != 0)
                 return k < 0 ? k : 0;

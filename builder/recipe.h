@@ -173,11 +173,15 @@ int recipe_format(const struct recipe *r, char **ret_text);
  * it leads both under one's directory. */
 void recipe_forget_source_dirs(struct recipe *r);
 
-/* Does a Copy= or RootAuthorizedKeys= source path, set in the recipe file in directory dir (NULL
- * or "": a stored recipe, judged against r->files), lie beside it, given where it leads now
- * (real, absolute, symlinks resolved)? 1 yes, 0 no, -ENOMEM. The build asks again with the path
- * of what it opened, so a source swapped after the recipe was checked is refused. */
-int recipe_source_is_beside(const struct recipe *r, const char *path, const char *dir, const char *real);
+/* Open a Copy= or RootAuthorizedKeys= source path (absolute) set in the recipe file in directory
+ * dir (NULL or "": a stored recipe, judged against the directories of r->files), walked inside
+ * that directory (fs_open_beside()): nothing outside it is looked up, opened or told about, and
+ * a directory or source swapped for a link since the recipe was read is refused. A regular file,
+ * or with allow_dir a directory. Returns the fd (O_RDONLY|O_NONBLOCK) or a negative errno:
+ * -EXDEV when it is not beside, -EBADFD for another type. The build opens its sources with it,
+ * so what it copies is what lies beside the recipe then. */
+struct stat;
+int recipe_open_source(const struct recipe *r, const char *path, const char *dir, bool allow_dir, struct stat *ret_st);
 
 /* What a build needs beyond a valid recipe: Packages= non-empty, Keyring= and
  * RootAuthorizedKeys= and Copy= sources readable. -MKM_E_RECIPE with file:line on failure (every

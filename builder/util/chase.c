@@ -261,6 +261,10 @@ int chase_in_root_full(int rootfd, const char *path, unsigned flags, const struc
                         buffer = nb;
                         todo = buffer;
                         link_end = buffer + tl + (link_rest ? 1 + link_rest : 0);
+                        if (target[0] == '/' && (flags & CHASE_REFUSE_ABSOLUTE))
+                                /* Absolute, in a walk that must stay where it began (a directory
+                                 * of the host, not a machine's tree): it means the host's path. */
+                                return -EXDEV;
                         if (target[0] == '/') {
                                 /* Absolute: starts again at the tree's root, not the host's. */
                                 done[0] = 0;

@@ -31,6 +31,10 @@ enum {
                                            * (with CHASE_NOFOLLOW a last component may be one) */
         CHASE_REFUSE_ESCAPE     = 1 << 7, /* a ".." above the root (in the path or a symlink's target)
                                            * is an error, -EXDEV, instead of staying at the root */
+        CHASE_REFUSE_ABSOLUTE   = 1 << 8, /* a symlink with an absolute target is an error, -EXDEV,
+                                           * instead of starting again at the root: for a walk that
+                                           * must stay in a host directory, where such a link means
+                                           * the host's path */
 };
 
 /* How many symlinks one resolution follows (Linux's MAXSYMLINKS), and how many directory lookups

@@ -71,17 +71,9 @@ int fs_read_file_follow_at(int dirfd, const char *path, size_t max, char **ret, 
         return fs_read_fd(fd, max, ret, ret_len);
 }
 
-int fs_open_host_resolved(const char *path, bool allow_dir, char **ret_real, struct stat *ret_st) {
-        if (path[0] != '/')
-                return -EINVAL;
-        _cleanup_close_ int rootfd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
-        if (rootfd < 0)
-                return negative_errno();
-        _cleanup_free_ char *real = NULL;
-        _cleanup_close_ int pfd = -EBADF;
-        int r = chase_in_root(rootfd, path, 0, &real, &pfd);
-        if (r < 0)
-                return r;
+/* Reopen the walk's O_PATH fd pfd for reading: only a regular file, or with allow_dir a
+ * directory, and the same inode. */
+static int reopen_walked(int pfd, bool allow_dir, struct stat *ret_st) {
         struct stat st, st2;
         if (fstat(pfd, &st) < 0)
                 return negative_errno();
@@ -97,11 +89,58 @@ int fs_open_host_resolved(const char *path, bool allow_dir, char **ret_real, str
                 return negative_errno();
         if (st2.st_dev != st.st_dev || st2.st_ino != st.st_ino)
                 return -EBUSY;
-        if (ret_real)
-                *ret_real = TAKE_PTR(real);
         if (ret_st)
                 *ret_st = st2;
         return TAKE_FD(fd);
+}
+
+int fs_open_host_resolved(const char *path, bool allow_dir, char **ret_real, struct stat *ret_st) {
+        if (path[0] != '/')
+                return -EINVAL;
+        _cleanup_close_ int rootfd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (rootfd < 0)
+                return negative_errno();
+        _cleanup_free_ char *real = NULL;
+        _cleanup_close_ int pfd = -EBADF;
+        int r = chase_in_root(rootfd, path, 0, &real, &pfd);
+        if (r < 0)
+                return r;
+        int fd = reopen_walked(pfd, allow_dir, ret_st);
+        if (fd >= 0 && ret_real)
+                *ret_real = TAKE_PTR(real);
+        return fd;
+}
+
+int fs_open_beside(const char *dir, const char *path, bool allow_dir, char **ret_real, struct stat *ret_st) {
+        size_t n = strlen(dir);
+        if (dir[0] != '/' || path[0] != '/')
+                return -EINVAL;
+        bool root = n == 1;
+        if (!root && (strncmp(path, dir, n) != 0 || path[n] != '/'))
+                return -EXDEV;
+        _cleanup_close_ int rootfd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (rootfd < 0)
+                return negative_errno();
+        _cleanup_free_ char *dreal = NULL, *inner = NULL;
+        _cleanup_close_ int dfd = -EBADF, pfd = -EBADF;
+        int r = chase_in_root(rootfd, dir, CHASE_MUST_BE_DIRECTORY, &dreal, &dfd);
+        if (r < 0)
+                return r;
+        if (strcmp(dreal, dir) != 0)
+                return -EXDEV;  /* the directory is a link now: not the one the recipe was read from */
+        r = chase_in_root(dfd, path + (root ? 0 : n), CHASE_REFUSE_ESCAPE | CHASE_REFUSE_ABSOLUTE, &inner, &pfd);
+        if (r < 0)
+                return r;
+        int fd = reopen_walked(pfd, allow_dir, ret_st);
+        if (fd >= 0 && ret_real) {
+                char *j = NULL;
+                if (asprintf(&j, "%s%s", root ? "" : dir, inner) < 0) {
+                        close(fd);
+                        return -ENOMEM;
+                }
+                *ret_real = j;
+        }
+        return fd;
 }
 
 int fs_write_all(int fd, const void *data, size_t len) {

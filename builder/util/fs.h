@@ -32,6 +32,15 @@ int fs_read_file_follow_at(int dirfd, const char *path, size_t max, char **ret, 
  * Returns the fd or a negative errno (-EBADFD for another type, -EINVAL for a relative path). */
 int fs_open_host_resolved(const char *path, bool allow_dir, char **ret_real, struct stat *ret_st);
 
+/* Open path, which must lie in the directory dir (both absolute, dir as resolved when the recipe
+ * was read), without ever leaving dir: dir is found by fs_open_host_resolved()'s walk and must
+ * still resolve to itself (a directory swapped for a link since is refused, -EXDEV), and path's
+ * rest is walked inside that directory's fd (chase_in_root(): ".." out of it and a link with an
+ * absolute target are -EXDEV), so nothing outside is looked up, opened or told about.
+ * Types and the reopen as fs_open_host_resolved(); *ret_real: dir + the path inside. Returns
+ * the fd or a negative errno (-EXDEV: not in dir, as written or where it leads). */
+int fs_open_beside(const char *dir, const char *path, bool allow_dir, char **ret_real, struct stat *ret_st);
+
 
 /* Read fd to EOF into a NUL-terminated buffer; -EFBIG as soon as it exceeds max bytes. */
 int fs_read_fd(int fd, size_t max, char **ret, size_t *ret_len);

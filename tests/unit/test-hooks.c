@@ -479,13 +479,33 @@ static void test_sources_swapped(void **state) {
         assert_int_equal(unlink(motd), 0);
         assert_int_equal(symlink(secret, motd), 0);
         assert_int_equal(hooks_copy(&f->ctx, r, f->rootfd, -1, &err), -MKM_E_RECIPE);
-        assert_non_null(strstr(err.msg, "which is not beside the recipe (it changed after the recipe was checked)"));
+        assert_non_null(strstr(err.msg, "the source is not beside the recipe now (it changed after the recipe was checked)"));
         assert_false(exists_in(f->root, "etc/motd"));
         assert_int_equal(unlink(key), 0);
         assert_int_equal(symlink(secret, key), 0);
         assert_int_equal(hooks_authorized_keys(&f->ctx, r, f->rootfd, -1, &err), -MKM_E_RECIPE);
         assert_non_null(strstr(err.msg, "RootAuthorizedKeys="));
         assert_non_null(strstr(err.msg, "it changed after the recipe was checked"));
+
+        /* The recipe's whole directory swapped for a link to another that holds the same names
+         * (a third review: the sources were judged against the directory's realpath taken again,
+         * which the link moved too, and a root-only file was copied). */
+        _cleanup_free_ char *moved = NULL, *other = NULL;
+        assert_true(asprintf(&moved, "%s.old", f->src) > 0 && asprintf(&other, "%s/elsewhere", f->top) > 0);
+        assert_int_equal(rename(f->src, moved), 0);
+        th_write_file(other, "files/motd", "the builder's secret\n", 0600);
+        th_write_file(other, "keys/admin.pub", "ssh-ed25519 BBBB secret@host\n", 0600);
+        assert_int_equal(symlink(other, f->src), 0);
+        err = (struct mkm_err){};
+        assert_int_equal(hooks_copy(&f->ctx, r, f->rootfd, -1, &err), -MKM_E_RECIPE);
+        assert_non_null(strstr(err.msg, "the source is not beside the recipe now"));
+        assert_false(exists_in(f->root, "etc/motd"));
+        err = (struct mkm_err){};
+        assert_int_equal(hooks_authorized_keys(&f->ctx, r, f->rootfd, -1, &err), -MKM_E_RECIPE);
+        assert_non_null(strstr(err.msg, "not beside the recipe now"));
+        assert_false(exists_in(f->root, "root/.ssh/authorized_keys"));
+        assert_int_equal(unlink(f->src), 0);
+        assert_int_equal(rename(moved, f->src), 0);
 }
 
 static void copy_fails(struct fixture *f, const char *line, int code, const char *fmt) {

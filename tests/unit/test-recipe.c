@@ -500,8 +500,9 @@ static void test_include_not_echoed(void **state) {
                             *via_proc = NULL, *proclink = tpath("rec/viaproc.recipe");
         assert_int_equal(symlink(shadow, link), 0);
         assert_true(asprintf(&via_proc, "/proc/self/root%s/ok.recipe", rec) > 0);
-        /* A link inside that goes through /proc/self/root to a file beside: our walk reads the
-         * magic link as "/" and finds the same file, which is fine. */
+        /* A link inside with an absolute target, even to a file beside (here through
+         * /proc/self/root): the walk stays in the directory, and an absolute target names the
+         * host's path, so it leads out. */
         assert_int_equal(symlink(via_proc, proclink), 0);
         char text[4096];
         snprintf(text, sizeof text,
@@ -530,7 +531,39 @@ static void test_include_not_echoed(void **state) {
         assert_non_null(strstr(err.msg, "top.recipe:8: [Machine] Include=: expected a recipe file"));     /* a directory */
         snprintf(want, sizeof want, "top.recipe:9: [Machine] Include=: '%s' is not beside", via_proc);
         assert_non_null(strstr(err.msg, want));
-        assert_null(strstr(err.msg, "top.recipe:10:"));          /* through the magic link, to a file beside: read */
+        snprintf(want, sizeof want, "top.recipe:10: [Machine] Include=: '%s/viaproc.recipe' leads out", rec);
+        assert_non_null(strstr(err.msg, want));
+
+        /* Links that lead out tell nothing of what is there (a third review: "No such file", "a
+         * directory" and "leads out" told a root-only directory's contents apart): one message,
+         * whether the target exists, is a directory or a FIFO, absolute or through "..". */
+        write_file("host/d/x", "");
+        _cleanup_free_ char *fifo = tpath("host/fifo.recipe");
+        assert_int_equal(mkfifo(fifo, 0600), 0);
+        const char *const targets[] = { "../host/base.recipe", "../host/none.recipe", "../host/d", "../host/fifo.recipe",
+                                        NULL };
+        _cleanup_free_ char *hostdir = tpath("host");
+        for (size_t i = 0; targets[i]; i++) {
+                char name[64], abs_target[1024], linkp[1024];
+                for (int absolute = 0; absolute < 2; absolute++) {
+                        snprintf(name, sizeof name, "probe%zu%c.recipe", i, absolute ? 'a' : 'r');
+                        snprintf(abs_target, sizeof abs_target, "%s/%s", hostdir, targets[i] + 8);
+                        snprintf(linkp, sizeof linkp, "%s/%s", rec, name);
+                        assert_int_equal(symlink(absolute ? abs_target : targets[i], linkp), 0);
+                        snprintf(text, sizeof text, "[Machine]\nName=x\nInclude=%s\n[Bootstrap]\nDistribution=arch\n", name);
+                        write_file("rec/probe.recipe", text);
+                        _cleanup_free_ char *probe = tpath("rec/probe.recipe");
+                        _cleanup_(recipe_freep) struct recipe *pr = NULL;
+                        err = (struct mkm_err){};
+                        assert_true(recipe_load(NULL, probe, &pr, &err) < 0);
+                        snprintf(want, sizeof want, "probe.recipe:3: [Machine] Include=: '%s' leads out of this recipe "
+                                                    "file's directory (%s): includes must be in it or below", linkp, rec);
+                        if (strcmp(strstr(err.msg, "probe.recipe:3:") ? strstr(err.msg, "probe.recipe:3:") : err.msg,
+                                   strstr(want, "probe.recipe:3:")) != 0)
+                                fail_msg("%s -> %s:\n  got  %s\n  want %s", name, absolute ? abs_target : targets[i],
+                                         err.msg, want);
+                }
+        }
 }
 
 /* Copy= sources lie beside the recipe file that names them, not beside any file read (an Include=
