@@ -32,11 +32,14 @@ cp -f /etc/apt/sources.list.d/*.sources /etc/apt/sources.list.d/*.list "$D/host/
 # Root's key, made for the demo, and the state directory the recipe binds in.
 [ -f "$D/admin" ] || ssh-keygen -q -t ed25519 -N '' -C demo@mkmachine -f "$D/admin"
 cp -f "$D/admin.pub" "$D/admin.pub.recipe"
-mkdir -p "$D/data"
+mkdir -p "$D/data" "$D/recipes"
+# Include= reads recipes beside the including one (mkmachine.recipe(5), INCLUDES): a copy of the
+# repository's recipe goes next to the demo's.
+cp -f "$TOP/recipes/$NAME.recipe" "$D/recipes/"
 cat >"$D/$NAME.recipe" <<EOF
 # The demo's recipe: $TOP/recipes/$NAME.recipe with a generated root key and a scratch data dir.
 [Machine]
-Include=$TOP/recipes/$NAME.recipe
+Include=recipes/$NAME.recipe
 
 [Bootstrap]
 # A static busybox to make a Docker image from files (docker import): no registry is needed.
