@@ -967,7 +967,9 @@ static int open_source(const struct recipe *r, const char *path, const char *dir
         if (!r->path && fd < 0)
                 fd = negative_errno();
         if (!r->path && fd >= 0 && fstat(fd, ret_st) < 0) {
-                fd = negative_errno();
+                int e = negative_errno();
+                close(fd);
+                fd = e;
         }
         if (fd == -EXDEV)
                 return mkm_err_set(reterr, -MKM_E_RECIPE,
