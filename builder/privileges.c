@@ -754,15 +754,9 @@ int privileges_nspawn_userns(const char *nspawn_text, enum nspawn_userns *ret_mo
         return 0;
 }
 
-static int found(void *ud, const char *who) {
-        (void)who;
-        *(bool *)ud = true;
-        return 1;
-}
-
 bool privileges_uids_in_use(int hostfd, uint32_t base, uint32_t range) {
-        bool used = false;
-        return for_each_sharer(hostfd, NULL, base, range, found, &used) < 0 || used;
+        _cleanup_strv_free_ char **who = NULL;
+        return privileges_sharers(hostfd, NULL, base, range, &who) < 0 || who;
 }
 
 /* ---- the build itself -------------------------------------------------------------------------- */

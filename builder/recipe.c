@@ -672,8 +672,8 @@ static int do_include(struct loader *l, const struct where *w, const char *item)
          * recipe must not read the host's other files into its machine or its output (another
          * tenant's recipe and what it copies, an .nspawn with its Environment= secrets, shadow).
          * Judged first as written, so that nothing outside is opened or even looked up (no device
-         * opened, no existence told); then where it leads, by our own walk that never follows a
-         * magic link (fs_open_host_resolved(): /proc/PID/root/... reaches no other namespace);
+         * opened, no existence told); then where it leads, by our own walk inside the directory
+         * (fs_open_beside(): no magic link followed, nothing outside looked up);
          * and it is read from what that walk opened, never opened again by name. Only a regular
          * file named *.recipe. */
         if (!w->dir || !under_dir(path, w->dir))

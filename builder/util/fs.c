@@ -94,23 +94,6 @@ static int reopen_walked(int pfd, bool allow_dir, struct stat *ret_st) {
         return TAKE_FD(fd);
 }
 
-int fs_open_host_resolved(const char *path, bool allow_dir, char **ret_real, struct stat *ret_st) {
-        if (path[0] != '/')
-                return -EINVAL;
-        _cleanup_close_ int rootfd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
-        if (rootfd < 0)
-                return negative_errno();
-        _cleanup_free_ char *real = NULL;
-        _cleanup_close_ int pfd = -EBADF;
-        int r = chase_in_root(rootfd, path, 0, &real, &pfd);
-        if (r < 0)
-                return r;
-        int fd = reopen_walked(pfd, allow_dir, ret_st);
-        if (fd >= 0 && ret_real)
-                *ret_real = TAKE_PTR(real);
-        return fd;
-}
-
 int fs_open_beside(const char *dir, const char *path, bool allow_dir, char **ret_real, struct stat *ret_st) {
         size_t n = strlen(dir);
         if (dir[0] != '/' || path[0] != '/')

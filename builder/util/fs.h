@@ -21,24 +21,18 @@ int fs_open_in_root(int rootfd, const char *path, int flags, mode_t mode, uint64
  * chase_and_open_in_root() (util/chase.h) and fs_read_fd(). */
 int fs_read_file_follow_at(int dirfd, const char *path, size_t max, char **ret, size_t *ret_len);
 
-/* Open an absolute host path that untrusted input names (a recipe's Include=, Copy=,
- * RootAuthorizedKeys=) for reading, and say where it really is. The path is resolved by
- * chase_in_root() against "/": each symlink is read and spliced in by our own walk, so a magic
- * link (/proc/PID/root/..., /proc/self/fd/N) never takes the lookup into another mount namespace,
- * and *ret_real (the caller frees it) is the walk's result, never a readlink() of what was opened
- * (which, for a file of another namespace, names a path that is something else here). Only a
- * regular file, or with allow_dir a directory, is opened (O_RDONLY|O_NONBLOCK, through the walk's
- * O_PATH fd, and checked to be the same inode): a device or FIFO never is. *ret_st: its stat.
- * Returns the fd or a negative errno (-EBADFD for another type, -EINVAL for a relative path). */
-int fs_open_host_resolved(const char *path, bool allow_dir, char **ret_real, struct stat *ret_st);
-
 /* Open path, which must lie in the directory dir (both absolute, dir as resolved when the recipe
- * was read), without ever leaving dir: dir is found by fs_open_host_resolved()'s walk and must
- * still resolve to itself (a directory swapped for a link since is refused, -EXDEV), and path's
+ * was read), without ever leaving dir. Untrusted input names it (a recipe's Include=, Copy=,
+ * RootAuthorizedKeys=), so every lookup is our own walk (chase_in_root(): each symlink read and
+ * spliced in by us, so a magic link such as /proc/PID/root never takes it into another mount
+ * namespace): dir is walked from "/" and must still resolve to itself (a directory swapped for a
+ * link since is refused, -EXDEV), and path's
  * rest is walked inside that directory's fd (chase_in_root(): ".." out of it and a link with an
  * absolute target are -EXDEV), so nothing outside is looked up, opened or told about.
- * Types and the reopen as fs_open_host_resolved(); *ret_real: dir + the path inside. Returns
- * the fd or a negative errno (-EXDEV: not in dir, as written or where it leads). */
+ * Only a regular file, or with allow_dir a directory, is opened (O_RDONLY|O_NONBLOCK, through
+ * the walk's O_PATH fd, checked to be the same inode): a device or FIFO never is. *ret_real: dir
+ * + the path inside; *ret_st its stat. Returns the fd or a negative errno (-EXDEV: not in dir, as
+ * written or where it leads; -EBADFD: another type; -EINVAL: a relative path). */
 int fs_open_beside(const char *dir, const char *path, bool allow_dir, char **ret_real, struct stat *ret_st);
 
 

@@ -368,41 +368,51 @@ static void test_rm_rf_stops_at_self_bind_mount(void **state) {
 }
 
 /* mkdir -p inside an untrusted tree: its symlinks resolve inside it, never on the host. */
-/* fs_open_host_resolved: a path through /proc/PID/root of a process in another mount namespace
- * reaches that namespace's file when the kernel follows it, and readlink of the result names a
- * path that is something else here (found by a review: Include= read a root-only file an
- * unprivileged user had bind-mounted in their own namespace, while its name looked like a recipe
- * beside the top one). Our walk reads the magic link as text and stays here: the file read is
- * the one its path names on this host, and that path is what it reports. */
-static void test_open_host_resolved(void **state) {
+/* fs_open_beside: a path that untrusted input names, opened only inside the directory it must lie
+ * in. A path through /proc/PID/root of a process in another mount namespace reaches that
+ * namespace's file when the kernel follows it (found by a review: Include= read a root-only file
+ * an unprivileged user had bind-mounted in their own namespace); our walk never follows it, from
+ * the path as written or from a link inside the directory. */
+static void test_open_beside(void **state) {
         (void)state;
-        char dir[] = "/tmp/mkm-test-resolved.XXXXXX";
+        char dir[] = "/tmp/mkm-test-beside.XXXXXX";
         assert_non_null(mkdtemp(dir));
         _cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         assert_int_equal(fs_write_file_at(dfd, "x.recipe", "host", 4, 0644), 0);
-        assert_int_equal(mkfifo(strcat(strcpy((char[128]){ 0 }, dir), "/fifo"), 0644), 0);
-        char path[256], real_want[256];
-        (void)snprintf(real_want, sizeof real_want, "%s/x.recipe", dir);
+        assert_int_equal(mkfifoat(dfd, "fifo", 0644), 0);
+        assert_int_equal(mkdirat(dfd, "sub", 0755), 0);
+        assert_int_equal(symlinkat("../x.recipe", dfd, "sub/up.recipe"), 0);
+        char path[256], want[256];
+        (void)snprintf(want, sizeof want, "%s/x.recipe", dir);
         _cleanup_free_ char *real = NULL;
         struct stat st;
-        /* Plain cases: a file, and neither a relative path nor a FIFO (never opened) nor a
-         * directory unless asked. */
-        int fd = fs_open_host_resolved(real_want, false, &real, &st);
-        assert_true(fd >= 0);
-        assert_string_equal(real, real_want);
-        assert_true(S_ISREG(st.st_mode));
+        /* A file, and through a relative link that stays inside. */
+        int fd = fs_open_beside(dir, want, false, &real, &st);
+        assert_true(fd >= 0 && S_ISREG(st.st_mode));
+        assert_string_equal(real, want);
         close(fd);
         free(real);
         real = NULL;
-        assert_int_equal(fs_open_host_resolved("x.recipe", false, &real, NULL), -EINVAL);
+        (void)snprintf(path, sizeof path, "%s/sub/up.recipe", dir);
+        fd = fs_open_beside(dir, path, false, &real, NULL);
+        assert_true(fd >= 0);
+        assert_string_equal(real, want);
+        close(fd);
+        free(real);
+        real = NULL;
+        /* ... but not from sub, whose directory it leads out of; nor outside as written; nor a
+         * relative path; a FIFO is never opened; a directory only when asked. */
+        (void)snprintf(want, sizeof want, "%s/sub", dir);
+        assert_int_equal(fs_open_beside(want, path, false, NULL, NULL), -EXDEV);
+        assert_int_equal(fs_open_beside(want, "/etc/passwd", false, NULL, NULL), -EXDEV);
+        assert_int_equal(fs_open_beside(dir, "x.recipe", false, NULL, NULL), -EINVAL);
         (void)snprintf(path, sizeof path, "%s/fifo", dir);
-        assert_int_equal(fs_open_host_resolved(path, false, &real, NULL), -EBADFD);
-        assert_int_equal(fs_open_host_resolved(dir, false, &real, NULL), -EBADFD);
-        fd = fs_open_host_resolved(dir, true, &real, &st);
+        assert_int_equal(fs_open_beside(dir, path, false, NULL, NULL), -EBADFD);
+        (void)snprintf(path, sizeof path, "%s/sub", dir);
+        assert_int_equal(fs_open_beside(dir, path, false, NULL, NULL), -EBADFD);
+        fd = fs_open_beside(dir, path, true, NULL, &st);
         assert_true(fd >= 0 && S_ISDIR(st.st_mode));
         close(fd);
-        free(real);
-        real = NULL;
 
         int go[2], ready[2];
         assert_int_equal(pipe(go), 0);
@@ -411,10 +421,11 @@ static void test_open_host_resolved(void **state) {
         assert_true(pid >= 0);
         if (pid == 0) {
                 char c = 0;
+                (void)snprintf(want, sizeof want, "%s/x.recipe", dir);
                 int ok = unshare(CLONE_NEWNS) == 0 && mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0 &&
                          mount("tmpfs", dir, "tmpfs", 0, NULL) == 0;
                 if (ok) {
-                        int f = open(real_want, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+                        int f = open(want, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
                         ok = f >= 0 && write(f, "other namespace", 15) == 15;
                         if (f >= 0)
                                 close(f);
@@ -433,18 +444,19 @@ static void test_open_host_resolved(void **state) {
                 print_message("skipped: no mount namespace here (needs root with CAP_SYS_ADMIN)\n");
                 skip();
         }
-        (void)snprintf(path, sizeof path, "/proc/%d/root%s/x.recipe", (int)pid, dir);
-        _cleanup_free_ char *kernel = NULL, *ours = NULL;
-        assert_int_equal(fs_read_file_follow_at(AT_FDCWD, path, 64, &kernel, NULL), 0);
+        char magic[256];
+        (void)snprintf(magic, sizeof magic, "/proc/%d/root%s/x.recipe", (int)pid, dir);
+        _cleanup_free_ char *kernel = NULL;
+        assert_int_equal(fs_read_file_follow_at(AT_FDCWD, magic, 64, &kernel, NULL), 0);
         assert_string_equal(kernel, "other namespace");         /* what open() would have read */
-        fd = fs_open_host_resolved(path, false, &real, NULL);
-        assert_true(fd >= 0);
-        assert_int_equal(fs_read_fd(fd, 64, &ours, NULL), 0);
-        close(fd);
+        assert_int_equal(symlinkat(magic, dfd, "sub/magic.recipe"), 0);
+        (void)snprintf(path, sizeof path, "%s/sub/magic.recipe", dir);
+        int by_link = fs_open_beside(dir, path, false, NULL, NULL);
+        int by_name = fs_open_beside("/", magic, false, NULL, NULL);
         (void)!write(go[1], "x", 1);
         (void)waitpid(pid, NULL, 0);
-        assert_string_equal(ours, "host");
-        assert_string_equal(real, real_want);
+        assert_int_equal(by_link, -EXDEV);
+        assert_int_equal(by_name, -EXDEV);
         assert_int_equal(fs_rm_rf_at(AT_FDCWD, dir), 0);
 }
 
@@ -554,7 +566,7 @@ int main(void) {
                 cmocka_unit_test(test_rm_rf_stops_at_bind_mounts),
                 cmocka_unit_test(test_rm_rf_stops_at_self_bind_mount),
                 cmocka_unit_test(test_mkdir_p_in_root),
-                cmocka_unit_test(test_open_host_resolved),
+                cmocka_unit_test(test_open_beside),
                 cmocka_unit_test(test_path_join),
                 cmocka_unit_test(test_path_dirname),
         };
