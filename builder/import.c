@@ -416,6 +416,16 @@ static int check_sources(struct mkm_ctx *ctx, const struct sources *s, const str
         return 0;
 }
 
+/* Whether the tarball at fd no longer has the bytes verified (size, sha256 hex): read from its start
+ * as far as the verified size and a byte more. A read error counts as changed. */
+static bool changed_since_verified(int fd, uint64_t size, const char *hex) {
+        char now[HASH_SHA256_HEX];
+        uint64_t n = 0;
+        if (lseek(fd, 0, SEEK_SET) < 0 || hash_fd_hex_max(HASH_SHA256, fd, size + 1, now, &n) < 0)
+                return true;
+        return n != size || strcmp(now, hex) != 0;
+}
+
 /* --trust-settings puts the exporter's NAME.nspawn where systemd applies its privileged keys: list
  * what it grants the machine on the host and judge it by the host's policy (privileges.h), as a
  * build judges a recipe, before anything is extracted. label names the file in messages. */
@@ -634,8 +644,21 @@ int import_machine(struct mkm_ctx *ctx, const char *source, const struct import_
                 .hash_max = tarball_size + 1,   /* what was verified, and a byte more if it grew */
         };
         r = extract_archive_fd(ctx, d->root_fd, tarfd, &xo, &xr, reterr);
-        if (r < 0)
+        if (r < 0) {
+                /* A verified tarball rewritten meanwhile fails to extract as often as it extracts
+                 * to something else (a longer one is cut at the verified size, a shorter one ends
+                 * early): say it changed, as below, when its bytes are no longer the verified
+                 * ones, and keep the extraction's error as the detail. */
+                if (verified && changed_since_verified(tarfd, tarball_size, tarball_hex)) {
+                        char why[sizeof reterr->msg];
+                        (void)snprintf(why, sizeof why, "%s", reterr ? reterr->msg : mkm_strerror(r));
+                        r = mkm_err_set(reterr, -MKM_E_DIGEST_MISMATCH,
+                                        "%s changed while it was imported (its sha256 is no longer the verified %s; "
+                                        "extracting it failed: %s); nothing deployed",
+                                        s.tarball, tarball_hex, why);
+                }
                 goto out;
+        }
         if (extracted_hash) {
                 char hex[HASH_SHA256_HEX];
                 r = hash_final_hex(TAKE_PTR(extracted_hash), hex);

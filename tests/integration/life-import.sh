@@ -3,8 +3,10 @@
 # mkmachine import of hostile sources. The tarballs are made with bsdtar from a small tree (no
 # build needed), with NAME.nspawn and SHA256SUMS as export writes them.
 #  - A local tarball rewritten in place after it was checked against SHA256SUMS and before it is
-#    extracted is refused: what is extracted must be what was verified (the rewrite happens at a
-#    deterministic point, see below).
+#    extracted is refused as changed: what is extracted must be what was verified (the rewrite
+#    happens at a deterministic point, see below). Three rewrites: a shorter valid tarball (it
+#    extracts; its hash differs), a longer one (cut at the verified size, so its extraction fails)
+#    and one of the same size that is no longer an archive (its extraction fails).
 #  - The files found beside the tarball (NAME.nspawn, SHA256SUMS, SHA256SUMS.gpg) are read as
 #    root from a directory others may own: a symbolic link among them is refused (a co-tenant's
 #    m.nspawn -> a root-only file would be copied into the machine's state and /etc), and so is a
@@ -21,18 +23,21 @@ command -v bsdtar >/dev/null || skip "skipped: bsdtar missing (make deps)"
 HOST=$WORK/host
 imp() { "$MKMACHINE" --host-root "$HOST" "$@"; }
 
-# mk_export DIR CONTENT: DIR/m.tar.gz (a tree whose /etc/hostname says CONTENT), DIR/m.nspawn and
-# DIR/SHA256SUMS listing both.
+# mk_export DIR CONTENT [PAD]: DIR/m.tar.gz (a tree whose /etc/hostname says CONTENT, with PAD
+# random bytes in /etc/pad: the tarball's size is set by PAD, not by how its few bytes compress),
+# DIR/m.nspawn and DIR/SHA256SUMS listing both.
 mk_export() {
   mkdir -p "$1/tree/etc"
   echo "$2" >"$1/tree/etc/hostname"
+  [ -z "${3:-}" ] || head -c "$3" /dev/urandom >"$1/tree/etc/pad"
   bsdtar -C "$1/tree" --numeric-owner -czf "$1/m.tar.gz" .
   printf '[Exec]\nEnvironment=FROM=%s\n' "$2" >"$1/m.nspawn"
   (cd "$1" && sha256sum m.nspawn m.tar.gz >SHA256SUMS)
   rm -rf "$1/tree"
 }
-mk_export "$WORK/good" good
+mk_export "$WORK/good" good 4096
 mk_export "$WORK/evil" evil
+mk_export "$WORK/long" evil 8192
 # The two tarballs differ, and the evil one is not what good/SHA256SUMS lists.
 check "the fixture tarballs differ" bash -c "! cmp -s '$WORK/good/m.tar.gz' '$WORK/evil/m.tar.gz'"
 
@@ -45,23 +50,42 @@ check "... with its tree" test "$(cat "$HOST/var/lib/machines/ok/etc/hostname" 2
 # reads it again to extract it: with the policy a FIFO, the import waits in that read until the
 # test has rewritten the tarball in place (same inode, as its owner can) and then written the
 # policy. Deterministic: opening the FIFO for writing returns only once the import opened it.
-cp -a "$WORK/good" "$WORK/race"
 mkdir -p "$HOST/etc/mkmachine"
-mkfifo "$HOST/etc/mkmachine/policy.conf"
-imp import --trust-settings "$WORK/race/m.tar.gz" raced >/dev/null 2>"$WORK/race.log" &
-pid=$!
-CLEANUP+=("kill $pid 2>/dev/null")
-timeout 60 bash -c 'exec 3>"$1" && cat "$2" >"$3" && printf "[Recipes]\nAllowHostNetwork=yes\n" >&3' _ \
-  "$HOST/etc/mkmachine/policy.conf" "$WORK/evil/m.tar.gz" "$WORK/race/m.tar.gz"
-check "the tarball was rewritten while the import waited for the policy" test $? -eq 0
-wait $pid
-rc=$?
-rm -f "$HOST/etc/mkmachine/policy.conf"
-check "a tarball rewritten after its check is refused (exit 1)" test $rc -eq 1
-check "... saying it changed" contains "$WORK/race.log" "m.tar.gz changed while it was imported"
-check "... and nothing is deployed" test ! -e "$HOST/var/lib/machines/raced" -a ! -e "$HOST/etc/systemd/nspawn/raced.nspawn"
-check "... not even a generation's state" bash -c "! ls '$HOST/var/lib/mkmachine/raced/gen/'* >/dev/null 2>&1"
-check "... no staging tree left" bash -c "! ls -d '$HOST/var/lib/machines/.#raced.'* >/dev/null 2>&1"
+# race NAME FILE DESC: import a copy of good/ as NAME, rewriting its tarball with FILE meanwhile;
+# the import is refused as changed and deploys nothing. The log is $WORK/NAME.log.
+race() {
+  local name=$1 file=$2 desc=$3
+  cp -a "$WORK/good" "$WORK/$name"
+  mkfifo "$HOST/etc/mkmachine/policy.conf"
+  imp import --trust-settings "$WORK/$name/m.tar.gz" "$name" >/dev/null 2>"$WORK/$name.log" &
+  local pid=$!
+  CLEANUP+=("kill $pid 2>/dev/null")
+  timeout 60 bash -c 'exec 3>"$1" && cat "$2" >"$3" && printf "[Recipes]\nAllowHostNetwork=yes\n" >&3' _ \
+    "$HOST/etc/mkmachine/policy.conf" "$file" "$WORK/$name/m.tar.gz"
+  check "$desc: the tarball was rewritten while the import waited for the policy" test $? -eq 0
+  wait $pid
+  local rc=$?
+  rm -f "$HOST/etc/mkmachine/policy.conf"
+  check "$desc: refused (exit 1)" test $rc -eq 1
+  check "$desc: ... saying it changed" contains "$WORK/$name.log" "m.tar.gz changed while it was imported"
+  check "$desc: ... and nothing is deployed" test ! -e "$HOST/var/lib/machines/$name" -a ! -e "$HOST/etc/systemd/nspawn/$name.nspawn"
+  check "$desc: ... not even a generation's state" bash -c "! ls '$HOST/var/lib/mkmachine/$name/gen/'* >/dev/null 2>&1"
+  check "$desc: ... no staging tree left" bash -c "! ls -d '$HOST/var/lib/machines/.#$name.'* >/dev/null 2>&1"
+}
+check "the shorter rewrite is shorter" test "$(stat -c %s "$WORK/evil/m.tar.gz")" -lt "$(stat -c %s "$WORK/good/m.tar.gz")"
+race raced "$WORK/evil/m.tar.gz" "a shorter tarball"
+check "... which extracted, and its bytes differ" contains "$WORK/raced.log" "the bytes extracted have sha256"
+check "the longer rewrite is longer" test "$(stat -c %s "$WORK/long/m.tar.gz")" -gt "$(stat -c %s "$WORK/good/m.tar.gz")"
+race raced-long "$WORK/long/m.tar.gz" "a longer tarball"
+# Read only as far as what was verified, it is a truncated archive: the error says both.
+check "... which failed to extract" contains "$WORK/raced-long.log" "extracting it failed:"
+# The same size, its gzip magic changed: no longer an archive, and only its hash (not its size)
+# says that it changed.
+cp "$WORK/good/m.tar.gz" "$WORK/flipped.tar.gz"
+printf 'X' | dd of="$WORK/flipped.tar.gz" bs=1 seek=0 conv=notrunc status=none
+check "the same-size rewrite differs" bash -c "! cmp -s '$WORK/good/m.tar.gz' '$WORK/flipped.tar.gz'"
+race raced-flip "$WORK/flipped.tar.gz" "a tarball of the same size, a byte changed"
+check "... which failed to extract" contains "$WORK/raced-flip.log" "extracting it failed:"
 
 # --- 2. side files and the tarball: symbolic links, FIFOs -------------------------------------
 # A root-only file a co-tenant points a side file at. Without SHA256SUMS (--verify=auto imports
