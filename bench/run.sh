@@ -154,7 +154,8 @@ fresh() {
   fi
 }
 
-write_recipe() {  # DIR TRANSPORT
+write_recipe() {  # DIR TRANSPORT (the keyring beside the recipe, where Keyring= must be)
+  cp -a "$FX/keyring" "$1/keyring"
   cat >"$1/bench.recipe" <<R
 [Machine]
 Name=bench
@@ -164,7 +165,7 @@ Distribution=arch
 Mirror=$(base_url "$2")/\$repo/os/\$arch
 Repositories=core extra
 Packages=${TARGETS[*]}
-Keyring=$FX/keyring
+Keyring=keyring
 R
 }
 

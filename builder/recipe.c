@@ -981,6 +981,8 @@ static int apply_scalar(struct loader *l, const struct where *w, enum key_id id)
                         return FAIL(w, "expected one of extract, custom, essential, apt, required, minbase, buildd, important, debootstrap, standard, got '%s'", v);
                 return set_string(&r->variant, v);
         case K_KEYRING:
+                free(r->keyring_dir);
+                r->keyring_dir = NULL;
                 if (!v[0])
                         return set_string(&r->keyring, v);
                 else {
@@ -989,6 +991,8 @@ static int apply_scalar(struct loader *l, const struct where *w, enum key_id id)
                                 return -ENOMEM;
                         free(r->keyring);
                         r->keyring = p;
+                        if (l->allow_includes && w->dir && !(r->keyring_dir = strdup(w->dir)))
+                                return -ENOMEM;
                         return 0;
                 }
         case K_ARCHITECTURE:
@@ -1512,6 +1516,7 @@ struct recipe *recipe_free(struct recipe *r) {
         strv_free(r->packages);
         free(r->variant);
         free(r->keyring);
+        free(r->keyring_dir);
         free(r->architecture);
         strv_free(r->providers);
         strv_free(r->enable_services);
@@ -1583,12 +1588,13 @@ static int check_beside(const struct recipe *r, enum key_id id, const char *path
          * looked up, opened, or told about. */
         int k = 1;
         {
-                _cleanup_close_ int fd = recipe_open_source(r, path, dir, id == K_COPY, NULL);
+                bool allow_dir = id == K_COPY || id == K_KEYRING;
+                _cleanup_close_ int fd = recipe_open_source(r, path, dir, allow_dir, NULL);
                 if (fd == -EXDEV)
                         k = 0;
                 else if (fd == -EBADFD)
                         return FAIL_KEY(errs, r, id, "'%s' is %s", path,
-                                        id == K_COPY ? "neither a file nor a directory" : "not a regular file");
+                                        allow_dir ? "neither a file nor a directory" : "not a regular file");
                 else if (fd < 0)
                         return FAIL_KEY(errs, r, id, "cannot read '%s': %s", path, strerror(-fd));
         }
@@ -1611,11 +1617,53 @@ void recipe_forget_source_dirs(struct recipe *r) {
                 r->copies[i].from_dir = NULL;
         }
         r->root_authorized_keys_dirs = strv_free(r->root_authorized_keys_dirs);
+        free(r->keyring_dir);
+        r->keyring_dir = NULL;
+}
+
+int recipe_open_keyring_for_build(const struct recipe *r, bool file_only, struct stat *ret_st, struct mkm_err *reterr) {
+        const struct recipe_origin *o = r->origins ? &r->origins[K_KEYRING] : NULL;
+        char where[PATH_MAX + 32] = "";
+        if (o && o->file)
+                (void)snprintf(where, sizeof where, "%s:%u: ", o->file, o->line);
+        int fd = recipe_open_keyring(r, ret_st);
+        if (fd == -EXDEV)
+                return mkm_err_set(reterr, -MKM_E_RECIPE,
+                                   "%s[Bootstrap] Keyring=: '%s' is not beside the recipe now (it changed after the recipe "
+                                   "was checked); refusing",
+                                   where, r->keyring);
+        if (fd == -EBADFD || (fd >= 0 && !S_ISREG(ret_st->st_mode) && (file_only || !S_ISDIR(ret_st->st_mode)))) {
+                if (fd >= 0)
+                        close(fd);
+                if (file_only && fd >= 0 && S_ISDIR(ret_st->st_mode))
+                        return mkm_err_set(reterr, -MKM_E_RECIPE,
+                                           "%s[Bootstrap] Keyring=: '%s': for Debian a single .gpg or .asc file (apt's "
+                                           "Signed-By in the machine names one file), not a directory",
+                                           where, r->keyring);
+                return mkm_err_set(reterr, -MKM_E_RECIPE, "%s[Bootstrap] Keyring=: '%s' is %s", where, r->keyring,
+                                   file_only ? "not a regular file" : "neither a file nor a directory");
+        }
+        if (fd < 0)
+                return mkm_err_set(reterr, fd, "%s[Bootstrap] Keyring=: cannot read '%s': %s", where, r->keyring,
+                                   strerror(-fd));
+        return fd;
+}
+
+int recipe_open_keyring(const struct recipe *r, struct stat *ret_st) {
+        if (!r->keyring || !r->keyring[0])
+                return -ENOENT;
+        if (r->path)
+                return recipe_open_source(r, r->keyring, r->keyring_dir, true, ret_st);
+        _cleanup_close_ int fd = open(r->keyring, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+        if (fd < 0)
+                return negative_errno();
+        if (fstat(fd, ret_st) < 0)
+                return negative_errno();
+        return TAKE_FD(fd);
 }
 
 /* Every check runs; each failure is recorded. -ENOMEM only. */
 static int validate(const struct recipe *r, struct recipe_errors *errs) {
-        int k;
         /* A Debian variant may name the whole set (Variant=minbase alone is the smallest machine). */
         bool variant_names_set = r->distribution == RECIPE_DISTRO_DEBIAN && r->variant &&
                                  strcmp(r->variant, "extract") != 0 && strcmp(r->variant, "custom") != 0;
@@ -1626,23 +1674,24 @@ static int validate(const struct recipe *r, struct recipe_errors *errs) {
                                f) == -ENOMEM)
                         return -ENOMEM;
         }
-        if (r->keyring && check_readable(r, K_KEYRING, r->keyring, errs) == -ENOMEM)
+        /* Sources of a recipe read from a file are judged beside it only (check_beside): nothing
+         * outside is looked up first, so that an error cannot tell whether a host path exists.
+         * A recipe parsed from a buffer (tests) has no directory. */
+        if (r->keyring && r->keyring[0] &&
+            (r->path ? check_beside(r, K_KEYRING, r->keyring, r->keyring_dir, errs)
+                     : check_readable(r, K_KEYRING, r->keyring, errs)) == -ENOMEM)
                 return -ENOMEM;
         for (size_t i = 0; r->root_authorized_keys && r->root_authorized_keys[i]; i++) {
                 const char *p = r->root_authorized_keys[i];
                 const char *dir = i < strv_length(r->root_authorized_keys_dirs) ? r->root_authorized_keys_dirs[i] : NULL;
-                if ((k = check_readable(r, K_ROOT_AUTHORIZED_KEYS, p, errs)) == -ENOMEM)
-                        return k;
-                if (k == 0 && r->path && check_beside(r, K_ROOT_AUTHORIZED_KEYS, p, dir, errs) == -ENOMEM)
+                if ((r->path ? check_beside(r, K_ROOT_AUTHORIZED_KEYS, p, dir, errs)
+                             : check_readable(r, K_ROOT_AUTHORIZED_KEYS, p, errs)) == -ENOMEM)
                         return -ENOMEM;
         }
-        for (size_t i = 0; i < r->n_copies; i++) {
-                if ((k = check_readable(r, K_COPY, r->copies[i].src, errs)) == -ENOMEM)
-                        return k;
-                if (k == 0 && r->path &&
-                    check_beside(r, K_COPY, r->copies[i].src, r->copies[i].from_dir, errs) == -ENOMEM)
+        for (size_t i = 0; i < r->n_copies; i++)
+                if ((r->path ? check_beside(r, K_COPY, r->copies[i].src, r->copies[i].from_dir, errs)
+                             : check_readable(r, K_COPY, r->copies[i].src, errs)) == -ENOMEM)
                         return -ENOMEM;
-        }
         return 0;
 }
 

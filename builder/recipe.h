@@ -81,6 +81,8 @@ struct recipe {
         char **packages;
         char *variant;          /* debian only (mmdebstrap variants); default "minbase" */
         char *keyring;          /* absolute path or NULL (use the distro keyring in keys/) */
+        char *keyring_dir;      /* the directory of the recipe file that set it (it must be there or
+                                 * below); NULL when parsed from a buffer */
         char *architecture;     /* in the distro's own spelling (x86_64 for arch, amd64 for debian) */
         char **providers;       /* "virtual:package" items */
         bool require_db_signature;      /* refuse a repository db without a valid signature */
@@ -167,8 +169,8 @@ static inline void recipe_freep(struct recipe **r) {
  * defaults filled in, no comments. Deterministic for equal recipes. Caller owns *ret_text. */
 int recipe_format(const struct recipe *r, char **ret_text);
 
-/* A stored recipe (rebuild) was loaded from the state, not from the files that set its Copy= and
- * RootAuthorizedKeys= sources: forget the directories recorded for them, so that validation
+/* A stored recipe (rebuild) was loaded from the state, not from the files that set its Copy=,
+ * RootAuthorizedKeys= and Keyring= sources: forget the directories recorded for them, so that validation
  * judges them against r->files (the files the first build read), the path as written and where
  * it leads both under one's directory. */
 void recipe_forget_source_dirs(struct recipe *r);
@@ -182,6 +184,16 @@ void recipe_forget_source_dirs(struct recipe *r);
  * so what it copies is what lies beside the recipe then. */
 struct stat;
 int recipe_open_source(const struct recipe *r, const char *path, const char *dir, bool allow_dir, struct stat *ret_st);
+
+/* Keyring= opened for the build: as recipe_open_source() (a file or a directory), or for a recipe
+ * parsed from a buffer (tests) opened as it is. The fd or a negative errno, as there. */
+int recipe_open_keyring(const struct recipe *r, struct stat *ret_st);
+
+/* The same for a backend, with the build's messages: the recipe's file:line, "not beside the
+ * recipe now" when it changed since it was checked; file_only for a backend that takes one file
+ * (Debian: apt's Signed-By names one). */
+struct mkm_err;
+int recipe_open_keyring_for_build(const struct recipe *r, bool file_only, struct stat *ret_st, struct mkm_err *reterr);
 
 /* What a build needs beyond a valid recipe: Packages= non-empty, Keyring= and
  * RootAuthorizedKeys= and Copy= sources readable. -MKM_E_RECIPE with file:line on failure (every

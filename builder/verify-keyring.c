@@ -581,46 +581,6 @@ static int populate_trusted(struct verify_keyring *k, char **fprs, char **levels
         return 0;
 }
 
-static int collect_dir(const char *dir, char ***keyfiles, char ***trusted, char ***revoked, struct mkm_err *reterr) {
-        _cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd < 0)
-                return mkm_err_set(reterr, negative_errno(), "cannot open keyring directory %s: %m", dir);
-        DIR *d = fdopendir(dfd);
-        if (!d)
-                return mkm_err_set(reterr, negative_errno(), "cannot read keyring directory %s: %m", dir);
-        TAKE_FD(dfd);
-        int r = 0;
-        struct dirent *de;
-        while ((de = readdir(d))) {
-                if (de->d_name[0] == '.')
-                        continue;
-                char ***list = has_suffix(de->d_name, ".gpg") || has_suffix(de->d_name, ".asc") ? keyfiles
-                        : has_suffix(de->d_name, "-trusted") ? trusted
-                        : has_suffix(de->d_name, "-revoked") ? revoked : NULL;
-                if (!list)
-                        continue;
-                struct stat st;
-                if (fstatat(dirfd(d), de->d_name, &st, 0) < 0 || !S_ISREG(st.st_mode))
-                        continue;
-                _cleanup_free_ char *p = fs_path_join(dir, de->d_name);
-                if (!p || strv_push(list, p) < 0) {
-                        r = -ENOMEM;
-                        break;
-                }
-        }
-        (void)closedir(d);
-        if (r < 0)
-                return r;
-        if (strv_length(*keyfiles) == 0)
-                return mkm_err_set(reterr, -ENOENT, "%s: no *.gpg or *.asc keyring files in the directory", dir);
-        /* strv_sort(NULL) hands NULL to qsort (UB); sort only vectors that exist. */
-        char **const *lists[] = { keyfiles, trusted, revoked };
-        for (size_t i = 0; i < ELEMENTSOF(lists); i++)
-                if (*lists[i])
-                        strv_sort(*lists[i]);
-        return 0;
-}
-
 static int find_engines(struct verify_keyring *k, const char **ret_version, struct mkm_err *reterr) {
         gpgme_engine_info_t info;
         gpgme_error_t e = gpgme_get_engine_info(&info);
@@ -737,56 +697,97 @@ static bool inputs_have(const struct inputs *in, enum input_kind kind) {
         return false;
 }
 
-static int inputs_add(struct inputs *in, enum input_kind kind, char **paths, struct mkm_err *reterr) {
-        for (size_t i = 0; paths && paths[i]; i++) {
-                struct input *v = mkm_reallocarray(in->v, in->n + 1, sizeof *v);
-                if (!v)
-                        return -ENOMEM;
-                in->v = v;
-                struct input *x = &in->v[in->n];
-                *x = (struct input){ .kind = kind, .path = strdup(paths[i]) };
-                if (!x->path)
-                        return -ENOMEM;
-                in->n++;
-                int r;
-                if (kind == INPUT_KEYS) {
-                        r = fs_read_file_follow_at(AT_FDCWD, x->path, VERIFY_MAX_KEYRING, &x->data, &x->len);
-                        if (r == -EFBIG)
-                                return mkm_err_set(reterr, r, "%s: keyring file larger than %zu bytes", x->path,
-                                                   VERIFY_MAX_KEYRING);
-                        if (r < 0)
-                                return mkm_err_set(reterr, r, "cannot read keyring %s: %s", x->path, mkm_strerror(r));
-                } else {
-                        r = fs_read_file_follow_at(AT_FDCWD, x->path, TRUST_FILE_MAX, &x->data, &x->len);
-                        if (r < 0)
-                                return mkm_err_set(reterr, r, "cannot read %s: %s", x->path, mkm_strerror(r));
+/* Read fd (the file label names, of the given kind) into a new input. */
+static int inputs_add_fd(struct inputs *in, enum input_kind kind, int fd, const char *label, struct mkm_err *reterr) {
+        struct input *v = mkm_reallocarray(in->v, in->n + 1, sizeof *v);
+        if (!v)
+                return -ENOMEM;
+        in->v = v;
+        struct input *x = &in->v[in->n];
+        *x = (struct input){ .kind = kind, .path = strdup(label) };
+        if (!x->path)
+                return -ENOMEM;
+        in->n++;
+        size_t max = kind == INPUT_KEYS ? VERIFY_MAX_KEYRING : TRUST_FILE_MAX;
+        int r = fs_read_fd(fd, max, &x->data, &x->len);
+        if (r == -EFBIG && kind == INPUT_KEYS)
+                return mkm_err_set(reterr, r, "%s: keyring file larger than %zu bytes", label, max);
+        if (r < 0)
+                return mkm_err_set(reterr, r, "cannot read %s%s: %s", kind == INPUT_KEYS ? "keyring " : "", label,
+                                   mkm_strerror(r));
+        return 0;
+}
+
+static int compare_names(const void *a, const void *b) {
+        return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* A keyring directory's files: *.gpg and *.asc keys, NAME-trusted and NAME-revoked lists (others
+ * are ignored, and so are entries that are not regular files). Each is opened inside dfd, without
+ * blocking (a FIFO is not waited on), and read from the fd it was judged by; with confined, an
+ * entry that is a symbolic link is refused, since it would lead out of the directory. */
+static int collect_dir_fd(int dfd, const char *dir, bool confined, struct inputs *in, struct mkm_err *reterr) {
+        DIR *d = fs_opendir_dup(dfd);
+        if (!d)
+                return mkm_err_set(reterr, negative_errno(), "cannot read keyring directory %s: %m", dir);
+        _cleanup_strv_free_ char **names = NULL;
+        int r = 0;
+        struct dirent *de;
+        while ((de = readdir(d)))
+                if (de->d_name[0] != '.' &&
+                    (has_suffix(de->d_name, ".gpg") || has_suffix(de->d_name, ".asc") ||
+                     has_suffix(de->d_name, "-trusted") || has_suffix(de->d_name, "-revoked")) &&
+                    strv_push(&names, de->d_name) < 0) {
+                        r = -ENOMEM;
+                        break;
                 }
-        }
+        (void)closedir(d);
+        if (r < 0)
+                return r;
+        size_t n = strv_length(names);
+        if (n > 0)
+                qsort(names, n, sizeof *names, compare_names);
+        /* keys, then -trusted, then -revoked, each sorted by name */
+        for (enum input_kind kind = 0; kind < _INPUT_KIND_MAX; kind++)
+                for (size_t i = 0; i < n; i++) {
+                        const char *name = names[i];
+                        enum input_kind k = has_suffix(name, "-trusted") ? INPUT_TRUSTED
+                                : has_suffix(name, "-revoked") ? INPUT_REVOKED : INPUT_KEYS;
+                        if (k != kind)
+                                continue;
+                        _cleanup_free_ char *label = fs_path_join(dir, name);
+                        if (!label)
+                                return -ENOMEM;
+                        _cleanup_close_ int fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK |
+                                                                    (confined ? O_NOFOLLOW : 0));
+                        if (fd < 0 && errno == ELOOP && confined)
+                                return mkm_err_set(reterr, -ELOOP,
+                                                   "keyring %s: a symbolic link (a recipe's keyring directory holds "
+                                                   "its files itself)",
+                                                   label);
+                        struct stat st;
+                        if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+                                continue;
+                        r = inputs_add_fd(in, kind, fd, label, reterr);
+                        if (r < 0)
+                                return r;
+                }
+        if (!inputs_have(in, INPUT_KEYS))
+                return mkm_err_set(reterr, -ENOENT, "%s: no *.gpg or *.asc keyring files in the directory", dir);
         return 0;
 }
 
 /* Read every file verification depends on, in a fixed order: keys, -trusted, -revoked, each
- * sorted by name (collect_dir sorts). */
-static int collect_inputs(const char *path, struct inputs *in, struct mkm_err *reterr) {
-        _cleanup_strv_free_ char **keyfiles = NULL, **trustfiles = NULL, **revfiles = NULL;
+ * sorted by name. fd is the keyring, a file or a directory, that label names. */
+static int collect_inputs_fd(int fd, const char *label, bool confined, struct inputs *in, struct mkm_err *reterr) {
         struct stat st;
-        int r;
-
-        if (stat(path, &st) < 0)
-                return mkm_err_set(reterr, negative_errno(), "cannot access keyring %s: %m", path);
+        if (fstat(fd, &st) < 0)
+                return mkm_err_set(reterr, negative_errno(), "cannot access keyring %s: %m", label);
         if (S_ISDIR(st.st_mode))
-                r = collect_dir(path, &keyfiles, &trustfiles, &revfiles, reterr);
-        else if (S_ISREG(st.st_mode))
-                r = strv_push(&keyfiles, path);
-        else
-                r = mkm_err_set(reterr, -EINVAL, "keyring %s is neither a file nor a directory", path);
-        if (r >= 0)
-                r = inputs_add(in, INPUT_KEYS, keyfiles, reterr);
-        if (r >= 0)
-                r = inputs_add(in, INPUT_TRUSTED, trustfiles, reterr);
-        if (r >= 0)
-                r = inputs_add(in, INPUT_REVOKED, revfiles, reterr);
-        return r;
+                return collect_dir_fd(fd, label, confined, in, reterr);
+        if (S_ISREG(st.st_mode))
+                return inputs_add_fd(in, INPUT_KEYS, fd, label, reterr);
+        return mkm_err_set(reterr, -EINVAL, "keyring %s is neither a file nor a directory", label);
 }
 
 /* ---- the cache of prepared homes ----
@@ -1103,8 +1104,24 @@ int verify_keyring_new(struct mkm_ctx *ctx, const char *path, struct verify_keyr
         return verify_keyring_new_cached(ctx, path, NULL, ret, reterr);
 }
 
+static int keyring_new(struct mkm_ctx *ctx, int fd, const char *path, bool confined, const char *cache_dir,
+                       struct verify_keyring **ret, struct mkm_err *reterr);
+
 int verify_keyring_new_cached(struct mkm_ctx *ctx, const char *path, const char *cache_dir,
                               struct verify_keyring **ret, struct mkm_err *reterr) {
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+        if (fd < 0)
+                return mkm_err_set(reterr, negative_errno(), "cannot access keyring %s: %m", path);
+        return keyring_new(ctx, fd, path, false, cache_dir, ret, reterr);
+}
+
+int verify_keyring_new_cached_fd(struct mkm_ctx *ctx, int fd, const char *label, const char *cache_dir,
+                                 struct verify_keyring **ret, struct mkm_err *reterr) {
+        return keyring_new(ctx, fd, label, true, cache_dir, ret, reterr);
+}
+
+static int keyring_new(struct mkm_ctx *ctx, int fd, const char *path, bool confined, const char *cache_dir,
+                       struct verify_keyring **ret, struct mkm_err *reterr) {
         _cleanup_(verify_keyring_freep) struct verify_keyring *k = mkm_new0(struct verify_keyring, 1);
         _cleanup_(inputs_done) struct inputs in = {};
         _cleanup_strv_free_ char **tfprs = NULL, **tlevels = NULL;
@@ -1120,7 +1137,7 @@ int verify_keyring_new_cached(struct mkm_ctx *ctx, const char *path, const char 
         k->fast = verify_fast_new();
         if (!k->fast)
                 return -ENOMEM;
-        r = collect_inputs(path, &in, reterr);
+        r = collect_inputs_fd(fd, path, confined, &in, reterr);
         if (r < 0)
                 return r;
         r = find_engines(k, &gpg_version, reterr);

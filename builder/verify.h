@@ -107,6 +107,14 @@ int verify_keyring_new(struct mkm_ctx *ctx, const char *path, struct verify_keyr
 int verify_keyring_new_cached(struct mkm_ctx *ctx, const char *path, const char *cache_dir,
                               struct verify_keyring **ret, struct mkm_err *reterr);
 
+/* The same from fd, an open file or directory (opened by the caller where it judged the path:
+ * a recipe's Keyring=, recipe_open_source()); label names it in messages. A directory's entries
+ * are opened inside fd, and one that is a symbolic link is refused (-ELOOP): it could lead to a
+ * file the recipe's author cannot read. (verify_keyring_new_cached() follows them: its path is the
+ * host's.) A single file is read from fd's current offset. */
+int verify_keyring_new_cached_fd(struct mkm_ctx *ctx, int fd, const char *label, const char *cache_dir,
+                                 struct verify_keyring **ret, struct mkm_err *reterr);
+
 /* Stop any gpg-agent started for the home, remove the home, free k. Accepts NULL; returns NULL. */
 struct verify_keyring *verify_keyring_free(struct verify_keyring *k);
 static inline void verify_keyring_freep(struct verify_keyring **k) { (void)verify_keyring_free(*k); }

@@ -249,7 +249,16 @@ static int open_keyring(struct backend *a, struct mkm_err *reterr) {
         if (!dflt)
                 return -ENOMEM;
         const char *path = r->keyring ? r->keyring : dflt;
-        int q = verify_keyring_new_cached(a->b->ctx, path, a->b->ctx->cache_dir, &a->keyring, reterr);
+        int q;
+        if (r->keyring) {
+                /* The recipe's: opened beside it, and read from that fd. */
+                struct stat st;
+                _cleanup_close_ int fd = -EBADF;
+                q = fd = recipe_open_keyring_for_build(r, false, &st, reterr);
+                if (q >= 0)
+                        q = verify_keyring_new_cached_fd(a->b->ctx, fd, path, a->b->ctx->cache_dir, &a->keyring, reterr);
+        } else
+                q = verify_keyring_new_cached(a->b->ctx, path, a->b->ctx->cache_dir, &a->keyring, reterr);
         if (q < 0)
                 return mkm_err_prefix(reterr, q, "keyring %s", path);
         mkm_debug(a->b->ctx, "keyring %s: %u keys", path, verify_keyring_count(a->keyring));

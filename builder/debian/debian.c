@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
 #include <time.h>
@@ -219,21 +220,24 @@ static int open_keyring(struct backend *d, struct mkm_err *reterr) {
         const char *path = r->keyring ? r->keyring : dflt;
         int q;
         if (r->keyring) {
-                /* apt's Signed-By in the machine takes this one file: read it once, so that what
-                 * the machine trusts is exactly what the build verified with. */
+                /* apt's Signed-By in the machine takes this one file: opened beside the recipe and
+                 * read once, and the keyring made from those bytes, so that what the machine
+                 * trusts is exactly what the build verified with. */
                 struct stat st;
-                if (stat(r->keyring, &st) == 0 && S_ISDIR(st.st_mode))
-                        return mkm_err_set(reterr, -MKM_E_RECIPE,
-                                           "%s: Keyring=%s: for Debian a single .gpg or .asc file (apt's Signed-By in "
-                                           "the machine names one file), not a directory",
-                                           r->path ? r->path : "recipe", r->keyring);
-                q = fs_read_file_follow_at(AT_FDCWD, r->keyring, VERIFY_MAX_KEYRING, &d->keyring_bytes, &d->keyring_len);
+                _cleanup_close_ int fd = recipe_open_keyring_for_build(r, true, &st, reterr);
+                if (fd < 0)
+                        return fd;
+                q = fs_read_fd(fd, VERIFY_MAX_KEYRING, &d->keyring_bytes, &d->keyring_len);
                 if (q < 0)
                         return mkm_err_set(reterr, q, "cannot read %s: %s", r->keyring, strerror(-q));
                 d->keyring_armored = d->keyring_len >= 10 && memmem(d->keyring_bytes, d->keyring_len,
                                                                      "-----BEGIN PGP PUBLIC KEY BLOCK-----", 36);
-        }
-        q = verify_keyring_new_cached(d->ctx, path, d->ctx->cache_dir, &d->keyring, reterr);
+                _cleanup_close_ int mfd = memfd_create("keyring", MFD_CLOEXEC);
+                if (mfd < 0 || fs_write_all(mfd, d->keyring_bytes, d->keyring_len) < 0 || lseek(mfd, 0, SEEK_SET) < 0)
+                        return mkm_err_set(reterr, negative_errno(), "cannot hold the keyring %s: %m", r->keyring);
+                q = verify_keyring_new_cached_fd(d->ctx, mfd, path, d->ctx->cache_dir, &d->keyring, reterr);
+        } else
+                q = verify_keyring_new_cached(d->ctx, path, d->ctx->cache_dir, &d->keyring, reterr);
         if (q < 0)
                 return mkm_err_prefix(reterr, q, "keyring %s", path);
         mkm_debug(d->ctx, "keyring %s: %u keys", path, verify_keyring_count(d->keyring));

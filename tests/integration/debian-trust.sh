@@ -113,6 +113,16 @@ cp -a "$A" "$saved"
 restore() { rm -rf "$A"; cp -a "$saved" "$A"; }
 rm -f "$WORK/r/trusty.recipe.lock"
 
+# Keyring= outside the recipe's directory: for Debian its bytes are copied into the machine, so a
+# co-tenant's recipe naming another tenant's key file (or a link to it) would hand it over.
+sed -i "s|^Keyring=.*|Keyring=$WORK/archive.gpg|" "$WORK/r/trusty.recipe"
+refused keyout "Keyring=: '$WORK/archive.gpg' is not beside the recipe that names it" "a Keyring= outside the recipe's directory"
+ln -s "$WORK/archive.gpg" "$WORK/r/link.gpg"
+sed -i "s|^Keyring=.*|Keyring=link.gpg|" "$WORK/r/trusty.recipe"
+refused keylink "Keyring=: '$WORK/r/link.gpg' is not beside the recipe that names it" "a Keyring= link out of the recipe's directory"
+rm -f "$WORK/r/link.gpg"
+recipe "$WORK/r/trusty.recipe"
+
 # a tampered InRelease: one byte of the signed text changed
 sed -i 's/^Label: mkmachine-test/Label: mkmachine-evil/' "$A/dists/bookworm/InRelease"
 refused tampered "bad signature" "a tampered InRelease"

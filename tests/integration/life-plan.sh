@@ -15,6 +15,7 @@ CACHE=$WORK/cache
 mkm() { "$MKMACHINE" --host-root "$HOST" --cache-dir "${CACHE_OVERRIDE:-$CACHE}" "$@"; }
 R=$WORK/recipes/pl.recipe
 mkdir -p "$WORK/recipes/keys"
+cp -a "$FX/keyring" "$WORK/recipes/keyring"     # Keyring= lies beside the recipe
 ssh_key='ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeFakeFakeFakeFakeFakeFakeFakeFakeFakeFake test@plan'
 echo "$ssh_key" >"$WORK/recipes/keys/admin.pub"
 # A relative RootAuthorizedKeys= and an Include=: the stored canonical recipe must build without them.
@@ -29,7 +30,7 @@ Include=common.recipe
 Distribution=arch
 Mirror=$HTTP/\$repo/os/\$arch
 Packages=$*
-Keyring=$FX/keyring
+Keyring=keyring
 
 [Hooks]
 RootAuthorizedKeys=keys/admin.pub

@@ -614,6 +614,98 @@ static void test_sources_beside(void **state) {
         assert_non_null(strstr(err.msg, "is not beside the recipe"));
 }
 
+/* Keyring= lies beside the recipe file that names it, as Copy= sources do: for Debian its bytes
+ * are copied into the machine, so a co-tenant's recipe naming a host file (another tenant's
+ * exported key) must not get it. A path outside is refused as written, without telling whether it
+ * exists; a link out is refused where it leads; a FIFO is not opened for reading; the build's
+ * open (recipe_open_keyring_for_build) refuses what changed since the check. */
+static void test_keyring_beside(void **state) {
+        (void)state;
+        write_file("other/secret.asc", "-----BEGIN PGP PRIVATE KEY BLOCK-----\n");
+        write_file("kr/keys/k.gpg", "k\n");
+        write_file("kr/keys/sub/x.gpg", "x\n");
+        _cleanup_free_ char *secret = tpath("other/secret.asc"), *nothere = tpath("other/nothing.gpg"),
+                            *top = tpath("kr/top.recipe"), *k = tpath("kr/keys/k.gpg"), *link = tpath("kr/keys/l.gpg"),
+                            *fifo = tpath("kr/keys/f.gpg"), *kdir = tpath("kr/keys");
+        const char *head = "[Machine]\nName=x\n[Bootstrap]\nDistribution=arch\nPackages=base\nKeyring=";
+        char text[2048];
+        struct mkm_err err = {};
+        struct recipe *r = NULL;
+        /* outside, existing or not: the same refusal */
+        const char *outside[] = { secret, nothere };
+        for (size_t i = 0; i < ELEMENTSOF(outside); i++) {
+                snprintf(text, sizeof text, "%s%s\n", head, outside[i]);
+                write_file("kr/top.recipe", text);
+                assert_int_equal(recipe_load(NULL, top, &r, &err), 0);
+                assert_int_equal(recipe_validate_for_build(r, &err), -MKM_E_RECIPE);
+                char want[4096];
+                snprintf(want, sizeof want, "%s:6: [Bootstrap] Keyring=: '%s' is not beside the recipe that names it",
+                         top, outside[i]);
+                if (!strstr(err.msg, want))
+                        fail_msg("got  %s\nwant %s", err.msg, want);
+                recipe_free(TAKE_PTR(r));
+        }
+        /* a link beside that leads out */
+        assert_int_equal(symlink(secret, link), 0);
+        snprintf(text, sizeof text, "%skeys/l.gpg\n", head);
+        write_file("kr/top.recipe", text);
+        assert_int_equal(recipe_load(NULL, top, &r, &err), 0);
+        assert_int_equal(recipe_validate_for_build(r, &err), -MKM_E_RECIPE);
+        assert_non_null(strstr(err.msg, "keys/l.gpg' is not beside the recipe that names it"));
+        recipe_free(TAKE_PTR(r));
+        /* a FIFO beside: refused, not waited on */
+        assert_int_equal(mkfifo(fifo, 0644), 0);
+        snprintf(text, sizeof text, "%skeys/f.gpg\n", head);
+        write_file("kr/top.recipe", text);
+        assert_int_equal(recipe_load(NULL, top, &r, &err), 0);
+        assert_int_equal(recipe_validate_for_build(r, &err), -MKM_E_RECIPE);
+        assert_non_null(strstr(err.msg, "keys/f.gpg' is neither a file nor a directory"));
+        recipe_free(TAKE_PTR(r));
+        /* a file and a directory beside: accepted, and opened for the build */
+        const char *good[] = { "keys/k.gpg", "keys" };
+        for (size_t i = 0; i < ELEMENTSOF(good); i++) {
+                snprintf(text, sizeof text, "%s%s\n", head, good[i]);
+                write_file("kr/top.recipe", text);
+                assert_int_equal(recipe_load(NULL, top, &r, &err), 0);
+                if (recipe_validate_for_build(r, &err) < 0)
+                        fail_msg("%s: %s", good[i], err.msg);
+                struct stat st;
+                int fd = recipe_open_keyring_for_build(r, false, &st, &err);
+                if (fd < 0)
+                        fail_msg("%s: %s", good[i], err.msg);
+                close(fd);
+                /* Debian takes one file */
+                fd = recipe_open_keyring_for_build(r, true, &st, &err);
+                if (i == 0) {
+                        assert_true(fd >= 0);
+                        close(fd);
+                } else {
+                        assert_int_equal(fd, -MKM_E_RECIPE);
+                        assert_non_null(strstr(err.msg, "for Debian a single .gpg or .asc file"));
+                }
+                if (i == 1)
+                        break;
+                recipe_free(TAKE_PTR(r));
+        }
+        /* The directory swapped for a link out after the check: the build's open refuses it. */
+        _cleanup_free_ char *kdir2 = tpath("kr/keys.real");
+        assert_int_equal(rename(kdir, kdir2), 0);
+        _cleanup_free_ char *otherdir = tpath("other");
+        assert_int_equal(symlink(otherdir, kdir), 0);
+        struct stat st;
+        assert_int_equal(recipe_open_keyring_for_build(r, false, &st, &err), -MKM_E_RECIPE);
+        char want[4096];
+        snprintf(want, sizeof want, "%s:6: [Bootstrap] Keyring=: '%s' is not beside the recipe now", top, kdir);
+        if (!strstr(err.msg, want))
+                fail_msg("got  %s\nwant %s", err.msg, want);
+        /* and so does a rebuild's check of the stored recipe */
+        recipe_forget_source_dirs(r);
+        assert_int_equal(recipe_validate_for_build(r, &err), -MKM_E_RECIPE);
+        assert_non_null(strstr(err.msg, "is not beside the recipe"));
+        recipe_free(TAKE_PTR(r));
+        (void)k;
+}
+
 static void test_include_errors(void **state) {
         (void)state;
         struct mkm_err err = {};
@@ -1024,6 +1116,7 @@ int main(void) {
                 cmocka_unit_test(test_bad),
                 cmocka_unit_test(test_validate_for_build),
                 cmocka_unit_test_setup_teardown(test_sources_beside, setup_tmp, teardown_tmp),
+                cmocka_unit_test_setup_teardown(test_keyring_beside, setup_tmp, teardown_tmp),
                 cmocka_unit_test_setup_teardown(test_include_not_echoed, setup_tmp, teardown_tmp),
                 cmocka_unit_test_setup_teardown(test_include, setup_tmp, teardown_tmp),
                 cmocka_unit_test_setup_teardown(test_include_errors, setup_tmp, teardown_tmp),

@@ -804,6 +804,49 @@ static void test_single_file_keyring(void **state) {
         expect_detached(k, "data.E.sig", -MKM_E_SIG_UNTRUSTED, "signed by unknown key", e + 24);
 }
 
+/* verify_keyring_new_cached_fd (a recipe's Keyring=, opened beside the recipe): a directory's
+ * entries are opened inside it, and one that is a symbolic link is refused, since it could lead to
+ * a file the recipe's author cannot read; the host's path API follows it. A FIFO entry is passed
+ * over, not waited on. A single file is read from the fd. */
+static void test_keyring_fd(void **state) {
+        (void)state;
+        _cleanup_free_ char *dir = path_of("fdkr"), *src = path_of("simple/trusted.gpg"), *link = path_of("fdkr/l.gpg"),
+                            *fifo = path_of("fdkr/f.gpg"), *t = fpr("T");
+        assert_int_equal(mkdir(dir, 0755), 0);
+        assert_int_equal(symlink(src, link), 0);
+        assert_int_equal(mkfifo(fifo, 0644), 0);
+        struct mkm_err err = {};
+        struct verify_keyring *k = NULL;
+        /* the host's path: the link is followed, the FIFO passed over */
+        assert_int_equal(verify_keyring_new_cached(NULL, dir, NULL, &k, &err), 0);
+        assert_int_equal(verify_keyring_count(k), 1);
+        k = verify_keyring_free(k);
+        /* a recipe's fd: the link is refused, naming it */
+        _cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        assert_true(dfd >= 0);
+        assert_int_equal(verify_keyring_new_cached_fd(NULL, dfd, dir, NULL, &k, &err), -ELOOP);
+        assert_null(k);
+        char want[4200];
+        snprintf(want, sizeof want, "keyring %s: a symbolic link", link);
+        if (!strstr(err.msg, want))
+                fail_msg("got  %s\nwant %s", err.msg, want);
+        /* a real file in its place is read */
+        size_t len = 0;
+        _cleanup_free_ char *bytes = slurp("simple/trusted.gpg", &len);
+        assert_int_equal(unlink(link), 0);
+        assert_int_equal(fs_write_atomic_at(AT_FDCWD, link, bytes, len, 0644), 0);
+        assert_int_equal(verify_keyring_new_cached_fd(NULL, dfd, dir, NULL, &k, &err), 0);
+        assert_int_equal(verify_keyring_count(k), 1);
+        expect_detached(k, "data.T.sig", 0, t, "T test key");
+        k = verify_keyring_free(k);
+        /* a single file from its fd (the path is only the label) */
+        _cleanup_close_ int ffd = open(src, O_RDONLY | O_CLOEXEC);
+        assert_true(ffd >= 0);
+        assert_int_equal(verify_keyring_new_cached_fd(NULL, ffd, "/nowhere/label.gpg", NULL, &k, &err), 0);
+        assert_int_equal(verify_keyring_count(k), 1);
+        k = verify_keyring_free(k);
+}
+
 static void test_keyring_errors(void **state) {
         (void)state;
         struct verify_keyring *k = NULL;
@@ -1348,6 +1391,7 @@ int main(void) {
                 cmocka_unit_test(test_clearsigned_bad),
                 cmocka_unit_test(test_single_file_keyring),
                 cmocka_unit_test(test_keyring_errors),
+                cmocka_unit_test(test_keyring_fd),
                 cmocka_unit_test(test_trust_files_lower_case),
                 cmocka_unit_test(test_cache_pacman),
                 cmocka_unit_test(test_cache_simple),
