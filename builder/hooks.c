@@ -909,6 +909,9 @@ static int copy_tree(const struct copy_op *op, int srcdirfd, int dfd, unsigned d
                         else if (fstat(fd, &ost) < 0 || !S_ISREG(ost.st_mode) || ost.st_dev != st.st_dev ||
                                  ost.st_ino != st.st_ino)
                                 q = copy_fail(op, -EBUSY, "the source changed while it was copied", n);
+                        else if (fs_hard_link_suspect(&ost))
+                                q = mkm_err_set(op->reterr, -MKM_E_RECIPE, "[Hooks] Copy=%s: '%s' " FS_HARD_LINK_REFUSED,
+                                                op->item, n);
                         else {
                                 (void)fcntl(fd, F_SETFL, 0);
                                 q = copy_file(op, fd, dfd, n, st.st_mode & 07777);
@@ -982,6 +985,8 @@ static int open_source(const struct recipe *r, const char *path, const char *dir
                 return mkm_err_set(reterr, -MKM_E_RECIPE, "[Hooks] %s: %s", what,
                                    allow_dir ? "the source is neither a file nor a directory" : "not a regular file");
         }
+        if (fd == -EMLINK)
+                return mkm_err_set(reterr, -MKM_E_RECIPE, "[Hooks] %s: the source " FS_HARD_LINK_REFUSED, what);
         if (fd < 0)
                 return mkm_err_set(reterr, -MKM_E_RECIPE, "[Hooks] %s: cannot open the source: %s", what, strerror(-fd));
         return fd;

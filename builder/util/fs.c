@@ -94,6 +94,14 @@ static int reopen_walked(int pfd, bool allow_dir, struct stat *ret_st) {
         return TAKE_FD(fd);
 }
 
+bool fs_hard_link_suspect(const struct stat *st) {
+        if (!S_ISREG(st->st_mode) || st->st_nlink <= 1)
+                return false;
+        _cleanup_close_ int fd = open("/proc/sys/fs/protected_hardlinks", O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        char c[4] = "";
+        return fd < 0 || read(fd, c, sizeof c - 1) < 1 || c[0] != '1' || (c[1] != '\n' && c[1] != 0);
+}
+
 int fs_open_beside(const char *dir, const char *path, bool allow_dir, char **ret_real, struct stat *ret_st) {
         size_t n = strlen(dir);
         if (dir[0] != '/' || path[0] != '/')
@@ -114,7 +122,14 @@ int fs_open_beside(const char *dir, const char *path, bool allow_dir, char **ret
         r = chase_in_root(dfd, path + (root ? 0 : n), CHASE_REFUSE_ESCAPE | CHASE_REFUSE_ABSOLUTE, &inner, &pfd);
         if (r < 0)
                 return r;
-        int fd = reopen_walked(pfd, allow_dir, ret_st);
+        struct stat st;
+        int fd = reopen_walked(pfd, allow_dir, &st);
+        if (fd >= 0 && fs_hard_link_suspect(&st)) {
+                close(fd);
+                return -EMLINK;
+        }
+        if (fd >= 0 && ret_st)
+                *ret_st = st;
         if (fd >= 0 && ret_real) {
                 char *j = NULL;
                 if (asprintf(&j, "%s%s", root ? "" : dir, inner) < 0) {

@@ -32,8 +32,19 @@ int fs_read_file_follow_at(int dirfd, const char *path, size_t max, char **ret, 
  * Only a regular file, or with allow_dir a directory, is opened (O_RDONLY|O_NONBLOCK, through
  * the walk's O_PATH fd, checked to be the same inode): a device or FIFO never is. *ret_real: dir
  * + the path inside; *ret_st its stat. Returns the fd or a negative errno (-EXDEV: not in dir, as
- * written or where it leads; -EBADFD: another type; -EINVAL: a relative path). */
+ * written or where it leads; -EBADFD: another type; -EINVAL: a relative path; -EMLINK: a file of
+ * more than one link where fs_hard_link_suspect() says so). */
 int fs_open_beside(const char *dir, const char *path, bool allow_dir, char **ret_real, struct stat *ret_st);
+
+/* Whether a regular file st, found in a directory that untrusted input chose, may be a hard link
+ * to a file its author cannot read: it has more than one link and the kernel does not stop users
+ * from linking files they cannot read and write (/proc/sys/fs/protected_hardlinks is not 1, or
+ * cannot be read). With that protection on (systemd's default) any link is harmless. */
+bool fs_hard_link_suspect(const struct stat *st);
+/* What to say of such a file (after its name). */
+#define FS_HARD_LINK_REFUSED \
+        "has more than one hard link and fs.protected_hardlinks is off: it may be a link to a host file that " \
+        "the recipe's author cannot read"
 
 
 /* Read fd to EOF into a NUL-terminated buffer; -EFBIG as soon as it exceeds max bytes. */

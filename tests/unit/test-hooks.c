@@ -557,6 +557,50 @@ static void test_copy_refusals(void **state) {
         (void)etc;
 }
 
+/* Copy= of a hard link to a root-only file of the host's, made in the recipe's directory (anyone
+ * can, where fs.protected_hardlinks is off): refused then, as a source and inside a copied
+ * directory; with the protection on, copied as any file. */
+static void test_copy_hard_links(void **state) {
+        struct fixture *f = *state;
+        tree_users(f);
+        th_write_file(f->host, "secret", "the builder's secret\n", 0600);
+        th_write_file(f->src, "files/hl/ok", "ok\n", 0644);
+        _cleanup_free_ char *secret = fs_path_join(f->host, "secret"), *in_dir = fs_path_join(f->src, "files/hl/x"),
+                            *single = fs_path_join(f->src, "files/hx"), *rpath = fs_path_join(f->src, "hl.recipe");
+        assert_int_equal(link(secret, in_dir), 0);
+        assert_int_equal(link(secret, single), 0);
+        th_write_file(f->src, "hl.recipe",
+                      "[Machine]\nName=web\n[Bootstrap]\nDistribution=arch\nArchitecture=x86_64\nPackages=base\n"
+                      "[Hooks]\nCopy=files/hx:/etc/hx\n", 0644);
+        _cleanup_(recipe_freep) struct recipe *dir = load(f, "[Hooks]\nCopy=files/hl:/etc/hl\n");
+        _cleanup_(recipe_freep) struct recipe *file = NULL;
+        struct mkm_err err = {}, derr = {}, ferr = {};
+        if (recipe_load(&f->ctx, rpath, &file, &err) < 0)
+                fail_msg("%s", err.msg);
+        int old = th_protected_hardlinks(0);
+        if (old < 0) {
+                print_message("skipped: cannot set /proc/sys/fs/protected_hardlinks (needs root)\n");
+                skip();
+        }
+        int dq = hooks_copy(&f->ctx, dir, f->rootfd, -1, &derr);
+        int fq = recipe_validate_for_build(file, &ferr);
+        assert_int_equal(th_protected_hardlinks(1), 0);
+        int dq1 = hooks_copy(&f->ctx, dir, f->rootfd, -1, &err);
+        int fq1 = recipe_validate_for_build(file, &err) < 0 ? -1 : hooks_copy(&f->ctx, file, f->rootfd, -1, &err);
+        assert_int_equal(th_protected_hardlinks(old), 1);
+        assert_int_equal(dq, -MKM_E_RECIPE);
+        assert_non_null(strstr(derr.msg, "Copy=") && strstr(derr.msg, "'x' has more than one hard link and "
+                                                                        "fs.protected_hardlinks is off"));
+        assert_int_equal(fq, -MKM_E_RECIPE);
+        assert_non_null(strstr(ferr.msg, "files/hx' has more than one hard link"));
+        /* with the protection on */
+        if (dq1 < 0 || fq1 < 0)
+                fail_msg("protected: %d %d %s", dq1, fq1, err.msg);
+        _cleanup_free_ char *x = th_read_file(f->root, "etc/hl/x", NULL), *hx = th_read_file(f->root, "etc/hx", NULL);
+        assert_string_equal(x, "the builder's secret\n");
+        assert_string_equal(hx, "the builder's secret\n");
+}
+
 /* ---- [Network] ---------------------------------------------------------------------------- */
 
 static void test_network(void **state) {
@@ -1129,6 +1173,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_copy, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_sources_swapped, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_copy_refusals, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_copy_hard_links, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_network, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_userns_values, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_write_host_files, setup, teardown),

@@ -18,6 +18,7 @@
 
 #include <cmocka.h>
 
+#include "helpers.h"
 #include "util/cleanup.h"
 #include "util/err.h"
 #include "util/fs.h"
@@ -368,6 +369,43 @@ static void test_rm_rf_stops_at_self_bind_mount(void **state) {
 }
 
 /* mkdir -p inside an untrusted tree: its symlinks resolve inside it, never on the host. */
+/* A hard link in the directory to a file outside it: where fs.protected_hardlinks is off, anyone
+ * can link a root-only file into their recipe directory, so a file of more than one link is
+ * refused (-EMLINK) then; with the protection on, it is opened as any file. */
+static void test_open_beside_hard_link(void **state) {
+        (void)state;
+        char top[] = "/tmp/mkm-test-hardlink.XXXXXX";
+        assert_non_null(mkdtemp(top));
+        char dir[256], secret[256], lnk[256], single[256];
+        (void)snprintf(dir, sizeof dir, "%s/recipes", top);
+        (void)snprintf(secret, sizeof secret, "%s/secret", top);
+        (void)snprintf(lnk, sizeof lnk, "%s/recipes/x.gpg", top);
+        (void)snprintf(single, sizeof single, "%s/recipes/one.gpg", top);
+        assert_int_equal(mkdir(dir, 0755), 0);
+        assert_int_equal(fs_write_file_at(AT_FDCWD, secret, "root only\n", 10, 0600), 0);
+        assert_int_equal(fs_write_file_at(AT_FDCWD, single, "mine\n", 5, 0644), 0);
+        assert_int_equal(link(secret, lnk), 0);
+        int old = th_protected_hardlinks(0);
+        if (old < 0) {
+                (void)fs_rm_rf_at(AT_FDCWD, top);
+                print_message("skipped: cannot set /proc/sys/fs/protected_hardlinks (needs root)\n");
+                skip();
+        }
+        struct stat st;
+        int fd_off = fs_open_beside(dir, lnk, false, NULL, &st);
+        int fd_single = fs_open_beside(dir, single, false, NULL, &st);
+        assert_int_equal(th_protected_hardlinks(1), 0);
+        int fd_on = fs_open_beside(dir, lnk, false, NULL, &st);
+        assert_int_equal(th_protected_hardlinks(old), 1);
+        assert_int_equal(fd_off, -EMLINK);
+        assert_true(fd_single >= 0);    /* one link: whatever the setting */
+        assert_true(fd_on >= 0);
+        assert_int_equal(st.st_nlink, 2);
+        close(fd_single);
+        close(fd_on);
+        (void)fs_rm_rf_at(AT_FDCWD, top);
+}
+
 /* fs_open_beside: a path that untrusted input names, opened only inside the directory it must lie
  * in. A path through /proc/PID/root of a process in another mount namespace reaches that
  * namespace's file when the kernel follows it (found by a review: Include= read a root-only file
@@ -567,6 +605,7 @@ int main(void) {
                 cmocka_unit_test(test_rm_rf_stops_at_self_bind_mount),
                 cmocka_unit_test(test_mkdir_p_in_root),
                 cmocka_unit_test(test_open_beside),
+                cmocka_unit_test(test_open_beside_hard_link),
                 cmocka_unit_test(test_path_join),
                 cmocka_unit_test(test_path_dirname),
         };
