@@ -123,6 +123,7 @@ if ! command -v systemd-nspawn >/dev/null; then
   exit
 fi
 mkdir -p /run/systemd/nspawn
+fuse_like_udev
 run_machine() {  # run_machine NAME TREE CMD...: settings from /run/systemd/nspawn (trusted)
   local name=$1 tree=$2; shift 2
   cp "$HOST/etc/systemd/nspawn/$name.nspawn" "/run/systemd/nspawn/$name.nspawn"

@@ -24,6 +24,17 @@ contains() {  # contains FILE TEXT
   grep -qF -- "$2" "$1" || { echo "  expected to find: $2"; echo "  in:"; sed 's/^/    | /' "$1" | tail -20; return 1; }
 }
 skip() { echo "$*"; exit 77; }
+# fuse_like_udev: udev makes /dev/fuse 0666; a host without its rule keeps the kernel's 0600,
+# which the root of a user-namespaced machine (an unprivileged UID on the host) cannot open
+# (mkmachine warns at build time; test-hooks checks that). Tests that use FUSE inside a machine
+# make it 0666 as udev would, restored at exit.
+fuse_like_udev() {
+  [ -c /dev/fuse ] || return 0
+  local m; m=$(stat -c %a /dev/fuse)
+  [ "$m" = 666 ] && return 0
+  chmod 0666 /dev/fuse && CLEANUP+=("chmod $m /dev/fuse") &&
+    echo "# the host's /dev/fuse was mode 0$m (no udev rule here): made 0666 for this test, as udev does; restored at exit"
+}
 finish() {
   echo "$((CHECKS - FAILS)) passed, $FAILS failed"
   [ "$FAILS" -eq 0 ]
