@@ -909,9 +909,13 @@ static int copy_tree(const struct copy_op *op, int srcdirfd, int dfd, unsigned d
                         else if (fstat(fd, &ost) < 0 || !S_ISREG(ost.st_mode) || ost.st_dev != st.st_dev ||
                                  ost.st_ino != st.st_ino)
                                 q = copy_fail(op, -EBUSY, "the source changed while it was copied", n);
-                        else if (fs_hard_link_suspect(&ost))
+                        else if ((q = fs_check_own_link(srcdirfd, n, &ost)) == -EMLINK)
                                 q = mkm_err_set(op->reterr, -MKM_E_RECIPE, "[Hooks] Copy=%s: '%s' " FS_HARD_LINK_REFUSED,
                                                 op->item, n);
+                        else if (q == -EBUSY)
+                                q = copy_fail(op, -EBUSY, "the source changed while it was copied", n);
+                        else if (q < 0)
+                                q = copy_fail(op, q, "cannot stat the source", n);
                         else {
                                 (void)fcntl(fd, F_SETFL, 0);
                                 q = copy_file(op, fd, dfd, n, st.st_mode & 07777);

@@ -651,7 +651,8 @@ int import_machine(struct mkm_ctx *ctx, const char *source, const struct import_
                  * ones, and keep the extraction's error as the detail. */
                 if (verified && changed_since_verified(tarfd, tarball_size, tarball_hex)) {
                         char why[sizeof reterr->msg];
-                        (void)snprintf(why, sizeof why, "%s", reterr ? reterr->msg : mkm_strerror(r));
+                        (void)snprintf(why, sizeof why, "%s",
+                                       reterr && reterr->code == r && reterr->msg[0] ? reterr->msg : mkm_strerror(r));
                         r = mkm_err_set(reterr, -MKM_E_DIGEST_MISMATCH,
                                         "%s changed while it was imported (its sha256 is no longer the verified %s; "
                                         "extracting it failed: %s); nothing deployed",

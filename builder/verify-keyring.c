@@ -747,6 +747,7 @@ static int collect_dir_fd(int dfd, const char *dir, bool confined, struct inputs
         size_t n = strv_length(names);
         if (n > 0)
                 qsort(names, n, sizeof *names, compare_names);
+        uint64_t total = 0;
         /* keys, then -trusted, then -revoked, each sorted by name */
         for (enum input_kind kind = 0; kind < _INPUT_KIND_MAX; kind++)
                 for (size_t i = 0; i < n; i++) {
@@ -758,16 +759,39 @@ static int collect_dir_fd(int dfd, const char *dir, bool confined, struct inputs
                         _cleanup_free_ char *label = fs_path_join(dir, name);
                         if (!label)
                                 return -ENOMEM;
-                        _cleanup_close_ int fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK |
-                                                                    (confined ? O_NOFOLLOW : 0));
-                        if (fd < 0 && errno == ELOOP && confined)
-                                return mkm_err_set(reterr, -ELOOP,
-                                                   "keyring %s: a symbolic link (a recipe's keyring directory holds "
-                                                   "its files itself)",
-                                                   label);
-                        struct stat st;
-                        if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+                        /* Judged before it is opened for reading: a device is never opened. */
+                        _cleanup_close_ int pfd = openat(dfd, name, O_PATH | O_CLOEXEC | (confined ? O_NOFOLLOW : 0));
+                        struct stat st, st2;
+                        if (pfd < 0 || fstat(pfd, &st) < 0)
                                 continue;
+                        if (S_ISLNK(st.st_mode))
+                                return mkm_err_set(reterr, -ELOOP,
+                                                   "%s: a symbolic link (a recipe's keyring directory holds its files "
+                                                   "itself)",
+                                                   label);
+                        if (!S_ISREG(st.st_mode))
+                                continue;
+                        char proc[64];
+                        (void)snprintf(proc, sizeof proc, "/proc/self/fd/%d", pfd);
+                        _cleanup_close_ int fd = open(proc, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+                        if (fd < 0 || fstat(fd, &st2) < 0)
+                                return mkm_err_set(reterr, negative_errno(), "cannot read %s: %m", label);
+                        if (st2.st_dev != st.st_dev || st2.st_ino != st.st_ino)
+                                return mkm_err_set(reterr, -EBUSY, "%s changed while it was read", label);
+                        if (confined) {
+                                r = fs_check_own_link(dfd, name, &st2);
+                                if (r == -EMLINK)
+                                        return mkm_err_set(reterr, r, "%s " FS_HARD_LINK_REFUSED, label);
+                                if (r == -EBUSY)
+                                        return mkm_err_set(reterr, r, "%s changed while it was read", label);
+                                if (r < 0)
+                                        return mkm_err_set(reterr, r, "cannot stat %s: %s", label, strerror(-r));
+                        }
+                        /* All the files together, not each up to its cap. */
+                        if ((uint64_t)st2.st_size > VERIFY_MAX_KEYRING - total)
+                                return mkm_err_set(reterr, -EFBIG, "%s: the keyring's files hold more than %zu bytes",
+                                                   dir, (size_t)VERIFY_MAX_KEYRING);
+                        total += (uint64_t)st2.st_size;
                         r = inputs_add_fd(in, kind, fd, label, reterr);
                         if (r < 0)
                                 return r;

@@ -74,7 +74,7 @@ struct verify_keyring;
 #define VERIFY_FPR_MAX 65                               /* 40 hex digits (v4), 64 (v5) + NUL */
 #define VERIFY_MAX_DATA ((size_t)64 * 1024 * 1024)      /* in-memory data and clearsigned input */
 #define VERIFY_MAX_SIG ((size_t)1024 * 1024)            /* a detached signature */
-#define VERIFY_MAX_KEYRING ((size_t)64 * 1024 * 1024)   /* one keyring file */
+#define VERIFY_MAX_KEYRING ((size_t)64 * 1024 * 1024)   /* one keyring file; a directory's files together */
 
 struct verify_result {
         char fingerprint[VERIFY_FPR_MAX];       /* primary key fingerprint of the signer, upper-case hex */

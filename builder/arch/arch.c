@@ -254,9 +254,10 @@ static int open_keyring(struct backend *a, struct mkm_err *reterr) {
                 /* The recipe's: opened beside it, and read from that fd. */
                 struct stat st;
                 _cleanup_close_ int fd = -EBADF;
-                q = fd = recipe_open_keyring_for_build(r, false, &st, reterr);
-                if (q >= 0)
-                        q = verify_keyring_new_cached_fd(a->b->ctx, fd, path, a->b->ctx->cache_dir, &a->keyring, reterr);
+                fd = recipe_open_keyring_for_build(r, false, &st, reterr);
+                if (fd < 0)
+                        return fd;      /* the message names the recipe's line */
+                q = verify_keyring_new_cached_fd(a->b->ctx, fd, path, a->b->ctx->cache_dir, &a->keyring, reterr);
         } else
                 q = verify_keyring_new_cached(a->b->ctx, path, a->b->ctx->cache_dir, &a->keyring, reterr);
         if (q < 0)

@@ -228,8 +228,11 @@ static int open_keyring(struct backend *d, struct mkm_err *reterr) {
                 if (fd < 0)
                         return fd;
                 q = fs_read_fd(fd, VERIFY_MAX_KEYRING, &d->keyring_bytes, &d->keyring_len);
+                if (q == -EFBIG)
+                        return mkm_err_set(reterr, q, "keyring %s: larger than %zu bytes", r->keyring,
+                                           (size_t)VERIFY_MAX_KEYRING);
                 if (q < 0)
-                        return mkm_err_set(reterr, q, "cannot read %s: %s", r->keyring, strerror(-q));
+                        return mkm_err_set(reterr, q, "cannot read the keyring %s: %s", r->keyring, strerror(-q));
                 d->keyring_armored = d->keyring_len >= 10 && memmem(d->keyring_bytes, d->keyring_len,
                                                                      "-----BEGIN PGP PUBLIC KEY BLOCK-----", 36);
                 _cleanup_close_ int mfd = memfd_create("keyring", MFD_CLOEXEC);

@@ -94,12 +94,21 @@ static int reopen_walked(int pfd, bool allow_dir, struct stat *ret_st) {
         return TAKE_FD(fd);
 }
 
-bool fs_hard_link_suspect(const struct stat *st) {
-        if (!S_ISREG(st->st_mode) || st->st_nlink <= 1)
-                return false;
-        _cleanup_close_ int fd = open("/proc/sys/fs/protected_hardlinks", O_RDONLY | O_CLOEXEC | O_NOCTTY);
-        char c[4] = "";
-        return fd < 0 || read(fd, c, sizeof c - 1) < 1 || c[0] != '1' || (c[1] != '\n' && c[1] != 0);
+int fs_check_own_link(int dirfd, const char *name, const struct stat *st) {
+        if (!S_ISREG(st->st_mode))
+                return 0;
+        /* The name, now: still this inode (else it changed since it was opened), and how many
+         * links the inode has while the name is there, in one stat. */
+        struct stat now, dir;
+        if (fstatat(dirfd, name, &now, AT_SYMLINK_NOFOLLOW) < 0)
+                return errno == ENOENT ? -EBUSY : negative_errno();
+        if (now.st_dev != st->st_dev || now.st_ino != st->st_ino)
+                return -EBUSY;
+        if (now.st_nlink <= 1)
+                return 0;
+        if (fstat(dirfd, &dir) < 0)
+                return negative_errno();
+        return now.st_uid == dir.st_uid ? 0 : -EMLINK;
 }
 
 int fs_open_beside(const char *dir, const char *path, bool allow_dir, char **ret_real, struct stat *ret_st) {
@@ -107,7 +116,7 @@ int fs_open_beside(const char *dir, const char *path, bool allow_dir, char **ret
         if (dir[0] != '/' || path[0] != '/')
                 return -EINVAL;
         bool root = n == 1;
-        if (!root && (strncmp(path, dir, n) != 0 || path[n] != '/'))
+        if (!root && (strncmp(path, dir, n) != 0 || (path[n] != '/' && path[n] != 0)))
                 return -EXDEV;
         _cleanup_close_ int rootfd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
         if (rootfd < 0)
@@ -119,14 +128,25 @@ int fs_open_beside(const char *dir, const char *path, bool allow_dir, char **ret
                 return r;
         if (strcmp(dreal, dir) != 0)
                 return -EXDEV;  /* the directory is a link now: not the one the recipe was read from */
-        r = chase_in_root(dfd, path + (root ? 0 : n), CHASE_REFUSE_ESCAPE | CHASE_REFUSE_ABSOLUTE, &inner, &pfd);
+        const char *rest = path + (root ? 0 : n);
+        r = chase_in_root(dfd, *rest ? rest : ".", CHASE_REFUSE_ESCAPE | CHASE_REFUSE_ABSOLUTE, &inner, &pfd);
         if (r < 0)
                 return r;
         struct stat st;
         int fd = reopen_walked(pfd, allow_dir, &st);
-        if (fd >= 0 && fs_hard_link_suspect(&st)) {
-                close(fd);
-                return -EMLINK;
+        if (fd >= 0 && S_ISREG(st.st_mode)) {
+                /* A hard link another user's file (fs_check_own_link()), judged by its name in
+                 * the directory that holds it: walked again to its parent, inside dir. */
+                _cleanup_free_ char *leaf = NULL;
+                _cleanup_close_ int parentfd = -EBADF;
+                r = chase_in_root(dfd, inner, CHASE_PARENT | CHASE_NOFOLLOW | CHASE_REFUSE_ESCAPE | CHASE_REFUSE_ABSOLUTE,
+                                  &leaf, &parentfd);
+                if (r >= 0)
+                        r = fs_check_own_link(parentfd, leaf, &st);
+                if (r < 0) {
+                        close(fd);
+                        return r;
+                }
         }
         if (fd >= 0 && ret_st)
                 *ret_st = st;

@@ -32,19 +32,20 @@ int fs_read_file_follow_at(int dirfd, const char *path, size_t max, char **ret, 
  * Only a regular file, or with allow_dir a directory, is opened (O_RDONLY|O_NONBLOCK, through
  * the walk's O_PATH fd, checked to be the same inode): a device or FIFO never is. *ret_real: dir
  * + the path inside; *ret_st its stat. Returns the fd or a negative errno (-EXDEV: not in dir, as
- * written or where it leads; -EBADFD: another type; -EINVAL: a relative path; -EMLINK: a file of
- * more than one link where fs_hard_link_suspect() says so). */
+ * written or where it leads; -EBADFD: another type; -EINVAL: a relative path; -EMLINK and -EBUSY
+ * as fs_check_own_link() for the file). path may be dir itself (a directory). */
 int fs_open_beside(const char *dir, const char *path, bool allow_dir, char **ret_real, struct stat *ret_st);
 
-/* Whether a regular file st, found in a directory that untrusted input chose, may be a hard link
- * to a file its author cannot read: it has more than one link and the kernel does not stop users
- * from linking files they cannot read and write (/proc/sys/fs/protected_hardlinks is not 1, or
- * cannot be read). With that protection on (systemd's default) any link is harmless. */
-bool fs_hard_link_suspect(const struct stat *st);
-/* What to say of such a file (after its name). */
+/* A regular file opened (stat st) as name in dirfd, a directory that untrusted input chose: refused
+ * when it may be a hard link its author made to a file they cannot read (possible wherever
+ * fs.protected_hardlinks is or was ever off): -EMLINK when, checked by one stat of the name after
+ * the open, the inode has more than one link and another owner than the directory; -EBUSY when
+ * the name is gone or is another inode by then (a link made and removed around the open). 0 for
+ * anything else (another type, a single link, or the directory owner's own file). */
+int fs_check_own_link(int dirfd, const char *name, const struct stat *st);
 #define FS_HARD_LINK_REFUSED \
-        "has more than one hard link and fs.protected_hardlinks is off: it may be a link to a host file that " \
-        "the recipe's author cannot read"
+        "is a hard link to a file of another owner than its directory's: it may be a host file that the " \
+        "recipe's author cannot read"
 
 
 /* Read fd to EOF into a NUL-terminated buffer; -EFBIG as soon as it exceeds max bytes. */

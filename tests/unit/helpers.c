@@ -133,15 +133,3 @@ void th_buf_add(struct th_buf *b, const char *fmt, ...) {
         }
 }
 
-int th_protected_hardlinks(int value) {
-        const char *p = "/proc/sys/fs/protected_hardlinks";
-        char old[8] = "";
-        int fd = open(p, O_RDWR | O_CLOEXEC);
-        if (fd < 0)
-                return -1;
-        ssize_t n = read(fd, old, sizeof old - 1);
-        char v = value ? '1' : '0';
-        bool ok = n >= 1 && (old[0] == '0' || old[0] == '1') && pwrite(fd, &v, 1, 0) == 1;
-        close(fd);
-        return ok ? old[0] - '0' : -1;
-}

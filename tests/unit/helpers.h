@@ -59,6 +59,3 @@ struct th_buf {
 /* Append printf output; asserts on allocation failure. */
 void th_buf_add(struct th_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* Set /proc/sys/fs/protected_hardlinks to value (0 or 1); returns the value it had, or -1 when it
- * cannot be read or written (not root): the caller then skips, saying why. */
-int th_protected_hardlinks(int value);

@@ -557,48 +557,46 @@ static void test_copy_refusals(void **state) {
         (void)etc;
 }
 
-/* Copy= of a hard link to a root-only file of the host's, made in the recipe's directory (anyone
- * can, where fs.protected_hardlinks is off): refused then, as a source and inside a copied
- * directory; with the protection on, copied as any file. */
+/* Copy= of a hard link to a root-only file of the host's, made in a tenant's recipe directory
+ * (anyone can where fs.protected_hardlinks is or was ever off; root can always): refused as a
+ * source and inside a copied directory; the tenant's own linked files are copied. */
 static void test_copy_hard_links(void **state) {
         struct fixture *f = *state;
         tree_users(f);
         th_write_file(f->host, "secret", "the builder's secret\n", 0600);
         th_write_file(f->src, "files/hl/ok", "ok\n", 0644);
+        th_write_file(f->src, "files/mine", "mine\n", 0644);
         _cleanup_free_ char *secret = fs_path_join(f->host, "secret"), *in_dir = fs_path_join(f->src, "files/hl/x"),
-                            *single = fs_path_join(f->src, "files/hx"), *rpath = fs_path_join(f->src, "hl.recipe");
+                            *single = fs_path_join(f->src, "files/hx"), *rpath = fs_path_join(f->src, "hl.recipe"),
+                            *hl = fs_path_join(f->src, "files/hl"), *files = fs_path_join(f->src, "files"),
+                            *mine = fs_path_join(f->src, "files/mine"), *mine2 = fs_path_join(f->src, "files/mine2");
         assert_int_equal(link(secret, in_dir), 0);
         assert_int_equal(link(secret, single), 0);
+        assert_int_equal(link(mine, mine2), 0);
+        /* the tenant owns the directories and their own file */
+        assert_int_equal(chown(hl, 65534, 65534), 0);
+        assert_int_equal(chown(files, 65534, 65534), 0);
+        assert_int_equal(chown(mine, 65534, 65534), 0);
         th_write_file(f->src, "hl.recipe",
                       "[Machine]\nName=web\n[Bootstrap]\nDistribution=arch\nArchitecture=x86_64\nPackages=base\n"
                       "[Hooks]\nCopy=files/hx:/etc/hx\n", 0644);
         _cleanup_(recipe_freep) struct recipe *dir = load(f, "[Hooks]\nCopy=files/hl:/etc/hl\n");
+        _cleanup_(recipe_freep) struct recipe *own = load(f, "[Hooks]\nCopy=files/mine2:/etc/mine\n");
         _cleanup_(recipe_freep) struct recipe *file = NULL;
-        struct mkm_err err = {}, derr = {}, ferr = {};
+        struct mkm_err err = {};
         if (recipe_load(&f->ctx, rpath, &file, &err) < 0)
                 fail_msg("%s", err.msg);
-        int old = th_protected_hardlinks(0);
-        if (old < 0) {
-                print_message("skipped: cannot set /proc/sys/fs/protected_hardlinks (needs root)\n");
-                skip();
-        }
-        int dq = hooks_copy(&f->ctx, dir, f->rootfd, -1, &derr);
-        int fq = recipe_validate_for_build(file, &ferr);
-        assert_int_equal(th_protected_hardlinks(1), 0);
-        int dq1 = hooks_copy(&f->ctx, dir, f->rootfd, -1, &err);
-        int fq1 = recipe_validate_for_build(file, &err) < 0 ? -1 : hooks_copy(&f->ctx, file, f->rootfd, -1, &err);
-        assert_int_equal(th_protected_hardlinks(old), 1);
-        assert_int_equal(dq, -MKM_E_RECIPE);
-        assert_non_null(strstr(derr.msg, "Copy=") && strstr(derr.msg, "'x' has more than one hard link and "
-                                                                        "fs.protected_hardlinks is off"));
-        assert_int_equal(fq, -MKM_E_RECIPE);
-        assert_non_null(strstr(ferr.msg, "files/hx' has more than one hard link"));
-        /* with the protection on */
-        if (dq1 < 0 || fq1 < 0)
-                fail_msg("protected: %d %d %s", dq1, fq1, err.msg);
-        _cleanup_free_ char *x = th_read_file(f->root, "etc/hl/x", NULL), *hx = th_read_file(f->root, "etc/hx", NULL);
-        assert_string_equal(x, "the builder's secret\n");
-        assert_string_equal(hx, "the builder's secret\n");
+        assert_int_equal(hooks_copy(&f->ctx, dir, f->rootfd, -1, &err), -MKM_E_RECIPE);
+        assert_non_null(strstr(err.msg, "Copy="));
+        assert_non_null(strstr(err.msg, "'x' is a hard link to a file of another owner than its directory's"));
+        assert_false(exists_in(f->root, "etc/hl/x"));
+        assert_int_equal(recipe_validate_for_build(file, &err), -MKM_E_RECIPE);
+        assert_non_null(strstr(err.msg, "files/hx' is a hard link to a file of another owner"));
+        /* the tenant's own linked file is theirs to copy */
+        if (hooks_copy(&f->ctx, own, f->rootfd, -1, &err) < 0)
+                fail_msg("%s", err.msg);
+        _cleanup_free_ char *m = th_read_file(f->root, "etc/mine", NULL);
+        assert_string_equal(m, "mine\n");
 }
 
 /* ---- [Network] ---------------------------------------------------------------------------- */

@@ -661,6 +661,13 @@ static void test_keyring_beside(void **state) {
         assert_int_equal(recipe_validate_for_build(r, &err), -MKM_E_RECIPE);
         assert_non_null(strstr(err.msg, "keys/f.gpg' is neither a file nor a directory"));
         recipe_free(TAKE_PTR(r));
+        /* the recipe's own directory */
+        snprintf(text, sizeof text, "%s.\n", head);
+        write_file("kr/top.recipe", text);
+        assert_int_equal(recipe_load(NULL, top, &r, &err), 0);
+        if (recipe_validate_for_build(r, &err) < 0)
+                fail_msg("Keyring=.: %s", err.msg);
+        recipe_free(TAKE_PTR(r));
         /* a file and a directory beside: accepted, and opened for the build */
         const char *good[] = { "keys/k.gpg", "keys" };
         for (size_t i = 0; i < ELEMENTSOF(good); i++) {

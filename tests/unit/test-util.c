@@ -369,40 +369,52 @@ static void test_rm_rf_stops_at_self_bind_mount(void **state) {
 }
 
 /* mkdir -p inside an untrusted tree: its symlinks resolve inside it, never on the host. */
-/* A hard link in the directory to a file outside it: where fs.protected_hardlinks is off, anyone
- * can link a root-only file into their recipe directory, so a file of more than one link is
- * refused (-EMLINK) then; with the protection on, it is opened as any file. */
+/* A hard link in a directory someone else owns to a file outside it (anyone can make one where
+ * fs.protected_hardlinks is or was ever off; root can always): refused (-EMLINK), while the
+ * directory owner's own files, linked or not, open. The directory itself opens as a directory. */
 static void test_open_beside_hard_link(void **state) {
         (void)state;
         char top[] = "/tmp/mkm-test-hardlink.XXXXXX";
         assert_non_null(mkdtemp(top));
-        char dir[256], secret[256], lnk[256], single[256];
+        char dir[256], secret[256], lnk[256], own[256], ownlink[256];
         (void)snprintf(dir, sizeof dir, "%s/recipes", top);
         (void)snprintf(secret, sizeof secret, "%s/secret", top);
         (void)snprintf(lnk, sizeof lnk, "%s/recipes/x.gpg", top);
-        (void)snprintf(single, sizeof single, "%s/recipes/one.gpg", top);
+        (void)snprintf(own, sizeof own, "%s/recipes/own.gpg", top);
+        (void)snprintf(ownlink, sizeof ownlink, "%s/recipes/own2.gpg", top);
         assert_int_equal(mkdir(dir, 0755), 0);
         assert_int_equal(fs_write_file_at(AT_FDCWD, secret, "root only\n", 10, 0600), 0);
-        assert_int_equal(fs_write_file_at(AT_FDCWD, single, "mine\n", 5, 0644), 0);
+        assert_int_equal(fs_write_file_at(AT_FDCWD, own, "mine\n", 5, 0644), 0);
         assert_int_equal(link(secret, lnk), 0);
-        int old = th_protected_hardlinks(0);
-        if (old < 0) {
-                (void)fs_rm_rf_at(AT_FDCWD, top);
-                print_message("skipped: cannot set /proc/sys/fs/protected_hardlinks (needs root)\n");
-                skip();
-        }
+        assert_int_equal(link(own, ownlink), 0);
+        /* the tenant's directory and file */
+        assert_int_equal(chown(dir, 65534, 65534), 0);
+        assert_int_equal(chown(own, 65534, 65534), 0);
         struct stat st;
-        int fd_off = fs_open_beside(dir, lnk, false, NULL, &st);
-        int fd_single = fs_open_beside(dir, single, false, NULL, &st);
-        assert_int_equal(th_protected_hardlinks(1), 0);
-        int fd_on = fs_open_beside(dir, lnk, false, NULL, &st);
-        assert_int_equal(th_protected_hardlinks(old), 1);
-        assert_int_equal(fd_off, -EMLINK);
-        assert_true(fd_single >= 0);    /* one link: whatever the setting */
-        assert_true(fd_on >= 0);
+        assert_int_equal(fs_open_beside(dir, lnk, false, NULL, &st), -EMLINK);
+        int fd = fs_open_beside(dir, own, false, NULL, &st);
+        assert_true(fd >= 0);
         assert_int_equal(st.st_nlink, 2);
-        close(fd_single);
-        close(fd_on);
+        close(fd);
+        fd = fs_open_beside(dir, ownlink, false, NULL, &st);
+        assert_true(fd >= 0);
+        close(fd);
+        /* the same link in a directory root owns: root's own file */
+        assert_int_equal(chown(dir, 0, 0), 0);
+        fd = fs_open_beside(dir, lnk, false, NULL, &st);
+        assert_true(fd >= 0);
+        close(fd);
+        /* dir itself (Keyring=.) */
+        fd = fs_open_beside(dir, dir, true, NULL, &st);
+        assert_true(fd >= 0 && S_ISDIR(st.st_mode));
+        close(fd);
+        assert_int_equal(fs_open_beside(dir, dir, false, NULL, NULL), -EBADFD);
+        /* fs_check_own_link: a name that is gone, or another inode, is a change */
+        struct stat sst;
+        assert_int_equal(stat(secret, &sst), 0);
+        _cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        assert_int_equal(fs_check_own_link(dfd, "nothing", &sst), -EBUSY);
+        assert_int_equal(fs_check_own_link(dfd, "own.gpg", &sst), -EBUSY);
         (void)fs_rm_rf_at(AT_FDCWD, top);
 }
 

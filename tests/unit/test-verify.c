@@ -810,10 +810,10 @@ static void test_single_file_keyring(void **state) {
  * over, not waited on. A single file is read from the fd. */
 static void test_keyring_fd(void **state) {
         (void)state;
-        _cleanup_free_ char *dir = path_of("fdkr"), *src = path_of("simple/trusted.gpg"), *link = path_of("fdkr/l.gpg"),
+        _cleanup_free_ char *dir = path_of("fdkr"), *src = path_of("simple/trusted.gpg"), *lnk = path_of("fdkr/l.gpg"),
                             *fifo = path_of("fdkr/f.gpg"), *t = fpr("T");
         assert_int_equal(mkdir(dir, 0755), 0);
-        assert_int_equal(symlink(src, link), 0);
+        assert_int_equal(symlink(src, lnk), 0);
         assert_int_equal(mkfifo(fifo, 0644), 0);
         struct mkm_err err = {};
         struct verify_keyring *k = NULL;
@@ -827,17 +827,31 @@ static void test_keyring_fd(void **state) {
         assert_int_equal(verify_keyring_new_cached_fd(NULL, dfd, dir, NULL, &k, &err), -ELOOP);
         assert_null(k);
         char want[4200];
-        snprintf(want, sizeof want, "keyring %s: a symbolic link", link);
+        snprintf(want, sizeof want, "%s: a symbolic link", lnk);
         if (!strstr(err.msg, want))
                 fail_msg("got  %s\nwant %s", err.msg, want);
         /* a real file in its place is read */
         size_t len = 0;
         _cleanup_free_ char *bytes = slurp("simple/trusted.gpg", &len);
-        assert_int_equal(unlink(link), 0);
-        assert_int_equal(fs_write_atomic_at(AT_FDCWD, link, bytes, len, 0644), 0);
+        assert_int_equal(unlink(lnk), 0);
+        assert_int_equal(fs_write_atomic_at(AT_FDCWD, lnk, bytes, len, 0644), 0);
         assert_int_equal(verify_keyring_new_cached_fd(NULL, dfd, dir, NULL, &k, &err), 0);
         assert_int_equal(verify_keyring_count(k), 1);
         expect_detached(k, "data.T.sig", 0, t, "T test key");
+        k = verify_keyring_free(k);
+        /* a hard link to another owner's file, in a directory the tenant owns: refused; the
+         * tenant's own file is read */
+        _cleanup_free_ char *hl = path_of("fdkr/h.gpg");
+        assert_int_equal(link(src, hl), 0);
+        assert_int_equal(chown(dir, 65534, 65534), 0);
+        assert_int_equal(verify_keyring_new_cached_fd(NULL, dfd, dir, NULL, &k, &err), -EMLINK);
+        assert_null(k);
+        snprintf(want, sizeof want, "%s is a hard link to a file of another owner than its directory's", hl);
+        if (!strstr(err.msg, want))
+                fail_msg("got  %s\nwant %s", err.msg, want);
+        assert_int_equal(unlink(hl), 0);
+        assert_int_equal(chown(lnk, 65534, 65534), 0);
+        assert_int_equal(verify_keyring_new_cached_fd(NULL, dfd, dir, NULL, &k, &err), 0);
         k = verify_keyring_free(k);
         /* a single file from its fd (the path is only the label) */
         _cleanup_close_ int ffd = open(src, O_RDONLY | O_CLOEXEC);
