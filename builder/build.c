@@ -130,6 +130,31 @@ static void build_done(struct build *b) {
         deploy_free(b->deploy);
 }
 
+/* RECIPE.lock comes with a shared recipe, from a directory its author may own: read only as a
+ * regular file beside the recipe (fs_open_beside(): no link out of the directory, no FIFO or
+ * device, no hard link to another owner's file). Another lock_path (a generation's, rebuild) is
+ * mkmachine's own. The errors of fs_open_beside() and fs_read_fd(). */
+static int read_lock_file(const char *path, bool beside, char **ret, size_t *ret_len) {
+        if (!beside)
+                return fs_read_file_follow_at(AT_FDCWD, path, LOCK_MAX, ret, ret_len);
+        _cleanup_free_ char *dir = fs_path_dirname(path);
+        if (!dir)
+                return -ENOMEM;
+        _cleanup_close_ int fd = fs_open_beside(dir, path, false, NULL, NULL);
+        if (fd < 0)
+                return fd;
+        return fs_read_fd(fd, LOCK_MAX, ret, ret_len);
+}
+
+static int lock_read_error(struct mkm_err *reterr, const char *path, int q) {
+        const char *why = q == -EXDEV    ? "a link out of the recipe's directory"
+                          : q == -EBADFD ? "not a regular file"
+                          : q == -EMLINK ? "a hard link to a file of another owner than its directory's"
+                          : q == -EFBIG  ? "larger than a lock can be"
+                                         : strerror(-q);
+        return mkm_err_set(reterr, q, "cannot read %s: %s", path, why);
+}
+
 /* Load the recipe, its lock (if it still matches the recipe; o->lock_path instead of RECIPE.lock
  * when set), open the cache. */
 static int prepare(struct mkm_ctx *ctx, const char *path, bool relock, const struct build_opts *o,
@@ -159,13 +184,14 @@ static int prepare(struct mkm_ctx *ctx, const char *path, bool relock, const str
                 return q;
         if (o && o->lock_path ? !(b->lock_path = strdup(o->lock_path)) : asprintf(&b->lock_path, "%s.lock", r->path) < 0)
                 return -ENOMEM;
+        b->lock_beside = !(o && o->lock_path);
         relock = relock || (o && (o->update || (o->stored && !o->lock_path)));
 
         _cleanup_free_ char *text = NULL;
         size_t len = 0;
-        q = fs_read_file_follow_at(AT_FDCWD, b->lock_path, LOCK_MAX, &text, &len);
+        q = read_lock_file(b->lock_path, b->lock_beside, &text, &len);
         if (q < 0 && q != -ENOENT)
-                return mkm_err_set(reterr, q, "cannot read %s: %s", b->lock_path, strerror(-q));
+                return lock_read_error(reterr, b->lock_path, q);
         if (q >= 0 && !relock) {
                 q = lock_parse(text, len, b->lock_path, &b->lock_in, reterr);
                 if (q < 0)
@@ -197,11 +223,24 @@ static int write_lock(struct build *b, bool *ret_written, struct mkm_err *reterr
         if (q < 0)
                 return q;
         *ret_written = false;
-        if (fs_read_file_follow_at(AT_FDCWD, b->lock_path, LOCK_MAX, &old, NULL) >= 0 && strcmp(old, text) == 0)
+        if (read_lock_file(b->lock_path, b->lock_beside, &old, NULL) >= 0 && strcmp(old, text) == 0)
                 return 0;
-        q = fs_write_atomic_at(AT_FDCWD, b->lock_path, text, strlen(text), 0644);
+        /* Into the recipe's directory as it was checked (fs_open_beside() of the directory itself:
+         * one swapped for a link since is refused), by name in that fd. */
+        _cleanup_free_ char *dir = fs_path_dirname(b->lock_path);
+        if (!dir)
+                return -ENOMEM;
+        const char *base = strrchr(b->lock_path, '/');
+        base = base ? base + 1 : b->lock_path;
+        _cleanup_close_ int dfd = b->lock_beside ? fs_open_beside(dir, dir, true, NULL, NULL)
+                                                 : open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd < 0)
+                q = dfd == -EXDEV ? -EXDEV : b->lock_beside ? dfd : negative_errno();
+        else
+                q = fs_write_atomic_at(dfd, base, text, strlen(text), 0644);
         if (q < 0)
-                return mkm_err_set(reterr, q, "cannot write %s: %s", b->lock_path, strerror(-q));
+                return mkm_err_set(reterr, q, "cannot write %s: %s", b->lock_path,
+                                   q == -EXDEV ? "the recipe's directory is a link now" : strerror(-q));
         *ret_written = true;
         return 0;
 }
@@ -537,16 +576,16 @@ void build_plan_done(struct build_plan *p) {
 }
 
 /* RECIPE.lock as it is, whether or not it still covers the recipe; NULL when absent. */
-static int read_lock_as_is(const char *path, struct lock **ret, struct mkm_err *reterr) {
+static int read_lock_as_is(const char *path, bool beside, struct lock **ret, struct mkm_err *reterr) {
         _cleanup_free_ char *text = NULL;
         size_t len = 0;
-        int q = fs_read_file_follow_at(AT_FDCWD, path, LOCK_MAX, &text, &len);
+        int q = read_lock_file(path, beside, &text, &len);
         if (q == -ENOENT) {
                 *ret = NULL;
                 return 0;
         }
         if (q < 0)
-                return mkm_err_set(reterr, q, "cannot read %s: %s", path, strerror(-q));
+                return lock_read_error(reterr, path, q);
         return lock_parse(text, len, path, ret, reterr);
 }
 
@@ -562,7 +601,7 @@ int build_plan(struct mkm_ctx *ctx, const char *recipe_path, bool update, struct
         prepared = true;
         b.recipe = r;
         p.from_lock = b.lock_in != NULL;
-        q = read_lock_as_is(b.lock_path, &p.lock, reterr);
+        q = read_lock_as_is(b.lock_path, b.lock_beside, &p.lock, reterr);
         if (q < 0)
                 goto out;
         q = deployed_lock(ctx, r->name, &p.deployed, reterr);

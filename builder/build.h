@@ -25,6 +25,8 @@ struct build {
         struct lock *lock_out;          /* set by the backend: what was (or would be) installed */
         char *inputs;                   /* digest of the recipe's [Bootstrap] inputs: "sha256:..." */
         char *lock_path;                /* RECIPE.lock (or build_opts' lock_path) */
+        bool lock_beside;               /* lock_path is RECIPE.lock: it came with the recipe, read
+                                         * and written only beside it (read_lock_file()) */
         const char *origin;             /* the recipe file the state records (build_opts) */
         bool plan_only;
         bool metadata_only;             /* with plan_only: stop after the plan, download no package

@@ -279,4 +279,23 @@ check "... and the package only it referenced" test ! -e "$CACHE/sha256/${old_on
 check "... keeping every file the live lock references" test -z "$(missing)"
 mkm rebuild pl >"$WORK/r4.log" 2>&1
 check "a rebuild after clean still works" test $? -eq 0
+
+# --- RECIPE.lock comes with a shared recipe: read only as a file beside it ---------------------
+# A co-tenant's lock as a link to a root-only file (its first line would be echoed in the parse
+# error), or a FIFO (plan would hang): refused, naming why, and nothing of the file is shown.
+mv "$R.lock" "$WORK/lock.saved"
+printf 'root:$6$SECRETHASH:19000:0:99999:7:::\n' >"$WORK/shadow"
+chmod 600 "$WORK/shadow"
+ln -s "$WORK/shadow" "$R.lock"
+timeout 30 "$MKMACHINE" --host-root "$HOST" --cache-dir "$CACHE" plan "$R" >"$WORK/lk1.out" 2>&1
+check "plan with RECIPE.lock a link to a host file: refused (exit 1)" test $? -eq 1
+check "... saying it leads out of the recipe's directory" contains "$WORK/lk1.out" "cannot read $R.lock: a link out of the recipe's directory"
+check "... without a word of the file" bash -c "! grep -q SECRETHASH '$WORK/lk1.out'"
+rm -f "$R.lock"
+mkfifo "$R.lock"
+timeout 30 "$MKMACHINE" --host-root "$HOST" --cache-dir "$CACHE" build "$R" >"$WORK/lk2.out" 2>&1
+check "build with RECIPE.lock a FIFO: refused at once (exit 1, not a hang)" test $? -eq 1
+check "... as not a regular file" contains "$WORK/lk2.out" "cannot read $R.lock: not a regular file"
+rm -f "$R.lock"
+mv "$WORK/lock.saved" "$R.lock"
 finish
