@@ -150,6 +150,7 @@ static int lock_read_error(struct mkm_err *reterr, const char *path, int q) {
         const char *why = q == -EXDEV    ? "a link out of the recipe's directory"
                           : q == -EBADFD ? "not a regular file"
                           : q == -EMLINK ? "a hard link to a file of another owner than its directory's"
+                          : q == -EPERM  ? "in a directory anyone can write, where it may be anyone's"
                           : q == -EFBIG  ? "larger than a lock can be"
                                          : strerror(-q);
         return mkm_err_set(reterr, q, "cannot read %s: %s", path, why);

@@ -884,6 +884,12 @@ static int copy_mkdir(const struct copy_op *op, int dfd, const char *name, mode_
 static int copy_tree(const struct copy_op *op, int srcdirfd, int dfd, unsigned depth) {
         if (depth > COPY_DEPTH_MAX)
                 return mkm_err_set(op->reterr, -ELOOP, "[Hooks] Copy=%s: deeper than %d levels", op->item, COPY_DEPTH_MAX);
+        struct stat dst;
+        if (fstat(srcdirfd, &dst) < 0)
+                return copy_fail(op, negative_errno(), "cannot stat the source directory", ".");
+        if (fs_anyone_writes(&dst))
+                return mkm_err_set(op->reterr, -MKM_E_RECIPE, "[Hooks] Copy=%s: a directory of the source "
+                                   FS_ANYONE_WRITES_REFUSED, op->item);
         DIR *d = fs_opendir_dup(srcdirfd);
         if (!d)
                 return negative_errno();
@@ -989,8 +995,9 @@ static int open_source(const struct recipe *r, const char *path, const char *dir
                 return mkm_err_set(reterr, -MKM_E_RECIPE, "[Hooks] %s: %s", what,
                                    allow_dir ? "the source is neither a file nor a directory" : "not a regular file");
         }
-        if (fd == -EMLINK)
-                return mkm_err_set(reterr, -MKM_E_RECIPE, "[Hooks] %s: the source " FS_HARD_LINK_REFUSED, what);
+        if (fd == -EMLINK || fd == -EPERM)
+                return mkm_err_set(reterr, -MKM_E_RECIPE, "[Hooks] %s: the source %s", what,
+                                   fd == -EMLINK ? FS_HARD_LINK_REFUSED : FS_ANYONE_WRITES_REFUSED);
         if (fd < 0)
                 return mkm_err_set(reterr, -MKM_E_RECIPE, "[Hooks] %s: cannot open the source: %s", what, strerror(-fd));
         return fd;

@@ -727,6 +727,9 @@ static int compare_names(const void *a, const void *b) {
  * blocking (a FIFO is not waited on), and read from the fd it was judged by; with confined, an
  * entry that is a symbolic link is refused, since it would lead out of the directory. */
 static int collect_dir_fd(int dfd, const char *dir, bool confined, struct inputs *in, struct mkm_err *reterr) {
+        struct stat dst;
+        if (confined && fstat(dfd, &dst) == 0 && fs_anyone_writes(&dst))
+                return mkm_err_set(reterr, -EPERM, "%s: a directory anyone can write: its files may be anyone's", dir);
         DIR *d = fs_opendir_dup(dfd);
         if (!d)
                 return mkm_err_set(reterr, negative_errno(), "cannot read keyring directory %s: %m", dir);

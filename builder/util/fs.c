@@ -94,6 +94,10 @@ static int reopen_walked(int pfd, bool allow_dir, struct stat *ret_st) {
         return TAKE_FD(fd);
 }
 
+bool fs_anyone_writes(const struct stat *st) {
+        return S_ISDIR(st->st_mode) && (st->st_mode & S_IWOTH);
+}
+
 int fs_check_own_link(int dirfd, const char *name, const struct stat *st) {
         if (!S_ISREG(st->st_mode))
                 return 0;
@@ -109,6 +113,45 @@ int fs_check_own_link(int dirfd, const char *name, const struct stat *st) {
         if (fstat(dirfd, &dir) < 0)
                 return negative_errno();
         return now.st_uid == dir.st_uid ? 0 : -EMLINK;
+}
+
+/* Walk inner ("/a/b/leaf", a path without links inside dirfd, as chase_in_root() gave it) to the
+ * directory holding its last component, without following anything: dirfd and every directory on
+ * the way must not be writable by anyone (-EPERM), -EBUSY when one is no longer a directory. */
+static int walk_parents(int dirfd, const char *inner, int *ret_parent, const char **ret_leaf) {
+        _cleanup_close_ int cur = fcntl(dirfd, F_DUPFD_CLOEXEC, 3);
+        if (cur < 0)
+                return negative_errno();
+        const char *p = inner;
+        for (;;) {
+                struct stat st;
+                if (fstat(cur, &st) < 0)
+                        return negative_errno();
+                if (!S_ISDIR(st.st_mode))
+                        return -EBUSY;
+                if (fs_anyone_writes(&st))
+                        return -EPERM;
+                while (*p == '/')
+                        p++;
+                const char *slash = strchr(p, '/');
+                if (!slash || !slash[strspn(slash, "/")])
+                        break;
+                char name[NAME_MAX + 1];
+                size_t n = (size_t)(slash - p);
+                if (n == 0 || n > NAME_MAX)
+                        return -EINVAL;
+                memcpy(name, p, n);
+                name[n] = 0;
+                int next = openat(cur, name, O_PATH | O_NOFOLLOW | O_DIRECTORY | O_CLOEXEC);
+                if (next < 0)
+                        return errno == ENOTDIR || errno == ELOOP || errno == ENOENT ? -EBUSY : negative_errno();
+                close(cur);
+                cur = next;
+                p = slash;
+        }
+        *ret_leaf = p;
+        *ret_parent = TAKE_FD(cur);
+        return 0;
 }
 
 int fs_open_beside(const char *dir, const char *path, bool allow_dir, char **ret_real, struct stat *ret_st) {
@@ -134,13 +177,17 @@ int fs_open_beside(const char *dir, const char *path, bool allow_dir, char **ret
                 return r;
         struct stat st;
         int fd = reopen_walked(pfd, allow_dir, &st);
-        if (fd >= 0 && S_ISREG(st.st_mode)) {
-                /* A hard link another user's file (fs_check_own_link()), judged by its name in
-                 * the directory that holds it: walked again to its parent, inside dir. */
-                _cleanup_free_ char *leaf = NULL;
+        bool itself = !*rest || strcmp(inner, "/") == 0;
+        if (fd >= 0 && !itself) {
+                /* Judged in the directory that holds it, walked again to its parent inside dir:
+                 * not in a directory anyone can write (whose files may be anyone's: /tmp holds
+                 * root's), not a directory anyone can write, and not a hard link to another
+                 * user's file (fs_check_own_link()). */
+                const char *leaf = NULL;
                 _cleanup_close_ int parentfd = -EBADF;
-                r = chase_in_root(dfd, inner, CHASE_PARENT | CHASE_NOFOLLOW | CHASE_REFUSE_ESCAPE | CHASE_REFUSE_ABSOLUTE,
-                                  &leaf, &parentfd);
+                r = walk_parents(dfd, inner, &parentfd, &leaf);
+                if (r >= 0 && fs_anyone_writes(&st))
+                        r = -EPERM;
                 if (r >= 0)
                         r = fs_check_own_link(parentfd, leaf, &st);
                 if (r < 0) {

@@ -32,8 +32,10 @@ int fs_read_file_follow_at(int dirfd, const char *path, size_t max, char **ret, 
  * Only a regular file, or with allow_dir a directory, is opened (O_RDONLY|O_NONBLOCK, through
  * the walk's O_PATH fd, checked to be the same inode): a device or FIFO never is. *ret_real: dir
  * + the path inside; *ret_st its stat. Returns the fd or a negative errno (-EXDEV: not in dir, as
- * written or where it leads; -EBADFD: another type; -EINVAL: a relative path; -EMLINK and -EBUSY
- * as fs_check_own_link() for the file). path may be dir itself (a directory). */
+ * written or where it leads; -EBADFD: another type; -EINVAL: a relative path; -EPERM: in, or
+ * itself, a directory anyone can write (fs_anyone_writes()); -EMLINK and -EBUSY as
+ * fs_check_own_link() for the file). path may be dir itself (a directory; its own mode is the
+ * caller's to judge). */
 int fs_open_beside(const char *dir, const char *path, bool allow_dir, char **ret_real, struct stat *ret_st);
 
 /* A regular file opened (stat st) as name in dirfd, a directory that untrusted input chose: refused
@@ -43,6 +45,12 @@ int fs_open_beside(const char *dir, const char *path, bool allow_dir, char **ret
  * the name is gone or is another inode by then (a link made and removed around the open). 0 for
  * anything else (another type, a single link, or the directory owner's own file). */
 int fs_check_own_link(int dirfd, const char *name, const struct stat *st);
+/* A directory anyone can write (o+w, sticky or not, as /tmp): the files in it may be anyone's,
+ * root's included, so none is taken as what untrusted input put beside itself. */
+bool fs_anyone_writes(const struct stat *st);
+#define FS_ANYONE_WRITES_REFUSED \
+        "is in (or is) a directory anyone can write: its files may be anyone's, not the recipe's"
+
 #define FS_HARD_LINK_REFUSED \
         "is a hard link to a file of another owner than its directory's: it may be a host file that the " \
         "recipe's author cannot read"

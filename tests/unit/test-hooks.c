@@ -592,6 +592,15 @@ static void test_copy_hard_links(void **state) {
         assert_false(exists_in(f->root, "etc/hl/x"));
         assert_int_equal(recipe_validate_for_build(file, &err), -MKM_E_RECIPE);
         assert_non_null(strstr(err.msg, "files/hx' is a hard link to a file of another owner"));
+        /* a directory anyone can write, inside a copied one: its files may be anyone's */
+        th_write_file(f->src, "files/pub/tmp/root-only", "root's\n", 0600);
+        _cleanup_free_ char *tmpdir = fs_path_join(f->src, "files/pub/tmp");
+        assert_int_equal(chmod(tmpdir, 01777), 0);
+        _cleanup_(recipe_freep) struct recipe *pub = load(f, "[Hooks]\nCopy=files/pub:/srv/pub\n");
+        assert_int_equal(hooks_copy(&f->ctx, pub, f->rootfd, -1, &err), -MKM_E_RECIPE);
+        assert_non_null(strstr(err.msg, "Copy="));
+        assert_non_null(strstr(err.msg, "a directory of the source is in (or is) a directory anyone can write"));
+        assert_false(exists_in(f->root, "srv/pub/tmp/root-only"));
         /* the tenant's own linked file is theirs to copy */
         if (hooks_copy(&f->ctx, own, f->rootfd, -1, &err) < 0)
                 fail_msg("%s", err.msg);

@@ -409,6 +409,26 @@ static void test_open_beside_hard_link(void **state) {
         assert_true(fd >= 0 && S_ISDIR(st.st_mode));
         close(fd);
         assert_int_equal(fs_open_beside(dir, dir, false, NULL, NULL), -EBADFD);
+        /* A directory anyone can write (as /tmp, which holds root's files): nothing in it, nor
+         * itself, is taken; the recipe's own directory is the caller's to judge. */
+        char shared[256], infile[256];
+        (void)snprintf(shared, sizeof shared, "%s/recipes/shared", top);
+        (void)snprintf(infile, sizeof infile, "%s/recipes/shared/root.gpg", top);
+        assert_int_equal(mkdir(shared, 0755), 0);
+        assert_int_equal(fs_write_file_at(AT_FDCWD, infile, "r\n", 2, 0600), 0);
+        fd = fs_open_beside(dir, infile, false, NULL, &st);
+        assert_true(fd >= 0);
+        close(fd);
+        assert_int_equal(chmod(shared, 01777), 0);
+        assert_int_equal(fs_open_beside(dir, infile, false, NULL, &st), -EPERM);
+        assert_int_equal(fs_open_beside(dir, shared, true, NULL, &st), -EPERM);
+        assert_int_equal(chmod(shared, 0755), 0);
+        assert_int_equal(chmod(dir, 01777), 0);
+        assert_int_equal(fs_open_beside(dir, infile, false, NULL, &st), -EPERM);     /* shared's parent */
+        fd = fs_open_beside(dir, dir, true, NULL, &st);
+        assert_true(fd >= 0);
+        close(fd);
+        assert_int_equal(chmod(dir, 0755), 0);
         /* fs_check_own_link: a name that is gone, or another inode, is a change */
         struct stat sst;
         assert_int_equal(stat(secret, &sst), 0);

@@ -853,6 +853,13 @@ static void test_keyring_fd(void **state) {
         assert_int_equal(chown(lnk, 65534, 65534), 0);
         assert_int_equal(verify_keyring_new_cached_fd(NULL, dfd, dir, NULL, &k, &err), 0);
         k = verify_keyring_free(k);
+        /* a keyring directory anyone can write: its files may be anyone's */
+        assert_int_equal(chmod(dir, 01777), 0);
+        assert_int_equal(verify_keyring_new_cached_fd(NULL, dfd, dir, NULL, &k, &err), -EPERM);
+        assert_non_null(strstr(err.msg, "a directory anyone can write"));
+        assert_int_equal(verify_keyring_new_cached(NULL, dir, NULL, &k, &err), 0);      /* the host's path */
+        k = verify_keyring_free(k);
+        assert_int_equal(chmod(dir, 0755), 0);
         /* a single file from its fd (the path is only the label) */
         _cleanup_close_ int ffd = open(src, O_RDONLY | O_CLOEXEC);
         assert_true(ffd >= 0);
