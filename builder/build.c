@@ -130,6 +130,10 @@ static void build_done(struct build *b) {
         deploy_free(b->deploy);
 }
 
+#define LOCK_ANYONE_WRITES \
+        "the recipe's directory is one anyone can write, where a lock may be anyone's (keep the recipe in " \
+        "a directory of its own)"
+
 /* RECIPE.lock comes with a shared recipe, from a directory its author may own: read only as a
  * regular file beside the recipe (fs_open_beside(): no link out of the directory, no FIFO or
  * device, no hard link to another owner's file). Another lock_path (a generation's, rebuild) is
@@ -152,6 +156,7 @@ static int lock_read_error(struct mkm_err *reterr, const char *path, int q) {
                           : q == -EMLINK ? "a hard link to a file of another owner than its directory's"
                           : q == -EPERM  ? "in a directory anyone can write, where it may be anyone's"
                           : q == -EFBIG  ? "larger than a lock can be"
+                          : q == -EBUSY  ? "it changed while it was read"
                                          : strerror(-q);
         return mkm_err_set(reterr, q, "cannot read %s: %s", path, why);
 }
@@ -191,6 +196,11 @@ static int prepare(struct mkm_ctx *ctx, const char *path, bool relock, const str
         _cleanup_free_ char *text = NULL;
         size_t len = 0;
         q = read_lock_file(b->lock_path, b->lock_beside, &text, &len);
+        if (q == -EPERM) {
+                /* Anyone could have put it there: not read, as if absent (and not written). */
+                mkm_warn(ctx, "%s is not used: %s", b->lock_path, LOCK_ANYONE_WRITES);
+                q = -ENOENT;
+        }
         if (q < 0 && q != -ENOENT)
                 return lock_read_error(reterr, b->lock_path, q);
         if (q >= 0 && !relock) {
@@ -233,8 +243,11 @@ static int write_lock(struct build *b, bool *ret_written, struct mkm_err *reterr
                 return -ENOMEM;
         const char *base = strrchr(b->lock_path, '/');
         base = base ? base + 1 : b->lock_path;
-        _cleanup_close_ int dfd = b->lock_beside ? fs_open_beside(dir, dir, true, NULL, NULL)
+        struct stat dst;
+        _cleanup_close_ int dfd = b->lock_beside ? fs_open_beside(dir, dir, true, NULL, &dst)
                                                  : open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd >= 0 && b->lock_beside && fs_anyone_writes(&dst))
+                return mkm_err_set(reterr, -EPERM, "not writing %s: %s", b->lock_path, LOCK_ANYONE_WRITES);
         if (dfd < 0)
                 q = dfd == -EXDEV ? -EXDEV : b->lock_beside ? dfd : negative_errno();
         else
@@ -581,7 +594,7 @@ static int read_lock_as_is(const char *path, bool beside, struct lock **ret, str
         _cleanup_free_ char *text = NULL;
         size_t len = 0;
         int q = read_lock_file(path, beside, &text, &len);
-        if (q == -ENOENT) {
+        if (q == -ENOENT || q == -EPERM) {     /* -EPERM: not used (prepare() said why) */
                 *ret = NULL;
                 return 0;
         }

@@ -998,6 +998,9 @@ static int open_source(const struct recipe *r, const char *path, const char *dir
         if (fd == -EMLINK || fd == -EPERM)
                 return mkm_err_set(reterr, -MKM_E_RECIPE, "[Hooks] %s: the source %s", what,
                                    fd == -EMLINK ? FS_HARD_LINK_REFUSED : FS_ANYONE_WRITES_REFUSED);
+        if (fd == -EBUSY)
+                return mkm_err_set(reterr, -MKM_E_RECIPE, "[Hooks] %s: the source changed while it was opened; refusing",
+                                   what);
         if (fd < 0)
                 return mkm_err_set(reterr, -MKM_E_RECIPE, "[Hooks] %s: cannot open the source: %s", what, strerror(-fd));
         return fd;

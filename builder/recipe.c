@@ -691,6 +691,8 @@ static int do_include(struct loader *l, const struct where *w, const char *item)
                 return FAIL(w, "'%s' " FS_HARD_LINK_REFUSED, shown);
         if (fd == -EPERM)
                 return FAIL(w, "'%s' " FS_ANYONE_WRITES_REFUSED, shown);
+        if (fd == -EBUSY)
+                return FAIL(w, "'%s' changed while it was opened", shown);
         if (fd < 0)
                 return FAIL(w, "cannot read '%s': %s", shown, strerror(-fd));
         size_t alen = strlen(abs);
@@ -1435,6 +1437,49 @@ static struct recipe *recipe_new(void) {
 
 /* Load path, collecting every error into *errs; *ret only when there was none, or with
  * partial set also when there were recipe errors (what could be read, for more checks). */
+/* The recipe named on the command line (path; abs its real path), perhaps a co-tenant's, in a
+ * directory they own: opened without blocking (a FIFO or a device is not a recipe), a regular
+ * file only, not a symbolic link of theirs to another owner's file, nor a hard link to one
+ * (fs_check_own_link()), so that its lines, echoed in errors, are never a host file's. */
+static int open_top(const char *path, const char *abs, int *ret_fd, const char **ret_why) {
+        struct stat lst, st;
+        if (lstat(path, &lst) < 0)
+                return negative_errno();
+        _cleanup_close_ int fd = open(abs, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+        if (fd < 0)
+                return negative_errno();
+        if (fstat(fd, &st) < 0)
+                return negative_errno();
+        if (S_ISDIR(st.st_mode))
+                return -EISDIR;
+        if (!S_ISREG(st.st_mode)) {
+                *ret_why = "not a regular file";
+                return -EBADFD;
+        }
+        if (S_ISLNK(lst.st_mode) && lst.st_uid != 0 && lst.st_uid != st.st_uid) {
+                *ret_why = "a symbolic link to a file of another owner than the link's";
+                return -EPERM;
+        }
+        _cleanup_free_ char *dir = fs_path_dirname(abs);
+        if (!dir)
+                return -ENOMEM;
+        _cleanup_close_ int dfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (dfd < 0)
+                return negative_errno();
+        const char *base = strrchr(abs, '/');
+        int q = fs_check_own_link(dfd, base ? base + 1 : abs, &st);
+        if (q == -EMLINK)
+                *ret_why = "a hard link to a file of another owner than its directory's";
+        else if (q == -EBUSY)
+                *ret_why = "it changed while it was opened";
+        if (q < 0)
+                return q;
+        if (fcntl(fd, F_SETFL, 0) < 0)
+                return negative_errno();
+        *ret_fd = TAKE_FD(fd);
+        return 0;
+}
+
 static int load_collect(struct mkm_ctx *ctx, const char *path, bool partial, struct recipe **ret,
                         struct recipe_errors *errs, struct mkm_err *reterr) {
         _cleanup_(recipe_freep) struct recipe *r = recipe_new();
@@ -1452,7 +1497,14 @@ static int load_collect(struct mkm_ctx *ctx, const char *path, bool partial, str
         }
         struct loader l = { .ctx = ctx, .r = r, .allow_includes = true, .reterr = reterr };
         const char *shown = absolute ? abs : path;
-        int k = load_file(&l, -1, abs, shown, NULL);
+        _cleanup_close_ int fd = -EBADF;
+        const char *why = NULL;
+        int q = open_top(path, abs, &fd, &why);
+        if (q < 0)
+                return q == -ENOMEM ? q
+                                    : errors_add(errs, -MKM_E_RECIPE, shown, 0, "cannot read recipe '%s': %s", shown,
+                                                 why ? why : strerror(-q));
+        int k = load_file(&l, fd, abs, shown, NULL);
         if (k >= 0)     /* not after a syntax error in the top file: nothing of it was applied */
                 k = finalize(&l, shown);
         if (k >= 0 && l.errors.n == 0)
@@ -1603,6 +1655,8 @@ static int check_beside(const struct recipe *r, enum key_id id, const char *path
                         return FAIL_KEY(errs, r, id, "'%s' " FS_HARD_LINK_REFUSED, path);
                 else if (fd == -EPERM)
                         return FAIL_KEY(errs, r, id, "'%s' " FS_ANYONE_WRITES_REFUSED, path);
+                else if (fd == -EBUSY)
+                        return FAIL_KEY(errs, r, id, "'%s' changed while it was checked", path);
                 else if (fd < 0)
                         return FAIL_KEY(errs, r, id, "cannot read '%s': %s", path, strerror(-fd));
         }

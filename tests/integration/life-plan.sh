@@ -298,4 +298,30 @@ check "build with RECIPE.lock a FIFO: refused at once (exit 1, not a hang)" test
 check "... as not a regular file" contains "$WORK/lk2.out" "cannot read $R.lock: not a regular file"
 rm -f "$R.lock"
 mv "$WORK/lock.saved" "$R.lock"
+
+# The recipe's directory made writable by anyone (as /tmp): its files may be anyone's, so none is
+# taken beside the recipe, the include first.
+chmod 1777 "$WORK/recipes"
+"$MKMACHINE" --host-root "$HOST" --cache-dir "$CACHE" plan "$R" >"$WORK/ww.out" 2>&1
+rc=$?
+chmod 0755 "$WORK/recipes"
+check "a recipe in a directory anyone can write: plan refused as an invalid recipe (exit 2)" test $rc -eq 2
+check "... naming the include and why" contains "$WORK/ww.out" \
+  "pl.recipe:3: [Machine] Include=: '$WORK/recipes/common.recipe' is in (or is) a directory anyone can write"
+# A recipe without sources there: planned, but a lock beside it is not read (anyone could have put
+# it there), and mkmachine lock does not write one there.
+mkdir -m 1777 "$WORK/ww"
+printf '[Machine]\nName=ww\n[Bootstrap]\nDistribution=arch\nMirror=%s/$repo/os/$arch\nRepositories=core\nPackages=base-test\n' \
+  "$HTTP" >"$WORK/ww/ww.recipe"
+echo 'planted by someone else' >"$WORK/ww/ww.recipe.lock"
+mkdir -p "$WORK/hostkeys" && cp -a "$FX/keyring" "$WORK/hostkeys/archlinux"  # the host's keys: no Keyring= beside
+mkm --keys-dir "$WORK/hostkeys" plan "$WORK/ww/ww.recipe" >"$WORK/ww2.out" 2>&1
+check "a lock in a directory anyone can write: plan exits 0" test $? -eq 0
+check "... saying the lock is not used" contains "$WORK/ww2.out" \
+  "warning: $WORK/ww/ww.recipe.lock is not used: the recipe's directory is one anyone can write"
+check "... and not reading it" bash -c "! grep -q planted '$WORK/ww2.out'"
+mkm --keys-dir "$WORK/hostkeys" lock "$WORK/ww/ww.recipe" >"$WORK/ww3.out" 2>&1
+check "mkmachine lock there: refused (exit 1)" test $? -eq 1
+check "... not writing it" contains "$WORK/ww3.out" "not writing $WORK/ww/ww.recipe.lock: the recipe's directory is one anyone can write"
+check "... which is left as it was" grep -q planted "$WORK/ww/ww.recipe.lock"
 finish

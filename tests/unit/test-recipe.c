@@ -713,6 +713,45 @@ static void test_keyring_beside(void **state) {
         (void)k;
 }
 
+/* The recipe named on the command line, from a co-tenant's directory: a FIFO is refused at once
+ * (not waited on), and so are the tenant's symbolic link to another owner's file and a hard link
+ * to one (its lines would be echoed in errors); root's own link is followed. */
+static void test_top_recipe_opened(void **state) {
+        (void)state;
+        write_file("host/secret", "root:$6$HASHHASH:19000\n");
+        write_file("ten/ok.recipe", "[Machine]\nName=x\n[Bootstrap]\nDistribution=arch\nPackages=base\n");
+        _cleanup_free_ char *secret = tpath("host/secret"), *ten = tpath("ten"), *fifo = tpath("ten/fifo.recipe"),
+                            *sl = tpath("ten/sl.recipe"), *hl = tpath("ten/hl.recipe"), *ok = tpath("ten/ok.recipe"),
+                            *rootlink = tpath("ten/root.recipe");
+        assert_int_equal(chmod(secret, 0600), 0);
+        assert_int_equal(mkfifo(fifo, 0644), 0);
+        assert_int_equal(symlink(secret, sl), 0);
+        assert_int_equal(lchown(sl, 65534, 65534), 0);
+        assert_int_equal(link(secret, hl), 0);
+        assert_int_equal(symlink(ok, rootlink), 0);
+        assert_int_equal(chown(ten, 65534, 65534), 0);
+        struct mkm_err err = {};
+        struct recipe *r = NULL;
+        const struct { const char *path, *why; } refused[] = {
+                { fifo, "not a regular file" },
+                { sl, "a symbolic link to a file of another owner than the link's" },
+                { hl, "a hard link to a file of another owner than its directory's" },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(refused); i++) {
+                assert_int_equal(recipe_load(NULL, refused[i].path, &r, &err), -MKM_E_RECIPE);
+                assert_null(r);
+                char want[4096];
+                snprintf(want, sizeof want, "cannot read recipe '%s': %s", refused[i].path, refused[i].why);
+                if (!strstr(err.msg, want))
+                        fail_msg("got  %s\nwant %s", err.msg, want);
+                assert_null(strstr(err.msg, "HASH"));
+        }
+        assert_int_equal(recipe_load(NULL, rootlink, &r, &err), 0);
+        recipe_free(TAKE_PTR(r));
+        assert_int_equal(recipe_load(NULL, ok, &r, &err), 0);
+        recipe_free(TAKE_PTR(r));
+}
+
 static void test_include_errors(void **state) {
         (void)state;
         struct mkm_err err = {};
@@ -1125,6 +1164,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_sources_beside, setup_tmp, teardown_tmp),
                 cmocka_unit_test_setup_teardown(test_keyring_beside, setup_tmp, teardown_tmp),
                 cmocka_unit_test_setup_teardown(test_include_not_echoed, setup_tmp, teardown_tmp),
+                cmocka_unit_test_setup_teardown(test_top_recipe_opened, setup_tmp, teardown_tmp),
                 cmocka_unit_test_setup_teardown(test_include, setup_tmp, teardown_tmp),
                 cmocka_unit_test_setup_teardown(test_include_errors, setup_tmp, teardown_tmp),
                 cmocka_unit_test_setup_teardown(test_multi_errors, setup_tmp, teardown_tmp),
