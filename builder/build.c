@@ -249,7 +249,7 @@ static int write_lock(struct build *b, bool *ret_written, struct mkm_err *reterr
         if (dfd >= 0 && b->lock_beside && fs_anyone_writes(&dst))
                 return mkm_err_set(reterr, -EPERM, "not writing %s: %s", b->lock_path, LOCK_ANYONE_WRITES);
         if (dfd < 0)
-                q = dfd == -EXDEV ? -EXDEV : b->lock_beside ? dfd : negative_errno();
+                q = b->lock_beside ? dfd : negative_errno();
         else
                 q = fs_write_atomic_at(dfd, base, text, strlen(text), 0644);
         if (q < 0)

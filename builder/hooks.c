@@ -995,12 +995,8 @@ static int open_source(const struct recipe *r, const char *path, const char *dir
                 return mkm_err_set(reterr, -MKM_E_RECIPE, "[Hooks] %s: %s", what,
                                    allow_dir ? "the source is neither a file nor a directory" : "not a regular file");
         }
-        if (fd == -EMLINK || fd == -EPERM)
-                return mkm_err_set(reterr, -MKM_E_RECIPE, "[Hooks] %s: the source %s", what,
-                                   fd == -EMLINK ? FS_HARD_LINK_REFUSED : FS_ANYONE_WRITES_REFUSED);
-        if (fd == -EBUSY)
-                return mkm_err_set(reterr, -MKM_E_RECIPE, "[Hooks] %s: the source changed while it was opened; refusing",
-                                   what);
+        if (fs_beside_refusal(fd))
+                return mkm_err_set(reterr, -MKM_E_RECIPE, "[Hooks] %s: the source %s", what, fs_beside_refusal(fd));
         if (fd < 0)
                 return mkm_err_set(reterr, -MKM_E_RECIPE, "[Hooks] %s: cannot open the source: %s", what, strerror(-fd));
         return fd;

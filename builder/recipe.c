@@ -687,12 +687,8 @@ static int do_include(struct loader *l, const struct where *w, const char *item)
                             shown, w->dir);
         if (fd == -EBADFD)
                 return FAIL(w, "expected a recipe file (a regular file named *.recipe), got '%s'", shown);
-        if (fd == -EMLINK)
-                return FAIL(w, "'%s' " FS_HARD_LINK_REFUSED, shown);
-        if (fd == -EPERM)
-                return FAIL(w, "'%s' " FS_ANYONE_WRITES_REFUSED, shown);
-        if (fd == -EBUSY)
-                return FAIL(w, "'%s' changed while it was opened", shown);
+        if (fs_beside_refusal(fd))
+                return FAIL(w, "'%s' %s", shown, fs_beside_refusal(fd));
         if (fd < 0)
                 return FAIL(w, "cannot read '%s': %s", shown, strerror(-fd));
         size_t alen = strlen(abs);
@@ -1651,12 +1647,8 @@ static int check_beside(const struct recipe *r, enum key_id id, const char *path
                 else if (fd == -EBADFD)
                         return FAIL_KEY(errs, r, id, "'%s' is %s", path,
                                         allow_dir ? "neither a file nor a directory" : "not a regular file");
-                else if (fd == -EMLINK)
-                        return FAIL_KEY(errs, r, id, "'%s' " FS_HARD_LINK_REFUSED, path);
-                else if (fd == -EPERM)
-                        return FAIL_KEY(errs, r, id, "'%s' " FS_ANYONE_WRITES_REFUSED, path);
-                else if (fd == -EBUSY)
-                        return FAIL_KEY(errs, r, id, "'%s' changed while it was checked", path);
+                else if (fs_beside_refusal(fd))
+                        return FAIL_KEY(errs, r, id, "'%s' %s", path, fs_beside_refusal(fd));
                 else if (fd < 0)
                         return FAIL_KEY(errs, r, id, "cannot read '%s': %s", path, strerror(-fd));
         }
@@ -1705,9 +1697,9 @@ int recipe_open_keyring_for_build(const struct recipe *r, bool file_only, struct
                 return mkm_err_set(reterr, -MKM_E_RECIPE, "%s[Bootstrap] Keyring=: '%s' is %s", where, r->keyring,
                                    file_only ? "not a regular file" : "neither a file nor a directory");
         }
-        if (fd == -EMLINK || fd == -EPERM)
+        if (fs_beside_refusal(fd))
                 return mkm_err_set(reterr, -MKM_E_RECIPE, "%s[Bootstrap] Keyring=: '%s' %s", where, r->keyring,
-                                   fd == -EMLINK ? FS_HARD_LINK_REFUSED : FS_ANYONE_WRITES_REFUSED);
+                                   fs_beside_refusal(fd));
         if (fd < 0)
                 return mkm_err_set(reterr, fd, "%s[Bootstrap] Keyring=: cannot read '%s': %s", where, r->keyring,
                                    strerror(-fd));

@@ -783,10 +783,8 @@ static int collect_dir_fd(int dfd, const char *dir, bool confined, struct inputs
                                 return mkm_err_set(reterr, -EBUSY, "%s changed while it was read", label);
                         if (confined) {
                                 r = fs_check_own_link(dfd, name, &st2);
-                                if (r == -EMLINK)
-                                        return mkm_err_set(reterr, r, "%s " FS_HARD_LINK_REFUSED, label);
-                                if (r == -EBUSY)
-                                        return mkm_err_set(reterr, r, "%s changed while it was read", label);
+                                if (fs_beside_refusal(r))
+                                        return mkm_err_set(reterr, r, "%s %s", label, fs_beside_refusal(r));
                                 if (r < 0)
                                         return mkm_err_set(reterr, r, "cannot stat %s: %s", label, strerror(-r));
                         }

@@ -94,6 +94,19 @@ static int reopen_walked(int pfd, bool allow_dir, struct stat *ret_st) {
         return TAKE_FD(fd);
 }
 
+const char *fs_beside_refusal(int r) {
+        switch (r) {
+        case -EMLINK:
+                return FS_HARD_LINK_REFUSED;
+        case -EPERM:
+                return FS_ANYONE_WRITES_REFUSED;
+        case -EBUSY:
+                return "changed while it was opened";
+        default:
+                return NULL;
+        }
+}
+
 bool fs_anyone_writes(const struct stat *st) {
         return S_ISDIR(st->st_mode) && (st->st_mode & S_IWOTH);
 }

@@ -51,6 +51,10 @@ bool fs_anyone_writes(const struct stat *st);
 #define FS_ANYONE_WRITES_REFUSED \
         "is in (or is) a directory anyone can write: its files may be anyone's, not the recipe's"
 
+/* What fs_open_beside() refused a source for, as words following its name ("'x' is a hard link
+ * ..."): for -EMLINK, -EPERM and -EBUSY; NULL for any other code (strerror() then). */
+const char *fs_beside_refusal(int r);
+
 #define FS_HARD_LINK_REFUSED \
         "is a hard link to a file of another owner than its directory's: it may be a host file that the " \
         "recipe's author cannot read"
