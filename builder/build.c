@@ -138,13 +138,18 @@ static void build_done(struct build *b) {
  * regular file beside the recipe (fs_open_beside(): no link out of the directory, no FIFO or
  * device, no hard link to another owner's file). Another lock_path (a generation's, rebuild) is
  * mkmachine's own. The errors of fs_open_beside() and fs_read_fd(). */
-static int read_lock_file(const char *path, bool beside, char **ret, size_t *ret_len) {
-        if (!beside)
+static int read_lock_file(const struct build *b, char **ret, size_t *ret_len) {
+        const char *path = b->lock_path;
+        if (!b->lock_beside)
                 return fs_read_file_follow_at(AT_FDCWD, path, LOCK_MAX, ret, ret_len);
         _cleanup_free_ char *dir = fs_path_dirname(path);
         if (!dir)
                 return -ENOMEM;
-        _cleanup_close_ int fd = fs_open_beside(dir, path, false, NULL, NULL);
+        struct fs_reader rd;
+        int q = fs_reader_for_uid(b->lock_reader, &rd);
+        if (q < 0)
+                return q;
+        _cleanup_close_ int fd = fs_open_beside(dir, path, false, &rd, NULL, NULL);
         if (fd < 0)
                 return fd;
         return fs_read_fd(fd, LOCK_MAX, ret, ret_len);
@@ -157,6 +162,7 @@ static int lock_read_error(struct mkm_err *reterr, const char *path, int q) {
                           : q == -EPERM  ? "in a directory anyone can write, where it may be anyone's"
                           : q == -EFBIG  ? "larger than a lock can be"
                           : q == -EBUSY  ? "it changed while it was read"
+                          : q == -EACCES ? "not readable by the recipe's owner, whose permissions it is read with"
                                          : strerror(-q);
         return mkm_err_set(reterr, q, "cannot read %s: %s", path, why);
 }
@@ -177,6 +183,7 @@ static int prepare(struct mkm_ctx *ctx, const char *path, bool relock, const str
                 strv_free(r->files);
                 r->files = files;
                 recipe_forget_source_dirs(r);
+                recipe_reader_from_files(r);
         }
         q = recipe_validate_for_build(r, reterr);
         if (q < 0)
@@ -191,11 +198,12 @@ static int prepare(struct mkm_ctx *ctx, const char *path, bool relock, const str
         if (o && o->lock_path ? !(b->lock_path = strdup(o->lock_path)) : asprintf(&b->lock_path, "%s.lock", r->path) < 0)
                 return -ENOMEM;
         b->lock_beside = !(o && o->lock_path);
+        b->lock_reader = r->reader_uid;
         relock = relock || (o && (o->update || (o->stored && !o->lock_path)));
 
         _cleanup_free_ char *text = NULL;
         size_t len = 0;
-        q = read_lock_file(b->lock_path, b->lock_beside, &text, &len);
+        q = read_lock_file(b, &text, &len);
         if (q == -EPERM) {
                 /* Anyone could have put it there: not read, as if absent (and not written). */
                 mkm_warn(ctx, "%s is not used: %s", b->lock_path, LOCK_ANYONE_WRITES);
@@ -234,7 +242,7 @@ static int write_lock(struct build *b, bool *ret_written, struct mkm_err *reterr
         if (q < 0)
                 return q;
         *ret_written = false;
-        if (read_lock_file(b->lock_path, b->lock_beside, &old, NULL) >= 0 && strcmp(old, text) == 0)
+        if (read_lock_file(b, &old, NULL) >= 0 && strcmp(old, text) == 0)
                 return 0;
         /* Into the recipe's directory as it was checked (fs_open_beside() of the directory itself:
          * one swapped for a link since is refused), by name in that fd. */
@@ -244,7 +252,7 @@ static int write_lock(struct build *b, bool *ret_written, struct mkm_err *reterr
         const char *base = strrchr(b->lock_path, '/');
         base = base ? base + 1 : b->lock_path;
         struct stat dst;
-        _cleanup_close_ int dfd = b->lock_beside ? fs_open_beside(dir, dir, true, NULL, &dst)
+        _cleanup_close_ int dfd = b->lock_beside ? fs_open_beside(dir, dir, true, NULL, NULL, &dst)
                                                  : open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (dfd >= 0 && b->lock_beside && fs_anyone_writes(&dst))
                 return mkm_err_set(reterr, -EPERM, "not writing %s: %s", b->lock_path, LOCK_ANYONE_WRITES);
@@ -590,10 +598,11 @@ void build_plan_done(struct build_plan *p) {
 }
 
 /* RECIPE.lock as it is, whether or not it still covers the recipe; NULL when absent. */
-static int read_lock_as_is(const char *path, bool beside, struct lock **ret, struct mkm_err *reterr) {
+static int read_lock_as_is(const struct build *b, struct lock **ret, struct mkm_err *reterr) {
+        const char *path = b->lock_path;
         _cleanup_free_ char *text = NULL;
         size_t len = 0;
-        int q = read_lock_file(path, beside, &text, &len);
+        int q = read_lock_file(b, &text, &len);
         if (q == -ENOENT || q == -EPERM) {     /* -EPERM: not used (prepare() said why) */
                 *ret = NULL;
                 return 0;
@@ -615,7 +624,7 @@ int build_plan(struct mkm_ctx *ctx, const char *recipe_path, bool update, struct
         prepared = true;
         b.recipe = r;
         p.from_lock = b.lock_in != NULL;
-        q = read_lock_as_is(b.lock_path, b.lock_beside, &p.lock, reterr);
+        q = read_lock_as_is(&b, &p.lock, reterr);
         if (q < 0)
                 goto out;
         q = deployed_lock(ctx, r->name, &p.deployed, reterr);

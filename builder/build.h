@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 struct mkm_ctx;
 struct mkm_err;
@@ -27,6 +28,8 @@ struct build {
         char *lock_path;                /* RECIPE.lock (or build_opts' lock_path) */
         bool lock_beside;               /* lock_path is RECIPE.lock: it came with the recipe, read
                                          * and written only beside it (read_lock_file()) */
+        uid_t lock_reader;              /* with lock_beside: it is read with this owner's
+                                         * permissions, as the recipe's sources are */
         const char *origin;             /* the recipe file the state records (build_opts) */
         bool plan_only;
         bool metadata_only;             /* with plan_only: stop after the plan, download no package

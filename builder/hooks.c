@@ -815,6 +815,8 @@ static int resolve_owner(int rootfd, const char *item, const char *owner, uid_t 
 
 struct copy_op {
         const char *item;       /* the recipe's SRC:DEST, for messages */
+        const struct fs_reader *reader; /* the source is read with these permissions (the recipe's
+                                         * owner's): its entries are looked up and opened so */
         uid_t uid;
         gid_t gid;
         int64_t epoch;
@@ -899,19 +901,49 @@ static int copy_tree(const struct copy_op *op, int srcdirfd, int dfd, unsigned d
                 const char *n = de->d_name;
                 if (strcmp(n, ".") == 0 || strcmp(n, "..") == 0)
                         continue;
+                /* The entry is looked up and opened (or its link read) with the reader's
+                 * permissions; what is made in the machine is made as the process is. */
                 struct stat st;
-                if (fstatat(srcdirfd, n, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-                        q = copy_fail(op, negative_errno(), "cannot stat the source", n);
+                _cleanup_close_ int fd = -EBADF;
+                char target[4096];
+                ssize_t tl = -1;
+                int e = 0;
+                bool statted = false;
+                struct fs_reader_saved saved;
+                q = fs_reader_enter(op->reader, &saved);
+                if (q < 0) {
+                        q = copy_fail(op, q, "cannot take the recipe owner's permissions to read", n);
+                        break;
+                }
+                if (fstatat(srcdirfd, n, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                        e = errno;
+                else {
+                        statted = true;
+                        if (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)) {
+                                /* The entry may be swapped between the stat and the open (a
+                                 * co-tenant's directory): a FIFO would hang the build, so
+                                 * non-blocking, and what was opened must be what was judged. */
+                                fd = openat(srcdirfd, n, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK |
+                                                                 (S_ISDIR(st.st_mode) ? O_DIRECTORY : 0));
+                                e = fd < 0 ? errno : 0;
+                        } else if (S_ISLNK(st.st_mode)) {
+                                tl = readlinkat(srcdirfd, n, target, sizeof target - 1);
+                                e = tl < 0 ? errno : 0;
+                        }
+                }
+                fs_reader_leave(&saved);
+                if (e == EACCES) {
+                        q = mkm_err_set(op->reterr, -MKM_E_RECIPE, "[Hooks] Copy=%s: '%s' " FS_READER_REFUSED, op->item, n);
+                        break;
+                }
+                if (!statted) {
+                        q = copy_fail(op, -e, "cannot stat the source", n);
                         break;
                 }
                 if (S_ISREG(st.st_mode)) {
-                        /* The entry may be swapped between the stat and the open (a co-tenant's
-                         * directory): a FIFO would hang the build, so non-blocking, and what
-                         * was opened must be the regular file that was judged. */
-                        _cleanup_close_ int fd = openat(srcdirfd, n, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
                         struct stat ost;
                         if (fd < 0)
-                                q = copy_fail(op, negative_errno(), "cannot open the source", n);
+                                q = copy_fail(op, -e, "cannot open the source", n);
                         else if (fstat(fd, &ost) < 0 || !S_ISREG(ost.st_mode) || ost.st_dev != st.st_dev ||
                                  ost.st_ino != st.st_ino)
                                 q = copy_fail(op, -EBUSY, "the source changed while it was copied", n);
@@ -927,11 +959,18 @@ static int copy_tree(const struct copy_op *op, int srcdirfd, int dfd, unsigned d
                                 q = copy_file(op, fd, dfd, n, st.st_mode & 07777);
                         }
                 } else if (S_ISDIR(st.st_mode)) {
-                        _cleanup_close_ int cs = openat(srcdirfd, n, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-                        if (cs < 0) {
-                                q = copy_fail(op, negative_errno(), "cannot open the source", n);
+                        struct stat ost;
+                        if (fd < 0) {
+                                q = copy_fail(op, -e, "cannot open the source", n);
                                 break;
                         }
+                        if (fstat(fd, &ost) < 0 || !S_ISDIR(ost.st_mode) || ost.st_dev != st.st_dev ||
+                            ost.st_ino != st.st_ino) {
+                                q = copy_fail(op, -EBUSY, "the source changed while it was copied", n);
+                                break;
+                        }
+                        (void)fcntl(fd, F_SETFL, 0);
+                        _cleanup_close_ int cs = TAKE_FD(fd);
                         _cleanup_close_ int cd = copy_mkdir(op, dfd, n, st.st_mode & 07777, false);
                         if (cd < 0) {
                                 q = cd;
@@ -941,10 +980,8 @@ static int copy_tree(const struct copy_op *op, int srcdirfd, int dfd, unsigned d
                         if (q >= 0)
                                 set_time(cd, op->epoch);
                 } else if (S_ISLNK(st.st_mode)) {
-                        char target[4096];
-                        ssize_t tl = readlinkat(srcdirfd, n, target, sizeof target - 1);
                         if (tl < 0) {
-                                q = copy_fail(op, negative_errno(), "cannot read the symlink", n);
+                                q = copy_fail(op, -e, "cannot read the symlink", n);
                                 break;
                         }
                         target[tl] = 0;
@@ -1003,12 +1040,16 @@ static int open_source(const struct recipe *r, const char *path, const char *dir
 }
 
 int hooks_copy(struct mkm_ctx *ctx, const struct recipe *r, int rootfd, int64_t epoch, struct mkm_err *reterr) {
+        struct fs_reader reader;
+        int q0 = recipe_reader(r, &reader);
+        if (q0 < 0)
+                return q0;
         for (size_t i = 0; i < r->n_copies; i++) {
                 const struct recipe_copy *c = &r->copies[i];
                 _cleanup_free_ char *item = NULL;
                 if (asprintf(&item, "%s:%s", c->src, c->dest) < 0)
                         return -ENOMEM;
-                struct copy_op op = { .item = item, .epoch = epoch, .reterr = reterr };
+                struct copy_op op = { .item = item, .reader = &reader, .epoch = epoch, .reterr = reterr };
                 /* Refuse a destination whose existing part leads out of the root through "..":
                  * resolution is clamped to the root anyway, so this cannot write outside, but such
                  * a symlink in a package is hostile or broken and the copy would land somewhere

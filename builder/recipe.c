@@ -681,7 +681,11 @@ static int do_include(struct loader *l, const struct where *w, const char *item)
                             shown, w->dir ? w->dir : "?");
         _cleanup_free_ char *abs = NULL;
         struct stat st;
-        _cleanup_close_ int fd = fs_open_beside(w->dir, path, false, &abs, &st);
+        struct fs_reader rd;
+        int q = recipe_reader(l->r, &rd);
+        if (q < 0)
+                return q;
+        _cleanup_close_ int fd = fs_open_beside(w->dir, path, false, &rd, &abs, &st);
         if (fd == -EXDEV)
                 return FAIL(w, "'%s' leads out of this recipe file's directory (%s): includes must be in it or below",
                             shown, w->dir);
@@ -1259,6 +1263,11 @@ static int load_file(struct loader *l, int fd, const char *abs, const char *show
                         return FAIL(from, "cannot read '%s': %s", shown, why);
                 return errors_add(&l->errors, -MKM_E_RECIPE, shown, 0, "cannot read recipe '%s': %s", shown, why);
         }
+        /* From here on, this file's owner reads what the recipe names (includes too), unless
+         * someone other than root already does. */
+        struct stat st;
+        if (fd >= 0 && r->reader_uid == 0 && fstat(fd, &st) == 0)
+                r->reader_uid = st.st_uid;
         if (!strv_contains(r->files, abs)) {
                 ret = strv_push(&r->files, abs);
                 if (ret < 0)
@@ -1613,11 +1622,33 @@ static int check_readable(const struct recipe *r, enum key_id id, const char *pa
  * (/etc/shadow, ~/.ssh/id_ed25519): Copy= and RootAuthorizedKeys= sources must resolve, symlinks
  * followed, to a path inside the directory of one of the recipe files that were read. */
 
+int recipe_reader(const struct recipe *r, struct fs_reader *ret) {
+        return fs_reader_for_uid(r->reader_uid, ret);
+}
+
+void recipe_reader_from_files(struct recipe *r) {
+        r->reader_uid = 0;
+        for (char **f = r->files; f && *f; f++) {
+                struct stat st;
+                _cleanup_free_ char *d = NULL;
+                if (stat(*f, &st) < 0 && (!(d = fs_path_dirname(*f)) || stat(d, &st) < 0))
+                        continue;
+                if (st.st_uid != 0) {
+                        r->reader_uid = st.st_uid;
+                        return;
+                }
+        }
+}
+
 int recipe_open_source(const struct recipe *r, const char *path, const char *dir, bool allow_dir, struct stat *ret_st) {
+        struct fs_reader rd;
+        int q = recipe_reader(r, &rd);
+        if (q < 0)
+                return q;
         /* The directory of the recipe file that set the source, and only that one: an include
          * elsewhere must not widen it. */
         if (dir && dir[0])
-                return fs_open_beside(dir, path, allow_dir, NULL, ret_st);
+                return fs_open_beside(dir, path, allow_dir, &rd, NULL, ret_st);
         /* A stored recipe (rebuild): which file set the source is not known, only the files the
          * first build read. Walked inside each directory that holds the path as written, until
          * one holds where it leads too. */
@@ -1627,7 +1658,7 @@ int recipe_open_source(const struct recipe *r, const char *path, const char *dir
                         return -ENOMEM;
                 if (!under_dir(path, d))
                         continue;
-                int fd = fs_open_beside(d, path, allow_dir, NULL, ret_st);
+                int fd = fs_open_beside(d, path, allow_dir, &rd, NULL, ret_st);
                 if (fd != -EXDEV)
                         return fd;
         }

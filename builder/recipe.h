@@ -12,6 +12,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "util/fs.h"
+
 struct mkm_ctx;
 struct mkm_err;
 
@@ -65,6 +67,9 @@ struct recipe {
         char *path;             /* absolute path of the top recipe; NULL for recipe_load_buffer() */
         char **files;           /* absolute paths of every file read, top first, each once */
         char **shown_files;     /* the same files as named in messages (internal) */
+        uid_t reader_uid;       /* whose permissions its sources are read with (fs_reader): the
+                                 * first owner other than root among files, top first; 0 when
+                                 * root owns them all */
 
         /* [Machine] */
         char *name;
@@ -183,6 +188,14 @@ void recipe_forget_source_dirs(struct recipe *r);
  * -EXDEV when it is not beside, -EBADFD for another type. The build opens its sources with it,
  * so what it copies is what lies beside the recipe then. */
 struct stat;
+/* The identity r's sources are opened with (r->reader_uid; fs_reader_for_uid()). */
+int recipe_reader(const struct recipe *r, struct fs_reader *ret);
+
+/* A stored recipe (rebuild) with r->files set to the files it was first read from: its reader is
+ * the first owner other than root among those files as they are now (a file that is gone counts
+ * with its directory's owner), as it would be if they were read again. */
+void recipe_reader_from_files(struct recipe *r);
+
 int recipe_open_source(const struct recipe *r, const char *path, const char *dir, bool allow_dir, struct stat *ret_st);
 
 /* Keyring= opened for the build: as recipe_open_source() (a file or a directory), or for a recipe

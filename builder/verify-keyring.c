@@ -726,7 +726,8 @@ static int compare_names(const void *a, const void *b) {
  * are ignored, and so are entries that are not regular files). Each is opened inside dfd, without
  * blocking (a FIFO is not waited on), and read from the fd it was judged by; with confined, an
  * entry that is a symbolic link is refused, since it would lead out of the directory. */
-static int collect_dir_fd(int dfd, const char *dir, bool confined, struct inputs *in, struct mkm_err *reterr) {
+static int collect_dir_fd(int dfd, const char *dir, bool confined, const struct fs_reader *as, struct inputs *in,
+                          struct mkm_err *reterr) {
         struct stat dst;
         if (confined && fstat(dfd, &dst) == 0 && fs_anyone_writes(&dst))
                 return mkm_err_set(reterr, -EPERM, "%s: a directory anyone can write: its files may be anyone's", dir);
@@ -762,10 +763,30 @@ static int collect_dir_fd(int dfd, const char *dir, bool confined, struct inputs
                         _cleanup_free_ char *label = fs_path_join(dir, name);
                         if (!label)
                                 return -ENOMEM;
-                        /* Judged before it is opened for reading: a device is never opened. */
+                        /* Judged before it is opened for reading: a device is never opened.
+                         * Looked up and opened with the recipe owner's permissions (as). */
+                        struct fs_reader_saved saved;
+                        r = fs_reader_enter(as, &saved);
+                        if (r < 0)
+                                return mkm_err_set(reterr, r, "cannot read %s as the recipe's owner: %s", label,
+                                                   strerror(-r));
                         _cleanup_close_ int pfd = openat(dfd, name, O_PATH | O_CLOEXEC | (confined ? O_NOFOLLOW : 0));
+                        _cleanup_close_ int fd = -EBADF;
                         struct stat st, st2;
+                        int e = 0;
+                        bool judged = false;
                         if (pfd < 0 || fstat(pfd, &st) < 0)
+                                e = errno;
+                        else if ((judged = true) && S_ISREG(st.st_mode)) {
+                                char proc[64];
+                                (void)snprintf(proc, sizeof proc, "/proc/self/fd/%d", pfd);
+                                fd = open(proc, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+                                e = fd < 0 ? errno : 0;
+                        }
+                        fs_reader_leave(&saved);
+                        if (e == EACCES)
+                                return mkm_err_set(reterr, -EACCES, "%s %s", label, FS_READER_REFUSED);
+                        if (!judged)
                                 continue;
                         if (S_ISLNK(st.st_mode))
                                 return mkm_err_set(reterr, -ELOOP,
@@ -774,10 +795,9 @@ static int collect_dir_fd(int dfd, const char *dir, bool confined, struct inputs
                                                    label);
                         if (!S_ISREG(st.st_mode))
                                 continue;
-                        char proc[64];
-                        (void)snprintf(proc, sizeof proc, "/proc/self/fd/%d", pfd);
-                        _cleanup_close_ int fd = open(proc, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-                        if (fd < 0 || fstat(fd, &st2) < 0)
+                        if (fd < 0)
+                                return mkm_err_set(reterr, -e, "cannot read %s: %s", label, strerror(e));
+                        if (fstat(fd, &st2) < 0)
                                 return mkm_err_set(reterr, negative_errno(), "cannot read %s: %m", label);
                         if (st2.st_dev != st.st_dev || st2.st_ino != st.st_ino)
                                 return mkm_err_set(reterr, -EBUSY, "%s changed while it was read", label);
@@ -804,12 +824,13 @@ static int collect_dir_fd(int dfd, const char *dir, bool confined, struct inputs
 
 /* Read every file verification depends on, in a fixed order: keys, -trusted, -revoked, each
  * sorted by name. fd is the keyring, a file or a directory, that label names. */
-static int collect_inputs_fd(int fd, const char *label, bool confined, struct inputs *in, struct mkm_err *reterr) {
+static int collect_inputs_fd(int fd, const char *label, bool confined, const struct fs_reader *as, struct inputs *in,
+                             struct mkm_err *reterr) {
         struct stat st;
         if (fstat(fd, &st) < 0)
                 return mkm_err_set(reterr, negative_errno(), "cannot access keyring %s: %m", label);
         if (S_ISDIR(st.st_mode))
-                return collect_dir_fd(fd, label, confined, in, reterr);
+                return collect_dir_fd(fd, label, confined, as, in, reterr);
         if (S_ISREG(st.st_mode))
                 return inputs_add_fd(in, INPUT_KEYS, fd, label, reterr);
         return mkm_err_set(reterr, -EINVAL, "keyring %s is neither a file nor a directory", label);
@@ -1129,24 +1150,24 @@ int verify_keyring_new(struct mkm_ctx *ctx, const char *path, struct verify_keyr
         return verify_keyring_new_cached(ctx, path, NULL, ret, reterr);
 }
 
-static int keyring_new(struct mkm_ctx *ctx, int fd, const char *path, bool confined, const char *cache_dir,
-                       struct verify_keyring **ret, struct mkm_err *reterr);
+static int keyring_new(struct mkm_ctx *ctx, int fd, const char *path, bool confined, const struct fs_reader *as,
+                       const char *cache_dir, struct verify_keyring **ret, struct mkm_err *reterr);
 
 int verify_keyring_new_cached(struct mkm_ctx *ctx, const char *path, const char *cache_dir,
                               struct verify_keyring **ret, struct mkm_err *reterr) {
         _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
         if (fd < 0)
                 return mkm_err_set(reterr, negative_errno(), "cannot access keyring %s: %m", path);
-        return keyring_new(ctx, fd, path, false, cache_dir, ret, reterr);
+        return keyring_new(ctx, fd, path, false, NULL, cache_dir, ret, reterr);
 }
 
-int verify_keyring_new_cached_fd(struct mkm_ctx *ctx, int fd, const char *label, const char *cache_dir,
-                                 struct verify_keyring **ret, struct mkm_err *reterr) {
-        return keyring_new(ctx, fd, label, true, cache_dir, ret, reterr);
+int verify_keyring_new_cached_fd(struct mkm_ctx *ctx, int fd, const char *label, const struct fs_reader *as,
+                                 const char *cache_dir, struct verify_keyring **ret, struct mkm_err *reterr) {
+        return keyring_new(ctx, fd, label, true, as, cache_dir, ret, reterr);
 }
 
-static int keyring_new(struct mkm_ctx *ctx, int fd, const char *path, bool confined, const char *cache_dir,
-                       struct verify_keyring **ret, struct mkm_err *reterr) {
+static int keyring_new(struct mkm_ctx *ctx, int fd, const char *path, bool confined, const struct fs_reader *as,
+                       const char *cache_dir, struct verify_keyring **ret, struct mkm_err *reterr) {
         _cleanup_(verify_keyring_freep) struct verify_keyring *k = mkm_new0(struct verify_keyring, 1);
         _cleanup_(inputs_done) struct inputs in = {};
         _cleanup_strv_free_ char **tfprs = NULL, **tlevels = NULL;
@@ -1162,7 +1183,7 @@ static int keyring_new(struct mkm_ctx *ctx, int fd, const char *path, bool confi
         k->fast = verify_fast_new();
         if (!k->fast)
                 return -ENOMEM;
-        r = collect_inputs_fd(fd, path, confined, &in, reterr);
+        r = collect_inputs_fd(fd, path, confined, as, &in, reterr);
         if (r < 0)
                 return r;
         r = find_engines(k, &gpg_version, reterr);

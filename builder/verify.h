@@ -67,6 +67,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "util/fs.h"
+
 struct mkm_ctx;
 struct mkm_err;
 struct verify_keyring;
@@ -110,10 +112,12 @@ int verify_keyring_new_cached(struct mkm_ctx *ctx, const char *path, const char 
 /* The same from fd, an open file or directory (opened by the caller where it judged the path:
  * a recipe's Keyring=, recipe_open_source()); label names it in messages. A directory's entries
  * are opened inside fd, and one that is a symbolic link is refused (-ELOOP): it could lead to a
- * file the recipe's author cannot read. (verify_keyring_new_cached() follows them: its path is the
- * host's.) A single file is read from fd's current offset. */
-int verify_keyring_new_cached_fd(struct mkm_ctx *ctx, int fd, const char *label, const char *cache_dir,
-                                 struct verify_keyring **ret, struct mkm_err *reterr);
+ * file the recipe's author cannot read; they are looked up and opened with the permissions of as
+ * (the recipe's owner, fs_reader_enter(); NULL: the process's), and one it may not read is
+ * -EACCES. (verify_keyring_new_cached() follows them: its path is the host's.) A single file is
+ * read from fd's current offset. */
+int verify_keyring_new_cached_fd(struct mkm_ctx *ctx, int fd, const char *label, const struct fs_reader *as,
+                                 const char *cache_dir, struct verify_keyring **ret, struct mkm_err *reterr);
 
 /* Stop any gpg-agent started for the home, remove the home, free k. Accepts NULL; returns NULL. */
 struct verify_keyring *verify_keyring_free(struct verify_keyring *k);

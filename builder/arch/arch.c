@@ -257,7 +257,11 @@ static int open_keyring(struct backend *a, struct mkm_err *reterr) {
                 fd = recipe_open_keyring_for_build(r, false, &st, reterr);
                 if (fd < 0)
                         return fd;      /* the message names the recipe's line */
-                q = verify_keyring_new_cached_fd(a->b->ctx, fd, path, a->b->ctx->cache_dir, &a->keyring, reterr);
+                struct fs_reader rd;
+                q = recipe_reader(r, &rd);
+                if (q < 0)
+                        return q;
+                q = verify_keyring_new_cached_fd(a->b->ctx, fd, path, &rd, a->b->ctx->cache_dir, &a->keyring, reterr);
         } else
                 q = verify_keyring_new_cached(a->b->ctx, path, a->b->ctx->cache_dir, &a->keyring, reterr);
         if (q < 0)

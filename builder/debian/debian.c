@@ -238,7 +238,7 @@ static int open_keyring(struct backend *d, struct mkm_err *reterr) {
                 _cleanup_close_ int mfd = memfd_create("keyring", MFD_CLOEXEC);
                 if (mfd < 0 || fs_write_all(mfd, d->keyring_bytes, d->keyring_len) < 0 || lseek(mfd, 0, SEEK_SET) < 0)
                         return mkm_err_set(reterr, negative_errno(), "cannot hold the keyring %s: %m", r->keyring);
-                q = verify_keyring_new_cached_fd(d->ctx, mfd, path, d->ctx->cache_dir, &d->keyring, reterr);
+                q = verify_keyring_new_cached_fd(d->ctx, mfd, path, NULL, d->ctx->cache_dir, &d->keyring, reterr);
         } else
                 q = verify_keyring_new_cached(d->ctx, path, d->ctx->cache_dir, &d->keyring, reterr);
         if (q < 0)

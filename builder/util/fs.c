@@ -5,18 +5,23 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <linux/openat2.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/fsuid.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include "cleanup.h"
 #include "chase.h"
+
+#define NGROUPS_MAX_GUESS 1024
 
 int fs_open_in_root(int rootfd, const char *path, int flags, mode_t mode, uint64_t extra_resolve) {
         struct open_how how = {
@@ -94,8 +99,73 @@ static int reopen_walked(int pfd, bool allow_dir, struct stat *ret_st) {
         return TAKE_FD(fd);
 }
 
+int fs_reader_for_uid(uid_t uid, struct fs_reader *ret) {
+        *ret = (struct fs_reader){ .uid = uid, .gid = 65534 };
+        if (uid == 0)
+                return 0;
+        struct passwd pw, *found = NULL;
+        char buf[16384];
+        int e = getpwuid_r(uid, &pw, buf, sizeof buf, &found);
+        if (e != 0 && e != ENOENT && e != ESRCH)
+                return -e;
+        if (!found)
+                return 0;       /* unknown: the overflow group, no others */
+        ret->gid = pw.pw_gid;
+        gid_t groups[NGROUPS_MAX_GUESS];
+        int n = NGROUPS_MAX_GUESS;
+        if (getgrouplist(pw.pw_name, pw.pw_gid, groups, &n) < 0)
+                n = NGROUPS_MAX_GUESS;  /* more than fit: the first ones (fewer can only read less) */
+        for (int i = 0; i < n && ret->n_groups < FS_READER_GROUPS_MAX; i++)
+                ret->groups[ret->n_groups++] = groups[i];
+        return 0;
+}
+
+/* setfsuid()/setfsgid() act on the calling thread only (no glibc broadcast to the other threads,
+ * which setgroups() and setuid() do): the raw setgroups syscall does the same for the groups. */
+int fs_reader_enter(const struct fs_reader *rd, struct fs_reader_saved *s) {
+        *s = (struct fs_reader_saved){};
+        if (!rd || rd->uid == 0 || geteuid() != 0)
+                return 0;
+        s->fsuid = (uid_t)setfsuid((uid_t)-1);
+        s->fsgid = (gid_t)setfsgid((gid_t)-1);
+        int n = (int)syscall(SYS_getgroups, FS_READER_GROUPS_MAX, s->groups);
+        if (n < 0)
+                return negative_errno();
+        s->n_groups = n;
+        s->active = true;
+        if (syscall(SYS_setgroups, (size_t)rd->n_groups, rd->groups) < 0) {
+                int e = negative_errno();
+                fs_reader_leave(s);
+                return e;
+        }
+        (void)setfsgid(rd->gid);
+        (void)setfsuid(rd->uid);
+        /* setfsuid() says nothing of failure but its old value: ask again. */
+        if ((uid_t)setfsuid((uid_t)-1) != rd->uid || (gid_t)setfsgid((gid_t)-1) != rd->gid) {
+                fs_reader_leave(s);
+                return -EPERM;
+        }
+        return 0;
+}
+
+void fs_reader_leave(struct fs_reader_saved *s) {
+        if (!s->active)
+                return;
+        (void)setfsuid(s->fsuid);
+        (void)setfsgid(s->fsgid);
+        if (syscall(SYS_setgroups, (size_t)s->n_groups, s->groups) < 0 ||
+            (uid_t)setfsuid((uid_t)-1) != s->fsuid || (gid_t)setfsgid((gid_t)-1) != s->fsgid) {
+                /* Going on as the reader would create the machine's files as its owner. */
+                fprintf(stderr, "mkmachine: cannot return to its own file system identity; stopping\n");
+                abort();
+        }
+        s->active = false;
+}
+
 const char *fs_beside_refusal(int r) {
         switch (r) {
+        case -EACCES:
+                return FS_READER_REFUSED;
         case -EMLINK:
                 return FS_HARD_LINK_REFUSED;
         case -EPERM:
@@ -167,7 +237,11 @@ static int walk_parents(int dirfd, const char *inner, int *ret_parent, const cha
         return 0;
 }
 
-int fs_open_beside(const char *dir, const char *path, bool allow_dir, char **ret_real, struct stat *ret_st) {
+static int open_beside_inside(int dfd, const char *dir, const char *path, bool allow_dir, char **ret_real,
+                              struct stat *ret_st);
+
+int fs_open_beside(const char *dir, const char *path, bool allow_dir, const struct fs_reader *as, char **ret_real,
+                   struct stat *ret_st) {
         size_t n = strlen(dir);
         if (dir[0] != '/' || path[0] != '/')
                 return -EINVAL;
@@ -177,15 +251,30 @@ int fs_open_beside(const char *dir, const char *path, bool allow_dir, char **ret
         _cleanup_close_ int rootfd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
         if (rootfd < 0)
                 return negative_errno();
-        _cleanup_free_ char *dreal = NULL, *inner = NULL;
-        _cleanup_close_ int dfd = -EBADF, pfd = -EBADF;
+        _cleanup_free_ char *dreal = NULL;
+        _cleanup_close_ int dfd = -EBADF;
         int r = chase_in_root(rootfd, dir, CHASE_MUST_BE_DIRECTORY, &dreal, &dfd);
         if (r < 0)
                 return r;
         if (strcmp(dreal, dir) != 0)
                 return -EXDEV;  /* the directory is a link now: not the one the recipe was read from */
-        const char *rest = path + (root ? 0 : n);
-        r = chase_in_root(dfd, *rest ? rest : ".", CHASE_REFUSE_ESCAPE | CHASE_REFUSE_ABSOLUTE, &inner, &pfd);
+        struct fs_reader_saved saved;
+        r = fs_reader_enter(as, &saved);
+        if (r < 0)
+                return r;
+        r = open_beside_inside(dfd, dir, path, allow_dir, ret_real, ret_st);
+        fs_reader_leave(&saved);
+        return r;
+}
+
+/* fs_open_beside() from dfd, dir's fd, on: as whoever reads. */
+static int open_beside_inside(int dfd, const char *dir, const char *path, bool allow_dir, char **ret_real,
+                              struct stat *ret_st) {
+        bool root = strlen(dir) == 1;
+        _cleanup_free_ char *inner = NULL;
+        _cleanup_close_ int pfd = -EBADF;
+        const char *rest = path + (root ? 0 : strlen(dir));
+        int r = chase_in_root(dfd, *rest ? rest : ".", CHASE_REFUSE_ESCAPE | CHASE_REFUSE_ABSOLUTE, &inner, &pfd);
         if (r < 0)
                 return r;
         struct stat st;

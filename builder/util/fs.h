@@ -21,6 +21,38 @@ int fs_open_in_root(int rootfd, const char *path, int flags, mode_t mode, uint64
  * chase_and_open_in_root() (util/chase.h) and fs_read_fd(). */
 int fs_read_file_follow_at(int dirfd, const char *path, size_t max, char **ret, size_t *ret_len);
 
+/* Whose permissions a source is read with: a recipe's sources are the host's files that a root
+ * process opens for a recipe someone else may have written, so they are opened with the file
+ * system identity of the recipe's owner (fsuid, fsgid and supplementary groups, for the calling
+ * thread only): a recipe can take into its machine only what its owner could read. uid 0 (root's
+ * own recipe) reads as the process is. */
+#define FS_READER_GROUPS_MAX 64
+struct fs_reader {
+        uid_t uid;
+        gid_t gid;
+        int n_groups;
+        gid_t groups[FS_READER_GROUPS_MAX];
+};
+/* The identity of uid from the user database: its primary group and the groups it is a member of
+ * (the first FS_READER_GROUPS_MAX: fewer groups can only read less). A uid the database does not
+ * know reads with the overflow group (65534) and no others. */
+int fs_reader_for_uid(uid_t uid, struct fs_reader *ret);
+
+/* Switch the calling thread's file system identity to rd (NULL, or uid 0, or a process that is
+ * not root: nothing changes) until fs_reader_leave(s). The capabilities that bypass permission
+ * checks (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER) leave the effective set with the
+ * fsuid and come back with it, as the kernel does for setfsuid(2). Only opens, stats and reads
+ * belong between the two: nothing is created as the reader. -EPERM when the switch did not take. */
+struct fs_reader_saved {
+        bool active;
+        uid_t fsuid;
+        gid_t fsgid;
+        int n_groups;
+        gid_t groups[FS_READER_GROUPS_MAX];
+};
+int fs_reader_enter(const struct fs_reader *rd, struct fs_reader_saved *s);
+void fs_reader_leave(struct fs_reader_saved *s);
+
 /* Open path, which must lie in the directory dir (both absolute, dir as resolved when the recipe
  * was read), without ever leaving dir. Untrusted input names it (a recipe's Include=, Copy=,
  * RootAuthorizedKeys=), so every lookup is our own walk (chase_in_root(): each symlink read and
@@ -34,9 +66,12 @@ int fs_read_file_follow_at(int dirfd, const char *path, size_t max, char **ret, 
  * + the path inside; *ret_st its stat. Returns the fd or a negative errno (-EXDEV: not in dir, as
  * written or where it leads; -EBADFD: another type; -EINVAL: a relative path; -EPERM: in, or
  * itself, a directory anyone can write (fs_anyone_writes()); -EMLINK and -EBUSY as
- * fs_check_own_link() for the file). path may be dir itself (a directory; its own mode is the
- * caller's to judge). */
-int fs_open_beside(const char *dir, const char *path, bool allow_dir, char **ret_real, struct stat *ret_st);
+ * fs_check_own_link() for the file; -EACCES when as may not read it). path may be dir itself (a
+ * directory; its own mode is the caller's to judge). Everything inside dir is looked up and
+ * opened as the reader as (fs_reader_enter(); NULL: as the process is); dir itself is reached as
+ * the process is, so a recipe kept in root's directory for a tenant still finds its sources. */
+int fs_open_beside(const char *dir, const char *path, bool allow_dir, const struct fs_reader *as, char **ret_real,
+                   struct stat *ret_st);
 
 /* A regular file opened (stat st) as name in dirfd, a directory that untrusted input chose: refused
  * when it may be a hard link its author made to a file they cannot read (possible wherever
@@ -52,9 +87,12 @@ bool fs_anyone_writes(const struct stat *st);
         "is in (or is) a directory anyone can write: its files may be anyone's, not the recipe's"
 
 /* What fs_open_beside() refused a source for, as words following its name ("'x' is a hard link
- * ..."): for -EMLINK, -EPERM and -EBUSY; NULL for any other code (strerror() then). */
+ * ..."): for -EMLINK, -EPERM, -EBUSY and -EACCES; NULL for any other code (strerror() then). */
 const char *fs_beside_refusal(int r);
 
+#define FS_READER_REFUSED \
+        "is not readable by the recipe's owner: sources are read with the permissions of the owner of the " \
+        "recipe's files"
 #define FS_HARD_LINK_REFUSED \
         "is a hard link to a file of another owner than its directory's: it may be a host file that the " \
         "recipe's author cannot read"

@@ -324,4 +324,44 @@ mkm --keys-dir "$WORK/hostkeys" lock "$WORK/ww/ww.recipe" >"$WORK/ww3.out" 2>&1
 check "mkmachine lock there: refused (exit 1)" test $? -eq 1
 check "... not writing it" contains "$WORK/ww3.out" "not writing $WORK/ww/ww.recipe.lock: the recipe's directory is one anyone can write"
 check "... which is left as it was" grep -q planted "$WORK/ww/ww.recipe.lock"
+
+# A tenant's recipe kept where they do not own the directory (their mailbox in root's /var/mail):
+# what lies beside it is other users' files, read with the tenant's permissions, so refused.
+mkdir -m 0755 "$WORK/mail"
+echo 'ALICESECRET' >"$WORK/mail/alice"
+chown 4242:4242 "$WORK/mail/alice" && chmod 0600 "$WORK/mail/alice"
+printf '[Machine]\nName=mb\n[Bootstrap]\nDistribution=arch\nMirror=%s/$repo/os/$arch\nRepositories=core\nPackages=base-test\n[Hooks]\nCopy=alice:/etc/alice\n' \
+  "$HTTP" >"$WORK/mail/tenant"
+chown 65534:65534 "$WORK/mail/tenant"
+mkm --keys-dir "$WORK/hostkeys" check "$WORK/mail/tenant" >"$WORK/mb1.out" 2>&1
+check "a tenant's recipe naming another user's file beside it: check refuses (exit 2)" test $? -eq 2
+check "... saying the recipe's owner cannot read it" contains "$WORK/mb1.out" \
+  "[Hooks] Copy=: '$WORK/mail/alice' is not readable by the recipe's owner"
+check "... without a word of the file" bash -c "! grep -q ALICESECRET '$WORK/mb1.out'"
+chown 65534:65534 "$WORK/mail/alice"
+mkm --keys-dir "$WORK/hostkeys" check "$WORK/mail/tenant" >"$WORK/mb2.out" 2>&1
+check "... and takes it once it is the tenant's own" test $? -eq 0
+# RECIPE.lock beside it is read the same way
+printf '[Machine]\nName=mb\n[Bootstrap]\nDistribution=arch\nMirror=%s/$repo/os/$arch\nRepositories=core\nPackages=base-test\n' \
+  "$HTTP" >"$WORK/mail/t2"
+chown 65534:65534 "$WORK/mail/t2"
+echo 'ROOTLOCK' >"$WORK/mail/t2.lock" && chmod 0600 "$WORK/mail/t2.lock"
+mkm --keys-dir "$WORK/hostkeys" plan "$WORK/mail/t2" >"$WORK/mb3.out" 2>&1
+check "a root-only lock beside a tenant's recipe: plan refused (exit 1)" test $? -eq 1
+check "... saying the recipe's owner cannot read it" contains "$WORK/mb3.out" \
+  "cannot read $WORK/mail/t2.lock: not readable by the recipe's owner"
+check "... without a word of it" bash -c "! grep -q ROOTLOCK '$WORK/mb3.out'"
+# A rebuild reads the sources again as the owner of the recipe's files (the stored recipe is
+# root's): the tenant's file taken by the build, then made another's, is refused by rebuild.
+rm -f "$WORK/mail/t2.lock"
+echo 'mine' >"$WORK/mail/mine" && chown 65534:65534 "$WORK/mail/mine"
+printf '[Hooks]\nCopy=mine:/etc/mine\n' >>"$WORK/mail/t2"
+mkm --keys-dir "$WORK/hostkeys" build "$WORK/mail/t2" >"$WORK/mb4.out" 2>&1
+check "the tenant's recipe with their own file builds" test $? -eq 0
+check "... copying it" grep -qx mine "$HOST/var/lib/machines/mb/etc/mine"
+chown 4242:4242 "$WORK/mail/mine" && chmod 0600 "$WORK/mail/mine"
+mkm --keys-dir "$WORK/hostkeys" rebuild mb >"$WORK/mb5.out" 2>&1
+check "rebuild once the file is another user's: refused (exit 2)" test $? -eq 2
+check "... saying the recipe's owner cannot read it" contains "$WORK/mb5.out" \
+  "'$WORK/mail/mine' is not readable by the recipe's owner"
 finish

@@ -608,6 +608,71 @@ static void test_copy_hard_links(void **state) {
         assert_string_equal(m, "mine\n");
 }
 
+/* Copy= in a tenant's recipe is read with the tenant's permissions (fs_reader): a root-only file
+ * beside it, or in a directory it copies, or a subdirectory the tenant cannot open, is refused
+ * with words and nothing of it lands in the machine; what the tenant can read is copied, and the
+ * copies are made as root (the reader's identity is left after each read). */
+static void test_copy_as_reader(void **state) {
+        struct fixture *f = *state;
+        tree_users(f);
+        assert_int_equal(chmod(f->src, 0755), 0);
+        th_write_file(f->src, "files/mixed/open", "o\n", 0644);
+        th_write_file(f->src, "files/mixed/closed", "root's\n", 0600);
+        th_write_file(f->src, "files/mixed/sub/deep", "d\n", 0644);
+        th_write_file(f->src, "files/alone", "root's too\n", 0600);
+        _cleanup_free_ char *closed = fs_path_join(f->src, "files/mixed/closed"),
+                            *sub = fs_path_join(f->src, "files/mixed/sub"), *rpath = fs_path_join(f->src, "t.recipe");
+        assert_int_equal(chmod(sub, 0700), 0);
+        const char *head = "[Machine]\nName=web\n[Bootstrap]\nDistribution=arch\nArchitecture=x86_64\nPackages=base\n";
+        char text[1024];
+        snprintf(text, sizeof text, "%s[Hooks]\nCopy=files/mixed:/srv/mixed\n", head);
+        th_write_file(f->src, "t.recipe", text, 0644);
+        assert_int_equal(chown(rpath, 65534, 65534), 0);
+        struct mkm_err err = {};
+        _cleanup_(recipe_freep) struct recipe *r = NULL;
+        if (recipe_load(&f->ctx, rpath, &r, &err) < 0)
+                fail_msg("%s", err.msg);
+        assert_int_equal(r->reader_uid, 65534);
+        assert_int_equal(hooks_copy(&f->ctx, r, f->rootfd, -1, &err), -MKM_E_RECIPE);
+        if (!strstr(err.msg, "files/mixed:/srv/mixed: 'closed' is not readable by the recipe's owner"))
+                fail_msg("got %s", err.msg);
+        assert_false(exists_in(f->root, "srv/mixed/closed"));
+        assert_int_equal(chmod(closed, 0644), 0);
+        assert_int_equal(hooks_copy(&f->ctx, r, f->rootfd, -1, &err), -MKM_E_RECIPE);
+        if (!strstr(err.msg, "'sub' is not readable by the recipe's owner"))
+                fail_msg("got %s", err.msg);
+        assert_false(exists_in(f->root, "srv/mixed/sub/deep"));
+        assert_int_equal(chmod(sub, 0755), 0);
+        if (hooks_copy(&f->ctx, r, f->rootfd, -1, &err) < 0)
+                fail_msg("%s", err.msg);
+        const char *made[] = { "srv/mixed", "srv/mixed/open", "srv/mixed/closed", "srv/mixed/sub", "srv/mixed/sub/deep" };
+        for (size_t i = 0; i < ELEMENTSOF(made); i++) {
+                struct stat st;
+                assert_int_equal(fstatat(f->rootfd, made[i], &st, AT_SYMLINK_NOFOLLOW), 0);
+                assert_int_equal(st.st_uid, 0);
+                assert_int_equal(st.st_gid, 0);
+        }
+        /* a single file: opened beside the recipe as the tenant */
+        recipe_free(TAKE_PTR(r));
+        snprintf(text, sizeof text, "%s[Hooks]\nCopy=files/alone:/etc/alone\n", head);
+        th_write_file(f->src, "t.recipe", text, 0644);
+        assert_int_equal(chown(rpath, 65534, 65534), 0);
+        if (recipe_load(&f->ctx, rpath, &r, &err) < 0)
+                fail_msg("%s", err.msg);
+        assert_int_equal(hooks_copy(&f->ctx, r, f->rootfd, -1, &err), -MKM_E_RECIPE);
+        if (!strstr(err.msg, "files/alone:/etc/alone: the source is not readable by the recipe's owner"))
+                fail_msg("got %s", err.msg);
+        assert_false(exists_in(f->root, "etc/alone"));
+        /* root's own recipe copies it */
+        assert_int_equal(chown(rpath, 0, 0), 0);
+        recipe_free(TAKE_PTR(r));
+        if (recipe_load(&f->ctx, rpath, &r, &err) < 0)
+                fail_msg("%s", err.msg);
+        if (hooks_copy(&f->ctx, r, f->rootfd, -1, &err) < 0)
+                fail_msg("%s", err.msg);
+        assert_true(exists_in(f->root, "etc/alone"));
+}
+
 /* ---- [Network] ---------------------------------------------------------------------------- */
 
 static void test_network(void **state) {
@@ -1181,6 +1246,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_sources_swapped, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_copy_refusals, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_copy_hard_links, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_copy_as_reader, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_network, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_userns_values, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_write_host_files, setup, teardown),

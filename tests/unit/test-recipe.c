@@ -752,6 +752,124 @@ static void test_top_recipe_opened(void **state) {
         recipe_free(TAKE_PTR(r));
 }
 
+/* A recipe's sources are read with its owner's permissions (fs_reader): a tenant's recipe kept in
+ * a directory they do not own (their mailbox in root's /var/mail) takes nothing another user's
+ * from beside it, through Copy=, Include= or Keyring=; their own files it takes. The reader is the
+ * first owner other than root among the recipe's files, so root's recipe that includes a tenant's
+ * fragment reads as the tenant; a stored recipe's reader comes from its files as they are now. */
+static void set_files(struct recipe *r, const char *a, const char *b) {
+        r->files = strv_free(r->files);
+        assert_int_equal(strv_push(&r->files, a), 0);
+        if (b)
+                assert_int_equal(strv_push(&r->files, b), 0);
+}
+
+static void test_recipe_reader(void **state) {
+        (void)state;
+        write_file("mail/alice", "alice's mail\n");
+        write_file("mail/mine", "the tenant's\n");
+        write_file("mail/root.recipe", "[Machine]\nName=r\n");
+        _cleanup_free_ char *mail = tpath("mail"), *alice = tpath("mail/alice"), *mine = tpath("mail/mine"),
+                            *rootinc = tpath("mail/root.recipe"), *top = tpath("mail/tenant.recipe");
+        assert_int_equal(chmod(alice, 0600), 0);
+        assert_int_equal(chown(alice, 4242, 4242), 0);
+        assert_int_equal(chown(mine, 65534, 65534), 0);
+        assert_int_equal(chmod(rootinc, 0600), 0);
+        const char *base = "[Machine]\nName=x\n[Bootstrap]\nDistribution=arch\nPackages=base\n";
+        struct mkm_err err = {};
+        struct recipe *r = NULL;
+        char text[4096], want[4096];
+
+        /* Copy= of another user's file: refused; of the tenant's own: taken */
+        const char *srcs[] = { "alice", "mine" };
+        for (size_t i = 0; i < 2; i++) {
+                snprintf(text, sizeof text, "%s[Hooks]\nCopy=%s:/etc/x\n", base, srcs[i]);
+                write_file("mail/tenant.recipe", text);
+                assert_int_equal(chown(top, 65534, 65534), 0);
+                assert_int_equal(recipe_load(NULL, top, &r, &err), 0);
+                assert_int_equal(r->reader_uid, 65534);
+                if (i == 0) {
+                        assert_int_equal(recipe_validate_for_build(r, &err), -MKM_E_RECIPE);
+                        snprintf(want, sizeof want, "[Hooks] Copy=: '%s' is not readable by the recipe's owner", alice);
+                        if (!strstr(err.msg, want))
+                                fail_msg("got  %s\nwant %s", err.msg, want);
+                        /* as the build opens it */
+                        struct stat st;
+                        assert_int_equal(recipe_open_source(r, alice, mail, true, &st), -EACCES);
+                } else if (recipe_validate_for_build(r, &err) < 0)
+                        fail_msg("%s", err.msg);
+                recipe_free(TAKE_PTR(r));
+        }
+        /* Keyring= and Include= of another user's file */
+        snprintf(text, sizeof text, "%sKeyring=alice\n", base);
+        write_file("mail/tenant.recipe", text);
+        assert_int_equal(chown(top, 65534, 65534), 0);
+        assert_int_equal(recipe_load(NULL, top, &r, &err), 0);
+        assert_int_equal(recipe_validate_for_build(r, &err), -MKM_E_RECIPE);
+        assert_non_null(strstr(err.msg, "Keyring=: '"));
+        assert_non_null(strstr(err.msg, "' is not readable by the recipe's owner"));
+        recipe_free(TAKE_PTR(r));
+        snprintf(text, sizeof text, "[Machine]\nInclude=root.recipe\n%s", base);
+        write_file("mail/tenant.recipe", text);
+        assert_int_equal(chown(top, 65534, 65534), 0);
+        assert_int_equal(recipe_load(NULL, top, &r, &err), -MKM_E_RECIPE);
+        snprintf(want, sizeof want, "Include=: '%s' is not readable by the recipe's owner", rootinc);
+        if (!strstr(err.msg, want))
+                fail_msg("got  %s\nwant %s", err.msg, want);
+        assert_null(r);
+        /* a root file it may read, included, changes nothing: still read as the tenant */
+        assert_int_equal(chmod(rootinc, 0644), 0);
+        snprintf(text, sizeof text, "[Machine]\nInclude=root.recipe\n%s[Hooks]\nCopy=alice:/etc/x\n", base);
+        write_file("mail/tenant.recipe", text);
+        assert_int_equal(chown(top, 65534, 65534), 0);
+        if (recipe_load(NULL, top, &r, &err) < 0)
+                fail_msg("%s", err.msg);
+        assert_int_equal(r->reader_uid, 65534);
+        assert_int_equal(recipe_validate_for_build(r, &err), -MKM_E_RECIPE);
+        assert_non_null(strstr(err.msg, "is not readable by the recipe's owner"));
+        recipe_free(TAKE_PTR(r));
+        /* root's own recipe reads as root; once it includes the tenant's file, as the tenant */
+        snprintf(text, sizeof text, "%s[Hooks]\nCopy=alice:/etc/x\n", base);
+        write_file("mail/top-root.recipe", text);
+        _cleanup_free_ char *topr = tpath("mail/top-root.recipe");
+        assert_int_equal(recipe_load(NULL, topr, &r, &err), 0);
+        assert_int_equal(r->reader_uid, 0);
+        if (recipe_validate_for_build(r, &err) < 0)
+                fail_msg("%s", err.msg);
+        recipe_free(TAKE_PTR(r));
+        write_file("mail/frag.recipe", "[Hooks]\nEnableServices=sshd.service\n");
+        _cleanup_free_ char *frag = tpath("mail/frag.recipe");
+        assert_int_equal(chown(frag, 65534, 65534), 0);
+        snprintf(text, sizeof text, "[Machine]\nInclude=frag.recipe\n%s[Hooks]\nCopy=alice:/etc/x\n", base);
+        write_file("mail/top-root.recipe", text);
+        if (recipe_load(NULL, topr, &r, &err) < 0)
+                fail_msg("%s", err.msg);
+        assert_int_equal(r->reader_uid, 65534);
+        assert_int_equal(recipe_validate_for_build(r, &err), -MKM_E_RECIPE);
+        assert_non_null(strstr(err.msg, "is not readable by the recipe's owner"));
+        /* a stored recipe (rebuild): the reader from its files now; a file gone counts with its
+         * directory's owner */
+        recipe_forget_source_dirs(r);
+        r->reader_uid = 0;
+        set_files(r, topr, frag);
+        recipe_reader_from_files(r);
+        assert_int_equal(r->reader_uid, 65534);
+        assert_int_equal(recipe_validate_for_build(r, &err), -MKM_E_RECIPE);
+        assert_non_null(strstr(err.msg, "is not readable by the recipe's owner"));
+        set_files(r, topr, NULL);
+        recipe_reader_from_files(r);
+        assert_int_equal(r->reader_uid, 0);
+        if (recipe_validate_for_build(r, &err) < 0)
+                fail_msg("%s", err.msg);
+        _cleanup_free_ char *gone = tpath("ten2/gone.recipe"), *ten2 = tpath("ten2");
+        assert_int_equal(mkdir(ten2, 0755), 0);
+        assert_int_equal(chown(ten2, 65534, 65534), 0);
+        set_files(r, topr, gone);
+        recipe_reader_from_files(r);
+        assert_int_equal(r->reader_uid, 65534);
+        recipe_free(TAKE_PTR(r));
+}
+
 static void test_include_errors(void **state) {
         (void)state;
         struct mkm_err err = {};
@@ -1165,6 +1283,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_keyring_beside, setup_tmp, teardown_tmp),
                 cmocka_unit_test_setup_teardown(test_include_not_echoed, setup_tmp, teardown_tmp),
                 cmocka_unit_test_setup_teardown(test_top_recipe_opened, setup_tmp, teardown_tmp),
+                cmocka_unit_test_setup_teardown(test_recipe_reader, setup_tmp, teardown_tmp),
                 cmocka_unit_test_setup_teardown(test_include, setup_tmp, teardown_tmp),
                 cmocka_unit_test_setup_teardown(test_include_errors, setup_tmp, teardown_tmp),
                 cmocka_unit_test_setup_teardown(test_multi_errors, setup_tmp, teardown_tmp),

@@ -2,6 +2,7 @@
 /* Unit tests for builder/util: strv, err, hash, fs (including the in-root resolution). */
 #include <errno.h>
 #include <fcntl.h>
+#include <pwd.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -368,6 +369,86 @@ static void test_rm_rf_stops_at_self_bind_mount(void **state) {
         assert_int_equal(fs_rm_rf_at(AT_FDCWD, tree), 0);
 }
 
+/* The reader: a recipe's sources are read with its owner's permissions (fs_reader_enter()), the
+ * calling thread only, and everything comes back on leave (files made after it are root's, and
+ * root reads its 0000 file again). In a directory the tenant does not own (/var/mail, root's
+ * 0755, holding a mailbox of theirs), another user's file is -EACCES from fs_open_beside(); so is a
+ * file in a subdirectory they cannot search; their own opens; as the process (NULL) all open. */
+static void test_reader(void **state) {
+        (void)state;
+        struct fs_reader rd;
+        assert_int_equal(fs_reader_for_uid(0, &rd), 0);
+        assert_int_equal(rd.uid, 0);
+        assert_int_equal(fs_reader_for_uid(3999999, &rd), 0);  /* unknown: the overflow group only */
+        assert_int_equal(rd.uid, 3999999);
+        assert_int_equal(rd.gid, 65534);
+        assert_int_equal(rd.n_groups, 0);
+        struct passwd *pw = getpwuid(65534);
+        assert_non_null(pw);
+        gid_t nobody_gid = pw->pw_gid;
+        assert_int_equal(fs_reader_for_uid(65534, &rd), 0);
+        assert_int_equal(rd.uid, 65534);
+        assert_int_equal(rd.gid, nobody_gid);
+
+        char top[] = "/tmp/mkm-test-reader.XXXXXX";
+        assert_non_null(mkdtemp(top));
+        char dir[256], mail[256], theirs[256], sub[256], insub[256], zero[256];
+        (void)snprintf(dir, sizeof dir, "%s/mail", top);
+        (void)snprintf(mail, sizeof mail, "%s/mail/tenant", top);
+        (void)snprintf(theirs, sizeof theirs, "%s/mail/alice", top);
+        (void)snprintf(sub, sizeof sub, "%s/mail/private", top);
+        (void)snprintf(insub, sizeof insub, "%s/mail/private/open", top);
+        (void)snprintf(zero, sizeof zero, "%s/mail/zero", top);
+        assert_int_equal(mkdir(dir, 0755), 0);
+        assert_int_equal(mkdir(sub, 0700), 0);
+        assert_int_equal(fs_write_file_at(AT_FDCWD, mail, "[Machine]\n", 10, 0600), 0);
+        assert_int_equal(fs_write_file_at(AT_FDCWD, theirs, "alice's mail\n", 13, 0600), 0);
+        assert_int_equal(fs_write_file_at(AT_FDCWD, insub, "o\n", 2, 0644), 0);
+        assert_int_equal(fs_write_file_at(AT_FDCWD, zero, "z\n", 2, 0000), 0);
+        assert_int_equal(chown(mail, 65534, 65534), 0);
+        assert_int_equal(chown(theirs, 4242, 4242), 0);
+
+        struct stat st;
+        assert_int_equal(fs_open_beside(dir, theirs, false, &rd, NULL, &st), -EACCES);
+        assert_non_null(fs_beside_refusal(-EACCES));
+        assert_int_equal(fs_open_beside(dir, insub, false, &rd, NULL, &st), -EACCES);
+        assert_int_equal(fs_open_beside(dir, zero, false, &rd, NULL, &st), -EACCES);
+        int fd = fs_open_beside(dir, mail, false, &rd, NULL, &st);
+        assert_true(fd >= 0);
+        close(fd);
+        const char *as_process[] = { theirs, insub, zero, mail };
+        for (size_t i = 0; i < 4; i++) {
+                fd = fs_open_beside(dir, as_process[i], false, NULL, NULL, &st);
+                assert_true(fd >= 0);
+                close(fd);
+        }
+        /* root's own recipe (uid 0) reads as the process too */
+        struct fs_reader root;
+        assert_int_equal(fs_reader_for_uid(0, &root), 0);
+        fd = fs_open_beside(dir, theirs, false, &root, NULL, &st);
+        assert_true(fd >= 0);
+        close(fd);
+
+        /* between enter and leave, this thread is the reader; after, root again */
+        _cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        struct fs_reader_saved saved;
+        assert_int_equal(fs_reader_enter(&rd, &saved), 0);
+        assert_int_equal(openat(dfd, "alice", O_RDONLY | O_CLOEXEC), -1);
+        assert_int_equal(errno, EACCES);
+        fd = openat(dfd, "tenant", O_RDONLY | O_CLOEXEC);
+        assert_true(fd >= 0);
+        close(fd);
+        fs_reader_leave(&saved);
+        fd = openat(dfd, "zero", O_RDONLY | O_CLOEXEC);
+        assert_true(fd >= 0);
+        close(fd);
+        assert_int_equal(fs_write_file_at(dfd, "made-after", "x", 1, 0644), 0);
+        assert_int_equal(fstatat(dfd, "made-after", &st, 0), 0);
+        assert_int_equal(st.st_uid, 0);
+        assert_int_equal(st.st_gid, getegid());
+        (void)fs_rm_rf_at(AT_FDCWD, top);
+}
+
 /* mkdir -p inside an untrusted tree: its symlinks resolve inside it, never on the host. */
 /* A hard link in a directory someone else owns to a file outside it (anyone can make one where
  * fs.protected_hardlinks is or was ever off; root can always): refused (-EMLINK), while the
@@ -391,24 +472,24 @@ static void test_open_beside_hard_link(void **state) {
         assert_int_equal(chown(dir, 65534, 65534), 0);
         assert_int_equal(chown(own, 65534, 65534), 0);
         struct stat st;
-        assert_int_equal(fs_open_beside(dir, lnk, false, NULL, &st), -EMLINK);
-        int fd = fs_open_beside(dir, own, false, NULL, &st);
+        assert_int_equal(fs_open_beside(dir, lnk, false, NULL, NULL, &st), -EMLINK);
+        int fd = fs_open_beside(dir, own, false, NULL, NULL, &st);
         assert_true(fd >= 0);
         assert_int_equal(st.st_nlink, 2);
         close(fd);
-        fd = fs_open_beside(dir, ownlink, false, NULL, &st);
+        fd = fs_open_beside(dir, ownlink, false, NULL, NULL, &st);
         assert_true(fd >= 0);
         close(fd);
         /* the same link in a directory root owns: root's own file */
         assert_int_equal(chown(dir, 0, 0), 0);
-        fd = fs_open_beside(dir, lnk, false, NULL, &st);
+        fd = fs_open_beside(dir, lnk, false, NULL, NULL, &st);
         assert_true(fd >= 0);
         close(fd);
         /* dir itself (Keyring=.) */
-        fd = fs_open_beside(dir, dir, true, NULL, &st);
+        fd = fs_open_beside(dir, dir, true, NULL, NULL, &st);
         assert_true(fd >= 0 && S_ISDIR(st.st_mode));
         close(fd);
-        assert_int_equal(fs_open_beside(dir, dir, false, NULL, NULL), -EBADFD);
+        assert_int_equal(fs_open_beside(dir, dir, false, NULL, NULL, NULL), -EBADFD);
         /* A directory anyone can write (as /tmp, which holds root's files): nothing in it, nor
          * itself, is taken; the recipe's own directory is the caller's to judge. */
         char shared[256], infile[256];
@@ -416,16 +497,16 @@ static void test_open_beside_hard_link(void **state) {
         (void)snprintf(infile, sizeof infile, "%s/recipes/shared/root.gpg", top);
         assert_int_equal(mkdir(shared, 0755), 0);
         assert_int_equal(fs_write_file_at(AT_FDCWD, infile, "r\n", 2, 0600), 0);
-        fd = fs_open_beside(dir, infile, false, NULL, &st);
+        fd = fs_open_beside(dir, infile, false, NULL, NULL, &st);
         assert_true(fd >= 0);
         close(fd);
         assert_int_equal(chmod(shared, 01777), 0);
-        assert_int_equal(fs_open_beside(dir, infile, false, NULL, &st), -EPERM);
-        assert_int_equal(fs_open_beside(dir, shared, true, NULL, &st), -EPERM);
+        assert_int_equal(fs_open_beside(dir, infile, false, NULL, NULL, &st), -EPERM);
+        assert_int_equal(fs_open_beside(dir, shared, true, NULL, NULL, &st), -EPERM);
         assert_int_equal(chmod(shared, 0755), 0);
         assert_int_equal(chmod(dir, 01777), 0);
-        assert_int_equal(fs_open_beside(dir, infile, false, NULL, &st), -EPERM);     /* shared's parent */
-        fd = fs_open_beside(dir, dir, true, NULL, &st);
+        assert_int_equal(fs_open_beside(dir, infile, false, NULL, NULL, &st), -EPERM);     /* shared's parent */
+        fd = fs_open_beside(dir, dir, true, NULL, NULL, &st);
         assert_true(fd >= 0);
         close(fd);
         assert_int_equal(chmod(dir, 0755), 0);
@@ -457,14 +538,14 @@ static void test_open_beside(void **state) {
         _cleanup_free_ char *real = NULL;
         struct stat st;
         /* A file, and through a relative link that stays inside. */
-        int fd = fs_open_beside(dir, want, false, &real, &st);
+        int fd = fs_open_beside(dir, want, false, NULL, &real, &st);
         assert_true(fd >= 0 && S_ISREG(st.st_mode));
         assert_string_equal(real, want);
         close(fd);
         free(real);
         real = NULL;
         (void)snprintf(path, sizeof path, "%s/sub/up.recipe", dir);
-        fd = fs_open_beside(dir, path, false, &real, NULL);
+        fd = fs_open_beside(dir, path, false, NULL, &real, NULL);
         assert_true(fd >= 0);
         assert_string_equal(real, want);
         close(fd);
@@ -473,14 +554,14 @@ static void test_open_beside(void **state) {
         /* ... but not from sub, whose directory it leads out of; nor outside as written; nor a
          * relative path; a FIFO is never opened; a directory only when asked. */
         (void)snprintf(want, sizeof want, "%s/sub", dir);
-        assert_int_equal(fs_open_beside(want, path, false, NULL, NULL), -EXDEV);
-        assert_int_equal(fs_open_beside(want, "/etc/passwd", false, NULL, NULL), -EXDEV);
-        assert_int_equal(fs_open_beside(dir, "x.recipe", false, NULL, NULL), -EINVAL);
+        assert_int_equal(fs_open_beside(want, path, false, NULL, NULL, NULL), -EXDEV);
+        assert_int_equal(fs_open_beside(want, "/etc/passwd", false, NULL, NULL, NULL), -EXDEV);
+        assert_int_equal(fs_open_beside(dir, "x.recipe", false, NULL, NULL, NULL), -EINVAL);
         (void)snprintf(path, sizeof path, "%s/fifo", dir);
-        assert_int_equal(fs_open_beside(dir, path, false, NULL, NULL), -EBADFD);
+        assert_int_equal(fs_open_beside(dir, path, false, NULL, NULL, NULL), -EBADFD);
         (void)snprintf(path, sizeof path, "%s/sub", dir);
-        assert_int_equal(fs_open_beside(dir, path, false, NULL, NULL), -EBADFD);
-        fd = fs_open_beside(dir, path, true, NULL, &st);
+        assert_int_equal(fs_open_beside(dir, path, false, NULL, NULL, NULL), -EBADFD);
+        fd = fs_open_beside(dir, path, true, NULL, NULL, &st);
         assert_true(fd >= 0 && S_ISDIR(st.st_mode));
         close(fd);
 
@@ -521,8 +602,8 @@ static void test_open_beside(void **state) {
         assert_string_equal(kernel, "other namespace");         /* what open() would have read */
         assert_int_equal(symlinkat(magic, dfd, "sub/magic.recipe"), 0);
         (void)snprintf(path, sizeof path, "%s/sub/magic.recipe", dir);
-        int by_link = fs_open_beside(dir, path, false, NULL, NULL);
-        int by_name = fs_open_beside("/", magic, false, NULL, NULL);
+        int by_link = fs_open_beside(dir, path, false, NULL, NULL, NULL);
+        int by_name = fs_open_beside("/", magic, false, NULL, NULL, NULL);
         (void)!write(go[1], "x", 1);
         (void)waitpid(pid, NULL, 0);
         assert_int_equal(by_link, -EXDEV);
@@ -638,6 +719,7 @@ int main(void) {
                 cmocka_unit_test(test_mkdir_p_in_root),
                 cmocka_unit_test(test_open_beside),
                 cmocka_unit_test(test_open_beside_hard_link),
+                cmocka_unit_test(test_reader),
                 cmocka_unit_test(test_path_join),
                 cmocka_unit_test(test_path_dirname),
         };

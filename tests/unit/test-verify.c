@@ -824,7 +824,7 @@ static void test_keyring_fd(void **state) {
         /* a recipe's fd: the link is refused, naming it */
         _cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         assert_true(dfd >= 0);
-        assert_int_equal(verify_keyring_new_cached_fd(NULL, dfd, dir, NULL, &k, &err), -ELOOP);
+        assert_int_equal(verify_keyring_new_cached_fd(NULL, dfd, dir, NULL, NULL, &k, &err), -ELOOP);
         assert_null(k);
         char want[4200];
         snprintf(want, sizeof want, "%s: a symbolic link", lnk);
@@ -835,7 +835,7 @@ static void test_keyring_fd(void **state) {
         _cleanup_free_ char *bytes = slurp("simple/trusted.gpg", &len);
         assert_int_equal(unlink(lnk), 0);
         assert_int_equal(fs_write_atomic_at(AT_FDCWD, lnk, bytes, len, 0644), 0);
-        assert_int_equal(verify_keyring_new_cached_fd(NULL, dfd, dir, NULL, &k, &err), 0);
+        assert_int_equal(verify_keyring_new_cached_fd(NULL, dfd, dir, NULL, NULL, &k, &err), 0);
         assert_int_equal(verify_keyring_count(k), 1);
         expect_detached(k, "data.T.sig", 0, t, "T test key");
         k = verify_keyring_free(k);
@@ -844,26 +844,43 @@ static void test_keyring_fd(void **state) {
         _cleanup_free_ char *hl = path_of("fdkr/h.gpg");
         assert_int_equal(link(src, hl), 0);
         assert_int_equal(chown(dir, 65534, 65534), 0);
-        assert_int_equal(verify_keyring_new_cached_fd(NULL, dfd, dir, NULL, &k, &err), -EMLINK);
+        assert_int_equal(verify_keyring_new_cached_fd(NULL, dfd, dir, NULL, NULL, &k, &err), -EMLINK);
         assert_null(k);
         snprintf(want, sizeof want, "%s is a hard link to a file of another owner than its directory's", hl);
         if (!strstr(err.msg, want))
                 fail_msg("got  %s\nwant %s", err.msg, want);
         assert_int_equal(unlink(hl), 0);
         assert_int_equal(chown(lnk, 65534, 65534), 0);
-        assert_int_equal(verify_keyring_new_cached_fd(NULL, dfd, dir, NULL, &k, &err), 0);
+        assert_int_equal(verify_keyring_new_cached_fd(NULL, dfd, dir, NULL, NULL, &k, &err), 0);
         k = verify_keyring_free(k);
         /* a keyring directory anyone can write: its files may be anyone's */
         assert_int_equal(chmod(dir, 01777), 0);
-        assert_int_equal(verify_keyring_new_cached_fd(NULL, dfd, dir, NULL, &k, &err), -EPERM);
+        assert_int_equal(verify_keyring_new_cached_fd(NULL, dfd, dir, NULL, NULL, &k, &err), -EPERM);
         assert_non_null(strstr(err.msg, "a directory anyone can write"));
         assert_int_equal(verify_keyring_new_cached(NULL, dir, NULL, &k, &err), 0);      /* the host's path */
         k = verify_keyring_free(k);
         assert_int_equal(chmod(dir, 0755), 0);
+        /* read as the recipe's owner: a key file they cannot read is refused, naming it, and the
+         * same file readable is read; as root (no reader) it is read either way */
+        struct fs_reader tenant;
+        assert_int_equal(fs_reader_for_uid(65534, &tenant), 0);
+        assert_int_equal(chown(lnk, 0, 0), 0);
+        assert_int_equal(chmod(lnk, 0600), 0);
+        assert_int_equal(verify_keyring_new_cached_fd(NULL, dfd, dir, &tenant, NULL, &k, &err), -EACCES);
+        assert_null(k);
+        snprintf(want, sizeof want, "%s is not readable by the recipe's owner", lnk);
+        if (!strstr(err.msg, want))
+                fail_msg("got  %s\nwant %s", err.msg, want);
+        assert_int_equal(verify_keyring_new_cached_fd(NULL, dfd, dir, NULL, NULL, &k, &err), 0);
+        k = verify_keyring_free(k);
+        assert_int_equal(chmod(lnk, 0644), 0);
+        assert_int_equal(verify_keyring_new_cached_fd(NULL, dfd, dir, &tenant, NULL, &k, &err), 0);
+        assert_int_equal(verify_keyring_count(k), 1);
+        k = verify_keyring_free(k);
         /* a single file from its fd (the path is only the label) */
         _cleanup_close_ int ffd = open(src, O_RDONLY | O_CLOEXEC);
         assert_true(ffd >= 0);
-        assert_int_equal(verify_keyring_new_cached_fd(NULL, ffd, "/nowhere/label.gpg", NULL, &k, &err), 0);
+        assert_int_equal(verify_keyring_new_cached_fd(NULL, ffd, "/nowhere/label.gpg", NULL, NULL, &k, &err), 0);
         assert_int_equal(verify_keyring_count(k), 1);
         k = verify_keyring_free(k);
 }
