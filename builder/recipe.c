@@ -1672,7 +1672,12 @@ static int check_beside(const struct recipe *r, enum key_id id, const char *path
         int k = 1;
         {
                 bool allow_dir = id == K_COPY || id == K_KEYRING;
-                _cleanup_close_ int fd = recipe_open_source(r, path, dir, allow_dir, NULL);
+                struct stat st;
+                _cleanup_close_ int fd = recipe_open_source(r, path, dir, allow_dir, &st);
+                /* The recipe's own directory (Copy=., Keyring=.), whose mode fs_open_beside()
+                 * leaves to its caller: the build refuses one anyone can write, and so does this. */
+                if (fd >= 0 && fs_anyone_writes(&st))
+                        return FAIL_KEY(errs, r, id, "'%s' " FS_ANYONE_WRITES_REFUSED, path);
                 if (fd == -EXDEV)
                         k = 0;
                 else if (fd == -EBADFD)

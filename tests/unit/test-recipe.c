@@ -667,6 +667,13 @@ static void test_keyring_beside(void **state) {
         assert_int_equal(recipe_load(NULL, top, &r, &err), 0);
         if (recipe_validate_for_build(r, &err) < 0)
                 fail_msg("Keyring=.: %s", err.msg);
+        /* ... but not when anyone can write it (the build refuses it: so does the check) */
+        _cleanup_free_ char *krdir = tpath("kr");
+        assert_int_equal(chmod(krdir, 01777), 0);
+        assert_int_equal(recipe_validate_for_build(r, &err), -MKM_E_RECIPE);
+        assert_non_null(strstr(err.msg, "Keyring=: '"));
+        assert_non_null(strstr(err.msg, "' is in (or is) a directory anyone can write"));
+        assert_int_equal(chmod(krdir, 0755), 0);
         recipe_free(TAKE_PTR(r));
         /* a file and a directory beside: accepted, and opened for the build */
         const char *good[] = { "keys/k.gpg", "keys" };
