@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <json-c/json.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,6 +86,32 @@ static int json_recipe(const struct recipe *r, struct json_object **ret) {
         }
         *ret = TAKE_PTR(o);
         return 0;
+}
+
+/* Whose permissions the files the recipe names are read with (recipe_reader()): the user's name,
+ * or NULL when the user database does not know the uid. */
+static const char *reader_name(const struct recipe *r, char *buf, size_t size) {
+        struct passwd pw, *found = NULL;
+        if (getpwuid_r(r->reader_uid, &pw, buf, size, &found) != 0 || !found)
+                return NULL;
+        return found->pw_name;
+}
+
+static int json_reader(struct json_object *o, const struct recipe *r) {
+        char buf[16384];
+        struct json_object *e = cli_json_add_object(o, "reader");
+        if (!e || cli_json_add_int(e, "uid", (int64_t)r->reader_uid) < 0 ||
+            cli_json_add_string(e, "user", reader_name(r, buf, sizeof buf)) < 0)
+                return -ENOMEM;
+        return 0;
+}
+
+static void print_reader(const struct recipe *r) {
+        char buf[16384];
+        const char *name = reader_name(r, buf, sizeof buf);
+        printf("#\n# The files it names (Include=, Keyring=, Copy=, RootAuthorizedKeys=, its lock) are read with\n"
+               "# the permissions of %s%s(uid %u), the owner of its files.\n",
+               name ? name : "", name ? " " : "", (unsigned)r->reader_uid);
 }
 
 /* The three files a build writes on the host, by their absolute paths under --host-root. */
@@ -227,6 +254,8 @@ int cli_cmd_check(struct mkm_ctx *ctx, int argc, char **argv) {
                 _cleanup_(cli_json_freep) struct json_object *o = NULL;
                 k = json_recipe(r, &o);
                 if (k >= 0)
+                        k = json_reader(o, r);
+                if (k >= 0)
                         k = json_host_files(o, views);
                 if (k >= 0)
                         k = cli_json_add_privileges(o, "privileges", &rep);
@@ -238,6 +267,7 @@ int cli_cmd_check(struct mkm_ctx *ctx, int argc, char **argv) {
                 if (k >= 0) {
                         fputs(text, stdout);
                         print_host_files(views);
+                        print_reader(r);
                         fputs("#\n", stdout);
                         cli_print_privileges(stdout, "# ", &rep, r->name);
                 }
