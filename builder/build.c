@@ -183,7 +183,12 @@ static int prepare(struct mkm_ctx *ctx, const char *path, bool relock, const str
                 strv_free(r->files);
                 r->files = files;
                 recipe_forget_source_dirs(r);
-                recipe_reader_from_files(r);
+                /* Whose permissions the first build read them with, as recorded; a state from
+                 * before readers were recorded: judged from the files now. */
+                if (o->has_reader)
+                        r->reader_uid = o->reader;
+                else
+                        recipe_reader_from_files(r);
         }
         q = recipe_validate_for_build(r, reterr);
         if (q < 0)
@@ -295,9 +300,11 @@ static int commit(struct build *b, const struct recipe *r, const struct host_fil
         struct state_host_file host[3] = {
                 { paths[0], hf->nspawn }, { paths[1], hf->dropin }, { paths[2], hf->modules_load },
         };
+        char reader[32];
+        (void)snprintf(reader, sizeof reader, "%u\n", (unsigned)r->reader_uid);
         struct state_new_gen g = {
                 .recipe = canon, .recipe_path = b->origin && b->origin[0] ? b->origin : r->path,
-                .recipe_files = files, .lock = lock, .manifest = manifest, .digest = digest,
+                .recipe_files = files, .recipe_reader = reader, .lock = lock, .manifest = manifest, .digest = digest,
                 .host = host, .n_host = ELEMENTSOF(host), .source_date_epoch = b->source_date_epoch,
                 .packages = b->lock_out->n,
         };

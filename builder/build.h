@@ -70,6 +70,9 @@ struct build_opts {
         char *const *recipe_files;      /* the files the stored recipe was made from (its
                                          * recipe-files): Copy= and RootAuthorizedKeys= sources
                                          * must lie beside one of them, as at the first build */
+        bool has_reader;        /* reader: the generation's recipe-reader, whose permissions the
+                                 * first build read the sources with (recipe.h reader_uid) */
+        uid_t reader;
         /* Called with the loaded recipe once the machine's build lock is held and before anything
          * is fetched or staged (the CLI's privileges check, privileges.h): a negative return stops
          * the build with it. NULL: none. */

@@ -13,6 +13,7 @@
  * left alone; the new generation's lock is in its state. */
 #include <errno.h>
 #include <getopt.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,6 +69,22 @@ int cli_cmd_rebuild(struct mkm_ctx *ctx, int argc, char **argv) {
                 return cli_fail(-ENOMEM, NULL, "rebuild");
         if (!files && origin && origin[0] && strv_split(origin, "\n", &files) < 0)
                 return cli_fail(-ENOMEM, NULL, "rebuild");
+        /* recipe-reader: whose permissions the first build read the sources with; a co-tenant
+         * cannot change it by replacing their recipe file with a link to root's. */
+        _cleanup_free_ char *reader_text = NULL;
+        r = deployed_read(ctx, name, "recipe-reader", &reader_text, NULL, &err);
+        if (r < 0 && r != -ENOENT)
+                return cli_fail(r, &err, "rebuild");
+        unsigned long reader = 0;
+        char *end = NULL;
+        if (reader_text) {
+                errno = 0;
+                reader = strtoul(reader_text, &end, 10);
+                if (errno || end == reader_text || (*end && *end != '\n') || reader > UINT32_MAX - 1)
+                        return cli_fail(mkm_err_set(&err, -MKM_E_PARSE, "%s: the generation's recipe-reader is not a uid",
+                                                    name),
+                                        &err, "rebuild");
+        }
         if (!lock_path && !update)
                 fprintf(stderr, "mkmachine: warning: %s: no stored lock; resolving the packages again\n", name);
         struct build_opts o = {
@@ -76,6 +93,8 @@ int cli_cmd_rebuild(struct mkm_ctx *ctx, int argc, char **argv) {
                 .update = update,
                 .origin = origin ? origin : "",
                 .recipe_files = files,
+                .has_reader = reader_text != NULL,
+                .reader = (uid_t)reader,
         };
         return cli_build_with(ctx, recipe_path, &o);
 }

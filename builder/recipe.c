@@ -1263,11 +1263,21 @@ static int load_file(struct loader *l, int fd, const char *abs, const char *show
                         return FAIL(from, "cannot read '%s': %s", shown, why);
                 return errors_add(&l->errors, -MKM_E_RECIPE, shown, 0, "cannot read recipe '%s': %s", shown, why);
         }
-        /* From here on, this file's owner reads what the recipe names (includes too), unless
-         * someone other than root already does. */
-        struct stat st;
-        if (fd >= 0 && r->reader_uid == 0 && fstat(fd, &st) == 0)
-                r->reader_uid = st.st_uid;
+        /* From here on, what the recipe names (includes too) is read with this file's reader
+         * folded in (recipe_reader_fold()). */
+        _cleanup_free_ char *fdir = fs_path_dirname(abs);
+        struct stat st, dst;
+        if (!fdir)
+                return -ENOMEM;
+        if (fd >= 0) {
+                if (fstat(fd, &st) < 0 || stat(fdir, &dst) < 0) {
+                        if (from)
+                                return FAIL(from, "cannot stat '%s': %s", shown, strerror(errno));
+                        return errors_add(&l->errors, -MKM_E_RECIPE, shown, 0, "cannot stat recipe '%s': %s", shown,
+                                          strerror(errno));
+                }
+                r->reader_uid = recipe_reader_fold(r->reader_uid, recipe_file_reader(&st, &dst));
+        }
         if (!strv_contains(r->files, abs)) {
                 ret = strv_push(&r->files, abs);
                 if (ret < 0)
@@ -1446,13 +1456,83 @@ static struct recipe *recipe_new(void) {
  * directory they own: opened without blocking (a FIFO or a device is not a recipe), a regular
  * file only, not a symbolic link of theirs to another owner's file, nor a hard link to one
  * (fs_check_own_link()), so that its lines, echoed in errors, are never a host file's. */
-static int open_top(const char *path, const char *abs, int *ret_fd, const char **ret_why) {
+/* Resolve path (as the kernel would, from the current directory when relative) one component at
+ * a time, folding into *reader (recipe_reader_fold()) the owner of every symbolic link met on the
+ * way, in the path as written and in the links' targets. */
+static int fold_link_owners(const char *path, uid_t *reader) {
+        _cleanup_free_ char *cwd = path[0] == '/' ? strdup("") : getcwd(NULL, 0);
+        if (!cwd)
+                return -ENOMEM;
+        _cleanup_free_ char *todo = strdup(path), *done = strdup(strcmp(cwd, "/") == 0 ? "" : cwd);
+        if (!todo || !done)
+                return -ENOMEM;
+        unsigned links = 0;
+        for (;;) {
+                char *p = todo + strspn(todo, "/");
+                if (!*p)
+                        return 0;
+                size_t n = strcspn(p, "/");
+                const char *rest = p + n;
+                if (n == 1 && p[0] == '.') {
+                        memmove(todo, rest, strlen(rest) + 1);
+                        continue;
+                }
+                if (n == 2 && p[0] == '.' && p[1] == '.') {
+                        char *slash = strrchr(done, '/');
+                        if (slash)
+                                *slash = 0;
+                        memmove(todo, rest, strlen(rest) + 1);
+                        continue;
+                }
+                _cleanup_free_ char *next = NULL;
+                if (asprintf(&next, "%s/%.*s", done, (int)n, p) < 0)
+                        return -ENOMEM;
+                struct stat st;
+                if (lstat(next, &st) < 0)
+                        return negative_errno();
+                if (!S_ISLNK(st.st_mode)) {
+                        free(done);
+                        done = TAKE_PTR(next);
+                        memmove(todo, rest, strlen(rest) + 1);
+                        continue;
+                }
+                if (++links > 40)
+                        return -ELOOP;
+                *reader = recipe_reader_fold(*reader, st.st_uid);
+                char target[PATH_MAX];
+                ssize_t tl = readlink(next, target, sizeof target - 1);
+                if (tl < 0)
+                        return negative_errno();
+                target[tl] = 0;
+                if (target[0] == '/')
+                        done[0] = 0;
+                char *t = NULL;
+                if (asprintf(&t, "%s%s", target, rest) < 0)
+                        return -ENOMEM;
+                free(todo);
+                todo = t;
+        }
+}
+
+static int open_top(const char *path, const char *abs, uid_t reader, int *ret_fd, const char **ret_why) {
         struct stat lst, st;
         if (lstat(path, &lst) < 0)
                 return negative_errno();
+        /* Through someone's links, as them: a link of theirs leads only to what they can read. */
+        struct fs_reader rd;
+        struct fs_reader_saved saved;
+        int q = fs_reader_for_uid(reader, &rd);
+        if (q < 0 || (q = fs_reader_enter(&rd, &saved)) < 0)
+                return q;
+        int e = 0;
         _cleanup_close_ int fd = open(abs, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
         if (fd < 0)
-                return negative_errno();
+                e = errno;
+        fs_reader_leave(&saved);
+        if (e == EACCES && reader != 0)
+                *ret_why = "not readable by the owner of the symbolic links on its path";
+        if (fd < 0)
+                return -e;
         if (fstat(fd, &st) < 0)
                 return negative_errno();
         if (S_ISDIR(st.st_mode))
@@ -1472,7 +1552,7 @@ static int open_top(const char *path, const char *abs, int *ret_fd, const char *
         if (dfd < 0)
                 return negative_errno();
         const char *base = strrchr(abs, '/');
-        int q = fs_check_own_link(dfd, base ? base + 1 : abs, &st);
+        q = fs_check_own_link(dfd, base ? base + 1 : abs, &st);
         if (q == -EMLINK)
                 *ret_why = "a hard link to a file of another owner than its directory's";
         else if (q == -EBUSY)
@@ -1504,7 +1584,9 @@ static int load_collect(struct mkm_ctx *ctx, const char *path, bool partial, str
         const char *shown = absolute ? abs : path;
         _cleanup_close_ int fd = -EBADF;
         const char *why = NULL;
-        int q = open_top(path, abs, &fd, &why);
+        int q = fold_link_owners(path, &r->reader_uid);
+        if (q >= 0)
+                q = open_top(path, abs, r->reader_uid, &fd, &why);
         if (q < 0)
                 return q == -ENOMEM ? q
                                     : errors_add(errs, -MKM_E_RECIPE, shown, 0, "cannot read recipe '%s': %s", shown,
@@ -1622,6 +1704,21 @@ static int check_readable(const struct recipe *r, enum key_id id, const char *pa
  * (/etc/shadow, ~/.ssh/id_ed25519): Copy= and RootAuthorizedKeys= sources must resolve, symlinks
  * followed, to a path inside the directory of one of the recipe files that were read. */
 
+uid_t recipe_reader_fold(uid_t a, uid_t b) {
+        if (a == 0)
+                return b;
+        if (b == 0 || a == b)
+                return a;
+        return RECIPE_READER_NOBODY;
+}
+
+uid_t recipe_file_reader(const struct stat *file, const struct stat *dir) {
+        uid_t u = recipe_reader_fold(file->st_uid, dir->st_uid);
+        if (u == 0 && ((file->st_mode & (S_IWGRP | S_IWOTH)) || (dir->st_mode & (S_IWGRP | S_IWOTH))))
+                return RECIPE_READER_NOBODY;
+        return u;
+}
+
 int recipe_reader(const struct recipe *r, struct fs_reader *ret) {
         return fs_reader_for_uid(r->reader_uid, ret);
 }
@@ -1629,14 +1726,14 @@ int recipe_reader(const struct recipe *r, struct fs_reader *ret) {
 void recipe_reader_from_files(struct recipe *r) {
         r->reader_uid = 0;
         for (char **f = r->files; f && *f; f++) {
-                struct stat st;
-                _cleanup_free_ char *d = NULL;
-                if (stat(*f, &st) < 0 && (!(d = fs_path_dirname(*f)) || stat(d, &st) < 0))
-                        continue;
-                if (st.st_uid != 0) {
-                        r->reader_uid = st.st_uid;
+                struct stat st, dst;
+                _cleanup_free_ char *d = fs_path_dirname(*f);
+                if (!d || lstat(*f, &st) < 0 || !S_ISREG(st.st_mode) || stat(d, &dst) < 0) {
+                        /* gone, or now a link someone made: who wrote it is not known */
+                        r->reader_uid = RECIPE_READER_NOBODY;
                         return;
                 }
+                r->reader_uid = recipe_reader_fold(r->reader_uid, recipe_file_reader(&st, &dst));
         }
 }
 

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include "util/fs.h"
@@ -67,9 +68,10 @@ struct recipe {
         char *path;             /* absolute path of the top recipe; NULL for recipe_load_buffer() */
         char **files;           /* absolute paths of every file read, top first, each once */
         char **shown_files;     /* the same files as named in messages (internal) */
-        uid_t reader_uid;       /* whose permissions its sources are read with (fs_reader): the
-                                 * first owner other than root among files, top first; 0 when
-                                 * root owns them all */
+        uid_t reader_uid;       /* whose permissions its sources are read with (fs_reader):
+                                 * recipe_file_reader() of each of files and the owners of the
+                                 * symbolic links on the top recipe's path, folded with
+                                 * recipe_reader_fold(); 0 when all are root's */
 
         /* [Machine] */
         char *name;
@@ -188,12 +190,24 @@ void recipe_forget_source_dirs(struct recipe *r);
  * -EXDEV when it is not beside, -EBADFD for another type. The build opens its sources with it,
  * so what it copies is what lies beside the recipe then. */
 struct stat;
+/* Who reads a recipe's sources when several files and links have a say: root (0) gives way to
+ * anyone, one user stays that user, and two different users give nobody (neither may read with
+ * the other's permissions). */
+#define RECIPE_READER_NOBODY ((uid_t)65534)
+uid_t recipe_reader_fold(uid_t a, uid_t b);
+/* The reader a recipe file brings, from its stat and its directory's: its owner folded with the
+ * directory's (who can replace it and what lies beside it); nobody when root owns both but
+ * others can write the file or the directory (group or world), since its lines or its
+ * neighbours may then be any of theirs. */
+uid_t recipe_file_reader(const struct stat *file, const struct stat *dir);
+
 /* The identity r's sources are opened with (r->reader_uid; fs_reader_for_uid()). */
 int recipe_reader(const struct recipe *r, struct fs_reader *ret);
 
-/* A stored recipe (rebuild) with r->files set to the files it was first read from: its reader is
- * the first owner other than root among those files as they are now (a file that is gone counts
- * with its directory's owner), as it would be if they were read again. */
+/* A stored recipe (rebuild) whose state recorded no reader (built before readers were recorded),
+ * with r->files set to the files it was first read from: the reader from those files as they are
+ * now, as loading would fold it; nobody when one is gone or is no longer a regular file (a link
+ * now: who made it is not known). */
 void recipe_reader_from_files(struct recipe *r);
 
 int recipe_open_source(const struct recipe *r, const char *path, const char *dir, bool allow_dir, struct stat *ret_st);

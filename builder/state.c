@@ -627,6 +627,8 @@ int state_write_gen(struct mkm_ctx *ctx, const struct machine_state *s, const st
                 r = write_synced(dfd, "recipe-path", path_line, 0644);
         if (r >= 0 && g->recipe_files)
                 r = write_synced(dfd, "recipe-files", g->recipe_files, 0644);
+        if (r >= 0 && g->recipe_reader)
+                r = write_synced(dfd, "recipe-reader", g->recipe_reader, 0644);
         if (r >= 0)
                 r = write_synced(dfd, "lock", g->lock, 0644);
         if (r >= 0)

@@ -108,6 +108,8 @@ struct state_new_gen {
         const char *recipe_files;       /* "PATH\n" for each recipe file read (the recipe and its
                                          * includes): rebuild checks Copy= and RootAuthorizedKeys=
                                          * sources against their directories; NULL: none */
+        const char *recipe_reader;      /* "UID\n": whose permissions the sources were read with
+                                         * (recipe.h reader_uid), for rebuild; NULL: none */
         const struct state_host_file *host;
         size_t n_host;
         uint64_t root_dev, root_ino;    /* the staging root, which becomes the live tree */

@@ -356,17 +356,37 @@ check "a root-only lock beside a tenant's recipe: plan refused (exit 1)" test $?
 check "... saying the recipe's owner cannot read it" contains "$WORK/mb3.out" \
   "cannot read $WORK/mail/t2.lock: not readable by the recipe's owner"
 check "... without a word of it" bash -c "! grep -q ROOTLOCK '$WORK/mb3.out'"
-# A rebuild reads the sources again as the owner of the recipe's files (the stored recipe is
-# root's): the tenant's file taken by the build, then made another's, is refused by rebuild.
+# A rebuild reads the sources with the permissions the first build recorded (the stored recipe
+# is root's): the tenant's file taken by the build, then made another's, is refused by rebuild;
+# the tenant cannot make root the reader by making their recipe a link to root's file or by
+# removing it. (Tenant uid 4244 here, which the user database does not know: not nobody.)
 rm -f "$WORK/mail/t2.lock"
-echo 'mine' >"$WORK/mail/mine" && chown 65534:65534 "$WORK/mail/mine"
+echo 'mine' >"$WORK/mail/mine" && chown 4244:4244 "$WORK/mail/mine" && chmod 0600 "$WORK/mail/mine"
 printf '[Hooks]\nCopy=mine:/etc/mine\n' >>"$WORK/mail/t2"
+chown 4244:4244 "$WORK/mail/t2"
 mkm --keys-dir "$WORK/hostkeys" build "$WORK/mail/t2" >"$WORK/mb4.out" 2>&1
 check "the tenant's recipe with their own file builds" test $? -eq 0
 check "... copying it" grep -qx mine "$HOST/var/lib/machines/mb/etc/mine"
-chown 4242:4242 "$WORK/mail/mine" && chmod 0600 "$WORK/mail/mine"
+check "... recording whose permissions it read them with" test "$(cat "$(live_gen "$HOST" mb)/recipe-reader")" = 4244
+chown 4242:4242 "$WORK/mail/mine"
 mkm --keys-dir "$WORK/hostkeys" rebuild mb >"$WORK/mb5.out" 2>&1
 check "rebuild once the file is another user's: refused (exit 2)" test $? -eq 2
 check "... saying the recipe's owner cannot read it" contains "$WORK/mb5.out" \
   "'$WORK/mail/mine' is not readable by the recipe's owner"
+chown 4244:4244 "$WORK/mail/mine"
+rm -f "$WORK/mail/t2" && ln -s /etc/hostname "$WORK/mail/t2" && chown -h 4244:4244 "$WORK/mail/t2"
+mkm --keys-dir "$WORK/hostkeys" rebuild mb >"$WORK/mb6.out" 2>&1
+check "rebuild after the recipe became a link to root's file: reads as the recorded owner (exit 0)" test $? -eq 0
+chown 0:0 "$WORK/mail/mine"
+mkm --keys-dir "$WORK/hostkeys" rebuild mb >"$WORK/mb7.out" 2>&1
+check "... so a root-only file there is refused (exit 2), not read as root" test $? -eq 2
+check "... as not readable by the recipe's owner" contains "$WORK/mb7.out" "'$WORK/mail/mine' is not readable by the recipe's owner"
+rm -f "$WORK/mail/t2"
+mkm --keys-dir "$WORK/hostkeys" rebuild mb >"$WORK/mb8.out" 2>&1
+check "rebuild after the recipe was removed: the same (exit 2)" test $? -eq 2
+check "... the same words" contains "$WORK/mb8.out" "'$WORK/mail/mine' is not readable by the recipe's owner"
+echo 'nobody' >"$(live_gen "$HOST" mb)/recipe-reader"
+mkm --keys-dir "$WORK/hostkeys" rebuild mb >"$WORK/mb9.out" 2>&1
+check "a generation whose recipe-reader is not a uid: rebuild refused" test $? -ne 0
+check "... saying so" contains "$WORK/mb9.out" "mb: the generation's recipe-reader is not a uid"
 finish

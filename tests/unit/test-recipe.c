@@ -729,7 +729,16 @@ static void test_top_recipe_opened(void **state) {
         write_file("ten/ok.recipe", "[Machine]\nName=x\n[Bootstrap]\nDistribution=arch\nPackages=base\n");
         _cleanup_free_ char *secret = tpath("host/secret"), *ten = tpath("ten"), *fifo = tpath("ten/fifo.recipe"),
                             *sl = tpath("ten/sl.recipe"), *hl = tpath("ten/hl.recipe"), *ok = tpath("ten/ok.recipe"),
-                            *rootlink = tpath("ten/root.recipe");
+                            *rootlink = tpath("ten/root.recipe"), *pub = tpath("host/public"),
+                            *slpub = tpath("ten/slpub.recipe"), *hostdir = tpath("host"), *dirlink = tpath("ten/d"),
+                            *viadir = tpath("ten/d/secret");
+        write_file("host/public", "[Machine]\nName=p\n");
+        assert_int_equal(chmod(tmpdir, 0755), 0);     /* the tenant may walk to their files */
+        assert_int_equal(symlink(pub, slpub), 0);
+        assert_int_equal(lchown(slpub, 65534, 65534), 0);
+        /* a link of the tenant's to a directory, on the way to a root-only file */
+        assert_int_equal(symlink(hostdir, dirlink), 0);
+        assert_int_equal(lchown(dirlink, 65534, 65534), 0);
         assert_int_equal(chmod(secret, 0600), 0);
         assert_int_equal(mkfifo(fifo, 0644), 0);
         assert_int_equal(symlink(secret, sl), 0);
@@ -741,7 +750,9 @@ static void test_top_recipe_opened(void **state) {
         struct recipe *r = NULL;
         const struct { const char *path, *why; } refused[] = {
                 { fifo, "not a regular file" },
-                { sl, "a symbolic link to a file of another owner than the link's" },
+                { sl, "not readable by the owner of the symbolic links on its path" },
+                { slpub, "a symbolic link to a file of another owner than the link's" },
+                { viadir, "not readable by the owner of the symbolic links on its path" },
                 { hl, "a hard link to a file of another owner than its directory's" },
         };
         for (size_t i = 0; i < ELEMENTSOF(refused); i++) {
@@ -854,8 +865,8 @@ static void test_recipe_reader(void **state) {
         assert_int_equal(r->reader_uid, 65534);
         assert_int_equal(recipe_validate_for_build(r, &err), -MKM_E_RECIPE);
         assert_non_null(strstr(err.msg, "is not readable by the recipe's owner"));
-        /* a stored recipe (rebuild): the reader from its files now; a file gone counts with its
-         * directory's owner */
+        /* a stored recipe from before readers were recorded (rebuild): the reader from its files
+         * now; a file that is gone, or is now a link, gives nobody (who made it is not known) */
         recipe_forget_source_dirs(r);
         r->reader_uid = 0;
         set_files(r, topr, frag);
@@ -868,12 +879,77 @@ static void test_recipe_reader(void **state) {
         assert_int_equal(r->reader_uid, 0);
         if (recipe_validate_for_build(r, &err) < 0)
                 fail_msg("%s", err.msg);
-        _cleanup_free_ char *gone = tpath("ten2/gone.recipe"), *ten2 = tpath("ten2");
-        assert_int_equal(mkdir(ten2, 0755), 0);
-        assert_int_equal(chown(ten2, 65534, 65534), 0);
+        _cleanup_free_ char *gone = tpath("mail/gone.recipe"), *lnk = tpath("mail/lnk.recipe");
         set_files(r, topr, gone);
         recipe_reader_from_files(r);
-        assert_int_equal(r->reader_uid, 65534);
+        assert_int_equal(r->reader_uid, RECIPE_READER_NOBODY);
+        assert_int_equal(symlink("/etc/hostname", lnk), 0);
+        set_files(r, lnk, NULL);
+        recipe_reader_from_files(r);
+        assert_int_equal(r->reader_uid, RECIPE_READER_NOBODY);
+        recipe_free(TAKE_PTR(r));
+}
+
+/* Who reads: root gives way to anyone, one user stays that user, two give nobody; a recipe file
+ * brings its owner and its directory's (who can replace it), and nobody when root owns both but
+ * others can write either (its lines or neighbours may be theirs). Through loading: a root recipe
+ * that a group can write, one in a tenant's directory, one including two tenants' fragments. */
+static void test_reader_fold(void **state) {
+        (void)state;
+        assert_int_equal(recipe_reader_fold(0, 0), 0);
+        assert_int_equal(recipe_reader_fold(0, 4242), 4242);
+        assert_int_equal(recipe_reader_fold(4242, 0), 4242);
+        assert_int_equal(recipe_reader_fold(4242, 4242), 4242);
+        assert_int_equal(recipe_reader_fold(4242, 4243), RECIPE_READER_NOBODY);
+        struct stat f = { .st_uid = 0, .st_mode = S_IFREG | 0644 }, d = { .st_uid = 0, .st_mode = S_IFDIR | 0755 };
+        assert_int_equal(recipe_file_reader(&f, &d), 0);
+        f.st_mode = S_IFREG | 0664;
+        assert_int_equal(recipe_file_reader(&f, &d), RECIPE_READER_NOBODY);
+        f.st_mode = S_IFREG | 0646;
+        assert_int_equal(recipe_file_reader(&f, &d), RECIPE_READER_NOBODY);
+        f.st_mode = S_IFREG | 0644;
+        d.st_mode = S_IFDIR | 02775;
+        assert_int_equal(recipe_file_reader(&f, &d), RECIPE_READER_NOBODY);
+        d.st_mode = S_IFDIR | 0757;
+        assert_int_equal(recipe_file_reader(&f, &d), RECIPE_READER_NOBODY);
+        d.st_mode = S_IFDIR | 0755;
+        d.st_uid = 4242;
+        assert_int_equal(recipe_file_reader(&f, &d), 4242);
+        f.st_uid = 4242;
+        f.st_mode = S_IFREG | 0664;     /* a tenant's own group-writable file (umask 002): theirs */
+        d.st_mode = S_IFDIR | 0775;
+        assert_int_equal(recipe_file_reader(&f, &d), 4242);
+        f.st_uid = 4243;
+        assert_int_equal(recipe_file_reader(&f, &d), RECIPE_READER_NOBODY);
+
+        const char *body = "[Machine]\nName=x\n[Bootstrap]\nDistribution=arch\nPackages=base\n";
+        write_file("team/r.recipe", body);
+        _cleanup_free_ char *team = tpath("team"), *tr = tpath("team/r.recipe");
+        struct mkm_err err = {};
+        struct recipe *r = NULL;
+        assert_int_equal(chmod(tr, 0664), 0);
+        assert_int_equal(recipe_load(NULL, tr, &r, &err), 0);
+        assert_int_equal(r->reader_uid, RECIPE_READER_NOBODY);
+        recipe_free(TAKE_PTR(r));
+        assert_int_equal(chmod(tr, 0644), 0);
+        assert_int_equal(recipe_load(NULL, tr, &r, &err), 0);
+        assert_int_equal(r->reader_uid, 0);
+        recipe_free(TAKE_PTR(r));
+        assert_int_equal(chown(team, 4242, 4242), 0);
+        assert_int_equal(recipe_load(NULL, tr, &r, &err), 0);
+        assert_int_equal(r->reader_uid, 4242);
+        recipe_free(TAKE_PTR(r));
+        assert_int_equal(chown(team, 0, 0), 0);
+        write_file("two/a/a.recipe", "[Hooks]\nFuse=yes\n");
+        write_file("two/b/b.recipe", "[Hooks]\nFuse=yes\n");
+        write_file("two/top.recipe", "[Machine]\nName=x\nInclude=a/a.recipe b/b.recipe\n[Bootstrap]\nDistribution=arch\n"
+                                     "Packages=base\n");
+        _cleanup_free_ char *a = tpath("two/a/a.recipe"), *b = tpath("two/b/b.recipe"), *top = tpath("two/top.recipe");
+        assert_int_equal(chown(a, 4242, 4242), 0);
+        assert_int_equal(chown(b, 4243, 4243), 0);
+        if (recipe_load(NULL, top, &r, &err) < 0)
+                fail_msg("%s", err.msg);
+        assert_int_equal(r->reader_uid, RECIPE_READER_NOBODY);
         recipe_free(TAKE_PTR(r));
 }
 
@@ -1291,6 +1367,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_include_not_echoed, setup_tmp, teardown_tmp),
                 cmocka_unit_test_setup_teardown(test_top_recipe_opened, setup_tmp, teardown_tmp),
                 cmocka_unit_test_setup_teardown(test_recipe_reader, setup_tmp, teardown_tmp),
+                cmocka_unit_test_setup_teardown(test_reader_fold, setup_tmp, teardown_tmp),
                 cmocka_unit_test_setup_teardown(test_include, setup_tmp, teardown_tmp),
                 cmocka_unit_test_setup_teardown(test_include_errors, setup_tmp, teardown_tmp),
                 cmocka_unit_test_setup_teardown(test_multi_errors, setup_tmp, teardown_tmp),
