@@ -149,7 +149,7 @@ static int read_lock_file(const struct build *b, char **ret, size_t *ret_len) {
         int q = fs_reader_for_uid(b->lock_reader, &rd);
         if (q < 0)
                 return q;
-        _cleanup_close_ int fd = fs_open_beside(dir, path, false, &rd, NULL, NULL);
+        _cleanup_close_ int fd = fs_open_beside(dir, path, false, &rd, NULL, NULL, NULL);
         if (fd < 0)
                 return fd;
         return fs_read_fd(fd, LOCK_MAX, ret, ret_len);
@@ -257,7 +257,7 @@ static int write_lock(struct build *b, bool *ret_written, struct mkm_err *reterr
         const char *base = strrchr(b->lock_path, '/');
         base = base ? base + 1 : b->lock_path;
         struct stat dst;
-        _cleanup_close_ int dfd = b->lock_beside ? fs_open_beside(dir, dir, true, NULL, NULL, &dst)
+        _cleanup_close_ int dfd = b->lock_beside ? fs_open_beside(dir, dir, true, NULL, NULL, &dst, NULL)
                                                  : open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (dfd >= 0 && b->lock_beside && fs_anyone_writes(&dst))
                 return mkm_err_set(reterr, -EPERM, "not writing %s: %s", b->lock_path, LOCK_ANYONE_WRITES);

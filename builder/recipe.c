@@ -652,7 +652,8 @@ static int set_string(char **field, const char *value) {
         return 0;
 }
 
-static int load_file(struct loader *l, int fd, const char *abs, const char *shown, const struct where *from);
+static int load_file(struct loader *l, int fd, const char *abs, const char *shown, const struct stat *dir_st,
+                     const struct where *from);
 
 /* Is path under dir (both absolute; "/" holds everything)? */
 static bool under_dir(const char *path, const char *dir) {
@@ -685,7 +686,8 @@ static int do_include(struct loader *l, const struct where *w, const char *item)
         int q = recipe_reader(l->r, &rd);
         if (q < 0)
                 return q;
-        _cleanup_close_ int fd = fs_open_beside(w->dir, path, false, &rd, &abs, &st);
+        struct stat dst;
+        _cleanup_close_ int fd = fs_open_beside(w->dir, path, false, &rd, &abs, &st, &dst);
         if (fd == -EXDEV)
                 return FAIL(w, "'%s' leads out of this recipe file's directory (%s): includes must be in it or below",
                             shown, w->dir);
@@ -710,7 +712,7 @@ static int do_include(struct loader *l, const struct where *w, const char *item)
                 }
         if (l->depth >= RECIPE_INCLUDE_DEPTH_MAX)
                 return FAIL(w, "includes nested more than %d deep", RECIPE_INCLUDE_DEPTH_MAX);
-        return load_file(l, fd, abs, shown, w);
+        return load_file(l, fd, abs, shown, &dst, w);
 }
 
 static int push_nspawn(struct recipe *r, const struct where *w) {
@@ -1245,7 +1247,9 @@ static int parse_buffer(struct loader *l, const char *buf, size_t len, const cha
 }
 
 /* fd: the file, opened (an include), or -1: open abs. */
-static int load_file(struct loader *l, int fd, const char *abs, const char *shown_in, const struct where *from) {
+/* dir_st: the stat of the directory holding the file, as the walk that opened fd found it. */
+static int load_file(struct loader *l, int fd, const char *abs, const char *shown_in, const struct stat *dir_st,
+                     const struct where *from) {
         struct recipe *r = l->r;
         _cleanup_free_ char *buf = NULL;
         size_t len = 0;
@@ -1265,18 +1269,15 @@ static int load_file(struct loader *l, int fd, const char *abs, const char *show
         }
         /* From here on, what the recipe names (includes too) is read with this file's reader
          * folded in (recipe_reader_fold()). */
-        _cleanup_free_ char *fdir = fs_path_dirname(abs);
-        struct stat st, dst;
-        if (!fdir)
-                return -ENOMEM;
-        if (fd >= 0) {
-                if (fstat(fd, &st) < 0 || stat(fdir, &dst) < 0) {
+        struct stat st;
+        if (fd >= 0 && dir_st) {
+                if (fstat(fd, &st) < 0) {
                         if (from)
                                 return FAIL(from, "cannot stat '%s': %s", shown, strerror(errno));
                         return errors_add(&l->errors, -MKM_E_RECIPE, shown, 0, "cannot stat recipe '%s': %s", shown,
                                           strerror(errno));
                 }
-                r->reader_uid = recipe_reader_fold(r->reader_uid, recipe_file_reader(&st, &dst));
+                r->reader_uid = recipe_reader_fold(r->reader_uid, recipe_file_reader(&st, dir_st));
         }
         if (!strv_contains(r->files, abs)) {
                 ret = strv_push(&r->files, abs);
@@ -1450,121 +1451,189 @@ static struct recipe *recipe_new(void) {
         return r;
 }
 
-/* Load path, collecting every error into *errs; *ret only when there was none, or with
- * partial set also when there were recipe errors (what could be read, for more checks). */
-/* The recipe named on the command line (path; abs its real path), perhaps a co-tenant's, in a
- * directory they own: opened without blocking (a FIFO or a device is not a recipe), a regular
- * file only, not a symbolic link of theirs to another owner's file, nor a hard link to one
- * (fs_check_own_link()), so that its lines, echoed in errors, are never a host file's. */
-/* Resolve path (as the kernel would, from the current directory when relative) one component at
- * a time, folding into *reader (recipe_reader_fold()) the owner of every symbolic link met on the
- * way, in the path as written and in the links' targets. */
-static int fold_link_owners(const char *path, uid_t *reader) {
-        _cleanup_free_ char *cwd = path[0] == '/' ? strdup("") : getcwd(NULL, 0);
+/* A directory crossed on the way to the recipe: whoever owns it can rearrange what the path
+ * names, and a root directory that others can write (group or world, not sticky) lets any of
+ * them do so. */
+static uid_t dir_reader(const struct stat *st) {
+        if (st->st_uid == 0 && (st->st_mode & (S_IWGRP | S_IWOTH)) && !(st->st_mode & S_ISVTX))
+                return RECIPE_READER_NOBODY;
+        return st->st_uid;
+}
+
+/* The recipe named on the command line, perhaps a co-tenant's: path is resolved once, one
+ * component at a time (openat(O_PATH|O_NOFOLLOW) from "/" or the current directory, each
+ * symbolic link read and spliced in by us), and every directory crossed (dir_reader()), every
+ * link followed and the file itself fold their owners into *reader (recipe_reader_fold()). The
+ * file is then opened, as that reader, from the very inode that was judged: never by name again,
+ * without blocking, a regular file only (a FIFO or a device is not a recipe), not a symbolic
+ * link of someone's to another owner's file, nor a hard link to one (fs_check_own_link()), so
+ * that its lines, echoed in errors, are never a host file its author could not read. *ret_abs:
+ * the path the walk resolved; *ret_dir_st: the stat of the directory holding it. */
+static int open_top(const char *path, uid_t *reader, char **ret_abs, struct stat *ret_dir_st, int *ret_fd,
+                    const char **ret_why) {
+        bool relative = path[0] != '/';
+        _cleanup_free_ char *cwd = relative ? getcwd(NULL, 0) : strdup("");
         if (!cwd)
                 return -ENOMEM;
         _cleanup_free_ char *todo = strdup(path), *done = strdup(strcmp(cwd, "/") == 0 ? "" : cwd);
+        _cleanup_close_ int cur = open(relative ? "." : "/", O_PATH | O_DIRECTORY | O_CLOEXEC);
         if (!todo || !done)
                 return -ENOMEM;
+        if (cur < 0)
+                return negative_errno();
+        struct stat st, dst;
+        if (fstat(cur, &dst) < 0)
+                return negative_errno();
+        *reader = recipe_reader_fold(*reader, dir_reader(&dst));
         unsigned links = 0;
+        uid_t last_link = 0;
+        bool via_last_link = false;
+        _cleanup_close_ int child = -EBADF;
+        char leaf[NAME_MAX + 1] = "";
         for (;;) {
                 char *p = todo + strspn(todo, "/");
-                if (!*p)
-                        return 0;
                 size_t n = strcspn(p, "/");
                 const char *rest = p + n;
-                if (n == 1 && p[0] == '.') {
-                        memmove(todo, rest, strlen(rest) + 1);
+                if (n == 0) {
+                        if (child < 0)
+                                return -EISDIR;         /* the path names a directory */
+                        break;
+                }
+                if (child >= 0) {       /* the previous component was a directory: go into it */
+                        close(cur);
+                        cur = TAKE_FD(child);
+                        if (fstat(cur, &dst) < 0)
+                                return negative_errno();
+                        *reader = recipe_reader_fold(*reader, dir_reader(&dst));
+                }
+                if (n > NAME_MAX)
+                        return -ENAMETOOLONG;
+                char name[NAME_MAX + 1];
+                memcpy(name, p, n);
+                name[n] = 0;
+                memmove(todo, rest, strlen(rest) + 1);
+                if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0) {
+                        if (name[1]) {
+                                int up = openat(cur, "..", O_PATH | O_DIRECTORY | O_CLOEXEC);
+                                if (up < 0)
+                                        return negative_errno();
+                                close(cur);
+                                cur = up;
+                                char *slash = strrchr(done, '/');
+                                if (slash)
+                                        *slash = 0;
+                                if (fstat(cur, &dst) < 0)
+                                        return negative_errno();
+                                *reader = recipe_reader_fold(*reader, dir_reader(&dst));
+                        }
                         continue;
                 }
-                if (n == 2 && p[0] == '.' && p[1] == '.') {
-                        char *slash = strrchr(done, '/');
-                        if (slash)
-                                *slash = 0;
-                        memmove(todo, rest, strlen(rest) + 1);
-                        continue;
-                }
-                _cleanup_free_ char *next = NULL;
-                if (asprintf(&next, "%s/%.*s", done, (int)n, p) < 0)
-                        return -ENOMEM;
-                struct stat st;
-                if (lstat(next, &st) < 0)
+                int c = openat(cur, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+                if (c < 0)
                         return negative_errno();
-                if (!S_ISLNK(st.st_mode)) {
-                        free(done);
-                        done = TAKE_PTR(next);
-                        memmove(todo, rest, strlen(rest) + 1);
+                if (fstat(c, &st) < 0) {
+                        int e = negative_errno();
+                        close(c);
+                        return e;
+                }
+                if (S_ISLNK(st.st_mode)) {
+                        char target[PATH_MAX];
+                        ssize_t tl = readlinkat(c, "", target, sizeof target - 1);
+                        close(c);
+                        if (tl <= 0)
+                                return tl < 0 ? negative_errno() : -ENOENT;
+                        if (++links > 40)
+                                return -ELOOP;
+                        target[tl] = 0;
+                        *reader = recipe_reader_fold(*reader, st.st_uid);
+                        via_last_link = !todo[strspn(todo, "/")];
+                        if (via_last_link)
+                                last_link = st.st_uid;
+                        if (target[0] == '/') {
+                                int root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+                                if (root < 0)
+                                        return negative_errno();
+                                close(cur);
+                                cur = root;
+                                done[0] = 0;
+                        }
+                        char *t = NULL;
+                        if (asprintf(&t, "%s/%s", target, todo) < 0)
+                                return -ENOMEM;
+                        free(todo);
+                        todo = t;
                         continue;
                 }
-                if (++links > 40)
-                        return -ELOOP;
-                *reader = recipe_reader_fold(*reader, st.st_uid);
-                char target[PATH_MAX];
-                ssize_t tl = readlink(next, target, sizeof target - 1);
-                if (tl < 0)
-                        return negative_errno();
-                target[tl] = 0;
-                if (target[0] == '/')
-                        done[0] = 0;
-                char *t = NULL;
-                if (asprintf(&t, "%s%s", target, rest) < 0)
+                char *d = NULL;
+                if (asprintf(&d, "%s/%s", done, name) < 0) {
+                        close(c);
                         return -ENOMEM;
-                free(todo);
-                todo = t;
+                }
+                free(done);
+                done = d;
+                child = c;
+                memcpy(leaf, name, n + 1);
+                if (!S_ISDIR(st.st_mode) && todo[strspn(todo, "/")])
+                        return -ENOTDIR;
         }
-}
-
-static int open_top(const char *path, const char *abs, uid_t reader, int *ret_fd, const char **ret_why) {
-        struct stat lst, st;
-        if (lstat(path, &lst) < 0)
-                return negative_errno();
-        /* Through someone's links, as them: a link of theirs leads only to what they can read. */
-        struct fs_reader rd;
-        struct fs_reader_saved saved;
-        int q = fs_reader_for_uid(reader, &rd);
-        if (q < 0 || (q = fs_reader_enter(&rd, &saved)) < 0)
-                return q;
-        int e = 0;
-        _cleanup_close_ int fd = open(abs, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-        if (fd < 0)
-                e = errno;
-        fs_reader_leave(&saved);
-        if (e == EACCES && reader != 0)
-                *ret_why = "not readable by the owner of the symbolic links on its path";
-        if (fd < 0)
-                return -e;
-        if (fstat(fd, &st) < 0)
-                return negative_errno();
         if (S_ISDIR(st.st_mode))
                 return -EISDIR;
         if (!S_ISREG(st.st_mode)) {
                 *ret_why = "not a regular file";
                 return -EBADFD;
         }
-        if (S_ISLNK(lst.st_mode) && lst.st_uid != 0 && lst.st_uid != st.st_uid) {
+        *reader = recipe_reader_fold(*reader, st.st_uid);
+        if (via_last_link && last_link != 0 && last_link != st.st_uid) {
                 *ret_why = "a symbolic link to a file of another owner than the link's";
                 return -EPERM;
         }
-        _cleanup_free_ char *dir = fs_path_dirname(abs);
-        if (!dir)
-                return -ENOMEM;
-        _cleanup_close_ int dfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
-        if (dfd < 0)
-                return negative_errno();
-        const char *base = strrchr(abs, '/');
-        q = fs_check_own_link(dfd, base ? base + 1 : abs, &st);
+        int q = fs_check_own_link(cur, leaf, &st);
         if (q == -EMLINK)
                 *ret_why = "a hard link to a file of another owner than its directory's";
         else if (q == -EBUSY)
                 *ret_why = "it changed while it was opened";
         if (q < 0)
                 return q;
+        /* Opened as the reader, from the inode judged. */
+        struct fs_reader rd;
+        struct fs_reader_saved saved;
+        q = fs_reader_for_uid(*reader, &rd);
+        if (q < 0 || (q = fs_reader_enter(&rd, &saved)) < 0)
+                return q;
+        char proc[64];
+        (void)snprintf(proc, sizeof proc, "/proc/self/fd/%d", child);
+        _cleanup_close_ int fd = open(proc, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+        int e = fd < 0 ? errno : 0;
+        fs_reader_leave(&saved);
+        if (e == EACCES && *reader != 0)
+                *ret_why = "not readable by the recipe's reader (the owner of it, of its directories and of the "
+                           "links on its path)";
+        if (fd < 0)
+                return -e;
+        struct stat st2;
+        if (fstat(fd, &st2) < 0)
+                return negative_errno();
+        if (st2.st_dev != st.st_dev || st2.st_ino != st.st_ino) {
+                *ret_why = "it changed while it was opened";
+                return -EBUSY;
+        }
         if (fcntl(fd, F_SETFL, 0) < 0)
                 return negative_errno();
+        if (done[0] != '/') {   /* the file is in "/" */
+                char *d = NULL;
+                if (asprintf(&d, "/%s", done) < 0)
+                        return -ENOMEM;
+                free(done);
+                done = d;
+        }
+        *ret_abs = TAKE_PTR(done);
+        *ret_dir_st = dst;
         *ret_fd = TAKE_FD(fd);
         return 0;
 }
 
+/* Load path, collecting every error into *errs; *ret only when there was none, or with
+ * partial set also when there were recipe errors (what could be read, for more checks). */
 static int load_collect(struct mkm_ctx *ctx, const char *path, bool partial, struct recipe **ret,
                         struct recipe_errors *errs, struct mkm_err *reterr) {
         _cleanup_(recipe_freep) struct recipe *r = recipe_new();
@@ -1572,26 +1641,23 @@ static int load_collect(struct mkm_ctx *ctx, const char *path, bool partial, str
                 return -ENOMEM;
         /* Under --json every path is absolute, messages included. */
         bool absolute = ctx && ctx->json;
-        _cleanup_free_ char *abs = realpath(path, NULL);
-        if (!abs) {
-                int e = errno;
+        _cleanup_free_ char *abs = NULL;
+        _cleanup_close_ int fd = -EBADF;
+        const char *why = NULL;
+        struct stat dst;
+        int q = open_top(path, &r->reader_uid, &abs, &dst, &fd, &why);
+        if (q < 0) {
+                if (q == -ENOMEM)
+                        return q;
                 _cleanup_free_ char *cwd = absolute && path[0] != '/' ? getcwd(NULL, 0) : NULL;
                 _cleanup_free_ char *shown = cwd ? resolve_path(cwd, path) : NULL;
                 const char *name = shown ? shown : path;
-                return errors_add(errs, -MKM_E_RECIPE, name, 0, "cannot read recipe '%s': %s", name, strerror(e));
+                return errors_add(errs, -MKM_E_RECIPE, name, 0, "cannot read recipe '%s': %s", name,
+                                  why ? why : strerror(-q));
         }
         struct loader l = { .ctx = ctx, .r = r, .allow_includes = true, .reterr = reterr };
         const char *shown = absolute ? abs : path;
-        _cleanup_close_ int fd = -EBADF;
-        const char *why = NULL;
-        int q = fold_link_owners(path, &r->reader_uid);
-        if (q >= 0)
-                q = open_top(path, abs, r->reader_uid, &fd, &why);
-        if (q < 0)
-                return q == -ENOMEM ? q
-                                    : errors_add(errs, -MKM_E_RECIPE, shown, 0, "cannot read recipe '%s': %s", shown,
-                                                 why ? why : strerror(-q));
-        int k = load_file(&l, fd, abs, shown, NULL);
+        int k = load_file(&l, fd, abs, shown, &dst, NULL);
         if (k >= 0)     /* not after a syntax error in the top file: nothing of it was applied */
                 k = finalize(&l, shown);
         if (k >= 0 && l.errors.n == 0)
@@ -1745,7 +1811,7 @@ int recipe_open_source(const struct recipe *r, const char *path, const char *dir
         /* The directory of the recipe file that set the source, and only that one: an include
          * elsewhere must not widen it. */
         if (dir && dir[0])
-                return fs_open_beside(dir, path, allow_dir, &rd, NULL, ret_st);
+                return fs_open_beside(dir, path, allow_dir, &rd, NULL, ret_st, NULL);
         /* A stored recipe (rebuild): which file set the source is not known, only the files the
          * first build read. Walked inside each directory that holds the path as written, until
          * one holds where it leads too. */
@@ -1755,7 +1821,7 @@ int recipe_open_source(const struct recipe *r, const char *path, const char *dir
                         return -ENOMEM;
                 if (!under_dir(path, d))
                         continue;
-                int fd = fs_open_beside(d, path, allow_dir, &rd, NULL, ret_st);
+                int fd = fs_open_beside(d, path, allow_dir, &rd, NULL, ret_st, NULL);
                 if (fd != -EXDEV)
                         return fd;
         }

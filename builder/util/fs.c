@@ -166,6 +166,8 @@ const char *fs_beside_refusal(int r) {
         switch (r) {
         case -EACCES:
                 return FS_READER_REFUSED;
+        case -ENOLINK:
+                return FS_FOREIGN_LINK_REFUSED;
         case -EMLINK:
                 return FS_HARD_LINK_REFUSED;
         case -EPERM:
@@ -237,11 +239,11 @@ static int walk_parents(int dirfd, const char *inner, int *ret_parent, const cha
         return 0;
 }
 
-static int open_beside_inside(int dfd, const char *dir, const char *path, bool allow_dir, char **ret_real,
-                              struct stat *ret_st);
+static int open_beside_inside(int dfd, const char *dir, const char *path, bool allow_dir, uid_t reader,
+                              char **ret_real, struct stat *ret_st, struct stat *ret_dir_st);
 
 int fs_open_beside(const char *dir, const char *path, bool allow_dir, const struct fs_reader *as, char **ret_real,
-                   struct stat *ret_st) {
+                   struct stat *ret_st, struct stat *ret_dir_st) {
         size_t n = strlen(dir);
         if (dir[0] != '/' || path[0] != '/')
                 return -EINVAL;
@@ -262,19 +264,28 @@ int fs_open_beside(const char *dir, const char *path, bool allow_dir, const stru
         r = fs_reader_enter(as, &saved);
         if (r < 0)
                 return r;
-        r = open_beside_inside(dfd, dir, path, allow_dir, ret_real, ret_st);
+        r = open_beside_inside(dfd, dir, path, allow_dir, as ? as->uid : 0, ret_real, ret_st, ret_dir_st);
         fs_reader_leave(&saved);
         return r;
 }
 
-/* fs_open_beside() from dfd, dir's fd, on: as whoever reads. */
-static int open_beside_inside(int dfd, const char *dir, const char *path, bool allow_dir, char **ret_real,
-                              struct stat *ret_st) {
+/* A link followed inside the directory must be the reader's or root's: another user's link may
+ * lead to what they can read and the reader cannot tell from their own. */
+static int link_of_reader(const char *dir, const char *name, const struct stat *st, void *userdata) {
+        uid_t reader = *(const uid_t *)userdata;
+        return st->st_uid == 0 || st->st_uid == reader ? 0 : -ENOLINK;
+}
+
+/* fs_open_beside() from dfd, dir's fd, on: as whoever reads (reader, its uid). */
+static int open_beside_inside(int dfd, const char *dir, const char *path, bool allow_dir, uid_t reader,
+                              char **ret_real, struct stat *ret_st, struct stat *ret_dir_st) {
         bool root = strlen(dir) == 1;
         _cleanup_free_ char *inner = NULL;
         _cleanup_close_ int pfd = -EBADF;
         const char *rest = path + (root ? 0 : strlen(dir));
-        int r = chase_in_root(dfd, *rest ? rest : ".", CHASE_REFUSE_ESCAPE | CHASE_REFUSE_ABSOLUTE, &inner, &pfd);
+        const struct chase_hooks hooks = { .symlink = link_of_reader, .userdata = &reader };
+        int r = chase_in_root_full(dfd, *rest ? rest : ".", CHASE_REFUSE_ESCAPE | CHASE_REFUSE_ABSOLUTE, &hooks, &inner,
+                                   &pfd);
         if (r < 0)
                 return r;
         struct stat st;
@@ -292,10 +303,15 @@ static int open_beside_inside(int dfd, const char *dir, const char *path, bool a
                         r = -EPERM;
                 if (r >= 0)
                         r = fs_check_own_link(parentfd, leaf, &st);
+                if (r >= 0 && ret_dir_st && fstat(parentfd, ret_dir_st) < 0)
+                        r = negative_errno();
                 if (r < 0) {
                         close(fd);
                         return r;
                 }
+        } else if (fd >= 0 && ret_dir_st && fstat(dfd, ret_dir_st) < 0) {
+                close(fd);
+                return negative_errno();
         }
         if (fd >= 0 && ret_st)
                 *ret_st = st;

@@ -66,12 +66,14 @@ void fs_reader_leave(struct fs_reader_saved *s);
  * + the path inside; *ret_st its stat. Returns the fd or a negative errno (-EXDEV: not in dir, as
  * written or where it leads; -EBADFD: another type; -EINVAL: a relative path; -EPERM: in, or
  * itself, a directory anyone can write (fs_anyone_writes()); -EMLINK and -EBUSY as
- * fs_check_own_link() for the file; -EACCES when as may not read it). path may be dir itself (a
+ * fs_check_own_link() for the file; -EACCES when as may not read it; -ENOLINK when the walk
+ * would follow a symbolic link that neither root nor as owns). *ret_dir_st: the stat of the
+ * directory holding it (dir's, for dir itself). path may be dir itself (a
  * directory; its own mode is the caller's to judge). Everything inside dir is looked up and
  * opened as the reader as (fs_reader_enter(); NULL: as the process is); dir itself is reached as
  * the process is, so a recipe kept in root's directory for a tenant still finds its sources. */
 int fs_open_beside(const char *dir, const char *path, bool allow_dir, const struct fs_reader *as, char **ret_real,
-                   struct stat *ret_st);
+                   struct stat *ret_st, struct stat *ret_dir_st);
 
 /* A regular file opened (stat st) as name in dirfd, a directory that untrusted input chose: refused
  * when it may be a hard link its author made to a file they cannot read (possible wherever
@@ -87,12 +89,16 @@ bool fs_anyone_writes(const struct stat *st);
         "is in (or is) a directory anyone can write: its files may be anyone's, not the recipe's"
 
 /* What fs_open_beside() refused a source for, as words following its name ("'x' is a hard link
- * ..."): for -EMLINK, -EPERM, -EBUSY and -EACCES; NULL for any other code (strerror() then). */
+ * ..."): for -EMLINK, -EPERM, -EBUSY, -EACCES and -ENOLINK; NULL for any other code (strerror()
+ * then). */
 const char *fs_beside_refusal(int r);
 
 #define FS_READER_REFUSED \
         "is not readable by the recipe's owner: sources are read with the permissions of the owner of the " \
         "recipe's files"
+#define FS_FOREIGN_LINK_REFUSED \
+        "leads through a symbolic link that neither root nor the recipe's owner owns: it is read with the " \
+        "permissions of the owner of the recipe's files"
 #define FS_HARD_LINK_REFUSED \
         "is a hard link to a file of another owner than its directory's: it may be a host file that the " \
         "recipe's author cannot read"

@@ -750,9 +750,10 @@ static void test_top_recipe_opened(void **state) {
         struct recipe *r = NULL;
         const struct { const char *path, *why; } refused[] = {
                 { fifo, "not a regular file" },
-                { sl, "not readable by the owner of the symbolic links on its path" },
+                { sl, "a symbolic link to a file of another owner than the link's" },
                 { slpub, "a symbolic link to a file of another owner than the link's" },
-                { viadir, "not readable by the owner of the symbolic links on its path" },
+                { viadir, "not readable by the recipe's reader (the owner of it, of its directories and of the links "
+                          "on its path)" },
                 { hl, "a hard link to a file of another owner than its directory's" },
         };
         for (size_t i = 0; i < ELEMENTSOF(refused); i++) {
@@ -950,6 +951,102 @@ static void test_reader_fold(void **state) {
         if (recipe_load(NULL, top, &r, &err) < 0)
                 fail_msg("%s", err.msg);
         assert_int_equal(r->reader_uid, RECIPE_READER_NOBODY);
+        recipe_free(TAKE_PTR(r));
+}
+
+/* The path to the recipe and the walks beside it: a directory a tenant owns above root's recipe
+ * makes the tenant its reader (they can rearrange what the path names), a root directory a group
+ * can write (not sticky) makes it nobody, and another user's file moved into a tenant's directory
+ * is opened as the reader, so it is refused before a line of it is read. Beside root's recipe, a
+ * tenant's symbolic link is not followed, for Copy= or Include=: it could lead to root's files,
+ * and the reader (root) could not tell. */
+static void test_reader_walks(void **state) {
+        (void)state;
+        const char *body = "[Machine]\nName=x\n[Bootstrap]\nDistribution=arch\nPackages=base\n";
+        write_file("up/sub/r.recipe", body);
+        _cleanup_free_ char *up = tpath("up"), *r1 = tpath("up/sub/r.recipe");
+        struct mkm_err err = {};
+        struct recipe *r = NULL;
+        assert_int_equal(recipe_load(NULL, r1, &r, &err), 0);
+        assert_int_equal(r->reader_uid, 0);
+        recipe_free(TAKE_PTR(r));
+        assert_int_equal(chown(up, 4242, 4242), 0);
+        assert_int_equal(chmod(tmpdir, 0755), 0);
+        if (recipe_load(NULL, r1, &r, &err) < 0)
+                fail_msg("%s", err.msg);
+        assert_int_equal(r->reader_uid, 4242);
+        recipe_free(TAKE_PTR(r));
+        assert_int_equal(chown(up, 0, 0), 0);
+        assert_int_equal(chmod(up, 02775), 0);
+        assert_int_equal(recipe_load(NULL, r1, &r, &err), 0);
+        assert_int_equal(r->reader_uid, RECIPE_READER_NOBODY);
+        recipe_free(TAKE_PTR(r));
+        assert_int_equal(chmod(up, 01777), 0);        /* sticky: others cannot move root's entries */
+        assert_int_equal(recipe_load(NULL, r1, &r, &err), 0);
+        assert_int_equal(r->reader_uid, 0);
+        recipe_free(TAKE_PTR(r));
+        assert_int_equal(chmod(up, 0755), 0);
+
+        /* another user's private file in a tenant's directory (moved there: one link) */
+        write_file("ten3/bob.recipe", "BOBSECRET\n");
+        _cleanup_free_ char *ten3 = tpath("ten3"), *bob = tpath("ten3/bob.recipe");
+        assert_int_equal(chown(ten3, 65534, 65534), 0);
+        assert_int_equal(chown(bob, 4243, 4243), 0);
+        assert_int_equal(chmod(bob, 0600), 0);
+        assert_int_equal(recipe_load(NULL, bob, &r, &err), -MKM_E_RECIPE);
+        assert_null(r);
+        assert_non_null(strstr(err.msg, "cannot read recipe"));
+        assert_non_null(strstr(err.msg, "not readable by the recipe's reader"));
+        assert_null(strstr(err.msg, "BOBSECRET"));
+
+        /* a tenant's link on the path, in root's directory, to root's directory of a private file */
+        write_file("priv/p.recipe", "PRIVSECRET\n");
+        _cleanup_free_ char *lk = tpath("lk"), *lkd = tpath("lk/d"), *privp = tpath("priv/p.recipe"),
+                            *via = tpath("lk/d/p.recipe");
+        assert_int_equal(chmod(privp, 0600), 0);
+        assert_int_equal(mkdir(lk, 0755), 0);
+        assert_int_equal(symlink("../priv", lkd), 0);
+        assert_true(recipe_load(NULL, via, &r, &err) < 0);       /* root's own link: read (a bad line) */
+        assert_non_null(strstr(err.msg, "PRIVSECRET"));
+        assert_int_equal(lchown(lkd, 4242, 4242), 0);
+        assert_int_equal(recipe_load(NULL, via, &r, &err), -MKM_E_RECIPE);
+        assert_non_null(strstr(err.msg, "not readable by the recipe's reader"));
+        assert_null(strstr(err.msg, "PRIVSECRET"));
+
+        /* a tenant's link beside root's recipe */
+        write_file("app/prodkey", "PRODSECRET\n");
+        write_file("app/prod.recipe", "[Hooks]\nFuse=yes\n");
+        _cleanup_free_ char *t = tpath("app/t"), *motd = tpath("app/t/motd"), *frag = tpath("app/t/frag.recipe"),
+                            *top = tpath("app/r.recipe");
+        assert_int_equal(mkdir(t, 0755), 0);
+        assert_int_equal(symlink("../prodkey", motd), 0);
+        assert_int_equal(symlink("../prod.recipe", frag), 0);
+        assert_int_equal(lchown(motd, 4242, 4242), 0);
+        assert_int_equal(lchown(frag, 4242, 4242), 0);
+        assert_int_equal(chown(t, 4242, 4242), 0);
+        char text[1024];
+        snprintf(text, sizeof text, "%s[Hooks]\nCopy=t/motd:/etc/motd\n", body);
+        write_file("app/r.recipe", text);
+        assert_int_equal(recipe_load(NULL, top, &r, &err), 0);
+        assert_int_equal(r->reader_uid, 0);
+        assert_int_equal(recipe_validate_for_build(r, &err), -MKM_E_RECIPE);
+        if (!strstr(err.msg, "t/motd' leads through a symbolic link that neither root nor the recipe's owner owns"))
+                fail_msg("got %s", err.msg);
+        struct stat st;
+        assert_int_equal(recipe_open_source(r, motd, r->copies[0].from_dir, true, &st), -ENOLINK);
+        recipe_free(TAKE_PTR(r));
+        snprintf(text, sizeof text, "[Machine]\nInclude=t/frag.recipe\n%s", body);
+        write_file("app/r.recipe", text);
+        assert_int_equal(recipe_load(NULL, top, &r, &err), -MKM_E_RECIPE);
+        if (!strstr(err.msg, "frag.recipe' leads through a symbolic link that neither root nor the recipe's owner owns"))
+                fail_msg("got %s", err.msg);
+        /* root's own link there is followed */
+        assert_int_equal(lchown(motd, 0, 0), 0);
+        snprintf(text, sizeof text, "%s[Hooks]\nCopy=t/motd:/etc/motd\n", body);
+        write_file("app/r.recipe", text);
+        assert_int_equal(recipe_load(NULL, top, &r, &err), 0);
+        if (recipe_validate_for_build(r, &err) < 0)
+                fail_msg("%s", err.msg);
         recipe_free(TAKE_PTR(r));
 }
 
@@ -1368,6 +1465,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_top_recipe_opened, setup_tmp, teardown_tmp),
                 cmocka_unit_test_setup_teardown(test_recipe_reader, setup_tmp, teardown_tmp),
                 cmocka_unit_test_setup_teardown(test_reader_fold, setup_tmp, teardown_tmp),
+                cmocka_unit_test_setup_teardown(test_reader_walks, setup_tmp, teardown_tmp),
                 cmocka_unit_test_setup_teardown(test_include, setup_tmp, teardown_tmp),
                 cmocka_unit_test_setup_teardown(test_include_errors, setup_tmp, teardown_tmp),
                 cmocka_unit_test_setup_teardown(test_multi_errors, setup_tmp, teardown_tmp),

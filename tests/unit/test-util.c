@@ -409,23 +409,23 @@ static void test_reader(void **state) {
         assert_int_equal(chown(theirs, 4242, 4242), 0);
 
         struct stat st;
-        assert_int_equal(fs_open_beside(dir, theirs, false, &rd, NULL, &st), -EACCES);
+        assert_int_equal(fs_open_beside(dir, theirs, false, &rd, NULL, &st, NULL), -EACCES);
         assert_non_null(fs_beside_refusal(-EACCES));
-        assert_int_equal(fs_open_beside(dir, insub, false, &rd, NULL, &st), -EACCES);
-        assert_int_equal(fs_open_beside(dir, zero, false, &rd, NULL, &st), -EACCES);
-        int fd = fs_open_beside(dir, mail, false, &rd, NULL, &st);
+        assert_int_equal(fs_open_beside(dir, insub, false, &rd, NULL, &st, NULL), -EACCES);
+        assert_int_equal(fs_open_beside(dir, zero, false, &rd, NULL, &st, NULL), -EACCES);
+        int fd = fs_open_beside(dir, mail, false, &rd, NULL, &st, NULL);
         assert_true(fd >= 0);
         close(fd);
         const char *as_process[] = { theirs, insub, zero, mail };
         for (size_t i = 0; i < 4; i++) {
-                fd = fs_open_beside(dir, as_process[i], false, NULL, NULL, &st);
+                fd = fs_open_beside(dir, as_process[i], false, NULL, NULL, &st, NULL);
                 assert_true(fd >= 0);
                 close(fd);
         }
         /* root's own recipe (uid 0) reads as the process too */
         struct fs_reader root;
         assert_int_equal(fs_reader_for_uid(0, &root), 0);
-        fd = fs_open_beside(dir, theirs, false, &root, NULL, &st);
+        fd = fs_open_beside(dir, theirs, false, &root, NULL, &st, NULL);
         assert_true(fd >= 0);
         close(fd);
 
@@ -472,24 +472,24 @@ static void test_open_beside_hard_link(void **state) {
         assert_int_equal(chown(dir, 65534, 65534), 0);
         assert_int_equal(chown(own, 65534, 65534), 0);
         struct stat st;
-        assert_int_equal(fs_open_beside(dir, lnk, false, NULL, NULL, &st), -EMLINK);
-        int fd = fs_open_beside(dir, own, false, NULL, NULL, &st);
+        assert_int_equal(fs_open_beside(dir, lnk, false, NULL, NULL, &st, NULL), -EMLINK);
+        int fd = fs_open_beside(dir, own, false, NULL, NULL, &st, NULL);
         assert_true(fd >= 0);
         assert_int_equal(st.st_nlink, 2);
         close(fd);
-        fd = fs_open_beside(dir, ownlink, false, NULL, NULL, &st);
+        fd = fs_open_beside(dir, ownlink, false, NULL, NULL, &st, NULL);
         assert_true(fd >= 0);
         close(fd);
         /* the same link in a directory root owns: root's own file */
         assert_int_equal(chown(dir, 0, 0), 0);
-        fd = fs_open_beside(dir, lnk, false, NULL, NULL, &st);
+        fd = fs_open_beside(dir, lnk, false, NULL, NULL, &st, NULL);
         assert_true(fd >= 0);
         close(fd);
         /* dir itself (Keyring=.) */
-        fd = fs_open_beside(dir, dir, true, NULL, NULL, &st);
+        fd = fs_open_beside(dir, dir, true, NULL, NULL, &st, NULL);
         assert_true(fd >= 0 && S_ISDIR(st.st_mode));
         close(fd);
-        assert_int_equal(fs_open_beside(dir, dir, false, NULL, NULL, NULL), -EBADFD);
+        assert_int_equal(fs_open_beside(dir, dir, false, NULL, NULL, NULL, NULL), -EBADFD);
         /* A directory anyone can write (as /tmp, which holds root's files): nothing in it, nor
          * itself, is taken; the recipe's own directory is the caller's to judge. */
         char shared[256], infile[256];
@@ -497,16 +497,16 @@ static void test_open_beside_hard_link(void **state) {
         (void)snprintf(infile, sizeof infile, "%s/recipes/shared/root.gpg", top);
         assert_int_equal(mkdir(shared, 0755), 0);
         assert_int_equal(fs_write_file_at(AT_FDCWD, infile, "r\n", 2, 0600), 0);
-        fd = fs_open_beside(dir, infile, false, NULL, NULL, &st);
+        fd = fs_open_beside(dir, infile, false, NULL, NULL, &st, NULL);
         assert_true(fd >= 0);
         close(fd);
         assert_int_equal(chmod(shared, 01777), 0);
-        assert_int_equal(fs_open_beside(dir, infile, false, NULL, NULL, &st), -EPERM);
-        assert_int_equal(fs_open_beside(dir, shared, true, NULL, NULL, &st), -EPERM);
+        assert_int_equal(fs_open_beside(dir, infile, false, NULL, NULL, &st, NULL), -EPERM);
+        assert_int_equal(fs_open_beside(dir, shared, true, NULL, NULL, &st, NULL), -EPERM);
         assert_int_equal(chmod(shared, 0755), 0);
         assert_int_equal(chmod(dir, 01777), 0);
-        assert_int_equal(fs_open_beside(dir, infile, false, NULL, NULL, &st), -EPERM);     /* shared's parent */
-        fd = fs_open_beside(dir, dir, true, NULL, NULL, &st);
+        assert_int_equal(fs_open_beside(dir, infile, false, NULL, NULL, &st, NULL), -EPERM);     /* shared's parent */
+        fd = fs_open_beside(dir, dir, true, NULL, NULL, &st, NULL);
         assert_true(fd >= 0);
         close(fd);
         assert_int_equal(chmod(dir, 0755), 0);
@@ -538,14 +538,14 @@ static void test_open_beside(void **state) {
         _cleanup_free_ char *real = NULL;
         struct stat st;
         /* A file, and through a relative link that stays inside. */
-        int fd = fs_open_beside(dir, want, false, NULL, &real, &st);
+        int fd = fs_open_beside(dir, want, false, NULL, &real, &st, NULL);
         assert_true(fd >= 0 && S_ISREG(st.st_mode));
         assert_string_equal(real, want);
         close(fd);
         free(real);
         real = NULL;
         (void)snprintf(path, sizeof path, "%s/sub/up.recipe", dir);
-        fd = fs_open_beside(dir, path, false, NULL, &real, NULL);
+        fd = fs_open_beside(dir, path, false, NULL, &real, NULL, NULL);
         assert_true(fd >= 0);
         assert_string_equal(real, want);
         close(fd);
@@ -554,14 +554,14 @@ static void test_open_beside(void **state) {
         /* ... but not from sub, whose directory it leads out of; nor outside as written; nor a
          * relative path; a FIFO is never opened; a directory only when asked. */
         (void)snprintf(want, sizeof want, "%s/sub", dir);
-        assert_int_equal(fs_open_beside(want, path, false, NULL, NULL, NULL), -EXDEV);
-        assert_int_equal(fs_open_beside(want, "/etc/passwd", false, NULL, NULL, NULL), -EXDEV);
-        assert_int_equal(fs_open_beside(dir, "x.recipe", false, NULL, NULL, NULL), -EINVAL);
+        assert_int_equal(fs_open_beside(want, path, false, NULL, NULL, NULL, NULL), -EXDEV);
+        assert_int_equal(fs_open_beside(want, "/etc/passwd", false, NULL, NULL, NULL, NULL), -EXDEV);
+        assert_int_equal(fs_open_beside(dir, "x.recipe", false, NULL, NULL, NULL, NULL), -EINVAL);
         (void)snprintf(path, sizeof path, "%s/fifo", dir);
-        assert_int_equal(fs_open_beside(dir, path, false, NULL, NULL, NULL), -EBADFD);
+        assert_int_equal(fs_open_beside(dir, path, false, NULL, NULL, NULL, NULL), -EBADFD);
         (void)snprintf(path, sizeof path, "%s/sub", dir);
-        assert_int_equal(fs_open_beside(dir, path, false, NULL, NULL, NULL), -EBADFD);
-        fd = fs_open_beside(dir, path, true, NULL, NULL, &st);
+        assert_int_equal(fs_open_beside(dir, path, false, NULL, NULL, NULL, NULL), -EBADFD);
+        fd = fs_open_beside(dir, path, true, NULL, NULL, &st, NULL);
         assert_true(fd >= 0 && S_ISDIR(st.st_mode));
         close(fd);
 
@@ -602,8 +602,8 @@ static void test_open_beside(void **state) {
         assert_string_equal(kernel, "other namespace");         /* what open() would have read */
         assert_int_equal(symlinkat(magic, dfd, "sub/magic.recipe"), 0);
         (void)snprintf(path, sizeof path, "%s/sub/magic.recipe", dir);
-        int by_link = fs_open_beside(dir, path, false, NULL, NULL, NULL);
-        int by_name = fs_open_beside("/", magic, false, NULL, NULL, NULL);
+        int by_link = fs_open_beside(dir, path, false, NULL, NULL, NULL, NULL);
+        int by_name = fs_open_beside("/", magic, false, NULL, NULL, NULL, NULL);
         (void)!write(go[1], "x", 1);
         (void)waitpid(pid, NULL, 0);
         assert_int_equal(by_link, -EXDEV);
