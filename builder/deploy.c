@@ -424,7 +424,7 @@ void deploy_prune(struct mkm_ctx *ctx, struct deploy *d) {
         for (size_t i = ctx->keep_generations; i < n; i++) {
                 struct machine_gen *g = old[i];
                 mkm_debug(ctx, "removing generation %u of '%s' (keeping %u)", g->gen, d->name, ctx->keep_generations);
-                int r = fs_rm_rf_at(AT_FDCWD, g->dir);
+                int r = state_remove_gen_dir(g->dir);
                 if (r >= 0 || r == -ENOENT) {
                         _cleanup_free_ char *gen_dir = fs_path_join(d->state_dir, "gen");
                         _cleanup_close_ int gfd = gen_dir ? open(gen_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -EBADF;
@@ -498,7 +498,7 @@ int deploy_commit(struct mkm_ctx *ctx, struct deploy *d, const struct state_new_
         if (r < 0) {
                 /* Never deployed: its state goes (recovery would remove it too), and the old
                  * generation's host files are put back. */
-                (void)fs_rm_rf_at(AT_FDCWD, gen_dir);
+                (void)state_remove_gen_dir(gen_dir);
                 struct mkm_err ignored = {};
                 if (!seen->live || state_install_host_files(ctx, seen, seen->live, &ignored) >= 0)
                         (void)state_host_pending(seen, false, &ignored);
@@ -645,7 +645,7 @@ int deploy_remove(struct mkm_ctx *ctx, struct deploy *d, struct mkm_err *reterr)
                 const struct machine_gen *g = &d->state->gens[i];
                 if (!g->tree || g->live)
                         continue;
-                if ((r = fs_rm_rf_at(AT_FDCWD, g->dir)) < 0 && r != -ENOENT)
+                if ((r = state_remove_gen_dir(g->dir)) < 0 && r != -ENOENT)
                         return mkm_err_set(reterr, r, "cannot remove %s: %s", g->dir, strerror(-r));
                 if ((r = fs_rm_rf_at(AT_FDCWD, g->tree)) < 0 && r != -ENOENT)
                         return mkm_err_set(reterr, r, "cannot remove %s: %s", g->tree, strerror(-r));

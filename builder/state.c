@@ -1115,11 +1115,25 @@ static int migrate_old_layout(struct mkm_ctx *ctx, const char *name, const char 
         return 0;
 }
 
+int state_remove_gen_dir(const char *dir) {
+        _cleanup_free_ char *parent = fs_path_dirname(dir), *tmp = NULL;
+        const char *base = strrchr(dir, '/');
+        if (!parent || asprintf(&tmp, "%s/.#rm.%s.%d", parent, base ? base + 1 : dir, (int)getpid()) < 0)
+                return -ENOMEM;
+        if (rename(dir, tmp) < 0)
+                return negative_errno();
+        /* No longer a generation: a kill from here on leaves a ".#" entry, which recovery removes. */
+        _cleanup_close_ int pfd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (pfd >= 0)
+                (void)fsync(pfd);
+        return fs_rm_rf_at(AT_FDCWD, tmp);
+}
+
 static int remove_gen_dir(struct mkm_ctx *ctx, const char *state_dir, unsigned n) {
         _cleanup_free_ char *p = NULL;
         if (asprintf(&p, "%s/gen/%u", state_dir, n) < 0)
                 return -ENOMEM;
-        int r = fs_rm_rf_at(AT_FDCWD, p);
+        int r = state_remove_gen_dir(p);
         if (r < 0 && r != -ENOENT)
                 mkm_warn(ctx, "cannot remove %s: %s", p, strerror(-r));
         return r;

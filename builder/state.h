@@ -120,6 +120,11 @@ struct state_new_gen {
 /* Write gen/N (N = one above every generation s has) completely, fsync every file and directory
  * and only then rename it into place: after this returns, a power loss keeps it whole. Its meta
  * says deployed = one above every generation's; *ret_gen = N. */
+/* Remove a generation's state directory (".../gen/N"): renamed out of the way (".#rm.N.PID") first,
+ * so that a kill during the removal never leaves a generation without its files (state_recover()
+ * removes what is left); then removed. -ENOENT when it is not there. */
+int state_remove_gen_dir(const char *dir);
+
 int state_write_gen(struct mkm_ctx *ctx, const struct machine_state *s, const struct state_new_gen *g,
                     unsigned *ret_gen, struct mkm_err *reterr);
 

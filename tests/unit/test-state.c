@@ -2,6 +2,8 @@
 /* Unit tests for builder/state: meta parsing, state_load/list/read, and recovery from each state
  * an interrupted command can leave (and from the layout before generations). */
 #include <errno.h>
+#include <sys/ioctl.h>
+#include <linux/fs.h>
 #include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -249,6 +251,56 @@ static void test_recover(void **state) {
         assert_false(exists(host, "var/lib/mkmachine/m/gen/1"));
         assert_true(exists(host, "var/lib/mkmachine/m/gen/2"));
         assert_true(exists(host, "var/lib/machines/m/gen"));
+        assert_int_equal(fs_rm_rf_at(AT_FDCWD, host), 0);
+}
+
+static int set_immutable(const char *path, bool on) {
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return -1;
+        int flags = 0;
+        int r = ioctl(fd, FS_IOC_GETFLAGS, &flags);
+        if (r == 0) {
+                flags = on ? flags | FS_IMMUTABLE_FL : flags & ~FS_IMMUTABLE_FL;
+                r = ioctl(fd, FS_IOC_SETFLAGS, &flags);
+        }
+        close(fd);
+        return r;
+}
+
+/* A generation's state removed by a build that dies midway (here: a file it cannot remove)
+ * is no longer a generation at all: never one without its meta, which state_load() would refuse
+ * ("cannot read .../gen/N/meta") so that every later build of the machine failed; what is left
+ * has a ".#" name, which recovery removes. */
+static void test_remove_gen_interrupted(void **state) {
+        (void)state;
+        _cleanup_free_ char *host = th_tmpdir_new("state");
+        struct mkm_ctx ctx = { .host_root = host, .keep_generations = 1 };
+        deploy_one(&ctx, "one", true);
+        deploy_one(&ctx, "two", false);
+        char gen1[512], stuck[512], left[512];
+        snprintf(gen1, sizeof gen1, "%s/var/lib/mkmachine/m/gen/1", host);
+        snprintf(stuck, sizeof stuck, "%s/zz-stuck", gen1);
+        snprintf(left, sizeof left, "var/lib/mkmachine/m/gen/.#rm.1.%d", (int)getpid());
+        th_write_file(gen1, "zz-stuck", "x", 0644);
+        if (set_immutable(stuck, true) < 0)
+                skip();         /* the file system has no immutable flag: said by the runner */
+        assert_true(state_remove_gen_dir(gen1) < 0);
+        assert_false(exists(host, "var/lib/mkmachine/m/gen/1"));
+        assert_true(exists(host, left));
+        struct machine_state *s = NULL;
+        struct mkm_err err = {};
+        if (state_load(&ctx, "m", &s, &err) < 0)
+                fail_msg("%s", err.msg);
+        assert_int_equal(s->n_gens, 1);
+        s = state_free(s);
+        char moved[512];
+        snprintf(moved, sizeof moved, "%s/%s/zz-stuck", host, left);
+        assert_int_equal(set_immutable(moved, false), 0);
+        recover(&ctx);
+        assert_false(exists(host, left));
+        assert_true(exists(host, "var/lib/mkmachine/m/gen/2"));
+        assert_int_equal(state_remove_gen_dir(gen1), -ENOENT);
         assert_int_equal(fs_rm_rf_at(AT_FDCWD, host), 0);
 }
 
@@ -649,6 +701,7 @@ int main(void) {
                 cmocka_unit_test(test_meta),
                 cmocka_unit_test(test_load),
                 cmocka_unit_test(test_recover),
+                cmocka_unit_test(test_remove_gen_interrupted),
                 cmocka_unit_test(test_host_by_hand),
                 cmocka_unit_test(test_host_install_fails),
                 cmocka_unit_test(test_host_files_not_ours),
