@@ -112,19 +112,18 @@ static int print_result(const struct mkm_ctx *ctx, const struct build_result *re
         return 0;
 }
 
-/* The temporaries pid left in the directory of path (fs_write_atomic_at's .#NAME.PID.XXXXXX);
- * pid 0: of every process that is gone. */
+/* The temporaries pid left beside the recipe at path, its path as loading resolved it
+ * (fs_write_atomic_at's .#NAME.PID.XXXXXX of its lock); pid 0: of every process that is gone. */
 static void remove_temporaries_beside(const char *path, pid_t pid) {
         _cleanup_free_ char *dir = fs_path_dirname(path);
         if (dir)
-                (void)fs_remove_temporaries_of(dir, pid);
+                (void)fs_remove_temporaries_beside_recipe(dir, pid);
 }
 
 /* What earlier builds killed with their whole process group (no guard left to clean up) left
  * beside the recipe and among the host files: the temporaries of processes that are gone. The
  * staging roots and GnuPG homes go in deploy_begin and verify_keyring_new. */
 static void clean_before(struct mkm_ctx *ctx, const char *path) {
-        remove_temporaries_beside(path, 0);
         _cleanup_(recipe_freep) struct recipe *r = NULL;
         struct mkm_err err = {};
         if (recipe_load(NULL, path, &r, &err) < 0)
@@ -160,7 +159,6 @@ static int worker(struct mkm_ctx *ctx, const char *path) {
  * files; all are written to a temporary and renamed. */
 static void clean_after(struct mkm_ctx *ctx, const char *path, pid_t pid) {
         struct mkm_err err = {};
-        remove_temporaries_beside(path, pid);
         _cleanup_(recipe_freep) struct recipe *r = NULL;
         if (recipe_load(NULL, path, &r, &err) < 0) {
                 cli_warning("cannot clean up after the interrupted build (%s); the next build of this machine "

@@ -633,7 +633,7 @@ static void tmpfile_drop(int dirfd, struct tmpfile *t) {
 static int tmpfile_open(int dirfd, const char *name, struct tmpfile *t) {
         for (int attempt = 0; attempt < 100; attempt++) {
                 char *tmp = NULL;
-                if (asprintf(&tmp, ".#%s.%d.%06x", name, (int)getpid(), (unsigned)random() & 0xffffff) < 0)
+                if (asprintf(&tmp, ".#%s.%d.%06x", name, (int)getpid(), (unsigned)fs_random_ulong() & 0xffffff) < 0)
                         return -ENOMEM;
                 int fd = openat(dirfd, tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
                 if (fd >= 0) {

@@ -14,8 +14,10 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/fsuid.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cleanup.h"
@@ -160,6 +162,17 @@ void fs_reader_leave(struct fs_reader_saved *s) {
                 abort();
         }
         s->active = false;
+}
+
+unsigned long fs_random_ulong(void) {
+        unsigned long v;
+        if (getrandom(&v, sizeof v, GRND_NONBLOCK) == (ssize_t)sizeof v)
+                return v;
+        /* no entropy yet (early boot): the time and a counter, still unknown in advance */
+        static unsigned long n;
+        struct timespec ts;
+        (void)clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (unsigned long)ts.tv_nsec ^ ((unsigned long)ts.tv_sec << 20) ^ (++n << 40) ^ (unsigned long)random();
 }
 
 const char *fs_beside_refusal(int r) {
@@ -375,7 +388,7 @@ int fs_write_atomic_at(int dirfd, const char *name, const void *data, size_t len
         char *x = tmp + strlen(tmp) - 6;
         for (int attempt = 0; attempt < 100; attempt++) {
                 static const char al[] = "abcdefghijklmnopqrstuvwxyz0123456789";
-                unsigned long seed = (unsigned long)random() ^ ((unsigned long)attempt << 16);
+                unsigned long seed = fs_random_ulong();
                 for (int i = 0; i < 6; i++) {
                         x[i] = al[seed % 36];
                         seed /= 36;
@@ -474,10 +487,23 @@ static pid_t prefixed_owner(const char *name, const char *prefix) {
  * or directories named "PREFIX.PID.*"; of process pid, or (pid 0) of every process that is gone
  * but this one. Directories of pid 0 only when ours and nobody holds their flock: the PID alone
  * could name a process of another pid namespace sharing the directory, or have been reused. */
+static int remove_left_in(int dfd, const char *prefix, pid_t pid);
+
 static int remove_left_by(const char *path, const char *prefix, pid_t pid) {
         _cleanup_close_ int dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (dfd < 0)
                 return errno == ENOENT ? 0 : negative_errno();
+        return remove_left_in(dfd, prefix, pid);
+}
+
+int fs_remove_temporaries_beside_recipe(const char *dir, pid_t pid) {
+        _cleanup_close_ int dfd = fs_open_beside(dir, dir, true, NULL, NULL, NULL, NULL);
+        if (dfd < 0)
+                return dfd == -ENOENT ? 0 : dfd;
+        return remove_left_in(dfd, NULL, pid);
+}
+
+static int remove_left_in(int dfd, const char *prefix, pid_t pid) {
         DIR *d = fs_opendir_dup(dfd);
         if (!d)
                 return negative_errno();

@@ -88,6 +88,10 @@ bool fs_anyone_writes(const struct stat *st);
 #define FS_ANYONE_WRITES_REFUSED \
         "is in (or is) a directory anyone can write: its files may be anyone's, not the recipe's"
 
+/* A random number for temporary names (getrandom(2)): another user who can write the directory
+ * cannot foresee the names and take them all first. */
+unsigned long fs_random_ulong(void);
+
 /* What fs_open_beside() refused a source for, as words following its name ("'x' is a hard link
  * ..."): for -EMLINK, -EPERM, -EBUSY, -EACCES and -ENOLINK; NULL for any other code (strerror()
  * then). */
@@ -125,6 +129,10 @@ bool fs_pid_is_gone(pid_t pid);
  * left, for the next build). A missing directory is not an error. Returns how many were
  * removed, or a negative errno. */
 int fs_remove_temporaries_of(const char *path, pid_t pid);
+/* The same in a recipe's directory dir (absolute, as the recipe was read from), which a co-tenant
+ * may own: reached without following a link (fs_open_beside(): one swapped in since is -EXDEV),
+ * so that root never removes anything in a directory a link of theirs names. */
+int fs_remove_temporaries_beside_recipe(const char *dir, pid_t pid);
 
 /* Remove the directories "PREFIX.PID.*" in path that process pid made (GnuPG homes, import
  * downloads): pid > 0 for the build's guard after its worker was killed; pid 0 for those of every

@@ -369,6 +369,49 @@ static void test_rm_rf_stops_at_self_bind_mount(void **state) {
         assert_int_equal(fs_rm_rf_at(AT_FDCWD, tree), 0);
 }
 
+/* Temporaries beside a recipe are removed only in its directory reached without a link (a
+ * co-tenant's link must not make root remove files elsewhere); temporary names are not
+ * foreseeable: two processes forked from one state draw different numbers. */
+static void test_temporaries_beside_recipe(void **state) {
+        (void)state;
+        char top[] = "/tmp/mkm-test-tmpbeside.XXXXXX";
+        assert_non_null(mkdtemp(top));
+        char dir[256], lnk[256];
+        (void)snprintf(dir, sizeof dir, "%s/d", top);
+        (void)snprintf(lnk, sizeof lnk, "%s/l", top);
+        assert_int_equal(mkdir(dir, 0755), 0);
+        assert_int_equal(symlink(dir, lnk), 0);
+        _cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        pid_t gone = fork();
+        if (gone == 0)
+                _exit(0);
+        assert_int_equal(waitpid(gone, NULL, 0), gone);
+        char name[64];
+        (void)snprintf(name, sizeof name, ".#r.recipe.lock.%d.abcdef", (int)gone);
+        assert_int_equal(fs_write_file_at(dfd, name, "t", 1, 0644), 0);
+        assert_int_equal(fs_remove_temporaries_beside_recipe(lnk, 0), -EXDEV);
+        assert_int_equal(faccessat(dfd, name, F_OK, 0), 0);
+        assert_int_equal(fs_remove_temporaries_beside_recipe(dir, 0), 1);
+        assert_int_equal(faccessat(dfd, name, F_OK, 0), -1);
+        (void)fs_rm_rf_at(AT_FDCWD, top);
+
+        int fds[2];
+        assert_int_equal(pipe(fds), 0);
+        for (int i = 0; i < 2; i++) {
+                pid_t p = fork();
+                if (p == 0) {
+                        unsigned long v = fs_random_ulong();
+                        _exit(write(fds[1], &v, sizeof v) == (ssize_t)sizeof v ? 0 : 1);
+                }
+                assert_int_equal(waitpid(p, NULL, 0), p);
+        }
+        unsigned long v[2];
+        assert_int_equal(read(fds[0], v, sizeof v), (ssize_t)sizeof v);
+        assert_true(v[0] != v[1]);
+        close(fds[0]);
+        close(fds[1]);
+}
+
 /* The reader: a recipe's sources are read with its owner's permissions (fs_reader_enter()), the
  * calling thread only, and everything comes back on leave (files made after it are root's, and
  * root reads its 0000 file again). In a directory the tenant does not own (/var/mail, root's
@@ -720,6 +763,7 @@ int main(void) {
                 cmocka_unit_test(test_open_beside),
                 cmocka_unit_test(test_open_beside_hard_link),
                 cmocka_unit_test(test_reader),
+                cmocka_unit_test(test_temporaries_beside_recipe),
                 cmocka_unit_test(test_path_join),
                 cmocka_unit_test(test_path_dirname),
         };
