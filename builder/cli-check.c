@@ -110,8 +110,13 @@ static void print_reader(const struct recipe *r) {
         char buf[16384];
         const char *name = reader_name(r, buf, sizeof buf);
         printf("#\n# The files it names (Include=, Keyring=, Copy=, RootAuthorizedKeys=, its lock) are read with\n"
-               "# the permissions of %s%s(uid %u), the owner of its files.\n",
-               name ? name : "", name ? " " : "", (unsigned)r->reader_uid);
+               "# the permissions of %s%s(uid %u), %s\n",
+               name ? name : "", name ? " " : "", (unsigned)r->reader_uid,
+               r->reader_uid == RECIPE_READER_NOBODY
+                       ? "the owner of its files, or no one's since they, its\n"
+                         "# directories and links belong to more than one user, or root's are writable by others\n"
+                         "# (mkmachine.recipe(5), Paths)."
+                       : "the owner of its files.");
 }
 
 /* The three files a build writes on the host, by their absolute paths under --host-root. */

@@ -342,7 +342,7 @@ chown 65534:65534 "$WORK/mail/alice"
 mkm --keys-dir "$WORK/hostkeys" check "$WORK/mail/tenant" >"$WORK/mb2.out" 2>&1
 check "... and takes it once it is the tenant's own" test $? -eq 0
 check "check says whose permissions it reads with" contains "$WORK/mb2.out" \
-  "# the permissions of $(getent passwd 65534 | cut -d: -f1) (uid 65534), the owner of its files."
+  "# the permissions of $(getent passwd 65534 | cut -d: -f1) (uid 65534), the owner of its files"
 mkm --keys-dir "$WORK/hostkeys" check --json "$WORK/mail/tenant" >"$WORK/mb2.json" 2>&1
 check "check --json: the reader" test "$(json "$WORK/mb2.json" 'd["reader"]["uid"], d["reader"]["user"]')" = \
   "(65534, '$(getent passwd 65534 | cut -d: -f1)')"
