@@ -1469,15 +1469,51 @@ static uid_t dir_reader(const struct stat *st) {
  * link of someone's to another owner's file, nor a hard link to one (fs_check_own_link()), so
  * that its lines, echoed in errors, are never a host file its author could not read. *ret_abs:
  * the path the walk resolved; *ret_dir_st: the stat of the directory holding it. */
+/* One lookup of the walk, as the reader folded so far: what a tenant's link leads to is looked
+ * up with the tenant's permissions, so errors tell nothing of directories they cannot search. */
+static int lookup_as(uid_t reader, int dfd, const char *name, struct stat *ret_st, char *target, size_t size) {
+        struct fs_reader rd;
+        struct fs_reader_saved saved;
+        int q = fs_reader_for_uid(reader, &rd);
+        if (q < 0 || (q = fs_reader_enter(&rd, &saved)) < 0)
+                return q;
+        int fd = openat(dfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+        q = fd < 0 ? negative_errno() : 0;
+        if (q >= 0 && fstat(fd, ret_st) < 0)
+                q = negative_errno();
+        if (q >= 0 && S_ISLNK(ret_st->st_mode)) {
+                ssize_t tl = readlinkat(fd, "", target, size - 1);
+                q = tl < 0 ? negative_errno() : tl == 0 ? -ENOENT : 0;
+                if (q >= 0)
+                        target[tl] = 0;
+        }
+        fs_reader_leave(&saved);
+        if (q < 0) {
+                if (fd >= 0)
+                        close(fd);
+                return q;
+        }
+        return fd;
+}
+
 static int open_top(const char *path, uid_t *reader, char **ret_abs, struct stat *ret_dir_st, int *ret_fd,
                     const char **ret_why) {
-        bool relative = path[0] != '/';
-        _cleanup_free_ char *cwd = relative ? getcwd(NULL, 0) : strdup("");
-        if (!cwd)
+        if (!path[0])
+                return -ENOENT;
+        /* A relative path from the current directory's path, walked from "/" like the rest: the
+         * directories above it have their say too. */
+        _cleanup_free_ char *todo = NULL;
+        if (path[0] != '/') {
+                _cleanup_free_ char *cwd = getcwd(NULL, 0);
+                if (!cwd)
+                        return negative_errno();
+                if (asprintf(&todo, "%s/%s", cwd, path) < 0)
+                        return -ENOMEM;
+        } else if (!(todo = strdup(path)))
                 return -ENOMEM;
-        _cleanup_free_ char *todo = strdup(path), *done = strdup(strcmp(cwd, "/") == 0 ? "" : cwd);
-        _cleanup_close_ int cur = open(relative ? "." : "/", O_PATH | O_DIRECTORY | O_CLOEXEC);
-        if (!todo || !done)
+        _cleanup_free_ char *done = strdup("");
+        _cleanup_close_ int cur = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (!done)
                 return -ENOMEM;
         if (cur < 0)
                 return negative_errno();
@@ -1502,8 +1538,7 @@ static int open_top(const char *path, uid_t *reader, char **ret_abs, struct stat
                 if (child >= 0) {       /* the previous component was a directory: go into it */
                         close(cur);
                         cur = TAKE_FD(child);
-                        if (fstat(cur, &dst) < 0)
-                                return negative_errno();
+                        dst = st;
                         *reader = recipe_reader_fold(*reader, dir_reader(&dst));
                 }
                 if (n > NAME_MAX)
@@ -1526,25 +1561,17 @@ static int open_top(const char *path, uid_t *reader, char **ret_abs, struct stat
                                         return negative_errno();
                                 *reader = recipe_reader_fold(*reader, dir_reader(&dst));
                         }
+                        st = dst;
                         continue;
                 }
-                int c = openat(cur, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+                char target[PATH_MAX];
+                int c = lookup_as(*reader, cur, name, &st, target, sizeof target);
                 if (c < 0)
-                        return negative_errno();
-                if (fstat(c, &st) < 0) {
-                        int e = negative_errno();
-                        close(c);
-                        return e;
-                }
+                        return c;
                 if (S_ISLNK(st.st_mode)) {
-                        char target[PATH_MAX];
-                        ssize_t tl = readlinkat(c, "", target, sizeof target - 1);
                         close(c);
-                        if (tl <= 0)
-                                return tl < 0 ? negative_errno() : -ENOENT;
                         if (++links > 40)
                                 return -ELOOP;
-                        target[tl] = 0;
                         *reader = recipe_reader_fold(*reader, st.st_uid);
                         via_last_link = !todo[strspn(todo, "/")];
                         if (via_last_link)
@@ -1558,7 +1585,7 @@ static int open_top(const char *path, uid_t *reader, char **ret_abs, struct stat
                                 done[0] = 0;
                         }
                         char *t = NULL;
-                        if (asprintf(&t, "%s/%s", target, todo) < 0)
+                        if (asprintf(&t, "%s%s", target, todo) < 0)
                                 return -ENOMEM;
                         free(todo);
                         todo = t;
@@ -1573,8 +1600,8 @@ static int open_top(const char *path, uid_t *reader, char **ret_abs, struct stat
                 done = d;
                 child = c;
                 memcpy(leaf, name, n + 1);
-                if (!S_ISDIR(st.st_mode) && todo[strspn(todo, "/")])
-                        return -ENOTDIR;
+                if (!S_ISDIR(st.st_mode) && todo[0] == '/')
+                        return -ENOTDIR;        /* more after a file, or a trailing "/" */
         }
         if (S_ISDIR(st.st_mode))
                 return -EISDIR;
@@ -1582,7 +1609,9 @@ static int open_top(const char *path, uid_t *reader, char **ret_abs, struct stat
                 *ret_why = "not a regular file";
                 return -EBADFD;
         }
-        *reader = recipe_reader_fold(*reader, st.st_uid);
+        /* The file with its directory (recipe_file_reader(): root's file where others can write,
+         * which may be a hard link they made, is nobody's). */
+        *reader = recipe_reader_fold(*reader, recipe_file_reader(&st, &dst));
         if (via_last_link && last_link != 0 && last_link != st.st_uid) {
                 *ret_why = "a symbolic link to a file of another owner than the link's";
                 return -EPERM;

@@ -1050,6 +1050,85 @@ static void test_reader_walks(void **state) {
         recipe_free(TAKE_PTR(r));
 }
 
+/* The walk to the recipe looks each name up as the reader folded so far: through a tenant's link
+ * into a directory they cannot search, a file that is there and one that is not give the same
+ * answer. Root's file in a directory others can write (a hard link someone made there) is
+ * nobody's; a relative path counts the directories above the current one; a trailing "/" after a
+ * file, an empty path and a removed current directory are the errors the kernel would give. */
+static void test_top_walk(void **state) {
+        (void)state;
+        assert_int_equal(chmod(tmpdir, 0755), 0);
+        write_file("secret/s.recipe", "SECRETLINE\n");
+        write_file("tw/m.recipe", "[Machine]\nName=x\n[Bootstrap]\nDistribution=arch\nPackages=base\n");
+        _cleanup_free_ char *sec = tpath("secret"), *tw = tpath("tw"), *l1 = tpath("tw/l1.recipe"),
+                            *l2 = tpath("tw/l2.recipe"), *s1 = tpath("secret/s.recipe"), *s2 = tpath("secret/nope.recipe");
+        assert_int_equal(chmod(sec, 0700), 0);
+        assert_int_equal(symlink(s1, l1), 0);
+        assert_int_equal(symlink(s2, l2), 0);
+        assert_int_equal(lchown(l1, 4242, 4242), 0);
+        assert_int_equal(lchown(l2, 4242, 4242), 0);
+        assert_int_equal(chown(tw, 4242, 4242), 0);
+        struct mkm_err err = {};
+        struct recipe *r = NULL;
+        char m1[4096], m2[4096];
+        assert_int_equal(recipe_load(NULL, l1, &r, &err), -MKM_E_RECIPE);
+        snprintf(m1, sizeof m1, "%s", strstr(err.msg, "': ") ? strstr(err.msg, "': ") : err.msg);
+        assert_int_equal(recipe_load(NULL, l2, &r, &err), -MKM_E_RECIPE);
+        snprintf(m2, sizeof m2, "%s", strstr(err.msg, "': ") ? strstr(err.msg, "': ") : err.msg);
+        assert_string_equal(m1, "': Permission denied");
+        assert_string_equal(m2, m1);
+        assert_null(r);
+
+        /* root's file linked into a sticky directory anyone can write */
+        _cleanup_free_ char *st = tpath("sticky"), *hl = tpath("sticky/x.recipe");
+        assert_int_equal(mkdir(st, 01777), 0);
+        assert_int_equal(chmod(st, 01777), 0);
+        assert_int_equal(chmod(s1, 0600), 0);
+        assert_int_equal(link(s1, hl), 0);
+        assert_int_equal(recipe_load(NULL, hl, &r, &err), -MKM_E_RECIPE);
+        assert_null(strstr(err.msg, "SECRETLINE"));
+        assert_non_null(strstr(err.msg, "not readable by the recipe's reader"));
+
+        /* relative: from inside a tenant's directory under a root directory anyone can write */
+        _cleanup_free_ char *ww = tpath("ww"), *a = tpath("ww/A"), *x = tpath("ww/A/x.recipe");
+        write_file("ww/A/x.recipe", "[Machine]\nName=x\n[Bootstrap]\nDistribution=arch\nPackages=base\n");
+        assert_int_equal(chmod(ww, 0777), 0);
+        assert_int_equal(chown(a, 4242, 4242), 0);
+        assert_int_equal(chown(x, 4242, 4242), 0);
+        assert_int_equal(recipe_load(NULL, x, &r, &err), 0);
+        assert_int_equal(r->reader_uid, RECIPE_READER_NOBODY);
+        recipe_free(TAKE_PTR(r));
+        char old[4096];
+        assert_non_null(getcwd(old, sizeof old));
+        assert_int_equal(chdir(a), 0);
+        int q = recipe_load(NULL, "x.recipe", &r, &err);
+        if (q == 0) {
+                assert_int_equal(r->reader_uid, RECIPE_READER_NOBODY);
+                recipe_free(TAKE_PTR(r));
+        }
+        /* a trailing "/" after a file, an empty path */
+        int q2 = recipe_load(NULL, "x.recipe/", &r, &err);
+        char msg2[4096];
+        snprintf(msg2, sizeof msg2, "%s", err.msg);
+        int q3 = recipe_load(NULL, "", &r, &err);
+        char msg3[4096];
+        snprintf(msg3, sizeof msg3, "%s", err.msg);
+        /* a removed current directory */
+        _cleanup_free_ char *gone = tpath("gone");
+        assert_int_equal(mkdir(gone, 0755), 0);
+        assert_int_equal(chdir(gone), 0);
+        assert_int_equal(rmdir(gone), 0);
+        int q4 = recipe_load(NULL, "../tw/m.recipe", &r, &err);
+        assert_int_equal(chdir(old), 0);
+        assert_int_equal(q, 0);
+        assert_int_equal(q2, -MKM_E_RECIPE);
+        assert_non_null(strstr(msg2, "Not a directory"));
+        assert_int_equal(q3, -MKM_E_RECIPE);
+        assert_non_null(strstr(msg3, "No such file or directory"));
+        assert_int_equal(q4, -MKM_E_RECIPE);
+        assert_non_null(strstr(err.msg, "No such file or directory"));
+}
+
 static void test_include_errors(void **state) {
         (void)state;
         struct mkm_err err = {};
@@ -1466,6 +1545,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_recipe_reader, setup_tmp, teardown_tmp),
                 cmocka_unit_test_setup_teardown(test_reader_fold, setup_tmp, teardown_tmp),
                 cmocka_unit_test_setup_teardown(test_reader_walks, setup_tmp, teardown_tmp),
+                cmocka_unit_test_setup_teardown(test_top_walk, setup_tmp, teardown_tmp),
                 cmocka_unit_test_setup_teardown(test_include, setup_tmp, teardown_tmp),
                 cmocka_unit_test_setup_teardown(test_include_errors, setup_tmp, teardown_tmp),
                 cmocka_unit_test_setup_teardown(test_multi_errors, setup_tmp, teardown_tmp),
