@@ -32,6 +32,7 @@
 #include "util/cleanup.h"
 #include "util/err.h"
 #include "util/fs.h"
+#include "util/hashmap.h"
 #include "util/log.h"
 #include "util/strv.h"
 
@@ -357,6 +358,9 @@ struct uctx {
         const char *const *sp;          /* search_path or search_path_split_usr */
         struct unit_info **items;       /* insertion order = systemd's will_process order */
         size_t n, cap;
+        struct hashmap *by_name;        /* items by name (systemd's ordered hashmap): a unit's
+                                         * Also= list is looked up once per entry, and a
+                                         * linear search made a 4096-unit fan-out take minutes */
         struct mkm_err last;            /* detail of the most recent failure, not yet reported */
         struct mkm_err *reterr;
         struct mkm_err first;           /* the first failure reported (systemctl prints them all) */
@@ -381,14 +385,19 @@ static void uctx_done(struct uctx *u) {
         for (size_t i = 0; i < u->n; i++)
                 unit_info_free(u->items[i]);
         free(u->items);
+        hashmap_free(u->by_name);
 }
 
 /* Record the detail of a failure (it becomes the error only if promoted). Returns r. */
 __attribute__((format(printf, 3, 4))) static int note(struct uctx *u, int r, const char *fmt, ...) {
+        /* Formatted aside first: callers wrap the previous note ("FILE:LINE: Also=: %s",
+         * u->last.msg), which formatting straight into u->last would overwrite as it reads it. */
+        struct mkm_err e = {};
         va_list ap;
         va_start(ap, fmt);
-        (void)mkm_err_setv(&u->last, r, fmt, ap);
+        (void)mkm_err_setv(&e, r, fmt, ap);
         va_end(ap);
+        u->last = e;
         return r;
 }
 
@@ -415,10 +424,7 @@ static int promote(struct uctx *u, int r, const char *what) {
 }
 
 static struct unit_info *uctx_find(struct uctx *u, const char *name) {
-        for (size_t i = 0; i < u->n; i++)
-                if (strcmp(u->items[i]->name, name) == 0)
-                        return u->items[i];
-        return NULL;
+        return u->by_name ? hashmap_get(u->by_name, name) : NULL;
 }
 
 /* systemd's install_info_add(): the existing entry or a new one at the end. */
@@ -434,6 +440,8 @@ static int uctx_add(struct uctx *u, const char *name, const char *path, bool aux
         }
         if (u->n >= UNIT_CONTEXT_MAX)
                 return note(u, -E2BIG, "more than %u units to enable (Also= fan-out)", UNIT_CONTEXT_MAX);
+        if (!u->by_name && !(u->by_name = hashmap_new()))
+                return -ENOMEM;
         if (mkm_grow((void **)&u->items, &u->cap, u->n, sizeof *u->items, 16) < 0)
                 return -ENOMEM;
         i = calloc(1, sizeof *i);
@@ -443,6 +451,10 @@ static int uctx_add(struct uctx *u, const char *name, const char *path, bool aux
         i->name = strdup(name);
         i->path = path ? strdup(path) : NULL;
         if (!i->name || (path && !i->path)) {
+                unit_info_free(i);
+                return -ENOMEM;
+        }
+        if (hashmap_put(u->by_name, i->name, i) < 0) {
                 unit_info_free(i);
                 return -ENOMEM;
         }

@@ -449,6 +449,41 @@ static void test_no_install_masked_missing(void **state) {
         th_tmpdir_free(r);
 }
 
+/* Also= fan-out: one name listed thousands of times is one unit (found by name, as systemd's
+ * hashmap finds it: a linear search made a fuzzed 4096-unit fan-out take minutes), and more than
+ * UNIT_CONTEXT_MAX distinct units is refused with the reason. */
+static void test_also_fanout(void **state) {
+        (void)state;
+        char *r = th_tmpdir_new("units");
+        size_t cap = 5000 * 24 + 256;
+        char *text = malloc(cap), *wide = malloc(cap);
+        assert_non_null(text);
+        assert_non_null(wide);
+        size_t o = (size_t)snprintf(text, cap, "[Service]\nExecStart=/bin/true\n[Install]\nWantedBy=multi-user.target\nAlso=");
+        size_t w = (size_t)snprintf(wide, cap, "%s", text);
+        for (int i = 0; i < 5000; i++) {
+                o += (size_t)snprintf(text + o, cap - o, " dup.service");
+                w += (size_t)snprintf(wide + w, cap - w, " tpl@%d.service", i);
+        }
+        (void)snprintf(text + o, cap - o, "\n");
+        (void)snprintf(wide + w, cap - w, "\n");
+        put(r, U "fan.service", text);
+        put(r, U "wide.service", wide);
+        put(r, U "dup.service", "[Service]\nExecStart=/bin/true\n[Install]\nWantedBy=multi-user.target\n");
+        struct mkm_err err = {};
+        struct events ev = {};
+        if (enable(r, (const char *[]){ "fan.service", NULL }, &err, &ev) < 0)
+                fail_msg("%s", err.msg);
+        expect_new_links(r, "etc/systemd/system/multi-user.target.wants/dup.service -> /usr/lib/systemd/system/dup.service\n"
+                            "etc/systemd/system/multi-user.target.wants/fan.service -> /usr/lib/systemd/system/fan.service\n");
+        assert_int_equal(enable(r, (const char *[]){ "wide.service", NULL }, &err, &ev), -E2BIG);
+        if (!strstr(err.msg, "more than 4096 units to enable (Also= fan-out)"))
+                fail_msg("got %s", err.msg);
+        free(text);
+        free(wide);
+        th_tmpdir_free(r);
+}
+
 static void test_exists(void **state) {
         (void)state;
         char *r = fresh();
@@ -725,6 +760,7 @@ int main(void) {
                 cmocka_unit_test(test_specifiers_and_syntax),
                 cmocka_unit_test(test_symlinked_units),
                 cmocka_unit_test(test_no_install_masked_missing),
+                cmocka_unit_test(test_also_fanout),
                 cmocka_unit_test(test_exists),
                 cmocka_unit_test(test_conflicts_and_idempotence),
                 cmocka_unit_test(test_escape),
