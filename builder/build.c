@@ -156,13 +156,13 @@ static int read_lock_file(const struct build *b, char **ret, size_t *ret_len) {
 }
 
 static int lock_read_error(struct mkm_err *reterr, const char *path, int q) {
+        /* What fs_open_beside() refuses is worded as for every other source beside the recipe. */
+        const char *refused = fs_beside_refusal(q);
+        if (refused)
+                return mkm_err_set(reterr, q, "cannot read %s: the lock %s", path, refused);
         const char *why = q == -EXDEV    ? "a link out of the recipe's directory"
                           : q == -EBADFD ? "not a regular file"
-                          : q == -EMLINK ? "a hard link to a file of another owner than its directory's"
-                          : q == -EPERM  ? "in a directory anyone can write, where it may be anyone's"
                           : q == -EFBIG  ? "larger than a lock can be"
-                          : q == -EBUSY  ? "it changed while it was read"
-                          : q == -EACCES ? "not readable by the recipe's owner, whose permissions it is read with"
                                          : strerror(-q);
         return mkm_err_set(reterr, q, "cannot read %s: %s", path, why);
 }

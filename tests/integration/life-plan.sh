@@ -354,8 +354,18 @@ echo 'ROOTLOCK' >"$WORK/mail/t2.lock" && chmod 0600 "$WORK/mail/t2.lock"
 mkm --keys-dir "$WORK/hostkeys" plan "$WORK/mail/t2" >"$WORK/mb3.out" 2>&1
 check "a root-only lock beside a tenant's recipe: plan refused (exit 1)" test $? -eq 1
 check "... saying the recipe's owner cannot read it" contains "$WORK/mb3.out" \
-  "cannot read $WORK/mail/t2.lock: not readable by the recipe's owner"
+  "cannot read $WORK/mail/t2.lock: the lock is not readable by the recipe's owner"
 check "... without a word of it" bash -c "! grep -q ROOTLOCK '$WORK/mb3.out'"
+# ... and a lock that is a third user's link (to the tenant's own file beside it) is refused in
+# the words every source beside a recipe gets, not as a bare errno.
+rm -f "$WORK/mail/t2.lock"
+echo 'TENANTLOCK' >"$WORK/mail/t2.real" && chown 65534:65534 "$WORK/mail/t2.real"
+ln -s t2.real "$WORK/mail/t2.lock" && chown -h 4242:4242 "$WORK/mail/t2.lock"
+mkm --keys-dir "$WORK/hostkeys" plan "$WORK/mail/t2" >"$WORK/mb3b.out" 2>&1
+check "a lock that is a third user's link: plan refused (exit 1)" test $? -eq 1
+check "... saying whose link it is not" contains "$WORK/mb3b.out" \
+  "cannot read $WORK/mail/t2.lock: the lock leads through a symbolic link that neither root nor the recipe's owner owns"
+rm -f "$WORK/mail/t2.real"
 # A rebuild reads the sources with the permissions the first build recorded (the stored recipe
 # is root's): the tenant's file taken by the build, then made another's, is refused by rebuild;
 # the tenant cannot make root the reader by making their recipe a link to root's file or by
