@@ -1454,10 +1454,13 @@ static struct recipe *recipe_new(void) {
 /* A directory crossed on the way to the recipe: whoever owns it can rearrange what the path
  * names, and a root directory that others can write (group or world, not sticky) lets any of
  * them do so. */
+static bool root_others_write(const struct stat *st, bool sticky_protects) {
+        return st->st_uid == 0 && (st->st_mode & (S_IWGRP | S_IWOTH)) &&
+               !(sticky_protects && (st->st_mode & S_ISVTX));
+}
+
 static uid_t dir_reader(const struct stat *st) {
-        if (st->st_uid == 0 && (st->st_mode & (S_IWGRP | S_IWOTH)) && !(st->st_mode & S_ISVTX))
-                return RECIPE_READER_NOBODY;
-        return st->st_uid;
+        return root_others_write(st, true) ? RECIPE_READER_NOBODY : st->st_uid;
 }
 
 /* The recipe named on the command line, perhaps a co-tenant's: path is resolved once, one
@@ -1471,11 +1474,29 @@ static uid_t dir_reader(const struct stat *st) {
  * the path the walk resolved; *ret_dir_st: the stat of the directory holding it. */
 /* One lookup of the walk, as the reader folded so far: what a tenant's link leads to is looked
  * up with the tenant's permissions, so errors tell nothing of directories they cannot search. */
-static int lookup_as(uid_t reader, int dfd, const char *name, struct stat *ret_st, char *target, size_t size) {
+struct walk_reader {
+        uid_t uid;              /* whom rd was made for; (uid_t)-1: not yet */
         struct fs_reader rd;
+};
+
+/* The reader folded so far, as an fs_reader: looked up in the user database when it changed only
+ * (a walk of many components folds to one or two readers). */
+static int walk_reader_get(struct walk_reader *w, uid_t reader, const struct fs_reader **ret) {
+        if (w->uid != reader) {
+                int q = fs_reader_for_uid(reader, &w->rd);
+                if (q < 0)
+                        return q;
+                w->uid = reader;
+        }
+        *ret = &w->rd;
+        return 0;
+}
+
+static int lookup_as(const struct fs_reader *rd, int dfd, const char *name, struct stat *ret_st, char *target,
+                     size_t size) {
         struct fs_reader_saved saved;
-        int q = fs_reader_for_uid(reader, &rd);
-        if (q < 0 || (q = fs_reader_enter(&rd, &saved)) < 0)
+        int q = fs_reader_enter(rd, &saved);
+        if (q < 0)
                 return q;
         int fd = openat(dfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
         q = fd < 0 ? negative_errno() : 0;
@@ -1521,6 +1542,7 @@ static int open_top(const char *path, uid_t *reader, char **ret_abs, struct stat
         if (fstat(cur, &dst) < 0)
                 return negative_errno();
         *reader = recipe_reader_fold(*reader, dir_reader(&dst));
+        struct walk_reader wr = { .uid = (uid_t)-1 };
         unsigned links = 0;
         uid_t last_link = 0;
         bool via_last_link = false;
@@ -1565,7 +1587,10 @@ static int open_top(const char *path, uid_t *reader, char **ret_abs, struct stat
                         continue;
                 }
                 char target[PATH_MAX];
-                int c = lookup_as(*reader, cur, name, &st, target, sizeof target);
+                const struct fs_reader *rd;
+                int c = walk_reader_get(&wr, *reader, &rd);
+                if (c >= 0)
+                        c = lookup_as(rd, cur, name, &st, target, sizeof target);
                 if (c < 0)
                         return c;
                 if (S_ISLNK(st.st_mode)) {
@@ -1624,10 +1649,10 @@ static int open_top(const char *path, uid_t *reader, char **ret_abs, struct stat
         if (q < 0)
                 return q;
         /* Opened as the reader, from the inode judged. */
-        struct fs_reader rd;
+        const struct fs_reader *rd;
         struct fs_reader_saved saved;
-        q = fs_reader_for_uid(*reader, &rd);
-        if (q < 0 || (q = fs_reader_enter(&rd, &saved)) < 0)
+        q = walk_reader_get(&wr, *reader, &rd);
+        if (q < 0 || (q = fs_reader_enter(rd, &saved)) < 0)
                 return q;
         char proc[64];
         (void)snprintf(proc, sizeof proc, "/proc/self/fd/%d", child);
@@ -1808,10 +1833,10 @@ uid_t recipe_reader_fold(uid_t a, uid_t b) {
 }
 
 uid_t recipe_file_reader(const struct stat *file, const struct stat *dir) {
+        /* Here even a sticky directory does not help: root's file in /tmp may be a hard link that
+         * anyone made to a file they could not read. */
         uid_t u = recipe_reader_fold(file->st_uid, dir->st_uid);
-        if (u == 0 && ((file->st_mode & (S_IWGRP | S_IWOTH)) || (dir->st_mode & (S_IWGRP | S_IWOTH))))
-                return RECIPE_READER_NOBODY;
-        return u;
+        return u == 0 && (root_others_write(file, false) || root_others_write(dir, false)) ? RECIPE_READER_NOBODY : u;
 }
 
 int recipe_reader(const struct recipe *r, struct fs_reader *ret) {
