@@ -1882,6 +1882,29 @@ int recipe_open_source(const struct recipe *r, const char *path, const char *dir
         return -EXDEV;
 }
 
+static int check_copy_tree(const struct recipe *r, const char *path, int fd, struct recipe_errors *errs) {
+        struct fs_reader rd;
+        int q = recipe_reader(r, &rd);
+        if (q < 0)
+                return q;
+        _cleanup_free_ char *where = NULL;
+        const char *step = NULL;
+        q = fs_judge_source_tree(fd, &rd, RECIPE_COPY_DEPTH_MAX, &where, &step);
+        if (q >= 0 || q == -ENOMEM)
+                return q;
+        _cleanup_free_ char *shown = strcmp(where, ".") == 0 ? strdup(path) : fs_path_join(path, where);
+        if (!shown)
+                return -ENOMEM;
+        if (q == -EBADFD)
+                return FAIL_KEY(errs, r, K_COPY, "'%s' is a device, FIFO or socket; only files, directories and symlinks "
+                                "are copied", shown);
+        if (q == -ELOOP)
+                return FAIL_KEY(errs, r, K_COPY, "'%s': deeper than %d levels", path, RECIPE_COPY_DEPTH_MAX);
+        if (fs_beside_refusal(q) && !(q == -EPERM && step))    /* not the permissions' switch failing */
+                return FAIL_KEY(errs, r, K_COPY, "'%s' %s", shown, fs_beside_refusal(q));
+        return FAIL_KEY(errs, r, K_COPY, "%s '%s': %s", step ? step : "cannot read", shown, strerror(-q));
+}
+
 static int check_beside(const struct recipe *r, enum key_id id, const char *path, const char *dir,
                         struct recipe_errors *errs) {
         /* Walked inside the recipe file's directory (recipe_open_source()): nothing outside is
@@ -1895,6 +1918,10 @@ static int check_beside(const struct recipe *r, enum key_id id, const char *path
                  * leaves to its caller: the build refuses one anyone can write, and so does this. */
                 if (fd >= 0 && fs_anyone_writes(&st))
                         return FAIL_KEY(errs, r, id, "'%s' " FS_ANYONE_WRITES_REFUSED, path);
+                /* A directory to copy: everything in it as the copy will take it, so that check
+                 * says what the build would refuse, and the build refuses it before fetching. */
+                if (fd >= 0 && id == K_COPY && S_ISDIR(st.st_mode))
+                        return check_copy_tree(r, path, fd, errs);
                 if (fd == -EXDEV)
                         k = 0;
                 else if (fd == -EBADFD)

@@ -194,6 +194,10 @@ struct stat;
  * anyone, one user stays that user, and two different users give nobody (neither may read with
  * the other's permissions). */
 #define RECIPE_READER_NOBODY ((uid_t)65534)
+
+/* Levels of directories a Copy= source may have below itself (check judges them, the build copies
+ * them). */
+#define RECIPE_COPY_DEPTH_MAX 256
 uid_t recipe_reader_fold(uid_t a, uid_t b);
 /* The reader a recipe file brings, from its stat and its directory's: its owner folded with the
  * directory's (who can replace it and what lies beside it); nobody when root owns both but

@@ -192,6 +192,111 @@ const char *fs_beside_refusal(int r) {
         }
 }
 
+int fs_open_entry_as(int dirfd, const char *name, const struct fs_reader *as, struct stat *ret_st, int *ret_fd,
+                     char *target, size_t size, const char **ret_step) {
+        *ret_fd = -1;
+        *ret_step = NULL;
+        struct fs_reader_saved saved;
+        int q = fs_reader_enter(as, &saved);
+        if (q < 0) {
+                *ret_step = "cannot take the recipe owner's permissions to read";
+                return q;
+        }
+        _cleanup_close_ int fd = -EBADF;
+        ssize_t tl = -1;
+        int e = 0;
+        if (fstatat(dirfd, name, ret_st, AT_SYMLINK_NOFOLLOW) < 0) {
+                e = errno;
+                *ret_step = "cannot stat the source";
+        } else if (S_ISREG(ret_st->st_mode) || S_ISDIR(ret_st->st_mode)) {
+                /* The entry may be swapped between the stat and the open (a co-tenant's
+                 * directory): a FIFO would hang, so non-blocking, and what was opened must be what
+                 * was judged. */
+                fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK |
+                                                 (S_ISDIR(ret_st->st_mode) ? O_DIRECTORY : 0));
+                e = fd < 0 ? errno : 0;
+                *ret_step = "cannot open the source";
+        } else if (S_ISLNK(ret_st->st_mode)) {
+                tl = readlinkat(dirfd, name, target, size - 1);
+                e = tl < 0 ? errno : 0;
+                *ret_step = "cannot read the symlink";
+        }
+        fs_reader_leave(&saved);
+        if (e != 0)
+                return -e;
+        if (S_ISLNK(ret_st->st_mode))
+                target[tl] = 0;
+        if (fd < 0)
+                return 0;
+        struct stat ost;
+        *ret_step = "cannot stat the source";
+        if (fstat(fd, &ost) < 0)
+                return negative_errno();
+        if ((ost.st_mode & S_IFMT) != (ret_st->st_mode & S_IFMT) || ost.st_dev != ret_st->st_dev ||
+            ost.st_ino != ret_st->st_ino)
+                return -EBUSY;
+        q = fs_check_own_link(dirfd, name, &ost);
+        if (q < 0)
+                return q;
+        if (fcntl(fd, F_SETFL, 0) < 0)
+                return negative_errno();
+        *ret_step = NULL;
+        *ret_fd = TAKE_FD(fd);
+        return 0;
+}
+
+static int judge_tree(int dirfd, const struct fs_reader *as, unsigned depth, unsigned max_depth, char **where,
+                      const char **ret_step) {
+        if (depth > max_depth)
+                return -ELOOP;
+        struct stat dst;
+        if (fstat(dirfd, &dst) < 0)
+                return negative_errno();
+        if (fs_anyone_writes(&dst))
+                return -EPERM;
+        DIR *d = fs_opendir_dup(dirfd);
+        if (!d)
+                return negative_errno();
+        int q = 0;
+        struct dirent *de;
+        while (q >= 0 && (de = readdir(d))) {
+                const char *n = de->d_name;
+                if (strcmp(n, ".") == 0 || strcmp(n, "..") == 0)
+                        continue;
+                struct stat st;
+                _cleanup_close_ int fd = -EBADF;
+                char target[PATH_MAX];
+                q = fs_open_entry_as(dirfd, n, as, &st, &fd, target, sizeof target, ret_step);
+                if (q >= 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode) && !S_ISLNK(st.st_mode))
+                        q = -EBADFD;
+                char *inner = NULL;
+                if (q >= 0 && S_ISDIR(st.st_mode))
+                        q = judge_tree(fd, as, depth + 1, max_depth, &inner, ret_step);
+                if (q < 0) {    /* the path of what was refused, from the inside out */
+                        char *p = inner && strcmp(inner, ".") != 0 ? fs_path_join(n, inner) : strdup(n);
+                        free(inner);
+                        if (!p)
+                                q = -ENOMEM;
+                        *where = p;
+                }
+        }
+        (void)closedir(d);
+        return q;
+}
+
+int fs_judge_source_tree(int dirfd, const struct fs_reader *as, unsigned max_depth, char **ret_where,
+                         const char **ret_step) {
+        char *where = NULL;
+        *ret_step = NULL;
+        int q = judge_tree(dirfd, as, 0, max_depth, &where, ret_step);
+        if (q < 0 && q != -ENOMEM && !where && !(where = strdup(".")))
+                q = -ENOMEM;
+        *ret_where = q < 0 ? where : NULL;
+        if (q >= 0)
+                free(where);
+        return q;
+}
+
 bool fs_anyone_writes(const struct stat *st) {
         return S_ISDIR(st->st_mode) && (st->st_mode & S_IWOTH);
 }

@@ -88,6 +88,26 @@ bool fs_anyone_writes(const struct stat *st);
 #define FS_ANYONE_WRITES_REFUSED \
         "is in (or is) a directory anyone can write: its files may be anyone's, not the recipe's"
 
+/* One entry of a directory that untrusted input chose (a copied source directory), looked up and
+ * opened with the permissions of the reader as (NULL: as the process is): *ret_st its lstat; a
+ * regular file or a directory is opened (O_RDONLY, never blocking on a FIFO swapped in, *ret_fd,
+ * checked to be the inode judged; a regular file refused as fs_check_own_link() says), a
+ * symbolic link's target read into target (NUL-terminated); nothing else is opened (*ret_fd -1).
+ * Returns 0 or a negative errno: -EACCES (as may not look it up or read it), -EBUSY (it changed
+ * meanwhile), -EMLINK, or another, with *ret_step saying what failed ("cannot stat the source",
+ * "cannot open the source", "cannot read the symlink", "cannot take the recipe owner's
+ * permissions to read"). */
+int fs_open_entry_as(int dirfd, const char *name, const struct fs_reader *as, struct stat *ret_st, int *ret_fd,
+                     char *target, size_t size, const char **ret_step);
+
+/* Judge a source directory as copying it will (hooks' Copy=), before anything is copied: no
+ * directory in it one anyone can write (-EPERM), every entry as fs_open_entry_as() takes it, only
+ * files, directories and symbolic links (-EBADFD), at most max_depth levels below dirfd (-ELOOP).
+ * On a refusal *ret_where (the caller frees it) is the entry's path relative to dirfd ("." for
+ * dirfd itself) and *ret_step as fs_open_entry_as() says, or NULL. */
+int fs_judge_source_tree(int dirfd, const struct fs_reader *as, unsigned max_depth, char **ret_where,
+                         const char **ret_step);
+
 /* A random number for temporary names (getrandom(2)): another user who can write the directory
  * cannot foresee the names and take them all first. */
 unsigned long fs_random_ulong(void);

@@ -895,6 +895,70 @@ static void test_recipe_reader(void **state) {
  * brings its owner and its directory's (who can replace it), and nobody when root owns both but
  * others can write either (its lines or neighbours may be theirs). Through loading: a root recipe
  * that a group can write, one in a tenant's directory, one including two tenants' fragments. */
+/* A Copy= directory is judged as the build will copy it, when the recipe is checked (and by the
+ * build's validation, before anything is fetched): each entry as the recipe's reader, no
+ * directory anyone can write in it, no device or FIFO, no hard link to another owner's file, no
+ * deeper than RECIPE_COPY_DEPTH_MAX. Each refusal names the entry; the tenant's own tree passes. */
+static void test_copy_tree_judged(void **state) {
+        (void)state;
+        write_file("ten/files/etc/motd", "m\n");
+        write_file("ten/files/etc/sub/note", "n\n");
+        write_file("root-only", "r\n");
+        _cleanup_free_ char *ten = tpath("ten"), *top = tpath("ten/t.recipe"), *rootonly = tpath("root-only");
+        char cmd[8192];
+        snprintf(cmd, sizeof cmd, "chown -R 4321:4321 '%s'", ten);
+        assert_int_equal(system(cmd), 0);
+        write_file("ten/t.recipe",
+                   "[Machine]\nName=x\n[Bootstrap]\nDistribution=arch\nPackages=base\n[Hooks]\nCopy=files/etc:/etc/x\n");
+        assert_int_equal(chown(top, 4321, 4321), 0);
+        struct mkm_err err = {};
+        _cleanup_(recipe_freep) struct recipe *r = NULL;
+        assert_int_equal(recipe_load(NULL, top, &r, &err), 0);
+        assert_int_equal(r->reader_uid, 4321);
+        if (recipe_validate_for_build(r, &err) < 0)
+                fail_msg("the tenant's own tree: %s", err.msg);
+
+        struct {
+                const char *make;       /* a shell command run in ten/files/etc */
+                const char *undo;
+                const char *want;       /* in the error, after "Copy=: '" */
+        } cases[] = {
+                { "echo s >sub/closed && chmod 600 sub/closed", "rm sub/closed",
+                  "files/etc/sub/closed' is not readable by the recipe's owner" },
+                { "mkdir -p sub/shut/in && chown -R 0:0 sub/shut && chmod 700 sub/shut", "rm -rf sub/shut",
+                  "files/etc/sub/shut' is not readable by the recipe's owner" },
+                { "mkdir -m 1777 sub/tmp", "rmdir sub/tmp",
+                  "files/etc/sub/tmp' is in (or is) a directory anyone can write" },
+                { "mkfifo sub/fifo && chown 4321:4321 sub/fifo", "rm sub/fifo",
+                  "files/etc/sub/fifo' is a device, FIFO or socket" },
+                { "ln ROOTONLY sub/hl", "rm sub/hl",
+                  "files/etc/sub/hl' is a hard link to a file of another owner than its directory's" },
+                { "mkdir -p $(printf 'd/%.0s' $(seq 258)) && chown -R 4321:4321 d", "rm -rf d",
+                  "files/etc': deeper than 256 levels" },
+        };
+        for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+                char make[1024];
+                snprintf(make, sizeof make, "%s", cases[i].make);
+                char *at = strstr(make, "ROOTONLY");
+                if (at) {
+                        char rest[1024];
+                        snprintf(rest, sizeof rest, "%s", at + 8);
+                        snprintf(at, sizeof make - (size_t)(at - make), "'%s'%s", rootonly, rest);
+                }
+                snprintf(cmd, sizeof cmd, "cd '%s/files/etc' && %s", ten, make);
+                assert_int_equal(system(cmd), 0);
+                err = (struct mkm_err){};
+                if (recipe_validate_for_build(r, &err) != -MKM_E_RECIPE || !strstr(err.msg, "[Hooks] Copy=: '") ||
+                    !strstr(err.msg, cases[i].want))
+                        fail_msg("case %zu: got '%s'\nwant '%s'", i, err.msg, cases[i].want);
+                snprintf(cmd, sizeof cmd, "cd '%s/files/etc' && %s", ten, cases[i].undo);
+                assert_int_equal(system(cmd), 0);
+        }
+        /* and nothing left over that the last case missed */
+        if (recipe_validate_for_build(r, &err) < 0)
+                fail_msg("after the cases: %s", err.msg);
+}
+
 static void test_reader_fold(void **state) {
         (void)state;
         assert_int_equal(recipe_reader_fold(0, 0), 0);
@@ -1543,6 +1607,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_include_not_echoed, setup_tmp, teardown_tmp),
                 cmocka_unit_test_setup_teardown(test_top_recipe_opened, setup_tmp, teardown_tmp),
                 cmocka_unit_test_setup_teardown(test_recipe_reader, setup_tmp, teardown_tmp),
+                cmocka_unit_test_setup_teardown(test_copy_tree_judged, setup_tmp, teardown_tmp),
                 cmocka_unit_test_setup_teardown(test_reader_fold, setup_tmp, teardown_tmp),
                 cmocka_unit_test_setup_teardown(test_reader_walks, setup_tmp, teardown_tmp),
                 cmocka_unit_test_setup_teardown(test_top_walk, setup_tmp, teardown_tmp),
