@@ -134,12 +134,11 @@ int fs_reader_enter(const struct fs_reader *rd, struct fs_reader_saved *s) {
         if (n < 0)
                 return negative_errno();
         s->n_groups = n;
+        /* A setgroups that failed changed nothing: nothing to return from (and returning would
+         * call it again, fail again and stop the process). */
+        if (syscall(SYS_setgroups, (size_t)rd->n_groups, rd->groups) < 0)
+                return negative_errno();
         s->active = true;
-        if (syscall(SYS_setgroups, (size_t)rd->n_groups, rd->groups) < 0) {
-                int e = negative_errno();
-                fs_reader_leave(s);
-                return e;
-        }
         (void)setfsgid(rd->gid);
         (void)setfsuid(rd->uid);
         /* setfsuid() says nothing of failure but its old value: ask again. */

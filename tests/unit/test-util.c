@@ -11,6 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/fsuid.h>
+#include <sys/syscall.h>
+#include <linux/capability.h>
 #include <sched.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -492,6 +495,81 @@ static void test_reader(void **state) {
         (void)fs_rm_rf_at(AT_FDCWD, top);
 }
 
+/* Take capability cap out of this process's effective set (capset(2); no libcap). */
+static int drop_effective(int cap) {
+        struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
+        struct __user_cap_data_struct d[2];
+        if (syscall(SYS_capget, &h, d) < 0)
+                return -1;
+        d[cap / 32].effective &= ~(1u << (cap % 32));
+        return (int)syscall(SYS_capset, &h, d);
+}
+
+/* fs_reader_enter() that cannot become the reader says so and leaves the thread as it was
+ * (without CAP_SETUID setfsuid does not take; without CAP_SETGID setgroups fails), and
+ * fs_reader_leave() that cannot return stops the process rather than go on as the reader. Each in
+ * a child, whose capabilities are dropped. */
+static void test_reader_enter_fails(void **state) {
+        (void)state;
+        struct fs_reader rd;
+        assert_int_equal(fs_reader_for_uid(65534, &rd), 0);
+        gid_t before[64];
+        int n_before = getgroups(64, before);
+        assert_true(n_before >= 0);
+        const int caps[] = { CAP_SETUID, CAP_SETGID };
+        for (size_t i = 0; i < 2; i++) {
+                pid_t pid = fork();
+                assert_true(pid >= 0);
+                if (pid == 0) {
+                        if (drop_effective(caps[i]) < 0)
+                                _exit(10);
+                        struct fs_reader_saved saved;
+                        if (fs_reader_enter(&rd, &saved) != -EPERM)
+                                _exit(11);
+                        if (saved.active)
+                                _exit(12);
+                        /* still root's file system identity and groups */
+                        if (setfsuid((uid_t)-1) != 0 || (gid_t)setfsgid((gid_t)-1) != getegid())
+                                _exit(13);
+                        gid_t now[64];
+                        int n = getgroups(64, now);
+                        if (n != n_before || memcmp(now, before, (size_t)n * sizeof *now) != 0)
+                                _exit(14);
+                        fs_reader_leave(&saved);        /* nothing to undo: no abort */
+                        _exit(0);
+                }
+                int status;
+                assert_int_equal(waitpid(pid, &status, 0), pid);
+                if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+                        fail_msg("without capability %d: child status %#x", caps[i], status);
+        }
+        /* Entered, then the way back taken away: leave aborts. */
+        int pipefd[2];
+        assert_int_equal(pipe(pipefd), 0);
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                (void)dup2(pipefd[1], 2);
+                struct fs_reader_saved saved;
+                if (fs_reader_enter(&rd, &saved) != 0 || setfsuid((uid_t)-1) != 65534)
+                        _exit(20);
+                if (drop_effective(CAP_SETGID) < 0)
+                        _exit(21);
+                fs_reader_leave(&saved);
+                _exit(0);       /* went on as the reader: wrong */
+        }
+        close(pipefd[1]);
+        char msg[512] = "";
+        ssize_t got = read(pipefd[0], msg, sizeof msg - 1);
+        close(pipefd[0]);
+        msg[got > 0 ? got : 0] = 0;
+        int status;
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGABRT)
+                fail_msg("leave without the way back: child status %#x, said '%s'", status, msg);
+        assert_non_null(strstr(msg, "cannot return to its own file system identity; stopping"));
+}
+
 /* mkdir -p inside an untrusted tree: its symlinks resolve inside it, never on the host. */
 /* A hard link in a directory someone else owns to a file outside it (anyone can make one where
  * fs.protected_hardlinks is or was ever off; root can always): refused (-EMLINK), while the
@@ -763,6 +841,7 @@ int main(void) {
                 cmocka_unit_test(test_open_beside),
                 cmocka_unit_test(test_open_beside_hard_link),
                 cmocka_unit_test(test_reader),
+                cmocka_unit_test(test_reader_enter_fails),
                 cmocka_unit_test(test_temporaries_beside_recipe),
                 cmocka_unit_test(test_path_join),
                 cmocka_unit_test(test_path_dirname),
