@@ -374,6 +374,11 @@ rm -f "$WORK/mail/t2.lock"
 echo 'mine' >"$WORK/mail/mine" && chown 4244:4244 "$WORK/mail/mine" && chmod 0600 "$WORK/mail/mine"
 printf '[Hooks]\nCopy=mine:/etc/mine\n' >>"$WORK/mail/t2"
 chown 4244:4244 "$WORK/mail/t2"
+mkm --keys-dir "$WORK/hostkeys" check --json "$WORK/mail/t2" >"$WORK/mb4.json" 2>&1
+check "check --json: a reader the user database does not know has no user name" \
+  test "$(json "$WORK/mb4.json" 'd["reader"]["uid"], d["reader"]["user"]')" = "(4244, None)"
+mkm --keys-dir "$WORK/hostkeys" check "$WORK/mail/t2" >"$WORK/mb4.txt" 2>&1
+check "... and plain check names it by its uid alone" contains "$WORK/mb4.txt" "the permissions of (uid 4244), the owner of its files."
 mkm --keys-dir "$WORK/hostkeys" build "$WORK/mail/t2" >"$WORK/mb4.out" 2>&1
 check "the tenant's recipe with their own file builds" test $? -eq 0
 check "... copying it" grep -qx mine "$HOST/var/lib/machines/mb/etc/mine"
