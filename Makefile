@@ -91,12 +91,13 @@ integration: mkmachine keys
 # Debian packages: build (headers), tests (cmocka, gnupg, python3 for the loopback server),
 # and the oracles tests compare against (pacman, vercmp, repo-add, busybox, mmdebstrap, nspawn);
 # and every program the tests call that a minimal Debian may lack: pgrep/ps (procps), mount and
-# umount for the small-tmpfs tests (mount), setsid/flock/nsenter (util-linux), apt-get (apt).
+# umount for the small-tmpfs tests (mount), setsid/flock/nsenter/setpriv (util-linux), apt-get (apt),
+# a FUSE file system that shows other owners than the real ones (bindfs, test-recipe).
 DEPS := build-essential pkg-config libcurl4-openssl-dev libarchive-dev libgpgme-dev libzstd-dev \
         libssl-dev libseccomp-dev libcmocka-dev gnupg python3 libarchive-tools zstd xz-utils \
         pacman-package-manager makepkg archlinux-keyring arch-install-scripts busybox-static \
         debian-archive-keyring systemd-container pandoc libcap2-bin gpgv gpg-agent clang libjson-c-dev \
-        mmdebstrap curl procps time openssh-client mount util-linux apt e2fsprogs iproute2 hostname
+        mmdebstrap curl procps time openssh-client mount util-linux apt e2fsprogs iproute2 hostname bindfs
 
 deps:
 	@missing=$$(for p in $(DEPS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed$$' || echo $$p; done); \

@@ -652,6 +652,25 @@ static int set_string(char **field, const char *value) {
         return 0;
 }
 
+/* Who speaks for the owners on a device (fs_fuse_mounter()): a user's FUSE mount, whatever
+ * owners it shows, is that user's. The last device's answer is kept (a walk crosses one or two). */
+struct dev_owner {
+        dev_t dev;
+        uid_t uid;
+        bool known;
+};
+
+static uid_t dev_owner(struct dev_owner *c, dev_t dev) {
+        if (!c->known || c->dev != dev)
+                *c = (struct dev_owner){ .dev = dev, .uid = fs_fuse_mounter(dev), .known = true };
+        return c->uid;
+}
+
+/* Fold what a stat says (who, as judged from it) and what its file system says. */
+static uid_t fold_stat(uid_t reader, uid_t who, const struct stat *st, struct dev_owner *c) {
+        return recipe_reader_fold(recipe_reader_fold(reader, who), dev_owner(c, st->st_dev));
+}
+
 static int load_file(struct loader *l, int fd, const char *abs, const char *shown, const struct stat *dir_st,
                      const struct where *from);
 
@@ -1277,7 +1296,9 @@ static int load_file(struct loader *l, int fd, const char *abs, const char *show
                         return errors_add(&l->errors, -MKM_E_RECIPE, shown, 0, "cannot stat recipe '%s': %s", shown,
                                           strerror(errno));
                 }
-                r->reader_uid = recipe_reader_fold(r->reader_uid, recipe_file_reader(&st, dir_st));
+                struct dev_owner devs = {};
+                r->reader_uid = fold_stat(fold_stat(r->reader_uid, recipe_file_reader(&st, dir_st), &st, &devs), 0,
+                                          dir_st, &devs);
         }
         if (!strv_contains(r->files, abs)) {
                 ret = strv_push(&r->files, abs);
@@ -1539,9 +1560,10 @@ static int open_top(const char *path, uid_t *reader, char **ret_abs, struct stat
         if (cur < 0)
                 return negative_errno();
         struct stat st, dst;
+        struct dev_owner devs = {};
         if (fstat(cur, &dst) < 0)
                 return negative_errno();
-        *reader = recipe_reader_fold(*reader, dir_reader(&dst));
+        *reader = fold_stat(*reader, dir_reader(&dst), &dst, &devs);
         struct walk_reader wr = { .uid = (uid_t)-1 };
         unsigned links = 0;
         uid_t last_link = 0;
@@ -1561,7 +1583,7 @@ static int open_top(const char *path, uid_t *reader, char **ret_abs, struct stat
                         close(cur);
                         cur = TAKE_FD(child);
                         dst = st;
-                        *reader = recipe_reader_fold(*reader, dir_reader(&dst));
+                        *reader = fold_stat(*reader, dir_reader(&dst), &dst, &devs);
                 }
                 if (n > NAME_MAX)
                         return -ENAMETOOLONG;
@@ -1581,7 +1603,7 @@ static int open_top(const char *path, uid_t *reader, char **ret_abs, struct stat
                                         *slash = 0;
                                 if (fstat(cur, &dst) < 0)
                                         return negative_errno();
-                                *reader = recipe_reader_fold(*reader, dir_reader(&dst));
+                                *reader = fold_stat(*reader, dir_reader(&dst), &dst, &devs);
                         }
                         st = dst;
                         continue;
@@ -1597,7 +1619,7 @@ static int open_top(const char *path, uid_t *reader, char **ret_abs, struct stat
                         close(c);
                         if (++links > 40)
                                 return -ELOOP;
-                        *reader = recipe_reader_fold(*reader, st.st_uid);
+                        *reader = fold_stat(*reader, st.st_uid, &st, &devs);
                         via_last_link = !todo[strspn(todo, "/")];
                         if (via_last_link)
                                 last_link = st.st_uid;
@@ -1636,7 +1658,7 @@ static int open_top(const char *path, uid_t *reader, char **ret_abs, struct stat
         }
         /* The file with its directory (recipe_file_reader(): root's file where others can write,
          * which may be a hard link they made, is nobody's). */
-        *reader = recipe_reader_fold(*reader, recipe_file_reader(&st, &dst));
+        *reader = fold_stat(*reader, recipe_file_reader(&st, &dst), &st, &devs);
         if (via_last_link && last_link != 0 && last_link != st.st_uid) {
                 *ret_why = "a symbolic link to a file of another owner than the link's";
                 return -EPERM;
@@ -1853,7 +1875,9 @@ void recipe_reader_from_files(struct recipe *r) {
                         r->reader_uid = RECIPE_READER_NOBODY;
                         return;
                 }
-                r->reader_uid = recipe_reader_fold(r->reader_uid, recipe_file_reader(&st, &dst));
+                struct dev_owner devs = {};
+                r->reader_uid = fold_stat(fold_stat(r->reader_uid, recipe_file_reader(&st, &dst), &st, &devs), 0, &dst,
+                                          &devs);
         }
 }
 

@@ -17,6 +17,7 @@
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -294,6 +295,68 @@ int fs_judge_source_tree(int dirfd, const struct fs_reader *as, unsigned max_dep
         if (q >= 0)
                 free(where);
         return q;
+}
+
+/* The super options of a mountinfo line ("... - FSTYPE SOURCE SUPEROPTIONS"): after the
+ * separator, fields split at spaces (mountinfo escapes spaces in them as \040), the third. */
+static const char *mountinfo_field(const char *sep, int k, size_t *ret_len) {
+        const char *p = sep;
+        for (int i = 0; i < k; i++) {
+                p = strchr(p, ' ');
+                if (!p)
+                        return NULL;
+                p++;
+        }
+        *ret_len = strcspn(p, " \n");
+        return p;
+}
+
+/* One mountinfo line's answer for fs_fuse_mounter(), or -1 when the line is another device's. */
+static long mounter_of_line(const char *line, dev_t dev) {
+        unsigned maj, min;
+        if (sscanf(line, "%*u %*u %u:%u", &maj, &min) != 2 || makedev(maj, min) != dev)
+                return -1;
+        const char *sep = strstr(line, " - ");
+        size_t tl, ol;
+        const char *type = sep ? mountinfo_field(sep + 3, 0, &tl) : NULL;
+        if (!type)
+                return 65534;
+        bool fuse = (tl == 4 && strncmp(type, "fuse", 4) == 0) || (tl == 7 && strncmp(type, "fuseblk", 7) == 0) ||
+                    (tl > 5 && strncmp(type, "fuse.", 5) == 0) || (tl > 8 && strncmp(type, "fuseblk.", 8) == 0);
+        if (!fuse)
+                return 0;
+        /* user_id= in the kernel's super options, never in the source name the daemon chose */
+        const char *opts = mountinfo_field(sep + 3, 2, &ol);
+        for (const char *o = opts; o && o < opts + ol;) {
+                size_t n = strcspn(o, ", \n");
+                if (n > 8 && strncmp(o, "user_id=", 8) == 0) {
+                        char num[24], end;
+                        unsigned long uid;
+                        if (n - 8 >= sizeof num)
+                                return 65534;
+                        memcpy(num, o + 8, n - 8);
+                        num[n - 8] = 0;
+                        if (sscanf(num, "%lu%c", &uid, &end) == 1 && uid < (uid_t)-1)
+                                return (long)uid;
+                        return 65534;
+                }
+                o += n + 1;
+        }
+        return 65534;
+}
+
+uid_t fs_fuse_mounter(dev_t dev) {
+        FILE *f = fopen("/proc/self/mountinfo", "re");
+        if (!f)
+                return 0;
+        char *line = NULL;
+        size_t size = 0;
+        long r = -1;
+        while (r < 0 && getline(&line, &size, f) > 0)
+                r = mounter_of_line(line, dev);
+        free(line);
+        fclose(f);
+        return r < 0 ? 0 : (uid_t)r;
 }
 
 bool fs_anyone_writes(const struct stat *st) {

@@ -108,6 +108,13 @@ int fs_open_entry_as(int dirfd, const char *name, const struct fs_reader *as, st
 int fs_judge_source_tree(int dirfd, const struct fs_reader *as, unsigned max_depth, char **ret_where,
                          const char **ret_step);
 
+/* Who speaks for the owners of the file system on device dev: a FUSE file system's owners and
+ * modes are whatever its daemon reports, so one that a user mounted (allow_other) can show root's
+ * ownership for that user's files; the kernel records who mounted it (user_id= in
+ * /proc/self/mountinfo). Returns that uid for a FUSE mount (65534 when it cannot be read), 0 for
+ * any other file system (the kernel's own owners) or one not listed. */
+uid_t fs_fuse_mounter(dev_t dev);
+
 /* A random number for temporary names (getrandom(2)): another user who can write the directory
  * cannot foresee the names and take them all first. */
 unsigned long fs_random_ulong(void);

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -959,6 +960,92 @@ static void test_copy_tree_judged(void **state) {
                 fail_msg("after the cases: %s", err.msg);
 }
 
+/* A FUSE file system shows whatever owners its daemon reports: one a tenant mounted (allow_other,
+ * user_allow_other on the host) can show root's ownership for the tenant's recipe, its directory
+ * and its includes, and the fold would read as root. The kernel records who mounted it; the fold
+ * takes that user for everything on it (fs_fuse_mounter()). Here bindfs, run as uid 4321 (with
+ * the capabilities to mount directly, as a setuid fusermount would), shows 4321's files as
+ * root's (its type named "fuse.user_id=0" and its mount point "m,user_id=0": the kernel's own
+ * user_id= option must win); root's own FUSE mount keeps root. */
+static char fuse_mnt[2][PATH_MAX];
+
+static int teardown_fuse(void **state) {
+        for (size_t i = 0; i < 2; i++)
+                if (fuse_mnt[i][0]) {
+                        (void)umount2(fuse_mnt[i], MNT_DETACH);
+                        fuse_mnt[i][0] = 0;
+                }
+        return teardown_tmp(state);
+}
+
+static void test_fuse_owners(void **state) {
+        (void)state;
+        if (access("/dev/fuse", F_OK) != 0 || system("command -v bindfs >/dev/null") != 0) {
+                print_message("skipping: needs /dev/fuse and bindfs (make deps installs it)\n");
+                skip();
+        }
+        write_file("fuse/src/t.recipe", "[Machine]\nName=x\n[Bootstrap]\nDistribution=arch\nPackages=base\n");
+        write_file("fuse/src/inc.recipe", "[Machine]\nName=x\n");
+        write_file("fuse/root.recipe", "[Machine]\nName=x\n[Bootstrap]\nDistribution=arch\nPackages=base\n");
+        write_file("fuse/top.recipe",
+                   "[Machine]\nInclude=m,user_id=0/inc.recipe\n[Bootstrap]\nDistribution=arch\nPackages=base\n");
+        _cleanup_free_ char *src = tpath("fuse/src"), *mnt = tpath("fuse/m,user_id=0"), *rmnt = tpath("fuse/rmnt"),
+                            *viafuse = tpath("fuse/m,user_id=0/t.recipe"), *viaroot = tpath("fuse/rmnt/t.recipe"),
+                            *top = tpath("fuse/top.recipe");
+        assert_int_equal(mkdir(mnt, 0755), 0);
+        assert_int_equal(mkdir(rmnt, 0755), 0);
+        _cleanup_free_ char *rootrecipe = tpath("fuse/root.recipe"), *srclink = tpath("fuse/src/link.recipe"),
+                            *vialink = tpath("fuse/m,user_id=0/link.recipe");
+        assert_int_equal(symlink(rootrecipe, srclink), 0);
+        char cmd[4096];
+        snprintf(cmd, sizeof cmd, "chown -hR 4321:4321 '%s'", src);
+        assert_int_equal(system(cmd), 0);
+        snprintf(cmd, sizeof cmd,
+                 "setpriv --reuid 4321 --regid 4321 --clear-groups --inh-caps +sys_admin,+dac_override "
+                 "--ambient-caps +sys_admin,+dac_override bindfs -o allow_other,subtype=user_id=0 --force-user=root "
+                 "--force-group=root "
+                 "'%s' '%s'",
+                 src, mnt);
+        assert_int_equal(system(cmd), 0);
+        snprintf(fuse_mnt[0], sizeof fuse_mnt[0], "%s", mnt);
+        snprintf(cmd, sizeof cmd, "bindfs -o allow_other --force-user=root --force-group=root '%s' '%s'", src, rmnt);
+        assert_int_equal(system(cmd), 0);
+        snprintf(fuse_mnt[1], sizeof fuse_mnt[1], "%s", rmnt);
+
+        struct stat st, top_st;
+        assert_int_equal(stat(viafuse, &st), 0);
+        assert_int_equal(st.st_uid, 0);         /* what the daemon claims */
+        assert_int_equal(fs_fuse_mounter(st.st_dev), 4321);
+        assert_int_equal(stat(viaroot, &st), 0);
+        assert_int_equal(fs_fuse_mounter(st.st_dev), 0);
+        assert_int_equal(stat("/", &top_st), 0);
+        assert_int_equal(fs_fuse_mounter(top_st.st_dev), 0);
+
+        struct mkm_err err = {};
+        struct recipe *r = NULL;
+        assert_int_equal(recipe_load(NULL, viafuse, &r, &err), 0);
+        assert_int_equal(r->reader_uid, 4321);  /* the mounter's, not the claimed root */
+        recipe_free(TAKE_PTR(r));
+        /* the tenant's link on it (shown as root's) to root's recipe in root's 0700 directory:
+         * looked up as the tenant, so not reached */
+        assert_int_equal(recipe_load(NULL, vialink, &r, &err), -MKM_E_RECIPE);
+        if (!strstr(err.msg, "link.recipe': Permission denied"))
+                fail_msg("%s", err.msg);
+        assert_int_equal(recipe_load(NULL, top, &r, &err), 0);
+        assert_int_equal(r->reader_uid, 4321);  /* root's recipe including a file on it */
+        recipe_free(TAKE_PTR(r));
+        assert_int_equal(recipe_load(NULL, viaroot, &r, &err), 0);
+        assert_int_equal(r->reader_uid, 0);     /* root's own FUSE mount */
+        recipe_free(TAKE_PTR(r));
+        /* a stored recipe's files judged again (rebuild of an old state) */
+        assert_int_equal(recipe_load(NULL, viaroot, &r, &err), 0);
+        free(r->files[0]);
+        assert_non_null(r->files[0] = strdup(viafuse));
+        recipe_reader_from_files(r);
+        assert_int_equal(r->reader_uid, 4321);
+        recipe_free(TAKE_PTR(r));
+}
+
 static void test_reader_fold(void **state) {
         (void)state;
         assert_int_equal(recipe_reader_fold(0, 0), 0);
@@ -1608,6 +1695,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_top_recipe_opened, setup_tmp, teardown_tmp),
                 cmocka_unit_test_setup_teardown(test_recipe_reader, setup_tmp, teardown_tmp),
                 cmocka_unit_test_setup_teardown(test_copy_tree_judged, setup_tmp, teardown_tmp),
+                cmocka_unit_test_setup_teardown(test_fuse_owners, setup_tmp, teardown_fuse),
                 cmocka_unit_test_setup_teardown(test_reader_fold, setup_tmp, teardown_tmp),
                 cmocka_unit_test_setup_teardown(test_reader_walks, setup_tmp, teardown_tmp),
                 cmocka_unit_test_setup_teardown(test_top_walk, setup_tmp, teardown_tmp),
