@@ -172,7 +172,7 @@ static void link_key(char key[static 48], dev_t dev, ino_t ino) {
 /* chase_in_root()'s question before it follows a symlink: never one this package created (a
  * later entry written through it would land wherever the package chose); links of earlier
  * packages (bin -> usr/bin) are followed, as the machine would, inside the root. */
-static int refuse_own_symlink(const char *dir, const char *name, const struct stat *st, void *userdata) {
+static int refuse_own_symlink(const char *dir, const char *name, int fd, const struct stat *st, void *userdata) {
         const struct xstate *s = userdata;
         char key[48];
         link_key(key, st->st_dev, st->st_ino);

@@ -896,7 +896,7 @@ static int copy_tree(const struct copy_op *op, int srcdirfd, int dfd, unsigned d
                 return negative_errno();
         int q = 0;
         struct dirent *de;
-        while (q >= 0 && (de = readdir(d))) {
+        while (q >= 0 && (errno = 0, de = readdir(d))) {
                 const char *n = de->d_name;
                 if (strcmp(n, ".") == 0 || strcmp(n, "..") == 0)
                         continue;
@@ -947,6 +947,8 @@ static int copy_tree(const struct copy_op *op, int srcdirfd, int dfd, unsigned d
                                         "symlinks are copied",
                                         op->item, n);
         }
+        if (q >= 0 && errno != 0)       /* a listing that failed half-way is not a copy */
+                q = copy_fail(op, negative_errno(), "cannot list the source directory", ".");
         (void)closedir(d);
         return q;
 }

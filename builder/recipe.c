@@ -652,23 +652,10 @@ static int set_string(char **field, const char *value) {
         return 0;
 }
 
-/* Who speaks for the owners on a device (fs_fuse_mounter()): a user's FUSE mount, whatever
- * owners it shows, is that user's. The last device's answer is kept (a walk crosses one or two). */
-struct dev_owner {
-        dev_t dev;
-        uid_t uid;
-        bool known;
-};
-
-static uid_t dev_owner(struct dev_owner *c, dev_t dev) {
-        if (!c->known || c->dev != dev)
-                *c = (struct dev_owner){ .dev = dev, .uid = fs_fuse_mounter(dev), .known = true };
-        return c->uid;
-}
-
-/* Fold what a stat says (who, as judged from it) and what its file system says. */
-static uid_t fold_stat(uid_t reader, uid_t who, const struct stat *st, struct dev_owner *c) {
-        return recipe_reader_fold(recipe_reader_fold(reader, who), dev_owner(c, st->st_dev));
+/* Fold who (as judged from a stat of what fd is open on) and who the file system says speaks for
+ * it (fs_fuse_mounter(): on a user's FUSE mount, whatever owners it shows, that user). */
+static uid_t fold_fd(uid_t reader, uid_t who, int fd) {
+        return recipe_reader_fold(recipe_reader_fold(reader, who), fs_fuse_mounter(fd));
 }
 
 static int load_file(struct loader *l, int fd, const char *abs, const char *shown, const struct stat *dir_st,
@@ -1296,9 +1283,7 @@ static int load_file(struct loader *l, int fd, const char *abs, const char *show
                         return errors_add(&l->errors, -MKM_E_RECIPE, shown, 0, "cannot stat recipe '%s': %s", shown,
                                           strerror(errno));
                 }
-                struct dev_owner devs = {};
-                r->reader_uid = fold_stat(fold_stat(r->reader_uid, recipe_file_reader(&st, dir_st), &st, &devs), 0,
-                                          dir_st, &devs);
+                r->reader_uid = fold_fd(r->reader_uid, recipe_file_reader(&st, dir_st), fd);
         }
         if (!strv_contains(r->files, abs)) {
                 ret = strv_push(&r->files, abs);
@@ -1560,10 +1545,9 @@ static int open_top(const char *path, uid_t *reader, char **ret_abs, struct stat
         if (cur < 0)
                 return negative_errno();
         struct stat st, dst;
-        struct dev_owner devs = {};
         if (fstat(cur, &dst) < 0)
                 return negative_errno();
-        *reader = fold_stat(*reader, dir_reader(&dst), &dst, &devs);
+        *reader = fold_fd(*reader, dir_reader(&dst), cur);
         struct walk_reader wr = { .uid = (uid_t)-1 };
         unsigned links = 0;
         uid_t last_link = 0;
@@ -1583,7 +1567,7 @@ static int open_top(const char *path, uid_t *reader, char **ret_abs, struct stat
                         close(cur);
                         cur = TAKE_FD(child);
                         dst = st;
-                        *reader = fold_stat(*reader, dir_reader(&dst), &dst, &devs);
+                        *reader = fold_fd(*reader, dir_reader(&dst), cur);
                 }
                 if (n > NAME_MAX)
                         return -ENAMETOOLONG;
@@ -1603,7 +1587,7 @@ static int open_top(const char *path, uid_t *reader, char **ret_abs, struct stat
                                         *slash = 0;
                                 if (fstat(cur, &dst) < 0)
                                         return negative_errno();
-                                *reader = fold_stat(*reader, dir_reader(&dst), &dst, &devs);
+                                *reader = fold_fd(*reader, dir_reader(&dst), cur);
                         }
                         st = dst;
                         continue;
@@ -1616,10 +1600,10 @@ static int open_top(const char *path, uid_t *reader, char **ret_abs, struct stat
                 if (c < 0)
                         return c;
                 if (S_ISLNK(st.st_mode)) {
+                        *reader = fold_fd(*reader, st.st_uid, c);
                         close(c);
                         if (++links > 40)
                                 return -ELOOP;
-                        *reader = fold_stat(*reader, st.st_uid, &st, &devs);
                         via_last_link = !todo[strspn(todo, "/")];
                         if (via_last_link)
                                 last_link = st.st_uid;
@@ -1658,7 +1642,7 @@ static int open_top(const char *path, uid_t *reader, char **ret_abs, struct stat
         }
         /* The file with its directory (recipe_file_reader(): root's file where others can write,
          * which may be a hard link they made, is nobody's). */
-        *reader = fold_stat(*reader, recipe_file_reader(&st, &dst), &st, &devs);
+        *reader = fold_fd(*reader, recipe_file_reader(&st, &dst), child);
         if (via_last_link && last_link != 0 && last_link != st.st_uid) {
                 *ret_why = "a symbolic link to a file of another owner than the link's";
                 return -EPERM;
@@ -1870,14 +1854,13 @@ void recipe_reader_from_files(struct recipe *r) {
         for (char **f = r->files; f && *f; f++) {
                 struct stat st, dst;
                 _cleanup_free_ char *d = fs_path_dirname(*f);
-                if (!d || lstat(*f, &st) < 0 || !S_ISREG(st.st_mode) || stat(d, &dst) < 0) {
+                _cleanup_close_ int fd = d ? open(*f, O_PATH | O_NOFOLLOW | O_CLOEXEC) : -EBADF;
+                if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || stat(d, &dst) < 0) {
                         /* gone, or now a link someone made: who wrote it is not known */
                         r->reader_uid = RECIPE_READER_NOBODY;
                         return;
                 }
-                struct dev_owner devs = {};
-                r->reader_uid = fold_stat(fold_stat(r->reader_uid, recipe_file_reader(&st, &dst), &st, &devs), 0, &dst,
-                                          &devs);
+                r->reader_uid = fold_fd(r->reader_uid, recipe_file_reader(&st, &dst), fd);
         }
 }
 
@@ -1910,7 +1893,8 @@ static int check_copy_tree(const struct recipe *r, const char *path, int fd, str
         struct fs_reader rd;
         int q = recipe_reader(r, &rd);
         if (q < 0)
-                return q;
+                return q == -ENOMEM ? q : FAIL_KEY(errs, r, K_COPY, "'%s': cannot look up the recipe's reader: %s", path,
+                                                   strerror(-q));
         _cleanup_free_ char *where = NULL;
         const char *step = NULL;
         q = fs_judge_source_tree(fd, &rd, RECIPE_COPY_DEPTH_MAX, &where, &step);
@@ -1922,7 +1906,7 @@ static int check_copy_tree(const struct recipe *r, const char *path, int fd, str
         if (q == -EBADFD)
                 return FAIL_KEY(errs, r, K_COPY, "'%s' is a device, FIFO or socket; only files, directories and symlinks "
                                 "are copied", shown);
-        if (q == -ELOOP)
+        if (q == -ELOOP && !step)       /* the walk's own depth, not an open that met a link */
                 return FAIL_KEY(errs, r, K_COPY, "'%s': deeper than %d levels", path, RECIPE_COPY_DEPTH_MAX);
         if (fs_beside_refusal(q) && !(q == -EPERM && step))    /* not the permissions' switch failing */
                 return FAIL_KEY(errs, r, K_COPY, "'%s' %s", shown, fs_beside_refusal(q));

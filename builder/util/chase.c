@@ -234,7 +234,7 @@ int chase_in_root_full(int rootfd, const char *path, unsigned flags, const struc
                         if (flags & CHASE_PROHIBIT_SYMLINKS)
                                 return -EREMCHG;
                         if (hooks && hooks->symlink) {
-                                r = hooks->symlink(done, c, &st, hooks->userdata);
+                                r = hooks->symlink(done, c, child, &st, hooks->userdata);
                                 if (r < 0)
                                         return r;
                         }

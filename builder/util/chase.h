@@ -64,11 +64,12 @@ int chase_in_root(int rootfd, const char *path, unsigned flags, char **ret_path,
 
 /* Asked before the walk follows a symlink (every one: in the path, in a target, and the last
  * component unless CHASE_NOFOLLOW): dir is the resolved path of the directory holding it ("" for
- * the root, else "/a/b" as *ret_path has it), name its name, st its lstat(). Return 0 to follow
+ * the root, else "/a/b" as *ret_path has it), name its name, fd an O_PATH fd of it (borrowed),
+ * st its lstat(). Return 0 to follow
  * it, or a negative code, which the chase returns as is (outputs untouched). Lets a caller refuse
  * links by identity, which no flag can say: extract never follows a symlink the package it is
  * unpacking created (st_dev/st_ino), while following those earlier packages made (bin -> usr/bin). */
-typedef int (*chase_symlink_fn)(const char *dir, const char *name, const struct stat *st, void *userdata);
+typedef int (*chase_symlink_fn)(const char *dir, const char *name, int fd, const struct stat *st, void *userdata);
 
 struct chase_hooks {
         chase_symlink_fn symlink;       /* NULL: every symlink is followed (as the flags allow) */

@@ -15,6 +15,7 @@
 #include <sys/file.h>
 #include <sys/fsuid.h>
 #include <sys/random.h>
+#include <sys/statfs.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
@@ -259,7 +260,7 @@ static int judge_tree(int dirfd, const struct fs_reader *as, unsigned depth, uns
                 return negative_errno();
         int q = 0;
         struct dirent *de;
-        while (q >= 0 && (de = readdir(d))) {
+        while (q >= 0 && (errno = 0, de = readdir(d))) {
                 const char *n = de->d_name;
                 if (strcmp(n, ".") == 0 || strcmp(n, "..") == 0)
                         continue;
@@ -279,6 +280,10 @@ static int judge_tree(int dirfd, const struct fs_reader *as, unsigned depth, uns
                                 q = -ENOMEM;
                         *where = p;
                 }
+        }
+        if (q >= 0 && errno != 0) {     /* the listing itself failed: not all of it was judged */
+                q = negative_errno();
+                *ret_step = "cannot list the source directory";
         }
         (void)closedir(d);
         return q;
@@ -311,10 +316,10 @@ static const char *mountinfo_field(const char *sep, int k, size_t *ret_len) {
         return p;
 }
 
-/* One mountinfo line's answer for fs_fuse_mounter(), or -1 when the line is another device's. */
-static long mounter_of_line(const char *line, dev_t dev) {
-        unsigned maj, min;
-        if (sscanf(line, "%*u %*u %u:%u", &maj, &min) != 2 || makedev(maj, min) != dev)
+/* One mountinfo line's answer for fs_fuse_mounter(): -1 when the line is another mount's. */
+static long mounter_of_line(const char *line, uint64_t mnt_id) {
+        unsigned long long id;
+        if (sscanf(line, "%llu ", &id) != 1 || id != mnt_id)
                 return -1;
         const char *sep = strstr(line, " - ");
         size_t tl, ol;
@@ -324,8 +329,9 @@ static long mounter_of_line(const char *line, dev_t dev) {
         bool fuse = (tl == 4 && strncmp(type, "fuse", 4) == 0) || (tl == 7 && strncmp(type, "fuseblk", 7) == 0) ||
                     (tl > 5 && strncmp(type, "fuse.", 5) == 0) || (tl > 8 && strncmp(type, "fuseblk.", 8) == 0);
         if (!fuse)
-                return 0;
-        /* user_id= in the kernel's super options, never in the source name the daemon chose */
+                return 65534;   /* the kernel said FUSE: a mount ID taken by another since */
+        /* user_id= in the kernel's super options, never in a type, source or mount point that
+         * the daemon or its user chose */
         const char *opts = mountinfo_field(sep + 3, 2, &ol);
         for (const char *o = opts; o && o < opts + ol;) {
                 size_t n = strcspn(o, ", \n");
@@ -345,18 +351,33 @@ static long mounter_of_line(const char *line, dev_t dev) {
         return 65534;
 }
 
-uid_t fs_fuse_mounter(dev_t dev) {
+uid_t fs_fuse_mounter(int fd) {
+        struct statfs sf;
+        if (fstatfs(fd, &sf) < 0)
+                return 65534;
+        if ((unsigned long)sf.f_type != 0x65735546UL)   /* FUSE_SUPER_MAGIC, fuse and fuseblk */
+                return 0;
+        struct statx sx;
+        if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_MNT_ID, &sx) < 0 || !(sx.stx_mask & STATX_MNT_ID))
+                return 65534;
         FILE *f = fopen("/proc/self/mountinfo", "re");
         if (!f)
-                return 0;
+                return 65534;
         char *line = NULL;
         size_t size = 0;
         long r = -1;
         while (r < 0 && getline(&line, &size, f) > 0)
-                r = mounter_of_line(line, dev);
+                r = mounter_of_line(line, sx.stx_mnt_id);
         free(line);
         fclose(f);
-        return r < 0 ? 0 : (uid_t)r;
+        return r < 0 ? 65534 : (uid_t)r;        /* not in the table: detached since it was reached */
+}
+
+uid_t fs_owner_of(int fd, const struct stat *st) {
+        uid_t m = fs_fuse_mounter(fd);
+        if (m == 0 || m == st->st_uid)
+                return st->st_uid;
+        return st->st_uid == 0 ? m : 65534;
 }
 
 bool fs_anyone_writes(const struct stat *st) {
@@ -451,9 +472,10 @@ int fs_open_beside(const char *dir, const char *path, bool allow_dir, const stru
 
 /* A link followed inside the directory must be the reader's or root's: another user's link may
  * lead to what they can read and the reader cannot tell from their own. */
-static int link_of_reader(const char *dir, const char *name, const struct stat *st, void *userdata) {
+static int link_of_reader(const char *dir, const char *name, int fd, const struct stat *st, void *userdata) {
         uid_t reader = *(const uid_t *)userdata;
-        return st->st_uid == 0 || st->st_uid == reader ? 0 : -ENOLINK;
+        uid_t owner = fs_owner_of(fd, st);      /* on a user's FUSE mount, that user's */
+        return owner == 0 || owner == reader ? 0 : -ENOLINK;
 }
 
 /* fs_open_beside() from dfd, dir's fd, on: as whoever reads (reader, its uid). */

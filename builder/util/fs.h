@@ -108,12 +108,19 @@ int fs_open_entry_as(int dirfd, const char *name, const struct fs_reader *as, st
 int fs_judge_source_tree(int dirfd, const struct fs_reader *as, unsigned max_depth, char **ret_where,
                          const char **ret_step);
 
-/* Who speaks for the owners of the file system on device dev: a FUSE file system's owners and
- * modes are whatever its daemon reports, so one that a user mounted (allow_other) can show root's
- * ownership for that user's files; the kernel records who mounted it (user_id= in
- * /proc/self/mountinfo). Returns that uid for a FUSE mount (65534 when it cannot be read), 0 for
- * any other file system (the kernel's own owners) or one not listed. */
-uid_t fs_fuse_mounter(dev_t dev);
+/* Who speaks for the owners of the file fd is open on (O_PATH will do): a FUSE file system's
+ * owners and modes are whatever its daemon reports, so one that a user mounted (allow_other) can
+ * show root's ownership for that user's files and links; the kernel records who mounted it
+ * (user_id= in /proc/self/mountinfo, found by the fd's mount ID). Returns that uid for a FUSE
+ * mount (fstatfs()'s f_type, set by the kernel), 65534 when it cannot be told (the mount is no
+ * longer in the table, as after a lazy unmount, or the table cannot be read), 0 for any other file
+ * system (the kernel's own owners). */
+uid_t fs_fuse_mounter(int fd);
+
+/* The owner of what st describes (fd open on it), as far as it can be told: st's owner, or on a
+ * FUSE file system that a user mounted, that user (65534 when the two disagree or the mounter
+ * cannot be told). */
+uid_t fs_owner_of(int fd, const struct stat *st);
 
 /* A random number for temporary names (getrandom(2)): another user who can write the directory
  * cannot foresee the names and take them all first. */

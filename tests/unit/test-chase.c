@@ -335,7 +335,7 @@ struct hook_log {
         ino_t ino;
 };
 
-static int log_and_refuse(const char *dir, const char *name, const struct stat *st, void *userdata) {
+static int log_and_refuse(const char *dir, const char *name, int fd, const struct stat *st, void *userdata) {
         struct hook_log *l = userdata;
         assert_true(S_ISLNK(st->st_mode));
         size_t n = strlen(l->seen);

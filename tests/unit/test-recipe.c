@@ -963,7 +963,8 @@ static void test_copy_tree_judged(void **state) {
 /* A FUSE file system shows whatever owners its daemon reports: one a tenant mounted (allow_other,
  * user_allow_other on the host) can show root's ownership for the tenant's recipe, its directory
  * and its includes, and the fold would read as root. The kernel records who mounted it; the fold
- * takes that user for everything on it (fs_fuse_mounter()). Here bindfs, run as uid 4321 (with
+ * takes that user for everything on it (fs_fuse_mounter(), by the mount ID of what was opened),
+ * links beside a recipe included. Here bindfs, run as uid 4321 (with
  * the capabilities to mount directly, as a setuid fusermount would), shows 4321's files as
  * root's (its type named "fuse.user_id=0" and its mount point "m,user_id=0": the kernel's own
  * user_id= option must win); root's own FUSE mount keeps root. */
@@ -997,6 +998,13 @@ static void test_fuse_owners(void **state) {
         _cleanup_free_ char *rootrecipe = tpath("fuse/root.recipe"), *srclink = tpath("fuse/src/link.recipe"),
                             *vialink = tpath("fuse/m,user_id=0/link.recipe");
         assert_int_equal(symlink(rootrecipe, srclink), 0);
+        write_file("fuse/secret.key", "ROOT-ONLY\n");
+        write_file("fuse/copier.recipe", "[Machine]\nName=x\n[Bootstrap]\nDistribution=arch\nPackages=base\n"
+                                         "[Hooks]\nCopy=m,user_id=0/app.conf:/etc/app.conf\n");
+        _cleanup_free_ char *key = tpath("fuse/secret.key"), *applink = tpath("fuse/src/app.conf"),
+                            *copier = tpath("fuse/copier.recipe");
+        assert_int_equal(chmod(key, 0600), 0);
+        assert_int_equal(symlink("../secret.key", applink), 0);
         char cmd[4096];
         snprintf(cmd, sizeof cmd, "chown -hR 4321:4321 '%s'", src);
         assert_int_equal(system(cmd), 0);
@@ -1012,14 +1020,19 @@ static void test_fuse_owners(void **state) {
         assert_int_equal(system(cmd), 0);
         snprintf(fuse_mnt[1], sizeof fuse_mnt[1], "%s", rmnt);
 
-        struct stat st, top_st;
-        assert_int_equal(stat(viafuse, &st), 0);
-        assert_int_equal(st.st_uid, 0);         /* what the daemon claims */
-        assert_int_equal(fs_fuse_mounter(st.st_dev), 4321);
-        assert_int_equal(stat(viaroot, &st), 0);
-        assert_int_equal(fs_fuse_mounter(st.st_dev), 0);
-        assert_int_equal(stat("/", &top_st), 0);
-        assert_int_equal(fs_fuse_mounter(top_st.st_dev), 0);
+        struct stat st;
+        const struct {
+                const char *path;
+                uid_t mounter, owner;
+        } on[] = { { viafuse, 4321, 4321 }, { viaroot, 0, 0 }, { "/", 0, 0 } };
+        for (size_t i = 0; i < 3; i++) {
+                _cleanup_close_ int fd = open(on[i].path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+                assert_true(fd >= 0);
+                assert_int_equal(fstat(fd, &st), 0);
+                assert_int_equal(st.st_uid, 0); /* what each claims */
+                assert_int_equal(fs_fuse_mounter(fd), on[i].mounter);
+                assert_int_equal(fs_owner_of(fd, &st), on[i].owner);
+        }
 
         struct mkm_err err = {};
         struct recipe *r = NULL;
@@ -1044,6 +1057,25 @@ static void test_fuse_owners(void **state) {
         recipe_reader_from_files(r);
         assert_int_equal(r->reader_uid, 4321);
         recipe_free(TAKE_PTR(r));
+        /* root's recipe copying through the tenant's link on it (shown as root's) to root's
+         * key beside the recipe: a link that is the tenant's, refused (review of 47b1e79) */
+        assert_int_equal(recipe_load(NULL, copier, &r, &err), 0);
+        assert_int_equal(r->reader_uid, 0);
+        assert_int_equal(recipe_validate_for_build(r, &err), -MKM_E_RECIPE);
+        if (!strstr(err.msg, "app.conf' leads through a symbolic link that neither root nor the recipe's owner owns"))
+                fail_msg("%s", err.msg);
+        _cleanup_free_ char *fusedir = tpath("fuse"), *viaapp = tpath("fuse/m,user_id=0/app.conf");
+        assert_int_equal(recipe_open_source(r, viaapp, fusedir, false, &st), -ENOLINK);
+        recipe_free(TAKE_PTR(r));
+        /* a mount no longer in the table (the tenant's lazy unmount while it was being walked):
+         * whose it is cannot be told, so nobody's, never the claimed root's */
+        _cleanup_close_ int held = open(viafuse, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+        assert_true(held >= 0);
+        assert_int_equal(umount2(mnt, MNT_DETACH), 0);
+        fuse_mnt[0][0] = 0;
+        assert_int_equal(fstat(held, &st), 0);
+        assert_int_equal(fs_fuse_mounter(held), 65534);
+        assert_int_equal(fs_owner_of(held, &st), 65534);
 }
 
 static void test_reader_fold(void **state) {
