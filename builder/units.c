@@ -365,7 +365,33 @@ struct uctx {
         struct mkm_err *reterr;
         struct mkm_err first;           /* the first failure reported (systemctl prints them all) */
         bool oom;
+        /* search_dir_gone(): which search directories do not resolve to a directory in the tree,
+         * as of the writes-th create_symlink() (which may make one). Most of the thirteen do not
+         * exist in a tree, and a unit's search looks in each up to four times. */
+        unsigned writes;
+        struct {
+                unsigned writes;
+                int gone;               /* -ENOENT or -ENOTDIR, or 0: look in it */
+                bool known;
+        } dirs[13];
 };
+
+_Static_assert(sizeof ((struct uctx *)0)->dirs / sizeof ((struct uctx *)0)->dirs[0] == ELEMENTSOF(search_path),
+               "one cache entry per search directory");
+
+/* What chase_in_root() says of search directory d itself, when that is that it is missing or not
+ * a directory: then every path below it fails the same way at the same component (the walk is
+ * component by component), so a lookup there can be answered without one. 0 otherwise (it exists,
+ * or failed otherwise: the lookup itself then says how). */
+static int search_dir_gone(struct uctx *u, size_t d) {
+        if (!u->dirs[d].known || u->dirs[d].writes != u->writes) {
+                int r = chase_in_root(u->rootfd, u->sp[d], CHASE_MUST_BE_DIRECTORY, NULL, NULL);
+                u->dirs[d].gone = r == -ENOENT || r == -ENOTDIR ? r : 0;
+                u->dirs[d].writes = u->writes;
+                u->dirs[d].known = true;
+        }
+        return u->dirs[d].gone;
+}
 
 static void unit_info_free(struct unit_info *i) {
         if (!i)
@@ -1027,16 +1053,24 @@ static int validate_alias(const char *src, const char *dst) {
 
 /* unit_file_load(): stat (and with load, parse) the unit file at path for info. Returns the number
  * of [Install] rules, -ELOOP if path is a symlink, -ENOENT etc. if it is not there. */
+/* What unit_file_load() checks of the name before it looks at path. */
+static int unit_name_checks(struct uctx *u, const struct unit_info *info, const char *path) {
+        int t = name_type(info->name);
+        if (t < 0)
+                return note(u, -MKM_E_PARSE, "'%s' is not a valid unit name", info->name);
+        if (name_is_valid(info->name, NAME_TEMPLATE | NAME_INSTANCE) && !type_may_template(t))
+                return note(u, -MKM_E_PARSE, "%s: unit type %s cannot be templated", path, type_names[t]);
+        return 0;
+}
+
 static int unit_file_load(struct uctx *u, struct unit_info *info, const char *path, bool load, bool dropin) {
         struct stat st;
         int r;
 
         if (!dropin) {
-                int t = name_type(info->name);
-                if (t < 0)
-                        return note(u, -MKM_E_PARSE, "'%s' is not a valid unit name", info->name);
-                if (name_is_valid(info->name, NAME_TEMPLATE | NAME_INSTANCE) && !type_may_template(t))
-                        return note(u, -MKM_E_PARSE, "%s: unit type %s cannot be templated", path, type_names[t]);
+                r = unit_name_checks(u, info, path);
+                if (r < 0)
+                        return r;
                 r = lstat_in_root(u, path, &st);
                 if (r < 0)
                         return r;
@@ -1215,7 +1249,12 @@ static int unit_file_search(struct uctx *u, struct unit_info *info, bool load) {
                         _cleanup_free_ char *path = NULL;
                         if (asprintf(&path, "%s/%s", u->sp[d], name) < 0)
                                 return -ENOMEM;
-                        r = unit_file_load_or_readlink(u, info, path, load, false);
+                        /* In a directory that is not there, the lookup would fail as the
+                         * directory does, after the checks of the name. */
+                        int gone = search_dir_gone(u, d);
+                        r = gone ? unit_name_checks(u, info, path) : 0;
+                        if (r >= 0)
+                                r = gone ? gone : unit_file_load_or_readlink(u, info, path, load, false);
                         if (r >= 0) {
                                 info->path = TAKE_PTR(path);
                                 result = r;
@@ -1239,6 +1278,8 @@ static int unit_file_search(struct uctx *u, struct unit_info *info, bool load) {
                         break;
                 for (size_t d = 0; d < ELEMENTSOF(search_path); d++) {
                         char *p;
+                        if (search_dir_gone(u, d))
+                                continue;       /* list_dropins() would skip it, finding nothing */
                         if (asprintf(&p, "%s/%s.d", u->sp[d], name) < 0)
                                 return -ENOMEM;
                         r = strv_consume(&dirs, p);
@@ -1373,6 +1414,7 @@ static int symlinks_equivalent(struct uctx *u, const char *src, const char *a, c
 static int create_symlink(struct uctx *u, const char *old_path, const char *new_path, bool force) {
         _cleanup_free_ char *base = NULL;
         _cleanup_close_ int dfd = -EBADF;
+        u->writes++;    /* the only writer of the tree here: search_dir_gone() looks again */
         int r = chase_in_root(u->rootfd, new_path, CHASE_PARENT | CHASE_NOFOLLOW | CHASE_MKDIR_0755, &base, &dfd);
         if (r < 0) {
                 /* -ENOENT: a directory on the way is a symlink whose target is missing. */

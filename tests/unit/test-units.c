@@ -449,6 +449,41 @@ static void test_no_install_masked_missing(void **state) {
         th_tmpdir_free(r);
 }
 
+/* The search skips a search directory that is not there (search_dir_gone()) without changing a
+ * result: the name is still judged first, a directory that fails otherwise (a symlink loop) is
+ * still looked in, and one that the call itself creates (the first link into /etc/systemd/system)
+ * is looked in from then on. */
+static void test_search_dirs(void **state) {
+        (void)state;
+        /* only /usr/lib/systemd/system: /etc/systemd/system is made by the first link */
+        char *r = th_tmpdir_new("units");
+        put(r, U "x.service", "[Install]\nAlias=xa.service\nAlso=xa.service\nWantedBy=multi-user.target\n");
+        struct mkm_err err = {};
+        struct events ev = {};
+        assert_int_equal(enable(r, (const char *[]){ "x.service", NULL }, &err, &ev), 0);
+        /* Also=xa.service is looked for after x's links were made: found as the alias just made */
+        if (!strstr(ev.text, "failed to enable auxiliary unit xa.service (Also=), ignoring: refusing to operate on "
+                             "linked unit file xa.service"))
+                fail_msg("%s", ev.text);
+        expect_links(r, "etc/systemd/system/multi-user.target.wants/x.service -> /usr/lib/systemd/system/x.service\n"
+                        "etc/systemd/system/xa.service -> /usr/lib/systemd/system/x.service\n");
+        th_tmpdir_free(r);
+
+        /* a name that cannot be templated, in a tree where the first search directory is missing */
+        r = th_tmpdir_new("units");
+        put(r, U "s.slice", "[Install]\nWantedBy=x.target\n");
+        expect_fail(r, (const char *[]){ "s@i.slice", NULL }, -MKM_E_PARSE,
+                    "/etc/systemd/system.control/s@i.slice: unit type slice cannot be templated");
+        /* a search directory that is a symlink loop: looked in, and the loop reported */
+        link_(r, "run/systemd/transient", "transient");
+        put(r, U "y.service", "[Install]\nWantedBy=multi-user.target\n");
+        memset(&ev, 0, sizeof ev);
+        int q = enable(r, (const char *[]){ "y.service", NULL }, &err, &ev);
+        if (q >= 0 || !strstr(err.msg, "/run/systemd/transient/y.service"))
+                fail_msg("a looping search directory: %d %s", q, err.msg);
+        th_tmpdir_free(r);
+}
+
 /* Also= fan-out: one name listed thousands of times is one unit (found by name, as systemd's
  * hashmap finds it: a linear search made a fuzzed 4096-unit fan-out take minutes), and more than
  * UNIT_CONTEXT_MAX distinct units is refused with the reason. */
@@ -761,6 +796,7 @@ int main(void) {
                 cmocka_unit_test(test_symlinked_units),
                 cmocka_unit_test(test_no_install_masked_missing),
                 cmocka_unit_test(test_also_fanout),
+                cmocka_unit_test(test_search_dirs),
                 cmocka_unit_test(test_exists),
                 cmocka_unit_test(test_conflicts_and_idempotence),
                 cmocka_unit_test(test_escape),
