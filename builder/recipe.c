@@ -1600,13 +1600,15 @@ static int open_top(const char *path, uid_t *reader, char **ret_abs, struct stat
                 if (c < 0)
                         return c;
                 if (S_ISLNK(st.st_mode)) {
-                        *reader = fold_fd(*reader, st.st_uid, c);
+                        /* whose link: on a user's FUSE mount, that user's (fs_owner_of()) */
+                        uid_t owner = fs_owner_of(c, &st);
+                        *reader = recipe_reader_fold(*reader, owner);
                         close(c);
                         if (++links > 40)
                                 return -ELOOP;
                         via_last_link = !todo[strspn(todo, "/")];
                         if (via_last_link)
-                                last_link = st.st_uid;
+                                last_link = owner;
                         if (target[0] == '/') {
                                 int root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
                                 if (root < 0)

@@ -316,8 +316,7 @@ static const char *mountinfo_field(const char *sep, int k, size_t *ret_len) {
         return p;
 }
 
-/* One mountinfo line's answer for fs_fuse_mounter(): -1 when the line is another mount's. */
-static long mounter_of_line(const char *line, uint64_t mnt_id) {
+long fs_mountinfo_fuse_mounter(const char *line, uint64_t mnt_id) {
         unsigned long long id;
         if (sscanf(line, "%llu ", &id) != 1 || id != mnt_id)
                 return -1;
@@ -328,8 +327,10 @@ static long mounter_of_line(const char *line, uint64_t mnt_id) {
                 return 65534;
         bool fuse = (tl == 4 && strncmp(type, "fuse", 4) == 0) || (tl == 7 && strncmp(type, "fuseblk", 7) == 0) ||
                     (tl > 5 && strncmp(type, "fuse.", 5) == 0) || (tl > 8 && strncmp(type, "fuseblk.", 8) == 0);
+        if (tl == 8 && strncmp(type, "virtiofs", 8) == 0)
+                return 0;       /* FUSE in the kernel, but a host's share that root mounted */
         if (!fuse)
-                return 65534;   /* the kernel said FUSE: a mount ID taken by another since */
+                return 65534;   /* the kernel said FUSE: a kind not known here */
         /* user_id= in the kernel's super options, never in a type, source or mount point that
          * the daemon or its user chose */
         const char *opts = mountinfo_field(sep + 3, 2, &ol);
@@ -367,7 +368,7 @@ uid_t fs_fuse_mounter(int fd) {
         size_t size = 0;
         long r = -1;
         while (r < 0 && getline(&line, &size, f) > 0)
-                r = mounter_of_line(line, sx.stx_mnt_id);
+                r = fs_mountinfo_fuse_mounter(line, sx.stx_mnt_id);
         free(line);
         fclose(f);
         return r < 0 ? 65534 : (uid_t)r;        /* not in the table: detached since it was reached */

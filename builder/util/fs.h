@@ -116,6 +116,11 @@ int fs_judge_source_tree(int dirfd, const struct fs_reader *as, unsigned max_dep
  * longer in the table, as after a lazy unmount, or the table cannot be read), 0 for any other file
  * system (the kernel's own owners). */
 uid_t fs_fuse_mounter(int fd);
+/* fs_fuse_mounter()'s reading of one /proc/self/mountinfo line for a file system whose f_type is
+ * FUSE's: -1 when the line is another mount's (its first field is not mnt_id), the user_id= of a
+ * fuse or fuseblk mount (of any subtype), 0 for virtiofs (the kernel's FUSE, a share root
+ * mounted), 65534 for anything else. Exposed for the tests. */
+long fs_mountinfo_fuse_mounter(const char *line, uint64_t mnt_id);
 
 /* The owner of what st describes (fd open on it), as far as it can be told: st's owner, or on a
  * FUSE file system that a user mounted, that user (65534 when the two disagree or the mounter

@@ -987,7 +987,8 @@ static void test_fuse_owners(void **state) {
         }
         write_file("fuse/src/t.recipe", "[Machine]\nName=x\n[Bootstrap]\nDistribution=arch\nPackages=base\n");
         write_file("fuse/src/inc.recipe", "[Machine]\nName=x\n");
-        write_file("fuse/root.recipe", "[Machine]\nName=x\n[Bootstrap]\nDistribution=arch\nPackages=base\n");
+        write_file("fuse/closed/root.recipe", "[Machine]\nName=x\n[Bootstrap]\nDistribution=arch\nPackages=base\n");
+        write_file("fuse/public.recipe", "[Machine]\nName=x\n[Bootstrap]\nDistribution=arch\nPackages=base\n");
         write_file("fuse/top.recipe",
                    "[Machine]\nInclude=m,user_id=0/inc.recipe\n[Bootstrap]\nDistribution=arch\nPackages=base\n");
         _cleanup_free_ char *src = tpath("fuse/src"), *mnt = tpath("fuse/m,user_id=0"), *rmnt = tpath("fuse/rmnt"),
@@ -995,9 +996,14 @@ static void test_fuse_owners(void **state) {
                             *top = tpath("fuse/top.recipe");
         assert_int_equal(mkdir(mnt, 0755), 0);
         assert_int_equal(mkdir(rmnt, 0755), 0);
-        _cleanup_free_ char *rootrecipe = tpath("fuse/root.recipe"), *srclink = tpath("fuse/src/link.recipe"),
-                            *vialink = tpath("fuse/m,user_id=0/link.recipe");
+        _cleanup_free_ char *rootrecipe = tpath("fuse/closed/root.recipe"), *srclink = tpath("fuse/src/link.recipe"),
+                            *vialink = tpath("fuse/m,user_id=0/link.recipe"), *closed = tpath("fuse/closed"),
+                            *public = tpath("fuse/public.recipe"), *srcpub = tpath("fuse/src/pub.recipe"),
+                            *viapub = tpath("fuse/m,user_id=0/pub.recipe");
+        assert_int_equal(chmod(tmpdir, 0755), 0);       /* the tenant may look in, not in closed/ */
+        assert_int_equal(chmod(closed, 0700), 0);
         assert_int_equal(symlink(rootrecipe, srclink), 0);
+        assert_int_equal(symlink(public, srcpub), 0);
         write_file("fuse/secret.key", "ROOT-ONLY\n");
         write_file("fuse/copier.recipe", "[Machine]\nName=x\n[Bootstrap]\nDistribution=arch\nPackages=base\n"
                                          "[Hooks]\nCopy=m,user_id=0/app.conf:/etc/app.conf\n");
@@ -1039,10 +1045,14 @@ static void test_fuse_owners(void **state) {
         assert_int_equal(recipe_load(NULL, viafuse, &r, &err), 0);
         assert_int_equal(r->reader_uid, 4321);  /* the mounter's, not the claimed root */
         recipe_free(TAKE_PTR(r));
-        /* the tenant's link on it (shown as root's) to root's recipe in root's 0700 directory:
+        /* the tenant's link on it (shown as root's) to root's recipe in a 0700 directory of root's:
          * looked up as the tenant, so not reached */
         assert_int_equal(recipe_load(NULL, vialink, &r, &err), -MKM_E_RECIPE);
         if (!strstr(err.msg, "link.recipe': Permission denied"))
+                fail_msg("%s", err.msg);
+        /* ... and to root's readable recipe: a link of the tenant's to another owner's file */
+        assert_int_equal(recipe_load(NULL, viapub, &r, &err), -MKM_E_RECIPE);
+        if (!strstr(err.msg, "pub.recipe': a symbolic link to a file of another owner than the link's"))
                 fail_msg("%s", err.msg);
         assert_int_equal(recipe_load(NULL, top, &r, &err), 0);
         assert_int_equal(r->reader_uid, 4321);  /* root's recipe including a file on it */

@@ -495,6 +495,35 @@ static void test_reader(void **state) {
         (void)fs_rm_rf_at(AT_FDCWD, top);
 }
 
+/* How a mountinfo line is read for a FUSE file system (fs_fuse_mounter()): the kernel's user_id=
+ * in the super options, whatever the type, source or mount point say; virtiofs (FUSE inside the
+ * kernel, a host's share) is root's; another mount's line is not the answer. */
+static void test_mountinfo_fuse(void **state) {
+        (void)state;
+        const struct {
+                const char *line;
+                long want;
+        } cases[] = {
+                { "44 26 0:39 / /mnt rw,nosuid,nodev,relatime - fuse /src rw,user_id=4321,group_id=4321,allow_other\n", 4321 },
+                { "44 26 0:39 / /mnt rw - fuse.bindfs /src rw,user_id=0,group_id=0,default_permissions\n", 0 },
+                { "44 26 0:39 / /mnt rw - fuseblk /dev/sdb1 rw,user_id=1000,group_id=1000\n", 1000 },
+                /* a type, a mount point and a source that name user_id=0: the super options win */
+                { "44 26 0:39 / /m,user_id=0 rw - fuse.user_id=0 user_id=0 rw,user_id=4321,group_id=4321\n", 4321 },
+                { "44 26 0:39 / /mnt rw - fuse /src rw,group_id=0\n", 65534 },        /* no user_id */
+                { "44 26 0:39 / /mnt rw - fuse /src rw,user_id=x1\n", 65534 },
+                { "44 26 0:39 / /mnt rw - fuse /src rw,user_id=99999999999999999999999\n", 65534 },
+                { "44 26 0:39 / /mnt rw - virtiofs share rw\n", 0 },
+                { "44 26 0:39 / /mnt rw - ext4 /dev/vda rw\n", 65534 },              /* not FUSE */
+                { "44 26 0:39 / /mnt rw fuse /src rw,user_id=0\n", 65534 },            /* no separator */
+                { "45 26 0:39 / /mnt rw - fuse /src rw,user_id=0\n", -1 },             /* another mount */
+        };
+        for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+                long got = fs_mountinfo_fuse_mounter(cases[i].line, 44);
+                if (got != cases[i].want)
+                        fail_msg("case %zu: got %ld, want %ld: %s", i, got, cases[i].want, cases[i].line);
+        }
+}
+
 /* Take capability cap out of this process's effective set (capset(2); no libcap). */
 static int drop_effective(int cap) {
         struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
@@ -842,6 +871,7 @@ int main(void) {
                 cmocka_unit_test(test_open_beside_hard_link),
                 cmocka_unit_test(test_reader),
                 cmocka_unit_test(test_reader_enter_fails),
+                cmocka_unit_test(test_mountinfo_fuse),
                 cmocka_unit_test(test_temporaries_beside_recipe),
                 cmocka_unit_test(test_path_join),
                 cmocka_unit_test(test_path_dirname),
