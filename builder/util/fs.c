@@ -18,7 +18,6 @@
 #include <sys/statfs.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
-#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -302,8 +301,8 @@ int fs_judge_source_tree(int dirfd, const struct fs_reader *as, unsigned max_dep
         return q;
 }
 
-/* The super options of a mountinfo line ("... - FSTYPE SOURCE SUPEROPTIONS"): after the
- * separator, fields split at spaces (mountinfo escapes spaces in them as \040), the third. */
+/* Field k of a mountinfo line after its separator ("... - FSTYPE SOURCE SUPEROPTIONS": 0, 1, 2),
+ * fields split at spaces (mountinfo escapes spaces in them as \040). */
 static const char *mountinfo_field(const char *sep, int k, size_t *ret_len) {
         const char *p = sep;
         for (int i = 0; i < k; i++) {
