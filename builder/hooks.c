@@ -913,6 +913,8 @@ static int copy_tree(const struct copy_op *op, int srcdirfd, int dfd, unsigned d
                         q = mkm_err_set(op->reterr, -MKM_E_RECIPE, "[Hooks] Copy=%s: '%s' " FS_HARD_LINK_REFUSED, op->item, n);
                 else if (q == -EBUSY)
                         q = copy_fail(op, -EBUSY, "the source changed while it was copied", n);
+                else if (q == -MKM_E_IDENTITY)
+                        q = mkm_err_set(op->reterr, q, "[Hooks] Copy=%s: '%s' " FS_IDENTITY_REFUSED, op->item, n);
                 else if (q < 0)
                         q = copy_fail(op, q, step ? step : "cannot read the source", n);
                 if (q < 0)

@@ -1715,7 +1715,7 @@ static int load_collect(struct mkm_ctx *ctx, const char *path, bool partial, str
                 _cleanup_free_ char *shown = cwd ? resolve_path(cwd, path) : NULL;
                 const char *name = shown ? shown : path;
                 return errors_add(errs, -MKM_E_RECIPE, name, 0, "cannot read recipe '%s': %s", name,
-                                  why ? why : strerror(-q));
+                                  why ? why : mkm_strerror(q));
         }
         struct loader l = { .ctx = ctx, .r = r, .allow_includes = true, .reterr = reterr };
         const char *shown = absolute ? abs : path;
@@ -1910,7 +1910,7 @@ static int check_copy_tree(const struct recipe *r, const char *path, int fd, str
                                 "are copied", shown);
         if (q == -ELOOP && !step)       /* the walk's own depth, not an open that met a link */
                 return FAIL_KEY(errs, r, K_COPY, "'%s': deeper than %d levels", path, RECIPE_COPY_DEPTH_MAX);
-        if (fs_beside_refusal(q) && !(q == -EPERM && step))    /* not the permissions' switch failing */
+        if (fs_beside_refusal(q))
                 return FAIL_KEY(errs, r, K_COPY, "'%s' %s", shown, fs_beside_refusal(q));
         return FAIL_KEY(errs, r, K_COPY, "%s '%s': %s", step ? step : "cannot read", shown, strerror(-q));
 }

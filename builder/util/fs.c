@@ -21,8 +21,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cleanup.h"
 #include "chase.h"
+#include "cleanup.h"
+#include "err.h"
 
 #define NGROUPS_MAX_GUESS 1024
 
@@ -138,14 +139,14 @@ int fs_reader_enter(const struct fs_reader *rd, struct fs_reader_saved *s) {
         /* A setgroups that failed changed nothing: nothing to return from (and returning would
          * call it again, fail again and stop the process). */
         if (syscall(SYS_setgroups, (size_t)rd->n_groups, rd->groups) < 0)
-                return negative_errno();
+                return -MKM_E_IDENTITY;
         s->active = true;
         (void)setfsgid(rd->gid);
         (void)setfsuid(rd->uid);
         /* setfsuid() says nothing of failure but its old value: ask again. */
         if ((uid_t)setfsuid((uid_t)-1) != rd->uid || (gid_t)setfsgid((gid_t)-1) != rd->gid) {
                 fs_reader_leave(s);
-                return -EPERM;
+                return -MKM_E_IDENTITY;
         }
         return 0;
 }
@@ -187,6 +188,8 @@ const char *fs_beside_refusal(int r) {
                 return FS_ANYONE_WRITES_REFUSED;
         case -EBUSY:
                 return "changed while it was opened";
+        case -MKM_E_IDENTITY:
+                return FS_IDENTITY_REFUSED;
         default:
                 return NULL;
         }

@@ -42,7 +42,9 @@ int fs_reader_for_uid(uid_t uid, struct fs_reader *ret);
  * not root: nothing changes) until fs_reader_leave(s). The capabilities that bypass permission
  * checks (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER) leave the effective set with the
  * fsuid and come back with it, as the kernel does for setfsuid(2). Only opens, stats and reads
- * belong between the two: nothing is created as the reader. -EPERM when the switch did not take. */
+ * belong between the two: nothing is created as the reader. -MKM_E_IDENTITY when the switch did not
+ * take (a root without CAP_SETUID or CAP_SETGID), worded by fs_beside_refusal(): its own code, so
+ * that it is never told as -EPERM's "a directory anyone can write". */
 struct fs_reader_saved {
         bool active;
         uid_t fsuid;
@@ -132,13 +134,16 @@ uid_t fs_owner_of(int fd, const struct stat *st);
 unsigned long fs_random_ulong(void);
 
 /* What fs_open_beside() refused a source for, as words following its name ("'x' is a hard link
- * ..."): for -EMLINK, -EPERM, -EBUSY, -EACCES and -ENOLINK; NULL for any other code (strerror()
- * then). */
+ * ..."): for -EMLINK, -EPERM, -EBUSY, -EACCES, -ENOLINK and -MKM_E_IDENTITY; NULL for any other
+ * code (strerror() then). */
 const char *fs_beside_refusal(int r);
 
 #define FS_READER_REFUSED \
         "is not readable by the recipe's owner: sources are read with the permissions of the owner of the " \
         "recipe's files"
+#define FS_IDENTITY_REFUSED \
+        "cannot be read as the recipe's owner: mkmachine cannot take their permissions (it needs CAP_SETUID " \
+        "and CAP_SETGID)"
 #define FS_FOREIGN_LINK_REFUSED \
         "leads through a symbolic link that neither root nor the recipe's owner owns: it is read with the " \
         "permissions of the owner of the recipe's files"

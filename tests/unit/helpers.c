@@ -9,7 +9,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
+
+#include <linux/capability.h>
 
 #include <cmocka.h>
 
@@ -133,3 +136,12 @@ void th_buf_add(struct th_buf *b, const char *fmt, ...) {
         }
 }
 
+
+int th_drop_effective_cap(int cap) {
+        struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
+        struct __user_cap_data_struct d[2];
+        if (syscall(SYS_capget, &h, d) < 0)
+                return -1;
+        d[cap / 32].effective &= ~(1u << (cap % 32));
+        return (int)syscall(SYS_capset, &h, d);
+}

@@ -59,3 +59,7 @@ struct th_buf {
 /* Append printf output; asserts on allocation failure. */
 void th_buf_add(struct th_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+
+/* Take capability cap (CAP_*) out of this process's effective set (capset(2); no libcap): how a
+ * test makes root without CAP_SETUID or CAP_SETGID, in a child. -1 with errno on failure. */
+int th_drop_effective_cap(int cap);

@@ -13,7 +13,10 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <linux/capability.h>
 
 #include <cmocka.h>
 
@@ -958,6 +961,41 @@ static void test_copy_tree_judged(void **state) {
         /* and nothing left over that the last case missed */
         if (recipe_validate_for_build(r, &err) < 0)
                 fail_msg("after the cases: %s", err.msg);
+
+        /* A root that cannot take the reader's identity (no CAP_SETGID: setgroups fails) says so,
+         * at the load and at the judge walk; never "a directory anyone can write", whose code
+         * (-EPERM) the failed switch once shared. In a child, as capabilities do not come back. */
+        const char *const want[2] = { "cannot read recipe '", "files/etc' " FS_IDENTITY_REFUSED };
+        for (int step = 0; step < 2; step++) {
+                int pipefd[2];
+                assert_int_equal(pipe(pipefd), 0);
+                pid_t pid = fork();
+                assert_true(pid >= 0);
+                if (pid == 0) {
+                        close(pipefd[0]);
+                        if (th_drop_effective_cap(CAP_SETGID) < 0)
+                                _exit(10);
+                        struct mkm_err e = {};
+                        struct recipe *again = NULL;
+                        int q = step == 0 ? recipe_load(NULL, top, &again, &e) : recipe_validate_for_build(r, &e);
+                        if (q >= 0)
+                                _exit(11);
+                        (void)!write(pipefd[1], e.msg, strlen(e.msg));
+                        _exit(0);
+                }
+                close(pipefd[1]);
+                char msg[2048] = "";
+                ssize_t got = read(pipefd[0], msg, sizeof msg - 1);
+                close(pipefd[0]);
+                msg[got > 0 ? got : 0] = 0;
+                int status;
+                assert_int_equal(waitpid(pid, &status, 0), pid);
+                if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+                        fail_msg("step %d: child status %#x", step, status);
+                if (!strstr(msg, want[step]) || strstr(msg, "anyone can write") ||
+                    (step == 0 && !strstr(msg, "cannot take the recipe owner's permissions (needs CAP_SETUID and CAP_SETGID)")))
+                        fail_msg("step %d without CAP_SETGID: got '%s'\nwant '%s'", step, msg, want[step]);
+        }
 }
 
 /* A FUSE file system shows whatever owners its daemon reports: one a tenant mounted (allow_other,

@@ -524,16 +524,6 @@ static void test_mountinfo_fuse(void **state) {
         }
 }
 
-/* Take capability cap out of this process's effective set (capset(2); no libcap). */
-static int drop_effective(int cap) {
-        struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
-        struct __user_cap_data_struct d[2];
-        if (syscall(SYS_capget, &h, d) < 0)
-                return -1;
-        d[cap / 32].effective &= ~(1u << (cap % 32));
-        return (int)syscall(SYS_capset, &h, d);
-}
-
 /* fs_reader_enter() that cannot become the reader says so and leaves the thread as it was
  * (without CAP_SETUID setfsuid does not take; without CAP_SETGID setgroups fails), and
  * fs_reader_leave() that cannot return stops the process rather than go on as the reader. Each in
@@ -550,10 +540,10 @@ static void test_reader_enter_fails(void **state) {
                 pid_t pid = fork();
                 assert_true(pid >= 0);
                 if (pid == 0) {
-                        if (drop_effective(caps[i]) < 0)
+                        if (th_drop_effective_cap(caps[i]) < 0)
                                 _exit(10);
                         struct fs_reader_saved saved;
-                        if (fs_reader_enter(&rd, &saved) != -EPERM)
+                        if (fs_reader_enter(&rd, &saved) != -MKM_E_IDENTITY)
                                 _exit(11);
                         if (saved.active)
                                 _exit(12);
@@ -582,7 +572,7 @@ static void test_reader_enter_fails(void **state) {
                 struct fs_reader_saved saved;
                 if (fs_reader_enter(&rd, &saved) != 0 || setfsuid((uid_t)-1) != 65534)
                         _exit(20);
-                if (drop_effective(CAP_SETGID) < 0)
+                if (th_drop_effective_cap(CAP_SETGID) < 0)
                         _exit(21);
                 fs_reader_leave(&saved);
                 _exit(0);       /* went on as the reader: wrong */
