@@ -92,7 +92,8 @@ integration: mkmachine keys
 # and the oracles tests compare against (pacman, vercmp, repo-add, busybox, mmdebstrap, nspawn);
 # and every program the tests call that a minimal Debian may lack: pgrep/ps (procps), mount and
 # umount for the small-tmpfs tests (mount), setsid/flock/nsenter/setpriv (util-linux), apt-get (apt),
-# a FUSE file system that shows other owners than the real ones (bindfs, test-recipe).
+# a FUSE file system that shows other owners than the real ones (bindfs, test-recipe), and an ext4
+# image whose directory listing fails (mkfs.ext4, e2fsck, debugfs: e2fsprogs; losetup, blockdev).
 DEPS := build-essential pkg-config libcurl4-openssl-dev libarchive-dev libgpgme-dev libzstd-dev \
         libssl-dev libseccomp-dev libcmocka-dev gnupg python3 libarchive-tools zstd xz-utils \
         pacman-package-manager makepkg archlinux-keyring arch-install-scripts busybox-static \

@@ -318,20 +318,12 @@ static int emit(struct tw *w, int dfd, const char *name, const char *path, unsig
 static int walk(struct tw *w, int dirfd, const char *path, unsigned depth) {
         if (depth > MAX_DEPTH)
                 return mkm_err_set(w->reterr, -ELOOP, "export: the tree is deeper than %d levels", MAX_DEPTH);
-        DIR *d = fs_opendir_dup(dirfd);
-        if (!d)
-                return mkm_err_set(w->reterr, negative_errno(), "export: %s: %m", path);
-        _cleanup_strv_free_ char **names = calloc(1, sizeof(char *));
-        int r = names ? 0 : -ENOMEM;
-        struct dirent *de;
-        errno = 0;
-        while (r >= 0 && (de = readdir(d)))
-                if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
-                        r = strv_push(&names, de->d_name);
-        (void)closedir(d);
-        if (r < 0)
+        _cleanup_strv_free_ char **names = NULL;
+        int r = fs_list_names(dirfd, NULL, NULL, 0, &names);
+        if (r == -ENOMEM)
                 return r;
-        qsort(names, strv_length(names), sizeof *names, cmp_str);
+        if (r < 0)
+                return mkm_err_set(w->reterr, r, "export: cannot list %s: %s", path, strerror(-r));
         for (char **n = names; *n; n++) {
                 _cleanup_free_ char *child = NULL;
                 if (asprintf(&child, "%s%s%s", path, strcmp(path, "./") == 0 ? "" : "/", *n) < 0)

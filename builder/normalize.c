@@ -72,6 +72,11 @@ static int remove_in_root(struct mkm_ctx *ctx, int rootfd, const char *path, str
         return 0;
 }
 
+static bool is_ssh_host_key(int dirfd, const char *name, void *userdata) {
+        (void)dirfd, (void)userdata;
+        return fnmatch("ssh_host_*key*", name, 0) == 0;
+}
+
 /* Every SSH host key (etc/ssh/ssh_host_*key*: any type, public halves, certificates), whether a
  * package scriptlet or a Run= command made it: the machine makes its own at first boot. */
 static int remove_ssh_host_keys(struct mkm_ctx *ctx, int rootfd, struct mkm_err *reterr) {
@@ -79,16 +84,10 @@ static int remove_ssh_host_keys(struct mkm_ctx *ctx, int rootfd, struct mkm_err 
                                                          O_RDONLY, 0);
         if (dfd < 0)
                 return 0;
-        DIR *d = fs_opendir_dup(dfd);
-        if (!d)
-                return negative_errno();
         _cleanup_strv_free_ char **victims = NULL;
-        struct dirent *de;
-        int r = 0;
-        while (r >= 0 && (de = readdir(d)))
-                if (fnmatch("ssh_host_*key*", de->d_name, 0) == 0)
-                        r = strv_push(&victims, de->d_name);
-        (void)closedir(d);
+        int r = fs_list_names(dfd, is_ssh_host_key, NULL, 0, &victims);
+        if (r < 0 && r != -ENOMEM)
+                r = mkm_err_set(reterr, r, "cannot list /etc/ssh: %s", strerror(-r));
         for (char **v = victims; r >= 0 && v && *v; v++) {
                 if (unlinkat(dfd, *v, 0) < 0 && errno != ENOENT)
                         r = mkm_err_set(reterr, negative_errno(), "cannot remove /etc/ssh/%s: %s", *v, strerror(errno));

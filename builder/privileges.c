@@ -544,34 +544,20 @@ static bool ranges_overlap(uint32_t a, uint32_t an, uint32_t b, uint32_t bn) {
         return (uint64_t)a < (uint64_t)b + bn && (uint64_t)b < (uint64_t)a + an;
 }
 
+static bool not_hidden(int dirfd, const char *name, void *userdata) {
+        (void)dirfd, (void)userdata;
+        return name[0] != '.';
+}
+
 /* The entries of HOST/dir, sorted (the grants come out in the same order every time); NULL when
  * the directory is not there. */
 static int dir_names(int hostfd, const char *dir, char ***ret) {
         *ret = NULL;
         /* Inside the host root: an absolute link there means the host root's path (--host-root). */
-        int dfd = chase_and_open_in_root(hostfd, dir, CHASE_MUST_BE_DIRECTORY, O_RDONLY | O_DIRECTORY, 0);
+        _cleanup_close_ int dfd = chase_and_open_in_root(hostfd, dir, CHASE_MUST_BE_DIRECTORY, O_RDONLY | O_DIRECTORY, 0);
         if (dfd < 0)
                 return dfd == -ENOENT || dfd == -ENOTDIR ? 0 : dfd;
-        DIR *d = fdopendir(dfd);
-        if (!d) {
-                int q = negative_errno();
-                close(dfd);
-                return q;
-        }
-        _cleanup_strv_free_ char **names = NULL;
-        int q = 0;
-        struct dirent *de;
-        while (q >= 0 && (errno = 0, de = readdir(d)))
-                if (de->d_name[0] != '.')
-                        q = strv_push(&names, de->d_name);
-        if (q >= 0 && errno != 0)
-                q = negative_errno();
-        closedir(d);
-        if (q < 0)
-                return q;
-        strv_sort(names);
-        *ret = TAKE_PTR(names);
-        return 0;
+        return fs_list_names(dfd, not_hidden, NULL, 0, ret);
 }
 
 static int read_regular_at(int hostfd, const char *path, char **ret, size_t *ret_len) {

@@ -245,7 +245,7 @@ static int list_trees(int machines_fd, const char *name, struct tree_entry **ret
         size_t n = 0;
         int r = 0;
         struct dirent *de;
-        while ((de = readdir(dir))) {
+        while ((errno = 0, de = readdir(dir))) {
                 if (strcmp(de->d_name, name) != 0 && strcmp(de->d_name, prev) != 0 && !gen_tree_number(de->d_name, name) &&
                     !is_staging_tree(de->d_name, name))
                         continue;
@@ -264,6 +264,8 @@ static int list_trees(int machines_fd, const char *name, struct tree_entry **ret
                         break;
                 }
         }
+        if (r >= 0 && !de && errno != 0)        /* a tree missed could be one a build left */
+                r = negative_errno();
         closedir(dir);
         if (r < 0) {
                 trees_free(t, n);
@@ -332,7 +334,7 @@ int state_load(struct mkm_ctx *ctx, const char *name, struct machine_state **ret
                 return mkm_err_set(reterr, negative_errno(), "cannot open %s: %s", gen_dir, strerror(errno));
         int r = 0;
         struct dirent *de;
-        while (dir && (de = readdir(dir))) {
+        while (dir && (errno = 0, de = readdir(dir))) {
                 uint64_t n;
                 if (!parse_unsigned(de->d_name, 1000000000, &n) || n == 0)
                         continue;       /* ".", "..", a generation being written (".#...") */
@@ -347,6 +349,8 @@ int state_load(struct mkm_ctx *ctx, const char *name, struct machine_state **ret
                 if (r < 0)
                         break;
         }
+        if (dir && r >= 0 && !de && errno != 0)        /* a generation missed: rollback would not see it */
+                r = mkm_err_set(reterr, negative_errno(), "cannot list %s: %s", gen_dir, strerror(errno));
         if (dir)
                 closedir(dir);
         if (r < 0)
@@ -396,38 +400,28 @@ int state_load(struct mkm_ctx *ctx, const char *name, struct machine_state **ret
         return 0;
 }
 
+/* A machine's state is a directory of its name; hidden names are temporaries. */
+static bool is_machine_state(int dirfd, const char *name, void *userdata) {
+        (void)userdata;
+        struct stat st;
+        return name[0] != '.' && fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
+}
+
 int state_list(struct mkm_ctx *ctx, char ***ret_names, struct mkm_err *reterr) {
         _cleanup_free_ char *top = state_top_of(ctx);
         if (!top)
                 return -ENOMEM;
-        _cleanup_strv_free_ char **names = calloc(1, sizeof(char *));
-        if (!names)
-                return -ENOMEM;
-        DIR *dir = opendir(top);
-        if (!dir) {
+        _cleanup_close_ int dfd = open(top, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd < 0) {
                 if (errno != ENOENT)
                         return mkm_err_set(reterr, negative_errno(), "cannot open %s: %s", top, strerror(errno));
-                *ret_names = TAKE_PTR(names);
-                return 0;
+                *ret_names = calloc(1, sizeof(char *));
+                return *ret_names ? 0 : -ENOMEM;
         }
-        struct dirent *de;
-        int r = 0;
-        while ((de = readdir(dir))) {
-                if (de->d_name[0] == '.')
-                        continue;
-                struct stat st;
-                if (fstatat(dirfd(dir), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode))
-                        continue;
-                r = strv_push(&names, de->d_name);
-                if (r < 0)
-                        break;
-        }
-        closedir(dir);
-        if (r < 0)
-                return r;
-        strv_sort(names);
-        *ret_names = TAKE_PTR(names);
-        return 0;
+        int r = fs_list_names(dfd, is_machine_state, NULL, 0, ret_names);
+        if (r < 0 && r != -ENOMEM)
+                return mkm_err_set(reterr, r, "cannot list %s: %s", top, strerror(-r));
+        return r;
 }
 
 int state_read_file(const struct machine_gen *g, const char *file, char **ret_text, struct mkm_err *reterr) {

@@ -1187,7 +1187,7 @@ static int list_dropins(struct uctx *u, char **dirs, char ***ret) {
                 fd = -EBADF;
                 struct dirent *de;
                 int r = 0;
-                while ((de = readdir(dir))) {
+                while ((errno = 0, de = readdir(dir))) {
                         size_t nl = strlen(de->d_name);
                         if (de->d_name[0] == '.' || nl < 6 || strcmp(de->d_name + nl - 5, ".conf") != 0)
                                 continue;
@@ -1211,6 +1211,8 @@ static int list_dropins(struct uctx *u, char **dirs, char ***ret) {
                                 break;
                         }
                 }
+                if (r >= 0 && !de && errno != 0)        /* a drop-in missed would change what is enabled */
+                        r = note(u, negative_errno(), "cannot list %s: %s", dirs[d], strerror(errno));
                 closedir(dir);
                 if (r < 0)
                         return r;

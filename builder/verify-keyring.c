@@ -718,8 +718,10 @@ static int inputs_add_fd(struct inputs *in, enum input_kind kind, int fd, const 
         return 0;
 }
 
-static int compare_names(const void *a, const void *b) {
-        return strcmp(*(char *const *)a, *(char *const *)b);
+static bool is_keyring_input(int dirfd, const char *name, void *userdata) {
+        (void)dirfd, (void)userdata;
+        return name[0] != '.' && (has_suffix(name, ".gpg") || has_suffix(name, ".asc") ||
+                                  has_suffix(name, "-trusted") || has_suffix(name, "-revoked"));
 }
 
 /* A keyring directory's files: *.gpg and *.asc keys, NAME-trusted and NAME-revoked lists (others
@@ -731,26 +733,13 @@ static int collect_dir_fd(int dfd, const char *dir, bool confined, const struct 
         struct stat dst;
         if (confined && fstat(dfd, &dst) == 0 && fs_anyone_writes(&dst))
                 return mkm_err_set(reterr, -EPERM, "%s: a directory anyone can write: its files may be anyone's", dir);
-        DIR *d = fs_opendir_dup(dfd);
-        if (!d)
-                return mkm_err_set(reterr, negative_errno(), "cannot read keyring directory %s: %m", dir);
         _cleanup_strv_free_ char **names = NULL;
-        int r = 0;
-        struct dirent *de;
-        while ((de = readdir(d)))
-                if (de->d_name[0] != '.' &&
-                    (has_suffix(de->d_name, ".gpg") || has_suffix(de->d_name, ".asc") ||
-                     has_suffix(de->d_name, "-trusted") || has_suffix(de->d_name, "-revoked")) &&
-                    strv_push(&names, de->d_name) < 0) {
-                        r = -ENOMEM;
-                        break;
-                }
-        (void)closedir(d);
-        if (r < 0)
+        int r = fs_list_names(dfd, is_keyring_input, NULL, 0, &names);
+        if (r == -ENOMEM)
                 return r;
+        if (r < 0)
+                return mkm_err_set(reterr, r, "cannot read keyring directory %s: %s", dir, strerror(-r));
         size_t n = strv_length(names);
-        if (n > 0)
-                qsort(names, n, sizeof *names, compare_names);
         uint64_t total = 0;
         /* keys, then -trusted, then -revoked, each sorted by name */
         for (enum input_kind kind = 0; kind < _INPUT_KIND_MAX; kind++)

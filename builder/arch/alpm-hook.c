@@ -458,6 +458,21 @@ static int read_hook_file(struct mkm_ctx *ctx, int rootfd, int dfd, const char *
         return 1;
 }
 
+struct hook_dir_walk {
+        struct mkm_ctx *ctx;
+        const char *dir;
+};
+
+static bool is_hook_name(int dirfd, const char *name, void *userdata) {
+        (void)dirfd;
+        const struct hook_dir_walk *hw = userdata;
+        size_t nl = strlen(name), sl = strlen(HOOK_SUFFIX);
+        if (nl >= sl && strcmp(name + nl - sl, HOOK_SUFFIX) == 0)
+                return true;
+        mkm_debug(hw->ctx, "skipping non-hook file /%s/%s", hw->dir, name);
+        return false;
+}
+
 int alpm_hooks_load(struct mkm_ctx *ctx, int rootfd, bool strict, struct alpm_hook ***ret, size_t *ret_n,
                     struct mkm_err *reterr) {
         struct alpm_hook **hooks = NULL;
@@ -471,31 +486,15 @@ int alpm_hooks_load(struct mkm_ctx *ctx, int rootfd, bool strict, struct alpm_ho
                         r = mkm_err_set(reterr, dfd, "could not open directory: /%s: %s", hook_dirs[d], strerror(-dfd));
                         break;
                 }
-                DIR *dir = fs_opendir_dup(dfd);
-                if (!dir) {
-                        r = mkm_err_set(reterr, -errno, "could not open directory: /%s: %m", hook_dirs[d]);
-                        break;
-                }
                 _cleanup_strv_free_ char **names = NULL;
-                for (struct dirent *de; (de = readdir(dir));) {
-                        size_t nl = strlen(de->d_name);
-                        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-                                continue;
-                        if (nl < strlen(HOOK_SUFFIX) || strcmp(de->d_name + nl - strlen(HOOK_SUFFIX), HOOK_SUFFIX) != 0) {
-                                mkm_debug(ctx, "skipping non-hook file /%s/%s", hook_dirs[d], de->d_name);
-                                continue;
-                        }
-                        if (strv_length(names) >= HOOKS_MAX || strv_push(&names, de->d_name) < 0) {
-                                r = strv_length(names) >= HOOKS_MAX
-                                            ? mkm_err_set(reterr, -E2BIG, "/%s: more than %u hooks", hook_dirs[d], HOOKS_MAX)
-                                            : -ENOMEM;
-                                break;
-                        }
-                }
-                closedir(dir);
+                struct hook_dir_walk hw = { .ctx = ctx, .dir = hook_dirs[d] };
+                r = fs_list_names(dfd, is_hook_name, &hw, HOOKS_MAX, &names);
+                if (r == -E2BIG)
+                        r = mkm_err_set(reterr, r, "/%s: more than %u hooks", hook_dirs[d], HOOKS_MAX);
+                else if (r < 0 && r != -ENOMEM)
+                        r = mkm_err_set(reterr, r, "could not read directory: /%s: %s", hook_dirs[d], strerror(-r));
                 if (r < 0)
                         break;
-                strv_sort(names);
                 for (char **nm = names; nm && *nm; nm++) {
                         if (have_hook(hooks, n, *nm)) {
                                 mkm_debug(ctx, "skipping overridden hook /%s/%s", hook_dirs[d], *nm);

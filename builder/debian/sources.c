@@ -159,8 +159,12 @@ static int read_one(const char *path, int is_deb822, const char *suite, char ***
         return deb_sources_parse(text, len, path, is_deb822, suite, uris, reterr);
 }
 
-static int cmp_str(const void *a, const void *b) {
-        return strcmp(*(char *const *)a, *(char *const *)b);
+/* apt's own choice in sources.list.d: *.list and *.sources, no hidden files. */
+static bool is_sources_name(int dirfd, const char *name, void *userdata) {
+        (void)dirfd, (void)userdata;
+        size_t l = strlen(name);
+        return name[0] != '.' && ((l > 5 && strcmp(name + l - 5, ".list") == 0) ||
+                                  (l > 8 && strcmp(name + l - 8, ".sources") == 0));
 }
 
 int deb_host_mirrors(const char *host_root, const char *suite, char ***ret_uris, struct mkm_err *reterr) {
@@ -173,24 +177,9 @@ int deb_host_mirrors(const char *host_root, const char *suite, char ***ret_uris,
         if (r < 0)
                 return r;
         _cleanup_strv_free_ char **names = NULL;
-        DIR *d = opendir(dir);
-        if (d) {
-                struct dirent *de;
-                while ((de = readdir(d))) {
-                        size_t l = strlen(de->d_name);
-                        if (de->d_name[0] == '.')
-                                continue;
-                        if ((l > 5 && strcmp(de->d_name + l - 5, ".list") == 0) ||
-                            (l > 8 && strcmp(de->d_name + l - 8, ".sources") == 0))
-                                if ((r = strv_push(&names, de->d_name)) < 0) {
-                                        closedir(d);
-                                        return r;
-                                }
-                }
-                closedir(d);
-        }
-        if (names)
-                qsort(names, strv_length(names), sizeof(char *), cmp_str);
+        _cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd >= 0 && (r = fs_list_names(dfd, is_sources_name, NULL, 0, &names)) < 0)
+                return r == -ENOMEM ? r : mkm_err_set(reterr, r, "cannot list %s: %s", dir, strerror(-r));
         for (char **nm = names; nm && *nm; nm++) {
                 _cleanup_free_ char *p = fs_path_join(dir, *nm);
                 if (!p)

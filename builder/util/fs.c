@@ -24,6 +24,7 @@
 #include "chase.h"
 #include "cleanup.h"
 #include "err.h"
+#include "strv.h"
 
 #define NGROUPS_MAX_GUESS 1024
 
@@ -640,6 +641,36 @@ DIR *fs_opendir_dup(int dirfd) {
         return d;
 }
 
+int fs_list_names(int dirfd, fs_keep_fn keep, void *userdata, size_t max, char ***ret_names) {
+        *ret_names = NULL;
+        _cleanup_strv_free_ char **names = calloc(1, sizeof *names);
+        if (!names)
+                return -ENOMEM;
+        DIR *d = fs_opendir_dup(dirfd);
+        if (!d)
+                return negative_errno();
+        size_t n = 0;
+        int r = 0;
+        struct dirent *de;
+        while (r >= 0 && (errno = 0, de = readdir(d))) {
+                const char *name = de->d_name;
+                if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0 || (keep && !keep(dirfd, name, userdata)))
+                        continue;
+                if (max && n >= max)
+                        r = -E2BIG;
+                else if ((r = strv_push(&names, name)) >= 0)
+                        n++;
+        }
+        if (r >= 0 && errno != 0)       /* readdir's end or its failure */
+                r = negative_errno();
+        (void)closedir(d);
+        if (r < 0)
+                return r;
+        strv_sort(names);
+        *ret_names = TAKE_PTR(names);
+        return 0;
+}
+
 /* The PID in a temporary's name ".#NAME.PID.XXXXXX", or 0 when the name is not one. */
 static pid_t temporary_owner(const char *name) {
         size_t len = strlen(name);
@@ -815,7 +846,7 @@ static int walk_dir(int fd, dev_t dev, const char *prefix, unsigned depth, unsig
         }
         int r = 0;
         struct dirent *de;
-        while ((de = readdir(d))) {
+        while ((errno = 0, de = readdir(d))) {
                 if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
                         continue;
                 char *path = NULL;
@@ -836,6 +867,8 @@ static int walk_dir(int fd, dev_t dev, const char *prefix, unsigned depth, unsig
                 if (r < 0)
                         break;
         }
+        if (r >= 0 && !de && errno != 0)        /* a listing cut short: the walk missed entries */
+                r = negative_errno();
         (void)closedir(d);
         return r;
 }
@@ -870,7 +903,7 @@ static int rm_rf_children(int fd, dev_t dev, uint64_t mnt) {
         }
         int r = 0;
         struct dirent *de;
-        while ((de = readdir(d))) {
+        while ((errno = 0, de = readdir(d))) {
                 if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
                         continue;
                 struct stat st;
@@ -907,6 +940,8 @@ static int rm_rf_children(int fd, dev_t dev, uint64_t mnt) {
                 } else if (unlinkat(dirfd(d), de->d_name, 0) < 0 && errno != ENOENT && r == 0)
                         r = negative_errno();
         }
+        if (r == 0 && errno != 0)       /* the listing failed: not all of it was removed */
+                r = negative_errno();
         (void)closedir(d);
         return r;
 }

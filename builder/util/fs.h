@@ -198,6 +198,15 @@ bool fs_dir_is_private(const struct stat *st);
  * entry. NULL with errno set on failure. Close with closedir(). */
 DIR *fs_opendir_dup(int dirfd);
 
+/* The names in dirfd ("." and ".." left out) that keep accepts (NULL: all; it gets dirfd, the
+ * name and userdata), sorted by strcmp(), into *ret_names (a NULL-terminated list, empty rather
+ * than NULL; caller frees with strv_free()). -E2BIG when more than max are kept (0: no limit). A
+ * listing that fails part-way (readdir(3): EIO, a FUSE daemon's error, ENOENT in a directory
+ * removed meanwhile) is that error, never a short list: what is built, digested or exported from
+ * a listing must be all of it. */
+typedef bool (*fs_keep_fn)(int dirfd, const char *name, void *userdata);
+int fs_list_names(int dirfd, fs_keep_fn keep, void *userdata, size_t max, char ***ret_names);
+
 /* Create or replace dirfd/name without fsync: for trees that are staged and synced once as a
  * whole (syncfs before the deploy swap). What is at name (a file, a symlink, a hard link to
  * another file) is unlinked first and a new inode written, so neither a symlink nor a hard link

@@ -145,3 +145,32 @@ int th_drop_effective_cap(int cap) {
         d[cap / 32].effective &= ~(1u << (cap % 32));
         return (int)syscall(SYS_capset, &h, d);
 }
+
+char *th_broken_listing_new(const char *top) {
+        char cmd[4096];
+        /* Made without mounting it (mkfs -d, e2fsck -D builds the index), attached read-only and
+         * its device's buffers dropped before the mount: what is read is what was altered. */
+        snprintf(cmd, sizeof cmd,
+                 "set -e; cd '%s'; mkdir -p broken.src/d broken; "
+                 "for i in $(seq 300); do : >broken.src/d/file-with-a-rather-long-name-$i; done; "
+                 "truncate -s 8M broken.img; "
+                 "mkfs.ext4 -q -F -b 1024 -O metadata_csum,dir_index,^has_journal -d broken.src broken.img; "
+                 "e2fsck -fyD broken.img >/dev/null 2>&1 || test $? -eq 1; "
+                 "debugfs -R 'htree /d' broken.img 2>/dev/null | grep -q 'Root node dump'; "
+                 /* logical block 1 of d: its first leaf, after the index root */
+                 "b=$(debugfs -R 'blocks /d' broken.img 2>/dev/null | awk '{print $2}'); test -n \"$b\"; "
+                 "printf X | dd of=broken.img bs=1 seek=$((b * 1024 + 40)) conv=notrunc status=none; "
+                 "dev=$(losetup -f --show -r broken.img); echo \"$dev\" >broken.dev; blockdev --flushbufs \"$dev\"; "
+                 "mount -o ro,errors=continue \"$dev\" broken",
+                 top);
+        assert_int_equal(system(cmd), 0);
+        char *d = NULL;
+        assert_true(asprintf(&d, "%s/broken/d", top) > 0);
+        return d;
+}
+
+void th_broken_listing_done(const char *top) {
+        char cmd[4096];
+        snprintf(cmd, sizeof cmd, "cd '%s' && umount -l broken; test -s broken.dev && losetup -d \"$(cat broken.dev)\"", top);
+        (void)!system(cmd);
+}

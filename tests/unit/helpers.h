@@ -63,3 +63,11 @@ void th_buf_add(struct th_buf *b, const char *fmt, ...) __attribute__((format(pr
 /* Take capability cap (CAP_*) out of this process's effective set (capset(2); no libcap): how a
  * test makes root without CAP_SETUID or CAP_SETGID, in a child. -1 with errno on failure. */
 int th_drop_effective_cap(int cap);
+
+/* A directory whose listing fails: readdir(3) of TOP/broken/d ends with EBADMSG, as a disk error
+ * would end it. An ext4 image TOP/broken.img (mkfs.ext4 -d, e2fsck -D, debugfs: e2fsprogs) with
+ * an indexed directory of 300 entries, one of its leaf blocks altered so that its checksum fails,
+ * attached read-only to a loop device (losetup) and mounted at TOP/broken. Returns TOP/broken/d
+ * (caller frees); asserts. th_broken_listing_done(TOP) unmounts it and detaches the device. */
+char *th_broken_listing_new(const char *top);
+void th_broken_listing_done(const char *top);

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -449,6 +450,32 @@ static void test_no_install_masked_missing(void **state) {
         th_tmpdir_free(r);
 }
 
+/* A drop-in directory whose listing fails (a disk error: th_broken_listing_new()) fails the call:
+ * a drop-in missed would change what is enabled, and the tree with it. */
+static void test_dropin_listing_fails(void **state) {
+        (void)state;
+        char *r = th_tmpdir_new("units");
+        put(r, U "dr.service", "[Install]\nWantedBy=base.target\n");
+        put(r, U "dr.service.d/10-x.conf", "[Install]\nWantedBy=dropin.target\n");
+        ENABLE_OK(r, "dr.service");
+        expect_new_links(r, "etc/systemd/system/base.target.wants/dr.service -> /usr/lib/systemd/system/dr.service\n"
+                            "etc/systemd/system/dropin.target.wants/dr.service -> /usr/lib/systemd/system/dr.service\n");
+        _cleanup_free_ char *broken = th_broken_listing_new(r);
+        char cmd[8192];
+        snprintf(cmd, sizeof cmd, "mount --bind '%s' '%s/" U "dr.service.d'", broken, r);
+        int bound = system(cmd);
+        struct mkm_err err = {};
+        struct events ev = {};
+        int q = bound == 0 ? enable(r, (const char *[]){ "dr.service", NULL }, &err, &ev) : 0;
+        snprintf(cmd, sizeof cmd, "%s/" U "dr.service.d", r);
+        (void)umount2(cmd, MNT_DETACH);
+        th_broken_listing_done(r);
+        assert_int_equal(bound, 0);
+        if (q != -EBADMSG || !strstr(err.msg, "cannot list /usr/lib/systemd/system/dr.service.d: Bad message"))
+                fail_msg("a drop-in directory that cannot be listed: %d, '%s'", q, err.msg);
+        th_tmpdir_free(r);
+}
+
 /* The search skips a search directory that is not there (search_dir_gone()) without changing a
  * result: the name is still judged first, a directory that fails otherwise (a symlink loop) is
  * still looked in, and one that the call itself creates (the first link into /etc/systemd/system)
@@ -797,6 +824,7 @@ int main(void) {
                 cmocka_unit_test(test_no_install_masked_missing),
                 cmocka_unit_test(test_also_fanout),
                 cmocka_unit_test(test_search_dirs),
+                cmocka_unit_test(test_dropin_listing_fails),
                 cmocka_unit_test(test_exists),
                 cmocka_unit_test(test_conflicts_and_idempotence),
                 cmocka_unit_test(test_escape),

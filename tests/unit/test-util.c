@@ -811,6 +811,88 @@ static void test_path_dirname(void **state) {
 
 /* A zombie (ended, not reaped) is gone: an init that reaps late must not keep a dead build's
  * GnuPG home or temporaries alive. A running process is not. */
+static bool keep_no_x(int dirfd, const char *name, void *userdata) {
+        (void)dirfd;
+        ++*(int *)userdata;
+        return name[0] != 'x';
+}
+
+static int count_walked(int dfd, const char *name, const char *path, const struct stat *st, void *userdata) {
+        (void)dfd, (void)name, (void)path, (void)st;
+        ++*(int *)userdata;
+        return 0;
+}
+
+static void expect_names(char **names, const char *want) {
+        char got[256] = "";
+        for (char **n = names; n && *n; n++)
+                snprintf(got + strlen(got), sizeof got - strlen(got), "%s%s", n == names ? "" : " ", *n);
+        if (!names || strcmp(got, want) != 0)
+                fail_msg("listed '%s'%s, want '%s'", got, names ? "" : " (NULL)", want);
+}
+
+/* Listings: fs_list_names() keeps what keep accepts, sorted, at most max, from the top however
+ * often the same fd is listed; and a listing that fails part-way (readdir(3) of a directory
+ * removed while it is open fails with ENOENT) is an error, in it, in fs_walk() (the manifest and
+ * the shift walk) and in fs_judge_source_tree(): never a short or empty list taken for all. */
+static void test_listings(void **state) {
+        (void)state;
+        char *dir = th_tmpdir_new("listings");
+        th_write_file(dir, "b", "", 0644);
+        th_write_file(dir, "x1", "", 0644);
+        th_write_file(dir, ".h", "", 0644);
+        th_write_file(dir, "sub/a", "", 0644);
+        _cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        assert_true(dfd >= 0);
+        char **names = NULL;
+        for (int twice = 0; twice < 2; twice++) {
+                assert_int_equal(fs_list_names(dfd, NULL, NULL, 0, &names), 0);
+                expect_names(names, ".h b sub x1");
+                names = strv_free(names);
+        }
+        int asked = 0;
+        assert_int_equal(fs_list_names(dfd, keep_no_x, &asked, 3, &names), 0);
+        expect_names(names, ".h b sub");
+        assert_int_equal(asked, 4);     /* each name once, "." and ".." never */
+        names = strv_free(names);
+        assert_int_equal(fs_list_names(dfd, keep_no_x, &asked, 2, &names), -E2BIG);
+        assert_null(names);
+
+        _cleanup_close_ int sfd = openat(dfd, "sub", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        assert_true(sfd >= 0);
+        assert_int_equal(unlinkat(sfd, "a", 0), 0);
+        assert_int_equal(fs_list_names(sfd, NULL, NULL, 0, &names), 0);
+        expect_names(names, "");        /* empty, not NULL */
+        names = strv_free(names);
+
+        /* A listing that fails (a disk error: EBADMSG, th_broken_listing_new()). */
+        _cleanup_free_ char *broken = th_broken_listing_new(dir);
+        _cleanup_close_ int bfd = open(broken, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        int e = bfd < 0 ? errno : 0;
+        if (bfd >= 0) {
+                int q = fs_list_names(bfd, NULL, NULL, 0, &names);
+                int walked = 0;
+                int w = fs_walk(bfd, 8, count_walked, &walked);
+                char *where = NULL;
+                const char *step = NULL;
+                int j = fs_judge_source_tree(bfd, NULL, 8, &where, &step);
+                th_broken_listing_done(dir);
+                if (q != -EBADMSG || names)
+                        fail_msg("fs_list_names of a broken listing: %d (%s)", q, names ? "a list" : "no list");
+                if (w != -EBADMSG)
+                        fail_msg("fs_walk of a broken listing: %d after %d entries", w, walked);
+                if (j != -EBADMSG || !where || strcmp(where, ".") != 0 || !step ||
+                    strcmp(step, "cannot list the source directory") != 0)
+                        fail_msg("fs_judge_source_tree of a broken listing: %d at '%s' (%s)", j, where ? where : "",
+                                 step ? step : "");
+                free(where);
+        } else
+                th_broken_listing_done(dir);
+        th_tmpdir_free(dir);
+        if (e)
+                fail_msg("cannot open %s: %s", broken, strerror(e));
+}
+
 static void test_pid_is_gone(void **state) {
         (void)state;
         assert_false(fs_pid_is_gone(getpid()));
@@ -853,6 +935,7 @@ int main(void) {
                 cmocka_unit_test(test_remove_dead_temporaries),
                 cmocka_unit_test(test_remove_dirs_of),
                 cmocka_unit_test(test_pid_is_gone),
+                cmocka_unit_test(test_listings),
                 cmocka_unit_test(test_fd_is_path),
                 cmocka_unit_test(test_rm_rf_stops_at_bind_mounts),
                 cmocka_unit_test(test_rm_rf_stops_at_self_bind_mount),
