@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -171,6 +172,44 @@ static void test_load(void **state) {
         th_write_file(host, "var/lib/mkmachine/m/gen/1/meta", "generation=4\nroot=1:2\n", 0644);
         assert_int_equal(state_load(&ctx, "m", &s, &err), -MKM_E_PARSE);
         assert_non_null(strstr(err.msg, "gen/1/meta: generation=4, but the directory is gen/1"));
+        assert_int_equal(fs_rm_rf_at(AT_FDCWD, host), 0);
+}
+
+/* A listing that fails (th_broken_listing_new(), bound over each directory the state lists) fails
+ * the load: a generation or a tree missed would hide one from ls, rollback and the cleanup. */
+static void test_listings_fail(void **state) {
+        (void)state;
+        _cleanup_free_ char *host = th_tmpdir_new("state");
+        struct mkm_ctx ctx = { .host_root = host, .keep_generations = 1 };
+        deploy_one(&ctx, "one", false);
+        _cleanup_free_ char *broken = th_broken_listing_new(host);
+        const char *const over[] = { "var/lib/mkmachine", "var/lib/mkmachine/m/gen", "var/lib/machines" };
+        char msg[3][2048] = {};
+        int got[3] = {};
+        for (size_t i = 0; i < 3; i++) {
+                char cmd[8192];
+                snprintf(cmd, sizeof cmd, "mount --bind '%s' '%s/%s'", broken, host, over[i]);
+                if (system(cmd) != 0) {
+                        got[i] = 1;
+                        continue;
+                }
+                struct mkm_err err = {};
+                struct machine_state *s = NULL;
+                char **names = NULL;
+                got[i] = i == 0 ? state_list(&ctx, &names, &err) : state_load(&ctx, "m", &s, &err);
+                snprintf(msg[i], sizeof msg[i], "%s", err.msg);
+                strv_free(names);
+                state_free(s);
+                snprintf(cmd, sizeof cmd, "%s/%s", host, over[i]);
+                (void)umount2(cmd, MNT_DETACH);
+        }
+        th_broken_listing_done(host);
+        for (size_t i = 0; i < 3; i++) {
+                char want[4096];
+                snprintf(want, sizeof want, "cannot list %s/%s: Bad message", host, over[i]);
+                if (got[i] != -EBADMSG || strcmp(msg[i], want) != 0)
+                        fail_msg("%s that cannot be listed: %d, '%s'\nwant '%s'", over[i], got[i], msg[i], want);
+        }
         assert_int_equal(fs_rm_rf_at(AT_FDCWD, host), 0);
 }
 
@@ -700,6 +739,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_meta),
                 cmocka_unit_test(test_load),
+                cmocka_unit_test(test_listings_fail),
                 cmocka_unit_test(test_recover),
                 cmocka_unit_test(test_remove_gen_interrupted),
                 cmocka_unit_test(test_host_by_hand),
