@@ -26,6 +26,7 @@
 #include "util/err.h"
 #include "util/fs.h"
 #include "util/hash.h"
+#include "util/strv.h"
 #include "util/log.h"
 
 #define LABEL_MAX 128
@@ -509,52 +510,51 @@ static bool dl_lock_held(struct cache *c, const char *name) {
         return flock(fd, LOCK_EX | LOCK_NB) < 0 && errno == EWOULDBLOCK;
 }
 
-static bool is_hex2(const char *s) {
-        return strlen(s) == 2 && strspn(s, "0123456789abcdef") == 2;
+static bool is_hex2(int dirfd, const char *name, void *userdata) {
+        (void)dirfd, (void)userdata;
+        return strlen(name) == 2 && strspn(name, "0123456789abcdef") == 2;
 }
 
-/* Entries under sha256/xx/ that keep() rejects. */
+/* Only what the cache itself names in sha256/xx/: anything else is not ours to judge. */
+static bool is_entry_of(int dirfd, const char *name, void *userdata) {
+        (void)dirfd;
+        return hash_is_sha256_hex(name) && strncmp(name, (const char *)userdata, 2) == 0;
+}
+
+/* Entries under sha256/xx/ that keep() rejects. Each directory is listed whole before anything
+ * in it goes: a listing that fails is an error, never a clean that stopped early and said done. */
 static int prune_entries(struct cache *c, bool (*keep)(void *userdata, const char *sha256hex), void *userdata,
                          bool dry_run, cache_prune_fn report, void *report_userdata, struct mkm_err *reterr) {
         _cleanup_close_ int top = openat(c->dirfd, "sha256", O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
         if (top < 0)
                 return mkm_err_set(reterr, negative_errno(), "cannot open %s/sha256: %m", c->dir);
-        DIR *d = fs_opendir_dup(top);
-        if (!d)
-                return mkm_err_set(reterr, negative_errno(), "cannot read %s/sha256: %m", c->dir);
-        int q = 0;
-        struct dirent *de;
-        while (q >= 0 && (de = readdir(d))) {
-                if (!is_hex2(de->d_name))
-                        continue;
-                _cleanup_close_ int sub = openat(top, de->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-                DIR *e = sub >= 0 ? fs_opendir_dup(sub) : NULL;
-                if (!e) {
-                        q = mkm_err_set(reterr, negative_errno(), "cannot read %s/sha256/%s: %m", c->dir, de->d_name);
-                        break;
-                }
-                struct dirent *fe;
-                while (q >= 0 && (fe = readdir(e))) {
-                        /* Only what the cache itself names: anything else is not ours to judge. */
-                        if (!hash_is_sha256_hex(fe->d_name) || strncmp(fe->d_name, de->d_name, 2) != 0)
-                                continue;
-                        if (keep(userdata, fe->d_name))
+        _cleanup_strv_free_ char **subs = NULL;
+        int q = fs_list_names(top, is_hex2, NULL, 0, &subs);
+        if (q < 0)
+                return q == -ENOMEM ? q : mkm_err_set(reterr, q, "cannot read %s/sha256: %s", c->dir, strerror(-q));
+        for (char **x = subs; q >= 0 && *x; x++) {
+                _cleanup_close_ int sub = openat(top, *x, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+                _cleanup_strv_free_ char **files = NULL;
+                q = sub < 0 ? negative_errno() : fs_list_names(sub, is_entry_of, *x, 0, &files);
+                if (q < 0)
+                        return q == -ENOMEM ? q
+                                            : mkm_err_set(reterr, q, "cannot read %s/sha256/%s: %s", c->dir, *x, strerror(-q));
+                for (char **f = files; q >= 0 && *f; f++) {
+                        if (keep(userdata, *f))
                                 continue;
                         struct stat st;
-                        if (fstatat(sub, fe->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
+                        if (fstatat(sub, *f, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
                                 continue;
                         char path[PATH_MAX];
-                        (void)snprintf(path, sizeof path, "%s/sha256/%s/%s", c->dir, de->d_name, fe->d_name);
-                        if (!dry_run && unlinkat(sub, fe->d_name, 0) < 0 && errno != ENOENT) {
+                        (void)snprintf(path, sizeof path, "%s/sha256/%s/%s", c->dir, *x, *f);
+                        if (!dry_run && unlinkat(sub, *f, 0) < 0 && errno != ENOENT) {
                                 q = mkm_err_set(reterr, negative_errno(), "cannot remove %s: %m", path);
                                 break;
                         }
                         if (report)
                                 report(report_userdata, path, (uint64_t)st.st_size, false);
                 }
-                (void)closedir(e);
         }
-        (void)closedir(d);
         return q;
 }
 
@@ -563,31 +563,28 @@ static int prune_entries(struct cache *c, bool (*keep)(void *userdata, const cha
  * clean_stale() takes it, in case a build of an older mkmachine (without DIR/lock) runs. */
 static int prune_tmp(struct cache *c, bool dry_run, cache_prune_fn report, void *report_userdata,
                      struct mkm_err *reterr) {
-        DIR *d = fs_opendir_dup(c->tmpfd);
-        if (!d)
-                return mkm_err_set(reterr, negative_errno(), "cannot read %s/tmp: %m", c->dir);
-        int q = 0;
-        struct dirent *de;
-        while (q >= 0 && (de = readdir(d))) {
-                if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-                        continue;
+        _cleanup_strv_free_ char **names = NULL;
+        int q = fs_list_names(c->tmpfd, NULL, NULL, 0, &names);
+        if (q < 0)
+                return q == -ENOMEM ? q : mkm_err_set(reterr, q, "cannot read %s/tmp: %s", c->dir, strerror(-q));
+        for (char **n = names; q >= 0 && *n; n++) {
                 struct stat st;
-                if (fstatat(c->tmpfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-                        continue;
+                if (fstatat(c->tmpfd, *n, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                        continue;       /* gone: a lock removed with its download, below */
                 _cleanup_close_ int lfd = -EBADF;
                 char digest[65], lock[96] = "";
-                if (sscanf(de->d_name, "dl-%64[0-9a-f]", digest) == 1 && strlen(digest) == 64) {
+                if (sscanf(*n, "dl-%64[0-9a-f]", digest) == 1 && strlen(digest) == 64) {
                         (void)snprintf(lock, sizeof lock, "dl-%s.lock", digest);
                         if (dry_run ? dl_lock_held(c, lock) : (lfd = take_dl_lock(c, lock)) < 0)
                                 continue;       /* held: a download runs */
                 }
                 char path[PATH_MAX];
-                (void)snprintf(path, sizeof path, "%s/tmp/%s", c->dir, de->d_name);
+                (void)snprintf(path, sizeof path, "%s/tmp/%s", c->dir, *n);
                 if (!dry_run) {
                         int r = 0;
-                        if (strcmp(de->d_name, lock) != 0)
-                                r = S_ISDIR(st.st_mode) ? fs_rm_rf_at(c->tmpfd, de->d_name)
-                                                        : (unlinkat(c->tmpfd, de->d_name, 0) < 0 ? negative_errno() : 0);
+                        if (strcmp(*n, lock) != 0)
+                                r = S_ISDIR(st.st_mode) ? fs_rm_rf_at(c->tmpfd, *n)
+                                                        : (unlinkat(c->tmpfd, *n, 0) < 0 ? negative_errno() : 0);
                         if (lfd >= 0)
                                 (void)unlinkat(c->tmpfd, lock, 0);      /* still holding it */
                         if (r < 0 && r != -ENOENT) {
@@ -598,7 +595,6 @@ static int prune_tmp(struct cache *c, bool dry_run, cache_prune_fn report, void 
                 if (report)
                         report(report_userdata, path, S_ISREG(st.st_mode) ? (uint64_t)st.st_size : 0, true);
         }
-        (void)closedir(d);
         return q;
 }
 

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -583,6 +584,42 @@ static void test_prune(void **state) {
         _cleanup_free_ char *tmpdir = NULL;
         assert_int_equal(asprintf(&tmpdir, "%s/tmp", dir), (int)strlen(dir) + 4);
         assert_int_equal(count_entries(tmpdir), 0);
+
+        /* A directory of the cache that cannot be listed (th_broken_listing_new(), bound over it)
+         * fails the prune, dry run or not: never a clean that stopped early and said done. */
+        c = cache_free(c);
+        _cleanup_free_ char *top = th_tmpdir_new("cache-broken");
+        _cleanup_free_ char *broken = th_broken_listing_new(top);
+        const char *const over[] = { "sha256/ba", "tmp" };      /* ABC's directory; downloads */
+        char msg[2][2048] = {};
+        int got[2] = {};
+        for (size_t i = 0; i < 2; i++) {
+                char cmd[8192];
+                snprintf(cmd, sizeof cmd, "mount --bind '%s' '%s/%s'", broken, dir, over[i]);
+                if (system(cmd) != 0) {
+                        got[i] = 1;
+                        continue;
+                }
+                err = (struct mkm_err){};
+                int q = cache_open(NULL, dir, &c, &err);
+                if (q >= 0)
+                        q = cache_lock_exclusive(c, &err);
+                if (q >= 0)
+                        q = cache_prune(c, keep_abc, NULL, i == 0, on_prune, &p, &err);
+                got[i] = q;
+                snprintf(msg[i], sizeof msg[i], "%s", err.msg);
+                c = cache_free(c);
+                snprintf(cmd, sizeof cmd, "%s/%s", dir, over[i]);
+                (void)umount2(cmd, MNT_DETACH);
+        }
+        th_broken_listing_done(top);
+        th_tmpdir_free(TAKE_PTR(top));
+        for (size_t i = 0; i < 2; i++) {
+                char want[4096];
+                snprintf(want, sizeof want, "cannot read %s/%s: Bad message", dir, over[i]);
+                if (got[i] != -EBADMSG || strcmp(msg[i], want) != 0)
+                        fail_msg("%s that cannot be listed: %d, '%s'\nwant '%s'", over[i], got[i], msg[i], want);
+        }
 }
 
 int main(void) {
