@@ -882,77 +882,87 @@ static int copy_mkdir(const struct copy_op *op, int dfd, const char *name, mode_
         return fd;
 }
 
-static int copy_tree(const struct copy_op *op, int srcdirfd, int dfd, unsigned depth) {
-        if (depth > RECIPE_COPY_DEPTH_MAX)
-                return mkm_err_set(op->reterr, -ELOOP, "[Hooks] Copy=%s: deeper than %d levels", op->item, RECIPE_COPY_DEPTH_MAX);
-        struct stat dst;
-        if (fstat(srcdirfd, &dst) < 0)
-                return copy_fail(op, negative_errno(), "cannot stat the source directory", ".");
-        if (fs_anyone_writes(&dst))
-                return mkm_err_set(op->reterr, -MKM_E_RECIPE, "[Hooks] Copy=%s: a directory of the source "
-                                   FS_ANYONE_WRITES_REFUSED, op->item);
-        DIR *d = fs_opendir_dup(srcdirfd);
-        if (!d)
-                return negative_errno();
-        int q = 0;
-        struct dirent *de;
-        while (q >= 0 && (errno = 0, de = readdir(d))) {
-                const char *n = de->d_name;
-                if (strcmp(n, ".") == 0 || strcmp(n, "..") == 0)
-                        continue;
-                /* The entry is looked up and opened (or its link read) with the reader's
-                 * permissions; what is made in the machine is made as the process is. */
-                struct stat st;
-                _cleanup_close_ int fd = -EBADF;
-                char target[4096];
-                const char *step = NULL;
-                q = fs_open_entry_as(srcdirfd, n, op->reader, &st, &fd, target, sizeof target, &step);
-                if (q == -EACCES)
-                        q = mkm_err_set(op->reterr, -MKM_E_RECIPE, "[Hooks] Copy=%s: '%s' " FS_READER_REFUSED, op->item, n);
-                else if (q == -EMLINK)
-                        q = mkm_err_set(op->reterr, -MKM_E_RECIPE, "[Hooks] Copy=%s: '%s' " FS_HARD_LINK_REFUSED, op->item, n);
-                else if (q == -EBUSY)
-                        q = copy_fail(op, -EBUSY, "the source changed while it was copied", n);
-                else if (q == -MKM_E_IDENTITY)
-                        q = mkm_err_set(op->reterr, q, "[Hooks] Copy=%s: '%s' " FS_IDENTITY_REFUSED, op->item, n);
-                else if (q < 0)
-                        q = copy_fail(op, q, step ? step : "cannot read the source", n);
-                if (q < 0)
-                        break;
-                if (S_ISREG(st.st_mode))
-                        q = copy_file(op, fd, dfd, n, st.st_mode & 07777);
-                else if (S_ISDIR(st.st_mode)) {
-                        _cleanup_close_ int cs = TAKE_FD(fd);
-                        _cleanup_close_ int cd = copy_mkdir(op, dfd, n, st.st_mode & 07777, false);
-                        if (cd < 0) {
-                                q = cd;
-                                break;
-                        }
-                        q = copy_tree(op, cs, cd, depth + 1);
-                        if (q >= 0)
-                                set_time(cd, op->epoch);
-                } else if (S_ISLNK(st.st_mode)) {
-                        q = remove_non_dir(dfd, n);
-                        if (q < 0) {
-                                q = copy_fail(op, q, "cannot replace", n);
-                                break;
-                        }
-                        if (symlinkat(target, dfd, n) < 0 || fchownat(dfd, n, op->uid, op->gid, AT_SYMLINK_NOFOLLOW) < 0)
-                                q = copy_fail(op, negative_errno(), "cannot create the symlink", n);
-                        else if (op->epoch >= 0) {
-                                struct timespec ts[2] = { { .tv_sec = (time_t)op->epoch }, { .tv_sec = (time_t)op->epoch } };
-                                (void)utimensat(dfd, n, ts, AT_SYMLINK_NOFOLLOW);
-                        }
-                } else
-                        q = mkm_err_set(op->reterr, -MKM_E_RECIPE,
-                                        "[Hooks] Copy=%s: '%s' is a device, FIFO or socket; only files, directories and "
-                                        "symlinks are copied",
-                                        op->item, n);
+/* A directory of the machine that a source directory's entries are copied into. */
+struct copy_dir {
+        const struct copy_op *op;
+        int dfd;
+};
+
+/* One entry of a copied directory, as fs_walk_source_tree() judged and opened it (with the
+ * reader's permissions); what is made in the machine is made as the process is. */
+static int copy_entry(void *parent, const char *n, const struct stat *st, int fd, const char *target,
+                      void **ret_child) {
+        const struct copy_dir *p = parent;
+        const struct copy_op *op = p->op;
+        if (S_ISREG(st->st_mode))
+                return copy_file(op, fd, p->dfd, n, st->st_mode & 07777);
+        if (S_ISDIR(st->st_mode)) {
+                int cd = copy_mkdir(op, p->dfd, n, st->st_mode & 07777, false);
+                if (cd < 0)
+                        return cd;
+                struct copy_dir *c = malloc(sizeof *c);
+                if (!c) {
+                        (void)close(cd);
+                        return -ENOMEM;
+                }
+                *c = (struct copy_dir){ .op = op, .dfd = cd };
+                *ret_child = c;
+                return 0;
         }
-        if (q >= 0 && errno != 0)       /* a listing that failed half-way is not a copy */
-                q = copy_fail(op, negative_errno(), "cannot list the source directory", ".");
-        (void)closedir(d);
+        /* a symbolic link: the walk passes nothing else */
+        int q = remove_non_dir(p->dfd, n);
+        if (q < 0)
+                return copy_fail(op, q, "cannot replace", n);
+        if (symlinkat(target, p->dfd, n) < 0 || fchownat(p->dfd, n, op->uid, op->gid, AT_SYMLINK_NOFOLLOW) < 0)
+                return copy_fail(op, negative_errno(), "cannot create the symlink", n);
+        if (op->epoch >= 0) {
+                struct timespec ts[2] = { { .tv_sec = (time_t)op->epoch }, { .tv_sec = (time_t)op->epoch } };
+                (void)utimensat(p->dfd, n, ts, AT_SYMLINK_NOFOLLOW);
+        }
+        return 0;
+}
+
+/* After a directory's entries: its time, once they are all in. */
+static int copy_leave(void *child, int q) {
+        struct copy_dir *c = child;
+        if (q >= 0)
+                set_time(c->dfd, c->op->epoch);
+        (void)close(c->dfd);
+        free(c);
         return q;
+}
+
+/* Copy the source directory srcdirfd's contents into dfd: the walk `check` judged the source
+ * with (fs_walk_source_tree()), so the copy refuses exactly what it refused, in its words. */
+static int copy_tree(const struct copy_op *op, int srcdirfd, int dfd) {
+        static const struct fs_tree_visitor visitor = { .entry = copy_entry, .leave = copy_leave };
+        struct copy_dir top = { .op = op, .dfd = dfd };
+        _cleanup_free_ char *where = NULL;
+        const char *step = NULL;
+        bool by_visitor = false;
+        int q = fs_walk_source_tree(srcdirfd, op->reader, RECIPE_COPY_DEPTH_MAX, &visitor, &top, &where, &step,
+                                    &by_visitor);
+        if (q >= 0 || q == -ENOMEM || by_visitor)
+                return q;
+        /* what failed, inside the source: its path there, or the source itself */
+        char shown[PATH_MAX + 2] = "the source";
+        if (strcmp(where, ".") != 0)
+                (void)snprintf(shown, sizeof shown, "'%s'", where);
+        if (q == -EBADFD)
+                return mkm_err_set(op->reterr, -MKM_E_RECIPE,
+                                   "[Hooks] Copy=%s: %s is a device, FIFO or socket; only files, directories and "
+                                   "symlinks are copied",
+                                   op->item, shown);
+        if (q == -ELOOP && !step)       /* the walk's own depth, not an open that met a link */
+                return mkm_err_set(op->reterr, -ELOOP, "[Hooks] Copy=%s: deeper than %d levels", op->item,
+                                   RECIPE_COPY_DEPTH_MAX);
+        if (q == -EBUSY)
+                return mkm_err_set(op->reterr, -EBUSY, "[Hooks] Copy=%s: %s changed while it was copied", op->item, shown);
+        if (fs_source_tree_refusal(q, step))
+                return mkm_err_set(op->reterr, q == -MKM_E_IDENTITY ? q : -MKM_E_RECIPE, "[Hooks] Copy=%s: %s %s",
+                                   op->item, shown, fs_source_tree_refusal(q, step));
+        return mkm_err_set(op->reterr, q, "[Hooks] Copy=%s: %s %s: %s", op->item, step ? step : "cannot read",
+                           shown, strerror(-q));
 }
 
 /* Open a recipe's source path for the build: beside the recipe file that named it, walked inside
@@ -1034,7 +1044,7 @@ int hooks_copy(struct mkm_ctx *ctx, const struct recipe *r, int rootfd, int64_t 
                         _cleanup_close_ int top = chase_and_open_in_root(rootfd, "/", CHASE_MUST_BE_DIRECTORY, O_RDONLY, 0);
                         if (top < 0)
                                 return top;
-                        q = copy_tree(&op, sfd, top, 0);
+                        q = copy_tree(&op, sfd, top);
                 } else {
                         _cleanup_free_ char *base = NULL;
                         _cleanup_close_ int dfd = -EBADF;
@@ -1051,7 +1061,7 @@ int hooks_copy(struct mkm_ctx *ctx, const struct recipe *r, int rootfd, int64_t 
                                 _cleanup_close_ int top = copy_mkdir(&op, dfd, base, mode, c->has_mode || c->owner);
                                 if (top < 0)
                                         return top;
-                                q = copy_tree(&op, sfd, top, 0);
+                                q = copy_tree(&op, sfd, top);
                                 if (q >= 0)
                                         set_time(top, epoch);
                         }

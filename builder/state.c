@@ -1023,15 +1023,17 @@ struct gens_seen {
         bool one;
 };
 
-static bool gen_has_root(const char *state_dir, int gfd, uint64_t ino, struct gens_seen *seen) {
+/* 1 or 0; a negative errno when gen/ could not be listed whole (a generation missed could take
+ * the number of one that exists, or migrate a tree twice). */
+static int gen_has_root(const char *state_dir, int gfd, uint64_t ino, struct gens_seen *seen) {
         *seen = (struct gens_seen){};
         DIR *d = gfd >= 0 ? fs_opendir_dup(gfd) : NULL;
         if (!d)
-                return false;
+                return 0;
         bool found = false;
         struct dirent *de;
         uint64_t v;
-        while ((de = readdir(d))) {
+        while ((errno = 0, de = readdir(d))) {
                 if (!parse_unsigned(de->d_name, 1000000000, &v))
                         continue;
                 seen->max = (unsigned)v > seen->max ? (unsigned)v : seen->max;
@@ -1043,8 +1045,9 @@ static bool gen_has_root(const char *state_dir, int gfd, uint64_t ino, struct ge
                     m.root_ino == ino)
                         found = true;
         }
+        int r = errno != 0 ? negative_errno() : found;
         closedir(d);
-        return found;
+        return r;
 }
 
 /* The layout of mkmachine before generations: state_dir/{recipe,lock,manifest,digest} describe
@@ -1068,12 +1071,18 @@ static int migrate_old_layout(struct mkm_ctx *ctx, const char *name, const char 
         bool has_prev = fstatat(machines_fd, prev, &pst, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(pst.st_mode);
         bool has_live = fstatat(machines_fd, name, &lst, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(lst.st_mode);
         _cleanup_close_ int gfd = openat(state_fd, "gen", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        struct gens_seen seen;
+        struct gens_seen seen = {};
         /* The live tree's generation first: the old files are its only state, and they go at the
          * end of this. .#NAME.prev takes gen/1 when it is free; else it stays unmigrated (and
          * recovery leaves a .#NAME.prev it does not know alone). */
-        bool do_live = has_live && !gen_has_root(state_dir, gfd, lst.st_ino, &seen);
-        bool do_prev = has_prev && !gen_has_root(state_dir, gfd, pst.st_ino, &seen) && !seen.one;
+        int in_live = has_live ? gen_has_root(state_dir, gfd, lst.st_ino, &seen) : 0;
+        int in_prev = in_live >= 0 && has_prev ? gen_has_root(state_dir, gfd, pst.st_ino, &seen) : 0;
+        if (in_live < 0 || in_prev < 0) {
+                int e = in_live < 0 ? in_live : in_prev;
+                return mkm_err_set(reterr, e, "cannot list %s/gen: %s", state_dir, strerror(-e));
+        }
+        bool do_live = has_live && !in_live;
+        bool do_prev = has_prev && !in_prev && !seen.one;
         unsigned live_n = (seen.max > 0 ? seen.max : do_prev ? 1 : 0) + 1;   /* above all, so live */
         if (do_live || do_prev) {
                 mkm_info(ctx, "migrating the state of '%s' in %s to generations", name, state_dir);

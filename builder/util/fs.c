@@ -177,6 +177,16 @@ unsigned long fs_random_ulong(void) {
         return (unsigned long)ts.tv_nsec ^ ((unsigned long)ts.tv_sec << 20) ^ (++n << 40) ^ (unsigned long)random();
 }
 
+static int fs_strcmp_ptr(const void *a, const void *b) {
+        return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+const char *fs_source_tree_refusal(int r, const char *step) {
+        if (r == -EPERM && step)        /* an open's own EPERM (a FUSE daemon, fanotify, seccomp) */
+                return NULL;
+        return fs_beside_refusal(r);
+}
+
 const char *fs_beside_refusal(int r) {
         switch (r) {
         case -EACCES:
@@ -249,9 +259,16 @@ int fs_open_entry_as(int dirfd, const char *name, const struct fs_reader *as, st
         return 0;
 }
 
-static int judge_tree(int dirfd, const struct fs_reader *as, unsigned depth, unsigned max_depth, char **where,
-                      const char **ret_step) {
-        if (depth > max_depth)
+struct source_walk {
+        const struct fs_reader *as;
+        unsigned max_depth;
+        const struct fs_tree_visitor *v;
+        const char **step;
+        bool visitor;           /* the visitor failed, not the walk */
+};
+
+static int source_tree(struct source_walk *w, int dirfd, void *parent, unsigned depth, char **where) {
+        if (depth > w->max_depth)
                 return -ELOOP;
         struct stat dst;
         if (fstat(dirfd, &dst) < 0)
@@ -270,13 +287,24 @@ static int judge_tree(int dirfd, const struct fs_reader *as, unsigned depth, uns
                 struct stat st;
                 _cleanup_close_ int fd = -EBADF;
                 char target[PATH_MAX];
-                q = fs_open_entry_as(dirfd, n, as, &st, &fd, target, sizeof target, ret_step);
+                q = fs_open_entry_as(dirfd, n, w->as, &st, &fd, target, sizeof target, w->step);
                 if (q >= 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode) && !S_ISLNK(st.st_mode))
                         q = -EBADFD;
+                void *child = NULL;
+                if (q >= 0 && w->v && (q = w->v->entry(parent, n, &st, fd, S_ISLNK(st.st_mode) ? target : NULL,
+                                                        &child)) < 0)
+                        w->visitor = true;
                 char *inner = NULL;
-                if (q >= 0 && S_ISDIR(st.st_mode))
-                        q = judge_tree(fd, as, depth + 1, max_depth, &inner, ret_step);
-                if (q < 0) {    /* the path of what was refused, from the inside out */
+                if (q >= 0 && S_ISDIR(st.st_mode)) {
+                        q = source_tree(w, fd, child, depth + 1, &inner);
+                        if (w->v && w->v->leave) {
+                                int l = w->v->leave(child, q);
+                                if (l < 0 && q >= 0)
+                                        w->visitor = true;
+                                q = l;
+                        }
+                }
+                if (q < 0) {    /* the path of what failed, from the inside out */
                         char *p = inner && strcmp(inner, ".") != 0 ? fs_path_join(n, inner) : strdup(n);
                         free(inner);
                         if (!p)
@@ -284,25 +312,33 @@ static int judge_tree(int dirfd, const struct fs_reader *as, unsigned depth, uns
                         *where = p;
                 }
         }
-        if (q >= 0 && errno != 0) {     /* the listing itself failed: not all of it was judged */
+        if (q >= 0 && errno != 0) {     /* the listing itself failed: not all of it was walked */
                 q = negative_errno();
-                *ret_step = "cannot list the source directory";
+                *w->step = "cannot list the source directory";
         }
         (void)closedir(d);
         return q;
 }
 
-int fs_judge_source_tree(int dirfd, const struct fs_reader *as, unsigned max_depth, char **ret_where,
-                         const char **ret_step) {
+int fs_walk_source_tree(int dirfd, const struct fs_reader *as, unsigned max_depth, const struct fs_tree_visitor *v,
+                        void *top, char **ret_where, const char **ret_step, bool *ret_visitor) {
         char *where = NULL;
         *ret_step = NULL;
-        int q = judge_tree(dirfd, as, 0, max_depth, &where, ret_step);
+        struct source_walk w = { .as = as, .max_depth = max_depth, .v = v, .step = ret_step };
+        int q = source_tree(&w, dirfd, top, 0, &where);
         if (q < 0 && q != -ENOMEM && !where && !(where = strdup(".")))
                 q = -ENOMEM;
         *ret_where = q < 0 ? where : NULL;
         if (q >= 0)
                 free(where);
+        if (ret_visitor)
+                *ret_visitor = q < 0 && w.visitor;
         return q;
+}
+
+int fs_judge_source_tree(int dirfd, const struct fs_reader *as, unsigned max_depth, char **ret_where,
+                         const char **ret_step) {
+        return fs_walk_source_tree(dirfd, as, max_depth, NULL, NULL, ret_where, ret_step, NULL);
 }
 
 /* Field k of a mountinfo line after its separator ("... - FSTYPE SOURCE SUPEROPTIONS": 0, 1, 2),
@@ -643,31 +679,31 @@ DIR *fs_opendir_dup(int dirfd) {
 
 int fs_list_names(int dirfd, fs_keep_fn keep, void *userdata, size_t max, char ***ret_names) {
         *ret_names = NULL;
-        _cleanup_strv_free_ char **names = calloc(1, sizeof *names);
-        if (!names)
-                return -ENOMEM;
+        /* a builder: strv_push() would count the list at every name (a directory of 100,000) */
+        struct strv_builder b = {};
         DIR *d = fs_opendir_dup(dirfd);
         if (!d)
                 return negative_errno();
-        size_t n = 0;
         int r = 0;
         struct dirent *de;
         while (r >= 0 && (errno = 0, de = readdir(d))) {
                 const char *name = de->d_name;
                 if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0 || (keep && !keep(dirfd, name, userdata)))
                         continue;
-                if (max && n >= max)
-                        r = -E2BIG;
-                else if ((r = strv_push(&names, name)) >= 0)
-                        n++;
+                r = max && b.n >= max ? -E2BIG : strv_builder_push(&b, name);
         }
         if (r >= 0 && errno != 0)       /* readdir's end or its failure */
                 r = negative_errno();
         (void)closedir(d);
-        if (r < 0)
+        if (r >= 0 && !b.l && !(b.l = calloc(1, sizeof *b.l)))
+                r = -ENOMEM;
+        if (r < 0) {
+                strv_free(b.l);
                 return r;
-        strv_sort(names);
-        *ret_names = TAKE_PTR(names);
+        }
+        if (b.n > 1)
+                qsort(b.l, b.n, sizeof *b.l, fs_strcmp_ptr);
+        *ret_names = b.l;
         return 0;
 }
 

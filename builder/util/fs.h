@@ -102,11 +102,26 @@ bool fs_anyone_writes(const struct stat *st);
 int fs_open_entry_as(int dirfd, const char *name, const struct fs_reader *as, struct stat *ret_st, int *ret_fd,
                      char *target, size_t size, const char **ret_step);
 
-/* Judge a source directory as copying it will (hooks' Copy=), before anything is copied: no
- * directory in it one anyone can write (-EPERM), every entry as fs_open_entry_as() takes it, only
- * files, directories and symbolic links (-EBADFD), at most max_depth levels below dirfd (-ELOOP).
- * On a refusal *ret_where (the caller frees it) is the entry's path relative to dirfd ("." for
- * dirfd itself) and *ret_step as fs_open_entry_as() says, or NULL. */
+/* Walk a source directory as a copy takes it (hooks' Copy=): no directory in it one anyone can
+ * write (-EPERM), every entry as fs_open_entry_as() takes it, only files, directories and
+ * symbolic links (-EBADFD), at most max_depth levels below dirfd (-ELOOP), every listing whole
+ * (readdir's error, step "cannot list the source directory"). One walk for the copy and for the
+ * judge that `check` and the build run before anything is fetched, so that they cannot differ.
+ * v->entry (v NULL: only judge) gets each entry, with parent (top for dirfd's own entries), what
+ * was opened (fd of a file or directory, no longer non-blocking; target of a link) and for a
+ * directory sets *ret_child, what its entries get as their parent; v->leave(child, q) follows a
+ * directory's entries with the walk's result so far and returns it or its own failure. On a
+ * failure *ret_where (the caller frees it) is the entry's path relative to dirfd ("." for dirfd
+ * itself), *ret_step as fs_open_entry_as() says (or NULL), and *ret_visitor whether v failed (in
+ * its own words) rather than the walk refused. */
+struct fs_tree_visitor {
+        int (*entry)(void *parent, const char *name, const struct stat *st, int fd, const char *target,
+                     void **ret_child);
+        int (*leave)(void *child, int q);
+};
+int fs_walk_source_tree(int dirfd, const struct fs_reader *as, unsigned max_depth, const struct fs_tree_visitor *v,
+                        void *top, char **ret_where, const char **ret_step, bool *ret_visitor);
+/* fs_walk_source_tree() that only judges. */
 int fs_judge_source_tree(int dirfd, const struct fs_reader *as, unsigned max_depth, char **ret_where,
                          const char **ret_step);
 
@@ -137,13 +152,16 @@ unsigned long fs_random_ulong(void);
  * ..."): for -EMLINK, -EPERM, -EBUSY, -EACCES, -ENOLINK and -MKM_E_IDENTITY; NULL for any other
  * code (strerror() then). */
 const char *fs_beside_refusal(int r);
+/* fs_beside_refusal() for what fs_walk_source_tree() failed with: -EPERM is "a directory anyone
+ * can write" only when the walk said it (no step), never an open's own EPERM. */
+const char *fs_source_tree_refusal(int r, const char *step);
 
 #define FS_READER_REFUSED \
         "is not readable by the recipe's owner: sources are read with the permissions of the owner of the " \
         "recipe's files"
 #define FS_IDENTITY_REFUSED \
         "cannot be read as the recipe's owner: mkmachine cannot take their permissions (it needs CAP_SETUID " \
-        "and CAP_SETGID)"
+        "and CAP_SETGID; in a user namespace, their uid and groups mapped and setgroups allowed)"
 #define FS_FOREIGN_LINK_REFUSED \
         "leads through a symbolic link that neither root nor the recipe's owner owns: it is read with the " \
         "permissions of the owner of the recipe's files"
@@ -201,9 +219,10 @@ DIR *fs_opendir_dup(int dirfd);
 /* The names in dirfd ("." and ".." left out) that keep accepts (NULL: all; it gets dirfd, the
  * name and userdata), sorted by strcmp(), into *ret_names (a NULL-terminated list, empty rather
  * than NULL; caller frees with strv_free()). -E2BIG when more than max are kept (0: no limit). A
- * listing that fails part-way (readdir(3): EIO, a FUSE daemon's error, ENOENT in a directory
- * removed meanwhile) is that error, never a short list: what is built, digested or exported from
- * a listing must be all of it. */
+ * listing that fails part-way (readdir(3): EIO, a FUSE daemon's error, a directory block that
+ * fails its checksum) is that error, never a short list: what is built, digested or exported from
+ * a listing must be all of it. (glibc's readdir takes the ENOENT of a directory removed while it
+ * is open for the end.) */
 typedef bool (*fs_keep_fn)(int dirfd, const char *name, void *userdata);
 int fs_list_names(int dirfd, fs_keep_fn keep, void *userdata, size_t max, char ***ret_names);
 

@@ -437,6 +437,13 @@ static void test_copy(void **state) {
         assert_true(S_ISDIR(st.st_mode));
         assert_int_equal(st.st_mode & 07777, 0750);
         assert_int_equal(st.st_uid, 991);
+        /* every time the epoch, directories once their entries are in, links too */
+        const char *const clamped[] = { "srv/site", "srv/site/bin", "srv/site/bin/run", "srv/site/current",
+                                        "srv/site/index.html" };
+        for (size_t i = 0; i < sizeof clamped / sizeof *clamped; i++)
+                if (th_lstat_in(f->root, clamped[i]).st_mtime != 1700000000)
+                        fail_msg("%s: mtime %lld, not the epoch", clamped[i],
+                                 (long long)th_lstat_in(f->root, clamped[i]).st_mtime);
         st = th_lstat_in(f->root, "srv/site/bin/run");
         assert_int_equal(st.st_mode & 07777, 04755);   /* kept, setuid included */
         assert_int_equal(st.st_uid, 991);
@@ -599,7 +606,8 @@ static void test_copy_hard_links(void **state) {
         _cleanup_(recipe_freep) struct recipe *pub = load(f, "[Hooks]\nCopy=files/pub:/srv/pub\n");
         assert_int_equal(hooks_copy(&f->ctx, pub, f->rootfd, -1, &err), -MKM_E_RECIPE);
         assert_non_null(strstr(err.msg, "Copy="));
-        assert_non_null(strstr(err.msg, "a directory of the source is in (or is) a directory anyone can write"));
+        if (!strstr(err.msg, "/src/files/pub:/srv/pub: 'tmp' is in (or is) a directory anyone can write"))
+                fail_msg("%s", err.msg);
         assert_false(exists_in(f->root, "srv/pub/tmp/root-only"));
         /* the tenant's own linked file is theirs to copy */
         if (hooks_copy(&f->ctx, own, f->rootfd, -1, &err) < 0)

@@ -5,12 +5,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/fanotify.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -937,7 +939,7 @@ static void test_copy_tree_judged(void **state) {
                   "files/etc/sub/fifo' is a device, FIFO or socket" },
                 { "ln ROOTONLY sub/hl", "rm sub/hl",
                   "files/etc/sub/hl' is a hard link to a file of another owner than its directory's" },
-                { "mkdir -p $(printf 'd/%.0s' $(seq 258)) && chown -R 4321:4321 d", "rm -rf d",
+                { "mkdir -p $(printf 'd/%.0s' $(seq 257)) && chown -R 4321:4321 d", "rm -rf d",
                   "files/etc': deeper than 256 levels" },
         };
         for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
@@ -961,6 +963,14 @@ static void test_copy_tree_judged(void **state) {
         /* and nothing left over that the last case missed */
         if (recipe_validate_for_build(r, &err) < 0)
                 fail_msg("after the cases: %s", err.msg);
+        /* 256 levels below the source are copied (257, above, are not) */
+        snprintf(cmd, sizeof cmd, "cd '%s/files/etc' && mkdir -p $(printf 'd/%%.0s' $(seq 256)) && chown -R 4321:4321 d",
+                 ten);
+        assert_int_equal(system(cmd), 0);
+        if (recipe_validate_for_build(r, &err) < 0)
+                fail_msg("256 levels: %s", err.msg);
+        snprintf(cmd, sizeof cmd, "rm -rf '%s/files/etc/d'", ten);
+        assert_int_equal(system(cmd), 0);
 
         /* A root that cannot take the reader's identity (no CAP_SETGID: setgroups fails) says so,
          * at the load and at the judge walk; never "a directory anyone can write", whose code
@@ -993,9 +1003,49 @@ static void test_copy_tree_judged(void **state) {
                 if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
                         fail_msg("step %d: child status %#x", step, status);
                 if (!strstr(msg, want[step]) || strstr(msg, "anyone can write") ||
-                    (step == 0 && !strstr(msg, "cannot take the recipe owner's permissions (needs CAP_SETUID and CAP_SETGID)")))
+                    (step == 0 && !strstr(msg, "cannot take the recipe owner's permissions (needs CAP_SETUID and CAP_SETGID")))
                         fail_msg("step %d without CAP_SETGID: got '%s'\nwant '%s'", step, msg, want[step]);
         }
+
+        /* An open's own EPERM (here a fanotify listener that denies opening motd; a FUSE daemon
+         * or a seccomp filter could say it too) is told as what it is, not as the walk's "a
+         * directory anyone can write". */
+        _cleanup_free_ char *motd = tpath("ten/files/etc/motd");
+        int ready[2];
+        assert_int_equal(pipe(ready), 0);
+        pid_t denier = fork();
+        assert_true(denier >= 0);
+        if (denier == 0) {
+                close(ready[0]);
+                int fan = fanotify_init(FAN_CLASS_CONTENT | FAN_CLOEXEC, O_RDONLY | O_CLOEXEC);
+                if (fan < 0 || fanotify_mark(fan, FAN_MARK_ADD, FAN_OPEN_PERM, AT_FDCWD, motd) < 0)
+                        _exit(1);
+                if (write(ready[1], "r", 1) != 1)
+                        _exit(2);
+                for (;;) {
+                        struct fanotify_event_metadata ev[8];
+                        ssize_t n = read(fan, ev, sizeof ev);
+                        if (n <= 0)
+                                _exit(3);
+                        for (struct fanotify_event_metadata *e = ev; FAN_EVENT_OK(e, n); e = FAN_EVENT_NEXT(e, n)) {
+                                struct fanotify_response resp = { .fd = e->fd, .response = FAN_DENY };
+                                (void)!write(fan, &resp, sizeof resp);
+                                close(e->fd);
+                        }
+                }
+        }
+        close(ready[1]);
+        char rd;
+        ssize_t got = read(ready[0], &rd, 1);
+        close(ready[0]);
+        err = (struct mkm_err){};
+        int q = got == 1 ? recipe_validate_for_build(r, &err) : 0;
+        (void)kill(denier, SIGKILL);
+        (void)waitpid(denier, NULL, 0);
+        assert_int_equal(got, 1);
+        if (q != -MKM_E_RECIPE || !strstr(err.msg, "cannot open the source '") ||
+            !strstr(err.msg, "files/etc/motd': Operation not permitted") || strstr(err.msg, "anyone can write"))
+                fail_msg("an open denied with EPERM: %d, '%s'", q, err.msg);
 }
 
 /* A FUSE file system shows whatever owners its daemon reports: one a tenant mounted (allow_other,

@@ -175,6 +175,8 @@ static void test_load(void **state) {
         assert_int_equal(fs_rm_rf_at(AT_FDCWD, host), 0);
 }
 
+static void old_layout(const char *host);
+
 /* A listing that fails (th_broken_listing_new(), bound over each directory the state lists) fails
  * the load: a generation or a tree missed would hide one from ls, rollback and the cleanup. */
 static void test_listings_fail(void **state) {
@@ -203,13 +205,38 @@ static void test_listings_fail(void **state) {
                 snprintf(cmd, sizeof cmd, "%s/%s", host, over[i]);
                 (void)umount2(cmd, MNT_DETACH);
         }
-        th_broken_listing_done(host);
         for (size_t i = 0; i < 3; i++) {
                 char want[4096];
                 snprintf(want, sizeof want, "cannot list %s/%s: Bad message", host, over[i]);
-                if (got[i] != -EBADMSG || strcmp(msg[i], want) != 0)
+                if (got[i] != -EBADMSG || strcmp(msg[i], want) != 0) {
+                        th_broken_listing_done(host);
                         fail_msg("%s that cannot be listed: %d, '%s'\nwant '%s'", over[i], got[i], msg[i], want);
+                }
         }
+
+        /* The migration of a state from before generations reads gen/ whole, or not at all: a
+         * generation missed could give the live tree the number of one that exists. */
+        _cleanup_free_ char *old = th_tmpdir_new("state-old");
+        struct mkm_ctx octx = { .host_root = old, .keep_generations = 1 };
+        old_layout(old);
+        th_write_file(old, "var/lib/mkmachine/m/gen/.keep", "", 0644);
+        char cmd[8192];
+        snprintf(cmd, sizeof cmd, "mount --bind '%s' '%s/var/lib/mkmachine/m/gen'", broken, old);
+        int bound = system(cmd);
+        struct mkm_err err = {};
+        struct deploy *d = NULL;
+        int q = bound == 0 ? deploy_begin(&octx, "m", &d, &err) : 0;
+        deploy_free(d);
+        snprintf(cmd, sizeof cmd, "%s/var/lib/mkmachine/m/gen", old);
+        (void)umount2(cmd, MNT_DETACH);
+        th_broken_listing_done(host);
+        assert_int_equal(bound, 0);
+        char want[4096];
+        snprintf(want, sizeof want, "cannot list %s/var/lib/mkmachine/m/gen: Bad message", old);
+        if (q != -EBADMSG || !strstr(err.msg, want))
+                fail_msg("a migration whose gen/ cannot be listed: %d, '%s'\nwant '%s'", q, err.msg, want);
+        assert_true(exists(old, "var/lib/mkmachine/m/digest"));        /* the old state is still all there */
+        assert_int_equal(fs_rm_rf_at(AT_FDCWD, old), 0);
         assert_int_equal(fs_rm_rf_at(AT_FDCWD, host), 0);
 }
 

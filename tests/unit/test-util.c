@@ -832,9 +832,10 @@ static void expect_names(char **names, const char *want) {
 }
 
 /* Listings: fs_list_names() keeps what keep accepts, sorted, at most max, from the top however
- * often the same fd is listed; and a listing that fails part-way (readdir(3) of a directory
- * removed while it is open fails with ENOENT) is an error, in it, in fs_walk() (the manifest and
- * the shift walk) and in fs_judge_source_tree(): never a short or empty list taken for all. */
+ * often the same fd is listed; and a listing that fails (readdir(3) ends with EBADMSG on
+ * th_broken_listing_new()'s directory, as on a disk error) is an error, in it, in fs_walk() (the
+ * manifest and the shift walk) and in fs_judge_source_tree(): never a short or empty list taken
+ * for all of it. */
 static void test_listings(void **state) {
         (void)state;
         char *dir = th_tmpdir_new("listings");
