@@ -412,6 +412,27 @@ static void test_load_errors(void **state) {
         rmdir(empty.top);
 }
 
+/* At most 4096 hooks in a directory (a hostile package's thousands would each be parsed and
+ * matched): the 4097th refuses the load, other files in the directory do not count. */
+static void test_load_cap(void **state) {
+        struct tree *t = *state;
+        char name[64];
+        for (int i = 0; i < 4096; i++) {
+                snprintf(name, sizeof name, "etc/pacman.d/hooks/h%04d.hook", i);
+                put(t, name, "[Trigger]\nOperation = Sometimes\n");
+        }
+        put(t, "etc/pacman.d/hooks/README", "not a hook");
+        struct alpm_hook **h = NULL;
+        size_t n = 0;
+        struct mkm_err err = {};
+        /* 4096: listed, then the first one's parse error (strict) */
+        assert_int_equal(alpm_hooks_load(NULL, t->rootfd, true, &h, &n, &err), -MKM_E_PARSE);
+        assert_string_equal(err.msg, "hook /etc/pacman.d/hooks/h0000.hook line 2: invalid value Sometimes");
+        put(t, "etc/pacman.d/hooks/h4096.hook", "[Trigger]\nOperation = Sometimes\n");
+        assert_int_equal(alpm_hooks_load(NULL, t->rootfd, true, &h, &n, &err), -E2BIG);
+        assert_string_equal(err.msg, "/etc/pacman.d/hooks: more than 4096 hooks");
+}
+
 /* ------------------------------------------------------------------ running (root + busybox) */
 
 static void test_run(void **state) {
@@ -522,6 +543,7 @@ int main(void) {
                 cmocka_unit_test(test_match),
                 cmocka_unit_test_setup_teardown(test_load, tree_setup, tree_teardown),
                 cmocka_unit_test_setup_teardown(test_load_errors, tree_setup, tree_teardown),
+                cmocka_unit_test_setup_teardown(test_load_cap, tree_setup, tree_teardown),
                 cmocka_unit_test_setup_teardown(test_run, tree_setup, tree_teardown),
                 cmocka_unit_test(test_script_grep),
         };
