@@ -756,9 +756,11 @@ static int collect_dir_fd(int dfd, const char *dir, bool confined, const struct 
                          * Looked up and opened with the recipe owner's permissions (as). */
                         struct fs_reader_saved saved;
                         r = fs_reader_enter(as, &saved);
+                        if (r == -MKM_E_IDENTITY)
+                                return mkm_err_set(reterr, r, "%s " FS_IDENTITY_REFUSED, label);
                         if (r < 0)
-                                return mkm_err_set(reterr, r, "%s %s", label,
-                                                   r == -MKM_E_IDENTITY ? FS_IDENTITY_REFUSED : strerror(-r));
+                                return mkm_err_set(reterr, r, "cannot read %s as the recipe's owner: %s", label,
+                                                   strerror(-r));
                         _cleanup_close_ int pfd = openat(dfd, name, O_PATH | O_CLOEXEC | (confined ? O_NOFOLLOW : 0));
                         _cleanup_close_ int fd = -EBADF;
                         struct stat st, st2;
