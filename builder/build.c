@@ -209,7 +209,7 @@ static int prepare(struct mkm_ctx *ctx, const char *path, bool relock, const str
         _cleanup_free_ char *text = NULL;
         size_t len = 0;
         q = read_lock_file(b, &text, &len);
-        if (q == -EPERM) {
+        if (q == -MKM_E_ANYONE_WRITES) {
                 /* Anyone could have put it there: not read, as if absent (and not written). */
                 mkm_warn(ctx, "%s is not used: %s", b->lock_path, LOCK_ANYONE_WRITES);
                 q = -ENOENT;
@@ -260,7 +260,7 @@ static int write_lock(struct build *b, bool *ret_written, struct mkm_err *reterr
         _cleanup_close_ int dfd = b->lock_beside ? fs_open_beside(dir, dir, true, NULL, NULL, &dst, NULL)
                                                  : open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (dfd >= 0 && b->lock_beside && fs_anyone_writes(&dst))
-                return mkm_err_set(reterr, -EPERM, "not writing %s: %s", b->lock_path, LOCK_ANYONE_WRITES);
+                return mkm_err_set(reterr, -MKM_E_ANYONE_WRITES, "not writing %s: %s", b->lock_path, LOCK_ANYONE_WRITES);
         if (dfd < 0)
                 q = b->lock_beside ? dfd : negative_errno();
         else
@@ -610,7 +610,7 @@ static int read_lock_as_is(const struct build *b, struct lock **ret, struct mkm_
         _cleanup_free_ char *text = NULL;
         size_t len = 0;
         int q = read_lock_file(b, &text, &len);
-        if (q == -ENOENT || q == -EPERM) {     /* -EPERM: not used (prepare() said why) */
+        if (q == -ENOENT || q == -MKM_E_ANYONE_WRITES) {       /* not used (prepare() said why) */
                 *ret = NULL;
                 return 0;
         }

@@ -958,9 +958,11 @@ static int copy_tree(const struct copy_op *op, int srcdirfd, int dfd) {
                                    RECIPE_COPY_DEPTH_MAX);
         if (q == -EBUSY)
                 return mkm_err_set(op->reterr, -EBUSY, "[Hooks] Copy=%s: %s changed while it was copied", op->item, shown);
-        if (fs_source_tree_refusal(q, step))
+        if (fs_beside_refusal(q))
                 return mkm_err_set(op->reterr, q == -MKM_E_IDENTITY ? q : -MKM_E_RECIPE, "[Hooks] Copy=%s: %s %s",
-                                   op->item, shown, fs_source_tree_refusal(q, step));
+                                   op->item, shown, fs_beside_refusal(q));
+        if (strcmp(where, ".") == 0 && step)    /* the source directory itself: its step names it */
+                return mkm_err_set(op->reterr, q, "[Hooks] Copy=%s: %s: %s", op->item, step, strerror(-q));
         return mkm_err_set(op->reterr, q, "[Hooks] Copy=%s: %s %s: %s", op->item, step ? step : "cannot read",
                            shown, strerror(-q));
 }

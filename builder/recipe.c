@@ -1910,8 +1910,8 @@ static int check_copy_tree(const struct recipe *r, const char *path, int fd, str
                                 "are copied", shown);
         if (q == -ELOOP && !step)       /* the walk's own depth, not an open that met a link */
                 return FAIL_KEY(errs, r, K_COPY, "'%s': deeper than %d levels", path, RECIPE_COPY_DEPTH_MAX);
-        if (fs_source_tree_refusal(q, step))
-                return FAIL_KEY(errs, r, K_COPY, "'%s' %s", shown, fs_source_tree_refusal(q, step));
+        if (fs_beside_refusal(q))
+                return FAIL_KEY(errs, r, K_COPY, "'%s' %s", shown, fs_beside_refusal(q));
         return FAIL_KEY(errs, r, K_COPY, "%s '%s': %s", step ? step : "cannot read", shown, strerror(-q));
 }
 

@@ -732,7 +732,8 @@ static int collect_dir_fd(int dfd, const char *dir, bool confined, const struct 
                           struct mkm_err *reterr) {
         struct stat dst;
         if (confined && fstat(dfd, &dst) == 0 && fs_anyone_writes(&dst))
-                return mkm_err_set(reterr, -EPERM, "%s: a directory anyone can write: its files may be anyone's", dir);
+                return mkm_err_set(reterr, -MKM_E_ANYONE_WRITES, "%s: a directory anyone can write: its files may be anyone's",
+                                   dir);
         _cleanup_strv_free_ char **names = NULL;
         int r = fs_list_names(dfd, is_keyring_input, NULL, 0, &names);
         if (r == -ENOMEM)

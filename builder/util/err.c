@@ -58,6 +58,7 @@ static const char *const domain_msgs[MKM_E_MAX - MKM_E_BASE] = {
         [MKM_E_LOCK - MKM_E_BASE] = "lock file problem",
         [MKM_E_SCRIPT - MKM_E_BASE] = "install script failed",
         [MKM_E_ARCHIVE - MKM_E_BASE] = "malformed archive",
+        [MKM_E_ANYONE_WRITES - MKM_E_BASE] = "in (or is) a directory anyone can write",
         [MKM_E_IDENTITY - MKM_E_BASE] = "cannot take the recipe owner's permissions (needs CAP_SETUID and CAP_SETGID; in a user "
                                               "namespace, the owner's uid and groups mapped and setgroups allowed)",
         [MKM_E_BADDATA - MKM_E_BASE] = "malformed repository data",

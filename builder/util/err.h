@@ -30,6 +30,7 @@ enum {
         MKM_E_BADDATA,          /* malformed repository or package data (not the user's input) */
         MKM_E_REFUSED,          /* would replace or delete what --force must confirm (no state, running) */
         MKM_E_IDENTITY,         /* cannot take a recipe owner's file system identity (no CAP_SETUID/CAP_SETGID) */
+        MKM_E_ANYONE_WRITES,    /* a source in (or is) a directory anyone can write: not taken as the recipe's */
         MKM_E_MAX,
 };
 

@@ -181,12 +181,6 @@ static int fs_strcmp_ptr(const void *a, const void *b) {
         return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-const char *fs_source_tree_refusal(int r, const char *step) {
-        if (r == -EPERM && step)        /* an open's own EPERM (a FUSE daemon, fanotify, seccomp) */
-                return NULL;
-        return fs_beside_refusal(r);
-}
-
 const char *fs_beside_refusal(int r) {
         switch (r) {
         case -EACCES:
@@ -195,7 +189,7 @@ const char *fs_beside_refusal(int r) {
                 return FS_FOREIGN_LINK_REFUSED;
         case -EMLINK:
                 return FS_HARD_LINK_REFUSED;
-        case -EPERM:
+        case -MKM_E_ANYONE_WRITES:
                 return FS_ANYONE_WRITES_REFUSED;
         case -EBUSY:
                 return "changed while it was opened";
@@ -271,13 +265,17 @@ static int source_tree(struct source_walk *w, int dirfd, void *parent, unsigned 
         if (depth > w->max_depth)
                 return -ELOOP;
         struct stat dst;
-        if (fstat(dirfd, &dst) < 0)
+        if (fstat(dirfd, &dst) < 0) {
+                *w->step = "cannot stat the source directory";
                 return negative_errno();
+        }
         if (fs_anyone_writes(&dst))
-                return -EPERM;
+                return -MKM_E_ANYONE_WRITES;
         DIR *d = fs_opendir_dup(dirfd);
-        if (!d)
+        if (!d) {
+                *w->step = "cannot list the source directory";
                 return negative_errno();
+        }
         int q = 0;
         struct dirent *de;
         while (q >= 0 && (errno = 0, de = readdir(d))) {
@@ -443,7 +441,7 @@ int fs_check_own_link(int dirfd, const char *name, const struct stat *st) {
 
 /* Walk inner ("/a/b/leaf", a path without links inside dirfd, as chase_in_root() gave it) to the
  * directory holding its last component, without following anything: dirfd and every directory on
- * the way must not be writable by anyone (-EPERM), -EBUSY when one is no longer a directory. */
+ * the way must not be writable by anyone (-MKM_E_ANYONE_WRITES), -EBUSY when one is no longer a directory. */
 static int walk_parents(int dirfd, const char *inner, int *ret_parent, const char **ret_leaf) {
         _cleanup_close_ int cur = fcntl(dirfd, F_DUPFD_CLOEXEC, 3);
         if (cur < 0)
@@ -456,7 +454,7 @@ static int walk_parents(int dirfd, const char *inner, int *ret_parent, const cha
                 if (!S_ISDIR(st.st_mode))
                         return -EBUSY;
                 if (fs_anyone_writes(&st))
-                        return -EPERM;
+                        return -MKM_E_ANYONE_WRITES;
                 while (*p == '/')
                         p++;
                 const char *slash = strchr(p, '/');
@@ -542,7 +540,7 @@ static int open_beside_inside(int dfd, const char *dir, const char *path, bool a
                 _cleanup_close_ int parentfd = -EBADF;
                 r = walk_parents(dfd, inner, &parentfd, &leaf);
                 if (r >= 0 && fs_anyone_writes(&st))
-                        r = -EPERM;
+                        r = -MKM_E_ANYONE_WRITES;
                 if (r >= 0)
                         r = fs_check_own_link(parentfd, leaf, &st);
                 if (r >= 0 && ret_dir_st && fstat(parentfd, ret_dir_st) < 0)

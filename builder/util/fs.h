@@ -44,7 +44,7 @@ int fs_reader_for_uid(uid_t uid, struct fs_reader *ret);
  * fsuid and come back with it, as the kernel does for setfsuid(2). Only opens, stats and reads
  * belong between the two: nothing is created as the reader. -MKM_E_IDENTITY when the switch did not
  * take (a root without CAP_SETUID or CAP_SETGID), worded by fs_beside_refusal(): its own code, so
- * that it is never told as -EPERM's "a directory anyone can write". */
+ * that it is never told as another refusal or as a plain EPERM. */
 struct fs_reader_saved {
         bool active;
         uid_t fsuid;
@@ -66,8 +66,8 @@ void fs_reader_leave(struct fs_reader_saved *s);
  * Only a regular file, or with allow_dir a directory, is opened (O_RDONLY|O_NONBLOCK, through
  * the walk's O_PATH fd, checked to be the same inode): a device or FIFO never is. *ret_real: dir
  * + the path inside; *ret_st its stat. Returns the fd or a negative errno (-EXDEV: not in dir, as
- * written or where it leads; -EBADFD: another type; -EINVAL: a relative path; -EPERM: in, or
- * itself, a directory anyone can write (fs_anyone_writes()); -EMLINK and -EBUSY as
+ * written or where it leads; -EBADFD: another type; -EINVAL: a relative path; -MKM_E_ANYONE_WRITES:
+ * in, or itself, a directory anyone can write (fs_anyone_writes()); -EMLINK and -EBUSY as
  * fs_check_own_link() for the file; -EACCES when as may not read it; -ENOLINK when the walk
  * would follow a symbolic link that neither root nor as owns). *ret_dir_st: the stat of the
  * directory holding it (dir's, for dir itself). path may be dir itself (a
@@ -103,7 +103,7 @@ int fs_open_entry_as(int dirfd, const char *name, const struct fs_reader *as, st
                      char *target, size_t size, const char **ret_step);
 
 /* Walk a source directory as a copy takes it (hooks' Copy=): no directory in it one anyone can
- * write (-EPERM), every entry as fs_open_entry_as() takes it, only files, directories and
+ * write (-MKM_E_ANYONE_WRITES), every entry as fs_open_entry_as() takes it, only files, directories and
  * symbolic links (-EBADFD), at most max_depth levels below dirfd (-ELOOP), every listing whole
  * (readdir's error, step "cannot list the source directory"). One walk for the copy and for the
  * judge that `check` and the build run before anything is fetched, so that they cannot differ.
@@ -148,13 +148,11 @@ uid_t fs_owner_of(int fd, const struct stat *st);
  * cannot foresee the names and take them all first. */
 unsigned long fs_random_ulong(void);
 
-/* What fs_open_beside() refused a source for, as words following its name ("'x' is a hard link
- * ..."): for -EMLINK, -EPERM, -EBUSY, -EACCES, -ENOLINK and -MKM_E_IDENTITY; NULL for any other
- * code (strerror() then). */
+/* What fs_open_beside() or fs_walk_source_tree() refused a source for, as words following its
+ * name ("'x' is a hard link ..."): for -EMLINK, -EBUSY, -EACCES, -ENOLINK, -MKM_E_ANYONE_WRITES
+ * and -MKM_E_IDENTITY; NULL for any other code (strerror() then: an open's own EPERM, from a FUSE
+ * daemon, a fanotify listener or seccomp, is told as "Operation not permitted"). */
 const char *fs_beside_refusal(int r);
-/* fs_beside_refusal() for what fs_walk_source_tree() failed with: -EPERM is "a directory anyone
- * can write" only when the walk said it (no step), never an open's own EPERM. */
-const char *fs_source_tree_refusal(int r, const char *step);
 
 #define FS_READER_REFUSED \
         "is not readable by the recipe's owner: sources are read with the permissions of the owner of the " \

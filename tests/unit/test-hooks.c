@@ -379,6 +379,37 @@ static void tree_users(struct fixture *f) {
         th_write_file(f->root, "etc/group", "root:x:0:\nmastodon:x:990:\nwww:x:33:mastodon\n", 0644);
 }
 
+/* The copy's own depth limit, the one check judges with: 256 levels below the source are copied,
+ * 257 refuse the copy (check_copy_tree() in test-recipe says the same before fetching). */
+static void test_copy_depth(void **state) {
+        struct fixture *f = *state;
+        char cmd[8192];
+        snprintf(cmd, sizeof cmd, "cd '%s' && mkdir -p files/deep/$(printf 'd/%%.0s' $(seq 256))", f->src);
+        assert_int_equal(system(cmd), 0);
+        _cleanup_(recipe_freep) struct recipe *r = load(f, "[Hooks]\nCopy=files/deep:/srv/deep\n");
+        struct mkm_err err = {};
+        if (hooks_copy(&f->ctx, r, f->rootfd, -1, &err) < 0)
+                fail_msg("256 levels: %s", err.msg);
+        char deepest[1024] = "srv/deep";
+        for (int i = 0; i < 256; i++)
+                strcat(deepest, "/d");
+        assert_true(exists_in(f->root, deepest));
+        snprintf(cmd, sizeof cmd, "cd '%s' && mkdir files/deep/$(printf 'd/%%.0s' $(seq 256))d", f->src);
+        assert_int_equal(system(cmd), 0);
+        err = (struct mkm_err){};
+        assert_int_equal(hooks_copy(&f->ctx, r, f->rootfd, -1, &err), -ELOOP);
+        assert_non_null(strstr(err.msg, "/src/files/deep:/srv/deep: deeper than 256 levels"));
+
+        /* a source directory that cannot be listed (th_broken_listing_new()): no copy */
+        _cleanup_free_ char *broken = th_broken_listing_new(f->src);
+        _cleanup_(recipe_freep) struct recipe *b = load(f, "[Hooks]\nCopy=broken/d:/srv/b\n");
+        err = (struct mkm_err){};
+        int q = hooks_copy(&f->ctx, b, f->rootfd, -1, &err);
+        th_broken_listing_done(f->src);
+        if (q != -EBADMSG || !strstr(err.msg, "/src/broken/d:/srv/b: cannot list the source directory: Bad message"))
+                fail_msg("a source that cannot be listed: %d, '%s'", q, err.msg);
+}
+
 static void test_copy(void **state) {
         struct fixture *f = *state;
         tree_users(f);
@@ -1251,6 +1282,7 @@ int main(void) {
                 cmocka_unit_test(test_json),
                 cmocka_unit_test_setup_teardown(test_docker_tree, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_copy, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_copy_depth, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_sources_swapped, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_copy_refusals, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_copy_hard_links, setup, teardown),

@@ -1040,12 +1040,25 @@ static void test_copy_tree_judged(void **state) {
         close(ready[0]);
         err = (struct mkm_err){};
         int q = got == 1 ? recipe_validate_for_build(r, &err) : 0;
+        /* and the file named by Copy= itself (fs_open_beside()) */
+        write_file("ten/f.recipe",
+                   "[Machine]\nName=x\n[Bootstrap]\nDistribution=arch\nPackages=base\n[Hooks]\nCopy=files/etc/motd:/etc/m\n");
+        _cleanup_free_ char *fpath = tpath("ten/f.recipe");
+        assert_int_equal(chown(fpath, 4321, 4321), 0);
+        _cleanup_(recipe_freep) struct recipe *f = NULL;
+        struct mkm_err ferr = {};
+        int fq = got == 1 ? recipe_load(NULL, fpath, &f, &ferr) : 0;
+        if (fq >= 0 && got == 1)
+                fq = recipe_validate_for_build(f, &ferr);
         (void)kill(denier, SIGKILL);
         (void)waitpid(denier, NULL, 0);
         assert_int_equal(got, 1);
         if (q != -MKM_E_RECIPE || !strstr(err.msg, "cannot open the source '") ||
             !strstr(err.msg, "files/etc/motd': Operation not permitted") || strstr(err.msg, "anyone can write"))
                 fail_msg("an open denied with EPERM: %d, '%s'", q, err.msg);
+        if (fq != -MKM_E_RECIPE || !strstr(ferr.msg, "files/etc/motd': Operation not permitted") ||
+            strstr(ferr.msg, "anyone can write"))
+                fail_msg("a Copy= file whose open is denied with EPERM: %d, '%s'", fq, ferr.msg);
 }
 
 /* A FUSE file system shows whatever owners its daemon reports: one a tenant mounted (allow_other,

@@ -641,11 +641,11 @@ static void test_open_beside_hard_link(void **state) {
         assert_true(fd >= 0);
         close(fd);
         assert_int_equal(chmod(shared, 01777), 0);
-        assert_int_equal(fs_open_beside(dir, infile, false, NULL, NULL, &st, NULL), -EPERM);
-        assert_int_equal(fs_open_beside(dir, shared, true, NULL, NULL, &st, NULL), -EPERM);
+        assert_int_equal(fs_open_beside(dir, infile, false, NULL, NULL, &st, NULL), -MKM_E_ANYONE_WRITES);
+        assert_int_equal(fs_open_beside(dir, shared, true, NULL, NULL, &st, NULL), -MKM_E_ANYONE_WRITES);
         assert_int_equal(chmod(shared, 0755), 0);
         assert_int_equal(chmod(dir, 01777), 0);
-        assert_int_equal(fs_open_beside(dir, infile, false, NULL, NULL, &st, NULL), -EPERM);     /* shared's parent */
+        assert_int_equal(fs_open_beside(dir, infile, false, NULL, NULL, &st, NULL), -MKM_E_ANYONE_WRITES);     /* shared's parent */
         fd = fs_open_beside(dir, dir, true, NULL, NULL, &st, NULL);
         assert_true(fd >= 0);
         close(fd);

@@ -884,7 +884,7 @@ static void test_keyring_fd(void **state) {
         k = verify_keyring_free(k);
         /* a keyring directory anyone can write: its files may be anyone's */
         assert_int_equal(chmod(dir, 01777), 0);
-        assert_int_equal(verify_keyring_new_cached_fd(NULL, dfd, dir, NULL, NULL, &k, &err), -EPERM);
+        assert_int_equal(verify_keyring_new_cached_fd(NULL, dfd, dir, NULL, NULL, &k, &err), -MKM_E_ANYONE_WRITES);
         assert_non_null(strstr(err.msg, "a directory anyone can write"));
         assert_int_equal(verify_keyring_new_cached(NULL, dir, NULL, &k, &err), 0);      /* the host's path */
         k = verify_keyring_free(k);
