@@ -401,7 +401,8 @@ static void test_copy_depth(void **state) {
         assert_non_null(strstr(err.msg, "/src/files/deep:/srv/deep: deeper than 256 levels"));
 
         /* a source directory that cannot be listed (th_broken_listing_new()): no copy */
-        _cleanup_free_ char *broken = th_broken_listing_new(f->src);
+        _cleanup_free_ char *broken = th_broken_listing_new(f->src);     /* f->src/broken/d */
+        assert_non_null(strstr(broken, "/src/broken/d"));
         _cleanup_(recipe_freep) struct recipe *b = load(f, "[Hooks]\nCopy=broken/d:/srv/b\n");
         err = (struct mkm_err){};
         int q = hooks_copy(&f->ctx, b, f->rootfd, -1, &err);
