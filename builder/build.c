@@ -163,7 +163,7 @@ static int lock_read_error(struct mkm_err *reterr, const char *path, int q) {
         const char *why = q == -EXDEV    ? "a link out of the recipe's directory"
                           : q == -EBADFD ? "not a regular file"
                           : q == -EFBIG  ? "larger than a lock can be"
-                                         : strerror(-q);
+                                         : mkm_strerror(q);
         return mkm_err_set(reterr, q, "cannot read %s: %s", path, why);
 }
 
@@ -267,7 +267,7 @@ static int write_lock(struct build *b, bool *ret_written, struct mkm_err *reterr
                 q = fs_write_atomic_at(dfd, base, text, strlen(text), 0644);
         if (q < 0)
                 return mkm_err_set(reterr, q, "cannot write %s: %s", b->lock_path,
-                                   q == -EXDEV ? "the recipe's directory is a link now" : strerror(-q));
+                                   q == -EXDEV ? "the recipe's directory is a link now" : mkm_strerror(q));
         *ret_written = true;
         return 0;
 }
@@ -360,7 +360,7 @@ static int install_packages(struct build *b, const struct backend_ops *ops, stru
                 q = cache_open_fd(b->cache, items[i].sha256, &fd);
                 if (q < 0)
                         return mkm_err_set(reterr, q, "%s: package not in the cache: %s",
-                                           items[i].name ? items[i].name : items[i].label, strerror(-q));
+                                           items[i].name ? items[i].name : items[i].label, mkm_strerror(q));
                 q = ops->install_one(be, i, fd, signer, reterr);
                 if (q < 0)
                         return q;

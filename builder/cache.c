@@ -531,14 +531,14 @@ static int prune_entries(struct cache *c, bool (*keep)(void *userdata, const cha
         _cleanup_strv_free_ char **subs = NULL;
         int q = fs_list_names(top, is_hex2, NULL, 0, &subs);
         if (q < 0)
-                return q == -ENOMEM ? q : mkm_err_set(reterr, q, "cannot read %s/sha256: %s", c->dir, strerror(-q));
+                return q == -ENOMEM ? q : mkm_err_set(reterr, q, "cannot read %s/sha256: %s", c->dir, mkm_strerror(q));
         for (char **x = subs; q >= 0 && *x; x++) {
                 _cleanup_close_ int sub = openat(top, *x, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
                 _cleanup_strv_free_ char **files = NULL;
                 q = sub < 0 ? negative_errno() : fs_list_names(sub, is_entry_of, *x, 0, &files);
                 if (q < 0)
                         return q == -ENOMEM ? q
-                                            : mkm_err_set(reterr, q, "cannot read %s/sha256/%s: %s", c->dir, *x, strerror(-q));
+                                            : mkm_err_set(reterr, q, "cannot read %s/sha256/%s: %s", c->dir, *x, mkm_strerror(q));
                 for (char **f = files; q >= 0 && *f; f++) {
                         if (keep(userdata, *f))
                                 continue;
@@ -566,7 +566,7 @@ static int prune_tmp(struct cache *c, bool dry_run, cache_prune_fn report, void 
         _cleanup_strv_free_ char **names = NULL;
         int q = fs_list_names(c->tmpfd, NULL, NULL, 0, &names);
         if (q < 0)
-                return q == -ENOMEM ? q : mkm_err_set(reterr, q, "cannot read %s/tmp: %s", c->dir, strerror(-q));
+                return q == -ENOMEM ? q : mkm_err_set(reterr, q, "cannot read %s/tmp: %s", c->dir, mkm_strerror(q));
         for (char **n = names; q >= 0 && *n; n++) {
                 struct stat st;
                 if (fstatat(c->tmpfd, *n, &st, AT_SYMLINK_NOFOLLOW) < 0)

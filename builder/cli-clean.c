@@ -146,7 +146,7 @@ static int prune_generations(struct mkm_ctx *ctx, struct clean *c, struct mkm_er
                 struct mkm_err err = {};
                 q = deploy_begin(ctx, *n, &d, &err);
                 if (q < 0) {
-                        mkm_warn(ctx, "clean: machine '%s' not pruned: %s", *n, err.msg[0] ? err.msg : strerror(-q));
+                        mkm_warn(ctx, "clean: machine '%s' not pruned: %s", *n, err.msg[0] ? err.msg : mkm_strerror(q));
                         q = 0;
                         continue;
                 }

@@ -114,14 +114,14 @@ int cli_cmd_ls(struct mkm_ctx *ctx, int argc, char **argv) {
                 else {
                         if (r != -EBUSY && r != -EPERM)
                                 mkm_warn(ctx, "ls: the state of '%s' was read as it is, not repaired: %s", *n,
-                                         err.msg[0] ? err.msg : strerror(-r));
+                                         err.msg[0] ? err.msg : mkm_strerror(r));
                         err = (struct mkm_err){};
                         r = state_load(ctx, *n, &loaded, &err);
                         if (r < 0) {
                                 /* One damaged state: said (in the list with --json: one document),
                                  * the others listed, exit 1. */
                                 rc = EXIT_BUILD_FAILED;
-                                const char *why = err.msg[0] ? err.msg : strerror(-r);
+                                const char *why = err.msg[0] ? err.msg : mkm_strerror(r);
                                 if (!ctx->json) {
                                         mkm_warn(ctx, "ls: cannot read the state of '%s': %s", *n, why);
                                         continue;

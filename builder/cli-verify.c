@@ -255,7 +255,7 @@ static void write_last_verify(struct mkm_ctx *ctx, const struct live *l, bool cl
         int r = dfd < 0 ? negative_errno() : fs_write_atomic_at(dfd, "last-verify", line, strlen(line), 0644);
         if (r < 0)
                 mkm_warn(ctx, "cannot record the result in %s/last-verify: %s; ignoring", gen_dir ? gen_dir : l->state_dir,
-                         strerror(-r));
+                         mkm_strerror(r));
 }
 
 int cli_cmd_verify(struct mkm_ctx *ctx, int argc, char **argv) {
@@ -295,7 +295,7 @@ int cli_cmd_verify(struct mkm_ctx *ctx, int argc, char **argv) {
         _cleanup_close_ int rootfd = open(l.tree, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (rootfd < 0) {
                 r = negative_errno();
-                (void)mkm_err_set(&err, r, "cannot open the machine's tree %s: %s", l.tree, strerror(-r));
+                (void)mkm_err_set(&err, r, "cannot open the machine's tree %s: %s", l.tree, mkm_strerror(r));
                 return cli_fail(r, &err, "verify");
         }
         _cleanup_(drift_freep) struct drift *d = NULL;

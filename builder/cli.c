@@ -599,7 +599,7 @@ static int read_host_config(const char *host_root, unsigned *keep) {
         if (r == -ENOENT)
                 return 0;
         if (r < 0)
-                return cli_error(EXIT_USAGE, "cannot read %s: %s", path, strerror(-r));
+                return cli_error(EXIT_USAGE, "cannot read %s: %s", path, mkm_strerror(r));
         struct ini_entry *e = NULL;
         size_t n = 0;
         struct mkm_err err = {};

@@ -86,11 +86,11 @@ int deploy_begin(struct mkm_ctx *ctx, const char *name, struct deploy **ret, str
                 return -ENOMEM;
         int r = fs_mkdir_p_at(AT_FDCWD, d->machines_dir, 0700);
         if (r < 0)
-                return mkm_err_set(reterr, r, "cannot create %s: %s", d->machines_dir, strerror(-r));
+                return mkm_err_set(reterr, r, "cannot create %s: %s", d->machines_dir, mkm_strerror(r));
         bool new_state = access(d->state_dir, F_OK) < 0;
         r = fs_mkdir_p_at(AT_FDCWD, d->state_dir, 0755);
         if (r < 0)
-                return mkm_err_set(reterr, r, "cannot create %s: %s", d->state_dir, strerror(-r));
+                return mkm_err_set(reterr, r, "cannot create %s: %s", d->state_dir, mkm_strerror(r));
         if (new_state) {
                 /* Its entry durable before a generation is written into it. */
                 _cleanup_close_ int tfd = open(state_top, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -107,7 +107,7 @@ int deploy_begin(struct mkm_ctx *ctx, const char *name, struct deploy **ret, str
          * no longer at its path locks nothing, so open it again. */
         for (unsigned attempt = 0;; attempt++) {
                 if (attempt > 0 && (r = fs_mkdir_p_at(AT_FDCWD, d->state_dir, 0755)) < 0)
-                        return mkm_err_set(reterr, r, "cannot create %s: %s", d->state_dir, strerror(-r));
+                        return mkm_err_set(reterr, r, "cannot create %s: %s", d->state_dir, mkm_strerror(r));
                 d->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
                 if (d->lock_fd < 0 && errno == ENOENT && attempt < 100)
                         continue;       /* the directory went meanwhile (rm, an empty one dropped) */
@@ -265,10 +265,10 @@ int deploy_check_replaceable(struct mkm_ctx *ctx, struct deploy *d, const char *
                 int r = state_host_files_diff(ctx, d->state, &hd, &nhd, &herr);
                 if (r < 0 && !ctx->force)
                         return mkm_err_set(reterr, r, "cannot compare the host files of '%s' with what mkmachine "
-                                           "installed (--force skips this): %s", d->name, herr.msg[0] ? herr.msg : strerror(-r));
+                                           "installed (--force skips this): %s", d->name, herr.msg[0] ? herr.msg : mkm_strerror(r));
                 if (r < 0)
                         mkm_warn(ctx, "cannot compare the host files of '%s' with what mkmachine installed: %s; "
-                                      "ignoring (--force)", d->name, herr.msg[0] ? herr.msg : strerror(-r));
+                                      "ignoring (--force)", d->name, herr.msg[0] ? herr.msg : mkm_strerror(r));
                 for (size_t i = 0; r >= 0 && i < nhd; i++)
                         if (hd[i].change == STATE_HOST_CHANGED)
                                 WHY("\n  host file: %.300s was changed by hand since generation %u installed it, and "
@@ -296,10 +296,10 @@ int deploy_check_replaceable(struct mkm_ctx *ctx, struct deploy *d, const char *
                 int r = drift_reason(ctx, d, &drift, &derr);
                 if (r < 0 && !ctx->force)
                         return mkm_err_set(reterr, r, "cannot compare machine '%s' with its manifest (--force skips this): %s",
-                                           d->name, derr.msg[0] ? derr.msg : strerror(-r));
+                                           d->name, derr.msg[0] ? derr.msg : mkm_strerror(r));
                 if (r < 0)
                         mkm_warn(ctx, "cannot compare machine '%s' with its manifest: %s; ignoring (--force)", d->name,
-                                 derr.msg[0] ? derr.msg : strerror(-r));
+                                 derr.msg[0] ? derr.msg : mkm_strerror(r));
                 else if (drift)
                         WHY("%s", drift);
         }
@@ -396,7 +396,7 @@ static int keep_tree_as(struct mkm_ctx *ctx, struct deploy *d, const char *from,
                 return -ENOMEM;
         int r = fs_rm_rf_at(d->machines_fd, to);
         if (r < 0 && r != -ENOENT)
-                mkm_warn(ctx, "cannot remove %s/%s: %s", d->machines_dir, to, strerror(-r));
+                mkm_warn(ctx, "cannot remove %s/%s: %s", d->machines_dir, to, mkm_strerror(r));
         if (syscall(SYS_renameat2, d->machines_fd, from, d->machines_fd, to, RENAME_NOREPLACE) < 0)
                 return negative_errno();
         return 0;
@@ -433,7 +433,7 @@ void deploy_prune(struct mkm_ctx *ctx, struct deploy *d) {
                         r = g->tree ? fs_rm_rf_at(AT_FDCWD, g->tree) : 0;
                 }
                 if (r < 0 && r != -ENOENT)
-                        mkm_warn(ctx, "cannot remove generation %u of '%s': %s; ignoring", g->gen, d->name, strerror(-r));
+                        mkm_warn(ctx, "cannot remove generation %u of '%s': %s; ignoring", g->gen, d->name, mkm_strerror(r));
         }
         (void)fsync(d->machines_fd);
         _cleanup_free_ char *gen_dir = fs_path_join(d->state_dir, "gen");
@@ -510,7 +510,7 @@ int deploy_commit(struct mkm_ctx *ctx, struct deploy *d, const struct state_new_
                                            "it would replace)",
                                            d->target, seen->tree_exists ? "was replaced" : "appeared");
                 return mkm_err_set(reterr, r, "cannot %s %s into place: %s", exists ? "swap" : "move", d->target,
-                                   strerror(-r));
+                                   mkm_strerror(r));
         }
         if (fsync(d->machines_fd) < 0)
                 mkm_warn(ctx, "cannot sync %s: %s", d->machines_dir, strerror(errno));
@@ -523,7 +523,7 @@ int deploy_commit(struct mkm_ctx *ctx, struct deploy *d, const struct state_new_
                         r = keep_tree_as(ctx, d, stage_name, old_gen);
                         if (r < 0)
                                 mkm_warn(ctx, "cannot keep the previous generation %u of '%s': %s", old_gen, d->name,
-                                         strerror(-r));
+                                         mkm_strerror(r));
                         else {
                                 free(d->staging);
                                 d->staging = NULL;
@@ -593,7 +593,7 @@ int deploy_rollback(struct mkm_ctx *ctx, struct deploy *d, unsigned *ret_from, u
         r = keep_tree_as(ctx, d, to_tree, from_gen);
         if (r < 0)
                 mkm_warn(ctx, "cannot keep generation %u of '%s' as .#%s.gen-%u: %s", from_gen, d->name, d->name, from_gen,
-                         strerror(-r));
+                         mkm_strerror(r));
         (void)fsync(d->machines_fd);
         r = reload(ctx, d, reterr);
         if (r >= 0)
@@ -632,12 +632,12 @@ int deploy_remove(struct mkm_ctx *ctx, struct deploy *d, struct mkm_err *reterr)
                 if (renameat(d->machines_fd, d->name, d->machines_fd, tn) < 0) {
                         r = negative_errno();
                         (void)rmdir(tmpl);
-                        return mkm_err_set(reterr, r, "cannot move %s away: %s", d->target, strerror(-r));
+                        return mkm_err_set(reterr, r, "cannot move %s away: %s", d->target, mkm_strerror(r));
                 }
                 (void)fsync(d->machines_fd);
                 r = fs_rm_rf_at(d->machines_fd, tn);
                 if (r < 0)
-                        return mkm_err_set(reterr, r, "cannot remove %s/%s: %s", d->machines_dir, tn, strerror(-r));
+                        return mkm_err_set(reterr, r, "cannot remove %s/%s: %s", d->machines_dir, tn, mkm_strerror(r));
         }
         /* Each kept generation: its state first, then its tree (as deploy_prune, so that no
          * half-removed tree is ever a generation). */
@@ -646,9 +646,9 @@ int deploy_remove(struct mkm_ctx *ctx, struct deploy *d, struct mkm_err *reterr)
                 if (!g->tree || g->live)
                         continue;
                 if ((r = state_remove_gen_dir(g->dir)) < 0 && r != -ENOENT)
-                        return mkm_err_set(reterr, r, "cannot remove %s: %s", g->dir, strerror(-r));
+                        return mkm_err_set(reterr, r, "cannot remove %s: %s", g->dir, mkm_strerror(r));
                 if ((r = fs_rm_rf_at(AT_FDCWD, g->tree)) < 0 && r != -ENOENT)
-                        return mkm_err_set(reterr, r, "cannot remove %s: %s", g->tree, strerror(-r));
+                        return mkm_err_set(reterr, r, "cannot remove %s: %s", g->tree, mkm_strerror(r));
         }
         (void)fsync(d->machines_fd);
         /* The state directory, its lock file included: we hold the lock until deploy_free. */
@@ -661,7 +661,7 @@ int deploy_remove(struct mkm_ctx *ctx, struct deploy *d, struct mkm_err *reterr)
                             (r = fs_rm_rf_at(sfd, de->d_name)) < 0 && r != -ENOENT) {
                                 closedir(dir);
                                 return mkm_err_set(reterr, r, "cannot remove %s/%s: %s", d->state_dir, de->d_name,
-                                                   strerror(-r));
+                                                   mkm_strerror(r));
                         }
                 closedir(dir);
         }

@@ -323,7 +323,7 @@ static int walk(struct tw *w, int dirfd, const char *path, unsigned depth) {
         if (r == -ENOMEM)
                 return r;
         if (r < 0)
-                return mkm_err_set(w->reterr, r, "export: cannot list %s: %s", path, strerror(-r));
+                return mkm_err_set(w->reterr, r, "export: cannot list %s: %s", path, mkm_strerror(r));
         for (char **n = names; *n; n++) {
                 _cleanup_free_ char *child = NULL;
                 if (asprintf(&child, "%s%s%s", path, strcmp(path, "./") == 0 ? "" : "/", *n) < 0)
@@ -940,7 +940,7 @@ int export_machine(struct mkm_ctx *ctx, const char *name, const char *dir, const
         if (r >= 0 && (dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
                 r = negative_errno();
         if (r < 0) {
-                r = mkm_err_set(reterr, r, "cannot open %s: %s", dir, strerror(-r));
+                r = mkm_err_set(reterr, r, "cannot open %s: %s", dir, mkm_strerror(r));
                 goto out;
         }
 
@@ -948,7 +948,7 @@ int export_machine(struct mkm_ctx *ctx, const char *name, const char *dir, const
         mkm_emit(ctx, &(struct mkm_event){ .type = MKM_EV_STAGE, .text = "writing the archive" });
         tarfd = tmpfile_open(dirfd, tar_name, &files[T_TAR]);
         if (tarfd < 0) {
-                r = mkm_err_set(reterr, tarfd, "cannot create a file in %s: %s", dir, strerror(-tarfd));
+                r = mkm_err_set(reterr, tarfd, "cannot create a file in %s: %s", dir, mkm_strerror(tarfd));
                 goto out;
         }
         char archived[MANIFEST_DIGEST_LEN];
@@ -987,7 +987,7 @@ int export_machine(struct mkm_ctx *ctx, const char *name, const char *dir, const
         }
         r = tmpfile_finish(tarfd, &files[T_TAR]);
         if (r < 0) {
-                r = mkm_err_set(reterr, r, "writing %s/%s: %s", dir, tar_name, strerror(-r));
+                r = mkm_err_set(reterr, r, "writing %s/%s: %s", dir, tar_name, mkm_strerror(r));
                 goto out;
         }
 
@@ -1015,10 +1015,10 @@ int export_machine(struct mkm_ctx *ctx, const char *name, const char *dir, const
                 mkm_debug(ctx, "export: %s does not exist: the export has no %s", nspawn_path, nspawn_name);
                 nspawn_path = mfree(nspawn_path);
         } else if (r < 0) {
-                r = mkm_err_set(reterr, r, "cannot read %s: %s", nspawn_path, strerror(-r));
+                r = mkm_err_set(reterr, r, "cannot read %s: %s", nspawn_path, mkm_strerror(r));
                 goto out;
         } else if ((r = tmpfile_write(dirfd, nspawn_name, nspawn, nspawn_len, &files[T_NSPAWN])) < 0) {
-                r = mkm_err_set(reterr, r, "writing %s/%s: %s", dir, nspawn_name, strerror(-r));
+                r = mkm_err_set(reterr, r, "writing %s/%s: %s", dir, nspawn_name, mkm_strerror(r));
                 goto out;
         }
 
@@ -1032,13 +1032,13 @@ int export_machine(struct mkm_ctx *ctx, const char *name, const char *dir, const
                         goto out;
                 r = tmpfile_write(dirfd, "SHA256SUMS.gpg", sig, sig_len, &files[T_SIG]);
                 if (r < 0) {
-                        r = mkm_err_set(reterr, r, "writing %s/SHA256SUMS.gpg: %s", dir, strerror(-r));
+                        r = mkm_err_set(reterr, r, "writing %s/SHA256SUMS.gpg: %s", dir, mkm_strerror(r));
                         goto out;
                 }
         }
         r = tmpfile_write(dirfd, "SHA256SUMS", sums, strlen(sums), &files[T_SUMS]);
         if (r < 0) {
-                r = mkm_err_set(reterr, r, "writing %s/SHA256SUMS: %s", dir, strerror(-r));
+                r = mkm_err_set(reterr, r, "writing %s/SHA256SUMS: %s", dir, mkm_strerror(r));
                 goto out;
         }
 

@@ -223,7 +223,7 @@ static int open_dir_in_root(struct xstate *s, const char *entry, const char *pat
                 return not_a_directory(s, entry, path);
         if (r < 0)
                 return mkm_err_set(s->reterr, r, "%s: cannot install '%s': /%s: %s", s->label, entry, path,
-                                   strerror(-r));
+                                   mkm_strerror(r));
         return fd;
 }
 
@@ -406,7 +406,7 @@ static int write_regular_locked(struct xstate *s, struct archive *a, struct arch
                 }
                 int q = fs_write_all(fd, buf, len);
                 if (q < 0)
-                        return mkm_err_set(s->reterr, q, "%s: writing /%s: %s", s->label, path, strerror(-q));
+                        return mkm_err_set(s->reterr, q, "%s: writing /%s: %s", s->label, path, mkm_strerror(q));
                 pos += len;
         }
         if (declared >= 0 && (uint64_t)declared != pos && ftruncate(fd, declared) < 0)
@@ -471,7 +471,7 @@ static int restore_dir_times(struct xstate *s) {
                 }
                 if (r < 0)
                         return mkm_err_set(s->reterr, r, "%s: setting the time of /%s: %s", s->label, s->dirs[i].path,
-                                           strerror(-r));
+                                           mkm_strerror(r));
         }
         return 0;
 }
@@ -786,7 +786,7 @@ static la_ssize_t hashing_read(struct archive *a, void *userdata, const void **r
         ssize_t n = 0;
         int r = hashing_read_some(h, &n);
         if (r < 0) {
-                archive_set_error(a, -r, "read: %s", strerror(-r));
+                archive_set_error(a, -r, "read: %s", mkm_strerror(r));
                 return -1;
         }
         *ret_buf = h->buf;
@@ -821,7 +821,7 @@ int extract_archive_fd(struct mkm_ctx *ctx, int rootfd, int fd, const struct ext
                 r = hashing_read_some(&h, &n);
                 if (r < 0) {
                         extract_result_done(&res);
-                        return mkm_err_set(reterr, r, "%s: read: %s", label, strerror(-r));
+                        return mkm_err_set(reterr, r, "%s: read: %s", label, mkm_strerror(r));
                 }
         }
         *ret = res;

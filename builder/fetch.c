@@ -372,7 +372,7 @@ static int xfer_start(struct fetch_state *st, CURLM *multi, struct xfer *x) {
         }
         if (x->fd < 0 || fstat(x->fd, &s) < 0) {
                 int r = negative_errno();
-                (void)snprintf(x->abort_msg, sizeof x->abort_msg, "cannot open '%s': %s", x->part, strerror(-r));
+                (void)snprintf(x->abort_msg, sizeof x->abort_msg, "cannot open '%s': %s", x->part, mkm_strerror(r));
                 return r;
         }
         /* Resume what an earlier attempt or run left, over HTTP only: a file:// copy is cheap.
@@ -385,7 +385,7 @@ static int xfer_start(struct fetch_state *st, CURLM *multi, struct xfer *x) {
             lseek(x->fd, (off_t)x->offset, SEEK_SET) < 0) {
                 int r = negative_errno();
                 (void)snprintf(x->abort_msg, sizeof x->abort_msg, "cannot truncate '%s': %s", x->part,
-                               strerror(-r));
+                               mkm_strerror(r));
                 return r;
         }
 
@@ -544,7 +544,7 @@ static int xfer_commit(struct xfer *x, bool sync) {
 
         if (sync && fsync(x->fd) < 0) {
                 r = negative_errno();
-                (void)snprintf(x->abort_msg, sizeof x->abort_msg, "cannot sync '%s': %s", x->part, strerror(-r));
+                (void)snprintf(x->abort_msg, sizeof x->abort_msg, "cannot sync '%s': %s", x->part, mkm_strerror(r));
                 return r;
         }
         (void)close(x->fd);
@@ -552,13 +552,13 @@ static int xfer_commit(struct xfer *x, bool sync) {
         if (rename(x->part, x->item->dest) < 0) {
                 r = negative_errno();
                 (void)snprintf(x->abort_msg, sizeof x->abort_msg, "cannot rename '%s' to '%s': %s", x->part,
-                               x->item->dest, strerror(-r));
+                               x->item->dest, mkm_strerror(r));
                 return r;
         }
         r = sync ? fsync_parent_dir(x->item->dest) : 0;
         if (r < 0) {
                 (void)snprintf(x->abort_msg, sizeof x->abort_msg, "cannot sync the directory of '%s': %s",
-                               x->item->dest, strerror(-r));
+                               x->item->dest, mkm_strerror(r));
                 return r;
         }
         return 0;
@@ -656,7 +656,7 @@ static void xfer_done(struct fetch_state *st, struct xfer *x, CURLcode c) {
                 if (ftruncate(x->fd, 0) < 0) {
                         o = OUT_LOCAL;
                         code = negative_errno();
-                        (void)snprintf(reason, sizeof reason, "cannot truncate '%s': %s", x->part, strerror(-code));
+                        (void)snprintf(reason, sizeof reason, "cannot truncate '%s': %s", x->part, mkm_strerror(code));
                 }
         }
         xfer_close(x);

@@ -501,7 +501,7 @@ static int write_or_remove(struct mkm_ctx *ctx, int hostfd, const char *dir, con
         if (q >= 0)
                 q = fs_write_atomic_at(hostfd, path, content, strlen(content), 0644);
         if (q < 0)
-                return mkm_err_set(reterr, q, "cannot write the host file /%s: %s", path, strerror(-q));
+                return mkm_err_set(reterr, q, "cannot write the host file /%s: %s", path, mkm_strerror(q));
         mkm_debug(ctx, "wrote the host file /%s", path);
         *ret_changed = true;
         return 0;
@@ -713,7 +713,7 @@ int hooks_precheck_host(struct mkm_ctx *ctx, const struct recipe *r, char *const
                         n++;
                 } else if (q < 0)
                         mkm_debug(ctx, "cannot tell whether the kernel module '%s' is loaded: %s", need[i].module,
-                                  strerror(-q));
+                                  mkm_strerror(q));
         }
 
         /* With user namespacing the machine's root is not the host's root: it opens /dev/fuse only
@@ -825,7 +825,7 @@ struct copy_op {
 static int copy_fail(const struct copy_op *op, int q, const char *what, const char *name) {
         if (q == -ENOMEM)
                 return q;
-        return mkm_err_set(op->reterr, q, "[Hooks] Copy=%s: %s '%s': %s", op->item, what, name, strerror(-q));
+        return mkm_err_set(op->reterr, q, "[Hooks] Copy=%s: %s '%s': %s", op->item, what, name, mkm_strerror(q));
 }
 
 static int copy_file(const struct copy_op *op, int srcfd, int dfd, const char *name, mode_t mode) {
@@ -962,9 +962,9 @@ static int copy_tree(const struct copy_op *op, int srcdirfd, int dfd) {
                 return mkm_err_set(op->reterr, q == -MKM_E_IDENTITY ? q : -MKM_E_RECIPE, "[Hooks] Copy=%s: %s %s",
                                    op->item, shown, fs_beside_refusal(q));
         if (strcmp(where, ".") == 0 && step)    /* the source directory itself: its step names it */
-                return mkm_err_set(op->reterr, q, "[Hooks] Copy=%s: %s: %s", op->item, step, strerror(-q));
+                return mkm_err_set(op->reterr, q, "[Hooks] Copy=%s: %s: %s", op->item, step, mkm_strerror(q));
         return mkm_err_set(op->reterr, q, "[Hooks] Copy=%s: %s %s: %s", op->item, step ? step : "cannot read",
-                           shown, strerror(-q));
+                           shown, mkm_strerror(q));
 }
 
 /* Open a recipe's source path for the build: beside the recipe file that named it, walked inside
@@ -996,7 +996,7 @@ static int open_source(const struct recipe *r, const char *path, const char *dir
         if (fs_beside_refusal(fd))
                 return mkm_err_set(reterr, -MKM_E_RECIPE, "[Hooks] %s: the source %s", what, fs_beside_refusal(fd));
         if (fd < 0)
-                return mkm_err_set(reterr, -MKM_E_RECIPE, "[Hooks] %s: cannot open the source: %s", what, strerror(-fd));
+                return mkm_err_set(reterr, -MKM_E_RECIPE, "[Hooks] %s: cannot open the source: %s", what, mkm_strerror(fd));
         return fd;
 }
 
@@ -1024,7 +1024,7 @@ int hooks_copy(struct mkm_ctx *ctx, const struct recipe *r, int rootfd, int64_t 
                                            "with '..'; refusing",
                                            item);
                 if (q < 0)
-                        return mkm_err_set(reterr, q, "[Hooks] Copy=%s: cannot resolve the destination: %s", item, strerror(-q));
+                        return mkm_err_set(reterr, q, "[Hooks] Copy=%s: cannot resolve the destination: %s", item, mkm_strerror(q));
                 q = resolve_owner(rootfd, item, c->owner, &op.uid, &op.gid, reterr);
                 if (q < 0)
                         return q;
@@ -1086,7 +1086,7 @@ int hooks_authorized_keys(struct mkm_ctx *ctx, const struct recipe *r, int rootf
         int q = read_in_root(rootfd, "root/.ssh/authorized_keys", &text, &len);
         if (q < 0 && q != -ENOENT && q != -EINVAL)
                 return mkm_err_set(reterr, q, "[Hooks] RootAuthorizedKeys=: cannot read /root/.ssh/authorized_keys: %s",
-                                   strerror(-q));
+                                   mkm_strerror(q));
         if (q < 0)
                 text = NULL, len = 0;
         for (size_t i = 0; r->root_authorized_keys[i]; i++) {
@@ -1103,7 +1103,7 @@ int hooks_authorized_keys(struct mkm_ctx *ctx, const struct recipe *r, int rootf
                 q = fs_read_fd(kfd, SMALL_FILE_MAX, &key, &klen);
                 if (q < 0)
                         return mkm_err_set(reterr, -MKM_E_RECIPE, "[Hooks] RootAuthorizedKeys=%s: cannot read it: %s", *k,
-                                           strerror(-q));
+                                           mkm_strerror(q));
                 if (strstr(key, "PRIVATE KEY"))
                         return mkm_err_set(reterr, -MKM_E_RECIPE,
                                            "[Hooks] RootAuthorizedKeys=%s: this is a private key; refusing to copy it "
@@ -1122,7 +1122,7 @@ int hooks_authorized_keys(struct mkm_ctx *ctx, const struct recipe *r, int rootf
         }
         _cleanup_close_ int home = mkdir_in_root(rootfd, "root", 0700, 0, 0);
         if (home < 0)
-                return mkm_err_set(reterr, home, "[Hooks] RootAuthorizedKeys=: cannot create /root: %s", strerror(-home));
+                return mkm_err_set(reterr, home, "[Hooks] RootAuthorizedKeys=: cannot create /root: %s", mkm_strerror(home));
         _cleanup_close_ int ssh = mkdir_in_root(rootfd, "root/.ssh", 0700, 0, 0);
         if (ssh < 0 || fchown(ssh, 0, 0) < 0 || fchmod(ssh, 0700) < 0)
                 return mkm_err_set(reterr, ssh < 0 ? ssh : negative_errno(),
@@ -1131,7 +1131,7 @@ int hooks_authorized_keys(struct mkm_ctx *ctx, const struct recipe *r, int rootf
         q = write_in_root(rootfd, "root/.ssh/authorized_keys", text, len, 0600, 0, 0, epoch);
         if (q < 0)
                 return mkm_err_set(reterr, q, "[Hooks] RootAuthorizedKeys=: cannot write /root/.ssh/authorized_keys: %s",
-                                   strerror(-q));
+                                   mkm_strerror(q));
         mkm_debug(ctx, "installed %zu authorized key file(s) for root", strv_length(r->root_authorized_keys));
         return 0;
 }
@@ -1165,7 +1165,7 @@ int hooks_ssh_host_keys(struct mkm_ctx *ctx, int rootfd, int64_t epoch, const ch
                 return 0;
         int q = write_in_root(rootfd, "etc/systemd/system/" KEYGEN_UNIT, keygen_unit, strlen(keygen_unit), 0644, 0, 0, epoch);
         if (q < 0)
-                return mkm_err_set(reterr, q, "cannot write /etc/systemd/system/" KEYGEN_UNIT ": %s", strerror(-q));
+                return mkm_err_set(reterr, q, "cannot write /etc/systemd/system/" KEYGEN_UNIT ": %s", mkm_strerror(q));
         *ret_unit = KEYGEN_UNIT;
         return 0;
 }
@@ -1182,7 +1182,7 @@ int hooks_fuse_tree(struct mkm_ctx *ctx, const struct recipe *r, int rootfd, uns
         int q = write_in_root(rootfd, "etc/tmpfiles.d/mkmachine-fuse.conf", rule, strlen(rule), 0644, 0, 0, epoch);
         if (q < 0)
                 return mkm_err_set(reterr, q, "[Hooks] Fuse=: cannot write /etc/tmpfiles.d/mkmachine-fuse.conf: %s",
-                                   strerror(-q));
+                                   mkm_strerror(q));
         mkm_debug(ctx, "Fuse=yes: /dev/fuse is made by tmpfiles at boot (host systemd %u)", systemd_version);
         return 0;
 }
@@ -1327,13 +1327,13 @@ int hooks_docker_tree(struct mkm_ctx *ctx, const struct recipe *r, int rootfd, i
         if (q == -EINVAL)
                 return mkm_err_set(reterr, -MKM_E_RECIPE, "/etc/docker/daemon.json in the machine is not a regular file");
         if (q < 0 && q != -ENOENT)
-                return mkm_err_set(reterr, q, "cannot read /etc/docker/daemon.json in the machine: %s", strerror(-q));
+                return mkm_err_set(reterr, q, "cannot read /etc/docker/daemon.json in the machine: %s", mkm_strerror(q));
         q = hooks_json_set_string(old, len, "storage-driver", r->docker_storage_driver, &json, reterr);
         if (q < 0)
                 return q == -ENOMEM ? q : mkm_err_prefix(reterr, q, "[Hooks] DockerStorageDriver=: /etc/docker/daemon.json in the machine");
         q = write_in_root(rootfd, "etc/docker/daemon.json", json, strlen(json), 0644, 0, 0, epoch);
         if (q < 0)
-                return mkm_err_set(reterr, q, "cannot write /etc/docker/daemon.json in the machine: %s", strerror(-q));
+                return mkm_err_set(reterr, q, "cannot write /etc/docker/daemon.json in the machine: %s", mkm_strerror(q));
         mkm_debug(ctx, "Docker's storage driver is %s", r->docker_storage_driver);
         return 0;
 }
@@ -1398,7 +1398,7 @@ int hooks_network_tree(struct mkm_ctx *ctx, const struct recipe *r, int rootfd, 
                 return -ENOMEM;
         int q = write_in_root(rootfd, path, text, len, 0644, 0, 0, epoch);
         if (q < 0)
-                return mkm_err_set(reterr, q, "[Network] Address=: cannot write /%s in the machine: %s", path, strerror(-q));
+                return mkm_err_set(reterr, q, "[Network] Address=: cannot write /%s in the machine: %s", path, mkm_strerror(q));
         *ret_iface = TAKE_PTR(iface);
         return 0;
 }

@@ -166,7 +166,7 @@ static int open_source(int dirfd, const char *name, const char *path, bool optio
                 /* A socket: ENXIO. */
                 if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISREG(st.st_mode))
                         return mkm_err_set(reterr, -MKM_E_UNSAFE_PATH, "%s is not a regular file", path);
-                return mkm_err_set(reterr, r, "%s: %s", path, strerror(-r));
+                return mkm_err_set(reterr, r, "%s: %s", path, mkm_strerror(r));
         }
         if (fstat(fd, &st) < 0)
                 return mkm_err_set(reterr, negative_errno(), "%s: %m", path);
@@ -327,7 +327,7 @@ out:
 static int read_side(int fd, const char *path, char **ret, size_t *ret_len, struct mkm_err *reterr) {
         int r = fs_read_fd(fd, SIDE_MAX, ret, ret_len);
         if (r < 0)
-                return mkm_err_set(reterr, r, "cannot read %s: %s", path, strerror(-r));
+                return mkm_err_set(reterr, r, "cannot read %s: %s", path, mkm_strerror(r));
         return 0;
 }
 
@@ -391,7 +391,7 @@ static int check_sources(struct mkm_ctx *ctx, const struct sources *s, const str
         /* Its size now and one byte more: a file that grows meanwhile is read that far (and
          * differs), not for as long as someone appends to it. */
         else if ((r = hash_fd_hex_max(HASH_SHA256, tarfd, (uint64_t)tst.st_size + 1, hex, &tsize)) < 0)
-                r = mkm_err_set(reterr, r, "reading %s: %s", s->tarball, strerror(-r));
+                r = mkm_err_set(reterr, r, "reading %s: %s", s->tarball, mkm_strerror(r));
         else if (strcmp(hex, e->hex) != 0)
                 r = mkm_err_set(reterr, -MKM_E_DIGEST_MISMATCH, "%s: sha256 %s, but %s says %s", s->tarball, hex,
                                 s->sums, e->hex);

@@ -201,7 +201,7 @@ static int describe(struct walk *w, int dfd, const char *name, const char *path,
         if (r < 0) {
                 entry_done(&e);
                 if (r != -ENOMEM)
-                        (void)mkm_err_set(w->reterr, r, "manifest: %s: %s", path, strerror(-r));
+                        (void)mkm_err_set(w->reterr, r, "manifest: %s: %s", path, mkm_strerror(r));
                 return r;
         }
         if (file)
@@ -216,7 +216,7 @@ static int describe_entry(int dfd, const char *name, const char *path, const str
         if (w->clamp_epoch >= 0) {
                 int r = normalize_clamp_at(dfd, name, &copy, w->clamp_epoch);
                 if (r < 0)
-                        return mkm_err_set(w->reterr, r, "clamping the time stamps of %s: %s", path, strerror(-r));
+                        return mkm_err_set(w->reterr, r, "clamping the time stamps of %s: %s", path, mkm_strerror(r));
         }
         return describe(w, dfd, name, path, &copy);
 }
@@ -243,13 +243,13 @@ static int hash_entry(int rootfd, struct item *item, char *err, size_t errlen) {
         if (fd == -EPERM)       /* O_NOATIME needs the owner or CAP_FOWNER */
                 fd = fs_open_in_root(rootfd, e->path, flags, 0, resolve);
         if (fd < 0) {
-                (void)snprintf(err, errlen, "manifest: %s: %s", e->path, strerror(-fd));
+                (void)snprintf(err, errlen, "manifest: %s: %s", e->path, mkm_strerror(fd));
                 return fd;
         }
         struct stat st;
         if (fstat(fd, &st) < 0) {
                 r = negative_errno();
-                (void)snprintf(err, errlen, "manifest: %s: %s", e->path, strerror(-r));
+                (void)snprintf(err, errlen, "manifest: %s: %s", e->path, mkm_strerror(r));
                 return r;
         }
         if (!S_ISREG(st.st_mode) || st.st_ino != item->ino || st.st_dev != item->dev) {
@@ -260,7 +260,7 @@ static int hash_entry(int rootfd, struct item *item, char *err, size_t errlen) {
         if (r >= 0)
                 r = xattrs(fd, &e->xattrs);
         if (r < 0) {
-                (void)snprintf(err, errlen, "manifest: %s: %s", e->path, strerror(-r));
+                (void)snprintf(err, errlen, "manifest: %s: %s", e->path, mkm_strerror(r));
                 return r;
         }
         return 0;
@@ -327,12 +327,12 @@ int manifest_walk(struct mkm_ctx *ctx, int rootfd, int64_t clamp_epoch, manifest
         if (r == -ELOOP)
                 r = mkm_err_set(reterr, r, "manifest: the tree is deeper than %d levels", MAX_DEPTH);
         else if (r < 0 && reterr && !reterr->msg[0])
-                r = mkm_err_set(reterr, r, "manifest: walking the tree: %s", strerror(-r));
+                r = mkm_err_set(reterr, r, "manifest: walking the tree: %s", mkm_strerror(r));
         /* The root last: the walk is post-order, and nothing below changes it any more. */
         if (r >= 0 && fstat(rootfd, &st) < 0)
                 r = mkm_err_set(reterr, negative_errno(), "manifest: the root: %m");
         if (r >= 0 && clamp_epoch >= 0 && (r = normalize_clamp_at(rootfd, ".", &st, clamp_epoch)) < 0)
-                mkm_err_set(reterr, r, "clamping the time stamp of the root: %s", strerror(-r));
+                mkm_err_set(reterr, r, "clamping the time stamp of the root: %s", mkm_strerror(r));
         if (r >= 0)
                 r = describe(&w, rootfd, ".", ".", &st);
         if (r >= 0)

@@ -67,7 +67,7 @@ static int remove_in_root(struct mkm_ctx *ctx, int rootfd, const char *path, str
                 return 0;
         int r = fs_rm_rf_at(pfd, name);
         if (r < 0)
-                return mkm_err_set(reterr, r, "cannot remove /%s: %s", path, strerror(-r));
+                return mkm_err_set(reterr, r, "cannot remove /%s: %s", path, mkm_strerror(r));
         mkm_debug(ctx, "removed /%s (generated during the build)", path);
         return 0;
 }
@@ -87,7 +87,7 @@ static int remove_ssh_host_keys(struct mkm_ctx *ctx, int rootfd, struct mkm_err 
         _cleanup_strv_free_ char **victims = NULL;
         int r = fs_list_names(dfd, is_ssh_host_key, NULL, 0, &victims);
         if (r < 0 && r != -ENOMEM)
-                r = mkm_err_set(reterr, r, "cannot list /etc/ssh: %s", strerror(-r));
+                r = mkm_err_set(reterr, r, "cannot list /etc/ssh: %s", mkm_strerror(r));
         for (char **v = victims; r >= 0 && v && *v; v++) {
                 if (unlinkat(dfd, *v, 0) < 0 && errno != ENOENT)
                         r = mkm_err_set(reterr, negative_errno(), "cannot remove /etc/ssh/%s: %s", *v, strerror(errno));

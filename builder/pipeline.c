@@ -81,7 +81,7 @@ int pipeline_fetch_batch(struct mkm_ctx *ctx, struct cache *cache, struct pipeli
                 safe_label(w[i].label, label, sizeof label);
                 r = cache_tmp_path(cache, label, &tmps[m]);
                 if (r < 0) {
-                        mkm_err_set(reterr, r, "cannot reserve a download file for %s: %s", w[i].label, strerror(-r));
+                        mkm_err_set(reterr, r, "cannot reserve a download file for %s: %s", w[i].label, mkm_strerror(r));
                         goto out;
                 }
                 items[m] = (struct fetch_item){ .urls = (char **)w[i].urls, .dest = tmps[m], .expected_size = w[i].size,
@@ -138,7 +138,7 @@ int pipeline_store_blob(struct cache *cache, const char *label, const void *data
         r = fs_write_file_at(AT_FDCWD, tmp, data, len, 0600);
         if (r < 0) {
                 (void)unlink(tmp);
-                return mkm_err_set(reterr, r, "cannot write %s: %s", tmp, strerror(-r));
+                return mkm_err_set(reterr, r, "cannot write %s: %s", tmp, mkm_strerror(r));
         }
         return cache_commit(cache, tmp, NULL, 0, ret_sha256, reterr);
 }
@@ -299,11 +299,11 @@ static int check_signature(struct pipeline *p, struct verify_keyring *k, size_t 
         size_t siglen = 0;
         int r = cache_read(p->cache, it->sig_sha256, VERIFY_MAX_SIG, &sig, &siglen);
         if (r < 0)
-                return mkm_err_set(reterr, r, "%s: signature not in the cache: %s", item_name(it), strerror(-r));
+                return mkm_err_set(reterr, r, "%s: signature not in the cache: %s", item_name(it), mkm_strerror(r));
         _cleanup_close_ int fd = -EBADF;
         r = cache_open_fd(p->cache, it->sha256, &fd);
         if (r < 0)
-                return mkm_err_set(reterr, r, "%s: package not in the cache: %s", item_name(it), strerror(-r));
+                return mkm_err_set(reterr, r, "%s: package not in the cache: %s", item_name(it), mkm_strerror(r));
         struct verify_result vr;
         r = verify_detached_fd(k, fd, sig, siglen, &vr, reterr);
         if (r == -MKM_E_SIG_BAD || r == -MKM_E_SIG_MISSING) {
@@ -487,7 +487,7 @@ int pipeline_start(struct mkm_ctx *ctx, struct cache *cache, enum pipeline_trust
                 /* Named after the digest: what a killed build downloaded in part is resumed. */
                 int r = cache_tmp_path_for(cache, x->sha256, &p->tmps[p->m]);
                 if (r < 0) {
-                        mkm_err_set(reterr, r, "cannot reserve a download file for %s: %s", x->label, strerror(-r));
+                        mkm_err_set(reterr, r, "cannot reserve a download file for %s: %s", x->label, mkm_strerror(r));
                         for (size_t t = 0; t < p->m; t++)
                                 release_tmp(cache, p->tmps[t]);
                         pipeline_release(p);
@@ -557,7 +557,7 @@ int pipeline_finish(struct pipeline *p, struct mkm_err *reterr) {
         }
         int r = cache_sync(p->cache);
         if (r < 0)
-                return mkm_err_set(reterr, r, "cannot sync the cache %s: %s", cache_dir(p->cache), strerror(-r));
+                return mkm_err_set(reterr, r, "cannot sync the cache %s: %s", cache_dir(p->cache), mkm_strerror(r));
         return 0;
 }
 

@@ -702,7 +702,7 @@ static int do_include(struct loader *l, const struct where *w, const char *item)
         if (fs_beside_refusal(fd))
                 return FAIL(w, "'%s' %s", shown, fs_beside_refusal(fd));
         if (fd < 0)
-                return FAIL(w, "cannot read '%s': %s", shown, strerror(-fd));
+                return FAIL(w, "cannot read '%s': %s", shown, mkm_strerror(fd));
         size_t alen = strlen(abs);
         if (alen <= 7 || strcmp(abs + alen - 7, ".recipe") != 0)
                 return FAIL(w, "expected a recipe file (a regular file named *.recipe), got '%s'", shown);
@@ -1268,7 +1268,7 @@ static int load_file(struct loader *l, int fd, const char *abs, const char *show
         ret = fd >= 0 ? fs_read_fd(fd, RECIPE_FILE_MAX, &buf, &len)
                       : fs_read_file_follow_at(AT_FDCWD, abs, RECIPE_FILE_MAX, &buf, &len);
         if (ret < 0) {
-                const char *why = ret == -EFBIG ? "file too large" : strerror(-ret);
+                const char *why = ret == -EFBIG ? "file too large" : mkm_strerror(ret);
                 if (from)
                         return FAIL(from, "cannot read '%s': %s", shown, why);
                 return errors_add(&l->errors, -MKM_E_RECIPE, shown, 0, "cannot read recipe '%s': %s", shown, why);
@@ -1896,7 +1896,7 @@ static int check_copy_tree(const struct recipe *r, const char *path, int fd, str
         int q = recipe_reader(r, &rd);
         if (q < 0)
                 return q == -ENOMEM ? q : FAIL_KEY(errs, r, K_COPY, "'%s': cannot look up the recipe's reader: %s", path,
-                                                   strerror(-q));
+                                                   mkm_strerror(q));
         _cleanup_free_ char *where = NULL;
         const char *step = NULL;
         q = fs_judge_source_tree(fd, &rd, RECIPE_COPY_DEPTH_MAX, &where, &step);
@@ -1912,7 +1912,7 @@ static int check_copy_tree(const struct recipe *r, const char *path, int fd, str
                 return FAIL_KEY(errs, r, K_COPY, "'%s': deeper than %d levels", path, RECIPE_COPY_DEPTH_MAX);
         if (fs_beside_refusal(q))
                 return FAIL_KEY(errs, r, K_COPY, "'%s' %s", shown, fs_beside_refusal(q));
-        return FAIL_KEY(errs, r, K_COPY, "%s '%s': %s", step ? step : "cannot read", shown, strerror(-q));
+        return FAIL_KEY(errs, r, K_COPY, "%s '%s': %s", step ? step : "cannot read", shown, mkm_strerror(q));
 }
 
 static int check_beside(const struct recipe *r, enum key_id id, const char *path, const char *dir,
@@ -1940,7 +1940,7 @@ static int check_beside(const struct recipe *r, enum key_id id, const char *path
                 else if (fs_beside_refusal(fd))
                         return FAIL_KEY(errs, r, id, "'%s' %s", path, fs_beside_refusal(fd));
                 else if (fd < 0)
-                        return FAIL_KEY(errs, r, id, "cannot read '%s': %s", path, strerror(-fd));
+                        return FAIL_KEY(errs, r, id, "cannot read '%s': %s", path, mkm_strerror(fd));
         }
         if (k != 0)
                 return k < 0 ? k : 0;
@@ -1992,7 +1992,7 @@ int recipe_open_keyring_for_build(const struct recipe *r, bool file_only, struct
                                    fs_beside_refusal(fd));
         if (fd < 0)
                 return mkm_err_set(reterr, fd, "%s[Bootstrap] Keyring=: cannot read '%s': %s", where, r->keyring,
-                                   strerror(-fd));
+                                   mkm_strerror(fd));
         return fd;
 }
 

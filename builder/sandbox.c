@@ -399,7 +399,7 @@ static int userns_new(uint32_t base, int *ret_fd, struct mkm_err *reterr) {
                         (void)mkm_err_set(reterr, r,
                                           "sandbox: cannot map IDs %" PRIu32 "-%" PRIu32 " into the user namespace "
                                           "(%s): %s%s",
-                                          base, base + SANDBOX_UID_RANGE - 1, path, strerror(-r),
+                                          base, base + SANDBOX_UID_RANGE - 1, path, mkm_strerror(r),
                                           r == -EPERM ? " (they must be mapped in mkmachine's own user namespace: run "
                                                         "it as root of the host, not in a user-namespaced container)"
                                                       : "");
@@ -435,7 +435,7 @@ static int cache_get(struct mkm_ctx *ctx, struct sandbox_cache *c, bool no_sync,
         if (r >= 0 && !f->filter) {
                 r = build_filter(f, no_sync);
                 if (r < 0)
-                        (void)mkm_err_set(reterr, r, "sandbox: cannot build the seccomp filter: %s", strerror(-r));
+                        (void)mkm_err_set(reterr, r, "sandbox: cannot build the seccomp filter: %s", mkm_strerror(r));
                 else
                         mkm_debug(ctx, "sandbox: compiled the seccomp filter%s (%u instructions)",
                                   no_sync ? " with no-op syncs" : "", (unsigned)f->len);
@@ -488,12 +488,12 @@ static int tree_idmapped(const char *root, int userns_fd, struct mkm_err *reterr
                 (void)close(fd);
                 if (r == -ENOSYS)
                         return mkm_err_set(reterr, r, "sandbox: idmapped mounts need Linux 5.12 or later (mount_setattr: %s)",
-                                           strerror(-r));
+                                           mkm_strerror(r));
                 fs_type_name(root, type, sizeof type);
                 /* A fallback to running as the host's root would make the isolation an accident of
                  * where the tree lies: refuse, saying where to build instead. */
                 return mkm_err_set(reterr, r == -EINVAL ? -EOPNOTSUPP : r,
-                                   "sandbox: cannot idmap the tree %s: %s%s%s%s", root, strerror(-r),
+                                   "sandbox: cannot idmap the tree %s: %s%s%s%s", root, mkm_strerror(r),
                                    r == -EINVAL ? "; its file system (" : "", r == -EINVAL ? type : "",
                                    r == -EINVAL ? ") does not support idmapped mounts: build on one that does "
                                                   "(ext4, xfs, btrfs, tmpfs, overlayfs...), e.g. with --host-root"
@@ -779,7 +779,7 @@ static int resolve_exe(int rootfd, const char *cmd, const char *path, char **ret
                 _cleanup_close_ int fd = fs_open_in_root(rootfd, cmd, O_PATH, 0, 0);
                 if (fd < 0 && cmd[0] == '/')
                         return mkm_err_set(reterr, fd == -ENOENT ? -ENOENT : fd, "'%s': %s in the tree", cmd,
-                                           fd == -ENOENT ? "no such file" : strerror(-fd));
+                                           fd == -ENOENT ? "no such file" : mkm_strerror(fd));
                 *ret = strdup(cmd);
                 return *ret ? 0 : -ENOMEM;
         }
@@ -1064,7 +1064,7 @@ static int run_spawn(struct run *x, struct mkm_err *reterr) {
                 (void)close(ca.parent_pidfd);
         if (pid < 0) {
                 int r = -clone_errno;
-                return mkm_err_set(reterr, r, "sandbox: cannot create namespaces: %s%s", strerror(-r),
+                return mkm_err_set(reterr, r, "sandbox: cannot create namespaces: %s%s", mkm_strerror(r),
                                    r == -EPERM ? " (running the sandbox needs root)" : "");
         }
         x->pid = pid;
@@ -1195,7 +1195,7 @@ static int run_verdict(struct run *x, char **ret_output, struct mkm_err *reterr)
 
         r = 0;
         if (x->loop_err < 0) {
-                r = mkm_err_set(reterr, x->loop_err, "sandbox: '%s': %s", x->cmdline, strerror(-x->loop_err));
+                r = mkm_err_set(reterr, x->loop_err, "sandbox: '%s': %s", x->cmdline, mkm_strerror(x->loop_err));
         } else if (got == (ssize_t)sizeof rep && rep.step >= 0 && rep.step < _ST_MAX) {
                 /* A command that could not be started did not run at all: never the script's
                  * failure that a caller may downgrade to a warning, since its effect would go

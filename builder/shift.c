@@ -92,7 +92,7 @@ static int shift_entry(int dfd, const char *name, const char *path, const struct
         struct shift *s = userdata;
         int q = shift_one(s, dfd, name, st);
         if (q < 0 && q != -ERANGE && q != -ENOMEM)
-                q = mkm_err_set(s->reterr, q, "cannot shift the ownership of '%s': %s", path + 2, strerror(-q));
+                q = mkm_err_set(s->reterr, q, "cannot shift the ownership of '%s': %s", path + 2, mkm_strerror(q));
         return q;
 }
 

@@ -283,7 +283,7 @@ static int read_meta(const char *dir, struct state_meta *ret, struct mkm_err *re
                 return -ENOMEM;
         int r = fs_read_file_follow_at(AT_FDCWD, path, META_MAX, &text, NULL);
         if (r < 0)
-                return mkm_err_set(reterr, r, "cannot read %s: %s", path, strerror(-r));
+                return mkm_err_set(reterr, r, "cannot read %s: %s", path, mkm_strerror(r));
         return state_meta_parse(text, path, ret, reterr);
 }
 
@@ -367,7 +367,7 @@ int state_load(struct mkm_ctx *ctx, const char *name, struct machine_state **ret
         if (mfd >= 0) {
                 r = list_trees(mfd, name, &t, &nt);
                 if (r < 0)
-                        return mkm_err_set(reterr, r, "cannot list %s: %s", s->machines_dir, strerror(-r));
+                        return mkm_err_set(reterr, r, "cannot list %s: %s", s->machines_dir, mkm_strerror(r));
         }
         struct stat tst;
         if (mfd >= 0 && fstatat(mfd, name, &tst, AT_SYMLINK_NOFOLLOW) == 0) {
@@ -420,7 +420,7 @@ int state_list(struct mkm_ctx *ctx, char ***ret_names, struct mkm_err *reterr) {
         }
         int r = fs_list_names(dfd, is_machine_state, NULL, 0, ret_names);
         if (r < 0 && r != -ENOMEM)
-                return mkm_err_set(reterr, r, "cannot list %s: %s", top, strerror(-r));
+                return mkm_err_set(reterr, r, "cannot list %s: %s", top, mkm_strerror(r));
         return r;
 }
 
@@ -430,7 +430,7 @@ int state_read_file(const struct machine_gen *g, const char *file, char **ret_te
                 return -ENOMEM;
         int r = fs_read_file_follow_at(AT_FDCWD, p, STATE_FILE_MAX, ret_text, NULL);
         if (r < 0)
-                return mkm_err_set(reterr, r, "cannot read %s: %s", p, strerror(-r));
+                return mkm_err_set(reterr, r, "cannot read %s: %s", p, mkm_strerror(r));
         return 0;
 }
 
@@ -535,7 +535,7 @@ int state_image_lock(struct mkm_ctx *ctx, const char *name, int *ret_fd, struct 
                         return mkm_err_set(reterr, r, "machine '%s' is running (systemd's image lock %s is held)", name,
                                            local);
                 if (r < 0)
-                        return mkm_err_set(reterr, r, "cannot lock %s: %s", local, strerror(-r));
+                        return mkm_err_set(reterr, r, "cannot lock %s: %s", local, mkm_strerror(r));
                 if (fs_fd_is_path(fd, local))
                         break;
                 if (attempt >= 100)
@@ -594,7 +594,7 @@ int state_write_gen(struct mkm_ctx *ctx, const struct machine_state *s, const st
                 return -ENOMEM;
         int r = fs_mkdir_p_at(AT_FDCWD, gen_dir, 0755);
         if (r < 0)
-                return mkm_err_set(reterr, r, "cannot create %s: %s", gen_dir, strerror(-r));
+                return mkm_err_set(reterr, r, "cannot create %s: %s", gen_dir, mkm_strerror(r));
         if (asprintf(&tmp, "%s/.#%u.%d.XXXXXX", gen_dir, n, (int)getpid()) < 0 || asprintf(&final, "%s/%u", gen_dir, n) < 0)
                 return -ENOMEM;
         if (!mkdtemp(tmp))
@@ -655,13 +655,13 @@ int state_write_gen(struct mkm_ctx *ctx, const struct machine_state *s, const st
         if (r >= 0)
                 r = fsync_path(AT_FDCWD, s->state_dir);
         if (r < 0)
-                return mkm_err_set(reterr, r, "cannot sync %s: %s", gen_dir, strerror(-r));
+                return mkm_err_set(reterr, r, "cannot sync %s: %s", gen_dir, mkm_strerror(r));
         mkm_debug(ctx, "wrote generation %u of '%s' (%s)", n, s->name, final);
         *ret_gen = n;
         return 0;
 fail:
         (void)fs_rm_rf_at(AT_FDCWD, tmp);
-        return mkm_err_set(reterr, r, "cannot write the state of '%s' in %s: %s", s->name, gen_dir, strerror(-r));
+        return mkm_err_set(reterr, r, "cannot write the state of '%s' in %s: %s", s->name, gen_dir, mkm_strerror(r));
 }
 
 int state_set_deployed(const struct machine_gen *g, uint64_t seq, struct mkm_err *reterr) {
@@ -680,7 +680,7 @@ int state_set_deployed(const struct machine_gen *g, uint64_t seq, struct mkm_err
                 return mkm_err_set(reterr, negative_errno(), "cannot open %s: %s", g->dir, strerror(errno));
         r = fs_write_atomic_at(dfd, "meta", out, strlen(out), 0644);
         if (r < 0)
-                return mkm_err_set(reterr, r, "cannot write %s: %s", p, strerror(-r));
+                return mkm_err_set(reterr, r, "cannot write %s: %s", p, mkm_strerror(r));
         return 0;
 }
 
@@ -753,7 +753,7 @@ static int host_paths(const struct machine_state *s, const char *gen_dir, char *
         if (r >= 0 && gen_dir)
                 r = collect_host_paths(gen_dir, &mine);
         if (r < 0)
-                return mkm_err_set(reterr, r, "cannot read the host files kept in %s: %s", s->state_dir, strerror(-r));
+                return mkm_err_set(reterr, r, "cannot read the host files kept in %s: %s", s->state_dir, mkm_strerror(r));
         *ret_all = TAKE_PTR(all);
         if (ret_mine)
                 *ret_mine = TAKE_PTR(mine);
@@ -808,7 +808,7 @@ static int host_files_apply(struct mkm_ctx *ctx, const struct machine_state *s, 
                         return -ENOMEM;
                 r = fs_read_file_follow_at(AT_FDCWD, copy, HOST_FILE_MAX, &want, NULL);
                 if (r < 0)
-                        return mkm_err_set(reterr, r, "cannot read %s: %s", copy, strerror(-r));
+                        return mkm_err_set(reterr, r, "cannot read %s: %s", copy, mkm_strerror(r));
                 if (host_file_is(hostfd, *p, want))
                         continue;
                 bool new_dir = faccessat(hostfd, dir, F_OK, AT_SYMLINK_NOFOLLOW) < 0;
@@ -818,7 +818,7 @@ static int host_files_apply(struct mkm_ctx *ctx, const struct machine_state *s, 
                 if (r >= 0 && new_dir)
                         sync_dir_of(hostfd, dir);       /* the drop-in directory's own entry */
                 if (r < 0)
-                        return mkm_err_set(reterr, r, "cannot write the host file /%s: %s", *p, strerror(-r));
+                        return mkm_err_set(reterr, r, "cannot write the host file /%s: %s", *p, mkm_strerror(r));
                 mkm_debug(ctx, "wrote the host file /%s", *p);
                 if (strstr(*p, ".service.d/"))
                         mkm_info(ctx, "the drop-in /%s changed: run 'systemctl daemon-reload' before starting the "
@@ -881,7 +881,7 @@ int state_host_files_diff(struct mkm_ctx *ctx, const struct machine_state *s, st
                         }
                         r = fs_read_file_follow_at(AT_FDCWD, copy, HOST_FILE_MAX, &want, NULL);
                         if (r < 0) {
-                                r = mkm_err_set(reterr, r, "cannot read %s: %s", copy, strerror(-r));
+                                r = mkm_err_set(reterr, r, "cannot read %s: %s", copy, mkm_strerror(r));
                                 break;
                         }
                 }
@@ -944,7 +944,7 @@ int state_host_pending(const struct machine_state *s, bool pending, struct mkm_e
                 r = negative_errno();
         if (r < 0)
                 return mkm_err_set(reterr, r, "cannot %s %s/%s: %s", pending ? "write" : "remove", s->state_dir,
-                                   HOST_PENDING, strerror(-r));
+                                   HOST_PENDING, mkm_strerror(r));
         return 0;
 }
 
@@ -1079,7 +1079,7 @@ static int migrate_old_layout(struct mkm_ctx *ctx, const char *name, const char 
         int in_prev = in_live >= 0 && has_prev ? gen_has_root(state_dir, gfd, pst.st_ino, &seen) : 0;
         if (in_live < 0 || in_prev < 0) {
                 int e = in_live < 0 ? in_live : in_prev;
-                return mkm_err_set(reterr, e, "cannot list %s/gen: %s", state_dir, strerror(-e));
+                return mkm_err_set(reterr, e, "cannot list %s/gen: %s", state_dir, mkm_strerror(e));
         }
         bool do_live = has_live && !in_live;
         bool do_prev = has_prev && !in_prev && !seen.one;
@@ -1109,7 +1109,7 @@ static int migrate_old_layout(struct mkm_ctx *ctx, const char *name, const char 
                 if (r >= 0)
                         r = fsync_path(state_fd, "gen");
                 if (r < 0)
-                        return mkm_err_set(reterr, r, "cannot migrate the state in %s: %s", state_dir, strerror(-r));
+                        return mkm_err_set(reterr, r, "cannot migrate the state in %s: %s", state_dir, mkm_strerror(r));
         }
         static const char *const old[] = { "recipe", "lock", "manifest", "digest" };
         for (size_t i = 0; i < ELEMENTSOF(old); i++)
@@ -1138,7 +1138,7 @@ static int remove_gen_dir(struct mkm_ctx *ctx, const char *state_dir, unsigned n
                 return -ENOMEM;
         int r = state_remove_gen_dir(p);
         if (r < 0 && r != -ENOENT)
-                mkm_warn(ctx, "cannot remove %s: %s", p, strerror(-r));
+                mkm_warn(ctx, "cannot remove %s: %s", p, mkm_strerror(r));
         return r;
 }
 
@@ -1180,7 +1180,7 @@ int state_recover(struct mkm_ctx *ctx, const char *name, struct mkm_err *reterr)
                 return mkm_err_set(reterr, negative_errno(), "cannot stat %s: %m", mdir);
         r = list_trees(machines_fd, name, &t, &nt);
         if (r < 0)
-                return mkm_err_set(reterr, r, "cannot list %s: %s", mdir, strerror(-r));
+                return mkm_err_set(reterr, r, "cannot list %s: %s", mdir, mkm_strerror(r));
         /* A generation's tree at its own name that is not its tree (copied back from a backup,
          * replaced by hand): what recovery would remove is someone's data, so nothing is. */
         for (size_t j = 0; j < s->n_gens; j++) {
@@ -1288,7 +1288,7 @@ int state_recover(struct mkm_ctx *ctx, const char *name, struct mkm_err *reterr)
                 mkm_debug(ctx, "removing %s/%s (no generation of '%s' has it)", mdir, t[i].name, name);
                 int q = fs_rm_rf_at(machines_fd, t[i].name);
                 if (q < 0)
-                        mkm_warn(ctx, "cannot remove %s/%s: %s; ignoring", mdir, t[i].name, strerror(-q));
+                        mkm_warn(ctx, "cannot remove %s/%s: %s; ignoring", mdir, t[i].name, mkm_strerror(q));
                 changed = true;
         }
         trees_free(t, nt);

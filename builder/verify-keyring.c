@@ -739,7 +739,7 @@ static int collect_dir_fd(int dfd, const char *dir, bool confined, const struct 
         if (r == -ENOMEM)
                 return r;
         if (r < 0)
-                return mkm_err_set(reterr, r, "cannot read keyring directory %s: %s", dir, strerror(-r));
+                return mkm_err_set(reterr, r, "cannot read keyring directory %s: %s", dir, mkm_strerror(r));
         size_t n = strv_length(names);
         uint64_t total = 0;
         /* keys, then -trusted, then -revoked, each sorted by name */
@@ -761,7 +761,7 @@ static int collect_dir_fd(int dfd, const char *dir, bool confined, const struct 
                                 return mkm_err_set(reterr, r, "%s " FS_IDENTITY_REFUSED, label);
                         if (r < 0)
                                 return mkm_err_set(reterr, r, "cannot read %s as the recipe's owner: %s", label,
-                                                   strerror(-r));
+                                                   mkm_strerror(r));
                         _cleanup_close_ int pfd = openat(dfd, name, O_PATH | O_CLOEXEC | (confined ? O_NOFOLLOW : 0));
                         _cleanup_close_ int fd = -EBADF;
                         struct stat st, st2;
@@ -798,7 +798,7 @@ static int collect_dir_fd(int dfd, const char *dir, bool confined, const struct 
                                 if (fs_beside_refusal(r))
                                         return mkm_err_set(reterr, r, "%s %s", label, fs_beside_refusal(r));
                                 if (r < 0)
-                                        return mkm_err_set(reterr, r, "cannot stat %s: %s", label, strerror(-r));
+                                        return mkm_err_set(reterr, r, "cannot stat %s: %s", label, mkm_strerror(r));
                         }
                         /* All the files together, not each up to its cap. */
                         if ((uint64_t)st2.st_size > VERIFY_MAX_KEYRING - total)

@@ -221,7 +221,7 @@ static int on_key(struct parse_state *ps, unsigned line, const char *section, co
                 }
                 if (r < 0)
                         return mkm_err_set(ps->reterr, r, "hook %s line %u: unable to set option (%s)", ps->file, line,
-                                           strerror(-r));
+                                           mkm_strerror(r));
         } else
                 return perr(ps, line, "invalid option", key);
         return 0;
@@ -437,7 +437,7 @@ static int read_hook_file(struct mkm_ctx *ctx, int rootfd, int dfd, const char *
                 return -ENOMEM;
         _cleanup_close_ int fd = fs_open_in_root(rootfd, path, O_RDONLY | O_NONBLOCK | O_NOCTTY, 0, 0);
         if (fd < 0)
-                return mkm_err_set(reterr, fd, "could not stat file /%s: %s", path, strerror(-fd));
+                return mkm_err_set(reterr, fd, "could not stat file /%s: %s", path, mkm_strerror(fd));
         if (fstat(fd, &st) < 0)
                 return mkm_err_set(reterr, negative_errno(), "could not stat file /%s: %m", path);
         if (S_ISDIR(st.st_mode)) {
@@ -454,7 +454,7 @@ static int read_hook_file(struct mkm_ctx *ctx, int rootfd, int dfd, const char *
         int r = fs_read_fd(fd, HOOK_FILE_MAX, ret_text, ret_len);
         if (r < 0)
                 return mkm_err_set(reterr, r, "error while reading hook /%s: %s", path,
-                                   r == -EFBIG ? "larger than 1 MiB" : strerror(-r));
+                                   r == -EFBIG ? "larger than 1 MiB" : mkm_strerror(r));
         return 1;
 }
 
@@ -483,7 +483,7 @@ int alpm_hooks_load(struct mkm_ctx *ctx, int rootfd, bool strict, struct alpm_ho
                 if (dfd == -ENOENT || dfd == -ENOTDIR)
                         continue;
                 if (dfd < 0) {
-                        r = mkm_err_set(reterr, dfd, "could not open directory: /%s: %s", hook_dirs[d], strerror(-dfd));
+                        r = mkm_err_set(reterr, dfd, "could not open directory: /%s: %s", hook_dirs[d], mkm_strerror(dfd));
                         break;
                 }
                 _cleanup_strv_free_ char **names = NULL;
@@ -492,7 +492,7 @@ int alpm_hooks_load(struct mkm_ctx *ctx, int rootfd, bool strict, struct alpm_ho
                 if (r == -E2BIG)
                         r = mkm_err_set(reterr, r, "/%s: more than %u hooks", hook_dirs[d], HOOKS_MAX);
                 else if (r < 0 && r != -ENOMEM)
-                        r = mkm_err_set(reterr, r, "could not read directory: /%s: %s", hook_dirs[d], strerror(-r));
+                        r = mkm_err_set(reterr, r, "could not read directory: /%s: %s", hook_dirs[d], mkm_strerror(r));
                 if (r < 0)
                         break;
                 for (char **nm = names; nm && *nm; nm++) {

@@ -216,7 +216,7 @@ static int find_mirrors(struct backend *a, struct mkm_err *reterr) {
                                    "would use it",
                                    r->path ? r->path : "recipe", ml);
         if (q < 0)
-                return mkm_err_set(reterr, q, "cannot read %s: %s", ml, strerror(-q));
+                return mkm_err_set(reterr, q, "cannot read %s: %s", ml, mkm_strerror(q));
         for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
                 line += strspn(line, " \t");
                 if (strncmp(line, "Server", 6) != 0)
@@ -356,7 +356,7 @@ static int load_dbs(struct backend *a, struct mkm_err *reterr) {
                 size_t len = 0, siglen = 0;
                 r = cache_read(a->b->cache, w[2 * i].digest, REPO_ALPM_MAX_TOTAL, &data, &len);
                 if (r < 0) {
-                        mkm_err_set(reterr, r, "%s: cannot read from the cache: %s", w[2 * i].label, strerror(-r));
+                        mkm_err_set(reterr, r, "%s: cannot read from the cache: %s", w[2 * i].label, mkm_strerror(r));
                         break;
                 }
                 /* A db signature that exists is checked before the db is parsed (as pacman does). */
@@ -501,10 +501,10 @@ static int write_mirrorlist(struct backend *a, int rootfd, struct mkm_err *reter
                 return -ENOMEM;
         _cleanup_close_ int dfd = fs_mkdir_p_in_root(rootfd, "etc/pacman.d", 0755);
         if (dfd < 0)
-                return mkm_err_set(reterr, dfd, "cannot create /etc/pacman.d: %s", strerror(-dfd));
+                return mkm_err_set(reterr, dfd, "cannot create /etc/pacman.d: %s", mkm_strerror(dfd));
         int r = fs_write_file_at(dfd, "mirrorlist", text, len, 0644);
         if (r < 0)
-                return mkm_err_set(reterr, r, "cannot write /etc/pacman.d/mirrorlist: %s", strerror(-r));
+                return mkm_err_set(reterr, r, "cannot write /etc/pacman.d/mirrorlist: %s", mkm_strerror(r));
         return 0;
 }
 

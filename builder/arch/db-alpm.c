@@ -28,10 +28,10 @@ const char *const db_alpm_meta_names[] = { DB_ALPM_PKGINFO, DB_ALPM_MTREE, DB_AL
 int db_alpm_init(int rootfd, struct mkm_err *reterr) {
         _cleanup_close_ int dfd = fs_mkdir_p_in_root(rootfd, LOCAL_DB, 0755);
         if (dfd < 0)
-                return mkm_err_set(reterr, dfd, "cannot create /%s: %s", LOCAL_DB, strerror(-dfd));
+                return mkm_err_set(reterr, dfd, "cannot create /%s: %s", LOCAL_DB, mkm_strerror(dfd));
         int r = fs_write_file_at(dfd, "ALPM_DB_VERSION", "9\n", 2, 0644);
         if (r < 0)
-                return mkm_err_set(reterr, r, "cannot write /%s/ALPM_DB_VERSION: %s", LOCAL_DB, strerror(-r));
+                return mkm_err_set(reterr, r, "cannot write /%s/ALPM_DB_VERSION: %s", LOCAL_DB, mkm_strerror(r));
         return 0;
 }
 
@@ -68,7 +68,7 @@ static int write_file(int dfd, const char *name, const void *data, size_t len, c
                       struct mkm_err *reterr) {
         int r = fs_write_file_at(dfd, name, data, len, 0644);
         if (r < 0)
-                return mkm_err_set(reterr, r, "cannot write the local db entry %s/%s: %s", what, name, strerror(-r));
+                return mkm_err_set(reterr, r, "cannot write the local db entry %s/%s: %s", what, name, mkm_strerror(r));
         return 0;
 }
 
@@ -81,7 +81,7 @@ int db_alpm_write_pkg(struct mkm_ctx *ctx, int rootfd, const struct pkginfo *pi,
                 return mkm_err_set(reterr, -MKM_E_PARSE, "%s: invalid name or version for the local db", pi->name);
         _cleanup_close_ int dfd = fs_mkdir_p_in_root(rootfd, dir, 0755);
         if (dfd < 0)
-                return mkm_err_set(reterr, dfd, "cannot create /%s: %s", dir, strerror(-dfd));
+                return mkm_err_set(reterr, dfd, "cannot create /%s: %s", dir, mkm_strerror(dfd));
         int r;
 
         /* desc, in the order pacman 6.0.2's _alpm_local_db_write uses. */

@@ -232,7 +232,7 @@ static int open_keyring(struct backend *d, struct mkm_err *reterr) {
                         return mkm_err_set(reterr, q, "keyring %s: larger than %zu bytes", r->keyring,
                                            (size_t)VERIFY_MAX_KEYRING);
                 if (q < 0)
-                        return mkm_err_set(reterr, q, "cannot read the keyring %s: %s", r->keyring, strerror(-q));
+                        return mkm_err_set(reterr, q, "cannot read the keyring %s: %s", r->keyring, mkm_strerror(q));
                 d->keyring_armored = d->keyring_len >= 10 && memmem(d->keyring_bytes, d->keyring_len,
                                                                      "-----BEGIN PGP PUBLIC KEY BLOCK-----", 36);
                 _cleanup_close_ int mfd = memfd_create("keyring", MFD_CLOEXEC);
@@ -430,7 +430,7 @@ static int read_index(struct backend *d, const char *digest, const char *label, 
         _cleanup_free_ char *path = NULL;
         int q = cache_lookup(d->b->cache, digest, &path);
         if (q < 0)
-                return mkm_err_set(reterr, q, "%s: not in the cache: %s", label, strerror(-q));
+                return mkm_err_set(reterr, q, "%s: not in the cache: %s", label, mkm_strerror(q));
         if (expected > DEB_INDEX_MAX_TEXT)
                 return mkm_err_set(reterr, -MKM_E_TOO_BIG, "%s: larger than %zu bytes uncompressed", label,
                                    DEB_INDEX_MAX_TEXT);
@@ -790,10 +790,10 @@ static int write_in_root(struct backend *d, const char *dir, const char *name, c
         _cleanup_close_ int dfd = -EBADF;
         int q = chase_in_root(d->b->deploy->root_fd, dir, CHASE_MKDIR_0755 | CHASE_MUST_BE_DIRECTORY, NULL, &dfd);
         if (q < 0)
-                return mkm_err_set(reterr, q, "cannot create /%s: %s", dir, strerror(-q));
+                return mkm_err_set(reterr, q, "cannot create /%s: %s", dir, mkm_strerror(q));
         q = fs_write_file_at(dfd, name, data, len, mode);
         if (q < 0)
-                return mkm_err_set(reterr, q, "cannot write /%s/%s: %s", dir, name, strerror(-q));
+                return mkm_err_set(reterr, q, "cannot write /%s/%s: %s", dir, name, mkm_strerror(q));
         return 0;
 }
 
@@ -837,7 +837,7 @@ static int deb_install_begin(struct backend *d, struct mkm_err *reterr) {
                 snprintf(usr, sizeof usr, "usr/%s", *m);
                 _cleanup_close_ int ufd = fs_mkdir_p_in_root(rootfd, usr, 0755);
                 if (ufd < 0)
-                        return mkm_err_set(reterr, ufd, "cannot create /%s: %s", usr, strerror(-ufd));
+                        return mkm_err_set(reterr, ufd, "cannot create /%s: %s", usr, mkm_strerror(ufd));
                 if (symlinkat(target, rootfd, *m) < 0 && errno != EEXIST)
                         return mkm_err_set(reterr, -errno, "cannot link /%s to %s: %s", *m, target, strerror(errno));
         }
@@ -849,7 +849,7 @@ static int deb_install_begin(struct backend *d, struct mkm_err *reterr) {
         for (size_t i = 0; i < ELEMENTSOF(dirs); i++) {
                 _cleanup_close_ int fd = fs_mkdir_p_in_root(rootfd, dirs[i], 0755);
                 if (fd < 0)
-                        return mkm_err_set(reterr, fd, "cannot create /%s: %s", dirs[i], strerror(-fd));
+                        return mkm_err_set(reterr, fd, "cannot create /%s: %s", dirs[i], mkm_strerror(fd));
         }
         int q = 0;
         static const char *const empty[] = { "status", "available", "diversions", "statoverride" };
@@ -996,7 +996,7 @@ static int generate_md5sums(struct backend *d, struct pkg_state *ps, int ifd, co
                 char md5[HASH_MD5_HEX];
                 q = hash_fd_hex(HASH_MD5, fd, md5, NULL);
                 if (q < 0)
-                        q = mkm_err_set(reterr, q, "%s: cannot hash /%s: %s", ps->name, *x, strerror(-q));
+                        q = mkm_err_set(reterr, q, "%s: cannot hash /%s: %s", ps->name, *x, mkm_strerror(q));
                 else
                         fprintf(f, "%s  %s\n", md5, *x);
         }
@@ -1008,14 +1008,14 @@ static int generate_md5sums(struct backend *d, struct pkg_state *ps, int ifd, co
         snprintf(name, sizeof name, "%s.md5sums", base);
         q = fs_write_file_at(ifd, name, text, len, 0644);
         if (q < 0)
-                return mkm_err_set(reterr, q, "cannot write /" DPKG_ADMIN "/info/%s: %s", name, strerror(-q));
+                return mkm_err_set(reterr, q, "cannot write /" DPKG_ADMIN "/info/%s: %s", name, mkm_strerror(q));
         return 0;
 }
 
 static int write_info(struct backend *d, struct mkm_err *reterr) {
         _cleanup_close_ int ifd = fs_mkdir_p_in_root(d->b->deploy->root_fd, DPKG_ADMIN "/info", 0755);
         if (ifd < 0)
-                return mkm_err_set(reterr, ifd, "cannot open /" DPKG_ADMIN "/info: %s", strerror(-ifd));
+                return mkm_err_set(reterr, ifd, "cannot open /" DPKG_ADMIN "/info: %s", mkm_strerror(ifd));
         for (size_t i = 0; i < d->n_items; i++) {
                 struct pkg_state *ps = &d->ps[i];
                 char base[512], name[640];
@@ -1049,7 +1049,7 @@ static int write_info(struct backend *d, struct mkm_err *reterr) {
                         q = fs_write_file_at(ifd, name, mb->data, mb->len, script ? 0755 : 0644);
                 }
                 if (q < 0)
-                        return mkm_err_set(reterr, q, "cannot write /" DPKG_ADMIN "/info/%s: %s", name, strerror(-q));
+                        return mkm_err_set(reterr, q, "cannot write /" DPKG_ADMIN "/info/%s: %s", name, mkm_strerror(q));
         }
         return 0;
 }
@@ -1408,7 +1408,7 @@ static int deb_install_end(struct backend *d, struct mkm_err *reterr) {
         for (size_t i = 0; i < ELEMENTSOF(drop); i++) {
                 q = remove_in_root(d, drop[i]);
                 if (q < 0)
-                        return mkm_err_set(reterr, q, "cannot remove /%s: %s", drop[i], strerror(-q));
+                        return mkm_err_set(reterr, q, "cannot remove /%s: %s", drop[i], mkm_strerror(q));
         }
         return 0;
 }

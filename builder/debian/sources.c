@@ -155,7 +155,7 @@ static int read_one(const char *path, int is_deb822, const char *suite, char ***
         if (r == -ENOENT)
                 return 0;
         if (r < 0)
-                return mkm_err_set(reterr, r, "cannot read %s: %s", path, strerror(-r));
+                return mkm_err_set(reterr, r, "cannot read %s: %s", path, mkm_strerror(r));
         return deb_sources_parse(text, len, path, is_deb822, suite, uris, reterr);
 }
 
@@ -179,7 +179,7 @@ int deb_host_mirrors(const char *host_root, const char *suite, char ***ret_uris,
         _cleanup_strv_free_ char **names = NULL;
         _cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (dfd >= 0 && (r = fs_list_names(dfd, is_sources_name, NULL, 0, &names)) < 0)
-                return r == -ENOMEM ? r : mkm_err_set(reterr, r, "cannot list %s: %s", dir, strerror(-r));
+                return r == -ENOMEM ? r : mkm_err_set(reterr, r, "cannot list %s: %s", dir, mkm_strerror(r));
         for (char **nm = names; nm && *nm; nm++) {
                 _cleanup_free_ char *p = fs_path_join(dir, *nm);
                 if (!p)
