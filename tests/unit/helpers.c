@@ -2,6 +2,7 @@
 /* See helpers.h. */
 #include "helpers.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <linux/capability.h>
@@ -136,6 +138,46 @@ void th_buf_add(struct th_buf *b, const char *fmt, ...) {
         }
 }
 
+
+pid_t th_child_start(struct th_child *c) {
+        int p[2];
+        assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+        c->pid = fork();
+        assert_true(c->pid >= 0);
+        if (c->pid == 0) {
+                close(p[0]);
+                c->fd = p[1];
+                return 0;
+        }
+        close(p[1]);
+        c->fd = p[0];
+        return c->pid;
+}
+
+int th_child_wait(struct th_child *c, char *msg, size_t size) {
+        size_t n = 0;
+        for (;;) {
+                char buf[512];
+                ssize_t got = read(c->fd, buf, sizeof buf);
+                if (got < 0 && errno == EINTR)
+                        continue;
+                assert_true(got >= 0);
+                if (got == 0)
+                        break;
+                size_t take = size > n + 1 ? size - n - 1 : 0;
+                if (take > (size_t)got)
+                        take = (size_t)got;
+                memcpy(msg + n, buf, take);
+                n += take;
+        }
+        if (size > 0)
+                msg[n] = 0;
+        close(c->fd);
+        c->fd = -1;
+        int status;
+        assert_int_equal(waitpid(c->pid, &status, 0), c->pid);
+        return status;
+}
 
 int th_drop_effective_cap(int cap) {
         struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };

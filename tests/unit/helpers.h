@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 #include <sys/stat.h>
+#include <sys/types.h>
 
 /* A fresh directory /tmp/mkm-test-NAME.XXXXXX (mkdtemp: 0700). Caller owns the path; asserts. */
 char *th_tmpdir_new(const char *name);
@@ -59,6 +60,18 @@ struct th_buf {
 /* Append printf output; asserts on allocation failure. */
 void th_buf_add(struct th_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+
+/* A child process whose words come back to the test. th_child_start() forks: in the child it
+ * returns 0, and c->fd is the write end of a pipe (write what the test should see, or dup2 it onto
+ * 2 for what the code prints; end with _exit); in the parent it returns the child's pid.
+ * th_child_wait() reads all the child wrote into msg (NUL-terminated, cut to size), reaps it and
+ * returns its wait status. Both assert. */
+struct th_child {
+        pid_t pid;
+        int fd;
+};
+pid_t th_child_start(struct th_child *c);
+int th_child_wait(struct th_child *c, char *msg, size_t size);
 
 /* Take capability cap (CAP_*) out of this process's effective set (capset(2); no libcap): how a
  * test makes root without CAP_SETUID or CAP_SETGID, in a child. -1 with errno on failure. */

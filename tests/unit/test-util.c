@@ -563,12 +563,9 @@ static void test_reader_enter_fails(void **state) {
                         fail_msg("without capability %d: child status %#x", caps[i], status);
         }
         /* Entered, then the way back taken away: leave aborts. */
-        int pipefd[2];
-        assert_int_equal(pipe(pipefd), 0);
-        pid_t pid = fork();
-        assert_true(pid >= 0);
-        if (pid == 0) {
-                (void)dup2(pipefd[1], 2);
+        struct th_child child;
+        if (th_child_start(&child) == 0) {
+                (void)dup2(child.fd, 2);
                 struct fs_reader_saved saved;
                 if (fs_reader_enter(&rd, &saved) != 0 || setfsuid((uid_t)-1) != 65534)
                         _exit(20);
@@ -577,13 +574,8 @@ static void test_reader_enter_fails(void **state) {
                 fs_reader_leave(&saved);
                 _exit(0);       /* went on as the reader: wrong */
         }
-        close(pipefd[1]);
-        char msg[512] = "";
-        ssize_t got = read(pipefd[0], msg, sizeof msg - 1);
-        close(pipefd[0]);
-        msg[got > 0 ? got : 0] = 0;
-        int status;
-        assert_int_equal(waitpid(pid, &status, 0), pid);
+        char msg[512];
+        int status = th_child_wait(&child, msg, sizeof msg);
         if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGABRT)
                 fail_msg("leave without the way back: child status %#x, said '%s'", status, msg);
         assert_non_null(strstr(msg, "cannot return to its own file system identity; stopping"));
