@@ -959,7 +959,7 @@ static int copy_tree(const struct copy_op *op, int srcdirfd, int dfd) {
         if (q == -EBUSY)
                 return mkm_err_set(op->reterr, -EBUSY, "[Hooks] Copy=%s: %s changed while it was copied", op->item, shown);
         if (fs_beside_refusal(q))
-                return mkm_err_set(op->reterr, q == -MKM_E_IDENTITY ? q : -MKM_E_RECIPE, "[Hooks] Copy=%s: %s %s",
+                return mkm_err_set(op->reterr, fs_beside_refusal_code(q), "[Hooks] Copy=%s: %s %s",
                                    op->item, shown, fs_beside_refusal(q));
         if (strcmp(where, ".") == 0 && step)    /* the source directory itself: its step names it */
                 return mkm_err_set(op->reterr, q, "[Hooks] Copy=%s: %s: %s", op->item, step, mkm_strerror(q));
@@ -994,7 +994,8 @@ static int open_source(const struct recipe *r, const char *path, const char *dir
                                    allow_dir ? "the source is neither a file nor a directory" : "not a regular file");
         }
         if (fs_beside_refusal(fd))
-                return mkm_err_set(reterr, -MKM_E_RECIPE, "[Hooks] %s: the source %s", what, fs_beside_refusal(fd));
+                return mkm_err_set(reterr, fs_beside_refusal_code(fd), "[Hooks] %s: the source %s", what,
+                                   fs_beside_refusal(fd));
         if (fd < 0)
                 return mkm_err_set(reterr, -MKM_E_RECIPE, "[Hooks] %s: cannot open the source: %s", what, mkm_strerror(fd));
         return fd;

@@ -599,7 +599,9 @@ void recipe_errors_done(struct recipe_errors *errs) {
         *errs = (struct recipe_errors){};
 }
 
-/* All errors into reterr, one a line (as much as fits), with the first error's code. */
+/* All errors into reterr, one a line (as much as fits), with the first error's code. That is
+ * -MKM_E_IDENTITY wherever the reader's permissions could not be taken (fs_beside_refusal_code()):
+ * they are taken first to open the top recipe file, and the load stops there (it is not soft). */
 static int errors_to_err(const struct recipe_errors *errs, struct mkm_err *reterr) {
         if (errs->n == 0)
                 return 0;
@@ -631,9 +633,10 @@ struct where {
         const char *section, *key, *value;
 };
 
-#define FAIL(w, fmt, ...)                                                                                   \
-        errors_add(&l->errors, -MKM_E_RECIPE, (w)->file, (w)->line, "%s:%u: [%s] %s=: " fmt, (w)->file, (w)->line, \
+#define FAIL_CODE(w, code, fmt, ...)                                                                        \
+        errors_add(&l->errors, (code), (w)->file, (w)->line, "%s:%u: [%s] %s=: " fmt, (w)->file, (w)->line,       \
                    (w)->section, (w)->key, ##__VA_ARGS__)
+#define FAIL(w, fmt, ...) FAIL_CODE(w, -MKM_E_RECIPE, fmt, ##__VA_ARGS__)
 
 /* A recorded error: skip the assignment (or item) and go on. */
 static bool soft(int r) {
@@ -700,7 +703,7 @@ static int do_include(struct loader *l, const struct where *w, const char *item)
         if (fd == -EBADFD)
                 return FAIL(w, "expected a recipe file (a regular file named *.recipe), got '%s'", shown);
         if (fs_beside_refusal(fd))
-                return FAIL(w, "'%s' %s", shown, fs_beside_refusal(fd));
+                return FAIL_CODE(w, fs_beside_refusal_code(fd), "'%s' %s", shown, fs_beside_refusal(fd));
         if (fd < 0)
                 return FAIL(w, "cannot read '%s': %s", shown, mkm_strerror(fd));
         size_t alen = strlen(abs);
@@ -1714,7 +1717,7 @@ static int load_collect(struct mkm_ctx *ctx, const char *path, bool partial, str
                 _cleanup_free_ char *cwd = absolute && path[0] != '/' ? getcwd(NULL, 0) : NULL;
                 _cleanup_free_ char *shown = cwd ? resolve_path(cwd, path) : NULL;
                 const char *name = shown ? shown : path;
-                return errors_add(errs, -MKM_E_RECIPE, name, 0, "cannot read recipe '%s': %s", name,
+                return errors_add(errs, fs_beside_refusal_code(q), name, 0, "cannot read recipe '%s': %s", name,
                                   why ? why : mkm_strerror(q));
         }
         struct loader l = { .ctx = ctx, .r = r, .allow_includes = true, .reterr = reterr };
@@ -1814,10 +1817,11 @@ struct recipe *recipe_free(struct recipe *r) {
 
 /* ---- validation for a build --------------------------------------------------------------- */
 
-#define FAIL_KEY(errs, r, id, fmt, ...)                                                                          \
-        errors_add((errs), -MKM_E_RECIPE, (r)->origins[id].file, (r)->origins[id].line, "%s:%u: [%s] %s=: " fmt,      \
+#define FAIL_KEY_CODE(errs, r, id, code, fmt, ...)                                                              \
+        errors_add((errs), (code), (r)->origins[id].file, (r)->origins[id].line, "%s:%u: [%s] %s=: " fmt,             \
                    (r)->origins[id].file ? (r)->origins[id].file : "?", (r)->origins[id].line, keys[id].section,   \
                    keys[id].key, ##__VA_ARGS__)
+#define FAIL_KEY(errs, r, id, fmt, ...) FAIL_KEY_CODE(errs, r, id, -MKM_E_RECIPE, fmt, ##__VA_ARGS__)
 
 static int check_readable(const struct recipe *r, enum key_id id, const char *path, struct recipe_errors *errs) {
         struct stat st;
@@ -1911,7 +1915,7 @@ static int check_copy_tree(const struct recipe *r, const char *path, int fd, str
         if (q == -ELOOP && !step)       /* the walk's own depth, not an open that met a link */
                 return FAIL_KEY(errs, r, K_COPY, "'%s': deeper than %d levels", path, RECIPE_COPY_DEPTH_MAX);
         if (fs_beside_refusal(q))
-                return FAIL_KEY(errs, r, K_COPY, "'%s' %s", shown, fs_beside_refusal(q));
+                return FAIL_KEY_CODE(errs, r, K_COPY, fs_beside_refusal_code(q), "'%s' %s", shown, fs_beside_refusal(q));
         return FAIL_KEY(errs, r, K_COPY, "%s '%s': %s", step ? step : "cannot read", shown, mkm_strerror(q));
 }
 
@@ -1938,7 +1942,7 @@ static int check_beside(const struct recipe *r, enum key_id id, const char *path
                         return FAIL_KEY(errs, r, id, "'%s' is %s", path,
                                         allow_dir ? "neither a file nor a directory" : "not a regular file");
                 else if (fs_beside_refusal(fd))
-                        return FAIL_KEY(errs, r, id, "'%s' %s", path, fs_beside_refusal(fd));
+                        return FAIL_KEY_CODE(errs, r, id, fs_beside_refusal_code(fd), "'%s' %s", path, fs_beside_refusal(fd));
                 else if (fd < 0)
                         return FAIL_KEY(errs, r, id, "cannot read '%s': %s", path, mkm_strerror(fd));
         }
@@ -1988,7 +1992,7 @@ int recipe_open_keyring_for_build(const struct recipe *r, bool file_only, struct
                                    file_only ? "not a regular file" : "neither a file nor a directory");
         }
         if (fs_beside_refusal(fd))
-                return mkm_err_set(reterr, -MKM_E_RECIPE, "%s[Bootstrap] Keyring=: '%s' %s", where, r->keyring,
+                return mkm_err_set(reterr, fs_beside_refusal_code(fd), "%s[Bootstrap] Keyring=: '%s' %s", where, r->keyring,
                                    fs_beside_refusal(fd));
         if (fd < 0)
                 return mkm_err_set(reterr, fd, "%s[Bootstrap] Keyring=: cannot read '%s': %s", where, r->keyring,

@@ -200,6 +200,10 @@ const char *fs_beside_refusal(int r) {
         }
 }
 
+int fs_beside_refusal_code(int r) {
+        return r == -MKM_E_IDENTITY ? r : -MKM_E_RECIPE;
+}
+
 int fs_open_entry_as(int dirfd, const char *name, const struct fs_reader *as, struct stat *ret_st, int *ret_fd,
                      char *target, size_t size, const char **ret_step) {
         *ret_fd = -1;

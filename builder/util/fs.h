@@ -154,6 +154,11 @@ unsigned long fs_random_ulong(void);
  * daemon, a fanotify listener or seccomp, is told as "Operation not permitted"). */
 const char *fs_beside_refusal(int r);
 
+/* The code such a refusal is reported with where the source is the recipe's: -MKM_E_RECIPE (the
+ * recipe's files must change), except -MKM_E_IDENTITY, kept: this process lacks the permissions
+ * to read as the owner, which no change to the recipe mends (exit 1, not an invalid recipe's 2). */
+int fs_beside_refusal_code(int r);
+
 #define FS_READER_REFUSED \
         "is not readable by the recipe's owner: sources are read with the permissions of the owner of the " \
         "recipe's files"

@@ -158,6 +158,20 @@ rc=0; "$MKMACHINE" check 2>/dev/null || rc=$?
 [ $rc -eq 2 ] || fail "no argument: exit $rc"
 
 ok "missing file, no packages, include cycle, NUL byte, no argument: exit 2 with messages"
+# A recipe another user owns is read with that user's permissions; a mkmachine that cannot take
+# them (here without CAP_SETGID: setgroups fails) says so and exits 1: the host lacks something,
+# no change to the recipe mends it, so it is not an invalid recipe's exit 2.
+mkdir "$tmp/tenant"
+cp recipes/minimal.recipe "$tmp/tenant/t.recipe"
+chown -R 4321:4321 "$tmp/tenant"
+for args in "check" "check --json"; do
+  rc=0; setpriv --bounding-set -setgid --inh-caps -setgid "$MKMACHINE" $args "$tmp/tenant/t.recipe" >"$tmp/out" 2>"$tmp/err" || rc=$?
+  [ $rc -eq 1 ] || { cat "$tmp/err"; fail "$args without CAP_SETGID: exit $rc, want 1"; }
+  grep -qF "cannot take the recipe owner's permissions (needs CAP_SETUID and CAP_SETGID" "$tmp/err" || { cat "$tmp/err"; fail "$args without CAP_SETGID: message"; }
+done
+grep -qF '"exit":1' "$tmp/out" || { cat "$tmp/out"; fail "--json without CAP_SETGID: no \"exit\":1 in the error document"; }
+"$MKMACHINE" check "$tmp/tenant/t.recipe" >/dev/null 2>"$tmp/err" || { cat "$tmp/err"; fail "the tenant's recipe with every capability"; }
+ok "a recipe owner's permissions that cannot be taken: exit 1, said so (plain and --json)"
 # 5. Documentation coverage: every key the parser accepts has a "`Key=`" line in the reference.
 # The key table is read from the source, so a key added there without docs fails here.
 keys=$(sed -n '/^static const struct recipe_key keys\[\] = {/,/^};/p' builder/recipe.c \

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include <dirent.h>
+#include <linux/capability.h>
 
 #include <cmocka.h>
 
@@ -711,6 +712,31 @@ static void test_copy_as_reader(void **state) {
         if (hooks_copy(&f->ctx, r, f->rootfd, -1, &err) < 0)
                 fail_msg("%s", err.msg);
         assert_true(exists_in(f->root, "etc/alone"));
+
+        /* A build that cannot take the tenant's permissions (no CAP_SETGID: setgroups fails) says
+         * so, with its own code (exit 1, not an invalid recipe's 2), and copies nothing. In a
+         * child, as capabilities do not come back. */
+        assert_int_equal(chown(rpath, 65534, 65534), 0);
+        assert_int_equal(chmod(closed, 0644), 0);
+        assert_int_equal(unlinkat(f->rootfd, "etc/alone", 0), 0);
+        recipe_free(TAKE_PTR(r));
+        if (recipe_load(&f->ctx, rpath, &r, &err) < 0)
+                fail_msg("%s", err.msg);
+        struct th_child child;
+        if (th_child_start(&child) == 0) {
+                if (th_drop_effective_cap(CAP_SETGID) < 0)
+                        _exit(10);
+                struct mkm_err e = {};
+                int q = hooks_copy(&f->ctx, r, f->rootfd, -1, &e);
+                (void)!write(child.fd, e.msg, strlen(e.msg));
+                _exit(q >= 0 ? 11 : q != -MKM_E_IDENTITY || e.code != q ? 12 : 0);
+        }
+        char msg[2048];
+        int status = th_child_wait(&child, msg, sizeof msg);
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 ||
+            !strstr(msg, "files/alone:/etc/alone: the source " FS_IDENTITY_REFUSED))
+                fail_msg("without CAP_SETGID: child status %#x, said '%s'", status, msg);
+        assert_false(exists_in(f->root, "etc/alone"));
 }
 
 /* ---- [Network] ---------------------------------------------------------------------------- */

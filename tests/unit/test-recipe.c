@@ -973,35 +973,34 @@ static void test_copy_tree_judged(void **state) {
         assert_int_equal(system(cmd), 0);
 
         /* A root that cannot take the reader's identity (no CAP_SETGID: setgroups fails) says so,
-         * at the load and at the judge walk; never "a directory anyone can write", whose code
-         * (-EPERM) the failed switch once shared. In a child, as capabilities do not come back. */
-        const char *const want[2] = { "cannot read recipe '", "files/etc' " FS_IDENTITY_REFUSED };
-        for (int step = 0; step < 2; step++) {
-                int pipefd[2];
-                assert_int_equal(pipe(pipefd), 0);
-                pid_t pid = fork();
-                assert_true(pid >= 0);
-                if (pid == 0) {
-                        close(pipefd[0]);
+         * at the load, at the judge walk and at the build's Keyring=; never "a directory anyone can write", whose code
+         * (-EPERM) the failed switch once shared. Its code stays -MKM_E_IDENTITY (exit 1: no
+         * change to the recipe mends it). In a child, as capabilities do not come back. */
+        write_file("ten/k.recipe", "[Machine]\nName=k\n[Bootstrap]\nDistribution=arch\nPackages=base\nKeyring=files/etc/sub/note\n");
+        _cleanup_free_ char *kpath = tpath("ten/k.recipe");
+        assert_int_equal(chown(kpath, 4321, 4321), 0);
+        _cleanup_(recipe_freep) struct recipe *kr = NULL;
+        assert_int_equal(recipe_load(NULL, kpath, &kr, &err), 0);
+        const char *const want[3] = { "cannot read recipe '", "files/etc' " FS_IDENTITY_REFUSED,
+                                      "files/etc/sub/note' " FS_IDENTITY_REFUSED };
+        for (int step = 0; step < 3; step++) {
+                struct th_child child;
+                if (th_child_start(&child) == 0) {
                         if (th_drop_effective_cap(CAP_SETGID) < 0)
                                 _exit(10);
                         struct mkm_err e = {};
                         struct recipe *again = NULL;
-                        int q = step == 0 ? recipe_load(NULL, top, &again, &e) : recipe_validate_for_build(r, &e);
-                        if (q >= 0)
-                                _exit(11);
-                        (void)!write(pipefd[1], e.msg, strlen(e.msg));
-                        _exit(0);
+                        struct stat kst;
+                        int q = step == 0   ? recipe_load(NULL, top, &again, &e)
+                                : step == 1 ? recipe_validate_for_build(r, &e)
+                                            : recipe_open_keyring_for_build(kr, false, &kst, &e);
+                        (void)!write(child.fd, e.msg, strlen(e.msg));
+                        _exit(q >= 0 ? 11 : q != -MKM_E_IDENTITY || e.code != q ? 12 : 0);
                 }
-                close(pipefd[1]);
-                char msg[2048] = "";
-                ssize_t got = read(pipefd[0], msg, sizeof msg - 1);
-                close(pipefd[0]);
-                msg[got > 0 ? got : 0] = 0;
-                int status;
-                assert_int_equal(waitpid(pid, &status, 0), pid);
+                char msg[2048];
+                int status = th_child_wait(&child, msg, sizeof msg);
                 if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-                        fail_msg("step %d: child status %#x", step, status);
+                        fail_msg("step %d: child status %#x, said '%s'", step, status, msg);
                 if (!strstr(msg, want[step]) || strstr(msg, "anyone can write") ||
                     (step == 0 && !strstr(msg, "cannot take the recipe owner's permissions (needs CAP_SETUID and CAP_SETGID")))
                         fail_msg("step %d without CAP_SETGID: got '%s'\nwant '%s'", step, msg, want[step]);
