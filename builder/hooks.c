@@ -822,70 +822,77 @@ struct copy_op {
         struct mkm_err *reterr;
 };
 
-static int copy_fail(const struct copy_op *op, int q, const char *what, const char *name) {
+/* shown: the path in the machine that failed ("/etc/x/a"), as a message names it. */
+static int copy_fail(const struct copy_op *op, int q, const char *what, const char *shown) {
         if (q == -ENOMEM)
                 return q;
-        return mkm_err_set(op->reterr, q, "[Hooks] Copy=%s: %s '%s': %s", op->item, what, name, mkm_strerror(q));
+        return mkm_err_set(op->reterr, q, "[Hooks] Copy=%s: %s '%s': %s", op->item, what, shown, mkm_strerror(q));
 }
 
-static int copy_file(const struct copy_op *op, int srcfd, int dfd, const char *name, mode_t mode) {
+/* Copy srcfd to dfd/name, which is shown as the path in the machine. */
+static int copy_file(const struct copy_op *op, int srcfd, int dfd, const char *name, const char *shown, mode_t mode) {
         int q = remove_non_dir(dfd, name);
         if (q == -EISDIR)
                 return mkm_err_set(op->reterr, -MKM_E_RECIPE, "[Hooks] Copy=%s: '%s' is a directory in the machine", op->item,
-                                   name);
+                                   shown);
         if (q < 0)
-                return copy_fail(op, q, "cannot replace", name);
+                return copy_fail(op, q, "cannot replace", shown);
         _cleanup_close_ int fd = openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
         if (fd < 0)
-                return copy_fail(op, negative_errno(), "cannot create", name);
+                return copy_fail(op, negative_errno(), "cannot create", shown);
         char buf[65536];
         for (;;) {
                 ssize_t n = read(srcfd, buf, sizeof buf);
                 if (n < 0) {
                         if (errno == EINTR)
                                 continue;
-                        return copy_fail(op, negative_errno(), "cannot read the source of", name);
+                        return copy_fail(op, negative_errno(), "cannot read the source of", shown);
                 }
                 if (n == 0)
                         break;
                 q = fs_write_all(fd, buf, (size_t)n);
                 if (q < 0)
-                        return copy_fail(op, q, "cannot write", name);
+                        return copy_fail(op, q, "cannot write", shown);
         }
         if (fchown(fd, op->uid, op->gid) < 0 || fchmod(fd, mode) < 0)
-                return copy_fail(op, negative_errno(), "cannot set the owner and mode of", name);
+                return copy_fail(op, negative_errno(), "cannot set the owner and mode of", shown);
         set_time(fd, op->epoch);
         return 0;
 }
 
-/* Make dfd/name a directory (kept if it exists; its mode and owner change only when set_attrs). */
-static int copy_mkdir(const struct copy_op *op, int dfd, const char *name, mode_t mode, bool set_attrs) {
+/* Make dfd/name a directory (kept if it exists; its mode and owner change only when set_attrs);
+ * shown is its path in the machine. */
+static int copy_mkdir(const struct copy_op *op, int dfd, const char *name, const char *shown, mode_t mode,
+                      bool set_attrs) {
         struct stat st;
         bool created = false;
         if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
                 if (errno != ENOENT)
-                        return copy_fail(op, negative_errno(), "cannot stat", name);
+                        return copy_fail(op, negative_errno(), "cannot stat", shown);
                 if (mkdirat(dfd, name, 0700) < 0)
-                        return copy_fail(op, negative_errno(), "cannot create", name);
+                        return copy_fail(op, negative_errno(), "cannot create", shown);
                 created = true;
         } else if (!S_ISDIR(st.st_mode))
                 return mkm_err_set(op->reterr, -MKM_E_RECIPE, "[Hooks] Copy=%s: '%s' exists in the machine and is not a directory",
-                                   op->item, name);
+                                   op->item, shown);
         int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (fd < 0)
-                return copy_fail(op, negative_errno(), "cannot open", name);
+                return copy_fail(op, negative_errno(), "cannot open", shown);
         if ((created || set_attrs) && (fchown(fd, op->uid, op->gid) < 0 || fchmod(fd, mode) < 0)) {
                 int q = negative_errno();
                 (void)close(fd);
-                return copy_fail(op, q, "cannot set the owner and mode of", name);
+                return copy_fail(op, q, "cannot set the owner and mode of", shown);
         }
         return fd;
 }
 
-/* A directory of the machine that a source directory's entries are copied into. */
+/* A directory of the machine that a source directory's entries are copied into, and its path
+ * there ("" for the root), for messages: a child's is kept in its own allocation, after it. */
 struct copy_dir {
         const struct copy_op *op;
         int dfd;
+        const char *path;
+        char path_buf[];
 };
 
 /* One entry of a copied directory, as fs_walk_source_tree() judged and opened it (with the
@@ -894,27 +901,30 @@ static int copy_entry(void *parent, const char *n, const struct stat *st, int fd
                       void **ret_child) {
         const struct copy_dir *p = parent;
         const struct copy_op *op = p->op;
+        size_t len = strlen(p->path) + 1 + strlen(n);
+        _cleanup_free_ struct copy_dir *c = malloc(sizeof *c + len + 1);
+        if (!c)
+                return -ENOMEM;
+        char *shown = c->path_buf;
+        (void)snprintf(shown, len + 1, "%s/%s", p->path, n);
         if (S_ISREG(st->st_mode))
-                return copy_file(op, fd, p->dfd, n, st->st_mode & 07777);
+                return copy_file(op, fd, p->dfd, n, shown, st->st_mode & 07777);
         if (S_ISDIR(st->st_mode)) {
-                int cd = copy_mkdir(op, p->dfd, n, st->st_mode & 07777, false);
+                int cd = copy_mkdir(op, p->dfd, n, shown, st->st_mode & 07777, false);
                 if (cd < 0)
                         return cd;
-                struct copy_dir *c = malloc(sizeof *c);
-                if (!c) {
-                        (void)close(cd);
-                        return -ENOMEM;
-                }
-                *c = (struct copy_dir){ .op = op, .dfd = cd };
-                *ret_child = c;
+                c->op = op;
+                c->dfd = cd;
+                c->path = c->path_buf;
+                *ret_child = TAKE_PTR(c);
                 return 0;
         }
         /* a symbolic link: the walk passes nothing else */
         int q = remove_non_dir(p->dfd, n);
         if (q < 0)
-                return copy_fail(op, q, "cannot replace", n);
+                return copy_fail(op, q, "cannot replace", shown);
         if (symlinkat(target, p->dfd, n) < 0 || fchownat(p->dfd, n, op->uid, op->gid, AT_SYMLINK_NOFOLLOW) < 0)
-                return copy_fail(op, negative_errno(), "cannot create the symlink", n);
+                return copy_fail(op, negative_errno(), "cannot create the symlink", shown);
         if (op->epoch >= 0) {
                 struct timespec ts[2] = { { .tv_sec = (time_t)op->epoch }, { .tv_sec = (time_t)op->epoch } };
                 (void)utimensat(p->dfd, n, ts, AT_SYMLINK_NOFOLLOW);
@@ -932,11 +942,12 @@ static int copy_leave(void *child, int q) {
         return q;
 }
 
-/* Copy the source directory srcdirfd's contents into dfd: the walk `check` judged the source
- * with (fs_walk_source_tree()), so the copy refuses exactly what it refused, in its words. */
-static int copy_tree(const struct copy_op *op, int srcdirfd, int dfd) {
+/* Copy the source directory srcdirfd's contents into dfd, the machine's directory dest (its path
+ * there, "" for the root): the walk `check` judged the source with (fs_walk_source_tree()), so
+ * the copy refuses exactly what it refused, in its words. */
+static int copy_tree(const struct copy_op *op, int srcdirfd, int dfd, const char *dest) {
         static const struct fs_tree_visitor visitor = { .entry = copy_entry, .leave = copy_leave };
-        struct copy_dir top = { .op = op, .dfd = dfd };
+        struct copy_dir top = { .op = op, .dfd = dfd, .path = dest };
         _cleanup_free_ char *where = NULL;
         const char *step = NULL;
         bool by_visitor = false;
@@ -1047,7 +1058,7 @@ int hooks_copy(struct mkm_ctx *ctx, const struct recipe *r, int rootfd, int64_t 
                         _cleanup_close_ int top = chase_and_open_in_root(rootfd, "/", CHASE_MUST_BE_DIRECTORY, O_RDONLY, 0);
                         if (top < 0)
                                 return top;
-                        q = copy_tree(&op, sfd, top);
+                        q = copy_tree(&op, sfd, top, "");
                 } else {
                         _cleanup_free_ char *base = NULL;
                         _cleanup_close_ int dfd = -EBADF;
@@ -1059,12 +1070,12 @@ int hooks_copy(struct mkm_ctx *ctx, const struct recipe *r, int rootfd, int64_t 
                                            : -ENOMEM;
                         }
                         if (S_ISREG(st.st_mode))
-                                q = copy_file(&op, sfd, dfd, base, mode);
+                                q = copy_file(&op, sfd, dfd, base, c->dest, mode);
                         else {
-                                _cleanup_close_ int top = copy_mkdir(&op, dfd, base, mode, c->has_mode || c->owner);
+                                _cleanup_close_ int top = copy_mkdir(&op, dfd, base, c->dest, mode, c->has_mode || c->owner);
                                 if (top < 0)
                                         return top;
-                                q = copy_tree(&op, sfd, top);
+                                q = copy_tree(&op, sfd, top, c->dest);
                                 if (q >= 0)
                                         set_time(top, epoch);
                         }

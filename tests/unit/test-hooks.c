@@ -586,9 +586,15 @@ static void test_copy_refusals(void **state) {
         copy_fails(f, "files/dir:/srv/dir", -MKM_E_RECIPE,
                    "[Hooks] Copy=%s/files/dir:/srv/dir: 'fifo' is a device, FIFO or socket; only files, directories "
                    "and symlinks are copied");
-        copy_fails(f, "files/a:/var/dir", -MKM_E_RECIPE, "[Hooks] Copy=%s/files/a:/var/dir: 'dir' is a directory in the machine");
+        copy_fails(f, "files/a:/var/dir", -MKM_E_RECIPE, "[Hooks] Copy=%s/files/a:/var/dir: '/var/dir' is a directory in the machine");
         copy_fails(f, "files/dir:/etc/passwd", -MKM_E_RECIPE,
-                   "[Hooks] Copy=%s/files/dir:/etc/passwd: 'passwd' exists in the machine and is not a directory");
+                   "[Hooks] Copy=%s/files/dir:/etc/passwd: '/etc/passwd' exists in the machine and is not a directory");
+        /* inside a copied directory, and onto /: the path in the machine, not the base name */
+        th_write_file(f->src, "files/nest/dir", "a file where the machine has a directory\n", 0644);
+        copy_fails(f, "files/nest:/var", -MKM_E_RECIPE, "[Hooks] Copy=%s/files/nest:/var: '/var/dir' is a directory in the machine");
+        th_write_file(f->src, "files/onroot/etc/passwd/x", "a directory where the machine has a file\n", 0644);
+        copy_fails(f, "files/onroot:/", -MKM_E_RECIPE,
+                   "[Hooks] Copy=%s/files/onroot:/: '/etc/passwd' exists in the machine and is not a directory");
         copy_fails(f, "files/a:/", -MKM_E_RECIPE, "[Hooks] Copy=%s/files/a:/: only a directory can be copied onto /");
         /* Nothing left the root. */
         _cleanup_free_ char *outside = fs_path_join(f->top, "outside");
