@@ -297,12 +297,12 @@ static int source_tree(struct source_walk *w, int dirfd, void *parent, unsigned 
                                                         &child)) < 0)
                         w->visitor = true;
                 char *inner = NULL;
-                if (q >= 0 && S_ISDIR(st.st_mode)) {
+                if (q >= 0 && S_ISDIR(st.st_mode))
                         q = source_tree(w, fd, child, depth + 1, &inner);
-                        if (w->v && w->v->leave) {
-                                int l = w->v->leave(child, q);
-                                if (l < 0 && q >= 0)
-                                        w->visitor = true;
+                if (child && w->v->leave) {     /* whatever happened since entry set it */
+                        int l = w->v->leave(child, q);
+                        if (l < 0 && q >= 0) {  /* else the first failure stands */
+                                w->visitor = true;
                                 q = l;
                         }
                 }

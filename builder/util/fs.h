@@ -109,8 +109,10 @@ int fs_open_entry_as(int dirfd, const char *name, const struct fs_reader *as, st
  * judge that `check` and the build run before anything is fetched, so that they cannot differ.
  * v->entry (v NULL: only judge) gets each entry, with parent (top for dirfd's own entries), what
  * was opened (fd of a file or directory, no longer non-blocking; target of a link) and for a
- * directory sets *ret_child, what its entries get as their parent; v->leave(child, q) follows a
- * directory's entries with the walk's result so far and returns it or its own failure. On a
+ * directory sets *ret_child, what its entries get as their parent; v->leave(child, q) is called for
+ * every child entry set (after the directory's entries, or at once when entry or the walk failed
+ * first) with the result so far, and returns it or its own failure, which counts only when q >= 0
+ * (the first failure stands). On a
  * failure *ret_where (the caller frees it) is the entry's path relative to dirfd ("." for dirfd
  * itself), *ret_step as fs_open_entry_as() says (or NULL), and *ret_visitor whether v failed (in
  * its own words) rather than the walk refused. */

@@ -916,6 +916,113 @@ static void test_pid_is_gone(void **state) {
         assert_int_equal(waitpid(running, NULL, 0), running);
 }
 
+/* fs_walk_source_tree()'s visitor contract, with a visitor that records what it is given: every
+ * entry once, with its parent's token; leave once for every child entry set, also when entry or
+ * the walk failed after it was set (nothing leaks); the first failure stands (a leave that fails
+ * after a refusal does not replace it); where, step and "the visitor failed" tell which. */
+struct visit {
+        const char *fail_entry;         /* entry fails (-ENOTRECOVERABLE) on this name, after setting a child */
+        const char *fail_leave;         /* leave fails (-ESTALE) for this directory */
+        int live;                       /* children set and not yet left */
+        int entries;
+        struct th_buf seen;             /* "parent/name" of each entry, as the tokens say */
+        struct th_buf left;             /* "path=q" of each leave */
+};
+struct visit_node {
+        struct visit *v;
+        char path[256];
+};
+
+static int visit_entry(void *parent, const char *name, const struct stat *st, int fd, const char *target,
+                       void **ret_child) {
+        struct visit_node *p = parent;
+        struct visit *v = p->v;
+        v->entries++;
+        th_buf_add(&v->seen, "%s/%s%s ", p->path, name, S_ISLNK(st->st_mode) ? (target ? "@" : "@?") : fd >= 0 ? "" : "?");
+        if (S_ISDIR(st->st_mode) || (v->fail_entry && strcmp(name, v->fail_entry) == 0)) {
+                struct visit_node *c = malloc(sizeof *c);
+                assert_non_null(c);
+                c->v = v;
+                snprintf(c->path, sizeof c->path, "%s/%s", p->path, name);
+                *ret_child = c;
+                v->live++;
+        }
+        return v->fail_entry && strcmp(name, v->fail_entry) == 0 ? -ENOTRECOVERABLE : 0;
+}
+
+static int visit_leave(void *child, int q) {
+        struct visit_node *c = child;
+        struct visit *v = c->v;
+        th_buf_add(&v->left, "%s=%d ", c->path, q);
+        v->live--;
+        const char *base = strrchr(c->path, '/') + 1;
+        bool fail = v->fail_leave && strcmp(base, v->fail_leave) == 0;
+        free(c);
+        return fail ? -ESTALE : q;
+}
+
+static void test_walk_visitor(void **state) {
+        (void)state;
+        char top[] = "/tmp/mkm-test-visit.XXXXXX";
+        assert_non_null(mkdtemp(top));
+        th_write_file(top, "a/b/f", "f\n", 0644);
+        th_write_file(top, "a/g", "g\n", 0644);
+        char p[512];
+        snprintf(p, sizeof p, "%s/a/l", top);
+        assert_int_equal(symlink("g", p), 0);
+        _cleanup_close_ int dfd = open(top, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        assert_true(dfd >= 0);
+        static const struct fs_tree_visitor visitor = { .entry = visit_entry, .leave = visit_leave };
+
+        struct {
+                const char *fail_entry, *fail_leave, *fifo;
+                int q;
+                const char *where;
+                bool by_visitor;
+                const char *left;       /* in what leave was given, besides "/a=<q> " */
+        } cases[] = {
+                { NULL, NULL, NULL, 0, NULL, false, "/a/b=0 " },
+                /* entry fails after setting a child: left at once, with its failure */
+                { "g", NULL, NULL, -ENOTRECOVERABLE, "a/g", true, "/a/g=-131 " },
+                { "b", NULL, NULL, -ENOTRECOVERABLE, "a/b", true, "/a/b=-131 " },
+                /* leave fails on success: its failure, named by the directory */
+                { NULL, "b", NULL, -ESTALE, "a/b", true, "/a/b=0 " },
+                /* the walk refuses inside b; b's leave fails too: the refusal stands */
+                { NULL, "b", "a/b/p", -EBADFD, "a/b/p", false, "/a/b=-77 " },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                snprintf(p, sizeof p, "%s/a/b/p", top);
+                (void)unlink(p);
+                if (cases[i].fifo)
+                        assert_int_equal(mkfifo(p, 0644), 0);
+                struct visit v = { .fail_entry = cases[i].fail_entry, .fail_leave = cases[i].fail_leave };
+                struct visit_node root = { .v = &v, .path = "" };
+                _cleanup_free_ char *where = NULL;
+                const char *step = "unset";
+                bool by_visitor = !cases[i].by_visitor;
+                int q = fs_walk_source_tree(dfd, NULL, 8, &visitor, &root, &where, &step, &by_visitor);
+                char a_left[32];
+                snprintf(a_left, sizeof a_left, "/a=%d ", q);
+                if (q != cases[i].q || by_visitor != cases[i].by_visitor || v.live != 0 || !v.left.p ||
+                    !strstr(v.left.p, cases[i].left) || !strstr(v.left.p, a_left) ||
+                    (cases[i].where ? !where || strcmp(where, cases[i].where) != 0 : where != NULL))
+                        fail_msg("case %zu: %d (visitor %d) at '%s', %d children not left; saw %s; left %s", i, q,
+                                 by_visitor, where ? where : "(none)", v.live, v.seen.p ? v.seen.p : "",
+                                 v.left.p ? v.left.p : "");
+                if (i == 0) {
+                        /* each entry once, under its parent's token; files and dirs opened, links read */
+                        const char *want[] = { "/a ", "/a/b ", "/a/b/f ", "/a/g ", "/a/l@ " };
+                        assert_int_equal(v.entries, 5);
+                        for (size_t k = 0; k < ELEMENTSOF(want); k++)
+                                if (!strstr(v.seen.p, want[k]))
+                                        fail_msg("'%s' not in what the visitor saw: %s", want[k], v.seen.p);
+                }
+                free(v.seen.p);
+                free(v.left.p);
+        }
+        assert_int_equal(fs_rm_rf_at(AT_FDCWD, top), 0);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_strv),
@@ -929,6 +1036,7 @@ int main(void) {
                 cmocka_unit_test(test_remove_dirs_of),
                 cmocka_unit_test(test_pid_is_gone),
                 cmocka_unit_test(test_listings),
+                cmocka_unit_test(test_walk_visitor),
                 cmocka_unit_test(test_fd_is_path),
                 cmocka_unit_test(test_rm_rf_stops_at_bind_mounts),
                 cmocka_unit_test(test_rm_rf_stops_at_self_bind_mount),
