@@ -956,22 +956,12 @@ static int copy_tree(const struct copy_op *op, int srcdirfd, int dfd, const char
         if (q >= 0 || q == -ENOMEM || by_visitor)
                 return q;
         /* what failed, inside the source: its path there, or the source itself */
-        char shown[PATH_MAX + 2] = "the source";
+        char shown[PATH_MAX + 2] = "the source", words[PATH_MAX + 256];
         if (strcmp(where, ".") != 0)
                 (void)snprintf(shown, sizeof shown, "'%s'", where);
-        if (q == -EBADFD)
-                return mkm_err_set(op->reterr, -MKM_E_RECIPE,
-                                   "[Hooks] Copy=%s: %s is a device, FIFO or socket; only files, directories and "
-                                   "symlinks are copied",
-                                   op->item, shown);
-        if (q == -ELOOP && !step)       /* the walk's own depth, not an open that met a link */
-                return mkm_err_set(op->reterr, -ELOOP, "[Hooks] Copy=%s: deeper than %d levels", op->item,
-                                   RECIPE_COPY_DEPTH_MAX);
-        if (q == -EBUSY)
-                return mkm_err_set(op->reterr, -EBUSY, "[Hooks] Copy=%s: %s changed while it was copied", op->item, shown);
-        if (fs_beside_refusal(q))
-                return mkm_err_set(op->reterr, fs_beside_refusal_code(q), "[Hooks] Copy=%s: %s %s",
-                                   op->item, shown, fs_beside_refusal(q));
+        int code = fs_walk_refusal_words(q, step, shown, "the source", RECIPE_COPY_DEPTH_MAX, words, sizeof words);
+        if (code < 0)
+                return mkm_err_set(op->reterr, code, "[Hooks] Copy=%s: %s", op->item, words);
         if (strcmp(where, ".") == 0 && step)    /* the source directory itself: its step names it */
                 return mkm_err_set(op->reterr, q, "[Hooks] Copy=%s: %s: %s", op->item, step, mkm_strerror(q));
         return mkm_err_set(op->reterr, q, "[Hooks] Copy=%s: %s %s: %s", op->item, step ? step : "cannot read",

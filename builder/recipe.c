@@ -1907,15 +1907,13 @@ static int check_copy_tree(const struct recipe *r, const char *path, int fd, str
         if (q >= 0 || q == -ENOMEM)
                 return q;
         _cleanup_free_ char *shown = strcmp(where, ".") == 0 ? strdup(path) : fs_path_join(path, where);
-        if (!shown)
+        _cleanup_free_ char *what = NULL, *source = NULL;
+        if (!shown || asprintf(&what, "'%s'", shown) < 0 || asprintf(&source, "'%s'", path) < 0)
                 return -ENOMEM;
-        if (q == -EBADFD)
-                return FAIL_KEY(errs, r, K_COPY, "'%s' is a device, FIFO or socket; only files, directories and symlinks "
-                                "are copied", shown);
-        if (q == -ELOOP && !step)       /* the walk's own depth, not an open that met a link */
-                return FAIL_KEY(errs, r, K_COPY, "'%s': deeper than %d levels", path, RECIPE_COPY_DEPTH_MAX);
-        if (fs_beside_refusal(q))
-                return FAIL_KEY_CODE(errs, r, K_COPY, fs_beside_refusal_code(q), "'%s' %s", shown, fs_beside_refusal(q));
+        char words[PATH_MAX + 256];
+        int code = fs_walk_refusal_words(q, step, what, source, RECIPE_COPY_DEPTH_MAX, words, sizeof words);
+        if (code < 0)   /* the recipe's to mend, but for an identity this process cannot take */
+                return FAIL_KEY_CODE(errs, r, K_COPY, fs_beside_refusal_code(code), "%s", words);
         return FAIL_KEY(errs, r, K_COPY, "%s '%s': %s", step ? step : "cannot read", shown, mkm_strerror(q));
 }
 

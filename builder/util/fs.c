@@ -338,6 +338,28 @@ int fs_walk_source_tree(int dirfd, const struct fs_reader *as, unsigned max_dept
         return q;
 }
 
+int fs_walk_refusal_words(int q, const char *step, const char *what, const char *source, unsigned max_depth,
+                          char *buf, size_t size) {
+        if (q == -EBADFD) {
+                (void)snprintf(buf, size, "%s is a device, FIFO or socket; only files, directories and symlinks are copied",
+                               what);
+                return -MKM_E_RECIPE;
+        }
+        if (q == -ELOOP && !step) {     /* the walk's own depth, not an open that met a link */
+                (void)snprintf(buf, size, "%s is deeper than %u levels", source, max_depth);
+                return -ELOOP;
+        }
+        if (q == -EBUSY) {
+                (void)snprintf(buf, size, "%s changed while it was read", what);
+                return -EBUSY;
+        }
+        if (fs_beside_refusal(q)) {
+                (void)snprintf(buf, size, "%s %s", what, fs_beside_refusal(q));
+                return fs_beside_refusal_code(q);
+        }
+        return 0;
+}
+
 int fs_judge_source_tree(int dirfd, const struct fs_reader *as, unsigned max_depth, char **ret_where,
                          const char **ret_step) {
         return fs_walk_source_tree(dirfd, as, max_depth, NULL, NULL, ret_where, ret_step, NULL);

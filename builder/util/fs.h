@@ -123,6 +123,16 @@ struct fs_tree_visitor {
 };
 int fs_walk_source_tree(int dirfd, const struct fs_reader *as, unsigned max_depth, const struct fs_tree_visitor *v,
                         void *top, char **ret_where, const char **ret_step, bool *ret_visitor);
+/* The words for what fs_walk_source_tree() refused (q and step as it returned them, the visitor
+ * not at fault), so that `check` and the copy say the same: about what (the failing entry as the
+ * message names it, quoted, or the source itself), or for the walk's depth about source, into
+ * buf. Returns the code to report: -MKM_E_RECIPE for what the source holds (a device, FIFO or
+ * socket; what fs_beside_refusal() words, with its code), -ELOOP for the depth, -EBUSY for an entry
+ * that changed while it was read; 0 when q is no refusal but a failure to read (an I/O error:
+ * the caller says it with step and strerror). */
+int fs_walk_refusal_words(int q, const char *step, const char *what, const char *source, unsigned max_depth,
+                          char *buf, size_t size);
+
 /* fs_walk_source_tree() that only judges. */
 int fs_judge_source_tree(int dirfd, const struct fs_reader *as, unsigned max_depth, char **ret_where,
                          const char **ret_step);

@@ -399,7 +399,7 @@ static void test_copy_depth(void **state) {
         assert_int_equal(system(cmd), 0);
         err = (struct mkm_err){};
         assert_int_equal(hooks_copy(&f->ctx, r, f->rootfd, -1, &err), -ELOOP);
-        assert_non_null(strstr(err.msg, "/src/files/deep:/srv/deep: deeper than 256 levels"));
+        assert_non_null(strstr(err.msg, "/src/files/deep:/srv/deep: the source is deeper than 256 levels"));
 
         /* a source directory that cannot be listed (th_broken_listing_new()): no copy */
         _cleanup_free_ char *broken = th_broken_listing_new(f->src);     /* f->src/broken/d */

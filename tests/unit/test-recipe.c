@@ -940,7 +940,7 @@ static void test_copy_tree_judged(void **state) {
                 { "ln ROOTONLY sub/hl", "rm sub/hl",
                   "files/etc/sub/hl' is a hard link to a file of another owner than its directory's" },
                 { "mkdir -p $(printf 'd/%.0s' $(seq 257)) && chown -R 4321:4321 d", "rm -rf d",
-                  "files/etc': deeper than 256 levels" },
+                  "files/etc' is deeper than 256 levels" },
         };
         for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
                 char make[1024];

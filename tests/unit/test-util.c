@@ -1023,6 +1023,34 @@ static void test_walk_visitor(void **state) {
         assert_int_equal(fs_rm_rf_at(AT_FDCWD, top), 0);
 }
 
+/* The words `check` and Copy= share for a walk's refusal, with their codes; an I/O error is none. */
+static void test_walk_refusal_words(void **state) {
+        (void)state;
+        struct {
+                int q;
+                const char *step;
+                int code;
+                const char *words;
+        } cases[] = {
+                { -EBADFD, NULL, -MKM_E_RECIPE, "'x/p' is a device, FIFO or socket; only files, directories and symlinks are copied" },
+                { -ELOOP, NULL, -ELOOP, "'x' is deeper than 256 levels" },
+                { -ELOOP, "cannot open the source", 0, "" },    /* an open that met a link: not the depth */
+                { -EBUSY, NULL, -EBUSY, "'x/p' changed while it was read" },
+                { -EACCES, "cannot open the source", -MKM_E_RECIPE, "'x/p' " FS_READER_REFUSED },
+                { -MKM_E_ANYONE_WRITES, NULL, -MKM_E_RECIPE, "'x/p' " FS_ANYONE_WRITES_REFUSED },
+                { -MKM_E_IDENTITY, NULL, -MKM_E_IDENTITY, "'x/p' " FS_IDENTITY_REFUSED },
+                { -EIO, "cannot list the source directory", 0, "" },
+                { -EPERM, "cannot open the source", 0, "" },    /* an open's own EPERM: strerror's words */
+        };
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                char buf[1024] = "";
+                int code = fs_walk_refusal_words(cases[i].q, cases[i].step, "'x/p'", "'x'", 256, buf, sizeof buf);
+                if (code != cases[i].code || strcmp(buf, cases[i].words) != 0)
+                        fail_msg("case %zu (%d): %d '%s', want %d '%s'", i, cases[i].q, code, buf, cases[i].code,
+                                 cases[i].words);
+        }
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_strv),
@@ -1037,6 +1065,7 @@ int main(void) {
                 cmocka_unit_test(test_pid_is_gone),
                 cmocka_unit_test(test_listings),
                 cmocka_unit_test(test_walk_visitor),
+                cmocka_unit_test(test_walk_refusal_words),
                 cmocka_unit_test(test_fd_is_path),
                 cmocka_unit_test(test_rm_rf_stops_at_bind_mounts),
                 cmocka_unit_test(test_rm_rf_stops_at_self_bind_mount),
