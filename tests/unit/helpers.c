@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
+#include <sys/mount.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -186,6 +188,18 @@ int th_drop_effective_cap(int cap) {
                 return -1;
         d[cap / 32].effective &= ~(1u << (cap % 32));
         return (int)syscall(SYS_capset, &h, d);
+}
+
+int th_bind_over(const char *src, const char *dir, const char *rel) {
+        char at[PATH_MAX];
+        (void)snprintf(at, sizeof at, "%s/%s", dir, rel);
+        return mount(src, at, NULL, MS_BIND, NULL);
+}
+
+void th_unbind(const char *dir, const char *rel) {
+        char at[PATH_MAX];
+        (void)snprintf(at, sizeof at, "%s/%s", dir, rel);
+        (void)umount2(at, MNT_DETACH);
 }
 
 char *th_broken_listing_new(const char *top) {

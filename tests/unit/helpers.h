@@ -84,3 +84,8 @@ int th_drop_effective_cap(int cap);
  * (caller frees); asserts. th_broken_listing_done(TOP) unmounts it and detaches the device. */
 char *th_broken_listing_new(const char *top);
 void th_broken_listing_done(const char *top);
+
+/* Bind src (such a failing listing) over DIR/REL, where the code under test will list it: 0, or -1
+ * with errno (the test fails after its cleanup). th_unbind(DIR, REL) detaches it. */
+int th_bind_over(const char *src, const char *dir, const char *rel);
+void th_unbind(const char *dir, const char *rel);
