@@ -2,7 +2,6 @@
 /* Staging roots, the per-machine build lock, and the atomic swap. */
 #include "deploy.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -24,6 +23,7 @@
 #include "util/cleanup.h"
 #include "util/err.h"
 #include "util/fs.h"
+#include "util/strv.h"
 #include "util/thread.h"
 
 bool deploy_name_is_valid(const char *name) {
@@ -653,18 +653,13 @@ int deploy_remove(struct mkm_ctx *ctx, struct deploy *d, struct mkm_err *reterr)
         (void)fsync(d->machines_fd);
         /* The state directory, its lock file included: we hold the lock until deploy_free. */
         _cleanup_close_ int sfd = open(d->state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        DIR *dir = sfd >= 0 ? fs_opendir_dup(sfd) : NULL;
-        if (dir) {
-                struct dirent *de;
-                while ((de = readdir(dir)))
-                        if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0 && strcmp(de->d_name, ".lock") != 0 &&
-                            (r = fs_rm_rf_at(sfd, de->d_name)) < 0 && r != -ENOENT) {
-                                closedir(dir);
-                                return mkm_err_set(reterr, r, "cannot remove %s/%s: %s", d->state_dir, de->d_name,
-                                                   mkm_strerror(r));
-                        }
-                closedir(dir);
-        }
+        _cleanup_strv_free_ char **names = NULL;
+        r = sfd >= 0 ? fs_list_names(sfd, NULL, NULL, 0, &names) : 0;
+        if (r < 0)      /* said as it is, not as "Directory not empty" at the rmdir below */
+                return mkm_err_set(reterr, r, "cannot list %s: %s", d->state_dir, mkm_strerror(r));
+        for (char **n = names; n && *n; n++)
+                if (strcmp(*n, ".lock") != 0 && (r = fs_rm_rf_at(sfd, *n)) < 0 && r != -ENOENT)
+                        return mkm_err_set(reterr, r, "cannot remove %s/%s: %s", d->state_dir, *n, mkm_strerror(r));
         (void)unlinkat(sfd, ".lock", 0);
         /* From here another command may make a new state directory and lock: not ours to remove. */
         d->locked = false;

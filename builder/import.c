@@ -108,6 +108,8 @@ struct sources {
  * ours by owner): nothing else removes them. */
 static void remove_stale_downloads(struct mkm_ctx *ctx, const char *tmp) {
         int n = fs_remove_dirs_of(tmp, "mkm-import", 0);
+        if (n < 0)
+                mkm_warn(ctx, "cannot look for downloads that killed imports left in %s: %s", tmp, mkm_strerror(n));
         if (n > 0)
                 mkm_debug(ctx, "removed %d download director%s in %s left by imports that were killed", n,
                           n == 1 ? "y" : "ies", tmp);

@@ -792,7 +792,7 @@ static int remove_left_in(int dfd, const char *prefix, pid_t pid) {
                 return negative_errno();
         int n = 0;
         struct dirent *de;
-        while ((de = readdir(d))) {
+        while ((errno = 0, de = readdir(d))) {
                 const char *name = de->d_name;
                 pid_t owner = prefix ? prefixed_owner(name, prefix) : temporary_owner(name);
                 if (owner <= 0 || (pid > 0 ? owner != pid : owner == getpid() || !fs_pid_is_gone(owner)))
@@ -812,6 +812,8 @@ static int remove_left_in(int dfd, const char *prefix, pid_t pid) {
                 if (fs_rm_rf_at(dfd, name) >= 0)
                         n++;
         }
+        if (errno != 0)         /* the listing failed: what is left in the rest is not known */
+                n = negative_errno();
         (void)closedir(d);
         return n;
 }

@@ -215,7 +215,8 @@ int fs_remove_temporaries_beside_recipe(const char *dir, pid_t pid);
  * downloads): pid > 0 for the build's guard after its worker was killed; pid 0 for those of every
  * process that no longer exists other than this one, and only those owned by our effective UID
  * whose flock(2) is free. Symlinks and other files are left. A missing directory is not an error.
- * Returns how many were removed, or a negative errno. */
+ * Returns how many were removed, or a negative errno (a listing that fails is one, whatever was
+ * removed before it failed). */
 int fs_remove_dirs_of(const char *path, const char *prefix, pid_t pid);
 
 /* Whether fd is still the file at path (lstat: same device and inode, and not unlinked). After

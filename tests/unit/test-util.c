@@ -826,8 +826,8 @@ static void expect_names(char **names, const char *want) {
 /* Listings: fs_list_names() keeps what keep accepts, sorted, at most max, from the top however
  * often the same fd is listed; and a listing that fails (readdir(3) ends with EBADMSG on
  * th_broken_listing_new()'s directory, as on a disk error) is an error, in it, in fs_walk() (the
- * manifest and the shift walk) and in fs_judge_source_tree(): never a short or empty list taken
- * for all of it. */
+ * manifest and the shift walk), in fs_judge_source_tree() and in the removal of what killed builds
+ * left: never a short or empty list taken for all of it. */
 static void test_listings(void **state) {
         (void)state;
         char *dir = th_tmpdir_new("listings");
@@ -869,6 +869,9 @@ static void test_listings(void **state) {
                 char *where = NULL;
                 const char *step = NULL;
                 int j = fs_judge_source_tree(bfd, NULL, 8, &where, &step);
+                /* the cleanups of what killed builds left: an error, not "nothing was there" */
+                int t = fs_remove_temporaries_beside_recipe(broken, 0);
+                int h = fs_remove_dirs_of(broken, "mkm-gnupg", 0);
                 th_broken_listing_done(dir);
                 if (q != -EBADMSG || names)
                         fail_msg("fs_list_names of a broken listing: %d (%s)", q, names ? "a list" : "no list");
@@ -879,6 +882,8 @@ static void test_listings(void **state) {
                         fail_msg("fs_judge_source_tree of a broken listing: %d at '%s' (%s)", j, where ? where : "",
                                  step ? step : "");
                 free(where);
+                if (t != -EBADMSG || h != -EBADMSG)
+                        fail_msg("removing temporaries in a broken listing: %d, directories: %d", t, h);
         } else
                 th_broken_listing_done(dir);
         th_tmpdir_free(dir);
