@@ -995,10 +995,11 @@ static int open_source(const struct recipe *r, const char *path, const char *dir
                                    allow_dir ? "the source is neither a file nor a directory" : "not a regular file");
         }
         if (fs_beside_refusal(fd))
-                return mkm_err_set(reterr, fs_beside_refusal_code(fd), "[Hooks] %s: the source %s", what,
+                return mkm_err_set(reterr, fs_source_failure_code(fd), "[Hooks] %s: the source %s", what,
                                    fs_beside_refusal(fd));
         if (fd < 0)
-                return mkm_err_set(reterr, -MKM_E_RECIPE, "[Hooks] %s: cannot open the source: %s", what, mkm_strerror(fd));
+                return mkm_err_set(reterr, fs_source_failure_code(fd), "[Hooks] %s: cannot open the source: %s", what,
+                                   mkm_strerror(fd));
         return fd;
 }
 
@@ -1006,7 +1007,7 @@ int hooks_copy(struct mkm_ctx *ctx, const struct recipe *r, int rootfd, int64_t 
         struct fs_reader reader;
         int q0 = recipe_reader(r, &reader);
         if (q0 < 0)
-                return q0;
+                return q0 == -ENOMEM ? q0 : mkm_err_set(reterr, q0, "[Hooks] Copy=: %s", mkm_strerror(q0));
         for (size_t i = 0; i < r->n_copies; i++) {
                 const struct recipe_copy *c = &r->copies[i];
                 _cleanup_free_ char *item = NULL;

@@ -600,7 +600,7 @@ void recipe_errors_done(struct recipe_errors *errs) {
 }
 
 /* All errors into reterr, one a line (as much as fits), with the first error's code. That is
- * -MKM_E_IDENTITY wherever the reader's permissions could not be taken (fs_beside_refusal_code()):
+ * -MKM_E_IDENTITY wherever the reader's permissions could not be taken (fs_source_failure_code()):
  * they are taken first to open the top recipe file, and the load stops there (it is not soft). */
 static int errors_to_err(const struct recipe_errors *errs, struct mkm_err *reterr) {
         if (errs->n == 0)
@@ -694,7 +694,7 @@ static int do_include(struct loader *l, const struct where *w, const char *item)
         struct fs_reader rd;
         int q = recipe_reader(l->r, &rd);
         if (q < 0)
-                return q;
+                return q == -ENOMEM ? q : FAIL_CODE(w, q, "'%s': %s", shown, mkm_strerror(q));
         struct stat dst;
         _cleanup_close_ int fd = fs_open_beside(w->dir, path, false, &rd, &abs, &st, &dst);
         if (fd == -EXDEV)
@@ -703,9 +703,9 @@ static int do_include(struct loader *l, const struct where *w, const char *item)
         if (fd == -EBADFD)
                 return FAIL(w, "expected a recipe file (a regular file named *.recipe), got '%s'", shown);
         if (fs_beside_refusal(fd))
-                return FAIL_CODE(w, fs_beside_refusal_code(fd), "'%s' %s", shown, fs_beside_refusal(fd));
+                return FAIL_CODE(w, fs_source_failure_code(fd), "'%s' %s", shown, fs_beside_refusal(fd));
         if (fd < 0)
-                return FAIL(w, "cannot read '%s': %s", shown, mkm_strerror(fd));
+                return FAIL_CODE(w, fs_source_failure_code(fd), "cannot read '%s': %s", shown, mkm_strerror(fd));
         size_t alen = strlen(abs);
         if (alen <= 7 || strcmp(abs + alen - 7, ".recipe") != 0)
                 return FAIL(w, "expected a recipe file (a regular file named *.recipe), got '%s'", shown);
@@ -1717,7 +1717,7 @@ static int load_collect(struct mkm_ctx *ctx, const char *path, bool partial, str
                 _cleanup_free_ char *cwd = absolute && path[0] != '/' ? getcwd(NULL, 0) : NULL;
                 _cleanup_free_ char *shown = cwd ? resolve_path(cwd, path) : NULL;
                 const char *name = shown ? shown : path;
-                return errors_add(errs, fs_beside_refusal_code(q), name, 0, "cannot read recipe '%s': %s", name,
+                return errors_add(errs, fs_source_failure_code(q), name, 0, "cannot read recipe '%s': %s", name,
                                   why ? why : mkm_strerror(q));
         }
         struct loader l = { .ctx = ctx, .r = r, .allow_includes = true, .reterr = reterr };
@@ -1899,8 +1899,8 @@ static int check_copy_tree(const struct recipe *r, const char *path, int fd, str
         struct fs_reader rd;
         int q = recipe_reader(r, &rd);
         if (q < 0)
-                return q == -ENOMEM ? q : FAIL_KEY(errs, r, K_COPY, "'%s': cannot look up the recipe's reader: %s", path,
-                                                   mkm_strerror(q));
+                return q == -ENOMEM ? q : FAIL_KEY_CODE(errs, r, K_COPY, fs_source_failure_code(q), "'%s': %s", path,
+                                                        mkm_strerror(q));
         _cleanup_free_ char *where = NULL;
         const char *step = NULL;
         q = fs_judge_source_tree(fd, &rd, RECIPE_COPY_DEPTH_MAX, &where, &step);
@@ -1913,7 +1913,7 @@ static int check_copy_tree(const struct recipe *r, const char *path, int fd, str
         char words[PATH_MAX + 256];
         int code = fs_walk_refusal_words(q, step, what, source, RECIPE_COPY_DEPTH_MAX, words, sizeof words);
         if (code < 0)   /* the recipe's to mend, but for an identity this process cannot take */
-                return FAIL_KEY_CODE(errs, r, K_COPY, fs_beside_refusal_code(code), "%s", words);
+                return FAIL_KEY_CODE(errs, r, K_COPY, fs_source_failure_code(code), "%s", words);
         return FAIL_KEY(errs, r, K_COPY, "%s '%s': %s", step ? step : "cannot read", shown, mkm_strerror(q));
 }
 
@@ -1940,9 +1940,10 @@ static int check_beside(const struct recipe *r, enum key_id id, const char *path
                         return FAIL_KEY(errs, r, id, "'%s' is %s", path,
                                         allow_dir ? "neither a file nor a directory" : "not a regular file");
                 else if (fs_beside_refusal(fd))
-                        return FAIL_KEY_CODE(errs, r, id, fs_beside_refusal_code(fd), "'%s' %s", path, fs_beside_refusal(fd));
+                        return FAIL_KEY_CODE(errs, r, id, fs_source_failure_code(fd), "'%s' %s", path, fs_beside_refusal(fd));
                 else if (fd < 0)
-                        return FAIL_KEY(errs, r, id, "cannot read '%s': %s", path, mkm_strerror(fd));
+                        return FAIL_KEY_CODE(errs, r, id, fs_source_failure_code(fd), "cannot read '%s': %s", path,
+                                             mkm_strerror(fd));
         }
         if (k != 0)
                 return k < 0 ? k : 0;
@@ -1990,7 +1991,7 @@ int recipe_open_keyring_for_build(const struct recipe *r, bool file_only, struct
                                    file_only ? "not a regular file" : "neither a file nor a directory");
         }
         if (fs_beside_refusal(fd))
-                return mkm_err_set(reterr, fs_beside_refusal_code(fd), "%s[Bootstrap] Keyring=: '%s' %s", where, r->keyring,
+                return mkm_err_set(reterr, fs_source_failure_code(fd), "%s[Bootstrap] Keyring=: '%s' %s", where, r->keyring,
                                    fs_beside_refusal(fd));
         if (fd < 0)
                 return mkm_err_set(reterr, fd, "%s[Bootstrap] Keyring=: cannot read '%s': %s", where, r->keyring,

@@ -62,6 +62,8 @@ static const char *const domain_msgs[MKM_E_MAX - MKM_E_BASE] = {
         [MKM_E_IDENTITY - MKM_E_BASE] = "cannot take the recipe owner's permissions (needs CAP_SETUID and CAP_SETGID; in a user "
                                               "namespace, the owner's uid and groups mapped and setgroups allowed)",
         [MKM_E_BADDATA - MKM_E_BASE] = "malformed repository data",
+        [MKM_E_USERDB - MKM_E_BASE] = "cannot look up the recipe owner's groups in the user database (its entry "
+                                      "cannot be read, or is larger than 1 MiB)",
         [MKM_E_REFUSED - MKM_E_BASE] = "refused (--force overrides)",
 };
 

@@ -31,6 +31,7 @@ enum {
         MKM_E_REFUSED,          /* would replace or delete what --force must confirm (no state, running) */
         MKM_E_IDENTITY,         /* cannot take a recipe owner's file system identity (no CAP_SETUID/CAP_SETGID) */
         MKM_E_ANYONE_WRITES,    /* a source in (or is) a directory anyone can write: not taken as the recipe's */
+        MKM_E_USERDB,           /* the user database cannot tell a recipe owner's groups (NSS error, entry too large) */
         MKM_E_MAX,
 };
 

@@ -109,10 +109,17 @@ int fs_reader_for_uid(uid_t uid, struct fs_reader *ret) {
         if (uid == 0)
                 return 0;
         struct passwd pw, *found = NULL;
-        char buf[16384];
-        int e = getpwuid_r(uid, &pw, buf, sizeof buf, &found);
+        _cleanup_free_ char *buf = NULL;
+        int e = ERANGE;
+        /* an entry larger than the buffer is ERANGE: a larger one, up to a bound */
+        for (size_t size = 16384; e == ERANGE && size <= FS_PASSWD_ENTRY_MAX; size *= 2) {
+                free(buf);
+                if (!(buf = malloc(size)))
+                        return -ENOMEM;
+                e = getpwuid_r(uid, &pw, buf, size, &found);
+        }
         if (e != 0 && e != ENOENT && e != ESRCH)
-                return -e;
+                return -MKM_E_USERDB;
         if (!found)
                 return 0;       /* unknown: the overflow group, no others */
         ret->gid = pw.pw_gid;
@@ -200,8 +207,8 @@ const char *fs_beside_refusal(int r) {
         }
 }
 
-int fs_beside_refusal_code(int r) {
-        return r == -MKM_E_IDENTITY ? r : -MKM_E_RECIPE;
+int fs_source_failure_code(int r) {
+        return r == -MKM_E_IDENTITY || r == -MKM_E_USERDB ? r : -MKM_E_RECIPE;
 }
 
 int fs_open_entry_as(int dirfd, const char *name, const struct fs_reader *as, struct stat *ret_st, int *ret_fd,
@@ -355,7 +362,7 @@ int fs_walk_refusal_words(int q, const char *step, const char *what, const char 
         }
         if (fs_beside_refusal(q)) {
                 (void)snprintf(buf, size, "%s %s", what, fs_beside_refusal(q));
-                return fs_beside_refusal_code(q);
+                return fs_source_failure_code(q);
         }
         return 0;
 }

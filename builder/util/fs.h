@@ -35,7 +35,10 @@ struct fs_reader {
 };
 /* The identity of uid from the user database: its primary group and the groups it is a member of
  * (the first FS_READER_GROUPS_MAX: fewer groups can only read less). A uid the database does not
- * know reads with the overflow group (65534) and no others. */
+ * know reads with the overflow group (65534) and no others. A lookup that fails (an entry over
+ * FS_PASSWD_ENTRY_MAX bytes, an NSS module's error) is -MKM_E_USERDB, never a guess: the user's
+ * groups decide what the recipe's sources may be. */
+#define FS_PASSWD_ENTRY_MAX (1024 * 1024)
 int fs_reader_for_uid(uid_t uid, struct fs_reader *ret);
 
 /* Switch the calling thread's file system identity to rd (NULL, or uid 0, or a process that is
@@ -166,10 +169,11 @@ unsigned long fs_random_ulong(void);
  * daemon, a fanotify listener or seccomp, is told as "Operation not permitted"). */
 const char *fs_beside_refusal(int r);
 
-/* The code such a refusal is reported with where the source is the recipe's: -MKM_E_RECIPE (the
- * recipe's files must change), except -MKM_E_IDENTITY, kept: this process lacks the permissions
- * to read as the owner, which no change to the recipe mends (exit 1, not an invalid recipe's 2). */
-int fs_beside_refusal_code(int r);
+/* The code a failure to read a recipe's source (or the recipe) is reported with: -MKM_E_RECIPE (the
+ * recipe's files must change), except the host's own lacks, kept: -MKM_E_IDENTITY (this process
+ * cannot take the owner's permissions) and -MKM_E_USERDB (the owner's user database entry cannot
+ * be read), which no change to the recipe mends (exit 1, not an invalid recipe's 2). */
+int fs_source_failure_code(int r);
 
 #define FS_READER_REFUSED \
         "is not readable by the recipe's owner: sources are read with the permissions of the owner of the " \

@@ -172,6 +172,16 @@ done
 grep -qF '"exit":1' "$tmp/out" || { cat "$tmp/out"; fail "--json without CAP_SETGID: no \"exit\":1 in the error document"; }
 "$MKMACHINE" check "$tmp/tenant/t.recipe" >/dev/null 2>"$tmp/err" || { cat "$tmp/err"; fail "the tenant's recipe with every capability"; }
 ok "a recipe owner's permissions that cannot be taken: exit 1, said so (plain and --json)"
+# The owner's user database entry cannot be read (here: over 1 MiB, as an NSS module's error would
+# be): their groups are not guessed; exit 1, said so. In a mount namespace whose /etc/passwd is ours.
+cp /etc/passwd "$tmp/passwd"
+{ printf 'huge:x:4321:4321:'; head -c 1100000 /dev/zero | tr '\0' h; printf ':/nonexistent:/bin/sh\n'; } >>"$tmp/passwd"
+rc=0; unshare -m sh -c 'mount --make-rprivate / && mount --bind "$1" /etc/passwd && exec "$2" check "$3"' sh \
+  "$tmp/passwd" "$MKMACHINE" "$tmp/tenant/t.recipe" >/dev/null 2>"$tmp/err" || rc=$?
+[ $rc -eq 1 ] || { cat "$tmp/err"; fail "an owner whose user database entry cannot be read: exit $rc, want 1"; }
+grep -qF "cannot read recipe '$tmp/tenant/t.recipe': cannot look up the recipe owner's groups in the user database" "$tmp/err" \
+  || { cat "$tmp/err"; fail "an owner whose user database entry cannot be read: message"; }
+ok "a recipe owner whose user database entry cannot be read: exit 1, said so"
 # 5. Documentation coverage: every key the parser accepts has a "`Key=`" line in the reference.
 # The key table is read from the source, so a key added there without docs fails here.
 keys=$(sed -n '/^static const struct recipe_key keys\[\] = {/,/^};/p' builder/recipe.c \

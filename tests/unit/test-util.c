@@ -1056,6 +1056,44 @@ static void test_walk_refusal_words(void **state) {
         }
 }
 
+/* The reader's user database entry: one larger than a first buffer is read whole (the buffer
+ * grows), one over FS_PASSWD_ENTRY_MAX is -MKM_E_USERDB, never a guess. In a child with its own
+ * mount namespace, whose /etc/passwd is a file of the test's (the files NSS module reads it). */
+static void test_reader_user_database(void **state) {
+        (void)state;
+        char *dir = th_tmpdir_new("userdb");
+        char path[PATH_MAX];
+        snprintf(path, sizeof path, "%s/passwd", dir);
+        FILE *f = fopen(path, "we");
+        assert_non_null(f);
+        fprintf(f, "root:x:0:0:root:/root:/bin/sh\n");
+        fprintf(f, "big:x:4321:4444:");
+        for (int i = 0; i < 40000; i++)
+                fputc('g', f);
+        fprintf(f, ":/home/big:/bin/sh\n");
+        fprintf(f, "huge:x:4322:4444:");
+        for (int i = 0; i < FS_PASSWD_ENTRY_MAX + 1; i++)
+                fputc('h', f);
+        fprintf(f, ":/home/huge:/bin/sh\n");
+        assert_int_equal(fclose(f), 0);
+        struct th_child child;
+        if (th_child_start(&child) == 0) {
+                if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+                    mount(path, "/etc/passwd", NULL, MS_BIND, NULL) < 0)
+                        _exit(10);
+                struct fs_reader bigrd, hugerd;
+                int big = fs_reader_for_uid(4321, &bigrd);
+                int huge = fs_reader_for_uid(4322, &hugerd);
+                dprintf(child.fd, "40 kB: %d, gid %u; over 1 MiB: %d", big, (unsigned)bigrd.gid, huge);
+                _exit(big != 0 || bigrd.gid != 4444 ? 11 : huge != -MKM_E_USERDB ? 12 : 0);
+        }
+        char msg[256];
+        int status = th_child_wait(&child, msg, sizeof msg);
+        th_tmpdir_free(dir);
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+                fail_msg("user database entries of 40 kB and over 1 MiB: child status %#x, said '%s'", status, msg);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_strv),
@@ -1079,6 +1117,7 @@ int main(void) {
                 cmocka_unit_test(test_open_beside_hard_link),
                 cmocka_unit_test(test_reader),
                 cmocka_unit_test(test_reader_enter_fails),
+                cmocka_unit_test(test_reader_user_database),
                 cmocka_unit_test(test_mountinfo_fuse),
                 cmocka_unit_test(test_temporaries_beside_recipe),
                 cmocka_unit_test(test_path_join),
