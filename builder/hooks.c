@@ -956,10 +956,12 @@ static int copy_tree(const struct copy_op *op, int srcdirfd, int dfd, const char
         if (q >= 0 || q == -ENOMEM || by_visitor)
                 return q;
         /* what failed, inside the source: its path there, or the source itself */
-        char shown[PATH_MAX + 2] = "the source", words[PATH_MAX + 256];
-        if (strcmp(where, ".") != 0)
-                (void)snprintf(shown, sizeof shown, "'%s'", where);
-        int code = fs_walk_refusal_words(q, step, shown, "the source", RECIPE_COPY_DEPTH_MAX, words, sizeof words);
+        _cleanup_free_ char *shown = NULL, *words = NULL;
+        if (strcmp(where, ".") == 0 ? !(shown = strdup("the source")) : asprintf(&shown, "'%s'", where) < 0)
+                return -ENOMEM;
+        int code = fs_walk_refusal_words(q, step, shown, "the source", RECIPE_COPY_DEPTH_MAX, &words);
+        if (code == -ENOMEM)
+                return code;
         if (code < 0)
                 return mkm_err_set(op->reterr, code, "[Hooks] Copy=%s: %s", op->item, words);
         if (strcmp(where, ".") == 0 && step)    /* the source directory itself: its step names it */
@@ -1004,6 +1006,8 @@ static int open_source(const struct recipe *r, const char *path, const char *dir
 }
 
 int hooks_copy(struct mkm_ctx *ctx, const struct recipe *r, int rootfd, int64_t epoch, struct mkm_err *reterr) {
+        if (r->n_copies == 0)
+                return 0;       /* nothing read: the reader is not looked up */
         struct fs_reader reader;
         int q0 = recipe_reader(r, &reader);
         if (q0 < 0)

@@ -599,13 +599,28 @@ void recipe_errors_done(struct recipe_errors *errs) {
         *errs = (struct recipe_errors){};
 }
 
-/* All errors into reterr, one a line (as much as fits), with the first error's code. That is
- * -MKM_E_IDENTITY wherever the reader's permissions could not be taken (fs_source_failure_code()):
- * they are taken first to open the top recipe file, and the load stops there (it is not soft). */
+/* A recorded error: skip the assignment (or item) and go on. */
+static bool soft(int r) {
+        return r == -MKM_E_RECIPE || r == -MKM_E_PARSE;
+}
+
+/* The code of a list of errors: the first that is not the recipe's own, else the first error's.
+ * Those are the host's lacks that fs_source_failure_code() keeps (-MKM_E_IDENTITY,
+ * -MKM_E_USERDB): no change to the recipe mends them (exit 1), though recipe errors may come
+ * before them (a root's recipe with a bad key, then an include a tenant owns, read as the tenant);
+ * as they are not soft, the load stops at them. */
+static int errors_code(const struct recipe_errors *errs) {
+        for (size_t i = 0; i < errs->n; i++)
+                if (!soft(errs->e[i].code))
+                        return errs->e[i].code;
+        return errs->n > 0 ? errs->e[0].code : 0;
+}
+
+/* All errors into reterr, one a line (as much as fits), with their code (errors_code()). */
 static int errors_to_err(const struct recipe_errors *errs, struct mkm_err *reterr) {
         if (errs->n == 0)
                 return 0;
-        int code = errs->e[0].code;
+        int code = errors_code(errs);
         if (!reterr)
                 return code;
         size_t o = 0, cap = sizeof reterr->msg;
@@ -638,10 +653,6 @@ struct where {
                    (w)->section, (w)->key, ##__VA_ARGS__)
 #define FAIL(w, fmt, ...) FAIL_CODE(w, -MKM_E_RECIPE, fmt, ##__VA_ARGS__)
 
-/* A recorded error: skip the assignment (or item) and go on. */
-static bool soft(int r) {
-        return r == -MKM_E_RECIPE || r == -MKM_E_PARSE;
-}
 
 static int set_string(char **field, const char *value) {
         char *c = NULL;
@@ -1731,12 +1742,12 @@ static int load_collect(struct mkm_ctx *ctx, const char *path, bool partial, str
         if (k == -ENOMEM)
                 return mkm_err_set(reterr, k, "%s: out of memory", path);
         if (errs->n > 0 && !(partial && r->files[0] && (k >= 0 || soft(k))))
-                return errs->e[0].code;
+                return errors_code(errs);
         if (k < 0 && !soft(k))
                 return k;
         r->path = TAKE_PTR(abs);
         *ret = TAKE_PTR(r);
-        return errs->n > 0 ? errs->e[0].code : 0;
+        return errors_code(errs);
 }
 
 int recipe_load(struct mkm_ctx *ctx, const char *path, struct recipe **ret, struct mkm_err *reterr) {
@@ -1910,8 +1921,10 @@ static int check_copy_tree(const struct recipe *r, const char *path, int fd, str
         _cleanup_free_ char *what = NULL, *source = NULL;
         if (!shown || asprintf(&what, "'%s'", shown) < 0 || asprintf(&source, "'%s'", path) < 0)
                 return -ENOMEM;
-        char words[PATH_MAX + 256];
-        int code = fs_walk_refusal_words(q, step, what, source, RECIPE_COPY_DEPTH_MAX, words, sizeof words);
+        _cleanup_free_ char *words = NULL;
+        int code = fs_walk_refusal_words(q, step, what, source, RECIPE_COPY_DEPTH_MAX, &words);
+        if (code == -ENOMEM)
+                return code;
         if (code < 0)   /* the recipe's to mend, but for an identity this process cannot take */
                 return FAIL_KEY_CODE(errs, r, K_COPY, fs_source_failure_code(code), "%s", words);
         return FAIL_KEY(errs, r, K_COPY, "%s '%s': %s", step ? step : "cannot read", shown, mkm_strerror(q));

@@ -104,24 +104,34 @@ static int reopen_walked(int pfd, bool allow_dir, struct stat *ret_st) {
         return TAKE_FD(fd);
 }
 
-int fs_reader_for_uid(uid_t uid, struct fs_reader *ret) {
-        *ret = (struct fs_reader){ .uid = uid, .gid = 65534 };
-        if (uid == 0)
-                return 0;
-        struct passwd pw, *found = NULL;
+int fs_getpwuid(uid_t uid, struct passwd *ret_pw, char **ret_buf) {
         _cleanup_free_ char *buf = NULL;
+        struct passwd *found = NULL;
         int e = ERANGE;
         /* an entry larger than the buffer is ERANGE: a larger one, up to a bound */
         for (size_t size = 16384; e == ERANGE && size <= FS_PASSWD_ENTRY_MAX; size *= 2) {
                 free(buf);
                 if (!(buf = malloc(size)))
                         return -ENOMEM;
-                e = getpwuid_r(uid, &pw, buf, size, &found);
+                e = getpwuid_r(uid, ret_pw, buf, size, &found);
         }
         if (e != 0 && e != ENOENT && e != ESRCH)
                 return -MKM_E_USERDB;
         if (!found)
-                return 0;       /* unknown: the overflow group, no others */
+                return 0;
+        *ret_buf = TAKE_PTR(buf);
+        return 1;
+}
+
+int fs_reader_for_uid(uid_t uid, struct fs_reader *ret) {
+        *ret = (struct fs_reader){ .uid = uid, .gid = 65534 };
+        if (uid == 0)
+                return 0;
+        struct passwd pw;
+        _cleanup_free_ char *buf = NULL;
+        int e = fs_getpwuid(uid, &pw, &buf);
+        if (e <= 0)
+                return e;       /* 0, unknown: the overflow group, no others */
         ret->gid = pw.pw_gid;
         gid_t groups[NGROUPS_MAX_GUESS];
         int n = NGROUPS_MAX_GUESS;
@@ -346,25 +356,29 @@ int fs_walk_source_tree(int dirfd, const struct fs_reader *as, unsigned max_dept
 }
 
 int fs_walk_refusal_words(int q, const char *step, const char *what, const char *source, unsigned max_depth,
-                          char *buf, size_t size) {
+                          char **ret_words) {
+        int code, w;
+        *ret_words = NULL;
         if (q == -EBADFD) {
-                (void)snprintf(buf, size, "%s is a device, FIFO or socket; only files, directories and symlinks are copied",
-                               what);
-                return -MKM_E_RECIPE;
+                code = -MKM_E_RECIPE;
+                w = asprintf(ret_words, "%s is a device, FIFO or socket; only files, directories and symlinks are copied",
+                             what);
+        } else if (q == -ELOOP && !step) {      /* the walk's own depth, not an open that met a link */
+                code = -ELOOP;
+                w = asprintf(ret_words, "%s is deeper than %u levels", source, max_depth);
+        } else if (q == -EBUSY) {
+                code = -EBUSY;
+                w = asprintf(ret_words, "%s changed while it was read", what);
+        } else if (fs_beside_refusal(q)) {
+                code = fs_source_failure_code(q);
+                w = asprintf(ret_words, "%s %s", what, fs_beside_refusal(q));
+        } else
+                return 0;
+        if (w < 0) {
+                *ret_words = NULL;
+                return -ENOMEM;
         }
-        if (q == -ELOOP && !step) {     /* the walk's own depth, not an open that met a link */
-                (void)snprintf(buf, size, "%s is deeper than %u levels", source, max_depth);
-                return -ELOOP;
-        }
-        if (q == -EBUSY) {
-                (void)snprintf(buf, size, "%s changed while it was read", what);
-                return -EBUSY;
-        }
-        if (fs_beside_refusal(q)) {
-                (void)snprintf(buf, size, "%s %s", what, fs_beside_refusal(q));
-                return fs_source_failure_code(q);
-        }
-        return 0;
+        return code;
 }
 
 int fs_judge_source_tree(int dirfd, const struct fs_reader *as, unsigned max_depth, char **ret_where,

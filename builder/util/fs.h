@@ -33,11 +33,18 @@ struct fs_reader {
         int n_groups;
         gid_t groups[FS_READER_GROUPS_MAX];
 };
+/* uid's entry in the user database (getpwuid_r(3) with a buffer that grows to FS_PASSWD_ENTRY_MAX
+ * bytes; *ret_buf holds its strings, the caller frees it): 1, or 0 when the database does not
+ * know uid, -MKM_E_USERDB when the lookup fails (an entry larger than that, an NSS module's error). */
+struct passwd;
+int fs_getpwuid(uid_t uid, struct passwd *ret_pw, char **ret_buf);
+
 /* The identity of uid from the user database: its primary group and the groups it is a member of
  * (the first FS_READER_GROUPS_MAX: fewer groups can only read less). A uid the database does not
- * know reads with the overflow group (65534) and no others. A lookup that fails (an entry over
- * FS_PASSWD_ENTRY_MAX bytes, an NSS module's error) is -MKM_E_USERDB, never a guess: the user's
- * groups decide what the recipe's sources may be. */
+ * know reads with the overflow group (65534) and no others. A lookup of its passwd entry that
+ * fails (fs_getpwuid()) is -MKM_E_USERDB, never a guess at its primary group. (getgrouplist(3)
+ * cannot tell a failed group lookup from no groups: then the user reads with fewer groups, the
+ * safe side, and a source only they could read is refused as not readable.) */
 #define FS_PASSWD_ENTRY_MAX (1024 * 1024)
 int fs_reader_for_uid(uid_t uid, struct fs_reader *ret);
 
@@ -129,12 +136,13 @@ int fs_walk_source_tree(int dirfd, const struct fs_reader *as, unsigned max_dept
 /* The words for what fs_walk_source_tree() refused (q and step as it returned them, the visitor
  * not at fault), so that `check` and the copy say the same: about what (the failing entry as the
  * message names it, quoted, or the source itself), or for the walk's depth about source, into
- * buf. Returns the code to report: -MKM_E_RECIPE for what the source holds (a device, FIFO or
- * socket; what fs_beside_refusal() words, with its code), -ELOOP for the depth, -EBUSY for an entry
- * that changed while it was read; 0 when q is no refusal but a failure to read (an I/O error:
- * the caller says it with step and strerror). */
+ * *ret_words (allocated: a long path never cuts the reason off; the caller frees it). Returns the
+ * code to report: -MKM_E_RECIPE for what the source holds (a device, FIFO or socket; what
+ * fs_beside_refusal() words, with its code), -ELOOP for the depth, -EBUSY for an entry that
+ * changed while it was read; 0 (no words) when q is no refusal but a failure to read (an I/O
+ * error: the caller says it with step and strerror); -ENOMEM. */
 int fs_walk_refusal_words(int q, const char *step, const char *what, const char *source, unsigned max_depth,
-                          char *buf, size_t size);
+                          char **ret_words);
 
 /* fs_walk_source_tree() that only judges. */
 int fs_judge_source_tree(int dirfd, const struct fs_reader *as, unsigned max_depth, char **ret_where,

@@ -1048,12 +1048,21 @@ static void test_walk_refusal_words(void **state) {
                 { -EPERM, "cannot open the source", 0, "" },    /* an open's own EPERM: strerror's words */
         };
         for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
-                char buf[1024] = "";
-                int code = fs_walk_refusal_words(cases[i].q, cases[i].step, "'x/p'", "'x'", 256, buf, sizeof buf);
-                if (code != cases[i].code || strcmp(buf, cases[i].words) != 0)
-                        fail_msg("case %zu (%d): %d '%s', want %d '%s'", i, cases[i].q, code, buf, cases[i].code,
-                                 cases[i].words);
+                _cleanup_free_ char *words = NULL;
+                int code = fs_walk_refusal_words(cases[i].q, cases[i].step, "'x/p'", "'x'", 256, &words);
+                if (code != cases[i].code || strcmp(words ? words : "", cases[i].words) != 0 || (code == 0) != !words)
+                        fail_msg("case %zu (%d): %d '%s', want %d '%s'", i, cases[i].q, code, words ? words : "(none)",
+                                 cases[i].code, cases[i].words);
         }
+        /* a path longer than any buffer a message had: the reason still follows it, whole */
+        _cleanup_free_ char *deep = malloc(PATH_MAX * 2 + 3), *words = NULL;
+        assert_non_null(deep);
+        deep[0] = '\'';
+        memset(deep + 1, 'd', PATH_MAX * 2);
+        strcpy(deep + 1 + PATH_MAX * 2, "'");
+        assert_int_equal(fs_walk_refusal_words(-EBADFD, NULL, deep, "'x'", 256, &words), -MKM_E_RECIPE);
+        assert_int_equal(strlen(words), strlen(deep) + strlen(" is a device, FIFO or socket; only files, directories and symlinks are copied"));
+        assert_non_null(strstr(words, "' is a device, FIFO or socket; only files, directories and symlinks are copied"));
 }
 
 /* The reader's user database entry: one larger than a first buffer is read whole (the buffer
