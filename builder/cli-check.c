@@ -88,27 +88,27 @@ static int json_recipe(const struct recipe *r, struct json_object **ret) {
         return 0;
 }
 
-/* Whose permissions the files the recipe names are read with (recipe_reader()): the user's name,
- * or NULL when the user database does not know the uid. */
-static const char *reader_name(const struct recipe *r, char *buf, size_t size) {
-        struct passwd pw, *found = NULL;
-        if (getpwuid_r(r->reader_uid, &pw, buf, size, &found) != 0 || !found)
+/* Whose permissions the files the recipe names are read with (recipe_reader()): the user's name
+ * (the caller frees it), or NULL when the user database does not know the uid (or cannot be
+ * read: the load that read the recipe would have said so). */
+static char *reader_name(const struct recipe *r) {
+        struct passwd pw;
+        _cleanup_free_ char *buf = NULL;
+        if (fs_getpwuid(r->reader_uid, &pw, &buf) <= 0)
                 return NULL;
-        return found->pw_name;
+        return strdup(pw.pw_name);
 }
 
 static int json_reader(struct json_object *o, const struct recipe *r) {
-        char buf[16384];
+        _cleanup_free_ char *name = reader_name(r);
         struct json_object *e = cli_json_add_object(o, "reader");
-        if (!e || cli_json_add_int(e, "uid", (int64_t)r->reader_uid) < 0 ||
-            cli_json_add_string(e, "user", reader_name(r, buf, sizeof buf)) < 0)
+        if (!e || cli_json_add_int(e, "uid", (int64_t)r->reader_uid) < 0 || cli_json_add_string(e, "user", name) < 0)
                 return -ENOMEM;
         return 0;
 }
 
 static void print_reader(const struct recipe *r) {
-        char buf[16384];
-        const char *name = reader_name(r, buf, sizeof buf);
+        _cleanup_free_ char *name = reader_name(r);
         printf("#\n# The files it names (Include=, Keyring=, Copy=, RootAuthorizedKeys=, its lock) are read with\n"
                "# the permissions of %s%s(uid %u), %s\n",
                name ? name : "", name ? " " : "", (unsigned)r->reader_uid,

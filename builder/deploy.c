@@ -654,7 +654,7 @@ int deploy_remove(struct mkm_ctx *ctx, struct deploy *d, struct mkm_err *reterr)
         /* The state directory, its lock file included: we hold the lock until deploy_free. */
         _cleanup_close_ int sfd = open(d->state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         _cleanup_strv_free_ char **names = NULL;
-        r = sfd >= 0 ? fs_list_names(sfd, NULL, NULL, 0, &names) : 0;
+        r = sfd >= 0 ? fs_list_names(sfd, NULL, NULL, 0, &names) : errno == ENOENT ? 0 : negative_errno();
         if (r < 0)      /* said as it is, not as "Directory not empty" at the rmdir below */
                 return mkm_err_set(reterr, r, "cannot list %s: %s", d->state_dir, mkm_strerror(r));
         for (char **n = names; n && *n; n++)

@@ -260,7 +260,7 @@ static int open_keyring(struct backend *a, struct mkm_err *reterr) {
                 struct fs_reader rd;
                 q = recipe_reader(r, &rd);
                 if (q < 0)
-                        return q;
+                        return q == -ENOMEM ? q : mkm_err_set(reterr, q, "keyring %s: %s", path, mkm_strerror(q));
                 q = verify_keyring_new_cached_fd(a->b->ctx, fd, path, &rd, a->b->ctx->cache_dir, &a->keyring, reterr);
         } else
                 q = verify_keyring_new_cached(a->b->ctx, path, a->b->ctx->cache_dir, &a->keyring, reterr);

@@ -170,18 +170,41 @@ for args in "check" "check --json"; do
   grep -qF "cannot take the recipe owner's permissions (needs CAP_SETUID and CAP_SETGID" "$tmp/err" || { cat "$tmp/err"; fail "$args without CAP_SETGID: message"; }
 done
 grep -qF '"exit":1' "$tmp/out" || { cat "$tmp/out"; fail "--json without CAP_SETGID: no \"exit\":1 in the error document"; }
+# A root's recipe with an error of its own, then an include the tenant owns (which makes the
+# tenant the reader of what follows), then another include: the recipe's error is listed, and the
+# exit is still the host's 1.
+printf '[Machine]\nName=r\nBogusKey=1\nInclude=tenant/inc.recipe\nInclude=more.recipe\n' >"$tmp/root.recipe"
+printf '[Bootstrap]\nDistribution=debian\n' >"$tmp/tenant/inc.recipe"
+printf '[Bootstrap]\nPackages=systemd\n' >"$tmp/more.recipe"
+chown 4321:4321 "$tmp/tenant/inc.recipe"
+rc=0; setpriv --bounding-set -setgid --inh-caps -setgid "$MKMACHINE" check "$tmp/root.recipe" >/dev/null 2>"$tmp/err" || rc=$?
+[ $rc -eq 1 ] || { cat "$tmp/err"; fail "a recipe error, then an include read as its owner without CAP_SETGID: exit $rc, want 1"; }
+grep -qF "$tmp/root.recipe:3: [Machine] BogusKey=: unknown key" "$tmp/err" || { cat "$tmp/err"; fail "the recipe's own error, listed too"; }
+grep -qF "more.recipe' cannot be read as the recipe's owner: mkmachine cannot take their permissions" "$tmp/err" || { cat "$tmp/err"; fail "the include's identity failure"; }
 "$MKMACHINE" check "$tmp/tenant/t.recipe" >/dev/null 2>"$tmp/err" || { cat "$tmp/err"; fail "the tenant's recipe with every capability"; }
 ok "a recipe owner's permissions that cannot be taken: exit 1, said so (plain and --json)"
 # The owner's user database entry cannot be read (here: over 1 MiB, as an NSS module's error would
 # be): their groups are not guessed; exit 1, said so. In a mount namespace whose /etc/passwd is ours.
 cp /etc/passwd "$tmp/passwd"
+# (the large entry first: the files module reads the file in order, and an entry it cannot hold
+# fails the lookup of every user after it)
+{ printf 'bigtenant:x:4323:4323:'; head -c 40000 /dev/zero | tr '\0' g; printf ':/nonexistent:/bin/sh\n'; } >>"$tmp/passwd"
 { printf 'huge:x:4321:4321:'; head -c 1100000 /dev/zero | tr '\0' h; printf ':/nonexistent:/bin/sh\n'; } >>"$tmp/passwd"
 rc=0; unshare -m sh -c 'mount --make-rprivate / && mount --bind "$1" /etc/passwd && exec "$2" check "$3"' sh \
   "$tmp/passwd" "$MKMACHINE" "$tmp/tenant/t.recipe" >/dev/null 2>"$tmp/err" || rc=$?
 [ $rc -eq 1 ] || { cat "$tmp/err"; fail "an owner whose user database entry cannot be read: exit $rc, want 1"; }
 grep -qF "cannot read recipe '$tmp/tenant/t.recipe': cannot look up the recipe owner's groups in the user database" "$tmp/err" \
   || { cat "$tmp/err"; fail "an owner whose user database entry cannot be read: message"; }
-ok "a recipe owner whose user database entry cannot be read: exit 1, said so"
+# One whose entry is large (40 kB) is read whole: named in what check prints.
+mkdir "$tmp/big"
+cp recipes/minimal.recipe "$tmp/big/b.recipe"
+chown -R 4323:4323 "$tmp/big"
+rc=0; unshare -m sh -c 'mount --make-rprivate / && mount --bind "$1" /etc/passwd && exec "$2" check "$3"' sh \
+  "$tmp/passwd" "$MKMACHINE" "$tmp/big/b.recipe" >"$tmp/out" 2>"$tmp/err" || rc=$?
+[ $rc -eq 0 ] || { cat "$tmp/err"; fail "an owner with a 40 kB user database entry: exit $rc"; }
+grep -qF "# the permissions of bigtenant (uid 4323), the owner of its files." "$tmp/out" \
+  || { grep -F "permissions of" "$tmp/out"; fail "an owner with a 40 kB user database entry: not named"; }
+ok "a recipe owner whose user database entry cannot be read: exit 1, said so; a large one is read"
 # 5. Documentation coverage: every key the parser accepts has a "`Key=`" line in the reference.
 # The key table is read from the source, so a key added there without docs fails here.
 keys=$(sed -n '/^static const struct recipe_key keys\[\] = {/,/^};/p' builder/recipe.c \
