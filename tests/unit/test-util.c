@@ -1075,7 +1075,7 @@ static void test_reader_user_database(void **state) {
         snprintf(path, sizeof path, "%s/passwd", dir);
         FILE *f = fopen(path, "we");
         assert_non_null(f);
-        fprintf(f, "root:x:0:0:root:/root:/bin/sh\n");
+        fprintf(f, "root:x:0:0:root:/root:/bin/sh\nprobe:x:4320:4445::/:/bin/sh\n");
         fprintf(f, "big:x:4321:4444:");
         for (int i = 0; i < 40000; i++)
                 fputc('g', f);
@@ -1090,6 +1090,10 @@ static void test_reader_user_database(void **state) {
                 if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
                     mount(path, "/etc/passwd", NULL, MS_BIND, NULL) < 0)
                         _exit(10);
+                /* a user only our file has: else the lookups are answered elsewhere (nscd, sssd) */
+                struct fs_reader probe;
+                if (fs_reader_for_uid(4320, &probe) != 0 || probe.gid != 4445)
+                        _exit(77);
                 struct fs_reader bigrd, hugerd;
                 int big = fs_reader_for_uid(4321, &bigrd);
                 int huge = fs_reader_for_uid(4322, &hugerd);
@@ -1099,6 +1103,10 @@ static void test_reader_user_database(void **state) {
         char msg[256];
         int status = th_child_wait(&child, msg, sizeof msg);
         th_tmpdir_free(dir);
+        if (WIFEXITED(status) && WEXITSTATUS(status) == 77) {
+                print_message("skipped: the user database is not read from /etc/passwd here (nscd or sssd answers)\n");
+                skip();
+        }
         if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
                 fail_msg("user database entries of 40 kB and over 1 MiB: child status %#x, said '%s'", status, msg);
 }
