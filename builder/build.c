@@ -466,7 +466,16 @@ int build_machine_opts(struct mkm_ctx *ctx, const char *recipe_path, const struc
                 struct hooks_userns u = {};
                 struct mkm_err uerr = {};
                 (void)hooks_userns(r, &u, &uerr);       /* a bad value was refused when the recipe loaded */
-                q = sandbox_cache_new(hooks_sandbox_uid_base(r->name, u.shift ? u.base : 0), &own_sandbox);
+                uint32_t base = hooks_sandbox_uid_base(r->name, u.shift ? u.base : 0);
+                if (base == 0) {
+                        q = mkm_err_set(reterr, -EBUSY,
+                                        "no free UID range for the build's sandbox: the %d tried are the machine's "
+                                        "own, or a host user's or group's (or the user database cannot be read), or "
+                                        "a machine's on this host, or a running container's",
+                                        HOOKS_SANDBOX_SLOT_TRIES);
+                        goto out;
+                }
+                q = sandbox_cache_new(base, &own_sandbox);
                 if (q < 0)
                         goto out;
                 ctx->sandbox = own_sandbox;

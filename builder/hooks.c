@@ -146,13 +146,21 @@ bool hooks_sandbox_slot_taken(int hostfd, uint32_t base) {
         return privileges_uids_in_use(hostfd, base, HOOKS_USERNS_RANGE);
 }
 
-/* Whether a host user or group has the first or last ID of the slot, or a machine's settings on
- * this host claim any of its IDs, or a systemd-nspawn running here holds it (its lock file, as
- * nspawn's PrivateUsers=pick takes it). The sandbox runs on this host, whatever --host-root
- * says. */
+/* Whether the user or group database has id, or cannot say (a failed lookup is never taken for
+ * "no such ID": the slot could be someone's). */
+static bool id_known_or_unknowable(uint32_t id) {
+        struct passwd pw;
+        struct group gr;
+        _cleanup_free_ char *pbuf = NULL, *gbuf = NULL;
+        return fs_getpwuid((uid_t)id, &pw, &pbuf) != 0 || fs_getgrgid((gid_t)id, &gr, &gbuf) != 0;
+}
+
+/* Whether a host user or group has (or may have) the first or last ID of the slot, or a
+ * machine's settings on this host claim any of its IDs, or a systemd-nspawn running here holds it
+ * (its lock file, as nspawn's PrivateUsers=pick takes it). The sandbox runs on this host, whatever
+ * --host-root says. */
 static bool slot_taken_on_host(uint32_t base) {
-        if (getpwuid((uid_t)base) || getpwuid((uid_t)(base + HOOKS_USERNS_RANGE - 1)) || getgrgid((gid_t)base) ||
-            getgrgid((gid_t)(base + HOOKS_USERNS_RANGE - 1)))
+        if (id_known_or_unknowable(base) || id_known_or_unknowable(base + HOOKS_USERNS_RANGE - 1))
                 return true;
         _cleanup_close_ int rootfd = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         return rootfd >= 0 && hooks_sandbox_slot_taken(rootfd, base);
@@ -163,13 +171,14 @@ uint32_t hooks_sandbox_uid_base_with(const char *name, uint32_t avoid, bool (*ta
         _cleanup_free_ char *salted = NULL;
         uint32_t base = asprintf(&salted, "%s/mkmachine-build-sandbox", name) < 0 ? own : hooks_userns_pick(salted);
         /* Never the slot the machine itself may run in (pick, or its explicit base), nor one a host
-         * user, group or running container has: the next free slot, a bounded search. */
-        for (unsigned i = 0; i < 256; i++) {
+         * user, group or running container has: the next free slot, a bounded search; none free
+         * in it is 0, never a slot in use. */
+        for (unsigned i = 0; i < HOOKS_SANDBOX_SLOT_TRIES; i++) {
                 if (base != own && base != avoid && !(taken && taken(base)))
-                        break;
+                        return base;
                 base = base < HOOKS_USERNS_PICK_MAX ? base + HOOKS_USERNS_RANGE : HOOKS_USERNS_PICK_MIN;
         }
-        return base;
+        return 0;
 }
 
 uint32_t hooks_sandbox_uid_base(const char *name, uint32_t avoid) {

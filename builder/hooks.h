@@ -86,14 +86,17 @@ uint32_t hooks_userns_pick(const char *name);
  * By systemd's convention (UIDS-GIDS.md) no host user is given an ID in this range; a slot whose
  * first or last ID a host user or group has anyway (NSS), any ID of which a machine's settings on
  * the host claim (another machine's root must not be the sandbox's), or that a running
- * systemd-nspawn holds (/run/systemd/nspawn-uid/BASE), is passed over. Deterministic per name on a given host. */
+ * systemd-nspawn holds (/run/systemd/nspawn-uid/BASE), is passed over, and so is one whose ID the
+ * user database cannot be asked about (a failed lookup). Deterministic per name on a given host.
+ * 0 when none of HOOKS_SANDBOX_SLOT_TRIES slots is free. */
+#define HOOKS_SANDBOX_SLOT_TRIES 256
 uint32_t hooks_sandbox_uid_base(const char *name, uint32_t avoid);
 /* Do a machine's settings under the host root hostfd (/etc/systemd/nspawn, /run/systemd/nspawn) or
  * a running container's lock (/run/systemd/nspawn-uid) claim any ID of the slot at base? */
 bool hooks_sandbox_slot_taken(int hostfd, uint32_t base);
 /* The same with the host check given (tests): avoid is the machine's own explicit PrivateUsers=
  * base (0: none); a slot taken() says is in use, or avoid, or the name's pick slot, is passed
- * over for the next one (at most 256 tries). */
+ * over for the next one (at most HOOKS_SANDBOX_SLOT_TRIES tries; then 0). */
 uint32_t hooks_sandbox_uid_base_with(const char *name, uint32_t avoid, bool (*taken)(uint32_t base));
 
 /* Read [Exec] PrivateUsers= (the effective value). yes/no/identity/managed/booleans: no shift.

@@ -123,6 +123,24 @@ int fs_getpwuid(uid_t uid, struct passwd *ret_pw, char **ret_buf) {
         return 1;
 }
 
+int fs_getgrgid(gid_t gid, struct group *ret_gr, char **ret_buf) {
+        _cleanup_free_ char *buf = NULL;
+        struct group *found = NULL;
+        int e = ERANGE;
+        for (size_t size = 16384; e == ERANGE && size <= FS_PASSWD_ENTRY_MAX; size *= 2) {
+                free(buf);
+                if (!(buf = malloc(size)))
+                        return -ENOMEM;
+                e = getgrgid_r(gid, ret_gr, buf, size, &found);
+        }
+        if (e != 0 && e != ENOENT && e != ESRCH)
+                return -MKM_E_USERDB;
+        if (!found)
+                return 0;
+        *ret_buf = TAKE_PTR(buf);
+        return 1;
+}
+
 int fs_reader_for_uid(uid_t uid, struct fs_reader *ret) {
         *ret = (struct fs_reader){ .uid = uid, .gid = 65534 };
         if (uid == 0)

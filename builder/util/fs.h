@@ -38,6 +38,9 @@ struct fs_reader {
  * know uid, -MKM_E_USERDB when the lookup fails (an entry larger than that, an NSS module's error). */
 struct passwd;
 int fs_getpwuid(uid_t uid, struct passwd *ret_pw, char **ret_buf);
+/* The same for gid's entry in the group database. */
+struct group;
+int fs_getgrgid(gid_t gid, struct group *ret_gr, char **ret_buf);
 
 /* The identity of uid from the user database: its primary group and the groups it is a member of
  * (the first FS_READER_GROUPS_MAX: fewer groups can only read less). A uid the database does not

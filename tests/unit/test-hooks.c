@@ -812,6 +812,10 @@ static uint32_t taken_slot;
 static bool slot_is_taken(uint32_t base) {
         return base == taken_slot;
 }
+static bool every_slot_taken(uint32_t base) {
+        (void)base;
+        return true;
+}
 
 /* The build sandbox's range: a 64K slot of systemd's container range, the same for the same
  * name, never the machine's own PrivateUsers=pick slot, and spread over the range. */
@@ -839,11 +843,14 @@ static void test_sandbox_uid_base(void **state) {
         assert_int_not_equal(other, hooks_userns_pick("web"));
         taken_slot = first;
         assert_int_equal(hooks_sandbox_uid_base_with("web", 0, slot_is_taken), other);
+        /* none free among those tried: 0, never a slot in use (once, the last one tried) */
+        assert_int_equal(hooks_sandbox_uid_base_with("web", 0, every_slot_taken), 0);
 }
 
 /* In a child with a mount namespace of its own, /etc/FILE (passwd or group) gets one more line
  * (a user or group with id), bind-mounted over the host's; the child exits 0 when the sandbox
- * slot of name is no longer first. glibc's files backend reads the file on each lookup. */
+ * slot of name is no longer first. glibc's files backend reads the file on each lookup. id 0 in
+ * passwd: a line over FS_PASSWD_ENTRY_MAX bytes instead, and exit 0 when no slot is free. */
 static int slot_with_nss_entry(const char *file, uint32_t id, const char *name, uint32_t first) {
         pid_t pid = fork();
         if (pid < 0)
@@ -860,7 +867,13 @@ static int slot_with_nss_entry(const char *file, uint32_t id, const char *name, 
                 if (fs_read_file_follow_at(AT_FDCWD, src, 1u << 24, &text, &len) < 0 || !out)
                         _exit(2);
                 fwrite(text, 1, len, out);
-                if (strcmp(file, "passwd") == 0)
+                if (strcmp(file, "passwd") == 0 && id == 0) {   /* an entry no lookup can hold: every
+                                                                 * lookup that reads past it fails */
+                        fprintf(out, "mkmhuge:x:4399:4399:");
+                        for (int i = 0; i < FS_PASSWD_ENTRY_MAX + 1; i++)
+                                fputc('h', out);
+                        fprintf(out, ":/:/bin/false\n");
+                } else if (strcmp(file, "passwd") == 0)
                         fprintf(out, "mkmslot:x:%" PRIu32 ":%" PRIu32 "::/:/bin/false\n", id, id);
                 else
                         fprintf(out, "mkmslot:x:%" PRIu32 ":\n", id);
@@ -869,6 +882,8 @@ static int slot_with_nss_entry(const char *file, uint32_t id, const char *name, 
                 uint32_t b = hooks_sandbox_uid_base(name, 0);
                 (void)umount2(src, MNT_DETACH);
                 (void)fs_rm_rf_at(AT_FDCWD, tmp);
+                if (id == 0)    /* every lookup failed: no slot is free */
+                        _exit(b == 0 ? 0 : 1);
                 _exit(b != first && b % HOOKS_USERNS_RANGE == 0 ? 0 : 1);
         }
         int status = 0;
@@ -891,6 +906,9 @@ static void test_sandbox_uid_base_nss(void **state) {
         assert_int_equal(slot_with_nss_entry("group", first + HOOKS_USERNS_RANGE - 1, "web-nss-test", first), 0);
         /* and an entry outside the slot changes nothing */
         assert_int_equal(slot_with_nss_entry("passwd", first + HOOKS_USERNS_RANGE, "web-nss-test", first), 1);
+        /* a user database whose lookups fail (an entry too large to hold, after every user the host
+         * has) takes no slot for free: none is */
+        assert_int_equal(slot_with_nss_entry("passwd", 0, "web-nss-test", first), 0);
 }
 
 /* The host's own check: a slot a running systemd-nspawn holds (its lock file in
