@@ -211,32 +211,6 @@ static void test_listings_fail(void **state) {
                 }
         }
 
-        /* rm's removal of the state directory says that its listing failed, rather than take it
-         * for all there was and have rmdir call the directory "not empty". The failing listing
-         * is the lower layer of an overlay mounted over the state directory (rm writes its marker
-         * there first, into the upper layer). */
-        struct deploy *rd = NULL;
-        struct mkm_err rerr = {};
-        assert_int_equal(deploy_begin(&ctx, "m", &rd, &rerr), 0);
-        char opts[8192], sdir[4096];
-        snprintf(sdir, sizeof sdir, "%s/var/lib/mkmachine/m", host);
-        th_write_file(host, "ov/upper/.keep", "", 0644);
-        th_write_file(host, "ov/work/.keep", "", 0644);
-        snprintf(opts, sizeof opts, "lowerdir=%s,upperdir=%s/ov/upper,workdir=%s/ov/work", broken, host, host);
-        int ov = mount("overlay", sdir, "overlay", 0, opts);
-        int ov_errno = errno;
-        int rq = ov == 0 ? deploy_remove(&ctx, rd, &rerr) : 0;
-        if (ov == 0)
-                (void)umount2(sdir, MNT_DETACH);
-        deploy_free(rd);
-        char rwant[4096];
-        snprintf(rwant, sizeof rwant, "cannot list %s: Bad message", sdir);
-        if (ov != 0 || rq != -EBADMSG || strcmp(rerr.msg, rwant) != 0) {
-                th_broken_listing_done(host);
-                fail_msg("rm of a state directory that cannot be listed: overlay %s, %d, '%s'\nwant '%s'",
-                         ov == 0 ? "mounted" : strerror(ov_errno), rq, rerr.msg, rwant);
-        }
-
         /* The migration of a state from before generations reads gen/ whole, or not at all: a
          * generation missed could give the live tree the number of one that exists. */
         _cleanup_free_ char *old = th_tmpdir_new("state-old");
