@@ -104,41 +104,34 @@ static int reopen_walked(int pfd, bool allow_dir, struct stat *ret_st) {
         return TAKE_FD(fd);
 }
 
-int fs_getpwuid(uid_t uid, struct passwd *ret_pw, char **ret_buf) {
+/* getpwuid_r(3) (group false) or getgrgid_r(3) of id into *ret_entry, with a buffer that grows
+ * (an entry larger than it is ERANGE) up to FS_PASSWD_ENTRY_MAX: fs_getpwuid()'s contract. */
+static int db_lookup(bool group, unsigned id, void *ret_entry, char **ret_buf) {
         _cleanup_free_ char *buf = NULL;
-        struct passwd *found = NULL;
+        struct passwd *pw = NULL;
+        struct group *gr = NULL;
         int e = ERANGE;
-        /* an entry larger than the buffer is ERANGE: a larger one, up to a bound */
         for (size_t size = 16384; e == ERANGE && size <= FS_PASSWD_ENTRY_MAX; size *= 2) {
                 free(buf);
                 if (!(buf = malloc(size)))
                         return -ENOMEM;
-                e = getpwuid_r(uid, ret_pw, buf, size, &found);
+                e = group ? getgrgid_r((gid_t)id, ret_entry, buf, size, &gr)
+                          : getpwuid_r((uid_t)id, ret_entry, buf, size, &pw);
         }
         if (e != 0 && e != ENOENT && e != ESRCH)
                 return -MKM_E_USERDB;
-        if (!found)
+        if (!(group ? (void *)gr : (void *)pw))
                 return 0;
         *ret_buf = TAKE_PTR(buf);
         return 1;
 }
 
+int fs_getpwuid(uid_t uid, struct passwd *ret_pw, char **ret_buf) {
+        return db_lookup(false, uid, ret_pw, ret_buf);
+}
+
 int fs_getgrgid(gid_t gid, struct group *ret_gr, char **ret_buf) {
-        _cleanup_free_ char *buf = NULL;
-        struct group *found = NULL;
-        int e = ERANGE;
-        for (size_t size = 16384; e == ERANGE && size <= FS_PASSWD_ENTRY_MAX; size *= 2) {
-                free(buf);
-                if (!(buf = malloc(size)))
-                        return -ENOMEM;
-                e = getgrgid_r(gid, ret_gr, buf, size, &found);
-        }
-        if (e != 0 && e != ENOENT && e != ESRCH)
-                return -MKM_E_USERDB;
-        if (!found)
-                return 0;
-        *ret_buf = TAKE_PTR(buf);
-        return 1;
+        return db_lookup(true, gid, ret_gr, ret_buf);
 }
 
 int fs_reader_for_uid(uid_t uid, struct fs_reader *ret) {
