@@ -261,6 +261,18 @@ check "a lock with a foreign repository: exit status 1" test $? -eq 1
 check "a lock with a foreign repository: says which" contains "$WORK/r.log" "comes from repository '../../hostile', which is not in Repositories="
 unchanged "a lock with a foreign repository"
 
+# No UID range free for the build's sandbox (here: a user database whose every lookup fails, an
+# entry too large to read after the host's users, in a mount namespace whose /etc/passwd is the
+# test's): the build fails, saying so, rather than share a range someone may own.
+cp /etc/passwd "$WORK/passwd"
+{ printf 'mkmhuge:x:4399:4399:'; head -c 1100000 /dev/zero | tr '\0' h; printf ':/:/bin/false\n'; } >>"$WORK/passwd"
+( cd "$WORK" && unshare -m sh -c 'mount --make-rprivate / && mount --bind "$1" /etc/passwd && shift && exec "$@"' sh \
+    "$WORK/passwd" "$MKMACHINE" --host-root "$HOST" --cache-dir "$CACHE" t1.recipe ) >"$WORK/u.log" 2>&1
+check "no free UID range for the sandbox: exit status 1" test $? -eq 1
+check "no free UID range for the sandbox: says so" contains "$WORK/u.log" \
+  "no free UID range for the build's sandbox: the 256 tried are the machine's own, or a host user's or group's (or the user database cannot be read)"
+unchanged "no free UID range for the sandbox"
+
 # --- 5. an interrupted build leaves everything as it was --------------------------------------
 interrupt() {  # interrupt WHAT SIGNAL WHO(parent|worker)
   local what=$1 sig=$2 who=$3
